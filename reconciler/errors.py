@@ -1,0 +1,163 @@
+"""The one error root of the project, shared by every layer.
+
+Nothing here does I/O; every layer may import this module. HTTP status codes are
+mapped to classes in exactly one place: ``reconciler.provider.client``.
+
+    ReconcilerError
+     +-- ManifestError          bad manifests; ``.issues`` lists every ManifestIssue (file:line:col)
+     +-- PlanError              a plan cannot be built or a saved plan is stale/unusable
+     +-- ApplyError             some actions failed; ``.failures`` maps address -> message
+     +-- LockfileError          the lockfile does not parse or is from a newer version
+     +-- LockHeld               another apply holds the lock; ``.holder`` says who
+     +-- ProviderError          the provider said no, or could not be reached
+          +-- ProviderConnectionError   no HTTP response at all (after retries)
+          +-- AmbiguousWriteError       a non-idempotent write may or may not have happened
+          +-- BadRequestError           400
+          +-- AuthenticationError       401
+          +-- PermissionDeniedError     403
+          +-- NotFoundError             404
+          +-- ConflictError             409 (e.g. agent version precondition failed)
+          +-- RateLimitError            429 (``.retry_after`` seconds)
+          +-- ServerError               5xx
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class ReconcilerError(Exception):
+    """Root of every error the reconciler raises on purpose."""
+
+    exit_code: int = 1
+
+
+@dataclass(frozen=True)
+class ManifestIssue:
+    """One problem in one manifest, at one place."""
+
+    file: str
+    line: int
+    col: int
+    message: str
+    path: str = ""  # dotted field path inside the document, e.g. "spec.model"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}"
+        field = f" {self.path}:" if self.path else ""
+        return f"{where}:{field} {self.message}"
+
+
+class ManifestError(ReconcilerError):
+    """The manifests are invalid. ``issues`` holds every problem found, in file order."""
+
+    def __init__(self, issues: list[ManifestIssue] | ManifestIssue) -> None:
+        if isinstance(issues, ManifestIssue):
+            issues = [issues]
+        self.issues: list[ManifestIssue] = list(issues)
+        n = len(self.issues)
+        head = f"{n} error{'s' if n != 1 else ''} in manifests"
+        super().__init__(head + ":\n" + "\n".join(f"  {i}" for i in self.issues))
+
+
+class PlanError(ReconcilerError):
+    """A plan cannot be built, or a saved plan cannot be applied."""
+
+    def __init__(self, message: str, *, stale: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.stale: list[str] = list(stale or [])
+
+
+class ApplyError(ReconcilerError):
+    """Apply finished with failures. What succeeded is already in the lockfile."""
+
+    def __init__(self, message: str, *, failures: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.failures: dict[str, str] = dict(failures or {})
+
+
+class LockfileError(ReconcilerError):
+    """The lockfile cannot be read or written safely; it is left untouched."""
+
+
+class LockHeld(ReconcilerError):
+    """Another process holds the apply lock."""
+
+    def __init__(self, message: str, *, holder: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.holder: dict[str, Any] = dict(holder or {})
+
+
+class ProviderError(ReconcilerError):
+    """The provider rejected a request or could not be reached.
+
+    Attributes:
+        status: HTTP status, or None when no response arrived.
+        error_type: the envelope's ``error.type`` (e.g. ``not_found_error``).
+        error_code: the envelope's ``error.details.error_code`` when present.
+        request_id: the ``request-id`` header / envelope field, for support tickets.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_type: str | None = None,
+        error_code: str | None = None,
+        request_id: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.error_type = error_type
+        self.error_code = error_code
+        self.request_id = request_id
+        self.method = method
+        self.path = path
+
+
+class ProviderConnectionError(ProviderError):
+    """No HTTP response was received (connect failure, timeout, dropped connection)."""
+
+
+class AmbiguousWriteError(ProviderError):
+    """A non-idempotent write failed in a way that it may have been applied anyway.
+
+    The caller must look the resource up (e.g. by ownership metadata) before retrying.
+    """
+
+
+class BadRequestError(ProviderError):
+    """400: the request is invalid."""
+
+
+class AuthenticationError(ProviderError):
+    """401: the API key is missing or wrong."""
+
+
+class PermissionDeniedError(ProviderError):
+    """403: the key may not do this."""
+
+
+class NotFoundError(ProviderError):
+    """404: no such resource."""
+
+
+class ConflictError(ProviderError):
+    """409: a precondition failed (stale agent version, duplicate name or key)."""
+
+
+class RateLimitError(ProviderError):
+    """429: too many requests; ``retry_after`` is in seconds when the server said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class ServerError(ProviderError):
+    """5xx: the provider failed."""
