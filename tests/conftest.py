@@ -1,0 +1,48 @@
+"""Shared fixtures: the local provider in-process and over loopback TCP.
+
+Every test runs against the real local provider; nothing mocks the HTTP layer.
+Coroutine tests run on asyncio through anyio's pytest plugin (no marker needed).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fn = getattr(item, "function", None)
+        if fn is not None and inspect.iscoroutinefunction(fn):
+            item.add_marker(pytest.mark.anyio)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def provider_db(tmp_path: Path) -> Path:
+    return tmp_path / "provider.db"
+
+
+@pytest.fixture
+async def client(provider_db: Path) -> AsyncIterator[object]:
+    """A ProviderClient over the local provider, in-process (ASGI transport)."""
+    from reconciler.provider import embedded_client
+
+    async with embedded_client(provider_db) as c:
+        yield c
+
+
+@pytest.fixture
+def tcp_provider(provider_db: Path) -> Iterator[str]:
+    """The local provider served by uvicorn on 127.0.0.1 at a random port; yields its URL."""
+    from reconciler.provider.local import BackgroundServer, create_app
+
+    with BackgroundServer(create_app(provider_db)) as server:
+        yield server.url
