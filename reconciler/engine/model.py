@@ -1,0 +1,286 @@
+"""The plan as plain, frozen data: actions, field changes, pin moves, blast radius.
+
+Building, rendering and executing a plan all speak this vocabulary; nothing here does I/O
+or decides what should change (that is ``planner``). Every model is a frozen pydantic model
+with ``extra="forbid"`` so a saved plan (``plan --out``) round-trips exactly through JSON.
+
+References inside action bodies are placeholders resolved at apply time, because an id or
+an agent version may only exist once an earlier action of the same apply has run:
+
+    {"$ref": "environment.python-data"}                 -> the remote id
+    {"$pin": "agent.reviewer", "version": 5}            -> {"type": "agent", "id": ..., "version": 5}
+    {"$pin": "agent.reviewer", "version": None}         -> ... "version": <latest after apply>
+    {"$secret": "auth.token"}                           -> the secret value, read at apply time
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Kind = Literal["agent", "environment", "vault", "credential", "deployment"]
+
+#: Kinds in dependency order: a kind only references kinds before it.
+KIND_ORDER: tuple[Kind, ...] = ("environment", "vault", "credential", "agent", "deployment")
+
+#: Manifest ``kind:`` to address prefix.
+MANIFEST_KINDS: dict[str, Kind] = {
+    "Agent": "agent",
+    "Environment": "environment",
+    "Vault": "vault",
+    "Deployment": "deployment",
+}
+
+#: Kinds the provider can delete (the rest can only be archived).
+DELETABLE_KINDS: frozenset[str] = frozenset({"environment", "vault", "credential"})
+
+OWNER_KEY = "managed-by"
+OWNER_VALUE = "reconciler"
+PROJECT_KEY = "reconciler-project"
+ADDRESS_KEY = "reconciler-address"
+RESERVED_METADATA_KEYS: frozenset[str] = frozenset({OWNER_KEY, PROJECT_KEY, ADDRESS_KEY})
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FieldChange(Frozen):
+    """One difference at one path. ``path`` is dotted with ``[i]``/``[key]`` for items.
+
+    Example: ``FieldChange(op="change", path="model.id", old="claude-sonnet-4-5",
+    new="claude-sonnet-4-6")``. ``sensitive`` values are never stored: old/new are None.
+    """
+
+    op: Literal["add", "remove", "change"]
+    path: str
+    old: Any = None
+    new: Any = None
+    sensitive: bool = False
+
+
+class Target(Frozen):
+    """What the lockfile records for an address once its action succeeds."""
+
+    spec_digest: str
+    protect: bool = False
+    remote_name: str | None = None
+    secret_fingerprints: dict[str, str] = Field(default_factory=dict)
+    #: agent address -> pinned version, or None to follow latest (resolved at apply)
+    pins: dict[str, int | None] = Field(default_factory=dict)
+
+
+class _Action(Frozen):
+    address: str
+    kind: Kind
+    reason: str
+    #: addresses whose actions must finish first (references, parent vault)
+    depends_on: tuple[str, ...] = ()
+    #: address of the parent (a credential's vault), resolved to ``parent_id`` at apply
+    parent: str | None = None
+    parent_id: str | None = None
+
+
+class Create(_Action):
+    type: Literal["create"] = "create"
+    body: dict[str, Any]
+    target: Target
+
+
+class Update(_Action):
+    type: Literal["update"] = "update"
+    remote_id: str
+    changes: tuple[FieldChange, ...]
+    #: the update request: only changed top-level fields (metadata as a patch)
+    body: dict[str, Any]
+    target: Target
+    #: agents: live version (sent as the precondition) and the version it will become
+    from_version: int | None = None
+    to_version: int | None = None
+    #: what kind of change, for reviewers: "model", "system", "tools", "metadata", ...
+    labels: tuple[str, ...] = ()
+    #: live agent version or updated_at the plan was made from (saved-plan staleness check)
+    live_marker: str | None = None
+
+
+class Replace(_Action):
+    """Immutable field changed: archive (credentials: delete) the old one, then create."""
+
+    type: Literal["replace"] = "replace"
+    remote_id: str
+    changes: tuple[FieldChange, ...]
+    body: dict[str, Any]
+    target: Target
+    live_marker: str | None = None
+
+
+class Archive(_Action):
+    type: Literal["archive"] = "archive"
+    remote_id: str
+    live_marker: str | None = None
+
+
+class Delete(_Action):
+    type: Literal["delete"] = "delete"
+    remote_id: str
+    live_marker: str | None = None
+
+
+class NoOp(_Action):
+    """Nothing to send; apply still records ``target`` (e.g. adopted after a lost lockfile)."""
+
+    type: Literal["noop"] = "noop"
+    remote_id: str
+    target: Target | None = None
+    version: int | None = None
+    live_marker: str | None = None
+
+
+Action = Annotated[Create | Update | Replace | Archive | Delete | NoOp, Field(discriminator="type")]
+CHANGE_TYPES: frozenset[str] = frozenset({"create", "update", "replace", "archive", "delete"})
+
+
+class PinMove(Frozen):
+    """A deployment's agent version changes: ``reviewer@4 -> reviewer@5``."""
+
+    deployment: str
+    agent: str
+    old: int | None
+    new: int | None  # None: follows latest, concrete number known only at apply
+    follows_latest: bool
+
+
+class Impact(Frozen):
+    """A deployment that uses a changed or archived resource."""
+
+    deployment: str
+    #: True: follows ``latest`` (affected by this apply); False: pinned, not affected yet
+    follows_latest: bool
+    pinned_version: int | None = None
+
+
+class BlastRadius(Frozen):
+    address: str
+    deployments: tuple[Impact, ...]
+
+
+class Note(Frozen):
+    """Something the plan left alone on purpose, and how to act on it."""
+
+    address: str
+    kind: Kind
+    remote_id: str | None = None
+    message: str
+
+
+class PlanSummary(Frozen):
+    create: int = 0
+    update: int = 0
+    replace: int = 0
+    archive: int = 0
+    delete: int = 0
+    noop: int = 0
+
+    def __str__(self) -> str:
+        parts = [f"{self.create} to create", f"{self.update} to update"]
+        if self.replace:
+            parts.append(f"{self.replace} to replace")
+        parts.append(f"{self.archive} to archive")
+        if self.delete:
+            parts.append(f"{self.delete} to delete")
+        return "Plan: " + ", ".join(parts) + "."
+
+
+class Plan(Frozen):
+    """What apply would do, and why. Pure data: render it or execute it."""
+
+    format_version: int = 1
+    project: str = "default"
+    #: lockfile the plan was made from (saved plans refuse to apply to another lineage)
+    lineage: str | None = None
+    serial: int = 0
+    prune: bool = False
+    targets: tuple[str, ...] = ()
+    actions: tuple[Action, ...] = ()
+    pin_moves: tuple[PinMove, ...] = ()
+    blast_radius: tuple[BlastRadius, ...] = ()
+    notes: tuple[Note, ...] = ()
+
+    @property
+    def changes(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.type in CHANGE_TYPES)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes) or any(m.old != m.new for m in self.pin_moves)
+
+    @property
+    def summary(self) -> PlanSummary:
+        counts: dict[str, int] = {}
+        for a in self.actions:
+            counts[a.type] = counts.get(a.type, 0) + 1
+        return PlanSummary(**counts)
+
+    def action(self, address: str) -> Action | None:
+        for a in self.actions:
+            if a.address == address:
+                return a
+        return None
+
+
+def address_of(kind: str, name: str) -> str:
+    """``address_of("agent", "coder") == "agent.coder"``."""
+    return f"{kind}.{name}"
+
+
+def kind_of(address: str) -> Kind:
+    """The kind of an address; credentials are ``vault.V.credential.C``."""
+    parts = address.split(".")
+    if len(parts) >= 4 and parts[0] == "vault" and parts[-2] == "credential":
+        return "credential"
+    kind = parts[0]
+    if kind not in ("agent", "environment", "vault", "deployment"):
+        raise ValueError(f"not an address: {address!r}")
+    return kind  # type: ignore[return-value]
+
+
+DriftType = Literal["changed", "archived", "deleted", "pin", "unmanaged"]
+
+
+class DriftItem(Frozen):
+    """One way the live system differs from what git and the lockfile say.
+
+    - ``changed``: edited out of band (``changes`` lists fields; for agents ``version`` is the
+      live version that introduced it and ``changed_at`` when);
+    - ``archived`` / ``deleted``: archived or gone behind our back;
+    - ``pin``: a deployment no longer runs the agent version the lockfile pinned;
+    - ``unmanaged``: live, not archived, and owned by no manifest of this project.
+    """
+
+    type: DriftType
+    address: str | None
+    kind: Kind
+    remote_id: str | None = None
+    remote_name: str | None = None
+    message: str
+    changes: tuple[FieldChange, ...] = ()
+    version: int | None = None
+    changed_at: str | None = None
+
+
+class DriftReport(Frozen):
+    format_version: int = 1
+    project: str = "default"
+    items: tuple[DriftItem, ...] = ()
+
+    @property
+    def has_drift(self) -> bool:
+        return bool(self.items)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for i in self.items:
+            out[i.type] = out.get(i.type, 0) + 1
+        return out
