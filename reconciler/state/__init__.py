@@ -1,1 +1,73 @@
-"""Placeholder; see docs/architecture.md."""
+"""State: the lockfile (read, atomic write), the apply lock, and secret fingerprints.
+
+Layer 4: imports only the standard library, pydantic and ``reconciler.errors``.
+
+    model.py      Lockfile, LockEntry, PendingIntent (frozen data) and queries over them
+    lockfile.py   read_lockfile / write_lockfile: atomic, versioned, never overwrites garbage
+    store.py      StateStore: the current lockfile of a run, committed after every action
+    lock.py       ApplyLock / unlock: one apply per lockfile, with heartbeat and takeover
+    digest.py     spec_digest and fingerprint_secret (salted scrypt; never the value)
+
+Files beside the lockfile ``PATH`` (default ``state/reconciler.lock``): ``PATH.backup`` (the
+previous version), ``PATH.lock`` (the apply lock while held), ``PATH.guard`` (an empty flock
+file) and, only after a crash, ``PATH.tmp-*``. All but ``PATH`` belong in ``.gitignore``
+(pattern ``PATH.*``).
+"""
+
+from __future__ import annotations
+
+from reconciler.state.digest import (
+    canonical_json,
+    fingerprint_matches,
+    fingerprint_secret,
+    new_salt,
+    spec_digest,
+)
+from reconciler.state.lock import ApplyLock, LockInfo, lock_path, read_lock, unlock
+from reconciler.state.lockfile import (
+    LockfileEncoder,
+    backup_path,
+    read_lockfile,
+    remove_stale_temp_files,
+    write_lockfile,
+)
+from reconciler.state.model import (
+    LOCKFILE_VERSION,
+    LockEntry,
+    Lockfile,
+    PendingIntent,
+    check_address,
+    list_entries,
+    new_lockfile,
+    show_entry,
+    utc_timestamp,
+)
+from reconciler.state.store import StateStore
+
+__all__ = [
+    "LOCKFILE_VERSION",
+    "ApplyLock",
+    "LockEntry",
+    "LockInfo",
+    "Lockfile",
+    "LockfileEncoder",
+    "PendingIntent",
+    "StateStore",
+    "backup_path",
+    "canonical_json",
+    "check_address",
+    "fingerprint_matches",
+    "fingerprint_secret",
+    "list_entries",
+    "lock_path",
+    "new_lockfile",
+    "new_salt",
+    "read_lock",
+    "read_lockfile",
+    "remove_stale_temp_files",
+    "show_entry",
+    "spec_digest",
+    "unlock",
+    "utc_timestamp",
+    "write_lockfile",
+]

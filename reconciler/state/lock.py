@@ -1,0 +1,391 @@
+"""The apply lock: at most one apply (or state edit) per lockfile at a time.
+
+One job: make sure two processes never write the same lockfile at once, and say who holds it
+when they try. It does not read or write the lockfile itself.
+
+Files next to the lockfile ``PATH`` (git-ignore them with ``PATH.*``):
+
+    PATH.lock     the lock: JSON {id, pid, host, user, started_at, heartbeat_at, operation};
+                  it exists exactly while someone holds the lock
+    PATH.guard    an empty file, never deleted, ``flock``-ed for the few microseconds it takes
+                  to create, check, take over, refresh or remove ``PATH.lock``. The kernel
+                  drops the flock when its process dies, so a crash never leaves it held.
+
+Every change to ``PATH.lock`` happens under the guard, so two processes that both find a
+stale lock cannot both take it over, and a release never deletes a lock someone else just
+took. The holder rewrites ``heartbeat_at`` every ``heartbeat_interval`` seconds from a daemon
+thread. A lock is stale, and is taken over with a warning on the ``reconciler.state`` logger,
+when its process is gone (same host, ``os.kill(pid, 0)`` fails) or its heartbeat is older
+than ``stale_after`` seconds (any host). Otherwise ``acquire`` fails at once with ``LockHeld``.
+POSIX only (``fcntl.flock``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from reconciler.errors import LockfileError, LockHeld
+
+logger = logging.getLogger("reconciler.state")
+
+LOCK_SUFFIX = ".lock"
+GUARD_SUFFIX = ".guard"
+
+#: How long to wait for the guard: it is held for microseconds, so this only trips when the
+#: folder is unusable or a process is frozen (SIGSTOP) in the middle of a lock change.
+_GUARD_TIMEOUT = 0.5
+
+
+class LockInfo(BaseModel):
+    """Who holds the apply lock: the content of ``PATH.lock``.
+
+    Unknown keys are ignored (not forbidden) so that a lock written by a newer reconciler
+    still names its holder instead of looking unreadable.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+    pid: int
+    host: str
+    user: str
+    started_at: str
+    heartbeat_at: str
+    operation: str = "apply"
+
+    def describe(self) -> str:
+        """E.g. ``apply 3f2a9c1e (pid 4242 on host ci-7, user alice, since 2026-05-01T12:00:01.000Z)``."""
+        return (
+            f"{self.operation} {self.id} (pid {self.pid} on host {self.host}, "
+            f"user {self.user}, since {self.started_at})"
+        )
+
+
+def lock_path(lockfile_path: str | os.PathLike[str]) -> Path:
+    """Where the apply lock of the lockfile at ``lockfile_path`` lives: ``PATH.lock``."""
+    path = Path(lockfile_path)
+    return path.with_name(path.name + LOCK_SUFFIX)
+
+
+def read_lock(lockfile_path: str | os.PathLike[str]) -> LockInfo | None:
+    """The current holder of the apply lock, or None when it is free or unreadable."""
+    return _observe(lock_path(lockfile_path)).info
+
+
+class ApplyLock:
+    """The apply lock of one lockfile, held by this process.
+
+    Example::
+
+        with ApplyLock("state/reconciler.lock") as lock:   # raises LockHeld if taken
+            ...                                             # lock.info.id names it
+
+    Args:
+        lockfile_path: the lockfile (the lock is ``PATH.lock`` beside it).
+        stale_after: seconds without a heartbeat after which any host may take the lock over.
+        heartbeat_interval: seconds between heartbeats; must be below ``stale_after``.
+    """
+
+    def __init__(
+        self,
+        lockfile_path: str | os.PathLike[str],
+        *,
+        stale_after: float = 30.0,
+        heartbeat_interval: float = 5.0,
+    ) -> None:
+        if not 0 < heartbeat_interval < stale_after:
+            raise ValueError("need 0 < heartbeat_interval < stale_after")
+        self.lockfile_path = Path(lockfile_path)
+        self.path = lock_path(self.lockfile_path)
+        self.stale_after = stale_after
+        self.heartbeat_interval = heartbeat_interval
+        #: True once the heartbeat found the lock taken over or cleared while held.
+        self.lost = False
+        self._info: LockInfo | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def info(self) -> LockInfo | None:
+        """This process's lock while held, else None."""
+        return self._info
+
+    @property
+    def held(self) -> bool:
+        """True while acquired and not lost to a takeover or ``unlock``."""
+        return self._info is not None and not self.lost
+
+    def acquire(self, operation: str = "apply") -> LockInfo:
+        """Take the lock, or fail at once naming the holder.
+
+        Args:
+            operation: what the holder does, shown to whoever is refused (``apply``,
+                ``state rm``, ...).
+
+        Returns:
+            The lock now held (its ``id`` is what ``reconciler unlock`` takes).
+
+        Raises:
+            LockHeld: a live process holds the lock; ``.holder`` is its ``LockInfo`` as a dict.
+            RuntimeError: this object already holds the lock.
+        """
+        if self._info is not None:
+            raise RuntimeError(f"{self.lockfile_path}: this ApplyLock is already held")
+        now = _now()
+        info = LockInfo(
+            id=uuid.uuid4().hex[:8],
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            user=_user(),
+            started_at=now,
+            heartbeat_at=now,
+            operation=operation,
+        )
+        with _guard(self.lockfile_path, _GUARD_TIMEOUT):
+            seen = _observe(self.path)
+            if seen.exists:
+                reason = self._stale_reason(seen)
+                if reason is None:
+                    raise LockHeld(self._held_message(seen), holder=_holder(seen))
+                what = seen.info.describe() if seen.info else f"lock file {self.path}"
+                logger.warning("%s: took over stale lock %s: %s", self.lockfile_path, what, reason)
+            _write_lock(self.path, info)
+        self._info, self.lost = info, False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, args=(info, self._stop), name=f"apply-lock-{info.id}", daemon=True
+        )
+        self._thread.start()
+        return info
+
+    def release(self) -> None:
+        """Stop the heartbeat and remove the lock if it is still ours (no-op if not held)."""
+        info = self._info
+        if info is None:
+            return
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        self._thread = None
+        try:
+            with _guard(self.lockfile_path, 5.0):
+                seen = _observe(self.path)
+                if seen.info is not None and seen.info.id == info.id:
+                    os.unlink(self.path)
+                else:
+                    now_held = seen.info.describe() if seen.info else "nobody"
+                    logger.warning(
+                        "%s: lock %s was taken over or cleared while held (now: %s); left it alone",
+                        self.lockfile_path,
+                        info.id,
+                        now_held,
+                    )
+        finally:
+            self._info = None
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def _stale_reason(self, seen: _Seen) -> str | None:
+        """Why the lock ``seen`` may be taken over, or None if its holder may be alive."""
+        now = time.time()
+        if seen.info is None:
+            age = now - (seen.mtime or now)
+            return f"unreadable and {age:.0f}s old" if age > self.stale_after else None
+        info = seen.info
+        if info.host == socket.gethostname() and not _pid_alive(info.pid):
+            return f"process {info.pid} is gone"
+        beat = _parse_time(info.heartbeat_at)
+        if beat is None:
+            beat = seen.mtime or now
+        if now - beat > self.stale_after:
+            return f"no heartbeat for {now - beat:.0f}s (stale after {self.stale_after:g}s)"
+        return None
+
+    def _held_message(self, seen: _Seen) -> str:
+        if seen.info is None:
+            return (
+                f"{self.lockfile_path} is locked, but the lock file {self.path} is unreadable "
+                f"(it counts as stale after {self.stale_after:g}s); wait, or delete it if no "
+                "apply is running"
+            )
+        return (
+            f"{self.lockfile_path} is locked by {seen.info.describe()}; wait for it or run "
+            f"`reconciler unlock {seen.info.id}` if it is stale"
+        )
+
+    def _beat(self, info: LockInfo, stop: threading.Event) -> None:
+        """Heartbeat thread: refresh ``heartbeat_at`` until stopped or the lock is lost."""
+        while not stop.wait(self.heartbeat_interval):
+            try:
+                with _guard(self.lockfile_path, 1.0):
+                    seen = _observe(self.path)
+                    if seen.info is None or seen.info.id != info.id:
+                        self.lost = True
+                        now_held = seen.info.describe() if seen.info else "nobody"
+                        logger.error(
+                            "%s: lost the apply lock %s (now held by %s)",
+                            self.lockfile_path,
+                            info.id,
+                            now_held,
+                        )
+                        return
+                    _write_lock(self.path, seen.info.model_copy(update={"heartbeat_at": _now()}))
+            except (OSError, LockHeld) as e:  # a passing I/O error must not end the heartbeat
+                logger.warning(
+                    "%s: heartbeat of lock %s failed: %s", self.lockfile_path, info.id, e
+                )
+
+
+def unlock(lockfile_path: str | os.PathLike[str], lock_id: str) -> LockInfo:
+    """Remove the apply lock by hand (``reconciler unlock LOCK_ID``), if ``lock_id`` is it.
+
+    Returns:
+        The lock that was removed.
+
+    Raises:
+        LockfileError: no lock is held, it is unreadable, or its id is not ``lock_id``.
+    """
+    path = lock_path(lockfile_path)
+    with _guard(Path(lockfile_path), 5.0):
+        seen = _observe(path)
+        if not seen.exists:
+            raise LockfileError(f"{lockfile_path} is not locked: no lock is held")
+        if seen.info is None:
+            raise LockfileError(
+                f"{lockfile_path}: the lock file {path} is unreadable; delete it by hand if no "
+                "apply is running"
+            )
+        if seen.info.id != lock_id:
+            raise LockfileError(
+                f"{lockfile_path}: no lock with id {lock_id}; the current lock is "
+                f"{seen.info.describe()}"
+            )
+        os.unlink(path)
+        return seen.info
+
+
+# -- internals -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What ``PATH.lock`` looked like: absent, a parsed lock, or unreadable (info None)."""
+
+    exists: bool
+    info: LockInfo | None = None
+    mtime: float | None = None
+
+
+def _observe(path: Path) -> _Seen:
+    try:
+        with open(path, "rb") as f:
+            mtime = os.fstat(f.fileno()).st_mtime
+            raw = f.read()
+    except FileNotFoundError:
+        return _Seen(exists=False)
+    try:
+        return _Seen(exists=True, info=LockInfo.model_validate_json(raw), mtime=mtime)
+    except ValidationError:
+        return _Seen(exists=True, info=None, mtime=mtime)
+
+
+def _holder(seen: _Seen) -> dict[str, object]:
+    return seen.info.model_dump() if seen.info is not None else {}
+
+
+def _write_lock(path: Path, info: LockInfo) -> None:
+    """Replace ``path`` by ``info`` (temp + rename; no fsync: a lock does not outlive a boot)."""
+    temp = path.with_name(path.name + ".tmp-" + secrets.token_hex(6))
+    try:
+        temp.write_text(info.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+
+
+@contextmanager
+def _guard(lockfile_path: Path, timeout: float) -> Iterator[None]:
+    """Hold the ``PATH.guard`` flock, or raise LockHeld after ``timeout`` seconds."""
+    guard = lockfile_path.with_name(lockfile_path.name + GUARD_SUFFIX)
+    guard.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(guard, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockHeld(
+                        f"{lockfile_path}: another process is changing the apply lock right "
+                        f"now ({guard} stays busy); try again"
+                    ) from None
+                time.sleep(0.002)
+        yield
+    finally:
+        os.close(fd)  # closing drops the flock
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse_time(value: str) -> float | None:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # EPERM: alive, owned by someone else; anything else: assume alive
+    return True
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers): fall back to the uid
+        return str(os.getuid())

@@ -1,0 +1,196 @@
+"""The lockfile as frozen data: what apply recorded per address, and nothing else.
+
+This module only defines the shapes (``Lockfile``, ``LockEntry``, ``PendingIntent``) and pure
+queries over them. It does no I/O: reading and writing live in ``reconciler.state.lockfile``.
+Every "change" returns a new object; a ``Lockfile`` is never mutated in place, so a reader
+holding one never sees a half-applied edit.
+"""
+
+from __future__ import annotations
+
+import difflib
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from reconciler.errors import LockfileError
+from reconciler.state.digest import new_salt
+
+#: The lockfile format this reconciler reads and writes. A file with a higher number was
+#: written by a newer reconciler and is refused, never overwritten.
+LOCKFILE_VERSION = 1
+
+#: ``spec_digest`` values: see ``reconciler.state.digest.spec_digest``.
+SpecDigest = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+#: Secret fingerprints: see ``reconciler.state.digest.fingerprint_secret``. The pattern makes
+#: it impossible to record a secret value by mistake.
+Fingerprint = Annotated[str, StringConstraints(pattern=r"^scrypt:[0-9a-f]{64}$")]
+#: ISO 8601 times with a zone, as ``utc_timestamp`` writes them.
+Timestamp = Annotated[
+    str,
+    StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"),
+]
+
+
+def utc_timestamp() -> str:
+    """Now, in UTC, as the lockfile writes times: ``2026-05-01T12:00:01Z``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_address(address: str) -> str:
+    """Return ``address`` if it can be a lockfile key, else raise ValueError.
+
+    Addresses are made by the manifest layer (``agent.coder``,
+    ``vault.github.credential.token``); here we only refuse what would make the lockfile
+    unreadable or ambiguous: empty keys and whitespace.
+    """
+    if not isinstance(address, str) or not address or any(c.isspace() for c in address):
+        raise ValueError(f"invalid address {address!r}: expected e.g. 'agent.coder'")
+    return address
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LockEntry(_Frozen):
+    """What apply last did to one address.
+
+    Attributes:
+        kind: ``agent``, ``environment``, ``vault``, ``credential`` or ``deployment``.
+        id: the remote id.
+        parent_id: a credential's vault id.
+        version: an agent's version after the last apply.
+        pins: agent address -> the version a deployment was resolved to (``latest`` included).
+        spec_digest: ``sha256:`` digest of the normalised spec that was applied.
+        protect: the manifest's ``protect`` flag when applied.
+        secret_fingerprints: secret field path -> salted scrypt fingerprint (never the value).
+        remote_name: the remote ``name`` / ``display_name`` when it differs from the address.
+        created_at: when apply created (or adopted) the resource.
+        updated_at: when apply last changed it.
+    """
+
+    kind: str = Field(min_length=1)
+    id: str = Field(min_length=1)
+    parent_id: str | None = None
+    version: int | None = Field(default=None, ge=0)
+    pins: dict[str, int] = Field(default_factory=dict)
+    spec_digest: SpecDigest
+    protect: bool = False
+    secret_fingerprints: dict[str, Fingerprint] = Field(default_factory=dict)
+    remote_name: str | None = None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class PendingIntent(_Frozen):
+    """A create (or the create half of a replace) that was sent but not yet recorded.
+
+    The executor records the intent before sending the request and removes it when the
+    result is committed. An intent found at the start of a run means the previous run died
+    in between: the engine resolves it by listing the provider for the resource's ownership
+    metadata (``reconciler-address``), adopting what it finds instead of creating a twin.
+    """
+
+    kind: str = Field(min_length=1)
+    operation: Literal["create", "replace"]
+    started_at: Timestamp
+    parent_id: str | None = None
+    remote_name: str | None = None
+
+
+class Lockfile(_Frozen):
+    """The whole lockfile: identity, per-address entries and pending intents.
+
+    ``lineage`` names one lockfile's history (a fresh one gets a new lineage); ``serial``
+    grows by one at every write, so a saved plan or a concurrent writer can tell that the
+    file moved on. ``salt`` salts every secret fingerprint of this lineage.
+
+    The helpers return new objects and never touch ``self``::
+
+        lf = new_lockfile("default").with_entry("agent.coder", entry)
+    """
+
+    lockfile_version: int = Field(default=LOCKFILE_VERSION, ge=1)
+    lineage: str = Field(default_factory=lambda: uuid.uuid4().hex, pattern=r"^[0-9a-f]{32}$")
+    serial: int = Field(default=0, ge=0)
+    salt: str = Field(default_factory=new_salt, pattern=r"^[0-9a-f]{32,128}$")
+    project: str = Field(default="default", min_length=1)
+    resources: dict[str, LockEntry] = Field(default_factory=dict)
+    pending: dict[str, PendingIntent] = Field(default_factory=dict)
+
+    @field_validator("resources", "pending")
+    @classmethod
+    def _addresses(cls, value: dict[str, object]) -> dict[str, object]:
+        for address in value:
+            check_address(address)
+        return value
+
+    def with_entry(self, address: str, entry: LockEntry) -> Lockfile:
+        """Return a copy where ``address`` maps to ``entry`` (added or replaced).
+
+        Pending intents are left alone: a create that succeeded usually also calls
+        ``without_pending(address)``.
+        """
+        check_address(address)
+        if not isinstance(entry, LockEntry):
+            raise TypeError(f"expected a LockEntry, got {type(entry).__name__}")
+        return self.model_copy(update={"resources": {**self.resources, address: entry}})
+
+    def without(self, address: str) -> Lockfile:
+        """Return a copy without the entry for ``address`` (and without its pending intent).
+
+        Raises:
+            LockfileError: there is no entry and no intent for ``address``.
+        """
+        if address not in self.resources and address not in self.pending:
+            show_entry(self, address)  # raises with a did-you-mean
+        resources = {a: e for a, e in self.resources.items() if a != address}
+        pending = {a: p for a, p in self.pending.items() if a != address}
+        return self.model_copy(update={"resources": resources, "pending": pending})
+
+    def with_pending(self, address: str, intent: PendingIntent) -> Lockfile:
+        """Return a copy that records ``intent`` for ``address`` (replacing an older one)."""
+        check_address(address)
+        if not isinstance(intent, PendingIntent):
+            raise TypeError(f"expected a PendingIntent, got {type(intent).__name__}")
+        return self.model_copy(update={"pending": {**self.pending, address: intent}})
+
+    def without_pending(self, address: str) -> Lockfile:
+        """Return a copy without the pending intent of ``address``; no-op copy if none."""
+        pending = {a: p for a, p in self.pending.items() if a != address}
+        return self.model_copy(update={"pending": pending})
+
+
+def new_lockfile(project: str = "default") -> Lockfile:
+    """A new, empty lockfile with a fresh lineage and salt (serial 0, never written)."""
+    return Lockfile(project=project)
+
+
+def list_entries(lockfile: Lockfile) -> list[tuple[str, LockEntry]]:
+    """Every ``(address, entry)`` of the lockfile, sorted by address (``state list``)."""
+    return sorted(lockfile.resources.items())
+
+
+def show_entry(lockfile: Lockfile, address: str) -> LockEntry:
+    """The entry of ``address`` (``state show ADDR``).
+
+    Raises:
+        LockfileError: no such address; the message suggests close matches.
+    """
+    entry = lockfile.resources.get(address)
+    if entry is not None:
+        return entry
+    if address in lockfile.pending:
+        raise LockfileError(
+            f"{address} has only a pending {lockfile.pending[address].operation} intent "
+            "(the next apply resolves it); it has no entry yet"
+        )
+    known = sorted(lockfile.resources)
+    close = difflib.get_close_matches(address, known, n=3)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    if not known:
+        hint = "; the lockfile has no entries"
+    raise LockfileError(f"no entry for {address} in the lockfile{hint}")

@@ -1,0 +1,103 @@
+"""kill -9 in the middle of lockfile writes never leaves a torn or unreadable lockfile."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from reconciler.state import backup_path, read_lockfile
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A helper process that imports once, then forks a writer per round; the test kills each
+# writer with SIGKILL at a random moment. Forking avoids paying interpreter start-up per kill.
+ZYGOTE = textwrap.dedent(
+    """
+    import os, sys, traceback
+    from reconciler.state import LockEntry, StateStore, spec_digest, utc_timestamp
+
+    path = sys.argv[1]
+
+    def write_forever():
+        store = StateStore(path)
+        store.load()
+        now = utc_timestamp()
+        i = 0
+        while True:
+            i += 1
+            entry = LockEntry(kind="agent", id=f"agent_{i}", version=i,
+                              spec_digest=spec_digest(i), created_at=now, updated_at=now)
+            store.commit(lambda lf: lf.with_entry(f"agent.a{i % 400:03d}", entry))
+
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() == "fork":
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    write_forever()
+                except BaseException:
+                    traceback.print_exc()
+                    os._exit(3)
+            print(pid, flush=True)
+        elif line.startswith("reap"):
+            _, status = os.waitpid(int(line.split()[1]), 0)
+            print(status, flush=True)
+    """
+)
+
+
+def test_kill_9_during_writes_never_corrupts_the_lockfile(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "reconciler.lock"
+    rng = random.Random(1234)
+    zygote = subprocess.Popen(
+        [sys.executable, "-c", ZYGOTE, str(path)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert zygote.stdin is not None and zygote.stdout is not None
+
+    def ask(command: str) -> str:
+        assert zygote.stdin is not None and zygote.stdout is not None
+        zygote.stdin.write(command + "\n")
+        zygote.stdin.flush()
+        return zygote.stdout.readline().strip()
+
+    try:
+        assert zygote.stdout.readline().strip() == "ready"
+        last_serial = 0
+        kills = 0
+        for _ in range(20):
+            pid = int(ask("fork"))
+            time.sleep(rng.uniform(0.0, 0.06))
+            os.kill(pid, signal.SIGKILL)
+            status = int(ask(f"reap {pid}"))
+            assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (
+                f"writer died on its own (status {status}); see stderr"
+            )
+            kills += 1
+            if path.exists():
+                lockfile = read_lockfile(path)  # raises LockfileError if torn
+                assert lockfile.serial >= last_serial
+                last_serial = lockfile.serial
+            if backup_path(path).exists():
+                # the backup is the previous version, or equal to the file when the kill fell
+                # between keeping the backup and renaming the new version into place
+                assert read_lockfile(backup_path(path)).serial in (last_serial - 1, last_serial)
+        assert kills == 20
+        assert last_serial > 20, "the writers barely wrote; the test proves nothing"
+    finally:
+        zygote.stdin.close()
+        zygote.wait(timeout=10)
+        zygote.stdout.close()
+    leftovers = {p.name for p in path.parent.iterdir()} - {path.name, backup_path(path).name}
+    assert all(".tmp-" in name for name in leftovers), leftovers
+    assert leftovers, "no kill landed in the middle of a write; the test proves nothing"
