@@ -46,3 +46,10 @@ def tcp_provider(provider_db: Path) -> Iterator[str]:
 
     with BackgroundServer(create_app(provider_db)) as server:
         yield server.url
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--update-golden`` rewrites tests/golden/ (see golden_support.py)."""
+    from golden_support import add_golden_option
+
+    add_golden_option(parser)

@@ -1,1 +1,82 @@
-"""Placeholder; see docs/architecture.md."""
+"""Layer 2: the engine's ``Plan`` and ``DriftReport`` as text, JSON or Markdown.
+
+Renderers are the second interpreter of a plan (apply is the first): they read the same
+frozen data and never decide what would change. They import only the engine's model, pydantic,
+rich and the standard library; they never print - the caller writes the returned string.
+
+    render_plan(plan, "text", color=should_color(sys.stdout))   # Terraform-like, for people
+    render_plan(plan, "json")                                   # docs/json-format.md, for CI
+    render_plan(plan, "markdown")                               # a PR comment, < 65,536 chars
+
+Modules: ``values`` (how one value reads), ``outline`` (what a reader sees, format-free),
+``text``, ``markdown``, ``json_format``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NoReturn
+
+from reconciler.engine.model import DriftReport, Plan
+from reconciler.render.json_format import FORMAT_VERSION, drift_to_json, dumps, plan_to_json
+from reconciler.render.markdown import GITHUB_COMMENT_LIMIT, drift_markdown, plan_markdown
+from reconciler.render.text import drift_text, plan_text, render_apply_summary, should_color
+
+Format = Literal["text", "json", "markdown"]
+
+#: The formats ``--format`` accepts, in the order ``--help`` lists them.
+FORMATS: tuple[Format, ...] = ("text", "json", "markdown")
+
+
+def render_plan(plan: Plan, fmt: Format, *, color: bool = False, width: int = 100) -> str:
+    """The plan in ``fmt``, ending with a newline.
+
+    Args:
+        plan: what apply would do.
+        fmt: ``text`` (Terraform-like), ``json`` (``docs/json-format.md``) or ``markdown``.
+        color: ANSI colour in ``text``; ignored by the other formats. See ``should_color``.
+        width: the line width ``text`` and ``markdown`` lay field changes out for; lines
+            are never wrapped.
+
+    Raises:
+        ValueError: ``fmt`` is not one of ``FORMATS``.
+    """
+    match fmt:
+        case "text":
+            return plan_text(plan, color=color, width=width)
+        case "json":
+            return dumps(plan_to_json(plan))
+        case "markdown":
+            return plan_markdown(plan, width=width)
+        case _:
+            return _unknown(fmt)
+
+
+def render_drift(report: DriftReport, fmt: Format, *, color: bool = False, width: int = 100) -> str:
+    """The drift report in ``fmt``, ending with a newline; arguments as ``render_plan``."""
+    match fmt:
+        case "text":
+            return drift_text(report, color=color, width=width)
+        case "json":
+            return dumps(drift_to_json(report))
+        case "markdown":
+            return drift_markdown(report, width=width)
+        case _:
+            return _unknown(fmt)
+
+
+def _unknown(fmt: object) -> NoReturn:
+    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+__all__ = [
+    "FORMATS",
+    "FORMAT_VERSION",
+    "GITHUB_COMMENT_LIMIT",
+    "Format",
+    "drift_to_json",
+    "plan_to_json",
+    "render_apply_summary",
+    "render_drift",
+    "render_plan",
+    "should_color",
+]

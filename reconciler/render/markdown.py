@@ -1,0 +1,216 @@
+"""Plans and drift reports as GitHub-flavoured Markdown for a pull-request comment.
+
+Summary table first, then a table of changes, the blast radius, what was left alone, and one
+collapsed ``<details>`` section per action with a ``diff`` block. The whole comment stays within
+GitHub's comment limit: sections are filled in order of importance and whatever does not fit
+is replaced by a note saying how much was left out and how to see all of it. Content comes
+from the outline (``outline.py``); this module only lays it out and escapes it.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+from reconciler.engine.model import DriftReport, Plan
+from reconciler.render.outline import (
+    DRIFT_TYPES,
+    Block,
+    Line,
+    Outline,
+    drift_outline,
+    plan_outline,
+)
+from reconciler.render.values import ELLIPSIS, truncate
+
+#: GitHub's maximum comment body, in characters.
+GITHUB_COMMENT_LIMIT = 65_536
+
+#: Room kept for each section's "... omitted" note.
+_NOTE_RESERVE = 300
+
+#: Longest line inside a diff block, and longest diff block of one action (a fraction of the limit).
+_MAX_LINE_CHARS = 1_000
+_DETAIL_SHARE = 8
+
+_SEE_PLAN = "run `reconciler plan` for the full plan"
+_SEE_DRIFT = "run `reconciler drift` for the full report"
+
+_DIFF_SIGN = {"+": "+", "-": "-", "~": "!", " ": " ", "": " "}
+
+
+@dataclass
+class _Section:
+    """A run of items (table rows, list entries, details) that may be cut to fit."""
+
+    heading: str
+    prefix: str
+    items: list[str]
+    what: str
+    #: most of the limit this section may take
+    share: float
+    kept: int = 0
+
+
+def _cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    """Inline code that survives backticks inside ``text``."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    ticks = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def _fence(lines: list[str]) -> tuple[str, str]:
+    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return ticks + "diff", ticks
+
+
+def _diff_line(line: Line) -> str:
+    text = truncate(line.text, _MAX_LINE_CHARS)
+    return f"{_DIFF_SIGN[line.sign]} {'    ' * line.depth}{text}".rstrip()
+
+
+def _details(block: Block, max_chars: int) -> str:
+    summary = f"{block.address}: {block.verb}"
+    if block.facts:
+        summary += " " + " ".join(f if f.startswith("(") else f"({f})" for f in block.facts)
+    if block.labels:
+        summary += " [" + ", ".join(block.labels) + "]"
+    lines: list[str] = []
+    size = 0
+    for i, line in enumerate(block.lines):
+        rendered = _diff_line(line)
+        if size + len(rendered) + 1 > max_chars:
+            lines.append(f"  {ELLIPSIS} {len(block.lines) - i} more lines not shown")
+            break
+        lines.append(rendered)
+        size += len(rendered) + 1
+    opening, closing = _fence(lines)
+    body = "\n".join([opening, *lines, closing])
+    return f"<details><summary>{html.escape(summary)}</summary>\n\n{body}\n\n</details>\n\n"
+
+
+def _row(block: Block) -> str:
+    what = " ".join([block.verb, *block.facts])
+    if block.labels:
+        what += " [" + ", ".join(block.labels) + "]"
+    cells = (_code(block.sign), _code(block.address), block.kind, html.escape(what, quote=False))
+    return "| " + " | ".join(_cell(c) for c in cells) + " |\n"
+
+
+def _table(header: tuple[str, ...], values: tuple[int, ...]) -> str:
+    return (
+        "| " + " | ".join(header) + " |\n"
+        "|" + "---:|" * len(header) + "\n"
+        "| " + " | ".join(str(v) for v in values) + " |\n\n"
+    )
+
+
+def _fit(head: str, display: list[_Section], priority: list[_Section], limit: int, see: str) -> str:
+    """Keep as many items of each section as fit, in ``priority`` order; lay out in ``display``."""
+    budget = limit - len(head) - _NOTE_RESERVE * len(display)
+    for section in priority:
+        if not section.items:
+            continue
+        cap = min(budget, int(section.share * limit))
+        used = len(section.heading) + len(section.prefix)
+        for item in section.items:
+            if used + len(item) > cap:
+                break
+            used += len(item)
+            section.kept += 1
+        budget -= used
+    chunks = [head.rstrip("\n")]
+    for section in display:
+        if not section.items:
+            continue
+        chunk = section.heading
+        if section.kept:
+            chunk += section.prefix + "".join(section.items[: section.kept])
+        omitted = len(section.items) - section.kept
+        if omitted:
+            note = (
+                f"{ELLIPSIS} {omitted} more {section.what} omitted "
+                f"(output truncated to fit a GitHub comment); {see}."
+            )
+            chunk = chunk.rstrip("\n") + "\n\n" + note
+        chunks.append(chunk.rstrip("\n"))
+    out = "\n\n".join(chunks) + "\n"
+    if len(out) > limit:  # only when the head alone is too large: cut it hard
+        note = f"\n\n{ELLIPSIS} output truncated to fit a GitHub comment.\n"
+        out = out[: limit - len(note)] + note
+    return out
+
+
+def _sections(outline: Outline, limit: int, noun: str) -> list[_Section]:
+    rows = [_row(b) for b in outline.blocks]
+    max_detail = limit // _DETAIL_SHARE
+    details = [_details(b, max_detail) for b in outline.blocks if b.lines]
+    blast: list[str] = []
+    for radius in outline.blast_radius:
+        what = f" ({radius.action})" if radius.action else ""
+        if not radius.exposures:
+            blast.append(f"- {_code(radius.address)}{what} is used by no deployment.\n")
+            continue
+        entry = f"- {_code(radius.address)}{what} is used by:\n"
+        for e in radius.exposures:
+            phrase = f"**{e.phrase}**" if e.affected_now else e.phrase
+            entry += f"  - {_code(e.deployment)}: {phrase}\n"
+        blast.append(entry)
+    notes = [
+        f"- {_code(n.address)}"
+        + (f" ({_code(n.remote_id)})" if n.remote_id else "")
+        + f": {html.escape(n.message, quote=False)}\n"
+        for n in outline.notes
+    ]
+    table_head = "| | Address | Kind | What |\n|:-:|---|---|---|\n"
+    return [
+        _Section("#### Changes\n\n", table_head, rows, noun, 0.5),
+        _Section("#### Blast radius\n\n", "", blast, "blast radius entries", 0.25),
+        _Section("#### Left alone\n\n", "", notes, "left-alone resources", 0.15),
+        _Section("#### Details\n\n", "", details, f"{noun} with details", 1.0),
+    ]
+
+
+def plan_markdown(plan: Plan, *, width: int = 100, limit: int = GITHUB_COMMENT_LIMIT) -> str:
+    """The plan as a PR comment of at most ``limit`` characters, ending with a newline."""
+    outline = plan_outline(plan, width=width)
+    title = f"### Reconciler plan for project {_code(plan.project)}\n\n"
+    if plan.targets:
+        title += "Targeted: " + ", ".join(_code(t) for t in sorted(plan.targets)) + "\n\n"
+    changes, blast, notes, details = _sections(outline, limit, "actions")
+    if outline.empty_message is not None:
+        head = title + f"**No changes.** {outline.empty_message.removeprefix('No changes. ')}\n\n"
+        return _fit(head, [notes], [notes], limit, _SEE_PLAN)
+    s = plan.summary
+    head = title + _table(
+        ("Create", "Update", "Replace", "Archive", "Delete", "Unchanged"),
+        (s.create, s.update, s.replace, s.archive, s.delete, s.noop),
+    )
+    head += f"**Plan:** {outline.summary.removeprefix('Plan: ')}\n\n"
+    display = [changes, blast, notes, details]
+    return _fit(head, display, [blast, notes, changes, details], limit, _SEE_PLAN)
+
+
+def drift_markdown(
+    report: DriftReport, *, width: int = 100, limit: int = GITHUB_COMMENT_LIMIT
+) -> str:
+    """The drift report as a PR or issue comment of at most ``limit`` characters."""
+    outline = drift_outline(report, width=width)
+    title = f"### Reconciler drift for project {_code(report.project)}\n\n"
+    if outline.empty_message is not None:
+        return title + f"**No drift.** {outline.empty_message.removeprefix('No drift. ')}\n"
+    counts = report.counts
+    head = title + _table(
+        tuple(t.capitalize() for t in DRIFT_TYPES), tuple(counts.get(t, 0) for t in DRIFT_TYPES)
+    )
+    head += f"**Drift:** {outline.summary.removeprefix('Drift: ')}\n\n"
+    changes, _, _, details = _sections(outline, limit, "drift items")
+    changes.heading = "#### Drift\n\n"
+    return _fit(head, [changes, details], [changes, details], limit, _SEE_DRIFT)

@@ -1,0 +1,441 @@
+"""What a human reads about a plan or a drift report, before it is given a format.
+
+Text and Markdown differ only in typography; which blocks exist, in which order, what their
+headlines say and which detail lines they carry is decided once, here, from the engine's data.
+This module does no styling, no escaping and no I/O, and decides nothing the engine decided.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, assert_never
+
+from reconciler.engine.model import (
+    Archive,
+    BlastRadius,
+    Create,
+    Delete,
+    DriftItem,
+    DriftReport,
+    FieldChange,
+    Impact,
+    NoOp,
+    Note,
+    PinMove,
+    Plan,
+    Replace,
+    Update,
+)
+from reconciler.render.values import (
+    ELLIPSIS,
+    MAX_DIFF_LINES,
+    inline,
+    is_multiline,
+    printable,
+    unified_diff,
+)
+
+#: The style a renderer gives a sign or a headline.
+Tone = Literal["create", "update", "replace", "remove", "drift", "unmanaged", "muted", "risky"]
+
+#: Labels (as read by ``label_name``) of changes to what an agent can do or reach.
+RISKY_LABELS: frozenset[str] = frozenset({"tools", "MCP servers", "skills"})
+
+#: The engine may label with field names or with readable names; both read the same.
+_LABEL_NAMES = {
+    "system": "system prompt",
+    "mcp_servers": "MCP servers",
+    "execution_identity": "execution identity",
+}
+
+#: Columns before a block's detail lines in text (``      ~ model.id: ...``).
+DETAIL_INDENT = 6
+
+_SIGN_TONE: dict[str, Tone] = {"+": "create", "-": "remove", "~": "update"}
+
+
+@dataclass(frozen=True)
+class Line:
+    """One detail line of a block.
+
+    ``sign`` is ``+``, ``-``, ``~`` or ``""``; ``glued`` lines are unified-diff lines whose sign
+    is the diff's own first column (``-old line``), so nothing goes between sign and text.
+    ``depth`` counts nesting below the block's detail indent.
+    """
+
+    text: str
+    sign: str = ""
+    depth: int = 0
+    glued: bool = False
+    tone: Tone | None = None
+
+
+@dataclass(frozen=True)
+class Block:
+    """One headline (``~ agent.reviewer  update  version 3 -> 4  [model]``) and its details."""
+
+    sign: str
+    tone: Tone
+    address: str
+    kind: str
+    verb: str
+    #: short facts after the verb, e.g. ``version 3 -> 4``
+    facts: tuple[str, ...] = ()
+    #: readable names of what changed, e.g. ``model``, ``system prompt``
+    labels: tuple[str, ...] = ()
+    risky: tuple[str, ...] = ()
+    lines: tuple[Line, ...] = ()
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """One deployment in a blast radius: ``follows latest: affected by this apply``."""
+
+    deployment: str
+    phrase: str
+    affected_now: bool
+
+
+@dataclass(frozen=True)
+class Radius:
+    """The deployments that use one changed or archived resource."""
+
+    address: str
+    #: the action on ``address`` (``update``, ``archive``...), or ``""``
+    action: str
+    exposures: tuple[Exposure, ...]
+
+
+@dataclass(frozen=True)
+class LeftAlone:
+    """A resource the plan did not touch on purpose (a ``Note``)."""
+
+    address: str
+    remote_id: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Outline:
+    """A plan or drift report as blocks and closing sections, ready for a format."""
+
+    title: str
+    legend: tuple[tuple[str, str], ...]
+    blocks: tuple[Block, ...]
+    blast_radius: tuple[Radius, ...]
+    notes: tuple[LeftAlone, ...]
+    unchanged: int
+    summary: str
+    empty_message: str | None
+
+
+# --- values and field changes --------------------------------------------------------------
+
+
+def change_lines(
+    changes: tuple[FieldChange, ...], *, old_label: str, new_label: str, width: int
+) -> tuple[Line, ...]:
+    """Detail lines of field changes: ``~ path: old -> new``; multi-line strings as a diff.
+
+    A change whose line would be wider than ``width`` shows old and new on lines of their own.
+    """
+    lines: list[Line] = []
+    for c in changes:
+        sign = {"add": "+", "remove": "-", "change": "~"}[c.op]
+        tone = _SIGN_TONE[sign]
+        path = printable(c.path)
+        if not c.sensitive and (is_multiline(c.old) or is_multiline(c.new)):
+            lines.append(Line(f"{path}:", sign, tone=tone))
+            lines.extend(_diff_lines(c.old, c.new, old_label=old_label, new_label=new_label))
+        elif c.op == "add":
+            lines.append(Line(f"{path}: {inline(c.new, sensitive=c.sensitive)}", sign, tone=tone))
+        elif c.op == "remove":
+            lines.append(Line(f"{path}: {inline(c.old, sensitive=c.sensitive)}", sign, tone=tone))
+        else:
+            old = inline(c.old, sensitive=c.sensitive)
+            new = inline(c.new, sensitive=c.sensitive)
+            text = f"{path}: {old} -> {new}"
+            if DETAIL_INDENT + 2 + len(text) <= width:
+                lines.append(Line(text, sign, tone=tone))
+            else:
+                lines.append(Line(f"{path}:", sign, tone=tone))
+                lines.append(Line(old, "-", depth=1, tone="remove"))
+                lines.append(Line(new, "+", depth=1, tone="create"))
+    return tuple(lines)
+
+
+def _diff_lines(old: Any, new: Any, *, old_label: str, new_label: str) -> list[Line]:
+    out: list[Line] = []
+    for text in unified_diff(old, new, old_label=old_label, new_label=new_label):
+        if text.startswith(("---", "+++", "@@")):
+            out.append(Line(text, depth=1, tone="muted"))
+        elif text[:1] in ("+", "-", " "):
+            sign = text[0].strip()
+            out.append(Line(text[1:], sign or " ", depth=1, glued=True, tone=_SIGN_TONE.get(sign)))
+        else:
+            out.append(Line(text, depth=1, tone="muted"))
+    return out
+
+
+def body_lines(body: dict[str, Any]) -> tuple[Line, ...]:
+    """A create body's top-level fields, sorted: ``+ model: "claude-sonnet-4-6"``."""
+    lines: list[Line] = []
+    for key in sorted(body):
+        value = body[key]
+        if is_multiline(value):
+            lines.append(Line(f"{printable(key)}:", "+", tone="create"))
+            texts = str(value).splitlines()
+            for text in texts[:MAX_DIFF_LINES]:
+                lines.append(Line(printable(text), "+", depth=1, glued=True, tone="create"))
+            if len(texts) > MAX_DIFF_LINES:
+                more = f"{ELLIPSIS} {len(texts) - MAX_DIFF_LINES} more lines not shown"
+                lines.append(Line(more, depth=1, tone="muted"))
+        else:
+            lines.append(Line(f"{printable(key)}: {inline(value)}", "+", tone="create"))
+    return tuple(lines)
+
+
+def label_name(label: str) -> str:
+    """``mcp_servers`` -> ``MCP servers``; readable and unknown labels read as themselves."""
+    return _LABEL_NAMES.get(label, label.replace("_", " "))
+
+
+def read_labels(labels: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Readable labels of an update and the risky ones among them.
+
+    A lone ``metadata`` reads ``metadata only``; the engine's own ``risky`` marker is not a
+    label of its own (it becomes the warning line and the colour of the risky labels).
+
+    Example: ``read_labels(("model", "mcp_servers", "risky")) ==
+    (("model", "MCP servers"), ("MCP servers",))``.
+    """
+    names = tuple(label_name(lb) for lb in labels if lb != "risky")
+    if names == ("metadata",):
+        names = ("metadata only",)
+    return names, tuple(n for n in names if n in RISKY_LABELS)
+
+
+# --- plans ---------------------------------------------------------------------------------
+
+
+def _reason(text: str) -> Line:
+    return Line(f"reason: {printable(text)}", tone="muted")
+
+
+def _remote(remote_id: str) -> Line:
+    return Line(f"id: {printable(remote_id)}", tone="muted")
+
+
+def action_block(action: Create | Update | Replace | Archive | Delete, *, width: int) -> Block:
+    """The block of one changing action."""
+    address, kind = action.address, action.kind
+
+    def changes(cs: tuple[FieldChange, ...]) -> tuple[Line, ...]:
+        return change_lines(cs, old_label="live", new_label="manifest", width=width)
+
+    match action:
+        case Create():
+            lines = (_reason(action.reason), *body_lines(action.body))
+            return Block("+", "create", address, kind, "create", lines=lines)
+        case Update():
+            facts: tuple[str, ...] = ()
+            if action.from_version is not None:
+                to = "next" if action.to_version is None else str(action.to_version)
+                facts = (f"version {action.from_version} -> {to}",)
+            labels, risky = read_labels(action.labels)
+            warning = (
+                f"risky: {_join(risky)} change what this agent can do or reach"
+                if risky
+                else "risky: this change affects what this agent can do or reach"
+            )
+            lines = (
+                _reason(action.reason),
+                *([Line(warning, tone="risky")] if risky or "risky" in action.labels else []),
+                *changes(action.changes),
+            )
+            return Block("~", "update", address, kind, "update", facts, labels, risky, lines)
+        case Replace():
+            how = "delete" if kind == "credential" else "archive"
+            lines = (_reason(action.reason), _remote(action.remote_id), *changes(action.changes))
+            facts = (f"({how}, then create)",)
+            return Block("-/+", "replace", address, kind, "replace", facts, lines=lines)
+        case Archive():
+            lines = (_reason(action.reason), _remote(action.remote_id))
+            return Block("-", "remove", address, kind, "archive", lines=lines)
+        case Delete():
+            lines = (_reason(action.reason), _remote(action.remote_id))
+            return Block("-", "remove", address, kind, "delete", ("(permanent)",), lines=lines)
+        case _:
+            assert_never(action)
+
+
+def pin_block(move: PinMove) -> Block:
+    """``~ deployment.nightly  pin  agent.reviewer@3 -> @4  (follows latest)``."""
+    old = "none" if move.old is None else str(move.old)
+    new = "latest" if move.new is None else str(move.new)
+    if move.follows_latest and move.new is None:
+        how = "(follows latest; the number is resolved at apply)"
+    else:
+        how = "(follows latest)" if move.follows_latest else "(pinned)"
+    facts = (f"{move.agent}@{old} -> @{new}", how)
+    return Block("~", "update", move.deployment, "deployment", verb="pin", facts=facts)
+
+
+def exposure(impact: Impact) -> Exposure:
+    """``follows latest: affected by this apply`` or ``pinned to version 3: not affected yet``."""
+    if impact.follows_latest:
+        return Exposure(impact.deployment, "follows latest: affected by this apply", True)
+    pinned = (
+        "pinned" if impact.pinned_version is None else f"pinned to version {impact.pinned_version}"
+    )
+    return Exposure(impact.deployment, f"{pinned}: not affected yet", False)
+
+
+def _radius(plan: Plan, radius: BlastRadius) -> Radius:
+    action = plan.action(radius.address)
+    verb = action.type if action is not None and action.type != "noop" else ""
+    impacts = sorted(radius.deployments, key=lambda i: i.deployment)
+    return Radius(radius.address, verb, tuple(exposure(i) for i in impacts))
+
+
+def _note(note: Note) -> LeftAlone:
+    rid = None if note.remote_id is None else printable(note.remote_id)
+    return LeftAlone(note.address, rid, printable(note.message))
+
+
+def plan_outline(plan: Plan, *, width: int = 100) -> Outline:
+    """The plan as blocks sorted by address (an action before its pin moves)."""
+    keyed: list[tuple[tuple[str, int, str], Block]] = []
+    for action in plan.actions:
+        if isinstance(action, NoOp):
+            continue
+        keyed.append(((action.address, 0, ""), action_block(action, width=width)))
+    for move in plan.pin_moves:
+        keyed.append(((move.deployment, 1, move.agent), pin_block(move)))
+    blocks = tuple(b for _, b in sorted(keyed, key=lambda kb: kb[0]))
+    legend = _plan_legend(blocks)
+    unchanged = sum(1 for a in plan.actions if isinstance(a, NoOp))
+    title = f'Plan for project "{plan.project}"'
+    if plan.targets:
+        title += " (targeted: " + ", ".join(sorted(plan.targets)) + ")"
+    return Outline(
+        title=title,
+        legend=legend,
+        blocks=blocks,
+        blast_radius=tuple(_radius(plan, r) for r in sorted(plan.blast_radius, key=_by_address)),
+        notes=tuple(_note(n) for n in sorted(plan.notes, key=_by_address)),
+        unchanged=unchanged,
+        summary=str(plan.summary),
+        empty_message=None if blocks else "No changes. The live system matches the manifests.",
+    )
+
+
+def _by_address(item: BlastRadius | Note) -> str:
+    return item.address
+
+
+def _plan_legend(blocks: tuple[Block, ...]) -> tuple[tuple[str, str], ...]:
+    verbs = {b.verb for b in blocks}
+    legend: list[tuple[str, str]] = []
+    if "create" in verbs:
+        legend.append(("+", "create"))
+    if verbs & {"update", "pin"}:
+        legend.append(("~", "update in place"))
+    if "replace" in verbs:
+        legend.append(("-/+", "replace: archive (credentials: delete) the old one, then create"))
+    removals = [v for v in ("archive", "delete") if v in verbs]
+    if removals:
+        legend.append(("-", " or ".join(removals)))
+    return tuple(legend)
+
+
+def _join(names: tuple[str, ...]) -> str:
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+# --- drift ---------------------------------------------------------------------------------
+
+_DRIFT_SIGN: dict[str, tuple[str, Tone]] = {
+    "changed": ("~", "drift"),
+    "pin": ("~", "drift"),
+    "archived": ("!", "remove"),
+    "deleted": ("!", "remove"),
+    "unmanaged": ("?", "unmanaged"),
+}
+
+DRIFT_TYPES: tuple[str, ...] = ("changed", "archived", "deleted", "pin", "unmanaged")
+
+
+def drift_identity(item: DriftItem) -> str:
+    """The address, or for a resource no manifest owns ``agent "clicked" (agent_01...)``."""
+    if item.address is not None:
+        return item.address
+    name = f' "{printable(item.remote_name)}"' if item.remote_name else ""
+    rid = f" ({printable(item.remote_id)})" if item.remote_id else ""
+    return f"{item.kind}{name}{rid}"
+
+
+def drift_sort_key(item: DriftItem) -> tuple[str, int, str]:
+    """Drift items in reading order: by identity, then drift type, then remote id."""
+    return drift_identity(item), DRIFT_TYPES.index(item.type), item.remote_id or ""
+
+
+def drift_block(item: DriftItem, *, width: int) -> Block:
+    """One drift item: what happened, the engine's message, and field diffs if any."""
+    sign, tone = _DRIFT_SIGN[item.type]
+    facts: tuple[str, ...] = ()
+    match item.type:
+        case "changed":
+            verb = "changed out of band"
+            when = [f"version {item.version}"] if item.version is not None else []
+            when += [item.changed_at] if item.changed_at else []
+            facts = ("(" + ", ".join(when) + ")",) if when else ()
+        case "archived" | "deleted":
+            verb = f"{item.type} behind our back"
+        case "pin":
+            verb = "pin drifted"
+        case "unmanaged":
+            verb = "unmanaged"
+        case _:
+            assert_never(item.type)
+    lines: list[Line] = [Line(printable(item.message), tone="muted")]
+    if item.remote_id and item.address is not None:
+        lines.append(_remote(item.remote_id))
+    lines.extend(change_lines(item.changes, old_label="expected", new_label="live", width=width))
+    return Block(sign, tone, drift_identity(item), item.kind, verb, facts, lines=tuple(lines))
+
+
+def drift_summary(report: DriftReport) -> str:
+    """``Drift: 1 changed, 1 archived, 0 deleted, 1 pin, 2 unmanaged.`` or ``No drift.``"""
+    if not report.has_drift:
+        return "No drift."
+    counts = report.counts
+    return "Drift: " + ", ".join(f"{counts.get(t, 0)} {t}" for t in DRIFT_TYPES) + "."
+
+
+def drift_outline(report: DriftReport, *, width: int = 100) -> Outline:
+    """The drift report as blocks sorted by identity, then drift type."""
+    items = sorted(report.items, key=drift_sort_key)
+    blocks = tuple(drift_block(i, width=width) for i in items)
+    types = {i.type for i in items}
+    legend: list[tuple[str, str]] = []
+    if types & {"changed", "pin"}:
+        legend.append(("~", "changed out of band"))
+    if types & {"archived", "deleted"}:
+        legend.append(("!", "archived or deleted behind our back"))
+    if "unmanaged" in types:
+        legend.append(("?", "unmanaged: live, but no manifest of this project owns it"))
+    return Outline(
+        title=f'Drift for project "{report.project}"',
+        legend=tuple(legend),
+        blocks=blocks,
+        blast_radius=(),
+        notes=(),
+        unchanged=0,
+        summary=drift_summary(report),
+        empty_message=(
+            None if blocks else "No drift. The live system matches the lockfile and the manifests."
+        ),
+    )

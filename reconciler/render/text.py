@@ -1,0 +1,247 @@
+"""Plans, drift reports and apply results as terminal text, Terraform-like, colour optional.
+
+Lays the outline (``outline.py``) out in columns and styles it with rich. With ``color=False``
+the output is plain ASCII-safe text with no escape codes, identical on every machine; lines
+never wrap (a log or a pipe keeps each line whole). Deciding *whether* to colour is
+``should_color``; printing is the caller's job.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from io import StringIO
+
+from rich.console import Console
+from rich.text import Text
+
+from reconciler.engine.model import CHANGE_TYPES, DriftReport, Plan
+from reconciler.render.outline import (
+    DETAIL_INDENT,
+    Block,
+    Line,
+    Outline,
+    Tone,
+    drift_outline,
+    plan_outline,
+)
+from reconciler.render.values import printable
+
+_STYLE: dict[Tone, str] = {
+    "create": "green",
+    "update": "yellow",
+    "replace": "magenta",
+    "remove": "red",
+    "drift": "yellow",
+    "unmanaged": "cyan",
+    "muted": "dim",
+    "risky": "bold red",
+}
+
+_LEGEND_STYLE = {
+    "+": "green",
+    "~": "yellow",
+    "-/+": "magenta",
+    "-": "red",
+    "!": "red",
+    "?": "cyan",
+}
+
+_NESTED_INDENT = 4
+
+#: Past participles for the apply summary, in the order they are reported.
+_DONE = {
+    "create": "created",
+    "update": "updated",
+    "replace": "replaced",
+    "archive": "archived",
+    "delete": "deleted",
+}
+
+
+def should_color(stream: object, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether to colour output written to ``stream``.
+
+    True only when ``stream`` is a terminal, ``NO_COLOR`` is unset or empty
+    (https://no-color.org) and ``TERM`` is not ``dumb``.
+
+    Args:
+        stream: where the output goes, e.g. ``sys.stdout``; anything without a working
+            ``isatty()`` counts as not a terminal.
+        environ: the environment to consult; ``os.environ`` when None.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("NO_COLOR", "") != "" or env.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    if not callable(isatty):
+        return False
+    try:
+        return bool(isatty())
+    except (ValueError, OSError):  # closed or detached streams
+        return False
+
+
+def _emit(lines: list[Text], *, color: bool, width: int) -> str:
+    buffer = StringIO()
+    console = Console(
+        file=buffer,
+        force_terminal=color,
+        color_system="standard" if color else None,
+        width=width,
+        no_color=not color,
+        highlight=False,
+        markup=False,
+        emoji=False,
+        legacy_windows=False,
+    )
+    for line in lines:
+        line.rstrip()  # trailing blanks (an empty diff context line) only trouble editors
+    console.print(Text("\n").join(lines), soft_wrap=True)
+    return buffer.getvalue()
+
+
+def _style(tone: Tone | None) -> str:
+    return "" if tone is None else _STYLE[tone]
+
+
+def _headline(block: Block) -> Text:
+    text = Text()
+    text.append(f"{block.sign:>3}", style=_style(block.tone))
+    text.append(" ")
+    text.append(block.address, style="bold")
+    text.append("  ")
+    text.append(block.verb, style=_style(block.tone))
+    for fact in block.facts:
+        text.append("  " + fact)
+    if block.labels:
+        text.append("  [")
+        for i, label in enumerate(block.labels):
+            if i:
+                text.append(", ")
+            text.append(label, style=_STYLE["risky"] if label in block.risky else "")
+        text.append("]")
+    return text
+
+
+def _detail(line: Line) -> Text:
+    text = Text(" " * (DETAIL_INDENT + _NESTED_INDENT * line.depth))
+    if line.glued:
+        text.append(line.sign + line.text, style=_style(line.tone))
+    elif line.sign:
+        text.append(line.sign, style=_style(line.tone))
+        text.append(" " + line.text)
+    else:
+        text.append(line.text, style=_style(line.tone))
+    return text
+
+
+def _legend(outline: Outline, intro: str) -> list[Text]:
+    lines = [Text(intro)]
+    for sign, meaning in outline.legend:
+        line = Text()
+        line.append(f"{sign:>3}", style=_LEGEND_STYLE.get(sign, ""))
+        line.append(f" {meaning}")
+        lines.append(line)
+    return lines
+
+
+def _blocks(outline: Outline) -> list[Text]:
+    lines: list[Text] = []
+    for block in outline.blocks:
+        lines.append(Text(""))
+        lines.append(_headline(block))
+        lines.extend(_detail(line) for line in block.lines)
+    return lines
+
+
+def _closing(outline: Outline) -> list[Text]:
+    lines: list[Text] = []
+    if outline.unchanged and outline.blocks:
+        noun = "resource is" if outline.unchanged == 1 else "resources are"
+        lines += [Text(""), Text(f"  {outline.unchanged} unchanged {noun} not shown.", "dim")]
+    if outline.blast_radius:
+        lines += [Text(""), Text("Blast radius:", style="bold")]
+        for radius in outline.blast_radius:
+            what = f" ({radius.action})" if radius.action else ""
+            n = len(radius.exposures)
+            users = "no deployment." if n == 0 else f"{n} deployment{'s' if n > 1 else ''}:"
+            lines.append(Text(f"  {radius.address}{what} is used by {users}"))
+            pad = max((len(e.deployment) for e in radius.exposures), default=0)
+            for e in radius.exposures:
+                line = Text(f"    {e.deployment.ljust(pad)}  ")
+                line.append(e.phrase, style="bold yellow" if e.affected_now else "dim")
+                lines.append(line)
+    if outline.notes:
+        lines += [Text(""), Text("Left alone:", style="bold")]
+        for note in outline.notes:
+            rid = f" ({note.remote_id})" if note.remote_id else ""
+            lines.append(Text(f"  {note.address}{rid}: {note.message}"))
+    return lines
+
+
+def plan_text(plan: Plan, *, color: bool = False, width: int = 100) -> str:
+    """The plan as terminal text; ends with the ``Plan: ...`` line and a newline.
+
+    Example (no colour)::
+
+        Plan for project "default". Actions are shown with these symbols:
+          + create
+
+          + agent.coder  create
+              reason: not in the lockfile and no owned resource found
+              + model: "claude-sonnet-4-6"
+
+        Plan: 1 to create, 0 to update, 0 to archive.
+    """
+    outline = plan_outline(plan, width=width)
+    if outline.empty_message is not None:
+        return _emit([Text(outline.empty_message), *_closing(outline)], color=color, width=width)
+    lines = _legend(outline, f"{outline.title}. Actions are shown with these symbols:")
+    lines += _blocks(outline) + _closing(outline)
+    lines += [Text(""), Text(outline.summary, style="bold")]
+    return _emit(lines, color=color, width=width)
+
+
+def drift_text(report: DriftReport, *, color: bool = False, width: int = 100) -> str:
+    """The drift report as terminal text; ends with the ``Drift: ...`` line and a newline."""
+    outline = drift_outline(report, width=width)
+    if outline.empty_message is not None:
+        return _emit([Text(outline.empty_message)], color=color, width=width)
+    lines = _legend(outline, f"{outline.title}. Drift is shown with these symbols:")
+    lines += _blocks(outline)
+    lines += [Text(""), Text(outline.summary, style="bold")]
+    return _emit(lines, color=color, width=width)
+
+
+def render_apply_summary(counts: Mapping[str, int], failures: Mapping[str, str]) -> str:
+    """The last words of an apply, without a trailing newline.
+
+    Args:
+        counts: successful actions by type (``create``, ``update``, ``replace``, ``archive``,
+            ``delete``; other keys such as ``noop`` are ignored). ``replace`` and ``delete``
+            are only mentioned when non-zero.
+        failures: address -> why its action failed.
+
+    Returns:
+        ``Apply complete: 2 created, 1 updated, 0 archived.`` or, when anything failed::
+
+            Apply failed: 1 of 4 actions failed:
+              agent.x: the agent changed since the plan (version 4, expected 3)
+            Done before the failure and recorded in the lockfile: 2 created, 1 updated, ...
+    """
+    parts = []
+    for key, done in _DONE.items():
+        n = counts.get(key, 0)
+        if n or key not in ("replace", "delete"):
+            parts.append(f"{n} {done}")
+    done_text = ", ".join(parts)
+    if not failures:
+        return f"Apply complete: {done_text}."
+    total = sum(n for k, n in counts.items() if k in CHANGE_TYPES) + len(failures)
+    lines = [f"Apply failed: {len(failures)} of {total} actions failed:"]
+    for address in sorted(failures):
+        reason = printable(failures[address].strip()).replace("\n", "\n    ")
+        lines.append(f"  {printable(address)}: {reason}")
+    lines.append(f"Done and recorded in the lockfile: {done_text}.")
+    return "\n".join(lines)

@@ -1,0 +1,116 @@
+"""How one value reads in a plan: compact JSON, placeholders, secrets, truncation, diffs.
+
+Every human-facing renderer (text and Markdown) writes values through this module, so a value
+looks the same in a terminal and in a PR comment. It never decides what changed (the engine
+does) and never touches JSON output, which carries values unabridged.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from typing import Any
+
+#: What a secret looks like wherever it would otherwise be shown.
+SENSITIVE = "(sensitive)"
+
+#: Longest compact value shown inline; longer ones end with an ellipsis.
+MAX_VALUE_CHARS = 200
+
+#: Longest unified diff (in lines) shown for one multi-line string.
+MAX_DIFF_LINES = 400
+
+ELLIPSIS = "…"
+
+# C0/C1 control characters except tab and newline: a value read from the live system must not
+# be able to move the cursor or recolour the reader's terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    r"""``text`` with control characters written as escapes (``"\x1b"`` -> ``"\\x1b"``)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def truncate(text: str, limit: int = MAX_VALUE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, the last one an ellipsis when anything was cut."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1] + ELLIPSIS
+
+
+def placeholder(value: Any) -> str | None:
+    """The reading of an apply-time placeholder, or None when ``value`` is not one.
+
+    Example: ``{"$pin": "agent.reviewer", "version": None}`` reads ``agent.reviewer@latest``.
+    """
+    if not isinstance(value, dict):
+        return None
+    if set(value) == {"$ref"}:
+        return f"(ref {value['$ref']})"
+    if set(value) <= {"$pin", "version"} and "$pin" in value:
+        version = value.get("version")
+        return f"{value['$pin']}@{'latest' if version is None else version}"
+    if set(value) == {"$secret"}:
+        return SENSITIVE
+    return None
+
+
+def compact(value: Any) -> str:
+    """One-line, JSON-like reading of ``value`` with placeholders spelled out, not truncated.
+
+    Example: ``compact({"id": {"$ref": "environment.py"}, "n": 2})`` is
+    ``{"id": (ref environment.py), "n": 2}``.
+    """
+    marker = placeholder(value)
+    if marker is not None:
+        return marker
+    if isinstance(value, dict):
+        items = (
+            f"{json.dumps(str(k), ensure_ascii=False)}: {compact(v)}" for k, v in value.items()
+        )
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(compact(v) for v in value) + "]"
+    if isinstance(value, str) or value is None or isinstance(value, (bool, int, float)):
+        # json.dumps escapes control characters, so inline strings are always safe to print
+        return json.dumps(value, ensure_ascii=False)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def inline(value: Any, *, sensitive: bool = False) -> str:
+    """``compact(value)`` truncated for one line; ``(sensitive)`` for a secret."""
+    if sensitive:
+        return SENSITIVE
+    return truncate(compact(value))
+
+
+def is_multiline(value: Any) -> bool:
+    """True for a string worth showing as lines (a system prompt), not as one quoted value."""
+    return isinstance(value, str) and "\n" in value.strip("\n")
+
+
+def unified_diff(old: Any, new: Any, *, old_label: str, new_label: str) -> list[str]:
+    """Unified diff lines (no line ends) between two strings; None reads as empty.
+
+    The result starts with the ``---``/``+++`` header and is cut to ``MAX_DIFF_LINES`` lines,
+    the last of which then says how many were left out.
+    """
+    old_lines = "" if old is None else str(old)
+    new_lines = "" if new is None else str(new)
+    lines = list(
+        difflib.unified_diff(
+            old_lines.splitlines(),
+            new_lines.splitlines(),
+            fromfile=old_label,
+            tofile=new_label,
+            lineterm="",
+            n=3,
+        )
+    )
+    lines = [printable(line) for line in lines]
+    if len(lines) > MAX_DIFF_LINES:
+        omitted = len(lines) - MAX_DIFF_LINES + 1
+        lines = lines[: MAX_DIFF_LINES - 1] + [f"{ELLIPSIS} {omitted} more diff lines not shown"]
+    return lines
