@@ -1,0 +1,310 @@
+"""Normalise desired specs and live objects into one comparable shape per kind.
+
+Both sides go through the same functions, so that server defaults, the model string vs
+object forms, the order of unordered collections and output-only fields never show up as
+changes. The server defaults assumed here are listed in docs/architecture.md ("Server
+defaults") and implemented by the local provider; keep the three in step.
+
+Fields whose server default is unknown to us (an agent model's ``effort``, a skill's resolved
+``version``, an environment's ``scope``, a credential's ``injection_location``) are compared
+only when the manifest sets them: ``fill_unset`` copies the live value across otherwise.
+
+Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+JSON = dict[str, Any]
+
+PACKAGE_MANAGERS = ("pip", "npm", "apt", "cargo", "gem", "go")
+TOOLSET_DEFAULT_POLICY = {
+    "agent_toolset_20260401": {"type": "always_allow"},
+    "mcp_toolset": {"type": "always_ask"},
+}
+
+#: Output-only fields per kind: never compared.
+OUTPUT_ONLY: dict[str, frozenset[str]] = {
+    "agent": frozenset({"id", "type", "version", "created_at", "updated_at", "archived_at"}),
+    "environment": frozenset({"id", "type", "created_at", "updated_at", "archived_at"}),
+    "vault": frozenset({"id", "type", "created_at", "updated_at", "archived_at"}),
+    "credential": frozenset({"id", "type", "vault_id", "created_at", "updated_at", "archived_at"}),
+    "deployment": frozenset(
+        {
+            "id",
+            "type",
+            "created_at",
+            "updated_at",
+            "archived_at",
+            "status",
+            "paused_reason",
+            "last_run_at",
+            "upcoming_runs_at",
+        }
+    ),
+}
+
+#: The comparable fields of each kind, with the value that means "unset".
+FIELD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "agent": {
+        "name": None,
+        "model": None,
+        "description": None,
+        "system": None,
+        "tools": [],
+        "mcp_servers": [],
+        "skills": [],
+        "execution_identity": {"type": "service_account"},
+        "multiagent": None,
+        "metadata": {},
+    },
+    "environment": {
+        "name": None,
+        "description": None,
+        "config": None,  # filled by _norm_env_config
+        "scope": None,
+        "metadata": {},
+    },
+    "vault": {"display_name": None, "metadata": {}},
+    "credential": {"display_name": None, "metadata": {}, "auth": None},
+    "deployment": {
+        "name": None,
+        "description": None,
+        "agent": None,
+        "environment_id": None,
+        "vault_ids": [],
+        "initial_events": [],
+        "resources": [],
+        "schedule": None,
+        "budget": None,
+        "metadata": {},
+    },
+}
+
+SECRET_FIELDS = frozenset(
+    {"token", "access_token", "refresh_token", "client_secret", "secret_value"}
+)
+
+
+def _blank_to_none(v: Any) -> Any:
+    return None if v == "" else v
+
+
+def _norm_model(model: Any) -> Any:
+    if model is None:
+        return None
+    if isinstance(model, str):
+        model = {"id": model}
+    out = dict(model)
+    out.setdefault("speed", "standard")
+    out.setdefault("inference_geo", None)
+    if out.get("speed") is None:
+        out["speed"] = "standard"
+    effort = out.get("effort")
+    if isinstance(effort, str):
+        out["effort"] = {"type": effort}
+    elif effort is None:
+        out.pop("effort", None)
+    return out
+
+
+def _norm_tool(tool: JSON) -> JSON:
+    tool = copy.deepcopy(tool)
+    ttype = tool.get("type")
+    if ttype not in TOOLSET_DEFAULT_POLICY:
+        return tool
+    default = dict(tool.get("default_config") or {})
+    default.setdefault("enabled", True)
+    if default.get("enabled") is None:
+        default["enabled"] = True
+    if default.get("permission_policy") is None:
+        default["permission_policy"] = dict(TOOLSET_DEFAULT_POLICY[ttype])
+    tool["default_config"] = default
+    configs: list[JSON] = []
+    for cfg in tool.get("configs") or []:
+        c = {k: v for k, v in cfg.items() if k != "type" and v is not None}
+        c.setdefault("enabled", default["enabled"])
+        c.setdefault("permission_policy", default["permission_policy"])
+        extras = {k for k in c if k not in ("name", "enabled", "permission_policy")}
+        # A config equal to the default says nothing: servers may list or omit such entries.
+        if (
+            extras
+            or c["enabled"] != default["enabled"]
+            or (c["permission_policy"] != default["permission_policy"])
+        ):
+            configs.append(c)
+    tool["configs"] = sorted(configs, key=lambda c: str(c.get("name")))
+    return tool
+
+
+def _norm_env_config(config: Any) -> Any:
+    if config is None:
+        config = {"type": "cloud"}
+    config = copy.deepcopy(config)
+    if config.get("type") != "cloud":
+        return {"type": config.get("type")}
+    net = config.get("networking") or {"type": "unrestricted"}
+    if net.get("type") == "limited":
+        net = {
+            "type": "limited",
+            "allowed_hosts": sorted(net.get("allowed_hosts") or []),
+            "allow_mcp_servers": bool(net.get("allow_mcp_servers") or False),
+            "allow_package_managers": bool(net.get("allow_package_managers") or False),
+        }
+    else:
+        net = {"type": net.get("type", "unrestricted")}
+    pk = config.get("packages") or {}
+    packages = {m: sorted(pk.get(m) or []) for m in PACKAGE_MANAGERS}
+    return {"type": "cloud", "networking": net, "packages": packages}
+
+
+def _norm_auth(auth: Any) -> Any:
+    """Credential auth without its secrets (they are compared by fingerprint)."""
+    if auth is None:
+        return None
+
+    def strip(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if k not in SECRET_FIELDS}
+        if isinstance(v, list):
+            return [strip(x) for x in v]
+        return v
+
+    out = strip(auth)
+    net = out.get("networking")
+    if isinstance(net, dict) and net.get("type") == "limited":
+        out["networking"] = {
+            "type": "limited",
+            "allowed_hosts": sorted(net.get("allowed_hosts") or []),
+        }
+    refresh = out.get("refresh")
+    if isinstance(refresh, dict):
+        refresh = dict(refresh)
+        refresh.setdefault("resource", None)
+        refresh.setdefault("scope", None)
+        tea = refresh.get("token_endpoint_auth")
+        if isinstance(tea, dict):
+            refresh["token_endpoint_auth"] = {"type": tea.get("type")}
+        out["refresh"] = refresh
+    if out.get("type") == "mcp_oauth":
+        out.setdefault("expires_at", None)
+        out.setdefault("refresh", None)
+    return out
+
+
+def normalize(kind: str, obj: JSON) -> JSON:
+    """The comparable form of a desired spec or a live object of ``kind``.
+
+    Example: ``normalize("agent", {"name": "a", "model": "m"})["model"] ==
+    {"id": "m", "speed": "standard", "inference_geo": None}``.
+    """
+    defaults = FIELD_DEFAULTS[kind]
+    out: JSON = {}
+    for field, default in defaults.items():
+        value = obj.get(field, default)
+        out[field] = copy.deepcopy(default) if value is None and default is not None else value
+    if kind == "agent":
+        out["description"] = _blank_to_none(out["description"])
+        out["system"] = _blank_to_none(out["system"])
+        out["model"] = _norm_model(out["model"])
+        out["tools"] = [_norm_tool(t) for t in out["tools"] or []]
+        out["mcp_servers"] = sorted(out["mcp_servers"] or [], key=lambda s: str(s.get("name")))
+        out["skills"] = sorted(
+            (dict(s) for s in out["skills"] or []),
+            key=lambda s: (str(s.get("type")), str(s.get("skill_id"))),
+        )
+        for s in out["skills"]:
+            if s.get("version") in (None, "latest"):
+                s.pop("version", None)
+        if not out["execution_identity"]:
+            out["execution_identity"] = {"type": "service_account"}
+    elif kind == "environment":
+        out["description"] = _blank_to_none(out["description"])
+        out["config"] = _norm_env_config(out["config"])
+    elif kind == "credential":
+        out["display_name"] = _blank_to_none(out["display_name"])
+        out["auth"] = _norm_auth(out["auth"])
+    elif kind == "deployment":
+        out["description"] = _blank_to_none(out["description"])
+        out["vault_ids"] = sorted(out["vault_ids"] or [])
+        agent = out["agent"]
+        if isinstance(agent, dict):
+            out["agent"] = {"id": agent.get("id"), "version": agent.get("version")}
+        resources = []
+        for r in out["resources"] or []:
+            r = {k: v for k, v in r.items() if k != "authorization_token"}
+            resources.append(r)
+        out["resources"] = resources
+        schedule = out["schedule"]
+        if isinstance(schedule, dict):
+            # computed fields the provider nests inside the schedule
+            out["schedule"] = {
+                k: v for k, v in schedule.items() if k not in ("last_run_at", "upcoming_runs_at")
+            }
+    out["metadata"] = dict(out["metadata"] or {})
+    return out
+
+
+#: (kind, dotted path) whose value is compared only when the manifest sets it.
+SERVER_CHOSEN: dict[str, tuple[str, ...]] = {
+    "agent": ("model.effort",),
+    "environment": ("scope",),
+    "credential": ("auth.injection_location",),
+}
+
+
+def fill_unset(kind: str, desired: JSON, live: JSON) -> JSON:
+    """Copy server-chosen values the manifest leaves unset from ``live`` into ``desired``."""
+    desired = copy.deepcopy(desired)
+    for path in SERVER_CHOSEN.get(kind, ()):
+        head, _, tail = path.partition(".")
+        if not tail:
+            if desired.get(head) is None and head in live:
+                desired[head] = live[head]
+            continue
+        d, lv = desired.get(head), live.get(head)
+        if isinstance(d, dict) and isinstance(lv, dict) and tail not in d and tail in lv:
+            d[tail] = lv[tail]
+    if kind == "agent":
+        live_skills = {(s.get("type"), s.get("skill_id")): s for s in live.get("skills") or []}
+        for s in desired.get("skills") or []:
+            if "version" not in s:
+                match = live_skills.get((s.get("type"), s.get("skill_id")))
+                if match and "version" in match:
+                    s["version"] = match["version"]
+        live_tools = live.get("tools") or []
+        for i, t in enumerate(desired.get("tools") or []):
+            if i < len(live_tools) and live_tools[i].get("type") == t.get("type"):
+                _fill_tool_configs(t, live_tools[i])
+    return desired
+
+
+def _fill_tool_configs(desired: JSON, live: JSON) -> None:
+    """Extras of per-tool configs the manifest does not set take the live value."""
+    live_cfgs = {c.get("name"): c for c in live.get("configs") or []}
+    for c in desired.get("configs") or []:
+        lc = live_cfgs.get(c.get("name"))
+        if not lc:
+            continue
+        for k, v in lc.items():
+            if k not in c and k not in ("name", "enabled", "permission_policy"):
+                c[k] = v
+
+
+def drop_paths(obj: JSON, paths: tuple[str, ...]) -> JSON:
+    """A copy of ``obj`` without the dotted ``paths`` (``ignore_changes``)."""
+    if not paths:
+        return obj
+    obj = copy.deepcopy(obj)
+    for path in paths:
+        parts = path.split(".")
+        cur: Any = obj
+        for p in parts[:-1]:
+            cur = cur.get(p) if isinstance(cur, dict) else None
+            if cur is None:
+                break
+        if isinstance(cur, dict):
+            cur.pop(parts[-1], None)
+    return obj

@@ -1,0 +1,496 @@
+"""The ``spec`` of an Agent manifest: the provider's agent create fields, typed and checked.
+
+Field names and shapes follow the wire (``provider-wire.md`` sections 4.1, 5.1-5.3); limits are
+the provider's, so a manifest that validates here is not rejected for shape at apply time.
+No defaults are filled in: what the manifest omits stays ``None`` (the engine normalises).
+"""
+
+from __future__ import annotations
+
+import re
+from difflib import get_close_matches
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from .fields import HttpUrl, Metadata, NonEmptyStr, SpecModel, _int_to_str, fail, string_or_object
+
+EffortLevel = Literal["low", "medium", "high", "xhigh", "max"]
+BUILTIN_TOOL_NAMES = ("bash", "edit", "read", "write", "glob", "grep")
+BuiltinToolName = Literal["bash", "edit", "read", "write", "glob", "grep"]
+
+MAX_TOOLS = 256
+MAX_MCP_SERVERS = 20
+MAX_DOMAINS = 64
+
+
+# --------------------------------------------------------------------------- model
+
+
+class Effort(SpecModel):
+    """Reasoning effort in object form, e.g. ``{type: high}``."""
+
+    type: EffortLevel
+
+
+EffortRef = string_or_object(
+    EffortLevel, Effort, "an effort level (low, medium, high, xhigh, max) or {type: LEVEL}"
+)
+
+
+class ModelConfig(SpecModel):
+    """The model in object form; the string form ``claude-sonnet-4-6`` is the same as ``{id: ...}``."""
+
+    id: NonEmptyStr = Field(description="Model id, e.g. claude-sonnet-4-6.")
+    effort: EffortRef | None = None  # type: ignore[valid-type]
+    inference_geo: str | None = None
+    speed: Literal["standard", "fast"] | None = None
+
+
+ModelRef = string_or_object(
+    Annotated[str, Field(min_length=1)],
+    ModelConfig,
+    "a model id such as claude-sonnet-4-6, or a mapping {id, effort, inference_geo, speed}",
+)
+
+
+# --------------------------------------------------------------------------- tools
+
+
+class PermissionPolicy(SpecModel):
+    """Whether tool calls run without asking (always_allow), ask (always_ask) or let the server judge (auto)."""
+
+    type: Literal["always_allow", "always_ask", "auto"]
+
+
+class ToolDefaultConfig(SpecModel):
+    """Settings applied to every tool of a toolset unless a per-tool config overrides them."""
+
+    enabled: bool | None = None
+    permission_policy: PermissionPolicy | None = None
+
+
+class BuiltinToolConfig(SpecModel):
+    """Per-tool settings for bash, edit, read, write, glob or grep."""
+
+    name: BuiltinToolName
+    type: BuiltinToolName | None = Field(default=None, description="Optional; equals name.")
+    enabled: bool | None = None
+    permission_policy: PermissionPolicy | None = None
+
+    @model_validator(mode="after")
+    def _type_matches_name(self) -> BuiltinToolConfig:
+        if self.type is not None and self.type != self.name:
+            fail(f"type must equal name ('{self.name}') or be omitted", "type")
+        return self
+
+
+class ToolReference(SpecModel):
+    """A tool named in a web_fetch url_sources filter."""
+
+    type: Literal["tool_reference"]
+    name: NonEmptyStr
+
+
+class UrlSourceAll(SpecModel):
+    type: Literal["all"]
+
+
+class UrlSourceNone(SpecModel):
+    type: Literal["none"]
+
+
+class UrlSourceOnly(SpecModel):
+    type: Literal["only"]
+    tools: list[ToolReference]
+
+
+class UrlSourceExcept(SpecModel):
+    type: Literal["except"]
+    tools: list[ToolReference]
+
+
+UrlSourceFilter = Annotated[
+    UrlSourceAll | UrlSourceNone | UrlSourceOnly | UrlSourceExcept, Field(discriminator="type")
+]
+UserInputSource = string_or_object(
+    Literal["all", "none"],
+    Annotated[UrlSourceAll | UrlSourceNone, Field(discriminator="type")],
+    "'all', 'none' or {type: all|none}",
+)
+ToolResultsSource = string_or_object(
+    Literal["all", "none"], UrlSourceFilter, "'all', 'none' or {type: all|none|only|except}"
+)
+
+
+class UrlSources(SpecModel):
+    """Which already-seen URLs web_fetch may fetch; each source defaults to "all"."""
+
+    user_input: UserInputSource | None = None  # type: ignore[valid-type]
+    client_tool_results: ToolResultsSource | None = None  # type: ignore[valid-type]
+    server_tool_results: ToolResultsSource | None = None  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _not_all_none(self) -> UrlSources:
+        def is_none(value: Any) -> bool:
+            return value == "none" or isinstance(value, UrlSourceNone)
+
+        if all(
+            is_none(v)
+            for v in (self.user_input, self.client_tool_results, self.server_tool_results)
+        ):
+            fail("setting all three url_sources to 'none' is rejected; disable web_fetch instead")
+        server = self.server_tool_results
+        if isinstance(server, UrlSourceOnly | UrlSourceExcept):
+            for index, ref in enumerate(server.tools):
+                if ref.name not in ("web_search", "web_fetch"):
+                    fail(
+                        f"server_tool_results may name only web_search or web_fetch, not "
+                        f"'{ref.name}'",
+                        "server_tool_results",
+                        "tools",
+                        index,
+                        "name",
+                    )
+        return self
+
+
+Domains = Annotated[list[str], Field(min_length=1, max_length=MAX_DOMAINS)]
+
+
+class _DomainFilter(SpecModel):
+    allowed_domains: Domains | None = Field(
+        default=None, description="Only these hosts (<= 64; not with blocked_domains)."
+    )
+    blocked_domains: Domains | None = Field(
+        default=None, description="Never these hosts (<= 64; not with allowed_domains)."
+    )
+
+    @model_validator(mode="after")
+    def _exclusive(self) -> _DomainFilter:
+        if self.allowed_domains is not None and self.blocked_domains is not None:
+            fail(
+                "allowed_domains and blocked_domains cannot be combined; keep one",
+                "blocked_domains",
+                point="key",
+            )
+        return self
+
+
+class WebFetchToolConfig(_DomainFilter):
+    """Per-tool settings for web_fetch."""
+
+    name: Literal["web_fetch"]
+    type: Literal["web_fetch"] | None = None
+    enabled: bool | None = None
+    permission_policy: PermissionPolicy | None = None
+    max_content_tokens: Annotated[int, Field(ge=1)] | None = None
+    url_sources: UrlSources | None = None
+
+
+class UserLocation(SpecModel):
+    """Approximate user location for web_search results."""
+
+    type: Literal["approximate"]
+    city: str | None = None
+    region: str | None = None
+    country: str | None = None
+    timezone: str | None = None
+
+
+class WebSearchToolConfig(_DomainFilter):
+    """Per-tool settings for web_search."""
+
+    name: Literal["web_search"]
+    type: Literal["web_search"] | None = None
+    enabled: bool | None = None
+    permission_policy: PermissionPolicy | None = None
+    user_location: UserLocation | None = None
+
+
+AgentToolConfig = Annotated[
+    BuiltinToolConfig | WebFetchToolConfig | WebSearchToolConfig, Field(discriminator="name")
+]
+
+
+def _unique_names(configs: list[Any] | None, label: str) -> None:
+    seen: set[str] = set()
+    for index, config in enumerate(configs or ()):
+        if config.name in seen:
+            fail(
+                f"{label} '{config.name}' is configured twice; merge the two entries",
+                "configs",
+                index,
+                "name",
+            )
+        seen.add(config.name)
+
+
+class AgentToolset(SpecModel):
+    """The built-in tools (bash, edit, read, write, glob, grep, web_fetch, web_search)."""
+
+    type: Literal["agent_toolset_20260401"]
+    configs: list[AgentToolConfig] | None = None
+    default_config: ToolDefaultConfig | None = None
+
+    @model_validator(mode="after")
+    def _unique(self) -> AgentToolset:
+        _unique_names(self.configs, "tool")
+        return self
+
+
+class McpToolConfig(SpecModel):
+    """Per-tool settings for one tool of an MCP server."""
+
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    enabled: bool | None = None
+    permission_policy: PermissionPolicy | None = None
+
+
+class McpToolset(SpecModel):
+    """The tools of one MCP server declared in mcp_servers."""
+
+    type: Literal["mcp_toolset"]
+    mcp_server_name: Annotated[str, Field(min_length=1, max_length=255)]
+    configs: list[McpToolConfig] | None = None
+    default_config: ToolDefaultConfig | None = None
+
+    @model_validator(mode="after")
+    def _unique(self) -> McpToolset:
+        _unique_names(self.configs, "MCP tool")
+        return self
+
+
+class CustomTool(SpecModel):
+    """A tool your client implements; calls arrive as agent.custom_tool_use events."""
+
+    type: Literal["custom"]
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=128, json_schema_extra={"pattern": "^[A-Za-z0-9_-]+$"}),
+    ]
+    description: str
+    input_schema: dict[str, Any] = Field(
+        description="JSON Schema of the tool input; its type must be 'object'."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _tool_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", value):
+            fail("custom tool names may use only letters, digits, '_' and '-'")
+        return value
+
+    @field_validator("input_schema")
+    @classmethod
+    def _object_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value.get("type") != "object":
+            fail("input_schema must be a JSON Schema with type: object", "type")
+        return value
+
+
+Tool = Annotated[AgentToolset | McpToolset | CustomTool, Field(discriminator="type")]
+
+
+# --------------------------------------------------------------------------- the rest
+
+
+class McpServer(SpecModel):
+    """An MCP server the agent may use; each must be referenced by an mcp_toolset."""
+
+    type: Literal["url"]
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    url: HttpUrl
+
+
+class Skill(SpecModel):
+    """A skill: an Anthropic skill id (e.g. xlsx) or a custom skill_... id."""
+
+    type: Literal["anthropic", "custom"]
+    skill_id: NonEmptyStr
+    version: Annotated[str, BeforeValidator(_int_to_str)] | None = Field(
+        default=None, description="Omit for the latest version."
+    )
+
+
+class ServiceAccountIdentity(SpecModel):
+    type: Literal["service_account"]
+
+
+class AwsRoleIdentity(SpecModel):
+    type: Literal["aws_role"]
+    role_arn: Annotated[str, Field(min_length=1, max_length=2048)]
+
+
+ExecutionIdentity = Annotated[ServiceAccountIdentity | AwsRoleIdentity, Field(discriminator="type")]
+
+
+class AgentVersionRef(SpecModel):
+    """A provider agent (by id), optionally at a version."""
+
+    type: Literal["agent"]
+    id: NonEmptyStr
+    version: Annotated[int, Field(ge=1)] | None = None
+
+
+class SelfRef(SpecModel):
+    type: Literal["self"]
+
+
+class AdvisorRef(SpecModel):
+    type: Literal["advisor"]
+    model: NonEmptyStr
+
+
+RosterEntry = string_or_object(
+    Annotated[str, Field(min_length=1)],
+    Annotated[AgentVersionRef | SelfRef | AdvisorRef, Field(discriminator="type")],
+    "an agent id or a mapping {type: agent|self|advisor, ...}",
+)
+PredefinedAgent = string_or_object(
+    Annotated[str, Field(min_length=1)],
+    Annotated[AgentVersionRef | SelfRef, Field(discriminator="type")],
+    "an agent id or a mapping {type: agent|self, ...}",
+)
+
+
+class Coordinator(SpecModel):
+    """Legacy multiagent roster (prefer multiagent_20261001)."""
+
+    type: Literal["coordinator"]
+    agents: Annotated[list[RosterEntry], Field(min_length=1, max_length=20)]  # type: ignore[valid-type]
+
+
+class InlineAgents(SpecModel):
+    type: Literal["enabled", "disabled"]
+
+
+class MultiagentAdvisor(SpecModel):
+    type: Literal["enabled", "disabled"]
+    model: NonEmptyStr | None = None
+
+    @model_validator(mode="after")
+    def _model_when_enabled(self) -> MultiagentAdvisor:
+        if self.type == "enabled" and self.model is None:
+            fail("an enabled advisor needs a model")
+        if self.type == "disabled" and self.model is not None:
+            fail("a disabled advisor takes no model", "model", point="key")
+        return self
+
+
+class MultiagentMembers(SpecModel):
+    """Subagents or workflows: enabled (with inline/predefined agents) or disabled."""
+
+    type: Literal["enabled", "disabled"]
+    inline_agents: InlineAgents | None = None
+    predefined_agents: Annotated[list[PredefinedAgent], Field(max_length=20)] | None = None  # type: ignore[valid-type]
+
+
+class Multiagent20261001(SpecModel):
+    """Multiagent settings: advisor (default disabled), subagents and workflows (default enabled)."""
+
+    type: Literal["multiagent_20261001"]
+    advisor: MultiagentAdvisor | None = None
+    subagents: MultiagentMembers | None = None
+    workflows: MultiagentMembers | None = None
+
+
+Multiagent = Annotated[Coordinator | Multiagent20261001, Field(discriminator="type")]
+
+
+class AgentSpec(SpecModel):
+    """Desired state of an agent: the create fields of POST /v1/agents."""
+
+    name: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
+        default=None, description="Remote name; defaults to the document name."
+    )
+    model: ModelRef = Field(  # type: ignore[valid-type]
+        description="Model id (e.g. claude-sonnet-4-6) or {id, effort, inference_geo, speed}."
+    )
+    system: Annotated[str, Field(max_length=100_000)] | None = Field(
+        default=None, description="System prompt (<= 100,000 characters)."
+    )
+    description: Annotated[str, Field(max_length=2048)] | None = None
+    tools: Annotated[list[Tool], Field(max_length=MAX_TOOLS)] | None = None
+    mcp_servers: Annotated[list[McpServer], Field(max_length=MAX_MCP_SERVERS)] | None = None
+    skills: list[Skill] | None = None
+    execution_identity: ExecutionIdentity | None = None
+    multiagent: Multiagent | None = None
+    metadata: Metadata | None = None
+
+    @model_validator(mode="after")
+    def _mcp_servers_match_toolsets(self) -> AgentSpec:
+        servers = [server.name for server in self.mcp_servers or ()]
+        seen: set[str] = set()
+        for index, name in enumerate(servers):
+            if name in seen:
+                fail(
+                    f"MCP server name '{name}' is declared twice; names must be unique",
+                    "mcp_servers",
+                    index,
+                    "name",
+                )
+            seen.add(name)
+        referenced: set[str] = set()
+        for index, tool in enumerate(self.tools or ()):
+            if isinstance(tool, McpToolset):
+                if tool.mcp_server_name not in seen:
+                    fail(
+                        _unknown_server(tool.mcp_server_name, servers),
+                        "tools",
+                        index,
+                        "mcp_server_name",
+                    )
+                referenced.add(tool.mcp_server_name)
+        for index, name in enumerate(servers):
+            if name not in referenced:
+                fail(
+                    f"MCP server '{name}' is not used by any tool; add "
+                    f"{{type: mcp_toolset, mcp_server_name: {name}}} to tools or remove it",
+                    "mcp_servers",
+                    index,
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _custom_tools_unique(self) -> AgentSpec:
+        seen: set[str] = set()
+        for index, tool in enumerate(self.tools or ()):
+            if isinstance(tool, CustomTool):
+                if tool.name in seen:
+                    fail(f"custom tool '{tool.name}' is declared twice", "tools", index, "name")
+                seen.add(tool.name)
+        for index, tool in enumerate(self.tools or ()):
+            if not isinstance(tool, AgentToolset):
+                continue
+            for cindex, config in enumerate(tool.configs or ()):
+                sources = config.url_sources if isinstance(config, WebFetchToolConfig) else None
+                client = sources.client_tool_results if sources else None
+                if not isinstance(client, UrlSourceOnly | UrlSourceExcept):
+                    continue
+                for rindex, ref in enumerate(client.tools):
+                    if ref.name not in seen:
+                        fail(
+                            f"client_tool_results names '{ref.name}', which is not a custom "
+                            "tool of this agent",
+                            "tools",
+                            index,
+                            "configs",
+                            cindex,
+                            "url_sources",
+                            "client_tool_results",
+                            "tools",
+                            rindex,
+                            "name",
+                        )
+        return self
+
+
+def _unknown_server(name: str, servers: list[str]) -> str:
+    message = f"mcp_server_name '{name}' does not match any entry of mcp_servers"
+    close = get_close_matches(name, servers, n=1)
+    if close:
+        return message + f"; did you mean '{close[0]}'?"
+    if servers:
+        return message + f" (declared: {', '.join(servers)})"
+    return message + "; declare it under mcp_servers: [{type: url, name, url}]"

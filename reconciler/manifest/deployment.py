@@ -1,0 +1,327 @@
+"""The ``spec`` of a Deployment manifest: what to run, where, with which vaults, and when.
+
+Unlike the wire (``agent`` id, ``environment_id``, ``vault_ids``), a manifest refers to other
+manifests by name; the engine resolves names to ids at apply time. ``agent`` is normalised to
+an ``AgentPin`` (``version=None`` follows the latest). Shapes follow ``provider-wire.md`` §9.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from difflib import get_close_matches
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
+
+from .fields import Metadata, NonEmptyStr, ResourceName, SpecModel, _int_to_str, fail
+from .secret import SecretRef
+
+MAX_INITIAL_EVENTS = 50
+MAX_VAULTS = 50
+MAX_RESOURCES = 500
+
+
+# --------------------------------------------------------------------------- agent pin
+
+
+class AgentPin(SpecModel):
+    """The agent a deployment runs: a manifest name, and a version (None = follow the latest).
+
+    Written in a manifest as ``coder`` or ``{ref: coder, version: 5}`` or
+    ``{ref: coder, version: latest}``.
+    """
+
+    ref: ResourceName = Field(description="Name of an Agent manifest.")
+    version: int | None = Field(default=None, description="Pinned version (>= 1); None = latest.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"ref": data}
+        if not isinstance(data, dict):
+            return data
+        version = data.get("version")
+        if version == "latest":
+            return {**data, "version": None}
+        if isinstance(version, bool) or (version is not None and not isinstance(version, int)):
+            fail("version must be a positive integer or 'latest'", "version")
+        if isinstance(version, int) and version < 1:
+            fail(
+                f"agent version pin must be >= 1 (got {version}); versions start at 1, or use "
+                "'latest' to follow the newest",
+                "version",
+            )
+        return data
+
+    @property
+    def follows_latest(self) -> bool:
+        return self.version is None
+
+
+_AGENT_PIN_SCHEMA = {
+    "description": "Agent manifest name (follows the latest version), or "
+    "{ref: NAME, version: N | latest}.",
+    "oneOf": [
+        {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{0,63}$"},
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["ref"],
+            "properties": {
+                "ref": {"type": "string", "description": "Name of an Agent manifest."},
+                "version": {
+                    "description": "Version to pin (>= 1), or latest (default).",
+                    "oneOf": [
+                        {"type": "integer", "minimum": 1},
+                        {"type": "string", "const": "latest"},
+                        {"type": "null"},
+                    ],
+                },
+            },
+        },
+    ],
+}
+
+
+# --------------------------------------------------------------------------- initial events
+
+
+class TextBlock(SpecModel):
+    type: Literal["text"]
+    text: str
+
+
+class OtherContentBlock(SpecModel):
+    """An image, document or redacted block, passed to the provider as written."""
+
+    model_config = SpecModel.model_config | {"extra": "allow"}
+
+    type: Literal["image", "document", "redacted"]
+
+
+ContentBlock = Annotated[TextBlock | OtherContentBlock, Field(discriminator="type")]
+
+
+class UserMessageEvent(SpecModel):
+    """The first user message of each session."""
+
+    type: Literal["user.message"]
+    content: Annotated[list[ContentBlock], Field(min_length=1)]
+
+
+class TextRubric(SpecModel):
+    type: Literal["text"]
+    content: NonEmptyStr
+
+
+class FileRubric(SpecModel):
+    type: Literal["file"]
+    file_id: NonEmptyStr
+
+
+class DefineOutcomeEvent(SpecModel):
+    """An outcome the session works toward, graded against a rubric."""
+
+    type: Literal["user.define_outcome"]
+    description: NonEmptyStr
+    rubric: Annotated[TextRubric | FileRubric, Field(discriminator="type")]
+    max_iterations: Annotated[int, Field(ge=1, le=20)] | None = None
+
+
+class SystemMessageEvent(SpecModel):
+    type: Literal["system.message"]
+    content: Annotated[list[TextBlock], Field(min_length=1)]
+
+
+InitialEvent = Annotated[
+    UserMessageEvent | DefineOutcomeEvent | SystemMessageEvent, Field(discriminator="type")
+]
+
+
+# --------------------------------------------------------------------------- resources
+
+
+class BranchCheckout(SpecModel):
+    type: Literal["branch"]
+    name: NonEmptyStr
+
+
+class CommitCheckout(SpecModel):
+    type: Literal["commit"]
+    sha: NonEmptyStr
+
+
+class GitHubRepositoryResource(SpecModel):
+    """A GitHub repository cloned into each session's container."""
+
+    type: Literal["github_repository"]
+    url: NonEmptyStr
+    authorization_token: SecretRef | None = None
+    checkout: Annotated[BranchCheckout | CommitCheckout, Field(discriminator="type")] | None = None
+    mount_path: str | None = None
+
+
+class FileResource(SpecModel):
+    type: Literal["file"]
+    file_id: NonEmptyStr
+    mount_path: str | None = None
+
+
+class MemoryStoreResource(SpecModel):
+    type: Literal["memory_store"]
+    memory_store_id: NonEmptyStr
+    access: Literal["read_write", "read_only"] | None = None
+    instructions: str | None = None
+
+
+Resource = Annotated[
+    GitHubRepositoryResource | FileResource | MemoryStoreResource, Field(discriminator="type")
+]
+
+
+# --------------------------------------------------------------------------- schedule, budget
+
+_CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day-of-month", 1, 31),
+    ("month", 1, 12),
+    ("day-of-week", 0, 7),
+)
+_CRON_ITEM = re.compile(r"^(\*|(\d+)(?:-(\d+))?)(?:/(\d+))?$")
+
+
+def check_cron(expression: str) -> str | None:
+    """Return why a 5-field POSIX cron expression is invalid, or None if it is valid."""
+    if expression.strip().startswith("@"):
+        return "cron macros like @daily are not supported; write the 5 fields, e.g. '0 0 * * *'"
+    fields = expression.split()
+    if len(fields) != 5:
+        return (
+            f"cron expression must have 5 fields (minute hour day-of-month month "
+            f"day-of-week), got {len(fields)}"
+        )
+    for text, (label, low, high) in zip(fields, _CRON_FIELDS, strict=True):
+        for item in text.split(","):
+            match = _CRON_ITEM.match(item)
+            if not match:
+                return (
+                    f"invalid {label} field '{text}': use numbers, '*', ranges a-b, steps /n "
+                    "and lists a,b (no names, L, W, # or ?)"
+                )
+            _, start, end, step = match.groups()
+            for number in (start, end):
+                if number is not None and not low <= int(number) <= high:
+                    return f"{label} value {number} is out of range {low}-{high}"
+            if start is not None and end is not None and int(start) > int(end):
+                return f"{label} range {start}-{end} is backwards"
+            if step is not None and int(step) < 1:
+                return f"{label} step must be at least 1"
+    return None
+
+
+@lru_cache(maxsize=1)
+def _time_zones() -> tuple[str, ...]:
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+def _check_time_zone(name: str) -> str | None:
+    try:
+        zoneinfo.ZoneInfo(name)
+        return None
+    except Exception:  # noqa: BLE001 - ZoneInfoNotFoundError, ValueError (odd paths), OSError
+        message = f"unknown time zone '{name[:80]}'; use an IANA name such as Europe/Berlin or UTC"
+        close = get_close_matches(name, _time_zones(), n=1)
+        return message + (f" (did you mean '{close[0]}'?)" if close else "")
+
+
+class Schedule(SpecModel):
+    """Fire automatically: a 5-field cron expression in an IANA time zone."""
+
+    type: Literal["cron"]
+    expression: str = Field(description="5-field POSIX cron, e.g. '0 3 * * 1-5'.")
+    timezone: str = Field(description="IANA time zone, e.g. Europe/Berlin.")
+
+    @field_validator("expression")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        problem = check_cron(value)
+        if problem:
+            fail(problem)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        problem = _check_time_zone(value)
+        if problem:
+            fail(problem)
+        return value
+
+
+class Money(SpecModel):
+    """An amount in minor units (cents) as a string: "2500" is $25.00."""
+
+    amount: Annotated[
+        str, BeforeValidator(_int_to_str), Field(json_schema_extra={"pattern": "^[0-9]+$"})
+    ]
+    currency: Literal["USD"]
+
+    @field_validator("amount")
+    @classmethod
+    def _minor_units(cls, value: str) -> str:
+        if not value.isascii() or not value.isdigit():
+            fail('amount is a whole number of cents written as a string, e.g. "2500" for $25.00')
+        return value
+
+
+class Budget(SpecModel):
+    """A spend ceiling copied onto every session of the deployment."""
+
+    type: Literal["limit"]
+    max_list_cost: Money
+
+
+# --------------------------------------------------------------------------- the spec
+
+
+class DeploymentSpec(SpecModel):
+    """Desired state of a deployment: an agent pin, an environment, vaults and a trigger."""
+
+    name: NonEmptyStr | None = Field(
+        default=None, description="Remote name; defaults to the document name."
+    )
+    description: str | None = None
+    agent: Annotated[AgentPin, WithJsonSchema(_AGENT_PIN_SCHEMA)]
+    environment: ResourceName = Field(description="Name of an Environment manifest.")
+    vaults: Annotated[list[ResourceName], Field(max_length=MAX_VAULTS)] = Field(
+        default_factory=list, description="Names of Vault manifests."
+    )
+    initial_events: Annotated[
+        list[InitialEvent], Field(min_length=1, max_length=MAX_INITIAL_EVENTS)
+    ] = Field(description="1-50 events sent to every new session (user.message, ...).")
+    resources: Annotated[list[Resource], Field(max_length=MAX_RESOURCES)] | None = None
+    schedule: Schedule | None = None
+    budget: Budget | None = None
+    metadata: Metadata | None = None
+
+    @model_validator(mode="after")
+    def _unique_vaults(self) -> DeploymentSpec:
+        seen: set[str] = set()
+        for index, vault in enumerate(self.vaults):
+            if vault in seen:
+                fail(f"vault '{vault}' is listed twice", "vaults", index)
+            seen.add(vault)
+        return self
+
+    def references(self) -> list[tuple[str, str, tuple[str | int, ...]]]:
+        """``(kind, name, spec path)`` of every manifest this deployment refers to."""
+        refs: list[tuple[str, str, tuple[str | int, ...]]] = [
+            ("Agent", self.agent.ref, ("agent", "ref")),
+            ("Environment", self.environment, ("environment",)),
+        ]
+        refs += [("Vault", vault, ("vaults", i)) for i, vault in enumerate(self.vaults)]
+        return refs

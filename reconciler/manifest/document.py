@@ -1,0 +1,161 @@
+"""One manifest document (kind, name, spec, protect, ignore_changes) and its address.
+
+``Document`` validates its ``spec`` with the model of its ``kind`` in the same pass as the
+envelope, so a single ``model_validate`` reports every problem of a document at once. Source
+positions are not stored here (see ``ManifestSet.location``): a Document is pure desired state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from difflib import get_close_matches
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
+
+from .agent import AgentSpec
+from .deployment import DeploymentSpec
+from .environment import EnvironmentSpec
+from .fields import ResourceName, SpecModel, fail
+from .vault import CredentialSpec, VaultSpec
+
+Kind = Literal["Agent", "Environment", "Vault", "Deployment"]
+KINDS: tuple[str, ...] = ("Agent", "Environment", "Vault", "Deployment")
+SPEC_MODELS: dict[str, type[SpecModel]] = {
+    "Agent": AgentSpec,
+    "Environment": EnvironmentSpec,
+    "Vault": VaultSpec,
+    "Deployment": DeploymentSpec,
+}
+Spec = AgentSpec | EnvironmentSpec | VaultSpec | DeploymentSpec
+CREDENTIAL_KIND = "credential"
+
+
+def credential_address(vault_name: str, credential_name: str) -> str:
+    """The address of a vault's credential, e.g. ``vault.github.credential.token``."""
+    return f"vault.{vault_name}.credential.{credential_name}"
+
+
+@dataclass(frozen=True)
+class _KindTagged:
+    """A raw spec carried with its document's kind, so the right spec model validates it."""
+
+    kind: str
+    value: Any
+
+
+def _untag(value: Any) -> Any:
+    return value.value if isinstance(value, _KindTagged) else value
+
+
+def _spec_kind(value: Any) -> str | None:
+    if isinstance(value, _KindTagged):
+        return value.kind
+    for kind, model in SPEC_MODELS.items():
+        if type(value) is model:
+            return kind
+    return None
+
+
+AnySpec = Annotated[
+    Annotated[AgentSpec, BeforeValidator(_untag), Tag("Agent")]
+    | Annotated[EnvironmentSpec, BeforeValidator(_untag), Tag("Environment")]
+    | Annotated[VaultSpec, BeforeValidator(_untag), Tag("Vault")]
+    | Annotated[DeploymentSpec, BeforeValidator(_untag), Tag("Deployment")],
+    Discriminator(
+        _spec_kind,
+        custom_error_type="spec_without_kind",
+        custom_error_message="spec cannot be checked until kind is valid",
+    ),
+]
+
+
+class Document(BaseModel):
+    """One manifest document: the desired state of one resource.
+
+    Example::
+
+        kind: Agent
+        name: coder          # address agent.coder
+        spec: {model: claude-sonnet-4-6}
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, hide_input_in_errors=True)
+
+    kind: Kind = Field(description="Agent | Environment | Vault | Deployment.")
+    name: ResourceName = Field(
+        description="Unique per kind; 1-64 lowercase letters, digits, '-', '_'. "
+        "The address is KIND.NAME, e.g. agent.coder."
+    )
+    spec: AnySpec = Field(description="The provider's create fields, snake_case as on the wire.")
+    protect: bool = Field(default=False, description="true = never archive or delete it.")
+    ignore_changes: tuple[str, ...] = Field(
+        default=(),
+        strict=False,
+        description="Spec paths plan must not diff, e.g. metadata.owner or system.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tag_spec(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "spec" in data:
+            kind = data.get("kind")
+            if isinstance(kind, str) and kind in SPEC_MODELS:
+                return {**data, "spec": _KindTagged(kind, _untag(data["spec"]))}
+        return data
+
+    @model_validator(mode="after")
+    def _check_ignore_changes(self) -> Document:
+        fields = list(SPEC_MODELS[self.kind].model_fields)
+        for index, path in enumerate(self.ignore_changes):
+            segments = path.split(".")
+            if not path or not all(segments):
+                fail(
+                    "ignore_changes entries are dotted spec paths such as metadata.owner",
+                    "ignore_changes",
+                    index,
+                )
+            head = segments[0].split("[", 1)[0]
+            if head == "spec" and len(segments) > 1:
+                fail(
+                    f"write ignore_changes paths relative to spec: '{path[5:]}', not '{path}'",
+                    "ignore_changes",
+                    index,
+                )
+            if head not in fields:
+                close = get_close_matches(head, fields, n=1)
+                hint = (
+                    f"; did you mean '{close[0]}'?" if close else f" (fields: {', '.join(fields)})"
+                )
+                fail(
+                    f"'{head}' is not a field of the {self.kind} spec{hint}",
+                    "ignore_changes",
+                    index,
+                )
+        return self
+
+    @property
+    def address(self) -> str:
+        """``agent.coder``, ``environment.python-data``, ``vault.github``, ``deployment.x``."""
+        return f"{self.kind.lower()}.{self.name}"
+
+    @property
+    def remote_name(self) -> str:
+        """The name sent to the provider: spec.name / spec.display_name, else the document name."""
+        spec = self.spec
+        remote = spec.display_name if isinstance(spec, VaultSpec) else spec.name
+        return remote or self.name
+
+    def credentials(self) -> list[tuple[str, CredentialSpec]]:
+        """``(address, spec)`` of each credential declared by a Vault document."""
+        if not isinstance(self.spec, VaultSpec):
+            return []
+        return [(credential_address(self.name, c.name), c) for c in self.spec.credentials]

@@ -1,0 +1,100 @@
+"""The ``spec`` of an Environment manifest: the provider's environment create fields.
+
+Shapes follow ``provider-wire.md`` sections 4.2 and 5.4, including the provider rule that
+packages under limited networking need ``allow_package_managers: true``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from .fields import Metadata, NonEmptyStr, SpecModel, fail
+
+PACKAGE_MANAGERS = ("pip", "npm", "apt", "cargo", "gem", "go")
+PackageList = list[NonEmptyStr]
+
+
+class UnrestrictedNetworking(SpecModel):
+    """Outbound network access to any host."""
+
+    type: Literal["unrestricted"]
+
+
+class LimitedNetworking(SpecModel):
+    """Outbound network access only to the listed hosts (and optionally MCP servers and package registries)."""
+
+    type: Literal["limited"]
+    allowed_hosts: list[NonEmptyStr] | None = None
+    allow_mcp_servers: bool | None = Field(default=None, description="Default false.")
+    allow_package_managers: bool | None = Field(
+        default=None, description="Default false; must be true when packages are listed."
+    )
+
+
+Networking = Annotated[UnrestrictedNetworking | LimitedNetworking, Field(discriminator="type")]
+
+
+class Packages(SpecModel):
+    """Packages installed into the container, per package manager (pkg==1.0 pins a version)."""
+
+    type: Literal["packages"] | None = None
+    pip: PackageList | None = None
+    npm: PackageList | None = None
+    apt: PackageList | None = None
+    cargo: PackageList | None = None
+    gem: PackageList | None = None
+    go: PackageList | None = None
+
+    def any_listed(self) -> bool:
+        """True when at least one manager lists a package."""
+        return any(getattr(self, manager) for manager in PACKAGE_MANAGERS)
+
+
+class CloudConfig(SpecModel):
+    """A container run by the provider."""
+
+    type: Literal["cloud"]
+    networking: Networking | None = None
+    packages: Packages | None = None
+
+    @model_validator(mode="after")
+    def _package_managers_reachable(self) -> CloudConfig:
+        net = self.networking
+        if (
+            isinstance(net, LimitedNetworking)
+            and self.packages is not None
+            and self.packages.any_listed()
+            and net.allow_package_managers is not True
+        ):
+            fail(
+                "packages under limited networking require allow_package_managers: true; "
+                "set it under networking or remove the packages",
+                "networking",
+                "allow_package_managers",
+                point="key",
+            )
+        return self
+
+
+class SelfHostedConfig(SpecModel):
+    """Sessions run on your own workers (no other settings)."""
+
+    type: Literal["self_hosted"]
+
+
+EnvironmentConfig = Annotated[CloudConfig | SelfHostedConfig, Field(discriminator="type")]
+
+
+class EnvironmentSpec(SpecModel):
+    """Desired state of an environment: the create fields of POST /v1/environments."""
+
+    name: NonEmptyStr | None = Field(
+        default=None,
+        description="Remote name (unique among live environments); defaults to the document name.",
+    )
+    description: str | None = None
+    metadata: Metadata | None = None
+    scope: Literal["organization", "account"] | None = None
+    config: EnvironmentConfig | None = None

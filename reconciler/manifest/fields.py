@@ -1,0 +1,163 @@
+"""Field types shared by every spec model: the base class, names, metadata, URLs, unions.
+
+Validators here raise ``PydanticCustomError("manifest", message, {"at": (...)})``: the
+message is a complete sentence for the user, and ``at`` is an optional sub-path below the
+validated value, so a model-level rule can still point at the exact key (see ``fail``).
+Nothing here reads files or the environment.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, NoReturn
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic_core import PydanticCustomError
+
+#: Ownership keys the reconciler writes on every resource it creates (DESIGN "Ownership").
+RESERVED_METADATA_KEYS = ("managed-by", "reconciler-project", "reconciler-address")
+#: The provider allows 16 metadata pairs; the reserved keys take three of them.
+MAX_USER_METADATA_KEYS = 16 - len(RESERVED_METADATA_KEYS)
+MAX_METADATA_KEY_LEN = 64
+MAX_METADATA_VALUE_LEN = 512
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+_NAME_RE = re.compile(NAME_PATTERN)
+_NAME_RULE = "use 1-64 lowercase letters, digits, '-' or '_', starting with a letter or digit"
+
+
+def fail(message: str, *at: str | int, point: str = "value") -> NoReturn:
+    """Raise a validation error whose message is shown to the user as is.
+
+    Args:
+        message: a sentence that says what is wrong and what to do.
+        *at: a path below the value being validated (e.g. ``"mcp_servers", 0``) to point at.
+        point: ``"value"`` to point at the value, ``"key"`` to point at its key.
+    """
+    raise PydanticCustomError("manifest", message, {"at": tuple(at), "point": point})
+
+
+class SpecModel(BaseModel):
+    """Base of every manifest model: strict types, unknown keys rejected, immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        hide_input_in_errors=True,  # inputs may be inline secrets; never print them
+    )
+
+
+def _check_name(value: str) -> str:
+    if not _NAME_RE.match(value):
+        fail(f"invalid name '{value[:80]}': {_NAME_RULE}")
+    return value
+
+
+ResourceName = Annotated[
+    str,
+    AfterValidator(_check_name),
+    Field(json_schema_extra={"pattern": NAME_PATTERN}),
+]
+"""A manifest-local name: document names, credential names and references to them."""
+
+
+def _check_metadata(value: dict[str, str]) -> dict[str, str]:
+    for key in value:
+        if key in RESERVED_METADATA_KEYS:
+            fail(
+                f"metadata key '{key}' is reserved: the reconciler sets it to record ownership; "
+                "remove it",
+                key,
+                point="key",
+            )
+        if not key:
+            fail("metadata keys must not be empty", key, point="key")
+        if len(key) > MAX_METADATA_KEY_LEN:
+            fail(
+                f"metadata key is {len(key)} characters long; the limit is {MAX_METADATA_KEY_LEN}",
+                key,
+                point="key",
+            )
+    for key, item in value.items():
+        if len(item) > MAX_METADATA_VALUE_LEN:
+            fail(
+                f"metadata value is {len(item)} characters long; the limit is "
+                f"{MAX_METADATA_VALUE_LEN}",
+                key,
+            )
+    if len(value) > MAX_USER_METADATA_KEYS:
+        fail(
+            f"too many metadata keys: {len(value)}; manifests may set at most "
+            f"{MAX_USER_METADATA_KEYS} (the provider allows 16 and the reconciler reserves "
+            f"{', '.join(RESERVED_METADATA_KEYS)})"
+        )
+    return value
+
+
+Metadata = Annotated[
+    dict[str, str],
+    AfterValidator(_check_metadata),
+    Field(
+        description=(
+            f"Key/value labels (at most {MAX_USER_METADATA_KEYS} keys, key <= 64 chars, "
+            "value <= 512 chars, values are strings). The keys "
+            + ", ".join(RESERVED_METADATA_KEYS)
+            + " are reserved for the reconciler."
+        ),
+        json_schema_extra={
+            "maxProperties": MAX_USER_METADATA_KEYS,
+            "propertyNames": {
+                "maxLength": MAX_METADATA_KEY_LEN,
+                "minLength": 1,
+                "not": {"enum": list(RESERVED_METADATA_KEYS)},
+            },
+            "additionalProperties": {"type": "string", "maxLength": MAX_METADATA_VALUE_LEN},
+        },
+    ),
+]
+
+
+def _check_http_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/?#]+[^\s]*$", value):
+        fail("expected an absolute http(s) URL such as https://mcp.example.com/mcp")
+    return value
+
+
+HttpUrl = Annotated[
+    str, AfterValidator(_check_http_url), Field(json_schema_extra={"pattern": "^https?://"})
+]
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+def _int_to_str(value: Any) -> Any:
+    """Let ``version: 1`` or ``amount: 2500`` stand for the wire's strings."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _string_or_object(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict | BaseModel):
+        return "object"
+    return None
+
+
+def string_or_object(string_type: Any, object_type: Any, expected: str) -> Any:
+    """A union of a string form and a mapping form, with one clear error for anything else.
+
+    Args:
+        string_type: the type of the string form (``str`` or a ``Literal``).
+        object_type: the model of the mapping form.
+        expected: what to say when the value is neither, e.g. "a model id or a mapping".
+    """
+    return Annotated[
+        Annotated[string_type, Tag("string")] | Annotated[object_type, Tag("object")],
+        Discriminator(
+            _string_or_object,
+            custom_error_type="manifest",
+            custom_error_message=f"expected {expected}",
+        ),
+    ]

@@ -1,0 +1,81 @@
+"""JSON Schema (draft 2020-12) of one manifest document, for editors and CI linters.
+
+The schema describes what a user writes: ``kind`` picks the spec schema through
+``if``/``then`` so yaml-language-server completes and documents the spec fields of each kind.
+It is generated from the same pydantic models that validate, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from .document import KINDS, SPEC_MODELS
+from .fields import NAME_PATTERN
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+@lru_cache(maxsize=1)
+def _build() -> dict[str, Any]:
+    _, top = models_json_schema(
+        [(model, "validation") for model in SPEC_MODELS.values()],
+        ref_template="#/$defs/{model}",
+    )
+    defs: dict[str, Any] = top.get("$defs", {})
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "title": "reconciler manifest document",
+        "description": "One document of a reconciler manifest file: the desired state of one "
+        "Agent, Environment, Vault or Deployment. Files may hold many documents "
+        "separated by ---.",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["kind", "name", "spec"],
+        "properties": {
+            "kind": {"enum": list(KINDS), "description": "What this document declares."},
+            "name": {
+                "type": "string",
+                "pattern": NAME_PATTERN,
+                "description": "Unique per kind; the address is KIND.NAME (e.g. agent.coder). "
+                "1-64 lowercase letters, digits, '-' or '_'. Also the remote name unless the "
+                "spec sets name (display_name for vaults).",
+            },
+            "spec": {
+                "type": "object",
+                "description": "The provider's create fields, snake_case as on the wire.",
+            },
+            "protect": {
+                "type": "boolean",
+                "default": False,
+                "description": "true = never archive or delete this resource.",
+            },
+            "ignore_changes": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1},
+                "default": [],
+                "description": "Spec paths plan must not diff, e.g. metadata.owner or system.",
+            },
+        },
+        "allOf": [
+            {
+                "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
+                "then": {"properties": {"spec": {"$ref": f"#/$defs/{model.__name__}"}}},
+            }
+            for kind, model in SPEC_MODELS.items()
+        ],
+        "$defs": defs,
+    }
+
+
+def manifest_json_schema() -> dict[str, Any]:
+    """The JSON Schema of one manifest document (a fresh copy the caller may change).
+
+    Returns:
+        A draft 2020-12 schema; ``reconciler schema`` writes it for
+        ``# yaml-language-server: $schema=...`` comments.
+    """
+    return copy.deepcopy(_build())

@@ -1,0 +1,172 @@
+"""Secret references: how a manifest names a secret, and how the value is read at apply time.
+
+A secret field in a manifest is ``{from_env: VAR}`` or ``{from_file: PATH}``; an inline string
+is an error that never repeats the string. ``resolve_secret`` is the only place that reads a
+secret value, and its errors name the variable or file, never the value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pydantic import BaseModel, Field, model_validator
+
+from reconciler.errors import ManifestError, ManifestIssue
+
+from .fields import SpecModel, fail
+from .yamlsource import SourceLocation
+
+INLINE_SECRET_MESSAGE = "inline secret: use {from_env: VAR} or {from_file: PATH}"
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SOURCES = ("from_env", "from_file")
+
+
+class SecretRef(SpecModel):
+    """Where a secret comes from: exactly one of an environment variable or a file.
+
+    ``from_file`` paths are relative to the manifests directory (``ManifestSet.base_dir``).
+    """
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": {
+            "oneOf": [{"required": ["from_env"]}, {"required": ["from_file"]}],
+        }
+    }
+
+    from_env: str | None = Field(
+        default=None,
+        description="Name of the environment variable holding the secret.",
+        json_schema_extra={"pattern": _ENV_NAME_RE.pattern},
+    )
+    from_file: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Path of a file holding the secret, relative to the manifests directory; "
+        "trailing newlines are stripped.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_inline(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            fail(INLINE_SECRET_MESSAGE)
+        if not isinstance(data, dict | BaseModel):
+            fail("a secret must be a mapping: {from_env: VAR} or {from_file: PATH}")
+        if isinstance(data, dict):
+            unknown = [str(key) for key in data if key not in _SOURCES]
+            if unknown:
+                # never name the key: `token: {ghp_...}` puts the secret itself there
+                close = get_close_matches(unknown[0], _SOURCES, n=1, cutoff=0.7)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                fail(
+                    "a secret takes only from_env or from_file (other keys are not shown "
+                    f"here, as they may hold the secret){hint}"
+                )
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.from_env is None) == (self.from_file is None):
+            fail("give exactly one of from_env or from_file")
+        if self.from_env is not None and not _ENV_NAME_RE.match(self.from_env):
+            fail(
+                "from_env must be an environment variable name (letters, digits, '_', "
+                "not starting with a digit)",
+                "from_env",
+            )
+        return self
+
+    def __str__(self) -> str:
+        return f"env:{self.from_env}" if self.from_env is not None else f"file:{self.from_file}"
+
+
+def iter_secret_refs(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, SecretRef]]:
+    """Yield ``(path, ref)`` for every secret reference inside a spec, in field order.
+
+    Example: a static_bearer credential yields ``("auth.token", SecretRef(from_env=...))``;
+    list items appear as ``resources[0].authorization_token``.
+    """
+    for name in type(model).model_fields:
+        yield from _walk(getattr(model, name), f"{prefix}{name}")
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, SecretRef]]:
+    if isinstance(value, SecretRef):
+        yield path, value
+    elif isinstance(value, BaseModel):
+        yield from iter_secret_refs(value, path + ".")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _walk(item, f"{path}[{index}]")
+
+
+def _raise(message: str, location: SourceLocation | None, field_path: str) -> NoReturn:
+    where = location or SourceLocation("<secret>", 0, 0)
+    raise ManifestError([ManifestIssue(where.file, where.line, where.col, message, field_path)])
+
+
+def resolve_secret(
+    ref: SecretRef,
+    base_dir: str | Path,
+    *,
+    location: SourceLocation | None = None,
+    field_path: str = "",
+) -> str:
+    """Read a secret's value from its environment variable or file.
+
+    File contents lose trailing ``\\n``/``\\r\\n`` (``echo token > file`` is the common way
+    to write one); nothing else is changed.
+
+    Args:
+        ref: the reference from the manifest.
+        base_dir: the directory relative ``from_file`` paths start from.
+        location: where the reference is written, for the error message.
+        field_path: the field path of the reference, for the error message.
+
+    Returns:
+        The secret value.
+
+    Raises:
+        ManifestError: the variable is unset or empty, or the file is missing, unreadable,
+            not UTF-8 or empty. The message names the variable or file, never a value.
+    """
+    if ref.from_env is not None:
+        value = os.environ.get(ref.from_env)
+        if value is None:
+            _raise(
+                f"environment variable {ref.from_env} is not set; export it with the secret "
+                "before running",
+                location,
+                field_path,
+            )
+        if not value:
+            _raise(f"environment variable {ref.from_env} is empty", location, field_path)
+        return value
+    assert ref.from_file is not None
+    path = Path(ref.from_file).expanduser()
+    if not path.is_absolute():
+        path = Path(base_dir) / path
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        _raise(
+            f"secret file {path} not found (from_file: {ref.from_file} is relative to "
+            f"{base_dir}); create it or fix the path",
+            location,
+            field_path,
+        )
+    except IsADirectoryError:
+        _raise(f"secret file {path} is a directory", location, field_path)
+    except UnicodeDecodeError:
+        _raise(f"secret file {path} is not UTF-8 text", location, field_path)
+    except OSError as exc:
+        _raise(f"cannot read secret file {path}: {exc.strerror}", location, field_path)
+    value = text.rstrip("\r\n")
+    if not value:
+        _raise(f"secret file {path} is empty", location, field_path)
+    return value

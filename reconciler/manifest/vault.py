@@ -1,0 +1,201 @@
+"""The ``spec`` of a Vault manifest: the vault's create fields plus its credentials.
+
+A vault's credentials are declared inline; each has a document-local ``name`` that forms its
+address ``vault.<vault>.credential.<name>``. Secret fields are ``SecretRef`` values, never
+strings (``provider-wire.md`` sections 4.3, 4.4, 5.5).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from .fields import HttpUrl, Metadata, NonEmptyStr, ResourceName, SpecModel, fail
+from .secret import SecretRef
+
+MAX_CREDENTIALS = 20
+MAX_CREDENTIAL_HOSTS = 16
+DisplayName = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class TokenEndpointAuthNone(SpecModel):
+    """The token endpoint needs no client authentication."""
+
+    type: Literal["none"]
+
+
+class TokenEndpointAuthSecret(SpecModel):
+    """Client secret sent as HTTP basic auth or in the POST body."""
+
+    type: Literal["client_secret_basic", "client_secret_post"]
+    client_secret: SecretRef
+
+
+TokenEndpointAuth = Annotated[
+    TokenEndpointAuthNone | TokenEndpointAuthSecret, Field(discriminator="type")
+]
+
+
+class OAuthRefresh(SpecModel):
+    """How the provider refreshes an MCP OAuth access token."""
+
+    client_id: NonEmptyStr
+    refresh_token: SecretRef
+    token_endpoint: HttpUrl
+    token_endpoint_auth: TokenEndpointAuth
+    resource: str | None = None
+    scope: str | None = None
+
+
+class StaticBearerAuth(SpecModel):
+    """A bearer token sent to one MCP server."""
+
+    type: Literal["static_bearer"]
+    token: SecretRef
+    mcp_server_url: HttpUrl
+
+
+class McpOAuthAuth(SpecModel):
+    """An OAuth access token (optionally refreshable) for one MCP server."""
+
+    type: Literal["mcp_oauth"]
+    access_token: SecretRef
+    mcp_server_url: HttpUrl
+    expires_at: str | None = Field(default=None, description="RFC 3339 timestamp.")
+    refresh: OAuthRefresh | None = None
+
+    @field_validator("expires_at")
+    @classmethod
+    def _rfc3339(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                fail("expires_at must be an RFC 3339 timestamp such as 2026-06-01T00:00:00Z")
+            if parsed.tzinfo is None:
+                fail("expires_at needs a time zone, e.g. 2026-06-01T00:00:00Z")
+        return value
+
+
+class UnrestrictedCredentialNetworking(SpecModel):
+    type: Literal["unrestricted"]
+
+
+class LimitedCredentialNetworking(SpecModel):
+    """The secret may be sent only to these hosts (bare host, IPv4 or *.example.com)."""
+
+    type: Literal["limited"]
+    allowed_hosts: Annotated[list[NonEmptyStr], Field(max_length=MAX_CREDENTIAL_HOSTS)]
+
+
+CredentialNetworking = Annotated[
+    UnrestrictedCredentialNetworking | LimitedCredentialNetworking, Field(discriminator="type")
+]
+
+
+class InjectionLocation(SpecModel):
+    """Where the secret may be injected into outgoing requests."""
+
+    body: bool | None = None
+    header: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_enabled(self) -> InjectionLocation:
+        if self.body is False and self.header is False:
+            fail("at least one of body or header must stay enabled")
+        return self
+
+
+_ENV_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class EnvironmentVariableAuth(SpecModel):
+    """A secret exposed to the agent's container as an environment variable."""
+
+    type: Literal["environment_variable"]
+    secret_name: NonEmptyStr = Field(description="Name of the environment variable.")
+    secret_value: SecretRef
+    networking: CredentialNetworking
+    injection_location: InjectionLocation | None = None
+
+    @field_validator("secret_name")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_VAR_RE.match(value):
+            fail("secret_name must be an environment variable name (letters, digits, '_')")
+        return value
+
+
+CredentialAuth = Annotated[
+    StaticBearerAuth | McpOAuthAuth | EnvironmentVariableAuth, Field(discriminator="type")
+]
+
+
+class CredentialSpec(SpecModel):
+    """One credential of a vault; ``name`` is its manifest-local key."""
+
+    name: ResourceName = Field(description="Local key; the address is vault.VAULT.credential.NAME.")
+    display_name: DisplayName | None = Field(
+        default=None, description="Remote display name; defaults to name."
+    )
+    metadata: Metadata | None = None
+    auth: CredentialAuth
+
+    @property
+    def remote_name(self) -> str:
+        """The display name sent to the provider."""
+        return self.display_name or self.name
+
+    @property
+    def key(self) -> str:
+        """The provider's uniqueness key within a vault: the MCP server URL or secret name."""
+        auth = self.auth
+        return (
+            auth.secret_name if isinstance(auth, EnvironmentVariableAuth) else auth.mcp_server_url
+        )
+
+
+class VaultSpec(SpecModel):
+    """Desired state of a vault and its credentials."""
+
+    display_name: DisplayName | None = Field(
+        default=None, description="Remote display name; defaults to the document name."
+    )
+    metadata: Metadata | None = None
+    credentials: Annotated[list[CredentialSpec], Field(max_length=MAX_CREDENTIALS)] = Field(
+        default_factory=list, description="At most 20; names unique."
+    )
+
+    @model_validator(mode="after")
+    def _unique_credentials(self) -> VaultSpec:
+        names: dict[str, int] = {}
+        keys: dict[str, int] = {}
+        for index, credential in enumerate(self.credentials):
+            if credential.name in names:
+                fail(
+                    f"credential name '{credential.name}' is used twice in this vault "
+                    f"(also credentials[{names[credential.name]}]); names must be unique",
+                    "credentials",
+                    index,
+                    "name",
+                )
+            names[credential.name] = index
+            if credential.key in keys:
+                what = (
+                    "secret_name"
+                    if isinstance(credential.auth, EnvironmentVariableAuth)
+                    else "mcp_server_url"
+                )
+                fail(
+                    f"{what} {credential.key} is already used by credentials[{keys[credential.key]}]"
+                    "; the provider allows one active credential per key in a vault",
+                    "credentials",
+                    index,
+                    "auth",
+                    what,
+                )
+            keys[credential.key] = index
+        return self

@@ -1,0 +1,368 @@
+"""Read one manifest file into plain data plus a position index, and nothing else.
+
+This module turns bytes into ``SourceDocument`` values: the document as plain Python data
+(dicts, lists, str, int, float, bool, None) and ``{path: Position}`` for every mapping key,
+mapping value and list item, so later stages can point each error at ``file:line:col``.
+It knows YAML, not manifests: it never looks at ``kind`` or ``spec``.
+
+Deliberate differences from ``yaml.safe_load``:
+
+* Scalars follow the YAML 1.2 core schema: only ``true``/``false`` are booleans (``no``,
+  ``on``, ``yes`` stay strings), dates and times stay strings, ``12:30`` is not an integer.
+* Duplicate keys in one mapping are errors (PyYAML keeps the last one silently).
+* Aliases (``*name``) are rejected, so an alias bomb costs nothing; anchors alone are harmless.
+* Tags other than the core ones (``!!str``, ``!!int``, ...) are rejected.
+
+Problems are returned as ``SourceIssue`` values, never raised.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+PathElem = str | int
+DataPath = tuple[PathElem, ...]
+
+#: Files larger than this are refused before parsing (a manifest is hand-written text).
+MAX_FILE_BYTES = 4 * 1024 * 1024
+#: Deeper nesting than this is refused (PyYAML and our own walk are recursive).
+MAX_DEPTH = 64
+
+_NULL_TAG = "tag:yaml.org,2002:null"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where one node sits in its file: 1-based line and column of its key and its value."""
+
+    key_line: int
+    key_col: int
+    line: int
+    col: int
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """A 1-based ``file:line:col`` in a manifest file."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class SourceIssue:
+    """A problem found while reading YAML; ``path`` is the data path where it sits."""
+
+    line: int
+    col: int
+    message: str
+    path: DataPath = ()
+
+
+@dataclass
+class SourceDocument:
+    """One YAML document of a file: plain data and the position of every node in it."""
+
+    data: Any
+    positions: dict[DataPath, Position]
+    start: Position
+    issues: list[SourceIssue] = field(default_factory=list)
+
+
+class AliasRejected(yaml.MarkedYAMLError):
+    """Raised by the composer at the first ``*alias``; aliases are not supported."""
+
+
+class TooDeep(yaml.MarkedYAMLError):
+    """Raised by the composer when nesting exceeds ``MAX_DEPTH`` (before recursion hurts)."""
+
+
+class ManifestLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 core-schema scalars that refuses aliases while composing."""
+
+    yaml_implicit_resolvers: ClassVar[dict[Any, list[tuple[str, re.Pattern[str]]]]] = {}
+    _depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:  # type: ignore[override]
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise AliasRejected(
+                None,
+                None,
+                f"YAML aliases are not supported (found *{event.anchor}); "
+                "write the value out in full",
+                event.start_mark,
+            )
+        if self._depth >= MAX_DEPTH:
+            raise TooDeep(
+                None,
+                None,
+                f"nested deeper than {MAX_DEPTH} levels; flatten this value",
+                event.start_mark,
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
+
+ManifestLoader.add_implicit_resolver(
+    _NULL_TAG, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+ManifestLoader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+ManifestLoader.add_implicit_resolver(
+    _INT_TAG, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+)
+ManifestLoader.add_implicit_resolver(
+    _FLOAT_TAG,
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+.0123456789"),
+)
+
+
+def _mark_pos(mark: yaml.Mark | None) -> tuple[int, int]:
+    if mark is None:
+        return 1, 1
+    return mark.line + 1, mark.column + 1
+
+
+def _position(key: Node | None, value: Node) -> Position:
+    vline, vcol = _mark_pos(value.start_mark)
+    if key is None:
+        return Position(vline, vcol, vline, vcol)
+    kline, kcol = _mark_pos(key.start_mark)
+    return Position(kline, kcol, vline, vcol)
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, col
+
+
+class _ScalarError(Exception):
+    """A scalar whose explicit tag we cannot honour."""
+
+
+def _scalar_value(node: ScalarNode) -> Any:
+    tag, text = node.tag, node.value
+    if tag == _STR_TAG:
+        return text
+    if tag == _NULL_TAG:
+        if text in ("", "~") or text.lower() == "null":
+            return None
+        raise _ScalarError(f"'{text}' is not a valid !!null value")
+    if tag == _BOOL_TAG:
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        raise _ScalarError("!!bool values must be true or false")
+    if tag == _INT_TAG:
+        try:
+            if text.startswith(("0o", "0x")):
+                return int(text, 0)
+            return int(text, 10)
+        except ValueError:
+            raise _ScalarError("this !!int value is not an integer") from None
+    if tag == _FLOAT_TAG:
+        lowered = text.lower()
+        if lowered in (".inf", "+.inf"):
+            return math.inf
+        if lowered == "-.inf":
+            return -math.inf
+        if lowered == ".nan":
+            return math.nan
+        try:
+            return float(text)
+        except ValueError:
+            raise _ScalarError("this !!float value is not a number") from None
+    raise _ScalarError(f"unsupported YAML tag {tag}; remove the tag")
+
+
+class _Builder:
+    """Walks one composed node tree into plain data, recording positions and issues."""
+
+    def __init__(self) -> None:
+        self.positions: dict[DataPath, Position] = {}
+        self.issues: list[SourceIssue] = []
+
+    def _issue(self, node: Node, message: str, path: DataPath) -> None:
+        line, col = _mark_pos(node.start_mark)
+        self.issues.append(SourceIssue(line, col, message, path))
+
+    def build(self, node: Node, path: DataPath, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            self._issue(node, f"nested deeper than {MAX_DEPTH} levels; flatten this value", path)
+            return None
+        if isinstance(node, ScalarNode):
+            try:
+                return _scalar_value(node)
+            except _ScalarError as exc:
+                self._issue(node, str(exc), path)
+                return None
+        if isinstance(node, SequenceNode):
+            if node.tag != _SEQ_TAG:
+                self._issue(node, f"unsupported YAML tag {node.tag} on a list; remove it", path)
+            items = []
+            for index, item in enumerate(node.value):
+                self.positions[path + (index,)] = _position(None, item)
+                items.append(self.build(item, path + (index,), depth + 1))
+            return items
+        if isinstance(node, MappingNode):
+            return self._build_mapping(node, path, depth)
+        self._issue(node, "unsupported YAML node", path)  # pragma: no cover - defensive
+        return None
+
+    def _build_mapping(self, node: MappingNode, path: DataPath, depth: int) -> dict[str, Any]:
+        if node.tag != _MAP_TAG:
+            self._issue(node, f"unsupported YAML tag {node.tag} on a mapping; remove it", path)
+        result: dict[str, Any] = {}
+        first_seen: dict[str, Node] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                self._issue(
+                    key_node, "mapping keys must be plain strings, not lists or mappings", path
+                )
+                continue
+            key = key_node.value
+            if key in first_seen:
+                line, col = _mark_pos(first_seen[key].start_mark)
+                self._issue(
+                    key_node,
+                    f"duplicate key '{key}' in this mapping (first defined at line {line}, "
+                    f"column {col}); keep only one",
+                    path + (key,),
+                )
+                continue
+            first_seen[key] = key_node
+            self.positions[path + (key,)] = _position(key_node, value_node)
+            result[key] = self.build(value_node, path + (key,), depth + 1)
+        return result
+
+
+def _is_empty(node: Node | None) -> bool:
+    return node is None or (
+        isinstance(node, ScalarNode)
+        and node.tag == _NULL_TAG
+        and (node.value in ("", "~") or node.value.lower() == "null")
+    )
+
+
+def decode_source(raw: bytes) -> tuple[str | None, SourceIssue | None]:
+    """Decode file bytes as UTF-8 text, or say why they are not a manifest.
+
+    Returns:
+        ``(text, None)`` on success, ``(None, issue)`` otherwise.
+    """
+    if len(raw) > MAX_FILE_BYTES:
+        return None, SourceIssue(
+            1, 1, f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; split it"
+        )
+    if b"\x00" in raw:
+        return None, SourceIssue(
+            1,
+            1,
+            "this is not a UTF-8 text file (it contains NUL bytes: binary or UTF-16?); "
+            "save manifests as UTF-8 YAML",
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        prefix = raw[: exc.start]
+        line = prefix.count(b"\n") + 1
+        col = exc.start - (prefix.rfind(b"\n") + 1) + 1
+        return None, SourceIssue(
+            line,
+            col,
+            f"invalid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8",
+        )
+    return text.removeprefix("\ufeff"), None
+
+
+def _yaml_error_issue(exc: yaml.YAMLError, text: str) -> SourceIssue:
+    """Turn a PyYAML exception into an issue without echoing the source line."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        line, col = _line_col(text, exc.position)
+        return SourceIssue(
+            line,
+            col,
+            f"invalid character #x{exc.character:04x}: control characters are not "
+            "allowed in YAML; remove it or escape it inside a double-quoted string"
+            if isinstance(exc.character, int)
+            else "invalid character in YAML",
+        )
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line, col = _mark_pos(mark)
+        if isinstance(exc, AliasRejected | TooDeep):
+            return SourceIssue(line, col, exc.problem or "unsupported YAML")
+        problem = exc.problem or "syntax error"
+        if (
+            mark is not None
+            and mark.pointer < len(mark.buffer or "")
+            and ("\t" in problem or (mark.buffer and mark.buffer[mark.pointer] == "\t"))
+        ):
+            return SourceIssue(
+                line, col, "tab character used for indentation; YAML indentation must use spaces"
+            )
+        message = f"invalid YAML: {problem}"
+        if exc.context:
+            cline, ccol = _mark_pos(exc.context_mark)
+            message += f" ({exc.context} at line {cline}, column {ccol})"
+        return SourceIssue(line, col, message)
+    return SourceIssue(1, 1, f"invalid YAML: {exc}")  # pragma: no cover - defensive
+
+
+def parse_documents(text: str) -> tuple[list[SourceDocument], list[SourceIssue]]:
+    """Parse every document of one YAML stream.
+
+    Empty documents (``---`` alone, comments only, ``null``) are skipped. Documents parsed
+    before a syntax error are kept, so their own problems are reported too.
+
+    Returns:
+        The documents, and the file-level issues (syntax errors).
+    """
+    documents: list[SourceDocument] = []
+    issues: list[SourceIssue] = []
+    stream = yaml.compose_all(text, Loader=ManifestLoader)
+    while True:
+        try:
+            node = next(stream)
+        except StopIteration:
+            break
+        except yaml.YAMLError as exc:
+            issues.append(_yaml_error_issue(exc, text))
+            break
+        except RecursionError:
+            issues.append(SourceIssue(1, 1, "the YAML is nested too deeply to read"))
+            break
+        if _is_empty(node):
+            continue
+        builder = _Builder()
+        data = builder.build(node, (), 0)
+        start = _position(None, node)
+        documents.append(SourceDocument(data, builder.positions, start, builder.issues))
+    return documents, issues

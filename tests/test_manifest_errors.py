@@ -1,0 +1,1071 @@
+"""Manifest errors as the user sees them: one line per problem, at file:line:col, all at once."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import ManifestError
+from reconciler.manifest import load_manifests
+
+AGENT_OK = """\
+kind: Agent
+name: coder
+spec:
+  model: claude-sonnet-4-6
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh project directory as the current directory, with an empty manifests/."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "manifests").mkdir()
+    return tmp_path
+
+
+def write(project: Path, name: str, text: str | bytes) -> None:
+    path = project / "manifests" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+
+
+def errors(project: Path) -> list[str]:
+    with pytest.raises(ManifestError) as info:
+        load_manifests("manifests")
+    return [str(issue) for issue in info.value.issues]
+
+
+# --------------------------------------------------------------------------- unknown / wrong / missing
+
+
+def test_unknown_key_says_did_you_mean(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: coder
+        spec:
+          model: claude-sonnet-4-6
+          sytem: You are helpful.
+        """,
+    )
+    assert errors(project) == [
+        "manifests/a.yaml:5:3: spec.sytem: unknown field 'sytem'; did you mean 'system'?"
+    ]
+
+
+def test_unknown_key_deep_inside_a_union_member(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: coder
+        spec:
+          model: claude-sonnet-4-6
+          tools:
+            - type: agent_toolset_20260401
+              configs:
+                - name: bash
+                  permision_policy: {type: always_ask}
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:9:11: spec.tools[0].configs[0].permision_policy: unknown field "
+            "'permision_policy'; did you mean 'permission_policy'?"
+        )
+    ]
+
+
+def test_unknown_key_without_close_match_lists_the_allowed_ones(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: coder
+        spec: {model: m}
+        labels: {}
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:4:1: labels: unknown field 'labels' "
+            "(allowed: kind, name, spec, protect, ignore_changes)"
+        )
+    ]
+
+
+def test_wrong_type_points_at_the_value(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: coder
+        spec:
+          model: claude-sonnet-4-6
+          tools: bash
+          metadata:
+            cost-center: 1234
+        """,
+    )
+    assert errors(project) == [
+        "manifests/a.yaml:5:10: spec.tools: expected a list, got a string",
+        (
+            "manifests/a.yaml:7:18: spec.metadata.cost-center: expected a string, got an integer; "
+            "put it in quotes to make it a string"
+        ),
+    ]
+
+
+def test_missing_required_field_points_at_the_mapping(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: coder
+        spec:
+          description: no model here
+        """,
+    )
+    assert errors(project) == ["manifests/a.yaml:3:1: spec.model: missing required field 'model'"]
+
+
+def test_missing_discriminator(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: coder
+        spec:
+          model: m
+          tools:
+            - mcp_server_name: github
+        """,
+    )
+    assert errors(project) == [
+        "manifests/a.yaml:6:7: spec.tools[0].type: missing required field 'type'"
+    ]
+
+
+def test_unknown_discriminator_value_says_did_you_mean(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: coder
+        spec:
+          model: m
+          tools:
+            - type: mcp_tolset
+              mcp_server_name: github
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:6:13: spec.tools[0].type: unknown type 'mcp_tolset'; expected one of "
+            "'agent_toolset_20260401', 'mcp_toolset', 'custom' (did you mean 'mcp_toolset'?)"
+        )
+    ]
+
+
+def test_model_neither_string_nor_mapping(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: coder
+        spec:
+          model: [claude]
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:4:3: spec.model: expected a model id such as claude-sonnet-4-6, "
+            "or a mapping {id, effort, inference_geo, speed}"
+        )
+    ]
+
+
+# --------------------------------------------------------------------------- document envelope
+
+
+def test_unknown_kind_says_did_you_mean(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: agnet
+        name: coder
+        spec: {model: m}
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:1:7: kind: must be one of 'Agent', 'Environment', 'Vault' or "
+            "'Deployment', not 'agnet' (did you mean 'Agent'?)"
+        )
+    ]
+
+
+def test_missing_kind_name_and_spec(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        protect: true
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:1:1: kind: missing required field 'kind': add kind: Agent, "
+            "Environment, Vault or Deployment"
+        ),
+        "manifests/a.yaml:1:1: name: missing required field 'name'",
+        "manifests/a.yaml:1:1: spec: missing required field 'spec'",
+    ]
+
+
+def test_invalid_document_name(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: Coder Bot
+        spec: {model: m}
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:2:7: name: invalid name 'Coder Bot': use 1-64 lowercase letters, "
+            "digits, '-' or '_', starting with a letter or digit"
+        )
+    ]
+
+
+def test_non_mapping_documents(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        - kind: Agent
+        ---
+        just a string
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:1:1: a manifest document must be a mapping with kind, name and spec; "
+            "got a list"
+        ),
+        (
+            "manifests/a.yaml:3:1: a manifest document must be a mapping with kind, name and spec; "
+            "got a scalar value"
+        ),
+    ]
+
+
+def test_ignore_changes_must_name_a_spec_field(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: coder
+        spec: {model: m}
+        ignore_changes: [metdata.owner]
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:4:18: ignore_changes[0]: 'metdata' is not a field of the Agent spec; "
+            "did you mean 'metadata'?"
+        )
+    ]
+
+
+def test_duplicate_address_names_both_places(project: Path) -> None:
+    write(project, "a.yaml", AGENT_OK)
+    write(project, "b.yaml", "---\n" + AGENT_OK.replace("claude-sonnet-4-6", "other"))
+    assert errors(project) == [
+        (
+            "manifests/b.yaml:3:1: name: duplicate address agent.coder: also defined at "
+            "manifests/a.yaml:2:1; rename one of them"
+        )
+    ]
+
+
+def test_duplicate_yaml_key_is_an_error(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: coder
+        spec:
+          model: claude-sonnet-4-6
+          model: claude-opus-4-6
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:5:3: spec.model: duplicate key 'model' in this mapping (first defined "
+            "at line 4, column 3); keep only one"
+        )
+    ]
+
+
+def test_environment_names_must_be_unique(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Environment
+        name: one
+        spec: {name: shared}
+        ---
+        kind: Environment
+        name: two
+        spec: {name: shared}
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:7:8: spec.name: environment name 'shared' is also used by "
+            "environment.one (manifests/a.yaml:2:1); the provider requires unique environment names"
+        )
+    ]
+
+
+# --------------------------------------------------------------------------- references
+
+
+DEPLOYMENT = """\
+kind: Deployment
+name: nightly
+spec:
+  agent: {agent}
+  environment: {environment}
+  vaults: [{vaults}]
+  initial_events:
+    - type: user.message
+      content: [{{type: text, text: go}}]
+"""
+TARGETS = """\
+kind: Agent
+name: reviewer
+spec: {model: m}
+---
+kind: Environment
+name: python-data
+spec: {}
+---
+kind: Vault
+name: github
+spec: {}
+"""
+
+
+def test_unknown_references_say_did_you_mean(project: Path) -> None:
+    write(project, "a.yaml", TARGETS)
+    write(
+        project,
+        "d.yaml",
+        DEPLOYMENT.format(agent="reviwer", environment="python", vaults="github, gitlab"),
+    )
+    assert errors(project) == [
+        (
+            "manifests/d.yaml:4:10: spec.agent: unknown agent 'reviwer': no Agent manifest has this "
+            "name; did you mean 'reviewer'?"
+        ),
+        (
+            "manifests/d.yaml:5:16: spec.environment: unknown environment 'python': no Environment "
+            "manifest has this name; did you mean 'python-data'?"
+        ),
+        (
+            "manifests/d.yaml:6:20: spec.vaults[1]: unknown vault 'gitlab': no Vault manifest has "
+            "this name; did you mean 'github'?"
+        ),
+    ]
+
+
+def test_reference_in_object_form_points_at_ref(project: Path) -> None:
+    write(project, "a.yaml", TARGETS)
+    write(
+        project,
+        "d.yaml",
+        DEPLOYMENT.format(agent="{ref: coder, version: 3}", environment="python-data", vaults=""),
+    )
+    assert errors(project) == [
+        (
+            "manifests/d.yaml:4:16: spec.agent.ref: unknown agent 'coder': no Agent manifest has "
+            "this name (declared: reviewer)"
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pin", "message"),
+    [
+        (
+            "0",
+            (
+                "agent version pin must be >= 1 (got 0); versions start at 1, or use 'latest' "
+                "to follow the newest"
+            ),
+        ),
+        (
+            "-2",
+            (
+                "agent version pin must be >= 1 (got -2); versions start at 1, or use 'latest' "
+                "to follow the newest"
+            ),
+        ),
+        ("newest", "version must be a positive integer or 'latest'"),
+        ("true", "version must be a positive integer or 'latest'"),
+    ],
+)
+def test_version_pin_must_be_positive(project: Path, pin: str, message: str) -> None:
+    write(project, "a.yaml", TARGETS)
+    write(
+        project,
+        "d.yaml",
+        DEPLOYMENT.format(
+            agent=f"{{ref: reviewer, version: {pin}}}", environment="python-data", vaults=""
+        ),
+    )
+    assert errors(project) == [f"manifests/d.yaml:4:35: spec.agent.version: {message}"]
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+SECRET_VALUE = "ghp_0123456789abcdefSECRET"
+
+
+def test_inline_secret_is_an_error_that_never_echoes_the_value(project: Path) -> None:
+    write(
+        project,
+        "v.yaml",
+        f"""\
+        kind: Vault
+        name: github
+        spec:
+          credentials:
+            - name: token
+              auth:
+                type: static_bearer
+                mcp_server_url: https://mcp.example.com/mcp
+                token: {SECRET_VALUE}
+        """,
+    )
+    with pytest.raises(ManifestError) as info:
+        load_manifests("manifests")
+    assert [str(i) for i in info.value.issues] == [
+        (
+            "manifests/v.yaml:9:16: spec.credentials[0].auth.token: inline secret: use "
+            "{from_env: VAR} or {from_file: PATH}"
+        )
+    ]
+    assert SECRET_VALUE not in str(info.value)
+    assert SECRET_VALUE not in repr(info.value.issues)
+
+
+def test_nested_inline_secrets_are_all_reported(project: Path) -> None:
+    write(
+        project,
+        "v.yaml",
+        f"""\
+        kind: Vault
+        name: oauth
+        spec:
+          credentials:
+            - name: linear
+              auth:
+                type: mcp_oauth
+                mcp_server_url: https://mcp.linear.app/mcp
+                access_token: {{from_env: LINEAR_TOKEN}}
+                refresh:
+                  client_id: abc
+                  refresh_token: "{SECRET_VALUE}"
+                  token_endpoint: https://linear.app/oauth/token
+                  token_endpoint_auth:
+                    type: client_secret_post
+                    client_secret: {SECRET_VALUE}
+        """,
+    )
+    with pytest.raises(ManifestError) as info:
+        load_manifests("manifests")
+    assert [str(i) for i in info.value.issues] == [
+        (
+            "manifests/v.yaml:12:26: spec.credentials[0].auth.refresh.refresh_token: inline secret: "
+            "use {from_env: VAR} or {from_file: PATH}"
+        ),
+        (
+            "manifests/v.yaml:16:28: spec.credentials[0].auth.refresh.token_endpoint_auth."
+            "client_secret: inline secret: use {from_env: VAR} or {from_file: PATH}"
+        ),
+    ]
+    assert SECRET_VALUE not in str(info.value)
+
+
+def test_secret_written_as_a_flow_mapping_key_is_not_echoed(project: Path) -> None:
+    write(
+        project,
+        "v.yaml",
+        f"""\
+        kind: Vault
+        name: github
+        spec:
+          credentials:
+            - name: token
+              auth:
+                type: static_bearer
+                mcp_server_url: https://mcp.example.com/mcp
+                token: {{{SECRET_VALUE}}}
+            - name: typo
+              auth:
+                type: static_bearer
+                mcp_server_url: https://other.example.com/mcp
+                token: {{from_evn: GITHUB_TOKEN}}
+        """,
+    )
+    with pytest.raises(ManifestError) as info:
+        load_manifests("manifests")
+    assert [str(i) for i in info.value.issues] == [
+        (
+            "manifests/v.yaml:9:9: spec.credentials[0].auth.token: a secret takes only from_env "
+            "or from_file (other keys are not shown here, as they may hold the secret)"
+        ),
+        (
+            "manifests/v.yaml:14:9: spec.credentials[1].auth.token: a secret takes only from_env "
+            "or from_file (other keys are not shown here, as they may hold the secret); did you "
+            "mean from_env?"
+        ),
+    ]
+    assert SECRET_VALUE not in str(info.value)
+
+
+def test_secret_ref_needs_exactly_one_source(project: Path) -> None:
+    write(
+        project,
+        "v.yaml",
+        """\
+        kind: Vault
+        name: env
+        spec:
+          credentials:
+            - name: db
+              auth:
+                type: environment_variable
+                secret_name: DATABASE_URL
+                secret_value: {from_env: DB, from_file: db.txt}
+                networking: {type: unrestricted}
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/v.yaml:9:9: spec.credentials[0].auth.secret_value: give exactly one of "
+            "from_env or from_file"
+        )
+    ]
+
+
+# --------------------------------------------------------------------------- interpolation
+
+
+def test_interpolation_is_rejected_everywhere_in_spec(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: coder
+        spec:
+          model: ${MODEL}
+          system: "Use $${HOME} literally, but not ${HOME}"
+          metadata:
+            owner: ${USER}
+        """,
+    )
+    message = (
+        "${VAR} interpolation is not supported; use {from_env: VAR} for secrets "
+        "(write $${ for a literal ${)"
+    )
+    assert errors(project) == [
+        f"manifests/a.yaml:4:10: spec.model: {message}",
+        f"manifests/a.yaml:5:11: spec.system: {message}",
+        f"manifests/a.yaml:7:12: spec.metadata.owner: {message}",
+    ]
+
+
+# --------------------------------------------------------------------------- limits
+
+
+def test_metadata_reserved_keys(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: coder
+        spec:
+          model: m
+          metadata:
+            team: infra
+            managed-by: me
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:7:5: spec.metadata.managed-by: metadata key 'managed-by' is reserved: "
+            "the reconciler sets it to record ownership; remove it"
+        )
+    ]
+
+
+def test_metadata_limits(project: Path) -> None:
+    keys = "\n".join(f"    k{i}: v" for i in range(14))
+    long_key = "k" * 65
+    write(
+        project,
+        "a.yaml",
+        f"""\
+kind: Agent
+name: too-many
+spec:
+  model: m
+  metadata:
+{keys}
+---
+kind: Agent
+name: long-key
+spec:
+  model: m
+  metadata:
+    {long_key}: v
+---
+kind: Agent
+name: long-value
+spec:
+  model: m
+  metadata:
+    k: {"v" * 513}
+""",
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:5:3: spec.metadata: too many metadata keys: 14; manifests may set at "
+            "most 13 (the provider allows 16 and the reconciler reserves managed-by, "
+            "reconciler-project, reconciler-address)"
+        ),
+        (
+            f"manifests/a.yaml:26:5: spec.metadata.{long_key}: metadata key is 65 characters long; "
+            "the limit is 64"
+        ),
+        (
+            "manifests/a.yaml:33:8: spec.metadata.k: metadata value is 513 characters long; "
+            "the limit is 512"
+        ),
+    ]
+
+
+def test_string_length_limits(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        f"""\
+kind: Agent
+name: coder
+spec:
+  name: {"n" * 257}
+  model: m
+  description: {"d" * 2049}
+  system: {"s" * 100_001}
+""",
+    )
+    assert errors(project) == [
+        "manifests/a.yaml:4:9: spec.name: must be at most 256 characters (got 257)",
+        "manifests/a.yaml:6:16: spec.description: must be at most 2048 characters (got 2049)",
+        "manifests/a.yaml:7:11: spec.system: must be at most 100000 characters (got 100001)",
+    ]
+
+
+def test_list_limits(project: Path) -> None:
+    servers = "".join(
+        f"    - {{type: url, name: s{i}, url: https://s{i}.example.com}}\n" for i in range(21)
+    )
+    tools = "".join(f"    - {{type: mcp_toolset, mcp_server_name: s{i}}}\n" for i in range(21))
+    customs = "".join(
+        f"    - {{type: custom, name: t{i}, description: d, input_schema: {{type: object}}}}\n"
+        for i in range(257)
+    )
+    creds = "".join(
+        f"    - name: c{i}\n"
+        f"      auth: {{type: environment_variable, secret_name: S{i}, "
+        f"secret_value: {{from_env: S{i}}}, networking: {{type: unrestricted}}}}\n"
+        for i in range(21)
+    )
+    write(
+        project,
+        "a.yaml",
+        f"""\
+kind: Agent
+name: servers
+spec:
+  model: m
+  tools:
+{tools}  mcp_servers:
+{servers}---
+kind: Agent
+name: tools
+spec:
+  model: m
+  tools:
+{customs}---
+kind: Vault
+name: many
+spec:
+  credentials:
+{creds}""",
+    )
+    assert errors(project) == [
+        "manifests/a.yaml:27:3: spec.mcp_servers: must have at most 20 items, got 21",
+        "manifests/a.yaml:54:3: spec.tools: must have at most 256 items, got 257",
+        "manifests/a.yaml:316:3: spec.credentials: must have at most 20 items, got 21",
+    ]
+
+
+def test_initial_events_bounds(project: Path) -> None:
+    write(project, "a.yaml", TARGETS)
+    events = "\n".join(
+        "    - {type: user.message, content: [{type: text, text: hi}]}" for _ in range(51)
+    )
+    write(
+        project,
+        "d.yaml",
+        f"""\
+kind: Deployment
+name: empty
+spec:
+  agent: reviewer
+  environment: python-data
+  initial_events: []
+---
+kind: Deployment
+name: full
+spec:
+  agent: reviewer
+  environment: python-data
+  initial_events:
+{events}
+""",
+    )
+    assert errors(project) == [
+        "manifests/d.yaml:6:3: spec.initial_events: must have at least 1 item(s), got 0",
+        "manifests/d.yaml:13:3: spec.initial_events: must have at most 50 items, got 51",
+    ]
+
+
+def test_initial_event_type_must_be_known(project: Path) -> None:
+    write(project, "a.yaml", TARGETS)
+    write(
+        project,
+        "d.yaml",
+        """\
+        kind: Deployment
+        name: d
+        spec:
+          agent: reviewer
+          environment: python-data
+          initial_events:
+            - type: user.mesage
+              content: [{type: text, text: hi}]
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/d.yaml:7:13: spec.initial_events[0].type: unknown type 'user.mesage'; "
+            "expected one of 'user.message', 'user.define_outcome', 'system.message' "
+            "(did you mean 'user.message'?)"
+        )
+    ]
+
+
+# --------------------------------------------------------------------------- rules across fields
+
+
+def test_mcp_servers_and_toolsets_must_match(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: orphan
+        spec:
+          model: m
+          mcp_servers:
+            - {type: url, name: github, url: https://api.githubcopilot.com/mcp/}
+        ---
+        kind: Agent
+        name: dangling
+        spec:
+          model: m
+          tools:
+            - {type: mcp_toolset, mcp_server_name: githb}
+          mcp_servers:
+            - {type: url, name: github, url: https://api.githubcopilot.com/mcp/}
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:6:7: spec.mcp_servers[0]: MCP server 'github' is not used by any "
+            "tool; add {type: mcp_toolset, mcp_server_name: github} to tools or remove it"
+        ),
+        (
+            "manifests/a.yaml:13:44: spec.tools[0].mcp_server_name: mcp_server_name 'githb' does "
+            "not match any entry of mcp_servers; did you mean 'github'?"
+        ),
+    ]
+
+
+def test_packages_under_limited_networking_need_package_managers(project: Path) -> None:
+    write(
+        project,
+        "e.yaml",
+        """\
+        kind: Environment
+        name: python-data
+        spec:
+          config:
+            type: cloud
+            networking:
+              type: limited
+              allowed_hosts: [api.example.com]
+            packages:
+              pip: [pandas]
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/e.yaml:6:5: spec.config.networking.allow_package_managers: packages under "
+            "limited networking require allow_package_managers: true; set it under networking or "
+            "remove the packages"
+        )
+    ]
+
+
+def test_credential_names_unique_per_vault(project: Path) -> None:
+    write(
+        project,
+        "v.yaml",
+        """\
+        kind: Vault
+        name: github
+        spec:
+          credentials:
+            - name: token
+              auth: {type: static_bearer, mcp_server_url: https://a.example.com, token: {from_env: A}}
+            - name: token
+              auth: {type: static_bearer, mcp_server_url: https://b.example.com, token: {from_env: B}}
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/v.yaml:7:13: spec.credentials[1].name: credential name 'token' is used twice "
+            "in this vault (also credentials[0]); names must be unique"
+        )
+    ]
+
+
+def test_schedule_is_checked(project: Path) -> None:
+    write(project, "a.yaml", TARGETS)
+    write(
+        project,
+        "d.yaml",
+        """\
+        kind: Deployment
+        name: d
+        spec:
+          agent: reviewer
+          environment: python-data
+          initial_events: [{type: user.message, content: [{type: text, text: hi}]}]
+          schedule:
+            type: cron
+            expression: "0 25 * * *"
+            timezone: America/New_Yrok
+        """,
+    )
+    assert errors(project) == [
+        "manifests/d.yaml:9:17: spec.schedule.expression: hour value 25 is out of range 0-23",
+        (
+            "manifests/d.yaml:10:15: spec.schedule.timezone: unknown time zone 'America/New_Yrok'; "
+            "use an IANA name such as Europe/Berlin or UTC (did you mean 'America/New_York'?)"
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------- files and YAML
+
+
+def test_yaml_syntax_error_has_the_mark(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: coder
+        spec:
+          model: [claude
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:5:1: invalid YAML: expected ',' or ']', but got '<stream end>' "
+            "(while parsing a flow sequence at line 4, column 10)"
+        )
+    ]
+
+
+def test_tab_indentation(project: Path) -> None:
+    write(project, "a.yaml", "kind: Agent\nname: coder\nspec:\n\tmodel: m\n")
+    assert errors(project) == [
+        "manifests/a.yaml:4:1: tab character used for indentation; YAML indentation must use spaces"
+    ]
+
+
+def test_not_utf8_and_binary_files(project: Path) -> None:
+    write(project, "latin1.yaml", "kind: Agent\nname: caf\xe9\n".encode("latin-1"))
+    write(project, "binary.yml", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    assert errors(project) == [
+        (
+            "manifests/binary.yml:1:1: this is not a UTF-8 text file (it contains NUL bytes: binary "
+            "or UTF-16?); save manifests as UTF-8 YAML"
+        ),
+        (
+            "manifests/latin1.yaml:2:10: invalid UTF-8 (byte 0xe9 at offset 21); save the file as "
+            "UTF-8"
+        ),
+    ]
+
+
+def test_alias_bomb_is_refused_quickly(project: Path) -> None:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, 10):
+        prev, cur = chr(ord("a") + i - 1), chr(ord("a") + i)
+        lines.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
+    write(project, "bomb.yaml", "\n".join(lines) + "\n")
+    assert errors(project) == [
+        (
+            "manifests/bomb.yaml:2:8: YAML aliases are not supported (found *a); write the value "
+            "out in full"
+        )
+    ]
+
+
+def test_deep_nesting_is_refused(project: Path) -> None:
+    write(project, "deep.yaml", "[" * 10_000)
+    assert errors(project) == [
+        "manifests/deep.yaml:1:65: nested deeper than 64 levels; flatten this value"
+    ]
+
+
+def test_unsupported_tags(project: Path) -> None:
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: coder
+        spec:
+          model: !!binary aGVsbG8=
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:4:10: spec.model: unsupported YAML tag tag:yaml.org,2002:binary; "
+            "remove the tag"
+        ),
+    ]
+
+
+def test_missing_path(project: Path) -> None:
+    with pytest.raises(ManifestError) as info:
+        load_manifests("nope")
+    assert [str(i) for i in info.value.issues] == [
+        "nope:1:1: no such file or directory; pass the manifests directory with --manifests/-f"
+    ]
+
+
+def test_paths_outside_the_current_directory_are_shown_as_given(
+    project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "a.yaml").write_text("kind: Agnt\nname: a\nspec: {}\n")
+    with pytest.raises(ManifestError) as info:
+        load_manifests(elsewhere)
+    assert info.value.issues[0].file == str(elsewhere / "a.yaml")
+
+
+# --------------------------------------------------------------------------- all at once
+
+
+def test_every_issue_of_every_file_is_reported_at_once_sorted(project: Path) -> None:
+    write(
+        project,
+        "b.yaml",
+        """\
+        kind: Agent
+        name: coder
+        spec:
+          modle: m
+        """,
+    )
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Vault
+        name: v
+        spec:
+          display_name: ""
+        ---
+        kind: Enviroment
+        name: e
+        spec: {}
+        """,
+    )
+    write(project, "sub/c.yml", "kind: [\n")
+    with pytest.raises(ManifestError) as info:
+        load_manifests("manifests")
+    error = info.value
+    assert [str(i) for i in error.issues] == [
+        "manifests/a.yaml:4:17: spec.display_name: must not be empty",
+        (
+            "manifests/a.yaml:6:7: kind: must be one of 'Agent', 'Environment', 'Vault' or "
+            "'Deployment', not 'Enviroment' (did you mean 'Environment'?)"
+        ),
+        "manifests/b.yaml:3:1: spec.model: missing required field 'model'",
+        "manifests/b.yaml:4:3: spec.modle: unknown field 'modle'; did you mean 'model'?",
+        (
+            "manifests/sub/c.yml:2:1: invalid YAML: expected the node content, but found "
+            "'<stream end>' (while parsing a flow node at line 2, column 1)"
+        ),
+    ]
+    assert str(error).startswith("5 errors in manifests:\n  manifests/a.yaml:4:17:")
+    # structured data, not only text
+    assert (error.issues[2].line, error.issues[2].col, error.issues[2].path) == (3, 1, "spec.model")
