@@ -1,0 +1,263 @@
+"""Turn manifest documents into wire request bodies and comparable desired objects.
+
+A manifest spec is the provider's create fields; this module adds what the manifest leaves
+implicit (the remote name, the ownership metadata), swaps references for placeholders the
+executor resolves at apply time, and builds update bodies (only the changed fields, with
+explicit clears, metadata as a patch). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.engine.model import (
+    ADDRESS_KEY,
+    MANIFEST_KINDS,
+    OWNER_KEY,
+    OWNER_VALUE,
+    PROJECT_KEY,
+    Kind,
+)
+from reconciler.engine.normalize import FIELD_DEFAULTS, SECRET_FIELDS
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DesiredResource:
+    """One resource the manifests ask for, in wire terms."""
+
+    address: str
+    kind: Kind
+    #: the spec as wire fields (no ownership metadata, references still by manifest name)
+    spec: JSON
+    remote_name: str
+    protect: bool
+    ignore_changes: tuple[str, ...]
+    #: parent address (a credential's vault)
+    parent: str | None = None
+    #: secret paths inside the spec (``auth.token``) -> their manifest reference
+    secrets: tuple[tuple[str, JSON], ...] = ()
+
+    @property
+    def refs(self) -> tuple[str, ...]:
+        """Addresses this resource references (must exist before it)."""
+        out: list[str] = []
+        if self.parent:
+            out.append(self.parent)
+        if self.kind == "deployment":
+            agent = self.spec.get("agent")
+            if isinstance(agent, dict) and agent.get("ref"):
+                out.append(f"agent.{agent['ref']}")
+            if self.spec.get("environment"):
+                out.append(f"environment.{self.spec['environment']}")
+            out.extend(f"vault.{v}" for v in self.spec.get("vaults") or [])
+        return tuple(out)
+
+    @property
+    def pin(self) -> tuple[str, int | None] | None:
+        """For deployments: (agent address, pinned version or None for latest)."""
+        if self.kind != "deployment":
+            return None
+        agent = self.spec.get("agent") or {}
+        version = agent.get("version")
+        if version == "latest":
+            version = None
+        return f"agent.{agent.get('ref')}", version
+
+
+def _is_secret_ref(v: Any) -> bool:
+    return (
+        isinstance(v, dict)
+        and bool(v)
+        and set(v) <= {"from_env", "from_file"}
+        and any(v.get(k) for k in ("from_env", "from_file"))
+    )
+
+
+def _find_secrets(obj: Any, prefix: str) -> list[tuple[str, JSON]]:
+    out: list[tuple[str, JSON]] = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            path = f"{prefix}.{k}" if prefix else str(k)
+            if k in SECRET_FIELDS and _is_secret_ref(v):
+                out.append((path, v))
+            else:
+                out.extend(_find_secrets(v, path))
+    return out
+
+
+def _dump(spec: Any) -> JSON:
+    if hasattr(spec, "model_dump"):
+        return spec.model_dump(mode="json", exclude_unset=True)  # type: ignore[no-any-return]
+    return copy.deepcopy(dict(spec))
+
+
+def desired_resources(documents: Any) -> list[DesiredResource]:
+    """Every resource the manifests declare, credentials as their own resources.
+
+    Args:
+        documents: manifest ``Document`` objects (kind, name, spec, protect, ignore_changes).
+    """
+    out: list[DesiredResource] = []
+    for doc in documents:
+        kind = MANIFEST_KINDS[doc.kind]
+        spec = _dump(doc.spec)
+        address = f"{kind}.{doc.name}"
+        ignore = tuple(doc.ignore_changes or ())
+        if kind == "vault":
+            creds = spec.pop("credentials", None) or []
+            remote = spec.get("display_name") or doc.name
+            out.append(DesiredResource(address, kind, spec, remote, doc.protect, ignore))
+            for cred in creds:
+                cred = dict(cred)
+                cname = cred.pop("name")
+                caddr = f"{address}.credential.{cname}"
+                cignore = tuple(
+                    p.split(".", 2)[2] for p in ignore if p.startswith(f"credentials.{cname}.")
+                )
+                out.append(
+                    DesiredResource(
+                        caddr,
+                        "credential",
+                        cred,
+                        cred.get("display_name") or cname,
+                        doc.protect,
+                        cignore,
+                        parent=address,
+                        secrets=tuple(_find_secrets(cred, "")),
+                    )
+                )
+            continue
+        if kind == "deployment":
+            agent = spec.get("agent")
+            if isinstance(agent, str):
+                spec["agent"] = {"ref": agent, "version": None}
+        remote = spec.get("name") or doc.name
+        out.append(DesiredResource(address, kind, spec, remote, doc.protect, ignore))
+    return sorted(out, key=lambda r: r.address)
+
+
+def ownership(project: str, address: str) -> dict[str, str]:
+    return {OWNER_KEY: OWNER_VALUE, PROJECT_KEY: project, ADDRESS_KEY: address}
+
+
+def is_owned(obj: JSON, project: str) -> str | None:
+    """The address an object is tagged with, when this project owns it."""
+    md = obj.get("metadata") or {}
+    if md.get(OWNER_KEY) == OWNER_VALUE and md.get(PROJECT_KEY) == project:
+        return md.get(ADDRESS_KEY)
+    return None
+
+
+def _secret_placeholders(obj: Any, prefix: str = "") -> Any:
+    if isinstance(obj, dict):
+        if _is_secret_ref(obj):
+            return {"$secret": prefix}
+        return {
+            k: _secret_placeholders(v, f"{prefix}.{k}" if prefix else str(k))
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [_secret_placeholders(v, f"{prefix}[{i}]") for i, v in enumerate(obj)]
+    return obj
+
+
+def request_fields(res: DesiredResource, project: str) -> JSON:
+    """All wire request fields of ``res``: names filled, ownership added, references as
+    placeholders, secrets as ``{"$secret": path}``."""
+    spec = copy.deepcopy(res.spec)
+    metadata = dict(spec.pop("metadata", None) or {})
+    metadata.update(ownership(project, res.address))
+    if res.kind == "deployment":
+        agent = spec.pop("agent")
+        version = agent.get("version")
+        spec["agent"] = {
+            "$pin": f"agent.{agent['ref']}",
+            "version": None if version in (None, "latest") else int(version),
+        }
+        spec["environment_id"] = {"$ref": f"environment.{spec.pop('environment')}"}
+        spec["vault_ids"] = [{"$ref": f"vault.{v}"} for v in spec.pop("vaults", None) or []]
+    if res.kind in ("agent", "environment", "deployment"):
+        spec.setdefault("name", res.remote_name)
+    elif res.kind in ("vault", "credential"):
+        spec.setdefault("display_name", res.remote_name)
+    if res.kind == "credential":
+        spec = _secret_placeholders(spec)
+    spec["metadata"] = metadata
+    return spec
+
+
+def create_body(res: DesiredResource, project: str) -> JSON:
+    return request_fields(res, project)
+
+
+#: Value that clears a top-level field in an update request.
+def _clear_value(kind: str, field: str) -> Any:
+    default = FIELD_DEFAULTS[kind].get(field)
+    if isinstance(default, list):
+        return []
+    if kind == "environment" and field == "config":
+        return {
+            "type": "cloud",
+            "networking": {"type": "unrestricted"},
+            "packages": {m: [] for m in ("pip", "npm", "apt", "cargo", "gem", "go")},
+        }
+    return None
+
+
+#: credential auth fields that cannot change in place (a change means replace)
+IMMUTABLE_AUTH = ("type", "mcp_server_url", "secret_name")
+
+
+def auth_update(auth: JSON) -> JSON:
+    """The update form of a credential ``auth``: immutable fields dropped except ``type``."""
+    out = {k: v for k, v in auth.items() if k not in IMMUTABLE_AUTH}
+    out["type"] = auth["type"]
+    refresh = out.get("refresh")
+    if isinstance(refresh, dict):
+        out["refresh"] = {
+            k: v for k, v in refresh.items() if k not in ("client_id", "token_endpoint", "resource")
+        }
+    return out
+
+
+def update_body(
+    res: DesiredResource,
+    project: str,
+    fields: list[str],
+    live: JSON,
+) -> JSON:
+    """The update request for the changed top-level ``fields`` of ``res``."""
+    full = request_fields(res, project)
+    body: JSON = {}
+    for field in fields:
+        if field == "metadata":
+            want = full["metadata"]
+            have = live.get("metadata") or {}
+            patch: JSON = {k: v for k, v in want.items() if have.get(k) != v}
+            patch.update({k: None for k in have if k not in want})
+            body["metadata"] = patch
+        elif field == "auth":
+            body["auth"] = auth_update(full["auth"])
+        elif field in full:
+            body[field] = full[field]
+        else:
+            body[field] = _clear_value(res.kind, field)
+    return body
+
+
+def spec_digest(res: DesiredResource) -> str:
+    """Digest of what the manifest asked for (secret references, never values)."""
+    payload = {
+        "spec": res.spec,
+        "remote_name": res.remote_name,
+        "protect": res.protect,
+        "ignore_changes": list(res.ignore_changes),
+    }
+    raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(raw.encode()).hexdigest()

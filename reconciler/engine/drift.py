@@ -1,0 +1,406 @@
+"""Detect drift: what changed on the provider behind git's back. Pure: no I/O, nothing printed.
+
+Input is what a plan gets (manifest documents, the observed live state, the lockfile) plus,
+optionally, the version history of the agents that changed. Output is a ``DriftReport``:
+
+- ``deleted`` / ``archived``: a lockfile entry whose live object is gone or archived;
+- ``changed``: the live object differs from the manifest although the manifest did not change
+  since the last apply (the planner's own comparison, so server defaults never show), or an
+  agent carries a version the last apply did not leave; agents are annotated with the version
+  that introduced the change and when, from their version history;
+- ``pin``: a deployment runs another agent version (or agent) than the lockfile pinned;
+- ``unmanaged``: live objects no manifest of this project owns (untagged and not in the
+  lockfile, or tagged by this project for an address neither the manifests nor the lockfile
+  know, or a duplicate of a recorded address). Objects tagged by another project are theirs.
+
+Drift is found in two passes so the refresh stays one list per kind: ``build_drift`` without
+``versions`` finds the changes, ``agents_to_annotate`` names the agents whose history to fetch,
+and ``build_drift`` with ``versions`` says which version introduced each change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.engine.desired import DesiredResource, desired_resources, is_owned, spec_digest
+from reconciler.engine.diff import diff_objects
+from reconciler.engine.model import (
+    ADDRESS_KEY,
+    KIND_ORDER,
+    OWNER_KEY,
+    OWNER_VALUE,
+    PROJECT_KEY,
+    DriftItem,
+    DriftReport,
+    DriftType,
+    FieldChange,
+    Kind,
+    Replace,
+    Update,
+)
+from reconciler.engine.normalize import drop_paths, normalize
+from reconciler.engine.planner import PlanOptions, build_plan
+from reconciler.engine.refresh import Observed
+
+JSON = dict[str, Any]
+
+DRIFT_ORDER: tuple[DriftType, ...] = ("changed", "archived", "deleted", "pin", "unmanaged")
+UNMANAGED_MESSAGE = "live, but no manifest of this project owns it; `reconciler import` adopts it"
+
+
+@dataclass(frozen=True)
+class Unmanaged:
+    """A live, non-archived object that no manifest of this project owns.
+
+    Attributes:
+        kind: its kind.
+        obj: the live object as listed.
+        tagged: the address this project's ownership tags name, if it carries them.
+        duplicate_of: the remote id the lockfile records for ``tagged`` (a twin), if any.
+    """
+
+    kind: Kind
+    obj: JSON
+    tagged: str | None = None
+    duplicate_of: str | None = None
+
+    @property
+    def remote_id(self) -> str:
+        return str(self.obj["id"])
+
+    @property
+    def remote_name(self) -> str | None:
+        name = self.obj.get("name") if self.kind not in ("vault", "credential") else None
+        return name or self.obj.get("display_name")
+
+
+def _foreign(obj: JSON, project: str) -> bool:
+    """Tagged by the reconciler for another project: theirs, never reported."""
+    md = obj.get("metadata") or {}
+    return md.get(OWNER_KEY) == OWNER_VALUE and md.get(PROJECT_KEY) not in (None, project)
+
+
+def _tag(obj: JSON) -> str | None:
+    md = obj.get("metadata") or {}
+    return md.get(ADDRESS_KEY) if md.get(OWNER_KEY) == OWNER_VALUE else None
+
+
+def find_unmanaged(
+    documents: Iterable[Any], observed: Observed, lockfile: Any, project: str
+) -> list[Unmanaged]:
+    """Every live, non-archived object no manifest of ``project`` owns, sorted by kind and id.
+
+    An object recorded in the lockfile is managed. Untagged objects are unmanaged; objects
+    tagged by this project are unmanaged when their address is in neither the manifests nor
+    the lockfile, or when the lockfile records another live object for it (a duplicate). An
+    object tagged for an address only the manifests know is not: the next plan adopts it.
+
+    Args:
+        documents: manifest documents.
+        observed: the live state (credentials only of the vaults refresh listed).
+        lockfile: the current ``Lockfile`` (or None).
+        project: this project.
+    """
+    desired = {r.address for r in desired_resources(documents)}
+    entries = dict(getattr(lockfile, "resources", None) or {})
+    recorded = {(e.kind, e.id) for e in entries.values()}
+    out: list[Unmanaged] = []
+    for kind in KIND_ORDER:
+        index = observed.index(kind)
+        for obj in sorted(observed.all(kind), key=lambda o: str(o["id"])):
+            if obj.get("archived_at") or (kind, obj["id"]) in recorded or _foreign(obj, project):
+                continue
+            tagged = is_owned(obj, project)
+            if tagged is None:
+                out.append(Unmanaged(kind, obj))
+                continue
+            entry = entries.get(tagged)
+            if entry is not None:
+                twin = index.get(entry.id) if entry.kind == kind else None
+                if twin is not None and not twin.get("archived_at"):
+                    out.append(Unmanaged(kind, obj, tagged, duplicate_of=entry.id))
+                continue
+            if tagged not in desired:
+                out.append(Unmanaged(kind, obj, tagged))
+    return out
+
+
+def _identity(item: DriftItem) -> str:
+    if item.address is not None:
+        return item.address
+    return f"{item.kind} {item.remote_name or ''} {item.remote_id or ''}"
+
+
+def _sort_key(item: DriftItem) -> tuple[str, int, str]:
+    return _identity(item), DRIFT_ORDER.index(item.type), item.remote_id or ""
+
+
+def _flip(change: FieldChange) -> FieldChange:
+    """A planner change (live -> desired) as a drift change (expected -> live)."""
+    op = {"add": "remove", "remove": "add"}.get(change.op, change.op)
+    return change.model_copy(update={"op": op, "old": change.new, "new": change.old})
+
+
+def _is_pin_path(path: str) -> bool:
+    return path == "agent" or path.startswith(("agent.", "agent["))
+
+
+def _planned_changes(
+    documents: Sequence[Any], observed: Observed, lockfile: Any, project: str
+) -> dict[str, tuple[FieldChange, ...]]:
+    """address -> how the live object differs from the manifest, by the planner's comparison."""
+    plan = build_plan(documents, observed, lockfile, PlanOptions(project=project))
+    out: dict[str, tuple[FieldChange, ...]] = {}
+    for action in plan.actions:
+        if not isinstance(action, Update | Replace):
+            continue
+        changes = tuple(_flip(c) for c in action.changes if not c.sensitive)
+        if action.kind == "deployment":
+            changes = tuple(c for c in changes if not _is_pin_path(c.path))  # see pin drift
+        if changes:
+            out[action.address] = changes
+    return out
+
+
+def _removed_message(address: str, in_manifests: bool) -> str:
+    if in_manifests:
+        return "`reconciler apply` creates it again"
+    return f"it is no longer in the manifests either; `reconciler state rm {address}` forgets it"
+
+
+def _version_span(first: int, last: int) -> str:
+    return f"version {first}" if first == last else f"versions {first}-{last}"
+
+
+def _agent_history(
+    entry: Any, live: JSON, versions: Sequence[JSON] | None
+) -> tuple[int | None, str | None, JSON | None, str]:
+    """(version that introduced the change, when, the recorded version's object, span text)."""
+    recorded = entry.version
+    live_version = live.get("version")
+    if versions is None:
+        span = f"version {live_version}" if live_version != recorded else ""
+        return (live_version if span else None), None, None, span
+    by_number = {int(v["version"]): v for v in versions if v.get("version") is not None}
+    later = sorted(n for n in by_number if recorded is None or n > recorded)
+    base = by_number.get(recorded) if recorded is not None else None
+    if not later:
+        return None, None, base, ""
+    first = by_number[later[0]]
+    when = first.get("updated_at") or first.get("created_at")
+    return later[0], when, base, _version_span(later[0], later[-1])
+
+
+def _changed_item(
+    address: str,
+    entry: Any,
+    live: JSON,
+    res: DesiredResource | None,
+    changes: tuple[FieldChange, ...],
+    versions: Sequence[JSON] | None,
+) -> DriftItem | None:
+    kind = entry.kind
+    digest_same = res is not None and spec_digest(res) == entry.spec_digest
+    version: int | None = None
+    changed_at: str | None = live.get("updated_at")
+    span = ""
+    if kind == "agent":
+        version, when, base, span = _agent_history(entry, live, versions)
+        version_moved = live.get("version") != entry.version
+        if not digest_same:
+            changes = ()
+            if base is not None and version_moved:
+                ignore = res.ignore_changes if res is not None else ()
+                changes = diff_objects(
+                    drop_paths(normalize(kind, base), ignore),
+                    drop_paths(normalize(kind, live), ignore),
+                )
+        if not changes and not version_moved:
+            return None
+        changed_at = when or (live.get("updated_at") if version_moved else None)
+    elif not digest_same or not changes:
+        return None
+
+    where = f" in {span}" if span else ""
+    last = f" (the last apply left version {entry.version})" if kind == "agent" and span else ""
+    if res is None:
+        message = (
+            f"edited outside git{where}{last}; it is no longer in the manifests "
+            "(`reconciler apply --prune` archives it)"
+        )
+    elif not changes and digest_same:
+        message = (
+            f"{span or 'a new version'} was saved outside git but matches the manifest"
+            f"{last}; `reconciler apply` records it"
+        )
+    elif not digest_same:
+        message = (
+            f"edited outside git{where}{last}; the manifest changed too since the last apply, "
+            "`reconciler plan` shows what apply would do"
+        )
+    else:
+        message = f"edited outside git{where}{last}; `reconciler apply` restores the manifest"
+    return DriftItem(
+        type="changed",
+        address=address,
+        kind=kind,
+        remote_id=live["id"],
+        remote_name=_remote_name(kind, live),
+        message=message,
+        changes=changes,
+        version=version,
+        changed_at=changed_at,
+    )
+
+
+def _remote_name(kind: str, obj: JSON) -> str | None:
+    if kind in ("vault", "credential"):
+        return obj.get("display_name")
+    return obj.get("name")
+
+
+def _pin_item(address: str, entry: Any, live: JSON, lockfile: Any) -> DriftItem | None:
+    agent = live.get("agent") or {}
+    for agent_address, pinned in sorted(entry.pins.items()):
+        agent_entry = lockfile.resources.get(agent_address)
+        expected_id = agent_entry.id if agent_entry is not None else None
+        live_id, live_version = agent.get("id"), agent.get("version")
+        if live_version == pinned and (expected_id is None or live_id == expected_id):
+            continue
+        if expected_id is not None and live_id != expected_id:
+            message = (
+                f"runs agent {live_id}@{live_version}, not {agent_address} ({expected_id}) "
+                f"that the lockfile pinned @{pinned}"
+            )
+        else:
+            message = f"runs {agent_address}@{live_version}, the lockfile pinned @{pinned}"
+        return DriftItem(
+            type="pin",
+            address=address,
+            kind="deployment",
+            remote_id=live["id"],
+            remote_name=live.get("name"),
+            message=message + "; `reconciler apply` moves it back",
+        )
+    return None
+
+
+def _unmanaged_item(u: Unmanaged, vault_names: Mapping[str, str]) -> DriftItem:
+    message = UNMANAGED_MESSAGE
+    if u.duplicate_of is not None:
+        message = (
+            f"tagged {u.tagged} by this project, but the lockfile records {u.duplicate_of} "
+            "for that address (a duplicate); archive it if nothing uses it"
+        )
+    elif u.tagged is not None:
+        message = (
+            f"tagged {u.tagged} by this project, but neither the manifests nor the lockfile "
+            f"know that address; write its document and `reconciler import {u.tagged} "
+            f"{u.remote_id}`, or archive it"
+        )
+    if u.kind == "credential":
+        vault_id = str(u.obj.get("vault_id"))
+        vault = vault_names.get(vault_id, vault_id)
+        message = f"in {vault}: {message}"
+    return DriftItem(
+        type="unmanaged",
+        address=None,
+        kind=u.kind,
+        remote_id=u.remote_id,
+        remote_name=u.remote_name,
+        message=message,
+    )
+
+
+def build_drift(
+    documents: Iterable[Any],
+    observed: Observed,
+    lockfile: Any,
+    project: str = "default",
+    *,
+    ignore_unmanaged: bool = False,
+    versions: Mapping[str, Sequence[JSON]] | None = None,
+) -> DriftReport:
+    """How the live system differs from what the lockfile and the manifests say.
+
+    Args:
+        documents: manifest documents (``ManifestSet.documents``).
+        observed: the live state from ``refresh`` (one list per kind).
+        lockfile: the current ``Lockfile``.
+        project: the ownership project.
+        ignore_unmanaged: leave unmanaged objects out of the report.
+        versions: agent id -> its versions (``GET /v1/agents/{id}/versions``), for the
+            agents ``agents_to_annotate`` named; says which version introduced a change.
+
+    Returns:
+        A ``DriftReport`` with items sorted by address (or kind and name), then drift type.
+
+    Example: an agent whose system prompt was edited in the console after the last apply
+    gives ``DriftItem(type="changed", address="agent.coder", version=3, changes=(
+    FieldChange(op="change", path="system", old=<manifest>, new=<live>),), ...)``.
+    """
+    documents = tuple(documents)
+    desired = {r.address: r for r in desired_resources(documents)}
+    entries = dict(lockfile.resources) if lockfile is not None else {}
+    planned = _planned_changes(documents, observed, lockfile, project) if entries else {}
+    items: list[DriftItem] = []
+    live_vaults = {
+        v["id"] for v in observed.all("vault") if not v.get("archived_at")
+    }
+    for address, entry in sorted(entries.items()):
+        if entry.kind == "credential" and entry.parent_id not in live_vaults:
+            continue  # its vault is gone or archived: that item says it all
+        live = observed.index(entry.kind).get(entry.id)
+        in_manifests = address in desired
+        if live is None or live.get("archived_at"):
+            drift_type: DriftType = "deleted" if live is None else "archived"
+            items.append(
+                DriftItem(
+                    type=drift_type,
+                    address=address,
+                    kind=entry.kind,
+                    remote_id=entry.id,
+                    remote_name=_remote_name(entry.kind, live) if live else entry.remote_name,
+                    message=_removed_message(address, in_manifests),
+                )
+            )
+            continue
+        history = (versions or {}).get(entry.id) if versions is not None else None
+        changed = _changed_item(
+            address, entry, live, desired.get(address), planned.get(address, ()), history
+        )
+        if changed is not None:
+            items.append(changed)
+        if entry.kind == "deployment" and entry.pins:
+            pin = _pin_item(address, entry, live, lockfile)
+            if pin is not None:
+                items.append(pin)
+    if not ignore_unmanaged:
+        vault_names = {e.id: a for a, e in entries.items() if e.kind == "vault"}
+        for u in find_unmanaged(documents, observed, lockfile, project):
+            items.append(_unmanaged_item(u, vault_names))
+    return DriftReport(project=project, items=tuple(sorted(items, key=_sort_key)))
+
+
+def agents_to_annotate(report: DriftReport) -> tuple[str, ...]:
+    """Remote ids of the changed agents, whose version history says who changed what when."""
+    return tuple(
+        sorted(
+            {
+                i.remote_id
+                for i in report.items
+                if i.type == "changed" and i.kind == "agent" and i.remote_id
+            }
+        )
+    )
+
+
+__all__ = [
+    "UNMANAGED_MESSAGE",
+    "Unmanaged",
+    "agents_to_annotate",
+    "build_drift",
+    "find_unmanaged",
+]

@@ -1,0 +1,674 @@
+"""Execute a ``Plan`` against a provider: order, concurrency, safe retries, one outcome each.
+
+This module runs the actions a planner decided on; it never decides what should change and
+never touches the filesystem. Its jobs:
+
+- order: an action starts only once every address it depends on (``depends_on``, its parent
+  vault, every ``$ref``/``$pin`` in its body) finished successfully; a failed dependency
+  fails its dependents as "not attempted", independents carry on;
+- concurrency: at most ``parallelism`` requests-making actions in flight, spawned as they
+  become ready;
+- placeholders (see ``model``) resolved right before sending, from this run's outcomes;
+- creates that may or may not have happened (timeouts, dropped connections, 5xx) are looked
+  up by their ownership metadata and adopted before any retry, so a create never makes a
+  twin; agent updates carry the live version and a 409 never overwrites a concurrent edit;
+- every outcome is reported through ``on_outcome`` at once (the caller commits the lockfile),
+  every create is announced through ``on_intent`` before it is sent.
+
+An exception raised by a callback aborts the apply (in-flight actions are cancelled, the
+exception propagates): a lockfile that cannot be written must stop the work it records.
+Cancellation (Ctrl-C) propagates the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, assert_never
+
+from reconciler.engine.interface import ProviderWriter, SecretResolver
+from reconciler.engine.model import (
+    ADDRESS_KEY,
+    OWNER_KEY,
+    OWNER_VALUE,
+    PROJECT_KEY,
+    Action,
+    Archive,
+    Create,
+    Delete,
+    NoOp,
+    Plan,
+    Replace,
+    Update,
+)
+from reconciler.engine.outcome import ApplyReport, Outcome
+from reconciler.errors import (
+    AmbiguousWriteError,
+    ConflictError,
+    NotFoundError,
+    PlanError,
+    ProviderConnectionError,
+    ProviderError,
+    RateLimitError,
+    ServerError,
+)
+
+__all__ = ["AMBIGUOUS_ERRORS", "ApplyReport", "Outcome", "apply_plan"]
+
+JSON = dict[str, Any]
+
+#: Failures after which a create may have happened anyway: look before retrying.
+AMBIGUOUS_ERRORS: tuple[type[ProviderError], ...] = (
+    AmbiguousWriteError,
+    ProviderConnectionError,
+    ServerError,
+)
+#: Failures of a lookup (a list) worth trying again later.
+_TRANSIENT_ERRORS: tuple[type[ProviderError], ...] = (*AMBIGUOUS_ERRORS, RateLimitError)
+_BACKOFF_BASE = 0.05
+_BACKOFF_MAX = 2.0
+_RETRY_AFTER_MAX = 60.0
+#: agent fields that change on every write and say nothing about what a person edited
+_BOOKKEEPING_FIELDS = frozenset(
+    {"version", "updated_at", "created_at", "archived_at", "id", "type"}
+)
+
+
+async def apply_plan(
+    plan: Plan,
+    writer: ProviderWriter,
+    *,
+    resolve_secret: SecretResolver,
+    parallelism: int = 10,
+    on_intent: Callable[[Action], None] | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    on_start: Callable[[Action], None] | None = None,
+    skip: Mapping[str, str] | None = None,
+    max_create_attempts: int = 5,
+) -> ApplyReport:
+    """Run every action of ``plan``, dependencies first, independents concurrently.
+
+    Args:
+        plan: the plan to execute (every address it references has an action).
+        writer: the provider.
+        resolve_secret: ``(address, path) -> value`` for ``{"$secret": path}`` placeholders.
+        parallelism: most actions sending requests at once.
+        on_intent: called before a create (or replace) is sent, with the action whose
+            ``parent_id`` is resolved; record a pending intent.
+        on_outcome: called once per action, as soon as it finished; commit the lockfile.
+        on_start: called when an action starts sending (not for no-ops or skipped ones).
+        skip: address -> reason: refuse these actions (a stale saved plan); they fail with
+            that reason and their dependents are not attempted.
+        max_create_attempts: attempts per create (a lookup of an ambiguous one counts).
+
+    Returns:
+        The report: one ``Outcome`` per action, sorted by address.
+
+    Raises:
+        PlanError: two actions share an address.
+        ValueError: ``parallelism`` or ``max_create_attempts`` below 1.
+    """
+    if parallelism < 1:
+        raise ValueError(f"parallelism must be at least 1, got {parallelism}")
+    if max_create_attempts < 1:
+        raise ValueError(f"max_create_attempts must be at least 1, got {max_create_attempts}")
+    callbacks = (on_intent, on_outcome, on_start)
+    run = _Run(plan, writer, resolve_secret, parallelism, *callbacks, dict(skip or {}))
+    run.max_attempts = max_create_attempts
+    return await run.execute()
+
+
+class _ActionFailed(Exception):
+    """Fails one action with a finished sentence."""
+
+
+class _CallbackFailed(Exception):
+    """A caller's callback raised: abort the whole apply with the original exception."""
+
+
+@dataclass
+class _Resolved:
+    """What resolving one action's placeholders produced, besides the body."""
+
+    secrets: list[str] = field(default_factory=list)
+    #: agent address -> version sent in a ``$pin`` (None: latest at send time)
+    pins: dict[str, int | None] = field(default_factory=dict)
+
+    def scrub(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def scrub_json(self, obj: Any) -> Any:
+        if isinstance(obj, str):
+            return self.scrub(obj)
+        if isinstance(obj, dict):
+            return {k: self.scrub_json(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [self.scrub_json(v) for v in obj]
+        return obj
+
+
+@dataclass
+class _Run:
+    """One apply: the schedule and the per-action handlers."""
+
+    plan: Plan
+    writer: ProviderWriter
+    resolve_secret: SecretResolver
+    parallelism: int
+    on_intent: Callable[[Action], None] | None
+    on_outcome: Callable[[Outcome], None] | None
+    on_start: Callable[[Action], None] | None
+    skip: Mapping[str, str] = field(default_factory=dict)
+    max_attempts: int = 5
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    #: address -> the address whose failure kept it from running (itself if it ran)
+    root_failure: dict[str, str] = field(default_factory=dict)
+
+    # -- schedule --------------------------------------------------------------------------
+
+    async def execute(self) -> ApplyReport:
+        actions: dict[str, Action] = {}
+        for a in self.plan.actions:
+            if a.address in actions:
+                raise PlanError(f"the plan has two actions for {a.address}; make a new plan")
+            actions[a.address] = a
+        deps = {addr: _dependencies(a, actions) for addr, a in actions.items()}
+        waiting = {addr: set(d) for addr, d in deps.items()}
+        dependents: dict[str, list[str]] = {addr: [] for addr in actions}
+        for addr, ds in deps.items():
+            for d in ds:
+                dependents[d].append(addr)
+        ready = deque(addr for addr in actions if not waiting[addr])
+        running: dict[asyncio.Task[Outcome], str] = {}
+
+        def finish(outcome: Outcome) -> None:
+            self.outcomes[outcome.address] = outcome
+            self._notify(self.on_outcome, outcome)
+            for d in dependents[outcome.address]:
+                waiting[d].discard(outcome.address)
+                if not waiting[d]:
+                    ready.append(d)
+
+        try:
+            while ready or running:
+                while ready and len(running) < self.parallelism:
+                    action = actions[ready.popleft()]
+                    immediate = self._settle_without_sending(action, deps[action.address])
+                    if immediate is not None:
+                        finish(immediate)
+                    else:
+                        task = asyncio.create_task(self._run_one(action), name=action.address)
+                        running[task] = action.address
+                if not running:
+                    continue
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=lambda t: running[t]):
+                    del running[task]
+                    finish(task.result())
+        except BaseException as exc:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            if isinstance(exc, _CallbackFailed) and exc.__cause__ is not None:
+                raise exc.__cause__ from None
+            raise
+
+        stuck = sorted(set(actions) - set(self.outcomes))
+        for addr in stuck:
+            cycle = ", ".join(sorted(d for d in deps[addr] if d in stuck))
+            finish(
+                _failed(actions[addr], f"not attempted: its dependencies form a cycle ({cycle})")
+            )
+        return ApplyReport(tuple(sorted(self.outcomes.values(), key=lambda o: o.address)))
+
+    def _settle_without_sending(self, action: Action, deps: set[str]) -> Outcome | None:
+        """The outcome of an action that needs no request (skipped, blocked, no-op), or None."""
+        if action.address in self.skip:
+            self.root_failure[action.address] = action.address
+            return _failed(action, self.skip[action.address])
+        if isinstance(action, NoOp):
+            # nothing is sent, so a failed dependency cannot make the live object wrong
+            return self._noop(action)
+        for dep in sorted(deps):
+            if not self.outcomes[dep].ok:
+                root = self.root_failure.get(dep, dep)
+                self.root_failure[action.address] = root
+                why = "which failed" if root == dep else f"which was not attempted ({root} failed)"
+                return _failed(action, f"not attempted: depends on {dep}, {why}")
+        return None
+
+    def _notify(self, callback: Callable[[Any], None] | None, arg: Any) -> None:
+        if callback is None:
+            return
+        try:
+            callback(arg)
+        except Exception as e:
+            raise _CallbackFailed() from e
+
+    # -- one action ------------------------------------------------------------------------
+
+    async def _run_one(self, action: Action) -> Outcome:
+        self._notify(self.on_start, action)
+        ctx = _Resolved()
+        try:
+            match action:
+                case Create():
+                    return await self._create(action, ctx)
+                case Update():
+                    return await self._update(action, ctx)
+                case Replace():
+                    return await self._replace(action, ctx)
+                case Archive():
+                    return await self._remove(action, delete=False)
+                case Delete():
+                    return await self._remove(action, delete=True)
+                case NoOp():
+                    return self._noop(action)
+                case _:
+                    assert_never(action)
+        except _CallbackFailed:
+            raise
+        except _ActionFailed as e:
+            return _failed(action, ctx.scrub(str(e)))
+        except ProviderError as e:
+            return _failed(action, ctx.scrub(f"{_verb(action)} failed: {_describe(e)}"))
+        except Exception as e:  # noqa: BLE001 - one action's bug must not sink the others
+            message = f"{_verb(action)} failed unexpectedly: {type(e).__name__}: {e}"
+            return _failed(action, ctx.scrub(message))
+
+    async def _create(self, action: Create, ctx: _Resolved) -> Outcome:
+        parent_id = self._parent_id(action)
+        body = self._with_ownership(self._resolve(action.body, action, ctx), action.address)
+        self._notify(self.on_intent, action.model_copy(update={"parent_id": parent_id}))
+        live, adopted = await self._send_create(action, body, parent_id, exclude_id=None)
+        return self._written(action, live, parent_id, ctx, adopted=adopted)
+
+    async def _replace(self, action: Replace, ctx: _Resolved) -> Outcome:
+        parent_id = self._parent_id(action)
+        # resolve first: a missing secret must not leave the old object archived
+        body = self._with_ownership(self._resolve(action.body, action, ctx), action.address)
+        self._notify(self.on_intent, action.model_copy(update={"parent_id": parent_id}))
+        # the model's contract: a replaced credential is deleted (its secret purged), the
+        # other kinds are archived (agents and deployments cannot be deleted)
+        await self._archive_or_delete(
+            action, action.remote_id, parent_id, delete=action.kind == "credential"
+        )
+        try:
+            live, adopted = await self._send_create(
+                action, body, parent_id, exclude_id=action.remote_id
+            )
+        except (_ActionFailed, ProviderError) as e:
+            why = str(e) if isinstance(e, _ActionFailed) else _describe(e)
+            raise _ActionFailed(
+                f"replace failed: the old {action.kind} {action.remote_id} was removed but the "
+                f"new one could not be created: {why}; the next apply creates it"
+            ) from e
+        return self._written(action, live, parent_id, ctx, adopted=adopted)
+
+    async def _update(self, action: Update, ctx: _Resolved) -> Outcome:
+        parent_id = self._parent_id(action)
+        body = self._resolve(action.body, action, ctx)
+        if action.kind == "agent" and action.from_version is not None:
+            body.setdefault("version", action.from_version)
+        live = await self._send_update(action, body, parent_id)
+        return self._written(action, live, parent_id, ctx, adopted=False)
+
+    async def _remove(self, action: Archive | Delete, *, delete: bool) -> Outcome:
+        parent_id = self._parent_id(action)
+        live = await self._archive_or_delete(action, action.remote_id, parent_id, delete=delete)
+        return Outcome(
+            action,
+            ok=True,
+            remote_id=action.remote_id,
+            parent_id=parent_id,
+            removed=True,
+            live=live,
+        )
+
+    def _noop(self, action: NoOp) -> Outcome:
+        pins: dict[str, int] = {}
+        for agent, version in (action.target.pins if action.target else {}).items():
+            if version is None:
+                dep = self.outcomes.get(agent)
+                version = dep.version if dep is not None and dep.ok else None
+            if version is not None:
+                pins[agent] = version
+        try:
+            parent_id = self._parent_id(action)
+        except _ActionFailed:
+            parent_id = None
+        return Outcome(
+            action,
+            ok=True,
+            remote_id=action.remote_id,
+            parent_id=parent_id,
+            version=action.version,
+            pins=pins,
+        )
+
+    def _written(
+        self,
+        action: Create | Update | Replace,
+        live: JSON,
+        parent_id: str | None,
+        ctx: _Resolved,
+        *,
+        adopted: bool,
+    ) -> Outcome:
+        remote_id = live.get("id") or getattr(action, "remote_id", None)
+        version = live.get("version") if action.kind == "agent" else None
+        return Outcome(
+            action,
+            ok=True,
+            remote_id=remote_id,
+            parent_id=parent_id,
+            version=version if isinstance(version, int) else None,
+            pins=self._pins(action, live, ctx),
+            adopted=adopted,
+            live=ctx.scrub_json(live),
+        )
+
+    def _pins(
+        self, action: Create | Update | Replace, live: JSON, ctx: _Resolved
+    ) -> dict[str, int]:
+        """The concrete agent versions a deployment uses after this write."""
+        if action.kind != "deployment":
+            return {}
+        agents = list(dict.fromkeys([*ctx.pins, *action.target.pins]))
+        live_agent = live.get("agent")
+        live_version = live_agent.get("version") if isinstance(live_agent, dict) else None
+        if len(agents) == 1 and isinstance(live_version, int):
+            return {agents[0]: live_version}
+        return {a: v for a, v in ctx.pins.items() if v is not None}
+
+    # -- requests with their retry rules ---------------------------------------------------
+
+    async def _send_create(
+        self,
+        action: Create | Replace,
+        body: JSON,
+        parent_id: str | None,
+        *,
+        exclude_id: str | None,
+    ) -> tuple[JSON, bool]:
+        """Create, adopting a twin instead of retrying blind. Returns (live, adopted)."""
+        must_look = False  # the last attempt may have created it: look before sending again
+        doubtful = False  # some attempt may have created it
+        last: ProviderError | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            if must_look:
+                try:
+                    found = await self._find_created(action, body, parent_id, exclude_id, True)
+                except _TRANSIENT_ERRORS as e:
+                    last = e
+                    await _pause(attempt, e)
+                    continue
+                if found is not None:
+                    return found, True
+                must_look = False
+            try:
+                return await self.writer.create(action.kind, body, parent_id=parent_id), False
+            except RateLimitError as e:
+                last = e
+            except AMBIGUOUS_ERRORS as e:
+                last, must_look, doubtful = e, True, True
+            except ConflictError:
+                # a twin may exist from a lost earlier attempt that listing did not see yet
+                try:
+                    found = await self._find_created(action, body, parent_id, exclude_id, doubtful)
+                except ProviderError:
+                    found = None
+                if found is not None:
+                    return found, True
+                raise
+            if attempt < self.max_attempts:
+                await _pause(attempt, last)
+        if must_look:
+            try:
+                found = await self._find_created(action, body, parent_id, exclude_id, True)
+            except ProviderError:
+                found = None
+            if found is not None:
+                return found, True
+        detail = _describe(last) if last is not None else "no attempt was made"
+        raise _ActionFailed(
+            f"create failed after {self.max_attempts} attempts: {detail}; "
+            "the next apply looks for it by its metadata before creating it again"
+        )
+
+    async def _find_created(
+        self,
+        action: Create | Replace,
+        body: JSON,
+        parent_id: str | None,
+        exclude_id: str | None,
+        by_name: bool,
+    ) -> JSON | None:
+        """The live object a lost create of ``action`` made, by its ownership metadata.
+
+        With ``by_name`` (after an attempt that may have gone through) an environment is
+        also found by its name, unique among live environments, unless its metadata names
+        another owner. A plain 409 never adopts by name: that would silently take over an
+        environment someone made by hand (``reconciler import`` does that on purpose).
+        """
+        objects = await self.writer.list_all(action.kind, parent_id=parent_id)
+        live = sorted(
+            (o for o in objects if not o.get("archived_at") and o.get("id") != exclude_id),
+            key=lambda o: (str(o.get("created_at") or ""), str(o.get("id"))),
+        )
+        for obj in live:
+            md = obj.get("metadata") or {}
+            if md.get(PROJECT_KEY) == self.plan.project and md.get(ADDRESS_KEY) == action.address:
+                return dict(obj)
+        if by_name and action.kind == "environment" and body.get("name"):
+            for obj in live:
+                md = obj.get("metadata") or {}
+                # names are unique among live environments; never take another owner's
+                if (
+                    obj.get("name") == body["name"]
+                    and md.get(PROJECT_KEY, self.plan.project) == self.plan.project
+                    and md.get(ADDRESS_KEY, action.address) == action.address
+                ):
+                    return dict(obj)
+        return None
+
+    async def _send_update(self, action: Update, body: JSON, parent_id: str | None) -> JSON:
+        guarded = action.kind == "agent" and "version" in body
+        checked_ambiguous = False
+        last: ProviderError | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return await self.writer.update(
+                    action.kind, action.remote_id, body, parent_id=parent_id
+                )
+            except RateLimitError as e:
+                last = e
+                await _pause(attempt, e)
+            except ConflictError as e:
+                if guarded:
+                    raise _ActionFailed(await self._conflict_message(action, body, e)) from e
+                raise
+            except AmbiguousWriteError as e:
+                if not guarded or checked_ambiguous:
+                    raise
+                checked_ambiguous, last = True, e
+                live = await self.writer.retrieve(
+                    action.kind, action.remote_id, parent_id=parent_id
+                )
+                expected = action.to_version or int(body["version"]) + 1
+                if live.get("version") == expected:
+                    return dict(live)
+        detail = _describe(last) if last is not None else "no attempt was made"
+        raise _ActionFailed(f"update failed after {self.max_attempts} attempts: {detail}")
+
+    async def _conflict_message(self, action: Update, body: JSON, error: ConflictError) -> str:
+        expected = body.get("version")
+        tail = "nothing was overwritten. Run `reconciler plan` again."
+        try:
+            live = await self.writer.retrieve("agent", action.remote_id)
+        except ProviderError:
+            return (
+                f"{action.address} was changed outside this plan (the provider refused "
+                f"version {expected} as stale: {_describe(error)}); {tail}"
+            )
+        changed = await self._changed_fields(action.remote_id, expected, live)
+        what = f"; changed: {', '.join(changed)}" if changed else ""
+        return (
+            f"{action.address} was changed outside this plan: live version is now "
+            f"{live.get('version')} (updated {live.get('updated_at')}), the plan expected "
+            f"{expected}{what}; {tail}"
+        )
+
+    async def _changed_fields(self, agent_id: str, expected: Any, live: JSON) -> list[str]:
+        """Top-level fields that differ between the expected version and the live one."""
+        try:
+            versions = await self.writer.list_versions(agent_id)
+        except ProviderError:
+            return []
+        old = next((v for v in versions if v.get("version") == expected), None)
+        if old is None:
+            return []
+        keys = (set(old) | set(live)) - _BOOKKEEPING_FIELDS
+        return sorted(k for k in keys if old.get(k) != live.get(k))
+
+    async def _archive_or_delete(
+        self, action: Action, remote_id: str, parent_id: str | None, *, delete: bool
+    ) -> JSON | None:
+        """Archive (or delete) one object; already gone (404) counts as done."""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                if delete:
+                    await self.writer.delete(action.kind, remote_id, parent_id=parent_id)
+                    return None
+                return await self.writer.archive(action.kind, remote_id, parent_id=parent_id)
+            except NotFoundError:
+                return None
+            except RateLimitError as e:
+                if attempt == self.max_attempts:
+                    raise
+                await _pause(attempt, e)
+        return None  # unreachable: the last attempt returns or raises
+
+    # -- placeholders ----------------------------------------------------------------------
+
+    def _resolve(self, value: Any, action: Action, ctx: _Resolved) -> Any:
+        if isinstance(value, dict):
+            keys = set(value)
+            if keys == {"$ref"}:
+                return self._id_of(value["$ref"], action)
+            if "$pin" in keys and keys <= {"$pin", "version"}:
+                return self._pin(value["$pin"], value.get("version"), action, ctx)
+            if keys == {"$secret"}:
+                return self._secret(value["$secret"], action, ctx)
+            return {k: self._resolve(v, action, ctx) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._resolve(v, action, ctx) for v in value]
+        return value
+
+    def _id_of(self, address: str, action: Action) -> str:
+        dep = self.outcomes.get(address)
+        if dep is None or not dep.ok or not dep.remote_id:
+            raise _ActionFailed(
+                f"not attempted: {action.address} refers to {address}, which has no "
+                "successful action in this apply"
+            )
+        return dep.remote_id
+
+    def _pin(self, agent: str, version: Any, action: Action, ctx: _Resolved) -> JSON:
+        agent_id = self._id_of(agent, action)
+        if version is None:
+            version = self.outcomes[agent].version
+        ctx.pins[agent] = version
+        pin: JSON = {"type": "agent", "id": agent_id}
+        if version is not None:
+            pin["version"] = version
+        return pin
+
+    def _secret(self, path: str, action: Action, ctx: _Resolved) -> str:
+        try:
+            value = self.resolve_secret(action.address, path)
+        except Exception as e:
+            raise _ActionFailed(
+                f"not attempted: could not read the secret {path} of {action.address}: "
+                f"{type(e).__name__}: {e}"
+            ) from e
+        ctx.secrets.append(value)
+        return value
+
+    def _parent_id(self, action: Action) -> str | None:
+        if action.parent_id is not None or action.parent is None:
+            return action.parent_id
+        return self._id_of(action.parent, action)
+
+    def _with_ownership(self, body: JSON, address: str) -> JSON:
+        """Every create carries the metadata that lets a lost create be found again."""
+        metadata = dict(body.get("metadata") or {})
+        metadata.update(
+            {OWNER_KEY: OWNER_VALUE, PROJECT_KEY: self.plan.project, ADDRESS_KEY: address}
+        )
+        return {**body, "metadata": metadata}
+
+
+def _dependencies(action: Action, actions: Mapping[str, Action]) -> set[str]:
+    """Addresses (with an action in this plan) that must finish before ``action`` runs."""
+    deps = set(action.depends_on)
+    if action.parent is not None:
+        deps.add(action.parent)
+    body = getattr(action, "body", None)
+    if body is not None:
+        deps.update(_placeholder_addresses(body))
+    deps.discard(action.address)
+    return {d for d in deps if d in actions}
+
+
+def _placeholder_addresses(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key in ("$ref", "$pin"):
+            if isinstance(value.get(key), str):
+                yield value[key]
+        for v in value.values():
+            yield from _placeholder_addresses(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _placeholder_addresses(v)
+
+
+def _failed(action: Action, error: str) -> Outcome:
+    return Outcome(
+        action,
+        ok=False,
+        remote_id=getattr(action, "remote_id", None),
+        parent_id=action.parent_id,
+        error=error,
+    )
+
+
+def _verb(action: Action) -> str:
+    return "record" if action.type == "noop" else action.type
+
+
+def _describe(error: BaseException) -> str:
+    """A provider error as one clause: its message, with status and request id once."""
+    if not isinstance(error, ProviderError):
+        return f"{type(error).__name__}: {error}"
+    message = error.message or type(error).__name__
+    if error.request_id and error.request_id in message:
+        return message  # the client already said where (status, type, request id)
+    bits = [str(error.status)] if error.status is not None else []
+    bits += [b for b in (error.error_code, error.request_id and f"request {error.request_id}") if b]
+    return f"{message} ({', '.join(bits)})" if bits else message
+
+
+async def _pause(attempt: int, error: BaseException | None) -> None:
+    """Back off before the next attempt; a 429 waits as long as the provider asked."""
+    if isinstance(error, RateLimitError) and error.retry_after:
+        await asyncio.sleep(min(error.retry_after, _RETRY_AFTER_MAX))
+        return
+    delay = min(_BACKOFF_BASE * 2 ** (attempt - 1), _BACKOFF_MAX)
+    await asyncio.sleep(delay * random.uniform(0.5, 1.0))

@@ -1,0 +1,666 @@
+"""Turn live objects into manifest documents, and fix the canonical key order of manifests.
+
+Pure: no I/O. ``derive_documents`` gets the unmanaged objects (``drift.find_unmanaged``), the
+credentials of the unmanaged vaults and the names already taken, and returns one manifest
+document per resource (credentials inside their vault document) with:
+
+- names slugified from the remote names, unique per kind; the remote name kept in the spec
+  when the slug differs from it;
+- the spec as wire create fields, minus what the server fills in by default (an empty list,
+  a null description, the default execution identity, a toolset's default config...), so
+  ``plan`` compares it with the live object and finds nothing to change;
+- references by manifest name: a deployment names its agent (pinned to the version it runs
+  now, ``{ref: coder, version: 3}``), environment and vaults;
+- every credential secret as ``{from_env: VAULT_CREDENTIAL_FIELD}``: the provider never
+  returns secrets, so the user sets those variables and the first apply writes them.
+
+``key_order`` is the canonical order of keys that ``reconciler fmt`` and the import writer
+share: ``kind, name, protect, ignore_changes, spec``, a fixed order per spec kind, then known
+keys by a global rank, unknown keys last in their written order; free-form maps (``metadata``,
+a custom tool's ``input_schema``) keep the order they were written in.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.engine.drift import Unmanaged
+from reconciler.engine.model import RESERVED_METADATA_KEYS, Kind
+from reconciler.engine.normalize import PACKAGE_MANAGERS, TOOLSET_DEFAULT_POLICY
+
+JSON = dict[str, Any]
+
+#: Manifest ``kind:`` per resource kind, and the file ``import --all-unmanaged`` writes it to.
+MANIFEST_KIND: dict[str, str] = {
+    "agent": "Agent",
+    "environment": "Environment",
+    "vault": "Vault",
+    "deployment": "Deployment",
+}
+KIND_FILES: dict[str, str] = {
+    "Agent": "agents.yaml",
+    "Environment": "environments.yaml",
+    "Vault": "vaults.yaml",
+    "Deployment": "deployments.yaml",
+}
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MAX_NAME = 64
+
+
+# --- canonical key order ------------------------------------------------------------------
+
+DOCUMENT_ORDER: tuple[str, ...] = ("kind", "name", "protect", "ignore_changes", "spec")
+SPEC_ORDER: dict[str, tuple[str, ...]] = {
+    "Agent": (
+        "name",
+        "model",
+        "description",
+        "system",
+        "tools",
+        "mcp_servers",
+        "skills",
+        "execution_identity",
+        "multiagent",
+        "metadata",
+    ),
+    "Environment": ("name", "description", "scope", "config", "metadata"),
+    "Vault": ("display_name", "metadata", "credentials"),
+    "Deployment": (
+        "name",
+        "description",
+        "agent",
+        "environment",
+        "vaults",
+        "initial_events",
+        "resources",
+        "schedule",
+        "budget",
+        "metadata",
+    ),
+}
+CREDENTIAL_ORDER: tuple[str, ...] = ("name", "display_name", "metadata", "auth")
+#: Nested mappings: these keys first, in this order; others after, as written.
+KEY_RANK: tuple[str, ...] = (
+    "type",
+    "id",
+    "ref",
+    "name",
+    "skill_id",
+    "version",
+    "mcp_server_name",
+    "mcp_server_url",
+    "secret_name",
+    "url",
+    "file_id",
+    "memory_store_id",
+    "display_name",
+    "description",
+    "expression",
+    "timezone",
+    "effort",
+    "inference_geo",
+    "speed",
+    "enabled",
+    "permission_policy",
+    "default_config",
+    "configs",
+    "allowed_domains",
+    "blocked_domains",
+    "max_content_tokens",
+    "url_sources",
+    "user_location",
+    "role_arn",
+    "token",
+    "access_token",
+    "expires_at",
+    "refresh",
+    "client_id",
+    "refresh_token",
+    "token_endpoint",
+    "token_endpoint_auth",
+    "client_secret",
+    "resource",
+    "scope",
+    "secret_value",
+    "networking",
+    "allowed_hosts",
+    "allow_mcp_servers",
+    "allow_package_managers",
+    "injection_location",
+    "body",
+    "header",
+    "packages",
+    *PACKAGE_MANAGERS,
+    "from_env",
+    "from_file",
+)
+#: Keys whose value is a free-form map: its keys are data, never reordered.
+FREE_FORM: frozenset[str] = frozenset({"metadata", "input_schema"})
+
+
+def _ranked(keys: Sequence[str], order: Sequence[str]) -> list[str]:
+    known = [k for k in order if k in keys]
+    return known + [k for k in keys if k not in order]
+
+
+def key_order(path: tuple[str | int, ...], keys: Sequence[str], kind: str | None) -> list[str]:
+    """The canonical order of ``keys`` of the mapping at ``path`` in a document of ``kind``.
+
+    Args:
+        path: where the mapping sits: ``()`` is the document, ``("spec",)`` its spec,
+            ``("spec", "credentials", 0)`` a credential; list indexes are ints.
+        keys: the keys as written.
+        kind: the document's ``kind:`` (``Agent``...), or None for a non-manifest document.
+
+    Returns:
+        The keys in canonical order; the keys as written when ``path`` is inside a free-form
+        map or the document is not a manifest.
+
+    Example: ``key_order(("spec",), ["system", "model"], "Agent") == ["model", "system"]``.
+    """
+    if kind not in SPEC_ORDER:
+        return list(keys)
+    if any(isinstance(p, str) and p in FREE_FORM for p in path):
+        return list(keys)
+    if path == ():
+        return _ranked(keys, DOCUMENT_ORDER)
+    if path == ("spec",):
+        return _ranked(keys, SPEC_ORDER[kind])
+    if kind == "Vault" and len(path) == 3 and path[:2] == ("spec", "credentials"):
+        return _ranked(keys, CREDENTIAL_ORDER)
+    return _ranked(keys, KEY_RANK)
+
+
+def canonical(data: Any, kind: str | None = None, path: tuple[str | int, ...] = ()) -> Any:
+    """A copy of a plain-data document with every mapping in canonical key order."""
+    if path == () and isinstance(data, dict):
+        kind = data.get("kind") if isinstance(data.get("kind"), str) else None
+    if isinstance(data, dict):
+        return {
+            k: canonical(data[k], kind, path + (k,))
+            for k in key_order(path, list(data), kind)
+        }
+    if isinstance(data, list):
+        return [canonical(v, kind, path + (i,)) for i, v in enumerate(data)]
+    return data
+
+
+# --- names --------------------------------------------------------------------------------
+
+
+def slugify(text: str | None, fallback: str) -> str:
+    """A manifest name from a remote name: ``"Code Reviewer (v2)"`` -> ``code-reviewer-v2``."""
+    slug = re.sub(r"[^a-z0-9_-]+", "-", (text or "").lower())
+    slug = re.sub(r"-{2,}", "-", slug).strip("-_")[:MAX_NAME].strip("-_")
+    return slug if slug and NAME_RE.match(slug) else fallback
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        suffix = f"-{n}"
+        candidate = name[: MAX_NAME - len(suffix)] + suffix
+    taken.add(candidate)
+    return candidate
+
+
+def env_var_name(*parts: str) -> str:
+    """``env_var_name("github", "mcp-token", "token") == "GITHUB_MCP_TOKEN_TOKEN"``."""
+    text = "_".join(parts).upper()
+    return re.sub(r"[^A-Z0-9]+", "_", text).strip("_") or "SECRET"
+
+
+# --- the derived documents ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportedResource:
+    """One live object a derived document stands for (a vault document has its credentials)."""
+
+    address: str
+    kind: Kind
+    remote_id: str
+    parent_id: str | None = None
+    #: deployments: agent address -> the version it runs now
+    pins: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImportedDocument:
+    """A manifest document derived from live objects, as plain data in canonical order."""
+
+    kind: str
+    name: str
+    data: JSON
+    resources: tuple[ImportedResource, ...]
+    #: addresses of other documents this one refers to (a deployment's agent, ...)
+    refs: tuple[str, ...] = ()
+
+    @property
+    def address(self) -> str:
+        return f"{self.kind.lower()}.{self.name}"
+
+
+@dataclass(frozen=True)
+class SecretVariable:
+    """An environment variable the user must set: ``address``'s secret at ``path``."""
+
+    address: str
+    path: str
+    variable: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A live object left out, and why."""
+
+    kind: str
+    remote_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Derivation:
+    documents: tuple[ImportedDocument, ...]
+    secrets: tuple[SecretVariable, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+
+    def by_kind(self, kind: str) -> tuple[ImportedDocument, ...]:
+        return tuple(d for d in self.documents if d.kind == kind)
+
+
+def _user_metadata(obj: JSON) -> JSON:
+    md = obj.get("metadata") or {}
+    return {k: v for k, v in md.items() if k not in RESERVED_METADATA_KEYS}
+
+
+def _put(spec: JSON, key: str, value: Any) -> None:
+    """Set ``key`` unless ``value`` is what the server assumes when it is omitted."""
+    if value is None or value == "" or value == [] or value == {}:
+        return
+    spec[key] = copy.deepcopy(value)
+
+
+def _model(model: Any) -> Any:
+    if not isinstance(model, dict):
+        return model
+    out: JSON = {"id": model.get("id")}
+    effort = model.get("effort")
+    if isinstance(effort, dict) and effort.get("type"):
+        out["effort"] = effort["type"]  # the server's default is unknown: keep what is live
+    elif isinstance(effort, str):
+        out["effort"] = effort
+    if model.get("inference_geo") is not None:
+        out["inference_geo"] = model["inference_geo"]
+    if model.get("speed") not in (None, "standard"):
+        out["speed"] = model["speed"]
+    return out["id"] if list(out) == ["id"] else out
+
+
+def _tool(tool: JSON) -> JSON:
+    ttype = tool.get("type")
+    if ttype not in TOOLSET_DEFAULT_POLICY:
+        return copy.deepcopy(tool)
+    out: JSON = {"type": ttype}
+    if tool.get("mcp_server_name") is not None:
+        out["mcp_server_name"] = tool["mcp_server_name"]
+    live_default = tool.get("default_config") or {}
+    enabled = live_default.get("enabled", True) is not False
+    policy = live_default.get("permission_policy") or TOOLSET_DEFAULT_POLICY[ttype]
+    default: JSON = {}
+    if not enabled:
+        default["enabled"] = False
+    if policy != TOOLSET_DEFAULT_POLICY[ttype]:
+        default["permission_policy"] = copy.deepcopy(policy)
+    if default:
+        out["default_config"] = default
+    configs: list[JSON] = []
+    for cfg in tool.get("configs") or []:
+        c: JSON = {"name": cfg.get("name")}
+        if cfg.get("enabled") is not None and cfg["enabled"] != enabled:
+            c["enabled"] = cfg["enabled"]
+        if cfg.get("permission_policy") is not None and cfg["permission_policy"] != policy:
+            c["permission_policy"] = copy.deepcopy(cfg["permission_policy"])
+        for k, v in cfg.items():
+            if k not in ("name", "type", "enabled", "permission_policy") and v is not None:
+                c[k] = copy.deepcopy(v)
+        if len(c) > 1:
+            configs.append(c)
+    if configs:
+        out["configs"] = configs
+    return out
+
+
+def _agent_spec(obj: JSON, name: str) -> JSON:
+    spec: JSON = {}
+    if obj.get("name") != name:
+        _put(spec, "name", obj.get("name"))
+    spec["model"] = _model(obj.get("model"))
+    _put(spec, "description", obj.get("description"))
+    _put(spec, "system", obj.get("system"))
+    _put(spec, "tools", [_tool(t) for t in obj.get("tools") or []])
+    _put(spec, "mcp_servers", obj.get("mcp_servers"))
+    _put(spec, "skills", obj.get("skills"))
+    identity = obj.get("execution_identity")
+    if identity and identity != {"type": "service_account"}:
+        spec["execution_identity"] = copy.deepcopy(identity)
+    _put(spec, "multiagent", obj.get("multiagent"))
+    _put(spec, "metadata", _user_metadata(obj))
+    return spec
+
+
+def _environment_config(config: Any) -> JSON | None:
+    if not isinstance(config, dict):
+        return None
+    if config.get("type") != "cloud":
+        return {"type": config.get("type")}
+    out: JSON = {"type": "cloud"}
+    net = config.get("networking") or {}
+    if net.get("type") == "limited":
+        n: JSON = {"type": "limited"}
+        _put(n, "allowed_hosts", net.get("allowed_hosts"))
+        for flag in ("allow_mcp_servers", "allow_package_managers"):
+            if net.get(flag):
+                n[flag] = True
+        out["networking"] = n
+    packages = config.get("packages") or {}
+    chosen = {m: list(packages[m]) for m in PACKAGE_MANAGERS if packages.get(m)}
+    if chosen:
+        out["packages"] = chosen
+    return None if out == {"type": "cloud"} else out
+
+
+def _environment_spec(obj: JSON, name: str) -> JSON:
+    spec: JSON = {}
+    if obj.get("name") != name:
+        _put(spec, "name", obj.get("name"))
+    _put(spec, "description", obj.get("description"))
+    if obj.get("scope") not in (None, "organization"):
+        spec["scope"] = obj["scope"]
+    _put(spec, "config", _environment_config(obj.get("config")))
+    _put(spec, "metadata", _user_metadata(obj))
+    return spec
+
+
+def _secret(variables: list[SecretVariable], address: str, path: str, *parts: str) -> JSON:
+    taken = {v.variable for v in variables}
+    base = env_var_name(*parts)
+    variable, n = base, 1
+    while variable in taken:
+        n += 1
+        variable = f"{base}_{n}"
+    variables.append(SecretVariable(address, path, variable))
+    return {"from_env": variable}
+
+
+def _auth(
+    auth: JSON, address: str, vault: str, cred: str, variables: list[SecretVariable]
+) -> JSON | None:
+    """The manifest form of a live credential ``auth``; secrets as ``from_env`` placeholders."""
+    atype = auth.get("type")
+
+    def secret(path: str) -> JSON:
+        return _secret(variables, address, path, vault, cred, path.rsplit(".", 1)[-1])
+
+    if atype == "static_bearer":
+        return {"type": atype, "mcp_server_url": auth.get("mcp_server_url"), "token": secret("auth.token")}
+    if atype == "mcp_oauth":
+        out: JSON = {
+            "type": atype,
+            "mcp_server_url": auth.get("mcp_server_url"),
+            "access_token": secret("auth.access_token"),
+        }
+        _put(out, "expires_at", auth.get("expires_at"))
+        refresh = auth.get("refresh")
+        if isinstance(refresh, dict):
+            r: JSON = {
+                "client_id": refresh.get("client_id"),
+                "refresh_token": secret("auth.refresh.refresh_token"),
+                "token_endpoint": refresh.get("token_endpoint"),
+            }
+            tea = refresh.get("token_endpoint_auth") or {"type": "none"}
+            r["token_endpoint_auth"] = {"type": tea.get("type")}
+            if tea.get("type") != "none":
+                r["token_endpoint_auth"]["client_secret"] = secret(
+                    "auth.refresh.token_endpoint_auth.client_secret"
+                )
+            _put(r, "resource", refresh.get("resource"))
+            _put(r, "scope", refresh.get("scope"))
+            out["refresh"] = r
+        return out
+    if atype == "environment_variable":
+        out = {
+            "type": atype,
+            "secret_name": auth.get("secret_name"),
+            "secret_value": secret("auth.secret_value"),
+            "networking": _credential_networking(auth.get("networking")),
+        }
+        _put(out, "injection_location", auth.get("injection_location"))
+        return out
+    return None
+
+
+def _credential_networking(net: Any) -> JSON:
+    if isinstance(net, dict) and net.get("type") == "limited":
+        return {"type": "limited", "allowed_hosts": list(net.get("allowed_hosts") or [])}
+    return {"type": "unrestricted"}
+
+
+def _schedule(schedule: Any) -> JSON | None:
+    if not isinstance(schedule, dict):
+        return None
+    return {k: schedule[k] for k in ("type", "expression", "timezone") if k in schedule}
+
+
+def _resources(resources: Any) -> list[JSON]:
+    out: list[JSON] = []
+    for r in resources or []:
+        out.append({k: copy.deepcopy(v) for k, v in r.items() if k != "authorization_token" and v is not None})
+    return out
+
+
+class _Names:
+    """Manifest names per kind: taken ones, and the name given to each remote id."""
+
+    def __init__(self, taken: Mapping[str, Iterable[str]], known: Mapping[tuple[str, str], str]):
+        self.taken = {k: set(v) for k, v in taken.items()}
+        self.by_id: dict[tuple[str, str], str] = dict(known)
+
+    def give(self, kind: str, remote_id: str, wanted: str) -> str:
+        name = _unique(wanted, self.taken.setdefault(kind, set()))
+        self.by_id[(kind, remote_id)] = name
+        return name
+
+    def of(self, kind: str, remote_id: Any) -> str | None:
+        return self.by_id.get((kind, str(remote_id)))
+
+
+def _wanted_name(u: Unmanaged) -> str:
+    if u.tagged and u.duplicate_of is None:
+        tail = u.tagged.split(".", 1)[-1]
+        if NAME_RE.match(tail):
+            return tail
+    return slugify(u.remote_name, u.kind)
+
+
+def derive_documents(
+    unmanaged: Sequence[Unmanaged],
+    credentials: Mapping[str, Sequence[JSON]],
+    *,
+    taken: Mapping[str, Iterable[str]] | None = None,
+    known: Mapping[tuple[str, str], str] | None = None,
+) -> Derivation:
+    """Manifest documents for unmanaged live objects.
+
+    Args:
+        unmanaged: from ``find_unmanaged`` (duplicates of recorded addresses are skipped).
+        credentials: vault id -> its live credentials, for the unmanaged vaults.
+        taken: kind -> manifest names already used (existing manifests and lockfile).
+        known: (kind, remote id) -> manifest name of resources already managed, so that a
+            deployment can refer to an agent, environment or vault someone already manages.
+
+    Returns:
+        The documents (sorted by kind and name), the secret variables to set, and what was
+        left out with the reason.
+    """
+    names = _Names(taken or {}, known or {})
+    skipped: list[Skipped] = []
+    variables: list[SecretVariable] = []
+    docs: list[ImportedDocument] = []
+    ordered = sorted(
+        (u for u in unmanaged), key=lambda u: (u.kind, u.remote_name or "", u.remote_id)
+    )
+    top = [u for u in ordered if u.kind in MANIFEST_KIND and u.duplicate_of is None]
+    for u in ordered:
+        if u.duplicate_of is not None:
+            skipped.append(
+                Skipped(u.kind, u.remote_id, f"a duplicate of {u.tagged} ({u.duplicate_of})")
+            )
+        elif u.kind == "credential":
+            skipped.append(
+                Skipped(
+                    u.kind,
+                    u.remote_id,
+                    f"it lives in the managed vault {u.obj.get('vault_id')}: add it to that "
+                    "vault's manifest, then `reconciler import vault.VAULT.credential.NAME "
+                    f"{u.remote_id}`",
+                )
+            )
+    for u in top:
+        names.give(u.kind, u.remote_id, _wanted_name(u))
+    for u in top:
+        name = names.of(u.kind, u.remote_id)
+        assert name is not None
+        kind = MANIFEST_KIND[u.kind]
+        address = f"{u.kind}.{name}"
+        resources = [ImportedResource(address, u.kind, u.remote_id)]
+        refs: list[str] = []
+        if u.kind == "agent":
+            spec = _agent_spec(u.obj, name)
+        elif u.kind == "environment":
+            spec = _environment_spec(u.obj, name)
+        elif u.kind == "vault":
+            spec, creds = _vault_spec(u, name, credentials.get(u.remote_id, ()), variables, skipped)
+            resources += creds
+        else:
+            derived = _deployment_spec(u.obj, name, names)
+            if isinstance(derived, str):
+                skipped.append(Skipped(u.kind, u.remote_id, derived))
+                continue
+            spec, refs, pins = derived
+            resources = [ImportedResource(address, u.kind, u.remote_id, pins=pins)]
+        data = canonical({"kind": kind, "name": name, "spec": spec})
+        docs.append(ImportedDocument(kind, name, data, tuple(resources), tuple(refs)))
+    docs.sort(key=lambda d: (list(KIND_FILES).index(d.kind), d.name))
+    return Derivation(tuple(docs), tuple(variables), tuple(skipped))
+
+
+def _vault_spec(
+    u: Unmanaged,
+    name: str,
+    creds: Sequence[JSON],
+    variables: list[SecretVariable],
+    skipped: list[Skipped],
+) -> tuple[JSON, list[ImportedResource]]:
+    spec: JSON = {}
+    if u.obj.get("display_name") != name:
+        _put(spec, "display_name", u.obj.get("display_name"))
+    _put(spec, "metadata", _user_metadata(u.obj))
+    address = f"vault.{name}"
+    taken: set[str] = set()
+    entries: list[JSON] = []
+    resources: list[ImportedResource] = []
+    live = sorted(
+        (c for c in creds if not c.get("archived_at")),
+        key=lambda c: (str(c.get("display_name") or ""), str(c["id"])),
+    )
+    for cred in live:
+        cname = _unique(slugify(cred.get("display_name"), "credential"), taken)
+        caddress = f"{address}.credential.{cname}"
+        auth = _auth(cred.get("auth") or {}, caddress, name, cname, variables)
+        if auth is None:
+            skipped.append(
+                Skipped(
+                    "credential",
+                    str(cred["id"]),
+                    f"unknown auth type {(cred.get('auth') or {}).get('type')!r}",
+                )
+            )
+            continue
+        entry: JSON = {"name": cname}
+        if cred.get("display_name") not in (None, cname):
+            entry["display_name"] = cred["display_name"]
+        _put(entry, "metadata", _user_metadata(cred))
+        entry["auth"] = auth
+        entries.append(entry)
+        resources.append(
+            ImportedResource(caddress, "credential", str(cred["id"]), parent_id=u.remote_id)
+        )
+    _put(spec, "credentials", entries)
+    return spec, resources
+
+
+def _deployment_spec(
+    obj: JSON, name: str, names: _Names
+) -> tuple[JSON, list[str], dict[str, int]] | str:
+    agent = obj.get("agent") or {}
+    agent_name = names.of("agent", agent.get("id"))
+    env_name = names.of("environment", obj.get("environment_id"))
+    missing = []
+    if agent_name is None:
+        missing.append(f"agent {agent.get('id')}")
+    if env_name is None:
+        missing.append(f"environment {obj.get('environment_id')}")
+    vaults: list[str] = []
+    for vid in obj.get("vault_ids") or []:
+        vname = names.of("vault", vid)
+        if vname is None:
+            missing.append(f"vault {vid}")
+        else:
+            vaults.append(vname)
+    if missing:
+        return (
+            f"it uses {', '.join(missing)}, which this project neither manages nor imports "
+            "(archived, or owned by another project)"
+        )
+    spec: JSON = {}
+    if obj.get("name") != name:
+        _put(spec, "name", obj.get("name"))
+    _put(spec, "description", obj.get("description"))
+    pin: JSON = {"ref": agent_name}
+    if agent.get("version") is not None:
+        pin["version"] = int(agent["version"])
+    spec["agent"] = pin
+    spec["environment"] = env_name
+    _put(spec, "vaults", vaults)
+    _put(spec, "initial_events", obj.get("initial_events"))
+    _put(spec, "resources", _resources(obj.get("resources")))
+    _put(spec, "schedule", _schedule(obj.get("schedule")))
+    _put(spec, "budget", obj.get("budget"))
+    _put(spec, "metadata", _user_metadata(obj))
+    refs = [f"agent.{agent_name}", f"environment.{env_name}"] + [f"vault.{v}" for v in vaults]
+    pins = {f"agent.{agent_name}": int(agent["version"])} if agent.get("version") else {}
+    return spec, refs, pins
+
+
+__all__ = [
+    "DOCUMENT_ORDER",
+    "KIND_FILES",
+    "MANIFEST_KIND",
+    "Derivation",
+    "ImportedDocument",
+    "ImportedResource",
+    "SecretVariable",
+    "Skipped",
+    "canonical",
+    "derive_documents",
+    "env_var_name",
+    "key_order",
+    "slugify",
+]

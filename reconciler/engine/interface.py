@@ -1,0 +1,50 @@
+"""The engine's only seam to the provider: two protocols, by role.
+
+Planning receives a ``ProviderReader`` (it cannot mutate anything); apply receives a
+``ProviderWriter``. Both speak wire JSON dicts and raise ``reconciler.errors`` classes.
+``reconciler.provider.ClientBackedProvider`` implements them over the HTTP client; nothing
+in the engine knows about HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from reconciler.engine.model import Kind
+
+JSON = dict[str, Any]
+
+
+class ProviderReader(Protocol):
+    """Read-only view used by refresh and drift."""
+
+    async def list_all(self, kind: Kind, *, parent_id: str | None = None) -> list[JSON]:
+        """Every object of a kind, archived ones included (one paged list)."""
+        ...
+
+    async def list_versions(self, agent_id: str) -> list[JSON]:
+        """Every version of an agent (drift uses it to say which version changed what)."""
+        ...
+
+
+class ProviderWriter(ProviderReader, Protocol):
+    """What apply may do."""
+
+    async def create(self, kind: Kind, body: JSON, *, parent_id: str | None = None) -> JSON: ...
+
+    async def update(
+        self, kind: Kind, remote_id: str, body: JSON, *, parent_id: str | None = None
+    ) -> JSON: ...
+
+    async def archive(self, kind: Kind, remote_id: str, *, parent_id: str | None = None) -> JSON: ...
+
+    async def delete(self, kind: Kind, remote_id: str, *, parent_id: str | None = None) -> None: ...
+
+    async def retrieve(
+        self, kind: Kind, remote_id: str, *, parent_id: str | None = None
+    ) -> JSON: ...
+
+
+#: ``resolve_secret(address, path)`` -> the secret's value, read at apply time (env or file).
+SecretResolver = Callable[[str, str], str]

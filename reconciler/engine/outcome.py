@@ -1,0 +1,131 @@
+"""What an apply did: one ``Outcome`` per action and the ``ApplyReport`` that holds them.
+
+Plain frozen data produced by the executor, folded into the lockfile by ``record`` and shown
+by the renderers. Nothing here does I/O, and nothing here ever holds a secret value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.engine.model import Action
+from reconciler.errors import ApplyError
+
+JSON = dict[str, Any]
+
+COUNT_KEYS: tuple[str, ...] = (
+    "created",
+    "updated",
+    "replaced",
+    "archived",
+    "deleted",
+    "unchanged",
+    "failed",
+)
+_COUNT_OF_TYPE = {
+    "create": "created",
+    "update": "updated",
+    "replace": "replaced",
+    "archive": "archived",
+    "delete": "deleted",
+    "noop": "unchanged",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one action. Never holds a secret value.
+
+    Attributes:
+        action: the action of the plan.
+        ok: the action succeeded (or had nothing to do).
+        remote_id: the remote id (the new one for a create or replace).
+        parent_id: a credential's vault id.
+        version: agents: the version after the action.
+        pins: deployments: agent address -> concrete version the deployment now uses.
+        removed: archive/delete succeeded (or the object was already gone).
+        adopted: an ambiguous create was found by its metadata and adopted.
+        error: a sentence for the person reading the summary, when not ok.
+        live: the object as the provider returned it.
+    """
+
+    action: Action
+    ok: bool
+    remote_id: str | None = None
+    parent_id: str | None = None
+    version: int | None = None
+    pins: dict[str, int] = field(default_factory=dict)
+    removed: bool = False
+    adopted: bool = False
+    error: str | None = None
+    live: JSON | None = None
+
+    @property
+    def address(self) -> str:
+        return self.action.address
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    """Every outcome of one apply, sorted by address."""
+
+    outcomes: tuple[Outcome, ...]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """``{"created": 3, "updated": 1, ..., "failed": 0}`` (all keys always present)."""
+        counts = dict.fromkeys(COUNT_KEYS, 0)
+        for o in self.outcomes:
+            counts[_COUNT_OF_TYPE[o.action.type] if o.ok else "failed"] += 1
+        return counts
+
+    @property
+    def failures(self) -> dict[str, str]:
+        """Address -> why it failed (or why it was not attempted)."""
+        return {o.address: o.error or "failed" for o in self.outcomes if not o.ok}
+
+    @property
+    def adopted(self) -> tuple[str, ...]:
+        """Addresses whose ambiguous create was found on the provider and adopted."""
+        return tuple(o.address for o in self.outcomes if o.adopted)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outcomes)
+
+    @property
+    def summary(self) -> str:
+        """``Apply: 2 created, 1 updated, 0 archived, 1 failed.`` (zero rare kinds omitted)."""
+        c = self.counts
+        parts = [f"{c['created']} created", f"{c['updated']} updated"]
+        if c["replaced"]:
+            parts.append(f"{c['replaced']} replaced")
+        parts.append(f"{c['archived']} archived")
+        if c["deleted"]:
+            parts.append(f"{c['deleted']} deleted")
+        parts.append(f"{c['failed']} failed")
+        return "Apply: " + ", ".join(parts) + "."
+
+    def outcome(self, address: str) -> Outcome | None:
+        for o in self.outcomes:
+            if o.address == address:
+                return o
+        return None
+
+    def raise_for_failures(self) -> None:
+        """Raise ``ApplyError`` (with ``.failures``) when any action failed.
+
+        The message is the summary, then one line per failed address::
+
+            Apply: 1 created, 0 updated, 0 archived, 2 failed.
+              agent.bad: create failed: ... (400 invalid_request_error, request req_01...)
+              deployment.d: not attempted: depends on agent.bad, which failed
+            What succeeded is recorded in the lockfile; run apply again to continue.
+        """
+        failures = self.failures
+        if not failures:
+            return
+        lines = [self.summary, *(f"  {a}: {why}" for a, why in failures.items())]
+        lines.append("What succeeded is recorded in the lockfile; run apply again to continue.")
+        raise ApplyError("\n".join(lines), failures=failures)

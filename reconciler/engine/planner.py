@@ -1,0 +1,557 @@
+"""Build the plan: desired manifests + observed live state + lockfile -> ``Plan``.
+
+Pure: no I/O, nothing printed. Each desired address is matched to a live object (by the
+lockfile's id, else by the ownership tags, so a lost lockfile never plans twins), both sides
+are normalised and diffed, and the result is one action per address with its reason.
+Resources that left the manifests are archived only with ``prune``; unowned live objects are
+never touched.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.engine.desired import (
+    DesiredResource,
+    create_body,
+    desired_resources,
+    is_owned,
+    request_fields,
+    spec_digest,
+    update_body,
+)
+from reconciler.engine.diff import changed_fields, diff_objects
+from reconciler.engine.model import (
+    DELETABLE_KINDS,
+    KIND_ORDER,
+    Action,
+    Archive,
+    BlastRadius,
+    Create,
+    Delete,
+    FieldChange,
+    Impact,
+    Kind,
+    NoOp,
+    Note,
+    PinMove,
+    Plan,
+    Replace,
+    Target,
+    Update,
+    kind_of,
+)
+from reconciler.engine.normalize import drop_paths, fill_unset, normalize
+from reconciler.engine.refresh import Observed
+from reconciler.errors import PlanError
+
+JSON = dict[str, Any]
+UNKNOWN = "(known after apply)"
+#: ``fingerprint(address, secret_path)`` -> salted fingerprint of the current secret value
+Fingerprinter = Callable[[str, str], str]
+
+AGENT_LABELS = {
+    "model": "model",
+    "system": "system prompt",
+    "tools": "tools",
+    "mcp_servers": "MCP servers",
+    "skills": "skills",
+    "metadata": "metadata",
+    "name": "name",
+    "description": "description",
+    "execution_identity": "execution identity",
+    "multiagent": "multiagent",
+}
+RISKY = frozenset({"tools", "mcp_servers", "skills"})
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    project: str = "default"
+    prune: bool = False
+    #: with prune: delete instead of archive where the provider can delete
+    delete: bool = False
+    targets: tuple[str, ...] = ()
+
+
+@dataclass
+class _Context:
+    options: PlanOptions
+    observed: Observed
+    lockfile: Any
+    fingerprint: Fingerprinter | None
+    desired: dict[str, DesiredResource]
+    live_index: dict[str, dict[str, JSON]]
+    owned: dict[tuple[str, str], list[JSON]]
+    ids: dict[str, str | None]
+    versions: dict[str, int | None]
+    matched: dict[str, JSON]
+
+
+def _entry(lockfile: Any, address: str) -> Any:
+    return lockfile.resources.get(address) if lockfile is not None else None
+
+
+def _live_marker(kind: str, obj: JSON) -> str | None:
+    if kind == "agent":
+        return str(obj.get("version"))
+    return obj.get("updated_at")
+
+
+def _match(ctx: _Context, res: DesiredResource) -> tuple[JSON | None, str, bool]:
+    """(live object, reason when none, adopted-by-tags)."""
+    kind = res.kind
+    entry = _entry(ctx.lockfile, res.address)
+    why = f"{res.address} is new in the manifests"
+    if entry is not None and entry.kind == kind:
+        obj = ctx.live_index[kind].get(entry.id)
+        if obj is not None and not obj.get("archived_at"):
+            return obj, "", False
+        why = (
+            f"the recorded {kind} {entry.id} was archived outside the reconciler"
+            if obj is not None
+            else f"the recorded {kind} {entry.id} no longer exists"
+        )
+    parent_id = ctx.ids.get(res.parent) if res.parent else None
+    candidates = [
+        o
+        for o in ctx.owned.get((kind, res.address), [])
+        if not o.get("archived_at") and (res.parent is None or o.get("vault_id") == parent_id)
+    ]
+    if candidates:
+        return max(candidates, key=lambda o: str(o.get("created_at"))), "", True
+    return None, why, False
+
+
+def _resolve(value: Any, ctx: _Context) -> Any:
+    """Placeholders -> what the live object would hold, as far as the plan can know."""
+    if isinstance(value, dict):
+        if "$ref" in value:
+            return ctx.ids.get(value["$ref"]) or UNKNOWN
+        if "$pin" in value:
+            addr = value["$pin"]
+            version = value.get("version") or ctx.versions.get(addr) or UNKNOWN
+            return {"type": "agent", "id": ctx.ids.get(addr) or UNKNOWN, "version": version}
+        if "$secret" in value:
+            return None
+        return {k: _resolve(v, ctx) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, ctx) for v in value]
+    return value
+
+
+def _immutable_change(kind: str, live: JSON, desired: JSON) -> str | None:
+    if kind == "environment":
+        if live["config"].get("type") != desired["config"].get("type"):
+            return "config.type cannot change in place"
+    if kind == "credential":
+        la, da = live.get("auth") or {}, desired.get("auth") or {}
+        for key in ("type", "mcp_server_url", "secret_name"):
+            if la.get(key) != da.get(key):
+                return f"auth.{key} cannot change in place"
+        lr, dr = la.get("refresh") or {}, da.get("refresh") or {}
+        if lr and dr and lr.get("client_id") != dr.get("client_id"):
+            return "auth.refresh.client_id cannot change in place"
+    return None
+
+
+def _fingerprints(ctx: _Context, res: DesiredResource) -> dict[str, str]:
+    if ctx.fingerprint is None:
+        return {}
+    return {path: ctx.fingerprint(res.address, path) for path, _ in res.secrets}
+
+
+def _labels(fields: list[str]) -> tuple[str, ...]:
+    labels = [AGENT_LABELS.get(f, f) for f in fields]
+    if fields == ["metadata"]:
+        return ("metadata only",)
+    if RISKY & set(fields):
+        labels.append("risky")
+    return tuple(labels)
+
+
+def _plan_resource(ctx: _Context, res: DesiredResource) -> Action:
+    kind, address = res.kind, res.address
+    obj, why, adopted = _match(ctx, res)
+    fps = _fingerprints(ctx, res)
+    pins: dict[str, int | None] = {}
+    if res.pin is not None:
+        pins = {res.pin[0]: res.pin[1]}
+    target = Target(
+        spec_digest=spec_digest(res),
+        protect=res.protect,
+        remote_name=res.remote_name,
+        secret_fingerprints=fps,
+        pins=pins,
+    )
+    deps = tuple(r for r in res.refs if r in ctx.desired)
+    if obj is None:
+        ctx.ids[address] = None
+        ctx.versions[address] = 1 if kind == "agent" else None
+        return Create(
+            address=address,
+            kind=kind,
+            reason=why,
+            body=create_body(res, ctx.options.project),
+            target=target,
+            depends_on=deps,
+            parent=res.parent,
+        )
+
+    ctx.matched[address] = obj
+    live = normalize(kind, obj)
+    want = normalize(kind, _resolve(request_fields(res, ctx.options.project), ctx))
+    want = fill_unset(kind, want, live)
+    changes = list(
+        diff_objects(drop_paths(live, res.ignore_changes), drop_paths(want, res.ignore_changes))
+    )
+    entry = _entry(ctx.lockfile, address)
+    known = dict(entry.secret_fingerprints) if entry is not None and entry.id == obj["id"] else {}
+    secret_changed = [p for p, fp in fps.items() if known.get(p) != fp]
+    changes.extend(FieldChange(op="change", path=p, sensitive=True) for p in sorted(secret_changed))
+    marker = _live_marker(kind, obj)
+    ctx.ids[address] = obj["id"]
+    ctx.versions[address] = obj.get("version") if kind == "agent" else None
+    parent_id = obj.get("vault_id") if kind == "credential" else None
+
+    immutable = _immutable_change(kind, live, want)
+    if immutable:
+        ctx.ids[address] = None
+        return Replace(
+            address=address,
+            kind=kind,
+            reason=f"{immutable}: the old one is archived, then a new one is created",
+            remote_id=obj["id"],
+            changes=tuple(changes),
+            body=create_body(res, ctx.options.project),
+            target=target,
+            live_marker=marker,
+            depends_on=deps,
+            parent=res.parent,
+        )
+    if changes:
+        fields = changed_fields(tuple(changes))
+        body = update_body(res, ctx.options.project, fields, obj)
+        reason = "the live object differs from the manifest"
+        if adopted:
+            reason += " (found by its ownership tags; the lockfile had no entry)"
+        from_v = to_v = None
+        labels: tuple[str, ...] = ()
+        if kind == "agent":
+            from_v = int(obj.get("version") or 1)
+            to_v = from_v + 1
+            body["version"] = from_v
+            ctx.versions[address] = to_v
+            labels = _labels(fields)
+        return Update(
+            address=address,
+            kind=kind,
+            reason=reason,
+            remote_id=obj["id"],
+            changes=tuple(changes),
+            body=body,
+            target=target,
+            from_version=from_v,
+            to_version=to_v,
+            labels=labels,
+            live_marker=marker,
+            depends_on=deps,
+            parent=res.parent,
+            parent_id=parent_id,
+        )
+    needs_record = (
+        entry is None
+        or entry.id != obj["id"]
+        or entry.spec_digest != target.spec_digest
+        or entry.protect != res.protect
+        or (kind == "agent" and entry.version != obj.get("version"))
+        or (kind == "deployment" and list(entry.pins.values()) != [_live_pin(obj)])
+        or address in (getattr(ctx.lockfile, "pending", None) or {})
+    )
+    return NoOp(
+        address=address,
+        kind=kind,
+        reason=(
+            "adopted: found by its ownership tags (the lockfile had no entry)"
+            if adopted
+            else "up to date"
+        ),
+        remote_id=obj["id"],
+        target=target if needs_record else None,
+        version=obj.get("version") if kind == "agent" else None,
+        live_marker=marker,
+        depends_on=deps,
+        parent=res.parent,
+        parent_id=parent_id,
+    )
+
+
+def _live_pin(obj: JSON) -> int | None:
+    """The agent version a live deployment runs."""
+    version = (obj.get("agent") or {}).get("version")
+    return int(version) if version is not None else None
+
+
+def _orphans(ctx: _Context) -> list[tuple[str, str, JSON | None, Any]]:
+    """(address, kind, live object or None, lockfile entry or None) of resources that
+    left the manifests."""
+    found: dict[str, tuple[str, str, JSON | None, Any]] = {}
+    if ctx.lockfile is not None:
+        for address, entry in ctx.lockfile.resources.items():
+            if address in ctx.desired:
+                continue
+            obj = ctx.live_index.get(entry.kind, {}).get(entry.id)
+            found[address] = (address, entry.kind, obj, entry)
+    for (kind, address), objs in ctx.owned.items():
+        if address in ctx.desired or address in found:
+            continue
+        live = [o for o in objs if not o.get("archived_at")]
+        if live:
+            found[address] = (address, kind, live[0], None)
+    return [found[a] for a in sorted(found)]
+
+
+def _prune(ctx: _Context) -> tuple[list[Action], list[Note]]:
+    actions: list[Action] = []
+    notes: list[Note] = []
+    orphans = _orphans(ctx)
+    orphan_vaults = {a for a, k, o, _ in orphans if k == "vault" and o and not o.get("archived_at")}
+    for address, kind_s, obj, entry in orphans:
+        kind: Kind = kind_s  # type: ignore[assignment]
+        rid = obj["id"] if obj else (entry.id if entry else None)
+        if obj is None or obj.get("archived_at"):
+            state = "archived" if obj else "gone"
+            notes.append(
+                Note(
+                    address=address,
+                    kind=kind,
+                    remote_id=rid,
+                    message=f"recorded in the lockfile but already {state} on the provider; "
+                    f"`reconciler state rm {address}` forgets it",
+                )
+            )
+            continue
+        if kind == "credential" and any(address.startswith(v + ".") for v in orphan_vaults):
+            continue  # archiving the vault takes its credentials along
+        protected = bool(entry.protect) if entry is not None else False
+        if protected:
+            notes.append(
+                Note(
+                    address=address,
+                    kind=kind,
+                    remote_id=rid,
+                    message="not in the manifests but protected (protect: true); left alone",
+                )
+            )
+            continue
+        if not ctx.options.prune:
+            notes.append(
+                Note(
+                    address=address,
+                    kind=kind,
+                    remote_id=rid,
+                    message="not in the manifests; left alone. Run with --prune to archive it",
+                )
+            )
+            continue
+        parent_id = obj.get("vault_id") if kind == "credential" else None
+        common: dict[str, Any] = dict(
+            address=address,
+            kind=kind,
+            remote_id=obj["id"],
+            live_marker=_live_marker(kind, obj),
+            parent_id=parent_id,
+        )
+        if ctx.options.delete and kind in DELETABLE_KINDS:
+            actions.append(Delete(reason="removed from the manifests (--prune)", **common))
+        else:
+            actions.append(Archive(reason="removed from the manifests (--prune)", **common))
+    return actions, notes
+
+
+def _order_removals(actions: list[Action]) -> list[Action]:
+    """Archives and deletes wait for the changes that stop referencing what they remove."""
+    referrers = tuple(
+        a.address
+        for a in actions
+        if a.kind == "deployment" and a.type in ("create", "update", "replace")
+    )
+    out: list[Action] = []
+    for a in actions:
+        if a.type in ("archive", "delete") and a.kind != "deployment":
+            deps = tuple(sorted(set(referrers)))
+            if a.kind == "agent":
+                deps += tuple(
+                    x.address for x in actions if x.type == "archive" and x.kind == "deployment"
+                )
+            a = a.model_copy(update={"depends_on": deps})
+        out.append(a)
+    return out
+
+
+def _closure(
+    targets: Iterable[str], desired: dict[str, DesiredResource], extra: set[str]
+) -> set[str]:
+    wanted: set[str] = set()
+    stack = list(targets)
+    while stack:
+        addr = stack.pop()
+        if addr in wanted:
+            continue
+        wanted.add(addr)
+        res = desired.get(addr)
+        if res is not None:
+            stack.extend(res.refs)
+        # a vault target brings its credentials along
+        stack.extend(a for a in desired if a.startswith(addr + ".credential."))
+        stack.extend(a for a in extra if a.startswith(addr + ".credential."))
+    return wanted
+
+
+def _check_targets(targets: tuple[str, ...], known: set[str]) -> None:
+    for t in targets:
+        if t not in known:
+            hint = difflib.get_close_matches(t, sorted(known), n=1)
+            did = f"; did you mean {hint[0]}?" if hint else ""
+            raise PlanError(f"--target {t}: no such address in the manifests or lockfile{did}")
+
+
+def build_plan(
+    documents: Iterable[Any],
+    observed: Observed,
+    lockfile: Any,
+    options: PlanOptions | None = None,
+    fingerprint: Fingerprinter | None = None,
+) -> Plan:
+    """What apply would do to converge the provider to ``documents``.
+
+    Args:
+        documents: manifest documents (``ManifestSet.documents``).
+        observed: live state from ``refresh``.
+        lockfile: the current ``Lockfile`` (ids, digests, secret fingerprints), or None.
+        options: project, prune, delete, targets.
+        fingerprint: salted fingerprint of a secret's current value, to plan rotations.
+
+    Returns:
+        A frozen ``Plan``; actions sorted by address.
+
+    Raises:
+        PlanError: a ``--target`` names no known address.
+    """
+    options = options or PlanOptions()
+    desired = {r.address: r for r in desired_resources(documents)}
+    owned: dict[tuple[str, str], list[JSON]] = {}
+    for kind in KIND_ORDER:
+        for o in observed.all(kind):
+            addr = is_owned(o, options.project)
+            if addr:
+                owned.setdefault((kind, addr), []).append(o)
+    ctx = _Context(
+        options=options,
+        observed=observed,
+        lockfile=lockfile,
+        fingerprint=fingerprint,
+        desired=desired,
+        live_index={k: observed.index(k) for k in KIND_ORDER},
+        owned=owned,
+        ids={},
+        versions={},
+        matched={},
+    )
+    actions: list[Action] = []
+    for kind in KIND_ORDER:
+        for res in desired.values():
+            if res.kind == kind:
+                actions.append(_plan_resource(ctx, res))
+    removals, notes = _prune(ctx)
+    actions = _order_removals(actions + removals)
+
+    if options.targets:
+        known = set(desired) | {a.address for a in removals} | {n.address for n in notes}
+        _check_targets(options.targets, known)
+        wanted = _closure(options.targets, desired, known)
+        actions = [a for a in actions if a.address in wanted]
+        notes = [n for n in notes if n.address in wanted]
+        kept = {a.address for a in actions}
+        actions = [
+            a.model_copy(update={"depends_on": tuple(d for d in a.depends_on if d in kept)})
+            for a in actions
+        ]
+
+    kept = {a.address for a in actions}
+    pin_moves = _pin_moves(ctx, kept)
+    blast = _blast_radius(ctx, actions)
+    return Plan(
+        project=options.project,
+        lineage=getattr(lockfile, "lineage", None),
+        serial=int(getattr(lockfile, "serial", 0) or 0),
+        prune=options.prune,
+        targets=tuple(options.targets),
+        actions=tuple(sorted(actions, key=lambda a: a.address)),
+        pin_moves=pin_moves,
+        blast_radius=blast,
+        notes=tuple(sorted(notes, key=lambda n: n.address)),
+    )
+
+
+def _pin_moves(ctx: _Context, kept: set[str]) -> tuple[PinMove, ...]:
+    moves: list[PinMove] = []
+    for res in ctx.desired.values():
+        if res.kind != "deployment" or res.address not in kept or res.pin is None:
+            continue
+        obj = ctx.matched.get(res.address)
+        if obj is None:
+            continue
+        agent_addr, pinned = res.pin
+        old = (obj.get("agent") or {}).get("version")
+        new = pinned if pinned is not None else ctx.versions.get(agent_addr)
+        same_agent = (obj.get("agent") or {}).get("id") == ctx.ids.get(agent_addr)
+        if old != new or not same_agent:
+            moves.append(
+                PinMove(
+                    deployment=res.address,
+                    agent=agent_addr,
+                    old=old,
+                    new=new,
+                    follows_latest=pinned is None,
+                )
+            )
+    return tuple(sorted(moves, key=lambda m: m.deployment))
+
+
+def _blast_radius(ctx: _Context, actions: list[Action]) -> tuple[BlastRadius, ...]:
+    out: list[BlastRadius] = []
+    for a in actions:
+        if a.type not in ("update", "replace", "archive", "delete"):
+            continue
+        if a.kind not in ("agent", "environment", "vault"):
+            continue
+        impacts: list[Impact] = []
+        for res in ctx.desired.values():
+            if res.kind != "deployment" or a.address not in res.refs:
+                continue
+            if a.kind == "agent" and res.pin is not None:
+                pinned = res.pin[1]
+                impacts.append(
+                    Impact(
+                        deployment=res.address,
+                        follows_latest=pinned is None,
+                        pinned_version=pinned,
+                    )
+                )
+            else:
+                impacts.append(Impact(deployment=res.address, follows_latest=True))
+        if impacts:
+            out.append(
+                BlastRadius(
+                    address=a.address,
+                    deployments=tuple(sorted(impacts, key=lambda i: i.deployment)),
+                )
+            )
+    return tuple(sorted(out, key=lambda b: b.address))
+
+
+__all__ = ["PlanOptions", "build_plan", "kind_of", "UNKNOWN"]

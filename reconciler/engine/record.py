@@ -1,0 +1,129 @@
+"""Fold apply events into the lockfile: a pending intent before a create, an entry after.
+
+Pure functions from ``(Lockfile, event, now)`` to a new ``Lockfile``; the caller writes it
+(atomically, in the state layer). Nothing here does I/O or reads the clock: ``now`` is given.
+When an event changes nothing the same ``Lockfile`` object is returned, so a caller can skip
+the write with ``if new is not old``.
+"""
+
+from __future__ import annotations
+
+from reconciler.engine.model import Action, Create, NoOp, Replace, Target
+from reconciler.engine.outcome import Outcome
+from reconciler.state import LockEntry, Lockfile, PendingIntent
+
+
+def record_intent(lockfile: Lockfile, action: Action, now: str) -> Lockfile:
+    """Record that the create of ``action`` is about to be sent.
+
+    The next run resolves the intent by listing the provider for the address's ownership
+    metadata, so a crash between the create and the lockfile write leaves no orphan.
+
+    Args:
+        lockfile: the current lockfile.
+        action: a ``Create`` or ``Replace`` (with ``parent_id`` resolved, as ``on_intent``
+            passes it); other actions leave the lockfile unchanged.
+        now: the timestamp to record (``utc_timestamp()``).
+
+    Returns:
+        The lockfile with a pending intent for the address.
+    """
+    if not isinstance(action, Create | Replace):
+        return lockfile
+    intent = PendingIntent(
+        kind=action.kind,
+        operation="create" if isinstance(action, Create) else "replace",
+        started_at=now,
+        parent_id=action.parent_id,
+        remote_name=action.target.remote_name,
+    )
+    return lockfile.with_pending(action.address, intent)
+
+
+def record_outcome(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
+    """Fold one action's outcome into the lockfile.
+
+    - failed: unchanged (a pending intent stays, for the next run to resolve by listing);
+    - archived or deleted: the entry and any intent are dropped;
+    - otherwise: the entry is written from the action's target and the outcome (remote id,
+      version, resolved pins); ``created_at`` is kept while the remote id is the same;
+    - a no-op without a target only refreshes the version and pins of an existing entry.
+
+    Args:
+        lockfile: the current lockfile.
+        outcome: what the executor reported.
+        now: the timestamp to record.
+
+    Returns:
+        The new lockfile, or ``lockfile`` itself when nothing changed.
+    """
+    address = outcome.address
+    if not outcome.ok:
+        return lockfile
+    if outcome.removed:
+        if address in lockfile.resources or address in lockfile.pending:
+            return lockfile.without(address)
+        return lockfile
+    action = outcome.action
+    old = lockfile.resources.get(address)
+    target = getattr(action, "target", None)
+    if target is None:
+        if old is None:
+            return _without_pending(lockfile, address)
+        entry = old.model_copy(
+            update={
+                "version": outcome.version if outcome.version is not None else old.version,
+                "pins": {**old.pins, **outcome.pins},
+            }
+        )
+        if entry == old:
+            return _without_pending(lockfile, address)
+        entry = entry.model_copy(update={"updated_at": now})
+        return _without_pending(lockfile.with_entry(address, entry), address)
+    remote_id = outcome.remote_id or (old.id if old is not None else None)
+    if remote_id is None:
+        return lockfile
+    same = old is not None and old.id == remote_id
+    entry = LockEntry(
+        kind=action.kind,
+        id=remote_id,
+        parent_id=outcome.parent_id if outcome.parent_id is not None else action.parent_id,
+        version=outcome.version if outcome.version is not None else _old_version(old, same),
+        pins=_pins(target, outcome, old if same else None),
+        spec_digest=target.spec_digest,
+        protect=target.protect,
+        secret_fingerprints=dict(target.secret_fingerprints),
+        remote_name=target.remote_name,
+        created_at=old.created_at if same and old is not None else now,
+        updated_at=now,
+    )
+    if isinstance(action, NoOp) and old is not None and _same_but_time(entry, old):
+        return _without_pending(lockfile, address)
+    return _without_pending(lockfile.with_entry(address, entry), address)
+
+
+def _pins(target: Target, outcome: Outcome, old: LockEntry | None) -> dict[str, int]:
+    """Concrete pins: the outcome's, else the target's numbers, else what was recorded."""
+    pins: dict[str, int] = {}
+    for agent, version in target.pins.items():
+        if agent in outcome.pins:
+            pins[agent] = outcome.pins[agent]
+        elif version is not None:
+            pins[agent] = version
+        elif old is not None and agent in old.pins:
+            pins[agent] = old.pins[agent]
+    for agent, version in outcome.pins.items():
+        pins.setdefault(agent, version)
+    return pins
+
+
+def _old_version(old: LockEntry | None, same: bool) -> int | None:
+    return old.version if same and old is not None else None
+
+
+def _same_but_time(new: LockEntry, old: LockEntry) -> bool:
+    return new.model_copy(update={"updated_at": old.updated_at}) == old
+
+
+def _without_pending(lockfile: Lockfile, address: str) -> Lockfile:
+    return lockfile.without_pending(address) if address in lockfile.pending else lockfile

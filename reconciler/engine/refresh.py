@@ -1,0 +1,69 @@
+"""Read the live state: one paged list per kind, kinds in parallel, never a GET per resource.
+
+Credentials live under vaults, so they take one list per managed vault (owned by this
+project or recorded in the lockfile), after the vault list. Talks to the provider only
+through ``ProviderReader``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.engine.desired import is_owned
+from reconciler.engine.interface import ProviderReader
+from reconciler.engine.model import Kind
+
+JSON = dict[str, Any]
+LISTED_KINDS: tuple[Kind, ...] = ("agent", "environment", "vault", "deployment")
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Every live object of every kind (archived included), as the provider returned them."""
+
+    objects: Mapping[str, tuple[JSON, ...]]
+    #: vault id -> its credentials
+    credentials: Mapping[str, tuple[JSON, ...]] = field(default_factory=dict)
+
+    def all(self, kind: str) -> tuple[JSON, ...]:
+        if kind == "credential":
+            return tuple(c for creds in self.credentials.values() for c in creds)
+        return tuple(self.objects.get(kind, ()))
+
+    def index(self, kind: str) -> dict[str, JSON]:
+        return {o["id"]: o for o in self.all(kind)}
+
+
+async def refresh(
+    reader: ProviderReader,
+    *,
+    project: str,
+    known_vault_ids: Iterable[str] = (),
+    kinds: tuple[Kind, ...] = LISTED_KINDS,
+) -> Observed:
+    """List every kind in parallel, then the credentials of every managed vault.
+
+    Args:
+        reader: the read-only provider view.
+        project: ownership project; its vaults get their credentials listed.
+        known_vault_ids: vault ids from the lockfile (listed even if their tags were lost).
+        kinds: kinds to list (``credential`` is implied by ``vault``).
+    """
+    results = await asyncio.gather(*(reader.list_all(k) for k in kinds))
+    objects = {k: tuple(r) for k, r in zip(kinds, results, strict=True)}
+    credentials: dict[str, tuple[JSON, ...]] = {}
+    if "vault" in kinds:
+        wanted = set(known_vault_ids)
+        vault_ids = [
+            v["id"]
+            for v in objects["vault"]
+            if not v.get("archived_at") and (v["id"] in wanted or is_owned(v, project))
+        ]
+        lists = await asyncio.gather(
+            *(reader.list_all("credential", parent_id=vid) for vid in vault_ids)
+        )
+        credentials = {vid: tuple(c) for vid, c in zip(vault_ids, lists, strict=True)}
+    return Observed(objects=objects, credentials=credentials)

@@ -1,0 +1,357 @@
+"""The library API behind the commands: plan, apply, and saved plans, end to end.
+
+Each function does what one CLI command does, minus flags and rendering, so a program can
+drive the reconciler without click: load the manifests, read the lockfile, refresh the live
+state through the provider client, build the plan with the pure engine, execute it with the
+apply lock held and the lockfile committed after every action. Nothing here prints.
+
+    settings = Settings(manifests=Path("manifests"), lockfile=Path("state/reconciler.lock"))
+    result = asyncio.run(make_plan(settings))
+    print(result.plan.summary)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reconciler.engine.desired import desired_resources, is_owned
+from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
+from reconciler.engine.model import Action, Plan
+from reconciler.engine.planner import PlanOptions, build_plan
+from reconciler.engine.record import record_intent, record_outcome
+from reconciler.engine.refresh import Observed, refresh
+from reconciler.errors import ManifestError, ManifestIssue, PlanError
+from reconciler.manifest import ManifestSet, load_manifests, resolve_secret
+from reconciler.provider import ProviderClient, open_client
+from reconciler.provider.adapter import ClientBackedProvider
+from reconciler.state import (
+    ApplyLock,
+    Lockfile,
+    StateStore,
+    fingerprint_secret,
+    read_lockfile,
+)
+
+DEFAULT_DB = Path(".reconciler/provider.db")
+PLAN_FILE_KIND = "reconciler-plan"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things are; the global options of the CLI."""
+
+    manifests: Path = Path("manifests")
+    lockfile: Path = Path("state/reconciler.lock")
+    project: str = "default"
+    provider_url: str | None = None
+    api_key: str | None = None
+    db_path: Path = DEFAULT_DB
+    client_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    plan: Plan
+    manifests: ManifestSet
+    lockfile: Lockfile
+    observed: Observed
+    #: HTTP requests the refresh took (for benchmarks and --debug)
+    requests: int = 0
+
+
+@asynccontextmanager
+async def connect(settings: Settings) -> AsyncIterator[ProviderClient]:
+    """The provider client of ``settings``: HTTP when a URL is set, else the embedded one."""
+    async with open_client(
+        settings.provider_url,
+        settings.api_key,
+        db_path=settings.db_path,
+        **settings.client_options,
+    ) as client:
+        yield client
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class SecretSource:
+    """Reads secret values named by the manifests, at the moment they are needed."""
+
+    def __init__(self, manifests: ManifestSet) -> None:
+        self._refs = {
+            (res.address, path): ref
+            for res in desired_resources(manifests.documents)
+            for path, ref in res.secrets
+        }
+        self._base = Path(getattr(manifests, "base_dir", None) or ".")
+        self._cache: dict[tuple[str, str], str] = {}
+        self._manifests = manifests
+
+    def __call__(self, address: str, path: str) -> str:
+        key = (address, path)
+        if key not in self._cache:
+            ref = self._refs.get(key)
+            if ref is None:
+                raise PlanError(
+                    f"{address}: no secret reference at {path} in the manifests; "
+                    "the saved plan and the manifests disagree, run `reconciler plan` again"
+                )
+            self._cache[key] = resolve_secret(_secret_ref(ref), self._base)
+        return self._cache[key]
+
+    def fingerprinter(self, salt: str) -> Callable[[str, str], str]:
+        return lambda address, path: fingerprint_secret(salt, self(address, path))
+
+    def check_all(self) -> None:
+        """Resolve every secret now, so a missing variable fails before any change."""
+        issues: list[ManifestIssue] = []
+        for address, path in sorted(self._refs):
+            try:
+                self(address, path)
+            except ManifestError as err:
+                issues.extend(err.issues)
+        if issues:
+            raise ManifestError(issues)
+
+
+def _secret_ref(ref: dict[str, Any]) -> Any:
+    from reconciler.manifest import SecretRef
+
+    return SecretRef.model_validate({k: v for k, v in ref.items() if v is not None})
+
+
+async def observe(client: ProviderClient, lockfile: Lockfile, project: str) -> Observed:
+    """One paged list per kind (credentials: one per managed vault)."""
+    vault_ids = [e.id for e in lockfile.resources.values() if e.kind == "vault"]
+    return await refresh(ClientBackedProvider(client), project=project, known_vault_ids=vault_ids)
+
+
+def _plan_lineage(settings: Settings, lockfile: Lockfile) -> Lockfile:
+    # A lockfile not yet on disk has a throwaway lineage: a saved plan must not pin it.
+    if not settings.lockfile.exists():
+        return lockfile.model_copy(update={"lineage": ""})
+    return lockfile
+
+
+async def make_plan(
+    settings: Settings,
+    *,
+    prune: bool = False,
+    delete: bool = False,
+    targets: tuple[str, ...] = (),
+    client: ProviderClient | None = None,
+) -> PlanResult:
+    """Load, refresh and plan. Changes nothing anywhere.
+
+    Raises:
+        ManifestError: the manifests are invalid or a secret cannot be read.
+        LockfileError: the lockfile cannot be read.
+        ProviderError: the provider failed.
+    """
+    manifests = load_manifests(settings.manifests)
+    lockfile = read_lockfile(settings.lockfile, project=settings.project)
+    secrets = SecretSource(manifests)
+    secrets.check_all()
+    if client is None:
+        async with connect(settings) as c:
+            observed = await observe(c, lockfile, settings.project)
+            requests = c.stats.requests
+    else:
+        before = client.stats.requests
+        observed = await observe(client, lockfile, settings.project)
+        requests = client.stats.requests - before
+    plan = build_plan(
+        manifests.documents,
+        observed,
+        _plan_lineage(settings, lockfile),
+        PlanOptions(project=settings.project, prune=prune, delete=delete, targets=targets),
+        fingerprint=secrets.fingerprinter(lockfile.salt),
+    )
+    if not plan.lineage:
+        plan = plan.model_copy(update={"lineage": None})
+    return PlanResult(plan, manifests, lockfile, observed, requests)
+
+
+def save_plan(plan: Plan, path: Path) -> None:
+    """Write a plan for a later ``apply PLANFILE`` (no secret values are in a plan)."""
+    import json
+
+    data = {"kind": PLAN_FILE_KIND, "plan": plan.model_dump(mode="json")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def load_plan(path: Path) -> Plan:
+    """Read a saved plan.
+
+    Raises:
+        PlanError: the file is not a plan written by ``plan --out``.
+    """
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PlanError(f"{path}: no such plan file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PlanError(f"{path}: not a saved plan ({err})") from None
+    if not isinstance(data, dict) or data.get("kind") != PLAN_FILE_KIND:
+        raise PlanError(f"{path}: not a saved plan (write one with `reconciler plan --out`)")
+    try:
+        return Plan.model_validate(data["plan"])
+    except Exception as err:  # pydantic.ValidationError: a plan from another version
+        raise PlanError(f"{path}: unreadable plan ({err.__class__.__name__}); plan again") from None
+
+
+def stale_actions(plan: Plan, observed: Observed) -> dict[str, str]:
+    """Actions of a saved plan whose resource changed since the plan was made.
+
+    Returns:
+        address -> a sentence saying what changed.
+    """
+    stale: dict[str, str] = {}
+    for a in plan.actions:
+        if a.type == "create":
+            for obj in observed.all(a.kind):
+                if not obj.get("archived_at") and is_owned(obj, plan.project) == a.address:
+                    stale[a.address] = f"{a.address} was created ({obj['id']}) since the plan"
+                    break
+            continue
+        live = observed.index(a.kind).get(a.remote_id)
+        if live is None:
+            stale[a.address] = f"{a.address} ({a.remote_id}) no longer exists"
+            continue
+        if a.kind == "agent":
+            marker, what = str(live.get("version")), "version"
+        else:
+            marker, what = live.get("updated_at"), "updated_at"
+        if a.live_marker is not None and marker != a.live_marker:
+            stale[a.address] = (
+                f"{a.address} changed since the plan ({what} {a.live_marker} -> {marker})"
+            )
+        elif live.get("archived_at") and a.type != "noop":
+            stale[a.address] = f"{a.address} was archived since the plan"
+    return stale
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    plan: Plan
+    report: ApplyReport
+    #: saved-plan actions refused because their resource changed since
+    stale: dict[str, str]
+    lockfile: Lockfile
+
+
+async def apply(
+    settings: Settings,
+    *,
+    plan_file: Path | None = None,
+    prune: bool = False,
+    delete: bool = False,
+    targets: tuple[str, ...] = (),
+    parallelism: int = 10,
+    confirm: Callable[[Plan], bool] | None = None,
+    on_start: Callable[[Action], None] | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
+) -> ApplyResult | None:
+    """Converge the provider to the manifests (or carry out a saved plan).
+
+    Holds the apply lock for the whole run; records a pending intent before each create and
+    commits the lockfile after every action, so a crash at any point loses nothing.
+
+    Args:
+        confirm: called with the plan before anything changes; returning False aborts
+            (the function then returns None).
+        on_plan: called with the plan once it is known (for rendering).
+
+    Raises:
+        LockHeld: another apply holds the lock.
+        PlanError: the saved plan belongs to another lockfile or project.
+    """
+    with ApplyLock(settings.lockfile):
+        store = StateStore(settings.lockfile, project=settings.project)
+        lockfile = store.load()
+        async with connect(settings) as client:
+            if plan_file is not None:
+                plan = load_plan(plan_file)
+                manifests = load_manifests(settings.manifests)
+                secrets = SecretSource(manifests)
+                _check_plan_origin(plan, settings, lockfile)
+                observed = await observe(client, lockfile, settings.project)
+                stale = stale_actions(plan, observed)
+            else:
+                result = await make_plan(
+                    settings, prune=prune, delete=delete, targets=targets, client=client
+                )
+                plan, secrets, stale = result.plan, SecretSource(result.manifests), {}
+            if on_plan is not None:
+                on_plan(plan)
+            if not plan.has_changes and not stale and not _needs_recording(plan):
+                return ApplyResult(plan, ApplyReport(outcomes=()), stale, lockfile)
+            if confirm is not None and plan.has_changes and not confirm(plan):
+                return None
+            salt = lockfile.salt
+
+            def intent(action: Action) -> None:
+                store.commit(lambda lf: record_intent(lf, action, _now()))
+
+            def outcome(o: Outcome) -> None:
+                o = _refingerprint(o, secrets, salt)
+                store.commit(lambda lf: record_outcome(lf, o, _now()))
+                if on_outcome is not None:
+                    on_outcome(o)
+
+            report = await apply_plan(
+                plan,
+                ClientBackedProvider(client),
+                resolve_secret=secrets,
+                parallelism=parallelism,
+                on_intent=intent,
+                on_outcome=outcome,
+                on_start=on_start,
+                skip=stale,
+            )
+        return ApplyResult(plan, report, stale, store.load())
+
+
+def _needs_recording(plan: Plan) -> bool:
+    return any(a.type == "noop" and a.target is not None for a in plan.actions)
+
+
+def _refingerprint(o: Outcome, secrets: SecretSource, salt: str) -> Outcome:
+    """Fingerprints recorded with the lockfile's own salt (a saved plan may predate it)."""
+    target = getattr(o.action, "target", None)
+    if not o.ok or target is None or not target.secret_fingerprints:
+        return o
+    fps = {p: fingerprint_secret(salt, secrets(o.address, p)) for p in target.secret_fingerprints}
+    if fps == target.secret_fingerprints:
+        return o
+    action = o.action.model_copy(
+        update={"target": target.model_copy(update={"secret_fingerprints": fps})}
+    )
+    import dataclasses
+
+    return dataclasses.replace(o, action=action)
+
+
+def _check_plan_origin(plan: Plan, settings: Settings, lockfile: Lockfile) -> None:
+    if plan.project != settings.project:
+        raise PlanError(
+            f"the saved plan is for project {plan.project!r}, not {settings.project!r}"
+        )
+    if plan.lineage and settings.lockfile.exists() and plan.lineage != lockfile.lineage:
+        raise PlanError(
+            f"the saved plan was made from another lockfile (lineage {plan.lineage}, "
+            f"{settings.lockfile} has {lockfile.lineage}); run `reconciler plan` again"
+        )

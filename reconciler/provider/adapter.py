@@ -1,0 +1,141 @@
+"""Adapt ``ProviderClient`` to the engine's provider protocols, by kind.
+
+The engine speaks of resources by kind (``"agent"``, ``"environment"``, ``"vault"``,
+``"credential"``, ``"deployment"``); the client has one resource object per kind with
+slightly different signatures (credentials live under a vault). This module maps one onto
+the other and nothing more: no retries, no caching, no decisions. It satisfies
+``reconciler.engine.interface.ProviderReader`` / ``ProviderWriter`` structurally and must
+not import the engine (the provider layer sits below it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from reconciler.errors import ProviderError
+
+if TYPE_CHECKING:
+    from reconciler.provider.client import ProviderClient
+
+JSON = dict[str, Any]
+
+#: Kinds the adapter knows; credentials additionally need their vault id (``parent_id``).
+KINDS: tuple[str, ...] = ("agent", "environment", "vault", "credential", "deployment")
+
+#: Kinds the wire API has no DELETE endpoint for (provider-wire.md §10).
+UNDELETABLE_KINDS: frozenset[str] = frozenset({"agent", "deployment"})
+
+
+class ClientBackedProvider:
+    """The engine's read/write view of a provider, over one ``ProviderClient``.
+
+    Every method returns wire JSON as plain dicts and raises ``reconciler.errors`` classes
+    exactly as the client does.
+
+    Args:
+        client: an open client (the caller owns its lifetime).
+    """
+
+    def __init__(self, client: ProviderClient) -> None:
+        self.client = client
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def list_all(self, kind: str, *, parent_id: str | None = None) -> list[JSON]:
+        """Every object of ``kind``, archived ones included, in one paged list.
+
+        Args:
+            kind: a resource kind.
+            parent_id: the vault id, required for ``credential``.
+        """
+        c = self.client
+        match kind:
+            case "agent":
+                pager = c.agents.list(include_archived=True)
+            case "environment":
+                pager = c.environments.list(include_archived=True)
+            case "vault":
+                pager = c.vaults.list(include_archived=True)
+            case "credential":
+                pager = c.credentials.list(_vault(kind, parent_id), include_archived=True)
+            case "deployment":
+                pager = c.deployments.list(include_archived=True)
+            case _:
+                raise _unknown(kind)
+        return list(await pager.to_list())
+
+    async def list_versions(self, agent_id: str) -> list[JSON]:
+        """Every version of an agent, as the provider pages them."""
+        return list(await self.client.agents.versions(agent_id).to_list())
+
+    async def retrieve(self, kind: str, remote_id: str, *, parent_id: str | None = None) -> JSON:
+        """One object by id (archived objects are still returned)."""
+        if kind == "credential":
+            return dict(await self.client.credentials.retrieve(_vault(kind, parent_id), remote_id))
+        return dict(await self._resource(kind).retrieve(remote_id))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def create(self, kind: str, body: JSON, *, parent_id: str | None = None) -> JSON:
+        """Create an object; credentials are created inside vault ``parent_id``."""
+        if kind == "credential":
+            return dict(await self.client.credentials.create(_vault(kind, parent_id), body))
+        return dict(await self._resource(kind).create(body))
+
+    async def update(
+        self, kind: str, remote_id: str, body: JSON, *, parent_id: str | None = None
+    ) -> JSON:
+        """Update an object (POST; the body holds only the fields to change)."""
+        if kind == "credential":
+            vault_id = _vault(kind, parent_id)
+            return dict(await self.client.credentials.update(vault_id, remote_id, body))
+        return dict(await self._resource(kind).update(remote_id, body))
+
+    async def archive(self, kind: str, remote_id: str, *, parent_id: str | None = None) -> JSON:
+        """Archive an object; archiving an archived object returns it unchanged."""
+        if kind == "credential":
+            return dict(await self.client.credentials.archive(_vault(kind, parent_id), remote_id))
+        return dict(await self._resource(kind).archive(remote_id))
+
+    async def delete(self, kind: str, remote_id: str, *, parent_id: str | None = None) -> None:
+        """Delete an object for good (environments, vaults and credentials only).
+
+        Raises:
+            ProviderError: ``kind`` is an agent or a deployment, which the API cannot delete.
+        """
+        if kind in UNDELETABLE_KINDS:
+            raise ProviderError(
+                f"{kind}s cannot be deleted: the provider has no delete endpoint for them "
+                f"({remote_id} was left as it is); archive it instead.",
+                error_type="unsupported_operation",
+            )
+        if kind == "credential":
+            await self.client.credentials.delete(_vault(kind, parent_id), remote_id)
+            return
+        await self._resource(kind).delete(remote_id)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _resource(self, kind: str) -> Any:
+        c = self.client
+        match kind:
+            case "agent":
+                return c.agents
+            case "environment":
+                return c.environments
+            case "vault":
+                return c.vaults
+            case "deployment":
+                return c.deployments
+            case _:
+                raise _unknown(kind)
+
+
+def _vault(kind: str, parent_id: str | None) -> str:
+    if not parent_id:
+        raise ValueError(f"a {kind} lives inside a vault: parent_id (the vault id) is required")
+    return parent_id
+
+
+def _unknown(kind: str) -> ValueError:
+    return ValueError(f"unknown resource kind {kind!r}; expected one of {', '.join(KINDS)}")

@@ -1,0 +1,460 @@
+"""ManagedRuntime: the Managed Runtime Protocol over one ``ProviderClient``.
+
+Agents, environments and sessions at run time - create, retrieve, list (every page),
+archive, delete - plus session events (send, stream, interrupt) and agent version pinning,
+with the method names of PraisonAI's ``ManagedBackendProtocol`` and the wire of
+provider-wire.md. Provider failures are the client's typed errors (``reconciler.errors``);
+this module never invents its own for them. It holds no state beyond the ids it remembers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+from reconciler.errors import ConflictError
+from reconciler.runtime.config import ManagedConfig
+from reconciler.runtime.streams import SessionEventStream, Turn, as_events
+
+if TYPE_CHECKING:
+    from reconciler.provider import ProviderClient
+
+__all__ = ["DEFAULT_DB_PATH", "ManagedRuntime"]
+
+JSON = dict[str, Any]
+Event = str | Mapping[str, Any] | Sequence[Mapping[str, Any]]
+SessionListStatus = Literal[
+    "active", "archived", "all", "idle", "running", "rescheduling", "terminated"
+]
+
+#: Where the embedded local provider keeps its data unless told otherwise (as the CLI does).
+DEFAULT_DB_PATH = ".reconciler/provider.db"
+#: Runtime clients wait long for a quiet event stream: agent turns can think for minutes.
+DEFAULT_TIMEOUT_S = 600.0
+
+_SESSION_STATUSES = ("idle", "running", "rescheduling", "terminated")
+
+
+class ManagedRuntime:
+    """Run agents on a Managed Agents provider: the Managed Runtime Protocol.
+
+    Args:
+        config: what ``create_agent``/``create_environment``/``create_session`` create when
+            called without their own config; default ``ManagedConfig()``.
+        provider_url: the API base URL; default env ``RECONCILER_PROVIDER_URL``; when neither
+            is set, the embedded local provider runs in this process.
+        api_key: sent as ``x-api-key``; default env ``ANTHROPIC_API_KEY``.
+        db_path: the embedded provider's SQLite file; default env ``RECONCILER_PROVIDER_DB``,
+            else ``.reconciler/provider.db`` (ignored with a provider URL).
+        client: an open ``ProviderClient`` to use instead of building one; the runtime then
+            neither opens nor closes it (the CLI and tests share theirs this way).
+        client_kwargs: ``ProviderClient`` keywords (``timeout``, ``max_retries``...) for the
+            client the runtime builds.
+
+    Attributes:
+        config: the runtime's ``ManagedConfig``.
+        agent_id, environment_id, session_id: ids remembered from the last create (and
+            cleared by archiving or deleting that object); methods use them when given None.
+        agent_version: pin new sessions to this agent version; None = the latest version at
+            session creation.
+    """
+
+    def __init__(
+        self,
+        config: ManagedConfig | None = None,
+        provider_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        db_path: str | os.PathLike[str] | None = None,
+        client: ProviderClient | None = None,
+        **client_kwargs: Any,
+    ) -> None:
+        if client is not None and (provider_url or api_key or db_path or client_kwargs):
+            raise TypeError(
+                "pass either client= or the options to build one (provider_url, api_key, "
+                "db_path, client keywords), not both"
+            )
+        self.config = config if config is not None else ManagedConfig()
+        self.provider_url = provider_url or os.environ.get("RECONCILER_PROVIDER_URL") or None
+        self.api_key = api_key or os.environ.get("ANTHROPIC_API_KEY") or None
+        self.db_path = Path(db_path or os.environ.get("RECONCILER_PROVIDER_DB") or DEFAULT_DB_PATH)
+        self.agent_id: str | None = None
+        self.environment_id: str | None = None
+        self.session_id: str | None = None
+        self.agent_version: int | None = None
+        self._client_kwargs = client_kwargs
+        self._client: ProviderClient | None = client
+        self._owns_client = client is None
+        self._exit_stack: AsyncExitStack | None = None
+        self._streams: set[SessionEventStream] = set()
+
+    def __repr__(self) -> str:
+        where = (
+            "injected client"
+            if not self._owns_client
+            else (self.provider_url or f"embedded {self.db_path}")
+        )
+        return f"<ManagedRuntime {where} agent={self.agent_id} session={self.session_id}>"
+
+    # ------------------------------------------------------------------ lifetime
+
+    @property
+    def uses_embedded_provider(self) -> bool:
+        """True when the runtime builds its own client over the in-process local provider."""
+        return self._owns_client and not self.provider_url
+
+    @property
+    def client(self) -> ProviderClient:
+        """The provider client (for calls the protocol does not cover, e.g. agent updates).
+
+        Raises:
+            RuntimeError: the runtime was not entered with ``async with``.
+        """
+        if self._client is None:
+            raise RuntimeError(
+                "the ManagedRuntime is not open; use `async with ManagedRuntime(...) as rt:`"
+            )
+        return self._client
+
+    @property
+    def ids(self) -> dict[str, Any]:
+        """The remembered ids and version pin (PraisonAI's ``save_ids`` payload)."""
+        return {
+            "agent_id": self.agent_id,
+            "agent_version": self.agent_version,
+            "environment_id": self.environment_id,
+            "session_id": self.session_id,
+        }
+
+    async def __aenter__(self) -> Self:
+        if self._owns_client and self._client is None:
+            from reconciler.provider import open_client  # the edge, built only when used
+
+            kwargs = dict(self._client_kwargs)
+            kwargs.setdefault("timeout", DEFAULT_TIMEOUT_S)
+            stack = AsyncExitStack()
+            self._client = await stack.enter_async_context(
+                open_client(self.provider_url, self.api_key, db_path=self.db_path, **kwargs)
+            )
+            self._exit_stack = stack
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every stream still open and, if the runtime built it, the client."""
+        try:
+            for stream in list(self._streams):
+                await stream.aclose()
+        finally:
+            stack, self._exit_stack = self._exit_stack, None
+            if stack is not None:
+                self._client = None
+                await stack.aclose()
+
+    # ------------------------------------------------------------------ agents
+
+    async def create_agent(self, config: ManagedConfig | None = None) -> str:
+        """Create an agent from ``config`` (default: the runtime's) and remember its id.
+
+        Returns:
+            The new agent's id. Its version is 1.
+        """
+        agent = await self.client.agents.create((config or self.config).agent_body())
+        self.agent_id = str(agent["id"])
+        return self.agent_id
+
+    async def retrieve_agent(
+        self, agent_id: str | None = None, *, version: int | None = None
+    ) -> JSON:
+        """The agent object (latest version, or ``version``); archived agents too.
+
+        Raises:
+            NotFoundError: no such agent or version.
+        """
+        return await self.client.agents.retrieve(self._id("agent", agent_id), version=version)
+
+    async def list_agents(self, **filters: Any) -> list[JSON]:
+        """Every agent, all pages.
+
+        Args:
+            filters: ``include_archived=True``, ``created_at_gte=``, ``created_at_lte=``.
+        """
+        return await self.client.agents.list(**filters).to_list()
+
+    async def archive_agent(self, agent_id: str | None = None) -> JSON:
+        """Archive an agent (there is no delete); returns the archived agent.
+
+        Existing sessions keep running; new sessions cannot use it.
+        """
+        agent_id = self._id("agent", agent_id)
+        archived = await self.client.agents.archive(agent_id)
+        if agent_id == self.agent_id:
+            self.agent_id = None
+        return archived
+
+    # ------------------------------------------------------------------ environments
+
+    async def create_environment(
+        self, config: ManagedConfig | None = None, *, reuse: bool = False
+    ) -> str:
+        """Create a cloud environment named ``config.env_name`` and remember its id.
+
+        Environment names are unique among active environments on the provider.
+
+        Args:
+            config: default the runtime's; supplies ``env_name``, ``networking``, ``packages``.
+            reuse: when the name is taken, return the existing environment's id instead of
+                raising (its networking and packages are left as they are).
+
+        Returns:
+            The environment's id.
+
+        Raises:
+            ConflictError: the name is taken and ``reuse`` is False.
+        """
+        body = (config or self.config).environment_body()
+        try:
+            env = await self.client.environments.create(body)
+        except ConflictError:
+            if not reuse:
+                raise
+            name = body["name"]
+            found = [e for e in await self.list_environments() if e.get("name") == name]
+            if not found:
+                raise
+            env = found[0]
+        self.environment_id = str(env["id"])
+        return self.environment_id
+
+    async def retrieve_environment(self, env_id: str | None = None) -> JSON:
+        """The environment object (archived ones too)."""
+        return await self.client.environments.retrieve(self._id("environment", env_id))
+
+    async def list_environments(self, **filters: Any) -> list[JSON]:
+        """Every environment, all pages (``include_archived=True`` adds archived ones)."""
+        return await self.client.environments.list(**filters).to_list()
+
+    async def archive_environment(self, env_id: str | None = None) -> JSON:
+        """Archive an environment (no new sessions in it); returns the archived object."""
+        env_id = self._id("environment", env_id)
+        archived = await self.client.environments.archive(env_id)
+        if env_id == self.environment_id:
+            self.environment_id = None
+        return archived
+
+    async def delete_environment(self, env_id: str | None = None) -> JSON:
+        """Delete an environment for good; returns ``{"id", "type": "environment_deleted"}``."""
+        env_id = self._id("environment", env_id)
+        deleted = await self.client.environments.delete(env_id)
+        if env_id == self.environment_id:
+            self.environment_id = None
+        return deleted
+
+    # ------------------------------------------------------------------ sessions
+
+    async def create_session(
+        self,
+        agent_id: str | None = None,
+        env_id: str | None = None,
+        *,
+        title: str | None = None,
+        vault_ids: Sequence[str] | None = None,
+        version: int | None = None,
+        metadata: Mapping[str, str] | None = None,
+        resources: Sequence[Mapping[str, Any]] | None = None,
+    ) -> str:
+        """Start a session of an agent in an environment and remember its id.
+
+        Args:
+            agent_id: default the remembered agent.
+            env_id: default the remembered environment.
+            title: default ``config.session_title``.
+            vault_ids: default ``config.vault_ids``; fixed for the session's life.
+            version: pin this agent version; default ``self.agent_version``; when both are
+                None the session pins the agent's latest version at creation.
+            metadata: session metadata (string values).
+            resources: session resources; default ``config.resources``.
+
+        Returns:
+            The session's id. ``retrieve_session(id)["agent"]["version"]`` shows the pin.
+        """
+        agent_id = self._id("agent", agent_id)
+        pin = version if version is not None else self.agent_version
+        agent: str | JSON = (
+            agent_id if pin is None else {"type": "agent", "id": agent_id, "version": pin}
+        )
+        body: JSON = {"agent": agent, "environment_id": self._id("environment", env_id)}
+        title = title if title is not None else self.config.session_title
+        if title is not None:
+            body["title"] = title
+        vaults = list(vault_ids if vault_ids is not None else self.config.vault_ids)
+        if vaults:
+            body["vault_ids"] = vaults
+        mounts = list(resources if resources is not None else self.config.resources)
+        if mounts:
+            body["resources"] = [dict(r) for r in mounts]
+        if metadata:
+            body["metadata"] = dict(metadata)
+        session = await self.client.sessions.create(body)
+        self.session_id = str(session["id"])
+        return self.session_id
+
+    async def retrieve_session(self, session_id: str | None = None) -> JSON:
+        """The session object: ``status``, ``agent`` (the pinned snapshot), ``usage``...
+
+        Raises:
+            NotFoundError: no such session (e.g. it was deleted).
+        """
+        return await self.client.sessions.retrieve(self._id("session", session_id))
+
+    async def list_sessions(
+        self, status: SessionListStatus | None = None, **filters: Any
+    ) -> list[JSON]:
+        """Every session matching the filters, all pages.
+
+        Args:
+            status: ``"active"`` = not archived (the default listing); ``"archived"`` = only
+                archived ones; ``"all"`` = both; a session status (``"idle"``, ``"running"``,
+                ``"rescheduling"``, ``"terminated"``) = active sessions in that status.
+            filters: wire filters passed through: ``agent_id``, ``agent_version``,
+                ``statuses=[...]``, ``order="asc"``, ``created_at_gte=``, ``include_archived``...
+
+        Example:
+            >>> stale = await rt.list_sessions("archived", agent_id=rt.agent_id)
+        """
+        only_archived = False
+        match status:
+            case None:
+                pass
+            case "active":
+                filters["include_archived"] = False
+            case "archived":
+                filters["include_archived"] = only_archived = True
+            case "all":
+                filters["include_archived"] = True
+            case _ if status in _SESSION_STATUSES:
+                filters["statuses"] = [status]
+            case _:
+                raise ValueError(
+                    f"status must be 'active', 'archived', 'all' or one of "
+                    f"{', '.join(_SESSION_STATUSES)}; got {status!r}"
+                )
+        if filters.get("include_archived") is False:
+            del filters["include_archived"]  # the wire default; keeps the query minimal
+        sessions = await self.client.sessions.list(**filters).to_list()
+        if only_archived:
+            sessions = [s for s in sessions if s.get("archived_at")]
+        return sessions
+
+    async def archive_session(self, session_id: str | None = None) -> JSON:
+        """Archive a session (it takes no more events); returns the archived session."""
+        session_id = self._id("session", session_id)
+        archived = await self.client.sessions.archive(session_id)
+        if session_id == self.session_id:
+            self.session_id = None
+        return archived
+
+    async def delete_session(self, session_id: str | None = None) -> JSON:
+        """Delete a session and its events for good; returns ``{"id", "type"}``."""
+        session_id = self._id("session", session_id)
+        deleted = await self.client.sessions.delete(session_id)
+        if session_id == self.session_id:
+            self.session_id = None
+        return deleted
+
+    # ------------------------------------------------------------------ events
+
+    async def send_event(self, session_id: str | None, event: Event) -> list[JSON]:
+        """Send events to a session.
+
+        Args:
+            session_id: the session (None = the remembered one).
+            event: a plain string (sent as a ``user.message`` with one text block), one wire
+                event dict (``{"type": "user.tool_confirmation", ...}``) or a list of them.
+
+        Returns:
+            The events as the provider accepted them, with their ids.
+
+        Raises:
+            NotFoundError: the session does not exist (e.g. it was deleted).
+            ConflictError / BadRequestError: the session cannot take these events now.
+        """
+        return await self.client.sessions.send_events(
+            self._id("session", session_id), as_events(event)
+        )
+
+    def stream_events(self, session_id: str | None = None) -> SessionEventStream:
+        """The session's live event stream: an async iterator of event dicts.
+
+        Only events that happen while the stream is open are delivered, so open it (enter
+        ``async with`` or call ``open()``) *before* sending what it should see - or use
+        ``run_turn``, which does that for you. The runtime closes it when it closes.
+
+        Example:
+            >>> async with rt.stream_events(sid) as events:
+            ...     await rt.send_event(sid, "hello")
+            ...     async for event in events:
+            ...         print(event["type"])
+            ...         if event["type"] == "session.status_idle":
+            ...             break
+        """
+        stream = SessionEventStream(
+            self.client, self._id("session", session_id), on_close=self._streams.discard
+        )
+        self._streams.add(stream)
+        return stream
+
+    def run_turn(self, session_id: str | None, message: Event) -> Turn:
+        """Send ``message`` and yield the session's events until the agent's turn ends.
+
+        The stream is opened (the server has answered) before the message is sent, so no
+        event of the turn is lost. The turn ends with a ``session.status_idle`` whose stop
+        reason is not ``requires_action``, or with ``session.error``; that event is yielded
+        last. Iterate with ``async for``, or ``await turn.collect()`` for the list.
+
+        Args:
+            session_id: the session (None = the remembered one).
+            message: a string (a user message) or event dict(s), as for ``send_event``.
+
+        Example:
+            >>> async for event in rt.run_turn(sid, "list the files"):
+            ...     if event["type"] == "agent.message":
+            ...         print(event["content"][0]["text"])
+        """
+        session_id = self._id("session", session_id)
+        events = as_events(message)
+        stream = self.stream_events(session_id)
+
+        async def send() -> list[JSON]:
+            return await self.client.sessions.send_events(session_id, events)
+
+        return Turn(stream, send)
+
+    async def interrupt(self, session_id: str | None = None) -> list[JSON]:
+        """Ask the agent to stop its current turn (sends ``user.interrupt``).
+
+        Returns:
+            The accepted interrupt event.
+        """
+        return await self.send_event(session_id, {"type": "user.interrupt"})
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _id(self, kind: str, given: str | None) -> str:
+        if given:
+            return given
+        remembered = {
+            "agent": self.agent_id,
+            "environment": self.environment_id,
+            "session": self.session_id,
+        }[kind]
+        if not remembered:
+            raise ValueError(
+                f"no {kind} id given and none remembered; create_{kind}() first or pass its id"
+            )
+        return remembered

@@ -1,0 +1,84 @@
+"""The layers of docs/architecture.md, enforced: parse every module with ast, check imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent / "reconciler"
+
+#: lower number = higher layer; a module may import only its own package or higher numbers
+LEVELS = {
+    "cli": 1,
+    "render": 2,
+    "operations": 2,
+    "gitops": 2,
+    "engine": 3,
+    "runtime": 3,
+    "manifest": 4,
+    "state": 4,
+    "provider": 5,
+    "errors": 6,
+    "__init__": 6,
+}
+ENGINE_FORBIDDEN = {"httpx", "click", "yaml", "os", "pathlib", "io", "shutil", "tempfile", "uvicorn", "fastapi"}
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in ROOT.rglob("*.py"))
+
+
+def _package(path: Path) -> str:
+    rel = path.relative_to(ROOT)
+    return rel.parts[0].removesuffix(".py")
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out: list[tuple[str, int]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.extend((a.name, node.lineno) for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.module, node.lineno))
+            # "from reconciler import engine" imports a package too
+            if node.module == "reconciler":
+                out.extend((f"reconciler.{a.name}", node.lineno) for a in node.names)
+    return out
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_module_respects_layers(path: Path) -> None:
+    pkg = _package(path)
+    level = LEVELS[pkg]
+    rel = str(path.relative_to(ROOT))
+    for name, line in _imports(path):
+        top = name.split(".")[0]
+        where = f"reconciler/{rel}:{line} imports {name}"
+        if top == "deepdiff":
+            assert rel == "engine/diff.py", f"{where}: only engine/diff.py may use deepdiff"
+        if pkg == "engine":
+            assert top not in ENGINE_FORBIDDEN, f"{where}: the engine does no I/O"
+        if top != "reconciler" or name == "reconciler":
+            continue
+        target = name.split(".")[1]
+        if not (ROOT / target).is_dir() and not (ROOT / f"{target}.py").is_file():
+            target = "__init__"  # an attribute of the package root, e.g. __version__
+        if rel.startswith("provider/local/"):
+            assert name.startswith("reconciler.provider.local"), (
+                f"{where}: the local provider imports nothing above itself"
+            )
+        if target == pkg:
+            continue
+        assert target in LEVELS, f"{where}: unknown package"
+        assert LEVELS[target] > level, f"{where}: a layer may import only layers below it"
+
+
+def test_engine_never_opens_files() -> None:
+    for path in (ROOT / "engine").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id != "open", f"{path}:{node.lineno}: the engine opens a file"

@@ -1,0 +1,426 @@
+"""The Managed Runtime Protocol against the embedded local provider (its echo agent).
+
+Each test is one pattern a runtime user writes: the quick start, a multi-turn loop, version
+pinning, session cleanup, recovering from a deleted session, interrupting; plus the wire
+shapes the config objects produce and the lifetime of the runtime itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.errors import ConflictError, NotFoundError
+from reconciler.runtime import (
+    ManagedConfig,
+    ManagedRuntime,
+    NetworkingConfig,
+    PackagesConfig,
+    ends_turn,
+)
+
+# Explicit, so anyio runs each coroutine test once on asyncio (the conftest's hook marks
+# coroutine tests too late for anyio 4.16, which then duplicates them per backend).
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def rt(client: Any) -> Any:
+    async with ManagedRuntime(client=client) as runtime:
+        yield runtime
+
+
+async def _ready(rt: ManagedRuntime) -> str:
+    """An agent, an environment and a session; returns the session id."""
+    agent_id = await rt.create_agent()
+    env_id = await rt.create_environment()
+    return await rt.create_session(agent_id, env_id)
+
+
+def _types(events: list[dict[str, Any]]) -> list[str]:
+    return [e["type"] for e in events]
+
+
+def _texts(events: list[dict[str, Any]]) -> list[str]:
+    return [
+        block["text"]
+        for e in events
+        if e["type"] == "agent.message"
+        for block in e["content"]
+        if block["type"] == "text"
+    ]
+
+
+# -- the seed's patterns -----------------------------------------------------------------
+
+
+async def test_quick_start_streams_the_echo_to_idle(rt: ManagedRuntime) -> None:
+    agent_id = await rt.create_agent()
+    env_id = await rt.create_environment()
+    session_id = await rt.create_session(agent_id, env_id)
+    assert (rt.agent_id, rt.environment_id, rt.session_id) == (agent_id, env_id, session_id)
+
+    events = [event async for event in rt.run_turn(session_id, "hello")]
+
+    assert _types(events) == [
+        "user.message",
+        "session.status_running",
+        "agent.message",
+        "session.status_idle",
+    ]
+    assert _texts(events) == ["echo: hello"]
+    assert events[-1]["stop_reason"] == {"type": "end_turn"}
+    assert (await rt.retrieve_session(session_id))["status"] == "idle"
+
+
+async def test_quick_start_by_hand_opens_the_stream_before_sending(rt: ManagedRuntime) -> None:
+    session_id = await _ready(rt)
+
+    async with rt.stream_events(session_id) as events:
+        sent = await rt.send_event(session_id, "hello")
+        seen = []
+        async for event in events:
+            seen.append(event)
+            if event["type"] == "session.status_idle":
+                break
+
+    assert _types(sent) == ["user.message"] and sent[0]["id"]
+    assert sent[0]["content"] == [{"type": "text", "text": "hello"}]
+    assert seen[0]["id"] == sent[0]["id"]  # the stream saw our own message: nothing lost
+    assert _texts(seen) == ["echo: hello"]
+
+
+async def test_multi_turn_loop_on_one_session(rt: ManagedRuntime) -> None:
+    session_id = await _ready(rt)
+
+    for text in ("one", "two", "three"):
+        turn = rt.run_turn(session_id, text)
+        events = await turn.collect()
+        assert turn.done
+        assert _texts(events) == [f"echo: {text}"]
+        assert events[-1]["type"] == "session.status_idle"
+        assert turn.sent[0]["id"] == events[0]["id"]
+
+    history = await rt.client.sessions.list_events(session_id).to_list()
+    assert _texts(history) == ["echo: one", "echo: two", "echo: three"]
+    usage = (await rt.retrieve_session(session_id))["usage"]
+    assert usage["input_tokens"] == 3
+
+
+async def test_version_pinning(rt: ManagedRuntime, client: Any) -> None:
+    agent_id = await rt.create_agent()
+    env_id = await rt.create_environment()
+    updated = await client.agents.update(agent_id, {"system": "You review code."})
+    assert updated["version"] == 2
+
+    latest = await rt.create_session(agent_id, env_id)
+    rt.agent_version = 1
+    pinned = await rt.create_session(agent_id, env_id)
+    explicit = await rt.create_session(agent_id, env_id, version=2)
+
+    assert (await rt.retrieve_session(latest))["agent"]["version"] == 2
+    pinned_session = await rt.retrieve_session(pinned)
+    assert pinned_session["agent"]["version"] == 1
+    assert pinned_session["agent"]["system"] == "You are a helpful coding assistant."
+    assert (await rt.retrieve_session(explicit))["agent"]["version"] == 2
+    assert (await rt.retrieve_agent(agent_id, version=1))["version"] == 1
+    assert _texts(await rt.run_turn(pinned, "pinned").collect()) == ["echo: pinned"]
+
+
+async def test_session_cleanup_with_active_and_archived_filters(rt: ManagedRuntime) -> None:
+    agent_id = await rt.create_agent()
+    env_id = await rt.create_environment()
+    keep, old, gone = [await rt.create_session(agent_id, env_id) for _ in range(3)]
+
+    archived = await rt.archive_session(old)
+    deleted = await rt.delete_session(gone)
+
+    assert archived["archived_at"]
+    assert deleted == {"id": gone, "type": "session_deleted"}
+    assert [s["id"] for s in await rt.list_sessions(status="active")] == [keep]
+    assert [s["id"] for s in await rt.list_sessions(status="archived")] == [old]
+    assert {s["id"] for s in await rt.list_sessions(status="all")} == {keep, old}
+    assert [s["id"] for s in await rt.list_sessions("idle", agent_id=agent_id)] == [keep]
+    assert [s["id"] for s in await rt.list_sessions()] == [keep]
+    assert await rt.list_sessions("active", agent_id="agent_nobody") == []
+    with pytest.raises(ValueError, match="status must be"):
+        await rt.list_sessions("closed")  # type: ignore[arg-type]
+
+
+async def test_failure_pattern_send_to_deleted_session_then_recreate(rt: ManagedRuntime) -> None:
+    session_id = await _ready(rt)
+    await rt.delete_session(session_id)
+    assert rt.session_id is None
+
+    with pytest.raises(NotFoundError) as caught:
+        await rt.send_event(session_id, "hello")
+    assert caught.value.status == 404
+    assert session_id in str(caught.value)
+    with pytest.raises(NotFoundError):
+        await rt.run_turn(session_id, "hello").collect()
+    with pytest.raises(NotFoundError):
+        await rt.retrieve_session(session_id)
+
+    fresh = await rt.create_session()  # the remembered agent and environment
+    assert fresh != session_id
+    assert _texts(await rt.run_turn(fresh, "again").collect()) == ["echo: again"]
+
+
+async def test_interrupt(rt: ManagedRuntime) -> None:
+    session_id = await _ready(rt)
+
+    async with rt.stream_events(session_id) as events:
+        sent = await rt.interrupt(session_id)
+        first_idle = None
+        async for event in events:
+            if ends_turn(event):
+                first_idle = event
+                break
+
+    assert _types(sent) == ["user.interrupt"]
+    assert first_idle is not None and first_idle["type"] == "session.status_idle"
+    assert (await rt.retrieve_session(session_id))["status"] == "idle"
+
+
+async def test_list_agents_returns_every_page(rt: ManagedRuntime) -> None:
+    for i in range(150):
+        await rt.create_agent(ManagedConfig(name=f"agent-{i}"))
+
+    agents = await rt.list_agents()
+
+    assert len(agents) == 150
+    assert len({a["id"] for a in agents}) == 150
+    assert {a["name"] for a in agents} == {f"agent-{i}" for i in range(150)}
+
+
+# -- agents and environments ----------------------------------------------------------------
+
+
+async def test_agent_lifecycle_and_archive_filter(rt: ManagedRuntime) -> None:
+    config = ManagedConfig(
+        name="coder",
+        model="claude-sonnet-4-6",
+        system="Be terse.",
+        description="writes code",
+        metadata={"team": "infra", "tier": 2},
+    )
+    agent_id = await rt.create_agent(config)
+    agent = await rt.retrieve_agent()
+
+    assert agent["id"] == agent_id and agent["version"] == 1
+    assert agent["model"]["id"] == "claude-sonnet-4-6"
+    assert agent["system"] == "Be terse." and agent["description"] == "writes code"
+    assert agent["metadata"] == {"team": "infra", "tier": "2"}
+    assert agent["tools"][0]["type"] == "agent_toolset_20260401"
+
+    await rt.archive_agent(agent_id)
+    assert rt.agent_id is None
+    assert await rt.list_agents() == []
+    assert [a["id"] for a in await rt.list_agents(include_archived=True)] == [agent_id]
+    assert (await rt.retrieve_agent(agent_id))["archived_at"]
+
+
+async def test_environment_wire_shapes_reach_the_provider(rt: ManagedRuntime) -> None:
+    config = ManagedConfig(
+        env_name="python-data",
+        packages=PackagesConfig(pip=["pandas==2.2.0"], apt=["curl"]),
+        networking=NetworkingConfig(
+            "limited", allowed_hosts=["api.example.com"], allow_package_managers=True
+        ),
+    )
+    env_id = await rt.create_environment(config)
+    env = await rt.retrieve_environment(env_id)
+
+    assert env["name"] == "python-data"
+    assert env["config"]["networking"] == {
+        "type": "limited",
+        "allowed_hosts": ["api.example.com"],
+        "allow_mcp_servers": False,
+        "allow_package_managers": True,
+    }
+    packages = env["config"]["packages"]
+    assert packages["pip"] == ["pandas==2.2.0"] and packages["apt"] == ["curl"]
+    assert packages["npm"] == []
+    assert [e["id"] for e in await rt.list_environments()] == [env_id]
+
+
+async def test_environment_names_are_unique_unless_reused(rt: ManagedRuntime) -> None:
+    env_id = await rt.create_environment()
+
+    with pytest.raises(ConflictError):
+        await rt.create_environment()
+    assert await rt.create_environment(reuse=True) == env_id
+
+    await rt.archive_environment(env_id)
+    assert rt.environment_id is None
+    assert await rt.list_environments() == []
+    again = await rt.create_environment()  # the name is free once archived
+    assert again != env_id
+    assert await rt.delete_environment(again) == {"id": again, "type": "environment_deleted"}
+    with pytest.raises(NotFoundError):
+        await rt.retrieve_environment(again)
+
+
+async def test_methods_need_an_id_when_none_is_remembered(rt: ManagedRuntime) -> None:
+    with pytest.raises(ValueError, match="create_agent"):
+        await rt.retrieve_agent()
+    with pytest.raises(ValueError, match="create_session"):
+        await rt.send_event(None, "hi")
+
+
+# -- config objects map to the wire --------------------------------------------------------
+
+
+def test_default_config_maps_to_praisonai_defaults_on_the_wire() -> None:
+    config = ManagedConfig()
+
+    assert config.agent_body() == {
+        "name": "Agent",
+        "model": "claude-haiku-4-5",
+        "system": "You are a helpful coding assistant.",
+        "tools": [{"type": "agent_toolset_20260401"}],
+    }
+    assert config.environment_body() == {
+        "name": "reconciler-env",
+        "config": {"type": "cloud", "networking": {"type": "unrestricted"}},
+    }
+
+
+def test_limited_networking_defaults_follow_the_wire_not_praisonai() -> None:
+    assert NetworkingConfig().to_wire() == {"type": "unrestricted"}
+    assert NetworkingConfig("limited").to_wire() == {
+        "type": "limited",
+        "allowed_hosts": [],
+        "allow_mcp_servers": False,
+        "allow_package_managers": False,
+    }
+    with pytest.raises(ValueError, match="only to"):
+        NetworkingConfig(allowed_hosts=["x.com"])
+    with pytest.raises(ValueError, match="'unrestricted' or 'limited'"):
+        NetworkingConfig("full")  # type: ignore[arg-type]
+
+
+def test_packages_keep_only_non_empty_managers() -> None:
+    packages = PackagesConfig(pip=["pandas"], npm=[], go=["golang.org/x/tools"])
+    assert packages.to_wire() == {
+        "type": "packages",
+        "pip": ["pandas"],
+        "go": ["golang.org/x/tools"],
+    }
+    assert PackagesConfig().is_empty
+    with pytest.raises(TypeError, match="list of strings"):
+        PackagesConfig(pip="pandas")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown package manager"):
+        ManagedConfig(packages={"pip": ["x"], "conda": ["y"]})
+
+
+def test_config_accepts_wire_dicts_and_copies_its_inputs() -> None:
+    tools = [{"type": "agent_toolset_20260401", "configs": [{"name": "bash", "enabled": False}]}]
+    config = ManagedConfig(
+        tools=tools,
+        packages={"type": "packages", "pip": ["requests"]},
+        networking={"type": "limited", "allow_package_managers": True},
+        mcp_servers=[{"type": "url", "name": "gh", "url": "https://mcp.example.com"}],
+        skills=[{"type": "anthropic", "skill_id": "xlsx"}],
+        vault_ids=["vlt_1"],
+    )
+    tools[0]["configs"][0]["enabled"] = True  # later edits do not leak into the config
+
+    body = config.agent_body()
+    assert body["tools"][0]["configs"] == [{"name": "bash", "enabled": False}]
+    assert body["mcp_servers"][0]["name"] == "gh" and body["skills"][0]["skill_id"] == "xlsx"
+    env = config.environment_body()["config"]
+    assert env["packages"] == {"type": "packages", "pip": ["requests"]}
+    assert env["networking"]["allow_package_managers"] is True
+    assert config.vault_ids == ("vlt_1",)
+
+
+def test_metadata_values_become_strings_or_are_rejected() -> None:
+    config = ManagedConfig(metadata={"n": 3, "ok": True, "owner": "infra"})
+    assert config.agent_body()["metadata"] == {"n": "3", "ok": "true", "owner": "infra"}
+    with pytest.raises(TypeError, match="strings only"):
+        ManagedConfig(metadata={"tags": ["a", "b"]})
+    with pytest.raises(TypeError, match="strings only"):
+        ManagedConfig(metadata={"gone": None})
+
+
+def test_packages_under_limited_networking_need_package_managers() -> None:
+    with pytest.raises(ValueError, match="allow_package_managers"):
+        ManagedConfig(packages=PackagesConfig(pip=["x"]), networking=NetworkingConfig("limited"))
+
+
+def test_ends_turn() -> None:
+    assert ends_turn({"type": "session.status_idle", "stop_reason": {"type": "end_turn"}})
+    assert not ends_turn(
+        {"type": "session.status_idle", "stop_reason": {"type": "requires_action"}}
+    )
+    assert ends_turn({"type": "session.error", "error": {"type": "unknown_error"}})
+    assert not ends_turn({"type": "agent.message"})
+
+
+# -- lifetime -------------------------------------------------------------------------------
+
+
+async def test_no_arguments_means_the_embedded_provider_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for var in ("RECONCILER_PROVIDER_URL", "RECONCILER_PROVIDER_DB", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+
+    async with ManagedRuntime() as rt:
+        assert rt.uses_embedded_provider
+        session_id = await _ready(rt)
+        assert _texts(await rt.run_turn(session_id, "hi").collect()) == ["echo: hi"]
+    assert (tmp_path / ".reconciler" / "provider.db").exists()
+
+    async with ManagedRuntime() as again:  # the same store: state persists
+        assert [s["id"] for s in await again.list_sessions()] == [session_id]
+
+
+async def test_db_path_and_env_var_choose_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RECONCILER_PROVIDER_URL", raising=False)
+    monkeypatch.setenv("RECONCILER_PROVIDER_DB", str(tmp_path / "from-env.db"))
+
+    async with ManagedRuntime(db_path=tmp_path / "explicit.db") as rt:
+        await rt.create_agent()
+    async with ManagedRuntime() as rt:
+        assert await rt.list_agents() == []
+    assert (tmp_path / "explicit.db").exists() and (tmp_path / "from-env.db").exists()
+
+
+async def test_runtime_closes_streams_left_open(client: Any) -> None:
+    async with ManagedRuntime(client=client) as rt:
+        session_id = await _ready(rt)
+        stream = rt.stream_events(session_id)
+        await stream.open()
+        turn = rt.run_turn(session_id, "half")
+        async for event in turn:
+            if event["type"] == "agent.message":
+                break  # abandoned mid-turn
+        assert stream.is_open
+    assert not stream.is_open
+    assert [event async for event in turn] == []  # its stream was closed with the runtime
+    # the shared client outlives the runtime and still works
+    assert (await client.sessions.retrieve(session_id))["id"] == session_id
+
+
+async def test_a_runtime_must_be_entered() -> None:
+    rt = ManagedRuntime(db_path="unused.db")
+    with pytest.raises(RuntimeError, match="async with"):
+        await rt.list_agents()
+    with pytest.raises(TypeError, match="either client"):
+        ManagedRuntime(client=object(), provider_url="http://x")  # type: ignore[arg-type]
+
+
+@pytest.mark.tcp
+async def test_quick_start_over_http(tcp_provider: str) -> None:
+    async with ManagedRuntime(provider_url=tcp_provider, api_key="sk-test") as rt:
+        session_id = await _ready(rt)
+        events = await rt.run_turn(session_id, "over the wire").collect()
+    assert _texts(events) == ["echo: over the wire"]
+    assert events[-1]["type"] == "session.status_idle"
