@@ -1,0 +1,96 @@
+"""``create_app``: assemble the local provider's FastAPI app over one SQLite file.
+
+Wires the store, the event hub, the route modules, the envelope error handlers, the
+optional fault injector and the OpenAPI document. The database is opened here, not in a
+lifespan hook, because ``httpx.ASGITransport`` never runs lifespan events.
+
+Middleware order, outermost first: RequestContext (request id, beta header, 500 safety net)
+-> FaultInjector (only when faults are configured) -> FastAPI's router.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from starlette.routing import BaseRoute
+
+from . import (
+    routes_agents,
+    routes_deployments,
+    routes_environments,
+    routes_sessions,
+    routes_vaults,
+)
+from .context import Provider
+from .errors import RequestContext, install_exception_handlers
+from .faults import FaultConfig, FaultInjector
+from .openapi import install_openapi
+from .sessions import PING_INTERVAL
+from .store import Store
+
+
+def _all_routes() -> list[BaseRoute]:
+    combined = APIRouter()
+    for module in (
+        routes_agents,
+        routes_environments,
+        routes_vaults,
+        routes_sessions,
+        routes_deployments,
+    ):
+        combined.include_router(module.router)
+    return list(combined.routes)
+
+
+_ROUTES = _all_routes()
+
+DESCRIPTION = """\
+A local, persistent emulator of Anthropic's Managed Agents API (beta
+`managed-agents-2026-04-01`). Every `/v1/` request needs the `anthropic-beta` header;
+any API key, or none, is accepted. Sessions run a deterministic echo agent.
+"""
+
+
+def create_app(
+    db_path: str | Path,
+    faults: FaultConfig | None = None,
+    *,
+    ping_interval: float = PING_INTERVAL,
+) -> FastAPI:
+    """Build the local provider app over the SQLite file ``db_path`` (created if missing).
+
+    Args:
+        db_path: the database file; several apps (and processes) may share it.
+        faults: latency / failures / rate limit to inject; None for none.
+        ping_interval: seconds between SSE ``ping`` frames.
+
+    Returns:
+        The ASGI app. ``app.state.provider`` holds the store and event hub;
+        ``app.state.faults`` the ``FaultInjector`` (with ``.stats``) or None.
+    """
+    provider = Provider(store=Store(db_path), ping_interval=ping_interval)
+    app = FastAPI(
+        title="Managed Agents API (local provider)",
+        version="2026-04-01",
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.provider = provider
+    # Shared route objects: analysing ~45 FastAPI routes costs ~0.2 s, so it happens once
+    # per process (``_ROUTES``), not once per app; handlers reach their app's store via the
+    # request (``context.provider_of``).
+    app.router.routes.extend(_ROUTES)
+    install_exception_handlers(app)
+    install_openapi(app)
+
+    app.state.faults = None
+    if faults is not None and faults.active:
+        # Built now rather than by Starlette's lazy middleware stack, so that tests can
+        # read ``app.state.faults.stats`` at any time.
+        injector = FaultInjector(None, faults)
+        app.state.faults = injector
+        app.add_middleware(injector.bind)
+    app.add_middleware(RequestContext)
+    return app

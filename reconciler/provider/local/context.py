@@ -1,0 +1,117 @@
+"""Shared plumbing of the route modules: the per-app context, lookups and list filters.
+
+Everything a handler needs besides its own resource rules: fetch-or-404, resolving agent
+references to a concrete version, and turning ``created_at[...]`` query values into SQL.
+No resource-specific rules live here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from .errors import bad_request, not_found
+from .ids import canonical_ts
+from .sessions import PING_INTERVAL, EventHub
+from .store import Record, Store
+
+KIND_LABELS = {
+    "agent": "agent",
+    "environment": "environment",
+    "vault": "vault",
+    "credential": "credential",
+    "session": "session",
+    "deployment": "deployment",
+    "deployment_run": "deployment run",
+}
+
+
+@dataclass
+class Provider:
+    """What every route of one app shares."""
+
+    store: Store
+    hub: EventHub = field(default_factory=EventHub)
+    ping_interval: float = PING_INTERVAL
+
+
+def provider_of(request: Request) -> Provider:
+    """The Provider of the app serving this request.
+
+    Routes are built once per process and shared by every app (building FastAPI routes is
+    slow), so a handler finds its app's store through the request, not a closure.
+    """
+    return request.app.state.provider  # type: ignore[no-any-return]
+
+
+Ctx = Annotated[Provider, Depends(provider_of)]
+
+
+def require(store: Store, kind: str, object_id: str) -> Record:
+    """The stored object, or a 404 naming it."""
+    record = store.get(object_id, kind)
+    if record is None:
+        raise not_found(KIND_LABELS[kind], object_id)
+    return record
+
+
+def agent_reference(store: Store, ref: Any, *, allow_archived: bool = False) -> dict[str, Any]:
+    """Resolve an agent id string or ``{type: agent, id, version?}`` to a concrete version.
+
+    Raises:
+        ApiError: 404 for an unknown agent or version, 400 for an archived agent.
+    """
+    if isinstance(ref, str):
+        agent_id, version = ref, None
+    elif isinstance(ref, dict) and ref.get("type") == "agent" and isinstance(ref.get("id"), str):
+        agent_id, version = ref["id"], ref.get("version")
+        if version is not None and (type(version) is not int or not 1 <= version <= 2**31):
+            raise bad_request("agent version must be an integer >= 1")
+    else:
+        raise bad_request("an agent reference is an agent id or {type: agent, id, version}")
+    record = require(store, "agent", agent_id)
+    if record.archived and not allow_archived:
+        raise bad_request(f"agent {agent_id} is archived")
+    current = int(record.data["version"])
+    if version is None:
+        version = current
+    elif version > current:
+        raise not_found("agent version", f"{agent_id} v{version}")
+    return {"type": "agent", "id": agent_id, "version": version}
+
+
+def agent_snapshot(store: Store, ref: dict[str, Any]) -> dict[str, Any]:
+    """The agent object at the referenced version."""
+    data = store.get_version(ref["id"], ref["version"])
+    if data is None:
+        raise not_found("agent version", f"{ref['id']} v{ref['version']}")
+    return data
+
+
+def created_filters(
+    column: str,
+    gt: str | None = None,
+    gte: str | None = None,
+    lt: str | None = None,
+    lte: str | None = None,
+) -> tuple[list[str], list[Any]]:
+    """SQL conditions for ``created_at[gt|gte|lt|lte]`` on a fixed-width timestamp column."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    for op, value in ((">", gt), (">=", gte), ("<", lt), ("<=", lte)):
+        if value is None:
+            continue
+        try:
+            params.append(canonical_ts(value))
+        except (ValueError, OverflowError):
+            raise bad_request(f"created_at filter {value!r} is not an RFC 3339 timestamp") from None
+        conditions.append(f"{column} {op} ?")
+    return conditions, params
+
+
+def merged_list(bracketed: Sequence[str] | None, plain: Sequence[str] | None) -> list[str]:
+    """Array query params arrive as ``k[]=`` (the SDK) or repeated ``k=`` (the docs)."""
+    return [*(bracketed or []), *(plain or [])]

@@ -1,0 +1,234 @@
+"""Every failure leaves the local provider in the Anthropic error envelope.
+
+    {"type": "error",
+     "error": {"type": "...", "message": "...", "details": {"error_code": "..."}},
+     "request_id": "req_..."}
+
+plus a ``request-id`` header on every response. This module owns: the ``ApiError``
+exception that handlers raise, the exception handlers that turn FastAPI's validation errors
+(never a 422) and routing errors (404/405) into that envelope, and ``RequestContext``, the
+outermost pure-ASGI middleware that assigns request ids, enforces the ``anthropic-beta``
+header on ``/v1/`` paths and turns any unexpected exception into a 500 ``api_error``.
+It does not know about resources or storage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .ids import new_id
+
+BETA = "managed-agents-2026-04-01"
+
+log = logging.getLogger("reconciler.provider.local")
+
+_STATUS_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "overloaded_error",
+}
+
+
+class ApiError(Exception):
+    """A request failure that becomes an envelope response.
+
+    Args:
+        status: HTTP status code.
+        message: a sentence for humans; clients match on ``error_code`` instead.
+        error_type: the envelope's ``error.type``; derived from ``status`` when omitted.
+        error_code: optional stable ``details.error_code``.
+        headers: extra response headers (e.g. ``x-should-retry``).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        error_type: str | None = None,
+        error_code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_type = error_type or _STATUS_TYPES.get(status, "api_error")
+        self.error_code = error_code
+        self.headers = dict(headers or {})
+
+
+def bad_request(message: str, error_code: str | None = None) -> ApiError:
+    """A 400 ``invalid_request_error``."""
+    return ApiError(400, message, error_code=error_code)
+
+
+def not_found(kind: str, object_id: str) -> ApiError:
+    """A 404 naming the missing object, e.g. ``agent agent_01... not found``."""
+    return ApiError(404, f"{kind} {object_id} not found")
+
+
+def conflict(message: str) -> ApiError:
+    """A deterministic 409: retrying cannot help, so say so (the SDK retries 409s otherwise)."""
+    return ApiError(409, message, headers={"x-should-retry": "false"})
+
+
+def envelope(
+    request_id: str, status: int, message: str, error_type: str | None, error_code: str | None
+) -> dict[str, Any]:
+    """The error body for one failure."""
+    error: dict[str, Any] = {
+        "type": error_type or _STATUS_TYPES.get(status, "api_error"),
+        "message": message,
+    }
+    if error_code:
+        error["details"] = {"error_code": error_code}
+    return {"type": "error", "error": error, "request_id": request_id}
+
+
+def error_response(
+    request_id: str,
+    status: int,
+    message: str,
+    *,
+    error_type: str | None = None,
+    error_code: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """A complete envelope response."""
+    body = json.dumps(envelope(request_id, status, message, error_type, error_code))
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def request_id_of(scope: Scope) -> str:
+    """The id ``RequestContext`` assigned to this request (a fresh one if it did not run)."""
+    state = scope.setdefault("state", {})
+    rid = state.get("request_id")
+    if rid is None:
+        rid = state["request_id"] = new_id("request")
+    return str(rid)
+
+
+def _describe_validation(errors: Sequence[Any]) -> tuple[str, str | None]:
+    """One sentence for the first pydantic error, and ``invalid_metadata`` when it is one."""
+    first = errors[0] if errors else {}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    where = ".".join(loc)
+    msg = str(first.get("msg", "invalid request"))
+    if first.get("type") == "json_invalid":
+        return "request body is not valid JSON", None
+    if first.get("type") == "missing" and not loc:
+        return "request body is required", None
+    code = "invalid_metadata" if loc and loc[0] == "metadata" else None
+    return (f"{where}: {msg}" if where else msg), code
+
+
+def install_exception_handlers(app: FastAPI) -> None:
+    """Map FastAPI's own failures into the envelope (400 instead of 422; 404/405 for routes)."""
+
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(
+            request_id_of(request.scope),
+            exc.status,
+            exc.message,
+            error_type=exc.error_type,
+            error_code=exc.error_code,
+            headers=exc.headers,
+        )
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        message, code = _describe_validation(exc.errors())
+        return error_response(request_id_of(request.scope), 400, message, error_code=code)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            message = f"route {request.method} {request.url.path} not found"
+        elif exc.status_code == 405:
+            message = f"method {request.method} not allowed on {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return error_response(
+            request_id_of(request.scope), exc.status_code, message, headers=exc.headers
+        )
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+
+
+class RequestContext:
+    """Outermost ASGI middleware: request ids, the beta-header gate, and the 500 safety net.
+
+    A pure ASGI middleware (not ``BaseHTTPMiddleware``) so that SSE streams pass through
+    untouched. An exception raised after the response started is re-raised: the server then
+    aborts the connection, which is what the fault injector's "dropped connection" relies on.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = request_id_of(scope)
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers", []))
+                headers.append((b"request-id", rid.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        if str(scope.get("path", "")).startswith("/v1/") and not _has_beta(scope):
+            response = error_response(
+                rid,
+                400,
+                f"the anthropic-beta header must include {BETA}",
+            )
+            await response(scope, receive, send_with_id)
+            return
+        try:
+            await self.app(scope, receive, send_with_id)
+        except UnicodeEncodeError:
+            # Lone surrogates in JSON strings cannot be stored as UTF-8: the input is invalid.
+            if started:
+                raise
+            response = error_response(rid, 400, "request contains invalid unicode text")
+            await response(scope, receive, send_with_id)
+        except Exception:
+            if started:
+                raise
+            log.exception("unhandled error in local provider")
+            response = error_response(rid, 500, "internal error in the local provider")
+            await response(scope, receive, send_with_id)
+
+
+def _has_beta(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"anthropic-beta":
+            betas = {part.strip() for part in value.decode("latin-1").split(",")}
+            if BETA in betas:
+                return True
+    return False

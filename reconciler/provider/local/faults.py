@@ -1,0 +1,197 @@
+"""Fault injection for tests and benchmarks: latency, random failures, a rate limit.
+
+Off by default. A pure ASGI middleware (``BaseHTTPMiddleware`` would buffer SSE streams)
+that touches only ``/v1/`` paths:
+
+* ``latency_ms``: every request sleeps that long first.
+* ``rate_limit`` (requests/second): a token bucket holding one second of burst; a request
+  finding it empty gets 429 ``rate_limit_error`` with ``retry-after`` (whole seconds, >= 1)
+  and ``retry-after-ms``, and never reaches the handler.
+* ``fault_rate`` P: each request fails with probability P. Half of the faults strike
+  *before* the handler (nothing written), half *after* it committed (the write happened,
+  the response is lost). Either way the client sees a 503 ``overloaded_error`` or a dropped
+  connection (response headers, part of a body, then an aborted stream), half and half.
+  SSE streams are never failed after the handler: their response never completes.
+
+With ``seed`` set, every draw comes from one ``random.Random(seed)``, so the same sequence of
+requests meets the same faults. ``FaultInjector.stats`` counts what was injected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import error_response, request_id_of
+
+FaultKind = Literal["none", "before_503", "before_drop", "after_503", "after_drop"]
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """What to inject. All zero/None = a well-behaved provider."""
+
+    latency_ms: int = 0
+    fault_rate: float = 0.0
+    rate_limit: float | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.latency_ms < 0:
+            raise ValueError("latency_ms must be >= 0")
+        if not 0.0 <= self.fault_rate <= 1.0:
+            raise ValueError("fault_rate must be between 0 and 1")
+        if self.rate_limit is not None and self.rate_limit <= 0:
+            raise ValueError("rate_limit must be > 0 requests per second")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.latency_ms or self.fault_rate or self.rate_limit)
+
+
+@dataclass
+class FaultStats:
+    """Counts of injected faults, for tests and benchmark reports."""
+
+    requests: int = 0
+    before: int = 0
+    after: int = 0
+    dropped: int = 0
+    rate_limited: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+class InjectedDisconnect(ConnectionResetError):
+    """Raised mid-response on purpose: the server aborts the connection."""
+
+
+class TokenBucket:
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.stamp = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> float:
+        """Take a token; 0.0 on success, else the seconds until one is available."""
+        with self._lock:
+            now = time.monotonic()
+            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens >= 1.0:
+                self.tokens -= 1.0
+                return 0.0
+            return (1.0 - self.tokens) / self.rate
+
+
+class FaultInjector:
+    """The middleware. ``create_app`` installs it only when a ``FaultConfig`` is given."""
+
+    def __init__(self, app: ASGIApp | None, config: FaultConfig) -> None:
+        self.app: ASGIApp = app  # type: ignore[assignment]
+        self.config = config
+        self.stats = FaultStats()
+        self._rng = random.Random(config.seed)
+        self._rng_lock = threading.Lock()
+        self._bucket = TokenBucket(config.rate_limit) if config.rate_limit else None
+
+    def bind(self, app: ASGIApp) -> FaultInjector:
+        """Wrap ``app`` (used as a middleware factory by ``create_app``)."""
+        self.app = app
+        return self
+
+    def draw(self) -> FaultKind:
+        """Decide this request's fate (thread-safe, reproducible with a seed)."""
+        if self.config.fault_rate <= 0:
+            return "none"
+        with self._rng_lock:
+            if self._rng.random() >= self.config.fault_rate:
+                return "none"
+            when = "before" if self._rng.random() < 0.5 else "after"
+            how = "503" if self._rng.random() < 0.5 else "drop"
+        return f"{when}_{how}"  # type: ignore[return-value]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        self.stats.requests += 1
+        if self.config.latency_ms:
+            await asyncio.sleep(self.config.latency_ms / 1000)
+        if self._bucket is not None:
+            wait = self._bucket.take()
+            if wait > 0:
+                self.stats.rate_limited += 1
+                await self._rate_limited(scope, receive, send, wait)
+                return
+        kind = self.draw()
+        if kind == "none":
+            await self.app(scope, receive, send)
+            return
+        if kind.startswith("before"):
+            self.stats.before += 1
+            await self._fail(scope, receive, send, kind)
+            return
+        await self._fail_after(scope, receive, send, kind)
+
+    async def _rate_limited(self, scope: Scope, receive: Receive, send: Send, wait: float) -> None:
+        response = error_response(
+            request_id_of(scope),
+            429,
+            "rate limit exceeded (local provider fault injection)",
+            headers={
+                "retry-after": str(max(1, math.ceil(wait))),
+                "retry-after-ms": str(max(1, math.ceil(wait * 1000))),
+            },
+        )
+        await response(scope, receive, send)
+
+    async def _fail(self, scope: Scope, receive: Receive, send: Send, kind: str) -> None:
+        self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
+        if kind.endswith("drop"):
+            self.stats.dropped += 1
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b'{"type":', "more_body": True})
+            raise InjectedDisconnect("injected fault: connection dropped")
+        response = error_response(
+            request_id_of(scope),
+            503,
+            "injected fault: the service is overloaded",
+            error_type="overloaded_error",
+            headers={"x-fault-injected": kind},
+        )
+        await response(scope, receive, send)
+
+    async def _fail_after(self, scope: Scope, receive: Receive, send: Send, kind: str) -> None:
+        """Run the handler to completion, swallow its response, then fail."""
+        streaming = False
+
+        async def capture(message: Message) -> None:
+            nonlocal streaming
+            if message["type"] == "http.response.start":
+                headers = dict(message.get("headers", []))
+                streaming = headers.get(b"content-type", b"").startswith(b"text/event-stream")
+                if streaming:
+                    await send(message)
+            elif streaming:
+                await send(message)
+
+        await self.app(scope, receive, capture)
+        if streaming:  # never failed after the fact; see the module docstring
+            return
+        self.stats.after += 1
+        await self._fail(scope, receive, send, kind)

@@ -1,0 +1,174 @@
+"""HTTP routes of agents and their immutable versions.
+
+Versions start at 1 and grow by one on every update that changes the stored object; a no-op
+update returns the agent unchanged. An update carrying ``version`` other than the current
+one is a 409 (``x-should-retry: false``). Archive sets ``archived_at`` once (idempotent) and
+does not bump the version. There is no delete: agents are archived only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from .context import Ctx, agent_reference, created_filters, require
+from .errors import bad_request, conflict, not_found
+from .ids import new_id, now_ts
+from .paging import decode_cursor, json_response, page_response
+from .schemas import AgentCreate, AgentUpdate
+from .shapes import AGENT_CONTENT_FIELDS, build_agent_fields, refuse_archived
+from .store import Store
+
+
+def _resolver(store: Store) -> Any:
+    def resolve(entry: Any) -> dict[str, Any]:
+        ref = agent_reference(store, entry)
+        target = store.get(ref["id"], "agent")
+        if target is not None and target.data.get("multiagent"):
+            raise bad_request(
+                f"agent {ref['id']} has a multiagent config itself and cannot be a member"
+            )
+        return ref
+
+    return resolve
+
+
+def _order(agent: dict[str, Any]) -> dict[str, Any]:
+    """Field order of the wire object (cosmetic, but it makes responses easy to read)."""
+    keys = (
+        "type",
+        "id",
+        "version",
+        *AGENT_CONTENT_FIELDS,
+        "created_at",
+        "updated_at",
+        "archived_at",
+    )
+    return {k: agent.get(k) for k in keys}
+
+
+router = APIRouter(tags=["agents"])
+
+
+@router.post("/v1/agents", summary="Create an agent")
+async def create_agent(ctx: Ctx, body: AgentCreate) -> Response:
+    store = ctx.store
+    sent = body.model_dump(exclude_unset=True)
+    now = now_ts()
+    with store.write():
+        fields = build_agent_fields(sent, None, _resolver(store))
+        agent = _order(
+            {
+                "type": "agent",
+                "id": new_id("agent"),
+                "version": 1,
+                **fields,
+                "created_at": now,
+                "updated_at": now,
+                "archived_at": None,
+            }
+        )
+        store.insert("agent", agent)
+        store.add_version(agent["id"], 1, agent)
+    return json_response(agent)
+
+
+@router.get("/v1/agents/{agent_id}", summary="Retrieve an agent (optionally one version)")
+async def retrieve_agent(
+    ctx: Ctx, agent_id: str, version: int | None = Query(None, ge=1, le=2**31)
+) -> Response:
+    store = ctx.store
+    record = require(store, "agent", agent_id)
+    if version is None or version == record.data["version"]:
+        return json_response(record.data)
+    snapshot = store.get_version(agent_id, version)
+    if snapshot is None:
+        raise not_found("agent version", f"{agent_id} v{version}")
+    snapshot["archived_at"] = record.data.get("archived_at")
+    return json_response(snapshot)
+
+
+@router.post("/v1/agents/{agent_id}", summary="Update an agent (new version if it changes)")
+async def update_agent(ctx: Ctx, agent_id: str, body: AgentUpdate) -> Response:
+    store = ctx.store
+    sent = body.model_dump(exclude_unset=True)
+    with store.write():
+        record = require(store, "agent", agent_id)
+        current = record.data
+        refuse_archived("agent", current)
+        expected = sent.pop("version", None)
+        if expected is not None and expected != current["version"]:
+            raise conflict(
+                f"agent {agent_id} is at version {current['version']}, not {expected};"
+                " retrieve it and retry"
+            )
+        fields = build_agent_fields(sent, current, _resolver(store))
+        if all(fields[k] == current.get(k) for k in AGENT_CONTENT_FIELDS):
+            return json_response(current)
+        updated = _order(
+            {
+                **current,
+                **fields,
+                "version": current["version"] + 1,
+                "updated_at": now_ts(),
+            }
+        )
+        store.replace(agent_id, updated)
+        store.add_version(agent_id, updated["version"], updated)
+    return json_response(updated)
+
+
+@router.get("/v1/agents", summary="List agents")
+async def list_agents(
+    ctx: Ctx,
+    limit: int = Query(20, ge=1, le=100),
+    page: str | None = Query(None, max_length=4096),
+    include_archived: bool = False,
+    created_at_gte: str | None = Query(None, alias="created_at[gte]", max_length=64),
+    created_at_lte: str | None = Query(None, alias="created_at[lte]", max_length=64),
+) -> Response:
+    store = ctx.store
+    cursor = decode_cursor("agents", page)
+    conditions, params = created_filters("created_at", gte=created_at_gte, lte=created_at_lte)
+    rows = store.page(
+        "agent",
+        conditions=conditions,
+        params=params,
+        include_archived=include_archived,
+        after=cursor.after,
+        limit=limit,
+    )
+    return page_response("agents", rows, limit)
+
+
+@router.post("/v1/agents/{agent_id}/archive", summary="Archive an agent")
+async def archive_agent(ctx: Ctx, agent_id: str) -> Response:
+    store = ctx.store
+    with store.write():
+        record = require(store, "agent", agent_id)
+        if record.archived:
+            return json_response(record.data)
+        now = now_ts()
+        data = {**record.data, "archived_at": now, "updated_at": now}
+        store.replace(agent_id, data)
+    return json_response(data)
+
+
+@router.get("/v1/agents/{agent_id}/versions", summary="List an agent's versions, newest first")
+async def list_versions(
+    ctx: Ctx,
+    agent_id: str,
+    limit: int = Query(20, ge=1, le=100),
+    page: str | None = Query(None, max_length=4096),
+) -> Response:
+    store = ctx.store
+    record = require(store, "agent", agent_id)
+    tag = f"versions:{agent_id}"
+    cursor = decode_cursor(tag, page)
+    rows = store.version_page(agent_id, cursor.after, limit)
+    archived_at = record.data.get("archived_at")
+    if archived_at is None:
+        return page_response(tag, rows, limit)
+    return page_response(tag, rows, limit, render=lambda v: {**v, "archived_at": archived_at})

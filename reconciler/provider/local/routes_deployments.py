@@ -1,0 +1,347 @@
+"""HTTP routes of deployments and deployment runs.
+
+A deployment pins a concrete agent version (a bare id pins the latest, at create and again
+at every update that sends one). ``status`` is ``active``/``paused`` (manual pause only:
+there is no scheduler, so no scheduled fire ever runs or auto-pauses). ``upcoming_runs_at``
+(next <= 5 cron instants, ``[]`` without a schedule or once archived) and ``last_run_at``
+are computed when rendering, both at top level (the engine's contract) and inside
+``schedule`` (where SDK 2.10.0 reads them). ``POST .../run`` creates a session through the
+normal session path and records a ``manual`` run; a broken reference (archived agent,
+missing or archived environment or vault) yields a run with ``error`` and no session.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from .context import Ctx, agent_reference, agent_snapshot, created_filters, require
+from .cron import CronError, parse_cron
+from .errors import bad_request
+from .ids import format_ts, new_id, now_ts
+from .paging import decode_cursor, json_response, page_response
+from .routes_sessions import SNAPSHOT_FIELDS, check_vaults, open_session, usable_environment
+from .schemas_runtime import DeploymentCreate, DeploymentUpdate
+from .shapes import check_metadata, none_if_empty, patch_metadata, refuse_archived
+from .store import Store
+
+
+def _schedule(sent: dict[str, Any] | None) -> dict[str, Any] | None:
+    if sent is None:
+        return None
+    try:
+        parse_cron(sent["expression"], sent["timezone"])
+    except CronError as exc:
+        raise bad_request(f"schedule: {exc}") from None
+    return {"type": "cron", "expression": sent["expression"], "timezone": sent["timezone"]}
+
+
+def _resources(sent: list[dict[str, Any]] | None) -> tuple[list[dict[str, Any]], list[Any]]:
+    """(echoed resources without write-only tokens, the tokens by position)."""
+    shown, tokens = [], []
+    for resource in sent or []:
+        item = dict(resource)
+        tokens.append(item.pop("authorization_token", None))
+        shown.append(item)
+    return shown, tokens
+
+
+def render(deployment: dict[str, Any]) -> dict[str, Any]:
+    """Add the computed schedule fields."""
+    out = dict(deployment)
+    upcoming: list[str] = []
+    schedule = deployment.get("schedule")
+    if schedule is not None and not deployment.get("archived_at"):
+        try:
+            cron = parse_cron(schedule["expression"], schedule["timezone"])
+            upcoming = [format_ts(t) for t in cron.upcoming(datetime.now(UTC))]
+        except CronError:  # validated on write; a tz database change could still break it
+            upcoming = []
+    out["upcoming_runs_at"] = upcoming
+    if schedule is not None:
+        out["schedule"] = {
+            **schedule,
+            "last_run_at": deployment.get("last_run_at"),
+            "upcoming_runs_at": upcoming,
+        }
+    return out
+
+
+def _run_error(store: Store, deployment: dict[str, Any]) -> dict[str, Any] | None:
+    """Why a fire cannot create a session now, as a run ``error``, or None."""
+    agent = store.get(deployment["agent"]["id"], "agent")
+    if agent is None or agent.archived:
+        return {"type": "agent_archived_error", "message": "the deployment's agent is archived"}
+    env = store.get(deployment["environment_id"], "environment")
+    if env is None:
+        return {
+            "type": "environment_not_found_error",
+            "message": "the environment no longer exists",
+        }
+    if env.archived:
+        return {"type": "environment_archived_error", "message": "the environment is archived"}
+    for vault_id in deployment["vault_ids"]:
+        vault = store.get(vault_id, "vault")
+        if vault is None:
+            return {
+                "type": "vault_not_found_error",
+                "message": f"vault {vault_id} no longer exists",
+            }
+        if vault.archived:
+            return {"type": "vault_archived_error", "message": f"vault {vault_id} is archived"}
+    return None
+
+
+router = APIRouter(tags=["deployments"])
+
+
+def set_status(store: Store, deployment_id: str, paused: bool) -> dict[str, Any]:
+    with store.write():
+        current = require(store, "deployment", deployment_id).data
+        refuse_archived("deployment", current)
+        if (current["status"] == "paused") == paused:
+            return current
+        updated = {
+            **current,
+            "status": "paused" if paused else "active",
+            "paused_reason": {"type": "manual"} if paused else None,
+            "updated_at": now_ts(),
+        }
+        store.replace(deployment_id, updated)
+    return updated
+
+
+@router.post("/v1/deployments", summary="Create a deployment")
+async def create_deployment(ctx: Ctx, body: DeploymentCreate) -> Response:
+    store = ctx.store
+    sent = body.model_dump(exclude_unset=True)
+    now = now_ts()
+    with store.write():
+        ref = agent_reference(store, sent["agent"])
+        usable_environment(store, sent["environment_id"])
+        resources, tokens = _resources(sent.get("resources"))
+        deployment = {
+            "type": "deployment",
+            "id": new_id("deployment"),
+            "name": sent["name"],
+            "description": none_if_empty(sent.get("description")),
+            "agent": ref,
+            "environment_id": sent["environment_id"],
+            "vault_ids": check_vaults(store, sent.get("vault_ids") or []),
+            "initial_events": sent["initial_events"],
+            "resources": resources,
+            "schedule": _schedule(sent.get("schedule")),
+            "budget": sent.get("budget"),
+            "metadata": check_metadata(sent.get("metadata") or {}),
+            "status": "active",
+            "paused_reason": None,
+            "last_run_at": None,
+            "created_at": now,
+            "updated_at": now,
+            "archived_at": None,
+        }
+        secrets = {"resource_tokens": tokens} if any(tokens) else None
+        store.insert("deployment", deployment, secrets=secrets)
+    return json_response(render(deployment))
+
+
+@router.get("/v1/deployments/{deployment_id}", summary="Retrieve a deployment")
+async def retrieve_deployment(ctx: Ctx, deployment_id: str) -> Response:
+    store = ctx.store
+    return json_response(render(require(store, "deployment", deployment_id).data))
+
+
+@router.post("/v1/deployments/{deployment_id}", summary="Update a deployment")
+async def update_deployment(ctx: Ctx, deployment_id: str, body: DeploymentUpdate) -> Response:
+    store = ctx.store
+    sent = body.model_dump(exclude_unset=True)
+    for field in ("agent", "environment_id", "name", "initial_events"):
+        if field in sent and sent[field] is None:
+            raise bad_request(f"{field} cannot be cleared")
+    with store.write():
+        record = require(store, "deployment", deployment_id)
+        current = record.data
+        refuse_archived("deployment", current)
+        updated = copy.deepcopy(current)
+        secrets = record.secrets
+        if "agent" in sent:
+            updated["agent"] = agent_reference(store, sent["agent"])
+        if "environment_id" in sent:
+            if sent["environment_id"] != current["environment_id"]:
+                usable_environment(store, sent["environment_id"])
+            updated["environment_id"] = sent["environment_id"]
+        for field in ("name", "initial_events"):
+            if field in sent:
+                updated[field] = sent[field]
+        if "description" in sent:
+            updated["description"] = none_if_empty(sent["description"])
+        if "vault_ids" in sent:
+            updated["vault_ids"] = check_vaults(store, sent["vault_ids"] or [])
+        if "resources" in sent:
+            updated["resources"], tokens = _resources(sent["resources"])
+            secrets = {"resource_tokens": tokens} if any(tokens) else {}
+        if "schedule" in sent:
+            updated["schedule"] = _schedule(sent["schedule"])
+        if "budget" in sent:
+            updated["budget"] = sent["budget"]
+        updated["metadata"] = patch_metadata(current["metadata"], sent.get("metadata"))
+        if updated == current and secrets == record.secrets:
+            return json_response(render(current))
+        updated["updated_at"] = now_ts()
+        store.replace(deployment_id, updated, secrets=secrets)
+    return json_response(render(updated))
+
+
+@router.get("/v1/deployments", summary="List deployments")
+async def list_deployments(
+    ctx: Ctx,
+    limit: int = Query(20, ge=1, le=100),
+    page: str | None = Query(None, max_length=4096),
+    include_archived: bool = False,
+    agent_id: str | None = Query(None, max_length=128),
+    status: Literal["active", "paused"] | None = None,
+    created_at_gte: str | None = Query(None, alias="created_at[gte]", max_length=64),
+    created_at_lte: str | None = Query(None, alias="created_at[lte]", max_length=64),
+) -> Response:
+    store = ctx.store
+    if include_archived and status is not None:
+        raise bad_request("status cannot be combined with include_archived")
+    cursor = decode_cursor("deployments", page)
+    conditions, params = created_filters("created_at", gte=created_at_gte, lte=created_at_lte)
+    if agent_id is not None:
+        conditions.append("json_extract(data, '$.agent.id') = ?")
+        params.append(agent_id)
+    if status is not None:
+        conditions.append("json_extract(data, '$.status') = ?")
+        params.append(status)
+    rows = store.page(
+        "deployment",
+        conditions=conditions,
+        params=params,
+        include_archived=include_archived,
+        after=cursor.after,
+        limit=limit,
+    )
+    return page_response("deployments", rows, limit, render=render)
+
+
+@router.post("/v1/deployments/{deployment_id}/archive", summary="Archive a deployment")
+async def archive_deployment(ctx: Ctx, deployment_id: str) -> Response:
+    store = ctx.store
+    with store.write():
+        record = require(store, "deployment", deployment_id)
+        if record.archived:
+            return json_response(render(record.data))
+        now = now_ts()
+        data = {**record.data, "archived_at": now, "updated_at": now}
+        store.replace(deployment_id, data)
+    return json_response(render(data))
+
+
+@router.post("/v1/deployments/{deployment_id}/pause", summary="Pause a deployment")
+async def pause_deployment(ctx: Ctx, deployment_id: str) -> Response:
+    store = ctx.store
+    return json_response(render(set_status(store, deployment_id, paused=True)))
+
+
+@router.post("/v1/deployments/{deployment_id}/unpause", summary="Unpause a deployment")
+async def unpause_deployment(ctx: Ctx, deployment_id: str) -> Response:
+    store = ctx.store
+    return json_response(render(set_status(store, deployment_id, paused=False)))
+
+
+@router.post("/v1/deployments/{deployment_id}/run", summary="Run a deployment now")
+async def run_deployment(ctx: Ctx, deployment_id: str) -> Response:
+    store = ctx.store
+    session_id = None
+    with store.write():
+        record = require(store, "deployment", deployment_id)
+        deployment = record.data
+        refuse_archived("deployment", deployment)
+        error = _run_error(store, deployment)
+        if error is None:
+            agent = agent_snapshot(store, deployment["agent"])
+            snapshot = {
+                "type": "agent",
+                "id": agent["id"],
+                "version": agent["version"],
+                **{k: agent.get(k) for k in SNAPSHOT_FIELDS},
+            }
+            tokens = record.secrets.get("resource_tokens") or []
+            resources = [
+                {**r, "authorization_token": tokens[i]} if i < len(tokens) and tokens[i] else r
+                for i, r in enumerate(deployment["resources"])
+            ]
+            session = open_session(
+                store,
+                agent=snapshot,
+                environment_id=deployment["environment_id"],
+                vault_ids=list(deployment["vault_ids"]),
+                resources=resources,
+                budget=deployment.get("budget"),
+                deployment_id=deployment_id,
+                initial_events=deployment["initial_events"],
+            )
+            session_id = session["id"]
+        run = {
+            "type": "deployment_run",
+            "id": new_id("deployment_run"),
+            "deployment_id": deployment_id,
+            "agent": dict(deployment["agent"]),
+            "trigger_context": {"type": "manual"},
+            "session_id": session_id,
+            "error": error,
+            "created_at": now_ts(),
+        }
+        store.insert("deployment_run", run, parent_id=deployment_id)
+    if session_id is not None:
+        ctx.hub.notify(session_id)
+    return json_response(run)
+
+
+@router.get("/v1/deployment_runs/{deployment_run_id}", summary="Retrieve a deployment run")
+async def retrieve_run(ctx: Ctx, deployment_run_id: str) -> Response:
+    store = ctx.store
+    return json_response(require(store, "deployment_run", deployment_run_id).data)
+
+
+@router.get("/v1/deployment_runs", summary="List deployment runs, newest first")
+async def list_runs(
+    ctx: Ctx,
+    limit: int = Query(20, ge=1, le=1000),
+    page: str | None = Query(None, max_length=4096),
+    deployment_id: str | None = Query(None, max_length=128),
+    has_error: bool | None = None,
+    trigger_type: Literal["schedule", "manual"] | None = None,
+    created_at_gt: str | None = Query(None, alias="created_at[gt]", max_length=64),
+    created_at_gte: str | None = Query(None, alias="created_at[gte]", max_length=64),
+    created_at_lt: str | None = Query(None, alias="created_at[lt]", max_length=64),
+    created_at_lte: str | None = Query(None, alias="created_at[lte]", max_length=64),
+) -> Response:
+    store = ctx.store
+    cursor = decode_cursor("deployment_runs", page)
+    conditions, params = created_filters(
+        "created_at", created_at_gt, created_at_gte, created_at_lt, created_at_lte
+    )
+    if has_error is not None:
+        conditions.append(
+            "json_extract(data, '$.error') IS " + ("NOT NULL" if has_error else "NULL")
+        )
+    if trigger_type is not None:
+        conditions.append("json_extract(data, '$.trigger_context.type') = ?")
+        params.append(trigger_type)
+    rows = store.page(
+        "deployment_run",
+        conditions=conditions,
+        params=params,
+        parent_id=deployment_id,
+        include_archived=True,
+        after=cursor.after,
+        descending=True,
+        limit=limit,
+    )
+    return page_response("deployment_runs", rows, limit)

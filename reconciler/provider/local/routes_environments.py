@@ -1,0 +1,126 @@
+"""HTTP routes of environments.
+
+Names are unique among non-archived environments (409). ``config.type`` never changes
+(400 ``invalid_config_type_change``); inside a cloud config an omitted ``networking`` or
+``packages`` keeps its stored value. Description: ``null`` stores null, ``""`` stores ``""``.
+Metadata is a patch where ``null`` or ``""`` deletes. Archived environments refuse updates
+(400 ``environment_archived``) and new sessions; delete removes the row for good.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from .context import Ctx, require
+from .errors import conflict
+from .ids import new_id, now_ts
+from .paging import decode_cursor, json_response, page_response
+from .schemas import EnvironmentCreate, EnvironmentUpdate
+from .shapes import build_env_config, check_metadata, patch_metadata, refuse_archived
+from .store import Store
+
+
+def _check_unique_name(store: Store, name: str, own_id: str | None = None) -> None:
+    for other in store.find("environment", "json_extract(data, '$.name') = ?", [name]):
+        if other.id != own_id:
+            raise conflict(f"an environment named {name!r} already exists ({other.id})")
+
+
+router = APIRouter(tags=["environments"])
+
+
+@router.post("/v1/environments", summary="Create an environment")
+async def create_environment(ctx: Ctx, body: EnvironmentCreate) -> Response:
+    store = ctx.store
+    sent = body.model_dump(exclude_unset=True)
+    now = now_ts()
+    with store.write():
+        _check_unique_name(store, sent["name"])
+        env: dict[str, Any] = {
+            "type": "environment",
+            "id": new_id("environment"),
+            "name": sent["name"],
+            "description": sent.get("description"),
+            "config": build_env_config(sent.get("config"), None),
+            "metadata": check_metadata(sent.get("metadata") or {}),
+            "scope": sent.get("scope") or "organization",
+            "created_at": now,
+            "updated_at": now,
+            "archived_at": None,
+        }
+        store.insert("environment", env)
+    return json_response(env)
+
+
+@router.get("/v1/environments/{environment_id}", summary="Retrieve an environment")
+async def retrieve_environment(ctx: Ctx, environment_id: str) -> Response:
+    store = ctx.store
+    return json_response(require(store, "environment", environment_id).data)
+
+
+@router.post("/v1/environments/{environment_id}", summary="Update an environment")
+async def update_environment(ctx: Ctx, environment_id: str, body: EnvironmentUpdate) -> Response:
+    store = ctx.store
+    sent = body.model_dump(exclude_unset=True)
+    with store.write():
+        current = require(store, "environment", environment_id).data
+        refuse_archived("environment", current, "environment_archived")
+        updated = dict(current)
+        if sent.get("name") is not None:
+            if sent["name"] != current["name"]:
+                _check_unique_name(store, sent["name"], environment_id)
+            updated["name"] = sent["name"]
+        if "description" in sent:
+            updated["description"] = sent["description"]
+        if sent.get("config") is not None:
+            updated["config"] = build_env_config(sent["config"], current["config"])
+        if sent.get("scope") is not None:
+            updated["scope"] = sent["scope"]
+        updated["metadata"] = patch_metadata(
+            current["metadata"], sent.get("metadata"), empty_deletes=True
+        )
+        if updated == current:
+            return json_response(current)
+        updated["updated_at"] = now_ts()
+        store.replace(environment_id, updated)
+    return json_response(updated)
+
+
+@router.get("/v1/environments", summary="List environments")
+async def list_environments(
+    ctx: Ctx,
+    limit: int = Query(20, ge=1, le=100),
+    page: str | None = Query(None, max_length=4096),
+    include_archived: bool = False,
+) -> Response:
+    store = ctx.store
+    cursor = decode_cursor("environments", page)
+    rows = store.page(
+        "environment", include_archived=include_archived, after=cursor.after, limit=limit
+    )
+    return page_response("environments", rows, limit)
+
+
+@router.post("/v1/environments/{environment_id}/archive", summary="Archive an environment")
+async def archive_environment(ctx: Ctx, environment_id: str) -> Response:
+    store = ctx.store
+    with store.write():
+        record = require(store, "environment", environment_id)
+        if record.archived:
+            return json_response(record.data)
+        now = now_ts()
+        data = {**record.data, "archived_at": now, "updated_at": now}
+        store.replace(environment_id, data)
+    return json_response(data)
+
+
+@router.delete("/v1/environments/{environment_id}", summary="Delete an environment")
+async def delete_environment(ctx: Ctx, environment_id: str) -> Response:
+    store = ctx.store
+    with store.write():
+        require(store, "environment", environment_id)
+        store.delete(environment_id)
+    return json_response({"id": environment_id, "type": "environment_deleted"})

@@ -1,0 +1,419 @@
+"""HTTP routes of sessions, their events and the SSE event stream.
+
+A session pins an agent version at creation (a bare id pins the latest) and keeps a snapshot
+of it, optionally with per-session overrides. ``vault_ids`` are fixed at creation; update
+may replace the snapshot's ``tools``/``mcp_servers``, the budget (never add one), the title
+and patch metadata. The data plane itself (the echo agent, the stream) is ``sessions``.
+Events sent to an archived session are a 409; to a deleted one a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response, StreamingResponse
+
+from .context import (
+    Ctx,
+    agent_reference,
+    agent_snapshot,
+    created_filters,
+    merged_list,
+    require,
+)
+from .errors import ApiError, bad_request, conflict
+from .ids import new_id, now_ts
+from .paging import decode_cursor, json_response, page_response
+from .schemas_runtime import EventsSend, SessionCreate, SessionUpdate
+from .sessions import run_events, stream_events
+from .shapes import (
+    check_mcp_wiring,
+    check_metadata,
+    none_if_empty,
+    normalise_model,
+    normalise_skills,
+    normalise_tools,
+    patch_metadata,
+    refuse_archived,
+)
+from .store import Store
+
+Status = Literal["rescheduling", "running", "idle", "terminated"]
+SNAPSHOT_FIELDS = (
+    "name",
+    "description",
+    "system",
+    "model",
+    "tools",
+    "mcp_servers",
+    "skills",
+    "execution_identity",
+    "multiagent",
+)
+
+
+def _servers(servers: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    return [{"type": "url", "name": s["name"], "url": s["url"]} for s in servers or []]
+
+
+def session_agent(store: Store, sent: Any) -> dict[str, Any]:
+    """The session's agent snapshot for ``agent`` as sent (id, reference or overrides)."""
+    if isinstance(sent, str):
+        ref = agent_reference(store, sent)
+    else:
+        ref = agent_reference(
+            store, {"type": "agent", "id": sent["id"], "version": sent.get("version")}
+        )
+    agent = agent_snapshot(store, ref)
+    snapshot = {
+        "type": "agent",
+        "id": ref["id"],
+        "version": ref["version"],
+        **{k: agent.get(k) for k in SNAPSHOT_FIELDS},
+    }
+    if isinstance(sent, dict) and sent["type"] == "agent_with_overrides":
+        if sent.get("model") is not None:
+            snapshot["model"] = normalise_model(sent["model"], snapshot["model"])
+        if "system" in sent:
+            snapshot["system"] = none_if_empty(sent["system"])
+        if "tools" in sent:
+            snapshot["tools"] = normalise_tools(sent["tools"])
+        if "mcp_servers" in sent:
+            snapshot["mcp_servers"] = _servers(sent["mcp_servers"])
+        if "skills" in sent:
+            snapshot["skills"] = normalise_skills(sent["skills"])
+        check_mcp_wiring(snapshot["tools"], snapshot["mcp_servers"])
+    return snapshot
+
+
+def session_resources(
+    resources: list[dict[str, Any]] | None, now: str
+) -> tuple[list[Any], list[Any]]:
+    """(response resources, write-only tokens by position)."""
+    out, tokens = [], []
+    for r in resources or []:
+        kind = r["type"]
+        if kind == "github_repository":
+            repo = r["url"].rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or "repository"
+            item = {
+                "id": new_id("resource"),
+                "type": kind,
+                "url": r["url"],
+                "mount_path": r.get("mount_path") or f"/workspace/{repo}",
+                "checkout": r.get("checkout"),
+                "created_at": now,
+                "updated_at": now,
+            }
+            tokens.append(r.get("authorization_token"))
+        elif kind == "file":
+            item = {
+                "id": new_id("resource"),
+                "type": kind,
+                "file_id": r["file_id"],
+                "mount_path": r.get("mount_path") or f"/mnt/session/uploads/{r['file_id']}",
+                "created_at": now,
+                "updated_at": now,
+            }
+            tokens.append(None)
+        else:
+            item = {
+                "type": kind,
+                "memory_store_id": r["memory_store_id"],
+                "access": r.get("access") or "read_write",
+                "instructions": r.get("instructions"),
+                "mount_path": None,
+                "name": None,
+                "description": None,
+            }
+            tokens.append(None)
+        out.append(item)
+    return out, tokens
+
+
+def check_vaults(store: Store, vault_ids: list[str]) -> list[str]:
+    for vault_id in vault_ids:
+        refuse_archived("vault", require(store, "vault", vault_id).data)
+    if len(set(vault_ids)) != len(vault_ids):
+        raise bad_request("vault_ids must not repeat a vault")
+    return list(vault_ids)
+
+
+def usable_environment(store: Store, environment_id: str) -> None:
+    """An environment a new session may run in: it exists and is not archived."""
+    env = store.get(environment_id, "environment")
+    if env is None:
+        raise ApiError(
+            404, f"environment {environment_id} not found", error_code="environment_not_found"
+        )
+    if env.archived:
+        raise ApiError(
+            400, f"environment {environment_id} is archived", error_code="environment_archived"
+        )
+
+
+def open_session(
+    store: Store,
+    *,
+    agent: dict[str, Any],
+    environment_id: str,
+    vault_ids: list[str],
+    resources: list[dict[str, Any]] | None,
+    title: str | None = None,
+    metadata: dict[str, str] | None = None,
+    budget: dict[str, Any] | None = None,
+    deployment_id: str | None = None,
+    initial_events: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Create and store a session (inside the caller's write transaction)."""
+    now = now_ts()
+    items, tokens = session_resources(resources, now)
+    session: dict[str, Any] = {
+        "type": "session",
+        "id": new_id("session"),
+        "agent": agent,
+        "environment_id": environment_id,
+        "vault_ids": vault_ids,
+        "status": "idle",
+        "title": title,
+        "metadata": check_metadata(metadata or {}),
+        "resources": items,
+        "budget": budget,
+        "usage": {"input_tokens": 0, "output_tokens": 0},
+        "stats": {"active_seconds": 0.0, "duration_seconds": 0.0},
+        "outcome_evaluations": [],
+        "deployment_id": deployment_id,
+        "created_at": now,
+        "updated_at": now,
+        "archived_at": None,
+    }
+    secrets = {"resource_tokens": tokens} if any(tokens) else None
+    store.insert("session", session, secrets=secrets)
+    if initial_events:
+        run_events(store, session, initial_events)
+        store.replace(session["id"], session)
+    return session
+
+
+router = APIRouter(tags=["sessions"])
+
+
+@router.post("/v1/sessions", summary="Create a session")
+async def create_session(ctx: Ctx, body: SessionCreate) -> Response:
+    store = ctx.store
+    sent = body.model_dump(exclude_unset=True)
+    with store.write():
+        agent = session_agent(store, sent["agent"])
+        usable_environment(store, sent["environment_id"])
+        session = open_session(
+            store,
+            agent=agent,
+            environment_id=sent["environment_id"],
+            vault_ids=check_vaults(store, sent.get("vault_ids") or []),
+            resources=sent.get("resources"),
+            title=sent.get("title"),
+            metadata=sent.get("metadata"),
+            budget=sent.get("budget"),
+            initial_events=sent.get("initial_events"),
+        )
+    ctx.hub.notify(session["id"])
+    return json_response(session)
+
+
+@router.get("/v1/sessions/{session_id}", summary="Retrieve a session")
+async def retrieve_session(ctx: Ctx, session_id: str) -> Response:
+    store = ctx.store
+    return json_response(require(store, "session", session_id).data)
+
+
+@router.post("/v1/sessions/{session_id}", summary="Update a session")
+async def update_session(ctx: Ctx, session_id: str, body: SessionUpdate) -> Response:
+    store = ctx.store
+    sent = body.model_dump(exclude_unset=True)
+    if "vault_ids" in sent:
+        raise bad_request("vault_ids cannot be changed after creation (reserved)")
+    with store.write():
+        current = require(store, "session", session_id).data
+        refuse_archived("session", current)
+        updated = dict(current)
+        if sent.get("agent") is not None:
+            if current["status"] == "running":
+                raise conflict(f"session {session_id} is running; wait until it is idle")
+            agent = dict(current["agent"])
+            if "tools" in sent["agent"]:
+                agent["tools"] = normalise_tools(sent["agent"]["tools"])
+            if "mcp_servers" in sent["agent"]:
+                agent["mcp_servers"] = _servers(sent["agent"]["mcp_servers"])
+            check_mcp_wiring(agent["tools"], agent["mcp_servers"])
+            updated["agent"] = agent
+        if "budget" in sent:
+            if sent["budget"] is not None and current.get("budget") is None:
+                raise bad_request("a budget cannot be added to a session created without one")
+            updated["budget"] = sent["budget"]
+        if "title" in sent:
+            updated["title"] = sent["title"]
+        updated["metadata"] = patch_metadata(current["metadata"], sent.get("metadata"))
+        if updated == current:
+            return json_response(current)
+        updated["updated_at"] = now_ts()
+        store.replace(session_id, updated)
+    return json_response(updated)
+
+
+@router.get("/v1/sessions", summary="List sessions (bidirectional cursor)")
+async def list_sessions(
+    ctx: Ctx,
+    limit: int = Query(20, ge=1, le=100),
+    page: str | None = Query(None, max_length=4096),
+    include_archived: bool = False,
+    order: Literal["asc", "desc"] = "desc",
+    agent_id: str | None = Query(None, max_length=128),
+    agent_version: int | None = Query(None, ge=1, le=2**31),
+    deployment_id: str | None = Query(None, max_length=128),
+    memory_store_id: str | None = Query(None, max_length=128),
+    statuses_b: Annotated[list[Status] | None, Query(alias="statuses[]")] = None,
+    statuses: Annotated[list[Status] | None, Query()] = None,
+    created_at_gt: str | None = Query(None, alias="created_at[gt]", max_length=64),
+    created_at_gte: str | None = Query(None, alias="created_at[gte]", max_length=64),
+    created_at_lt: str | None = Query(None, alias="created_at[lt]", max_length=64),
+    created_at_lte: str | None = Query(None, alias="created_at[lte]", max_length=64),
+) -> Response:
+    store = ctx.store
+    if agent_version is not None and agent_id is None:
+        raise bad_request("agent_version filters only together with agent_id")
+    tag = f"sessions:{order}"
+    cursor = decode_cursor(tag, page)
+    conditions, params = created_filters(
+        "created_at", created_at_gt, created_at_gte, created_at_lt, created_at_lte
+    )
+    for path, value in (
+        ("$.agent.id", agent_id),
+        ("$.agent.version", agent_version),
+        ("$.deployment_id", deployment_id),
+    ):
+        if value is not None:
+            conditions.append(f"json_extract(data, '{path}') = ?")
+            params.append(value)
+    wanted = merged_list(statuses_b, statuses)
+    if wanted:
+        conditions.append(f"json_extract(data, '$.status') IN ({','.join('?' * len(wanted))})")
+        params.extend(wanted)
+    if memory_store_id is not None:
+        conditions.append(
+            "EXISTS (SELECT 1 FROM json_each(data, '$.resources') r"
+            " WHERE json_extract(r.value, '$.memory_store_id') = ?)"
+        )
+        params.append(memory_store_id)
+    rows = store.page(
+        "session",
+        conditions=conditions,
+        params=params,
+        include_archived=include_archived,
+        after=cursor.after,
+        before=cursor.before,
+        descending=order == "desc",
+        limit=limit,
+    )
+    return page_response(
+        tag, rows, limit, cursor=cursor, with_prev=True, has_prev=cursor.after is not None
+    )
+
+
+@router.post("/v1/sessions/{session_id}/archive", summary="Archive a session")
+async def archive_session(ctx: Ctx, session_id: str) -> Response:
+    store = ctx.store
+    with store.write():
+        record = require(store, "session", session_id)
+        if record.archived:
+            return json_response(record.data)
+        now = now_ts()
+        data = {**record.data, "archived_at": now, "updated_at": now}
+        store.replace(session_id, data)
+    return json_response(data)
+
+
+@router.delete("/v1/sessions/{session_id}", summary="Delete a session and its events")
+async def delete_session(ctx: Ctx, session_id: str) -> Response:
+    store = ctx.store
+    with store.write():
+        require(store, "session", session_id)
+        store.delete_events(session_id)
+        store.delete(session_id)
+    ctx.hub.notify(session_id)
+    return json_response({"id": session_id, "type": "session_deleted"})
+
+
+@router.post("/v1/sessions/{session_id}/events", summary="Send events to a session")
+async def send_events(ctx: Ctx, session_id: str, body: EventsSend) -> Response:
+    store = ctx.store
+    events = [e.model_dump(exclude_unset=True) for e in body.events]
+    with store.write():
+        session = require(store, "session", session_id).data
+        if session.get("archived_at"):
+            raise conflict(f"session {session_id} is archived and accepts no events")
+        echoed = run_events(store, session, events)
+        session["updated_at"] = now_ts()
+        store.replace(session_id, session)
+    ctx.hub.notify(session_id)
+    return json_response({"data": echoed})
+
+
+@router.get("/v1/sessions/{session_id}/events", summary="List a session's events")
+async def list_events(
+    ctx: Ctx,
+    session_id: str,
+    limit: int = Query(20, ge=1, le=100),
+    page: str | None = Query(None, max_length=4096),
+    order: Literal["asc", "desc"] = "asc",
+    types_b: Annotated[list[str] | None, Query(alias="types[]")] = None,
+    types: Annotated[list[str] | None, Query()] = None,
+    created_at_gt: str | None = Query(None, alias="created_at[gt]", max_length=64),
+    created_at_gte: str | None = Query(None, alias="created_at[gte]", max_length=64),
+    created_at_lt: str | None = Query(None, alias="created_at[lt]", max_length=64),
+    created_at_lte: str | None = Query(None, alias="created_at[lte]", max_length=64),
+) -> Response:
+    store = ctx.store
+    require(store, "session", session_id)
+    tag = f"events:{session_id}:{order}"
+    cursor = decode_cursor(tag, page)
+    conditions, params = created_filters(
+        "processed_at", created_at_gt, created_at_gte, created_at_lt, created_at_lte
+    )
+    wanted = merged_list(types_b, types)
+    if wanted:
+        conditions.append(f"type IN ({','.join('?' * len(wanted))})")
+        params.extend(wanted)
+    rows = store.event_page(
+        session_id,
+        conditions=conditions,
+        params=params,
+        after=cursor.after,
+        descending=order == "desc",
+        limit=limit,
+    )
+    return page_response(tag, rows, limit)
+
+
+@router.get(
+    "/v1/sessions/{session_id}/events/stream",
+    summary="Stream a session's new events (SSE)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+)
+async def stream(
+    ctx: Ctx,
+    session_id: str,
+    event_deltas_b: Annotated[list[str] | None, Query(alias="event_deltas[]")] = None,
+    event_deltas: Annotated[list[str] | None, Query()] = None,
+) -> StreamingResponse:
+    store = ctx.store
+    # Deltas are accepted and ignored: the echo agent emits whole messages only.
+    require(store, "session", session_id)
+    # Read the starting point now, before the headers go out: an event sent right after
+    # the client sees the response must not be missed.
+    start = store.last_event_seq(session_id)
+    return StreamingResponse(
+        stream_events(store, ctx.hub, session_id, start, ping_interval=ctx.ping_interval),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )

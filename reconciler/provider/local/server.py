@@ -1,0 +1,108 @@
+"""Serving the local provider over HTTP: ``BackgroundServer`` for tests, ``serve`` for the CLI.
+
+Uvicorn only. ``BackgroundServer`` binds 127.0.0.1 on a free port chosen by the OS, runs
+uvicorn in a daemon thread and stops it on exit (ending open SSE streams first, so shutdown
+never hangs on them). ``serve`` blocks, for ``reconciler provider serve``.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import uvicorn
+
+from .app import create_app
+from .faults import FaultConfig
+
+
+class BackgroundServer:
+    """Run an ASGI app with uvicorn in a background thread.
+
+    Example:
+        with BackgroundServer(create_app(tmp_path / "p.db")) as server:
+            httpx.get(server.url + "/openapi.json")
+    """
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> Self:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        self._sock = sock
+        config = uvicorn.Config(
+            self.app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=2,
+            ws="none",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [sock]},
+            name=f"local-provider-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the local provider failed to start")
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        provider = getattr(getattr(self.app, "state", None), "provider", None)
+        if provider is not None:
+            provider.hub.close()  # ends open SSE streams so shutdown does not wait on them
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            if self._thread.is_alive() and self._server is not None:
+                self._server.force_exit = True
+                self._thread.join(timeout=5)
+        if self._sock is not None:
+            self._sock.close()
+        self._server = self._thread = self._sock = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    db_path: str | Path = ".reconciler/provider.db",
+    faults: FaultConfig | None = None,
+) -> None:
+    """Serve the local provider until interrupted (Ctrl-C)."""
+    app = create_app(db_path, faults)
+    uvicorn.run(app, host=host, port=port, lifespan="off", log_level="info", ws="none")

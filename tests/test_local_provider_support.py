@@ -1,0 +1,64 @@
+"""Shared helpers of the local provider tests (plain httpx over the ASGI app).
+
+It holds no tests: only the client factory, the assertions and the small builders that
+``test_local_provider*.py`` share.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+BETA = {"anthropic-beta": "managed-agents-2026-04-01"}
+TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+TEXT = {"type": "user.message", "content": [{"type": "text", "text": "hello world"}]}
+
+
+def local_client(app: Any, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app),
+        base_url="http://local",
+        headers=BETA if headers is None else headers,
+    )
+
+
+async def ok(response: httpx.Response | Any) -> dict[str, Any]:
+    r = await response if not isinstance(response, httpx.Response) else response
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def assert_error(r: httpx.Response, status: int, error_type: str, code: str | None = None) -> None:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["type"] == "error"
+    assert body["error"]["type"] == error_type
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert body["request_id"].startswith("req_")
+    assert r.headers["request-id"] == body["request_id"]
+    if code is not None:
+        assert body["error"]["details"]["error_code"] == code
+
+
+async def new_agent(http: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
+    return await ok(
+        http.post("/v1/agents", json={"name": "coder", "model": "claude-sonnet-4-6", **fields})
+    )
+
+
+async def new_env(http: httpx.AsyncClient, name: str = "python", **fields: Any) -> dict[str, Any]:
+    return await ok(http.post("/v1/environments", json={"name": name, **fields}))
+
+
+async def walk(http: httpx.AsyncClient, path: str, **params: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    page = None
+    while True:
+        query = {**params, **({"page": page} if page else {})}
+        body = await ok(http.get(path, params=query))
+        items.extend(body["data"])
+        page = body["next_page"]
+        if page is None:
+            return items
