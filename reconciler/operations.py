@@ -12,7 +12,9 @@ apply lock held and the lockfile committed after every action. Nothing here prin
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ from reconciler.engine.model import Action, Plan
 from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.record import record_intent, record_outcome
 from reconciler.engine.refresh import Observed, refresh
-from reconciler.errors import ManifestError, ManifestIssue, PlanError
+from reconciler.errors import LockfileError, ManifestError, ManifestIssue, PlanError
 from reconciler.manifest import ManifestSet, load_manifests, resolve_secret
 from reconciler.provider import ProviderClient, open_client
 from reconciler.provider.adapter import ClientBackedProvider
@@ -55,7 +57,7 @@ class Settings:
     client_options: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PlanResult:
     plan: Plan
     manifests: ManifestSet
@@ -63,6 +65,11 @@ class PlanResult:
     observed: Observed
     #: HTTP requests the refresh took (for benchmarks and --debug)
     requests: int = 0
+
+    def __repr__(self) -> str:
+        # Short on purpose: Python 3.11's asyncio.run formats its main task's result when it
+        # restores the SIGINT handler (twice), and a full repr of a large plan takes seconds.
+        return f"PlanResult({self.plan.summary!r}, requests={self.requests})"
 
 
 @asynccontextmanager
@@ -103,8 +110,20 @@ class SecretSource:
                     f"{address}: no secret reference at {path} in the manifests; "
                     "the saved plan and the manifests disagree, run `reconciler plan` again"
                 )
-            self._cache[key] = resolve_secret(_secret_ref(ref), self._base)
+            self._cache[key] = resolve_secret(
+                _secret_ref(ref),
+                self._base,
+                location=self._location(address, path),
+                field_path=path,
+            )
         return self._cache[key]
+
+    def _location(self, address: str, path: str) -> Any:
+        """Where the reference is written, so a missing secret names ``file:line:col``."""
+        try:
+            return self._manifests.location(address, path)
+        except (KeyError, AttributeError):
+            return None
 
     def fingerprinter(self, salt: str) -> Callable[[str, str], str]:
         return lambda address, path: fingerprint_secret(salt, self(address, path))
@@ -157,6 +176,11 @@ async def make_plan(
     """
     manifests = load_manifests(settings.manifests)
     lockfile = read_lockfile(settings.lockfile, project=settings.project)
+    if lockfile.project != settings.project:  # as apply's StateStore.load refuses it
+        raise LockfileError(
+            f"{settings.lockfile}: belongs to project {lockfile.project!r}, not "
+            f"{settings.project!r}; pass --project {lockfile.project} or use another --lockfile"
+        )
     secrets = SecretSource(manifests)
     secrets.check_all()
     if client is None:
@@ -204,6 +228,8 @@ def load_plan(path: Path) -> Plan:
         raise PlanError(f"{path}: no such plan file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise PlanError(f"{path}: not a saved plan ({err})") from None
+    except RecursionError:
+        raise PlanError(f"{path}: not a saved plan (JSON nested too deeply)") from None
     if not isinstance(data, dict) or data.get("kind") != PLAN_FILE_KIND:
         raise PlanError(f"{path}: not a saved plan (write one with `reconciler plan --out`)")
     try:
@@ -243,13 +269,20 @@ def stale_actions(plan: Plan, observed: Observed) -> dict[str, str]:
     return stale
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ApplyResult:
     plan: Plan
     report: ApplyReport
     #: saved-plan actions refused because their resource changed since
     stale: dict[str, str]
     lockfile: Lockfile
+
+    def __repr__(self) -> str:  # short, as PlanResult's
+        done = sum(1 for o in self.report.outcomes if o.ok)
+        return (
+            f"ApplyResult({self.plan.summary!r}, outcomes={len(self.report.outcomes)}, "
+            f"ok={done}, stale={len(self.stale)})"
+        )
 
 
 async def apply(
@@ -302,27 +335,171 @@ async def apply(
             if confirm is not None and plan.has_changes and not confirm(plan):
                 return None
             salt = lockfile.salt
+            journal = _GroupCommit(store)
 
             def intent(action: Action) -> None:
-                store.commit(lambda lf: record_intent(lf, action, _now()))
+                journal.stage(lambda lf, now=_now(): record_intent(lf, action, now))
 
             def outcome(o: Outcome) -> None:
                 o = _refingerprint(o, secrets, salt)
-                store.commit(lambda lf: record_outcome(lf, o, _now()))
+                journal.stage(lambda lf, now=_now(): record_outcome(lf, o, now))
                 if on_outcome is not None:
                     on_outcome(o)
 
-            report = await apply_plan(
-                plan,
-                ClientBackedProvider(client),
-                resolve_secret=secrets,
-                parallelism=parallelism,
-                on_intent=intent,
-                on_outcome=outcome,
-                on_start=on_start,
-                skip=stale,
-            )
-        return ApplyResult(plan, report, stale, store.load())
+            try:
+                report = await apply_plan(
+                    plan,
+                    _RecordsFirst(ClientBackedProvider(client), journal),
+                    resolve_secret=secrets,
+                    parallelism=parallelism,
+                    on_intent=intent,
+                    on_outcome=outcome,
+                    on_start=on_start,
+                    skip=stale,
+                )
+            finally:
+                await journal.close()
+        return ApplyResult(plan, report, stale, store.lockfile)
+
+
+class _GroupCommit:
+    """Lockfile edits of one apply, written in groups (group commit).
+
+    A lockfile write is a whole-file atomic replace with two fsyncs: 5-20 ms, more for a large
+    lockfile. One write per intent and per outcome, in the event loop, would serialise the
+    whole apply behind the disk. Instead the callbacks stage their edit and return; a writer
+    task applies every edit staged so far, in order, and writes the result once (in a worker
+    thread, so requests keep flowing). ``durable`` waits until what was staged is on disk:
+    ``_RecordsFirst`` calls it before every write request, so a create's pending intent (and
+    every outcome before it) is on disk before the request is sent, as with one write each.
+    A failed write is raised by the next ``stage`` or ``durable`` and by ``close``.
+    """
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self._staged: list[Callable[[Lockfile], Lockfile]] = []
+        self._staged_count = 0
+        self._written_count = 0
+        self._writer: asyncio.Task[None] | None = None
+        self._in_flight = threading.Event()  # set while no write is running in the thread
+        self._in_flight.set()
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._error: BaseException | None = None
+
+    def stage(self, edit: Callable[[Lockfile], Lockfile]) -> None:
+        """Queue ``edit`` for the next write (raises the failure of an earlier write)."""
+        if self._error is not None:
+            raise self._error
+        self._staged.append(edit)
+        self._staged_count += 1
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_staged())
+
+    async def durable(self) -> None:
+        """Wait until every edit staged so far is written."""
+        if self._error is not None:
+            raise self._error
+        if self._written_count >= self._staged_count:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._staged_count, done))
+        await done
+
+    async def close(self) -> None:
+        """Write everything staged, also when the apply is being cancelled; raise a failure."""
+        try:
+            while self._writer is not None and not self._writer.done():
+                await asyncio.shield(self._writer)
+        except asyncio.CancelledError:
+            self._writer.cancel()  # type: ignore[union-attr]
+            self._in_flight.wait(30)  # the thread's write goes first: edits stay in order
+            self._write_in_line()
+            raise
+        self._write_in_line()
+        if self._error is not None:
+            raise self._error
+
+    def _write_in_line(self) -> None:
+        if not self._staged or self._error is not None:
+            return
+        batch, upto = self._take()
+        try:
+            self._store.commit(_chain(batch))
+        except Exception as err:
+            self._error = err
+        else:
+            self._written_count = upto
+
+    def _take(self) -> tuple[list[Callable[[Lockfile], Lockfile]], int]:
+        batch, self._staged = self._staged, []
+        return batch, self._staged_count
+
+    def _commit_in_thread(self, edit: Callable[[Lockfile], Lockfile]) -> None:
+        try:
+            self._store.commit(edit)
+        finally:
+            self._in_flight.set()
+
+    async def _write_staged(self) -> None:
+        while self._staged and self._error is None:
+            batch, upto = self._take()
+            self._in_flight.clear()
+            try:
+                await asyncio.to_thread(self._commit_in_thread, _chain(batch))
+            except Exception as err:
+                self._error = err
+            else:
+                self._written_count = upto
+            self._wake()
+
+    def _wake(self) -> None:
+        still: list[tuple[int, asyncio.Future[None]]] = []
+        for upto, done in self._waiters:
+            if done.done():
+                continue
+            if self._error is not None:
+                done.set_exception(self._error)
+            elif upto <= self._written_count:
+                done.set_result(None)
+            else:
+                still.append((upto, done))
+        self._waiters = still
+
+
+def _chain(edits: list[Callable[[Lockfile], Lockfile]]) -> Callable[[Lockfile], Lockfile]:
+    def edit(lockfile: Lockfile) -> Lockfile:
+        for one in edits:
+            lockfile = one(lockfile)
+        return lockfile
+
+    return edit
+
+
+class _RecordsFirst:
+    """The provider writer, sending no write before every staged lockfile edit is on disk."""
+
+    def __init__(self, inner: ClientBackedProvider, journal: _GroupCommit) -> None:
+        self._inner = inner
+        self._journal = journal
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def create(self, kind: str, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        await self._journal.durable()
+        return await self._inner.create(kind, body, **kw)
+
+    async def update(self, kind: str, remote_id: str, body: dict[str, Any], **kw: Any) -> Any:
+        await self._journal.durable()
+        return await self._inner.update(kind, remote_id, body, **kw)
+
+    async def archive(self, kind: str, remote_id: str, **kw: Any) -> Any:
+        await self._journal.durable()
+        return await self._inner.archive(kind, remote_id, **kw)
+
+    async def delete(self, kind: str, remote_id: str, **kw: Any) -> None:
+        await self._journal.durable()
+        await self._inner.delete(kind, remote_id, **kw)
 
 
 def _needs_recording(plan: Plan) -> bool:

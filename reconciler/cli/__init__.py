@@ -1,1 +1,155 @@
-"""Placeholder; see docs/architecture.md."""
+"""Layer 1: the ``reconciler`` command line, a thin click shell over ``reconciler.operations``.
+
+Each command parses its flags, calls the library, renders the result and sets the exit code;
+nothing here decides what should change. Errors are told by one handler
+(``failures.ReconcilingGroup``): ``Error: <message>`` on stderr, exit 1, ``--debug`` for the
+traceback. Progress and prompts go to stderr on a terminal only (``terminal``).
+
+Modules, each registering its commands with ``register(group: click.Group) -> None``:
+
+    planning.py   validate, plan, apply
+    state.py      state list | show | rm, unlock
+    schema.py     schema
+    provider.py   provider serve
+    run.py        run AGENT|DEPLOYMENT -m TEXT
+    gitops.py     (optional, owned by another team) drift, import, fmt ...
+
+A module added later joins the CLI the same way: define ``register(group)`` and add it to
+``COMMAND_MODULES`` (``gitops`` is picked up automatically when it exists).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+
+import click
+
+import reconciler
+from reconciler.cli.app import App
+from reconciler.cli.failures import ReconcilingGroup
+from reconciler.operations import DEFAULT_DB, Settings
+
+#: Modules of this package whose ``register(group)`` adds commands, in ``--help`` order.
+COMMAND_MODULES: tuple[str, ...] = ("planning", "state", "schema", "provider", "run")
+#: Optional modules: registered when present, silently skipped when absent.
+OPTIONAL_MODULES: tuple[str, ...] = ("gitops",)
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(cls=ReconcilingGroup, context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--manifests",
+    "-f",
+    type=click.Path(path_type=Path),
+    default=Path("manifests"),
+    envvar="RECONCILER_MANIFESTS",
+    show_envvar=True,
+    show_default=True,
+    help="Directory (searched recursively) or file of YAML manifests.",
+)
+@click.option(
+    "--lockfile",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("state/reconciler.lock"),
+    envvar="RECONCILER_LOCKFILE",
+    show_envvar=True,
+    show_default=True,
+    help="The lockfile that records what apply did; commit it next to the manifests.",
+)
+@click.option(
+    "--project",
+    default="default",
+    envvar="RECONCILER_PROJECT",
+    show_envvar=True,
+    show_default=True,
+    help="Project name stamped on every resource, so repositories can share a workspace.",
+)
+@click.option(
+    "--provider-url",
+    default=None,
+    envvar="RECONCILER_PROVIDER_URL",
+    show_envvar=True,
+    metavar="URL",
+    help=f"Base URL of the provider API. Default: the embedded local provider in {DEFAULT_DB}.",
+)
+@click.option(
+    "--provider-db",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DEFAULT_DB,
+    envvar="RECONCILER_PROVIDER_DB",
+    show_envvar=True,
+    show_default=True,
+    help="SQLite file of the embedded local provider (ignored with --provider-url).",
+)
+@click.option(
+    "--api-key",
+    default=None,
+    envvar="ANTHROPIC_API_KEY",
+    show_envvar=True,
+    show_default=False,
+    metavar="KEY",
+    help="API key, sent as x-api-key. Never printed.",
+)
+@click.option("--debug", is_flag=True, help="Log debug details and show tracebacks of errors.")
+@click.version_option(reconciler.__version__, "--version", "-V", prog_name="reconciler")
+@click.pass_context
+def main(
+    ctx: click.Context,
+    manifests: Path,
+    lockfile: Path,
+    project: str,
+    provider_url: str | None,
+    provider_db: Path,
+    api_key: str | None,
+    debug: bool,
+) -> None:
+    """Keep managed agents, environments, vaults and deployments as YAML in git.
+
+    \b
+    Typical use:
+      reconciler validate              check the manifests (no network)
+      reconciler plan                  see what apply would change, and why
+      reconciler apply                 converge the provider to the manifests
+      reconciler run coder -m "hi"     talk to an applied agent or deployment
+
+    Without --provider-url everything runs against the embedded local provider, so you can
+    try it with no account.
+    """
+    if debug:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        log = logging.getLogger("reconciler")
+        log.setLevel(logging.DEBUG)
+        log.addHandler(handler)
+        ctx.call_on_close(lambda: log.removeHandler(handler))
+    settings = Settings(
+        manifests=manifests,
+        lockfile=lockfile,
+        project=project,
+        provider_url=provider_url or None,
+        api_key=api_key or None,
+        db_path=provider_db,
+    )
+    ctx.obj = App(settings=settings, debug=debug)
+
+
+def _register_all(group: click.Group) -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(group)
+    for name in OPTIONAL_MODULES:
+        full = f"{__name__}.{name}"
+        try:
+            module = importlib.import_module(full)
+        except ModuleNotFoundError as err:
+            if err.name != full:  # the module exists but something it imports does not
+                raise
+            continue
+        module.register(group)
+
+
+_register_all(main)
+
+__all__ = ["App", "main"]

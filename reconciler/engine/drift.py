@@ -41,7 +41,7 @@ from reconciler.engine.model import (
     Update,
 )
 from reconciler.engine.normalize import drop_paths, normalize
-from reconciler.engine.planner import PlanOptions, build_plan
+from reconciler.engine.planner import UNKNOWN, PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
 
 JSON = dict[str, Any]
@@ -143,20 +143,32 @@ def _flip(change: FieldChange) -> FieldChange:
     return change.model_copy(update={"op": op, "old": change.new, "new": change.old})
 
 
+def _unknown(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_unknown(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_unknown(v) for v in value)
+    return isinstance(value, str) and value == UNKNOWN
+
+
 def _is_pin_path(path: str) -> bool:
     return path == "agent" or path.startswith(("agent.", "agent["))
 
 
-def _planned_changes(
+def manifest_differences(
     documents: Sequence[Any], observed: Observed, lockfile: Any, project: str
 ) -> dict[str, tuple[FieldChange, ...]]:
-    """address -> how the live object differs from the manifest, by the planner's comparison."""
+    """address -> how its live object differs from its manifest (expected -> live), by the
+    planner's own comparison. Secrets and a deployment's agent pin are left out (secrets
+    cannot be read back; pins are compared with the lockfile, see ``pin`` drift)."""
     plan = build_plan(documents, observed, lockfile, PlanOptions(project=project))
     out: dict[str, tuple[FieldChange, ...]] = {}
     for action in plan.actions:
         if not isinstance(action, Update | Replace):
             continue
-        changes = tuple(_flip(c) for c in action.changes if not c.sensitive)
+        # a reference to something apply would create again (archived, deleted) is a
+        # consequence of that drift, reported on its own address
+        changes = tuple(_flip(c) for c in action.changes if not c.sensitive and not _unknown(c.new))
         if action.kind == "deployment":
             changes = tuple(c for c in changes if not _is_pin_path(c.path))  # see pin drift
         if changes:
@@ -223,7 +235,8 @@ def _changed_item(
     elif not digest_same or not changes:
         return None
 
-    where = f" in {span}" if span else ""
+    # the renderer shows the introducing version beside the address; name a span only
+    where = f" in {span}" if span.startswith("versions") else ""
     last = f" (the last apply left version {entry.version})" if kind == "agent" and span else ""
     if res is None:
         message = (
@@ -282,7 +295,7 @@ def _pin_item(address: str, entry: Any, live: JSON, lockfile: Any) -> DriftItem 
             kind="deployment",
             remote_id=live["id"],
             remote_name=live.get("name"),
-            message=message + "; `reconciler apply` moves it back",
+            message=message + "; `reconciler apply` pins it as the manifest says",
         )
     return None
 
@@ -344,11 +357,9 @@ def build_drift(
     documents = tuple(documents)
     desired = {r.address: r for r in desired_resources(documents)}
     entries = dict(lockfile.resources) if lockfile is not None else {}
-    planned = _planned_changes(documents, observed, lockfile, project) if entries else {}
+    planned = manifest_differences(documents, observed, lockfile, project) if entries else {}
     items: list[DriftItem] = []
-    live_vaults = {
-        v["id"] for v in observed.all("vault") if not v.get("archived_at")
-    }
+    live_vaults = {v["id"] for v in observed.all("vault") if not v.get("archived_at")}
     for address, entry in sorted(entries.items()):
         if entry.kind == "credential" and entry.parent_id not in live_vaults:
             continue  # its vault is gone or archived: that item says it all
@@ -403,4 +414,5 @@ __all__ = [
     "agents_to_annotate",
     "build_drift",
     "find_unmanaged",
+    "manifest_differences",
 ]

@@ -181,10 +181,7 @@ def canonical(data: Any, kind: str | None = None, path: tuple[str | int, ...] = 
     if path == () and isinstance(data, dict):
         kind = data.get("kind") if isinstance(data.get("kind"), str) else None
     if isinstance(data, dict):
-        return {
-            k: canonical(data[k], kind, path + (k,))
-            for k in key_order(path, list(data), kind)
-        }
+        return {k: canonical(data[k], kind, path + (k,)) for k in key_order(path, list(data), kind)}
     if isinstance(data, list):
         return [canonical(v, kind, path + (i,)) for i, v in enumerate(data)]
     return data
@@ -229,6 +226,9 @@ class ImportedResource:
     parent_id: str | None = None
     #: deployments: agent address -> the version it runs now
     pins: Mapping[str, int] = field(default_factory=dict)
+    #: fields to write with the ownership tags so that the live object matches its document
+    #: (a credential without a display name gets its manifest name)
+    fill: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -409,7 +409,11 @@ def _auth(
         return _secret(variables, address, path, vault, cred, path.rsplit(".", 1)[-1])
 
     if atype == "static_bearer":
-        return {"type": atype, "mcp_server_url": auth.get("mcp_server_url"), "token": secret("auth.token")}
+        return {
+            "type": atype,
+            "mcp_server_url": auth.get("mcp_server_url"),
+            "token": secret("auth.token"),
+        }
     if atype == "mcp_oauth":
         out: JSON = {
             "type": atype,
@@ -461,7 +465,13 @@ def _schedule(schedule: Any) -> JSON | None:
 def _resources(resources: Any) -> list[JSON]:
     out: list[JSON] = []
     for r in resources or []:
-        out.append({k: copy.deepcopy(v) for k, v in r.items() if k != "authorization_token" and v is not None})
+        out.append(
+            {
+                k: copy.deepcopy(v)
+                for k, v in r.items()
+                if k != "authorization_token" and v is not None
+            }
+        )
     return out
 
 
@@ -561,6 +571,19 @@ def derive_documents(
     return Derivation(tuple(docs), tuple(variables), tuple(skipped))
 
 
+def _credential_label(cred: JSON) -> str | None:
+    """What to name a credential after: its display name, else its key (the secret's
+    variable name, or the MCP server's host)."""
+    auth = cred.get("auth") or {}
+    if cred.get("display_name"):
+        return str(cred["display_name"])
+    if auth.get("secret_name"):
+        return str(auth["secret_name"])
+    url = str(auth.get("mcp_server_url") or "")
+    host = re.sub(r"^[a-z]+://", "", url).split("/")[0].split(":")[0]
+    return host.replace(".", "-") or None
+
+
 def _vault_spec(
     u: Unmanaged,
     name: str,
@@ -581,7 +604,7 @@ def _vault_spec(
         key=lambda c: (str(c.get("display_name") or ""), str(c["id"])),
     )
     for cred in live:
-        cname = _unique(slugify(cred.get("display_name"), "credential"), taken)
+        cname = _unique(slugify(_credential_label(cred), "credential"), taken)
         caddress = f"{address}.credential.{cname}"
         auth = _auth(cred.get("auth") or {}, caddress, name, cname, variables)
         if auth is None:
@@ -599,8 +622,11 @@ def _vault_spec(
         _put(entry, "metadata", _user_metadata(cred))
         entry["auth"] = auth
         entries.append(entry)
+        fill = {"display_name": cname} if not cred.get("display_name") else {}
         resources.append(
-            ImportedResource(caddress, "credential", str(cred["id"]), parent_id=u.remote_id)
+            ImportedResource(
+                caddress, "credential", str(cred["id"]), parent_id=u.remote_id, fill=fill
+            )
         )
     _put(spec, "credentials", entries)
     return spec, resources

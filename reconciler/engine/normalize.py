@@ -15,6 +15,7 @@ Nothing here does I/O.
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 JSON = dict[str, Any]
@@ -191,7 +192,22 @@ def _norm_auth(auth: Any) -> Any:
     if out.get("type") == "mcp_oauth":
         out.setdefault("expires_at", None)
         out.setdefault("refresh", None)
+        out["expires_at"] = _norm_timestamp(out["expires_at"])
     return out
+
+
+def _norm_timestamp(value: Any) -> Any:
+    """One spelling per instant: the provider answers ``...T00:00:00.000000Z`` for
+    ``...T00:00:00Z`` (and UTC for any offset)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        return value
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def normalize(kind: str, obj: JSON) -> JSON:

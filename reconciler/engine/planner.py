@@ -319,11 +319,31 @@ def _prune(ctx: _Context) -> tuple[list[Action], list[Note]]:
     notes: list[Note] = []
     orphans = _orphans(ctx)
     orphan_vaults = {a for a, k, o, _ in orphans if k == "vault" and o and not o.get("archived_at")}
+    removed_vaults = {a for a, k, _, e in orphans if k == "vault" and not (e and e.protect)}
     for address, kind_s, obj, entry in orphans:
         kind: Kind = kind_s  # type: ignore[assignment]
         rid = obj["id"] if obj else (entry.id if entry else None)
         if obj is None or obj.get("archived_at"):
             state = "archived" if obj else "gone"
+            if ctx.options.prune and entry is not None and not entry.protect and rid:
+                if kind == "credential" and any(
+                    address.startswith(v + ".") for v in removed_vaults
+                ):
+                    continue  # forgotten with its vault (see record_outcome)
+                # e.g. an apply --prune killed after the provider archived, before the
+                # lockfile write: archiving again is a no-op that drops the stale entry
+                actions.append(
+                    Archive(
+                        address=address,
+                        kind=kind,
+                        remote_id=rid,
+                        reason=f"removed from the manifests and already {state} on the "
+                        "provider; forgets the lockfile entry (--prune)",
+                        live_marker=_live_marker(kind, obj) if obj else None,
+                        parent_id=entry.parent_id if kind == "credential" else None,
+                    )
+                )
+                continue
             notes.append(
                 Note(
                     address=address,

@@ -61,8 +61,15 @@ def record_outcome(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
     if not outcome.ok:
         return lockfile
     if outcome.removed:
-        if address in lockfile.resources or address in lockfile.pending:
-            return lockfile.without(address)
+        # a vault takes its credentials along: their entries go with it
+        prefix = address + ".credential." if outcome.action.kind == "vault" else None
+        gone = [
+            a
+            for a in dict.fromkeys([*lockfile.resources, *lockfile.pending])
+            if a == address or (prefix is not None and a.startswith(prefix))
+        ]
+        for a in gone:
+            lockfile = lockfile.without(a)
         return lockfile
     action = outcome.action
     old = lockfile.resources.get(address)

@@ -186,6 +186,10 @@ def _parse(path: Path, raw: bytes) -> Lockfile:
         raise LockfileError(
             f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); {_restore_hint(path)}"
         ) from None
+    except RecursionError:  # absurdly deep nesting: no lockfile looks like that
+        raise LockfileError(
+            f"{path}: not a lockfile (JSON nested too deeply); {_restore_hint(path)}"
+        ) from None
     if not isinstance(data, dict):
         raise LockfileError(
             f"{path}: not a lockfile (a JSON object was expected, found "

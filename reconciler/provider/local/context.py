@@ -38,11 +38,13 @@ class Provider:
     ping_interval: float = PING_INTERVAL
 
 
-def provider_of(request: Request) -> Provider:
+async def provider_of(request: Request) -> Provider:
     """The Provider of the app serving this request.
 
     Routes are built once per process and shared by every app (building FastAPI routes is
-    slow), so a handler finds its app's store through the request, not a closure.
+    slow), so a handler finds its app's store through the request, not a closure. It is
+    ``async`` only so that FastAPI calls it in line: a plain ``def`` dependency runs in a
+    worker thread, one thread hop per request.
     """
     return request.app.state.provider  # type: ignore[no-any-return]
 

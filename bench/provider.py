@@ -1,0 +1,184 @@
+"""Where the benchmark's local provider runs, and how its requests are counted.
+
+Two placements, both serving ``reconciler.provider.local.create_app`` over one fresh SQLite
+file:
+
+* ``InProcess``: the app inside this process; our client reaches it through
+  ``StreamingASGITransport`` (as the CLI's embedded provider does) and the async SDK through
+  ``httpx2.ASGITransport``.
+* ``ChildProcess``: uvicorn in a separate Python process on 127.0.0.1 (``python
+  bench/provider.py``), so the provider's CPU work does not share this process's GIL with
+  the client being measured - a real server over loopback TCP.
+
+Either way the app is wrapped by ``RequestCounter``, which counts every request by method and
+status on the server side, so our client and the SDK are counted by the same meter
+(``/__bench/stats``; ``/__bench/reset`` zeroes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, Self
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+STATS_PATH = "/__bench/stats"
+RESET_PATH = "/__bench/reset"
+
+
+class RequestCounter:
+    """ASGI middleware: counts requests by ``(method, status)``; serves its own counts."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.counts: Counter[tuple[str, int]] = Counter()
+
+    def snapshot(self) -> dict[str, int]:
+        """``{"POST 200": n, ...}`` plus totals per method and ``429``."""
+        out: dict[str, int] = {}
+        for (method, status), n in self.counts.items():
+            out[f"{method} {status}"] = out.get(f"{method} {status}", 0) + n
+            out[method] = out.get(method, 0) + n
+            if status == 429:
+                out["429"] = out.get("429", 0) + n
+            out["total"] = out.get("total", 0) + n
+        return out
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        if path in (STATS_PATH, RESET_PATH):
+            if path == RESET_PATH:
+                self.counts.clear()
+            body = json.dumps(self.snapshot()).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        method = scope["method"]
+
+        async def counted(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                self.counts[(method, int(message["status"]))] += 1
+            await send(message)
+
+        await self.app(scope, receive, counted)
+
+
+def build_app(db: Path, latency_ms: int = 0, rate_limit: float | None = None) -> RequestCounter:
+    from reconciler.provider.local import FaultConfig, create_app
+
+    faults = FaultConfig(latency_ms=latency_ms, rate_limit=rate_limit)
+    return RequestCounter(create_app(db, faults if faults.active else None))
+
+
+class InProcess:
+    """The provider app in this process."""
+
+    url = "http://local-provider"
+    where = "in-process"
+
+    def __init__(self, db: Path, latency_ms: int = 0, rate_limit: float | None = None) -> None:
+        self.app = build_app(db, latency_ms, rate_limit)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        store = self.app.app.state.provider.store
+        store.close()
+
+    def stats(self) -> dict[str, int]:
+        return self.app.snapshot()
+
+    def reset(self) -> None:
+        self.app.counts.clear()
+
+    def client_options(self) -> dict[str, Any]:
+        """``ProviderClient`` keywords that reach this app in-process."""
+        from reconciler.provider import StreamingASGITransport
+
+        return {"transport": StreamingASGITransport(self.app)}
+
+
+class ChildProcess:
+    """The provider served by uvicorn in a child Python process, over loopback TCP."""
+
+    where = "http"
+
+    def __init__(self, db: Path, latency_ms: int = 0, rate_limit: float | None = None) -> None:
+        args = [sys.executable, str(Path(__file__).resolve()), "--db", str(db)]
+        args += ["--latency-ms", str(latency_ms)]
+        if rate_limit is not None:
+            args += ["--rate-limit", str(rate_limit)]
+        self._args = args
+        self._proc: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def __enter__(self) -> Self:
+        self._proc = subprocess.Popen(
+            self._args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline().strip()
+        if not line.startswith("http://"):
+            self._proc.kill()
+            raise RuntimeError(f"the provider process did not start: {line!r}")
+        self.url = line
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        assert proc.stdin is not None
+        proc.stdin.close()  # the child stops when its stdin closes
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def _get(self, path: str) -> dict[str, int]:
+        import httpx
+
+        return dict(httpx.get(self.url + path, timeout=10).json())
+
+    def stats(self) -> dict[str, int]:
+        return self._get(STATS_PATH)
+
+    def reset(self) -> None:
+        self._get(RESET_PATH)
+
+    def client_options(self) -> dict[str, Any]:
+        return {}
+
+
+def _serve() -> None:
+    parser = argparse.ArgumentParser(description="Serve the local provider for the benchmark.")
+    parser.add_argument("--db", type=Path, required=True)
+    parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--rate-limit", type=float, default=None)
+    args = parser.parse_args()
+    from reconciler.provider.local import BackgroundServer
+
+    app = build_app(args.db, args.latency_ms, args.rate_limit)
+    with BackgroundServer(app) as server:
+        print(server.url, flush=True)
+        sys.stdin.read()  # until the parent closes our stdin
+
+
+if __name__ == "__main__":
+    _serve()

@@ -1,0 +1,142 @@
+"""The CLI's one error handler: exceptions to ``Error: ...`` on stderr and an exit code.
+
+Every command raises; none prints its own errors. ``ReconcilingGroup`` (the class of the
+``reconciler`` group) catches what a command raises and turns it into one line (or one block)
+on stderr and an exit code from ``EXIT_CODES``; with ``--debug`` it re-raises instead, so the
+traceback is shown. This module decides nothing about what went wrong, only how it is told.
+
+Exit codes are small on purpose: ``0`` success, ``1`` any error, ``2`` only "there are
+changes" (``plan --detailed-exitcode``) or "there is drift" (``drift``), ``130`` Ctrl-C.
+Usage errors (a bad flag) exit 1 too, not click's usual 2, so a CI script that reads 2 as
+"changes" can never mistake a typo for a plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
+
+from reconciler.errors import (
+    ApplyError,
+    LockfileError,
+    LockHeld,
+    ManifestError,
+    PlanError,
+    ProviderError,
+    ReconcilerError,
+)
+
+#: Exit code per error class; the most specific class in an error's MRO wins.
+EXIT_CODES: dict[type[BaseException], int] = {
+    ReconcilerError: 1,
+    ManifestError: 1,
+    PlanError: 1,
+    ApplyError: 1,
+    LockfileError: 1,
+    LockHeld: 1,
+    ProviderError: 1,
+    OSError: 1,
+}
+
+#: Ctrl-C, as shells report a process killed by SIGINT (128 + 2).
+EXIT_INTERRUPTED = 130
+
+#: Usage errors (unknown flag, bad value) exit with this, not click's 2 (see module doc).
+EXIT_USAGE = 1
+
+#: Extra reporters called with each error before it is told (they print, never raise).
+#: gitops.register adds the GitHub Actions annotations of manifest errors here.
+ERROR_REPORTERS: list[Callable[[BaseException], None]] = []
+
+
+def exit_code_of(error: BaseException) -> int:
+    """The exit code for ``error``: ``EXIT_CODES`` by MRO, else 1."""
+    for cls in type(error).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    return 1
+
+
+def describe(error: BaseException) -> str:
+    """What the person reads after ``Error: `` (never a secret: errors do not carry any)."""
+    if isinstance(error, ProviderError):
+        message = str(error)
+        if error.request_id and error.request_id not in message:
+            message += f" (request id {error.request_id})"
+        return message
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}"
+    return str(error) or type(error).__name__
+
+
+class Failure(click.ClickException):
+    """A ``ReconcilerError`` (or OSError) as click shows it: ``Error: <message>`` on stderr."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Interrupted(click.exceptions.Exit):
+    """Ctrl-C: a short line on stderr, exit 130, never a traceback."""
+
+    def __init__(self, message: str = "Interrupted.") -> None:
+        click.echo(message, err=True)
+        super().__init__(EXIT_INTERRUPTED)
+
+
+def fail(message: str) -> NoReturn:
+    """Stop a command with ``Error: <message>`` and exit 1 (for CLI-only refusals)."""
+    raise Failure(message, 1)
+
+
+def _debug(ctx: click.Context) -> bool:
+    root = ctx.find_root()
+    return bool((root.params or {}).get("debug"))
+
+
+class ReconcilingGroup(click.Group):
+    """A click group whose subcommands share one error handler (see module doc)."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as err:
+            err.exit_code = EXIT_USAGE
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as err:
+            err.exit_code = EXIT_USAGE
+            raise
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            if _debug(ctx):
+                raise
+            raise Interrupted() from None
+        except (ReconcilerError, OSError) as err:
+            if _debug(ctx):
+                raise
+            for report in ERROR_REPORTERS:  # e.g. ::error annotations in GitHub Actions
+                report(err)
+            raise Failure(describe(err), exit_code_of(err)) from None
+        except Exception as err:
+            if _debug(ctx):
+                raise
+            raise Failure(
+                f"unexpected {type(err).__name__}: {err}\n"
+                "This is a bug in reconciler. Run the command again with --debug for the "
+                "traceback and include it in a bug report.",
+                1,
+            ) from None

@@ -1,0 +1,290 @@
+"""``drift``, ``import`` and ``fmt``, and GitHub Actions annotations of manifest errors.
+
+Thin: each command parses its flags, calls ``reconciler.gitops``, renders, and sets the exit
+code. ``register(group)`` adds the commands to the ``reconciler`` group and hooks
+``annotate_for_github`` into the one error handler (``failures.ERROR_REPORTERS``), so that in
+GitHub Actions (``GITHUB_ACTIONS=true``) every manifest error also becomes an
+``::error file=...,line=...,col=...::message`` annotation on the pull request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from reconciler import gitops
+from reconciler.cli import failures, terminal
+from reconciler.cli.app import App, pass_app
+from reconciler.engine.importing import KIND_FILES, Skipped
+from reconciler.errors import ManifestError
+from reconciler.render import FORMATS, render_drift
+
+#: ``drift`` when the live system drifted (0: no drift, 1: error).
+EXIT_DRIFT = 2
+
+
+def register(group: click.Group) -> None:
+    group.add_command(drift)
+    group.add_command(import_command)
+    group.add_command(fmt)
+    reporters = getattr(failures, "ERROR_REPORTERS", None)
+    if reporters is not None and annotate_for_github not in reporters:
+        reporters.append(annotate_for_github)
+
+
+# --- GitHub Actions annotations ------------------------------------------------------------
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_annotations(error: BaseException) -> list[str]:
+    """Workflow commands that annotate each manifest issue of ``error`` on its line.
+
+    Example: ``::error file=manifests/agents.yaml,line=7,col=10,title=spec.model::unknown
+    field``. Errors other than ``ManifestError`` give none (they have no place in a file).
+    """
+    if not isinstance(error, ManifestError):
+        return []
+    lines = []
+    for issue in error.issues:
+        props = []
+        if issue.line >= 1 and not issue.file.startswith("<"):  # a place in a file
+            props += [f"file={_escape_property(issue.file)}", f"line={issue.line}"]
+            props += [f"col={issue.col}"] if issue.col >= 1 else []
+        if issue.path:
+            props.append(f"title={_escape_property(issue.path)}")
+        head = f"::error {','.join(props)}" if props else "::error"
+        lines.append(f"{head}::{_escape_data(issue.message)}")
+    return lines
+
+
+def annotate_for_github(error: BaseException) -> None:
+    """In GitHub Actions, print ``github_annotations(error)`` on stdout (the runner reads
+    workflow commands there); elsewhere do nothing."""
+    if os.environ.get("GITHUB_ACTIONS") != "true":
+        return
+    for line in github_annotations(error):
+        click.echo(line)
+
+
+# --- drift ---------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option(
+    "--format",
+    "fmt_",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text for people, json for programs (docs/json-format.md), markdown for issues.",
+)
+@click.option(
+    "--ignore-unmanaged",
+    is_flag=True,
+    help="Leave out live resources that no manifest of this project owns.",
+)
+@pass_app
+@click.pass_context
+def drift(ctx: click.Context, app: App, fmt_: str, ignore_unmanaged: bool) -> None:
+    """Tell whether the live system changed behind git's back. Changes nothing.
+
+    Compares the live resources with the lockfile and the manifests, with the same one list
+    per kind as plan, and reports per address: changed out of band (the fields, and for
+    agents the version that changed them and when), archived or deleted behind our back, pin
+    drift (a deployment runs another agent version than the one pinned), and unmanaged
+    resources (live, but owned by no manifest of this project).
+
+    Exit 0 when there is no drift, 2 when there is, 1 on error.
+    """
+    with terminal.status("Refreshing..."):
+        report = app.run(gitops.drift(app.settings, ignore_unmanaged=ignore_unmanaged))
+    color = terminal.stdout_color() if fmt_ == "text" else False
+    click.echo(
+        render_drift(report, fmt_, color=color, width=terminal.stdout_width()),  # type: ignore[arg-type]
+        nl=False,
+    )
+    if report.has_drift:
+        ctx.exit(EXIT_DRIFT)
+
+
+# --- import --------------------------------------------------------------------------------
+
+
+@click.command("import")
+@click.argument("address", metavar="[ADDR]", required=False)
+@click.argument("remote_id", metavar="[ID]", required=False)
+@click.option(
+    "--all-unmanaged",
+    is_flag=True,
+    help="Adopt everything live that no manifest owns, writing its manifests to --out.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="With --all-unmanaged: where to write agents.yaml, environments.yaml, vaults.yaml "
+    "and deployments.yaml (existing files are never overwritten).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With ADDR ID: replace ADDR's lockfile entry, or re-tag an object this project "
+    "tagged for another address.",
+)
+@pass_app
+def import_command(
+    app: App,
+    address: str | None,
+    remote_id: str | None,
+    all_unmanaged: bool,
+    out: Path | None,
+    force: bool,
+) -> None:
+    """Adopt existing remote resources.
+
+    \b
+      reconciler import ADDR ID
+          Record the live object ID as ADDR (e.g. agent.coder agent_01...) in the
+          lockfile and tag it with the ownership metadata. Tagging an agent saves a new
+          version. Importing a vault also adopts the credentials its manifest declares.
+      reconciler import --all-unmanaged --out DIR
+          Write manifests for everything live that nothing owns (one file per kind,
+          secrets as {from_env: ...} placeholders to fill in) and adopt it all.
+
+    Afterwards `reconciler plan` shows no change, except credential secrets: the provider
+    never returns them, so the first apply writes them from the manifests.
+
+    Exit 0 when everything was imported, 1 otherwise.
+    """
+    if all_unmanaged:
+        if address or remote_id or force:
+            failures.fail("--all-unmanaged takes no ADDR, ID or --force")
+        if out is None:
+            failures.fail(
+                "--all-unmanaged needs --out DIR, the directory to write the manifests to"
+            )
+        _import_all(app, out)
+        return
+    if out is not None:
+        failures.fail("--out goes with --all-unmanaged")
+    if not address or not remote_id:
+        failures.fail(
+            "give an address and a remote id (`reconciler import agent.coder agent_01...`), "
+            "or --all-unmanaged --out DIR"
+        )
+    with terminal.status("Importing..."):
+        result = app.run(gitops.import_resource(app.settings, address, remote_id, force=force))
+    if result.already:
+        click.echo(f"{address} is already recorded as {remote_id}; nothing to do.")
+        return
+    for adopted in result.adopted:
+        click.echo(_adopted_line("Imported", adopted))
+    click.echo(
+        f"Recorded in {app.settings.lockfile}. Run `reconciler plan` to compare with the manifests."
+    )
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+
+
+def _adopted_line(verb: str, adopted: gitops.Adopted) -> str:
+    what = "tagged with the ownership metadata" if adopted.tagged else "already tagged"
+    if adopted.kind == "agent" and adopted.version is not None:
+        what += f", now version {adopted.version}" if adopted.tagged else ""
+    return f"{verb} {adopted.address} ({adopted.remote_id}): {what}."
+
+
+def _import_all(app: App, out: Path) -> None:
+    with terminal.status("Importing..."):
+        result = app.run(gitops.import_unmanaged(app.settings, out))
+    if not result.documents:
+        click.echo("Nothing to import: no live resource is unmanaged.")
+        _skipped(result.skipped)
+        return
+    for path in result.files:
+        counts = Counter(d.kind for d in result.documents if KIND_FILES[d.kind] == path.name)
+        described = ", ".join(
+            f"{n} {kind.lower()}{'s' if n != 1 else ''}" for kind, n in counts.items()
+        )
+        click.echo(f"Wrote {path} ({described}).")
+    for adopted in result.adopted:
+        click.echo(_adopted_line("Adopted", adopted))
+    click.echo(f"Recorded {len(result.adopted)} resources in {app.settings.lockfile}.")
+    _skipped(result.skipped)
+    if result.secrets:
+        click.echo(
+            "\nThe provider never returns secrets. Set these variables before `reconciler plan`;"
+            " the first apply writes them:"
+        )
+        width = max(len(s.variable) for s in result.secrets)
+        for s in result.secrets:
+            click.echo(f"  {s.variable.ljust(width)}  {s.address} {s.path}")
+    manifests = Path(app.settings.manifests).resolve()
+    inside = out.resolve() == manifests or manifests in out.resolve().parents
+    plan = (
+        "`reconciler plan`"
+        if inside
+        else f"`reconciler plan` with {out} moved into {app.settings.manifests}"
+    )
+    click.echo(
+        f"\nReview {out}, commit it with {app.settings.lockfile}, and run {plan}: it should "
+        "show no change."
+    )
+    if result.failures:
+        lines = "\n".join(f"  {a}: {why}" for a, why in result.failures.items())
+        ids = {r.address: r.remote_id for d in result.documents for r in d.resources}
+        retry = "\n".join(f"  reconciler import {a} {ids[a]}" for a in result.failures)
+        failures.fail(
+            f"{len(result.failures)} resources could not be adopted (their documents were "
+            f"written):\n{lines}\nFix the cause, then adopt each one before planning:\n{retry}"
+        )
+
+
+def _skipped(skipped: tuple[Skipped, ...]) -> None:
+    for s in skipped:
+        click.echo(f"Skipped {s.kind} {s.remote_id}: {s.reason}.", err=True)
+
+
+# --- fmt -----------------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path), metavar="[PATHS]...")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Change nothing: list the files that are not formatted and exit 1 if any.",
+)
+@pass_app
+@click.pass_context
+def fmt(ctx: click.Context, app: App, paths: tuple[Path, ...], check: bool) -> None:
+    """Rewrite manifests in canonical form (default: the --manifests directory).
+
+    Canonical: documents ordered kind, name, protect, ignore_changes, spec; spec fields in a
+    fixed order per kind, then nested keys by a stable rank (type, name, ... first); two-space
+    indentation with list items indented under their key; one `---` between documents.
+    Metadata keys and values, quoting and flow style ({a: b}) stay as written.
+
+    Comments are kept (ruamel.yaml). A comment stays after the key it follows, also when fmt
+    moves that key. A file fmt cannot format without losing a comment or changing its data is
+    left alone and reported.
+
+    Prints the files it changed (with --check: that it would change). Exit 0, or 1 when
+    --check finds unformatted files or a file cannot be formatted.
+    """
+    report = gitops.format_paths(list(paths) or [app.settings.manifests], check=check)
+    for path in report.changed:
+        click.echo(f"would reformat {path}" if check else f"reformatted {path}")
+    for path, why in report.refused.items():
+        click.echo(f"Warning: {why}", err=True)
+    if report.refused or (check and report.changed):
+        ctx.exit(1)

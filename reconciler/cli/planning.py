@@ -1,0 +1,286 @@
+"""``validate``, ``plan`` and ``apply``: parse flags, call ``reconciler.operations``, render.
+
+The plan is rendered by ``reconciler.render``; the apply summary by ``render_apply_summary``.
+Progress (a spinner while refreshing, a bar while applying) goes to stderr on a terminal
+only. What would change and whether it may is decided by the library, never here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+
+from reconciler import operations
+from reconciler.cli import terminal
+from reconciler.cli.app import App, pass_app
+from reconciler.cli.failures import EXIT_INTERRUPTED, fail
+from reconciler.engine.executor import ApplyReport, Outcome
+from reconciler.engine.model import CHANGE_TYPES, Action, Plan
+from reconciler.manifest import ManifestSet, load_manifests
+from reconciler.render import FORMATS, render_apply_summary, render_plan
+
+#: ``plan --detailed-exitcode`` when the plan has changes.
+EXIT_CHANGES = 2
+
+_target_option = click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ADDR",
+    help="Plan only ADDR (e.g. agent.coder) and what it depends on. Repeatable.",
+)
+_prune_option = click.option(
+    "--prune",
+    is_flag=True,
+    help="Archive owned resources whose documents were removed from the manifests "
+    "(never protect: true ones). Without it the plan lists them as left alone.",
+)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(validate)
+    group.add_command(plan)
+    group.add_command(apply)
+
+
+def _count_files(manifests: ManifestSet) -> int:
+    return len({manifests.location(d.address).file for d in manifests.documents})
+
+
+def _refreshing(app: App) -> str:
+    """The spinner's words, naming the provider, so nobody mistakes the local one for prod."""
+    settings = app.settings
+    where = f"the embedded local provider ({settings.db_path})"
+    if settings.provider_url:
+        url = urlsplit(settings.provider_url)
+        where = url._replace(netloc=url.netloc.rpartition("@")[2]).geturl()  # no user:password
+    return f"Refreshing from {where}..."
+
+
+@click.command()
+@pass_app
+def validate(app: App) -> None:
+    """Check the manifests: schema and references, with no network.
+
+    Prints ``OK: N resources in M files`` (credentials count as resources, as in a plan), or every error as ``file:line:col: ...`` on
+    stderr and exits 1.
+    """
+    manifests = load_manifests(app.settings.manifests)
+    n = len(manifests.documents) + len(manifests.credentials())
+    files = _count_files(manifests)
+    click.echo(
+        f"OK: {n} resource{'s' if n != 1 else ''} in {files} file{'s' if files != 1 else ''}"
+    )
+
+
+@click.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Also save the plan to FILE, for `reconciler apply FILE`.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text for people, json for programs (docs/json-format.md), markdown for PR comments.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there are no changes, 2 when there are (1 stays an error).",
+)
+@_prune_option
+@_target_option
+@pass_app
+@click.pass_context
+def plan(
+    ctx: click.Context,
+    app: App,
+    out: Path | None,
+    fmt: str,
+    detailed_exitcode: bool,
+    prune: bool,
+    targets: tuple[str, ...],
+) -> None:
+    """Show what apply would do, and why. Changes nothing.
+
+    Exit 0, or with --detailed-exitcode 0 when nothing would change and 2 when something
+    would; 1 on error.
+    """
+    with terminal.status(_refreshing(app)):
+        result = app.run(operations.make_plan(app.settings, prune=prune, targets=targets))
+    the_plan = result.plan
+    color = terminal.stdout_color() if fmt == "text" else False
+    click.echo(
+        render_plan(the_plan, fmt, color=color, width=terminal.stdout_width()),  # type: ignore[arg-type]
+        nl=False,
+    )
+    if out is not None:
+        operations.save_plan(the_plan, out)
+        click.echo(f"Saved the plan to {out}; apply it with `reconciler apply {out}`", err=True)
+    if detailed_exitcode and the_plan.has_changes:
+        ctx.exit(EXIT_CHANGES)
+
+
+@click.command()
+@click.argument("planfile", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--auto-approve",
+    is_flag=True,
+    help="Apply without asking. Needed when stdin is not a terminal (CI), unless a PLANFILE "
+    "is given.",
+)
+@click.option(
+    "--parallelism",
+    type=click.IntRange(min=1, max=256),
+    default=10,
+    show_default=True,
+    metavar="N",
+    help="Most actions in flight at once.",
+)
+@_prune_option
+@_target_option
+@pass_app
+def apply(
+    app: App,
+    planfile: Path | None,
+    auto_approve: bool,
+    parallelism: int,
+    prune: bool,
+    targets: tuple[str, ...],
+) -> None:
+    """Converge the provider to the manifests, or carry out a saved PLANFILE.
+
+    Without PLANFILE it plans, shows the plan and asks for `yes` on a terminal (or goes ahead
+    with --auto-approve). A PLANFILE was reviewed already and is applied without asking;
+    actions whose resource changed since it was saved are refused, and listed. Every finished
+    action is recorded in the lockfile at once, so an error or Ctrl-C loses nothing.
+
+    Exit 0 when everything was done, 1 otherwise.
+    """
+    if planfile is not None and (prune or targets):
+        fail(
+            "--prune and --target are decided when planning; run `reconciler plan --out "
+            f"{planfile}` with them, then `reconciler apply {planfile}`"
+        )
+    if planfile is None and not auto_approve and not terminal.is_interactive():
+        fail(
+            "refusing to apply without confirmation: there is no terminal to ask on. Pass "
+            "--auto-approve to apply what the plan shows, or save a reviewed plan with "
+            "`reconciler plan --out FILE` and run `reconciler apply FILE`"
+        )
+    session = _ApplySession(planfile, _refreshing(app))
+    session.spinner.start()
+    try:
+        result = app.run(
+            operations.apply(
+                app.settings,
+                plan_file=planfile,
+                prune=prune,
+                targets=targets,
+                parallelism=parallelism,
+                confirm=None if auto_approve or planfile is not None else session.confirm,
+                on_plan=session.show_plan,
+                on_start=session.started,
+                on_outcome=session.finished,
+            )
+        )
+    except KeyboardInterrupt:
+        session.close()
+        click.echo(
+            "Interrupted. Every action that finished is recorded in "
+            f"{app.settings.lockfile}; run `reconciler plan` to see what is left.",
+            err=True,
+        )
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        session.close()
+    if result is None:
+        click.echo("Apply cancelled; nothing was changed.")
+        raise click.exceptions.Exit(1)
+    exit_code = _report(result, planfile)
+    if exit_code:
+        raise click.exceptions.Exit(exit_code)
+
+
+class _ApplySession:
+    """The terminal side of one apply: spinner, plan display, question, progress bar."""
+
+    def __init__(self, planfile: Path | None, refreshing: str) -> None:
+        self.planfile = planfile
+        self.spinner = terminal.Spinner(refreshing)
+        self.progress: terminal.ApplyProgress | None = None
+
+    def show_plan(self, the_plan: Plan) -> None:
+        self.spinner.stop()
+        total = sum(1 for a in the_plan.actions if a.type in CHANGE_TYPES)
+        self.progress = terminal.ApplyProgress(total)
+        if self.planfile is not None:
+            click.echo(f"Applying the saved plan {self.planfile}. {the_plan.summary}")
+            return
+        click.echo(
+            render_plan(
+                the_plan, "text", color=terminal.stdout_color(), width=terminal.stdout_width()
+            ),
+            nl=False,
+        )
+
+    def confirm(self, the_plan: Plan) -> bool:
+        return terminal.confirm_apply()
+
+    def started(self, action: Action) -> None:
+        if self.progress is not None:
+            self.progress.started(action)
+
+    def finished(self, outcome: Outcome) -> None:
+        if self.progress is not None:
+            self.progress.finished(outcome)
+
+    def close(self) -> None:
+        self.spinner.stop()
+        if self.progress is not None:
+            self.progress.close()
+
+
+def _done_counts(report: ApplyReport) -> dict[str, int]:
+    """Successful actions by type (``create``...), as ``render_apply_summary`` counts them."""
+    return dict(Counter(o.action.type for o in report.outcomes if o.ok))
+
+
+def _report(result: operations.ApplyResult, planfile: Path | None) -> int:
+    """Print the end of an apply; return its exit code."""
+    report = result.report
+    if not report.outcomes and not result.stale:
+        if planfile is not None:
+            click.echo("No changes. The live system matches the saved plan.")
+        return 0  # the plan text already said "No changes."
+    failures = dict(report.failures)
+    for address, reason in result.stale.items():
+        failures[address] = f"refused: {reason}"
+    click.echo(render_apply_summary(_done_counts(report), failures))
+    recorded = sum(
+        1
+        for o in report.outcomes
+        if o.ok and o.action.type == "noop" and getattr(o.action, "target", None) is not None
+    )
+    if recorded:
+        noun = "resource" if recorded == 1 else "resources"
+        click.echo(f"Recorded {recorded} unchanged {noun} in the lockfile (adopted or refreshed).")
+    if report.adopted:
+        click.echo(
+            "Adopted after an uncertain create (found by ownership metadata, no twin made): "
+            + ", ".join(report.adopted)
+        )
+    if result.stale:
+        click.echo(
+            "Some actions of the saved plan were refused because their resources changed "
+            "since it was made; run `reconciler plan` to review the change."
+        )
+    return 1 if failures else 0

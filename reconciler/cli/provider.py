@@ -1,0 +1,125 @@
+"""``provider serve``: run the local provider as an HTTP server, with optional fault injection.
+
+The server is ``reconciler.provider.local.serve``; this command only parses its options. The
+local provider is imported when the command runs, so other commands never load FastAPI.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import click
+
+from reconciler.cli.failures import fail
+from reconciler.operations import DEFAULT_DB
+
+
+def register(group: click.Group) -> None:
+    group.add_command(provider)
+
+
+@click.group()
+def provider() -> None:
+    """The local provider: a wire-compatible Managed Agents API on SQLite."""
+
+
+@provider.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8787, show_default=True, help="TCP port."
+)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DEFAULT_DB,
+    show_default=True,
+    help="SQLite file; the same file the embedded provider uses by default.",
+)
+@click.option(
+    "--latency-ms",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Delay every response by N ms.",
+)
+@click.option(
+    "--fault-rate",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    metavar="P",
+    help="Fail this share of requests with a 5xx or a timeout.",
+)
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=None,
+    metavar="RPS",
+    help="Answer 429 (with retry-after) above RPS requests per second.",
+)
+@click.option(
+    "--seed", type=int, default=None, metavar="N", help="Seed the fault injection (repeatable)."
+)
+def serve(
+    host: str,
+    port: int,
+    db_path: Path,
+    latency_ms: int,
+    fault_rate: float,
+    rate_limit: float | None,
+    seed: int | None,
+) -> None:
+    """Serve the local provider over HTTP until Ctrl-C.
+
+    Point the CLI at it with --provider-url http://HOST:PORT (or RECONCILER_PROVIDER_URL),
+    or the official SDK with base_url. Latency, faults and rate limits are for tests and
+    benchmarks of retries.
+    """
+    from reconciler.provider.local import FaultConfig
+    from reconciler.provider.local import serve as serve_provider
+
+    faults = None
+    if latency_ms or fault_rate or rate_limit is not None or seed is not None:
+        faults = FaultConfig(
+            latency_ms=latency_ms, fault_rate=fault_rate, rate_limit=rate_limit, seed=seed
+        )
+    extras = []
+    if faults is not None:
+        extras.append(
+            f"latency {latency_ms} ms, fault rate {fault_rate}, rate limit "
+            f"{'none' if rate_limit is None else f'{rate_limit:g}/s'}, seed {seed}"
+        )
+    port = _free_port(host, port)
+    click.echo(
+        f"Local provider listening on http://{host}:{port} (db: {db_path})"
+        + (f" [{extras[0]}]" if extras else ""),
+        err=True,
+    )
+    try:
+        serve_provider(host=host, port=port, db_path=db_path, faults=faults)
+    except KeyboardInterrupt:
+        pass
+    click.echo("Local provider stopped.", err=True)
+
+
+def _free_port(host: str, port: int) -> int:
+    """``port`` if it can be bound on ``host`` (a free one for 0), else stop with a sentence.
+
+    Checked before serving so that a busy port is told plainly instead of after a
+    "listening" line that would send clients to whoever holds the port.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, address = infos[0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+            return int(probe.getsockname()[1])
+    except OSError as err:
+        fail(
+            f"cannot listen on {host}:{port} ({err.strerror or err}); another process may be "
+            "using it: pick another with --port"
+        )

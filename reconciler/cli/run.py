@@ -1,0 +1,363 @@
+"""``run AGENT|DEPLOYMENT -m TEXT``: start (or continue) a session and stream its events.
+
+The session uses what apply recorded: the agent id and version from the lockfile (for a
+deployment, the version its lockfile entry pinned), the environment and vault ids of the
+deployment (for an agent, the only Environment of the manifests or ``--environment``).
+Sessions are run through ``reconciler.runtime.ManagedRuntime`` over the CLI's client.
+
+Output: agent text and tool calls on stdout, status lines on stderr (so ``> out.txt`` keeps
+the conversation); ``--json`` prints every event as one JSON line on stdout instead.
+Exit codes: 0 when the turn ends with ``end_turn``, 1 on ``session.error`` or any other end,
+130 after Ctrl-C (which first sends ``user.interrupt`` so the agent stops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import difflib
+import json
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from reconciler.cli.app import App, pass_app
+from reconciler.cli.failures import EXIT_INTERRUPTED
+from reconciler.errors import PlanError, ReconcilerError
+from reconciler.manifest import DeploymentSpec, ManifestSet, load_manifests
+from reconciler.operations import Settings, connect
+from reconciler.render import should_color
+from reconciler.runtime import ManagedRuntime
+from reconciler.state import Lockfile, read_lockfile
+
+JSON = dict[str, Any]
+
+#: Sessions can run for a long time between events; the client's default is shorter.
+SESSION_TIMEOUT_S = 600.0
+
+
+class RunError(ReconcilerError):
+    """``run`` cannot start: unknown name, not applied yet, no environment to use."""
+
+
+@dataclass(frozen=True)
+class SessionTarget:
+    """What a new session runs, all as remote ids, resolved from manifests and lockfile."""
+
+    address: str
+    agent_address: str
+    agent_id: str
+    agent_version: int | None
+    environment_address: str
+    environment_id: str
+    vault_ids: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        version = f" version {self.agent_version}" if self.agent_version is not None else ""
+        via = "" if self.address == self.agent_address else f"{self.address}: "
+        return f"{via}{self.agent_address}{version} in {self.environment_address}"
+
+
+def _pick_address(manifests: ManifestSet, name: str) -> str:
+    if "." in name:
+        kind = name.split(".", 1)[0]
+        if kind not in ("agent", "deployment"):
+            raise RunError(f"{name} is a {kind}; run takes an agent or a deployment")
+        if name not in manifests:
+            raise RunError(f"no {name} in the manifests{_hint(manifests, name)}")
+        return name
+    found = [a for a in (f"deployment.{name}", f"agent.{name}") if a in manifests]
+    if len(found) > 1:
+        raise RunError(f"{name} is both {found[0]} and {found[1]}; say which (e.g. {found[1]})")
+    if not found:
+        raise RunError(
+            f"no Agent or Deployment named {name} in the manifests{_hint(manifests, name)}"
+        )
+    return found[0]
+
+
+def _hint(manifests: ManifestSet, name: str) -> str:
+    runnable = [d.address for d in manifests.documents if d.kind in ("Agent", "Deployment")]
+    short = [a.split(".", 1)[1] for a in runnable]
+    close = difflib.get_close_matches(name, runnable + short, n=3)
+    if close:
+        return f"; did you mean {' or '.join(close)}?"
+    if runnable:
+        return f"; runnable: {', '.join(runnable)}"
+    return ""
+
+
+def resolve_session_target(
+    manifests: ManifestSet, lockfile: Lockfile, name: str, environment: str | None = None
+) -> SessionTarget:
+    """The ids a session for ``name`` uses (see the module doc).
+
+    Raises:
+        RunError: unknown name, or a resource it needs is not in the lockfile yet.
+    """
+    address = _pick_address(manifests, name)
+
+    def applied(addr: str) -> Any:
+        entry = lockfile.resources.get(addr)
+        if entry is None:
+            raise RunError(f"{addr} is not applied yet; run `reconciler apply` first")
+        return entry
+
+    doc = manifests.get(address)
+    assert doc is not None
+    if address.startswith("deployment."):
+        spec = doc.spec
+        assert isinstance(spec, DeploymentSpec)
+        deployment = applied(address)
+        agent_address = f"agent.{spec.agent.ref}"
+        agent = applied(agent_address)
+        version = deployment.pins.get(agent_address, spec.agent.version or agent.version)
+        env_address = f"environment.{spec.environment}"
+        if environment is not None and environment not in (spec.environment, env_address):
+            raise RunError(f"{address} runs in {env_address}; --environment is only for agents")
+        env = applied(env_address)
+        vaults = tuple(applied(f"vault.{v}").id for v in spec.vaults)
+        return SessionTarget(address, agent_address, agent.id, version, env_address, env.id, vaults)
+    agent = applied(address)
+    env_address = _environment_for_agent(manifests, address, environment)
+    env = applied(env_address)
+    return SessionTarget(address, address, agent.id, agent.version, env_address, env.id)
+
+
+def _environment_for_agent(manifests: ManifestSet, address: str, name: str | None) -> str:
+    envs = [d.address for d in manifests.by_kind("Environment")]
+    if name is not None:
+        env_address = name if name.startswith("environment.") else f"environment.{name}"
+        if env_address not in manifests:
+            hint = f"; the manifests have {', '.join(envs)}" if envs else ""
+            raise RunError(f"no {env_address} in the manifests{hint}")
+        return env_address
+    if len(envs) == 1:
+        return envs[0]
+    if not envs:
+        raise RunError(
+            f"{address} needs an environment to run in and the manifests have none; add an "
+            "Environment document and apply it"
+        )
+    raise RunError(
+        f"the manifests have {len(envs)} environments ({', '.join(envs)}); choose one with "
+        "--environment NAME"
+    )
+
+
+def register(group: click.Group) -> None:
+    group.add_command(run)
+
+
+@click.command()
+@click.argument("name", metavar="AGENT|DEPLOYMENT")
+@click.option("-m", "--message", required=True, metavar="TEXT", help="What to say to the agent.")
+@click.option("--json", "as_json", is_flag=True, help="Print every event as one JSON line.")
+@click.option(
+    "--session",
+    "session_id",
+    metavar="ID",
+    help="Continue this session (its id is printed when a run starts) instead of a new one.",
+)
+@click.option(
+    "--environment",
+    metavar="NAME",
+    help="For an agent: the Environment to run in (default: the only one in the manifests).",
+)
+@pass_app
+@click.pass_context
+def run(
+    ctx: click.Context,
+    app: App,
+    name: str,
+    message: str,
+    as_json: bool,
+    session_id: str | None,
+    environment: str | None,
+) -> None:
+    """Send TEXT to an applied agent or deployment and stream the session's events.
+
+    \b
+    NAME is `coder`, `agent.coder`, `nightly` or `deployment.nightly`. Examples:
+      reconciler run coder -m "fix the failing test"
+      reconciler run coder --session sesn_01... -m "now add a test for it"
+      reconciler run nightly-review -m "only look at #42" --json | jq .type
+
+    Exit 0 when the agent ends its turn, 1 on a session error, 130 after Ctrl-C (the agent
+    is sent an interrupt first; continue later with --session).
+    """
+    manifests = load_manifests(app.settings.manifests)
+    lockfile = read_lockfile(app.settings.lockfile, project=app.settings.project)
+    target = resolve_session_target(manifests, lockfile, name, environment)
+    printer = _JsonPrinter() if as_json else _TextPrinter()
+    outcome = app.run(_converse(app.settings, target, message, session_id, printer))
+    if outcome.interrupted:
+        click.echo(
+            f"Interrupted: sent user.interrupt to session {outcome.session_id}. Continue it "
+            f"with: reconciler run {name} --session {outcome.session_id} -m TEXT",
+            err=True,
+        )
+        ctx.exit(EXIT_INTERRUPTED)
+    if outcome.problem is not None:
+        click.echo(f"Error: {outcome.problem}", err=True)
+        ctx.exit(1)
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    session_id: str
+    problem: str | None = None
+    interrupted: bool = False
+
+
+Printer = Callable[[Mapping[str, Any]], None]
+
+
+async def _converse(
+    settings: Settings,
+    target: SessionTarget,
+    message: str,
+    session_id: str | None,
+    printer: Printer,
+) -> TurnOutcome:
+    settings = dataclasses.replace(
+        settings, client_options={"timeout": SESSION_TIMEOUT_S, **settings.client_options}
+    )
+    async with connect(settings) as client, ManagedRuntime(client=client) as rt:
+        if session_id is None:
+            session_id = await rt.create_session(
+                target.agent_id,
+                target.environment_id,
+                version=target.agent_version,
+                vault_ids=list(target.vault_ids),
+                title=f"reconciler run {target.address}",
+            )
+            click.echo(
+                f"Session {session_id} ({target.describe()}); continue it with "
+                f"--session {session_id}",
+                err=True,
+            )
+        else:
+            await _check_session(rt, session_id, target)
+            click.echo(f"Continuing session {session_id} ({target.describe()})", err=True)
+        return await talk(rt, session_id, message, printer)
+
+
+async def _check_session(rt: ManagedRuntime, session_id: str, target: SessionTarget) -> None:
+    session = await rt.retrieve_session(session_id)
+    agent = session.get("agent") or {}
+    if agent.get("id") != target.agent_id:
+        raise PlanError(
+            f"session {session_id} runs agent {agent.get('id')}, not {target.agent_address} "
+            f"({target.agent_id}); start a new session without --session"
+        )
+
+
+async def talk(rt: Any, session_id: str, message: str, printer: Printer) -> TurnOutcome:
+    """One turn: send ``message``, print events until the turn ends; Ctrl-C interrupts.
+
+    Args:
+        rt: an open ``ManagedRuntime`` (anything with ``run_turn`` and ``interrupt``).
+    """
+    turn = rt.run_turn(session_id, message)
+    try:
+        async for event in turn:
+            printer(event)
+            end = _ending(event)
+            if end is not None:
+                return TurnOutcome(session_id, problem=end or None)
+    except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task
+        await turn.aclose()
+        await rt.interrupt(session_id)
+        return TurnOutcome(session_id, interrupted=True)
+    return TurnOutcome(session_id, problem="the event stream ended before the agent's turn did")
+
+
+def _stop_reason(event: Mapping[str, Any]) -> str:
+    stop = event.get("stop_reason")
+    if isinstance(stop, Mapping):
+        return str(stop.get("type") or "")
+    return str(stop or "")
+
+
+def _ending(event: Mapping[str, Any]) -> str | None:
+    """None: the turn goes on; "": it ended well; else why it ended badly."""
+    kind = event.get("type")
+    if kind == "session.status_idle":
+        reason = _stop_reason(event)
+        if reason == "end_turn":
+            return ""
+        if reason == "requires_action":
+            return (
+                "the agent waits for a tool confirmation or a custom tool result, which `run` "
+                "cannot give; answer it with the runtime API (ManagedRuntime.send_event)"
+            )
+        return f"the agent stopped: {reason or 'no stop reason given'}"
+    if kind == "session.error":
+        error = event.get("error")
+        text = error.get("message") if isinstance(error, Mapping) else error
+        return f"session error: {text or json.dumps(event, sort_keys=True)}"
+    if kind in ("session.status_terminated", "session.deleted"):
+        return f"the session ended ({kind})"
+    return None
+
+
+class _JsonPrinter:
+    def __call__(self, event: Mapping[str, Any]) -> None:
+        click.echo(json.dumps(event, sort_keys=True, ensure_ascii=False))
+
+
+class _TextPrinter:
+    """Agent text and tool calls on stdout; status lines on stderr."""
+
+    def __call__(self, event: Mapping[str, Any]) -> None:
+        kind = str(event.get("type", ""))
+        match kind:
+            case "agent.message":
+                click.echo(_text_of(event.get("content")))
+            case "agent.thinking":
+                _status("(thinking)")
+            case "agent.tool_use" | "agent.mcp_tool_use" | "agent.custom_tool_use":
+                name = event.get("name") or event.get("tool_name") or "?"
+                server = event.get("mcp_server_name")
+                where = f"{server}/{name}" if server else name
+                click.echo(f"[tool] {where} {_short(event.get('input'))}")
+            case "agent.tool_result" | "agent.mcp_tool_result":
+                error = " (error)" if event.get("is_error") else ""
+                click.echo(f"[tool result{error}] {_short(_text_of(event.get('content')))}")
+            case "session.status_running":
+                _status("... running")
+            case "session.status_idle":
+                _status(f"... idle ({_stop_reason(event)})")
+            case "session.status_rescheduling":
+                _status("... rescheduling")
+            case "session.error" | "session.status_terminated" | "session.deleted":
+                pass  # told once, as the run's error
+            case _:
+                pass  # user echoes, spans, usage: noise in a terminal (see --json)
+
+
+def _status(line: str) -> None:
+    click.echo(click.style(line, dim=True) if should_color(sys.stderr) else line, err=True)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [
+            str(block.get("text", ""))
+            for block in content
+            if isinstance(block, Mapping) and block.get("type") == "text"
+        ]
+        return "\n".join(parts)
+    return "" if content is None else json.dumps(content, sort_keys=True)
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,37 @@
+"""``schema``: the JSON Schema of manifests, for editors (yaml-language-server) and CI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from reconciler.manifest import manifest_json_schema
+
+
+def register(group: click.Group) -> None:
+    group.add_command(schema)
+
+
+@click.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Write the schema to FILE instead of stdout.",
+)
+def schema(out: Path | None) -> None:
+    """Print the JSON Schema of manifest documents (indent 2).
+
+    \b
+    Point your editor at it, e.g. first line of a manifest:
+      # yaml-language-server: $schema=./reconciler.schema.json
+    """
+    text = json.dumps(manifest_json_schema(), indent=2, sort_keys=False) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    click.echo(f"Wrote the manifest JSON Schema to {out}", err=True)

@@ -1,0 +1,198 @@
+"""What the CLI shows on a terminal and hides from a pipe: spinners, progress, prompts.
+
+Everything here writes to stderr and only when stderr is a terminal, so piped or captured
+output (CI logs, ``> plan.txt``) holds the result and nothing else. Results themselves are
+printed by the commands on stdout. Nothing here decides anything about a plan.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from reconciler.render import should_color
+
+if TYPE_CHECKING:
+    from reconciler.engine.executor import Outcome
+    from reconciler.engine.model import Action
+
+#: Width of rendered plans when stdout is not a terminal: fixed, so output is byte-stable.
+PIPE_WIDTH = 100
+
+_STARTING = {
+    "create": "creating",
+    "update": "updating",
+    "replace": "replacing",
+    "archive": "archiving",
+    "delete": "deleting",
+    "noop": "recording",
+}
+_DONE = {
+    "create": "created",
+    "update": "updated",
+    "replace": "replaced",
+    "archive": "archived",
+    "delete": "deleted",
+    "noop": "recorded",
+}
+
+
+def _isatty(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(callable(isatty) and isatty())
+    except (ValueError, OSError):
+        return False
+
+
+def is_interactive() -> bool:
+    """Whether a person can answer a prompt: stdin and stdout are terminals."""
+    return _isatty(sys.stdin) and _isatty(sys.stdout)
+
+
+def shows_progress() -> bool:
+    """Whether stderr is a terminal that can draw a spinner (not ``TERM=dumb``)."""
+    return _isatty(sys.stderr) and os.environ.get("TERM") != "dumb"
+
+
+def stdout_color() -> bool:
+    """Colour for what goes to stdout: a terminal, ``NO_COLOR`` unset, ``TERM`` not dumb."""
+    return should_color(sys.stdout)
+
+
+def stdout_width() -> int:
+    """The width to lay a plan out for: the terminal's, or ``PIPE_WIDTH`` when piped."""
+    if not _isatty(sys.stdout):
+        return PIPE_WIDTH
+    return max(60, shutil.get_terminal_size((PIPE_WIDTH, 24)).columns)
+
+
+def stderr_console() -> Console:
+    return Console(
+        file=sys.stderr,
+        no_color=not should_color(sys.stderr),
+        highlight=False,
+        emoji=False,
+    )
+
+
+@contextmanager
+def status(message: str) -> Iterator[None]:
+    """A spinner with ``message`` on stderr while the block runs, on a terminal only."""
+    if not shows_progress():
+        yield
+        return
+    with stderr_console().status(message):
+        yield
+
+
+class Spinner:
+    """A spinner that can be stopped early (e.g. before a plan is printed), at most once."""
+
+    def __init__(self, message: str) -> None:
+        self._cm = status(message)
+        self._running = False
+
+    def start(self) -> None:
+        self._cm.__enter__()
+        self._running = True
+
+    def stop(self) -> None:
+        if self._running:
+            self._running = False
+            self._cm.__exit__(None, None, None)
+
+
+class ApplyProgress:
+    """A progress bar of an apply on stderr (done/total and the current action).
+
+    Fed by ``operations.apply``'s ``on_start`` and ``on_outcome`` callbacks. On a terminal it
+    also prints one line per finished action above the bar; when stderr is not a terminal
+    every method does nothing.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.enabled = shows_progress() and total > 0
+        self._total = total
+        self._progress: Progress | None = None
+        self._task: object = None
+
+    def _ensure(self) -> Progress | None:
+        if not self.enabled:
+            return None
+        if self._progress is None:
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=stderr_console(),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("Applying", total=self._total)
+        return self._progress
+
+    def started(self, action: Action) -> None:
+        progress = self._ensure()
+        if progress is not None:
+            verb = _STARTING.get(action.type, action.type)
+            progress.update(self._task, description=f"{verb} {action.address}")  # type: ignore[arg-type]
+
+    def finished(self, outcome: Outcome) -> None:
+        progress = self._ensure()
+        if progress is None:
+            return
+        kind = outcome.action.type
+        if kind != "noop":
+            progress.advance(self._task)  # type: ignore[arg-type]
+        if outcome.ok:
+            what = _DONE.get(kind, kind)
+            details = ", ".join(
+                x
+                for x in (
+                    outcome.remote_id or "",
+                    f"version {outcome.version}" if outcome.version is not None else "",
+                )
+                if x
+            )
+            line = f"  {outcome.address}: {what}" + (f" ({details})" if details else "")
+        else:
+            line = f"  {outcome.address}: failed: {outcome.error or 'failed'}"
+        progress.console.print(line, markup=False, highlight=False)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def confirm_apply() -> bool:
+    """Terraform's question: only ``yes`` approves; anything else (or Ctrl-D) declines."""
+    click.echo()
+    click.echo("Do you want to perform these actions?")
+    click.echo("  Only 'yes' will be accepted to approve.")
+    click.echo()
+    try:
+        answer = click.prompt("  Enter a value", default="", show_default=False)
+    except click.Abort:
+        click.echo()
+        return False
+    click.echo()
+    return str(answer).strip() == "yes"

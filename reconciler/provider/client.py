@@ -1,0 +1,532 @@
+"""ProviderClient: the async HTTP client of the Managed Agents wire API.
+
+One ``httpx.AsyncClient`` (one connection pool) per client, shared safely by many concurrent
+tasks. Every attempt passes the shared ``AdaptiveRateLimiter``, is counted in ``stats``, and
+fails over to a retry or to a typed error of ``reconciler.errors``. This is the *one* place
+where an HTTP status becomes an error class (``error_for``).
+
+Retry rules (see ``retry.py``): idempotent requests are retried on transport failures and on
+408/429/5xx/529; non-idempotent writes (creates, versioned updates, ``run``, session events)
+only when the request certainly never reached the server (connect failure, 429). Any other
+failure of such a write raises ``AmbiguousWriteError`` so the caller looks before it retries.
+
+It does not know resource shapes (``resources.py`` names the endpoints), does not parse SSE
+frames (``sse.py``) and does not decide what to create (the engine does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Self
+
+import httpx
+
+from reconciler.errors import (
+    AmbiguousWriteError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProviderConnectionError,
+    ProviderError,
+    RateLimitError,
+    ServerError,
+)
+from reconciler.provider.pager import Pager
+from reconciler.provider.ratelimit import AdaptiveRateLimiter
+from reconciler.provider.resources import (
+    Agents,
+    Credentials,
+    DeploymentRuns,
+    Deployments,
+    Environments,
+    Sessions,
+    Vaults,
+)
+from reconciler.provider.retry import NEVER_SENT, RetryPolicy, is_idempotent, parse_retry_after
+from reconciler.provider.sse import EventStream
+from reconciler.provider.wire import (
+    collection_kind,
+    default_headers,
+    describe_target,
+    encode_query,
+)
+
+__all__ = ["ProviderClient", "RequestStats", "error_for"]
+
+_STATUS_CLASSES: dict[int, type[ProviderError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    429: RateLimitError,
+}
+_TYPE_STATUSES = {  # for SSE error frames, which carry an error type but no status
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "conflict_error": 409,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+@dataclass
+class RequestStats:
+    """Counts of HTTP attempts made by one client (every retry is an attempt).
+
+    Attributes:
+        requests: attempts sent (first tries and retries).
+        retries: attempts that were retries.
+        rate_limited: 429 responses received.
+        by_method: attempts per HTTP method, e.g. ``{"GET": 100}``.
+    """
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    by_method: dict[str, int] = field(default_factory=dict)
+
+    def record(self, method: str, *, retry: bool) -> None:
+        """Count one attempt."""
+        self.requests += 1
+        self.retries += int(retry)
+        self.by_method[method] = self.by_method.get(method, 0) + 1
+
+    def snapshot(self) -> RequestStats:
+        """A copy that later requests do not change."""
+        return replace(self, by_method=dict(self.by_method))
+
+    def reset(self) -> None:
+        """Zero every counter (e.g. between benchmark phases)."""
+        self.requests = self.retries = self.rate_limited = 0
+        self.by_method = {}
+
+
+def error_for(
+    status: int | None,
+    payload: Any,
+    *,
+    method: str,
+    path: str,
+    request_id: str | None = None,
+    retry_after: float | None = None,
+    note: str | None = None,
+) -> ProviderError:
+    """Build the typed error for an error response (or an SSE ``error`` frame).
+
+    Args:
+        status: HTTP status; None for an SSE frame (the class then follows ``error.type``).
+        payload: the parsed error envelope ``{"type": "error", "error": {...}}`` or raw text.
+        method: request method, for the message.
+        path: request path, for the message.
+        request_id: the ``request-id`` header, if any (the envelope's wins when absent).
+        retry_after: seconds from ``retry-after`` for 429s.
+        note: appended to the message, e.g. ``gave up after 4 retries``.
+
+    Returns:
+        An instance of the ``ProviderError`` subclass for the status, with a message a person
+        can act on, e.g. ``agent agent_01X not found (404 not_found_error, request req_1)``.
+    """
+    error: Mapping[str, Any] = {}
+    text = ""
+    if isinstance(payload, Mapping):
+        raw_error = payload.get("error")
+        error = raw_error if isinstance(raw_error, Mapping) else {}
+        request_id = request_id or _str_or_none(payload.get("request_id"))
+    elif payload:
+        text = " ".join(str(payload).split())[:200]
+    error_type = _str_or_none(error.get("type"))
+    details = error.get("details")
+    error_code = _str_or_none(details.get("error_code")) if isinstance(details, Mapping) else None
+    server_message = _str_or_none(error.get("message")) or text
+    if status is None:
+        status = _TYPE_STATUSES.get(error_type or "", 500)
+    cls = _STATUS_CLASSES.get(status) or (ServerError if status >= 500 else ProviderError)
+
+    tags = [f"{status} {error_type}" if error_type else str(status)]
+    if error_code:
+        tags.append(f"code {error_code}")
+    if request_id:
+        tags.append(f"request {request_id}")
+    if retry_after is not None:
+        tags.append(f"retry after {retry_after:g} s")
+    suffix = f" ({', '.join(tags)})"
+
+    kind, ident = describe_target(path)
+    said = f": {server_message}" if server_message else ""
+    target = f"{kind} {ident}" if kind and ident else f"{method} {path}"
+    if cls is NotFoundError and kind and ident:
+        message = f"{kind} {ident} not found{suffix}"
+    elif cls is NotFoundError:
+        message = f"{method} {path} not found{said}{suffix}"
+    elif cls is BadRequestError:
+        message = f"the provider rejected {method} {path}{said}{suffix}"
+    elif cls is AuthenticationError:
+        message = (
+            f"the provider refused the API key{said}{suffix}; check --api-key / ANTHROPIC_API_KEY"
+        )
+    elif cls is PermissionDeniedError:
+        message = f"not allowed to {method} {path}{said}{suffix}"
+    elif cls is ConflictError:
+        message = f"conflict on {target}{said}{suffix}"
+    elif cls is RateLimitError:
+        message = f"rate limited on {method} {path}{said}{suffix}"
+    elif cls is ServerError:
+        message = f"the provider failed on {method} {path}{said}{suffix}"
+    else:
+        message = f"{method} {path} failed{said}{suffix}"
+    if note:
+        message = f"{message}; {note}"
+
+    fields: dict[str, Any] = {
+        "status": status,
+        "error_type": error_type,
+        "error_code": error_code,
+        "request_id": request_id,
+        "method": method,
+        "path": path,
+    }
+    if cls is RateLimitError:
+        return RateLimitError(message, retry_after=retry_after, **fields)
+    return cls(message, **fields)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def _response_payload(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+class ProviderClient:
+    """Async client of the Managed Agents API (or the local provider).
+
+    Args:
+        base_url: e.g. ``https://api.anthropic.com`` or a local provider's URL.
+        api_key: sent as ``x-api-key`` when given.
+        transport: an httpx transport (e.g. ``StreamingASGITransport``); default: HTTP.
+        timeout: seconds, or an ``httpx.Timeout``.
+        max_retries: retries after the first attempt.
+        backoff_base: first retry backoff in seconds (doubles per retry).
+        backoff_max: backoff cap in seconds.
+        rate_limiter: shared limiter; default: an unlimited ``AdaptiveRateLimiter``.
+        max_connections: requests in flight at once (and the keep-alive pool size).
+
+    Example:
+        >>> async with ProviderClient("http://127.0.0.1:8080") as client:
+        ...     agent = await client.agents.create({"name": "coder", "model": "claude-sonnet-4-6"})
+        ...     every = await client.agents.list(include_archived=True).to_list()
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float | httpx.Timeout | None = 60.0,
+        max_retries: int = 4,
+        backoff_base: float = 0.5,
+        backoff_max: float = 8.0,
+        rate_limiter: AdaptiveRateLimiter | None = None,
+        max_connections: int = 64,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.policy = RetryPolicy(max_retries, backoff_base, backoff_max)
+        self.rate_limiter = rate_limiter if rate_limiter is not None else AdaptiveRateLimiter()
+        self._stats = RequestStats()
+        self._slots = asyncio.Semaphore(max_connections)
+        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=default_headers(api_key),
+            timeout=self._timeout,
+            transport=transport,
+            # The semaphore bounds ordinary requests; long-lived streams get their own
+            # connections instead of starving them, so the pool itself is unbounded.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=max_connections),
+        )
+        self.agents = Agents(self)
+        self.environments = Environments(self)
+        self.vaults = Vaults(self)
+        self.credentials = Credentials(self)
+        self.deployments = Deployments(self)
+        self.deployment_runs = DeploymentRuns(self)
+        self.sessions = Sessions(self)
+
+    def __repr__(self) -> str:
+        return f"ProviderClient({self.base_url!r})"
+
+    @property
+    def stats(self) -> RequestStats:
+        """Live counters of every HTTP attempt this client made."""
+        return self._stats
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (and the in-process transport, if any)."""
+        await self._http.aclose()
+
+    # ------------------------------------------------------------------ requests
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | list[tuple[str, str]] | None = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Send one API request, with retries, and return its parsed JSON body.
+
+        Args:
+            method: HTTP method.
+            path: path under the base URL, e.g. ``/v1/agents``.
+            json: request body (None sends no body).
+            params: query parameters, encoded as the wire expects (``encode_query``).
+            idempotent: override the idempotency the method and path imply.
+
+        Returns:
+            The decoded JSON (None for an empty body).
+
+        Raises:
+            ProviderError: a subclass for the status; ``AmbiguousWriteError`` when a
+                non-idempotent write may have happened; ``ProviderConnectionError`` when no
+                response arrived after every retry.
+        """
+        response = await self._send(method, path, json=json, params=params, idempotent=idempotent)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            kind = response.headers.get("content-type", "no content type")
+            raise ProviderError(
+                f"{method} {path} answered {response.status_code} with a body that is not JSON "
+                f"({kind}); is {self.base_url} a Managed Agents API?",
+                status=response.status_code,
+                method=method,
+                path=path,
+            ) from None
+
+    def paginate(
+        self, path: str, params: Mapping[str, Any] | None = None, limit: int | None = 100
+    ) -> Pager:
+        """A ``Pager`` over every item of the list endpoint ``path``."""
+        return Pager(self._get_page, path, params, limit=limit)
+
+    async def _get_page(self, path: str, params: Any) -> Any:
+        return await self.request("GET", path, params=params)
+
+    @contextlib.asynccontextmanager
+    async def stream_sse(
+        self, path: str, params: Mapping[str, Any] | None = None, *, describe: str | None = None
+    ) -> AsyncIterator[EventStream]:
+        """Open a server-sent event stream (GET, retried like any GET until it opens).
+
+        Args:
+            path: the stream path, e.g. ``/v1/sessions/sesn_1/events/stream``.
+            params: query parameters.
+            describe: how messages name the stream.
+
+        Yields:
+            An ``EventStream``: an async iterator of event dicts.
+        """
+        response = await self._send(
+            "GET",
+            path,
+            params=params,
+            idempotent=True,
+            stream=True,
+            headers={"accept": "text/event-stream"},
+        )
+        name = describe or f"the event stream {path}"
+
+        def from_frame(payload: dict[str, Any]) -> ProviderError:
+            return error_for(None, payload, method="GET", path=path)
+
+        events = EventStream(response, from_frame, name)
+        try:
+            yield events
+        finally:
+            await events.aclose()
+            await response.aclose()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | list[tuple[str, str]] | None = None,
+        idempotent: bool | None = None,
+        stream: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        method = method.upper()
+        idem = is_idempotent(method, path, json) if idempotent is None else idempotent
+        pairs = params if isinstance(params, list) else encode_query(params)
+        query = httpx.QueryParams(tuple(pairs))
+        limiter, policy = self.rate_limiter, self.policy
+        retries = 0
+        while True:
+            failure: httpx.TransportError | None = None
+            response: httpx.Response | None = None
+            slot = contextlib.nullcontext() if stream else self._slots
+            async with slot:
+                sent_at = await limiter.acquire()
+                self._stats.record(method, retry=retries > 0)
+                request = self._http.build_request(
+                    method, path, json=json, params=query, headers=headers
+                )
+                try:
+                    response = await self._http.send(request, stream=True)
+                    if not stream or not response.is_success:
+                        try:
+                            await response.aread()
+                        finally:
+                            await response.aclose()
+                except httpx.TransportError as exc:
+                    failure = exc
+                except httpx.HTTPError as exc:  # e.g. an undecodable body: not worth a retry
+                    raise ProviderError(
+                        f"{method} {path}: the provider's response could not be read "
+                        f"({type(exc).__name__}: {exc})",
+                        method=method,
+                        path=path,
+                    ) from exc
+
+            if failure is not None or response is None:
+                assert failure is not None
+                if not idem and not isinstance(failure, NEVER_SENT):
+                    raise self._ambiguous(method, path, None, failure) from failure
+                if retries >= policy.max_retries:
+                    raise self._unreachable(method, path, failure, retries) from failure
+                delay: float | None = policy.backoff(retries)
+            elif response.status_code < 400:
+                limiter.on_success(sent_at)
+                return response
+            else:
+                status = response.status_code
+                retryable = policy.status_is_retryable(response) and (idem or status == 429)
+                can_retry = retryable and retries < policy.max_retries
+                delay = policy.wait_for(response, retries) if can_retry else None
+                if status == 429:
+                    self._stats.rate_limited += 1
+                    limiter.on_rate_limited(
+                        delay if delay is not None else parse_retry_after(response.headers),
+                        sent_at,
+                    )
+                else:
+                    limiter.on_success(sent_at)  # processed: not a rate signal
+                if delay is None:
+                    if not idem and (status >= 500 or status == 408):
+                        raise self._ambiguous(method, path, response, None)
+                    raise self._status_error(method, path, response, retries)
+                if status == 429:
+                    delay = 0.0  # the limiter's pause already holds every sender back
+            retries += 1
+            if delay:
+                await asyncio.sleep(delay)
+
+    # ------------------------------------------------------------------ errors
+
+    def _status_error(
+        self, method: str, path: str, response: httpx.Response, retries: int
+    ) -> ProviderError:
+        error = error_for(
+            response.status_code,
+            _response_payload(response),
+            method=method,
+            path=path,
+            request_id=response.headers.get("request-id"),
+            retry_after=parse_retry_after(response.headers)
+            if response.status_code == 429
+            else None,
+            note=f"gave up after {retries} retries" if retries else None,
+        )
+        return error
+
+    def _ambiguous(
+        self,
+        method: str,
+        path: str,
+        response: httpx.Response | None,
+        failure: httpx.TransportError | None,
+    ) -> AmbiguousWriteError:
+        thing = collection_kind(path) or "resource"
+        if response is not None:
+            cause = error_for(
+                response.status_code,
+                _response_payload(response),
+                method=method,
+                path=path,
+                request_id=response.headers.get("request-id"),
+            )
+            reason = f"the provider answered {cause.message}"
+            fields: dict[str, Any] = {
+                "status": cause.status,
+                "error_type": cause.error_type,
+                "error_code": cause.error_code,
+                "request_id": cause.request_id,
+            }
+        else:
+            assert failure is not None
+            reason = f"the connection failed after the request was sent ({_describe(failure)})"
+            fields = {}
+        return AmbiguousWriteError(
+            f"{method} {path} may or may not have been applied: {reason}. "
+            f"Look the {thing} up before sending it again.",
+            method=method,
+            path=path,
+            **fields,
+        )
+
+    def _unreachable(
+        self, method: str, path: str, failure: httpx.TransportError, retries: int
+    ) -> ProviderConnectionError:
+        tries = f"after {retries} retries" if retries else "without retrying"
+        if isinstance(failure, NEVER_SENT):
+            message = f"could not reach the provider at {self.base_url}: {_describe(failure)}"
+        else:
+            message = (
+                f"no response from the provider at {self.base_url} to {method} {path}: "
+                f"{_describe(failure)}"
+            )
+        return ProviderConnectionError(f"{message} ({tries})", method=method, path=path)
+
+
+def _describe(failure: httpx.TransportError) -> str:
+    names = {
+        httpx.ConnectError: "connection failed",
+        httpx.ConnectTimeout: "connecting timed out",
+        httpx.PoolTimeout: "no free connection in time",
+        httpx.ReadTimeout: "timed out waiting for the response",
+        httpx.WriteTimeout: "timed out sending the request",
+        httpx.RemoteProtocolError: "the server closed the connection",
+        httpx.ReadError: "the connection dropped while reading",
+        httpx.WriteError: "the connection dropped while sending",
+    }
+    what = next((text for cls, text in names.items() if isinstance(failure, cls)), None)
+    detail = str(failure).strip()
+    what = what or type(failure).__name__
+    return f"{what} ({detail})" if detail else what

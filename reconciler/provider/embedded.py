@@ -1,0 +1,79 @@
+"""Open a ``ProviderClient``: over HTTP when a URL is given, else the local provider in-process.
+
+``embedded_client`` runs ``reconciler.provider.local.create_app(db_path)`` inside this process
+through ``StreamingASGITransport`` - the same client code, retries and errors as over HTTP,
+with no server and no port. ``open_client`` chooses between the two for the CLI.
+
+This module only wires objects together; it does not start servers or touch the database
+beyond creating its parent directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from reconciler.provider.client import ProviderClient
+from reconciler.provider.transport import StreamingASGITransport
+
+__all__ = ["EMBEDDED_BASE_URL", "embedded_client", "open_client"]
+
+EMBEDDED_BASE_URL = "http://local-provider"
+
+
+def embedded_client(
+    db_path: str | Path, *, faults: Any = None, **client_kwargs: Any
+) -> ProviderClient:
+    """A client of the local provider running in this process.
+
+    Args:
+        db_path: the provider's SQLite file; its parent directory is created.
+        faults: optional ``reconciler.provider.local.FaultConfig`` (latency, fault rate,
+            rate limit) passed to ``create_app``.
+        client_kwargs: any ``ProviderClient`` keyword (``max_retries``, ``rate_limiter``...)
+            except ``transport``.
+
+    Returns:
+        An unopened ``ProviderClient``; use it as ``async with embedded_client(path) as c``.
+        Closing the client closes the app's database connection.
+    """
+    from reconciler.provider.local import create_app  # imported late: FastAPI is heavy
+
+    path = Path(db_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    app = create_app(path) if faults is None else create_app(path, faults=faults)
+    transport = StreamingASGITransport(app, on_close=lambda: _release(app))
+    return ProviderClient(EMBEDDED_BASE_URL, transport=transport, **client_kwargs)
+
+
+def _release(app: Any) -> None:
+    """Close what the embedded app holds: open event streams, then its SQLite connection."""
+    provider = getattr(getattr(app, "state", None), "provider", None)
+    hub = getattr(provider, "hub", None)
+    if hub is not None:
+        hub.close()
+    store = getattr(provider, "store", None)
+    if store is not None:
+        store.close()
+
+
+def open_client(
+    provider_url: str | None,
+    api_key: str | None,
+    db_path: str | Path = ".reconciler/provider.db",
+    **client_kwargs: Any,
+) -> ProviderClient:
+    """The client the CLI uses: HTTP to ``provider_url``, else the embedded local provider.
+
+    Args:
+        provider_url: the API's base URL, or None/"" for the embedded provider.
+        api_key: sent as ``x-api-key``.
+        db_path: the embedded provider's database (ignored with a URL).
+        client_kwargs: any ``ProviderClient`` keyword.
+
+    Returns:
+        An unopened ``ProviderClient``.
+    """
+    if provider_url:
+        return ProviderClient(provider_url, api_key, **client_kwargs)
+    return embedded_client(db_path, api_key=api_key, **client_kwargs)

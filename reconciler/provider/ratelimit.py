@@ -1,0 +1,211 @@
+"""AdaptiveRateLimiter: pace every request of one client below the provider's rate limit.
+
+One limiter is shared by all concurrent requests of a ``ProviderClient``. It is a token bucket
+whose rate adapts to the server (AIMD, shaped like TCP CUBIC): a 429 pauses *every* sender until
+the server's ``retry-after`` has elapsed and multiplies the rate by ``decrease`` (0.7); while
+requests succeed the rate climbs back along a cubic curve - quickly at first, flat near the rate
+at which the last 429 happened, then probing above it. So a run that meets a limit of R requests
+per second settles just under R instead of turning into a retry storm.
+
+This module only decides *when* a request may be sent. It does not send, retry or sleep for
+backoff of failed requests (the client does), and it never looks at responses other than the
+two signals it is given: ``on_success`` and ``on_rate_limited``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+
+__all__ = ["AdaptiveRateLimiter"]
+
+
+class AdaptiveRateLimiter:
+    """A token bucket whose rate follows the server's rate limit.
+
+    With no ``rate`` and no ``ceiling`` the limiter lets everything through until the first
+    429; from then on it paces requests. ``ceiling`` is a hard cap that the rate never exceeds.
+
+    Args:
+        rate: initial rate in requests per second; None means unlimited (the default).
+        ceiling: the most requests per second ever allowed; None means no cap.
+        decrease: multiplicative decrease applied on a 429 (between 0.5 and 0.7 is sensible).
+        recovery_s: seconds the rate takes to climb back to the rate of the last 429.
+        burst_s: bucket depth, in seconds of the current rate (at least one request).
+        min_rate: the rate never goes below this.
+        window_s: window over which the rate of successful requests is measured (the first
+            429's estimate of the limit, and how far above the last limit probing may go).
+        clock: monotonic clock, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        rate: float | None = None,
+        *,
+        ceiling: float | None = None,
+        decrease: float = 0.7,
+        recovery_s: float = 1.0,
+        burst_s: float = 0.1,
+        min_rate: float = 0.5,
+        window_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0.0 < decrease < 1.0:
+            raise ValueError("decrease must be between 0 and 1")
+        if rate is None and ceiling is not None:
+            rate = ceiling
+        if rate is not None and ceiling is not None:
+            rate = min(rate, ceiling)
+        self._rate: float | None = rate
+        self._ceiling = ceiling
+        self._decrease = decrease
+        self._recovery_s = recovery_s
+        self._burst_s = burst_s
+        self._min_rate = min_rate
+        self._window_s = window_s
+        self._clock = clock
+
+        self._tokens = 1.0
+        self._refilled_at = clock()
+        self._paused_until = 0.0
+        self._lock = asyncio.Lock()
+        # Congestion epoch: the rate of the last decrease and when it happened.
+        self._w_max: float | None = None
+        self._epoch_at = float("-inf")
+        self._started_at: float | None = None
+        self._successes: deque[float] = deque()
+        self.decreases = 0
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def rate(self) -> float | None:
+        """The current rate in requests per second, or None when unlimited."""
+        return self._rate
+
+    @property
+    def ceiling(self) -> float | None:
+        """The configured cap, or None."""
+        return self._ceiling
+
+    def paused_for(self) -> float:
+        """Seconds until a 429 pause ends (0 when not paused)."""
+        return max(0.0, self._paused_until - self._clock())
+
+    def __repr__(self) -> str:
+        rate = "unlimited" if self._rate is None else f"{self._rate:.1f}/s"
+        return f"AdaptiveRateLimiter(rate={rate}, ceiling={self._ceiling})"
+
+    # ------------------------------------------------------------------ pacing
+
+    async def acquire(self) -> float:
+        """Wait until one request may be sent, then take its token.
+
+        Returns:
+            The clock reading at which the request was allowed; pass it back to
+            ``on_success`` / ``on_rate_limited`` as ``sent_at``.
+        """
+        now = self._clock()
+        if self._started_at is None:
+            self._started_at = now
+        if self._rate is None and now >= self._paused_until and not self._lock.locked():
+            return now
+        async with self._lock:  # FIFO: waiters take tokens in arrival order
+            while True:
+                now = self._clock()
+                if now < self._paused_until:
+                    await asyncio.sleep(self._paused_until - now)
+                    continue
+                rate = self._rate
+                if rate is None:
+                    return now
+                self._refill(now, rate)
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return now
+                await asyncio.sleep((1.0 - self._tokens) / rate)
+
+    def _refill(self, now: float, rate: float) -> None:
+        if now <= self._refilled_at:
+            return
+        depth = max(1.0, rate * self._burst_s)
+        self._tokens = min(depth, self._tokens + (now - self._refilled_at) * rate)
+        self._refilled_at = now
+
+    # ------------------------------------------------------------------ feedback
+
+    def on_success(self, sent_at: float | None = None) -> None:
+        """Record a response that was not rate limited, and raise the rate if it is time.
+
+        Args:
+            sent_at: the value ``acquire`` returned (accepted for symmetry; unused).
+        """
+        now = self._clock()
+        self._successes.append(now)
+        horizon = now - self._window_s
+        while self._successes and self._successes[0] < horizon:
+            self._successes.popleft()
+        if self._rate is None or self._w_max is None:
+            return
+        target = self._cubic(now - self._epoch_at)
+        if target > self._w_max:
+            # Probe above the last limit only as far as traffic actually follows, so a
+            # client sending less than its rate does not inflate it.
+            target = min(target, max(self._w_max, 1.5 * self._observed_rate(now)))
+        self._set_rate(target)
+
+    def on_rate_limited(self, retry_after: float | None, sent_at: float | None = None) -> None:
+        """Record a 429: pause every sender for ``retry_after`` and lower the rate once.
+
+        Several 429s for requests sent before the last decrease belong to the same burst; they
+        extend the pause but do not lower the rate again.
+
+        Args:
+            retry_after: seconds the server asked to wait (None if it did not say).
+            sent_at: the value ``acquire`` returned for the rejected request.
+        """
+        now = self._clock()
+        pause = retry_after if retry_after is not None and retry_after > 0 else 0.0
+        self._paused_until = max(self._paused_until, now + pause)
+        if sent_at is not None and sent_at < self._epoch_at:
+            return
+        current = self._rate
+        if current is None:
+            # Unlimited so far: the rate that got through is the only estimate there is.
+            base = self._observed_rate(now)
+            if base <= 0:
+                return  # nothing got through yet: pause only, measure on the next 429
+        else:
+            base = current  # never the observed rate: a stalled client would under-read it
+        self._w_max = base
+        self._epoch_at = now
+        self.decreases += 1
+        self._set_rate(base * self._decrease)
+        self._tokens = 0.0
+        self._refilled_at = max(now, self._paused_until)
+
+    def _observed_rate(self, now: float) -> float:
+        horizon = now - self._window_s
+        while self._successes and self._successes[0] < horizon:
+            self._successes.popleft()
+        started = self._started_at if self._started_at is not None else now
+        window = max(min(self._window_s, now - started), self._window_s / 4)
+        return len(self._successes) / window
+
+    def _cubic(self, t: float) -> float:
+        """CUBIC-shaped rate ``t`` seconds after the last decrease."""
+        assert self._w_max is not None
+        k = self._recovery_s
+        x = (t - k) / k
+        return self._w_max * (1.0 + (1.0 - self._decrease) * x * x * x)
+
+    def _set_rate(self, rate: float) -> None:
+        rate = max(rate, self._min_rate)
+        if self._ceiling is not None:
+            rate = min(rate, self._ceiling)
+        if self._rate is not None:
+            # Keep the tokens accrued at the old rate before switching.
+            self._refill(self._clock(), self._rate)
+        self._rate = rate

@@ -1,0 +1,298 @@
+"""Resource namespaces of ``ProviderClient``: one object per kind, naming its endpoints.
+
+Each method maps one API operation onto ``client.request`` / ``client.paginate`` with the path
+and query of provider-wire.md, and returns the wire JSON as plain dicts. Nothing here retries,
+maps errors or validates bodies - the client and the server do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
+
+from reconciler.provider.wire import item_path
+
+if TYPE_CHECKING:
+    from reconciler.provider.client import ProviderClient
+    from reconciler.provider.pager import Pager
+    from reconciler.provider.sse import EventStream
+
+__all__ = [
+    "Agents",
+    "Credentials",
+    "DeploymentRuns",
+    "Deployments",
+    "Environments",
+    "Sessions",
+    "Vaults",
+]
+
+JSON = dict[str, Any]
+JSONList = list[dict[str, Any]]  # spelled once: `list` is shadowed inside the classes
+
+
+def _archived(include_archived: bool) -> bool | None:
+    # Sent only when asked for: the server's default is false.
+    return True if include_archived else None
+
+
+class _Resource:
+    """Create / retrieve / update / archive of one top-level collection."""
+
+    collection: str = ""
+
+    def __init__(self, client: ProviderClient) -> None:
+        self._client = client
+
+    async def create(self, body: JSON) -> JSON:
+        """Create one object (not idempotent: see ``AmbiguousWriteError``)."""
+        result: JSON = await self._client.request("POST", item_path(self.collection), json=body)
+        return result
+
+    async def retrieve(self, id: str) -> JSON:
+        """Fetch one object by id (archived objects too)."""
+        result: JSON = await self._client.request("GET", item_path(self.collection, id))
+        return result
+
+    async def update(self, id: str, body: JSON) -> JSON:
+        """Update one object; the body holds only the fields to change."""
+        result: JSON = await self._client.request("POST", item_path(self.collection, id), json=body)
+        return result
+
+    async def archive(self, id: str) -> JSON:
+        """Archive one object (idempotent; returns the archived object)."""
+        result: JSON = await self._client.request("POST", item_path(self.collection, id, "archive"))
+        return result
+
+
+class _Deletable(_Resource):
+    async def delete(self, id: str) -> JSON:
+        """Delete one object for good; returns ``{"id": ..., "type": "<kind>_deleted"}``."""
+        result: JSON = await self._client.request("DELETE", item_path(self.collection, id))
+        return result
+
+
+class Agents(_Resource):
+    """``/v1/agents``: versioned; no delete endpoint."""
+
+    collection = "agents"
+
+    async def retrieve(self, id: str, version: int | None = None) -> JSON:
+        """Fetch an agent, or one of its versions when ``version`` is given."""
+        result: JSON = await self._client.request(
+            "GET", item_path("agents", id), params={"version": version}
+        )
+        return result
+
+    async def update(self, id: str, body: JSON) -> JSON:
+        """Update an agent; a ``version`` in the body is an optimistic-concurrency precondition
+        (409 ``ConflictError`` when stale) and makes the write non-idempotent."""
+        return await super().update(id, body)
+
+    def list(
+        self,
+        include_archived: bool = False,
+        created_at_gte: str | None = None,
+        created_at_lte: str | None = None,
+    ) -> Pager:
+        """Every agent, page by page."""
+        return self._client.paginate(
+            "/v1/agents",
+            {
+                "include_archived": _archived(include_archived),
+                "created_at": {"gte": created_at_gte, "lte": created_at_lte},
+            },
+        )
+
+    def versions(self, id: str) -> Pager:
+        """Every version of one agent (each a full agent object)."""
+        return self._client.paginate(item_path("agents", id, "versions"))
+
+
+class Environments(_Deletable):
+    """``/v1/environments``."""
+
+    collection = "environments"
+
+    def list(self, include_archived: bool = False) -> Pager:
+        """Every environment, page by page."""
+        return self._client.paginate(
+            "/v1/environments", {"include_archived": _archived(include_archived)}
+        )
+
+
+class Vaults(_Deletable):
+    """``/v1/vaults``."""
+
+    collection = "vaults"
+
+    def list(self, include_archived: bool = False) -> Pager:
+        """Every vault, page by page."""
+        return self._client.paginate(
+            "/v1/vaults", {"include_archived": _archived(include_archived)}
+        )
+
+
+class Credentials:
+    """``/v1/vaults/{vault_id}/credentials``: credentials live inside a vault."""
+
+    def __init__(self, client: ProviderClient) -> None:
+        self._client = client
+
+    async def create(self, vault_id: str, body: JSON) -> JSON:
+        """Create a credential in a vault (secrets are write-only)."""
+        result: JSON = await self._client.request(
+            "POST", item_path("vaults", vault_id, "credentials"), json=body
+        )
+        return result
+
+    async def retrieve(self, vault_id: str, credential_id: str) -> JSON:
+        """Fetch one credential (secrets stripped)."""
+        result: JSON = await self._client.request(
+            "GET", item_path("vaults", vault_id, "credentials", credential_id)
+        )
+        return result
+
+    async def update(self, vault_id: str, credential_id: str, body: JSON) -> JSON:
+        """Update a credential (auth type and key fields are immutable)."""
+        result: JSON = await self._client.request(
+            "POST", item_path("vaults", vault_id, "credentials", credential_id), json=body
+        )
+        return result
+
+    def list(self, vault_id: str, include_archived: bool = False) -> Pager:
+        """Every credential of one vault, page by page."""
+        return self._client.paginate(
+            item_path("vaults", vault_id, "credentials"),
+            {"include_archived": _archived(include_archived)},
+        )
+
+    async def archive(self, vault_id: str, credential_id: str) -> JSON:
+        """Archive a credential."""
+        result: JSON = await self._client.request(
+            "POST", item_path("vaults", vault_id, "credentials", credential_id, "archive")
+        )
+        return result
+
+    async def delete(self, vault_id: str, credential_id: str) -> JSON:
+        """Delete a credential for good."""
+        result: JSON = await self._client.request(
+            "DELETE", item_path("vaults", vault_id, "credentials", credential_id)
+        )
+        return result
+
+
+class Deployments(_Resource):
+    """``/v1/deployments``: pinned agent + environment + vaults; no delete endpoint."""
+
+    collection = "deployments"
+
+    def list(
+        self,
+        agent_id: str | None = None,
+        status: str | None = None,
+        include_archived: bool = False,
+    ) -> Pager:
+        """Every deployment, page by page (``status`` is ``active`` or ``paused``)."""
+        return self._client.paginate(
+            "/v1/deployments",
+            {
+                "agent_id": agent_id,
+                "status": status,
+                "include_archived": _archived(include_archived),
+            },
+        )
+
+    async def pause(self, id: str) -> JSON:
+        """Pause a deployment's schedule."""
+        result: JSON = await self._client.request("POST", item_path("deployments", id, "pause"))
+        return result
+
+    async def unpause(self, id: str) -> JSON:
+        """Resume a paused deployment."""
+        result: JSON = await self._client.request("POST", item_path("deployments", id, "unpause"))
+        return result
+
+    async def run(self, id: str) -> JSON:
+        """Fire a deployment now; returns the ``deployment_run`` (not idempotent)."""
+        result: JSON = await self._client.request("POST", item_path("deployments", id, "run"))
+        return result
+
+
+class DeploymentRuns:
+    """``/v1/deployment_runs``: the append-only record of deployment fires."""
+
+    def __init__(self, client: ProviderClient) -> None:
+        self._client = client
+
+    async def retrieve(self, id: str) -> JSON:
+        """Fetch one run."""
+        result: JSON = await self._client.request("GET", item_path("deployment_runs", id))
+        return result
+
+    def list(
+        self,
+        deployment_id: str | None = None,
+        has_error: bool | None = None,
+        trigger_type: str | None = None,
+    ) -> Pager:
+        """Every run, page by page, optionally filtered."""
+        return self._client.paginate(
+            "/v1/deployment_runs",
+            {"deployment_id": deployment_id, "has_error": has_error, "trigger_type": trigger_type},
+        )
+
+
+class Sessions(_Deletable):
+    """``/v1/sessions`` and their events."""
+
+    collection = "sessions"
+
+    def list(self, **filters: Any) -> Pager:
+        """Every session, page by page.
+
+        Args:
+            filters: wire filters, e.g. ``agent_id=``, ``statuses=["idle"]``,
+                ``created_at={"gte": ...}`` or ``created_at_gte=``, ``include_archived=True``,
+                ``order="asc"``.
+        """
+        return self._client.paginate("/v1/sessions", filters)
+
+    async def send_events(self, session_id: str, events: JSONList) -> JSONList:
+        """Send user events; returns the accepted events with their ids (not idempotent)."""
+        result = await self._client.request(
+            "POST", item_path("sessions", session_id, "events"), json={"events": events}
+        )
+        data: JSONList = result.get("data", []) if isinstance(result, dict) else []
+        return data
+
+    def list_events(self, session_id: str, **filters: Any) -> Pager:
+        """Every event of a session, page by page (``types=[...]``, ``order=``, ...)."""
+        return self._client.paginate(item_path("sessions", session_id, "events"), filters)
+
+    def stream_events(
+        self, session_id: str, *, event_deltas: Sequence[str] | None = None
+    ) -> AbstractAsyncContextManager[EventStream]:
+        """Open the session's live event stream (SSE).
+
+        Args:
+            session_id: the session.
+            event_deltas: optional delta kinds, e.g. ``["agent.message"]``.
+
+        Returns:
+            An async context manager yielding an async iterator of event dicts; ``ping``
+            frames are skipped and an ``error`` frame raises the typed error.
+
+        Example:
+            >>> async with client.sessions.stream_events(sid) as events:
+            ...     await client.sessions.send_events(sid, [user_message])
+            ...     async for event in events:
+            ...         if event["type"] == "session.status_idle":
+            ...             break
+        """
+        return self._client.stream_sse(
+            item_path("sessions", session_id, "events", "stream"),
+            {"event_deltas": event_deltas},
+            describe=f"session {session_id}'s event stream",
+        )

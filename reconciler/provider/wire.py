@@ -1,0 +1,191 @@
+"""Wire conventions of the Managed Agents API: headers, query encoding and resource paths.
+
+Pure functions over strings and dicts, so every other module of the client (and its tests)
+spells the wire the same way. Nothing here performs I/O, retries or error mapping.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import quote
+
+from reconciler import __version__
+
+__all__ = [
+    "API_VERSION",
+    "BETA",
+    "USER_AGENT",
+    "collection_kind",
+    "default_headers",
+    "describe_target",
+    "encode_query",
+    "item_path",
+]
+
+API_VERSION = "2026-10-21"
+BETA = "managed-agents-2026-04-01"
+USER_AGENT = f"reconciler/{__version__}"
+
+QueryParams = list[tuple[str, str]]
+
+_RANGE_SUFFIX = re.compile(r"^(?P<field>.+)_(?P<op>gt|gte|lt|lte)$")
+_RANGE_FIELDS = frozenset({"created_at", "updated_at", "processed_at"})
+
+# Collection segment -> how a person names one item of it.
+_KIND_NAMES = {
+    "agents": "agent",
+    "environments": "environment",
+    "vaults": "vault",
+    "credentials": "credential",
+    "sessions": "session",
+    "deployments": "deployment",
+    "deployment_runs": "deployment run",
+    "events": "event",
+    "versions": "agent version",
+}
+# Segments after an item that name an operation, not a child id.
+_ACTIONS = frozenset(
+    {"archive", "pause", "unpause", "run", "stream", "versions", "events", "mcp_oauth_validate"}
+)
+
+
+def default_headers(api_key: str | None) -> dict[str, str]:
+    """Headers sent on every request.
+
+    Args:
+        api_key: sent as ``x-api-key`` when given.
+
+    Returns:
+        The header dict (names lower case).
+    """
+    headers = {
+        "anthropic-version": API_VERSION,
+        "anthropic-beta": BETA,
+        "user-agent": USER_AGENT,
+        "accept": "application/json",
+    }
+    if api_key:
+        headers["x-api-key"] = api_key
+    return headers
+
+
+def encode_query(params: Mapping[str, Any] | None) -> QueryParams:
+    """Encode query parameters the way the wire (and the official SDK) does.
+
+    Nested mappings become bracketed keys, sequences repeat a ``key[]``, booleans are
+    ``true``/``false``, datetimes ISO 8601, and None values are dropped. A flat
+    ``created_at_gte`` keyword is accepted as shorthand for ``created_at[gte]``.
+
+    Args:
+        params: the parameters; None or empty gives no query.
+
+    Returns:
+        A list of (key, value) pairs for ``httpx`` (order preserved).
+
+    Example:
+        >>> encode_query({"created_at": {"gte": "2026-01-01"}, "statuses": ["idle", "running"],
+        ...               "include_archived": True, "page": None})
+        [('created_at[gte]', '2026-01-01'), ('statuses[]', 'idle'), ('statuses[]', 'running'),
+         ('include_archived', 'true')]
+    """
+    pairs: QueryParams = []
+    for key, value in (params or {}).items():
+        match = _RANGE_SUFFIX.match(key)
+        if match and match["field"] in _RANGE_FIELDS and not isinstance(value, Mapping):
+            key = f"{match['field']}[{match['op']}]"
+        _encode_value(key, value, pairs)
+    return pairs
+
+
+def _encode_value(key: str, value: Any, out: QueryParams) -> None:
+    if value is None:
+        return
+    if isinstance(value, Mapping):
+        for sub, item in value.items():
+            _encode_value(f"{key}[{sub}]", item, out)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items: Iterable[Any] = sorted(value) if isinstance(value, (set, frozenset)) else value
+        array_key = key if key.endswith("[]") else f"{key}[]"
+        for item in items:
+            if item is not None:
+                out.append((array_key, _scalar(item)))
+    else:
+        out.append((key, _scalar(value)))
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value)
+
+
+def item_path(*segments: str) -> str:
+    """Join path segments into ``/v1/...``, percent-encoding every one.
+
+    Args:
+        segments: collection names and ids, e.g. ``("vaults", vault_id, "credentials")``.
+
+    Returns:
+        The path, e.g. ``/v1/vaults/vlt_1/credentials``.
+
+    Raises:
+        ValueError: a segment is empty (an empty id would address the collection instead).
+    """
+    for segment in segments:
+        if not isinstance(segment, str) or not segment:
+            raise ValueError(f"expected a non-empty id, got {segment!r}")
+    return "/v1/" + "/".join(quote(segment, safe="") for segment in segments)
+
+
+def describe_target(path: str) -> tuple[str | None, str | None]:
+    """Name the resource a path addresses, for error messages.
+
+    Args:
+        path: a request path such as ``/v1/vaults/vlt_1/credentials/vcrd_2``.
+
+    Returns:
+        ``(kind, id)`` of the innermost item with an id: ``("credential", "vcrd_2")`` here,
+        ``("session", "sesn_1")`` for ``/v1/sessions/sesn_1/events/stream``; ``(kind, None)``
+        for a top-level collection such as ``/v1/agents``; ``(None, None)`` when unknown.
+    """
+    kind: str | None = None
+    ident: str | None = None
+    for name, item in _pairs(path):
+        if item is None:
+            return (kind, ident) if ident is not None else (name, None)
+        kind, ident = name, item
+    return kind, ident
+
+
+def collection_kind(path: str) -> str | None:
+    """The kind of the innermost collection a path names (what a POST to it creates)."""
+    kind: str | None = None
+    for kind, _ in _pairs(path):
+        pass
+    return kind
+
+
+def _pairs(path: str) -> list[tuple[str, str | None]]:
+    """``(kind, id or None)`` for each collection segment of a path, outermost first."""
+    segments = [s for s in path.split("?")[0].split("/") if s]
+    if segments and segments[0] == "v1":
+        segments = segments[1:]
+    pairs: list[tuple[str, str | None]] = []
+    i = 0
+    while i < len(segments):
+        name = _KIND_NAMES.get(segments[i])
+        if name is None:
+            break
+        item = segments[i + 1] if i + 1 < len(segments) else None
+        if item in _ACTIONS:
+            item = None
+        pairs.append((name, item))
+        if item is None:
+            break
+        i += 2
+    return pairs

@@ -1,0 +1,341 @@
+"""Crash matrix: ``kill -9`` of apply at many points; the lockfile survives, the next run heals.
+
+Each case starts ``reconciler apply --auto-approve`` as its own process against the local
+provider (served over loopback TCP by this test process, behind a ``Tap``) and SIGKILLs it at
+one point:
+
+* before a create reaches the provider (its intent is already in the lockfile's ``pending``);
+* after the provider executed a create, before the answer arrives and the lockfile is written;
+* after the provider executed an agent update whose answer never arrived;
+* in the middle of a lockfile write: half the temp file written, temp written but not
+  fsynced, just before and just after the rename (the process kills itself there);
+* while archiving (a ``--prune`` run), before and after the provider archived;
+* at random moments, repeatedly, in a large apply (issue #4).
+
+After every kill: the lockfile (and its backup) parses; the apply lock of the dead process is
+taken over by the next run, which exits 0 and converges: every address live exactly once and
+never created twice, recorded in the lockfile with the live id, no owned object the manifests
+do not declare, nothing pending, and ``plan --detailed-exitcode`` exits 0.
+
+Three representative kills run by default; the whole matrix is ``slow``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from test_reliability_support import (
+    ARCHIVE_PATH,
+    CREATE_PATH,
+    Fleet,
+    Run,
+    Zygote,
+    assert_converged,
+    clean_env,
+    kill_hook,
+    owned_objects,
+    provider,
+    shared_zygote,
+    write_fleet,
+)
+
+PROJECT = "crash"
+SIZE = {"agents": 16, "environments": 4, "credentials": 3, "deployments": 4}
+
+
+@pytest.fixture(scope="module")
+def zygote() -> Zygote:
+    return shared_zygote()
+
+
+class Workspace:
+    """A manifests folder, a lockfile, and the provider database, in one temp folder."""
+
+    def __init__(self, root: Path, **size: int) -> None:
+        self.root = root
+        self.size = size or SIZE
+        self.fleet: Fleet = write_fleet(root / "manifests", **self.size)
+        self.env = clean_env(**self.fleet.env)
+        self.db = root / ".reconciler" / "provider.db"
+        self.lockfile = root / "state" / "reconciler.lock"
+
+    def rewrite(self, **size: int) -> None:
+        self.size = size
+        self.fleet = write_fleet(self.root / "manifests", **size)
+
+    def args(self, url: str, *extra: str) -> list[str]:
+        return ["--project", PROJECT, "--provider-url", url, "apply", "--auto-approve", *extra]
+
+
+def killed(run: Run) -> None:
+    code = run.wait(120)
+    assert code == -signal.SIGKILL, (
+        f"the apply was not killed (exit {code}); the kill point was never reached.\n"
+        f"stdout: {run.stdout[-2000:]}\nstderr: {run.stderr[-2000:]}"
+    )
+
+
+def survives(ws: Workspace) -> None:
+    """Right after a kill: the lockfile and its backup parse."""
+    from reconciler.state import backup_path, read_lockfile
+
+    read_lockfile(ws.lockfile, project=PROJECT)
+    if backup_path(ws.lockfile).exists():
+        read_lockfile(backup_path(ws.lockfile), project=PROJECT)
+
+
+def heals(zygote: Zygote, ws: Workspace, url: str, *extra: str) -> Run:
+    """The next apply takes the dead process's lock over, exits 0, and converges."""
+    run = zygote.run(ws.args(url, *extra), cwd=ws.root, env=ws.env)
+    assert run.code == 0, (run.stdout[-3000:], run.stderr[-3000:])
+    assert "Traceback" not in run.stdout + run.stderr
+    assert_converged(ws.lockfile, ws.db, PROJECT, ws.fleet.addresses)
+    plan = zygote.run(
+        ["--project", PROJECT, "plan", "--detailed-exitcode"], cwd=ws.root, env=ws.env
+    )
+    assert plan.code == 0, (plan.stdout[-3000:], plan.stderr[-2000:])
+    return run
+
+
+def lock_of_dead_process(ws: Workspace, pid: int) -> None:
+    from reconciler.state import read_lock
+
+    info = read_lock(ws.lockfile)
+    assert info is not None and info.pid == pid, "a SIGKILLed apply leaves its lock behind"
+
+
+def _pending(ws: Workspace) -> set[str]:
+    from reconciler.state import read_lockfile
+
+    return set(read_lockfile(ws.lockfile, project=PROJECT).pending)
+
+
+# --- kills from the provider side: exactly between two steps ----------------------------------
+
+
+def provider_kill(
+    zygote: Zygote,
+    ws: Workspace,
+    *,
+    method: str,
+    pattern: str,
+    nth: int,
+    when: str,
+    extra: tuple[str, ...] = (),
+    latency_ms: int = 0,
+) -> None:
+    """Run apply; SIGKILL it at the ``nth`` request matching ``method pattern``: ``before``
+    the provider runs it (the request is dropped) or ``after`` it ran (the answer is lost)."""
+    from reconciler.provider.local import FaultConfig
+
+    faults = FaultConfig(latency_ms=latency_ms) if latency_ms else None
+    holder: dict[str, int] = {}
+    fired = threading.Event()
+    with provider(ws.db, faults) as (url, tap):
+        hook = kill_hook(
+            lambda: holder.get("pid"), method, pattern, nth, drop=(when == "before"), fired=fired
+        )
+        if when == "before":
+            tap.before = hook
+        else:
+            tap.after = hook
+        run = zygote.start(ws.args(url, *extra), cwd=ws.root, env=ws.env)
+        holder["pid"] = run.pid
+        killed(run)
+        assert fired.is_set()
+        tap.before = tap.after = None
+        survives(ws)
+        lock_of_dead_process(ws, run.pid)
+        if when == "before" and method == "POST" and pattern == CREATE_PATH:
+            assert _pending(ws), "the intent of a create is recorded before it is sent"
+        heals(zygote, ws, url, *extra)
+
+
+def test_kill_after_a_create_was_executed_before_the_lockfile_knew(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """The classic twin maker: the object exists, its id is nowhere in the lockfile."""
+    ws = Workspace(tmp_path)
+    provider_kill(zygote, ws, method="POST", pattern=CREATE_PATH, nth=7, when="after")
+
+
+def test_kill_in_the_middle_of_a_lockfile_write(zygote: Zygote, tmp_path: Path) -> None:
+    """Half of the temp file is written when the process dies: the lockfile stays whole."""
+    ws = Workspace(tmp_path)
+    with provider(ws.db) as (url, _tap):
+        run = zygote.start(ws.args(url), cwd=ws.root, env=ws.env, crash={"point": "torn", "nth": 9})
+        killed(run)
+        survives(ws)
+        assert list(ws.lockfile.parent.glob("reconciler.lock.tmp-*")), "the torn temp file"
+        heals(zygote, ws, url)
+
+
+def test_kill_while_archiving(zygote: Zygote, tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    with provider(ws.db) as (url, _tap):
+        heals(zygote, ws, url)
+    ws.rewrite(agents=6, environments=4, credentials=1, deployments=2)
+    provider_kill(
+        zygote, ws, method="POST", pattern=ARCHIVE_PATH, nth=4, when="after", extra=("--prune",)
+    )
+
+
+# --- the matrix -------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("when", "nth"), [("before", 1), ("before", 11), ("after", 2), ("after", 24)]
+)
+def test_kill_around_a_create(zygote: Zygote, tmp_path: Path, when: str, nth: int) -> None:
+    ws = Workspace(tmp_path)
+    provider_kill(zygote, ws, method="POST", pattern=CREATE_PATH, nth=nth, when=when)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["vaults", "credentials", "deployments"])
+def test_kill_after_the_first_create_of_each_kind(
+    zygote: Zygote, tmp_path: Path, kind: str
+) -> None:
+    ws = Workspace(tmp_path)
+    pattern = {
+        "agents": r"^/v1/agents$",
+        "environments": r"^/v1/environments$",
+        "vaults": r"^/v1/vaults$",
+        "credentials": r"^/v1/vaults/[^/]+/credentials$",
+        "deployments": r"^/v1/deployments$",
+    }[kind]
+    provider_kill(zygote, ws, method="POST", pattern=pattern, nth=1, when="after")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_kill_around_an_agent_update(zygote: Zygote, tmp_path: Path, when: str) -> None:
+    """An update's answer lost: the next run must not update again (the version stays +1)."""
+    ws = Workspace(tmp_path)
+    with provider(ws.db) as (url, _tap):
+        heals(zygote, ws, url)
+    ws.fleet = write_fleet(ws.root / "manifests", **ws.size, tag=" Changed.")
+    provider_kill(zygote, ws, method="POST", pattern=r"^/v1/agents/agent_[^/]+$", nth=3, when=when)
+    for address, objs in owned_objects(ws.db, PROJECT).items():
+        if address.startswith("agent."):
+            assert objs[0]["version"] == 2, (address, objs[0]["version"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("when", "nth"), [("before", 1), ("after", 1), ("before", 3)])
+def test_kill_around_an_archive(zygote: Zygote, tmp_path: Path, when: str, nth: int) -> None:
+    ws = Workspace(tmp_path)
+    with provider(ws.db) as (url, _tap):
+        heals(zygote, ws, url)
+    ws.rewrite(agents=6, environments=3, credentials=1, deployments=2)
+    provider_kill(
+        zygote, ws, method="POST", pattern=ARCHIVE_PATH, nth=nth, when=when, extra=("--prune",)
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("point", "nth"),
+    [
+        ("torn", 1),
+        ("torn", 21),
+        ("fsync", 3),
+        ("fsync", 40),
+        ("before-rename", 2),
+        ("before-rename", 21),
+        ("after-rename", 1),
+        ("after-rename", 8),
+    ],
+)
+def test_kill_during_a_lockfile_write(zygote: Zygote, tmp_path: Path, point: str, nth: int) -> None:
+    ws = Workspace(tmp_path)
+    with provider(ws.db) as (url, _tap):
+        run = zygote.start(
+            ws.args(url), cwd=ws.root, env=ws.env, crash={"point": point, "nth": nth}
+        )
+        killed(run)
+        survives(ws)
+        if point in ("torn", "fsync", "before-rename"):
+            assert list(ws.lockfile.parent.glob("reconciler.lock.tmp-*"))
+        heals(zygote, ws, url)
+
+
+@pytest.mark.slow
+def test_kill_while_the_lockfile_temp_file_exists_by_polling(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """An outside observer's kill -9: poll for ``reconciler.lock.tmp-*`` and kill at once."""
+    ws = Workspace(tmp_path, agents=40, environments=6, credentials=4, deployments=6)
+    caught = 0
+    with provider(ws.db) as (url, _tap):
+        for _attempt in range(6):
+            run = zygote.start(ws.args(url), cwd=ws.root, env=ws.env)
+            deadline = time.monotonic() + 60
+            spins = 0
+            while time.monotonic() < deadline:
+                try:
+                    names = os.listdir(ws.lockfile.parent)
+                except FileNotFoundError:
+                    names = []
+                if any(n.startswith("reconciler.lock.tmp-") for n in names):
+                    run.kill()
+                    caught += 1
+                    break
+                spins += 1
+                if spins % 500 == 0 and run.poll() is not None:
+                    break
+            code = run.wait()
+            survives(ws)
+            if code == 0:
+                break  # finished before a temp file was seen
+        heals(zygote, ws, url)
+    assert caught >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+def test_repeated_random_kills_in_a_large_apply(zygote: Zygote, tmp_path: Path, seed: int) -> None:
+    """Issue #4: kill -9 at random points in a large apply, again and again; every time the
+    lockfile parses; then one run converges with no duplicates."""
+    random_kills(
+        zygote,
+        tmp_path,
+        seed=seed,
+        rounds=8,
+        size={"agents": 60, "environments": 8, "credentials": 6, "deployments": 10},
+    )
+
+
+def random_kills(
+    zygote: Zygote, tmp_path: Path, *, seed: int, rounds: int, size: dict[str, int]
+) -> None:
+    from reconciler.provider.local import FaultConfig
+
+    rng = random.Random(seed)
+    ws = Workspace(tmp_path, **size)
+    with provider(ws.db, FaultConfig(latency_ms=15)) as (url, tap):
+        for _ in range(rounds):
+            base = len(tap.answers)
+            target = base + rng.randint(3, 45)
+            run = zygote.start(
+                ws.args(url, "--parallelism", str(rng.choice([1, 4, 10]))), cwd=ws.root, env=ws.env
+            )
+            deadline = time.monotonic() + 90
+            while len(tap.answers) < target and time.monotonic() < deadline:
+                if run.poll() is not None:
+                    break
+                time.sleep(0.002)
+            time.sleep(rng.random() * 0.03)
+            run.kill()
+            code = run.wait()
+            survives(ws)
+            if code == 0:
+                break  # it finished first: nothing left to interrupt
+        heals(zygote, ws, url)

@@ -1,0 +1,356 @@
+"""`reconciler drift` through the command line: someone changes the live system behind git's
+back with a second client, and drift tells, with exit code 2.
+
+Each test applies the example manifests, makes one kind of change out of band, and reads the
+report as JSON (data) and as text or Markdown (what a person or a PR comment sees).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_gitops_support import (
+    cli,
+    drift_json,
+    edit,
+    items,
+    make_workdir,
+    ok,
+    out_of_band,
+    remote_id,
+)
+
+from reconciler.provider import ProviderClient
+
+
+@pytest.fixture
+def applied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The example manifests, applied: the live system matches git."""
+    workdir = make_workdir(tmp_path, monkeypatch)
+    ok("apply", "--auto-approve")
+    return workdir
+
+
+def test_no_drift_right_after_apply_exits_0(applied: Path) -> None:
+    result = ok("drift")
+    assert "No drift." in result.stdout
+    assert json.loads(ok("drift", "--format", "json").stdout)["has_drift"] is False
+    assert "No drift" in ok("drift", "--format", "markdown").stdout
+
+
+def test_an_agent_edited_out_of_band_is_changed_with_the_version_that_did_it(
+    applied: Path,
+) -> None:
+    coder = remote_id("agent.coder")
+
+    async def edit_prompt(c: ProviderClient) -> dict[str, Any]:
+        return await c.agents.update(coder, {"system": "Ship it without tests."})
+
+    edited = out_of_band(edit_prompt)
+    assert edited["version"] == 2
+
+    report = drift_json()
+    [item] = items(report)
+    assert item["type"] == "changed" and item["address"] == "agent.coder"
+    assert item["version"] == 2  # the version that introduced the change
+    assert item["changed_at"] == edited["updated_at"]
+    [change] = item["changes"]
+    assert change["path"] == "system"
+    assert change["old"].startswith("You are a careful software engineer")  # the manifest
+    assert change["new"] == "Ship it without tests."  # live
+    assert "reconciler apply" in item["message"]
+
+    text = cli("drift")
+    assert text.exit_code == 2
+    assert "~ agent.coder  changed out of band  (version 2, " in text.stdout
+    assert "Drift: 1 changed, 0 archived, 0 deleted, 0 pin, 0 unmanaged." in text.stdout
+
+
+def test_several_out_of_band_versions_name_the_first_and_the_span(applied: Path) -> None:
+    reviewer = remote_id("agent.reviewer")
+
+    async def two_edits(c: ProviderClient) -> list[dict[str, Any]]:
+        first = await c.agents.update(reviewer, {"description": "first edit"})
+        second = await c.agents.update(reviewer, {"model": "claude-haiku-4-5"})
+        return [first, second]
+
+    first, _ = out_of_band(two_edits)
+    [item] = items(drift_json(), "changed")
+    assert item["version"] == 2 and item["changed_at"] == first["updated_at"]
+    assert "versions 2-3" in item["message"]
+    assert {c["path"] for c in item["changes"]} == {"description", "model.id"}
+
+
+def test_apply_restores_the_manifest_and_drift_is_clean_again(applied: Path) -> None:
+    coder = remote_id("agent.coder")
+
+    async def edit_prompt(c: ProviderClient) -> None:
+        await c.agents.update(coder, {"system": "changed"})
+
+    out_of_band(edit_prompt)
+    assert cli("drift").exit_code == 2
+    ok("apply", "--auto-approve")
+    assert ok("drift").stdout.startswith("No drift")
+
+
+def test_an_environment_edited_out_of_band(applied: Path) -> None:
+    env = remote_id("environment.python-data")
+
+    async def widen(c: ProviderClient) -> None:
+        await c.environments.update(env, {"description": "anything goes"})
+
+    out_of_band(widen)
+    [item] = items(drift_json())
+    assert (item["type"], item["address"], item["version"]) == (
+        "changed",
+        "environment.python-data",
+        None,
+    )
+    assert [c["path"] for c in item["changes"]] == ["description"]
+    assert item["changed_at"]  # when the environment was last updated
+
+
+def test_a_manifest_edit_not_yet_applied_is_not_drift(applied: Path) -> None:
+    edit(Path("manifests/environments.yaml"), "data-team", "analytics")
+    assert ok("drift").stdout.startswith("No drift")
+    assert cli("plan", "--detailed-exitcode").exit_code == 2  # it is a pending change
+
+
+def test_an_agent_edited_out_of_band_while_its_manifest_changed_too(applied: Path) -> None:
+    edit(Path("manifests/agents.yaml"), "Be specific and kind.", "Be specific.")
+    reviewer = remote_id("agent.reviewer")
+
+    async def edit_description(c: ProviderClient) -> None:
+        await c.agents.update(reviewer, {"description": "by hand"})
+
+    out_of_band(edit_description)
+    [item] = items(drift_json())
+    assert item["address"] == "agent.reviewer" and item["version"] == 2
+    # compared with what the last apply left (version 1), not with the edited manifest
+    assert [(c["path"], c["new"]) for c in item["changes"]] == [("description", "by hand")]
+    assert "the manifest changed too" in item["message"]
+
+
+def test_archived_behind_our_back(applied: Path) -> None:
+    env = remote_id("environment.python-data")
+
+    async def archive(c: ProviderClient) -> None:
+        await c.environments.archive(env)
+
+    out_of_band(archive)
+    [item] = items(drift_json())
+    assert (item["type"], item["address"], item["remote_id"]) == (
+        "archived",
+        "environment.python-data",
+        env,
+    )
+    assert "creates it again" in item["message"]
+    text = cli("drift").stdout
+    assert "! environment.python-data  archived behind our back" in text
+
+
+def test_deleted_behind_our_back_and_its_credentials_are_not_reported_twice(
+    applied: Path,
+) -> None:
+    vault = remote_id("vault.github")
+
+    async def delete(c: ProviderClient) -> None:
+        await c.vaults.delete(vault)
+
+    out_of_band(delete)
+    report = drift_json()
+    assert [(i["type"], i["address"]) for i in items(report)] == [("deleted", "vault.github")]
+
+
+def test_a_credential_archived_in_a_managed_vault(applied: Path) -> None:
+    vault = remote_id("vault.github")
+    cred = remote_id("vault.github.credential.github-mcp")
+
+    async def archive(c: ProviderClient) -> None:
+        await c.credentials.archive(vault, cred)
+
+    out_of_band(archive)
+    [item] = items(drift_json())
+    assert (item["type"], item["address"]) == ("archived", "vault.github.credential.github-mcp")
+
+
+def test_pin_moved_out_of_band(applied: Path) -> None:
+    deployment = remote_id("deployment.nightly-review")
+    reviewer = remote_id("agent.reviewer")
+
+    async def repin(c: ProviderClient) -> None:
+        await c.agents.update(reviewer, {"description": "v2 by hand"})
+        await c.deployments.update(
+            deployment, {"agent": {"type": "agent", "id": reviewer, "version": 2}}
+        )
+
+    out_of_band(repin)
+    report = drift_json()
+    [pin] = items(report, "pin")
+    assert pin["address"] == "deployment.nightly-review"
+    assert pin["message"].startswith("runs agent.reviewer@2, the lockfile pinned @1")
+    assert [i["address"] for i in items(report, "changed")] == ["agent.reviewer"]
+    assert "~ deployment.nightly-review  pin drifted" in cli("drift").stdout
+
+
+def test_pin_moved_to_another_agent(applied: Path) -> None:
+    deployment = remote_id("deployment.nightly-review")
+    coder = remote_id("agent.coder")
+
+    async def repoint(c: ProviderClient) -> None:
+        await c.deployments.update(
+            deployment, {"agent": {"type": "agent", "id": coder, "version": 1}}
+        )
+
+    out_of_band(repoint)
+    [pin] = items(drift_json(), "pin")
+    assert pin["message"].startswith(f"runs agent {coder}@1, not agent.reviewer")
+
+
+def test_unmanaged_resources_of_every_kind(applied: Path) -> None:
+    vault = remote_id("vault.github")
+
+    async def click_together(c: ProviderClient) -> dict[str, str]:
+        agent = await c.agents.create({"name": "Clicked Agent", "model": "claude-haiku-4-5"})
+        env = await c.environments.create({"name": "scratch"})
+        cred = await c.credentials.create(
+            vault,
+            {
+                "display_name": "by hand",
+                "auth": {
+                    "type": "static_bearer",
+                    "mcp_server_url": "https://mcp.example.com/mcp",
+                    "token": "t",
+                },
+            },
+        )
+        archived = await c.agents.create({"name": "old", "model": "claude-haiku-4-5"})
+        await c.agents.archive(archived["id"])
+        theirs = await c.agents.create(
+            {
+                "name": "theirs",
+                "model": "claude-haiku-4-5",
+                "metadata": {
+                    "managed-by": "reconciler",
+                    "reconciler-project": "another-repo",
+                    "reconciler-address": "agent.theirs",
+                },
+            }
+        )
+        return {"agent": agent["id"], "env": env["id"], "cred": cred["id"], "theirs": theirs["id"]}
+
+    made = out_of_band(click_together)
+    report = drift_json()
+    unmanaged = {i["remote_id"]: i for i in items(report, "unmanaged")}
+    assert set(unmanaged) == {made["agent"], made["env"], made["cred"]}  # not archived, not theirs
+    assert all(i["address"] is None for i in unmanaged.values())
+    assert unmanaged[made["agent"]]["remote_name"] == "Clicked Agent"
+    assert unmanaged[made["cred"]]["kind"] == "credential"
+    assert unmanaged[made["cred"]]["message"].startswith("in vault.github:")
+    assert len(items(report)) == 3
+
+    text = cli("drift").stdout
+    assert f'? agent "Clicked Agent" ({made["agent"]})  unmanaged' in text
+
+    assert ok("drift", "--ignore-unmanaged").stdout.startswith("No drift")
+
+
+def test_resources_tagged_by_this_project_for_unknown_addresses_are_unmanaged(
+    applied: Path,
+) -> None:
+    async def leftover(c: ProviderClient) -> str:
+        tags = {
+            "managed-by": "reconciler",
+            "reconciler-project": "default",
+            "reconciler-address": "agent.removed-long-ago",
+        }
+        agent = await c.agents.create(
+            {"name": "removed", "model": "claude-haiku-4-5", "metadata": tags}
+        )
+        return str(agent["id"])
+
+    agent_id = out_of_band(leftover)
+    [item] = items(drift_json(), "unmanaged")
+    assert item["remote_id"] == agent_id
+    assert "tagged agent.removed-long-ago by this project" in item["message"]
+
+
+def test_a_twin_tagged_with_a_recorded_address_is_unmanaged(applied: Path) -> None:
+    async def twin(c: ProviderClient) -> str:
+        tags = {
+            "managed-by": "reconciler",
+            "reconciler-project": "default",
+            "reconciler-address": "agent.coder",
+        }
+        agent = await c.agents.create(
+            {"name": "coder", "model": "claude-haiku-4-5", "metadata": tags}
+        )
+        return str(agent["id"])
+
+    twin_id = out_of_band(twin)
+    [item] = items(drift_json())
+    assert item["type"] == "unmanaged" and item["remote_id"] == twin_id
+    assert "a duplicate" in item["message"] and remote_id("agent.coder") in item["message"]
+
+
+def test_markdown_report_for_an_issue_or_a_pr(applied: Path) -> None:
+    env = remote_id("environment.python-data")
+
+    async def archive(c: ProviderClient) -> None:
+        await c.environments.archive(env)
+
+    out_of_band(archive)
+    result = cli("drift", "--format", "markdown")
+    assert result.exit_code == 2
+    assert result.stdout.startswith("### Reconciler drift for project `default`")
+    assert "`environment.python-data`" in result.stdout
+    assert "\x1b[" not in result.stdout
+
+
+def test_drift_refreshes_like_plan_and_fetches_versions_only_of_changed_agents(
+    applied: Path,
+) -> None:
+    """Fast: the plan's one list per kind, plus one version history per changed agent."""
+    import asyncio
+
+    from reconciler import gitops
+    from reconciler.operations import Settings, make_plan
+    from reconciler.provider import embedded_client
+
+    async def requests() -> tuple[int, int]:
+        async with embedded_client(".reconciler/provider.db") as client:
+            planned = (await make_plan(Settings(), client=client)).requests
+            before = client.stats.requests
+            await gitops.drift(Settings(), client=client)
+            return planned, client.stats.requests - before
+
+    planned, drifted = asyncio.run(requests())
+    assert drifted == planned == 5  # 4 kinds + the credentials of the one managed vault
+
+    coder = remote_id("agent.coder")
+
+    async def edit_prompt(c: ProviderClient) -> None:
+        await c.agents.update(coder, {"system": "changed"})
+
+    out_of_band(edit_prompt)
+    planned, drifted = asyncio.run(requests())
+    assert drifted == planned + 1
+
+
+def test_drift_without_a_lockfile_sees_everything_as_unmanaged_or_adoptable(
+    applied: Path,
+) -> None:
+    """A lost lockfile: resources tagged for addresses in the manifests are adoptable by the
+    next plan (not drift); nothing is reported twice."""
+    Path("state/reconciler.lock").unlink()
+    assert ok("drift").stdout.startswith("No drift")
+
+
+def test_drift_errors_exit_1(applied: Path) -> None:
+    Path("state/reconciler.lock").write_text("{not json")
+    result = cli("drift")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ")

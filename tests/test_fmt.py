@@ -1,0 +1,190 @@
+"""`reconciler fmt [--check] [PATHS]`: canonical manifests, comments kept, meaning unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_gitops_support import REPO, cli, make_workdir, ok
+
+from reconciler.errors import ManifestError
+from reconciler.gitops import FormatError, format_text
+from reconciler.manifest import load_manifests
+
+MESSY = """\
+# Our agents. Keep this comment.
+spec:
+  system: Be brief.   # trailing comment kept
+  model: claude-sonnet-4-6
+  metadata: {zeta: z, alpha: a}
+  tools:
+  - configs:
+    - permission_policy: {type: always_ask}
+      name: bash
+    type: agent_toolset_20260401
+name: coder
+kind: Agent
+---
+kind: Environment
+name: data
+spec:
+  config:
+    packages: {pip: [pandas]}
+    type: cloud
+"""
+
+CANONICAL = """\
+# Our agents. Keep this comment.
+kind: Agent
+name: coder
+spec:
+  model: claude-sonnet-4-6
+  system: Be brief.   # trailing comment kept
+  tools:
+    - type: agent_toolset_20260401
+      configs:
+        - name: bash
+          permission_policy: {type: always_ask}
+  metadata: {zeta: z, alpha: a}
+---
+kind: Environment
+name: data
+spec:
+  config:
+    type: cloud
+    packages: {pip: [pandas]}
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_workdir(tmp_path, monkeypatch)
+
+
+def test_the_example_manifests_are_canonical(workdir: Path) -> None:
+    result = ok("fmt", "--check")
+    assert result.stdout == ""
+    for path in (REPO / "manifests").glob("*.yaml"):
+        assert format_text(path.read_text()) == path.read_text()
+
+
+def test_fmt_orders_keys_and_indents_keeping_comments_and_metadata_order() -> None:
+    assert format_text(MESSY) == CANONICAL
+    assert format_text(CANONICAL) == CANONICAL  # idempotent
+
+
+def test_fmt_check_lists_files_and_exits_1_without_changing_them(workdir: Path) -> None:
+    messy = workdir / "manifests/messy.yaml"
+    messy.write_text(MESSY)
+    result = cli("fmt", "--check")
+    assert result.exit_code == 1
+    assert result.stdout == "would reformat manifests/messy.yaml\n"
+    assert messy.read_text() == MESSY
+
+
+def test_fmt_rewrites_files_and_keeps_their_meaning(workdir: Path) -> None:
+    messy = workdir / "manifests/messy.yaml"
+    messy.write_text(MESSY.replace("name: coder", "name: helper"))
+    before = {d.address: d for d in load_manifests("manifests").documents}
+    result = ok("fmt")
+    assert result.stdout == "reformatted manifests/messy.yaml\n"
+    assert messy.read_text() == CANONICAL.replace("name: coder", "name: helper")
+    assert {d.address: d for d in load_manifests("manifests").documents} == before
+    assert ok("fmt", "--check").stdout == ""
+
+
+def test_fmt_takes_files_and_directories(workdir: Path) -> None:
+    one = workdir / "one.yml"
+    one.write_text(MESSY)
+    other = workdir / "other/two.yaml"
+    other.parent.mkdir()
+    other.write_text(MESSY)
+    result = cli("fmt", "--check", "one.yml", "other")
+    assert result.exit_code == 1
+    assert result.stdout == "would reformat one.yml\nwould reformat other/two.yaml\n"
+
+
+def test_a_key_fmt_moves_takes_the_comments_after_it_along() -> None:
+    text = "kind: Agent\nname: a\nspec:\n  system: s  # about system\n  model: m\n"
+    assert format_text(text) == (
+        "kind: Agent\nname: a\nspec:\n  model: m\n  system: s  # about system\n"
+    )
+
+
+def test_quotes_block_scalars_and_flow_style_stay_as_written() -> None:
+    text = (
+        "kind: Deployment\n"
+        "name: d\n"
+        "spec:\n"
+        "  agent: {ref: coder, version: 3}\n"
+        "  environment: 'python'\n"
+        "  schedule:\n"
+        "    type: cron\n"
+        '    expression: "0 2 * * 1-5"\n'
+        "    timezone: UTC\n"
+        "  initial_events:\n"
+        "    - type: user.message\n"
+        "      content:\n"
+        "        - type: text\n"
+        "          text: |\n"
+        "            Line one.\n"
+        "            Line two.\n"
+    )
+    formatted = format_text(text)
+    assert "agent: {ref: coder, version: 3}" in formatted
+    assert "environment: 'python'" in formatted
+    assert 'expression: "0 2 * * 1-5"' in formatted
+    assert "text: |\n            Line one.\n" in formatted
+
+
+def test_non_manifest_yaml_keeps_its_key_order() -> None:
+    text = "zeta: 1\nalpha:\n- b\n- a\n"
+    assert format_text(text) == "zeta: 1\nalpha:\n  - b\n  - a\n"
+
+
+def test_free_form_maps_keep_their_order() -> None:
+    text = (
+        "kind: Agent\nname: a\nspec:\n  model: m\n  tools:\n    - type: custom\n"
+        "      name: t\n      description: d\n      input_schema:\n        type: object\n"
+        "        required: [x]\n        properties: {x: {type: string}}\n"
+        "  metadata:\n    zeta: z\n    alpha: a\n"
+    )
+    assert format_text(text) == text
+
+
+def test_a_comment_the_yaml_library_would_drop_makes_fmt_leave_the_file_alone(
+    workdir: Path,
+) -> None:
+    text = "# lost before the marker\n---\nkind: Agent\nname: a\nspec: {model: m}\n"
+    with pytest.raises(FormatError, match="lose or move a comment"):
+        format_text(text)
+    path = workdir / "manifests/odd.yaml"
+    path.write_text(text)
+    result = cli("fmt")
+    assert result.exit_code == 1
+    assert "manifests/odd.yaml: formatting would lose or move a comment" in result.stderr
+    assert path.read_text() == text
+
+
+def test_trailing_document_markers_are_dropped() -> None:
+    assert format_text("kind: Agent\nname: a\n---\n") == "kind: Agent\nname: a\n"
+
+
+def test_invalid_yaml_is_an_error_with_its_place(workdir: Path) -> None:
+    with pytest.raises(ManifestError) as err:
+        format_text("kind: Agent\nname: [a\n", name="bad.yaml")
+    assert err.value.issues[0].file == "bad.yaml"
+    (workdir / "manifests/bad.yaml").write_text("kind: Agent\n  name: a\n")
+    result = cli("fmt")
+    assert result.exit_code == 1
+    assert "manifests/bad.yaml:2:" in result.stderr
+
+
+def test_missing_path_is_an_error(workdir: Path) -> None:
+    result = cli("fmt", "nowhere")
+    assert result.exit_code == 1
+    assert "nowhere" in result.stderr
+
+
+def test_help_says_comments_are_kept() -> None:
+    assert "Comments are kept" in ok("fmt", "--help").stdout

@@ -1,0 +1,226 @@
+"""The CI pieces: the example workflow, the pre-commit hooks, the docs and GitHub annotations.
+
+The workflow and the hooks are checked the way CI would run them: they parse as YAML, and
+every `reconciler ...` command line in them parses with the real click command tree (so a
+renamed command or flag breaks this test, not a user's pipeline).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+from test_gitops_support import REPO, cli, make_workdir
+
+from reconciler.cli import main
+from reconciler.cli.gitops import github_annotations
+from reconciler.errors import ManifestError, ManifestIssue
+
+WORKFLOW = REPO / "examples/github-actions/reconciler.yml"
+HOOKS = REPO / ".pre-commit-hooks.yaml"
+SEPARATORS = {"|", "||", "&&", ";", "(", ")", "&"}
+REDIRECTS = re.compile(r"^\d*(>|>>|<|>&)\d*$")
+
+
+def simple_commands(script: str) -> list[list[str]]:
+    """The simple commands of a shell script: words up to a separator, redirects dropped."""
+    script = script.replace("\\\n", " ")
+    commands: list[list[str]] = []
+    for line in script.splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        lexer.commenters = "#"
+        words: list[str] = []
+        skip = False
+        for token in lexer:
+            if skip:
+                skip = False
+            elif token in SEPARATORS:
+                if words:
+                    commands.append(words)
+                words = []
+            elif REDIRECTS.match(token):
+                skip = True
+            else:
+                words.append(token)
+        if words:
+            commands.append(words)
+    return commands
+
+
+def reconciler_calls(script: str) -> list[list[str]]:
+    calls = []
+    for words in simple_commands(script):
+        # `cmd || code=$?` and `if reconciler ...; then` both start a simple command
+        while words and words[0] in ("if", "then", "else", "!", "do", "while", "until"):
+            words = words[1:]
+        if words and words[0] == "reconciler":
+            calls.append(words[1:])
+    return calls
+
+
+def parse_command_line(args: list[str]) -> list[str]:
+    """Parse ``reconciler ARGS`` with the real command tree, invoking nothing.
+
+    Returns the command path (``["state", "list"]``); raises click.UsageError on an unknown
+    command, an unknown flag or a missing argument.
+    """
+    ctx = main.make_context("reconciler", list(args))
+    group: click.Command = main
+    path: list[str] = []
+    rest = _unparsed(ctx)
+    while isinstance(group, click.Group):
+        if not rest:
+            raise click.UsageError(f"no command after {' '.join(['reconciler', *path])}")
+        name, command, rest = group.resolve_command(ctx, rest)
+        assert command is not None and name is not None
+        path.append(name)
+        ctx = command.make_context(name, list(rest), parent=ctx)
+        group = command
+        rest = _unparsed(ctx) if isinstance(command, click.Group) else []
+    return path
+
+
+def _unparsed(ctx: click.Context) -> list[str]:
+    """What a group left for its subcommand (click < 9 splits it over two attributes)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        protected = list(getattr(ctx, "protected_args", []))
+    return [*protected, *ctx.args]
+
+
+def workflow() -> dict[Any, Any]:
+    data: dict[Any, Any] = yaml.safe_load(WORKFLOW.read_text())
+    return data
+
+
+def test_parse_command_line_is_strict() -> None:
+    assert parse_command_line(["plan", "--out", "p.json"]) == ["plan"]
+    assert parse_command_line(["-f", "m", "state", "list"]) == ["state", "list"]
+    for bad in (["plan", "--no-such-flag"], ["nonsense"], ["import", "--out"], ["state"]):
+        with pytest.raises(click.UsageError):
+            parse_command_line(bad)
+
+
+def test_the_workflow_is_yaml_with_the_three_gitops_jobs() -> None:
+    data = workflow()
+    triggers = data.get("on", data.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert {"pull_request", "push", "schedule"} <= set(triggers)
+    assert triggers["push"]["branches"] == ["main"]
+    assert triggers["schedule"][0]["cron"]
+    assert set(data["jobs"]) == {"plan", "apply", "drift"}
+    for job in data["jobs"].values():
+        assert job["runs-on"] and job["steps"]
+
+
+def test_every_reconciler_command_in_the_workflow_exists() -> None:
+    calls = [
+        call
+        for job in workflow()["jobs"].values()
+        for step in job["steps"]
+        if "run" in step
+        for call in reconciler_calls(step["run"])
+    ]
+    used = {tuple(parse_command_line(call)) for call in calls}
+    assert used == {("validate",), ("fmt",), ("plan",), ("apply",), ("drift",)}
+
+
+def test_the_workflow_does_what_the_issue_asks() -> None:
+    jobs = workflow()["jobs"]
+    scripts = {
+        name: "\n".join(s.get("run", "") for s in job["steps"]) for name, job in jobs.items()
+    }
+    assert "reconciler plan --format markdown --out plan.json" in scripts["plan"]
+    assert any(s.get("uses", "").startswith("actions/github-script") for s in jobs["plan"]["steps"])
+    assert jobs["plan"]["permissions"]["pull-requests"] == "write"
+    assert "reconciler apply plan.json" in scripts["apply"]
+    assert "git push" in scripts["apply"]
+    assert jobs["apply"]["concurrency"]["cancel-in-progress"] is False
+    assert "reconciler drift" in scripts["drift"]
+    assert 'exit "$code"' in scripts["drift"]  # exit 2 (drift) fails the job
+
+
+def test_the_pre_commit_hooks_run_commands_that_exist() -> None:
+    hooks = yaml.safe_load(HOOKS.read_text())
+    assert {h["id"] for h in hooks} == {"reconciler-validate", "reconciler-fmt"}
+    for hook in hooks:
+        assert {"id", "name", "entry", "language"} <= set(hook)
+        words = shlex.split(hook["entry"]) + list(hook.get("args", []))
+        assert words[0] == "reconciler"
+        files = ["manifests/agents.yaml"] if hook.get("pass_filenames", True) else []
+        assert parse_command_line(words[1:] + files)[0] in ("validate", "fmt")
+        re.compile(hook["files"])
+
+
+def test_the_commands_in_the_docs_exist() -> None:
+    readme = (REPO / "README.md").read_text()
+    docs = (REPO / "docs/ci.md").read_text() + readme.split("\n## Use in CI\n", 1)[-1]
+    lines = re.findall(r"^reconciler [^\n`|]*", docs, flags=re.MULTILINE)
+    inline = re.findall(r"`(reconciler [^`]*)`", docs)
+    checked = 0
+    for line in lines + inline:
+        if re.search(r"[A-Z]{2,}|\.\.\.|\[|<", line.split("#")[0]):
+            continue  # a usage pattern (ADDR, [--format ...]), not a command line
+        for call in reconciler_calls(line):
+            parse_command_line(call)
+            checked += 1
+    assert checked >= 10
+
+
+def test_the_readme_has_a_use_in_ci_section() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert "\n## Use in CI\n" in readme
+    section = readme.split("\n## Use in CI\n", 1)[1]
+    assert "examples/github-actions/reconciler.yml" in section
+    assert "docs/ci.md" in section
+
+
+# --- GitHub Actions annotations -------------------------------------------------------------
+
+
+def test_annotations_escape_what_the_runner_would_misread() -> None:
+    error = ManifestError(
+        [
+            ManifestIssue("manifests/a,b.yaml", 3, 5, "bad: 100%\nvalue", "spec.model"),
+            ManifestIssue("<secret>", 0, 0, "environment variable X is not set"),
+        ]
+    )
+    assert github_annotations(error) == [
+        "::error file=manifests/a%2Cb.yaml,line=3,col=5,title=spec.model::bad: 100%25%0Avalue",
+        "::error::environment variable X is not set",
+    ]
+    assert github_annotations(ValueError("no place")) == []
+
+
+def test_validation_errors_are_annotated_in_github_actions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_workdir(tmp_path, monkeypatch)
+    agents = Path("manifests/agents.yaml")
+    agents.write_text(agents.read_text().replace("effort: high", "efort: high"))
+
+    local = cli("validate")
+    assert local.exit_code == 1 and "::error" not in local.stdout
+
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    result = cli("validate")
+    assert result.exit_code == 1
+    annotations = [line for line in result.stdout.splitlines() if line.startswith("::error ")]
+    assert any(
+        re.fullmatch(
+            r"::error file=manifests/agents\.yaml,line=\d+,col=\d+,title=spec\.model\.efort::"
+            r"unknown field 'efort'; did you mean 'effort'\?",
+            line,
+        )
+        for line in annotations
+    ), annotations
+    assert "Error: " in result.stderr  # the usual message as well
+
+    plan = cli("plan")  # every command that reads the manifests annotates
+    assert plan.exit_code == 1 and "::error file=manifests/agents.yaml" in plan.stdout

@@ -1,0 +1,544 @@
+"""`reconciler import`: adopt live resources, so that afterwards plan is clean and apply a no-op.
+
+``import ADDR ID`` adopts one object for a manifest address; ``import --all-unmanaged --out
+DIR`` writes the manifests of everything nobody manages (the team that clicked its agents
+together gets its repository in one command). Live objects are made by a second client.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_gitops_support import (
+    cli,
+    drift_json,
+    items,
+    lockfile,
+    make_workdir,
+    ok,
+    out_of_band,
+    plan_is_clean,
+    remote_id,
+)
+
+from reconciler.manifest import load_manifests
+from reconciler.provider import ProviderClient
+
+UNTAG = {"managed-by": None, "reconciler-project": None, "reconciler-address": None}
+
+
+@pytest.fixture
+def applied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    workdir = make_workdir(tmp_path, monkeypatch)
+    ok("apply", "--auto-approve")
+    return workdir
+
+
+def forget(*addresses: str) -> dict[str, str]:
+    """Lose track of resources: drop them from the lockfile and strip their tags."""
+    entries = lockfile()["resources"]
+    ids = {a: entries[a]["id"] for a in addresses}
+    parents = {a: entries[a]["parent_id"] for a in addresses}
+    for address in addresses:
+        ok("state", "rm", address)
+
+    async def untag(c: ProviderClient) -> None:
+        for address, rid in ids.items():
+            if address.startswith("agent."):
+                await c.agents.update(rid, {"metadata": UNTAG})
+            elif address.startswith("environment."):
+                await c.environments.update(rid, {"metadata": UNTAG})
+            elif ".credential." in address:
+                await c.credentials.update(parents[address], rid, {"metadata": UNTAG})
+            elif address.startswith("vault."):
+                await c.vaults.update(rid, {"metadata": UNTAG})
+
+    out_of_band(untag)
+    return ids
+
+
+# --- import ADDR ID ---------------------------------------------------------------------------
+
+
+def test_import_adopts_an_agent_then_plan_is_clean_and_apply_a_no_op(applied: Path) -> None:
+    coder = forget("agent.coder")["agent.coder"]
+    assert cli("plan", "--detailed-exitcode").exit_code == 2  # would create a twin
+    [unmanaged] = items(drift_json(), "unmanaged")
+    assert unmanaged["remote_id"] == coder
+
+    result = ok("import", "agent.coder", coder)
+    assert f"Imported agent.coder ({coder}): tagged with the ownership metadata, now version 3" in (
+        result.stdout
+    )
+    entry = lockfile()["resources"]["agent.coder"]
+    assert (entry["id"], entry["kind"], entry["version"]) == (coder, "agent", 3)
+    assert result.stderr == ""  # in the manifests: no warning
+
+    plan_is_clean()
+    serial = lockfile()["serial"]
+    assert "No changes." in ok("apply", "--auto-approve").stdout
+    assert lockfile()["serial"] == serial  # apply had nothing to record
+    assert ok("drift").stdout.startswith("No drift")
+
+
+def test_import_of_an_object_that_differs_from_its_manifest(applied: Path) -> None:
+    """The difference is a change for plan to show, not drift: git never applied it."""
+    coder = forget("agent.coder")["agent.coder"]
+
+    async def edit_prompt(c: ProviderClient) -> None:
+        await c.agents.update(coder, {"system": "Made by hand."})
+
+    out_of_band(edit_prompt)
+    result = ok("import", "agent.coder", coder)
+    assert "agent.coder differs from its manifest" in result.stderr
+    assert ok("drift").stdout.startswith("No drift")
+    data = json.loads(ok("plan", "--format", "json").stdout)
+    [update] = [a for a in data["actions"] if a["type"] != "noop"]
+    assert update["address"] == "agent.coder"
+    assert [c["path"] for c in update["changes"]] == ["system"]
+    ok("apply", "--auto-approve")
+    plan_is_clean()
+    assert ok("drift").stdout.startswith("No drift")
+
+
+def test_import_of_a_vault_adopts_the_credentials_its_manifest_declares(applied: Path) -> None:
+    ids = forget("vault.github", "vault.github.credential.github-mcp")
+    result = ok("import", "vault.github", ids["vault.github"])
+    assert "Imported vault.github" in result.stdout
+    assert "Imported vault.github.credential.github-mcp" in result.stdout
+    assert "secrets cannot be read back" in result.stderr
+    entry = lockfile()["resources"]["vault.github.credential.github-mcp"]
+    assert entry["id"] == ids["vault.github.credential.github-mcp"]
+    assert entry["parent_id"] == ids["vault.github"]
+
+    # The secret cannot be read back: the plan's only change is writing it once.
+    data = json.loads(ok("plan", "--format", "json").stdout)
+    changed = [a for a in data["actions"] if a["type"] != "noop"]
+    assert [a["address"] for a in changed] == ["vault.github.credential.github-mcp"]
+    assert [c["path"] for c in changed[0]["changes"]] == ["auth.token"]
+    assert all(c["sensitive"] for c in changed[0]["changes"])
+    ok("apply", "--auto-approve")
+    plan_is_clean()
+    assert ok("drift").stdout.startswith("No drift")
+
+
+def test_import_of_a_credential_needs_its_vault_in_the_lockfile(applied: Path) -> None:
+    ids = forget("vault.github", "vault.github.credential.github-mcp")
+    result = cli(
+        "import",
+        "vault.github.credential.github-mcp",
+        ids["vault.github.credential.github-mcp"],
+    )
+    assert result.exit_code == 1
+    assert "import the vault first" in result.stderr
+
+
+def test_import_of_a_credential_by_address(applied: Path) -> None:
+    cred = forget("vault.github.credential.github-mcp")["vault.github.credential.github-mcp"]
+    ok("import", "vault.github.credential.github-mcp", cred)
+    assert lockfile()["resources"]["vault.github.credential.github-mcp"]["id"] == cred
+
+
+def test_import_of_an_address_not_in_the_manifests_warns(applied: Path) -> None:
+    async def create(c: ProviderClient) -> str:
+        return str((await c.agents.create({"name": "helper", "model": "claude-haiku-4-5"}))["id"])
+
+    helper = out_of_band(create)
+    result = ok("import", "agent.helper", helper)
+    assert "Warning: agent.helper is not in the manifests" in result.stderr
+    assert lockfile()["resources"]["agent.helper"]["id"] == helper
+    assert "agent.helper" in ok("plan").stdout  # listed as left alone, not archived
+
+
+def test_import_the_same_again_does_nothing(applied: Path) -> None:
+    coder = remote_id("agent.coder")
+    serial = lockfile()["serial"]
+    result = ok("import", "agent.coder", coder)
+    assert result.stdout == f"agent.coder is already recorded as {coder}; nothing to do.\n"
+    assert lockfile()["serial"] == serial
+
+
+def test_import_refuses_a_recorded_address_unless_forced(applied: Path) -> None:
+    async def create(c: ProviderClient) -> str:
+        return str((await c.agents.create({"name": "other", "model": "claude-haiku-4-5"}))["id"])
+
+    other = out_of_band(create)
+    refused = cli("import", "agent.coder", other)
+    assert refused.exit_code == 1
+    assert "agent.coder is already in the lockfile" in refused.stderr
+    assert "--force" in refused.stderr
+    ok("import", "--force", "agent.coder", other)
+    assert remote_id("agent.coder") == other
+
+
+def test_import_refuses_an_id_recorded_under_another_address(applied: Path) -> None:
+    result = cli("import", "agent.other", remote_id("agent.coder"))
+    assert result.exit_code == 1
+    assert "already in the lockfile as agent.coder" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("agent.coder", "env_01abc"), "is the id of an environment"),
+        (("coder", "agent_01abc"), "is not an address"),
+        (("agent.Coder!", "agent_01abc"), "is not an address"),
+        (("agent.coder", "agent_01doesnotexist"), "no agent agent_01doesnotexist"),
+        (("agent.coder",), "give an address and a remote id"),
+        (("--out", "x", "agent.coder", "agent_1"), "--out goes with --all-unmanaged"),
+        (("--all-unmanaged",), "--all-unmanaged needs --out DIR"),
+    ],
+)
+def test_import_usage_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], message: str
+) -> None:
+    make_workdir(tmp_path, monkeypatch)
+    result = cli("import", *args)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert not Path("state/reconciler.lock").exists()
+
+
+def test_import_refuses_archived_and_foreign_objects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_workdir(tmp_path, monkeypatch)
+
+    async def create(c: ProviderClient) -> tuple[str, str]:
+        archived = await c.agents.create({"name": "coder", "model": "claude-haiku-4-5"})
+        await c.agents.archive(archived["id"])
+        theirs = await c.agents.create(
+            {
+                "name": "coder",
+                "model": "claude-haiku-4-5",
+                "metadata": {
+                    "managed-by": "reconciler",
+                    "reconciler-project": "payments",
+                    "reconciler-address": "agent.coder",
+                },
+            }
+        )
+        return archived["id"], theirs["id"]
+
+    archived, theirs = out_of_band(create)
+    result = cli("import", "agent.coder", archived)
+    assert result.exit_code == 1 and "cannot be adopted" in result.stderr
+    result = cli("import", "agent.coder", theirs)
+    assert result.exit_code == 1
+    assert "belongs to project 'payments'" in result.stderr
+    assert ok("--project", "payments", "import", "agent.coder", theirs)
+
+
+# --- import --all-unmanaged -------------------------------------------------------------------
+
+SECRETS = {
+    "TOOLS_GITHUB_MCP_TOKEN": "t1",
+    "TOOLS_NPM_TOKEN_SECRET_VALUE": "t2",
+    "TOOLS_LINEAR_ACCESS_TOKEN": "t3",
+    "TOOLS_LINEAR_REFRESH_TOKEN": "t4",
+    "TOOLS_LINEAR_CLIENT_SECRET": "t5",
+}
+
+
+async def click_together(c: ProviderClient) -> dict[str, Any]:
+    """What a team builds in the console: every kind, in shapes the server fills in."""
+    env = await c.environments.create(
+        {
+            "name": "Data Science",
+            "config": {
+                "type": "cloud",
+                "networking": {
+                    "type": "limited",
+                    "allowed_hosts": ["api.github.com"],
+                    "allow_package_managers": True,
+                },
+                "packages": {"pip": ["pandas==2.2.3"]},
+            },
+            "metadata": {"team": "ds"},
+        }
+    )
+    bare_env = await c.environments.create({"name": "bare"})
+    agent = await c.agents.create(
+        {
+            "name": "Code Reviewer",
+            "model": {"id": "claude-opus-4-6", "effort": "medium"},
+            "description": "Reviews pull requests.",
+            "system": "Review the diff.\nBe kind.\n",
+            "tools": [
+                {
+                    "type": "agent_toolset_20260401",
+                    "configs": [
+                        {"name": "bash", "permission_policy": {"type": "always_ask"}},
+                        {"name": "web_fetch", "enabled": False},
+                    ],
+                },
+                {"type": "mcp_toolset", "mcp_server_name": "github"},
+                {
+                    "type": "custom",
+                    "name": "lookup",
+                    "description": "Look a ticket up.",
+                    "input_schema": {"type": "object", "properties": {"id": {"type": "string"}}},
+                },
+            ],
+            "mcp_servers": [
+                {"type": "url", "name": "github", "url": "https://api.githubcopilot.com/mcp/"}
+            ],
+            "skills": [{"type": "anthropic", "skill_id": "xlsx"}],
+            "metadata": {"owner": "platform"},
+        }
+    )
+    agent = await c.agents.update(agent["id"], {"system": "Review the diff.\nBe very kind.\n"})
+    helper = await c.agents.create({"name": "helper", "model": "claude-haiku-4-5"})
+    vault = await c.vaults.create({"display_name": "Tools"})
+    await c.credentials.create(
+        vault["id"],
+        {
+            "display_name": "GitHub MCP",
+            "auth": {
+                "type": "static_bearer",
+                "mcp_server_url": "https://api.githubcopilot.com/mcp/",
+                "token": "secret-1",
+            },
+        },
+    )
+    await c.credentials.create(
+        vault["id"],
+        {
+            "auth": {
+                "type": "environment_variable",
+                "secret_name": "NPM_TOKEN",
+                "secret_value": "secret-2",
+                "networking": {"type": "limited", "allowed_hosts": ["registry.npmjs.org"]},
+            }
+        },
+    )
+    await c.credentials.create(
+        vault["id"],
+        {
+            "display_name": "Linear",
+            "auth": {
+                "type": "mcp_oauth",
+                "mcp_server_url": "https://mcp.linear.app/mcp",
+                "access_token": "secret-3",
+                "refresh": {
+                    "client_id": "client",
+                    "refresh_token": "secret-4",
+                    "token_endpoint": "https://linear.app/oauth/token",
+                    "token_endpoint_auth": {
+                        "type": "client_secret_post",
+                        "client_secret": "secret-5",
+                    },
+                },
+            },
+        },
+    )
+    deployment = await c.deployments.create(
+        {
+            "name": "Nightly review",
+            "agent": {"type": "agent", "id": agent["id"], "version": 1},
+            "environment_id": env["id"],
+            "vault_ids": [vault["id"]],
+            "initial_events": [
+                {"type": "user.message", "content": [{"type": "text", "text": "Review today."}]}
+            ],
+            "schedule": {"type": "cron", "expression": "0 2 * * 1-5", "timezone": "UTC"},
+        }
+    )
+    archived = await c.agents.create({"name": "old", "model": "claude-haiku-4-5"})
+    await c.agents.archive(archived["id"])
+    foreign_tags = {
+        "managed-by": "reconciler",
+        "reconciler-project": "payments",
+        "reconciler-address": "agent.biller",
+    }
+    theirs = await c.agents.create(
+        {"name": "biller", "model": "claude-haiku-4-5", "metadata": foreign_tags}
+    )
+    return {
+        "env": env["id"],
+        "bare_env": bare_env["id"],
+        "agent": agent["id"],
+        "helper": helper["id"],
+        "vault": vault["id"],
+        "deployment": deployment["id"],
+        "archived": archived["id"],
+        "theirs": theirs["id"],
+    }
+
+
+@pytest.fixture
+def clicked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A provider full of hand-made resources and a repository with no manifests yet."""
+    make_workdir(tmp_path, monkeypatch, manifests=False)
+    return out_of_band(click_together)
+
+
+def test_import_all_unmanaged_round_trip(
+    clicked: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = ok("import", "--all-unmanaged", "--out", "manifests")
+    for name in ("agents", "environments", "vaults", "deployments"):
+        assert f"Wrote manifests/{name}.yaml" in result.stdout
+    assert "Recorded 9 resources in state/reconciler.lock." in result.stdout
+    for variable in SECRETS:
+        assert variable in result.stdout
+
+    manifests = load_manifests("manifests")
+    assert [d.address for d in manifests.documents] == [
+        "agent.code-reviewer",
+        "agent.helper",
+        "deployment.nightly-review",
+        "environment.bare",
+        "environment.data-science",
+        "vault.tools",
+    ]
+    entries = lockfile()["resources"]
+    assert entries["agent.code-reviewer"]["id"] == clicked["agent"]
+    assert entries["agent.code-reviewer"]["version"] == 3  # 2 live + 1 for the tags
+    assert entries["deployment.nightly-review"]["pins"] == {"agent.code-reviewer": 1}
+    assert {a for a in entries if ".credential." in a} == {
+        "vault.tools.credential.github-mcp",
+        "vault.tools.credential.linear",
+        "vault.tools.credential.npm_token",
+    }
+    assert clicked["theirs"] not in json.dumps(entries)  # another project's agent: theirs
+    assert clicked["archived"] not in json.dumps(entries)
+
+    ok("validate")
+    ok("fmt", "--check")  # written in canonical form
+    assert ok("drift").stdout.startswith("No drift")
+
+    # Secrets cannot be read back: the first apply writes them, and says so.
+    for variable, value in SECRETS.items():
+        monkeypatch.setenv(variable, value)
+    data = json.loads(ok("plan", "--format", "json").stdout)
+    changes = [
+        (a["address"], c["path"], c["sensitive"])
+        for a in data["actions"]
+        for c in a.get("changes", [])
+    ]
+    assert sorted(changes) == [
+        ("vault.tools.credential.github-mcp", "auth.token", True),
+        ("vault.tools.credential.linear", "auth.access_token", True),
+        ("vault.tools.credential.linear", "auth.refresh.refresh_token", True),
+        ("vault.tools.credential.linear", "auth.refresh.token_endpoint_auth.client_secret", True),
+        ("vault.tools.credential.npm_token", "auth.secret_value", True),
+    ]
+    ok("apply", "--auto-approve")
+    plan_is_clean()
+    serial = lockfile()["serial"]
+    assert "No changes." in ok("apply", "--auto-approve").stdout
+    assert lockfile()["serial"] == serial
+    assert ok("drift").stdout.startswith("No drift")
+
+    again = ok("import", "--all-unmanaged", "--out", "more")
+    assert again.stdout.startswith("Nothing to import")
+    assert not Path("more").exists()
+
+
+def test_imported_manifests_read_like_hand_written_ones(clicked: dict[str, Any]) -> None:
+    ok("import", "--all-unmanaged", "--out", "manifests")
+    agents = Path("manifests/agents.yaml").read_text()
+    assert "name: code-reviewer\nspec:\n  name: Code Reviewer\n" in agents
+    assert "  model: {id: claude-opus-4-6, effort: medium}\n" in agents
+    assert "  system: |\n    Review the diff.\n    Be very kind.\n" in agents
+    assert "permission_policy: {type: always_ask}" in agents
+    assert "default_config" not in agents  # the server's defaults are left out
+    assert "execution_identity" not in agents and "managed-by" not in agents
+    deployments = Path("manifests/deployments.yaml").read_text()
+    assert "  agent: {ref: code-reviewer, version: 1}\n" in deployments
+    assert "  environment: data-science\n" in deployments
+    assert "last_run_at" not in deployments and "status" not in deployments
+    vaults = Path("manifests/vaults.yaml").read_text()
+    assert "token: {from_env: TOOLS_GITHUB_MCP_TOKEN}" in vaults
+    assert "secret-" not in vaults  # no secret could be read, none was written
+    assert "set these environment variables" in vaults
+    environments = Path("manifests/environments.yaml").read_text()
+    assert "kind: Environment\nname: bare\nspec: {}\n" in environments
+
+
+def test_import_all_unmanaged_never_overwrites_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_workdir(tmp_path, monkeypatch)  # manifests/agents.yaml exists
+
+    async def create(c: ProviderClient) -> None:
+        await c.agents.create({"name": "clicked", "model": "claude-haiku-4-5"})
+
+    out_of_band(create)
+    before = Path("manifests/agents.yaml").read_text()
+    result = cli("import", "--all-unmanaged", "--out", "manifests")
+    assert result.exit_code == 1
+    assert "manifests/agents.yaml already exists; nothing was imported" in result.stderr
+    assert Path("manifests/agents.yaml").read_text() == before
+    assert not Path("state/reconciler.lock").exists()
+    assert len(items(drift_json(), "unmanaged")) == 1  # still untagged
+
+
+def test_import_all_unmanaged_beside_managed_resources(applied: Path) -> None:
+    """A deployment clicked together on a managed agent refers to it by its manifest name."""
+    reviewer = remote_id("agent.reviewer")
+    env = remote_id("environment.python-data")
+
+    async def create(c: ProviderClient) -> None:
+        await c.agents.create({"name": "coder", "model": "claude-haiku-4-5"})  # name taken
+        await c.deployments.create(
+            {
+                "name": "adhoc",
+                "agent": {"type": "agent", "id": reviewer, "version": 1},
+                "environment_id": env,
+                "initial_events": [
+                    {"type": "user.message", "content": [{"type": "text", "text": "hi"}]}
+                ],
+            }
+        )
+
+    out_of_band(create)
+    ok("import", "--all-unmanaged", "--out", "manifests/imported")
+    text = Path("manifests/imported/deployments.yaml").read_text()
+    assert "agent: {ref: reviewer, version: 1}" in text
+    assert "environment: python-data" in text
+    assert (
+        "name: coder-2\nspec:\n  name: coder\n"
+        in Path("manifests/imported/agents.yaml").read_text()
+    )
+    plan_is_clean()
+    assert ok("drift").stdout.startswith("No drift")
+
+
+def test_import_all_unmanaged_skips_a_deployment_it_cannot_refer_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_workdir(tmp_path, monkeypatch, manifests=False)
+
+    async def create(c: ProviderClient) -> str:
+        tags = {
+            "managed-by": "reconciler",
+            "reconciler-project": "payments",
+            "reconciler-address": "agent.biller",
+        }
+        agent = await c.agents.create(
+            {"name": "biller", "model": "claude-haiku-4-5", "metadata": tags}
+        )
+        env = await c.environments.create({"name": "shared"})
+        dep = await c.deployments.create(
+            {
+                "name": "bills",
+                "agent": agent["id"],
+                "environment_id": env["id"],
+                "initial_events": [
+                    {"type": "user.message", "content": [{"type": "text", "text": "bill"}]}
+                ],
+            }
+        )
+        return str(dep["id"])
+
+    deployment = out_of_band(create)
+    result = ok("import", "--all-unmanaged", "--out", "manifests")
+    assert f"Skipped deployment {deployment}: it uses agent" in result.stderr
+    assert "owned by another project" in result.stderr
+    assert not Path("manifests/deployments.yaml").exists()
+    assert set(lockfile()["resources"]) == {"environment.shared"}

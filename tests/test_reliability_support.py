@@ -1,0 +1,696 @@
+"""Shared machinery of the reliability suites (faults, crashes, races, canaries). No tests here.
+
+The suites drive the real ``reconciler`` command line against the real local provider and
+then look at the provider's SQLite file and the lockfile to decide whether the run did the
+right thing. The pieces:
+
+* ``write_fleet`` writes a generated set of manifests (many agents, environments, a vault with
+  credentials, deployments pinned and following the latest) and returns the addresses.
+* ``Provider`` serves the local provider over loopback TCP in a thread of the test process,
+  with optional fault injection, behind a ``Tap``: an ASGI middleware that logs every request
+  and can run a hook (typically ``os.kill(pid, SIGKILL)``) just before a request reaches the
+  provider or just after the provider answered it - the precise kill points of the crash
+  matrix.
+* ``Zygote`` runs ``reconciler ARGS`` in processes forked from one interpreter that imported
+  everything once (an interpreter start costs 1-3 s on the CI machine; a fork a few ms). Each
+  run is a real process: it can be SIGKILLed, its stdout and stderr go to files, and a run can
+  carry a ``crash`` spec that makes it SIGKILL itself at an exact point of a lockfile write
+  (the k-th fsync of a lockfile temp file, a half-written temp file, just before or after the
+  rename).
+* ``live_owned`` / ``assert_converged`` read the provider database directly (a fault-free
+  view) and check "every resource exactly once, no orphans, nothing pending".
+
+Named ``test_*`` only so that it may live beside the suites; pytest collects nothing here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+BETA = "managed-agents-2026-04-01"
+OWNER_KEY, PROJECT_KEY, ADDRESS_KEY = "managed-by", "reconciler-project", "reconciler-address"
+
+#: Environment variables of the reconciler that a developer's shell may set: never inherited.
+RECONCILER_VARS = (
+    "RECONCILER_MANIFESTS",
+    "RECONCILER_LOCKFILE",
+    "RECONCILER_PROJECT",
+    "RECONCILER_PROVIDER_URL",
+    "RECONCILER_PROVIDER_DB",
+    "ANTHROPIC_API_KEY",
+    "NO_COLOR",
+    "FORCE_COLOR",
+)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without reconciler settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in RECONCILER_VARS}
+    env["NO_COLOR"] = "1"
+    env.update(extra)
+    return env
+
+
+# --- generated manifests -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """A generated set of manifests: where they are, their addresses, the secrets they read."""
+
+    root: Path
+    addresses: tuple[str, ...]
+    #: environment variables the credentials read (name -> value)
+    env: dict[str, str]
+
+
+def write_fleet(
+    root: Path,
+    *,
+    agents: int = 40,
+    environments: int = 8,
+    credentials: int = 4,
+    deployments: int = 6,
+    tag: str = "",
+) -> Fleet:
+    """Write manifests under ``root`` (several files, multi-document) and return the ``Fleet``.
+
+    Deployment ``i`` runs agent ``i`` in environment ``i % environments`` with the vault; odd
+    ones pin version 1, even ones follow the latest. ``tag`` changes every agent's system
+    prompt (an update of every agent when it changes).
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    addresses: list[str] = []
+    env: dict[str, str] = {}
+    envs = []
+    for i in range(environments):
+        networking = (
+            f"    networking: {{type: limited, allowed_hosts: [h{i}.example.com], "
+            "allow_package_managers: true}\n"
+            if i % 2
+            else ""
+        )
+        envs.append(
+            f"kind: Environment\nname: env-{i}\nspec:\n  description: environment {i}\n"
+            f"  config:\n    type: cloud\n{networking}"
+            f"    packages: {{pip: [pkg{i}, 'lib{i}==1.{i}']}}\n"
+            f"  metadata: {{team: t{i % 3}}}\n"
+        )
+        addresses.append(f"environment.env-{i}")
+    agent_docs = []
+    for i in range(agents):
+        extra = "  tools: [{type: agent_toolset_20260401}]\n" if i % 3 == 0 else ""
+        agent_docs.append(
+            f"kind: Agent\nname: agent-{i:02d}\nspec:\n  model: claude-sonnet-4-6\n"
+            f"  system: You are agent {i}.{tag}\n  description: agent number {i}\n{extra}"
+            f"  metadata: {{idx: '{i}'}}\n"
+        )
+        addresses.append(f"agent.agent-{i:02d}")
+    vault = ""
+    if credentials:
+        creds = []
+        for j in range(credentials):
+            var = f"REL_TOKEN_{j}"
+            env[var] = f"token-value-{j}-{os.getpid()}"
+            creds.append(
+                f"    - name: c{j}\n      auth:\n        type: static_bearer\n"
+                f"        mcp_server_url: https://mcp{j}.example.com/mcp\n"
+                f"        token: {{from_env: {var}}}\n"
+            )
+            addresses.append(f"vault.keys.credential.c{j}")
+        vault = "kind: Vault\nname: keys\nspec:\n  display_name: Keys\n  credentials:\n" + "".join(
+            creds
+        )
+        addresses.append("vault.keys")
+    deps = []
+    for i in range(deployments):
+        agent = f"agent-{i % max(agents, 1):02d}"
+        pin = f"{{ref: {agent}, version: 1}}" if i % 2 else agent
+        vaults = "  vaults: [keys]\n" if credentials else ""
+        deps.append(
+            f"kind: Deployment\nname: dep-{i}\nspec:\n  agent: {pin}\n"
+            f"  environment: env-{i % max(environments, 1)}\n{vaults}"
+            "  initial_events:\n    - type: user.message\n"
+            f"      content: [{{type: text, text: 'run {i}'}}]\n"
+        )
+        addresses.append(f"deployment.dep-{i}")
+    half = len(agent_docs) // 2
+    files = {
+        "agents/a.yaml": agent_docs[:half],
+        "agents/b.yml": agent_docs[half:],
+        "environments.yaml": envs,
+        "vaults.yaml": [vault] if vault else [],
+        "deployments.yaml": deps,
+    }
+    for name, docs in files.items():
+        path = root / name
+        if docs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("---\n".join(docs), encoding="utf-8")
+        elif path.exists():
+            path.unlink()
+    return Fleet(root, tuple(sorted(addresses)), env)
+
+
+# --- the provider, served and tapped -------------------------------------------------------------
+
+Hook = Callable[[str, str], "bool | None"]
+
+
+class Tap:
+    """ASGI middleware in front of the local provider: logs requests, runs kill hooks.
+
+    ``before(method, path)`` runs when a ``/v1/`` request arrives, before the provider sees
+    it; returning True drops the request (the provider never runs it). ``after(method, path)``
+    runs when the provider has answered (its write is committed) and before the answer is sent.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.before: Hook | None = None
+        self.after: Hook | None = None
+        #: (method, path) of every /v1/ request, in arrival order
+        self.requests: list[tuple[str, str]] = []
+        #: (method, path, status) of every answered /v1/ request
+        self.answers: list[tuple[str, str, int]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def state(self) -> Any:  # BackgroundServer.stop closes SSE streams through app.state
+        return self.app.state
+
+    def count(self, method: str, pattern: str) -> int:
+        regex = re.compile(pattern)
+        with self._lock:
+            return sum(1 for m, p in self.requests if m == method and regex.search(p))
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not path.startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        with self._lock:
+            self.requests.append((method, path))
+        if self.before is not None and self.before(method, path):
+            return  # dropped: the provider never sees it (uvicorn answers 500 to nobody)
+
+        async def tapped(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                with self._lock:
+                    self.answers.append((method, path, message["status"]))
+                if self.after is not None:
+                    self.after(method, path)
+            await send(message)
+
+        await self.app(scope, receive, tapped)
+
+
+@contextmanager
+def provider(
+    db: Path, faults: Any = None, *, wrap: Callable[[Any], Any] | None = None
+) -> Iterator[tuple[str, Tap]]:
+    """Serve the local provider on ``db`` over loopback TCP; yield ``(url, tap)``.
+
+    Args:
+        faults: a ``FaultConfig`` (latency, fault rate, rate limit, seed) or None.
+        wrap: an extra ASGI middleware factory placed between the tap and the provider.
+    """
+    from reconciler.provider.local import BackgroundServer, create_app
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    app = create_app(db, faults) if faults is not None else create_app(db)
+    tap = Tap(wrap(app) if wrap is not None else app)
+    with BackgroundServer(tap) as server:
+        yield server.url, tap
+
+
+def kill_hook(
+    get_pid: Callable[[], int | None],
+    method: str,
+    pattern: str,
+    nth: int,
+    *,
+    drop: bool = False,
+    fired: threading.Event | None = None,
+) -> Hook:
+    """A tap hook that SIGKILLs ``get_pid()`` at the ``nth`` matching request (1-based).
+
+    With ``drop`` (for a ``before`` hook) the request is also dropped, so the provider never
+    executes it: the process died before its create reached the provider.
+    """
+    regex = re.compile(pattern)
+    seen = 0
+    lock = threading.Lock()
+
+    def hook(m: str, p: str) -> bool:
+        nonlocal seen
+        if m != method or not regex.search(p):
+            return False
+        with lock:
+            seen += 1
+            hit = seen == nth
+        if not hit:
+            return False
+        pid = get_pid()
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if fired is not None:
+            fired.set()
+        return drop
+
+    return hook
+
+
+#: Creates: a POST to a collection (credentials live under their vault).
+CREATE_PATH = r"^/v1/(agents|environments|vaults|deployments|vaults/[^/]+/credentials)$"
+ARCHIVE_PATH = r"/archive$"
+
+
+# --- forked runs of the command line ---------------------------------------------------------------
+
+ZYGOTE_SOURCE = textwrap.dedent(
+    r"""
+    import json, os, signal, sys
+
+    import reconciler.cli                      # everything a run needs, imported once
+    import reconciler.provider.local           # noqa: F401  (the embedded provider)
+    import reconciler.state.lockfile as lockfile_module
+
+    def install_crash(spec):
+        # Make this process SIGKILL itself at one exact point of a lockfile write.
+        point, nth = spec["point"], int(spec["nth"])
+        name = spec.get("lockfile_name", "reconciler.lock")
+        prefix = name + ".tmp-"   # the lockfile's temp files (not the lock's, not the backup's)
+        count = [0]
+
+        def due():
+            count[0] += 1
+            return count[0] == nth
+
+        def die():
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        def is_lock_temp(fd):
+            try:
+                return os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith(prefix)
+            except OSError:
+                return False
+
+        if point == "fsync":          # temp file fully written, not yet fsynced or renamed
+            real = os.fsync
+            def fsync(fd):
+                if is_lock_temp(fd) and due():
+                    die()
+                return real(fd)
+            os.fsync = fsync
+        elif point == "torn":          # temp file half written
+            real_write = os.write
+            def write(fd, data):
+                if is_lock_temp(fd) and due():
+                    real_write(fd, bytes(data)[: max(1, len(data) // 2)])
+                    die()
+                return real_write(fd, data)
+            os.write = write
+        elif point in ("before-rename", "after-rename"):
+            real_replace = os.replace
+            def replace(src, dst, *a, **k):
+                hit = (os.path.basename(str(src)).startswith(prefix)
+                       and os.path.basename(str(dst)) == name and due())
+                if hit and point == "before-rename":
+                    die()
+                result = real_replace(src, dst, *a, **k)
+                if hit:
+                    die()
+                return result
+            os.replace = replace
+        else:
+            raise SystemExit(f"unknown crash point {point}")
+
+    def run(req):
+        pid = os.fork()
+        if pid:
+            return pid
+        try:
+            os.setsid()
+            os.chdir(req["cwd"])
+            os.environ.clear()
+            os.environ.update(req["env"])
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            out = os.open(req["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            err = os.open(req["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(out, 1)
+            os.dup2(err, 2)
+            sys.stdin = open(os.devnull)
+            if req.get("crash"):
+                install_crash(req["crash"])
+            code = 0
+            try:
+                reconciler.cli.main(req["args"], prog_name="reconciler")
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+            code = 70
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+    print(json.dumps({"ready": os.getpid()}), flush=True)
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req["op"] == "run":
+            sys.stdout.flush()
+            print(json.dumps({"pid": run(req)}), flush=True)
+        elif req["op"] == "wait":
+            _, status = os.waitpid(req["pid"], 0)
+            code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            print(json.dumps({"code": code}), flush=True)
+        elif req["op"] == "poll":
+            pid, status = os.waitpid(req["pid"], os.WNOHANG)
+            if pid == 0:
+                print(json.dumps({"code": None}), flush=True)
+            else:
+                code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+                print(json.dumps({"code": code}), flush=True)
+    """
+)
+
+
+@dataclass
+class Run:
+    """One forked ``reconciler`` process."""
+
+    zygote: Zygote
+    pid: int
+    out: Path
+    err: Path
+    started: float = field(default_factory=time.monotonic)
+    code: int | None = None
+    ended: float | None = None
+
+    def wait(self, timeout: float = 120.0) -> int:
+        """Wait for the process to end; its exit code (negative: killed by that signal)."""
+        if self.code is None:
+            deadline = time.monotonic() + timeout
+            while True:
+                if self.poll() is not None:
+                    break
+                if time.monotonic() > deadline:
+                    self.kill()
+                    self.code = self.zygote.request({"op": "wait", "pid": self.pid})["code"]
+                    raise AssertionError(f"reconciler run {self.pid} hung; killed it")
+                time.sleep(0.02)
+        return self.code
+
+    def poll(self) -> int | None:
+        """The exit code if the process ended (it is then reaped), else None."""
+        if self.code is None:
+            code = self.zygote.request({"op": "poll", "pid": self.pid})["code"]
+            if code is not None:
+                self.code, self.ended = code, time.monotonic()
+        return self.code
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    @property
+    def stdout(self) -> str:
+        return self.out.read_text(encoding="utf-8", errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.err.read_text(encoding="utf-8", errors="replace")
+
+
+class Zygote:
+    """A pre-imported interpreter that forks one process per ``reconciler`` run."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.logdir = logdir
+        logdir.mkdir(parents=True, exist_ok=True)
+        self._n = 0
+        self._lock = threading.Lock()
+        self._errlog = open(logdir / "zygote.err", "wb")  # noqa: SIM115 - closed by close()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", ZYGOTE_SOURCE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._errlog,
+            cwd=str(REPO),
+            env=clean_env(),
+            text=True,
+            bufsize=1,
+        )
+        assert self._proc.stdout is not None
+        ready = self._proc.stdout.readline()
+        if not ready:
+            raise RuntimeError((logdir / "zygote.err").read_text())
+
+    def request(self, req: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            assert self._proc.stdin is not None and self._proc.stdout is not None
+            self._proc.stdin.write(json.dumps(req) + "\n")
+            self._proc.stdin.flush()
+            line = self._proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the zygote died: " + (self.logdir / "zygote.err").read_text())
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def start(
+        self,
+        args: list[str],
+        *,
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        crash: dict[str, Any] | None = None,
+    ) -> Run:
+        """Start ``reconciler ARGS`` in ``cwd``; returns at once."""
+        with self._lock:
+            self._n += 1
+            n = self._n
+        out, err = self.logdir / f"run{n}.out", self.logdir / f"run{n}.err"
+        pid = self.request(
+            {
+                "op": "run",
+                "args": args,
+                "cwd": str(cwd),
+                "env": env if env is not None else clean_env(),
+                "stdout": str(out),
+                "stderr": str(err),
+                "crash": crash,
+            }
+        )["pid"]
+        return Run(self, pid, out, err)
+
+    def run(
+        self,
+        args: list[str],
+        *,
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        timeout: float = 180.0,
+        crash: dict[str, Any] | None = None,
+    ) -> Run:
+        """Run ``reconciler ARGS`` to the end."""
+        run = self.start(args, cwd=cwd, env=env, crash=crash)
+        run.wait(timeout)
+        return run
+
+    def close(self) -> None:
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        self._errlog.close()
+
+
+_SHARED: list[Zygote] = []
+
+
+def shared_zygote() -> Zygote:
+    """One zygote for the whole test session (its start costs seconds); closed at exit."""
+    if not _SHARED:
+        import atexit
+        import shutil
+        import tempfile
+
+        logdir = Path(tempfile.mkdtemp(prefix="reconciler-zygote-"))
+        _SHARED.append(Zygote(logdir))
+
+        def close() -> None:
+            _SHARED[0].close()
+            shutil.rmtree(logdir, ignore_errors=True)
+
+        atexit.register(close)
+    return _SHARED[0]
+
+
+# --- what is live -------------------------------------------------------------------------------------
+
+
+def owned_objects(
+    db: Path, project: str, *, archived: bool = False
+) -> dict[str, list[dict[str, Any]]]:
+    """Objects in the provider database tagged for ``project``, by address.
+
+    Reads the SQLite file directly: a fault-free view, with no HTTP in the way.
+
+    Args:
+        archived: also count archived objects.
+    """
+    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    if not db.exists():
+        return found
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = con.execute("SELECT kind, archived, data FROM objects").fetchall()
+    finally:
+        con.close()
+    for kind, is_archived, data in rows:
+        if is_archived and not archived:
+            continue
+        obj = json.loads(data)
+        md = obj.get("metadata") or {}
+        if md.get(OWNER_KEY) == "reconciler" and md.get(PROJECT_KEY) == project:
+            found[md.get(ADDRESS_KEY, "?")].append({"kind": kind, **obj})
+    return found
+
+
+def provider_snapshot(db: Path) -> list[tuple[Any, ...]]:
+    """Every stored row (objects, agent versions), for before/after equality."""
+    if not db.exists():
+        return []
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = con.execute(
+            "SELECT id, kind, parent_id, archived, data, secrets FROM objects ORDER BY seq"
+        ).fetchall()
+        rows += con.execute(
+            "SELECT agent_id, version, data FROM agent_versions ORDER BY agent_id, version"
+        ).fetchall()
+    finally:
+        con.close()
+    return rows
+
+
+def assert_converged(
+    lockfile: Path,
+    db: Path,
+    project: str,
+    addresses: tuple[str, ...] | list[str],
+    *,
+    ever_once: bool = True,
+) -> None:
+    """Every address exactly once live, recorded in the lockfile; no orphan, nothing pending.
+
+    Args:
+        ever_once: also require that no address was ever created twice (counting archived
+            objects): a lost response must be adopted, not created again and archived.
+    """
+    from reconciler.state import read_lockfile
+
+    lf = read_lockfile(lockfile, project=project)
+    live = owned_objects(db, project)
+    twins = {a: [o["id"] for o in objs] for a, objs in live.items() if len(objs) > 1}
+    assert not twins, f"live twins: {twins}"
+    missing = sorted(set(addresses) - set(live))
+    assert not missing, f"not live: {missing}"
+    orphans = sorted(set(live) - set(addresses))
+    assert not orphans, f"owned live objects no manifest declares: {orphans}"
+    assert set(lf.resources) == set(addresses), (
+        f"lockfile differs: missing {sorted(set(addresses) - set(lf.resources))}, "
+        f"extra {sorted(set(lf.resources) - set(addresses))}"
+    )
+    wrong = {
+        a: (lf.resources[a].id, live[a][0]["id"])
+        for a in addresses
+        if lf.resources[a].id != live[a][0]["id"]
+    }
+    assert not wrong, f"lockfile ids differ from the live objects: {wrong}"
+    assert not lf.pending, f"pending intents left: {sorted(lf.pending)}"
+    if ever_once:
+        every = owned_objects(db, project, archived=True)
+        created_twice = {a: [o["id"] for o in objs] for a, objs in every.items() if len(objs) > 1}
+        assert not created_twice, f"created more than once (twins archived since): {created_twice}"
+
+
+def plan_is_clean(
+    manifests: Path, lockfile: Path, db: Path, project: str, env: dict[str, str] | None = None
+) -> Any:
+    """The plan of ``manifests`` against the (fault-free, embedded) provider on ``db``."""
+    import asyncio
+
+    from reconciler.operations import Settings, make_plan
+
+    saved = dict(os.environ)
+    try:
+        os.environ.update(env or {})
+        result = asyncio.run(
+            make_plan(Settings(manifests=manifests, lockfile=lockfile, project=project, db_path=db))
+        )
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return result.plan
+
+
+async def seed_noise(db: Path, project: str) -> None:
+    """Objects the reconciler must leave alone: unmanaged ones, and another project's."""
+    from reconciler.provider import embedded_client
+
+    async with embedded_client(db) as c:
+        await c.agents.create({"name": "agent-00", "model": "claude-sonnet-4-6"})
+        await c.agents.create(
+            {"name": "hand-made", "model": "claude-haiku-4-5", "metadata": {"owner": "someone"}}
+        )
+        await c.agents.create(
+            {
+                "name": "agent-01",
+                "model": "claude-sonnet-4-6",
+                "metadata": {
+                    OWNER_KEY: "reconciler",
+                    PROJECT_KEY: project + "-other",
+                    ADDRESS_KEY: "agent.agent-01",
+                },
+            }
+        )
+        await c.environments.create({"name": "not-ours"})
+
+
+def run_async(coro: Awaitable[Any]) -> Any:
+    import asyncio
+
+    return asyncio.run(coro)  # type: ignore[arg-type]
