@@ -107,6 +107,19 @@ def test_a_client_sending_less_than_its_rate_does_not_inflate_it() -> None:
     assert limiter.rate == pytest.approx(100)  # back to the last limit, not beyond
 
 
+def test_long_retry_after_slows_the_probing_down() -> None:
+    clock = FakeClock()
+    quick = AdaptiveRateLimiter(rate=100, recovery_s=1.0, clock=clock)
+    slow = AdaptiveRateLimiter(rate=100, recovery_s=1.0, clock=clock)
+    quick.on_rate_limited(0.005, sent_at=clock())
+    slow.on_rate_limited(2.0, sent_at=clock())  # each 429 costs every sender 2 s
+    clock.now += 1.0
+    quick.on_success()
+    slow.on_success()
+    assert quick.rate == pytest.approx(100)  # back after recovery_s
+    assert slow.rate is not None and slow.rate < 90  # still climbing: K = 4 x 2 s
+
+
 def test_rate_never_drops_below_the_floor() -> None:
     clock = FakeClock()
     limiter = AdaptiveRateLimiter(rate=1, min_rate=0.5, clock=clock)
@@ -161,7 +174,7 @@ async def test_reaches_90_percent_of_the_servers_rate_with_few_429s(tmp_path: Pa
     counts, and the bar is 90% of R or of what the machine itself manages, if that is less.
     Every run must be free of a retry storm.
     """
-    rate, total = 50.0, 150
+    rate, total = 50.0, 250
     runs = []
     for attempt in range(3):
         achieved, capacity = await _throttled_run(tmp_path / f"p{attempt}.db", rate, total)

@@ -15,6 +15,7 @@ LEVELS = {
     "render": 2,
     "operations": 2,
     "gitops": 2,
+    "session_target": 2,
     "engine": 3,
     "runtime": 3,
     "manifest": 4,

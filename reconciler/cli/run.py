@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import difflib
 import json
 import sys
 from collections.abc import Callable, Mapping
@@ -26,126 +25,18 @@ import click
 
 from reconciler.cli.app import App, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED
-from reconciler.errors import PlanError, ReconcilerError
-from reconciler.manifest import DeploymentSpec, ManifestSet, load_manifests
+from reconciler.errors import PlanError
+from reconciler.manifest import load_manifests
 from reconciler.operations import Settings, connect
 from reconciler.render import should_color
 from reconciler.runtime import ManagedRuntime
-from reconciler.state import Lockfile, read_lockfile
+from reconciler.session_target import SessionTarget, resolve_session_target
+from reconciler.state import read_lockfile
 
 JSON = dict[str, Any]
 
 #: Sessions can run for a long time between events; the client's default is shorter.
 SESSION_TIMEOUT_S = 600.0
-
-
-class RunError(ReconcilerError):
-    """``run`` cannot start: unknown name, not applied yet, no environment to use."""
-
-
-@dataclass(frozen=True)
-class SessionTarget:
-    """What a new session runs, all as remote ids, resolved from manifests and lockfile."""
-
-    address: str
-    agent_address: str
-    agent_id: str
-    agent_version: int | None
-    environment_address: str
-    environment_id: str
-    vault_ids: tuple[str, ...] = ()
-
-    def describe(self) -> str:
-        version = f" version {self.agent_version}" if self.agent_version is not None else ""
-        via = "" if self.address == self.agent_address else f"{self.address}: "
-        return f"{via}{self.agent_address}{version} in {self.environment_address}"
-
-
-def _pick_address(manifests: ManifestSet, name: str) -> str:
-    if "." in name:
-        kind = name.split(".", 1)[0]
-        if kind not in ("agent", "deployment"):
-            raise RunError(f"{name} is a {kind}; run takes an agent or a deployment")
-        if name not in manifests:
-            raise RunError(f"no {name} in the manifests{_hint(manifests, name)}")
-        return name
-    found = [a for a in (f"deployment.{name}", f"agent.{name}") if a in manifests]
-    if len(found) > 1:
-        raise RunError(f"{name} is both {found[0]} and {found[1]}; say which (e.g. {found[1]})")
-    if not found:
-        raise RunError(
-            f"no Agent or Deployment named {name} in the manifests{_hint(manifests, name)}"
-        )
-    return found[0]
-
-
-def _hint(manifests: ManifestSet, name: str) -> str:
-    runnable = [d.address for d in manifests.documents if d.kind in ("Agent", "Deployment")]
-    short = [a.split(".", 1)[1] for a in runnable]
-    close = difflib.get_close_matches(name, runnable + short, n=3)
-    if close:
-        return f"; did you mean {' or '.join(close)}?"
-    if runnable:
-        return f"; runnable: {', '.join(runnable)}"
-    return ""
-
-
-def resolve_session_target(
-    manifests: ManifestSet, lockfile: Lockfile, name: str, environment: str | None = None
-) -> SessionTarget:
-    """The ids a session for ``name`` uses (see the module doc).
-
-    Raises:
-        RunError: unknown name, or a resource it needs is not in the lockfile yet.
-    """
-    address = _pick_address(manifests, name)
-
-    def applied(addr: str) -> Any:
-        entry = lockfile.resources.get(addr)
-        if entry is None:
-            raise RunError(f"{addr} is not applied yet; run `reconciler apply` first")
-        return entry
-
-    doc = manifests.get(address)
-    assert doc is not None
-    if address.startswith("deployment."):
-        spec = doc.spec
-        assert isinstance(spec, DeploymentSpec)
-        deployment = applied(address)
-        agent_address = f"agent.{spec.agent.ref}"
-        agent = applied(agent_address)
-        version = deployment.pins.get(agent_address, spec.agent.version or agent.version)
-        env_address = f"environment.{spec.environment}"
-        if environment is not None and environment not in (spec.environment, env_address):
-            raise RunError(f"{address} runs in {env_address}; --environment is only for agents")
-        env = applied(env_address)
-        vaults = tuple(applied(f"vault.{v}").id for v in spec.vaults)
-        return SessionTarget(address, agent_address, agent.id, version, env_address, env.id, vaults)
-    agent = applied(address)
-    env_address = _environment_for_agent(manifests, address, environment)
-    env = applied(env_address)
-    return SessionTarget(address, address, agent.id, agent.version, env_address, env.id)
-
-
-def _environment_for_agent(manifests: ManifestSet, address: str, name: str | None) -> str:
-    envs = [d.address for d in manifests.by_kind("Environment")]
-    if name is not None:
-        env_address = name if name.startswith("environment.") else f"environment.{name}"
-        if env_address not in manifests:
-            hint = f"; the manifests have {', '.join(envs)}" if envs else ""
-            raise RunError(f"no {env_address} in the manifests{hint}")
-        return env_address
-    if len(envs) == 1:
-        return envs[0]
-    if not envs:
-        raise RunError(
-            f"{address} needs an environment to run in and the manifests have none; add an "
-            "Environment document and apply it"
-        )
-    raise RunError(
-        f"the manifests have {len(envs)} environments ({', '.join(envs)}); choose one with "
-        "--environment NAME"
-    )
 
 
 def register(group: click.Group) -> None:

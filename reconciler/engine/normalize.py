@@ -259,7 +259,8 @@ def normalize(kind: str, obj: JSON) -> JSON:
             out["schedule"] = {
                 k: v for k, v in schedule.items() if k not in ("last_run_at", "upcoming_runs_at")
             }
-    out["metadata"] = dict(out["metadata"] or {})
+    # the provider's metadata patch deletes a key set to "": an empty value means no key
+    out["metadata"] = {k: v for k, v in (out["metadata"] or {}).items() if v not in ("", None)}
     return out
 
 

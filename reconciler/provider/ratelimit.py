@@ -32,7 +32,9 @@ class AdaptiveRateLimiter:
         rate: initial rate in requests per second; None means unlimited (the default).
         ceiling: the most requests per second ever allowed; None means no cap.
         decrease: multiplicative decrease applied on a 429 (between 0.5 and 0.7 is sensible).
-        recovery_s: seconds the rate takes to climb back to the rate of the last 429.
+        recovery_s: seconds the rate takes to climb back to the rate of the last 429; at
+            least four times the last pause, so a server with long ``retry-after`` values is
+            probed less often (each 429 stops every sender for that long).
         burst_s: bucket depth, in seconds of the current rate (at least one request).
         min_rate: the rate never goes below this.
         window_s: window over which the rate of successful requests is measured (the first
@@ -74,6 +76,7 @@ class AdaptiveRateLimiter:
         # Congestion epoch: the rate of the last decrease and when it happened.
         self._w_max: float | None = None
         self._epoch_at = float("-inf")
+        self._last_pause = 0.0
         self._started_at: float | None = None
         self._successes: deque[float] = deque()
         self.decreases = 0
@@ -169,6 +172,7 @@ class AdaptiveRateLimiter:
         now = self._clock()
         pause = retry_after if retry_after is not None and retry_after > 0 else 0.0
         self._paused_until = max(self._paused_until, now + pause)
+        self._last_pause = pause
         if sent_at is not None and sent_at < self._epoch_at:
             return
         current = self._rate
@@ -197,7 +201,7 @@ class AdaptiveRateLimiter:
     def _cubic(self, t: float) -> float:
         """CUBIC-shaped rate ``t`` seconds after the last decrease."""
         assert self._w_max is not None
-        k = self._recovery_s
+        k = max(self._recovery_s, 4.0 * self._last_pause)
         x = (t - k) / k
         return self._w_max * (1.0 + (1.0 - self._decrease) * x * x * x)
 
