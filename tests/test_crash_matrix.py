@@ -241,6 +241,27 @@ def test_kill_around_an_archive(zygote: Zygote, tmp_path: Path, when: str, nth: 
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_kill_around_the_archive_of_a_vault_with_credentials(
+    zygote: Zygote, tmp_path: Path, when: str
+) -> None:
+    """The vault leaves the manifests with its credentials: their entries go with it."""
+    ws = Workspace(tmp_path)
+    with provider(ws.db) as (url, _tap):
+        heals(zygote, ws, url)
+    ws.rewrite(agents=6, environments=3, credentials=0, deployments=2)
+    provider_kill(
+        zygote,
+        ws,
+        method="POST",
+        pattern=r"^/v1/vaults/[^/]+/archive$",
+        nth=1,
+        when=when,
+        extra=("--prune",),
+    )
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("point", "nth"),
     [

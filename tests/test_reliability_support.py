@@ -566,7 +566,8 @@ def owned_objects(
 ) -> dict[str, list[dict[str, Any]]]:
     """Objects in the provider database tagged for ``project``, by address.
 
-    Reads the SQLite file directly: a fault-free view, with no HTTP in the way.
+    Reads the SQLite file directly: a fault-free view, with no HTTP in the way. A credential
+    of an archived vault counts as archived (archiving a vault takes its credentials along).
 
     Args:
         archived: also count archived objects.
@@ -576,11 +577,12 @@ def owned_objects(
         return found
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
-        rows = con.execute("SELECT kind, archived, data FROM objects").fetchall()
+        rows = con.execute("SELECT id, kind, parent_id, archived, data FROM objects").fetchall()
     finally:
         con.close()
-    for kind, is_archived, data in rows:
-        if is_archived and not archived:
+    dead_vaults = {oid for oid, kind, _, is_archived, _ in rows if kind == "vault" and is_archived}
+    for _oid, kind, parent_id, is_archived, data in rows:
+        if (is_archived or parent_id in dead_vaults) and not archived:
             continue
         obj = json.loads(data)
         md = obj.get("metadata") or {}
