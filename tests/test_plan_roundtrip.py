@@ -212,7 +212,11 @@ async def test_apply_then_plan_is_clean(workdir: Path, case: str) -> None:
 async def test_agent_update_says_version_and_labels(workdir: Path) -> None:
     write(workdir, BASE, AGENT_FULL)
     await converge(workdir)
-    write(workdir, BASE, AGENT_FULL.replace("line two", "line 2").replace("effort: low", "effort: high"))
+    write(
+        workdir,
+        BASE,
+        AGENT_FULL.replace("line two", "line 2").replace("effort: low", "effort: high"),
+    )
     plan = await plan_of(workdir)
     (update,) = plan.changes
     assert update.type == "update" and update.address == "agent.full"
@@ -225,7 +229,11 @@ async def test_agent_update_says_version_and_labels(workdir: Path) -> None:
 async def test_metadata_only_label_and_removed_key_is_patched_away(workdir: Path) -> None:
     write(workdir, BASE, AGENT_FULL)
     await converge(workdir)
-    write(workdir, BASE, AGENT_FULL.replace("metadata: {team: infra, tier: \"1\"}", "metadata: {team: infra}"))
+    write(
+        workdir,
+        BASE,
+        AGENT_FULL.replace('metadata: {team: infra, tier: "1"}', "metadata: {team: infra}"),
+    )
     plan = await plan_of(workdir)
     (update,) = plan.changes
     assert update.labels == ("metadata only",)
@@ -298,7 +306,11 @@ async def test_rotated_secret_plans_a_sensitive_update(
 async def test_credential_key_change_replaces(workdir: Path) -> None:
     write(workdir, BASE, VAULT_FULL)
     await converge(workdir)
-    write(workdir, BASE, VAULT_FULL.replace("https://mcp.example.com/mcp", "https://mcp2.example.com/mcp"))
+    write(
+        workdir,
+        BASE,
+        VAULT_FULL.replace("https://mcp.example.com/mcp", "https://mcp2.example.com/mcp"),
+    )
     plan = await plan_of(workdir)
     (replace,) = plan.changes
     assert replace.type == "replace" and replace.address == "vault.keys.credential.bearer"
@@ -402,3 +414,41 @@ async def test_target_limits_plan_to_address_and_dependencies(workdir: Path) -> 
         "deployment.adhoc",
         "environment.env",
     ]
+
+
+async def test_removing_environment_packages_and_networking_resets_them(workdir: Path) -> None:
+    write(workdir, BASE, ENV_FULL)
+    await converge(workdir)
+    write(
+        workdir,
+        BASE,
+        "kind: Environment\nname: data\nspec:\n  description: data stack\n  scope: organization\n  metadata: {team: data}\n",
+    )
+    plan = await plan_of(workdir)
+    (update,) = plan.changes
+    assert update.body["config"]["packages"]["pip"] == []
+    assert update.body["config"]["networking"] == {"type": "unrestricted"}
+    await converge(workdir)
+
+
+async def test_deployment_repository_token_is_a_secret(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_repo = DEPLOYMENT_MIN.replace(
+        "  initial_events:",
+        "  resources:\n    - type: github_repository\n      url: https://github.com/example/repo\n"
+        "      authorization_token: {from_env: RT_REPO}\n  initial_events:",
+    )
+    monkeypatch.setenv("RT_REPO", "repo-token-1")
+    write(workdir, BASE, with_repo)
+    plan = await plan_of(workdir)
+    create = plan.action("deployment.adhoc")
+    assert create is not None and create.type == "create"
+    assert create.body["resources"][0]["authorization_token"] == {
+        "$secret": "resources[0].authorization_token"
+    }
+    await converge(workdir)
+    monkeypatch.setenv("RT_REPO", "repo-token-2")
+    (update,) = (await plan_of(workdir)).changes
+    assert [c.path for c in update.changes] == ["resources[0].authorization_token"]
+    await converge(workdir)

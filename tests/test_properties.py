@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -372,6 +373,26 @@ def manifests(draw: Any) -> list[dict[str, Any]]:
 # --- the round trip ---------------------------------------------------------------------------------
 
 
+class _Dumper(yaml.SafeDumper):
+    """PyYAML writes YAML 1.1: ``1e100`` or ``0o17`` go out unquoted as strings, and the
+    manifest loader (YAML 1.2 core schema) rightly reads numbers. Quote such strings."""
+
+
+_TYPED_LOOKING = re.compile(r"^[-+.0-9]|^(?:true|false|null|~|yes|no|on|off)$", re.IGNORECASE)
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = '"' if _TYPED_LOOKING.match(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def _dump(docs: list[dict[str, Any]]) -> str:
+    return yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+
+
 def _write(root: Path, docs: list[dict[str, Any]]) -> None:
     root.mkdir(parents=True, exist_ok=True)
     for old in root.glob("*.yaml"):
@@ -380,9 +401,7 @@ def _write(root: Path, docs: list[dict[str, Any]]) -> None:
     for d in docs:
         by_kind.setdefault(d["kind"], []).append(d)
     for kind, items in by_kind.items():
-        (root / f"{kind.lower()}s.yaml").write_text(
-            yaml.safe_dump_all(items, sort_keys=False, allow_unicode=True), encoding="utf-8"
-        )
+        (root / f"{kind.lower()}s.yaml").write_text(_dump(items), encoding="utf-8")
 
 
 #: no shrinking: every example applies twice, and shrinking one takes many minutes; the
@@ -391,8 +410,8 @@ NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 
 
 def _roundtrip(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> None:
-    note("first:\n" + yaml.safe_dump_all(first, sort_keys=False, allow_unicode=True))
-    note("second:\n" + yaml.safe_dump_all(second, sort_keys=False, allow_unicode=True))
+    note("first:\n" + _dump(first))
+    note("second:\n" + _dump(second))
     saved = dict(os.environ)
     os.environ.update(SECRET_ENV)
     try:

@@ -390,14 +390,6 @@ spec:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a deployment's resources[].authorization_token ({from_env}/{from_file}) is "
-    "never resolved: engine/desired.py only treats credential fields as secrets "
-    "(SECRET_FIELDS lacks authorization_token, _find_secrets skips lists, request_fields "
-    "adds $secret placeholders for credentials only), so the SecretRef mapping is sent "
-    "as is and the provider answers 400",
-)
 def test_a_deployment_repository_token_is_applied_and_never_shown(
     work: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -22,7 +22,7 @@ from reconciler.engine.model import (
     PROJECT_KEY,
     Kind,
 )
-from reconciler.engine.normalize import FIELD_DEFAULTS, SECRET_FIELDS
+from reconciler.engine.normalize import FIELD_DEFAULTS, SECRET_FIELDS, normalize_env_config
 
 JSON = dict[str, Any]
 
@@ -88,6 +88,9 @@ def _find_secrets(obj: Any, prefix: str) -> list[tuple[str, JSON]]:
                 out.append((path, v))
             else:
                 out.extend(_find_secrets(v, path))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out.extend(_find_secrets(v, f"{prefix}[{i}]"))
     return out
 
 
@@ -138,7 +141,17 @@ def desired_resources(documents: Any) -> list[DesiredResource]:
             if isinstance(agent, str):
                 spec["agent"] = {"ref": agent, "version": None}
         remote = spec.get("name") or doc.name
-        out.append(DesiredResource(address, kind, spec, remote, doc.protect, ignore))
+        out.append(
+            DesiredResource(
+                address,
+                kind,
+                spec,
+                remote,
+                doc.protect,
+                ignore,
+                secrets=tuple(_find_secrets(spec, "")),
+            )
+        )
     return sorted(out, key=lambda r: r.address)
 
 
@@ -154,12 +167,13 @@ def is_owned(obj: JSON, project: str) -> str | None:
     return None
 
 
-def _secret_placeholders(obj: Any, prefix: str = "") -> Any:
+def _secret_placeholders(obj: Any, prefix: str = "", key: str = "") -> Any:
+    """Secret references (only under secret field names) -> ``{"$secret": path}``."""
     if isinstance(obj, dict):
-        if _is_secret_ref(obj):
+        if key in SECRET_FIELDS and _is_secret_ref(obj):
             return {"$secret": prefix}
         return {
-            k: _secret_placeholders(v, f"{prefix}.{k}" if prefix else str(k))
+            k: _secret_placeholders(v, f"{prefix}.{k}" if prefix else str(k), str(k))
             for k, v in obj.items()
         }
     if isinstance(obj, list):
@@ -186,8 +200,7 @@ def request_fields(res: DesiredResource, project: str) -> JSON:
         spec.setdefault("name", res.remote_name)
     elif res.kind in ("vault", "credential"):
         spec.setdefault("display_name", res.remote_name)
-    if res.kind == "credential":
-        spec = _secret_placeholders(spec)
+    spec = _secret_placeholders(spec)
     spec["metadata"] = metadata
     return spec
 
@@ -244,6 +257,9 @@ def update_body(
             body["metadata"] = patch
         elif field == "auth":
             body["auth"] = auth_update(full["auth"])
+        elif res.kind == "environment" and field == "config":
+            # omitted networking/packages would keep the stored value: send them explicitly
+            body["config"] = normalize_env_config(full.get("config"))
         elif field in full:
             body[field] = full[field]
         else:

@@ -64,7 +64,7 @@ FIELD_DEFAULTS: dict[str, dict[str, Any]] = {
     "environment": {
         "name": None,
         "description": None,
-        "config": None,  # filled by _norm_env_config
+        "config": None,  # filled by normalize_env_config
         "scope": None,
         "metadata": {},
     },
@@ -85,7 +85,14 @@ FIELD_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 SECRET_FIELDS = frozenset(
-    {"token", "access_token", "refresh_token", "client_secret", "secret_value"}
+    {
+        "token",
+        "access_token",
+        "refresh_token",
+        "client_secret",
+        "secret_value",
+        "authorization_token",  # deployment resources: github_repository
+    }
 )
 
 
@@ -140,7 +147,7 @@ def _norm_tool(tool: JSON) -> JSON:
     return tool
 
 
-def _norm_env_config(config: Any) -> Any:
+def normalize_env_config(config: Any) -> Any:
     if config is None:
         config = {"type": "cloud"}
     config = copy.deepcopy(config)
@@ -238,7 +245,7 @@ def normalize(kind: str, obj: JSON) -> JSON:
             out["execution_identity"] = {"type": "service_account"}
     elif kind == "environment":
         out["description"] = _blank_to_none(out["description"])
-        out["config"] = _norm_env_config(out["config"])
+        out["config"] = normalize_env_config(out["config"])
     elif kind == "credential":
         out["display_name"] = _blank_to_none(out["display_name"])
         out["auth"] = _norm_auth(out["auth"])

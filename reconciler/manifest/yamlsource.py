@@ -179,14 +179,15 @@ def _libyaml_may_differ(text: str) -> bool:
 
 if _CParser is not None:
 
-    class _LibyamlLoader(  # type: ignore[misc, valid-type]
-        _StrictComposing, Composer, _CParser, SafeConstructor, Resolver
-    ):
-        """``ManifestLoader`` with libyaml's scanner and parser: same nodes, ~5x faster.
+    class _LibyamlLoader(Composer, _CParser, SafeConstructor, Resolver):  # type: ignore[misc, valid-type]
+        """``ManifestLoader``'s nodes, read by libyaml's scanner and parser: ~10x faster.
 
-        Only the scanning and parsing are libyaml's; composing is PyYAML's own, with the same
-        rules. ``parse_documents`` falls back to ``ManifestLoader`` whenever libyaml reports a
-        problem, so every message (and its position) is the pure-Python loader's.
+        Composing is a lean copy of PyYAML's ``Composer`` (same nodes, tags and marks). It
+        does not report problems itself: on an alias, an anchor, nesting beyond
+        ``MAX_DEPTH`` or an empty value libyaml places elsewhere it raises
+        ``_LibyamlDiffers``, and ``parse_documents`` then reads the text again with
+        ``ManifestLoader`` - as it does for any error libyaml reports - so every message
+        and position a user sees is the pure-Python loader's.
         """
 
         yaml_implicit_resolvers = ManifestLoader.yaml_implicit_resolvers
@@ -198,15 +199,48 @@ if _CParser is not None:
             Resolver.__init__(self)
             self._text = stream
 
-        def compose_scalar_node(self, anchor: Any) -> ScalarNode:
-            node: ScalarNode = super().compose_scalar_node(anchor)
-            start = node.start_mark.index
-            if node.value or node.style or start != node.end_mark.index:
-                return node
-            # An empty value: both place it right after its ':' or '-', except where no
-            # indicator precedes it (``? key`` alone, flow ``key:`` before a line break).
-            if self._depth > 1 and (start == 0 or self._text[start - 1] not in ":-"):
-                raise _LibyamlDiffers("libyaml places this empty value elsewhere")
+        def compose_document(self) -> Node:
+            self.get_event()  # DocumentStartEvent
+            node = self._compose(0)
+            self.get_event()  # DocumentEndEvent
+            return node
+
+        def _compose(self, depth: int) -> Node:
+            event = self.get_event()
+            kind = type(event)
+            if kind is yaml.AliasEvent or event.anchor is not None or depth >= MAX_DEPTH:
+                raise _LibyamlDiffers("an alias, an anchor or deep nesting")
+            tag = event.tag
+            if kind is yaml.ScalarEvent:
+                value = event.value
+                if tag is None or tag == "!":
+                    tag = self.resolve(ScalarNode, value, event.implicit)
+                start = event.start_mark
+                if not value and not event.style and start.index == event.end_mark.index:
+                    # An empty value: both place it right after its ':' or '-', except where
+                    # no indicator precedes it (``? key`` alone, a flow ``key:`` at a break).
+                    at = start.index
+                    if depth and (at == 0 or self._text[at - 1] not in ":-"):
+                        raise _LibyamlDiffers("libyaml places this empty value elsewhere")
+                return ScalarNode(tag, value, start, event.end_mark, style=event.style)
+            if kind is yaml.SequenceStartEvent:
+                if tag is None or tag == "!":
+                    tag = self.resolve(SequenceNode, None, event.implicit)
+                items: list[Node] = []
+                node: Node = SequenceNode(
+                    tag, items, event.start_mark, None, flow_style=event.flow_style
+                )
+                while not self.check_event(yaml.SequenceEndEvent):
+                    items.append(self._compose(depth + 1))
+            else:
+                if tag is None or tag == "!":
+                    tag = self.resolve(MappingNode, None, event.implicit)
+                pairs: list[tuple[Node, Node]] = []
+                node = MappingNode(tag, pairs, event.start_mark, None, flow_style=event.flow_style)
+                while not self.check_event(yaml.MappingEndEvent):
+                    key = self._compose(depth + 1)
+                    pairs.append((key, self._compose(depth + 1)))
+            node.end_mark = self.get_event().end_mark
             return node
 
 else:  # pragma: no cover - PyYAML built without libyaml

@@ -7,6 +7,7 @@ behind the same client. Nothing in this package imports a layer above it.
 
 from __future__ import annotations
 
+from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.provider.client import ProviderClient, RequestStats
 from reconciler.provider.embedded import embedded_client, open_client
 from reconciler.provider.pager import Pager
@@ -14,6 +15,7 @@ from reconciler.provider.ratelimit import AdaptiveRateLimiter
 from reconciler.provider.transport import StreamingASGITransport
 
 __all__ = [
+    "ClientBackedProvider",
     "AdaptiveRateLimiter",
     "Pager",
     "ProviderClient",
