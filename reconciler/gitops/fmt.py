@@ -1,0 +1,208 @@
+"""``fmt``: canonical formatting of manifests that keeps comments (ruamel.yaml)."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.engine.importing import (
+    key_order,
+)
+from reconciler.errors import (
+    ManifestError,
+    ManifestIssue,
+    ReconcilerError,
+)
+from reconciler.gitops.common import JSON, _write_atomic
+
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+
+
+def _yaml() -> Any:
+    from ruamel.yaml import YAML  # imported late: only fmt and import need it
+
+    y = YAML(typ="rt")
+    y.preserve_quotes = True
+    y.width = 4096  # never fold a long line
+    y.indent(mapping=2, sequence=4, offset=2)
+    return y
+
+
+def _inline(key: Any, value: JSON) -> bool:
+    """Small leaf mappings read best on one line: ``permission_policy: {type: always_ask}``,
+    ``token: {from_env: GITHUB_TOKEN}``, ``agent: {ref: coder, version: 3}``."""
+    if key in (None, "spec", "metadata") or not 1 <= len(value) <= 2:
+        return False
+    scalars = all(isinstance(v, str | int | float | bool) for v in value.values())
+    return scalars and sum(len(f"{k}: {v}, ") for k, v in value.items()) <= 60
+
+
+def _plain_to_yaml(value: Any, key: Any = None) -> Any:
+    """Plain data -> ruamel nodes: multi-line strings as literal blocks (``|``), small leaf
+    mappings in flow style."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    from ruamel.yaml.scalarstring import LiteralScalarString
+
+    if isinstance(value, dict):
+        node = CommentedMap((k, _plain_to_yaml(v, k)) for k, v in value.items())
+        if _inline(key, value):
+            node.fa.set_flow_style()
+        return node
+    if isinstance(value, list):
+        return CommentedSeq(_plain_to_yaml(v) for v in value)
+    if isinstance(value, str) and "\n" in value.rstrip("\n") and _literal_safe(value):
+        return LiteralScalarString(value)
+    return value
+
+
+def _literal_safe(text: str) -> bool:
+    # literal blocks cannot carry trailing spaces on a line, tabs or a leading space exactly
+    return not any(line != line.rstrip() for line in text.split("\n")) and not text.startswith(
+        (" ", "\t")
+    )
+
+
+def dump_documents(documents: Iterable[JSON]) -> str:
+    """Plain-data documents as one canonical multi-document YAML text (as ``fmt`` writes it)."""
+    out = io.StringIO()
+    _yaml().dump_all([_plain_to_yaml(d) for d in documents], out)
+    return out.getvalue()
+
+
+def _reorder(node: Any, kind: str | None, path: tuple[str | int, ...]) -> None:
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    if isinstance(node, CommentedMap):
+        if path == ():
+            kind = node.get("kind") if isinstance(node.get("kind"), str) else None
+        keys = list(node.keys())
+        wanted = key_order(path, [k for k in keys if isinstance(k, str)], kind)
+        wanted += [k for k in keys if not isinstance(k, str)]
+        if wanted != keys:
+            for key in wanted:
+                node.move_to_end(key)
+        for key in wanted:
+            _reorder(node[key], kind, path + (key,))
+    elif isinstance(node, CommentedSeq):
+        for i, item in enumerate(node):
+            _reorder(item, kind, path + (i,))
+
+
+_COMMENT = re.compile(r"(?:^|\s)(#.*)$")
+
+
+def _comments(text: str) -> Counter[str]:
+    """Every ``# ...`` of a text (block-scalar lines too: they are kept verbatim anyway)."""
+    found: Counter[str] = Counter()
+    for line in text.splitlines():
+        match = _COMMENT.search(line)
+        if match:
+            found[match.group(1).strip()] += 1
+    return found
+
+
+class FormatError(ReconcilerError):
+    """``fmt`` cannot format a file without losing something; the file is left as it is."""
+
+
+def format_text(text: str, *, name: str = "<string>") -> str:
+    """``text`` in canonical form: key order (see ``engine.importing.key_order``), two-space
+    indentation, sequences indented under their key, one ``---`` between documents, every
+    comment and every quoting style kept.
+
+    Raises:
+        ManifestError: the text is not YAML (the issue says where).
+        FormatError: formatting would drop a comment or change the data.
+    """
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    y = _yaml()
+    try:
+        docs = [d for d in y.load_all(text) if d is not None]
+    except MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        raise ManifestError(
+            ManifestIssue(name, line, col, f"not valid YAML: {err.problem}")
+        ) from None
+    except YAMLError as err:
+        raise ManifestError(ManifestIssue(name, 1, 1, f"not valid YAML: {err}")) from None
+    for doc in docs:
+        _reorder(doc, None, ())
+    out = io.StringIO()
+    y.dump_all(docs, out)
+    result = out.getvalue()
+    if _data(result) != _data(text):
+        raise FormatError(f"{name}: formatting would change the data; left unchanged")
+    if _comments(result) != _comments(text):
+        raise FormatError(
+            f"{name}: formatting would lose or move a comment the YAML library cannot keep "
+            "(e.g. a comment before the first ---); left unchanged"
+        )
+    return result
+
+
+def _data(text: str) -> list[Any]:
+    from ruamel.yaml import YAML
+
+    return [d for d in YAML(typ="safe", pure=True).load_all(text) if d is not None]
+
+
+@dataclass(frozen=True)
+class FormatReport:
+    """What ``fmt`` found: every file looked at, those not in canonical form, and those it
+    could not format (path -> why)."""
+
+    files: tuple[Path, ...]
+    changed: tuple[Path, ...]
+    refused: dict[Path, str] = field(default_factory=dict)
+
+
+def manifest_files(paths: Iterable[Path]) -> list[Path]:
+    """The YAML files of ``paths``: files as given, directories searched recursively
+    (hidden entries skipped), sorted."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                files += [
+                    Path(dirpath) / f
+                    for f in sorted(filenames)
+                    if not f.startswith(".") and f.lower().endswith(MANIFEST_SUFFIXES)
+                ]
+        elif path.exists():
+            files.append(path)
+        else:
+            raise ManifestError(ManifestIssue(str(path), 1, 1, "no such file or directory"))
+    return sorted(dict.fromkeys(files))
+
+
+def format_paths(paths: Iterable[Path], *, check: bool = False) -> FormatReport:
+    """Bring manifest files into canonical form (``format_text``), or with ``check`` only say
+    which are not.
+
+    Raises:
+        ManifestError: a file is not YAML, or a path does not exist.
+    """
+    files = manifest_files(paths)
+    changed: list[Path] = []
+    refused: dict[Path, str] = {}
+    for file in files:
+        text = file.read_text(encoding="utf-8")
+        try:
+            formatted = format_text(text, name=str(file))
+        except FormatError as err:
+            refused[file] = str(err)
+            continue
+        if formatted != text:
+            changed.append(file)
+            if not check:
+                _write_atomic(file, formatted)
+    return FormatReport(tuple(files), tuple(changed), refused)

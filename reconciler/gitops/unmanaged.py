@@ -1,0 +1,281 @@
+"""``import --all-unmanaged``: write manifests for everything live that nothing owns, and adopt it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from reconciler.engine.desired import (
+    DesiredResource,
+    desired_resources,
+    is_owned,
+)
+from reconciler.engine.drift import (
+    find_unmanaged,
+)
+from reconciler.engine.importing import (
+    KIND_FILES,
+    Derivation,
+    ImportedDocument,
+    ImportedResource,
+    SecretVariable,
+    Skipped,
+    derive_documents,
+)
+from reconciler.engine.refresh import Observed
+from reconciler.errors import (
+    PlanError,
+    ProviderError,
+    ReconcilerError,
+)
+from reconciler.gitops.adopt import Adopted, _entry, _recording, _tag
+from reconciler.gitops.common import (
+    JSON,
+    TAG_PARALLELISM,
+    Workspace,
+    _connect,
+    _documents,
+    _held,
+    _observe,
+    _write_atomic,
+)
+from reconciler.gitops.fmt import dump_documents
+from reconciler.manifest import Document
+from reconciler.manifest.yamlsource import parse_documents
+from reconciler.provider import ProviderClient
+from reconciler.provider.adapter import ClientBackedProvider
+from reconciler.state import (
+    Lockfile,
+    StateStore,
+    utc_timestamp,
+)
+
+
+@dataclass(frozen=True)
+class UnmanagedImport:
+    """What ``import --all-unmanaged --out DIR`` did."""
+
+    files: tuple[Path, ...] = ()
+    documents: tuple[ImportedDocument, ...] = ()
+    adopted: tuple[Adopted, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    secrets: tuple[SecretVariable, ...] = ()
+    #: address -> why tagging or recording failed (its document was written anyway)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+def _validate(derivation: Derivation) -> tuple[list[ImportedDocument], list[Skipped]]:
+    """Documents the manifest schema accepts; a refused one takes its dependents along."""
+    docs = list(derivation.documents)
+    skipped: list[Skipped] = []
+    for doc in list(docs):
+        try:
+            Document.model_validate(doc.data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function"))
+            docs.remove(doc)
+            skipped.append(
+                Skipped(doc.kind.lower(), doc.resources[0].remote_id, f"{where}: {first['msg']}")
+            )
+    while True:
+        kept = {d.address for d in docs}
+        dropped = [d for d in docs if any(_ref_missing(r, kept, derivation) for r in d.refs)]
+        if not dropped:
+            return docs, skipped
+        for d in dropped:
+            docs.remove(d)
+            skipped.append(
+                Skipped(
+                    d.kind.lower(),
+                    d.resources[0].remote_id,
+                    "it uses a resource that could not be imported",
+                )
+            )
+
+
+def _ref_missing(ref: str, kept: set[str], derivation: Derivation) -> bool:
+    """A reference to a derived document that was dropped (references to already managed
+    resources are not derived here and always resolve)."""
+    derived = {d.address for d in derivation.documents}
+    return ref in derived and ref not in kept
+
+
+def _taken_names(documents: Sequence[Document], lockfile: Lockfile) -> dict[str, set[str]]:
+    taken: dict[str, set[str]] = {}
+    for doc in documents:
+        taken.setdefault(doc.kind.lower(), set()).add(doc.name)
+    for address, entry in lockfile.resources.items():
+        if entry.kind != "credential":
+            taken.setdefault(entry.kind, set()).add(address.split(".", 1)[1])
+    return taken
+
+
+def _known_names(
+    documents: Sequence[Document], lockfile: Lockfile, observed: Observed, project: str
+) -> dict[tuple[str, str], str]:
+    """(kind, remote id) -> manifest name of what this project already manages."""
+    known: dict[tuple[str, str], str] = {}
+    addresses = {d.address for d in documents}
+    for kind in ("agent", "environment", "vault"):
+        for obj in observed.all(kind):
+            tagged = is_owned(obj, project)
+            if tagged in addresses and not obj.get("archived_at"):
+                known[(kind, obj["id"])] = tagged.split(".", 1)[1]
+    for address, entry in lockfile.resources.items():
+        if entry.kind in ("agent", "environment", "vault"):
+            known[(entry.kind, entry.id)] = address.split(".", 1)[1]
+    return known
+
+
+def _file_text(
+    kind: str, docs: Sequence[ImportedDocument], secrets: Sequence[SecretVariable]
+) -> str:
+    header = [
+        "# Imported by `reconciler import --all-unmanaged`: the live resources, as manifests.",
+        "# Review and commit; `reconciler plan` should show no changes.",
+    ]
+    if kind == "Vault" and secrets:
+        header += [
+            "#",
+            "# The provider never returns secrets: set these environment variables (or switch",
+            "# to from_file) before `reconciler plan`; the first apply writes the secrets, and",
+            "# its plan shows them as sensitive updates.",
+        ]
+    return "\n".join(header) + "\n" + dump_documents([d.data for d in docs])
+
+
+async def import_unmanaged(
+    ws: Workspace, out: Path, *, client: ProviderClient | None = None
+) -> UnmanagedImport:
+    """Write manifests for everything live that nothing owns, and adopt it.
+
+    Lists every kind once (and the credentials of the unmanaged vaults), derives one document
+    per resource (``engine.importing``), writes ``agents.yaml``, ``environments.yaml``,
+    ``vaults.yaml``, ``deployments.yaml`` under ``out`` (never over an existing file), then
+    tags each object with the ownership metadata and records it in the lockfile, under the
+    apply lock. Afterwards ``reconciler plan`` (with ``out`` in the manifests) shows no change,
+    except each credential's secret, which the first apply writes.
+
+    Raises:
+        PlanError: a file to write exists already.
+        ManifestError: the current manifests are invalid.
+        LockHeld: an apply is running.
+    """
+    documents = _documents(ws)
+    with _held(ws.lockfile, "import"):
+        store = StateStore(ws.lockfile, project=ws.project)
+        lockfile = store.load()
+        if client is None:
+            async with _connect(ws) as c:
+                return await _import_unmanaged(c, ws, out, documents, store, lockfile)
+        return await _import_unmanaged(client, ws, out, documents, store, lockfile)
+
+
+async def _import_unmanaged(
+    client: ProviderClient,
+    ws: Workspace,
+    out: Path,
+    documents: Sequence[Document],
+    store: StateStore,
+    lockfile: Lockfile,
+) -> UnmanagedImport:
+    provider = ClientBackedProvider(client)
+    observed = await _observe(client, lockfile, ws.project)
+    unmanaged = find_unmanaged(documents, observed, lockfile, ws.project)
+    vault_ids = [u.remote_id for u in unmanaged if u.kind == "vault" and u.duplicate_of is None]
+    lists = await asyncio.gather(*(provider.list_all("credential", parent_id=v) for v in vault_ids))
+    derivation = derive_documents(
+        unmanaged,
+        dict(zip(vault_ids, lists, strict=True)),
+        taken=_taken_names(documents, lockfile),
+        known=_known_names(documents, lockfile, observed, ws.project),
+    )
+    docs, refused = _validate(derivation)
+    skipped = tuple(derivation.skipped) + tuple(refused)
+    if not docs:
+        return UnmanagedImport(skipped=skipped)
+    kept = {r.address for d in docs for r in d.resources}
+    secrets = tuple(s for s in derivation.secrets if s.address in kept)
+    files = _write_documents(out, docs, secrets)
+    res_by_address = {r.address: r for r in desired_resources(_as_documents(docs))}
+    adopted, failures = await _adopt_all(provider, store, docs, res_by_address, ws.project)
+    return UnmanagedImport(
+        files=files,
+        documents=tuple(docs),
+        adopted=adopted,
+        skipped=skipped,
+        secrets=secrets,
+        failures=failures,
+    )
+
+
+def _as_documents(docs: Sequence[ImportedDocument]) -> list[Document]:
+    return [Document.model_validate(d.data) for d in docs]
+
+
+def _write_documents(
+    out: Path, docs: Sequence[ImportedDocument], secrets: Sequence[SecretVariable]
+) -> tuple[Path, ...]:
+    texts: dict[Path, str] = {}
+    for kind, filename in KIND_FILES.items():
+        of_kind = [d for d in docs if d.kind == kind]
+        if of_kind:
+            texts[out / filename] = _file_text(kind, of_kind, secrets)
+    existing = [str(p) for p in texts if p.exists()]
+    if existing:
+        raise PlanError(
+            f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; nothing was "
+            "imported. Pass an --out directory without them, e.g. a new folder inside your "
+            "manifests directory (manifests are read recursively)"
+        )
+    for path, text in texts.items():
+        _check_round_trip(text, [d.data for d in docs if KIND_FILES[d.kind] == path.name], path)
+    out.mkdir(parents=True, exist_ok=True)
+    for path, text in texts.items():
+        _write_atomic(path, text)
+    return tuple(texts)
+
+
+def _check_round_trip(text: str, expected: list[JSON], path: Path) -> None:
+    parsed, issues = parse_documents(text)
+    if issues or [d.data for d in parsed] != expected:
+        raise ReconcilerError(
+            f"internal error: the YAML written for {path} does not read back as the derived "
+            "documents; nothing was imported. Please report this bug"
+        )
+
+
+async def _adopt_all(
+    provider: ClientBackedProvider,
+    store: StateStore,
+    docs: Sequence[ImportedDocument],
+    res_by_address: dict[str, DesiredResource],
+    project: str,
+) -> tuple[tuple[Adopted, ...], dict[str, str]]:
+    now = utc_timestamp()
+    gate = asyncio.Semaphore(TAG_PARALLELISM)
+    adopted: list[Adopted] = []
+    failures: dict[str, str] = {}
+
+    async def adopt(r: ImportedResource) -> None:
+        res = res_by_address[r.address]
+        async with gate:
+            try:
+                obj = await provider.retrieve(r.kind, r.remote_id, parent_id=r.parent_id)
+                obj, tagged = await _tag(
+                    provider, r.kind, obj, project, r.address, r.parent_id, r.fill
+                )
+            except ProviderError as err:
+                failures[r.address] = str(err)
+                return
+        entry = _entry(r.kind, obj, res=res, parent_id=r.parent_id, pins=dict(r.pins), now=now)
+        store.commit(_recording(r.address, entry))
+        adopted.append(Adopted(r.address, r.kind, r.remote_id, entry.version, tagged))
+
+    await asyncio.gather(*(adopt(r) for d in docs for r in d.resources))
+    return tuple(sorted(adopted, key=lambda a: a.address)), dict(sorted(failures.items()))
