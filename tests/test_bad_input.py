@@ -247,12 +247,6 @@ def test_as_a_real_process_there_is_no_traceback(case: str, work: Path) -> None:
     assert re.search(r"(manifests/zz-|state/reconciler\.lock)", proc.stderr), proc.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `drift` reads a lockfile of another project without complaint and reports "
-    "'No drift' (exit 0); plan and apply refuse it (reconciler/gitops.py drift() calls "
-    "read_lockfile without checking lockfile.project)",
-)
 def test_drift_refuses_a_lockfile_of_another_project(work: Path) -> None:
     shutil.copyfile(CORPUS / "lockfiles" / "other_project.lock", work / "state/reconciler.lock")
     exp = expectation(CORPUS / "lockfiles" / "other_project.lock")

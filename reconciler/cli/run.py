@@ -31,7 +31,7 @@ from reconciler.operations import Settings, connect
 from reconciler.render import should_color
 from reconciler.runtime import ManagedRuntime
 from reconciler.session_target import SessionTarget, resolve_session_target
-from reconciler.state import read_lockfile
+from reconciler.state import read_project_lockfile
 
 JSON = dict[str, Any]
 
@@ -81,7 +81,7 @@ def run(
     is sent an interrupt first; continue later with --session).
     """
     manifests = load_manifests(app.settings.manifests)
-    lockfile = read_lockfile(app.settings.lockfile, project=app.settings.project)
+    lockfile = read_project_lockfile(app.settings.lockfile, app.settings.project)
     target = resolve_session_target(manifests, lockfile, name, environment)
     printer = _JsonPrinter() if as_json else _TextPrinter()
     outcome = app.run(_converse(app.settings, target, message, session_id, printer))

@@ -18,7 +18,7 @@ from reconciler.provider import ProviderClient
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
     Lockfile,
-    read_lockfile,
+    read_project_lockfile,
 )
 
 
@@ -37,7 +37,7 @@ async def drift(
         ProviderError: the provider failed.
     """
     documents = _documents(ws)
-    lockfile = read_lockfile(ws.lockfile, project=ws.project)
+    lockfile = read_project_lockfile(ws.lockfile, ws.project)
     if client is None:
         async with _connect(ws) as c:
             return await _drift(c, documents, lockfile, ws.project, ignore_unmanaged)

@@ -27,7 +27,9 @@ from reconciler.state.lock import ApplyLock, LockInfo, lock_path, read_lock, unl
 from reconciler.state.lockfile import (
     LockfileEncoder,
     backup_path,
+    check_project,
     read_lockfile,
+    read_project_lockfile,
     remove_stale_temp_files,
     write_lockfile,
 )
@@ -56,6 +58,7 @@ __all__ = [
     "backup_path",
     "canonical_json",
     "check_address",
+    "check_project",
     "fingerprint_matches",
     "fingerprint_secret",
     "list_entries",
@@ -64,6 +67,7 @@ __all__ = [
     "new_salt",
     "read_lock",
     "read_lockfile",
+    "read_project_lockfile",
     "remove_stale_temp_files",
     "show_entry",
     "spec_digest",

@@ -22,7 +22,10 @@ was read from (same lineage and serial).
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
+import operator
 import os
 import secrets
 import shutil
@@ -69,6 +72,30 @@ def read_lockfile(path: str | os.PathLike[str], *, project: str = "default") -> 
     return _read_stamped(Path(path), project=project)[0]
 
 
+def check_project(lockfile: Lockfile, path: str | os.PathLike[str], project: str) -> None:
+    """Refuse a lockfile that another ``--project`` wrote.
+
+    Raises:
+        LockfileError: ``lockfile.project`` is not ``project``.
+    """
+    if lockfile.project != project:
+        raise LockfileError(
+            f"{path}: belongs to project {lockfile.project!r}, not {project!r}; "
+            f"pass --project {lockfile.project} or use another --lockfile"
+        )
+
+
+def read_project_lockfile(path: str | os.PathLike[str], project: str) -> Lockfile:
+    """``read_lockfile`` for one project: a lockfile of another project is refused.
+
+    Raises:
+        LockfileError: unreadable, newer, or another project's lockfile.
+    """
+    lockfile = read_lockfile(path, project=project)
+    check_project(lockfile, path, project)
+    return lockfile
+
+
 def write_lockfile(path: str | os.PathLike[str], lockfile: Lockfile) -> Lockfile:
     """Atomically write ``lockfile`` to ``path`` with its serial increased by one.
 
@@ -90,34 +117,50 @@ class LockfileEncoder:
     """Encodes lockfiles byte-for-byte as ``json.dumps(..., sort_keys=True, indent=2)``.
 
     ``json.dumps`` with ``indent`` runs in pure Python (~70 ms for 2,000 entries), too slow
-    to run after every action. Entries are immutable, so the encoder remembers each entry's
-    text by identity and only re-encodes entries that changed since its last call.
+    to run after every action. Entries are immutable, so the encoder keeps each entry's text
+    and only re-encodes entries that changed since its last call (compared by identity).
+    It also keeps the sorted order of the addresses, so a write of a large lockfile costs
+    one pass in C over the entries rather than a Python loop (~20 ms at 10,000 entries).
     """
 
     def __init__(self) -> None:
-        self._lines: dict[str, tuple[LockEntry, str]] = {}
+        self._order: list[str] = []  # addresses of the last call, sorted
+        self._entries: list[LockEntry | None] = []  # their entries, in that order
+        self._parts: list[str] = []  # their text, in that order
+        self._known: set[str] = set()
 
     def encode(self, lockfile: Lockfile) -> str:
         """The file text of ``lockfile``: sorted keys, two-space indent, trailing newline."""
-        lines: dict[str, tuple[LockEntry, str]] = {}
-        parts: list[str] = []
         resources = lockfile.resources
-        for address in sorted(resources):
-            entry = resources[address]
-            cached = self._lines.get(address)
-            if cached is not None and cached[0] is entry:
-                line = cached[1]
-            else:
-                body = json.dumps(entry.model_dump(mode="json"), sort_keys=True, indent=2)
-                line = f"    {json.dumps(address)}: " + body.replace("\n", "\n    ")
-            lines[address] = (entry, line)
-            parts.append(line)
-        self._lines = lines
-        block = "{\n" + ",\n".join(parts) + "\n  }" if parts else "{}"
+        order, entries, parts, known = self._order, self._entries, self._parts, self._known
+        if resources.keys() != known:
+            for address in known - resources.keys():
+                i = bisect.bisect_left(order, address)
+                del order[i], entries[i], parts[i]
+            added = resources.keys() - known
+            for address in sorted(added):
+                i = bisect.bisect_left(order, address)
+                order.insert(i, address)
+                entries.insert(i, None)
+                parts.insert(i, "")
+            known.intersection_update(resources.keys())
+            known.update(added)
+        current: list[LockEntry | None] = list(map(resources.__getitem__, order))
+        for i in itertools.compress(itertools.count(), map(operator.is_not, current, entries)):
+            entry = current[i]
+            assert entry is not None
+            body = json.dumps(entry.model_dump(mode="json"), sort_keys=True, indent=2)
+            parts[i] = f"    {json.dumps(order[i])}: " + body.replace("\n", "\n    ")
+        self._entries = current
         head: dict[str, Any] = lockfile.model_dump(mode="json", exclude={"resources"})
         head["resources"] = _PLACEHOLDER
-        text = json.dumps(head, sort_keys=True, indent=2)
-        return text.replace(json.dumps(_PLACEHOLDER), block, 1) + "\n"
+        before, after = json.dumps(head, sort_keys=True, indent=2).split(
+            json.dumps(_PLACEHOLDER), 1
+        )
+        if not parts:
+            return f"{before}{{}}{after}\n"
+        # one join for the whole text: at 10,000 entries it is 5 MB, and every copy counts
+        return "".join((before, "{\n", ",\n".join(parts), "\n  }", after, "\n"))
 
 
 def remove_stale_temp_files(

@@ -19,6 +19,7 @@ from reconciler.state.lockfile import (
     LockfileEncoder,
     _read_stamped,
     _write_checked,
+    check_project,
     remove_stale_temp_files,
 )
 from reconciler.state.model import Lockfile
@@ -58,12 +59,7 @@ class StateStore:
         """
         with self._mutex:
             lockfile, stamp = _read_stamped(self.path, project=self.project)
-            if lockfile.project != self.project:
-                raise LockfileError(
-                    f"{self.path}: belongs to project {lockfile.project!r}, not "
-                    f"{self.project!r}; pass --project {lockfile.project} or use another "
-                    "--lockfile"
-                )
+            check_project(lockfile, self.path, self.project)
             remove_stale_temp_files(self.path)
             self._current, self._stamp = lockfile, stamp
             return lockfile
