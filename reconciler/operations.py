@@ -13,10 +13,11 @@ apply lock held and the lockfile committed after every action. Nothing here prin
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import threading
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from reconciler.engine.model import Action, Plan
 from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.record import record_intent, record_outcome
 from reconciler.engine.refresh import Observed, refresh
-from reconciler.errors import LockfileError, ManifestError, ManifestIssue, PlanError
+from reconciler.errors import ManifestError, ManifestIssue, PlanError
 from reconciler.manifest import ManifestSet, load_manifests, resolve_secret
 from reconciler.provider import ProviderClient, open_client
 from reconciler.provider.adapter import ClientBackedProvider
@@ -37,7 +38,7 @@ from reconciler.state import (
     Lockfile,
     StateStore,
     fingerprint_secret,
-    read_lockfile,
+    read_project_lockfile,
 )
 
 DEFAULT_DB = Path(".reconciler/provider.db")
@@ -174,33 +175,48 @@ async def make_plan(
         LockfileError: the lockfile cannot be read.
         ProviderError: the provider failed.
     """
-    manifests = load_manifests(settings.manifests)
-    lockfile = read_lockfile(settings.lockfile, project=settings.project)
-    if lockfile.project != settings.project:  # as apply's StateStore.load refuses it
-        raise LockfileError(
-            f"{settings.lockfile}: belongs to project {lockfile.project!r}, not "
-            f"{settings.project!r}; pass --project {lockfile.project} or use another --lockfile"
+    with _gc_paused():
+        manifests = load_manifests(settings.manifests)
+        lockfile = read_project_lockfile(settings.lockfile, settings.project)
+    with _gc_paused():
+        secrets = SecretSource(manifests)
+        secrets.check_all()
+        if client is None:
+            async with connect(settings) as c:
+                observed = await observe(c, lockfile, settings.project)
+                requests = c.stats.requests
+        else:
+            before = client.stats.requests
+            observed = await observe(client, lockfile, settings.project)
+            requests = client.stats.requests - before
+        plan = build_plan(
+            manifests.documents,
+            observed,
+            _plan_lineage(settings, lockfile),
+            PlanOptions(project=settings.project, prune=prune, delete=delete, targets=targets),
+            fingerprint=secrets.fingerprinter(lockfile.salt),
         )
-    secrets = SecretSource(manifests)
-    secrets.check_all()
-    if client is None:
-        async with connect(settings) as c:
-            observed = await observe(c, lockfile, settings.project)
-            requests = c.stats.requests
-    else:
-        before = client.stats.requests
-        observed = await observe(client, lockfile, settings.project)
-        requests = client.stats.requests - before
-    plan = build_plan(
-        manifests.documents,
-        observed,
-        _plan_lineage(settings, lockfile),
-        PlanOptions(project=settings.project, prune=prune, delete=delete, targets=targets),
-        fingerprint=secrets.fingerprinter(lockfile.salt),
-    )
     if not plan.lineage:
         plan = plan.model_copy(update={"lineage": None})
     return PlanResult(plan, manifests, lockfile, observed, requests)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while loading, refreshing and planning.
+
+    They create many objects that all stay alive, which the collector traverses again and
+    again for nothing: at 10,000 resources that was a third of a plan. Garbage cycles made
+    meanwhile are collected once it runs again.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def save_plan(plan: Plan, path: Path) -> None:
@@ -335,7 +351,7 @@ async def apply(
             if confirm is not None and plan.has_changes and not confirm(plan):
                 return None
             salt = lockfile.salt
-            journal = _GroupCommit(store)
+            journal = _GroupCommit(store, senders=parallelism)
 
             def intent(action: Action) -> None:
                 journal.stage(lambda lf, now=_now(): record_intent(lf, action, now))
@@ -373,10 +389,17 @@ class _GroupCommit:
     ``_RecordsFirst`` calls it before every write request, so a create's pending intent (and
     every outcome before it) is on disk before the request is sent, as with one write each.
     A failed write is raised by the next ``stage`` or ``durable`` and by ``close``.
+
+    Every write rewrites the whole file (5 MB at 10,000 entries), so fewer, larger groups
+    matter: before a write the writer lingers until all ``senders`` are waiting for it, or
+    ``linger`` seconds have passed, whichever comes first.
     """
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: StateStore, *, senders: int = 1, linger: float = 0.005) -> None:
         self._store = store
+        self._senders = max(1, senders)
+        self._linger = linger
+        self._all_waiting = asyncio.Event()
         self._staged: list[Callable[[Lockfile], Lockfile]] = []
         self._staged_count = 0
         self._written_count = 0
@@ -403,6 +426,8 @@ class _GroupCommit:
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((self._staged_count, done))
+        if len(self._waiters) >= self._senders:
+            self._all_waiting.set()
         await done
 
     async def close(self) -> None:
@@ -442,6 +467,12 @@ class _GroupCommit:
 
     async def _write_staged(self) -> None:
         while self._staged and self._error is None:
+            if len(self._waiters) < self._senders:
+                self._all_waiting.clear()
+                try:
+                    await asyncio.wait_for(self._all_waiting.wait(), self._linger)
+                except TimeoutError:
+                    pass
             batch, upto = self._take()
             self._in_flight.clear()
             try:

@@ -245,9 +245,3 @@ def test_as_a_real_process_there_is_no_traceback(case: str, work: Path) -> None:
     assert proc.stderr.startswith("Error: "), proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert re.search(r"(manifests/zz-|state/reconciler\.lock)", proc.stderr), proc.stderr
-
-
-def test_drift_refuses_a_lockfile_of_another_project(work: Path) -> None:
-    shutil.copyfile(CORPUS / "lockfiles" / "other_project.lock", work / "state/reconciler.lock")
-    exp = expectation(CORPUS / "lockfiles" / "other_project.lock")
-    check_refused(invoke(["drift"]), "other_project.lock / drift", "state/reconciler.lock", exp)

@@ -15,7 +15,7 @@ one point:
 After every kill: the lockfile (and its backup) parses; the apply lock of the dead process is
 taken over by the next run, which exits 0 and converges: every address live exactly once and
 never created twice, recorded in the lockfile with the live id, no owned object the manifests
-do not declare, nothing pending, and ``plan --detailed-exitcode`` exits 0.
+do not declare, nothing pending, ``plan --detailed-exitcode`` and ``drift`` exit 0.
 
 Three representative kills run by default; the whole matrix is ``slow``.
 """
@@ -92,14 +92,22 @@ def survives(ws: Workspace) -> None:
 
 def heals(zygote: Zygote, ws: Workspace, url: str, *extra: str) -> Run:
     """The next apply takes the dead process's lock over, exits 0, and converges."""
+    from reconciler.state import read_lock
+
+    stale = read_lock(ws.lockfile)
     run = zygote.run(ws.args(url, *extra), cwd=ws.root, env=ws.env)
     assert run.code == 0, (run.stdout[-3000:], run.stderr[-3000:])
     assert "Traceback" not in run.stdout + run.stderr
+    if stale is not None:
+        assert f"took over stale lock apply {stale.id}" in run.stderr, run.stderr
+    assert read_lock(ws.lockfile) is None, "the lock is released at the end"
     assert_converged(ws.lockfile, ws.db, PROJECT, ws.fleet.addresses)
     plan = zygote.run(
         ["--project", PROJECT, "plan", "--detailed-exitcode"], cwd=ws.root, env=ws.env
     )
     assert plan.code == 0, (plan.stdout[-3000:], plan.stderr[-2000:])
+    drift = zygote.run(["--project", PROJECT, "drift"], cwd=ws.root, env=ws.env)
+    assert drift.code == 0, ("a healed lockfile shows no drift", drift.stdout[-3000:])
     return run
 
 
@@ -169,7 +177,8 @@ def test_kill_in_the_middle_of_a_lockfile_write(zygote: Zygote, tmp_path: Path) 
     """Half of the temp file is written when the process dies: the lockfile stays whole."""
     ws = Workspace(tmp_path)
     with provider(ws.db) as (url, _tap):
-        run = zygote.start(ws.args(url), cwd=ws.root, env=ws.env, crash={"point": "torn", "nth": 9})
+        # (grouped writes: at least 6 for this fleet; the 3rd is in the middle of the apply)
+        run = zygote.start(ws.args(url), cwd=ws.root, env=ws.env, crash={"point": "torn", "nth": 3})
         killed(run)
         survives(ws)
         assert list(ws.lockfile.parent.glob("reconciler.lock.tmp-*")), "the torn temp file"
@@ -186,7 +195,7 @@ def test_kill_while_archiving(zygote: Zygote, tmp_path: Path) -> None:
     )
 
 
-# --- the matrix -------------------------------------------------------------------------------------
+# --- the matrix -----------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
@@ -196,6 +205,27 @@ def test_kill_while_archiving(zygote: Zygote, tmp_path: Path) -> None:
 def test_kill_around_a_create(zygote: Zygote, tmp_path: Path, when: str, nth: int) -> None:
     ws = Workspace(tmp_path)
     provider_kill(zygote, ws, method="POST", pattern=CREATE_PATH, nth=nth, when=when)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nth", [1, 9])
+def test_kill_after_the_intent_before_the_create_leaves(
+    zygote: Zygote, tmp_path: Path, nth: int
+) -> None:
+    """The process dies between recording a create's intent and sending it."""
+    ws = Workspace(tmp_path)
+    with provider(ws.db) as (url, tap):
+        run = zygote.start(
+            ws.args(url),
+            cwd=ws.root,
+            env=ws.env,
+            crash={"point": "before-send", "nth": nth, "pattern": CREATE_PATH},
+        )
+        killed(run)
+        survives(ws)
+        assert _pending(ws), "the intent is recorded before the create is sent"
+        assert tap.count("POST", CREATE_PATH) <= nth - 1  # (others may be in flight)
+        heals(zygote, ws, url)
 
 
 @pytest.mark.slow
@@ -263,23 +293,34 @@ def test_kill_around_the_archive_of_a_vault_with_credentials(
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("point", "nth"),
+    ("point", "nth", "parallelism"),
+    # One action at a time, apply writes the lockfile 29 times for this fleet, always; at the
+    # default parallelism it groups the writes (6 or more, depending on timing).
     [
-        ("torn", 1),
-        ("torn", 21),
-        ("fsync", 3),
-        ("fsync", 40),
-        ("before-rename", 2),
-        ("before-rename", 21),
-        ("after-rename", 1),
-        ("after-rename", 8),
+        ("torn", 1, 1),
+        ("torn", 14, 1),
+        ("fsync", 3, 1),
+        ("fsync", 25, 1),
+        ("before-rename", 2, 1),
+        ("before-rename", 20, 1),
+        ("after-rename", 1, 1),
+        ("after-rename", 9, 1),
+        ("torn", 2, 10),
+        ("fsync", 4, 10),
+        ("before-rename", 3, 10),
+        ("after-rename", 2, 10),
     ],
 )
-def test_kill_during_a_lockfile_write(zygote: Zygote, tmp_path: Path, point: str, nth: int) -> None:
+def test_kill_during_a_lockfile_write(
+    zygote: Zygote, tmp_path: Path, point: str, nth: int, parallelism: int
+) -> None:
     ws = Workspace(tmp_path)
     with provider(ws.db) as (url, _tap):
         run = zygote.start(
-            ws.args(url), cwd=ws.root, env=ws.env, crash={"point": point, "nth": nth}
+            ws.args(url, "--parallelism", str(parallelism)),
+            cwd=ws.root,
+            env=ws.env,
+            crash={"point": point, "nth": nth},
         )
         killed(run)
         survives(ws)
@@ -321,7 +362,7 @@ def test_kill_while_the_lockfile_temp_file_exists_by_polling(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1, 2, 3])
 def test_repeated_random_kills_in_a_large_apply(zygote: Zygote, tmp_path: Path, seed: int) -> None:
     """Issue #4: kill -9 at random points in a large apply, again and again; every time the
     lockfile parses; then one run converges with no duplicates."""

@@ -85,7 +85,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def api_schema_many(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    yield _schema(tmp_path_factory.mktemp("fuzz-many") / "provider.db", max_examples=60)
+    yield _schema(tmp_path_factory.mktemp("fuzz-many") / "provider.db", max_examples=30)
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")

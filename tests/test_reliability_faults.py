@@ -83,6 +83,8 @@ def check_clean(zygote: Zygote, work: Path, env: dict[str, str], fleet: Fleet) -
     assert_converged(work / "state/reconciler.lock", _db(work), PROJECT, fleet.addresses)
     plan = zygote.run(["--project", PROJECT, "plan", "--detailed-exitcode"], cwd=work, env=env)
     assert plan.code == 0, (plan.stdout[-3000:], plan.stderr[-2000:])
+    drift = zygote.run(["--project", PROJECT, "drift", "--ignore-unmanaged"], cwd=work, env=env)
+    assert drift.code == 0, (drift.stdout[-3000:], drift.stderr[-2000:])
 
 
 def noise_untouched(db: Path, before: dict[str, Any]) -> None:

@@ -36,7 +36,7 @@ import textwrap
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,7 +209,10 @@ class Tap:
         with self._lock:
             self.requests.append((method, path))
         if self.before is not None and self.before(method, path):
-            return  # dropped: the provider never sees it (uvicorn answers 500 to nobody)
+            # dropped: the provider never sees it (the client is gone; answer for uvicorn)
+            await send({"type": "http.response.start", "status": 503, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
 
         async def tapped(message: Any) -> None:
             if message["type"] == "http.response.start":
@@ -286,7 +289,7 @@ CREATE_PATH = r"^/v1/(agents|environments|vaults|deployments|vaults/[^/]+/creden
 ARCHIVE_PATH = r"/archive$"
 
 
-# --- forked runs of the command line ---------------------------------------------------------------
+# --- forked runs of the command line --------------------------------------------------------------
 
 ZYGOTE_SOURCE = textwrap.dedent(
     r"""
@@ -343,6 +346,16 @@ ZYGOTE_SOURCE = textwrap.dedent(
                     die()
                 return result
             os.replace = replace
+        elif point == "before-send":   # intent recorded, the create never leaves the process
+            import re
+            import httpx
+            creates = re.compile(spec["pattern"])
+            real_send = httpx.AsyncClient.send
+            async def send(self, request, *a, **k):
+                if request.method == "POST" and creates.search(request.url.path) and due():
+                    die()
+                return await real_send(self, request, *a, **k)
+            httpx.AsyncClient.send = send
         else:
             raise SystemExit(f"unknown crash point {point}")
 
@@ -424,6 +437,7 @@ class Run:
                     self.code = self.zygote.request({"op": "wait", "pid": self.pid})["code"]
                     raise AssertionError(f"reconciler run {self.pid} hung; killed it")
                 time.sleep(0.02)
+        assert self.code is not None
         return self.code
 
     def poll(self) -> int | None:
@@ -558,7 +572,7 @@ def shared_zygote() -> Zygote:
     return _SHARED[0]
 
 
-# --- what is live -------------------------------------------------------------------------------------
+# --- what is live ---------------------------------------------------------------------------------
 
 
 def owned_objects(
@@ -649,26 +663,6 @@ def assert_converged(
         assert not created_twice, f"created more than once (twins archived since): {created_twice}"
 
 
-def plan_is_clean(
-    manifests: Path, lockfile: Path, db: Path, project: str, env: dict[str, str] | None = None
-) -> Any:
-    """The plan of ``manifests`` against the (fault-free, embedded) provider on ``db``."""
-    import asyncio
-
-    from reconciler.operations import Settings, make_plan
-
-    saved = dict(os.environ)
-    try:
-        os.environ.update(env or {})
-        result = asyncio.run(
-            make_plan(Settings(manifests=manifests, lockfile=lockfile, project=project, db_path=db))
-        )
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return result.plan
-
-
 async def seed_noise(db: Path, project: str) -> None:
     """Objects the reconciler must leave alone: unmanaged ones, and another project's."""
     from reconciler.provider import embedded_client
@@ -690,9 +684,3 @@ async def seed_noise(db: Path, project: str) -> None:
             }
         )
         await c.environments.create({"name": "not-ours"})
-
-
-def run_async(coro: Awaitable[Any]) -> Any:
-    import asyncio
-
-    return asyncio.run(coro)  # type: ignore[arg-type]

@@ -391,13 +391,19 @@ spec:
 
 
 def test_a_deployment_repository_token_is_applied_and_never_shown(
-    work: Path, caplog: pytest.LogCaptureFixture
+    work: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level(logging.DEBUG)
     (work / "manifests" / "deployments.yaml").write_text(REPO_TOKEN_DEPLOYMENT)
     run = Session(work)
     run("plan", "--format", "json", code=0)
     run("apply", "--auto-approve", code=0)
+    run("plan", "--detailed-exitcode", code=0)
+    # a rotated token is a (sensitive) change, applied once
+    monkeypatch.setenv("CANARY_GH", ROTATED["CANARY_BEARER"])
+    rotated = run("plan", "--detailed-exitcode", code=2)
+    assert "deployment.with-repo" in rotated.stdout
+    run("--debug", "apply", "--auto-approve", code=0)
     run("plan", "--detailed-exitcode", code=0)
     printed = {label: leaks(text) for label, text in run.outputs if leaks(text)}
     assert not printed and not leaks(caplog.text) and not scan_files(work)

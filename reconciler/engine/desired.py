@@ -22,7 +22,12 @@ from reconciler.engine.model import (
     PROJECT_KEY,
     Kind,
 )
-from reconciler.engine.normalize import FIELD_DEFAULTS, SECRET_FIELDS, normalize_env_config
+from reconciler.engine.normalize import (
+    FIELD_DEFAULTS,
+    SECRET_FIELDS,
+    copy_json,
+    normalize_env_config,
+)
 
 JSON = dict[str, Any]
 
@@ -184,7 +189,7 @@ def _secret_placeholders(obj: Any, prefix: str = "", key: str = "") -> Any:
 def request_fields(res: DesiredResource, project: str) -> JSON:
     """All wire request fields of ``res``: names filled, ownership added, references as
     placeholders, secrets as ``{"$secret": path}``."""
-    spec = copy.deepcopy(res.spec)
+    spec = copy_json(res.spec)
     metadata = dict(spec.pop("metadata", None) or {})
     metadata.update(ownership(project, res.address))
     if res.kind == "deployment":
@@ -231,6 +236,10 @@ def auth_update(auth: JSON) -> JSON:
     """The update form of a credential ``auth``: immutable fields dropped except ``type``."""
     out = {k: v for k, v in auth.items() if k not in IMMUTABLE_AUTH}
     out["type"] = auth["type"]
+    if auth["type"] == "mcp_oauth":
+        # an omitted field keeps the stored one: a manifest that dropped it means "clear it"
+        out.setdefault("expires_at", None)
+        out.setdefault("refresh", None)
     refresh = out.get("refresh")
     if isinstance(refresh, dict):
         out["refresh"] = {

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from reconciler.engine.model import FieldChange
 
 _OPS = {
@@ -49,6 +47,10 @@ def diff_objects(live: dict[str, Any], desired: dict[str, Any]) -> tuple[FieldCh
     """
     if live == desired:
         return ()
+    # Imported here: deepdiff brings numpy (~0.2 s), and most resources take the fast path
+    # above; ``validate``, ``--help`` and no-change plans never pay for it.
+    from deepdiff import DeepDiff
+
     tree = DeepDiff(live, desired, view="tree", verbose_level=2, threshold_to_diff_deeper=0)
     changes: list[FieldChange] = []
     for report_type, items in tree.items():

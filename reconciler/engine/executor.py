@@ -144,6 +144,8 @@ class _Resolved:
         return text
 
     def scrub_json(self, obj: Any) -> Any:
+        if not any(self.secrets):
+            return obj  # nothing to hide: the usual case, and a walk of every field per action
         if isinstance(obj, str):
             return self.scrub(obj)
         if isinstance(obj, dict):

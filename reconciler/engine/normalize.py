@@ -96,6 +96,26 @@ SECRET_FIELDS = frozenset(
 )
 
 
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of JSON-shaped data; ~10x faster than ``copy.deepcopy``, which planning
+    calls for every resource.
+
+    Dicts and lists are copied all the way down, str/int/float/bool/None are shared (they
+    are immutable) and anything else goes to ``copy.deepcopy``.
+    """
+    kind = type(value)
+    if kind is dict:
+        return {k: copy_json(v) for k, v in value.items()}
+    if kind is list:
+        return [copy_json(v) for v in value]
+    if kind in _JSON_SCALARS:
+        return value
+    return copy.deepcopy(value)
+
+
 def _blank_to_none(v: Any) -> Any:
     return None if v == "" else v
 
@@ -281,7 +301,7 @@ SERVER_CHOSEN: dict[str, tuple[str, ...]] = {
 
 def fill_unset(kind: str, desired: JSON, live: JSON) -> JSON:
     """Copy server-chosen values the manifest leaves unset from ``live`` into ``desired``."""
-    desired = copy.deepcopy(desired)
+    desired = copy_json(desired)
     for path in SERVER_CHOSEN.get(kind, ()):
         head, _, tail = path.partition(".")
         if not tail:

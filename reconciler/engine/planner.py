@@ -153,8 +153,16 @@ def _immutable_change(kind: str, live: JSON, desired: JSON) -> str | None:
             if la.get(key) != da.get(key):
                 return f"auth.{key} cannot change in place"
         lr, dr = la.get("refresh") or {}, da.get("refresh") or {}
-        if lr and dr and lr.get("client_id") != dr.get("client_id"):
-            return "auth.refresh.client_id cannot change in place"
+        if dr and not lr:
+            return "auth.refresh cannot be added in place"
+        if lr and dr:
+            # an update may only rotate the refresh token and secret, and change the scope
+            for key in ("client_id", "token_endpoint", "resource"):
+                if lr.get(key) != dr.get(key):
+                    return f"auth.refresh.{key} cannot change in place"
+            lt = (lr.get("token_endpoint_auth") or {}).get("type")
+            if lt != (dr.get("token_endpoint_auth") or {}).get("type"):
+                return "auth.refresh.token_endpoint_auth.type cannot change in place"
     return None
 
 
