@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from .errors import bad_request, not_found
-from .ids import canonical_ts
+from .ids import canonical_ts, now_ts
 from .sessions import PING_INTERVAL, EventHub
 from .store import Record, Store
 
@@ -58,6 +58,22 @@ def require(store: Store, kind: str, object_id: str) -> Record:
     if record is None:
         raise not_found(KIND_LABELS[kind], object_id)
     return record
+
+
+def archive(store: Store, kind: str, object_id: str) -> dict[str, Any]:
+    """Archive a stored object; archiving an archived one returns it unchanged.
+
+    Raises:
+        ApiError: 404 for an unknown id.
+    """
+    with store.write():
+        record = require(store, kind, object_id)
+        if record.archived:
+            return record.data
+        now = now_ts()
+        data = {**record.data, "archived_at": now, "updated_at": now}
+        store.replace(object_id, data)
+    return data
 
 
 def agent_reference(store: Store, ref: Any, *, allow_archived: bool = False) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from .context import Ctx, agent_reference, created_filters, require
+from .context import Ctx, agent_reference, archive, created_filters, require
 from .errors import bad_request, conflict, not_found
 from .ids import new_id, now_ts
 from .paging import decode_cursor, json_response, page_response
@@ -145,15 +145,7 @@ async def list_agents(
 
 @router.post("/v1/agents/{agent_id}/archive", summary="Archive an agent")
 async def archive_agent(ctx: Ctx, agent_id: str) -> Response:
-    store = ctx.store
-    with store.write():
-        record = require(store, "agent", agent_id)
-        if record.archived:
-            return json_response(record.data)
-        now = now_ts()
-        data = {**record.data, "archived_at": now, "updated_at": now}
-        store.replace(agent_id, data)
-    return json_response(data)
+    return json_response(archive(ctx.store, "agent", agent_id))
 
 
 @router.get("/v1/agents/{agent_id}/versions", summary="List an agent's versions, newest first")

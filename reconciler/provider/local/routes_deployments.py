@@ -19,7 +19,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from .context import Ctx, agent_reference, agent_snapshot, created_filters, require
+from .context import Ctx, agent_reference, agent_snapshot, archive, created_filters, require
 from .cron import CronError, parse_cron
 from .errors import bad_request
 from .ids import format_ts, new_id, now_ts
@@ -231,15 +231,7 @@ async def list_deployments(
 
 @router.post("/v1/deployments/{deployment_id}/archive", summary="Archive a deployment")
 async def archive_deployment(ctx: Ctx, deployment_id: str) -> Response:
-    store = ctx.store
-    with store.write():
-        record = require(store, "deployment", deployment_id)
-        if record.archived:
-            return json_response(render(record.data))
-        now = now_ts()
-        data = {**record.data, "archived_at": now, "updated_at": now}
-        store.replace(deployment_id, data)
-    return json_response(render(data))
+    return json_response(render(archive(ctx.store, "deployment", deployment_id)))
 
 
 @router.post("/v1/deployments/{deployment_id}/pause", summary="Pause a deployment")

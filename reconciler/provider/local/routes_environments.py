@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from .context import Ctx, require
+from .context import Ctx, archive, require
 from .errors import conflict
 from .ids import new_id, now_ts
 from .paging import decode_cursor, json_response, page_response
@@ -106,15 +106,7 @@ async def list_environments(
 
 @router.post("/v1/environments/{environment_id}/archive", summary="Archive an environment")
 async def archive_environment(ctx: Ctx, environment_id: str) -> Response:
-    store = ctx.store
-    with store.write():
-        record = require(store, "environment", environment_id)
-        if record.archived:
-            return json_response(record.data)
-        now = now_ts()
-        data = {**record.data, "archived_at": now, "updated_at": now}
-        store.replace(environment_id, data)
-    return json_response(data)
+    return json_response(archive(ctx.store, "environment", environment_id))
 
 
 @router.delete("/v1/environments/{environment_id}", summary="Delete an environment")

@@ -18,6 +18,7 @@ from .context import (
     Ctx,
     agent_reference,
     agent_snapshot,
+    archive,
     created_filters,
     merged_list,
     require,
@@ -321,15 +322,7 @@ async def list_sessions(
 
 @router.post("/v1/sessions/{session_id}/archive", summary="Archive a session")
 async def archive_session(ctx: Ctx, session_id: str) -> Response:
-    store = ctx.store
-    with store.write():
-        record = require(store, "session", session_id)
-        if record.archived:
-            return json_response(record.data)
-        now = now_ts()
-        data = {**record.data, "archived_at": now, "updated_at": now}
-        store.replace(session_id, data)
-    return json_response(data)
+    return json_response(archive(ctx.store, "session", session_id))
 
 
 @router.delete("/v1/sessions/{session_id}", summary="Delete a session and its events")
