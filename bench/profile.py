@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import measure  # noqa: E402
-from bench.provider import InProcess  # noqa: E402
-from bench.workload import Workload, write_manifests  # noqa: E402
+from bench import measure
+from bench.provider import InProcess
+from bench.workload import Workload, write_manifests
 
 
 def warm_up(tmp: Path) -> None:

@@ -40,10 +40,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import measure  # noqa: E402
-from bench.measure import ApplyStep, RateStep, Step  # noqa: E402
-from bench.provider import ChildProcess, InProcess  # noqa: E402
-from bench.workload import Workload, write_manifests  # noqa: E402
+from bench import measure
+from bench.measure import ApplyStep, RateStep, Step
+from bench.provider import ChildProcess, InProcess
+from bench.workload import Workload, write_manifests
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -105,7 +105,9 @@ def run_cell(
     sweep: dict[int, ApplyStep] = {}
     if latency_ms > 0 and workload.agents <= args.sweep_max_agents:
         for parallelism in args.sweep:
-            again = Path(tempfile.mkdtemp(prefix=f"{where}-{latency_ms}ms-p{parallelism}-", dir=tmp))
+            again = Path(
+                tempfile.mkdtemp(prefix=f"{where}-{latency_ms}ms-p{parallelism}-", dir=tmp)
+            )
             again_manifests = write_manifests(workload, again / "manifests")
             with placement(again / "provider.db", latency_ms=latency_ms) as provider:
                 sweep[parallelism] = measure.our_apply(
@@ -223,17 +225,17 @@ def sweep_table(rows: list[Row]) -> list[str]:
 
 def rate_table(steps: list[RateStep]) -> list[str]:
     head = (
-        "| limit | creates | apply s | creates/s (first send to last outcome) | share of limit "
-        "| requests | 429 answers | share 429 |"
+        "| limit | creates | apply s | creates/s | share of limit | share without the "
+        "initial burst | requests | 429 answers | share 429 |"
     )
     lines = [head, _rule(head)]
     for s in steps:
         total = s.requests.get("total", 0)
         limited = s.requests.get("429", 0)
-        share = s.achieved / s.rate_limit
         lines.append(
             f"| {s.rate_limit:g}/s ({s.rate_limit * 60:g}/min) | {s.creates:,} | {_s(s.seconds)} "
-            f"| {s.achieved:.1f} | {share:.0%} | {total:,} | {limited:,} "
+            f"| {s.achieved:.1f} | {s.achieved / s.rate_limit:.0%} "
+            f"| {s.steady / s.rate_limit:.0%} | {total:,} | {limited:,} "
             f"| {limited / max(total, 1):.1%} |"
         )
     return lines
@@ -263,7 +265,11 @@ def goals(rows: list[Row], rates: list[RateStep]) -> list[str]:
     over = [r for r in rows if _reads(r.plan) > r.workload.ideal_list_requests]
     out.append(
         "- plan requests <= ceil(N/100) per kind + 2: "
-        + (verdict(True) + " in every row" if not over else verdict(False) + f" in {len(over)} rows")
+        + (
+            verdict(True) + " in every row"
+            if not over
+            else verdict(False) + f" in {len(over)} rows"
+        )
     )
     off = [r for r in rows if _writes(r.apply) != r.workload.resources]
     out.append(
@@ -286,12 +292,12 @@ def goals(rows: list[Row], rates: list[RateStep]) -> list[str]:
                 f"{r.list_agents.seconds:.2f} s, {_reads(r.list_agents)} requests - {verdict(ok)}"
             )
     for s in rates:
-        share = s.achieved / s.rate_limit
+        share = s.steady / s.rate_limit
         limited = s.requests.get("429", 0) / max(s.requests.get("total", 0), 1)
-        ok = share >= 0.9
         out.append(
-            f"- rate limit {s.rate_limit:g}/s: {share:.0%} of the limit with {limited:.1%} 429s "
-            f"- {verdict(ok)}"
+            f"- rate limit {s.rate_limit:g}/s: {share:.0%} of the limit, initial burst left out "
+            f"(>= 90%: {verdict(share >= 0.9)}); {limited:.1%} of requests answered 429 "
+            f"(few, taken as <= 5%: {verdict(limited <= 0.05)})"
         )
     return out
 
@@ -303,11 +309,14 @@ def machine() -> list[str]:
         mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
     except (OSError, ValueError, IndexError):
         pass
-    load = ", load average %.1f %.1f %.1f at the start" % os.getloadavg()
+    one, five, fifteen = os.getloadavg()
+    load = f", load average {one:.1f} {five:.1f} {fifteen:.1f} at the start"
     return [
         f"- machine: {platform.platform()}, {os.cpu_count()} CPUs{mem}{load}",
-        f"- python {platform.python_version()}, anthropic {_version('anthropic')}, "
-        f"date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        (
+            f"- python {platform.python_version()}, anthropic {_version('anthropic')}, "
+            f"date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        ),
     ]
 
 
@@ -343,7 +352,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--repeat", type=int, default=2, help="plan/list runs (best is kept)")
     parser.add_argument(
-        "--sdk-budget", type=float, default=30.0,
+        "--sdk-budget",
+        type=float,
+        default=30.0,
         help="seconds the SDK create loop may take before it is sampled and extrapolated",
     )
     parser.add_argument(
@@ -368,8 +379,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def rate_agents(rate: float, quick: bool) -> int:
-    """Enough creates for ~20 s (~6 s quick) at the limit, so the pacing settles."""
-    return max(60, int(rate * (6 if quick else 20)))
+    """Enough creates for ~20 s (~8 s quick) at the limit, so the pacing settles."""
+    return max(60, int(rate * (8 if quick else 20)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -407,30 +418,32 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = ["## Plan and apply, side by side with the official SDK", ""]
     lines += table(rows)
-    lines += [
-        "",
+    legend = (
         f"apply: `--parallelism {args.parallelism}`, plan included, lockfile committed as it "
         "goes; SDK create loop: one `client.beta.*.create` at a time with the same bodies "
         "(`~` = timed on a sample and scaled to all resources); plan: load + refresh + diff "
-        "after the apply, best of "
-        f"{args.repeat}; SDK list: auto-paged `list(limit=100, include_archived=True)` of "
-        "agents and environments, best of "
-        f"{args.repeat}. Requests are counted by the provider.",
-        "",
-    ]
+        f"after the apply, best of {args.repeat}; SDK list: auto-paged "
+        "`list(limit=100, include_archived=True)` of agents and environments, best of "
+        f"{args.repeat}; both SDK timings include building the client, as ours do. Requests "
+        "are counted by the provider."
+    )
+    lines += ["", legend, ""]
     sweep = sweep_table(rows)
     if sweep:
-        lines += ["## Apply by parallelism (each on a fresh provider; speed-up over the same SDK loop)", ""]
+        lines += [
+            "## Apply by parallelism (each on a fresh provider; speed-up over the same SDK loop)",
+            "",
+        ]
         lines += sweep + [""]
     if rate_steps:
         lines += ["## Apply against a rate-limited provider", ""]
         lines += rate_table(rate_steps)
-        lines += [
-            "",
-            f"`--parallelism {args.rate_parallelism}`; the provider answers 429 with "
-            "`retry-after` once its token bucket (one second of burst) is empty.",
-            "",
-        ]
+        legend = (
+            f"`--parallelism {args.rate_parallelism}`; creates/s from the first request sent to "
+            "the last outcome. The provider answers 429 with `retry-after` once its token "
+            "bucket (one second of burst, full at the start) is empty."
+        )
+        lines += ["", legend, ""]
     if startup:
         lines += ["## CLI start-up (best of 5, new process each)", ""]
         lines += [f"- `{k}`: {v:.2f} s" for k, v in startup.items()]

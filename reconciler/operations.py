@@ -317,7 +317,9 @@ async def apply(
     """Converge the provider to the manifests (or carry out a saved plan).
 
     Holds the apply lock for the whole run; records a pending intent before each create and
-    commits the lockfile after every action, so a crash at any point loses nothing.
+    commits the lockfile after every action, so a crash at any point loses nothing. Commits
+    are grouped (``_GroupCommit``): actions that finish together share one atomic write, and
+    no write request is sent before every record staged ahead of it is on disk.
 
     Args:
         confirm: called with the plan before anything changes; returning False aborts
@@ -354,11 +356,12 @@ async def apply(
             journal = _GroupCommit(store, senders=parallelism)
 
             def intent(action: Action) -> None:
-                journal.stage(lambda lf, now=_now(): record_intent(lf, action, now))
+                now = _now()
+                journal.stage(lambda lf: record_intent(lf, action, now))
 
             def outcome(o: Outcome) -> None:
-                o = _refingerprint(o, secrets, salt)
-                journal.stage(lambda lf, now=_now(): record_outcome(lf, o, now))
+                o, now = _refingerprint(o, secrets, salt), _now()
+                journal.stage(lambda lf: record_outcome(lf, o, now))
                 if on_outcome is not None:
                     on_outcome(o)
 
@@ -450,7 +453,7 @@ class _GroupCommit:
         batch, upto = self._take()
         try:
             self._store.commit(_chain(batch))
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - kept, and raised by close() to abort
             self._error = err
         else:
             self._written_count = upto
@@ -477,7 +480,7 @@ class _GroupCommit:
             self._in_flight.clear()
             try:
                 await asyncio.to_thread(self._commit_in_thread, _chain(batch))
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - kept, and raised to abort the apply
                 self._error = err
             else:
                 self._written_count = upto
