@@ -1,7 +1,7 @@
 """Benchmark: plan and apply next to the official SDK, side by side, in one run.
 
-    python bench/run.py                 # the full table (~10 minutes on 2 cores)
-    python bench/run.py --quick         # 100 and 1,000 agents, fewer rows (~1-2 minutes)
+    python bench/run.py                 # the full table (~6 minutes on 2 cores)
+    python bench/run.py --quick         # 100 and 1,000 agents, fewer rows (~1.5 minutes)
     python bench/run.py --sizes 100,1000 --latencies 20 --no-results
 
 For every size (N agents + N/10 environments) and placement of the local provider it runs, on
@@ -17,11 +17,13 @@ a fresh provider database:
 Placements: ``in-process`` (the embedded provider, as the CLI runs it by default; the SDK
 reaches the same app through ``httpx2.ASGITransport``) and ``http`` (uvicorn in a child
 process on 127.0.0.1, with 0 or 20 ms injected per request). Requests are counted by the
-provider. A last section applies many agents against a provider that rate-limits requests
+provider. At 20 ms the apply is repeated with more parallelism (``--sweep``) on fresh
+databases. A last section applies many agents against a provider that rate-limits requests
 and reports the share of the limit reached and of 429 answers; another times CLI start-up.
 
-Results go to stdout and to ``bench/RESULTS.md`` (with the machine, the date and the goals of
-issues #2, #3, #4 and #7), unless ``--no-results``.
+Results go to stdout and, for full runs, to ``bench/RESULTS.md`` (with the machine, the date
+and the goals of issues #2, #3, #4 and #7; ``--no-results`` skips it). Text after the
+``<!-- end of generated results -->`` marker in RESULTS.md is kept across runs.
 """
 
 from __future__ import annotations
@@ -375,6 +377,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.sdk_budget = min(args.sdk_budget, 10.0)
         args.no_startup = True
+        args.no_results = True  # RESULTS.md holds full runs only
     return args
 
 
