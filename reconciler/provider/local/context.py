@@ -76,6 +76,17 @@ def archive(store: Store, kind: str, object_id: str) -> dict[str, Any]:
     return data
 
 
+def save_if_changed(
+    store: Store, object_id: str, current: dict[str, Any], updated: dict[str, Any]
+) -> dict[str, Any]:
+    """Store ``updated`` with a new ``updated_at`` unless the update changed nothing."""
+    if updated == current:
+        return current
+    updated["updated_at"] = now_ts()
+    store.replace(object_id, updated)
+    return updated
+
+
 def agent_reference(store: Store, ref: Any, *, allow_archived: bool = False) -> dict[str, Any]:
     """Resolve an agent id string or ``{type: agent, id, version?}`` to a concrete version.
 

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from .context import Ctx, archive, require
+from .context import Ctx, archive, require, save_if_changed
 from .errors import conflict
 from .ids import new_id, now_ts
 from .paging import decode_cursor, json_response, page_response
@@ -82,11 +82,8 @@ async def update_environment(ctx: Ctx, environment_id: str, body: EnvironmentUpd
         updated["metadata"] = patch_metadata(
             current["metadata"], sent.get("metadata"), empty_deletes=True
         )
-        if updated == current:
-            return json_response(current)
-        updated["updated_at"] = now_ts()
-        store.replace(environment_id, updated)
-    return json_response(updated)
+        saved = save_if_changed(store, environment_id, current, updated)
+    return json_response(saved)
 
 
 @router.get("/v1/environments", summary="List environments")

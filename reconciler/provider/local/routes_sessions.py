@@ -22,6 +22,7 @@ from .context import (
     created_filters,
     merged_list,
     require,
+    save_if_changed,
 )
 from .errors import ApiError, bad_request, conflict
 from .ids import new_id, now_ts
@@ -254,11 +255,8 @@ async def update_session(ctx: Ctx, session_id: str, body: SessionUpdate) -> Resp
         if "title" in sent:
             updated["title"] = sent["title"]
         updated["metadata"] = patch_metadata(current["metadata"], sent.get("metadata"))
-        if updated == current:
-            return json_response(current)
-        updated["updated_at"] = now_ts()
-        store.replace(session_id, updated)
-    return json_response(updated)
+        saved = save_if_changed(store, session_id, current, updated)
+    return json_response(saved)
 
 
 @router.get("/v1/sessions", summary="List sessions (bidirectional cursor)")

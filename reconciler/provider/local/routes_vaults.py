@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from .context import Ctx, require
+from .context import Ctx, require, save_if_changed
 from .errors import bad_request, conflict, not_found
 from .ids import format_ts, new_id, now_ts, parse_ts
 from .paging import decode_cursor, json_response, page_response
@@ -197,11 +197,8 @@ async def update_vault(ctx: Ctx, vault_id: str, body: VaultUpdate) -> Response:
         if sent.get("display_name") is not None:
             updated["display_name"] = sent["display_name"]
         updated["metadata"] = patch_metadata(current["metadata"], sent.get("metadata"))
-        if updated == current:
-            return json_response(current)
-        updated["updated_at"] = now_ts()
-        store.replace(vault_id, updated)
-    return json_response(updated)
+        saved = save_if_changed(store, vault_id, current, updated)
+    return json_response(saved)
 
 
 @router.get("/v1/vaults", summary="List vaults")
