@@ -16,8 +16,9 @@ import asyncio
 import gc
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ from reconciler.engine.model import Action, Plan
 from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.record import record_intent, record_outcome
 from reconciler.engine.refresh import Observed, refresh
-from reconciler.errors import ManifestError, ManifestIssue, PlanError
+from reconciler.errors import LockfileError, ManifestError, ManifestIssue, PlanError
 from reconciler.manifest import ManifestSet, load_manifests, resolve_secret
 from reconciler.provider import ProviderClient, open_client
 from reconciler.provider.adapter import ClientBackedProvider
@@ -176,19 +177,26 @@ async def make_plan(
         ProviderError: the provider failed.
     """
     with _gc_paused():
-        manifests = load_manifests(settings.manifests)
-        lockfile = read_project_lockfile(settings.lockfile, settings.project)
-    with _gc_paused():
-        secrets = SecretSource(manifests)
-        secrets.check_all()
-        if client is None:
+        if client is None and settings.provider_url is None:
+            # The embedded provider answers at once, so there is no wait to hide; and bad
+            # manifests must not even open its database.
+            manifests = load_manifests(settings.manifests)
+            lockfile = read_project_lockfile(settings.lockfile, settings.project)
+            secrets = SecretSource(manifests)
+            secrets.check_all()
             async with connect(settings) as c:
                 observed = await observe(c, lockfile, settings.project)
                 requests = c.stats.requests
         else:
-            before = client.stats.requests
-            observed = await observe(client, lockfile, settings.project)
-            requests = client.stats.requests - before
+            try:
+                lockfile = read_project_lockfile(settings.lockfile, settings.project)
+            except LockfileError:
+                load_manifests(settings.manifests)  # an error in the manifests comes first
+                raise
+            async with _connection(settings, client) as c:
+                before = c.stats.requests
+                manifests, secrets, observed = await _load_while_listing(settings, c, lockfile)
+                requests = c.stats.requests - before
         plan = build_plan(
             manifests.documents,
             observed,
@@ -199,6 +207,44 @@ async def make_plan(
     if not plan.lineage:
         plan = plan.model_copy(update={"lineage": None})
     return PlanResult(plan, manifests, lockfile, observed, requests)
+
+
+def _load_checked(settings: Settings) -> tuple[ManifestSet, SecretSource]:
+    manifests = load_manifests(settings.manifests)
+    secrets = SecretSource(manifests)
+    secrets.check_all()
+    return manifests, secrets
+
+
+async def _load_while_listing(
+    settings: Settings, client: ProviderClient, lockfile: Lockfile
+) -> tuple[ManifestSet, SecretSource, Observed]:
+    """Load the manifests (in a worker thread) while the provider is listed.
+
+    The listing needs only the lockfile, and mostly waits on the network (a 10,000-agent
+    project is 100 pages, one after the other); loading is CPU work. Done side by side a plan
+    takes about the longer of the two rather than their sum. An error in the manifests
+    wins over the listing's: the listing is cancelled and the manifest error raised.
+    """
+    listing = asyncio.ensure_future(observe(client, lockfile, settings.project))
+    try:
+        manifests, secrets = await asyncio.to_thread(_load_checked, settings)
+    except BaseException:
+        listing.cancel()
+        await asyncio.gather(listing, return_exceptions=True)
+        raise
+    return manifests, secrets, await listing
+
+
+@asynccontextmanager
+async def _connection(
+    settings: Settings, client: ProviderClient | None
+) -> AsyncIterator[ProviderClient]:
+    if client is not None:
+        yield client
+    else:
+        async with connect(settings) as c:
+            yield c
 
 
 @contextmanager
@@ -316,10 +362,11 @@ async def apply(
 ) -> ApplyResult | None:
     """Converge the provider to the manifests (or carry out a saved plan).
 
-    Holds the apply lock for the whole run; records a pending intent before each create and
-    commits the lockfile after every action, so a crash at any point loses nothing. Commits
-    are grouped (``_GroupCommit``): actions that finish together share one atomic write, and
-    no write request is sent before every record staged ahead of it is on disk.
+    Holds the apply lock for the whole run; a create is sent only once its pending intent is
+    on disk, and every outcome is committed to the lockfile as it arrives, so a crash at any
+    point loses nothing the next run cannot find again. Commits are grouped
+    (``_GroupCommit``): the intents of every create whose parent is known are written in one
+    go before the first request, and outcomes that arrive together share one atomic write.
 
     Args:
         confirm: called with the plan before anything changes; returning False aborts
@@ -353,11 +400,22 @@ async def apply(
             if confirm is not None and plan.has_changes and not confirm(plan):
                 return None
             salt = lockfile.salt
+            # Every create whose parent is already known gets its intent now, in one write,
+            # so creates need not wait for the disk one by one (see ``_early_intents``).
+            early = _early_intents(plan, stale)
+            if early:
+                now = _now()
+                edit = _chain([_intent_edit(a, now) for a in early.values()])
+                await asyncio.to_thread(store.commit, edit)
             journal = _GroupCommit(store, senders=parallelism)
+            announced: set[str] = set()
 
             def intent(action: Action) -> None:
-                now = _now()
-                journal.stage(lambda lf: record_intent(lf, action, now))
+                announced.add(action.address)
+                first = early.get(action.address)
+                if first is not None and first.parent_id == action.parent_id:
+                    return  # on disk already: nothing to wait for (the ticket stays 0)
+                _CREATE_TICKET.set(journal.stage(_intent_edit(action, _now())))
 
             def outcome(o: Outcome) -> None:
                 o, now = _refingerprint(o, secrets, salt), _now()
@@ -377,6 +435,9 @@ async def apply(
                     skip=stale,
                 )
             finally:
+                unsent = [a for a in early if a not in announced]
+                if unsent and journal.healthy:  # never sent (a dependency failed, or interrupted): no intent
+                    journal.stage(_chain([_drop_early_intent(a, early[a]) for a in unsent]))
                 await journal.close()
         return ApplyResult(plan, report, stale, store.lockfile)
 
@@ -388,14 +449,14 @@ class _GroupCommit:
     lockfile. One write per intent and per outcome, in the event loop, would serialise the
     whole apply behind the disk. Instead the callbacks stage their edit and return; a writer
     task applies every edit staged so far, in order, and writes the result once (in a worker
-    thread, so requests keep flowing). ``durable`` waits until what was staged is on disk:
-    ``_RecordsFirst`` calls it before every write request, so a create's pending intent (and
-    every outcome before it) is on disk before the request is sent, as with one write each.
+    thread, so requests keep flowing). ``stage`` returns a ticket and ``durable(ticket)``
+    waits until that edit is on disk: ``_RecordsFirst`` calls it before a create, so the
+    create's pending intent is on disk before the request is sent.
     A failed write is raised by the next ``stage`` or ``durable`` and by ``close``.
 
     Every write rewrites the whole file (5 MB at 10,000 entries), so fewer, larger groups
-    matter: before a write the writer lingers until all ``senders`` are waiting for it, or
-    ``linger`` seconds have passed, whichever comes first.
+    matter: before a write the writer lingers until ``senders`` callers are waiting for it,
+    or ``linger`` seconds have passed, whichever comes first.
     """
 
     def __init__(self, store: StateStore, *, senders: int = 1, linger: float = 0.005) -> None:
@@ -412,23 +473,34 @@ class _GroupCommit:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._error: BaseException | None = None
 
-    def stage(self, edit: Callable[[Lockfile], Lockfile]) -> None:
-        """Queue ``edit`` for the next write (raises the failure of an earlier write)."""
+    @property
+    def healthy(self) -> bool:
+        """No write has failed."""
+        return self._error is None
+
+    def stage(self, edit: Callable[[Lockfile], Lockfile]) -> int:
+        """Queue ``edit`` for the next write (raises the failure of an earlier write).
+
+        Returns:
+            Its ticket: ``durable(ticket)`` returns once this edit is on disk.
+        """
         if self._error is not None:
             raise self._error
         self._staged.append(edit)
         self._staged_count += 1
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write_staged())
+        return self._staged_count
 
-    async def durable(self) -> None:
-        """Wait until every edit staged so far is written."""
+    async def durable(self, ticket: int | None = None) -> None:
+        """Wait until the edit of ``ticket`` (default: every edit staged so far) is written."""
         if self._error is not None:
             raise self._error
-        if self._written_count >= self._staged_count:
+        upto = self._staged_count if ticket is None else ticket
+        if self._written_count >= upto:
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((self._staged_count, done))
+        self._waiters.append((upto, done))
         if len(self._waiters) >= self._senders:
             self._all_waiting.set()
         await done
@@ -509,8 +581,50 @@ def _chain(edits: list[Callable[[Lockfile], Lockfile]]) -> Callable[[Lockfile], 
     return edit
 
 
+def _intent_edit(action: Action, now: str) -> Callable[[Lockfile], Lockfile]:
+    return lambda lf: record_intent(lf, action, now)
+
+
+def _drop_early_intent(address: str, action: Action) -> Callable[[Lockfile], Lockfile]:
+    def edit(lf: Lockfile) -> Lockfile:
+        intent = lf.pending.get(address)
+        if intent is None or intent.operation != ("create" if action.type == "create" else "replace"):
+            return lf
+        return lf.without_pending(address)
+
+    return edit
+
+
+def _early_intents(plan: Plan, skip: Mapping[str, str]) -> dict[str, Action]:
+    """The creates (and replaces) whose intent can be recorded before the apply starts.
+
+    An intent says "this address may have been created; look for it by its ownership tags".
+    Recording it early is as safe as recording it right before the request: the next run
+    resolves it by the same listing, and finds nothing if the request was never sent. What it
+    buys is one disk write for all of them, instead of one wait per create. A create whose
+    parent (a credential's vault) is created in this same run gets its intent when it is sent,
+    once the parent's id is known.
+    """
+    return {
+        a.address: a
+        for a in plan.actions
+        if a.type in ("create", "replace")
+        and a.address not in skip
+        and (a.parent is None or a.parent_id is not None)
+    }
+
+
+#: The ticket of the lockfile edit that must be on disk before this action's next write
+#: request: its pending intent. Set by the intent callback inside the action's own task.
+_CREATE_TICKET: ContextVar[int] = ContextVar("reconciler_create_ticket", default=0)
+
+
 class _RecordsFirst:
-    """The provider writer, sending no write before every staged lockfile edit is on disk."""
+    """The provider writer: a create (or a replace's removal) waits until its intent is on disk.
+
+    Other writes do not wait for the disk: an update, archive or delete whose outcome is lost
+    in a crash is found again by the next run's refresh, which compares live objects by id.
+    """
 
     def __init__(self, inner: ClientBackedProvider, journal: _GroupCommit) -> None:
         self._inner = inner
@@ -520,19 +634,19 @@ class _RecordsFirst:
         return getattr(self._inner, name)
 
     async def create(self, kind: str, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
-        await self._journal.durable()
+        await self._journal.durable(_CREATE_TICKET.get())
         return await self._inner.create(kind, body, **kw)
 
     async def update(self, kind: str, remote_id: str, body: dict[str, Any], **kw: Any) -> Any:
-        await self._journal.durable()
+        await self._journal.durable(_CREATE_TICKET.get())
         return await self._inner.update(kind, remote_id, body, **kw)
 
     async def archive(self, kind: str, remote_id: str, **kw: Any) -> Any:
-        await self._journal.durable()
+        await self._journal.durable(_CREATE_TICKET.get())
         return await self._inner.archive(kind, remote_id, **kw)
 
     async def delete(self, kind: str, remote_id: str, **kw: Any) -> None:
-        await self._journal.durable()
+        await self._journal.durable(_CREATE_TICKET.get())
         await self._inner.delete(kind, remote_id, **kw)
 
 

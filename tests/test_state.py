@@ -369,27 +369,41 @@ _entries = st.builds(
 )
 
 
+_intents = st.builds(
+    PendingIntent,
+    kind=st.sampled_from(["agent", "credential"]),
+    operation=st.sampled_from(["create", "replace"]),
+    started_at=st.sampled_from([T0, "2026-05-01T12:00:00.5+02:00"]),
+    parent_id=st.none() | _text,
+    remote_name=st.none() | _text,
+)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     steps=st.lists(
-        st.dictionaries(_address, st.none() | _entries, max_size=5), min_size=1, max_size=4
+        st.dictionaries(_address, st.none() | _entries | _intents | st.just("done"), max_size=5),
+        min_size=1,
+        max_size=4,
     ),
     project=_text.filter(bool),
 )
 def test_encoder_output_equals_json_dumps(
-    steps: list[dict[str, LockEntry | None]], project: str
+    steps: list[dict[str, LockEntry | PendingIntent | str | None]], project: str
 ) -> None:
+    """Entries and pending intents come and go; the cached text always equals json.dumps."""
     encoder = LockfileEncoder()  # reused across steps: its cache must never serve stale text
     lf = new_lockfile(project)
     for step in steps:
         for address, value in step.items():
-            lf = (
-                lf.with_entry(address, value)
-                if value
-                else lf.without(address)
-                if address in lf.resources
-                else lf
-            )
+            if isinstance(value, LockEntry):
+                lf = lf.with_entry(address, value)
+            elif isinstance(value, PendingIntent):
+                lf = lf.with_pending(address, value)
+            elif value == "done":
+                lf = lf.without_pending(address)
+            elif address in lf.resources or address in lf.pending:
+                lf = lf.without(address)
         expected = json.dumps(lf.model_dump(mode="json"), sort_keys=True, indent=2) + "\n"
         assert encoder.encode(lf) == expected
         assert Lockfile.model_validate_json(expected) == lf

@@ -263,15 +263,20 @@ class ProviderClient:
         self._stats = RequestStats()
         self._slots = asyncio.Semaphore(max_connections)
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        # The semaphore bounds ordinary requests; long-lived streams get their own
+        # connections instead of starving them, so the pool itself is unbounded.
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=max_connections)
+        if transport is None:
+            from reconciler.provider.netio import http_transport
+
+            transport = http_transport(verify=_default_ssl_context(), limits=limits)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers=default_headers(api_key),
             timeout=self._timeout,
             transport=transport,
             verify=_default_ssl_context(),
-            # The semaphore bounds ordinary requests; long-lived streams get their own
-            # connections instead of starving them, so the pool itself is unbounded.
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=max_connections),
+            limits=limits,
         )
         self.agents = Agents(self)
         self.environments = Environments(self)

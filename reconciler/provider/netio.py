@@ -1,0 +1,297 @@
+"""The client's HTTP transport: httpx and httpcore, with sockets driven by asyncio directly.
+
+httpx sends requests through httpcore's connection pool, and httpcore reaches the network
+through anyio by default. Measured in ``bench/`` (1,100 creates, 10 in flight, loopback),
+the anyio layer costs about a quarter of the client's CPU per request: each time the pool
+looks at an idle connection it asks whether the socket is readable, and anyio answers by
+building a dictionary of every socket attribute (``getpeername``, address parsing) first.
+
+``AsyncioBackend`` is an ``httpcore.AsyncNetworkBackend`` (httpcore's public extension
+point) on a small ``asyncio.Protocol``: bytes are read eagerly into a buffer, so "readable"
+is a look at that buffer. Everything above it - the pool, keep-alive, HTTP/1.1 (h11), TLS
+settings, timeouts and the exceptions httpx maps - is httpcore's and httpx's own.
+
+``http_transport`` returns httpx's ``AsyncHTTPTransport`` on this backend; when proxy
+variables are set it returns None, so that httpx's default transport honours them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import urllib.request
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore
+import httpx
+
+__all__ = ["AsyncioBackend", "http_transport"]
+
+#: Reading pauses while this many received bytes wait to be read (a fast SSE stream).
+_HIGH_WATER = 1 << 20
+_LOW_WATER = _HIGH_WATER // 4
+
+SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+
+
+def http_transport(
+    *, verify: ssl.SSLContext, limits: httpx.Limits
+) -> httpx.AsyncHTTPTransport | None:
+    """httpx's HTTP transport on ``AsyncioBackend``; None when proxy variables are set.
+
+    Args:
+        verify: the TLS context for ``https://`` URLs.
+        limits: the pool's limits, as ``httpx.AsyncClient(limits=...)`` takes them.
+    """
+    if urllib.request.getproxies():
+        return None  # httpx's own transport knows HTTPS_PROXY, ALL_PROXY and NO_PROXY
+    transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+    if type(getattr(transport, "_pool", None)) is not httpcore.AsyncConnectionPool:
+        return transport  # an httpx that builds its pool differently: keep its own
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=verify,
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        http1=True,
+        http2=False,
+        network_backend=AsyncioBackend(),
+    )
+    return transport
+
+
+class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    """Opens TCP (and Unix socket) connections with asyncio's event loop."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        local = (local_address, 0) if local_address else None
+        try:
+            async with asyncio.timeout(timeout):
+                transport, protocol = await loop.create_connection(
+                    _Protocol, host, port, local_addr=local, happy_eyeballs_delay=0.25
+                )
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"connecting to {host}:{port} timed out") from None
+        except OSError as e:
+            raise httpcore.ConnectError(str(e) or type(e).__name__) from e
+        _set_options(transport, socket_options)
+        return _Stream(protocol)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                transport, protocol = await loop.create_unix_connection(_Protocol, path)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"connecting to {path} timed out") from None
+        except OSError as e:
+            raise httpcore.ConnectError(str(e) or type(e).__name__) from e
+        _set_options(transport, socket_options)
+        return _Stream(protocol)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def _set_options(transport: asyncio.BaseTransport, options: Iterable[SocketOption] | None) -> None:
+    sock: socket.socket | None = transport.get_extra_info("socket")
+    for option in options or ():
+        if sock is not None:
+            sock.setsockopt(*option)
+
+
+class _Protocol(asyncio.Protocol):
+    """Buffers what arrives; wakes the one reader or writer waiting on it."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.eof = False
+        self.closed = False
+        self.error: Exception | None = None
+        self.reading_paused = False
+        self.writing_paused = False
+        self._read_waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    # -- asyncio callbacks -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > _HIGH_WATER and not self.reading_paused and self.transport:
+            self.transport.pause_reading()
+            self.reading_paused = True
+        self._wake_reader()
+
+    def eof_received(self) -> None:
+        self.eof = True
+        self._wake_reader()
+        # returning None lets the transport close itself: HTTP/1.1 never half-closes
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = self.closed = True
+        self.error = exc
+        self._wake_reader()
+        self._wake_drain()
+        if not self._lost.done():
+            self._lost.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._wake_drain()
+
+    def _wake_reader(self) -> None:
+        waiter = self._read_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_drain(self) -> None:
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- used by _Stream -------------------------------------------------------------------
+
+    async def wait_readable(self, timeout: float | None) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._read_waiter = waiter
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        finally:
+            self._read_waiter = None
+
+    async def wait_drained(self, timeout: float | None) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._drain_waiter = waiter
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        finally:
+            self._drain_waiter = None
+
+    async def wait_lost(self, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            await asyncio.shield(self._lost)
+
+
+class _Stream(httpcore.AsyncNetworkStream):
+    """One connection, as httpcore sees it."""
+
+    def __init__(self, protocol: _Protocol, *, tls: bool = False) -> None:
+        self._protocol = protocol
+        self._tls = tls
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        p = self._protocol
+        if not p.buffer and not p.eof:
+            try:
+                await p.wait_readable(timeout)
+            except TimeoutError:
+                raise httpcore.ReadTimeout("the response did not arrive in time") from None
+        if p.buffer:
+            if len(p.buffer) <= max_bytes:
+                data = bytes(p.buffer)
+                p.buffer.clear()
+            else:
+                data = bytes(p.buffer[:max_bytes])
+                del p.buffer[:max_bytes]
+            if p.reading_paused and len(p.buffer) < _LOW_WATER and p.transport is not None:
+                p.reading_paused = False
+                p.transport.resume_reading()
+            return data
+        if p.error is not None:
+            raise httpcore.ReadError(str(p.error) or type(p.error).__name__)
+        return b""
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        p = self._protocol
+        if p.closed or p.transport is None or p.transport.is_closing():
+            raise httpcore.WriteError("the connection is closed")
+        p.transport.write(buffer)
+        if p.writing_paused:
+            try:
+                await p.wait_drained(timeout)
+            except TimeoutError:
+                raise httpcore.WriteTimeout("the request could not be sent in time") from None
+            if p.closed:
+                raise httpcore.WriteError(str(p.error or "the connection was closed"))
+
+    async def aclose(self) -> None:
+        p = self._protocol
+        transport = p.transport
+        if transport is None or p.closed:
+            return
+        if self._tls:
+            transport.abort()  # no close_notify round trip: httpcore is done with it
+        else:
+            transport.close()  # sends what is still buffered, then closes
+        try:
+            await p.wait_lost(1.0)
+        except TimeoutError:
+            transport.abort()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        p = self._protocol
+        assert p.transport is not None
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                tls = await loop.start_tls(
+                    p.transport, p, ssl_context, server_hostname=server_hostname
+                )
+        except TimeoutError:
+            await self.aclose()
+            raise httpcore.ConnectTimeout("the TLS handshake timed out") from None
+        except (OSError, ssl.SSLError) as e:
+            await self.aclose()
+            raise httpcore.ConnectError(str(e) or type(e).__name__) from e
+        if tls is None:
+            raise httpcore.ConnectError("the connection closed during the TLS handshake")
+        assert isinstance(tls, asyncio.Transport)
+        p.transport = tls
+        return _Stream(p, tls=True)
+
+    def get_extra_info(self, info: str) -> Any:
+        p = self._protocol
+        if info == "is_readable":  # an idle connection with data or EOF waiting is done for
+            return bool(p.buffer) or p.eof or p.transport is None or p.transport.is_closing()
+        if p.transport is None:
+            return None
+        name = {
+            "ssl_object": "ssl_object",
+            "client_addr": "sockname",
+            "server_addr": "peername",
+            "socket": "socket",
+        }.get(info)
+        return p.transport.get_extra_info(name) if name else None

@@ -1,0 +1,105 @@
+"""How apply records intents: all at once before the first create, and never left behind.
+
+A create may be sent only once its pending intent is on disk (issue #4). Apply writes the
+intents of every create whose parent is known in one go, before the first request, so that
+creates do not queue for the disk one by one; a create whose parent is made in the same run
+(a credential of a new vault) gets its intent when it is sent. These tests watch the lockfile
+on disk from inside the provider, at the moment each create arrives.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from reconciler.operations import Settings, apply
+from reconciler.provider import StreamingASGITransport
+from reconciler.provider.local import create_app
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "manifests"
+CREATE_PATHS = {
+    "/v1/agents": "agent",
+    "/v1/environments": "environment",
+    "/v1/vaults": "vault",
+    "/v1/deployments": "deployment",
+}
+
+
+class Watch:
+    """ASGI middleware: reads the lockfile's pending intents when a create arrives."""
+
+    def __init__(self, app: Any, lockfile: Path, fail: Callable[[str], bool]) -> None:
+        self.app, self.lockfile, self.fail = app, lockfile, fail
+        self.seen: list[tuple[str, set[str]]] = []  # (path, pending addresses on disk)
+
+    def pending_on_disk(self) -> set[str]:
+        if not self.lockfile.exists():
+            return set()
+        return set(json.loads(self.lockfile.read_text())["pending"])
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        creates = path in CREATE_PATHS or path.endswith("/credentials")
+        if scope["type"] == "http" and scope["method"] == "POST" and creates:
+            self.seen.append((path, self.pending_on_disk()))
+            if self.fail(path):
+                body = b'{"type":"error","error":{"type":"invalid_request_error","message":"no"}}'
+                headers = [(b"content-type", b"application/json")]
+                await send({"type": "http.response.start", "status": 400, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def workspace(tmp_path: Path, fail: Callable[[str], bool] = lambda _: False) -> tuple[Settings, Watch]:
+    shutil.copytree(EXAMPLES, tmp_path / "manifests")
+    lockfile = tmp_path / "state" / "reconciler.lock"
+    watch = Watch(create_app(tmp_path / "provider.db"), lockfile, fail)
+    settings = Settings(
+        manifests=tmp_path / "manifests",
+        lockfile=lockfile,
+        provider_url="http://local-provider",
+        client_options={"transport": StreamingASGITransport(watch)},
+    )
+    return settings, watch
+
+
+async def test_every_intent_is_on_disk_before_its_create(tmp_path: Path) -> None:
+    settings, watch = workspace(tmp_path)
+    result = await apply(settings)
+    assert result is not None and result.report.ok, result and result.report.failures
+    creates = [a for a in result.plan.actions if a.type == "create"]
+    credential = "vault.github.credential.github-mcp"
+    early = {a.address for a in creates if a.address != credential}
+    assert len(watch.seen) == len(creates)
+    first_path, first_pending = watch.seen[0]
+    # one write, before anything was sent, holds every intent whose parent is known ...
+    assert first_pending == early, first_path
+    # ... and the credential of the new vault gets its own once the vault's id is known
+    (at_credential,) = [p for path, p in watch.seen if path.endswith("/credentials")]
+    assert credential in at_credential
+    # every create found its own intent on disk
+    assert all(pending for _, pending in watch.seen)
+    assert watch.pending_on_disk() == set()
+    assert set(json.loads(settings.lockfile.read_text())["resources"]) >= early | {credential}
+
+
+async def test_intents_of_creates_never_sent_are_dropped(tmp_path: Path) -> None:
+    """The environment fails, so the deployment that uses it is never sent."""
+    settings, watch = workspace(tmp_path, fail=lambda path: path == "/v1/environments")
+    result = await apply(settings)
+    assert result is not None and not result.report.ok
+    failed = {o.address for o in result.report.outcomes if not o.ok}
+    assert failed == {"environment.python-data", "deployment.nightly-review"}
+    assert not any(path == "/v1/deployments" for path, _ in watch.seen)
+    # the environment's create was sent: its intent stays for the next run to resolve by
+    # listing; the deployment's was never sent, so it leaves no intent behind
+    assert watch.pending_on_disk() == {"environment.python-data"}
+    # the next run (provider healthy again) converges and clears it
+    watch.fail = lambda _: False
+    again = await apply(settings)
+    assert again is not None and again.report.ok, again.report.failures
+    assert watch.pending_on_disk() == set()
