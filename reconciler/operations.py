@@ -436,7 +436,9 @@ async def apply(
                 )
             finally:
                 unsent = [a for a in early if a not in announced]
-                if unsent and journal.healthy:  # never sent (a dependency failed, or interrupted): no intent
+                if (
+                    unsent and journal.healthy
+                ):  # never sent (a dependency failed, or interrupted): no intent
                     journal.stage(_chain([_drop_early_intent(a, early[a]) for a in unsent]))
                 await journal.close()
         return ApplyResult(plan, report, stale, store.lockfile)
@@ -588,7 +590,9 @@ def _intent_edit(action: Action, now: str) -> Callable[[Lockfile], Lockfile]:
 def _drop_early_intent(address: str, action: Action) -> Callable[[Lockfile], Lockfile]:
     def edit(lf: Lockfile) -> Lockfile:
         intent = lf.pending.get(address)
-        if intent is None or intent.operation != ("create" if action.type == "create" else "replace"):
+        if intent is None or intent.operation != (
+            "create" if action.type == "create" else "replace"
+        ):
             return lf
         return lf.without_pending(address)
 
@@ -672,9 +676,7 @@ def _refingerprint(o: Outcome, secrets: SecretSource, salt: str) -> Outcome:
 
 def _check_plan_origin(plan: Plan, settings: Settings, lockfile: Lockfile) -> None:
     if plan.project != settings.project:
-        raise PlanError(
-            f"the saved plan is for project {plan.project!r}, not {settings.project!r}"
-        )
+        raise PlanError(f"the saved plan is for project {plan.project!r}, not {settings.project!r}")
     if plan.lineage and settings.lockfile.exists() and plan.lineage != lockfile.lineage:
         raise PlanError(
             f"the saved plan was made from another lockfile (lineage {plan.lineage}, "

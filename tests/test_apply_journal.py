@@ -54,7 +54,9 @@ class Watch:
         await self.app(scope, receive, send)
 
 
-def workspace(tmp_path: Path, fail: Callable[[str], bool] = lambda _: False) -> tuple[Settings, Watch]:
+def workspace(
+    tmp_path: Path, fail: Callable[[str], bool] = lambda _: False
+) -> tuple[Settings, Watch]:
     shutil.copytree(EXAMPLES, tmp_path / "manifests")
     lockfile = tmp_path / "state" / "reconciler.lock"
     watch = Watch(create_app(tmp_path / "provider.db"), lockfile, fail)

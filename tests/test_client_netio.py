@@ -21,7 +21,9 @@ import trustme
 from reconciler.errors import ProviderConnectionError
 from reconciler.provider import ProviderClient
 from reconciler.provider.netio import AsyncioBackend, http_transport
+from reconciler.provider.wire import default_headers
 
+HEADERS = default_headers("test-key")
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -68,7 +70,10 @@ async def test_the_default_client_uses_the_asyncio_backend(tcp_provider: str) ->
 async def test_many_concurrent_requests_share_a_few_connections(tcp_provider: str) -> None:
     async with ProviderClient(tcp_provider, max_connections=8) as client:
         made = await asyncio.gather(
-            *(client.agents.create({"name": f"a{i}", "model": "claude-sonnet-4-6"}) for i in range(60))
+            *(
+                client.agents.create({"name": f"a{i}", "model": "claude-sonnet-4-6"})
+                for i in range(60)
+            )
         )
         assert len({a["id"] for a in made}) == 60
         pool = client._http._transport._pool  # type: ignore[attr-defined]
@@ -83,7 +88,9 @@ async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None
     """
     connections = 0
 
-    async def one_answer_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def one_answer_then_close(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         nonlocal connections
         connections += 1
         await read_request(reader)
@@ -121,10 +128,12 @@ async def test_a_server_that_never_answers_times_out() -> None:
         finally:
             writer.close()
 
-    async with serve(silent) as url:
-        async with ProviderClient(url, timeout=0.2, max_retries=1, backoff_base=0.01) as client:
-            with pytest.raises(ProviderConnectionError, match="(?i)time"):
-                await client.request("GET", "/v1/agents")
+    async with (
+        serve(silent) as url,
+        ProviderClient(url, timeout=0.2, max_retries=1, backoff_base=0.01) as client,
+    ):
+        with pytest.raises(ProviderConnectionError, match="(?i)time"):
+            await client.request("GET", "/v1/agents")
 
 
 async def test_a_refused_connection_is_a_connect_error() -> None:
@@ -179,3 +188,32 @@ def test_proxy_variables_leave_the_transport_to_httpx(monkeypatch: pytest.Monkey
         assert any(p is not None for p in client._http._mounts.values())  # httpx's proxy
     finally:
         asyncio.run(client.aclose())
+
+
+async def test_the_pool_keeps_only_its_keepalive_share_of_idle_connections(
+    tcp_provider: str,
+) -> None:
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=2)
+    transport = http_transport(verify=ssl.create_default_context(), limits=limits)
+    assert transport is not None
+    async with httpx.AsyncClient(
+        transport=transport, base_url=tcp_provider, headers=HEADERS
+    ) as http:
+        answers = await asyncio.gather(*(http.get("/v1/agents") for _ in range(12)))
+        assert {a.status_code for a in answers} == {200}
+        await http.get("/v1/agents")  # one more request: the pool tidies up as it assigns
+        pool = transport._pool
+        assert type(pool).__name__ == "_Pool"
+        assert 1 <= len(pool.connections) <= 2
+
+
+async def test_requests_queue_for_a_bounded_pool_and_all_complete(tcp_provider: str) -> None:
+    limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
+    transport = http_transport(verify=ssl.create_default_context(), limits=limits)
+    assert transport is not None
+    async with httpx.AsyncClient(
+        transport=transport, base_url=tcp_provider, headers=HEADERS
+    ) as http:
+        answers = await asyncio.gather(*(http.get("/v1/environments") for _ in range(20)))
+        assert {a.status_code for a in answers} == {200}
+        assert len(transport._pool.connections) <= 2

@@ -24,7 +24,18 @@ LEVELS = {
     "errors": 6,
     "__init__": 6,
 }
-ENGINE_FORBIDDEN = {"httpx", "click", "yaml", "os", "pathlib", "io", "shutil", "tempfile", "uvicorn", "fastapi"}
+ENGINE_FORBIDDEN = {
+    "httpx",
+    "click",
+    "yaml",
+    "os",
+    "pathlib",
+    "io",
+    "shutil",
+    "tempfile",
+    "uvicorn",
+    "fastapi",
+}
 
 
 def _modules() -> list[Path]:

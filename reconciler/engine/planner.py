@@ -582,4 +582,4 @@ def _blast_radius(ctx: _Context, actions: list[Action]) -> tuple[BlastRadius, ..
     return tuple(sorted(out, key=lambda b: b.address))
 
 
-__all__ = ["PlanOptions", "build_plan", "kind_of", "UNKNOWN"]
+__all__ = ["UNKNOWN", "PlanOptions", "build_plan", "kind_of"]

@@ -15,8 +15,8 @@ from reconciler.provider.ratelimit import AdaptiveRateLimiter
 from reconciler.provider.transport import StreamingASGITransport
 
 __all__ = [
-    "ClientBackedProvider",
     "AdaptiveRateLimiter",
+    "ClientBackedProvider",
     "Pager",
     "ProviderClient",
     "RequestStats",

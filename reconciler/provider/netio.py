@@ -33,7 +33,9 @@ __all__ = ["AsyncioBackend", "http_transport"]
 _HIGH_WATER = 1 << 20
 _LOW_WATER = _HIGH_WATER // 4
 
-SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+SocketOption = (
+    tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+)
 
 
 def http_transport(
@@ -50,7 +52,8 @@ def http_transport(
     transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
     if type(getattr(transport, "_pool", None)) is not httpcore.AsyncConnectionPool:
         return transport  # an httpx that builds its pool differently: keep its own
-    transport._pool = httpcore.AsyncConnectionPool(
+    pool_class = _Pool if _POOL_KNOWN else httpcore.AsyncConnectionPool
+    transport._pool = pool_class(
         ssl_context=verify,
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
@@ -60,6 +63,63 @@ def http_transport(
         network_backend=AsyncioBackend(),
     )
     return transport
+
+
+#: ``_Pool`` overrides one method of httpcore's pool; it is used only with the httpcore
+#: releases it was written against (1.0.x), otherwise httpcore's own pool is.
+_POOL_KNOWN = httpcore.__version__.startswith("1.0.")
+
+
+class _Pool(httpcore.AsyncConnectionPool):
+    """httpcore's pool with a linear ``_assign_requests_to_connections``.
+
+    httpcore 1.0's version rebuilds a list of every connection for each idle connection it
+    looks at, and another for each queued request: O(connections^2) on every request sent
+    and every response closed. At 32 requests in flight that was ~2 ms of CPU per request,
+    so a higher ``--parallelism`` made an apply slower. Same decisions, in one pass each:
+    drop closed and expired connections and surplus idle ones, then hand queued requests
+    an available connection, or a new one while under ``max_connections``, or replace an
+    idle one. (httpcore 1.0 counts *all* connections against ``max_keepalive_connections``;
+    this counts the idle ones, as the limit says.)
+    """
+
+    def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
+        closing: list[httpcore.AsyncConnectionInterface] = []
+        keep: list[httpcore.AsyncConnectionInterface] = []
+        idle = 0
+        for connection in self._connections:
+            if connection.is_closed():
+                continue
+            if connection.has_expired():
+                closing.append(connection)
+            elif connection.is_idle():
+                if idle >= self._max_keepalive_connections:
+                    closing.append(connection)
+                else:
+                    idle += 1
+                    keep.append(connection)
+            else:
+                keep.append(connection)
+        self._connections[:] = keep
+        for pool_request in self._requests:
+            if not pool_request.is_queued():
+                continue
+            origin = pool_request.request.url.origin
+            connection = next(
+                (c for c in self._connections if c.can_handle_request(origin) and c.is_available()),
+                None,
+            )
+            if connection is None:
+                if len(self._connections) >= self._max_connections:
+                    idle_one = next((c for c in self._connections if c.is_idle()), None)
+                    if idle_one is None:
+                        continue  # stays queued until a connection frees up
+                    self._connections.remove(idle_one)
+                    closing.append(idle_one)
+                connection = self.create_connection(origin)
+                self._connections.append(connection)
+            pool_request.assign_to_connection(connection)
+        return closing
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):

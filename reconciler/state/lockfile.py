@@ -37,7 +37,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler.errors import LockfileError
-from reconciler.state.model import LOCKFILE_VERSION, LockEntry, Lockfile, new_lockfile
+from reconciler.state.model import LOCKFILE_VERSION, Lockfile, new_lockfile
 
 BACKUP_SUFFIX = ".backup"
 TEMP_MARK = ".tmp-"
