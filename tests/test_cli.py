@@ -253,6 +253,23 @@ def test_state_on_an_empty_lockfile(workdir: Path) -> None:
     assert "no entries" in shown.stderr
 
 
+def test_state_commands_refuse_another_projects_lockfile(workdir: Path) -> None:
+    assert cli("--project", "team-a", "apply", "--auto-approve").exit_code == 0
+    lock = workdir / "state/reconciler.lock"
+    before = lock.read_bytes()
+    for args in (
+        ["state", "list"],
+        ["state", "show", "agent.reviewer"],
+        ["state", "rm", "agent.reviewer"],
+    ):
+        result = cli("--project", "team-b", *args)
+        assert result.exit_code == 1, args
+        assert "team-a" in result.stderr and "--project" in result.stderr, result.stderr
+    assert lock.read_bytes() == before
+    listed = cli("--project", "team-a", "state", "list")
+    assert listed.exit_code == 0 and "agent.reviewer" in listed.stdout
+
+
 # --- secrets ----------------------------------------------------------------------------------
 
 

@@ -13,7 +13,14 @@ import click
 
 from reconciler.cli.app import App, pass_app
 from reconciler.errors import LockfileError
-from reconciler.state import ApplyLock, StateStore, list_entries, read_lockfile, show_entry, unlock
+from reconciler.state import (
+    ApplyLock,
+    StateStore,
+    list_entries,
+    read_project_lockfile,
+    show_entry,
+    unlock,
+)
 
 
 def register(group: click.Group) -> None:
@@ -30,7 +37,7 @@ def state() -> None:
 @pass_app
 def state_list(app: App) -> None:
     """Every address in the lockfile with its kind, remote id and agent version, sorted."""
-    lockfile = read_lockfile(app.settings.lockfile, project=app.settings.project)
+    lockfile = read_project_lockfile(app.settings.lockfile, app.settings.project)
     rows = [
         (address, entry.kind, entry.id, f"v{entry.version}" if entry.version is not None else "")
         for address, entry in list_entries(lockfile)
@@ -55,7 +62,7 @@ def state_list(app: App) -> None:
 @pass_app
 def state_show(app: App, address: str) -> None:
     """The lockfile entry of ADDRESS as JSON (it holds no secret values, only fingerprints)."""
-    lockfile = read_lockfile(app.settings.lockfile, project=app.settings.project)
+    lockfile = read_project_lockfile(app.settings.lockfile, app.settings.project)
     entry = show_entry(lockfile, address)
     data = {"address": address, **entry.model_dump(mode="json")}
     click.echo(json.dumps(data, indent=2, sort_keys=True))
