@@ -182,3 +182,92 @@ async def test_reaches_90_percent_of_the_servers_rate_with_few_429s(tmp_path: Pa
         if achieved >= 0.9 * min(rate, capacity):
             return
     pytest.fail(f"never reached 90% of {rate:.0f}/s: {', '.join(runs)}")
+
+
+# --------------------------------------------------------------------------- one rate per bucket
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "bucket"),
+    [
+        ("POST", "/v1/agents", "agents create"),
+        ("POST", "/v1/agents/agent_1", "agents"),
+        ("POST", "/v1/agents/agent_1/archive", "agents"),
+        ("GET", "/v1/agents?limit=100", "agents"),
+        ("POST", "/v1/vaults/vlt_1/credentials", "vaults create"),
+        ("DELETE", "/v1/vaults/vlt_1/credentials/vcrd_1", "vaults"),
+        ("POST", "/v1/environments", "environments create"),
+        ("POST", "/v1/sessions/sesn_1/events", "sessions"),
+        ("POST", "/v1/deployments/depl_1/run", "deployments"),
+    ],
+)
+def test_client_and_local_provider_agree_on_the_buckets(
+    method: str, path: str, bucket: str
+) -> None:
+    from reconciler.provider.local.faults import bucket_of
+    from reconciler.provider.wire import rate_bucket
+
+    assert rate_bucket(method, path) == bucket
+    assert bucket_of(method, path.split("?")[0]) == bucket
+
+
+async def test_a_limited_bucket_slows_only_itself(tmp_path: Path) -> None:
+    """Environment creates at 2/s, agent creates unlimited, sent side by side.
+
+    The 429s of the environment bucket pause and slow that bucket; the agent creates never
+    meet a 429 and are never paced (one limiter for all would have slowed them to ~2/s).
+    """
+    faults = FaultConfig(bucket_limits={"environments create": 2.0})
+    async with embedded_client(tmp_path / "p.db", faults=faults, backoff_base=0.01) as c:
+        slots = asyncio.Semaphore(10)
+
+        async def create(kind: str, i: int) -> None:
+            async with slots:
+                if kind == "env":
+                    await c.environments.create({"name": f"env-{i}", "config": {"type": "cloud"}})
+                else:
+                    await c.agents.create({"name": f"agent-{i}", "model": "m"})
+
+        started = time.monotonic()
+        agents = asyncio.gather(*(create("agent", i) for i in range(60)))
+        envs = asyncio.gather(*(create("env", i) for i in range(8)))
+        await agents
+        agents_done = time.monotonic() - started
+        await envs
+        limits = c.rate_limiter.buckets  # type: ignore[union-attr]
+    assert limits["agents create"].decreases == 0 and limits["agents create"].rate is None
+    assert limits["environments create"].decreases >= 1
+    assert limits["environments create"].rate is not None
+    assert c.stats.rate_limited >= 1
+    # 60 agent creates at ~2/s would take half a minute; unpaced they take well under that
+    assert agents_done < 10, agents_done
+
+
+def test_the_local_provider_enforces_each_bucket_on_its_own(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from reconciler.provider.local import DOCUMENTED_LIMITS, create_app
+    from reconciler.provider.wire import default_headers
+
+    assert DOCUMENTED_LIMITS["environments create"] == 1.0
+    app = create_app(tmp_path / "p.db", FaultConfig(bucket_limits={"environments create": 1.0}))
+    with TestClient(app, headers=default_headers("k")) as http:
+        first = http.post("/v1/environments", json={"name": "e1", "config": {"type": "cloud"}})
+        second = http.post("/v1/environments", json={"name": "e2", "config": {"type": "cloud"}})
+        agents = [http.post("/v1/agents", json={"name": f"a{i}", "model": "m"}) for i in range(5)]
+        listed = http.get("/v1/environments")
+    assert first.status_code == 200
+    assert second.status_code == 429 and int(second.headers["retry-after"]) >= 1
+    assert second.json()["error"]["type"] == "rate_limit_error"
+    assert [a.status_code for a in agents] == [200] * 5
+    assert listed.status_code == 200  # another bucket: environment reads
+
+
+def test_bucket_limit_flag_is_checked(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from reconciler.cli import main
+
+    result = CliRunner().invoke(main, ["provider", "serve", "--bucket-limit", "environments"])
+    assert result.exit_code == 1  # bad input, as every usage error of the CLI
+    assert "BUCKET=RPS" in result.output

@@ -61,6 +61,20 @@ def provider() -> None:
     help="Answer 429 (with retry-after) above RPS requests per second.",
 )
 @click.option(
+    "--bucket-limit",
+    "bucket_limits",
+    multiple=True,
+    metavar="BUCKET=RPS",
+    help="Answer 429 above RPS requests per second for one rate-limit bucket: the resource "
+    "family, creates apart (e.g. 'environments create=1', 'agents=10'). Repeatable.",
+)
+@click.option(
+    "--documented-limits",
+    is_flag=True,
+    help="Enforce the provider's published per-family limits (agent creates 300/min, "
+    "environments 60/min, ...).",
+)
+@click.option(
     "--seed", type=int, default=None, metavar="N", help="Seed the fault injection (repeatable)."
 )
 def serve(
@@ -70,6 +84,8 @@ def serve(
     latency_ms: int,
     fault_rate: float,
     rate_limit: float | None,
+    bucket_limits: tuple[str, ...],
+    documented_limits: bool,
     seed: int | None,
 ) -> None:
     """Serve the local provider over HTTP until Ctrl-C.
@@ -78,19 +94,39 @@ def serve(
     or the official SDK with base_url. Latency, faults and rate limits are for tests and
     benchmarks of retries.
     """
-    from reconciler.provider.local import FaultConfig
+    from reconciler.provider.local import DOCUMENTED_LIMITS, FaultConfig
     from reconciler.provider.local import serve as serve_provider
 
+    buckets = dict(DOCUMENTED_LIMITS) if documented_limits else {}
+    for item in bucket_limits:
+        name, sep, rps = item.rpartition("=")
+        try:
+            rate = float(rps)
+        except ValueError:
+            rate = 0.0
+        if not sep or not name.strip() or not rate > 0:
+            raise click.BadParameter(
+                f"{item!r}: expected BUCKET=RPS with RPS > 0, e.g. 'environments create=1'",
+                param_hint="--bucket-limit",
+            )
+        buckets[name.strip()] = rate
     faults = None
-    if latency_ms or fault_rate or rate_limit is not None or seed is not None:
+    if latency_ms or fault_rate or rate_limit is not None or seed is not None or buckets:
         faults = FaultConfig(
-            latency_ms=latency_ms, fault_rate=fault_rate, rate_limit=rate_limit, seed=seed
+            latency_ms=latency_ms,
+            fault_rate=fault_rate,
+            rate_limit=rate_limit,
+            seed=seed,
+            bucket_limits=buckets,
         )
     extras = []
     if faults is not None:
+        per_bucket = ", ".join(f"{k} {v:g}/s" for k, v in sorted(buckets.items()))
         extras.append(
             f"latency {latency_ms} ms, fault rate {fault_rate}, rate limit "
-            f"{'none' if rate_limit is None else f'{rate_limit:g}/s'}, seed {seed}"
+            f"{'none' if rate_limit is None else f'{rate_limit:g}/s'}"
+            + (f" ({per_bucket})" if per_bucket else "")
+            + f", seed {seed}"
         )
     port = _free_port(host, port)
     click.echo(

@@ -11,7 +11,7 @@ from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.provider.client import ProviderClient, RequestStats
 from reconciler.provider.embedded import embedded_client, open_client
 from reconciler.provider.pager import Pager
-from reconciler.provider.ratelimit import AdaptiveRateLimiter
+from reconciler.provider.ratelimit import AdaptiveRateLimiter, RateLimits
 from reconciler.provider.transport import StreamingASGITransport
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "ClientBackedProvider",
     "Pager",
     "ProviderClient",
+    "RateLimits",
     "RequestStats",
     "StreamingASGITransport",
     "embedded_client",

@@ -1,7 +1,7 @@
 """ProviderClient: the async HTTP client of the Managed Agents wire API.
 
 One ``httpx.AsyncClient`` (one connection pool) per client, shared safely by many concurrent
-tasks. Every attempt passes the shared ``AdaptiveRateLimiter``, is counted in ``stats``, and
+tasks. Every attempt passes the rate limiter of its bucket, is counted in ``stats``, and
 fails over to a retry or to a typed error of ``reconciler.errors``. This is the *one* place
 where an HTTP status becomes an error class (``error_for``).
 
@@ -38,7 +38,7 @@ from reconciler.errors import (
     ServerError,
 )
 from reconciler.provider.pager import Pager
-from reconciler.provider.ratelimit import AdaptiveRateLimiter
+from reconciler.provider.ratelimit import AdaptiveRateLimiter, RateLimits
 from reconciler.provider.resources import (
     Agents,
     Credentials,
@@ -55,6 +55,7 @@ from reconciler.provider.wire import (
     default_headers,
     describe_target,
     encode_query,
+    rate_bucket,
 )
 
 __all__ = ["ProviderClient", "RequestStats", "error_for"]
@@ -235,7 +236,8 @@ class ProviderClient:
         max_retries: retries after the first attempt.
         backoff_base: first retry backoff in seconds (doubles per retry).
         backoff_max: backoff cap in seconds.
-        rate_limiter: shared limiter; default: an unlimited ``AdaptiveRateLimiter``.
+        rate_limiter: paces the requests: ``RateLimits`` (the default) learns one rate per
+            rate-limit bucket of the provider; one ``AdaptiveRateLimiter`` paces them all.
         max_connections: requests in flight at once (and the keep-alive pool size).
 
     Example:
@@ -254,12 +256,12 @@ class ProviderClient:
         max_retries: int = 4,
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
-        rate_limiter: AdaptiveRateLimiter | None = None,
+        rate_limiter: AdaptiveRateLimiter | RateLimits | None = None,
         max_connections: int = 64,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.policy = RetryPolicy(max_retries, backoff_base, backoff_max)
-        self.rate_limiter = rate_limiter if rate_limiter is not None else AdaptiveRateLimiter()
+        self.rate_limiter = rate_limiter if rate_limiter is not None else RateLimits()
         self._stats = RequestStats()
         self._slots = asyncio.Semaphore(max_connections)
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
@@ -405,7 +407,7 @@ class ProviderClient:
         idem = is_idempotent(method, path, json) if idempotent is None else idempotent
         pairs = params if isinstance(params, list) else encode_query(params)
         query = httpx.QueryParams(tuple(pairs))
-        limiter, policy = self.rate_limiter, self.policy
+        limiter, policy = self.rate_limiter.for_request(rate_bucket(method, path)), self.policy
         retries = 0
         while True:
             failure: httpx.TransportError | None = None

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-__all__ = ["AdaptiveRateLimiter"]
+__all__ = ["AdaptiveRateLimiter", "RateLimits"]
 
 
 class AdaptiveRateLimiter:
@@ -100,6 +100,10 @@ class AdaptiveRateLimiter:
     def __repr__(self) -> str:
         rate = "unlimited" if self._rate is None else f"{self._rate:.1f}/s"
         return f"AdaptiveRateLimiter(rate={rate}, ceiling={self._ceiling})"
+
+    def for_request(self, bucket: str) -> AdaptiveRateLimiter:
+        """This limiter paces every request, whatever its bucket (see ``RateLimits``)."""
+        return self
 
     # ------------------------------------------------------------------ pacing
 
@@ -213,3 +217,51 @@ class AdaptiveRateLimiter:
             # Keep the tokens accrued at the old rate before switching.
             self._refill(self._clock(), self._rate)
         self._rate = rate
+
+
+class RateLimits:
+    """One ``AdaptiveRateLimiter`` per rate-limit bucket, made on first use.
+
+    The provider limits each family of calls on its own (environment creates far lower than
+    agent reads), so a 429 for one bucket pauses and slows only that bucket: 429s from
+    environment creates must not hold back the agent creates of the same apply.
+
+    Args:
+        make: builds the limiter of a new bucket (default: unlimited until the first 429).
+
+    Example:
+        >>> limits = RateLimits()
+        >>> limits.for_request("environments create") is limits.for_request("agents create")
+        False
+    """
+
+    def __init__(self, make: Callable[[], AdaptiveRateLimiter] = AdaptiveRateLimiter) -> None:
+        self._make = make
+        self._buckets: dict[str, AdaptiveRateLimiter] = {}
+
+    def for_request(self, bucket: str) -> AdaptiveRateLimiter:
+        """The limiter of ``bucket`` (``reconciler.provider.wire.rate_bucket``)."""
+        limiter = self._buckets.get(bucket)
+        if limiter is None:
+            limiter = self._buckets[bucket] = self._make()
+        return limiter
+
+    @property
+    def buckets(self) -> dict[str, AdaptiveRateLimiter]:
+        """Every bucket used so far, with its limiter."""
+        return dict(self._buckets)
+
+    @property
+    def rate(self) -> float | None:
+        """The lowest rate any bucket has learned (None while none met a 429)."""
+        rates = [b.rate for b in self._buckets.values() if b.rate is not None]
+        return min(rates) if rates else None
+
+    @property
+    def decreases(self) -> int:
+        """Rate decreases over all buckets."""
+        return sum(b.decreases for b in self._buckets.values())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k!r}: {v!r}" for k, v in sorted(self._buckets.items()))
+        return f"RateLimits({{{inner}}})"

@@ -86,7 +86,7 @@ def encode_query(params: Mapping[str, Any] | None) -> QueryParams:
         A list of (key, value) pairs for ``httpx`` (order preserved).
 
     Example:
-        >>> encode_query({"created_at": {"gte": "2026-01-01"}, "statuses": ["idle", "running"],
+        >>> encode_query({"created_at": {"gte": "2026-01-01"}, "statuses": ["idle", "running"],  # doctest: +NORMALIZE_WHITESPACE
         ...               "include_archived": True, "page": None})
         [('created_at[gte]', '2026-01-01'), ('statuses[]', 'idle'), ('statuses[]', 'running'),
          ('include_archived', 'true')]
@@ -160,6 +160,29 @@ def describe_target(path: str) -> tuple[str | None, str | None]:
             return (kind, ident) if ident is not None else (name, None)
         kind, ident = name, item
     return kind, ident
+
+
+_CREATED = frozenset({"agents", "environments", "vaults", "credentials", "sessions", "deployments"})
+
+
+def rate_bucket(method: str, path: str) -> str:
+    """The rate-limit bucket of a request: its resource family, with creates apart.
+
+    The provider limits each organisation per family and per kind of call
+    (provider-wire.md, section 8): agent, session and vault creates 300 a minute, their
+    other calls 600, environments 60. A 429 on one bucket says nothing about the others.
+
+    Example:
+        >>> rate_bucket("POST", "/v1/vaults/vlt_1/credentials"), rate_bucket("GET", "/v1/agents")
+        ('vaults create', 'agents')
+    """
+    segments = [s for s in path.split("?")[0].split("/") if s]
+    if segments and segments[0] == "v1":
+        segments = segments[1:]
+    family = segments[0] if segments else ""
+    if method.upper() == "POST" and segments and segments[-1] in _CREATED:
+        return f"{family} create"
+    return family
 
 
 def collection_kind(path: str) -> str | None:

@@ -6,7 +6,7 @@ timestamps, pagination and error envelopes as Anthropic's API (beta
 optional fault injection. It imports nothing from the rest of ``reconciler``.
 
     create_app(db_path, faults=None) -> FastAPI      the app (in-process via httpx.ASGITransport)
-    FaultConfig(latency_ms, fault_rate, rate_limit, seed)
+    FaultConfig(latency_ms, fault_rate, rate_limit, seed, bucket_limits)
     BackgroundServer(app, host="127.0.0.1", port=0)  uvicorn in a thread; ``.url``
     serve(host, port, db_path, faults)               blocking, for ``reconciler provider serve``
 
@@ -19,7 +19,7 @@ bodies), ``shapes`` (server defaults), ``routes_*`` (one per resource family), `
 from __future__ import annotations
 
 from .app import create_app
-from .faults import FaultConfig
+from .faults import DOCUMENTED_LIMITS, FaultConfig
 from .server import BackgroundServer, serve
 
-__all__ = ["BackgroundServer", "FaultConfig", "create_app", "serve"]
+__all__ = ["DOCUMENTED_LIMITS", "BackgroundServer", "FaultConfig", "create_app", "serve"]

@@ -7,6 +7,9 @@ that touches only ``/v1/`` paths:
 * ``rate_limit`` (requests/second): a token bucket holding one second of burst; a request
   finding it empty gets 429 ``rate_limit_error`` with ``retry-after`` (whole seconds, >= 1)
   and ``retry-after-ms``, and never reaches the handler.
+* ``bucket_limits``: the same, per rate-limit bucket of the provider (``bucket_of``: the
+  resource family, creates apart), as the real provider limits each family on its own;
+  ``DOCUMENTED_LIMITS`` is the published table.
 * ``fault_rate`` P: each request fails with probability P. Half of the faults strike
   *before* the handler (nothing written), half *after* it committed (the write happened,
   the response is lost). Either way the client sees a 503 ``overloaded_error`` or a dropped
@@ -24,6 +27,7 @@ import math
 import random
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -42,6 +46,9 @@ class FaultConfig:
     fault_rate: float = 0.0
     rate_limit: float | None = None
     seed: int | None = None
+    #: requests/second per rate-limit bucket (``bucket_of``), on top of ``rate_limit``:
+    #: e.g. ``{"environments": 1.0}``; ``DOCUMENTED_LIMITS`` is the provider's own table
+    bucket_limits: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.latency_ms < 0:
@@ -50,10 +57,13 @@ class FaultConfig:
             raise ValueError("fault_rate must be between 0 and 1")
         if self.rate_limit is not None and self.rate_limit <= 0:
             raise ValueError("rate_limit must be > 0 requests per second")
+        for bucket, rate in self.bucket_limits.items():
+            if rate <= 0:
+                raise ValueError(f"the limit of {bucket!r} must be > 0 requests per second")
 
     @property
     def active(self) -> bool:
-        return bool(self.latency_ms or self.fault_rate or self.rate_limit)
+        return bool(self.latency_ms or self.fault_rate or self.rate_limit or self.bucket_limits)
 
 
 @dataclass
@@ -70,6 +80,35 @@ class FaultStats:
 
 class InjectedDisconnect(ConnectionResetError):
     """Raised mid-response on purpose: the server aborts the connection."""
+
+
+#: The provider's published limits per organisation (provider-wire.md, section 8), per
+#: second: agent, session and vault creates 300 a minute, their other calls 600; environments
+#: 60 (all their calls, as the table does not split them); deployments are not stated.
+DOCUMENTED_LIMITS: dict[str, float] = {
+    "agents create": 5.0,
+    "sessions create": 5.0,
+    "vaults create": 5.0,
+    "agents": 10.0,
+    "sessions": 10.0,
+    "vaults": 10.0,
+    "environments create": 1.0,
+    "environments": 1.0,
+}
+_CREATED = frozenset({"agents", "environments", "vaults", "credentials", "sessions", "deployments"})
+
+
+def bucket_of(method: str, path: str) -> str:
+    """The rate-limit bucket of a request: ``"agents create"``, ``"agents"``, ...
+
+    The resource family is the path's first segment under ``/v1``; a POST to a collection
+    (``/v1/agents``, ``/v1/vaults/{id}/credentials``) is that family's create.
+    """
+    segments = [s for s in path.split("/") if s][1:]
+    family = segments[0] if segments else ""
+    if method == "POST" and segments and segments[-1] in _CREATED:
+        return f"{family} create"
+    return family
 
 
 class TokenBucket:
@@ -102,6 +141,7 @@ class FaultInjector:
         self._rng = random.Random(config.seed)
         self._rng_lock = threading.Lock()
         self._bucket = TokenBucket(config.rate_limit) if config.rate_limit else None
+        self._buckets = {name: TokenBucket(rate) for name, rate in config.bucket_limits.items()}
 
     def bind(self, app: ASGIApp) -> FaultInjector:
         """Wrap ``app`` (used as a middleware factory by ``create_app``)."""
@@ -126,8 +166,11 @@ class FaultInjector:
         self.stats.requests += 1
         if self.config.latency_ms:
             await asyncio.sleep(self.config.latency_ms / 1000)
-        if self._bucket is not None:
-            wait = self._bucket.take()
+        family = (
+            self._buckets.get(bucket_of(scope["method"], scope["path"])) if self._buckets else None
+        )
+        for bucket in (self._bucket, family):
+            wait = bucket.take() if bucket is not None else 0.0
             if wait > 0:
                 self.stats.rate_limited += 1
                 await self._rate_limited(scope, receive, send, wait)
