@@ -249,14 +249,24 @@ def goals(rows: list[Row], rates: list[RateStep]) -> list[str]:
     def verdict(ok: bool) -> str:
         return "**met**" if ok else "**missed**"
 
+    others: list[str] = []
     for r in rows:
-        if r.latency_ms == 20:
+        if r.latency_ms != 20:
+            continue
+        if r.workload.agents == 1000:  # issue #4: 1,000 agents + 100 environments
             ok = r.apply_speedup >= 8
             out.append(
-                f"- apply >= 8x the SDK loop at 20 ms, {r.workload.resources:,} resources: "
-                f"{r.apply_speedup:.1f}x - {verdict(ok)}"
+                f"- issue #4: apply of 1,000 agents + 100 environments >= 8x the SDK loop at "
+                f"20 ms (--parallelism {r.parallelism}): {r.apply_speedup:.1f}x - {verdict(ok)}"
                 + ("" if ok else f" by {8 / r.apply_speedup:.2f}x")
             )
+        else:
+            others.append(f"{r.workload.resources:,} resources {r.apply_speedup:.1f}x")
+    if others:
+        out.append(
+            "- the same ratio at other sizes (no goal set; fewer resources leave the plan's "
+            "fixed cost a larger share, more make the lockfile larger): " + ", ".join(others)
+        )
     worst = max(rows, key=lambda r: r.plan_ratio)
     ok = worst.plan_ratio <= 1.5
     out.append(
