@@ -28,7 +28,7 @@ from reconciler.engine.desired import desired_resources, is_owned
 from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
 from reconciler.engine.model import Action, Plan
 from reconciler.engine.planner import PlanOptions, build_plan
-from reconciler.engine.record import record_intent, record_outcome
+from reconciler.engine.record import record_intent, record_intents, record_outcome
 from reconciler.engine.refresh import Observed, refresh
 from reconciler.errors import LockfileError, ManifestError, ManifestIssue, PlanError
 from reconciler.manifest import ManifestSet, load_manifests, resolve_secret
@@ -405,8 +405,9 @@ async def apply(
             early = _early_intents(plan, stale)
             if early:
                 now = _now()
-                edit = _chain([_intent_edit(a, now) for a in early.values()])
-                await asyncio.to_thread(store.commit, edit)
+                await asyncio.to_thread(
+                    store.commit, lambda lf: record_intents(lf, early.values(), now)
+                )
             journal = _GroupCommit(store, senders=parallelism)
             announced: set[str] = set()
 
@@ -444,6 +445,10 @@ async def apply(
         return ApplyResult(plan, report, stale, store.lockfile)
 
 
+#: the longest a finished action's outcome waits for company before it is written (seconds)
+_MOST_PATIENT = 0.25
+
+
 class _GroupCommit:
     """Lockfile edits of one apply, written in groups (group commit).
 
@@ -457,8 +462,9 @@ class _GroupCommit:
     A failed write is raised by the next ``stage`` or ``durable`` and by ``close``.
 
     Every write rewrites the whole file (5 MB at 10,000 entries), so fewer, larger groups
-    matter: before a write the writer lingers until ``senders`` callers are waiting for it,
-    or ``linger`` seconds have passed, whichever comes first.
+    matter: before a write the writer lingers (``_linger_for_more``) until ``senders``
+    callers are waiting for it, or (once anyone waits) ``linger`` seconds have passed;
+    with nobody waiting, about as long as the last write took.
     """
 
     def __init__(self, store: StateStore, *, senders: int = 1, linger: float = 0.005) -> None:
@@ -474,6 +480,7 @@ class _GroupCommit:
         self._in_flight.set()
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._error: BaseException | None = None
+        self._last_write = 0.0  # seconds the last write took
 
     @property
     def healthy(self) -> bool:
@@ -503,8 +510,7 @@ class _GroupCommit:
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((upto, done))
-        if len(self._waiters) >= self._senders:
-            self._all_waiting.set()
+        self._all_waiting.set()  # the writer looks again: it lingers less once someone waits
         await done
 
     async def close(self) -> None:
@@ -543,22 +549,41 @@ class _GroupCommit:
             self._in_flight.set()
 
     async def _write_staged(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._staged and self._error is None:
-            if len(self._waiters) < self._senders:
-                self._all_waiting.clear()
-                try:
-                    await asyncio.wait_for(self._all_waiting.wait(), self._linger)
-                except TimeoutError:
-                    pass
+            await self._linger_for_more(loop)
             batch, upto = self._take()
             self._in_flight.clear()
+            started = loop.time()
             try:
                 await asyncio.to_thread(self._commit_in_thread, _chain(batch))
             except Exception as err:  # noqa: BLE001 - kept, and raised to abort the apply
                 self._error = err
             else:
                 self._written_count = upto
+            self._last_write = loop.time() - started
             self._wake()
+
+    async def _linger_for_more(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait for more edits before a write, so that one write carries many.
+
+        Someone waiting (a create's intent): at most ``linger``, less once ``senders`` wait.
+        Only outcomes staged (nobody waits for them): as long as the last write took, at
+        least ``4 * linger`` and at most ``_MOST_PATIENT``, so a large lockfile is rewritten
+        at most about half of the time instead of back to back.
+        """
+        start = loop.time()
+        patient = start + max(4 * self._linger, min(self._last_write, _MOST_PATIENT))
+        while len(self._waiters) < self._senders:
+            deadline = start + self._linger if self._waiters else patient
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._all_waiting.clear()
+            try:
+                await asyncio.wait_for(self._all_waiting.wait(), remaining)
+            except TimeoutError:
+                return
 
     def _wake(self) -> None:
         still: list[tuple[int, asyncio.Future[None]]] = []

@@ -6,7 +6,7 @@ from typing import Any
 
 from reconciler.engine.executor import Outcome
 from reconciler.engine.model import Archive, Create, Delete, NoOp, Replace, Target, Update
-from reconciler.engine.record import record_intent, record_outcome
+from reconciler.engine.record import record_intent, record_intents, record_outcome
 from reconciler.state import LockEntry, Lockfile, PendingIntent
 
 DIGEST = "sha256:" + "ab" * 32
@@ -62,6 +62,13 @@ def test_intent_is_recorded_for_creates_and_replaces_only() -> None:
 
     archive = Archive(address="agent.a", kind="agent", reason="x", remote_id="agent_1")
     assert record_intent(lf1, archive, T1) is lf1
+
+    # many at once: the same as one after the other, archives skipped, nothing mutated
+    one_by_one = record_intent(record_intent(lf, create, T1), replace, T1)
+    at_once = record_intents(lf, [create, archive, replace], T1)
+    assert at_once.pending == one_by_one.pending
+    assert record_intents(lf, [archive], T1) is lf
+    assert lf.pending == {}
 
 
 def test_a_successful_create_becomes_an_entry_and_clears_the_intent() -> None:
