@@ -79,6 +79,35 @@ def test_the_first_429_measures_the_rate_that_got_through() -> None:
     assert limiter.rate == pytest.approx(40, rel=0.05)
 
 
+async def test_a_429_at_full_speed_takes_what_got_through_as_the_limit() -> None:
+    """A server with burst capacity lets a too-high rate through for a while; when the 429
+    comes, the rate that actually got through is the better estimate of its limit."""
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(rate=10, decrease=0.7, clock=clock)
+    for i in range(10):  # one second at the full 10/s; every second request got through
+        clock.now += 0.1
+        sent = await limiter.acquire()
+        if i % 2:
+            limiter.on_success(sent)
+    limiter.on_rate_limited(0.01, sent_at=clock())
+    assert limiter.rate == pytest.approx(5 * 0.7, rel=0.15)
+    assert limiter.decreases == 1
+
+
+async def test_a_pause_in_the_window_is_not_read_as_a_low_limit() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(rate=10, decrease=0.7, clock=clock)
+    for _ in range(5):
+        clock.now += 0.1
+        limiter.on_success(await limiter.acquire())
+    limiter.on_rate_limited(0.8, sent_at=clock())  # paused for most of the next second
+    clock.now += 1.0  # 0.2 s after the pause: tokens for one request at 7/s
+    sent = await limiter.acquire()
+    clock.now += 0.05
+    limiter.on_rate_limited(0.01, sent_at=sent)  # too little unpaused time to measure
+    assert limiter.rate == pytest.approx(10 * 0.7 * 0.7)
+
+
 def test_successes_raise_the_rate_back_along_a_cubic_curve() -> None:
     clock = FakeClock()
     limiter = AdaptiveRateLimiter(rate=100, ceiling=130, decrease=0.7, recovery_s=2.0, clock=clock)

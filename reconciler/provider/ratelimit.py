@@ -5,7 +5,10 @@ whose rate adapts to the server (AIMD, shaped like TCP CUBIC): a 429 pauses *eve
 the server's ``retry-after`` has elapsed and multiplies the rate by ``decrease`` (0.7); while
 requests succeed the rate climbs back along a cubic curve - quickly at first, flat near the rate
 at which the last 429 happened, then probing above it. So a run that meets a limit of R requests
-per second settles just under R instead of turning into a retry storm.
+per second settles just under R instead of turning into a retry storm. The "rate of the last
+429" is the limiter's own rate, or, when the client had been sending at full speed and some of
+it was refused, the rate that actually got through: a server with burst capacity lets a rate
+above its limit pass for a while, and remembering that rate keeps the probes too high.
 
 This module only decides *when* a request may be sent. It does not send, retry or sleep for
 backoff of failed requests (the client does), and it never looks at responses other than the
@@ -79,6 +82,8 @@ class AdaptiveRateLimiter:
         self._last_pause = 0.0
         self._started_at: float | None = None
         self._successes: deque[float] = deque()
+        self._sends: deque[float] = deque()
+        self._resumed_at = float("-inf")  # when the last 429 pause ended
         self.decreases = 0
 
     # ------------------------------------------------------------------ state
@@ -118,6 +123,7 @@ class AdaptiveRateLimiter:
         if self._started_at is None:
             self._started_at = now
         if self._rate is None and now >= self._paused_until and not self._lock.locked():
+            self._sends.append(now)
             return now
         async with self._lock:  # FIFO: waiters take tokens in arrival order
             while True:
@@ -127,10 +133,12 @@ class AdaptiveRateLimiter:
                     continue
                 rate = self._rate
                 if rate is None:
+                    self._sends.append(now)
                     return now
                 self._refill(now, rate)
                 if self._tokens >= 1.0:
                     self._tokens -= 1.0
+                    self._sends.append(now)
                     return now
                 await asyncio.sleep((1.0 - self._tokens) / rate)
 
@@ -175,7 +183,9 @@ class AdaptiveRateLimiter:
         """
         now = self._clock()
         pause = retry_after if retry_after is not None and retry_after > 0 else 0.0
+        got_through = self._saturated_rate(now) if self._rate is not None else None
         self._paused_until = max(self._paused_until, now + pause)
+        self._resumed_at = self._paused_until
         self._last_pause = pause
         if sent_at is not None and sent_at < self._epoch_at:
             return
@@ -186,13 +196,37 @@ class AdaptiveRateLimiter:
             if base <= 0:
                 return  # nothing got through yet: pause only, measure on the next 429
         else:
-            base = current  # never the observed rate: a stalled client would under-read it
+            base = current
+            # A server with burst capacity lets a rate above its limit through for a while,
+            # so the rate at the 429 overestimates the limit. What got through while we were
+            # sending at full speed (no pause in the window, and more sent than succeeded)
+            # is the better estimate; a window with a pause in it would under-read it.
+            if got_through is not None:
+                base = min(base, max(got_through, self._min_rate))
         self._w_max = base
         self._epoch_at = now
         self.decreases += 1
         self._set_rate(base * self._decrease)
         self._tokens = 0.0
         self._refilled_at = max(now, self._paused_until)
+
+    def _saturated_rate(self, now: float) -> float | None:
+        """Successes per second since the last pause ended (within the window), if that
+        is at least half a window and more was sent than got through; else None."""
+        if self._started_at is None:
+            return None
+        start = max(now - self._window_s, self._resumed_at, self._started_at)
+        span = now - start
+        if span < self._window_s / 2:
+            return None
+        while self._sends and self._sends[0] < now - self._window_s:
+            self._sends.popleft()
+        self._observed_rate(now)  # trims the successes to the window
+        sent = sum(1 for t in self._sends if t >= start)
+        got = sum(1 for t in self._successes if t >= start)
+        if sent <= got:
+            return None
+        return got / span
 
     def _observed_rate(self, now: float) -> float:
         horizon = now - self._window_s
