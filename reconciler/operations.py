@@ -318,6 +318,7 @@ def stale_actions(plan: Plan, observed: Observed) -> dict[str, str]:
         if live is None:
             stale[a.address] = f"{a.address} ({a.remote_id}) no longer exists"
             continue
+        marker: str | None
         if a.kind == "agent":
             marker, what = str(live.get("version")), "version"
         else:

@@ -205,9 +205,9 @@ def request_fields(res: DesiredResource, project: str) -> JSON:
         spec.setdefault("name", res.remote_name)
     elif res.kind in ("vault", "credential"):
         spec.setdefault("display_name", res.remote_name)
-    spec = _secret_placeholders(spec)
-    spec["metadata"] = metadata
-    return spec
+    body: dict[str, Any] = _secret_placeholders(spec)
+    body["metadata"] = metadata
+    return body
 
 
 def create_body(res: DesiredResource, project: str) -> JSON:

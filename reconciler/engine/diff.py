@@ -64,7 +64,7 @@ def diff_objects(live: dict[str, Any], desired: dict[str, Any]) -> tuple[FieldCh
                 old = None
             elif op == "remove":
                 new = None
-            changes.append(FieldChange(op=op, path=path, old=old, new=new))  # type: ignore[arg-type]
+            changes.append(FieldChange(op=op, path=path, old=old, new=new))
     return tuple(sorted(changes, key=lambda c: (c.path, c.op)))
 
 

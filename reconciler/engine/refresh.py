@@ -53,7 +53,9 @@ async def refresh(
         kinds: kinds to list (``credential`` is implied by ``vault``).
     """
     results = await asyncio.gather(*(reader.list_all(k) for k in kinds))
-    objects = {k: tuple(r) for k, r in zip(kinds, results, strict=True)}
+    objects: dict[str, tuple[JSON, ...]] = {
+        k: tuple(r) for k, r in zip(kinds, results, strict=True)
+    }
     credentials: dict[str, tuple[JSON, ...]] = {}
     if "vault" in kinds:
         wanted = set(known_vault_ids)

@@ -105,20 +105,20 @@ class _Pool(httpcore.AsyncConnectionPool):
             if not pool_request.is_queued():
                 continue
             origin = pool_request.request.url.origin
-            connection = next(
+            chosen = next(
                 (c for c in self._connections if c.can_handle_request(origin) and c.is_available()),
                 None,
             )
-            if connection is None:
+            if chosen is None:
                 if len(self._connections) >= self._max_connections:
                     idle_one = next((c for c in self._connections if c.is_idle()), None)
                     if idle_one is None:
                         continue  # stays queued until a connection frees up
                     self._connections.remove(idle_one)
                     closing.append(idle_one)
-                connection = self.create_connection(origin)
-                self._connections.append(connection)
-            pool_request.assign_to_connection(connection)
+                chosen = self.create_connection(origin)
+                self._connections.append(chosen)
+            pool_request.assign_to_connection(chosen)
         return closing
 
 

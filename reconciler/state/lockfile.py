@@ -184,7 +184,7 @@ class _SectionText:
         return ("{\n", ",\n".join(parts), "\n  }")
 
 
-_quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # C, as json.dumps
+_quote = json.encoder.encode_basestring_ascii  # C, as json.dumps uses
 _float = json.JSONEncoder().iterencode  # json's own spelling of floats (NaN, Infinity, repr)
 
 
