@@ -437,10 +437,10 @@ async def apply(
                     skip=stale,
                 )
             finally:
+                # creates never sent (a dependency failed, or the run was stopped) leave
+                # no intent behind
                 unsent = [a for a in early if a not in announced]
-                if (
-                    unsent and journal.healthy
-                ):  # never sent (a dependency failed, or interrupted): no intent
+                if unsent and journal.healthy:
                     journal.stage(_chain([_drop_early_intent(a, early[a]) for a in unsent]))
                 await journal.close()
         return ApplyResult(plan, report, stale, store.lockfile)
