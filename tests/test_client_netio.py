@@ -12,6 +12,8 @@ import json
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import httpcore
 import httpx
@@ -190,30 +192,53 @@ def test_proxy_variables_leave_the_transport_to_httpx(monkeypatch: pytest.Monkey
         asyncio.run(client.aclose())
 
 
+@asynccontextmanager
+async def pooled(url: str, **limits: int | None) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+    """An httpx client on ``http_transport`` with these pool limits; yields it and its pool."""
+    transport = http_transport(verify=ssl.create_default_context(), limits=httpx.Limits(**limits))
+    assert transport is not None
+    async with httpx.AsyncClient(transport=transport, base_url=url, headers=HEADERS) as http:
+        yield http, transport._pool
+
+
 async def test_the_pool_keeps_only_its_keepalive_share_of_idle_connections(
     tcp_provider: str,
 ) -> None:
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=2)
-    transport = http_transport(verify=ssl.create_default_context(), limits=limits)
-    assert transport is not None
-    async with httpx.AsyncClient(
-        transport=transport, base_url=tcp_provider, headers=HEADERS
-    ) as http:
+    async with pooled(tcp_provider, max_connections=None, max_keepalive_connections=2) as (
+        http,
+        pool,
+    ):
         answers = await asyncio.gather(*(http.get("/v1/agents") for _ in range(12)))
         assert {a.status_code for a in answers} == {200}
         await http.get("/v1/agents")  # one more request: the pool tidies up as it assigns
-        pool = transport._pool
         assert type(pool).__name__ == "_Pool"
         assert 1 <= len(pool.connections) <= 2
 
 
 async def test_requests_queue_for_a_bounded_pool_and_all_complete(tcp_provider: str) -> None:
-    limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
-    transport = http_transport(verify=ssl.create_default_context(), limits=limits)
-    assert transport is not None
-    async with httpx.AsyncClient(
-        transport=transport, base_url=tcp_provider, headers=HEADERS
-    ) as http:
+    async with pooled(tcp_provider, max_connections=2, max_keepalive_connections=2) as (
+        http,
+        pool,
+    ):
         answers = await asyncio.gather(*(http.get("/v1/environments") for _ in range(20)))
         assert {a.status_code for a in answers} == {200}
-        assert len(transport._pool.connections) <= 2
+        assert len(pool.connections) <= 2
+
+
+async def test_a_unix_socket_connection(tmp_path: Path) -> None:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.readexactly(5))
+        await writer.drain()
+        writer.close()
+
+    path = str(tmp_path / "s.sock")
+    server = await asyncio.start_unix_server(echo, path)
+    try:
+        stream = await AsyncioBackend().connect_unix_socket(path, timeout=5)
+        await stream.write(b"hello", timeout=5)
+        assert await stream.read(100, timeout=5) == b"hello"
+        assert await stream.read(100, timeout=5) == b""  # the server hung up
+        await stream.aclose()
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -71,12 +71,17 @@ def describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
+def _set_exit_code(error: click.ClickException, code: int) -> None:
+    # click >= 8.5 types exit_code as a ClassVar; an instance attribute is what click reads
+    error.exit_code = code  # type: ignore[misc, unused-ignore]
+
+
 class Failure(click.ClickException):
     """A ``ReconcilerError`` (or OSError) as click shows it: ``Error: <message>`` on stderr."""
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        _set_exit_code(self, exit_code)
 
 
 class Interrupted(click.exceptions.Exit):
@@ -110,14 +115,14 @@ class ReconcilingGroup(click.Group):
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.UsageError as err:
-            err.exit_code = EXIT_USAGE
+            _set_exit_code(err, EXIT_USAGE)
             raise
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except click.UsageError as err:
-            err.exit_code = EXIT_USAGE
+            _set_exit_code(err, EXIT_USAGE)
             raise
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise

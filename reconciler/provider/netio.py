@@ -21,7 +21,7 @@ import asyncio
 import socket
 import ssl
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 import httpcore
@@ -135,17 +135,10 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
         local = (local_address, 0) if local_address else None
-        try:
-            async with asyncio.timeout(timeout):
-                transport, protocol = await loop.create_connection(
-                    _Protocol, host, port, local_addr=local, happy_eyeballs_delay=0.25
-                )
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"connecting to {host}:{port} timed out") from None
-        except OSError as e:
-            raise httpcore.ConnectError(str(e) or type(e).__name__) from e
-        _set_options(transport, socket_options)
-        return _Stream(protocol)
+        opening = loop.create_connection(
+            _Protocol, host, port, local_addr=local, happy_eyeballs_delay=0.25
+        )
+        return await _connect(opening, timeout, f"{host}:{port}", socket_options)
 
     async def connect_unix_socket(
         self,
@@ -153,26 +146,32 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                transport, protocol = await loop.create_unix_connection(_Protocol, path)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"connecting to {path} timed out") from None
-        except OSError as e:
-            raise httpcore.ConnectError(str(e) or type(e).__name__) from e
-        _set_options(transport, socket_options)
-        return _Stream(protocol)
+        opening = asyncio.get_running_loop().create_unix_connection(_Protocol, path)
+        return await _connect(opening, timeout, path, socket_options)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
-def _set_options(transport: asyncio.BaseTransport, options: Iterable[SocketOption] | None) -> None:
+async def _connect(
+    opening: Coroutine[Any, Any, tuple[asyncio.BaseTransport, _Protocol]],
+    timeout: float | None,
+    where: str,
+    options: Iterable[SocketOption] | None,
+) -> _Stream:
+    """Await a connection, as httpcore's exceptions; then set the socket options."""
+    try:
+        async with asyncio.timeout(timeout):
+            transport, protocol = await opening
+    except TimeoutError:
+        raise httpcore.ConnectTimeout(f"connecting to {where} timed out") from None
+    except OSError as e:
+        raise httpcore.ConnectError(str(e) or type(e).__name__) from e
     sock: socket.socket | None = transport.get_extra_info("socket")
     for option in options or ():
         if sock is not None:
             sock.setsockopt(*option)
+    return _Stream(protocol)
 
 
 class _Protocol(asyncio.Protocol):
@@ -186,8 +185,7 @@ class _Protocol(asyncio.Protocol):
         self.error: Exception | None = None
         self.reading_paused = False
         self.writing_paused = False
-        self._read_waiter: asyncio.Future[None] | None = None
-        self._drain_waiter: asyncio.Future[None] | None = None
+        self._waiting: dict[str, asyncio.Future[None]] = {}  # "read" / "drain" -> its waiter
         self._lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # -- asyncio callbacks -----------------------------------------------------------------
@@ -201,18 +199,18 @@ class _Protocol(asyncio.Protocol):
         if len(self.buffer) > _HIGH_WATER and not self.reading_paused and self.transport:
             self.transport.pause_reading()
             self.reading_paused = True
-        self._wake_reader()
+        self._wake("read")
 
     def eof_received(self) -> None:
         self.eof = True
-        self._wake_reader()
+        self._wake("read")
         # returning None lets the transport close itself: HTTP/1.1 never half-closes
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = self.closed = True
         self.error = exc
-        self._wake_reader()
-        self._wake_drain()
+        self._wake("read")
+        self._wake("drain")
         if not self._lost.done():
             self._lost.set_result(None)
 
@@ -221,37 +219,23 @@ class _Protocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        self._wake_drain()
+        self._wake("drain")
 
-    def _wake_reader(self) -> None:
-        waiter = self._read_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _wake_drain(self) -> None:
-        waiter = self._drain_waiter
+    def _wake(self, what: str) -> None:
+        waiter = self._waiting.get(what)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     # -- used by _Stream -------------------------------------------------------------------
 
-    async def wait_readable(self, timeout: float | None) -> None:
-        waiter = asyncio.get_running_loop().create_future()
-        self._read_waiter = waiter
+    async def wait_for(self, what: str, timeout: float | None) -> None:
+        """Until ``what`` ("read": data or EOF arrived; "drain": writing resumed) happens."""
+        waiter = self._waiting[what] = asyncio.get_running_loop().create_future()
         try:
             async with asyncio.timeout(timeout):
                 await waiter
         finally:
-            self._read_waiter = None
-
-    async def wait_drained(self, timeout: float | None) -> None:
-        waiter = asyncio.get_running_loop().create_future()
-        self._drain_waiter = waiter
-        try:
-            async with asyncio.timeout(timeout):
-                await waiter
-        finally:
-            self._drain_waiter = None
+            del self._waiting[what]
 
     async def wait_lost(self, timeout: float) -> None:
         async with asyncio.timeout(timeout):
@@ -269,7 +253,7 @@ class _Stream(httpcore.AsyncNetworkStream):
         p = self._protocol
         if not p.buffer and not p.eof:
             try:
-                await p.wait_readable(timeout)
+                await p.wait_for("read", timeout)
             except TimeoutError:
                 raise httpcore.ReadTimeout("the response did not arrive in time") from None
         if p.buffer:
@@ -296,7 +280,7 @@ class _Stream(httpcore.AsyncNetworkStream):
         p.transport.write(buffer)
         if p.writing_paused:
             try:
-                await p.wait_drained(timeout)
+                await p.wait_for("drain", timeout)
             except TimeoutError:
                 raise httpcore.WriteTimeout("the request could not be sent in time") from None
             if p.closed:
