@@ -199,6 +199,20 @@ def test_rate_limit_below_the_apply_rate(zygote: Zygote, tmp_path: Path, rps: fl
 
 
 @pytest.mark.slow
+def test_the_providers_documented_limits(zygote: Zygote, tmp_path: Path) -> None:
+    """Each family limited on its own, as the real provider does (environments 60/min)."""
+    from reconciler.provider.local import DOCUMENTED_LIMITS, FaultConfig
+
+    _fleet_case(
+        zygote,
+        tmp_path,
+        FaultConfig(bucket_limits=DOCUMENTED_LIMITS),
+        size={"agents": 24, "environments": 3, "credentials": 3, "deployments": 3},
+        update=True,
+    )
+
+
+@pytest.mark.slow
 def test_everything_at_once(zygote: Zygote, tmp_path: Path) -> None:
     from reconciler.provider.local import FaultConfig
 
