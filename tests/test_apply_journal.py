@@ -105,3 +105,79 @@ async def test_intents_of_creates_never_sent_are_dropped(tmp_path: Path) -> None
     again = await apply(settings)
     assert again is not None and again.report.ok, again.report.failures
     assert watch.pending_on_disk() == set()
+
+
+def test_ctrl_c_in_the_middle_of_an_apply(tmp_path: Path) -> None:
+    """SIGINT to a real ``reconciler apply``: exit 130, a lockfile that holds what was done
+    and intents only for creates that were sent, and a next run that converges, no twins."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_reliability_support import owned_objects, write_fleet
+
+    from reconciler.provider.local import BackgroundServer, FaultConfig
+
+    fleet = write_fleet(
+        tmp_path / "manifests", agents=30, environments=2, credentials=1, deployments=2
+    )
+    env = {**os.environ, **fleet.env, "NO_COLOR": "1"}
+    for var in ("RECONCILER_PROVIDER_URL", "RECONCILER_PROJECT", "RECONCILER_LOCKFILE"):
+        env.pop(var, None)
+    lockfile = tmp_path / "state" / "reconciler.lock"
+    db = tmp_path / "provider.db"
+    with BackgroundServer(create_app(db, FaultConfig(latency_ms=200))) as slow:
+        args = [
+            sys.executable,
+            "-m",
+            "reconciler.cli",
+            "--project",
+            "p",
+            "--provider-url",
+            slow.url,
+        ]
+        proc = subprocess.Popen(
+            [*args, "apply", "--auto-approve", "--parallelism", "4"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # until a few creates are done
+                if lockfile.exists() and len(json.loads(lockfile.read_text())["resources"]) >= 4:
+                    break
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 130, (out, err)
+        assert "Traceback" not in err
+        data = json.loads(lockfile.read_text())
+        done, pending = set(data["resources"]), set(data["pending"])
+        live = owned_objects(db, "p")
+        assert 4 <= len(done) < len(fleet.addresses)
+        assert done <= set(live)  # every recorded create exists
+        # only creates that were sent keep an intent: at most the 4 in flight
+        assert len(pending) <= 4 and not pending & done
+        assert set(live) <= done | pending  # nothing live that the lockfile does not know
+        again = subprocess.run(
+            [*args, "apply", "--auto-approve"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            check=False,
+            text=True,
+        )
+        assert again.returncode == 0, again.stderr
+    live = owned_objects(db, "p")
+    assert set(live) == set(fleet.addresses)
+    assert all(len(objs) == 1 for objs in live.values()), "a create was made twice"
+    assert json.loads(lockfile.read_text())["pending"] == {}
