@@ -32,7 +32,7 @@ from reconciler.engine.record import record_intent, record_intents, record_outco
 from reconciler.engine.refresh import Observed, refresh
 from reconciler.errors import LockfileError, ManifestError, ManifestIssue, PlanError
 from reconciler.manifest import ManifestSet, load_manifests, resolve_secret
-from reconciler.provider import ProviderClient, open_client
+from reconciler.provider import ProviderClient, RequestStats, open_client
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
     ApplyLock,
@@ -339,6 +339,8 @@ class ApplyResult:
     #: saved-plan actions refused because their resource changed since
     stale: dict[str, str]
     lockfile: Lockfile
+    #: every HTTP attempt of the run (retries and 429s included); None when nothing was sent
+    requests: RequestStats | None = None
 
     def __repr__(self) -> str:  # short, as PlanResult's
         done = sum(1 for o in self.report.outcomes if o.ok)
@@ -443,7 +445,8 @@ async def apply(
                 if unsent and journal.healthy:
                     journal.stage(_chain([_drop_early_intent(a, early[a]) for a in unsent]))
                 await journal.close()
-        return ApplyResult(plan, report, stale, store.lockfile)
+            requests = client.stats.snapshot()
+        return ApplyResult(plan, report, stale, store.lockfile, requests)
 
 
 #: the longest a finished action's outcome waits for company before it is written (seconds)

@@ -253,6 +253,20 @@ def test_state_on_an_empty_lockfile(workdir: Path) -> None:
     assert "no entries" in shown.stderr
 
 
+def test_apply_says_when_the_provider_rate_limited_it(workdir: Path) -> None:
+    from reconciler.provider.local import BackgroundServer, FaultConfig, create_app
+
+    app = create_app(workdir / "p.db", FaultConfig(rate_limit=2))
+    with BackgroundServer(app) as server:
+        applied = cli("--provider-url", server.url, "apply", "--auto-approve")
+        assert applied.exit_code == 0, applied.stderr
+        assert "Apply complete: 6 created" in applied.stdout
+        assert re.search(r"answered \d+ of \d+ requests with 429", applied.stderr), applied.stderr
+        assert "429" not in applied.stdout  # scripts reading stdout see the usual summary
+    unlimited = cli("--lockfile", "state/other.lock", "apply", "--auto-approve")
+    assert unlimited.exit_code == 0 and "429" not in unlimited.stderr  # no limit, no note
+
+
 def test_state_commands_refuse_another_projects_lockfile(workdir: Path) -> None:
     assert cli("--project", "team-a", "apply", "--auto-approve").exit_code == 0
     lock = workdir / "state/reconciler.lock"

@@ -283,4 +283,11 @@ def _report(result: operations.ApplyResult, planfile: Path | None) -> int:
             "Some actions of the saved plan were refused because their resources changed "
             "since it was made; run `reconciler plan` to review the change."
         )
+    stats = result.requests
+    if stats is not None and stats.rate_limited:
+        click.echo(
+            f"The provider answered {stats.rate_limited} of {stats.requests:,} requests with "
+            "429 (rate limit); apply slowed down to its pace and sent them again.",
+            err=True,
+        )
     return 1 if failures else 0
