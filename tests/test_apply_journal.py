@@ -111,12 +111,11 @@ def test_ctrl_c_in_the_middle_of_an_apply(tmp_path: Path) -> None:
     """SIGINT to a real ``reconciler apply``: exit 130, a lockfile that holds what was done
     and intents only for creates that were sent, and a next run that converges, no twins."""
     import os
-    import signal
     import subprocess
     import sys
     import time
 
-    from test_reliability_support import owned_objects, write_fleet
+    from test_reliability_support import cli_process, interrupt, owned_objects, write_fleet
 
     from reconciler.provider.local import BackgroundServer, FaultConfig
 
@@ -129,35 +128,14 @@ def test_ctrl_c_in_the_middle_of_an_apply(tmp_path: Path) -> None:
     lockfile = tmp_path / "state" / "reconciler.lock"
     db = tmp_path / "provider.db"
     with BackgroundServer(create_app(db, FaultConfig(latency_ms=200))) as slow:
-        args = [
-            sys.executable,
-            "-m",
-            "reconciler.cli",
-            "--project",
-            "p",
-            "--provider-url",
-            slow.url,
-        ]
-        proc = subprocess.Popen(
-            [*args, "apply", "--auto-approve", "--parallelism", "4"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
+        args = ["--project", "p", "--provider-url", slow.url, "apply", "--auto-approve"]
+        with cli_process([*args, "--parallelism", "4"], env=env, cwd=tmp_path) as proc:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:  # until a few creates are done
                 if lockfile.exists() and len(json.loads(lockfile.read_text())["resources"]) >= 4:
                     break
                 time.sleep(0.05)
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            out, err = interrupt(proc)
         assert proc.returncode == 130, (out, err)
         assert "Traceback" not in err
         data = json.loads(lockfile.read_text())
@@ -169,7 +147,7 @@ def test_ctrl_c_in_the_middle_of_an_apply(tmp_path: Path) -> None:
         assert len(pending) <= 4 and not pending & done
         assert set(live) <= done | pending  # nothing live that the lockfile does not know
         again = subprocess.run(
-            [*args, "apply", "--auto-approve"],
+            [sys.executable, "-m", "reconciler.cli", *args],
             cwd=tmp_path,
             env=env,
             capture_output=True,

@@ -575,6 +575,33 @@ def shared_zygote() -> Zygote:
 # --- what is live ---------------------------------------------------------------------------------
 
 
+@contextmanager
+def cli_process(
+    args: list[str], *, env: dict[str, str], cwd: Path | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """``python -m reconciler.cli ARGS`` with its output piped; killed if still running after."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler.cli", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def interrupt(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[str, str]:
+    """Ctrl-C: SIGINT, then wait for the process to end; its (stdout, stderr)."""
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=timeout)
+
+
 def owned_objects(
     db: Path, project: str, *, archived: bool = False
 ) -> dict[str, list[dict[str, Any]]]:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_reliability_support import cli_process, interrupt
 
 from reconciler.cli import main
 from reconciler.provider.local import BackgroundServer, FaultConfig, create_app
@@ -54,24 +53,12 @@ def test_ctrl_c_interrupts_the_session_and_exits_130(
     # the same database, now slow: every request takes 1.5 s
     with BackgroundServer(create_app(db, FaultConfig(latency_ms=1500))) as slow:
         env = {**os.environ, "NO_COLOR": "1"}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "reconciler.cli", "--provider-url", slow.url]
-            + ["run", "coder", "-m", "take your time"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        try:
+        args = ["--provider-url", slow.url, "run", "coder", "-m", "take your time"]
+        with cli_process(args, env=env) as proc:
             before = _read_until(proc, "Session sesn_", timeout=60)
             session_id = before.split("Session ", 1)[1].split()[0]
             time.sleep(0.5)  # the message is on its way; the turn is not over
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            out, err = interrupt(proc)
         assert proc.returncode == 130, (out, err)
         assert "--session" in before + err
         assert "Traceback" not in err
