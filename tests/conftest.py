@@ -40,6 +40,23 @@ async def client(provider_db: Path) -> AsyncIterator[object]:
 
 
 @pytest.fixture
+def app(provider_db: Path) -> object:
+    """The local provider's ASGI app over ``provider_db`` (test_local_provider*.py)."""
+    from reconciler.provider.local import create_app
+
+    return create_app(provider_db)
+
+
+@pytest.fixture
+async def http(app: object) -> AsyncIterator[object]:
+    """Plain httpx to ``app`` in-process, with the beta header (test_local_provider*.py)."""
+    from test_local_provider_support import local_client
+
+    async with local_client(app) as c:
+        yield c
+
+
+@pytest.fixture
 def tcp_provider(provider_db: Path) -> Iterator[str]:
     """The local provider served by uvicorn on 127.0.0.1 at a random port; yields its URL."""
     from reconciler.provider.local import BackgroundServer, create_app

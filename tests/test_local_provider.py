@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,22 +24,10 @@ from test_local_provider_support import (
     walk,
 )
 
-from reconciler.provider.local import create_app
 from reconciler.provider.local.ids import now_ts
 
 # Module-level: parametrized coroutine tests need the marker at collection time.
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def app(provider_db: Path) -> Any:
-    return create_app(provider_db)
-
-
-@pytest.fixture
-async def http(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with local_client(app) as c:
-        yield c
 
 
 # -- agents ----------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +24,6 @@ from reconciler.provider.local.ids import new_id, now_ts
 
 # Module-level: parametrized coroutine tests need the marker at collection time.
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def app(provider_db: Path) -> Any:
-    return create_app(provider_db)
-
-
-@pytest.fixture
-async def http(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with local_client(app) as c:
-        yield c
 
 
 # -- persistence -----------------------------------------------------------------------

@@ -11,7 +11,6 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from test_local_provider_support import (
     TEXT,
     TS,
     assert_error,
-    local_client,
     new_agent,
     new_env,
     ok,
@@ -33,17 +31,6 @@ from reconciler.provider.local import BackgroundServer, create_app
 
 # Module-level: parametrized coroutine tests need the marker at collection time.
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def app(provider_db: Path) -> Any:
-    return create_app(provider_db)
-
-
-@pytest.fixture
-async def http(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with local_client(app) as c:
-        yield c
 
 
 # -- sessions --------------------------------------------------------------------------
