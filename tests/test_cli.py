@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import socket
 import sys
 import types
@@ -20,6 +19,7 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner, Result
+from test_gitops_support import make_workdir
 
 import reconciler
 from reconciler.cli import _register_all, main
@@ -27,24 +27,11 @@ from reconciler.cli.failures import EXIT_INTERRUPTED, ReconcilingGroup
 from reconciler.errors import LockHeld, ManifestError, ReconcilerError
 
 REPO = Path(__file__).resolve().parent.parent
-ENV_VARS = (
-    "RECONCILER_MANIFESTS",
-    "RECONCILER_LOCKFILE",
-    "RECONCILER_PROJECT",
-    "RECONCILER_PROVIDER_URL",
-    "RECONCILER_PROVIDER_DB",
-    "ANTHROPIC_API_KEY",
-    "NO_COLOR",
-)
 
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
-    monkeypatch.chdir(tmp_path)
-    for var in ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
-    return tmp_path
+    return make_workdir(tmp_path, monkeypatch)
 
 
 def cli(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:

@@ -9,26 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from test_gitops_support import make_workdir
 
 from reconciler.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
-ENV_VARS = (
-    "RECONCILER_MANIFESTS",
-    "RECONCILER_LOCKFILE",
-    "RECONCILER_PROJECT",
-    "RECONCILER_PROVIDER_URL",
-    "RECONCILER_PROVIDER_DB",
-    "ANTHROPIC_API_KEY",
-    "NO_COLOR",
-)
 EXAMPLE_ADDRESSES = (
     "agent.coder",
     "agent.reviewer",
@@ -41,11 +32,7 @@ EXAMPLE_ADDRESSES = (
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
-    monkeypatch.chdir(tmp_path)
-    for var in ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
-    return tmp_path
+    return make_workdir(tmp_path, monkeypatch)
 
 
 def cli(*args: str, input: str | None = None) -> Result:

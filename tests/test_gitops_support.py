@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 from click.testing import CliRunner, Result
+from test_reliability_support import RECONCILER_VARS
 
 from reconciler.cli import main
 from reconciler.provider import ProviderClient, embedded_client
@@ -24,15 +25,6 @@ from reconciler.provider import ProviderClient, embedded_client
 REPO = Path(__file__).resolve().parent.parent
 DB = ".reconciler/provider.db"
 LOCKFILE = "state/reconciler.lock"
-ENV_VARS = (
-    "RECONCILER_MANIFESTS",
-    "RECONCILER_LOCKFILE",
-    "RECONCILER_PROJECT",
-    "RECONCILER_PROVIDER_URL",
-    "ANTHROPIC_API_KEY",
-    "NO_COLOR",
-    "GITHUB_ACTIONS",
-)
 T = TypeVar("T")
 
 
@@ -43,7 +35,7 @@ def make_workdir(
     if manifests:
         shutil.copytree(REPO / "manifests", tmp_path / "manifests")
     monkeypatch.chdir(tmp_path)
-    for var in ENV_VARS:
+    for var in RECONCILER_VARS:
         monkeypatch.delenv(var, raising=False)
     return tmp_path
 

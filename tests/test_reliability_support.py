@@ -56,6 +56,7 @@ RECONCILER_VARS = (
     "ANTHROPIC_API_KEY",
     "NO_COLOR",
     "FORCE_COLOR",
+    "GITHUB_ACTIONS",
 )
 
 
