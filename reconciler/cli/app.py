@@ -8,15 +8,17 @@ end. Nothing here talks to the provider or the filesystem.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
 
 from reconciler.operations import Settings
+from reconciler.render import FORMATS
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -41,3 +43,16 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App)
+
+
+def format_option(name: str, markdown_for: str) -> Callable[[F], F]:
+    """``--format text|json|markdown`` (stored as ``name``); markdown is ``markdown_for``."""
+    return click.option(
+        "--format",
+        name,
+        type=click.Choice(FORMATS),
+        default="text",
+        show_default=True,
+        help=f"text for people, json for programs (docs/json-format.md), markdown for "
+        f"{markdown_for}.",
+    )

@@ -17,10 +17,10 @@ import click
 
 from reconciler import gitops
 from reconciler.cli import failures, terminal
-from reconciler.cli.app import App, pass_app
+from reconciler.cli.app import App, format_option, pass_app
 from reconciler.engine.importing import KIND_FILES, Skipped
 from reconciler.errors import ManifestError
-from reconciler.render import FORMATS, render_drift
+from reconciler.render import render_drift
 
 #: ``drift`` when the live system drifted (0: no drift, 1: error).
 EXIT_DRIFT = 2
@@ -80,14 +80,7 @@ def annotate_for_github(error: BaseException) -> None:
 
 
 @click.command()
-@click.option(
-    "--format",
-    "fmt_",
-    type=click.Choice(FORMATS),
-    default="text",
-    show_default=True,
-    help="text for people, json for programs (docs/json-format.md), markdown for issues.",
-)
+@format_option("fmt_", "issues")
 @click.option(
     "--ignore-unmanaged",
     is_flag=True,

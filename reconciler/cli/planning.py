@@ -15,12 +15,12 @@ import click
 
 from reconciler import operations
 from reconciler.cli import terminal
-from reconciler.cli.app import App, pass_app
+from reconciler.cli.app import App, format_option, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, fail
 from reconciler.engine.executor import ApplyReport, Outcome
 from reconciler.engine.model import CHANGE_TYPES, Action, Plan
 from reconciler.manifest import ManifestSet, load_manifests
-from reconciler.render import FORMATS, render_apply_summary, render_plan
+from reconciler.render import render_apply_summary, render_plan
 
 #: ``plan --detailed-exitcode`` when the plan has changes.
 EXIT_CHANGES = 2
@@ -83,14 +83,7 @@ def validate(app: App) -> None:
     metavar="FILE",
     help="Also save the plan to FILE, for `reconciler apply FILE`.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="text",
-    show_default=True,
-    help="text for people, json for programs (docs/json-format.md), markdown for PR comments.",
-)
+@format_option("fmt", "PR comments")
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
