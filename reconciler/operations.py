@@ -432,8 +432,7 @@ async def apply(
 
             def intent(action: Action) -> None:
                 announced.add(action.address)
-                first = early.get(action.address)
-                if first is not None and first.parent_id == action.parent_id:
+                if action.address in early:
                     return  # on disk already: nothing to wait for (the ticket stays 0)
                 _CREATE_TICKET.set(journal.stage(_intent_edit(action, _now())))
 
@@ -460,7 +459,7 @@ async def apply(
                 # no intent behind
                 unsent = [a for a in early if a not in announced]
                 if unsent and journal.healthy:
-                    journal.stage(_chain([_drop_early_intent(a, early[a]) for a in unsent]))
+                    journal.stage(lambda lf: lf.without_pending(*unsent))
                 await journal.close()
             requests = client.stats.snapshot()
         return ApplyResult(plan, report, stale, store.lockfile, requests)
@@ -523,15 +522,14 @@ class _GroupCommit:
             self._writer = asyncio.get_running_loop().create_task(self._write_staged())
         return self._staged_count
 
-    async def durable(self, ticket: int | None = None) -> None:
-        """Wait until the edit of ``ticket`` (default: every edit staged so far) is written."""
+    async def durable(self, ticket: int) -> None:
+        """Wait until the edit of ``ticket`` (what ``stage`` returned; 0: none) is written."""
         if self._error is not None:
             raise self._error
-        upto = self._staged_count if ticket is None else ticket
-        if self._written_count >= upto:
+        if self._written_count >= ticket:
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((upto, done))
+        self._waiters.append((ticket, done))
         self._all_waiting.set()  # the writer looks again: it lingers less once someone waits
         await done
 
@@ -634,18 +632,6 @@ def _chain(edits: list[Callable[[Lockfile], Lockfile]]) -> Callable[[Lockfile], 
 
 def _intent_edit(action: Action, now: str) -> Callable[[Lockfile], Lockfile]:
     return lambda lf: record_intent(lf, action, now)
-
-
-def _drop_early_intent(address: str, action: Action) -> Callable[[Lockfile], Lockfile]:
-    def edit(lf: Lockfile) -> Lockfile:
-        intent = lf.pending.get(address)
-        if intent is None or intent.operation != (
-            "create" if action.type == "create" else "replace"
-        ):
-            return lf
-        return lf.without_pending(address)
-
-    return edit
 
 
 def _early_intents(plan: Plan, skip: Mapping[str, str]) -> dict[str, Action]:

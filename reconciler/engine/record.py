@@ -30,16 +30,7 @@ def record_intent(lockfile: Lockfile, action: Action, now: str) -> Lockfile:
     Returns:
         The lockfile with a pending intent for the address.
     """
-    if not isinstance(action, Create | Replace):
-        return lockfile
-    intent = PendingIntent(
-        kind=action.kind,
-        operation="create" if isinstance(action, Create) else "replace",
-        started_at=now,
-        parent_id=action.parent_id,
-        remote_name=action.target.remote_name,
-    )
-    return lockfile.with_pending(action.address, intent)
+    return record_intents(lockfile, (action,), now)
 
 
 def record_intents(lockfile: Lockfile, actions: Iterable[Action], now: str) -> Lockfile:

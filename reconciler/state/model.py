@@ -159,10 +159,11 @@ class Lockfile(_Frozen):
             raise TypeError(f"expected a PendingIntent, got {type(intent).__name__}")
         return self.model_copy(update={"pending": {**self.pending, address: intent}})
 
-    def without_pending(self, address: str) -> Lockfile:
-        """Return a copy without the pending intent of ``address``; no-op copy if none."""
+    def without_pending(self, *addresses: str) -> Lockfile:
+        """Return a copy without the pending intents of ``addresses`` (those it has)."""
         pending = dict(self.pending)  # a copy in C: a comprehension is O(n) in Python
-        pending.pop(address, None)
+        for address in addresses:
+            pending.pop(address, None)
         return self.model_copy(update={"pending": pending})
 
 
