@@ -312,7 +312,7 @@ def load_plan(path: Path) -> Plan:
         raise PlanError(f"{path}: not a saved plan (write one with `reconciler plan --out`)")
     try:
         return Plan.model_validate(data["plan"])
-    except Exception as err:  # pydantic.ValidationError: a plan from another version
+    except Exception as err:  # noqa: BLE001 - any failure here means "not a plan we can read"
         raise PlanError(f"{path}: unreadable plan ({err.__class__.__name__}); plan again") from None
 
 

@@ -144,9 +144,8 @@ def _resolve(value: Any, ctx: _Context) -> Any:
 
 
 def _immutable_change(kind: str, live: JSON, desired: JSON) -> str | None:
-    if kind == "environment":
-        if live["config"].get("type") != desired["config"].get("type"):
-            return "config.type cannot change in place"
+    if kind == "environment" and live["config"].get("type") != desired["config"].get("type"):
+        return "config.type cannot change in place"
     if kind == "credential":
         la, da = live.get("auth") or {}, desired.get("auth") or {}
         for key in ("type", "mcp_server_url", "secret_name"):
@@ -386,7 +385,7 @@ def _prune(ctx: _Context) -> tuple[list[Action], list[Note]]:
             )
             continue
         parent_id = obj.get("vault_id") if kind == "credential" else None
-        common: dict[str, Any] = dict(
+        common: dict[str, Any] = dict(  # noqa: C408 - keyword form reads as the action's fields
             address=address,
             kind=kind,
             remote_id=obj["id"],
