@@ -25,7 +25,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from reconciler.render import should_color
+from reconciler.render import DONE, should_color
 
 if TYPE_CHECKING:
     from reconciler.engine.executor import Outcome
@@ -42,14 +42,7 @@ _STARTING = {
     "delete": "deleting",
     "noop": "recording",
 }
-_DONE = {
-    "create": "created",
-    "update": "updated",
-    "replace": "replaced",
-    "archive": "archived",
-    "delete": "deleted",
-    "noop": "recorded",
-}
+_DONE = {**DONE, "noop": "recorded"}
 
 
 def _isatty(stream: object) -> bool:

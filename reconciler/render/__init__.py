@@ -19,7 +19,13 @@ from typing import Literal, NoReturn
 from reconciler.engine.model import DriftReport, Plan
 from reconciler.render.json_format import FORMAT_VERSION, drift_to_json, dumps, plan_to_json
 from reconciler.render.markdown import GITHUB_COMMENT_LIMIT, drift_markdown, plan_markdown
-from reconciler.render.text import drift_text, plan_text, render_apply_summary, should_color
+from reconciler.render.text import (
+    DONE,
+    drift_text,
+    plan_text,
+    render_apply_summary,
+    should_color,
+)
 
 Format = Literal["text", "json", "markdown"]
 
@@ -69,6 +75,7 @@ def _unknown(fmt: object) -> NoReturn:
 
 
 __all__ = [
+    "DONE",
     "FORMATS",
     "FORMAT_VERSION",
     "GITHUB_COMMENT_LIMIT",

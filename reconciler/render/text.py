@@ -50,7 +50,7 @@ _LEGEND_STYLE = {
 _NESTED_INDENT = 4
 
 #: Past participles for the apply summary, in the order they are reported.
-_DONE = {
+DONE = {
     "create": "created",
     "update": "updated",
     "replace": "replaced",
@@ -231,7 +231,7 @@ def render_apply_summary(counts: Mapping[str, int], failures: Mapping[str, str])
             Done before the failure and recorded in the lockfile: 2 created, 1 updated, ...
     """
     parts = []
-    for key, done in _DONE.items():
+    for key, done in DONE.items():
         n = counts.get(key, 0)
         if n or key not in ("replace", "delete"):
             parts.append(f"{n} {done}")
