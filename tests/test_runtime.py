@@ -346,9 +346,20 @@ def test_metadata_values_become_strings_or_are_rejected() -> None:
         ManagedConfig(metadata={"gone": None})
 
 
-def test_packages_under_limited_networking_need_package_managers() -> None:
+def test_packages_under_limited_networking_derive_package_managers() -> None:
+    derived = ManagedConfig(
+        packages=PackagesConfig(pip=["x"]), networking=NetworkingConfig("limited")
+    )
+    assert derived.environment_body()["config"]["networking"]["allow_package_managers"] is True
+    # without packages the wire default stands
+    plain = ManagedConfig(networking=NetworkingConfig("limited"))
+    assert plain.environment_body()["config"]["networking"]["allow_package_managers"] is False
+    # only an explicit False is refused
     with pytest.raises(ValueError, match="allow_package_managers"):
-        ManagedConfig(packages=PackagesConfig(pip=["x"]), networking=NetworkingConfig("limited"))
+        ManagedConfig(
+            packages=PackagesConfig(pip=["x"]),
+            networking=NetworkingConfig("limited", allow_package_managers=False),
+        )
 
 
 def test_ends_turn() -> None:

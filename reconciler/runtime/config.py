@@ -4,7 +4,9 @@ Three frozen dataclasses mirror PraisonAI's ``ManagedConfig`` / ``PackagesConfig
 ``NetworkingConfig`` (provider-wire.md §11.2), and each turns itself into the wire body of
 provider-wire.md §4 with a ``to_wire`` method. Where PraisonAI and the wire differ, the wire
 wins: limited networking defaults ``allow_mcp_servers`` and ``allow_package_managers`` to
-False (§5.4, §11.4 item 7) and metadata values must be strings (§11.4 item 11).
+False (§5.4, §11.4 item 7) and metadata values must be strings (§11.4 item 11). One default
+is derived instead: packages under limited networking need ``allow_package_managers`` on the
+wire, so a ``ManagedConfig`` with packages sends True unless the flag was set to False.
 
 Invalid values fail at construction with ``ValueError``/``TypeError`` naming the field, before
 anything is sent. This module does no I/O and knows nothing of the client.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 __all__ = [
@@ -147,7 +149,10 @@ class NetworkingConfig:
 
     ``unrestricted`` (the default) allows everything. ``limited`` allows only
     ``allowed_hosts``, plus MCP server hosts and package registries when the two flags say so;
-    both flags default to False as on the wire.
+    both default to False as on the wire, with one exception: ``allow_package_managers`` left
+    unset (None) becomes True in a ``ManagedConfig`` that lists packages, because the provider
+    refuses packages under limited networking without it. Only an explicit
+    ``allow_package_managers=False`` with packages is refused.
 
     Example:
         >>> wire = NetworkingConfig("limited", allowed_hosts=["api.example.com"]).to_wire()
@@ -158,7 +163,8 @@ class NetworkingConfig:
     type: NetworkingType = "unrestricted"
     allowed_hosts: Sequence[str] | None = None
     allow_mcp_servers: bool = False
-    allow_package_managers: bool = False
+    #: None = not set: False on the wire, or True when the environment lists packages
+    allow_package_managers: bool | None = None
 
     def __post_init__(self) -> None:
         if self.type not in _NETWORKING_TYPES:
@@ -167,9 +173,10 @@ class NetworkingConfig:
             )
         hosts = _string_list("NetworkingConfig", "allowed_hosts", self.allowed_hosts)
         object.__setattr__(self, "allowed_hosts", hosts)
-        for flag in ("allow_mcp_servers", "allow_package_managers"):
-            if not isinstance(getattr(self, flag), bool):
-                raise TypeError(f"NetworkingConfig.{flag} must be a bool")
+        if not isinstance(self.allow_mcp_servers, bool):
+            raise TypeError("NetworkingConfig.allow_mcp_servers must be a bool")
+        if not isinstance(self.allow_package_managers, (bool, type(None))):
+            raise TypeError("NetworkingConfig.allow_package_managers must be a bool or None")
         if self.type == "unrestricted" and (
             hosts or self.allow_mcp_servers or self.allow_package_managers
         ):
@@ -197,7 +204,7 @@ class NetworkingConfig:
             "type": "limited",
             "allowed_hosts": list(self.allowed_hosts or ()),
             "allow_mcp_servers": self.allow_mcp_servers,
-            "allow_package_managers": self.allow_package_managers,
+            "allow_package_managers": bool(self.allow_package_managers),
         }
 
 
@@ -214,7 +221,9 @@ class ManagedConfig:
         name: the agent's name.
         tools: wire tool objects; default the full built-in toolset.
         packages: environment packages (a ``PackagesConfig`` or its dict); None = none.
-        networking: environment network policy (a ``NetworkingConfig`` or its dict).
+        networking: environment network policy (a ``NetworkingConfig`` or its dict). Under
+            ``limited`` networking with packages, an unset ``allow_package_managers`` is sent
+            as True (the provider requires it); an explicit False is a ``ValueError``.
         vault_ids: vaults attached to every session the runtime creates.
         metadata: agent metadata; values must be strings (numbers and booleans are converted).
         env_name: the environment's name; unique among active environments on the provider.
@@ -227,10 +236,9 @@ class ManagedConfig:
     Example:
         >>> cfg = ManagedConfig(model="claude-sonnet-4-6", name="coder",
         ...                     packages=PackagesConfig(pip=["pandas"]),
-        ...                     networking=NetworkingConfig("limited", ["pypi.org"],
-        ...                                                 allow_package_managers=True))
-        >>> cfg.environment_body()["config"]["networking"]["type"]
-        'limited'
+        ...                     networking=NetworkingConfig("limited", ["pypi.org"]))
+        >>> cfg.environment_body()["config"]["networking"]["allow_package_managers"]
+        True
     """
 
     model: str | Mapping[str, Any] = "claude-haiku-4-5"
@@ -276,16 +284,16 @@ class ManagedConfig:
         set_(self, "vault_ids", _string_list("ManagedConfig", "vault_ids", self.vault_ids) or ())
         set_(self, "metadata", _metadata("ManagedConfig", self.metadata))
         networking, packages = self.networking_config, self.packages_config
-        if (
-            networking.type == "limited"
-            and packages is not None
-            and not packages.is_empty
-            and not networking.allow_package_managers
-        ):
-            raise ValueError(
-                "packages under limited networking need allow_package_managers=True "
-                "(the environment could not reach the package registries otherwise)"
-            )
+        if networking.type == "limited" and packages is not None and not packages.is_empty:
+            if networking.allow_package_managers is None:
+                # the wire requires it with packages; not setting it means "as needed"
+                set_(self, "networking", replace(networking, allow_package_managers=True))
+            elif not networking.allow_package_managers:
+                raise ValueError(
+                    "packages under limited networking need allow_package_managers=True "
+                    "(the environment could not reach the package registries otherwise); "
+                    "leave it unset or set it to True"
+                )
 
     @property
     def networking_config(self) -> NetworkingConfig:
@@ -329,3 +337,32 @@ class ManagedConfig:
     def to_wire(self) -> JSON:
         """Both bodies at once: ``{"agent": {...}, "environment": {...}}`` (for display)."""
         return {"agent": self.agent_body(), "environment": self.environment_body()}
+
+
+def _comparable_config(config: Mapping[str, Any]) -> JSON:
+    """An environment ``config`` with the server's fill-ins and list order taken out."""
+    networking = config.get("networking") or {"type": "unrestricted"}
+    net: JSON = {"type": networking.get("type")}
+    if net["type"] == "limited":
+        net["allowed_hosts"] = sorted(networking.get("allowed_hosts") or ())
+        net["allow_mcp_servers"] = bool(networking.get("allow_mcp_servers"))
+        net["allow_package_managers"] = bool(networking.get("allow_package_managers"))
+    packages = config.get("packages") or {}
+    return {
+        "type": config.get("type", "cloud"),
+        "networking": net,
+        "packages": {m: list(packages[m]) for m in PACKAGE_MANAGERS if packages.get(m)},
+    }
+
+
+def environment_differences(wanted: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
+    """What differs between a wanted environment ``config`` and a live one, as field names.
+
+    Example:
+        >>> environment_differences({"type": "cloud", "networking": {"type": "unrestricted"}},
+        ...                         {"type": "cloud", "networking": {"type": "unrestricted"},
+        ...                          "packages": {"pip": ["x"], "npm": []}})
+        ['packages']
+    """
+    a, b = _comparable_config(wanted), _comparable_config(live)
+    return [key for key in ("type", "networking", "packages") if a[key] != b[key]]

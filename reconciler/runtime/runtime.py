@@ -9,6 +9,7 @@ this module never invents its own for them. It holds no state beyond the ids it 
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -16,11 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from reconciler.errors import ConflictError
-from reconciler.runtime.config import ManagedConfig
-from reconciler.runtime.streams import SessionEventStream, Turn, as_events
+from reconciler.runtime.applied import DEFAULT_LOCKFILE, address_of, find_applied
+from reconciler.runtime.config import ManagedConfig, environment_differences
+from reconciler.runtime.streams import SentLedger, SessionEventStream, Turn, as_events
 
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
+    from reconciler.state import LockEntry
 
 __all__ = ["DEFAULT_DB_PATH", "ManagedRuntime"]
 
@@ -51,8 +54,15 @@ class ManagedRuntime:
             else ``.reconciler/provider.db`` (ignored with a provider URL).
         client: an open ``ProviderClient`` to use instead of building one; the runtime then
             neither opens nor closes it (the CLI and tests share theirs this way).
+        lockfile: where ``agent()``, ``environment()``, ``vault()``, ``deployment()`` and
+            ``applied()`` look up what ``reconciler apply`` created; default env
+            ``RECONCILER_LOCKFILE``, else ``state/reconciler.lock``.
+        project: the lockfile's project; default env ``RECONCILER_PROJECT``, else ``default``.
         client_kwargs: ``ProviderClient`` keywords (``timeout``, ``max_retries``...) for the
             client the runtime builds.
+
+    The runtime connects on first use: ``async with`` is optional (it closes everything on
+    exit); without it, ``await rt.aclose()`` when done.
 
     Attributes:
         config: the runtime's ``ManagedConfig``.
@@ -70,6 +80,8 @@ class ManagedRuntime:
         *,
         db_path: str | os.PathLike[str] | None = None,
         client: ProviderClient | None = None,
+        lockfile: str | os.PathLike[str] | None = None,
+        project: str | None = None,
         **client_kwargs: Any,
     ) -> None:
         if client is not None and (provider_url or api_key or db_path or client_kwargs):
@@ -81,6 +93,10 @@ class ManagedRuntime:
         self.provider_url = provider_url or os.environ.get("RECONCILER_PROVIDER_URL") or None
         self.api_key = api_key or os.environ.get("ANTHROPIC_API_KEY") or None
         self.db_path = Path(db_path or os.environ.get("RECONCILER_PROVIDER_DB") or DEFAULT_DB_PATH)
+        self.lockfile = Path(
+            lockfile or os.environ.get("RECONCILER_LOCKFILE") or DEFAULT_LOCKFILE
+        )
+        self.project = project or os.environ.get("RECONCILER_PROJECT") or "default"
         self.agent_id: str | None = None
         self.environment_id: str | None = None
         self.session_id: str | None = None
@@ -89,7 +105,9 @@ class ManagedRuntime:
         self._client: ProviderClient | None = client
         self._owns_client = client is None
         self._exit_stack: AsyncExitStack | None = None
+        self._opening = asyncio.Lock()
         self._streams: set[SessionEventStream] = set()
+        self._ledger = SentLedger()
 
     def __repr__(self) -> str:
         where = (
@@ -111,11 +129,13 @@ class ManagedRuntime:
         """The provider client (for calls the protocol does not cover, e.g. agent updates).
 
         Raises:
-            RuntimeError: the runtime was not entered with ``async with``.
+            RuntimeError: not connected yet: no method ran, ``open()`` was not awaited and
+                the runtime was not entered with ``async with``.
         """
         if self._client is None:
             raise RuntimeError(
-                "the ManagedRuntime is not open; use `async with ManagedRuntime(...) as rt:`"
+                "the ManagedRuntime is not connected yet; `await rt.open()` (or call any of "
+                "its methods, or use `async with ManagedRuntime(...) as rt:`) first"
             )
         return self._client
 
@@ -129,24 +149,44 @@ class ManagedRuntime:
             "session_id": self.session_id,
         }
 
-    async def __aenter__(self) -> Self:
-        if self._owns_client and self._client is None:
-            from reconciler.provider import open_client  # the edge, built only when used
+    async def open(self) -> Self:
+        """Connect now: build and open the client (idempotent).
 
-            kwargs = dict(self._client_kwargs)
-            kwargs.setdefault("timeout", DEFAULT_TIMEOUT_S)
-            stack = AsyncExitStack()
-            self._client = await stack.enter_async_context(
-                open_client(self.provider_url, self.api_key, db_path=self.db_path, **kwargs)
-            )
-            self._exit_stack = stack
+        Every method connects on first use, so this is optional; ``async with`` calls it.
+        A runtime used without ``async with`` should be closed with ``await rt.aclose()``.
+        """
+        if self._client is not None:
+            return self
+        async with self._opening:
+            if self._client is None and self._owns_client:
+                from reconciler.provider import open_client  # the edge, built only when used
+
+                kwargs = dict(self._client_kwargs)
+                kwargs.setdefault("timeout", DEFAULT_TIMEOUT_S)
+                stack = AsyncExitStack()
+                self._client = await stack.enter_async_context(
+                    open_client(self.provider_url, self.api_key, db_path=self.db_path, **kwargs)
+                )
+                self._exit_stack = stack
         return self
+
+    async def _api(self) -> ProviderClient:
+        """The client, connecting first if needed."""
+        if self._client is None:
+            await self.open()
+        return self.client
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close every stream still open and, if the runtime built it, the client."""
+        """Close every stream still open and, if the runtime built it, the client.
+
+        A later call connects again.
+        """
         try:
             for stream in list(self._streams):
                 await stream.aclose()
@@ -156,6 +196,41 @@ class ManagedRuntime:
                 self._client = None
                 await stack.aclose()
 
+    # ------------------------------------------------------------------ applied resources
+
+    def applied(self, address: str) -> LockEntry:
+        """The lockfile entry ``reconciler apply`` recorded for ``address``.
+
+        Reads ``self.lockfile`` fresh on each call. ``entry.id`` is the remote id; an
+        agent's ``entry.version`` is its version after the last apply, a deployment's
+        ``entry.pins`` the agent version it runs.
+
+        Raises:
+            NotApplied: the address is not in the lockfile (a ``LookupError``).
+            LockfileError: the lockfile is unreadable or another project's.
+        """
+        return find_applied(self.lockfile, self.project, address)
+
+    def agent(self, name: str) -> str:
+        """The id of the applied Agent ``name`` (``coder`` or ``agent.coder``).
+
+        Example:
+            >>> session_id = await rt.create_session(rt.agent("coder"), rt.environment("dev"))
+        """
+        return self.applied(address_of("agent", name)).id
+
+    def environment(self, name: str) -> str:
+        """The id of the applied Environment ``name``."""
+        return self.applied(address_of("environment", name)).id
+
+    def vault(self, name: str) -> str:
+        """The id of the applied Vault ``name``."""
+        return self.applied(address_of("vault", name)).id
+
+    def deployment(self, name: str) -> str:
+        """The id of the applied Deployment ``name``."""
+        return self.applied(address_of("deployment", name)).id
+
     # ------------------------------------------------------------------ agents
 
     async def create_agent(self, config: ManagedConfig | None = None) -> str:
@@ -164,7 +239,7 @@ class ManagedRuntime:
         Returns:
             The new agent's id. Its version is 1.
         """
-        agent = await self.client.agents.create((config or self.config).agent_body())
+        agent = await (await self._api()).agents.create((config or self.config).agent_body())
         self.agent_id = str(agent["id"])
         return self.agent_id
 
@@ -176,7 +251,7 @@ class ManagedRuntime:
         Raises:
             NotFoundError: no such agent or version.
         """
-        return await self.client.agents.retrieve(self._id("agent", agent_id), version=version)
+        return await (await self._api()).agents.retrieve(self._id("agent", agent_id), version=version)
 
     async def list_agents(self, **filters: Any) -> list[JSON]:
         """Every agent, all pages.
@@ -184,7 +259,7 @@ class ManagedRuntime:
         Args:
             filters: ``include_archived=True``, ``created_at_gte=``, ``created_at_lte=``.
         """
-        return await self.client.agents.list(**filters).to_list()
+        return await (await self._api()).agents.list(**filters).to_list()
 
     async def archive_agent(self, agent_id: str | None = None) -> JSON:
         """Archive an agent (there is no delete); returns the archived agent.
@@ -192,7 +267,7 @@ class ManagedRuntime:
         Existing sessions keep running; new sessions cannot use it.
         """
         agent_id = self._id("agent", agent_id)
-        archived = await self.client.agents.archive(agent_id)
+        archived = await (await self._api()).agents.archive(agent_id)
         if agent_id == self.agent_id:
             self.agent_id = None
         return archived
@@ -200,49 +275,71 @@ class ManagedRuntime:
     # ------------------------------------------------------------------ environments
 
     async def create_environment(
-        self, config: ManagedConfig | None = None, *, reuse: bool = False
+        self, config: ManagedConfig | None = None, *, reuse: bool | None = None
     ) -> str:
-        """Create a cloud environment named ``config.env_name`` and remember its id.
+        """Create a cloud environment named ``config.env_name`` - or reuse it - and remember its id.
 
-        Environment names are unique among active environments on the provider.
+        Environment names are unique among active environments on the provider, so a script
+        that creates its environment fails on its second run. Following "create once,
+        reuse", by default an active environment of the same name is reused when it is the
+        one the config describes (same networking and packages; allowed hosts in any order).
 
         Args:
             config: default the runtime's; supplies ``env_name``, ``networking``, ``packages``.
-            reuse: when the name is taken, return the existing environment's id instead of
-                raising (its networking and packages are left as they are).
+            reuse: None (default): reuse a same-named environment that matches the config,
+                refuse one that differs. True: reuse a same-named environment as it is.
+                False: always create (a taken name is a ``ConflictError``).
 
         Returns:
             The environment's id.
 
         Raises:
-            ConflictError: the name is taken and ``reuse`` is False.
+            ConflictError: the name is taken and ``reuse`` is False, or (default) the
+                environment of that name differs from the config; the message names the
+                differences. Give the config another ``env_name``, archive the old
+                environment, or pass ``reuse=True``.
         """
         body = (config or self.config).environment_body()
+        client = await self._api()
         try:
-            env = await self.client.environments.create(body)
-        except ConflictError:
-            if not reuse:
+            env = await client.environments.create(body)
+        except ConflictError as exc:
+            if reuse is False:
                 raise
             name = body["name"]
             found = [e for e in await self.list_environments() if e.get("name") == name]
             if not found:
                 raise
             env = found[0]
+            differences = environment_differences(body["config"], env.get("config") or {})
+            if differences and reuse is None:
+                raise ConflictError(
+                    f"environment {name!r} ({env['id']}) exists with another "
+                    f"{' and '.join(differences)} than this config describes; give the "
+                    "config another env_name, archive that environment, or pass reuse=True "
+                    "to use it as it is",
+                    status=exc.status,
+                    error_type=exc.error_type,
+                    error_code=exc.error_code,
+                    request_id=exc.request_id,
+                    method=exc.method,
+                    path=exc.path,
+                ) from exc
         self.environment_id = str(env["id"])
         return self.environment_id
 
     async def retrieve_environment(self, env_id: str | None = None) -> JSON:
         """The environment object (archived ones too)."""
-        return await self.client.environments.retrieve(self._id("environment", env_id))
+        return await (await self._api()).environments.retrieve(self._id("environment", env_id))
 
     async def list_environments(self, **filters: Any) -> list[JSON]:
         """Every environment, all pages (``include_archived=True`` adds archived ones)."""
-        return await self.client.environments.list(**filters).to_list()
+        return await (await self._api()).environments.list(**filters).to_list()
 
     async def archive_environment(self, env_id: str | None = None) -> JSON:
         """Archive an environment (no new sessions in it); returns the archived object."""
         env_id = self._id("environment", env_id)
-        archived = await self.client.environments.archive(env_id)
+        archived = await (await self._api()).environments.archive(env_id)
         if env_id == self.environment_id:
             self.environment_id = None
         return archived
@@ -250,7 +347,7 @@ class ManagedRuntime:
     async def delete_environment(self, env_id: str | None = None) -> JSON:
         """Delete an environment for good; returns ``{"id", "type": "environment_deleted"}``."""
         env_id = self._id("environment", env_id)
-        deleted = await self.client.environments.delete(env_id)
+        deleted = await (await self._api()).environments.delete(env_id)
         if env_id == self.environment_id:
             self.environment_id = None
         return deleted
@@ -300,7 +397,7 @@ class ManagedRuntime:
             body["resources"] = [dict(r) for r in mounts]
         if metadata:
             body["metadata"] = dict(metadata)
-        session = await self.client.sessions.create(body)
+        session = await (await self._api()).sessions.create(body)
         self.session_id = str(session["id"])
         return self.session_id
 
@@ -310,7 +407,7 @@ class ManagedRuntime:
         Raises:
             NotFoundError: no such session (e.g. it was deleted).
         """
-        return await self.client.sessions.retrieve(self._id("session", session_id))
+        return await (await self._api()).sessions.retrieve(self._id("session", session_id))
 
     async def list_sessions(
         self, status: SessionListStatus | None = None, **filters: Any
@@ -346,7 +443,7 @@ class ManagedRuntime:
                 )
         if filters.get("include_archived") is False:
             del filters["include_archived"]  # the wire default; keeps the query minimal
-        sessions = await self.client.sessions.list(**filters).to_list()
+        sessions = await (await self._api()).sessions.list(**filters).to_list()
         if only_archived:
             sessions = [s for s in sessions if s.get("archived_at")]
         return sessions
@@ -354,7 +451,7 @@ class ManagedRuntime:
     async def archive_session(self, session_id: str | None = None) -> JSON:
         """Archive a session (it takes no more events); returns the archived session."""
         session_id = self._id("session", session_id)
-        archived = await self.client.sessions.archive(session_id)
+        archived = await (await self._api()).sessions.archive(session_id)
         if session_id == self.session_id:
             self.session_id = None
         return archived
@@ -362,7 +459,7 @@ class ManagedRuntime:
     async def delete_session(self, session_id: str | None = None) -> JSON:
         """Delete a session and its events for good; returns ``{"id", "type"}``."""
         session_id = self._id("session", session_id)
-        deleted = await self.client.sessions.delete(session_id)
+        deleted = await (await self._api()).sessions.delete(session_id)
         if session_id == self.session_id:
             self.session_id = None
         return deleted
@@ -384,27 +481,47 @@ class ManagedRuntime:
             NotFoundError: the session does not exist (e.g. it was deleted).
             ConflictError / BadRequestError: the session cannot take these events now.
         """
-        return await self.client.sessions.send_events(
-            self._id("session", session_id), as_events(event)
-        )
+        session_id = self._id("session", session_id)
+        sent = await (await self._api()).sessions.send_events(session_id, as_events(event))
+        self._ledger.sent(session_id, sent)
+        return sent
 
-    def stream_events(self, session_id: str | None = None) -> SessionEventStream:
-        """The session's live event stream: an async iterator of event dicts.
+    def stream_events(
+        self, session_id: str | None = None, *, follow: bool = False
+    ) -> SessionEventStream:
+        """The session's event stream: an async iterator of event dicts.
 
-        Only events that happen while the stream is open are delivered, so open it (enter
-        ``async with`` or call ``open()``) *before* sending what it should see - or use
-        ``run_turn``, which does that for you. The runtime closes it when it closes.
+        Works in either order: events sent with ``send_event`` before the stream opened are
+        replayed from the session's event list, then it continues live, each event once.
+        It ends by itself after a turn-ending event (``ends_turn``) when nothing sent is
+        still pending, and at once (with a warning in the log) on an idle session to which
+        nothing was sent - so ``async for`` never hangs waiting for nothing. The runtime
+        closes it when it closes.
+
+        Args:
+            session_id: the session (None = the remembered one).
+            follow: a plain live tail instead: no replay, no end; for watching a session
+                that something else (a deployment, another program) drives.
 
         Example:
-            >>> async with rt.stream_events(sid) as events:
-            ...     await rt.send_event(sid, "hello")
-            ...     async for event in events:
-            ...         print(event["type"])
-            ...         if event["type"] == "session.status_idle":
-            ...             break
+            >>> await rt.send_event(sid, "hello")
+            >>> async for event in rt.stream_events(sid):
+            ...     print(event["type"])
+            ...     if event["type"] == "session.status_idle":
+            ...         break
         """
+        return self._stream(self._id("session", session_id), follow=follow)
+
+    def _stream(
+        self, session_id: str, *, follow: bool = False, replay: bool = True
+    ) -> SessionEventStream:
         stream = SessionEventStream(
-            self.client, self._id("session", session_id), on_close=self._streams.discard
+            self._api,
+            session_id,
+            ledger=self._ledger,
+            follow=follow,
+            replay=replay,
+            on_close=self._streams.discard,
         )
         self._streams.add(stream)
         return stream
@@ -428,10 +545,10 @@ class ManagedRuntime:
         """
         session_id = self._id("session", session_id)
         events = as_events(message)
-        stream = self.stream_events(session_id)
+        stream = self._stream(session_id, replay=False)  # only the turn it starts
 
         async def send() -> list[JSON]:
-            return await self.client.sessions.send_events(session_id, events)
+            return await self.send_event(session_id, events)
 
         return Turn(stream, send)
 

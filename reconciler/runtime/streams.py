@@ -7,13 +7,23 @@ exchange with the agent: it opens the stream *first* (the server has answered th
 request before anything is sent), then sends the user's events, then yields events until the
 turn ends.
 
+The provider's stream carries only what happens after it opens, so a stream opened *after*
+``send_event`` (the seed's order) would miss the turn. ``SentLedger`` remembers which sent
+events no stream has delivered yet; a stream opened while some are pending first replays the
+session's events from the earliest of them (listed newest first, only as far back as needed)
+and then continues live, skipping by id what the replay already gave. A stream stops at the
+end of a turn when nothing sent is pending, and one opened on an idle session with nothing
+pending ends at once and says so in the log: it never waits for events that cannot come.
+
 Nothing here builds request bodies beyond the user event of a turn, or maps errors: provider
 failures surface as the client's typed ``reconciler.errors``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Self
 
@@ -21,9 +31,22 @@ if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
     from reconciler.provider.sse import EventStream
 
-__all__ = ["SessionEventStream", "Turn", "as_events", "ends_turn", "user_message"]
+__all__ = [
+    "SentLedger",
+    "SessionEventStream",
+    "Turn",
+    "as_events",
+    "ends_turn",
+    "user_message",
+]
 
 JSON = dict[str, Any]
+log = logging.getLogger("reconciler.runtime")
+
+#: Events listed per page while replaying a session's recent history.
+REPLAY_PAGE = 100
+#: Session statuses in which no event comes unless something is sent.
+QUIET_STATUSES = frozenset({"idle", "terminated"})
 
 #: Stop reasons of ``session.status_idle`` after which the agent waits for an answer
 #: (tool confirmations, custom tool results) rather than for the next user message.
@@ -87,34 +110,87 @@ def ends_turn(event: Mapping[str, Any]) -> bool:
     return kind in ("session.error", "session.status_terminated", "session.deleted")
 
 
+class SentLedger:
+    """Per session, the ids of events sent through the runtime that no stream delivered yet.
+
+    ``ManagedRuntime.send_event`` records what the provider accepted; a stream marks an id
+    seen when it yields that event (and every id sent before it, since the provider keeps
+    the order). What is left is *pending*: a turn is still to come.
+    """
+
+    def __init__(self) -> None:
+        self._unseen: dict[str, list[str]] = {}
+
+    def sent(self, session_id: str, events: Iterable[Mapping[str, Any]]) -> None:
+        ids = [str(e["id"]) for e in events if e.get("id")]
+        if ids:
+            self._unseen.setdefault(session_id, []).extend(ids)
+
+    def seen(self, session_id: str, event_id: Any) -> None:
+        unseen = self._unseen.get(session_id)
+        if not unseen or event_id not in unseen:
+            return
+        del unseen[: unseen.index(event_id) + 1]
+        if not unseen:
+            del self._unseen[session_id]
+
+    def first_unseen(self, session_id: str) -> str | None:
+        unseen = self._unseen.get(session_id)
+        return unseen[0] if unseen else None
+
+    def pending(self, session_id: str) -> bool:
+        return bool(self._unseen.get(session_id))
+
+
 class SessionEventStream:
-    """The live event stream of one session: an async iterator of event dicts.
+    """The event stream of one session: an async iterator of event dicts.
 
     Opened lazily by the first ``__anext__`` or eagerly by ``open()`` / ``async with``;
     closed when the server ends it, when iteration raises, by ``aclose()``, on leaving
     ``async with``, or when the owning ``ManagedRuntime`` closes.
 
+    Unless ``follow`` is set it also ends on its own, so ``async for`` never hangs on a
+    session that has nothing more to say:
+
+    * after an event that ends a turn (``ends_turn``) when nothing sent is pending;
+    * at once, with a warning in the log, when it starts on an idle (or terminated) session
+      and nothing sent through the runtime is pending.
+
+    Events sent through the runtime *before* the stream opened are replayed from the
+    session's event list first, so ``send_event`` then ``stream_events`` delivers the whole
+    turn, each event once. ``follow=True`` is the raw live tail: no replay, no end.
+    ``replay=False`` skips the replay (a ``Turn`` reads only the turn it starts).
+
     Example:
-        >>> async with rt.stream_events(session_id) as events:
-        ...     await rt.send_event(session_id, "hello")
-        ...     async for event in events:
-        ...         if event["type"] == "session.status_idle":
-        ...             break
+        >>> await rt.send_event(session_id, "hello")
+        >>> async for event in rt.stream_events(session_id):
+        ...     print(event["type"])   # user.message ... session.status_idle, then it ends
     """
 
     def __init__(
         self,
-        client: ProviderClient,
+        client: ProviderClient | Callable[[], Awaitable[ProviderClient]],
         session_id: str,
         *,
+        ledger: SentLedger | None = None,
+        follow: bool = False,
+        replay: bool = True,
         on_close: Callable[[SessionEventStream], None] | None = None,
     ) -> None:
         self.session_id = session_id
+        self.follow = follow
+        self._replay_sent = replay and not follow
         self._client = client
+        self._ledger = ledger if ledger is not None else SentLedger()
         self._on_close = on_close
         self._cm: AbstractAsyncContextManager[EventStream] | None = None
         self._events: EventStream | None = None
         self._closed = False
+        self._started = False
+        self._replay_from: str | None = None
+        self._replay: deque[JSON] = deque()
+        self._replayed: set[str] = set()
+        self._turn_over = False
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._events is not None else "new"
@@ -124,6 +200,11 @@ class SessionEventStream:
     def is_open(self) -> bool:
         """True between a successful ``open()`` and the stream's close."""
         return self._events is not None and not self._closed
+
+    async def _api(self) -> ProviderClient:
+        if callable(self._client):
+            return await self._client()
+        return self._client
 
     async def open(self) -> Self:
         """Connect; returns once the server has answered the stream request (its headers).
@@ -135,9 +216,12 @@ class SessionEventStream:
         if self._closed:
             raise RuntimeError(f"{self!r} is closed; open a new one with stream_events()")
         if self._events is None:
-            cm = self._client.sessions.stream_events(self.session_id)
+            cm = (await self._api()).sessions.stream_events(self.session_id)
             self._events = await cm.__aenter__()
             self._cm = cm
+            # what was sent before this point is not on the live stream: replay it
+            if self._replay_sent:
+                self._replay_from = self._ledger.first_unseen(self.session_id)
         return self
 
     async def aclose(self) -> None:
@@ -171,11 +255,69 @@ class SessionEventStream:
             raise StopAsyncIteration
         try:
             await self.open()
-            assert self._events is not None
-            return await self._events.__anext__()
+            if not self._started:
+                self._started = True
+                if not await self._start():
+                    raise StopAsyncIteration
+            event = await self._next_event()
         except BaseException:  # the end, an error frame, a broken connection or cancellation
             await self.aclose()
             raise
+        self._ledger.seen(self.session_id, event.get("id"))
+        self._turn_over = ends_turn(event)
+        return event
+
+    async def _start(self) -> bool:
+        """Load the replay, or decide that nothing can come; False = end now."""
+        if self.follow:
+            return True
+        if self._replay_from is not None:
+            self._replay.extend(await self._history_since(self._replay_from))
+            self._replayed = {str(e["id"]) for e in self._replay if e.get("id")}
+            return True
+        if self._ledger.pending(self.session_id):
+            return True  # sent after the stream opened: it is on the live stream
+        session = await (await self._api()).sessions.retrieve(self.session_id)
+        status = session.get("status")
+        if status in QUIET_STATUSES:
+            log.warning(
+                "session %s is %s and nothing was sent to it through this runtime, so its "
+                "event stream ended at once; send_event() first (before or after opening the "
+                "stream), or use stream_events(session_id, follow=True) to wait for events "
+                "from elsewhere",
+                self.session_id,
+                status,
+            )
+            return False
+        return True
+
+    async def _next_event(self) -> JSON:
+        if not self.follow and self._turn_over and not self._ledger.pending(self.session_id):
+            raise StopAsyncIteration  # the turn ended and nothing else was asked
+        if self._replay:
+            return self._replay.popleft()
+        assert self._events is not None
+        while True:
+            event = await self._events.__anext__()
+            if not self._replayed or str(event.get("id")) not in self._replayed:
+                return event
+
+    async def _history_since(self, first_id: str) -> list[JSON]:
+        """The session's events from ``first_id`` on, oldest first (paged newest first)."""
+        newest_first: list[JSON] = []
+        pager = (await self._api()).sessions.list_events(
+            self.session_id, order="desc", limit=REPLAY_PAGE
+        )
+        async for event in pager:
+            newest_first.append(event)
+            if event.get("id") == first_id:
+                return newest_first[::-1]
+        log.warning(
+            "event %s sent to session %s is not in its event list; the stream starts live",
+            first_id,
+            self.session_id,
+        )
+        return []
 
 
 class Turn:

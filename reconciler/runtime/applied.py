@@ -1,0 +1,74 @@
+"""Look up what ``reconciler apply`` created, by address, from the lockfile.
+
+A program that runs the agents kept in the manifests needs their remote ids; the lockfile
+(``state/reconciler.lock`` by default, ``RECONCILER_LOCKFILE``) records them per address.
+``find_applied`` reads it fresh on every call (it is small, and an apply may have run since)
+and answers with the lockfile entry, or a ``NotApplied`` error saying what to do.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from typing import TYPE_CHECKING
+
+from reconciler.errors import ReconcilerError
+
+if TYPE_CHECKING:
+    from reconciler.state import LockEntry
+
+__all__ = ["DEFAULT_LOCKFILE", "LOOKUP_KINDS", "NotApplied", "find_applied"]
+
+#: Where the CLI keeps the lockfile unless told otherwise.
+DEFAULT_LOCKFILE = "state/reconciler.lock"
+#: The kinds a program looks up by name.
+LOOKUP_KINDS = ("agent", "environment", "vault", "deployment")
+
+
+class NotApplied(ReconcilerError, LookupError):
+    """The address is not in the lockfile: never applied, another project, a typo."""
+
+
+def address_of(kind: str, name: str) -> str:
+    """``coder`` or ``agent.coder`` -> ``agent.coder``; another kind's address is refused."""
+    if kind not in LOOKUP_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(LOOKUP_KINDS)}, got {kind!r}")
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"a {kind} name is a non-empty string, got {name!r}")
+    prefix, dot, rest = name.partition(".")
+    if dot and prefix in LOOKUP_KINDS + ("credential",):
+        if prefix != kind:
+            raise ValueError(f"{name} is a {prefix}, not a {kind}")
+        return name
+    return f"{kind}.{name}"
+
+
+def find_applied(
+    lockfile_path: str | os.PathLike[str], project: str, address: str
+) -> LockEntry:
+    """The lockfile entry of ``address``.
+
+    Raises:
+        NotApplied: the lockfile has no such address (the message names the lockfile and
+            project, and close addresses when there are some).
+        LockfileError: the lockfile is unreadable or belongs to another project.
+    """
+    from reconciler.state import read_project_lockfile  # pydantic models: only when used
+
+    lockfile = read_project_lockfile(lockfile_path, project)
+    entry = lockfile.resources.get(address)
+    if entry is not None:
+        return entry
+    kind = address.split(".", 1)[0]
+    same_kind = sorted(a for a in lockfile.resources if a.startswith(kind + "."))
+    close = difflib.get_close_matches(address, same_kind, n=3)
+    if close:
+        hint = f"; did you mean {' or '.join(close)}?"
+    elif same_kind:
+        hint = f"; it has {', '.join(same_kind[:10])}"
+    else:
+        hint = f"; it has no {kind} yet"
+    raise NotApplied(
+        f"{address} is not in the lockfile {os.fspath(lockfile_path)} (project {project}): "
+        f"apply the manifests first (`reconciler apply`){hint}"
+    )
