@@ -7,16 +7,19 @@ shapes the config objects produce and the lifetime of the runtime itself.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_gitops_support import make_workdir, ok
 
-from reconciler.errors import ConflictError, NotFoundError
+from reconciler.errors import ConflictError, LockfileError, NotFoundError
 from reconciler.runtime import (
     ManagedConfig,
     ManagedRuntime,
     NetworkingConfig,
+    NotApplied,
     PackagesConfig,
     ends_turn,
 )
@@ -90,6 +93,67 @@ async def test_quick_start_by_hand_opens_the_stream_before_sending(rt: ManagedRu
     assert sent[0]["content"] == [{"type": "text", "text": "hello"}]
     assert seen[0]["id"] == sent[0]["id"]  # the stream saw our own message: nothing lost
     assert _texts(seen) == ["echo: hello"]
+
+
+async def test_seed_order_send_then_stream_delivers_the_turn_once(rt: ManagedRuntime) -> None:
+    session_id = await _ready(rt)
+
+    sent = await rt.send_event(session_id, "hello")
+    events = [event async for event in rt.stream_events(session_id)]  # ends by itself
+
+    assert _types(events) == [
+        "user.message",
+        "session.status_running",
+        "agent.message",
+        "session.status_idle",
+    ]
+    assert events[0]["id"] == sent[0]["id"]
+    assert len({e["id"] for e in events}) == len(events)  # no duplicates
+    assert _texts(events) == ["echo: hello"]
+
+
+async def test_two_sends_before_the_stream_replay_both_turns(rt: ManagedRuntime) -> None:
+    session_id = await _ready(rt)
+    await rt.send_event(session_id, "one")
+    await rt.send_event(session_id, "two")
+
+    events = [event async for event in rt.stream_events(session_id)]
+
+    assert _texts(events) == ["echo: one", "echo: two"]
+    assert _types(events).count("session.status_idle") == 2
+    # both turns were delivered: a later stream has nothing pending and ends at once
+    assert [event async for event in rt.stream_events(session_id)] == []
+
+
+async def test_a_stream_on_an_idle_session_with_nothing_sent_ends_and_says_so(
+    rt: ManagedRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    session_id = await _ready(rt)
+    await rt.run_turn(session_id, "done already").collect()
+
+    with caplog.at_level("WARNING", logger="reconciler.runtime"):
+        events = [event async for event in rt.stream_events(session_id)]
+
+    assert events == []
+    assert f"session {session_id} is idle and nothing was sent" in caplog.text
+    assert "follow=True" in caplog.text
+
+
+async def test_a_stream_opened_first_ends_after_the_turn_without_a_break(
+    rt: ManagedRuntime,
+) -> None:
+    session_id = await _ready(rt)
+
+    async with rt.stream_events(session_id) as stream:
+        await rt.send_event(session_id, "first")
+        seen = []
+        async for event in stream:  # no break: it ends when the turn does
+            seen.append(event)
+            if event["type"] == "session.status_idle" and len(seen) < 5:
+                await rt.send_event(session_id, "second")  # another turn on the same stream
+
+    assert _texts(seen) == ["echo: first", "echo: second"]
+    assert not stream.is_open
 
 
 async def test_multi_turn_loop_on_one_session(rt: ManagedRuntime) -> None:
@@ -246,12 +310,21 @@ async def test_environment_wire_shapes_reach_the_provider(rt: ManagedRuntime) ->
     assert [e["id"] for e in await rt.list_environments()] == [env_id]
 
 
-async def test_environment_names_are_unique_unless_reused(rt: ManagedRuntime) -> None:
+async def test_environment_is_created_once_then_reused(rt: ManagedRuntime) -> None:
     env_id = await rt.create_environment()
 
+    # a second run of the same script: the environment its config describes is reused
+    assert await rt.create_environment() == env_id
+    assert len(await rt.list_environments()) == 1
     with pytest.raises(ConflictError):
-        await rt.create_environment()
-    assert await rt.create_environment(reuse=True) == env_id
+        await rt.create_environment(reuse=False)
+
+    # same name, other networking: refused with the difference named, unless reuse=True
+    other = ManagedConfig(networking=NetworkingConfig("limited", allowed_hosts=["x.example"]))
+    with pytest.raises(ConflictError, match="another networking") as caught:
+        await rt.create_environment(other)
+    assert env_id in str(caught.value) and "reuse=True" in str(caught.value)
+    assert await rt.create_environment(other, reuse=True) == env_id
 
     await rt.archive_environment(env_id)
     assert rt.environment_id is None
@@ -261,6 +334,22 @@ async def test_environment_names_are_unique_unless_reused(rt: ManagedRuntime) ->
     assert await rt.delete_environment(again) == {"id": again, "type": "environment_deleted"}
     with pytest.raises(NotFoundError):
         await rt.retrieve_environment(again)
+
+
+async def test_reuse_ignores_the_order_of_allowed_hosts(rt: ManagedRuntime) -> None:
+    hosts = ["b.example", "a.example"]
+    config = ManagedConfig(
+        packages=PackagesConfig(pip=["pandas"]),
+        networking=NetworkingConfig("limited", allowed_hosts=hosts),
+    )
+    env_id = await rt.create_environment(config)
+    swapped = ManagedConfig(
+        packages=PackagesConfig(pip=["pandas"]),
+        networking=NetworkingConfig("limited", allowed_hosts=hosts[::-1]),
+    )
+    assert await rt.create_environment(swapped) == env_id
+    with pytest.raises(ConflictError, match="another packages"):
+        await rt.create_environment(ManagedConfig(networking=config.networking))
 
 
 async def test_methods_need_an_id_when_none_is_remembered(rt: ManagedRuntime) -> None:
@@ -420,10 +509,22 @@ async def test_runtime_closes_streams_left_open(client: Any) -> None:
     assert (await client.sessions.retrieve(session_id))["id"] == session_id
 
 
-async def test_a_runtime_must_be_entered() -> None:
-    rt = ManagedRuntime(db_path="unused.db")
-    with pytest.raises(RuntimeError, match="async with"):
-        await rt.list_agents()
+async def test_a_runtime_opens_on_first_use_without_async_with(tmp_path: Path) -> None:
+    rt = ManagedRuntime(db_path=tmp_path / "lazy.db")
+    with pytest.raises(RuntimeError, match="not connected yet"):
+        rt.client  # noqa: B018 - the property raises
+    try:
+        session_id = await _ready(rt)  # connects on the first call
+        await rt.send_event(session_id, "lazy")
+        assert _texts([e async for e in rt.stream_events(session_id)]) == ["echo: lazy"]
+    finally:
+        await rt.aclose()
+    assert (tmp_path / "lazy.db").exists()
+    # closed, then used again: it connects again, to the same data
+    try:
+        assert [s["id"] for s in await rt.list_sessions()] == [session_id]
+    finally:
+        await rt.aclose()
     with pytest.raises(TypeError, match="either client"):
         ManagedRuntime(client=object(), provider_url="http://x")  # type: ignore[arg-type]
 
@@ -435,3 +536,46 @@ async def test_quick_start_over_http(tcp_provider: str) -> None:
         events = await rt.run_turn(session_id, "over the wire").collect()
     assert _texts(events) == ["echo: over the wire"]
     assert events[-1]["type"] == "session.status_idle"
+
+
+# -- what `reconciler apply` created ---------------------------------------------------------
+
+
+@pytest.fixture
+def applied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project directory (cwd) where `reconciler apply` applied the example manifests."""
+    make_workdir(tmp_path, monkeypatch)
+    ok("apply", "--auto-approve")
+    return tmp_path
+
+
+async def test_lookups_by_address_read_the_lockfile(applied: Path) -> None:
+    tmp_path = applied
+    resources = json.loads((tmp_path / "state/reconciler.lock").read_text())["resources"]
+
+    async with ManagedRuntime() as rt:
+        assert rt.agent("coder") == rt.agent("agent.coder") == resources["agent.coder"]["id"]
+        assert rt.environment("python-data") == resources["environment.python-data"]["id"]
+        assert rt.vault("github") == resources["vault.github"]["id"]
+        deployment = rt.applied("deployment.nightly-review")
+        assert deployment.id == rt.deployment("nightly-review")
+        assert deployment.pins == {"agent.reviewer": 1}
+        assert rt.applied("agent.reviewer").version == 1
+        # the ids are live: a session of the applied agent in the applied environment
+        session_id = await rt.create_session(rt.agent("coder"), rt.environment("python-data"))
+        assert _texts(await rt.run_turn(session_id, "hi").collect()) == ["echo: hi"]
+
+        with pytest.raises(NotApplied, match="did you mean agent.coder") as caught:
+            rt.agent("codr")
+        assert isinstance(caught.value, LookupError)
+        assert "state/reconciler.lock" in str(caught.value) and "reconciler apply" in str(
+            caught.value
+        )
+        with pytest.raises(ValueError, match="is a deployment address, not an agent one"):
+            rt.agent("deployment.nightly-review")
+
+    elsewhere = ManagedRuntime(lockfile=tmp_path / "none.lock")
+    with pytest.raises(NotApplied, match="has no agent yet"):
+        elsewhere.agent("coder")
+    with pytest.raises(LockfileError, match="project"):
+        ManagedRuntime(project="other").agent("coder")

@@ -38,6 +38,7 @@ def run_program(workdir: Path, source: str) -> str:
     script.write_text(source, encoding="utf-8")
     done = subprocess.run(
         [sys.executable, "-W", "error::ResourceWarning", str(script)],
+        check=False,
         cwd=workdir,
         env=clean_env(),
         capture_output=True,

@@ -7,7 +7,7 @@ client, with the wire of provider-wire.md as the authority. Without a provider U
 or ``RECONCILER_PROVIDER_URL``) it runs the embedded local provider in-process, like the CLI.
 It never talks HTTP itself and raises the client's typed errors (``reconciler.errors``).
 
-Quick start (the embedded provider echoes each message back):
+Quick start (the embedded provider echoes each message back; docs/runtime.md has more):
 
     import asyncio
     from reconciler.runtime import ManagedRuntime, ManagedConfig
@@ -16,9 +16,10 @@ Quick start (the embedded provider echoes each message back):
         config = ManagedConfig(name="coder", model="claude-sonnet-4-6")
         async with ManagedRuntime(config) as rt:
             agent_id = await rt.create_agent()
-            env_id = await rt.create_environment(reuse=True)
+            env_id = await rt.create_environment()   # created once, reused by later runs
             session_id = await rt.create_session(agent_id, env_id)
-            async for event in rt.run_turn(session_id, "hello"):
+            await rt.send_event(session_id, "hello")
+            async for event in rt.stream_events(session_id):   # ends with the turn
                 print(event["type"])
 
     asyncio.run(main())
@@ -30,12 +31,15 @@ prints the turn's events, ending with the idle event::
     agent.message
     session.status_idle
 
-``run_turn`` opens the stream before it sends, so no event is lost; the same by hand is
-``async with rt.stream_events(sid) as events: await rt.send_event(sid, "hello"); ...``.
+The stream replays what was sent before it opened, so either order works; ``run_turn(sid,
+"hello")`` does both in one call. Without ``async with`` the runtime connects on first use;
+``await rt.aclose()`` closes it. ``rt.agent("coder")`` and friends return the ids that
+``reconciler apply`` recorded in the lockfile.
 """
 
 from __future__ import annotations
 
+from reconciler.runtime.applied import NotApplied
 from reconciler.runtime.config import (
     DEFAULT_TOOLS,
     PACKAGE_MANAGERS,
@@ -45,6 +49,7 @@ from reconciler.runtime.config import (
 )
 from reconciler.runtime.runtime import DEFAULT_DB_PATH, ManagedRuntime
 from reconciler.runtime.streams import (
+    SentLedger,
     SessionEventStream,
     Turn,
     as_events,
@@ -59,7 +64,9 @@ __all__ = [
     "ManagedConfig",
     "ManagedRuntime",
     "NetworkingConfig",
+    "NotApplied",
     "PackagesConfig",
+    "SentLedger",
     "SessionEventStream",
     "Turn",
     "as_events",

@@ -29,23 +29,25 @@ class NotApplied(ReconcilerError, LookupError):
     """The address is not in the lockfile: never applied, another project, a typo."""
 
 
+def _a(word: str) -> str:
+    return f"an {word}" if word[0] in "aeiou" else f"a {word}"
+
+
 def address_of(kind: str, name: str) -> str:
     """``coder`` or ``agent.coder`` -> ``agent.coder``; another kind's address is refused."""
     if kind not in LOOKUP_KINDS:
         raise ValueError(f"kind must be one of {', '.join(LOOKUP_KINDS)}, got {kind!r}")
     if not isinstance(name, str) or not name:
         raise TypeError(f"a {kind} name is a non-empty string, got {name!r}")
-    prefix, dot, rest = name.partition(".")
+    prefix, dot, _ = name.partition(".")
     if dot and prefix in LOOKUP_KINDS + ("credential",):
         if prefix != kind:
-            raise ValueError(f"{name} is a {prefix}, not a {kind}")
+            raise ValueError(f"{name} is {_a(prefix)} address, not {_a(kind)} one")
         return name
     return f"{kind}.{name}"
 
 
-def find_applied(
-    lockfile_path: str | os.PathLike[str], project: str, address: str
-) -> LockEntry:
+def find_applied(lockfile_path: str | os.PathLike[str], project: str, address: str) -> LockEntry:
     """The lockfile entry of ``address``.
 
     Raises:

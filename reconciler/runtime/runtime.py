@@ -93,9 +93,7 @@ class ManagedRuntime:
         self.provider_url = provider_url or os.environ.get("RECONCILER_PROVIDER_URL") or None
         self.api_key = api_key or os.environ.get("ANTHROPIC_API_KEY") or None
         self.db_path = Path(db_path or os.environ.get("RECONCILER_PROVIDER_DB") or DEFAULT_DB_PATH)
-        self.lockfile = Path(
-            lockfile or os.environ.get("RECONCILER_LOCKFILE") or DEFAULT_LOCKFILE
-        )
+        self.lockfile = Path(lockfile or os.environ.get("RECONCILER_LOCKFILE") or DEFAULT_LOCKFILE)
         self.project = project or os.environ.get("RECONCILER_PROJECT") or "default"
         self.agent_id: str | None = None
         self.environment_id: str | None = None
@@ -251,7 +249,9 @@ class ManagedRuntime:
         Raises:
             NotFoundError: no such agent or version.
         """
-        return await (await self._api()).agents.retrieve(self._id("agent", agent_id), version=version)
+        return await (await self._api()).agents.retrieve(
+            self._id("agent", agent_id), version=version
+        )
 
     async def list_agents(self, **filters: Any) -> list[JSON]:
         """Every agent, all pages.
