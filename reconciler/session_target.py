@@ -29,14 +29,16 @@ class SessionTarget:
     agent_address: str
     agent_id: str
     agent_version: int | None
-    environment_address: str
-    environment_id: str
+    #: None when an existing session is continued: it runs in its own environment
+    environment_address: str | None
+    environment_id: str | None
     vault_ids: tuple[str, ...] = ()
 
     def describe(self) -> str:
         version = f" version {self.agent_version}" if self.agent_version is not None else ""
         via = "" if self.address == self.agent_address else f"{self.address}: "
-        return f"{via}{self.agent_address}{version} in {self.environment_address}"
+        where = self.environment_address or "its session's environment"
+        return f"{via}{self.agent_address}{version} in {where}"
 
 
 def _pick_address(manifests: ManifestSet, name: str) -> str:
@@ -69,9 +71,18 @@ def _hint(manifests: ManifestSet, name: str) -> str:
 
 
 def resolve_session_target(
-    manifests: ManifestSet, lockfile: Lockfile, name: str, environment: str | None = None
+    manifests: ManifestSet,
+    lockfile: Lockfile,
+    name: str,
+    environment: str | None = None,
+    *,
+    existing_session: bool = False,
 ) -> SessionTarget:
     """The ids a session for ``name`` uses (see the module doc).
+
+    Args:
+        existing_session: an existing session is continued; for an agent, no environment
+            is chosen (the session has its own), so several environments are no obstacle.
 
     Raises:
         RunError: unknown name, or a resource it needs is not in the lockfile yet.
@@ -100,9 +111,19 @@ def resolve_session_target(
         vaults = tuple(applied(f"vault.{v}").id for v in spec.vaults)
         return SessionTarget(address, agent_address, agent.id, version, env_address, env.id, vaults)
     agent = applied(address)
+    if existing_session and environment is None:
+        return SessionTarget(address, address, agent.id, agent.version, None, None)
     env_address = _environment_for_agent(manifests, address, environment)
     env = applied(env_address)
     return SessionTarget(address, address, agent.id, agent.version, env_address, env.id)
+
+
+def address_of_id(lockfile: Lockfile, remote_id: str) -> str | None:
+    """The address the lockfile records for ``remote_id``, if any."""
+    for address, entry in lockfile.resources.items():
+        if entry.id == remote_id:
+            return address
+    return None
 
 
 def _environment_for_agent(manifests: ManifestSet, address: str, name: str | None) -> str:

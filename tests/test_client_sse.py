@@ -120,7 +120,7 @@ async def test_an_error_status_on_open_is_typed() -> None:
         await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 
     async with client_for(app) as client:
-        with pytest.raises(NotFoundError, match="session sesn_1 not found"):
+        with pytest.raises(NotFoundError, match="session sesn_1: gone"):
             await read_all(client)
 
 

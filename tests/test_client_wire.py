@@ -202,15 +202,23 @@ async def test_status_maps_to_one_error_class(
     assert len(seen) == 1
 
 
-def test_not_found_message_names_the_resource() -> None:
-    err = error_for(
-        404,
-        envelope(404, "not_found_error", "no such agent"),
-        method="GET",
-        path="/v1/agents/agent_01X",
-        request_id="req_1",
+def test_not_found_message_names_the_resource_and_keeps_the_providers_words() -> None:
+    def not_found(message: str, path: str = "/v1/agents/agent_01X") -> str:
+        payload = envelope(404, "not_found_error", message) if message else ""
+        return str(error_for(404, payload, method="GET", path=path, request_id="req_1"))
+
+    assert not_found("") == "agent agent_01X not found (404, request req_1)"
+    assert not_found("agent agent_01X not found") == (
+        "agent agent_01X not found (404 not_found_error, request req_1)"
     )
-    assert str(err) == "agent agent_01X not found (404 not_found_error, request req_1)"
+    assert not_found("no such agent") == (
+        "agent agent_01X: no such agent (404 not_found_error, request req_1)"
+    )
+    # the deployment exists; what is missing is the agent version it pins
+    assert not_found("agent version agent_01X v7 not found", "/v1/deployments/depl_1") == (
+        "deployment depl_1: agent version agent_01X v7 not found "
+        "(404 not_found_error, request req_1)"
+    )
 
 
 def test_bad_request_message_quotes_the_server() -> None:

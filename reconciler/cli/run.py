@@ -8,7 +8,9 @@ Sessions are run through ``reconciler.runtime.ManagedRuntime`` over the CLI's cl
 Output: agent text and tool calls on stdout, status lines on stderr (so ``> out.txt`` keeps
 the conversation); ``--json`` prints every event as one JSON line on stdout instead.
 Exit codes: 0 when the turn ends with ``end_turn``, 1 on ``session.error`` or any other end,
-130 after Ctrl-C (which first sends ``user.interrupt`` so the agent stops).
+130 after Ctrl-C (which first sends ``user.interrupt`` so the agent stops). When the reader of
+stdout goes away (``run --json | head -1``) the run stops reading and exits 0 quietly; the
+agent's turn goes on (continue the session with ``--session``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,8 +33,8 @@ from reconciler.manifest import load_manifests
 from reconciler.operations import Settings, connect
 from reconciler.render import should_color
 from reconciler.runtime import ManagedRuntime
-from reconciler.session_target import SessionTarget, resolve_session_target
-from reconciler.state import read_project_lockfile
+from reconciler.session_target import SessionTarget, address_of_id, resolve_session_target
+from reconciler.state import Lockfile, read_project_lockfile
 
 JSON = dict[str, Any]
 
@@ -56,7 +59,8 @@ def register(group: click.Group) -> None:
 @click.option(
     "--environment",
     metavar="NAME",
-    help="For an agent: the Environment to run in (default: the only one in the manifests).",
+    help="For an agent: the Environment to run in (default: the only one in the manifests; "
+    "with --session, the session's own).",
 )
 @pass_app
 @click.pass_context
@@ -82,9 +86,15 @@ def run(
     """
     manifests = load_manifests(app.settings.manifests)
     lockfile = read_project_lockfile(app.settings.lockfile, app.settings.project)
-    target = resolve_session_target(manifests, lockfile, name, environment)
+    target = resolve_session_target(
+        manifests, lockfile, name, environment, existing_session=session_id is not None
+    )
     printer = _JsonPrinter() if as_json else _TextPrinter()
-    outcome = app.run(_converse(app.settings, target, message, session_id, printer))
+    outcome = app.run(
+        _converse(app.settings, target, message, session_id, printer, lockfile=lockfile)
+    )
+    if outcome.reader_gone:
+        ctx.exit(0)  # `run --json | head -1`: the reader has what it wanted
     if outcome.interrupted:
         click.echo(
             f"Interrupted: sent user.interrupt to session {outcome.session_id}. Continue it "
@@ -102,6 +112,8 @@ class TurnOutcome:
     session_id: str
     problem: str | None = None
     interrupted: bool = False
+    #: stdout was closed by its reader (``| head``): stop quietly, leave the turn running
+    reader_gone: bool = False
 
 
 Printer = Callable[[Mapping[str, Any]], None]
@@ -113,6 +125,8 @@ async def _converse(
     message: str,
     session_id: str | None,
     printer: Printer,
+    *,
+    lockfile: Lockfile | None = None,
 ) -> TurnOutcome:
     settings = dataclasses.replace(
         settings, client_options={"timeout": SESSION_TIMEOUT_S, **settings.client_options}
@@ -132,12 +146,16 @@ async def _converse(
                 err=True,
             )
         else:
-            await _check_session(rt, session_id, target)
+            target = await _check_session(rt, session_id, target, lockfile)
             click.echo(f"Continuing session {session_id} ({target.describe()})", err=True)
         return await talk(rt, session_id, message, printer)
 
 
-async def _check_session(rt: ManagedRuntime, session_id: str, target: SessionTarget) -> None:
+async def _check_session(
+    rt: ManagedRuntime, session_id: str, target: SessionTarget, lockfile: Lockfile | None
+) -> SessionTarget:
+    """The target as the session really runs: its agent must be the target's; its
+    environment is its own (an explicit ``--environment`` must agree)."""
     session = await rt.retrieve_session(session_id)
     agent = session.get("agent") or {}
     if agent.get("id") != target.agent_id:
@@ -145,6 +163,21 @@ async def _check_session(rt: ManagedRuntime, session_id: str, target: SessionTar
             f"session {session_id} runs agent {agent.get('id')}, not {target.agent_address} "
             f"({target.agent_id}); start a new session without --session"
         )
+    env_id = str(session.get("environment_id") or "")
+    known = address_of_id(lockfile, env_id) if lockfile is not None and env_id else None
+    env_address = known or (f"environment {env_id}" if env_id else None)
+    if target.address == target.agent_address and target.environment_id not in (None, env_id):
+        raise PlanError(
+            f"session {session_id} runs in {env_address}, not {target.environment_address}; "
+            "a session keeps its environment: drop --environment to continue it"
+        )
+    version = agent.get("version")
+    return dataclasses.replace(
+        target,
+        agent_version=int(version) if version is not None else target.agent_version,
+        environment_address=env_address,
+        environment_id=env_id or None,
+    )
 
 
 async def talk(rt: Any, session_id: str, message: str, printer: Printer) -> TurnOutcome:
@@ -164,7 +197,24 @@ async def talk(rt: Any, session_id: str, message: str, printer: Printer) -> Turn
         await turn.aclose()
         await rt.interrupt(session_id)
         return TurnOutcome(session_id, interrupted=True)
+    except BrokenPipeError:  # the reader left (`| head -1`): not a reason to stop the agent
+        await turn.aclose()
+        _silence_stdout()
+        return TurnOutcome(session_id, reader_gone=True)
     return TurnOutcome(session_id, problem="the event stream ended before the agent's turn did")
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that nothing left in its buffer fails again at
+    exit ("Exception ignored ... BrokenPipeError"); a no-op where stdout has no descriptor."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        pass
 
 
 def _stop_reason(event: Mapping[str, Any]) -> str:

@@ -180,8 +180,31 @@ def _labels(fields: list[str]) -> tuple[str, ...]:
     return tuple(labels)
 
 
+def _check_pin(ctx: _Context, res: DesiredResource) -> None:
+    """A deployment may pin only an agent version that exists once this plan is applied."""
+    agent, version = res.pin if res.pin is not None else ("", None)
+    latest = ctx.versions.get(agent)
+    if version is None:
+        return
+    if latest is None or version <= latest:
+        return
+    live = ctx.matched.get(agent)
+    now = live.get("version") if live is not None else None
+    if live is None:
+        where = f"{agent} does not exist yet, and this apply creates its version 1"
+    elif now != latest:
+        where = f"its latest version is {now}, {latest} after this apply"
+    else:
+        where = f"its latest version is {latest}"
+    raise PlanError(
+        f"{res.address} pins {agent} version {version}, which does not exist: {where}. "
+        f"Pin an existing version, or follow the latest (agent: {agent.split('.', 1)[1]})"
+    )
+
+
 def _plan_resource(ctx: _Context, res: DesiredResource) -> Action:
     kind, address = res.kind, res.address
+    _check_pin(ctx, res)
     obj, why, adopted = _match(ctx, res)
     fps = _fingerprints(ctx, res)
     pins: dict[str, int | None] = {}
@@ -466,7 +489,8 @@ def build_plan(
         A frozen ``Plan``; actions sorted by address.
 
     Raises:
-        PlanError: a ``--target`` names no known address.
+        PlanError: a ``--target`` names no known address, or a deployment pins an agent
+            version that does not exist (nor would after this plan).
     """
     options = options or PlanOptions()
     desired = {r.address: r for r in desired_resources(documents)}

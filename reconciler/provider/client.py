@@ -137,6 +137,9 @@ def error_for(
     Returns:
         An instance of the ``ProviderError`` subclass for the status, with a message a person
         can act on, e.g. ``agent agent_01X not found (404 not_found_error, request req_1)``.
+        A 404's message keeps the provider's words: the object the request addressed may
+        exist while something it refers to does not (``deployment depl_1: agent version
+        agent_01X v7 not found``).
     """
     error: Mapping[str, Any] = {}
     text = ""
@@ -166,8 +169,14 @@ def error_for(
     kind, ident = describe_target(path)
     said = f": {server_message}" if server_message else ""
     target = f"{kind} {ident}" if kind and ident else f"{method} {path}"
-    if cls is NotFoundError and kind and ident:
+    if cls is NotFoundError and kind and ident and not server_message:
         message = f"{kind} {ident} not found{suffix}"
+    elif cls is NotFoundError and kind and ident and ident in server_message:
+        message = f"{server_message}{suffix}"  # the provider named it already
+    elif cls is NotFoundError and kind and ident:
+        # e.g. a deployment update whose pinned agent version is missing: the provider's
+        # words say what is missing; the path only says which request failed
+        message = f"{kind} {ident}: {server_message}{suffix}"
     elif cls is NotFoundError:
         message = f"{method} {path} not found{said}{suffix}"
     elif cls is BadRequestError:

@@ -1,0 +1,149 @@
+"""Traps a new user met around `run` and agent version pins, driven as the user did.
+
+- a deployment pinned to an agent version that does not exist: a plan error naming the
+  address, the version and the latest version (not a 404 about the deployment at apply);
+- a 404 keeps the provider's words (the deployment exists; the agent version does not);
+- ``run --session ID`` continues the session in its own environment, however many
+  environments the manifests have;
+- ``run --json | head -1`` ends quietly.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_gitops_support import cli, make_workdir, ok, out_of_band, remote_id
+from test_reliability_support import clean_env
+
+from reconciler.errors import NotFoundError
+from reconciler.provider import ProviderClient
+
+DEPLOYMENTS = "manifests/deployments.yaml"
+ENVIRONMENTS = "manifests/environments.yaml"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_workdir(tmp_path, monkeypatch)
+
+
+def _pin(version: str) -> None:
+    path = Path(DEPLOYMENTS)
+    text = path.read_text()
+    old = "agent: {ref: reviewer}"
+    assert old in text
+    path.write_text(text.replace(old, f"agent: {{ref: reviewer, version: {version}}}"))
+
+
+# -- pins ---------------------------------------------------------------------------------
+
+
+def test_a_pin_to_a_missing_agent_version_is_a_plan_error(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    _pin("7")
+
+    for command in (("plan",), ("apply", "--auto-approve")):
+        result = cli(*command)
+        assert result.exit_code == 1, result.stdout
+        assert result.stderr == (
+            "Error: deployment.nightly-review pins agent.reviewer version 7, which does not "
+            "exist: its latest version is 1. Pin an existing version, or follow the latest "
+            "(agent: reviewer)\n"
+        )
+    assert "not found" not in result.stdout + result.stderr
+
+
+def test_a_pin_to_the_version_this_apply_creates_is_fine(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    agents = Path("manifests/agents.yaml")
+    agents.write_text(agents.read_text().replace("Be specific and kind.", "Be brief."))
+    _pin("3")
+    result = cli("plan")
+    assert result.exit_code == 1
+    assert "version 3, which does not exist: its latest version is 1, 2 after this apply" in (
+        result.stderr
+    )
+
+    deployments = Path(DEPLOYMENTS)
+    deployments.write_text(deployments.read_text().replace("version: 3", "version: 2"))
+    ok("apply", "--auto-approve")
+    assert json.loads(Path("state/reconciler.lock").read_text())["resources"][
+        "deployment.nightly-review"
+    ]["pins"] == {"agent.reviewer": 2}
+
+
+def test_a_404_keeps_the_providers_message(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    deployment_id = remote_id("deployment.nightly-review")
+    reviewer = remote_id("agent.reviewer")
+
+    async def pin_missing_version(client: ProviderClient) -> str:
+        with pytest.raises(NotFoundError) as caught:
+            await client.deployments.update(
+                deployment_id, {"agent": {"type": "agent", "id": reviewer, "version": 7}}
+            )
+        return str(caught.value)
+
+    message = out_of_band(pin_missing_version)
+    assert message.startswith(
+        f"deployment {deployment_id}: agent version {reviewer} v7 not found (404 "
+    )
+
+    async def retrieve_missing_version(client: ProviderClient) -> str:
+        with pytest.raises(NotFoundError) as caught:
+            await client.agents.retrieve(reviewer, version=9)
+        return str(caught.value)
+
+    assert f"{reviewer} v9 not found" in out_of_band(retrieve_missing_version)
+
+
+# -- run ----------------------------------------------------------------------------------
+
+
+def test_run_session_continues_in_its_own_environment_among_several(workdir: Path) -> None:
+    Path(ENVIRONMENTS).write_text(
+        Path(ENVIRONMENTS).read_text() + "\n---\nkind: Environment\nname: scratch\nspec: {}\n"
+    )
+    ok("apply", "--auto-approve")
+    first = ok("run", "coder", "--environment", "scratch", "-m", "one")
+    session = first.stderr.split("Session ", 1)[1].split()[0]
+
+    second = ok("run", "coder", "--session", session, "-m", "two")  # no --environment
+
+    assert second.stdout == "echo: two\n"
+    assert (
+        f"Continuing session {session} (agent.coder version 1 in environment.scratch)"
+        in second.stderr
+    )
+    # a new session still needs the choice
+    fresh = cli("run", "coder", "-m", "three")
+    assert fresh.exit_code == 1 and "--environment NAME" in fresh.stderr
+    # and an --environment that contradicts the session is refused
+    wrong = cli("run", "coder", "--session", session, "--environment", "python-data", "-m", "x")
+    assert wrong.exit_code == 1
+    assert "runs in environment.scratch, not environment.python-data" in wrong.stderr
+
+
+def test_run_json_piped_to_head_ends_quietly(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    # long enough that the run cannot write its events before the reader goes away
+    text = "x" * 100_000
+    with subprocess.Popen(
+        [sys.executable, "-m", "reconciler.cli", "run", "coder", "--json", "-m", text],
+        cwd=workdir,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        first = json.loads(process.stdout.readline())
+        process.stdout.close()  # what `| head -1` does after one line
+        stderr = process.stderr.read().decode()
+        assert process.wait(timeout=60) == 0, stderr
+    assert first["type"] == "user.message"
+    assert "Broken pipe" not in stderr and "Error" not in stderr and "Exception" not in stderr
+    assert stderr.startswith("Session sesn_")
