@@ -538,6 +538,20 @@ async def test_quick_start_over_http(tcp_provider: str) -> None:
     assert events[-1]["type"] == "session.status_idle"
 
 
+@pytest.mark.tcp
+async def test_seed_order_over_http(tcp_provider: str) -> None:
+    rt = ManagedRuntime(provider_url=tcp_provider, api_key="sk-test")  # no async with
+    try:
+        session_id = await _ready(rt)
+        for text in ("first", "second"):
+            await rt.send_event(session_id, text)
+            events = [event async for event in rt.stream_events(session_id)]
+            assert _texts(events) == [f"echo: {text}"]
+            assert len({e["id"] for e in events}) == len(events) == 4
+    finally:
+        await rt.aclose()
+
+
 # -- what `reconciler apply` created ---------------------------------------------------------
 
 
