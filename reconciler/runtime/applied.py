@@ -3,7 +3,8 @@
 A program that runs the agents kept in the manifests needs their remote ids; the lockfile
 (``state/reconciler.lock`` by default, ``RECONCILER_LOCKFILE``) records them per address.
 ``find_applied`` reads it fresh on every call (it is small, and an apply may have run since)
-and answers with the lockfile entry, or a ``NotApplied`` error saying what to do.
+and answers with the lockfile entry, or a ``NotApplied`` error saying what to do;
+``AppliedLookups`` gives ``ManagedRuntime`` its ``agent("coder")``-style methods over it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from reconciler.errors import ReconcilerError
 if TYPE_CHECKING:
     from reconciler.state import LockEntry
 
-__all__ = ["DEFAULT_LOCKFILE", "LOOKUP_KINDS", "NotApplied", "find_applied"]
+__all__ = ["DEFAULT_LOCKFILE", "LOOKUP_KINDS", "AppliedLookups", "NotApplied", "find_applied"]
 
 #: Where the CLI keeps the lockfile unless told otherwise.
 DEFAULT_LOCKFILE = "state/reconciler.lock"
@@ -74,3 +75,43 @@ def find_applied(lockfile_path: str | os.PathLike[str], project: str, address: s
         f"{address} is not in the lockfile {os.fspath(lockfile_path)} (project {project}): "
         f"apply the manifests first (`reconciler apply`){hint}"
     )
+
+
+class AppliedLookups:
+    """Lookups by name of what apply created; the class using it sets ``lockfile``/``project``."""
+
+    lockfile: os.PathLike[str] | str
+    project: str
+
+    def applied(self, address: str) -> LockEntry:
+        """The lockfile entry ``reconciler apply`` recorded for ``address``.
+
+        Reads ``self.lockfile`` fresh on each call. ``entry.id`` is the remote id; an
+        agent's ``entry.version`` is its version after the last apply, a deployment's
+        ``entry.pins`` the agent version it runs.
+
+        Raises:
+            NotApplied: the address is not in the lockfile (a ``LookupError``).
+            LockfileError: the lockfile is unreadable or another project's.
+        """
+        return find_applied(self.lockfile, self.project, address)
+
+    def agent(self, name: str) -> str:
+        """The id of the applied Agent ``name`` (``coder`` or ``agent.coder``).
+
+        Example:
+            >>> session_id = await rt.create_session(rt.agent("coder"), rt.environment("dev"))
+        """
+        return self.applied(address_of("agent", name)).id
+
+    def environment(self, name: str) -> str:
+        """The id of the applied Environment ``name``."""
+        return self.applied(address_of("environment", name)).id
+
+    def vault(self, name: str) -> str:
+        """The id of the applied Vault ``name``."""
+        return self.applied(address_of("vault", name)).id
+
+    def deployment(self, name: str) -> str:
+        """The id of the applied Deployment ``name``."""
+        return self.applied(address_of("deployment", name)).id

@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from reconciler.errors import ConflictError
-from reconciler.runtime.applied import DEFAULT_LOCKFILE, address_of, find_applied
+from reconciler.runtime.applied import DEFAULT_LOCKFILE, AppliedLookups
 from reconciler.runtime.config import ManagedConfig, environment_differences
 from reconciler.runtime.streams import SentLedger, SessionEventStream, Turn, as_events
 
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
-    from reconciler.state import LockEntry
 
 __all__ = ["DEFAULT_DB_PATH", "ManagedRuntime"]
 
@@ -41,7 +40,7 @@ DEFAULT_TIMEOUT_S = 600.0
 _SESSION_STATUSES = ("idle", "running", "rescheduling", "terminated")
 
 
-class ManagedRuntime:
+class ManagedRuntime(AppliedLookups):
     """Run agents on a Managed Agents provider: the Managed Runtime Protocol.
 
     Args:
@@ -193,41 +192,6 @@ class ManagedRuntime:
             if stack is not None:
                 self._client = None
                 await stack.aclose()
-
-    # ------------------------------------------------------------------ applied resources
-
-    def applied(self, address: str) -> LockEntry:
-        """The lockfile entry ``reconciler apply`` recorded for ``address``.
-
-        Reads ``self.lockfile`` fresh on each call. ``entry.id`` is the remote id; an
-        agent's ``entry.version`` is its version after the last apply, a deployment's
-        ``entry.pins`` the agent version it runs.
-
-        Raises:
-            NotApplied: the address is not in the lockfile (a ``LookupError``).
-            LockfileError: the lockfile is unreadable or another project's.
-        """
-        return find_applied(self.lockfile, self.project, address)
-
-    def agent(self, name: str) -> str:
-        """The id of the applied Agent ``name`` (``coder`` or ``agent.coder``).
-
-        Example:
-            >>> session_id = await rt.create_session(rt.agent("coder"), rt.environment("dev"))
-        """
-        return self.applied(address_of("agent", name)).id
-
-    def environment(self, name: str) -> str:
-        """The id of the applied Environment ``name``."""
-        return self.applied(address_of("environment", name)).id
-
-    def vault(self, name: str) -> str:
-        """The id of the applied Vault ``name``."""
-        return self.applied(address_of("vault", name)).id
-
-    def deployment(self, name: str) -> str:
-        """The id of the applied Deployment ``name``."""
-        return self.applied(address_of("deployment", name)).id
 
     # ------------------------------------------------------------------ agents
 
