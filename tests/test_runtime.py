@@ -156,6 +156,24 @@ async def test_a_stream_opened_first_ends_after_the_turn_without_a_break(
     assert not stream.is_open
 
 
+async def test_follow_is_a_plain_live_tail(rt: ManagedRuntime, client: Any) -> None:
+    session_id = await _ready(rt)
+    await rt.run_turn(session_id, "before").collect()
+
+    async with rt.stream_events(session_id, follow=True) as stream:
+        # sent by someone else (not through this runtime): a follow stream still waits for it
+        await client.sessions.send_events(
+            session_id, [{"type": "user.message", "content": [{"type": "text", "text": "x"}]}]
+        )
+        seen = []
+        async for event in stream:
+            seen.append(event)
+            if ends_turn(event):
+                break
+
+    assert _texts(seen) == ["echo: x"]  # no replay of "before"
+
+
 async def test_multi_turn_loop_on_one_session(rt: ManagedRuntime) -> None:
     session_id = await _ready(rt)
 
