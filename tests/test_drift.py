@@ -278,7 +278,7 @@ def test_resources_tagged_by_this_project_for_unknown_addresses_are_unmanaged(
     assert "tagged agent.removed-long-ago by this project" in item["message"]
 
 
-def test_a_twin_tagged_with_a_recorded_address_is_unmanaged(applied: Path) -> None:
+def test_a_twin_tagged_with_a_recorded_address_is_a_twin(applied: Path) -> None:
     async def twin(c: ProviderClient) -> str:
         tags = {
             "managed-by": "reconciler",
@@ -292,8 +292,10 @@ def test_a_twin_tagged_with_a_recorded_address_is_unmanaged(applied: Path) -> No
 
     twin_id = out_of_band(twin)
     [item] = items(drift_json())
-    assert item["type"] == "unmanaged" and item["remote_id"] == twin_id
-    assert "a duplicate" in item["message"] and remote_id("agent.coder") in item["message"]
+    assert item["type"] == "twin" and item["remote_id"] == twin_id
+    assert item["address"] == "agent.coder"
+    assert "a twin" in item["message"] and remote_id("agent.coder") in item["message"]
+    assert "apply --prune" in item["message"]
 
 
 def test_markdown_report_for_an_issue_or_a_pr(applied: Path) -> None:

@@ -139,9 +139,18 @@ def test_unmanaged_rules_untagged_foreign_archived_and_tagged() -> None:
         ("agent_05", "agent.removed", None),
         ("agent_06", "agent.coder", "agent_01"),  # a twin of the recorded agent
     ]
-    # without a lockfile, objects tagged for an address in the manifests are adopted by plan
+    # without a lockfile, plan adopts the newest object tagged for an address in the
+    # manifests; another one tagged for it is its twin
     no_lockfile = find_unmanaged([AGENT_DOC], live, new_lockfile(), "default")
-    assert [u.remote_id for u in no_lockfile] == ["agent_03", "agent_05"]
+    assert [(u.remote_id, u.duplicate_of) for u in no_lockfile] == [
+        ("agent_03", None),
+        ("agent_05", None),
+        ("agent_06", "agent_01"),
+    ]
+    single = observed(agent(), untagged)
+    assert [u.remote_id for u in find_unmanaged([AGENT_DOC], single, new_lockfile(), "default")] == [
+        "agent_03"
+    ]
     report = build_drift([AGENT_DOC], live, recorded(), ignore_unmanaged=True)
     assert report.items == ()
 

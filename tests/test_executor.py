@@ -515,20 +515,25 @@ async def test_create_that_never_arrived_is_retried(provider: ClientBackedProvid
     assert len(await owned(provider, "agent", "agent.coder")) == 1
 
 
-async def test_lost_environment_create_is_found_by_its_unique_name(
+async def test_a_lost_create_never_adopts_a_same_name_environment_without_our_tags(
     provider: ClientBackedProvider, client: Any
 ) -> None:
-    class Untagged(Breaking):
-        async def create(self, kind: str, body: dict[str, Any], **kw: Any) -> Any:
-            # the provider kept the name but (in this story) not our metadata
-            await client.environments.create({"name": body["name"]})
-            raise AmbiguousWriteError("timed out")
+    """Issue 11.1: an environment made by hand holds the name; the create's answer is lost
+    (nothing was written). The lookup finds no object with our tags, the retry meets the
+    name's 409, and the hand-made environment is refused, never adopted."""
+    hand = await client.environments.create(
+        {"name": "py", "description": "hand-made", "metadata": {"owner": "ops"}}
+    )
 
-    report = await run(plan(create("environment.py", {"name": "py"})), Untagged(provider, {}))
-    assert report.ok, report.failures
-    assert report.adopted == ("environment.py",)
-    envs = [e for e in await provider.list_all("environment") if not e.get("archived_at")]
-    assert [e["id"] for e in envs] == [report.outcome("environment.py").remote_id]
+    lost = Breaking(provider, {("create", "environment.py"): [(AmbiguousWriteError("timed out"), False)]})
+    report = await run(plan(create("environment.py", {"name": "py"})), lost)
+    assert report.adopted == ()
+    failure = report.failures["environment.py"]
+    assert "409" in failure and hand["id"] in failure, failure
+    assert f"reconciler import environment.py {hand['id']}" in failure
+    assert "belongs to nobody" in failure
+    live = await provider.retrieve("environment", hand["id"])
+    assert live["metadata"] == {"owner": "ops"} and live["description"] == "hand-made"
 
 
 async def test_a_name_clash_adopts_our_own_twin_but_never_a_hand_made_environment(
@@ -544,8 +549,9 @@ async def test_a_name_clash_adopts_our_own_twin_but_never_a_hand_made_environmen
     report = await run(p, provider)
     assert report.outcome("environment.twin").remote_id == twin["id"]
     assert report.adopted == ("environment.twin",)
-    assert report.failures["environment.by-hand"].startswith("create failed: ")
-    assert "409" in report.failures["environment.by-hand"]
+    failure = report.failures["environment.by-hand"]
+    assert failure.startswith("create refused by the provider (409)"), failure
+    assert "reconciler import environment.by-hand env_" in failure
 
 
 async def test_create_gives_up_after_max_attempts(provider: ClientBackedProvider) -> None:

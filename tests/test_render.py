@@ -21,6 +21,7 @@ from golden_support import Golden
 from reconciler.engine.model import (
     Archive,
     BlastRadius,
+    Conflict,
     Create,
     Delete,
     DriftItem,
@@ -33,6 +34,7 @@ from reconciler.engine.model import (
     Plan,
     Replace,
     Target,
+    Twin,
     Update,
 )
 from reconciler.render import (
@@ -242,6 +244,70 @@ def left_alone_plan() -> Plan:
     )
 
 
+def twins_plan() -> Plan:
+    """Issue 11: nothing to send, but a twin and a lockfile entry that is not ours."""
+    return Plan(
+        actions=(
+            NoOp(address="agent.coder", kind="agent", reason="matches", remote_id="agent_01"),
+        ),
+        twins=(
+            Twin(
+                address="agent.coder",
+                kind="agent",
+                remote_id="agent_02TW",
+                kept_id="agent_01",
+                message="agent_02TW also claims agent.coder; `reconciler apply --prune` "
+                "archives agent_02TW",
+            ),
+        ),
+        conflicts=(
+            Conflict(
+                address="agent.legacy",
+                kind="agent",
+                remote_id="agent_03WEB",
+                owner='project "web" (as agent.legacy)',
+                message='the lockfile records agent agent_03WEB for agent.legacy, but it belongs '
+                'to project "web" (as agent.legacy); `reconciler state rm agent.legacy`',
+            ),
+        ),
+    )
+
+
+def twins_drift() -> DriftReport:
+    return DriftReport(
+        items=(
+            DriftItem(
+                type="twin",
+                address="agent.coder",
+                kind="agent",
+                remote_id="agent_02TW",
+                remote_name="coder",
+                message="a twin: tagged agent.coder by this project, but agent_01 holds that "
+                "address; `reconciler apply --prune` archives this one",
+            ),
+        )
+    )
+
+
+def test_twins_and_conflicts_never_read_as_no_changes() -> None:
+    plan = twins_plan()
+    assert plan.has_changes and not plan.changes
+    for fmt in ("text", "markdown"):
+        out = render_plan(plan, fmt)  # type: ignore[arg-type]
+        assert "No changes" not in out
+        assert "agent_02TW" in out and "apply --prune" in out
+        assert "agent_03WEB" in out and "state rm agent.legacy" in out
+    doc = json.loads(render_plan(plan, "json"))
+    assert doc["has_changes"] is True
+    assert [t["remote_id"] for t in doc["twins"]] == ["agent_02TW"]
+    assert doc["twins"][0]["kept_id"] == "agent_01"
+    assert [c["owner"] for c in doc["conflicts"]] == ['project "web" (as agent.legacy)']
+    drift = render_drift(twins_drift(), "text")
+    assert "agent.coder  twin" in drift and "1 twin" in drift
+    assert json.loads(render_drift(twins_drift(), "json"))["summary"]["twin"] == 1
+    assert "| Twin |" in render_drift(twins_drift(), "markdown")
+
+
 def full_drift() -> DriftReport:
     return DriftReport(
         items=(
@@ -308,8 +374,9 @@ SAMPLES = {
     "plan_full": full_plan,
     "plan_empty": Plan,
     "plan_left_alone": left_alone_plan,
+    "plan_twins": twins_plan,
 }
-DRIFT_SAMPLES = {"drift_full": full_drift, "drift_none": DriftReport}
+DRIFT_SAMPLES = {"drift_full": full_drift, "drift_none": DriftReport, "drift_twins": twins_drift}
 SUFFIX = {"text": "txt", "json": "json", "markdown": "md"}
 
 
@@ -640,7 +707,9 @@ def test_drift_json_counts_every_type() -> None:
     report = full_drift()
     doc = json.loads(render_drift(report, "json"))
     assert doc["kind"] == "drift" and doc["format_version"] == 1 and doc["has_drift"] is True
-    assert doc["summary"] == {"archived": 1, "changed": 1, "deleted": 1, "pin": 1, "unmanaged": 2}
+    assert doc["summary"] == {
+        "archived": 1, "changed": 1, "deleted": 1, "pin": 1, "unmanaged": 2, "twin": 0
+    }
     assert len(doc["items"]) == len(report.items)
     coder = next(i for i in doc["items"] if i["address"] == "agent.coder")
     assert (coder["version"], coder["changed_at"]) == (7, "2026-11-20T10:00:00Z")
@@ -661,7 +730,8 @@ def test_every_json_key_is_documented() -> None:
             return set().union(*(keys(v) for v in value)) if value else set()
         return set()
 
-    for doc in (plan_to_json(full_plan()), drift_to_json(full_drift())):
+    samples = (full_plan(), twins_plan(), full_drift(), twins_drift())
+    for doc in (plan_to_json(p) if isinstance(p, Plan) else drift_to_json(p) for p in samples):
         missing = sorted(k for k in keys(doc) if not re.search(rf"[`.]{k}`", doc_text))
         assert not missing, f"document these keys in docs/json-format.md: {missing}"
     # the examples are real output: same keys as the renderer writes today

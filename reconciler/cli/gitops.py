@@ -131,8 +131,8 @@ def drift(ctx: click.Context, app: App, fmt_: str, ignore_unmanaged: bool) -> No
 @click.option(
     "--force",
     is_flag=True,
-    help="With ADDR ID: replace ADDR's lockfile entry, or re-tag an object this project "
-    "tagged for another address.",
+    help="With ADDR ID: replace ADDR's lockfile entry, re-tag an object this project "
+    "tagged for another address, or take over an object another project's tags claim.",
 )
 @pass_app
 def import_command(

@@ -247,16 +247,33 @@ def _done_counts(report: ApplyReport) -> dict[str, int]:
     return dict(Counter(o.action.type for o in report.outcomes if o.ok))
 
 
+def _warn_twins(the_plan: Plan) -> None:
+    """Twins a plan without --prune left live: said after the apply too, not only above."""
+    if not the_plan.twins or the_plan.prune:
+        return
+    n = len(the_plan.twins)
+    click.echo(
+        f"{n} twin{'s' if n != 1 else ''} left live (a second object claiming an address of "
+        "this project, listed in the plan above); `reconciler apply --prune` archives "
+        f"{'them' if n != 1 else 'it'}.",
+        err=True,
+    )
+
+
 def _report(result: operations.ApplyResult, planfile: Path | None) -> int:
     """Print the end of an apply; return its exit code."""
     report = result.report
-    if not report.outcomes and not result.stale:
-        if planfile is not None:
+    conflicts = result.plan.conflicts
+    if not report.outcomes and not result.stale and not conflicts:
+        if planfile is not None and not result.plan.twins:
             click.echo("No changes. The live system matches the saved plan.")
-        return 0  # the plan text already said "No changes."
+        _warn_twins(result.plan)
+        return 0  # the plan text already said "No changes." (or showed the twins)
     failures = dict(report.failures)
     for address, reason in result.stale.items():
         failures[address] = f"refused: {reason}"
+    for conflict in conflicts:
+        failures[conflict.address] = f"refused: {conflict.message}"
     click.echo(render_apply_summary(_done_counts(report), failures))
     recorded = sum(
         1
@@ -276,6 +293,7 @@ def _report(result: operations.ApplyResult, planfile: Path | None) -> int:
             "Some actions of the saved plan were refused because their resources changed "
             "since it was made; run `reconciler plan` to review the change."
         )
+    _warn_twins(result.plan)
     stats = result.requests
     if stats is not None and stats.rate_limited:
         click.echo(

@@ -172,6 +172,35 @@ def is_owned(obj: JSON, project: str) -> str | None:
     return None
 
 
+def owner_of(obj: JSON) -> str:
+    """Whose an object is, by its tags, as a phrase: ``project "web" (as agent.coder)`` or
+    ``nobody (no reconciler ownership tags)``."""
+    md = obj.get("metadata") or {}
+    if md.get(OWNER_KEY) != OWNER_VALUE or not md.get(PROJECT_KEY):
+        return "nobody (no reconciler ownership tags)"
+    address = md.get(ADDRESS_KEY)
+    return f'project "{md.get(PROJECT_KEY)}"' + (f" (as {address})" if address else "")
+
+
+def not_ours(kind: str, obj: JSON, project: str, address: str) -> str | None:
+    """None when ``obj`` carries this project's tags for ``address``; else whose it is.
+
+    A credential is judged by its own tags only when it carries reconciler tags: it lives
+    and dies with its vault (it cannot move to another one, and archiving the vault takes it
+    along), so an untagged credential belongs to whoever owns its vault, which the caller
+    checks. Every other kind must carry the tags: the lockfile alone never proves ownership.
+    """
+    tagged = is_owned(obj, project)
+    if tagged == address:
+        return None
+    md = obj.get("metadata") or {}
+    if kind == "credential" and md.get(OWNER_KEY) != OWNER_VALUE:
+        return None
+    if tagged is not None:
+        return f"this project, as {tagged}"
+    return owner_of(obj)
+
+
 def _secret_placeholders(obj: Any, prefix: str = "", key: str = "") -> Any:
     """Secret references (only under secret field names) -> ``{"$secret": path}``."""
     if isinstance(obj, dict):

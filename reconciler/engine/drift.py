@@ -11,7 +11,9 @@ optionally, the version history of the agents that changed. Output is a ``DriftR
 - ``pin``: a deployment runs another agent version (or agent) than the lockfile pinned;
 - ``unmanaged``: live objects no manifest of this project owns (untagged and not in the
   lockfile, or tagged by this project for an address neither the manifests nor the lockfile
-  know, or a duplicate of a recorded address). Objects tagged by another project are theirs.
+  know). Objects tagged by another project are theirs;
+- ``twin``: a live object tagged by this project for an address another live object holds
+  (the one the lockfile records, else the one plan keeps: the newest).
 
 Drift is found in two passes so the refresh stays one list per kind: ``build_drift`` without
 ``versions`` finds the changes, ``agents_to_annotate`` names the agents whose history to fetch,
@@ -46,7 +48,14 @@ from reconciler.engine.refresh import Observed
 
 JSON = dict[str, Any]
 
-DRIFT_ORDER: tuple[DriftType, ...] = ("changed", "archived", "deleted", "pin", "unmanaged")
+DRIFT_ORDER: tuple[DriftType, ...] = (
+    "changed",
+    "archived",
+    "deleted",
+    "pin",
+    "unmanaged",
+    "twin",
+)
 UNMANAGED_MESSAGE = "live, but no manifest of this project owns it; `reconciler import` adopts it"
 
 
@@ -107,11 +116,14 @@ def find_unmanaged(
     entries = dict(getattr(lockfile, "resources", None) or {})
     recorded = {(e.kind, e.id) for e in entries.values()}
     out: list[Unmanaged] = []
+    twin_vaults: set[str] = set()
     for kind in KIND_ORDER:
         index = observed.index(kind)
         for obj in sorted(observed.all(kind), key=lambda o: str(o["id"])):
             if obj.get("archived_at") or (kind, obj["id"]) in recorded or _foreign(obj, project):
                 continue
+            if kind == "credential" and obj.get("vault_id") in twin_vaults:
+                continue  # a twin vault's credentials go with it
             tagged = is_owned(obj, project)
             if tagged is None:
                 out.append(Unmanaged(kind, obj))
@@ -121,10 +133,31 @@ def find_unmanaged(
                 twin = index.get(entry.id) if entry.kind == kind else None
                 if twin is not None and not twin.get("archived_at"):
                     out.append(Unmanaged(kind, obj, tagged, duplicate_of=entry.id))
+                    if kind == "vault":
+                        twin_vaults.add(str(obj["id"]))
                 continue
             if tagged not in desired:
                 out.append(Unmanaged(kind, obj, tagged))
+                continue
+            kept = _newest_tagged(observed.all(kind), project, tagged, obj)
+            if kept is not None and kept["id"] != obj["id"]:
+                out.append(Unmanaged(kind, obj, tagged, duplicate_of=str(kept["id"])))
+                if kind == "vault":
+                    twin_vaults.add(str(obj["id"]))
     return out
+
+
+def _newest_tagged(objects: Iterable[JSON], project: str, address: str, like: JSON) -> JSON | None:
+    """The object plan adopts for an unrecorded ``address``: the newest live one tagged
+    for it (a credential: in the same vault as ``like``)."""
+    tagged = [
+        o
+        for o in objects
+        if not o.get("archived_at")
+        and is_owned(o, project) == address
+        and o.get("vault_id") == like.get("vault_id")
+    ]
+    return max(tagged, key=lambda o: str(o.get("created_at"))) if tagged else None
 
 
 def _identity(item: DriftItem) -> str:
@@ -302,10 +335,13 @@ def _pin_item(address: str, entry: Any, live: JSON, lockfile: Any) -> DriftItem 
 
 def _unmanaged_item(u: Unmanaged, vault_names: Mapping[str, str]) -> DriftItem:
     message = UNMANAGED_MESSAGE
+    drift_type: DriftType = "unmanaged"
     if u.duplicate_of is not None:
+        drift_type = "twin"
         message = (
-            f"tagged {u.tagged} by this project, but the lockfile records {u.duplicate_of} "
-            "for that address (a duplicate); archive it if nothing uses it"
+            f"a twin: tagged {u.tagged} by this project, but {u.duplicate_of} holds that "
+            "address (two applies that did not share a lockfile each created one); "
+            "`reconciler apply --prune` archives this one"
         )
     elif u.tagged is not None:
         message = (
@@ -318,8 +354,8 @@ def _unmanaged_item(u: Unmanaged, vault_names: Mapping[str, str]) -> DriftItem:
         vault = vault_names.get(vault_id, vault_id)
         message = f"in {vault}: {message}"
     return DriftItem(
-        type="unmanaged",
-        address=None,
+        type=drift_type,
+        address=u.tagged if drift_type == "twin" else None,
         kind=u.kind,
         remote_id=u.remote_id,
         remote_name=u.remote_name,

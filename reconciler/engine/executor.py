@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
+from reconciler.engine.desired import owner_of
 from reconciler.engine.interface import ProviderWriter, SecretResolver
 from reconciler.engine.model import (
     ADDRESS_KEY,
@@ -401,12 +402,11 @@ class _Run:
     ) -> tuple[JSON, bool]:
         """Create, adopting a twin instead of retrying blind. Returns (live, adopted)."""
         must_look = False  # the last attempt may have created it: look before sending again
-        doubtful = False  # some attempt may have created it
         last: ProviderError | None = None
         for attempt in range(1, self.max_attempts + 1):
             if must_look:
                 try:
-                    found = await self._find_created(action, body, parent_id, exclude_id, True)
+                    found = await self._find_created(action, parent_id, exclude_id)
                 except _TRANSIENT_ERRORS as e:
                     last = e
                     await _pause(attempt, e)
@@ -419,21 +419,21 @@ class _Run:
             except RateLimitError as e:
                 last = e
             except AMBIGUOUS_ERRORS as e:
-                last, must_look, doubtful = e, True, True
-            except ConflictError:
-                # a twin may exist from a lost earlier attempt that listing did not see yet
+                last, must_look = e, True
+            except ConflictError as e:
+                # an earlier attempt whose answer was lost may hold the name: ours by its tags
                 try:
-                    found = await self._find_created(action, body, parent_id, exclude_id, doubtful)
+                    found = await self._find_created(action, parent_id, exclude_id)
                 except ProviderError:
                     found = None
                 if found is not None:
                     return found, True
-                raise
+                raise await self._refused_create(action, body, parent_id, e) from e
             if attempt < self.max_attempts:
                 await _pause(attempt, last)
         if must_look:
             try:
-                found = await self._find_created(action, body, parent_id, exclude_id, True)
+                found = await self._find_created(action, parent_id, exclude_id)
             except ProviderError:
                 found = None
             if found is not None:
@@ -447,17 +447,14 @@ class _Run:
     async def _find_created(
         self,
         action: Create | Replace,
-        body: JSON,
         parent_id: str | None,
         exclude_id: str | None,
-        by_name: bool,
     ) -> JSON | None:
         """The live object a lost create of ``action`` made, by its ownership metadata.
 
-        With ``by_name`` (after an attempt that may have gone through) an environment is
-        also found by its name, unique among live environments, unless its metadata names
-        another owner. A plain 409 never adopts by name: that would silently take over an
-        environment someone made by hand (``reconciler import`` does that on purpose).
+        Only this project's tags for this address prove that an object is the one a lost
+        create made: a same-name object without them (an environment made in the console)
+        is someone else's, never adopted here (``reconciler import`` adopts on purpose).
         """
         objects = await self.writer.list_all(action.kind, parent_id=parent_id)
         live = sorted(
@@ -466,19 +463,44 @@ class _Run:
         )
         for obj in live:
             md = obj.get("metadata") or {}
-            if md.get(PROJECT_KEY) == self.plan.project and md.get(ADDRESS_KEY) == action.address:
+            if (
+                md.get(OWNER_KEY) == OWNER_VALUE
+                and md.get(PROJECT_KEY) == self.plan.project
+                and md.get(ADDRESS_KEY) == action.address
+            ):
                 return dict(obj)
-        if by_name and action.kind == "environment" and body.get("name"):
-            for obj in live:
-                md = obj.get("metadata") or {}
-                # names are unique among live environments; never take another owner's
-                if (
-                    obj.get("name") == body["name"]
-                    and md.get(PROJECT_KEY, self.plan.project) == self.plan.project
-                    and md.get(ADDRESS_KEY, action.address) == action.address
-                ):
-                    return dict(obj)
         return None
+
+    async def _refused_create(
+        self, action: Create | Replace, body: JSON, parent_id: str | None, error: ConflictError
+    ) -> _ActionFailed:
+        """A 409 on create with nothing of ours to adopt: say what holds the name or key."""
+        detail = _describe(error)
+        holder = None
+        try:
+            objects = await self.writer.list_all(action.kind, parent_id=parent_id)
+        except ProviderError:
+            objects = []
+        for obj in objects:
+            if obj.get("archived_at"):
+                continue
+            if action.kind == "environment" and obj.get("name") == body.get("name"):
+                holder = obj
+            elif action.kind == "credential" and _credential_key(obj) == _credential_key(body):
+                holder = obj
+        if holder is None:
+            return _ActionFailed(f"create failed: {detail}")
+        what = (
+            f"an environment named {body.get('name')!r}"
+            if action.kind == "environment"
+            else f"a credential for {_credential_key(body)} in this vault"
+        )
+        return _ActionFailed(
+            f"create refused by the provider (409): {what} already exists ({holder['id']}) "
+            f"and belongs to {owner_of(holder)}, so it was not adopted. `reconciler import "
+            f"{action.address} {holder['id']}` manages it from now on, or give "
+            f"{action.address} another name"
+        )
 
     async def _send_update(self, action: Update, body: JSON, parent_id: str | None) -> JSON:
         guarded = action.kind == "agent" and "version" in body
@@ -639,6 +661,15 @@ def _placeholder_addresses(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for v in value:
             yield from _placeholder_addresses(v)
+
+
+def _credential_key(obj: JSON) -> str | None:
+    """A credential's key, unique among the active credentials of its vault."""
+    auth = obj.get("auth")
+    if not isinstance(auth, dict):
+        return None
+    key = auth.get("mcp_server_url") or auth.get("secret_name")
+    return str(key) if key else None
 
 
 def _failed(action: Action, error: str) -> Outcome:

@@ -174,6 +174,30 @@ class Note(Frozen):
     message: str
 
 
+class Twin(Frozen):
+    """A second live object claiming an address this project manages (two applies that did
+    not share a lockfile each created one). ``kept_id`` is the object the plan manages (the
+    one the lockfile holds, else the newest); ``remote_id`` is the twin, which
+    ``apply --prune`` archives."""
+
+    address: str
+    kind: Kind
+    remote_id: str
+    kept_id: str
+    message: str
+
+
+class Conflict(Frozen):
+    """A lockfile entry whose live object this project does not own: never changed or
+    archived. ``owner`` says whose it is (``project "other" as agent.x``, ``nobody``)."""
+
+    address: str
+    kind: Kind
+    remote_id: str
+    owner: str
+    message: str
+
+
 class PlanSummary(Frozen):
     create: int = 0
     update: int = 0
@@ -206,6 +230,10 @@ class Plan(Frozen):
     pin_moves: tuple[PinMove, ...] = ()
     blast_radius: tuple[BlastRadius, ...] = ()
     notes: tuple[Note, ...] = ()
+    #: live objects that claim an address another live object holds (see ``Twin``)
+    twins: tuple[Twin, ...] = ()
+    #: lockfile entries pointing at objects this project does not own (see ``Conflict``)
+    conflicts: tuple[Conflict, ...] = ()
 
     @property
     def changes(self) -> tuple[Action, ...]:
@@ -213,7 +241,14 @@ class Plan(Frozen):
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.changes) or any(m.old != m.new for m in self.pin_moves)
+        """Apply would change something, or twins or conflicts need a person's attention
+        (so ``plan --detailed-exitcode`` never exits 0 while they exist)."""
+        return (
+            bool(self.changes)
+            or any(m.old != m.new for m in self.pin_moves)
+            or bool(self.twins)
+            or bool(self.conflicts)
+        )
 
     @property
     def summary(self) -> PlanSummary:
@@ -245,7 +280,7 @@ def kind_of(address: str) -> Kind:
     return kind  # type: ignore[return-value]
 
 
-DriftType = Literal["changed", "archived", "deleted", "pin", "unmanaged"]
+DriftType = Literal["changed", "archived", "deleted", "pin", "unmanaged", "twin"]
 
 
 class DriftItem(Frozen):
@@ -255,7 +290,8 @@ class DriftItem(Frozen):
       live version that introduced it and ``changed_at`` when);
     - ``archived`` / ``deleted``: archived or gone behind our back;
     - ``pin``: a deployment no longer runs the agent version the lockfile pinned;
-    - ``unmanaged``: live, not archived, and owned by no manifest of this project.
+    - ``unmanaged``: live, not archived, and owned by no manifest of this project;
+    - ``twin``: live, tagged by this project for an address another live object holds.
     """
 
     type: DriftType

@@ -5,6 +5,11 @@ lockfile's id, else by the ownership tags, so a lost lockfile never plans twins)
 are normalised and diffed, and the result is one action per address with its reason.
 Resources that left the manifests are archived only with ``prune``; unowned live objects are
 never touched.
+
+Ownership is proven by the live object's tags, never assumed from the lockfile: an entry
+whose object carries another project's tags, or none, becomes a ``Conflict`` (no action may
+change or archive it). A second live object tagged for an address this project manages is a
+``Twin``: always reported, archived only with ``prune``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from reconciler.engine.desired import (
     create_body,
     desired_resources,
     is_owned,
+    not_ours,
     request_fields,
     spec_digest,
     update_body,
@@ -30,6 +36,7 @@ from reconciler.engine.model import (
     Action,
     Archive,
     BlastRadius,
+    Conflict,
     Create,
     Delete,
     FieldChange,
@@ -41,6 +48,7 @@ from reconciler.engine.model import (
     Plan,
     Replace,
     Target,
+    Twin,
     Update,
     kind_of,
 )
@@ -89,6 +97,7 @@ class _Context:
     ids: dict[str, str | None]
     versions: dict[str, int | None]
     matched: dict[str, JSON]
+    conflicts: dict[str, Conflict]
 
 
 def _entry(lockfile: Any, address: str) -> Any:
@@ -202,9 +211,62 @@ def _check_pin(ctx: _Context, res: DesiredResource) -> None:
     )
 
 
-def _plan_resource(ctx: _Context, res: DesiredResource) -> Action:
+def _recorded_object(ctx: _Context, address: str, kind: str) -> JSON | None:
+    """The live, non-archived object the lockfile records for ``address``, if any."""
+    entry = _entry(ctx.lockfile, address)
+    if entry is None or entry.kind != kind:
+        return None
+    obj = ctx.live_index.get(kind, {}).get(entry.id)
+    return obj if obj is not None and not obj.get("archived_at") else None
+
+
+def _check_owner(ctx: _Context, address: str, kind: Kind) -> bool:
+    """Record a ``Conflict`` when the lockfile's object for ``address`` is not ours.
+
+    Returns:
+        True when there is a conflict: nothing may change or archive that object.
+    """
+    obj = _recorded_object(ctx, address, kind)
+    if obj is None:
+        return False
+    project = ctx.options.project
+    owner = not_ours(kind, obj, project, address)
+    if owner is None and kind == "credential":
+        # a credential belongs to its vault: the vault must be ours, as the parent address
+        vault_address = address.split(".credential.")[0]
+        vault = ctx.live_index.get("vault", {}).get(str(obj.get("vault_id")))
+        vault_owner = (
+            not_ours("vault", vault, project, vault_address)
+            if vault is not None
+            else "an unknown vault"
+        )
+        if vault_owner is not None:
+            owner = f"the owner of its vault {obj.get('vault_id')}: {vault_owner}"
+    if owner is None:
+        return False
+    rid = str(obj["id"])
+    ctx.conflicts[address] = Conflict(
+        address=address,
+        kind=kind,
+        remote_id=rid,
+        owner=owner,
+        message=(
+            f"the lockfile records {kind} {rid} for {address}, but it belongs to {owner}; "
+            "it is never changed or archived. `reconciler state rm "
+            f"{address}` forgets the entry (a wrong entry, e.g. from a bad merge), or "
+            f"`reconciler import --force {address} {rid}` takes the object over"
+        ),
+    )
+    return True
+
+
+def _plan_resource(ctx: _Context, res: DesiredResource) -> Action | None:
     kind, address = res.kind, res.address
     _check_pin(ctx, res)
+    if _check_owner(ctx, address, kind):
+        ctx.ids[address] = None
+        ctx.versions[address] = None
+        return None
     obj, why, adopted = _match(ctx, res)
     fps = _fingerprints(ctx, res)
     pins: dict[str, int | None] = {}
@@ -344,11 +406,23 @@ def _orphans(ctx: _Context) -> list[tuple[str, str, JSON | None, Any]]:
     return [found[a] for a in sorted(found)]
 
 
+def _foreign_entry(ctx: _Context, address: str, kind: str, entry: Any) -> bool:
+    """The lockfile's object for ``address`` is live and not ours (no side effects)."""
+    if entry is None:
+        return False
+    obj = _recorded_object(ctx, address, kind)
+    return obj is not None and not_ours(kind, obj, ctx.options.project, address) is not None
+
+
 def _prune(ctx: _Context) -> tuple[list[Action], list[Note]]:
     actions: list[Action] = []
     notes: list[Note] = []
     orphans = _orphans(ctx)
-    orphan_vaults = {a for a, k, o, _ in orphans if k == "vault" and o and not o.get("archived_at")}
+    orphan_vaults = {
+        a
+        for a, k, o, e in orphans
+        if k == "vault" and o and not o.get("archived_at") and not _foreign_entry(ctx, a, k, e)
+    }
     removed_vaults = {a for a, k, _, e in orphans if k == "vault" and not (e and e.protect)}
     for address, kind_s, obj, entry in orphans:
         kind: Kind = kind_s  # type: ignore[assignment]
@@ -384,6 +458,8 @@ def _prune(ctx: _Context) -> tuple[list[Action], list[Note]]:
                 )
             )
             continue
+        if entry is not None and _check_owner(ctx, address, kind):
+            continue  # not ours: a Conflict says whose it is, nothing archives it
         if kind == "credential" and any(address.startswith(v + ".") for v in orphan_vaults):
             continue  # archiving the vault takes its credentials along
         protected = bool(entry.protect) if entry is not None else False
@@ -420,6 +496,61 @@ def _prune(ctx: _Context) -> tuple[list[Action], list[Note]]:
         else:
             actions.append(Archive(reason="removed from the manifests (--prune)", **common))
     return actions, notes
+
+
+def twin_address(address: str, remote_id: str) -> str:
+    """The address of a twin's archive action: ``agent.coder[agent_01...]``.
+
+    A plan has one action per address, and the address itself keeps its own action (the
+    object the plan manages); the twin is named by its id beside it.
+    """
+    return f"{address}[{remote_id}]"
+
+
+def _twins(ctx: _Context, kept: dict[str, JSON]) -> list[Twin]:
+    """Live objects tagged for an address whose kept object is another one.
+
+    A credential's twin must sit in the same vault: the credentials of a twin vault go with
+    that vault.
+    """
+    out: list[Twin] = []
+    for address, obj in sorted(kept.items()):
+        kind = kind_of(address)
+        entry = _entry(ctx.lockfile, address)
+        held = entry is not None and entry.id == obj["id"]
+        for other in sorted(ctx.owned.get((kind, address), []), key=lambda o: str(o["id"])):
+            if other.get("archived_at") or other["id"] == obj["id"]:
+                continue
+            if kind == "credential" and other.get("vault_id") != obj.get("vault_id"):
+                continue
+            which = "the lockfile holds" if held else "the plan keeps (the newest)"
+            out.append(
+                Twin(
+                    address=address,
+                    kind=kind,
+                    remote_id=str(other["id"]),
+                    kept_id=str(obj["id"]),
+                    message=(
+                        f"{other['id']} also claims {address} (both carry this project's "
+                        f"tags; two applies that did not share a lockfile each created one); "
+                        f"{obj['id']} is the one {which}. `reconciler apply --prune` "
+                        f"archives {other['id']}"
+                    ),
+                )
+            )
+    return out
+
+
+def _twin_archives(twins: list[Twin]) -> list[Action]:
+    return [
+        Archive(
+            address=twin_address(t.address, t.remote_id),
+            kind=t.kind,
+            remote_id=t.remote_id,
+            reason=f"a twin of {t.address} ({t.kept_id}), which stays (--prune)",
+        )
+        for t in twins
+    ]
 
 
 def _order_removals(actions: list[Action]) -> list[Action]:
@@ -511,21 +642,36 @@ def build_plan(
         ids={},
         versions={},
         matched={},
+        conflicts={},
     )
     actions: list[Action] = []
     for kind in KIND_ORDER:
         for res in desired.values():
             if res.kind == kind:
-                actions.append(_plan_resource(ctx, res))
+                action = _plan_resource(ctx, res)
+                if action is not None:
+                    actions.append(action)
     removals, notes = _prune(ctx)
+    twins = _twins(ctx, _kept(ctx, removals, notes))
+    if options.prune:
+        removals += _twin_archives(twins)
     actions = _order_removals(actions + removals)
+    conflicts = list(ctx.conflicts.values())
 
     if options.targets:
-        known = set(desired) | {a.address for a in removals} | {n.address for n in notes}
+        known = (
+            set(desired)
+            | {a.address for a in removals}
+            | {n.address for n in notes}
+            | set(ctx.conflicts)
+        )
         _check_targets(options.targets, known)
         wanted = _closure(options.targets, desired, known)
+        twins = [t for t in twins if t.address in wanted]
+        wanted |= {twin_address(t.address, t.remote_id) for t in twins}
         actions = [a for a in actions if a.address in wanted]
         notes = [n for n in notes if n.address in wanted]
+        conflicts = [c for c in conflicts if c.address in wanted]
         kept = {a.address for a in actions}
         actions = [
             a.model_copy(update={"depends_on": tuple(d for d in a.depends_on if d in kept)})
@@ -545,7 +691,22 @@ def build_plan(
         pin_moves=pin_moves,
         blast_radius=blast,
         notes=tuple(sorted(notes, key=lambda n: n.address)),
+        twins=tuple(sorted(twins, key=lambda t: (t.address, t.remote_id))),
+        conflicts=tuple(sorted(conflicts, key=lambda c: c.address)),
     )
+
+
+def _kept(ctx: _Context, removals: list[Action], notes: list[Note]) -> dict[str, JSON]:
+    """address -> the live object the plan manages for it (matched, or an orphan it
+    archives or leaves alone); a twin is any other live object tagged for that address."""
+    kept = dict(ctx.matched)
+    for item in [*removals, *notes]:
+        if item.address in kept or item.address in ctx.conflicts or item.remote_id is None:
+            continue
+        obj = ctx.live_index.get(item.kind, {}).get(item.remote_id)
+        if obj is not None and not obj.get("archived_at"):
+            kept[item.address] = obj
+    return kept
 
 
 def _pin_moves(ctx: _Context, kept: set[str]) -> tuple[PinMove, ...]:

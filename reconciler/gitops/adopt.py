@@ -199,12 +199,13 @@ async def import_resource(
         ws: where the manifests and the lockfile are, and the provider.
         address: ``agent.coder``, ``vault.github.credential.token``, ...
         remote_id: the live object's id.
-        force: replace an existing lockfile entry of ``address``, and re-tag an object this
-            project tagged for another address. Never takes another project's object.
+        force: replace an existing lockfile entry of ``address``, re-tag an object this
+            project tagged for another address, and take over an object another project's
+            tags claim (a warning says whose it was).
 
     Raises:
-        PlanError: the address or id is wrong, the object is archived or owned elsewhere, or
-            the address is already recorded with another id.
+        PlanError: the address or id is wrong, the object is archived, or (without
+            ``force``) owned by another project or the address is recorded with another id.
         LockHeld: an apply is running.
         ProviderError: the object does not exist, or tagging failed.
     """
@@ -216,15 +217,24 @@ async def import_resource(
     with _held(ws.lockfile, "import"):
         store = StateStore(ws.lockfile, project=ws.project)
         lockfile = store.load()
-        if not _needs_import(lockfile, address, remote_id, force):
-            return ImportResult(adopted=(), already=True)
+        recorded = not _needs_import(lockfile, address, remote_id, force)
         parent_id = _vault_id(lockfile, address) if kind == "credential" else None
         now = utc_timestamp()
         adopted: list[Adopted] = []
         async with _connect(ws) as client:
             provider = ClientBackedProvider(client)
             obj = await _retrieve(provider, kind, remote_id, parent_id, address)
-            _check_adoptable(kind, obj, ws.project, address, force)
+            if recorded and is_owned(obj, ws.project) == address:
+                return ImportResult(adopted=(), already=True)
+            # recorded but not tagged ours (a bad merge, or tags removed by hand): the
+            # lockfile alone proves nothing, so the same checks as a new import apply
+            owner = _check_adoptable(kind, obj, ws.project, address, force)
+            if owner is not None:
+                warnings.append(
+                    f"{remote_id} belonged to {owner} and is now tagged for project "
+                    f"{ws.project!r}: that project's plans report it as not theirs until its "
+                    f"lockfile forgets it (`reconciler --project ... state rm ...`)"
+                )
             res = desired.get(address)
             obj, tagged = await _tag(provider, kind, obj, ws.project, address, parent_id)
             pins = _deployment_pins(obj, res, lockfile) if kind == "deployment" else {}
@@ -311,7 +321,15 @@ async def _retrieve(
     return obj
 
 
-def _check_adoptable(kind: str, obj: JSON, project: str, address: str, force: bool) -> None:
+def _check_adoptable(
+    kind: str, obj: JSON, project: str, address: str, force: bool
+) -> str | None:
+    """Refuse what import must not take; with ``force``, whose the object was (another
+    project's), for a warning.
+
+    Raises:
+        PlanError: archived; another project's or tagged for another address, without force.
+    """
     if obj.get("archived_at"):
         raise PlanError(
             f"{obj['id']} was archived at {obj['archived_at']}; an archived {kind} cannot be "
@@ -319,13 +337,19 @@ def _check_adoptable(kind: str, obj: JSON, project: str, address: str, force: bo
         )
     owner = _foreign_owner(obj, project)
     if owner is not None:
-        raise PlanError(f"{obj['id']} belongs to {owner}; pass that --project to manage it there")
+        if not force:
+            raise PlanError(
+                f"{obj['id']} belongs to {owner}; pass that --project to manage it there, or "
+                "--force to take it over from that project"
+            )
+        return owner
     tagged = is_owned(obj, project)
     if tagged is not None and tagged != address and not force:
         raise PlanError(
             f"{obj['id']} is tagged as {tagged} by this project; import it as {tagged}, or "
             "pass --force to re-tag it"
         )
+    return None
 
 
 def _recording(address: str, entry: LockEntry) -> Callable[[Lockfile], Lockfile]:

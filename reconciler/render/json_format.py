@@ -137,6 +137,13 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
             n.model_dump(mode="json")
             for n in sorted(plan.notes, key=lambda n: (n.address, n.remote_id or ""))
         ],
+        "twins": [
+            t.model_dump(mode="json")
+            for t in sorted(plan.twins, key=lambda t: (t.address, t.remote_id))
+        ],
+        "conflicts": [
+            c.model_dump(mode="json") for c in sorted(plan.conflicts, key=lambda c: c.address)
+        ],
     }
     result: dict[str, Any] = _sorted(doc)
     return result

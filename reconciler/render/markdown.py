@@ -15,10 +15,13 @@ from dataclasses import dataclass
 
 from reconciler.engine.model import DriftReport, Plan
 from reconciler.render.outline import (
-    DRIFT_TYPES,
+    CONFLICTS_HEADING,
+    TWINS_HEADING,
     Block,
+    LeftAlone,
     Line,
     Outline,
+    counted_drift_types,
     drift_outline,
     plan_outline,
 )
@@ -170,7 +173,18 @@ def _sections(outline: Outline, limit: int, noun: str) -> list[_Section]:
         for n in outline.notes
     ]
     table_head = "| | Address | Kind | What |\n|:-:|---|---|---|\n"
+
+    def listed(items: tuple[LeftAlone, ...]) -> list[str]:
+        return [
+            f"- {_code(n.address)}"
+            + (f" ({_code(n.remote_id)})" if n.remote_id else "")
+            + f": {html.escape(n.message, quote=False)}\n"
+            for n in items
+        ]
+
     return [
+        _Section(f"#### {CONFLICTS_HEADING.rstrip(':')}\n\n", "", listed(outline.conflicts), "conflicts", 0.2),
+        _Section(f"#### {TWINS_HEADING.rstrip(':')}\n\n", "", listed(outline.twins), "twins", 0.2),
         _Section("#### Changes\n\n", table_head, rows, noun, 0.5),
         _Section("#### Blast radius\n\n", "", blast, "blast radius entries", 0.25),
         _Section("#### Left alone\n\n", "", notes, "left-alone resources", 0.15),
@@ -184,7 +198,7 @@ def plan_markdown(plan: Plan, *, width: int = 100, limit: int = GITHUB_COMMENT_L
     title = f"### Reconciler plan for project {_code(plan.project)}\n\n"
     if plan.targets:
         title += "Targeted: " + ", ".join(_code(t) for t in sorted(plan.targets)) + "\n\n"
-    changes, blast, notes, details = _sections(outline, limit, "actions")
+    conflicts, twins, changes, blast, notes, details = _sections(outline, limit, "actions")
     if outline.empty_message is not None:
         head = title + f"**No changes.** {outline.empty_message.removeprefix('No changes. ')}\n\n"
         return _fit(head, [notes], [notes], limit, _SEE_PLAN)
@@ -194,8 +208,9 @@ def plan_markdown(plan: Plan, *, width: int = 100, limit: int = GITHUB_COMMENT_L
         (s.create, s.update, s.replace, s.archive, s.delete, s.noop),
     )
     head += f"**Plan:** {outline.summary.removeprefix('Plan: ')}\n\n"
-    display = [changes, blast, notes, details]
-    return _fit(head, display, [blast, notes, changes, details], limit, _SEE_PLAN)
+    display = [conflicts, twins, changes, blast, notes, details]
+    priority = [conflicts, twins, blast, notes, changes, details]
+    return _fit(head, display, priority, limit, _SEE_PLAN)
 
 
 def drift_markdown(
@@ -207,10 +222,9 @@ def drift_markdown(
     if outline.empty_message is not None:
         return title + f"**No drift.** {outline.empty_message.removeprefix('No drift. ')}\n"
     counts = report.counts
-    head = title + _table(
-        tuple(t.capitalize() for t in DRIFT_TYPES), tuple(counts.get(t, 0) for t in DRIFT_TYPES)
-    )
+    types = counted_drift_types(report)
+    head = title + _table(tuple(t.capitalize() for t in types), tuple(counts.get(t, 0) for t in types))
     head += f"**Drift:** {outline.summary.removeprefix('Drift: ')}\n\n"
-    changes, _, _, details = _sections(outline, limit, "drift items")
+    _, _, changes, _, _, details = _sections(outline, limit, "drift items")
     changes.heading = "#### Drift\n\n"
     return _fit(head, [changes, details], [changes, details], limit, _SEE_DRIFT)

@@ -13,6 +13,7 @@ from typing import Any, Literal, assert_never
 from reconciler.engine.model import (
     Archive,
     BlastRadius,
+    Conflict,
     Create,
     Delete,
     DriftItem,
@@ -24,6 +25,7 @@ from reconciler.engine.model import (
     PinMove,
     Plan,
     Replace,
+    Twin,
     Update,
 )
 from reconciler.render.values import (
@@ -127,6 +129,10 @@ class Outline:
     unchanged: int
     summary: str
     empty_message: str | None
+    #: second live objects claiming a managed address (``Twin``), as address, id, message
+    twins: tuple[LeftAlone, ...] = ()
+    #: lockfile entries whose object is not ours (``Conflict``)
+    conflicts: tuple[LeftAlone, ...] = ()
 
 
 # --- values and field changes --------------------------------------------------------------
@@ -303,6 +309,18 @@ def _note(note: Note) -> LeftAlone:
     return LeftAlone(note.address, rid, printable(note.message))
 
 
+TWINS_HEADING = "Twins (two live objects claim one address):"
+CONFLICTS_HEADING = "Not ours (never changed or archived):"
+
+
+def _twin(twin: Twin) -> LeftAlone:
+    return LeftAlone(twin.address, printable(twin.remote_id), printable(twin.message))
+
+
+def _conflict(conflict: Conflict) -> LeftAlone:
+    return LeftAlone(conflict.address, printable(conflict.remote_id), printable(conflict.message))
+
+
 def plan_outline(plan: Plan, *, width: int = 100) -> Outline:
     """The plan as blocks sorted by address (an action before its pin moves)."""
     keyed: list[tuple[tuple[str, int, str], Block]] = []
@@ -326,7 +344,13 @@ def plan_outline(plan: Plan, *, width: int = 100) -> Outline:
         notes=tuple(_note(n) for n in sorted(plan.notes, key=_by_address)),
         unchanged=unchanged,
         summary=str(plan.summary),
-        empty_message=None if blocks else "No changes. The live system matches the manifests.",
+        empty_message=(
+            None
+            if blocks or plan.twins or plan.conflicts
+            else "No changes. The live system matches the manifests."
+        ),
+        twins=tuple(_twin(t) for t in plan.twins),
+        conflicts=tuple(_conflict(c) for c in plan.conflicts),
     )
 
 
@@ -363,9 +387,17 @@ _DRIFT_SIGN: dict[str, tuple[str, Tone]] = {
     "archived": ("!", "remove"),
     "deleted": ("!", "remove"),
     "unmanaged": ("?", "unmanaged"),
+    "twin": ("=", "unmanaged"),
 }
 
-DRIFT_TYPES: tuple[str, ...] = ("changed", "archived", "deleted", "pin", "unmanaged")
+DRIFT_TYPES: tuple[str, ...] = ("changed", "archived", "deleted", "pin", "unmanaged", "twin")
+#: drift types a summary names even when there are none
+_ALWAYS_COUNTED = ("changed", "archived", "deleted", "pin", "unmanaged")
+
+
+def counted_drift_types(report: DriftReport) -> tuple[str, ...]:
+    """The drift types a summary names: all of the classic ones, ``twin`` only when found."""
+    return tuple(t for t in DRIFT_TYPES if t in _ALWAYS_COUNTED or report.counts.get(t))
 
 
 def drift_identity(item: DriftItem) -> str:
@@ -398,6 +430,8 @@ def drift_block(item: DriftItem, *, width: int) -> Block:
             verb = "pin drifted"
         case "unmanaged":
             verb = "unmanaged"
+        case "twin":
+            verb = "twin"
         case _:
             assert_never(item.type)
     lines: list[Line] = [Line(printable(item.message), tone="muted")]
@@ -412,7 +446,8 @@ def drift_summary(report: DriftReport) -> str:
     if not report.has_drift:
         return "No drift."
     counts = report.counts
-    return "Drift: " + ", ".join(f"{counts.get(t, 0)} {t}" for t in DRIFT_TYPES) + "."
+    types = counted_drift_types(report)
+    return "Drift: " + ", ".join(f"{counts.get(t, 0)} {t}" for t in types) + "."
 
 
 def drift_outline(report: DriftReport, *, width: int = 100) -> Outline:
@@ -427,6 +462,8 @@ def drift_outline(report: DriftReport, *, width: int = 100) -> Outline:
         legend.append(("!", "archived or deleted behind our back"))
     if "unmanaged" in types:
         legend.append(("?", "unmanaged: live, but no manifest of this project owns it"))
+    if "twin" in types:
+        legend.append(("=", "twin: a second live object claims an address of this project"))
     return Outline(
         title=f'Drift for project "{report.project}"',
         legend=tuple(legend),

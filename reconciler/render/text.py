@@ -17,7 +17,9 @@ from rich.text import Text
 
 from reconciler.engine.model import CHANGE_TYPES, DriftReport, Plan
 from reconciler.render.outline import (
+    CONFLICTS_HEADING,
     DETAIL_INDENT,
+    TWINS_HEADING,
     Block,
     Line,
     Outline,
@@ -155,6 +157,19 @@ def _blocks(outline: Outline) -> list[Text]:
     return lines
 
 
+def _attention(outline: Outline) -> list[Text]:
+    """Conflicts and twins: what no apply fixes by itself (shown before everything else)."""
+    lines: list[Text] = []
+    for heading, items in ((CONFLICTS_HEADING, outline.conflicts), (TWINS_HEADING, outline.twins)):
+        if not items:
+            continue
+        lines += [Text(""), Text(heading, style="bold red")]
+        for item in items:
+            rid = f" ({item.remote_id})" if item.remote_id else ""
+            lines.append(Text(f"  {item.address}{rid}: {item.message}"))
+    return lines
+
+
 def _closing(outline: Outline) -> list[Text]:
     lines: list[Text] = []
     if outline.unchanged and outline.blocks:
@@ -197,8 +212,11 @@ def plan_text(plan: Plan, *, color: bool = False, width: int = 100) -> str:
     outline = plan_outline(plan, width=width)
     if outline.empty_message is not None:
         return _emit([Text(outline.empty_message), *_closing(outline)], color=color, width=width)
-    lines = _legend(outline, f"{outline.title}. Actions are shown with these symbols:")
-    lines += _blocks(outline) + _closing(outline)
+    if outline.legend:
+        lines = _legend(outline, f"{outline.title}. Actions are shown with these symbols:")
+    else:
+        lines = [Text(f"{outline.title}.")]
+    lines += _blocks(outline) + _attention(outline) + _closing(outline)
     lines += [Text(""), Text(outline.summary, style="bold")]
     return _emit(lines, color=color, width=width)
 
