@@ -24,10 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler.engine.desired import desired_resources, is_owned
+from reconciler.engine.desired import desired_resources, is_owned, not_ours
 from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
 from reconciler.engine.model import Action, Plan
-from reconciler.engine.planner import PlanOptions, build_plan
+from reconciler.engine.planner import PlanOptions, build_plan, claimed_address
 from reconciler.engine.record import record_intent, record_intents, record_outcome
 from reconciler.engine.refresh import Observed, refresh
 from reconciler.errors import LockfileError, ManifestError, ManifestIssue, PlanError
@@ -345,6 +345,14 @@ def stale_actions(plan: Plan, observed: Observed) -> dict[str, str]:
             )
         elif live.get("archived_at") and a.type != "noop":
             stale[a.address] = f"{a.address} was archived since the plan"
+        elif a.type != "noop":
+            # the plan may predate a change of hands (or a tool that checked no tags)
+            owner = not_ours(a.kind, live, plan.project, claimed_address(a.address))
+            if owner is not None:
+                stale[a.address] = (
+                    f"{a.address} ({a.remote_id}) belongs to {owner}; nothing changes or "
+                    "archives it"
+                )
     return stale
 
 

@@ -148,11 +148,11 @@ def test_unmanaged_rules_untagged_foreign_archived_and_tagged() -> None:
         ("agent_06", "agent_01"),
     ]
     single = observed(agent(), untagged)
-    assert [u.remote_id for u in find_unmanaged([AGENT_DOC], single, new_lockfile(), "default")] == [
-        "agent_03"
-    ]
+    assert [
+        u.remote_id for u in find_unmanaged([AGENT_DOC], single, new_lockfile(), "default")
+    ] == ["agent_03"]
     report = build_drift([AGENT_DOC], live, recorded(), ignore_unmanaged=True)
-    assert report.items == ()
+    assert [(i.type, i.remote_id) for i in report.items] == [("twin", "agent_06")]
 
 
 def test_items_are_sorted_by_address_then_type() -> None:
@@ -161,4 +161,13 @@ def test_items_are_sorted_by_address_then_type() -> None:
     assert [(i.type, i.address) for i in report.items] == [
         ("unmanaged", None),  # "agent coder agent_09" sorts before "agent.coder"
         ("changed", "agent.coder"),
+    ]
+
+
+def test_ignore_unmanaged_keeps_twins() -> None:
+    """A twin is this project's, not unmanaged: ``--ignore-unmanaged`` still reports it."""
+    twin = agent("agent_07", tags=ownership("default", "agent.coder"))
+    report = build_drift([AGENT_DOC], observed(agent(), twin), recorded(), ignore_unmanaged=True)
+    assert [(i.type, i.address, i.remote_id) for i in report.items] == [
+        ("twin", "agent.coder", "agent_07")
     ]

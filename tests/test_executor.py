@@ -525,7 +525,9 @@ async def test_a_lost_create_never_adopts_a_same_name_environment_without_our_ta
         {"name": "py", "description": "hand-made", "metadata": {"owner": "ops"}}
     )
 
-    lost = Breaking(provider, {("create", "environment.py"): [(AmbiguousWriteError("timed out"), False)]})
+    lost = Breaking(
+        provider, {("create", "environment.py"): [(AmbiguousWriteError("timed out"), False)]}
+    )
     report = await run(plan(create("environment.py", {"name": "py"})), lost)
     assert report.adopted == ()
     failure = report.failures["environment.py"]

@@ -139,7 +139,9 @@ def _point_entry_at(lockfile_path: Path, address: str, remote_id: str) -> str:
     """A bad merge: the entry of ``address`` now names ``remote_id``; returns the old id."""
     lockfile = read_lockfile(lockfile_path)
     entry = lockfile.resources[address]
-    write_lockfile(lockfile_path, lockfile.with_entry(address, entry.model_copy(update={"id": remote_id})))
+    write_lockfile(
+        lockfile_path, lockfile.with_entry(address, entry.model_copy(update={"id": remote_id}))
+    )
     return entry.id
 
 
@@ -154,7 +156,10 @@ def test_a_lockfile_entry_never_changes_or_archives_another_projects_agent(
     db = tmp_path / "provider.db"
     with provider(db, FaultConfig(fault_rate=0.2, seed=3)) as (url, _):
         for _ in range(3):
-            if _cli(zygote, theirs_dir, url, "--project", "web", "apply", "--auto-approve").code == 0:
+            if (
+                _cli(zygote, theirs_dir, url, "--project", "web", "apply", "--auto-approve").code
+                == 0
+            ):
                 break
         for _ in range(3):
             if _cli(zygote, ours, url, "apply", "--auto-approve").code == 0:
@@ -223,7 +228,9 @@ def test_import_refuses_another_projects_object_without_force(
     _write(ours / "manifests/agents.yaml", AGENT)
     db = tmp_path / "provider.db"
     with provider(db) as (url, _):
-        assert _cli(zygote, theirs_dir, url, "--project", "web", "apply", "--auto-approve").code == 0
+        assert (
+            _cli(zygote, theirs_dir, url, "--project", "web", "apply", "--auto-approve").code == 0
+        )
         [theirs] = owned_objects(db, "web")["agent.helper"]
         run = _cli(zygote, ours, url, "import", "agent.coder", theirs["id"])
         assert run.code == 1 and "--force to take it over" in run.stderr, run.stderr
@@ -316,3 +323,140 @@ def test_two_checkouts_applying_at_once_report_and_prune_their_twins(
         assert cli(b, "plan", "--detailed-exitcode").code == 0
         b_ids = {e.id for e in read_lockfile(b / "state/reconciler.lock").resources.values()}
         assert b_ids == a_ids
+
+
+# --- the same rules on hand-built data (no provider) ----------------------------------------------
+
+NOW = "2026-05-01T12:00:00Z"
+
+
+def _vault(vault_id: str, tags: dict[str, str]) -> dict[str, Any]:
+    return {
+        "type": "vault",
+        "id": vault_id,
+        "display_name": "keys",
+        "metadata": tags,
+        "created_at": NOW,
+        "updated_at": NOW,
+        "archived_at": None,
+    }
+
+
+def _credential(cred_id: str, vault_id: str, tags: dict[str, str]) -> dict[str, Any]:
+    return {
+        "type": "vault_credential",
+        "id": cred_id,
+        "vault_id": vault_id,
+        "display_name": "c0",
+        "metadata": tags,
+        "auth": {"type": "static_bearer", "mcp_server_url": "https://mcp0.example.com/mcp"},
+        "created_at": NOW,
+        "updated_at": NOW,
+        "archived_at": None,
+    }
+
+
+def _entry(kind: str, remote_id: str, parent_id: str | None = None) -> Any:
+    from reconciler.state import LockEntry
+
+    return LockEntry(
+        kind=kind,
+        id=remote_id,
+        parent_id=parent_id,
+        spec_digest="sha256:" + "0" * 64,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def _plan_removed(vaults: list[dict[str, Any]], creds: list[dict[str, Any]], entries: Any) -> Any:
+    """Plan --prune with no manifests at all: everything recorded left the manifests."""
+    from reconciler.engine.planner import PlanOptions, build_plan
+    from reconciler.engine.refresh import Observed
+    from reconciler.state import new_lockfile
+
+    lockfile = new_lockfile()
+    for address, entry in entries.items():
+        lockfile = lockfile.with_entry(address, entry)
+    by_vault: dict[str, tuple[dict[str, Any], ...]] = {}
+    for c in creds:
+        by_vault[c["vault_id"]] = (*by_vault.get(c["vault_id"], ()), c)
+    live = Observed(
+        objects={"agent": (), "environment": (), "vault": tuple(vaults), "deployment": ()},
+        credentials=by_vault,
+    )
+    return build_plan([], live, lockfile, PlanOptions(prune=True))
+
+
+def test_a_credential_belongs_to_its_vault() -> None:
+    """Vault credentials are judged by their vault; their own tags count only when they
+    carry reconciler tags at all."""
+    from reconciler.engine.desired import ownership
+
+    ours = ownership("default", "vault.keys")
+    theirs = ownership("web", "vault.keys")
+    address = "vault.keys.credential.c0"
+    # an untagged credential of our vault is ours: pruned with it (nothing left alone)
+    plan = _plan_removed(
+        [_vault("vlt_1", ours)],
+        [_credential("vcrd_1", "vlt_1", {})],
+        {"vault.keys": _entry("vault", "vlt_1"), address: _entry("credential", "vcrd_1", "vlt_1")},
+    )
+    assert [a.address for a in plan.actions] == ["vault.keys"] and not plan.conflicts
+    # a credential of another project's vault is theirs, whatever its own tags say
+    plan = _plan_removed(
+        [_vault("vlt_2", theirs)],
+        [_credential("vcrd_2", "vlt_2", ownership("default", address))],
+        {"vault.keys": _entry("vault", "vlt_2"), address: _entry("credential", "vcrd_2", "vlt_2")},
+    )
+    assert plan.actions == ()
+    assert {c.address: c.owner for c in plan.conflicts} == {
+        "vault.keys": 'project "web" (as vault.keys)',
+        address: 'the owner of its vault vlt_2: project "web" (as vault.keys)',
+    }
+    # a credential tagged by another project in our vault is not ours either
+    plan = _plan_removed(
+        [_vault("vlt_3", ours)],
+        [_credential("vcrd_3", "vlt_3", ownership("web", address))],
+        {address: _entry("credential", "vcrd_3", "vlt_3")},
+    )
+    # (the vault itself is ours by its tags and left the manifests: --prune archives it)
+    assert [a.address for a in plan.actions] == ["vault.keys"]
+    assert [c.owner for c in plan.conflicts] == [f'project "web" (as {address})']
+
+
+def test_an_untagged_object_in_the_lockfile_is_owned_by_nobody() -> None:
+    plan = _plan_removed(
+        [_vault("vlt_4", {"owner": "ops"})], [], {"vault.keys": _entry("vault", "vlt_4")}
+    )
+    assert plan.actions == () and plan.has_changes
+    [conflict] = plan.conflicts
+    assert conflict.owner == "nobody (no reconciler ownership tags)"
+    assert "reconciler import --force vault.keys vlt_4" in conflict.message
+
+
+def test_a_saved_plan_never_archives_what_is_no_longer_ours() -> None:
+    """A plan saved before the object changed hands (or by a tool that checked no tags)."""
+    from reconciler.engine.desired import ownership
+    from reconciler.engine.model import Archive, Plan
+    from reconciler.engine.refresh import Observed
+    from reconciler.operations import stale_actions
+
+    archive = Archive(
+        address="vault.keys", kind="vault", remote_id="vlt_5", reason="removed", live_marker=NOW
+    )
+    twin = Archive(address="vault.keys[vlt_6]", kind="vault", remote_id="vlt_6", reason="a twin")
+    live = Observed(
+        objects={
+            "agent": (),
+            "environment": (),
+            "vault": (
+                _vault("vlt_5", ownership("web", "vault.keys")),
+                _vault("vlt_6", ownership("default", "vault.keys")),
+            ),
+            "deployment": (),
+        }
+    )
+    stale = stale_actions(Plan(actions=(archive, twin)), live)
+    assert list(stale) == ["vault.keys"]
+    assert 'belongs to project "web"' in stale["vault.keys"]

@@ -266,7 +266,7 @@ def twins_plan() -> Plan:
                 kind="agent",
                 remote_id="agent_03WEB",
                 owner='project "web" (as agent.legacy)',
-                message='the lockfile records agent agent_03WEB for agent.legacy, but it belongs '
+                message="the lockfile records agent agent_03WEB for agent.legacy, but it belongs "
                 'to project "web" (as agent.legacy); `reconciler state rm agent.legacy`',
             ),
         ),
@@ -708,7 +708,12 @@ def test_drift_json_counts_every_type() -> None:
     doc = json.loads(render_drift(report, "json"))
     assert doc["kind"] == "drift" and doc["format_version"] == 1 and doc["has_drift"] is True
     assert doc["summary"] == {
-        "archived": 1, "changed": 1, "deleted": 1, "pin": 1, "unmanaged": 2, "twin": 0
+        "archived": 1,
+        "changed": 1,
+        "deleted": 1,
+        "pin": 1,
+        "unmanaged": 2,
+        "twin": 0,
     }
     assert len(doc["items"]) == len(report.items)
     coder = next(i for i in doc["items"] if i["address"] == "agent.coder")

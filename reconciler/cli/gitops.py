@@ -84,7 +84,7 @@ def annotate_for_github(error: BaseException) -> None:
 @click.option(
     "--ignore-unmanaged",
     is_flag=True,
-    help="Leave out live resources that no manifest of this project owns.",
+    help="Leave out live resources that no manifest of this project owns (twins stay in).",
 )
 @pass_app
 @click.pass_context

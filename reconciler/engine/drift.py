@@ -379,7 +379,7 @@ def build_drift(
         observed: the live state from ``refresh`` (one list per kind).
         lockfile: the current ``Lockfile``.
         project: the ownership project.
-        ignore_unmanaged: leave unmanaged objects out of the report.
+        ignore_unmanaged: leave unmanaged objects out of the report (twins stay in).
         versions: agent id -> its versions (``GET /v1/agents/{id}/versions``), for the
             agents ``agents_to_annotate`` named; says which version introduced a change.
 
@@ -424,10 +424,11 @@ def build_drift(
             pin = _pin_item(address, entry, live, lockfile)
             if pin is not None:
                 items.append(pin)
-    if not ignore_unmanaged:
-        vault_names = {e.id: a for a, e in entries.items() if e.kind == "vault"}
-        for u in find_unmanaged(documents, observed, lockfile, project):
-            items.append(_unmanaged_item(u, vault_names))
+    vault_names = {e.id: a for a, e in entries.items() if e.kind == "vault"}
+    for u in find_unmanaged(documents, observed, lockfile, project):
+        if ignore_unmanaged and u.duplicate_of is None:
+            continue  # twins are ours, not unmanaged: always reported
+        items.append(_unmanaged_item(u, vault_names))
     return DriftReport(project=project, items=tuple(sorted(items, key=_sort_key)))
 
 

@@ -481,12 +481,11 @@ class _Run:
             objects = await self.writer.list_all(action.kind, parent_id=parent_id)
         except ProviderError:
             objects = []
+        # what makes the create clash: an environment's name, a credential's key
+        clash = _credential_key if action.kind == "credential" else _name
+        unique = action.kind in ("environment", "credential")
         for obj in objects:
-            if obj.get("archived_at"):
-                continue
-            if action.kind == "environment" and obj.get("name") == body.get("name"):
-                holder = obj
-            elif action.kind == "credential" and _credential_key(obj) == _credential_key(body):
+            if unique and not obj.get("archived_at") and clash(obj) and clash(obj) == clash(body):
                 holder = obj
         if holder is None:
             return _ActionFailed(f"create failed: {detail}")
@@ -661,6 +660,11 @@ def _placeholder_addresses(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for v in value:
             yield from _placeholder_addresses(v)
+
+
+def _name(obj: JSON) -> str | None:
+    name = obj.get("name")
+    return str(name) if name else None
 
 
 def _credential_key(obj: JSON) -> str | None:

@@ -507,6 +507,12 @@ def twin_address(address: str, remote_id: str) -> str:
     return f"{address}[{remote_id}]"
 
 
+def claimed_address(address: str) -> str:
+    """The address an action's object must be tagged for: ``agent.coder[agent_01]`` (a
+    twin's archive) claims ``agent.coder``; any other address claims itself."""
+    return address.split("[", 1)[0]
+
+
 def _twins(ctx: _Context, kept: dict[str, JSON]) -> list[Twin]:
     """Live objects tagged for an address whose kept object is another one.
 
@@ -700,12 +706,14 @@ def _kept(ctx: _Context, removals: list[Action], notes: list[Note]) -> dict[str,
     """address -> the live object the plan manages for it (matched, or an orphan it
     archives or leaves alone); a twin is any other live object tagged for that address."""
     kept = dict(ctx.matched)
-    for item in [*removals, *notes]:
-        if item.address in kept or item.address in ctx.conflicts or item.remote_id is None:
+    left: list[tuple[str, str, str | None]] = [(n.address, n.kind, n.remote_id) for n in notes]
+    left += [(a.address, a.kind, getattr(a, "remote_id", None)) for a in removals]
+    for address, kind, remote_id in left:
+        if address in kept or address in ctx.conflicts or remote_id is None:
             continue
-        obj = ctx.live_index.get(item.kind, {}).get(item.remote_id)
+        obj = ctx.live_index.get(kind, {}).get(remote_id)
         if obj is not None and not obj.get("archived_at"):
-            kept[item.address] = obj
+            kept[address] = obj
     return kept
 
 
@@ -766,4 +774,4 @@ def _blast_radius(ctx: _Context, actions: list[Action]) -> tuple[BlastRadius, ..
     return tuple(sorted(out, key=lambda b: b.address))
 
 
-__all__ = ["UNKNOWN", "PlanOptions", "build_plan", "kind_of"]
+__all__ = ["UNKNOWN", "PlanOptions", "build_plan", "claimed_address", "kind_of", "twin_address"]

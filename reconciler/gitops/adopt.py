@@ -321,9 +321,7 @@ async def _retrieve(
     return obj
 
 
-def _check_adoptable(
-    kind: str, obj: JSON, project: str, address: str, force: bool
-) -> str | None:
+def _check_adoptable(kind: str, obj: JSON, project: str, address: str, force: bool) -> str | None:
     """Refuse what import must not take; with ``force``, whose the object was (another
     project's), for a warning.
 

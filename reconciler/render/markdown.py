@@ -183,7 +183,13 @@ def _sections(outline: Outline, limit: int, noun: str) -> list[_Section]:
         ]
 
     return [
-        _Section(f"#### {CONFLICTS_HEADING.rstrip(':')}\n\n", "", listed(outline.conflicts), "conflicts", 0.2),
+        _Section(
+            f"#### {CONFLICTS_HEADING.rstrip(':')}\n\n",
+            "",
+            listed(outline.conflicts),
+            "conflicts",
+            0.2,
+        ),
         _Section(f"#### {TWINS_HEADING.rstrip(':')}\n\n", "", listed(outline.twins), "twins", 0.2),
         _Section("#### Changes\n\n", table_head, rows, noun, 0.5),
         _Section("#### Blast radius\n\n", "", blast, "blast radius entries", 0.25),
@@ -223,7 +229,9 @@ def drift_markdown(
         return title + f"**No drift.** {outline.empty_message.removeprefix('No drift. ')}\n"
     counts = report.counts
     types = counted_drift_types(report)
-    head = title + _table(tuple(t.capitalize() for t in types), tuple(counts.get(t, 0) for t in types))
+    head = title + _table(
+        tuple(t.capitalize() for t in types), tuple(counts.get(t, 0) for t in types)
+    )
     head += f"**Drift:** {outline.summary.removeprefix('Drift: ')}\n\n"
     _, _, changes, _, _, details = _sections(outline, limit, "drift items")
     changes.heading = "#### Drift\n\n"
