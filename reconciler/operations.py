@@ -424,7 +424,9 @@ async def apply(
                 on_plan(plan)
             if not plan.has_changes and not stale and not _needs_recording(plan):
                 return ApplyResult(plan, ApplyReport(outcomes=()), stale, lockfile)
-            if confirm is not None and plan.has_changes and not confirm(plan):
+            # twins and conflicts alone send nothing: nothing to confirm
+            sends = bool(plan.changes) or any(m.old != m.new for m in plan.pin_moves)
+            if confirm is not None and sends and not confirm(plan):
                 return None
             salt = lockfile.salt
             # Every create whose parent is already known gets its intent now, in one write,

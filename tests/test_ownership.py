@@ -310,6 +310,13 @@ def test_two_checkouts_applying_at_once_report_and_prune_their_twins(
             kinds = {i["type"] for i in json.loads(drift.stdout)["items"]}
             assert "twin" in kinds, drift.stdout
 
+        # apply without --prune changes nothing and says so
+        before = owned_objects(db, "default")
+        run = cli(b, "apply", "--auto-approve")
+        assert run.code == 0 and "Twins" in run.stdout, run.stdout
+        assert "twins left live" in run.stderr and "apply --prune" in run.stderr, run.stderr
+        assert owned_objects(db, "default") == before
+
         # the remedy, from checkout a: archive what a's lockfile does not hold
         prune = cli(a, "apply", "--prune", "--auto-approve")
         assert prune.code == 0, prune.stdout + prune.stderr
