@@ -27,7 +27,8 @@ from typing import Any
 from reconciler.engine.desired import desired_resources, is_owned, not_ours
 from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
 from reconciler.engine.model import Action, Plan
-from reconciler.engine.planner import PlanOptions, build_plan, claimed_address
+from reconciler.engine.ownership import claimed_address
+from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.record import record_intent, record_intents, record_outcome
 from reconciler.engine.refresh import Observed, refresh
 from reconciler.errors import LockfileError, ManifestError, ManifestIssue, PlanError

@@ -24,7 +24,6 @@ from reconciler.engine.desired import (
     create_body,
     desired_resources,
     is_owned,
-    not_ours,
     request_fields,
     spec_digest,
     update_body,
@@ -48,11 +47,17 @@ from reconciler.engine.model import (
     Plan,
     Replace,
     Target,
-    Twin,
     Update,
     kind_of,
 )
 from reconciler.engine.normalize import drop_paths, fill_unset, normalize
+from reconciler.engine.ownership import (
+    conflict,
+    find_twins,
+    owner_problem,
+    twin_address,
+    twin_archives,
+)
 from reconciler.engine.refresh import Observed
 from reconciler.errors import PlanError
 
@@ -229,34 +234,10 @@ def _check_owner(ctx: _Context, address: str, kind: Kind) -> bool:
     obj = _recorded_object(ctx, address, kind)
     if obj is None:
         return False
-    project = ctx.options.project
-    owner = not_ours(kind, obj, project, address)
-    if owner is None and kind == "credential":
-        # a credential belongs to its vault: the vault must be ours, as the parent address
-        vault_address = address.split(".credential.")[0]
-        vault = ctx.live_index.get("vault", {}).get(str(obj.get("vault_id")))
-        vault_owner = (
-            not_ours("vault", vault, project, vault_address)
-            if vault is not None
-            else "an unknown vault"
-        )
-        if vault_owner is not None:
-            owner = f"the owner of its vault {obj.get('vault_id')}: {vault_owner}"
+    owner = owner_problem(kind, obj, ctx.options.project, address, ctx.live_index["vault"])
     if owner is None:
         return False
-    rid = str(obj["id"])
-    ctx.conflicts[address] = Conflict(
-        address=address,
-        kind=kind,
-        remote_id=rid,
-        owner=owner,
-        message=(
-            f"the lockfile records {kind} {rid} for {address}, but it belongs to {owner}; "
-            "it is never changed or archived. `reconciler state rm "
-            f"{address}` forgets the entry (a wrong entry, e.g. from a bad merge), or "
-            f"`reconciler import --force {address} {rid}` takes the object over"
-        ),
-    )
+    ctx.conflicts[address] = conflict(kind, address, obj, owner)
     return True
 
 
@@ -411,7 +392,11 @@ def _foreign_entry(ctx: _Context, address: str, kind: str, entry: Any) -> bool:
     if entry is None:
         return False
     obj = _recorded_object(ctx, address, kind)
-    return obj is not None and not_ours(kind, obj, ctx.options.project, address) is not None
+    project = ctx.options.project
+    return (
+        obj is not None
+        and owner_problem(kind, obj, project, address, ctx.live_index["vault"]) is not None
+    )
 
 
 def _prune(ctx: _Context) -> tuple[list[Action], list[Note]]:
@@ -496,67 +481,6 @@ def _prune(ctx: _Context) -> tuple[list[Action], list[Note]]:
         else:
             actions.append(Archive(reason="removed from the manifests (--prune)", **common))
     return actions, notes
-
-
-def twin_address(address: str, remote_id: str) -> str:
-    """The address of a twin's archive action: ``agent.coder[agent_01...]``.
-
-    A plan has one action per address, and the address itself keeps its own action (the
-    object the plan manages); the twin is named by its id beside it.
-    """
-    return f"{address}[{remote_id}]"
-
-
-def claimed_address(address: str) -> str:
-    """The address an action's object must be tagged for: ``agent.coder[agent_01]`` (a
-    twin's archive) claims ``agent.coder``; any other address claims itself."""
-    return address.split("[", 1)[0]
-
-
-def _twins(ctx: _Context, kept: dict[str, JSON]) -> list[Twin]:
-    """Live objects tagged for an address whose kept object is another one.
-
-    A credential's twin must sit in the same vault: the credentials of a twin vault go with
-    that vault.
-    """
-    out: list[Twin] = []
-    for address, obj in sorted(kept.items()):
-        kind = kind_of(address)
-        entry = _entry(ctx.lockfile, address)
-        held = entry is not None and entry.id == obj["id"]
-        for other in sorted(ctx.owned.get((kind, address), []), key=lambda o: str(o["id"])):
-            if other.get("archived_at") or other["id"] == obj["id"]:
-                continue
-            if kind == "credential" and other.get("vault_id") != obj.get("vault_id"):
-                continue
-            which = "the lockfile holds" if held else "the plan keeps (the newest)"
-            out.append(
-                Twin(
-                    address=address,
-                    kind=kind,
-                    remote_id=str(other["id"]),
-                    kept_id=str(obj["id"]),
-                    message=(
-                        f"{other['id']} also claims {address} (both carry this project's "
-                        f"tags; two applies that did not share a lockfile each created one); "
-                        f"{obj['id']} is the one {which}. `reconciler apply --prune` "
-                        f"archives {other['id']}"
-                    ),
-                )
-            )
-    return out
-
-
-def _twin_archives(twins: list[Twin]) -> list[Action]:
-    return [
-        Archive(
-            address=twin_address(t.address, t.remote_id),
-            kind=t.kind,
-            remote_id=t.remote_id,
-            reason=f"a twin of {t.address} ({t.kept_id}), which stays (--prune)",
-        )
-        for t in twins
-    ]
 
 
 def _order_removals(actions: list[Action]) -> list[Action]:
@@ -658,9 +582,9 @@ def build_plan(
                 if action is not None:
                     actions.append(action)
     removals, notes = _prune(ctx)
-    twins = _twins(ctx, _kept(ctx, removals, notes))
+    twins = find_twins(_kept(ctx, removals, notes), ctx.owned, ctx.lockfile)
     if options.prune:
-        removals += _twin_archives(twins)
+        removals += twin_archives(twins)
     actions = _order_removals(actions + removals)
     conflicts = list(ctx.conflicts.values())
 
@@ -774,4 +698,4 @@ def _blast_radius(ctx: _Context, actions: list[Action]) -> tuple[BlastRadius, ..
     return tuple(sorted(out, key=lambda b: b.address))
 
 
-__all__ = ["UNKNOWN", "PlanOptions", "build_plan", "claimed_address", "kind_of", "twin_address"]
+__all__ = ["UNKNOWN", "PlanOptions", "build_plan", "kind_of"]

@@ -1,0 +1,136 @@
+"""Who owns a live object, and which live objects claim one address. Pure: no I/O.
+
+Ownership is proven by the live object's tags (``managed-by``, ``reconciler-project``,
+``reconciler-address``), never assumed from the lockfile: a bad merge can point an entry at
+anyone's object. The planner asks ``owner_problem`` before it plans an update or an archive
+of a recorded object, and turns a problem into a ``Conflict`` (no action at all); it asks
+``find_twins`` for second live objects tagged for an address it manages (two checkouts that
+applied at once without a shared lock), which it reports, and archives with ``--prune`` as
+``twin_address(address, id)`` so the address keeps its own action.
+
+A credential belongs to its vault: it cannot move to another vault, and archiving the vault
+takes it along. So a credential is ours when its vault is ours (tagged for the credential's
+parent address) and its own tags, if it carries reconciler tags at all, agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from reconciler.engine.desired import not_ours
+from reconciler.engine.model import Archive, Conflict, Kind, Twin, kind_of
+
+JSON = dict[str, Any]
+
+
+def owner_problem(
+    kind: str, obj: JSON, project: str, address: str, vaults: Mapping[str, JSON]
+) -> str | None:
+    """None when ``obj`` is this project's object for ``address``; else whose it is.
+
+    Args:
+        kind: the kind of ``obj``.
+        obj: the live object.
+        project: this project.
+        address: the address that claims it (a lockfile entry's).
+        vaults: live vaults by id (a credential is judged by its vault).
+
+    Example: another project's agent gives ``'project "web" (as agent.helper)'``.
+    """
+    owner = not_ours(kind, obj, project, address)
+    if owner is not None or kind != "credential":
+        return owner
+    vault_id = str(obj.get("vault_id"))
+    vault = vaults.get(vault_id)
+    if vault is None:
+        return f"an unknown vault {vault_id}"
+    vault_owner = not_ours("vault", vault, project, address.split(".credential.")[0])
+    return None if vault_owner is None else f"the owner of its vault {vault_id}: {vault_owner}"
+
+
+def conflict(kind: Kind, address: str, obj: JSON, owner: str) -> Conflict:
+    """The plan's report of a recorded object that is not ours, with both remedies."""
+    rid = str(obj["id"])
+    return Conflict(
+        address=address,
+        kind=kind,
+        remote_id=rid,
+        owner=owner,
+        message=(
+            f"the lockfile records {kind} {rid} for {address}, but it belongs to {owner}; "
+            f"it is never changed or archived. `reconciler state rm {address}` forgets the "
+            f"entry (a wrong entry, e.g. from a bad merge), or `reconciler import --force "
+            f"{address} {rid}` takes the object over"
+        ),
+    )
+
+
+def twin_address(address: str, remote_id: str) -> str:
+    """The address of a twin's archive action: ``agent.coder[agent_01...]``.
+
+    A plan has one action per address, and the address keeps its own action (for the object
+    the plan manages); the twin is named by its id beside it.
+    """
+    return f"{address}[{remote_id}]"
+
+
+def claimed_address(address: str) -> str:
+    """The address an action's object must be tagged for: ``agent.coder[agent_01]`` (a
+    twin's archive) claims ``agent.coder``; any other address claims itself."""
+    return address.split("[", 1)[0]
+
+
+def find_twins(
+    kept: Mapping[str, JSON], owned: Mapping[tuple[str, str], list[JSON]], lockfile: Any
+) -> list[Twin]:
+    """Live objects tagged for an address whose kept object is another one.
+
+    Args:
+        kept: address -> the live object the plan manages for it.
+        owned: (kind, address) -> live and archived objects this project's tags claim.
+        lockfile: the lockfile (says whether the kept one is the one it holds).
+
+    A credential's twin must sit in the same vault: the credentials of a twin vault go with
+    that vault.
+    """
+    resources = getattr(lockfile, "resources", None) or {}
+    out: list[Twin] = []
+    for address, obj in sorted(kept.items()):
+        kind = kind_of(address)
+        entry = resources.get(address)
+        held = entry is not None and entry.id == obj["id"]
+        which = "the lockfile holds" if held else "the plan keeps (the newest)"
+        for other in sorted(owned.get((kind, address), []), key=lambda o: str(o["id"])):
+            if other.get("archived_at") or other["id"] == obj["id"]:
+                continue
+            if kind == "credential" and other.get("vault_id") != obj.get("vault_id"):
+                continue
+            out.append(
+                Twin(
+                    address=address,
+                    kind=kind,
+                    remote_id=str(other["id"]),
+                    kept_id=str(obj["id"]),
+                    message=(
+                        f"{other['id']} also claims {address} (both carry this project's "
+                        "tags; two applies that did not share a lockfile each created one); "
+                        f"{obj['id']} is the one {which}. `reconciler apply --prune` "
+                        f"archives {other['id']}"
+                    ),
+                )
+            )
+    return out
+
+
+def twin_archives(twins: list[Twin]) -> list[Archive]:
+    """With ``--prune``: archive each twin, under ``twin_address``."""
+    return [
+        Archive(
+            address=twin_address(t.address, t.remote_id),
+            kind=t.kind,
+            remote_id=t.remote_id,
+            reason=f"a twin of {t.address} ({t.kept_id}), which stays (--prune)",
+        )
+        for t in twins
+    ]
