@@ -919,3 +919,25 @@ async def test_intent_comes_before_the_create_with_the_parent_resolved(
     ]
     assert intents[1].parent_id == report.outcome("vault.gh").remote_id
     assert starts == ["vault.gh", "vault.gh.credential.t"]
+
+
+async def test_a_credential_key_held_by_a_hand_made_credential_is_refused_not_adopted(
+    provider: ClientBackedProvider, client: Any
+) -> None:
+    """Issue 11.1 for credentials: the key (MCP server URL) is unique in a vault; a credential
+    added by hand under it carries no tags of ours, so the create's 409 names it."""
+    vault = await client.vaults.create({"display_name": "gh"})
+    url = "https://a.example.com/mcp"
+    hand = await client.credentials.create(
+        vault["id"], {"auth": {"type": "static_bearer", "mcp_server_url": url, "token": "x"}}
+    )
+    auth = {"type": "static_bearer", "mcp_server_url": url, "token": {"$secret": "auth.token"}}
+    lost = Breaking(provider, {("create", "vault.gh.credential.t"): [(ServerError("503"), False)]})
+    report = await run(
+        plan(create("vault.gh.credential.t", {"auth": auth}, parent_id=vault["id"])), lost
+    )
+    assert report.adopted == ()
+    failure = report.failures["vault.gh.credential.t"]
+    assert f"a credential for {url} in this vault already exists ({hand['id']})" in failure
+    assert f"reconciler import vault.gh.credential.t {hand['id']}" in failure
+    assert SECRET not in failure

@@ -467,3 +467,23 @@ def test_a_saved_plan_never_archives_what_is_no_longer_ours() -> None:
     stale = stale_actions(Plan(actions=(archive, twin)), live)
     assert list(stale) == ["vault.keys"]
     assert 'belongs to project "web"' in stale["vault.keys"]
+
+
+def test_twins_are_planned_on_hand_built_data_with_and_without_prune() -> None:
+    from test_drift_engine import AGENT_DOC, agent, observed, recorded
+
+    from reconciler.engine.desired import ownership
+    from reconciler.engine.planner import PlanOptions, build_plan
+
+    live = observed(agent(), agent("agent_02", tags=ownership("default", "agent.coder")))
+    plan = build_plan([AGENT_DOC], live, recorded(), PlanOptions())
+    assert plan.changes == () and plan.has_changes
+    [twin] = plan.twins
+    assert (twin.address, twin.remote_id, twin.kept_id) == ("agent.coder", "agent_02", "agent_01")
+    for options in (PlanOptions(prune=True), PlanOptions(prune=True, targets=("agent.coder",))):
+        pruned = build_plan([AGENT_DOC], live, recorded(), options)
+        archives = [(a.address, a.type, a.remote_id) for a in pruned.changes]
+        assert archives == [("agent.coder[agent_02]", "archive", "agent_02")]
+    # another project's object of the same address is theirs, never a twin
+    theirs = agent("agent_03", tags=ownership("web", "agent.coder"))
+    assert build_plan([AGENT_DOC], observed(agent(), theirs), recorded()).twins == ()
