@@ -232,6 +232,41 @@ def test_import_refuses_archived_and_foreign_objects(
     assert ok("--project", "payments", "import", "agent.coder", theirs)
 
 
+def test_a_recorded_object_that_lost_its_tags_is_not_ours_until_imported(applied: Path) -> None:
+    """Issue 11.2: the lockfile alone never proves ownership. Tags stripped by hand leave an
+    entry that plan refuses to act on; importing the recorded id tags it again."""
+    coder = remote_id("agent.coder")
+
+    async def untag(c: ProviderClient) -> None:
+        await c.agents.update(coder, {"metadata": UNTAG, "system": "edited by hand"})
+
+    out_of_band(untag)
+    result = cli("plan", "--detailed-exitcode")
+    assert result.exit_code == 2
+    assert "Not ours" in result.stdout and "nobody (no reconciler ownership tags)" in result.stdout
+    assert "update" not in result.stdout.split("Not ours")[0]
+    assert cli("apply", "--auto-approve").exit_code == 1
+    ok("import", "agent.coder", coder)
+    ok("apply", "--auto-approve")  # now ours again: the hand edit is reverted
+    plan_is_clean()
+
+
+def test_import_force_takes_over_a_recorded_object_of_another_project(applied: Path) -> None:
+    coder = remote_id("agent.coder")
+
+    async def retag(c: ProviderClient) -> None:
+        await c.agents.update(coder, {"metadata": {"reconciler-project": "payments"}})
+
+    out_of_band(retag)
+    result = cli("plan")
+    assert 'belongs to project "payments" (as agent.coder)' in result.stdout
+    result = cli("import", "agent.coder", coder)
+    assert result.exit_code == 1 and "--force to take it over" in result.stderr
+    result = ok("import", "--force", "agent.coder", coder)
+    assert "belonged to project 'payments'" in result.stderr
+    plan_is_clean()
+
+
 # --- import --all-unmanaged -------------------------------------------------------------------
 
 SECRETS = {
