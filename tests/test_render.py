@@ -169,6 +169,15 @@ def full_plan() -> Plan:
                 body={"metadata": {"team": None}},
                 target=TARGET,
             ),
+            Update(
+                address="deployment.nightly",
+                kind="deployment",
+                reason="it follows the latest version of agent.reviewer, which will be version 4",
+                remote_id="dep_01NI",
+                changes=(FieldChange(op="change", path="agent.version", old=3, new=4),),
+                body={"agent": {"$pin": "agent.reviewer", "version": None}},
+                target=TARGET,
+            ),
             Archive(
                 address="environment.old",
                 kind="environment",
@@ -361,7 +370,7 @@ def test_text_lists_each_change_once_sorted_and_ends_with_the_summary() -> None:
     assert "agent.planner" not in out  # no-ops are counted, not listed
     assert "2 unchanged resources are not shown." in out
     assert out.endswith(
-        "\nPlan: 3 to create, 2 to update, 1 to replace, 1 to archive, 1 to delete.\n"
+        "\nPlan: 3 to create, 3 to update, 1 to replace, 1 to archive, 1 to delete.\n"
     )
 
 
@@ -397,9 +406,15 @@ def test_text_shows_secrets_and_placeholders_never_their_values() -> None:
     assert "+ environment_id: (ref environment.python-data)" in out
 
 
-def test_text_pin_move_is_its_own_line() -> None:
+def test_text_pin_move_is_shown_once_with_its_update() -> None:
     out = render_plan(full_plan(), "text")
-    assert "  ~ deployment.nightly  pin  agent.reviewer@3 -> @4  (follows latest)\n" in out
+    assert out.count("~ deployment.nightly  ") == 1
+    assert (
+        "  ~ deployment.nightly  update  pin agent.reviewer@3 -> @4  (follows latest)\n"
+        "      reason: it follows the latest version of agent.reviewer, which will be version 4\n"
+        "\n"
+    ) in out
+    assert "agent.version" not in out
     assert (
         "  ~ deployment.canary  pin  agent.coder@none -> @latest  "
         "(follows latest; the number is resolved at apply)\n"

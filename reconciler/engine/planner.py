@@ -265,7 +265,7 @@ def _plan_resource(ctx: _Context, res: DesiredResource) -> Action:
     if changes:
         fields = changed_fields(tuple(changes))
         body = update_body(res, ctx.options.project, fields, obj)
-        reason = "the live object differs from the manifest"
+        reason = _update_reason(ctx, res, fields)
         if adopted:
             reason += " (found by its ownership tags; the lockfile had no entry)"
         from_v = to_v = None
@@ -317,6 +317,18 @@ def _plan_resource(ctx: _Context, res: DesiredResource) -> Action:
         parent=res.parent,
         parent_id=parent_id,
     )
+
+
+def _update_reason(ctx: _Context, res: DesiredResource, fields: list[str]) -> str:
+    """Why an update: a deployment whose only change is its agent pin says which pin."""
+    if res.kind == "deployment" and fields == ["agent"] and res.pin is not None:
+        agent, pinned = res.pin
+        if pinned is not None:
+            return f"the manifest pins {agent}@{pinned}"
+        version = ctx.versions.get(agent)
+        newest = f"version {version}" if version is not None else "a new version"
+        return f"it follows the latest version of {agent}, which will be {newest}"
+    return "the live object differs from the manifest"
 
 
 def _live_pin(obj: JSON) -> int | None:

@@ -7,7 +7,7 @@ This module does no styling, no escaping and no I/O, and decides nothing the eng
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, assert_never
 
 from reconciler.engine.model import (
@@ -269,16 +269,36 @@ def action_block(action: Create | Update | Replace | Archive | Delete, *, width:
             assert_never(action)
 
 
-def pin_block(move: PinMove) -> Block:
-    """``~ deployment.nightly  pin  agent.reviewer@3 -> @4  (follows latest)``."""
+def pin_facts(move: PinMove) -> tuple[str, str]:
+    """``("agent.reviewer@3 -> @4", "(follows latest)")``: what a pin move says."""
     old = "none" if move.old is None else str(move.old)
     new = "latest" if move.new is None else str(move.new)
     if move.follows_latest and move.new is None:
         how = "(follows latest; the number is resolved at apply)"
     else:
         how = "(follows latest)" if move.follows_latest else "(pinned)"
-    facts = (f"{move.agent}@{old} -> @{new}", how)
+    return f"{move.agent}@{old} -> @{new}", how
+
+
+def pin_block(move: PinMove) -> Block:
+    """``~ deployment.nightly  pin  agent.reviewer@3 -> @4  (follows latest)``.
+
+    Only for a pin move whose deployment has no changing action of its own; otherwise the
+    move is a fact of that action's block (``with_pin``), so the deployment reads once.
+    """
+    facts = pin_facts(move)
     return Block("~", "update", move.deployment, "deployment", verb="pin", facts=facts)
+
+
+def with_pin(block: Block, move: PinMove) -> Block:
+    """An update block of a deployment that also names its pin move, shown and counted once.
+
+    ``~ deployment.nightly  update  pin agent.reviewer@3 -> @4  (follows latest)``; the
+    ``agent.version`` field change says the same and is left out.
+    """
+    moved, how = pin_facts(move)
+    lines = tuple(line for line in block.lines if not line.text.startswith("agent.version:"))
+    return replace(block, facts=(*block.facts, f"pin {moved}", how), lines=lines)
 
 
 def exposure(impact: Impact) -> Exposure:
@@ -306,12 +326,20 @@ def _note(note: Note) -> LeftAlone:
 def plan_outline(plan: Plan, *, width: int = 100) -> Outline:
     """The plan as blocks sorted by address (an action before its pin moves)."""
     keyed: list[tuple[tuple[str, int, str], Block]] = []
+    moves = {m.deployment: m for m in plan.pin_moves}
+    merged: set[str] = set()
     for action in plan.actions:
         if isinstance(action, NoOp):
             continue
-        keyed.append(((action.address, 0, ""), action_block(action, width=width)))
+        block = action_block(action, width=width)
+        move = moves.get(action.address)
+        if move is not None and isinstance(action, Update):
+            block = with_pin(block, move)
+            merged.add(action.address)
+        keyed.append(((action.address, 0, ""), block))
     for move in plan.pin_moves:
-        keyed.append(((move.deployment, 1, move.agent), pin_block(move)))
+        if move.deployment not in merged:
+            keyed.append(((move.deployment, 1, move.agent), pin_block(move)))
     blocks = tuple(b for _, b in sorted(keyed, key=lambda kb: kb[0]))
     legend = _plan_legend(blocks)
     unchanged = sum(1 for a in plan.actions if isinstance(a, NoOp))
