@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from test_gitops_support import make_workdir
+from test_gitops_support import make_workdir, out_of_band, remote_id
 
 from reconciler.cli import main
+from reconciler.provider import ProviderClient
 
 
 @pytest.fixture
@@ -41,7 +42,9 @@ def edit(path: Path, old: str, new: str) -> None:
 
 
 def headlines(text: str, address: str) -> list[str]:
-    return [line for line in text.splitlines() if re.match(rf"^ *[-~+/]+ {re.escape(address)}  ", line)]
+    return [
+        line for line in text.splitlines() if re.match(rf"^ *[-~+/]+ {re.escape(address)}  ", line)
+    ]
 
 
 # --- a pin move is one change --------------------------------------------------------------
@@ -75,3 +78,64 @@ def test_a_changed_pin_alone_is_one_update(workdir: Path) -> None:
     plan = json.loads(ok("plan", "--format", "json").stdout)
     assert plan["summary"]["update"] == 1
     assert [m["deployment"] for m in plan["pin_moves"]] == ["deployment.nightly-review"]
+
+
+# --- long values in full, unordered lists by value ------------------------------------------
+
+LONG = "Reviews pull requests " + "and leaves actionable comments " * 12 + "at the very end."
+
+
+def test_plan_full_shows_long_values_whole(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    edit(
+        workdir / "manifests/agents.yaml",
+        "description: Reviews pull requests and leaves actionable comments.",
+        f"description: {LONG}",
+    )
+    short = ok("plan").stdout
+    assert "at the very end." not in short
+    assert "…" in short
+    assert "--full shows them whole" in short
+    full = ok("plan", "--full").stdout
+    assert f'+ "{LONG}"' in full
+    assert "--full shows them whole" not in full
+    markdown = ok("plan", "--format", "markdown", "--full").stdout
+    assert LONG in markdown
+
+
+def test_drift_full_shows_long_values_whole(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    coder = remote_id("agent.coder")
+
+    async def edit_description(c: ProviderClient) -> object:
+        return await c.agents.update(coder, {"description": LONG})
+
+    out_of_band(edit_description)
+    short = cli("drift")
+    assert short.exit_code == 2
+    assert "at the very end." not in short.stdout and "--full" in short.stdout
+    full = cli("drift", "--full")
+    assert full.exit_code == 2
+    assert f'"{LONG}"' in full.stdout
+
+
+def test_allowed_hosts_diff_by_value_not_by_index(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    edit(
+        workdir / "manifests/environments.yaml",
+        "        - api.github.com\n",
+        "        - aaa.example.com\n        - pypi.org\n",
+    )
+    out = ok("plan").stdout
+    assert '+ config.networking.allowed_hosts: "aaa.example.com"\n' in out
+    assert '+ config.networking.allowed_hosts: "pypi.org"\n' in out
+    assert '- config.networking.allowed_hosts: "api.github.com"\n' in out
+    assert "allowed_hosts[" not in out
+    ok("apply", "--auto-approve")
+    # reordering the list is no change at all
+    edit(
+        workdir / "manifests/environments.yaml",
+        "        - aaa.example.com\n        - pypi.org\n",
+        "        - pypi.org\n        - aaa.example.com\n",
+    )
+    assert cli("plan", "--detailed-exitcode").exit_code == 0

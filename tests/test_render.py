@@ -742,7 +742,7 @@ def test_markdown_stays_under_the_github_comment_limit() -> None:
     assert "| 0 | 3000 | 0 | 0 | 0 | 0 |" in out  # the summary is never cut
     assert "**Plan:** 0 to create, 3000 to update, 0 to archive." in out
     match = re.search(r"… (\d+) more actions omitted \(output truncated to fit a GitHub comment\)"
-                      r"; run `reconciler plan` for the full plan\.", out)  # fmt: skip
+                      r"; run `reconciler plan --full` for the full plan\.", out)  # fmt: skip
     assert match is not None
     rows = out.count("| `~` | `agent.a")
     assert rows + int(match.group(1)) == 3000
@@ -788,7 +788,7 @@ def test_drift_markdown_is_bounded_and_counts() -> None:
     out = render_drift(report, "markdown")
     assert len(out) <= GITHUB_COMMENT_LIMIT
     assert "| 0 | 0 | 0 | 0 | 5000 |" in out
-    assert "run `reconciler drift` for the full report" in out
+    assert "run `reconciler drift --full` for the full report" in out
 
 
 def test_markdown_tables_escape_pipes() -> None:

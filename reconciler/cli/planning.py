@@ -15,7 +15,7 @@ import click
 
 from reconciler import operations
 from reconciler.cli import terminal
-from reconciler.cli.app import App, format_option, pass_app
+from reconciler.cli.app import App, format_option, full_option, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, fail
 from reconciler.engine.executor import ApplyReport, Outcome
 from reconciler.engine.model import CHANGE_TYPES, Action, Plan
@@ -84,6 +84,7 @@ def validate(app: App) -> None:
     help="Also save the plan to FILE, for `reconciler apply FILE`.",
 )
 @format_option("fmt", "PR comments")
+@full_option
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
@@ -98,6 +99,7 @@ def plan(
     app: App,
     out: Path | None,
     fmt: str,
+    full: bool,
     detailed_exitcode: bool,
     prune: bool,
     targets: tuple[str, ...],
@@ -112,7 +114,7 @@ def plan(
     the_plan = result.plan
     color = terminal.stdout_color() if fmt == "text" else False
     click.echo(
-        render_plan(the_plan, fmt, color=color, width=terminal.stdout_width()),  # type: ignore[arg-type]
+        render_plan(the_plan, fmt, color=color, width=terminal.stdout_width(), full=full),  # type: ignore[arg-type]
         nl=False,
     )
     if out is not None:

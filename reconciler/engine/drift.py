@@ -168,7 +168,12 @@ def manifest_differences(
             continue
         # a reference to something apply would create again (archived, deleted) is a
         # consequence of that drift, reported on its own address
-        changes = tuple(_flip(c) for c in action.changes if not c.sensitive and not _unknown(c.new))
+        # (an unordered list changes by value: the id that is gone is one change, the
+        # unknown id another at the same path; both are that consequence)
+        unknown = {c.path for c in action.changes if _unknown(c.new)}
+        changes = tuple(
+            _flip(c) for c in action.changes if not c.sensitive and c.path not in unknown
+        )
         if action.kind == "deployment":
             changes = tuple(c for c in changes if not _is_pin_path(c.path))  # see pin drift
         if changes:

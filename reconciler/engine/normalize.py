@@ -84,6 +84,14 @@ FIELD_DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 
+#: Lists of scalars whose order means nothing, per kind (``*`` matches any key): ``normalize``
+#: sorts them and ``diff_objects`` compares them by value (``+ api.github.com``), not by index.
+UNORDERED_LISTS: dict[str, tuple[str, ...]] = {
+    "environment": ("config.networking.allowed_hosts", "config.packages.*"),
+    "credential": ("auth.networking.allowed_hosts",),
+    "deployment": ("vault_ids",),
+}
+
 SECRET_FIELDS = frozenset(
     {
         "token",

@@ -44,7 +44,7 @@ from reconciler.engine.model import (
     Update,
     kind_of,
 )
-from reconciler.engine.normalize import drop_paths, fill_unset, normalize
+from reconciler.engine.normalize import UNORDERED_LISTS, drop_paths, fill_unset, normalize
 from reconciler.engine.refresh import Observed
 from reconciler.errors import PlanError
 
@@ -236,7 +236,11 @@ def _plan_resource(ctx: _Context, res: DesiredResource) -> Action:
     want = normalize(kind, _resolve(request_fields(res, ctx.options.project), ctx))
     want = fill_unset(kind, want, live)
     changes = list(
-        diff_objects(drop_paths(live, res.ignore_changes), drop_paths(want, res.ignore_changes))
+        diff_objects(
+            drop_paths(live, res.ignore_changes),
+            drop_paths(want, res.ignore_changes),
+            UNORDERED_LISTS.get(kind, ()),
+        )
     )
     entry = _entry(ctx.lockfile, address)
     known = dict(entry.secret_fingerprints) if entry is not None and entry.id == obj["id"] else {}
