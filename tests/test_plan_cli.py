@@ -139,3 +139,53 @@ def test_allowed_hosts_diff_by_value_not_by_index(workdir: Path) -> None:
         "        - pypi.org\n        - aaa.example.com\n",
     )
     assert cli("plan", "--detailed-exitcode").exit_code == 0
+
+
+# --- one error per mistake -------------------------------------------------------------------
+
+
+def test_a_typo_in_an_agent_is_not_reported_again_by_its_deployment(workdir: Path) -> None:
+    edit(workdir / "manifests/agents.yaml", "    effort: high", "    effort: hihg")
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: 1 error in manifests:\n")
+    assert re.search(r"manifests/agents\.yaml:\d+:\d+: .*effort", result.stderr)
+    assert "unknown agent" not in result.stderr
+    # a reference to an agent that does not exist at all is still an error
+    edit(workdir / "manifests/deployments.yaml", "{ref: reviewer}", "{ref: nobody}")
+    assert "unknown agent 'nobody'" in cli("validate").stderr
+
+
+def test_every_bad_ignore_changes_entry_is_reported_at_once(workdir: Path) -> None:
+    agents = workdir / "manifests/agents.yaml"  # agent.reviewer is its last document
+    agents.write_text(
+        agents.read_text()
+        + "ignore_changes:\n  - metdata.owner\n  - system\n  - descripton\n  - spec.model\n"
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: 3 errors in manifests:\n")
+    lines = result.stderr.splitlines()[1:]
+    assert re.match(r"  manifests/agents\.yaml:\d+:5: ignore_changes\[0\]: 'metdata'", lines[0])
+    assert re.match(r"  manifests/agents\.yaml:\d+:5: ignore_changes\[2\]: 'descripton'", lines[1])
+    assert re.match(r"  manifests/agents\.yaml:\d+:5: ignore_changes\[3\]: .*'model'", lines[2])
+
+
+def test_a_yaml_error_in_a_file_is_not_followed_by_unknown_references(workdir: Path) -> None:
+    edit(workdir / "manifests/agents.yaml", "  system: |", "  system: |\n bad: [")
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: 1 error in manifests:\n")
+    assert "unknown agent" not in result.stderr
+
+
+# --- small words --------------------------------------------------------------------------------
+
+
+def test_messages_say_an_environment_and_an_agent(workdir: Path) -> None:
+    (workdir / "manifests/environments.yaml").unlink()
+    edit(workdir / "manifests/deployments.yaml", "vaults: [github]", "vaults: []")
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "add an Environment manifest named python-data" in result.stderr
+    assert " a Environment" not in result.stderr

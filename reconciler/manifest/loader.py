@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from reconciler.errors import ManifestError, ManifestIssue
+from reconciler.errors import ManifestError, ManifestIssue, a_or_an
 
 from .deployment import DeploymentSpec
-from .document import KINDS, Document
+from .document import KINDS, Document, ignore_changes_problems
 from .environment import EnvironmentSpec
 from .messages import did_you_mean, explain, format_path
 from .secret import SecretRef, iter_secret_refs, resolve_secret
@@ -187,6 +187,17 @@ class _Loaded:
     source: DocumentSource
 
 
+@dataclass
+class _FileResult:
+    loaded: list[_Loaded] = field(default_factory=list)
+    issues: list[ManifestIssue] = field(default_factory=list)
+    #: (kind, name) of documents that failed validation: they exist, only wrongly written,
+    #: so a reference to one is no error of its own (the document's error says it all)
+    failed: set[tuple[str, str]] = field(default_factory=set)
+    #: the file could not be read or parsed whole: documents in it may be missing
+    broken: bool = False
+
+
 def _display(path: Path) -> str:
     """A path relative to the current directory when it is below it, else as given."""
     for candidate in (Path(os.path.abspath(path)), path.resolve()):
@@ -225,18 +236,25 @@ def _issue(loc: SourceLocation, message: str, path: DataPath = ()) -> ManifestIs
     return ManifestIssue(loc.file, loc.line, loc.col, message, format_path(path))
 
 
-def _load_file(file: Path, shown: str) -> tuple[list[_Loaded], list[ManifestIssue]]:
+def _load_file(file: Path, shown: str) -> _FileResult:
     try:
         raw = file.read_bytes()
     except OSError as exc:
-        return [], [ManifestIssue(shown, 1, 1, f"cannot read this file: {exc.strerror}")]
+        return _FileResult(
+            issues=[ManifestIssue(shown, 1, 1, f"cannot read this file: {exc.strerror}")],
+            broken=True,
+        )
     text, problem = decode_source(raw)
     if text is None:
         assert problem is not None
-        return [], [ManifestIssue(shown, problem.line, problem.col, problem.message)]
+        return _FileResult(
+            issues=[ManifestIssue(shown, problem.line, problem.col, problem.message)],
+            broken=True,
+        )
     parsed, yaml_issues = parse_documents(text)
     issues = [ManifestIssue(shown, i.line, i.col, i.message) for i in yaml_issues]
     loaded: list[_Loaded] = []
+    failed: set[tuple[str, str]] = set()
     for doc in parsed:
         source = DocumentSource(shown, doc.start, doc.positions)
         issues += [
@@ -259,8 +277,15 @@ def _load_file(file: Path, shown: str) -> tuple[list[_Loaded], list[ManifestIssu
         try:
             document = Document.model_validate(data)
         except ValidationError as exc:
+            kind, name = data.get("kind"), data.get("name")
+            if isinstance(kind, str) and isinstance(name, str):
+                failed.add((kind, name))
             # a value YAML already refused (e.g. an unsupported tag) needs no second error
             refused = [i.path for i in doc.issues if i.path]
+            every_ignore = _ignore_changes_issues(data, source)
+            if every_ignore is not None:
+                refused.append(("ignore_changes",))
+                issues += every_ignore
             issues += [
                 issue
                 for path, issue in _validation_issues(exc, data, source)
@@ -268,7 +293,25 @@ def _load_file(file: Path, shown: str) -> tuple[list[_Loaded], list[ManifestIssu
             ]
             continue
         loaded.append(_Loaded(document, source))
-    return loaded, issues
+    return _FileResult(loaded, issues, failed, broken=bool(yaml_issues))
+
+
+def _ignore_changes_issues(
+    data: dict[str, Any], source: DocumentSource
+) -> list[ManifestIssue] | None:
+    """Every bad ``ignore_changes`` entry, each at its place; None when the list itself (or
+    the kind) is wrong, so pydantic's own error stands."""
+    kind, paths = data.get("kind"), data.get("ignore_changes", [])
+    if kind not in KINDS or not isinstance(paths, list):
+        return None
+    if not all(isinstance(p, str) for p in paths):
+        return None
+    return [
+        _issue(
+            source.locate(("ignore_changes", index), "value"), message, ("ignore_changes", index)
+        )
+        for index, message in ignore_changes_problems(kind, paths)
+    ]
 
 
 def _validation_issues(
@@ -287,8 +330,16 @@ def _validation_issues(
     return issues
 
 
-def _check_set(loaded: list[_Loaded]) -> tuple[dict[str, _Loaded], list[ManifestIssue]]:
-    """Checks across documents: duplicate addresses, references, unique environment names."""
+def _check_set(
+    loaded: list[_Loaded], failed: set[tuple[str, str]], *, broken: bool = False
+) -> tuple[dict[str, _Loaded], list[ManifestIssue]]:
+    """Checks across documents: duplicate addresses, references, unique environment names.
+
+    A reference to a document in ``failed`` (one that exists but did not validate) is not
+    reported again: fixing that document fixes the reference. When a file is ``broken``
+    (unreadable or invalid YAML) the documents it holds are unknown, so no reference is
+    reported as unknown until it is fixed.
+    """
     issues: list[ManifestIssue] = []
     first: dict[str, _Loaded] = {}
     for item in loaded:
@@ -326,7 +377,7 @@ def _check_set(loaded: list[_Loaded]) -> tuple[dict[str, _Loaded], list[Manifest
                 )
         if isinstance(doc.spec, DeploymentSpec):
             for kind, name, spec_path in doc.spec.references():
-                if name in names[kind]:
+                if name in names[kind] or (kind, name) in failed or broken:
                     continue
                 message = f"unknown {kind.lower()} '{name}': no {kind} manifest has this name"
                 close = did_you_mean(name, names[kind])
@@ -335,7 +386,7 @@ def _check_set(loaded: list[_Loaded]) -> tuple[dict[str, _Loaded], list[Manifest
                 elif names[kind]:
                     message += f" (declared: {', '.join(names[kind])})"
                 else:
-                    message += f"; add a {kind} manifest named {name}"
+                    message += f"; add {a_or_an(kind)} manifest named {name}"
                 path = ("spec",) + spec_path
                 if path not in item.source.positions and path[:-1] in item.source.positions:
                     path = path[:-1]  # `agent: coder` rather than `agent: {ref: coder}`
@@ -372,26 +423,23 @@ def load_manifests(path: str | Path) -> ManifestSet:
     files = _manifest_files(root) if root.is_dir() else [root]
     loaded: list[_Loaded] = []
     issues: list[ManifestIssue] = []
+    failed: set[tuple[str, str]] = set()
+    broken = False
     for file in files:
         shown = _display(file)
         try:
-            file_loaded, file_issues = _load_file(file, shown)
+            result = _load_file(file, shown)
         except Exception as exc:  # noqa: BLE001 - a bug must not hide other files' issues
-            file_loaded, file_issues = (
-                [],
-                [
-                    ManifestIssue(
-                        shown,
-                        1,
-                        1,
-                        f"internal error while reading this file ({type(exc).__name__}); "
-                        "please report this bug",
-                    )
-                ],
+            message = (
+                f"internal error while reading this file ({type(exc).__name__}); "
+                "please report this bug"
             )
-        loaded += file_loaded
-        issues += file_issues
-    unique, set_issues = _check_set(loaded)
+            result = _FileResult(issues=[ManifestIssue(shown, 1, 1, message)], broken=True)
+        loaded += result.loaded
+        issues += result.issues
+        failed |= result.failed
+        broken = broken or result.broken
+    unique, set_issues = _check_set(loaded, failed, broken=broken)
     issues += set_issues
     if issues:
         unique_issues = set(issues)
