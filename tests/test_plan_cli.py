@@ -189,3 +189,39 @@ def test_messages_say_an_environment_and_an_agent(workdir: Path) -> None:
     assert result.exit_code == 1
     assert "add an Environment manifest named python-data" in result.stderr
     assert " a Environment" not in result.stderr
+
+
+# --- other YAML beside the manifests ------------------------------------------------------------
+
+
+def test_validate_names_the_files_it_read(workdir: Path) -> None:
+    out = ok("validate").stdout
+    assert out.splitlines() == [
+        "OK: 6 resources in 4 files",
+        "  manifests/agents.yaml        agent.coder, agent.reviewer",
+        "  manifests/deployments.yaml   deployment.nightly-review",
+        "  manifests/environments.yaml  environment.python-data",
+        "  manifests/vaults.yaml        vault.github (1 credential)",
+    ]
+
+
+def test_reconcilerignore_leaves_other_yaml_out(workdir: Path) -> None:
+    manifests = workdir / "manifests"
+    (manifests / "ci").mkdir()
+    (manifests / "ci/workflow.yaml").write_text("on: push\njobs: {}\n")
+    (manifests / "values.tmpl.yaml").write_text("- a\n- b\n")
+    (manifests / "keep.tmpl.yaml").write_text("kind: Agent\nname: extra\nspec: {model: m}\n")
+    failed = cli("validate")
+    assert failed.exit_code == 1
+    assert "list it in .reconcilerignore" in failed.stderr
+
+    (manifests / ".reconcilerignore").write_text(
+        "# not manifests\nci/\n*.tmpl.yaml\n!keep.tmpl.yaml\n"
+    )
+    out = ok("validate").stdout
+    assert out.startswith("OK: 7 resources in 5 files\n")
+    assert "  manifests/keep.tmpl.yaml " in out
+    assert out.rstrip().endswith(
+        "Left out by .reconcilerignore: manifests/ci/workflow.yaml, manifests/values.tmpl.yaml"
+    )
+    assert "+ agent.extra  create" in ok("plan").stdout

@@ -20,6 +20,7 @@ from reconciler.cli.failures import EXIT_INTERRUPTED, fail
 from reconciler.engine.executor import ApplyReport, Outcome
 from reconciler.engine.model import CHANGE_TYPES, Action, Plan
 from reconciler.manifest import ManifestSet, load_manifests
+from reconciler.manifest.loader import IGNORE_FILE
 from reconciler.render import render_apply_summary, render_plan
 
 #: ``plan --detailed-exitcode`` when the plan has changes.
@@ -65,15 +66,26 @@ def _refreshing(app: App) -> str:
 def validate(app: App) -> None:
     """Check the manifests: schema and references, with no network.
 
-    Prints ``OK: N resources in M files`` (credentials count as resources, as in a plan), or every error as ``file:line:col: ...`` on
-    stderr and exits 1.
+    Prints ``OK: N resources in M files`` (credentials count as resources, as in a plan)
+    and, below it, each file read with the addresses it holds and the YAML files
+    .reconcilerignore left out; or every error as ``file:line:col: ...`` on stderr, exit 1.
     """
     manifests = load_manifests(app.settings.manifests)
     n = len(manifests.documents) + len(manifests.credentials())
-    files = _count_files(manifests)
+    files = len(manifests.files) or _count_files(manifests)
     click.echo(
         f"OK: {n} resource{'s' if n != 1 else ''} in {files} file{'s' if files != 1 else ''}"
     )
+    by_file: dict[str, list[str]] = {f: [] for f in manifests.files}
+    for doc in manifests.documents:
+        creds = len(doc.credentials())
+        shown = doc.address + (f" ({creds} credential{'s' if creds != 1 else ''})" if creds else "")
+        by_file.setdefault(manifests.location(doc.address).file, []).append(shown)
+    width = max((len(f) for f in by_file), default=0)
+    for file, addresses in by_file.items():
+        click.echo(f"  {file.ljust(width)}  {', '.join(addresses) or '(no documents)'}")
+    if manifests.ignored:
+        click.echo(f"Left out by {IGNORE_FILE}: {', '.join(manifests.ignored)}")
 
 
 @click.command()

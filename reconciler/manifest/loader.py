@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,8 @@ class ManifestSet:
         *,
         base_dir: str | Path = ".",
         sources: Mapping[str, DocumentSource] | None = None,
+        files: Iterable[str] = (),
+        ignored: Iterable[str] = (),
     ) -> None:
         docs = sorted(documents, key=lambda d: d.address)
         by_address = {d.address: d for d in docs}
@@ -89,6 +91,10 @@ class ManifestSet:
         self.base_dir: Path = Path(base_dir)
         self._by_address = by_address
         self._sources: dict[str, DocumentSource] = dict(sources or {})
+        #: every manifest file read (as shown in messages), sorted, also those with no document
+        self.files: tuple[str, ...] = tuple(files)
+        #: YAML files under the directory that ``.reconcilerignore`` left out
+        self.ignored: tuple[str, ...] = tuple(ignored)
 
     def __iter__(self) -> Iterator[Document]:
         return iter(self.documents)
@@ -208,15 +214,40 @@ def _display(path: Path) -> str:
     return str(path)
 
 
-def _manifest_files(root: Path) -> list[Path]:
+#: A gitignore-syntax file at the top of the manifests directory naming files to skip.
+IGNORE_FILE = ".reconcilerignore"
+NOT_A_MANIFEST_HINT = f" (if this file is not a manifest, list it in {IGNORE_FILE})"
+
+
+def _ignore_matcher(root: Path) -> Callable[[str], bool] | None:
+    """``matches(relative_path)`` from ``root/.reconcilerignore``, or None without one.
+
+    The patterns are git's (``ci/``, ``*.tmpl.yaml``, ``!keep.yaml``), matched by pathspec,
+    the maintained implementation of gitignore rules, against paths relative to ``root``.
+    """
+    ignore = root / IGNORE_FILE
+    if not ignore.is_file():
+        return None
+    # imported here: only a directory that has the file pays for it
+    from pathspec import GitIgnoreSpec
+
+    spec = GitIgnoreSpec.from_lines(ignore.read_text(encoding="utf-8").splitlines())
+    return spec.match_file
+
+
+def _manifest_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """(files to read, YAML files skipped by ``.reconcilerignore``), each sorted."""
+    matches = _ignore_matcher(root)
     found: list[tuple[str, Path]] = []
+    skipped: list[tuple[str, Path]] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
             if not name.startswith(".") and name.lower().endswith(MANIFEST_SUFFIXES):
                 full = Path(dirpath) / name
-                found.append((full.relative_to(root).as_posix(), full))
-    return [path for _, path in sorted(found)]
+                rel = full.relative_to(root).as_posix()
+                (skipped if matches is not None and matches(rel) else found).append((rel, full))
+    return [path for _, path in sorted(found)], [path for _, path in sorted(skipped)]
 
 
 def _unescape(value: Any, path: DataPath, hits: list[DataPath]) -> Any:
@@ -265,7 +296,8 @@ def _load_file(file: Path, shown: str) -> _FileResult:
                 _issue(
                     source.locate(()),
                     f"a manifest document must be a mapping with kind, name and spec; "
-                    f"got a {'list' if isinstance(doc.data, list) else 'scalar value'}",
+                    f"got a {'list' if isinstance(doc.data, list) else 'scalar value'}"
+                    f"{NOT_A_MANIFEST_HINT}",
                 )
             )
             continue
@@ -325,6 +357,8 @@ def _validation_issues(
         message = explained.message
         if explained.shown_path == ("kind",) and error["type"] == "missing":
             message += ": add kind: Agent, Environment, Vault or Deployment"
+            if "spec" not in data:
+                message += NOT_A_MANIFEST_HINT
         location = source.locate(explained.path, explained.point)
         issues.append((explained.path, _issue(location, message, explained.shown_path)))
     return issues
@@ -399,6 +433,8 @@ def load_manifests(path: str | Path) -> ManifestSet:
 
     Files ending ``.yaml``/``.yml`` are read in sorted order (hidden files and directories
     are skipped; other files, like secret files, are ignored); each may hold many documents.
+    YAML files that are not manifests (a CI workflow, a template) are left out by listing
+    them in ``.reconcilerignore`` at the top of the directory, in gitignore syntax.
 
     Args:
         path: the manifests directory, or a single manifest file.
@@ -420,7 +456,7 @@ def load_manifests(path: str | Path) -> ManifestSet:
                 "no such file or directory; pass the manifests directory with --manifests/-f",
             )
         )
-    files = _manifest_files(root) if root.is_dir() else [root]
+    files, skipped = _manifest_files(root) if root.is_dir() else ([root], [])
     loaded: list[_Loaded] = []
     issues: list[ManifestIssue] = []
     failed: set[tuple[str, str]] = set()
@@ -450,4 +486,6 @@ def load_manifests(path: str | Path) -> ManifestSet:
         (item.document for item in unique.values()),
         base_dir=root if root.is_dir() else root.parent,
         sources={address: item.source for address, item in unique.items()},
+        files=[_display(f) for f in files],
+        ignored=[_display(f) for f in skipped],
     )
