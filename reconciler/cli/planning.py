@@ -19,6 +19,7 @@ from reconciler.cli.app import App, format_option, full_option, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, fail
 from reconciler.engine.executor import ApplyReport, Outcome
 from reconciler.engine.model import CHANGE_TYPES, Action, Plan
+from reconciler.errors import ManifestError
 from reconciler.manifest import ManifestSet, load_manifests
 from reconciler.manifest.loader import IGNORE_FILE
 from reconciler.render import render_apply_summary, render_plan
@@ -71,6 +72,9 @@ def validate(app: App) -> None:
     .reconcilerignore left out; or every error as ``file:line:col: ...`` on stderr, exit 1.
     """
     manifests = load_manifests(app.settings.manifests)
+    missing = manifests.secret_file_issues()
+    if missing:
+        raise ManifestError(missing)
     n = len(manifests.documents) + len(manifests.credentials())
     files = len(manifests.files) or _count_files(manifests)
     click.echo(

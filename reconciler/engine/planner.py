@@ -89,6 +89,8 @@ class _Context:
     ids: dict[str, str | None]
     versions: dict[str, int | None]
     matched: dict[str, JSON]
+    #: with --target: the desired addresses planned for real (the rest is dropped later)
+    wanted: set[str] | None = None
 
 
 def _entry(lockfile: Any, address: str) -> Any:
@@ -168,6 +170,8 @@ def _immutable_change(kind: str, live: JSON, desired: JSON) -> str | None:
 def _fingerprints(ctx: _Context, res: DesiredResource) -> dict[str, str]:
     if ctx.fingerprint is None:
         return {}
+    if ctx.wanted is not None and res.address not in ctx.wanted:
+        return {}  # not targeted: its action is dropped, and its secrets are not needed
     return {path: ctx.fingerprint(res.address, path) for path, _ in res.secrets}
 
 
@@ -477,6 +481,13 @@ def _closure(
     return wanted
 
 
+def targeted_addresses(documents: Iterable[Any], targets: Iterable[str]) -> frozenset[str]:
+    """The desired addresses a ``--target`` plan of ``targets`` plans: each target and what
+    it depends on (a vault's credentials with it). Only their secrets are read."""
+    desired = {r.address: r for r in desired_resources(documents)}
+    return frozenset(_closure(targets, desired, set()))
+
+
 def _check_targets(targets: tuple[str, ...], known: set[str]) -> None:
     for t in targets:
         if t not in known:
@@ -527,6 +538,7 @@ def build_plan(
         ids={},
         versions={},
         matched={},
+        wanted=_closure(options.targets, desired, set()) if options.targets else None,
     )
     actions: list[Action] = []
     for kind in KIND_ORDER:
@@ -621,4 +633,4 @@ def _blast_radius(ctx: _Context, actions: list[Action]) -> tuple[BlastRadius, ..
     return tuple(sorted(out, key=lambda b: b.address))
 
 
-__all__ = ["UNKNOWN", "PlanOptions", "build_plan", "kind_of"]
+__all__ = ["UNKNOWN", "PlanOptions", "build_plan", "kind_of", "targeted_addresses"]

@@ -24,7 +24,14 @@ from .deployment import DeploymentSpec
 from .document import KINDS, Document, ignore_changes_problems
 from .environment import EnvironmentSpec
 from .messages import did_you_mean, explain, format_path
-from .secret import SecretRef, iter_secret_refs, resolve_secret
+from .secret import (
+    SecretOutside,
+    SecretRef,
+    iter_secret_refs,
+    repository_root,
+    resolve_secret,
+    secret_file,
+)
 from .vault import CredentialSpec, VaultSpec
 from .yamlsource import DataPath, Position, SourceLocation, decode_source, parse_documents
 
@@ -95,6 +102,8 @@ class ManifestSet:
         self.files: tuple[str, ...] = tuple(files)
         #: YAML files under the directory that ``.reconcilerignore`` left out
         self.ignored: tuple[str, ...] = tuple(ignored)
+        #: where ``from_file`` secrets must stay (``secret.repository_root``)
+        self.secret_root: Path = repository_root(self.base_dir)
 
     def __iter__(self) -> Iterator[Document]:
         return iter(self.documents)
@@ -168,6 +177,30 @@ class ManifestSet:
             return dict(iter_secret_refs(spec))
         return dict(iter_secret_refs(doc.spec))
 
+    def secret_file_issues(self, *, must_exist: bool = True) -> list[ManifestIssue]:
+        """Every ``from_file`` secret that leads outside the repository or (``must_exist``)
+        names no file, each at the place it is written. No secret is read."""
+        issues: list[ManifestIssue] = []
+        for doc in self.documents:
+            for path, ref in iter_secret_refs(doc.spec):
+                if ref.from_file is None:
+                    continue
+                loc = self.location(doc.address, path)
+                shown = f"spec.{path}"
+                try:
+                    real = secret_file(ref, self.base_dir, root=self.secret_root)
+                except SecretOutside as outside:
+                    issues.append(ManifestIssue(loc.file, loc.line, loc.col, str(outside), shown))
+                    continue
+                if must_exist and not real.is_file():
+                    what = "is not a file" if real.exists() else "does not exist"
+                    message = (
+                        f"secret file {ref.from_file} {what} (from_file is relative to "
+                        f"{_display(self.base_dir)}); create it or fix the path"
+                    )
+                    issues.append(ManifestIssue(loc.file, loc.line, loc.col, message, shown))
+        return issues
+
     def resolve_secret(self, address: str, field_path: str) -> str:
         """Read one secret's value; errors point at where the reference is written.
 
@@ -181,6 +214,7 @@ class ManifestSet:
             self.base_dir,
             location=self.location(address, field_path),
             field_path=field_path,
+            root=self.secret_root,
         )
 
 
@@ -482,10 +516,16 @@ def load_manifests(path: str | Path) -> ManifestSet:
         raise ManifestError(
             sorted(unique_issues, key=lambda i: (i.file, i.line, i.col, i.path, i.message))
         )
-    return ManifestSet(
+    manifests = ManifestSet(
         (item.document for item in unique.values()),
         base_dir=root if root.is_dir() else root.parent,
         sources={address: item.source for address, item in unique.items()},
         files=[_display(f) for f in files],
         ignored=[_display(f) for f in skipped],
     )
+    # a path out of the repository is refused whatever is planned; whether each file
+    # exists is for `validate` and for the secrets a plan needs (see secret_file_issues)
+    outside = manifests.secret_file_issues(must_exist=False)
+    if outside:
+        raise ManifestError(outside)
+    return manifests
