@@ -225,3 +225,59 @@ def test_reconcilerignore_leaves_other_yaml_out(workdir: Path) -> None:
         "Left out by .reconcilerignore: manifests/ci/workflow.yaml, manifests/values.tmpl.yaml"
     )
     assert "+ agent.extra  create" in ok("plan").stdout
+
+
+# --- protect ------------------------------------------------------------------------------------
+
+
+def _vault_without_credentials(workdir: Path) -> None:
+    vaults = workdir / "manifests/vaults.yaml"
+    text = vaults.read_text()
+    vaults.write_text(text[: text.index("  credentials:")] + "  credentials: []\nprotect: true\n")
+
+
+def test_a_protected_vault_covers_its_credentials(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    _vault_without_credentials(workdir)  # protect set in the same change that drops it
+    for args in (["plan", "--prune"], ["apply", "--prune", "--auto-approve"]):
+        out = ok(*args).stdout
+        assert "vault.github.credential.github-mcp  archive" not in out
+        assert "vault.github.credential.github-mcp  delete" not in out
+        assert (
+            "vault.github.credential.github-mcp (vcrd_" in out
+            and "but vault.github is protected (protect: true), which covers its credentials; "
+            "left alone. To remove it, set protect: false on vault.github, apply, then run "
+            "with --prune" in out
+        )
+    assert "vault.github.credential.github-mcp" in json.loads(
+        (workdir / "state/reconciler.lock").read_text()
+    )["resources"]
+
+
+def test_a_protected_credential_is_not_replaced(workdir: Path) -> None:
+    vaults = workdir / "manifests/vaults.yaml"
+    vaults.write_text(vaults.read_text() + "protect: true\n")
+    ok("apply", "--auto-approve")
+    edit(vaults, "url: https://api.githubcopilot.com/mcp/", "url: https://other.example/mcp/")
+    out = ok("plan").stdout
+    assert "replace" not in out.split("Left alone:")[0]
+    assert (
+        "needs a replace (auth.mcp_server_url cannot change in place, so the old one would be "
+        "deleted), but vault.github is protected" in out
+    )
+    assert "set protect: false on vault.github, apply, then set it back" in out
+
+
+def test_a_protected_resource_left_alone_says_how_to_release_it(workdir: Path) -> None:
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text(agents.read_text() + "protect: true\n")  # agent.reviewer
+    ok("apply", "--auto-approve")
+    agents.write_text(agents.read_text().split("\n---\n")[0] + "\n")
+    edit(workdir / "manifests/deployments.yaml", "{ref: reviewer}", "{ref: coder}")
+    out = ok("plan", "--prune").stdout
+    assert (
+        "agent.reviewer (agent_" in out
+        and "not in the manifests but protected (protect: true when last applied); left alone. "
+        "To archive it, put its document back with protect: false, apply, then remove the "
+        "document and run with --prune" in out
+    )

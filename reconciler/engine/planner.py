@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.engine.desired import (
@@ -91,6 +91,8 @@ class _Context:
     matched: dict[str, JSON]
     #: with --target: the desired addresses planned for real (the rest is dropped later)
     wanted: set[str] | None = None
+    #: changes the plan refuses on purpose (a protected replace), said in "Left alone"
+    refused: list[Note] = field(default_factory=list)
 
 
 def _entry(lockfile: Any, address: str) -> Any:
@@ -256,6 +258,30 @@ def _plan_resource(ctx: _Context, res: DesiredResource) -> Action:
     parent_id = obj.get("vault_id") if kind == "credential" else None
 
     immutable = _immutable_change(kind, live, want)
+    protected = _protected_replace(ctx, res) if immutable else None
+    if immutable and protected:
+        # protect means never archived or deleted, and a replace does one of those
+        how = "deleted" if kind == "credential" else "archived"
+        ctx.refused.append(
+            Note(
+                address=address,
+                kind=kind,
+                remote_id=obj["id"],
+                message=f"needs a replace ({immutable}, so the old one would be {how}), "
+                f"but {protected}; left as it is. To replace it, set protect: false on "
+                f"{res.parent or address}, apply, then set it back",
+            )
+        )
+        return NoOp(
+            address=address,
+            kind=kind,
+            reason=f"a replace is needed but refused: {protected}",
+            remote_id=obj["id"],
+            live_marker=marker,
+            depends_on=deps,
+            parent=res.parent,
+            parent_id=parent_id,
+        )
     if immutable:
         ctx.ids[address] = None
         return Replace(
@@ -406,14 +432,14 @@ def _prune(ctx: _Context) -> tuple[list[Action], list[Note]]:
             continue
         if kind == "credential" and any(address.startswith(v + ".") for v in orphan_vaults):
             continue  # archiving the vault takes its credentials along
-        protected = bool(entry.protect) if entry is not None else False
-        if protected:
+        vault = _protecting_vault(ctx, address) if kind == "credential" else None
+        if vault is not None or (entry is not None and entry.protect):
             notes.append(
                 Note(
                     address=address,
                     kind=kind,
                     remote_id=rid,
-                    message="not in the manifests but protected (protect: true); left alone",
+                    message=_protected_orphan_message(address, vault),
                 )
             )
             continue
@@ -440,6 +466,43 @@ def _prune(ctx: _Context) -> tuple[list[Action], list[Note]]:
         else:
             actions.append(Archive(reason="removed from the manifests (--prune)", **common))
     return actions, notes
+
+
+def _protecting_vault(ctx: _Context, credential: str) -> str | None:
+    """The vault whose ``protect: true`` covers ``credential`` (in the manifests now, or
+    when it was last applied), or None."""
+    vault = credential.split(".credential.", 1)[0]
+    res = ctx.desired.get(vault)
+    entry = _entry(ctx.lockfile, vault)
+    if (res is not None and res.protect) or (res is None and entry is not None and entry.protect):
+        return vault
+    return None
+
+
+def _protected_orphan_message(address: str, vault: str | None) -> str:
+    """Why a resource that left the manifests stays, and how to let it go."""
+    if vault is not None:
+        return (
+            f"not in the manifests, but {vault} is protected (protect: true), which covers its "
+            f"credentials; left alone. To remove it, set protect: false on {vault}, apply, "
+            "then run with --prune"
+        )
+    return (
+        "not in the manifests but protected (protect: true when last applied); left alone. "
+        "To archive it, put its document back with protect: false, apply, then remove the "
+        "document and run with --prune"
+    )
+
+
+def _protected_replace(ctx: _Context, res: DesiredResource) -> str | None:
+    """What protects ``res`` from being archived or deleted by a replace, or None."""
+    if res.kind == "credential" and res.parent is not None:
+        parent = ctx.desired.get(res.parent)
+        if parent is not None and parent.protect:
+            return f"{res.parent} is protected (protect: true), which covers its credentials"
+    if res.protect:
+        return "it is protected (protect: true)"
+    return None
 
 
 def _order_removals(actions: list[Action]) -> list[Action]:
@@ -546,6 +609,7 @@ def build_plan(
             if res.kind == kind:
                 actions.append(_plan_resource(ctx, res))
     removals, notes = _prune(ctx)
+    notes += ctx.refused
     actions = _order_removals(actions + removals)
 
     if options.targets:
