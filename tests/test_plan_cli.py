@@ -247,11 +247,13 @@ def test_a_protected_vault_covers_its_credentials(workdir: Path) -> None:
             "vault.github.credential.github-mcp (vcrd_" in out
             and "but vault.github is protected (protect: true), which covers its credentials; "
             "left alone. To remove it, set protect: false on vault.github, apply, then run "
-            "with --prune" in out
+            "with --prune"
+            in out
         )
-    assert "vault.github.credential.github-mcp" in json.loads(
-        (workdir / "state/reconciler.lock").read_text()
-    )["resources"]
+    assert (
+        "vault.github.credential.github-mcp"
+        in json.loads((workdir / "state/reconciler.lock").read_text())["resources"]
+    )
 
 
 def test_a_protected_credential_is_not_replaced(workdir: Path) -> None:
@@ -279,5 +281,46 @@ def test_a_protected_resource_left_alone_says_how_to_release_it(workdir: Path) -
         "agent.reviewer (agent_" in out
         and "not in the manifests but protected (protect: true when last applied); left alone. "
         "To archive it, put its document back with protect: false, apply, then remove the "
-        "document and run with --prune" in out
+        "document and run with --prune"
+        in out
     )
+
+
+def test_drift_names_the_whole_import_command(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+
+    async def click_one(c: ProviderClient) -> dict[str, object]:
+        return await c.agents.create({"name": "clicked", "model": "claude-sonnet-4-6"})
+
+    agent_id = str(out_of_band(click_one)["id"])
+    result = cli("drift")
+    assert result.exit_code == 2
+    assert f"`reconciler import agent.NAME {agent_id}` adopts it" in result.stdout
+    assert ok("import", "agent.clicked", agent_id).exit_code == 0
+
+
+def test_help_texts_say_what_they_mean() -> None:
+    serve = " ".join(ok("provider", "serve", "--help").stdout.split())
+    assert "(repeatable)" not in serve
+    assert "--seed N Seed the random fault injection, so a run with the same seed meets" in serve
+    run = ok("run", "--help").stdout
+    assert "AGENT|DEPLOYMENT is the name of an Agent or Deployment manifest" in run
+    assert "NAME is" not in run
+    schema = ok("schema", "--help").stdout
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = (Path(__file__).resolve().parent.parent / "manifests/agents.yaml").read_text()
+    assert "reconciler schema --out .reconciler/manifest.schema.json" in schema
+    assert "reconciler schema --out .reconciler/manifest.schema.json" in readme
+    first_line = example.splitlines()[0]
+    assert first_line == "# yaml-language-server: $schema=../.reconciler/manifest.schema.json"
+    assert first_line in schema
+
+
+def test_architecture_doc_points_only_inside_the_repository() -> None:
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docs/architecture.md").read_text()
+    links = re.findall(r"\]\(([^)#]+)\)", text) + re.findall(r"`(\.\./[^`]*)`", text)
+    assert links
+    for link in links:
+        target = (root / "docs" / link).resolve()
+        assert target.is_relative_to(root) and target.exists(), link

@@ -305,8 +305,18 @@ def _pin_item(address: str, entry: Any, live: JSON, lockfile: Any) -> DriftItem 
     return None
 
 
+def unmanaged_message(kind: str, remote_id: str | None) -> str:
+    """What an unmanaged resource is and the whole command that adopts it, e.g.
+    ``... `reconciler import agent.NAME agent_01...` adopts it (NAME: ...)``."""
+    address = "vault.VAULT.credential.NAME" if kind == "credential" else f"{kind}.NAME"
+    return (
+        f"{UNMANAGED_MESSAGE.split(';')[0]}; `reconciler import {address} {remote_id or 'ID'}` "
+        "adopts it (NAME: the name to give it in the manifests)"
+    )
+
+
 def _unmanaged_item(u: Unmanaged, vault_names: Mapping[str, str]) -> DriftItem:
-    message = UNMANAGED_MESSAGE
+    message = unmanaged_message(u.kind, u.remote_id)
     if u.duplicate_of is not None:
         message = (
             f"tagged {u.tagged} by this project, but the lockfile records {u.duplicate_of} "
@@ -420,4 +430,5 @@ __all__ = [
     "build_drift",
     "find_unmanaged",
     "manifest_differences",
+    "unmanaged_message",
 ]
