@@ -101,6 +101,7 @@ def test_plan_full_shows_long_values_whole(workdir: Path) -> None:
     assert "--full shows them whole" not in full
     markdown = ok("plan", "--format", "markdown", "--full").stdout
     assert LONG in markdown
+    assert f'+ "{LONG}"' in ok("apply", "--auto-approve", "--full").stdout
 
 
 def test_drift_full_shows_long_values_whole(workdir: Path) -> None:

@@ -158,6 +158,7 @@ def plan(
 )
 @_prune_option
 @_target_option
+@full_option
 @pass_app
 def apply(
     app: App,
@@ -166,6 +167,7 @@ def apply(
     parallelism: int,
     prune: bool,
     targets: tuple[str, ...],
+    full: bool,
 ) -> None:
     """Converge the provider to the manifests, or carry out a saved PLANFILE.
 
@@ -187,7 +189,7 @@ def apply(
             "--auto-approve to apply what the plan shows, or save a reviewed plan with "
             "`reconciler plan --out FILE` and run `reconciler apply FILE`"
         )
-    session = _ApplySession(planfile, _refreshing(app))
+    session = _ApplySession(planfile, _refreshing(app), full=full)
     session.spinner.start()
     try:
         result = app.run(
@@ -224,8 +226,9 @@ def apply(
 class _ApplySession:
     """The terminal side of one apply: spinner, plan display, question, progress bar."""
 
-    def __init__(self, planfile: Path | None, refreshing: str) -> None:
+    def __init__(self, planfile: Path | None, refreshing: str, *, full: bool = False) -> None:
         self.planfile = planfile
+        self.full = full
         self.spinner = terminal.Spinner(refreshing)
         self.progress: terminal.ApplyProgress | None = None
 
@@ -238,7 +241,11 @@ class _ApplySession:
             return
         click.echo(
             render_plan(
-                the_plan, "text", color=terminal.stdout_color(), width=terminal.stdout_width()
+                the_plan,
+                "text",
+                color=terminal.stdout_color(),
+                width=terminal.stdout_width(),
+                full=self.full,
             ),
             nl=False,
         )

@@ -323,15 +323,16 @@ def pin_block(move: PinMove) -> Block:
     return Block("~", "update", move.deployment, "deployment", verb="pin", facts=facts)
 
 
-def with_pin(block: Block, move: PinMove) -> Block:
-    """An update block of a deployment that also names its pin move, shown and counted once.
+def pinned_update_block(action: Update, move: PinMove, *, width: int, full: bool) -> Block:
+    """The update block of a deployment whose pin moves: shown (and counted) once.
 
     ``~ deployment.nightly  update  pin agent.reviewer@3 -> @4  (follows latest)``; the
     ``agent.version`` field change says the same and is left out.
     """
+    rest = tuple(c for c in action.changes if c.path != "agent.version")
+    block = action_block(action.model_copy(update={"changes": rest}), width=width, full=full)
     moved, how = pin_facts(move)
-    lines = tuple(line for line in block.lines if not line.text.startswith("agent.version:"))
-    return replace(block, facts=(*block.facts, f"pin {moved}", how), lines=lines)
+    return replace(block, facts=(*block.facts, f"pin {moved}", how))
 
 
 def exposure(impact: Impact) -> Exposure:
@@ -364,11 +365,12 @@ def plan_outline(plan: Plan, *, width: int = 100, full: bool = False) -> Outline
     for action in plan.actions:
         if isinstance(action, NoOp):
             continue
-        block = action_block(action, width=width, full=full)
         move = moves.get(action.address)
         if move is not None and isinstance(action, Update):
-            block = with_pin(block, move)
+            block = pinned_update_block(action, move, width=width, full=full)
             merged.add(action.address)
+        else:
+            block = action_block(action, width=width, full=full)
         keyed.append(((action.address, 0, ""), block))
     for move in plan.pin_moves:
         if move.deployment not in merged:
