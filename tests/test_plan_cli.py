@@ -325,3 +325,27 @@ def test_architecture_doc_points_only_inside_the_repository() -> None:
     for link in links:
         target = (root / "docs" / link).resolve()
         assert target.is_relative_to(root) and target.exists(), link
+
+
+def test_mcp_servers_and_tool_configs_diff_by_name(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    agents = workdir / "manifests/agents.yaml"
+    edit(
+        agents,
+        "  mcp_servers:\n",
+        "  mcp_servers:\n    - type: url\n      name: atlassian\n"
+        "      url: https://mcp.atlassian.com/v1/sse\n",
+    )
+    edit(
+        agents, "url: https://api.githubcopilot.com/mcp/", "url: https://api.githubcopilot.com/v2/"
+    )
+    edit(agents, "        - name: web_search\n", "        - name: read\n          enabled: false\n"
+         "        - name: web_search\n")  # fmt: skip
+    edit(agents, "      mcp_server_name: github\n", "      mcp_server_name: github\n"
+         "    - type: mcp_toolset\n      mcp_server_name: atlassian\n")  # fmt: skip
+    out = ok("plan").stdout
+    assert '+ mcp_servers[atlassian]: {"type": "url", "name": "atlassian"' in out
+    assert "~ mcp_servers[github].url:" in out or "~ mcp_servers[github].url: " in out
+    assert '+ tools[0].configs[read]: {"name": "read", "enabled": false' in out
+    assert "mcp_servers[0]" not in out and "mcp_servers[1]" not in out
+    assert "configs[0]" not in out and "configs[1]" not in out

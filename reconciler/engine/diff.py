@@ -2,13 +2,15 @@
 
 Input is two normalised objects (see ``normalize``); output is a sorted tuple of changes with
 dotted paths (``model.id``, ``tools[1]``, ``metadata[owner]`` is written ``metadata.owner``).
+Lists the caller names as unordered are compared by value (scalars: ``+ allowed_hosts:
+"pypi.org"``) or by a key field (``mcp_servers[github].url``), never by index.
 """
 
 from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from reconciler.engine.model import FieldChange
@@ -27,10 +29,15 @@ _OPS = {
 }
 
 
+class _ItemKey(str):
+    """The key of an item of a keyed list (``mcp_servers[github]``), kept apart from field
+    names so the path shows it in brackets."""
+
+
 def _dotted(parts: list[Any]) -> str:
     out = ""
     for p in parts:
-        if isinstance(p, int):
+        if isinstance(p, int | _ItemKey):
             out += f"[{p}]"
         else:
             out += ("." if out else "") + str(p)
@@ -43,7 +50,10 @@ def _missing(value: Any) -> Any:
 
 
 def diff_objects(
-    live: dict[str, Any], desired: dict[str, Any], unordered: tuple[str, ...] = ()
+    live: dict[str, Any],
+    desired: dict[str, Any],
+    unordered: tuple[str, ...] = (),
+    keyed: Mapping[str, str] | None = None,
 ) -> tuple[FieldChange, ...]:
     """Changes that turn ``live`` into ``desired``.
 
@@ -54,6 +64,10 @@ def diff_objects(
             any key, e.g. ``config.packages.*``); where both sides hold such a list, each
             item added or removed is one change at the list's path, by value
             (``+ config.networking.allowed_hosts: "pypi.org"``), not a change at an index.
+        keyed: dotted paths (``*`` also matches any list index) of lists of objects told
+            apart by a key field, e.g. ``{"mcp_servers": "name"}``; where both sides hold
+            such a list with unique keys, items are matched by key and paths read
+            ``mcp_servers[github].url``.
 
     Example: ``diff_objects({"a": 1}, {"a": 2}) ==
     (FieldChange(op="change", path="a", old=1, new=2),)``.
@@ -61,8 +75,11 @@ def diff_objects(
     if live == desired:
         return ()
     changes: list[FieldChange] = []
-    if unordered:
+    if unordered or keyed:
         live, desired = copy.deepcopy(live), copy.deepcopy(desired)
+        for pattern, key in (keyed or {}).items():
+            for where in list(_expand(tuple(pattern.split(".")), live)):
+                _key_list(live, desired, where, key)
         for where in _list_paths(unordered, live, desired):
             changes += _by_value(where, _take(live, where), _take(desired, where))
         if live == desired:
@@ -89,7 +106,7 @@ def diff_objects(
 
 def _list_paths(
     patterns: tuple[str, ...], live: dict[str, Any], desired: dict[str, Any]
-) -> Iterator[tuple[str, ...]]:
+) -> Iterator[Path]:
     """Concrete paths matching ``patterns`` where both sides hold a list of scalars."""
     for pattern in patterns:
         for path in _expand(tuple(pattern.split(".")), live):
@@ -98,30 +115,58 @@ def _list_paths(
                 yield path
 
 
-def _expand(pattern: tuple[str, ...], obj: Any) -> Iterator[tuple[str, ...]]:
+Path = tuple[str | int, ...]
+
+
+def _expand(pattern: tuple[str, ...], obj: Any) -> Iterator[Path]:
     if not pattern:
         yield ()
         return
-    if not isinstance(obj, dict):
-        return
     head, rest = pattern[0], pattern[1:]
-    keys = sorted(obj) if head == "*" else [head] if head in obj else []
+    keys: list[str | int]
+    if isinstance(obj, dict):
+        keys = sorted(obj) if head == "*" else [head] if head in obj else []
+    elif isinstance(obj, list) and head == "*":
+        keys = list(range(len(obj)))
+    else:
+        return
     for key in keys:
         for tail in _expand(rest, obj[key]):
             yield (key, *tail)
 
 
-def _get(obj: Any, path: tuple[str, ...]) -> Any:
+def _get(obj: Any, path: Path) -> Any:
     for key in path:
-        if not isinstance(obj, dict) or key not in obj:
+        in_dict = isinstance(obj, dict) and key in obj
+        in_list = isinstance(obj, list) and isinstance(key, int) and key < len(obj)
+        if not (in_dict or in_list):
             return None
         obj = obj[key]
     return obj
 
 
-def _take(obj: dict[str, Any], path: tuple[str, ...]) -> list[Any]:
+def _key_list(live: Any, desired: Any, path: Path, key: str) -> None:
+    """Turn the lists at ``path`` on both sides into ``{_ItemKey(item[key]): item}`` when
+    every item has a distinct string key; else leave them to be compared by index."""
+    sides = (_get(live, path), _get(desired, path))
+    keyed: list[dict[_ItemKey, Any]] = []
+    for items in sides:
+        if not isinstance(items, list) or not all(
+            isinstance(i, dict) and isinstance(i.get(key), str) for i in items
+        ):
+            return
+        by_key = {_ItemKey(i[key]): i for i in items}
+        if len(by_key) != len(items):
+            return
+        keyed.append(by_key)
+    for obj, value in zip((live, desired), keyed, strict=True):
+        parent = _get(obj, path[:-1])
+        parent[path[-1]] = value
+
+
+def _take(obj: dict[str, Any], path: Path) -> list[Any]:
     """Remove the list at ``path`` from ``obj`` (leaving an empty one) and return it."""
-    parent = _get(obj, path[:-1]) if len(path) > 1 else obj
+    parent: Any = _get(obj, path[:-1]) if len(path) > 1 else obj
     value: list[Any] = parent[path[-1]]
     parent[path[-1]] = []
     return value
@@ -133,8 +178,8 @@ def _scalar_list(value: Any) -> bool:
     )
 
 
-def _by_value(path: tuple[str, ...], old: list[Any], new: list[Any]) -> list[FieldChange]:
-    dotted = ".".join(path)
+def _by_value(path: Path, old: list[Any], new: list[Any]) -> list[FieldChange]:
+    dotted = _dotted(list(path))
     before, after = Counter(old), Counter(new)
     removed = sorted((before - after).elements(), key=str)
     added = sorted((after - before).elements(), key=str)

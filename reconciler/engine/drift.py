@@ -40,7 +40,7 @@ from reconciler.engine.model import (
     Replace,
     Update,
 )
-from reconciler.engine.normalize import drop_paths, normalize
+from reconciler.engine.normalize import KEYED_LISTS, UNORDERED_LISTS, drop_paths, normalize
 from reconciler.engine.planner import UNKNOWN, PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
 
@@ -233,6 +233,8 @@ def _changed_item(
                 changes = diff_objects(
                     drop_paths(normalize(kind, base), ignore),
                     drop_paths(normalize(kind, live), ignore),
+                    UNORDERED_LISTS.get(kind, ()),
+                    KEYED_LISTS.get(kind),
                 )
         if not changes and not version_moved:
             return None

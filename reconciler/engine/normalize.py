@@ -92,6 +92,13 @@ UNORDERED_LISTS: dict[str, tuple[str, ...]] = {
     "deployment": ("vault_ids",),
 }
 
+#: Lists of objects told apart by a key field, per kind (``*`` matches any key or index):
+#: ``normalize`` sorts them by that key and ``diff_objects`` matches items by it, so a change
+#: reads ``mcp_servers[github].url`` and adding a server does not shift the others.
+KEYED_LISTS: dict[str, dict[str, str]] = {
+    "agent": {"mcp_servers": "name", "skills": "skill_id", "tools.*.configs": "name"},
+}
+
 SECRET_FIELDS = frozenset(
     {
         "token",

@@ -44,7 +44,13 @@ from reconciler.engine.model import (
     Update,
     kind_of,
 )
-from reconciler.engine.normalize import UNORDERED_LISTS, drop_paths, fill_unset, normalize
+from reconciler.engine.normalize import (
+    KEYED_LISTS,
+    UNORDERED_LISTS,
+    drop_paths,
+    fill_unset,
+    normalize,
+)
 from reconciler.engine.refresh import Observed
 from reconciler.errors import PlanError
 
@@ -246,6 +252,7 @@ def _plan_resource(ctx: _Context, res: DesiredResource) -> Action:
             drop_paths(live, res.ignore_changes),
             drop_paths(want, res.ignore_changes),
             UNORDERED_LISTS.get(kind, ()),
+            KEYED_LISTS.get(kind),
         )
     )
     entry = _entry(ctx.lockfile, address)
