@@ -349,3 +349,15 @@ def test_mcp_servers_and_tool_configs_diff_by_name(workdir: Path) -> None:
     assert '+ tools[0].configs[read]: {"name": "read", "enabled": false' in out
     assert "mcp_servers[0]" not in out and "mcp_servers[1]" not in out
     assert "configs[0]" not in out and "configs[1]" not in out
+
+
+def test_a_misspelt_kind_is_not_followed_by_unknown_references(workdir: Path) -> None:
+    edit(
+        workdir / "manifests/agents.yaml",
+        "kind: Agent\nname: reviewer",
+        "kind: Agnet\nname: reviewer",
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: 1 error in manifests:\n"), result.stderr
+    assert "Agnet" in result.stderr and "unknown agent" not in result.stderr

@@ -344,8 +344,10 @@ def _load_file(file: Path, shown: str) -> _FileResult:
             document = Document.model_validate(data)
         except ValidationError as exc:
             kind, name = data.get("kind"), data.get("name")
-            if isinstance(kind, str) and isinstance(name, str):
-                failed.add((kind, name))
+            if isinstance(name, str):
+                # a misspelt or missing kind could be any kind: its name is no unknown reference
+                kinds = [kind] if kind in KINDS else KINDS
+                failed.update((k, name) for k in kinds)
             # a value YAML already refused (e.g. an unsupported tag) needs no second error
             refused = [i.path for i in doc.issues if i.path]
             every_ignore = _ignore_changes_issues(data, source)
