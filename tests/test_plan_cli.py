@@ -209,7 +209,8 @@ def test_validate_names_the_files_it_read(workdir: Path) -> None:
 def test_reconcilerignore_leaves_other_yaml_out(workdir: Path) -> None:
     manifests = workdir / "manifests"
     (manifests / "ci").mkdir()
-    (manifests / "ci/workflow.yaml").write_text("on: push\njobs: {}\n")
+    workflow = "on:   push\njobs:\n    test: {runs-on: ubuntu-latest}\n"
+    (manifests / "ci/workflow.yaml").write_text(workflow)
     (manifests / "values.tmpl.yaml").write_text("- a\n- b\n")
     (manifests / "keep.tmpl.yaml").write_text("kind: Agent\nname: extra\nspec: {model: m}\n")
     failed = cli("validate")
@@ -226,6 +227,9 @@ def test_reconcilerignore_leaves_other_yaml_out(workdir: Path) -> None:
         "Left out by .reconcilerignore: manifests/ci/workflow.yaml, manifests/values.tmpl.yaml"
     )
     assert "+ agent.extra  create" in ok("plan").stdout
+    ok("fmt")
+    assert (manifests / "ci/workflow.yaml").read_text() == workflow  # untouched
+    ok("fmt", "--check")
 
 
 # --- protect ------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from reconciler.engine.executor import ApplyReport, Outcome
 from reconciler.engine.model import CHANGE_TYPES, Action, Plan
 from reconciler.errors import ManifestError
 from reconciler.manifest import ManifestSet, load_manifests
-from reconciler.manifest.loader import IGNORE_FILE
+from reconciler.manifest.files import IGNORE_FILE
 from reconciler.render import render_apply_summary, render_plan
 
 #: ``plan --detailed-exitcode`` when the plan has changes.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from reconciler.errors import ManifestError, ManifestIssue, a_or_an
 from .deployment import DeploymentSpec
 from .document import KINDS, Document, ignore_changes_problems
 from .environment import EnvironmentSpec
+from .files import IGNORE_FILE, manifest_files
 from .messages import did_you_mean, explain, format_path
 from .secret import (
     SecretOutside,
@@ -35,7 +36,7 @@ from .secret import (
 from .vault import CredentialSpec, VaultSpec
 from .yamlsource import DataPath, Position, SourceLocation, decode_source, parse_documents
 
-MANIFEST_SUFFIXES = (".yaml", ".yml")
+NOT_A_MANIFEST_HINT = f" (if this file is not a manifest, list it in {IGNORE_FILE})"
 _INTERPOLATION = re.compile(r"(?<!\$)\$\{")
 INTERPOLATION_MESSAGE = (
     "${VAR} interpolation is not supported; use {from_env: VAR} for secrets "
@@ -248,42 +249,6 @@ def _display(path: Path) -> str:
     return str(path)
 
 
-#: A gitignore-syntax file at the top of the manifests directory naming files to skip.
-IGNORE_FILE = ".reconcilerignore"
-NOT_A_MANIFEST_HINT = f" (if this file is not a manifest, list it in {IGNORE_FILE})"
-
-
-def _ignore_matcher(root: Path) -> Callable[[str], bool] | None:
-    """``matches(relative_path)`` from ``root/.reconcilerignore``, or None without one.
-
-    The patterns are git's (``ci/``, ``*.tmpl.yaml``, ``!keep.yaml``), matched by pathspec,
-    the maintained implementation of gitignore rules, against paths relative to ``root``.
-    """
-    ignore = root / IGNORE_FILE
-    if not ignore.is_file():
-        return None
-    # imported here: only a directory that has the file pays for it
-    from pathspec import GitIgnoreSpec
-
-    spec = GitIgnoreSpec.from_lines(ignore.read_text(encoding="utf-8").splitlines())
-    return spec.match_file
-
-
-def _manifest_files(root: Path) -> tuple[list[Path], list[Path]]:
-    """(files to read, YAML files skipped by ``.reconcilerignore``), each sorted."""
-    matches = _ignore_matcher(root)
-    found: list[tuple[str, Path]] = []
-    skipped: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if not name.startswith(".") and name.lower().endswith(MANIFEST_SUFFIXES):
-                full = Path(dirpath) / name
-                rel = full.relative_to(root).as_posix()
-                (skipped if matches is not None and matches(rel) else found).append((rel, full))
-    return [path for _, path in sorted(found)], [path for _, path in sorted(skipped)]
-
-
 def _unescape(value: Any, path: DataPath, hits: list[DataPath]) -> Any:
     """Reject ``${`` in strings (recording where) and turn the ``$${`` escape into ``${``."""
     if isinstance(value, str):
@@ -492,7 +457,7 @@ def load_manifests(path: str | Path) -> ManifestSet:
                 "no such file or directory; pass the manifests directory with --manifests/-f",
             )
         )
-    files, skipped = _manifest_files(root) if root.is_dir() else ([root], [])
+    files, skipped = manifest_files(root) if root.is_dir() else ([root], [])
     loaded: list[_Loaded] = []
     issues: list[ManifestIssue] = []
     failed: set[tuple[str, str]] = set()
