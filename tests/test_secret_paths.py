@@ -99,3 +99,13 @@ def test_plan_target_reads_only_the_targeted_secrets(workdir: Path) -> None:
         result = cli(*args)
         assert result.exit_code == 1, args
         assert "github-token.txt not found" in result.stderr
+
+
+def test_validate_reports_a_missing_secret_file_with_the_other_errors(workdir: Path) -> None:
+    (workdir / "manifests" / TOKEN).unlink()
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text(agents.read_text().replace("  system: |", "  systen: |", 1))
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: 2 errors in manifests:\n")
+    assert "systen" in result.stderr and "github-token.txt does not exist" in result.stderr

@@ -19,7 +19,6 @@ from reconciler.cli.app import App, format_option, full_option, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, fail
 from reconciler.engine.executor import ApplyReport, Outcome
 from reconciler.engine.model import CHANGE_TYPES, Action, Plan
-from reconciler.errors import ManifestError
 from reconciler.manifest import ManifestSet, load_manifests
 from reconciler.manifest.files import IGNORE_FILE
 from reconciler.render import render_apply_summary, render_plan
@@ -71,10 +70,7 @@ def validate(app: App) -> None:
     and, below it, each file read with the addresses it holds and the YAML files
     .reconcilerignore left out; or every error as ``file:line:col: ...`` on stderr, exit 1.
     """
-    manifests = load_manifests(app.settings.manifests)
-    missing = manifests.secret_file_issues()
-    if missing:
-        raise ManifestError(missing)
+    manifests = load_manifests(app.settings.manifests, check_secret_files=True)
     n = len(manifests.documents) + len(manifests.credentials())
     files = len(manifests.files) or _count_files(manifests)
     click.echo(

@@ -429,7 +429,7 @@ def _check_set(
     return first, issues
 
 
-def load_manifests(path: str | Path) -> ManifestSet:
+def load_manifests(path: str | Path, *, check_secret_files: bool = False) -> ManifestSet:
     """Load every manifest under a directory (recursively) or in one file.
 
     Files ending ``.yaml``/``.yml`` are read in sorted order (hidden files and directories
@@ -439,6 +439,8 @@ def load_manifests(path: str | Path) -> ManifestSet:
 
     Args:
         path: the manifests directory, or a single manifest file.
+        check_secret_files: also report each ``from_file`` secret that does not exist (no
+            secret is read). A path that leads out of the repository is always an error.
 
     Returns:
         The documents, sorted by address, with their source locations.
@@ -478,11 +480,6 @@ def load_manifests(path: str | Path) -> ManifestSet:
         broken = broken or result.broken
     unique, set_issues = _check_set(loaded, failed, broken=broken)
     issues += set_issues
-    if issues:
-        unique_issues = set(issues)
-        raise ManifestError(
-            sorted(unique_issues, key=lambda i: (i.file, i.line, i.col, i.path, i.message))
-        )
     manifests = ManifestSet(
         (item.document for item in unique.values()),
         base_dir=root if root.is_dir() else root.parent,
@@ -491,8 +488,11 @@ def load_manifests(path: str | Path) -> ManifestSet:
         ignored=[_display(f) for f in skipped],
     )
     # a path out of the repository is refused whatever is planned; whether each file
-    # exists is for `validate` and for the secrets a plan needs (see secret_file_issues)
-    outside = manifests.secret_file_issues(must_exist=False)
-    if outside:
-        raise ManifestError(outside)
+    # exists is asked by `validate` (a plan reads the secrets it needs, and only those)
+    issues += manifests.secret_file_issues(must_exist=check_secret_files)
+    if issues:
+        unique_issues = set(issues)
+        raise ManifestError(
+            sorted(unique_issues, key=lambda i: (i.file, i.line, i.col, i.path, i.message))
+        )
     return manifests
