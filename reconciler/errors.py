@@ -161,3 +161,9 @@ class RateLimitError(ProviderError):
 
 class ServerError(ProviderError):
     """5xx: the provider failed."""
+
+
+def a_or_an(noun: str) -> str:
+    """``noun`` with its indefinite article, for messages that name a kind: ``an agent``,
+    ``an Environment``, ``a vault``, ``a deployment``."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"

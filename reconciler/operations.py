@@ -28,7 +28,7 @@ from reconciler.engine.desired import desired_resources, is_owned, not_ours
 from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
 from reconciler.engine.model import Action, Plan
 from reconciler.engine.ownership import claimed_address
-from reconciler.engine.planner import PlanOptions, build_plan
+from reconciler.engine.planner import PlanOptions, build_plan, targeted_addresses
 from reconciler.engine.record import record_intent, record_intents, record_outcome
 from reconciler.engine.refresh import Observed, refresh
 from reconciler.errors import LockfileError, ManifestError, ManifestIssue, PlanError
@@ -118,6 +118,7 @@ class SecretSource:
                 self._base,
                 location=self._location(address, path),
                 field_path=path,
+                root=getattr(self._manifests, "secret_root", None),
             )
         return self._cache[key]
 
@@ -131,10 +132,14 @@ class SecretSource:
     def fingerprinter(self, salt: str) -> Callable[[str, str], str]:
         return lambda address, path: fingerprint_secret(salt, self(address, path))
 
-    def check_all(self) -> None:
-        """Resolve every secret now, so a missing variable fails before any change."""
+    def check_all(self, targets: tuple[str, ...] = ()) -> None:
+        """Resolve every secret now (with ``targets``: those of the targeted addresses), so
+        a missing variable fails before any change."""
         issues: list[ManifestIssue] = []
+        wanted = targeted_addresses(self._manifests.documents, targets) if targets else None
         for address, path in sorted(self._refs):
+            if wanted is not None and address not in wanted:
+                continue
             try:
                 self(address, path)
             except ManifestError as err:
@@ -184,7 +189,7 @@ async def make_plan(
             manifests = load_manifests(settings.manifests)
             lockfile = read_project_lockfile(settings.lockfile, settings.project)
             secrets = SecretSource(manifests)
-            secrets.check_all()
+            secrets.check_all(targets)
             async with connect(settings) as c:
                 observed = await observe(c, lockfile, settings.project)
                 requests = c.stats.requests
@@ -196,7 +201,9 @@ async def make_plan(
                 raise
             async with _connection(settings, client) as c:
                 before = c.stats.requests
-                manifests, secrets, observed = await _load_while_listing(settings, c, lockfile)
+                manifests, secrets, observed = await _load_while_listing(
+                    settings, c, lockfile, targets
+                )
                 requests = c.stats.requests - before
         plan = build_plan(
             manifests.documents,
@@ -210,15 +217,17 @@ async def make_plan(
     return PlanResult(plan, manifests, lockfile, observed, requests)
 
 
-def _load_checked(settings: Settings) -> tuple[ManifestSet, SecretSource]:
+def _load_checked(
+    settings: Settings, targets: tuple[str, ...] = ()
+) -> tuple[ManifestSet, SecretSource]:
     manifests = load_manifests(settings.manifests)
     secrets = SecretSource(manifests)
-    secrets.check_all()
+    secrets.check_all(targets)
     return manifests, secrets
 
 
 async def _load_while_listing(
-    settings: Settings, client: ProviderClient, lockfile: Lockfile
+    settings: Settings, client: ProviderClient, lockfile: Lockfile, targets: tuple[str, ...] = ()
 ) -> tuple[ManifestSet, SecretSource, Observed]:
     """Load the manifests (in a worker thread) while the provider is listed.
 
@@ -229,7 +238,7 @@ async def _load_while_listing(
     """
     listing = asyncio.ensure_future(observe(client, lockfile, settings.project))
     try:
-        manifests, secrets = await asyncio.to_thread(_load_checked, settings)
+        manifests, secrets = await asyncio.to_thread(_load_checked, settings, targets)
     except BaseException:
         listing.cancel()
         await asyncio.gather(listing, return_exceptions=True)

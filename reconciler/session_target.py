@@ -12,7 +12,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, a_or_an
 from reconciler.manifest import DeploymentSpec, ManifestSet
 from reconciler.state import Lockfile
 
@@ -45,7 +45,7 @@ def _pick_address(manifests: ManifestSet, name: str) -> str:
     if "." in name:
         kind = name.split(".", 1)[0]
         if kind not in ("agent", "deployment"):
-            raise RunError(f"{name} is a {kind}; run takes an agent or a deployment")
+            raise RunError(f"{name} is {a_or_an(kind)}; run takes an agent or a deployment")
         if name not in manifests:
             raise RunError(f"no {name} in the manifests{_hint(manifests, name)}")
         return name

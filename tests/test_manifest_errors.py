@@ -232,7 +232,8 @@ def test_missing_kind_name_and_spec(project: Path) -> None:
     assert errors(project) == [
         (
             "manifests/a.yaml:1:1: kind: missing required field 'kind': add kind: Agent, "
-            "Environment, Vault or Deployment"
+            "Environment, Vault or Deployment (if this file is not a manifest, list it in "
+            ".reconcilerignore)"
         ),
         "manifests/a.yaml:1:1: name: missing required field 'name'",
         "manifests/a.yaml:1:1: spec: missing required field 'spec'",
@@ -270,11 +271,11 @@ def test_non_mapping_documents(project: Path) -> None:
     assert errors(project) == [
         (
             "manifests/a.yaml:1:1: a manifest document must be a mapping with kind, name and spec; "
-            "got a list"
+            "got a list (if this file is not a manifest, list it in .reconcilerignore)"
         ),
         (
             "manifests/a.yaml:3:1: a manifest document must be a mapping with kind, name and spec; "
-            "got a scalar value"
+            "got a scalar value (if this file is not a manifest, list it in .reconcilerignore)"
         ),
     ]
 

@@ -171,6 +171,15 @@ def full_plan() -> Plan:
                 body={"metadata": {"team": None}},
                 target=TARGET,
             ),
+            Update(
+                address="deployment.nightly",
+                kind="deployment",
+                reason="it follows the latest version of agent.reviewer, which will be version 4",
+                remote_id="dep_01NI",
+                changes=(FieldChange(op="change", path="agent.version", old=3, new=4),),
+                body={"agent": {"$pin": "agent.reviewer", "version": None}},
+                target=TARGET,
+            ),
             Archive(
                 address="environment.old",
                 kind="environment",
@@ -428,7 +437,7 @@ def test_text_lists_each_change_once_sorted_and_ends_with_the_summary() -> None:
     assert "agent.planner" not in out  # no-ops are counted, not listed
     assert "2 unchanged resources are not shown." in out
     assert out.endswith(
-        "\nPlan: 3 to create, 2 to update, 1 to replace, 1 to archive, 1 to delete.\n"
+        "\nPlan: 3 to create, 3 to update, 1 to replace, 1 to archive, 1 to delete.\n"
     )
 
 
@@ -464,9 +473,15 @@ def test_text_shows_secrets_and_placeholders_never_their_values() -> None:
     assert "+ environment_id: (ref environment.python-data)" in out
 
 
-def test_text_pin_move_is_its_own_line() -> None:
+def test_text_pin_move_is_shown_once_with_its_update() -> None:
     out = render_plan(full_plan(), "text")
-    assert "  ~ deployment.nightly  pin  agent.reviewer@3 -> @4  (follows latest)\n" in out
+    assert out.count("~ deployment.nightly  ") == 1
+    assert (
+        "  ~ deployment.nightly  update  pin agent.reviewer@3 -> @4  (follows latest)\n"
+        "      reason: it follows the latest version of agent.reviewer, which will be version 4\n"
+        "\n"
+    ) in out
+    assert "agent.version" not in out
     assert (
         "  ~ deployment.canary  pin  agent.coder@none -> @latest  "
         "(follows latest; the number is resolved at apply)\n"
@@ -802,7 +817,7 @@ def test_markdown_stays_under_the_github_comment_limit() -> None:
     assert "| 0 | 3000 | 0 | 0 | 0 | 0 |" in out  # the summary is never cut
     assert "**Plan:** 0 to create, 3000 to update, 0 to archive." in out
     match = re.search(r"… (\d+) more actions omitted \(output truncated to fit a GitHub comment\)"
-                      r"; run `reconciler plan` for the full plan\.", out)  # fmt: skip
+                      r"; run `reconciler plan --full` for the full plan\.", out)  # fmt: skip
     assert match is not None
     rows = out.count("| `~` | `agent.a")
     assert rows + int(match.group(1)) == 3000
@@ -848,7 +863,7 @@ def test_drift_markdown_is_bounded_and_counts() -> None:
     out = render_drift(report, "markdown")
     assert len(out) <= GITHUB_COMMENT_LIMIT
     assert "| 0 | 0 | 0 | 0 | 5000 |" in out
-    assert "run `reconciler drift` for the full report" in out
+    assert "run `reconciler drift --full` for the full report" in out
 
 
 def test_markdown_tables_escape_pipes() -> None:

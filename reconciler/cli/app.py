@@ -56,3 +56,13 @@ def format_option(name: str, markdown_for: str) -> Callable[[F], F]:
         help=f"text for people, json for programs (docs/json-format.md), markdown for "
         f"{markdown_for}.",
     )
+
+
+def full_option(f: F) -> F:
+    """``--full``: text and Markdown show long values and diffs whole."""
+    return click.option(
+        "--full",
+        is_flag=True,
+        help="Show long values and diffs whole in text and markdown (by default they are "
+        "shortened, and markdown keeps within a GitHub comment).",
+    )(f)

@@ -17,7 +17,7 @@ import click
 
 from reconciler import gitops
 from reconciler.cli import failures, terminal
-from reconciler.cli.app import App, format_option, pass_app
+from reconciler.cli.app import App, format_option, full_option, pass_app
 from reconciler.engine.importing import KIND_FILES, Skipped
 from reconciler.errors import ManifestError
 from reconciler.render import render_drift
@@ -81,6 +81,7 @@ def annotate_for_github(error: BaseException) -> None:
 
 @click.command()
 @format_option("fmt_", "issues")
+@full_option
 @click.option(
     "--ignore-unmanaged",
     is_flag=True,
@@ -88,7 +89,7 @@ def annotate_for_github(error: BaseException) -> None:
 )
 @pass_app
 @click.pass_context
-def drift(ctx: click.Context, app: App, fmt_: str, ignore_unmanaged: bool) -> None:
+def drift(ctx: click.Context, app: App, fmt_: str, full: bool, ignore_unmanaged: bool) -> None:
     """Tell whether the live system changed behind git's back. Changes nothing.
 
     Compares the live resources with the lockfile and the manifests, with the same one list
@@ -103,7 +104,7 @@ def drift(ctx: click.Context, app: App, fmt_: str, ignore_unmanaged: bool) -> No
         report = app.run(gitops.drift(app.settings, ignore_unmanaged=ignore_unmanaged))
     color = terminal.stdout_color() if fmt_ == "text" else False
     click.echo(
-        render_drift(report, fmt_, color=color, width=terminal.stdout_width()),  # type: ignore[arg-type]
+        render_drift(report, fmt_, color=color, width=terminal.stdout_width(), full=full),  # type: ignore[arg-type]
         nl=False,
     )
     if report.has_drift:

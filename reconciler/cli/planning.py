@@ -15,11 +15,12 @@ import click
 
 from reconciler import operations
 from reconciler.cli import terminal
-from reconciler.cli.app import App, format_option, pass_app
+from reconciler.cli.app import App, format_option, full_option, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, fail
 from reconciler.engine.executor import ApplyReport, Outcome
 from reconciler.engine.model import CHANGE_TYPES, Action, Plan
 from reconciler.manifest import ManifestSet, load_manifests
+from reconciler.manifest.files import IGNORE_FILE
 from reconciler.render import render_apply_summary, render_plan
 
 #: ``plan --detailed-exitcode`` when the plan has changes.
@@ -65,15 +66,26 @@ def _refreshing(app: App) -> str:
 def validate(app: App) -> None:
     """Check the manifests: schema and references, with no network.
 
-    Prints ``OK: N resources in M files`` (credentials count as resources, as in a plan), or every error as ``file:line:col: ...`` on
-    stderr and exits 1.
+    Prints ``OK: N resources in M files`` (credentials count as resources, as in a plan)
+    and, below it, each file read with the addresses it holds and the YAML files
+    .reconcilerignore left out; or every error as ``file:line:col: ...`` on stderr, exit 1.
     """
-    manifests = load_manifests(app.settings.manifests)
+    manifests = load_manifests(app.settings.manifests, check_secret_files=True)
     n = len(manifests.documents) + len(manifests.credentials())
-    files = _count_files(manifests)
+    files = len(manifests.files) or _count_files(manifests)
     click.echo(
         f"OK: {n} resource{'s' if n != 1 else ''} in {files} file{'s' if files != 1 else ''}"
     )
+    by_file: dict[str, list[str]] = {f: [] for f in manifests.files}
+    for doc in manifests.documents:
+        creds = len(doc.credentials())
+        shown = doc.address + (f" ({creds} credential{'s' if creds != 1 else ''})" if creds else "")
+        by_file.setdefault(manifests.location(doc.address).file, []).append(shown)
+    width = max((len(f) for f in by_file), default=0)
+    for file, addresses in by_file.items():
+        click.echo(f"  {file.ljust(width)}  {', '.join(addresses) or '(no documents)'}")
+    if manifests.ignored:
+        click.echo(f"Left out by {IGNORE_FILE}: {', '.join(manifests.ignored)}")
 
 
 @click.command()
@@ -84,6 +96,7 @@ def validate(app: App) -> None:
     help="Also save the plan to FILE, for `reconciler apply FILE`.",
 )
 @format_option("fmt", "PR comments")
+@full_option
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
@@ -98,6 +111,7 @@ def plan(
     app: App,
     out: Path | None,
     fmt: str,
+    full: bool,
     detailed_exitcode: bool,
     prune: bool,
     targets: tuple[str, ...],
@@ -112,7 +126,7 @@ def plan(
     the_plan = result.plan
     color = terminal.stdout_color() if fmt == "text" else False
     click.echo(
-        render_plan(the_plan, fmt, color=color, width=terminal.stdout_width()),  # type: ignore[arg-type]
+        render_plan(the_plan, fmt, color=color, width=terminal.stdout_width(), full=full),  # type: ignore[arg-type]
         nl=False,
     )
     if out is not None:
@@ -140,6 +154,7 @@ def plan(
 )
 @_prune_option
 @_target_option
+@full_option
 @pass_app
 def apply(
     app: App,
@@ -148,6 +163,7 @@ def apply(
     parallelism: int,
     prune: bool,
     targets: tuple[str, ...],
+    full: bool,
 ) -> None:
     """Converge the provider to the manifests, or carry out a saved PLANFILE.
 
@@ -169,7 +185,7 @@ def apply(
             "--auto-approve to apply what the plan shows, or save a reviewed plan with "
             "`reconciler plan --out FILE` and run `reconciler apply FILE`"
         )
-    session = _ApplySession(planfile, _refreshing(app))
+    session = _ApplySession(planfile, _refreshing(app), full=full)
     session.spinner.start()
     try:
         result = app.run(
@@ -206,8 +222,9 @@ def apply(
 class _ApplySession:
     """The terminal side of one apply: spinner, plan display, question, progress bar."""
 
-    def __init__(self, planfile: Path | None, refreshing: str) -> None:
+    def __init__(self, planfile: Path | None, refreshing: str, *, full: bool = False) -> None:
         self.planfile = planfile
+        self.full = full
         self.spinner = terminal.Spinner(refreshing)
         self.progress: terminal.ApplyProgress | None = None
 
@@ -220,7 +237,11 @@ class _ApplySession:
             return
         click.echo(
             render_plan(
-                the_plan, "text", color=terminal.stdout_color(), width=terminal.stdout_width()
+                the_plan,
+                "text",
+                color=terminal.stdout_color(),
+                width=terminal.stdout_width(),
+                full=self.full,
             ),
             nl=False,
         )

@@ -75,7 +75,11 @@ def provider() -> None:
     "environments 60/min, ...).",
 )
 @click.option(
-    "--seed", type=int, default=None, metavar="N", help="Seed the fault injection (repeatable)."
+    "--seed",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Seed the random fault injection, so a run with the same seed meets the same faults.",
 )
 def serve(
     host: str,

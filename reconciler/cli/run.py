@@ -73,10 +73,12 @@ def run(
     session_id: str | None,
     environment: str | None,
 ) -> None:
-    """Send TEXT to an applied agent or deployment and stream the session's events.
+    """Send the -m TEXT to an applied agent or deployment and stream the session's events.
 
     \b
-    NAME is `coder`, `agent.coder`, `nightly` or `deployment.nightly`. Examples:
+    AGENT|DEPLOYMENT is the name of an Agent or Deployment manifest (`coder`, `nightly`)
+    or its address (`agent.coder`, `deployment.nightly`, needed when both kinds have the
+    name); `reconciler apply` must have created it. Examples:
       reconciler run coder -m "fix the failing test"
       reconciler run coder --session sesn_01... -m "now add a test for it"
       reconciler run nightly-review -m "only look at #42" --json | jq .type

@@ -25,8 +25,10 @@ def schema(out: Path | None) -> None:
     """Print the JSON Schema of manifest documents (indent 2).
 
     \b
-    Point your editor at it, e.g. first line of a manifest:
-      # yaml-language-server: $schema=./reconciler.schema.json
+    For editors, write it where the example manifests look for it:
+      reconciler schema --out .reconciler/manifest.schema.json
+    and start each manifest under manifests/ with
+      # yaml-language-server: $schema=../.reconciler/manifest.schema.json
     """
     text = json.dumps(manifest_json_schema(), indent=2, sort_keys=False) + "\n"
     if out is None:

@@ -42,7 +42,7 @@ from reconciler.engine.model import (
     Replace,
     Update,
 )
-from reconciler.engine.normalize import drop_paths, normalize
+from reconciler.engine.normalize import KEYED_LISTS, UNORDERED_LISTS, drop_paths, normalize
 from reconciler.engine.planner import UNKNOWN, PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
 
@@ -201,7 +201,12 @@ def manifest_differences(
             continue
         # a reference to something apply would create again (archived, deleted) is a
         # consequence of that drift, reported on its own address
-        changes = tuple(_flip(c) for c in action.changes if not c.sensitive and not _unknown(c.new))
+        # (an unordered list changes by value: the id that is gone is one change, the
+        # unknown id another at the same path; both are that consequence)
+        unknown = {c.path for c in action.changes if _unknown(c.new)}
+        changes = tuple(
+            _flip(c) for c in action.changes if not c.sensitive and c.path not in unknown
+        )
         if action.kind == "deployment":
             changes = tuple(c for c in changes if not _is_pin_path(c.path))  # see pin drift
         if changes:
@@ -261,6 +266,8 @@ def _changed_item(
                 changes = diff_objects(
                     drop_paths(normalize(kind, base), ignore),
                     drop_paths(normalize(kind, live), ignore),
+                    UNORDERED_LISTS.get(kind, ()),
+                    KEYED_LISTS.get(kind),
                 )
         if not changes and not version_moved:
             return None
@@ -333,8 +340,18 @@ def _pin_item(address: str, entry: Any, live: JSON, lockfile: Any) -> DriftItem 
     return None
 
 
+def unmanaged_message(kind: str, remote_id: str | None) -> str:
+    """What an unmanaged resource is and the whole command that adopts it, e.g.
+    ``... `reconciler import agent.NAME agent_01...` adopts it (NAME: ...)``."""
+    address = "vault.VAULT.credential.NAME" if kind == "credential" else f"{kind}.NAME"
+    return (
+        f"{UNMANAGED_MESSAGE.split(';')[0]}; `reconciler import {address} {remote_id or 'ID'}` "
+        "adopts it (NAME: the name to give it in the manifests)"
+    )
+
+
 def _unmanaged_item(u: Unmanaged, vault_names: Mapping[str, str]) -> DriftItem:
-    message = UNMANAGED_MESSAGE
+    message = unmanaged_message(u.kind, u.remote_id)
     drift_type: DriftType = "unmanaged"
     if u.duplicate_of is not None:
         drift_type = "twin"
@@ -452,4 +469,5 @@ __all__ = [
     "build_drift",
     "find_unmanaged",
     "manifest_differences",
+    "unmanaged_message",
 ]

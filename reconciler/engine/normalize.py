@@ -84,6 +84,21 @@ FIELD_DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 
+#: Lists of scalars whose order means nothing, per kind (``*`` matches any key): ``normalize``
+#: sorts them and ``diff_objects`` compares them by value (``+ api.github.com``), not by index.
+UNORDERED_LISTS: dict[str, tuple[str, ...]] = {
+    "environment": ("config.networking.allowed_hosts", "config.packages.*"),
+    "credential": ("auth.networking.allowed_hosts",),
+    "deployment": ("vault_ids",),
+}
+
+#: Lists of objects told apart by a key field, per kind (``*`` matches any key or index):
+#: ``normalize`` sorts them by that key and ``diff_objects`` matches items by it, so a change
+#: reads ``mcp_servers[github].url`` and adding a server does not shift the others.
+KEYED_LISTS: dict[str, dict[str, str]] = {
+    "agent": {"mcp_servers": "name", "skills": "skill_id", "tools.*.configs": "name"},
+}
+
 SECRET_FIELDS = frozenset(
     {
         "token",

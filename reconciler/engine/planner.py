@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.engine.desired import (
@@ -50,7 +50,13 @@ from reconciler.engine.model import (
     Update,
     kind_of,
 )
-from reconciler.engine.normalize import drop_paths, fill_unset, normalize
+from reconciler.engine.normalize import (
+    KEYED_LISTS,
+    UNORDERED_LISTS,
+    drop_paths,
+    fill_unset,
+    normalize,
+)
 from reconciler.engine.ownership import (
     conflict,
     find_twins,
@@ -103,6 +109,10 @@ class _Context:
     versions: dict[str, int | None]
     matched: dict[str, JSON]
     conflicts: dict[str, Conflict]
+    #: with --target: the desired addresses planned for real (the rest is dropped later)
+    wanted: set[str] | None = None
+    #: changes the plan refuses on purpose (a protected replace), said in "Left alone"
+    refused: list[Note] = field(default_factory=list)
 
 
 def _entry(lockfile: Any, address: str) -> Any:
@@ -182,6 +192,8 @@ def _immutable_change(kind: str, live: JSON, desired: JSON) -> str | None:
 def _fingerprints(ctx: _Context, res: DesiredResource) -> dict[str, str]:
     if ctx.fingerprint is None:
         return {}
+    if ctx.wanted is not None and res.address not in ctx.wanted:
+        return {}  # not targeted: its action is dropped, and its secrets are not needed
     return {path: ctx.fingerprint(res.address, path) for path, _ in res.secrets}
 
 
@@ -279,7 +291,12 @@ def _plan_resource(ctx: _Context, res: DesiredResource) -> Action | None:
     want = normalize(kind, _resolve(request_fields(res, ctx.options.project), ctx))
     want = fill_unset(kind, want, live)
     changes = list(
-        diff_objects(drop_paths(live, res.ignore_changes), drop_paths(want, res.ignore_changes))
+        diff_objects(
+            drop_paths(live, res.ignore_changes),
+            drop_paths(want, res.ignore_changes),
+            UNORDERED_LISTS.get(kind, ()),
+            KEYED_LISTS.get(kind),
+        )
     )
     entry = _entry(ctx.lockfile, address)
     known = dict(entry.secret_fingerprints) if entry is not None and entry.id == obj["id"] else {}
@@ -291,6 +308,30 @@ def _plan_resource(ctx: _Context, res: DesiredResource) -> Action | None:
     parent_id = obj.get("vault_id") if kind == "credential" else None
 
     immutable = _immutable_change(kind, live, want)
+    protected = _protected_replace(ctx, res) if immutable else None
+    if immutable and protected:
+        # protect means never archived or deleted, and a replace does one of those
+        how = "deleted" if kind == "credential" else "archived"
+        ctx.refused.append(
+            Note(
+                address=address,
+                kind=kind,
+                remote_id=obj["id"],
+                message=f"needs a replace ({immutable}, so the old one would be {how}), "
+                f"but {protected}; left as it is. To replace it, set protect: false on "
+                f"{res.parent or address}, apply, then set it back",
+            )
+        )
+        return NoOp(
+            address=address,
+            kind=kind,
+            reason=f"a replace is needed but refused: {protected}",
+            remote_id=obj["id"],
+            live_marker=marker,
+            depends_on=deps,
+            parent=res.parent,
+            parent_id=parent_id,
+        )
     if immutable:
         ctx.ids[address] = None
         return Replace(
@@ -308,7 +349,7 @@ def _plan_resource(ctx: _Context, res: DesiredResource) -> Action | None:
     if changes:
         fields = changed_fields(tuple(changes))
         body = update_body(res, ctx.options.project, fields, obj)
-        reason = "the live object differs from the manifest"
+        reason = _update_reason(ctx, res, fields)
         if adopted:
             reason += " (found by its ownership tags; the lockfile had no entry)"
         from_v = to_v = None
@@ -360,6 +401,18 @@ def _plan_resource(ctx: _Context, res: DesiredResource) -> Action | None:
         parent=res.parent,
         parent_id=parent_id,
     )
+
+
+def _update_reason(ctx: _Context, res: DesiredResource, fields: list[str]) -> str:
+    """Why an update: a deployment whose only change is its agent pin says which pin."""
+    if res.kind == "deployment" and fields == ["agent"] and res.pin is not None:
+        agent, pinned = res.pin
+        if pinned is not None:
+            return f"the manifest pins {agent}@{pinned}"
+        version = ctx.versions.get(agent)
+        newest = f"version {version}" if version is not None else "a new version"
+        return f"it follows the latest version of {agent}, which will be {newest}"
+    return "the live object differs from the manifest"
 
 
 def _live_pin(obj: JSON) -> int | None:
@@ -447,14 +500,14 @@ def _prune(ctx: _Context) -> tuple[list[Action], list[Note]]:
             continue  # not ours: a Conflict says whose it is, nothing archives it
         if kind == "credential" and any(address.startswith(v + ".") for v in orphan_vaults):
             continue  # archiving the vault takes its credentials along
-        protected = bool(entry.protect) if entry is not None else False
-        if protected:
+        vault = _protecting_vault(ctx, address) if kind == "credential" else None
+        if vault is not None or (entry is not None and entry.protect):
             notes.append(
                 Note(
                     address=address,
                     kind=kind,
                     remote_id=rid,
-                    message="not in the manifests but protected (protect: true); left alone",
+                    message=_protected_orphan_message(address, vault),
                 )
             )
             continue
@@ -481,6 +534,43 @@ def _prune(ctx: _Context) -> tuple[list[Action], list[Note]]:
         else:
             actions.append(Archive(reason="removed from the manifests (--prune)", **common))
     return actions, notes
+
+
+def _protecting_vault(ctx: _Context, credential: str) -> str | None:
+    """The vault whose ``protect: true`` covers ``credential`` (in the manifests now, or
+    when it was last applied), or None."""
+    vault = credential.split(".credential.", 1)[0]
+    res = ctx.desired.get(vault)
+    entry = _entry(ctx.lockfile, vault)
+    if (res is not None and res.protect) or (res is None and entry is not None and entry.protect):
+        return vault
+    return None
+
+
+def _protected_orphan_message(address: str, vault: str | None) -> str:
+    """Why a resource that left the manifests stays, and how to let it go."""
+    if vault is not None:
+        return (
+            f"not in the manifests, but {vault} is protected (protect: true), which covers its "
+            f"credentials; left alone. To remove it, set protect: false on {vault}, apply, "
+            "then run with --prune"
+        )
+    return (
+        "not in the manifests but protected (protect: true when last applied); left alone. "
+        "To archive it, put its document back with protect: false, apply, then remove the "
+        "document and run with --prune"
+    )
+
+
+def _protected_replace(ctx: _Context, res: DesiredResource) -> str | None:
+    """What protects ``res`` from being archived or deleted by a replace, or None."""
+    if res.kind == "credential" and res.parent is not None:
+        parent = ctx.desired.get(res.parent)
+        if parent is not None and parent.protect:
+            return f"{res.parent} is protected (protect: true), which covers its credentials"
+    if res.protect:
+        return "it is protected (protect: true)"
+    return None
 
 
 def _order_removals(actions: list[Action]) -> list[Action]:
@@ -520,6 +610,13 @@ def _closure(
         stack.extend(a for a in desired if a.startswith(addr + ".credential."))
         stack.extend(a for a in extra if a.startswith(addr + ".credential."))
     return wanted
+
+
+def targeted_addresses(documents: Iterable[Any], targets: Iterable[str]) -> frozenset[str]:
+    """The desired addresses a ``--target`` plan of ``targets`` plans: each target and what
+    it depends on (a vault's credentials with it). Only their secrets are read."""
+    desired = {r.address: r for r in desired_resources(documents)}
+    return frozenset(_closure(targets, desired, set()))
 
 
 def _check_targets(targets: tuple[str, ...], known: set[str]) -> None:
@@ -573,6 +670,7 @@ def build_plan(
         versions={},
         matched={},
         conflicts={},
+        wanted=_closure(options.targets, desired, set()) if options.targets else None,
     )
     actions: list[Action] = []
     for kind in KIND_ORDER:
@@ -585,6 +683,7 @@ def build_plan(
     twins = find_twins(_kept(ctx, removals, notes), ctx.owned, ctx.lockfile)
     if options.prune:
         removals += twin_archives(twins)
+    notes += ctx.refused
     actions = _order_removals(actions + removals)
     conflicts = list(ctx.conflicts.values())
 
@@ -698,4 +797,4 @@ def _blast_radius(ctx: _Context, actions: list[Action]) -> tuple[BlastRadius, ..
     return tuple(sorted(out, key=lambda b: b.address))
 
 
-__all__ = ["UNKNOWN", "PlanOptions", "build_plan", "kind_of"]
+__all__ = ["UNKNOWN", "PlanOptions", "build_plan", "kind_of", "targeted_addresses"]

@@ -31,6 +31,7 @@ from reconciler.engine.normalize import normalize
 from reconciler.errors import (
     NotFoundError,
     PlanError,
+    a_or_an,
 )
 from reconciler.gitops.common import (
     ID_PREFIXES,
@@ -99,9 +100,8 @@ def _check_id(kind: str, remote_id: str, address: str) -> None:
     for other, prefix in ID_PREFIXES.items():
         if remote_id.startswith(prefix):
             raise PlanError(
-                f"{remote_id} is the id of {'an' if other[0] in 'ae' else 'a'} {other} "
-                f"({prefix}...), but {address} is {'an' if kind[0] in 'ae' else 'a'} {kind} "
-                f"address; use a {kind} id ({ID_PREFIXES[kind]}...)"
+                f"{remote_id} is the id of {a_or_an(other)} ({prefix}...), but {address} is "
+                f"{a_or_an(kind)} address; use {a_or_an(kind)} id ({ID_PREFIXES[kind]}...)"
             )
 
 
@@ -317,7 +317,10 @@ async def _retrieve(
         where = f" in vault {parent_id}" if parent_id else ""
         raise PlanError(f"no {kind} {remote_id}{where} on the provider") from None
     if obj.get("type") not in (None, WIRE_TYPES[kind]):
-        raise PlanError(f"{remote_id} is a {obj.get('type')}, but {address} is a {kind} address")
+        raise PlanError(
+            f"{remote_id} is {a_or_an(str(obj.get('type')))}, but {address} is "
+            f"{a_or_an(kind)} address"
+        )
     return obj
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -20,8 +19,7 @@ from reconciler.errors import (
     ReconcilerError,
 )
 from reconciler.gitops.common import JSON, _write_atomic
-
-MANIFEST_SUFFIXES = (".yaml", ".yml")
+from reconciler.manifest.files import manifest_files as directory_files
 
 
 def _yaml() -> Any:
@@ -166,17 +164,11 @@ class FormatReport:
 
 def manifest_files(paths: Iterable[Path]) -> list[Path]:
     """The YAML files of ``paths``: files as given, directories searched recursively
-    (hidden entries skipped), sorted."""
+    (hidden entries and what their ``.reconcilerignore`` names skipped), sorted."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            for dirpath, dirnames, filenames in os.walk(path):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                files += [
-                    Path(dirpath) / f
-                    for f in sorted(filenames)
-                    if not f.startswith(".") and f.lower().endswith(MANIFEST_SUFFIXES)
-                ]
+            files += directory_files(path)[0]
         elif path.exists():
             files.append(path)
         else:

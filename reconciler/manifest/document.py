@@ -7,6 +7,7 @@ positions are not stored here (see ``ManifestSet.location``): a Document is pure
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Annotated, Any, Literal
@@ -78,6 +79,36 @@ AnySpec = Annotated[
 ]
 
 
+def ignore_changes_problems(kind: str, paths: Iterable[object]) -> list[tuple[int, str]]:
+    """``(index, message)`` of every ``ignore_changes`` entry that names no spec field.
+
+    Example: ``ignore_changes_problems("Agent", ["metdata.owner", "system"]) ==
+    [(0, "'metdata' is not a field of the Agent spec; did you mean 'metadata'?")]``.
+    """
+    fields = list(SPEC_MODELS[kind].model_fields)
+    problems: list[tuple[int, str]] = []
+    for index, path in enumerate(paths):
+        if not isinstance(path, str):
+            continue  # the type error says it
+        segments = path.split(".")
+        if not path or not all(segments):
+            problems.append(
+                (index, "ignore_changes entries are dotted spec paths such as metadata.owner")
+            )
+            continue
+        head = segments[0].split("[", 1)[0]
+        if head == "spec" and len(segments) > 1:
+            problems.append(
+                (index, f"write ignore_changes paths relative to spec: '{path[5:]}', not '{path}'")
+            )
+            continue
+        if head not in fields:
+            close = get_close_matches(head, fields, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (fields: {', '.join(fields)})"
+            problems.append((index, f"'{head}' is not a field of the {kind} spec{hint}"))
+    return problems
+
+
 class Document(BaseModel):
     """One manifest document: the desired state of one resource.
 
@@ -114,32 +145,10 @@ class Document(BaseModel):
 
     @model_validator(mode="after")
     def _check_ignore_changes(self) -> Document:
-        fields = list(SPEC_MODELS[self.kind].model_fields)
-        for index, path in enumerate(self.ignore_changes):
-            segments = path.split(".")
-            if not path or not all(segments):
-                fail(
-                    "ignore_changes entries are dotted spec paths such as metadata.owner",
-                    "ignore_changes",
-                    index,
-                )
-            head = segments[0].split("[", 1)[0]
-            if head == "spec" and len(segments) > 1:
-                fail(
-                    f"write ignore_changes paths relative to spec: '{path[5:]}', not '{path}'",
-                    "ignore_changes",
-                    index,
-                )
-            if head not in fields:
-                close = get_close_matches(head, fields, n=1)
-                hint = (
-                    f"; did you mean '{close[0]}'?" if close else f" (fields: {', '.join(fields)})"
-                )
-                fail(
-                    f"'{head}' is not a field of the {self.kind} spec{hint}",
-                    "ignore_changes",
-                    index,
-                )
+        # the loader reports every bad entry with its place (ignore_changes_problems); a
+        # library caller validating one document gets the first
+        for index, message in ignore_changes_problems(self.kind, self.ignore_changes):
+            fail(message, "ignore_changes", index)
         return self
 
     @property

@@ -18,17 +18,25 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from reconciler.errors import ManifestError, ManifestIssue
+from reconciler.errors import ManifestError, ManifestIssue, a_or_an
 
 from .deployment import DeploymentSpec
-from .document import KINDS, Document
+from .document import KINDS, Document, ignore_changes_problems
 from .environment import EnvironmentSpec
+from .files import IGNORE_FILE, manifest_files
 from .messages import did_you_mean, explain, format_path
-from .secret import SecretRef, iter_secret_refs, resolve_secret
+from .secret import (
+    SecretOutside,
+    SecretRef,
+    iter_secret_refs,
+    repository_root,
+    resolve_secret,
+    secret_file,
+)
 from .vault import CredentialSpec, VaultSpec
 from .yamlsource import DataPath, Position, SourceLocation, decode_source, parse_documents
 
-MANIFEST_SUFFIXES = (".yaml", ".yml")
+NOT_A_MANIFEST_HINT = f" (if this file is not a manifest, list it in {IGNORE_FILE})"
 _INTERPOLATION = re.compile(r"(?<!\$)\$\{")
 INTERPOLATION_MESSAGE = (
     "${VAR} interpolation is not supported; use {from_env: VAR} for secrets "
@@ -80,6 +88,8 @@ class ManifestSet:
         *,
         base_dir: str | Path = ".",
         sources: Mapping[str, DocumentSource] | None = None,
+        files: Iterable[str] = (),
+        ignored: Iterable[str] = (),
     ) -> None:
         docs = sorted(documents, key=lambda d: d.address)
         by_address = {d.address: d for d in docs}
@@ -89,6 +99,12 @@ class ManifestSet:
         self.base_dir: Path = Path(base_dir)
         self._by_address = by_address
         self._sources: dict[str, DocumentSource] = dict(sources or {})
+        #: every manifest file read (as shown in messages), sorted, also those with no document
+        self.files: tuple[str, ...] = tuple(files)
+        #: YAML files under the directory that ``.reconcilerignore`` left out
+        self.ignored: tuple[str, ...] = tuple(ignored)
+        #: where ``from_file`` secrets must stay (``secret.repository_root``)
+        self.secret_root: Path = repository_root(self.base_dir)
 
     def __iter__(self) -> Iterator[Document]:
         return iter(self.documents)
@@ -162,6 +178,30 @@ class ManifestSet:
             return dict(iter_secret_refs(spec))
         return dict(iter_secret_refs(doc.spec))
 
+    def secret_file_issues(self, *, must_exist: bool = True) -> list[ManifestIssue]:
+        """Every ``from_file`` secret that leads outside the repository or (``must_exist``)
+        names no file, each at the place it is written. No secret is read."""
+        issues: list[ManifestIssue] = []
+        for doc in self.documents:
+            for path, ref in iter_secret_refs(doc.spec):
+                if ref.from_file is None:
+                    continue
+                loc = self.location(doc.address, path)
+                shown = f"spec.{path}"
+                try:
+                    real = secret_file(ref, self.base_dir, root=self.secret_root)
+                except SecretOutside as outside:
+                    issues.append(ManifestIssue(loc.file, loc.line, loc.col, str(outside), shown))
+                    continue
+                if must_exist and not real.is_file():
+                    what = "is not a file" if real.exists() else "does not exist"
+                    message = (
+                        f"secret file {ref.from_file} {what} (from_file is relative to "
+                        f"{_display(self.base_dir)}); create it or fix the path"
+                    )
+                    issues.append(ManifestIssue(loc.file, loc.line, loc.col, message, shown))
+        return issues
+
     def resolve_secret(self, address: str, field_path: str) -> str:
         """Read one secret's value; errors point at where the reference is written.
 
@@ -175,6 +215,7 @@ class ManifestSet:
             self.base_dir,
             location=self.location(address, field_path),
             field_path=field_path,
+            root=self.secret_root,
         )
 
 
@@ -187,6 +228,17 @@ class _Loaded:
     source: DocumentSource
 
 
+@dataclass
+class _FileResult:
+    loaded: list[_Loaded] = field(default_factory=list)
+    issues: list[ManifestIssue] = field(default_factory=list)
+    #: (kind, name) of documents that failed validation: they exist, only wrongly written,
+    #: so a reference to one is no error of its own (the document's error says it all)
+    failed: set[tuple[str, str]] = field(default_factory=set)
+    #: the file could not be read or parsed whole: documents in it may be missing
+    broken: bool = False
+
+
 def _display(path: Path) -> str:
     """A path relative to the current directory when it is below it, else as given."""
     for candidate in (Path(os.path.abspath(path)), path.resolve()):
@@ -195,17 +247,6 @@ def _display(path: Path) -> str:
         except ValueError:
             continue
     return str(path)
-
-
-def _manifest_files(root: Path) -> list[Path]:
-    found: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if not name.startswith(".") and name.lower().endswith(MANIFEST_SUFFIXES):
-                full = Path(dirpath) / name
-                found.append((full.relative_to(root).as_posix(), full))
-    return [path for _, path in sorted(found)]
 
 
 def _unescape(value: Any, path: DataPath, hits: list[DataPath]) -> Any:
@@ -225,18 +266,25 @@ def _issue(loc: SourceLocation, message: str, path: DataPath = ()) -> ManifestIs
     return ManifestIssue(loc.file, loc.line, loc.col, message, format_path(path))
 
 
-def _load_file(file: Path, shown: str) -> tuple[list[_Loaded], list[ManifestIssue]]:
+def _load_file(file: Path, shown: str) -> _FileResult:
     try:
         raw = file.read_bytes()
     except OSError as exc:
-        return [], [ManifestIssue(shown, 1, 1, f"cannot read this file: {exc.strerror}")]
+        return _FileResult(
+            issues=[ManifestIssue(shown, 1, 1, f"cannot read this file: {exc.strerror}")],
+            broken=True,
+        )
     text, problem = decode_source(raw)
     if text is None:
         assert problem is not None
-        return [], [ManifestIssue(shown, problem.line, problem.col, problem.message)]
+        return _FileResult(
+            issues=[ManifestIssue(shown, problem.line, problem.col, problem.message)],
+            broken=True,
+        )
     parsed, yaml_issues = parse_documents(text)
     issues = [ManifestIssue(shown, i.line, i.col, i.message) for i in yaml_issues]
     loaded: list[_Loaded] = []
+    failed: set[tuple[str, str]] = set()
     for doc in parsed:
         source = DocumentSource(shown, doc.start, doc.positions)
         issues += [
@@ -247,7 +295,8 @@ def _load_file(file: Path, shown: str) -> tuple[list[_Loaded], list[ManifestIssu
                 _issue(
                     source.locate(()),
                     f"a manifest document must be a mapping with kind, name and spec; "
-                    f"got a {'list' if isinstance(doc.data, list) else 'scalar value'}",
+                    f"got a {'list' if isinstance(doc.data, list) else 'scalar value'}"
+                    f"{NOT_A_MANIFEST_HINT}",
                 )
             )
             continue
@@ -259,8 +308,17 @@ def _load_file(file: Path, shown: str) -> tuple[list[_Loaded], list[ManifestIssu
         try:
             document = Document.model_validate(data)
         except ValidationError as exc:
+            kind, name = data.get("kind"), data.get("name")
+            if isinstance(name, str):
+                # a misspelt or missing kind could be any kind: its name is no unknown reference
+                kinds = [kind] if kind in KINDS else KINDS
+                failed.update((k, name) for k in kinds)
             # a value YAML already refused (e.g. an unsupported tag) needs no second error
             refused = [i.path for i in doc.issues if i.path]
+            every_ignore = _ignore_changes_issues(data, source)
+            if every_ignore is not None:
+                refused.append(("ignore_changes",))
+                issues += every_ignore
             issues += [
                 issue
                 for path, issue in _validation_issues(exc, data, source)
@@ -268,7 +326,25 @@ def _load_file(file: Path, shown: str) -> tuple[list[_Loaded], list[ManifestIssu
             ]
             continue
         loaded.append(_Loaded(document, source))
-    return loaded, issues
+    return _FileResult(loaded, issues, failed, broken=bool(yaml_issues))
+
+
+def _ignore_changes_issues(
+    data: dict[str, Any], source: DocumentSource
+) -> list[ManifestIssue] | None:
+    """Every bad ``ignore_changes`` entry, each at its place; None when the list itself (or
+    the kind) is wrong, so pydantic's own error stands."""
+    kind, paths = data.get("kind"), data.get("ignore_changes", [])
+    if kind not in KINDS or not isinstance(paths, list):
+        return None
+    if not all(isinstance(p, str) for p in paths):
+        return None
+    return [
+        _issue(
+            source.locate(("ignore_changes", index), "value"), message, ("ignore_changes", index)
+        )
+        for index, message in ignore_changes_problems(kind, paths)
+    ]
 
 
 def _validation_issues(
@@ -282,13 +358,23 @@ def _validation_issues(
         message = explained.message
         if explained.shown_path == ("kind",) and error["type"] == "missing":
             message += ": add kind: Agent, Environment, Vault or Deployment"
+            if "spec" not in data:
+                message += NOT_A_MANIFEST_HINT
         location = source.locate(explained.path, explained.point)
         issues.append((explained.path, _issue(location, message, explained.shown_path)))
     return issues
 
 
-def _check_set(loaded: list[_Loaded]) -> tuple[dict[str, _Loaded], list[ManifestIssue]]:
-    """Checks across documents: duplicate addresses, references, unique environment names."""
+def _check_set(
+    loaded: list[_Loaded], failed: set[tuple[str, str]], *, broken: bool = False
+) -> tuple[dict[str, _Loaded], list[ManifestIssue]]:
+    """Checks across documents: duplicate addresses, references, unique environment names.
+
+    A reference to a document in ``failed`` (one that exists but did not validate) is not
+    reported again: fixing that document fixes the reference. When a file is ``broken``
+    (unreadable or invalid YAML) the documents it holds are unknown, so no reference is
+    reported as unknown until it is fixed.
+    """
     issues: list[ManifestIssue] = []
     first: dict[str, _Loaded] = {}
     for item in loaded:
@@ -326,7 +412,7 @@ def _check_set(loaded: list[_Loaded]) -> tuple[dict[str, _Loaded], list[Manifest
                 )
         if isinstance(doc.spec, DeploymentSpec):
             for kind, name, spec_path in doc.spec.references():
-                if name in names[kind]:
+                if name in names[kind] or (kind, name) in failed or broken:
                     continue
                 message = f"unknown {kind.lower()} '{name}': no {kind} manifest has this name"
                 close = did_you_mean(name, names[kind])
@@ -335,7 +421,7 @@ def _check_set(loaded: list[_Loaded]) -> tuple[dict[str, _Loaded], list[Manifest
                 elif names[kind]:
                     message += f" (declared: {', '.join(names[kind])})"
                 else:
-                    message += f"; add a {kind} manifest named {name}"
+                    message += f"; add {a_or_an(kind)} manifest named {name}"
                 path = ("spec",) + spec_path
                 if path not in item.source.positions and path[:-1] in item.source.positions:
                     path = path[:-1]  # `agent: coder` rather than `agent: {ref: coder}`
@@ -343,14 +429,18 @@ def _check_set(loaded: list[_Loaded]) -> tuple[dict[str, _Loaded], list[Manifest
     return first, issues
 
 
-def load_manifests(path: str | Path) -> ManifestSet:
+def load_manifests(path: str | Path, *, check_secret_files: bool = False) -> ManifestSet:
     """Load every manifest under a directory (recursively) or in one file.
 
     Files ending ``.yaml``/``.yml`` are read in sorted order (hidden files and directories
     are skipped; other files, like secret files, are ignored); each may hold many documents.
+    YAML files that are not manifests (a CI workflow, a template) are left out by listing
+    them in ``.reconcilerignore`` at the top of the directory, in gitignore syntax.
 
     Args:
         path: the manifests directory, or a single manifest file.
+        check_secret_files: also report each ``from_file`` secret that does not exist (no
+            secret is read). A path that leads out of the repository is always an error.
 
     Returns:
         The documents, sorted by address, with their source locations.
@@ -369,37 +459,40 @@ def load_manifests(path: str | Path) -> ManifestSet:
                 "no such file or directory; pass the manifests directory with --manifests/-f",
             )
         )
-    files = _manifest_files(root) if root.is_dir() else [root]
+    files, skipped = manifest_files(root) if root.is_dir() else ([root], [])
     loaded: list[_Loaded] = []
     issues: list[ManifestIssue] = []
+    failed: set[tuple[str, str]] = set()
+    broken = False
     for file in files:
         shown = _display(file)
         try:
-            file_loaded, file_issues = _load_file(file, shown)
+            result = _load_file(file, shown)
         except Exception as exc:  # noqa: BLE001 - a bug must not hide other files' issues
-            file_loaded, file_issues = (
-                [],
-                [
-                    ManifestIssue(
-                        shown,
-                        1,
-                        1,
-                        f"internal error while reading this file ({type(exc).__name__}); "
-                        "please report this bug",
-                    )
-                ],
+            message = (
+                f"internal error while reading this file ({type(exc).__name__}); "
+                "please report this bug"
             )
-        loaded += file_loaded
-        issues += file_issues
-    unique, set_issues = _check_set(loaded)
+            result = _FileResult(issues=[ManifestIssue(shown, 1, 1, message)], broken=True)
+        loaded += result.loaded
+        issues += result.issues
+        failed |= result.failed
+        broken = broken or result.broken
+    unique, set_issues = _check_set(loaded, failed, broken=broken)
     issues += set_issues
+    manifests = ManifestSet(
+        (item.document for item in unique.values()),
+        base_dir=root if root.is_dir() else root.parent,
+        sources={address: item.source for address, item in unique.items()},
+        files=[_display(f) for f in files],
+        ignored=[_display(f) for f in skipped],
+    )
+    # a path out of the repository is refused whatever is planned; whether each file
+    # exists is asked by `validate` (a plan reads the secrets it needs, and only those)
+    issues += manifests.secret_file_issues(must_exist=check_secret_files)
     if issues:
         unique_issues = set(issues)
         raise ManifestError(
             sorted(unique_issues, key=lambda i: (i.file, i.line, i.col, i.path, i.message))
         )
-    return ManifestSet(
-        (item.document for item in unique.values()),
-        base_dir=root if root.is_dir() else root.parent,
-        sources={address: item.source for address, item in unique.items()},
-    )
+    return manifests

@@ -29,7 +29,8 @@ _SOURCES = ("from_env", "from_file")
 class SecretRef(SpecModel):
     """Where a secret comes from: exactly one of an environment variable or a file.
 
-    ``from_file`` paths are relative to the manifests directory (``ManifestSet.base_dir``).
+    ``from_file`` paths are relative to the manifests directory (``ManifestSet.base_dir``)
+    and must stay inside the repository (``secret_file``).
     """
 
     model_config = SpecModel.model_config | {
@@ -46,7 +47,8 @@ class SecretRef(SpecModel):
     from_file: str | None = Field(
         default=None,
         min_length=1,
-        description="Path of a file holding the secret, relative to the manifests directory; "
+        description="Path of a file holding the secret, relative to the manifests directory "
+        "and inside the repository (its git work tree, else the manifests directory); "
         "trailing newlines are stripped.",
     )
 
@@ -116,6 +118,7 @@ def resolve_secret(
     *,
     location: SourceLocation | None = None,
     field_path: str = "",
+    root: Path | None = None,
 ) -> str:
     """Read a secret's value from its environment variable or file.
 
@@ -127,13 +130,16 @@ def resolve_secret(
         base_dir: the directory relative ``from_file`` paths start from.
         location: where the reference is written, for the error message.
         field_path: the field path of the reference, for the error message.
+        root: the directory ``from_file`` must stay in (``secret_file``); default the git
+            work tree holding ``base_dir``, else ``base_dir``.
 
     Returns:
         The secret value.
 
     Raises:
-        ManifestError: the variable is unset or empty, or the file is missing, unreadable,
-            not UTF-8 or empty. The message names the variable or file, never a value.
+        ManifestError: the variable is unset or empty, or the file is outside the
+            repository, missing, unreadable, not UTF-8 or empty. The message names the
+            variable or file, never a value.
     """
     if ref.from_env is not None:
         value = os.environ.get(ref.from_env)
@@ -152,7 +158,11 @@ def resolve_secret(
     if not path.is_absolute():
         path = Path(base_dir) / path
     try:
-        text = path.read_bytes().decode("utf-8")
+        real = secret_file(ref, base_dir, root=root)
+    except SecretOutside as outside:
+        _raise(str(outside), location, field_path)
+    try:
+        text = real.read_bytes().decode("utf-8")
     except FileNotFoundError:
         _raise(
             f"secret file {path} not found (from_file: {ref.from_file} is relative to "
@@ -170,3 +180,45 @@ def resolve_secret(
     if not value:
         _raise(f"secret file {path} is empty", location, field_path)
     return value
+
+
+class SecretOutside(ValueError):
+    """A ``from_file`` path that leads outside the repository (the message says so)."""
+
+
+def repository_root(start: str | Path) -> Path:
+    """Where ``from_file`` paths must stay: the git work tree holding ``start`` (the nearest
+    directory with a ``.git`` entry, a worktree's ``.git`` file included), else ``start``
+    itself; symlinks resolved."""
+    here = Path(start).resolve()
+    for directory in (here, *here.parents):
+        if (directory / ".git").exists():
+            return directory
+    return here
+
+
+def secret_file(ref: SecretRef, base_dir: str | Path, *, root: Path | None = None) -> Path:
+    """The real path (symlinks resolved) of a ``from_file`` secret, checked to be inside
+    ``root`` (default: ``repository_root(base_dir)``).
+
+    A manifest is reviewed in a pull request, but the file it names is read on the machine
+    that applies it: ``from_file: /etc/passwd`` or ``../../.ssh/id_rsa`` would send a CI
+    runner's file to the provider as a credential. So the path, after every symlink, must
+    stay in the repository.
+
+    Raises:
+        SecretOutside: the path leads outside ``root``.
+    """
+    assert ref.from_file is not None
+    path = Path(ref.from_file).expanduser()
+    if not path.is_absolute():
+        path = Path(base_dir) / path
+    root = repository_root(base_dir) if root is None else root
+    real = path.resolve()
+    if not real.is_relative_to(root):
+        raise SecretOutside(
+            f"secret file {ref.from_file} is outside the repository ({root}): from_file may "
+            "only name a file inside it, after following symlinks; use {from_env: VAR} for "
+            "a secret kept elsewhere"
+        )
+    return real

@@ -33,7 +33,9 @@ Format = Literal["text", "json", "markdown"]
 FORMATS: tuple[Format, ...] = ("text", "json", "markdown")
 
 
-def render_plan(plan: Plan, fmt: Format, *, color: bool = False, width: int = 100) -> str:
+def render_plan(
+    plan: Plan, fmt: Format, *, color: bool = False, width: int = 100, full: bool = False
+) -> str:
     """The plan in ``fmt``, ending with a newline.
 
     Args:
@@ -42,30 +44,35 @@ def render_plan(plan: Plan, fmt: Format, *, color: bool = False, width: int = 10
         color: ANSI colour in ``text``; ignored by the other formats. See ``should_color``.
         width: the line width ``text`` and ``markdown`` lay field changes out for; lines
             are never wrapped.
+        full: ``text`` and ``markdown`` show every value and diff whole (by default long
+            ones are shortened, and Markdown keeps within a GitHub comment); ``json`` is
+            always whole.
 
     Raises:
         ValueError: ``fmt`` is not one of ``FORMATS``.
     """
     match fmt:
         case "text":
-            return plan_text(plan, color=color, width=width)
+            return plan_text(plan, color=color, width=width, full=full)
         case "json":
             return dumps(plan_to_json(plan))
         case "markdown":
-            return plan_markdown(plan, width=width)
+            return plan_markdown(plan, width=width, full=full)
         case _:
             return _unknown(fmt)
 
 
-def render_drift(report: DriftReport, fmt: Format, *, color: bool = False, width: int = 100) -> str:
+def render_drift(
+    report: DriftReport, fmt: Format, *, color: bool = False, width: int = 100, full: bool = False
+) -> str:
     """The drift report in ``fmt``, ending with a newline; arguments as ``render_plan``."""
     match fmt:
         case "text":
-            return drift_text(report, color=color, width=width)
+            return drift_text(report, color=color, width=width, full=full)
         case "json":
             return dumps(drift_to_json(report))
         case "markdown":
-            return drift_markdown(report, width=width)
+            return drift_markdown(report, width=width, full=full)
         case _:
             return _unknown(fmt)
 

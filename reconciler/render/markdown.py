@@ -37,8 +37,11 @@ _NOTE_RESERVE = 300
 _MAX_LINE_CHARS = 1_000
 _DETAIL_SHARE = 8
 
-_SEE_PLAN = "run `reconciler plan` for the full plan"
-_SEE_DRIFT = "run `reconciler drift` for the full report"
+_SEE_PLAN = "run `reconciler plan --full` for the full plan"
+_SEE_DRIFT = "run `reconciler drift --full` for the full report"
+
+#: The ``limit`` of ``full`` output: larger than any plan.
+_UNLIMITED = 1 << 62
 
 _DIFF_SIGN = {"+": "+", "-": "-", "~": "!", " ": " ", "": " "}
 
@@ -74,12 +77,12 @@ def _fence(lines: list[str]) -> tuple[str, str]:
     return ticks + "diff", ticks
 
 
-def _diff_line(line: Line) -> str:
-    text = truncate(line.text, _MAX_LINE_CHARS)
+def _diff_line(line: Line, full: bool = False) -> str:
+    text = line.text if full else truncate(line.text, _MAX_LINE_CHARS)
     return f"{_DIFF_SIGN[line.sign]} {'    ' * line.depth}{text}".rstrip()
 
 
-def _details(block: Block, max_chars: int) -> str:
+def _details(block: Block, max_chars: int, full: bool = False) -> str:
     summary = f"{block.address}: {block.verb}"
     if block.facts:
         summary += " " + " ".join(f if f.startswith("(") else f"({f})" for f in block.facts)
@@ -88,7 +91,7 @@ def _details(block: Block, max_chars: int) -> str:
     lines: list[str] = []
     size = 0
     for i, line in enumerate(block.lines):
-        rendered = _diff_line(line)
+        rendered = _diff_line(line, full)
         if size + len(rendered) + 1 > max_chars:
             lines.append(f"  {ELLIPSIS} {len(block.lines) - i} more lines not shown")
             break
@@ -151,10 +154,10 @@ def _fit(head: str, display: list[_Section], priority: list[_Section], limit: in
     return out
 
 
-def _sections(outline: Outline, limit: int, noun: str) -> list[_Section]:
+def _sections(outline: Outline, limit: int, noun: str, full: bool = False) -> list[_Section]:
     rows = [_row(b) for b in outline.blocks]
-    max_detail = limit // _DETAIL_SHARE
-    details = [_details(b, max_detail) for b in outline.blocks if b.lines]
+    max_detail = limit if full else limit // _DETAIL_SHARE
+    details = [_details(b, max_detail, full) for b in outline.blocks if b.lines]
     blast: list[str] = []
     for radius in outline.blast_radius:
         what = f" ({radius.action})" if radius.action else ""
@@ -198,13 +201,21 @@ def _sections(outline: Outline, limit: int, noun: str) -> list[_Section]:
     ]
 
 
-def plan_markdown(plan: Plan, *, width: int = 100, limit: int = GITHUB_COMMENT_LIMIT) -> str:
-    """The plan as a PR comment of at most ``limit`` characters, ending with a newline."""
-    outline = plan_outline(plan, width=width)
+def plan_markdown(
+    plan: Plan, *, width: int = 100, limit: int = GITHUB_COMMENT_LIMIT, full: bool = False
+) -> str:
+    """The plan as a PR comment of at most ``limit`` characters, ending with a newline.
+
+    With ``full`` nothing is shortened or left out, whatever the length (for a file or a
+    wiki page rather than a comment).
+    """
+    if full:
+        limit = _UNLIMITED
+    outline = plan_outline(plan, width=width, full=full)
     title = f"### Reconciler plan for project {_code(plan.project)}\n\n"
     if plan.targets:
         title += "Targeted: " + ", ".join(_code(t) for t in sorted(plan.targets)) + "\n\n"
-    conflicts, twins, changes, blast, notes, details = _sections(outline, limit, "actions")
+    conflicts, twins, changes, blast, notes, details = _sections(outline, limit, "actions", full)
     if outline.empty_message is not None:
         head = title + f"**No changes.** {outline.empty_message.removeprefix('No changes. ')}\n\n"
         return _fit(head, [notes], [notes], limit, _SEE_PLAN)
@@ -214,16 +225,21 @@ def plan_markdown(plan: Plan, *, width: int = 100, limit: int = GITHUB_COMMENT_L
         (s.create, s.update, s.replace, s.archive, s.delete, s.noop),
     )
     head += f"**Plan:** {outline.summary.removeprefix('Plan: ')}\n\n"
+    if outline.shortened:
+        head += "_Long values are shortened; `reconciler plan --full` shows them whole._\n\n"
     display = [conflicts, twins, changes, blast, notes, details]
     priority = [conflicts, twins, blast, notes, changes, details]
     return _fit(head, display, priority, limit, _SEE_PLAN)
 
 
 def drift_markdown(
-    report: DriftReport, *, width: int = 100, limit: int = GITHUB_COMMENT_LIMIT
+    report: DriftReport, *, width: int = 100, limit: int = GITHUB_COMMENT_LIMIT, full: bool = False
 ) -> str:
-    """The drift report as a PR or issue comment of at most ``limit`` characters."""
-    outline = drift_outline(report, width=width)
+    """The drift report as a PR or issue comment of at most ``limit`` characters (any length
+    with ``full``, as ``plan_markdown``)."""
+    if full:
+        limit = _UNLIMITED
+    outline = drift_outline(report, width=width, full=full)
     title = f"### Reconciler drift for project {_code(report.project)}\n\n"
     if outline.empty_message is not None:
         return title + f"**No drift.** {outline.empty_message.removeprefix('No drift. ')}\n"
@@ -233,6 +249,8 @@ def drift_markdown(
         tuple(t.capitalize() for t in types), tuple(counts.get(t, 0) for t in types)
     )
     head += f"**Drift:** {outline.summary.removeprefix('Drift: ')}\n\n"
-    _, _, changes, _, _, details = _sections(outline, limit, "drift items")
+    if outline.shortened:
+        head += "_Long values are shortened; `reconciler drift --full` shows them whole._\n\n"
+    _, _, changes, _, _, details = _sections(outline, limit, "drift items", full)
     changes.heading = "#### Drift\n\n"
     return _fit(head, [changes, details], [changes, details], limit, _SEE_DRIFT)

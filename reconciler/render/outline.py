@@ -7,10 +7,11 @@ This module does no styling, no escaping and no I/O, and decides nothing the eng
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, assert_never
 
 from reconciler.engine.model import (
+    Action,
     Archive,
     BlastRadius,
     Conflict,
@@ -33,6 +34,7 @@ from reconciler.render.values import (
     MAX_DIFF_LINES,
     inline,
     is_multiline,
+    is_shortened,
     printable,
     unified_diff,
 )
@@ -133,17 +135,25 @@ class Outline:
     twins: tuple[LeftAlone, ...] = ()
     #: lockfile entries whose object is not ours (``Conflict``)
     conflicts: tuple[LeftAlone, ...] = ()
+    #: some value or diff was cut short (``full`` was not asked for)
+    shortened: bool = False
 
 
 # --- values and field changes --------------------------------------------------------------
 
 
 def change_lines(
-    changes: tuple[FieldChange, ...], *, old_label: str, new_label: str, width: int
+    changes: tuple[FieldChange, ...],
+    *,
+    old_label: str,
+    new_label: str,
+    width: int,
+    full: bool = False,
 ) -> tuple[Line, ...]:
     """Detail lines of field changes: ``~ path: old -> new``; multi-line strings as a diff.
 
     A change whose line would be wider than ``width`` shows old and new on lines of their own.
+    Long values and long diffs are shortened unless ``full``.
     """
     lines: list[Line] = []
     for c in changes:
@@ -152,14 +162,18 @@ def change_lines(
         path = printable(c.path)
         if not c.sensitive and (is_multiline(c.old) or is_multiline(c.new)):
             lines.append(Line(f"{path}:", sign, tone=tone))
-            lines.extend(_diff_lines(c.old, c.new, old_label=old_label, new_label=new_label))
+            lines.extend(
+                _diff_lines(c.old, c.new, old_label=old_label, new_label=new_label, full=full)
+            )
         elif c.op == "add":
-            lines.append(Line(f"{path}: {inline(c.new, sensitive=c.sensitive)}", sign, tone=tone))
+            new = inline(c.new, sensitive=c.sensitive, full=full)
+            lines.append(Line(f"{path}: {new}", sign, tone=tone))
         elif c.op == "remove":
-            lines.append(Line(f"{path}: {inline(c.old, sensitive=c.sensitive)}", sign, tone=tone))
+            old = inline(c.old, sensitive=c.sensitive, full=full)
+            lines.append(Line(f"{path}: {old}", sign, tone=tone))
         else:
-            old = inline(c.old, sensitive=c.sensitive)
-            new = inline(c.new, sensitive=c.sensitive)
+            old = inline(c.old, sensitive=c.sensitive, full=full)
+            new = inline(c.new, sensitive=c.sensitive, full=full)
             text = f"{path}: {old} -> {new}"
             if DETAIL_INDENT + 2 + len(text) <= width:
                 lines.append(Line(text, sign, tone=tone))
@@ -170,9 +184,25 @@ def change_lines(
     return tuple(lines)
 
 
-def _diff_lines(old: Any, new: Any, *, old_label: str, new_label: str) -> list[Line]:
+def changes_shortened(changes: tuple[FieldChange, ...]) -> bool:
+    """Whether ``change_lines`` without ``full`` cuts any of these changes short."""
+    for c in changes:
+        if c.sensitive:
+            continue
+        if is_multiline(c.old) or is_multiline(c.new):
+            diff = unified_diff(c.old, c.new, old_label="", new_label="", full=True)
+            if len(diff) > MAX_DIFF_LINES:
+                return True
+        elif is_shortened(c.old) or is_shortened(c.new):
+            return True
+    return False
+
+
+def _diff_lines(
+    old: Any, new: Any, *, old_label: str, new_label: str, full: bool = False
+) -> list[Line]:
     out: list[Line] = []
-    for text in unified_diff(old, new, old_label=old_label, new_label=new_label):
+    for text in unified_diff(old, new, old_label=old_label, new_label=new_label, full=full):
         if text.startswith(("---", "+++", "@@")):
             out.append(Line(text, depth=1, tone="muted"))
         elif text[:1] in ("+", "-", " "):
@@ -183,7 +213,7 @@ def _diff_lines(old: Any, new: Any, *, old_label: str, new_label: str) -> list[L
     return out
 
 
-def body_lines(body: dict[str, Any]) -> tuple[Line, ...]:
+def body_lines(body: dict[str, Any], *, full: bool = False) -> tuple[Line, ...]:
     """A create body's top-level fields, sorted: ``+ model: "claude-sonnet-4-6"``."""
     lines: list[Line] = []
     for key in sorted(body):
@@ -191,13 +221,14 @@ def body_lines(body: dict[str, Any]) -> tuple[Line, ...]:
         if is_multiline(value):
             lines.append(Line(f"{printable(key)}:", "+", tone="create"))
             texts = str(value).splitlines()
-            for text in texts[:MAX_DIFF_LINES]:
+            shown = texts if full else texts[:MAX_DIFF_LINES]
+            for text in shown:
                 lines.append(Line(printable(text), "+", depth=1, glued=True, tone="create"))
-            if len(texts) > MAX_DIFF_LINES:
-                more = f"{ELLIPSIS} {len(texts) - MAX_DIFF_LINES} more lines not shown"
+            if len(texts) > len(shown):
+                more = f"{ELLIPSIS} {len(texts) - len(shown)} more lines not shown"
                 lines.append(Line(more, depth=1, tone="muted"))
         else:
-            lines.append(Line(f"{printable(key)}: {inline(value)}", "+", tone="create"))
+            lines.append(Line(f"{printable(key)}: {inline(value, full=full)}", "+", tone="create"))
     return tuple(lines)
 
 
@@ -232,16 +263,18 @@ def _remote(remote_id: str) -> Line:
     return Line(f"id: {printable(remote_id)}", tone="muted")
 
 
-def action_block(action: Create | Update | Replace | Archive | Delete, *, width: int) -> Block:
-    """The block of one changing action."""
+def action_block(
+    action: Create | Update | Replace | Archive | Delete, *, width: int, full: bool = False
+) -> Block:
+    """The block of one changing action; long values shortened unless ``full``."""
     address, kind = action.address, action.kind
 
     def changes(cs: tuple[FieldChange, ...]) -> tuple[Line, ...]:
-        return change_lines(cs, old_label="live", new_label="manifest", width=width)
+        return change_lines(cs, old_label="live", new_label="manifest", width=width, full=full)
 
     match action:
         case Create():
-            lines = (_reason(action.reason), *body_lines(action.body))
+            lines = (_reason(action.reason), *body_lines(action.body, full=full))
             return Block("+", "create", address, kind, "create", lines=lines)
         case Update():
             facts: tuple[str, ...] = ()
@@ -275,16 +308,37 @@ def action_block(action: Create | Update | Replace | Archive | Delete, *, width:
             assert_never(action)
 
 
-def pin_block(move: PinMove) -> Block:
-    """``~ deployment.nightly  pin  agent.reviewer@3 -> @4  (follows latest)``."""
+def pin_facts(move: PinMove) -> tuple[str, str]:
+    """``("agent.reviewer@3 -> @4", "(follows latest)")``: what a pin move says."""
     old = "none" if move.old is None else str(move.old)
     new = "latest" if move.new is None else str(move.new)
     if move.follows_latest and move.new is None:
         how = "(follows latest; the number is resolved at apply)"
     else:
         how = "(follows latest)" if move.follows_latest else "(pinned)"
-    facts = (f"{move.agent}@{old} -> @{new}", how)
+    return f"{move.agent}@{old} -> @{new}", how
+
+
+def pin_block(move: PinMove) -> Block:
+    """``~ deployment.nightly  pin  agent.reviewer@3 -> @4  (follows latest)``.
+
+    Only for a pin move whose deployment has no changing action of its own; otherwise the
+    move is a fact of that action's block (``with_pin``), so the deployment reads once.
+    """
+    facts = pin_facts(move)
     return Block("~", "update", move.deployment, "deployment", verb="pin", facts=facts)
+
+
+def pinned_update_block(action: Update, move: PinMove, *, width: int, full: bool) -> Block:
+    """The update block of a deployment whose pin moves: shown (and counted) once.
+
+    ``~ deployment.nightly  update  pin agent.reviewer@3 -> @4  (follows latest)``; the
+    ``agent.version`` field change says the same and is left out.
+    """
+    rest = tuple(c for c in action.changes if c.path != "agent.version")
+    block = action_block(action.model_copy(update={"changes": rest}), width=width, full=full)
+    moved, how = pin_facts(move)
+    return replace(block, facts=(*block.facts, f"pin {moved}", how))
 
 
 def exposure(impact: Impact) -> Exposure:
@@ -321,15 +375,24 @@ def _conflict(conflict: Conflict) -> LeftAlone:
     return LeftAlone(conflict.address, printable(conflict.remote_id), printable(conflict.message))
 
 
-def plan_outline(plan: Plan, *, width: int = 100) -> Outline:
-    """The plan as blocks sorted by address (an action before its pin moves)."""
+def plan_outline(plan: Plan, *, width: int = 100, full: bool = False) -> Outline:
+    """The plan as blocks sorted by address; long values shortened unless ``full``."""
     keyed: list[tuple[tuple[str, int, str], Block]] = []
+    moves = {m.deployment: m for m in plan.pin_moves}
+    merged: set[str] = set()
     for action in plan.actions:
         if isinstance(action, NoOp):
             continue
-        keyed.append(((action.address, 0, ""), action_block(action, width=width)))
+        move = moves.get(action.address)
+        if move is not None and isinstance(action, Update):
+            block = pinned_update_block(action, move, width=width, full=full)
+            merged.add(action.address)
+        else:
+            block = action_block(action, width=width, full=full)
+        keyed.append(((action.address, 0, ""), block))
     for move in plan.pin_moves:
-        keyed.append(((move.deployment, 1, move.agent), pin_block(move)))
+        if move.deployment not in merged:
+            keyed.append(((move.deployment, 1, move.agent), pin_block(move)))
     blocks = tuple(b for _, b in sorted(keyed, key=lambda kb: kb[0]))
     legend = _plan_legend(blocks)
     unchanged = sum(1 for a in plan.actions if isinstance(a, NoOp))
@@ -351,7 +414,16 @@ def plan_outline(plan: Plan, *, width: int = 100) -> Outline:
         ),
         twins=tuple(_twin(t) for t in plan.twins),
         conflicts=tuple(_conflict(c) for c in plan.conflicts),
+        shortened=not full and any(_action_shortened(a) for a in plan.actions),
     )
+
+
+def _action_shortened(action: Action) -> bool:
+    if isinstance(action, Create):
+        return any(is_shortened(v) for v in action.body.values())
+    if isinstance(action, Update | Replace):
+        return changes_shortened(action.changes)
+    return False
 
 
 def _by_address(item: BlastRadius | Note) -> str:
@@ -414,7 +486,7 @@ def drift_sort_key(item: DriftItem) -> tuple[str, int, str]:
     return drift_identity(item), DRIFT_TYPES.index(item.type), item.remote_id or ""
 
 
-def drift_block(item: DriftItem, *, width: int) -> Block:
+def drift_block(item: DriftItem, *, width: int, full: bool = False) -> Block:
     """One drift item: what happened, the engine's message, and field diffs if any."""
     sign, tone = _DRIFT_SIGN[item.type]
     facts: tuple[str, ...] = ()
@@ -437,7 +509,9 @@ def drift_block(item: DriftItem, *, width: int) -> Block:
     lines: list[Line] = [Line(printable(item.message), tone="muted")]
     if item.remote_id and item.address is not None:
         lines.append(_remote(item.remote_id))
-    lines.extend(change_lines(item.changes, old_label="expected", new_label="live", width=width))
+    lines.extend(
+        change_lines(item.changes, old_label="expected", new_label="live", width=width, full=full)
+    )
     return Block(sign, tone, drift_identity(item), item.kind, verb, facts, lines=tuple(lines))
 
 
@@ -450,10 +524,10 @@ def drift_summary(report: DriftReport) -> str:
     return "Drift: " + ", ".join(f"{counts.get(t, 0)} {t}" for t in types) + "."
 
 
-def drift_outline(report: DriftReport, *, width: int = 100) -> Outline:
-    """The drift report as blocks sorted by identity, then drift type."""
+def drift_outline(report: DriftReport, *, width: int = 100, full: bool = False) -> Outline:
+    """The drift report as blocks sorted by identity, then drift type; see ``plan_outline``."""
     items = sorted(report.items, key=drift_sort_key)
-    blocks = tuple(drift_block(i, width=width) for i in items)
+    blocks = tuple(drift_block(i, width=width, full=full) for i in items)
     types = {i.type for i in items}
     legend: list[tuple[str, str]] = []
     if types & {"changed", "pin"}:
@@ -475,4 +549,5 @@ def drift_outline(report: DriftReport, *, width: int = 100) -> Outline:
         empty_message=(
             None if blocks else "No drift. The live system matches the lockfile and the manifests."
         ),
+        shortened=not full and any(changes_shortened(i.changes) for i in items),
     )

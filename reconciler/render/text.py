@@ -170,8 +170,14 @@ def _attention(outline: Outline) -> list[Text]:
     return lines
 
 
+#: Said under a plan or drift report whose long values were cut short.
+SHORTENED_HINT = "Long values are shortened (…); --full shows them whole."
+
+
 def _closing(outline: Outline) -> list[Text]:
     lines: list[Text] = []
+    if outline.shortened:
+        lines += [Text(""), Text(f"  {SHORTENED_HINT}", "dim")]
     if outline.unchanged and outline.blocks:
         noun = "resource is" if outline.unchanged == 1 else "resources are"
         lines += [Text(""), Text(f"  {outline.unchanged} unchanged {noun} not shown.", "dim")]
@@ -195,7 +201,7 @@ def _closing(outline: Outline) -> list[Text]:
     return lines
 
 
-def plan_text(plan: Plan, *, color: bool = False, width: int = 100) -> str:
+def plan_text(plan: Plan, *, color: bool = False, width: int = 100, full: bool = False) -> str:
     """The plan as terminal text; ends with the ``Plan: ...`` line and a newline.
 
     Example (no colour)::
@@ -208,8 +214,10 @@ def plan_text(plan: Plan, *, color: bool = False, width: int = 100) -> str:
               + model: "claude-sonnet-4-6"
 
         Plan: 1 to create, 0 to update, 0 to archive.
+
+    Values longer than a line can hold and very long diffs are shortened unless ``full``.
     """
-    outline = plan_outline(plan, width=width)
+    outline = plan_outline(plan, width=width, full=full)
     if outline.empty_message is not None:
         return _emit([Text(outline.empty_message), *_closing(outline)], color=color, width=width)
     if outline.legend:
@@ -221,13 +229,17 @@ def plan_text(plan: Plan, *, color: bool = False, width: int = 100) -> str:
     return _emit(lines, color=color, width=width)
 
 
-def drift_text(report: DriftReport, *, color: bool = False, width: int = 100) -> str:
+def drift_text(
+    report: DriftReport, *, color: bool = False, width: int = 100, full: bool = False
+) -> str:
     """The drift report as terminal text; ends with the ``Drift: ...`` line and a newline."""
-    outline = drift_outline(report, width=width)
+    outline = drift_outline(report, width=width, full=full)
     if outline.empty_message is not None:
         return _emit([Text(outline.empty_message)], color=color, width=width)
     lines = _legend(outline, f"{outline.title}. Drift is shown with these symbols:")
     lines += _blocks(outline)
+    if outline.shortened:
+        lines += [Text(""), Text(f"  {SHORTENED_HINT}", "dim")]
     lines += [Text(""), Text(outline.summary, style="bold")]
     return _emit(lines, color=color, width=width)
 

@@ -79,11 +79,21 @@ def compact(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
-def inline(value: Any, *, sensitive: bool = False) -> str:
-    """``compact(value)`` truncated for one line; ``(sensitive)`` for a secret."""
+def inline(value: Any, *, sensitive: bool = False, full: bool = False) -> str:
+    """``compact(value)`` truncated for one line (whole with ``full``); ``(sensitive)`` for a
+    secret."""
     if sensitive:
         return SENSITIVE
-    return truncate(compact(value))
+    text = compact(value)
+    return text if full else truncate(text)
+
+
+def is_shortened(value: Any) -> bool:
+    """True when ``value`` shown on its own (inline, or as the lines of a new multi-line
+    string) is cut short unless asked in full."""
+    if is_multiline(value):
+        return len(str(value).splitlines()) > MAX_DIFF_LINES
+    return len(compact(value)) > MAX_VALUE_CHARS
 
 
 def is_multiline(value: Any) -> bool:
@@ -91,11 +101,13 @@ def is_multiline(value: Any) -> bool:
     return isinstance(value, str) and "\n" in value.strip("\n")
 
 
-def unified_diff(old: Any, new: Any, *, old_label: str, new_label: str) -> list[str]:
+def unified_diff(
+    old: Any, new: Any, *, old_label: str, new_label: str, full: bool = False
+) -> list[str]:
     """Unified diff lines (no line ends) between two strings; None reads as empty.
 
-    The result starts with the ``---``/``+++`` header and is cut to ``MAX_DIFF_LINES`` lines,
-    the last of which then says how many were left out.
+    The result starts with the ``---``/``+++`` header and, unless ``full``, is cut to
+    ``MAX_DIFF_LINES`` lines, the last of which then says how many were left out.
     """
     old_lines = "" if old is None else str(old)
     new_lines = "" if new is None else str(new)
@@ -110,7 +122,7 @@ def unified_diff(old: Any, new: Any, *, old_label: str, new_label: str) -> list[
         )
     )
     lines = [printable(line) for line in lines]
-    if len(lines) > MAX_DIFF_LINES:
+    if len(lines) > MAX_DIFF_LINES and not full:
         omitted = len(lines) - MAX_DIFF_LINES + 1
         lines = lines[: MAX_DIFF_LINES - 1] + [f"{ELLIPSIS} {omitted} more diff lines not shown"]
     return lines

@@ -1,0 +1,111 @@
+"""Where a ``from_file`` secret may come from, driven through the CLI.
+
+A manifest is reviewed in a pull request, but the file it names is read on the machine that
+applies it; so ``from_file`` stays inside the repository (the manifests' git work tree, or the
+manifests directory when there is none), symlinks followed. ``validate`` checks each file
+exists, and ``plan --target`` reads only the secrets of what it targets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from test_gitops_support import make_workdir
+
+from reconciler.cli import main
+
+TOKEN = "secrets/github-token.txt"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_workdir(tmp_path, monkeypatch)
+
+
+def cli(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def point_token_at(workdir: Path, path: str) -> None:
+    vaults = workdir / "manifests/vaults.yaml"
+    vaults.write_text(vaults.read_text().replace(f"from_file: {TOKEN}", f"from_file: {path}"))
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../../../../../../../etc/passwd", "../outside"])
+def test_from_file_outside_the_repository_is_refused(workdir: Path, path: str) -> None:
+    (workdir / "outside").write_text("a file of the CI runner\n")
+    point_token_at(workdir, path)
+    for command in (["validate"], ["plan"], ["apply", "--auto-approve"]):
+        result = cli(*command)
+        assert result.exit_code == 1, command
+        assert re.search(
+            r"manifests/vaults\.yaml:\d+:\d+: spec\.credentials\[0\]\.auth\.token: secret file "
+            + re.escape(path)
+            + r" is outside the repository",
+            result.stderr,
+        ), result.stderr
+        assert "{from_env: VAR}" in result.stderr
+    assert not (workdir / "state/reconciler.lock").exists()
+
+
+def test_a_symlink_out_of_the_repository_is_refused(workdir: Path) -> None:
+    (workdir / "outside").write_text("a file of the CI runner\n")
+    link = workdir / "manifests/secrets/link.txt"
+    os.symlink(workdir / "outside", link)
+    point_token_at(workdir, "secrets/link.txt")
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "secret file secrets/link.txt is outside the repository" in result.stderr
+    # a symlink that stays inside is fine
+    link.unlink()
+    os.symlink(workdir / "manifests" / TOKEN, link)
+    assert cli("validate").exit_code == 0
+
+
+def test_the_git_work_tree_is_the_repository(workdir: Path) -> None:
+    (workdir / ".git").mkdir()
+    (workdir / "ops").mkdir()
+    (workdir / "ops/token").write_text("dummy-token\n")
+    point_token_at(workdir, "../ops/token")
+    assert cli("validate").exit_code == 0
+    assert cli("plan").exit_code == 0
+
+
+def test_validate_says_a_secret_file_is_missing(workdir: Path) -> None:
+    (workdir / "manifests" / TOKEN).unlink()
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert re.search(
+        r"manifests/vaults\.yaml:\d+:\d+: spec\.credentials\[0\]\.auth\.token: secret file "
+        r"secrets/github-token\.txt does not exist",
+        result.stderr,
+    ), result.stderr
+
+
+def test_plan_target_reads_only_the_targeted_secrets(workdir: Path) -> None:
+    (workdir / "manifests" / TOKEN).unlink()
+    targeted = cli("plan", "--target", "agent.coder")
+    assert targeted.exit_code == 0, targeted.stderr
+    assert "+ agent.coder  create" in targeted.stdout
+    assert "vault.github" not in targeted.stdout
+    applied = cli("apply", "--auto-approve", "--target", "agent.coder")
+    assert applied.exit_code == 0, applied.stderr
+    # what needs the secret still says it is missing
+    for args in (["plan"], ["plan", "--target", "deployment.nightly-review"]):
+        result = cli(*args)
+        assert result.exit_code == 1, args
+        assert "github-token.txt not found" in result.stderr
+
+
+def test_validate_reports_a_missing_secret_file_with_the_other_errors(workdir: Path) -> None:
+    (workdir / "manifests" / TOKEN).unlink()
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text(agents.read_text().replace("  system: |", "  systen: |", 1))
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: 2 errors in manifests:\n")
+    assert "systen" in result.stderr and "github-token.txt does not exist" in result.stderr
