@@ -38,6 +38,7 @@ from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
     ApplyLock,
     Lockfile,
+    LockfileWriteError,
     StateStore,
     fingerprint_secret,
     read_project_lockfile,
@@ -440,6 +441,7 @@ async def apply(
                 )
             journal = _GroupCommit(store, senders=parallelism)
             announced: set[str] = set()
+            finished: list[tuple[Outcome, str]] = []  # for the summary of a failed write
 
             def intent(action: Action) -> None:
                 announced.add(action.address)
@@ -449,31 +451,55 @@ async def apply(
 
             def outcome(o: Outcome) -> None:
                 o, now = _refingerprint(o, secrets, salt), _now()
+                finished.append((o, now))
                 journal.stage(lambda lf: record_outcome(lf, o, now))
                 if on_outcome is not None:
                     on_outcome(o)
 
             try:
-                with _gc_frozen():
-                    report = await apply_plan(
-                        plan,
-                        _RecordsFirst(ClientBackedProvider(client), journal),
-                        resolve_secret=secrets,
-                        parallelism=parallelism,
-                        on_intent=intent,
-                        on_outcome=outcome,
-                        on_start=on_start,
-                        skip=stale,
-                    )
-            finally:
-                # creates never sent (a dependency failed, or the run was stopped) leave
-                # no intent behind
-                unsent = [a for a in early if a not in announced]
-                if unsent and journal.healthy:
-                    journal.stage(lambda lf: lf.without_pending(*unsent))
-                await journal.close()
+                try:
+                    with _gc_frozen():
+                        report = await apply_plan(
+                            plan,
+                            _RecordsFirst(ClientBackedProvider(client), journal),
+                            resolve_secret=secrets,
+                            parallelism=parallelism,
+                            on_intent=intent,
+                            on_outcome=outcome,
+                            on_start=on_start,
+                            skip=stale,
+                        )
+                finally:
+                    # creates never sent (a dependency failed, or the run was stopped) leave
+                    # no intent behind
+                    unsent = [a for a in early if a not in announced]
+                    if unsent and journal.healthy:
+                        journal.stage(lambda lf: lf.without_pending(*unsent))
+                    await journal.close()
+            except LockfileWriteError as err:
+                raise LockfileWriteError(err.path, err.cause, _unrecorded(store, finished))
             requests = client.stats.snapshot()
         return ApplyResult(plan, report, stale, store.lockfile, requests)
+
+
+def _unrecorded(store: StateStore, finished: list[tuple[Outcome, str]]) -> str:
+    """What an apply stopped by a failed lockfile write did, and what the lockfile holds."""
+    done = [(o, now) for o, now in finished if o.ok and o.action.type != "noop"]
+    if not done:
+        return "nothing was changed at the provider"
+    on_disk = store.lockfile
+    recorded = sum(1 for o, now in done if record_outcome(on_disk, o, now) == on_disk)
+    missing = len(done) - recorded
+    summary = (
+        f"the apply stopped after {len(done)} change{'s' if len(done) != 1 else ''} at the "
+        f"provider, {recorded} of them recorded in the lockfile"
+    )
+    if missing:
+        summary += (
+            f"; the next apply finds the other {missing} again (creates by their ownership "
+            "tags, updates by comparing with the live objects)"
+        )
+    return summary
 
 
 #: the longest a finished action's outcome waits for company before it is written (seconds)

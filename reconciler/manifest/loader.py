@@ -9,6 +9,7 @@ This module never talks to the provider and never reads secret values.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -23,6 +24,7 @@ from reconciler.errors import ManifestError, ManifestIssue
 from .deployment import DeploymentSpec
 from .document import KINDS, Document
 from .environment import EnvironmentSpec
+from .files import MAX_MANIFEST_BYTES, FileRefused, read_limited
 from .messages import did_you_mean, explain, format_path
 from .secret import SecretRef, iter_secret_refs, resolve_secret
 from .vault import CredentialSpec, VaultSpec
@@ -189,7 +191,12 @@ class _Loaded:
 
 def _display(path: Path) -> str:
     """A path relative to the current directory when it is below it, else as given."""
-    for candidate in (Path(os.path.abspath(path)), path.resolve()):
+    candidates = [Path(os.path.abspath(path))]
+    try:
+        candidates.append(path.resolve())
+    except (OSError, RuntimeError):  # a symlink loop: shown as given, reported when read
+        pass
+    for candidate in candidates:
         try:
             return candidate.relative_to(Path.cwd()).as_posix()
         except ValueError:
@@ -227,9 +234,15 @@ def _issue(loc: SourceLocation, message: str, path: DataPath = ()) -> ManifestIs
 
 def _load_file(file: Path, shown: str) -> tuple[list[_Loaded], list[ManifestIssue]]:
     try:
-        raw = file.read_bytes()
+        raw = read_limited(file, MAX_MANIFEST_BYTES)
+    except FileRefused as exc:
+        return [], [ManifestIssue(shown, 1, 1, f"this file {exc.reason}; remove or replace it")]
     except OSError as exc:
-        return [], [ManifestIssue(shown, 1, 1, f"cannot read this file: {exc.strerror}")]
+        if exc.errno == errno.ELOOP:
+            message = "a symbolic link loop; fix or remove the link"
+        else:
+            message = f"cannot read this file: {exc.strerror}"
+        return [], [ManifestIssue(shown, 1, 1, message)]
     text, problem = decode_source(raw)
     if text is None:
         assert problem is not None
@@ -360,6 +373,16 @@ def load_manifests(path: str | Path) -> ManifestSet:
     """
     root = Path(path)
     shown_root = _display(root)
+    if not root.exists() and root.is_symlink():
+        raise ManifestError(
+            ManifestIssue(
+                shown_root,
+                1,
+                1,
+                "a symbolic link that leads nowhere (a loop, or its target is missing); "
+                "fix the link or pass the manifests directory with --manifests/-f",
+            )
+        )
     if not root.exists():
         raise ManifestError(
             ManifestIssue(

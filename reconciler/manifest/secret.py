@@ -7,6 +7,7 @@ secret value, and its errors name the variable or file, never the value.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pydantic import BaseModel, Field, model_validator
 from reconciler.errors import ManifestError, ManifestIssue
 
 from .fields import SpecModel, fail
+from .files import MAX_SECRET_BYTES, FileRefused, read_limited
 from .yamlsource import SourceLocation
 
 INLINE_SECRET_MESSAGE = "inline secret: use {from_env: VAR} or {from_file: PATH}"
@@ -132,8 +134,9 @@ def resolve_secret(
         The secret value.
 
     Raises:
-        ManifestError: the variable is unset or empty, or the file is missing, unreadable,
-            not UTF-8 or empty. The message names the variable or file, never a value.
+        ManifestError: the variable is unset, empty or not UTF-8, or the file is missing,
+            unreadable, not a regular file, larger than ``MAX_SECRET_BYTES``, not UTF-8 or
+            empty. The message names the variable or file, never a value.
     """
     if ref.from_env is not None:
         value = os.environ.get(ref.from_env)
@@ -146,13 +149,24 @@ def resolve_secret(
             )
         if not value:
             _raise(f"environment variable {ref.from_env} is empty", location, field_path)
+        try:
+            value.encode("utf-8")  # undecodable bytes arrive as lone surrogates
+        except UnicodeEncodeError:
+            _raise(
+                f"environment variable {ref.from_env} is not valid UTF-8 text; set it to the "
+                "secret as UTF-8",
+                location,
+                field_path,
+            )
         return value
     assert ref.from_file is not None
     path = Path(ref.from_file).expanduser()
     if not path.is_absolute():
         path = Path(base_dir) / path
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_limited(path, MAX_SECRET_BYTES).decode("utf-8")
+    except FileRefused as exc:
+        _raise(f"secret file {path} {exc.reason}", location, field_path)
     except FileNotFoundError:
         _raise(
             f"secret file {path} not found (from_file: {ref.from_file} is relative to "
@@ -165,6 +179,8 @@ def resolve_secret(
     except UnicodeDecodeError:
         _raise(f"secret file {path} is not UTF-8 text", location, field_path)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            _raise(f"secret file {path} is a symbolic link loop; fix the link", location, field_path)
         _raise(f"cannot read secret file {path}: {exc.strerror}", location, field_path)
     value = text.rstrip("\r\n")
     if not value:

@@ -23,6 +23,7 @@ was read from (same lineage and serial).
 from __future__ import annotations
 
 import bisect
+import errno
 import itertools
 import json
 import operator
@@ -359,8 +360,37 @@ def _write_checked(
     written = lockfile.model_copy(
         update={"serial": lockfile.serial + 1, "lockfile_version": LOCKFILE_VERSION}
     )
-    stamp = _atomic_write(path, encoder.encode(written).encode("utf-8"))
+    try:
+        stamp = _atomic_write(path, encoder.encode(written).encode("utf-8"))
+    except OSError as exc:
+        raise LockfileWriteError(path, exc) from exc
     return written, stamp
+
+
+class LockfileWriteError(LockfileError):
+    """The disk refused a lockfile write (full, read-only, too large); the old file is intact.
+
+    The message names the lockfile, never the temp file the write went through.
+    """
+
+    def __init__(self, path: Path, cause: OSError, summary: str = "") -> None:
+        self.path = path
+        self.cause = cause
+        self.summary = summary
+        hints = {
+            errno.ENOSPC: "free some disk space and run again",
+            errno.EDQUOT: "free some disk space (disk quota) and run again",
+            errno.EFBIG: "the file is larger than this process may write (ulimit -f)",
+            errno.EROFS: f"{path.parent} is on a read-only file system; use another --lockfile",
+            errno.EACCES: f"make {path.parent} writable, or use another --lockfile",
+            errno.EPERM: f"make {path.parent} writable, or use another --lockfile",
+            errno.ENOTDIR: f"{path.parent} is not a folder; use another --lockfile",
+            errno.EEXIST: f"{path.parent} is not a folder; use another --lockfile",
+        }
+        reason = cause.strerror or str(cause)
+        hint = hints.get(cause.errno or 0, "check the disk and run again")
+        message = f"cannot write the lockfile {path}: {reason}; {hint}"
+        super().__init__(message + (f" ({summary})" if summary else ""))
 
 
 def _temp_path(path: Path) -> Path:
