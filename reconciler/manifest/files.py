@@ -91,4 +91,3 @@ def read_limited(path: str | os.PathLike[str], limit: int) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
-

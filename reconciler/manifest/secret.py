@@ -180,7 +180,9 @@ def resolve_secret(
         _raise(f"secret file {path} is not UTF-8 text", location, field_path)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            _raise(f"secret file {path} is a symbolic link loop; fix the link", location, field_path)
+            _raise(
+                f"secret file {path} is a symbolic link loop; fix the link", location, field_path
+            )
         _raise(f"cannot read secret file {path}: {exc.strerror}", location, field_path)
     value = text.rstrip("\r\n")
     if not value:
