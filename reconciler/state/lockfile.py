@@ -373,7 +373,9 @@ class LockfileWriteError(LockfileError):
     The message names the lockfile, never the temp file the write went through.
     """
 
-    def __init__(self, path: Path, cause: OSError, summary: str = "") -> None:
+    def __init__(
+        self, path: Path, cause: OSError, summary: str = "", *, doing: str = "write the lockfile"
+    ) -> None:
         self.path = path
         self.cause = cause
         self.summary = summary
@@ -389,7 +391,7 @@ class LockfileWriteError(LockfileError):
         }
         reason = cause.strerror or str(cause)
         hint = hints.get(cause.errno or 0, "check the disk and run again")
-        message = f"cannot write the lockfile {path}: {reason}; {hint}"
+        message = f"cannot {doing} {path}: {reason}; {hint}"
         super().__init__(message + (f" ({summary})" if summary else ""))
 
 

@@ -125,6 +125,11 @@ def explain(path: Path | str, exc: BaseException) -> StoreError:
             f"the local provider database {path} is damaged ({text}); move it away to start "
             "an empty local provider, or restore it from a backup"
         )
+    if isinstance(exc, PermissionError):
+        return StoreError(
+            f"cannot create the local provider database {path}: {exc.strerror}; make "
+            f"{Path(path).parent} writable or choose another file with --provider-db"
+        )
     if isinstance(exc, OSError):
         return StoreError(
             f"cannot open the local provider database {path}: {exc.strerror or exc}; fix the "
