@@ -117,6 +117,14 @@ def test_a_device_manifest_is_refused_unread(work: Path, device: str) -> None:
     assert_one_sentence(given.stderr, f"{device}:1:1", "character device")
 
 
+def test_fmt_leaves_a_fifo_manifest_unread(work: Path) -> None:
+    os.mkfifo(work / "manifests/piped.yaml")
+    done = run(["fmt", "--check"], work)
+    assert done.returncode == 1
+    assert "manifests/piped.yaml: this file is a FIFO (named pipe)" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_a_sparse_gigabyte_manifest_is_refused_by_its_size(work: Path) -> None:
     huge = work / "manifests/huge.yaml"
     with open(huge, "wb") as f:
@@ -180,6 +188,30 @@ def test_a_locked_provider_database_is_named_not_reported_as_a_bug(
         holder.close()
     assert result.exit_code == 1
     assert_one_sentence(result.stderr, ".reconciler/provider.db", "locked by another process")
+
+
+async def test_a_database_locked_mid_run_is_told_at_once_not_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reconciler.provider.local.store as store
+    from reconciler.errors import ProviderError
+    from reconciler.provider import embedded_client
+
+    monkeypatch.setattr(store, "BUSY_TIMEOUT", 0.2)
+    db = tmp_path / "provider.db"
+    async with embedded_client(db) as client:
+        holder = sqlite3.connect(db, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # taken after the provider opened the file
+        try:
+            with pytest.raises(ProviderError) as caught:
+                await client.environments.create({"name": "py"})
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert client.stats.retries == 0  # the busy timeout was the wait
+    message = str(caught.value)
+    assert str(db) in message and "locked by another process" in message
+    assert caught.value.status == 503
 
 
 def _corrupt_pages(db: Path) -> None:

@@ -103,6 +103,10 @@ def explain(path: Path | str, exc: BaseException) -> StoreError:
             "to finish or stop it, then run again",
             locked=True,
         )
+    if os.path.isdir(path):
+        return StoreError(
+            f"the local provider database {path} is a folder; pass a file with --provider-db"
+        )
     if os.path.islink(path) and not os.path.exists(path):
         return StoreError(
             f"the local provider database {path} is a symbolic link loop or leads nowhere; "
