@@ -193,9 +193,9 @@ def test_a_locked_provider_database_is_named_not_reported_as_a_bug(
 async def test_a_database_locked_mid_run_is_told_at_once_not_retried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import reconciler.provider.local.store as store
     from reconciler.errors import ProviderError
     from reconciler.provider import embedded_client
+    from reconciler.provider.local import store
 
     monkeypatch.setattr(store, "BUSY_TIMEOUT", 0.2)
     db = tmp_path / "provider.db"
