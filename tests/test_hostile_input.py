@@ -256,10 +256,24 @@ def _drop_root_file_powers() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
 
-def as_plain_user() -> Callable[[], None] | None:
+def _modes_bind(tmp: Path) -> bool:
+    """Whether this process is stopped by a folder's mode (not root, or root without DAC)."""
+    locked = tmp / "mode-probe"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        (locked / "x").write_text("")
+    except PermissionError:
+        return True
+    finally:
+        locked.chmod(0o755)
+    return False
+
+
+def as_plain_user(tmp: Path) -> Callable[[], None] | None:
     """A preexec_fn that makes file modes bind the child, or skip when that is impossible."""
-    if os.geteuid() != 0:
-        return None  # modes bind already
+    if _modes_bind(tmp):
+        return None
     probe = subprocess.run(
         [sys.executable, "-c", "open('/proc/self/status').read()"],
         check=False,
@@ -281,7 +295,7 @@ def read_only(folder: Path) -> Iterator[None]:
 
 
 def test_a_read_only_provider_folder_is_named(work: Path) -> None:
-    preexec = as_plain_user()
+    preexec = as_plain_user(work)
     (work / ".reconciler").mkdir()
     with read_only(work / ".reconciler"):
         fresh = run(["plan"], work, preexec=preexec)
@@ -290,7 +304,7 @@ def test_a_read_only_provider_folder_is_named(work: Path) -> None:
 
 
 def test_a_read_only_state_folder_names_the_lockfile_not_a_temp_file(work: Path) -> None:
-    preexec = as_plain_user()
+    preexec = as_plain_user(work)
     assert cli("apply", "--auto-approve").exit_code == 0
     (work / "manifests/agent.yaml").write_text(AGENT.replace("Be brief.", "Be briefer."))
     before = provider_snapshot(work / ".reconciler/provider.db")
