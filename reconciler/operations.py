@@ -536,9 +536,13 @@ async def apply(
             early = _early_intents(plan, stale)
             if early:
                 now = _now()
-                await asyncio.to_thread(
-                    store.commit, lambda lf: record_intents(lf, early.values(), now)
-                )
+                try:
+                    await asyncio.to_thread(
+                        store.commit, lambda lf: record_intents(lf, early.values(), now)
+                    )
+                except LockfileWriteError as err:
+                    nothing = "nothing was sent to the provider"
+                    raise LockfileWriteError(err.path, err.cause, nothing) from err
             journal = _GroupCommit(store, senders=parallelism)
             announced: set[str] = set()
             finished: list[tuple[Outcome, str]] = []  # for the summary of a failed write
@@ -577,7 +581,8 @@ async def apply(
                         journal.stage(lambda lf: lf.without_pending(*unsent))
                     await journal.close()
             except LockfileWriteError as err:
-                raise LockfileWriteError(err.path, err.cause, _unrecorded(store, finished))
+                summary = _unrecorded(store, finished)
+                raise LockfileWriteError(err.path, err.cause, summary) from err
             requests = client.stats.snapshot()
         return ApplyResult(plan, report, stale, store.lockfile, requests)
 

@@ -453,6 +453,23 @@ def test_a_lockfile_write_refused_mid_apply_says_what_was_recorded(
     assert len(live) == FLEET
 
 
+def test_a_lockfile_refused_before_the_first_create_sends_nothing(
+    work: Path, provider_db: Path, tcp_provider: str
+) -> None:
+    (work / "manifests/vault.yaml").unlink()
+    (work / "manifests/agent.yaml").write_text(_fleet(FLEET))
+
+    def tiny() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))  # no room for the intents
+
+    done = run(["--provider-url", tcp_provider, "apply", "--auto-approve"], work, preexec=tiny)
+    assert done.returncode == 1
+    assert_one_sentence(
+        done.stderr, "cannot write the lockfile state/reconciler.lock:", "nothing was sent"
+    )
+    assert not owned_objects(provider_db, "default")
+
+
 def test_a_full_disk_mid_apply_says_what_was_recorded(
     work: Path, provider_db: Path, tcp_provider: str
 ) -> None:
