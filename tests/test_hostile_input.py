@@ -155,6 +155,19 @@ def test_a_hostile_from_file_secret_is_refused_by_name(work: Path, kind: str) ->
     assert not (work / "state").exists()
 
 
+def test_a_fifo_or_device_as_lockfile_or_saved_plan_is_refused_unread(work: Path) -> None:
+    os.mkfifo(work / "piped.lock")
+    for lockfile in ("piped.lock", "/dev/zero"):
+        done = run(["--lockfile", lockfile, "plan"], work)
+        assert done.returncode == 1
+        assert_one_sentence(done.stderr, f"{lockfile}: not a regular file")
+    os.mkfifo(work / "piped-plan.json")
+    for plan in ("piped-plan.json", "/dev/urandom"):
+        done = run(["apply", plan], work)
+        assert done.returncode == 1
+        assert_one_sentence(done.stderr, f"{plan}: not a saved plan", "only regular files")
+
+
 def test_read_limited_stops_a_file_that_grows_past_its_stat(tmp_path: Path) -> None:
     # /proc files say size 0 and then yield bytes: the limit holds while reading, too
     from reconciler.manifest.files import FileRefused, read_limited

@@ -262,11 +262,23 @@ def _stamp(st: os.stat_result) -> FileStamp:
 def _read_stamped(path: Path, *, project: str) -> tuple[Lockfile, FileStamp | None]:
     """Read and parse ``path``; also return its stamp (None when the file is missing)."""
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK: a FIFO in the lockfile's place is opened without waiting for a writer,
+        # and then refused with a device like /dev/zero, before anything is read
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        with open(os.open(path, flags), "rb") as f:
             st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise LockfileError(
+                    f"{path}: not a regular file, so not a lockfile; move it away or pass "
+                    "another --lockfile"
+                )
             raw = f.read()
     except FileNotFoundError:
         return new_lockfile(project), None
+    except IsADirectoryError:
+        raise LockfileError(
+            f"{path}: a folder, not a lockfile; pass the lockfile's path with --lockfile"
+        ) from None
     except OSError as e:
         raise LockfileError(f"{path}: cannot read the lockfile: {e.strerror or e}") from e
     return _parse(path, raw), _stamp(st)
