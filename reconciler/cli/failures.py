@@ -103,13 +103,16 @@ def fail(message: str) -> NoReturn:
     raise Failure(message, 1)
 
 
-def _quiet_stdout() -> None:
-    """Point stdout at /dev/null, so the flush at exit cannot fail on the closed pipe again."""
+def silence_stdout() -> None:
+    """Point stdout at the null device, so that nothing left in its buffer fails again at
+    exit ("Exception ignored ... BrokenPipeError"); a no-op where stdout has no descriptor."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):  # no real stdout (a test runner): nothing to protect
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
         pass
 
 
@@ -148,7 +151,7 @@ class ReconcilingGroup(click.Group):
             raise Interrupted() from None
         except BrokenPipeError:
             # the reader went away (`state list | head -3`): not an error worth a word
-            _quiet_stdout()
+            silence_stdout()
             raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
         except (ReconcilerError, OSError) as err:
             if _debug(ctx):
