@@ -33,14 +33,18 @@ from reconciler.engine.record import record_intent, record_intents, record_outco
 from reconciler.engine.refresh import Observed, refresh
 from reconciler.errors import LockfileError, ManifestError, ManifestIssue, PlanError
 from reconciler.manifest import ManifestSet, load_manifests, resolve_secret
+from reconciler.manifest.files import MAX_PLAN_BYTES, FileRefused, read_limited
 from reconciler.provider import ProviderClient, RequestStats, open_client
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
     ApplyLock,
     Lockfile,
+    LockfileWriteError,
     StateStore,
     fingerprint_secret,
+    new_salt,
     read_project_lockfile,
+    spec_digest,
 )
 
 DEFAULT_DB = Path(".reconciler/provider.db")
@@ -128,6 +132,11 @@ class SecretSource:
             return self._manifests.location(address, path)
         except (KeyError, AttributeError):
             return None
+
+    @property
+    def references(self) -> tuple[tuple[str, str], ...]:
+        """``(address, field path)`` of every secret the manifests name."""
+        return tuple(self._refs)
 
     def fingerprinter(self, salt: str) -> Callable[[str, str], str]:
         return lambda address, path: fingerprint_secret(salt, self(address, path))
@@ -291,11 +300,56 @@ def _gc_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def save_plan(plan: Plan, path: Path) -> None:
-    """Write a plan for a later ``apply PLANFILE`` (no secret values are in a plan)."""
+def manifests_digest(manifests: ManifestSet, secrets: SecretSource, salt: str) -> str:
+    """Digest of what a plan was made from: every document, and every secret's fingerprint.
+
+    Secrets enter as ``fingerprint_secret(salt, value)`` (salted scrypt), never as values, so
+    the digest can sit in a plan file for anyone to read.
+
+    Raises:
+        ManifestError: a secret cannot be read.
+    """
+    documents = [
+        {
+            "address": doc.address,
+            "kind": doc.kind,
+            "name": doc.name,
+            "protect": doc.protect,
+            "ignore_changes": list(doc.ignore_changes),
+            "spec": doc.spec.model_dump(mode="json"),
+        }
+        for doc in manifests.documents
+    ]
+    fingerprints = {
+        f"{address} {path}": fingerprint_secret(salt, secrets(address, path))
+        for address, path in sorted(secrets.references)
+    }
+    return spec_digest({"documents": documents, "secrets": fingerprints})
+
+
+def save_plan(
+    plan: Plan,
+    path: Path,
+    *,
+    manifests: ManifestSet | None = None,
+) -> None:
+    """Write a plan for a later ``apply PLANFILE`` (no secret values are in a plan).
+
+    With ``manifests`` (the CLI always passes them) the file is bound to them: it records a
+    digest of the plan itself and one of the manifests and their secrets' fingerprints
+    (``manifests_digest``, under a fresh salt kept in the file), and ``apply`` refuses the
+    file when either no longer matches (``check_plan_binding``).
+    """
     import json
 
-    data = {"kind": PLAN_FILE_KIND, "plan": plan.model_dump(mode="json")}
+    data: dict[str, Any] = {"kind": PLAN_FILE_KIND, "plan": plan.model_dump(mode="json")}
+    if manifests is not None:
+        salt = new_salt()
+        data["binding"] = {
+            "salt": salt,
+            "manifests": manifests_digest(manifests, SecretSource(manifests), salt),
+            "plan": spec_digest(data["plan"]),
+        }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -308,22 +362,68 @@ def load_plan(path: Path) -> Plan:
     Raises:
         PlanError: the file is not a plan written by ``plan --out``.
     """
+    return _read_plan_file(path)[0]
+
+
+def _read_plan_file(path: Path) -> tuple[Plan, dict[str, Any]]:
+    """The saved plan and its ``binding`` (``{}`` when the file has none)."""
     import json
 
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_limited(path, MAX_PLAN_BYTES).decode("utf-8"))
     except FileNotFoundError:
         raise PlanError(f"{path}: no such plan file") from None
+    except FileRefused as err:
+        raise PlanError(f"{path}: not a saved plan (it {err.reason})") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise PlanError(f"{path}: not a saved plan ({err})") from None
     except RecursionError:
         raise PlanError(f"{path}: not a saved plan (JSON nested too deeply)") from None
     if not isinstance(data, dict) or data.get("kind") != PLAN_FILE_KIND:
         raise PlanError(f"{path}: not a saved plan (write one with `reconciler plan --out`)")
+    binding = data.get("binding")
     try:
-        return Plan.model_validate(data["plan"])
+        plan = Plan.model_validate(data["plan"])
+        # the digest is of the plan as read, so any edit of its text shows
+        plan_digest = spec_digest(data["plan"])
     except Exception as err:  # noqa: BLE001 - any failure here means "not a plan we can read"
         raise PlanError(f"{path}: unreadable plan ({err.__class__.__name__}); plan again") from None
+    if not isinstance(binding, dict):
+        return plan, {}
+    return plan, {**binding, "read_plan": plan_digest}
+
+
+def check_plan_binding(
+    path: Path, binding: Mapping[str, Any], manifests: ManifestSet, secrets: SecretSource
+) -> None:
+    """Refuse a saved plan edited since ``plan --out``, or made from other manifests.
+
+    Raises:
+        PlanError: the file records no binding, its plan digest does not match its plan, or
+            the manifests (or a secret's value) differ from those the plan was made from.
+        ManifestError: a secret the manifests name cannot be read.
+    """
+    again = f"run `reconciler plan --out {path}` again and review it"
+    salt, recorded, plan_digest = (binding.get(k) for k in ("salt", "manifests", "plan"))
+    if not (isinstance(salt, str) and isinstance(recorded, str) and isinstance(plan_digest, str)):
+        raise PlanError(
+            f"{path}: the plan file records no digest of the manifests it was made from "
+            f"(written by an older reconciler, or edited), so it cannot be checked; {again}"
+        )
+    if binding.get("read_plan") != plan_digest:
+        raise PlanError(
+            f"{path}: the plan was edited after `reconciler plan --out` wrote it (its digest "
+            f"does not match); refusing to apply what was not reviewed: {again}"
+        )
+    try:
+        current = manifests_digest(manifests, secrets, salt)
+    except ValueError:  # a salt that is not hex: edited
+        current = ""
+    if current != recorded:
+        raise PlanError(
+            f"{path}: the manifests (or a secret they name) changed since this plan was made, "
+            f"so it no longer shows what they describe; {again}"
+        )
 
 
 def stale_actions(plan: Plan, observed: Observed) -> dict[str, str]:
@@ -419,10 +519,11 @@ async def apply(
         lockfile = store.load()
         async with connect(settings) as client:
             if plan_file is not None:
-                plan = load_plan(plan_file)
+                plan, binding = _read_plan_file(plan_file)
                 manifests = load_manifests(settings.manifests)
                 secrets = SecretSource(manifests)
                 _check_plan_origin(plan, settings, lockfile)
+                check_plan_binding(plan_file, binding, manifests, secrets)
                 observed = await observe(client, lockfile, settings.project)
                 stale = stale_actions(plan, observed)
             else:
@@ -444,11 +545,16 @@ async def apply(
             early = _early_intents(plan, stale)
             if early:
                 now = _now()
-                await asyncio.to_thread(
-                    store.commit, lambda lf: record_intents(lf, early.values(), now)
-                )
+                try:
+                    await asyncio.to_thread(
+                        store.commit, lambda lf: record_intents(lf, early.values(), now)
+                    )
+                except LockfileWriteError as err:
+                    nothing = "nothing was sent to the provider"
+                    raise LockfileWriteError(err.path, err.cause, nothing) from err
             journal = _GroupCommit(store, senders=parallelism)
             announced: set[str] = set()
+            finished: list[tuple[Outcome, str]] = []  # for the summary of a failed write
 
             def intent(action: Action) -> None:
                 announced.add(action.address)
@@ -458,31 +564,56 @@ async def apply(
 
             def outcome(o: Outcome) -> None:
                 o, now = _refingerprint(o, secrets, salt), _now()
+                finished.append((o, now))
                 journal.stage(lambda lf: record_outcome(lf, o, now))
                 if on_outcome is not None:
                     on_outcome(o)
 
             try:
-                with _gc_frozen():
-                    report = await apply_plan(
-                        plan,
-                        _RecordsFirst(ClientBackedProvider(client), journal),
-                        resolve_secret=secrets,
-                        parallelism=parallelism,
-                        on_intent=intent,
-                        on_outcome=outcome,
-                        on_start=on_start,
-                        skip=stale,
-                    )
-            finally:
-                # creates never sent (a dependency failed, or the run was stopped) leave
-                # no intent behind
-                unsent = [a for a in early if a not in announced]
-                if unsent and journal.healthy:
-                    journal.stage(lambda lf: lf.without_pending(*unsent))
-                await journal.close()
+                try:
+                    with _gc_frozen():
+                        report = await apply_plan(
+                            plan,
+                            _RecordsFirst(ClientBackedProvider(client), journal),
+                            resolve_secret=secrets,
+                            parallelism=parallelism,
+                            on_intent=intent,
+                            on_outcome=outcome,
+                            on_start=on_start,
+                            skip=stale,
+                        )
+                finally:
+                    # creates never sent (a dependency failed, or the run was stopped) leave
+                    # no intent behind
+                    unsent = [a for a in early if a not in announced]
+                    if unsent and journal.healthy:
+                        journal.stage(lambda lf: lf.without_pending(*unsent))
+                    await journal.close()
+            except LockfileWriteError as err:
+                summary = _unrecorded(store, finished)
+                raise LockfileWriteError(err.path, err.cause, summary) from err
             requests = client.stats.snapshot()
         return ApplyResult(plan, report, stale, store.lockfile, requests)
+
+
+def _unrecorded(store: StateStore, finished: list[tuple[Outcome, str]]) -> str:
+    """What an apply stopped by a failed lockfile write did, and what the lockfile holds."""
+    done = [(o, now) for o, now in finished if o.ok and o.action.type != "noop"]
+    if not done:
+        return "nothing was changed at the provider"
+    on_disk = store.lockfile
+    recorded = sum(1 for o, now in done if record_outcome(on_disk, o, now) == on_disk)
+    missing = len(done) - recorded
+    summary = (
+        f"the apply stopped after {len(done)} change{'s' if len(done) != 1 else ''} at the "
+        f"provider, {recorded} of them recorded in the lockfile"
+    )
+    if missing:
+        summary += (
+            f"; the next apply finds the other {missing} again (creates by their ownership "
+            "tags, updates by comparing with the live objects)"
+        )
+    return summary
 
 
 #: the longest a finished action's outcome waits for company before it is written (seconds)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import unicodedata
 from pathlib import Path
 
 import click
@@ -37,6 +38,31 @@ COMMAND_MODULES: tuple[str, ...] = ("planning", "state", "schema", "provider", "
 OPTIONAL_MODULES: tuple[str, ...] = ("gitops",)
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+#: longest ``--project``: it is a metadata value (the provider takes 512) printed in plans
+MAX_PROJECT_LENGTH = 128
+
+
+def _checked_project(value: str) -> str:
+    """``--project`` as given, or a usage error saying what a project name may be."""
+    problem = None
+    if not value:
+        problem = "must not be empty; pass a project name (the default is 'default')"
+    elif len(value) > MAX_PROJECT_LENGTH:
+        problem = (
+            f"is {len(value)} characters long; a project name has at most "
+            f"{MAX_PROJECT_LENGTH} (it is stamped on every resource's metadata)"
+        )
+    elif value != value.strip():
+        problem = "must not start or end with spaces"
+    elif any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in value):
+        problem = "must not contain control or invisible characters"
+    if problem is not None:
+        raise click.BadParameter(
+            f"{problem} (also read from RECONCILER_PROJECT)", param_hint="'--project'"
+        )
+    return value
 
 
 @click.group(cls=ReconcilingGroup, context_settings=CONTEXT_SETTINGS)
@@ -65,7 +91,9 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
     envvar="RECONCILER_PROJECT",
     show_envvar=True,
     show_default=True,
-    help="Project name stamped on every resource, so repositories can share a workspace.",
+    callback=lambda _ctx, _param, value: _checked_project(value),
+    help="Project name stamped on every resource, so repositories can share a workspace "
+    f"(1 to {MAX_PROJECT_LENGTH} printable characters).",
 )
 @click.option(
     "--provider-url",

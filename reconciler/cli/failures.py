@@ -6,13 +6,16 @@ on stderr and an exit code from ``EXIT_CODES``; with ``--debug`` it re-raises in
 traceback is shown. This module decides nothing about what went wrong, only how it is told.
 
 Exit codes are small on purpose: ``0`` success, ``1`` any error, ``2`` only "there are
-changes" (``plan --detailed-exitcode``) or "there is drift" (``drift``), ``130`` Ctrl-C.
+changes" (``plan --detailed-exitcode``) or "there is drift" (``drift``), ``130`` Ctrl-C,
+``141`` stdout's reader went away early (``| head``), silently, as SIGPIPE would.
 Usage errors (a bad flag) exit 1 too, not click's usual 2, so a CI script that reads 2 as
 "changes" can never mistake a typo for a plan.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -42,6 +45,9 @@ EXIT_CODES: dict[type[BaseException], int] = {
 
 #: Ctrl-C, as shells report a process killed by SIGINT (128 + 2).
 EXIT_INTERRUPTED = 130
+
+#: stdout's reader closed early (``| head``), as shells report a process killed by SIGPIPE
+EXIT_BROKEN_PIPE = 141
 
 #: Usage errors (unknown flag, bad value) exit with this, not click's 2 (see module doc).
 EXIT_USAGE = 1
@@ -97,6 +103,19 @@ def fail(message: str) -> NoReturn:
     raise Failure(message, 1)
 
 
+def silence_stdout() -> None:
+    """Point stdout at the null device, so that nothing left in its buffer fails again at
+    exit ("Exception ignored ... BrokenPipeError"); a no-op where stdout has no descriptor."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        pass
+
+
 def _debug(ctx: click.Context) -> bool:
     root = ctx.find_root()
     return bool((root.params or {}).get("debug"))
@@ -130,6 +149,10 @@ class ReconcilingGroup(click.Group):
             if _debug(ctx):
                 raise
             raise Interrupted() from None
+        except BrokenPipeError:
+            # the reader went away (`state list | head -3`): not an error worth a word
+            silence_stdout()
+            raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
         except (ReconcilerError, OSError) as err:
             if _debug(ctx):
                 raise

@@ -130,7 +130,7 @@ def plan(
         nl=False,
     )
     if out is not None:
-        operations.save_plan(the_plan, out)
+        operations.save_plan(the_plan, out, manifests=result.manifests)
         click.echo(f"Saved the plan to {out}; apply it with `reconciler apply {out}`", err=True)
     if detailed_exitcode and the_plan.has_changes:
         ctx.exit(EXIT_CHANGES)

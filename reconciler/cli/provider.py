@@ -6,6 +6,7 @@ local provider is imported when the command runs, so other commands never load F
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from pathlib import Path
 
@@ -133,16 +134,37 @@ def serve(
             + f", seed {seed}"
         )
     port = _free_port(host, port)
+    if not _is_loopback(host):
+        click.echo(
+            f"Warning: the local provider has no authentication: anyone who can reach "
+            f"{host}:{port} can read and change every agent, vault and credential in {db_path}. "
+            "Listen on 127.0.0.1 (the default) unless this network is trusted.",
+            err=True,
+        )
     click.echo(
         f"Local provider listening on http://{host}:{port} (db: {db_path})"
         + (f" [{extras[0]}]" if extras else ""),
         err=True,
     )
+    from reconciler.provider.local.store import StoreError
+
     try:
         serve_provider(host=host, port=port, db_path=db_path, faults=faults)
     except KeyboardInterrupt:
         pass
+    except StoreError as exc:
+        fail(str(exc))
     click.echo("Local provider stopped.", err=True)
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether every address ``host`` names is a loopback one (``0.0.0.0`` is not)."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    addresses = {str(info[4][0]).split("%")[0] for info in infos}
+    return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
 
 
 def _free_port(host: str, port: int) -> int:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import Any
 import click
 
 from reconciler.cli.app import App, pass_app
-from reconciler.cli.failures import EXIT_INTERRUPTED
+from reconciler.cli.failures import EXIT_INTERRUPTED, silence_stdout
 from reconciler.errors import PlanError
 from reconciler.manifest import load_manifests
 from reconciler.operations import Settings, connect
@@ -201,22 +200,9 @@ async def talk(rt: Any, session_id: str, message: str, printer: Printer) -> Turn
         return TurnOutcome(session_id, interrupted=True)
     except BrokenPipeError:  # the reader left (`| head -1`): not a reason to stop the agent
         await turn.aclose()
-        _silence_stdout()
+        silence_stdout()
         return TurnOutcome(session_id, reader_gone=True)
     return TurnOutcome(session_id, problem="the event stream ended before the agent's turn did")
-
-
-def _silence_stdout() -> None:
-    """Point stdout at the null device, so that nothing left in its buffer fails again at
-    exit ("Exception ignored ... BrokenPipeError"); a no-op where stdout has no descriptor."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, sys.stdout.fileno())
-        finally:
-            os.close(devnull)
-    except (OSError, ValueError):  # io.UnsupportedOperation is both
-        pass
 
 
 def _stop_reason(event: Mapping[str, Any]) -> str:

@@ -518,8 +518,13 @@ class _Run:
                     raise _ActionFailed(await self._conflict_message(action, body, e)) from e
                 raise
             except AmbiguousWriteError as e:
-                if not guarded or checked_ambiguous:
+                if not guarded:
                     raise
+                if checked_ambiguous:  # looked up once already: say so, and what to do
+                    raise _ActionFailed(
+                        f"the update may or may not have been applied ({_describe(e)}); run "
+                        "`reconciler plan` to see whether it was, then apply again"
+                    ) from e
                 checked_ambiguous, last = True, e
                 live = await self.writer.retrieve(
                     action.kind, action.remote_id, parent_id=parent_id

@@ -19,6 +19,11 @@ from reconciler.errors import (
     ReconcilerError,
 )
 from reconciler.gitops.common import JSON, _write_atomic
+from reconciler.manifest.files import (
+    MAX_MANIFEST_BYTES,
+    FileRefused,
+    read_limited,
+)
 from reconciler.manifest.files import manifest_files as directory_files
 
 
@@ -187,7 +192,11 @@ def format_paths(paths: Iterable[Path], *, check: bool = False) -> FormatReport:
     changed: list[Path] = []
     refused: dict[Path, str] = {}
     for file in files:
-        text = file.read_text(encoding="utf-8")
+        try:
+            text = read_limited(file, MAX_MANIFEST_BYTES).decode("utf-8")
+        except FileRefused as err:  # a FIFO or /dev/zero named *.yaml: never read
+            refused[file] = f"{file}: this file {err.reason}; remove or replace it"
+            continue
         try:
             formatted = format_text(text, name=str(file))
         except FormatError as err:

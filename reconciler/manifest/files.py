@@ -1,15 +1,22 @@
-"""Which files a manifests directory holds: YAML files, less what ``.reconcilerignore`` names.
+"""The files of a manifests directory and bounded reads of the files a user names.
 
-A manifests directory may hold YAML that is not a manifest (a CI workflow, a template).
-``.reconcilerignore`` at its top lists such files in gitignore syntax; the patterns are
-matched by pathspec, the maintained implementation of git's rules, so ``ci/``,
+Which files: a manifests directory may hold YAML that is not a manifest (a CI workflow, a
+template). ``.reconcilerignore`` at its top lists such files in gitignore syntax; the patterns
+are matched by pathspec, the maintained implementation of git's rules, so ``ci/``,
 ``*.tmpl.yaml`` and ``!keep.tmpl.yaml`` mean what they mean to git. Hidden files and
 directories are never read. Nothing here parses YAML.
+
+Bounded reads: a manifest, a ``from_file`` secret or a saved plan could be ``/dev/zero``,
+``/dev/urandom``, a FIFO (whose ``open`` waits for a writer forever) or a sparse file of a
+gigabyte. Each is refused before any byte is read: the path is ``stat``-ed first (a FIFO is
+never opened), its size is checked against the limit, and the read itself stops one byte past
+the limit in case the file grew in between. The limits are documented in the README ("Limits").
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,7 +34,9 @@ def ignore_matcher(root: Path) -> Callable[[str], bool] | None:
     # imported here: only a directory that has the file pays for it
     from pathspec import GitIgnoreSpec
 
-    spec = GitIgnoreSpec.from_lines(ignore.read_text(encoding="utf-8").splitlines())
+    spec = GitIgnoreSpec.from_lines(
+        read_limited(ignore, MAX_MANIFEST_BYTES).decode("utf-8", "replace").splitlines()
+    )
     return spec.match_file
 
 
@@ -50,3 +59,84 @@ def manifest_files(root: Path) -> tuple[list[Path], list[Path]]:
                 rel = full.relative_to(root).as_posix()
                 (skipped if matches is not None and matches(rel) else found).append((rel, full))
     return [path for _, path in sorted(found)], [path for _, path in sorted(skipped)]
+
+
+#: largest manifest file read (a manifest of 1,000 agents is ~200 KiB)
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+#: largest ``from_file`` secret read (a PEM bundle is a few KiB)
+MAX_SECRET_BYTES = 1024 * 1024
+#: largest saved plan read (``plan --out`` of 10,000 actions is ~15 MiB)
+MAX_PLAN_BYTES = 64 * 1024 * 1024
+
+_CHUNK = 1024 * 1024
+
+
+class FileRefused(Exception):
+    """The path is not a regular file, or it is larger than the limit; ``reason`` says which.
+
+    ``reason`` reads after the path: ``f"{path} {reason}"``.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _what(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _refuse_mode(mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise FileRefused("is a directory, not a file")
+    if not stat.S_ISREG(mode):
+        raise FileRefused(f"is {_what(mode)}; only regular files are read")
+
+
+def _too_large(size: int, limit: int) -> FileRefused:
+    return FileRefused(f"is larger than {_size(limit)} ({_size(size)}), the most that is read")
+
+
+def read_limited(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The bytes of the regular file ``path``, refusing anything else or anything larger.
+
+    Raises:
+        FileRefused: ``path`` is a directory, FIFO, device or socket, or larger than
+            ``limit`` bytes (checked before reading and while reading).
+        OSError: ``path`` cannot be found or opened (its ``filename`` is set).
+    """
+    _refuse_mode((before := os.stat(path)).st_mode)
+    if before.st_size > limit:
+        raise _too_large(before.st_size, limit)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags | getattr(os, "O_NOCTTY", 0))
+    try:
+        _refuse_mode(os.fstat(fd).st_mode)  # swapped for a FIFO since the stat: still refused
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            chunk = os.read(fd, min(_CHUNK, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # it grew since the stat
+                raise FileRefused(f"is larger than {_size(limit)}, the most that is read")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

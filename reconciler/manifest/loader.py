@@ -9,6 +9,7 @@ This module never talks to the provider and never reads secret values.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -23,7 +24,7 @@ from reconciler.errors import ManifestError, ManifestIssue, a_or_an
 from .deployment import DeploymentSpec
 from .document import KINDS, Document, ignore_changes_problems
 from .environment import EnvironmentSpec
-from .files import IGNORE_FILE, manifest_files
+from .files import IGNORE_FILE, MAX_MANIFEST_BYTES, FileRefused, manifest_files, read_limited
 from .messages import did_you_mean, explain, format_path
 from .secret import (
     SecretOutside,
@@ -193,6 +194,8 @@ class ManifestSet:
                 except SecretOutside as outside:
                     issues.append(ManifestIssue(loc.file, loc.line, loc.col, str(outside), shown))
                     continue
+                except OSError:  # a symlink loop: resolve_secret names it when it reads
+                    continue
                 if must_exist and not real.is_file():
                     what = "is not a file" if real.exists() else "does not exist"
                     message = (
@@ -241,7 +244,12 @@ class _FileResult:
 
 def _display(path: Path) -> str:
     """A path relative to the current directory when it is below it, else as given."""
-    for candidate in (Path(os.path.abspath(path)), path.resolve()):
+    candidates = [Path(os.path.abspath(path))]
+    try:
+        candidates.append(path.resolve())
+    except (OSError, RuntimeError):  # a symlink loop: shown as given, reported when read
+        pass
+    for candidate in candidates:
         try:
             return candidate.relative_to(Path.cwd()).as_posix()
         except ValueError:
@@ -268,12 +276,16 @@ def _issue(loc: SourceLocation, message: str, path: DataPath = ()) -> ManifestIs
 
 def _load_file(file: Path, shown: str) -> _FileResult:
     try:
-        raw = file.read_bytes()
+        raw = read_limited(file, MAX_MANIFEST_BYTES)
+    except FileRefused as exc:
+        message = f"this file {exc.reason}; remove or replace it"
+        return _FileResult(issues=[ManifestIssue(shown, 1, 1, message)], broken=True)
     except OSError as exc:
-        return _FileResult(
-            issues=[ManifestIssue(shown, 1, 1, f"cannot read this file: {exc.strerror}")],
-            broken=True,
-        )
+        if exc.errno == errno.ELOOP:
+            message = "a symbolic link loop; fix or remove the link"
+        else:
+            message = f"cannot read this file: {exc.strerror}"
+        return _FileResult(issues=[ManifestIssue(shown, 1, 1, message)], broken=True)
     text, problem = decode_source(raw)
     if text is None:
         assert problem is not None
@@ -450,6 +462,16 @@ def load_manifests(path: str | Path, *, check_secret_files: bool = False) -> Man
     """
     root = Path(path)
     shown_root = _display(root)
+    if not root.exists() and root.is_symlink():
+        raise ManifestError(
+            ManifestIssue(
+                shown_root,
+                1,
+                1,
+                "a symbolic link that leads nowhere (a loop, or its target is missing); "
+                "fix the link or pass the manifests directory with --manifests/-f",
+            )
+        )
     if not root.exists():
         raise ManifestError(
             ManifestIssue(

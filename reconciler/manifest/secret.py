@@ -7,6 +7,7 @@ secret value, and its errors name the variable or file, never the value.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pydantic import BaseModel, Field, model_validator
 from reconciler.errors import ManifestError, ManifestIssue
 
 from .fields import SpecModel, fail
+from .files import MAX_SECRET_BYTES, FileRefused, read_limited
 from .yamlsource import SourceLocation
 
 INLINE_SECRET_MESSAGE = "inline secret: use {from_env: VAR} or {from_file: PATH}"
@@ -137,9 +139,10 @@ def resolve_secret(
         The secret value.
 
     Raises:
-        ManifestError: the variable is unset or empty, or the file is outside the
-            repository, missing, unreadable, not UTF-8 or empty. The message names the
-            variable or file, never a value.
+        ManifestError: the variable is unset, empty or not UTF-8, or the file is outside
+            the repository, missing, unreadable, not a regular file, larger than
+            ``MAX_SECRET_BYTES``, not UTF-8 or empty. The message names the variable or
+            file, never a value.
     """
     if ref.from_env is not None:
         value = os.environ.get(ref.from_env)
@@ -152,6 +155,15 @@ def resolve_secret(
             )
         if not value:
             _raise(f"environment variable {ref.from_env} is empty", location, field_path)
+        try:
+            value.encode("utf-8")  # undecodable bytes arrive as lone surrogates
+        except UnicodeEncodeError:
+            _raise(
+                f"environment variable {ref.from_env} is not valid UTF-8 text; set it to the "
+                "secret as UTF-8",
+                location,
+                field_path,
+            )
         return value
     assert ref.from_file is not None
     path = Path(ref.from_file).expanduser()
@@ -159,10 +171,11 @@ def resolve_secret(
         path = Path(base_dir) / path
     try:
         real = secret_file(ref, base_dir, root=root)
+        text = read_limited(real, MAX_SECRET_BYTES).decode("utf-8")
     except SecretOutside as outside:
         _raise(str(outside), location, field_path)
-    try:
-        text = real.read_bytes().decode("utf-8")
+    except FileRefused as exc:
+        _raise(f"secret file {path} {exc.reason}", location, field_path)
     except FileNotFoundError:
         _raise(
             f"secret file {path} not found (from_file: {ref.from_file} is relative to "
@@ -175,6 +188,10 @@ def resolve_secret(
     except UnicodeDecodeError:
         _raise(f"secret file {path} is not UTF-8 text", location, field_path)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            _raise(
+                f"secret file {path} is a symbolic link loop; fix the link", location, field_path
+            )
         _raise(f"cannot read secret file {path}: {exc.strerror}", location, field_path)
     value = text.rstrip("\r\n")
     if not value:
@@ -214,7 +231,10 @@ def secret_file(ref: SecretRef, base_dir: str | Path, *, root: Path | None = Non
     if not path.is_absolute():
         path = Path(base_dir) / path
     root = repository_root(base_dir) if root is None else root
-    real = path.resolve()
+    try:
+        real = path.resolve()
+    except RuntimeError as loop:  # Python 3.11's Path.resolve on a symlink loop
+        raise OSError(errno.ELOOP, "symbolic link loop", str(path)) from loop
     if not real.is_relative_to(root):
         raise SecretOutside(
             f"secret file {ref.from_file} is outside the repository ({root}): from_file may "

@@ -523,9 +523,9 @@ class ProviderClient:
             assert failure is not None
             reason = f"the connection failed after the request was sent ({_describe(failure)})"
             fields = {}
+        # what to do about it is the caller's to say (the engine looks the object up first)
         return AmbiguousWriteError(
-            f"{method} {path} may or may not have been applied: {reason}. "
-            f"Look the {thing} up before sending it again.",
+            f"{method} {path} ({thing}) may or may not have been applied: {reason}",
             method=method,
             path=path,
             **fields,

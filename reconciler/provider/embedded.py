@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from reconciler.errors import ProviderError
 from reconciler.provider.client import ProviderClient
 from reconciler.provider.transport import StreamingASGITransport
 
@@ -38,10 +39,24 @@ def embedded_client(
         Closing the client closes the app's database connection.
     """
     from reconciler.provider.local import create_app  # imported late: FastAPI is heavy
+    from reconciler.provider.local.store import StoreError
 
     path = Path(db_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    app = create_app(path) if faults is None else create_app(path, faults=faults)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        app = create_app(path) if faults is None else create_app(path, faults=faults)
+    except FileExistsError:
+        raise ProviderError(
+            f"cannot create the folder of the local provider database {path}: "
+            f"{path.parent} is a file; move it away or choose another file with --provider-db"
+        ) from None
+    except OSError as exc:
+        raise ProviderError(
+            f"cannot create the folder of the local provider database {path}: "
+            f"{exc.strerror or exc}; choose another file with --provider-db"
+        ) from None
+    except StoreError as exc:
+        raise ProviderError(str(exc)) from None
     transport = StreamingASGITransport(app, on_close=lambda: _release(app))
     return ProviderClient(EMBEDDED_BASE_URL, transport=transport, **client_kwargs)
 

@@ -1,7 +1,9 @@
 """Layer 2: the engine's ``Plan`` and ``DriftReport`` as text, JSON or Markdown.
 
 Renderers are the second interpreter of a plan (apply is the first): they read the same
-frozen data and never decide what would change. They import only the engine's model, pydantic,
+frozen data and never decide what would change. Text and Markdown pass through
+``values.visible``, so bidi and invisible characters show as ``\\uXXXX`` escapes; JSON writes
+them with JSON's own escapes, so a parser reads the exact value. They import only the engine's model, pydantic,
 rich and the standard library; they never print - the caller writes the returned string.
 
     render_plan(plan, "text", color=should_color(sys.stdout))   # Terraform-like, for people
@@ -14,6 +16,7 @@ Modules: ``values`` (how one value reads), ``outline`` (what a reader sees, form
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal, NoReturn
 
 from reconciler.engine.model import DriftReport, Plan
@@ -23,9 +26,10 @@ from reconciler.render.text import (
     DONE,
     drift_text,
     plan_text,
-    render_apply_summary,
     should_color,
 )
+from reconciler.render.text import render_apply_summary as _apply_summary
+from reconciler.render.values import visible
 
 Format = Literal["text", "json", "markdown"]
 
@@ -53,11 +57,11 @@ def render_plan(
     """
     match fmt:
         case "text":
-            return plan_text(plan, color=color, width=width, full=full)
+            return visible(plan_text(plan, color=color, width=width, full=full))
         case "json":
             return dumps(plan_to_json(plan))
         case "markdown":
-            return plan_markdown(plan, width=width, full=full)
+            return visible(plan_markdown(plan, width=width, full=full))
         case _:
             return _unknown(fmt)
 
@@ -68,13 +72,18 @@ def render_drift(
     """The drift report in ``fmt``, ending with a newline; arguments as ``render_plan``."""
     match fmt:
         case "text":
-            return drift_text(report, color=color, width=width, full=full)
+            return visible(drift_text(report, color=color, width=width, full=full))
         case "json":
             return dumps(drift_to_json(report))
         case "markdown":
-            return drift_markdown(report, width=width, full=full)
+            return visible(drift_markdown(report, width=width, full=full))
         case _:
             return _unknown(fmt)
+
+
+def render_apply_summary(counts: Mapping[str, int], failures: Mapping[str, str]) -> str:
+    """``text.render_apply_summary`` with bidi and invisible characters escaped."""
+    return visible(_apply_summary(counts, failures))
 
 
 def _unknown(fmt: object) -> NoReturn:

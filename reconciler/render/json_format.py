@@ -24,7 +24,7 @@ from reconciler.engine.model import (
     Update,
 )
 from reconciler.render.outline import DRIFT_TYPES, drift_sort_key
-from reconciler.render.values import SENSITIVE
+from reconciler.render.values import SENSITIVE, visible
 
 #: Version of both JSON schemas; bumped only by an incompatible change.
 FORMAT_VERSION = 1
@@ -173,5 +173,8 @@ def drift_to_json(report: DriftReport) -> dict[str, Any]:
 
 
 def dumps(doc: dict[str, Any]) -> str:
-    """Two-space indented JSON with sorted keys and a final newline; UTF-8 kept as is."""
-    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+    """Two-space indented JSON with sorted keys and a final newline; UTF-8 kept as is, except
+    bidi and invisible characters, written as ``\\uXXXX`` escapes (the parsed value is exact)."""
+    return (
+        visible(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, default=str)) + "\n"
+    )

@@ -28,9 +28,37 @@ ELLIPSIS = "…"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+# Invisible and bidirectional format characters: U+202E (right-to-left override) and its kin
+# reorder what a reviewer sees, so a PR comment could show a prompt other than the one applied;
+# zero-width ones hide text. Shown as ``\uXXXX`` escapes (valid JSON escapes too). Emoji
+# variation selectors (U+FE0x) are left alone: they change no meaning.
+_INVISIBLE = re.compile(
+    "[\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u2064\u2066-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb\U000e0000-\U000e007f]"
+)
+
+
+def _u_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code > 0xFFFF:  # as JSON writes it: a surrogate pair
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def visible(text: str) -> str:
+    r"""``text`` with bidi and invisible format characters escaped (U+202E -> ``\u202e``).
+
+    Safe on a whole rendered plan (it leaves ANSI colour codes alone) and on JSON text (the
+    escapes are JSON's own, so a parser reads the exact value back).
+    """
+    return _INVISIBLE.sub(_u_escape, text)
+
+
 def printable(text: str) -> str:
-    r"""``text`` with control characters written as escapes (``"\x1b"`` -> ``"\\x1b"``)."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    r"""``text`` with control characters written as escapes (``"\x1b"`` -> ``"\\x1b"``),
+    and bidi and invisible characters too (``visible``)."""
+    return visible(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
 
 
 def truncate(text: str, limit: int = MAX_VALUE_CHARS) -> str:

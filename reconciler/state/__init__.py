@@ -26,6 +26,7 @@ from reconciler.state.digest import (
 from reconciler.state.lock import ApplyLock, LockInfo, lock_path, read_lock, unlock
 from reconciler.state.lockfile import (
     LockfileEncoder,
+    LockfileWriteError,
     backup_path,
     check_project,
     read_lockfile,
@@ -53,6 +54,7 @@ __all__ = [
     "LockInfo",
     "Lockfile",
     "LockfileEncoder",
+    "LockfileWriteError",
     "PendingIntent",
     "StateStore",
     "backup_path",

@@ -42,6 +42,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconciler.errors import LockfileError, LockHeld
+from reconciler.state.lockfile import LockfileWriteError
 
 logger = logging.getLogger("reconciler.state")
 
@@ -158,15 +159,22 @@ class ApplyLock:
             heartbeat_at=now,
             operation=operation,
         )
-        with _guard(self.lockfile_path, _GUARD_TIMEOUT):
-            seen = _observe(self.path)
-            if seen.exists:
-                reason = self._stale_reason(seen)
-                if reason is None:
-                    raise LockHeld(self._held_message(seen), holder=_holder(seen))
-                what = seen.info.describe() if seen.info else f"lock file {self.path}"
-                logger.warning("%s: took over stale lock %s: %s", self.lockfile_path, what, reason)
-            _write_lock(self.path, info)
+        try:
+            with _guard(self.lockfile_path, _GUARD_TIMEOUT):
+                seen = _observe(self.path)
+                if seen.exists:
+                    reason = self._stale_reason(seen)
+                    if reason is None:
+                        raise LockHeld(self._held_message(seen), holder=_holder(seen))
+                    what = seen.info.describe() if seen.info else f"lock file {self.path}"
+                    logger.warning(
+                        "%s: took over stale lock %s: %s", self.lockfile_path, what, reason
+                    )
+                _write_lock(self.path, info)
+        except OSError as exc:  # a read-only or full folder: name it, not a temp file
+            raise LockfileWriteError(
+                self.lockfile_path, exc, doing="take the apply lock of the lockfile"
+            ) from None
         self._info, self.lost = info, False
         self._stop = threading.Event()
         self._thread = threading.Thread(

@@ -23,6 +23,7 @@ was read from (same lineage and serial).
 from __future__ import annotations
 
 import bisect
+import errno
 import itertools
 import json
 import operator
@@ -261,11 +262,23 @@ def _stamp(st: os.stat_result) -> FileStamp:
 def _read_stamped(path: Path, *, project: str) -> tuple[Lockfile, FileStamp | None]:
     """Read and parse ``path``; also return its stamp (None when the file is missing)."""
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK: a FIFO in the lockfile's place is opened without waiting for a writer,
+        # and then refused with a device like /dev/zero, before anything is read
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        with open(os.open(path, flags), "rb") as f:
             st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise LockfileError(
+                    f"{path}: not a regular file, so not a lockfile; move it away or pass "
+                    "another --lockfile"
+                )
             raw = f.read()
     except FileNotFoundError:
         return new_lockfile(project), None
+    except IsADirectoryError:
+        raise LockfileError(
+            f"{path}: a folder, not a lockfile; pass the lockfile's path with --lockfile"
+        ) from None
     except OSError as e:
         raise LockfileError(f"{path}: cannot read the lockfile: {e.strerror or e}") from e
     return _parse(path, raw), _stamp(st)
@@ -359,8 +372,39 @@ def _write_checked(
     written = lockfile.model_copy(
         update={"serial": lockfile.serial + 1, "lockfile_version": LOCKFILE_VERSION}
     )
-    stamp = _atomic_write(path, encoder.encode(written).encode("utf-8"))
+    try:
+        stamp = _atomic_write(path, encoder.encode(written).encode("utf-8"))
+    except OSError as exc:
+        raise LockfileWriteError(path, exc) from exc
     return written, stamp
+
+
+class LockfileWriteError(LockfileError):
+    """The disk refused a lockfile write (full, read-only, too large); the old file is intact.
+
+    The message names the lockfile, never the temp file the write went through.
+    """
+
+    def __init__(
+        self, path: Path, cause: OSError, summary: str = "", *, doing: str = "write the lockfile"
+    ) -> None:
+        self.path = path
+        self.cause = cause
+        self.summary = summary
+        hints = {
+            errno.ENOSPC: "free some disk space and run again",
+            errno.EDQUOT: "free some disk space (disk quota) and run again",
+            errno.EFBIG: "the file is larger than this process may write (ulimit -f)",
+            errno.EROFS: f"{path.parent} is on a read-only file system; use another --lockfile",
+            errno.EACCES: f"make {path.parent} writable, or use another --lockfile",
+            errno.EPERM: f"make {path.parent} writable, or use another --lockfile",
+            errno.ENOTDIR: f"{path.parent} is not a folder; use another --lockfile",
+            errno.EEXIST: f"{path.parent} is not a folder; use another --lockfile",
+        }
+        reason = cause.strerror or str(cause)
+        hint = hints.get(cause.errno or 0, "check the disk and run again")
+        message = f"cannot {doing} {path}: {reason}; {hint}"
+        super().__init__(message + (f" ({summary})" if summary else ""))
 
 
 def _temp_path(path: Path) -> Path:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .ids import new_id
+from .store import StoreError, explain
 
 BETA = "managed-agents-2026-04-01"
 
@@ -217,12 +219,32 @@ class RequestContext:
                 raise
             response = error_response(rid, 400, "request contains invalid unicode text")
             await response(scope, receive, send_with_id)
+        except (sqlite3.Error, StoreError) as exc:
+            # the database file, not the provider, is at fault: say which file and what to
+            # do, once, with no traceback; retrying cannot help (the busy timeout was waited)
+            if started:
+                raise
+            problem = exc if isinstance(exc, StoreError) else explain(_db_path(scope), exc)
+            log.info("local provider database error: %s", problem)
+            response = error_response(
+                rid,
+                503 if problem.locked else 500,
+                str(problem),
+                headers={"x-should-retry": "false"},
+            )
+            await response(scope, receive, send_with_id)
         except Exception:
             if started:
                 raise
             log.exception("unhandled error in local provider")
             response = error_response(rid, 500, "internal error in the local provider")
             await response(scope, receive, send_with_id)
+
+
+def _db_path(scope: Scope) -> str:
+    app = scope.get("app")
+    store = getattr(getattr(getattr(app, "state", None), "provider", None), "store", None)
+    return str(getattr(store, "path", "of the local provider"))
 
 
 def _has_beta(scope: Scope) -> bool:

@@ -20,6 +20,7 @@ async handlers call them directly instead of hopping to a thread pool.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -77,26 +78,112 @@ class Record:
     secrets: dict[str, Any]
 
 
+#: how long a write waits for another process's write transaction on the same file (seconds)
+BUSY_TIMEOUT = 30.0
+#: the mode of a database file this store creates: it holds credential secrets
+DB_FILE_MODE = 0o600
+
+
+class StoreError(Exception):
+    """The database file cannot be used (locked, damaged, unwritable); one sentence that
+    names the file and what to do. Never a bug of the provider, so never a traceback."""
+
+    def __init__(self, message: str, *, locked: bool = False) -> None:
+        super().__init__(message)
+        self.locked = locked
+
+
+def explain(path: Path | str, exc: BaseException) -> StoreError:
+    """The ``StoreError`` telling what ``exc`` (a ``sqlite3.Error`` or ``OSError``) means."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+        return StoreError(
+            f"the local provider database {path} is locked by another process (another "
+            "reconciler command or `reconciler provider serve` using this file); wait for it "
+            "to finish or stop it, then run again",
+            locked=True,
+        )
+    if os.path.isdir(path):
+        return StoreError(
+            f"the local provider database {path} is a folder; pass a file with --provider-db"
+        )
+    if os.path.islink(path) and not os.path.exists(path):
+        return StoreError(
+            f"the local provider database {path} is a symbolic link loop or leads nowhere; "
+            "fix the link or choose another file with --provider-db"
+        )
+    if isinstance(exc, sqlite3.OperationalError) and (
+        "readonly" in text or "unable to open" in text or "disk I/O" in text
+    ):
+        return StoreError(
+            f"cannot write the local provider database {path} ({text}); make its folder "
+            "writable or choose another file with --provider-db"
+        )
+    if isinstance(exc, sqlite3.OperationalError) and "full" in text:
+        return StoreError(
+            f"cannot write the local provider database {path}: the disk is full; free some "
+            "space and run again"
+        )
+    if isinstance(exc, sqlite3.DatabaseError):
+        return StoreError(
+            f"the local provider database {path} is damaged ({text}); move it away to start "
+            "an empty local provider, or restore it from a backup"
+        )
+    if isinstance(exc, PermissionError):
+        return StoreError(
+            f"cannot create the local provider database {path}: {exc.strerror}; make "
+            f"{Path(path).parent} writable or choose another file with --provider-db"
+        )
+    if isinstance(exc, OSError):
+        return StoreError(
+            f"cannot open the local provider database {path}: {exc.strerror or exc}; fix the "
+            "path or choose another file with --provider-db"
+        )
+    return StoreError(f"the local provider database {path} failed: {text}")
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 unless it exists (SQLite would use 0644)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DB_FILE_MODE)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 class Store:
     """The SQLite file behind one app. Safe to share between threads of one process."""
 
     def __init__(self, path: str | Path) -> None:
+        """Open (or create, mode 0600) the database file.
+
+        Raises:
+            StoreError: the file is locked, damaged, unwritable or cannot be created.
+        """
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            str(path), timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        self._conn.execute("PRAGMA busy_timeout = 30000")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        # WAL + NORMAL never corrupts; it may lose the last commits on power loss, which is
-        # fine for an emulator and makes each commit ~10x cheaper than FULL.
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        with self.write():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._conn.execute(statement)
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                _create_private(self.path)
+            self._conn = sqlite3.connect(
+                str(path), timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise explain(self.path, exc) from None
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            # WAL + NORMAL never corrupts; it may lose the last commits on power loss, which
+            # is fine for an emulator and makes each commit ~10x cheaper than FULL.
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            with self.write():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._conn.execute(statement)
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise explain(self.path, exc) from None
 
     def close(self) -> None:
         with self._lock:
