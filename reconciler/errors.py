@@ -9,6 +9,8 @@ mapped to classes in exactly one place: ``reconciler.provider.client``.
      +-- ApplyError             some actions failed; ``.failures`` maps address -> message
      +-- LockfileError          the lockfile does not parse or is from a newer version
      +-- LockHeld               another apply holds the lock; ``.holder`` says who
+     +-- ApplyStopped           the apply must stop at once: send and record nothing more
+     |    +-- LockLost          the apply lock was taken over (or removed) while held
      +-- ProviderError          the provider said no, or could not be reached
           +-- ProviderConnectionError   no HTTP response at all (after retries)
           +-- AmbiguousWriteError       a non-idempotent write may or may not have happened
@@ -83,6 +85,26 @@ class LockfileError(ReconcilerError):
 
 class LockHeld(ReconcilerError):
     """Another process holds the apply lock."""
+
+    def __init__(self, message: str, *, holder: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.holder: dict[str, Any] = dict(holder or {})
+
+
+class ApplyStopped(ReconcilerError):
+    """The apply must stop before its next write: nothing more is sent or recorded by it.
+
+    Raised from inside an apply (a provider write or a lockfile write refuses to go ahead);
+    the executor does not turn it into one action's failure but stops the whole run.
+    """
+
+
+class LockLost(ApplyStopped):
+    """The apply lock this process held was taken over by another apply, or removed.
+
+    Attributes:
+        holder: the lock now on disk as a dict (``LockInfo``), empty when nobody holds it.
+    """
 
     def __init__(self, message: str, *, holder: dict[str, Any] | None = None) -> None:
         super().__init__(message)

@@ -26,6 +26,7 @@ from typing import Any
 
 from reconciler.engine.desired import desired_resources, is_owned, not_ours
 from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
+from reconciler.engine.intents import leftover_intents
 from reconciler.engine.model import Action, Plan
 from reconciler.engine.ownership import claimed_address
 from reconciler.engine.planner import PlanOptions, build_plan, targeted_addresses
@@ -475,6 +476,9 @@ class ApplyResult:
     lockfile: Lockfile
     #: every HTTP attempt of the run (retries and 429s included); None when nothing was sent
     requests: RequestStats | None = None
+    #: pending intents of addresses no manifest declares, dropped: address -> what became
+    #: of its create (``engine.intents.leftover_intents``)
+    forgotten_intents: dict[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # short, as PlanResult's
         done = sum(1 for o in self.report.outcomes if o.ok)
@@ -512,12 +516,16 @@ async def apply(
 
     Raises:
         LockHeld: another apply holds the lock.
+        LockLost: another apply took the lock over meanwhile (this one was paused past the
+            lock's expiry, or it was unlocked by hand); nothing more was sent or recorded.
         PlanError: the saved plan belongs to another lockfile or project.
     """
-    with ApplyLock(settings.lockfile):
+    with ApplyLock(settings.lockfile) as lock:
         store = StateStore(settings.lockfile, project=settings.project)
         lockfile = store.load()
         async with connect(settings) as client:
+            # every write to the provider first makes sure the lock is still ours
+            client.write_guard = lock.ensure_held
             if plan_file is not None:
                 plan, binding = _read_plan_file(plan_file)
                 manifests = load_manifests(settings.manifests)
@@ -531,9 +539,13 @@ async def apply(
                     settings, prune=prune, delete=delete, targets=targets, client=client
                 )
                 plan, secrets, stale = result.plan, SecretSource(result.manifests), {}
+                manifests, observed = result.manifests, result.observed
             if on_plan is not None:
                 on_plan(plan)
-            if not plan.has_changes and not stale and not _needs_recording(plan):
+            declared = {r.address for r in desired_resources(manifests.documents)}
+            leftover = leftover_intents(lockfile, declared, observed, settings.project)
+            nothing_to_do = not plan.has_changes and not stale and not _needs_recording(plan)
+            if nothing_to_do and not leftover:
                 return ApplyResult(plan, ApplyReport(outcomes=()), stale, lockfile)
             # twins and conflicts alone send nothing: nothing to confirm
             sends = bool(plan.changes) or any(m.old != m.new for m in plan.pin_moves)
@@ -541,18 +553,25 @@ async def apply(
                 return None
             salt = lockfile.salt
             # Every create whose parent is already known gets its intent now, in one write,
-            # so creates need not wait for the disk one by one (see ``_early_intents``).
+            # so creates need not wait for the disk one by one (see ``_early_intents``);
+            # the same write forgets the intents no manifest claims any more.
             early = _early_intents(plan, stale)
-            if early:
+            if early or leftover:
                 now = _now()
+
+                def first_write(lf: Lockfile) -> Lockfile:
+                    return record_intents(lf.without_pending(*leftover), early.values(), now)
+
                 try:
-                    await asyncio.to_thread(
-                        store.commit, lambda lf: record_intents(lf, early.values(), now)
-                    )
+                    await asyncio.to_thread(_guarded, lock.ensure_held, store.commit, first_write)
                 except LockfileWriteError as err:
                     nothing = "nothing was sent to the provider"
                     raise LockfileWriteError(err.path, err.cause, nothing) from err
-            journal = _GroupCommit(store, senders=parallelism)
+            if nothing_to_do:  # only intents to forget: done
+                return ApplyResult(
+                    plan, ApplyReport(outcomes=()), stale, store.lockfile, None, leftover
+                )
+            journal = _GroupCommit(store, senders=parallelism, guard=lock.ensure_held)
             announced: set[str] = set()
             finished: list[tuple[Outcome, str]] = []  # for the summary of a failed write
 
@@ -593,7 +612,17 @@ async def apply(
                 summary = _unrecorded(store, finished)
                 raise LockfileWriteError(err.path, err.cause, summary) from err
             requests = client.stats.snapshot()
-        return ApplyResult(plan, report, stale, store.lockfile, requests)
+        return ApplyResult(plan, report, stale, store.lockfile, requests, leftover)
+
+
+def _guarded(
+    guard: Callable[[], None],
+    commit: Callable[[Callable[[Lockfile], Lockfile]], Lockfile],
+    edit: Callable[[Lockfile], Lockfile],
+) -> None:
+    """``commit(edit)`` once ``guard()`` (the lock's ``ensure_held``) let it."""
+    guard()
+    commit(edit)
 
 
 def _unrecorded(store: StateStore, finished: list[tuple[Outcome, str]]) -> str:
@@ -638,8 +667,16 @@ class _GroupCommit:
     with nobody waiting, about as long as the last write took.
     """
 
-    def __init__(self, store: StateStore, *, senders: int = 1, linger: float = 0.005) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        senders: int = 1,
+        linger: float = 0.005,
+        guard: Callable[[], None] | None = None,
+    ) -> None:
         self._store = store
+        self._guard = guard  # called before every write (the apply lock's ensure_held)
         self._senders = max(1, senders)
         self._linger = linger
         self._all_waiting = asyncio.Event()
@@ -705,6 +742,8 @@ class _GroupCommit:
             return
         batch, upto = self._take()
         try:
+            if self._guard is not None:
+                self._guard()
             self._store.commit(_chain(batch))
         except Exception as err:  # noqa: BLE001 - kept, and raised by close() to abort
             self._error = err
@@ -717,6 +756,8 @@ class _GroupCommit:
 
     def _commit_in_thread(self, edit: Callable[[Lockfile], Lockfile]) -> None:
         try:
+            if self._guard is not None:
+                self._guard()
             self._store.commit(edit)
         finally:
             self._in_flight.set()

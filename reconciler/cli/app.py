@@ -8,17 +8,63 @@ end. Nothing here talks to the provider or the filesystem.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+import signal
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
 
+from reconciler.cli.failures import Terminated
 from reconciler.operations import Settings
 from reconciler.render import FORMATS
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Signals:
+    """SIGTERM while ``App.run`` runs: cancel its main task, as asyncio does for Ctrl-C.
+
+    Cancelling runs every ``finally`` and ``except CancelledError`` of the library on the way
+    out (staged lockfile writes flushed, intents of unsent creates dropped, the apply lock
+    released), exactly what Ctrl-C does; ``App.run`` then raises ``Terminated``. Without it,
+    SIGTERM killed the process on the spot: the lock stayed behind and staged outcomes were
+    lost. Another SIGTERM during that cleanup is ignored (it is short, and cutting it short
+    is what this avoids); ``docker stop`` follows up with SIGKILL anyway.
+    """
+
+    def __init__(self) -> None:
+        self.terminated = False
+        self._task: asyncio.Task[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers live in the main thread only (e.g. a test's worker)
+            return
+        previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self._task = self._loop = None
+
+    def watch(self) -> None:
+        """Called by the main task: the task a SIGTERM cancels."""
+        self._task, self._loop = asyncio.current_task(), asyncio.get_running_loop()
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        first, self.terminated = not self.terminated, True
+        task, loop = self._task, self._loop
+        if task is None or loop is None or task.done():
+            raise Terminated()  # not inside the event loop: nothing to clean up
+        if first:
+            loop.call_soon_threadsafe(task.cancel)  # also wakes the loop from its select
 
 
 @dataclass(frozen=True)
@@ -27,18 +73,31 @@ class App:
 
     settings: Settings
     debug: bool = False
+    #: what ``run`` saw of SIGTERM (``signals.terminated``)
+    signals: Signals = field(default_factory=Signals, compare=False, repr=False)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine of the library on a fresh event loop and return its result."""
+        """Run a coroutine of the library on a fresh event loop and return its result.
+
+        Raises:
+            Terminated: SIGTERM arrived and cancelled the coroutine (after it cleaned up).
+        """
         box: list[T] = []
 
         async def main() -> None:
             # The result leaves through ``box``, not as the main task's result: Python 3.11's
             # asyncio.run formats that result when it restores the SIGINT handler (twice), and
             # the repr of a large plan or report takes seconds.
+            self.signals.watch()
             box.append(await coro)
 
-        asyncio.run(main(), debug=False)
+        with self.signals.installed():
+            try:
+                asyncio.run(main(), debug=False)
+            except asyncio.CancelledError:
+                if self.signals.terminated:
+                    raise Terminated() from None
+                raise
         return box[0]
 
 

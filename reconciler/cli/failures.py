@@ -7,7 +7,8 @@ traceback is shown. This module decides nothing about what went wrong, only how 
 
 Exit codes are small on purpose: ``0`` success, ``1`` any error, ``2`` only "there are
 changes" (``plan --detailed-exitcode``) or "there is drift" (``drift``), ``130`` Ctrl-C,
-``141`` stdout's reader went away early (``| head``), silently, as SIGPIPE would.
+``141`` stdout's reader went away early (``| head``), silently, as SIGPIPE would;
+``143`` SIGTERM (what ``docker stop`` and CI cancellation send; handled as Ctrl-C is).
 Usage errors (a bad flag) exit 1 too, not click's usual 2, so a CI script that reads 2 as
 "changes" can never mistake a typo for a plan.
 """
@@ -48,6 +49,9 @@ EXIT_INTERRUPTED = 130
 
 #: stdout's reader closed early (``| head``), as shells report a process killed by SIGPIPE
 EXIT_BROKEN_PIPE = 141
+
+#: SIGTERM, as shells report a process killed by it (128 + 15).
+EXIT_TERMINATED = 143
 
 #: Usage errors (unknown flag, bad value) exit with this, not click's 2 (see module doc).
 EXIT_USAGE = 1
@@ -90,12 +94,24 @@ class Failure(click.ClickException):
         _set_exit_code(self, exit_code)
 
 
-class Interrupted(click.exceptions.Exit):
-    """Ctrl-C: a short line on stderr, exit 130, never a traceback."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived while a command ran (``App.run`` raises it after the work was
+    cancelled and cleaned up, as Ctrl-C's ``KeyboardInterrupt``): exit 143 instead of 130."""
 
-    def __init__(self, message: str = "Interrupted.") -> None:
+
+def interrupt_exit(error: KeyboardInterrupt) -> tuple[str, int]:
+    """The word and exit code of an interruption: Ctrl-C (130) or SIGTERM (143)."""
+    if isinstance(error, Terminated):
+        return "Terminated (SIGTERM)", EXIT_TERMINATED
+    return "Interrupted", EXIT_INTERRUPTED
+
+
+class Interrupted(click.exceptions.Exit):
+    """Ctrl-C or SIGTERM: a short line on stderr, exit 130 or 143, never a traceback."""
+
+    def __init__(self, message: str = "Interrupted.", code: int = EXIT_INTERRUPTED) -> None:
         click.echo(message, err=True)
-        super().__init__(EXIT_INTERRUPTED)
+        super().__init__(code)
 
 
 def fail(message: str) -> NoReturn:
@@ -145,10 +161,11 @@ class ReconcilingGroup(click.Group):
             raise
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:
             if _debug(ctx):
                 raise
-            raise Interrupted() from None
+            word, code = interrupt_exit(err)
+            raise Interrupted(f"{word}.", code) from None
         except BrokenPipeError:
             # the reader went away (`state list | head -3`): not an error worth a word
             silence_stdout()

@@ -16,12 +16,13 @@ import click
 from reconciler import operations
 from reconciler.cli import terminal
 from reconciler.cli.app import App, format_option, full_option, pass_app
-from reconciler.cli.failures import EXIT_INTERRUPTED, fail
+from reconciler.cli.failures import fail, interrupt_exit
 from reconciler.engine.executor import ApplyReport, Outcome
 from reconciler.engine.model import CHANGE_TYPES, Action, Plan
 from reconciler.manifest import ManifestSet, load_manifests
 from reconciler.manifest.files import IGNORE_FILE
 from reconciler.render import render_apply_summary, render_plan
+from reconciler.render.values import printable
 
 #: ``plan --detailed-exitcode`` when the plan has changes.
 EXIT_CHANGES = 2
@@ -201,20 +202,23 @@ def apply(
                 on_outcome=session.finished,
             )
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (``Terminated``)
         session.close()
+        word, code = interrupt_exit(err)
         click.echo(
-            "Interrupted. Every action that finished is recorded in "
+            f"{word}. Every action that finished is recorded in "
             f"{app.settings.lockfile}; run `reconciler plan` to see what is left.",
             err=True,
         )
-        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        raise click.exceptions.Exit(code) from None
     finally:
         session.close()
     if result is None:
         click.echo("Apply cancelled; nothing was changed.")
         raise click.exceptions.Exit(1)
     exit_code = _report(result, planfile)
+    if result.report.stopped is not None:
+        _stopped(app, result)
     if exit_code:
         raise click.exceptions.Exit(exit_code)
 
@@ -281,16 +285,46 @@ def _warn_twins(the_plan: Plan) -> None:
     )
 
 
+def _stopped(app: App, result: operations.ApplyResult) -> None:
+    """The apply stopped early because the provider is down: one sentence, exit 1."""
+    report = result.report
+    where = app.settings.provider_url or f"the embedded local provider ({app.settings.db_path})"
+    done = sum(1 for o in report.outcomes if o.ok and o.action.type in CHANGE_TYPES)
+    total = sum(1 for o in report.outcomes if o.action.type in CHANGE_TYPES)
+    fail(
+        f"the provider at {where} is unreachable ({report.stopped}). Apply stopped sending: "
+        f"{done} of {total} changes were done and are recorded in {app.settings.lockfile}, "
+        f"{len(report.not_sent)} were not attempted. Run `reconciler apply` again once the "
+        "provider is back"
+    )
+
+
+def _forgotten(result: operations.ApplyResult) -> None:
+    forgotten = result.forgotten_intents
+    if not forgotten:
+        return
+    n = len(forgotten)
+    click.echo(
+        f"Forgot {n} pending create intent{'s' if n != 1 else ''} of resources no longer in "
+        "the manifests (left by interrupted applies):"
+    )
+    for address, what in forgotten.items():
+        click.echo(f"  {printable(address)}: {printable(what)}")
+
+
 def _report(result: operations.ApplyResult, planfile: Path | None) -> int:
     """Print the end of an apply; return its exit code."""
     report = result.report
     conflicts = result.plan.conflicts
+    _forgotten(result)
     if not report.outcomes and not result.stale and not conflicts:
         if planfile is not None and not result.plan.twins:
             click.echo("No changes. The live system matches the saved plan.")
         _warn_twins(result.plan)
         return 0  # the plan text already said "No changes." (or showed the twins)
     failures = dict(report.failures)
+    for address in report.not_sent:  # counted in the sentence that says why it stopped
+        failures.pop(address, None)
     for address, reason in result.stale.items():
         failures[address] = f"refused: {reason}"
     for conflict in conflicts:

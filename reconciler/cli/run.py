@@ -8,9 +8,10 @@ Sessions are run through ``reconciler.runtime.ManagedRuntime`` over the CLI's cl
 Output: agent text and tool calls on stdout, status lines on stderr (so ``> out.txt`` keeps
 the conversation); ``--json`` prints every event as one JSON line on stdout instead.
 Exit codes: 0 when the turn ends with ``end_turn``, 1 on ``session.error`` or any other end,
-130 after Ctrl-C (which first sends ``user.interrupt`` so the agent stops). When the reader of
-stdout goes away (``run --json | head -1``) the run stops reading and exits 0 quietly; the
-agent's turn goes on (continue the session with ``--session``).
+130 after Ctrl-C (which first sends ``user.interrupt`` so the agent stops), 143 after SIGTERM
+(handled the same way). When the reader of stdout goes away (``run --json | head -1``) the
+run stops reading and exits 0 quietly; the agent's turn goes on (continue the session with
+``--session``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 import click
 
 from reconciler.cli.app import App, pass_app
-from reconciler.cli.failures import EXIT_INTERRUPTED, silence_stdout
+from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, silence_stdout
 from reconciler.errors import PlanError
 from reconciler.manifest import load_manifests
 from reconciler.operations import Settings, connect
@@ -102,7 +103,7 @@ def run(
             f"with: reconciler run {name} --session {outcome.session_id} -m TEXT",
             err=True,
         )
-        ctx.exit(EXIT_INTERRUPTED)
+        ctx.exit(EXIT_TERMINATED if app.signals.terminated else EXIT_INTERRUPTED)
     if outcome.problem is not None:
         click.echo(f"Error: {outcome.problem}", err=True)
         ctx.exit(1)

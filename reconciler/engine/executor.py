@@ -17,7 +17,13 @@ never touches the filesystem. Its jobs:
 
 An exception raised by a callback aborts the apply (in-flight actions are cancelled, the
 exception propagates): a lockfile that cannot be written must stop the work it records.
-Cancellation (Ctrl-C) propagates the same way.
+Cancellation (Ctrl-C, SIGTERM) and ``ApplyStopped`` (e.g. the apply lock was lost) propagate
+the same way.
+
+Transport failures are retried by the client, not here: an action that ends with
+``ProviderConnectionError`` failed, and ``threshold`` such actions in a row open the circuit
+breaker (``breaker``): no new action starts, those in flight finish, the rest are reported as
+not attempted and ``ApplyReport.stopped`` says why.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
+from reconciler.engine.breaker import CircuitBreaker
 from reconciler.engine.desired import owner_of
 from reconciler.engine.interface import ProviderWriter, SecretResolver
 from reconciler.engine.model import (
@@ -48,10 +55,10 @@ from reconciler.engine.model import (
 from reconciler.engine.outcome import ApplyReport, Outcome
 from reconciler.errors import (
     AmbiguousWriteError,
+    ApplyStopped,
     ConflictError,
     NotFoundError,
     PlanError,
-    ProviderConnectionError,
     ProviderError,
     RateLimitError,
     ServerError,
@@ -61,10 +68,11 @@ __all__ = ["AMBIGUOUS_ERRORS", "ApplyReport", "Outcome", "apply_plan"]
 
 JSON = dict[str, Any]
 
-#: Failures after which a create may have happened anyway: look before retrying.
+#: Failures after which a create may have happened anyway: look before retrying. Not
+#: ``ProviderConnectionError``: the client raises it for a write only when the request never
+#: left (after its own retries), and the provider is unreachable: the action fails.
 AMBIGUOUS_ERRORS: tuple[type[ProviderError], ...] = (
     AmbiguousWriteError,
-    ProviderConnectionError,
     ServerError,
 )
 #: Failures of a lookup (a list) worth trying again later.
@@ -89,6 +97,7 @@ async def apply_plan(
     on_start: Callable[[Action], None] | None = None,
     skip: Mapping[str, str] | None = None,
     max_create_attempts: int = 5,
+    unreachable_after: int = 3,
 ) -> ApplyReport:
     """Run every action of ``plan``, dependencies first, independents concurrently.
 
@@ -104,6 +113,8 @@ async def apply_plan(
         skip: address -> reason: refuse these actions (a stale saved plan); they fail with
             that reason and their dependents are not attempted.
         max_create_attempts: attempts per create (a lookup of an ambiguous one counts).
+        unreachable_after: actions in a row that could not reach the provider after which
+            no new action starts (the circuit breaker, see ``breaker``).
 
     Returns:
         The report: one ``Outcome`` per action, sorted by address.
@@ -119,6 +130,7 @@ async def apply_plan(
     callbacks = (on_intent, on_outcome, on_start)
     run = _Run(plan, writer, resolve_secret, parallelism, *callbacks, dict(skip or {}))
     run.max_attempts = max_create_attempts
+    run.breaker = CircuitBreaker(max(1, unreachable_after))
     return await run.execute()
 
 
@@ -172,6 +184,7 @@ class _Run:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     #: address -> the address whose failure kept it from running (itself if it ran)
     root_failure: dict[str, str] = field(default_factory=dict)
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
 
     # -- schedule --------------------------------------------------------------------------
 
@@ -199,8 +212,8 @@ class _Run:
                     ready.append(d)
 
         try:
-            while ready or running:
-                while ready and len(running) < self.parallelism:
+            while running or (ready and not self.breaker.open):
+                while ready and len(running) < self.parallelism and not self.breaker.open:
                     action = actions[ready.popleft()]
                     immediate = self._settle_without_sending(action, deps[action.address])
                     if immediate is not None:
@@ -222,13 +235,27 @@ class _Run:
                 raise exc.__cause__ from None
             raise
 
+        not_sent: list[str] = []
+        if self.breaker.open:
+            # stopped: what never started is not attempted (a record-only no-op sends nothing)
+            for addr in sorted(set(actions) - set(self.outcomes)):
+                action = actions[addr]
+                if isinstance(action, NoOp):
+                    finish(self._noop(action))
+                    continue
+                not_sent.append(addr)
+                finish(_failed(action, "not attempted: apply stopped, the provider is unreachable"))
         stuck = sorted(set(actions) - set(self.outcomes))
         for addr in stuck:
             cycle = ", ".join(sorted(d for d in deps[addr] if d in stuck))
             finish(
                 _failed(actions[addr], f"not attempted: its dependencies form a cycle ({cycle})")
             )
-        return ApplyReport(tuple(sorted(self.outcomes.values(), key=lambda o: o.address)))
+        return ApplyReport(
+            tuple(sorted(self.outcomes.values(), key=lambda o: o.address)),
+            stopped=self.breaker.reason() if self.breaker.open else None,
+            not_sent=tuple(not_sent),
+        )
 
     def _settle_without_sending(self, action: Action, deps: set[str]) -> Outcome | None:
         """The outcome of an action that needs no request (skipped, blocked, no-op), or None."""
@@ -260,30 +287,37 @@ class _Run:
         self._notify(self.on_start, action)
         ctx = _Resolved()
         try:
-            match action:
-                case Create():
-                    return await self._create(action, ctx)
-                case Update():
-                    return await self._update(action, ctx)
-                case Replace():
-                    return await self._replace(action, ctx)
-                case Archive():
-                    return await self._remove(action, delete=False)
-                case Delete():
-                    return await self._remove(action, delete=True)
-                case NoOp():
-                    return self._noop(action)
-                case _:
-                    assert_never(action)
-        except _CallbackFailed:
+            outcome = await self._send(action, ctx)
+        except (_CallbackFailed, ApplyStopped):
             raise
         except _ActionFailed as e:
+            self.breaker.failed(e.__cause__)
             return _failed(action, ctx.scrub(str(e)))
         except ProviderError as e:
+            self.breaker.failed(e)
             return _failed(action, ctx.scrub(f"{_verb(action)} failed: {_describe(e)}"))
         except Exception as e:  # noqa: BLE001 - one action's bug must not sink the others
             message = f"{_verb(action)} failed unexpectedly: {type(e).__name__}: {e}"
             return _failed(action, ctx.scrub(message))
+        self.breaker.answered()
+        return outcome
+
+    async def _send(self, action: Action, ctx: _Resolved) -> Outcome:
+        match action:
+            case Create():
+                return await self._create(action, ctx)
+            case Update():
+                return await self._update(action, ctx)
+            case Replace():
+                return await self._replace(action, ctx)
+            case Archive():
+                return await self._remove(action, delete=False)
+            case Delete():
+                return await self._remove(action, delete=True)
+            case NoOp():
+                return self._noop(action)
+            case _:
+                assert_never(action)
 
     async def _create(self, action: Create, ctx: _Resolved) -> Outcome:
         parent_id = self._parent_id(action)

@@ -68,9 +68,18 @@ class Outcome:
 
 @dataclass(frozen=True)
 class ApplyReport:
-    """Every outcome of one apply, sorted by address."""
+    """Every outcome of one apply, sorted by address.
+
+    Attributes:
+        outcomes: one per action of the plan.
+        stopped: why the apply stopped starting actions early (the provider is unreachable),
+            or None when every action was started (or settled).
+        not_sent: the actions never started because it stopped (failed "not attempted").
+    """
 
     outcomes: tuple[Outcome, ...]
+    stopped: str | None = None
+    not_sent: tuple[str, ...] = ()
 
     @property
     def counts(self) -> dict[str, int]:
@@ -92,7 +101,7 @@ class ApplyReport:
 
     @property
     def ok(self) -> bool:
-        return all(o.ok for o in self.outcomes)
+        return self.stopped is None and all(o.ok for o in self.outcomes)
 
     @property
     def summary(self) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
@@ -68,6 +68,7 @@ _STATUS_CLASSES: dict[int, type[ProviderError]] = {
     409: ConflictError,
     429: RateLimitError,
 }
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _TYPE_STATUSES = {  # for SSE error frames, which carry an error type but no status
     "invalid_request_error": 400,
     "authentication_error": 401,
@@ -272,6 +273,11 @@ class ProviderClient:
         self.policy = RetryPolicy(max_retries, backoff_base, backoff_max)
         self.rate_limiter = rate_limiter if rate_limiter is not None else RateLimits()
         self._stats = RequestStats()
+        #: Called right before every attempt of a request that may change something (any
+        #: method but GET/HEAD/OPTIONS); raising stops the request unsent. Apply sets it to
+        #: the apply lock's ``ensure_held``, so a paused apply whose lock was taken over
+        #: never sends another write.
+        self.write_guard: Callable[[], None] | None = None
         self._slots = asyncio.Semaphore(max_connections)
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         # The semaphore bounds ordinary requests; long-lived streams get their own
@@ -424,6 +430,8 @@ class ProviderClient:
             slot = contextlib.nullcontext() if stream else self._slots
             async with slot:
                 sent_at = await limiter.acquire()
+                if self.write_guard is not None and method not in _READS:
+                    self.write_guard()  # after the rate limiter's wait: as late as can be
                 self._stats.record(method, retry=retries > 0)
                 request = self._http.build_request(
                     method, path, json=json, params=query, headers=headers

@@ -18,6 +18,10 @@ thread. A lock is stale, and is taken over with a warning on the ``reconciler.st
 when its process is gone (same host, ``os.kill(pid, 0)`` fails) or its heartbeat is older
 than ``stale_after`` seconds (any host). Otherwise ``acquire`` fails at once with ``LockHeld``.
 POSIX only (``fcntl.flock``).
+
+A holder that was frozen (SIGSTOP, a suspended VM) past ``stale_after`` may have been taken
+over meanwhile. ``ensure_held`` is what it calls before each write: it raises ``LockLost``
+naming the new holder instead of letting the write go ahead (see its docstring for the cost).
 """
 
 from __future__ import annotations
@@ -41,13 +45,16 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from reconciler.errors import LockfileError, LockHeld
+from reconciler.errors import LockfileError, LockHeld, LockLost
 from reconciler.state.lockfile import LockfileWriteError
 
 logger = logging.getLogger("reconciler.state")
 
 LOCK_SUFFIX = ".lock"
 GUARD_SUFFIX = ".guard"
+
+#: Most seconds between two reads of the lock file by ``ApplyLock.ensure_held``.
+VERIFY_EVERY = 0.5
 
 #: How long to wait for the guard: it is held for microseconds, so this only trips when the
 #: folder is unusable or a process is frozen (SIGSTOP) in the middle of a lock change.
@@ -122,6 +129,9 @@ class ApplyLock:
         self._info: LockInfo | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: monotonic time of the last successful ``ensure_held`` read of the lock file
+        self._verified_at = 0.0
+        self._verify_mutex = threading.Lock()
 
     @property
     def info(self) -> LockInfo | None:
@@ -176,12 +186,71 @@ class ApplyLock:
                 self.lockfile_path, exc, doing="take the apply lock of the lockfile"
             ) from None
         self._info, self.lost = info, False
+        self._verified_at = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._beat, args=(info, self._stop), name=f"apply-lock-{info.id}", daemon=True
         )
         self._thread.start()
         return info
+
+    def ensure_held(self) -> None:
+        """Raise ``LockLost`` unless this process still holds the lock. Call before each write.
+
+        Cheap enough to call before every request: the lock file is read at most every
+        ``VERIFY_EVERY`` seconds (a read is tens of microseconds). A longer gap since the last
+        read (the process was paused: SIGSTOP, a suspended VM; CLOCK_MONOTONIC counts the
+        pause) always reads it. After a gap longer than ``heartbeat_interval`` the check also
+        renews the heartbeat under the guard, so nobody can find the lock stale between this
+        check and the write that follows it.
+
+        Raises:
+            LockLost: the lock was taken over or removed (``.holder`` names who has it now).
+            RuntimeError: the lock was never acquired or was released.
+        """
+        info = self._info
+        if info is None:
+            raise RuntimeError(f"{self.lockfile_path}: the apply lock is not held")
+        with self._verify_mutex:
+            now = time.monotonic()
+            gap = now - self._verified_at
+            if not self.lost and gap < VERIFY_EVERY:
+                return
+            seen = _observe(self.path)
+            if not self.lost and seen.info is not None and seen.info.id == info.id:
+                if gap > self.heartbeat_interval:
+                    seen = self._renew(info)
+                if seen.info is not None and seen.info.id == info.id:
+                    self._verified_at = now
+                    return
+            self.lost = True
+            raise LockLost(self._lost_message(info, seen, gap), holder=_holder(seen))
+
+    def _renew(self, info: LockInfo) -> _Seen:
+        """Refresh the heartbeat if the lock is still ours; what the lock file holds now."""
+        try:
+            with _guard(self.lockfile_path, 1.0):
+                seen = _observe(self.path)
+                if seen.info is not None and seen.info.id == info.id:
+                    _write_lock(self.path, seen.info.model_copy(update={"heartbeat_at": _now()}))
+                return seen
+        except (OSError, LockHeld):  # the guard is busy: what the file says is the answer
+            return _observe(self.path)
+
+    def _lost_message(self, info: LockInfo, seen: _Seen, gap: float) -> str:
+        paused = f" (it was not checked for {gap:.0f}s: paused?)" if gap > self.stale_after else ""
+        if seen.info is not None:
+            whom = seen.info.describe()
+            how = "another process took it over"
+        else:
+            whom = "nobody"
+            how = "it was removed (`reconciler unlock`, or taken over and released since)"
+        return (
+            f"lock lost to {whom}: the apply lock {info.id} of {self.lockfile_path} was held by "
+            f"this apply, and {how}{paused}. This apply stopped before its next write; what it "
+            "finished is in the lockfile or is found again by its ownership tags. Run "
+            "`reconciler plan` once the other apply is done"
+        )
 
     def release(self) -> None:
         """Stop the heartbeat and remove the lock if it is still ours (no-op if not held)."""
