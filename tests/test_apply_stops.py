@@ -354,9 +354,7 @@ def test_intents_of_removed_documents_are_dropped_and_said(tmp_path: Path, zygot
     """An apply of 30 agents is killed at its 6th create (5 were made); then 27 of the
     documents are removed. The next apply drops their intents and says which were created
     (left alone, found by their tags) and which never were."""
-    _, env, lockfile, db = _fleet(
-        tmp_path, agents=30, environments=0, credentials=0, deployments=0
-    )
+    _, env, lockfile, db = _fleet(tmp_path, agents=30, environments=0, credentials=0, deployments=0)
     with provider(db) as (url, tap):
         runs: list[Run] = []
         tap.before = kill_hook(
