@@ -114,6 +114,28 @@ async def test_the_write_guard_runs_before_writes_only(tmp_path: Path) -> None:
     assert names == ["a"]  # the refused create never left
 
 
+@pytest.mark.tcp
+async def test_the_write_guard_is_checked_again_right_at_the_socket(tcp_provider: str) -> None:
+    """Over HTTP the guard runs twice: in the client, and in the transport right before the
+    request's bytes are written (no await in between), so a pause after the first check
+    cannot let the write out."""
+    calls: list[str] = []
+
+    def guard() -> None:
+        calls.append("guard")
+        if len(calls) == 2:  # the client's check passed; the socket's refuses
+            raise LockLost("lock lost to nobody")
+
+    async with ProviderClient(tcp_provider) as client:
+        client.write_guard = guard
+        with pytest.raises(LockLost):
+            await client.agents.create({"name": "a", "model": "claude-sonnet-4-6"})
+        client.write_guard = None
+        assert await client.agents.list().to_list() == []  # it never reached the provider
+        await client.agents.create({"name": "b", "model": "claude-sonnet-4-6"})  # pool is fine
+    assert calls == ["guard", "guard"]
+
+
 # --- the circuit breaker ------------------------------------------------------------------
 
 

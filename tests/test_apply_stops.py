@@ -215,6 +215,7 @@ def _freeze_and_take_over(
     else:
         assert "lock lost to nobody" in a.stderr, a.stderr
     assert "stopped before its next write" in a.stderr
+    assert "left it alone" not in a.stderr  # said once, by the error
     if expire:
         assert "took over stale lock" in b.stderr
     # no twin: every address exactly once, ever; the lockfile is B's, complete
@@ -230,8 +231,8 @@ def test_a_frozen_apply_whose_lock_was_taken_over_stops_before_its_next_write(
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("resume_while_second_runs", "frozen_after"),
-    [(True, 1), (False, 10)],
-    ids=["resumed-while-B-runs", "resumed-after-B"],
+    [(True, 1), (False, 10), (True, 25)],
+    ids=["resumed-while-B-runs", "resumed-after-B", "frozen-late-resumed-while-B-runs"],
 )
 def test_frozen_past_the_lock_expiry(
     tmp_path: Path, zygote: Zygote, resume_while_second_runs: bool, frozen_after: int
@@ -305,7 +306,7 @@ def _provider_dies(
     # the provider comes back: the next apply finishes the job, no twins
     server, url = _serve(zygote, db, tmp_path)
     with _reaped([server]):
-        again = zygote.run(_apply_args(url, parallelism), cwd=tmp_path, env=env)
+        again = zygote.run(_apply_args(url, 16), cwd=tmp_path, env=env)
         assert again.code == 0, again.stderr
         server.kill()
     assert_converged(lockfile, db, PROJECT, fleet.addresses)

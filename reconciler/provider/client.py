@@ -37,6 +37,7 @@ from reconciler.errors import (
     RateLimitError,
     ServerError,
 )
+from reconciler.provider.netio import BEFORE_WRITE
 from reconciler.provider.pager import Pager
 from reconciler.provider.ratelimit import AdaptiveRateLimiter, RateLimits
 from reconciler.provider.resources import (
@@ -430,12 +431,14 @@ class ProviderClient:
             slot = contextlib.nullcontext() if stream else self._slots
             async with slot:
                 sent_at = await limiter.acquire()
-                if self.write_guard is not None and method not in _READS:
-                    self.write_guard()  # after the rate limiter's wait: as late as can be
+                guard = self.write_guard if method not in _READS else None
+                if guard is not None:
+                    guard()  # here for every transport; netio checks again at the socket
                 self._stats.record(method, retry=retries > 0)
                 request = self._http.build_request(
                     method, path, json=json, params=query, headers=headers
                 )
+                token = BEFORE_WRITE.set(guard)
                 try:
                     response = await self._http.send(request, stream=True)
                     if not stream or not response.is_success:
@@ -452,6 +455,8 @@ class ProviderClient:
                         method=method,
                         path=path,
                     ) from exc
+                finally:
+                    BEFORE_WRITE.reset(token)
 
             if failure is not None or response is None:
                 assert failure is not None

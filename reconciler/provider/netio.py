@@ -13,6 +13,12 @@ settings, timeouts and the exceptions httpx maps - is httpcore's and httpx's own
 
 ``http_transport`` returns httpx's ``AsyncHTTPTransport`` on this backend; when proxy
 variables are set it returns None, so that httpx's default transport honours them.
+
+``BEFORE_WRITE``: a callable the client sets (in the sending task's context) for a request that
+may change something; the first write of that request's bytes calls it right before they go
+to the socket, with no await in between, and an exception it raises keeps them unsent. An
+apply frozen between the client's own check and the socket write would otherwise send one
+more write after it lost its lock.
 """
 
 from __future__ import annotations
@@ -21,13 +27,19 @@ import asyncio
 import socket
 import ssl
 import urllib.request
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from contextvars import ContextVar
 from typing import Any
 
 import httpcore
 import httpx
 
-__all__ = ["AsyncioBackend", "http_transport"]
+__all__ = ["BEFORE_WRITE", "AsyncioBackend", "http_transport"]
+
+#: Called (once, then cleared) right before the next request's first bytes are written.
+BEFORE_WRITE: ContextVar[Callable[[], None] | None] = ContextVar(
+    "reconciler_before_write", default=None
+)
 
 #: Reading pauses while this many received bytes wait to be read (a fast SSE stream).
 _HIGH_WATER = 1 << 20
@@ -277,6 +289,10 @@ class _Stream(httpcore.AsyncNetworkStream):
         p = self._protocol
         if p.closed or p.transport is None or p.transport.is_closing():
             raise httpcore.WriteError("the connection is closed")
+        guard = BEFORE_WRITE.get()
+        if guard is not None:
+            BEFORE_WRITE.set(None)  # once per request: its body follows its head
+            guard()
         p.transport.write(buffer)
         if p.writing_paused:
             try:

@@ -132,6 +132,7 @@ class ApplyLock:
         #: monotonic time of the last successful ``ensure_held`` read of the lock file
         self._verified_at = 0.0
         self._verify_mutex = threading.Lock()
+        self._reported = False  # a LockLost was raised: the logs need not say it again
 
     @property
     def info(self) -> LockInfo | None:
@@ -185,7 +186,7 @@ class ApplyLock:
             raise LockfileWriteError(
                 self.lockfile_path, exc, doing="take the apply lock of the lockfile"
             ) from None
-        self._info, self.lost = info, False
+        self._info, self.lost, self._reported = info, False, False
         self._verified_at = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -223,7 +224,7 @@ class ApplyLock:
                 if seen.info is not None and seen.info.id == info.id:
                     self._verified_at = now
                     return
-            self.lost = True
+            self.lost = self._reported = True
             raise LockLost(self._lost_message(info, seen, gap), holder=_holder(seen))
 
     def _renew(self, info: LockInfo) -> _Seen:
@@ -268,7 +269,9 @@ class ApplyLock:
                     os.unlink(self.path)
                 else:
                     now_held = seen.info.describe() if seen.info else "nobody"
-                    logger.warning(
+                    # once LockLost told the user, this would only say it again
+                    log = logger.debug if self._reported else logger.warning
+                    log(
                         "%s: lock %s was taken over or cleared while held (now: %s); left it alone",
                         self.lockfile_path,
                         info.id,
@@ -324,9 +327,10 @@ class ApplyLock:
                 with _guard(self.lockfile_path, 1.0):
                     seen = _observe(self.path)
                     if seen.info is None or seen.info.id != info.id:
-                        self.lost = True
                         now_held = seen.info.describe() if seen.info else "nobody"
-                        logger.error(
+                        log = logger.debug if self._reported else logger.error
+                        self.lost = True
+                        log(
                             "%s: lost the apply lock %s (now held by %s)",
                             self.lockfile_path,
                             info.id,
