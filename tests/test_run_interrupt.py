@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -39,9 +40,13 @@ def _read_until(proc: subprocess.Popen[str], needle: str, timeout: float) -> str
     raise AssertionError(f"{needle!r} not seen in time; stderr so far:\n{seen}")
 
 
+@pytest.mark.parametrize(
+    ("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"]
+)
 def test_ctrl_c_interrupts_the_session_and_exits_130(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals, code: int
 ) -> None:
+    """Ctrl-C (and SIGTERM, handled the same way, exit 143)."""
     monkeypatch.chdir(tmp_path)
     shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
     db = tmp_path / "provider.db"
@@ -58,8 +63,12 @@ def test_ctrl_c_interrupts_the_session_and_exits_130(
             before = _read_until(proc, "Session sesn_", timeout=60)
             session_id = before.split("Session ", 1)[1].split()[0]
             time.sleep(0.5)  # the message is on its way; the turn is not over
-            out, err = interrupt(proc)
-        assert proc.returncode == 130, (out, err)
+            if sig == signal.SIGINT:
+                out, err = interrupt(proc)
+            else:
+                proc.send_signal(sig)
+                out, err = proc.communicate(timeout=60)
+        assert proc.returncode == code, (out, err)
         assert "--session" in before + err
         assert "Traceback" not in err
 
