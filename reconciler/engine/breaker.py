@@ -2,7 +2,7 @@
 
 One job: count actions that ended because the provider could not be reached, and say when
 enough of them came in a row to stop sending. The client owns the retries of transport
-failures (``provider/retry.py``: a few attempts with backoff, about 8 s); an action that still
+failures (``provider/retry.py``: 5 attempts with backoff over 6-8 s); an action that still
 ends with ``ProviderConnectionError`` means the provider did not answer at all for that long.
 The executor does not retry such an action again (that multiplied every wait by five); after
 ``threshold`` of them in a row, with no action in between that got any answer (even an error
