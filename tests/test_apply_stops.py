@@ -131,6 +131,55 @@ def test_sigterm_in_the_middle_of_an_apply_is_handled_as_ctrl_c(
     assert_converged(lockfile, db, PROJECT, fleet.addresses)
 
 
+def test_sigterm_at_the_confirmation_prompt_declines(tmp_path: Path) -> None:
+    """On a terminal, apply waits for `yes`; SIGTERM there declines at once (as Ctrl-C does)
+    instead of waiting for an answer: nothing changed, no lock left, exit 143."""
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    _, env, lockfile, db = _fleet(tmp_path, agents=2, environments=1, credentials=0, deployments=0)
+    with provider(db) as (url, tap):
+        master, terminal = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciler.cli", "--project", PROJECT, "--provider-url", url]
+            + ["apply"],
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,  # input() writes its prompt there
+            cwd=tmp_path,
+            env={**env, "TERM": "dumb"},  # no spinner
+        )
+        os.close(terminal)
+        try:
+            shown = b""
+            deadline = time.monotonic() + 60
+            while b"Enter a value" not in shown:
+                assert time.monotonic() < deadline and proc.poll() is None, shown
+                if select.select([master], [], [], 0.1)[0]:
+                    shown += os.read(master, 65536)
+            # waiting for the answer: blocked in read(). (A signal that lands between the
+            # prompt's write and that read() is only seen once the read returns; nothing in
+            # Python can close that window of microseconds.)
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 143
+            while select.select([master], [], [], 0.1)[0]:
+                try:
+                    shown += os.read(master, 65536)
+                except OSError:  # the other end closed
+                    break
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.close(master)
+        assert b"Apply cancelled; nothing was changed." in shown, shown
+        assert tap.count("POST", ".") == 0
+        assert not lock_path(lockfile).exists()
+
+
 # --- a frozen apply whose lock is taken over ------------------------------------------------------
 
 

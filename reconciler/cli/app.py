@@ -41,6 +41,7 @@ class Signals:
         self.terminated = False
         self._task: asyncio.Task[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._blocked = False
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -54,6 +55,17 @@ class Signals:
             signal.signal(signal.SIGTERM, previous)
             self._task = self._loop = None
 
+    @contextmanager
+    def interrupting(self) -> Iterator[None]:
+        """While a blocking call runs in the loop (a prompt): SIGTERM interrupts it at once,
+        raising ``Terminated`` there, as Ctrl-C raises ``KeyboardInterrupt`` (a cancel
+        would wait for the prompt's answer)."""
+        self._blocked = True
+        try:
+            yield
+        finally:
+            self._blocked = False
+
     def watch(self) -> None:
         """Called by the main task: the task a SIGTERM cancels."""
         self._task, self._loop = asyncio.current_task(), asyncio.get_running_loop()
@@ -61,8 +73,8 @@ class Signals:
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         first, self.terminated = not self.terminated, True
         task, loop = self._task, self._loop
-        if task is None or loop is None or task.done():
-            raise Terminated()  # not inside the event loop: nothing to clean up
+        if task is None or loop is None or task.done() or self._blocked:
+            raise Terminated()  # not inside the event loop, or blocked in a prompt
         if first:
             loop.call_soon_threadsafe(task.cancel)  # also wakes the loop from its select
 

@@ -16,7 +16,7 @@ import click
 from reconciler import operations
 from reconciler.cli import terminal
 from reconciler.cli.app import App, format_option, full_option, pass_app
-from reconciler.cli.failures import fail, interrupt_exit
+from reconciler.cli.failures import EXIT_TERMINATED, fail, interrupt_exit
 from reconciler.engine.executor import ApplyReport, Outcome
 from reconciler.engine.model import CHANGE_TYPES, Action, Plan
 from reconciler.manifest import ManifestSet, load_manifests
@@ -186,7 +186,7 @@ def apply(
             "--auto-approve to apply what the plan shows, or save a reviewed plan with "
             "`reconciler plan --out FILE` and run `reconciler apply FILE`"
         )
-    session = _ApplySession(planfile, _refreshing(app), full=full)
+    session = _ApplySession(planfile, _refreshing(app), app, full=full)
     session.spinner.start()
     try:
         result = app.run(
@@ -215,7 +215,7 @@ def apply(
         session.close()
     if result is None:
         click.echo("Apply cancelled; nothing was changed.")
-        raise click.exceptions.Exit(1)
+        raise click.exceptions.Exit(EXIT_TERMINATED if app.signals.terminated else 1)
     exit_code = _report(result, planfile)
     if result.report.stopped is not None:
         _stopped(app, result)
@@ -226,7 +226,10 @@ def apply(
 class _ApplySession:
     """The terminal side of one apply: spinner, plan display, question, progress bar."""
 
-    def __init__(self, planfile: Path | None, refreshing: str, *, full: bool = False) -> None:
+    def __init__(
+        self, planfile: Path | None, refreshing: str, app: App, *, full: bool = False
+    ) -> None:
+        self.app = app
         self.planfile = planfile
         self.full = full
         self.spinner = terminal.Spinner(refreshing)
@@ -251,7 +254,9 @@ class _ApplySession:
         )
 
     def confirm(self, the_plan: Plan) -> bool:
-        return terminal.confirm_apply()
+        # SIGTERM at the prompt declines, as Ctrl-C does (click turns both into Abort)
+        with self.app.signals.interrupting():
+            return terminal.confirm_apply()
 
     def started(self, action: Action) -> None:
         if self.progress is not None:
