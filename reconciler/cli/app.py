@@ -52,7 +52,8 @@ class Signals:
         try:
             yield
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            # None: a handler installed from C, which Python cannot put back; the default
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
             self._task = self._loop = None
 
     @contextmanager
