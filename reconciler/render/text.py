@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from io import StringIO
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from reconciler.engine.model import CHANGE_TYPES, DriftReport, Plan
 from reconciler.render.outline import (
@@ -28,6 +26,9 @@ from reconciler.render.outline import (
     plan_outline,
 )
 from reconciler.render.values import printable
+
+if TYPE_CHECKING:  # rich loads when text is rendered, not by validate/fmt/schema
+    from rich.text import Text
 
 _STYLE: dict[Tone, str] = {
     "create": "green",
@@ -85,6 +86,9 @@ def should_color(stream: object, environ: Mapping[str, str] | None = None) -> bo
 
 
 def _emit(lines: list[Text], *, color: bool, width: int) -> str:
+    from rich.console import Console
+    from rich.text import Text
+
     buffer = StringIO()
     console = Console(
         file=buffer,
@@ -108,6 +112,8 @@ def _style(tone: Tone | None) -> str:
 
 
 def _headline(block: Block) -> Text:
+    from rich.text import Text
+
     text = Text()
     text.append(f"{block.sign:>3}", style=_style(block.tone))
     text.append(" ")
@@ -127,6 +133,8 @@ def _headline(block: Block) -> Text:
 
 
 def _detail(line: Line) -> Text:
+    from rich.text import Text
+
     text = Text(" " * (DETAIL_INDENT + _NESTED_INDENT * line.depth))
     if line.glued:
         text.append(line.sign + line.text, style=_style(line.tone))
@@ -139,6 +147,8 @@ def _detail(line: Line) -> Text:
 
 
 def _legend(outline: Outline, intro: str) -> list[Text]:
+    from rich.text import Text
+
     lines = [Text(intro)]
     for sign, meaning in outline.legend:
         line = Text()
@@ -149,6 +159,8 @@ def _legend(outline: Outline, intro: str) -> list[Text]:
 
 
 def _blocks(outline: Outline) -> list[Text]:
+    from rich.text import Text
+
     lines: list[Text] = []
     for block in outline.blocks:
         lines.append(Text(""))
@@ -159,6 +171,8 @@ def _blocks(outline: Outline) -> list[Text]:
 
 def _attention(outline: Outline) -> list[Text]:
     """Conflicts and twins: what no apply fixes by itself (shown before everything else)."""
+    from rich.text import Text
+
     lines: list[Text] = []
     for heading, items in ((CONFLICTS_HEADING, outline.conflicts), (TWINS_HEADING, outline.twins)):
         if not items:
@@ -175,6 +189,8 @@ SHORTENED_HINT = "Long values are shortened (…); --full shows them whole."
 
 
 def _closing(outline: Outline) -> list[Text]:
+    from rich.text import Text
+
     lines: list[Text] = []
     if outline.shortened:
         lines += [Text(""), Text(f"  {SHORTENED_HINT}", "dim")]
@@ -217,6 +233,8 @@ def plan_text(plan: Plan, *, color: bool = False, width: int = 100, full: bool =
 
     Values longer than a line can hold and very long diffs are shortened unless ``full``.
     """
+    from rich.text import Text
+
     outline = plan_outline(plan, width=width, full=full)
     if outline.empty_message is not None:
         return _emit([Text(outline.empty_message), *_closing(outline)], color=color, width=width)
@@ -233,6 +251,8 @@ def drift_text(
     report: DriftReport, *, color: bool = False, width: int = 100, full: bool = False
 ) -> str:
     """The drift report as terminal text; ends with the ``Drift: ...`` line and a newline."""
+    from rich.text import Text
+
     outline = drift_outline(report, width=width, full=full)
     if outline.empty_message is not None:
         return _emit([Text(outline.empty_message)], color=color, width=width)
