@@ -54,6 +54,7 @@ from reconciler.provider.wire import (
     collection_kind,
     default_headers,
     describe_target,
+    documented_rate_limits,
     encode_query,
     rate_bucket,
 )
@@ -246,7 +247,9 @@ class ProviderClient:
         backoff_base: first retry backoff in seconds (doubles per retry).
         backoff_max: backoff cap in seconds.
         rate_limiter: paces the requests: ``RateLimits`` (the default) learns one rate per
-            rate-limit bucket of the provider; one ``AdaptiveRateLimiter`` paces them all.
+            rate-limit bucket of the provider, starting below the limits the provider
+            documents (``wire.documented_rate_limits``); one ``AdaptiveRateLimiter`` paces
+            them all.
         max_connections: requests in flight at once (and the keep-alive pool size).
 
     Example:
@@ -270,7 +273,9 @@ class ProviderClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.policy = RetryPolicy(max_retries, backoff_base, backoff_max)
-        self.rate_limiter = rate_limiter if rate_limiter is not None else RateLimits()
+        if rate_limiter is None:  # below the documented limits from the first request
+            rate_limiter = RateLimits(documented=documented_rate_limits(self.base_url))
+        self.rate_limiter = rate_limiter
         self._stats = RequestStats()
         self._slots = asyncio.Semaphore(max_connections)
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
