@@ -22,6 +22,7 @@ LEVELS = {
     "state": 4,
     "provider": 5,
     "errors": 6,
+    "lean": 6,
     "__init__": 6,
 }
 ENGINE_FORBIDDEN = {

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -51,7 +52,7 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per node of every manifest: slots halve its size
 class Position:
     """Where one node sits in its file: 1-based line and column of its key and its value."""
 
@@ -258,7 +259,20 @@ def _position(key: Node | None, value: Node) -> Position:
     if key is None:
         return Position(vline, vcol, vline, vcol)
     kline, kcol = _mark_pos(key.start_mark)
+    if kline == vline:
+        vline = kline  # one int object for both: lines past 256 are not cached by Python
     return Position(kline, kcol, vline, vcol)
+
+
+#: Data paths seen so far, each kept once: ``("spec", "model")`` is the same in every
+#: document, and 10,000 manifests would otherwise hold 10,000 copies of it.
+_PATHS: dict[DataPath, DataPath] = {}
+
+
+def _shared_path(path: DataPath) -> DataPath:
+    if len(_PATHS) > 200_000:  # bounded: free-form keys (metadata) can be many
+        _PATHS.clear()
+    return _PATHS.setdefault(path, path)
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
@@ -332,8 +346,9 @@ class _Builder:
                 self._issue(node, f"unsupported YAML tag {node.tag} on a list; remove it", path)
             items = []
             for index, item in enumerate(node.value):
-                self.positions[path + (index,)] = _position(None, item)
-                items.append(self.build(item, path + (index,), depth + 1))
+                here = _shared_path(path + (index,))
+                self.positions[here] = _position(None, item)
+                items.append(self.build(item, here, depth + 1))
             return items
         if isinstance(node, MappingNode):
             return self._build_mapping(node, path, depth)
@@ -351,7 +366,7 @@ class _Builder:
                     key_node, "mapping keys must be plain strings, not lists or mappings", path
                 )
                 continue
-            key = key_node.value
+            key = sys.intern(key_node.value)  # the same few keys in every document
             if key in first_seen:
                 line, col = _mark_pos(first_seen[key].start_mark)
                 self._issue(
@@ -362,8 +377,9 @@ class _Builder:
                 )
                 continue
             first_seen[key] = key_node
-            self.positions[path + (key,)] = _position(key_node, value_node)
-            result[key] = self.build(value_node, path + (key,), depth + 1)
+            here = _shared_path(path + (key,))
+            self.positions[here] = _position(key_node, value_node)
+            result[key] = self.build(value_node, here, depth + 1)
         return result
 
 

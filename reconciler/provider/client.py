@@ -235,6 +235,10 @@ def _response_payload(response: httpx.Response) -> Any:
         return response.text
 
 
+#: What a response's ``stream`` becomes once its body was read and the stream closed.
+_READ = httpx.ByteStream(b"")
+
+
 class ProviderClient:
     """Async client of the Managed Agents API (or the local provider).
 
@@ -440,6 +444,12 @@ class ProviderClient:
                             await response.aread()
                         finally:
                             await response.aclose()
+                            # The response and its stream refer to each other: a cycle that
+                            # only the garbage collector frees, body and all (a page of 100
+                            # agents is ~100 KB; plan pauses the collector). Read and
+                            # closed, the stream is done with: drop it, so the response
+                            # is freed as soon as the caller lets it go.
+                            response.stream = _READ
                 except httpx.TransportError as exc:
                     failure = exc
                 except httpx.HTTPError as exc:  # e.g. an undecodable body: not worth a retry
