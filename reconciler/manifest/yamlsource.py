@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -89,7 +90,7 @@ class SourceDocument:
     """One YAML document of a file: plain data and the position of every node in it."""
 
     data: Any
-    positions: dict[DataPath, Position]
+    positions: Mapping[DataPath, Position]
     start: Position
     issues: list[SourceIssue] = field(default_factory=list)
 
@@ -259,9 +260,50 @@ def _position(key: Node | None, value: Node) -> Position:
     if key is None:
         return Position(vline, vcol, vline, vcol)
     kline, kcol = _mark_pos(key.start_mark)
-    if kline == vline:
-        vline = kline  # one int object for both: lines past 256 are not cached by Python
     return Position(kline, kcol, vline, vcol)
+
+
+_BITS = 20
+_MASK = (1 << _BITS) - 1
+
+
+def _packed(key: Node | None, value: Node) -> int | Position:
+    """``_position`` as one int (a third of a ``Position`` object and its ints), when the
+    columns and the key-to-value line gap fit in 20 bits each (all but absurd files)."""
+    vline, vcol = _mark_pos(value.start_mark)
+    kline, kcol = (vline, vcol) if key is None else _mark_pos(key.start_mark)
+    gap = vline - kline
+    if kcol > _MASK or vcol > _MASK or not 0 <= gap <= _MASK:
+        return Position(kline, kcol, vline, vcol)
+    return (((kline << _BITS | kcol) << _BITS | gap) << _BITS) | vcol
+
+
+class Positions(Mapping[DataPath, Position]):
+    """The position of every node of one document, stored packed (a 10,000-document
+    project has ~100,000 of them), read back as ``Position``."""
+
+    __slots__ = ("_packed",)
+
+    def __init__(self, packed: dict[DataPath, int | Position]) -> None:
+        self._packed = packed
+
+    def __getitem__(self, path: DataPath) -> Position:
+        value = self._packed[path]
+        if isinstance(value, Position):
+            return value
+        vcol, value = value & _MASK, value >> _BITS
+        gap, value = value & _MASK, value >> _BITS
+        kcol, kline = value & _MASK, value >> _BITS
+        return Position(kline, kcol, kline + gap, vcol)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._packed
+
+    def __iter__(self) -> Iterator[DataPath]:
+        return iter(self._packed)
+
+    def __len__(self) -> int:
+        return len(self._packed)
 
 
 #: Data paths seen so far, each kept once: ``("spec", "model")`` is the same in every
@@ -324,7 +366,7 @@ class _Builder:
     """Walks one composed node tree into plain data, recording positions and issues."""
 
     def __init__(self) -> None:
-        self.positions: dict[DataPath, Position] = {}
+        self.positions: dict[DataPath, int | Position] = {}
         self.issues: list[SourceIssue] = []
 
     def _issue(self, node: Node, message: str, path: DataPath) -> None:
@@ -347,7 +389,7 @@ class _Builder:
             items = []
             for index, item in enumerate(node.value):
                 here = _shared_path(path + (index,))
-                self.positions[here] = _position(None, item)
+                self.positions[here] = _packed(None, item)
                 items.append(self.build(item, here, depth + 1))
             return items
         if isinstance(node, MappingNode):
@@ -378,7 +420,7 @@ class _Builder:
                 continue
             first_seen[key] = key_node
             here = _shared_path(path + (key,))
-            self.positions[here] = _position(key_node, value_node)
+            self.positions[here] = _packed(key_node, value_node)
             result[key] = self.build(value_node, here, depth + 1)
         return result
 
@@ -496,5 +538,6 @@ def _parse_with(text: str, loader: Any) -> tuple[list[SourceDocument], list[Sour
         builder = _Builder()
         data = builder.build(node, (), 0)
         start = _position(None, node)
-        documents.append(SourceDocument(data, builder.positions, start, builder.issues))
+        positions = Positions(builder.positions)
+        documents.append(SourceDocument(data, positions, start, builder.issues))
     return documents, issues
