@@ -49,8 +49,10 @@ def peak_rss(tree: Path, work: Path, *args: str, url: str | None = None) -> int:
     env.update(PYTHONPATH=str(tree), NO_COLOR="1", RECONCILER_PROJECT=PROJECT)
     if url is not None:
         env["RECONCILER_PROVIDER_URL"] = url
+    # the console script's entry where the tree has it (reconciler.launch), else the CLI's
+    entry = "reconciler.launch" if (tree / "reconciler/launch.py").exists() else "reconciler.cli"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reconciler.cli", *args],
+        [sys.executable, "-m", entry, *args],
         cwd=work,
         env=env,
         stdout=subprocess.DEVNULL,

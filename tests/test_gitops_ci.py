@@ -186,7 +186,7 @@ def pip_requirements() -> list[str]:
 def test_the_distribution_has_a_name_of_its_own() -> None:
     # `reconciler` on the package index is an unrelated project (versions 0.1.0-0.2.2)
     assert PYPROJECT["name"] == "managed-agents-reconciler"
-    assert PYPROJECT["scripts"] == {"reconciler": "reconciler.cli:main"}
+    assert PYPROJECT["scripts"] == {"reconciler": "reconciler.launch:run"}
     assert PYPROJECT["version"] == reconciler.__version__
     assert cli("--version").stdout.strip().endswith(reconciler.__version__)
 

@@ -2,15 +2,16 @@
 
 ``validate``, ``fmt``, ``schema`` and ``--version`` run in pre-commit hooks and on every CI
 push, so their start-up is paid often. Each runs here as a user runs it - a new process,
-``python -m reconciler.cli ...`` - under ``-X importtime``, which lists every module the
-process imported; none of the heavy packages may be among them. No timing is asserted (the
-numbers are in ``bench/RESULTS.md``); only which modules load.
+the equivalent of ``python -m reconciler.cli ...`` - which lists at exit every module it
+loaded; none of the heavy packages may be among them. No timing is asserted (the numbers are
+in ``bench/RESULTS.md``); only which modules load.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -36,14 +37,23 @@ HEAVY = frozenset(
         "anthropic",
     }
 )
-_IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(?P<module>[\w.]+)$", re.MULTILINE)
+#: ``python -m ENTRY ARGS`` (ENTRY in argv[2]) that prints, at exit on stderr, every module
+#: the process loaded (a failed optional import leaves None in sys.modules: not loaded).
+_RUN_AND_LIST = """
+import atexit, json, runpy, sys
+atexit.register(
+    lambda: print("MODULES " + json.dumps([n for n, m in sys.modules.items() if m]), file=sys.stderr)
+)
+entry, sys.argv = sys.argv[2], ["reconciler", *sys.argv[3:]]
+runpy.run_module(entry, run_name="__main__", alter_sys=True)
+"""
 
 
-def imported_modules(args: list[str], cwd: Path) -> set[str]:
-    """Top-level packages imported by ``python -m reconciler.cli ARGS`` (it must exit 0)."""
+def imported_modules(args: list[str], cwd: Path, entry: str = "reconciler.cli") -> set[str]:
+    """Top-level packages loaded by ``python -m ENTRY ARGS`` (it must exit 0)."""
     env = clean_env(PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "reconciler.cli", *args],
+        [sys.executable, "-c", _RUN_AND_LIST, "--", entry, *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -52,7 +62,8 @@ def imported_modules(args: list[str], cwd: Path) -> set[str]:
         check=False,
     )
     assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
-    return {m["module"].split(".")[0] for m in _IMPORTED.finditer(result.stderr)}
+    listing = result.stderr.rsplit("MODULES ", 1)[1]
+    return {name.split(".")[0] for name in json.loads(listing)}
 
 
 @pytest.fixture(scope="module")
@@ -77,5 +88,20 @@ def test_offline_commands_import_no_http_server_or_diff_library(
 
 def test_a_command_that_connects_does_load_the_http_stack(workdir: Path) -> None:
     """The check above can fail: ``plan`` (embedded provider) loads what it needs."""
-    modules = imported_modules(["--provider-db", str(workdir / "provider.db"), "plan"], workdir)
-    assert {"httpx", "fastapi"} <= modules
+    args = ["--provider-db", str(workdir / "provider.db"), "plan"]
+    assert {"httpx", "fastapi"} <= imported_modules(args, workdir)
+
+
+@pytest.mark.tcp
+def test_the_console_script_skips_what_it_never_uses(workdir: Path, tcp_provider: str) -> None:
+    """The console script's entry (``reconciler.launch``, pyproject.toml) does not import
+    trio (httpcore's other event loop) or httpx's own command line (pygments) over HTTP,
+    where ``python -m reconciler.cli`` does (when they are installed)."""
+    args = ["--provider-url", tcp_provider, "plan"]
+    plain = imported_modules(args, workdir)
+    assert {"httpx", "httpcore"} <= plain
+    modules = imported_modules(args, workdir, entry="reconciler.launch")
+    assert {"httpx", "httpcore"} <= modules
+    assert not modules & {"trio", "pygments"}, sorted(modules & {"trio", "pygments"})
+    if importlib.util.find_spec("trio") is not None:
+        assert "trio" in plain  # what the entry spares, where trio is installed
