@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,14 +44,15 @@ LATENCY_MS = 20
 PARALLELISM = 10
 
 
-def peak_rss(tree: Path, work: Path, *args: str, url: str | None = None) -> int:
-    """Peak RSS (KiB) of one ``reconciler ARGS`` process run from ``tree`` in ``work``."""
+def run(tree: Path, work: Path, *args: str, url: str | None = None) -> tuple[float, Any]:
+    """Run one ``reconciler ARGS`` process from ``tree`` in ``work``: (wall s, its rusage)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
     env.update(PYTHONPATH=str(tree), NO_COLOR="1", RECONCILER_PROJECT=PROJECT)
     if url is not None:
         env["RECONCILER_PROVIDER_URL"] = url
     # the console script's entry where the tree has it (reconciler.launch), else the CLI's
     entry = "reconciler.launch" if (tree / "reconciler/launch.py").exists() else "reconciler.cli"
+    t0 = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", entry, *args],
         cwd=work,
@@ -61,27 +63,32 @@ def peak_rss(tree: Path, work: Path, *args: str, url: str | None = None) -> int:
     assert proc.stderr is not None
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     proc.stderr.close()
     if proc.returncode not in (0, 2):
         raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}: {err[-2000:]!r}")
-    return int(usage.ru_maxrss)
+    return seconds, usage
+
+
+def peak_rss(tree: Path, work: Path, *args: str, url: str | None = None) -> int:
+    """Peak RSS (KiB) of one ``reconciler ARGS`` process."""
+    return int(run(tree, work, *args, url=url)[1].ru_maxrss)
 
 
 def timed(tree: Path, work: Path, *args: str, url: str | None = None) -> float:
-    t0 = time.perf_counter()
-    peak_rss(tree, work, *args, url=url)
-    return time.perf_counter() - t0
+    return run(tree, work, *args, url=url)[0]
 
 
 # -- 1. whole-process apply ----------------------------------------------------------------------
 
 
-def apply_once(tree: Path, workload: Workload, tmp: Path) -> float:
+def apply_once(tree: Path, workload: Workload, tmp: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the reconciler process) of one whole apply."""
     work = Path(tempfile.mkdtemp(prefix="apply-", dir=tmp))
     write_manifests(workload, work / "manifests")
     with ChildProcess(work / "provider.db", latency_ms=LATENCY_MS) as provider:
-        seconds = timed(
+        seconds, usage = run(
             tree,
             work,
             "apply",
@@ -95,20 +102,23 @@ def apply_once(tree: Path, workload: Workload, tmp: Path) -> float:
     if posts != workload.resources:
         raise RuntimeError(f"expected {workload.resources} creates, the provider saw {posts}")
     shutil.rmtree(work)
-    return seconds
+    return seconds, usage.ru_utime + usage.ru_stime
 
 
 def bench_apply(trees: dict[str, Path], agents: int, repeat: int, tmp: Path) -> None:
     workload = Workload.of_size(agents)
     ideal = workload.resources * LATENCY_MS / 1000 / PARALLELISM
     times: dict[str, list[float]] = {name: [] for name in trees}
+    cpus: dict[str, list[float]] = {name: [] for name in trees}
     for i in range(repeat):
         for name, tree in trees.items():
-            seconds = apply_once(tree, workload, tmp)
+            seconds, cpu = apply_once(tree, workload, tmp)
             times[name].append(seconds)
+            cpus[name].append(cpu)
             print(
                 f"  apply {workload.label()} [{name}] run {i + 1}: {seconds:.2f} s "
-                f"= {seconds / ideal:.2f}x ideal, load {os.getloadavg()[0]:.1f}",
+                f"= {seconds / ideal:.2f}x ideal, client CPU {cpu:.2f} s, "
+                f"load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
     print(f"apply of {workload.label()}, {LATENCY_MS} ms, --parallelism {PARALLELISM}:")
@@ -117,7 +127,8 @@ def bench_apply(trees: dict[str, Path], agents: int, repeat: int, tmp: Path) -> 
         best, median = min(values), statistics.median(values)
         print(
             f"  {name}: best {best:.2f} s ({best / ideal:.2f}x), median {median:.2f} s "
-            f"({median / ideal:.2f}x), runs: {', '.join(f'{v:.2f}' for v in values)}"
+            f"({median / ideal:.2f}x), runs: {', '.join(f'{v:.2f}' for v in values)}; "
+            f"client CPU median {statistics.median(cpus[name]):.2f} s"
         )
 
 

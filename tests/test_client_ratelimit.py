@@ -370,3 +370,14 @@ async def test_a_starting_rate_grows_only_while_it_holds_senders_back() -> None:
         await asyncio.sleep(0.05)
     assert idle.rate == 40
     assert AdaptiveRateLimiter(rate=40).rate == 40  # no growth unless asked
+
+
+async def test_growth_slows_down_past_the_documented_limit() -> None:
+    free = AdaptiveRateLimiter(rate=100, grow_per_s=2.0)
+    careful = AdaptiveRateLimiter(rate=100, grow_per_s=2.0, known_limit=100)
+    for limiter in (free, careful):
+        for _ in range(40):
+            await limiter.acquire()
+            limiter.on_success()
+    assert free.rate is not None and careful.rate is not None
+    assert 100 < careful.rate < free.rate
