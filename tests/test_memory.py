@@ -105,3 +105,17 @@ def test_a_client_of_an_http_url_loads_no_ca_bundle() -> None:
     assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
     assert plain.cert_store_stats()["x509_ca"] == 0
     assert _ssl_context_for("https://api.anthropic.com").cert_store_stats()["x509_ca"] > 0
+
+
+async def test_request_urls_are_parsed_once_and_merged_as_httpx_would(tmp_path: Path) -> None:
+    from reconciler.provider import ProviderClient
+
+    async with ProviderClient("https://proxy.example/anthropic/") as client:
+        url = client._url("/v1/agents")
+        assert url is client._url("/v1/agents")  # an apply sends every create here
+        assert url == client._http._merge_url("/v1/agents")
+        item = client._url("/v1/agents/agent_01%2Fx")
+        assert item == client._http._merge_url("/v1/agents/agent_01%2Fx")
+    async with embedded_client(tmp_path / "p.db") as local:
+        await local.agents.create({"name": "a", "model": "claude-sonnet-4-6"})
+        assert [a["name"] for a in await local.agents.list().to_list()] == ["a"]

@@ -290,6 +290,7 @@ class ProviderClient:
             rate_limiter = RateLimits(documented=documented_rate_limits(self.base_url))
         self.rate_limiter = rate_limiter
         self._stats = RequestStats()
+        self._urls: dict[str, httpx.URL] = {}
         self._slots = asyncio.Semaphore(max_connections)
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         # The semaphore bounds ordinary requests; long-lived streams get their own
@@ -317,6 +318,16 @@ class ProviderClient:
 
     def __repr__(self) -> str:
         return f"ProviderClient({self.base_url!r})"
+
+    def _url(self, path: str) -> httpx.URL:
+        """The absolute URL of ``path``, parsed once: httpx would parse and merge it again
+        for every request (~80 us; an apply sends every create to the same path)."""
+        url = self._urls.get(path)
+        if url is None:
+            if len(self._urls) >= 256:  # item paths are one per resource: keep it small
+                self._urls.clear()
+            url = self._urls[path] = httpx.URL(self.base_url + path)
+        return url
 
     @property
     def stats(self) -> RequestStats:
@@ -444,7 +455,7 @@ class ProviderClient:
                 sent_at = await limiter.acquire()
                 self._stats.record(method, retry=retries > 0)
                 request = self._http.build_request(
-                    method, path, json=json, params=query, headers=headers
+                    method, self._url(path), json=json, params=query, headers=headers
                 )
                 try:
                     response = await self._http.send(request, stream=True)
