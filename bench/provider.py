@@ -77,10 +77,16 @@ class RequestCounter:
         await self.app(scope, receive, counted)
 
 
-def build_app(db: Path, latency_ms: int = 0, rate_limit: float | None = None) -> RequestCounter:
-    from reconciler.provider.local import FaultConfig, create_app
+def build_app(
+    db: Path,
+    latency_ms: int = 0,
+    rate_limit: float | None = None,
+    documented_limits: bool = False,
+) -> RequestCounter:
+    from reconciler.provider.local import DOCUMENTED_LIMITS, FaultConfig, create_app
 
-    faults = FaultConfig(latency_ms=latency_ms, rate_limit=rate_limit)
+    buckets = DOCUMENTED_LIMITS if documented_limits else {}
+    faults = FaultConfig(latency_ms=latency_ms, rate_limit=rate_limit, bucket_limits=buckets)
     return RequestCounter(create_app(db, faults if faults.active else None))
 
 
@@ -118,11 +124,19 @@ class ChildProcess:
 
     where = "http"
 
-    def __init__(self, db: Path, latency_ms: int = 0, rate_limit: float | None = None) -> None:
+    def __init__(
+        self,
+        db: Path,
+        latency_ms: int = 0,
+        rate_limit: float | None = None,
+        documented_limits: bool = False,
+    ) -> None:
         args = [sys.executable, str(Path(__file__).resolve()), "--db", str(db)]
         args += ["--latency-ms", str(latency_ms)]
         if rate_limit is not None:
             args += ["--rate-limit", str(rate_limit)]
+        if documented_limits:
+            args += ["--documented-limits"]
         self._args = args
         self._proc: subprocess.Popen[str] | None = None
         self.url = ""
@@ -171,10 +185,11 @@ def _serve() -> None:
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--latency-ms", type=int, default=0)
     parser.add_argument("--rate-limit", type=float, default=None)
+    parser.add_argument("--documented-limits", action="store_true")
     args = parser.parse_args()
     from reconciler.provider.local import BackgroundServer
 
-    app = build_app(args.db, args.latency_ms, args.rate_limit)
+    app = build_app(args.db, args.latency_ms, args.rate_limit, args.documented_limits)
     with BackgroundServer(app) as server:
         print(server.url, flush=True)
         sys.stdin.read()  # until the parent closes our stdin

@@ -6,4 +6,4 @@ This package root only names the version; the layers live in the subpackages
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

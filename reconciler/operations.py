@@ -22,7 +22,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.engine.desired import desired_resources, is_owned, not_ours
 from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
@@ -35,7 +35,6 @@ from reconciler.engine.refresh import Observed, refresh
 from reconciler.errors import LockfileError, ManifestError, ManifestIssue, PlanError
 from reconciler.manifest import ManifestSet, load_manifests, resolve_secret
 from reconciler.manifest.files import MAX_PLAN_BYTES, FileRefused, read_limited
-from reconciler.provider import ProviderClient, RequestStats, open_client
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
     ApplyLock,
@@ -47,6 +46,9 @@ from reconciler.state import (
     read_project_lockfile,
     spec_digest,
 )
+
+if TYPE_CHECKING:  # the HTTP stack loads when a command connects (tests/test_startup.py)
+    from reconciler.provider import ProviderClient, RequestStats
 
 DEFAULT_DB = Path(".reconciler/provider.db")
 PLAN_FILE_KIND = "reconciler-plan"
@@ -83,6 +85,8 @@ class PlanResult:
 @asynccontextmanager
 async def connect(settings: Settings) -> AsyncIterator[ProviderClient]:
     """The provider client of ``settings``: HTTP when a URL is set, else the embedded one."""
+    from reconciler.provider import open_client
+
     async with open_client(
         settings.provider_url,
         settings.api_key,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.provider import AdaptiveRateLimiter, ProviderClient, embedded_client
+from reconciler.provider import AdaptiveRateLimiter, ProviderClient, RateLimits, embedded_client
 from reconciler.provider.local import FaultConfig
 
 pytestmark = pytest.mark.anyio
@@ -300,3 +300,84 @@ def test_bucket_limit_flag_is_checked(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["provider", "serve", "--bucket-limit", "environments"])
     assert result.exit_code == 1  # bad input, as every usage error of the CLI
     assert "BUCKET=RPS" in result.output
+
+
+# --- documented limits: start below them, learn upward ----------------------------------------
+
+
+def test_the_anthropic_api_is_paced_below_its_documented_limits_from_the_first_request() -> None:
+    from reconciler.provider.local import DOCUMENTED_LIMITS
+    from reconciler.provider.ratelimit import DOCUMENTED_START
+    from reconciler.provider.wire import DOCUMENTED_RATE_LIMITS
+
+    assert dict(DOCUMENTED_RATE_LIMITS) == DOCUMENTED_LIMITS  # client and emulator agree
+    api = ProviderClient("https://api.anthropic.com", "k").rate_limiter
+    assert isinstance(api, RateLimits)
+    for bucket, limit in DOCUMENTED_RATE_LIMITS.items():
+        rate = api.for_request(bucket).rate
+        assert rate is not None and rate < limit
+        assert rate == pytest.approx(DOCUMENTED_START * limit)
+    assert api.for_request("deployments").rate is None  # not documented: learnt from a 429
+    local = ProviderClient("http://127.0.0.1:8787").rate_limiter
+    assert isinstance(local, RateLimits) and local.for_request("agents create").rate is None
+
+
+async def _burst(rate_limiter: RateLimits | None, db: Path) -> int:
+    """10 agent and 2 environment creates, 10 in flight, against the documented limits;
+    the number of 429 answers."""
+    from reconciler.provider.local import DOCUMENTED_LIMITS
+
+    faults = FaultConfig(bucket_limits=DOCUMENTED_LIMITS)
+    options = {} if rate_limiter is None else {"rate_limiter": rate_limiter}
+    async with embedded_client(db, faults=faults, backoff_base=0.01, **options) as c:
+        slots = asyncio.Semaphore(10)
+
+        async def create(kind: str, i: int) -> None:
+            async with slots:
+                if kind == "env":
+                    await c.environments.create({"name": f"env-{i}", "config": {"type": "cloud"}})
+                else:
+                    await c.agents.create({"name": f"agent-{i}", "model": "m"})
+
+        await asyncio.gather(
+            *(create("agent", i) for i in range(10)), *(create("env", i) for i in range(2))
+        )
+        return c.stats.rate_limited
+
+
+async def test_starting_below_the_documented_limits_spares_the_first_burst(
+    tmp_path: Path,
+) -> None:
+    from reconciler.provider.wire import DOCUMENTED_RATE_LIMITS
+
+    # unpaced, the first burst overruns the provider's one second of burst (5 agent creates)
+    assert await _burst(None, tmp_path / "plain.db") >= 1
+    documented = RateLimits(documented=DOCUMENTED_RATE_LIMITS)
+    assert await _burst(documented, tmp_path / "documented.db") == 0
+
+
+async def test_a_starting_rate_grows_only_while_it_holds_senders_back() -> None:
+    busy = AdaptiveRateLimiter(rate=40, grow_per_s=1.0)
+    for _ in range(30):  # back to back: every sender after the first waits for a token
+        await busy.acquire()
+        busy.on_success()
+    assert busy.rate is not None and busy.rate > 40
+
+    idle = AdaptiveRateLimiter(rate=40, grow_per_s=1.0)
+    for _ in range(5):  # far below the rate: nobody waits, nothing to learn
+        await idle.acquire()
+        idle.on_success()
+        await asyncio.sleep(0.05)
+    assert idle.rate == 40
+    assert AdaptiveRateLimiter(rate=40).rate == 40  # no growth unless asked
+
+
+async def test_growth_slows_down_past_the_documented_limit() -> None:
+    free = AdaptiveRateLimiter(rate=100, grow_per_s=2.0)
+    careful = AdaptiveRateLimiter(rate=100, grow_per_s=2.0, known_limit=100)
+    for limiter in (free, careful):
+        for _ in range(40):
+            await limiter.acquire()
+            limiter.on_success()
+    assert free.rate is not None and careful.rate is not None
+    assert 100 < careful.rate < free.rate

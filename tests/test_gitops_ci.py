@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 import yaml
 from test_gitops_support import REPO, cli, make_workdir
 
+import reconciler
 from reconciler.cli import main
 from reconciler.cli.gitops import github_annotations
 from reconciler.errors import ManifestError, ManifestIssue
@@ -114,7 +116,7 @@ def test_the_workflow_is_yaml_with_the_three_gitops_jobs() -> None:
     assert {"pull_request", "push", "schedule"} <= set(triggers)
     assert triggers["push"]["branches"] == ["main"]
     assert triggers["schedule"][0]["cron"]
-    assert set(data["jobs"]) == {"plan", "apply", "drift"}
+    assert {"plan", "apply", "drift"} <= set(data["jobs"])
     for job in data["jobs"].values():
         assert job["runs-on"] and job["steps"]
 
@@ -144,6 +146,105 @@ def test_the_workflow_does_what_the_issue_asks() -> None:
     assert jobs["apply"]["concurrency"]["cancel-in-progress"] is False
     assert "reconciler drift" in scripts["drift"]
     assert 'exit "$code"' in scripts["drift"]  # exit 2 (drift) fails the job
+
+
+# --- what the workflow installs, and who gets the API key -------------------------------------
+
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+#: The only form the example may install: this project, from a release tag of its repository.
+PINNED = re.compile(
+    r"^managed-agents-reconciler @ git\+https://github\.com/OWNER/REPO@v(?P<version>[0-9.]+)$"
+)
+#: Commands that talk to the provider, and so need the API key (and the manifests' secrets).
+NEEDS_KEY = {("plan",), ("apply",), ("drift",)}
+
+
+def _steps() -> list[tuple[str, dict[str, Any]]]:
+    return [(name, step) for name, job in workflow()["jobs"].items() for step in job["steps"]]
+
+
+def _expand(word: str, env: dict[str, str]) -> str:
+    return re.sub(
+        r"\$\{\{\s*env\.(\w+)\s*\}\}|\$\{(\w+)\}|\$(\w+)",
+        lambda m: env[next(g for g in m.groups() if g)],
+        word,
+    )
+
+
+def pip_requirements() -> list[str]:
+    """Every requirement a ``pip install`` of the workflow installs, variables expanded."""
+    env = {k: str(v) for k, v in workflow().get("env", {}).items()}
+    found = []
+    for _, step in _steps():
+        for words in simple_commands(step.get("run", "")):
+            if words[:2] == ["pip", "install"] or words[:4] == ["python", "-m", "pip", "install"]:
+                start = words.index("install") + 1
+                found += [_expand(w, env) for w in words[start:] if not w.startswith("-")]
+    return found
+
+
+def test_the_distribution_has_a_name_of_its_own() -> None:
+    # `reconciler` on the package index is an unrelated project (versions 0.1.0-0.2.2)
+    assert PYPROJECT["name"] == "managed-agents-reconciler"
+    assert PYPROJECT["scripts"] == {"reconciler": "reconciler.launch:run"}
+    assert PYPROJECT["version"] == reconciler.__version__
+    assert cli("--version").stdout.strip().endswith(reconciler.__version__)
+
+
+def test_the_workflow_installs_this_project_pinned_and_nothing_by_bare_name() -> None:
+    requirements = pip_requirements()
+    assert len(requirements) == len([s for _, s in _steps() if "Install" in s.get("name", "")])
+    assert requirements
+    for requirement in requirements:
+        match = PINNED.match(requirement)
+        assert match, f"the example installs {requirement!r}, not this project pinned to a tag"
+        assert match["version"] == PYPROJECT["version"]
+    text = WORKFLOW.read_text()
+    assert not re.search(r"pip install[^\n]*(?<![-\w])reconciler(?![-\w])", text)
+
+
+def test_the_release_tag_is_the_same_everywhere() -> None:
+    tag = "v" + PYPROJECT["version"]
+    assert f"rev: {tag}" in (REPO / "docs/ci.md").read_text()
+    assert f"rev: {tag}" in HOOKS.read_text()
+    assert f"@{tag}" in (REPO / "docs/ci.md").read_text()
+    assert f"@{tag}" in (REPO / "README.md").read_text()
+
+
+def test_the_api_key_goes_only_to_the_steps_that_talk_to_the_provider() -> None:
+    data = workflow()
+    assert "secrets." not in yaml.safe_dump(data.get("env", {}))
+    for job in data["jobs"].values():
+        assert "secrets." not in yaml.safe_dump(job.get("env", {}))
+    given = 0
+    for job, step in _steps():
+        commands = {tuple(parse_command_line(c)) for c in reconciler_calls(step.get("run", ""))}
+        has_key = "ANTHROPIC_API_KEY" in step.get("env", {})
+        assert has_key == bool(commands & NEEDS_KEY), (job, step.get("name"))
+        if has_key:
+            given += 1
+            assert step["env"]["ANTHROPIC_API_KEY"] == "${{ secrets.ANTHROPIC_API_KEY }}"
+        else:
+            assert "secrets." not in yaml.safe_dump(step), (job, step.get("name"))
+    assert given >= 5
+
+
+def test_pruning_is_a_separate_reviewed_path() -> None:
+    jobs = workflow()["jobs"]
+    runs = {
+        name: [c for s in job["steps"] for c in reconciler_calls(s.get("run", ""))]
+        for name, job in jobs.items()
+    }
+    pruning = {name for name, calls in runs.items() if "--prune" in str(calls)}
+    assert pruning == {"prune-plan"}  # never the automatic apply on main
+    assert ["plan", "--prune", "--format", "markdown", "--out", "plan.json"] in runs["prune-plan"]
+    assert "inputs.prune" in jobs["prune-plan"]["if"]
+    apply = jobs["prune-apply"]
+    assert apply["needs"] == "prune-plan"
+    assert apply["environment"] == "reconciler-prune"  # required reviewers approve first
+    assert ["apply", "plan.json"] in runs["prune-apply"]
+    assert apply["concurrency"]["group"] == jobs["apply"]["concurrency"]["group"]
+    assert "!inputs.prune" in jobs["drift"]["if"]
 
 
 def test_the_pre_commit_hooks_run_commands_that_exist() -> None:

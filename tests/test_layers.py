@@ -10,8 +10,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent / "reconciler"
 
 #: lower number = higher layer; a module may import only its own package or higher numbers
+#: (launch: the console script's process entry, above the command line it starts)
 LEVELS = {
     "cli": 1,
+    "launch": 0,
     "render": 2,
     "operations": 2,
     "gitops": 2,
@@ -22,6 +24,7 @@ LEVELS = {
     "state": 4,
     "provider": 5,
     "errors": 6,
+    "lean": 6,
     "__init__": 6,
 }
 ENGINE_FORBIDDEN = {

@@ -213,6 +213,45 @@ def test_the_providers_documented_limits(zygote: Zygote, tmp_path: Path) -> None
 
 
 @pytest.mark.slow
+async def test_under_the_documented_limits_few_requests_meet_a_429(tmp_path: Path) -> None:
+    """The client as it talks to the Anthropic API (documented limits known) against a
+    provider enforcing them: it starts below them, so at most 3% of requests are answered
+    429 (a count, not a timing: the provider's one second of burst absorbs jitter)."""
+    import os
+
+    from reconciler.operations import Settings, apply
+    from reconciler.provider import RateLimits
+    from reconciler.provider.local import DOCUMENTED_LIMITS, FaultConfig
+    from reconciler.provider.wire import DOCUMENTED_RATE_LIMITS
+
+    work = tmp_path / "work"
+    size = {"agents": 30, "environments": 4, "credentials": 3, "deployments": 4}
+    old = dict(os.environ)
+    try:
+        with provider(_db(work), FaultConfig(bucket_limits=DOCUMENTED_LIMITS)) as (url, tap):
+            for tag in ("", " Updated."):  # creates, then an update of every agent
+                fleet = write_fleet(work / "manifests", **size, tag=tag)
+                os.environ.update(fleet.env)
+                settings = Settings(
+                    manifests=work / "manifests",
+                    lockfile=work / "state/reconciler.lock",
+                    project=PROJECT,
+                    provider_url=url,
+                    client_options={"rate_limiter": RateLimits(documented=DOCUMENTED_RATE_LIMITS)},
+                )
+                result = await apply(settings)
+                assert result is not None and not result.report.failures
+        statuses = [s for _, path, s in tap.answers if path.startswith("/v1/")]
+        assert len(statuses) > 80
+        limited = statuses.count(429)
+        assert limited <= 0.03 * len(statuses), (limited, len(statuses))
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    assert_converged(work / "state/reconciler.lock", _db(work), PROJECT, fleet.addresses)
+
+
+@pytest.mark.slow
 def test_everything_at_once(zygote: Zygote, tmp_path: Path) -> None:
     from reconciler.provider.local import FaultConfig
 

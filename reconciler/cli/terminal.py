@@ -15,19 +15,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from reconciler.render import DONE, should_color
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # rich loads when something is drawn, not by validate/fmt/schema
+    from rich.console import Console
+    from rich.progress import Progress
+
     from reconciler.engine.executor import Outcome
     from reconciler.engine.model import Action
 
@@ -76,6 +70,8 @@ def stdout_width() -> int:
 
 
 def stderr_console() -> Console:
+    from rich.console import Console
+
     return Console(
         file=sys.stderr,
         no_color=not should_color(sys.stderr),
@@ -129,6 +125,15 @@ class ApplyProgress:
         if not self.enabled:
             return None
         if self._progress is None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             self._progress = Progress(
                 SpinnerColumn(),
                 TextColumn("{task.description}"),

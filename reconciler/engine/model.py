@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from reconciler.lean import LeanModel
 
 Kind = Literal["agent", "environment", "vault", "credential", "deployment"]
 
@@ -42,7 +44,7 @@ ADDRESS_KEY = "reconciler-address"
 RESERVED_METADATA_KEYS: frozenset[str] = frozenset({OWNER_KEY, PROJECT_KEY, ADDRESS_KEY})
 
 
-class Frozen(BaseModel):
+class Frozen(LeanModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

@@ -6,16 +6,18 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from reconciler.engine.refresh import Observed, refresh
 from reconciler.manifest import Document, load_manifests
-from reconciler.provider import ProviderClient, open_client
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
     ApplyLock,
     Lockfile,
 )
+
+if TYPE_CHECKING:  # httpx loads when a command connects, not for fmt (tests/test_startup.py)
+    from reconciler.provider import ProviderClient
 
 JSON = dict[str, Any]
 
@@ -60,6 +62,8 @@ class Workspace(Protocol):
 
 @asynccontextmanager
 async def _connect(ws: Workspace) -> AsyncIterator[ProviderClient]:
+    from reconciler.provider import open_client
+
     async with open_client(
         ws.provider_url, ws.api_key, db_path=ws.db_path, **dict(ws.client_options)
     ) as client:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from reconciler.engine.drift import (
     agents_to_annotate,
@@ -14,12 +15,14 @@ from reconciler.engine.model import (
 )
 from reconciler.gitops.common import Workspace, _connect, _documents, _observe
 from reconciler.manifest import Document
-from reconciler.provider import ProviderClient
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
     Lockfile,
     read_project_lockfile,
 )
+
+if TYPE_CHECKING:
+    from reconciler.provider import ProviderClient
 
 
 async def drift(

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -46,13 +47,15 @@ from reconciler.gitops.common import (
 from reconciler.gitops.fmt import dump_documents
 from reconciler.manifest import Document
 from reconciler.manifest.yamlsource import parse_documents
-from reconciler.provider import ProviderClient
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
     Lockfile,
     StateStore,
     utc_timestamp,
 )
+
+if TYPE_CHECKING:
+    from reconciler.provider import ProviderClient
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from difflib import get_close_matches
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Discriminator,
@@ -21,6 +20,8 @@ from pydantic import (
     Tag,
     model_validator,
 )
+
+from reconciler.lean import LeanModel
 
 from .agent import AgentSpec
 from .deployment import DeploymentSpec
@@ -109,7 +110,7 @@ def ignore_changes_problems(kind: str, paths: Iterable[object]) -> list[tuple[in
     return problems
 
 
-class Document(BaseModel):
+class Document(LeanModel):
     """One manifest document: the desired state of one resource.
 
     Example::

@@ -14,6 +14,8 @@ from typing import Annotated, Any, NoReturn
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
 from pydantic_core import PydanticCustomError
 
+from reconciler.lean import LeanModel
+
 #: Ownership keys the reconciler writes on every resource it creates (DESIGN "Ownership").
 RESERVED_METADATA_KEYS = ("managed-by", "reconciler-project", "reconciler-address")
 #: The provider allows 16 metadata pairs; the reserved keys take three of them.
@@ -37,7 +39,7 @@ def fail(message: str, *at: str | int, point: str = "value") -> NoReturn:
     raise PydanticCustomError("manifest", message, {"at": tuple(at), "point": point})
 
 
-class SpecModel(BaseModel):
+class SpecModel(LeanModel):
     """Base of every manifest model: strict types, unknown keys rejected, immutable."""
 
     model_config = ConfigDict(

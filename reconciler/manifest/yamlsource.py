@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 import re
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -51,7 +53,7 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per node of every manifest: slots halve its size
 class Position:
     """Where one node sits in its file: 1-based line and column of its key and its value."""
 
@@ -88,7 +90,7 @@ class SourceDocument:
     """One YAML document of a file: plain data and the position of every node in it."""
 
     data: Any
-    positions: dict[DataPath, Position]
+    positions: Mapping[DataPath, Position]
     start: Position
     issues: list[SourceIssue] = field(default_factory=list)
 
@@ -261,6 +263,60 @@ def _position(key: Node | None, value: Node) -> Position:
     return Position(kline, kcol, vline, vcol)
 
 
+_BITS = 20
+_MASK = (1 << _BITS) - 1
+
+
+def _packed(key: Node | None, value: Node) -> int | Position:
+    """``_position`` as one int (a third of a ``Position`` object and its ints), when the
+    columns and the key-to-value line gap fit in 20 bits each (all but absurd files)."""
+    vline, vcol = _mark_pos(value.start_mark)
+    kline, kcol = (vline, vcol) if key is None else _mark_pos(key.start_mark)
+    gap = vline - kline
+    if kcol > _MASK or vcol > _MASK or not 0 <= gap <= _MASK:
+        return Position(kline, kcol, vline, vcol)
+    return (((kline << _BITS | kcol) << _BITS | gap) << _BITS) | vcol
+
+
+class Positions(Mapping[DataPath, Position]):
+    """The position of every node of one document, stored packed (a 10,000-document
+    project has ~100,000 of them), read back as ``Position``."""
+
+    __slots__ = ("_packed",)
+
+    def __init__(self, packed: dict[DataPath, int | Position]) -> None:
+        self._packed = packed
+
+    def __getitem__(self, path: DataPath) -> Position:
+        value = self._packed[path]
+        if isinstance(value, Position):
+            return value
+        vcol, value = value & _MASK, value >> _BITS
+        gap, value = value & _MASK, value >> _BITS
+        kcol, kline = value & _MASK, value >> _BITS
+        return Position(kline, kcol, kline + gap, vcol)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._packed
+
+    def __iter__(self) -> Iterator[DataPath]:
+        return iter(self._packed)
+
+    def __len__(self) -> int:
+        return len(self._packed)
+
+
+#: Data paths seen so far, each kept once: ``("spec", "model")`` is the same in every
+#: document, and 10,000 manifests would otherwise hold 10,000 copies of it.
+_PATHS: dict[DataPath, DataPath] = {}
+
+
+def _shared_path(path: DataPath) -> DataPath:
+    if len(_PATHS) > 200_000:  # bounded: free-form keys (metadata) can be many
+        _PATHS.clear()
+    return _PATHS.setdefault(path, path)
+
+
 def _line_col(text: str, offset: int) -> tuple[int, int]:
     offset = max(0, min(offset, len(text)))
     line = text.count("\n", 0, offset) + 1
@@ -310,7 +366,7 @@ class _Builder:
     """Walks one composed node tree into plain data, recording positions and issues."""
 
     def __init__(self) -> None:
-        self.positions: dict[DataPath, Position] = {}
+        self.positions: dict[DataPath, int | Position] = {}
         self.issues: list[SourceIssue] = []
 
     def _issue(self, node: Node, message: str, path: DataPath) -> None:
@@ -332,8 +388,9 @@ class _Builder:
                 self._issue(node, f"unsupported YAML tag {node.tag} on a list; remove it", path)
             items = []
             for index, item in enumerate(node.value):
-                self.positions[path + (index,)] = _position(None, item)
-                items.append(self.build(item, path + (index,), depth + 1))
+                here = _shared_path(path + (index,))
+                self.positions[here] = _packed(None, item)
+                items.append(self.build(item, here, depth + 1))
             return items
         if isinstance(node, MappingNode):
             return self._build_mapping(node, path, depth)
@@ -351,7 +408,7 @@ class _Builder:
                     key_node, "mapping keys must be plain strings, not lists or mappings", path
                 )
                 continue
-            key = key_node.value
+            key = sys.intern(key_node.value)  # the same few keys in every document
             if key in first_seen:
                 line, col = _mark_pos(first_seen[key].start_mark)
                 self._issue(
@@ -362,8 +419,9 @@ class _Builder:
                 )
                 continue
             first_seen[key] = key_node
-            self.positions[path + (key,)] = _position(key_node, value_node)
-            result[key] = self.build(value_node, path + (key,), depth + 1)
+            here = _shared_path(path + (key,))
+            self.positions[here] = _packed(key_node, value_node)
+            result[key] = self.build(value_node, here, depth + 1)
         return result
 
 
@@ -480,5 +538,6 @@ def _parse_with(text: str, loader: Any) -> tuple[list[SourceDocument], list[Sour
         builder = _Builder()
         data = builder.build(node, (), 0)
         start = _position(None, node)
-        documents.append(SourceDocument(data, builder.positions, start, builder.issues))
+        positions = Positions(builder.positions)
+        documents.append(SourceDocument(data, positions, start, builder.issues))
     return documents, issues

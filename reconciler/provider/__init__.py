@@ -3,16 +3,48 @@
 ``ProviderClient`` speaks HTTP (auth headers, retries, rate limiting, pagination, typed
 errors); ``embedded_client`` runs the local provider (``reconciler.provider.local``) in-process
 behind the same client. Nothing in this package imports a layer above it.
+
+The names below are loaded on first use (PEP 562): importing ``reconciler.provider`` or one
+of its light submodules (``adapter``) does not import httpx, so commands that never talk to a
+provider (``validate``, ``fmt``, ``schema``, ``--version``) start without the HTTP stack
+(``tests/test_startup.py``).
 """
 
 from __future__ import annotations
 
-from reconciler.provider.adapter import ClientBackedProvider
-from reconciler.provider.client import ProviderClient, RequestStats
-from reconciler.provider.embedded import embedded_client, open_client
-from reconciler.provider.pager import Pager
-from reconciler.provider.ratelimit import AdaptiveRateLimiter, RateLimits
-from reconciler.provider.transport import StreamingASGITransport
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reconciler.provider.adapter import ClientBackedProvider
+    from reconciler.provider.client import ProviderClient, RequestStats
+    from reconciler.provider.embedded import embedded_client, open_client
+    from reconciler.provider.pager import Pager
+    from reconciler.provider.ratelimit import AdaptiveRateLimiter, RateLimits
+    from reconciler.provider.transport import StreamingASGITransport
+
+#: public name -> the submodule that defines it
+_HOMES = {
+    "AdaptiveRateLimiter": "ratelimit",
+    "ClientBackedProvider": "adapter",
+    "Pager": "pager",
+    "ProviderClient": "client",
+    "RateLimits": "ratelimit",
+    "RequestStats": "client",
+    "StreamingASGITransport": "transport",
+    "embedded_client": "embedded",
+    "open_client": "embedded",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
 
 __all__ = [
     "AdaptiveRateLimiter",

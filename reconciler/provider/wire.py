@@ -10,17 +10,19 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from reconciler import __version__
 
 __all__ = [
     "API_VERSION",
     "BETA",
+    "DOCUMENTED_RATE_LIMITS",
     "USER_AGENT",
     "collection_kind",
     "default_headers",
     "describe_target",
+    "documented_rate_limits",
     "encode_query",
     "item_path",
 ]
@@ -30,6 +32,39 @@ BETA = "managed-agents-2026-04-01"
 USER_AGENT = f"reconciler/{__version__}"
 
 QueryParams = list[tuple[str, str]]
+
+#: The Anthropic API's published limits per organisation (provider-wire.md, section 13), in
+#: requests per second per ``rate_bucket``: agent, session and vault creates 300 a minute,
+#: their other calls 600; environments 60 (every call); deployments are not stated.
+DOCUMENTED_RATE_LIMITS: Mapping[str, float] = {
+    "agents create": 5.0,
+    "sessions create": 5.0,
+    "vaults create": 5.0,
+    "agents": 10.0,
+    "sessions": 10.0,
+    "vaults": 10.0,
+    "environments create": 1.0,
+    "environments": 1.0,
+}
+#: Hosts that publish ``DOCUMENTED_RATE_LIMITS``.
+_DOCUMENTED_HOSTS = ("api.anthropic.com",)
+
+
+def documented_rate_limits(base_url: str) -> Mapping[str, float]:
+    """The rate limits the provider at ``base_url`` documents, per bucket; empty if none.
+
+    Only the Anthropic API publishes limits; another URL (the local provider, a proxy) gets
+    none, and its client learns the limit from its first 429 instead of starting slow.
+
+    Example:
+        >>> documented_rate_limits("https://api.anthropic.com")["agents create"]
+        5.0
+        >>> documented_rate_limits("http://127.0.0.1:8787")
+        {}
+    """
+    host = (urlsplit(base_url).hostname or "").lower()
+    return DOCUMENTED_RATE_LIMITS if host in _DOCUMENTED_HOSTS else {}
+
 
 _RANGE_SUFFIX = re.compile(r"^(?P<field>.+)_(?P<op>gt|gte|lt|lte)$")
 _RANGE_FIELDS = frozenset({"created_at", "updated_at", "processed_at"})

@@ -13,9 +13,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator
 
 from reconciler.errors import LockfileError
+from reconciler.lean import LeanModel
 from reconciler.state.digest import new_salt
 
 #: The lockfile format this reconciler reads and writes. A file with a higher number was
@@ -51,7 +52,7 @@ def check_address(address: str) -> str:
     return address
 
 
-class _Frozen(BaseModel):
+class _Frozen(LeanModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

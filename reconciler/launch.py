@@ -1,0 +1,49 @@
+"""``run()``: the ``reconciler`` command's process entry (console script and ``python -m``).
+
+It owns the whole process, so it may trim what a library must not: before the command line is
+imported it stops two optional imports nothing in the command uses, ~0.1 s of CPU per run
+(``bench/RESULTS.md``, start-up):
+
+* ``trio``: httpcore imports it whenever it is installed, to support trio event loops; the
+  reconciler runs on asyncio only.
+* ``httpx._main``: httpx imports its own command line (pygments and more) on import.
+
+and it keeps the cyclic garbage collector off while the command's modules are imported (they
+allocate tens of thousands of objects that all stay alive). ``reconciler.cli.main``, as used
+by tests through click's runner, is unchanged.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import types
+
+
+def _trim_imports() -> None:
+    sys.modules.setdefault("trio", None)  # type: ignore[arg-type]  # "import trio" then fails
+    if "httpx" not in sys.modules:
+        stub = types.ModuleType("httpx._main")
+
+        def main(*_args: object, **_kwargs: object) -> None:
+            raise SystemExit("httpx's command line is not available in reconciler's process")
+
+        stub.main = main  # type: ignore[attr-defined]
+        sys.modules.setdefault("httpx._main", stub)
+
+
+def run() -> None:
+    """Run ``reconciler`` with ``sys.argv``."""
+    _trim_imports()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        from reconciler.cli import main
+    finally:
+        if enabled:
+            gc.enable()
+    main(prog_name="reconciler")
+
+
+if __name__ == "__main__":
+    run()

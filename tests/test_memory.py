@@ -1,0 +1,124 @@
+"""What keeps a big plan's memory and a run's fixed cost down (bench/RESULTS.md, session 3):
+each measure is checked for what it must not change, and for doing what it claims."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reconciler.engine.model import FieldChange
+from reconciler.manifest.agent import AgentSpec
+from reconciler.provider import embedded_client
+from reconciler.provider.adapter import ClientBackedProvider
+
+pytestmark = pytest.mark.anyio
+
+
+def test_frozen_models_share_their_fields_set_without_changing_what_was_set() -> None:
+    one = AgentSpec.model_validate({"model": "claude-sonnet-4-6"})
+    two = AgentSpec.model_validate({"model": "claude-opus-4-6"})
+    other = AgentSpec.model_validate({"model": "claude-opus-4-6", "system": "hi"})
+    assert one.model_fields_set is two.model_fields_set == {"model"}
+    assert other.model_fields_set == {"model", "system"}
+    # what "exclude_unset" (the desired request body) sees is each instance's own
+    assert set(one.model_dump(exclude_unset=True)) == {"model"}
+    assert set(other.model_dump(exclude_unset=True)) == {"model", "system"}
+    change = FieldChange(path="system", op="change", old="a", new="b")
+    copy = change.model_copy(update={"new": "c"})
+    assert copy.model_fields_set is not change.model_fields_set  # a copy gets its own set
+    assert FieldChange(path="system", op="change", old="a", new="b").model_fields_set == (
+        change.model_fields_set
+    )
+
+
+async def test_listed_objects_share_equal_short_strings(tmp_path: Path) -> None:
+    async with embedded_client(tmp_path / "p.db") as client:
+        for i in range(3):
+            await client.agents.create(
+                {"name": f"agent-{i}", "model": "claude-sonnet-4-6", "metadata": {"team": "x"}}
+            )
+        first, second, third = await ClientBackedProvider(client).list_all("agent")
+    assert first["model"]["id"] is second["model"]["id"] is third["model"]["id"]
+    assert first["metadata"]["team"] is third["metadata"]["team"] == "x"
+    assert first["id"] != second["id"]  # values are untouched, only shared
+
+
+async def test_a_read_response_is_freed_without_the_garbage_collector(tmp_path: Path) -> None:
+    """A response and its stream referred to each other: every list page stayed alive until
+    the collector ran, and plan pauses it."""
+    async with embedded_client(tmp_path / "p.db") as client:
+        await client.agents.create({"name": "a", "model": "claude-sonnet-4-6"})
+        gc.collect()
+        before = {id(o) for o in gc.get_objects() if isinstance(o, httpx.Response)}
+        gc.disable()
+        try:
+            for _ in range(5):
+                await client.agents.list(include_archived=True).to_list()
+            alive = [
+                o for o in gc.get_objects() if isinstance(o, httpx.Response) and id(o) not in before
+            ]
+        finally:
+            gc.enable()
+    assert alive == []  # (responses of other tests in this process do not count)
+
+
+def test_uncoloured_text_is_what_rich_would_print() -> None:
+    """The plan's text skips rich's console when nothing is coloured (~0.3 s for the plan
+    of an apply of 1,000 agents): the same characters, every time."""
+    from rich.text import Text
+
+    from reconciler.render.text import _emit, _rich_emit
+
+    samples = [
+        "  + agent.reviewer  create",
+        '      ~ system: "a … b"   ',
+        '      + name: "名前" 😀 ü',
+        "",
+        "x" * 300,  # longer than the width: never wrapped
+        "  [bold]not markup[/bold] :smile: http://x.y 1.5 True",
+        "a\tb",  # rich expands tabs: the fast path leaves such text to rich
+    ]
+
+    def lines() -> list[Text]:
+        made = [Text(s, style="bold" if i % 2 else "") for i, s in enumerate(samples)]
+        for line in made:
+            line.rstrip()
+        return made
+
+    for width in (60, 100):
+        assert _emit(lines(), color=False, width=width) == _rich_emit(
+            lines(), color=False, width=width
+        )
+        assert _emit(lines()[:-1], color=False, width=width) == _rich_emit(
+            lines()[:-1], color=False, width=width
+        )
+
+
+def test_a_client_of_an_http_url_loads_no_ca_bundle() -> None:
+    """Loading the CA bundle is 30-80 ms of every start; an http:// provider needs none,
+    and its context still refuses any TLS peer (it verifies, with no CA to trust)."""
+    import ssl
+
+    from reconciler.provider.client import _ssl_context_for
+
+    plain = _ssl_context_for("http://127.0.0.1:8787")
+    assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
+    assert plain.cert_store_stats()["x509_ca"] == 0
+    assert _ssl_context_for("https://api.anthropic.com").cert_store_stats()["x509_ca"] > 0
+
+
+async def test_request_urls_are_parsed_once_and_merged_as_httpx_would(tmp_path: Path) -> None:
+    from reconciler.provider import ProviderClient
+
+    async with ProviderClient("https://proxy.example/anthropic/") as client:
+        url = client._url("/v1/agents")
+        assert url is client._url("/v1/agents")  # an apply sends every create here
+        assert url == client._http._merge_url("/v1/agents")
+        item = client._url("/v1/agents/agent_01%2Fx")
+        assert item == client._http._merge_url("/v1/agents/agent_01%2Fx")
+    async with embedded_client(tmp_path / "p.db") as local:
+        await local.agents.create({"name": "a", "model": "claude-sonnet-4-6"})
+        assert [a["name"] for a in await local.agents.list().to_list()] == ["a"]

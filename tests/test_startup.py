@@ -1,0 +1,107 @@
+"""Start-up: commands that never talk to a provider import no HTTP stack, server or diff library.
+
+``validate``, ``fmt``, ``schema`` and ``--version`` run in pre-commit hooks and on every CI
+push, so their start-up is paid often. Each runs here as a user runs it - a new process,
+the equivalent of ``python -m reconciler.cli ...`` - which lists at exit every module it
+loaded; none of the heavy packages may be among them. No timing is asserted (the numbers are
+in ``bench/RESULTS.md``); only which modules load.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_reliability_support import clean_env
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: Top-level packages that only commands talking to a provider (or serving one) may load.
+HEAVY = frozenset(
+    {
+        "httpx",
+        "httpcore",
+        "h11",
+        "anyio",
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "deepdiff",
+        "rich",
+        "anthropic",
+    }
+)
+#: ``python -m ENTRY ARGS`` (ENTRY in argv[2]) that prints, at exit on stderr, every module
+#: the process loaded (a failed optional import leaves None in sys.modules: not loaded).
+_RUN_AND_LIST = """
+import atexit, json, runpy, sys
+atexit.register(
+    lambda: print("MODULES " + json.dumps([n for n, m in sys.modules.items() if m]), file=sys.stderr)
+)
+entry, sys.argv = sys.argv[2], ["reconciler", *sys.argv[3:]]
+runpy.run_module(entry, run_name="__main__", alter_sys=True)
+"""
+
+
+def imported_modules(args: list[str], cwd: Path, entry: str = "reconciler.cli") -> set[str]:
+    """Top-level packages loaded by ``python -m ENTRY ARGS`` (it must exit 0)."""
+    env = clean_env(PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run(
+        [sys.executable, "-c", _RUN_AND_LIST, "--", entry, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
+    listing = result.stderr.rsplit("MODULES ", 1)[1]
+    return {name.split(".")[0] for name in json.loads(listing)}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("startup")
+    shutil.copytree(REPO / "manifests", work / "manifests")
+    return work
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["validate"], ["fmt", "--check"], ["schema"], ["--version"]],
+    ids=["validate", "fmt", "schema", "version"],
+)
+def test_offline_commands_import_no_http_server_or_diff_library(
+    args: list[str], workdir: Path
+) -> None:
+    modules = imported_modules(args, workdir)
+    assert "reconciler" in modules and "click" in modules  # the listing is read right
+    assert not modules & HEAVY, f"reconciler {' '.join(args)} imported {sorted(modules & HEAVY)}"
+
+
+def test_a_command_that_connects_does_load_the_http_stack(workdir: Path) -> None:
+    """The check above can fail: ``plan`` (embedded provider) loads what it needs."""
+    args = ["--provider-db", str(workdir / "provider.db"), "plan"]
+    assert {"httpx", "fastapi"} <= imported_modules(args, workdir)
+
+
+@pytest.mark.tcp
+def test_the_console_script_skips_what_it_never_uses(workdir: Path, tcp_provider: str) -> None:
+    """The console script's entry (``reconciler.launch``, pyproject.toml) does not import
+    trio (httpcore's other event loop) or httpx's own command line (pygments) over HTTP,
+    where ``python -m reconciler.cli`` does (when they are installed)."""
+    args = ["--provider-url", tcp_provider, "plan"]
+    plain = imported_modules(args, workdir)
+    assert {"httpx", "httpcore"} <= plain
+    modules = imported_modules(args, workdir, entry="reconciler.launch")
+    assert {"httpx", "httpcore"} <= modules
+    assert not modules & {"trio", "pygments"}, sorted(modules & {"trio", "pygments"})
+    if importlib.util.find_spec("trio") is not None:
+        assert "trio" in plain  # what the entry spares, where trio is installed
