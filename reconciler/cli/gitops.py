@@ -102,6 +102,8 @@ def drift(ctx: click.Context, app: App, fmt_: str, full: bool, ignore_unmanaged:
     """
     with terminal.status("Refreshing..."):
         report = app.run(gitops.drift(app.settings, ignore_unmanaged=ignore_unmanaged))
+    for warning in report.warnings:
+        click.echo(f"Warning: {warning}.", err=True)
     color = terminal.stdout_color() if fmt_ == "text" else False
     click.echo(
         render_drift(report, fmt_, color=color, width=terminal.stdout_width(), full=full),  # type: ignore[arg-type]

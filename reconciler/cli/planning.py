@@ -16,7 +16,7 @@ import click
 from reconciler import operations
 from reconciler.cli import terminal
 from reconciler.cli.app import App, format_option, full_option, pass_app
-from reconciler.cli.failures import EXIT_TERMINATED, fail, interrupt_exit
+from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, fail, interrupt_exit
 from reconciler.engine.executor import ApplyReport, Outcome
 from reconciler.engine.model import CHANGE_TYPES, Action, Plan
 from reconciler.manifest import ManifestSet, load_manifests
@@ -182,7 +182,8 @@ def apply(
         )
     if planfile is None and not auto_approve and not terminal.is_interactive():
         fail(
-            "refusing to apply without confirmation: there is no terminal to ask on. Pass "
+            "refusing to apply without confirmation: stdin and stderr are not "
+            "both a terminal, so there is no one to ask. Pass "
             "--auto-approve to apply what the plan shows, or save a reviewed plan with "
             "`reconciler plan --out FILE` and run `reconciler apply FILE`"
         )
@@ -202,6 +203,10 @@ def apply(
                 on_outcome=session.finished,
             )
         )
+    except terminal.PromptInterrupted:  # Ctrl-C at the question: nothing was sent
+        session.close()
+        click.echo("Apply cancelled; nothing was changed.", err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (``Terminated``)
         session.close()
         word, code = interrupt_exit(err)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,8 +49,13 @@ def _isatty(stream: object) -> bool:
 
 
 def is_interactive() -> bool:
-    """Whether a person can answer a prompt: stdin and stdout are terminals."""
-    return _isatty(sys.stdin) and _isatty(sys.stdout)
+    """Whether a person can answer a prompt: stdin and stderr are terminals.
+
+    The question goes to stderr and the answer comes from stdin, so ``apply | tee apply.log``
+    still asks on the terminal (as Terraform does) and the log holds the plan and the result
+    only. ``< /dev/null`` or a CI runner (no terminal on stdin) cannot answer: apply refuses.
+    """
+    return _isatty(sys.stdin) and _isatty(sys.stderr)
 
 
 def shows_progress() -> bool:
@@ -181,16 +187,53 @@ class ApplyProgress:
             self._progress = None
 
 
-def confirm_apply() -> bool:
-    """Terraform's question: only ``yes`` approves; anything else (or Ctrl-D) declines."""
-    click.echo()
-    click.echo("Do you want to perform these actions?")
-    click.echo("  Only 'yes' will be accepted to approve.")
-    click.echo()
+class PromptInterrupted(Exception):
+    """Ctrl-C at a question: the command stops before doing anything (exit 130)."""
+
+
+@contextmanager
+def _ctrl_c_interrupts() -> Iterator[list[bool]]:
+    """Make one Ctrl-C interrupt a blocking read at once, and say whether it did.
+
+    The question is asked from inside the event loop (``operations.apply`` calls back), where
+    asyncio's own SIGINT handler only cancels the main task, which a blocking read never
+    notices: the first Ctrl-C did nothing. The default handler raises in the read instead.
+    """
+    hit: list[bool] = []
+
+    def handler(signum: int, frame: object) -> None:
+        hit.append(True)
+        raise KeyboardInterrupt
+
     try:
-        answer = click.prompt("  Enter a value", default="", show_default=False)
-    except click.Abort:
-        click.echo()
-        return False
-    click.echo()
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave the handler alone
+        yield hit
+        return
+    try:
+        yield hit
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def confirm_apply() -> bool:
+    """Terraform's question, on stderr: only ``yes`` approves; anything else (or Ctrl-D)
+    declines.
+
+    Raises:
+        PromptInterrupted: Ctrl-C while asking.
+    """
+    click.echo(err=True)
+    click.echo("Do you want to perform these actions?", err=True)
+    click.echo("  Only 'yes' will be accepted to approve.", err=True)
+    click.echo(err=True)
+    with _ctrl_c_interrupts() as interrupted:
+        try:
+            answer = click.prompt("  Enter a value", default="", show_default=False, err=True)
+        except (click.Abort, KeyboardInterrupt):
+            click.echo(err=True)
+            if interrupted:
+                raise PromptInterrupted from None
+            return False
+    click.echo(err=True)
     return str(answer).strip() == "yes"

@@ -250,6 +250,7 @@ def _changed_item(
     res: DesiredResource | None,
     changes: tuple[FieldChange, ...],
     versions: Sequence[JSON] | None,
+    healed: bool = False,
 ) -> DriftItem | None:
     kind = entry.kind
     digest_same = res is not None and spec_digest(res) == entry.spec_digest
@@ -278,7 +279,13 @@ def _changed_item(
     # the renderer shows the introducing version beside the address; name a span only
     where = f" in {span}" if span.startswith("versions") else ""
     last = f" (the last apply left version {entry.version})" if kind == "agent" and span else ""
-    if res is None:
+    if healed:
+        message = (
+            "differs from the manifest; the lockfile has no entry for it (found by its "
+            "ownership tags), so whether the live object or the manifest changed cannot be "
+            "told; `reconciler plan` shows what apply would do"
+        )
+    elif res is None:
         message = (
             f"edited outside git{where}{last}; it is no longer in the manifests "
             "(`reconciler apply --prune` archives it)"
@@ -388,6 +395,7 @@ def build_drift(
     *,
     ignore_unmanaged: bool = False,
     versions: Mapping[str, Sequence[JSON]] | None = None,
+    healed: frozenset[str] = frozenset(),
 ) -> DriftReport:
     """How the live system differs from what the lockfile and the manifests say.
 
@@ -433,7 +441,13 @@ def build_drift(
             continue
         history = (versions or {}).get(entry.id) if versions is not None else None
         changed = _changed_item(
-            address, entry, live, desired.get(address), planned.get(address, ()), history
+            address,
+            entry,
+            live,
+            desired.get(address),
+            planned.get(address, ()),
+            history,
+            healed=address in healed,
         )
         if changed is not None:
             items.append(changed)
@@ -447,6 +461,52 @@ def build_drift(
             continue  # twins are ours, not unmanaged: always reported
         items.append(_unmanaged_item(u, vault_names))
     return DriftReport(project=project, items=tuple(sorted(items, key=_sort_key)))
+
+
+def heal_from_tags(
+    documents: Iterable[Any], observed: Observed, lockfile: Any, project: str
+) -> tuple[dict[str, tuple[Kind, JSON]], tuple[str, ...]]:
+    """What a lost lockfile would have said, as far as ownership tags can tell.
+
+    For every manifest address the lockfile has no entry for, the live object this project
+    tagged with that address (the newest one not archived, else the newest archived one), as
+    plan adopts it. Credentials are matched within their vault's healed or recorded id.
+
+    Returns:
+        (address -> (kind, live object)), and the manifest addresses no tagged object was
+        found for: never applied, or deleted behind git's back; without the lockfile, which
+        one cannot be told.
+    """
+    entries = dict(getattr(lockfile, "resources", None) or {})
+    tagged: dict[tuple[str, str], list[JSON]] = {}
+    for kind in KIND_ORDER:
+        for obj in observed.all(kind):
+            address = is_owned(obj, project)
+            if address is not None:
+                tagged.setdefault((kind, address), []).append(obj)
+    found: dict[str, tuple[Kind, JSON]] = {}
+    unseen: list[str] = []
+    resources = desired_resources(documents)
+    for kind in KIND_ORDER:  # vaults before their credentials
+        for res in resources:
+            if res.kind != kind or res.address in entries:
+                continue
+            candidates = tagged.get((kind, res.address), [])
+            if res.parent is not None:
+                parent = entries.get(res.parent)
+                vault_id = parent.id if parent is not None else None
+                if res.parent in found:
+                    vault_id = found[res.parent][1]["id"]
+                candidates = [c for c in candidates if c.get("vault_id") == vault_id]
+            if not candidates:
+                unseen.append(res.address)
+                continue
+            best = max(
+                candidates,
+                key=lambda o: (not o.get("archived_at"), str(o.get("created_at") or "")),
+            )
+            found[res.address] = (kind, best)
+    return found, tuple(sorted(unseen))
 
 
 def agents_to_annotate(report: DriftReport) -> tuple[str, ...]:
@@ -468,6 +528,7 @@ __all__ = [
     "agents_to_annotate",
     "build_drift",
     "find_unmanaged",
+    "heal_from_tags",
     "manifest_differences",
     "unmanaged_message",
 ]

@@ -311,6 +311,8 @@ class DriftReport(Frozen):
     format_version: int = 1
     project: str = "default"
     items: tuple[DriftItem, ...] = ()
+    #: what this report could not see, in sentences (e.g. no lockfile: deletions unknown)
+    warnings: tuple[str, ...] = ()
 
     @property
     def has_drift(self) -> bool:

@@ -87,10 +87,15 @@ def _held(lockfile: Path, operation: str) -> Iterator[ApplyLock]:
         lock.release()
 
 
-def _documents(ws: Workspace) -> tuple[Document, ...]:
-    """The manifest documents; none when the manifests path does not exist yet (a team that
-    is about to import everything has no manifests)."""
-    if not Path(ws.manifests).exists():
+def _documents(ws: Workspace, *, missing_ok: bool = False) -> tuple[Document, ...]:
+    """The manifest documents.
+
+    A manifests path that does not exist is an error (``ManifestError``, exit 1): a typo in
+    ``-f`` must never read as "nothing declared, nothing drifted". Only ``missing_ok``
+    (``import --all-unmanaged``: a team about to import everything has no manifests yet)
+    reads it as none.
+    """
+    if missing_ok and not Path(ws.manifests).exists():
         return ()
     return load_manifests(ws.manifests).documents
 

@@ -1,25 +1,37 @@
-"""``drift``: live state vs the lockfile and the manifests, read-only."""
+"""``drift``: live state vs the lockfile and the manifests, read-only.
+
+A lockfile that is missing (or lacks an address) is healed the way plan heals it: the live
+object this project's ownership tags name stands in for the entry (``heal_from_tags``), so an
+out-of-band change is still found. What the tags cannot tell (an object deleted behind git's
+back leaves nothing to list) is said in the report's ``warnings``, never hidden.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reconciler.engine.desired import desired_resources, spec_digest
 from reconciler.engine.drift import (
     agents_to_annotate,
     build_drift,
+    heal_from_tags,
 )
 from reconciler.engine.model import (
     DriftReport,
 )
+from reconciler.engine.refresh import Observed
 from reconciler.gitops.common import Workspace, _connect, _documents, _observe
 from reconciler.manifest import Document
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
+    LockEntry,
     Lockfile,
     read_project_lockfile,
 )
+from reconciler.state.model import utc_timestamp
 
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
@@ -41,10 +53,68 @@ async def drift(
     """
     documents = _documents(ws)
     lockfile = read_project_lockfile(ws.lockfile, ws.project)
+    missing = None if Path(ws.lockfile).exists() else str(ws.lockfile)
     if client is None:
         async with _connect(ws) as c:
-            return await _drift(c, documents, lockfile, ws.project, ignore_unmanaged)
-    return await _drift(client, documents, lockfile, ws.project, ignore_unmanaged)
+            return await _drift(c, documents, lockfile, ws.project, ignore_unmanaged, missing)
+    return await _drift(client, documents, lockfile, ws.project, ignore_unmanaged, missing)
+
+
+def _healed(
+    documents: Sequence[Document], observed: Observed, lockfile: Lockfile, project: str
+) -> tuple[Lockfile, frozenset[str], tuple[str, ...]]:
+    """``lockfile`` with an entry for each manifest address its ownership tags name live
+    (see ``heal_from_tags``); the healed addresses; the addresses nothing was found for."""
+    found, unseen = heal_from_tags(documents, observed, lockfile, project)
+    if not found:
+        return lockfile, frozenset(), unseen
+    desired = {r.address: r for r in desired_resources(documents)}
+    now = utc_timestamp()
+    healed = lockfile
+    for address, (kind, obj) in found.items():
+        res = desired[address]
+        pins = {res.pin[0]: res.pin[1]} if res.pin is not None and res.pin[1] is not None else {}
+        healed = healed.with_entry(
+            address,
+            LockEntry(
+                kind=kind,
+                id=str(obj["id"]),
+                parent_id=obj.get("vault_id") if kind == "credential" else None,
+                version=obj.get("version") if kind == "agent" else None,
+                pins=pins,
+                spec_digest=spec_digest(res),
+                protect=res.protect,
+                remote_name=res.remote_name,
+                created_at=now,
+                updated_at=now,
+            ),
+        )
+    return healed, frozenset(found), unseen
+
+
+def _warnings(missing: str | None, healed: frozenset[str], unseen: tuple[str, ...]) -> list[str]:
+    if missing is None and not healed:
+        return []
+    head = (
+        f"no lockfile at {missing}: drift compared the manifests with the live objects that "
+        "this project's ownership tags name"
+        if missing is not None
+        else f"the lockfile has no entry for {len(healed)} address"
+        f"{'es' if len(healed) != 1 else ''} found live by their ownership tags"
+    )
+    out = [
+        head + "; whether a difference was made outside git or in the manifests cannot be "
+        "told, and `reconciler apply` records them"
+    ]
+    if missing is not None and unseen:
+        shown = ", ".join(unseen[:5]) + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")
+        out.append(
+            f"{len(unseen)} address{'es' if len(unseen) != 1 else ''} of the manifests "
+            f"{'have' if len(unseen) != 1 else 'has'} no live object ({shown}): never "
+            "applied, or deleted behind git's back; without the lockfile drift cannot tell "
+            "which"
+        )
+    return out
 
 
 async def _drift(
@@ -53,19 +123,25 @@ async def _drift(
     lockfile: Lockfile,
     project: str,
     ignore_unmanaged: bool,
+    missing: str | None = None,
 ) -> DriftReport:
     observed = await _observe(client, lockfile, project)
-    report = build_drift(documents, observed, lockfile, project, ignore_unmanaged=ignore_unmanaged)
-    agent_ids = agents_to_annotate(report)
-    if not agent_ids:
-        return report
-    reader = ClientBackedProvider(client)
-    histories = await asyncio.gather(*(reader.list_versions(a) for a in agent_ids))
-    return build_drift(
-        documents,
-        observed,
-        lockfile,
-        project,
-        ignore_unmanaged=ignore_unmanaged,
-        versions=dict(zip(agent_ids, histories, strict=True)),
+    lockfile, healed, unseen = _healed(documents, observed, lockfile, project)
+    warnings = tuple(_warnings(missing, healed, unseen))
+    report = build_drift(
+        documents, observed, lockfile, project, ignore_unmanaged=ignore_unmanaged, healed=healed
     )
+    agent_ids = agents_to_annotate(report)
+    if agent_ids:
+        reader = ClientBackedProvider(client)
+        histories = await asyncio.gather(*(reader.list_versions(a) for a in agent_ids))
+        report = build_drift(
+            documents,
+            observed,
+            lockfile,
+            project,
+            ignore_unmanaged=ignore_unmanaged,
+            versions=dict(zip(agent_ids, histories, strict=True)),
+            healed=healed,
+        )
+    return report.model_copy(update={"warnings": warnings}) if warnings else report

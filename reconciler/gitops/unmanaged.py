@@ -169,7 +169,7 @@ async def import_unmanaged(
         ManifestError: the current manifests are invalid.
         LockHeld: an apply is running.
     """
-    documents = _documents(ws)
+    documents = _documents(ws, missing_ok=True)
     with _held(ws.lockfile, "import"):
         store = StateStore(ws.lockfile, project=ws.project)
         lockfile = store.load()

@@ -38,6 +38,7 @@ from reconciler.errors import (
     ServerError,
 )
 from reconciler.provider.netio import BEFORE_WRITE
+from reconciler.provider.origin import normalize_base_url
 from reconciler.provider.pager import Pager
 from reconciler.provider.ratelimit import AdaptiveRateLimiter, RateLimits
 from reconciler.provider.resources import (
@@ -286,7 +287,8 @@ class ProviderClient:
         rate_limiter: AdaptiveRateLimiter | RateLimits | None = None,
         max_connections: int = 64,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        # refused here, before any request: httpx would retry a scheme-less URL four times
+        self.base_url = normalize_base_url(base_url)
         self.policy = RetryPolicy(max_retries, backoff_base, backoff_max)
         if rate_limiter is None:  # below the documented limits from the first request
             rate_limiter = RateLimits(documented=documented_rate_limits(self.base_url))

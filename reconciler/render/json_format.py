@@ -167,6 +167,7 @@ def drift_to_json(report: DriftReport) -> dict[str, Any]:
         "has_drift": report.has_drift,
         "summary": {t: counts.get(t, 0) for t in DRIFT_TYPES},
         "items": [drift_item_to_json(i) for i in items],
+        "warnings": list(report.warnings),
     }
     result: dict[str, Any] = _sorted(doc)
     return result

@@ -1,0 +1,93 @@
+"""Provider origins: the normalised base URL a client talks to, and its name in the lockfile.
+
+One job: say *which* provider a run talks to, in one stable string, so a lockfile can tell
+that a run points elsewhere (a typo in ``--provider-url``, a staging lockfile against
+production). Stdlib only; nothing here opens a connection.
+
+    normalize_base_url("https://API.anthropic.com:443/v1/") == "https://api.anthropic.com"
+    local_origin(Path(".reconciler/provider.db"), Path("state")) == "local:../.reconciler/provider.db"
+
+A base URL without a scheme (``127.0.0.1:8787``) is refused at once with a hint, instead of
+four retries of a request httpx cannot send. The API's paths all start with ``/v1/``, so a
+trailing ``/v1`` (as SDK examples write base URLs) is dropped rather than doubled.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from reconciler.errors import ReconcilerError
+
+#: How the embedded local provider's origin starts in a lockfile.
+LOCAL_PREFIX = "local:"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class ProviderURLError(ReconcilerError):
+    """A ``--provider-url`` that cannot be a base URL of the API."""
+
+
+def normalize_base_url(url: str) -> str:
+    """``url`` as the client uses it: scheme and host lower case, default port, user
+    info, query, a trailing slash and a trailing ``/v1`` dropped.
+
+    Raises:
+        ProviderURLError: no ``http://`` or ``https://`` scheme, or no host.
+    """
+    text = url.strip()
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.netloc:
+        hint = f"http://{text}" if "://" not in text else None
+        raise ProviderURLError(
+            f"--provider-url {url!r} is not a URL the client can use: it needs an http:// or "
+            "https:// scheme and a host"
+            + (f" (did you mean {hint}?)" if hint else "")
+        )
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise ProviderURLError(f"--provider-url {url!r} names no host")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ProviderURLError(f"--provider-url {url!r} has an invalid port") from None
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    path = parts.path.rstrip("/")
+    if path.endswith("/v1"):
+        path = path[: -len("/v1")]
+    return urlunsplit((scheme, netloc, path, "", ""))
+
+
+def url_origin(url: str) -> str:
+    """The origin recorded for an HTTP provider: its normalised base URL."""
+    return normalize_base_url(url)
+
+
+def local_origin(db_path: str | os.PathLike[str], lockfile_dir: str | os.PathLike[str]) -> str:
+    """The origin recorded for the embedded provider: ``local:`` and its database's path
+    relative to the lockfile's folder, with ``/`` separators.
+
+    Relative to the lockfile, not absolute: the lockfile is committed, and everyone who
+    clones the repository runs against their own embedded provider at the same place in
+    their checkout, whatever the folder the checkout is in or the one the command runs from.
+    """
+    db = Path(os.path.abspath(db_path))
+    base = Path(os.path.abspath(lockfile_dir))
+    try:
+        rel = os.path.relpath(db, base)
+    except ValueError:  # another drive on Windows: no relative path exists
+        rel = str(db)
+    return LOCAL_PREFIX + Path(rel).as_posix()
+
+
+__all__ = [
+    "LOCAL_PREFIX",
+    "ProviderURLError",
+    "local_origin",
+    "normalize_base_url",
+    "url_origin",
+]

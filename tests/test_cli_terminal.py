@@ -1,0 +1,166 @@
+"""The apply question on a real terminal: a pseudo-terminal, a real process, a real Ctrl-C.
+
+``CliRunner`` has no terminal, so these run ``python -m reconciler.cli`` with stdin and stderr
+on a pty (``pty.openpty``), as a person at a shell would, and stdout on the pty or a pipe
+(``| tee apply.log``). Ctrl-C is the byte ``\\x03`` typed into the pty: the terminal's line
+discipline turns it into SIGINT for the foreground process group, as a keyboard does.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from test_gitops_support import make_workdir
+from test_reliability_support import clean_env
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pty")
+
+#: A guard against a hung child, never an assertion about speed.
+PATIENCE = 60.0
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_workdir(tmp_path, monkeypatch)
+
+
+class Terminal:
+    """A child process whose stdin and stderr (and, unless piped, stdout) are a pty."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], master: int) -> None:
+        self.proc = proc
+        self.master = master
+        self.seen = b""
+
+    def read_until(self, needle: str) -> str:
+        """What the terminal showed, up to ``needle``; fails if the child ends first."""
+        deadline = time.monotonic() + PATIENCE
+        while needle.encode() not in self.seen:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{needle!r} never shown; the terminal shows:\n{self.text}")
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:  # the child closed the pty
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"{needle!r} never shown; the terminal shows:\n{self.text}")
+                self.seen += chunk
+        return self.text
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def wait(self) -> int:
+        """The exit code; the rest of the terminal's output is drained into ``seen``."""
+        deadline = time.monotonic() + PATIENCE
+        while self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the command did not end; the terminal shows:\n{self.text}")
+            self._drain(0.1)
+        self._drain(0)
+        return self.proc.returncode
+
+    def _drain(self, wait: float) -> None:
+        ready, _, _ = select.select([self.master], [], [], wait)
+        if ready:
+            try:
+                self.seen += os.read(self.master, 4096)
+            except OSError:
+                pass
+
+    @property
+    def text(self) -> str:
+        return self.seen.decode(errors="replace").replace("\r\n", "\n")
+
+
+def _controlling_terminal() -> None:  # pragma: no cover - runs in the child
+    # a session of its own, with the pty (already on fd 0) as its controlling terminal, so
+    # that ^C typed into the pty signals the child's process group, as in a shell
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+@contextmanager
+def on_terminal(args: list[str], *, pipe_stdout: bool) -> Iterator[Terminal]:
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler.cli", *args],
+        stdin=slave,
+        stdout=subprocess.PIPE if pipe_stdout else slave,
+        stderr=slave,
+        env=clean_env(TERM="dumb"),
+        start_new_session=True,
+        preexec_fn=_controlling_terminal,
+    )
+    os.close(slave)
+    try:
+        yield Terminal(proc, master)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        os.close(master)
+
+
+def _lockfile_resources(workdir: Path) -> dict[str, object]:
+    path = workdir / "state/reconciler.lock"
+    if not path.exists():
+        return {}
+    data: dict[str, object] = json.loads(path.read_text())["resources"]
+    return data
+
+
+def test_one_ctrl_c_at_the_question_cancels_at_once(workdir: Path) -> None:
+    with on_terminal(["apply"], pipe_stdout=False) as term:
+        term.read_until("Enter a value")
+        term.type("\x03")
+        code = term.wait()
+    assert code == 130, term.text
+    assert "Apply cancelled; nothing was changed" in term.text
+    assert "Traceback" not in term.text
+    assert _lockfile_resources(workdir) == {}
+    assert not (workdir / "state/reconciler.lock.lock").exists()
+
+
+def test_apply_piped_to_tee_asks_on_the_terminal(workdir: Path) -> None:
+    # `reconciler apply | tee apply.log`: stdout is a pipe, stdin and stderr the terminal
+    with on_terminal(["apply"], pipe_stdout=True) as term:
+        shown = term.read_until("Enter a value")
+        term.type("yes\n")
+        code = term.wait()
+        assert term.proc.stdout is not None
+        log = term.proc.stdout.read().decode()
+    assert code == 0, term.text + log
+    assert "Do you want to perform these actions?" in shown
+    # the log holds the plan and the result, not the question
+    assert "Plan: 6 to create" in log
+    assert "Apply complete: 6 created" in log
+    assert "Enter a value" not in log
+    assert len(_lockfile_resources(workdir)) == 6
+
+
+def test_answering_no_on_the_terminal_changes_nothing(workdir: Path) -> None:
+    with on_terminal(["apply"], pipe_stdout=True) as term:
+        term.read_until("Enter a value")
+        term.type("no\n")
+        code = term.wait()
+        assert term.proc.stdout is not None
+        log = term.proc.stdout.read().decode()
+    assert code == 1
+    assert "Apply cancelled; nothing was changed." in log
+    assert _lockfile_resources(workdir) == {}
