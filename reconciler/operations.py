@@ -188,10 +188,16 @@ async def make_plan(
     delete: bool = False,
     targets: tuple[str, ...] = (),
     client: ProviderClient | None = None,
+    allow_empty: bool = False,
 ) -> PlanResult:
     """Load, refresh and plan. Changes nothing anywhere.
 
+    Args:
+        allow_empty: allow ``prune`` when the manifests hold no document at all (which plans
+            to archive everything the project owns); refused otherwise.
+
     Raises:
+        PlanError: ``prune`` over manifests with no document, without ``allow_empty``.
         ManifestError: the manifests are invalid or a secret cannot be read.
         LockfileError: the lockfile cannot be read.
         ProviderError: the provider failed.
@@ -219,6 +225,12 @@ async def make_plan(
                     settings, c, lockfile, targets
                 )
                 requests = c.stats.requests - before
+        if prune and not manifests.documents and not allow_empty:
+            raise PlanError(
+                f"refusing --prune: {settings.manifests} holds no manifest document, so the "
+                f"plan would archive everything project {settings.project!r} owns. Check "
+                "--manifests/-f; if archiving everything is intended, add --allow-empty"
+            )
         plan = build_plan(
             manifests.documents,
             observed,
@@ -499,6 +511,7 @@ async def apply(
     prune: bool = False,
     delete: bool = False,
     targets: tuple[str, ...] = (),
+    allow_empty: bool = False,
     parallelism: int = 10,
     confirm: Callable[[Plan], bool] | None = None,
     on_start: Callable[[Action], None] | None = None,
@@ -540,7 +553,12 @@ async def apply(
                 stale = stale_actions(plan, observed)
             else:
                 result = await make_plan(
-                    settings, prune=prune, delete=delete, targets=targets, client=client
+                    settings,
+                    prune=prune,
+                    delete=delete,
+                    targets=targets,
+                    client=client,
+                    allow_empty=allow_empty,
                 )
                 plan, secrets, stale = result.plan, SecretSource(result.manifests), {}
                 manifests, observed = result.manifests, result.observed

@@ -138,7 +138,8 @@ def test_apply_asks_on_a_terminal_and_only_yes_approves(
     monkeypatch.setattr(terminal, "is_interactive", lambda: True)
     declined = cli("apply", input="y\n")
     assert declined.exit_code == 1
-    assert "Only 'yes' will be accepted" in declined.stdout
+    # the question goes to stderr (the terminal), so `apply | tee log` keeps it out of the log
+    assert "Only 'yes' will be accepted" in declined.stderr
     assert "Apply cancelled; nothing was changed." in declined.stdout
     assert not (workdir / "state/reconciler.lock").exists()
 
@@ -248,8 +249,12 @@ def test_state_commands_after_apply(workdir: Path) -> None:
     assert "NOT touched" in removed.stdout
     assert "agent.coder" not in lockfile(workdir)["resources"]
     # the object is still live: the next plan finds it by its ownership metadata, so
-    # nothing is created twice, and the next apply records it again
-    assert cli("plan", "--detailed-exitcode").exit_code == 0
+    # nothing is created twice, and the next apply records it again: a change to the
+    # lockfile only, which --detailed-exitcode counts as something for apply to do (2)
+    replan = cli("plan", "--detailed-exitcode")
+    assert replan.exit_code == 2
+    assert "No changes. The live system matches the manifests. Apply would only update the " \
+        "lockfile: it records 1 resource" in replan.stdout.replace("\n", " ")
     readopted = ok("apply", "--auto-approve")
     assert "Recorded 1 unchanged resource in the lockfile" in readopted.stdout
     assert lockfile(workdir)["resources"]["agent.coder"]["id"] == coder[2]

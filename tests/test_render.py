@@ -501,7 +501,9 @@ def test_text_blast_radius_says_who_is_affected_now_and_who_later() -> None:
 
 def test_text_says_what_it_left_alone_and_how_to_prune_it() -> None:
     out = render_plan(left_alone_plan(), "text")
-    assert out.startswith("No changes. The live system matches the manifests.\n")
+    assert out.startswith(
+        "No changes. Apply would change nothing, but 1 resource is left alone, as shown below.\n"
+    )
     assert (
         "Left alone:\n  environment.legacy (env_01LEG): not in the manifests; left alone. "
         "Run with --prune to archive it\n"

@@ -18,6 +18,7 @@ import click
 from reconciler import gitops
 from reconciler.cli import failures, terminal
 from reconciler.cli.app import App, format_option, full_option, pass_app
+from reconciler.cli.planning import warn_if_empty
 from reconciler.engine.importing import KIND_FILES, Skipped
 from reconciler.errors import ManifestError
 from reconciler.render import render_drift
@@ -102,6 +103,7 @@ def drift(ctx: click.Context, app: App, fmt_: str, full: bool, ignore_unmanaged:
     """
     with terminal.status("Refreshing..."):
         report = app.run(gitops.drift(app.settings, ignore_unmanaged=ignore_unmanaged))
+    warn_if_empty(app.settings.manifests)
     for warning in report.warnings:
         click.echo(f"Warning: {warning}.", err=True)
     color = terminal.stdout_color() if fmt_ == "text" else False

@@ -42,6 +42,40 @@ _prune_option = click.option(
 )
 
 
+_allow_empty_option = click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Allow --prune when the manifests hold no document at all: archive everything this "
+    "project owns. Without it such a plan is refused, as a wrong -f would otherwise do that.",
+)
+
+
+def warn_if_empty(path: Path, documents: int | None = None) -> None:
+    """Warn on stderr when the manifests hold no document (``documents``, when known, else
+    whether any ``*.yaml``/``*.yml`` file is there): an empty directory is most often a
+    wrong ``-f``, and must not read as a clean, empty project."""
+    if documents is None:
+        if not path.is_dir():
+            return
+        documents = 0 if not _has_manifest_file(path) else 1
+    if documents == 0:
+        click.echo(
+            f"Warning: no manifest documents in {path}; is --manifests/-f right?", err=True
+        )
+
+
+def _has_manifest_file(root: Path) -> bool:
+    import os
+
+    for _dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if any(
+            not n.startswith(".") and n.lower().endswith((".yaml", ".yml")) for n in filenames
+        ):
+            return True
+    return False
+
+
 def register(group: click.Group) -> None:
     group.add_command(validate)
     group.add_command(plan)
@@ -74,6 +108,7 @@ def validate(app: App) -> None:
     manifests = load_manifests(app.settings.manifests, check_secret_files=True)
     n = len(manifests.documents) + len(manifests.credentials())
     files = len(manifests.files) or _count_files(manifests)
+    warn_if_empty(app.settings.manifests, len(manifests.documents))
     click.echo(
         f"OK: {n} resource{'s' if n != 1 else ''} in {files} file{'s' if files != 1 else ''}"
     )
@@ -101,9 +136,11 @@ def validate(app: App) -> None:
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
-    help="Exit 0 when there are no changes, 2 when there are (1 stays an error).",
+    help="Exit 0 when apply would do nothing, 2 when it would change the live system or "
+    "only the lockfile (1 stays an error).",
 )
 @_prune_option
+@_allow_empty_option
 @_target_option
 @pass_app
 @click.pass_context
@@ -115,15 +152,23 @@ def plan(
     full: bool,
     detailed_exitcode: bool,
     prune: bool,
+    allow_empty: bool,
     targets: tuple[str, ...],
 ) -> None:
     """Show what apply would do, and why. Changes nothing.
 
-    Exit 0, or with --detailed-exitcode 0 when nothing would change and 2 when something
-    would; 1 on error.
+    Exit 0, or with --detailed-exitcode 0 when apply would do nothing and 2 when it would
+    do something: change the live system, or only record in the lockfile (resources adopted
+    by their ownership tags after a lost lockfile, entries out of date); the plan says which.
+    1 on error.
     """
     with terminal.status(_refreshing(app)):
-        result = app.run(operations.make_plan(app.settings, prune=prune, targets=targets))
+        result = app.run(
+            operations.make_plan(
+                app.settings, prune=prune, targets=targets, allow_empty=allow_empty
+            )
+        )
+    warn_if_empty(app.settings.manifests, len(result.manifests.documents))
     the_plan = result.plan
     color = terminal.stdout_color() if fmt == "text" else False
     click.echo(
@@ -133,7 +178,7 @@ def plan(
     if out is not None:
         operations.save_plan(the_plan, out, manifests=result.manifests)
         click.echo(f"Saved the plan to {out}; apply it with `reconciler apply {out}`", err=True)
-    if detailed_exitcode and the_plan.has_changes:
+    if detailed_exitcode and (the_plan.has_changes or the_plan.has_lockfile_changes):
         ctx.exit(EXIT_CHANGES)
 
 
@@ -154,6 +199,7 @@ def plan(
     help="Most actions in flight at once.",
 )
 @_prune_option
+@_allow_empty_option
 @_target_option
 @full_option
 @pass_app
@@ -163,6 +209,7 @@ def apply(
     auto_approve: bool,
     parallelism: int,
     prune: bool,
+    allow_empty: bool,
     targets: tuple[str, ...],
     full: bool,
 ) -> None:
@@ -175,9 +222,9 @@ def apply(
 
     Exit 0 when everything was done, 1 otherwise.
     """
-    if planfile is not None and (prune or targets):
+    if planfile is not None and (prune or targets or allow_empty):
         fail(
-            "--prune and --target are decided when planning; run `reconciler plan --out "
+            "--prune, --allow-empty and --target are decided when planning; run `reconciler plan --out "
             f"{planfile}` with them, then `reconciler apply {planfile}`"
         )
     if planfile is None and not auto_approve and not terminal.is_interactive():
@@ -187,6 +234,8 @@ def apply(
             "--auto-approve to apply what the plan shows, or save a reviewed plan with "
             "`reconciler plan --out FILE` and run `reconciler apply FILE`"
         )
+    if planfile is None:
+        warn_if_empty(app.settings.manifests)
     session = _ApplySession(planfile, _refreshing(app), app, full=full)
     session.spinner.start()
     try:
@@ -195,6 +244,7 @@ def apply(
                 app.settings,
                 plan_file=planfile,
                 prune=prune,
+                allow_empty=allow_empty,
                 targets=targets,
                 parallelism=parallelism,
                 confirm=None if auto_approve or planfile is not None else session.confirm,

@@ -236,6 +236,8 @@ class Plan(Frozen):
     twins: tuple[Twin, ...] = ()
     #: lockfile entries pointing at objects this project does not own (see ``Conflict``)
     conflicts: tuple[Conflict, ...] = ()
+    #: with ``targets``: addresses left out of the plan that have changes of their own
+    untargeted: tuple[str, ...] = ()
 
     @property
     def changes(self) -> tuple[Action, ...]:
@@ -251,6 +253,17 @@ class Plan(Frozen):
             or bool(self.twins)
             or bool(self.conflicts)
         )
+
+    @property
+    def records(self) -> tuple[Action, ...]:
+        """No-ops that apply records in the lockfile (adopted by ownership tags, or the
+        lockfile's entry is out of date) without changing the live system."""
+        return tuple(a for a in self.actions if a.type == "noop" and a.target is not None)
+
+    @property
+    def has_lockfile_changes(self) -> bool:
+        """Apply would write the lockfile (``records``), whatever it does to the live system."""
+        return bool(self.records)
 
     @property
     def summary(self) -> PlanSummary:

@@ -30,6 +30,7 @@ from reconciler.engine.desired import (
 )
 from reconciler.engine.diff import changed_fields, diff_objects
 from reconciler.engine.model import (
+    CHANGE_TYPES,
     DELETABLE_KINDS,
     KIND_ORDER,
     Action,
@@ -113,6 +114,8 @@ class _Context:
     wanted: set[str] | None = None
     #: changes the plan refuses on purpose (a protected replace), said in "Left alone"
     refused: list[Note] = field(default_factory=list)
+    #: address -> paths that differ but ``ignore_changes`` hides (told as notes)
+    hidden: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _entry(lockfile: Any, address: str) -> Any:
@@ -298,6 +301,11 @@ def _plan_resource(ctx: _Context, res: DesiredResource) -> Action | None:
             KEYED_LISTS.get(kind),
         )
     )
+    if res.ignore_changes:
+        shown = {c.path for c in changes}
+        hidden = sorted({c.path for c in diff_objects(live, want)} - shown)
+        if hidden:
+            ctx.hidden[address] = tuple(hidden)
     entry = _entry(ctx.lockfile, address)
     known = dict(entry.secret_fingerprints) if entry is not None and entry.id == obj["id"] else {}
     secret_changed = [p for p, fp in fps.items() if known.get(p) != fp]
@@ -651,6 +659,7 @@ def build_plan(
             version that does not exist (nor would after this plan).
     """
     options = options or PlanOptions()
+    untargeted: tuple[str, ...] = ()
     desired = {r.address: r for r in desired_resources(documents)}
     owned: dict[tuple[str, str], list[JSON]] = {}
     for kind in KIND_ORDER:
@@ -686,6 +695,7 @@ def build_plan(
     notes += ctx.refused
     actions = _order_removals(actions + removals)
     conflicts = list(ctx.conflicts.values())
+    notes += _hidden_notes(ctx, actions)
 
     if options.targets:
         known = (
@@ -698,6 +708,7 @@ def build_plan(
         wanted = _closure(options.targets, desired, known)
         twins = [t for t in twins if t.address in wanted]
         wanted |= {twin_address(t.address, t.remote_id) for t in twins}
+        untargeted = _untargeted(ctx, actions, wanted)
         actions = [a for a in actions if a.address in wanted]
         notes = [n for n in notes if n.address in wanted]
         conflicts = [c for c in conflicts if c.address in wanted]
@@ -722,6 +733,7 @@ def build_plan(
         notes=tuple(sorted(notes, key=lambda n: n.address)),
         twins=tuple(sorted(twins, key=lambda t: (t.address, t.remote_id))),
         conflicts=tuple(sorted(conflicts, key=lambda c: c.address)),
+        untargeted=untargeted,
     )
 
 
@@ -738,6 +750,30 @@ def _kept(ctx: _Context, removals: list[Action], notes: list[Note]) -> dict[str,
         if obj is not None and not obj.get("archived_at"):
             kept[address] = obj
     return kept
+
+
+def _hidden_notes(ctx: _Context, actions: list[Action]) -> list[Note]:
+    """A note per address whose live object differs in paths ``ignore_changes`` hides, so a
+    plan never says "matches the manifests" about a difference it chose not to show."""
+    ids = {a.address: getattr(a, "remote_id", None) for a in actions}
+    return [
+        Note(
+            address=address,
+            kind=ctx.desired[address].kind,
+            remote_id=ids.get(address),
+            message=f"differs from the manifest in {', '.join(paths)}, which ignore_changes "
+            "leaves as is",
+        )
+        for address, paths in sorted(ctx.hidden.items())
+    ]
+
+
+def _untargeted(ctx: _Context, actions: list[Action], wanted: set[str]) -> tuple[str, ...]:
+    """Addresses outside ``--target`` with changes of their own (an action or a pin move): a
+    targeted plan says nothing about them, and must not sound as if all were in order."""
+    found = {a.address for a in actions if a.address not in wanted and a.type in CHANGE_TYPES}
+    found |= {m.deployment for m in _pin_moves(ctx, set(ctx.desired) - wanted)}
+    return tuple(sorted(found))
 
 
 def _pin_moves(ctx: _Context, kept: set[str]) -> tuple[PinMove, ...]:

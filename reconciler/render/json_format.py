@@ -114,7 +114,9 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "serial": plan.serial,
         "prune": plan.prune,
         "targets": sorted(plan.targets),
+        "untargeted": sorted(plan.untargeted),
         "has_changes": plan.has_changes,
+        "has_lockfile_changes": plan.has_lockfile_changes,
         "summary": {key: getattr(summary, key) for key in _SUMMARY_KEYS},
         "actions": [
             action_to_json(a) for a in sorted(plan.actions, key=lambda a: (a.address, a.type))

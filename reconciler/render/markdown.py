@@ -215,6 +215,8 @@ def plan_markdown(
     title = f"### Reconciler plan for project {_code(plan.project)}\n\n"
     if plan.targets:
         title += "Targeted: " + ", ".join(_code(t) for t in sorted(plan.targets)) + "\n\n"
+    if outline.untargeted_message:
+        title += f"**Not targeted:** {html.escape(outline.untargeted_message, quote=False)}\n\n"
     conflicts, twins, changes, blast, notes, details = _sections(outline, limit, "actions", full)
     if outline.empty_message is not None:
         head = title + f"**No changes.** {outline.empty_message.removeprefix('No changes. ')}\n\n"

@@ -137,6 +137,8 @@ class Outline:
     conflicts: tuple[LeftAlone, ...] = ()
     #: some value or diff was cut short (``full`` was not asked for)
     shortened: bool = False
+    #: a targeted plan: how many resources outside the targets have changes too
+    untargeted_message: str | None = None
 
 
 # --- values and field changes --------------------------------------------------------------
@@ -408,13 +410,47 @@ def plan_outline(plan: Plan, *, width: int = 100, full: bool = False) -> Outline
         unchanged=unchanged,
         summary=str(plan.summary),
         empty_message=(
-            None
-            if blocks or plan.twins or plan.conflicts
-            else "No changes. The live system matches the manifests."
+            None if blocks or plan.twins or plan.conflicts else no_changes_message(plan)
         ),
         twins=tuple(_twin(t) for t in plan.twins),
         conflicts=tuple(_conflict(c) for c in plan.conflicts),
         shortened=not full and any(_action_shortened(a) for a in plan.actions),
+        untargeted_message=untargeted_message(plan),
+    )
+
+
+def untargeted_message(plan: Plan) -> str | None:
+    """``3 other resources have changes outside --target; ...``, or None."""
+    n = len(plan.untargeted)
+    if not n:
+        return None
+    return (
+        f"{n} other resource{' has' if n == 1 else 's have'} changes outside --target; "
+        "`reconciler plan` without --target shows them."
+    )
+
+
+def no_changes_message(plan: Plan) -> str:
+    """What a plan with nothing to change says, exactly: "matches the manifests" only when
+    nothing was left alone, hidden by ``ignore_changes``, left out by ``--target`` or waits
+    to be recorded in the lockfile."""
+    if plan.targets:
+        first = "The targeted resources match the manifests."
+    elif plan.notes:
+        n = len(plan.notes)
+        first = (
+            f"Apply would change nothing, but {n} resource{' is' if n == 1 else 's are'} "
+            "left alone, as shown below."
+        )
+    else:
+        first = "The live system matches the manifests."
+    n = len(plan.records)
+    if not n:
+        return f"No changes. {first}"
+    noun = "resource" if n == 1 else "resources"
+    return (
+        f"No changes. {first} Apply would only update the lockfile: it records {n} {noun} "
+        "(adopted by their ownership tags, or their entries are out of date)."
     )
 
 

@@ -231,6 +231,8 @@ def _closing(outline: Outline) -> list[Text]:
         for note in outline.notes:
             rid = f" ({note.remote_id})" if note.remote_id else ""
             lines.append(Text(f"  {note.address}{rid}: {note.message}"))
+    if outline.untargeted_message:
+        lines += [Text(""), Text(outline.untargeted_message, style="bold yellow")]
     return lines
 
 
