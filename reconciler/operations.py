@@ -36,6 +36,7 @@ from reconciler.errors import LockfileError, ManifestError, ManifestIssue, PlanE
 from reconciler.manifest import ManifestSet, load_manifests, resolve_secret
 from reconciler.manifest.files import MAX_PLAN_BYTES, FileRefused, read_limited
 from reconciler.provider.adapter import ClientBackedProvider
+from reconciler.provider.origin import local_origin, url_origin
 from reconciler.state import (
     ApplyLock,
     Lockfile,
@@ -94,6 +95,43 @@ async def connect(settings: Settings) -> AsyncIterator[ProviderClient]:
         **settings.client_options,
     ) as client:
         yield client
+
+
+def provider_origin(settings: Settings) -> str:
+    """The origin this run talks to, as the lockfile records it: the normalised
+    ``--provider-url``, or ``local:`` and the embedded provider's database relative to the
+    lockfile's folder (the same in every checkout of a repository).
+
+    Raises:
+        ProviderURLError: ``--provider-url`` is not a usable base URL.
+    """
+    if settings.provider_url:
+        return url_origin(settings.provider_url)
+    return local_origin(settings.db_path, settings.lockfile.parent)
+
+
+def check_origin(settings: Settings, lockfile: Lockfile, *, allow_change: bool = False) -> str:
+    """Refuse to plan or apply with a lockfile that was applied to another provider.
+
+    A lockfile that records no origin (written before origins were recorded, or never
+    written) is accepted; the next apply records it.
+
+    Returns:
+        The origin of this run.
+
+    Raises:
+        PlanError: the lockfile records another origin and ``allow_change`` is False.
+    """
+    origin = provider_origin(settings)
+    recorded = lockfile.origin
+    if recorded is not None and recorded != origin and not allow_change:
+        raise PlanError(
+            f"{settings.lockfile} was applied to {recorded}, but this run talks to {origin}. "
+            "Check --provider-url (and --provider-db, --lockfile); if the lockfile should now "
+            "follow this provider, pass --allow-origin-change (apply then records the new "
+            "origin)"
+        )
+    return origin
 
 
 def _now() -> str:
@@ -189,15 +227,19 @@ async def make_plan(
     targets: tuple[str, ...] = (),
     client: ProviderClient | None = None,
     allow_empty: bool = False,
+    allow_origin_change: bool = False,
 ) -> PlanResult:
     """Load, refresh and plan. Changes nothing anywhere.
 
     Args:
         allow_empty: allow ``prune`` when the manifests hold no document at all (which plans
             to archive everything the project owns); refused otherwise.
+        allow_origin_change: plan although the lockfile was applied to another provider
+            origin (``check_origin``).
 
     Raises:
-        PlanError: ``prune`` over manifests with no document, without ``allow_empty``.
+        PlanError: ``prune`` over manifests with no document, without ``allow_empty``; or the
+            lockfile was applied to another origin, without ``allow_origin_change``.
         ManifestError: the manifests are invalid or a secret cannot be read.
         LockfileError: the lockfile cannot be read.
         ProviderError: the provider failed.
@@ -208,6 +250,7 @@ async def make_plan(
             # manifests must not even open its database.
             manifests = load_manifests(settings.manifests)
             lockfile = read_project_lockfile(settings.lockfile, settings.project)
+            check_origin(settings, lockfile, allow_change=allow_origin_change)
             secrets = SecretSource(manifests)
             secrets.check_all(targets)
             async with connect(settings) as c:
@@ -219,6 +262,7 @@ async def make_plan(
             except LockfileError:
                 load_manifests(settings.manifests)  # an error in the manifests comes first
                 raise
+            check_origin(settings, lockfile, allow_change=allow_origin_change)
             async with _connection(settings, client) as c:
                 before = c.stats.requests
                 manifests, secrets, observed = await _load_while_listing(
@@ -512,6 +556,7 @@ async def apply(
     delete: bool = False,
     targets: tuple[str, ...] = (),
     allow_empty: bool = False,
+    allow_origin_change: bool = False,
     parallelism: int = 10,
     confirm: Callable[[Plan], bool] | None = None,
     on_start: Callable[[Action], None] | None = None,
@@ -530,16 +575,26 @@ async def apply(
         confirm: called with the plan before anything changes; returning False aborts
             (the function then returns None).
         on_plan: called with the plan once it is known (for rendering).
+        allow_origin_change: apply although the lockfile was applied to another provider
+            origin; the lockfile then records this run's origin.
+
+    The lockfile records this run's provider origin with its first write (``check_origin``).
 
     Raises:
         LockHeld: another apply holds the lock.
         LockLost: another apply took the lock over meanwhile (this one was paused past the
             lock's expiry, or it was unlocked by hand); nothing more was sent or recorded.
-        PlanError: the saved plan belongs to another lockfile or project.
+        PlanError: the saved plan belongs to another lockfile or project, or the lockfile
+            was applied to another provider origin (without ``allow_origin_change``).
     """
     with ApplyLock(settings.lockfile) as lock:
         store = StateStore(settings.lockfile, project=settings.project)
         lockfile = store.load()
+        origin = check_origin(settings, lockfile, allow_change=allow_origin_change)
+
+        def set_origin(lf: Lockfile) -> Lockfile:
+            return lf if lf.origin == origin else lf.model_copy(update={"origin": origin})
+
         async with connect(settings) as client:
             # every write to the provider first makes sure the lock is still ours
             client.write_guard = lock.ensure_held
@@ -559,6 +614,7 @@ async def apply(
                     targets=targets,
                     client=client,
                     allow_empty=allow_empty,
+                    allow_origin_change=allow_origin_change,
                 )
                 plan, secrets, stale = result.plan, SecretSource(result.manifests), {}
                 manifests, observed = result.manifests, result.observed
@@ -568,7 +624,9 @@ async def apply(
             leftover = leftover_intents(lockfile, declared, observed, settings.project)
             nothing_to_do = not plan.has_changes and not stale and not _needs_recording(plan)
             if nothing_to_do and not leftover:
-                return ApplyResult(plan, ApplyReport(outcomes=()), stale, lockfile)
+                if lockfile.origin not in (None, origin):  # allowed: the lockfile follows
+                    await asyncio.to_thread(_guarded, lock.ensure_held, store.commit, set_origin)
+                return ApplyResult(plan, ApplyReport(outcomes=()), stale, store.lockfile)
             # twins and conflicts alone send nothing: nothing to confirm
             sends = bool(plan.changes) or any(m.old != m.new for m in plan.pin_moves)
             if confirm is not None and sends and not confirm(plan):
@@ -577,12 +635,15 @@ async def apply(
             # Every create whose parent is already known gets its intent now, in one write,
             # so creates need not wait for the disk one by one (see ``_early_intents``);
             # the same write forgets the intents no manifest claims any more.
+            # The origin goes with the first write.
             early = _early_intents(plan, stale)
             if early or leftover:
                 now = _now()
 
                 def first_write(lf: Lockfile) -> Lockfile:
-                    return record_intents(lf.without_pending(*leftover), early.values(), now)
+                    return record_intents(
+                        set_origin(lf).without_pending(*leftover), early.values(), now
+                    )
 
                 try:
                     await asyncio.to_thread(_guarded, lock.ensure_held, store.commit, first_write)
@@ -594,6 +655,8 @@ async def apply(
                     plan, ApplyReport(outcomes=()), stale, store.lockfile, None, leftover
                 )
             journal = _GroupCommit(store, senders=parallelism, guard=lock.ensure_held)
+            if store.lockfile.origin != origin:
+                journal.stage(set_origin)
             announced: set[str] = set()
             finished: list[tuple[Outcome, str]] = []  # for the summary of a failed write
 

@@ -70,7 +70,11 @@ class Workspace:
         self.fleet = write_fleet(self.root / "manifests", **size)
 
     def args(self, url: str, *extra: str) -> list[str]:
-        return ["--project", PROJECT, "--provider-url", url, "apply", "--auto-approve", *extra]
+        # each provider() serves the same database on a new port: another origin, on purpose
+        return [
+            "--project", PROJECT, "--provider-url", url,
+            "apply", "--auto-approve", "--allow-origin-change", *extra,
+        ]  # fmt: skip
 
 
 def killed(run: Run) -> None:
@@ -103,7 +107,9 @@ def heals(zygote: Zygote, ws: Workspace, url: str, *extra: str) -> Run:
     assert read_lock(ws.lockfile) is None, "the lock is released at the end"
     assert_converged(ws.lockfile, ws.db, PROJECT, ws.fleet.addresses)
     plan = zygote.run(
-        ["--project", PROJECT, "plan", "--detailed-exitcode"], cwd=ws.root, env=ws.env
+        ["--project", PROJECT, "plan", "--detailed-exitcode", "--allow-origin-change"],
+        cwd=ws.root,
+        env=ws.env,
     )
     assert plan.code == 0, (plan.stdout[-3000:], plan.stderr[-2000:])
     drift = zygote.run(["--project", PROJECT, "drift"], cwd=ws.root, env=ws.env)

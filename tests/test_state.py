@@ -174,7 +174,8 @@ def test_layout_of_the_file(path: Path) -> None:
     )
     data = json.loads(path.read_text())
     assert list(data) == [
-        "lineage", "lockfile_version", "pending", "project", "resources", "salt", "serial"
+        "lineage", "lockfile_version", "origin", "pending", "project", "resources", "salt",
+        "serial",
     ]  # fmt: skip
     assert data["resources"]["vault.gh.credential.token"]["parent_id"] == "vlt_1"
     assert data["pending"]["agent.x"]["operation"] == "create"

@@ -50,6 +50,14 @@ _allow_empty_option = click.option(
 )
 
 
+_allow_origin_change_option = click.option(
+    "--allow-origin-change",
+    is_flag=True,
+    help="Plan or apply although the lockfile was applied to another provider (another "
+    "--provider-url or embedded database); apply then records this one.",
+)
+
+
 def warn_if_empty(path: Path, documents: int | None = None) -> None:
     """Warn on stderr when the manifests hold no document (``documents``, when known, else
     whether any ``*.yaml``/``*.yml`` file is there): an empty directory is most often a
@@ -141,6 +149,7 @@ def validate(app: App) -> None:
 )
 @_prune_option
 @_allow_empty_option
+@_allow_origin_change_option
 @_target_option
 @pass_app
 @click.pass_context
@@ -153,6 +162,7 @@ def plan(
     detailed_exitcode: bool,
     prune: bool,
     allow_empty: bool,
+    allow_origin_change: bool,
     targets: tuple[str, ...],
 ) -> None:
     """Show what apply would do, and why. Changes nothing.
@@ -165,7 +175,11 @@ def plan(
     with terminal.status(_refreshing(app)):
         result = app.run(
             operations.make_plan(
-                app.settings, prune=prune, targets=targets, allow_empty=allow_empty
+                app.settings,
+                prune=prune,
+                targets=targets,
+                allow_empty=allow_empty,
+                allow_origin_change=allow_origin_change,
             )
         )
     warn_if_empty(app.settings.manifests, len(result.manifests.documents))
@@ -200,6 +214,7 @@ def plan(
 )
 @_prune_option
 @_allow_empty_option
+@_allow_origin_change_option
 @_target_option
 @full_option
 @pass_app
@@ -210,6 +225,7 @@ def apply(
     parallelism: int,
     prune: bool,
     allow_empty: bool,
+    allow_origin_change: bool,
     targets: tuple[str, ...],
     full: bool,
 ) -> None:
@@ -245,6 +261,7 @@ def apply(
                 plan_file=planfile,
                 prune=prune,
                 allow_empty=allow_empty,
+                allow_origin_change=allow_origin_change,
                 targets=targets,
                 parallelism=parallelism,
                 confirm=None if auto_approve or planfile is not None else session.confirm,

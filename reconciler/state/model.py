@@ -107,7 +107,8 @@ class Lockfile(_Frozen):
 
     ``lineage`` names one lockfile's history (a fresh one gets a new lineage); ``serial``
     grows by one at every write, so a saved plan or a concurrent writer can tell that the
-    file moved on. ``salt`` salts every secret fingerprint of this lineage.
+    file moved on. ``salt`` salts every secret fingerprint of this lineage. ``origin`` names
+    the provider it was applied to, so a run against another one can be refused.
 
     The helpers return new objects and never touch ``self``::
 
@@ -119,6 +120,10 @@ class Lockfile(_Frozen):
     serial: int = Field(default=0, ge=0)
     salt: str = Field(default_factory=new_salt, pattern=r"^[0-9a-f]{32,128}$")
     project: str = Field(default="default", min_length=1)
+    #: the provider the lockfile was applied to: its normalised base URL, or ``local:PATH``
+    #: for the embedded provider (``reconciler.provider.origin``); None in a lockfile written
+    #: before origins were recorded (the next apply records it)
+    origin: str | None = Field(default=None, min_length=1)
     resources: dict[str, LockEntry] = Field(default_factory=dict)
     pending: dict[str, PendingIntent] = Field(default_factory=dict)
 
