@@ -1,0 +1,336 @@
+"""A CI job is never told "all clear" when the tool could not see, and the command line has
+no traps: each test drives the CLI as a user would (``CliRunner`` in a fresh project).
+
+- missing paths are errors for every command; a missing lockfile heals for ``drift`` as for
+  ``plan``, and says what it cannot see;
+- "No changes" says exactly what is true (left alone, ``ignore_changes``, ``--target``,
+  lockfile-only), and ``--detailed-exitcode`` counts a lockfile-only change as 2;
+- an empty manifests directory is warned about, and ``--prune`` over it refused;
+- the lockfile records its provider origin, and another origin is refused;
+- global options after the command; ``--provider-url`` without a scheme.
+
+The terminal side (Ctrl-C at the question, ``apply | tee``) is in ``test_cli_terminal.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+from test_gitops_support import cli, lockfile, make_workdir, ok, out_of_band, remote_id
+
+from reconciler.provider import ProviderClient
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_workdir(tmp_path, monkeypatch)
+
+
+def _fails(*args: str) -> Result:
+    result = cli(*args)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "Error: " in result.stderr, result.stderr
+    return result
+
+
+def _edit_coder(**fields: Any) -> None:
+    """Edit agent.coder as a colleague in the console would (a new version)."""
+    coder = remote_id("agent.coder")
+
+    async def edit(client: ProviderClient) -> None:
+        agent = await client.agents.retrieve(coder)
+        await client.agents.update(coder, {"version": agent["version"], **fields})
+
+    out_of_band(edit)
+
+
+# --- missing paths and a missing lockfile -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("validate",),
+        ("plan",),
+        ("apply", "--auto-approve"),
+        ("drift",),
+        ("drift", "--format", "json"),
+        ("import", "agent.coder", "agent_01x"),
+    ],
+)
+def test_a_manifests_path_that_does_not_exist_is_an_error(
+    workdir: Path, args: tuple[str, ...]
+) -> None:
+    ok("apply", "--auto-approve")
+    result = _fails("-f", "no-such-dir", *args)
+    assert "no-such-dir" in result.stderr and "no such file or directory" in result.stderr
+    assert "No drift" not in result.stdout
+
+
+def test_drift_without_a_lockfile_still_sees_an_out_of_band_change(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    coder = remote_id("agent.coder")
+    _edit_coder(system="edited in the console")
+    (workdir / "state/reconciler.lock").unlink()
+
+    result = cli("drift", "--format", "json")
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    report = json.loads(result.stdout)
+    changed = [i for i in report["items"] if i["type"] == "changed"]
+    assert [(i["address"], i["remote_id"]) for i in changed] == [("agent.coder", coder)]
+    assert changed[0]["changes"][0]["path"] == "system"
+    assert "lockfile has no entry" in changed[0]["message"]
+    assert report["warnings"] and "no lockfile at state/reconciler.lock" in report["warnings"][0]
+    assert "Warning: no lockfile at state/reconciler.lock" in result.stderr
+    assert not (workdir / "state/reconciler.lock").exists(), "drift changes nothing"
+
+
+def test_drift_without_a_lockfile_says_what_it_cannot_see(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    env_id = remote_id("environment.python-data")
+    (workdir / "state/reconciler.lock").unlink()
+    out_of_band(lambda c: c.environments.delete(env_id))
+
+    result = cli("drift")
+    # nothing left to list says the environment was ever there: say so instead of "all clear"
+    assert "environment.python-data" in result.stderr
+    assert "never applied, or deleted behind git's back" in result.stderr
+    assert "cannot tell" in result.stderr
+
+
+def test_drift_with_a_complete_lockfile_has_no_warning(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    result = cli("drift", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["warnings"] == []
+    assert "Warning" not in result.stderr
+
+
+# --- "No changes" says exactly what is true ---------------------------------------------------
+
+ALL_CLEAR = "The live system matches the manifests."
+
+
+def test_no_changes_with_resources_left_alone_says_so(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    (workdir / "manifests/deployments.yaml").unlink()
+    result = cli("plan", "--detailed-exitcode")
+    assert result.exit_code == 0
+    assert ALL_CLEAR not in result.stdout
+    assert result.stdout.startswith(
+        "No changes. Apply would change nothing, but 1 resource is left alone, as shown below."
+    )
+    assert "deployment.nightly-review" in result.stdout
+
+
+def test_no_changes_with_a_difference_ignore_changes_hides_says_so(workdir: Path) -> None:
+    environments = workdir / "manifests/environments.yaml"
+    environments.write_text(
+        environments.read_text().replace(
+            "name: python-data\n", "name: python-data\nignore_changes: [description]\n"
+        )
+    )
+    ok("apply", "--auto-approve")
+    env_id = remote_id("environment.python-data")
+    out_of_band(lambda c: c.environments.update(env_id, {"description": "edited by hand"}))
+
+    result = cli("plan", "--detailed-exitcode")
+    assert result.exit_code == 0, result.stdout  # nothing to apply: the difference is ignored
+    assert ALL_CLEAR not in result.stdout
+    assert result.stdout.startswith("No changes. Apply would change nothing, but 1 resource")
+    assert (
+        f"environment.python-data ({env_id}): differs from the manifest in description, "
+        "which ignore_changes leaves as is" in result.stdout
+    )
+    notes = json.loads(ok("plan", "--format", "json").stdout)["notes"]
+    assert [n["address"] for n in notes] == ["environment.python-data"]
+
+
+def test_an_agent_edit_ignore_changes_hides_is_recorded_once(workdir: Path) -> None:
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text(
+        agents.read_text().replace("name: coder\n", "name: coder\nignore_changes: [description]\n")
+    )
+    ok("apply", "--auto-approve")
+    _edit_coder(description="edited in the console")
+
+    # the live agent has a new version the lockfile must note, and nothing else to do
+    result = cli("plan", "--detailed-exitcode")
+    assert result.exit_code == 2, result.stdout
+    assert "differs from the manifest in description, which ignore_changes" in result.stdout
+    assert "Apply would only update the lockfile: it records 1 resource" in result.stdout.replace(
+        "\n", " "
+    )
+    ok("apply", "--auto-approve")
+    assert lockfile()["resources"]["agent.coder"]["version"] == 2
+    assert cli("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_no_changes_under_target_says_others_differ(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    _edit_coder(system="edited in the console")
+
+    result = cli("plan", "--target", "agent.reviewer", "--detailed-exitcode")
+    assert result.exit_code == 0
+    assert ALL_CLEAR not in result.stdout
+    assert "No changes. The targeted resources match the manifests." in result.stdout
+    assert "1 other resource has changes outside --target" in result.stdout
+    doc = json.loads(ok("plan", "--target", "agent.reviewer", "--format", "json").stdout)
+    assert doc["untargeted"] == ["agent.coder"]
+    markdown = ok("plan", "--target", "agent.reviewer", "--format", "markdown").stdout
+    assert "1 other resource has changes outside --target" in markdown
+
+
+def test_a_lockfile_only_change_is_said_and_exits_2(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    ok("state", "rm", "agent.coder")
+
+    result = cli("plan", "--detailed-exitcode")
+    assert result.exit_code == 2, result.stdout
+    assert ALL_CLEAR in result.stdout  # true: the live system does match
+    assert "Apply would only update the lockfile: it records 1 resource" in result.stdout.replace(
+        "\n", " "
+    )
+    doc = json.loads(ok("plan", "--format", "json").stdout)
+    assert (doc["has_changes"], doc["has_lockfile_changes"]) == (False, True)
+
+    ok("apply", "--auto-approve")
+    assert cli("plan", "--detailed-exitcode").exit_code == 0
+    assert json.loads(ok("plan", "--format", "json").stdout)["has_lockfile_changes"] is False
+
+
+def test_everything_in_order_still_says_all_clear(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    result = cli("plan", "--detailed-exitcode")
+    assert result.exit_code == 0
+    assert result.stdout == f"No changes. {ALL_CLEAR}\n"
+
+
+# --- empty manifests ---------------------------------------------------------------------------
+
+
+def test_an_empty_manifests_directory_is_warned_about(workdir: Path) -> None:
+    (workdir / "empty").mkdir()
+    result = cli("-f", "empty", "validate")
+    assert result.exit_code == 0
+    assert result.stdout == "OK: 0 resources in 0 files\n"
+    assert "Warning: no manifest documents in empty" in result.stderr
+    assert "Warning: no manifest documents in empty" in cli("-f", "empty", "plan").stderr
+
+
+def test_prune_over_an_empty_directory_is_refused_unless_allowed(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    (workdir / "empty").mkdir()
+    refused = _fails("-f", "empty", "plan", "--prune")
+    assert "refusing --prune" in refused.stderr and "--allow-empty" in refused.stderr
+    applied = _fails("-f", "empty", "apply", "--prune", "--auto-approve")
+    assert "refusing --prune" in applied.stderr
+    assert len(lockfile()["resources"]) == 6, "nothing was archived"
+
+    allowed = ok("-f", "empty", "plan", "--prune", "--allow-empty")
+    assert "Plan: 0 to create, 0 to update, 5 to archive." in allowed.stdout
+
+
+# --- the provider origin ------------------------------------------------------------------------
+
+LOCAL = "local:../.reconciler/provider.db"
+
+
+def test_the_lockfile_records_the_origin_and_refuses_another(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    assert lockfile()["origin"] == LOCAL
+
+    # port 9 (discard) is closed: a refusal that named a connection error would mean a request
+    refused = _fails("--provider-url", "http://127.0.0.1:9", "plan")
+    assert f"state/reconciler.lock was applied to {LOCAL}" in refused.stderr
+    assert "this run talks to http://127.0.0.1:9" in refused.stderr
+    assert "--allow-origin-change" in refused.stderr
+    other_db = _fails("apply", "--provider-db", "staging.db", "--auto-approve")
+    assert "this run talks to local:../staging.db" in other_db.stderr
+    assert not (workdir / "staging.db").exists(), "refused before opening anything"
+
+
+def test_allow_origin_change_lets_the_lockfile_follow(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    ok("plan", "--provider-db", "other.db", "--allow-origin-change")
+    assert lockfile()["origin"] == LOCAL, "plan writes nothing"
+    ok("apply", "--provider-db", "other.db", "--allow-origin-change", "--auto-approve")
+    assert lockfile()["origin"] == "local:../other.db"
+    ok("plan", "--provider-db", "other.db")
+    _fails("plan")
+
+
+def test_the_url_origin_is_normalised(workdir: Path, tcp_provider: str) -> None:
+    ok("--provider-url", tcp_provider, "apply", "--auto-approve")
+    assert lockfile()["origin"] == tcp_provider.rstrip("/")
+    # the same provider, written another way: a trailing /v1, a slash, an upper-case host
+    same = tcp_provider.replace("127.0.0.1", "127.0.0.1").rstrip("/") + "/v1/"
+    result = ok("--provider-url", same.replace("http://", "HTTP://"), "plan", "--detailed-exitcode")
+    assert result.stdout == f"No changes. {ALL_CLEAR}\n"
+
+
+def test_an_old_lockfile_without_an_origin_works_and_gets_one(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    path = workdir / "state/reconciler.lock"
+    data = json.loads(path.read_text())
+    del data["origin"]
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    ok("plan", "--provider-db", "elsewhere.db")  # no origin recorded: nothing to compare
+    _edit_coder(description="edited in the console")
+    ok("apply", "--auto-approve")
+    assert lockfile()["origin"] == LOCAL
+
+
+def test_the_local_origin_is_the_same_from_another_folder(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    (workdir / "sub").mkdir()
+    os.chdir(workdir / "sub")
+    result = ok(
+        "-f", "../manifests",
+        "--lockfile", "../state/reconciler.lock",
+        "--provider-db", "../.reconciler/provider.db",
+        "plan", "--detailed-exitcode",
+    )  # fmt: skip
+    assert result.stdout == f"No changes. {ALL_CLEAR}\n"
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+
+def test_global_options_work_after_the_command(workdir: Path) -> None:
+    (workdir / "manifests").rename(workdir / "desired")
+    result = ok("plan", "--project", "team-a", "-f", "desired")
+    assert result.stdout.startswith('Plan for project "team-a"')
+    ok("validate", "--manifests=desired")
+    ok("apply", "--auto-approve", "-fdesired", "--lockfile", "other.lock")
+    assert (workdir / "other.lock").exists() and not (workdir / "state").exists()
+    listed = ok("state", "list", "--lockfile", "other.lock").stdout
+    assert "agent.coder" in listed
+    assert ok("drift", "-f", "desired", "--lockfile", "other.lock").exit_code == 0
+    # the command's own options and help are still its own
+    assert "Show what apply would do" in ok("plan", "--help").stdout
+
+
+def test_global_options_after_the_command_lose_to_nothing_before_it(workdir: Path) -> None:
+    # later wins, as when an option is repeated in place
+    result = ok("--project", "one", "plan", "--project", "two")
+    assert result.stdout.startswith('Plan for project "two"')
+
+
+def test_a_provider_url_without_a_scheme_fails_at_once_with_a_hint(workdir: Path) -> None:
+    result = _fails("--provider-url", "127.0.0.1:8787", "plan")
+    assert "did you mean http://127.0.0.1:8787?" in result.stderr
+    assert "retries" not in result.stderr
+    result = _fails("plan", "--provider-url", "localhost:8787")
+    assert "did you mean http://localhost:8787?" in result.stderr
+
+
+def test_a_provider_url_with_v1_is_tolerated(workdir: Path, tcp_provider: str) -> None:
+    result = ok("plan", "--provider-url", tcp_provider.rstrip("/") + "/v1")
+    assert "Plan: 6 to create" in result.stdout
