@@ -8,14 +8,12 @@ discipline turns it into SIGINT for the foreground process group, as a keyboard 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import pty
 import select
 import subprocess
 import sys
-import termios
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,7 +55,9 @@ class Terminal:
                 except OSError:  # the child closed the pty
                     chunk = b""
                 if not chunk:
-                    raise AssertionError(f"{needle!r} never shown; the terminal shows:\n{self.text}")
+                    raise AssertionError(
+                        f"{needle!r} never shown; the terminal shows:\n{self.text}"
+                    )
                 self.seen += chunk
         return self.text
 
@@ -87,23 +87,25 @@ class Terminal:
         return self.seen.decode(errors="replace").replace("\r\n", "\n")
 
 
-def _controlling_terminal() -> None:  # pragma: no cover - runs in the child
-    # a session of its own, with the pty (already on fd 0) as its controlling terminal, so
-    # that ^C typed into the pty signals the child's process group, as in a shell
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+#: Runs first in the child: a session of its own (start_new_session) with the pty on fd 0 as
+#: its controlling terminal, so that ^C typed into the pty signals the child's process group,
+#: as in a shell; then it becomes the reconciler.
+_TAKE_THE_TERMINAL = (
+    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'reconciler.cli', *sys.argv[1:]])"
+)
 
 
 @contextmanager
 def on_terminal(args: list[str], *, pipe_stdout: bool) -> Iterator[Terminal]:
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reconciler.cli", *args],
+        [sys.executable, "-c", _TAKE_THE_TERMINAL, *args],
         stdin=slave,
         stdout=subprocess.PIPE if pipe_stdout else slave,
         stderr=slave,
         env=clean_env(TERM="dumb"),
         start_new_session=True,
-        preexec_fn=_controlling_terminal,
     )
     os.close(slave)
     try:

@@ -253,8 +253,10 @@ def test_state_commands_after_apply(workdir: Path) -> None:
     # lockfile only, which --detailed-exitcode counts as something for apply to do (2)
     replan = cli("plan", "--detailed-exitcode")
     assert replan.exit_code == 2
-    assert "No changes. The live system matches the manifests. Apply would only update the " \
+    assert (
+        "No changes. The live system matches the manifests. Apply would only update the "
         "lockfile: it records 1 resource" in replan.stdout.replace("\n", " ")
+    )
     readopted = ok("apply", "--auto-approve")
     assert "Recorded 1 unchanged resource in the lockfile" in readopted.stdout
     assert lockfile(workdir)["resources"]["agent.coder"]["id"] == coder[2]

@@ -144,7 +144,8 @@ def main(
       reconciler run coder -m "hi"     talk to an applied agent or deployment
 
     Without --provider-url everything runs against the embedded local provider, so you can
-    try it with no account.
+    try it with no account. The options below may also follow the command
+    (`reconciler plan -f desired`).
     """
     if debug:
         handler = logging.StreamHandler()

@@ -165,9 +165,7 @@ def _split_option(token: str, table: dict[str, bool]) -> tuple[str, bool] | None
     return None
 
 
-def hoist_global_options(
-    group: click.Group, ctx: click.Context, args: list[str]
-) -> list[str]:
+def hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
     """``args`` with the group's options moved in front of the command, so that
     ``reconciler plan --project x`` means ``reconciler --project x plan`` (DESIGN.md: global
     options are accepted before or after the command).

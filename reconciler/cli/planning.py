@@ -7,6 +7,7 @@ only. What would change and whether it may is decided by the library, never here
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -67,19 +68,13 @@ def warn_if_empty(path: Path, documents: int | None = None) -> None:
             return
         documents = 0 if not _has_manifest_file(path) else 1
     if documents == 0:
-        click.echo(
-            f"Warning: no manifest documents in {path}; is --manifests/-f right?", err=True
-        )
+        click.echo(f"Warning: no manifest documents in {path}; is --manifests/-f right?", err=True)
 
 
 def _has_manifest_file(root: Path) -> bool:
-    import os
-
     for _dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        if any(
-            not n.startswith(".") and n.lower().endswith((".yaml", ".yml")) for n in filenames
-        ):
+        if any(not n.startswith(".") and n.lower().endswith((".yaml", ".yml")) for n in filenames):
             return True
     return False
 

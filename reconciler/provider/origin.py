@@ -43,8 +43,7 @@ def normalize_base_url(url: str) -> str:
         hint = f"http://{text}" if "://" not in text else None
         raise ProviderURLError(
             f"--provider-url {url!r} is not a URL the client can use: it needs an http:// or "
-            "https:// scheme and a host"
-            + (f" (did you mean {hint}?)" if hint else "")
+            "https:// scheme and a host" + (f" (did you mean {hint}?)" if hint else "")
         )
     host = (parts.hostname or "").lower()
     if not host:
@@ -56,9 +55,7 @@ def normalize_base_url(url: str) -> str:
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-    path = parts.path.rstrip("/")
-    if path.endswith("/v1"):
-        path = path[: -len("/v1")]
+    path = parts.path.rstrip("/").removesuffix("/v1")
     return urlunsplit((scheme, netloc, path, "", ""))
 
 
