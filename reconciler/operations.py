@@ -235,7 +235,8 @@ async def make_plan(
         allow_empty: allow ``prune`` when the manifests hold no document at all (which plans
             to archive everything the project owns); refused otherwise.
         allow_origin_change: plan although the lockfile was applied to another provider
-            origin (``check_origin``).
+            origin (``check_origin``). Not checked when ``client`` is given: the origin
+            is then the caller's to check (``apply`` does).
 
     Raises:
         PlanError: ``prune`` over manifests with no document, without ``allow_empty``; or the
@@ -262,7 +263,8 @@ async def make_plan(
             except LockfileError:
                 load_manifests(settings.manifests)  # an error in the manifests comes first
                 raise
-            check_origin(settings, lockfile, allow_change=allow_origin_change)
+            if client is None:  # a caller's own client is checked by the caller (apply)
+                check_origin(settings, lockfile, allow_change=allow_origin_change)
             async with _connection(settings, client) as c:
                 before = c.stats.requests
                 manifests, secrets, observed = await _load_while_listing(

@@ -359,7 +359,8 @@ async def test_latency_spikes_beyond_the_client_timeout_are_lost_answers(tmp_pat
                     lockfile=work / "state/reconciler.lock",
                     project=PROJECT,
                     db_path=db,
-                )
+                ),
+                allow_origin_change=True,  # the embedded provider over the server's database
             )
         ).plan
         assert not plan.has_changes, plan.summary
