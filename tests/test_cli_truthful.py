@@ -98,9 +98,18 @@ def test_drift_without_a_lockfile_says_what_it_cannot_see(workdir: Path) -> None
 
     result = cli("drift")
     # nothing left to list says the environment was ever there: say so instead of "all clear"
+    assert result.exit_code == 0, result.stderr
+    assert "matches the lockfile" not in result.stdout
+    assert result.stdout.startswith("No drift. Nothing differs in what could be compared; ")
     assert "environment.python-data" in result.stderr
     assert "never applied, or deleted behind git's back" in result.stderr
     assert "cannot tell" in result.stderr
+
+
+def test_state_list_says_when_the_lockfile_does_not_exist(workdir: Path) -> None:
+    listed = ok("state", "list", "--lockfile", "typo.lock")
+    assert listed.stdout == ""
+    assert "typo.lock does not exist" in listed.stderr and "check --lockfile" in listed.stderr
 
 
 def test_drift_with_a_complete_lockfile_has_no_warning(workdir: Path) -> None:

@@ -44,7 +44,14 @@ def state_list(app: App) -> None:
     ]
     pending = sorted(lockfile.pending.items())
     if not rows and not pending:
-        click.echo(f"{app.settings.lockfile} has no entries.", err=True)
+        if not app.settings.lockfile.exists():  # say so: a wrong --lockfile is not "empty"
+            click.echo(
+                f"{app.settings.lockfile} does not exist: no entries (nothing was applied with "
+                "it yet; check --lockfile).",
+                err=True,
+            )
+        else:
+            click.echo(f"{app.settings.lockfile} has no entries.", err=True)
         return
     widths = [max((len(r[i]) for r in rows), default=0) for i in range(3)]
     for row in rows:

@@ -419,6 +419,15 @@ def plan_outline(plan: Plan, *, width: int = 100, full: bool = False) -> Outline
     )
 
 
+def _no_drift_message(report: DriftReport) -> str:
+    if not report.warnings:
+        return "No drift. The live system matches the lockfile and the manifests."
+    # e.g. no lockfile: only what the ownership tags show was compared
+    return (
+        "No drift. Nothing differs in what could be compared; " + "; ".join(report.warnings) + "."
+    )
+
+
 def untargeted_message(plan: Plan) -> str | None:
     """``3 other resources have changes outside --target; ...``, or None."""
     n = len(plan.untargeted)
@@ -582,8 +591,6 @@ def drift_outline(report: DriftReport, *, width: int = 100, full: bool = False) 
         notes=(),
         unchanged=0,
         summary=drift_summary(report),
-        empty_message=(
-            None if blocks else "No drift. The live system matches the lockfile and the manifests."
-        ),
+        empty_message=None if blocks else _no_drift_message(report),
         shortened=not full and any(changes_shortened(i.changes) for i in items),
     )
