@@ -326,6 +326,12 @@ def test_global_options_work_after_the_command(workdir: Path) -> None:
     assert "Show what apply would do" in ok("plan", "--help").stdout
 
 
+def test_a_typo_of_a_global_option_after_the_command_suggests_it(workdir: Path) -> None:
+    result = _fails("plan", "--projct", "x")
+    assert "Did you mean '--project'?" in result.stderr
+    assert "--prune" not in result.stderr
+
+
 def test_global_options_after_the_command_lose_to_nothing_before_it(workdir: Path) -> None:
     # later wins, as when an option is repeated in place
     result = ok("--project", "one", "plan", "--project", "two")

@@ -231,6 +231,16 @@ class ReconcilingGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(self, ctx, args))
 
+    def _suggest_global_options(self, ctx: click.Context, err: click.NoSuchOption) -> None:
+        """A typo after a command may be one of ours (``plan --projct``): suggest from the
+        command's options and the global ones together, not the command's alone."""
+        import difflib
+
+        command_ctx = err.ctx or ctx
+        known = set(_option_table(command_ctx.command, command_ctx))
+        known |= {k for k in _option_table(self, ctx) if k not in _NOT_HOISTED}
+        err.possibilities = difflib.get_close_matches(err.option_name, sorted(known), n=1)
+
     def make_context(
         self,
         info_name: str | None,
@@ -247,6 +257,10 @@ class ReconcilingGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.NoSuchOption as err:
+            self._suggest_global_options(ctx, err)
+            _set_exit_code(err, EXIT_USAGE)
+            raise
         except click.UsageError as err:
             _set_exit_code(err, EXIT_USAGE)
             raise
