@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 
 import click
 
+from reconciler.cli.hoisting import hoist_global_options, suggest_options
 from reconciler.errors import (
     ApplyError,
     LockfileError,
@@ -137,93 +138,6 @@ def _debug(ctx: click.Context) -> bool:
     return bool((root.params or {}).get("debug"))
 
 
-#: Options of the group that stay where they are: after a command they mean its own help.
-_NOT_HOISTED = frozenset({"--help", "-h", "--version", "-V"})
-
-
-def _option_table(command: click.Command, ctx: click.Context) -> dict[str, bool]:
-    """Every option string of ``command`` -> whether it takes a value."""
-    table: dict[str, bool] = {}
-    for param in command.get_params(ctx):
-        if isinstance(param, click.Option):
-            takes = not param.is_flag and not param.count
-            for opt in (*param.opts, *param.secondary_opts):
-                table[opt] = takes
-    return table
-
-
-def _split_option(token: str, table: dict[str, bool]) -> tuple[str, bool] | None:
-    """(option, value attached) when ``token`` is an option of ``table``, else None."""
-    if token in table:
-        return token, False
-    if token.startswith("--") and "=" in token:
-        name = token.split("=", 1)[0]
-        return (name, True) if name in table else None
-    if token.startswith("-") and not token.startswith("--") and len(token) > 2:
-        name = token[:2]  # -fdir: a short option with its value attached
-        return (name, True) if table.get(name) else None
-    return None
-
-
-def hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
-    """``args`` with the group's options moved in front of the command, so that
-    ``reconciler plan --project x`` means ``reconciler --project x plan`` (DESIGN.md: global
-    options are accepted before or after the command).
-
-    An option the command (or a subcommand of it) defines itself stays its own; ``--help``
-    and ``--version`` stay where they are; nothing after ``--`` moves. An option given
-    both before and after the command: the later one wins, as when repeated in place.
-    """
-    globals_ = {k: v for k, v in _option_table(group, ctx).items() if k not in _NOT_HOISTED}
-    head: list[str] = []
-    i = 0
-    while i < len(args):  # the group's own options, up to the command name
-        token = args[i]
-        if token == "--" or not token.startswith("-") or token == "-":
-            break
-        head.append(token)
-        split = _split_option(token, globals_)
-        if split is not None and globals_[split[0]] and not split[1] and i + 1 < len(args):
-            head.append(args[i + 1])
-            i += 1
-        i += 1
-    if i >= len(args) or args[i] == "--":
-        return args
-    command: click.Command | None = group
-    hoisted: list[str] = []
-    rest: list[str] = []
-    own: dict[str, bool] = {}
-    while i < len(args):
-        token = args[i]
-        if token == "--":
-            rest.extend(args[i:])
-            break
-        if not token.startswith("-") or token == "-":
-            if isinstance(command, click.Group):
-                command = command.get_command(ctx, token)
-                own = _option_table(command, ctx) if command is not None else {}
-            rest.append(token)
-            i += 1
-            continue
-        mine = _split_option(token, own)
-        if mine is not None:
-            rest.append(token)
-            if own[mine[0]] and not mine[1] and i + 1 < len(args):
-                rest.append(args[i + 1])
-                i += 1
-        else:
-            theirs = _split_option(token, globals_)
-            if theirs is not None:
-                hoisted.append(token)
-                if globals_[theirs[0]] and not theirs[1] and i + 1 < len(args):
-                    hoisted.append(args[i + 1])
-                    i += 1
-            else:
-                rest.append(token)
-        i += 1
-    return head + hoisted + rest
-
-
 class ReconcilingGroup(click.Group):
     """A click group whose subcommands share one error handler (see module doc), and whose
     own options may also come after the command (``hoist_global_options``)."""
@@ -232,14 +146,7 @@ class ReconcilingGroup(click.Group):
         return super().parse_args(ctx, hoist_global_options(self, ctx, args))
 
     def _suggest_global_options(self, ctx: click.Context, err: click.NoSuchOption) -> None:
-        """A typo after a command may be one of ours (``plan --projct``): suggest from the
-        command's options and the global ones together, not the command's alone."""
-        import difflib
-
-        command_ctx = err.ctx or ctx
-        known = set(_option_table(command_ctx.command, command_ctx))
-        known |= {k for k in _option_table(self, ctx) if k not in _NOT_HOISTED}
-        err.possibilities = difflib.get_close_matches(err.option_name, sorted(known), n=1)
+        err.possibilities = suggest_options(self, ctx, err)
 
     def make_context(
         self,
