@@ -117,8 +117,9 @@ def test_a_hand_made_environment_is_never_adopted_after_a_lost_create(
     # name and how to manage it
     _write(work / "manifests/env.yaml", ENVIRONMENT)
     (work / "manifests/agent.yaml").unlink()
-    with provider(db) as (url, _):
-        run = zygote.run(["--provider-url", url, "apply", "--auto-approve"], cwd=work, env=env)
+    with provider(db) as (url, _):  # the same database on a new port: another origin
+        args = ["--provider-url", url, "apply", "--auto-approve", "--allow-origin-change"]
+        run = zygote.run(args, cwd=work, env=env)
     assert run.code == 1, run.stdout
     assert f"reconciler import environment.py {hand}" in run.stdout, run.stdout
     assert "409" in run.stdout and "belongs to nobody" in run.stdout
@@ -215,7 +216,10 @@ def test_a_lockfile_entry_never_changes_or_archives_another_projects_agent(
         md = _rows(db)[theirs["id"]][1]["metadata"]
         assert md["reconciler-project"] == "default" and md["reconciler-address"] == "agent.taken"
         # and the other project now refuses to touch it, saying whose it is
-        plan = _cli(zygote, theirs_dir, url, "--project", "web", "plan", "--detailed-exitcode")
+        plan = _cli(
+            zygote, theirs_dir, url, "--project", "web",
+            "plan", "--detailed-exitcode", "--allow-origin-change",  # a new port: a new origin
+        )  # fmt: skip
         assert plan.code == 2 and "this project" not in plan.stdout.split("Not ours")[0]
         assert 'project "default" (as agent.taken)' in plan.stdout
 
