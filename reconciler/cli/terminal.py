@@ -216,6 +216,44 @@ def _ctrl_c_interrupts() -> Iterator[list[bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _terminal_fd() -> int | None:
+    """stdin's descriptor when it is a real terminal we can wait on (not a test's buffer)."""
+    if os.name != "posix" or not _isatty(sys.stdin):
+        return None
+    try:
+        return sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _read_line(prompt: str) -> str:
+    """One line typed at the terminal, ``prompt`` shown on stderr.
+
+    Waits in short ``select`` slices rather than one blocking read: a Ctrl-C is delivered
+    to whichever thread of the process the kernel picks, and a read blocked in the main thread
+    is interrupted only when that is the main thread; between slices the main thread runs
+    the signal handler whichever thread took the signal. Elsewhere: ``click.prompt``.
+
+    Raises:
+        EOFError: Ctrl-D (end of input).
+    """
+    fd = _terminal_fd()
+    if fd is None:
+        try:
+            return str(click.prompt(prompt, default="", show_default=False, err=True))
+        except click.Abort:
+            raise EOFError from None
+    import select
+
+    click.echo(prompt + ": ", nl=False, err=True)
+    while not select.select([fd], [], [], 0.2)[0]:
+        pass
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line
+
+
 def confirm_apply() -> bool:
     """Terraform's question, on stderr: only ``yes`` approves; anything else (or Ctrl-D)
     declines.
@@ -229,11 +267,11 @@ def confirm_apply() -> bool:
     click.echo(err=True)
     with _ctrl_c_interrupts() as interrupted:
         try:
-            answer = click.prompt("  Enter a value", default="", show_default=False, err=True)
-        except (click.Abort, KeyboardInterrupt):
+            answer = _read_line("  Enter a value")
+        except (EOFError, KeyboardInterrupt):
             click.echo(err=True)
             if interrupted:
                 raise PromptInterrupted from None
             return False
     click.echo(err=True)
-    return str(answer).strip() == "yes"
+    return answer.strip() == "yes"
