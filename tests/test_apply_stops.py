@@ -97,6 +97,8 @@ def _apply_args(url: str, parallelism: int = 4) -> list[str]:
         "--auto-approve",
         "--parallelism",
         str(parallelism),
+        # the same database is served again on a new port after a kill: another origin
+        "--allow-origin-change",
     ]
 
 

@@ -284,8 +284,10 @@ def test_an_agent_update_lost_twice_tells_the_user_what_to_do(
     with BackgroundServer(app) as server:
         ok("--provider-url", server.url, "apply", "--auto-approve")
     (work / "manifests/agent.yaml").write_text(AGENT.replace("politely", "briefly"))
-    with BackgroundServer(lossy) as server:
-        result = cli("--provider-url", server.url, "apply", "--auto-approve")
+    with BackgroundServer(lossy) as server:  # the same database on another port
+        result = cli(
+            "--provider-url", server.url, "apply", "--auto-approve", "--allow-origin-change"
+        )
     assert result.exit_code == 1, result.output
     told = result.output
     assert "agent.coder" in told
