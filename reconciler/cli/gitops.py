@@ -18,7 +18,7 @@ import click
 from reconciler import gitops
 from reconciler.cli import failures, terminal
 from reconciler.cli.app import App, format_option, full_option, pass_app
-from reconciler.engine.importing import KIND_FILES, Skipped
+from reconciler.engine.derive import KIND_FILES, Skipped
 from reconciler.errors import ManifestError
 from reconciler.render import render_drift
 

@@ -29,26 +29,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.engine.drift import Unmanaged
-from reconciler.engine.model import RESERVED_METADATA_KEYS, Kind
 from reconciler.engine.normalize import PACKAGE_MANAGERS, TOOLSET_DEFAULT_POLICY
+from reconciler.kinds import KINDS, NAME_RE, TAG_KEYS, Kind, manifest_kind
 
 JSON = dict[str, Any]
 
-#: Manifest ``kind:`` per resource kind, and the file ``import --all-unmanaged`` writes it to.
-MANIFEST_KIND: dict[str, str] = {
-    "agent": "Agent",
-    "environment": "Environment",
-    "vault": "Vault",
-    "deployment": "Deployment",
-}
+#: Manifest ``kind:`` -> the file ``import --all-unmanaged`` writes its documents to.
 KIND_FILES: dict[str, str] = {
-    "Agent": "agents.yaml",
-    "Environment": "environments.yaml",
-    "Vault": "vaults.yaml",
-    "Deployment": "deployments.yaml",
+    k.manifest: k.manifest_file for k in KINDS if k.manifest and k.manifest_file
 }
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_NAME = 64
 
 
@@ -277,7 +267,7 @@ class Derivation:
 
 def _user_metadata(obj: JSON) -> JSON:
     md = obj.get("metadata") or {}
-    return {k: v for k, v in md.items() if k not in RESERVED_METADATA_KEYS}
+    return {k: v for k, v in md.items() if k not in TAG_KEYS}
 
 
 def _put(spec: JSON, key: str, value: Any) -> None:
@@ -526,7 +516,7 @@ def derive_documents(
     ordered = sorted(
         (u for u in unmanaged), key=lambda u: (u.kind, u.remote_name or "", u.remote_id)
     )
-    top = [u for u in ordered if u.kind in MANIFEST_KIND and u.duplicate_of is None]
+    top = [u for u in ordered if manifest_kind(u.kind) is not None and u.duplicate_of is None]
     for u in ordered:
         if u.duplicate_of is not None:
             skipped.append(
@@ -547,7 +537,8 @@ def derive_documents(
     for u in top:
         name = names.of(u.kind, u.remote_id)
         assert name is not None
-        kind = MANIFEST_KIND[u.kind]
+        kind = manifest_kind(u.kind)
+        assert kind is not None  # only manifest kinds are in top
         address = f"{u.kind}.{name}"
         resources = [ImportedResource(address, u.kind, u.remote_id)]
         refs: list[str] = []
@@ -678,7 +669,6 @@ def _deployment_spec(
 __all__ = [
     "DOCUMENT_ORDER",
     "KIND_FILES",
-    "MANIFEST_KIND",
     "Derivation",
     "ImportedDocument",
     "ImportedResource",
