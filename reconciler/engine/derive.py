@@ -30,7 +30,17 @@ from typing import Any
 
 from reconciler.engine.drift import Unmanaged
 from reconciler.engine.normalize import PACKAGE_MANAGERS, TOOLSET_DEFAULT_POLICY
-from reconciler.kinds import KINDS, NAME_RE, TAG_KEYS, Kind, manifest_kind
+from reconciler.kinds import (
+    KINDS,
+    MANIFEST_KINDS,
+    NAME_RE,
+    TAG_KEYS,
+    Kind,
+    ManifestKind,
+    address_of,
+    credential_address,
+    manifest_kind,
+)
 
 JSON = dict[str, Any]
 
@@ -225,7 +235,7 @@ class ImportedResource:
 class ImportedDocument:
     """A manifest document derived from live objects, as plain data in canonical order."""
 
-    kind: str
+    kind: ManifestKind
     name: str
     data: JSON
     resources: tuple[ImportedResource, ...]
@@ -234,7 +244,7 @@ class ImportedDocument:
 
     @property
     def address(self) -> str:
-        return f"{self.kind.lower()}.{self.name}"
+        return address_of(MANIFEST_KINDS[self.kind], self.name)
 
 
 @dataclass(frozen=True)
@@ -539,7 +549,7 @@ def derive_documents(
         assert name is not None
         kind = manifest_kind(u.kind)
         assert kind is not None  # only manifest kinds are in top
-        address = f"{u.kind}.{name}"
+        address = address_of(u.kind, name)
         resources = [ImportedResource(address, u.kind, u.remote_id)]
         refs: list[str] = []
         if u.kind == "agent":
@@ -586,7 +596,6 @@ def _vault_spec(
     if u.obj.get("display_name") != name:
         _put(spec, "display_name", u.obj.get("display_name"))
     _put(spec, "metadata", _user_metadata(u.obj))
-    address = f"vault.{name}"
     taken: set[str] = set()
     entries: list[JSON] = []
     resources: list[ImportedResource] = []
@@ -596,7 +605,7 @@ def _vault_spec(
     )
     for cred in live:
         cname = _unique(slugify(_credential_label(cred), "credential"), taken)
-        caddress = f"{address}.credential.{cname}"
+        caddress = credential_address(name, cname)
         auth = _auth(cred.get("auth") or {}, caddress, name, cname, variables)
         if auth is None:
             skipped.append(

@@ -20,7 +20,7 @@ from reconciler.engine.normalize import (
     copy_json,
     normalize_env_config,
 )
-from reconciler.kinds import MANIFEST_KINDS, Kind, tags
+from reconciler.kinds import MANIFEST_KINDS, Kind, address_of, credential_address, tags
 
 JSON = dict[str, Any]
 
@@ -108,7 +108,7 @@ def desired_resources(documents: Any) -> list[DesiredResource]:
     for doc in documents:
         kind = MANIFEST_KINDS[doc.kind]
         spec = _dump(doc.spec)
-        address = f"{kind}.{doc.name}"
+        address = address_of(kind, doc.name)
         ignore = tuple(doc.ignore_changes or ())
         if kind == "vault":
             creds = spec.pop("credentials", None) or []
@@ -117,7 +117,7 @@ def desired_resources(documents: Any) -> list[DesiredResource]:
             for cred in creds:
                 cred = dict(cred)
                 cname = cred.pop("name")
-                caddr = f"{address}.credential.{cname}"
+                caddr = credential_address(doc.name, cname)
                 cignore = tuple(
                     p.split(".", 2)[2] for p in ignore if p.startswith(f"credentials.{cname}.")
                 )

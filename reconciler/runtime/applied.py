@@ -14,7 +14,7 @@ import os
 from typing import TYPE_CHECKING
 
 from reconciler.errors import ReconcilerError
-from reconciler.kinds import DEFAULT_LOCKFILE, KIND_INFO, TOP_LEVEL_KINDS
+from reconciler.kinds import DEFAULT_LOCKFILE, KIND_INFO, TOP_LEVEL_KINDS, address_of
 
 if TYPE_CHECKING:
     from reconciler.state import LockEntry
@@ -44,7 +44,7 @@ def lookup_address(kind: str, name: str) -> str:
         if prefix != kind:
             raise ValueError(f"{name} is {_a(prefix)} address, not {_a(kind)} one")
         return name
-    return f"{kind}.{name}"
+    return address_of(kind, name)
 
 
 def find_applied(lockfile_path: str | os.PathLike[str], project: str, address: str) -> LockEntry:
