@@ -154,9 +154,8 @@ async def _tag(
     """Write the ownership metadata (a metadata patch; agents save a new version), and the
     ``fill`` fields where the live object differs."""
     wanted = tags(project, address)
-    md = obj.get("metadata") or {}
     body: JSON = {k: v for k, v in (fill or {}).items() if obj.get(k) != v}
-    if any(md.get(k) != v for k, v in wanted.items()):
+    if owned_address(obj, project) != address:
         body["metadata"] = wanted
     if not body:
         return obj, False
