@@ -24,15 +24,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.engine.desired import desired_resources, is_owned, not_ours
+from reconciler.engine.desired import desired_resources
 from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
 from reconciler.engine.intents import leftover_intents
 from reconciler.engine.model import Action, Plan
-from reconciler.engine.ownership import claimed_address
+from reconciler.engine.ownership import claimed_address, not_ours
 from reconciler.engine.planner import PlanOptions, build_plan, targeted_addresses
 from reconciler.engine.record import record_intent, record_intents, record_outcome
 from reconciler.engine.refresh import Observed, refresh
 from reconciler.errors import LockfileError, ManifestError, ManifestIssue, PlanError
+from reconciler.kinds import DEFAULT_LOCKFILE, DEFAULT_MANIFESTS, DEFAULT_PROVIDER_DB, owned_address
 from reconciler.manifest import ManifestSet, load_manifests, resolve_secret
 from reconciler.manifest.files import MAX_PLAN_BYTES, FileRefused, read_limited
 from reconciler.provider.adapter import ClientBackedProvider
@@ -43,15 +44,15 @@ from reconciler.state import (
     LockfileWriteError,
     StateStore,
     fingerprint_secret,
+    json_digest,
     new_salt,
     read_project_lockfile,
-    spec_digest,
 )
 
 if TYPE_CHECKING:  # the HTTP stack loads when a command connects (tests/test_startup.py)
     from reconciler.provider import ProviderClient, RequestStats
 
-DEFAULT_DB = Path(".reconciler/provider.db")
+DEFAULT_DB = Path(DEFAULT_PROVIDER_DB)
 PLAN_FILE_KIND = "reconciler-plan"
 
 
@@ -59,8 +60,8 @@ PLAN_FILE_KIND = "reconciler-plan"
 class Settings:
     """Where things are; the global options of the CLI."""
 
-    manifests: Path = Path("manifests")
-    lockfile: Path = Path("state/reconciler.lock")
+    manifests: Path = Path(DEFAULT_MANIFESTS)
+    lockfile: Path = Path(DEFAULT_LOCKFILE)
     project: str = "default"
     provider_url: str | None = None
     api_key: str | None = None
@@ -387,7 +388,7 @@ def manifests_digest(manifests: ManifestSet, secrets: SecretSource, salt: str) -
         f"{address} {path}": fingerprint_secret(salt, secrets(address, path))
         for address, path in sorted(secrets.references)
     }
-    return spec_digest({"documents": documents, "secrets": fingerprints})
+    return json_digest({"documents": documents, "secrets": fingerprints})
 
 
 def save_plan(
@@ -411,7 +412,7 @@ def save_plan(
         data["binding"] = {
             "salt": salt,
             "manifests": manifests_digest(manifests, SecretSource(manifests), salt),
-            "plan": spec_digest(data["plan"]),
+            "plan": json_digest(data["plan"]),
         }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -448,7 +449,7 @@ def _read_plan_file(path: Path) -> tuple[Plan, dict[str, Any]]:
     try:
         plan = Plan.model_validate(data["plan"])
         # the digest is of the plan as read, so any edit of its text shows
-        plan_digest = spec_digest(data["plan"])
+        plan_digest = json_digest(data["plan"])
     except Exception as err:  # noqa: BLE001 - any failure here means "not a plan we can read"
         raise PlanError(f"{path}: unreadable plan ({err.__class__.__name__}); plan again") from None
     if not isinstance(binding, dict):
@@ -499,7 +500,7 @@ def stale_actions(plan: Plan, observed: Observed) -> dict[str, str]:
     for a in plan.actions:
         if a.type == "create":
             for obj in observed.all(a.kind):
-                if not obj.get("archived_at") and is_owned(obj, plan.project) == a.address:
+                if not obj.get("archived_at") and owned_address(obj, plan.project) == a.address:
                     stale[a.address] = f"{a.address} was created ({obj['id']}) since the plan"
                     break
             continue

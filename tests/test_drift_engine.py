@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.engine.desired import desired_resources, ownership, spec_digest
+from reconciler.engine.desired import desired_digest, desired_resources
 from reconciler.engine.drift import agents_to_annotate, build_drift, find_unmanaged
 from reconciler.engine.refresh import Observed
+from reconciler.kinds import tags as ownership_tags
 from reconciler.manifest import Document
 from reconciler.state import LockEntry, new_lockfile
 
@@ -50,7 +51,7 @@ def agent(
         "skills": [],
         "execution_identity": {"type": "service_account"},
         "multiagent": None,
-        "metadata": ownership("default", "agent.coder") if tags is None else tags,
+        "metadata": ownership_tags("default", "agent.coder") if tags is None else tags,
         "created_at": NOW,
         "updated_at": extra.pop("updated_at", NOW),
         "archived_at": extra.pop("archived_at", None),
@@ -64,7 +65,7 @@ def recorded(version: int = 1, digest: str | None = None) -> Any:
         kind="agent",
         id="agent_01",
         version=version,
-        spec_digest=digest or spec_digest(res),
+        spec_digest=digest or desired_digest(res),
         created_at=NOW,
         updated_at=NOW,
     )
@@ -130,8 +131,8 @@ def test_unmanaged_rules_untagged_foreign_archived_and_tagged() -> None:
     )
     untagged = agent("agent_03", tags={})
     gone = agent("agent_04", tags={}, archived_at=NOW)
-    lost = agent("agent_05", tags=ownership("default", "agent.removed"))
-    adoptable = agent("agent_06", tags=ownership("default", "agent.coder"))  # lockfile lost
+    lost = agent("agent_05", tags=ownership_tags("default", "agent.removed"))
+    adoptable = agent("agent_06", tags=ownership_tags("default", "agent.coder"))  # lockfile lost
     live = observed(agent(), foreign, untagged, gone, lost, adoptable)
     found = find_unmanaged([AGENT_DOC], live, recorded(), "default")
     assert [(u.remote_id, u.tagged, u.duplicate_of) for u in found] == [
@@ -166,7 +167,7 @@ def test_items_are_sorted_by_address_then_type() -> None:
 
 def test_ignore_unmanaged_keeps_twins() -> None:
     """A twin is this project's, not unmanaged: ``--ignore-unmanaged`` still reports it."""
-    twin = agent("agent_07", tags=ownership("default", "agent.coder"))
+    twin = agent("agent_07", tags=ownership_tags("default", "agent.coder"))
     report = build_drift([AGENT_DOC], observed(agent(), twin), recorded(), ignore_unmanaged=True)
     assert [(i.type, i.address, i.remote_id) for i in report.items] == [
         ("twin", "agent.coder", "agent_07")

@@ -16,9 +16,6 @@ import pytest
 
 from reconciler.engine.executor import Outcome, apply_plan
 from reconciler.engine.model import (
-    ADDRESS_KEY,
-    OWNER_KEY,
-    PROJECT_KEY,
     Action,
     Archive,
     Create,
@@ -28,7 +25,6 @@ from reconciler.engine.model import (
     Replace,
     Target,
     Update,
-    kind_of,
 )
 from reconciler.errors import (
     AmbiguousWriteError,
@@ -39,6 +35,7 @@ from reconciler.errors import (
     RateLimitError,
     ServerError,
 )
+from reconciler.kinds import ADDRESS_KEY, OWNER_KEY, PROJECT_KEY, kind_of
 from reconciler.provider.adapter import ClientBackedProvider
 
 # marked here (not only by conftest) so parametrized coroutine tests collect correctly

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from reconciler.engine.executor import apply_plan
-from reconciler.engine.model import ADDRESS_KEY, PROJECT_KEY, Action, Create, Plan, Target
+from reconciler.engine.model import Action, Create, Plan, Target
 from reconciler.engine.record import record_intent, record_outcome
 from reconciler.errors import ProviderError
+from reconciler.kinds import ADDRESS_KEY, PROJECT_KEY
 from reconciler.provider import embedded_client
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import Lockfile

@@ -161,6 +161,18 @@ def test_import_the_same_again_does_nothing(applied: Path) -> None:
     assert lockfile()["serial"] == serial
 
 
+def test_import_of_an_object_that_still_carries_its_tags_writes_no_new_version(
+    applied: Path,
+) -> None:
+    """Only the lockfile entry was lost: the object's tags already name this project and
+    address, so import records it without an update (an agent update would save a version)."""
+    coder = remote_id("agent.coder")
+    ok("state", "rm", "agent.coder")
+    result = ok("import", "agent.coder", coder)
+    assert f"Imported agent.coder ({coder}): already tagged." in result.stdout
+    assert lockfile()["resources"]["agent.coder"]["version"] == 1
+
+
 def test_import_refuses_a_recorded_address_unless_forced(applied: Path) -> None:
     async def create(c: ProviderClient) -> str:
         return str((await c.agents.create({"name": "other", "model": "claude-haiku-4-5"}))["id"])

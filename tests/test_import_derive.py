@@ -1,4 +1,4 @@
-"""``engine.importing`` as data: live objects -> manifest documents, names, canonical order."""
+"""``engine.derive`` as data: live objects -> manifest documents, names, canonical order."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from reconciler.engine.drift import Unmanaged
-from reconciler.engine.importing import (
+from reconciler.engine.derive import (
     canonical,
     derive_documents,
     env_var_name,
     key_order,
     slugify,
 )
+from reconciler.engine.drift import Unmanaged
 from reconciler.manifest import Document
 
 

@@ -26,6 +26,8 @@ LEVELS = {
     "errors": 6,
     "lean": 6,
     "__init__": 6,
+    # the vocabulary (kinds, addresses, ownership tags, default paths), beneath every layer
+    "kinds": 7,
 }
 ENGINE_FORBIDDEN = {
     "httpx",
@@ -89,6 +91,16 @@ def test_module_respects_layers(path: Path) -> None:
             continue
         assert target in LEVELS, f"{where}: unknown package"
         assert LEVELS[target] > level, f"{where}: a layer may import only layers below it"
+
+
+def test_the_vocabulary_imports_nothing_from_reconciler() -> None:
+    tree = ast.parse((ROOT / "kinds.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"kinds.py:{node.lineno}: a relative import"
+    imported = [name for name, _ in _imports(ROOT / "kinds.py")]
+    assert imported, "kinds.py imports at least the standard library"
+    assert not [n for n in imported if n.split(".")[0] == "reconciler"], imported
 
 
 def test_engine_never_opens_files() -> None:

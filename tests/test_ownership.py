@@ -402,10 +402,10 @@ def _plan_removed(vaults: list[dict[str, Any]], creds: list[dict[str, Any]], ent
 def test_a_credential_belongs_to_its_vault() -> None:
     """Vault credentials are judged by their vault; their own tags count only when they
     carry reconciler tags at all."""
-    from reconciler.engine.desired import ownership
+    from reconciler.kinds import tags as ownership_tags
 
-    ours = ownership("default", "vault.keys")
-    theirs = ownership("web", "vault.keys")
+    ours = ownership_tags("default", "vault.keys")
+    theirs = ownership_tags("web", "vault.keys")
     address = "vault.keys.credential.c0"
     # an untagged credential of our vault is ours: pruned with it (nothing left alone)
     plan = _plan_removed(
@@ -417,7 +417,7 @@ def test_a_credential_belongs_to_its_vault() -> None:
     # a credential of another project's vault is theirs, whatever its own tags say
     plan = _plan_removed(
         [_vault("vlt_2", theirs)],
-        [_credential("vcrd_2", "vlt_2", ownership("default", address))],
+        [_credential("vcrd_2", "vlt_2", ownership_tags("default", address))],
         {"vault.keys": _entry("vault", "vlt_2"), address: _entry("credential", "vcrd_2", "vlt_2")},
     )
     assert plan.actions == ()
@@ -428,7 +428,7 @@ def test_a_credential_belongs_to_its_vault() -> None:
     # a credential tagged by another project in our vault is not ours either
     plan = _plan_removed(
         [_vault("vlt_3", ours)],
-        [_credential("vcrd_3", "vlt_3", ownership("web", address))],
+        [_credential("vcrd_3", "vlt_3", ownership_tags("web", address))],
         {address: _entry("credential", "vcrd_3", "vlt_3")},
     )
     # (the vault itself is ours by its tags and left the manifests: --prune archives it)
@@ -448,9 +448,9 @@ def test_an_untagged_object_in_the_lockfile_is_owned_by_nobody() -> None:
 
 def test_a_saved_plan_never_archives_what_is_no_longer_ours() -> None:
     """A plan saved before the object changed hands (or by a tool that checked no tags)."""
-    from reconciler.engine.desired import ownership
     from reconciler.engine.model import Archive, Plan
     from reconciler.engine.refresh import Observed
+    from reconciler.kinds import tags as ownership_tags
     from reconciler.operations import stale_actions
 
     archive = Archive(
@@ -462,8 +462,8 @@ def test_a_saved_plan_never_archives_what_is_no_longer_ours() -> None:
             "agent": (),
             "environment": (),
             "vault": (
-                _vault("vlt_5", ownership("web", "vault.keys")),
-                _vault("vlt_6", ownership("default", "vault.keys")),
+                _vault("vlt_5", ownership_tags("web", "vault.keys")),
+                _vault("vlt_6", ownership_tags("default", "vault.keys")),
             ),
             "deployment": (),
         }
@@ -476,10 +476,10 @@ def test_a_saved_plan_never_archives_what_is_no_longer_ours() -> None:
 def test_twins_are_planned_on_hand_built_data_with_and_without_prune() -> None:
     from test_drift_engine import AGENT_DOC, agent, observed, recorded
 
-    from reconciler.engine.desired import ownership
     from reconciler.engine.planner import PlanOptions, build_plan
+    from reconciler.kinds import tags as ownership_tags
 
-    live = observed(agent(), agent("agent_02", tags=ownership("default", "agent.coder")))
+    live = observed(agent(), agent("agent_02", tags=ownership_tags("default", "agent.coder")))
     plan = build_plan([AGENT_DOC], live, recorded(), PlanOptions())
     assert plan.changes == () and plan.has_changes
     [twin] = plan.twins
@@ -489,5 +489,5 @@ def test_twins_are_planned_on_hand_built_data_with_and_without_prune() -> None:
         archives = [(a.address, a.type, a.remote_id) for a in pruned.changes]
         assert archives == [("agent.coder[agent_02]", "archive", "agent_02")]
     # another project's object of the same address is theirs, never a twin
-    theirs = agent("agent_03", tags=ownership("web", "agent.coder"))
+    theirs = agent("agent_03", tags=ownership_tags("web", "agent.coder"))
     assert build_plan([AGENT_DOC], observed(agent(), theirs), recorded()).twins == ()

@@ -22,11 +22,11 @@ from reconciler.state import (
     StateStore,
     backup_path,
     fingerprint_secret,
+    json_digest,
     list_entries,
     new_lockfile,
     read_lockfile,
     show_entry,
-    spec_digest,
     utc_timestamp,
     write_lockfile,
 )
@@ -39,7 +39,7 @@ def entry(i: int = 0, **overrides: object) -> LockEntry:
         "kind": "agent",
         "id": f"agent_{i:04d}",
         "version": 1,
-        "spec_digest": spec_digest({"i": i}),
+        "spec_digest": json_digest({"i": i}),
         "created_at": T0,
         "updated_at": T0,
     }

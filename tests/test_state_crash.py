@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 ZYGOTE = textwrap.dedent(
     """
     import os, sys, traceback
-    from reconciler.state import LockEntry, StateStore, spec_digest, utc_timestamp
+    from reconciler.state import LockEntry, StateStore, json_digest, utc_timestamp
 
     path = sys.argv[1]
 
@@ -32,7 +32,7 @@ ZYGOTE = textwrap.dedent(
         while True:
             i += 1
             entry = LockEntry(kind="agent", id=f"agent_{i}", version=i,
-                              spec_digest=spec_digest(i), created_at=now, updated_at=now)
+                              spec_digest=json_digest(i), created_at=now, updated_at=now)
             store.commit(lambda lf: lf.with_entry(f"agent.a{i % 400:03d}", entry))
 
     print("ready", flush=True)

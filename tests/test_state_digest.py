@@ -10,8 +10,8 @@ from pydantic import BaseModel
 from reconciler.state import (
     fingerprint_matches,
     fingerprint_secret,
+    json_digest,
     new_salt,
-    spec_digest,
 )
 
 SECRET = "ghp_Sup3rSecretValue"
@@ -46,24 +46,24 @@ def test_salt_must_be_hex_and_long_enough() -> None:
         fingerprint_secret("abcd", SECRET)
 
 
-def test_spec_digest_is_canonical() -> None:
-    a = spec_digest({"model": "claude", "tools": [1, 2], "meta": {"b": 1, "a": "é"}})
-    b = spec_digest({"meta": {"a": "é", "b": 1}, "tools": [1, 2], "model": "claude"})
+def test_json_digest_is_canonical() -> None:
+    a = json_digest({"model": "claude", "tools": [1, 2], "meta": {"b": 1, "a": "é"}})
+    b = json_digest({"meta": {"a": "é", "b": 1}, "tools": [1, 2], "model": "claude"})
     assert a == b and a.startswith("sha256:") and len(a) == len("sha256:") + 64
-    assert spec_digest({"tools": [2, 1]}) != spec_digest({"tools": [1, 2]})
-    assert spec_digest({"x": None}) != spec_digest({})
+    assert json_digest({"tools": [2, 1]}) != json_digest({"tools": [1, 2]})
+    assert json_digest({"x": None}) != json_digest({})
 
 
-def test_spec_digest_of_a_model_equals_its_json_dump() -> None:
+def test_json_digest_of_a_model_equals_its_json_dump() -> None:
     class Spec(BaseModel):
         name: str
         n: int = 1
 
-    assert spec_digest(Spec(name="a")) == spec_digest({"n": 1, "name": "a"})
+    assert json_digest(Spec(name="a")) == json_digest({"n": 1, "name": "a"})
 
 
-def test_spec_digest_refuses_what_json_cannot_say() -> None:
+def test_json_digest_refuses_what_json_cannot_say() -> None:
     with pytest.raises(ValueError):
-        spec_digest({"x": float("nan")})
+        json_digest({"x": float("nan")})
     with pytest.raises(TypeError):
-        spec_digest({"x": object()})
+        json_digest({"x": object()})

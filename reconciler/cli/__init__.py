@@ -30,6 +30,7 @@ import click
 import reconciler
 from reconciler.cli.app import App
 from reconciler.cli.failures import ReconcilingGroup
+from reconciler.kinds import DEFAULT_LOCKFILE, DEFAULT_MANIFESTS
 from reconciler.operations import DEFAULT_DB, Settings
 
 #: Modules of this package whose ``register(group)`` adds commands, in ``--help`` order.
@@ -70,7 +71,7 @@ def _checked_project(value: str) -> str:
     "--manifests",
     "-f",
     type=click.Path(path_type=Path),
-    default=Path("manifests"),
+    default=Path(DEFAULT_MANIFESTS),
     envvar="RECONCILER_MANIFESTS",
     show_envvar=True,
     show_default=True,
@@ -79,7 +80,7 @@ def _checked_project(value: str) -> str:
 @click.option(
     "--lockfile",
     type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("state/reconciler.lock"),
+    default=Path(DEFAULT_LOCKFILE),
     envvar="RECONCILER_LOCKFILE",
     show_envvar=True,
     show_default=True,

@@ -19,7 +19,7 @@ from reconciler import gitops
 from reconciler.cli import failures, terminal
 from reconciler.cli.app import App, format_option, full_option, pass_app
 from reconciler.cli.planning import warn_if_empty
-from reconciler.engine.importing import KIND_FILES, Skipped
+from reconciler.engine.derive import KIND_FILES, Skipped
 from reconciler.errors import ManifestError
 from reconciler.render import render_drift
 

@@ -14,20 +14,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.engine.model import (
-    ADDRESS_KEY,
-    MANIFEST_KINDS,
-    OWNER_KEY,
-    OWNER_VALUE,
-    PROJECT_KEY,
-    Kind,
-)
 from reconciler.engine.normalize import (
     FIELD_DEFAULTS,
     SECRET_FIELDS,
     copy_json,
     normalize_env_config,
 )
+from reconciler.kinds import MANIFEST_KINDS, Kind, address_of, credential_address, tags
 
 JSON = dict[str, Any]
 
@@ -115,7 +108,7 @@ def desired_resources(documents: Any) -> list[DesiredResource]:
     for doc in documents:
         kind = MANIFEST_KINDS[doc.kind]
         spec = _dump(doc.spec)
-        address = f"{kind}.{doc.name}"
+        address = address_of(kind, doc.name)
         ignore = tuple(doc.ignore_changes or ())
         if kind == "vault":
             creds = spec.pop("credentials", None) or []
@@ -124,7 +117,7 @@ def desired_resources(documents: Any) -> list[DesiredResource]:
             for cred in creds:
                 cred = dict(cred)
                 cname = cred.pop("name")
-                caddr = f"{address}.credential.{cname}"
+                caddr = credential_address(doc.name, cname)
                 cignore = tuple(
                     p.split(".", 2)[2] for p in ignore if p.startswith(f"credentials.{cname}.")
                 )
@@ -160,47 +153,6 @@ def desired_resources(documents: Any) -> list[DesiredResource]:
     return sorted(out, key=lambda r: r.address)
 
 
-def ownership(project: str, address: str) -> dict[str, str]:
-    return {OWNER_KEY: OWNER_VALUE, PROJECT_KEY: project, ADDRESS_KEY: address}
-
-
-def is_owned(obj: JSON, project: str) -> str | None:
-    """The address an object is tagged with, when this project owns it."""
-    md = obj.get("metadata") or {}
-    if md.get(OWNER_KEY) == OWNER_VALUE and md.get(PROJECT_KEY) == project:
-        return md.get(ADDRESS_KEY)
-    return None
-
-
-def owner_of(obj: JSON) -> str:
-    """Whose an object is, by its tags, as a phrase: ``project "web" (as agent.coder)`` or
-    ``nobody (no reconciler ownership tags)``."""
-    md = obj.get("metadata") or {}
-    if md.get(OWNER_KEY) != OWNER_VALUE or not md.get(PROJECT_KEY):
-        return "nobody (no reconciler ownership tags)"
-    address = md.get(ADDRESS_KEY)
-    return f'project "{md.get(PROJECT_KEY)}"' + (f" (as {address})" if address else "")
-
-
-def not_ours(kind: str, obj: JSON, project: str, address: str) -> str | None:
-    """None when ``obj`` carries this project's tags for ``address``; else whose it is.
-
-    A credential is judged by its own tags only when it carries reconciler tags: it lives
-    and dies with its vault (it cannot move to another one, and archiving the vault takes it
-    along), so an untagged credential belongs to whoever owns its vault, which the caller
-    checks. Every other kind must carry the tags: the lockfile alone never proves ownership.
-    """
-    tagged = is_owned(obj, project)
-    if tagged == address:
-        return None
-    md = obj.get("metadata") or {}
-    if kind == "credential" and md.get(OWNER_KEY) != OWNER_VALUE:
-        return None
-    if tagged is not None:
-        return f"this project, as {tagged}"
-    return owner_of(obj)
-
-
 def _secret_placeholders(obj: Any, prefix: str = "", key: str = "") -> Any:
     """Secret references (only under secret field names) -> ``{"$secret": path}``."""
     if isinstance(obj, dict):
@@ -220,7 +172,7 @@ def request_fields(res: DesiredResource, project: str) -> JSON:
     placeholders, secrets as ``{"$secret": path}``."""
     spec = copy_json(res.spec)
     metadata = dict(spec.pop("metadata", None) or {})
-    metadata.update(ownership(project, res.address))
+    metadata.update(tags(project, res.address))
     if res.kind == "deployment":
         agent = spec.pop("agent")
         version = agent.get("version")
@@ -305,8 +257,12 @@ def update_body(
     return body
 
 
-def spec_digest(res: DesiredResource) -> str:
-    """Digest of what the manifest asked for (secret references, never values)."""
+def desired_digest(res: DesiredResource) -> str:
+    """The lockfile's ``spec_digest`` of ``res``: what the manifest asked for (spec with
+    secret references, never values; remote name; protect; ignore_changes).
+
+    Not ``reconciler.state.json_digest``: this one keeps ``json.dumps``'s ASCII escapes and
+    ``default=str``; lockfiles store its value, so it never changes."""
     payload = {
         "spec": res.spec,
         "remote_name": res.remote_name,

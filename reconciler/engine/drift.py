@@ -26,25 +26,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.engine.desired import DesiredResource, desired_resources, is_owned, spec_digest
+from reconciler.engine.desired import DesiredResource, desired_digest, desired_resources
 from reconciler.engine.diff import diff_objects
 from reconciler.engine.model import (
-    ADDRESS_KEY,
-    KIND_ORDER,
-    OWNER_KEY,
-    OWNER_VALUE,
-    PROJECT_KEY,
     DriftItem,
     DriftReport,
     DriftType,
     FieldChange,
-    Kind,
     Replace,
     Update,
 )
 from reconciler.engine.normalize import KEYED_LISTS, UNORDERED_LISTS, drop_paths, normalize
 from reconciler.engine.planner import UNKNOWN, PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
+from reconciler.kinds import KIND_ORDER, Kind, owned_address, owner_of
 
 JSON = dict[str, Any]
 
@@ -87,13 +82,13 @@ class Unmanaged:
 
 def _foreign(obj: JSON, project: str) -> bool:
     """Tagged by the reconciler for another project: theirs, never reported."""
-    md = obj.get("metadata") or {}
-    return md.get(OWNER_KEY) == OWNER_VALUE and md.get(PROJECT_KEY) not in (None, project)
+    owner = owner_of(obj)
+    return owner is not None and owner.project not in (None, project)
 
 
 def _tag(obj: JSON) -> str | None:
-    md = obj.get("metadata") or {}
-    return md.get(ADDRESS_KEY) if md.get(OWNER_KEY) == OWNER_VALUE else None
+    owner = owner_of(obj)
+    return owner.address if owner is not None else None
 
 
 def find_unmanaged(
@@ -124,7 +119,7 @@ def find_unmanaged(
                 continue
             if kind == "credential" and obj.get("vault_id") in twin_vaults:
                 continue  # a twin vault's credentials go with it
-            tagged = is_owned(obj, project)
+            tagged = owned_address(obj, project)
             if tagged is None:
                 out.append(Unmanaged(kind, obj))
                 continue
@@ -154,7 +149,7 @@ def _newest_tagged(objects: Iterable[JSON], project: str, address: str, like: JS
         o
         for o in objects
         if not o.get("archived_at")
-        and is_owned(o, project) == address
+        and owned_address(o, project) == address
         and o.get("vault_id") == like.get("vault_id")
     ]
     return max(tagged, key=lambda o: str(o.get("created_at"))) if tagged else None
@@ -253,7 +248,7 @@ def _changed_item(
     healed: bool = False,
 ) -> DriftItem | None:
     kind = entry.kind
-    digest_same = res is not None and spec_digest(res) == entry.spec_digest
+    digest_same = res is not None and desired_digest(res) == entry.spec_digest
     version: int | None = None
     changed_at: str | None = live.get("updated_at")
     span = ""
@@ -481,7 +476,7 @@ def heal_from_tags(
     tagged: dict[tuple[str, str], list[JSON]] = {}
     for kind in KIND_ORDER:
         for obj in observed.all(kind):
-            address = is_owned(obj, project)
+            address = owned_address(obj, project)
             if address is not None:
                 tagged.setdefault((kind, address), []).append(obj)
     found: dict[str, tuple[Kind, JSON]] = {}

@@ -36,13 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 from reconciler.engine.breaker import CircuitBreaker
-from reconciler.engine.desired import owner_of
 from reconciler.engine.interface import ProviderWriter, SecretResolver
 from reconciler.engine.model import (
-    ADDRESS_KEY,
-    OWNER_KEY,
-    OWNER_VALUE,
-    PROJECT_KEY,
     Action,
     Archive,
     Create,
@@ -53,6 +48,7 @@ from reconciler.engine.model import (
     Update,
 )
 from reconciler.engine.outcome import ApplyReport, Outcome
+from reconciler.engine.ownership import describe_owner
 from reconciler.errors import (
     AmbiguousWriteError,
     ApplyStopped,
@@ -63,6 +59,7 @@ from reconciler.errors import (
     RateLimitError,
     ServerError,
 )
+from reconciler.kinds import owned_address, tags
 
 __all__ = ["AMBIGUOUS_ERRORS", "ApplyReport", "Outcome", "apply_plan"]
 
@@ -496,12 +493,7 @@ class _Run:
             key=lambda o: (str(o.get("created_at") or ""), str(o.get("id"))),
         )
         for obj in live:
-            md = obj.get("metadata") or {}
-            if (
-                md.get(OWNER_KEY) == OWNER_VALUE
-                and md.get(PROJECT_KEY) == self.plan.project
-                and md.get(ADDRESS_KEY) == action.address
-            ):
+            if owned_address(obj, self.plan.project) == action.address:
                 return dict(obj)
         return None
 
@@ -530,7 +522,7 @@ class _Run:
         )
         return _ActionFailed(
             f"create refused by the provider (409): {what} already exists ({holder['id']}) "
-            f"and belongs to {owner_of(holder)}, so it was not adopted. `reconciler import "
+            f"and belongs to {describe_owner(holder)}, so it was not adopted. `reconciler import "
             f"{action.address} {holder['id']}` manages it from now on, or give "
             f"{action.address} another name"
         )
@@ -671,9 +663,7 @@ class _Run:
     def _with_ownership(self, body: JSON, address: str) -> JSON:
         """Every create carries the metadata that lets a lost create be found again."""
         metadata = dict(body.get("metadata") or {})
-        metadata.update(
-            {OWNER_KEY: OWNER_VALUE, PROJECT_KEY: self.plan.project, ADDRESS_KEY: address}
-        )
+        metadata.update(tags(self.plan.project, address))
         return {**body, "metadata": metadata}
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from reconciler.engine.desired import is_owned
 from reconciler.engine.refresh import Observed
+from reconciler.kinds import owned_address
 
 __all__ = ["leftover_intents"]
 
@@ -44,7 +44,7 @@ def leftover_intents(
         live = [
             o
             for o in observed.all(intent.kind)
-            if not o.get("archived_at") and is_owned(o, project) == address
+            if not o.get("archived_at") and owned_address(o, project) == address
         ]
         if live:
             ids = ", ".join(sorted(str(o.get("id")) for o in live))

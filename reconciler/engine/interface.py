@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from reconciler.engine.model import Kind
+from reconciler.kinds import Kind
 
 JSON = dict[str, Any]
 

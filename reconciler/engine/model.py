@@ -19,29 +19,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
+from reconciler.kinds import Kind
 from reconciler.lean import LeanModel
-
-Kind = Literal["agent", "environment", "vault", "credential", "deployment"]
-
-#: Kinds in dependency order: a kind only references kinds before it.
-KIND_ORDER: tuple[Kind, ...] = ("environment", "vault", "credential", "agent", "deployment")
-
-#: Manifest ``kind:`` to address prefix.
-MANIFEST_KINDS: dict[str, Kind] = {
-    "Agent": "agent",
-    "Environment": "environment",
-    "Vault": "vault",
-    "Deployment": "deployment",
-}
-
-#: Kinds the provider can delete (the rest can only be archived).
-DELETABLE_KINDS: frozenset[str] = frozenset({"environment", "vault", "credential"})
-
-OWNER_KEY = "managed-by"
-OWNER_VALUE = "reconciler"
-PROJECT_KEY = "reconciler-project"
-ADDRESS_KEY = "reconciler-address"
-RESERVED_METADATA_KEYS: frozenset[str] = frozenset({OWNER_KEY, PROJECT_KEY, ADDRESS_KEY})
 
 
 class Frozen(LeanModel):
@@ -277,22 +256,6 @@ class Plan(Frozen):
             if a.address == address:
                 return a
         return None
-
-
-def address_of(kind: str, name: str) -> str:
-    """``address_of("agent", "coder") == "agent.coder"``."""
-    return f"{kind}.{name}"
-
-
-def kind_of(address: str) -> Kind:
-    """The kind of an address; credentials are ``vault.V.credential.C``."""
-    parts = address.split(".")
-    if len(parts) >= 4 and parts[0] == "vault" and parts[-2] == "credential":
-        return "credential"
-    kind = parts[0]
-    if kind not in ("agent", "environment", "vault", "deployment"):
-        raise ValueError(f"not an address: {address!r}")
-    return kind  # type: ignore[return-value]
 
 
 DriftType = Literal["changed", "archived", "deleted", "pin", "unmanaged", "twin"]

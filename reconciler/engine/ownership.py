@@ -18,10 +18,38 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.engine.desired import not_ours
-from reconciler.engine.model import Archive, Conflict, Kind, Twin, kind_of
+from reconciler.engine.model import Archive, Conflict, Twin
+from reconciler.kinds import Kind, kind_of, owned_address, owner_of
 
 JSON = dict[str, Any]
+
+
+def describe_owner(obj: JSON) -> str:
+    """Whose an object is, by its tags, as a phrase: ``project "web" (as agent.coder)`` or
+    ``nobody (no reconciler ownership tags)``."""
+    owner = owner_of(obj)
+    if owner is None or not owner.project:
+        return "nobody (no reconciler ownership tags)"
+    address = owner.address
+    return f'project "{owner.project}"' + (f" (as {address})" if address else "")
+
+
+def not_ours(kind: str, obj: JSON, project: str, address: str) -> str | None:
+    """None when ``obj`` carries this project's tags for ``address``; else whose it is.
+
+    A credential is judged by its own tags only when it carries reconciler tags: it lives
+    and dies with its vault (it cannot move to another one, and archiving the vault takes it
+    along), so an untagged credential belongs to whoever owns its vault, which the caller
+    checks. Every other kind must carry the tags: the lockfile alone never proves ownership.
+    """
+    tagged = owned_address(obj, project)
+    if tagged == address:
+        return None
+    if kind == "credential" and owner_of(obj) is None:
+        return None
+    if tagged is not None:
+        return f"this project, as {tagged}"
+    return describe_owner(obj)
 
 
 def owner_problem(

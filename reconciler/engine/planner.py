@@ -22,17 +22,14 @@ from typing import Any
 from reconciler.engine.desired import (
     DesiredResource,
     create_body,
+    desired_digest,
     desired_resources,
-    is_owned,
     request_fields,
-    spec_digest,
     update_body,
 )
 from reconciler.engine.diff import changed_fields, diff_objects
 from reconciler.engine.model import (
     CHANGE_TYPES,
-    DELETABLE_KINDS,
-    KIND_ORDER,
     Action,
     Archive,
     BlastRadius,
@@ -41,7 +38,6 @@ from reconciler.engine.model import (
     Delete,
     FieldChange,
     Impact,
-    Kind,
     NoOp,
     Note,
     PinMove,
@@ -49,7 +45,6 @@ from reconciler.engine.model import (
     Replace,
     Target,
     Update,
-    kind_of,
 )
 from reconciler.engine.normalize import (
     KEYED_LISTS,
@@ -67,6 +62,7 @@ from reconciler.engine.ownership import (
 )
 from reconciler.engine.refresh import Observed
 from reconciler.errors import PlanError
+from reconciler.kinds import DELETABLE_KINDS, KIND_ORDER, Kind, owned_address
 
 JSON = dict[str, Any]
 UNKNOWN = "(known after apply)"
@@ -269,7 +265,7 @@ def _plan_resource(ctx: _Context, res: DesiredResource) -> Action | None:
     if res.pin is not None:
         pins = {res.pin[0]: res.pin[1]}
     target = Target(
-        spec_digest=spec_digest(res),
+        spec_digest=desired_digest(res),
         protect=res.protect,
         remote_name=res.remote_name,
         secret_fingerprints=fps,
@@ -664,7 +660,7 @@ def build_plan(
     owned: dict[tuple[str, str], list[JSON]] = {}
     for kind in KIND_ORDER:
         for o in observed.all(kind):
-            addr = is_owned(o, options.project)
+            addr = owned_address(o, options.project)
             if addr:
                 owned.setdefault((kind, addr), []).append(o)
     ctx = _Context(
@@ -833,4 +829,4 @@ def _blast_radius(ctx: _Context, actions: list[Action]) -> tuple[BlastRadius, ..
     return tuple(sorted(out, key=lambda b: b.address))
 
 
-__all__ = ["UNKNOWN", "PlanOptions", "build_plan", "kind_of", "targeted_addresses"]
+__all__ = ["UNKNOWN", "PlanOptions", "build_plan", "targeted_addresses"]

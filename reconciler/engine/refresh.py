@@ -12,12 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.engine.desired import is_owned
 from reconciler.engine.interface import ProviderReader
-from reconciler.engine.model import Kind
+from reconciler.kinds import TOP_LEVEL_KINDS, Kind, owned_address
 
 JSON = dict[str, Any]
-LISTED_KINDS: tuple[Kind, ...] = ("agent", "environment", "vault", "deployment")
 
 
 @dataclass(frozen=True)
@@ -42,7 +40,7 @@ async def refresh(
     *,
     project: str,
     known_vault_ids: Iterable[str] = (),
-    kinds: tuple[Kind, ...] = LISTED_KINDS,
+    kinds: tuple[Kind, ...] = TOP_LEVEL_KINDS,
 ) -> Observed:
     """List every kind in parallel, then the credentials of every managed vault.
 
@@ -62,7 +60,7 @@ async def refresh(
         vault_ids = [
             v["id"]
             for v in objects["vault"]
-            if not v.get("archived_at") and (v["id"] in wanted or is_owned(v, project))
+            if not v.get("archived_at") and (v["id"] in wanted or owned_address(v, project))
         ]
         lists = await asyncio.gather(
             *(reader.list_all("credential", parent_id=vid) for vid in vault_ids)

@@ -9,7 +9,7 @@ Each function does what one command does, minus flags and rendering, and prints 
 
 ``settings`` is any object with the attributes of ``reconciler.operations.Settings`` (this
 module sits beside ``operations`` and does not import it). Detection and derivation are pure
-(``engine.drift``, ``engine.importing``); this module reads the manifests and the lockfile,
+(``engine.drift``, ``engine.derive``); this module reads the manifests and the lockfile,
 talks to the provider (one list per kind, plus the version history of changed agents), tags
 adopted objects with the ownership metadata and records them under the apply lock.
 

@@ -8,24 +8,11 @@ from typing import Any
 
 from reconciler.engine.desired import (
     DesiredResource,
+    desired_digest,
     desired_resources,
-    is_owned,
-    ownership,
-    spec_digest,
 )
 from reconciler.engine.drift import (
     manifest_differences,
-)
-from reconciler.engine.importing import (
-    NAME_RE,
-)
-from reconciler.engine.model import (
-    ADDRESS_KEY,
-    OWNER_KEY,
-    OWNER_VALUE,
-    PROJECT_KEY,
-    Kind,
-    kind_of,
 )
 from reconciler.engine.normalize import normalize
 from reconciler.errors import (
@@ -34,23 +21,31 @@ from reconciler.errors import (
     a_or_an,
 )
 from reconciler.gitops.common import (
-    ID_PREFIXES,
     JSON,
-    WIRE_TYPES,
     Workspace,
     _connect,
     _documents,
     _held,
     _observe,
 )
+from reconciler.kinds import (
+    ID_PREFIXES,
+    NAME_RE,
+    WIRE_TYPES,
+    Kind,
+    kind_of,
+    owned_address,
+    owner_of,
+    tags,
+)
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
     LockEntry,
     Lockfile,
     StateStore,
+    json_digest,
     utc_timestamp,
 )
-from reconciler.state import spec_digest as digest_of
 
 
 @dataclass(frozen=True)
@@ -106,9 +101,9 @@ def _check_id(kind: str, remote_id: str, address: str) -> None:
 
 
 def _foreign_owner(obj: JSON, project: str) -> str | None:
-    md = obj.get("metadata") or {}
-    if md.get(OWNER_KEY) == OWNER_VALUE and md.get(PROJECT_KEY) not in (None, project):
-        return f"project {md.get(PROJECT_KEY)!r} ({md.get(ADDRESS_KEY)})"
+    owner = owner_of(obj)
+    if owner is not None and owner.project not in (None, project):
+        return f"project {owner.project!r} ({owner.address})"
     return None
 
 
@@ -118,7 +113,7 @@ def _remote_name(kind: str, obj: JSON) -> str | None:
 
 def _live_digest(kind: str, obj: JSON) -> str:
     """A spec digest of what is live (no manifest was applied to it)."""
-    return digest_of(normalize(kind, obj))
+    return json_digest(normalize(kind, obj))
 
 
 def _entry(
@@ -138,7 +133,7 @@ def _entry(
         pins=pins,
         # a digest of the live spec when no manifest has the address: the next plan then
         # records the manifest's digest once the document is written
-        spec_digest=spec_digest(res) if res is not None else _live_digest(kind, obj),
+        spec_digest=desired_digest(res) if res is not None else _live_digest(kind, obj),
         protect=res.protect if res is not None else False,
         secret_fingerprints={},
         remote_name=res.remote_name if res is not None else _remote_name(kind, obj),
@@ -158,10 +153,9 @@ async def _tag(
 ) -> tuple[JSON, bool]:
     """Write the ownership metadata (a metadata patch; agents save a new version), and the
     ``fill`` fields where the live object differs."""
-    wanted = ownership(project, address)
-    md = obj.get("metadata") or {}
+    wanted = tags(project, address)
     body: JSON = {k: v for k, v in (fill or {}).items() if obj.get(k) != v}
-    if any(md.get(k) != v for k, v in wanted.items()):
+    if owned_address(obj, project) != address:
         body["metadata"] = wanted
     if not body:
         return obj, False
@@ -224,7 +218,7 @@ async def import_resource(
         async with _connect(ws) as client:
             provider = ClientBackedProvider(client)
             obj = await _retrieve(provider, kind, remote_id, parent_id, address)
-            if recorded and is_owned(obj, ws.project) == address:
+            if recorded and owned_address(obj, ws.project) == address:
                 return ImportResult(adopted=(), already=True)
             # recorded but not tagged ours (a bad merge, or tags removed by hand): the
             # lockfile alone proves nothing, so the same checks as a new import apply
@@ -344,7 +338,7 @@ def _check_adoptable(kind: str, obj: JSON, project: str, address: str, force: bo
                 "--force to take it over from that project"
             )
         return owner
-    tagged = is_owned(obj, project)
+    tagged = owned_address(obj, project)
     if tagged is not None and tagged != address and not force:
         raise PlanError(
             f"{obj['id']} is tagged as {tagged} by this project; import it as {tagged}, or "
@@ -386,7 +380,7 @@ async def _adopt_credentials(
             continue
         if res.address in lockfile.resources or _foreign_owner(cred, project):
             continue
-        tagged_as = is_owned(cred, project)
+        tagged_as = owned_address(cred, project)
         if tagged_as is not None and tagged_as != res.address:
             notes.append(f"{cred['id']} is tagged as {tagged_as}; not adopted as {res.address}")
             continue

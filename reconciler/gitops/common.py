@@ -21,22 +21,6 @@ if TYPE_CHECKING:  # httpx loads when a command connects, not for fmt (tests/tes
 
 JSON = dict[str, Any]
 
-#: Id prefixes of the wire (provider-wire.md §13): an id that shows another kind is refused.
-ID_PREFIXES: dict[str, str] = {
-    "agent": "agent_",
-    "environment": "env_",
-    "vault": "vlt_",
-    "credential": "vcrd_",
-    "deployment": "depl_",
-}
-#: ``type`` of each kind's wire object.
-WIRE_TYPES: dict[str, str] = {
-    "agent": "agent",
-    "environment": "environment",
-    "vault": "vault",
-    "credential": "vault_credential",
-    "deployment": "deployment",
-}
 #: Tags written at once when adopting many objects.
 TAG_PARALLELISM = 8
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.engine.desired import desired_resources, spec_digest
+from reconciler.engine.desired import desired_digest, desired_resources
 from reconciler.engine.drift import (
     agents_to_annotate,
     build_drift,
@@ -82,7 +82,7 @@ def _healed(
                 parent_id=obj.get("vault_id") if kind == "credential" else None,
                 version=obj.get("version") if kind == "agent" else None,
                 pins=pins,
-                spec_digest=spec_digest(res),
+                spec_digest=desired_digest(res),
                 protect=res.protect,
                 remote_name=res.remote_name,
                 created_at=now,

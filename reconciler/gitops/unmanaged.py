@@ -10,15 +10,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from reconciler.engine.desired import (
-    DesiredResource,
-    desired_resources,
-    is_owned,
-)
-from reconciler.engine.drift import (
-    find_unmanaged,
-)
-from reconciler.engine.importing import (
+from reconciler.engine.derive import (
     KIND_FILES,
     Derivation,
     ImportedDocument,
@@ -26,6 +18,13 @@ from reconciler.engine.importing import (
     SecretVariable,
     Skipped,
     derive_documents,
+)
+from reconciler.engine.desired import (
+    DesiredResource,
+    desired_resources,
+)
+from reconciler.engine.drift import (
+    find_unmanaged,
 )
 from reconciler.engine.refresh import Observed
 from reconciler.errors import (
@@ -45,6 +44,7 @@ from reconciler.gitops.common import (
     _write_atomic,
 )
 from reconciler.gitops.fmt import dump_documents
+from reconciler.kinds import owned_address
 from reconciler.manifest import Document
 from reconciler.manifest.yamlsource import parse_documents
 from reconciler.provider.adapter import ClientBackedProvider
@@ -126,7 +126,7 @@ def _known_names(
     addresses = {d.address for d in documents}
     for kind in ("agent", "environment", "vault"):
         for obj in observed.all(kind):
-            tagged = is_owned(obj, project)
+            tagged = owned_address(obj, project)
             if tagged in addresses and not obj.get("archived_at"):
                 known[(kind, obj["id"])] = tagged.split(".", 1)[1]
     for address, entry in lockfile.resources.items():
@@ -158,7 +158,7 @@ async def import_unmanaged(
     """Write manifests for everything live that nothing owns, and adopt it.
 
     Lists every kind once (and the credentials of the unmanaged vaults), derives one document
-    per resource (``engine.importing``), writes ``agents.yaml``, ``environments.yaml``,
+    per resource (``engine.derive``), writes ``agents.yaml``, ``environments.yaml``,
     ``vaults.yaml``, ``deployments.yaml`` under ``out`` (never over an existing file), then
     tags each object with the ownership metadata and records it in the lockfile, under the
     apply lock. Afterwards ``reconciler plan`` (with ``out`` in the manifests) shows no change,

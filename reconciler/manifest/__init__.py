@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from .agent import AgentSpec, McpServer, McpToolset, ModelConfig, Skill
 from .deployment import AgentPin, Budget, DeploymentSpec, Schedule
-from .document import CREDENTIAL_KIND, KINDS, SPEC_MODELS, Document, Kind, Spec, credential_address
+from .document import SPEC_MODELS, Document, Spec
 from .environment import CloudConfig, EnvironmentSpec, LimitedNetworking, Packages
-from .fields import MAX_USER_METADATA_KEYS, RESERVED_METADATA_KEYS
+from .fields import MAX_USER_METADATA_KEYS
 from .loader import DocumentSource, ManifestSet, load_manifests
 from .schema import manifest_json_schema
 from .secret import SecretRef, iter_secret_refs, resolve_secret
@@ -29,10 +29,7 @@ from .vault import CredentialSpec, VaultSpec
 from .yamlsource import SourceLocation
 
 __all__ = [
-    "CREDENTIAL_KIND",
-    "KINDS",
     "MAX_USER_METADATA_KEYS",
-    "RESERVED_METADATA_KEYS",
     "SPEC_MODELS",
     "AgentPin",
     "AgentSpec",
@@ -43,7 +40,6 @@ __all__ = [
     "Document",
     "DocumentSource",
     "EnvironmentSpec",
-    "Kind",
     "LimitedNetworking",
     "ManifestSet",
     "McpServer",
@@ -56,7 +52,6 @@ __all__ = [
     "SourceLocation",
     "Spec",
     "VaultSpec",
-    "credential_address",
     "iter_secret_refs",
     "load_manifests",
     "manifest_json_schema",

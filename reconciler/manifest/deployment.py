@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
+from reconciler.kinds import NAME_PATTERN
+
 from .fields import Metadata, NonEmptyStr, ResourceName, SpecModel, _int_to_str, fail
 from .secret import SecretRef
 
@@ -65,7 +67,7 @@ _AGENT_PIN_SCHEMA = {
     "description": "Agent manifest name (follows the latest version), or "
     "{ref: NAME, version: N | latest}.",
     "oneOf": [
-        {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{0,63}$"},
+        {"type": "string", "pattern": NAME_PATTERN},
         {
             "type": "object",
             "additionalProperties": False,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from difflib import get_close_matches
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     BeforeValidator,
@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from reconciler.kinds import MANIFEST_KINDS, ManifestKind, address_of, credential_address
 from reconciler.lean import LeanModel
 
 from .agent import AgentSpec
@@ -29,8 +30,6 @@ from .environment import EnvironmentSpec
 from .fields import ResourceName, SpecModel, fail
 from .vault import CredentialSpec, VaultSpec
 
-Kind = Literal["Agent", "Environment", "Vault", "Deployment"]
-KINDS: tuple[str, ...] = ("Agent", "Environment", "Vault", "Deployment")
 SPEC_MODELS: dict[str, type[SpecModel]] = {
     "Agent": AgentSpec,
     "Environment": EnvironmentSpec,
@@ -38,12 +37,6 @@ SPEC_MODELS: dict[str, type[SpecModel]] = {
     "Deployment": DeploymentSpec,
 }
 Spec = AgentSpec | EnvironmentSpec | VaultSpec | DeploymentSpec
-CREDENTIAL_KIND = "credential"
-
-
-def credential_address(vault_name: str, credential_name: str) -> str:
-    """The address of a vault's credential, e.g. ``vault.github.credential.token``."""
-    return f"vault.{vault_name}.credential.{credential_name}"
 
 
 @dataclass(frozen=True)
@@ -122,7 +115,7 @@ class Document(LeanModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, hide_input_in_errors=True)
 
-    kind: Kind = Field(description="Agent | Environment | Vault | Deployment.")
+    kind: ManifestKind = Field(description="Agent | Environment | Vault | Deployment.")
     name: ResourceName = Field(
         description="Unique per kind; 1-64 lowercase letters, digits, '-', '_'. "
         "The address is KIND.NAME, e.g. agent.coder."
@@ -155,7 +148,7 @@ class Document(LeanModel):
     @property
     def address(self) -> str:
         """``agent.coder``, ``environment.python-data``, ``vault.github``, ``deployment.x``."""
-        return f"{self.kind.lower()}.{self.name}"
+        return address_of(MANIFEST_KINDS[self.kind], self.name)
 
     @property
     def remote_name(self) -> str:

@@ -14,17 +14,14 @@ from typing import Annotated, Any, NoReturn
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
 from pydantic_core import PydanticCustomError
 
+from reconciler.kinds import NAME_PATTERN, NAME_RE, TAG_KEYS
 from reconciler.lean import LeanModel
 
-#: Ownership keys the reconciler writes on every resource it creates (DESIGN "Ownership").
-RESERVED_METADATA_KEYS = ("managed-by", "reconciler-project", "reconciler-address")
-#: The provider allows 16 metadata pairs; the reserved keys take three of them.
-MAX_USER_METADATA_KEYS = 16 - len(RESERVED_METADATA_KEYS)
+#: The provider allows 16 metadata pairs; the ownership tags (``kinds.TAG_KEYS``) take three.
+MAX_USER_METADATA_KEYS = 16 - len(TAG_KEYS)
 MAX_METADATA_KEY_LEN = 64
 MAX_METADATA_VALUE_LEN = 512
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-_NAME_RE = re.compile(NAME_PATTERN)
 _NAME_RULE = "use 1-64 lowercase letters, digits, '-' or '_', starting with a letter or digit"
 
 
@@ -51,7 +48,7 @@ class SpecModel(LeanModel):
 
 
 def _check_name(value: str) -> str:
-    if not _NAME_RE.match(value):
+    if not NAME_RE.match(value):
         fail(f"invalid name '{value[:80]}': {_NAME_RULE}")
     return value
 
@@ -66,7 +63,7 @@ ResourceName = Annotated[
 
 def _check_metadata(value: dict[str, str]) -> dict[str, str]:
     for key in value:
-        if key in RESERVED_METADATA_KEYS:
+        if key in TAG_KEYS:
             fail(
                 f"metadata key '{key}' is reserved: the reconciler sets it to record ownership; "
                 "remove it",
@@ -92,7 +89,7 @@ def _check_metadata(value: dict[str, str]) -> dict[str, str]:
         fail(
             f"too many metadata keys: {len(value)}; manifests may set at most "
             f"{MAX_USER_METADATA_KEYS} (the provider allows 16 and the reconciler reserves "
-            f"{', '.join(RESERVED_METADATA_KEYS)})"
+            f"{', '.join(TAG_KEYS)})"
         )
     return value
 
@@ -104,7 +101,7 @@ Metadata = Annotated[
         description=(
             f"Key/value labels (at most {MAX_USER_METADATA_KEYS} keys, key <= 64 chars, "
             "value <= 512 chars, values are strings). The keys "
-            + ", ".join(RESERVED_METADATA_KEYS)
+            + ", ".join(TAG_KEYS)
             + " are reserved for the reconciler."
         ),
         json_schema_extra={
@@ -112,7 +109,7 @@ Metadata = Annotated[
             "propertyNames": {
                 "maxLength": MAX_METADATA_KEY_LEN,
                 "minLength": 1,
-                "not": {"enum": list(RESERVED_METADATA_KEYS)},
+                "not": {"enum": list(TAG_KEYS)},
             },
             "additionalProperties": {"type": "string", "maxLength": MAX_METADATA_VALUE_LEN},
         },

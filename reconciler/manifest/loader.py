@@ -20,9 +20,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler.errors import ManifestError, ManifestIssue, a_or_an
+from reconciler.kinds import MANIFEST_KINDS
 
 from .deployment import DeploymentSpec
-from .document import KINDS, Document, ignore_changes_problems
+from .document import Document, ignore_changes_problems
 from .environment import EnvironmentSpec
 from .files import IGNORE_FILE, MAX_MANIFEST_BYTES, FileRefused, manifest_files, read_limited
 from .messages import did_you_mean, explain, format_path
@@ -323,7 +324,7 @@ def _load_file(file: Path, shown: str) -> _FileResult:
             kind, name = data.get("kind"), data.get("name")
             if isinstance(name, str):
                 # a misspelt or missing kind could be any kind: its name is no unknown reference
-                kinds = [kind] if kind in KINDS else KINDS
+                kinds = [kind] if kind in MANIFEST_KINDS else list(MANIFEST_KINDS)
                 failed.update((k, name) for k in kinds)
             # a value YAML already refused (e.g. an unsupported tag) needs no second error
             refused = [i.path for i in doc.issues if i.path]
@@ -347,7 +348,7 @@ def _ignore_changes_issues(
     """Every bad ``ignore_changes`` entry, each at its place; None when the list itself (or
     the kind) is wrong, so pydantic's own error stands."""
     kind, paths = data.get("kind"), data.get("ignore_changes", [])
-    if kind not in KINDS or not isinstance(paths, list):
+    if kind not in MANIFEST_KINDS or not isinstance(paths, list):
         return None
     if not all(isinstance(p, str) for p in paths):
         return None
@@ -402,9 +403,9 @@ def _check_set(
             )
         else:
             first[address] = item
-    names = {
+    names: dict[str, list[str]] = {
         kind: sorted(i.document.name for i in first.values() if i.document.kind == kind)
-        for kind in KINDS
+        for kind in MANIFEST_KINDS
     }
     env_names: dict[str, _Loaded] = {}
     for item in first.values():

@@ -13,8 +13,9 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from .document import KINDS, SPEC_MODELS
-from .fields import NAME_PATTERN
+from reconciler.kinds import MANIFEST_KINDS, NAME_PATTERN
+
+from .document import SPEC_MODELS
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -36,7 +37,7 @@ def _build() -> dict[str, Any]:
         "additionalProperties": False,
         "required": ["kind", "name", "spec"],
         "properties": {
-            "kind": {"enum": list(KINDS), "description": "What this document declares."},
+            "kind": {"enum": list(MANIFEST_KINDS), "description": "What this document declares."},
             "name": {
                 "type": "string",
                 "pattern": NAME_PATTERN,

@@ -13,17 +13,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import ProviderError
+from reconciler.kinds import KIND_INFO, KIND_NAMES
 
 if TYPE_CHECKING:
     from reconciler.provider.client import ProviderClient
 
 JSON = dict[str, Any]
-
-#: Kinds the adapter knows; credentials additionally need their vault id (``parent_id``).
-KINDS: tuple[str, ...] = ("agent", "environment", "vault", "credential", "deployment")
-
-#: Kinds the wire API has no DELETE endpoint for (provider-wire.md §10).
-UNDELETABLE_KINDS: frozenset[str] = frozenset({"agent", "deployment"})
 
 
 class ClientBackedProvider:
@@ -103,7 +98,7 @@ class ClientBackedProvider:
         Raises:
             ProviderError: ``kind`` is an agent or a deployment, which the API cannot delete.
         """
-        if kind in UNDELETABLE_KINDS:
+        if kind in KIND_INFO and not KIND_INFO[kind].can_delete:  # provider-wire.md §10
             raise ProviderError(
                 f"{kind}s cannot be deleted: the provider has no delete endpoint for them "
                 f"({remote_id} was left as it is); archive it instead.",
@@ -138,7 +133,7 @@ def _vault(kind: str, parent_id: str | None) -> str:
 
 
 def _unknown(kind: str) -> ValueError:
-    return ValueError(f"unknown resource kind {kind!r}; expected one of {', '.join(KINDS)}")
+    return ValueError(f"unknown resource kind {kind!r}; expected one of {', '.join(KIND_NAMES)}")
 
 
 def share_strings(items: list[JSON]) -> list[JSON]:

@@ -14,16 +14,15 @@ import os
 from typing import TYPE_CHECKING
 
 from reconciler.errors import ReconcilerError
+from reconciler.kinds import DEFAULT_LOCKFILE, KIND_INFO, TOP_LEVEL_KINDS, address_of
 
 if TYPE_CHECKING:
     from reconciler.state import LockEntry
 
 __all__ = ["DEFAULT_LOCKFILE", "LOOKUP_KINDS", "AppliedLookups", "NotApplied", "find_applied"]
 
-#: Where the CLI keeps the lockfile unless told otherwise.
-DEFAULT_LOCKFILE = "state/reconciler.lock"
 #: The kinds a program looks up by name.
-LOOKUP_KINDS = ("agent", "environment", "vault", "deployment")
+LOOKUP_KINDS = TOP_LEVEL_KINDS
 
 
 class NotApplied(ReconcilerError, LookupError):
@@ -34,18 +33,18 @@ def _a(word: str) -> str:
     return f"an {word}" if word[0] in "aeiou" else f"a {word}"
 
 
-def address_of(kind: str, name: str) -> str:
+def lookup_address(kind: str, name: str) -> str:
     """``coder`` or ``agent.coder`` -> ``agent.coder``; another kind's address is refused."""
     if kind not in LOOKUP_KINDS:
         raise ValueError(f"kind must be one of {', '.join(LOOKUP_KINDS)}, got {kind!r}")
     if not isinstance(name, str) or not name:
         raise TypeError(f"a {kind} name is a non-empty string, got {name!r}")
     prefix, dot, _ = name.partition(".")
-    if dot and prefix in LOOKUP_KINDS + ("credential",):
+    if dot and prefix in KIND_INFO:
         if prefix != kind:
             raise ValueError(f"{name} is {_a(prefix)} address, not {_a(kind)} one")
         return name
-    return f"{kind}.{name}"
+    return address_of(kind, name)
 
 
 def find_applied(lockfile_path: str | os.PathLike[str], project: str, address: str) -> LockEntry:
@@ -102,16 +101,16 @@ class AppliedLookups:
         Example:
             >>> session_id = await rt.create_session(rt.agent("coder"), rt.environment("dev"))
         """
-        return self.applied(address_of("agent", name)).id
+        return self.applied(lookup_address("agent", name)).id
 
     def environment(self, name: str) -> str:
         """The id of the applied Environment ``name``."""
-        return self.applied(address_of("environment", name)).id
+        return self.applied(lookup_address("environment", name)).id
 
     def vault(self, name: str) -> str:
         """The id of the applied Vault ``name``."""
-        return self.applied(address_of("vault", name)).id
+        return self.applied(lookup_address("vault", name)).id
 
     def deployment(self, name: str) -> str:
         """The id of the applied Deployment ``name``."""
-        return self.applied(address_of("deployment", name)).id
+        return self.applied(lookup_address("deployment", name)).id

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from reconciler.errors import ConflictError
+from reconciler.kinds import DEFAULT_PROVIDER_DB
 from reconciler.runtime.applied import DEFAULT_LOCKFILE, AppliedLookups
 from reconciler.runtime.config import ManagedConfig, environment_differences
 from reconciler.runtime.streams import SentLedger, SessionEventStream, Turn, as_events
@@ -33,7 +34,7 @@ SessionListStatus = Literal[
 ]
 
 #: Where the embedded local provider keeps its data unless told otherwise (as the CLI does).
-DEFAULT_DB_PATH = ".reconciler/provider.db"
+DEFAULT_DB_PATH = DEFAULT_PROVIDER_DB
 #: Runtime clients wait long for a quiet event stream: agent turns can think for minutes.
 DEFAULT_TIMEOUT_S = 600.0
 

@@ -6,7 +6,7 @@ Layer 4: imports only the standard library, pydantic and ``reconciler.errors``.
     lockfile.py   read_lockfile / write_lockfile: atomic, versioned, never overwrites garbage
     store.py      StateStore: the current lockfile of a run, committed after every action
     lock.py       ApplyLock / unlock: one apply per lockfile, with heartbeat and takeover
-    digest.py     spec_digest and fingerprint_secret (salted scrypt; never the value)
+    digest.py     json_digest and fingerprint_secret (salted scrypt; never the value)
 
 Files beside the lockfile ``PATH`` (default ``state/reconciler.lock``): ``PATH.backup`` (the
 previous version), ``PATH.lock`` (the apply lock while held), ``PATH.guard`` (an empty flock
@@ -20,8 +20,8 @@ from reconciler.state.digest import (
     canonical_json,
     fingerprint_matches,
     fingerprint_secret,
+    json_digest,
     new_salt,
-    spec_digest,
 )
 from reconciler.state.lock import ApplyLock, LockInfo, lock_path, read_lock, unlock
 from reconciler.state.lockfile import (
@@ -63,6 +63,7 @@ __all__ = [
     "check_project",
     "fingerprint_matches",
     "fingerprint_secret",
+    "json_digest",
     "list_entries",
     "lock_path",
     "new_lockfile",
@@ -72,7 +73,6 @@ __all__ = [
     "read_project_lockfile",
     "remove_stale_temp_files",
     "show_entry",
-    "spec_digest",
     "unlock",
     "utc_timestamp",
     "write_lockfile",

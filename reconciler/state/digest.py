@@ -75,12 +75,16 @@ def canonical_json(obj: Any) -> str:
     )
 
 
-def spec_digest(obj: Any) -> str:
-    """Digest of a (normalised) spec, to tell later whether the applied spec changed.
+def json_digest(obj: Any) -> str:
+    """Digest of the canonical JSON of ``obj`` (a plan, the inputs of a plan), to tell later
+    whether it changed.
+
+    Not ``engine.desired.desired_digest`` (the lockfile's ``spec_digest``), which keeps
+    ``json.dumps``'s ASCII escapes.
 
     Example::
 
-        >>> spec_digest({"b": 1, "a": [1, 2]}) == spec_digest({"a": [1, 2], "b": 1})
+        >>> json_digest({"b": 1, "a": [1, 2]}) == json_digest({"a": [1, 2], "b": 1})
         True
 
     Returns:

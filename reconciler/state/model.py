@@ -23,7 +23,7 @@ from reconciler.state.digest import new_salt
 #: written by a newer reconciler and is refused, never overwritten.
 LOCKFILE_VERSION = 1
 
-#: ``spec_digest`` values: see ``reconciler.state.digest.spec_digest``.
+#: ``spec_digest`` values: see ``reconciler.engine.desired.desired_digest``.
 SpecDigest = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
 #: Secret fingerprints: see ``reconciler.state.digest.fingerprint_secret``. The pattern makes
 #: it impossible to record a secret value by mistake.

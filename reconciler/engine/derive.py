@@ -29,26 +29,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.engine.drift import Unmanaged
-from reconciler.engine.model import RESERVED_METADATA_KEYS, Kind
 from reconciler.engine.normalize import PACKAGE_MANAGERS, TOOLSET_DEFAULT_POLICY
+from reconciler.kinds import (
+    KINDS,
+    MANIFEST_KINDS,
+    NAME_RE,
+    TAG_KEYS,
+    Kind,
+    ManifestKind,
+    address_of,
+    credential_address,
+    manifest_kind,
+)
 
 JSON = dict[str, Any]
 
-#: Manifest ``kind:`` per resource kind, and the file ``import --all-unmanaged`` writes it to.
-MANIFEST_KIND: dict[str, str] = {
-    "agent": "Agent",
-    "environment": "Environment",
-    "vault": "Vault",
-    "deployment": "Deployment",
-}
+#: Manifest ``kind:`` -> the file ``import --all-unmanaged`` writes its documents to.
 KIND_FILES: dict[str, str] = {
-    "Agent": "agents.yaml",
-    "Environment": "environments.yaml",
-    "Vault": "vaults.yaml",
-    "Deployment": "deployments.yaml",
+    k.manifest: k.manifest_file for k in KINDS if k.manifest and k.manifest_file
 }
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_NAME = 64
 
 
@@ -235,7 +235,7 @@ class ImportedResource:
 class ImportedDocument:
     """A manifest document derived from live objects, as plain data in canonical order."""
 
-    kind: str
+    kind: ManifestKind
     name: str
     data: JSON
     resources: tuple[ImportedResource, ...]
@@ -244,7 +244,7 @@ class ImportedDocument:
 
     @property
     def address(self) -> str:
-        return f"{self.kind.lower()}.{self.name}"
+        return address_of(MANIFEST_KINDS[self.kind], self.name)
 
 
 @dataclass(frozen=True)
@@ -277,7 +277,7 @@ class Derivation:
 
 def _user_metadata(obj: JSON) -> JSON:
     md = obj.get("metadata") or {}
-    return {k: v for k, v in md.items() if k not in RESERVED_METADATA_KEYS}
+    return {k: v for k, v in md.items() if k not in TAG_KEYS}
 
 
 def _put(spec: JSON, key: str, value: Any) -> None:
@@ -526,7 +526,7 @@ def derive_documents(
     ordered = sorted(
         (u for u in unmanaged), key=lambda u: (u.kind, u.remote_name or "", u.remote_id)
     )
-    top = [u for u in ordered if u.kind in MANIFEST_KIND and u.duplicate_of is None]
+    top = [u for u in ordered if manifest_kind(u.kind) is not None and u.duplicate_of is None]
     for u in ordered:
         if u.duplicate_of is not None:
             skipped.append(
@@ -547,8 +547,9 @@ def derive_documents(
     for u in top:
         name = names.of(u.kind, u.remote_id)
         assert name is not None
-        kind = MANIFEST_KIND[u.kind]
-        address = f"{u.kind}.{name}"
+        kind = manifest_kind(u.kind)
+        assert kind is not None  # only manifest kinds are in top
+        address = address_of(u.kind, name)
         resources = [ImportedResource(address, u.kind, u.remote_id)]
         refs: list[str] = []
         if u.kind == "agent":
@@ -595,7 +596,6 @@ def _vault_spec(
     if u.obj.get("display_name") != name:
         _put(spec, "display_name", u.obj.get("display_name"))
     _put(spec, "metadata", _user_metadata(u.obj))
-    address = f"vault.{name}"
     taken: set[str] = set()
     entries: list[JSON] = []
     resources: list[ImportedResource] = []
@@ -605,7 +605,7 @@ def _vault_spec(
     )
     for cred in live:
         cname = _unique(slugify(_credential_label(cred), "credential"), taken)
-        caddress = f"{address}.credential.{cname}"
+        caddress = credential_address(name, cname)
         auth = _auth(cred.get("auth") or {}, caddress, name, cname, variables)
         if auth is None:
             skipped.append(
@@ -678,7 +678,6 @@ def _deployment_spec(
 __all__ = [
     "DOCUMENT_ORDER",
     "KIND_FILES",
-    "MANIFEST_KIND",
     "Derivation",
     "ImportedDocument",
     "ImportedResource",
