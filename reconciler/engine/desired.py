@@ -226,6 +226,11 @@ def auth_update(auth: JSON) -> JSON:
         out["refresh"] = {
             k: v for k, v in refresh.items() if k not in ("client_id", "token_endpoint", "resource")
         }
+        # an omitted scope keeps the stored one; the wire clears it with ""
+        out["refresh"].setdefault("scope", "")
+        if (out["refresh"].get("token_endpoint_auth") or {}).get("type") == "none":
+            # the update form takes only a new client secret (basic/post); "none" has none
+            del out["refresh"]["token_endpoint_auth"]
     return out
 
 

@@ -1,0 +1,59 @@
+"""Credential updates clear what a manifest removed: the wire keeps an omitted field, so the
+update must say "clear" in the wire's own way (``refresh.scope: ""``).
+
+Found by the slow round-trip property (``test_properties``): a credential whose manifest
+dropped ``auth.refresh.scope`` was updated, yet the next plan still showed the old scope.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_gitops_support import cli, make_workdir, ok
+
+VAULT = """\
+kind: Vault
+name: keys
+spec:
+  display_name: Keys
+  credentials:
+    - name: oauth
+      auth:
+        type: mcp_oauth
+        mcp_server_url: https://mcp.example.com/
+        access_token: {from_env: OAUTH_ACCESS}
+        refresh:
+          client_id: client-1
+          refresh_token: {from_env: OAUTH_REFRESH}
+          token_endpoint: https://auth.example.com/token
+          token_endpoint_auth: {type: none}
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = make_workdir(tmp_path, monkeypatch, manifests=False)
+    (root / "manifests").mkdir()
+    monkeypatch.setenv("OAUTH_ACCESS", "access-token-1")
+    monkeypatch.setenv("OAUTH_REFRESH", "refresh-token-1")
+    return root
+
+
+def _plan_actions() -> list[dict[str, object]]:
+    result = cli("plan", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    actions: list[dict[str, object]] = json.loads(result.stdout)["actions"]
+    return [a for a in actions if a["type"] != "noop"]
+
+
+def test_removing_the_refresh_scope_clears_it(workdir: Path) -> None:
+    manifest = workdir / "manifests/vault.yaml"
+    manifest.write_text(VAULT + "          scope: repo read:org\n")
+    ok("apply", "--auto-approve")
+    assert _plan_actions() == []
+
+    manifest.write_text(VAULT)  # the scope is gone from the manifest
+    ok("apply", "--auto-approve")
+    assert _plan_actions() == [], "the provider kept the old scope"
