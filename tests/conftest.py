@@ -50,7 +50,7 @@ def app(provider_db: Path) -> object:
 @pytest.fixture
 async def http(app: object) -> AsyncIterator[object]:
     """Plain httpx to ``app`` in-process, with the beta header (test_local_provider*.py)."""
-    from test_local_provider_support import local_client
+    from support.local_provider import local_client
 
     async with local_client(app) as c:
         yield c
@@ -66,7 +66,7 @@ def tcp_provider(provider_db: Path) -> Iterator[str]:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """``--update-golden`` rewrites tests/golden/ (see golden_support.py)."""
-    from golden_support import add_golden_option
+    """``--update-golden`` rewrites tests/golden/ (see support/golden.py)."""
+    from support.golden import add_golden_option
 
     add_golden_option(parser)

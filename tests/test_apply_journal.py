@@ -115,7 +115,7 @@ def test_ctrl_c_in_the_middle_of_an_apply(tmp_path: Path) -> None:
     import sys
     import time
 
-    from test_reliability_support import cli_process, interrupt, owned_objects, write_fleet
+    from support.reliability import cli_process, interrupt, owned_objects, write_fleet
 
     from reconciler.provider.local import BackgroundServer, FaultConfig
 

@@ -1,6 +1,6 @@
 """An apply that must stop: SIGTERM, a lost lock, a dead provider; and intents left behind.
 
-Real ``reconciler`` processes (forked by the shared zygote of ``test_reliability_support``)
+Real ``reconciler`` processes (forked by the shared zygote of ``support.reliability``)
 against the local provider over loopback TCP:
 
 - SIGTERM (``docker stop``, CI cancellation) is handled as Ctrl-C: staged outcomes flushed,
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_reliability_support import (
+from support.reliability import (
     CREATE_PATH,
     Fleet,
     Run,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from test_reliability_support import RECONCILER_VARS, provider_snapshot
+from support.reliability import RECONCILER_VARS, provider_snapshot
 
 from reconciler.cli import main
 

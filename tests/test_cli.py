@@ -19,7 +19,7 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner, Result
-from test_gitops_support import make_workdir
+from support.gitops import make_workdir
 
 import reconciler
 from reconciler.cli import _register_all, main

@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from test_gitops_support import make_workdir
-from test_reliability_support import clean_env
+from support.gitops import make_workdir
+from support.reliability import clean_env
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pty")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from test_gitops_support import cli, lockfile, make_workdir, ok, out_of_band, remote_id
+from support.gitops import cli, lockfile, make_workdir, ok, out_of_band, remote_id
 
 from reconciler.provider import ProviderClient
 

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_reliability_support import (
+from support.reliability import (
     ARCHIVE_PATH,
     CREATE_PATH,
     Fleet,

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_gitops_support import cli, make_workdir, ok
+from support.gitops import cli, make_workdir, ok
 
 VAULT = """\
 kind: Vault

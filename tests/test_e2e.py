@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from test_gitops_support import make_workdir
+from support.gitops import make_workdir
 
 from reconciler.cli import main
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_gitops_support import REPO, cli, make_workdir, ok
+from support.gitops import REPO, cli, make_workdir, ok
 
 from reconciler.errors import ManifestError
 from reconciler.gitops import FormatError, format_text

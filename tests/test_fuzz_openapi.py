@@ -25,7 +25,7 @@ import schemathesis
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
-from test_reliability_support import BETA
+from support.reliability import BETA
 
 ERROR_TYPES = {
     "invalid_request_error",

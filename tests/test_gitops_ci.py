@@ -17,7 +17,7 @@ from typing import Any
 import click
 import pytest
 import yaml
-from test_gitops_support import REPO, cli, make_workdir
+from support.gitops import REPO, cli, make_workdir
 
 import reconciler
 from reconciler.cli import main

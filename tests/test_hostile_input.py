@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from test_reliability_support import clean_env, owned_objects, provider_snapshot
+from support.reliability import clean_env, owned_objects, provider_snapshot
 
 from reconciler.cli import main
 

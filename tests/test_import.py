@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_gitops_support import (
+from support.gitops import (
     cli,
     drift_json,
     items,

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_local_provider_support import (
+from support.local_provider import (
     BETA,
     assert_error,
     local_client,

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_local_provider_support import (
+from support.local_provider import (
     BETA,
     TEXT,
     TS,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_reliability_support import (
+from support.reliability import (
     Zygote,
     clean_env,
     owned_objects,

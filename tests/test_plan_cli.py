@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from test_gitops_support import make_workdir, out_of_band, remote_id
+from support.gitops import make_workdir, out_of_band, remote_id
 
 from reconciler.cli import main
 from reconciler.provider import ProviderClient

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_reliability_support import (
+from support.reliability import (
     BETA,
     CREATE_PATH,
     Zygote,

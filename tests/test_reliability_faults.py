@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_reliability_support import (
+from support.reliability import (
     Fleet,
     Zygote,
     assert_converged,

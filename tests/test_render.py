@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from golden_support import Golden
+from support.golden import Golden
 
 from reconciler.engine.model import (
     Archive,

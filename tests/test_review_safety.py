@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from test_reliability_support import clean_env, provider_snapshot
+from support.reliability import clean_env, provider_snapshot
 
 from reconciler.cli import main
 

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_gitops_support import cli, make_workdir, ok, out_of_band, remote_id
-from test_reliability_support import clean_env
+from support.gitops import cli, make_workdir, ok, out_of_band, remote_id
+from support.reliability import clean_env
 
 from reconciler.errors import NotFoundError
 from reconciler.provider import ProviderClient

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_reliability_support import cli_process, interrupt
+from support.reliability import cli_process, interrupt
 
 from reconciler.cli import main
 from reconciler.provider.local import BackgroundServer, FaultConfig, create_app

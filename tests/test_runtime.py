@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_gitops_support import make_workdir, ok
+from support.gitops import make_workdir, ok
 
 from reconciler.errors import ConflictError, LockfileError, NotFoundError
 from reconciler.runtime import (

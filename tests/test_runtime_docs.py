@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_gitops_support import make_workdir, ok
-from test_reliability_support import clean_env
+from support.gitops import make_workdir, ok
+from support.reliability import clean_env
 
 REPO = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"```(python|text)\n(.*?)```", re.DOTALL)

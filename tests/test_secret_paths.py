@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from test_gitops_support import make_workdir
+from support.gitops import make_workdir
 
 from reconciler.cli import main
 

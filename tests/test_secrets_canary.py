@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from test_reliability_support import BETA, RECONCILER_VARS, provider
+from support.reliability import BETA, RECONCILER_VARS, provider
 
 from reconciler.cli import main
 

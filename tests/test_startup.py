@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_reliability_support import clean_env
+from support.reliability import clean_env
 
 REPO = Path(__file__).resolve().parent.parent
 

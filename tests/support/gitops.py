@@ -17,12 +17,12 @@ from typing import Any, TypeVar
 
 import pytest
 from click.testing import CliRunner, Result
-from test_reliability_support import RECONCILER_VARS
 
 from reconciler.cli import main
 from reconciler.provider import ProviderClient, embedded_client
+from support.reliability import RECONCILER_VARS
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DB = ".reconciler/provider.db"
 LOCKFILE = "state/reconciler.lock"
 T = TypeVar("T")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-GOLDEN_DIR = Path(__file__).parent / "golden"
+GOLDEN_DIR = Path(__file__).parent.parent / "golden"
 OPTION = "--update-golden"
 
 

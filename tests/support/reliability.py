@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BETA = "managed-agents-2026-04-01"
 OWNER_KEY, PROJECT_KEY, ADDRESS_KEY = "managed-by", "reconciler-project", "reconciler-address"
 
