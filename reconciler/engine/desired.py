@@ -8,9 +8,9 @@ explicit clears, metadata as a patch). Pure: no I/O.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from reconciler.engine.normalize import (
     normalize_env_config,
 )
 from reconciler.kinds import MANIFEST_KINDS, Kind, address_of, credential_address, tags
+from reconciler.manifest import Document
 
 JSON = dict[str, Any]
 
@@ -92,13 +93,7 @@ def _find_secrets(obj: Any, prefix: str) -> list[tuple[str, JSON]]:
     return out
 
 
-def _dump(spec: Any) -> JSON:
-    if hasattr(spec, "model_dump"):
-        return spec.model_dump(mode="json", exclude_unset=True)  # type: ignore[no-any-return]
-    return copy.deepcopy(dict(spec))
-
-
-def desired_resources(documents: Any) -> list[DesiredResource]:
+def desired_resources(documents: Iterable[Document]) -> list[DesiredResource]:
     """Every resource the manifests declare, credentials as their own resources.
 
     Args:
@@ -107,7 +102,7 @@ def desired_resources(documents: Any) -> list[DesiredResource]:
     out: list[DesiredResource] = []
     for doc in documents:
         kind = MANIFEST_KINDS[doc.kind]
-        spec = _dump(doc.spec)
+        spec = doc.spec.model_dump(mode="json", exclude_unset=True)
         address = address_of(kind, doc.name)
         ignore = tuple(doc.ignore_changes or ())
         if kind == "vault":

@@ -40,6 +40,8 @@ from reconciler.engine.normalize import KEYED_LISTS, UNORDERED_LISTS, drop_paths
 from reconciler.engine.planner import UNKNOWN, PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
 from reconciler.kinds import KIND_ORDER, Kind, owned_address, owner_of
+from reconciler.manifest import Document
+from reconciler.state import LockEntry, Lockfile
 
 JSON = dict[str, Any]
 
@@ -92,7 +94,7 @@ def _tag(obj: JSON) -> str | None:
 
 
 def find_unmanaged(
-    documents: Iterable[Any], observed: Observed, lockfile: Any, project: str
+    documents: Iterable[Document], observed: Observed, lockfile: Lockfile | None, project: str
 ) -> list[Unmanaged]:
     """Every live, non-archived object no manifest of ``project`` owns, sorted by kind and id.
 
@@ -108,7 +110,7 @@ def find_unmanaged(
         project: this project.
     """
     desired = {r.address for r in desired_resources(documents)}
-    entries = dict(getattr(lockfile, "resources", None) or {})
+    entries = dict(lockfile.resources) if lockfile is not None else {}
     recorded = {(e.kind, e.id) for e in entries.values()}
     out: list[Unmanaged] = []
     twin_vaults: set[str] = set()
@@ -184,7 +186,7 @@ def _is_pin_path(path: str) -> bool:
 
 
 def manifest_differences(
-    documents: Sequence[Any], observed: Observed, lockfile: Any, project: str
+    documents: Iterable[Document], observed: Observed, lockfile: Lockfile | None, project: str
 ) -> dict[str, tuple[FieldChange, ...]]:
     """address -> how its live object differs from its manifest (expected -> live), by the
     planner's own comparison. Secrets and a deployment's agent pin are left out (secrets
@@ -220,7 +222,7 @@ def _version_span(first: int, last: int) -> str:
 
 
 def _agent_history(
-    entry: Any, live: JSON, versions: Sequence[JSON] | None
+    entry: LockEntry, live: JSON, versions: Sequence[JSON] | None
 ) -> tuple[int | None, str | None, JSON | None, str]:
     """(version that introduced the change, when, the recorded version's object, span text)."""
     recorded = entry.version
@@ -240,7 +242,7 @@ def _agent_history(
 
 def _changed_item(
     address: str,
-    entry: Any,
+    entry: LockEntry,
     live: JSON,
     res: DesiredResource | None,
     changes: tuple[FieldChange, ...],
@@ -316,10 +318,12 @@ def _remote_name(kind: str, obj: JSON) -> str | None:
     return obj.get("name")
 
 
-def _pin_item(address: str, entry: Any, live: JSON, lockfile: Any) -> DriftItem | None:
+def _pin_item(
+    address: str, entry: LockEntry, live: JSON, entries: Mapping[str, LockEntry]
+) -> DriftItem | None:
     agent = live.get("agent") or {}
     for agent_address, pinned in sorted(entry.pins.items()):
-        agent_entry = lockfile.resources.get(agent_address)
+        agent_entry = entries.get(agent_address)
         expected_id = agent_entry.id if agent_entry is not None else None
         live_id, live_version = agent.get("id"), agent.get("version")
         if live_version == pinned and (expected_id is None or live_id == expected_id):
@@ -383,9 +387,9 @@ def _unmanaged_item(u: Unmanaged, vault_names: Mapping[str, str]) -> DriftItem:
 
 
 def build_drift(
-    documents: Iterable[Any],
+    documents: Iterable[Document],
     observed: Observed,
-    lockfile: Any,
+    lockfile: Lockfile | None,
     project: str = "default",
     *,
     ignore_unmanaged: bool = False,
@@ -447,7 +451,7 @@ def build_drift(
         if changed is not None:
             items.append(changed)
         if entry.kind == "deployment" and entry.pins:
-            pin = _pin_item(address, entry, live, lockfile)
+            pin = _pin_item(address, entry, live, entries)
             if pin is not None:
                 items.append(pin)
     vault_names = {e.id: a for a, e in entries.items() if e.kind == "vault"}

@@ -13,16 +13,16 @@ Pure: the caller gives the lockfile, the addresses the manifests declare and wha
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
 
 from reconciler.engine.refresh import Observed
 from reconciler.kinds import owned_address
+from reconciler.state import Lockfile
 
 __all__ = ["leftover_intents"]
 
 
 def leftover_intents(
-    lockfile: Any, declared: Collection[str], observed: Observed, project: str
+    lockfile: Lockfile, declared: Collection[str], observed: Observed, project: str
 ) -> dict[str, str]:
     """The pending intents of addresses the manifests no longer declare.
 

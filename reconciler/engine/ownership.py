@@ -20,6 +20,7 @@ from typing import Any
 
 from reconciler.engine.model import Archive, Conflict, Twin
 from reconciler.kinds import Kind, kind_of, owned_address, owner_of
+from reconciler.state import Lockfile
 
 JSON = dict[str, Any]
 
@@ -110,7 +111,9 @@ def claimed_address(address: str) -> str:
 
 
 def find_twins(
-    kept: Mapping[str, JSON], owned: Mapping[tuple[str, str], list[JSON]], lockfile: Any
+    kept: Mapping[str, JSON],
+    owned: Mapping[tuple[str, str], list[JSON]],
+    lockfile: Lockfile | None,
 ) -> list[Twin]:
     """Live objects tagged for an address whose kept object is another one.
 
@@ -122,7 +125,7 @@ def find_twins(
     A credential's twin must sit in the same vault: the credentials of a twin vault go with
     that vault.
     """
-    resources = getattr(lockfile, "resources", None) or {}
+    resources = lockfile.resources if lockfile is not None else {}
     out: list[Twin] = []
     for address, obj in sorted(kept.items()):
         kind = kind_of(address)

@@ -1,0 +1,113 @@
+"""The read-only inputs of one plan, indexed once: desired resources, lockfile, live objects.
+
+``PlanInputs`` is what every step of planning reads (``planner`` per desired resource,
+``prune`` per orphan, ``targets`` for ``--target``) and none of them writes: a frozen value
+built from the manifests' documents, the observed live state and the lockfile. It answers
+the questions those steps share: the lockfile entry of an address, the live object it
+records, and whether that object is this project's (a ``Conflict`` when not). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.engine.desired import DesiredResource, desired_resources
+from reconciler.engine.model import Conflict
+from reconciler.engine.ownership import conflict, owner_problem
+from reconciler.engine.refresh import Observed
+from reconciler.engine.targets import closure
+from reconciler.kinds import KIND_ORDER, Kind, owned_address
+from reconciler.manifest import Document
+from reconciler.state import LockEntry, Lockfile
+
+JSON = dict[str, Any]
+#: ``fingerprint(address, secret_path)`` -> salted fingerprint of the current secret value
+Fingerprinter = Callable[[str, str], str]
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    project: str = "default"
+    prune: bool = False
+    #: with prune: delete instead of archive where the provider can delete
+    delete: bool = False
+    targets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """Desired, recorded and live state of one plan, indexed for lookups."""
+
+    options: PlanOptions
+    desired: Mapping[str, DesiredResource]
+    lockfile: Lockfile | None
+    #: kind -> remote id -> live object (archived ones included)
+    live: Mapping[str, Mapping[str, JSON]]
+    #: (kind, address) -> live objects this project's tags claim for the address
+    owned: Mapping[tuple[str, str], list[JSON]]
+    fingerprint: Fingerprinter | None = None
+    #: with ``--target``: the desired addresses planned for real (the rest is dropped later)
+    wanted: frozenset[str] | None = None
+
+    @classmethod
+    def build(
+        cls,
+        documents: Iterable[Document],
+        observed: Observed,
+        lockfile: Lockfile | None,
+        options: PlanOptions,
+        fingerprint: Fingerprinter | None = None,
+    ) -> PlanInputs:
+        owned: dict[tuple[str, str], list[JSON]] = {}
+        for kind in KIND_ORDER:
+            for o in observed.all(kind):
+                addr = owned_address(o, options.project)
+                if addr:
+                    owned.setdefault((kind, addr), []).append(o)
+        desired = {r.address: r for r in desired_resources(documents)}
+        return cls(
+            options=options,
+            desired=desired,
+            lockfile=lockfile,
+            live={k: observed.index(k) for k in KIND_ORDER},
+            owned=owned,
+            fingerprint=fingerprint,
+            wanted=frozenset(closure(options.targets, desired)) if options.targets else None,
+        )
+
+    @property
+    def entries(self) -> Mapping[str, LockEntry]:
+        return self.lockfile.resources if self.lockfile is not None else {}
+
+    def entry(self, address: str) -> LockEntry | None:
+        return self.entries.get(address)
+
+    def pending(self, address: str) -> bool:
+        """A create of ``address`` was sent and not recorded (a crashed apply)."""
+        return self.lockfile is not None and address in self.lockfile.pending
+
+    def recorded_object(self, address: str, kind: str) -> JSON | None:
+        """The live, non-archived object the lockfile records for ``address``, if any."""
+        entry = self.entry(address)
+        if entry is None or entry.kind != kind:
+            return None
+        obj = self.live.get(kind, {}).get(entry.id)
+        return obj if obj is not None and not obj.get("archived_at") else None
+
+    def conflict(self, address: str, kind: Kind) -> Conflict | None:
+        """A ``Conflict`` when the lockfile's object for ``address`` is not this project's:
+        nothing may change or archive that object."""
+        obj = self.recorded_object(address, kind)
+        if obj is None:
+            return None
+        owner = owner_problem(kind, obj, self.options.project, address, self.live["vault"])
+        return None if owner is None else conflict(kind, address, obj, owner)
+
+
+def live_marker(kind: str, obj: JSON) -> str | None:
+    """What a saved plan checks before it applies: an agent's version, else ``updated_at``."""
+    if kind == "agent":
+        return str(obj.get("version"))
+    return obj.get("updated_at")

@@ -1,0 +1,204 @@
+"""Orphans: what left the manifests, classified one at a time. Pure: no I/O.
+
+An orphan is a lockfile entry whose address the manifests no longer declare, or a live
+object this project's tags claim for such an address. Each gets one verdict:
+
+- an ``Archive`` or ``Delete`` with ``--prune`` (a gone or archived one: an archive that only
+  forgets the entry);
+- a ``Note`` saying why it is left alone (protected, ``--prune`` off, already gone) and how
+  to act on it;
+- a ``Conflict`` when the recorded object is not this project's (never archived);
+- nothing, when its vault's verdict covers a credential.
+
+Only the vault relation spans orphans, so it is computed once (``VaultOrphans``) before the
+orphans are classified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+from reconciler.engine.inputs import JSON, PlanInputs, live_marker
+from reconciler.engine.model import Action, Archive, Conflict, Delete, Note
+from reconciler.kinds import DELETABLE_KINDS, Kind
+from reconciler.state import LockEntry
+
+Verdict = Action | Note | Conflict | None
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A resource that left the manifests: its lockfile entry and/or its live object."""
+
+    address: str
+    kind: Kind
+    #: the live object (archived included), None when gone
+    obj: JSON | None
+    entry: LockEntry | None
+
+    @property
+    def live(self) -> bool:
+        return self.obj is not None and not self.obj.get("archived_at")
+
+    @property
+    def remote_id(self) -> str | None:
+        if self.obj is not None:
+            return str(self.obj["id"])
+        return self.entry.id if self.entry is not None else None
+
+
+@dataclass(frozen=True)
+class VaultOrphans:
+    """The vault orphans whose verdict covers their credentials."""
+
+    #: live and ours: archiving (or leaving) the vault takes its credentials along
+    live: frozenset[str]
+    #: not protected: a gone credential is forgotten with its vault
+    forgotten: frozenset[str]
+
+    @classmethod
+    def of(cls, inputs: PlanInputs, orphans: list[Orphan]) -> VaultOrphans:
+        vaults = [o for o in orphans if o.kind == "vault"]
+        return cls(
+            live=frozenset(
+                o.address
+                for o in vaults
+                if o.live and (o.entry is None or inputs.conflict(o.address, o.kind) is None)
+            ),
+            forgotten=frozenset(
+                o.address for o in vaults if not (o.entry is not None and o.entry.protect)
+            ),
+        )
+
+
+def find_orphans(inputs: PlanInputs) -> list[Orphan]:
+    """Every resource that left the manifests, sorted by address: lockfile entries first
+    (with their live object, if any), then live objects tagged for an address neither the
+    manifests nor the lockfile hold."""
+    found: dict[str, Orphan] = {}
+    for address, entry in inputs.entries.items():
+        if address in inputs.desired:
+            continue
+        obj = inputs.live.get(entry.kind, {}).get(entry.id)
+        found[address] = Orphan(address, cast(Kind, entry.kind), obj, entry)
+    for (kind, address), objs in inputs.owned.items():
+        if address in inputs.desired or address in found:
+            continue
+        live = [o for o in objs if not o.get("archived_at")]
+        if live:
+            found[address] = Orphan(address, cast(Kind, kind), live[0], None)
+    return [found[a] for a in sorted(found)]
+
+
+def prune(inputs: PlanInputs) -> tuple[list[Action], list[Note], list[Conflict]]:
+    """The verdict on every orphan: removals, notes and conflicts."""
+    orphans = find_orphans(inputs)
+    vaults = VaultOrphans.of(inputs, orphans)
+    actions: list[Action] = []
+    notes: list[Note] = []
+    conflicts: list[Conflict] = []
+    for orphan in orphans:
+        verdict = classify(inputs, orphan, vaults)
+        if isinstance(verdict, Note):
+            notes.append(verdict)
+        elif isinstance(verdict, Conflict):
+            conflicts.append(verdict)
+        elif verdict is not None:
+            actions.append(verdict)
+    return actions, notes, conflicts
+
+
+def classify(inputs: PlanInputs, orphan: Orphan, vaults: VaultOrphans) -> Verdict:
+    """The verdict on one orphan (see the module docstring)."""
+    if not orphan.live:
+        return _already_removed(inputs, orphan, vaults)
+    if orphan.entry is not None:
+        found = inputs.conflict(orphan.address, orphan.kind)
+        if found is not None:
+            return found  # not ours: the Conflict says whose it is, nothing archives it
+    if orphan.kind == "credential" and _under(orphan.address, vaults.live):
+        return None  # archiving the vault takes its credentials along
+    vault = _protecting_vault(inputs, orphan.address) if orphan.kind == "credential" else None
+    if vault is not None or (orphan.entry is not None and orphan.entry.protect):
+        return _note(orphan, _protected_message(orphan.address, vault))
+    if not inputs.options.prune:
+        return _note(orphan, "not in the manifests; left alone. Run with --prune to archive it")
+    return _removal(inputs, orphan)
+
+
+def _already_removed(inputs: PlanInputs, orphan: Orphan, vaults: VaultOrphans) -> Verdict:
+    """A recorded object that is archived or gone already: forgotten with ``--prune``."""
+    state = "archived" if orphan.obj else "gone"
+    entry, rid = orphan.entry, orphan.remote_id
+    if inputs.options.prune and entry is not None and not entry.protect and rid:
+        if orphan.kind == "credential" and _under(orphan.address, vaults.forgotten):
+            return None  # forgotten with its vault (see record_outcome)
+        # e.g. an apply --prune killed after the provider archived, before the lockfile
+        # write: archiving again is a no-op that drops the stale entry
+        return Archive(
+            address=orphan.address,
+            kind=orphan.kind,
+            remote_id=rid,
+            reason=f"removed from the manifests and already {state} on the provider; "
+            "forgets the lockfile entry (--prune)",
+            live_marker=live_marker(orphan.kind, orphan.obj) if orphan.obj else None,
+            parent_id=entry.parent_id if orphan.kind == "credential" else None,
+        )
+    return _note(
+        orphan,
+        f"recorded in the lockfile but already {state} on the provider; "
+        f"`reconciler state rm {orphan.address}` forgets it",
+    )
+
+
+def _removal(inputs: PlanInputs, orphan: Orphan) -> Action:
+    """``--prune``: archive the orphan, or delete it with ``--delete`` where one can."""
+    obj = cast(JSON, orphan.obj)
+    kind = orphan.kind
+    common: dict[str, Any] = dict(  # noqa: C408 - keyword form reads as the action's fields
+        address=orphan.address,
+        kind=kind,
+        remote_id=obj["id"],
+        live_marker=live_marker(kind, obj),
+        parent_id=obj.get("vault_id") if kind == "credential" else None,
+    )
+    if inputs.options.delete and kind in DELETABLE_KINDS:
+        return Delete(reason="removed from the manifests (--prune)", **common)
+    return Archive(reason="removed from the manifests (--prune)", **common)
+
+
+def _note(orphan: Orphan, message: str) -> Note:
+    return Note(
+        address=orphan.address, kind=orphan.kind, remote_id=orphan.remote_id, message=message
+    )
+
+
+def _under(credential: str, vaults: frozenset[str]) -> bool:
+    return any(credential.startswith(v + ".") for v in vaults)
+
+
+def _protecting_vault(inputs: PlanInputs, credential: str) -> str | None:
+    """The vault whose ``protect: true`` covers ``credential`` (in the manifests now, or
+    when it was last applied), or None."""
+    vault = credential.split(".credential.", 1)[0]
+    res = inputs.desired.get(vault)
+    entry = inputs.entry(vault)
+    if (res is not None and res.protect) or (res is None and entry is not None and entry.protect):
+        return vault
+    return None
+
+
+def _protected_message(address: str, vault: str | None) -> str:
+    """Why a resource that left the manifests stays, and how to let it go."""
+    if vault is not None:
+        return (
+            f"not in the manifests, but {vault} is protected (protect: true), which covers its "
+            f"credentials; left alone. To remove it, set protect: false on {vault}, apply, "
+            "then run with --prune"
+        )
+    return (
+        "not in the manifests but protected (protect: true when last applied); left alone. "
+        "To archive it, put its document back with protect: false, apply, then remove the "
+        "document and run with --prune"
+    )

@@ -1,0 +1,94 @@
+"""``--target``: which addresses a targeted plan keeps. Pure: no I/O.
+
+A target brings along what it depends on (its references, a credential's vault) and a vault
+brings its credentials, so a targeted apply never creates something whose references do not
+exist. ``targeted_addresses`` answers before planning (only those secrets are read);
+``narrow`` keeps the targeted part of a whole plan and refuses an unknown target.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection, Iterable, Mapping
+
+from reconciler.engine.desired import DesiredResource, desired_resources
+from reconciler.engine.model import Action, Conflict, Note, Twin
+from reconciler.engine.ownership import twin_address
+from reconciler.errors import PlanError
+from reconciler.manifest import Document
+
+
+def closure(
+    targets: Iterable[str], desired: Mapping[str, DesiredResource], extra: Collection[str] = ()
+) -> set[str]:
+    """``targets`` and everything they depend on; a vault's credentials come with it.
+
+    Args:
+        targets: the addresses given with ``--target``.
+        desired: the desired resources by address.
+        extra: other known addresses (lockfile entries, twins) a vault target may bring along.
+    """
+    wanted: set[str] = set()
+    stack = list(targets)
+    while stack:
+        addr = stack.pop()
+        if addr in wanted:
+            continue
+        wanted.add(addr)
+        res = desired.get(addr)
+        if res is not None:
+            stack.extend(res.refs)
+        # a vault target brings its credentials along
+        stack.extend(a for a in desired if a.startswith(addr + ".credential."))
+        stack.extend(a for a in extra if a.startswith(addr + ".credential."))
+    return wanted
+
+
+def targeted_addresses(documents: Iterable[Document], targets: Iterable[str]) -> frozenset[str]:
+    """The desired addresses a ``--target`` plan of ``targets`` plans: each target and what
+    it depends on (a vault's credentials with it). Only their secrets are read."""
+    desired = {r.address: r for r in desired_resources(documents)}
+    return frozenset(closure(targets, desired))
+
+
+def check_targets(targets: Iterable[str], known: Collection[str]) -> None:
+    """Raise ``PlanError`` for a target that names no known address (with a close match)."""
+    for t in targets:
+        if t not in known:
+            hint = difflib.get_close_matches(t, sorted(known), n=1)
+            did = f"; did you mean {hint[0]}?" if hint else ""
+            raise PlanError(f"--target {t}: no such address in the manifests or lockfile{did}")
+
+
+def narrow(
+    targets: tuple[str, ...],
+    desired: Mapping[str, DesiredResource],
+    actions: list[Action],
+    notes: list[Note],
+    conflicts: list[Conflict],
+    twins: list[Twin],
+) -> tuple[list[Action], list[Note], list[Conflict], list[Twin]]:
+    """The targeted part of a whole plan: what ``targets`` and their dependencies touch.
+
+    Raises:
+        PlanError: a target names no address of the manifests, the lockfile or the plan.
+    """
+    known = (
+        set(desired)
+        | {a.address for a in actions}
+        | {n.address for n in notes}
+        | {c.address for c in conflicts}
+    )
+    check_targets(targets, known)
+    wanted = closure(targets, desired, known)
+    twins = [t for t in twins if t.address in wanted]
+    wanted |= {twin_address(t.address, t.remote_id) for t in twins}
+    actions = [a for a in actions if a.address in wanted]
+    kept = {a.address for a in actions}
+    actions = [
+        a.model_copy(update={"depends_on": tuple(d for d in a.depends_on if d in kept)})
+        for a in actions
+    ]
+    notes = [n for n in notes if n.address in wanted]
+    conflicts = [c for c in conflicts if c.address in wanted]
+    return actions, notes, conflicts, twins
