@@ -1,0 +1,454 @@
+"""``engine.planner.build_plan`` as data: documents + observed objects + lockfile -> Plan.
+
+No provider here: the documents go through the real manifest models, the live objects and
+the lockfile are built by hand (only the fields a case is about; normalisation fills the
+server defaults), so each rule of planning is visible in a few lines: what is created,
+updated, replaced or left alone and why, what ``--prune`` removes and what it leaves with
+a note, what a no-op still records, what ``--target`` keeps, and how pins move.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from reconciler.engine.desired import desired_resources, ownership, spec_digest
+from reconciler.engine.model import Archive, Create, Delete, NoOp, Replace, Update
+from reconciler.engine.planner import PlanOptions, build_plan
+from reconciler.engine.refresh import Observed
+from reconciler.errors import PlanError
+from reconciler.manifest import Document
+from reconciler.state import LockEntry, Lockfile, PendingIntent, new_lockfile
+
+NOW = "2026-05-01T12:00:00Z"
+FINGERPRINT = "scrypt:" + "1" * 64
+EVENTS = [{"type": "user.message", "content": [{"type": "text", "text": "Go."}]}]
+
+ENV = Document.model_validate({"kind": "Environment", "name": "py", "spec": {}})
+AGENT = Document.model_validate(
+    {"kind": "Agent", "name": "coder", "spec": {"model": "claude-sonnet-4-6", "system": "Hi."}}
+)
+DEPLOYMENT = Document.model_validate(
+    {
+        "kind": "Deployment",
+        "name": "nightly",
+        "spec": {"agent": {"ref": "coder"}, "environment": "py", "initial_events": EVENTS},
+    }
+)
+AUTH = {"type": "static_bearer", "mcp_server_url": "https://a.example/mcp"}
+
+
+def vault_doc(*, protect: bool = False, url: str = AUTH["mcp_server_url"]) -> Document:
+    credential = {"name": "gh", "auth": {**AUTH, "mcp_server_url": url, "token": {"from_env": "T"}}}
+    return Document.model_validate(
+        {"kind": "Vault", "name": "keys", "protect": protect, "spec": {"credentials": [credential]}}
+    )
+
+
+def obj(remote_id: str, address: str, **fields: Any) -> dict[str, Any]:
+    """A live object tagged by this project for ``address``."""
+    return {
+        "id": remote_id,
+        "metadata": ownership("default", address),
+        "created_at": NOW,
+        "updated_at": NOW,
+        "archived_at": None,
+        **fields,
+    }
+
+
+def env(remote_id: str = "env_1", **fields: Any) -> dict[str, Any]:
+    return obj(remote_id, "environment.py", name="py", config={"type": "cloud"}, **fields)
+
+
+def agent(version: int = 1, system: str = "Hi.", **fields: Any) -> dict[str, Any]:
+    return obj(
+        "agent_1",
+        "agent.coder",
+        name="coder",
+        version=version,
+        model="claude-sonnet-4-6",
+        system=system,
+        **fields,
+    )
+
+
+def deployment(version: int = 1) -> dict[str, Any]:
+    return obj(
+        "dep_1",
+        "deployment.nightly",
+        name="nightly",
+        agent={"type": "agent", "id": "agent_1", "version": version},
+        environment_id="env_1",
+        initial_events=EVENTS,
+    )
+
+
+def vault() -> dict[str, Any]:
+    return obj("vlt_1", "vault.keys", display_name="keys")
+
+
+def credential(url: str = AUTH["mcp_server_url"]) -> dict[str, Any]:
+    auth = {**AUTH, "mcp_server_url": url}
+    return obj("vcrd_1", "vault.keys.credential.gh", vault_id="vlt_1", display_name="gh", auth=auth)
+
+
+def observed(*objects: dict[str, Any], credentials: tuple[dict[str, Any], ...] = ()) -> Observed:
+    by_kind: dict[str, tuple[dict[str, Any], ...]] = {
+        k: () for k in ("agent", "environment", "vault", "deployment")
+    }
+    for o in objects:
+        kind = str(o["id"]).split("_")[0]
+        kind = {"env": "environment", "dep": "deployment", "vlt": "vault"}.get(kind, kind)
+        by_kind[kind] += (o,)
+    return Observed(objects=by_kind, credentials={"vlt_1": credentials} if credentials else {})
+
+
+def applied(documents: list[Document], live: Observed, **changes: Any) -> Lockfile:
+    """The lockfile an apply of ``documents`` leaves when it created ``live``: each address
+    recorded with its live id, version and pin, and the secrets' fingerprints."""
+    lockfile = new_lockfile()
+    for res in desired_resources(documents):
+        found = [
+            o
+            for k in ("agent", "environment", "vault", "deployment", "credential")
+            for o in live.all(k)
+            if o["metadata"]["reconciler-address"] == res.address
+        ]
+        if not found:
+            continue
+        live_obj = found[0]
+        fields: dict[str, Any] = {
+            "kind": res.kind,
+            "id": live_obj["id"],
+            "parent_id": live_obj.get("vault_id"),
+            "version": live_obj.get("version"),
+            "spec_digest": spec_digest(res),
+            "protect": res.protect,
+            "secret_fingerprints": {p: FINGERPRINT for p, _ in res.secrets},
+            "created_at": NOW,
+            "updated_at": NOW,
+        }
+        if res.kind == "deployment":
+            fields["pins"] = {"agent.coder": live_obj["agent"]["version"]}
+        fields.update(changes.get(res.address, {}))
+        lockfile = lockfile.with_entry(res.address, LockEntry(**fields))
+    return lockfile
+
+
+def plan(
+    documents: list[Document], live: Observed, lockfile: Lockfile | None, **options: Any
+) -> Any:
+    return build_plan(
+        documents, live, lockfile, PlanOptions(**options), fingerprint=lambda a, p: FINGERPRINT
+    )
+
+
+ALL = [ENV, AGENT, DEPLOYMENT, vault_doc()]
+
+
+def everything() -> Observed:
+    return observed(env(), agent(), deployment(), vault(), credentials=(credential(),))
+
+
+def kinds(p: Any) -> dict[str, str]:
+    return {a.address: a.type for a in p.actions}
+
+
+# --- create, update, no-op ----------------------------------------------------------------
+
+
+def test_an_empty_provider_plans_a_create_of_each_address_in_dependency_order() -> None:
+    p = plan(ALL, observed(), None)
+    assert set(kinds(p).values()) == {"create"}
+    dep = p.action("deployment.nightly")
+    assert isinstance(dep, Create) and dep.reason == "deployment.nightly is new in the manifests"
+    assert dep.depends_on == ("agent.coder", "environment.py")
+    assert dep.body["agent"] == {"$pin": "agent.coder", "version": None}
+    cred = p.action("vault.keys.credential.gh")
+    assert isinstance(cred, Create) and cred.depends_on == ("vault.keys",)
+    assert cred.target.secret_fingerprints == {"auth.token": FINGERPRINT}
+    assert (p.lineage, p.serial) == (None, 0)
+
+
+def test_applied_and_unchanged_is_up_to_date_and_records_nothing() -> None:
+    live = everything()
+    p = plan(ALL, live, applied(ALL, live))
+    assert set(kinds(p).values()) == {"noop"} and not p.has_changes
+    for action in p.actions:
+        assert isinstance(action, NoOp)
+        assert (action.reason, action.target) == ("up to date", None)
+    assert p.pin_moves == () and p.notes == ()
+
+
+def test_an_agent_edit_is_an_update_to_the_next_version_and_moves_a_following_pin() -> None:
+    live = everything()
+    lockfile = applied(ALL, live)
+    edited = Document.model_validate(
+        {"kind": "Agent", "name": "coder", "spec": {"model": "claude-sonnet-4-6", "system": "Yo."}}
+    )
+    p = plan([ENV, edited, DEPLOYMENT, vault_doc()], live, lockfile)
+    update = p.action("agent.coder")
+    assert isinstance(update, Update)
+    assert update.reason == "the live object differs from the manifest"
+    assert (update.from_version, update.to_version, update.labels) == (1, 2, ("system prompt",))
+    assert update.body == {"system": "Yo.", "version": 1}
+    [change] = update.changes
+    assert (change.path, change.old, change.new) == ("system", "Hi.", "Yo.")
+    [move] = p.pin_moves
+    assert (move.deployment, move.old, move.new, move.follows_latest) == (
+        "deployment.nightly",
+        1,
+        2,
+        True,
+    )
+    [radius] = p.blast_radius
+    assert radius.address == "agent.coder"
+    assert [i.deployment for i in radius.deployments] == ["deployment.nightly"]
+
+
+def test_a_pin_to_a_version_that_will_not_exist_is_refused() -> None:
+    pinned = Document.model_validate(
+        {
+            "kind": "Deployment",
+            "name": "nightly",
+            "spec": {
+                "agent": {"ref": "coder", "version": 3},
+                "environment": "py",
+                "initial_events": EVENTS,
+            },
+        }
+    )
+    live = everything()
+    with pytest.raises(
+        PlanError, match="pins agent.coder version 3, which does not exist: its latest version is 1"
+    ):
+        plan([ENV, AGENT, pinned], live, applied(ALL, live))
+    at_one = Document.model_validate(
+        {
+            "kind": "Deployment",
+            "name": "nightly",
+            "spec": {
+                "agent": {"ref": "coder", "version": 1},
+                "environment": "py",
+                "initial_events": EVENTS,
+            },
+        }
+    )
+    p = plan([ENV, AGENT, at_one], live, applied(ALL, live))
+    assert kinds(p)["deployment.nightly"] == "noop" and p.pin_moves == ()
+
+
+# --- what a no-op still records (needs-record) ---------------------------------------------
+
+
+def test_a_noop_records_its_target_when_the_lockfile_does_not_say_it_yet() -> None:
+    live = everything()
+    # found by its tags only: the lockfile was lost
+    adopted = plan(ALL, live, new_lockfile()).action("environment.py")
+    assert isinstance(adopted, NoOp) and adopted.target is not None
+    assert adopted.reason == "adopted: found by its ownership tags (the lockfile had no entry)"
+    # the manifest changed in a way the provider does not see (protect, a new digest)
+    stale = applied(ALL, live, **{"environment.py": {"spec_digest": "sha256:" + "0" * 64}})
+    assert plan(ALL, live, stale).action("environment.py").target is not None  # type: ignore[union-attr]
+    # a new agent version saved outside the reconciler that matches the manifest
+    moved = applied(ALL, live, **{"agent.coder": {"version": 0}})
+    assert plan(ALL, live, moved).action("agent.coder").target is not None  # type: ignore[union-attr]
+    # a pending intent left by a crashed apply
+    intent = PendingIntent(kind="environment", operation="create", started_at=NOW)
+    pending = applied(ALL, live)
+    pending = pending.model_copy(update={"pending": {"environment.py": intent}})
+    assert plan(ALL, live, pending).action("environment.py").target is not None  # type: ignore[union-attr]
+
+
+def test_a_recorded_object_archived_or_deleted_behind_our_back_is_created_again() -> None:
+    live = everything()
+    lockfile = applied(ALL, live)
+    archived = observed(env(archived_at=NOW), agent(), deployment(), vault())
+    action = plan(ALL, archived, lockfile).action("environment.py")
+    assert isinstance(action, Create)
+    assert action.reason == "the recorded environment env_1 was archived outside the reconciler"
+    gone = observed(agent(), deployment(), vault())
+    action = plan(ALL, gone, lockfile).action("environment.py")
+    assert isinstance(action, Create)
+    assert action.reason == "the recorded environment env_1 no longer exists"
+    # the deployment references an environment only apply will know the id of
+    dep = plan(ALL, gone, lockfile).action("deployment.nightly")
+    assert isinstance(dep, Update)
+    assert [c.new for c in dep.changes if c.path == "environment_id"] == ["(known after apply)"]
+
+
+# --- replace --------------------------------------------------------------------------------
+
+
+def test_an_immutable_change_is_a_replace_unless_protect_refuses_it() -> None:
+    live = everything()
+    moved = vault_doc(url="https://b.example/mcp")
+    p = plan([ENV, AGENT, DEPLOYMENT, moved], live, applied(ALL, live))
+    replace = p.action("vault.keys.credential.gh")
+    assert isinstance(replace, Replace)
+    assert replace.reason.startswith("auth.mcp_server_url cannot change in place")
+    assert replace.remote_id == "vcrd_1" and replace.body["auth"]["token"] == {
+        "$secret": "auth.token"
+    }
+
+    protected = vault_doc(protect=True, url="https://b.example/mcp")
+    p = plan([ENV, AGENT, DEPLOYMENT, protected], live, applied(ALL, live))
+    kept = p.action("vault.keys.credential.gh")
+    assert isinstance(kept, NoOp)
+    assert kept.reason == (
+        "a replace is needed but refused: vault.keys is protected (protect: true), which "
+        "covers its credentials"
+    )
+    [note] = p.notes
+    assert note.address == "vault.keys.credential.gh" and "set protect: false on vault.keys" in (
+        note.message
+    )
+
+
+# --- prune ----------------------------------------------------------------------------------
+
+
+def test_what_left_the_manifests_is_noted_without_prune_and_removed_with_it() -> None:
+    live = everything()
+    lockfile = applied(ALL, live)
+    kept = [AGENT, DEPLOYMENT, vault_doc()]
+    [note] = plan(kept, live, lockfile).notes
+    assert (note.address, note.remote_id) == ("environment.py", "env_1")
+    assert note.message == "not in the manifests; left alone. Run with --prune to archive it"
+
+    pruned = plan(kept, live, lockfile, prune=True)
+    archive = pruned.action("environment.py")
+    assert isinstance(archive, Archive) and archive.reason == "removed from the manifests (--prune)"
+    # removals wait for the changes that stop referencing them
+    assert archive.depends_on == ("deployment.nightly",)
+    deleted = plan(kept, live, lockfile, prune=True, delete=True).action("environment.py")
+    assert isinstance(deleted, Delete)
+    # an agent cannot be deleted: --delete archives it
+    no_agent = plan([ENV, vault_doc()], live, lockfile, prune=True, delete=True)
+    assert (kinds(no_agent)["agent.coder"], kinds(no_agent)["deployment.nightly"]) == (
+        "archive",
+        "archive",
+    )
+    assert no_agent.action("agent.coder").depends_on == ("deployment.nightly",)  # type: ignore[union-attr]
+
+
+def test_a_removed_vault_takes_its_credentials_along() -> None:
+    live = everything()
+    p = plan([ENV, AGENT, DEPLOYMENT], live, applied(ALL, live), prune=True)
+    assert kinds(p) == {
+        "agent.coder": "noop",
+        "deployment.nightly": "noop",
+        "environment.py": "noop",
+        "vault.keys": "archive",  # its credential goes with it: no action, no note
+    }
+    assert p.notes == ()
+
+
+def test_prune_leaves_protected_foreign_and_gone_orphans_with_a_note() -> None:
+    live = everything()
+    protected = applied(ALL, live, **{"environment.py": {"protect": True}})
+    p = plan([AGENT, DEPLOYMENT, vault_doc()], live, protected, prune=True)
+    assert "environment.py" not in kinds(p)
+    [note] = p.notes
+    assert note.message.startswith("not in the manifests but protected (protect: true")
+
+    theirs = dict(env(), metadata=ownership("web", "environment.py"))
+    foreign = observed(theirs, agent(), deployment(), vault(), credentials=(credential(),))
+    p = plan([AGENT, DEPLOYMENT, vault_doc()], foreign, applied(ALL, live), prune=True)
+    assert "environment.py" not in kinds(p) and p.notes == ()
+    [conflict] = p.conflicts
+    assert (conflict.address, conflict.owner) == (
+        "environment.py",
+        'project "web" (as environment.py)',
+    )
+
+    gone = observed(agent(), deployment(), vault(), credentials=(credential(),))
+    [note] = plan([AGENT, DEPLOYMENT, vault_doc()], gone, applied(ALL, live)).notes
+    assert note.message == (
+        "recorded in the lockfile but already gone on the provider; "
+        "`reconciler state rm environment.py` forgets it"
+    )
+    forget = plan([AGENT, DEPLOYMENT, vault_doc()], gone, applied(ALL, live), prune=True)
+    archive = forget.action("environment.py")
+    assert isinstance(archive, Archive) and "forgets the lockfile entry" in archive.reason
+
+
+def test_an_untracked_object_tagged_for_a_removed_address_is_an_orphan_too() -> None:
+    stray = obj("env_9", "environment.old", name="old", config={"type": "cloud"})
+    live = observed(env(), stray)
+    p = plan([ENV], live, applied([ENV], live))
+    [note] = p.notes
+    assert (note.address, note.remote_id) == ("environment.old", "env_9")
+    assert kinds(plan([ENV], live, applied([ENV], live), prune=True))["environment.old"] == (
+        "archive"
+    )
+
+
+# --- conflicts and twins --------------------------------------------------------------------
+
+
+def test_a_recorded_object_of_another_project_gets_no_action_but_a_conflict() -> None:
+    live = everything()
+    theirs = dict(agent(), metadata=ownership("web", "agent.helper"))
+    foreign = observed(env(), theirs, deployment(), vault(), credentials=(credential(),))
+    p = plan(ALL, foreign, applied(ALL, live))
+    assert "agent.coder" not in kinds(p)
+    [conflict] = p.conflicts
+    assert conflict.owner == 'project "web" (as agent.helper)'
+    # the plan cannot speak for that agent: a deployment following it would get the
+    # agent.coder that apply knows of, so its pin move is unknown until then
+    [move] = p.pin_moves
+    assert (move.deployment, move.old, move.new) == ("deployment.nightly", 1, None)
+
+
+def test_a_twin_is_reported_and_archived_only_with_prune() -> None:
+    live = observed(env(), env("env_2"))
+    lockfile = applied([ENV], observed(env()))
+    p = plan([ENV], live, lockfile)
+    [twin] = p.twins
+    assert (twin.address, twin.remote_id, twin.kept_id) == ("environment.py", "env_2", "env_1")
+    assert p.changes == () and p.has_changes
+    pruned = plan([ENV], live, lockfile, prune=True)
+    assert kinds(pruned) == {"environment.py": "noop", "environment.py[env_2]": "archive"}
+
+
+# --- --target ------------------------------------------------------------------------------
+
+
+def test_a_target_brings_what_it_depends_on_and_nothing_else() -> None:
+    p = plan(ALL, observed(), None, targets=("deployment.nightly",))
+    assert sorted(kinds(p)) == ["agent.coder", "deployment.nightly", "environment.py"]
+    assert p.targets == ("deployment.nightly",)
+    # a vault brings its credentials along
+    p = plan(ALL, observed(), None, targets=("vault.keys",))
+    assert sorted(kinds(p)) == ["vault.keys", "vault.keys.credential.gh"]
+
+
+def test_a_target_reads_only_the_secrets_it_needs() -> None:
+    asked: list[str] = []
+
+    def fingerprint(address: str, path: str) -> str:
+        asked.append(address)
+        return FINGERPRINT
+
+    options = PlanOptions(targets=("agent.coder",))
+    build_plan(ALL, observed(), None, options, fingerprint=fingerprint)
+    assert asked == []
+    build_plan(ALL, observed(), None, PlanOptions(targets=("vault.keys",)), fingerprint)
+    assert asked == ["vault.keys.credential.gh"]
+
+
+def test_a_target_may_name_an_orphan_and_an_unknown_target_is_an_error() -> None:
+    live = everything()
+    lockfile = applied(ALL, live)
+    p = plan(
+        [AGENT, DEPLOYMENT, vault_doc()], live, lockfile, prune=True, targets=("environment.py",)
+    )
+    assert kinds(p) == {"environment.py": "archive"}
+    assert p.action("environment.py").depends_on == ()  # type: ignore[union-attr]
+    with pytest.raises(
+        PlanError, match=r"--target agent\.codr: no such address .*did you mean agent\.coder\?"
+    ):
+        plan(ALL, live, lockfile, targets=("agent.codr",))
