@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from reconciler.engine.inputs import JSON, PlanInputs, live_marker
-from reconciler.engine.model import Action, Archive, Conflict, Delete, Note
+from reconciler.engine.model import Archive, Conflict, Delete, Note
 from reconciler.kinds import DELETABLE_KINDS, Kind
 from reconciler.state import LockEntry
 
-Verdict = Action | Note | Conflict | None
+Removal = Archive | Delete
+Verdict = Removal | Note | Conflict | None
 
 
 @dataclass(frozen=True)
@@ -91,11 +92,11 @@ def find_orphans(inputs: PlanInputs) -> list[Orphan]:
     return [found[a] for a in sorted(found)]
 
 
-def prune(inputs: PlanInputs) -> tuple[list[Action], list[Note], list[Conflict]]:
+def prune(inputs: PlanInputs) -> tuple[list[Removal], list[Note], list[Conflict]]:
     """The verdict on every orphan: removals, notes and conflicts."""
     orphans = find_orphans(inputs)
     vaults = VaultOrphans.of(inputs, orphans)
-    actions: list[Action] = []
+    actions: list[Removal] = []
     notes: list[Note] = []
     conflicts: list[Conflict] = []
     for orphan in orphans:
@@ -152,7 +153,7 @@ def _already_removed(inputs: PlanInputs, orphan: Orphan, vaults: VaultOrphans) -
     )
 
 
-def _removal(inputs: PlanInputs, orphan: Orphan) -> Action:
+def _removal(inputs: PlanInputs, orphan: Orphan) -> Removal:
     """``--prune``: archive the orphan, or delete it with ``--delete`` where one can."""
     obj = cast(JSON, orphan.obj)
     kind = orphan.kind

@@ -1,0 +1,456 @@
+"""Plan one desired resource: match, compare, decide. Pure: no I/O.
+
+- match: the live object the address owns: the one the lockfile records, else the newest
+  one tagged for it by this project (so a lost lockfile never plans twins); none means a
+  create;
+- compare: both sides normalised (server defaults filled, ignored paths dropped) and
+  diffed, plus the secrets whose fingerprint changed;
+- decide: a replace (or a replace ``protect`` refuses), an update, or a no-op that records
+  what the lockfile does not say yet.
+
+Each resource returns a frozen ``Planned``: its action and what the resources after it (its
+referrers) may assume: the remote id and agent version after apply, the matched object.
+Nothing is written to shared state; ``planner.build_plan`` passes the results on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from reconciler.engine.desired import (
+    DesiredResource,
+    create_body,
+    desired_digest,
+    request_fields,
+    update_body,
+)
+from reconciler.engine.diff import changed_fields, diff_objects
+from reconciler.engine.inputs import JSON, PlanInputs, live_marker
+from reconciler.engine.model import (
+    Action,
+    Conflict,
+    Create,
+    FieldChange,
+    NoOp,
+    Note,
+    Replace,
+    Target,
+    Update,
+)
+from reconciler.engine.normalize import (
+    KEYED_LISTS,
+    UNORDERED_LISTS,
+    drop_paths,
+    fill_unset,
+    normalize,
+)
+from reconciler.errors import PlanError
+
+UNKNOWN = "(known after apply)"
+
+AGENT_LABELS = {
+    "model": "model",
+    "system": "system prompt",
+    "tools": "tools",
+    "mcp_servers": "MCP servers",
+    "skills": "skills",
+    "metadata": "metadata",
+    "name": "name",
+    "description": "description",
+    "execution_identity": "execution identity",
+    "multiagent": "multiagent",
+}
+RISKY = frozenset({"tools", "mcp_servers", "skills"})
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One desired resource, planned: its action, and what the resources after it (which
+    reference it) may assume once the plan is applied."""
+
+    action: Action | None = None
+    #: the remote id after apply; None while only apply can know it (a create, a replace)
+    id: str | None = None
+    #: an agent's version after apply
+    version: int | None = None
+    #: the live object the plan manages for the address
+    live: JSON | None = None
+    #: the recorded object is not this project's: no action at all
+    conflict: Conflict | None = None
+    #: a change refused on purpose (a protected replace), said in "Left alone"
+    refused: Note | None = None
+
+
+@dataclass(frozen=True)
+class _Match:
+    """The live object an address owns, or why there is none."""
+
+    live: JSON | None
+    #: a create's reason, when there is no live object
+    missing: str = ""
+    #: found by its ownership tags (the lockfile had no entry)
+    adopted: bool = False
+
+
+@dataclass(frozen=True)
+class _Comparison:
+    """How the live object differs from the manifest."""
+
+    changes: tuple[FieldChange, ...]
+    #: why the difference cannot be applied in place (a replace), or None
+    immutable: str | None
+
+
+def plan_resource(
+    inputs: PlanInputs, res: DesiredResource, planned: Mapping[str, Planned]
+) -> Planned:
+    """Match, compare and decide one desired resource.
+
+    Args:
+        inputs: the plan's read-only inputs.
+        res: the desired resource.
+        planned: the resources planned before it (everything it references).
+
+    Raises:
+        PlanError: a deployment pins an agent version that would not exist.
+    """
+    _check_pin(res, planned)
+    conflict = inputs.conflict(res.address, res.kind)
+    if conflict is not None:
+        return Planned(conflict=conflict)
+    match = _match(inputs, res, planned)
+    target = _target(inputs, res)
+    if match.live is None:
+        return Planned(
+            action=Create(
+                address=res.address,
+                kind=res.kind,
+                reason=match.missing,
+                body=create_body(res, inputs.options.project),
+                target=target,
+                depends_on=_depends_on(inputs, res),
+                parent=res.parent,
+            ),
+            version=1 if res.kind == "agent" else None,
+        )
+    comparison = _compare(inputs, res, match.live, target, planned)
+    return _decide(inputs, res, match, comparison, target, planned)
+
+
+def _match(inputs: PlanInputs, res: DesiredResource, planned: Mapping[str, Planned]) -> _Match:
+    """The lockfile's object for the address, else the newest one tagged for it."""
+    kind = res.kind
+    entry = inputs.entry(res.address)
+    why = f"{res.address} is new in the manifests"
+    if entry is not None and entry.kind == kind:
+        obj = inputs.live[kind].get(entry.id)
+        if obj is not None and not obj.get("archived_at"):
+            return _Match(obj)
+        why = (
+            f"the recorded {kind} {entry.id} was archived outside the reconciler"
+            if obj is not None
+            else f"the recorded {kind} {entry.id} no longer exists"
+        )
+    parent_id = predicted_id(planned, res.parent) if res.parent else None
+    candidates = [
+        o
+        for o in inputs.owned.get((kind, res.address), [])
+        if not o.get("archived_at") and (res.parent is None or o.get("vault_id") == parent_id)
+    ]
+    if candidates:
+        return _Match(max(candidates, key=lambda o: str(o.get("created_at"))), adopted=True)
+    return _Match(None, missing=why)
+
+
+def _compare(
+    inputs: PlanInputs,
+    res: DesiredResource,
+    obj: JSON,
+    target: Target,
+    planned: Mapping[str, Planned],
+) -> _Comparison:
+    """Normalise both sides, diff them, and add the secrets whose value changed."""
+    kind = res.kind
+    live = normalize(kind, obj)
+    want = normalize(kind, _resolve(request_fields(res, inputs.options.project), planned))
+    want = fill_unset(kind, want, live)
+    changes = list(
+        diff_objects(
+            drop_paths(live, res.ignore_changes),
+            drop_paths(want, res.ignore_changes),
+            UNORDERED_LISTS.get(kind, ()),
+            KEYED_LISTS.get(kind),
+        )
+    )
+    entry = inputs.entry(res.address)
+    known = dict(entry.secret_fingerprints) if entry is not None and entry.id == obj["id"] else {}
+    fps = target.secret_fingerprints
+    secret_changed = [p for p, fp in fps.items() if known.get(p) != fp]
+    changes.extend(FieldChange(op="change", path=p, sensitive=True) for p in sorted(secret_changed))
+    return _Comparison(tuple(changes), _immutable_change(kind, live, want))
+
+
+def _decide(
+    inputs: PlanInputs,
+    res: DesiredResource,
+    match: _Match,
+    comparison: _Comparison,
+    target: Target,
+    planned: Mapping[str, Planned],
+) -> Planned:
+    """The action for a matched resource: a replace (or a refused one), an update or a
+    no-op, with what it leaves for the resources after it."""
+    kind, obj = res.kind, match.live
+    assert obj is not None  # a create is decided without a comparison
+    kept = Planned(id=obj["id"], version=obj.get("version") if kind == "agent" else None, live=obj)
+    common: dict[str, Any] = dict(  # noqa: C408 - keyword form reads as the action's fields
+        address=res.address,
+        kind=kind,
+        remote_id=obj["id"],
+        live_marker=live_marker(kind, obj),
+        depends_on=_depends_on(inputs, res),
+        parent=res.parent,
+    )
+    parent_id = obj.get("vault_id") if kind == "credential" else None
+    immutable, changes = comparison.immutable, comparison.changes
+    protected = _protected_replace(inputs, res) if immutable else None
+    if immutable and protected:
+        # protect means never archived or deleted, and a replace does one of those
+        how = "deleted" if kind == "credential" else "archived"
+        refused = Note(
+            address=res.address,
+            kind=kind,
+            remote_id=obj["id"],
+            message=f"needs a replace ({immutable}, so the old one would be {how}), "
+            f"but {protected}; left as it is. To replace it, set protect: false on "
+            f"{res.parent or res.address}, apply, then set it back",
+        )
+        noop = NoOp(
+            reason=f"a replace is needed but refused: {protected}", parent_id=parent_id, **common
+        )
+        return replace(kept, action=noop, refused=refused)
+    if immutable:
+        action = Replace(
+            reason=f"{immutable}: the old one is archived, then a new one is created",
+            changes=changes,
+            body=create_body(res, inputs.options.project),
+            target=target,
+            **common,
+        )
+        return replace(kept, action=action, id=None)
+    if changes:
+        return _update(inputs, res, match, changes, target, planned, kept, common, parent_id)
+    return replace(kept, action=_noop(inputs, res, match, target, common, parent_id))
+
+
+def _update(
+    inputs: PlanInputs,
+    res: DesiredResource,
+    match: _Match,
+    changes: tuple[FieldChange, ...],
+    target: Target,
+    planned: Mapping[str, Planned],
+    kept: Planned,
+    common: dict[str, Any],
+    parent_id: str | None,
+) -> Planned:
+    obj = kept.live
+    assert obj is not None
+    fields = changed_fields(changes)
+    body = update_body(res, inputs.options.project, fields, obj)
+    reason = _update_reason(res, fields, planned)
+    if match.adopted:
+        reason += " (found by its ownership tags; the lockfile had no entry)"
+    from_v = to_v = None
+    labels: tuple[str, ...] = ()
+    if res.kind == "agent":
+        from_v = int(obj.get("version") or 1)
+        to_v = from_v + 1
+        body["version"] = from_v
+        kept = replace(kept, version=to_v)
+        labels = _labels(fields)
+    action = Update(
+        reason=reason,
+        changes=changes,
+        body=body,
+        target=target,
+        from_version=from_v,
+        to_version=to_v,
+        labels=labels,
+        parent_id=parent_id,
+        **common,
+    )
+    return replace(kept, action=action)
+
+
+def _noop(
+    inputs: PlanInputs,
+    res: DesiredResource,
+    match: _Match,
+    target: Target,
+    common: dict[str, Any],
+    parent_id: str | None,
+) -> NoOp:
+    """Nothing to send; the target is recorded when the lockfile does not say it yet."""
+    obj = match.live
+    assert obj is not None
+    kind, entry = res.kind, inputs.entry(res.address)
+    needs_record = (
+        entry is None
+        or entry.id != obj["id"]
+        or entry.spec_digest != target.spec_digest
+        or entry.protect != res.protect
+        or (kind == "agent" and entry.version != obj.get("version"))
+        or (kind == "deployment" and list(entry.pins.values()) != [_live_pin(obj)])
+        or inputs.pending(res.address)
+    )
+    return NoOp(
+        reason=(
+            "adopted: found by its ownership tags (the lockfile had no entry)"
+            if match.adopted
+            else "up to date"
+        ),
+        target=target if needs_record else None,
+        version=obj.get("version") if kind == "agent" else None,
+        parent_id=parent_id,
+        **common,
+    )
+
+
+def predicted_id(planned: Mapping[str, Planned], address: str) -> str | None:
+    p = planned.get(address)
+    return p.id if p is not None else None
+
+
+def predicted_version(planned: Mapping[str, Planned], address: str) -> int | None:
+    p = planned.get(address)
+    return p.version if p is not None else None
+
+
+def _depends_on(inputs: PlanInputs, res: DesiredResource) -> tuple[str, ...]:
+    return tuple(r for r in res.refs if r in inputs.desired)
+
+
+def _target(inputs: PlanInputs, res: DesiredResource) -> Target:
+    """What the lockfile records for ``res`` once its action succeeds."""
+    return Target(
+        spec_digest=desired_digest(res),
+        protect=res.protect,
+        remote_name=res.remote_name,
+        secret_fingerprints=_fingerprints(inputs, res),
+        pins={res.pin[0]: res.pin[1]} if res.pin is not None else {},
+    )
+
+
+def _fingerprints(inputs: PlanInputs, res: DesiredResource) -> dict[str, str]:
+    if inputs.fingerprint is None:
+        return {}
+    if inputs.wanted is not None and res.address not in inputs.wanted:
+        return {}  # not targeted: its action is dropped, and its secrets are not needed
+    return {path: inputs.fingerprint(res.address, path) for path, _ in res.secrets}
+
+
+def _resolve(value: Any, planned: Mapping[str, Planned]) -> Any:
+    """Placeholders -> what the live object would hold, as far as the plan can know."""
+    if isinstance(value, dict):
+        if "$ref" in value:
+            return predicted_id(planned, value["$ref"]) or UNKNOWN
+        if "$pin" in value:
+            addr = value["$pin"]
+            version = value.get("version") or predicted_version(planned, addr) or UNKNOWN
+            return {
+                "type": "agent",
+                "id": predicted_id(planned, addr) or UNKNOWN,
+                "version": version,
+            }
+        if "$secret" in value:
+            return None
+        return {k: _resolve(v, planned) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, planned) for v in value]
+    return value
+
+
+def _immutable_change(kind: str, live: JSON, desired: JSON) -> str | None:
+    if kind == "environment" and live["config"].get("type") != desired["config"].get("type"):
+        return "config.type cannot change in place"
+    if kind == "credential":
+        la, da = live.get("auth") or {}, desired.get("auth") or {}
+        for key in ("type", "mcp_server_url", "secret_name"):
+            if la.get(key) != da.get(key):
+                return f"auth.{key} cannot change in place"
+        lr, dr = la.get("refresh") or {}, da.get("refresh") or {}
+        if dr and not lr:
+            return "auth.refresh cannot be added in place"
+        if lr and dr:
+            # an update may only rotate the refresh token and secret, and change the scope
+            for key in ("client_id", "token_endpoint", "resource"):
+                if lr.get(key) != dr.get(key):
+                    return f"auth.refresh.{key} cannot change in place"
+            lt = (lr.get("token_endpoint_auth") or {}).get("type")
+            if lt != (dr.get("token_endpoint_auth") or {}).get("type"):
+                return "auth.refresh.token_endpoint_auth.type cannot change in place"
+    return None
+
+
+def _labels(fields: list[str]) -> tuple[str, ...]:
+    labels = [AGENT_LABELS.get(f, f) for f in fields]
+    if fields == ["metadata"]:
+        return ("metadata only",)
+    if RISKY & set(fields):
+        labels.append("risky")
+    return tuple(labels)
+
+
+def _check_pin(res: DesiredResource, planned: Mapping[str, Planned]) -> None:
+    """A deployment may pin only an agent version that exists once this plan is applied."""
+    agent, version = res.pin if res.pin is not None else ("", None)
+    latest = predicted_version(planned, agent)
+    if version is None:
+        return
+    if latest is None or version <= latest:
+        return
+    agent_planned = planned.get(agent)
+    live = agent_planned.live if agent_planned is not None else None
+    now = live.get("version") if live is not None else None
+    if live is None:
+        where = f"{agent} does not exist yet, and this apply creates its version 1"
+    elif now != latest:
+        where = f"its latest version is {now}, {latest} after this apply"
+    else:
+        where = f"its latest version is {latest}"
+    raise PlanError(
+        f"{res.address} pins {agent} version {version}, which does not exist: {where}. "
+        f"Pin an existing version, or follow the latest (agent: {agent.split('.', 1)[1]})"
+    )
+
+
+def _update_reason(res: DesiredResource, fields: list[str], planned: Mapping[str, Planned]) -> str:
+    """Why an update: a deployment whose only change is its agent pin says which pin."""
+    if res.kind == "deployment" and fields == ["agent"] and res.pin is not None:
+        agent, pinned = res.pin
+        if pinned is not None:
+            return f"the manifest pins {agent}@{pinned}"
+        version = predicted_version(planned, agent)
+        newest = f"version {version}" if version is not None else "a new version"
+        return f"it follows the latest version of {agent}, which will be {newest}"
+    return "the live object differs from the manifest"
+
+
+def _live_pin(obj: JSON) -> int | None:
+    """The agent version a live deployment runs."""
+    version = (obj.get("agent") or {}).get("version")
+    return int(version) if version is not None else None
+
+
+def _protected_replace(inputs: PlanInputs, res: DesiredResource) -> str | None:
+    """What protects ``res`` from being archived or deleted by a replace, or None."""
+    if res.kind == "credential" and res.parent is not None:
+        parent = inputs.desired.get(res.parent)
+        if parent is not None and parent.protect:
+            return f"{res.parent} is protected (protect: true), which covers its credentials"
+    if res.protect:
+        return "it is protected (protect: true)"
+    return None
