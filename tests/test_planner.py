@@ -208,35 +208,20 @@ def test_an_agent_edit_is_an_update_to_the_next_version_and_moves_a_following_pi
     assert [i.deployment for i in radius.deployments] == ["deployment.nightly"]
 
 
-def test_a_pin_to_a_version_that_will_not_exist_is_refused() -> None:
-    pinned = Document.model_validate(
-        {
-            "kind": "Deployment",
-            "name": "nightly",
-            "spec": {
-                "agent": {"ref": "coder", "version": 3},
-                "environment": "py",
-                "initial_events": EVENTS,
-            },
-        }
+def pinned_deployment(version: int) -> Document:
+    spec = {"agent": {"ref": "coder", "version": version}, "environment": "py"}
+    return Document.model_validate(
+        {"kind": "Deployment", "name": "nightly", "spec": {**spec, "initial_events": EVENTS}}
     )
+
+
+def test_a_pin_to_a_version_that_will_not_exist_is_refused() -> None:
     live = everything()
     with pytest.raises(
         PlanError, match="pins agent.coder version 3, which does not exist: its latest version is 1"
     ):
-        plan([ENV, AGENT, pinned], live, applied(ALL, live))
-    at_one = Document.model_validate(
-        {
-            "kind": "Deployment",
-            "name": "nightly",
-            "spec": {
-                "agent": {"ref": "coder", "version": 1},
-                "environment": "py",
-                "initial_events": EVENTS,
-            },
-        }
-    )
-    p = plan([ENV, AGENT, at_one], live, applied(ALL, live))
+        plan([ENV, AGENT, pinned_deployment(3)], live, applied(ALL, live))
+    p = plan([ENV, AGENT, pinned_deployment(1)], live, applied(ALL, live))
     assert kinds(p)["deployment.nightly"] == "noop" and p.pin_moves == ()
 
 

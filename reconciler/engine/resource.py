@@ -213,7 +213,7 @@ def _decide(
         depends_on=_depends_on(inputs, res),
         parent=res.parent,
     )
-    parent_id = obj.get("vault_id") if kind == "credential" else None
+    parent_id = _parent_id(kind, obj)
     immutable, changes = comparison.immutable, comparison.changes
     protected = _protected_replace(inputs, res) if immutable else None
     if immutable and protected:
@@ -241,8 +241,10 @@ def _decide(
         )
         return replace(kept, action=action, id=None)
     if changes:
-        return _update(inputs, res, match, changes, target, planned, kept, common, parent_id)
-    return replace(kept, action=_noop(inputs, res, match, target, common, parent_id))
+        update = _update(inputs, res, match, changes, target, planned, common)
+        version = update.to_version if update.to_version is not None else kept.version
+        return replace(kept, action=update, version=version)
+    return replace(kept, action=_noop(inputs, res, match, target, common))
 
 
 def _update(
@@ -252,11 +254,11 @@ def _update(
     changes: tuple[FieldChange, ...],
     target: Target,
     planned: Mapping[str, Planned],
-    kept: Planned,
     common: dict[str, Any],
-    parent_id: str | None,
-) -> Planned:
-    obj = kept.live
+) -> Update:
+    """Send the changed fields; an agent's update carries its live version (a
+    precondition) and becomes the next version."""
+    obj = match.live
     assert obj is not None
     fields = changed_fields(changes)
     body = update_body(res, inputs.options.project, fields, obj)
@@ -269,9 +271,8 @@ def _update(
         from_v = int(obj.get("version") or 1)
         to_v = from_v + 1
         body["version"] = from_v
-        kept = replace(kept, version=to_v)
         labels = _labels(fields)
-    action = Update(
+    return Update(
         reason=reason,
         changes=changes,
         body=body,
@@ -279,10 +280,9 @@ def _update(
         from_version=from_v,
         to_version=to_v,
         labels=labels,
-        parent_id=parent_id,
+        parent_id=_parent_id(res.kind, obj),
         **common,
     )
-    return replace(kept, action=action)
 
 
 def _noop(
@@ -291,7 +291,6 @@ def _noop(
     match: _Match,
     target: Target,
     common: dict[str, Any],
-    parent_id: str | None,
 ) -> NoOp:
     """Nothing to send; the target is recorded when the lockfile does not say it yet."""
     obj = match.live
@@ -314,9 +313,15 @@ def _noop(
         ),
         target=target if needs_record else None,
         version=obj.get("version") if kind == "agent" else None,
-        parent_id=parent_id,
+        parent_id=_parent_id(kind, obj),
         **common,
     )
+
+
+def _parent_id(kind: str, obj: JSON) -> str | None:
+    """A live credential's vault id (updates and no-ops carry it; a replace's create
+    resolves its parent at apply)."""
+    return obj.get("vault_id") if kind == "credential" else None
 
 
 def predicted_id(planned: Mapping[str, Planned], address: str) -> str | None:
