@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from reconciler.engine.desired import desired_resources, ownership, spec_digest
+from reconciler.engine.desired import desired_digest, desired_resources
 from reconciler.engine.model import Archive, Create, Delete, NoOp, Replace, Update
 from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
 from reconciler.errors import PlanError
+from reconciler.kinds import tags
 from reconciler.manifest import Document
 from reconciler.state import LockEntry, Lockfile, PendingIntent, new_lockfile
 
@@ -50,7 +51,7 @@ def obj(remote_id: str, address: str, **fields: Any) -> dict[str, Any]:
     """A live object tagged by this project for ``address``."""
     return {
         "id": remote_id,
-        "metadata": ownership("default", address),
+        "metadata": tags("default", address),
         "created_at": NOW,
         "updated_at": NOW,
         "archived_at": None,
@@ -124,7 +125,7 @@ def applied(documents: list[Document], live: Observed, **changes: Any) -> Lockfi
             "id": live_obj["id"],
             "parent_id": live_obj.get("vault_id"),
             "version": live_obj.get("version"),
-            "spec_digest": spec_digest(res),
+            "spec_digest": desired_digest(res),
             "protect": res.protect,
             "secret_fingerprints": {p: FINGERPRINT for p, _ in res.secrets},
             "created_at": NOW,
@@ -339,7 +340,7 @@ def test_prune_leaves_protected_foreign_and_gone_orphans_with_a_note() -> None:
     [note] = p.notes
     assert note.message.startswith("not in the manifests but protected (protect: true")
 
-    theirs = dict(env(), metadata=ownership("web", "environment.py"))
+    theirs = dict(env(), metadata=tags("web", "environment.py"))
     foreign = observed(theirs, agent(), deployment(), vault(), credentials=(credential(),))
     p = plan([AGENT, DEPLOYMENT, vault_doc()], foreign, applied(ALL, live), prune=True)
     assert "environment.py" not in kinds(p) and p.notes == ()
@@ -376,7 +377,7 @@ def test_an_untracked_object_tagged_for_a_removed_address_is_an_orphan_too() -> 
 
 def test_a_recorded_object_of_another_project_gets_no_action_but_a_conflict() -> None:
     live = everything()
-    theirs = dict(agent(), metadata=ownership("web", "agent.helper"))
+    theirs = dict(agent(), metadata=tags("web", "agent.helper"))
     foreign = observed(env(), theirs, deployment(), vault(), credentials=(credential(),))
     p = plan(ALL, foreign, applied(ALL, live))
     assert "agent.coder" not in kinds(p)
@@ -437,3 +438,32 @@ def test_a_target_may_name_an_orphan_and_an_unknown_target_is_an_error() -> None
         PlanError, match=r"--target agent\.codr: no such address .*did you mean agent\.coder\?"
     ):
         plan(ALL, live, lockfile, targets=("agent.codr",))
+
+
+def test_a_difference_ignore_changes_hides_is_said_in_a_note() -> None:
+    ignoring = Document.model_validate(
+        {
+            "kind": "Agent",
+            "name": "coder",
+            "ignore_changes": ["system"],
+            "spec": {"model": "claude-sonnet-4-6", "system": "Hi."},
+        }
+    )
+    live = observed(agent(system="Edited in the console."))
+    p = plan([ignoring], live, applied([ignoring], live))
+    assert kinds(p) == {"agent.coder": "noop"}
+    [note] = p.notes
+    assert (note.address, note.remote_id) == ("agent.coder", "agent_1")
+    assert note.message == "differs from the manifest in system, which ignore_changes leaves as is"
+
+
+def test_a_targeted_plan_names_what_it_left_out_that_has_changes() -> None:
+    live = everything()
+    edited = Document.model_validate(
+        {"kind": "Agent", "name": "coder", "spec": {"model": "claude-sonnet-4-6", "system": "Yo."}}
+    )
+    documents = [ENV, edited, DEPLOYMENT, vault_doc()]
+    p = plan(documents, live, applied(ALL, live), targets=("environment.py",))
+    assert kinds(p) == {"environment.py": "noop"}
+    # the agent's update, and the pin move of the deployment that follows it
+    assert p.untargeted == ("agent.coder", "deployment.nightly")

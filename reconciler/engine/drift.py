@@ -463,7 +463,7 @@ def build_drift(
 
 
 def heal_from_tags(
-    documents: Iterable[Any], observed: Observed, lockfile: Any, project: str
+    documents: Iterable[Document], observed: Observed, lockfile: Lockfile | None, project: str
 ) -> tuple[dict[str, tuple[Kind, JSON]], tuple[str, ...]]:
     """What a lost lockfile would have said, as far as ownership tags can tell.
 
@@ -476,7 +476,7 @@ def heal_from_tags(
         found for: never applied, or deleted behind git's back; without the lockfile, which
         one cannot be told.
     """
-    entries = dict(getattr(lockfile, "resources", None) or {})
+    entries = dict(lockfile.resources) if lockfile is not None else {}
     tagged: dict[tuple[str, str], list[JSON]] = {}
     for kind in KIND_ORDER:
         for obj in observed.all(kind):

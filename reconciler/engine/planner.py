@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from reconciler.engine.desired import DesiredResource
 from reconciler.engine.inputs import JSON, Fingerprinter, PlanInputs, PlanOptions
 from reconciler.engine.model import (
+    CHANGE_TYPES,
     Action,
     BlastRadius,
     Conflict,
@@ -44,7 +45,7 @@ from reconciler.engine.resource import (
     predicted_id,
     predicted_version,
 )
-from reconciler.engine.targets import narrow, targeted_addresses
+from reconciler.engine.targets import narrow, targeted_addresses, wanted_addresses
 from reconciler.kinds import KIND_ORDER
 from reconciler.manifest import Document
 from reconciler.state import Lockfile
@@ -88,10 +89,12 @@ def build_plan(
     notes += [p.refused for p in planned.values() if p.refused is not None]
     actions = [p.action for p in planned.values() if p.action is not None]
     actions = _order_removals([*actions, *removals])
+    notes += _hidden_notes(inputs, planned)
+    untargeted: tuple[str, ...] = ()
     if options.targets:
-        actions, notes, conflicts, twins = narrow(
-            options.targets, inputs.desired, actions, notes, conflicts, twins
-        )
+        wanted = wanted_addresses(options.targets, inputs.desired, actions, notes, conflicts, twins)
+        untargeted = _untargeted(inputs.desired, planned, actions, wanted)
+        actions, notes, conflicts, twins = narrow(wanted, actions, notes, conflicts, twins)
     kept = {a.address for a in actions}
     return Plan(
         project=options.project,
@@ -105,6 +108,7 @@ def build_plan(
         notes=tuple(sorted(notes, key=lambda n: n.address)),
         twins=tuple(sorted(twins, key=lambda t: (t.address, t.remote_id))),
         conflicts=tuple(sorted(conflicts, key=lambda c: c.address)),
+        untargeted=untargeted,
     )
 
 
@@ -128,6 +132,35 @@ def _kept(
         if obj is not None and not obj.get("archived_at"):
             kept[address] = obj
     return kept
+
+
+def _hidden_notes(inputs: PlanInputs, planned: Mapping[str, Planned]) -> list[Note]:
+    """A note per address whose live object differs in paths ``ignore_changes`` hides, so a
+    plan never says "matches the manifests" about a difference it chose not to show."""
+    return [
+        Note(
+            address=address,
+            kind=inputs.desired[address].kind,
+            remote_id=p.live["id"] if p.live is not None else None,
+            message=f"differs from the manifest in {', '.join(p.hidden)}, which ignore_changes "
+            "leaves as is",
+        )
+        for address, p in sorted(planned.items())
+        if p.hidden
+    ]
+
+
+def _untargeted(
+    desired: Mapping[str, DesiredResource],
+    planned: Mapping[str, Planned],
+    actions: list[Action],
+    wanted: set[str],
+) -> tuple[str, ...]:
+    """Addresses outside ``--target`` with changes of their own (an action or a pin move): a
+    targeted plan says nothing about them, and must not sound as if all were in order."""
+    found = {a.address for a in actions if a.address not in wanted and a.type in CHANGE_TYPES}
+    found |= {m.deployment for m in _pin_moves(desired, planned, set(desired) - wanted)}
+    return tuple(sorted(found))
 
 
 def _order_removals(actions: list[Action]) -> list[Action]:

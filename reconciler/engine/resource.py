@@ -81,6 +81,8 @@ class Planned:
     conflict: Conflict | None = None
     #: a change refused on purpose (a protected replace), said in "Left alone"
     refused: Note | None = None
+    #: paths that differ but ``ignore_changes`` hides (said in a note)
+    hidden: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ class _Comparison:
     changes: tuple[FieldChange, ...]
     #: why the difference cannot be applied in place (a replace), or None
     immutable: str | None
+    #: paths that differ but ``ignore_changes`` hides
+    hidden: tuple[str, ...] = ()
 
 
 def plan_resource(
@@ -136,7 +140,8 @@ def plan_resource(
             version=1 if res.kind == "agent" else None,
         )
     comparison = _compare(inputs, res, match.live, target, planned)
-    return _decide(inputs, res, match, comparison, target, planned)
+    decided = _decide(inputs, res, match, comparison, target, planned)
+    return replace(decided, hidden=comparison.hidden)
 
 
 def _match(inputs: PlanInputs, res: DesiredResource, planned: Mapping[str, Planned]) -> _Match:
@@ -184,12 +189,16 @@ def _compare(
             KEYED_LISTS.get(kind),
         )
     )
+    hidden: tuple[str, ...] = ()
+    if res.ignore_changes:
+        shown = {c.path for c in changes}
+        hidden = tuple(sorted({c.path for c in diff_objects(live, want)} - shown))
     entry = inputs.entry(res.address)
     known = dict(entry.secret_fingerprints) if entry is not None and entry.id == obj["id"] else {}
     fps = target.secret_fingerprints
     secret_changed = [p for p, fp in fps.items() if known.get(p) != fp]
     changes.extend(FieldChange(op="change", path=p, sensitive=True) for p in sorted(secret_changed))
-    return _Comparison(tuple(changes), _immutable_change(kind, live, want))
+    return _Comparison(tuple(changes), _immutable_change(kind, live, want), hidden)
 
 
 def _decide(

@@ -3,7 +3,8 @@
 A target brings along what it depends on (its references, a credential's vault) and a vault
 brings its credentials, so a targeted apply never creates something whose references do not
 exist. ``targeted_addresses`` answers before planning (only those secrets are read);
-``narrow`` keeps the targeted part of a whole plan and refuses an unknown target.
+``wanted_addresses`` answers for a whole plan (and refuses an unknown target), and ``narrow``
+keeps the part of the plan it names.
 """
 
 from __future__ import annotations
@@ -60,15 +61,16 @@ def check_targets(targets: Iterable[str], known: Collection[str]) -> None:
             raise PlanError(f"--target {t}: no such address in the manifests or lockfile{did}")
 
 
-def narrow(
+def wanted_addresses(
     targets: tuple[str, ...],
     desired: Mapping[str, DesiredResource],
     actions: list[Action],
     notes: list[Note],
     conflicts: list[Conflict],
     twins: list[Twin],
-) -> tuple[list[Action], list[Note], list[Conflict], list[Twin]]:
-    """The targeted part of a whole plan: what ``targets`` and their dependencies touch.
+) -> set[str]:
+    """The addresses of a whole plan that ``targets`` and their dependencies touch (the
+    archive of a targeted address's twin included).
 
     Raises:
         PlanError: a target names no address of the manifests, the lockfile or the plan.
@@ -81,8 +83,19 @@ def narrow(
     )
     check_targets(targets, known)
     wanted = closure(targets, desired, known)
+    return wanted | {twin_address(t.address, t.remote_id) for t in twins if t.address in wanted}
+
+
+def narrow(
+    wanted: set[str],
+    actions: list[Action],
+    notes: list[Note],
+    conflicts: list[Conflict],
+    twins: list[Twin],
+) -> tuple[list[Action], list[Note], list[Conflict], list[Twin]]:
+    """The part of a whole plan ``wanted`` names; dependencies on what is left out are
+    dropped (those actions are not in this apply)."""
     twins = [t for t in twins if t.address in wanted]
-    wanted |= {twin_address(t.address, t.remote_id) for t in twins}
     actions = [a for a in actions if a.address in wanted]
     kept = {a.address for a in actions}
     actions = [
