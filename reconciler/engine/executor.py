@@ -426,9 +426,7 @@ class _Run:
             return found
 
         try:
-            live = await self.writer.create(
-                action.kind, body, parent_id=parent_id, resolve=resolve
-            )
+            live = await self.writer.create(action.kind, body, parent_id=parent_id, resolve=resolve)
         except AmbiguousWriteError as e:
             raise _ActionFailed(
                 f"create failed: {_describe(e)}; the next apply looks for it by its metadata "
