@@ -38,9 +38,9 @@ from reconciler.errors import (
 from reconciler.kinds import ADDRESS_KEY, OWNER_KEY, PROJECT_KEY, kind_of
 from reconciler.provider import ProviderClient
 from reconciler.provider.adapter import ClientBackedProvider
+from reconciler.provider.asgi_transport import StreamingASGITransport
 from reconciler.provider.embedded import EMBEDDED_BASE_URL
 from reconciler.provider.local import create_app
-from reconciler.provider.transport import StreamingASGITransport
 
 # marked here (not only by conftest) so parametrized coroutine tests collect correctly
 pytestmark = pytest.mark.anyio

@@ -23,9 +23,9 @@ from reconciler.engine.executor import apply_plan
 from reconciler.engine.model import ADDRESS_KEY, Archive, Create, Plan, Target, Update
 from reconciler.provider import ProviderClient, embedded_client
 from reconciler.provider.adapter import ClientBackedProvider
+from reconciler.provider.asgi_transport import StreamingASGITransport
 from reconciler.provider.embedded import EMBEDDED_BASE_URL
 from reconciler.provider.local import FaultConfig, create_app
-from reconciler.provider.transport import StreamingASGITransport
 
 pytestmark = pytest.mark.anyio
 

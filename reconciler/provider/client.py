@@ -41,7 +41,7 @@ from reconciler.errors import (
     RateLimitError,
     ServerError,
 )
-from reconciler.provider.netio import BEFORE_WRITE
+from reconciler.provider.asyncio_transport import BEFORE_WRITE
 from reconciler.provider.origin import normalize_base_url
 from reconciler.provider.pager import Pager
 from reconciler.provider.ratelimit import AdaptiveRateLimiter, RateLimits
@@ -322,7 +322,7 @@ class ProviderClient:
         # connections instead of starving them, so the pool itself is unbounded.
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=max_connections)
         if transport is None:
-            from reconciler.provider.netio import http_transport
+            from reconciler.provider.asyncio_transport import http_transport
 
             transport = http_transport(verify=_ssl_context_for(self.base_url), limits=limits)
         self._http = httpx.AsyncClient(
@@ -491,7 +491,8 @@ class ProviderClient:
                 sent_at = await limiter.acquire()
                 guard = self.write_guard if method not in _READS else None
                 if guard is not None:
-                    guard()  # here for every transport; netio checks again at the socket
+                    guard()  # here for every transport; asyncio_transport checks again
+                    # at the socket
                 self._stats.record(method, retry=retries > 0)
                 request = self._http.build_request(
                     method, self._url(path), json=json, params=query, headers=headers

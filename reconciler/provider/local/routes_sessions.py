@@ -24,12 +24,7 @@ from .context import (
     require,
     save_if_changed,
 )
-from .errors import ApiError, bad_request, conflict
-from .ids import new_id, now_ts
-from .paging import decode_cursor, json_response, page_response
-from .schemas_runtime import EventsSend, SessionCreate, SessionUpdate
-from .sessions import run_events, stream_events
-from .shapes import (
+from .defaults import (
     check_mcp_wiring,
     check_metadata,
     none_if_empty,
@@ -39,6 +34,11 @@ from .shapes import (
     patch_metadata,
     refuse_archived,
 )
+from .errors import ApiError, bad_request, conflict
+from .ids import new_id, now_ts
+from .paging import decode_cursor, json_response, page_response
+from .schemas_runtime import EventsSend, SessionCreate, SessionUpdate
+from .sessions import run_events, stream_events
 from .store import Store
 
 Status = Literal["rescheduling", "running", "idle", "terminated"]
