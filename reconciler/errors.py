@@ -156,6 +156,18 @@ class ProviderError(ReconcilerError):
         self.method = method
         self.path = path
 
+    def details(self) -> dict[str, Any]:
+        """What this error carries besides its message, as keywords: to raise another error
+        about the same request with other words (``ConflictError(message, **e.details())``)."""
+        return {
+            "status": self.status,
+            "error_type": self.error_type,
+            "error_code": self.error_code,
+            "request_id": self.request_id,
+            "method": self.method,
+            "path": self.path,
+        }
+
 
 class ProviderConnectionError(ProviderError):
     """No HTTP response was received (connect failure, timeout, dropped connection)."""

@@ -16,3 +16,18 @@ def test_format_and_run_errors_are_in_the_error_tree_with_their_exit_codes() -> 
         assert issubclass(cls, errors.ReconcilerError)
         assert cls.__name__ in (errors.__doc__ or "")
         assert cls.exit_code == exit_code_of(cls("x")) == 1
+
+
+def test_details_carry_a_provider_errors_data_to_another_error() -> None:
+    from reconciler.errors import AmbiguousWriteError, ServerError
+
+    cause = ServerError(
+        "busy", status=503, error_type="overloaded_error", request_id="req_1", method="POST"
+    )
+    again = AmbiguousWriteError("may have happened", **cause.details())
+    assert (again.status, again.error_type, again.request_id, again.method) == (
+        503,
+        "overloaded_error",
+        "req_1",
+        "POST",
+    )

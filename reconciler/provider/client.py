@@ -586,12 +586,7 @@ class ProviderClient:
         except ProviderError as exc:
             raise AmbiguousWriteError(
                 f"{ambiguous.message}; looking it up failed too ({exc.message})",
-                method=ambiguous.method,
-                path=ambiguous.path,
-                status=ambiguous.status,
-                error_type=ambiguous.error_type,
-                error_code=ambiguous.error_code,
-                request_id=ambiguous.request_id,
+                **ambiguous.details(),
             ) from exc
 
     # ------------------------------------------------------------------ errors

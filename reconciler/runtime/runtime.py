@@ -283,12 +283,7 @@ class ManagedRuntime(AppliedLookups):
                     f"{' and '.join(differences)} than this config describes; give the "
                     "config another env_name, archive that environment, or pass reuse=True "
                     "to use it as it is",
-                    status=exc.status,
-                    error_type=exc.error_type,
-                    error_code=exc.error_code,
-                    request_id=exc.request_id,
-                    method=exc.method,
-                    path=exc.path,
+                    **exc.details(),
                 ) from exc
         self.environment_id = str(env["id"])
         return self.environment_id

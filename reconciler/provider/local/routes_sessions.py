@@ -25,6 +25,7 @@ from .context import (
     save_if_changed,
 )
 from .defaults import (
+    AGENT_CONTENT_FIELDS,
     check_mcp_wiring,
     check_metadata,
     none_if_empty,
@@ -42,17 +43,8 @@ from .sessions import run_events, stream_events
 from .store import Store
 
 Status = Literal["rescheduling", "running", "idle", "terminated"]
-SNAPSHOT_FIELDS = (
-    "name",
-    "description",
-    "system",
-    "model",
-    "tools",
-    "mcp_servers",
-    "skills",
-    "execution_identity",
-    "multiagent",
-)
+#: what a session copies of its agent: the agent's content, but not its metadata
+SNAPSHOT_FIELDS = tuple(f for f in AGENT_CONTENT_FIELDS if f != "metadata")
 
 
 def _servers(servers: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
