@@ -566,12 +566,13 @@ class ProviderClient:
                 found = await self._look_up(resolve, ambiguous)
                 if found is not None:
                     return _Found(found)
-                # it did not happen: a failure like any other, under the same budget
+                # it did not happen (as far as a lookup can tell: one still in flight may
+                # not show yet): a failure like any other, under the same budget
                 if retries >= policy.max_retries:
-                    if response is None:
-                        assert failure is not None
-                        raise self._unreachable(method, path, failure, retries) from failure
-                    raise self._status_error(method, path, response, retries)
+                    raise AmbiguousWriteError(
+                        f"{ambiguous.message}; gave up after {retries} retries",
+                        **ambiguous.details(),
+                    ) from failure
                 delay = policy.wait_for(response, retries)
                 if delay is None:
                     raise ambiguous
@@ -580,14 +581,16 @@ class ProviderClient:
                 await asyncio.sleep(delay)
 
     async def _look_up(self, resolve: AmbiguityResolver, ambiguous: AmbiguousWriteError) -> Any:
-        """What ``resolve`` finds; when the lookup fails too, the write stays ambiguous."""
+        """What ``resolve`` finds; when the lookup fails too, the write stays ambiguous -
+        or, when the lookup got no answer at all, the provider is unreachable, which is
+        what a caller counting dead providers (the executor's circuit breaker) must see."""
         try:
             return await resolve()
         except ProviderError as exc:
-            raise AmbiguousWriteError(
-                f"{ambiguous.message}; looking it up failed too ({exc.message})",
-                **ambiguous.details(),
-            ) from exc
+            message = f"{ambiguous.message}; looking it up failed too ({exc.message})"
+            if isinstance(exc, ProviderConnectionError):
+                raise ProviderConnectionError(message, **ambiguous.details()) from exc
+            raise AmbiguousWriteError(message, **ambiguous.details()) from exc
 
     # ------------------------------------------------------------------ errors
 
