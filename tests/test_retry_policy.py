@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 from reconciler.engine.executor import apply_plan
-from reconciler.engine.model import ADDRESS_KEY, Archive, Create, Plan, Target, Update
+from reconciler.engine.model import Archive, Create, Plan, Target, Update
+from reconciler.kinds import ADDRESS_KEY
 from reconciler.provider import ProviderClient, embedded_client
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.provider.asgi_transport import StreamingASGITransport
