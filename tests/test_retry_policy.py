@@ -138,7 +138,7 @@ async def test_a_5xx_storm_costs_each_action_at_most_one_plus_max_retries_of_eac
     # the create: sent once, then looked up by its tags (one list, the client's budget)
     assert wire.sent[("POST", "agent.new")] == 1
     assert wire.sent[("GET", "/v1/agents")] == budget
-    assert "the next apply looks for it by its metadata" in report.failures["agent.new"]
+    assert "may or may not have been applied" in report.failures["agent.new"]
     # an archive is idempotent: the client's budget, used up and not exceeded
     assert wire.sent[("POST", f"/v1/environments/{env['id']}/archive")] == budget
     # a versioned agent update: sent once, then read back (the client's budget)
