@@ -1,12 +1,15 @@
 """The one error root of the project, shared by every layer.
 
 Nothing here does I/O; every layer may import this module. HTTP status codes are
-mapped to classes in exactly one place: ``reconciler.provider.client``.
+mapped to classes in exactly one place: ``reconciler.provider.client``. Each class carries
+the exit code of the command it ends on the class (``exit_code``: 1 for all of them today).
 
     ReconcilerError
      +-- ManifestError          bad manifests; ``.issues`` lists every ManifestIssue (file:line:col)
+     +-- FormatError            ``fmt`` would lose a comment or change the data; file left as is
      +-- PlanError              a plan cannot be built or a saved plan is stale/unusable
      +-- ApplyError             some actions failed; ``.failures`` maps address -> message
+     +-- RunError               ``run`` cannot start: unknown name, not applied, no environment
      +-- LockfileError          the lockfile does not parse or is from a newer version
      +-- LockHeld               another apply holds the lock; ``.holder`` says who
      +-- ApplyStopped           the apply must stop at once: send and record nothing more
@@ -63,6 +66,12 @@ class ManifestError(ReconcilerError):
         super().__init__(head + ":\n" + "\n".join(f"  {i}" for i in self.issues))
 
 
+class FormatError(ReconcilerError):
+    """``fmt`` cannot format a file without losing something; the file is left as it is."""
+
+    exit_code = 1
+
+
 class PlanError(ReconcilerError):
     """A plan cannot be built, or a saved plan cannot be applied."""
 
@@ -77,6 +86,12 @@ class ApplyError(ReconcilerError):
     def __init__(self, message: str, *, failures: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.failures: dict[str, str] = dict(failures or {})
+
+
+class RunError(ReconcilerError):
+    """``run`` cannot start: unknown name, not applied yet, no environment to use."""
+
+    exit_code = 1
 
 
 class LockfileError(ReconcilerError):
@@ -140,6 +155,18 @@ class ProviderError(ReconcilerError):
         self.request_id = request_id
         self.method = method
         self.path = path
+
+    def details(self) -> dict[str, Any]:
+        """What this error carries besides its message, as keywords: to raise another error
+        about the same request with other words (``ConflictError(message, **e.details())``)."""
+        return {
+            "status": self.status,
+            "error_type": self.error_type,
+            "error_code": self.error_code,
+            "request_id": self.request_id,
+            "method": self.method,
+            "path": self.path,
+        }
 
 
 class ProviderConnectionError(ProviderError):

@@ -12,13 +12,9 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.errors import ReconcilerError, a_or_an
+from reconciler.errors import RunError, a_or_an
 from reconciler.manifest import DeploymentSpec, ManifestSet
 from reconciler.state import Lockfile
-
-
-class RunError(ReconcilerError):
-    """``run`` cannot start: unknown name, not applied yet, no environment to use."""
 
 
 @dataclass(frozen=True)

@@ -237,3 +237,17 @@ async def test_closing_the_embedded_client_ends_open_streams_and_releases_the_db
         await reader
     async with embedded_client(provider_db) as again:
         assert (await again.sessions.retrieve(sid))["id"] == sid
+
+
+async def test_connect_client_opens_http_for_a_url_and_the_local_provider_without(
+    tmp_path: Path,
+) -> None:
+    from reconciler.provider import connect_client, open_client
+    from reconciler.provider.embedded import EMBEDDED_BASE_URL
+
+    async with connect_client("http://127.0.0.1:9", None) as remote:
+        assert remote.base_url == "http://127.0.0.1:9"
+    async with connect_client(None, None, db_path=tmp_path / "p.db") as local:
+        assert local.base_url == EMBEDDED_BASE_URL
+        assert await local.agents.list().to_list() == []
+    assert open_client is connect_client  # the deprecated name docs/architecture.md promised

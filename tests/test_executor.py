@@ -8,10 +8,13 @@ live on the provider afterwards.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from reconciler.engine.executor import Outcome, apply_plan
@@ -27,16 +30,17 @@ from reconciler.engine.model import (
     Update,
 )
 from reconciler.errors import (
-    AmbiguousWriteError,
     ApplyError,
     BadRequestError,
     NotFoundError,
     PlanError,
-    RateLimitError,
-    ServerError,
 )
 from reconciler.kinds import ADDRESS_KEY, OWNER_KEY, PROJECT_KEY, kind_of
+from reconciler.provider import ProviderClient
 from reconciler.provider.adapter import ClientBackedProvider
+from reconciler.provider.asgi_transport import StreamingASGITransport
+from reconciler.provider.embedded import EMBEDDED_BASE_URL
+from reconciler.provider.local import create_app
 
 # marked here (not only by conftest) so parametrized coroutine tests collect correctly
 pytestmark = pytest.mark.anyio
@@ -122,7 +126,11 @@ class Watching:
 
 
 class Breaking(Watching):
-    """Fails chosen calls once: ``script[(method, address)] = [(error, applied), ...]``."""
+    """Fails chosen calls once: ``script[(method, address)] = [(error, applied), ...]``.
+
+    The error comes from the writer, i.e. after the client's retries: the executor takes it
+    as final. Lost answers the client must resolve are ``Lossy``'s job.
+    """
 
     def __init__(
         self,
@@ -132,20 +140,14 @@ class Breaking(Watching):
         super().__init__(inner)
         self.script = script
 
-    async def create(self, kind: str, body: dict[str, Any], *, parent_id: str | None = None) -> Any:
+    async def create(self, kind: str, body: dict[str, Any], **kw: Any) -> Any:
         return await self._maybe_break(
-            "create",
-            body["metadata"][ADDRESS_KEY],
-            lambda: self.inner.create(kind, body, parent_id=parent_id),
+            "create", body["metadata"][ADDRESS_KEY], lambda: self.inner.create(kind, body, **kw)
         )
 
-    async def update(
-        self, kind: str, remote_id: str, body: dict[str, Any], *, parent_id: str | None = None
-    ) -> Any:
+    async def update(self, kind: str, remote_id: str, body: dict[str, Any], **kw: Any) -> Any:
         return await self._maybe_break(
-            "update",
-            remote_id,
-            lambda: self.inner.update(kind, remote_id, body, parent_id=parent_id),
+            "update", remote_id, lambda: self.inner.update(kind, remote_id, body, **kw)
         )
 
     async def _maybe_break(self, method: str, key: str, send: Callable[[], Awaitable[Any]]) -> Any:
@@ -157,6 +159,67 @@ class Breaking(Watching):
                 await send()
             raise error
         return await send()
+
+
+class Lossy(httpx.AsyncBaseTransport):
+    """The local provider's transport, losing chosen answers on the wire.
+
+    ``script[(method, key)] = [fate, ...]``, one fate per request of that key in turn:
+    ``"before"`` answers 503 without the provider seeing the request (``"429"``: a 429),
+    ``"after"`` answers
+    503 after the provider committed it (the answer is lost), ``"dropped"`` drops the
+    connection after the provider committed it. A create's key is its address (from the
+    ownership tags), an update's the id it updates. ``sent`` lists every key in order.
+    """
+
+    def __init__(self, db: Path, script: dict[tuple[str, str], list[str]]) -> None:
+        self.inner = StreamingASGITransport(create_app(db))
+        self.script = script
+        self.sent: list[tuple[str, str]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        key = _key(request)
+        self.sent.append(key)
+        steps = self.script.get(key)
+        fate = steps.pop(0) if steps else None
+        if fate is None:
+            return await self.inner.handle_async_request(request)
+        if fate == "429":
+            error = {"type": "error", "error": {"type": "rate_limit_error", "message": "slow"}}
+            return httpx.Response(429, json=error, headers={"retry-after-ms": "1"})
+        if fate in ("after", "dropped"):
+            response = await self.inner.handle_async_request(request)
+            await response.aread()
+            await response.aclose()
+            if fate == "dropped":
+                raise httpx.RemoteProtocolError("peer closed the connection", request=request)
+        error = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+        return httpx.Response(503, json=error)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def count(self, key: tuple[str, str]) -> int:
+        return self.sent.count(key)
+
+
+def _key(request: httpx.Request) -> tuple[str, str]:
+    segments = request.url.path.split("/")[2:]
+    if request.method == "POST" and len(segments) % 2 == 1:  # a collection: a create
+        body = json.loads(request.content or b"{}")
+        return ("create", str((body.get("metadata") or {}).get(ADDRESS_KEY)))
+    if request.method == "POST" and len(segments) % 2 == 0:
+        return ("update", segments[-1])
+    return (request.method, request.url.path)
+
+
+@pytest.fixture
+async def lossy(provider_db: Path) -> AsyncIterator[tuple[ClientBackedProvider, Lossy]]:
+    """A writer over the local provider whose wire loses the answers ``Lossy.script`` says."""
+    transport = Lossy(provider_db, {})
+    fast = {"backoff_base": 0.001, "backoff_max": 0.005}
+    async with ProviderClient(EMBEDDED_BASE_URL, transport=transport, **fast) as client:
+        yield ClientBackedProvider(client), transport
 
 
 @pytest.fixture
@@ -414,12 +477,12 @@ async def test_agent_update_sends_the_plan_version_as_precondition(
 
 
 async def test_ambiguous_agent_update_that_went_through_is_not_repeated(
-    provider: ClientBackedProvider,
+    lossy: tuple[ClientBackedProvider, Lossy],
 ) -> None:
+    provider, wire = lossy
     first = await run(plan(create("agent.coder", agent_body("coder"))), provider)
     agent_id = first.outcome("agent.coder").remote_id
-    lost = AmbiguousWriteError("the connection dropped after the request was sent")
-    writer = Breaking(provider, {("update", agent_id): [(lost, True)]})
+    wire.script[("update", agent_id)] = ["dropped"]
     p = plan(
         Update(
             address="agent.coder",
@@ -433,20 +496,20 @@ async def test_ambiguous_agent_update_that_went_through_is_not_repeated(
             to_version=2,
         )
     )
-    report = await run(p, writer)
+    report = await run(p, provider)
     assert report.ok, report.failures
     assert report.outcome("agent.coder").version == 2
-    assert writer.order("update") == [agent_id]
+    assert wire.count(("update", agent_id)) == 1  # read back, not sent again
     assert (await provider.retrieve("agent", agent_id))["version"] == 2
 
 
-async def test_ambiguous_agent_update_that_did_not_happen_is_retried_once(
-    provider: ClientBackedProvider,
+async def test_ambiguous_agent_update_that_did_not_happen_is_sent_again(
+    lossy: tuple[ClientBackedProvider, Lossy],
 ) -> None:
+    provider, wire = lossy
     first = await run(plan(create("agent.coder", agent_body("coder"))), provider)
     agent_id = first.outcome("agent.coder").remote_id
-    lost = AmbiguousWriteError("timed out")
-    writer = Breaking(provider, {("update", agent_id): [(lost, False)]})
+    wire.script[("update", agent_id)] = ["before"]
     p = plan(
         Update(
             address="agent.coder",
@@ -460,9 +523,9 @@ async def test_ambiguous_agent_update_that_did_not_happen_is_retried_once(
             to_version=2,
         )
     )
-    report = await run(p, writer)
+    report = await run(p, provider)
     assert report.ok, report.failures
-    assert writer.order("update") == [agent_id, agent_id]
+    assert wire.count(("update", agent_id)) == 2
     live = await provider.retrieve("agent", agent_id)
     assert (live["version"], live["system"]) == (2, "s")
 
@@ -471,22 +534,18 @@ async def test_ambiguous_agent_update_that_did_not_happen_is_retried_once(
 
 
 async def test_lost_create_response_is_adopted_not_repeated(
-    provider: ClientBackedProvider,
+    lossy: tuple[ClientBackedProvider, Lossy],
 ) -> None:
-    lost = AmbiguousWriteError("the connection dropped after the request was sent")
-    writer = Breaking(
-        provider,
-        {
-            ("create", "agent.coder"): [(lost, True)],
-            ("create", "environment.py"): [(ServerError("502"), True)],
-        },
-    )
+    provider, wire = lossy
+    wire.script[("create", "agent.coder")] = ["dropped"]
+    wire.script[("create", "environment.py")] = ["after"]
     p = plan(create("agent.coder", agent_body("coder")), create("environment.py", {"name": "py"}))
-    report = await run(p, writer)
+    report = await run(p, provider)
 
     assert report.ok, report.failures
     assert report.adopted == ("agent.coder", "environment.py")
-    assert writer.order() == ["agent.coder", "environment.py"]  # never sent twice
+    assert wire.count(("create", "agent.coder")) == 1  # never sent twice
+    assert wire.count(("create", "environment.py")) == 1
     assert len(await owned(provider, "agent", "agent.coder")) == 1
     assert len(await owned(provider, "environment", "environment.py")) == 1
     assert (
@@ -495,37 +554,30 @@ async def test_lost_create_response_is_adopted_not_repeated(
     )
 
 
-async def test_create_that_never_arrived_is_retried(provider: ClientBackedProvider) -> None:
-    writer = Breaking(
-        provider,
-        {
-            ("create", "agent.coder"): [
-                (ServerError("503 before the write"), False),
-                (RateLimitError("slow down", retry_after=0.01), False),
-            ]
-        },
-    )
-    report = await run(plan(create("agent.coder", agent_body("coder"))), writer)
+async def test_create_that_never_arrived_is_sent_again(
+    lossy: tuple[ClientBackedProvider, Lossy],
+) -> None:
+    provider, wire = lossy
+    wire.script[("create", "agent.coder")] = ["before", "429"]
+    report = await run(plan(create("agent.coder", agent_body("coder"))), provider)
     assert report.ok, report.failures
     assert report.adopted == ()
-    assert writer.order() == ["agent.coder"] * 3
+    assert wire.count(("create", "agent.coder")) == 3
     assert len(await owned(provider, "agent", "agent.coder")) == 1
 
 
 async def test_a_lost_create_never_adopts_a_same_name_environment_without_our_tags(
-    provider: ClientBackedProvider, client: Any
+    lossy: tuple[ClientBackedProvider, Lossy],
 ) -> None:
     """Issue 11.1: an environment made by hand holds the name; the create's answer is lost
-    (nothing was written). The lookup finds no object with our tags, the retry meets the
+    (nothing was written). The lookup finds no object with our tags, the resend meets the
     name's 409, and the hand-made environment is refused, never adopted."""
-    hand = await client.environments.create(
+    provider, wire = lossy
+    hand = await provider.client.environments.create(
         {"name": "py", "description": "hand-made", "metadata": {"owner": "ops"}}
     )
-
-    lost = Breaking(
-        provider, {("create", "environment.py"): [(AmbiguousWriteError("timed out"), False)]}
-    )
-    report = await run(plan(create("environment.py", {"name": "py"})), lost)
+    wire.script[("create", "environment.py")] = ["before"]
+    report = await run(plan(create("environment.py", {"name": "py"})), provider)
     assert report.adopted == ()
     failure = report.failures["environment.py"]
     assert "409" in failure and hand["id"] in failure, failure
@@ -553,12 +605,18 @@ async def test_a_name_clash_adopts_our_own_twin_but_never_a_hand_made_environmen
     assert "reconciler import environment.by-hand env_" in failure
 
 
-async def test_create_gives_up_after_max_attempts(provider: ClientBackedProvider) -> None:
-    writer = Breaking(provider, {("create", "agent.coder"): [(ServerError("500"), False)] * 3})
-    report = await run(
-        plan(create("agent.coder", agent_body("coder"))), writer, max_create_attempts=3
-    )
-    assert report.failures["agent.coder"].startswith("create failed after 3 attempts: 500")
+async def test_a_create_gives_up_when_the_clients_retries_run_out(
+    lossy: tuple[ClientBackedProvider, Lossy],
+) -> None:
+    """The client's ``max_retries`` (4) bounds the sends; the executor adds none."""
+    provider, wire = lossy
+    wire.script[("create", "agent.coder")] = ["before"] * 10
+    report = await run(plan(create("agent.coder", agent_body("coder"))), provider)
+    failure = report.failures["agent.coder"]
+    assert failure.startswith("create failed: POST /v1/agents (agent) may or may not"), failure
+    assert "gave up after 4 retries" in failure
+    assert failure.endswith("the next apply looks for it by its metadata before creating it again")
+    assert wire.count(("create", "agent.coder")) == 5
     assert await owned(provider, "agent", "agent.coder") == []
 
 
@@ -919,19 +977,21 @@ async def test_intent_comes_before_the_create_with_the_parent_resolved(
 
 
 async def test_a_credential_key_held_by_a_hand_made_credential_is_refused_not_adopted(
-    provider: ClientBackedProvider, client: Any
+    lossy: tuple[ClientBackedProvider, Lossy],
 ) -> None:
     """Issue 11.1 for credentials: the key (MCP server URL) is unique in a vault; a credential
     added by hand under it carries no tags of ours, so the create's 409 names it."""
+    provider, wire = lossy
+    client = provider.client
     vault = await client.vaults.create({"display_name": "gh"})
     url = "https://a.example.com/mcp"
     hand = await client.credentials.create(
         vault["id"], {"auth": {"type": "static_bearer", "mcp_server_url": url, "token": "x"}}
     )
     auth = {"type": "static_bearer", "mcp_server_url": url, "token": {"$secret": "auth.token"}}
-    lost = Breaking(provider, {("create", "vault.gh.credential.t"): [(ServerError("503"), False)]})
+    wire.script[("create", "vault.gh.credential.t")] = ["before"]
     report = await run(
-        plan(create("vault.gh.credential.t", {"auth": auth}, parent_id=vault["id"])), lost
+        plan(create("vault.gh.credential.t", {"auth": auth}, parent_id=vault["id"])), provider
     )
     assert report.adopted == ()
     failure = report.failures["vault.gh.credential.t"]

@@ -10,7 +10,7 @@ never touches the filesystem. Its jobs:
   become ready;
 - placeholders (see ``model``) resolved right before sending, from this run's outcomes;
 - creates that may or may not have happened (timeouts, dropped connections, 5xx) are looked
-  up by their ownership metadata and adopted before any retry, so a create never makes a
+  up by their ownership metadata and adopted before any resend, so a create never makes a
   twin; agent updates carry the live version and a 409 never overwrites a concurrent edit;
 - every outcome is reported through ``on_outcome`` at once (the caller commits the lockfile),
   every create is announced through ``on_intent`` before it is sent.
@@ -20,7 +20,13 @@ exception propagates): a lockfile that cannot be written must stop the work it r
 Cancellation (Ctrl-C, SIGTERM) and ``ApplyStopped`` (e.g. the apply lock was lost) propagate
 the same way.
 
-Transport failures are retried by the client, not here: an action that ends with
+Retries are the provider client's, never this module's: it neither sleeps nor sends a request
+again on its own schedule. The client's one retry policy decides whether and when a failed
+request is sent again (429s, 5xx, dropped connections); the executor only tells it how to
+resolve a write whose answer was lost - a create by listing for its ownership tags, an agent
+update by reading the live version - which the client calls before any resend (the
+``resolve`` argument of ``ProviderWriter.create`` / ``update``). So the requests of one
+action are bounded by the client's ``max_retries``, whatever fails. An action that ends with
 ``ProviderConnectionError`` failed, and ``threshold`` such actions in a row open the circuit
 breaker (``breaker``): no new action starts, those in flight finish, the rest are reported as
 not attempted and ``ApplyReport.stopped`` says why.
@@ -29,7 +35,6 @@ not attempted and ``ApplyReport.stopped`` says why.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -56,27 +61,13 @@ from reconciler.errors import (
     NotFoundError,
     PlanError,
     ProviderError,
-    RateLimitError,
-    ServerError,
 )
 from reconciler.kinds import owned_address, tags
 
-__all__ = ["AMBIGUOUS_ERRORS", "ApplyReport", "Outcome", "apply_plan"]
+__all__ = ["ApplyReport", "Outcome", "apply_plan"]
 
 JSON = dict[str, Any]
 
-#: Failures after which a create may have happened anyway: look before retrying. Not
-#: ``ProviderConnectionError``: the client raises it for a write only when the request never
-#: left (after its own retries), and the provider is unreachable: the action fails.
-AMBIGUOUS_ERRORS: tuple[type[ProviderError], ...] = (
-    AmbiguousWriteError,
-    ServerError,
-)
-#: Failures of a lookup (a list) worth trying again later.
-_TRANSIENT_ERRORS: tuple[type[ProviderError], ...] = (*AMBIGUOUS_ERRORS, RateLimitError)
-_BACKOFF_BASE = 0.05
-_BACKOFF_MAX = 2.0
-_RETRY_AFTER_MAX = 60.0
 #: agent fields that change on every write and say nothing about what a person edited
 _BOOKKEEPING_FIELDS = frozenset(
     {"version", "updated_at", "created_at", "archived_at", "id", "type"}
@@ -93,7 +84,6 @@ async def apply_plan(
     on_outcome: Callable[[Outcome], None] | None = None,
     on_start: Callable[[Action], None] | None = None,
     skip: Mapping[str, str] | None = None,
-    max_create_attempts: int = 5,
     unreachable_after: int = 3,
 ) -> ApplyReport:
     """Run every action of ``plan``, dependencies first, independents concurrently.
@@ -109,7 +99,6 @@ async def apply_plan(
         on_start: called when an action starts sending (not for no-ops or skipped ones).
         skip: address -> reason: refuse these actions (a stale saved plan); they fail with
             that reason and their dependents are not attempted.
-        max_create_attempts: attempts per create (a lookup of an ambiguous one counts).
         unreachable_after: actions in a row that could not reach the provider after which
             no new action starts (the circuit breaker, see ``breaker``).
 
@@ -118,15 +107,12 @@ async def apply_plan(
 
     Raises:
         PlanError: two actions share an address.
-        ValueError: ``parallelism`` or ``max_create_attempts`` below 1.
+        ValueError: ``parallelism`` below 1.
     """
     if parallelism < 1:
         raise ValueError(f"parallelism must be at least 1, got {parallelism}")
-    if max_create_attempts < 1:
-        raise ValueError(f"max_create_attempts must be at least 1, got {max_create_attempts}")
     callbacks = (on_intent, on_outcome, on_start)
     run = _Run(plan, writer, resolve_secret, parallelism, *callbacks, dict(skip or {}))
-    run.max_attempts = max_create_attempts
     run.breaker = CircuitBreaker(max(1, unreachable_after))
     return await run.execute()
 
@@ -177,7 +163,6 @@ class _Run:
     on_outcome: Callable[[Outcome], None] | None
     on_start: Callable[[Action], None] | None
     skip: Mapping[str, str] = field(default_factory=dict)
-    max_attempts: int = 5
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     #: address -> the address whose failure kept it from running (itself if it ran)
     root_failure: dict[str, str] = field(default_factory=dict)
@@ -421,7 +406,7 @@ class _Run:
             return {agents[0]: live_version}
         return {a: v for a, v in ctx.pins.items() if v is not None}
 
-    # -- requests with their retry rules ---------------------------------------------------
+    # -- requests, and how to resolve one whose answer was lost ---------------------------
 
     async def _send_create(
         self,
@@ -431,49 +416,32 @@ class _Run:
         *,
         exclude_id: str | None,
     ) -> tuple[JSON, bool]:
-        """Create, adopting a twin instead of retrying blind. Returns (live, adopted)."""
-        must_look = False  # the last attempt may have created it: look before sending again
-        last: ProviderError | None = None
-        for attempt in range(1, self.max_attempts + 1):
-            if must_look:
-                try:
-                    found = await self._find_created(action, parent_id, exclude_id)
-                except _TRANSIENT_ERRORS as e:
-                    last = e
-                    await _pause(attempt, e)
-                    continue
-                if found is not None:
-                    return found, True
-                must_look = False
-            try:
-                return await self.writer.create(action.kind, body, parent_id=parent_id), False
-            except RateLimitError as e:
-                last = e
-            except AMBIGUOUS_ERRORS as e:
-                last, must_look = e, True
-            except ConflictError as e:
-                # an earlier attempt whose answer was lost may hold the name: ours by its tags
-                try:
-                    found = await self._find_created(action, parent_id, exclude_id)
-                except ProviderError:
-                    found = None
-                if found is not None:
-                    return found, True
-                raise await self._refused_create(action, body, parent_id, e) from e
-            if attempt < self.max_attempts:
-                await _pause(attempt, last)
-        if must_look:
+        """Create, adopting a twin instead of resending blind. Returns (live, adopted)."""
+        adopted = False
+
+        async def resolve() -> JSON | None:
+            nonlocal adopted
+            found = await self._find_created(action, parent_id, exclude_id)
+            adopted = found is not None
+            return found
+
+        try:
+            live = await self.writer.create(action.kind, body, parent_id=parent_id, resolve=resolve)
+        except AmbiguousWriteError as e:
+            raise _ActionFailed(
+                f"create failed: {_describe(e)}; the next apply looks for it by its metadata "
+                "before creating it again"
+            ) from e
+        except ConflictError as e:
+            # an earlier attempt whose answer was lost may hold the name: ours by its tags
             try:
                 found = await self._find_created(action, parent_id, exclude_id)
             except ProviderError:
                 found = None
             if found is not None:
                 return found, True
-        detail = _describe(last) if last is not None else "no attempt was made"
-        raise _ActionFailed(
-            f"create failed after {self.max_attempts} attempts: {detail}; "
-            "the next apply looks for it by its metadata before creating it again"
-        )
+            raise await self._refused_create(action, body, parent_id, e) from e
+        return live, adopted
 
     async def _find_created(
         self,
@@ -529,37 +497,30 @@ class _Run:
 
     async def _send_update(self, action: Update, body: JSON, parent_id: str | None) -> JSON:
         guarded = action.kind == "agent" and "version" in body
-        checked_ambiguous = False
-        last: ProviderError | None = None
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                return await self.writer.update(
-                    action.kind, action.remote_id, body, parent_id=parent_id
-                )
-            except RateLimitError as e:
-                last = e
-                await _pause(attempt, e)
-            except ConflictError as e:
-                if guarded:
-                    raise _ActionFailed(await self._conflict_message(action, body, e)) from e
-                raise
-            except AmbiguousWriteError as e:
-                if not guarded:
-                    raise
-                if checked_ambiguous:  # looked up once already: say so, and what to do
-                    raise _ActionFailed(
-                        f"the update may or may not have been applied ({_describe(e)}); run "
-                        "`reconciler plan` to see whether it was, then apply again"
-                    ) from e
-                checked_ambiguous, last = True, e
-                live = await self.writer.retrieve(
-                    action.kind, action.remote_id, parent_id=parent_id
-                )
-                expected = action.to_version or int(body["version"]) + 1
-                if live.get("version") == expected:
-                    return dict(live)
-        detail = _describe(last) if last is not None else "no attempt was made"
-        raise _ActionFailed(f"update failed after {self.max_attempts} attempts: {detail}")
+
+        async def resolve() -> JSON | None:
+            """The live agent if the lost update made the version it would have made."""
+            live = await self.writer.retrieve(action.kind, action.remote_id, parent_id=parent_id)
+            expected = action.to_version or int(body["version"]) + 1
+            return dict(live) if live.get("version") == expected else None
+
+        try:
+            return await self.writer.update(
+                action.kind,
+                action.remote_id,
+                body,
+                parent_id=parent_id,
+                resolve=resolve if guarded else None,
+            )
+        except ConflictError as e:
+            if guarded:
+                raise _ActionFailed(await self._conflict_message(action, body, e)) from e
+            raise
+        except AmbiguousWriteError as e:
+            raise _ActionFailed(
+                f"the update may or may not have been applied ({_describe(e)}); run "
+                "`reconciler plan` to see whether it was, then apply again"
+            ) from e
 
     async def _conflict_message(self, action: Update, body: JSON, error: ConflictError) -> str:
         expected = body.get("version")
@@ -595,19 +556,13 @@ class _Run:
         self, action: Action, remote_id: str, parent_id: str | None, *, delete: bool
     ) -> JSON | None:
         """Archive (or delete) one object; already gone (404) counts as done."""
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                if delete:
-                    await self.writer.delete(action.kind, remote_id, parent_id=parent_id)
-                    return None
-                return await self.writer.archive(action.kind, remote_id, parent_id=parent_id)
-            except NotFoundError:
+        try:
+            if delete:
+                await self.writer.delete(action.kind, remote_id, parent_id=parent_id)
                 return None
-            except RateLimitError as e:
-                if attempt == self.max_attempts:
-                    raise
-                await _pause(attempt, e)
-        return None  # unreachable: the last attempt returns or raises
+            return await self.writer.archive(action.kind, remote_id, parent_id=parent_id)
+        except NotFoundError:
+            return None
 
     # -- placeholders ----------------------------------------------------------------------
 
@@ -729,12 +684,3 @@ def _describe(error: BaseException) -> str:
     bits = [str(error.status)] if error.status is not None else []
     bits += [b for b in (error.error_code, error.request_id and f"request {error.request_id}") if b]
     return f"{message} ({', '.join(bits)})" if bits else message
-
-
-async def _pause(attempt: int, error: BaseException | None) -> None:
-    """Back off before the next attempt; a 429 waits as long as the provider asked."""
-    if isinstance(error, RateLimitError) and error.retry_after:
-        await asyncio.sleep(min(error.retry_after, _RETRY_AFTER_MAX))
-        return
-    delay = min(_BACKOFF_BASE * 2 ** (attempt - 1), _BACKOFF_MAX)
-    await asyncio.sleep(delay * random.uniform(0.5, 1.0))

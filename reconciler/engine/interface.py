@@ -8,12 +8,17 @@ in the engine knows about HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from reconciler.kinds import Kind
 
 JSON = dict[str, Any]
+
+#: ``resolve()`` -> the object a write whose answer was lost made, or None when it did not
+#: happen. The writer calls it before it sends such a write again: the provider client owns
+#: every retry (how often, how long to wait); the engine only knows how to look.
+AmbiguityResolver = Callable[[], Awaitable[JSON | None]]
 
 
 class ProviderReader(Protocol):
@@ -31,10 +36,23 @@ class ProviderReader(Protocol):
 class ProviderWriter(ProviderReader, Protocol):
     """What apply may do."""
 
-    async def create(self, kind: Kind, body: JSON, *, parent_id: str | None = None) -> JSON: ...
+    async def create(
+        self,
+        kind: Kind,
+        body: JSON,
+        *,
+        parent_id: str | None = None,
+        resolve: AmbiguityResolver | None = None,
+    ) -> JSON: ...
 
     async def update(
-        self, kind: Kind, remote_id: str, body: JSON, *, parent_id: str | None = None
+        self,
+        kind: Kind,
+        remote_id: str,
+        body: JSON,
+        *,
+        parent_id: str | None = None,
+        resolve: AmbiguityResolver | None = None,
     ) -> JSON: ...
 
     async def archive(

@@ -21,11 +21,11 @@ comment or changing what the YAML means, and says so.
 from __future__ import annotations
 
 from reconciler.engine.drift import Unmanaged
+from reconciler.errors import FormatError
 from reconciler.gitops.adopt import Adopted, ImportResult, import_resource
 from reconciler.gitops.common import Workspace
 from reconciler.gitops.drift import drift
 from reconciler.gitops.fmt import (
-    FormatError,
     FormatReport,
     dump_documents,
     format_paths,

@@ -14,9 +14,9 @@ from reconciler.engine.derive import (
     key_order,
 )
 from reconciler.errors import (
+    FormatError,
     ManifestError,
     ManifestIssue,
-    ReconcilerError,
 )
 from reconciler.gitops.common import JSON, _write_atomic
 from reconciler.manifest.files import (
@@ -108,10 +108,6 @@ def _comments(text: str) -> Counter[str]:
         if match:
             found[match.group(1).strip()] += 1
     return found
-
-
-class FormatError(ReconcilerError):
-    """``fmt`` cannot format a file without losing something; the file is left as it is."""
 
 
 def format_text(text: str, *, name: str = "<string>") -> str:

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from reconciler.provider.adapter import ClientBackedProvider
+    from reconciler.provider.asgi_transport import StreamingASGITransport
     from reconciler.provider.client import ProviderClient, RequestStats
-    from reconciler.provider.embedded import embedded_client, open_client
+    from reconciler.provider.embedded import connect_client, embedded_client, open_client
     from reconciler.provider.pager import Pager
     from reconciler.provider.ratelimit import AdaptiveRateLimiter, RateLimits
-    from reconciler.provider.transport import StreamingASGITransport
 
 #: public name -> the submodule that defines it
 _HOMES = {
@@ -31,7 +31,8 @@ _HOMES = {
     "ProviderClient": "client",
     "RateLimits": "ratelimit",
     "RequestStats": "client",
-    "StreamingASGITransport": "transport",
+    "StreamingASGITransport": "asgi_transport",
+    "connect_client": "embedded",
     "embedded_client": "embedded",
     "open_client": "embedded",
 }
@@ -54,6 +55,7 @@ __all__ = [
     "RateLimits",
     "RequestStats",
     "StreamingASGITransport",
+    "connect_client",
     "embedded_client",
     "open_client",
 ]

@@ -3,7 +3,8 @@
 The engine speaks of resources by kind (``"agent"``, ``"environment"``, ``"vault"``,
 ``"credential"``, ``"deployment"``); the client has one resource object per kind with
 slightly different signatures (credentials live under a vault). This module maps one onto
-the other and nothing more: no retries, no caching, no decisions. It satisfies
+the other and nothing more: no retries, no caching, no decisions (a ``resolve`` callback
+of the engine's is handed to the client, which owns every retry). It satisfies
 ``reconciler.engine.interface.ProviderReader`` / ``ProviderWriter`` structurally and must
 not import the engine (the provider layer sits below it).
 """
@@ -16,7 +17,7 @@ from reconciler.errors import ProviderError
 from reconciler.kinds import KIND_INFO, KIND_NAMES
 
 if TYPE_CHECKING:
-    from reconciler.provider.client import ProviderClient
+    from reconciler.provider.client import AmbiguityResolver, ProviderClient
 
 JSON = dict[str, Any]
 
@@ -71,20 +72,38 @@ class ClientBackedProvider:
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def create(self, kind: str, body: JSON, *, parent_id: str | None = None) -> JSON:
-        """Create an object; credentials are created inside vault ``parent_id``."""
+    async def create(
+        self,
+        kind: str,
+        body: JSON,
+        *,
+        parent_id: str | None = None,
+        resolve: AmbiguityResolver | None = None,
+    ) -> JSON:
+        """Create an object; credentials are created inside vault ``parent_id``.
+
+        ``resolve`` looks up a create whose answer was lost before the client sends it again
+        (``ProviderClient.request``).
+        """
         if kind == "credential":
-            return dict(await self.client.credentials.create(_vault(kind, parent_id), body))
-        return dict(await self._resource(kind).create(body))
+            vault_id = _vault(kind, parent_id)
+            return dict(await self.client.credentials.create(vault_id, body, resolve=resolve))
+        return dict(await self._resource(kind).create(body, resolve=resolve))
 
     async def update(
-        self, kind: str, remote_id: str, body: JSON, *, parent_id: str | None = None
+        self,
+        kind: str,
+        remote_id: str,
+        body: JSON,
+        *,
+        parent_id: str | None = None,
+        resolve: AmbiguityResolver | None = None,
     ) -> JSON:
         """Update an object (POST; the body holds only the fields to change)."""
         if kind == "credential":
             vault_id = _vault(kind, parent_id)
             return dict(await self.client.credentials.update(vault_id, remote_id, body))
-        return dict(await self._resource(kind).update(remote_id, body))
+        return dict(await self._resource(kind).update(remote_id, body, resolve=resolve))
 
     async def archive(self, kind: str, remote_id: str, *, parent_id: str | None = None) -> JSON:
         """Archive an object; archiving an archived object returns it unchanged."""

@@ -5,10 +5,14 @@ tasks. Every attempt passes the rate limiter of its bucket, is counted in ``stat
 fails over to a retry or to a typed error of ``reconciler.errors``. This is the *one* place
 where an HTTP status becomes an error class (``error_for``).
 
-Retry rules (see ``retry.py``): idempotent requests are retried on transport failures and on
-408/429/5xx/529; non-idempotent writes (creates, versioned updates, ``run``, session events)
-only when the request certainly never reached the server (connect failure, 429). Any other
-failure of such a write raises ``AmbiguousWriteError`` so the caller looks before it retries.
+Retry rules (see ``retry.py``): this client is the one place that decides whether a failed
+request is sent again and when (callers above it never retry on their own schedule).
+Idempotent requests are retried on transport failures and on 408/429/5xx/529; non-idempotent
+writes (creates, versioned updates, ``run``, session events) when the request certainly never
+reached the server (connect failure, 429), or - given a ``resolve`` callback that looks the
+write up (the executor finds a create by its ownership tags) - after that lookup showed the
+write did not happen. Every retry of a request, whatever its cause, counts against the same
+``max_retries``. A write whose fate stays unknown raises ``AmbiguousWriteError``.
 
 It does not know resource shapes (``resources.py`` names the endpoints), does not parse SSE
 frames (``sse.py``) and does not decide what to create (the engine does).
@@ -19,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
@@ -37,7 +41,7 @@ from reconciler.errors import (
     RateLimitError,
     ServerError,
 )
-from reconciler.provider.netio import BEFORE_WRITE
+from reconciler.provider.asyncio_transport import BEFORE_WRITE
 from reconciler.provider.origin import normalize_base_url
 from reconciler.provider.pager import Pager
 from reconciler.provider.ratelimit import AdaptiveRateLimiter, RateLimits
@@ -61,7 +65,12 @@ from reconciler.provider.wire import (
     rate_bucket,
 )
 
-__all__ = ["ProviderClient", "RequestStats", "error_for"]
+__all__ = ["AmbiguityResolver", "ProviderClient", "RequestStats", "error_for"]
+
+#: ``resolve()``, called after a non-idempotent write failed in a way that leaves its effect
+#: unknown and before it is sent again: the object the write made (it happened: that is the
+#: answer) or None (it did not: sending it again makes no twin).
+AmbiguityResolver = Callable[[], Awaitable[Any]]
 
 _STATUS_CLASSES: dict[int, type[ProviderError]] = {
     400: BadRequestError,
@@ -247,6 +256,13 @@ def _response_payload(response: httpx.Response) -> Any:
         return response.text
 
 
+@dataclass(frozen=True)
+class _Found:
+    """What an ``AmbiguityResolver`` found: the write happened, this is its answer."""
+
+    value: Any
+
+
 #: What a response's ``stream`` becomes once its body was read and the stream closed.
 _READ = httpx.ByteStream(b"")
 
@@ -306,7 +322,7 @@ class ProviderClient:
         # connections instead of starving them, so the pool itself is unbounded.
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=max_connections)
         if transport is None:
-            from reconciler.provider.netio import http_transport
+            from reconciler.provider.asyncio_transport import http_transport
 
             transport = http_transport(verify=_ssl_context_for(self.base_url), limits=limits)
         self._http = httpx.AsyncClient(
@@ -363,6 +379,7 @@ class ProviderClient:
         json: Any = None,
         params: Mapping[str, Any] | list[tuple[str, str]] | None = None,
         idempotent: bool | None = None,
+        resolve: AmbiguityResolver | None = None,
     ) -> Any:
         """Send one API request, with retries, and return its parsed JSON body.
 
@@ -372,16 +389,24 @@ class ProviderClient:
             json: request body (None sends no body).
             params: query parameters, encoded as the wire expects (``encode_query``).
             idempotent: override the idempotency the method and path imply.
+            resolve: for a non-idempotent write, how to tell whether an attempt whose answer
+                was lost (a 5xx, a dropped connection) happened: called before any resend;
+                what it finds is returned as the answer. Without it such a failure raises
+                ``AmbiguousWriteError`` at once.
 
         Returns:
-            The decoded JSON (None for an empty body).
+            The decoded JSON (None for an empty body), or what ``resolve`` found.
 
         Raises:
             ProviderError: a subclass for the status; ``AmbiguousWriteError`` when a
                 non-idempotent write may have happened; ``ProviderConnectionError`` when no
                 response arrived after every retry.
         """
-        response = await self._send(method, path, json=json, params=params, idempotent=idempotent)
+        response = await self._send(
+            method, path, json=json, params=params, idempotent=idempotent, resolve=resolve
+        )
+        if isinstance(response, _Found):
+            return response.value
         if not response.content:
             return None
         try:
@@ -427,6 +452,7 @@ class ProviderClient:
             stream=True,
             headers={"accept": "text/event-stream"},
         )
+        assert isinstance(response, httpx.Response)  # no resolver: never a _Found
         name = describe or f"the event stream {path}"
 
         def from_frame(payload: dict[str, Any]) -> ProviderError:
@@ -449,7 +475,8 @@ class ProviderClient:
         idempotent: bool | None = None,
         stream: bool = False,
         headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
+        resolve: AmbiguityResolver | None = None,
+    ) -> httpx.Response | _Found:
         method = method.upper()
         idem = is_idempotent(method, path, json) if idempotent is None else idempotent
         pairs = params if isinstance(params, list) else encode_query(params)
@@ -464,7 +491,8 @@ class ProviderClient:
                 sent_at = await limiter.acquire()
                 guard = self.write_guard if method not in _READS else None
                 if guard is not None:
-                    guard()  # here for every transport; netio checks again at the socket
+                    guard()  # here for every transport; asyncio_transport checks again
+                    # at the socket
                 self._stats.record(method, retry=retries > 0)
                 request = self._http.build_request(
                     method, self._url(path), json=json, params=query, headers=headers
@@ -495,16 +523,24 @@ class ProviderClient:
                 finally:
                     BEFORE_WRITE.reset(token)
 
+            ambiguous: AmbiguousWriteError | None = None
+            delay: float | None = None
             if failure is not None or response is None:
                 assert failure is not None
                 if not idem and not isinstance(failure, NEVER_SENT):
-                    raise self._ambiguous(method, path, None, failure) from failure
-                if retries >= policy.max_retries:
+                    ambiguous = self._ambiguous(method, path, None, failure)
+                elif retries >= policy.max_retries:
                     raise self._unreachable(method, path, failure, retries) from failure
-                delay: float | None = policy.backoff(retries)
+                else:
+                    delay = policy.backoff(retries)
             elif response.status_code < 400:
                 limiter.on_success(sent_at)
                 return response
+            elif not idem and response.status_code in (408, *range(500, 600)):
+                limiter.on_success(sent_at)  # processed: not a rate signal
+                ambiguous = self._ambiguous(method, path, response, None)
+                if resolve is None or not policy.status_is_retryable(response):
+                    raise ambiguous  # the server said not to retry, or nobody can look
             else:
                 status = response.status_code
                 retryable = policy.status_is_retryable(response) and (idem or status == 429)
@@ -524,9 +560,37 @@ class ProviderClient:
                     raise self._status_error(method, path, response, retries)
                 if status == 429:
                     delay = 0.0  # the limiter's pause already holds every sender back
+            if ambiguous is not None:
+                if resolve is None:
+                    raise ambiguous from failure
+                found = await self._look_up(resolve, ambiguous)
+                if found is not None:
+                    return _Found(found)
+                # it did not happen (as far as a lookup can tell: one still in flight may
+                # not show yet): a failure like any other, under the same budget
+                if retries >= policy.max_retries:
+                    raise AmbiguousWriteError(
+                        f"{ambiguous.message}; gave up after {retries} retries",
+                        **ambiguous.details(),
+                    ) from failure
+                delay = policy.wait_for(response, retries)
+                if delay is None:
+                    raise ambiguous
             retries += 1
             if delay:
                 await asyncio.sleep(delay)
+
+    async def _look_up(self, resolve: AmbiguityResolver, ambiguous: AmbiguousWriteError) -> Any:
+        """What ``resolve`` finds; when the lookup fails too, the write stays ambiguous -
+        or, when the lookup got no answer at all, the provider is unreachable, which is
+        what a caller counting dead providers (the executor's circuit breaker) must see."""
+        try:
+            return await resolve()
+        except ProviderError as exc:
+            message = f"{ambiguous.message}; looking it up failed too ({exc.message})"
+            if isinstance(exc, ProviderConnectionError):
+                raise ProviderConnectionError(message, **ambiguous.details()) from exc
+            raise AmbiguousWriteError(message, **ambiguous.details()) from exc
 
     # ------------------------------------------------------------------ errors
 

@@ -2,7 +2,8 @@
 
 ``embedded_client`` runs ``reconciler.provider.local.create_app(db_path)`` inside this process
 through ``StreamingASGITransport`` - the same client code, retries and errors as over HTTP,
-with no server and no port. ``open_client`` chooses between the two for the CLI.
+with no server and no port. ``connect_client`` chooses between the two (the CLI's and the
+library's entry point).
 
 This module only wires objects together; it does not start servers or touch the database
 beyond creating its parent directory.
@@ -14,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ProviderError
+from reconciler.provider.asgi_transport import StreamingASGITransport
 from reconciler.provider.client import ProviderClient
-from reconciler.provider.transport import StreamingASGITransport
 
-__all__ = ["EMBEDDED_BASE_URL", "embedded_client", "open_client"]
+__all__ = ["EMBEDDED_BASE_URL", "connect_client", "embedded_client", "open_client"]
 
 EMBEDDED_BASE_URL = "http://local-provider"
 
@@ -72,13 +73,13 @@ def _release(app: Any) -> None:
         store.close()
 
 
-def open_client(
+def connect_client(
     provider_url: str | None,
     api_key: str | None,
     db_path: str | Path = ".reconciler/provider.db",
     **client_kwargs: Any,
 ) -> ProviderClient:
-    """The client the CLI uses: HTTP to ``provider_url``, else the embedded local provider.
+    """A client over HTTP to ``provider_url``, else of the embedded local provider.
 
     Args:
         provider_url: the API's base URL, or None/"" for the embedded provider.
@@ -92,3 +93,8 @@ def open_client(
     if provider_url:
         return ProviderClient(provider_url, api_key, **client_kwargs)
     return embedded_client(db_path, api_key=api_key, **client_kwargs)
+
+
+#: Deprecated: the old name of ``connect_client`` (it also opens HTTP, which the name hid),
+#: kept because docs/architecture.md documented it. Use ``connect_client``.
+open_client = connect_client

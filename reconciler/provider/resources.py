@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.provider.wire import item_path
 
 if TYPE_CHECKING:
-    from reconciler.provider.client import ProviderClient
+    from reconciler.provider.client import AmbiguityResolver, ProviderClient
     from reconciler.provider.pager import Pager
     from reconciler.provider.sse import EventStream
 
@@ -45,9 +45,12 @@ class _Resource:
     def __init__(self, client: ProviderClient) -> None:
         self._client = client
 
-    async def create(self, body: JSON) -> JSON:
-        """Create one object (not idempotent: see ``AmbiguousWriteError``)."""
-        result: JSON = await self._client.request("POST", item_path(self.collection), json=body)
+    async def create(self, body: JSON, *, resolve: AmbiguityResolver | None = None) -> JSON:
+        """Create one object (not idempotent: see ``AmbiguousWriteError`` and ``resolve`` of
+        ``ProviderClient.request``)."""
+        result: JSON = await self._client.request(
+            "POST", item_path(self.collection), json=body, resolve=resolve
+        )
         return result
 
     async def retrieve(self, id: str) -> JSON:
@@ -55,9 +58,13 @@ class _Resource:
         result: JSON = await self._client.request("GET", item_path(self.collection, id))
         return result
 
-    async def update(self, id: str, body: JSON) -> JSON:
+    async def update(
+        self, id: str, body: JSON, *, resolve: AmbiguityResolver | None = None
+    ) -> JSON:
         """Update one object; the body holds only the fields to change."""
-        result: JSON = await self._client.request("POST", item_path(self.collection, id), json=body)
+        result: JSON = await self._client.request(
+            "POST", item_path(self.collection, id), json=body, resolve=resolve
+        )
         return result
 
     async def archive(self, id: str) -> JSON:
@@ -85,10 +92,12 @@ class Agents(_Resource):
         )
         return result
 
-    async def update(self, id: str, body: JSON) -> JSON:
+    async def update(
+        self, id: str, body: JSON, *, resolve: AmbiguityResolver | None = None
+    ) -> JSON:
         """Update an agent; a ``version`` in the body is an optimistic-concurrency precondition
         (409 ``ConflictError`` when stale) and makes the write non-idempotent."""
-        return await super().update(id, body)
+        return await super().update(id, body, resolve=resolve)
 
     def list(
         self,
@@ -140,10 +149,12 @@ class Credentials:
     def __init__(self, client: ProviderClient) -> None:
         self._client = client
 
-    async def create(self, vault_id: str, body: JSON) -> JSON:
+    async def create(
+        self, vault_id: str, body: JSON, *, resolve: AmbiguityResolver | None = None
+    ) -> JSON:
         """Create a credential in a vault (secrets are write-only)."""
         result: JSON = await self._client.request(
-            "POST", item_path("vaults", vault_id, "credentials"), json=body
+            "POST", item_path("vaults", vault_id, "credentials"), json=body, resolve=resolve
         )
         return result
 

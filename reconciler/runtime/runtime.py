@@ -157,13 +157,13 @@ class ManagedRuntime(AppliedLookups):
             return self
         async with self._opening:
             if self._client is None and self._owns_client:
-                from reconciler.provider import open_client  # the edge, built only when used
+                from reconciler.provider import connect_client  # the edge, built when used
 
                 kwargs = dict(self._client_kwargs)
                 kwargs.setdefault("timeout", DEFAULT_TIMEOUT_S)
                 stack = AsyncExitStack()
                 self._client = await stack.enter_async_context(
-                    open_client(self.provider_url, self.api_key, db_path=self.db_path, **kwargs)
+                    connect_client(self.provider_url, self.api_key, db_path=self.db_path, **kwargs)
                 )
                 self._exit_stack = stack
         return self
@@ -283,12 +283,7 @@ class ManagedRuntime(AppliedLookups):
                     f"{' and '.join(differences)} than this config describes; give the "
                     "config another env_name, archive that environment, or pass reuse=True "
                     "to use it as it is",
-                    status=exc.status,
-                    error_type=exc.error_type,
-                    error_code=exc.error_code,
-                    request_id=exc.request_id,
-                    method=exc.method,
-                    path=exc.path,
+                    **exc.details(),
                 ) from exc
         self.environment_id = str(env["id"])
         return self.environment_id

@@ -11,7 +11,7 @@ optional fault injection. It imports nothing from the rest of ``reconciler``.
     serve(host, port, db_path, faults)               blocking, for ``reconciler provider serve``
 
 Modules: ``app`` (assembly), ``store`` (SQLite), ``schemas``/``schemas_runtime`` (request
-bodies), ``shapes`` (server defaults), ``routes_*`` (one per resource family), ``sessions``
+bodies), ``defaults`` (server defaults), ``routes_*`` (one per resource family), ``sessions``
 (data plane and SSE), ``paging`` (cursors), ``cron`` (schedules), ``faults``, ``errors``
 (envelopes), ``openapi``, ``server``, ``context`` and ``ids``.
 """

@@ -14,11 +14,11 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from .context import Ctx, agent_reference, archive, created_filters, require
+from .defaults import AGENT_CONTENT_FIELDS, build_agent_fields, refuse_archived
 from .errors import bad_request, conflict, not_found
 from .ids import new_id, now_ts
 from .paging import decode_cursor, json_response, page_response
 from .schemas import AgentCreate, AgentUpdate
-from .shapes import AGENT_CONTENT_FIELDS, build_agent_fields, refuse_archived
 from .store import Store
 
 

@@ -21,12 +21,12 @@ from starlette.responses import Response
 
 from .context import Ctx, agent_reference, agent_snapshot, archive, created_filters, require
 from .cron import CronError, parse_cron
+from .defaults import check_metadata, none_if_empty, patch_metadata, refuse_archived
 from .errors import bad_request
 from .ids import format_ts, new_id, now_ts
 from .paging import decode_cursor, json_response, page_response
 from .routes_sessions import SNAPSHOT_FIELDS, check_vaults, open_session, usable_environment
 from .schemas_runtime import DeploymentCreate, DeploymentUpdate
-from .shapes import check_metadata, none_if_empty, patch_metadata, refuse_archived
 from .store import Store
 
 

@@ -15,11 +15,11 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from .context import Ctx, archive, require, save_if_changed
+from .defaults import build_env_config, check_metadata, patch_metadata, refuse_archived
 from .errors import conflict
 from .ids import new_id, now_ts
 from .paging import decode_cursor, json_response, page_response
 from .schemas import EnvironmentCreate, EnvironmentUpdate
-from .shapes import build_env_config, check_metadata, patch_metadata, refuse_archived
 from .store import Store
 
 

@@ -24,12 +24,8 @@ from .context import (
     require,
     save_if_changed,
 )
-from .errors import ApiError, bad_request, conflict
-from .ids import new_id, now_ts
-from .paging import decode_cursor, json_response, page_response
-from .schemas_runtime import EventsSend, SessionCreate, SessionUpdate
-from .sessions import run_events, stream_events
-from .shapes import (
+from .defaults import (
+    AGENT_CONTENT_FIELDS,
     check_mcp_wiring,
     check_metadata,
     none_if_empty,
@@ -39,20 +35,16 @@ from .shapes import (
     patch_metadata,
     refuse_archived,
 )
+from .errors import ApiError, bad_request, conflict
+from .ids import new_id, now_ts
+from .paging import decode_cursor, json_response, page_response
+from .schemas_runtime import EventsSend, SessionCreate, SessionUpdate
+from .sessions import run_events, stream_events
 from .store import Store
 
 Status = Literal["rescheduling", "running", "idle", "terminated"]
-SNAPSHOT_FIELDS = (
-    "name",
-    "description",
-    "system",
-    "model",
-    "tools",
-    "mcp_servers",
-    "skills",
-    "execution_identity",
-    "multiagent",
-)
+#: what a session copies of its agent: the agent's content, but not its metadata
+SNAPSHOT_FIELDS = tuple(f for f in AGENT_CONTENT_FIELDS if f != "metadata")
 
 
 def _servers(servers: list[dict[str, Any]] | None) -> list[dict[str, Any]]:

@@ -17,11 +17,11 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from .context import Ctx, require, save_if_changed
+from .defaults import check_metadata, patch_metadata, refuse_archived
 from .errors import bad_request, conflict, not_found
 from .ids import format_ts, new_id, now_ts, parse_ts
 from .paging import decode_cursor, json_response, page_response
 from .schemas import CredentialCreate, CredentialUpdate, VaultCreate, VaultUpdate
-from .shapes import check_metadata, patch_metadata, refuse_archived
 from .store import Record, Store
 
 MAX_CREDENTIALS = 20

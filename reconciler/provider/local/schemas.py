@@ -4,7 +4,7 @@ Pydantic models used only to validate what clients send (and to document it in O
 handlers read ``model_dump(exclude_unset=True)`` so that "omitted" and "sent as null" stay
 distinct, as update semantics need. Unknown fields are rejected (``extra="forbid"``); the
 official SDK sends only documented fields. Limits that FastAPI can check are declared here;
-cross-field and stateful rules live in ``shapes`` and the routes. Responses are plain dicts.
+cross-field and stateful rules live in ``defaults`` and the routes. Responses are plain dicts.
 """
 
 from __future__ import annotations

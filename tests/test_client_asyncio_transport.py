@@ -1,4 +1,4 @@
-"""The client's asyncio network backend (``reconciler.provider.netio``) over real sockets.
+"""The client's asyncio network backend (``provider.asyncio_transport``) over real sockets.
 
 Every test talks to a server on 127.0.0.1 (a port chosen by the OS): the local provider
 under uvicorn, or a small asyncio server where the test needs a server that misbehaves on
@@ -22,7 +22,7 @@ import trustme
 
 from reconciler.errors import ProviderConnectionError
 from reconciler.provider import ProviderClient
-from reconciler.provider.netio import AsyncioBackend, http_transport
+from reconciler.provider.asyncio_transport import AsyncioBackend, http_transport
 from reconciler.provider.wire import default_headers
 
 HEADERS = default_headers("test-key")

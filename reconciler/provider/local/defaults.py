@@ -1,7 +1,8 @@
-"""Response normalisation ("server defaults") and update merging for agents and environments.
+"""The server defaults: what the provider stores and returns given what a client sent.
 
-Pure functions over plain dicts: what the stored/returned object looks like given what a
-client sent. The defaults here are the contract in docs/architecture.md ("Server defaults"),
+Pure functions over plain dicts: response normalisation (the defaults of omitted fields),
+update merging, and the checks the provider makes on those fields while filling them in
+(metadata limits, MCP wiring, writes to archived objects) - one job, so not split. The defaults here are the contract in docs/architecture.md ("Server defaults"),
 which the engine's normaliser mirrors; change both together. Storage and HTTP live elsewhere.
 """
 
