@@ -6,6 +6,7 @@ Layer 4: imports only the standard library, pydantic and ``reconciler.errors``.
     lockfile.py   read_lockfile / write_lockfile: atomic, versioned, never overwrites garbage
     store.py      StateStore: the current lockfile of a run, committed after every action
     lock.py       ApplyLock / unlock: one apply per lockfile, with heartbeat and takeover
+    files.py      write_text_atomic: temp file, fsync, rename (manifests, plan files)
     digest.py     json_digest and fingerprint_secret (salted scrypt; never the value)
 
 Files beside the lockfile ``PATH`` (default ``state/reconciler.lock``): ``PATH.backup`` (the
@@ -23,6 +24,7 @@ from reconciler.state.digest import (
     json_digest,
     new_salt,
 )
+from reconciler.state.files import write_text_atomic
 from reconciler.state.lock import ApplyLock, LockInfo, lock_path, read_lock, unlock
 from reconciler.state.lockfile import (
     LockfileEncoder,
@@ -76,4 +78,5 @@ __all__ = [
     "unlock",
     "utc_timestamp",
     "write_lockfile",
+    "write_text_atomic",
 ]
