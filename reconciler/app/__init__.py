@@ -8,7 +8,6 @@ rendering, so a program (a CI job, a GitOps bot) can drive the reconciler withou
     plan.py       make_plan: load, refresh, build the plan
     planfile.py   save_plan / load_plan, the binding to the manifests, stale_actions
     apply.py      apply: execute a plan under the apply lock, every outcome recorded
-    journal.py    the apply's lockfile edits, written in groups (group commit)
     drift.py      drift: live state vs the lockfile and the manifests
     adopt.py      import ADDR ID: adopt one existing object
     unmanaged.py  import --all-unmanaged: manifests for what nothing owns, and adopt it
@@ -32,7 +31,6 @@ from reconciler.app.adopt import Adopted, ImportResult, import_resource
 from reconciler.app.apply import ApplyResult, apply
 from reconciler.app.drift import drift
 from reconciler.app.fmt import (
-    FormatError,
     FormatReport,
     dump_documents,
     format_paths,

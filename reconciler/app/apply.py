@@ -1,7 +1,7 @@
 """``apply``: converge the provider to the manifests (or carry out a saved plan).
 
 Holds the apply lock, executes the plan with the engine's executor, and commits every intent
-and outcome to the lockfile through the journal (``journal.py``). Nothing here prints.
+and outcome to the lockfile through the journal (``state.Journal``). Nothing here prints.
 """
 
 from __future__ import annotations
@@ -9,20 +9,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.app.journal import (
-    CREATE_TICKET,
-    GroupCommit,
-    RecordsFirst,
-    early_intents,
-    intent_edit,
-)
 from reconciler.app.plan import make_plan
 from reconciler.app.planfile import (
     check_plan_binding,
@@ -36,11 +29,12 @@ from reconciler.engine.desired import desired_resources
 from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
 from reconciler.engine.intents import leftover_intents
 from reconciler.engine.model import Action, Plan
-from reconciler.engine.record import record_intents, record_outcome
+from reconciler.engine.record import record_intent, record_intents, record_outcome
 from reconciler.manifest import load_manifests
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
     ApplyLock,
+    Journal,
     Lockfile,
     LockfileWriteError,
     StateStore,
@@ -112,7 +106,7 @@ async def apply(
     Holds the apply lock for the whole run; a create is sent only once its pending intent is
     on disk, and every outcome is committed to the lockfile as it arrives, so a crash at any
     point loses nothing the next run cannot find again. Commits are grouped
-    (``GroupCommit``): the intents of every create whose parent is known are written in one
+    (``state.Journal``): the intents of every create whose parent is known are written in one
     go before the first request, and outcomes that arrive together share one atomic write.
 
     Args:
@@ -180,7 +174,7 @@ async def apply(
             # so creates need not wait for the disk one by one (see ``early_intents``);
             # the same write forgets the intents no manifest claims any more.
             # The origin goes with the first write.
-            early = early_intents(plan, stale)
+            early = _early_intents(plan, stale)
             if early or leftover:
                 now = _now()
 
@@ -198,17 +192,11 @@ async def apply(
                 return ApplyResult(
                     plan, ApplyReport(outcomes=()), stale, store.lockfile, None, leftover
                 )
-            journal = GroupCommit(store, senders=parallelism, guard=lock.ensure_held)
+            journal = Journal(store, senders=parallelism, guard=lock.ensure_held)
             if store.lockfile.origin != origin:
                 journal.stage(set_origin)
-            announced: set[str] = set()
+            intents = _Intents(journal, early)
             finished: list[tuple[Outcome, str]] = []  # for the summary of a failed write
-
-            def intent(action: Action) -> None:
-                announced.add(action.address)
-                if action.address in early:
-                    return  # on disk already: nothing to wait for (the ticket stays 0)
-                CREATE_TICKET.set(journal.stage(intent_edit(action, _now())))
 
             def outcome(o: Outcome) -> None:
                 o, now = _refingerprint(o, secrets, salt), _now()
@@ -222,10 +210,10 @@ async def apply(
                     with _gc_frozen():
                         report = await apply_plan(
                             plan,
-                            RecordsFirst(ClientBackedProvider(client), journal),
+                            ClientBackedProvider(client),
                             resolve_secret=secrets,
                             parallelism=parallelism,
-                            on_intent=intent,
+                            journal=intents,
                             on_outcome=outcome,
                             on_start=on_start,
                             skip=stale,
@@ -233,7 +221,7 @@ async def apply(
                 finally:
                     # creates never sent (a dependency failed, or the run was stopped) leave
                     # no intent behind
-                    unsent = [a for a in early if a not in announced]
+                    unsent = [a for a in early if a not in intents.announced]
                     if unsent and journal.healthy:
                         journal.stage(lambda lf: lf.without_pending(*unsent))
                     await journal.close()
@@ -272,6 +260,52 @@ def _unrecorded(store: StateStore, finished: list[tuple[Outcome, str]]) -> str:
             "tags, updates by comparing with the live objects)"
         )
     return summary
+
+
+def _intent_edit(action: Action, now: str) -> Callable[[Lockfile], Lockfile]:
+    return lambda lf: record_intent(lf, action, now)
+
+
+def _early_intents(plan: Plan, skip: Mapping[str, str]) -> dict[str, Action]:
+    """The creates (and replaces) whose intent can be recorded before the apply starts.
+
+    An intent says "this address may have been created; look for it by its ownership tags".
+    Recording it early is as safe as recording it right before the request: the next run
+    resolves it by the same listing, and finds nothing if the request was never sent. What it
+    buys is one disk write for all of them, instead of one wait per create. A create whose
+    parent (a credential's vault) is created in this same run gets its intent when it is sent,
+    once the parent's id is known.
+    """
+    return {
+        a.address: a
+        for a in plan.actions
+        if a.type in ("create", "replace")
+        and a.address not in skip
+        and (a.parent is None or a.parent_id is not None)
+    }
+
+
+class _Intents:
+    """The executor's ``IntentJournal`` for one apply: a create's pending intent is durable
+    before ``intend`` returns, so before the create is sent.
+
+    Creates whose intent went into the first write (``_early_intents``) wait for nothing;
+    the others (a credential of a vault made in this run) commit theirs through the journal,
+    grouped with whatever else is staged. Updates, archives and deletes record no intent: one
+    whose outcome is lost in a crash is found again by the next run's refresh, by id.
+    """
+
+    def __init__(self, journal: Journal, early: Mapping[str, Action]) -> None:
+        self._journal = journal
+        self._early = early
+        #: every create the executor announced (the early ones never announced were not sent)
+        self.announced: set[str] = set()
+
+    async def intend(self, action: Action) -> None:
+        self.announced.add(action.address)
+        if action.address in self._early:
+            return  # on disk since the first write
+        await self._journal.commit(_intent_edit(action, _now()))
 
 
 def _needs_recording(plan: Plan) -> bool:

@@ -6,6 +6,8 @@ Layer 4: imports only the standard library, pydantic and ``reconciler.errors``.
     lockfile.py   read_lockfile / write_lockfile: atomic, versioned, never overwrites garbage
     store.py      StateStore: the current lockfile of a run, committed after every action
     lock.py       ApplyLock / unlock: one apply per lockfile, with heartbeat and takeover
+    backend.py    StateBackend: the one state interface (StateStore implements it)
+    journal.py    Journal: an apply's edits written in groups; commit() awaits durability
     files.py      write_text_atomic: temp file, fsync, rename (manifests, plan files)
     digest.py     json_digest and fingerprint_secret (salted scrypt; never the value)
 
@@ -17,6 +19,7 @@ file) and, only after a crash, ``PATH.tmp-*``. All but ``PATH`` belong in ``.git
 
 from __future__ import annotations
 
+from reconciler.state.backend import Edit, StateBackend
 from reconciler.state.digest import (
     canonical_json,
     fingerprint_matches,
@@ -25,6 +28,7 @@ from reconciler.state.digest import (
     new_salt,
 )
 from reconciler.state.files import write_text_atomic
+from reconciler.state.journal import Journal
 from reconciler.state.lock import ApplyLock, LockInfo, lock_path, read_lock, unlock
 from reconciler.state.lockfile import (
     LockfileEncoder,
@@ -52,12 +56,15 @@ from reconciler.state.store import StateStore
 __all__ = [
     "LOCKFILE_VERSION",
     "ApplyLock",
+    "Edit",
+    "Journal",
     "LockEntry",
     "LockInfo",
     "Lockfile",
     "LockfileEncoder",
     "LockfileWriteError",
     "PendingIntent",
+    "StateBackend",
     "StateStore",
     "backup_path",
     "canonical_json",

@@ -1,27 +1,24 @@
-"""The journal of one apply: its lockfile edits (intents, outcomes), written in groups.
+"""The journal of one apply: its state edits (intents, outcomes), written in groups.
 
-Today the executor's ``on_intent`` callback stages a create's intent and the provider writer
-(``RecordsFirst``) waits for it to be on disk before the request is sent.
+The rule "a create's intent is durable before the create is sent" is an awaited call:
+``await journal.commit(edit)`` returns once the edit is on disk. Outcomes are ``stage``d and
+written with whatever else is staged (group commit); nothing waits for them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Mapping
-from contextvars import ContextVar
-from typing import Any
+from collections.abc import Callable
 
-from reconciler.engine.model import Action, Plan
-from reconciler.engine.record import record_intent
-from reconciler.provider.adapter import ClientBackedProvider
-from reconciler.state import Lockfile, StateStore
+from reconciler.state.backend import Edit, StateBackend
+from reconciler.state.model import Lockfile
 
 #: the longest a finished action's outcome waits for company before it is written (seconds)
 _MOST_PATIENT = 0.25
 
 
-class GroupCommit:
+class Journal:
     """Lockfile edits of one apply, written in groups (group commit).
 
     A lockfile write is a whole-file atomic replace with two fsyncs: 5-20 ms, more for a large
@@ -29,8 +26,8 @@ class GroupCommit:
     whole apply behind the disk. Instead the callbacks stage their edit and return; a writer
     task applies every edit staged so far, in order, and writes the result once (in a worker
     thread, so requests keep flowing). ``stage`` returns a ticket and ``durable(ticket)``
-    waits until that edit is on disk: ``RecordsFirst`` calls it before a create, so the
-    create's pending intent is on disk before the request is sent.
+    waits until that edit is on disk; ``commit(edit)`` is both: the apply awaits it for a
+    create's pending intent before the create is sent.
     A failed write is raised by the next ``stage`` or ``durable`` and by ``close``.
 
     Every write rewrites the whole file (5 MB at 10,000 entries), so fewer, larger groups
@@ -41,7 +38,7 @@ class GroupCommit:
 
     def __init__(
         self,
-        store: StateStore,
+        store: StateBackend,
         *,
         senders: int = 1,
         linger: float = 0.005,
@@ -52,7 +49,7 @@ class GroupCommit:
         self._senders = max(1, senders)
         self._linger = linger
         self._all_waiting = asyncio.Event()
-        self._staged: list[Callable[[Lockfile], Lockfile]] = []
+        self._staged: list[Edit] = []
         self._staged_count = 0
         self._written_count = 0
         self._writer: asyncio.Task[None] | None = None
@@ -68,7 +65,7 @@ class GroupCommit:
         """No write has failed."""
         return self._error is None
 
-    def stage(self, edit: Callable[[Lockfile], Lockfile]) -> int:
+    def stage(self, edit: Edit) -> int:
         """Queue ``edit`` for the next write (raises the failure of an earlier write).
 
         Returns:
@@ -81,6 +78,14 @@ class GroupCommit:
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write_staged())
         return self._staged_count
+
+    async def commit(self, edit: Edit) -> None:
+        """Stage ``edit`` and return once it is on disk (with whatever else was staged).
+
+        Raises:
+            LockfileWriteError: this or an earlier write failed.
+        """
+        await self.durable(self.stage(edit))
 
     async def durable(self, ticket: int) -> None:
         """Wait until the edit of ``ticket`` (what ``stage`` returned; 0: none) is written."""
@@ -122,11 +127,11 @@ class GroupCommit:
         else:
             self._written_count = upto
 
-    def _take(self) -> tuple[list[Callable[[Lockfile], Lockfile]], int]:
+    def _take(self) -> tuple[list[Edit], int]:
         batch, self._staged = self._staged, []
         return batch, self._staged_count
 
-    def _commit_in_thread(self, edit: Callable[[Lockfile], Lockfile]) -> None:
+    def _commit_in_thread(self, edit: Edit) -> None:
         try:
             if self._guard is not None:
                 self._guard()
@@ -185,69 +190,10 @@ class GroupCommit:
         self._waiters = still
 
 
-def _chain(edits: list[Callable[[Lockfile], Lockfile]]) -> Callable[[Lockfile], Lockfile]:
+def _chain(edits: list[Edit]) -> Edit:
     def edit(lockfile: Lockfile) -> Lockfile:
         for one in edits:
             lockfile = one(lockfile)
         return lockfile
 
     return edit
-
-
-def intent_edit(action: Action, now: str) -> Callable[[Lockfile], Lockfile]:
-    return lambda lf: record_intent(lf, action, now)
-
-
-def early_intents(plan: Plan, skip: Mapping[str, str]) -> dict[str, Action]:
-    """The creates (and replaces) whose intent can be recorded before the apply starts.
-
-    An intent says "this address may have been created; look for it by its ownership tags".
-    Recording it early is as safe as recording it right before the request: the next run
-    resolves it by the same listing, and finds nothing if the request was never sent. What it
-    buys is one disk write for all of them, instead of one wait per create. A create whose
-    parent (a credential's vault) is created in this same run gets its intent when it is sent,
-    once the parent's id is known.
-    """
-    return {
-        a.address: a
-        for a in plan.actions
-        if a.type in ("create", "replace")
-        and a.address not in skip
-        and (a.parent is None or a.parent_id is not None)
-    }
-
-
-#: The ticket of the lockfile edit that must be on disk before this action's next write
-#: request: its pending intent. Set by the intent callback inside the action's own task.
-CREATE_TICKET: ContextVar[int] = ContextVar("reconciler_create_ticket", default=0)
-
-
-class RecordsFirst:
-    """The provider writer: a create (or a replace's removal) waits until its intent is on disk.
-
-    Other writes do not wait for the disk: an update, archive or delete whose outcome is lost
-    in a crash is found again by the next run's refresh, which compares live objects by id.
-    """
-
-    def __init__(self, inner: ClientBackedProvider, journal: GroupCommit) -> None:
-        self._inner = inner
-        self._journal = journal
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    async def create(self, kind: str, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
-        await self._journal.durable(CREATE_TICKET.get())
-        return await self._inner.create(kind, body, **kw)
-
-    async def update(self, kind: str, remote_id: str, body: dict[str, Any], **kw: Any) -> Any:
-        await self._journal.durable(CREATE_TICKET.get())
-        return await self._inner.update(kind, remote_id, body, **kw)
-
-    async def archive(self, kind: str, remote_id: str, **kw: Any) -> Any:
-        await self._journal.durable(CREATE_TICKET.get())
-        return await self._inner.archive(kind, remote_id, **kw)
-
-    async def delete(self, kind: str, remote_id: str, **kw: Any) -> None:
-        await self._journal.durable(CREATE_TICKET.get())
-        await self._inner.delete(kind, remote_id, **kw)
