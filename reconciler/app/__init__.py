@@ -6,7 +6,7 @@ rendering, so a program (a CI job, a GitOps bot) can drive the reconciler withou
     workspace.py  Settings (where things are), connect, observe, the apply lock, origins
     secrets.py    SecretSource: secret values read when needed, never stored
     plan.py       make_plan: load, refresh, build the plan
-    planfile.py   save_plan / load_plan, the binding to the manifests, stale_actions
+    planfile.py   save_plan / load_plan: a plan bound to the manifests it was made from
     apply.py      apply: execute a plan under the apply lock, every outcome recorded
     drift.py      drift: live state vs the lockfile and the manifests
     adopt.py      import ADDR ID: adopt one existing object
@@ -38,13 +38,14 @@ from reconciler.app.fmt import (
     manifest_files,
 )
 from reconciler.app.plan import PlanResult, make_plan
-from reconciler.app.planfile import load_plan, save_plan, stale_actions
+from reconciler.app.planfile import load_plan, save_plan
 from reconciler.app.unmanaged import UnmanagedImport, import_unmanaged
 from reconciler.app.workspace import DEFAULT_DB, Settings, connect, observe
 from reconciler.engine.derive import KIND_FILES, Skipped
 from reconciler.engine.drift import Unmanaged
 from reconciler.engine.executor import ApplyReport, Outcome
 from reconciler.engine.model import CHANGE_TYPES, Action, Plan
+from reconciler.engine.staleness import stale_actions
 from reconciler.manifest import ManifestSet, load_manifests, manifest_json_schema
 from reconciler.manifest.files import IGNORE_FILE
 from reconciler.runtime import ManagedRuntime

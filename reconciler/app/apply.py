@@ -21,7 +21,6 @@ from reconciler.app.planfile import (
     check_plan_binding,
     check_plan_origin,
     read_plan_file,
-    stale_actions,
 )
 from reconciler.app.secrets import SecretSource
 from reconciler.app.workspace import Settings, check_origin, connect, observe
@@ -30,6 +29,7 @@ from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
 from reconciler.engine.intents import leftover_intents
 from reconciler.engine.model import Action, Plan
 from reconciler.engine.record import record_intent, record_intents, record_outcome
+from reconciler.engine.staleness import stale_actions
 from reconciler.manifest import load_manifests
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (

@@ -1,13 +1,13 @@
-"""Saved plans (``plan --out``, ``apply PLANFILE``): write, read, check binding and staleness.
+"""Saved plans (``plan --out``, ``apply PLANFILE``): bind them to the manifests, check them.
 
-A plan file holds no secret value: it is bound to the manifests it was made from by a digest
+The file format is ``state/planfile.py``'s; this module adds what a plan means. A plan file
+holds no secret value: it is bound to the manifests it was made from by a digest
 of them and of their secrets' salted fingerprints, and ``apply`` refuses it when either the
-file or the manifests changed, or when a resource it touches changed since.
+file or the manifests changed, or when a resource it touches changed since (``engine.staleness``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,10 +15,7 @@ from typing import Any
 from reconciler.app.secrets import SecretSource
 from reconciler.app.workspace import Settings
 from reconciler.engine.model import Plan
-from reconciler.engine.ownership import claimed_address, not_ours
-from reconciler.engine.refresh import Observed
 from reconciler.errors import PlanError
-from reconciler.kinds import owned_address
 from reconciler.manifest import ManifestSet
 from reconciler.manifest.files import MAX_PLAN_BYTES, FileRefused, read_limited
 from reconciler.state import (
@@ -26,10 +23,8 @@ from reconciler.state import (
     fingerprint_secret,
     json_digest,
     new_salt,
-    write_text_atomic,
 )
-
-PLAN_FILE_KIND = "reconciler-plan"
+from reconciler.state.planfile import decode_plan_file, write_plan_file
 
 
 def manifests_digest(manifests: ManifestSet, secrets: SecretSource, salt: str) -> str:
@@ -72,16 +67,16 @@ def save_plan(
     (``manifests_digest``, under a fresh salt kept in the file), and ``apply`` refuses the
     file when either no longer matches (``check_plan_binding``).
     """
-    data: dict[str, Any] = {"kind": PLAN_FILE_KIND, "plan": plan.model_dump(mode="json")}
+    data = plan.model_dump(mode="json")
+    binding = None
     if manifests is not None:
         salt = new_salt()
-        data["binding"] = {
+        binding = {
             "salt": salt,
             "manifests": manifests_digest(manifests, SecretSource(manifests), salt),
-            "plan": json_digest(data["plan"]),
+            "plan": json_digest(data),
         }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    write_plan_file(path, data, binding)
 
 
 def load_plan(path: Path) -> Plan:
@@ -96,17 +91,14 @@ def load_plan(path: Path) -> Plan:
 def read_plan_file(path: Path) -> tuple[Plan, dict[str, Any]]:
     """The saved plan and its ``binding`` (``{}`` when the file has none)."""
     try:
-        data = json.loads(read_limited(path, MAX_PLAN_BYTES).decode("utf-8"))
+        raw = read_limited(path, MAX_PLAN_BYTES)
     except FileNotFoundError:
         raise PlanError(f"{path}: no such plan file") from None
     except FileRefused as err:
         raise PlanError(f"{path}: not a saved plan (it {err.reason})") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except OSError as err:
         raise PlanError(f"{path}: not a saved plan ({err})") from None
-    except RecursionError:
-        raise PlanError(f"{path}: not a saved plan (JSON nested too deeply)") from None
-    if not isinstance(data, dict) or data.get("kind") != PLAN_FILE_KIND:
-        raise PlanError(f"{path}: not a saved plan (write one with `reconciler plan --out`)")
+    data = decode_plan_file(path, raw)
     binding = data.get("binding")
     try:
         plan = Plan.model_validate(data["plan"])
@@ -150,46 +142,6 @@ def check_plan_binding(
             f"{path}: the manifests (or a secret they name) changed since this plan was made, "
             f"so it no longer shows what they describe; {again}"
         )
-
-
-def stale_actions(plan: Plan, observed: Observed) -> dict[str, str]:
-    """Actions of a saved plan whose resource changed since the plan was made.
-
-    Returns:
-        address -> a sentence saying what changed.
-    """
-    stale: dict[str, str] = {}
-    for a in plan.actions:
-        if a.type == "create":
-            for obj in observed.all(a.kind):
-                if not obj.get("archived_at") and owned_address(obj, plan.project) == a.address:
-                    stale[a.address] = f"{a.address} was created ({obj['id']}) since the plan"
-                    break
-            continue
-        live = observed.index(a.kind).get(a.remote_id)
-        if live is None:
-            stale[a.address] = f"{a.address} ({a.remote_id}) no longer exists"
-            continue
-        marker: str | None
-        if a.kind == "agent":
-            marker, what = str(live.get("version")), "version"
-        else:
-            marker, what = live.get("updated_at"), "updated_at"
-        if a.live_marker is not None and marker != a.live_marker:
-            stale[a.address] = (
-                f"{a.address} changed since the plan ({what} {a.live_marker} -> {marker})"
-            )
-        elif live.get("archived_at") and a.type != "noop":
-            stale[a.address] = f"{a.address} was archived since the plan"
-        elif a.type != "noop":
-            # the plan may predate a change of hands (or a tool that checked no tags)
-            owner = not_ours(a.kind, live, plan.project, claimed_address(a.address))
-            if owner is not None:
-                stale[a.address] = (
-                    f"{a.address} ({a.remote_id}) belongs to {owner}; nothing changes or "
-                    "archives it"
-                )
-    return stale
 
 
 def check_plan_origin(plan: Plan, settings: Settings, lockfile: Lockfile) -> None:

@@ -8,6 +8,7 @@ Layer 4: imports only the standard library, pydantic and ``reconciler.errors``.
     lock.py       ApplyLock / unlock: one apply per lockfile, with heartbeat and takeover
     backend.py    StateBackend: the one state interface (StateStore implements it)
     journal.py    Journal: an apply's edits written in groups; commit() awaits durability
+    planfile.py   write_plan_file / decode_plan_file: the plan file's JSON envelope
     files.py      write_text_atomic: temp file, fsync, rename (manifests, plan files)
     digest.py     json_digest and fingerprint_secret (salted scrypt; never the value)
 
@@ -51,10 +52,12 @@ from reconciler.state.model import (
     show_entry,
     utc_timestamp,
 )
+from reconciler.state.planfile import PLAN_FILE_KIND, decode_plan_file, write_plan_file
 from reconciler.state.store import StateStore
 
 __all__ = [
     "LOCKFILE_VERSION",
+    "PLAN_FILE_KIND",
     "ApplyLock",
     "Edit",
     "Journal",
@@ -70,6 +73,7 @@ __all__ = [
     "canonical_json",
     "check_address",
     "check_project",
+    "decode_plan_file",
     "fingerprint_matches",
     "fingerprint_secret",
     "json_digest",
@@ -85,5 +89,6 @@ __all__ = [
     "unlock",
     "utc_timestamp",
     "write_lockfile",
+    "write_plan_file",
     "write_text_atomic",
 ]
