@@ -42,9 +42,9 @@ class Logged(ClientBackedProvider):
         super().__init__(client)
         self.log = log
 
-    async def create(self, kind: str, body: dict[str, Any], *, parent_id: str | None = None) -> Any:
+    async def create(self, kind: Any, body: dict[str, Any], **kw: Any) -> Any:
         self.log.append(f"create {body['name']}")
-        return await super().create(kind, body, parent_id=parent_id)
+        return await super().create(kind, body, **kw)
 
 
 class SlowJournal:

@@ -46,6 +46,7 @@ from reconciler.engine.drift import Unmanaged
 from reconciler.engine.executor import ApplyReport, Outcome
 from reconciler.engine.model import CHANGE_TYPES, Action, Plan
 from reconciler.engine.staleness import stale_actions
+from reconciler.errors import FormatError
 from reconciler.manifest import ManifestSet, load_manifests, manifest_json_schema
 from reconciler.manifest.files import IGNORE_FILE
 from reconciler.runtime import ManagedRuntime
