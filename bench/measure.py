@@ -2,7 +2,7 @@
 
 Each function runs one step against a provider placement of ``provider.py`` and returns what
 the table needs (seconds, requests as the provider counted them). Our side is driven through
-the library API (``reconciler.operations``), exactly what ``reconciler plan`` / ``apply`` run
+the library API (``reconciler.app``), exactly what ``reconciler plan`` / ``apply`` run
 minus rendering; the SDK side through the official ``anthropic`` SDK (2.10.0).
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.provider import ChildProcess, InProcess
 from bench.workload import PROJECT, Workload, sdk_bodies
-from reconciler.operations import Settings, apply, make_plan
+from reconciler.app import Settings, apply, make_plan
 
 Provider = InProcess | ChildProcess
 

@@ -176,7 +176,7 @@ def bench_plan_memory(trees: dict[str, Path], agents: int, repeat: int, tmp: Pat
 
 def bench_documented(trees: dict[str, Path], agents: int, tmp: Path) -> None:
     """Through the library API, in this process (the client is what differs)."""
-    from reconciler.operations import Settings, apply
+    from reconciler.app import Settings, apply
     from reconciler.provider import RateLimits
     from reconciler.provider.wire import DOCUMENTED_RATE_LIMITS
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reconciler.operations import Settings, apply
+from reconciler.app import Settings, apply
 from reconciler.provider import StreamingASGITransport
 from reconciler.provider.local import create_app
 

@@ -318,8 +318,8 @@ def test_drift_refreshes_like_plan_and_fetches_versions_only_of_changed_agents(
     """Fast: the plan's one list per kind, plus one version history per changed agent."""
     import asyncio
 
-    from reconciler import gitops
-    from reconciler.operations import Settings, make_plan
+    from reconciler import app as gitops
+    from reconciler.app import Settings, make_plan
     from reconciler.provider import embedded_client
 
     async def requests() -> tuple[int, int]:

@@ -6,9 +6,10 @@ from __future__ import annotations
 def test_format_and_run_errors_are_in_the_error_tree_with_their_exit_codes() -> None:
     """Issue 13.7: both lived beside the tree of ``errors.py``; the CLI's one handler and
     library users catch them as ``ReconcilerError`` and read ``exit_code`` on the class."""
-    from reconciler import errors, session_target
+    from reconciler import errors
+    from reconciler.app import FormatError
+    from reconciler.app import session as session_target
     from reconciler.cli.failures import exit_code_of
-    from reconciler.gitops import FormatError
 
     assert FormatError is errors.FormatError
     assert session_target.RunError is errors.RunError

@@ -15,9 +15,7 @@ LEVELS = {
     "cli": 1,
     "launch": 0,
     "render": 2,
-    "operations": 2,
-    "gitops": 2,
-    "session_target": 2,
+    "app": 2,
     "engine": 3,
     "runtime": 3,
     "manifest": 4,
@@ -43,6 +41,26 @@ ENGINE_FORBIDDEN = {
 }
 
 
+#: what the command line may import: the application layer, the renderers, the error tree
+#: (its one handler maps errors to exit codes), the vocabulary beneath every layer (default
+#: paths), and the local provider for ``provider serve`` (which runs it as a server, not as
+#: a library)
+CLI_MAY_IMPORT = (
+    "reconciler.cli",
+    "reconciler.app",
+    "reconciler.render",
+    "reconciler.errors",
+    "reconciler.kinds",
+)
+CLI_SERVES = "reconciler.provider.local"
+#: third-party libraries confined to the modules (path prefixes) that own them
+CONFINED = {
+    "httpx": ("provider/",),
+    "yaml": ("manifest/",),
+    "ruamel": ("manifest/", "app/fmt.py"),
+}
+
+
 def _modules() -> list[Path]:
     return sorted(p for p in ROOT.rglob("*.py"))
 
@@ -52,17 +70,28 @@ def _package(path: Path) -> str:
     return rel.parts[0].removesuffix(".py")
 
 
+def _absolute(path: Path, module: str | None, level: int) -> str:
+    """The absolute name of a relative import (``from .x import y`` in ``reconciler/a/b.py``)."""
+    # the package holding the module (for ``__init__.py``: the package itself)
+    parts = ["reconciler", *path.relative_to(ROOT).with_suffix("").parts][:-1]
+    base = parts[: len(parts) - (level - 1)]
+    return ".".join([*base, module] if module else base)
+
+
 def _imports(path: Path) -> list[tuple[str, int]]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     out: list[tuple[str, int]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             out.extend((a.name, node.lineno) for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            out.append((node.module, node.lineno))
+        elif isinstance(node, ast.ImportFrom):
+            module = _absolute(path, node.module, node.level) if node.level else node.module
+            if not module:
+                continue
+            out.append((module, node.lineno))
             # "from reconciler import engine" imports a package too
-            if node.module == "reconciler":
-                out.extend((f"reconciler.{a.name}", node.lineno) for a in node.names)
+            if module.count(".") < 2 and module.startswith("reconciler"):
+                out.extend((f"{module}.{a.name}", node.lineno) for a in node.names)
     return out
 
 
@@ -78,6 +107,12 @@ def test_module_respects_layers(path: Path) -> None:
             assert rel == "engine/diff.py", f"{where}: only engine/diff.py may use deepdiff"
         if pkg == "engine":
             assert top not in ENGINE_FORBIDDEN, f"{where}: the engine does no I/O"
+        if top in CONFINED:
+            assert rel.startswith(CONFINED[top]), f"{where}: only {CONFINED[top]} may use {top}"
+        if pkg == "cli" and top == "reconciler" and name != "reconciler":
+            assert name.startswith(CLI_MAY_IMPORT) or name.startswith(CLI_SERVES), (
+                f"{where}: the command line imports only {CLI_MAY_IMPORT}"
+            )
         if top != "reconciler" or name == "reconciler":
             continue
         target = name.split(".")[1]
@@ -109,3 +144,24 @@ def test_engine_never_opens_files() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 assert node.func.id != "open", f"{path}:{node.lineno}: the engine opens a file"
+
+
+def test_relative_imports_are_checked() -> None:
+    """``from . import x`` and ``from ..engine import y`` resolve to absolute names."""
+    path = ROOT / "app" / "plan.py"
+    assert _absolute(path, "workspace", 1) == "reconciler.app.workspace"
+    assert _absolute(path, "engine.model", 2) == "reconciler.engine.model"
+    assert _absolute(ROOT / "app" / "__init__.py", "plan", 1) == "reconciler.app.plan"
+
+
+def test_no_private_name_crosses_a_module() -> None:
+    """``from reconciler.x import _private`` is a seam nobody declared."""
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("reconciler"):
+                private = [
+                    a.name
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.endswith("__")
+                ]
+                assert not private, f"{path}:{node.lineno} imports private {private}"

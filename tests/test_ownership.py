@@ -448,10 +448,10 @@ def test_an_untagged_object_in_the_lockfile_is_owned_by_nobody() -> None:
 
 def test_a_saved_plan_never_archives_what_is_no_longer_ours() -> None:
     """A plan saved before the object changed hands (or by a tool that checked no tags)."""
+    from reconciler.app import stale_actions
     from reconciler.engine.model import Archive, Plan
     from reconciler.engine.refresh import Observed
     from reconciler.kinds import tags as ownership_tags
-    from reconciler.operations import stale_actions
 
     archive = Archive(
         address="vault.keys", kind="vault", remote_id="vlt_5", reason="removed", live_marker=NOW

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.app import Settings, apply, make_plan
 from reconciler.engine.model import Plan
-from reconciler.operations import Settings, apply, make_plan
 
 BASE = """
 kind: Environment

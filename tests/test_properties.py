@@ -29,9 +29,9 @@ import yaml
 from hypothesis import HealthCheck, Phase, example, given, note, settings
 from hypothesis import strategies as st
 
+from reconciler.app import Settings, apply, load_plan, make_plan
 from reconciler.errors import LockfileError, ManifestError, PlanError
 from reconciler.manifest import ManifestSet, load_manifests
-from reconciler.operations import Settings, apply, load_plan, make_plan
 from reconciler.state import read_lockfile
 
 MODELS = ["claude-sonnet-4-6", "claude-opus-4-6", "claude-haiku-4-5"]

@@ -221,7 +221,7 @@ async def test_under_the_documented_limits_few_requests_meet_a_429(tmp_path: Pat
     429 (a count, not a timing: the provider's one second of burst absorbs jitter)."""
     import os
 
-    from reconciler.operations import Settings, apply
+    from reconciler.app import Settings, apply
     from reconciler.provider import RateLimits
     from reconciler.provider.local import DOCUMENTED_LIMITS, FaultConfig
     from reconciler.provider.wire import DOCUMENTED_RATE_LIMITS
@@ -321,7 +321,7 @@ def test_latency_spikes(zygote: Zygote, tmp_path: Path) -> None:
 async def test_latency_spikes_beyond_the_client_timeout_are_lost_answers(tmp_path: Path) -> None:
     """With a 0.4 s client timeout, a 1 s spike after the provider answered is a lost answer
     (the write happened, the client timed out): the library API must still converge."""
-    from reconciler.operations import Settings, apply, make_plan
+    from reconciler.app import Settings, apply, make_plan
 
     work = tmp_path / "work"
     fleet = write_fleet(work / "manifests", agents=30, environments=4, credentials=3, deployments=4)

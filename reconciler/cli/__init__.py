@@ -1,4 +1,4 @@
-"""Layer 1: the ``reconciler`` command line, a thin click shell over ``reconciler.operations``.
+"""Layer 1: the ``reconciler`` command line, a thin click shell over ``reconciler.app``.
 
 Each command parses its flags, calls the library, renders the result and sets the exit code;
 nothing here decides what should change. Errors are told by one handler
@@ -28,10 +28,10 @@ from pathlib import Path
 import click
 
 import reconciler
+from reconciler.app import DEFAULT_DB, Settings
 from reconciler.cli.app import App
 from reconciler.cli.failures import ReconcilingGroup
 from reconciler.kinds import DEFAULT_LOCKFILE, DEFAULT_MANIFESTS
-from reconciler.operations import DEFAULT_DB, Settings
 
 #: Modules of this package whose ``register(group)`` adds commands, in ``--help`` order.
 COMMAND_MODULES: tuple[str, ...] = ("planning", "state", "schema", "provider", "run")

@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 import click
 
+from reconciler.app import Settings
 from reconciler.cli.failures import Terminated
-from reconciler.operations import Settings
 from reconciler.render import FORMATS
 
 T = TypeVar("T")

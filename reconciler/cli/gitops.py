@@ -15,11 +15,11 @@ from pathlib import Path
 
 import click
 
-from reconciler import gitops
+from reconciler import app as usecases
+from reconciler.app import KIND_FILES, Skipped
 from reconciler.cli import failures, terminal
 from reconciler.cli.app import App, format_option, full_option, pass_app
 from reconciler.cli.planning import warn_if_empty
-from reconciler.engine.derive import KIND_FILES, Skipped
 from reconciler.errors import ManifestError
 from reconciler.render import render_drift
 
@@ -102,7 +102,7 @@ def drift(ctx: click.Context, app: App, fmt_: str, full: bool, ignore_unmanaged:
     Exit 0 when there is no drift, 2 when there is, 1 on error.
     """
     with terminal.status("Refreshing..."):
-        report = app.run(gitops.drift(app.settings, ignore_unmanaged=ignore_unmanaged))
+        report = app.run(usecases.drift(app.settings, ignore_unmanaged=ignore_unmanaged))
     warn_if_empty(app.settings.manifests)
     for warning in report.warnings:
         click.echo(f"Warning: {warning}.", err=True)
@@ -181,7 +181,7 @@ def import_command(
             "or --all-unmanaged --out DIR"
         )
     with terminal.status("Importing..."):
-        result = app.run(gitops.import_resource(app.settings, address, remote_id, force=force))
+        result = app.run(usecases.import_resource(app.settings, address, remote_id, force=force))
     if result.already:
         click.echo(f"{address} is already recorded as {remote_id}; nothing to do.")
         return
@@ -194,7 +194,7 @@ def import_command(
         click.echo(f"Warning: {warning}", err=True)
 
 
-def _adopted_line(verb: str, adopted: gitops.Adopted) -> str:
+def _adopted_line(verb: str, adopted: usecases.Adopted) -> str:
     what = "tagged with the ownership metadata" if adopted.tagged else "already tagged"
     if adopted.kind == "agent" and adopted.version is not None:
         what += f", now version {adopted.version}" if adopted.tagged else ""
@@ -203,7 +203,7 @@ def _adopted_line(verb: str, adopted: gitops.Adopted) -> str:
 
 def _import_all(app: App, out: Path) -> None:
     with terminal.status("Importing..."):
-        result = app.run(gitops.import_unmanaged(app.settings, out))
+        result = app.run(usecases.import_unmanaged(app.settings, out))
     if not result.documents:
         click.echo("Nothing to import: no live resource is unmanaged.")
         _skipped(result.skipped)
@@ -279,7 +279,7 @@ def fmt(ctx: click.Context, app: App, paths: tuple[Path, ...], check: bool) -> N
     Prints the files it changed (with --check: that it would change). Exit 0, or 1 when
     --check finds unformatted files or a file cannot be formatted.
     """
-    report = gitops.format_paths(list(paths) or [app.settings.manifests], check=check)
+    report = usecases.format_paths(list(paths) or [app.settings.manifests], check=check)
     for path in report.changed:
         click.echo(f"would reformat {path}" if check else f"reformatted {path}")
     for path, why in report.refused.items():

@@ -1,4 +1,4 @@
-"""``validate``, ``plan`` and ``apply``: parse flags, call ``reconciler.operations``, render.
+"""``validate``, ``plan`` and ``apply``: parse flags, call ``reconciler.app``, render.
 
 The plan is rendered by ``reconciler.render``; the apply summary by ``render_apply_summary``.
 Progress (a spinner while refreshing, a bar while applying) goes to stderr on a terminal
@@ -14,14 +14,20 @@ from urllib.parse import urlsplit
 
 import click
 
-from reconciler import operations
+from reconciler import app as usecases
+from reconciler.app import (
+    CHANGE_TYPES,
+    IGNORE_FILE,
+    Action,
+    ApplyReport,
+    ManifestSet,
+    Outcome,
+    Plan,
+    load_manifests,
+)
 from reconciler.cli import terminal
 from reconciler.cli.app import App, format_option, full_option, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, fail, interrupt_exit
-from reconciler.engine.executor import ApplyReport, Outcome
-from reconciler.engine.model import CHANGE_TYPES, Action, Plan
-from reconciler.manifest import ManifestSet, load_manifests
-from reconciler.manifest.files import IGNORE_FILE
 from reconciler.render import render_apply_summary, render_plan
 from reconciler.render.values import printable
 
@@ -169,7 +175,7 @@ def plan(
     """
     with terminal.status(_refreshing(app)):
         result = app.run(
-            operations.make_plan(
+            usecases.make_plan(
                 app.settings,
                 prune=prune,
                 targets=targets,
@@ -185,7 +191,7 @@ def plan(
         nl=False,
     )
     if out is not None:
-        operations.save_plan(the_plan, out, manifests=result.manifests)
+        usecases.save_plan(the_plan, out, manifests=result.manifests)
         click.echo(f"Saved the plan to {out}; apply it with `reconciler apply {out}`", err=True)
     if detailed_exitcode and (the_plan.has_changes or the_plan.has_lockfile_changes):
         ctx.exit(EXIT_CHANGES)
@@ -251,7 +257,7 @@ def apply(
     session.spinner.start()
     try:
         result = app.run(
-            operations.apply(
+            usecases.apply(
                 app.settings,
                 plan_file=planfile,
                 prune=prune,
@@ -357,7 +363,7 @@ def _warn_twins(the_plan: Plan) -> None:
     )
 
 
-def _stopped(app: App, result: operations.ApplyResult) -> None:
+def _stopped(app: App, result: usecases.ApplyResult) -> None:
     """The apply stopped early because the provider is down: one sentence, exit 1."""
     report = result.report
     where = app.settings.provider_url or f"the embedded local provider ({app.settings.db_path})"
@@ -371,7 +377,7 @@ def _stopped(app: App, result: operations.ApplyResult) -> None:
     )
 
 
-def _forgotten(result: operations.ApplyResult) -> None:
+def _forgotten(result: usecases.ApplyResult) -> None:
     forgotten = result.forgotten_intents
     if not forgotten:
         return
@@ -384,7 +390,7 @@ def _forgotten(result: operations.ApplyResult) -> None:
         click.echo(f"  {printable(address)}: {printable(what)}")
 
 
-def _report(result: operations.ApplyResult, planfile: Path | None) -> int:
+def _report(result: usecases.ApplyResult, planfile: Path | None) -> int:
     """Print the end of an apply; return its exit code."""
     report = result.report
     conflicts = result.plan.conflicts

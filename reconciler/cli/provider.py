@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
+from reconciler.app import DEFAULT_DB
 from reconciler.cli.failures import fail
-from reconciler.operations import DEFAULT_DB
 
 
 def register(group: click.Group) -> None:

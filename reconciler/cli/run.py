@@ -26,15 +26,13 @@ from typing import Any
 
 import click
 
+from reconciler.app import ManagedRuntime, Settings, connect, load_manifests
+from reconciler.app.session import SessionTarget, address_of_id, resolve_session_target
+from reconciler.app.state import Lockfile, read_project_lockfile
 from reconciler.cli.app import App, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, silence_stdout
 from reconciler.errors import PlanError
-from reconciler.manifest import load_manifests
-from reconciler.operations import Settings, connect
 from reconciler.render import should_color
-from reconciler.runtime import ManagedRuntime
-from reconciler.session_target import SessionTarget, address_of_id, resolve_session_target
-from reconciler.state import Lockfile, read_project_lockfile
 
 JSON = dict[str, Any]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.manifest import manifest_json_schema
+from reconciler.app import manifest_json_schema
 
 
 def register(group: click.Group) -> None:

@@ -11,9 +11,7 @@ import json
 
 import click
 
-from reconciler.cli.app import App, pass_app
-from reconciler.errors import LockfileError
-from reconciler.state import (
+from reconciler.app.state import (
     ApplyLock,
     StateStore,
     list_entries,
@@ -21,6 +19,8 @@ from reconciler.state import (
     show_entry,
     unlock,
 )
+from reconciler.cli.app import App, pass_app
+from reconciler.errors import LockfileError
 
 
 def register(group: click.Group) -> None:

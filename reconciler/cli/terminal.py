@@ -23,8 +23,7 @@ if TYPE_CHECKING:  # rich loads when something is drawn, not by validate/fmt/sch
     from rich.console import Console
     from rich.progress import Progress
 
-    from reconciler.engine.executor import Outcome
-    from reconciler.engine.model import Action
+    from reconciler.app import Action, Outcome
 
 #: Width of rendered plans when stdout is not a terminal: fixed, so output is byte-stable.
 PIPE_WIDTH = 100
@@ -116,7 +115,7 @@ class Spinner:
 class ApplyProgress:
     """A progress bar of an apply on stderr (done/total and the current action).
 
-    Fed by ``operations.apply``'s ``on_start`` and ``on_outcome`` callbacks. On a terminal it
+    Fed by ``reconciler.app.apply``'s ``on_start`` and ``on_outcome`` callbacks. On a terminal it
     also prints one line per finished action above the bar; when stderr is not a terminal
     every method does nothing.
     """
@@ -195,7 +194,7 @@ class PromptInterrupted(Exception):
 def _ctrl_c_interrupts() -> Iterator[list[bool]]:
     """Make one Ctrl-C interrupt a blocking read at once, and say whether it did.
 
-    The question is asked from inside the event loop (``operations.apply`` calls back), where
+    The question is asked from inside the event loop (``reconciler.app.apply`` calls back), where
     asyncio's own SIGINT handler only cancels the main task, which a blocking read never
     notices: the first Ctrl-C did nothing. The default handler raises in the read instead.
     """

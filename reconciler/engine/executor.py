@@ -13,7 +13,8 @@ never touches the filesystem. Its jobs:
   up by their ownership metadata and adopted before any resend, so a create never makes a
   twin; agent updates carry the live version and a 409 never overwrites a concurrent edit;
 - every outcome is reported through ``on_outcome`` at once (the caller commits the lockfile),
-  every create is announced through ``on_intent`` before it is sent.
+  every create is announced through ``on_intent`` and sent only once ``journal.intend``
+  (awaited) says its intent is durable.
 
 An exception raised by a callback aborts the apply (in-flight actions are cancelled, the
 exception propagates): a lockfile that cannot be written must stop the work it records.
@@ -41,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 from reconciler.engine.breaker import CircuitBreaker
-from reconciler.engine.interface import ProviderWriter, SecretResolver
+from reconciler.engine.interface import IntentJournal, ProviderWriter, SecretResolver
 from reconciler.engine.model import (
     Action,
     Archive,
@@ -85,6 +86,7 @@ async def apply_plan(
     on_start: Callable[[Action], None] | None = None,
     skip: Mapping[str, str] | None = None,
     unreachable_after: int = 3,
+    journal: IntentJournal | None = None,
 ) -> ApplyReport:
     """Run every action of ``plan``, dependencies first, independents concurrently.
 
@@ -94,13 +96,16 @@ async def apply_plan(
         resolve_secret: ``(address, path) -> value`` for ``{"$secret": path}`` placeholders.
         parallelism: most actions sending requests at once.
         on_intent: called before a create (or replace) is sent, with the action whose
-            ``parent_id`` is resolved; record a pending intent.
+            ``parent_id`` is resolved (synchronous: for callers that record it themselves).
         on_outcome: called once per action, as soon as it finished; commit the lockfile.
         on_start: called when an action starts sending (not for no-ops or skipped ones).
         skip: address -> reason: refuse these actions (a stale saved plan); they fail with
             that reason and their dependents are not attempted.
         unreachable_after: actions in a row that could not reach the provider after which
             no new action starts (the circuit breaker, see ``breaker``).
+        journal: awaited before a create (or replace) is sent, with the same action as
+            ``on_intent``; the request goes out once ``journal.intend`` returned (the intent
+            is durable).
 
     Returns:
         The report: one ``Outcome`` per action, sorted by address.
@@ -113,6 +118,7 @@ async def apply_plan(
         raise ValueError(f"parallelism must be at least 1, got {parallelism}")
     callbacks = (on_intent, on_outcome, on_start)
     run = _Run(plan, writer, resolve_secret, parallelism, *callbacks, dict(skip or {}))
+    run.journal = journal
     run.breaker = CircuitBreaker(max(1, unreachable_after))
     return await run.execute()
 
@@ -167,6 +173,7 @@ class _Run:
     #: address -> the address whose failure kept it from running (itself if it ran)
     root_failure: dict[str, str] = field(default_factory=dict)
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    journal: IntentJournal | None = None
 
     # -- schedule --------------------------------------------------------------------------
 
@@ -255,6 +262,18 @@ class _Run:
                 return _failed(action, f"not attempted: depends on {dep}, {why}")
         return None
 
+    async def _intend(self, action: Action) -> None:
+        """Announce a create and wait until its intent is durable (``IntentJournal``)."""
+        self._notify(self.on_intent, action)
+        if self.journal is None:
+            return
+        try:
+            await self.journal.intend(action)
+        except ApplyStopped:
+            raise
+        except Exception as e:  # the intent is not on disk: nothing may be sent
+            raise _CallbackFailed() from e
+
     def _notify(self, callback: Callable[[Any], None] | None, arg: Any) -> None:
         if callback is None:
             return
@@ -304,7 +323,7 @@ class _Run:
     async def _create(self, action: Create, ctx: _Resolved) -> Outcome:
         parent_id = self._parent_id(action)
         body = self._with_ownership(self._resolve(action.body, action, ctx), action.address)
-        self._notify(self.on_intent, action.model_copy(update={"parent_id": parent_id}))
+        await self._intend(action.model_copy(update={"parent_id": parent_id}))
         live, adopted = await self._send_create(action, body, parent_id, exclude_id=None)
         return self._written(action, live, parent_id, ctx, adopted=adopted)
 
@@ -312,7 +331,7 @@ class _Run:
         parent_id = self._parent_id(action)
         # resolve first: a missing secret must not leave the old object archived
         body = self._with_ownership(self._resolve(action.body, action, ctx), action.address)
-        self._notify(self.on_intent, action.model_copy(update={"parent_id": parent_id}))
+        await self._intend(action.model_copy(update={"parent_id": parent_id}))
         # the model's contract: a replaced credential is deleted (its secret purged), the
         # other kinds are archived (agents and deployments cannot be deleted)
         await self._archive_or_delete(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from reconciler.engine.model import Action
 from reconciler.kinds import Kind
 
 JSON = dict[str, Any]
@@ -64,6 +65,19 @@ class ProviderWriter(ProviderReader, Protocol):
     async def retrieve(
         self, kind: Kind, remote_id: str, *, parent_id: str | None = None
     ) -> JSON: ...
+
+
+class IntentJournal(Protocol):
+    """Where apply records what it is about to create, before it sends it (crash safety)."""
+
+    async def intend(self, action: Action) -> None:
+        """Record that ``action`` (a create, or a replace's new object) may soon exist.
+
+        Returns once that record is durable: the executor sends the create only then, so a
+        crash right after the request leaves an intent the next run resolves by the
+        object's ownership tags. Raising aborts the apply.
+        """
+        ...
 
 
 #: ``resolve_secret(address, path)`` -> the secret's value, read at apply time (env or file).

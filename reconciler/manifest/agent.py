@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from .fields import HttpUrl, Metadata, NonEmptyStr, SpecModel, _int_to_str, fail, string_or_object
+from .fields import HttpUrl, Metadata, NonEmptyStr, SpecModel, fail, int_to_str, string_or_object
 
 EffortLevel = Literal["low", "medium", "high", "xhigh", "max"]
 BUILTIN_TOOL_NAMES = ("bash", "edit", "read", "write", "glob", "grep")
@@ -308,7 +308,7 @@ class Skill(SpecModel):
 
     type: Literal["anthropic", "custom"]
     skill_id: NonEmptyStr
-    version: Annotated[str, BeforeValidator(_int_to_str)] | None = Field(
+    version: Annotated[str, BeforeValidator(int_to_str)] | None = Field(
         default=None, description="Omit for the latest version."
     )
 

@@ -17,7 +17,7 @@ from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, mo
 
 from reconciler.kinds import NAME_PATTERN
 
-from .fields import Metadata, NonEmptyStr, ResourceName, SpecModel, _int_to_str, fail
+from .fields import Metadata, NonEmptyStr, ResourceName, SpecModel, fail, int_to_str
 from .secret import SecretRef
 
 MAX_INITIAL_EVENTS = 50
@@ -268,7 +268,7 @@ class Money(SpecModel):
     """An amount in minor units (cents) as a string: "2500" is $25.00."""
 
     amount: Annotated[
-        str, BeforeValidator(_int_to_str), Field(json_schema_extra={"pattern": "^[0-9]+$"})
+        str, BeforeValidator(int_to_str), Field(json_schema_extra={"pattern": "^[0-9]+$"})
     ]
     currency: Literal["USD"]
 

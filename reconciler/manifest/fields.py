@@ -129,7 +129,7 @@ HttpUrl = Annotated[
 NonEmptyStr = Annotated[str, Field(min_length=1)]
 
 
-def _int_to_str(value: Any) -> Any:
+def int_to_str(value: Any) -> Any:
     """Let ``version: 1`` or ``amount: 2500`` stand for the wire's strings."""
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)

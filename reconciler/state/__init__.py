@@ -6,6 +6,10 @@ Layer 4: imports only the standard library, pydantic and ``reconciler.errors``.
     lockfile.py   read_lockfile / write_lockfile: atomic, versioned, never overwrites garbage
     store.py      StateStore: the current lockfile of a run, committed after every action
     lock.py       ApplyLock / unlock: one apply per lockfile, with heartbeat and takeover
+    backend.py    StateBackend: the one state interface (StateStore implements it)
+    journal.py    Journal: an apply's edits written in groups; commit() awaits durability
+    planfile.py   write_plan_file / decode_plan_file: the plan file's JSON envelope
+    files.py      write_text_atomic: temp file, fsync, rename (manifests, plan files)
     digest.py     json_digest and fingerprint_secret (salted scrypt; never the value)
 
 Files beside the lockfile ``PATH`` (default ``state/reconciler.lock``): ``PATH.backup`` (the
@@ -16,6 +20,7 @@ file) and, only after a crash, ``PATH.tmp-*``. All but ``PATH`` belong in ``.git
 
 from __future__ import annotations
 
+from reconciler.state.backend import Edit, StateBackend
 from reconciler.state.digest import (
     canonical_json,
     fingerprint_matches,
@@ -23,6 +28,8 @@ from reconciler.state.digest import (
     json_digest,
     new_salt,
 )
+from reconciler.state.files import write_text_atomic
+from reconciler.state.journal import Journal
 from reconciler.state.lock import ApplyLock, LockInfo, lock_path, read_lock, unlock
 from reconciler.state.lockfile import (
     LockfileEncoder,
@@ -45,22 +52,28 @@ from reconciler.state.model import (
     show_entry,
     utc_timestamp,
 )
+from reconciler.state.planfile import PLAN_FILE_KIND, decode_plan_file, write_plan_file
 from reconciler.state.store import StateStore
 
 __all__ = [
     "LOCKFILE_VERSION",
+    "PLAN_FILE_KIND",
     "ApplyLock",
+    "Edit",
+    "Journal",
     "LockEntry",
     "LockInfo",
     "Lockfile",
     "LockfileEncoder",
     "LockfileWriteError",
     "PendingIntent",
+    "StateBackend",
     "StateStore",
     "backup_path",
     "canonical_json",
     "check_address",
     "check_project",
+    "decode_plan_file",
     "fingerprint_matches",
     "fingerprint_secret",
     "json_digest",
@@ -76,4 +89,6 @@ __all__ = [
     "unlock",
     "utc_timestamp",
     "write_lockfile",
+    "write_plan_file",
+    "write_text_atomic",
 ]

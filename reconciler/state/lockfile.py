@@ -70,7 +70,7 @@ def read_lockfile(path: str | os.PathLike[str], *, project: str = "default") -> 
         LockfileError: the file cannot be read, is not valid JSON, is not a lockfile, or was
             written by a newer reconciler. The message names the file and what to do.
     """
-    return _read_stamped(Path(path), project=project)[0]
+    return read_stamped(Path(path), project=project)[0]
 
 
 def check_project(lockfile: Lockfile, path: str | os.PathLike[str], project: str) -> None:
@@ -111,7 +111,7 @@ def write_lockfile(path: str | os.PathLike[str], lockfile: Lockfile) -> Lockfile
         LockfileError: the file on disk is unreadable, newer, or changed by another process.
         OSError: the folder is not writable or the disk is full (the old file is intact).
     """
-    return _write_checked(Path(path), lockfile, encoder=LockfileEncoder(), expected=None)[0]
+    return write_checked(Path(path), lockfile, encoder=LockfileEncoder(), expected=None)[0]
 
 
 class LockfileEncoder:
@@ -259,7 +259,7 @@ def _stamp(st: os.stat_result) -> FileStamp:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def _read_stamped(path: Path, *, project: str) -> tuple[Lockfile, FileStamp | None]:
+def read_stamped(path: Path, *, project: str) -> tuple[Lockfile, FileStamp | None]:
     """Read and parse ``path``; also return its stamp (None when the file is missing)."""
     try:
         # O_NONBLOCK: a FIFO in the lockfile's place is opened without waiting for a writer,
@@ -351,7 +351,7 @@ def _check_on_disk(path: Path, lockfile: Lockfile, expected: FileStamp | None) -
         return
     if expected is not None and _stamp(st) == expected:
         return  # the very file this process last read or wrote
-    on_disk, _ = _read_stamped(path, project=lockfile.project)
+    on_disk, _ = read_stamped(path, project=lockfile.project)
     if on_disk.lineage != lockfile.lineage:
         raise LockfileError(
             f"{path}: changed on disk by another process (lineage {on_disk.lineage}, "
@@ -364,7 +364,7 @@ def _check_on_disk(path: Path, lockfile: Lockfile, expected: FileStamp | None) -
         )
 
 
-def _write_checked(
+def write_checked(
     path: Path, lockfile: Lockfile, *, encoder: LockfileEncoder, expected: FileStamp | None
 ) -> tuple[Lockfile, FileStamp]:
     """Check the file on disk, then write ``lockfile`` with serial+1; return it and its stamp."""

@@ -17,10 +17,10 @@ from reconciler.errors import LockfileError
 from reconciler.state.lockfile import (
     FileStamp,
     LockfileEncoder,
-    _read_stamped,
-    _write_checked,
     check_project,
+    read_stamped,
     remove_stale_temp_files,
+    write_checked,
 )
 from reconciler.state.model import Lockfile
 
@@ -58,7 +58,7 @@ class StateStore:
                 to another project.
         """
         with self._mutex:
-            lockfile, stamp = _read_stamped(self.path, project=self.project)
+            lockfile, stamp = read_stamped(self.path, project=self.project)
             check_project(lockfile, self.path, self.project)
             remove_stale_temp_files(self.path)
             self._current, self._stamp = lockfile, stamp
@@ -104,7 +104,7 @@ class StateStore:
                     f"{self.path}: a commit must edit the current lockfile (lineage "
                     f"{current.lineage} serial {current.serial}), not another one"
                 )
-            written, stamp = _write_checked(
+            written, stamp = write_checked(
                 self.path, updated, encoder=self._encoder, expected=self._stamp
             )
             self._current, self._stamp = written, stamp

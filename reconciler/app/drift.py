@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reconciler.app.workspace import Settings, connect, observe, read_documents
 from reconciler.engine.desired import desired_digest, desired_resources
 from reconciler.engine.drift import (
     agents_to_annotate,
@@ -23,7 +24,6 @@ from reconciler.engine.model import (
     DriftReport,
 )
 from reconciler.engine.refresh import Observed
-from reconciler.gitops.common import Workspace, _connect, _documents, _observe
 from reconciler.manifest import Document
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 
 async def drift(
-    ws: Workspace, *, ignore_unmanaged: bool = False, client: ProviderClient | None = None
+    ws: Settings, *, ignore_unmanaged: bool = False, client: ProviderClient | None = None
 ) -> DriftReport:
     """Compare the live system with the lockfile and the manifests. Changes nothing.
 
@@ -51,11 +51,11 @@ async def drift(
         LockfileError: the lockfile cannot be read.
         ProviderError: the provider failed.
     """
-    documents = _documents(ws)
+    documents = read_documents(ws)
     lockfile = read_project_lockfile(ws.lockfile, ws.project)
     missing = None if Path(ws.lockfile).exists() else str(ws.lockfile)
     if client is None:
-        async with _connect(ws) as c:
+        async with connect(ws) as c:
             return await _drift(c, documents, lockfile, ws.project, ignore_unmanaged, missing)
     return await _drift(client, documents, lockfile, ws.project, ignore_unmanaged, missing)
 
@@ -125,7 +125,7 @@ async def _drift(
     ignore_unmanaged: bool,
     missing: str | None = None,
 ) -> DriftReport:
-    observed = await _observe(client, lockfile, project)
+    observed = await observe(client, lockfile, project)
     lockfile, healed, unseen = _healed(documents, observed, lockfile, project)
     warnings = tuple(_warnings(missing, healed, unseen))
     report = build_drift(

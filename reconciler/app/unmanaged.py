@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from reconciler.app.adopt import JSON, Adopted, lock_entry, recording, tag_owned
+from reconciler.app.fmt import dump_documents
+from reconciler.app.workspace import Settings, connect, held, observe, read_documents
 from reconciler.engine.derive import (
     KIND_FILES,
     Derivation,
@@ -32,18 +35,6 @@ from reconciler.errors import (
     ProviderError,
     ReconcilerError,
 )
-from reconciler.gitops.adopt import Adopted, _entry, _recording, _tag
-from reconciler.gitops.common import (
-    JSON,
-    TAG_PARALLELISM,
-    Workspace,
-    _connect,
-    _documents,
-    _held,
-    _observe,
-    _write_atomic,
-)
-from reconciler.gitops.fmt import dump_documents
 from reconciler.kinds import owned_address
 from reconciler.manifest import Document
 from reconciler.manifest.yamlsource import parse_documents
@@ -52,7 +43,11 @@ from reconciler.state import (
     Lockfile,
     StateStore,
     utc_timestamp,
+    write_text_atomic,
 )
+
+#: Tags written at once when adopting many objects.
+TAG_PARALLELISM = 8
 
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
@@ -153,7 +148,7 @@ def _file_text(
 
 
 async def import_unmanaged(
-    ws: Workspace, out: Path, *, client: ProviderClient | None = None
+    ws: Settings, out: Path, *, client: ProviderClient | None = None
 ) -> UnmanagedImport:
     """Write manifests for everything live that nothing owns, and adopt it.
 
@@ -169,26 +164,26 @@ async def import_unmanaged(
         ManifestError: the current manifests are invalid.
         LockHeld: an apply is running.
     """
-    documents = _documents(ws, missing_ok=True)
-    with _held(ws.lockfile, "import"):
+    documents = read_documents(ws, missing_ok=True)
+    with held(ws.lockfile, "import"):
         store = StateStore(ws.lockfile, project=ws.project)
         lockfile = store.load()
         if client is None:
-            async with _connect(ws) as c:
+            async with connect(ws) as c:
                 return await _import_unmanaged(c, ws, out, documents, store, lockfile)
         return await _import_unmanaged(client, ws, out, documents, store, lockfile)
 
 
 async def _import_unmanaged(
     client: ProviderClient,
-    ws: Workspace,
+    ws: Settings,
     out: Path,
     documents: Sequence[Document],
     store: StateStore,
     lockfile: Lockfile,
 ) -> UnmanagedImport:
     provider = ClientBackedProvider(client)
-    observed = await _observe(client, lockfile, ws.project)
+    observed = await observe(client, lockfile, ws.project)
     unmanaged = find_unmanaged(documents, observed, lockfile, ws.project)
     vault_ids = [u.remote_id for u in unmanaged if u.kind == "vault" and u.duplicate_of is None]
     lists = await asyncio.gather(*(provider.list_all("credential", parent_id=v) for v in vault_ids))
@@ -240,7 +235,7 @@ def _write_documents(
         _check_round_trip(text, [d.data for d in docs if KIND_FILES[d.kind] == path.name], path)
     out.mkdir(parents=True, exist_ok=True)
     for path, text in texts.items():
-        _write_atomic(path, text)
+        write_text_atomic(path, text)
     return tuple(texts)
 
 
@@ -270,14 +265,14 @@ async def _adopt_all(
         async with gate:
             try:
                 obj = await provider.retrieve(r.kind, r.remote_id, parent_id=r.parent_id)
-                obj, tagged = await _tag(
+                obj, tagged = await tag_owned(
                     provider, r.kind, obj, project, r.address, r.parent_id, r.fill
                 )
             except ProviderError as err:
                 failures[r.address] = str(err)
                 return
-        entry = _entry(r.kind, obj, res=res, parent_id=r.parent_id, pins=dict(r.pins), now=now)
-        store.commit(_recording(r.address, entry))
+        entry = lock_entry(r.kind, obj, res=res, parent_id=r.parent_id, pins=dict(r.pins), now=now)
+        store.commit(recording(r.address, entry))
         adopted.append(Adopted(r.address, r.kind, r.remote_id, entry.version, tagged))
 
     await asyncio.gather(*(adopt(r) for d in docs for r in d.resources))

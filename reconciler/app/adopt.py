@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.app.workspace import Settings, connect, held, observe, read_documents
 from reconciler.engine.desired import (
     DesiredResource,
     desired_digest,
@@ -19,14 +20,6 @@ from reconciler.errors import (
     NotFoundError,
     PlanError,
     a_or_an,
-)
-from reconciler.gitops.common import (
-    JSON,
-    Workspace,
-    _connect,
-    _documents,
-    _held,
-    _observe,
 )
 from reconciler.kinds import (
     ID_PREFIXES,
@@ -46,6 +39,8 @@ from reconciler.state import (
     json_digest,
     utc_timestamp,
 )
+
+JSON = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -116,7 +111,7 @@ def _live_digest(kind: str, obj: JSON) -> str:
     return json_digest(normalize(kind, obj))
 
 
-def _entry(
+def lock_entry(
     kind: str,
     obj: JSON,
     *,
@@ -142,7 +137,7 @@ def _entry(
     )
 
 
-async def _tag(
+async def tag_owned(
     provider: ClientBackedProvider,
     kind: str,
     obj: JSON,
@@ -183,7 +178,7 @@ def _credential_key(auth: Any) -> str | None:
 
 
 async def import_resource(
-    ws: Workspace, address: str, remote_id: str, *, force: bool = False
+    ws: Settings, address: str, remote_id: str, *, force: bool = False
 ) -> ImportResult:
     """Adopt one live object as ``address``: tag it with the ownership metadata and record it
     in the lockfile (under the apply lock). Importing a vault also adopts the live credentials
@@ -205,17 +200,17 @@ async def import_resource(
     """
     kind = _check_address(address)
     _check_id(kind, remote_id, address)
-    documents = _documents(ws)
+    documents = read_documents(ws)
     desired = {r.address: r for r in desired_resources(documents)}
     warnings: list[str] = []
-    with _held(ws.lockfile, "import"):
+    with held(ws.lockfile, "import"):
         store = StateStore(ws.lockfile, project=ws.project)
         lockfile = store.load()
         recorded = not _needs_import(lockfile, address, remote_id, force)
         parent_id = _vault_id(lockfile, address) if kind == "credential" else None
         now = utc_timestamp()
         adopted: list[Adopted] = []
-        async with _connect(ws) as client:
+        async with connect(ws) as client:
             provider = ClientBackedProvider(client)
             obj = await _retrieve(provider, kind, remote_id, parent_id, address)
             if recorded and owned_address(obj, ws.project) == address:
@@ -230,11 +225,11 @@ async def import_resource(
                     f"lockfile forgets it (`reconciler --project ... state rm ...`)"
                 )
             res = desired.get(address)
-            obj, tagged = await _tag(provider, kind, obj, ws.project, address, parent_id)
+            obj, tagged = await tag_owned(provider, kind, obj, ws.project, address, parent_id)
             pins = _deployment_pins(obj, res, lockfile) if kind == "deployment" else {}
-            entry = _entry(kind, obj, res=res, parent_id=parent_id, pins=pins, now=now)
+            entry = lock_entry(kind, obj, res=res, parent_id=parent_id, pins=pins, now=now)
             if res is not None:
-                observed = await _observe(client, lockfile.with_entry(address, entry), ws.project)
+                observed = await observe(client, lockfile.with_entry(address, entry), ws.project)
                 if address in manifest_differences(
                     documents, observed, lockfile.with_entry(address, entry), ws.project
                 ):
@@ -245,7 +240,7 @@ async def import_resource(
                         f"{address} differs from its manifest: `reconciler plan` shows the "
                         "update apply would make"
                     )
-            store.commit(_recording(address, entry))
+            store.commit(recording(address, entry))
             adopted.append(Adopted(address, kind, remote_id, entry.version, tagged))
             if kind == "vault":
                 more, notes = await _adopt_credentials(
@@ -347,7 +342,7 @@ def _check_adoptable(kind: str, obj: JSON, project: str, address: str, force: bo
     return None
 
 
-def _recording(address: str, entry: LockEntry) -> Callable[[Lockfile], Lockfile]:
+def recording(address: str, entry: LockEntry) -> Callable[[Lockfile], Lockfile]:
     """The lockfile edit that records ``entry`` for ``address``."""
     return lambda lockfile: lockfile.with_entry(address, entry)
 
@@ -384,8 +379,8 @@ async def _adopt_credentials(
         if tagged_as is not None and tagged_as != res.address:
             notes.append(f"{cred['id']} is tagged as {tagged_as}; not adopted as {res.address}")
             continue
-        cred, tagged = await _tag(provider, "credential", cred, project, res.address, vault_id)
-        entry = _entry("credential", cred, res=res, parent_id=vault_id, pins={}, now=now)
-        lockfile = store.commit(_recording(res.address, entry))
+        cred, tagged = await tag_owned(provider, "credential", cred, project, res.address, vault_id)
+        entry = lock_entry("credential", cred, res=res, parent_id=vault_id, pins={}, now=now)
+        lockfile = store.commit(recording(res.address, entry))
         adopted.append(Adopted(res.address, "credential", cred["id"], None, tagged))
     return adopted, notes

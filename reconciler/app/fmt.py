@@ -18,13 +18,15 @@ from reconciler.errors import (
     ManifestError,
     ManifestIssue,
 )
-from reconciler.gitops.common import JSON, _write_atomic
 from reconciler.manifest.files import (
     MAX_MANIFEST_BYTES,
     FileRefused,
     read_limited,
 )
 from reconciler.manifest.files import manifest_files as directory_files
+from reconciler.state.files import write_text_atomic
+
+JSON = dict[str, Any]
 
 
 def _yaml() -> Any:
@@ -201,5 +203,5 @@ def format_paths(paths: Iterable[Path], *, check: bool = False) -> FormatReport:
         if formatted != text:
             changed.append(file)
             if not check:
-                _write_atomic(file, formatted)
+                write_text_atomic(file, formatted)
     return FormatReport(tuple(files), tuple(changed), refused)

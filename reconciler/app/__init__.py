@@ -1,0 +1,91 @@
+"""Layer 2: the application, the one library API behind the commands. Returns data; prints nothing.
+
+Each use case is one function in one module, doing what one command does minus flags and
+rendering, so a program (a CI job, a GitOps bot) can drive the reconciler without click:
+
+    workspace.py  Settings (where things are), connect, observe, the apply lock, origins
+    secrets.py    SecretSource: secret values read when needed, never stored
+    plan.py       make_plan: load, refresh, build the plan
+    planfile.py   save_plan / load_plan: a plan bound to the manifests it was made from
+    apply.py      apply: execute a plan under the apply lock, every outcome recorded
+    drift.py      drift: live state vs the lockfile and the manifests
+    adopt.py      import ADDR ID: adopt one existing object
+    unmanaged.py  import --all-unmanaged: manifests for what nothing owns, and adopt it
+    fmt.py        fmt: canonical formatting of manifests that keeps comments (ruamel.yaml)
+
+    settings = Settings(manifests=Path("manifests"), lockfile=Path("state/reconciler.lock"))
+    result = asyncio.run(make_plan(settings))
+    print(result.plan.summary)
+
+The command line imports this package (and ``reconciler.render``, ``reconciler.errors``)
+only (and ``reconciler.provider.local`` for ``provider serve``, which runs the local
+provider as a server); the names below include the types its results carry.
+
+    state.py      state / unlock: the lockfile's entries and the apply lock
+    session.py    run: which deployment a session targets
+"""
+
+from __future__ import annotations
+
+from reconciler.app.adopt import Adopted, ImportResult, import_resource
+from reconciler.app.apply import ApplyResult, apply
+from reconciler.app.drift import drift
+from reconciler.app.fmt import (
+    FormatReport,
+    dump_documents,
+    format_paths,
+    format_text,
+    manifest_files,
+)
+from reconciler.app.plan import PlanResult, make_plan
+from reconciler.app.planfile import load_plan, save_plan
+from reconciler.app.unmanaged import UnmanagedImport, import_unmanaged
+from reconciler.app.workspace import DEFAULT_DB, Settings, connect, observe
+from reconciler.engine.derive import KIND_FILES, Skipped
+from reconciler.engine.drift import Unmanaged
+from reconciler.engine.executor import ApplyReport, Outcome
+from reconciler.engine.model import CHANGE_TYPES, Action, Plan
+from reconciler.engine.staleness import stale_actions
+from reconciler.errors import FormatError
+from reconciler.manifest import ManifestSet, load_manifests, manifest_json_schema
+from reconciler.manifest.files import IGNORE_FILE
+from reconciler.runtime import ManagedRuntime
+
+__all__ = [
+    "CHANGE_TYPES",
+    "DEFAULT_DB",
+    "IGNORE_FILE",
+    "KIND_FILES",
+    "Action",
+    "Adopted",
+    "ApplyReport",
+    "ApplyResult",
+    "FormatError",
+    "FormatReport",
+    "ImportResult",
+    "ManagedRuntime",
+    "ManifestSet",
+    "Outcome",
+    "Plan",
+    "PlanResult",
+    "Settings",
+    "Skipped",
+    "Unmanaged",
+    "UnmanagedImport",
+    "apply",
+    "connect",
+    "drift",
+    "dump_documents",
+    "format_paths",
+    "format_text",
+    "import_resource",
+    "import_unmanaged",
+    "load_manifests",
+    "load_plan",
+    "make_plan",
+    "manifest_files",
+    "manifest_json_schema",
+    "observe",
+    "save_plan",
+    "stale_actions",
+]

@@ -1,0 +1,166 @@
+"""``plan``: load the manifests, refresh the live state, build the plan. Changes nothing.
+
+settings = Settings(manifests=Path("manifests"), lockfile=Path("state/reconciler.lock"))
+result = asyncio.run(make_plan(settings))
+print(result.plan.summary)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from reconciler.app.secrets import SecretSource
+from reconciler.app.workspace import Settings, check_origin, connect, connection, observe
+from reconciler.engine.model import Plan
+from reconciler.engine.planner import PlanOptions, build_plan
+from reconciler.engine.refresh import Observed
+from reconciler.errors import LockfileError, PlanError
+from reconciler.manifest import ManifestSet, load_manifests
+from reconciler.state import Lockfile, read_project_lockfile
+
+if TYPE_CHECKING:  # the HTTP stack loads when a command connects (tests/test_startup.py)
+    from reconciler.provider import ProviderClient
+
+
+@dataclass(frozen=True, repr=False)
+class PlanResult:
+    plan: Plan
+    manifests: ManifestSet
+    lockfile: Lockfile
+    observed: Observed
+    #: HTTP requests the refresh took (for benchmarks and --debug)
+    requests: int = 0
+
+    def __repr__(self) -> str:
+        # Short on purpose: Python 3.11's asyncio.run formats its main task's result when it
+        # restores the SIGINT handler (twice), and a full repr of a large plan takes seconds.
+        return f"PlanResult({self.plan.summary!r}, requests={self.requests})"
+
+
+def _plan_lineage(settings: Settings, lockfile: Lockfile) -> Lockfile:
+    # A lockfile not yet on disk has a throwaway lineage: a saved plan must not pin it.
+    if not settings.lockfile.exists():
+        return lockfile.model_copy(update={"lineage": ""})
+    return lockfile
+
+
+async def make_plan(
+    settings: Settings,
+    *,
+    prune: bool = False,
+    delete: bool = False,
+    targets: tuple[str, ...] = (),
+    client: ProviderClient | None = None,
+    allow_empty: bool = False,
+    allow_origin_change: bool = False,
+) -> PlanResult:
+    """Load, refresh and plan. Changes nothing anywhere.
+
+    Args:
+        allow_empty: allow ``prune`` when the manifests hold no document at all (which plans
+            to archive everything the project owns); refused otherwise.
+        allow_origin_change: plan although the lockfile was applied to another provider
+            origin (``check_origin``). Not checked when ``client`` is given: the origin
+            is then the caller's to check (``apply`` does).
+
+    Raises:
+        PlanError: ``prune`` over manifests with no document, without ``allow_empty``; or the
+            lockfile was applied to another origin, without ``allow_origin_change``.
+        ManifestError: the manifests are invalid or a secret cannot be read.
+        LockfileError: the lockfile cannot be read.
+        ProviderError: the provider failed.
+    """
+    with _gc_paused():
+        if client is None and settings.provider_url is None:
+            # The embedded provider answers at once, so there is no wait to hide; and bad
+            # manifests must not even open its database.
+            manifests = load_manifests(settings.manifests)
+            lockfile = read_project_lockfile(settings.lockfile, settings.project)
+            check_origin(settings, lockfile, allow_change=allow_origin_change)
+            secrets = SecretSource(manifests)
+            secrets.check_all(targets)
+            async with connect(settings) as c:
+                observed = await observe(c, lockfile, settings.project)
+                requests = c.stats.requests
+        else:
+            try:
+                lockfile = read_project_lockfile(settings.lockfile, settings.project)
+            except LockfileError:
+                load_manifests(settings.manifests)  # an error in the manifests comes first
+                raise
+            if client is None:  # a caller's own client is checked by the caller (apply)
+                check_origin(settings, lockfile, allow_change=allow_origin_change)
+            async with connection(settings, client) as c:
+                before = c.stats.requests
+                manifests, secrets, observed = await _load_while_listing(
+                    settings, c, lockfile, targets
+                )
+                requests = c.stats.requests - before
+        if prune and not manifests.documents and not allow_empty:
+            raise PlanError(
+                f"refusing --prune: {settings.manifests} holds no manifest document, so the "
+                f"plan would archive everything project {settings.project!r} owns. Check "
+                "--manifests/-f; if archiving everything is intended, add --allow-empty"
+            )
+        plan = build_plan(
+            manifests.documents,
+            observed,
+            _plan_lineage(settings, lockfile),
+            PlanOptions(project=settings.project, prune=prune, delete=delete, targets=targets),
+            fingerprint=secrets.fingerprinter(lockfile.salt),
+        )
+    if not plan.lineage:
+        plan = plan.model_copy(update={"lineage": None})
+    return PlanResult(plan, manifests, lockfile, observed, requests)
+
+
+def _load_checked(
+    settings: Settings, targets: tuple[str, ...] = ()
+) -> tuple[ManifestSet, SecretSource]:
+    manifests = load_manifests(settings.manifests)
+    secrets = SecretSource(manifests)
+    secrets.check_all(targets)
+    return manifests, secrets
+
+
+async def _load_while_listing(
+    settings: Settings, client: ProviderClient, lockfile: Lockfile, targets: tuple[str, ...] = ()
+) -> tuple[ManifestSet, SecretSource, Observed]:
+    """Load the manifests (in a worker thread) while the provider is listed.
+
+    The listing needs only the lockfile, and mostly waits on the network (a 10,000-agent
+    project is 100 pages, one after the other); loading is CPU work. Done side by side a plan
+    takes about the longer of the two rather than their sum. An error in the manifests
+    wins over the listing's: the listing is cancelled and the manifest error raised.
+    """
+    listing = asyncio.ensure_future(observe(client, lockfile, settings.project))
+    try:
+        manifests, secrets = await asyncio.to_thread(_load_checked, settings, targets)
+    except BaseException:
+        listing.cancel()
+        await asyncio.gather(listing, return_exceptions=True)
+        raise
+    return manifests, secrets, await listing
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while loading, refreshing and planning.
+
+    They create many objects that all stay alive, which the collector traverses again and
+    again for nothing: at 10,000 resources that was a third of a plan. Garbage cycles made
+    meanwhile are collected once it runs again.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

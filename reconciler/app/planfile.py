@@ -1,0 +1,154 @@
+"""Saved plans (``plan --out``, ``apply PLANFILE``): bind them to the manifests, check them.
+
+The file format is ``state/planfile.py``'s; this module adds what a plan means. A plan file
+holds no secret value: it is bound to the manifests it was made from by a digest
+of them and of their secrets' salted fingerprints, and ``apply`` refuses it when either the
+file or the manifests changed, or when a resource it touches changed since (``engine.staleness``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from reconciler.app.secrets import SecretSource
+from reconciler.app.workspace import Settings
+from reconciler.engine.model import Plan
+from reconciler.errors import PlanError
+from reconciler.manifest import ManifestSet
+from reconciler.manifest.files import MAX_PLAN_BYTES, FileRefused, read_limited
+from reconciler.state import (
+    Lockfile,
+    fingerprint_secret,
+    json_digest,
+    new_salt,
+)
+from reconciler.state.planfile import decode_plan_file, write_plan_file
+
+
+def manifests_digest(manifests: ManifestSet, secrets: SecretSource, salt: str) -> str:
+    """Digest of what a plan was made from: every document, and every secret's fingerprint.
+
+    Secrets enter as ``fingerprint_secret(salt, value)`` (salted scrypt), never as values, so
+    the digest can sit in a plan file for anyone to read.
+
+    Raises:
+        ManifestError: a secret cannot be read.
+    """
+    documents = [
+        {
+            "address": doc.address,
+            "kind": doc.kind,
+            "name": doc.name,
+            "protect": doc.protect,
+            "ignore_changes": list(doc.ignore_changes),
+            "spec": doc.spec.model_dump(mode="json"),
+        }
+        for doc in manifests.documents
+    ]
+    fingerprints = {
+        f"{address} {path}": fingerprint_secret(salt, secrets(address, path))
+        for address, path in sorted(secrets.references)
+    }
+    return json_digest({"documents": documents, "secrets": fingerprints})
+
+
+def save_plan(
+    plan: Plan,
+    path: Path,
+    *,
+    manifests: ManifestSet | None = None,
+) -> None:
+    """Write a plan for a later ``apply PLANFILE`` (no secret values are in a plan).
+
+    With ``manifests`` (the CLI always passes them) the file is bound to them: it records a
+    digest of the plan itself and one of the manifests and their secrets' fingerprints
+    (``manifests_digest``, under a fresh salt kept in the file), and ``apply`` refuses the
+    file when either no longer matches (``check_plan_binding``).
+    """
+    data = plan.model_dump(mode="json")
+    binding = None
+    if manifests is not None:
+        salt = new_salt()
+        binding = {
+            "salt": salt,
+            "manifests": manifests_digest(manifests, SecretSource(manifests), salt),
+            "plan": json_digest(data),
+        }
+    write_plan_file(path, data, binding)
+
+
+def load_plan(path: Path) -> Plan:
+    """Read a saved plan.
+
+    Raises:
+        PlanError: the file is not a plan written by ``plan --out``.
+    """
+    return read_plan_file(path)[0]
+
+
+def read_plan_file(path: Path) -> tuple[Plan, dict[str, Any]]:
+    """The saved plan and its ``binding`` (``{}`` when the file has none)."""
+    try:
+        raw = read_limited(path, MAX_PLAN_BYTES)
+    except FileNotFoundError:
+        raise PlanError(f"{path}: no such plan file") from None
+    except FileRefused as err:
+        raise PlanError(f"{path}: not a saved plan (it {err.reason})") from None
+    except OSError as err:
+        raise PlanError(f"{path}: not a saved plan ({err})") from None
+    data = decode_plan_file(path, raw)
+    binding = data.get("binding")
+    try:
+        plan = Plan.model_validate(data["plan"])
+        # the digest is of the plan as read, so any edit of its text shows
+        plan_digest = json_digest(data["plan"])
+    except Exception as err:  # noqa: BLE001 - any failure here means "not a plan we can read"
+        raise PlanError(f"{path}: unreadable plan ({err.__class__.__name__}); plan again") from None
+    if not isinstance(binding, dict):
+        return plan, {}
+    return plan, {**binding, "read_plan": plan_digest}
+
+
+def check_plan_binding(
+    path: Path, binding: Mapping[str, Any], manifests: ManifestSet, secrets: SecretSource
+) -> None:
+    """Refuse a saved plan edited since ``plan --out``, or made from other manifests.
+
+    Raises:
+        PlanError: the file records no binding, its plan digest does not match its plan, or
+            the manifests (or a secret's value) differ from those the plan was made from.
+        ManifestError: a secret the manifests name cannot be read.
+    """
+    again = f"run `reconciler plan --out {path}` again and review it"
+    salt, recorded, plan_digest = (binding.get(k) for k in ("salt", "manifests", "plan"))
+    if not (isinstance(salt, str) and isinstance(recorded, str) and isinstance(plan_digest, str)):
+        raise PlanError(
+            f"{path}: the plan file records no digest of the manifests it was made from "
+            f"(written by an older reconciler, or edited), so it cannot be checked; {again}"
+        )
+    if binding.get("read_plan") != plan_digest:
+        raise PlanError(
+            f"{path}: the plan was edited after `reconciler plan --out` wrote it (its digest "
+            f"does not match); refusing to apply what was not reviewed: {again}"
+        )
+    try:
+        current = manifests_digest(manifests, secrets, salt)
+    except ValueError:  # a salt that is not hex: edited
+        current = ""
+    if current != recorded:
+        raise PlanError(
+            f"{path}: the manifests (or a secret they name) changed since this plan was made, "
+            f"so it no longer shows what they describe; {again}"
+        )
+
+
+def check_plan_origin(plan: Plan, settings: Settings, lockfile: Lockfile) -> None:
+    if plan.project != settings.project:
+        raise PlanError(f"the saved plan is for project {plan.project!r}, not {settings.project!r}")
+    if plan.lineage and settings.lockfile.exists() and plan.lineage != lockfile.lineage:
+        raise PlanError(
+            f"the saved plan was made from another lockfile (lineage {plan.lineage}, "
+            f"{settings.lockfile} has {lockfile.lineage}); run `reconciler plan` again"
+        )

@@ -1,0 +1,133 @@
+"""The workspace every use case starts from: settings, provider connection, refresh, the lock.
+
+``Settings`` says where things are (the CLI's global options). ``connect`` opens the provider
+client it names, ``observe`` is the plan's refresh over it, ``held`` takes the apply lock for
+an operation, ``documents`` reads the manifests. Nothing here plans, applies or prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reconciler.engine.refresh import Observed, refresh
+from reconciler.errors import PlanError
+from reconciler.kinds import DEFAULT_LOCKFILE, DEFAULT_MANIFESTS, DEFAULT_PROVIDER_DB
+from reconciler.manifest import Document, load_manifests
+from reconciler.provider.adapter import ClientBackedProvider
+from reconciler.provider.origin import local_origin, url_origin
+from reconciler.state import ApplyLock, Lockfile
+
+if TYPE_CHECKING:  # the HTTP stack loads when a command connects (tests/test_startup.py)
+    from reconciler.provider import ProviderClient
+
+DEFAULT_DB = Path(DEFAULT_PROVIDER_DB)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things are; the global options of the CLI."""
+
+    manifests: Path = Path(DEFAULT_MANIFESTS)
+    lockfile: Path = Path(DEFAULT_LOCKFILE)
+    project: str = "default"
+    provider_url: str | None = None
+    api_key: str | None = None
+    db_path: Path = DEFAULT_DB
+    client_options: dict[str, Any] = field(default_factory=dict)
+
+
+@asynccontextmanager
+async def connect(settings: Settings) -> AsyncIterator[ProviderClient]:
+    """The provider client of ``settings``: HTTP when a URL is set, else the embedded one."""
+    from reconciler.provider import open_client
+
+    async with open_client(
+        settings.provider_url,
+        settings.api_key,
+        db_path=settings.db_path,
+        **settings.client_options,
+    ) as client:
+        yield client
+
+
+@asynccontextmanager
+async def connection(
+    settings: Settings, client: ProviderClient | None
+) -> AsyncIterator[ProviderClient]:
+    """``client`` when the caller brings one, else a new connection (``connect``)."""
+    if client is not None:
+        yield client
+    else:
+        async with connect(settings) as c:
+            yield c
+
+
+async def observe(client: ProviderClient, lockfile: Lockfile, project: str) -> Observed:
+    """The plan's refresh: one paged list per kind (credentials: one per managed vault)."""
+    vault_ids = [e.id for e in lockfile.resources.values() if e.kind == "vault"]
+    return await refresh(ClientBackedProvider(client), project=project, known_vault_ids=vault_ids)
+
+
+@contextmanager
+def held(lockfile: Path, operation: str) -> Iterator[ApplyLock]:
+    """The apply lock, held as ``operation`` (the name a refused apply is told)."""
+    lock = ApplyLock(lockfile)
+    lock.acquire(operation)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def read_documents(settings: Settings, *, missing_ok: bool = False) -> tuple[Document, ...]:
+    """The manifest documents.
+
+    A manifests path that does not exist is an error (``ManifestError``, exit 1): a typo in
+    ``-f`` must never read as "nothing declared, nothing drifted". Only ``missing_ok``
+    (``import --all-unmanaged``: a team about to import everything has no manifests yet)
+    reads it as none.
+    """
+    if missing_ok and not Path(settings.manifests).exists():
+        return ()
+    return load_manifests(settings.manifests).documents
+
+
+def provider_origin(settings: Settings) -> str:
+    """The origin this run talks to, as the lockfile records it: the normalised
+    ``--provider-url``, or ``local:`` and the embedded provider's database relative to the
+    lockfile's folder (the same in every checkout of a repository).
+
+    Raises:
+        ProviderURLError: ``--provider-url`` is not a usable base URL.
+    """
+    if settings.provider_url:
+        return url_origin(settings.provider_url)
+    return local_origin(settings.db_path, settings.lockfile.parent)
+
+
+def check_origin(settings: Settings, lockfile: Lockfile, *, allow_change: bool = False) -> str:
+    """Refuse to plan or apply with a lockfile that was applied to another provider.
+
+    A lockfile that records no origin (written before origins were recorded, or never
+    written) is accepted; the next apply records it.
+
+    Returns:
+        The origin of this run.
+
+    Raises:
+        PlanError: the lockfile records another origin and ``allow_change`` is False.
+    """
+    origin = provider_origin(settings)
+    recorded = lockfile.origin
+    if recorded is not None and recorded != origin and not allow_change:
+        raise PlanError(
+            f"{settings.lockfile} was applied to {recorded}, but this run talks to {origin}. "
+            "Check --provider-url (and --provider-db, --lockfile); if the lockfile should now "
+            "follow this provider, pass --allow-origin-change (apply then records the new "
+            "origin)"
+        )
+    return origin

@@ -1,0 +1,53 @@
+"""Staleness of a saved plan: which of its actions the live state has moved past (pure).
+
+``apply PLANFILE`` refreshes, then refuses each action whose resource changed since the plan
+was made (created meanwhile, gone, edited, archived, or now owned by someone else). Beside
+the planner because it answers the planner's question again, later, for one saved plan.
+"""
+
+from __future__ import annotations
+
+from reconciler.engine.model import Plan
+from reconciler.engine.ownership import claimed_address, not_ours
+from reconciler.engine.refresh import Observed
+from reconciler.kinds import owned_address
+
+
+def stale_actions(plan: Plan, observed: Observed) -> dict[str, str]:
+    """Actions of a saved plan whose resource changed since the plan was made.
+
+    Returns:
+        address -> a sentence saying what changed.
+    """
+    stale: dict[str, str] = {}
+    for a in plan.actions:
+        if a.type == "create":
+            for obj in observed.all(a.kind):
+                if not obj.get("archived_at") and owned_address(obj, plan.project) == a.address:
+                    stale[a.address] = f"{a.address} was created ({obj['id']}) since the plan"
+                    break
+            continue
+        live = observed.index(a.kind).get(a.remote_id)
+        if live is None:
+            stale[a.address] = f"{a.address} ({a.remote_id}) no longer exists"
+            continue
+        marker: str | None
+        if a.kind == "agent":
+            marker, what = str(live.get("version")), "version"
+        else:
+            marker, what = live.get("updated_at"), "updated_at"
+        if a.live_marker is not None and marker != a.live_marker:
+            stale[a.address] = (
+                f"{a.address} changed since the plan ({what} {a.live_marker} -> {marker})"
+            )
+        elif live.get("archived_at") and a.type != "noop":
+            stale[a.address] = f"{a.address} was archived since the plan"
+        elif a.type != "noop":
+            # the plan may predate a change of hands (or a tool that checked no tags)
+            owner = not_ours(a.kind, live, plan.project, claimed_address(a.address))
+            if owner is not None:
+                stale[a.address] = (
+                    f"{a.address} ({a.remote_id}) belongs to {owner}; nothing changes or "
+                    "archives it"
+                )
+    return stale

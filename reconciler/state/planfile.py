@@ -1,0 +1,47 @@
+"""Plan files (``plan --out``, ``apply PLANFILE``): the file format, beside the lockfile.
+
+A plan file is JSON: ``{"kind": "reconciler-plan", "plan": {...}, "binding": {...}}``. This
+module writes and decodes that envelope; what the plan means (``engine.model.Plan``) and what
+the binding binds (a digest of the manifests) are the application's (``app/planfile.py``).
+No secret value is ever in a plan file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import PlanError
+from reconciler.state.files import write_text_atomic
+
+PLAN_FILE_KIND = "reconciler-plan"
+
+
+def write_plan_file(
+    path: Path, plan: Mapping[str, Any], binding: Mapping[str, Any] | None = None
+) -> None:
+    """Write ``plan`` (its JSON form) and its ``binding`` atomically to ``path``."""
+    data: dict[str, Any] = {"kind": PLAN_FILE_KIND, "plan": plan}
+    if binding is not None:
+        data["binding"] = binding
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def decode_plan_file(path: Path, raw: bytes) -> dict[str, Any]:
+    """The envelope of a plan file: ``plan`` (unchecked) and ``binding``, if any.
+
+    Raises:
+        PlanError: ``raw`` is not a plan file written by ``plan --out``.
+    """
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PlanError(f"{path}: not a saved plan ({err})") from None
+    except RecursionError:
+        raise PlanError(f"{path}: not a saved plan (JSON nested too deeply)") from None
+    if not isinstance(data, dict) or data.get("kind") != PLAN_FILE_KIND:
+        raise PlanError(f"{path}: not a saved plan (write one with `reconciler plan --out`)")
+    return data
