@@ -44,6 +44,8 @@ class KindInfo:
         can_archive / can_delete: what the provider offers besides create and update.
         has_versions: updates make numbered versions that deployments pin.
         has_metadata: carries a metadata map (where the ownership tags go).
+        name_field: the wire field that holds its remote name (``display_name`` for vaults
+            and credentials, ``name`` for the rest).
     """
 
     kind: Kind
@@ -57,6 +59,7 @@ class KindInfo:
     can_delete: bool = False
     has_versions: bool = False
     has_metadata: bool = True
+    name_field: Literal["name", "display_name"] = "name"
 
 
 #: Every kind, in declaration order (the order of listings, messages and import files).
@@ -64,9 +67,10 @@ KINDS: Final[tuple[KindInfo, ...]] = (
     KindInfo("agent", "Agent", "agents.yaml", "agent_", "agent", 3, has_versions=True),
     KindInfo("environment", "Environment", "environments.yaml", "env_", "environment", 0,
              can_delete=True),
-    KindInfo("vault", "Vault", "vaults.yaml", "vlt_", "vault", 1, can_delete=True),
+    KindInfo("vault", "Vault", "vaults.yaml", "vlt_", "vault", 1, can_delete=True,
+             name_field="display_name"),
     KindInfo("credential", None, None, "vcrd_", "vault_credential", 2, parent="vault",
-             can_delete=True),
+             can_delete=True, name_field="display_name"),
     KindInfo("deployment", "Deployment", "deployments.yaml", "depl_", "deployment", 4),
 )  # fmt: skip
 
@@ -95,6 +99,13 @@ def manifest_kind(kind: str) -> ManifestKind | None:
     credential or an unknown kind."""
     info = KIND_INFO.get(kind)
     return info.manifest if info is not None else None
+
+
+def remote_name_of(kind: str, obj: dict[str, Any]) -> str | None:
+    """The remote name in a wire object (or a manifest spec) of ``kind``: its ``name``, or
+    its ``display_name`` for a vault or a credential; None when it has none."""
+    name = obj.get(KIND_INFO[kind].name_field)
+    return None if name is None else str(name)
 
 
 # --- default paths (relative to the working directory) ------------------------------------

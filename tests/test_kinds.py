@@ -121,7 +121,9 @@ async def test_the_local_provider_makes_ids_and_types_the_vocabulary_expects(
     env = await provider.create("environment", {"name": "e"})
     vault = await provider.create("vault", {"display_name": "v"})
     auth = {"type": "static_bearer", "mcp_server_url": "https://m.example.com", "token": "t"}
-    cred = await provider.create("credential", {"auth": auth}, parent_id=vault["id"])
+    cred = await provider.create(
+        "credential", {"display_name": "c", "auth": auth}, parent_id=vault["id"]
+    )
     message = {"type": "user.message", "content": [{"type": "text", "text": "x"}]}
     deployment = await provider.create(
         "deployment",
@@ -143,3 +145,7 @@ async def test_the_local_provider_makes_ids_and_types_the_vocabulary_expects(
     for kind, obj in made.items():
         assert obj["id"].startswith(ID_PREFIXES[kind]), kind
         assert obj["type"] == WIRE_TYPES[kind], kind
+    # the one rule for where a kind keeps its remote name
+    names = {k: kinds.remote_name_of(k, obj) for k, obj in made.items()}
+    assert names == {"agent": "a", "environment": "e", "vault": "v", "credential": "c",
+                     "deployment": "d"}  # fmt: skip

@@ -20,7 +20,15 @@ from reconciler.engine.normalize import (
     copy_json,
     normalize_env_config,
 )
-from reconciler.kinds import MANIFEST_KINDS, Kind, address_of, credential_address, tags
+from reconciler.kinds import (
+    KIND_INFO,
+    MANIFEST_KINDS,
+    Kind,
+    address_of,
+    credential_address,
+    remote_name_of,
+    tags,
+)
 from reconciler.manifest import Document
 
 JSON = dict[str, Any]
@@ -107,7 +115,7 @@ def desired_resources(documents: Iterable[Document]) -> list[DesiredResource]:
         ignore = tuple(doc.ignore_changes or ())
         if kind == "vault":
             creds = spec.pop("credentials", None) or []
-            remote = spec.get("display_name") or doc.name
+            remote = remote_name_of(kind, spec) or doc.name
             out.append(DesiredResource(address, kind, spec, remote, doc.protect, ignore))
             for cred in creds:
                 cred = dict(cred)
@@ -121,7 +129,7 @@ def desired_resources(documents: Iterable[Document]) -> list[DesiredResource]:
                         caddr,
                         "credential",
                         cred,
-                        cred.get("display_name") or cname,
+                        remote_name_of("credential", cred) or cname,
                         doc.protect,
                         cignore,
                         parent=address,
@@ -133,7 +141,7 @@ def desired_resources(documents: Iterable[Document]) -> list[DesiredResource]:
             agent = spec.get("agent")
             if isinstance(agent, str):
                 spec["agent"] = {"ref": agent, "version": None}
-        remote = spec.get("name") or doc.name
+        remote = remote_name_of(kind, spec) or doc.name
         out.append(
             DesiredResource(
                 address,
@@ -177,10 +185,7 @@ def request_fields(res: DesiredResource, project: str) -> JSON:
         }
         spec["environment_id"] = {"$ref": f"environment.{spec.pop('environment')}"}
         spec["vault_ids"] = [{"$ref": f"vault.{v}"} for v in spec.pop("vaults", None) or []]
-    if res.kind in ("agent", "environment", "deployment"):
-        spec.setdefault("name", res.remote_name)
-    elif res.kind in ("vault", "credential"):
-        spec.setdefault("display_name", res.remote_name)
+    spec.setdefault(KIND_INFO[res.kind].name_field, res.remote_name)
     body: dict[str, Any] = _secret_placeholders(spec)
     body["metadata"] = metadata
     return body

@@ -39,7 +39,7 @@ from reconciler.engine.model import (
 from reconciler.engine.normalize import KEYED_LISTS, UNORDERED_LISTS, drop_paths, normalize
 from reconciler.engine.planner import UNKNOWN, PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
-from reconciler.kinds import KIND_ORDER, Kind, owned_address, owner_of
+from reconciler.kinds import KIND_ORDER, Kind, owned_address, owner_of, remote_name_of
 from reconciler.manifest import Document
 from reconciler.state import LockEntry, Lockfile
 
@@ -78,8 +78,7 @@ class Unmanaged:
 
     @property
     def remote_name(self) -> str | None:
-        name = self.obj.get("name") if self.kind not in ("vault", "credential") else None
-        return name or self.obj.get("display_name")
+        return remote_name_of(self.kind, self.obj)
 
 
 def _foreign(obj: JSON, project: str) -> bool:
@@ -304,18 +303,12 @@ def _changed_item(
         address=address,
         kind=kind,
         remote_id=live["id"],
-        remote_name=_remote_name(kind, live),
+        remote_name=remote_name_of(kind, live),
         message=message,
         changes=changes,
         version=version,
         changed_at=changed_at,
     )
-
-
-def _remote_name(kind: str, obj: JSON) -> str | None:
-    if kind in ("vault", "credential"):
-        return obj.get("display_name")
-    return obj.get("name")
 
 
 def _pin_item(
@@ -433,7 +426,7 @@ def build_drift(
                     address=address,
                     kind=entry.kind,
                     remote_id=entry.id,
-                    remote_name=_remote_name(entry.kind, live) if live else entry.remote_name,
+                    remote_name=remote_name_of(entry.kind, live) if live else entry.remote_name,
                     message=_removed_message(address, in_manifests),
                 )
             )
