@@ -172,3 +172,14 @@ def test_ignore_unmanaged_keeps_twins() -> None:
     assert [(i.type, i.address, i.remote_id) for i in report.items] == [
         ("twin", "agent.coder", "agent_07")
     ]
+
+
+def test_the_drift_order_is_the_one_drift_type_declares() -> None:
+    from typing import get_args
+
+    from reconciler.engine.drift import DRIFT_ORDER
+    from reconciler.engine.model import DriftType
+    from reconciler.render.outline import DRIFT_TYPES
+
+    # render keeps a copy (a renderer's order); it must not drift from the engine's
+    assert DRIFT_ORDER == get_args(DriftType) == DRIFT_TYPES

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from reconciler.engine.desired import DesiredResource, desired_digest, desired_resources
 from reconciler.engine.diff import diff_objects
@@ -45,14 +45,8 @@ from reconciler.state import LockEntry, Lockfile
 
 JSON = dict[str, Any]
 
-DRIFT_ORDER: tuple[DriftType, ...] = (
-    "changed",
-    "archived",
-    "deleted",
-    "pin",
-    "unmanaged",
-    "twin",
-)
+#: the order of drift types at one address: the order ``DriftType`` declares them in
+DRIFT_ORDER: tuple[DriftType, ...] = get_args(DriftType)
 UNMANAGED_MESSAGE = "live, but no manifest of this project owns it; `reconciler import` adopts it"
 
 
