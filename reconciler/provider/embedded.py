@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ProviderError
+from reconciler.kinds import DEFAULT_PROVIDER_DB
 from reconciler.provider.asgi_transport import StreamingASGITransport
 from reconciler.provider.client import ProviderClient
 
@@ -76,7 +77,7 @@ def _release(app: Any) -> None:
 def connect_client(
     provider_url: str | None,
     api_key: str | None,
-    db_path: str | Path = ".reconciler/provider.db",
+    db_path: str | Path = DEFAULT_PROVIDER_DB,
     **client_kwargs: Any,
 ) -> ProviderClient:
     """A client over HTTP to ``provider_url``, else of the embedded local provider.
