@@ -233,8 +233,7 @@ class ManagedRuntime(AppliedLookups):
         """
         agent_id = self._id("agent", agent_id)
         archived = await (await self._api()).agents.archive(agent_id)
-        if agent_id == self.agent_id:
-            self.agent_id = None
+        self._forget("agent", agent_id)
         return archived
 
     # ------------------------------------------------------------------ environments
@@ -300,16 +299,14 @@ class ManagedRuntime(AppliedLookups):
         """Archive an environment (no new sessions in it); returns the archived object."""
         env_id = self._id("environment", env_id)
         archived = await (await self._api()).environments.archive(env_id)
-        if env_id == self.environment_id:
-            self.environment_id = None
+        self._forget("environment", env_id)
         return archived
 
     async def delete_environment(self, env_id: str | None = None) -> JSON:
         """Delete an environment for good; returns ``{"id", "type": "environment_deleted"}``."""
         env_id = self._id("environment", env_id)
         deleted = await (await self._api()).environments.delete(env_id)
-        if env_id == self.environment_id:
-            self.environment_id = None
+        self._forget("environment", env_id)
         return deleted
 
     # ------------------------------------------------------------------ sessions
@@ -412,16 +409,14 @@ class ManagedRuntime(AppliedLookups):
         """Archive a session (it takes no more events); returns the archived session."""
         session_id = self._id("session", session_id)
         archived = await (await self._api()).sessions.archive(session_id)
-        if session_id == self.session_id:
-            self.session_id = None
+        self._forget("session", session_id)
         return archived
 
     async def delete_session(self, session_id: str | None = None) -> JSON:
         """Delete a session and its events for good; returns ``{"id", "type"}``."""
         session_id = self._id("session", session_id)
         deleted = await (await self._api()).sessions.delete(session_id)
-        if session_id == self.session_id:
-            self.session_id = None
+        self._forget("session", session_id)
         return deleted
 
     # ------------------------------------------------------------------ events
@@ -521,6 +516,16 @@ class ManagedRuntime(AppliedLookups):
         return await self.send_event(session_id, {"type": "user.interrupt"})
 
     # ------------------------------------------------------------------ plumbing
+
+    def _forget(self, kind: str, object_id: str) -> None:
+        """Stop remembering ``object_id`` once it is archived or deleted: it is no longer
+        the one a call without an id should use."""
+        if kind == "agent" and object_id == self.agent_id:
+            self.agent_id = None
+        elif kind == "environment" and object_id == self.environment_id:
+            self.environment_id = None
+        elif kind == "session" and object_id == self.session_id:
+            self.session_id = None
 
     def _id(self, kind: str, given: str | None) -> str:
         if given:
