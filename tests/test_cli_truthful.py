@@ -349,3 +349,26 @@ def test_a_provider_url_without_a_scheme_fails_at_once_with_a_hint(workdir: Path
 def test_a_provider_url_with_v1_is_tolerated(workdir: Path, tcp_provider: str) -> None:
     result = ok("plan", "--provider-url", tcp_provider.rstrip("/") + "/v1")
     assert "Plan: 6 to create" in result.stdout
+
+
+def test_hoisting_moves_each_global_option_with_its_value_and_nothing_else() -> None:
+    import click
+
+    from reconciler.cli import main
+    from reconciler.cli.hoisting import hoist_global_options
+
+    def hoist(*args: str) -> list[str]:
+        return hoist_global_options(main, click.Context(main), list(args))
+
+    assert hoist("plan", "-f", "d", "--out", "p.json", "-fd2", "--project=x", "--debug") == [
+        "-f", "d", "-fd2", "--project=x", "--debug", "plan", "--out", "p.json",
+    ]  # fmt: skip
+    # before the command: kept as written, the value of -f is not taken for the command
+    assert hoist("-f", "plan", "apply", "--project", "x") == [
+        "-f", "plan", "--project", "x", "apply",
+    ]  # fmt: skip
+    # the command's own option wins; nothing after -- moves; a value may be missing at the end
+    assert hoist("apply", "--parallelism", "3", "--", "--project", "x") == [
+        "apply", "--parallelism", "3", "--", "--project", "x",
+    ]  # fmt: skip
+    assert hoist("plan", "--project") == ["--project", "plan"]

@@ -40,6 +40,17 @@ def _split_option(token: str, table: dict[str, bool]) -> tuple[str, bool] | None
     return None
 
 
+def _option_tokens(args: list[str], i: int, table: dict[str, bool]) -> list[str] | None:
+    """The tokens the option at ``args[i]`` spans if ``table`` defines it: the option, and
+    the next token too when it takes a value not attached to it; None otherwise."""
+    split = _split_option(args[i], table)
+    if split is None:
+        return None
+    name, attached = split
+    takes_next = table[name] and not attached and i + 1 < len(args)
+    return args[i : i + 2] if takes_next else args[i : i + 1]
+
+
 def hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
     """``args`` with the group's options moved in front of the command, so that
     ``reconciler plan --project x`` means ``reconciler --project x plan`` (DESIGN.md: global
@@ -56,12 +67,9 @@ def hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]
         token = args[i]
         if token == "--" or not token.startswith("-") or token == "-":
             break
-        head.append(token)
-        split = _split_option(token, globals_)
-        if split is not None and globals_[split[0]] and not split[1] and i + 1 < len(args):
-            head.append(args[i + 1])
-            i += 1
-        i += 1
+        tokens = _option_tokens(args, i, globals_) or [token]
+        head.extend(tokens)
+        i += len(tokens)
     if i >= len(args) or args[i] == "--":
         return args
     command: click.Command | None = group
@@ -80,22 +88,15 @@ def hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]
             rest.append(token)
             i += 1
             continue
-        mine = _split_option(token, own)
-        if mine is not None:
-            rest.append(token)
-            if own[mine[0]] and not mine[1] and i + 1 < len(args):
-                rest.append(args[i + 1])
-                i += 1
+        mine = _option_tokens(args, i, own)
+        theirs = _option_tokens(args, i, globals_) if mine is None else None
+        if theirs is not None:
+            hoisted.extend(theirs)
+            i += len(theirs)
         else:
-            theirs = _split_option(token, globals_)
-            if theirs is not None:
-                hoisted.append(token)
-                if globals_[theirs[0]] and not theirs[1] and i + 1 < len(args):
-                    hoisted.append(args[i + 1])
-                    i += 1
-            else:
-                rest.append(token)
-        i += 1
+            tokens = mine or [token]  # its own option, or one click reports as unknown
+            rest.extend(tokens)
+            i += len(tokens)
     return head + hoisted + rest
 
 
