@@ -146,7 +146,8 @@ class ReconcilingGroup(click.Group):
         return super().parse_args(ctx, hoist_global_options(self, ctx, args))
 
     def _suggest_global_options(self, ctx: click.Context, err: click.NoSuchOption) -> None:
-        err.possibilities = suggest_options(self, ctx, err)
+        # click >= 8.5 types possibilities as Final; the instance attribute is what it reads
+        err.possibilities = suggest_options(self, ctx, err)  # type: ignore[misc, unused-ignore]
 
     def make_context(
         self,
