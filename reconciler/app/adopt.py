@@ -1,10 +1,16 @@
-"""``import ADDR ID``: adopt one existing remote object, tag it, record it."""
+"""``import ADDR ID``: adopt one existing remote object, tag it, record it.
+
+Adoption is a plan too: this module decides what to adopt (``Adopt`` actions, see
+``adoption``) and runs them with the engine's executor (``run_adoptions``), the one path that
+writes to the provider, with the outcomes committed to the lockfile through the journal as
+apply commits them. It never sends a write itself.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.app.workspace import Settings, connect, held, observe, read_documents
 from reconciler.engine.desired import (
@@ -15,8 +21,12 @@ from reconciler.engine.desired import (
 from reconciler.engine.drift import (
     manifest_differences,
 )
+from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
+from reconciler.engine.model import Adopt, Plan, Target
 from reconciler.engine.normalize import normalize
+from reconciler.engine.record import record_outcome
 from reconciler.errors import (
+    ApplyError,
     NotFoundError,
     PlanError,
     a_or_an,
@@ -33,12 +43,16 @@ from reconciler.kinds import (
 )
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
-    LockEntry,
+    ApplyLock,
+    Journal,
     Lockfile,
     StateStore,
     json_digest,
     utc_timestamp,
 )
+
+if TYPE_CHECKING:
+    from reconciler.provider import ProviderClient
 
 JSON = dict[str, Any]
 
@@ -64,6 +78,8 @@ class ImportResult:
     #: the address was already recorded with this id: nothing was done
     already: bool = False
     warnings: tuple[str, ...] = ()
+    #: what the executor did (one outcome per ``Adopt`` action); None when nothing ran
+    report: ApplyReport | None = None
 
 
 def _check_address(address: str) -> Kind:
@@ -111,51 +127,111 @@ def _live_digest(kind: str, obj: JSON) -> str:
     return json_digest(normalize(kind, obj))
 
 
-def lock_entry(
-    kind: str,
+def _tagging_body(
+    obj: JSON, project: str, address: str, fill: Mapping[str, Any] | None = None
+) -> JSON:
+    """The update that adopts ``obj``: the ownership metadata (a patch; agents save a new
+    version) unless it is tagged for ``address`` already, and the ``fill`` fields where the
+    live object differs. Empty: nothing to send."""
+    body: JSON = {k: v for k, v in (fill or {}).items() if obj.get(k) != v}
+    if owned_address(obj, project) != address:
+        body["metadata"] = tags(project, address)
+    return body
+
+
+def _after(obj: JSON, body: JSON) -> JSON:
+    """``obj`` as the provider returns it once ``body`` is applied (metadata is a patch)."""
+    out = {**obj, **{k: v for k, v in body.items() if k != "metadata"}}
+    if "metadata" in body:
+        merged = {**(obj.get("metadata") or {}), **body["metadata"]}
+        out["metadata"] = {k: v for k, v in merged.items() if v not in ("", None)}
+    return out
+
+
+def adoption(
+    kind: Kind,
+    address: str,
     obj: JSON,
+    project: str,
     *,
     res: DesiredResource | None,
     parent_id: str | None,
-    pins: dict[str, int],
-    now: str,
-) -> LockEntry:
-    return LockEntry(
-        kind=kind,
-        id=obj["id"],
-        parent_id=parent_id,
-        version=int(obj["version"]) if kind == "agent" and obj.get("version") else None,
-        pins=pins,
-        # a digest of the live spec when no manifest has the address: the next plan then
-        # records the manifest's digest once the document is written
-        spec_digest=desired_digest(res) if res is not None else _live_digest(kind, obj),
+    pins: Mapping[str, int],
+    fill: Mapping[str, Any] | None = None,
+    previous_owner: str | None = None,
+    depends_on: tuple[str, ...] = (),
+) -> Adopt:
+    """The plan action that adopts the live ``obj`` as ``address``.
+
+    Its target is what the lockfile records: the manifest's digest, protect and remote name
+    when a document declares the address, else a digest of the live spec as it reads once
+    tagged (the next plan records the manifest's digest once the document is written).
+    """
+    body = _tagging_body(obj, project, address, fill)
+    target = Target(
+        spec_digest=(
+            desired_digest(res) if res is not None else _live_digest(kind, _after(obj, body))
+        ),
         protect=res.protect if res is not None else False,
-        secret_fingerprints={},
         remote_name=res.remote_name if res is not None else _remote_name(kind, obj),
-        created_at=now,
-        updated_at=now,
+        pins=dict(pins),
+    )
+    reason = "import: an existing object, taken under management"
+    if previous_owner is not None:
+        reason += f" (taken over from {previous_owner})"
+    return Adopt(
+        address=address,
+        kind=kind,
+        reason=reason,
+        remote_id=obj["id"],
+        parent_id=parent_id,
+        depends_on=depends_on,
+        body=body,
+        target=target,
+        version=int(obj["version"]) if kind == "agent" and obj.get("version") else None,
+        previous_owner=previous_owner,
     )
 
 
-async def tag_owned(
-    provider: ClientBackedProvider,
-    kind: str,
-    obj: JSON,
+def _no_secrets(address: str, path: str) -> str:
+    raise PlanError(f"an adoption sends no secret ({address}: {path})")
+
+
+async def run_adoptions(
+    client: ProviderClient,
+    store: StateStore,
+    lock: ApplyLock,
+    actions: Sequence[Adopt],
     project: str,
-    address: str,
-    parent_id: str | None,
-    fill: Mapping[str, Any] | None = None,
-) -> tuple[JSON, bool]:
-    """Write the ownership metadata (a metadata patch; agents save a new version), and the
-    ``fill`` fields where the live object differs."""
-    wanted = tags(project, address)
-    body: JSON = {k: v for k, v in (fill or {}).items() if obj.get(k) != v}
-    if owned_address(obj, project) != address:
-        body["metadata"] = wanted
-    if not body:
-        return obj, False
-    updated = await provider.update(kind, obj["id"], body, parent_id=parent_id)
-    return updated, True
+    *,
+    parallelism: int = 8,
+) -> ApplyReport:
+    """Run a plan of ``Adopt`` actions through the executor, the one path that writes to
+    the provider, committing each outcome to the lockfile through the journal as apply
+    does, every write guarded by the apply lock.
+    """
+    lockfile = store.lockfile
+    plan = Plan(
+        project=project, lineage=lockfile.lineage, serial=lockfile.serial, actions=tuple(actions)
+    )
+    journal = Journal(store, senders=parallelism, guard=lock.ensure_held)
+
+    def outcome(o: Outcome) -> None:
+        now = utc_timestamp()
+        journal.stage(lambda lf: record_outcome(lf, o, now))
+
+    guard, client.write_guard = client.write_guard, lock.ensure_held
+    try:
+        return await apply_plan(
+            plan,
+            ClientBackedProvider(client),
+            resolve_secret=_no_secrets,
+            parallelism=parallelism,
+            on_outcome=outcome,
+        )
+    finally:
+        client.write_guard = guard
+        await journal.close()
 
 
 def _deployment_pins(obj: JSON, res: DesiredResource | None, lockfile: Lockfile) -> dict[str, int]:
@@ -203,13 +279,11 @@ async def import_resource(
     documents = read_documents(ws)
     desired = {r.address: r for r in desired_resources(documents)}
     warnings: list[str] = []
-    with held(ws.lockfile, "import"):
+    with held(ws.lockfile, "import") as lock:
         store = StateStore(ws.lockfile, project=ws.project)
         lockfile = store.load()
         recorded = not _needs_import(lockfile, address, remote_id, force)
         parent_id = _vault_id(lockfile, address) if kind == "credential" else None
-        now = utc_timestamp()
-        adopted: list[Adopted] = []
         async with connect(ws) as client:
             provider = ClientBackedProvider(client)
             obj = await _retrieve(provider, kind, remote_id, parent_id, address)
@@ -225,29 +299,47 @@ async def import_resource(
                     f"lockfile forgets it (`reconciler --project ... state rm ...`)"
                 )
             res = desired.get(address)
-            obj, tagged = await tag_owned(provider, kind, obj, ws.project, address, parent_id)
             pins = _deployment_pins(obj, res, lockfile) if kind == "deployment" else {}
-            entry = lock_entry(kind, obj, res=res, parent_id=parent_id, pins=pins, now=now)
+            actions = [
+                adoption(
+                    kind,
+                    address,
+                    obj,
+                    ws.project,
+                    res=res,
+                    parent_id=parent_id,
+                    pins=pins,
+                    previous_owner=owner,
+                )
+            ]
+            if kind == "vault":
+                more, notes = await _credential_adoptions(
+                    provider, lockfile, desired, address, obj["id"], ws.project
+                )
+                actions += more
+                warnings += notes
+            report = await run_adoptions(client, store, lock, actions, ws.project)
+            main = report.outcome(address)
+            if main is None or not main.ok:
+                why = main.error if main is not None else "not run"
+                raise ApplyError(
+                    f"import of {address} failed: {why}; nothing was recorded",
+                    failures=report.failures,
+                )
             if res is not None:
-                observed = await observe(client, lockfile.with_entry(address, entry), ws.project)
-                if address in manifest_differences(
-                    documents, observed, lockfile.with_entry(address, entry), ws.project
-                ):
+                lockfile = store.lockfile
+                observed = await observe(client, lockfile, ws.project)
+                if address in manifest_differences(documents, observed, lockfile, ws.project):
                     # what is live was not applied from this manifest: the difference is a
                     # change for plan to show, not drift
-                    entry = entry.model_copy(update={"spec_digest": _live_digest(kind, obj)})
+                    live = main.live if main.live is not None else obj
+                    store.commit(_with_live_digest(address, _live_digest(kind, live)))
                     warnings.append(
                         f"{address} differs from its manifest: `reconciler plan` shows the "
                         "update apply would make"
                     )
-            store.commit(recording(address, entry))
-            adopted.append(Adopted(address, kind, remote_id, entry.version, tagged))
-            if kind == "vault":
-                more, notes = await _adopt_credentials(
-                    provider, store, desired, address, obj["id"], ws.project, now
-                )
-                adopted += more
-                warnings += notes
+    adopted = tuple(adopted_from(o) for o in report.outcomes if o.ok)
+    warnings += [f"{a} was not adopted: {why}" for a, why in report.failures.items()]
     if address not in desired:
         warnings.append(
             f"{address} is not in the manifests: write its document (or run `reconciler import "
@@ -259,7 +351,22 @@ async def import_resource(
             "secrets cannot be read back from the provider: the next apply writes each "
             "credential's secret from its manifest (the plan shows it as a sensitive update)"
         )
-    return ImportResult(adopted=tuple(adopted), warnings=tuple(warnings))
+    return ImportResult(adopted=adopted, warnings=tuple(warnings), report=report)
+
+
+def adopted_from(o: Outcome) -> Adopted:
+    """What ``import`` reports of one successful adoption."""
+    action = o.action
+    tagged = isinstance(action, Adopt) and bool(action.body)
+    return Adopted(o.address, action.kind, o.remote_id or "", o.version, tagged)
+
+
+def _with_live_digest(address: str, digest: str) -> Callable[[Lockfile], Lockfile]:
+    def edit(lockfile: Lockfile) -> Lockfile:
+        entry = lockfile.resources[address]
+        return lockfile.with_entry(address, entry.model_copy(update={"spec_digest": digest}))
+
+    return edit
 
 
 def _needs_import(lockfile: Lockfile, address: str, remote_id: str, force: bool) -> bool:
@@ -342,21 +449,16 @@ def _check_adoptable(kind: str, obj: JSON, project: str, address: str, force: bo
     return None
 
 
-def recording(address: str, entry: LockEntry) -> Callable[[Lockfile], Lockfile]:
-    """The lockfile edit that records ``entry`` for ``address``."""
-    return lambda lockfile: lockfile.with_entry(address, entry)
-
-
-async def _adopt_credentials(
+async def _credential_adoptions(
     provider: ClientBackedProvider,
-    store: StateStore,
+    lockfile: Lockfile,
     desired: dict[str, DesiredResource],
     vault_address: str,
     vault_id: str,
     project: str,
-    now: str,
-) -> tuple[list[Adopted], list[str]]:
-    """Adopt the live credentials of a just-imported vault that its manifest declares."""
+) -> tuple[list[Adopt], list[str]]:
+    """Adoptions of the live credentials of a vault being imported that its manifest
+    declares (each runs once the vault's own adoption succeeded)."""
     wanted = {
         _credential_key(r.spec.get("auth")): r
         for a, r in desired.items()
@@ -365,22 +467,33 @@ async def _adopt_credentials(
     wanted.pop(None, None)
     if not wanted:
         return [], []
-    adopted: list[Adopted] = []
+    actions: list[Adopt] = []
     notes: list[str] = []
-    lockfile = store.lockfile
     recorded = {e.id for e in lockfile.resources.values()}
+    taken: set[str] = set()
     for cred in await provider.list_all("credential", parent_id=vault_id):
         res = wanted.get(_credential_key(cred.get("auth")))
         if res is None or cred.get("archived_at") or cred["id"] in recorded:
             continue
-        if res.address in lockfile.resources or _foreign_owner(cred, project):
+        if res.address in lockfile.resources or res.address in taken:
+            continue
+        if _foreign_owner(cred, project):
             continue
         tagged_as = owned_address(cred, project)
         if tagged_as is not None and tagged_as != res.address:
             notes.append(f"{cred['id']} is tagged as {tagged_as}; not adopted as {res.address}")
             continue
-        cred, tagged = await tag_owned(provider, "credential", cred, project, res.address, vault_id)
-        entry = lock_entry("credential", cred, res=res, parent_id=vault_id, pins={}, now=now)
-        lockfile = store.commit(recording(res.address, entry))
-        adopted.append(Adopted(res.address, "credential", cred["id"], None, tagged))
-    return adopted, notes
+        taken.add(res.address)
+        actions.append(
+            adoption(
+                "credential",
+                res.address,
+                cred,
+                project,
+                res=res,
+                parent_id=vault_id,
+                pins={},
+                depends_on=(vault_address,),
+            )
+        )
+    return actions, notes

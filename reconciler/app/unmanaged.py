@@ -1,4 +1,7 @@
-"""``import --all-unmanaged``: write manifests for everything live that nothing owns, and adopt it."""
+"""``import --all-unmanaged``: write manifests for everything live that nothing owns, and adopt it.
+
+The adoption is a plan of ``Adopt`` actions run by the engine's executor (``adopt.run_adoptions``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from reconciler.app.adopt import JSON, Adopted, lock_entry, recording, tag_owned
+from reconciler.app.adopt import JSON, Adopted, adopted_from, adoption, run_adoptions
 from reconciler.app.fmt import dump_documents
 from reconciler.app.workspace import Settings, connect, held, observe, read_documents
 from reconciler.engine.derive import (
@@ -29,6 +32,8 @@ from reconciler.engine.desired import (
 from reconciler.engine.drift import (
     find_unmanaged,
 )
+from reconciler.engine.executor import ApplyReport
+from reconciler.engine.model import Adopt
 from reconciler.engine.refresh import Observed
 from reconciler.errors import (
     PlanError,
@@ -40,9 +45,9 @@ from reconciler.manifest import Document
 from reconciler.manifest.yamlsource import parse_documents
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
+    ApplyLock,
     Lockfile,
     StateStore,
-    utc_timestamp,
     write_text_atomic,
 )
 
@@ -64,6 +69,8 @@ class UnmanagedImport:
     secrets: tuple[SecretVariable, ...] = ()
     #: address -> why tagging or recording failed (its document was written anyway)
     failures: dict[str, str] = field(default_factory=dict)
+    #: what the executor did (one outcome per ``Adopt`` action); None when nothing ran
+    report: ApplyReport | None = None
 
 
 def _validate(derivation: Derivation) -> tuple[list[ImportedDocument], list[Skipped]]:
@@ -165,13 +172,13 @@ async def import_unmanaged(
         LockHeld: an apply is running.
     """
     documents = read_documents(ws, missing_ok=True)
-    with held(ws.lockfile, "import"):
+    with held(ws.lockfile, "import") as lock:
         store = StateStore(ws.lockfile, project=ws.project)
         lockfile = store.load()
         if client is None:
             async with connect(ws) as c:
-                return await _import_unmanaged(c, ws, out, documents, store, lockfile)
-        return await _import_unmanaged(client, ws, out, documents, store, lockfile)
+                return await _import_unmanaged(c, ws, out, documents, store, lock, lockfile)
+        return await _import_unmanaged(client, ws, out, documents, store, lock, lockfile)
 
 
 async def _import_unmanaged(
@@ -180,6 +187,7 @@ async def _import_unmanaged(
     out: Path,
     documents: Sequence[Document],
     store: StateStore,
+    lock: ApplyLock,
     lockfile: Lockfile,
 ) -> UnmanagedImport:
     provider = ClientBackedProvider(client)
@@ -201,7 +209,12 @@ async def _import_unmanaged(
     secrets = tuple(s for s in derivation.secrets if s.address in kept)
     files = _write_documents(out, docs, secrets)
     res_by_address = {r.address: r for r in desired_resources(_as_documents(docs))}
-    adopted, failures = await _adopt_all(provider, store, docs, res_by_address, ws.project)
+    actions, failures = await _adoptions(provider, docs, res_by_address, ws.project)
+    report = await run_adoptions(
+        client, store, lock, actions, ws.project, parallelism=TAG_PARALLELISM
+    )
+    adopted = tuple(adopted_from(o) for o in report.outcomes if o.ok)
+    failures = dict(sorted({**failures, **report.failures}.items()))
     return UnmanagedImport(
         files=files,
         documents=tuple(docs),
@@ -209,6 +222,7 @@ async def _import_unmanaged(
         skipped=skipped,
         secrets=secrets,
         failures=failures,
+        report=report,
     )
 
 
@@ -248,32 +262,34 @@ def _check_round_trip(text: str, expected: list[JSON], path: Path) -> None:
         )
 
 
-async def _adopt_all(
+async def _adoptions(
     provider: ClientBackedProvider,
-    store: StateStore,
     docs: Sequence[ImportedDocument],
     res_by_address: dict[str, DesiredResource],
     project: str,
-) -> tuple[tuple[Adopted, ...], dict[str, str]]:
-    now = utc_timestamp()
+) -> tuple[list[Adopt], dict[str, str]]:
+    """One ``Adopt`` per derived resource, from its object as it is live now; address ->
+    why for the objects that could not be read."""
     gate = asyncio.Semaphore(TAG_PARALLELISM)
-    adopted: list[Adopted] = []
     failures: dict[str, str] = {}
 
-    async def adopt(r: ImportedResource) -> None:
-        res = res_by_address[r.address]
+    async def adopt(r: ImportedResource) -> Adopt | None:
         async with gate:
             try:
                 obj = await provider.retrieve(r.kind, r.remote_id, parent_id=r.parent_id)
-                obj, tagged = await tag_owned(
-                    provider, r.kind, obj, project, r.address, r.parent_id, r.fill
-                )
             except ProviderError as err:
                 failures[r.address] = str(err)
-                return
-        entry = lock_entry(r.kind, obj, res=res, parent_id=r.parent_id, pins=dict(r.pins), now=now)
-        store.commit(recording(r.address, entry))
-        adopted.append(Adopted(r.address, r.kind, r.remote_id, entry.version, tagged))
+                return None
+        return adoption(
+            r.kind,
+            r.address,
+            obj,
+            project,
+            res=res_by_address[r.address],
+            parent_id=r.parent_id,
+            pins=r.pins,
+            fill=r.fill,
+        )
 
-    await asyncio.gather(*(adopt(r) for d in docs for r in d.resources))
-    return tuple(sorted(adopted, key=lambda a: a.address)), dict(sorted(failures.items()))
+    found = await asyncio.gather(*(adopt(r) for d in docs for r in d.resources))
+    return [a for a in found if a is not None], failures

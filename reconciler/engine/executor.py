@@ -45,6 +45,7 @@ from reconciler.engine.breaker import CircuitBreaker
 from reconciler.engine.interface import IntentJournal, ProviderWriter, SecretResolver
 from reconciler.engine.model import (
     Action,
+    Adopt,
     Archive,
     Create,
     Delete,
@@ -317,6 +318,8 @@ class _Run:
                 return await self._remove(action, delete=True)
             case NoOp():
                 return self._noop(action)
+            case Adopt():
+                return await self._adopt(action)
             case _:
                 assert_never(action)
 
@@ -366,6 +369,32 @@ class _Run:
             remote_id=action.remote_id,
             parent_id=parent_id,
             removed=True,
+            live=live,
+        )
+
+    async def _adopt(self, action: Adopt) -> Outcome:
+        """Tag a live object as ours (one update), then record it like an update's outcome.
+
+        No intent is recorded: the object exists already and is found by its id, so an
+        adoption whose outcome is lost in a crash is simply run again by the next import.
+        """
+        parent_id = self._parent_id(action)
+        live: JSON | None = None
+        version = action.version
+        if action.body:
+            live = await self.writer.update(
+                action.kind, action.remote_id, dict(action.body), parent_id=parent_id
+            )
+            if action.kind == "agent" and isinstance(live.get("version"), int):
+                version = int(live["version"])
+        pins = {a: v for a, v in action.target.pins.items() if v is not None}
+        return Outcome(
+            action,
+            ok=True,
+            remote_id=action.remote_id,
+            parent_id=parent_id,
+            version=version,
+            pins=pins,
             live=live,
         )
 

@@ -118,8 +118,33 @@ class NoOp(_Action):
     live_marker: str | None = None
 
 
-Action = Annotated[Create | Update | Replace | Archive | Delete | NoOp, Field(discriminator="type")]
-CHANGE_TYPES: frozenset[str] = frozenset({"create", "update", "replace", "archive", "delete"})
+class Adopt(_Action):
+    """Take an existing live object under management (``reconciler import``): write this
+    project's ownership tags (and, from ``import --all-unmanaged``, the fields its derived
+    manifest sets) with one update, then record ``target`` for the address.
+
+    ``body`` is the update request (``metadata`` as a patch); empty when the object already
+    carries the tags, and then nothing is sent. Tagging an agent saves a new version: the
+    lockfile records the version the update returned (``version`` when nothing is sent).
+    """
+
+    type: Literal["adopt"] = "adopt"
+    remote_id: str
+    body: dict[str, Any] = Field(default_factory=dict)
+    target: Target
+    #: agents: the live version the adoption was planned from
+    version: int | None = None
+    #: with ``--force``: whose the object was (``project 'other' (agent.x)``), else None
+    previous_owner: str | None = None
+    live_marker: str | None = None
+
+
+Action = Annotated[
+    Create | Update | Replace | Archive | Delete | NoOp | Adopt, Field(discriminator="type")
+]
+CHANGE_TYPES: frozenset[str] = frozenset(
+    {"create", "update", "replace", "archive", "delete", "adopt"}
+)
 
 
 class PinMove(Frozen):
@@ -186,6 +211,7 @@ class PlanSummary(Frozen):
     archive: int = 0
     delete: int = 0
     noop: int = 0
+    adopt: int = 0
 
     def __str__(self) -> str:
         parts = [f"{self.create} to create", f"{self.update} to update"]
@@ -194,6 +220,8 @@ class PlanSummary(Frozen):
         parts.append(f"{self.archive} to archive")
         if self.delete:
             parts.append(f"{self.delete} to delete")
+        if self.adopt:
+            parts.append(f"{self.adopt} to adopt")
         return "Plan: " + ", ".join(parts) + "."
 
 

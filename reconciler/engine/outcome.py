@@ -30,6 +30,8 @@ _COUNT_OF_TYPE = {
     "archive": "archived",
     "delete": "deleted",
     "noop": "unchanged",
+    # an adoption is a metadata update of a live object (only ``import`` plans have them)
+    "adopt": "updated",
 }
 
 

@@ -12,6 +12,7 @@ import json
 from typing import Any, assert_never
 
 from reconciler.engine.model import (
+    Adopt,
     Archive,
     Create,
     Delete,
@@ -31,7 +32,7 @@ FORMAT_VERSION = 1
 
 _SUMMARY_KEYS = ("create", "update", "replace", "archive", "delete", "noop")
 
-_AnyAction = Create | Update | Replace | Archive | Delete | NoOp
+_AnyAction = Create | Update | Replace | Archive | Delete | NoOp | Adopt
 
 
 def _sorted(value: Any) -> Any:
@@ -95,6 +96,11 @@ def action_to_json(action: _AnyAction) -> dict[str, Any]:
         case NoOp():
             out["remote_id"] = action.remote_id
             out["from_version"] = out["to_version"] = action.version
+        case Adopt():
+            # the fields the adoption writes (the ownership tags as a metadata patch)
+            out["remote_id"] = action.remote_id
+            out["changes"] = _body_changes(action.body)
+            out["from_version"] = action.version
         case _:
             assert_never(action)
     return out

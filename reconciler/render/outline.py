@@ -12,6 +12,7 @@ from typing import Any, Literal, assert_never
 
 from reconciler.engine.model import (
     Action,
+    Adopt,
     Archive,
     BlastRadius,
     Conflict,
@@ -266,7 +267,7 @@ def _remote(remote_id: str) -> Line:
 
 
 def action_block(
-    action: Create | Update | Replace | Archive | Delete, *, width: int, full: bool = False
+    action: Create | Update | Replace | Archive | Delete | Adopt, *, width: int, full: bool = False
 ) -> Block:
     """The block of one changing action; long values shortened unless ``full``."""
     address, kind = action.address, action.kind
@@ -306,6 +307,11 @@ def action_block(
         case Delete():
             lines = (_reason(action.reason), _remote(action.remote_id))
             return Block("-", "remove", address, kind, "delete", ("(permanent)",), lines=lines)
+        case Adopt():
+            lines = (_reason(action.reason), *body_lines(action.body, full=full))
+            what = "(tags it as ours)" if action.body else "(already tagged as ours)"
+            facts = (printable(action.remote_id), what)
+            return Block("=", "update", address, kind, "adopt", facts, lines=lines)
         case _:
             assert_never(action)
 
@@ -487,6 +493,8 @@ def _plan_legend(blocks: tuple[Block, ...]) -> tuple[tuple[str, str], ...]:
     removals = [v for v in ("archive", "delete") if v in verbs]
     if removals:
         legend.append(("-", " or ".join(removals)))
+    if "adopt" in verbs:
+        legend.append(("=", "adopt: tag an existing object as ours and record it"))
     return tuple(legend)
 
 

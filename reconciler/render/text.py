@@ -47,6 +47,7 @@ _LEGEND_STYLE = {
     "~": "yellow",
     "-/+": "magenta",
     "-": "red",
+    "=": "yellow",
     "!": "red",
     "?": "cyan",
 }
