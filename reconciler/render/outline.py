@@ -470,7 +470,7 @@ def no_changes_message(plan: Plan) -> str:
 
 
 def _action_shortened(action: Action) -> bool:
-    if isinstance(action, Create):
+    if isinstance(action, Create | Adopt):
         return any(is_shortened(v) for v in action.body.values())
     if isinstance(action, Update | Replace):
         return changes_shortened(action.changes)
