@@ -211,7 +211,8 @@ class PlanSummary(Frozen):
     archive: int = 0
     delete: int = 0
     noop: int = 0
-    adopt: int = 0
+    #: only ``import`` plans adopt; left out of dumps so the JSON summary keeps its six keys
+    adopt: int = Field(default=0, exclude=True)
 
     def __str__(self) -> str:
         parts = [f"{self.create} to create", f"{self.update} to update"]
