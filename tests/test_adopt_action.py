@@ -17,6 +17,7 @@ from support.gitops import DB, LOCKFILE, lockfile, make_workdir, ok, out_of_band
 
 from reconciler.app import adopt as adopt_module
 from reconciler.app.adopt import import_resource
+from reconciler.app.unmanaged import import_unmanaged
 from reconciler.app.workspace import Settings
 from reconciler.engine.executor import Outcome, apply_plan
 from reconciler.engine.model import Adopt, Plan, Target
@@ -181,3 +182,26 @@ def test_import_runs_a_plan_of_adopt_actions_through_the_executor(
     entry = lockfile()["resources"]["agent.coder"]
     assert (entry["id"], entry["version"]) == (coder, outcome.version)
     assert [(a.address, a.tagged) for a in result.adopted] == [("agent.coder", True)]
+
+
+def test_import_all_unmanaged_adopts_through_the_executor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_workdir(tmp_path, monkeypatch, manifests=False)
+
+    async def click_together(c: ProviderClient) -> None:
+        await c.environments.create({"name": "py"})
+        await c.agents.create({"name": "coder", "model": "claude-sonnet-4-6"})
+
+    out_of_band(click_together)
+    settings = Settings(manifests=Path("manifests"), lockfile=Path(LOCKFILE), db_path=Path(DB))
+    result = asyncio.run(import_unmanaged(settings, Path("manifests/imported")))
+
+    assert result.report is not None and result.report.ok, result.failures
+    assert {(o.address, o.action.type) for o in result.report.outcomes} == {
+        ("agent.coder", "adopt"),
+        ("environment.py", "adopt"),
+    }
+    recorded = lockfile()["resources"]
+    assert recorded["agent.coder"]["version"] == result.report.outcome("agent.coder").version == 2
+    assert sorted(recorded) == ["agent.coder", "environment.py"]
