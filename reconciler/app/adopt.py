@@ -39,6 +39,7 @@ from reconciler.kinds import (
     kind_of,
     owned_address,
     owner_of,
+    remote_name_of,
     tags,
 )
 from reconciler.provider.adapter import ClientBackedProvider
@@ -118,10 +119,6 @@ def _foreign_owner(obj: JSON, project: str) -> str | None:
     return None
 
 
-def _remote_name(kind: str, obj: JSON) -> str | None:
-    return obj.get("display_name") if kind in ("vault", "credential") else obj.get("name")
-
-
 def _live_digest(kind: str, obj: JSON) -> str:
     """A spec digest of what is live (no manifest was applied to it)."""
     return json_digest(normalize(kind, obj))
@@ -173,7 +170,7 @@ def adoption(
             desired_digest(res) if res is not None else _live_digest(kind, _after(obj, body))
         ),
         protect=res.protect if res is not None else False,
-        remote_name=res.remote_name if res is not None else _remote_name(kind, obj),
+        remote_name=res.remote_name if res is not None else remote_name_of(kind, obj),
         pins=dict(pins),
     )
     reason = "import: an existing object, taken under management"
