@@ -61,7 +61,9 @@ line = st.text(_chars, min_size=1, max_size=20).filter(lambda s: "${" not in s a
 meta_key = st.from_regex(r"[a-z][a-z0-9_.-]{0,15}", fullmatch=True).filter(
     lambda k: k not in RESERVED
 )
-metadata = st.dictionaries(meta_key, st.text(_chars, max_size=30), max_size=5)
+metadata = st.dictionaries(
+    meta_key, st.text(_chars, max_size=30).filter(lambda s: "${" not in s), max_size=5
+)
 policy = st.fixed_dictionaries({"type": st.sampled_from(["always_allow", "always_ask", "auto"])})
 default_config = st.fixed_dictionaries(
     {}, optional={"enabled": st.booleans(), "permission_policy": policy}
