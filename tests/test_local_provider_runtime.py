@@ -405,3 +405,22 @@ async def test_stopping_the_server_ends_open_streams(provider_db: Path) -> None:
             http.stream("GET", f"/v1/sessions/{session['id']}/events/stream") as s,
         ):
             assert await anext(s.aiter_lines()) == "event: ping"
+
+
+async def test_a_content_block_whose_type_is_not_a_string_is_a_400(
+    http: httpx.AsyncClient,
+) -> None:
+    """Found by the slow OpenAPI fuzz: ``{"type": {...}}`` in a tool result's content was a
+    500 (an unhashable type tested against the allowed block types)."""
+    agent = await new_agent(http)
+    env = await new_env(http)
+    session = await ok(
+        http.post("/v1/sessions", json={"agent": agent["id"], "environment_id": env["id"]})
+    )
+    event = {
+        "type": "user.tool_result",
+        "tool_use_id": "toolu_1",
+        "content": [{"type": {"nested": 1}, "text": "x"}],
+    }
+    r = await http.post(f"/v1/sessions/{session['id']}/events", json={"events": [event]})
+    assert_error(r, 400, "invalid_request_error")

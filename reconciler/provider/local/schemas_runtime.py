@@ -30,7 +30,7 @@ _BLOCK_TYPES = {"text", "image", "document", "redacted", "search_result"}
 def _check_blocks(blocks: list[dict[str, Any]], allowed: set[str]) -> None:
     for block in blocks:
         kind = block.get("type")
-        if kind not in allowed:
+        if not isinstance(kind, str) or kind not in allowed:  # {"type": {...}} is no type
             raise ValueError(f"content block type {kind!r} is not accepted here")
         if kind == "text" and not isinstance(block.get("text"), str):
             raise ValueError("a text block needs a string text")
