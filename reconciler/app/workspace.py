@@ -43,9 +43,9 @@ class Settings:
 @asynccontextmanager
 async def connect(settings: Settings) -> AsyncIterator[ProviderClient]:
     """The provider client of ``settings``: HTTP when a URL is set, else the embedded one."""
-    from reconciler.provider import open_client
+    from reconciler.provider import connect_client
 
-    async with open_client(
+    async with connect_client(
         settings.provider_url,
         settings.api_key,
         db_path=settings.db_path,

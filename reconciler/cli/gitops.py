@@ -1,6 +1,6 @@
 """``drift``, ``import`` and ``fmt``, and GitHub Actions annotations of manifest errors.
 
-Thin: each command parses its flags, calls ``reconciler.gitops``, renders, and sets the exit
+Thin: each command parses its flags, calls ``reconciler.app``, renders, and sets the exit
 code. ``register(group)`` adds the commands to the ``reconciler`` group and hooks
 ``annotate_for_github`` into the one error handler (``failures.ERROR_REPORTERS``), so that in
 GitHub Actions (``GITHUB_ACTIONS=true``) every manifest error also becomes an
