@@ -232,6 +232,16 @@ def test_an_empty_manifests_directory_is_warned_about(workdir: Path) -> None:
     assert "Warning: no manifest documents in empty" in cli("-f", "empty", "plan").stderr
 
 
+def test_a_directory_whose_only_yaml_is_ignored_is_warned_about_by_drift(workdir: Path) -> None:
+    """drift looks before it loads: the files it counts are those load_manifests reads, so
+    YAML that .reconcilerignore leaves out is no manifest."""
+    (workdir / "other/ci").mkdir(parents=True)
+    (workdir / "other/ci/workflow.yaml").write_text("on: push\n")
+    (workdir / "other/.reconcilerignore").write_text("ci/\n")
+    result = cli("-f", "other", "drift")
+    assert "Warning: no manifest documents in other" in result.stderr, result.stderr
+
+
 def test_prune_over_an_empty_directory_is_refused_unless_allowed(workdir: Path) -> None:
     ok("apply", "--auto-approve")
     (workdir / "empty").mkdir()

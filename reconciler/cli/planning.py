@@ -7,7 +7,6 @@ only. What would change and whether it may is decided by the library, never here
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -72,17 +71,10 @@ def warn_if_empty(path: Path, documents: int | None = None) -> None:
     if documents is None:
         if not path.is_dir():
             return
-        documents = 0 if not _has_manifest_file(path) else 1
+        # the files load_manifests would read (hidden and .reconcilerignore'd ones left out)
+        documents = 1 if usecases.manifest_files([path]) else 0
     if documents == 0:
         click.echo(f"Warning: no manifest documents in {path}; is --manifests/-f right?", err=True)
-
-
-def _has_manifest_file(root: Path) -> bool:
-    for _dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        if any(not n.startswith(".") and n.lower().endswith((".yaml", ".yml")) for n in filenames):
-            return True
-    return False
 
 
 def register(group: click.Group) -> None:
