@@ -382,3 +382,12 @@ def test_hoisting_moves_each_global_option_with_its_value_and_nothing_else() -> 
         "apply", "--parallelism", "3", "--", "--project", "x",
     ]  # fmt: skip
     assert hoist("plan", "--project") == ["--project", "plan"]
+
+
+def test_the_origin_shown_and_recorded_never_carries_user_info() -> None:
+    """The "Refreshing from ..." line and the lockfile's origin come from one function, which
+    drops a user:password written into --provider-url."""
+    from reconciler.app import Settings, provider_origin
+
+    settings = Settings(provider_url="http://ci:s3cret@127.0.0.1:8787/v1/")
+    assert provider_origin(settings) == "http://127.0.0.1:8787"

@@ -40,7 +40,7 @@ from reconciler.app.fmt import (
 from reconciler.app.plan import PlanResult, make_plan
 from reconciler.app.planfile import load_plan, save_plan
 from reconciler.app.unmanaged import UnmanagedImport, import_unmanaged
-from reconciler.app.workspace import DEFAULT_DB, Settings, connect, observe
+from reconciler.app.workspace import DEFAULT_DB, Settings, connect, observe, provider_origin
 from reconciler.engine.derive import KIND_FILES, Skipped
 from reconciler.engine.drift import Unmanaged
 from reconciler.engine.executor import ApplyReport, Outcome
@@ -86,6 +86,7 @@ __all__ = [
     "manifest_files",
     "manifest_json_schema",
     "observe",
+    "provider_origin",
     "save_plan",
     "stale_actions",
 ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import click
 
@@ -92,8 +91,7 @@ def _refreshing(app: App) -> str:
     settings = app.settings
     where = f"the embedded local provider ({settings.db_path})"
     if settings.provider_url:
-        url = urlsplit(settings.provider_url)
-        where = url._replace(netloc=url.netloc.rpartition("@")[2]).geturl()  # no user:password
+        where = usecases.provider_origin(settings)  # normalised: no user:password
     return f"Refreshing from {where}..."
 
 
