@@ -589,3 +589,35 @@ def test_import_all_unmanaged_skips_a_deployment_it_cannot_refer_to(
     assert "owned by another project" in result.stderr
     assert not Path("manifests/deployments.yaml").exists()
     assert set(lockfile()["resources"]) == {"environment.shared"}
+
+
+@pytest.mark.parametrize("agents", [1, 6])
+def test_import_all_unmanaged_reads_by_listing_not_per_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, agents: int
+) -> None:
+    """The adopt step uses the objects the run already listed: the number of GETs does not
+    grow with the number of hand-made objects (one list per kind, not one GET each)."""
+    import asyncio
+
+    from reconciler.app import Settings, import_unmanaged
+    from reconciler.provider import embedded_client
+
+    make_workdir(tmp_path, monkeypatch, manifests=False)
+    (tmp_path / "manifests").mkdir()
+
+    async def make(c: ProviderClient) -> None:
+        for i in range(agents):
+            await c.agents.create({"name": f"hand-{i}", "model": "claude-sonnet-4-6"})
+
+    out_of_band(make)
+
+    async def run() -> dict[str, int]:
+        settings = Settings(manifests=Path("manifests"), lockfile=Path("state/reconciler.lock"))
+        async with embedded_client(Path(".reconciler/provider.db")) as client:
+            result = await import_unmanaged(settings, Path("manifests"), client=client)
+            assert len(result.report.outcomes) == agents
+            return dict(client.stats.by_method)
+
+    by_method = asyncio.run(run())
+    assert by_method.get("GET", 0) <= 5, by_method  # one list per kind, no GET per agent
+    assert by_method.get("POST", 0) == agents  # one tag update each

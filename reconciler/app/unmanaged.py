@@ -40,7 +40,7 @@ from reconciler.errors import (
     ProviderError,
     ReconcilerError,
 )
-from reconciler.kinds import owned_address
+from reconciler.kinds import KIND_ORDER, owned_address
 from reconciler.manifest import Document
 from reconciler.manifest.yamlsource import parse_documents
 from reconciler.provider.adapter import ClientBackedProvider
@@ -209,7 +209,11 @@ async def _import_unmanaged(
     secrets = tuple(s for s in derivation.secrets if s.address in kept)
     files = _write_documents(out, docs, secrets)
     res_by_address = {r.address: r for r in desired_resources(_as_documents(docs))}
-    actions, failures = await _adoptions(provider, docs, res_by_address, ws.project)
+    listed: dict[tuple[str, str], JSON] = {
+        (k, o["id"]): o for k in KIND_ORDER for o in observed.all(k)
+    }
+    listed.update({("credential", c["id"]): c for creds in lists for c in creds})
+    actions, failures = await _adoptions(provider, docs, res_by_address, ws.project, listed)
     report = await run_adoptions(
         client, store, lock, actions, ws.project, parallelism=TAG_PARALLELISM
     )
@@ -267,16 +271,20 @@ async def _adoptions(
     docs: Sequence[ImportedDocument],
     res_by_address: dict[str, DesiredResource],
     project: str,
+    listed: dict[tuple[str, str], JSON],
 ) -> tuple[list[Adopt], dict[str, str]]:
-    """One ``Adopt`` per derived resource, from its object as it is live now; address ->
-    why for the objects that could not be read."""
+    """One ``Adopt`` per derived resource, from its object as this run listed it (read again
+    only when the listing lacks it); address -> why for the objects that could not be read.
+    An agent's version precondition still guards against an edit since the listing."""
     gate = asyncio.Semaphore(TAG_PARALLELISM)
     failures: dict[str, str] = {}
 
     async def adopt(r: ImportedResource) -> Adopt | None:
         async with gate:
             try:
-                obj = await provider.retrieve(r.kind, r.remote_id, parent_id=r.parent_id)
+                obj = listed.get((r.kind, r.remote_id)) or await provider.retrieve(
+                    r.kind, r.remote_id, parent_id=r.parent_id
+                )
             except ProviderError as err:
                 failures[r.address] = str(err)
                 return None
