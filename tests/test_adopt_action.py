@@ -100,6 +100,25 @@ async def test_an_adoption_of_an_object_already_tagged_sends_nothing(
 
 
 @pytest.mark.anyio
+async def test_an_agent_edited_since_import_read_it_is_not_overwritten(
+    client: ProviderClient,
+) -> None:
+    """The adoption carries the version import saw as a precondition: a colleague's edit
+    in between makes it fail (409) instead of tagging over the edit unseen."""
+    provider = ClientBackedProvider(client)
+    live = await provider.create("agent", {"name": "coder", "model": "claude-sonnet-4-6"})
+    action = adopt_action(live["id"], body={"metadata": tags("default", "agent.coder")})
+    await provider.update("agent", live["id"], {"version": 1, "system": "edited by hand"})
+
+    report = await apply_plan(Plan(actions=(action,)), provider, resolve_secret=no_secrets)
+
+    assert not report.ok and report.failures["agent.coder"].startswith("adopt failed: ")
+    after = await provider.retrieve("agent", live["id"])
+    assert (after["version"], after["system"]) == (2, "edited by hand")
+    assert ADDRESS_KEY not in (after.get("metadata") or {})
+
+
+@pytest.mark.anyio
 async def test_a_failed_adoption_is_an_outcome_not_an_exception(client: ProviderClient) -> None:
     provider = ClientBackedProvider(client)
     action = adopt_action("agent_0000000000000000000000nope", body={"metadata": {"a": "b"}})

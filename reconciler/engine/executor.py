@@ -382,8 +382,12 @@ class _Run:
         live: JSON | None = None
         version = action.version
         if action.body:
+            body = dict(action.body)
+            if action.kind == "agent" and action.version is not None:
+                # the version import read: an edit since then is a 409, never overwritten
+                body["version"] = action.version
             live = await self.writer.update(
-                action.kind, action.remote_id, dict(action.body), parent_id=parent_id
+                action.kind, action.remote_id, body, parent_id=parent_id
             )
             if action.kind == "agent" and isinstance(live.get("version"), int):
                 version = int(live["version"])
