@@ -29,22 +29,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from support.reliability import TOKEN_FILE_VAULT as VAULT
 from support.reliability import clean_env, owned_objects, provider_snapshot
 
 from reconciler.cli import main
 
 AGENT = "kind: Agent\nname: coder\nspec: {model: claude-sonnet-4-6, system: Be brief.}\n"
-VAULT = """\
-kind: Vault
-name: tools
-spec:
-  credentials:
-    - name: tok
-      auth:
-        type: static_bearer
-        mcp_server_url: https://mcp.example.com/mcp
-        token: {from_file: token.txt}
-"""
 ENV_VAULT = VAULT.replace("{from_file: token.txt}", "{from_env: HOSTILE_TOKEN}")
 #: a guard against a hang, never an assertion about time
 HANG_GUARD = 120

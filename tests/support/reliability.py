@@ -60,6 +60,21 @@ RECONCILER_VARS = (
 )
 
 
+#: A vault whose one credential reads its token from ``token.txt`` beside the manifest
+#: (the hostile-input and review-safety tests swap that file for FIFOs, devices, ...).
+TOKEN_FILE_VAULT = """\
+kind: Vault
+name: tools
+spec:
+  credentials:
+    - name: tok
+      auth:
+        type: static_bearer
+        mcp_server_url: https://mcp.example.com/mcp
+        token: {from_file: token.txt}
+"""
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without reconciler settings, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if k not in RECONCILER_VARS}
