@@ -30,6 +30,16 @@ from .ids import new_id
 from .store import StoreError, explain
 
 BETA = "managed-agents-2026-04-01"
+MEMORY_BETA = "agent-memory-2026-07-22"
+
+# The betas each family of routes accepts (provider-wire.md section 15): the longest matching
+# path prefix wins; ``None`` means the route needs no beta header at all.
+BETAS_BY_PREFIX: tuple[tuple[str, frozenset[str] | None], ...] = (
+    ("/v1/memory_stores", frozenset({MEMORY_BETA, BETA})),
+    ("/v1/skills", None),
+    ("/v1/files", None),
+    ("/v1/", frozenset({BETA})),
+)
 
 log = logging.getLogger("reconciler.provider.local")
 
@@ -203,11 +213,12 @@ class RequestContext:
                 message = {**message, "headers": headers}
             await send(message)
 
-        if str(scope.get("path", "")).startswith("/v1/") and not _has_beta(scope):
+        missing = _missing_beta(scope)
+        if missing is not None:
             response = error_response(
                 rid,
                 400,
-                f"the anthropic-beta header must include {BETA}",
+                f"the anthropic-beta header must include {missing}",
             )
             await response(scope, receive, send_with_id)
             return
@@ -247,10 +258,22 @@ def _db_path(scope: Scope) -> str:
     return str(getattr(store, "path", "of the local provider"))
 
 
-def _has_beta(scope: Scope) -> bool:
+def accepted_betas(path: str) -> frozenset[str] | None:
+    """The betas a request to ``path`` may name (one suffices); None when it needs none."""
+    for prefix, betas in BETAS_BY_PREFIX:
+        if path.startswith(prefix):
+            return betas
+    return None
+
+
+def _missing_beta(scope: Scope) -> str | None:
+    """The beta (or betas, joined by " or ") the request lacks; None when it may pass."""
+    wanted = accepted_betas(str(scope.get("path", "")))
+    if not wanted:
+        return None
     for name, value in scope.get("headers", []):
         if name == b"anthropic-beta":
             betas = {part.strip() for part in value.decode("latin-1").split(",")}
-            if BETA in betas:
-                return True
-    return False
+            if betas & wanted:
+                return None
+    return " or ".join(sorted(wanted, key=lambda beta: beta != BETA))
