@@ -197,7 +197,10 @@ def describe_target(path: str) -> tuple[str | None, str | None]:
     return kind, ident
 
 
-_CREATED = frozenset({"agents", "environments", "vaults", "credentials", "sessions", "deployments"})
+_CREATED = frozenset(
+    {"agents", "environments", "vaults", "credentials", "sessions", "deployments"}
+    | {"memory_stores", "memories"}
+)
 
 
 def rate_bucket(method: str, path: str) -> str:
