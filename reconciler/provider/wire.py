@@ -80,6 +80,9 @@ _KIND_NAMES = {
     "deployment_runs": "deployment run",
     "events": "event",
     "versions": "agent version",
+    "memory_stores": "memory store",
+    "memories": "memory",
+    "memory_versions": "memory version",
 }
 # Segments after an item that name an operation, not a child id.
 _ACTIONS = frozenset(
