@@ -160,7 +160,10 @@ def test_memory_and_version_routes_through_the_sdk(sdk: anthropic.Anthropic) -> 
         sdk.beta.memory_stores.memories.create(store, path="/top.md", content="x")
     assert taken.value.body["error"]["details"]["conflicting_memory_id"] == full.id  # type: ignore[index]
 
-    kinds = {"memory": BetaManagedAgentsMemory, "memory_prefix": BetaManagedAgentsMemoryPrefix}
+    kinds: dict[str, type[BaseModel]] = {
+        "memory": BetaManagedAgentsMemory,
+        "memory_prefix": BetaManagedAgentsMemoryPrefix,
+    }
     listed = strict_page(kinds, raw.list(store, depth=1, limit=5))
     assert [(i.type, i.path) for i in listed] == [
         ("memory_prefix", "/projects/"),
