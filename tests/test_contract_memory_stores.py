@@ -211,6 +211,8 @@ async def test_memory_limits_that_hold(api: ProviderClient) -> None:
         await api.memory_stores.memories.create(sid, "/multi", "é" * 51_201)
     with pytest.raises(BadRequestError, match="content"):
         await api.request("POST", f"/v1/memory_stores/{sid}/memories", json={"path": "/n"})
+    deepest = await api.memory_stores.memories.list(sid, depth=100).to_list()
+    assert {m["path"] for m in deepest} == {deep, "/big"}
     with pytest.raises(NotFoundError, match="memory store memstore_missing"):
         await api.memory_stores.memories.create("memstore_missing", "/a", "x")
 
@@ -553,3 +555,15 @@ async def test_deployments_check_their_memory_stores_and_runs_report_archived_on
     )
     assert fixed["resources"][0]["memory_store_id"] == fresh["id"]
     assert (await api.deployments.run(dep["id"]))["session_id"] is not None
+
+
+async def test_content_with_a_lone_surrogate_is_refused(http: Any) -> None:
+    """It has no UTF-8 bytes, so no ``content_sha256``: a 400, not a 500 (plain httpx: the
+    client would not encode it)."""
+    sid = (await http.post("/v1/memory_stores", json={"name": "n"})).json()["id"]
+    r = await http.post(
+        f"/v1/memory_stores/{sid}/memories",
+        content=b'{"path": "/s", "content": "half \\ud800 a pair"}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 400 and "content" in r.json()["error"]["message"], r.text

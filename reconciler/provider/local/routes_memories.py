@@ -49,11 +49,11 @@ router = APIRouter(tags=["memory stores"])
 
 
 def _sha(content: str) -> str:
-    return hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
 
 
 def _size(content: str) -> int:
-    return len(content.encode("utf-8", "surrogatepass"))
+    return len(content.encode("utf-8"))
 
 
 def _show(item: dict[str, Any], view: View) -> dict[str, Any]:
@@ -249,7 +249,7 @@ async def list_memories(
     limit: int = Query(20, ge=1, le=100),
     page: str | None = Query(None, max_length=8192),
     path_prefix: str | None = Query(None, max_length=4096),
-    depth: int = Query(0, ge=0, le=20),
+    depth: int = Query(0, ge=0, le=2**31),
     view: View = "basic",
 ) -> Response:
     store = ctx.store

@@ -110,10 +110,14 @@ def check_content(content: str | None) -> str:
     """Memory content: a string of at most 100 kB in UTF-8.
 
     Raises:
-        ApiError: 400 when null or too large.
+        ApiError: 400 when null, not encodable as UTF-8 or too large.
     """
     if content is None:
         raise bad_request('content is required; pass "" for an empty memory')
-    if len(content.encode("utf-8", "surrogatepass")) > MAX_CONTENT_BYTES:
+    try:
+        size = len(content.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate has no UTF-8 bytes, so no content_sha256
+        raise bad_request("content must be valid Unicode text (no lone surrogates)") from None
+    if size > MAX_CONTENT_BYTES:
         raise bad_request(f"content must be at most {MAX_CONTENT_BYTES} bytes (100 kB) of UTF-8")
     return content
