@@ -44,6 +44,8 @@ ERROR_TYPES = {
     "environment_not_found_error",
     "vault_archived_error",
     "vault_not_found_error",
+    "memory_precondition_failed_error",
+    "memory_path_conflict_error",
 }
 
 

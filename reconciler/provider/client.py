@@ -42,6 +42,7 @@ from reconciler.errors import (
     ServerError,
 )
 from reconciler.provider.asyncio_transport import BEFORE_WRITE
+from reconciler.provider.memory_stores import MemoryStores
 from reconciler.provider.origin import normalize_base_url
 from reconciler.provider.pager import Pager
 from reconciler.provider.ratelimit import AdaptiveRateLimiter, RateLimits
@@ -340,6 +341,7 @@ class ProviderClient:
         self.deployments = Deployments(self)
         self.deployment_runs = DeploymentRuns(self)
         self.sessions = Sessions(self)
+        self.memory_stores = MemoryStores(self)
 
     def __repr__(self) -> str:
         return f"ProviderClient({self.base_url!r})"

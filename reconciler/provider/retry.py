@@ -20,7 +20,7 @@ import httpx
 __all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "is_idempotent", "parse_retry_after"]
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
-IDEMPOTENT_ACTIONS = frozenset({"archive", "pause", "unpause"})
+IDEMPOTENT_ACTIONS = frozenset({"archive", "pause", "unpause", "redact"})
 MAX_HONOURED_RETRY_AFTER_S = 60.0
 
 # Failures raised before a single byte of the request left this process: a retry cannot
@@ -31,8 +31,9 @@ NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 def is_idempotent(method: str, path: str, json: Any = None) -> bool:
     """Whether sending this request twice has the same effect as sending it once.
 
-    GET/HEAD/PUT/DELETE are; a POST is when it is an ``archive``/``pause``/``unpause`` action
-    or an update of one item (``/v1/agents/{id}``) without a ``version`` precondition. Creates
+    GET/HEAD/PUT/DELETE are; a POST is when it is an ``archive``/``pause``/``unpause``/
+    ``redact`` action or an update of one item (``/v1/agents/{id}``) without a ``version``
+    (or a memory's ``precondition``) precondition. Creates
     (POST to a collection), ``run``, and sending session events are not.
 
     Args:
@@ -54,7 +55,11 @@ def is_idempotent(method: str, path: str, json: Any = None) -> bool:
     if segments and segments[-1] in IDEMPOTENT_ACTIONS and len(segments) % 2 == 1:
         return True
     is_item = len(segments) >= 2 and len(segments) % 2 == 0
-    has_precondition = isinstance(json, Mapping) and json.get("version") is not None
+    # an agent's ``version``, a memory's ``precondition``: a resend after the write happened
+    # would meet its own change and fail as stale
+    has_precondition = isinstance(json, Mapping) and any(
+        json.get(key) is not None for key in ("version", "precondition")
+    )
     return is_item and not has_precondition
 
 

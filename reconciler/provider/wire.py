@@ -80,6 +80,9 @@ _KIND_NAMES = {
     "deployment_runs": "deployment run",
     "events": "event",
     "versions": "agent version",
+    "memory_stores": "memory store",
+    "memories": "memory",
+    "memory_versions": "memory version",
 }
 # Segments after an item that name an operation, not a child id.
 _ACTIONS = frozenset(
@@ -197,7 +200,10 @@ def describe_target(path: str) -> tuple[str | None, str | None]:
     return kind, ident
 
 
-_CREATED = frozenset({"agents", "environments", "vaults", "credentials", "sessions", "deployments"})
+_CREATED = frozenset(
+    {"agents", "environments", "vaults", "credentials", "sessions", "deployments"}
+    | {"memory_stores", "memories"}
+)
 
 
 def rate_bucket(method: str, path: str) -> str:

@@ -16,9 +16,12 @@ from fastapi import APIRouter, FastAPI
 from starlette.routing import BaseRoute
 
 from . import (
+    memory_db,
     routes_agents,
     routes_deployments,
     routes_environments,
+    routes_memories,
+    routes_memory_stores,
     routes_sessions,
     routes_vaults,
 )
@@ -38,6 +41,8 @@ def _all_routes() -> list[BaseRoute]:
         routes_vaults,
         routes_sessions,
         routes_deployments,
+        routes_memory_stores,
+        routes_memories,
     ):
         combined.include_router(module.router)
     return list(combined.routes)
@@ -70,6 +75,7 @@ def create_app(
         ``app.state.faults`` the ``FaultInjector`` (with ``.stats``) or None.
     """
     provider = Provider(store=Store(db_path), ping_interval=ping_interval)
+    memory_db.install(provider.store)
     app = FastAPI(
         title="Managed Agents API (local provider)",
         version="2026-04-01",

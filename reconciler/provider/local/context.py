@@ -26,6 +26,7 @@ KIND_LABELS = {
     "session": "session",
     "deployment": "deployment",
     "deployment_run": "deployment run",
+    "memory_store": "memory store",
 }
 
 

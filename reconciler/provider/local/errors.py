@@ -66,6 +66,7 @@ class ApiError(Exception):
         error_type: the envelope's ``error.type``; derived from ``status`` when omitted.
         error_code: optional stable ``details.error_code``.
         headers: extra response headers (e.g. ``x-should-retry``).
+        details: more ``error.details`` fields (e.g. ``conflicting_memory_id``).
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class ApiError(Exception):
         error_type: str | None = None,
         error_code: str | None = None,
         headers: Mapping[str, str] | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -83,6 +85,7 @@ class ApiError(Exception):
         self.error_type = error_type or _STATUS_TYPES.get(status, "api_error")
         self.error_code = error_code
         self.headers = dict(headers or {})
+        self.details = dict(details or {})
 
 
 def bad_request(message: str, error_code: str | None = None) -> ApiError:
@@ -101,15 +104,20 @@ def conflict(message: str) -> ApiError:
 
 
 def envelope(
-    request_id: str, status: int, message: str, error_type: str | None, error_code: str | None
+    request_id: str,
+    status: int,
+    message: str,
+    error_type: str | None,
+    error_code: str | None,
+    details: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The error body for one failure."""
     error: dict[str, Any] = {
         "type": error_type or _STATUS_TYPES.get(status, "api_error"),
         "message": message,
     }
-    if error_code:
-        error["details"] = {"error_code": error_code}
+    if error_code or details:
+        error["details"] = {**({"error_code": error_code} if error_code else {}), **(details or {})}
     return {"type": "error", "error": error, "request_id": request_id}
 
 
@@ -121,9 +129,10 @@ def error_response(
     error_type: str | None = None,
     error_code: str | None = None,
     headers: Mapping[str, str] | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> Response:
     """A complete envelope response."""
-    body = json.dumps(envelope(request_id, status, message, error_type, error_code))
+    body = json.dumps(envelope(request_id, status, message, error_type, error_code, details))
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
@@ -162,6 +171,7 @@ def install_exception_handlers(app: FastAPI) -> None:
             error_type=exc.error_type,
             error_code=exc.error_code,
             headers=exc.headers,
+            details=exc.details,
         )
 
     async def on_validation(request: Request, exc: Exception) -> Response:

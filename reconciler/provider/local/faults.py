@@ -95,7 +95,10 @@ DOCUMENTED_LIMITS: dict[str, float] = {
     "environments create": 1.0,
     "environments": 1.0,
 }
-_CREATED = frozenset({"agents", "environments", "vaults", "credentials", "sessions", "deployments"})
+_CREATED = frozenset(
+    {"agents", "environments", "vaults", "credentials", "sessions", "deployments"}
+    | {"memory_stores", "memories"}
+)
 
 
 def bucket_of(method: str, path: str) -> str:

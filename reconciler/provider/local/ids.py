@@ -26,6 +26,9 @@ PREFIXES = {
     "request": "req",
     "resource": "sesrsc",
     "outcome": "outc",
+    "memory_store": "memstore",
+    "memory": "mem",
+    "memory_version": "memver",
 }
 
 

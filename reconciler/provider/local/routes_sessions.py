@@ -38,6 +38,7 @@ from .defaults import (
 from .errors import ApiError, bad_request, conflict
 from .ids import new_id, now_ts
 from .paging import decode_cursor, json_response, page_response
+from .routes_memory_stores import mount
 from .schemas_runtime import EventsSend, SessionCreate, SessionUpdate
 from .sessions import run_events, stream_events
 from .store import Store
@@ -82,10 +83,11 @@ def session_agent(store: Store, sent: Any) -> dict[str, Any]:
 
 
 def session_resources(
-    resources: list[dict[str, Any]] | None, now: str
+    store: Store, resources: list[dict[str, Any]] | None, now: str
 ) -> tuple[list[Any], list[Any]]:
-    """(response resources, write-only tokens by position)."""
+    """(response resources, write-only tokens by position); memory stores must exist."""
     out, tokens = [], []
+    stores = iter(mount(store, resources or []))
     for r in resources or []:
         kind = r["type"]
         if kind == "github_repository":
@@ -111,15 +113,7 @@ def session_resources(
             }
             tokens.append(None)
         else:
-            item = {
-                "type": kind,
-                "memory_store_id": r["memory_store_id"],
-                "access": r.get("access") or "read_write",
-                "instructions": r.get("instructions"),
-                "mount_path": None,
-                "name": None,
-                "description": None,
-            }
+            item = next(stores)
             tokens.append(None)
         out.append(item)
     return out, tokens
@@ -161,7 +155,7 @@ def open_session(
 ) -> dict[str, Any]:
     """Create and store a session (inside the caller's write transaction)."""
     now = now_ts()
-    items, tokens = session_resources(resources, now)
+    items, tokens = session_resources(store, resources, now)
     session: dict[str, Any] = {
         "type": "session",
         "id": new_id("session"),

@@ -461,3 +461,23 @@ class Store:
     def delete_events(self, session_id: str) -> None:
         with self._lock:
             self._conn.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
+
+    # -- tables other modules own (memory stores' memories and versions) -----------------
+
+    def ensure_tables(self, schema: str) -> None:
+        """Create another module's tables and indexes (``CREATE ... IF NOT EXISTS``)."""
+        with self.write():
+            for statement in schema.split(";"):
+                if statement.strip():
+                    with self._lock:
+                        self._conn.execute(statement)
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Every row of one query of those tables."""
+        with self._lock:
+            return [tuple(r) for r in self._conn.execute(sql, params)]
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement on those tables (inside the caller's ``write()``); rows changed."""
+        with self._lock:
+            return int(self._conn.execute(sql, params).rowcount)

@@ -1,0 +1,204 @@
+"""HTTP routes of memory stores, and the check of a ``memory_store`` resource reference.
+
+A store has a name (1-255, not unique), a description (<= 1,024; ``""`` clears it, and it
+reads ``""`` when unset) and metadata (a patch on update: ``null`` deletes a key). Archive is
+final and idempotent: an archived store refuses updates and memory writes (400) and new
+sessions or deployments naming it, while its memories stay readable and deletable. Delete
+removes the store with every memory and version. Lists run in creation order and hide
+archived stores unless ``include_archived=true`` (memory stores send no ``[]`` filters).
+
+Sessions mount a store at ``/mnt/memory/<slug>``, the slug being the name lowercased with
+every run of characters other than ASCII letters and digits turned into one hyphen
+(``mount``); a deployment's reference is checked the same way (``check_reference``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from . import memory_db
+from .context import Ctx, archive, created_filters, require, save_if_changed
+from .defaults import check_metadata, patch_metadata, refuse_archived
+from .errors import ApiError, bad_request
+from .ids import new_id, now_ts
+from .paging import decode_cursor, json_response, page_response
+from .schemas_memory import MemoryStoreCreate, MemoryStoreUpdate
+from .store import Record, Store
+
+#: a session mounts at most this many memory stores
+MAX_STORES_PER_SESSION = 8
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+
+router = APIRouter(tags=["memory stores"])
+
+
+def slug(name: str) -> str:
+    """The store's directory name under ``/mnt/memory/``."""
+    return _NOT_SLUG.sub("-", name.lower()).strip("-") or "memory"
+
+
+def usable_store(store: Store, store_id: str) -> Record:
+    """A store a new session or deployment may name: it exists and is not archived.
+
+    Raises:
+        ApiError: 404 ``memory_store_not_found`` / 400 ``memory_store_archived``.
+    """
+    record = store.get(store_id, "memory_store")
+    if record is None:
+        raise ApiError(
+            404, f"memory store {store_id} not found", error_code="memory_store_not_found"
+        )
+    if record.archived:
+        raise ApiError(
+            400,
+            f"memory store {store_id} is archived; archived stores cannot be attached",
+            error_code="memory_store_archived",
+        )
+    return record
+
+
+def _check_count(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    mounted = [r for r in resources if r.get("type") == "memory_store"]
+    if len(mounted) > MAX_STORES_PER_SESSION:
+        raise bad_request(f"a session mounts at most {MAX_STORES_PER_SESSION} memory stores")
+    ids = [r["memory_store_id"] for r in mounted]
+    if len(set(ids)) != len(ids):
+        raise bad_request("resources must not name the same memory store twice")
+    return mounted
+
+
+def check_reference(store: Store, resources: list[dict[str, Any]] | None) -> None:
+    """A deployment's resources name existing, non-archived stores, each once, <= 8."""
+    for resource in _check_count(resources or []):
+        usable_store(store, resource["memory_store_id"])
+
+
+def mount(store: Store, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The session resources of every ``memory_store`` in ``resources``, in order: the
+    store's name and description snapshotted, ``access`` defaulted, ``mount_path`` set
+    (two stores with one slug get ``-2``, ``-3`` ...)."""
+    mounted, taken = [], set()
+    for resource in _check_count(resources):
+        data = usable_store(store, resource["memory_store_id"]).data
+        base = path = f"/mnt/memory/{slug(data['name'])}"
+        n = 1
+        while path in taken:
+            n += 1
+            path = f"{base}-{n}"
+        taken.add(path)
+        mounted.append(
+            {
+                "type": "memory_store",
+                "memory_store_id": data["id"],
+                "access": resource.get("access") or "read_write",
+                "instructions": resource.get("instructions"),
+                "mount_path": path,
+                "name": data["name"],
+                "description": data["description"],
+            }
+        )
+    return mounted
+
+
+def archived_reference(store: Store, resources: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A deployment run's ``error`` when a store its resources name is archived or gone."""
+    for resource in resources:
+        if resource.get("type") != "memory_store":
+            continue
+        record = store.get(resource["memory_store_id"], "memory_store")
+        if record is None:
+            return {
+                "type": "session_resource_not_found_error",
+                "message": f"memory store {resource['memory_store_id']} no longer exists",
+            }
+        if record.archived:
+            return {
+                "type": "memory_store_archived_error",
+                "message": f"memory store {resource['memory_store_id']} is archived",
+            }
+    return None
+
+
+@router.post("/v1/memory_stores", summary="Create a memory store")
+async def create_memory_store(ctx: Ctx, body: MemoryStoreCreate) -> Response:
+    store = ctx.store
+    sent = body.model_dump(exclude_unset=True)
+    now = now_ts()
+    data = {
+        "type": "memory_store",
+        "id": new_id("memory_store"),
+        "name": sent["name"],
+        "description": sent.get("description") or "",
+        "metadata": check_metadata(sent.get("metadata") or {}),
+        "created_at": now,
+        "updated_at": now,
+        "archived_at": None,
+    }
+    with store.write():
+        store.insert("memory_store", data)
+    return json_response(data)
+
+
+@router.get("/v1/memory_stores/{memory_store_id}", summary="Retrieve a memory store")
+async def retrieve_memory_store(ctx: Ctx, memory_store_id: str) -> Response:
+    return json_response(require(ctx.store, "memory_store", memory_store_id).data)
+
+
+@router.post("/v1/memory_stores/{memory_store_id}", summary="Update a memory store")
+async def update_memory_store(ctx: Ctx, memory_store_id: str, body: MemoryStoreUpdate) -> Response:
+    store = ctx.store
+    sent = body.model_dump(exclude_unset=True)
+    with store.write():
+        current = require(store, "memory_store", memory_store_id).data
+        refuse_archived("memory store", current, "memory_store_archived")
+        updated = dict(current)
+        if sent.get("name") is not None:
+            updated["name"] = sent["name"]
+        if sent.get("description") is not None:
+            updated["description"] = sent["description"]
+        updated["metadata"] = patch_metadata(current["metadata"], sent.get("metadata"))
+        saved = save_if_changed(store, memory_store_id, current, updated)
+    return json_response(saved)
+
+
+@router.get("/v1/memory_stores", summary="List memory stores")
+async def list_memory_stores(
+    ctx: Ctx,
+    limit: int = Query(20, ge=1, le=100),
+    page: str | None = Query(None, max_length=4096),
+    include_archived: bool = False,
+    created_at_gte: str | None = Query(None, alias="created_at[gte]", max_length=64),
+    created_at_lte: str | None = Query(None, alias="created_at[lte]", max_length=64),
+) -> Response:
+    cursor = decode_cursor("memory_stores", page)
+    conditions, params = created_filters("created_at", gte=created_at_gte, lte=created_at_lte)
+    rows = ctx.store.page(
+        "memory_store",
+        conditions=conditions,
+        params=params,
+        include_archived=include_archived,
+        after=cursor.after,
+        limit=limit,
+    )
+    return page_response("memory_stores", rows, limit)
+
+
+@router.post("/v1/memory_stores/{memory_store_id}/archive", summary="Archive a memory store")
+async def archive_memory_store(ctx: Ctx, memory_store_id: str) -> Response:
+    return json_response(archive(ctx.store, "memory_store", memory_store_id))
+
+
+@router.delete(
+    "/v1/memory_stores/{memory_store_id}", summary="Delete a memory store and its memories"
+)
+async def delete_memory_store(ctx: Ctx, memory_store_id: str) -> Response:
+    store = ctx.store
+    with store.write():
+        require(store, "memory_store", memory_store_id)
+        memory_db.delete_store_contents(store, memory_store_id)
+        store.delete(memory_store_id)
+    return json_response({"id": memory_store_id, "type": "memory_store_deleted"})
