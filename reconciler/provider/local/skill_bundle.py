@@ -127,8 +127,7 @@ def _check_path(path: str) -> None:
     segments = path.split("/")
     if path.startswith("/") or "\\" in path or any(s in ("", ".", "..") for s in segments):
         raise bad_request(
-            f"the file path {path!r} must be relative, use '/' and have no empty, '.' or '..' "
-            "parts"
+            f"the file path {path!r} must be relative, use '/' and have no empty, '.' or '..' parts"
         )
     if len(segments) < 2:
         raise bad_request(
@@ -167,9 +166,7 @@ def _frontmatter(top: str, manifest: bytes) -> tuple[str | None, str]:
     if not isinstance(description, str) or not description.strip():
         raise bad_request(f"{where}: the frontmatter needs a non-empty description")
     if len(description) > MAX_DESCRIPTION_CHARS:
-        raise bad_request(
-            f"{where}: the description is at most {MAX_DESCRIPTION_CHARS} characters"
-        )
+        raise bad_request(f"{where}: the description is at most {MAX_DESCRIPTION_CHARS} characters")
     return name, description
 
 
