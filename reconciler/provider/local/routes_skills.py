@@ -44,6 +44,28 @@ _FRAMING_ALLOWANCE = MAX_FILES * 1024 + 64 * 1024
 
 router = APIRouter(tags=["skills"])
 
+#: the multipart body of both uploads, for the OpenAPI document (handlers parse it by hand)
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files[]"],
+                    "properties": {
+                        "files[]": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                        },
+                        "display_name": {"type": "string", "maxLength": 255},
+                    },
+                }
+            }
+        },
+    }
+}
+
 
 def _skill(store: Store, skill_id: str) -> Record:
     record = store.get(skill_id, "skill")
@@ -121,7 +143,11 @@ def _new_version(store: Store, skill_id: str, bundle: Bundle, floor: str | None)
     return version
 
 
-@router.post("/v1/skills", summary="Create a skill from a multipart upload (its first version)")
+@router.post(
+    "/v1/skills",
+    summary="Create a skill from a multipart upload (its first version)",
+    openapi_extra=_UPLOAD_BODY,
+)
 async def create_skill(ctx: Ctx, request: Request) -> Response:
     files, display_name = await _read_upload(request)
     bundle = check_upload(files)
@@ -178,7 +204,9 @@ async def delete_skill(ctx: Ctx, skill_id: str) -> Response:
 versions = "/v1/skills/{skill_id}/versions"
 
 
-@router.post(versions, summary="Upload a new version of a skill (multipart)")
+@router.post(
+    versions, summary="Upload a new version of a skill (multipart)", openapi_extra=_UPLOAD_BODY
+)
 async def create_version(ctx: Ctx, skill_id: str, request: Request) -> Response:
     files, display_name = await _read_upload(request)
     if display_name is not None:
@@ -253,7 +281,11 @@ async def delete_version(ctx: Ctx, skill_id: str, version: str) -> Response:
     return json_response({"id": version, "type": "skill_version_deleted"})
 
 
-@router.get(versions + "/{version}/content", summary="Download a skill version as a zip")
+@router.get(
+    versions + "/{version}/content",
+    summary="Download a skill version as a zip",
+    responses={200: {"content": {"application/zip": {}}, "description": "the zip archive"}},
+)
 async def download_version(ctx: Ctx, skill_id: str, version: str) -> Response:
     store = ctx.store
     skill = _skill(store, skill_id)

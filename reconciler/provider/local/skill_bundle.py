@@ -8,8 +8,8 @@ name is the slug). Every refusal is a 400 ``invalid_request_error`` naming the r
 The limits are the ones Anthropic documents for custom skills (8 MB per upload; a ``name``
 of at most 64 lowercase letters, digits and hyphens, without "anthropic" or "claude"; a
 non-empty ``description`` of at most 1024 characters; ``display_name`` at most 255
-characters) plus two of ours that the docs leave open: at most 500 files, and paths of at
-most 512 characters. docs/architecture.md ("Skills") lists them.
+characters) plus three of ours that the docs leave open: at most 500 files, paths of at
+most 512 characters, and a frontmatter of at most 64 KB. docs/architecture.md ("Skills") lists them.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ MAX_PATH_CHARS = 512
 MAX_SLUG_CHARS = 64
 MAX_DESCRIPTION_CHARS = 1024
 MAX_DISPLAY_NAME_CHARS = 255
+#: the frontmatter is a few keys; a bound keeps the YAML parser's work small
+MAX_FRONTMATTER_CHARS = 64 * 1024
 RESERVED_WORDS = ("anthropic", "claude")
 MANIFEST = "SKILL.md"
 
@@ -152,8 +154,13 @@ def _frontmatter(top: str, manifest: bytes) -> tuple[str | None, str]:
         end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
     except StopIteration:
         raise bad_request(f"{where}: the frontmatter has no closing '---' line") from None
+    front = "\n".join(lines[1:end])
+    if len(front) > MAX_FRONTMATTER_CHARS:
+        raise bad_request(
+            f"{where}: the frontmatter is longer than {MAX_FRONTMATTER_CHARS} characters"
+        )
     try:
-        meta = yaml.safe_load("\n".join(lines[1:end]))
+        meta = yaml.safe_load(front)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" (line {mark.line + 2})" if mark is not None else ""
