@@ -16,6 +16,8 @@ import pytest
 
 from reconciler.errors import BadRequestError, NotFoundError, ReconcilerError
 from reconciler.provider import ProviderClient, SkillUpload, embedded_client
+from reconciler.provider.local.faults import bucket_of
+from reconciler.provider.wire import collection_kind, describe_target, rate_bucket
 
 MODEL = "claude-sonnet-4-6"
 
@@ -277,3 +279,17 @@ def test_upload_digest_follows_paths_and_contents(tmp_path: Path) -> None:
     )
     assert one.digest == same.digest != changed.digest
     assert one.digest.startswith("sha256:")
+
+
+def test_skill_paths_in_the_wire_vocabulary() -> None:
+    assert rate_bucket("POST", "/v1/skills") == "skills create"
+    assert rate_bucket("POST", "/v1/skills/skill_1/versions") == "skills create"
+    assert rate_bucket("GET", "/v1/skills/skill_1/versions/v/content") == "skills"
+    assert bucket_of("POST", "/v1/skills/skill_1/versions") == "skills create"
+    assert describe_target("/v1/skills/skill_1/versions/skillver_2") == (
+        "skill version",
+        "skillver_2",
+    )
+    assert describe_target("/v1/agents/agent_1/versions") == ("agent", "agent_1")
+    assert collection_kind("/v1/agents/agent_1/versions") == "agent version"
+    assert collection_kind("/v1/skills/skill_1/versions") == "skill version"
