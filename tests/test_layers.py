@@ -56,7 +56,9 @@ CLI_SERVES = "reconciler.provider.local"
 #: third-party libraries confined to the modules (path prefixes) that own them
 CONFINED = {
     "httpx": ("provider/",),
-    "yaml": ("manifest/",),
+    # and the local provider's reading of a skill upload's SKILL.md frontmatter, as the
+    # server it emulates does (not manifest parsing: no positions, no schema)
+    "yaml": ("manifest/", "provider/local/skill_bundle.py"),
     "ruamel": ("manifest/", "app/fmt.py"),
 }
 

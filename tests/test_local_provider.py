@@ -20,6 +20,7 @@ from support.local_provider import (
     local_client,
     new_agent,
     new_env,
+    new_skill,
     ok,
     walk,
 )
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_agent_create_fills_the_server_defaults(http: httpx.AsyncClient) -> None:
+    skill = await new_skill(http)
     agent = await new_agent(
         http,
         description="",
@@ -54,7 +56,7 @@ async def test_agent_create_fills_the_server_defaults(http: httpx.AsyncClient) -
         mcp_servers=[{"type": "url", "name": "github", "url": "https://mcp.example.com"}],
         skills=[
             {"type": "anthropic", "skill_id": "xlsx"},
-            {"type": "custom", "skill_id": "skill_01abc", "version": "latest"},
+            {"type": "custom", "skill_id": skill["id"], "version": "latest"},
             {"type": "anthropic", "skill_id": "pdf", "version": "20250101"},
         ],
     )
@@ -94,7 +96,11 @@ async def test_agent_create_fills_the_server_defaults(http: httpx.AsyncClient) -
         "description": "d",
         "input_schema": {"type": "object"},
     }
-    assert [s["version"] for s in agent["skills"]] == ["20251013", "1", "20250101"]
+    assert [s["version"] for s in agent["skills"]] == [
+        "20251013",
+        skill["latest_version_id"],
+        "20250101",
+    ]
     assert agent["execution_identity"] == {"type": "service_account"}
     assert agent["multiagent"] is None and agent["metadata"] == {}
     assert TS.match(agent["created_at"]) and agent["created_at"] == agent["updated_at"]

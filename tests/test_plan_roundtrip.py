@@ -11,9 +11,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from reconciler.app import Settings, apply, make_plan
 from reconciler.engine.model import Plan
+from reconciler.provider.local import create_app
 
 BASE = """
 kind: Environment
@@ -57,7 +59,7 @@ spec:
     - {type: url, name: docs, url: "https://docs.example.com/mcp"}
   skills:
     - {type: anthropic, skill_id: xlsx}
-    - {type: custom, skill_id: skill_01abc, version: "3"}
+    - {type: custom, skill_id: SKILL_ID, version: SKILL_VERSION}
   execution_identity: {type: aws_role, role_arn: "arn:aws:iam::123456789012:role/agent"}
   metadata: {team: infra, tier: "1"}
 """
@@ -162,11 +164,24 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for k, v in SECRETS.items():
         monkeypatch.setenv(k, v)
     (tmp_path / "manifests").mkdir()
+    _upload_skill(tmp_path)
     return tmp_path
+
+
+def _upload_skill(workdir: Path) -> None:
+    """A custom skill in the provider: agents' custom skill references must exist."""
+    app = create_app(settings(workdir).db_path)
+    with TestClient(app) as http:
+        md = b"---\nname: roundtrip\ndescription: d\n---\n"
+        skill = http.post("/v1/skills", files=[("files[]", ("roundtrip/SKILL.md", md))]).json()
+    (workdir / "skill.txt").write_text(f"{skill['id']} {skill['latest_version_id']}")
+    app.state.provider.store.close()
 
 
 def write(workdir: Path, *docs: str) -> None:
     text = "\n---\n".join(textwrap.dedent(d).strip() for d in docs) + "\n"
+    skill_id, version = (workdir / "skill.txt").read_text().split()
+    text = text.replace("SKILL_ID", skill_id).replace("SKILL_VERSION", version)
     (workdir / "manifests" / "all.yaml").write_text(text, encoding="utf-8")
 
 

@@ -26,12 +26,14 @@ from typing import Any
 
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, example, given, note, settings
 from hypothesis import strategies as st
 
 from reconciler.app import Settings, apply, load_plan, make_plan
 from reconciler.errors import LockfileError, ManifestError, PlanError
 from reconciler.manifest import ManifestSet, load_manifests
+from reconciler.provider.local import create_app
 from reconciler.state import read_lockfile
 
 MODELS = ["claude-sonnet-4-6", "claude-opus-4-6", "claude-haiku-4-5"]
@@ -157,7 +159,7 @@ def agent_spec(draw: Any) -> dict[str, Any]:
                     [
                         {"type": "anthropic", "skill_id": "xlsx"},
                         {"type": "anthropic", "skill_id": "pdf", "version": "latest"},
-                        {"type": "custom", "skill_id": "skill_01abc", "version": "3"},
+                        {"type": "custom", "skill_id": "SKILL_ID", "version": "SKILL_VERSION"},
                     ]
                 ),
                 unique_by=lambda s: s["skill_id"],
@@ -457,7 +459,9 @@ def _roundtrip(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> Non
                 project="props",
                 db_path=root / "provider.db",
             )
+            uploaded = _upload_skill(s.db_path)
             for docs, prune in ((first, False), (second, True)):
+                docs = _with_skill(docs, *uploaded)
                 _write(root / "manifests", docs)
                 result = asyncio.run(apply(s, prune=prune))
                 assert result is not None
@@ -480,6 +484,22 @@ def _roundtrip(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> Non
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _upload_skill(db_path: Path) -> tuple[str, str]:
+    """(skill id, version id) of a custom skill uploaded to the provider at ``db_path``:
+    agents' custom skill references must exist."""
+    app = create_app(db_path)
+    with TestClient(app) as http:
+        md = b"---\nname: props\ndescription: d\n---\n"
+        skill = http.post("/v1/skills", files=[("files[]", ("props/SKILL.md", md))]).json()
+    app.state.provider.store.close()
+    return skill["id"], skill["latest_version_id"]
+
+
+def _with_skill(docs: list[dict[str, Any]], skill_id: str, version: str) -> list[dict[str, Any]]:
+    text = json.dumps(docs).replace("SKILL_ID", skill_id).replace("SKILL_VERSION", version)
+    return json.loads(text)  # type: ignore[no-any-return]
 
 
 def _without_protect(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from reconciler.provider.embedded import connect_client, embedded_client, open_client
     from reconciler.provider.pager import Pager
     from reconciler.provider.ratelimit import AdaptiveRateLimiter, RateLimits
+    from reconciler.provider.skills import SkillUpload
 
 #: public name -> the submodule that defines it
 _HOMES = {
@@ -31,6 +32,7 @@ _HOMES = {
     "ProviderClient": "client",
     "RateLimits": "ratelimit",
     "RequestStats": "client",
+    "SkillUpload": "skills",
     "StreamingASGITransport": "asgi_transport",
     "connect_client": "embedded",
     "embedded_client": "embedded",
@@ -54,6 +56,7 @@ __all__ = [
     "ProviderClient",
     "RateLimits",
     "RequestStats",
+    "SkillUpload",
     "StreamingASGITransport",
     "connect_client",
     "embedded_client",

@@ -56,6 +56,7 @@ from reconciler.provider.resources import (
     Vaults,
 )
 from reconciler.provider.retry import NEVER_SENT, RetryPolicy, is_idempotent, parse_retry_after
+from reconciler.provider.skills import Skills
 from reconciler.provider.sse import EventStream
 from reconciler.provider.wire import (
     collection_kind,
@@ -342,6 +343,7 @@ class ProviderClient:
         self.deployment_runs = DeploymentRuns(self)
         self.sessions = Sessions(self)
         self.memory_stores = MemoryStores(self)
+        self.skills = Skills(self)
 
     def __repr__(self) -> str:
         return f"ProviderClient({self.base_url!r})"
@@ -382,6 +384,8 @@ class ProviderClient:
         params: Mapping[str, Any] | list[tuple[str, str]] | None = None,
         idempotent: bool | None = None,
         resolve: AmbiguityResolver | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send one API request, with retries, and return its parsed JSON body.
 
@@ -395,6 +399,9 @@ class ProviderClient:
                 was lost (a 5xx, a dropped connection) happened: called before any resend;
                 what it finds is returned as the answer. Without it such a failure raises
                 ``AmbiguousWriteError`` at once.
+            content: a raw body instead of ``json`` (a multipart upload), with its
+                ``content-type`` in ``headers``; the same bytes are sent on every attempt.
+            headers: extra request headers.
 
         Returns:
             The decoded JSON (None for an empty body), or what ``resolve`` found.
@@ -405,7 +412,14 @@ class ProviderClient:
                 response arrived after every retry.
         """
         response = await self._send(
-            method, path, json=json, params=params, idempotent=idempotent, resolve=resolve
+            method,
+            path,
+            json=json,
+            params=params,
+            idempotent=idempotent,
+            resolve=resolve,
+            content=content,
+            headers=dict(headers) if headers else None,
         )
         if isinstance(response, _Found):
             return response.value
@@ -422,6 +436,12 @@ class ProviderClient:
                 method=method,
                 path=path,
             ) from None
+
+    async def download(self, path: str) -> bytes:
+        """GET a binary body (a skill version's zip), retried like any GET."""
+        response = await self._send("GET", path, idempotent=True)
+        assert isinstance(response, httpx.Response)  # no resolver: never a _Found
+        return response.content
 
     def paginate(
         self, path: str, params: Mapping[str, Any] | None = None, limit: int | None = 100
@@ -478,6 +498,7 @@ class ProviderClient:
         stream: bool = False,
         headers: dict[str, str] | None = None,
         resolve: AmbiguityResolver | None = None,
+        content: bytes | None = None,
     ) -> httpx.Response | _Found:
         method = method.upper()
         idem = is_idempotent(method, path, json) if idempotent is None else idempotent
@@ -497,7 +518,12 @@ class ProviderClient:
                     # at the socket
                 self._stats.record(method, retry=retries > 0)
                 request = self._http.build_request(
-                    method, self._url(path), json=json, params=query, headers=headers
+                    method,
+                    self._url(path),
+                    json=json,
+                    content=content,
+                    params=query,
+                    headers=headers,
                 )
                 token = BEFORE_WRITE.set(guard)
                 try:

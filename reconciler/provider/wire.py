@@ -79,10 +79,11 @@ _KIND_NAMES = {
     "deployments": "deployment",
     "deployment_runs": "deployment run",
     "events": "event",
-    "versions": "agent version",
+    "versions": "version",  # named after its parent in ``_pairs``: "agent version", ...
     "memory_stores": "memory store",
     "memories": "memory",
     "memory_versions": "memory version",
+    "skills": "skill",
 }
 # Segments after an item that name an operation, not a child id.
 _ACTIONS = frozenset(
@@ -200,9 +201,11 @@ def describe_target(path: str) -> tuple[str | None, str | None]:
     return kind, ident
 
 
+# "skills" and a skill's "versions" are uploads: creates of the "skills" family
 _CREATED = frozenset(
     {"agents", "environments", "vaults", "credentials", "sessions", "deployments"}
     | {"memory_stores", "memories"}
+    | {"skills", "versions"}
 )
 
 
@@ -245,6 +248,8 @@ def _pairs(path: str) -> list[tuple[str, str | None]]:
         name = _KIND_NAMES.get(segments[i])
         if name is None:
             break
+        if segments[i] == "versions":
+            name = f"{pairs[-1][0]} version" if pairs else "agent version"
         item = segments[i + 1] if i + 1 < len(segments) else None
         if item in _ACTIONS:
             item = None

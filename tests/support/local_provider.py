@@ -52,6 +52,19 @@ async def new_env(http: httpx.AsyncClient, name: str = "python", **fields: Any) 
     return await ok(http.post("/v1/environments", json={"name": name, **fields}))
 
 
+def skill_md(slug: str, description: str = "Does a thing.") -> bytes:
+    """A SKILL.md whose frontmatter names ``slug``."""
+    return f"---\nname: {slug}\ndescription: {description}\n---\n# {slug}\n".encode()
+
+
+async def new_skill(
+    http: httpx.AsyncClient, slug: str = "tidy-data", *extra: tuple[str, bytes]
+) -> dict[str, Any]:
+    """Upload a one-directory skill (``SKILL.md`` plus ``extra`` files) as a new skill."""
+    files = [("files[]", (f"{slug}/SKILL.md", skill_md(slug))), *(("files[]", e) for e in extra)]
+    return await ok(http.post("/v1/skills", files=files))
+
+
 async def walk(http: httpx.AsyncClient, path: str, **params: Any) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     page = None

@@ -23,6 +23,7 @@ from . import (
     routes_memories,
     routes_memory_stores,
     routes_sessions,
+    routes_skills,
     routes_vaults,
 )
 from .context import Provider
@@ -43,6 +44,7 @@ def _all_routes() -> list[BaseRoute]:
         routes_deployments,
         routes_memory_stores,
         routes_memories,
+        routes_skills,
     ):
         combined.include_router(module.router)
     return list(combined.routes)

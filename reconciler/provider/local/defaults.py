@@ -143,11 +143,20 @@ def normalise_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     return result
 
 
-def normalise_skills(skills: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+#: ``resolve(skill_id, version or None) -> version id`` of a custom skill reference; raises
+#: the 404 when the skill or the pinned version does not exist (``routes_skills``)
+SkillResolver = Callable[[str, str | None], str]
+
+
+def normalise_skills(
+    skills: list[dict[str, Any]] | None, resolve_custom: SkillResolver | None = None
+) -> list[dict[str, Any]]:
     result = []
     for skill in skills or []:
         version = skill.get("version")
-        if version in (None, "latest"):
+        if skill["type"] == "custom" and resolve_custom is not None:
+            version = resolve_custom(skill["skill_id"], version)
+        elif version in (None, "latest"):
             version = (
                 ANTHROPIC_SKILL_LATEST if skill["type"] == "anthropic" else CUSTOM_SKILL_LATEST
             )
@@ -262,7 +271,10 @@ def normalise_multiagent(
 
 
 def build_agent_fields(
-    sent: dict[str, Any], stored: dict[str, Any] | None, resolve: AgentResolver
+    sent: dict[str, Any],
+    stored: dict[str, Any] | None,
+    resolve: AgentResolver,
+    resolve_skill: SkillResolver | None = None,
 ) -> dict[str, Any]:
     """The agent's content fields after a create (``stored`` None) or an update."""
     base = stored or {}
@@ -284,7 +296,11 @@ def build_agent_fields(
         if "mcp_servers" in sent
         else base.get("mcp_servers", [])
     )
-    out["skills"] = normalise_skills(sent["skills"]) if "skills" in sent else base.get("skills", [])
+    out["skills"] = (
+        normalise_skills(sent["skills"], resolve_skill)
+        if "skills" in sent
+        else base.get("skills", [])
+    )
     out["execution_identity"] = (
         normalise_identity(sent["execution_identity"])
         if "execution_identity" in sent

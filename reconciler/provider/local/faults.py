@@ -95,9 +95,11 @@ DOCUMENTED_LIMITS: dict[str, float] = {
     "environments create": 1.0,
     "environments": 1.0,
 }
+# "skills" and a skill's "versions" are uploads: creates of the "skills" family
 _CREATED = frozenset(
     {"agents", "environments", "vaults", "credentials", "sessions", "deployments"}
     | {"memory_stores", "memories"}
+    | {"skills", "versions"}
 )
 
 

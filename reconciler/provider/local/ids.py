@@ -29,6 +29,8 @@ PREFIXES = {
     "memory_store": "memstore",
     "memory": "mem",
     "memory_version": "memver",
+    "skill": "skill",
+    "skill_version": "skillver",
 }
 
 
@@ -42,6 +44,40 @@ def new_id(kind: str) -> str:
         number, digit = divmod(number, 58)
         tail.append(_ALPHABET[digit])
     return f"{PREFIXES[kind]}_01{''.join(tail)}"
+
+
+def new_sorted_id(kind: str, moment: datetime, floor: str | None = None) -> str:
+    """A fresh id for ``kind`` whose text sorts by ``moment`` (then after ``floor``).
+
+    The first 10 characters after ``_01`` encode the microseconds since the epoch in
+    fixed-width base58 (the alphabet is in ASCII order, so text order is time order); the
+    remaining 12 are random. ``floor``, an id of the same kind made earlier, is exceeded even
+    when the clock stepped back: skill version ids sort by creation (provider-wire.md 15).
+    """
+    prefix = f"{PREFIXES[kind]}_01"
+    stamp = int(moment.timestamp() * 1_000_000)
+    if floor is not None and floor.startswith(prefix):
+        stamp = max(stamp, _decode58(floor[len(prefix) : len(prefix) + 10]) + 1)
+    random_tail = new_id(kind)[-12:]
+    return f"{prefix}{_encode58(stamp, 10)}{random_tail}"
+
+
+def _encode58(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, digit = divmod(number, 58)
+        digits.append(_ALPHABET[digit])
+    return "".join(reversed(digits))
+
+
+def _decode58(text: str) -> int:
+    number = 0
+    for char in text:
+        index = _ALPHABET.find(char)
+        if index < 0:
+            return 0
+        number = number * 58 + index
+    return number
 
 
 def format_ts(moment: datetime) -> str:

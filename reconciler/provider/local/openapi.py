@@ -146,6 +146,25 @@ class DeploymentRun(_Doc):
     created_at: str
 
 
+class Skill(_Doc):
+    type: Literal["skill"]
+    id: str
+    display_name: str
+    source: dict[str, Any]
+    latest_version_id: str
+    created_at: str
+    updated_at: str
+
+
+class SkillVersion(_Doc):
+    type: Literal["skill_version"]
+    id: str
+    skill_id: str
+    name: str
+    description: str
+    created_at: str
+
+
 class Deleted(_Doc):
     id: str
     type: str
@@ -179,6 +198,8 @@ _MODELS: dict[str, type[BaseModel]] = {
         Session,
         Deployment,
         DeploymentRun,
+        Skill,
+        SkillVersion,
         Deleted,
         Event,
         EventBatch,
@@ -193,6 +214,8 @@ for _name, _item, _bi in (
     ("EventPage", Event, False),
     ("DeploymentPage", Deployment, False),
     ("DeploymentRunPage", DeploymentRun, False),
+    ("SkillPage", Skill, False),
+    ("SkillVersionPage", SkillVersion, False),
 ):
     _MODELS[_name] = _page(_name, _item, _bi)
 
@@ -220,6 +243,12 @@ _ROUTES: list[tuple[str, str, str]] = [
     ("*", r"/v1/deployments.*", "Deployment"),
     ("get", r"/v1/deployment_runs", "DeploymentRunPage"),
     ("*", r"/v1/deployment_runs.*", "DeploymentRun"),
+    # a version's /content is a zip: no JSON model (routes_skills declares it)
+    ("get", r"/v1/skills/\{skill_id\}/versions", "SkillVersionPage"),
+    ("get", r"/v1/skills", "SkillPage"),
+    ("delete", r"/v1/skills/.*", "Deleted"),
+    ("*", r"/v1/skills/\{skill_id\}/versions(/\{version\})?", "SkillVersion"),
+    ("*", r"/v1/skills(/\{skill_id\})?", "Skill"),
 ]
 _ERRORS = {
     "400": "Invalid request (bad body, query, cursor or beta header)",

@@ -18,6 +18,7 @@ from .defaults import AGENT_CONTENT_FIELDS, build_agent_fields, refuse_archived
 from .errors import bad_request, conflict, not_found
 from .ids import new_id, now_ts
 from .paging import decode_cursor, json_response, page_response
+from .routes_skills import resolve_custom_skill
 from .schemas import AgentCreate, AgentUpdate
 from .store import Store
 
@@ -33,6 +34,10 @@ def _resolver(store: Store) -> Any:
         return ref
 
     return resolve
+
+
+def _skill_resolver(store: Store) -> Any:
+    return lambda skill_id, version: resolve_custom_skill(store, skill_id, version)
 
 
 def _order(agent: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +63,7 @@ async def create_agent(ctx: Ctx, body: AgentCreate) -> Response:
     sent = body.model_dump(exclude_unset=True)
     now = now_ts()
     with store.write():
-        fields = build_agent_fields(sent, None, _resolver(store))
+        fields = build_agent_fields(sent, None, _resolver(store), _skill_resolver(store))
         agent = _order(
             {
                 "type": "agent",
@@ -104,7 +109,7 @@ async def update_agent(ctx: Ctx, agent_id: str, body: AgentUpdate) -> Response:
                 f"agent {agent_id} is at version {current['version']}, not {expected};"
                 " retrieve it and retry"
             )
-        fields = build_agent_fields(sent, current, _resolver(store))
+        fields = build_agent_fields(sent, current, _resolver(store), _skill_resolver(store))
         if all(fields[k] == current.get(k) for k in AGENT_CONTENT_FIELDS):
             return json_response(current)
         updated = _order(

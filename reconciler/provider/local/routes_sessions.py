@@ -39,6 +39,7 @@ from .errors import ApiError, bad_request, conflict
 from .ids import new_id, now_ts
 from .paging import decode_cursor, json_response, page_response
 from .routes_memory_stores import mount
+from .routes_skills import resolve_custom_skill
 from .schemas_runtime import EventsSend, SessionCreate, SessionUpdate
 from .sessions import run_events, stream_events
 from .store import Store
@@ -77,7 +78,9 @@ def session_agent(store: Store, sent: Any) -> dict[str, Any]:
         if "mcp_servers" in sent:
             snapshot["mcp_servers"] = _servers(sent["mcp_servers"])
         if "skills" in sent:
-            snapshot["skills"] = normalise_skills(sent["skills"])
+            snapshot["skills"] = normalise_skills(
+                sent["skills"], lambda sid, v: resolve_custom_skill(store, sid, v)
+            )
         check_mcp_wiring(snapshot["tools"], snapshot["mcp_servers"])
     return snapshot
 

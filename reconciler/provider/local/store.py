@@ -10,6 +10,8 @@ Tables:
                     stable while others insert.
     agent_versions  immutable snapshots of every agent version.
     events          session events, ordered by their own autoincrement ``seq``.
+    files           uploaded file contents by owner (a skill version's files, byte for
+                    byte, in upload order).
 
 Several processes may open the same file (a CLI and a test): WAL plus a busy timeout, and
 writes take ``BEGIN IMMEDIATE`` so two writers queue instead of deadlocking. Inside one
@@ -57,6 +59,13 @@ CREATE TABLE IF NOT EXISTS events (
     data         TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_session_seq ON events(session_id, seq);
+CREATE TABLE IF NOT EXISTS files (
+    owner_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    path     TEXT NOT NULL,
+    content  BLOB NOT NULL,
+    PRIMARY KEY (owner_id, position)
+) WITHOUT ROWID;
 """
 
 
@@ -481,3 +490,28 @@ class Store:
         """Run one statement on those tables (inside the caller's ``write()``); rows changed."""
         with self._lock:
             return int(self._conn.execute(sql, params).rowcount)
+
+    # -- uploaded files ------------------------------------------------------------------
+
+    def put_files(self, owner_id: str, files: Sequence[tuple[str, bytes]]) -> None:
+        """Store ``(path, content)`` pairs of one owner (e.g. a skill version), in order."""
+        with self._lock:
+            self._conn.executemany(
+                "INSERT INTO files (owner_id, position, path, content) VALUES (?, ?, ?, ?)",
+                [(owner_id, i, path, content) for i, (path, content) in enumerate(files)],
+            )
+
+    def get_files(self, owner_id: str) -> list[tuple[str, bytes]]:
+        """The owner's ``(path, content)`` pairs in the order they were stored."""
+        with self._lock:
+            return [
+                (str(r[0]), bytes(r[1]))
+                for r in self._conn.execute(
+                    "SELECT path, content FROM files WHERE owner_id = ? ORDER BY position",
+                    (owner_id,),
+                )
+            ]
+
+    def delete_files(self, owner_id: str) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM files WHERE owner_id = ?", (owner_id,))

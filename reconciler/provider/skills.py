@@ -1,0 +1,277 @@
+"""``client.skills``: custom skills and their versions over the wire (provider-wire.md 15).
+
+A skill is uploaded from a directory: every file under it becomes one ``files[]`` part of a
+multipart body, named by its path with the directory's own name in front
+(``my-skill/SKILL.md``, ``my-skill/lib/x.py``), as the SDK's ``files_from_dir`` does. The
+body is encoded once, so every attempt sends the same bytes.
+
+An upload is not idempotent. When an attempt's answer is lost (a 5xx, a timeout, a dropped
+connection after sending), the client never sends it again blind; it first looks for what
+the upload would have made, by content:
+
+* a version upload: the skill's versions, newest first, back to ``after_version`` (the
+  latest version the caller knew before uploading; when not given, only the newest one);
+* a skill upload: the skills that are not in ``existing`` (the ids the caller knew before
+  uploading; when not given, any), newest first, looking at each one's latest version;
+
+downloading at most ``LOOKUP_DOWNLOADS`` of them. A version whose files are byte for byte
+the upload's (same paths, same contents) is the answer; if none is, the upload did not
+happen and is sent again, under the client's one retry budget. Without ``after_version`` /
+``existing``, an identical version or skill that existed before counts as the upload's
+result: the provider then already holds exactly those files, so no twin is made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import secrets
+import zipfile
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reconciler.errors import ReconcilerError
+from reconciler.provider.wire import item_path
+
+if TYPE_CHECKING:
+    from reconciler.provider.client import AmbiguityResolver, ProviderClient
+    from reconciler.provider.pager import Pager
+
+__all__ = ["LOOKUP_DOWNLOADS", "SkillUpload", "SkillVersions", "Skills"]
+
+JSON = dict[str, Any]
+#: the most versions an ambiguous upload's lookup downloads to compare
+LOOKUP_DOWNLOADS = 5
+#: page size of skill and version lists (the wire allows 1-1000)
+PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class SkillUpload:
+    """The files of one upload: ``(path, content)`` pairs, paths under one directory."""
+
+    files: tuple[tuple[str, bytes], ...]
+
+    @classmethod
+    def from_directory(cls, directory: str | os.PathLike[str]) -> SkillUpload:
+        """Every regular file under ``directory`` (sorted), named ``<dir name>/<relative>``.
+
+        Raises:
+            ReconcilerError: the directory is missing, empty, or a file cannot be read or
+                has a name a multipart upload cannot carry.
+        """
+        root = Path(directory)
+        if not root.is_dir():
+            raise ReconcilerError(f"skill directory {root} does not exist or is not a folder")
+        top = root.resolve().name
+        files: list[tuple[str, bytes]] = []
+        for folder, subfolders, names in os.walk(root):
+            subfolders.sort()
+            for name in sorted(names):
+                path = Path(folder) / name
+                relative = f"{top}/{path.relative_to(root).as_posix()}"
+                if any(c in relative for c in '"\\\r\n'):
+                    raise ReconcilerError(
+                        f"skill file {path} has a name a multipart upload cannot carry "
+                        "(a quote, backslash or line break); rename it"
+                    )
+                try:
+                    files.append((relative, path.read_bytes()))
+                except OSError as exc:
+                    raise ReconcilerError(
+                        f"cannot read skill file {path}: {exc.strerror or exc}"
+                    ) from None
+        if not files:
+            raise ReconcilerError(f"skill directory {root} holds no files")
+        return cls(tuple(files))
+
+    @property
+    def digest(self) -> str:
+        """``sha256:<hex>`` over the paths and contents, in path order."""
+        h = hashlib.sha256()
+        for path, content in sorted(self.files):
+            h.update(path.encode() + b"\0")
+            h.update(hashlib.sha256(content).digest())
+        return f"sha256:{h.hexdigest()}"
+
+    def multipart(self, display_name: str | None = None) -> tuple[bytes, str]:
+        """The multipart/form-data body and its content type."""
+        boundary = secrets.token_hex(16)
+        parts: list[bytes] = []
+        for path, content in self.files:
+            head = (
+                f"--{boundary}\r\n"
+                f'Content-Disposition: form-data; name="files[]"; filename="{path}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            )
+            parts.extend((head.encode(), content, b"\r\n"))
+        if display_name is not None:
+            head = f'--{boundary}\r\nContent-Disposition: form-data; name="display_name"\r\n\r\n'
+            parts.extend((head.encode(), display_name.encode(), b"\r\n"))
+        parts.append(f"--{boundary}--\r\n".encode())
+        return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+    def same_as_zip(self, archive: bytes) -> bool:
+        """Whether a downloaded version holds exactly these files."""
+        try:
+            with zipfile.ZipFile(io.BytesIO(archive)) as z:
+                names = z.namelist()
+                if len(names) != len(self.files) or set(names) != {p for p, _ in self.files}:
+                    return False
+                return all(z.read(path) == content for path, content in self.files)
+        except (zipfile.BadZipFile, KeyError, ValueError):
+            return False
+
+
+def _as_upload(source: SkillUpload | str | os.PathLike[str]) -> SkillUpload:
+    return source if isinstance(source, SkillUpload) else SkillUpload.from_directory(source)
+
+
+class SkillVersions:
+    """``/v1/skills/{skill_id}/versions``: immutable uploads of one skill."""
+
+    def __init__(self, client: ProviderClient) -> None:
+        self._client = client
+
+    async def create(
+        self,
+        skill_id: str,
+        source: SkillUpload | str | os.PathLike[str],
+        *,
+        after_version: str | None = None,
+        resolve: AmbiguityResolver | None = None,
+    ) -> JSON:
+        """Upload a new version (the directory's files); it becomes the skill's latest.
+
+        Args:
+            skill_id: the skill.
+            source: a directory or a ``SkillUpload``.
+            after_version: the latest version id known before this upload; an ambiguous
+                attempt is looked up among the versions newer than it (module docstring).
+            resolve: a lookup of the caller's own instead of that one.
+        """
+        upload = _as_upload(source)
+        body, content_type = upload.multipart()
+
+        async def find() -> JSON | None:
+            return await self._find(skill_id, upload, after_version)
+
+        result: JSON = await self._client.request(
+            "POST",
+            item_path("skills", skill_id, "versions"),
+            content=body,
+            headers={"content-type": content_type},
+            resolve=resolve or find,
+        )
+        return result
+
+    async def _find(
+        self, skill_id: str, upload: SkillUpload, after_version: str | None
+    ) -> JSON | None:
+        downloads = 0
+        async for version in self.list(skill_id):
+            if version["id"] == after_version or downloads >= LOOKUP_DOWNLOADS:
+                return None
+            downloads += 1
+            if upload.same_as_zip(await self.download(skill_id, version["id"])):
+                return version
+            if after_version is None:
+                return None  # only the newest one is a candidate
+        return None
+
+    def list(self, skill_id: str) -> Pager:
+        """Every version of the skill, newest first."""
+        return self._client.paginate(item_path("skills", skill_id, "versions"), limit=PAGE_SIZE)
+
+    async def retrieve(self, skill_id: str, version: str) -> JSON:
+        """One version, by id or ``latest``."""
+        result: JSON = await self._client.request(
+            "GET", item_path("skills", skill_id, "versions", version)
+        )
+        return result
+
+    async def delete(self, skill_id: str, version: str) -> JSON:
+        """Delete a version (not the skill's last one); ``{"id", "type"}``."""
+        result: JSON = await self._client.request(
+            "DELETE", item_path("skills", skill_id, "versions", version)
+        )
+        return result
+
+    async def download(self, skill_id: str, version: str) -> bytes:
+        """The version's files as a zip archive (exactly what was uploaded)."""
+        return await self._client.download(
+            item_path("skills", skill_id, "versions", version, "content")
+        )
+
+
+class Skills:
+    """``/v1/skills``: custom skills (no metadata, no update, no archive; delete only)."""
+
+    def __init__(self, client: ProviderClient) -> None:
+        self._client = client
+        self.versions = SkillVersions(client)
+
+    async def create(
+        self,
+        source: SkillUpload | str | os.PathLike[str],
+        *,
+        display_name: str | None = None,
+        existing: Collection[str] | None = None,
+        resolve: AmbiguityResolver | None = None,
+    ) -> JSON:
+        """Create a skill from a directory (its first version).
+
+        Args:
+            source: a directory or a ``SkillUpload``.
+            display_name: the label; the provider derives it from SKILL.md when omitted.
+            existing: ids of the skills known before this upload; an ambiguous attempt is
+                looked up among the others (module docstring).
+            resolve: a lookup of the caller's own instead of that one.
+        """
+        upload = _as_upload(source)
+        body, content_type = upload.multipart(display_name)
+        known = frozenset(existing) if existing is not None else None
+
+        async def find() -> JSON | None:
+            return await self._find(upload, display_name, known)
+
+        result: JSON = await self._client.request(
+            "POST",
+            "/v1/skills",
+            content=body,
+            headers={"content-type": content_type},
+            resolve=resolve or find,
+        )
+        return result
+
+    async def _find(
+        self, upload: SkillUpload, display_name: str | None, known: frozenset[str] | None
+    ) -> JSON | None:
+        candidates = [
+            skill
+            for skill in reversed(await self.list().to_list())
+            if (known is None or skill["id"] not in known)
+            and (display_name is None or skill.get("display_name") == display_name)
+        ]
+        for skill in candidates[:LOOKUP_DOWNLOADS]:
+            archive = await self.versions.download(skill["id"], skill["latest_version_id"])
+            if upload.same_as_zip(archive):
+                return dict(skill)
+        return None
+
+    async def retrieve(self, id: str) -> JSON:
+        """One skill."""
+        result: JSON = await self._client.request("GET", item_path("skills", id))
+        return result
+
+    def list(self, source: str | None = "custom") -> Pager:
+        """Every skill (custom ones by default), oldest first, up to 1000 per page."""
+        return self._client.paginate("/v1/skills", {"source": source}, limit=PAGE_SIZE)
+
+    async def delete(self, id: str) -> JSON:
+        """Delete a skill and all its versions; ``{"id", "type": "skill_deleted"}``."""
+        result: JSON = await self._client.request("DELETE", item_path("skills", id))
+        return result
