@@ -403,6 +403,7 @@ def _check_set(
             )
         else:
             first[address] = item
+    issues += _move_issues(first)
     names: dict[str, list[str]] = {
         kind: sorted(i.document.name for i in first.values() if i.document.kind == kind)
         for kind in MANIFEST_KINDS
@@ -440,6 +441,40 @@ def _check_set(
                     path = path[:-1]  # `agent: coder` rather than `agent: {ref: coder}`
                 issues.append(_issue(item.source.locate(path, "value"), message, path))
     return first, issues
+
+
+def _move_issues(declared: Mapping[str, _Loaded]) -> list[ManifestIssue]:
+    """``moved_from`` across documents: the old address must not be declared any more (one
+    object cannot live at both), and two documents cannot both take it over."""
+    issues: list[ManifestIssue] = []
+    movers: dict[str, _Loaded] = {}
+    for address, item in sorted(declared.items()):
+        old = item.document.moved_from_address
+        if old is None:
+            continue
+        where = item.source.locate(("moved_from",), "value")
+        other = declared.get(old)
+        if other is not None:
+            issues.append(
+                _issue(
+                    where,
+                    f"{address} says moved_from: {item.document.moved_from}, but {old} is still "
+                    f"declared at {other.source.locate(('name',))}; a move keeps one object "
+                    "under the new name: remove that document, or this moved_from",
+                    ("moved_from",),
+                )
+            )
+        earlier = movers.setdefault(old, item)
+        if earlier is not item:
+            issues.append(
+                _issue(
+                    where,
+                    f"{earlier.document.address} ({earlier.source.locate(('moved_from',))}) "
+                    f"already moves from {old}; only one document can take it over",
+                    ("moved_from",),
+                )
+            )
+    return issues
 
 
 def load_manifests(path: str | Path, *, check_secret_files: bool = False) -> ManifestSet:
