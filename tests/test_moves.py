@@ -140,7 +140,11 @@ def test_a_chain_of_moves_across_two_commits(workdir: Path) -> None:
     rename_reviewer(workdir, "critic", "reviewer")
     ok("apply", "--auto-approve")
     # the second commit renames again; moved_from names the previous name
-    edit(workdir / "manifests/agents.yaml", "name: critic\nmoved_from: reviewer\n", "name: judge\nmoved_from: critic\n")
+    edit(
+        workdir / "manifests/agents.yaml",
+        "name: critic\nmoved_from: reviewer\n",
+        "name: judge\nmoved_from: critic\n",
+    )
     deployments = workdir / "manifests/deployments.yaml"
     deployments.write_text(deployments.read_text().replace("{ref: critic", "{ref: judge"))
     out = ok("plan").stdout
@@ -183,7 +187,11 @@ def test_an_environment_is_renamed_in_place(workdir: Path) -> None:
         "name: python-data\n",
         "name: data-science\nmoved_from: python-data\n",
     )
-    edit(workdir / "manifests/deployments.yaml", "environment: python-data", "environment: data-science")
+    edit(
+        workdir / "manifests/deployments.yaml",
+        "environment: python-data",
+        "environment: data-science",
+    )
     out = ok("plan").stdout
     assert "environment.python-data -> environment.data-science  moved" in out
     ok("apply", "--auto-approve")
@@ -292,6 +300,7 @@ def test_a_move_killed_after_the_provider_updated_heals_on_the_next_apply(
                 capture_output=True,
                 text=True,
                 timeout=120,
+                check=False,
             )
 
         assert run("apply", "--auto-approve").returncode == 0
@@ -301,7 +310,15 @@ def test_a_move_killed_after_the_provider_updated_heals_on_the_next_apply(
         # committed there), before the answer arrives and the lockfile is written
         tap.after = kill_hook(lambda: holder.get("pid"), "POST", rf"/v1/agents/{agent_id}$", 1)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "reconciler.cli", "--provider-url", url, "apply", "--auto-approve"],
+            [
+                sys.executable,
+                "-m",
+                "reconciler.cli",
+                "--provider-url",
+                url,
+                "apply",
+                "--auto-approve",
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -212,6 +212,18 @@ class Conflict(Frozen):
     message: str
 
 
+class PolicyWarning(Frozen):
+    """An ``advisory`` policy rule a resource breaks: shown in the plan, never blocking."""
+
+    address: str
+    #: where the resource's document is written, ``file:line:col``
+    location: str
+    policy: str
+    #: ``rule 'name'`` or ``rule 2``
+    rule: str
+    message: str
+
+
 class PlanSummary(Frozen):
     create: int = 0
     update: int = 0
@@ -258,6 +270,8 @@ class Plan(Frozen):
     conflicts: tuple[Conflict, ...] = ()
     #: with ``targets``: addresses left out of the plan that have changes of their own
     untargeted: tuple[str, ...] = ()
+    #: advisory policy rules that resources break (mandatory ones stop the plan instead)
+    policy_warnings: tuple[PolicyWarning, ...] = ()
 
     @property
     def changes(self) -> tuple[Action, ...]:

@@ -39,7 +39,6 @@ from reconciler.engine.model import (
     Target,
     Update,
 )
-from reconciler.engine.ownership import not_ours
 from reconciler.engine.normalize import (
     KEYED_LISTS,
     UNORDERED_LISTS,
@@ -47,6 +46,7 @@ from reconciler.engine.normalize import (
     fill_unset,
     normalize,
 )
+from reconciler.engine.ownership import not_ours
 from reconciler.errors import PlanError
 from reconciler.kinds import owned_address
 
@@ -151,9 +151,7 @@ def plan_resource(
     comparison = _compare(inputs, res, match.live, target, planned)
     decided = _decide(inputs, res, match, comparison, target, planned)
     note = None if match.moved_from is not None else _nothing_to_move(inputs, res)
-    return replace(
-        decided, hidden=comparison.hidden, moved_from=match.moved_from, move_note=note
-    )
+    return replace(decided, hidden=comparison.hidden, moved_from=match.moved_from, move_note=note)
 
 
 def _nothing_to_move(inputs: PlanInputs, res: DesiredResource) -> Note | None:

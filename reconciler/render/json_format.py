@@ -156,6 +156,10 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "conflicts": [
             c.model_dump(mode="json") for c in sorted(plan.conflicts, key=lambda c: c.address)
         ],
+        "policy_warnings": [
+            w.model_dump(mode="json")
+            for w in sorted(plan.policy_warnings, key=lambda w: (w.address, w.policy, w.rule))
+        ],
     }
     result: dict[str, Any] = _sorted(doc)
     return result

@@ -26,6 +26,7 @@ from reconciler.engine.model import (
     Note,
     PinMove,
     Plan,
+    PolicyWarning,
     Replace,
     Twin,
     Update,
@@ -140,6 +141,8 @@ class Outline:
     shortened: bool = False
     #: a targeted plan: how many resources outside the targets have changes too
     untargeted_message: str | None = None
+    #: advisory policy rules broken: address, where it is written (as ``remote_id``), message
+    policy_warnings: tuple[LeftAlone, ...] = ()
 
 
 # --- values and field changes --------------------------------------------------------------
@@ -447,7 +450,17 @@ def plan_outline(plan: Plan, *, width: int = 100, full: bool = False) -> Outline
         conflicts=tuple(_conflict(c) for c in plan.conflicts),
         shortened=not full and any(_action_shortened(a) for a in plan.actions),
         untargeted_message=untargeted_message(plan),
+        policy_warnings=tuple(_policy_warning(w) for w in plan.policy_warnings),
     )
+
+
+POLICY_WARNINGS_HEADING = "Policy warnings (advisory rules; apply is not blocked):"
+
+
+def _policy_warning(warning: PolicyWarning) -> LeftAlone:
+    """``agent.coder`` at ``manifests/agents.yaml:4:1``: the message, with its policy."""
+    message = f"{warning.message} (policy {warning.policy}, {warning.rule})"
+    return LeftAlone(printable(warning.address), printable(warning.location), printable(message))
 
 
 def _no_drift_message(report: DriftReport) -> str:

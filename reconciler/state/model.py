@@ -235,9 +235,7 @@ def move_entry(lockfile: Lockfile, old: str, new: str) -> Lockfile:
     renames = {old: new}
     if entry.kind == "vault":
         prefix = old + ".credential."
-        renames.update(
-            {a: new + a[len(old) :] for a in lockfile.resources if a.startswith(prefix)}
-        )
+        renames.update({a: new + a[len(old) :] for a in lockfile.resources if a.startswith(prefix)})
     resources: dict[str, LockEntry] = {}
     for address, item in lockfile.resources.items():
         if old in item.pins:
