@@ -36,6 +36,7 @@ from .secret import (
     resolve_secret,
     secret_file,
 )
+from .textfile import read_text_files
 from .vault import CredentialSpec, VaultSpec
 from .yamlsource import DataPath, Position, SourceLocation, decode_source, parse_documents
 
@@ -283,7 +284,7 @@ def _issue(loc: SourceLocation, message: str, path: DataPath = ()) -> ManifestIs
     return ManifestIssue(loc.file, loc.line, loc.col, message, format_path(path))
 
 
-def _load_file(file: Path, shown: str) -> _FileResult:
+def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
     try:
         raw = read_limited(file, MAX_MANIFEST_BYTES)
     except FileRefused as exc:
@@ -327,6 +328,15 @@ def _load_file(file: Path, shown: str) -> _FileResult:
             hits: list[DataPath] = []
             data["spec"] = _unescape(data["spec"], ("spec",), hits)
             issues += [_issue(source.locate(p, "value"), INTERPOLATION_MESSAGE, p) for p in hits]
+        text_issues = read_text_files(
+            data, file.parent, root or repository_root(file.parent), source.locate
+        )
+        if text_issues:
+            issues += text_issues
+            kind, name = data.get("kind"), data.get("name")
+            if isinstance(kind, str) and isinstance(name, str):
+                failed.add((kind, name))  # it exists: a reference to it is no error of its own
+            continue
         if data.get("kind") == POLICY_KIND:
             policy, policy_issues = _load_policy(data, source)
             issues += policy_issues
@@ -580,10 +590,11 @@ def load_manifests(path: str | Path, *, check_secret_files: bool = False) -> Man
     issues: list[ManifestIssue] = []
     failed: set[tuple[str, str]] = set()
     broken = False
+    text_root = repository_root(root if root.is_dir() else root.parent)
     for file in files:
         shown = _display(file)
         try:
-            result = _load_file(file, shown)
+            result = _load_file(file, shown, text_root)
         except Exception as exc:  # noqa: BLE001 - a bug must not hide other files' issues
             message = (
                 f"internal error while reading this file ({type(exc).__name__}); "
