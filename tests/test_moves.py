@@ -339,3 +339,31 @@ def test_a_move_killed_after_the_provider_updated_heals_on_the_next_apply(
         assert state["agent.critic"]["id"] == agent_id
         assert state["agent.critic"]["version"] == 2  # one new version, not two
         assert run("plan", "--detailed-exitcode").returncode == 0
+
+
+def test_the_json_schema_knows_moved_from(workdir: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(json.loads(ok("schema").stdout))
+    doc = {"kind": "Agent", "name": "critic", "moved_from": "reviewer", "spec": {"model": "m"}}
+    assert list(validator.iter_errors(doc)) == []
+    assert list(validator.iter_errors({**doc, "moved_from": "Not A Name"}))
+
+
+def test_a_saved_plan_applies_a_move(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    agent_id = remote_id("agent.reviewer")
+    rename_reviewer(workdir)
+    ok("plan", "--out", "move.plan")
+    result = ok("apply", "move.plan")
+    assert "stale" not in result.stdout + result.stderr
+    assert remote_id("agent.critic") == agent_id
+    assert cli("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_a_move_with_prune_archives_nothing(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    rename_reviewer(workdir)
+    plan = plan_json("--prune")
+    assert plan["summary"]["archive"] == plan["summary"]["create"] == 0
+    ok("apply", "--auto-approve", "--prune")
+    assert not any(a["archived_at"] for a in agents(archived=True))

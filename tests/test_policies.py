@@ -322,3 +322,21 @@ def test_the_examples_run_together_against_the_quick_start_manifests(workdir: Pa
     # the quick start's coder agent leaves edit and write to the toolset's always_allow
     assert result.exit_code == 1
     assert "agent.coder: bash, edit and write must not run under always_allow" in result.stderr
+
+
+def test_the_json_schema_knows_policies(workdir: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    schema = json.loads(ok("schema").stdout)
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        assert list(validator.iter_errors(doc)) == [], path
+    bad = yaml.safe_load(policy("Agnt", "true", "sometimes"))
+    assert len(list(validator.iter_errors(bad))) >= 2  # the kind and the level
+    assert list(
+        validator.iter_errors(
+            {**yaml.safe_load(policy("Agent", "true", "advisory")), "protect": True}
+        )
+    )

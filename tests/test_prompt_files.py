@@ -177,3 +177,25 @@ def test_import_writes_long_prompts_to_files_and_round_trips(
     ok("validate")
     ok("fmt", "--check")
     assert cli("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_the_json_schema_takes_text_or_a_file(workdir: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(json.loads(ok("schema").stdout))
+    agent = {"kind": "Agent", "name": "a", "spec": {"model": "m", "system": "Be brief."}}
+    assert list(validator.iter_errors(agent)) == []
+    agent["spec"]["system"] = {"from_file": "prompts/a.md"}
+    assert list(validator.iter_errors(agent)) == []
+    agent["spec"]["system"] = {"from_fle": "prompts/a.md"}
+    assert list(validator.iter_errors(agent))
+    text = {"type": "text", "text": {"from_file": "kickoff.md"}}
+    deployment = {
+        "kind": "Deployment",
+        "name": "d",
+        "spec": {
+            "agent": "a",
+            "environment": "e",
+            "initial_events": [{"type": "user.message", "content": [text]}],
+        },
+    }
+    assert list(validator.iter_errors(deployment)) == []
