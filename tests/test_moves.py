@@ -367,3 +367,14 @@ def test_a_move_with_prune_archives_nothing(workdir: Path) -> None:
     assert plan["summary"]["archive"] == plan["summary"]["create"] == 0
     ok("apply", "--auto-approve", "--prune")
     assert not any(a["archived_at"] for a in agents(archived=True))
+
+
+def test_fmt_puts_moved_from_beside_the_name(workdir: Path) -> None:
+    (workdir / "manifests/z.yaml").write_text(
+        "kind: Agent\nmoved_from: old\nname: new\nspec: {model: claude-sonnet-4-6}\n"
+    )
+    assert cli("fmt", "--check").exit_code == 1
+    ok("fmt")
+    assert (workdir / "manifests/z.yaml").read_text() == (
+        "kind: Agent\nname: new\nmoved_from: old\nspec: {model: claude-sonnet-4-6}\n"
+    )
