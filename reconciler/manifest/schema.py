@@ -11,6 +11,7 @@ import copy
 from functools import lru_cache
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from reconciler.kinds import MANIFEST_KINDS, NAME_PATTERN
@@ -24,10 +25,14 @@ POLICY_KIND = "Policy"
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
+#: the spec models the schema describes: one per kind, and the policy's
+_MODELS: tuple[type[BaseModel], ...] = (*SPEC_MODELS.values(), PolicySpec)
+
+
 @lru_cache(maxsize=1)
 def _build() -> dict[str, Any]:
     _, top = models_json_schema(
-        [(model, "validation") for model in (*SPEC_MODELS.values(), PolicySpec)],
+        [(model, "validation") for model in _MODELS],
         ref_template="#/$defs/{model}",
     )
     defs: dict[str, Any] = top.get("$defs", {})
