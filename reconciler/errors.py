@@ -6,6 +6,7 @@ the exit code of the command it ends on the class (``exit_code``: 1 for all of t
 
     ReconcilerError
      +-- ManifestError          bad manifests; ``.issues`` lists every ManifestIssue (file:line:col)
+     |    +-- PolicyError       a mandatory policy rule fails on a resource (``kind: Policy``)
      +-- FormatError            ``fmt`` would lose a comment or change the data; file left as is
      +-- PlanError              a plan cannot be built or a saved plan is stale/unusable
      +-- ApplyError             some actions failed; ``.failures`` maps address -> message
@@ -64,6 +65,20 @@ class ManifestError(ReconcilerError):
         n = len(self.issues)
         head = f"{n} error{'s' if n != 1 else ''} in manifests"
         super().__init__(head + ":\n" + "\n".join(f"  {i}" for i in self.issues))
+
+
+class PolicyError(ManifestError):
+    """Resources break mandatory policy rules; each issue names the resource's place, the
+    rule's message and its policy. Nothing was changed."""
+
+    def __init__(self, issues: list[ManifestIssue] | ManifestIssue) -> None:
+        super().__init__(issues)
+        n = len(self.issues)
+        head = f"{n} mandatory policy {'rule fails' if n == 1 else 'rules fail'}"
+        ReconcilerError.__init__(
+            self,
+            head + " (nothing was changed):\n" + "\n".join(f"  {i}" for i in self.issues),
+        )
 
 
 class FormatError(ReconcilerError):

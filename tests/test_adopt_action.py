@@ -150,6 +150,7 @@ def test_an_adopt_action_in_json() -> None:
         "from_version": 1,
         "to_version": None,
         "labels": [],
+        "moved_from": None,
     }
     doc = plan_to_json(Plan(actions=(action,)))
     # the summary keeps its documented keys; an adoption counts as a change

@@ -87,7 +87,8 @@ def test_ownership_tags_are_written_and_read_by_one_pair_of_functions() -> None:
 def test_the_manifest_schema_and_validation_use_the_vocabulary() -> None:
     schema = manifest_json_schema()
     assert NAME_PATTERN in str(schema)
-    assert list(MANIFEST_KINDS) == schema["properties"]["kind"]["enum"]
+    # and Policy: a document that checks the others, no kind of remote resource
+    assert [*MANIFEST_KINDS, "Policy"] == schema["properties"]["kind"]["enum"]
 
 
 def test_the_local_provider_copies_agree_with_the_vocabulary() -> None:

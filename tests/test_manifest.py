@@ -409,7 +409,13 @@ def test_schema_rejects_what_the_loader_rejects() -> None:
 def test_schema_describes_fields_and_selects_spec_by_kind() -> None:
     schema = manifest_json_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["properties"]["kind"]["enum"] == ["Agent", "Environment", "Vault", "Deployment"]
+    assert schema["properties"]["kind"]["enum"] == [
+        "Agent",
+        "Environment",
+        "Vault",
+        "Deployment",
+        "Policy",
+    ]
     targets = {
         b["if"]["properties"]["kind"]["const"]: b["then"]["properties"]["spec"]["$ref"]
         for b in schema["allOf"]
@@ -419,6 +425,7 @@ def test_schema_describes_fields_and_selects_spec_by_kind() -> None:
         "Environment": "#/$defs/EnvironmentSpec",
         "Vault": "#/$defs/VaultSpec",
         "Deployment": "#/$defs/DeploymentSpec",
+        "Policy": "#/$defs/PolicySpec",
     }
     agent = schema["$defs"]["AgentSpec"]
     assert agent["required"] == ["model"]

@@ -99,7 +99,7 @@ def test_unknown_key_without_close_match_lists_the_allowed_ones(project: Path) -
     assert errors(project) == [
         (
             "manifests/a.yaml:4:1: labels: unknown field 'labels' "
-            "(allowed: kind, name, spec, protect, ignore_changes)"
+            "(allowed: kind, name, spec, protect, ignore_changes, moved_from)"
         )
     ]
 

@@ -32,6 +32,7 @@ from reconciler.engine.model import (
     Note,
     PinMove,
     Plan,
+    PolicyWarning,
     Replace,
     Target,
     Twin,
@@ -377,6 +378,71 @@ def full_drift() -> DriftReport:
     )
 
 
+def moves_plan() -> Plan:
+    """A rename (moved_from) planned as an update in place, a move whose retag is done (only
+    the lockfile entry moves), and an advisory policy warning."""
+    return Plan(
+        actions=(
+            Update(
+                address="agent.engineer",
+                kind="agent",
+                reason="moved from agent.coder: the same object, renamed and retagged in place "
+                "(nothing archived or created)",
+                remote_id="agent_01COD",
+                from_version=3,
+                to_version=4,
+                labels=("metadata", "name"),
+                changes=(
+                    FieldChange(
+                        op="change",
+                        path="metadata.reconciler-address",
+                        old="agent.coder",
+                        new="agent.engineer",
+                    ),
+                    FieldChange(op="change", path="name", old="coder", new="engineer"),
+                ),
+                body={"name": "engineer"},
+                target=TARGET,
+                moved_from="agent.coder",
+            ),
+            NoOp(
+                address="vault.keys",
+                kind="vault",
+                reason="moved from vault.secrets: the object already carries its new address "
+                "(a move whose lockfile write was lost); apply moves the lockfile entry",
+                remote_id="vlt_01KEY",
+                target=TARGET,
+                moved_from="vault.secrets",
+            ),
+        ),
+        policy_warnings=(
+            PolicyWarning(
+                address="deployment.nightly",
+                location="manifests/deployments.yaml:4:1",
+                policy="rollout-gate",
+                rule="rule 'rollout-checks'",
+                message="the deployment has no rollout check",
+            ),
+        ),
+    )
+
+
+def test_a_move_reads_as_old_to_new_address_in_every_format() -> None:
+    text = render_plan(moves_plan(), "text")
+    assert "  ~ agent.coder -> agent.engineer  moved  version 3 -> 4  [metadata, name]" in text
+    assert "  ~ vault.secrets -> vault.keys  moved  (lockfile only)" in text
+    assert text.rstrip().endswith("Plan: 0 to create, 1 to update, 0 to archive, 2 moved.")
+    doc = json.loads(render_plan(moves_plan(), "json"))
+    assert {a["address"]: a["moved_from"] for a in doc["actions"]} == {
+        "agent.engineer": "agent.coder",
+        "vault.keys": "vault.secrets",
+    }
+    assert doc["policy_warnings"][0]["policy"] == "rollout-gate"
+    markdown = render_plan(moves_plan(), "markdown")
+    assert "`agent.coder -> agent.engineer`" in markdown
+    assert "#### Policy warnings" in markdown
+
+
 # --- golden files --------------------------------------------------------------------------
 
 SAMPLES = {
@@ -384,6 +450,7 @@ SAMPLES = {
     "plan_empty": Plan,
     "plan_left_alone": left_alone_plan,
     "plan_twins": twins_plan,
+    "plan_moves": moves_plan,
 }
 DRIFT_SAMPLES = {"drift_full": full_drift, "drift_none": DriftReport, "drift_twins": twins_drift}
 SUFFIX = {"text": "txt", "json": "json", "markdown": "md"}
@@ -650,7 +717,7 @@ def test_should_color_reads_the_process_environment(monkeypatch: pytest.MonkeyPa
 
 ACTION_KEYS = {
     "type", "address", "kind", "reason", "remote_id", "changes",
-    "from_version", "to_version", "labels",
+    "from_version", "to_version", "labels", "moved_from",
 }  # fmt: skip
 CHANGE_KEYS = {"op", "path", "old", "new", "sensitive"}
 
@@ -752,7 +819,7 @@ def test_every_json_key_is_documented() -> None:
             return set().union(*(keys(v) for v in value)) if value else set()
         return set()
 
-    samples = (full_plan(), twins_plan(), full_drift(), twins_drift())
+    samples = (full_plan(), twins_plan(), moves_plan(), full_drift(), twins_drift())
     for doc in (plan_to_json(p) if isinstance(p, Plan) else drift_to_json(p) for p in samples):
         missing = sorted(k for k in keys(doc) if not re.search(rf"[`.]{k}`", doc_text))
         assert not missing, f"document these keys in docs/json-format.md: {missing}"

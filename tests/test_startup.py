@@ -35,6 +35,9 @@ HEAVY = frozenset(
         "deepdiff",
         "rich",
         "anthropic",
+        # the CEL library and its parser: only manifests with kind: Policy documents load it
+        "celpy",
+        "lark",
     }
 )
 #: ``python -m ENTRY ARGS`` (ENTRY in argv[2]) that prints, at exit on stderr, every module
@@ -84,6 +87,13 @@ def test_offline_commands_import_no_http_server_or_diff_library(
     modules = imported_modules(args, workdir)
     assert "reconciler" in modules and "click" in modules  # the listing is read right
     assert not modules & HEAVY, f"reconciler {' '.join(args)} imported {sorted(modules & HEAVY)}"
+
+
+def test_validate_loads_the_cel_library_only_for_policies(tmp_path: Path) -> None:
+    """The check above can fail: a policy among the manifests does load CEL."""
+    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
+    shutil.copy(REPO / "examples/policies/owner-required.yaml", tmp_path / "manifests")
+    assert "celpy" in imported_modules(["validate"], tmp_path)
 
 
 def test_a_command_that_connects_does_load_the_http_stack(workdir: Path) -> None:

@@ -12,6 +12,7 @@ rendering, so a program (a CI job, a GitOps bot) can drive the reconciler withou
     adopt.py      import ADDR ID: adopt one existing object
     unmanaged.py  import --all-unmanaged: manifests for what nothing owns, and adopt it
     fmt.py        fmt: canonical formatting of manifests that keeps comments (ruamel.yaml)
+    policies.py   check_policies / load_policies: kind: Policy rules (CEL) over the manifests
 
     settings = Settings(manifests=Path("manifests"), lockfile=Path("state/reconciler.lock"))
     result = asyncio.run(make_plan(settings))
@@ -39,6 +40,7 @@ from reconciler.app.fmt import (
 )
 from reconciler.app.plan import PlanResult, make_plan
 from reconciler.app.planfile import load_plan, save_plan
+from reconciler.app.policies import check_policies, load_policies
 from reconciler.app.unmanaged import UnmanagedImport, import_unmanaged
 from reconciler.app.workspace import DEFAULT_DB, Settings, connect, observe, provider_origin
 from reconciler.engine.derive import KIND_FILES, Skipped
@@ -73,6 +75,7 @@ __all__ = [
     "Unmanaged",
     "UnmanagedImport",
     "apply",
+    "check_policies",
     "connect",
     "drift",
     "dump_documents",
@@ -82,6 +85,7 @@ __all__ = [
     "import_unmanaged",
     "load_manifests",
     "load_plan",
+    "load_policies",
     "make_plan",
     "manifest_files",
     "manifest_json_schema",

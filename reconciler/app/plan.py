@@ -14,9 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from reconciler.app.policies import check_policies
 from reconciler.app.secrets import SecretSource
 from reconciler.app.workspace import Settings, check_origin, connect, connection, observe
-from reconciler.engine.model import Plan
+from reconciler.engine.model import Plan, PolicyWarning
 from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
 from reconciler.errors import LockfileError, PlanError
@@ -72,6 +73,7 @@ async def make_plan(
         PlanError: ``prune`` over manifests with no document, without ``allow_empty``; or the
             lockfile was applied to another origin, without ``allow_origin_change``.
         ManifestError: the manifests are invalid or a secret cannot be read.
+        PolicyError: a mandatory policy rule fails on a resource (nothing was refreshed).
         LockfileError: the lockfile cannot be read.
         ProviderError: the provider failed.
     """
@@ -80,6 +82,7 @@ async def make_plan(
             # The embedded provider answers at once, so there is no wait to hide; and bad
             # manifests must not even open its database.
             manifests = load_manifests(settings.manifests)
+            warnings = check_policies(manifests)
             lockfile = read_project_lockfile(settings.lockfile, settings.project)
             check_origin(settings, lockfile, allow_change=allow_origin_change)
             secrets = SecretSource(manifests)
@@ -97,7 +100,7 @@ async def make_plan(
                 check_origin(settings, lockfile, allow_change=allow_origin_change)
             async with connection(settings, client) as c:
                 before = c.stats.requests
-                manifests, secrets, observed = await _load_while_listing(
+                manifests, secrets, warnings, observed = await _load_while_listing(
                     settings, c, lockfile, targets
                 )
                 requests = c.stats.requests - before
@@ -116,21 +119,24 @@ async def make_plan(
         )
     if not plan.lineage:
         plan = plan.model_copy(update={"lineage": None})
+    if warnings:
+        plan = plan.model_copy(update={"policy_warnings": warnings})
     return PlanResult(plan, manifests, lockfile, observed, requests)
 
 
 def _load_checked(
     settings: Settings, targets: tuple[str, ...] = ()
-) -> tuple[ManifestSet, SecretSource]:
+) -> tuple[ManifestSet, SecretSource, tuple[PolicyWarning, ...]]:
     manifests = load_manifests(settings.manifests)
+    warnings = check_policies(manifests)
     secrets = SecretSource(manifests)
     secrets.check_all(targets)
-    return manifests, secrets
+    return manifests, secrets, warnings
 
 
 async def _load_while_listing(
     settings: Settings, client: ProviderClient, lockfile: Lockfile, targets: tuple[str, ...] = ()
-) -> tuple[ManifestSet, SecretSource, Observed]:
+) -> tuple[ManifestSet, SecretSource, tuple[PolicyWarning, ...], Observed]:
     """Load the manifests (in a worker thread) while the provider is listed.
 
     The listing needs only the lockfile, and mostly waits on the network (a 10,000-agent
@@ -140,12 +146,12 @@ async def _load_while_listing(
     """
     listing = asyncio.ensure_future(observe(client, lockfile, settings.project))
     try:
-        manifests, secrets = await asyncio.to_thread(_load_checked, settings, targets)
+        manifests, secrets, warnings = await asyncio.to_thread(_load_checked, settings, targets)
     except BaseException:
         listing.cancel()
         await asyncio.gather(listing, return_exceptions=True)
         raise
-    return manifests, secrets, await listing
+    return manifests, secrets, warnings, await listing
 
 
 @contextmanager

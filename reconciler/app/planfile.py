@@ -44,6 +44,8 @@ def manifests_digest(manifests: ManifestSet, secrets: SecretSource, salt: str) -
             "protect": doc.protect,
             "ignore_changes": list(doc.ignore_changes),
             "spec": doc.spec.model_dump(mode="json"),
+            # only when set: digests of plans saved before moves existed stay the same
+            **({"moved_from": doc.moved_from} if doc.moved_from is not None else {}),
         }
         for doc in manifests.documents
     ]

@@ -6,6 +6,7 @@ The adoption is a plan of ``Adopt`` actions run by the engine's executor (``adop
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,10 +235,36 @@ def _as_documents(docs: Sequence[ImportedDocument]) -> list[Document]:
     return [Document.model_validate(d.data) for d in docs]
 
 
+#: an agent's system prompt of this many lines or more is written to a file of its own
+PROMPT_FILE_LINES = 4
+#: where those files go, beside the manifests (``from_file`` is relative to them)
+PROMPTS_DIR = "prompts"
+
+
+def _prompt_files(
+    docs: Sequence[ImportedDocument],
+) -> tuple[list[ImportedDocument], dict[str, str]]:
+    """The documents as written: each long system prompt moved to ``prompts/NAME.md`` and
+    named by ``{from_file: ...}``; and those files (relative path -> text, exactly as live)."""
+    files: dict[str, str] = {}
+    written: list[ImportedDocument] = []
+    for doc in docs:
+        spec = doc.data.get("spec") or {}
+        system = spec.get("system") if doc.kind == "Agent" else None
+        if isinstance(system, str) and len(system.splitlines()) >= PROMPT_FILE_LINES:
+            name = f"{PROMPTS_DIR}/{doc.name}.md"
+            files[name] = system
+            data = {**doc.data, "spec": {**spec, "system": {"from_file": name}}}
+            doc = dataclasses.replace(doc, data=data)
+        written.append(doc)
+    return written, files
+
+
 def _write_documents(
     out: Path, docs: Sequence[ImportedDocument], secrets: Sequence[SecretVariable]
 ) -> tuple[Path, ...]:
-    texts: dict[Path, str] = {}
+    docs, prompts = _prompt_files(docs)
+    texts: dict[Path, str] = {out / name: text for name, text in prompts.items()}
     for kind, filename in KIND_FILES.items():
         of_kind = [d for d in docs if d.kind == kind]
         if of_kind:
@@ -250,9 +277,12 @@ def _write_documents(
             "manifests directory (manifests are read recursively)"
         )
     for path, text in texts.items():
-        _check_round_trip(text, [d.data for d in docs if KIND_FILES[d.kind] == path.name], path)
+        if path.parent == out:
+            expected = [d.data for d in docs if KIND_FILES[d.kind] == path.name]
+            _check_round_trip(text, expected, path)
     out.mkdir(parents=True, exist_ok=True)
     for path, text in texts.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, text)
     return tuple(texts)
 

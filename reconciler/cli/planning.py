@@ -96,31 +96,61 @@ def _refreshing(app: App) -> str:
 
 
 @click.command()
+@click.option(
+    "--policies",
+    "policies_dir",
+    type=click.Path(path_type=Path, exists=True),
+    metavar="DIR",
+    help="Also check the manifests against the kind: Policy documents in DIR (a platform "
+    "team's central policies), besides the policies among the manifests.",
+)
 @pass_app
-def validate(app: App) -> None:
-    """Check the manifests: schema and references, with no network.
+def validate(app: App, policies_dir: Path | None) -> None:
+    """Check the manifests: schema, references and policies, with no network.
 
     Prints ``OK: N resources in M files`` (credentials count as resources, as in a plan)
     and, below it, each file read with the addresses it holds and the YAML files
     .reconcilerignore left out; or every error as ``file:line:col: ...`` on stderr, exit 1.
+    A mandatory policy rule that fails is such an error; an advisory one is a warning.
     """
     manifests = load_manifests(app.settings.manifests, check_secret_files=True)
+    central = usecases.load_policies(policies_dir) if policies_dir is not None else ()
+    warnings = usecases.check_policies(manifests, central)
     n = len(manifests.documents) + len(manifests.credentials())
     files = len(manifests.files) or _count_files(manifests)
     warn_if_empty(app.settings.manifests, len(manifests.documents))
+    policies = [*manifests.policies, *central]
+    checked = ""
+    if policies:
+        rules = sum(len(p.document.spec.rules) for p in policies)
+        checked = (
+            f", checked against {len(policies)} polic{'ies' if len(policies) != 1 else 'y'} "
+            f"({rules} rule{'s' if rules != 1 else ''})"
+        )
     click.echo(
         f"OK: {n} resource{'s' if n != 1 else ''} in {files} file{'s' if files != 1 else ''}"
+        + checked
     )
     by_file: dict[str, list[str]] = {f: [] for f in manifests.files}
     for doc in manifests.documents:
         creds = len(doc.credentials())
         shown = doc.address + (f" ({creds} credential{'s' if creds != 1 else ''})" if creds else "")
         by_file.setdefault(manifests.location(doc.address).file, []).append(shown)
+    for policy in manifests.policies:
+        by_file.setdefault(policy.location.file, []).append(policy.document.address)
     width = max((len(f) for f in by_file), default=0)
     for file, addresses in by_file.items():
         click.echo(f"  {file.ljust(width)}  {', '.join(addresses) or '(no documents)'}")
     if manifests.ignored:
         click.echo(f"Left out by {IGNORE_FILE}: {', '.join(manifests.ignored)}")
+    for w in warnings:
+        click.echo(
+            printable(
+                f"Warning: {w.location}: {w.address}: {w.message} (policy {w.policy}, {w.rule}, "
+                "advisory)"
+            ),
+            err=True,
+        )
 
 
 @click.command()

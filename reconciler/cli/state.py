@@ -1,4 +1,4 @@
-"""``state list | show | rm`` and ``unlock``: read and edit the lockfile by hand.
+"""``state list | show | rm | mv`` and ``unlock``: read and edit the lockfile by hand.
 
 The lockfile and the apply lock belong to ``reconciler.state``; these commands only call it
 and print. ``state rm`` edits under the apply lock, like apply does, and never touches the
@@ -15,6 +15,7 @@ from reconciler.app.state import (
     ApplyLock,
     StateStore,
     list_entries,
+    move_entry,
     read_project_lockfile,
     show_entry,
     unlock,
@@ -98,6 +99,36 @@ def state_rm(app: App, address: str) -> None:
     click.echo(
         f"The remote object{remote} was NOT touched: it still exists on the provider. While "
         f"{address} is in the manifests, the next plan finds it again by its ownership metadata."
+    )
+
+
+@state.command("mv")
+@click.argument("old")
+@click.argument("new")
+@pass_app
+def state_mv(app: App, old: str, new: str) -> None:
+    """Move the entry of OLD to NEW (a rename made by hand). The remote object is NOT touched.
+
+    A vault's credentials move with it, and deployment pins follow a moved agent. The next
+    plan shows the object as moved (OLD -> NEW): it retags it for NEW (and renames it when
+    its name follows the document). In the manifests, `moved_from: OLD_NAME` on the renamed
+    document does the same without this command. Takes the apply lock.
+    """
+    if not app.settings.lockfile.exists():
+        raise LockfileError(f"{app.settings.lockfile} does not exist; there is nothing to move")
+    lock = ApplyLock(app.settings.lockfile)
+    lock.acquire("state mv")
+    try:
+        store = StateStore(app.settings.lockfile, project=app.settings.project)
+        entry = store.load().resources.get(old)
+        store.commit(lambda lf: move_entry(lf, old, new))
+    finally:
+        lock.release()
+    remote = f" ({entry.kind} {entry.id})" if entry is not None else ""
+    click.echo(f"Moved {old} to {new} in {app.settings.lockfile}.")
+    click.echo(
+        f"The remote object{remote} was NOT touched: the next apply retags it for {new} "
+        "(its reconciler-address metadata) and renames it if its name follows the document."
     )
 
 

@@ -54,7 +54,14 @@ MAX_NAME = 64
 
 # --- canonical key order ------------------------------------------------------------------
 
-DOCUMENT_ORDER: tuple[str, ...] = ("kind", "name", "protect", "ignore_changes", "spec")
+DOCUMENT_ORDER: tuple[str, ...] = (
+    "kind",
+    "name",
+    "moved_from",
+    "protect",
+    "ignore_changes",
+    "spec",
+)
 SPEC_ORDER: dict[str, tuple[str, ...]] = {
     "Agent": (
         "name",

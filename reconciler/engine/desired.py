@@ -49,6 +49,8 @@ class DesiredResource:
     parent: str | None = None
     #: secret paths inside the spec (``auth.token``) -> their manifest reference
     secrets: tuple[tuple[str, JSON], ...] = ()
+    #: the address it had before (``moved_from``; a moved vault's credentials move with it)
+    moved_from: str | None = None
 
     @property
     def refs(self) -> tuple[str, ...]:
@@ -113,10 +115,13 @@ def desired_resources(documents: Iterable[Document]) -> list[DesiredResource]:
         spec = doc.spec.model_dump(mode="json", exclude_unset=True)
         address = address_of(kind, doc.name)
         ignore = tuple(doc.ignore_changes or ())
+        moved = doc.moved_from_address
         if kind == "vault":
             creds = spec.pop("credentials", None) or []
             remote = remote_name_of(kind, spec) or doc.name
-            out.append(DesiredResource(address, kind, spec, remote, doc.protect, ignore))
+            out.append(
+                DesiredResource(address, kind, spec, remote, doc.protect, ignore, moved_from=moved)
+            )
             for cred in creds:
                 cred = dict(cred)
                 cname = cred.pop("name")
@@ -134,6 +139,11 @@ def desired_resources(documents: Iterable[Document]) -> list[DesiredResource]:
                         cignore,
                         parent=address,
                         secrets=tuple(_find_secrets(cred, "")),
+                        moved_from=(
+                            credential_address(doc.moved_from, cname)
+                            if doc.moved_from is not None
+                            else None
+                        ),
                     )
                 )
             continue
@@ -151,6 +161,7 @@ def desired_resources(documents: Iterable[Document]) -> list[DesiredResource]:
                 doc.protect,
                 ignore,
                 secrets=tuple(_find_secrets(spec, "")),
+                moved_from=moved,
             )
         )
     return sorted(out, key=lambda r: r.address)

@@ -18,7 +18,7 @@ from reconciler.engine.model import Conflict
 from reconciler.engine.ownership import conflict, owner_problem
 from reconciler.engine.refresh import Observed
 from reconciler.engine.targets import closure
-from reconciler.kinds import KIND_ORDER, Kind, owned_address
+from reconciler.kinds import KIND_ORDER, Kind, kind_of, owned_address
 from reconciler.manifest import Document
 from reconciler.state import LockEntry, Lockfile
 
@@ -103,7 +103,25 @@ class PlanInputs:
         if obj is None:
             return None
         owner = owner_problem(kind, obj, self.options.project, address, self.live["vault"])
-        return None if owner is None else conflict(kind, address, obj, owner)
+        if owner is None:
+            return None
+        tagged = owned_address(obj, self.options.project)
+        if tagged is not None and self.unclaimed(tagged) and _kind_or_none(tagged) == kind:
+            # ours, tagged for an address nothing claims any more: the entry was moved by
+            # hand (``state mv``); the plan retags it (a move), it is no conflict
+            return None
+        return conflict(kind, address, obj, owner)
+
+    def unclaimed(self, address: str) -> bool:
+        """No document and no lockfile entry claims ``address`` (a tag naming it is stale)."""
+        return address not in self.desired and address not in self.entries
+
+
+def _kind_or_none(address: str) -> str | None:
+    try:
+        return kind_of(address)
+    except ValueError:  # a tag edited by hand into no address at all
+        return None
 
 
 def live_marker(kind: str, obj: JSON) -> str | None:

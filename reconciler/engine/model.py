@@ -83,6 +83,9 @@ class Update(_Action):
     labels: tuple[str, ...] = ()
     #: live agent version or updated_at the plan was made from (saved-plan staleness check)
     live_marker: str | None = None
+    #: a move (``moved_from``): the address whose object this is; its lockfile entry moves
+    #: here, and the update retags (and renames) the object in place
+    moved_from: str | None = None
 
 
 class Replace(_Action):
@@ -94,6 +97,8 @@ class Replace(_Action):
     body: dict[str, Any]
     target: Target
     live_marker: str | None = None
+    #: see ``Update.moved_from``: the old address's entry is forgotten with the replace
+    moved_from: str | None = None
 
 
 class Archive(_Action):
@@ -116,6 +121,9 @@ class NoOp(_Action):
     target: Target | None = None
     version: int | None = None
     live_marker: str | None = None
+    #: a move whose remote half is done (the object already carries the new address's tag,
+    #: e.g. an apply killed before its lockfile write): apply moves the lockfile entry only
+    moved_from: str | None = None
 
 
 class Adopt(_Action):
@@ -204,6 +212,18 @@ class Conflict(Frozen):
     message: str
 
 
+class PolicyWarning(Frozen):
+    """An ``advisory`` policy rule a resource breaks: shown in the plan, never blocking."""
+
+    address: str
+    #: where the resource's document is written, ``file:line:col``
+    location: str
+    policy: str
+    #: ``rule 'name'`` or ``rule 2``
+    rule: str
+    message: str
+
+
 class PlanSummary(Frozen):
     create: int = 0
     update: int = 0
@@ -213,6 +233,8 @@ class PlanSummary(Frozen):
     noop: int = 0
     #: only ``import`` plans adopt; left out of dumps so the JSON summary keeps its six keys
     adopt: int = Field(default=0, exclude=True)
+    #: of the above, how many move an address (``moved_from``); said only when some do
+    moved: int = Field(default=0, exclude=True)
 
     def __str__(self) -> str:
         parts = [f"{self.create} to create", f"{self.update} to update"]
@@ -223,6 +245,8 @@ class PlanSummary(Frozen):
             parts.append(f"{self.delete} to delete")
         if self.adopt:
             parts.append(f"{self.adopt} to adopt")
+        if self.moved:
+            parts.append(f"{self.moved} moved")
         return "Plan: " + ", ".join(parts) + "."
 
 
@@ -246,6 +270,8 @@ class Plan(Frozen):
     conflicts: tuple[Conflict, ...] = ()
     #: with ``targets``: addresses left out of the plan that have changes of their own
     untargeted: tuple[str, ...] = ()
+    #: advisory policy rules that resources break (mandatory ones stop the plan instead)
+    policy_warnings: tuple[PolicyWarning, ...] = ()
 
     @property
     def changes(self) -> tuple[Action, ...]:
@@ -269,6 +295,15 @@ class Plan(Frozen):
         return tuple(a for a in self.actions if a.type == "noop" and a.target is not None)
 
     @property
+    def moves(self) -> tuple[Update | Replace | NoOp, ...]:
+        """Actions that move an address (``moved_from``), in address order."""
+        return tuple(
+            a
+            for a in self.actions
+            if isinstance(a, Update | Replace | NoOp) and a.moved_from is not None
+        )
+
+    @property
     def has_lockfile_changes(self) -> bool:
         """Apply would write the lockfile (``records``), whatever it does to the live system."""
         return bool(self.records)
@@ -278,6 +313,7 @@ class Plan(Frozen):
         counts: dict[str, int] = {}
         for a in self.actions:
             counts[a.type] = counts.get(a.type, 0) + 1
+        counts["moved"] = len(self.moves)
         return PlanSummary(**counts)
 
     def action(self, address: str) -> Action | None:

@@ -6,7 +6,8 @@ Pure: no I/O, nothing printed. The steps, each in its own module:
 - ``resource``: each desired address, in dependency order, matched to its live object,
   compared and decided (one action with its reason), returning what its referrers may assume;
 - ``prune``: what left the manifests, one orphan at a time (archived only with ``prune``;
-  unowned live objects are never touched);
+  unowned live objects are never touched); an address a document moved away from
+  (``moved_from``) is no orphan: its object and lockfile entry move with the document;
 - ``ownership``: twins (a second live object tagged for a managed address), always
   reported, archived only with ``prune``;
 - ``targets``: with ``--target``, the targets and what they depend on.
@@ -81,12 +82,14 @@ def build_plan(
         for res in inputs.desired.values():
             if res.kind == kind:
                 planned[res.address] = plan_resource(inputs, res, planned)
-    removals, notes, conflicts = prune(inputs)
+    moved = {p.moved_from: p.live["id"] for p in planned.values() if p.moved_from and p.live}
+    removals, notes, conflicts = prune(inputs, moved)
     conflicts += [p.conflict for p in planned.values() if p.conflict is not None]
     twins = find_twins(_kept(inputs, planned, removals, notes, conflicts), inputs.owned, lockfile)
     if options.prune:
         removals += twin_archives(twins)
     notes += [p.refused for p in planned.values() if p.refused is not None]
+    notes += [p.move_note for p in planned.values() if p.move_note is not None]
     actions = [p.action for p in planned.values() if p.action is not None]
     actions = _order_removals([*actions, *removals])
     notes += _hidden_notes(inputs, planned)

@@ -16,6 +16,7 @@ orphans are classified.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -73,28 +74,39 @@ class VaultOrphans:
         )
 
 
-def find_orphans(inputs: PlanInputs) -> list[Orphan]:
+def find_orphans(inputs: PlanInputs, moved: Mapping[str, str] | None = None) -> list[Orphan]:
     """Every resource that left the manifests, sorted by address: lockfile entries first
     (with their live object, if any), then live objects tagged for an address neither the
-    manifests nor the lockfile hold."""
+    manifests nor the lockfile hold.
+
+    ``moved`` (old address -> the object a move takes from it) are no orphans: the entry
+    and that object go to the new address. Another live object tagged for the old address
+    (a twin) still is one.
+    """
+    moved = moved or {}
     found: dict[str, Orphan] = {}
     for address, entry in inputs.entries.items():
         if address in inputs.desired:
+            continue
+        if moved.get(address) == entry.id:
             continue
         obj = inputs.live.get(entry.kind, {}).get(entry.id)
         found[address] = Orphan(address, cast(Kind, entry.kind), obj, entry)
     for (kind, address), objs in inputs.owned.items():
         if address in inputs.desired or address in found:
             continue
-        live = [o for o in objs if not o.get("archived_at")]
+        live = [o for o in objs if not o.get("archived_at") and o["id"] != moved.get(address)]
         if live:
             found[address] = Orphan(address, cast(Kind, kind), live[0], None)
     return [found[a] for a in sorted(found)]
 
 
-def prune(inputs: PlanInputs) -> tuple[list[Removal], list[Note], list[Conflict]]:
-    """The verdict on every orphan: removals, notes and conflicts."""
-    orphans = find_orphans(inputs)
+def prune(
+    inputs: PlanInputs, moved: Mapping[str, str] | None = None
+) -> tuple[list[Removal], list[Note], list[Conflict]]:
+    """The verdict on every orphan (``moved``: see ``find_orphans``): removals, notes and
+    conflicts."""
+    orphans = find_orphans(inputs, moved)
     vaults = VaultOrphans.of(inputs, orphans)
     actions: list[Removal] = []
     notes: list[Note] = []

@@ -60,7 +60,10 @@ def record_outcome(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
     - archived or deleted: the entry and any intent are dropped;
     - otherwise: the entry is written from the action's target and the outcome (remote id,
       version, resolved pins); ``created_at`` is kept while the remote id is the same;
-    - a no-op without a target only refreshes the version and pins of an existing entry.
+    - a no-op without a target only refreshes the version and pins of an existing entry;
+    - a move (an action with ``moved_from``) also drops the old address's entry and renames
+      the pins that name it, in the same new lockfile (one atomic write: a crash leaves
+      either the old entry, which the next plan moves again, or the new one).
 
     Args:
         lockfile: the current lockfile.
@@ -70,9 +73,31 @@ def record_outcome(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
     Returns:
         The new lockfile, or ``lockfile`` itself when nothing changed.
     """
-    address = outcome.address
     if not outcome.ok:
         return lockfile
+    recorded = _record(lockfile, outcome, now)
+    moved_from = getattr(outcome.action, "moved_from", None)
+    if moved_from is not None and not outcome.removed:
+        recorded = _forget_moved(recorded, moved_from, outcome.address, now)
+    return recorded
+
+
+def _forget_moved(lockfile: Lockfile, old: str, new: str, now: str) -> Lockfile:
+    """A move is recorded: the old address's entry goes (its object is ``new``'s now), and
+    every deployment pin naming ``old`` names ``new`` (same agent, same version)."""
+    if old in lockfile.resources or old in lockfile.pending:
+        lockfile = lockfile.without(old)
+    for address, entry in lockfile.resources.items():
+        if old in entry.pins:
+            pins = {(new if a == old else a): v for a, v in entry.pins.items()}
+            moved = entry.model_copy(update={"pins": pins, "updated_at": now})
+            lockfile = lockfile.with_entry(address, moved)
+    return lockfile
+
+
+def _record(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
+    """``record_outcome`` of a successful action, before a move is folded in."""
+    address = outcome.address
     if outcome.removed:
         # a vault takes its credentials along: their entries go with it
         prefix = address + ".credential." if outcome.action.kind == "vault" else None

@@ -46,7 +46,9 @@ from reconciler.engine.normalize import (
     fill_unset,
     normalize,
 )
+from reconciler.engine.ownership import not_ours
 from reconciler.errors import PlanError
+from reconciler.kinds import owned_address
 
 UNKNOWN = "(known after apply)"
 
@@ -83,6 +85,10 @@ class Planned:
     refused: Note | None = None
     #: paths that differ but ``ignore_changes`` hides (said in a note)
     hidden: tuple[str, ...] = ()
+    #: the old address this resource's object came from (a move), whose entry it takes
+    moved_from: str | None = None
+    #: a ``moved_from`` that names nothing in the state (said in a note)
+    move_note: Note | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,8 @@ class _Match:
     missing: str = ""
     #: found by its ownership tags (the lockfile had no entry)
     adopted: bool = False
+    #: the object is the one of this old address (``moved_from``, or a tag ``state mv`` left)
+    moved_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,10 +146,28 @@ def plan_resource(
                 parent=res.parent,
             ),
             version=1 if res.kind == "agent" else None,
+            move_note=_nothing_to_move(inputs, res),
         )
     comparison = _compare(inputs, res, match.live, target, planned)
     decided = _decide(inputs, res, match, comparison, target, planned)
-    return replace(decided, hidden=comparison.hidden)
+    note = None if match.moved_from is not None else _nothing_to_move(inputs, res)
+    return replace(decided, hidden=comparison.hidden, moved_from=match.moved_from, move_note=note)
+
+
+def _nothing_to_move(inputs: PlanInputs, res: DesiredResource) -> Note | None:
+    """The note of a ``moved_from`` whose old address the state does not hold (the move was
+    applied already, or there never was anything there): nothing to do, and no error."""
+    old = res.moved_from
+    if old is None or inputs.entry(old) is not None:
+        return None
+    if res.parent is not None:
+        return None  # said once, by the vault
+    return Note(
+        address=res.address,
+        kind=res.kind,
+        message=f"moved_from names {old}, which is not in the state (already moved, or it "
+        "never existed); nothing to move. The moved_from line can go",
+    )
 
 
 def _match(inputs: PlanInputs, res: DesiredResource, planned: Mapping[str, Planned]) -> _Match:
@@ -152,21 +178,65 @@ def _match(inputs: PlanInputs, res: DesiredResource, planned: Mapping[str, Plann
     if entry is not None and entry.kind == kind:
         obj = inputs.live[kind].get(entry.id)
         if obj is not None and not obj.get("archived_at"):
-            return _Match(obj)
+            return _Match(obj, moved_from=_moved_here(inputs, res, obj))
         why = (
             f"the recorded {kind} {entry.id} was archived outside the reconciler"
             if obj is not None
             else f"the recorded {kind} {entry.id} no longer exists"
         )
     parent_id = predicted_id(planned, res.parent) if res.parent else None
-    candidates = [
+    candidates = _tagged(inputs, res, res.address, parent_id)
+    if candidates:
+        # the newest: e.g. a move whose retag was sent but whose lockfile write was lost
+        obj = max(candidates, key=lambda o: str(o.get("created_at")))
+        return _Match(obj, adopted=True, moved_from=_moved_here(inputs, res, obj))
+    old = res.moved_from
+    if old is not None:
+        moved = _recorded_for_move(inputs, res, old)
+        if moved is not None:
+            return _Match(moved, moved_from=old)
+        candidates = _tagged(inputs, res, old, parent_id)
+        if candidates:  # the lockfile was lost: the old address's tags still find it
+            obj = max(candidates, key=lambda o: str(o.get("created_at")))
+            return _Match(obj, adopted=True, moved_from=old)
+    return _Match(None, missing=why)
+
+
+def _tagged(
+    inputs: PlanInputs, res: DesiredResource, address: str, parent_id: str | None
+) -> list[JSON]:
+    """Live objects this project's tags claim for ``address`` (in the parent's vault)."""
+    return [
         o
-        for o in inputs.owned.get((kind, res.address), [])
+        for o in inputs.owned.get((res.kind, address), [])
         if not o.get("archived_at") and (res.parent is None or o.get("vault_id") == parent_id)
     ]
-    if candidates:
-        return _Match(max(candidates, key=lambda o: str(o.get("created_at"))), adopted=True)
-    return _Match(None, missing=why)
+
+
+def _recorded_for_move(inputs: PlanInputs, res: DesiredResource, old: str) -> JSON | None:
+    """The live object the lockfile records for ``old``, when it is this project's (tagged
+    for ``old``, or already for ``res.address``); else None, and ``prune`` reports it."""
+    obj = inputs.recorded_object(old, res.kind)
+    if obj is None:
+        return None
+    project = inputs.options.project
+    if not_ours(res.kind, obj, project, old) is None:
+        return obj
+    return obj if not_ours(res.kind, obj, project, res.address) is None else None
+
+
+def _moved_here(inputs: PlanInputs, res: DesiredResource, obj: JSON) -> str | None:
+    """The old address ``obj`` comes from, when the plan finishes a move: ``moved_from``'s
+    entry records this object (the retag was sent, its lockfile write was lost), or the
+    object is tagged for an address nobody claims any more (``state mv`` by hand)."""
+    old = res.moved_from
+    entry = inputs.entry(old) if old is not None else None
+    if old is not None and entry is not None and entry.id == obj["id"]:
+        return old
+    tagged = owned_address(obj, inputs.options.project)
+    if tagged is not None and tagged != res.address and inputs.unclaimed(tagged):
+        return tagged
+    return None
 
 
 def _compare(
@@ -214,6 +284,7 @@ def _decide(
     kind, obj = res.kind, match.live
     assert obj is not None  # a create is decided without a comparison
     kept = Planned(id=obj["id"], version=obj.get("version") if kind == "agent" else None, live=obj)
+    moved = {"moved_from": match.moved_from} if match.moved_from is not None else {}
     common: dict[str, Any] = dict(  # noqa: C408 - keyword form reads as the action's fields
         address=res.address,
         kind=kind,
@@ -237,7 +308,10 @@ def _decide(
             f"{res.parent or res.address}, apply, then set it back",
         )
         noop = NoOp(
-            reason=f"a replace is needed but refused: {protected}", parent_id=parent_id, **common
+            reason=f"a replace is needed but refused: {protected}",
+            parent_id=parent_id,
+            **common,
+            **moved,
         )
         return replace(kept, action=noop, refused=refused)
     if immutable:
@@ -247,6 +321,7 @@ def _decide(
             body=create_body(res, inputs.options.project),
             target=target,
             **common,
+            **moved,
         )
         return replace(kept, action=action, id=None)
     if changes:
@@ -272,7 +347,9 @@ def _update(
     fields = changed_fields(changes)
     body = update_body(res, inputs.options.project, fields, obj)
     reason = _update_reason(res, fields, planned)
-    if match.adopted:
+    if match.moved_from is not None:
+        reason = _move_reason(match.moved_from, fields)
+    elif match.adopted:
         reason += " (found by its ownership tags; the lockfile had no entry)"
     from_v = to_v = None
     labels: tuple[str, ...] = ()
@@ -290,6 +367,7 @@ def _update(
         to_version=to_v,
         labels=labels,
         parent_id=_parent_id(res.kind, obj),
+        moved_from=match.moved_from,
         **common,
     )
 
@@ -314,15 +392,22 @@ def _noop(
         or (kind == "deployment" and list(entry.pins.values()) != [_live_pin(obj)])
         or inputs.pending(res.address)
     )
+    reason = (
+        "adopted: found by its ownership tags (the lockfile had no entry)"
+        if match.adopted
+        else "up to date"
+    )
+    if match.moved_from is not None:
+        reason = (
+            f"moved from {match.moved_from}: the object already carries its new address "
+            "(a move whose lockfile write was lost); apply moves the lockfile entry"
+        )
     return NoOp(
-        reason=(
-            "adopted: found by its ownership tags (the lockfile had no entry)"
-            if match.adopted
-            else "up to date"
-        ),
+        reason=reason,
         target=target if needs_record else None,
         version=obj.get("version") if kind == "agent" else None,
         parent_id=_parent_id(kind, obj),
+        moved_from=match.moved_from,
         **common,
     )
 
@@ -451,6 +536,14 @@ def _update_reason(res: DesiredResource, fields: list[str], planned: Mapping[str
         newest = f"version {version}" if version is not None else "a new version"
         return f"it follows the latest version of {agent}, which will be {newest}"
     return "the live object differs from the manifest"
+
+
+def _move_reason(old: str, fields: list[str]) -> str:
+    """Why a moved resource is updated: its tag (and its name) follow the new address."""
+    what = "renamed and retagged" if "name" in fields or "display_name" in fields else "retagged"
+    others = [f for f in fields if f not in ("metadata", "name", "display_name")]
+    tail = f"; {', '.join(others)} also differ from the manifest" if others else ""
+    return f"moved from {old}: the same object, {what} in place (nothing archived or created){tail}"
 
 
 def _live_pin(obj: JSON) -> int | None:

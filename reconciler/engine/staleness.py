@@ -45,6 +45,10 @@ def stale_actions(plan: Plan, observed: Observed) -> dict[str, str]:
         elif a.type != "noop":
             # the plan may predate a change of hands (or a tool that checked no tags)
             owner = not_ours(a.kind, live, plan.project, claimed_address(a.address))
+            moved_from = getattr(a, "moved_from", None)
+            if owner is not None and moved_from is not None:
+                # a move's object still carries its old address until the move is applied
+                owner = not_ours(a.kind, live, plan.project, moved_from)
             if owner is not None:
                 stale[a.address] = (
                     f"{a.address} ({a.remote_id}) belongs to {owner}; nothing changes or "

@@ -11,9 +11,10 @@ import re
 from difflib import get_close_matches
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
 from .fields import HttpUrl, Metadata, NonEmptyStr, SpecModel, fail, int_to_str, string_or_object
+from .textfile import FILE_FORM_SCHEMA
 
 EffortLevel = Literal["low", "medium", "high", "xhigh", "max"]
 BUILTIN_TOOL_NAMES = ("bash", "edit", "read", "write", "glob", "grep")
@@ -407,8 +408,17 @@ class AgentSpec(SpecModel):
     model: ModelRef = Field(  # type: ignore[valid-type]
         description="Model id (e.g. claude-sonnet-4-6) or {id, effort, inference_geo, speed}."
     )
-    system: Annotated[str, Field(max_length=100_000)] | None = Field(
-        default=None, description="System prompt (<= 100,000 characters)."
+    system: (
+        Annotated[
+            str,
+            Field(max_length=100_000),
+            WithJsonSchema({"anyOf": [{"type": "string", "maxLength": 100_000}, FILE_FORM_SCHEMA]}),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="System prompt (<= 100,000 characters), or {from_file: PATH} to keep a "
+        "long prompt in its own file (relative to this manifest file).",
     )
     description: Annotated[str, Field(max_length=2048)] | None = None
     tools: Annotated[list[Tool], Field(max_length=MAX_TOOLS)] | None = None

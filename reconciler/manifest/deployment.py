@@ -19,6 +19,7 @@ from reconciler.kinds import NAME_PATTERN
 
 from .fields import Metadata, NonEmptyStr, ResourceName, SpecModel, fail, int_to_str
 from .secret import SecretRef
+from .textfile import FILE_FORM_SCHEMA
 
 MAX_INITIAL_EVENTS = 50
 MAX_VAULTS = 50
@@ -93,7 +94,9 @@ _AGENT_PIN_SCHEMA = {
 
 class TextBlock(SpecModel):
     type: Literal["text"]
-    text: str
+    text: Annotated[str, WithJsonSchema({"anyOf": [{"type": "string"}, FILE_FORM_SCHEMA]})] = Field(
+        description="The text, or {from_file: PATH} (relative to this manifest file)."
+    )
 
 
 class OtherContentBlock(SpecModel):

@@ -127,6 +127,12 @@ class Document(LeanModel):
         strict=False,
         description="Spec paths plan must not diff, e.g. metadata.owner or system.",
     )
+    moved_from: ResourceName | None = Field(
+        default=None,
+        description="The name this document had before (same kind): plan moves the lockfile "
+        "entry and the remote object to the new address (renamed in place, never archived "
+        "and created again). Harmless once the move is applied; remove it when convenient.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -144,6 +150,23 @@ class Document(LeanModel):
         for index, message in ignore_changes_problems(self.kind, self.ignore_changes):
             fail(message, "ignore_changes", index)
         return self
+
+    @model_validator(mode="after")
+    def _not_moved_from_itself(self) -> Document:
+        if self.moved_from == self.name:
+            fail(
+                f"moved_from names this document's own name '{self.name}'; give the old "
+                "name, or remove moved_from",
+                "moved_from",
+            )
+        return self
+
+    @property
+    def moved_from_address(self) -> str | None:
+        """The address this document moved from (``agent.coder``), or None."""
+        if self.moved_from is None:
+            return None
+        return address_of(MANIFEST_KINDS[self.kind], self.moved_from)
 
     @property
     def address(self) -> str:

@@ -65,6 +65,9 @@ def manifest_files(root: Path) -> tuple[list[Path], list[Path]]:
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 #: largest ``from_file`` secret read (a PEM bundle is a few KiB)
 MAX_SECRET_BYTES = 1024 * 1024
+#: largest text file a manifest names (``system: {from_file: ...}``); a system prompt is at
+#: most 100,000 characters
+MAX_TEXT_FILE_BYTES = 1024 * 1024
 #: largest saved plan read (``plan --out`` of 10,000 actions is ~15 MiB)
 MAX_PLAN_BYTES = 64 * 1024 * 1024
 

@@ -27,6 +27,7 @@ from .document import Document, ignore_changes_problems
 from .environment import EnvironmentSpec
 from .files import IGNORE_FILE, MAX_MANIFEST_BYTES, FileRefused, manifest_files, read_limited
 from .messages import did_you_mean, explain, format_path
+from .policy import PolicyDocument, PolicySource, check_expressions
 from .secret import (
     SecretOutside,
     SecretRef,
@@ -35,9 +36,11 @@ from .secret import (
     resolve_secret,
     secret_file,
 )
+from .textfile import read_text_files
 from .vault import CredentialSpec, VaultSpec
 from .yamlsource import DataPath, Position, SourceLocation, decode_source, parse_documents
 
+POLICY_KIND = "Policy"
 NOT_A_MANIFEST_HINT = f" (if this file is not a manifest, list it in {IGNORE_FILE})"
 _INTERPOLATION = re.compile(r"(?<!\$)\$\{")
 INTERPOLATION_MESSAGE = (
@@ -92,6 +95,7 @@ class ManifestSet:
         sources: Mapping[str, DocumentSource] | None = None,
         files: Iterable[str] = (),
         ignored: Iterable[str] = (),
+        policies: Iterable[PolicySource] = (),
     ) -> None:
         docs = sorted(documents, key=lambda d: d.address)
         by_address = {d.address: d for d in docs}
@@ -107,6 +111,10 @@ class ManifestSet:
         self.ignored: tuple[str, ...] = tuple(ignored)
         #: where ``from_file`` secrets must stay (``secret.repository_root``)
         self.secret_root: Path = repository_root(self.base_dir)
+        #: the ``kind: Policy`` documents (never remote resources), sorted by name
+        self.policies: tuple[PolicySource, ...] = tuple(
+            sorted(policies, key=lambda p: p.document.name)
+        )
 
     def __iter__(self) -> Iterator[Document]:
         return iter(self.documents)
@@ -235,6 +243,7 @@ class _Loaded:
 @dataclass
 class _FileResult:
     loaded: list[_Loaded] = field(default_factory=list)
+    policies: list[PolicySource] = field(default_factory=list)
     issues: list[ManifestIssue] = field(default_factory=list)
     #: (kind, name) of documents that failed validation: they exist, only wrongly written,
     #: so a reference to one is no error of its own (the document's error says it all)
@@ -275,7 +284,7 @@ def _issue(loc: SourceLocation, message: str, path: DataPath = ()) -> ManifestIs
     return ManifestIssue(loc.file, loc.line, loc.col, message, format_path(path))
 
 
-def _load_file(file: Path, shown: str) -> _FileResult:
+def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
     try:
         raw = read_limited(file, MAX_MANIFEST_BYTES)
     except FileRefused as exc:
@@ -297,6 +306,7 @@ def _load_file(file: Path, shown: str) -> _FileResult:
     parsed, yaml_issues = parse_documents(text)
     issues = [ManifestIssue(shown, i.line, i.col, i.message) for i in yaml_issues]
     loaded: list[_Loaded] = []
+    policies: list[PolicySource] = []
     failed: set[tuple[str, str]] = set()
     for doc in parsed:
         source = DocumentSource(shown, doc.start, doc.positions)
@@ -318,6 +328,21 @@ def _load_file(file: Path, shown: str) -> _FileResult:
             hits: list[DataPath] = []
             data["spec"] = _unescape(data["spec"], ("spec",), hits)
             issues += [_issue(source.locate(p, "value"), INTERPOLATION_MESSAGE, p) for p in hits]
+        text_issues = read_text_files(
+            data, file.parent, root or repository_root(file.parent), source.locate
+        )
+        if text_issues:
+            issues += text_issues
+            kind, name = data.get("kind"), data.get("name")
+            if isinstance(kind, str) and isinstance(name, str):
+                failed.add((kind, name))  # it exists: a reference to it is no error of its own
+            continue
+        if data.get("kind") == POLICY_KIND:
+            policy, policy_issues = _load_policy(data, source)
+            issues += policy_issues
+            if policy is not None:
+                policies.append(policy)
+            continue
         try:
             document = Document.model_validate(data)
         except ValidationError as exc:
@@ -339,7 +364,22 @@ def _load_file(file: Path, shown: str) -> _FileResult:
             ]
             continue
         loaded.append(_Loaded(document, source))
-    return _FileResult(loaded, issues, failed, broken=bool(yaml_issues))
+    return _FileResult(loaded, policies, issues, failed, broken=bool(yaml_issues))
+
+
+def _load_policy(
+    data: dict[str, Any], source: DocumentSource
+) -> tuple[PolicySource | None, list[ManifestIssue]]:
+    """A ``kind: Policy`` document, validated; its expressions are checked with the set."""
+    try:
+        policy = PolicyDocument.model_validate(data)
+    except ValidationError as exc:
+        return None, [issue for _, issue in _validation_issues(exc, data, source, PolicyDocument)]
+    expressions = tuple(
+        source.locate(("spec", "rules", index, "expression"), "value")
+        for index in range(len(policy.spec.rules))
+    )
+    return PolicySource(policy, source.locate(()), expressions), []
 
 
 def _ignore_changes_issues(
@@ -361,13 +401,16 @@ def _ignore_changes_issues(
 
 
 def _validation_issues(
-    exc: ValidationError, data: dict[str, Any], source: DocumentSource
+    exc: ValidationError,
+    data: dict[str, Any],
+    source: DocumentSource,
+    model: type[Document | PolicyDocument] = Document,
 ) -> list[tuple[DataPath, ManifestIssue]]:
     issues: list[tuple[DataPath, ManifestIssue]] = []
     for error in exc.errors():
         if error["type"] == "spec_without_kind":
             continue  # the kind error says it all
-        explained = explain(error, data, Document)
+        explained = explain(error, data, model)
         message = explained.message
         if explained.shown_path == ("kind",) and error["type"] == "missing":
             message += ": add kind: Agent, Environment, Vault or Deployment"
@@ -403,6 +446,7 @@ def _check_set(
             )
         else:
             first[address] = item
+    issues += _move_issues(first)
     names: dict[str, list[str]] = {
         kind: sorted(i.document.name for i in first.values() if i.document.kind == kind)
         for kind in MANIFEST_KINDS
@@ -440,6 +484,64 @@ def _check_set(
                     path = path[:-1]  # `agent: coder` rather than `agent: {ref: coder}`
                 issues.append(_issue(item.source.locate(path, "value"), message, path))
     return first, issues
+
+
+def _policy_issues(policies: list[PolicySource]) -> list[ManifestIssue]:
+    """Duplicate policy names, and expressions that do not compile or read no field."""
+    issues: list[ManifestIssue] = []
+    first: dict[str, PolicySource] = {}
+    unique: list[PolicySource] = []
+    for policy in policies:
+        earlier = first.setdefault(policy.document.name, policy)
+        if earlier is not policy:
+            loc = policy.location
+            issues.append(
+                ManifestIssue(
+                    loc.file,
+                    loc.line,
+                    loc.col,
+                    f"duplicate policy {policy.document.name}: also defined at "
+                    f"{earlier.location}; rename one of them",
+                    "name",
+                )
+            )
+        else:
+            unique.append(policy)
+    return issues + (check_expressions(unique) if unique else [])
+
+
+def _move_issues(declared: Mapping[str, _Loaded]) -> list[ManifestIssue]:
+    """``moved_from`` across documents: the old address must not be declared any more (one
+    object cannot live at both), and two documents cannot both take it over."""
+    issues: list[ManifestIssue] = []
+    movers: dict[str, _Loaded] = {}
+    for address, item in sorted(declared.items()):
+        old = item.document.moved_from_address
+        if old is None:
+            continue
+        where = item.source.locate(("moved_from",), "value")
+        other = declared.get(old)
+        if other is not None:
+            issues.append(
+                _issue(
+                    where,
+                    f"{address} says moved_from: {item.document.moved_from}, but {old} is still "
+                    f"declared at {other.source.locate(('name',))}; a move keeps one object "
+                    "under the new name: remove that document, or this moved_from",
+                    ("moved_from",),
+                )
+            )
+        earlier = movers.setdefault(old, item)
+        if earlier is not item:
+            issues.append(
+                _issue(
+                    where,
+                    f"{earlier.document.address} ({earlier.source.locate(('moved_from',))}) "
+                    f"already moves from {old}; only one document can take it over",
+                    ("moved_from",),
+                )
+            )
+    return issues
 
 
 def load_manifests(path: str | Path, *, check_secret_files: bool = False) -> ManifestSet:
@@ -484,13 +586,15 @@ def load_manifests(path: str | Path, *, check_secret_files: bool = False) -> Man
         )
     files, skipped = manifest_files(root) if root.is_dir() else ([root], [])
     loaded: list[_Loaded] = []
+    policies: list[PolicySource] = []
     issues: list[ManifestIssue] = []
     failed: set[tuple[str, str]] = set()
     broken = False
+    text_root = repository_root(root if root.is_dir() else root.parent)
     for file in files:
         shown = _display(file)
         try:
-            result = _load_file(file, shown)
+            result = _load_file(file, shown, text_root)
         except Exception as exc:  # noqa: BLE001 - a bug must not hide other files' issues
             message = (
                 f"internal error while reading this file ({type(exc).__name__}); "
@@ -498,17 +602,19 @@ def load_manifests(path: str | Path, *, check_secret_files: bool = False) -> Man
             )
             result = _FileResult(issues=[ManifestIssue(shown, 1, 1, message)], broken=True)
         loaded += result.loaded
+        policies += result.policies
         issues += result.issues
         failed |= result.failed
         broken = broken or result.broken
     unique, set_issues = _check_set(loaded, failed, broken=broken)
-    issues += set_issues
+    issues += set_issues + _policy_issues(policies)
     manifests = ManifestSet(
         (item.document for item in unique.values()),
         base_dir=root if root.is_dir() else root.parent,
         sources={address: item.source for address, item in unique.items()},
         files=[_display(f) for f in files],
         ignored=[_display(f) for f in skipped],
+        policies=policies,
     )
     # a path out of the repository is refused whatever is planned; whether each file
     # exists is asked by `validate` (a plan reads the secrets it needs, and only those)

@@ -11,19 +11,28 @@ import copy
 from functools import lru_cache
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from reconciler.kinds import MANIFEST_KINDS, NAME_PATTERN
 
 from .document import SPEC_MODELS
+from .policy import PolicySpec
+
+#: documents that are no remote resource (checked, never planned)
+POLICY_KIND = "Policy"
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+#: the spec models the schema describes: one per kind, and the policy's
+_MODELS: tuple[type[BaseModel], ...] = (*SPEC_MODELS.values(), PolicySpec)
 
 
 @lru_cache(maxsize=1)
 def _build() -> dict[str, Any]:
     _, top = models_json_schema(
-        [(model, "validation") for model in SPEC_MODELS.values()],
+        [(model, "validation") for model in _MODELS],
         ref_template="#/$defs/{model}",
     )
     defs: dict[str, Any] = top.get("$defs", {})
@@ -31,13 +40,17 @@ def _build() -> dict[str, Any]:
         "$schema": SCHEMA_DIALECT,
         "title": "reconciler manifest document",
         "description": "One document of a reconciler manifest file: the desired state of one "
-        "Agent, Environment, Vault or Deployment. Files may hold many documents "
-        "separated by ---.",
+        "Agent, Environment, Vault or Deployment, or a Policy that checks them. Files may "
+        "hold many documents separated by ---.",
         "type": "object",
         "additionalProperties": False,
         "required": ["kind", "name", "spec"],
         "properties": {
-            "kind": {"enum": list(MANIFEST_KINDS), "description": "What this document declares."},
+            "kind": {
+                "enum": [*MANIFEST_KINDS, POLICY_KIND],
+                "description": "What this document declares (a Policy is no remote resource: "
+                "its CEL rules check the other documents).",
+            },
             "name": {
                 "type": "string",
                 "pattern": NAME_PATTERN,
@@ -60,6 +73,13 @@ def _build() -> dict[str, Any]:
                 "default": [],
                 "description": "Spec paths plan must not diff, e.g. metadata.owner or system.",
             },
+            "moved_from": {
+                "type": "string",
+                "pattern": NAME_PATTERN,
+                "description": "The name this document had before (same kind): the plan moves "
+                "the remote object and its lockfile entry to the new address in place, instead "
+                "of archiving one and creating another.",
+            },
         },
         "allOf": [
             {
@@ -67,6 +87,19 @@ def _build() -> dict[str, Any]:
                 "then": {"properties": {"spec": {"$ref": f"#/$defs/{model.__name__}"}}},
             }
             for kind, model in SPEC_MODELS.items()
+        ]
+        + [
+            {
+                "if": {"properties": {"kind": {"const": POLICY_KIND}}, "required": ["kind"]},
+                "then": {
+                    "properties": {
+                        "spec": {"$ref": f"#/$defs/{PolicySpec.__name__}"},
+                        "protect": False,
+                        "ignore_changes": False,
+                        "moved_from": False,
+                    }
+                },
+            }
         ],
         "$defs": defs,
     }

@@ -227,7 +227,34 @@ def secret_file(ref: SecretRef, base_dir: str | Path, *, root: Path | None = Non
         SecretOutside: the path leads outside ``root``.
     """
     assert ref.from_file is not None
-    path = Path(ref.from_file).expanduser()
+    try:
+        return confined_path(ref.from_file, base_dir, root=root)
+    except OutsideRepository as outside:
+        raise SecretOutside(
+            f"secret file {ref.from_file} is outside the repository ({outside.root}): "
+            "from_file may only name a file inside it, after following symlinks; use "
+            "{from_env: VAR} for a secret kept elsewhere"
+        ) from None
+
+
+class OutsideRepository(ValueError):
+    """A path that leads outside ``root`` (the repository), after following symlinks."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(f"outside the repository ({root})")
+        self.root = root
+
+
+def confined_path(path_text: str, base_dir: str | Path, *, root: Path | None = None) -> Path:
+    """The real path (symlinks resolved) of ``path_text`` (relative to ``base_dir``),
+    checked to be inside ``root`` (default: ``repository_root(base_dir)``). Every file a
+    manifest names by ``from_file`` (a secret, a prompt) goes through here.
+
+    Raises:
+        OutsideRepository: the path leads outside ``root``.
+        OSError: a symbolic link loop (``errno.ELOOP``).
+    """
+    path = Path(path_text).expanduser()
     if not path.is_absolute():
         path = Path(base_dir) / path
     root = repository_root(base_dir) if root is None else root
@@ -236,9 +263,5 @@ def secret_file(ref: SecretRef, base_dir: str | Path, *, root: Path | None = Non
     except RuntimeError as loop:  # Python 3.11's Path.resolve on a symlink loop
         raise OSError(errno.ELOOP, "symbolic link loop", str(path)) from loop
     if not real.is_relative_to(root):
-        raise SecretOutside(
-            f"secret file {ref.from_file} is outside the repository ({root}): from_file may "
-            "only name a file inside it, after following symlinks; use {from_env: VAR} for "
-            "a secret kept elsewhere"
-        )
+        raise OutsideRepository(root)
     return real

@@ -78,22 +78,26 @@ def action_to_json(action: _AnyAction) -> dict[str, Any]:
         "from_version": None,
         "to_version": None,
         "labels": [],
+        "moved_from": None,
     }
     match action:
         case Create():
             out["changes"] = _body_changes(action.body)
         case Update():
+            out["moved_from"] = action.moved_from
             out["remote_id"] = action.remote_id
             out["changes"] = [change_to_json(c) for c in action.changes]
             out["from_version"] = action.from_version
             out["to_version"] = action.to_version
             out["labels"] = list(action.labels)
         case Replace():
+            out["moved_from"] = action.moved_from
             out["remote_id"] = action.remote_id
             out["changes"] = [change_to_json(c) for c in action.changes]
         case Archive() | Delete():
             out["remote_id"] = action.remote_id
         case NoOp():
+            out["moved_from"] = action.moved_from
             out["remote_id"] = action.remote_id
             out["from_version"] = out["to_version"] = action.version
         case Adopt():
@@ -151,6 +155,10 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         ],
         "conflicts": [
             c.model_dump(mode="json") for c in sorted(plan.conflicts, key=lambda c: c.address)
+        ],
+        "policy_warnings": [
+            w.model_dump(mode="json")
+            for w in sorted(plan.policy_warnings, key=lambda w: (w.address, w.policy, w.rule))
         ],
     }
     result: dict[str, Any] = _sorted(doc)

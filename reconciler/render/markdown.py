@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from reconciler.engine.model import DriftReport, Plan
 from reconciler.render.outline import (
     CONFLICTS_HEADING,
+    POLICY_WARNINGS_HEADING,
     TWINS_HEADING,
     Block,
     LeftAlone,
@@ -198,6 +199,17 @@ def _sections(outline: Outline, limit: int, noun: str, full: bool = False) -> li
         _Section("#### Blast radius\n\n", "", blast, "blast radius entries", 0.25),
         _Section("#### Left alone\n\n", "", notes, "left-alone resources", 0.15),
         _Section("#### Details\n\n", "", details, f"{noun} with details", 1.0),
+        _Section(
+            f"#### {POLICY_WARNINGS_HEADING.rstrip(':')}\n\n",
+            "",
+            [
+                f"- {_code(w.address)} ({_code(w.remote_id or '')}): "
+                f"{html.escape(w.message, quote=False)}\n"
+                for w in outline.policy_warnings
+            ],
+            "policy warnings",
+            0.15,
+        ),
     ]
 
 
@@ -217,10 +229,11 @@ def plan_markdown(
         title += "Targeted: " + ", ".join(_code(t) for t in sorted(plan.targets)) + "\n\n"
     if outline.untargeted_message:
         title += f"**Not targeted:** {html.escape(outline.untargeted_message, quote=False)}\n\n"
-    conflicts, twins, changes, blast, notes, details = _sections(outline, limit, "actions", full)
+    sections = _sections(outline, limit, "actions", full)
+    conflicts, twins, changes, blast, notes, details, policy = sections
     if outline.empty_message is not None:
         head = title + f"**No changes.** {outline.empty_message.removeprefix('No changes. ')}\n\n"
-        return _fit(head, [notes], [notes], limit, _SEE_PLAN)
+        return _fit(head, [notes, policy], [policy, notes], limit, _SEE_PLAN)
     s = plan.summary
     head = title + _table(
         ("Create", "Update", "Replace", "Archive", "Delete", "Unchanged"),
@@ -229,8 +242,8 @@ def plan_markdown(
     head += f"**Plan:** {outline.summary.removeprefix('Plan: ')}\n\n"
     if outline.shortened:
         head += "_Long values are shortened; `reconciler plan --full` shows them whole._\n\n"
-    display = [conflicts, twins, changes, blast, notes, details]
-    priority = [conflicts, twins, blast, notes, changes, details]
+    display = [conflicts, twins, changes, blast, notes, policy, details]
+    priority = [conflicts, twins, policy, blast, notes, changes, details]
     return _fit(head, display, priority, limit, _SEE_PLAN)
 
 
@@ -253,6 +266,6 @@ def drift_markdown(
     head += f"**Drift:** {outline.summary.removeprefix('Drift: ')}\n\n"
     if outline.shortened:
         head += "_Long values are shortened; `reconciler drift --full` shows them whole._\n\n"
-    _, _, changes, _, _, details = _sections(outline, limit, "drift items", full)
+    _, _, changes, _, _, details, _ = _sections(outline, limit, "drift items", full)
     changes.heading = "#### Drift\n\n"
     return _fit(head, [changes, details], [changes, details], limit, _SEE_DRIFT)

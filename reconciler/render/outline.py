@@ -26,6 +26,7 @@ from reconciler.engine.model import (
     Note,
     PinMove,
     Plan,
+    PolicyWarning,
     Replace,
     Twin,
     Update,
@@ -140,6 +141,8 @@ class Outline:
     shortened: bool = False
     #: a targeted plan: how many resources outside the targets have changes too
     untargeted_message: str | None = None
+    #: advisory policy rules broken: address, where it is written (as ``remote_id``), message
+    policy_warnings: tuple[LeftAlone, ...] = ()
 
 
 # --- values and field changes --------------------------------------------------------------
@@ -295,11 +298,16 @@ def action_block(
                 *([Line(warning, tone="risky")] if risky or "risky" in action.labels else []),
                 *changes(action.changes),
             )
+            if action.moved_from is not None:
+                shown = moved_address(action.moved_from, address)
+                return Block("~", "update", shown, kind, "moved", facts, labels, risky, lines)
             return Block("~", "update", address, kind, "update", facts, labels, risky, lines)
         case Replace():
             how = "delete" if kind == "credential" else "archive"
             lines = (_reason(action.reason), _remote(action.remote_id), *changes(action.changes))
             facts = (f"({how}, then create)",)
+            if action.moved_from is not None:
+                address = moved_address(action.moved_from, address)
             return Block("-/+", "replace", address, kind, "replace", facts, lines=lines)
         case Archive():
             lines = (_reason(action.reason), _remote(action.remote_id))
@@ -314,6 +322,20 @@ def action_block(
             return Block("=", "update", address, kind, "adopt", facts, lines=lines)
         case _:
             assert_never(action)
+
+
+def moved_address(old: str, new: str) -> str:
+    """How a move names its resource: ``agent.coder -> agent.engineer``."""
+    return f"{old} -> {new}"
+
+
+def moved_record_block(action: NoOp) -> Block:
+    """A move whose remote half is done (the object carries the new address already): apply
+    only moves the lockfile entry. ``~ agent.coder -> agent.engineer  moved  (lockfile only)``."""
+    assert action.moved_from is not None
+    shown = moved_address(action.moved_from, action.address)
+    lines = (_reason(action.reason), _remote(action.remote_id))
+    return Block("~", "update", shown, action.kind, "moved", ("(lockfile only)",), lines=lines)
 
 
 def pin_facts(move: PinMove) -> tuple[str, str]:
@@ -390,6 +412,8 @@ def plan_outline(plan: Plan, *, width: int = 100, full: bool = False) -> Outline
     merged: set[str] = set()
     for action in plan.actions:
         if isinstance(action, NoOp):
+            if action.moved_from is not None and action.target is not None:
+                keyed.append(((action.address, 0, ""), moved_record_block(action)))
             continue
         move = moves.get(action.address)
         if move is not None and isinstance(action, Update):
@@ -403,7 +427,11 @@ def plan_outline(plan: Plan, *, width: int = 100, full: bool = False) -> Outline
             keyed.append(((move.deployment, 1, move.agent), pin_block(move)))
     blocks = tuple(b for _, b in sorted(keyed, key=lambda kb: kb[0]))
     legend = _plan_legend(blocks)
-    unchanged = sum(1 for a in plan.actions if isinstance(a, NoOp))
+    unchanged = sum(
+        1
+        for a in plan.actions
+        if isinstance(a, NoOp) and (a.moved_from is None or a.target is None)
+    )
     title = f'Plan for project "{plan.project}"'
     if plan.targets:
         title += " (targeted: " + ", ".join(sorted(plan.targets)) + ")"
@@ -422,7 +450,17 @@ def plan_outline(plan: Plan, *, width: int = 100, full: bool = False) -> Outline
         conflicts=tuple(_conflict(c) for c in plan.conflicts),
         shortened=not full and any(_action_shortened(a) for a in plan.actions),
         untargeted_message=untargeted_message(plan),
+        policy_warnings=tuple(_policy_warning(w) for w in plan.policy_warnings),
     )
+
+
+POLICY_WARNINGS_HEADING = "Policy warnings (advisory rules; apply is not blocked):"
+
+
+def _policy_warning(warning: PolicyWarning) -> LeftAlone:
+    """``agent.coder`` at ``manifests/agents.yaml:4:1``: the message, with its policy."""
+    message = f"{warning.message} (policy {warning.policy}, {warning.rule})"
+    return LeftAlone(printable(warning.address), printable(warning.location), printable(message))
 
 
 def _no_drift_message(report: DriftReport) -> str:
@@ -486,7 +524,7 @@ def _plan_legend(blocks: tuple[Block, ...]) -> tuple[tuple[str, str], ...]:
     legend: list[tuple[str, str]] = []
     if "create" in verbs:
         legend.append(("+", "create"))
-    if verbs & {"update", "pin"}:
+    if verbs & {"update", "pin", "moved"}:
         legend.append(("~", "update in place"))
     if "replace" in verbs:
         legend.append(("-/+", "replace: archive (credentials: delete) the old one, then create"))

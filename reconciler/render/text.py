@@ -18,6 +18,7 @@ from reconciler.engine.model import CHANGE_TYPES, DriftReport, Plan
 from reconciler.render.outline import (
     CONFLICTS_HEADING,
     DETAIL_INDENT,
+    POLICY_WARNINGS_HEADING,
     TWINS_HEADING,
     Block,
     Line,
@@ -232,6 +233,10 @@ def _closing(outline: Outline) -> list[Text]:
         for note in outline.notes:
             rid = f" ({note.remote_id})" if note.remote_id else ""
             lines.append(Text(f"  {note.address}{rid}: {note.message}"))
+    if outline.policy_warnings:
+        lines += [Text(""), Text(POLICY_WARNINGS_HEADING, style="bold yellow")]
+        for item in outline.policy_warnings:
+            lines.append(Text(f"  {item.address} ({item.remote_id}): {item.message}"))
     if outline.untargeted_message:
         lines += [Text(""), Text(outline.untargeted_message, style="bold yellow")]
     return lines

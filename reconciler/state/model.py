@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, StringConstraints, field_validator
 
 from reconciler.errors import LockfileError
+from reconciler.kinds import Address
 from reconciler.lean import LeanModel
 from reconciler.state.digest import new_salt
 
@@ -203,3 +204,44 @@ def show_entry(lockfile: Lockfile, address: str) -> LockEntry:
     if not known:
         hint = "; the lockfile has no entries"
     raise LockfileError(f"no entry for {address} in the lockfile{hint}")
+
+
+def move_entry(lockfile: Lockfile, old: str, new: str) -> Lockfile:
+    """Move the entry of ``old`` to ``new`` (``state mv``): a vault takes its credentials
+    along, and deployment pins naming an agent ``old`` name ``new``. The remote object is
+    not touched; its ownership tag still names ``old`` until the next apply retags it.
+
+    Raises:
+        LockfileError: ``old`` has no entry (with a did-you-mean), ``new`` is not an
+            address of the same kind, or ``new`` has an entry already.
+    """
+    entry = show_entry(lockfile, old)
+    try:
+        parsed = Address.parse(new)
+    except ValueError:
+        raise LockfileError(
+            f"{new!r} is not an address; write it as KIND.NAME, e.g. agent.engineer"
+        ) from None
+    if parsed.kind != entry.kind:
+        raise LockfileError(
+            f"{old} is {'an' if entry.kind[0] in 'aeiou' else 'a'} {entry.kind} and {new} "
+            f"{'an' if parsed.kind[0] in 'aeiou' else 'a'} {parsed.kind}: a move keeps the kind"
+        )
+    if new in lockfile.resources:
+        raise LockfileError(
+            f"{new} has an entry already ({lockfile.resources[new].id}); `reconciler state rm "
+            f"{new}` first if that entry is wrong"
+        )
+    renames = {old: new}
+    if entry.kind == "vault":
+        prefix = old + ".credential."
+        renames.update({a: new + a[len(old) :] for a in lockfile.resources if a.startswith(prefix)})
+    resources: dict[str, LockEntry] = {}
+    for address, item in lockfile.resources.items():
+        if old in item.pins:
+            item = item.model_copy(
+                update={"pins": {(new if a == old else a): v for a, v in item.pins.items()}}
+            )
+        resources[renames.get(address, address)] = item
+    pending = {a: p for a, p in lockfile.pending.items() if a not in renames}
+    return lockfile.model_copy(update={"resources": resources, "pending": pending})

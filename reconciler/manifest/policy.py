@@ -1,0 +1,364 @@
+"""``kind: Policy`` documents: rules as CEL expressions over each desired resource.
+
+A policy is no remote resource: it is never planned, applied or recorded. Its rules are
+checked against every document of the kinds they list, by ``validate``, ``plan`` and
+``apply``; a ``mandatory`` rule that fails stops them (``PolicyError``, exit 1, nothing
+changed), an ``advisory`` one is a warning the plan shows. The expressions are CEL, the
+language of Kubernetes ValidatingAdmissionPolicy, compiled and run by ``cel-python``
+(``celpy``), the maintained pure-Python implementation; nothing here interprets CEL itself.
+
+Each expression sees the document as it is written (values the manifest leaves out are
+absent, not defaulted): ``spec`` (a map), ``name`` (its name), ``kind`` (``Agent``...) and
+``metadata`` (``spec.metadata``, an empty map without one). Reading a field the document
+does not set is an error on that resource, so optional fields are guarded with ``has()``:
+``!has(spec.metadata) || has(spec.metadata.owner)``.
+
+``check_expressions`` (at load) refuses an expression that does not compile or that names a
+``spec`` field no listed kind has; ``evaluate_policies`` runs the rules. ``celpy`` (and the
+parser it loads) is imported on first use only, so manifests without policies never pay
+for it (``tests/test_startup.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from difflib import get_close_matches
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator
+
+from reconciler.errors import ManifestIssue
+from reconciler.kinds import MANIFEST_KINDS
+from reconciler.lean import LeanModel
+
+from .document import SPEC_MODELS, Document
+from .fields import NonEmptyStr, ResourceName, SpecModel, fail
+from .yamlsource import SourceLocation
+
+Level = Literal["mandatory", "advisory"]
+#: the variables an expression sees, besides CEL's own functions
+VARIABLES = ("spec", "name", "kind", "metadata")
+
+
+class PolicyRule(SpecModel):
+    """One rule: a CEL expression that must be true for each resource of ``kinds``."""
+
+    name: ResourceName | None = Field(
+        default=None, description="Optional; names the rule in messages (else its number)."
+    )
+    kinds: list[str] = Field(
+        min_length=1,
+        description="Manifest kinds the rule checks, e.g. [Agent, Deployment].",
+        json_schema_extra={"items": {"enum": list(MANIFEST_KINDS)}},
+    )
+    expression: NonEmptyStr = Field(
+        description="CEL over spec, name, kind and metadata; true means the resource complies. "
+        "Guard optional fields with has(), e.g. !has(spec.tools) || size(spec.tools) < 5."
+    )
+    message: NonEmptyStr = Field(description="What is wrong when the expression is false.")
+    level: Level = Field(
+        default="mandatory",
+        description="mandatory: validate, plan and apply fail (exit 1); advisory: a warning.",
+    )
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, kinds: list[str]) -> list[str]:
+        for index, kind in enumerate(kinds):
+            if kind not in MANIFEST_KINDS:
+                close = get_close_matches(kind, list(MANIFEST_KINDS), n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                fail(f"unknown kind '{kind}' (kinds: {', '.join(MANIFEST_KINDS)}){hint}", index)
+        return kinds
+
+
+class PolicySpec(SpecModel):
+    """The rules of one policy."""
+
+    description: str | None = None
+    rules: list[PolicyRule] = Field(min_length=1)
+
+
+class PolicyDocument(LeanModel):
+    """A ``kind: Policy`` document (never a remote resource). Address: ``policy.NAME``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, hide_input_in_errors=True)
+
+    kind: Literal["Policy"]
+    name: ResourceName
+    spec: PolicySpec
+
+    @property
+    def address(self) -> str:
+        return f"policy.{self.name}"
+
+
+@dataclass(frozen=True)
+class PolicySource:
+    """A loaded policy and where each of its rules is written."""
+
+    document: PolicyDocument
+    #: where the document starts
+    location: SourceLocation
+    #: rule index -> where its expression is written
+    expressions: tuple[SourceLocation, ...]
+
+    def rule_name(self, index: int) -> str:
+        rule = self.document.spec.rules[index]
+        return f"rule '{rule.name}'" if rule.name else f"rule {index + 1}"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A resource that breaks (or could not be checked by) one rule."""
+
+    address: str
+    #: where the resource's document is written
+    location: SourceLocation
+    policy: str
+    rule: str
+    level: Level
+    message: str
+
+    def issue(self) -> ManifestIssue:
+        """The finding as a ``file:line:col`` manifest issue."""
+        loc = self.location
+        return ManifestIssue(loc.file, loc.line, loc.col, self.sentence())
+
+    def sentence(self) -> str:
+        return f"{self.address}: {self.message} (policy {self.policy}, {self.rule}, {self.level})"
+
+
+# --- compile-time checks ------------------------------------------------------------------
+
+
+def check_expressions(policies: Iterable[PolicySource]) -> list[ManifestIssue]:
+    """Every expression that does not compile, or reads a ``spec`` field that none of the
+    rule's kinds has, as an issue at the expression's place."""
+    issues: list[ManifestIssue] = []
+    for policy in policies:
+        for index, rule in enumerate(policy.document.spec.rules):
+            loc = policy.expressions[index]
+            problem = _expression_problem(rule)
+            if problem is not None:
+                path = f"spec.rules[{index}].expression"
+                issues.append(ManifestIssue(loc.file, loc.line, loc.col, problem, path))
+    return issues
+
+
+def _expression_problem(rule: PolicyRule) -> str | None:
+    from celpy.celparser import CELParseError  # lazy: only manifests with policies load CEL
+
+    try:
+        tree = _environment().compile(rule.expression)
+    except CELParseError as exc:
+        line, column = getattr(exc, "line", None), getattr(exc, "column", None)
+        if isinstance(line, int) and isinstance(column, int):
+            text = rule.expression.splitlines()[line - 1] if rule.expression else ""
+            near = text[column - 1 : column + 19].strip() or "the end"
+            return (
+                f"the expression does not compile as CEL: unexpected input at line {line}, "
+                f"column {column} of the expression, near '{near}'"
+            )
+        return "the expression does not compile as CEL; check its syntax"
+    paths, guarded = _spec_paths(tree)
+    for path in paths:
+        if any(path[: len(g)] == g for g in guarded):
+            continue  # tested with has() first: a field a newer schema may add (spec.rollout)
+        if not any(_schema_has(_spec_schema(kind), path) for kind in rule.kinds):
+            shown = "spec." + ".".join("[]" if p == "[]" else p for p in path).replace(".[]", "[]")
+            kinds = ", ".join(rule.kinds)
+            hint = _field_hint(rule.kinds, path)
+            return f"{shown} is not a field of the {kinds} spec{hint}; fix the expression"
+    return None
+
+
+@functools.cache
+def _environment() -> Any:
+    import celpy
+
+    return celpy.Environment()
+
+
+def _spec_paths(tree: Any) -> tuple[list[tuple[str, ...]], set[tuple[str, ...]]]:
+    """The field paths rooted at ``spec`` that the expression reads (``[]`` for an index),
+    and those it tests with ``has()``."""
+    from lark import Token, Tree
+
+    def path_of(node: Any) -> tuple[str, ...] | None:
+        if not isinstance(node, Tree):
+            return None
+        if node.data == "member" and len(node.children) == 1:
+            return path_of(node.children[0])
+        if node.data == "primary" and len(node.children) == 1:
+            child = node.children[0]
+            if isinstance(child, Tree) and child.data == "ident":
+                token = child.children[0]
+                return ("spec",) if isinstance(token, Token) and str(token) == "spec" else None
+            return None
+        if node.data == "member_dot":
+            inner = path_of(node.children[0])
+            return None if inner is None else (*inner, str(node.children[1]))
+        if node.data == "member_index":
+            inner = path_of(node.children[0])
+            return None if inner is None else (*inner, "[]")
+        return None
+
+    def paths_in(root: Any) -> set[tuple[str, ...]]:
+        found: set[tuple[str, ...]] = set()
+        for node in root.iter_subtrees():
+            path = path_of(node) if node.data in ("member_dot", "member_index") else None
+            if path is not None and len(path) > 1:
+                found.add(path[1:])
+        return found
+
+    found = paths_in(tree)
+    guarded: set[tuple[str, ...]] = set()
+    for node in tree.iter_subtrees():
+        if node.data == "ident_arg" and node.children and str(node.children[0]) == "has":
+            guarded |= {max(paths_in(node), key=len)} if paths_in(node) else set()
+    # the longest paths say it all: spec.a.b covers spec.a
+    longest = [
+        path
+        for path in sorted(found)
+        if not any(other[: len(path)] == path and other != path for other in found)
+    ]
+    return longest, guarded
+
+
+@functools.cache
+def _spec_schema(kind: str) -> dict[str, Any]:
+    schema: dict[str, Any] = SPEC_MODELS[kind].model_json_schema()
+    return schema
+
+
+def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        name = str(node["$ref"]).rsplit("/", 1)[-1]
+        node = root.get("$defs", {}).get(name, {})
+    return node
+
+
+def _schema_has(root: dict[str, Any], path: tuple[str, ...], node: Any = None) -> bool:
+    """Whether some value valid for ``root`` can hold ``path``."""
+    node = _resolve(root if node is None else node, root)
+    if not path:
+        return True
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in node:
+            return any(_schema_has(root, path, sub) for sub in node[key])
+    head, rest = path[0], path[1:]
+    if head == "[]":
+        if "items" in node:
+            return _schema_has(root, rest, node["items"])
+        extra = node.get("additionalProperties")
+        return _schema_has(root, rest, extra) if isinstance(extra, dict) else "type" not in node
+    properties = node.get("properties") or {}
+    if head in properties:
+        return _schema_has(root, rest, properties[head])
+    extra = node.get("additionalProperties")
+    if isinstance(extra, dict):
+        return _schema_has(root, rest, extra)
+    # a free-form object (e.g. a custom tool's input_schema) may hold anything
+    return node.get("type") == "object" and not properties and extra is not False
+
+
+def _field_hint(kinds: list[str], path: tuple[str, ...]) -> str:
+    """``; did you mean 'model'?`` for the first segment, when one is close."""
+    fields = {f for kind in kinds for f in (_spec_schema(kind).get("properties") or {})}
+    close = get_close_matches(path[0], sorted(fields), n=1)
+    return f" (did you mean spec.{close[0]}?)" if close else ""
+
+
+# --- evaluation ---------------------------------------------------------------------------
+
+
+def evaluate_policies(
+    policies: Iterable[PolicySource],
+    documents: Iterable[tuple[Document, SourceLocation]],
+) -> list[Finding]:
+    """Run every rule over every document of its kinds.
+
+    Args:
+        policies: the loaded policies (``ManifestSet.policies`` and central ones).
+        documents: each document with where it is written.
+
+    Returns:
+        A finding per (rule, resource) whose expression is false, or raised on that
+        resource (e.g. it read a field the document does not set), or is not a boolean;
+        sorted by place, then policy.
+    """
+    policies = list(policies)
+    if not policies:
+        return []
+    from celpy.adapter import json_to_cel  # lazy, as in _expression_problem
+
+    env = _environment()
+    programs = [
+        (policy, index, rule, env.program(env.compile(rule.expression)))
+        for policy in policies
+        for index, rule in enumerate(policy.document.spec.rules)
+    ]
+    findings: list[Finding] = []
+    for doc, location in documents:
+        spec = doc.spec.model_dump(mode="json", exclude_unset=True)
+        activation = json_to_cel(
+            {
+                "spec": spec,
+                "name": doc.name,
+                "kind": doc.kind,
+                "metadata": spec.get("metadata") or {},
+            }
+        )
+        for policy, index, rule, program in programs:
+            if doc.kind not in rule.kinds:
+                continue
+            message = _run(program, activation, rule)
+            if message is not None:
+                findings.append(
+                    Finding(
+                        doc.address,
+                        location,
+                        policy.document.name,
+                        policy.rule_name(index),
+                        rule.level,
+                        message,
+                    )
+                )
+    return sorted(findings, key=lambda f: (f.location.file, f.location.line, f.policy, f.rule))
+
+
+def _run(program: Any, activation: Any, rule: PolicyRule) -> str | None:
+    """None when the resource complies; else what to tell the user."""
+    from celpy import celtypes
+
+    try:
+        result = program.evaluate(activation)
+    except Exception as exc:  # noqa: BLE001 - CEL's errors and the library's own alike
+        return (
+            f"the rule could not be checked on this resource: {_eval_error(exc)}. If the field "
+            "is optional, guard it with has(), e.g. !has(spec.x) || spec.x == ..."
+        )
+    if not isinstance(result, celtypes.BoolType):
+        return f"the rule's expression gave {result!r}, not true or false; fix the expression"
+    return None if bool(result) else rule.message
+
+
+def _eval_error(exc: Exception) -> str:
+    args = getattr(exc, "args", ())
+    text = str(args[0]) if args else str(exc)
+    return text or type(exc).__name__
+
+
+__all__ = [
+    "VARIABLES",
+    "Finding",
+    "PolicyDocument",
+    "PolicyRule",
+    "PolicySource",
+    "PolicySpec",
+    "check_expressions",
+    "evaluate_policies",
+]

@@ -1,0 +1,342 @@
+"""Policies as a gate: ``kind: Policy`` rules (CEL) checked by validate, plan and apply.
+
+Each test writes manifests and a policy, runs the command a user runs, and reads what they
+see: a mandatory rule stops the command (exit 1, ``file:line`` of the resource, the rule's
+message and policy, nothing changed); an advisory rule is a warning in every plan format;
+a bad rule fails at validate at the policy's line; the shipped examples in
+``examples/policies/`` do what their names say.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from support.gitops import make_workdir
+from support.reliability import provider_snapshot
+
+from reconciler.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples" / "policies"
+
+MANIFESTS = """\
+kind: Agent
+name: coder
+spec:
+  model: claude-sonnet-4-6
+  metadata: {owner: platform}
+---
+kind: Environment
+name: sandbox
+spec:
+  config:
+    type: cloud
+    networking: {type: unrestricted}
+  metadata: {owner: platform}
+---
+kind: Vault
+name: keys
+spec:
+  metadata: {owner: platform}
+---
+kind: Deployment
+name: nightly
+spec:
+  agent: coder
+  environment: sandbox
+  vaults: [keys]
+  initial_events: [{type: user.message, content: [{type: text, text: Go.}]}]
+  metadata: {owner: platform}
+"""
+
+#: a rule per kind that the manifests above break, and where each breaking document starts
+BROKEN = {
+    "Agent": ("spec.model == 'claude-opus-4-6'", "manifests/main.yaml:1:1", "agent.coder"),
+    "Environment": (
+        "spec.config.networking.type == 'limited'",
+        "manifests/main.yaml:7:1",
+        "environment.sandbox",
+    ),
+    "Vault": ("has(spec.display_name)", "manifests/main.yaml:15:1", "vault.keys"),
+    "Deployment": ("has(spec.description)", "manifests/main.yaml:20:1", "deployment.nightly"),
+}
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    work = make_workdir(tmp_path, monkeypatch, manifests=False)
+    (work / "manifests").mkdir()
+    (work / "manifests/main.yaml").write_text(MANIFESTS)
+    return work
+
+
+def cli(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def ok(*args: str) -> Result:
+    result = cli(*args)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return result
+
+
+def policy(kind: str, expression: str, level: str, message: str = "must comply") -> str:
+    return (
+        "kind: Policy\nname: guardrails\nspec:\n  rules:\n"
+        f"    - name: the-rule\n      kinds: [{kind}]\n"
+        f"      expression: {json.dumps(expression)}\n"
+        f"      message: {message}\n      level: {level}\n"
+    )
+
+
+def nothing_changed(workdir: Path) -> None:
+    assert not (workdir / "state/reconciler.lock").exists()
+    assert provider_snapshot(workdir / ".reconciler/provider.db") == []  # nothing created
+
+
+# --- mandatory: a gate ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_a_mandatory_rule_stops_validate_plan_and_apply(workdir: Path, kind: str) -> None:
+    expression, where, address = BROKEN[kind]
+    (workdir / "manifests/policy.yaml").write_text(
+        policy(kind, expression, "mandatory", "resources must comply")
+    )
+    for args in (("validate",), ("plan",), ("apply", "--auto-approve")):
+        result = cli(*args)
+        assert result.exit_code == 1, (args, result.stdout)
+        assert "1 mandatory policy rule fails (nothing was changed)" in result.stderr
+        assert (
+            f"{where}: {address}: resources must comply (policy guardrails, rule 'the-rule', "
+            "mandatory)" in result.stderr
+        )
+    nothing_changed(workdir)
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_an_advisory_rule_warns_in_every_plan_format_and_does_not_block(
+    workdir: Path, kind: str
+) -> None:
+    expression, where, address = BROKEN[kind]
+    (workdir / "manifests/policy.yaml").write_text(
+        policy(kind, expression, "advisory", "please comply")
+    )
+    validate = ok("validate")
+    assert f"Warning: {where}: {address}: please comply" in validate.stderr
+    text = ok("plan").stdout
+    assert "Policy warnings (advisory rules; apply is not blocked):" in text
+    assert f"  {address} ({where}): please comply (policy guardrails, rule 'the-rule')" in text
+    data = json.loads(ok("plan", "--format", "json").stdout)
+    assert data["policy_warnings"] == [
+        {
+            "address": address,
+            "location": where,
+            "policy": "guardrails",
+            "rule": "rule 'the-rule'",
+            "message": "please comply",
+        }
+    ]
+    markdown = ok("plan", "--format", "markdown").stdout
+    assert "#### Policy warnings" in markdown and f"`{address}`" in markdown
+    ok("apply", "--auto-approve")
+    # applied, and still a warning (no blocking) on the next, empty plan
+    again = ok("plan").stdout
+    assert again.startswith("No changes.") and "please comply" in again
+
+
+def test_a_policy_is_never_a_remote_resource(workdir: Path) -> None:
+    (workdir / "manifests/policy.yaml").write_text(policy("Agent", "has(spec.model)", "mandatory"))
+    out = ok("validate").stdout
+    assert "checked against 1 policy (1 rule)" in out
+    assert "policy.guardrails" in out
+    data = json.loads(ok("plan", "--format", "json").stdout)
+    assert not [a for a in data["actions"] if "policy" in a["address"]]
+    ok("apply", "--auto-approve")
+    lock = json.loads((workdir / "state/reconciler.lock").read_text())
+    assert not [a for a in lock["resources"] if a.startswith("policy")]
+
+
+# --- bad rules fail at validate, at the policy's line -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "words"),
+    [
+        ("spec.model == ", "does not compile as CEL"),
+        (
+            "spec.modle == 'x'",
+            "spec.modle is not a field of the Agent spec (did you mean spec.model?)",
+        ),
+        ("spec.tools[0].nme == 'x'", "spec.tools[].nme is not a field of the Agent spec"),
+    ],
+)
+def test_a_bad_expression_fails_validate_naming_the_policy_file_and_line(
+    workdir: Path, expression: str, words: str
+) -> None:
+    (workdir / "manifests/policy.yaml").write_text(policy("Agent", expression, "mandatory"))
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "manifests/policy.yaml:7:19: spec.rules[0].expression: " in result.stderr
+    assert words in result.stderr
+
+
+def test_a_field_read_under_has_may_be_one_a_newer_schema_adds(workdir: Path) -> None:
+    (workdir / "manifests/policy.yaml").write_text(
+        policy("Deployment", "has(spec.rollout) && size(spec.rollout.checks) > 0", "advisory")
+    )
+    ok("validate")
+
+
+def test_a_rule_that_raises_on_one_resource_names_it(workdir: Path) -> None:
+    # description is optional: the agent has none, so reading it raises on that resource
+    (workdir / "manifests/policy.yaml").write_text(
+        policy("Agent", "size(spec.description) > 0", "mandatory")
+    )
+    result = cli("plan")
+    assert result.exit_code == 1
+    assert "manifests/main.yaml:1:1: agent.coder: the rule could not be checked" in result.stderr
+    assert "guard it with has()" in result.stderr
+    nothing_changed(workdir)
+
+
+def test_an_unknown_kind_in_a_rule_is_an_error_with_a_hint(workdir: Path) -> None:
+    (workdir / "manifests/policy.yaml").write_text(policy("Agnt", "true", "mandatory"))
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert (
+        "manifests/policy.yaml:6:15: spec.rules[0].kinds[0]: unknown kind 'Agnt'" in result.stderr
+    )
+    assert "did you mean Agent?" in result.stderr
+
+
+# --- central policies -----------------------------------------------------------------------
+
+
+def test_validate_checks_central_policies_kept_outside_the_manifests(
+    workdir: Path, tmp_path: Path
+) -> None:
+    central = tmp_path / "platform-policies"
+    central.mkdir()
+    (central / "env.yaml").write_text(
+        policy("Environment", BROKEN["Environment"][0], "mandatory", "limited networking only")
+    )
+    ok("validate")  # the manifests alone pass
+    result = cli("validate", "--policies", str(central))
+    assert result.exit_code == 1
+    assert "manifests/main.yaml:7:1: environment.sandbox: limited networking only" in result.stderr
+    (central / "stray.yaml").write_text("kind: Agent\nname: x\nspec: {model: m}\n")
+    result = cli("validate", "--policies", str(central))
+    assert result.exit_code == 1
+    assert "agent.x is not a policy" in result.stderr
+
+
+# --- the shipped examples -------------------------------------------------------------------
+
+GOOD_AGENT = """\
+kind: Agent
+name: safe
+spec:
+  model: {id: claude-opus-4-6, effort: high}
+  tools:
+    - type: agent_toolset_20260401
+      default_config: {permission_policy: {type: always_ask}}
+      configs:
+        - {name: read, permission_policy: {type: always_allow}}
+        - {name: write, enabled: false}
+  metadata: {owner: platform}
+"""
+
+EXAMPLE_CASES: dict[str, tuple[str, str, str]] = {
+    # example file -> (a manifest it accepts, one it refuses, the address refused)
+    "allowed-models.yaml": (
+        GOOD_AGENT,
+        "kind: Agent\nname: rogue\nspec: {model: claude-3-opus, metadata: {owner: x}}\n",
+        "agent.rogue",
+    ),
+    "limited-networking.yaml": (
+        (
+            "kind: Environment\nname: tight\nspec:\n  config:\n    type: cloud\n"
+            "    networking: {type: limited, allowed_hosts: [api.github.com]}\n"
+        ),
+        "kind: Environment\nname: open\nspec: {config: {type: cloud}}\n",
+        "environment.open",
+    ),
+    "no-always-allow-dangerous-tools.yaml": (
+        GOOD_AGENT,
+        (
+            "kind: Agent\nname: yolo\nspec:\n  model: claude-sonnet-4-6\n  tools:\n"
+            "    - type: agent_toolset_20260401\n"
+            "      configs: [{name: bash, permission_policy: {type: always_ask}}]\n"
+        ),
+        "agent.yolo",  # edit and write fall back to the toolset's default, always_allow
+    ),
+    "rollout-gate.yaml": (
+        "",  # no deployment can carry a rollout block in this schema yet: nothing passes
+        (
+            "kind: Agent\nname: a\nspec: {model: m}\n---\nkind: Environment\nname: e\nspec: {}\n"
+            "---\nkind: Deployment\nname: ungated\nspec: {agent: a, environment: e, "
+            "initial_events: [{type: user.message, content: [{type: text, text: Go.}]}]}\n"
+        ),
+        "deployment.ungated",
+    ),
+    "owner-required.yaml": (
+        GOOD_AGENT,
+        "kind: Vault\nname: nobody\nspec: {metadata: {team: x}}\n",
+        "vault.nobody",
+    ),
+}
+
+
+def test_every_example_policy_is_tested() -> None:
+    assert sorted(p.name for p in EXAMPLES.glob("*.yaml")) == sorted(EXAMPLE_CASES)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLE_CASES))
+def test_each_example_policy_accepts_and_refuses_what_it_says(workdir: Path, name: str) -> None:
+    good, bad, address = EXAMPLE_CASES[name]
+    rule: dict[str, Any] = {}
+    (workdir / "manifests/main.yaml").unlink()
+    if good:
+        (workdir / "manifests/main.yaml").write_text(good)
+        assert (
+            "checked against 1 policy" in ok("validate", "--policies", str(EXAMPLES / name)).stdout
+        )
+    (workdir / "manifests/main.yaml").write_text(bad)
+    result = cli("validate", "--policies", str(EXAMPLES / name))
+    advisory = "level: advisory" in (EXAMPLES / name).read_text()
+    assert result.exit_code == (0 if advisory else 1), (result.stdout, result.stderr, rule)
+    assert f"{address}: " in result.stderr
+    assert f"(policy {name.removesuffix('.yaml')}, " in result.stderr
+
+
+def test_the_examples_run_together_against_the_quick_start_manifests(workdir: Path) -> None:
+    shutil.rmtree(workdir / "manifests")
+    shutil.copytree(REPO / "manifests", workdir / "manifests")
+    result = cli("validate", "--policies", str(EXAMPLES))
+    # the quick start's coder agent leaves edit and write to the toolset's always_allow
+    assert result.exit_code == 1
+    assert "agent.coder: bash, edit and write must not run under always_allow" in result.stderr
+
+
+def test_the_json_schema_knows_policies(workdir: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    schema = json.loads(ok("schema").stdout)
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        assert list(validator.iter_errors(doc)) == [], path
+    bad = yaml.safe_load(policy("Agnt", "true", "sometimes"))
+    assert len(list(validator.iter_errors(bad))) >= 2  # the kind and the level
+    assert list(
+        validator.iter_errors(
+            {**yaml.safe_load(policy("Agent", "true", "advisory")), "protect": True}
+        )
+    )
