@@ -59,6 +59,8 @@ async def make_plan(
     client: ProviderClient | None = None,
     allow_empty: bool = False,
     allow_origin_change: bool = False,
+    skip_checks: bool = False,
+    retry_held: bool = False,
 ) -> PlanResult:
     """Load, refresh and plan. Changes nothing anywhere.
 
@@ -68,6 +70,8 @@ async def make_plan(
         allow_origin_change: plan although the lockfile was applied to another provider
             origin (``check_origin``). Not checked when ``client`` is given: the origin
             is then the caller's to check (``apply`` does).
+        skip_checks: gated pin moves move without their checks (``--skip-checks``).
+        retry_held: held candidates become candidates again, checks first (``--retry-held``).
 
     Raises:
         PlanError: ``prune`` over manifests with no document, without ``allow_empty``; or the
@@ -114,7 +118,14 @@ async def make_plan(
             manifests.documents,
             observed,
             _plan_lineage(settings, lockfile),
-            PlanOptions(project=settings.project, prune=prune, delete=delete, targets=targets),
+            PlanOptions(
+                project=settings.project,
+                prune=prune,
+                delete=delete,
+                targets=targets,
+                skip_checks=skip_checks,
+                retry_held=retry_held,
+            ),
             fingerprint=secrets.fingerprinter(lockfile.salt),
         )
     if not plan.lineage:

@@ -51,6 +51,8 @@ class DesiredResource:
     secrets: tuple[tuple[str, JSON], ...] = ()
     #: the address it had before (``moved_from``; a moved vault's credentials move with it)
     moved_from: str | None = None
+    #: deployments: the ``rollout`` block (never sent; ``engine.rollout`` gates pin moves)
+    rollout: JSON | None = None
 
     @property
     def refs(self) -> tuple[str, ...]:
@@ -147,10 +149,12 @@ def desired_resources(documents: Iterable[Document]) -> list[DesiredResource]:
                     )
                 )
             continue
+        rollout = None
         if kind == "deployment":
             agent = spec.get("agent")
             if isinstance(agent, str):
                 spec["agent"] = {"ref": agent, "version": None}
+            rollout = spec.pop("rollout", None)
         remote = remote_name_of(kind, spec) or doc.name
         out.append(
             DesiredResource(
@@ -162,6 +166,7 @@ def desired_resources(documents: Iterable[Document]) -> list[DesiredResource]:
                 ignore,
                 secrets=tuple(_find_secrets(spec, "")),
                 moved_from=moved,
+                rollout=rollout,
             )
         )
     return sorted(out, key=lambda r: r.address)

@@ -34,6 +34,10 @@ class PlanOptions:
     #: with prune: delete instead of archive where the provider can delete
     delete: bool = False
     targets: tuple[str, ...] = ()
+    #: move gated pins without running their checks (``apply --skip-checks``)
+    skip_checks: bool = False
+    #: move to held candidates again, after their checks pass (``apply --retry-held``)
+    retry_held: bool = False
 
 
 @dataclass(frozen=True)
