@@ -79,13 +79,15 @@ class HeldCandidate(_Frozen):
     held_at: str
     failed: int | None = None
     total: int | None = None
+    #: the version the pin stays at
+    stays_at: int | None = None
 
     @property
     def message(self) -> str:
         """``v2 held: 1 of 2 checks failed on 2026-12-05``."""
         day = self.held_at[:10]
         if self.reason == "rollback":
-            return f"v{self.version} held: rolled back from on {day}"
+            return f"v{self.version} held: rolled back on {day}"
         return f"v{self.version} held: {self.failed} of {self.total} checks failed on {day}"
 
 

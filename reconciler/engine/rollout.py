@@ -52,7 +52,7 @@ def gate_pin_move(
     hold = entry.held_version(agent, new) if entry is not None and recorded else None
     retry = hold is not None and inputs.options.retry_held
     if hold is not None and not retry and same_agent and isinstance(old, int):
-        kept = plan_resource(inputs, _pinned_at(res, old), planned)
+        kept = plan_resource(inputs, replace(res, held_pin=old), planned)
         return kept, HeldCandidate(
             deployment=res.address,
             agent=agent,
@@ -61,6 +61,7 @@ def gate_pin_move(
             held_at=hold.at,
             failed=hold.failed,
             total=hold.total,
+            stays_at=old,
         )
     action = done.action
     if not isinstance(action, Update) or (res.rollout is None and not retry):
@@ -80,13 +81,6 @@ def gate_pin_move(
         session={k: body[k] for k in SESSION_FIELDS if body.get(k)},
     )
     return replace(done, action=action.model_copy(update={"gate": gate})), None
-
-
-def _pinned_at(res: DesiredResource, version: int) -> DesiredResource:
-    """``res`` pinned to ``version`` of its agent (the live one: a held candidate waits)."""
-    agent = dict(res.spec.get("agent") or {})
-    agent["version"] = version
-    return replace(res, spec={**res.spec, "agent": agent})
 
 
 def gated_moves(
