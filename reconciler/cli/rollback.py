@@ -80,7 +80,7 @@ def rollback(app: App, address: str, to: int | None, auto_approve: bool) -> None
         raise click.exceptions.Exit(1)
     report = result.report
     rollout_report(report)
-    done = {o.action.type: 1 for o in report.outcomes if o.ok}
+    done: dict[str, int] = {o.action.type: 1 for o in report.outcomes if o.ok}
     click.echo(render_apply_summary(done, report.failures))
     if not report.ok:
         raise click.exceptions.Exit(1)
