@@ -215,7 +215,7 @@ def test_skip_checks_moves_the_pin_loudly_and_the_history_says_so(workdir: Path)
 def test_a_check_that_times_out_fails(workdir: Path) -> None:
     # a define_outcome the echo agent never grades, under a short timeout: the check cannot
     # end otherwise (the local provider emits no verdict without the grader)
-    gate('      - message: Review PR 42\n        rubric: \'names "PR 42"\'\n        timeout: 0.5\n')
+    gate("      - message: Review PR 42\n        rubric: 'names \"PR 42\"'\n        timeout: 0.5\n")
     ok("apply", "--auto-approve")
     new_version(1)
     if _has_grader():

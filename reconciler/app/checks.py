@@ -8,7 +8,8 @@ passes when the reply holds every ``contains`` string and the grader (if asked) 
 ``satisfied``; a ``session.error``, a provider error or the check's timeout fails it. The
 checks of one candidate run concurrently; every check session is archived afterwards. The
 sessions carry the ownership tags and say which deployment and candidate they checked
-(``reconciler-check``, ``reconciler-candidate``), so a person can find them. Prints nothing.
+(``reconciler-check``, ``reconciler-candidate``), so a person can find them, and the next
+checks of the same candidate archive those a killed apply left behind. Prints nothing.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class ProviderCheckRunner:
     ) -> Sequence[CheckResult]:
         """Every check of ``gate`` at once, each in its own session; never raises for a
         failed check (cancellation, and the apply lock lost, still propagate)."""
+        await self._archive_leftovers(gate, agent_id, version)
         runs = [
             self._run_one(gate, check, i, agent_id, version, session)
             for i, check in enumerate(gate.checks)
@@ -161,6 +163,24 @@ class ProviderCheckRunner:
         self, check: Check, session_id: str | None, answer: list[str], error: str
     ) -> CheckResult:
         return CheckResult(check, False, session_id, "\n".join(answer), error=error)
+
+    async def _archive_leftovers(self, gate: Gate, agent_id: str, version: int) -> None:
+        """Archive the check sessions of this deployment and candidate that an apply killed
+        during its checks left behind (one list: the sessions of the candidate version)."""
+        try:
+            found = await self._client.sessions.list(
+                agent_id=agent_id, agent_version=version
+            ).to_list()
+        except ProviderError:
+            return  # only tidying: the checks themselves do not need it
+        for s in found:
+            metadata = s.get("metadata") or {}
+            if (
+                not s.get("archived_at")
+                and metadata.get(CHECK_KEY) == gate.deployment
+                and metadata.get(PROJECT_KEY) == self._project
+            ):
+                await self._archive(str(s["id"]))
 
     async def _archive(self, session_id: str) -> None:
         """Archive a check session (after an interrupt, should it still run); a failure
