@@ -64,11 +64,16 @@ def live_pin() -> int:
     return out_of_band(read)
 
 
-def sessions(**filters: Any) -> list[dict[str, Any]]:
+def all_sessions() -> list[dict[str, Any]]:
     async def read(client: ProviderClient) -> list[dict[str, Any]]:
-        return await client.sessions.list(include_archived=True, **filters).to_list()
+        return await client.sessions.list(include_archived=True).to_list()
 
     return out_of_band(read)
+
+
+def sessions() -> list[dict[str, Any]]:
+    """The check sessions (not the rollout records, which never run)."""
+    return [s for s in all_sessions() if "reconciler-check" in s["metadata"]]
 
 
 def history() -> list[tuple[int, str]]:
@@ -304,3 +309,41 @@ def _has_grader() -> bool:
     from reconciler.provider.local import sessions as local_sessions
 
     return "outcome_evaluation" in inspect.getsource(local_sessions)
+
+
+def test_a_lost_lockfile_heals_with_its_held_versions_and_pin_history(workdir: Path) -> None:
+    gate(PASSING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    ok("apply", "--auto-approve")  # v2 after its checks
+    gate(FAILING)
+    new_version(2)
+    assert cli("apply", "--auto-approve").exit_code == 1  # v3 held
+    ok("rollback", DEPLOYMENT, "--auto-approve")  # back to v1, v2 held
+    before = entry()
+
+    Path(LOCKFILE).unlink()
+    Path(LOCKFILE + ".backup").unlink()
+    plan = ok("plan").stdout
+    assert "agent.reviewer v3 held: 1 of 1 checks failed on" in plan  # the candidate
+    ok("apply", "--auto-approve")
+    assert live_pin() == 1, "nothing held is promoted by the healing apply"
+    healed = entry()
+    assert [(h["version"], h["reason"]) for h in healed["held"]] == [
+        (v, r) for v, r in ((h["version"], h["reason"]) for h in before["held"])
+    ]
+    # what is lost: the deployment's first pin (no gate made it, so no record was left);
+    # the healing apply says where the lockfile was rebuilt
+    assert [(h["version"], h["by"]) for h in before["pin_history"]] == [
+        (1, "apply"),
+        (2, "checks"),
+        (1, "rollback"),
+    ]
+    assert [(h["version"], h["by"]) for h in healed["pin_history"]] == [
+        (2, "checks"),
+        (1, "rollback"),
+        (1, "healed"),
+    ]
+    assert "No changes." in ok("plan").stdout
+    ok("rollback", DEPLOYMENT, "--to", "2", "--auto-approve")  # v2 on purpose: held no more
+    assert [h["version"] for h in entry()["held"]] == [3, 1]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,9 @@ JSON = dict[str, Any]
 
 CHECK_KEY = "reconciler-check"
 CANDIDATE_KEY = "reconciler-candidate"
+#: a rollout record session: the deployment it is about, and the record (compact JSON)
+ROLLOUT_KEY = "reconciler-rollout"
+RECORD_KEY = "reconciler-record"
 
 
 class ProviderCheckRunner:
@@ -164,6 +168,26 @@ class ProviderCheckRunner:
     ) -> CheckResult:
         return CheckResult(check, False, session_id, "\n".join(answer), error=error)
 
+    async def record(
+        self, gate: Gate, agent_id: str, version: int, session: JSON, record: JSON
+    ) -> None:
+        """Leave ``record`` as an archived session pinned to ``version`` (nothing is sent to
+        it, so no model runs): the provider keeps it when the lockfile is lost, and
+        ``recover_rollouts`` reads it back."""
+        body = {
+            "agent": {"type": "agent", "id": agent_id, "version": version},
+            "environment_id": session.get("environment_id"),
+            "title": f"rollout record of {gate.deployment}: {_describe(record)}",
+            "metadata": {
+                OWNER_KEY: OWNER_VALUE,
+                PROJECT_KEY: self._project,
+                ROLLOUT_KEY: gate.deployment,
+                RECORD_KEY: json.dumps(record, sort_keys=True, separators=(",", ":")),
+            },
+        }
+        created = await self._client.sessions.create(body)
+        await self._client.sessions.archive(str(created["id"]))
+
     async def _archive_leftovers(self, gate: Gate, agent_id: str, version: int) -> None:
         """Archive the check sessions of this deployment and candidate that an apply killed
         during its checks left behind (one list: the sessions of the candidate version)."""
@@ -191,3 +215,9 @@ class ProviderCheckRunner:
             except ProviderError:
                 await self._client.sessions.send_events(session_id, [{"type": "user.interrupt"}])
                 await self._client.sessions.archive(session_id)
+
+
+def _describe(record: JSON) -> str:
+    if "hold" in record:
+        return f"{record.get('agent')} v{record.get('version')} held ({record.get('hold')})"
+    return f"{record.get('agent')}@{record.get('from')} -> @{record.get('to')} ({record.get('by')})"

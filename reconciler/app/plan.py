@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from reconciler.app.heal import recover_rollouts
 from reconciler.app.policies import check_policies
 from reconciler.app.secrets import SecretSource
 from reconciler.app.workspace import Settings, check_origin, connect, connection, observe
@@ -93,6 +94,9 @@ async def make_plan(
             secrets.check_all(targets)
             async with connect(settings) as c:
                 observed = await observe(c, lockfile, settings.project)
+                recovered = await recover_rollouts(
+                    c, manifests.documents, lockfile, observed, settings.project
+                )
                 requests = c.stats.requests
         else:
             try:
@@ -106,6 +110,9 @@ async def make_plan(
                 before = c.stats.requests
                 manifests, secrets, warnings, observed = await _load_while_listing(
                     settings, c, lockfile, targets
+                )
+                recovered = await recover_rollouts(
+                    c, manifests.documents, lockfile, observed, settings.project
                 )
                 requests = c.stats.requests - before
         if prune and not manifests.documents and not allow_empty:
@@ -127,6 +134,7 @@ async def make_plan(
                 retry_held=retry_held,
             ),
             fingerprint=secrets.fingerprinter(lockfile.salt),
+            recovered=recovered,
         )
     if not plan.lineage:
         plan = plan.model_copy(update={"lineage": None})

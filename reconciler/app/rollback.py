@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from reconciler.app.checks import ProviderCheckRunner
 from reconciler.app.workspace import Settings, check_origin, connect
 from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
 from reconciler.engine.gate import Gate
@@ -75,6 +76,8 @@ def rollback_plan(address: str, entry: LockEntry, live: dict[str, object], to: i
         from_version=current,
         to_version=target,
         mode="rollback",
+        # where the rollback's record session is made (``CheckRunner.record``)
+        session={"environment_id": live.get("environment_id")},
     )
     action = Update(
         address=address,
@@ -171,6 +174,7 @@ async def rollback(
                     resolve_secret=_no_secrets,
                     parallelism=1,
                     on_outcome=outcome,
+                    checks=ProviderCheckRunner(client, settings.project),
                 )
             finally:
                 await journal.close()

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 from reconciler.engine.breaker import CircuitBreaker
-from reconciler.engine.gate import CheckRunner, GateVerdict
+from reconciler.engine.gate import CheckRunner, GateVerdict, hold_record, move_record
 from reconciler.engine.interface import IntentJournal, ProviderWriter, SecretResolver
 from reconciler.engine.model import (
     Action,
@@ -371,12 +371,32 @@ class _Run:
             if not verdict.passed:
                 # the pin stays: nothing of this update is sent (the next plan sends the
                 # deployment's other changes, the held candidate left out)
+                await self._leave_record(action, body, ctx, hold_record(verdict))
                 return dataclasses.replace(
                     _failed(action, ctx.scrub(verdict.describe_failures())), verdict=verdict
                 )
         live = await self._send_update(action, body, parent_id)
         outcome = self._written(action, live, parent_id, ctx, adopted=False)
+        if action.gate is not None and verdict is not None and verdict.candidate is not None:
+            await self._leave_record(action, body, ctx, move_record(action.gate, verdict.candidate))
         return dataclasses.replace(outcome, verdict=verdict)
+
+    async def _leave_record(self, action: Update, body: JSON, ctx: _Resolved, record: JSON) -> None:
+        """Leave a gated move's record at the provider (read back after a lost lockfile).
+        Best effort: the move (or hold) stands whether or not its record could be left."""
+        pin = body.get("agent")
+        if self.checks is None or action.gate is None or not isinstance(pin, dict):
+            return
+        version = record.get("to", record.get("version"))
+        if not isinstance(version, int):
+            return
+        try:
+            session = self._resolve(action.gate.session, action, ctx)
+            await self.checks.record(action.gate, str(pin.get("id")), version, session, record)
+        except (ApplyStopped, _CallbackFailed):
+            raise
+        except Exception:  # noqa: BLE001, S110 - a lost record only costs the history after a lost lockfile
+            pass
 
     async def _run_gate(self, action: Update, body: JSON, ctx: _Resolved) -> GateVerdict:
         """Run the checks of a gated pin move on its candidate (the version ``body`` pins)."""

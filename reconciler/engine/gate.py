@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 from pydantic import ConfigDict, Field
 
 from reconciler.lean import LeanModel
+from reconciler.state import HeldVersion, PinRecord
 
 JSON = dict[str, Any]
 
@@ -146,6 +147,14 @@ def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+class RecoveredRollout(_Frozen):
+    """A deployment's rollout record read back from the provider after a lost lockfile
+    (``CheckRunner.record`` left it there); its lockfile entry starts from it."""
+
+    held: tuple[HeldVersion, ...] = ()
+    pin_history: tuple[PinRecord, ...] = ()
+
+
 class CheckRunner(Protocol):
     """Runs the checks of a gate against a candidate version (concurrently), archives their
     sessions, and returns one result per check (a check never raises: it fails)."""
@@ -156,3 +165,27 @@ class CheckRunner(Protocol):
         """Args: the gate; the candidate (agent id, version); the session body resolved
         (``environment_id``, ``vault_ids``, ``resources`` with secret values)."""
         ...
+
+    async def record(
+        self, gate: Gate, agent_id: str, version: int, session: JSON, record: JSON
+    ) -> None:
+        """Leave ``record`` (``move_record`` / ``hold_record``) at the provider, where a
+        lost lockfile's rollout state is read back from (``RecoveredRollout``)."""
+        ...
+
+
+def move_record(gate: Gate, to_version: int) -> JSON:
+    """What a gated pin move leaves at the provider: ``{"by", "agent", "from", "to"}``."""
+    by = "checks" if gate.mode == "checks" and gate.checks else gate.mode
+    return {"by": by, "agent": gate.agent, "from": gate.from_version, "to": to_version}
+
+
+def hold_record(verdict: GateVerdict) -> JSON:
+    """What a held candidate leaves at the provider."""
+    return {
+        "hold": "checks",
+        "agent": verdict.gate.agent,
+        "version": verdict.candidate,
+        "failed": len(verdict.failed),
+        "total": len(verdict.results),
+    }

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from reconciler.engine.gate import Gate, GateMode, HeldCandidate
+from reconciler.engine.gate import Gate, GateMode, HeldCandidate, RecoveredRollout
 from reconciler.kinds import Kind
 from reconciler.lean import LeanModel
 
@@ -51,6 +51,8 @@ class Target(Frozen):
     secret_fingerprints: dict[str, str] = Field(default_factory=dict)
     #: agent address -> pinned version, or None to follow latest (resolved at apply)
     pins: dict[str, int | None] = Field(default_factory=dict)
+    #: deployments found again after a lost lockfile: the rollout record the provider kept
+    recovered: RecoveredRollout | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class _Action(Frozen):

@@ -8,7 +8,10 @@ failed is held (``hold_candidate``). Pure functions over the state models; no I/
 
 from __future__ import annotations
 
-from reconciler.engine.gate import Gate, GateVerdict
+from collections.abc import Iterable
+from typing import Any
+
+from reconciler.engine.gate import Gate, GateVerdict, RecoveredRollout
 from reconciler.engine.model import NoOp, Update
 from reconciler.engine.outcome import Outcome
 from reconciler.state import (
@@ -30,6 +33,10 @@ def with_pin_history(
         return entry
     held = old.held if old is not None else ()
     history = old.pin_history if old is not None else ()
+    target = getattr(outcome.action, "target", None)
+    recovered = getattr(target, "recovered", None)
+    if old is None and recovered is not None:  # healed: start from what the provider kept
+        held, history = recovered.held, recovered.pin_history
     before = old.pins if old is not None else {}
     gate = outcome.action.gate if isinstance(outcome.action, Update) else None
     cause = _cause(gate, outcome.action, old)
@@ -80,3 +87,40 @@ def _cause(gate: Gate | None, action: object, old: LockEntry | None) -> PinCause
     if isinstance(action, NoOp) and old is None:
         return "healed"  # found again by its ownership tags: what came before is not known
     return "apply"
+
+
+def replay_records(records: Iterable[tuple[str, dict[str, Any]]]) -> RecoveredRollout:
+    """A deployment's held versions and pin history from its records at the provider
+    (``(created_at, record)``, oldest first; ``gate.move_record`` / ``gate.hold_record``).
+    A record this version cannot read is skipped."""
+    held: tuple[HeldVersion, ...] = ()
+    history: tuple[PinRecord, ...] = ()
+    for at, record in records:
+        try:
+            agent = str(record["agent"])
+            if "hold" in record:
+                hold = HeldVersion(
+                    agent=agent,
+                    version=record["version"],
+                    reason="checks",
+                    at=at,
+                    failed=record.get("failed"),
+                    total=record.get("total"),
+                )
+                held = _with_hold(held, hold)
+                continue
+            move = PinRecord(
+                agent=agent,
+                version=record["to"],
+                at=at,
+                by=record["by"],
+                from_version=record.get("from"),
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+        history = (*history, move)
+        held = tuple(h for h in held if not (h.agent == agent and h.version == move.version))
+        if move.by == "rollback" and move.from_version is not None:
+            hold = HeldVersion(agent=agent, version=move.from_version, reason="rollback", at=at)
+            held = _with_hold(held, hold)
+    return RecoveredRollout(held=held, pin_history=history[-MAX_PIN_HISTORY:])

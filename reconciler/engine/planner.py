@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from reconciler.engine.desired import DesiredResource
-from reconciler.engine.gate import HeldCandidate
+from reconciler.engine.gate import HeldCandidate, RecoveredRollout
 from reconciler.engine.inputs import JSON, Fingerprinter, PlanInputs, PlanOptions
 from reconciler.engine.model import (
     CHANGE_TYPES,
@@ -61,6 +61,7 @@ def build_plan(
     lockfile: Lockfile | None,
     options: PlanOptions | None = None,
     fingerprint: Fingerprinter | None = None,
+    recovered: Mapping[str, RecoveredRollout] | None = None,
 ) -> Plan:
     """What apply would do to converge the provider to ``documents``.
 
@@ -70,6 +71,8 @@ def build_plan(
         lockfile: the current ``Lockfile`` (ids, digests, secret fingerprints), or None.
         options: project, prune, delete, targets.
         fingerprint: salted fingerprint of a secret's current value, to plan rotations.
+        recovered: deployments without a lockfile entry -> their rollout record read back
+            from the provider (held candidates stay held; the history carries on).
 
     Returns:
         A frozen ``Plan``; actions sorted by address.
@@ -79,7 +82,7 @@ def build_plan(
             version that does not exist (nor would after this plan).
     """
     options = options or PlanOptions()
-    inputs = PlanInputs.build(documents, observed, lockfile, options, fingerprint)
+    inputs = PlanInputs.build(documents, observed, lockfile, options, fingerprint, recovered)
     planned: dict[str, Planned] = {}
     held: list[HeldCandidate] = []
     for kind in KIND_ORDER:

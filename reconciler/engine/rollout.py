@@ -19,10 +19,11 @@ from collections.abc import Collection, Mapping
 from dataclasses import replace
 
 from reconciler.engine.desired import DesiredResource, request_fields
-from reconciler.engine.gate import Check, Gate, GateMode, HeldCandidate
+from reconciler.engine.gate import Check, Gate, GateMode, HeldCandidate, RecoveredRollout
 from reconciler.engine.inputs import PlanInputs
 from reconciler.engine.model import PinMove, Update
 from reconciler.engine.resource import Planned, plan_resource, predicted_id, predicted_version
+from reconciler.state import HeldVersion
 
 #: fields of a deployment's create body a check session takes as they are
 SESSION_FIELDS = ("environment_id", "vault_ids", "resources")
@@ -33,6 +34,10 @@ def gate_pin_move(
 ) -> tuple[Planned, HeldCandidate | None]:
     """``done`` with its pin move gated, or planned again without a held candidate.
 
+    A deployment the lockfile has no entry for (a lost lockfile) takes its held versions from
+    the record the provider kept (``inputs.recovered``), and its action carries that record
+    so that its new entry starts from it.
+
     Returns:
         The deployment's ``Planned`` (its update carrying a ``Gate`` when gated), and the
         held candidate the plan reports when the pin stays because of it.
@@ -40,6 +45,25 @@ def gate_pin_move(
     live = done.live
     if res.kind != "deployment" or res.pin is None or live is None:
         return done, None
+    entry = inputs.entry(res.address)
+    recorded = entry is not None and entry.id == live.get("id")
+    recovered = inputs.recovered.get(res.address) if entry is None else None
+    held = entry.held if entry is not None and recorded else ()
+    if recovered is not None:
+        held = recovered.held
+    planned_now, hold = _gate(inputs, res, done, planned, held)
+    return _carrying(planned_now, recovered), hold
+
+
+def _gate(
+    inputs: PlanInputs,
+    res: DesiredResource,
+    done: Planned,
+    planned: Mapping[str, Planned],
+    held: tuple[HeldVersion, ...],
+) -> tuple[Planned, HeldCandidate | None]:
+    live = done.live
+    assert live is not None and res.pin is not None
     agent, pinned = res.pin
     live_agent = live.get("agent") or {}
     old = live_agent.get("version")
@@ -47,9 +71,7 @@ def gate_pin_move(
     same_agent = live_agent.get("id") == predicted_id(planned, agent)
     if old == new and same_agent:
         return done, None
-    entry = inputs.entry(res.address)
-    recorded = entry is not None and entry.id == live.get("id")
-    hold = entry.held_version(agent, new) if entry is not None and recorded else None
+    hold = next((h for h in held if h.agent == agent and h.version == new), None)
     retry = hold is not None and inputs.options.retry_held
     if hold is not None and not retry and same_agent and isinstance(old, int):
         kept = plan_resource(inputs, replace(res, held_pin=old), planned)
@@ -81,6 +103,16 @@ def gate_pin_move(
         session={k: body[k] for k in SESSION_FIELDS if body.get(k)},
     )
     return replace(done, action=action.model_copy(update={"gate": gate})), None
+
+
+def _carrying(done: Planned, recovered: RecoveredRollout | None) -> Planned:
+    """``done`` whose action's target carries ``recovered`` (into the new lockfile entry)."""
+    action = done.action
+    target = getattr(action, "target", None)
+    if recovered is None or action is None or target is None:
+        return done
+    target = target.model_copy(update={"recovered": recovered})
+    return replace(done, action=action.model_copy(update={"target": target}))
 
 
 def gated_moves(
