@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 from pydantic import ConfigDict, Field
 
 from reconciler.lean import LeanModel
+from reconciler.manifest.rollout import DEFAULT_CHECK_TIMEOUT
 from reconciler.state import HeldVersion, PinRecord
 
 JSON = dict[str, Any]
@@ -37,7 +38,7 @@ class Check(_Frozen):
     message: str
     contains: tuple[str, ...] = ()
     rubric: str | None = None
-    timeout: float = 300.0
+    timeout: float = DEFAULT_CHECK_TIMEOUT
 
     @property
     def expected(self) -> str:
