@@ -419,3 +419,18 @@ def test_local_reply_a_rubric_graded_both_ways(workdir: Path) -> None:
     reply("LGTM, {text}")  # satisfied
     ok("apply", "--auto-approve")
     assert live_pin() == 3
+
+
+def test_a_renamed_deployment_keeps_its_held_versions_and_history(workdir: Path) -> None:
+    gate(FAILING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    assert cli("apply", "--auto-approve").exit_code == 1
+    edit(DEPLOYMENTS, "name: nightly-review\n", "name: nightly\nmoved_from: nightly-review\n")
+    plan = ok("plan").stdout
+    assert "deployment.nightly-review -> deployment.nightly" in plan
+    assert "agent.reviewer v2 held: 1 of 1 checks failed on" in plan
+    ok("apply", "--auto-approve")
+    moved = lockfile()["resources"]["deployment.nightly"]
+    assert [h["version"] for h in moved["held"]] == [2]
+    assert [(h["version"], h["by"]) for h in moved["pin_history"]] == [(1, "apply")]

@@ -45,10 +45,14 @@ async def recover_rollouts(
     knows every deployment, the usual case). A provider error leaves that deployment out:
     its history then restarts, as without records.
     """
+    known = set(lockfile.resources)
     wanted = {
         f"deployment.{d.name}"
         for d in documents
-        if d.kind == "Deployment" and f"deployment.{d.name}" not in lockfile.resources
+        if d.kind == "Deployment"
+        and f"deployment.{d.name}" not in known
+        # a renamed one (``moved_from``) keeps the entry of its old address
+        and not (d.moved_from is not None and f"deployment.{d.moved_from}" in known)
     }
     if not wanted:
         return {}

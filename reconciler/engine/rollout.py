@@ -46,6 +46,8 @@ def gate_pin_move(
     if res.kind != "deployment" or res.pin is None or live is None:
         return done, None
     entry = inputs.entry(res.address)
+    if entry is None and res.moved_from is not None:  # a renamed deployment keeps its record
+        entry = inputs.entry(res.moved_from)
     recorded = entry is not None and entry.id == live.get("id")
     recovered = inputs.recovered.get(res.address) if entry is None else None
     held = entry.held if entry is not None and recorded else ()
