@@ -7,7 +7,7 @@ from typing import Any
 from reconciler.engine.executor import Outcome
 from reconciler.engine.model import Archive, Create, Delete, NoOp, Replace, Target, Update
 from reconciler.engine.record import record_intent, record_intents, record_outcome
-from reconciler.state import LockEntry, Lockfile, PendingIntent
+from reconciler.state import LockEntry, Lockfile, PendingIntent, PinRecord
 
 DIGEST = "sha256:" + "ab" * 32
 DIGEST2 = "sha256:" + "cd" * 32
@@ -91,6 +91,8 @@ def test_a_successful_create_becomes_an_entry_and_clears_the_intent() -> None:
         remote_name="nightly",
         created_at=T1,
         updated_at=T1,
+        # a deployment's first pin starts its pin history
+        pin_history=(PinRecord(agent="agent.coder", version=3, at=T1, by="apply"),),
     )
 
 

@@ -277,7 +277,12 @@ EXAMPLE_CASES: dict[str, tuple[str, str, str]] = {
         "agent.yolo",  # edit and write fall back to the toolset's default, always_allow
     ),
     "rollout-gate.yaml": (
-        "",  # no deployment can carry a rollout block in this schema yet: nothing passes
+        (
+            "kind: Agent\nname: a\nspec: {model: m}\n---\nkind: Environment\nname: e\nspec: {}\n"
+            "---\nkind: Deployment\nname: gated\nspec: {agent: a, environment: e, "
+            "initial_events: [{type: user.message, content: [{type: text, text: Go.}]}], "
+            "rollout: {checks: [{message: Review PR 42, contains: [PR 42]}]}}\n"
+        ),
         (
             "kind: Agent\nname: a\nspec: {model: m}\n---\nkind: Environment\nname: e\nspec: {}\n"
             "---\nkind: Deployment\nname: ungated\nspec: {agent: a, environment: e, "

@@ -744,8 +744,10 @@ def test_plan_json_is_the_documented_schema() -> None:
     ]
     assert doc["pin_moves"][1] == {
         "agent": "agent.reviewer",
+        "checks": 0,
         "deployment": "deployment.nightly",
         "follows_latest": True,
+        "gate": None,
         "new": 4,
         "old": 3,
     }

@@ -41,6 +41,7 @@ from reconciler.app.fmt import (
 from reconciler.app.plan import PlanResult, make_plan
 from reconciler.app.planfile import load_plan, save_plan
 from reconciler.app.policies import check_policies, load_policies
+from reconciler.app.rollback import RollbackResult, rollback
 from reconciler.app.unmanaged import UnmanagedImport, import_unmanaged
 from reconciler.app.workspace import DEFAULT_DB, Settings, connect, observe, provider_origin
 from reconciler.engine.derive import KIND_FILES, Skipped
@@ -70,6 +71,7 @@ __all__ = [
     "Outcome",
     "Plan",
     "PlanResult",
+    "RollbackResult",
     "Settings",
     "Skipped",
     "Unmanaged",
@@ -91,6 +93,7 @@ __all__ = [
     "manifest_json_schema",
     "observe",
     "provider_origin",
+    "rollback",
     "save_plan",
     "stale_actions",
 ]

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reconciler.app.checks import ProviderCheckRunner
 from reconciler.app.plan import make_plan
 from reconciler.app.planfile import (
     check_plan_binding,
@@ -100,6 +101,8 @@ async def apply(
     on_start: Callable[[Action], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     on_plan: Callable[[Plan], None] | None = None,
+    skip_checks: bool = False,
+    retry_held: bool = False,
 ) -> ApplyResult | None:
     """Converge the provider to the manifests (or carry out a saved plan).
 
@@ -115,6 +118,9 @@ async def apply(
         on_plan: called with the plan once it is known (for rendering).
         allow_origin_change: apply although the lockfile was applied to another provider
             origin; the lockfile then records this run's origin.
+        skip_checks: move gated pins without running their checks (an emergency; the
+            lockfile's pin history says so).
+        retry_held: run the checks of held candidates again, and promote those that pass.
 
     The lockfile records this run's provider origin with its first write (``check_origin``).
 
@@ -153,6 +159,8 @@ async def apply(
                     client=client,
                     allow_empty=allow_empty,
                     allow_origin_change=allow_origin_change,
+                    skip_checks=skip_checks,
+                    retry_held=retry_held,
                 )
                 plan, secrets, stale = result.plan, SecretSource(result.manifests), {}
                 manifests, observed = result.manifests, result.observed
@@ -217,6 +225,7 @@ async def apply(
                             on_outcome=outcome,
                             on_start=on_start,
                             skip=stale,
+                            checks=ProviderCheckRunner(client, settings.project),
                         )
                 finally:
                     # creates never sent (a dependency failed, or the run was stopped) leave

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from reconciler.app.heal import recover_rollouts
 from reconciler.app.policies import check_policies
 from reconciler.app.secrets import SecretSource
 from reconciler.app.workspace import Settings, check_origin, connect, connection, observe
@@ -59,6 +60,8 @@ async def make_plan(
     client: ProviderClient | None = None,
     allow_empty: bool = False,
     allow_origin_change: bool = False,
+    skip_checks: bool = False,
+    retry_held: bool = False,
 ) -> PlanResult:
     """Load, refresh and plan. Changes nothing anywhere.
 
@@ -68,6 +71,8 @@ async def make_plan(
         allow_origin_change: plan although the lockfile was applied to another provider
             origin (``check_origin``). Not checked when ``client`` is given: the origin
             is then the caller's to check (``apply`` does).
+        skip_checks: gated pin moves move without their checks (``--skip-checks``).
+        retry_held: held candidates become candidates again, checks first (``--retry-held``).
 
     Raises:
         PlanError: ``prune`` over manifests with no document, without ``allow_empty``; or the
@@ -89,6 +94,9 @@ async def make_plan(
             secrets.check_all(targets)
             async with connect(settings) as c:
                 observed = await observe(c, lockfile, settings.project)
+                recovered = await recover_rollouts(
+                    c, manifests.documents, lockfile, observed, settings.project
+                )
                 requests = c.stats.requests
         else:
             try:
@@ -103,6 +111,9 @@ async def make_plan(
                 manifests, secrets, warnings, observed = await _load_while_listing(
                     settings, c, lockfile, targets
                 )
+                recovered = await recover_rollouts(
+                    c, manifests.documents, lockfile, observed, settings.project
+                )
                 requests = c.stats.requests - before
         if prune and not manifests.documents and not allow_empty:
             raise PlanError(
@@ -114,8 +125,16 @@ async def make_plan(
             manifests.documents,
             observed,
             _plan_lineage(settings, lockfile),
-            PlanOptions(project=settings.project, prune=prune, delete=delete, targets=targets),
+            PlanOptions(
+                project=settings.project,
+                prune=prune,
+                delete=delete,
+                targets=targets,
+                skip_checks=skip_checks,
+                retry_held=retry_held,
+            ),
             fingerprint=secrets.fingerprinter(lockfile.salt),
+            recovered=recovered,
         )
     if not plan.lineage:
         plan = plan.model_copy(update={"lineage": None})

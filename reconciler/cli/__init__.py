@@ -34,7 +34,7 @@ from reconciler.cli.failures import ReconcilingGroup
 from reconciler.kinds import DEFAULT_LOCKFILE, DEFAULT_MANIFESTS
 
 #: Modules of this package whose ``register(group)`` adds commands, in ``--help`` order.
-COMMAND_MODULES: tuple[str, ...] = ("planning", "state", "schema", "provider", "run")
+COMMAND_MODULES: tuple[str, ...] = ("planning", "rollback", "state", "schema", "provider", "run")
 #: Optional modules: registered when present, silently skipped when absent.
 OPTIONAL_MODULES: tuple[str, ...] = ("gitops",)
 

@@ -63,6 +63,20 @@ _allow_origin_change_option = click.option(
 )
 
 
+_skip_checks_option = click.option(
+    "--skip-checks",
+    is_flag=True,
+    help="EMERGENCY: move gated deployment pins without running their rollout checks. "
+    "Recorded in the lockfile's pin history.",
+)
+_retry_held_option = click.option(
+    "--retry-held",
+    is_flag=True,
+    help="Run the checks of held candidates again (and promote those that pass); without "
+    "it a held or rolled-back version is never promoted.",
+)
+
+
 def warn_if_empty(path: Path, documents: int | None = None) -> None:
     """Warn on stderr when the manifests hold no document (``documents``, when known, else
     whether any ``*.yaml``/``*.yml`` file is there): an empty directory is most often a
@@ -172,6 +186,8 @@ def validate(app: App, policies_dir: Path | None) -> None:
 @_allow_empty_option
 @_allow_origin_change_option
 @_target_option
+@_skip_checks_option
+@_retry_held_option
 @pass_app
 @click.pass_context
 def plan(
@@ -185,6 +201,8 @@ def plan(
     allow_empty: bool,
     allow_origin_change: bool,
     targets: tuple[str, ...],
+    skip_checks: bool,
+    retry_held: bool,
 ) -> None:
     """Show what apply would do, and why. Changes nothing.
 
@@ -201,6 +219,8 @@ def plan(
                 targets=targets,
                 allow_empty=allow_empty,
                 allow_origin_change=allow_origin_change,
+                skip_checks=skip_checks,
+                retry_held=retry_held,
             )
         )
     warn_if_empty(app.settings.manifests, len(result.manifests.documents))
@@ -237,6 +257,8 @@ def plan(
 @_allow_empty_option
 @_allow_origin_change_option
 @_target_option
+@_skip_checks_option
+@_retry_held_option
 @full_option
 @pass_app
 def apply(
@@ -248,6 +270,8 @@ def apply(
     allow_empty: bool,
     allow_origin_change: bool,
     targets: tuple[str, ...],
+    skip_checks: bool,
+    retry_held: bool,
     full: bool,
 ) -> None:
     """Converge the provider to the manifests, or carry out a saved PLANFILE.
@@ -259,9 +283,10 @@ def apply(
 
     Exit 0 when everything was done, 1 otherwise.
     """
-    if planfile is not None and (prune or targets or allow_empty):
+    if planfile is not None and (prune or targets or allow_empty or skip_checks or retry_held):
         fail(
-            "--prune, --allow-empty and --target are decided when planning; run `reconciler plan --out "
+            "--prune, --allow-empty, --target, --skip-checks and --retry-held are decided when "
+            "planning; run `reconciler plan --out "
             f"{planfile}` with them, then `reconciler apply {planfile}`"
         )
     if planfile is None and not auto_approve and not terminal.is_interactive():
@@ -285,6 +310,8 @@ def apply(
                 allow_origin_change=allow_origin_change,
                 targets=targets,
                 parallelism=parallelism,
+                skip_checks=skip_checks,
+                retry_held=retry_held,
                 confirm=None if auto_approve or planfile is not None else session.confirm,
                 on_plan=session.show_plan,
                 on_start=session.started,
@@ -309,6 +336,7 @@ def apply(
     if result is None:
         click.echo("Apply cancelled; nothing was changed.")
         raise click.exceptions.Exit(EXIT_TERMINATED if app.signals.terminated else 1)
+    rollout_report(result.report)
     exit_code = _report(result, planfile)
     if result.report.stopped is not None:
         _stopped(app, result)
@@ -363,6 +391,33 @@ class _ApplySession:
         self.spinner.stop()
         if self.progress is not None:
             self.progress.close()
+
+
+def rollout_report(report: ApplyReport) -> None:
+    """What each gated pin move did: checks passed (and their archived sessions), held, or
+    moved without checks (said loudly, on stderr)."""
+    for verdict in report.verdicts:
+        gate = verdict.gate
+        where = f"{gate.deployment}: {gate.agent}@{gate.from_version} -> @{verdict.candidate}"
+        ids = ", ".join(verdict.session_ids)
+        sessions = f" (check sessions, archived: {ids})" if ids else ""
+        if gate.mode == "skip-checks":
+            click.echo(
+                f"WARNING: {where} moved WITHOUT its {len(gate.checks)} rollout checks "
+                "(--skip-checks); the lockfile's pin history records it.",
+                err=True,
+            )
+        elif gate.mode == "rollback":
+            click.echo(f"{where} rolled back; v{gate.from_version} is now held.")
+        elif verdict.passed:
+            n = len(verdict.results)
+            click.echo(f"{where} moved: {n} of {n} checks passed{sessions}.")
+        else:
+            n, total = len(verdict.failed), len(verdict.results)
+            click.echo(
+                f"{where} held: {n} of {total} checks failed on v{verdict.candidate}; the pin "
+                f"stays at @{gate.from_version}{sessions}."
+            )
 
 
 def _done_counts(report: ApplyReport) -> dict[str, int]:

@@ -51,6 +51,11 @@ class DesiredResource:
     secrets: tuple[tuple[str, JSON], ...] = ()
     #: the address it had before (``moved_from``; a moved vault's credentials move with it)
     moved_from: str | None = None
+    #: deployments: the ``rollout`` block (never sent; ``engine.rollout`` gates pin moves)
+    rollout: JSON | None = None
+    #: deployments: the agent version the pin stays at while the candidate is held
+    #: (``engine.rollout``); the manifest's own pin still makes the spec digest
+    held_pin: int | None = None
 
     @property
     def refs(self) -> tuple[str, ...]:
@@ -73,7 +78,7 @@ class DesiredResource:
         if self.kind != "deployment":
             return None
         agent = self.spec.get("agent") or {}
-        version = agent.get("version")
+        version = agent.get("version") if self.held_pin is None else self.held_pin
         if version == "latest":
             version = None
         return f"agent.{agent.get('ref')}", version
@@ -147,10 +152,12 @@ def desired_resources(documents: Iterable[Document]) -> list[DesiredResource]:
                     )
                 )
             continue
+        rollout = None
         if kind == "deployment":
             agent = spec.get("agent")
             if isinstance(agent, str):
                 spec["agent"] = {"ref": agent, "version": None}
+            rollout = spec.pop("rollout", None)
         remote = remote_name_of(kind, spec) or doc.name
         out.append(
             DesiredResource(
@@ -162,6 +169,7 @@ def desired_resources(documents: Iterable[Document]) -> list[DesiredResource]:
                 ignore,
                 secrets=tuple(_find_secrets(spec, "")),
                 moved_from=moved,
+                rollout=rollout,
             )
         )
     return sorted(out, key=lambda r: r.address)
@@ -189,7 +197,7 @@ def request_fields(res: DesiredResource, project: str) -> JSON:
     metadata.update(tags(project, res.address))
     if res.kind == "deployment":
         agent = spec.pop("agent")
-        version = agent.get("version")
+        version = agent.get("version") if res.held_pin is None else res.held_pin
         spec["agent"] = {
             "$pin": f"agent.{agent['ref']}",
             "version": None if version in (None, "latest") else int(version),

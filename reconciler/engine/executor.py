@@ -36,12 +36,14 @@ not attempted and ``ApplyReport.stopped`` says why.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 from reconciler.engine.breaker import CircuitBreaker
+from reconciler.engine.gate import CheckRunner, GateVerdict, hold_record, move_record
 from reconciler.engine.interface import IntentJournal, ProviderWriter, SecretResolver
 from reconciler.engine.model import (
     Action,
@@ -88,6 +90,7 @@ async def apply_plan(
     skip: Mapping[str, str] | None = None,
     unreachable_after: int = 3,
     journal: IntentJournal | None = None,
+    checks: CheckRunner | None = None,
 ) -> ApplyReport:
     """Run every action of ``plan``, dependencies first, independents concurrently.
 
@@ -107,6 +110,9 @@ async def apply_plan(
         journal: awaited before a create (or replace) is sent, with the same action as
             ``on_intent``; the request goes out once ``journal.intend`` returned (the intent
             is durable).
+        checks: runs the checks of a gated pin move (an ``Update`` with a ``gate``) against
+            the candidate version before the update is sent; the update is sent only when
+            every check passes (``engine.gate``).
 
     Returns:
         The report: one ``Outcome`` per action, sorted by address.
@@ -120,6 +126,7 @@ async def apply_plan(
     callbacks = (on_intent, on_outcome, on_start)
     run = _Run(plan, writer, resolve_secret, parallelism, *callbacks, dict(skip or {}))
     run.journal = journal
+    run.checks = checks
     run.breaker = CircuitBreaker(max(1, unreachable_after))
     return await run.execute()
 
@@ -175,6 +182,7 @@ class _Run:
     root_failure: dict[str, str] = field(default_factory=dict)
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     journal: IntentJournal | None = None
+    checks: CheckRunner | None = None
 
     # -- schedule --------------------------------------------------------------------------
 
@@ -357,8 +365,61 @@ class _Run:
         body = self._resolve(action.body, action, ctx)
         if action.kind == "agent" and action.from_version is not None:
             body.setdefault("version", action.from_version)
+        verdict = None
+        if action.gate is not None:
+            verdict = await self._run_gate(action, body, ctx)
+            if not verdict.passed:
+                # the pin stays: nothing of this update is sent (the next plan sends the
+                # deployment's other changes, the held candidate left out)
+                await self._leave_record(action, body, ctx, hold_record(verdict))
+                return dataclasses.replace(
+                    _failed(action, ctx.scrub(verdict.describe_failures())), verdict=verdict
+                )
         live = await self._send_update(action, body, parent_id)
-        return self._written(action, live, parent_id, ctx, adopted=False)
+        outcome = self._written(action, live, parent_id, ctx, adopted=False)
+        if action.gate is not None and verdict is not None and verdict.candidate is not None:
+            await self._leave_record(action, body, ctx, move_record(action.gate, verdict.candidate))
+        return dataclasses.replace(outcome, verdict=verdict)
+
+    async def _leave_record(self, action: Update, body: JSON, ctx: _Resolved, record: JSON) -> None:
+        """Leave a gated move's record at the provider (read back after a lost lockfile).
+        Best effort: the move (or hold) stands whether or not its record could be left."""
+        pin = body.get("agent")
+        if self.checks is None or action.gate is None or not isinstance(pin, dict):
+            return
+        version = record.get("to", record.get("version"))
+        if not isinstance(version, int):
+            return
+        try:
+            session = self._resolve(action.gate.session, action, ctx)
+            await self.checks.record(action.gate, str(pin.get("id")), version, session, record)
+        except (ApplyStopped, _CallbackFailed):
+            raise
+        except Exception:  # noqa: BLE001, S110 - a lost record only costs the history after a lost lockfile
+            pass
+
+    async def _run_gate(self, action: Update, body: JSON, ctx: _Resolved) -> GateVerdict:
+        """Run the checks of a gated pin move on its candidate (the version ``body`` pins)."""
+        gate = action.gate
+        assert gate is not None
+        pin = body.get("agent")
+        agent_id = pin.get("id") if isinstance(pin, dict) else None
+        candidate = pin.get("version") if isinstance(pin, dict) else None
+        if gate.sessions == 0:
+            return GateVerdict(gate, candidate if isinstance(candidate, int) else None)
+        if not isinstance(agent_id, str) or not isinstance(candidate, int):
+            raise _ActionFailed(
+                f"not attempted: the candidate version of {gate.agent} is not known, so its "
+                "checks cannot run; run apply again"
+            )
+        if self.checks is None:
+            raise _ActionFailed(
+                f"not attempted: {action.address} is gated by {len(gate.checks)} checks and "
+                "this apply has no way to run them"
+            )
+        session = self._resolve(gate.session, action, ctx)
+        results = await self.checks.run_checks(gate, agent_id, candidate, session)
+        return GateVerdict(gate, candidate, tuple(results))
 
     async def _remove(self, action: Archive | Delete, *, delete: bool) -> Outcome:
         parent_id = self._parent_id(action)

@@ -10,10 +10,11 @@ records, and whether that object is this project's (a ``Conflict`` when not). Pu
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.engine.desired import DesiredResource, desired_resources
+from reconciler.engine.gate import RecoveredRollout
 from reconciler.engine.model import Conflict
 from reconciler.engine.ownership import conflict, owner_problem
 from reconciler.engine.refresh import Observed
@@ -34,6 +35,10 @@ class PlanOptions:
     #: with prune: delete instead of archive where the provider can delete
     delete: bool = False
     targets: tuple[str, ...] = ()
+    #: move gated pins without running their checks (``apply --skip-checks``)
+    skip_checks: bool = False
+    #: move to held candidates again, after their checks pass (``apply --retry-held``)
+    retry_held: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,9 @@ class PlanInputs:
     fingerprint: Fingerprinter | None = None
     #: with ``--target``: the desired addresses planned for real (the rest is dropped later)
     wanted: frozenset[str] | None = None
+    #: deployments without a lockfile entry: their rollout record read back from the
+    #: provider (``app.heal``), which their new entry starts from
+    recovered: Mapping[str, RecoveredRollout] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -59,6 +67,7 @@ class PlanInputs:
         lockfile: Lockfile | None,
         options: PlanOptions,
         fingerprint: Fingerprinter | None = None,
+        recovered: Mapping[str, RecoveredRollout] | None = None,
     ) -> PlanInputs:
         owned: dict[tuple[str, str], list[JSON]] = {}
         for kind in KIND_ORDER:
@@ -75,6 +84,7 @@ class PlanInputs:
             owned=owned,
             fingerprint=fingerprint,
             wanted=frozenset(closure(options.targets, desired)) if options.targets else None,
+            recovered=dict(recovered or {}),
         )
 
     @property

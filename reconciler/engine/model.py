@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
+from reconciler.engine.gate import Gate, GateMode, HeldCandidate, RecoveredRollout
 from reconciler.kinds import Kind
 from reconciler.lean import LeanModel
 
@@ -50,6 +51,8 @@ class Target(Frozen):
     secret_fingerprints: dict[str, str] = Field(default_factory=dict)
     #: agent address -> pinned version, or None to follow latest (resolved at apply)
     pins: dict[str, int | None] = Field(default_factory=dict)
+    #: deployments found again after a lost lockfile: the rollout record the provider kept
+    recovered: RecoveredRollout | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class _Action(Frozen):
@@ -86,6 +89,8 @@ class Update(_Action):
     #: a move (``moved_from``): the address whose object this is; its lockfile entry moves
     #: here, and the update retags (and renames) the object in place
     moved_from: str | None = None
+    #: deployments: the pin moves only once this gate's checks pass (``engine.gate``)
+    gate: Gate | None = None
 
 
 class Replace(_Action):
@@ -163,6 +168,10 @@ class PinMove(Frozen):
     old: int | None
     new: int | None  # None: follows latest, concrete number known only at apply
     follows_latest: bool
+    #: check sessions apply runs on the candidate before it moves the pin (``rollout``)
+    checks: int = 0
+    #: how a gated move is carried out (``engine.gate.GateMode``); None: not gated
+    gate: GateMode | None = None
 
 
 class Impact(Frozen):
@@ -272,6 +281,13 @@ class Plan(Frozen):
     untargeted: tuple[str, ...] = ()
     #: advisory policy rules that resources break (mandatory ones stop the plan instead)
     policy_warnings: tuple[PolicyWarning, ...] = ()
+    #: candidates the lockfile holds: their deployments' pins stay (``engine.gate``)
+    held: tuple[HeldCandidate, ...] = ()
+
+    @property
+    def check_sessions(self) -> int:
+        """How many check sessions apply would start (each costs model time)."""
+        return sum(a.gate.sessions for a in self.actions if isinstance(a, Update) and a.gate)
 
     @property
     def changes(self) -> tuple[Action, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.engine.gate import GateVerdict
 from reconciler.engine.model import Action
 from reconciler.errors import ApplyError
 
@@ -50,6 +51,7 @@ class Outcome:
         adopted: an ambiguous create was found by its metadata and adopted.
         error: a sentence for the person reading the summary, when not ok.
         live: the object as the provider returned it.
+        verdict: a gated pin move: its checks and whether they passed (``engine.gate``).
     """
 
     action: Action
@@ -62,6 +64,7 @@ class Outcome:
     adopted: bool = False
     error: str | None = None
     live: JSON | None = None
+    verdict: GateVerdict | None = None
 
     @property
     def address(self) -> str:
@@ -95,6 +98,11 @@ class ApplyReport:
     def failures(self) -> dict[str, str]:
         """Address -> why it failed (or why it was not attempted)."""
         return {o.address: o.error or "failed" for o in self.outcomes if not o.ok}
+
+    @property
+    def verdicts(self) -> tuple[GateVerdict, ...]:
+        """The gated pin moves of this apply, by deployment address."""
+        return tuple(o.verdict for o in self.outcomes if o.verdict is not None)
 
     @property
     def adopted(self) -> tuple[str, ...]:

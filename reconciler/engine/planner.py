@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from reconciler.engine.desired import DesiredResource
+from reconciler.engine.gate import HeldCandidate, RecoveredRollout
 from reconciler.engine.inputs import JSON, Fingerprinter, PlanInputs, PlanOptions
 from reconciler.engine.model import (
     CHANGE_TYPES,
@@ -35,6 +36,7 @@ from reconciler.engine.model import (
     Note,
     PinMove,
     Plan,
+    Update,
 )
 from reconciler.engine.ownership import find_twins, twin_archives
 from reconciler.engine.prune import Removal, prune
@@ -46,6 +48,7 @@ from reconciler.engine.resource import (
     predicted_id,
     predicted_version,
 )
+from reconciler.engine.rollout import gate_pin_move, gated_moves
 from reconciler.engine.targets import narrow, targeted_addresses, wanted_addresses
 from reconciler.kinds import KIND_ORDER
 from reconciler.manifest import Document
@@ -58,6 +61,7 @@ def build_plan(
     lockfile: Lockfile | None,
     options: PlanOptions | None = None,
     fingerprint: Fingerprinter | None = None,
+    recovered: Mapping[str, RecoveredRollout] | None = None,
 ) -> Plan:
     """What apply would do to converge the provider to ``documents``.
 
@@ -67,6 +71,8 @@ def build_plan(
         lockfile: the current ``Lockfile`` (ids, digests, secret fingerprints), or None.
         options: project, prune, delete, targets.
         fingerprint: salted fingerprint of a secret's current value, to plan rotations.
+        recovered: deployments without a lockfile entry -> their rollout record read back
+            from the provider (held candidates stay held; the history carries on).
 
     Returns:
         A frozen ``Plan``; actions sorted by address.
@@ -76,12 +82,16 @@ def build_plan(
             version that does not exist (nor would after this plan).
     """
     options = options or PlanOptions()
-    inputs = PlanInputs.build(documents, observed, lockfile, options, fingerprint)
+    inputs = PlanInputs.build(documents, observed, lockfile, options, fingerprint, recovered)
     planned: dict[str, Planned] = {}
+    held: list[HeldCandidate] = []
     for kind in KIND_ORDER:
         for res in inputs.desired.values():
             if res.kind == kind:
-                planned[res.address] = plan_resource(inputs, res, planned)
+                done = plan_resource(inputs, res, planned)
+                done, hold = gate_pin_move(inputs, res, done, planned)
+                held += [hold] if hold is not None else []
+                planned[res.address] = done
     moved = {p.moved_from: p.live["id"] for p in planned.values() if p.moved_from and p.live}
     removals, notes, conflicts = prune(inputs, moved)
     conflicts += [p.conflict for p in planned.values() if p.conflict is not None]
@@ -99,6 +109,7 @@ def build_plan(
         untargeted = _untargeted(inputs.desired, planned, actions, wanted)
         actions, notes, conflicts, twins = narrow(wanted, actions, notes, conflicts, twins)
     kept = {a.address for a in actions}
+    gates = {a.address: a.gate for a in actions if isinstance(a, Update) and a.gate is not None}
     return Plan(
         project=options.project,
         lineage=lockfile.lineage if lockfile is not None else None,
@@ -106,12 +117,15 @@ def build_plan(
         prune=options.prune,
         targets=tuple(options.targets),
         actions=tuple(sorted(actions, key=lambda a: a.address)),
-        pin_moves=_pin_moves(inputs.desired, planned, kept),
+        pin_moves=gated_moves(
+            _pin_moves(inputs.desired, planned, kept), gates, {h.deployment for h in held}
+        ),
         blast_radius=_blast_radius(inputs.desired, actions),
         notes=tuple(sorted(notes, key=lambda n: n.address)),
         twins=tuple(sorted(twins, key=lambda t: (t.address, t.remote_id))),
         conflicts=tuple(sorted(conflicts, key=lambda c: c.address)),
         untargeted=untargeted,
+        held=tuple(h for h in held if inputs.wanted is None or h.deployment in inputs.wanted),
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from reconciler.engine.model import Action, Create, NoOp, Replace, Target
 from reconciler.engine.outcome import Outcome
+from reconciler.engine.pinlog import hold_candidate, with_pin_history
 from reconciler.state import LockEntry, Lockfile, PendingIntent, check_address
 
 
@@ -74,6 +75,8 @@ def record_outcome(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
         The new lockfile, or ``lockfile`` itself when nothing changed.
     """
     if not outcome.ok:
+        if outcome.verdict is not None:  # a gated pin move whose checks failed
+            return hold_candidate(lockfile, outcome.address, outcome.verdict, now)
         return lockfile
     recorded = _record(lockfile, outcome, now)
     moved_from = getattr(outcome.action, "moved_from", None)
@@ -121,6 +124,7 @@ def _record(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
                 "pins": {**old.pins, **outcome.pins},
             }
         )
+        entry = with_pin_history(entry, old, outcome, now)
         if entry == old:
             return _without_pending(lockfile, address)
         entry = entry.model_copy(update={"updated_at": now})
@@ -142,6 +146,10 @@ def _record(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
         created_at=old.created_at if same and old is not None else now,
         updated_at=now,
     )
+    # a moved deployment keeps its rollout record (held versions, pin history)
+    moved_from = getattr(action, "moved_from", None)
+    carried = old if old is not None or moved_from is None else lockfile.resources.get(moved_from)
+    entry = with_pin_history(entry, carried, outcome, now)
     if isinstance(action, NoOp) and old is not None and _same_but_time(entry, old):
         return _without_pending(lockfile, address)
     return _without_pending(lockfile.with_entry(address, entry), address)

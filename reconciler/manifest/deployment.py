@@ -18,6 +18,7 @@ from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, mo
 from reconciler.kinds import NAME_PATTERN
 
 from .fields import Metadata, NonEmptyStr, ResourceName, SpecModel, fail, int_to_str
+from .rollout import Rollout
 from .secret import SecretRef
 from .textfile import FILE_FORM_SCHEMA
 
@@ -312,6 +313,8 @@ class DeploymentSpec(SpecModel):
     schedule: Schedule | None = None
     budget: Budget | None = None
     metadata: Metadata | None = None
+    #: gated rollouts: never sent to the provider (``engine.desired`` takes it apart)
+    rollout: Rollout | None = None
 
     @model_validator(mode="after")
     def _unique_vaults(self) -> DeploymentSpec:

@@ -160,6 +160,11 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
             w.model_dump(mode="json")
             for w in sorted(plan.policy_warnings, key=lambda w: (w.address, w.policy, w.rule))
         ],
+        "check_sessions": plan.check_sessions,
+        "held": [
+            {**h.model_dump(mode="json"), "message": h.message}
+            for h in sorted(plan.held, key=lambda h: (h.deployment, h.agent, h.version))
+        ],
     }
     result: dict[str, Any] = _sorted(doc)
     return result

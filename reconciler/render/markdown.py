@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from reconciler.engine.model import DriftReport, Plan
 from reconciler.render.outline import (
     CONFLICTS_HEADING,
+    HELD_HEADING,
     POLICY_WARNINGS_HEADING,
     TWINS_HEADING,
     Block,
@@ -198,6 +199,13 @@ def _sections(outline: Outline, limit: int, noun: str, full: bool = False) -> li
         _Section("#### Changes\n\n", table_head, rows, noun, 0.5),
         _Section("#### Blast radius\n\n", "", blast, "blast radius entries", 0.25),
         _Section("#### Left alone\n\n", "", notes, "left-alone resources", 0.15),
+        _Section(
+            f"#### {HELD_HEADING.rstrip(':')}\n\n",
+            "",
+            listed(outline.held),
+            "held candidates",
+            0.15,
+        ),
         _Section("#### Details\n\n", "", details, f"{noun} with details", 1.0),
         _Section(
             f"#### {POLICY_WARNINGS_HEADING.rstrip(':')}\n\n",
@@ -230,20 +238,22 @@ def plan_markdown(
     if outline.untargeted_message:
         title += f"**Not targeted:** {html.escape(outline.untargeted_message, quote=False)}\n\n"
     sections = _sections(outline, limit, "actions", full)
-    conflicts, twins, changes, blast, notes, details, policy = sections
+    conflicts, twins, changes, blast, notes, held, details, policy = sections
     if outline.empty_message is not None:
         head = title + f"**No changes.** {outline.empty_message.removeprefix('No changes. ')}\n\n"
-        return _fit(head, [notes, policy], [policy, notes], limit, _SEE_PLAN)
+        return _fit(head, [notes, held, policy], [policy, held, notes], limit, _SEE_PLAN)
     s = plan.summary
     head = title + _table(
         ("Create", "Update", "Replace", "Archive", "Delete", "Unchanged"),
         (s.create, s.update, s.replace, s.archive, s.delete, s.noop),
     )
     head += f"**Plan:** {outline.summary.removeprefix('Plan: ')}\n\n"
+    if outline.check_sessions:
+        head += f"**{html.escape(outline.check_sessions, quote=False)}**\n\n"
     if outline.shortened:
         head += "_Long values are shortened; `reconciler plan --full` shows them whole._\n\n"
-    display = [conflicts, twins, changes, blast, notes, policy, details]
-    priority = [conflicts, twins, policy, blast, notes, changes, details]
+    display = [conflicts, twins, changes, blast, notes, held, policy, details]
+    priority = [conflicts, twins, policy, held, blast, notes, changes, details]
     return _fit(head, display, priority, limit, _SEE_PLAN)
 
 
@@ -266,6 +276,6 @@ def drift_markdown(
     head += f"**Drift:** {outline.summary.removeprefix('Drift: ')}\n\n"
     if outline.shortened:
         head += "_Long values are shortened; `reconciler drift --full` shows them whole._\n\n"
-    _, _, changes, _, _, details, _ = _sections(outline, limit, "drift items", full)
+    _, _, changes, _, _, _, details, _ = _sections(outline, limit, "drift items", full)
     changes.heading = "#### Drift\n\n"
     return _fit(head, [changes, details], [changes, details], limit, _SEE_DRIFT)

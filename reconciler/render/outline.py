@@ -143,6 +143,10 @@ class Outline:
     untargeted_message: str | None = None
     #: advisory policy rules broken: address, where it is written (as ``remote_id``), message
     policy_warnings: tuple[LeftAlone, ...] = ()
+    #: candidates the lockfile holds (``HeldCandidate``): their pins stay
+    held: tuple[LeftAlone, ...] = ()
+    #: ``Apply would start 2 check sessions ...``: what the rollout checks cost, or None
+    check_sessions: str | None = None
 
 
 # --- values and field changes --------------------------------------------------------------
@@ -339,14 +343,61 @@ def moved_record_block(action: NoOp) -> Block:
 
 
 def pin_facts(move: PinMove) -> tuple[str, str]:
-    """``("agent.reviewer@3 -> @4", "(follows latest)")``: what a pin move says."""
+    """``("agent.reviewer@3 -> @4", "(follows latest)")``: what a pin move says; a gated
+    move says how (``agent.reviewer@3 -> @4 after 2 checks``)."""
     old = "none" if move.old is None else str(move.old)
     new = "latest" if move.new is None else str(move.new)
-    if move.follows_latest and move.new is None:
+    if move.gate == "rollback":
+        how = "(rollback)"
+    elif move.follows_latest and move.new is None:
         how = "(follows latest; the number is resolved at apply)"
     else:
         how = "(follows latest)" if move.follows_latest else "(pinned)"
-    return f"{move.agent}@{old} -> @{new}", how
+    return f"{move.agent}@{old} -> @{new}{gate_words(move)}", how
+
+
+def gate_words(move: PinMove) -> str:
+    """`` after 2 checks``, `` WITHOUT its checks (--skip-checks)``... or ``""``."""
+    n = f"{move.checks} check{'s' if move.checks != 1 else ''}"
+    match move.gate:
+        case None:
+            return ""
+        case "checks":
+            return f" after {n}"
+        case "retry-held":
+            return f" after {n} (retrying a held candidate)"
+        case "skip-checks":
+            return " WITHOUT its checks (--skip-checks)"
+        case "rollback":
+            return ""  # said by pin_facts' second fact
+        case _:
+            assert_never(move.gate)
+
+
+def held_items(plan: Plan) -> tuple[LeftAlone, ...]:
+    """``deployment.nightly: agent.reviewer v2 held: ...; the pin stays at @1 ...``."""
+    out = []
+    for h in sorted(plan.held, key=lambda h: (h.deployment, h.agent, h.version)):
+        stays = f"; the pin stays at @{h.stays_at}" if h.stays_at is not None else ""
+        message = (
+            f"{h.agent} {h.message}{stays} (`reconciler apply --retry-held` runs its checks again)"
+        )
+        out.append(LeftAlone(h.deployment, None, printable(message)))
+    return tuple(out)
+
+
+HELD_HEADING = "Held candidates (their deployments' pins stay):"
+
+
+def check_sessions_message(plan: Plan) -> str | None:
+    """``Apply would start 2 check sessions (rollout checks; each uses model time).``"""
+    n = plan.check_sessions
+    if not n:
+        return None
+    return (
+        f"Apply would start {n} check session{'s' if n != 1 else ''} (rollout checks; on a "
+        "real provider each uses model time)."
+    )
 
 
 def pin_block(move: PinMove) -> Block:
@@ -451,6 +502,8 @@ def plan_outline(plan: Plan, *, width: int = 100, full: bool = False) -> Outline
         shortened=not full and any(_action_shortened(a) for a in plan.actions),
         untargeted_message=untargeted_message(plan),
         policy_warnings=tuple(_policy_warning(w) for w in plan.policy_warnings),
+        held=held_items(plan),
+        check_sessions=check_sessions_message(plan),
     )
 
 
@@ -489,6 +542,12 @@ def no_changes_message(plan: Plan) -> str:
     to be recorded in the lockfile."""
     if plan.targets:
         first = "The targeted resources match the manifests."
+    elif plan.held:
+        n = len(plan.held)
+        first = (
+            f"Apply would change nothing: {n} held candidate{' keeps its' if n == 1 else 's keep their'} "
+            f"deployment{'' if n == 1 else 's'} where {'it is' if n == 1 else 'they are'}, as shown below."
+        )
     elif plan.notes:
         n = len(plan.notes)
         first = (

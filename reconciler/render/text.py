@@ -18,6 +18,7 @@ from reconciler.engine.model import CHANGE_TYPES, DriftReport, Plan
 from reconciler.render.outline import (
     CONFLICTS_HEADING,
     DETAIL_INDENT,
+    HELD_HEADING,
     POLICY_WARNINGS_HEADING,
     TWINS_HEADING,
     Block,
@@ -237,6 +238,12 @@ def _closing(outline: Outline) -> list[Text]:
         lines += [Text(""), Text(POLICY_WARNINGS_HEADING, style="bold yellow")]
         for item in outline.policy_warnings:
             lines.append(Text(f"  {item.address} ({item.remote_id}): {item.message}"))
+    if outline.held:
+        lines += [Text(""), Text(HELD_HEADING, style="bold")]
+        for held in outline.held:
+            lines.append(Text(f"  {held.address}: {held.message}"))
+    if outline.check_sessions:
+        lines += [Text(""), Text(outline.check_sessions, style="bold yellow")]
     if outline.untargeted_message:
         lines += [Text(""), Text(outline.untargeted_message, style="bold yellow")]
     return lines

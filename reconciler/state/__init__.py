@@ -43,9 +43,13 @@ from reconciler.state.lockfile import (
 )
 from reconciler.state.model import (
     LOCKFILE_VERSION,
+    MAX_PIN_HISTORY,
+    HeldVersion,
     LockEntry,
     Lockfile,
     PendingIntent,
+    PinCause,
+    PinRecord,
     check_address,
     list_entries,
     move_entry,
@@ -58,9 +62,11 @@ from reconciler.state.store import StateStore
 
 __all__ = [
     "LOCKFILE_VERSION",
+    "MAX_PIN_HISTORY",
     "PLAN_FILE_KIND",
     "ApplyLock",
     "Edit",
+    "HeldVersion",
     "Journal",
     "LockEntry",
     "LockInfo",
@@ -68,6 +74,8 @@ __all__ = [
     "LockfileEncoder",
     "LockfileWriteError",
     "PendingIntent",
+    "PinCause",
+    "PinRecord",
     "StateBackend",
     "StateStore",
     "backup_path",

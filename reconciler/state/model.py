@@ -57,6 +57,41 @@ class _Frozen(LeanModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+#: What moved a deployment's pin (``LockEntry.pin_history``): a plain apply, an apply whose
+#: checks passed, an apply with ``--skip-checks``, ``--retry-held`` whose checks passed, a
+#: rollback, or the first record of a deployment found again after a lost lockfile.
+PinCause = Literal["apply", "checks", "skip-checks", "retry-held", "rollback", "healed"]
+
+
+class PinRecord(_Frozen):
+    """One move of a deployment's pin: to ``version`` of ``agent`` at ``at``, by ``by``."""
+
+    agent: str = Field(min_length=1)
+    version: int = Field(ge=1)
+    at: Timestamp
+    by: PinCause
+    from_version: int | None = None
+
+
+class HeldVersion(_Frozen):
+    """An agent version a deployment must not be moved to again by a later apply.
+
+    ``reason`` is ``checks`` (``failed`` of ``total`` checks failed on it) or ``rollback`` (the
+    deployment was rolled back from it). Only ``apply --retry-held`` tries it again.
+    """
+
+    agent: str = Field(min_length=1)
+    version: int = Field(ge=1)
+    reason: Literal["checks", "rollback"]
+    at: Timestamp
+    failed: int | None = Field(default=None, ge=0)
+    total: int | None = Field(default=None, ge=0)
+
+
+#: The most pin moves a deployment's entry keeps (the oldest go first).
+MAX_PIN_HISTORY = 50
+
+
 class LockEntry(_Frozen):
     """What apply last did to one address.
 
@@ -72,6 +107,8 @@ class LockEntry(_Frozen):
         remote_name: the remote ``name`` / ``display_name`` when it differs from the address.
         created_at: when apply created (or adopted) the resource.
         updated_at: when apply last changed it.
+        held: deployments: agent versions never promoted again (failed checks, rolled back).
+        pin_history: deployments: each pin move, oldest first (at most ``MAX_PIN_HISTORY``).
     """
 
     kind: str = Field(min_length=1)
@@ -85,6 +122,14 @@ class LockEntry(_Frozen):
     remote_name: str | None = None
     created_at: Timestamp
     updated_at: Timestamp
+    # rollout state: left out of the file while empty, so older lockfiles read and write as
+    # they were
+    held: tuple[HeldVersion, ...] = Field(default=(), exclude_if=lambda v: not v)
+    pin_history: tuple[PinRecord, ...] = Field(default=(), exclude_if=lambda v: not v)
+
+    def held_version(self, agent: str, version: int | None) -> HeldVersion | None:
+        """The hold on ``version`` of ``agent``, if this deployment holds it."""
+        return next((h for h in self.held if h.agent == agent and h.version == version), None)
 
 
 class PendingIntent(_Frozen):

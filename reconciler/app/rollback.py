@@ -1,0 +1,195 @@
+"""``rollback deployment.NAME [--to VERSION]``: move a pin back, as a plan run by the executor.
+
+The version to go back to is the one the deployment ran before its last pin move (the
+lockfile's ``pin_history``), or the one given. The plan is one deployment ``Update`` whose
+``Gate`` says ``rollback``: it sends only the pin (never touching the agent), and recording
+its outcome holds the version rolled back from, so no later apply promotes it again (only
+``apply --retry-held`` does, after its checks). Nothing here prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from reconciler.app.checks import ProviderCheckRunner
+from reconciler.app.workspace import Settings, check_origin, connect
+from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
+from reconciler.engine.gate import Gate
+from reconciler.engine.model import FieldChange, PinMove, Plan, Target, Update
+from reconciler.engine.record import record_outcome
+from reconciler.errors import NotFoundError, PlanError
+from reconciler.provider.adapter import ClientBackedProvider
+from reconciler.state import ApplyLock, Journal, LockEntry, StateStore, utc_timestamp
+
+if TYPE_CHECKING:  # the HTTP stack loads when a command connects (tests/test_startup.py)
+    from reconciler.provider import ProviderClient
+
+
+@dataclass(frozen=True, repr=False)
+class RollbackResult:
+    plan: Plan
+    report: ApplyReport
+
+    def __repr__(self) -> str:
+        return f"RollbackResult({self.plan.pin_moves!r})"
+
+
+def _no_secrets(address: str, path: str) -> str:
+    raise PlanError(f"a rollback sends no secret ({address}: {path})")
+
+
+def previous_version(entry: LockEntry, agent: str, current: int) -> int | None:
+    """The version the deployment ran before it moved to ``current`` (its pin history)."""
+    for record in reversed(entry.pin_history):
+        if record.agent == agent and record.version == current:
+            return record.from_version
+    return None
+
+
+def rollback_plan(address: str, entry: LockEntry, live: dict[str, object], to: int | None) -> Plan:
+    """The plan of a rollback of ``address`` (its lockfile entry and live object).
+
+    Raises:
+        PlanError: not a deployment, no earlier version known (and no ``to``), or ``to`` is
+            the version it runs already.
+    """
+    agent_pin = live.get("agent")
+    if not isinstance(agent_pin, dict) or len(entry.pins) != 1:
+        raise PlanError(f"{address} has no agent pin recorded in the lockfile to roll back")
+    agent = next(iter(entry.pins))
+    current = agent_pin.get("version")
+    if not isinstance(current, int):
+        raise PlanError(f"{address} runs no numbered version of {agent}; nothing to roll back")
+    target = to if to is not None else previous_version(entry, agent, current)
+    if target is None:
+        raise PlanError(
+            f"the lockfile records no version {address} ran before {agent}@{current} (its pin "
+            f"history is empty or starts there); say which with --to VERSION"
+        )
+    if target == current:
+        raise PlanError(f"{address} runs {agent}@{current} already; nothing to roll back")
+    gate = Gate(
+        deployment=address,
+        agent=agent,
+        from_version=current,
+        to_version=target,
+        mode="rollback",
+        # where the rollback's record session is made (``CheckRunner.record``)
+        session={"environment_id": live.get("environment_id")},
+    )
+    action = Update(
+        address=address,
+        kind="deployment",
+        reason=f"rollback: back to {agent}@{target}, the version before @{current}"
+        if to is None
+        else f"rollback: back to {agent}@{target} (--to)",
+        remote_id=entry.id,
+        changes=(FieldChange(op="change", path="agent.version", old=current, new=target),),
+        body={"agent": {"type": "agent", "id": agent_pin.get("id"), "version": target}},
+        target=Target(
+            spec_digest=entry.spec_digest,
+            protect=entry.protect,
+            remote_name=entry.remote_name,
+            secret_fingerprints=dict(entry.secret_fingerprints),
+            pins={agent: target},
+        ),
+        live_marker=str(live.get("updated_at")) if live.get("updated_at") else None,
+        gate=gate,
+    )
+    move = PinMove(
+        deployment=address,
+        agent=agent,
+        old=current,
+        new=target,
+        follows_latest=False,
+        gate="rollback",
+    )
+    return Plan(actions=(action,), pin_moves=(move,))
+
+
+async def rollback(
+    settings: Settings,
+    address: str,
+    *,
+    to: int | None = None,
+    confirm: Callable[[Plan], bool] | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
+) -> RollbackResult | None:
+    """Move ``address``'s pin back (to ``to``, else to the version before its last move).
+
+    Holds the apply lock; the plan is shown (``on_plan``), confirmed (``confirm``; False
+    returns None and changes nothing) and run by the executor, its outcome recorded in the
+    lockfile (the pin history gains a ``rollback`` move, the version left is held).
+
+    Raises:
+        PlanError: not a deployment address, not in the lockfile, nothing to roll back to,
+            the version does not exist, or the lockfile was applied to another provider.
+        LockHeld: an apply holds the lock.
+    """
+    if not address.startswith("deployment.") or address.count(".") != 1:
+        raise PlanError(f"rollback takes a deployment address (deployment.NAME), not {address!r}")
+    if to is not None and to < 1:
+        raise PlanError(f"--to must be a version number >= 1, not {to}")
+    with ApplyLock(settings.lockfile) as lock:
+        store = StateStore(settings.lockfile, project=settings.project)
+        lockfile = store.load()
+        check_origin(settings, lockfile)
+        entry = lockfile.resources.get(address)
+        if entry is None or entry.kind != "deployment":
+            raise PlanError(
+                f"{address} is not in {settings.lockfile}; only an applied deployment can be "
+                "rolled back"
+            )
+        async with connect(settings) as client:
+            client.write_guard = lock.ensure_held
+            try:
+                live = await client.deployments.retrieve(entry.id)
+            except NotFoundError as e:
+                raise PlanError(f"{address} ({entry.id}) no longer exists at the provider") from e
+            plan = rollback_plan(address, entry, live, to)
+            plan = plan.model_copy(
+                update={
+                    "project": settings.project,
+                    "lineage": lockfile.lineage,
+                    "serial": lockfile.serial,
+                }
+            )
+            await _check_version(client, plan)
+            if on_plan is not None:
+                on_plan(plan)
+            if confirm is not None and not confirm(plan):
+                return None
+            journal = Journal(store, senders=1, guard=lock.ensure_held)
+
+            def outcome(o: Outcome) -> None:
+                now = utc_timestamp()
+                journal.stage(lambda lf: record_outcome(lf, o, now))
+
+            try:
+                report = await apply_plan(
+                    plan,
+                    ClientBackedProvider(client),
+                    resolve_secret=_no_secrets,
+                    parallelism=1,
+                    on_outcome=outcome,
+                    checks=ProviderCheckRunner(client, settings.project),
+                )
+            finally:
+                await journal.close()
+    return RollbackResult(plan, report)
+
+
+async def _check_version(client: ProviderClient, plan: Plan) -> None:
+    """The version to go back to must exist (an archived agent's versions still do)."""
+    action = plan.actions[0]
+    assert isinstance(action, Update) and action.gate is not None
+    agent_id = action.body["agent"]["id"]
+    version = action.gate.to_version
+    try:
+        await client.agents.retrieve(agent_id, version=version)
+    except NotFoundError as e:
+        raise PlanError(
+            f"{action.gate.agent} has no version {version} ({agent_id}); pick one that exists"
+        ) from e

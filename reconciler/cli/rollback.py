@@ -1,0 +1,86 @@
+"""``rollback deployment.NAME [--to VERSION]``: parse, show the plan, ask, run, report.
+
+What to roll back to and how is decided by ``reconciler.app.rollback``; this module only
+renders the plan, asks on a terminal (or takes ``--auto-approve``) and sets the exit code.
+"""
+
+from __future__ import annotations
+
+import click
+
+from reconciler import app as usecases
+from reconciler.app import Plan
+from reconciler.cli import terminal
+from reconciler.cli.app import App, pass_app
+from reconciler.cli.failures import fail
+from reconciler.cli.planning import rollout_report
+from reconciler.render import render_apply_summary, render_plan
+
+
+def register(group: click.Group) -> None:
+    group.add_command(rollback)
+
+
+@click.command()
+@click.argument("address", metavar="deployment.NAME")
+@click.option(
+    "--to",
+    "to",
+    type=int,
+    metavar="VERSION",
+    help="The agent version to go back to (default: the one before the last pin move).",
+)
+@click.option(
+    "--auto-approve",
+    is_flag=True,
+    help="Roll back without asking. Needed when stdin is not a terminal (CI).",
+)
+@pass_app
+def rollback(app: App, address: str, to: int | None, auto_approve: bool) -> None:
+    """Move a deployment's pin back to the version it had before (or to --to VERSION).
+
+    Shown as a plan and applied through the executor; the agent is not touched. The version
+    rolled back from is held: no later apply promotes it again (`apply --retry-held` does,
+    after its checks). The lockfile's pin history (`reconciler state show deployment.NAME`)
+    records the rollback. Exit 0 when the pin moved, 1 otherwise.
+    """
+    if not auto_approve and not terminal.is_interactive():
+        fail(
+            "refusing to roll back without confirmation: stdin and stderr are not both a "
+            "terminal, so there is no one to ask. Pass --auto-approve"
+        )
+
+    def show(the_plan: Plan) -> None:
+        click.echo(
+            render_plan(
+                the_plan, "text", color=terminal.stdout_color(), width=terminal.stdout_width()
+            ),
+            nl=False,
+        )
+
+    def confirm(the_plan: Plan) -> bool:
+        with app.signals.interrupting():
+            return terminal.confirm_apply()
+
+    try:
+        result = app.run(
+            usecases.rollback(
+                app.settings,
+                address,
+                to=to,
+                confirm=None if auto_approve else confirm,
+                on_plan=show,
+            )
+        )
+    except terminal.PromptInterrupted:
+        click.echo("Rollback cancelled; nothing was changed.", err=True)
+        raise click.exceptions.Exit(1) from None
+    if result is None:
+        click.echo("Rollback cancelled; nothing was changed.")
+        raise click.exceptions.Exit(1)
+    report = result.report
+    rollout_report(report)
+    done: dict[str, int] = {o.action.type: 1 for o in report.outcomes if o.ok}
+    click.echo(render_apply_summary(done, report.failures))
+    if not report.ok:
+        raise click.exceptions.Exit(1)

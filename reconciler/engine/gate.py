@@ -1,0 +1,192 @@
+"""Gated pin moves as plan data: the checks a candidate version must pass, and the verdict.
+
+A ``Gate`` rides on the deployment ``Update`` that moves a pin: the checks to run against
+the candidate, and the session they run in (the deployment's environment, vaults and
+resources, with the placeholders the executor resolves). ``HeldCandidate`` is what a plan
+says about a version the lockfile holds. ``CheckRunner`` is the executor's seam to whoever
+runs a check (``reconciler.app.checks`` over the provider client); ``CheckResult`` and
+``GateVerdict`` are what comes back. Pure data and one protocol: no I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from pydantic import ConfigDict, Field
+
+from reconciler.lean import LeanModel
+from reconciler.manifest.rollout import DEFAULT_CHECK_TIMEOUT
+from reconciler.state import HeldVersion, PinRecord
+
+JSON = dict[str, Any]
+
+#: How a gated pin move is carried out: after its checks pass; without them
+#: (``--skip-checks``); after the checks of a held candidate pass again (``--retry-held``);
+#: or back to an earlier version (``reconciler rollback``, no checks).
+GateMode = Literal["checks", "skip-checks", "retry-held", "rollback"]
+
+
+class _Frozen(LeanModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Check(_Frozen):
+    """One check of a deployment's ``rollout.checks``."""
+
+    message: str
+    contains: tuple[str, ...] = ()
+    rubric: str | None = None
+    timeout: float = DEFAULT_CHECK_TIMEOUT
+
+    @property
+    def expected(self) -> str:
+        """What the check wants, in words: ``contains "PR 42"; rubric satisfied: names ...``."""
+        parts = [f"contains {', '.join(repr(c) for c in self.contains)}"] if self.contains else []
+        if self.rubric is not None:
+            parts.append(f"the grader satisfied by the rubric {self.rubric!r}")
+        return "; ".join(parts) or "an answer without error"
+
+
+class Gate(_Frozen):
+    """What must happen before a deployment's pin moves from ``from_version`` to the
+    candidate (``to_version``; None: the version this apply creates, known at apply)."""
+
+    deployment: str
+    agent: str
+    from_version: int | None
+    to_version: int | None
+    mode: GateMode = "checks"
+    checks: tuple[Check, ...] = ()
+    #: the check sessions' create body without ``agent``: ``environment_id`` (``$ref``),
+    #: ``vault_ids``, ``resources`` (secrets as ``$secret``), as the deployment has them
+    session: JSON = Field(default_factory=dict)
+
+    @property
+    def sessions(self) -> int:
+        """How many check sessions apply starts for this move."""
+        return len(self.checks) if self.mode in ("checks", "retry-held") else 0
+
+
+class HeldCandidate(_Frozen):
+    """A version a deployment would move to but the lockfile holds (failed checks, or rolled
+    back from): the plan leaves the pin where it is and says why."""
+
+    deployment: str
+    agent: str
+    version: int
+    reason: Literal["checks", "rollback"]
+    #: when it was held (the lockfile's timestamp)
+    held_at: str
+    failed: int | None = None
+    total: int | None = None
+    #: the version the pin stays at
+    stays_at: int | None = None
+
+    @property
+    def message(self) -> str:
+        """``v2 held: 1 of 2 checks failed on 2026-12-05``."""
+        day = self.held_at[:10]
+        if self.reason == "rollback":
+            return f"v{self.version} held: rolled back on {day}"
+        return f"v{self.version} held: {self.failed} of {self.total} checks failed on {day}"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """How one check went. ``answer`` is what the agent said (and the grader, with a rubric);
+    ``error`` why it could not be judged (timed out, ``session.error``, a provider error)."""
+
+    check: Check
+    passed: bool
+    session_id: str | None = None
+    answer: str = ""
+    error: str | None = None
+    #: the outcome grader's last verdict (``satisfied``, ``needs_revision``...), with a rubric
+    verdict: str | None = None
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """The checks of one candidate, and whether the pin moved."""
+
+    gate: Gate
+    candidate: int | None
+    results: tuple[CheckResult, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def failed(self) -> tuple[CheckResult, ...]:
+        return tuple(r for r in self.results if not r.passed)
+
+    @property
+    def session_ids(self) -> tuple[str, ...]:
+        return tuple(r.session_id for r in self.results if r.session_id)
+
+    def describe_failures(self) -> str:
+        """One finished paragraph per failed check (message, expected, answer, session)."""
+        n, total = len(self.failed), len(self.results)
+        head = (
+            f"the pin stays at {self.gate.agent}@{self.gate.from_version}: {n} of {total} "
+            f"checks failed on v{self.candidate}, which is now held"
+        )
+        lines = [head]
+        for r in self.failed:
+            answer = r.error if r.error is not None else repr(_short(r.answer))
+            lines.append(
+                f"    check {r.check.message!r}: expected {r.check.expected}; got {answer} "
+                f"(session {r.session_id or 'none'})"
+            )
+        return "\n".join(lines)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class RecoveredRollout(_Frozen):
+    """A deployment's rollout record read back from the provider after a lost lockfile
+    (``CheckRunner.record`` left it there); its lockfile entry starts from it."""
+
+    held: tuple[HeldVersion, ...] = ()
+    pin_history: tuple[PinRecord, ...] = ()
+
+
+class CheckRunner(Protocol):
+    """Runs the checks of a gate against a candidate version (concurrently), archives their
+    sessions, and returns one result per check (a check never raises: it fails)."""
+
+    async def run_checks(
+        self, gate: Gate, agent_id: str, version: int, session: JSON
+    ) -> Sequence[CheckResult]:
+        """Args: the gate; the candidate (agent id, version); the session body resolved
+        (``environment_id``, ``vault_ids``, ``resources`` with secret values)."""
+        ...
+
+    async def record(
+        self, gate: Gate, agent_id: str, version: int, session: JSON, record: JSON
+    ) -> None:
+        """Leave ``record`` (``move_record`` / ``hold_record``) at the provider, where a
+        lost lockfile's rollout state is read back from (``RecoveredRollout``)."""
+        ...
+
+
+def move_record(gate: Gate, to_version: int) -> JSON:
+    """What a gated pin move leaves at the provider: ``{"by", "agent", "from", "to"}``."""
+    by = "checks" if gate.mode == "checks" and gate.checks else gate.mode
+    return {"by": by, "agent": gate.agent, "from": gate.from_version, "to": to_version}
+
+
+def hold_record(verdict: GateVerdict) -> JSON:
+    """What a held candidate leaves at the provider."""
+    return {
+        "hold": "checks",
+        "agent": verdict.gate.agent,
+        "version": verdict.candidate,
+        "failed": len(verdict.failed),
+        "total": len(verdict.results),
+    }

@@ -1,0 +1,126 @@
+"""A deployment's rollout record in the lockfile: its pin history and its held candidates.
+
+``record_outcome`` (``record``) calls these with the entry it is about to write: each pin
+that changed is appended to ``pin_history`` with what moved it, a rollback holds the version
+it left, a retried candidate that passed is no longer held, and a candidate whose checks
+failed is held (``hold_candidate``). Pure functions over the state models; no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from reconciler.engine.gate import Gate, GateVerdict, RecoveredRollout
+from reconciler.engine.model import NoOp, Update
+from reconciler.engine.outcome import Outcome
+from reconciler.state import (
+    MAX_PIN_HISTORY,
+    HeldVersion,
+    LockEntry,
+    Lockfile,
+    PinCause,
+    PinRecord,
+)
+
+
+def with_pin_history(
+    entry: LockEntry, old: LockEntry | None, outcome: Outcome, now: str
+) -> LockEntry:
+    """``entry`` (a deployment's new lockfile entry) with the rollout record of ``old``
+    carried over and this outcome's pin moves added."""
+    if entry.kind != "deployment":
+        return entry
+    held = old.held if old is not None else ()
+    history = old.pin_history if old is not None else ()
+    target = getattr(outcome.action, "target", None)
+    recovered = getattr(target, "recovered", None)
+    if old is None and recovered is not None:  # healed: start from what the provider kept
+        held, history = recovered.held, recovered.pin_history
+    before = old.pins if old is not None else {}
+    gate = outcome.action.gate if isinstance(outcome.action, Update) else None
+    cause = _cause(gate, outcome.action, old)
+    for agent, version in sorted(entry.pins.items()):
+        if before.get(agent) != version:
+            move = PinRecord(
+                agent=agent, version=version, at=now, by=cause, from_version=before.get(agent)
+            )
+            history = (*history, move)
+            # a version the deployment now runs on purpose is no longer held
+            held = tuple(h for h in held if not (h.agent == agent and h.version == version))
+    if gate is not None and gate.mode == "rollback" and gate.from_version is not None:
+        held = _with_hold(
+            held,
+            HeldVersion(agent=gate.agent, version=gate.from_version, reason="rollback", at=now),
+        )
+    if held == entry.held and history == entry.pin_history:
+        return entry
+    return entry.model_copy(update={"held": held, "pin_history": history[-MAX_PIN_HISTORY:]})
+
+
+def hold_candidate(lockfile: Lockfile, address: str, verdict: GateVerdict, now: str) -> Lockfile:
+    """The lockfile with ``verdict``'s candidate held for the deployment at ``address``
+    (its checks failed): no later apply moves the pin to it, unless ``--retry-held``."""
+    entry = lockfile.resources.get(address)
+    if entry is None or verdict.candidate is None or verdict.passed:
+        return lockfile
+    hold = HeldVersion(
+        agent=verdict.gate.agent,
+        version=verdict.candidate,
+        reason="checks",
+        at=now,
+        failed=len(verdict.failed),
+        total=len(verdict.results),
+    )
+    entry = entry.model_copy(update={"held": _with_hold(entry.held, hold), "updated_at": now})
+    return lockfile.with_entry(address, entry)
+
+
+def _with_hold(held: tuple[HeldVersion, ...], hold: HeldVersion) -> tuple[HeldVersion, ...]:
+    others = tuple(h for h in held if not (h.agent == hold.agent and h.version == hold.version))
+    return (*others, hold)
+
+
+def _cause(gate: Gate | None, action: object, old: LockEntry | None) -> PinCause:
+    if gate is not None:
+        return "checks" if gate.mode == "checks" and gate.checks else gate.mode
+    if isinstance(action, NoOp) and old is None:
+        return "healed"  # found again by its ownership tags: what came before is not known
+    return "apply"
+
+
+def replay_records(records: Iterable[tuple[str, dict[str, Any]]]) -> RecoveredRollout:
+    """A deployment's held versions and pin history from its records at the provider
+    (``(created_at, record)``, oldest first; ``gate.move_record`` / ``gate.hold_record``).
+    A record this version cannot read is skipped."""
+    held: tuple[HeldVersion, ...] = ()
+    history: tuple[PinRecord, ...] = ()
+    for at, record in records:
+        try:
+            agent = str(record["agent"])
+            if "hold" in record:
+                hold = HeldVersion(
+                    agent=agent,
+                    version=record["version"],
+                    reason="checks",
+                    at=at,
+                    failed=record.get("failed"),
+                    total=record.get("total"),
+                )
+                held = _with_hold(held, hold)
+                continue
+            move = PinRecord(
+                agent=agent,
+                version=record["to"],
+                at=at,
+                by=record["by"],
+                from_version=record.get("from"),
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+        history = (*history, move)
+        held = tuple(h for h in held if not (h.agent == agent and h.version == move.version))
+        if move.by == "rollback" and move.from_version is not None:
+            hold = HeldVersion(agent=agent, version=move.from_version, reason="rollback", at=at)
+            held = _with_hold(held, hold)
+    return RecoveredRollout(held=held, pin_history=history[-MAX_PIN_HISTORY:])

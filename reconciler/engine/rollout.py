@@ -1,0 +1,133 @@
+"""Plan a deployment's pin move through its rollout gate, or keep a held candidate out.
+
+Given a deployment already planned (``resource.plan_resource``), decide:
+
+- the move goes to a version the lockfile holds for the deployment (its checks failed, or it
+  was rolled back from): the pin stays where it is (the deployment is planned again with the
+  live version pinned) and the plan says which candidate is held, unless ``retry_held``;
+- the deployment has ``rollout.checks`` (or the move retries a held candidate): its update
+  carries a ``Gate``, and the executor moves the pin only once the checks pass
+  (``skip_checks`` moves it without them, and the lockfile says so).
+
+A new deployment is not gated: there is no pin to protect yet, and it starts at the version
+the manifest asks for. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import replace
+
+from reconciler.engine.desired import DesiredResource, request_fields
+from reconciler.engine.gate import Check, Gate, GateMode, HeldCandidate, RecoveredRollout
+from reconciler.engine.inputs import PlanInputs
+from reconciler.engine.model import PinMove, Update
+from reconciler.engine.resource import Planned, plan_resource, predicted_id, predicted_version
+from reconciler.state import HeldVersion
+
+#: fields of a deployment's create body a check session takes as they are
+SESSION_FIELDS = ("environment_id", "vault_ids", "resources")
+
+
+def gate_pin_move(
+    inputs: PlanInputs, res: DesiredResource, done: Planned, planned: Mapping[str, Planned]
+) -> tuple[Planned, HeldCandidate | None]:
+    """``done`` with its pin move gated, or planned again without a held candidate.
+
+    A deployment the lockfile has no entry for (a lost lockfile) takes its held versions from
+    the record the provider kept (``inputs.recovered``), and its action carries that record
+    so that its new entry starts from it.
+
+    Returns:
+        The deployment's ``Planned`` (its update carrying a ``Gate`` when gated), and the
+        held candidate the plan reports when the pin stays because of it.
+    """
+    live = done.live
+    if res.kind != "deployment" or res.pin is None or live is None:
+        return done, None
+    entry = inputs.entry(res.address)
+    if entry is None and res.moved_from is not None:  # a renamed deployment keeps its record
+        entry = inputs.entry(res.moved_from)
+    recorded = entry is not None and entry.id == live.get("id")
+    recovered = inputs.recovered.get(res.address) if entry is None else None
+    held = entry.held if entry is not None and recorded else ()
+    if recovered is not None:
+        held = recovered.held
+    planned_now, hold = _gate(inputs, res, done, planned, held)
+    return _carrying(planned_now, recovered), hold
+
+
+def _gate(
+    inputs: PlanInputs,
+    res: DesiredResource,
+    done: Planned,
+    planned: Mapping[str, Planned],
+    held: tuple[HeldVersion, ...],
+) -> tuple[Planned, HeldCandidate | None]:
+    live = done.live
+    assert live is not None and res.pin is not None
+    agent, pinned = res.pin
+    live_agent = live.get("agent") or {}
+    old = live_agent.get("version")
+    new = pinned if pinned is not None else predicted_version(planned, agent)
+    same_agent = live_agent.get("id") == predicted_id(planned, agent)
+    if old == new and same_agent:
+        return done, None
+    hold = next((h for h in held if h.agent == agent and h.version == new), None)
+    retry = hold is not None and inputs.options.retry_held
+    if hold is not None and not retry and same_agent and isinstance(old, int):
+        kept = plan_resource(inputs, replace(res, held_pin=old), planned)
+        return kept, HeldCandidate(
+            deployment=res.address,
+            agent=agent,
+            version=hold.version,
+            reason=hold.reason,
+            held_at=hold.at,
+            failed=hold.failed,
+            total=hold.total,
+            stays_at=old,
+        )
+    action = done.action
+    if not isinstance(action, Update) or (res.rollout is None and not retry):
+        return done, None
+    checks = tuple(Check(**c) for c in (res.rollout or {}).get("checks") or ())
+    mode: GateMode = "retry-held" if retry else "checks"
+    if inputs.options.skip_checks and checks and not retry:
+        mode = "skip-checks"
+    body = request_fields(res, inputs.options.project)
+    gate = Gate(
+        deployment=res.address,
+        agent=agent,
+        from_version=old if isinstance(old, int) else None,
+        to_version=new,
+        mode=mode,
+        checks=checks,
+        session={k: body[k] for k in SESSION_FIELDS if body.get(k)},
+    )
+    return replace(done, action=action.model_copy(update={"gate": gate})), None
+
+
+def _carrying(done: Planned, recovered: RecoveredRollout | None) -> Planned:
+    """``done`` whose action's target carries ``recovered`` (into the new lockfile entry)."""
+    action = done.action
+    target = getattr(action, "target", None)
+    if recovered is None or action is None or target is None:
+        return done
+    target = target.model_copy(update={"recovered": recovered})
+    return replace(done, action=action.model_copy(update={"target": target}))
+
+
+def gated_moves(
+    moves: tuple[PinMove, ...], gates: Mapping[str, Gate], held: Collection[str]
+) -> tuple[PinMove, ...]:
+    """The pin moves, each saying how many check sessions it waits for and how it moves;
+    none for the deployments in ``held`` (their pins stay)."""
+    out = []
+    for move in moves:
+        if move.deployment in held:
+            continue
+        gate = gates.get(move.deployment)
+        if gate is not None:
+            move = move.model_copy(update={"checks": gate.sessions, "gate": gate.mode})
+        out.append(move)
+    return tuple(out)
