@@ -61,6 +61,10 @@ class StateLock(Protocol):
 
 
 class ClosableBackend(StateBackend, Protocol):
+    """A ``StateBackend`` a run opens and closes, stamping its writes' history with ``run``."""
+
+    run: RunInfo
+
     @property
     def name(self) -> str: ...
 

@@ -412,7 +412,7 @@ def _write_lock(path: Path, info: LockInfo) -> None:
     """Replace ``path`` by ``info`` (temp + rename; no fsync: a lock does not outlive a boot)."""
     temp = path.with_name(path.name + ".tmp-" + secrets.token_hex(6))
     try:
-        temp.write_text(info.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        temp.write_text(info.model_dump_json(indent=2, exclude_none=True) + "\n", encoding="utf-8")
         os.replace(temp, path)
     except BaseException:
         try:
