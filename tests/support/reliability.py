@@ -53,6 +53,10 @@ RECONCILER_VARS = (
     "RECONCILER_PROJECT",
     "RECONCILER_PROVIDER_URL",
     "RECONCILER_PROVIDER_DB",
+    "RECONCILER_BACKEND",
+    "RECONCILER_LEASE_TTL",
+    "RECONCILER_JOURNAL_ABOVE",
+    "RECONCILER_CI_RUN",
     "ANTHROPIC_API_KEY",
     "NO_COLOR",
     "FORCE_COLOR",
@@ -672,6 +676,7 @@ def assert_converged(
     addresses: tuple[str, ...] | list[str],
     *,
     ever_once: bool = True,
+    backend: str | None = None,
 ) -> None:
     """Every address exactly once live, recorded in the lockfile; no orphan, nothing pending.
 
@@ -679,9 +684,13 @@ def assert_converged(
         ever_once: also require that no address was ever created twice (counting archived
             objects): a lost response must be adopted, not created again and archived.
     """
-    from reconciler.state import read_lockfile
+    from reconciler.state import open_location
 
-    lf = read_lockfile(lockfile, project=project)
+    location = open_location(backend, lockfile, project)  # the lockfile, or the database
+    try:
+        lf = location.read()
+    finally:
+        location.close()
     live = owned_objects(db, project)
     twins = {a: [o["id"] for o in objs] for a, objs in live.items() if len(objs) > 1}
     assert not twins, f"live twins: {twins}"

@@ -56,11 +56,18 @@ class Database:
         with self.mutex:
             conn = self._conn
             if conn is None or conn.closed:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.close()
                 conn = connect(self.conninfo, purpose=self.purpose)
-                self._conn = conn
                 if not self._schema_checked:
-                    ensure_schema(conn, self.name)
+                    try:
+                        ensure_schema(conn, self.name)
+                    except BaseException:
+                        conn.close()
+                        raise
                     self._schema_checked = True
+                self._conn = conn
             return conn
 
     def drop(self) -> None:

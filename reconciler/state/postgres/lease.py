@@ -159,10 +159,15 @@ class PgLease:
             ci_run(), operation, self.ttl,
         )  # fmt: skip
         sent = time.monotonic()
-        taken, before = self.db.run(
-            lambda conn: self._take(conn, params), what="take the apply lease"
-        )
+        try:
+            taken, before = self.db.run(
+                lambda conn: self._take(conn, params), what="take the apply lease"
+            )
+        except BaseException:
+            self.db.close()
+            raise
         if not taken:
+            self.db.close()
             assert before is not None
             holder, _, _ = before
             raise LockHeld(
