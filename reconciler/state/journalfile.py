@@ -44,6 +44,8 @@ def append_record(path: Path, lineage: str, serial: int, delta: Delta) -> int:
     )
     data = (line + "\n").encode("utf-8")
     created = not path.exists()
+    if created:
+        path.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags, 0o666)
     try:

@@ -158,7 +158,9 @@ class StateStore:
                 update={"serial": current.serial + 1, "lockfile_version": LOCKFILE_VERSION}
             )
             delta = diff(current, written)
-            if self._size >= self.journal_above:
+            # a lockfile never written has its lineage and salt in memory only: the first
+            # write creates the file, whatever its size
+            if self._stamp is not None and self._size >= self.journal_above:
                 self._check_file()
                 try:
                     size = append_record(
