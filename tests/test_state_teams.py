@@ -139,6 +139,50 @@ def test_the_command_line_on_a_database_never_prints_its_password(
     assert "is not locked: no lease is held" in outputs[7][1].stderr
     assert "postgresql://postgres@127.0.0.1:" in outputs[7][1].stderr
     assert_converged(work / "unused.lock", db, PROJECT, fleet.addresses, backend=pg_url)
+    # secrets never reach the database: only their salted fingerprints
+    dump = database_text(pg_url)
+    assert "scrypt:" in dump
+    assert fleet.env and not any(value in dump for value in fleet.env.values())
+
+
+def database_text(url: str) -> str:
+    """Every row of every reconciler table, as text."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE tablename LIKE 'reconciler_%'")]  # fmt: skip
+        return "\n".join(
+            str(conn.execute(f"SELECT t::text FROM {t} t".encode()).fetchall()) for t in tables
+        )
+
+
+def test_migrate_from_the_lockfile_to_the_database_and_back(pg_url: str, tmp_path: Path) -> None:
+    """``state migrate``: file -> PostgreSQL -> file, lineage and serial kept; the database
+    then plans no change; a non-empty target is refused without --force."""
+    fleet, (work,) = workdirs(tmp_path, 1)
+    file_env = env_for(fleet, "")
+    db_env = env_for(fleet, pg_url)
+    db = tmp_path / "provider.db"
+    with provider(db) as (url, _tap):
+        assert (
+            run(
+                ["--provider-url", url, "apply", "--auto-approve"], cwd=work, env=file_env
+            ).returncode
+            == 0
+        )
+        from reconciler.state import read_lockfile
+
+        original = read_lockfile(work / "state" / "reconciler.lock", project=PROJECT)
+        moved = run(["state", "migrate", "--to", pg_url], cwd=work, env=file_env)
+        assert moved.returncode == 0, moved.stderr
+        assert f"lineage {original.lineage}, serial {original.serial}" in moved.stdout
+        plan = run(["--provider-url", url, "plan", "--detailed-exitcode"], cwd=work, env=db_env)
+        assert plan.returncode == 0, (plan.stdout[-2000:], plan.stderr[-2000:])
+        again = run(["state", "migrate", "--to", pg_url], cwd=work, env=file_env)
+        assert again.returncode == 1 and "refusing to overwrite" in again.stderr
+        back = run(["state", "migrate", "--to", "state/back.lock"], cwd=work, env=db_env)
+        assert back.returncode == 0, back.stderr
+    returned = read_lockfile(work / "state" / "back.lock", project=PROJECT)
+    assert returned == original
 
 
 @pytest.mark.parametrize("runners", [2, 4])
