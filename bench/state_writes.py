@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -151,12 +152,17 @@ def main() -> int:
     reason = missing_reason()
     server = PostgresServer().start() if reason is None else None
     try:
-        backends: list[tuple[str, str | None]] = [("lockfile", None)]
+        # the lockfile as before issue #17 (rewritten whole at every write), then as now
+        backends: list[tuple[str, str | None, str]] = [
+            ("lockfile, whole rewrites (before)", None, str(10**15)),
+            ("lockfile", None, ""),
+        ]
         if server is not None:
-            backends.append(("postgresql", server.new_database()))
+            backends.append(("postgresql", server.new_database(), ""))
         else:
             print(f"(no PostgreSQL: {reason})", file=sys.stderr)
-        for name, url in backends:
+        for name, url, journal_above in backends:
+            os.environ["RECONCILER_JOURNAL_ABOVE"] = journal_above
             with tempfile.TemporaryDirectory(prefix="bench-state-") as tmp:
                 work = Path(tmp)
                 manifests = write_manifests(workload, work / "manifests")
