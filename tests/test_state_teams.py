@@ -252,6 +252,36 @@ def test_kill_9_of_the_holder_then_the_next_runner_takes_over(
     assert_converged(tmp_path / "unused.lock", db, PROJECT, fleet.addresses, backend=pg_url)
 
 
+@pytest.mark.parametrize("nth", [1, 3])
+def test_kill_9_inside_a_state_transaction(pg_url: str, tmp_path: Path, nth: int) -> None:
+    """SIGKILL between the rows of a state write and its COMMIT: the server rolls the whole
+    transaction back (no half-written state), and the next runner takes over and converges."""
+    from support.reliability import shared_zygote
+
+    zygote = shared_zygote()
+    fleet, (work,) = workdirs(tmp_path, 1)
+    env = env_for(fleet, pg_url, RECONCILER_LEASE_TTL="2")
+    db = tmp_path / "provider.db"
+    with provider(db) as (url, _tap):
+        args = ["--provider-url", url, "apply", "--auto-approve", "--parallelism", "1"]
+        dead = zygote.start(args, cwd=work, env=env, crash={"point": "pg-mid-write", "nth": nth})
+        assert dead.wait(120) == -signal.SIGKILL, dead.stderr[-2000:]
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            serial = conn.execute("SELECT serial FROM reconciler_states").fetchone()
+            newest = conn.execute("SELECT max(serial) FROM reconciler_history").fetchone()
+            stray = conn.execute(
+                "SELECT count(*) FROM reconciler_resources WHERE updated_serial > "
+                "(SELECT serial FROM reconciler_states)"
+            ).fetchone()
+        assert serial is not None and newest is not None and stray == (0,)
+        assert newest[0] is None or newest[0] <= serial[0], "no row of the killed write stayed"
+        wait_for("the lease expired", lambda: bool((lease_row(pg_url) or (0, 0, True))[2]))
+        healed = zygote.run(args, cwd=work, env=env)
+    assert healed.code == 0, healed.stderr[-3000:]
+    assert "took over expired lease" in healed.stderr
+    assert_converged(tmp_path / "unused.lock", db, PROJECT, fleet.addresses, backend=pg_url)
+
+
 def test_connections_cut_mid_apply_reconnect_and_converge(
     pg_url: str, postgres_server: PostgresServer, tmp_path: Path
 ) -> None:

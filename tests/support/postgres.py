@@ -61,7 +61,10 @@ class PostgresServer:
     """One cluster in a temp folder; ``url(db)`` connects as the superuser ``postgres``."""
 
     def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="reconciler-pg-"))
+        # as root the server runs as `postgres`, who must reach the folder: /tmp, not a
+        # TMPDIR under a private home
+        where = "/tmp" if os.geteuid() == 0 and os.path.isdir("/tmp") else None
+        self.root = Path(tempfile.mkdtemp(prefix="reconciler-pg-", dir=where))
         self.data = self.root / "data"
         self.port = 0
         self.log = self.root / "server.log"

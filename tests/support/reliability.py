@@ -367,6 +367,14 @@ ZYGOTE_SOURCE = textwrap.dedent(
                     die()
                 return real_write(fd, data)
             os.write = write
+        elif point == "pg-mid-write":  # inside a PostgreSQL state transaction, rows written
+            from reconciler.state.postgres import store as pg_store
+            real_history = pg_store.PgStateStore._write_history
+            def write_history(self, *a, **k):
+                if due():
+                    die()
+                return real_history(self, *a, **k)
+            pg_store.PgStateStore._write_history = write_history
         elif point in ("before-rename", "after-rename"):
             real_replace = os.replace
             def replace(src, dst, *a, **k):
