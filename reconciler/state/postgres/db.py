@@ -86,6 +86,7 @@ class Database:
         *,
         what: str,
         landed: Callable[[Conn], T | None] | None = None,
+        attempts: int = ATTEMPTS,
     ) -> T:
         """``work(connection)``, again over a new connection when the connection drops.
 
@@ -93,6 +94,8 @@ class Database:
             what: what the work does, for messages ("read the state").
             landed: for a write: after a dropped connection, returns the write's result if it
                 was committed after all (then it is not sent again), else None.
+            attempts: how many connections to try (a heartbeat tries once: it runs again
+                soon anyway, and must not hold up a release).
 
         Raises:
             DatabaseError: the database stayed unreachable, or refused the work.
@@ -100,7 +103,7 @@ class Database:
         import psycopg
 
         lost: BaseException | None = None
-        for attempt in range(ATTEMPTS):
+        for attempt in range(max(1, attempts)):
             if attempt:
                 time.sleep(BACKOFF * attempt)
             try:

@@ -242,7 +242,7 @@ class PgLease:
             ).fetchone()
             return row is not None
 
-        ok = self.db.run(renew, what="renew the apply lease")
+        ok = self.db.run(renew, what="renew the apply lease", attempts=1)
         if ok:
             self._renewed_at = max(self._renewed_at, sent)
         return ok
@@ -272,7 +272,9 @@ class PgLease:
             if not self.lost:
                 try:
                     current = self.db.run(
-                        lambda conn: read_lease(conn, self.project), what="read the apply lease"
+                        lambda conn: read_lease(conn, self.project),
+                        what="read the apply lease",
+                        attempts=1,
                     )
                     seen = current[0] if current else None
                     ours = current is not None and seen is not None and seen.id == info.id
@@ -313,6 +315,7 @@ class PgLease:
                     (self.project, info.id),
                 ),
                 what="release the apply lease",
+                attempts=2,
             )
         except (DatabaseError, LockfileError) as e:
             logger.warning(
