@@ -106,8 +106,8 @@ def connect(conninfo: str, *, purpose: str = "") -> psycopg.Connection[tuple[obj
     try:
         return psycopg.connect(make_conninfo(conninfo, **extra), autocommit=True)
     except psycopg.Error as e:
-        doing = f" ({purpose})" if purpose else ""
-        reason = scrub(str(e).strip() or type(e).__name__, conninfo)
+        doing = f" for the {purpose}" if purpose else ""
+        reason = " ".join(scrub(str(e).strip() or type(e).__name__, conninfo).split())
         raise DatabaseUnreachable(
             f"cannot connect to the state database {redact(conninfo)}{doing}: {reason}"
         ) from None

@@ -43,7 +43,7 @@ BACKOFF = 0.25
 class Database:
     """The state database named by ``conninfo`` (connected on first use)."""
 
-    def __init__(self, conninfo: str, *, purpose: str = "state") -> None:
+    def __init__(self, conninfo: str, *, purpose: str = "") -> None:
         self.conninfo = conninfo
         self.name = redact(conninfo)
         self.purpose = purpose
@@ -135,5 +135,5 @@ class Database:
         raise self.error(what, lost) from None
 
     def error(self, what: str, e: BaseException) -> DatabaseError:
-        reason = scrub(str(e).strip() or type(e).__name__, self.conninfo)
+        reason = " ".join(scrub(str(e).strip() or type(e).__name__, self.conninfo).split())
         return DatabaseError(f"{self.name}: could not {what}: {reason}")
