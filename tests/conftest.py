@@ -70,3 +70,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     from support.golden import add_golden_option
 
     add_golden_option(parser)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    """A real PostgreSQL server for this test session (``support.postgres``).
+
+    Skipped with the reason when the binaries are missing, except under CI (``CI`` set),
+    where a missing server fails the test instead.
+    """
+    import os
+
+    from support.postgres import PostgresServer, missing_reason
+
+    reason = missing_reason()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL tests: {reason}")
+        pytest.skip(reason)
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server: object) -> str:
+    """The URL of a fresh, empty database on the session's PostgreSQL server."""
+    from support.postgres import PostgresServer
+
+    assert isinstance(postgres_server, PostgresServer)
+    return postgres_server.new_database()

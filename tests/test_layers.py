@@ -60,6 +60,7 @@ CONFINED = {
     # server it emulates does (not manifest parsing: no positions, no schema)
     "yaml": ("manifest/", "provider/local/skill_bundle.py"),
     "ruamel": ("manifest/", "app/fmt.py"),
+    "psycopg": ("state/postgres/",),
 }
 
 

@@ -80,7 +80,9 @@ def converge(
 
 def check_clean(zygote: Zygote, work: Path, env: dict[str, str], fleet: Fleet) -> None:
     """Converged: exactly once, no orphans, and ``plan --detailed-exitcode`` exits 0."""
-    assert_converged(work / "state/reconciler.lock", _db(work), PROJECT, fleet.addresses)
+    backend = env.get("RECONCILER_BACKEND")  # the state in PostgreSQL, or the lockfile
+    lockfile = work / "state/reconciler.lock"
+    assert_converged(lockfile, _db(work), PROJECT, fleet.addresses, backend=backend)
     # the embedded provider over the database the faulty server used: another origin
     args = ["--project", PROJECT, "plan", "--detailed-exitcode", "--allow-origin-change"]
     plan = zygote.run(args, cwd=work, env=env)
@@ -121,10 +123,11 @@ def _fleet_case(
     wrap: Any = None,
     update: bool = False,
     prune: bool = False,
+    backend: str | None = None,
 ) -> None:
     work = tmp_path / "work"
     fleet = write_fleet(work / "manifests", **(size or {}))
-    env = clean_env(**fleet.env)
+    env = clean_env(**fleet.env, **({"RECONCILER_BACKEND": backend} if backend else {}))
     db = _db(work)
     asyncio.run(seed_noise(db, PROJECT))
     noise = _noise(db)
@@ -136,7 +139,7 @@ def _fleet_case(
             fleet = write_fleet(work / "manifests", **(size or {}), tag=" Updated.")
             converge(zygote, work, url, env)
             check_clean(zygote, work, env, fleet)
-            _each_agent_updated_exactly_once(work, fleet)
+            _each_agent_updated_exactly_once(work, fleet, backend)
             noise_untouched(db, noise)
         if prune:
             kept = dict(size or {}, agents=(size or {}).get("agents", 40) // 2, deployments=2)
@@ -149,12 +152,16 @@ def _fleet_case(
         assert any(s >= 429 for s in statuses) or faults.latency_ms or wrap is not None, statuses
 
 
-def _each_agent_updated_exactly_once(work: Path, fleet: Fleet) -> None:
+def _each_agent_updated_exactly_once(work: Path, fleet: Fleet, backend: str | None) -> None:
     """A lost answer to an update must not update twice: every agent is at version 2."""
-    from reconciler.state import read_lockfile
+    from reconciler.state import open_location
 
     live = owned_objects(_db(work), PROJECT)
-    lf = read_lockfile(work / "state/reconciler.lock", project=PROJECT)
+    location = open_location(backend, work / "state/reconciler.lock", PROJECT)
+    try:
+        lf = location.read()
+    finally:
+        location.close()
     for address in fleet.addresses:
         if address.startswith("agent."):
             assert live[address][0]["version"] == 2, (address, live[address][0]["version"])
@@ -170,12 +177,24 @@ def _each_agent_updated_exactly_once(work: Path, fleet: Fleet) -> None:
 # --- the default run: issue #4 --------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", ["lockfile", "postgresql"])
 def test_apply_converges_under_fault_rate_0_2_with_every_resource_once(
-    zygote: Zygote, tmp_path: Path
+    zygote: Zygote, tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
     from reconciler.provider.local import FaultConfig
 
-    _fleet_case(zygote, tmp_path, FaultConfig(fault_rate=0.2, seed=4))
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    _fleet_case(zygote, tmp_path, FaultConfig(fault_rate=0.2, seed=4), backend=url)
+
+
+@pytest.mark.slow
+def test_fault_rate_create_update_prune_with_the_state_in_postgresql(
+    zygote: Zygote, tmp_path: Path, pg_url: str
+) -> None:
+    from reconciler.provider.local import FaultConfig
+
+    faults = FaultConfig(fault_rate=0.3, seed=2)
+    _fleet_case(zygote, tmp_path, faults, update=True, prune=True, backend=pg_url)
 
 
 # --- the matrix -----------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ HEAVY = frozenset(
         # the CEL library and its parser: only manifests with kind: Policy documents load it
         "celpy",
         "lark",
+        "psycopg",  # the PostgreSQL state backend: only with --backend
     }
 )
 #: ``python -m ENTRY ARGS`` (ENTRY in argv[2]) that prints, at exit on stderr, every module

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from reconciler.state import backup_path, read_lockfile
+from reconciler.state.history import history_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -98,6 +99,10 @@ def test_kill_9_during_writes_never_corrupts_the_lockfile(tmp_path: Path) -> Non
         zygote.stdin.close()
         zygote.wait(timeout=10)
         zygote.stdout.close()
-    leftovers = {p.name for p in path.parent.iterdir()} - {path.name, backup_path(path).name}
+    leftovers = {p.name for p in path.parent.iterdir()} - {
+        path.name,
+        backup_path(path).name,
+        history_path(path).name,  # the audit log, appended beside the lockfile
+    }
     assert all(".tmp-" in name for name in leftovers), leftovers
     assert leftovers, "no kill landed in the middle of a write; the test proves nothing"

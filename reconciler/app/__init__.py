@@ -22,7 +22,7 @@ The command line imports this package (and ``reconciler.render``, ``reconciler.e
 only (and ``reconciler.provider.local`` for ``provider serve``, which runs the local
 provider as a server); the names below include the types its results carry.
 
-    state.py      state / unlock: the lockfile's entries and the apply lock
+    state.py      state / unlock: the state's entries, history, migration and the lock
     session.py    run: which deployment a session targets
 """
 

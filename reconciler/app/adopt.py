@@ -12,7 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from reconciler.app.workspace import Settings, connect, held, observe, read_documents
+from reconciler.app.workspace import (
+    Settings,
+    connect,
+    locked_state,
+    observe,
+    read_documents,
+)
 from reconciler.engine.desired import (
     DesiredResource,
     desired_digest,
@@ -44,10 +50,10 @@ from reconciler.kinds import (
 )
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
-    ApplyLock,
     Journal,
     Lockfile,
-    StateStore,
+    StateBackend,
+    StateLock,
     json_digest,
     utc_timestamp,
 )
@@ -196,8 +202,8 @@ def _no_secrets(address: str, path: str) -> str:
 
 async def run_adoptions(
     client: ProviderClient,
-    store: StateStore,
-    lock: ApplyLock,
+    store: StateBackend,
+    lock: StateLock,
     actions: Sequence[Adopt],
     project: str,
     *,
@@ -276,8 +282,7 @@ async def import_resource(
     documents = read_documents(ws)
     desired = {r.address: r for r in desired_resources(documents)}
     warnings: list[str] = []
-    with held(ws.lockfile, "import") as lock:
-        store = StateStore(ws.lockfile, project=ws.project)
+    with locked_state(ws, "import") as (lock, store):
         lockfile = store.load()
         recorded = not _needs_import(lockfile, address, remote_id, force)
         parent_id = _vault_id(lockfile, address) if kind == "credential" else None

@@ -24,7 +24,7 @@ from reconciler.app.planfile import (
     read_plan_file,
 )
 from reconciler.app.secrets import SecretSource
-from reconciler.app.workspace import Settings, check_origin, connect, observe
+from reconciler.app.workspace import Settings, check_origin, connect, locked_state, observe
 from reconciler.engine.desired import desired_resources
 from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
 from reconciler.engine.intents import leftover_intents
@@ -34,12 +34,12 @@ from reconciler.engine.staleness import stale_actions
 from reconciler.manifest import load_manifests
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
-    ApplyLock,
     Journal,
     Lockfile,
     LockfileWriteError,
-    StateStore,
+    StateBackend,
     fingerprint_secret,
+    json_digest,
 )
 
 if TYPE_CHECKING:
@@ -131,8 +131,7 @@ async def apply(
         PlanError: the saved plan belongs to another lockfile or project, or the lockfile
             was applied to another provider origin (without ``allow_origin_change``).
     """
-    with ApplyLock(settings.lockfile) as lock:
-        store = StateStore(settings.lockfile, project=settings.project)
+    with locked_state(settings, "apply") as (lock, store):
         lockfile = store.load()
         origin = check_origin(settings, lockfile, allow_change=allow_origin_change)
 
@@ -148,6 +147,7 @@ async def apply(
                 secrets = SecretSource(manifests)
                 check_plan_origin(plan, settings, lockfile)
                 check_plan_binding(plan_file, binding, manifests, secrets)
+                digest: str | None = str(binding["plan"]) if binding.get("plan") else None
                 observed = await observe(client, lockfile, settings.project)
                 stale = stale_actions(plan, observed)
             else:
@@ -164,6 +164,7 @@ async def apply(
                 )
                 plan, secrets, stale = result.plan, SecretSource(result.manifests), {}
                 manifests, observed = result.manifests, result.observed
+                digest = None
             if on_plan is not None:
                 on_plan(plan)
             declared = {r.address for r in desired_resources(manifests.documents)}
@@ -177,6 +178,10 @@ async def apply(
             sends = bool(plan.changes) or any(m.old != m.new for m in plan.pin_moves)
             if confirm is not None and sends and not confirm(plan):
                 return None
+            # the history records which plan made each change
+            store.run = dataclasses.replace(
+                store.run, plan_digest=digest or json_digest(plan.model_dump(mode="json"))
+            )
             salt = lockfile.salt
             # Every create whose parent is already known gets its intent now, in one write,
             # so creates need not wait for the disk one by one (see ``early_intents``);
@@ -251,7 +256,7 @@ def _guarded(
     commit(edit)
 
 
-def _unrecorded(store: StateStore, finished: list[tuple[Outcome, str]]) -> str:
+def _unrecorded(store: StateBackend, finished: list[tuple[Outcome, str]]) -> str:
     """What an apply stopped by a failed lockfile write did, and what the lockfile holds."""
     done = [(o, now) for o, now in finished if o.ok and o.action.type != "noop"]
     if not done:

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.app.workspace import Settings, connect, observe, read_documents
+from reconciler.app.workspace import (
+    Settings,
+    connect,
+    observe,
+    read_documents,
+    read_state,
+    state_exists,
+)
 from reconciler.engine.desired import desired_digest, desired_resources
 from reconciler.engine.drift import (
     agents_to_annotate,
@@ -29,7 +35,6 @@ from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
     LockEntry,
     Lockfile,
-    read_project_lockfile,
 )
 from reconciler.state.model import utc_timestamp
 
@@ -52,8 +57,8 @@ async def drift(
         ProviderError: the provider failed.
     """
     documents = read_documents(ws)
-    lockfile = read_project_lockfile(ws.lockfile, ws.project)
-    missing = None if Path(ws.lockfile).exists() else str(ws.lockfile)
+    lockfile = read_state(ws)
+    missing = None if state_exists(ws, lockfile) else ws.state_name
     if client is None:
         async with connect(ws) as c:
             return await _drift(c, documents, lockfile, ws.project, ignore_unmanaged, missing)

@@ -17,13 +17,21 @@ from typing import TYPE_CHECKING
 from reconciler.app.heal import recover_rollouts
 from reconciler.app.policies import check_policies
 from reconciler.app.secrets import SecretSource
-from reconciler.app.workspace import Settings, check_origin, connect, connection, observe
+from reconciler.app.workspace import (
+    Settings,
+    check_origin,
+    connect,
+    connection,
+    observe,
+    read_state,
+    state_exists,
+)
 from reconciler.engine.model import Plan, PolicyWarning
 from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
 from reconciler.errors import LockfileError, PlanError
 from reconciler.manifest import ManifestSet, load_manifests
-from reconciler.state import Lockfile, read_project_lockfile
+from reconciler.state import Lockfile
 
 if TYPE_CHECKING:  # the HTTP stack loads when a command connects (tests/test_startup.py)
     from reconciler.provider import ProviderClient
@@ -46,7 +54,7 @@ class PlanResult:
 
 def _plan_lineage(settings: Settings, lockfile: Lockfile) -> Lockfile:
     # A lockfile not yet on disk has a throwaway lineage: a saved plan must not pin it.
-    if not settings.lockfile.exists():
+    if not state_exists(settings, lockfile):
         return lockfile.model_copy(update={"lineage": ""})
     return lockfile
 
@@ -88,7 +96,7 @@ async def make_plan(
             # manifests must not even open its database.
             manifests = load_manifests(settings.manifests)
             warnings = check_policies(manifests)
-            lockfile = read_project_lockfile(settings.lockfile, settings.project)
+            lockfile = read_state(settings)
             check_origin(settings, lockfile, allow_change=allow_origin_change)
             secrets = SecretSource(manifests)
             secrets.check_all(targets)
@@ -100,7 +108,7 @@ async def make_plan(
                 requests = c.stats.requests
         else:
             try:
-                lockfile = read_project_lockfile(settings.lockfile, settings.project)
+                lockfile = read_state(settings)
             except LockfileError:
                 load_manifests(settings.manifests)  # an error in the manifests comes first
                 raise

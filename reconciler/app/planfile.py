@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.app.secrets import SecretSource
-from reconciler.app.workspace import Settings
+from reconciler.app.workspace import Settings, state_exists
 from reconciler.engine.model import Plan
 from reconciler.errors import PlanError
 from reconciler.manifest import ManifestSet
@@ -149,8 +149,9 @@ def check_plan_binding(
 def check_plan_origin(plan: Plan, settings: Settings, lockfile: Lockfile) -> None:
     if plan.project != settings.project:
         raise PlanError(f"the saved plan is for project {plan.project!r}, not {settings.project!r}")
-    if plan.lineage and settings.lockfile.exists() and plan.lineage != lockfile.lineage:
+    exists = state_exists(settings, lockfile)
+    if plan.lineage and exists and plan.lineage != lockfile.lineage:
         raise PlanError(
             f"the saved plan was made from another lockfile (lineage {plan.lineage}, "
-            f"{settings.lockfile} has {lockfile.lineage}); run `reconciler plan` again"
+            f"{settings.state_name} has {lockfile.lineage}); run `reconciler plan` again"
         )

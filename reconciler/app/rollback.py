@@ -9,19 +9,20 @@ its outcome holds the version rolled back from, so no later apply promotes it ag
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from reconciler.app.checks import ProviderCheckRunner
-from reconciler.app.workspace import Settings, check_origin, connect
+from reconciler.app.workspace import Settings, check_origin, connect, locked_state
 from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
 from reconciler.engine.gate import Gate
 from reconciler.engine.model import FieldChange, PinMove, Plan, Target, Update
 from reconciler.engine.record import record_outcome
 from reconciler.errors import NotFoundError, PlanError
 from reconciler.provider.adapter import ClientBackedProvider
-from reconciler.state import ApplyLock, Journal, LockEntry, StateStore, utc_timestamp
+from reconciler.state import Journal, LockEntry, json_digest, utc_timestamp
 
 if TYPE_CHECKING:  # the HTTP stack loads when a command connects (tests/test_startup.py)
     from reconciler.provider import ProviderClient
@@ -132,14 +133,13 @@ async def rollback(
         raise PlanError(f"rollback takes a deployment address (deployment.NAME), not {address!r}")
     if to is not None and to < 1:
         raise PlanError(f"--to must be a version number >= 1, not {to}")
-    with ApplyLock(settings.lockfile) as lock:
-        store = StateStore(settings.lockfile, project=settings.project)
+    with locked_state(settings, "rollback") as (lock, store):
         lockfile = store.load()
         check_origin(settings, lockfile)
         entry = lockfile.resources.get(address)
         if entry is None or entry.kind != "deployment":
             raise PlanError(
-                f"{address} is not in {settings.lockfile}; only an applied deployment can be "
+                f"{address} is not in {settings.state_name}; only an applied deployment can be "
                 "rolled back"
             )
         async with connect(settings) as client:
@@ -161,6 +161,10 @@ async def rollback(
                 on_plan(plan)
             if confirm is not None and not confirm(plan):
                 return None
+            # the history records which plan made the change
+            store.run = dataclasses.replace(
+                store.run, plan_digest=json_digest(plan.model_dump(mode="json"))
+            )
             journal = Journal(store, senders=1, guard=lock.ensure_held)
 
             def outcome(o: Outcome) -> None:

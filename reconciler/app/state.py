@@ -1,17 +1,34 @@
-"""``state`` and ``unlock``: inspect and edit the lockfile (never the provider).
+"""``state`` and ``unlock``: inspect, edit and move the state (never the provider).
 
-The lockfile's own operations live in ``reconciler.state``; this module is the use case's
-entry for the command line, which imports nothing below the application layer.
+The state's own operations live in ``reconciler.state``; this module is the use cases' entry
+for the command line, which imports nothing below the application layer. Every function takes
+the ``Settings``, so it works the same on the lockfile and on a PostgreSQL ``--backend``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.app.workspace import (
+    Settings,
+    locked_state,
+    read_state,
+    state_exists,
+    state_location,
+)
+from reconciler.errors import LockfileError
 from reconciler.state import (
     ApplyLock,
+    HistoryRecord,
+    LockEntry,
     Lockfile,
+    LockInfo,
     StateStore,
+    is_database,
     list_entries,
     move_entry,
+    open_location,
     read_project_lockfile,
     show_entry,
     unlock,
@@ -19,11 +36,143 @@ from reconciler.state import (
 
 __all__ = [
     "ApplyLock",
+    "HistoryRecord",
     "Lockfile",
+    "MigrateResult",
     "StateStore",
     "list_entries",
+    "migrate_state",
     "move_entry",
+    "move_state_entry",
     "read_project_lockfile",
+    "read_state",
+    "remove_entry",
     "show_entry",
+    "state_history",
+    "state_snapshot",
     "unlock",
+    "unlock_state",
 ]
+
+
+def state_snapshot(settings: Settings) -> tuple[Lockfile, bool]:
+    """The state and whether it was ever written (``state list``, ``state show``).
+
+    Raises:
+        LockfileError: unreadable, newer, another project's, or the database unreachable.
+    """
+    with state_location(settings) as location:
+        lockfile = location.read()
+    return lockfile, state_exists(settings, lockfile)
+
+
+def remove_entry(settings: Settings, address: str) -> LockEntry | None:
+    """Forget ``address`` (``state rm``) under the apply lock; return the entry removed.
+
+    Raises:
+        LockfileError: there is no state, or no entry and no intent for ``address``.
+        LockHeld: an apply holds the lock.
+    """
+    if settings.backend is None and not settings.lockfile.exists():
+        raise LockfileError(f"{settings.lockfile} does not exist; there is nothing to remove")
+    with locked_state(settings, "state rm") as (_lock, store):
+        entry = store.load().resources.get(address)
+        store.commit(lambda lf: lf.without(address))
+    return entry
+
+
+def move_state_entry(settings: Settings, old: str, new: str) -> LockEntry | None:
+    """Move the entry of ``old`` to ``new`` (``state mv``) under the apply lock; return the
+    entry moved.
+
+    Raises:
+        LockfileError: there is no state, ``old`` has no entry, or ``new`` is taken or of
+            another kind (``move_entry``).
+        LockHeld: an apply holds the lock.
+    """
+    if settings.backend is None and not settings.lockfile.exists():
+        raise LockfileError(f"{settings.lockfile} does not exist; there is nothing to move")
+    with locked_state(settings, "state mv") as (_lock, store):
+        entry = store.load().resources.get(old)
+        store.commit(lambda lf: move_entry(lf, old, new))
+    return entry
+
+
+def unlock_state(settings: Settings, lock_id: str) -> LockInfo:
+    """Clear the apply lock (or lease) ``lock_id`` by hand (``reconciler unlock``).
+
+    Raises:
+        LockfileError: nothing is locked, or the lock has another id.
+    """
+    with state_location(settings) as location:
+        return location.unlock(lock_id)
+
+
+def state_history(settings: Settings, address: str | None = None) -> list[HistoryRecord]:
+    """The history of the state, oldest first; only the records touching ``address`` when
+    given (``state history [ADDR]``)."""
+    with state_location(settings) as location:
+        return location.history(address)
+
+
+@dataclass(frozen=True)
+class MigrateResult:
+    source: str
+    target: str
+    lineage: str
+    serial: int
+    entries: int
+    pending: int
+    history: int
+
+
+def migrate_state(settings: Settings, to: str, *, force: bool = False) -> MigrateResult:
+    """Copy the state of ``settings`` to ``to`` (a PostgreSQL URL or a lockfile path),
+    keeping its lineage, serial, salt, origin, entries, pending intents and history.
+
+    Both sides are locked while it runs. The source is left as it is (point ``--backend``
+    at the target, or unset it, afterwards).
+
+    Raises:
+        LockfileError: the target is the source, or it holds entries and ``force`` is False.
+        LockHeld: either side is locked by a run.
+    """
+    target_is_db = is_database(to)
+    target_lockfile = settings.lockfile if target_is_db else Path(to)
+    target = open_location(to if target_is_db else None, target_lockfile, settings.project)
+    try:
+        with state_location(settings) as source:
+            if target.name == source.name:
+                raise LockfileError(
+                    f"state migrate --to {target.name}: that is where the state already is"
+                )
+            lock = source.new_lock()
+            lock.acquire("state migrate")
+            try:
+                lockfile = source.read()
+                history = source.history()
+                if not state_exists(settings, lockfile):
+                    raise LockfileError(
+                        f"{source.name} holds no state yet: nothing to migrate (check "
+                        "--backend, --lockfile and --project)"
+                    )
+                target_lock = target.new_lock()
+                target_lock.acquire("state migrate")
+                try:
+                    target.replace(lockfile, history, force=force)
+                finally:
+                    target_lock.release()
+            finally:
+                lock.release()
+            name = source.name
+    finally:
+        target.close()
+    return MigrateResult(
+        source=name,
+        target=target.name,
+        lineage=lockfile.lineage,
+        serial=lockfile.serial,
+        entries=len(lockfile.resources),
+        pending=len(lockfile.pending),
+        history=len(history),
+    )

@@ -16,7 +16,13 @@ from pydantic import ValidationError
 
 from reconciler.app.adopt import JSON, Adopted, adopted_from, adoption, run_adoptions
 from reconciler.app.fmt import dump_documents
-from reconciler.app.workspace import Settings, connect, held, observe, read_documents
+from reconciler.app.workspace import (
+    Settings,
+    connect,
+    locked_state,
+    observe,
+    read_documents,
+)
 from reconciler.engine.derive import (
     KIND_FILES,
     Derivation,
@@ -46,9 +52,9 @@ from reconciler.manifest import Document
 from reconciler.manifest.yamlsource import parse_documents
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
-    ApplyLock,
     Lockfile,
-    StateStore,
+    StateBackend,
+    StateLock,
     write_text_atomic,
 )
 
@@ -173,8 +179,7 @@ async def import_unmanaged(
         LockHeld: an apply is running.
     """
     documents = read_documents(ws, missing_ok=True)
-    with held(ws.lockfile, "import") as lock:
-        store = StateStore(ws.lockfile, project=ws.project)
+    with locked_state(ws, "import") as (lock, store):
         lockfile = store.load()
         if client is None:
             async with connect(ws) as c:
@@ -187,8 +192,8 @@ async def _import_unmanaged(
     ws: Settings,
     out: Path,
     documents: Sequence[Document],
-    store: StateStore,
-    lock: ApplyLock,
+    store: StateBackend,
+    lock: StateLock,
     lockfile: Lockfile,
 ) -> UnmanagedImport:
     provider = ClientBackedProvider(client)

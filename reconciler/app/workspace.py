@@ -3,10 +3,15 @@
 ``Settings`` says where things are (the CLI's global options). ``connect`` opens the provider
 client it names, ``observe`` is the plan's refresh over it, ``held`` takes the apply lock for
 an operation, ``documents`` reads the manifests. Nothing here plans, applies or prints.
+
+The state is the lockfile (``--lockfile``) or a PostgreSQL database (``--backend``); use
+cases reach it only through ``state_location`` / ``read_state`` / ``locked_state``, so they
+never know which (``reconciler.state.location``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -14,12 +19,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.engine.refresh import Observed, refresh
-from reconciler.errors import PlanError
+from reconciler.errors import LockfileError, PlanError
 from reconciler.kinds import DEFAULT_LOCKFILE, DEFAULT_MANIFESTS, DEFAULT_PROVIDER_DB
 from reconciler.manifest import Document, load_manifests
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.provider.origin import local_origin, url_origin
-from reconciler.state import ApplyLock, Lockfile
+from reconciler.state import (
+    ApplyLock,
+    ClosableBackend,
+    Lockfile,
+    RunInfo,
+    StateLocation,
+    StateLock,
+    is_database,
+    open_location,
+)
 
 if TYPE_CHECKING:  # the HTTP stack loads when a command connects (tests/test_startup.py)
     from reconciler.provider import ProviderClient
@@ -38,6 +52,93 @@ class Settings:
     api_key: str | None = None
     db_path: Path = DEFAULT_DB
     client_options: dict[str, Any] = field(default_factory=dict)
+    #: the PostgreSQL connection string of ``--backend``; None: the state is ``lockfile``
+    backend: str | None = None
+
+    @property
+    def state_name(self) -> str:
+        """How messages name the state: the lockfile's path, or the database (no password)
+        and project. Connects to nothing."""
+        return open_location(self.backend, self.lockfile, self.project).name
+
+
+def check_backend(value: str | None) -> str | None:
+    """``--backend`` as given (None when empty), or a ``LockfileError`` saying what it takes."""
+    if not value:
+        return None
+    if not is_database(value):
+        raise LockfileError(
+            "--backend (RECONCILER_BACKEND) takes a PostgreSQL connection string "
+            "(postgresql://USER@HOST:PORT/DBNAME, or libpq's key=value words); leave it unset "
+            "to keep the state in the lockfile (--lockfile)"
+        )
+    return value
+
+
+@contextmanager
+def state_location(settings: Settings) -> Iterator[StateLocation]:
+    """The state of ``settings`` (lockfile or database), closed at the end.
+
+    Raises:
+        LockfileError: ``--backend`` names no PostgreSQL database.
+    """
+    location = open_location(settings.backend, settings.lockfile, settings.project)
+    try:
+        yield location
+    finally:
+        location.close()
+
+
+def read_state(settings: Settings) -> Lockfile:
+    """The state as it is now, for reading (an empty one when nothing was written yet).
+
+    Raises:
+        LockfileError: unreadable, newer, another project's, or the database unreachable.
+    """
+    with state_location(settings) as location:
+        return location.read()
+
+
+def state_exists(settings: Settings, lockfile: Lockfile) -> bool:
+    """Whether the state ``lockfile`` (just read from ``settings``) was ever written."""
+    if settings.backend:
+        return lockfile.serial > 0
+    return Path(settings.lockfile).exists()
+
+
+@contextmanager
+def locked_state(settings: Settings, operation: str) -> Iterator[tuple[StateLock, ClosableBackend]]:
+    """The apply lock (or lease) held as ``operation``, and the state store it guards.
+
+    The store is closed at the end (the lockfile's journal folded in), then the lock released.
+    ``store.run`` says who writes and why in the history; a use case may set the digest of
+    the plan it applies there.
+
+    Raises:
+        LockHeld: another run holds the lock (the message names it).
+    """
+    with state_location(settings) as location:
+        lock = location.new_lock()
+        lock.acquire(operation)
+        try:
+            store = location.store(lock, RunInfo(operation=operation))
+            failed = True
+            try:
+                yield lock, store
+                failed = False
+            finally:
+                try:
+                    store.close()
+                except Exception:
+                    if not failed:
+                        raise
+                    logging.getLogger("reconciler.state").warning(
+                        "%s: could not fold the journal into the lockfile; the next run does",
+                        location.name,
+                        exc_info=True,
+                    )
+        finally:
+            lock.release()
 
 
 @asynccontextmanager
@@ -125,7 +226,7 @@ def check_origin(settings: Settings, lockfile: Lockfile, *, allow_change: bool =
     recorded = lockfile.origin
     if recorded is not None and recorded != origin and not allow_change:
         raise PlanError(
-            f"{settings.lockfile} was applied to {recorded}, but this run talks to {origin}. "
+            f"{settings.state_name} was applied to {recorded}, but this run talks to {origin}. "
             "Check --provider-url (and --provider-db, --lockfile); if the lockfile should now "
             "follow this provider, pass --allow-origin-change (apply then records the new "
             "origin)"

@@ -66,6 +66,22 @@ def _checked_project(value: str) -> str:
     return value
 
 
+def _checked_backend(value: str | None) -> str | None:
+    """``--backend`` as given, or a usage error saying what it takes (never echoing it)."""
+    from reconciler.app.workspace import check_backend
+    from reconciler.errors import LockfileError
+
+    try:
+        return check_backend(value)
+    except LockfileError:
+        raise click.BadParameter(
+            "takes a PostgreSQL connection string (postgresql://USER@HOST:PORT/DBNAME, or "
+            "libpq's key=value words); leave it unset to keep the state in the lockfile (also "
+            "read from RECONCILER_BACKEND)",
+            param_hint="'--backend'",
+        ) from None
+
+
 @click.group(cls=ReconcilingGroup, context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--manifests",
@@ -85,6 +101,17 @@ def _checked_project(value: str) -> str:
     show_envvar=True,
     show_default=True,
     help="The lockfile that records what apply did; commit it next to the manifests.",
+)
+@click.option(
+    "--backend",
+    default=None,
+    envvar="RECONCILER_BACKEND",
+    show_envvar=True,
+    metavar="URL",
+    callback=lambda _ctx, _param, value: _checked_backend(value),
+    help="Keep the state in PostgreSQL (postgresql://USER@HOST:PORT/DB, or libpq key=value "
+    "words) instead of the lockfile, for teams with many CI runners. Passwords are never "
+    "printed. Default: the lockfile.",
 )
 @click.option(
     "--project",
@@ -129,6 +156,7 @@ def main(
     ctx: click.Context,
     manifests: Path,
     lockfile: Path,
+    backend: str | None,
     project: str,
     provider_url: str | None,
     provider_db: Path,
@@ -162,6 +190,7 @@ def main(
         provider_url=provider_url or None,
         api_key=api_key or None,
         db_path=provider_db,
+        backend=backend,
     )
     ctx.obj = App(settings=settings, debug=debug)
 

@@ -188,7 +188,7 @@ def import_command(
     for adopted in result.adopted:
         click.echo(_adopted_line("Imported", adopted))
     click.echo(
-        f"Recorded in {app.settings.lockfile}. Run `reconciler plan` to compare with the manifests."
+        f"Recorded in {app.settings.state_name}. Run `reconciler plan` to compare with the manifests."
     )
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
@@ -216,7 +216,7 @@ def _import_all(app: App, out: Path) -> None:
         click.echo(f"Wrote {path} ({described}).")
     for adopted in result.adopted:
         click.echo(_adopted_line("Adopted", adopted))
-    click.echo(f"Recorded {len(result.adopted)} resources in {app.settings.lockfile}.")
+    click.echo(f"Recorded {len(result.adopted)} resources in {app.settings.state_name}.")
     _skipped(result.skipped)
     if result.secrets:
         click.echo(
@@ -234,7 +234,7 @@ def _import_all(app: App, out: Path) -> None:
         else f"`reconciler plan` with {out} moved into {app.settings.manifests}"
     )
     click.echo(
-        f"\nReview {out}, commit it with {app.settings.lockfile}, and run {plan}: it should "
+        f"\nReview {out}, commit it with {app.settings.state_name}, and run {plan}: it should "
         "show no change."
     )
     if result.failures:

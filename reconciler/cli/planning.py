@@ -327,7 +327,7 @@ def apply(
         word, code = interrupt_exit(err)
         click.echo(
             f"{word}. Every action that finished is recorded in "
-            f"{app.settings.lockfile}; run `reconciler plan` to see what is left.",
+            f"{app.settings.state_name}; run `reconciler plan` to see what is left.",
             err=True,
         )
         raise click.exceptions.Exit(code) from None
@@ -446,7 +446,7 @@ def _stopped(app: App, result: usecases.ApplyResult) -> None:
     total = sum(1 for o in report.outcomes if o.action.type in CHANGE_TYPES)
     fail(
         f"the provider at {where} is unreachable ({report.stopped}). Apply stopped sending: "
-        f"{done} of {total} changes were done and are recorded in {app.settings.lockfile}, "
+        f"{done} of {total} changes were done and are recorded in {app.settings.state_name}, "
         f"{len(report.not_sent)} were not attempted. Run `reconciler apply` again once the "
         "provider is back"
     )

@@ -28,7 +28,7 @@ import click
 
 from reconciler.app import ManagedRuntime, Settings, connect, load_manifests
 from reconciler.app.session import SessionTarget, address_of_id, resolve_session_target
-from reconciler.app.state import Lockfile, read_project_lockfile
+from reconciler.app.state import Lockfile, read_state
 from reconciler.cli.app import App, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, silence_stdout
 from reconciler.errors import PlanError
@@ -85,7 +85,7 @@ def run(
     is sent an interrupt first; continue later with --session).
     """
     manifests = load_manifests(app.settings.manifests)
-    lockfile = read_project_lockfile(app.settings.lockfile, app.settings.project)
+    lockfile = read_state(app.settings)
     target = resolve_session_target(
         manifests, lockfile, name, environment, existing_session=session_id is not None
     )

@@ -1,8 +1,8 @@
-"""``state list | show | rm | mv`` and ``unlock``: read and edit the lockfile by hand.
+"""``state list | show | rm | mv | history | migrate`` and ``unlock``: read, edit and move the state.
 
-The lockfile and the apply lock belong to ``reconciler.state``; these commands only call it
-and print. ``state rm`` edits under the apply lock, like apply does, and never touches the
-remote object.
+The state (the lockfile, or PostgreSQL with ``--backend``) and its lock belong to
+``reconciler.state``; these commands call ``reconciler.app.state`` and print. ``state rm``
+edits under the apply lock, like apply does, and never touches the remote object.
 """
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ import json
 import click
 
 from reconciler.app.state import (
-    ApplyLock,
-    StateStore,
     list_entries,
-    move_entry,
-    read_project_lockfile,
+    migrate_state,
+    move_state_entry,
+    remove_entry,
     show_entry,
-    unlock,
+    state_history,
+    state_snapshot,
+    unlock_state,
 )
 from reconciler.cli.app import App, pass_app
-from reconciler.errors import LockfileError
 
 
 def register(group: click.Group) -> None:
@@ -31,28 +31,30 @@ def register(group: click.Group) -> None:
 
 @click.group()
 def state() -> None:
-    """Inspect and edit the lockfile (never the provider)."""
+    """Inspect, edit and move the state (never the provider)."""
 
 
 @state.command("list")
 @pass_app
 def state_list(app: App) -> None:
-    """Every address in the lockfile with its kind, remote id and agent version, sorted."""
-    lockfile = read_project_lockfile(app.settings.lockfile, app.settings.project)
+    """Every address in the state with its kind, remote id and agent version, sorted."""
+    lockfile, exists = state_snapshot(app.settings)
+    name = app.settings.state_name
     rows = [
         (address, entry.kind, entry.id, f"v{entry.version}" if entry.version is not None else "")
         for address, entry in list_entries(lockfile)
     ]
     pending = sorted(lockfile.pending.items())
     if not rows and not pending:
-        if not app.settings.lockfile.exists():  # say so: a wrong --lockfile is not "empty"
+        if not exists:  # say so: a wrong --lockfile is not "empty"
+            what = "--lockfile" if app.settings.backend is None else "--backend and --project"
             click.echo(
-                f"{app.settings.lockfile} does not exist: no entries (nothing was applied with "
-                "it yet; check --lockfile).",
+                f"{name} does not exist: no entries (nothing was applied with it yet; check "
+                f"{what}).",
                 err=True,
             )
         else:
-            click.echo(f"{app.settings.lockfile} has no entries.", err=True)
+            click.echo(f"{name} has no entries.", err=True)
         return
     widths = [max((len(r[i]) for r in rows), default=0) for i in range(3)]
     for row in rows:
@@ -69,8 +71,8 @@ def state_list(app: App) -> None:
 @click.argument("address")
 @pass_app
 def state_show(app: App, address: str) -> None:
-    """The lockfile entry of ADDRESS as JSON (it holds no secret values, only fingerprints)."""
-    lockfile = read_project_lockfile(app.settings.lockfile, app.settings.project)
+    """The state entry of ADDRESS as JSON (it holds no secret values, only fingerprints)."""
+    lockfile, _ = state_snapshot(app.settings)
     entry = show_entry(lockfile, address)
     data = {"address": address, **entry.model_dump(mode="json")}
     click.echo(json.dumps(data, indent=2, sort_keys=True))
@@ -80,22 +82,13 @@ def state_show(app: App, address: str) -> None:
 @click.argument("address")
 @pass_app
 def state_rm(app: App, address: str) -> None:
-    """Forget ADDRESS: remove its lockfile entry. The remote object is NOT touched.
+    """Forget ADDRESS: remove its state entry. The remote object is NOT touched.
 
     Takes the apply lock, so it never races an apply.
     """
-    if not app.settings.lockfile.exists():
-        raise LockfileError(f"{app.settings.lockfile} does not exist; there is nothing to remove")
-    lock = ApplyLock(app.settings.lockfile)
-    lock.acquire("state rm")
-    try:
-        store = StateStore(app.settings.lockfile, project=app.settings.project)
-        entry = store.load().resources.get(address)
-        store.commit(lambda lf: lf.without(address))
-    finally:
-        lock.release()
+    entry = remove_entry(app.settings, address)
     remote = f" ({entry.kind} {entry.id})" if entry is not None else ""
-    click.echo(f"Removed {address} from {app.settings.lockfile}.")
+    click.echo(f"Removed {address} from {app.settings.state_name}.")
     click.echo(
         f"The remote object{remote} was NOT touched: it still exists on the provider. While "
         f"{address} is in the manifests, the next plan finds it again by its ownership metadata."
@@ -114,21 +107,70 @@ def state_mv(app: App, old: str, new: str) -> None:
     its name follows the document). In the manifests, `moved_from: OLD_NAME` on the renamed
     document does the same without this command. Takes the apply lock.
     """
-    if not app.settings.lockfile.exists():
-        raise LockfileError(f"{app.settings.lockfile} does not exist; there is nothing to move")
-    lock = ApplyLock(app.settings.lockfile)
-    lock.acquire("state mv")
-    try:
-        store = StateStore(app.settings.lockfile, project=app.settings.project)
-        entry = store.load().resources.get(old)
-        store.commit(lambda lf: move_entry(lf, old, new))
-    finally:
-        lock.release()
+    entry = move_state_entry(app.settings, old, new)
     remote = f" ({entry.kind} {entry.id})" if entry is not None else ""
-    click.echo(f"Moved {old} to {new} in {app.settings.lockfile}.")
+    click.echo(f"Moved {old} to {new} in {app.settings.state_name}.")
     click.echo(
         f"The remote object{remote} was NOT touched: the next apply retags it for {new} "
         "(its reconciler-address metadata) and renames it if its name follows the document."
+    )
+
+
+@state.command("history")
+@click.argument("address", required=False)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_app
+def state_history_command(app: App, address: str | None, as_json: bool) -> None:
+    """Who changed what and when: every write of the state, oldest first.
+
+    With ADDRESS, only the writes that changed it. Each line: serial, time, actor
+    (user@host, and the CI run when one was recognised), operation, the digest of the plan
+    applied, and what changed.
+    """
+    records = state_history(app.settings, address)
+    if not records:
+        what = f" of {address}" if address else ""
+        click.echo(f"{app.settings.state_name} has no history{what}.", err=True)
+        return
+    for record in records:
+        if as_json:
+            click.echo(record.model_dump_json())
+            continue
+        ci = f" [{record.ci_run}]" if record.ci_run else ""
+        plan = f" plan {record.plan_digest[:19]}" if record.plan_digest else ""
+        click.echo(f"#{record.serial}  {record.at}  {record.actor}{ci}  {record.operation}{plan}")
+        for change in record.changes:
+            version = f" v{change.version}" if change.version is not None else ""
+            ident = f" {change.id}" if change.id else ""
+            click.echo(f"    {change.change:<8} {change.address}{ident}{version}")
+
+
+@state.command("migrate")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    metavar="URL|PATH",
+    help="Where to move the state: a PostgreSQL connection string, or a lockfile path.",
+)
+@click.option("--force", is_flag=True, help="Replace a target that already holds entries.")
+@pass_app
+def state_migrate(app: App, to: str, force: bool) -> None:
+    """Copy the state to another backend (lockfile -> PostgreSQL -> lockfile).
+
+    Lineage, serial, entries, pending intents and history are kept; a target that already
+    holds entries is refused unless --force. The source is left unchanged: point --backend
+    (RECONCILER_BACKEND) at the target afterwards, or unset it to go back to the lockfile.
+    """
+    result = migrate_state(app.settings, to, force=force)
+    click.echo(
+        f"Copied {result.entries} entries, {result.pending} pending intents and "
+        f"{result.history} history records (lineage {result.lineage}, serial {result.serial}) "
+        f"from {result.source} to {result.target}."
+    )
+    click.echo(
+        f"{result.source} was left as it was; use the new state from now on "
+        "(set or unset --backend / RECONCILER_BACKEND)."
     )
 
 
@@ -136,10 +178,10 @@ def state_mv(app: App, old: str, new: str) -> None:
 @click.argument("lock_id")
 @pass_app
 def unlock_command(app: App, lock_id: str) -> None:
-    """Clear a stale apply lock LOCK_ID (the id the refused apply printed).
+    """Clear a stale apply lock or lease LOCK_ID (the id the refused apply printed).
 
     Only do this when no apply is running: the lock keeps two applies from writing the same
-    lockfile.
+    state. With --backend, an expired lease is taken over by the next apply anyway.
     """
-    info = unlock(app.settings.lockfile, lock_id)
-    click.echo(f"Removed the lock of {info.describe()} from {app.settings.lockfile}.")
+    info = unlock_state(app.settings, lock_id)
+    click.echo(f"Removed the lock of {info.describe()} from {app.settings.state_name}.")

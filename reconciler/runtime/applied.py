@@ -47,17 +47,26 @@ def lookup_address(kind: str, name: str) -> str:
     return address_of(kind, name)
 
 
-def find_applied(lockfile_path: str | os.PathLike[str], project: str, address: str) -> LockEntry:
-    """The lockfile entry of ``address``.
+def find_applied(
+    lockfile_path: str | os.PathLike[str],
+    project: str,
+    address: str,
+    backend: str | None = None,
+) -> LockEntry:
+    """The lockfile entry of ``address`` (from the database ``backend`` when given).
 
     Raises:
         NotApplied: the lockfile has no such address (the message names the lockfile and
             project, and close addresses when there are some).
         LockfileError: the lockfile is unreadable or belongs to another project.
     """
-    from reconciler.state import read_project_lockfile  # pydantic models: only when used
+    from reconciler.state import open_location  # pydantic models: only when used
 
-    lockfile = read_project_lockfile(lockfile_path, project)
+    location = open_location(backend, lockfile_path, project)
+    try:
+        lockfile = location.read()
+    finally:
+        location.close()
     entry = lockfile.resources.get(address)
     if entry is not None:
         return entry
@@ -71,7 +80,7 @@ def find_applied(lockfile_path: str | os.PathLike[str], project: str, address: s
     else:
         hint = f"; it has no {kind} yet"
     raise NotApplied(
-        f"{address} is not in the lockfile {os.fspath(lockfile_path)} (project {project}): "
+        f"{address} is not in the lockfile {location.name} (project {project}): "
         f"apply the manifests first (`reconciler apply`){hint}"
     )
 
@@ -93,7 +102,8 @@ class AppliedLookups:
             NotApplied: the address is not in the lockfile (a ``LookupError``).
             LockfileError: the lockfile is unreadable or another project's.
         """
-        return find_applied(self.lockfile, self.project, address)
+        backend = getattr(self, "backend", None) or os.environ.get("RECONCILER_BACKEND") or None
+        return find_applied(self.lockfile, self.project, address, backend)
 
     def agent(self, name: str) -> str:
         """The id of the applied Agent ``name`` (``coder`` or ``agent.coder``).

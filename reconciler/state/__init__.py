@@ -7,6 +7,11 @@ Layer 4: imports only the standard library, pydantic and ``reconciler.errors``.
     store.py      StateStore: the current lockfile of a run, committed after every action
     lock.py       ApplyLock / unlock: one apply per lockfile, with heartbeat and takeover
     backend.py    StateBackend: the one state interface (StateStore implements it)
+    location.py   StateLocation: where the state lives (the lockfile, or PostgreSQL with
+                  ``postgres/``), as the application uses it: read, lock, store, history
+    delta.py      what an edit changed (written instead of the whole state)
+    journalfile.py  the append-only journal of a large lockfile, folded in at the end
+    history.py    HistoryRecord, RunInfo: the append-only history (``state history``)
     journal.py    Journal: an apply's edits written in groups; commit() awaits durability
     planfile.py   write_plan_file / decode_plan_file: the plan file's JSON envelope
     files.py      write_text_atomic: temp file, fsync, rename (manifests, plan files)
@@ -14,7 +19,8 @@ Layer 4: imports only the standard library, pydantic and ``reconciler.errors``.
 
 Files beside the lockfile ``PATH`` (default ``state/reconciler.lock``): ``PATH.backup`` (the
 previous version), ``PATH.lock`` (the apply lock while held), ``PATH.guard`` (an empty flock
-file) and, only after a crash, ``PATH.tmp-*``. All but ``PATH`` belong in ``.gitignore``
+file), ``PATH.history`` (the local history), ``PATH.journal`` (while a run writes a large
+lockfile, or after a crash) and, only after a crash, ``PATH.tmp-*``. All but ``PATH`` belong in ``.gitignore``
 (pattern ``PATH.*``).
 """
 
@@ -29,7 +35,15 @@ from reconciler.state.digest import (
     new_salt,
 )
 from reconciler.state.files import write_text_atomic
+from reconciler.state.history import HistoryChange, HistoryRecord, RunInfo
 from reconciler.state.journal import Journal
+from reconciler.state.location import (
+    ClosableBackend,
+    StateLocation,
+    StateLock,
+    is_database,
+    open_location,
+)
 from reconciler.state.lock import ApplyLock, LockInfo, lock_path, read_lock, unlock
 from reconciler.state.lockfile import (
     LockfileEncoder,
@@ -65,8 +79,11 @@ __all__ = [
     "MAX_PIN_HISTORY",
     "PLAN_FILE_KIND",
     "ApplyLock",
+    "ClosableBackend",
     "Edit",
     "HeldVersion",
+    "HistoryChange",
+    "HistoryRecord",
     "Journal",
     "LockEntry",
     "LockInfo",
@@ -76,7 +93,10 @@ __all__ = [
     "PendingIntent",
     "PinCause",
     "PinRecord",
+    "RunInfo",
     "StateBackend",
+    "StateLocation",
+    "StateLock",
     "StateStore",
     "backup_path",
     "canonical_json",
@@ -85,12 +105,14 @@ __all__ = [
     "decode_plan_file",
     "fingerprint_matches",
     "fingerprint_secret",
+    "is_database",
     "json_digest",
     "list_entries",
     "lock_path",
     "move_entry",
     "new_lockfile",
     "new_salt",
+    "open_location",
     "read_lock",
     "read_lockfile",
     "read_project_lockfile",

@@ -46,6 +46,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconciler.errors import LockfileError, LockHeld, LockLost
+from reconciler.state.history import ci_run
 from reconciler.state.lockfile import LockfileWriteError
 
 logger = logging.getLogger("reconciler.state")
@@ -77,12 +78,17 @@ class LockInfo(BaseModel):
     started_at: str
     heartbeat_at: str
     operation: str = "apply"
+    #: the CI run of the holder (``history.ci_run``), when one was recognised
+    ci_run: str | None = None
+    #: when the holder's lease runs out unless it heartbeats (PostgreSQL leases)
+    expires_at: str | None = None
 
     def describe(self) -> str:
         """E.g. ``apply 3f2a9c1e (pid 4242 on host ci-7, user alice, since 2026-05-01T12:00:01.000Z)``."""
+        ci = f", CI run {self.ci_run}" if self.ci_run else ""
         return (
             f"{self.operation} {self.id} (pid {self.pid} on host {self.host}, "
-            f"user {self.user}, since {self.started_at})"
+            f"user {self.user}{ci}, since {self.started_at})"
         )
 
 
@@ -169,6 +175,7 @@ class ApplyLock:
             started_at=now,
             heartbeat_at=now,
             operation=operation,
+            ci_run=ci_run(),
         )
         try:
             with _guard(self.lockfile_path, _GUARD_TIMEOUT):
@@ -405,7 +412,7 @@ def _write_lock(path: Path, info: LockInfo) -> None:
     """Replace ``path`` by ``info`` (temp + rename; no fsync: a lock does not outlive a boot)."""
     temp = path.with_name(path.name + ".tmp-" + secrets.token_hex(6))
     try:
-        temp.write_text(info.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        temp.write_text(info.model_dump_json(indent=2, exclude_none=True) + "\n", encoding="utf-8")
         os.replace(temp, path)
     except BaseException:
         try:

@@ -38,6 +38,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler.errors import LockfileError
+from reconciler.state.journalfile import replay_journal
 from reconciler.state.model import LOCKFILE_VERSION, Lockfile, new_lockfile
 
 BACKUP_SUFFIX = ".backup"
@@ -63,14 +64,15 @@ def read_lockfile(path: str | os.PathLike[str], *, project: str = "default") -> 
         project: the project of the new lockfile returned when the file does not exist.
 
     Returns:
-        The parsed lockfile, or a new empty one (fresh lineage and salt, serial 0) if the
-        file does not exist.
+        The parsed lockfile with the writes of its journal (``PATH.journal``, see
+        ``journalfile.py``) applied, or a new empty one (fresh lineage and salt, serial 0) if
+        the file does not exist.
 
     Raises:
         LockfileError: the file cannot be read, is not valid JSON, is not a lockfile, or was
             written by a newer reconciler. The message names the file and what to do.
     """
-    return read_stamped(Path(path), project=project)[0]
+    return replay_journal(Path(path), read_stamped(Path(path), project=project)[0])
 
 
 def check_project(lockfile: Lockfile, path: str | os.PathLike[str], project: str) -> None:
@@ -338,7 +340,7 @@ def _parse(path: Path, raw: bytes) -> Lockfile:
         ) from None
 
 
-def _check_on_disk(path: Path, lockfile: Lockfile, expected: FileStamp | None) -> None:
+def check_on_disk(path: Path, lockfile: Lockfile, expected: FileStamp | None) -> None:
     """Refuse to write unless the file on disk is the one ``lockfile`` came from."""
     try:
         st = os.stat(path)
@@ -368,7 +370,7 @@ def write_checked(
     path: Path, lockfile: Lockfile, *, encoder: LockfileEncoder, expected: FileStamp | None
 ) -> tuple[Lockfile, FileStamp]:
     """Check the file on disk, then write ``lockfile`` with serial+1; return it and its stamp."""
-    _check_on_disk(path, lockfile, expected)
+    check_on_disk(path, lockfile, expected)
     written = lockfile.model_copy(
         update={"serial": lockfile.serial + 1, "lockfile_version": LOCKFILE_VERSION}
     )
@@ -415,6 +417,12 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> FileStamp:
+    """Replace ``path`` by ``data`` atomically and durably, keeping ``PATH.backup``; return
+    the new file's stamp (raises OSError, the old file intact)."""
+    return _atomic_write(path, data)
 
 
 def _atomic_write(path: Path, data: bytes) -> FileStamp:

@@ -53,6 +53,10 @@ RECONCILER_VARS = (
     "RECONCILER_PROJECT",
     "RECONCILER_PROVIDER_URL",
     "RECONCILER_PROVIDER_DB",
+    "RECONCILER_BACKEND",
+    "RECONCILER_LEASE_TTL",
+    "RECONCILER_JOURNAL_ABOVE",
+    "RECONCILER_CI_RUN",
     "ANTHROPIC_API_KEY",
     "NO_COLOR",
     "FORCE_COLOR",
@@ -350,6 +354,27 @@ ZYGOTE_SOURCE = textwrap.dedent(
                     die()
                 return real_write(fd, data)
             os.write = write
+        elif point == "journal-torn":  # half of an append to the lockfile's journal written
+            real_write = os.write
+            def is_journal(fd):
+                try:
+                    return os.readlink(f"/proc/self/fd/{fd}").endswith(name + ".journal")
+                except OSError:
+                    return False
+            def write(fd, data):
+                if is_journal(fd) and due():
+                    real_write(fd, bytes(data)[: max(1, len(data) // 2)])
+                    die()
+                return real_write(fd, data)
+            os.write = write
+        elif point == "pg-mid-write":  # inside a PostgreSQL state transaction, rows written
+            from reconciler.state.postgres import store as pg_store
+            real_history = pg_store.PgStateStore._write_history
+            def write_history(self, *a, **k):
+                if due():
+                    die()
+                return real_history(self, *a, **k)
+            pg_store.PgStateStore._write_history = write_history
         elif point in ("before-rename", "after-rename"):
             real_replace = os.replace
             def replace(src, dst, *a, **k):
@@ -672,6 +697,7 @@ def assert_converged(
     addresses: tuple[str, ...] | list[str],
     *,
     ever_once: bool = True,
+    backend: str | None = None,
 ) -> None:
     """Every address exactly once live, recorded in the lockfile; no orphan, nothing pending.
 
@@ -679,9 +705,13 @@ def assert_converged(
         ever_once: also require that no address was ever created twice (counting archived
             objects): a lost response must be adopted, not created again and archived.
     """
-    from reconciler.state import read_lockfile
+    from reconciler.state import open_location
 
-    lf = read_lockfile(lockfile, project=project)
+    location = open_location(backend, lockfile, project)  # the lockfile, or the database
+    try:
+        lf = location.read()
+    finally:
+        location.close()
     live = owned_objects(db, project)
     twins = {a: [o["id"] for o in objs] for a, objs in live.items() if len(objs) > 1}
     assert not twins, f"live twins: {twins}"

@@ -1,0 +1,229 @@
+"""The append-only history of a state: who changed what, when, with which plan.
+
+Every state write (one ``commit``) that changes resource entries adds one ``HistoryRecord``:
+the serial it wrote, the time, the actor (``user@host``), the CI run when one is recognised
+(``ci_run``), the operation (``apply``, ``import``, ``state rm``, ``state migrate``), the
+digest of the plan applied, and per address what happened (created, updated, removed).
+Pending intents come and go within a run and are not history.
+
+The PostgreSQL backend writes the record in the same transaction as the change. The lockfile
+backend appends it as one JSON line to ``PATH.history`` beside the lockfile (git-ignored with
+the other ``PATH.*`` files: the git log of the lockfile is the shared history of a repository;
+this file is the local, per-checkout audit log). No I/O beyond that file here.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import ConfigDict, ValidationError
+
+from reconciler.errors import LockfileError
+from reconciler.lean import LeanModel
+from reconciler.state.delta import Delta
+from reconciler.state.model import Lockfile, utc_timestamp
+
+HISTORY_SUFFIX = ".history"
+
+#: CI systems recognised by ``ci_run``: (name, the variable holding the run id, extras)
+_CI_VARIABLES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("github", "GITHUB_RUN_ID", ("GITHUB_REPOSITORY", "GITHUB_RUN_ATTEMPT")),
+    ("gitlab", "CI_JOB_ID", ("CI_PROJECT_PATH", "CI_PIPELINE_ID")),
+    ("buildkite", "BUILDKITE_BUILD_ID", ("BUILDKITE_PIPELINE_SLUG", "BUILDKITE_JOB_ID")),
+    ("circleci", "CIRCLE_WORKFLOW_ID", ("CIRCLE_PROJECT_REPONAME", "CIRCLE_BUILD_NUM")),
+    ("azure", "BUILD_BUILDID", ("BUILD_REPOSITORY_NAME",)),
+    ("jenkins", "BUILD_TAG", ()),
+)
+
+
+class _Frozen(LeanModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class HistoryChange(_Frozen):
+    """What one write did to one address."""
+
+    address: str
+    change: Literal["created", "updated", "removed"]
+    kind: str | None = None
+    id: str | None = None
+    version: int | None = None
+
+
+class HistoryRecord(_Frozen):
+    """One write of the state (``state history`` prints these)."""
+
+    serial: int
+    at: str
+    actor: str
+    ci_run: str | None = None
+    operation: str = "apply"
+    plan_digest: str | None = None
+    changes: tuple[HistoryChange, ...] = ()
+
+    def only(self, address: str) -> HistoryRecord:
+        """This record with only the changes of ``address``."""
+        return self.model_copy(
+            update={"changes": tuple(c for c in self.changes if c.address == address)}
+        )
+
+
+def user_at_host() -> str:
+    """``user@host`` of this process (the uid when there is no passwd entry)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def ci_run(environ: Mapping[str, str] | None = None) -> str | None:
+    """The CI run this process belongs to, e.g. ``github acme/infra run 123 attempt 1``.
+
+    ``RECONCILER_CI_RUN`` wins when set; otherwise GitHub Actions, GitLab, Buildkite,
+    CircleCI, Azure Pipelines and Jenkins are recognised by their own variables.
+    """
+    env = os.environ if environ is None else environ
+    explicit = env.get("RECONCILER_CI_RUN", "").strip()
+    if explicit:
+        return explicit
+    for name, variable, extras in _CI_VARIABLES:
+        run = env.get(variable, "").strip()
+        if not run:
+            continue
+        if name == "github":
+            repo, attempt = env.get(extras[0], ""), env.get(extras[1], "")
+            text = f"github {repo} run {run}".replace("  ", " ")
+            return f"{text} attempt {attempt}" if attempt else text
+        more = " ".join(env[e] for e in extras if env.get(e))
+        return f"{name} {run}" + (f" ({more})" if more else "")
+    return None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Who writes the state, and why: stamped on every history record of a run."""
+
+    operation: str = "apply"
+    plan_digest: str | None = None
+    actor: str = field(default_factory=user_at_host)
+    ci_run: str | None = field(default_factory=ci_run)
+
+
+def changes_of(before: Lockfile, delta: Delta) -> tuple[HistoryChange, ...]:
+    """The resource changes of ``delta`` applied to ``before``, sorted by address."""
+    out: list[HistoryChange] = []
+    for address in sorted(delta.entries):
+        entry = delta.entries[address]
+        old = before.resources.get(address)
+        if entry is None:
+            if old is not None:
+                out.append(
+                    HistoryChange(address=address, change="removed", kind=old.kind, id=old.id)
+                )
+            continue
+        out.append(
+            HistoryChange(
+                address=address,
+                change="created" if old is None else "updated",
+                kind=entry.kind,
+                id=entry.id,
+                version=entry.version,
+            )
+        )
+    return tuple(out)
+
+
+def record_for(
+    before: Lockfile, delta: Delta, serial: int, run: RunInfo, at: str | None = None
+) -> HistoryRecord | None:
+    """The history record of writing ``delta`` over ``before`` as ``serial`` (None: no
+    resource changed)."""
+    changes = changes_of(before, delta)
+    if not changes:
+        return None
+    return HistoryRecord(
+        serial=serial,
+        at=at or utc_timestamp(),
+        actor=run.actor,
+        ci_run=run.ci_run,
+        operation=run.operation,
+        plan_digest=run.plan_digest,
+        changes=changes,
+    )
+
+
+def select(records: Iterable[HistoryRecord], address: str | None) -> list[HistoryRecord]:
+    """The records (oldest first) that touch ``address`` (all of them when None), each
+    narrowed to that address's changes."""
+    if address is None:
+        return list(records)
+    return [r.only(address) for r in records if any(c.address == address for c in r.changes)]
+
+
+# -- the lockfile backend's history file ------------------------------------------------------
+
+
+def history_path(lockfile_path: str | os.PathLike[str]) -> Path:
+    """Where the history of the lockfile at ``lockfile_path`` lives: ``PATH.history``."""
+    path = Path(lockfile_path)
+    return path.with_name(path.name + HISTORY_SUFFIX)
+
+
+def append_history(path: Path, records: Iterable[HistoryRecord], *, sync: bool = False) -> int:
+    """Append ``records`` as JSON lines to ``path``; return the bytes written.
+
+    Without ``sync`` the lines reach the page cache only: they survive the process being
+    killed, not a power cut (the lockfile itself is always fsynced).
+    """
+    text = "".join(r.model_dump_json() + "\n" for r in records)
+    if not text:
+        return 0
+    data = text.encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o666)
+    try:
+        size = os.lseek(fd, 0, os.SEEK_END)
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data  # a line torn by a kill ends here, not inside this one
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    return len(data)
+
+
+def read_history(path: Path) -> list[HistoryRecord]:
+    """Every record of the history file at ``path``, oldest first ([] when there is none).
+
+    A line that is not a record (torn by a process killed while appending) is skipped.
+
+    Raises:
+        LockfileError: the file cannot be read.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise LockfileError(f"{path}: cannot read the history: {e.strerror or e}") from e
+    out: list[HistoryRecord] = []
+    for line in raw.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            out.append(HistoryRecord.model_validate(json.loads(line)))
+        except (ValueError, ValidationError):
+            continue  # torn by a kill: it never counted
+    return out

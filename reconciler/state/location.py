@@ -1,0 +1,204 @@
+"""Where the state lives: the one interface the application uses, and its two implementations.
+
+``open_location(backend, lockfile, project)`` returns a ``StateLocation``: the lockfile at
+``lockfile`` when ``backend`` is None (the default, unchanged behaviour), or the PostgreSQL
+database that ``backend`` names (``postgresql://...`` or libpq ``key=value`` words). The
+application asks it for what every command needs, never knowing which one it has:
+
+    name          how messages name it (a path, or the database without its password)
+    exists()      whether any state was ever written
+    read()        the state as a ``Lockfile`` (read-only use: plan, drift, run, state list)
+    new_lock()    the apply lock (``ApplyLock``) or lease (``PgLease``), not yet acquired
+    store(lock, run)  the ``StateBackend`` an apply commits to, fenced by ``lock``
+    unlock(id)    ``reconciler unlock ID``
+    history(addr) the records of ``state history``
+    replace(lockfile, history, force)  ``state migrate``'s target side
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from reconciler.errors import LockfileError
+from reconciler.state.backend import StateBackend
+from reconciler.state.history import (
+    HistoryRecord,
+    RunInfo,
+    history_path,
+    read_history,
+    select,
+)
+from reconciler.state.journalfile import journal_path
+from reconciler.state.lock import ApplyLock, LockInfo, read_lock, unlock
+from reconciler.state.lockfile import (
+    LockfileEncoder,
+    LockfileWriteError,
+    check_project,
+    read_lockfile,
+    write_bytes_atomic,
+)
+from reconciler.state.model import Lockfile
+from reconciler.state.store import StateStore
+
+
+class StateLock(Protocol):
+    """The apply lock or lease: one writer per state at a time."""
+
+    @property
+    def info(self) -> LockInfo | None: ...
+
+    @property
+    def held(self) -> bool: ...
+
+    def acquire(self, operation: str = "apply") -> LockInfo: ...
+
+    def ensure_held(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
+class ClosableBackend(StateBackend, Protocol):
+    """A ``StateBackend`` a run opens and closes, stamping its writes' history with ``run``."""
+
+    run: RunInfo
+
+    @property
+    def name(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class StateLocation(Protocol):
+    """A state backend as the application sees it (see the module docstring)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def project(self) -> str: ...
+
+    def exists(self) -> bool: ...
+
+    def read(self) -> Lockfile: ...
+
+    def new_lock(self) -> StateLock: ...
+
+    def store(self, lock: StateLock | None, run: RunInfo) -> ClosableBackend: ...
+
+    def read_lock(self) -> LockInfo | None: ...
+
+    def unlock(self, lock_id: str) -> LockInfo: ...
+
+    def history(self, address: str | None = None) -> list[HistoryRecord]: ...
+
+    def replace(
+        self, lockfile: Lockfile, history: Sequence[HistoryRecord], *, force: bool
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def is_empty(lockfile: Lockfile) -> bool:
+    """True when the state holds no entry and no pending intent."""
+    return not lockfile.resources and not lockfile.pending
+
+
+class FileLocation:
+    """The lockfile at ``path`` (the default backend)."""
+
+    def __init__(self, path: str | os.PathLike[str], project: str) -> None:
+        self.path = Path(path)
+        self._project = project
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    @property
+    def project(self) -> str:
+        return self._project
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def read(self) -> Lockfile:
+        lockfile = read_lockfile(self.path, project=self._project)
+        check_project(lockfile, self.path, self._project)
+        return lockfile
+
+    def new_lock(self) -> ApplyLock:
+        return ApplyLock(self.path)
+
+    def store(self, lock: StateLock | None, run: RunInfo) -> StateStore:
+        return StateStore(self.path, project=self._project, run=run)
+
+    def read_lock(self) -> LockInfo | None:
+        return read_lock(self.path)
+
+    def unlock(self, lock_id: str) -> LockInfo:
+        return unlock(self.path, lock_id)
+
+    def history(self, address: str | None = None) -> list[HistoryRecord]:
+        return select(read_history(history_path(self.path)), address)
+
+    def replace(self, lockfile: Lockfile, history: Sequence[HistoryRecord], *, force: bool) -> None:
+        """Write ``lockfile`` exactly (lineage and serial kept) and its history (the caller
+        holds the apply lock).
+
+        Raises:
+            LockfileError: the lockfile holds entries and ``force`` is False.
+        """
+        if self.path.exists() and not force:
+            current = self.read()
+            if not is_empty(current):
+                raise LockfileError(
+                    f"{self.path} already holds {len(current.resources)} entries "
+                    f"(lineage {current.lineage} serial {current.serial}); refusing to "
+                    "overwrite it; pass --force to replace it"
+                )
+        moved = lockfile.model_copy(update={"project": self._project})
+        try:
+            write_bytes_atomic(self.path, LockfileEncoder().encode(moved).encode("utf-8"))
+            journal = journal_path(self.path)
+            if journal.exists():
+                journal.unlink()
+            text = "".join(r.model_dump_json() + "\n" for r in history)
+            hist = history_path(self.path)
+            if text or hist.exists():
+                write_bytes_atomic(hist, text.encode("utf-8"))
+        except OSError as exc:
+            raise LockfileWriteError(self.path, exc) from exc
+
+    def close(self) -> None:
+        pass
+
+
+def is_database(backend: str) -> bool:
+    """True when ``backend`` names a PostgreSQL database (else it is a lockfile path)."""
+    from reconciler.state.postgres.conninfo import is_database_url
+
+    return is_database_url(backend)
+
+
+def open_location(
+    backend: str | None, lockfile: str | os.PathLike[str], project: str
+) -> StateLocation:
+    """The state named by ``--backend`` (a database) or else ``--lockfile`` (a file).
+
+    Raises:
+        LockfileError: ``backend`` is set but names no PostgreSQL database.
+    """
+    if not backend:
+        return FileLocation(lockfile, project)
+    if not is_database(backend):
+        raise LockfileError(
+            "--backend (RECONCILER_BACKEND) takes a PostgreSQL connection string "
+            "(postgresql://USER@HOST:PORT/DBNAME, or libpq's key=value words); leave it "
+            "unset to keep the state in the lockfile (--lockfile)"
+        )
+    from reconciler.state.postgres.location import PgLocation
+
+    return PgLocation(backend, project)

@@ -1,0 +1,113 @@
+"""The database's connection string: recognise it, show it without its password, connect.
+
+The string is libpq's (a ``postgresql://`` URL or ``key=value`` words), passed to libpq as is:
+Unix sockets (``host=/run/postgresql``), TLS (``sslmode``, ``sslrootcert``), ``PGPASSWORD``,
+``~/.pgpass`` and the other ``PG*`` variables work as with ``psql``. Only two defaults are
+added when neither the string nor the environment sets them: ``connect_timeout=10`` and
+``application_name=reconciler``.
+
+Passwords are never printed: every message names the database by ``redact(conninfo)``
+(``postgresql://user@host:port/db``), and ``scrub`` removes the password from any text that
+might quote it (a driver's error).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING
+
+from reconciler.errors import LockfileError
+
+if TYPE_CHECKING:
+    import psycopg
+
+_URL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
+_WORD = re.compile(r"^\s*[a-z_]+\s*=", re.IGNORECASE)
+
+
+class DatabaseError(LockfileError):
+    """The state database cannot be reached or used; nothing was changed by this step."""
+
+
+class DatabaseUnreachable(DatabaseError):
+    """No connection to the state database could be made (it may come back)."""
+
+
+def is_database_url(value: str) -> bool:
+    """True for a PostgreSQL URL (``postgresql://``, ``postgres://``) or libpq ``key=value``
+    words; False for anything else (a path)."""
+    return bool(_URL.match(value) or _WORD.match(value))
+
+
+def _parts(conninfo: str) -> dict[str, str]:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return {k: str(v) for k, v in conninfo_to_dict(conninfo).items() if v is not None}
+    except Exception:  # noqa: BLE001 - psycopg.ProgrammingError; the text is never echoed
+        return {}
+
+
+def redact(conninfo: str) -> str:
+    """The database as messages name it: ``postgresql://user@host:port/db``, no password.
+
+    A string libpq cannot parse is named ``postgresql://(unparsable connection string)``
+    (its text could hold a password).
+    """
+    parts = _parts(conninfo)
+    if not parts:
+        return "postgresql://(unparsable connection string)"
+    user = parts.get("user", "")
+    host = parts.get("host", "")
+    port = parts.get("port", "")
+    where = host if "/" not in host else f"[{host}]"
+    where += f":{port}" if port else ""
+    db = parts.get("dbname", "")
+    return f"postgresql://{user + '@' if user else ''}{where}/{db}"
+
+
+def password_of(conninfo: str) -> str | None:
+    """The password written in the connection string, if any (to scrub it from messages)."""
+    return _parts(conninfo).get("password") or None
+
+
+def scrub(text: str, conninfo: str) -> str:
+    """``text`` with the connection string and its password replaced (driver messages)."""
+    text = text.replace(conninfo, redact(conninfo))
+    password = password_of(conninfo)
+    if password:
+        text = text.replace(password, "***")
+    return text
+
+
+def connect(conninfo: str, *, purpose: str = "") -> psycopg.Connection[tuple[object, ...]]:
+    """An autocommit connection to the database of ``conninfo``.
+
+    Raises:
+        DatabaseError: the database cannot be reached or refused us (the message names it
+            redacted and says why, without the password).
+    """
+    import psycopg
+
+    parts = _parts(conninfo)
+    if not parts and conninfo.strip():
+        raise DatabaseError(
+            f"{redact(conninfo)}: not a valid PostgreSQL connection string; use "
+            "postgresql://USER@HOST:PORT/DBNAME or libpq's key=value words"
+        )
+    from psycopg.conninfo import make_conninfo
+
+    extra: dict[str, str | int] = {}
+    if "connect_timeout" not in parts and not os.environ.get("PGCONNECT_TIMEOUT"):
+        extra["connect_timeout"] = 10
+    if "application_name" not in parts and not os.environ.get("PGAPPNAME"):
+        extra["application_name"] = "reconciler"
+    try:
+        return psycopg.connect(make_conninfo(conninfo, **extra), autocommit=True)
+    except psycopg.Error as e:
+        doing = f" for the {purpose}" if purpose else ""
+        reason = " ".join(scrub(str(e).strip() or type(e).__name__, conninfo).split())
+        raise DatabaseUnreachable(
+            f"cannot connect to the state database {redact(conninfo)}{doing}: {reason}"
+        ) from None

@@ -1,0 +1,139 @@
+"""One connection to the state database, reopened when it drops.
+
+``Database.run(work)`` runs ``work(connection)``; when the connection is lost (the server
+restarted, a pooler or a firewall cut it, ``pg_terminate_backend``) it reconnects and runs
+``work`` again, up to ``ATTEMPTS`` times. A write whose COMMIT answer was lost may have
+happened: ``run(..., landed=...)`` asks ``landed(connection)`` first and does not write twice.
+Any other database error becomes a ``DatabaseError`` naming the database, password removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from reconciler.state.postgres.conninfo import (
+    DatabaseError,
+    DatabaseUnreachable,
+    connect,
+    redact,
+    scrub,
+)
+from reconciler.state.postgres.schema import ensure_schema
+
+if TYPE_CHECKING:
+    import psycopg
+
+    Conn = psycopg.Connection[tuple[object, ...]]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("reconciler.state")
+
+#: how many times a piece of work is tried over fresh connections
+ATTEMPTS = 4
+#: seconds between two attempts (the n-th waits n times this)
+BACKOFF = 0.25
+
+
+class Database:
+    """The state database named by ``conninfo`` (connected on first use)."""
+
+    def __init__(self, conninfo: str, *, purpose: str = "") -> None:
+        self.conninfo = conninfo
+        self.name = redact(conninfo)
+        self.purpose = purpose
+        self.mutex = threading.RLock()
+        self._conn: Conn | None = None
+        self._schema_checked = False
+
+    def connection(self) -> Conn:
+        """The open connection (opened, and the schema checked, on first use)."""
+        with self.mutex:
+            conn = self._conn
+            if conn is None or conn.closed:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                conn = connect(self.conninfo, purpose=self.purpose)
+                if not self._schema_checked:
+                    try:
+                        ensure_schema(conn, self.name)
+                    except BaseException:
+                        conn.close()
+                        raise
+                    self._schema_checked = True
+                self._conn = conn
+            return conn
+
+    def drop(self) -> None:
+        """Forget the connection (after it failed); the next use opens a new one."""
+        with self.mutex:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # it is already broken
+                conn.close()
+
+    close = drop
+
+    def run(
+        self,
+        work: Callable[[Conn], T],
+        *,
+        what: str,
+        landed: Callable[[Conn], T | None] | None = None,
+        attempts: int = ATTEMPTS,
+    ) -> T:
+        """``work(connection)``, again over a new connection when the connection drops.
+
+        Args:
+            what: what the work does, for messages ("read the state").
+            landed: for a write: after a dropped connection, returns the write's result if it
+                was committed after all (then it is not sent again), else None.
+            attempts: how many connections to try (a heartbeat tries once: it runs again
+                soon anyway, and must not hold up a release).
+
+        Raises:
+            DatabaseError: the database stayed unreachable, or refused the work.
+        """
+        import psycopg
+
+        lost: BaseException | None = None
+        for attempt in range(max(1, attempts)):
+            if attempt:
+                time.sleep(BACKOFF * attempt)
+            try:
+                with self.mutex:
+                    conn = self.connection()
+                    if lost is not None and landed is not None:
+                        done = landed(conn)
+                        if done is not None:
+                            return done
+                    return work(conn)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as e:
+                if isinstance(e, psycopg.errors.QueryCanceled):
+                    raise self.error(what, e) from None
+                lost = e
+                self.drop()
+                logger.warning(
+                    "%s: the connection to the state database dropped (%s); reconnecting",
+                    self.name,
+                    scrub(str(e).strip() or type(e).__name__, self.conninfo),
+                )
+            except DatabaseUnreachable as e:
+                lost = e
+                self.drop()
+            except psycopg.Error as e:
+                raise self.error(what, e) from None
+        assert lost is not None
+        if isinstance(lost, DatabaseError):
+            raise lost
+        raise self.error(what, lost) from None
+
+    def error(self, what: str, e: BaseException) -> DatabaseError:
+        reason = " ".join(scrub(str(e).strip() or type(e).__name__, self.conninfo).split())
+        return DatabaseError(f"{self.name}: could not {what}: {reason}")

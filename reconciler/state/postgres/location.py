@@ -1,0 +1,195 @@
+"""``PgLocation``: one project's state in a PostgreSQL database, as the application uses it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from reconciler.errors import LockfileError
+from reconciler.state.history import HistoryRecord, RunInfo
+from reconciler.state.lock import LockInfo
+from reconciler.state.model import Lockfile
+from reconciler.state.postgres.db import Database
+from reconciler.state.postgres.lease import PgLease, read_lease, unlock_lease
+from reconciler.state.postgres.store import PgStateStore
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from reconciler.state.location import StateLock
+
+    Conn = psycopg.Connection[tuple[object, ...]]
+
+
+class PgLocation:
+    """The state of ``project`` in the database of ``conninfo`` (connected on first use)."""
+
+    def __init__(self, conninfo: str, project: str) -> None:
+        self.conninfo = conninfo
+        self.db = Database(conninfo)
+        self._project = project
+
+    @property
+    def name(self) -> str:
+        return f"{self.db.name} (project {self._project})"
+
+    @property
+    def project(self) -> str:
+        return self._project
+
+    def exists(self) -> bool:
+        def look(conn: Conn) -> bool:
+            row = conn.execute(
+                "SELECT 1 FROM reconciler_states WHERE project = %s", (self._project,)
+            ).fetchone()
+            return row is not None
+
+        return self.db.run(look, what="read the state")
+
+    def read(self) -> Lockfile:
+        return PgStateStore(self.db, self._project).load()
+
+    def new_lock(self) -> PgLease:
+        return PgLease(self.conninfo, self._project, name=self.name)
+
+    def store(self, lock: StateLock | None, run: RunInfo) -> PgStateStore:
+        lease_id = lock.info.id if lock is not None and lock.info is not None else None
+        return PgStateStore(self.db, self._project, run=run, lease_id=lease_id)
+
+    def read_lock(self) -> LockInfo | None:
+        found = self.db.run(lambda conn: read_lease(conn, self._project), what="read the lease")
+        return found[0] if found else None
+
+    def unlock(self, lock_id: str) -> LockInfo:
+        return unlock_lease(self.db, self._project, lock_id)
+
+    def history(self, address: str | None = None) -> list[HistoryRecord]:
+        def fetch(conn: Conn) -> list[HistoryRecord]:
+            head = conn.execute(
+                "SELECT lineage FROM reconciler_states WHERE project = %s", (self._project,)
+            ).fetchone()
+            if head is None:
+                return []
+            if address is None:
+                rows = conn.execute(
+                    "SELECT serial, at, actor, ci_run, operation, plan_digest, changes "
+                    "FROM reconciler_history WHERE project = %s AND lineage = %s "
+                    "ORDER BY serial",
+                    (self._project, head[0]),
+                )
+            else:
+                rows = conn.execute(
+                    "SELECT serial, at, actor, ci_run, operation, plan_digest, changes "
+                    "FROM reconciler_history WHERE project = %s AND lineage = %s "
+                    "AND changes @> %s::jsonb ORDER BY serial",
+                    (self._project, head[0], json.dumps([{"address": address}])),
+                )
+            out = []
+            for serial, at, actor, ci_run, operation, digest, changes in rows:
+                record = HistoryRecord.model_validate(
+                    {
+                        "serial": serial,
+                        "at": _iso(at),
+                        "actor": actor,
+                        "ci_run": ci_run,
+                        "operation": operation,
+                        "plan_digest": digest,
+                        "changes": changes,
+                    }
+                )
+                out.append(record if address is None else record.only(address))
+            return out
+
+        return self.db.run(fetch, what="read the history")
+
+    def replace(self, lockfile: Lockfile, history: Sequence[HistoryRecord], *, force: bool) -> None:
+        """Make ``lockfile`` (lineage, serial, entries, intents) the project's state, with
+        ``history``; the caller holds the lease.
+
+        Raises:
+            LockfileError: the project holds entries and ``force`` is False.
+        """
+
+        def write(conn: Conn) -> None:
+            with conn.transaction():
+                counts = conn.execute(
+                    "SELECT (SELECT count(*) FROM reconciler_resources WHERE project = %s), "
+                    "(SELECT count(*) FROM reconciler_pending WHERE project = %s)",
+                    (self._project, self._project),
+                ).fetchone()
+                assert counts is not None
+                if (int(str(counts[0])) or int(str(counts[1]))) and not force:
+                    raise LockfileError(
+                        f"{self.name} already holds {counts[0]} entries; refusing to "
+                        "overwrite it; pass --force to replace it"
+                    )
+                conn.execute("DELETE FROM reconciler_states WHERE project = %s", (self._project,))
+                conn.execute(
+                    "INSERT INTO reconciler_states (project, lineage, serial, lockfile_version, "
+                    "salt, origin) VALUES (%s, %s, %s, %s, %s, %s)",
+                    (
+                        self._project,
+                        lockfile.lineage,
+                        lockfile.serial,
+                        lockfile.lockfile_version,
+                        lockfile.salt,
+                        lockfile.origin,
+                    ),
+                )
+                addresses = sorted(lockfile.resources)
+                conn.execute(
+                    "INSERT INTO reconciler_resources "
+                    "(project, address, entry, kind, row_version, updated_serial) "
+                    "SELECT %s, v.address, v.body::jsonb, v.kind, 1, %s "
+                    "FROM unnest(%s::text[], %s::text[], %s::text[]) AS v(address, body, kind)",
+                    (
+                        self._project,
+                        lockfile.serial,
+                        addresses,
+                        [lockfile.resources[a].model_dump_json() for a in addresses],
+                        [lockfile.resources[a].kind for a in addresses],
+                    ),
+                )
+                pending = sorted(lockfile.pending)
+                conn.execute(
+                    "INSERT INTO reconciler_pending (project, address, intent, row_version) "
+                    "SELECT %s, v.address, v.body::jsonb, 1 "
+                    "FROM unnest(%s::text[], %s::text[]) AS v(address, body)",
+                    (
+                        self._project,
+                        pending,
+                        [lockfile.pending[a].model_dump_json() for a in pending],
+                    ),
+                )
+                for record in history:
+                    conn.execute(
+                        "INSERT INTO reconciler_history (project, lineage, serial, at, actor, "
+                        "ci_run, operation, plan_digest, changes) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb) "
+                        "ON CONFLICT DO NOTHING",
+                        (
+                            self._project,
+                            lockfile.lineage,
+                            record.serial,
+                            record.at,
+                            record.actor,
+                            record.ci_run,
+                            record.operation,
+                            record.plan_digest,
+                            json.dumps([c.model_dump(mode="json") for c in record.changes]),
+                        ),
+                    )
+
+        self.db.run(write, what="write the migrated state")
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _iso(value: object) -> str:
+    from datetime import UTC, datetime
+
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return str(value)
