@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from support.local_provider import (
-    BETA,
+    HEADERS,
     TEXT,
     TS,
     assert_error,
@@ -330,7 +330,7 @@ async def test_deployment_validation(http: httpx.AsyncClient, body: dict[str, An
 async def test_event_stream_delivers_new_events_and_ends_on_delete(provider_db: Path) -> None:
     app = create_app(provider_db, ping_interval=0.2)
     with BackgroundServer(app) as server:
-        async with httpx.AsyncClient(base_url=server.url, headers=BETA, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=server.url, headers=HEADERS, timeout=10) as http:
             agent = await new_agent(http)
             env = await new_env(http)
             session = await ok(
@@ -381,7 +381,7 @@ async def test_stopping_the_server_ends_open_streams(provider_db: Path) -> None:
     app = create_app(provider_db)
     server = BackgroundServer(app).start()
     try:
-        async with httpx.AsyncClient(base_url=server.url, headers=BETA, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=server.url, headers=HEADERS, timeout=10) as http:
             agent = await new_agent(http)
             env = await new_env(http)
             session = await ok(
@@ -401,7 +401,7 @@ async def test_stopping_the_server_ends_open_streams(provider_db: Path) -> None:
     # The app outlives its server: a new server streams again.
     with BackgroundServer(app) as again:
         async with (
-            httpx.AsyncClient(base_url=again.url, headers=BETA, timeout=10) as http,
+            httpx.AsyncClient(base_url=again.url, headers=HEADERS, timeout=10) as http,
             http.stream("GET", f"/v1/sessions/{session['id']}/events/stream") as s,
         ):
             assert await anext(s.aiter_lines()) == "event: ping"
