@@ -6,6 +6,7 @@ spells the wire the same way. Nothing here performs I/O, retries or error mappin
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
@@ -107,7 +108,12 @@ def is_loopback(base_url: str) -> bool:
         (True, False)
     """
     host = (urlsplit(base_url).hostname or "").lower()
-    return host in ("localhost", "::1") or host.startswith("127.")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: only "localhost" is known to be this machine
+        return False
 
 
 def default_headers(api_key: str | None) -> dict[str, str]:
