@@ -205,10 +205,22 @@ async def test_agent_multiagent_roster_resolves_versions(http: httpx.AsyncClient
         name="boss",
         multiagent={"type": "coordinator", "agents": [helper["id"], {"type": "self"}]},
     )
+    # ``self`` is resolved to the agent version shown, never echoed (the SDK has no such entry)
     assert boss["multiagent"]["agents"] == [
         {"type": "agent", "id": helper["id"], "version": 1},
-        {"type": "self"},
+        {"type": "agent", "id": boss["id"], "version": 1},
     ]
+    v2 = await ok(http.post(f"/v1/agents/{boss['id']}", json={"description": "v2"}))
+    assert v2["multiagent"]["agents"][1] == {"type": "agent", "id": boss["id"], "version": 2}
+    v1 = await ok(http.get(f"/v1/agents/{boss['id']}", params={"version": 1}))
+    assert v1["multiagent"]["agents"][1]["version"] == 1
+    same = await ok(
+        http.post(
+            f"/v1/agents/{boss['id']}",
+            json={"multiagent": {"type": "coordinator", "agents": [helper["id"], {"type": "self"}]}},
+        )
+    )
+    assert same["version"] == 2  # the same roster again is no change
     r = await http.post(
         "/v1/agents",
         json={
