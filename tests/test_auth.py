@@ -22,13 +22,13 @@ pytestmark = pytest.mark.anyio
 
 async def test_the_embedded_client_sends_the_local_key(provider_db: Path) -> None:
     async with embedded_client(provider_db) as client:
-        assert client._http.headers["x-api-key"] == LOCAL_API_KEY  # noqa: SLF001
+        assert client._http.headers["x-api-key"] == LOCAL_API_KEY
         assert await client.agents.list().to_list() == []
 
 
 async def test_an_explicit_key_wins_over_the_local_one(provider_db: Path) -> None:
     async with embedded_client(provider_db, api_key="sk-mine") as client:
-        assert client._http.headers["x-api-key"] == "sk-mine"  # noqa: SLF001
+        assert client._http.headers["x-api-key"] == "sk-mine"
         await client.agents.list().to_list()
 
 
@@ -58,7 +58,7 @@ def test_only_loopback_urls_get_the_local_key() -> None:
 
     def headers(url: str, key: str | None) -> httpx.Headers:
         client = connect_client(url, key)
-        return client._http.headers  # noqa: SLF001
+        return client._http.headers
 
     assert headers("http://127.0.0.1:8787", None)["x-api-key"] == LOCAL_API_KEY
     assert headers("http://127.0.0.1:8787", "sk-x")["x-api-key"] == "sk-x"

@@ -217,7 +217,9 @@ async def test_agent_multiagent_roster_resolves_versions(http: httpx.AsyncClient
     same = await ok(
         http.post(
             f"/v1/agents/{boss['id']}",
-            json={"multiagent": {"type": "coordinator", "agents": [helper["id"], {"type": "self"}]}},
+            json={
+                "multiagent": {"type": "coordinator", "agents": [helper["id"], {"type": "self"}]}
+            },
         )
     )
     assert same["version"] == 2  # the same roster again is no change

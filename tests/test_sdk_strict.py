@@ -197,51 +197,70 @@ class World:
     def helper(self) -> str:
         return self._once(
             "helper",
-            lambda: self.sdk.beta.agents.create(
-                name="helper",
-                model="claude-haiku-4-5",
-                system="You help.",
-                tools=[{"type": "custom", "name": "lookup", "description": "d",
-                        "input_schema": {"type": "object", "properties": {}}}],
-            ).id,
+            lambda: (
+                self.sdk.beta.agents.create(
+                    name="helper",
+                    model="claude-haiku-4-5",
+                    system="You help.",
+                    tools=[
+                        {
+                            "type": "custom",
+                            "name": "lookup",
+                            "description": "d",
+                            "input_schema": {"type": "object", "properties": {}},
+                        }
+                    ],
+                ).id
+            ),
         )
 
     def agent(self) -> str:
         """A coordinator (``self`` in its roster) with the fields that have nested shapes."""
         return self._once(
             "agent",
-            lambda: self.sdk.beta.agents.create(
-                name="lead",
-                model={"id": "claude-sonnet-4-6", "effort": "medium"},
-                system="You lead.\nlocal-reply: done {text}",
-                tools=[
-                    {"type": "agent_toolset_20260401",
-                     "configs": [{"name": "web_fetch", "enabled": False}]},
-                    {"type": "mcp_toolset", "mcp_server_name": "gh"},
-                ],
-                mcp_servers=[{"type": "url", "name": "gh", "url": "https://mcp.example.com"}],
-                skills=[{"type": "anthropic", "skill_id": "xlsx"}],
-                multiagent={"type": "coordinator",
-                            "agents": [self.helper(), {"type": "self"},
-                                       {"type": "advisor", "model": "claude-opus-4-6"}]},
-                metadata={"team": "infra"},
-            ).id,
+            lambda: (
+                self.sdk.beta.agents.create(
+                    name="lead",
+                    model={"id": "claude-sonnet-4-6", "effort": "medium"},
+                    system="You lead.\nlocal-reply: done {text}",
+                    tools=[
+                        {
+                            "type": "agent_toolset_20260401",
+                            "configs": [{"name": "web_fetch", "enabled": False}],
+                        },
+                        {"type": "mcp_toolset", "mcp_server_name": "gh"},
+                    ],
+                    mcp_servers=[{"type": "url", "name": "gh", "url": "https://mcp.example.com"}],
+                    skills=[{"type": "anthropic", "skill_id": "xlsx"}],
+                    multiagent={
+                        "type": "coordinator",
+                        "agents": [
+                            self.helper(),
+                            {"type": "self"},
+                            {"type": "advisor", "model": "claude-opus-4-6"},
+                        ],
+                    },
+                    metadata={"team": "infra"},
+                ).id
+            ),
         )
 
     def modern(self) -> str:
         """An agent with a ``multiagent_20261001`` config naming a predefined agent."""
         return self._once(
             "modern",
-            lambda: self.sdk.beta.agents.create(
-                name="modern",
-                model="claude-sonnet-4-6",
-                multiagent={
-                    "type": "multiagent_20261001",
-                    "advisor": {"type": "enabled", "model": "claude-opus-4-6"},
-                    "subagents": {"type": "enabled", "predefined_agents": [self.helper()]},
-                    "workflows": {"type": "disabled"},
-                },
-            ).id,
+            lambda: (
+                self.sdk.beta.agents.create(
+                    name="modern",
+                    model="claude-sonnet-4-6",
+                    multiagent={
+                        "type": "multiagent_20261001",
+                        "advisor": {"type": "enabled", "model": "claude-opus-4-6"},
+                        "subagents": {"type": "enabled", "predefined_agents": [self.helper()]},
+                        "workflows": {"type": "disabled"},
+                    },
+                ).id
+            ),
         )
 
     def env(self) -> str:
@@ -253,44 +272,58 @@ class World:
     def credential(self) -> str:
         return self._once(
             "credential",
-            lambda: self.sdk.beta.vaults.credentials.create(
-                self.vault(),
-                display_name="oauth",
-                auth={
-                    "type": "mcp_oauth",
-                    "access_token": "a",
-                    "mcp_server_url": "https://mcp.strict",
-                    "refresh": {"client_id": "c", "refresh_token": "r",
-                                "token_endpoint": "https://t",
-                                "token_endpoint_auth": {"type": "none"}},
-                },
-            ).id,
+            lambda: (
+                self.sdk.beta.vaults.credentials.create(
+                    self.vault(),
+                    display_name="oauth",
+                    auth={
+                        "type": "mcp_oauth",
+                        "access_token": "a",
+                        "mcp_server_url": "https://mcp.strict",
+                        "refresh": {
+                            "client_id": "c",
+                            "refresh_token": "r",
+                            "token_endpoint": "https://t",
+                            "token_endpoint_auth": {"type": "none"},
+                        },
+                    },
+                ).id
+            ),
         )
 
     def session(self, key: str = "session", agent: str | None = None) -> str:
         return self._once(
             key,
-            lambda: self.sdk.beta.sessions.create(
-                agent=agent or self.agent(),
-                environment_id=self.env(),
-                vault_ids=[self.vault()],
-                resources=[{"type": "github_repository", "url": "https://github.com/o/r",
+            lambda: (
+                self.sdk.beta.sessions.create(
+                    agent=agent or self.agent(),
+                    environment_id=self.env(),
+                    vault_ids=[self.vault()],
+                    resources=[
+                        {
+                            "type": "github_repository",
+                            "url": "https://github.com/o/r",
                             "authorization_token": "t",
-                            "checkout": {"type": "branch", "name": "main"}}],
-                title="strict",
-            ).id,
+                            "checkout": {"type": "branch", "name": "main"},
+                        }
+                    ],
+                    title="strict",
+                ).id
+            ),
         )
 
     def deployment(self) -> str:
         return self._once(
             "deployment",
-            lambda: self.sdk.beta.deployments.create(
-                name="nightly",
-                agent=self.agent(),
-                environment_id=self.env(),
-                initial_events=[MESSAGE],
-                schedule={"type": "cron", "expression": "0 3 * * *", "timezone": "UTC"},
-            ).id,
+            lambda: (
+                self.sdk.beta.deployments.create(
+                    name="nightly",
+                    agent=self.agent(),
+                    environment_id=self.env(),
+                    initial_events=[MESSAGE],
+                    schedule={"type": "cron", "expression": "0 3 * * *", "timezone": "UTC"},
+                ).id
+            ),
         )
 
     def run(self) -> str:
@@ -331,8 +364,11 @@ def _outcome(w: World) -> None:
         sid,
         events=[
             MESSAGE,
-            {"type": "user.define_outcome", "description": "a reply",
-             "rubric": {"type": "text", "content": 'Says "done".'}},
+            {
+                "type": "user.define_outcome",
+                "description": "a reply",
+                "rubric": {"type": "text", "content": 'Says "done".'},
+            },
         ],
     )
 
@@ -348,114 +384,293 @@ S, D = "/v1/sessions", "/v1/deployments"
 
 ROUTES: tuple[Route, ...] = (
     Route("POST", A, BetaManagedAgentsAgent, lambda w: (w.agent(), w.modern())),
-    Route("GET", A + "/{agent_id}", BetaManagedAgentsAgent,
-          lambda w: (w.sdk.beta.agents.retrieve(w.agent()),
-                     w.sdk.beta.agents.retrieve(w.modern(), version=1))),
-    Route("POST", A + "/{agent_id}", BetaManagedAgentsAgent,
-          lambda w: w.sdk.beta.agents.update(w.agent(), description="updated")),
-    Route("GET", A, Page(BetaManagedAgentsAgent),
-          lambda w: (w.agent(), w.modern(), list(w.sdk.beta.agents.list(limit=2)))),
-    Route("POST", A + "/{agent_id}/archive", BetaManagedAgentsAgent,
-          lambda w: w.sdk.beta.agents.archive(
-              w.sdk.beta.agents.create(name="gone", model="claude-haiku-4-5").id)),
-    Route("GET", A + "/{agent_id}/versions", Page(BetaManagedAgentsAgent),
-          lambda w: list(w.sdk.beta.agents.versions.list(w.agent()))),
-    Route("POST", E, BetaEnvironment,
-          lambda w: w.sdk.beta.environments.create(
-              name="limited",
-              config={"type": "cloud",
-                      "networking": {"type": "limited", "allowed_hosts": ["pypi.org"],
-                                     "allow_package_managers": True},
-                      "packages": {"pip": ["pandas"]}})),
-    Route("GET", E + "/{environment_id}", BetaEnvironment,
-          lambda w: w.sdk.beta.environments.retrieve(w.env())),
-    Route("POST", E + "/{environment_id}", BetaEnvironment,
-          lambda w: w.sdk.beta.environments.update(w.env(), description="d")),
-    Route("GET", E, Page(BetaEnvironment), lambda w: (w.env(), list(w.sdk.beta.environments.list()))),
-    Route("POST", E + "/{environment_id}/archive", BetaEnvironment,
-          lambda w: w.sdk.beta.environments.archive(
-              w.sdk.beta.environments.create(name="archived").id)),
-    Route("DELETE", E + "/{environment_id}", BetaEnvironmentDeleteResponse,
-          lambda w: w.sdk.beta.environments.delete(
-              w.sdk.beta.environments.create(name="deleted").id)),
+    Route(
+        "GET",
+        A + "/{agent_id}",
+        BetaManagedAgentsAgent,
+        lambda w: (
+            w.sdk.beta.agents.retrieve(w.agent()),
+            w.sdk.beta.agents.retrieve(w.modern(), version=1),
+        ),
+    ),
+    Route(
+        "POST",
+        A + "/{agent_id}",
+        BetaManagedAgentsAgent,
+        lambda w: w.sdk.beta.agents.update(w.agent(), description="updated"),
+    ),
+    Route(
+        "GET",
+        A,
+        Page(BetaManagedAgentsAgent),
+        lambda w: (w.agent(), w.modern(), list(w.sdk.beta.agents.list(limit=2))),
+    ),
+    Route(
+        "POST",
+        A + "/{agent_id}/archive",
+        BetaManagedAgentsAgent,
+        lambda w: w.sdk.beta.agents.archive(
+            w.sdk.beta.agents.create(name="gone", model="claude-haiku-4-5").id
+        ),
+    ),
+    Route(
+        "GET",
+        A + "/{agent_id}/versions",
+        Page(BetaManagedAgentsAgent),
+        lambda w: list(w.sdk.beta.agents.versions.list(w.agent())),
+    ),
+    Route(
+        "POST",
+        E,
+        BetaEnvironment,
+        lambda w: w.sdk.beta.environments.create(
+            name="limited",
+            config={
+                "type": "cloud",
+                "networking": {
+                    "type": "limited",
+                    "allowed_hosts": ["pypi.org"],
+                    "allow_package_managers": True,
+                },
+                "packages": {"pip": ["pandas"]},
+            },
+        ),
+    ),
+    Route(
+        "GET",
+        E + "/{environment_id}",
+        BetaEnvironment,
+        lambda w: w.sdk.beta.environments.retrieve(w.env()),
+    ),
+    Route(
+        "POST",
+        E + "/{environment_id}",
+        BetaEnvironment,
+        lambda w: w.sdk.beta.environments.update(w.env(), description="d"),
+    ),
+    Route(
+        "GET", E, Page(BetaEnvironment), lambda w: (w.env(), list(w.sdk.beta.environments.list()))
+    ),
+    Route(
+        "POST",
+        E + "/{environment_id}/archive",
+        BetaEnvironment,
+        lambda w: w.sdk.beta.environments.archive(
+            w.sdk.beta.environments.create(name="archived").id
+        ),
+    ),
+    Route(
+        "DELETE",
+        E + "/{environment_id}",
+        BetaEnvironmentDeleteResponse,
+        lambda w: w.sdk.beta.environments.delete(w.sdk.beta.environments.create(name="deleted").id),
+    ),
     Route("POST", V, BetaManagedAgentsVault, lambda w: w.vault()),
-    Route("GET", V + "/{vault_id}", BetaManagedAgentsVault,
-          lambda w: w.sdk.beta.vaults.retrieve(w.vault())),
-    Route("POST", V + "/{vault_id}", BetaManagedAgentsVault,
-          lambda w: w.sdk.beta.vaults.update(w.vault(), metadata={"k": "v"})),
-    Route("GET", V, Page(BetaManagedAgentsVault), lambda w: (w.vault(), list(w.sdk.beta.vaults.list()))),
-    Route("POST", V + "/{vault_id}/archive", BetaManagedAgentsVault,
-          lambda w: w.sdk.beta.vaults.archive(w.sdk.beta.vaults.create(display_name="a").id)),
-    Route("DELETE", V + "/{vault_id}", BetaManagedAgentsDeletedVault,
-          lambda w: w.sdk.beta.vaults.delete(w.sdk.beta.vaults.create(display_name="d").id)),
-    Route("POST", C, BetaManagedAgentsCredential,
-          lambda w: (w.credential(), w.sdk.beta.vaults.credentials.create(
-              w.vault(),
-              auth={"type": "environment_variable", "secret_name": "TOKEN",
-                    "secret_value": "s", "networking": {"type": "limited",
-                                                        "allowed_hosts": ["api.x"]}}))),
-    Route("GET", C + "/{credential_id}", BetaManagedAgentsCredential,
-          lambda w: w.sdk.beta.vaults.credentials.retrieve(w.credential(), vault_id=w.vault())),
-    Route("POST", C + "/{credential_id}", BetaManagedAgentsCredential,
-          lambda w: w.sdk.beta.vaults.credentials.update(
-              w.credential(), vault_id=w.vault(), display_name="renamed")),
-    Route("GET", C, Page(BetaManagedAgentsCredential),
-          lambda w: (w.credential(), list(w.sdk.beta.vaults.credentials.list(w.vault())))),
-    Route("POST", C + "/{credential_id}/archive", BetaManagedAgentsCredential,
-          lambda w: w.sdk.beta.vaults.credentials.archive(
-              w.sdk.beta.vaults.credentials.create(
-                  w.vault(), auth={"type": "static_bearer", "token": "t",
-                                   "mcp_server_url": "https://a"}).id,
-              vault_id=w.vault())),
-    Route("DELETE", C + "/{credential_id}", BetaManagedAgentsDeletedCredential,
-          lambda w: w.sdk.beta.vaults.credentials.delete(
-              w.sdk.beta.vaults.credentials.create(
-                  w.vault(), auth={"type": "static_bearer", "token": "t",
-                                   "mcp_server_url": "https://d"}).id,
-              vault_id=w.vault())),
-    Route("POST", C + "/{credential_id}/mcp_oauth_validate", BetaManagedAgentsCredentialValidation,
-          lambda w: w.sdk.beta.vaults.credentials.mcp_oauth_validate(
-              w.credential(), vault_id=w.vault())),
-    Route("POST", S, BetaManagedAgentsSession,
-          lambda w: (w.session(), w.session("modern", w.modern()),
-                     w.sdk.beta.sessions.create(
-                         agent={"type": "agent_with_overrides", "id": w.helper(),
-                                "system": "overridden"},
-                         environment_id=w.env(), initial_events=[MESSAGE]))),
-    Route("GET", S + "/{session_id}", BetaManagedAgentsSession,
-          lambda w: (_outcome(w), w.sdk.beta.sessions.retrieve(w.session()))),
-    Route("POST", S + "/{session_id}", BetaManagedAgentsSession,
-          lambda w: w.sdk.beta.sessions.update(w.session(), title="t2", metadata={"a": "b"})),
-    Route("GET", S, Page(BetaManagedAgentsSession, bidirectional=True),
-          lambda w: (w.session(), list(w.sdk.beta.sessions.list(limit=1)))),
-    Route("POST", S + "/{session_id}/archive", BetaManagedAgentsSession,
-          lambda w: w.sdk.beta.sessions.archive(w.session("archived", w.helper()))),
-    Route("DELETE", S + "/{session_id}", BetaManagedAgentsDeletedSession,
-          lambda w: w.sdk.beta.sessions.delete(w.session("deleted", w.helper()))),
+    Route(
+        "GET",
+        V + "/{vault_id}",
+        BetaManagedAgentsVault,
+        lambda w: w.sdk.beta.vaults.retrieve(w.vault()),
+    ),
+    Route(
+        "POST",
+        V + "/{vault_id}",
+        BetaManagedAgentsVault,
+        lambda w: w.sdk.beta.vaults.update(w.vault(), metadata={"k": "v"}),
+    ),
+    Route(
+        "GET",
+        V,
+        Page(BetaManagedAgentsVault),
+        lambda w: (w.vault(), list(w.sdk.beta.vaults.list())),
+    ),
+    Route(
+        "POST",
+        V + "/{vault_id}/archive",
+        BetaManagedAgentsVault,
+        lambda w: w.sdk.beta.vaults.archive(w.sdk.beta.vaults.create(display_name="a").id),
+    ),
+    Route(
+        "DELETE",
+        V + "/{vault_id}",
+        BetaManagedAgentsDeletedVault,
+        lambda w: w.sdk.beta.vaults.delete(w.sdk.beta.vaults.create(display_name="d").id),
+    ),
+    Route(
+        "POST",
+        C,
+        BetaManagedAgentsCredential,
+        lambda w: (
+            w.credential(),
+            w.sdk.beta.vaults.credentials.create(
+                w.vault(),
+                auth={
+                    "type": "environment_variable",
+                    "secret_name": "TOKEN",
+                    "secret_value": "s",
+                    "networking": {"type": "limited", "allowed_hosts": ["api.x"]},
+                },
+            ),
+        ),
+    ),
+    Route(
+        "GET",
+        C + "/{credential_id}",
+        BetaManagedAgentsCredential,
+        lambda w: w.sdk.beta.vaults.credentials.retrieve(w.credential(), vault_id=w.vault()),
+    ),
+    Route(
+        "POST",
+        C + "/{credential_id}",
+        BetaManagedAgentsCredential,
+        lambda w: w.sdk.beta.vaults.credentials.update(
+            w.credential(), vault_id=w.vault(), display_name="renamed"
+        ),
+    ),
+    Route(
+        "GET",
+        C,
+        Page(BetaManagedAgentsCredential),
+        lambda w: (w.credential(), list(w.sdk.beta.vaults.credentials.list(w.vault()))),
+    ),
+    Route(
+        "POST",
+        C + "/{credential_id}/archive",
+        BetaManagedAgentsCredential,
+        lambda w: w.sdk.beta.vaults.credentials.archive(
+            w.sdk.beta.vaults.credentials.create(
+                w.vault(),
+                auth={"type": "static_bearer", "token": "t", "mcp_server_url": "https://a"},
+            ).id,
+            vault_id=w.vault(),
+        ),
+    ),
+    Route(
+        "DELETE",
+        C + "/{credential_id}",
+        BetaManagedAgentsDeletedCredential,
+        lambda w: w.sdk.beta.vaults.credentials.delete(
+            w.sdk.beta.vaults.credentials.create(
+                w.vault(),
+                auth={"type": "static_bearer", "token": "t", "mcp_server_url": "https://d"},
+            ).id,
+            vault_id=w.vault(),
+        ),
+    ),
+    Route(
+        "POST",
+        C + "/{credential_id}/mcp_oauth_validate",
+        BetaManagedAgentsCredentialValidation,
+        lambda w: w.sdk.beta.vaults.credentials.mcp_oauth_validate(
+            w.credential(), vault_id=w.vault()
+        ),
+    ),
+    Route(
+        "POST",
+        S,
+        BetaManagedAgentsSession,
+        lambda w: (
+            w.session(),
+            w.session("modern", w.modern()),
+            w.sdk.beta.sessions.create(
+                agent={"type": "agent_with_overrides", "id": w.helper(), "system": "overridden"},
+                environment_id=w.env(),
+                initial_events=[MESSAGE],
+            ),
+        ),
+    ),
+    Route(
+        "GET",
+        S + "/{session_id}",
+        BetaManagedAgentsSession,
+        lambda w: (_outcome(w), w.sdk.beta.sessions.retrieve(w.session())),
+    ),
+    Route(
+        "POST",
+        S + "/{session_id}",
+        BetaManagedAgentsSession,
+        lambda w: w.sdk.beta.sessions.update(w.session(), title="t2", metadata={"a": "b"}),
+    ),
+    Route(
+        "GET",
+        S,
+        Page(BetaManagedAgentsSession, bidirectional=True),
+        lambda w: (w.session(), list(w.sdk.beta.sessions.list(limit=1))),
+    ),
+    Route(
+        "POST",
+        S + "/{session_id}/archive",
+        BetaManagedAgentsSession,
+        lambda w: w.sdk.beta.sessions.archive(w.session("archived", w.helper())),
+    ),
+    Route(
+        "DELETE",
+        S + "/{session_id}",
+        BetaManagedAgentsDeletedSession,
+        lambda w: w.sdk.beta.sessions.delete(w.session("deleted", w.helper())),
+    ),
     Route("POST", S + "/{session_id}/events", BetaManagedAgentsSendSessionEvents, _outcome),
     Route("GET", S + "/{session_id}/events", Page(BetaManagedAgentsSessionEvent), _events),
     Route("GET", S + "/{session_id}/events/stream", BetaManagedAgentsStreamSessionEvents, _stream),
     Route("POST", D, BetaManagedAgentsDeployment, lambda w: w.deployment()),
-    Route("GET", D + "/{deployment_id}", BetaManagedAgentsDeployment,
-          lambda w: (w.run(), w.sdk.beta.deployments.retrieve(w.deployment()))),
-    Route("POST", D + "/{deployment_id}", BetaManagedAgentsDeployment,
-          lambda w: w.sdk.beta.deployments.update(w.deployment(), description="d")),
-    Route("GET", D, Page(BetaManagedAgentsDeployment),
-          lambda w: (w.deployment(), list(w.sdk.beta.deployments.list()))),
-    Route("POST", D + "/{deployment_id}/archive", BetaManagedAgentsDeployment,
-          lambda w: w.sdk.beta.deployments.archive(w.sdk.beta.deployments.create(
-              name="gone", agent=w.helper(), environment_id=w.env(),
-              initial_events=[MESSAGE]).id)),
-    Route("POST", D + "/{deployment_id}/pause", BetaManagedAgentsDeployment,
-          lambda w: w.sdk.beta.deployments.pause(w.deployment())),
-    Route("POST", D + "/{deployment_id}/unpause", BetaManagedAgentsDeployment,
-          lambda w: w.sdk.beta.deployments.unpause(w.deployment())),
-    Route("POST", D + "/{deployment_id}/run", BetaManagedAgentsDeploymentRun,
-          lambda w: w.sdk.beta.deployments.run(w.deployment())),
-    Route("GET", "/v1/deployment_runs/{deployment_run_id}", BetaManagedAgentsDeploymentRun,
-          lambda w: w.sdk.beta.deployment_runs.retrieve(w.run())),
-    Route("GET", "/v1/deployment_runs", Page(BetaManagedAgentsDeploymentRun),
-          lambda w: (w.run(), list(w.sdk.beta.deployment_runs.list()))),
+    Route(
+        "GET",
+        D + "/{deployment_id}",
+        BetaManagedAgentsDeployment,
+        lambda w: (w.run(), w.sdk.beta.deployments.retrieve(w.deployment())),
+    ),
+    Route(
+        "POST",
+        D + "/{deployment_id}",
+        BetaManagedAgentsDeployment,
+        lambda w: w.sdk.beta.deployments.update(w.deployment(), description="d"),
+    ),
+    Route(
+        "GET",
+        D,
+        Page(BetaManagedAgentsDeployment),
+        lambda w: (w.deployment(), list(w.sdk.beta.deployments.list())),
+    ),
+    Route(
+        "POST",
+        D + "/{deployment_id}/archive",
+        BetaManagedAgentsDeployment,
+        lambda w: w.sdk.beta.deployments.archive(
+            w.sdk.beta.deployments.create(
+                name="gone", agent=w.helper(), environment_id=w.env(), initial_events=[MESSAGE]
+            ).id
+        ),
+    ),
+    Route(
+        "POST",
+        D + "/{deployment_id}/pause",
+        BetaManagedAgentsDeployment,
+        lambda w: w.sdk.beta.deployments.pause(w.deployment()),
+    ),
+    Route(
+        "POST",
+        D + "/{deployment_id}/unpause",
+        BetaManagedAgentsDeployment,
+        lambda w: w.sdk.beta.deployments.unpause(w.deployment()),
+    ),
+    Route(
+        "POST",
+        D + "/{deployment_id}/run",
+        BetaManagedAgentsDeploymentRun,
+        lambda w: w.sdk.beta.deployments.run(w.deployment()),
+    ),
+    Route(
+        "GET",
+        "/v1/deployment_runs/{deployment_run_id}",
+        BetaManagedAgentsDeploymentRun,
+        lambda w: w.sdk.beta.deployment_runs.retrieve(w.run()),
+    ),
+    Route(
+        "GET",
+        "/v1/deployment_runs",
+        Page(BetaManagedAgentsDeploymentRun),
+        lambda w: (w.run(), list(w.sdk.beta.deployment_runs.list())),
+    ),
 )
 
 
@@ -478,10 +693,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, Rec
         yield World(sdk), recorder
 
 
-def app_routes() -> set[tuple[str, str]]:
-    """(method, path) of every route the local provider's app serves under ``/v1/``."""
-    from reconciler.provider.local.app import _all_routes  # noqa: PLC2701 - the route table
-
+def app_routes(app: Any) -> set[tuple[str, str]]:
+    """(method, path) of every route ``app`` serves under ``/v1/`` (included routers too)."""
     found: set[tuple[str, str]] = set()
 
     def walk(routes: Any) -> None:
@@ -495,21 +708,22 @@ def app_routes() -> set[tuple[str, str]]:
                 if path.startswith("/v1/") and method != "HEAD":
                     found.add((method, path))
 
-    walk(_all_routes())
+    walk(app.routes)
     return found
 
 
-def test_every_route_of_the_app_has_an_entry() -> None:
-    served = {r for r in app_routes() if not r[1].startswith(NOT_HERE_YET)}
+def test_every_route_of_the_app_has_an_entry(tmp_path: Path) -> None:
+    served = {
+        r for r in app_routes(create_app(tmp_path / "p.db")) if not r[1].startswith(NOT_HERE_YET)
+    }
+    assert len(served) >= len(ROUTES) // 2  # the walk found routes at all
     listed = {(r.method, r.path) for r in ROUTES}
     assert served - listed == set(), "routes without an entry in ROUTES"
     assert listed - served == set(), "entries for routes the app does not serve"
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
-def test_the_sdk_strictly_accepts_every_answer(
-    route: Route, world: tuple[World, Recorder]
-) -> None:
+def test_the_sdk_strictly_accepts_every_answer(route: Route, world: tuple[World, Recorder]) -> None:
     w, recorder = world
     del recorder.seen[:]
     route.drive(w)
@@ -561,8 +775,10 @@ def test_the_check_refuses_what_the_sdk_does_not_declare() -> None:
         with pytest.raises((AssertionError, ValidationError)):
             strictly(BetaManagedAgentsVault, json.dumps(bad))
     with pytest.raises((AssertionError, ValidationError)):
-        check_body(Page(BetaManagedAgentsVault), json.dumps({"data": [vault], "next_page": None,
-                                                             "total": 1}))
+        check_body(
+            Page(BetaManagedAgentsVault),
+            json.dumps({"data": [vault], "next_page": None, "total": 1}),
+        )
     roster = {"type": "coordinator", "agents": [{"type": "self"}]}
     with pytest.raises(ValidationError):
         strictly(BetaManagedAgentsMultiagent, json.dumps(roster))

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 
 class Body(BaseModel):
@@ -215,7 +222,9 @@ class AdvisorEntryIn(Body):
     model: ModelId
 
 
-RosterEntry = Id | Annotated[AgentEntryIn | SelfEntryIn | AdvisorEntryIn, Field(discriminator="type")]
+RosterEntry = (
+    Id | Annotated[AgentEntryIn | SelfEntryIn | AdvisorEntryIn, Field(discriminator="type")]
+)
 PredefinedEntry = Id | Annotated[AgentEntryIn | SelfEntryIn, Field(discriminator="type")]
 
 

@@ -100,7 +100,9 @@ def session_multiagent(store: Store, multiagent: Any, agent_id: str, version: in
     return resolved
 
 
-def session_snapshot(store: Store, agent: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+def session_snapshot(
+    store: Store, agent: dict[str, Any], fields: tuple[str, ...]
+) -> dict[str, Any]:
     """The ``agent`` snapshot a session keeps of one agent version (``fields`` copied)."""
     snapshot = {
         "type": "agent",
