@@ -14,6 +14,8 @@ import pytest
 from anthropic.types.beta import BetaManagedAgentsAgent, BetaManagedAgentsSession
 from support.local_provider import TEXT, assert_error, new_agent, new_env, ok
 
+from reconciler.engine.normalize import normalize
+
 pytestmark = pytest.mark.anyio
 
 
@@ -301,3 +303,21 @@ async def test_deployment_run_sessions_expand_members_too(http: httpx.AsyncClien
     run = await ok(http.post(f"/v1/deployments/{dep['id']}/run"))
     session = await ok(http.get(f"/v1/sessions/{run['session_id']}"))
     assert session["agent"]["multiagent"]["agents"][0]["name"] == "helper"
+
+
+async def test_the_engine_reads_a_resolved_self_back_as_self(http: httpx.AsyncClient) -> None:
+    """A manifest's ``{"type": "self"}`` member stays in step with the resolved reference
+    the provider answers, so a plan after apply shows no change."""
+    spec = {
+        "name": "lead",
+        "model": "claude-sonnet-4-6",
+        "multiagent": {
+            "type": "coordinator",
+            "agents": [{"type": "self"}, {"type": "advisor", "model": "claude-opus-4-6"}],
+        },
+    }
+    live = await ok(http.post("/v1/agents", json=spec))
+    assert live["multiagent"]["agents"][0]["id"] == live["id"]
+    assert normalize("agent", live)["multiagent"] == normalize("agent", spec)["multiagent"]
+    other = {**live, "id": "agent_someone_else"}
+    assert normalize("agent", other)["multiagent"] != normalize("agent", spec)["multiagent"]
