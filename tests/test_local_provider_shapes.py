@@ -321,3 +321,20 @@ async def test_the_engine_reads_a_resolved_self_back_as_self(http: httpx.AsyncCl
     assert normalize("agent", live)["multiagent"] == normalize("agent", spec)["multiagent"]
     other = {**live, "id": "agent_someone_else"}
     assert normalize("agent", other)["multiagent"] != normalize("agent", spec)["multiagent"]
+
+
+async def test_the_engine_reads_expanded_url_sources_back_as_the_shorthand(
+    http: httpx.AsyncClient,
+) -> None:
+    config = {
+        "name": "web_fetch",
+        "url_sources": {"user_input": "all", "client_tool_results": "none"},
+    }
+    spec = {
+        "name": "web",
+        "model": "claude-sonnet-4-6",
+        "tools": [{"type": "agent_toolset_20260401", "configs": [config]}],
+    }
+    live = await ok(http.post("/v1/agents", json=spec))
+    assert live["tools"][0]["configs"][0]["url_sources"]["user_input"] == {"type": "all"}
+    assert normalize("agent", live)["tools"] == normalize("agent", spec)["tools"]

@@ -168,6 +168,13 @@ def _norm_tool(tool: JSON) -> JSON:
     configs: list[JSON] = []
     for cfg in tool.get("configs") or []:
         c = {k: v for k, v in cfg.items() if k != "type" and v is not None}
+        if isinstance(c.get("url_sources"), dict):
+            # the request shorthand "all" / "none" is answered as {"type": "all"} / ...
+            c["url_sources"] = {
+                k: {"type": v} if v in ("all", "none") else v
+                for k, v in c["url_sources"].items()
+                if v is not None
+            }
         c.setdefault("enabled", default["enabled"])
         c.setdefault("permission_policy", default["permission_policy"])
         extras = {k for k in c if k not in ("name", "enabled", "permission_policy")}
