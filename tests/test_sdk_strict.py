@@ -30,6 +30,7 @@ from anthropic.types.beta import (
     BetaEnvironment,
     BetaEnvironmentDeleteResponse,
     BetaManagedAgentsAgent,
+    BetaManagedAgentsCustomToolInputSchema,
     BetaManagedAgentsDeletedSession,
     BetaManagedAgentsDeletedVault,
     BetaManagedAgentsDeployment,
@@ -73,10 +74,17 @@ class Page:
     bidirectional: bool = False
 
 
+#: Objects the SDK declares open: a custom tool's ``input_schema`` is a JSON Schema, whose other
+#: keywords (``additionalProperties``...) its params declare as ``extra_items=object``.
+OPEN_MODELS = (BetaManagedAgentsCustomToolInputSchema,)
+
+
 def undeclared(value: Any, where: str = "") -> list[str]:
     """Paths of the fields inside a validated SDK object that its models do not declare
     (the SDK's models allow extras, so a strict validation alone lets them through)."""
     found: list[str] = []
+    if isinstance(value, OPEN_MODELS):
+        return found
     if isinstance(value, BaseModel):
         for name in value.__pydantic_extra__ or {}:
             found.append(f"{where}.{name}".lstrip("."))
@@ -226,10 +234,52 @@ class World:
                     tools=[
                         {
                             "type": "agent_toolset_20260401",
-                            "configs": [{"name": "web_fetch", "enabled": False}],
+                            "default_config": {"permission_policy": {"type": "auto"}},
+                            "configs": [
+                                {
+                                    "name": "web_fetch",
+                                    "enabled": False,
+                                    "url_sources": {
+                                        "user_input": "all",
+                                        "client_tool_results": "none",
+                                        "server_tool_results": {
+                                            "type": "only",
+                                            "tools": [
+                                                {"type": "tool_reference", "name": "web_search"}
+                                            ],
+                                        },
+                                    },
+                                    "max_content_tokens": 1000,
+                                },
+                                {
+                                    "name": "web_search",
+                                    "allowed_domains": ["example.com"],
+                                    "user_location": {"type": "approximate", "city": "Paris"},
+                                },
+                                {"name": "bash", "permission_policy": {"type": "always_ask"}},
+                            ],
                         },
-                        {"type": "mcp_toolset", "mcp_server_name": "gh"},
+                        {
+                            "type": "mcp_toolset",
+                            "mcp_server_name": "gh",
+                            "configs": [{"name": "create_issue", "enabled": False}],
+                        },
+                        {
+                            "type": "custom",
+                            "name": "lookup",
+                            "description": "Looks things up.",
+                            "input_schema": {
+                                "type": "object",
+                                "properties": {"q": {"type": "string"}},
+                                "required": ["q"],
+                                "additionalProperties": False,
+                            },
+                        },
                     ],
+                    execution_identity={
+                        "type": "aws_role",
+                        "role_arn": "arn:aws:iam::123456789012:role/agent",
+                    },
                     mcp_servers=[{"type": "url", "name": "gh", "url": "https://mcp.example.com"}],
                     skills=[{"type": "anthropic", "skill_id": "xlsx"}],
                     multiagent={
@@ -320,7 +370,30 @@ class World:
                     name="nightly",
                     agent=self.agent(),
                     environment_id=self.env(),
-                    initial_events=[MESSAGE],
+                    vault_ids=[self.vault()],
+                    initial_events=[
+                        {
+                            "type": "system.message",
+                            "content": [{"type": "text", "text": "Be brief."}],
+                        },
+                        MESSAGE,
+                        {
+                            "type": "user.define_outcome",
+                            "description": "a report",
+                            "rubric": {"type": "text", "content": 'Says "done".'},
+                            "max_iterations": 2,
+                        },
+                    ],
+                    resources=[
+                        {
+                            "type": "github_repository",
+                            "url": "https://github.com/o/r",
+                            "authorization_token": "secret",
+                            "checkout": {"type": "commit", "sha": "0123abcd"},
+                            "mount_path": "/workspace/r",
+                        }
+                    ],
+                    budget={"type": "limit", "max_list_cost": {"amount": "500", "currency": "USD"}},
                     schedule={"type": "cron", "expression": "0 3 * * *", "timezone": "UTC"},
                 ).id
             ),
