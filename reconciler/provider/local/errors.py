@@ -279,13 +279,12 @@ def _gate(scope: Scope) -> Callable[[str], Response] | None:
     problem = _credentials_problem(scope)
     if problem is not None:
         return lambda rid: error_response(rid, 401, problem)
-    if not _routed(scope):
-        return None
     missing = _missing_beta(scope)
-    if missing is not None:
-        message = f"the anthropic-beta header must include {missing}"
-        return lambda rid: error_response(rid, 400, message)
-    return None
+    # routing is asked only when the beta is missing: the common request pays nothing
+    if missing is None or not _routed(scope):
+        return None
+    message = f"the anthropic-beta header must include {missing}"
+    return lambda rid: error_response(rid, 400, message)
 
 
 def _credentials_problem(scope: Scope) -> str | None:
