@@ -7,7 +7,7 @@ route with strict validation and no undeclared field anywhere inside
 parsed dict would refuse every timestamp, which JSON can only carry as a string). Error
 bodies are checked against the SDK's ``BetaErrorResponse`` the same way.
 
-One ``Route`` entry per route: its method and path as the app declares them, the SDK model
+One ``Route`` entry per route (skills and memory stores included): its method and path as the app declares them, the SDK model
 of its answer and a ``drive`` that calls it through the SDK. A route the app serves without
 an entry fails ``test_every_route_of_the_app_has_an_entry``, so a new route comes with its
 entry.
@@ -27,23 +27,34 @@ import httpx2
 import pytest
 from anthropic.types import BetaErrorResponse
 from anthropic.types.beta import (
+    BetaDeletedSkill,
     BetaEnvironment,
     BetaEnvironmentDeleteResponse,
     BetaManagedAgentsAgent,
     BetaManagedAgentsCustomToolInputSchema,
+    BetaManagedAgentsDeletedMemoryStore,
     BetaManagedAgentsDeletedSession,
     BetaManagedAgentsDeletedVault,
     BetaManagedAgentsDeployment,
     BetaManagedAgentsDeploymentRun,
+    BetaManagedAgentsMemoryStore,
     BetaManagedAgentsMultiagent,
     BetaManagedAgentsSession,
     BetaManagedAgentsVault,
+    BetaSkill,
+)
+from anthropic.types.beta.memory_stores import (
+    BetaManagedAgentsDeletedMemory,
+    BetaManagedAgentsMemory,
+    BetaManagedAgentsMemoryListItem,
+    BetaManagedAgentsMemoryVersion,
 )
 from anthropic.types.beta.sessions import (
     BetaManagedAgentsSendSessionEvents,
     BetaManagedAgentsSessionEvent,
     BetaManagedAgentsStreamSessionEvents,
 )
+from anthropic.types.beta.skills import BetaDeletedSkillVersion, BetaSkillVersion
 from anthropic.types.beta.vaults import (
     BetaManagedAgentsCredential,
     BetaManagedAgentsCredentialValidation,
@@ -55,9 +66,11 @@ from reconciler.provider.local import BackgroundServer, create_app
 
 pytestmark = pytest.mark.tcp
 
-#: Routes other suites cover while their branches are merged: the skills and memory-store
-#: helpers' own tests drive those routes through the SDK. Remove once they have entries here.
-NOT_HERE_YET = ("/v1/skills", "/v1/memory_stores")
+
+@dataclass(frozen=True)
+class Zip:
+    """A binary answer (a skill version's content): a zip archive, not JSON."""
+
 
 MESSAGE = {"type": "user.message", "content": [{"type": "text", "text": "ping"}]}
 
@@ -99,7 +112,7 @@ def undeclared(value: Any, where: str = "") -> list[str]:
     return found
 
 
-def strictly(model: Any, body: str) -> Any:
+def strictly(model: Any, body: str | bytes) -> Any:
     """``body`` validated as ``model`` in strict mode, refusing undeclared fields."""
     adapter: TypeAdapter[Any] = TypeAdapter(model)
     value = adapter.validate_json(body, strict=True)
@@ -108,8 +121,10 @@ def strictly(model: Any, body: str) -> Any:
     return value
 
 
-def check_body(model: Any, body: str) -> None:
-    if isinstance(model, Page):
+def check_body(model: Any, body: bytes) -> None:
+    if isinstance(model, Zip):
+        assert body.startswith(b"PK"), "not a zip archive"
+    elif isinstance(model, Page):
         page = TypeAdapter(dict[str, Any]).validate_json(body)
         keys = {"data", "next_page"} | ({"prev_page"} if model.bidirectional else set())
         assert set(page) == keys, f"page fields {sorted(page)}, expected {sorted(keys)}"
@@ -140,7 +155,7 @@ class Exchange:
     path: str
     status: int
     content_type: str
-    body: str
+    body: bytes
 
 
 class _Tee(httpx2.SyncByteStream):
@@ -170,9 +185,7 @@ class Recorder(httpx2.BaseTransport):
 
         def record(body: bytes) -> None:
             self.seen.append(
-                Exchange(
-                    request.method, request.url.path, response.status_code, ctype, body.decode()
-                )
+                Exchange(request.method, request.url.path, response.status_code, ctype, body)
             )
 
         if "text/event-stream" in ctype:
@@ -355,7 +368,13 @@ class World:
                             "url": "https://github.com/o/r",
                             "authorization_token": "t",
                             "checkout": {"type": "branch", "name": "main"},
-                        }
+                        },
+                        {
+                            "type": "memory_store",
+                            "memory_store_id": self.store(),
+                            "access": "read_only",
+                            "instructions": "Read the notes first.",
+                        },
                     ],
                     title="strict",
                 ).id
@@ -399,6 +418,46 @@ class World:
             ),
         )
 
+    def skill(self, slug: str = "tidy-data") -> str:
+        return self._once(
+            f"skill:{slug}",
+            lambda: self.sdk.beta.skills.create(files=[skill_file(slug)], display_name=slug).id,
+        )
+
+    def skill_version(self) -> str:
+        return self._once(
+            "skill_version",
+            lambda: (
+                self.sdk.beta.skills.versions.create(
+                    self.skill(), files=[skill_file("tidy-data", "Now tidier.")]
+                ).id
+            ),
+        )
+
+    def store(self) -> str:
+        return self._once(
+            "store",
+            lambda: (
+                self.sdk.beta.memory_stores.create(
+                    name="notes", description="What the team learned.", metadata={"team": "infra"}
+                ).id
+            ),
+        )
+
+    def memory(self) -> str:
+        return self._once(
+            "memory",
+            lambda: (
+                self.sdk.beta.memory_stores.memories.create(
+                    self.store(), path="/notes/first.md", content="first"
+                ).id
+            ),
+        )
+
+    def memory_version(self) -> str:
+        self.memory()
+        return next(iter(self.sdk.beta.memory_stores.memory_versions.list(self.store()))).id
+
     def run(self) -> str:
         return self._once("run", lambda: self.sdk.beta.deployments.run(self.deployment()).id)
 
@@ -420,6 +479,11 @@ class Route:
     def matches(self, method: str, path: str) -> bool:
         pattern = re.sub(r"\{[^}]+\}", "[^/]+", self.path)
         return method == self.method and re.fullmatch(pattern, path) is not None
+
+
+def skill_file(slug: str, description: str = "Does a thing.") -> tuple[str, bytes]:
+    md = f"---\nname: {slug}\ndescription: {description}\n---\n# {slug}\n"
+    return (f"{slug}/SKILL.md", md.encode())
 
 
 def _stream(w: World) -> None:
@@ -454,6 +518,7 @@ def _events(w: World) -> None:
 A, E, V = "/v1/agents", "/v1/environments", "/v1/vaults"
 C = "/v1/vaults/{vault_id}/credentials"
 S, D = "/v1/sessions", "/v1/deployments"
+K, M = "/v1/skills", "/v1/memory_stores"
 
 ROUTES: tuple[Route, ...] = (
     Route("POST", A, BetaManagedAgentsAgent, lambda w: (w.agent(), w.modern())),
@@ -744,6 +809,151 @@ ROUTES: tuple[Route, ...] = (
         Page(BetaManagedAgentsDeploymentRun),
         lambda w: (w.run(), list(w.sdk.beta.deployment_runs.list())),
     ),
+    Route("POST", K, BetaSkill, lambda w: w.skill("fresh-skill")),
+    Route("GET", K + "/{skill_id}", BetaSkill, lambda w: w.sdk.beta.skills.retrieve(w.skill())),
+    Route("GET", K, Page(BetaSkill), lambda w: (w.skill(), list(w.sdk.beta.skills.list()))),
+    Route(
+        "DELETE",
+        K + "/{skill_id}",
+        BetaDeletedSkill,
+        lambda w: w.sdk.beta.skills.delete(w.skill("gone-skill")),
+    ),
+    Route(
+        "POST",
+        K + "/{skill_id}/versions",
+        BetaSkillVersion,
+        lambda w: w.sdk.beta.skills.versions.create(
+            w.skill(), files=[skill_file("tidy-data", "Another.")]
+        ),
+    ),
+    Route(
+        "GET",
+        K + "/{skill_id}/versions/{version}",
+        BetaSkillVersion,
+        lambda w: w.sdk.beta.skills.versions.retrieve(w.skill_version(), skill_id=w.skill()),
+    ),
+    Route(
+        "GET",
+        K + "/{skill_id}/versions",
+        Page(BetaSkillVersion),
+        lambda w: (w.skill_version(), list(w.sdk.beta.skills.versions.list(w.skill()))),
+    ),
+    Route(
+        "DELETE",
+        K + "/{skill_id}/versions/{version}",
+        BetaDeletedSkillVersion,
+        lambda w: w.sdk.beta.skills.versions.delete(
+            w.sdk.beta.skills.versions.create(
+                w.skill(), files=[skill_file("tidy-data", "Short-lived.")]
+            ).id,
+            skill_id=w.skill(),
+        ),
+    ),
+    Route(
+        "GET",
+        K + "/{skill_id}/versions/{version}/content",
+        Zip(),
+        lambda w: w.sdk.beta.skills.versions.download(w.skill_version(), skill_id=w.skill()).read(),
+    ),
+    Route(
+        "POST",
+        M,
+        BetaManagedAgentsMemoryStore,
+        lambda w: w.sdk.beta.memory_stores.create(name="fresh", metadata={"k": "v"}),
+    ),
+    Route(
+        "GET",
+        M + "/{memory_store_id}",
+        BetaManagedAgentsMemoryStore,
+        lambda w: w.sdk.beta.memory_stores.retrieve(w.store()),
+    ),
+    Route(
+        "POST",
+        M + "/{memory_store_id}",
+        BetaManagedAgentsMemoryStore,
+        lambda w: w.sdk.beta.memory_stores.update(w.store(), description=""),
+    ),
+    Route(
+        "GET",
+        M,
+        Page(BetaManagedAgentsMemoryStore),
+        lambda w: (w.store(), list(w.sdk.beta.memory_stores.list())),
+    ),
+    Route(
+        "POST",
+        M + "/{memory_store_id}/archive",
+        BetaManagedAgentsMemoryStore,
+        lambda w: w.sdk.beta.memory_stores.archive(
+            w.sdk.beta.memory_stores.create(name="archived").id
+        ),
+    ),
+    Route(
+        "DELETE",
+        M + "/{memory_store_id}",
+        BetaManagedAgentsDeletedMemoryStore,
+        lambda w: w.sdk.beta.memory_stores.delete(w.sdk.beta.memory_stores.create(name="gone").id),
+    ),
+    Route(
+        "POST",
+        M + "/{memory_store_id}/memories",
+        BetaManagedAgentsMemory,
+        lambda w: w.sdk.beta.memory_stores.memories.create(
+            w.store(), path="/notes/fresh.md", content="fresh"
+        ),
+    ),
+    Route(
+        "GET",
+        M + "/{memory_store_id}/memories/{memory_id}",
+        BetaManagedAgentsMemory,
+        lambda w: w.sdk.beta.memory_stores.memories.retrieve(w.memory(), memory_store_id=w.store()),
+    ),
+    Route(
+        "POST",
+        M + "/{memory_store_id}/memories/{memory_id}",
+        BetaManagedAgentsMemory,
+        lambda w: w.sdk.beta.memory_stores.memories.update(
+            w.memory(), memory_store_id=w.store(), content="second"
+        ),
+    ),
+    Route(
+        "GET",
+        M + "/{memory_store_id}/memories",
+        Page(BetaManagedAgentsMemoryListItem),
+        lambda w: (w.memory(), list(w.sdk.beta.memory_stores.memories.list(w.store()))),
+    ),
+    Route(
+        "DELETE",
+        M + "/{memory_store_id}/memories/{memory_id}",
+        BetaManagedAgentsDeletedMemory,
+        lambda w: w.sdk.beta.memory_stores.memories.delete(
+            w.sdk.beta.memory_stores.memories.create(
+                w.store(), path="/notes/gone.md", content="x"
+            ).id,
+            memory_store_id=w.store(),
+        ),
+    ),
+    Route(
+        "GET",
+        M + "/{memory_store_id}/memory_versions",
+        Page(BetaManagedAgentsMemoryVersion),
+        lambda w: (w.memory(), list(w.sdk.beta.memory_stores.memory_versions.list(w.store()))),
+    ),
+    Route(
+        "GET",
+        M + "/{memory_store_id}/memory_versions/{memory_version_id}",
+        BetaManagedAgentsMemoryVersion,
+        lambda w: w.sdk.beta.memory_stores.memory_versions.retrieve(
+            w.memory_version(), memory_store_id=w.store()
+        ),
+    ),
+    Route(
+        "POST",
+        M + "/{memory_store_id}/memory_versions/{memory_version_id}/redact",
+        BetaManagedAgentsMemoryVersion,
+        lambda w: w.sdk.beta.memory_stores.memory_versions.redact(
+            w.memory_version(), memory_store_id=w.store()
+        ),
+    ),
 )
 
 
@@ -786,9 +996,7 @@ def app_routes(app: Any) -> set[tuple[str, str]]:
 
 
 def test_every_route_of_the_app_has_an_entry(tmp_path: Path) -> None:
-    served = {
-        r for r in app_routes(create_app(tmp_path / "p.db")) if not r[1].startswith(NOT_HERE_YET)
-    }
+    served = app_routes(create_app(tmp_path / "p.db"))
     assert len(served) >= len(ROUTES) // 2  # the walk found routes at all
     listed = {(r.method, r.path) for r in ROUTES}
     assert served - listed == set(), "routes without an entry in ROUTES"
@@ -805,14 +1013,14 @@ def test_the_sdk_strictly_accepts_every_answer(route: Route, world: tuple[World,
     for exchange in recorder.seen:
         where = f"{exchange.method} {exchange.path} ({exchange.status})"
         if exchange.status >= 400:
-            pytest.fail(f"{where} failed while driving {route.name}: {exchange.body}")
+            pytest.fail(f"{where} failed while driving {route.name}: {exchange.body!r}")
         if not route.matches(exchange.method, exchange.path):
             continue
         if "text/event-stream" in exchange.content_type:
-            payloads = sse_payloads(exchange.body)
+            payloads = sse_payloads(exchange.body.decode())
             assert payloads, f"{where}: no event frames"
             for data in payloads:
-                check_body(route.model, data)
+                check_body(route.model, data.encode())
         else:
             check_body(route.model, exchange.body)
 
