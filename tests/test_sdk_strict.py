@@ -7,10 +7,10 @@ route with strict validation and no undeclared field anywhere inside
 parsed dict would refuse every timestamp, which JSON can only carry as a string). Error
 bodies are checked against the SDK's ``BetaErrorResponse`` the same way.
 
-One ``Route`` entry per route (skills and memory stores included): its method and path as the app declares them, the SDK model
-of its answer and a ``drive`` that calls it through the SDK. A route the app serves without
-an entry fails ``test_every_route_of_the_app_has_an_entry``, so a new route comes with its
-entry.
+One ``Route`` entry per route (skills and memory stores included): its method and path as the
+app declares them, the SDK model of its answer and a ``drive`` that calls it through the SDK.
+A route the app serves without an entry fails ``test_every_route_of_the_app_has_an_entry``,
+so a new route comes with its entry.
 """
 
 from __future__ import annotations
