@@ -21,20 +21,24 @@ from anthropic.types.beta import (
     deployment_update_params,
     environment_create_params,
     environment_update_params,
+    memory_store_create_params,
+    memory_store_update_params,
     session_create_params,
     session_update_params,
     vault_create_params,
     vault_update_params,
 )
+from anthropic.types.beta.memory_stores import memory_create_params, memory_update_params
 from anthropic.types.beta.sessions import event_send_params
 from anthropic.types.beta.vaults import credential_create_params, credential_update_params
 from pydantic import BaseModel
 from typing_extensions import TypedDict
 
-from reconciler.provider.local import schemas, schemas_runtime
+from reconciler.provider.local import schemas, schemas_memory, schemas_runtime
 
-#: Fields of the SDK's params that travel as headers or in the path, not in the body.
-HEADER_FIELDS = frozenset({"betas", "workspace_id", "vault_id"})
+#: Fields of the SDK's params that travel as headers, in the path or in the query, not in the
+#: body (a memory's ``view`` is a query parameter).
+HEADER_FIELDS = frozenset({"betas", "workspace_id", "vault_id", "memory_store_id", "view"})
 
 BODIES: list[tuple[type[BaseModel], Any]] = [
     (schemas.AgentCreate, agent_create_params.AgentCreateParams),
@@ -50,6 +54,10 @@ BODIES: list[tuple[type[BaseModel], Any]] = [
     (schemas_runtime.EventsSend, event_send_params.EventSendParams),
     (schemas_runtime.DeploymentCreate, deployment_create_params.DeploymentCreateParams),
     (schemas_runtime.DeploymentUpdate, deployment_update_params.DeploymentUpdateParams),
+    (schemas_memory.MemoryStoreCreate, memory_store_create_params.MemoryStoreCreateParams),
+    (schemas_memory.MemoryStoreUpdate, memory_store_update_params.MemoryStoreUpdateParams),
+    (schemas_memory.MemoryCreate, memory_create_params.MemoryCreateParams),
+    (schemas_memory.MemoryUpdate, memory_update_params.MemoryUpdateParams),
 ]
 
 
@@ -82,9 +90,9 @@ def _local_fields(model: type[BaseModel]) -> dict[str, Any]:
     return {name: f.annotation for name, f in model.model_fields.items()}
 
 
-def _sdk_fields(td: Any) -> dict[str, Any]:
+def _sdk_fields(td: Any, top: bool = False) -> dict[str, Any]:
     hints = typing.get_type_hints(td)
-    return {k: v for k, v in hints.items() if k not in HEADER_FIELDS}
+    return {k: v for k, v in hints.items() if not (top and k in HEADER_FIELDS)}
 
 
 def _tags(annotation: Any) -> set[str]:
@@ -108,12 +116,15 @@ def _key(fields: dict[str, Any]) -> set[str]:
     return set()
 
 
-def compare(local: type[BaseModel], sdk: list[Any], where: str, out: list[str]) -> None:
-    """Compare one local model with the SDK TypedDict(s) it stands for, then their children."""
+def compare(
+    local: type[BaseModel], sdk: list[Any], where: str, out: list[str], top: bool = False
+) -> None:
+    """Compare one local model with the SDK TypedDict(s) it stands for, then their children
+    (``top``: a request body, whose header, path and query fields are not compared)."""
     mine = _local_fields(local)
     theirs: dict[str, list[Any]] = {}
     for td in sdk:
-        for name, annotation in _sdk_fields(td).items():
+        for name, annotation in _sdk_fields(td, top).items():
             theirs.setdefault(name, []).append(annotation)
     for name in sorted(set(mine) - set(theirs)):
         out.append(f"{where}.{name}: accepted locally, not declared by the SDK")
@@ -154,16 +165,19 @@ def pair(local: list[Any], sdk: list[Any], where: str, out: list[str]) -> None:
 @pytest.mark.parametrize("local, sdk", BODIES, ids=lambda x: getattr(x, "__name__", "?"))
 def test_request_bodies_declare_what_the_sdk_declares(local: type[BaseModel], sdk: Any) -> None:
     problems: list[str] = []
-    compare(local, [sdk], local.__name__, problems)
+    compare(local, [sdk], local.__name__, problems, top=True)
     assert problems == []
 
 
 def test_every_body_model_is_compared() -> None:
     """A new request body of the local provider gets its row in BODIES."""
-    body = re.compile(r"(Agent|Environment|Vault|Credential|Session|Deployment)(Create|Update)")
+    body = re.compile(
+        r"(Agent|Environment|Vault|Credential|Session|Deployment|MemoryStore|Memory)"
+        r"(Create|Update)"
+    )
     bodies = {
         model
-        for module in (schemas, schemas_runtime)
+        for module in (schemas, schemas_runtime, schemas_memory)
         for name, model in vars(module).items()
         if isinstance(model, type) and (body.fullmatch(name) or name == "EventsSend")
     }
@@ -193,7 +207,7 @@ class _RootParams(TypedDict, total=False):
 
 def test_the_comparison_sees_a_difference_deep_inside() -> None:
     problems: list[str] = []
-    compare(_Root, [_RootParams], "Root", problems)
+    compare(_Root, [_RootParams], "Root", problems, top=True)
     assert problems == [
         "Root.leaves<leaf>.color: accepted locally, not declared by the SDK",
         "Root.leaves<leaf>.size: declared by the SDK, refused locally",
