@@ -104,7 +104,7 @@ def our_list_agents(provider: InProcess) -> Step:
     from reconciler.provider import ProviderClient
 
     async def run() -> int:
-        async with ProviderClient(provider.url, **provider.client_options()) as client:
+        async with ProviderClient(provider.url, "bench", **provider.client_options()) as client:
             return len(await client.agents.list(include_archived=True).to_list())
 
     provider.reset()

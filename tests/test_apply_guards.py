@@ -102,7 +102,7 @@ async def test_the_write_guard_runs_before_writes_only(tmp_path: Path) -> None:
             raise LockLost("lock lost to nobody")
 
     transport = StreamingASGITransport(create_app(tmp_path / "provider.db"))
-    async with ProviderClient("http://local", transport=transport) as client:
+    async with ProviderClient("http://local", "test", transport=transport) as client:
         client.write_guard = guard
         await client.agents.list().to_list()
         assert calls == []  # reads are never guarded
@@ -126,7 +126,7 @@ async def test_the_write_guard_is_checked_again_right_at_the_socket(tcp_provider
         if len(calls) == 2:  # the client's check passed; the socket's refuses
             raise LockLost("lock lost to nobody")
 
-    async with ProviderClient(tcp_provider) as client:
+    async with ProviderClient(tcp_provider, "test") as client:
         client.write_guard = guard
         with pytest.raises(LockLost):
             await client.agents.create({"name": "a", "model": "claude-sonnet-4-6"})
@@ -164,7 +164,7 @@ async def test_a_dead_provider_stops_the_apply_after_a_few_actions() -> None:
     """Connection refused: the client retries each request (4 retries); the executor does
     not retry on top, and after 3 actions in a row it starts no new one."""
     url = f"http://127.0.0.1:{_closed_port()}"
-    async with ProviderClient(url, backoff_base=0.001, backoff_max=0.004) as client:
+    async with ProviderClient(url, "test", backoff_base=0.001, backoff_max=0.004) as client:
         report = await apply_plan(
             _creates(30),
             ClientBackedProvider(client),

@@ -64,6 +64,7 @@ def workspace(
         manifests=tmp_path / "manifests",
         lockfile=lockfile,
         provider_url="http://local-provider",
+        api_key="test",
         client_options={"transport": StreamingASGITransport(watch)},
     )
     return settings, watch

@@ -59,7 +59,7 @@ def response(body: bytes, status: str = "200 OK") -> bytes:
 
 
 async def test_the_default_client_uses_the_asyncio_backend(tcp_provider: str) -> None:
-    async with ProviderClient(tcp_provider) as client:
+    async with ProviderClient(tcp_provider, "test") as client:
         pool = client._http._transport._pool  # type: ignore[attr-defined]
         assert isinstance(pool._network_backend, AsyncioBackend)
         created = await client.agents.create({"name": "a", "model": "claude-sonnet-4-6"})
@@ -70,7 +70,7 @@ async def test_the_default_client_uses_the_asyncio_backend(tcp_provider: str) ->
 
 
 async def test_many_concurrent_requests_share_a_few_connections(tcp_provider: str) -> None:
-    async with ProviderClient(tcp_provider, max_connections=8) as client:
+    async with ProviderClient(tcp_provider, "test", max_connections=8) as client:
         made = await asyncio.gather(
             *(
                 client.agents.create({"name": f"a{i}", "model": "claude-sonnet-4-6"})

@@ -66,7 +66,7 @@ async def losing(
 ) -> AsyncIterator[ProviderClient]:
     app = LoseFirst(create_app(db), method, suffix, after=after)
     async with ProviderClient(
-        "http://local", transport=StreamingASGITransport(app), **FAST
+        "http://local", "test", transport=StreamingASGITransport(app), **FAST
     ) as client:
         yield client
 
@@ -193,12 +193,14 @@ async def faulty(kind: str, db: Path, faults: FaultConfig, **kw: Any) -> AsyncIt
     """(client, app) of a provider with ``faults``."""
     app = create_app(db, faults=faults)
     if kind == "in-process":
-        client = ProviderClient("http://local", transport=StreamingASGITransport(app), **FAST, **kw)
+        client = ProviderClient(
+            "http://local", "test", transport=StreamingASGITransport(app), **FAST, **kw
+        )
         async with client:
             yield client, app
     else:
         with BackgroundServer(app) as server:
-            async with ProviderClient(server.url, **FAST, **kw) as client:
+            async with ProviderClient(server.url, "test", **FAST, **kw) as client:
                 yield client, app
 
 

@@ -51,7 +51,7 @@ def open_faulty(kind: str, db: Path, faults: FaultConfig, **kw: Any) -> Any:
                 yield client
         else:
             with BackgroundServer(create_app(db, faults=faults)) as server:
-                async with ProviderClient(server.url, **FAST, **kw) as client:
+                async with ProviderClient(server.url, "test", **FAST, **kw) as client:
                     yield client
 
     return opened()
@@ -170,7 +170,7 @@ async def test_max_retries_bounds_the_attempts(provider_db: Path, max_retries: i
 async def test_connection_failure_says_where_it_tried(provider_db: Path) -> None:
     with BackgroundServer(create_app(provider_db)) as server:
         url = server.url  # the port is free again once the server stops
-    async with ProviderClient(url, max_retries=1, **FAST) as client:
+    async with ProviderClient(url, "test", max_retries=1, **FAST) as client:
         with pytest.raises(ProviderConnectionError) as caught:
             await client.agents.list().to_list()
     assert str(caught.value).startswith(f"could not reach the provider at {url}: ")

@@ -40,7 +40,11 @@ def provider_url(request: pytest.FixtureRequest) -> str | None:
 
 @pytest.fixture
 async def api(provider_url: str | None, provider_db: Path) -> AsyncIterator[ProviderClient]:
-    client = embedded_client(provider_db) if provider_url is None else ProviderClient(provider_url)
+    client = (
+        embedded_client(provider_db)
+        if provider_url is None
+        else ProviderClient(provider_url, "test")
+    )
     async with client:
         yield client
 

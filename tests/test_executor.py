@@ -218,7 +218,7 @@ async def lossy(provider_db: Path) -> AsyncIterator[tuple[ClientBackedProvider, 
     """A writer over the local provider whose wire loses the answers ``Lossy.script`` says."""
     transport = Lossy(provider_db, {})
     fast = {"backoff_base": 0.001, "backoff_max": 0.005}
-    async with ProviderClient(EMBEDDED_BASE_URL, transport=transport, **fast) as client:
+    async with ProviderClient(EMBEDDED_BASE_URL, "test", transport=transport, **fast) as client:
         yield ClientBackedProvider(client), transport
 
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from support.local_provider import (
     BETA,
+    HEADERS,
     TS,
     assert_error,
     local_client,
@@ -204,10 +205,24 @@ async def test_agent_multiagent_roster_resolves_versions(http: httpx.AsyncClient
         name="boss",
         multiagent={"type": "coordinator", "agents": [helper["id"], {"type": "self"}]},
     )
+    # ``self`` is resolved to the agent version shown, never echoed (the SDK has no such entry)
     assert boss["multiagent"]["agents"] == [
         {"type": "agent", "id": helper["id"], "version": 1},
-        {"type": "self"},
+        {"type": "agent", "id": boss["id"], "version": 1},
     ]
+    v2 = await ok(http.post(f"/v1/agents/{boss['id']}", json={"description": "v2"}))
+    assert v2["multiagent"]["agents"][1] == {"type": "agent", "id": boss["id"], "version": 2}
+    v1 = await ok(http.get(f"/v1/agents/{boss['id']}", params={"version": 1}))
+    assert v1["multiagent"]["agents"][1]["version"] == 1
+    same = await ok(
+        http.post(
+            f"/v1/agents/{boss['id']}",
+            json={
+                "multiagent": {"type": "coordinator", "agents": [helper["id"], {"type": "self"}]}
+            },
+        )
+    )
+    assert same["version"] == 2  # the same roster again is no change
     r = await http.post(
         "/v1/agents",
         json={
@@ -343,17 +358,18 @@ async def test_errors_use_the_envelope_and_never_422(http: httpx.AsyncClient) ->
     assert r.status_code in (200, 400) and r.status_code != 422
 
 
-async def test_beta_header_is_required_and_auth_is_optional(app: Any) -> None:
+async def test_beta_header_is_required_and_any_key_is_accepted(app: Any) -> None:
+    key = {"x-api-key": "k"}
     async with local_client(app, headers={}) as bare:
-        assert_error(await bare.get("/v1/agents"), 400, "invalid_request_error")
+        assert_error(await bare.get("/v1/agents", headers=key), 400, "invalid_request_error")
         assert_error(
-            await bare.get("/v1/agents", headers={"anthropic-beta": "other-beta"}),
+            await bare.get("/v1/agents", headers={**key, "anthropic-beta": "other-beta"}),
             400,
             "invalid_request_error",
         )
-        combined = {"anthropic-beta": "files-api-2025-04-14,managed-agents-2026-04-01"}
+        combined = {"anthropic-beta": "files-api-2025-04-14,managed-agents-2026-04-01", **key}
         await ok(bare.get("/v1/agents", headers=combined))
-        for auth in ({}, {"x-api-key": "k"}, {"authorization": "Bearer k"}):
+        for auth in ({"x-api-key": "k"}, {"authorization": "Bearer k"}):
             r = await bare.get(
                 "/v1/agents",
                 params={"beta": "true"},
@@ -361,6 +377,36 @@ async def test_beta_header_is_required_and_auth_is_optional(app: Any) -> None:
             )
             assert r.status_code == 200 and r.headers["request-id"].startswith("req_")
         assert (await bare.get("/openapi.json")).status_code == 200
+
+
+async def test_a_request_without_a_key_is_401_on_every_v1_path(app: Any) -> None:
+    async with local_client(app, headers={}) as bare:
+        for method, path, headers in (
+            ("GET", "/v1/agents", BETA),
+            ("GET", "/v1/agents", {}),
+            ("POST", "/v1/sessions", BETA),
+            ("GET", "/v1/no_such_route", {}),
+            ("GET", "/v1/agents", {**BETA, "x-api-key": ""}),
+            ("GET", "/v1/agents", {**BETA, "authorization": "Basic dTpw"}),
+            ("GET", "/v1/agents", {**BETA, "authorization": "Bearer "}),
+        ):
+            r = await bare.request(method, path, headers=headers)
+            assert_error(r, 401, "authentication_error")
+            assert "key" in r.json()["error"]["message"].lower() or "Bearer" in r.text
+
+
+async def test_routing_comes_before_the_beta_header(app: Any) -> None:
+    """An unknown route is a 404 and a wrong method a 405 whatever the beta header says; a
+    known route without its beta is the 400 naming the beta."""
+    async with local_client(app, headers={}) as bare:
+        for headers in ({"x-api-key": "k"}, HEADERS):
+            for path in ("/v1/no_such_route", "/v1/agents/agent_1/nope", "/v2/agents"):
+                assert_error(await bare.get(path, headers=headers), 404, "not_found_error")
+            r = await bare.delete("/v1/agents", headers=headers)
+            assert_error(r, 405, "invalid_request_error")
+        r = await bare.get("/v1/agents", headers={"x-api-key": "k"})
+        assert_error(r, 400, "invalid_request_error")
+        assert "managed-agents-2026-04-01" in r.json()["error"]["message"]
 
 
 # -- environments ----------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from support.local_provider import (
-    BETA,
+    HEADERS,
     assert_error,
     local_client,
     new_agent,
@@ -100,7 +100,7 @@ async def test_latency_is_added_to_every_request(provider_db: Path) -> None:
 async def test_dropped_connections_surface_as_protocol_errors_over_tcp(provider_db: Path) -> None:
     app = create_app(provider_db, FaultConfig(fault_rate=1.0, seed=3))
     with BackgroundServer(app) as server:
-        async with httpx.AsyncClient(base_url=server.url, headers=BETA) as http:
+        async with httpx.AsyncClient(base_url=server.url, headers=HEADERS) as http:
             kinds = []
             for _ in range(12):
                 try:

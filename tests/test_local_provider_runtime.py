@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from support.local_provider import (
-    BETA,
+    HEADERS,
     TEXT,
     TS,
     assert_error,
@@ -250,8 +250,10 @@ async def test_deployments_pin_versions_pause_and_run(http: httpx.AsyncClient) -
     assert dep["agent"] == {"type": "agent", "id": agent["id"], "version": 1}
     assert dep["status"] == "active" and dep["paused_reason"] is None
     assert dep["description"] is None and dep["budget"] is None and dep["resources"] == []
-    assert dep["last_run_at"] is None and len(dep["upcoming_runs_at"]) == 5
-    assert dep["schedule"]["upcoming_runs_at"] == dep["upcoming_runs_at"]
+    # run times live inside the schedule only, where the SDK declares them
+    assert "last_run_at" not in dep and "upcoming_runs_at" not in dep
+    assert dep["schedule"]["last_run_at"] is None
+    assert len(dep["schedule"]["upcoming_runs_at"]) == 5
     assert dep["initial_events"] == [TEXT]
 
     await ok(http.post(f"/v1/agents/{agent['id']}", json={"system": "v2"}))
@@ -264,7 +266,7 @@ async def test_deployments_pin_versions_pause_and_run(http: httpx.AsyncClient) -
         )
     )
     assert repinned["agent"]["version"] == 2
-    assert repinned["schedule"] is None and repinned["upcoming_runs_at"] == []
+    assert repinned["schedule"] is None and "upcoming_runs_at" not in repinned
     assert repinned["vault_ids"] == []
     r = await http.post(f"/v1/deployments/{dep['id']}", json={"name": None})
     assert_error(r, 400, "invalid_request_error")
@@ -330,7 +332,7 @@ async def test_deployment_validation(http: httpx.AsyncClient, body: dict[str, An
 async def test_event_stream_delivers_new_events_and_ends_on_delete(provider_db: Path) -> None:
     app = create_app(provider_db, ping_interval=0.2)
     with BackgroundServer(app) as server:
-        async with httpx.AsyncClient(base_url=server.url, headers=BETA, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=server.url, headers=HEADERS, timeout=10) as http:
             agent = await new_agent(http)
             env = await new_env(http)
             session = await ok(
@@ -381,7 +383,7 @@ async def test_stopping_the_server_ends_open_streams(provider_db: Path) -> None:
     app = create_app(provider_db)
     server = BackgroundServer(app).start()
     try:
-        async with httpx.AsyncClient(base_url=server.url, headers=BETA, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=server.url, headers=HEADERS, timeout=10) as http:
             agent = await new_agent(http)
             env = await new_env(http)
             session = await ok(
@@ -401,7 +403,7 @@ async def test_stopping_the_server_ends_open_streams(provider_db: Path) -> None:
     # The app outlives its server: a new server streams again.
     with BackgroundServer(app) as again:
         async with (
-            httpx.AsyncClient(base_url=again.url, headers=BETA, timeout=10) as http,
+            httpx.AsyncClient(base_url=again.url, headers=HEADERS, timeout=10) as http,
             http.stream("GET", f"/v1/sessions/{session['id']}/events/stream") as s,
         ):
             assert await anext(s.aiter_lines()) == "event: ping"

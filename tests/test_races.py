@@ -39,7 +39,7 @@ from support.reliability import (
 
 PROJECT = "races"
 SIZE = {"agents": 10, "environments": 3, "credentials": 2, "deployments": 3}
-HEADERS = {"anthropic-beta": BETA, "anthropic-version": "2026-10-21"}
+HEADERS = {"anthropic-beta": BETA, "anthropic-version": "2026-10-21", "x-api-key": "test"}
 
 
 @pytest.fixture(scope="module")

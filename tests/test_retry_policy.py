@@ -58,7 +58,9 @@ async def stormy(
     db: Path, faults: FaultConfig, max_retries: int
 ) -> AsyncIterator[tuple[ClientBackedProvider, CountingTransport]]:
     wire = CountingTransport(create_app(db, faults=faults))
-    client = ProviderClient(EMBEDDED_BASE_URL, transport=wire, max_retries=max_retries, **FAST)
+    client = ProviderClient(
+        EMBEDDED_BASE_URL, "test", transport=wire, max_retries=max_retries, **FAST
+    )
     async with client:
         yield ClientBackedProvider(client), wire
 

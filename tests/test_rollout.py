@@ -382,7 +382,8 @@ REVIEWER_SYSTEM = (
 def reply(line: str) -> None:
     """Make the reviewer's next version answer ``line`` (``{text}``: the user's text)."""
     text = AGENTS.read_text()
-    start = text.index("  system:")
+    # the reviewer's system prompt (another agent of the file may come first)
+    start = text.index("  system:", text.index("\nname: reviewer\n"))
     end = text.index("\n", start) + 1
     while text[end:].startswith("    "):  # the block scalar's lines
         end = text.index("\n", end) + 1

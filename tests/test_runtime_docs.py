@@ -59,7 +59,8 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_every_runtime_doc_example_runs_and_prints_what_it_says(workdir: Path) -> None:
     programs = examples(REPO / "docs" / "runtime.md")
-    assert len(programs) == 5  # quick start, without async with, advanced, failure, lookups
+    # quick start, without async with, advanced, the local agent, failure, lookups
+    assert len(programs) == 6
     for source, expected in programs:
         assert expected is not None, f"no output shown after:\n{source}"
         assert run_program(workdir, source) == expected, source

@@ -75,7 +75,7 @@ async def lossy(
     db: Path, script: dict[tuple[str, str], list[str | None]], **kw: Any
 ) -> AsyncIterator[tuple[ProviderClient, LoseAnswers]]:
     wire = LoseAnswers(db, script)
-    async with ProviderClient(EMBEDDED_BASE_URL, transport=wire, **FAST, **kw) as client:
+    async with ProviderClient(EMBEDDED_BASE_URL, "test", transport=wire, **FAST, **kw) as client:
         yield client, wire
 
 
@@ -186,11 +186,13 @@ async def faulty(kind: str, db: Path, faults: FaultConfig, **kw: Any) -> AsyncIt
     app = create_app(db, faults=faults)
     if kind == "in-process":
         wire = StreamingASGITransport(app)
-        async with ProviderClient(EMBEDDED_BASE_URL, transport=wire, **FAST, **kw) as client:
+        async with ProviderClient(
+            EMBEDDED_BASE_URL, "test", transport=wire, **FAST, **kw
+        ) as client:
             yield client, app.state.faults
     else:
         with BackgroundServer(app) as server:
-            async with ProviderClient(server.url, **FAST, **kw) as client:
+            async with ProviderClient(server.url, "test", **FAST, **kw) as client:
                 yield client, app.state.faults
 
 

@@ -147,7 +147,8 @@ def _checked_backend(value: str | None) -> str | None:
     show_envvar=True,
     show_default=False,
     metavar="KEY",
-    help="API key, sent as x-api-key. Never printed.",
+    help="API key, sent as x-api-key. Never printed. A local provider (embedded, or on "
+    "127.0.0.1) needs none.",
 )
 @click.option("--debug", is_flag=True, help="Log debug details and show tracebacks of errors.")
 @click.version_option(reconciler.__version__, "--version", "-V", prog_name="reconciler")

@@ -136,8 +136,8 @@ def serve(
     port = _free_port(host, port)
     if not _is_loopback(host):
         click.echo(
-            f"Warning: the local provider has no authentication: anyone who can reach "
-            f"{host}:{port} can read and change every agent, vault and credential in {db_path}. "
+            "Warning: the local provider has no authentication (it takes any API key): "
+            f"anyone who can reach {host}:{port} can read and change every agent, vault and credential in {db_path}. "
             "Listen on 127.0.0.1 (the default) unless this network is trusted.",
             err=True,
         )

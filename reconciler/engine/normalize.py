@@ -168,6 +168,13 @@ def _norm_tool(tool: JSON) -> JSON:
     configs: list[JSON] = []
     for cfg in tool.get("configs") or []:
         c = {k: v for k, v in cfg.items() if k != "type" and v is not None}
+        if isinstance(c.get("url_sources"), dict):
+            # the request shorthand "all" / "none" is answered as {"type": "all"} / ...
+            c["url_sources"] = {
+                k: {"type": v} if v in ("all", "none") else v
+                for k, v in c["url_sources"].items()
+                if v is not None
+            }
         c.setdefault("enabled", default["enabled"])
         c.setdefault("permission_policy", default["permission_policy"])
         extras = {k for k in c if k not in ("name", "enabled", "permission_policy")}
@@ -238,6 +245,32 @@ def _norm_auth(auth: Any) -> Any:
     return out
 
 
+def _norm_multiagent(multiagent: Any, own_id: Any) -> Any:
+    """The provider resolves a roster's ``{"type": "self"}`` into a reference to the agent
+    itself (``{type: agent, id: <own id>, version}``); the live side says ``self`` again."""
+    if not isinstance(multiagent, dict) or own_id is None:
+        return multiagent
+
+    def back(entries: Any) -> Any:
+        if not isinstance(entries, list):
+            return entries
+        return [
+            {"type": "self"}
+            if isinstance(e, dict) and e.get("type") == "agent" and e.get("id") == own_id
+            else e
+            for e in entries
+        ]
+
+    out = copy_json(multiagent)
+    if "agents" in out:
+        out["agents"] = back(out["agents"])
+    for name in ("subagents", "workflows"):
+        member = out.get(name)
+        if isinstance(member, dict) and "predefined_agents" in member:
+            member["predefined_agents"] = back(member["predefined_agents"])
+    return out
+
+
 def _norm_timestamp(value: Any) -> Any:
     """One spelling per instant: the provider answers ``...T00:00:00.000000Z`` for
     ``...T00:00:00Z`` (and UTC for any offset)."""
@@ -278,6 +311,7 @@ def normalize(kind: str, obj: JSON) -> JSON:
                 s.pop("version", None)
         if not out["execution_identity"]:
             out["execution_identity"] = {"type": "service_account"}
+        out["multiagent"] = _norm_multiagent(out["multiagent"], obj.get("id"))
     elif kind == "environment":
         out["description"] = _blank_to_none(out["description"])
         out["config"] = normalize_env_config(out["config"])

@@ -18,6 +18,7 @@ from reconciler.errors import ProviderError
 from reconciler.kinds import DEFAULT_PROVIDER_DB
 from reconciler.provider.asgi_transport import StreamingASGITransport
 from reconciler.provider.client import ProviderClient
+from reconciler.provider.wire import LOCAL_API_KEY, is_loopback
 
 __all__ = ["EMBEDDED_BASE_URL", "connect_client", "embedded_client", "open_client"]
 
@@ -34,7 +35,8 @@ def embedded_client(
         faults: optional ``reconciler.provider.local.FaultConfig`` (latency, fault rate,
             rate limit) passed to ``create_app``.
         client_kwargs: any ``ProviderClient`` keyword (``max_retries``, ``rate_limiter``...)
-            except ``transport``.
+            except ``transport``; ``api_key`` defaults to ``wire.LOCAL_API_KEY`` (the local
+            provider, like the API, refuses requests without a key, but takes any).
 
     Returns:
         An unopened ``ProviderClient``; use it as ``async with embedded_client(path) as c``.
@@ -60,6 +62,7 @@ def embedded_client(
     except StoreError as exc:
         raise ProviderError(str(exc)) from None
     transport = StreamingASGITransport(app, on_close=lambda: _release(app))
+    client_kwargs["api_key"] = client_kwargs.get("api_key") or LOCAL_API_KEY
     return ProviderClient(EMBEDDED_BASE_URL, transport=transport, **client_kwargs)
 
 
@@ -84,7 +87,10 @@ def connect_client(
 
     Args:
         provider_url: the API's base URL, or None/"" for the embedded provider.
-        api_key: sent as ``x-api-key``.
+        api_key: sent as ``x-api-key``; when None, the embedded provider and a provider on
+            this machine (``wire.is_loopback``: ``reconciler provider serve``) get
+            ``wire.LOCAL_API_KEY``, so they need no key from the user; any other URL gets
+            none (the provider then answers 401, which names ``--api-key``).
         db_path: the embedded provider's database (ignored with a URL).
         client_kwargs: any ``ProviderClient`` keyword.
 
@@ -92,6 +98,8 @@ def connect_client(
         An unopened ``ProviderClient``.
     """
     if provider_url:
+        if not api_key and is_loopback(provider_url):
+            api_key = LOCAL_API_KEY
         return ProviderClient(provider_url, api_key, **client_kwargs)
     return embedded_client(db_path, api_key=api_key, **client_kwargs)
 

@@ -193,6 +193,18 @@ class Credentials:
         )
         return result
 
+    async def mcp_oauth_validate(self, vault_id: str, credential_id: str) -> JSON:
+        """Probe an ``mcp_oauth`` credential against its MCP server: a
+        ``vault_credential_validation`` (``status`` valid / invalid / unknown,
+        ``has_refresh_token``, the probe's and the refresh's outcome). It changes nothing,
+        so it is retried like a read."""
+        result: JSON = await self._client.request(
+            "POST",
+            item_path("vaults", vault_id, "credentials", credential_id, "mcp_oauth_validate"),
+            idempotent=True,
+        )
+        return result
+
 
 class Deployments(_Resource):
     """``/v1/deployments``: pinned agent + environment + vaults; no delete endpoint."""

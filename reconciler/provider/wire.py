@@ -6,6 +6,7 @@ spells the wire the same way. Nothing here performs I/O, retries or error mappin
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
@@ -18,18 +19,24 @@ __all__ = [
     "API_VERSION",
     "BETA",
     "DOCUMENTED_RATE_LIMITS",
+    "LOCAL_API_KEY",
     "USER_AGENT",
     "collection_kind",
     "default_headers",
     "describe_target",
     "documented_rate_limits",
     "encode_query",
+    "is_loopback",
     "item_path",
 ]
 
 API_VERSION = "2026-10-21"
 BETA = "managed-agents-2026-04-01"
 USER_AGENT = f"reconciler/{__version__}"
+#: The key sent to a local provider when the user gave none. The local provider accepts any
+#: key but, like the API, refuses a request with none (401); this one is not a secret, it
+#: only lets a new user run against it without an account or a variable.
+LOCAL_API_KEY = "local-provider"
 
 QueryParams = list[tuple[str, str]]
 
@@ -89,6 +96,24 @@ _KIND_NAMES = {
 _ACTIONS = frozenset(
     {"archive", "pause", "unpause", "run", "stream", "versions", "events", "mcp_oauth_validate"}
 )
+
+
+def is_loopback(base_url: str) -> bool:
+    """Whether ``base_url`` names this machine (``localhost``, ``127.x``, ``::1``): a local
+    provider started with ``reconciler provider serve``, which gets ``LOCAL_API_KEY`` when
+    the user gave no key.
+
+    Example:
+        >>> is_loopback("http://127.0.0.1:8787"), is_loopback("https://api.anthropic.com")
+        (True, False)
+    """
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: only "localhost" is known to be this machine
+        return False
 
 
 def default_headers(api_key: str | None) -> dict[str, str]:

@@ -12,6 +12,9 @@ from typing import Any
 import httpx
 
 BETA = {"anthropic-beta": "managed-agents-2026-04-01"}
+#: What every request to the local provider carries: the beta and a key (any key will do,
+#: none is a 401).
+HEADERS = {**BETA, "x-api-key": "test"}
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 TEXT = {"type": "user.message", "content": [{"type": "text", "text": "hello world"}]}
 
@@ -20,7 +23,7 @@ def local_client(app: Any, headers: dict[str, str] | None = None) -> httpx.Async
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app),
         base_url="http://local",
-        headers=BETA if headers is None else headers,
+        headers=HEADERS if headers is None else headers,
     )
 
 

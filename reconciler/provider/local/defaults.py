@@ -196,6 +196,28 @@ _MEMBER_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def _member(entry: Any, resolve: AgentResolver) -> dict[str, Any]:
+    """A roster or predefined entry: ``self`` is kept as such (the version it means is the
+    one of the agent being written, resolved when rendered: ``shapes``), others resolved."""
+    if isinstance(entry, dict) and entry.get("type") == "self":
+        return {"type": "self"}
+    return resolve(entry)
+
+
+def _distinct(members: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
+    """Members name distinct agents (``self`` at most once), as the API requires."""
+    seen: set[str] = set()
+    for member in members:
+        key = member.get("id") or member["type"] if member["type"] != "advisor" else None
+        if key is None:
+            continue
+        if key in seen:
+            what = "self" if key == "self" else f"agent {key}"
+            raise bad_request(f"{where} names {what} more than once")
+        seen.add(key)
+    return members
+
+
 def _normalise_member(
     name: str, sent: Any, stored: dict[str, Any] | None, resolve: AgentResolver
 ) -> dict[str, Any]:
@@ -220,7 +242,7 @@ def _normalise_member(
         refs = sent["predefined_agents"] or []
         if not isinstance(refs, list) or len(refs) > 20:
             raise bad_request(f"multiagent.{name}.predefined_agents takes at most 20 agents")
-        predefined = [resolve(r) for r in refs]
+        predefined = _distinct([_member(r, resolve) for r in refs], f"multiagent.{name}")
     else:
         predefined = copy.deepcopy((base or {}).get("predefined_agents", []))
     return {
@@ -243,15 +265,13 @@ def normalise_multiagent(
             raise bad_request("multiagent.agents must list 1-20 roster entries")
         agents = []
         for entry in roster:
-            if isinstance(entry, dict) and entry.get("type") == "self":
-                agents.append({"type": "self"})
-            elif isinstance(entry, dict) and entry.get("type") == "advisor":
+            if isinstance(entry, dict) and entry.get("type") == "advisor":
                 if not isinstance(entry.get("model"), str):
                     raise bad_request("an advisor roster entry needs a model")
                 agents.append({"type": "advisor", "model": entry["model"]})
             else:
-                agents.append(resolve(entry))
-        return {"type": "coordinator", "agents": agents}
+                agents.append(_member(entry, resolve))
+        return {"type": "coordinator", "agents": _distinct(agents, "multiagent.agents")}
     if kind != "multiagent_20261001":
         raise bad_request("multiagent.type must be coordinator or multiagent_20261001")
     unknown = set(sent) - {"type", "advisor", "subagents", "workflows"}

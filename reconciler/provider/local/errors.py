@@ -7,8 +7,9 @@
 plus a ``request-id`` header on every response. This module owns: the ``ApiError``
 exception that handlers raise, the exception handlers that turn FastAPI's validation errors
 (never a 422) and routing errors (404/405) into that envelope, and ``RequestContext``, the
-outermost pure-ASGI middleware that assigns request ids, enforces the ``anthropic-beta``
-header on ``/v1/`` paths and turns any unexpected exception into a 500 ``api_error``.
+outermost pure-ASGI middleware that assigns request ids, gates ``/v1/`` requests as the API
+does (an API key first, then the route, then the route's ``anthropic-beta`` header) and turns
+any unexpected exception into a 500 ``api_error``.
 It does not know about resources or storage.
 """
 
@@ -17,13 +18,14 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .ids import new_id
@@ -223,14 +225,9 @@ class RequestContext:
                 message = {**message, "headers": headers}
             await send(message)
 
-        missing = _missing_beta(scope)
-        if missing is not None:
-            response = error_response(
-                rid,
-                400,
-                f"the anthropic-beta header must include {missing}",
-            )
-            await response(scope, receive, send_with_id)
+        refusal = _gate(scope)
+        if refusal is not None:
+            await refusal(rid)(scope, receive, send_with_id)
             return
         try:
             await self.app(scope, receive, send_with_id)
@@ -266,6 +263,59 @@ def _db_path(scope: Scope) -> str:
     app = scope.get("app")
     store = getattr(getattr(getattr(app, "state", None), "provider", None), "store", None)
     return str(getattr(store, "path", "of the local provider"))
+
+
+def _gate(scope: Scope) -> Callable[[str], Response] | None:
+    """Why a ``/v1/`` request is refused before any handler runs, or None when it may pass.
+
+    The API's order: a request with no credentials is a 401 on any path; then the route
+    decides (an unknown path or method is left to the router: 404 ``not_found_error`` /
+    405, whatever the beta header says); only a request that reaches a route is checked for
+    the betas that route's family accepts (``BETAS_BY_PREFIX``).
+    """
+    path = str(scope.get("path", ""))
+    if not path.startswith("/v1/"):
+        return None
+    problem = _credentials_problem(scope)
+    if problem is not None:
+        return lambda rid: error_response(rid, 401, problem)
+    missing = _missing_beta(scope)
+    # routing is asked only when the beta is missing: the common request pays nothing
+    if missing is None or not _routed(scope):
+        return None
+    message = f"the anthropic-beta header must include {missing}"
+    return lambda rid: error_response(rid, 400, message)
+
+
+def _credentials_problem(scope: Scope) -> str | None:
+    """What is wrong with the request's credentials; None when it names a key.
+
+    Any key is accepted (no account exists locally): the check is that one was sent, as
+    ``x-api-key`` or ``Authorization: Bearer``, so a client that forgets its key fails here
+    as it would against the API.
+    """
+    headers = dict(scope.get("headers", []))
+    key = headers.get(b"x-api-key")
+    if key is not None and key.strip():
+        return None
+    auth = headers.get(b"authorization")
+    if auth is None:
+        return "missing API key: send an x-api-key header (or Authorization: Bearer ...)"
+    scheme, _, token = auth.decode("latin-1").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return "the Authorization header must be 'Bearer <key>'"
+    return None
+
+
+def _routed(scope: Scope) -> bool:
+    """Whether a route of the app takes this path and method (a full match)."""
+    app = scope.get("app")
+    router = getattr(app, "router", None)
+    for route in getattr(router, "routes", ()):
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return True
+    return False
 
 
 def accepted_betas(path: str) -> frozenset[str] | None:

@@ -3,7 +3,8 @@
 FastAPI derives request schemas from ``schemas``; handlers return raw JSON, so this module
 adds what FastAPI cannot see: the response object of every operation, the Anthropic error
 envelope for every error status (and removes FastAPI's 422, which this API never sends),
-and the required ``anthropic-beta`` header. Documentation only: nothing here runs per request.
+the API key (``x-api-key`` or a bearer token) and the required ``anthropic-beta`` header.
+Documentation only: nothing here runs per request.
 """
 
 from __future__ import annotations
@@ -252,6 +253,7 @@ _ROUTES: list[tuple[str, str, str]] = [
 ]
 _ERRORS = {
     "400": "Invalid request (bad body, query, cursor or beta header)",
+    "401": "No API key (x-api-key or Authorization: Bearer; any value is accepted)",
     "404": "Unknown id or route",
     "405": "Method not allowed",
     "409": "Conflict (version precondition, unique name or key, archived session)",
@@ -298,11 +300,16 @@ def install_openapi(app: FastAPI) -> None:
             "required": True,
             "schema": {"type": "string", "enum": [BETA]},
         }
+        doc["components"]["securitySchemes"] = {
+            "ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+            "Bearer": {"type": "http", "scheme": "bearer"},
+        }
         for path, item in doc.get("paths", {}).items():
             for method, op in item.items():
                 responses = op.setdefault("responses", {})
                 responses.pop("422", None)
                 if path.startswith("/v1/"):
+                    op["security"] = [{"ApiKey": []}, {"Bearer": []}]
                     op.setdefault("parameters", []).append(beta)
                     name = next(
                         (

@@ -20,6 +20,7 @@ from .ids import new_id, now_ts
 from .paging import decode_cursor, json_response, page_response
 from .routes_skills import resolve_custom_skill
 from .schemas import AgentCreate, AgentUpdate
+from .shapes import render_agent
 from .store import Store
 
 
@@ -77,7 +78,7 @@ async def create_agent(ctx: Ctx, body: AgentCreate) -> Response:
         )
         store.insert("agent", agent)
         store.add_version(agent["id"], 1, agent)
-    return json_response(agent)
+    return json_response(render_agent(agent))
 
 
 @router.get("/v1/agents/{agent_id}", summary="Retrieve an agent (optionally one version)")
@@ -87,12 +88,12 @@ async def retrieve_agent(
     store = ctx.store
     record = require(store, "agent", agent_id)
     if version is None or version == record.data["version"]:
-        return json_response(record.data)
+        return json_response(render_agent(record.data))
     snapshot = store.get_version(agent_id, version)
     if snapshot is None:
         raise not_found("agent version", f"{agent_id} v{version}")
     snapshot["archived_at"] = record.data.get("archived_at")
-    return json_response(snapshot)
+    return json_response(render_agent(snapshot))
 
 
 @router.post("/v1/agents/{agent_id}", summary="Update an agent (new version if it changes)")
@@ -111,7 +112,7 @@ async def update_agent(ctx: Ctx, agent_id: str, body: AgentUpdate) -> Response:
             )
         fields = build_agent_fields(sent, current, _resolver(store), _skill_resolver(store))
         if all(fields[k] == current.get(k) for k in AGENT_CONTENT_FIELDS):
-            return json_response(current)
+            return json_response(render_agent(current))
         updated = _order(
             {
                 **current,
@@ -122,7 +123,7 @@ async def update_agent(ctx: Ctx, agent_id: str, body: AgentUpdate) -> Response:
         )
         store.replace(agent_id, updated)
         store.add_version(agent_id, updated["version"], updated)
-    return json_response(updated)
+    return json_response(render_agent(updated))
 
 
 @router.get("/v1/agents", summary="List agents")
@@ -145,12 +146,12 @@ async def list_agents(
         after=cursor.after,
         limit=limit,
     )
-    return page_response("agents", rows, limit)
+    return page_response("agents", rows, limit, render=render_agent)
 
 
 @router.post("/v1/agents/{agent_id}/archive", summary="Archive an agent")
 async def archive_agent(ctx: Ctx, agent_id: str) -> Response:
-    return json_response(archive(ctx.store, "agent", agent_id))
+    return json_response(render_agent(archive(ctx.store, "agent", agent_id)))
 
 
 @router.get("/v1/agents/{agent_id}/versions", summary="List an agent's versions, newest first")
@@ -166,6 +167,6 @@ async def list_versions(
     cursor = decode_cursor(tag, page)
     rows = store.version_page(agent_id, cursor.after, limit)
     archived_at = record.data.get("archived_at")
-    if archived_at is None:
-        return page_response(tag, rows, limit)
-    return page_response(tag, rows, limit, render=lambda v: {**v, "archived_at": archived_at})
+    return page_response(
+        tag, rows, limit, render=lambda v: render_agent({**v, "archived_at": archived_at})
+    )

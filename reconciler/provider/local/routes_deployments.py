@@ -3,9 +3,9 @@
 A deployment pins a concrete agent version (a bare id pins the latest, at create and again
 at every update that sends one). ``status`` is ``active``/``paused`` (manual pause only:
 there is no scheduler, so no scheduled fire ever runs or auto-pauses). ``upcoming_runs_at``
-(next <= 5 cron instants, ``[]`` without a schedule or once archived) and ``last_run_at``
-are computed when rendering, both at top level (the engine's contract) and inside
-``schedule`` (where SDK 2.10.0 reads them). ``POST .../run`` creates a session through the
+(next <= 5 cron instants, ``[]`` once archived) and ``last_run_at`` are computed when
+rendering, inside ``schedule`` only (where SDK 2.10.0 declares them; a deployment without a
+schedule has neither). ``POST .../run`` creates a session through the
 normal session path and records a ``manual`` run; a broken reference (archived agent,
 missing or archived environment or vault) yields a run with ``error`` and no session.
 """
@@ -28,6 +28,7 @@ from .paging import decode_cursor, json_response, page_response
 from .routes_memory_stores import archived_reference, check_reference
 from .routes_sessions import SNAPSHOT_FIELDS, check_vaults, open_session, usable_environment
 from .schemas_runtime import DeploymentCreate, DeploymentUpdate
+from .shapes import session_snapshot
 from .store import Store
 
 
@@ -52,23 +53,24 @@ def _resources(sent: list[dict[str, Any]] | None) -> tuple[list[dict[str, Any]],
 
 
 def render(deployment: dict[str, Any]) -> dict[str, Any]:
-    """Add the computed schedule fields."""
-    out = dict(deployment)
-    upcoming: list[str] = []
+    """The wire object: the run times computed and nested in ``schedule`` (the only place
+    the SDK declares them); the stored ``last_run_at`` is not a field of its own."""
+    out = {k: v for k, v in deployment.items() if k not in ("last_run_at", "upcoming_runs_at")}
     schedule = deployment.get("schedule")
-    if schedule is not None and not deployment.get("archived_at"):
+    if schedule is None:
+        return out
+    upcoming: list[str] = []
+    if not deployment.get("archived_at"):
         try:
             cron = parse_cron(schedule["expression"], schedule["timezone"])
             upcoming = [format_ts(t) for t in cron.upcoming(datetime.now(UTC))]
         except CronError:  # validated on write; a tz database change could still break it
             upcoming = []
-    out["upcoming_runs_at"] = upcoming
-    if schedule is not None:
-        out["schedule"] = {
-            **schedule,
-            "last_run_at": deployment.get("last_run_at"),
-            "upcoming_runs_at": upcoming,
-        }
+    out["schedule"] = {
+        **schedule,
+        "last_run_at": deployment.get("last_run_at"),
+        "upcoming_runs_at": upcoming,
+    }
     return out
 
 
@@ -260,12 +262,7 @@ async def run_deployment(ctx: Ctx, deployment_id: str) -> Response:
         error = _run_error(store, deployment)
         if error is None:
             agent = agent_snapshot(store, deployment["agent"])
-            snapshot = {
-                "type": "agent",
-                "id": agent["id"],
-                "version": agent["version"],
-                **{k: agent.get(k) for k in SNAPSHOT_FIELDS},
-            }
+            snapshot = session_snapshot(store, agent, SNAPSHOT_FIELDS)
             tokens = record.secrets.get("resource_tokens") or []
             resources = [
                 {**r, "authorization_token": tokens[i]} if i < len(tokens) and tokens[i] else r

@@ -42,6 +42,7 @@ from .routes_memory_stores import mount
 from .routes_skills import resolve_custom_skill
 from .schemas_runtime import EventsSend, SessionCreate, SessionUpdate
 from .sessions import run_events, stream_events
+from .shapes import session_snapshot
 from .store import Store
 
 Status = Literal["rescheduling", "running", "idle", "terminated"]
@@ -61,13 +62,7 @@ def session_agent(store: Store, sent: Any) -> dict[str, Any]:
         ref = agent_reference(
             store, {"type": "agent", "id": sent["id"], "version": sent.get("version")}
         )
-    agent = agent_snapshot(store, ref)
-    snapshot = {
-        "type": "agent",
-        "id": ref["id"],
-        "version": ref["version"],
-        **{k: agent.get(k) for k in SNAPSHOT_FIELDS},
-    }
+    snapshot = session_snapshot(store, agent_snapshot(store, ref), SNAPSHOT_FIELDS)
     if isinstance(sent, dict) and sent["type"] == "agent_with_overrides":
         if sent.get("model") is not None:
             snapshot["model"] = normalise_model(sent["model"], snapshot["model"])

@@ -9,9 +9,18 @@ cross-field and stateful rules live in ``defaults`` and the routes. Responses ar
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from .schemas_nested import InputSchemaIn, MultiagentIn, UrlSourcesIn, UserLocationIn
 
 
 class Body(BaseModel):
@@ -81,8 +90,8 @@ class AgentToolConfigIn(Body):
     allowed_domains: Domains | None = None
     blocked_domains: Domains | None = None
     max_content_tokens: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
-    url_sources: dict[str, Any] | None = None
-    user_location: dict[str, Any] | None = None
+    url_sources: UrlSourcesIn | None = None
+    user_location: UserLocationIn | None = None
 
     @model_validator(mode="after")
     def _check(self) -> AgentToolConfigIn:
@@ -138,13 +147,7 @@ class CustomToolIn(Body):
         str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
     ]
     description: Annotated[str, StringConstraints(max_length=10_000)]
-    input_schema: dict[str, Any]
-
-    @model_validator(mode="after")
-    def _check(self) -> CustomToolIn:
-        if self.input_schema.get("type") != "object":
-            raise ValueError('input_schema.type must be "object"')
-        return self
+    input_schema: InputSchemaIn
 
 
 ToolIn = Annotated[AgentToolsetIn | McpToolsetIn | CustomToolIn, Field(discriminator="type")]
@@ -199,7 +202,7 @@ class AgentCreate(Body):
     mcp_servers: McpServers | None = None
     skills: Skills | None = None
     execution_identity: ExecutionIdentityIn | None = None
-    multiagent: dict[str, Any] | None = None
+    multiagent: MultiagentIn | None = None
     metadata: Metadata | None = None
 
 
@@ -212,7 +215,7 @@ class AgentUpdate(Body):
     mcp_servers: McpServers | None = None
     skills: Skills | None = None
     execution_identity: ExecutionIdentityIn | None = None
-    multiagent: dict[str, Any] | None = None
+    multiagent: MultiagentIn | None = None
     metadata: MetadataPatch | None = None
     version: Annotated[int, Field(ge=1, le=2**31)] | None = None
 
@@ -260,7 +263,17 @@ class SelfHostedConfigIn(Body):
 
 
 EnvConfigIn = Annotated[CloudConfigIn | SelfHostedConfigIn, Field(discriminator="type")]
-Scope = Literal["organization", "account"]
+
+
+def _organization_only(scope: str) -> str:
+    if scope == "account":
+        raise ValueError("'account' is refused for API organizations; use 'organization'")
+    return scope
+
+
+# The SDK declares both; the API refuses "account" for API organizations (which every API
+# key belongs to), so the local provider does too.
+Scope = Annotated[Literal["organization", "account"], AfterValidator(_organization_only)]
 
 
 class EnvironmentCreate(Body):

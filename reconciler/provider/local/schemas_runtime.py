@@ -6,9 +6,9 @@ rejected, handlers read ``model_dump(exclude_unset=True)``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints
 
 from .schemas import (
     Body,
@@ -21,34 +21,17 @@ from .schemas import (
     Text,
     Tools,
 )
+from .schemas_nested import CheckoutIn, MessageBlocks, ResultBlocks, RubricIn, SystemBlocks
 
 ObjectId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Version = Annotated[int, Field(ge=1, le=2**31)]
-_BLOCK_TYPES = {"text", "image", "document", "redacted", "search_result"}
-
-
-def _check_blocks(blocks: list[dict[str, Any]], allowed: set[str]) -> None:
-    for block in blocks:
-        kind = block.get("type")
-        if not isinstance(kind, str) or kind not in allowed:  # {"type": {...}} is no type
-            raise ValueError(f"content block type {kind!r} is not accepted here")
-        if kind == "text" and not isinstance(block.get("text"), str):
-            raise ValueError("a text block needs a string text")
-
-
-Blocks = Annotated[list[dict[str, Any]], Field(min_length=1, max_length=1000)]
 
 # -- events ----------------------------------------------------------------------------
 
 
 class UserMessageIn(Body):
     type: Literal["user.message"]
-    content: Blocks
-
-    @model_validator(mode="after")
-    def _check(self) -> UserMessageIn:
-        _check_blocks(self.content, {"text", "image", "document", "redacted"})
-        return self
+    content: MessageBlocks
 
 
 class UserInterruptIn(Body):
@@ -61,56 +44,32 @@ class UserToolConfirmationIn(Body):
     tool_use_id: ObjectId
     result: Literal["allow", "deny"]
     deny_message: Annotated[str, StringConstraints(max_length=10_000)] | None = None
-    session_thread_id: ObjectId | None = None
 
 
 class UserCustomToolResultIn(Body):
     type: Literal["user.custom_tool_result"]
     custom_tool_use_id: ObjectId
-    content: Annotated[list[dict[str, Any]], Field(max_length=1000)] | None = None
+    content: ResultBlocks | None = None
     is_error: bool | None = None
-    session_thread_id: ObjectId | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> UserCustomToolResultIn:
-        _check_blocks(self.content or [], _BLOCK_TYPES - {"redacted"})
-        return self
 
 
 class UserToolResultIn(Body):
     type: Literal["user.tool_result"]
     tool_use_id: ObjectId
-    content: Annotated[list[dict[str, Any]], Field(max_length=1000)] | None = None
+    content: ResultBlocks | None = None
     is_error: bool | None = None
-    session_thread_id: ObjectId | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> UserToolResultIn:
-        _check_blocks(self.content or [], _BLOCK_TYPES - {"redacted"})
-        return self
 
 
 class UserDefineOutcomeIn(Body):
     type: Literal["user.define_outcome"]
     description: Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
-    rubric: dict[str, Any]
+    rubric: RubricIn
     max_iterations: Annotated[int, Field(ge=1, le=20)] | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> UserDefineOutcomeIn:
-        if self.rubric.get("type") not in ("text", "file"):
-            raise ValueError('rubric.type must be "text" or "file"')
-        return self
 
 
 class SystemMessageIn(Body):
     type: Literal["system.message"]
-    content: Blocks
-
-    @model_validator(mode="after")
-    def _check(self) -> SystemMessageIn:
-        _check_blocks(self.content, {"text"})
-        return self
+    content: SystemBlocks
 
 
 EventIn = Annotated[
@@ -171,14 +130,8 @@ class GithubRepositoryIn(Body):
     type: Literal["github_repository"]
     url: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
     authorization_token: Annotated[str, StringConstraints(max_length=65_536)] | None = None
-    checkout: dict[str, Any] | None = None
+    checkout: CheckoutIn | None = None
     mount_path: Path_ | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> GithubRepositoryIn:
-        if self.checkout is not None and self.checkout.get("type") not in ("branch", "commit"):
-            raise ValueError('checkout.type must be "branch" or "commit"')
-        return self
 
 
 class FileResourceIn(Body):

@@ -1,13 +1,18 @@
-"""The deterministic session data plane: an echo agent, an event hub and SSE framing.
+"""The deterministic session data plane: the local agent's turns, an event hub and SSE framing.
 
-No model runs. Sent events are processed synchronously inside the send request, in order:
+No model runs. Sent events are processed synchronously inside the send request, in order
+(what the agent answers and how it grades is ``agent``'s):
 
-* every sent event is stored with a fresh ``sevt_`` id and ``processed_at`` and echoed back;
+* every sent event is stored with a fresh ``sevt_`` id and ``processed_at`` and echoed back
+  (a ``user.define_outcome`` gets its ``outc_`` id and ``max_iterations`` 3 when omitted);
 * ``user.message``: the session goes ``running`` (``session.status_running``), the agent
-  answers with one ``agent.message`` whose content is ``[{"type": "text", "text": "echo:
-  <text>"}]`` per text block received (no text blocks: no agent.message), then
-  ``session.status_idle`` with ``stop_reason {"type": "end_turn"}``; the status is back to
-  ``idle`` when the request returns. Usage grows by the word count of the text in and out.
+  answers with one ``agent.message`` holding one text block per text block received (no
+  text blocks: no agent.message), then ``session.status_idle`` with ``stop_reason
+  {"type": "end_turn"}``; the status is back to ``idle`` when the request returns. Usage
+  grows by the word count of the text in and out.
+* ``user.define_outcome``: running, the agent's answer to the outcome's description, then
+  ``span.outcome_evaluation_start`` / ``_ongoing`` / ``_end`` (iteration 0, the grade as
+  ``result``), one entry in the session's ``outcome_evaluations``, then idle.
 * ``user.interrupt``: ``session.status_idle`` with ``stop_reason end_turn``; status ``idle``.
 * other user/system events are recorded only.
 
@@ -27,6 +32,7 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
+from . import agent
 from .ids import new_id, now_ts
 from .store import Store, dumps
 
@@ -51,10 +57,78 @@ def record_input(sent: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def _usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
+    return {
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+    }
+
+
+def _answer(
+    store: Store, session: dict[str, Any], texts: list[str], words_in: int
+) -> list[dict[str, Any]]:
+    """The agent's turn: running, one agent.message (a text block per text; none without
+    text), usage counted; the caller ends the turn with ``_idle``."""
+    store.append_event(session["id"], _event("session.status_running"))
+    session["status"] = "running"
+    system = (session.get("agent") or {}).get("system")
+    reply = [{"type": "text", "text": agent.reply(system, t)} for t in texts]
+    if reply:
+        store.append_event(session["id"], _event("agent.message", content=reply))
+    usage = session.setdefault("usage", {})
+    usage["output_tokens"] = usage.get("output_tokens", 0) + _words(reply)
+    usage["input_tokens"] = usage.get("input_tokens", 0) + words_in
+    return reply
+
+
+def _idle(store: Store, session: dict[str, Any]) -> None:
+    store.append_event(
+        session["id"], _event("session.status_idle", stop_reason={"type": "end_turn"})
+    )
+    session["status"] = "idle"
+
+
+def _evaluate(store: Store, session: dict[str, Any], outcome: dict[str, Any]) -> None:
+    """Work on an outcome and grade it (one cycle: see ``agent``), with the span events and
+    the session's ``outcome_evaluations`` entry the SDK declares."""
+    reply = _answer(store, session, [outcome["description"]], len(outcome["description"].split()))
+    answer = "\n".join(block["text"] for block in reply)
+    result, explanation = agent.grade(answer, outcome["rubric"])
+    sid, oid = session["id"], outcome["outcome_id"]
+    start = _event("span.outcome_evaluation_start", outcome_id=oid, iteration=0)
+    store.append_event(sid, start)
+    store.append_event(sid, _event("span.outcome_evaluation_ongoing", outcome_id=oid, iteration=0))
+    end = _event(
+        "span.outcome_evaluation_end",
+        outcome_id=oid,
+        iteration=0,
+        outcome_evaluation_start_id=start["id"],
+        result=result,
+        explanation=explanation,
+        usage=_usage(_words(reply), len(explanation.split())),
+    )
+    store.append_event(sid, end)
+    session.setdefault("outcome_evaluations", []).append(
+        {
+            "type": "outcome_evaluation",
+            "outcome_id": oid,
+            "description": outcome["description"],
+            "iteration": 0,
+            "result": result,
+            "explanation": explanation,
+            # the local agent cannot revise: this cycle is the outcome's last either way
+            "completed_at": end["processed_at"],
+        }
+    )
+    _idle(store, session)
+
+
 def run_events(
     store: Store, session: dict[str, Any], sent_events: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Store ``sent_events`` and the echo agent's reactions; mutate ``session`` accordingly.
+    """Store ``sent_events`` and the local agent's reactions; mutate ``session`` accordingly.
 
     Must run inside a write transaction; the caller saves ``session`` afterwards.
 
@@ -62,30 +136,19 @@ def run_events(
         The stored input events (the send response's ``data``).
     """
     echoed = []
-    usage = session.setdefault("usage", {})
     for sent in sent_events:
         event = record_input(sent)
         store.append_event(session["id"], event)
         echoed.append(event)
         kind = sent["type"]
         if kind == "user.message":
-            store.append_event(session["id"], _event("session.status_running"))
-            session["status"] = "running"
-            texts = [b for b in sent["content"] if b.get("type") == "text"]
-            if texts:
-                reply = [{"type": "text", "text": f"echo: {b['text']}"} for b in texts]
-                store.append_event(session["id"], _event("agent.message", content=reply))
-                usage["output_tokens"] = usage.get("output_tokens", 0) + _words(reply)
-            usage["input_tokens"] = usage.get("input_tokens", 0) + _words(sent["content"])
-            store.append_event(
-                session["id"], _event("session.status_idle", stop_reason={"type": "end_turn"})
-            )
-            session["status"] = "idle"
+            texts = [b["text"] for b in sent["content"] if b.get("type") == "text"]
+            _answer(store, session, texts, _words(sent["content"]))
+            _idle(store, session)
+        elif kind == "user.define_outcome":
+            _evaluate(store, session, event)
         elif kind == "user.interrupt":
-            store.append_event(
-                session["id"], _event("session.status_idle", stop_reason={"type": "end_turn"})
-            )
-            session["status"] = "idle"
+            _idle(store, session)
     return echoed
 
 
