@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 #: Address prefix of each kind (the engine's, the lockfile's and the adapter's name for it).
-Kind = Literal["agent", "environment", "vault", "credential", "deployment"]
+Kind = Literal["agent", "environment", "vault", "credential", "deployment", "memory_store"]
 #: The ``kind:`` of a manifest document.
-ManifestKind = Literal["Agent", "Environment", "Vault", "Deployment"]
+ManifestKind = Literal["Agent", "Environment", "Vault", "Deployment", "MemoryStore"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,8 @@ KINDS: Final[tuple[KindInfo, ...]] = (
     KindInfo("credential", None, None, "vcrd_", "vault_credential", 2, parent="vault",
              can_delete=True, name_field="display_name"),
     KindInfo("deployment", "Deployment", "deployments.yaml", "depl_", "deployment", 4),
+    KindInfo("memory_store", "MemoryStore", "memory_stores.yaml", "memstore_", "memory_store", 0,
+             can_delete=True),
 )  # fmt: skip
 
 #: ``kind`` -> its entry.

@@ -30,16 +30,21 @@ from reconciler.provider.adapter import ClientBackedProvider
 
 def test_the_tables_say_what_the_reconciler_has_always_done() -> None:
     # dependency order: each kind references only kinds before it (plans and drift sort by it)
-    assert KIND_ORDER == ("environment", "vault", "credential", "agent", "deployment")
+    assert KIND_ORDER == (
+        "environment", "memory_store", "vault", "credential", "agent", "deployment"
+    )
     assert list(MANIFEST_KINDS.items()) == [
         ("Agent", "agent"),
         ("Environment", "environment"),
         ("Vault", "vault"),
         ("Deployment", "deployment"),
+        ("MemoryStore", "memory_store"),
     ]
-    assert kinds.DELETABLE_KINDS == {"environment", "vault", "credential"}
+    assert kinds.DELETABLE_KINDS == {"environment", "vault", "credential", "memory_store"}
     assert [k.kind for k in kinds.KINDS if k.has_versions] == ["agent"]
-    assert kinds.TOP_LEVEL_KINDS == ("agent", "environment", "vault", "deployment")
+    assert kinds.TOP_LEVEL_KINDS == (
+        "agent", "environment", "vault", "deployment", "memory_store"
+    )
     assert TAG_KEYS == ("managed-by", "reconciler-project", "reconciler-address")
 
 
@@ -49,6 +54,7 @@ def test_the_tables_say_what_the_reconciler_has_always_done() -> None:
         ("agent.coder", Address("agent", "coder")),
         ("environment.python-data", Address("environment", "python-data")),
         ("vault.github.credential.token", Address("credential", "token", vault="github")),
+        ("memory_store.notes", Address("memory_store", "notes")),
     ],
 )
 def test_an_address_parses_and_prints_back(text: str, address: Address) -> None:

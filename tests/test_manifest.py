@@ -415,6 +415,7 @@ def test_schema_describes_fields_and_selects_spec_by_kind() -> None:
         "Vault",
         "Deployment",
         "Policy",
+        "MemoryStore",
     ]
     targets = {
         b["if"]["properties"]["kind"]["const"]: b["then"]["properties"]["spec"]["$ref"]
@@ -426,6 +427,7 @@ def test_schema_describes_fields_and_selects_spec_by_kind() -> None:
         "Vault": "#/$defs/VaultSpec",
         "Deployment": "#/$defs/DeploymentSpec",
         "Policy": "#/$defs/PolicySpec",
+        "MemoryStore": "#/$defs/MemoryStoreSpec",
     }
     agent = schema["$defs"]["AgentSpec"]
     assert agent["required"] == ["model"]

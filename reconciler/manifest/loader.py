@@ -471,7 +471,8 @@ def _check_set(
             for kind, name, spec_path in doc.spec.references():
                 if name in names[kind] or (kind, name) in failed or broken:
                     continue
-                message = f"unknown {kind.lower()} '{name}': no {kind} manifest has this name"
+                label = "memory store" if kind == "MemoryStore" else kind.lower()
+                message = f"unknown {label} '{name}': no {kind} manifest has this name"
                 close = did_you_mean(name, names[kind])
                 if close:
                     message += f"; did you mean '{close}'?"
