@@ -88,6 +88,8 @@ def test_what_git_ignores_is_not_uploaded(repo: Path) -> None:
         ("---\ndescription: x\n---\n", "has no 'name'"),
         ("---\nname: PDF Tools\n---\n", "is not a skill slug"),
         ("---\nname: [unclosed\n---\n", "not valid YAML"),
+        ("---\nname: claude-helper\ndescription: x\n---\n", "reserved word 'claude'"),
+        ("---\nname: pdf\n---\n", "has no 'description'"),
     ],
 )
 def test_a_bad_skill_md_is_refused_naming_it(repo: Path, skill_md: str, message: str) -> None:
@@ -99,6 +101,7 @@ def test_a_bad_skill_md_is_refused_naming_it(repo: Path, skill_md: str, message:
 
 def test_a_directory_without_skill_md_or_missing_is_refused(repo: Path) -> None:
     root = make_skill(repo, {"README.md": "x"})
+    (root / "x" / "y").mkdir(parents=True)
     with pytest.raises(SkillSourceError, match="has no SKILL.md at its top"):
         read_skill_source(root, repository=repo.resolve())
     with pytest.raises(SkillSourceError, match="does not exist"):

@@ -32,11 +32,15 @@ from pathlib import Path
 from .files import FileRefused, read_limited
 
 SKILL_FILE = "SKILL.md"
-#: limits of one upload (the provider's, as documented for skills)
-MAX_FILES = 1000
+#: limits of one upload: Anthropic's documented ones for custom skills (8 MB, the slug and
+#: description rules), and the local provider's for what the docs leave open (file count,
+#: path length); ``provider/local/skill_bundle.py`` holds the server's copy
+MAX_FILES = 500
 MAX_TOTAL_BYTES = 8 * 1024 * 1024
+MAX_PATH_CHARS = 512
 MAX_SLUG = 64
 MAX_DESCRIPTION = 1024
+RESERVED_WORDS = ("anthropic", "claude")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 #: left out of every skill whatever .gitignore says (gitignore syntax)
 ALWAYS_IGNORED = (".git/", "__pycache__/", "*.pyc", ".DS_Store")
@@ -62,7 +66,7 @@ class SkillSource:
     Attributes:
         root: the directory (symlinks resolved).
         slug: SKILL.md's frontmatter ``name``; fixed by the first upload.
-        description: SKILL.md's frontmatter ``description`` ("" when absent).
+        description: SKILL.md's frontmatter ``description``.
         files: every file uploaded, sorted by path.
         digest: ``sha256:...`` of the paths and bytes.
     """
@@ -130,6 +134,11 @@ def read_skill_source(directory: str | Path, *, repository: Path | None = None) 
                 continue
             if path.is_symlink():
                 _inside(root, path, rel)
+            if len(rel) > MAX_PATH_CHARS:
+                raise SkillSourceError(
+                    f"{rel[:80]}... in skill source {given}: paths in a skill are at most "
+                    f"{MAX_PATH_CHARS} characters"
+                )
             files.append((rel, path))
             if len(files) > MAX_FILES:
                 raise SkillSourceError(
@@ -184,8 +193,18 @@ def parse_skill_md(data: bytes, shown: str | Path = SKILL_FILE) -> tuple[str, st
             f"{shown}: name '{name[:80]}' is not a skill slug: use 1-{MAX_SLUG} lowercase "
             "letters, digits and single hyphens, e.g. pdf-tools"
         )
+    reserved = [word for word in RESERVED_WORDS if word in name]
+    if reserved:
+        raise SkillSourceError(
+            f"{shown}: name '{name}' contains the reserved word '{reserved[0]}'; choose another"
+        )
     description = front.get("description")
     description = description.strip() if isinstance(description, str) else ""
+    if not description:
+        raise SkillSourceError(
+            f"{shown}: its frontmatter has no 'description' (what the skill does and when to "
+            "use it; the agent reads it to decide)"
+        )
     if len(description) > MAX_DESCRIPTION:
         raise SkillSourceError(
             f"{shown}: description is {len(description)} characters; the limit is "
