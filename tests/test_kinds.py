@@ -31,7 +31,12 @@ from reconciler.provider.adapter import ClientBackedProvider
 def test_the_tables_say_what_the_reconciler_has_always_done() -> None:
     # dependency order: each kind references only kinds before it (plans and drift sort by it)
     assert KIND_ORDER == (
-        "environment", "memory_store", "vault", "credential", "agent", "deployment"
+        "environment",
+        "memory_store",
+        "vault",
+        "credential",
+        "agent",
+        "deployment",
     )
     assert list(MANIFEST_KINDS.items()) == [
         ("Agent", "agent"),
@@ -42,9 +47,7 @@ def test_the_tables_say_what_the_reconciler_has_always_done() -> None:
     ]
     assert kinds.DELETABLE_KINDS == {"environment", "vault", "credential", "memory_store"}
     assert [k.kind for k in kinds.KINDS if k.has_versions] == ["agent"]
-    assert kinds.TOP_LEVEL_KINDS == (
-        "agent", "environment", "vault", "deployment", "memory_store"
-    )
+    assert kinds.TOP_LEVEL_KINDS == ("agent", "environment", "vault", "deployment", "memory_store")
     assert TAG_KEYS == ("managed-by", "reconciler-project", "reconciler-address")
 
 

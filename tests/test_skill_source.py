@@ -75,7 +75,10 @@ def test_what_git_ignores_is_not_uploaded(repo: Path) -> None:
     )
     before = read_skill_source(root, repository=repo.resolve())
     assert [f.path for f in before.files] == [
-        "SKILL.md", "data/.gitignore", "data/keep.csv", "run.py"
+        "SKILL.md",
+        "data/.gitignore",
+        "data/keep.csv",
+        "run.py",
     ]
     (root / "debug.log").write_text("other noise")
     assert read_skill_source(root, repository=repo.resolve()).digest == before.digest

@@ -480,8 +480,6 @@ def _memory_store_spec(obj: JSON, name: str) -> JSON:
     return spec
 
 
-
-
 def _resources(resources: Any, names: _Names | None = None) -> list[JSON]:
     out: list[JSON] = []
     for r in resources or []:
@@ -705,7 +703,11 @@ def _deployment_spec(
     _put(spec, "budget", obj.get("budget"))
     _put(spec, "metadata", _user_metadata(obj))
     refs = [f"agent.{agent_name}", f"environment.{env_name}"] + [f"vault.{v}" for v in vaults]
-    refs += [f"memory_store.{r['memory_store']}" for r in spec.get("resources", ()) if "memory_store" in r]
+    refs += [
+        f"memory_store.{r['memory_store']}"
+        for r in spec.get("resources", ())
+        if "memory_store" in r
+    ]
     pins = {f"agent.{agent_name}": int(agent["version"])} if agent.get("version") else {}
     return spec, refs, pins
 

@@ -118,7 +118,9 @@ class Document(LeanModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, hide_input_in_errors=True)
 
-    kind: ManifestKind = Field(description="Agent | Environment | Vault | Deployment | MemoryStore.")
+    kind: ManifestKind = Field(
+        description="Agent | Environment | Vault | Deployment | MemoryStore."
+    )
     name: ResourceName = Field(
         description="Unique per kind; 1-64 lowercase letters, digits, '-', '_'. "
         "The address is KIND.NAME, e.g. agent.coder."

@@ -207,8 +207,7 @@ def parse_skill_md(data: bytes, shown: str | Path = SKILL_FILE) -> tuple[str, st
         )
     if len(description) > MAX_DESCRIPTION:
         raise SkillSourceError(
-            f"{shown}: description is {len(description)} characters; the limit is "
-            f"{MAX_DESCRIPTION}"
+            f"{shown}: description is {len(description)} characters; the limit is {MAX_DESCRIPTION}"
         )
     return name, description
 
@@ -261,7 +260,7 @@ def _ignore_matcher(root: Path, repository: Path | None) -> Callable[[str], bool
         if outer.match_file(rel):
             return True
         return any(
-            rel.startswith(base) and spec.match_file(rel[len(base):]) for base, spec in inner
+            rel.startswith(base) and spec.match_file(rel[len(base) :]) for base, spec in inner
         )
 
     return ignored
