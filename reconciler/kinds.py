@@ -103,6 +103,11 @@ def manifest_kind(kind: str) -> ManifestKind | None:
     return info.manifest if info is not None else None
 
 
+def noun(kind: str) -> str:
+    """How messages name a kind: ``noun("memory_store") == "memory store"``."""
+    return kind.replace("_", " ")
+
+
 def remote_name_of(kind: str, obj: dict[str, Any]) -> str | None:
     """The remote name in a wire object (or a manifest spec) of ``kind``: its ``name``, or
     its ``display_name`` for a vault or a credential; None when it has none."""

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import ConflictError, ProviderError
 from reconciler.kinds import KIND_INFO, KIND_NAMES
-from reconciler.provider.wire import item_path
 
 if TYPE_CHECKING:
     from reconciler.provider.client import AmbiguityResolver, ProviderClient
@@ -106,16 +105,12 @@ class ClientBackedProvider:
         retried, or resolved to a store an earlier run created, seeds only what is missing,
         and never overwrites what an agent wrote.
         """
+        memories = self.client.memory_stores.memories
         for seed in seeds:
             try:
-                await self.client.request(
-                    "POST",
-                    item_path("memory_stores", store_id, "memories"),
-                    json={"path": seed["path"], "content": seed["content"]},
-                    idempotent=True,
-                )
+                await memories.create(store_id, seed["path"], seed["content"])
             except ConflictError:
-                continue
+                continue  # the path holds a memory already: the agents' content is theirs
 
     async def update(
         self,
@@ -130,6 +125,8 @@ class ClientBackedProvider:
         if kind == "credential":
             vault_id = _vault(kind, parent_id)
             return dict(await self.client.credentials.update(vault_id, remote_id, body))
+        if kind == "memory_store":  # idempotent: nothing to look up
+            return dict(await self.client.memory_stores.update(remote_id, body))
         return dict(await self._resource(kind).update(remote_id, body, resolve=resolve))
 
     async def archive(self, kind: str, remote_id: str, *, parent_id: str | None = None) -> JSON:
