@@ -104,8 +104,9 @@ def manifest_kind(kind: str) -> ManifestKind | None:
 
 
 def noun(kind: str) -> str:
-    """How messages name a kind: ``noun("memory_store") == "memory store"``."""
-    return kind.replace("_", " ")
+    """How messages name a kind, given as a kind or a manifest ``kind:``:
+    ``noun("memory_store") == noun("MemoryStore") == "memory store"``."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", kind).replace("_", " ").lower()
 
 
 def remote_name_of(kind: str, obj: dict[str, Any]) -> str | None:

@@ -17,7 +17,7 @@ import click
 
 from reconciler import app as usecases
 from reconciler.app import KIND_FILES, Skipped
-from reconciler.kinds import MANIFEST_KINDS, noun
+from reconciler.kinds import noun
 from reconciler.cli import failures, terminal
 from reconciler.cli.app import App, format_option, full_option, pass_app
 from reconciler.cli.planning import warn_if_empty
@@ -212,7 +212,7 @@ def _import_all(app: App, out: Path) -> None:
     for path in result.files:
         counts = Counter(d.kind for d in result.documents if KIND_FILES[d.kind] == path.name)
         described = ", ".join(
-            f"{n} {noun(MANIFEST_KINDS[kind])}{'s' if n != 1 else ''}"
+            f"{n} {noun(kind)}{'s' if n != 1 else ''}"
             for kind, n in counts.items()
         )
         click.echo(f"Wrote {path} ({described}).")

@@ -471,7 +471,7 @@ def _check_set(
             for kind, name, spec_path in doc.spec.references():
                 if name in names[kind] or (kind, name) in failed or broken:
                     continue
-                label = noun(MANIFEST_KINDS[kind])
+                label = noun(kind)
                 message = f"unknown {label} '{name}': no {kind} manifest has this name"
                 close = did_you_mean(name, names[kind])
                 if close:
