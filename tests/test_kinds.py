@@ -144,7 +144,9 @@ async def test_the_local_provider_makes_ids_and_types_the_vocabulary_expects(
             "initial_events": [message],
         },
     )
+    store = await provider.create("memory_store", {"name": "m"})
     made = {
+        "memory_store": store,
         "agent": agent,
         "environment": env,
         "vault": vault,
@@ -158,4 +160,4 @@ async def test_the_local_provider_makes_ids_and_types_the_vocabulary_expects(
     # the one rule for where a kind keeps its remote name
     names = {k: kinds.remote_name_of(k, obj) for k, obj in made.items()}
     assert names == {"agent": "a", "environment": "e", "vault": "v", "credential": "c",
-                     "deployment": "d"}  # fmt: skip
+                     "deployment": "d", "memory_store": "m"}  # fmt: skip

@@ -414,8 +414,8 @@ def test_schema_describes_fields_and_selects_spec_by_kind() -> None:
         "Environment",
         "Vault",
         "Deployment",
-        "Policy",
         "MemoryStore",
+        "Policy",
     ]
     targets = {
         b["if"]["properties"]["kind"]["const"]: b["then"]["properties"]["spec"]["$ref"]
