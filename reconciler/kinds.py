@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 #: Address prefix of each kind (the engine's, the lockfile's and the adapter's name for it).
-Kind = Literal["agent", "environment", "vault", "credential", "deployment"]
+Kind = Literal["agent", "environment", "vault", "credential", "deployment", "memory_store"]
 #: The ``kind:`` of a manifest document.
-ManifestKind = Literal["Agent", "Environment", "Vault", "Deployment"]
+ManifestKind = Literal["Agent", "Environment", "Vault", "Deployment", "MemoryStore"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,8 @@ KINDS: Final[tuple[KindInfo, ...]] = (
     KindInfo("credential", None, None, "vcrd_", "vault_credential", 2, parent="vault",
              can_delete=True, name_field="display_name"),
     KindInfo("deployment", "Deployment", "deployments.yaml", "depl_", "deployment", 4),
+    KindInfo("memory_store", "MemoryStore", "memory_stores.yaml", "memstore_", "memory_store", 0,
+             can_delete=True),
 )  # fmt: skip
 
 #: ``kind`` -> its entry.
@@ -99,6 +101,12 @@ def manifest_kind(kind: str) -> ManifestKind | None:
     credential or an unknown kind."""
     info = KIND_INFO.get(kind)
     return info.manifest if info is not None else None
+
+
+def noun(kind: str) -> str:
+    """How messages name a kind, given as a kind or a manifest ``kind:``:
+    ``noun("memory_store") == noun("MemoryStore") == "memory store"``."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", kind).replace("_", " ").lower()
 
 
 def remote_name_of(kind: str, obj: dict[str, Any]) -> str | None:

@@ -30,16 +30,24 @@ from reconciler.provider.adapter import ClientBackedProvider
 
 def test_the_tables_say_what_the_reconciler_has_always_done() -> None:
     # dependency order: each kind references only kinds before it (plans and drift sort by it)
-    assert KIND_ORDER == ("environment", "vault", "credential", "agent", "deployment")
+    assert KIND_ORDER == (
+        "environment",
+        "memory_store",
+        "vault",
+        "credential",
+        "agent",
+        "deployment",
+    )
     assert list(MANIFEST_KINDS.items()) == [
         ("Agent", "agent"),
         ("Environment", "environment"),
         ("Vault", "vault"),
         ("Deployment", "deployment"),
+        ("MemoryStore", "memory_store"),
     ]
-    assert kinds.DELETABLE_KINDS == {"environment", "vault", "credential"}
+    assert kinds.DELETABLE_KINDS == {"environment", "vault", "credential", "memory_store"}
     assert [k.kind for k in kinds.KINDS if k.has_versions] == ["agent"]
-    assert kinds.TOP_LEVEL_KINDS == ("agent", "environment", "vault", "deployment")
+    assert kinds.TOP_LEVEL_KINDS == ("agent", "environment", "vault", "deployment", "memory_store")
     assert TAG_KEYS == ("managed-by", "reconciler-project", "reconciler-address")
 
 
@@ -49,6 +57,7 @@ def test_the_tables_say_what_the_reconciler_has_always_done() -> None:
         ("agent.coder", Address("agent", "coder")),
         ("environment.python-data", Address("environment", "python-data")),
         ("vault.github.credential.token", Address("credential", "token", vault="github")),
+        ("memory_store.notes", Address("memory_store", "notes")),
     ],
 )
 def test_an_address_parses_and_prints_back(text: str, address: Address) -> None:
@@ -135,7 +144,9 @@ async def test_the_local_provider_makes_ids_and_types_the_vocabulary_expects(
             "initial_events": [message],
         },
     )
+    store = await provider.create("memory_store", {"name": "m"})
     made = {
+        "memory_store": store,
         "agent": agent,
         "environment": env,
         "vault": vault,
@@ -149,4 +160,4 @@ async def test_the_local_provider_makes_ids_and_types_the_vocabulary_expects(
     # the one rule for where a kind keeps its remote name
     names = {k: kinds.remote_name_of(k, obj) for k, obj in made.items()}
     assert names == {"agent": "a", "environment": "e", "vault": "v", "credential": "c",
-                     "deployment": "d"}  # fmt: skip
+                     "deployment": "d", "memory_store": "m"}  # fmt: skip

@@ -414,6 +414,7 @@ def test_schema_describes_fields_and_selects_spec_by_kind() -> None:
         "Environment",
         "Vault",
         "Deployment",
+        "MemoryStore",
         "Policy",
     ]
     targets = {
@@ -426,6 +427,7 @@ def test_schema_describes_fields_and_selects_spec_by_kind() -> None:
         "Vault": "#/$defs/VaultSpec",
         "Deployment": "#/$defs/DeploymentSpec",
         "Policy": "#/$defs/PolicySpec",
+        "MemoryStore": "#/$defs/MemoryStoreSpec",
     }
     agent = schema["$defs"]["AgentSpec"]
     assert agent["required"] == ["model"]

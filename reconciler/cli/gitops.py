@@ -17,6 +17,7 @@ import click
 
 from reconciler import app as usecases
 from reconciler.app import KIND_FILES, Skipped
+from reconciler.kinds import noun
 from reconciler.cli import failures, terminal
 from reconciler.cli.app import App, format_option, full_option, pass_app
 from reconciler.cli.planning import warn_if_empty
@@ -211,9 +212,15 @@ def _import_all(app: App, out: Path) -> None:
     for path in result.files:
         counts = Counter(d.kind for d in result.documents if KIND_FILES[d.kind] == path.name)
         described = ", ".join(
-            f"{n} {kind.lower()}{'s' if n != 1 else ''}" for kind, n in counts.items()
+            f"{n} {noun(kind)}{'s' if n != 1 else ''}"
+            for kind, n in counts.items()
         )
         click.echo(f"Wrote {path} ({described}).")
+    if any(d.kind == "MemoryStore" for d in result.documents):
+        click.echo(
+            "Memory stores are imported without their memories: the agents own that content "
+            "(a MemoryStore's `memories:` seeds are written only when a store is created)."
+        )
     for adopted in result.adopted:
         click.echo(_adopted_line("Adopted", adopted))
     click.echo(f"Recorded {len(result.adopted)} resources in {app.settings.state_name}.")

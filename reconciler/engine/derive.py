@@ -77,6 +77,7 @@ SPEC_ORDER: dict[str, tuple[str, ...]] = {
     ),
     "Environment": ("name", "description", "scope", "config", "metadata"),
     "Vault": ("display_name", "metadata", "credentials"),
+    "MemoryStore": ("name", "description", "metadata", "memories"),
     "Deployment": (
         "name",
         "description",
@@ -469,9 +470,31 @@ def _schedule(schedule: Any) -> JSON | None:
     return {k: schedule[k] for k in ("type", "expression", "timezone") if k in schedule}
 
 
-def _resources(resources: Any) -> list[JSON]:
+def _memory_store_spec(obj: JSON, name: str) -> JSON:
+    """A memory store's spec; its memories are the agents' content, never imported."""
+    spec: JSON = {}
+    if obj.get("name") != name:
+        _put(spec, "name", obj.get("name"))
+    _put(spec, "description", obj.get("description") or None)
+    _put(spec, "metadata", _user_metadata(obj))
+    return spec
+
+
+def _resources(resources: Any, names: _Names | None = None) -> list[JSON]:
     out: list[JSON] = []
     for r in resources or []:
+        if r.get("type") == "memory_store":
+            store = names.of("memory_store", r.get("memory_store_id")) if names else None
+            mount: JSON = (
+                {"memory_store": store}
+                if store
+                else {"type": "memory_store", "memory_store_id": r.get("memory_store_id")}
+            )
+            for key in ("access", "instructions"):
+                if r.get(key) not in (None, ""):
+                    mount[key] = r[key]
+            out.append(mount)
+            continue
         out.append(
             {
                 k: copy.deepcopy(v)
@@ -566,6 +589,8 @@ def derive_documents(
         elif u.kind == "vault":
             spec, creds = _vault_spec(u, name, credentials.get(u.remote_id, ()), variables, skipped)
             resources += creds
+        elif u.kind == "memory_store":
+            spec = _memory_store_spec(u.obj, name)
         else:
             derived = _deployment_spec(u.obj, name, names)
             if isinstance(derived, str):
@@ -673,11 +698,16 @@ def _deployment_spec(
     spec["environment"] = env_name
     _put(spec, "vaults", vaults)
     _put(spec, "initial_events", obj.get("initial_events"))
-    _put(spec, "resources", _resources(obj.get("resources")))
+    _put(spec, "resources", _resources(obj.get("resources"), names))
     _put(spec, "schedule", _schedule(obj.get("schedule")))
     _put(spec, "budget", obj.get("budget"))
     _put(spec, "metadata", _user_metadata(obj))
     refs = [f"agent.{agent_name}", f"environment.{env_name}"] + [f"vault.{v}" for v in vaults]
+    refs += [
+        f"memory_store.{r['memory_store']}"
+        for r in spec.get("resources", ())
+        if "memory_store" in r
+    ]
     pins = {f"agent.{agent_name}": int(agent["version"])} if agent.get("version") else {}
     return spec, refs, pins
 

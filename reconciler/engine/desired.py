@@ -70,6 +70,11 @@ class DesiredResource:
             if self.spec.get("environment"):
                 out.append(f"environment.{self.spec['environment']}")
             out.extend(f"vault.{v}" for v in self.spec.get("vaults") or [])
+            out.extend(
+                f"memory_store.{r['memory_store']}"
+                for r in self.spec.get("resources") or []
+                if "memory_store" in r
+            )
         return tuple(out)
 
     @property
@@ -204,10 +209,26 @@ def request_fields(res: DesiredResource, project: str) -> JSON:
         }
         spec["environment_id"] = {"$ref": f"environment.{spec.pop('environment')}"}
         spec["vault_ids"] = [{"$ref": f"vault.{v}"} for v in spec.pop("vaults", None) or []]
+        if spec.get("resources"):
+            spec["resources"] = [_wire_resource(r) for r in spec["resources"]]
     spec.setdefault(KIND_INFO[res.kind].name_field, res.remote_name)
     body: dict[str, Any] = _secret_placeholders(spec)
     body["metadata"] = metadata
     return body
+
+
+def _wire_resource(resource: JSON) -> JSON:
+    """A deployment resource in wire form: a mount by name becomes a ``memory_store``
+    resource whose id is resolved at apply; wire-form resources pass as they are."""
+    if "memory_store" not in resource:
+        return resource
+    wire: JSON = {"type": "memory_store", "memory_store_id": {"$ref": _store(resource)}}
+    wire.update({k: v for k, v in resource.items() if k != "memory_store"})
+    return wire
+
+
+def _store(resource: JSON) -> str:
+    return address_of("memory_store", resource["memory_store"])
 
 
 def create_body(res: DesiredResource, project: str) -> JSON:

@@ -32,6 +32,7 @@ OUTPUT_ONLY: dict[str, frozenset[str]] = {
     "environment": frozenset({"id", "type", "created_at", "updated_at", "archived_at"}),
     "vault": frozenset({"id", "type", "created_at", "updated_at", "archived_at"}),
     "credential": frozenset({"id", "type", "vault_id", "created_at", "updated_at", "archived_at"}),
+    "memory_store": frozenset({"id", "type", "created_at", "updated_at", "archived_at"}),
     "deployment": frozenset(
         {
             "id",
@@ -70,6 +71,8 @@ FIELD_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "vault": {"display_name": None, "metadata": {}},
     "credential": {"display_name": None, "metadata": {}, "auth": None},
+    # seeds (``memories``) are written once at create and never compared: agents own them
+    "memory_store": {"name": None, "description": None, "metadata": {}},
     "deployment": {
         "name": None,
         "description": None,
@@ -285,6 +288,17 @@ def _norm_timestamp(value: Any) -> Any:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _norm_store_mount(resource: JSON) -> JSON:
+    """A memory-store resource of a deployment: the store, access and instructions; the
+    provider's snapshots of the store (name, description, mount path) are output-only."""
+    return {
+        "type": "memory_store",
+        "memory_store_id": resource.get("memory_store_id"),
+        "access": resource.get("access") or "read_write",
+        "instructions": _blank_to_none(resource.get("instructions")),
+    }
+
+
 def normalize(kind: str, obj: JSON) -> JSON:
     """The comparable form of a desired spec or a live object of ``kind``.
 
@@ -315,6 +329,8 @@ def normalize(kind: str, obj: JSON) -> JSON:
     elif kind == "environment":
         out["description"] = _blank_to_none(out["description"])
         out["config"] = normalize_env_config(out["config"])
+    elif kind == "memory_store":
+        out["description"] = _blank_to_none(out["description"])
     elif kind == "credential":
         out["display_name"] = _blank_to_none(out["display_name"])
         out["auth"] = _norm_auth(out["auth"])
@@ -326,6 +342,9 @@ def normalize(kind: str, obj: JSON) -> JSON:
             out["agent"] = {"id": agent.get("id"), "version": agent.get("version")}
         resources = []
         for r in out["resources"] or []:
+            if r.get("type") == "memory_store":
+                resources.append(_norm_store_mount(r))
+                continue
             r = {k: v for k, v in r.items() if k != "authorization_token"}
             resources.append(r)
         out["resources"] = resources

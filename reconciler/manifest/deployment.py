@@ -13,7 +13,16 @@ from difflib import get_close_matches
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from reconciler.kinds import NAME_PATTERN
 
@@ -183,8 +192,42 @@ class MemoryStoreResource(SpecModel):
     instructions: str | None = None
 
 
+class MemoryStoreMount(SpecModel):
+    """A MemoryStore manifest mounted by name; resolved to its id at apply."""
+
+    memory_store: ResourceName = Field(description="Name of a MemoryStore manifest.")
+    access: Literal["read_write", "read_only"] | None = Field(
+        default=None, description="Default read_write."
+    )
+    instructions: Annotated[str, Field(max_length=4096)] | None = Field(
+        default=None, description="How the agent should use this store (at most 4,096 chars)."
+    )
+
+
+def _resource_tag(value: Any) -> str | None:
+    if isinstance(value, MemoryStoreMount):
+        return "mount"
+    if isinstance(value, BaseModel):
+        return str(getattr(value, "type", "")) or None
+    if isinstance(value, dict):
+        if "type" not in value and "memory_store" in value:
+            return "mount"
+        kind = value.get("type")
+        return kind if isinstance(kind, str) else None
+    return None
+
+
 Resource = Annotated[
-    GitHubRepositoryResource | FileResource | MemoryStoreResource, Field(discriminator="type")
+    Annotated[MemoryStoreMount, Tag("mount")]
+    | Annotated[GitHubRepositoryResource, Tag("github_repository")]
+    | Annotated[FileResource, Tag("file")]
+    | Annotated[MemoryStoreResource, Tag("memory_store")],
+    Discriminator(
+        _resource_tag,
+        custom_error_type="manifest",
+        custom_error_message="a resource is {memory_store: NAME, access?, instructions?} or a "
+        "wire resource with type github_repository, file or memory_store",
+    ),
 ]
 
 
@@ -332,4 +375,9 @@ class DeploymentSpec(SpecModel):
             ("Environment", self.environment, ("environment",)),
         ]
         refs += [("Vault", vault, ("vaults", i)) for i, vault in enumerate(self.vaults)]
+        refs += [
+            ("MemoryStore", r.memory_store, ("resources", i, "memory_store"))
+            for i, r in enumerate(self.resources or ())
+            if isinstance(r, MemoryStoreMount)
+        ]
         return refs

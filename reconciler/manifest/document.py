@@ -28,6 +28,7 @@ from .agent import AgentSpec
 from .deployment import DeploymentSpec
 from .environment import EnvironmentSpec
 from .fields import ResourceName, SpecModel, fail
+from .memory_store import MemoryStoreSpec
 from .vault import CredentialSpec, VaultSpec
 
 SPEC_MODELS: dict[str, type[SpecModel]] = {
@@ -35,8 +36,9 @@ SPEC_MODELS: dict[str, type[SpecModel]] = {
     "Environment": EnvironmentSpec,
     "Vault": VaultSpec,
     "Deployment": DeploymentSpec,
+    "MemoryStore": MemoryStoreSpec,
 }
-Spec = AgentSpec | EnvironmentSpec | VaultSpec | DeploymentSpec
+Spec = AgentSpec | EnvironmentSpec | VaultSpec | DeploymentSpec | MemoryStoreSpec
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,8 @@ AnySpec = Annotated[
     Annotated[AgentSpec, BeforeValidator(_untag), Tag("Agent")]
     | Annotated[EnvironmentSpec, BeforeValidator(_untag), Tag("Environment")]
     | Annotated[VaultSpec, BeforeValidator(_untag), Tag("Vault")]
-    | Annotated[DeploymentSpec, BeforeValidator(_untag), Tag("Deployment")],
+    | Annotated[DeploymentSpec, BeforeValidator(_untag), Tag("Deployment")]
+    | Annotated[MemoryStoreSpec, BeforeValidator(_untag), Tag("MemoryStore")],
     Discriminator(
         _spec_kind,
         custom_error_type="spec_without_kind",
@@ -115,7 +118,9 @@ class Document(LeanModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, hide_input_in_errors=True)
 
-    kind: ManifestKind = Field(description="Agent | Environment | Vault | Deployment.")
+    kind: ManifestKind = Field(
+        description="Agent | Environment | Vault | Deployment | MemoryStore."
+    )
     name: ResourceName = Field(
         description="Unique per kind; 1-64 lowercase letters, digits, '-', '_'. "
         "The address is KIND.NAME, e.g. agent.coder."

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler.errors import ManifestError, ManifestIssue, a_or_an
-from reconciler.kinds import MANIFEST_KINDS
+from reconciler.kinds import MANIFEST_KINDS, noun
 
 from .deployment import DeploymentSpec
 from .document import Document, ignore_changes_problems
@@ -471,7 +471,8 @@ def _check_set(
             for kind, name, spec_path in doc.spec.references():
                 if name in names[kind] or (kind, name) in failed or broken:
                     continue
-                message = f"unknown {kind.lower()} '{name}': no {kind} manifest has this name"
+                label = noun(kind)
+                message = f"unknown {label} '{name}': no {kind} manifest has this name"
                 close = did_you_mean(name, names[kind])
                 if close:
                     message += f"; did you mean '{close}'?"

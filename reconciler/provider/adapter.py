@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from reconciler.errors import ProviderError
+from reconciler.errors import ConflictError, ProviderError
 from reconciler.kinds import KIND_INFO, KIND_NAMES
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ class ClientBackedProvider:
                 pager = c.credentials.list(_vault(kind, parent_id), include_archived=True)
             case "deployment":
                 pager = c.deployments.list(include_archived=True)
+            case "memory_store":
+                pager = c.memory_stores.list(include_archived=True)
             case _:
                 raise _unknown(kind)
         return share_strings(list(await pager.to_list()))
@@ -88,7 +90,27 @@ class ClientBackedProvider:
         if kind == "credential":
             vault_id = _vault(kind, parent_id)
             return dict(await self.client.credentials.create(vault_id, body, resolve=resolve))
+        if kind == "memory_store" and "memories" in body:
+            body = dict(body)
+            seeds = body.pop("memories") or []
+            store = dict(await self.client.memory_stores.create(body, resolve=resolve))
+            await self._seed(store["id"], seeds)
+            return store
         return dict(await self._resource(kind).create(body, resolve=resolve))
+
+    async def _seed(self, store_id: str, seeds: list[JSON]) -> None:
+        """Write a new store's seed memories, one request each, in order.
+
+        A path that already holds a memory is left as it is (409): a create that was
+        retried, or resolved to a store an earlier run created, seeds only what is missing,
+        and never overwrites what an agent wrote.
+        """
+        memories = self.client.memory_stores.memories
+        for seed in seeds:
+            try:
+                await memories.create(store_id, seed["path"], seed["content"])
+            except ConflictError:
+                continue  # the path holds a memory already: the agents' content is theirs
 
     async def update(
         self,
@@ -103,6 +125,8 @@ class ClientBackedProvider:
         if kind == "credential":
             vault_id = _vault(kind, parent_id)
             return dict(await self.client.credentials.update(vault_id, remote_id, body))
+        if kind == "memory_store":  # idempotent: nothing to look up
+            return dict(await self.client.memory_stores.update(remote_id, body))
         return dict(await self._resource(kind).update(remote_id, body, resolve=resolve))
 
     async def archive(self, kind: str, remote_id: str, *, parent_id: str | None = None) -> JSON:
@@ -141,6 +165,8 @@ class ClientBackedProvider:
                 return c.vaults
             case "deployment":
                 return c.deployments
+            case "memory_store":
+                return c.memory_stores
             case _:
                 raise _unknown(kind)
 

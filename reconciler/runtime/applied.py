@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from reconciler.errors import ReconcilerError
 from reconciler.kinds import DEFAULT_LOCKFILE, KIND_INFO, TOP_LEVEL_KINDS, address_of
@@ -124,3 +124,27 @@ class AppliedLookups:
     def deployment(self, name: str) -> str:
         """The id of the applied Deployment ``name``."""
         return self.applied(lookup_address("deployment", name)).id
+
+    def memory_store(self, name: str) -> str:
+        """The id of the applied MemoryStore ``name``."""
+        return self.applied(lookup_address("memory_store", name)).id
+
+    def memory_store_resource(
+        self,
+        name: str,
+        *,
+        access: Literal["read_write", "read_only"] | None = None,
+        instructions: str | None = None,
+    ) -> dict[str, str]:
+        """The session resource that mounts the applied MemoryStore ``name``.
+
+        Example:
+            >>> notes = rt.memory_store_resource("notes", access="read_only")
+            >>> await rt.create_session(rt.agent("coder"), resources=[notes])
+        """
+        resource = {"type": "memory_store", "memory_store_id": self.memory_store(name)}
+        if access is not None:
+            resource["access"] = access
+        if instructions is not None:
+            resource["instructions"] = instructions
+        return resource

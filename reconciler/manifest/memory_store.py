@@ -1,0 +1,94 @@
+"""The ``spec`` of a MemoryStore manifest: a store's create fields and its seed memories.
+
+A memory store is a named directory of memories that sessions mount (provider-wire.md §15).
+The manifest owns the store (name, description, metadata); the agents own its content. So
+``memories:`` are seeds: each is written once, when the store is created, and never compared
+or changed afterwards (a memory an agent rewrote is neither a change nor drift).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+
+from .fields import Metadata, SpecModel, fail
+
+#: provider limits (the SDK's docstrings of memory_stores / memories)
+MAX_NAME = 255
+MAX_DESCRIPTION = 1024
+MAX_MEMORY_BYTES = 102_400
+MAX_PATH_BYTES = 1024
+MAX_PATH_SEGMENTS = 20
+#: seeds are written one request each at create time: keep a store's seed list small
+MAX_SEEDS = 100
+
+
+def memory_path_problem(path: str) -> str | None:
+    """Why ``path`` is not a valid memory path, or None (the SDK's rules for memories)."""
+    if not path.startswith("/"):
+        return f"memory path '{path[:80]}' must start with '/', e.g. /notes/style.md"
+    segments = path[1:].split("/")
+    if len(segments) > MAX_PATH_SEGMENTS:
+        return f"memory path has {len(segments)} segments; the limit is {MAX_PATH_SEGMENTS}"
+    if any(segment in ("", ".", "..") for segment in segments):
+        return f"memory path '{path[:80]}' has an empty, '.' or '..' segment"
+    if len(path.encode()) > MAX_PATH_BYTES:
+        return f"memory path is longer than {MAX_PATH_BYTES} bytes"
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in path):
+        return "memory path contains a control or format character"
+    if unicodedata.normalize("NFC", path) != path:
+        return "memory path must be in Unicode Normalization Form C"
+    return None
+
+
+class MemorySeed(SpecModel):
+    """A memory written when the store is created: ``{path, content}``."""
+
+    path: str = Field(description="Starts with '/', 1-20 segments, e.g. /style/review.md.")
+    content: str = Field(description="UTF-8 text, at most 100 kB; written once, never updated.")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        problem = memory_path_problem(value)
+        if problem:
+            fail(problem)
+        return value
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, value: str) -> str:
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if size > MAX_MEMORY_BYTES:
+            fail(f"memory content is {size} bytes; the limit is {MAX_MEMORY_BYTES} (100 kB)")
+        return value
+
+
+class MemoryStoreSpec(SpecModel):
+    """Desired state of a memory store: the create fields of POST /v1/memory_stores."""
+
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME)] | None = Field(
+        default=None,
+        description="Remote name (sets the mount directory /mnt/memory/<slug>); defaults to "
+        "the document name.",
+    )
+    description: Annotated[str, Field(max_length=MAX_DESCRIPTION)] | None = Field(
+        default=None, description="Shown to the agent when the store is mounted; up to 1,024."
+    )
+    metadata: Metadata | None = None
+    memories: Annotated[list[MemorySeed], Field(max_length=MAX_SEEDS)] | None = Field(
+        default=None,
+        description="Seed memories, written when the store is created and never changed "
+        "afterwards (the agents own the content).",
+    )
+
+    @model_validator(mode="after")
+    def _unique_paths(self) -> MemoryStoreSpec:
+        seen: set[str] = set()
+        for index, seed in enumerate(self.memories or ()):
+            if seed.path in seen:
+                fail(f"memory path '{seed.path}' is seeded twice", "memories", index, "path")
+            seen.add(seed.path)
+        return self
