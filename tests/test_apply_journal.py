@@ -24,6 +24,7 @@ CREATE_PATHS = {
     "/v1/agents": "agent",
     "/v1/environments": "environment",
     "/v1/vaults": "vault",
+    "/v1/memory_stores": "memory_store",
     "/v1/deployments": "deployment",
 }
 

@@ -49,6 +49,7 @@ def test_example_manifests_load(examples: ManifestSet) -> None:
         "agent.reviewer",
         "deployment.nightly-review",
         "environment.python-data",
+        "memory_store.review-notes",
         "vault.github",
     ]
     assert examples.base_dir == Path("manifests")
@@ -101,6 +102,7 @@ def test_example_remote_names_default_to_document_names(examples: ManifestSet) -
         "agent.reviewer": "reviewer",
         "deployment.nightly-review": "nightly-review",
         "environment.python-data": "python-data",
+        "memory_store.review-notes": "review-notes",
         "vault.github": "GitHub",
     }
 
@@ -363,7 +365,7 @@ def test_schema_is_valid_json_schema_and_accepts_the_examples() -> None:
         for doc in yaml.safe_load_all(path.read_text()):
             assert list(validator.iter_errors(doc)) == [], path
             count += 1
-    assert count == 5
+    assert count == 6
 
 
 def test_schema_rejects_what_the_loader_rejects() -> None:

@@ -262,7 +262,11 @@ def test_kill_9_inside_a_state_transaction(pg_url: str, tmp_path: Path, nth: int
     fleet, (work,) = workdirs(tmp_path, 1)
     env = env_for(fleet, pg_url, RECONCILER_LEASE_TTL="2")
     db = tmp_path / "provider.db"
-    with provider(db) as (url, _tap):
+    # each answer 0.3 s apart, longer than outcomes wait for company (at most 0.25 s): every
+    # outcome is a state write of its own, so the nth write comes whatever the machine's load
+    from reconciler.provider.local import FaultConfig
+
+    with provider(db, FaultConfig(latency_ms=300)) as (url, _tap):
         args = ["--provider-url", url, "apply", "--auto-approve", "--parallelism", "1"]
         dead = zygote.start(args, cwd=work, env=env, crash={"point": "pg-mid-write", "nth": nth})
         assert dead.wait(120) == -signal.SIGKILL, dead.stderr[-2000:]
