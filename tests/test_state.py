@@ -297,7 +297,7 @@ def test_store_writes_nothing_when_the_edit_fails_or_changes_nothing(path: Path)
     with pytest.raises(RuntimeError):
         store.commit(boom)
     assert store.commit(lambda lf: lf) is store.lockfile
-    with pytest.raises(LockfileError, match="must edit the current lockfile"):
+    with pytest.raises(LockfileError, match="must edit the current state"):
         store.commit(lambda lf: new_lockfile())
     assert path.read_bytes() == before and store.lockfile.serial == 1
 

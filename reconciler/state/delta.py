@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.state.model import LockEntry, Lockfile, PendingIntent
+from reconciler.errors import LockfileError
+from reconciler.state.model import LOCKFILE_VERSION, LockEntry, Lockfile, PendingIntent
 
 #: the scalar fields of a lockfile besides its two per-address sections and its serial
 HEAD_FIELDS = ("lockfile_version", "lineage", "salt", "project", "origin")
@@ -113,3 +114,26 @@ def apply_delta(lockfile: Lockfile, delta: Delta) -> Lockfile:
                 pending[address] = intent
         update["pending"] = pending
     return lockfile.model_copy(update=update)
+
+
+def next_state(current: Lockfile, updated: object, where: str) -> Lockfile | None:
+    """What a commit writes when an edit turned ``current`` into ``updated``: the same state
+    with the next serial, or None when the edit changed nothing. Both backends' ``commit``.
+
+    Raises:
+        TypeError: the edit returned something other than a ``Lockfile``.
+        LockfileError: the edit returned another state (lineage or serial), not an edit of
+            ``current``; ``where`` names the state in the message.
+    """
+    if updated is current:
+        return None
+    if not isinstance(updated, Lockfile):
+        raise TypeError(f"commit edit must return a Lockfile, got {type(updated).__name__}")
+    if (updated.lineage, updated.serial) != (current.lineage, current.serial):
+        raise LockfileError(
+            f"{where}: a commit must edit the current state (lineage {current.lineage} "
+            f"serial {current.serial}), not another one"
+        )
+    return updated.model_copy(
+        update={"serial": current.serial + 1, "lockfile_version": LOCKFILE_VERSION}
+    )

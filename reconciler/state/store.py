@@ -21,8 +21,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from reconciler.errors import LockfileError
-from reconciler.state.delta import diff
+from reconciler.state.delta import diff, next_state
 from reconciler.state.history import RunInfo, append_history, history_path, record_for
 from reconciler.state.journalfile import append_record, journal_path, replay_journal
 from reconciler.state.lockfile import (
@@ -35,7 +34,7 @@ from reconciler.state.lockfile import (
     remove_stale_temp_files,
     write_bytes_atomic,
 )
-from reconciler.state.model import LOCKFILE_VERSION, Lockfile
+from reconciler.state.model import Lockfile
 
 #: lockfiles larger than this (bytes) are journaled instead of rewritten at every commit
 JOURNAL_ABOVE = 256 * 1024
@@ -144,19 +143,9 @@ class StateStore:
         with self._mutex:
             current = self._current
             assert current is not None
-            updated = edit(current)
-            if updated is current:
+            written = next_state(current, edit(current), str(self.path))
+            if written is None:
                 return current
-            if not isinstance(updated, Lockfile):
-                raise TypeError(f"commit edit must return a Lockfile, got {type(updated).__name__}")
-            if (updated.lineage, updated.serial) != (current.lineage, current.serial):
-                raise LockfileError(
-                    f"{self.path}: a commit must edit the current lockfile (lineage "
-                    f"{current.lineage} serial {current.serial}), not another one"
-                )
-            written = updated.model_copy(
-                update={"serial": current.serial + 1, "lockfile_version": LOCKFILE_VERSION}
-            )
             delta = diff(current, written)
             # a lockfile never written has its lineage and salt in memory only: the first
             # write creates the file, whatever its size

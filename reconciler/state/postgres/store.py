@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import LockfileError, LockLost
-from reconciler.state.delta import Delta, diff
+from reconciler.state.delta import Delta, diff, next_state
 from reconciler.state.history import HistoryRecord, RunInfo, record_for
 from reconciler.state.model import (
     LOCKFILE_VERSION,
@@ -151,19 +151,10 @@ class PgStateStore:
         with self._mutex:
             current = self._current
             assert current is not None
-            updated = edit(current)
-            if updated is current:
+            following = next_state(current, edit(current), str(self.name))
+            if following is None:
                 return current
-            if not isinstance(updated, Lockfile):
-                raise TypeError(f"commit edit must return a Lockfile, got {type(updated).__name__}")
-            if (updated.lineage, updated.serial) != (current.lineage, current.serial):
-                raise LockfileError(
-                    f"{self.name}: a commit must edit the current state (lineage "
-                    f"{current.lineage} serial {current.serial}), not another one"
-                )
-            written = updated.model_copy(
-                update={"serial": current.serial + 1, "lockfile_version": LOCKFILE_VERSION}
-            )
+            written = following  # a name the closure below sees as a Lockfile
             delta = diff(current, written)
             token = uuid.uuid4().hex
             record = record_for(current, delta, written.serial, self.run)
