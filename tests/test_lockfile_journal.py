@@ -11,11 +11,10 @@ import random
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-from support.reliability import CREATE_PATH, Zygote, provider, shared_zygote
+from support.reliability import CREATE_PATH, Zygote, provider, shared_zygote, writer_zygote
 from test_crash_matrix import Workspace, heals, killed, provider_kill, survives
 
 from reconciler.errors import LockfileError
@@ -102,40 +101,7 @@ def test_a_torn_last_line_is_skipped_and_a_foreign_journal_refused(tmp_path: Pat
         read_lockfile(path, project="p")
 
 
-ZYGOTE = textwrap.dedent(
-    """
-    import os, sys, traceback
-    from reconciler.state import LockEntry, StateStore, json_digest, utc_timestamp
-
-    path = sys.argv[1]
-
-    def write_forever():
-        store = StateStore(path, journal_above=0)
-        store.load()
-        now = utc_timestamp()
-        i = store.lockfile.serial
-        while True:
-            i += 1
-            entry = LockEntry(kind="agent", id=f"agent_{i}", version=i,
-                              spec_digest=json_digest(i), created_at=now, updated_at=now)
-            store.commit(lambda lf: lf.with_entry(f"agent.a{i % 50:03d}", entry))
-
-    print("ready", flush=True)
-    for line in sys.stdin:
-        if line.strip() == "fork":
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    write_forever()
-                except BaseException:
-                    traceback.print_exc()
-                    os._exit(3)
-            print(pid, flush=True)
-        elif line.startswith("reap"):
-            _, status = os.waitpid(int(line.split()[1]), 0)
-            print(status, flush=True)
-    """
-)
+ZYGOTE = writer_zygote(store_options="journal_above=0", addresses=50)
 
 
 def test_kill_9_during_journal_writes_never_loses_a_durable_write(tmp_path: Path) -> None:

@@ -7,9 +7,10 @@ import random
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
+
+from support.reliability import writer_zygote
 
 from reconciler.state import backup_path, read_lockfile
 from reconciler.state.history import history_path
@@ -18,40 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # A helper process that imports once, then forks a writer per round; the test kills each
 # writer with SIGKILL at a random moment. Forking avoids paying interpreter start-up per kill.
-ZYGOTE = textwrap.dedent(
-    """
-    import os, sys, traceback
-    from reconciler.state import LockEntry, StateStore, json_digest, utc_timestamp
-
-    path = sys.argv[1]
-
-    def write_forever():
-        store = StateStore(path)
-        store.load()
-        now = utc_timestamp()
-        i = 0
-        while True:
-            i += 1
-            entry = LockEntry(kind="agent", id=f"agent_{i}", version=i,
-                              spec_digest=json_digest(i), created_at=now, updated_at=now)
-            store.commit(lambda lf: lf.with_entry(f"agent.a{i % 400:03d}", entry))
-
-    print("ready", flush=True)
-    for line in sys.stdin:
-        if line.strip() == "fork":
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    write_forever()
-                except BaseException:
-                    traceback.print_exc()
-                    os._exit(3)
-            print(pid, flush=True)
-        elif line.startswith("reap"):
-            _, status = os.waitpid(int(line.split()[1]), 0)
-            print(status, flush=True)
-    """
-)
+ZYGOTE = writer_zygote()
 
 
 def test_kill_9_during_writes_never_corrupts_the_lockfile(tmp_path: Path) -> None:

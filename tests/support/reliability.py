@@ -757,3 +757,49 @@ async def seed_noise(db: Path, project: str) -> None:
             }
         )
         await c.environments.create({"name": "not-ours"})
+
+
+def writer_zygote(*, store_options: str = "", addresses: int = 400) -> str:
+    """The source of a helper process for kill -9 tests of state writes: it imports once,
+    then on each ``fork`` line forks a writer that commits to ``sys.argv[1]`` forever (one
+    agent entry per commit, over ``addresses`` addresses), and on ``reap PID`` reports its
+    status. Forking avoids paying interpreter start-up per kill.
+
+    Args:
+        store_options: extra ``StateStore`` arguments, e.g. ``"journal_above=0"``.
+        addresses: how many addresses the writes cycle through.
+    """
+    return textwrap.dedent(
+        f"""
+        import os, sys, traceback
+        from reconciler.state import LockEntry, StateStore, json_digest, utc_timestamp
+
+        path = sys.argv[1]
+
+        def write_forever():
+            store = StateStore(path, {store_options})
+            store.load()
+            now = utc_timestamp()
+            i = store.lockfile.serial
+            while True:
+                i += 1
+                entry = LockEntry(kind="agent", id=f"agent_{{i}}", version=i,
+                                  spec_digest=json_digest(i), created_at=now, updated_at=now)
+                store.commit(lambda lf: lf.with_entry(f"agent.a{{i % {addresses}:03d}}", entry))
+
+        print("ready", flush=True)
+        for line in sys.stdin:
+            if line.strip() == "fork":
+                pid = os.fork()
+                if pid == 0:
+                    try:
+                        write_forever()
+                    except BaseException:
+                        traceback.print_exc()
+                        os._exit(3)
+                print(pid, flush=True)
+            elif line.startswith("reap"):
+                _, status = os.waitpid(int(line.split()[1]), 0)
+                print(status, flush=True)
+        """
+    )
