@@ -17,11 +17,11 @@ import click
 
 from reconciler import app as usecases
 from reconciler.app import KIND_FILES, Skipped
-from reconciler.kinds import noun
 from reconciler.cli import failures, terminal
 from reconciler.cli.app import App, format_option, full_option, pass_app
 from reconciler.cli.planning import warn_if_empty
 from reconciler.errors import ManifestError
+from reconciler.kinds import noun
 from reconciler.render import render_drift
 
 #: ``drift`` when the live system drifted (0: no drift, 1: error).
