@@ -187,27 +187,25 @@ def test_apply_converges_under_fault_rate_0_2_with_every_resource_once(
     _fleet_case(zygote, tmp_path, FaultConfig(fault_rate=0.2, seed=4), backend=url)
 
 
-@pytest.mark.slow
-def test_fault_rate_create_update_prune_with_the_state_in_postgresql(
-    zygote: Zygote, tmp_path: Path, pg_url: str
-) -> None:
-    from reconciler.provider.local import FaultConfig
-
-    faults = FaultConfig(fault_rate=0.3, seed=2)
-    _fleet_case(zygote, tmp_path, faults, update=True, prune=True, backend=pg_url)
-
-
-# --- the matrix -----------------------------------------------------------------------------------
+# --- the matrix, on both backends -----------------------------------------------------------------
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", ["lockfile", "postgresql"])
 @pytest.mark.parametrize(("rate", "seed"), [(0.1, 1), (0.3, 1), (0.3, 2)])
 def test_fault_rate_matrix_create_update_prune(
-    zygote: Zygote, tmp_path: Path, rate: float, seed: int
+    zygote: Zygote,
+    tmp_path: Path,
+    rate: float,
+    seed: int,
+    backend: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     from reconciler.provider.local import FaultConfig
 
-    _fleet_case(zygote, tmp_path, FaultConfig(fault_rate=rate, seed=seed), update=True, prune=True)
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    faults = FaultConfig(fault_rate=rate, seed=seed)
+    _fleet_case(zygote, tmp_path, faults, update=True, prune=True, backend=url)
 
 
 @pytest.mark.slow
