@@ -1,7 +1,7 @@
 """Adapt ``ProviderClient`` to the engine's provider protocols, by kind.
 
 The engine speaks of resources by kind (``"agent"``, ``"environment"``, ``"vault"``,
-``"credential"``, ``"deployment"``); the client has one resource object per kind with
+``"credential"``, ``"deployment"``, ``"memory_store"``); the client has one resource object per kind with
 slightly different signatures (credentials live under a vault). This module maps one onto
 the other and nothing more: no retries, no caching, no decisions (a ``resolve`` callback
 of the engine's is handed to the client, which owns every retry). It satisfies
@@ -136,7 +136,7 @@ class ClientBackedProvider:
         return dict(await self._resource(kind).archive(remote_id))
 
     async def delete(self, kind: str, remote_id: str, *, parent_id: str | None = None) -> None:
-        """Delete an object for good (environments, vaults and credentials only).
+        """Delete an object for good (the kinds ``KindInfo.can_delete`` names).
 
         Raises:
             ProviderError: ``kind`` is an agent or a deployment, which the API cannot delete.
