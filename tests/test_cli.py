@@ -245,7 +245,11 @@ def test_apply_says_when_the_provider_rate_limited_it(workdir: Path) -> None:
 
     app = create_app(workdir / "p.db", FaultConfig(rate_limit=2))
     with BackgroundServer(app) as server:
-        applied = cli("--provider-url", server.url, "apply", "--auto-approve")
+        # one action at a time: 2 requests/s for every route together is far below any
+        # documented limit, and concurrent creates could spend their whole retry budget
+        # (tests/test_retry_policy.py) before the note this test is about is printed
+        args = ["--provider-url", server.url, "apply", "--auto-approve", "--parallelism", "1"]
+        applied = cli(*args)
         assert applied.exit_code == 0, applied.stderr
         assert "Apply complete: 7 created" in applied.stdout
         assert re.search(r"answered \d+ of \d+ requests with 429", applied.stderr), applied.stderr
