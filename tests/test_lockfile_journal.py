@@ -177,8 +177,12 @@ def test_journal_kill_in_an_append_or_the_final_rewrite(
 ) -> None:
     """A half-written journal line, or a kill while the journal is folded into the file (the
     first lockfile write creates the file; the second is the fold at the end)."""
+    from reconciler.provider.local import FaultConfig
+
     ws = journaled(tmp_path)
-    with provider(ws.db) as (url, _tap):
+    # answers 0.3 s apart, longer than outcomes wait for company (at most 0.25 s): the
+    # outcomes come in several journal appends whatever the machine's load, so the nth is due
+    with provider(ws.db, FaultConfig(latency_ms=300)) as (url, _tap):
         run = zygote.start(
             ws.args(url), cwd=ws.root, env=ws.env, crash={"point": point, "nth": nth}
         )
