@@ -65,6 +65,30 @@ def tcp_provider(provider_db: Path) -> Iterator[str]:
         yield server.url
 
 
+@pytest.fixture(params=["in-process", pytest.param("tcp", marks=pytest.mark.tcp)])
+def provider_url(request: pytest.FixtureRequest) -> str | None:
+    """None for the in-process provider, else the URL of the provider served over TCP: a
+    test taking it (or ``api``) runs once each way."""
+    if request.param == "in-process":
+        return None
+    url: str = request.getfixturevalue("tcp_provider")
+    return url
+
+
+@pytest.fixture
+async def api(provider_url: str | None, provider_db: Path) -> AsyncIterator[object]:
+    """A ``ProviderClient`` of the local provider, in-process or over TCP (``provider_url``)."""
+    from reconciler.provider import ProviderClient, embedded_client
+
+    client = (
+        embedded_client(provider_db)
+        if provider_url is None
+        else ProviderClient(provider_url, "test")
+    )
+    async with client:
+        yield client
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """``--update-golden`` rewrites tests/golden/ (see support/golden.py)."""
     from support.golden import add_golden_option

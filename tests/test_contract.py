@@ -8,8 +8,6 @@ the same calls must give the same JSON, the same pagination and the same typed e
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -21,32 +19,12 @@ from reconciler.errors import (
     NotFoundError,
     ProviderError,
 )
-from reconciler.provider import Pager, ProviderClient, embedded_client
+from reconciler.provider import Pager, ProviderClient
 
 pytestmark = pytest.mark.anyio
 
 MODEL = "claude-sonnet-4-6"
 HELLO = {"type": "user.message", "content": [{"type": "text", "text": "hello there"}]}
-
-
-@pytest.fixture(params=["in-process", pytest.param("tcp", marks=pytest.mark.tcp)])
-def provider_url(request: pytest.FixtureRequest) -> str | None:
-    """None for the in-process provider, else the URL of the provider served over TCP."""
-    if request.param == "in-process":
-        return None
-    url: str = request.getfixturevalue("tcp_provider")
-    return url
-
-
-@pytest.fixture
-async def api(provider_url: str | None, provider_db: Path) -> AsyncIterator[ProviderClient]:
-    client = (
-        embedded_client(provider_db)
-        if provider_url is None
-        else ProviderClient(provider_url, "test")
-    )
-    async with client:
-        yield client
 
 
 async def make_agent(api: ProviderClient, name: str = "coder", **spec: Any) -> dict[str, Any]:

@@ -5,38 +5,17 @@ and the ``memory_store`` resources of sessions and deployments."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reconciler.errors import BadRequestError, ConflictError, NotFoundError
-from reconciler.provider import ProviderClient, embedded_client
+from reconciler.provider import ProviderClient
 from reconciler.provider.memory_stores import content_sha256
 
 pytestmark = pytest.mark.anyio
 
 HELLO = {"type": "user.message", "content": [{"type": "text", "text": "hello there"}]}
-
-
-@pytest.fixture(params=["in-process", pytest.param("tcp", marks=pytest.mark.tcp)])
-def provider_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "in-process":
-        return None
-    url: str = request.getfixturevalue("tcp_provider")
-    return url
-
-
-@pytest.fixture
-async def api(provider_url: str | None, provider_db: Path) -> AsyncIterator[ProviderClient]:
-    client = (
-        embedded_client(provider_db)
-        if provider_url is None
-        else ProviderClient(provider_url, "test")
-    )
-    async with client:
-        yield client
 
 
 async def new_store(api: ProviderClient, name: str = "User Preferences", **body: Any) -> Any:

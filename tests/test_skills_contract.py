@@ -8,37 +8,17 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reconciler.errors import BadRequestError, NotFoundError, ReconcilerError
-from reconciler.provider import ProviderClient, SkillUpload, embedded_client
+from reconciler.provider import ProviderClient, SkillUpload
 from reconciler.provider.local.faults import bucket_of
 from reconciler.provider.wire import collection_kind, describe_target, rate_bucket
 
 MODEL = "claude-sonnet-4-6"
-
-
-@pytest.fixture(params=["in-process", pytest.param("tcp", marks=pytest.mark.tcp)])
-def provider_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "in-process":
-        return None
-    url: str = request.getfixturevalue("tcp_provider")
-    return url
-
-
-@pytest.fixture
-async def api(provider_url: str | None, provider_db: Path) -> AsyncIterator[ProviderClient]:
-    client = (
-        embedded_client(provider_db)
-        if provider_url is None
-        else ProviderClient(provider_url, "test")
-    )
-    async with client:
-        yield client
 
 
 def skill_dir(
