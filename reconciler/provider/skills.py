@@ -23,7 +23,6 @@ result: the provider then already holds exactly those files, so no twin is made.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import secrets
@@ -59,6 +58,10 @@ class SkillUpload:
     def from_directory(cls, directory: str | os.PathLike[str]) -> SkillUpload:
         """Every regular file under ``directory`` (sorted), named ``<dir name>/<relative>``.
 
+        Takes the directory as it is, for library callers; a Skill manifest's upload is built
+        from the files ``manifest.skilldir`` selected (git's ignore rules applied) and
+        digested, so what is uploaded is exactly what the lockfile's digest covers.
+
         Raises:
             ReconcilerError: the directory is missing, empty, or a file cannot be read or
                 has a name a multipart upload cannot carry.
@@ -87,15 +90,6 @@ class SkillUpload:
         if not files:
             raise ReconcilerError(f"skill directory {root} holds no files")
         return cls(tuple(files))
-
-    @property
-    def digest(self) -> str:
-        """``sha256:<hex>`` over the paths and contents, in path order."""
-        h = hashlib.sha256()
-        for path, content in sorted(self.files):
-            h.update(path.encode() + b"\0")
-            h.update(hashlib.sha256(content).digest())
-        return f"sha256:{h.hexdigest()}"
 
     def multipart(self, display_name: str | None = None) -> tuple[bytes, str]:
         """The multipart/form-data body and its content type."""
