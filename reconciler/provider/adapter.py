@@ -125,8 +125,6 @@ class ClientBackedProvider:
         if kind == "credential":
             vault_id = _vault(kind, parent_id)
             return dict(await self.client.credentials.update(vault_id, remote_id, body))
-        if kind == "memory_store":  # idempotent: nothing to look up
-            return dict(await self.client.memory_stores.update(remote_id, body))
         return dict(await self._resource(kind).update(remote_id, body, resolve=resolve))
 
     async def archive(self, kind: str, remote_id: str, *, parent_id: str | None = None) -> JSON:

@@ -84,10 +84,15 @@ class MemoryStores:
         result: JSON = await self._client.request("GET", item_path("memory_stores", id))
         return result
 
-    async def update(self, id: str, body: JSON) -> JSON:
+    async def update(
+        self, id: str, body: JSON, *, resolve: AmbiguityResolver | None = None
+    ) -> JSON:
         """Update a store: ``name``, ``description`` (``""`` clears it), ``metadata`` (a patch:
-        ``None`` deletes a key). Idempotent; an archived store refuses it (400)."""
-        result: JSON = await self._client.request("POST", item_path("memory_stores", id), json=body)
+        ``None`` deletes a key). Idempotent; an archived store refuses it (400). ``resolve``
+        as for every resource's update (the engine passes one to each)."""
+        result: JSON = await self._client.request(
+            "POST", item_path("memory_stores", id), json=body, resolve=resolve
+        )
         return result
 
     def list(
