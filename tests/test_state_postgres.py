@@ -361,13 +361,13 @@ def test_lockfile_state_equals_database_state_after_the_same_edits(
     db_store = PgStateStore(Database(pg_url), "p")
     base = file_store.load()
     db_store._current = base  # the same lineage and salt on both sides
+    # made once: each edit runs on both stores, and entries carry the time they were made
+    pending, one, two, env = intent(), entry(1), entry(2), entry(3, "environment")
     edits = [
-        lambda lf: lf.with_pending("agent.a", intent()),
-        lambda lf: lf.with_entry("agent.a", entry(1)).without_pending("agent.a"),
+        lambda lf: lf.with_pending("agent.a", pending),
+        lambda lf: lf.with_entry("agent.a", one).without_pending("agent.a"),
         lambda lf: lf.model_copy(update={"origin": "local:provider.db"}),
-        lambda lf: lf.with_entry("agent.a", entry(2)).with_entry(
-            "environment.e", entry(3, "environment")
-        ),
+        lambda lf: lf.with_entry("agent.a", two).with_entry("environment.e", env),
         lambda lf: lf.without("agent.a"),
     ]
     for edit in edits:
