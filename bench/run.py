@@ -276,7 +276,7 @@ def goals(rows: list[Row], rates: list[RateStep]) -> list[str]:
     )
     over = [r for r in rows if _reads(r.plan) > r.workload.ideal_list_requests]
     out.append(
-        "- plan requests <= ceil(N/100) per kind + 2: "
+        "- plan requests <= ceil(N/100) per kind, one for each empty listed kind: "
         + (
             verdict(True) + " in every row"
             if not over
