@@ -27,9 +27,11 @@ import httpx2
 import pytest
 from anthropic.types import BetaErrorResponse
 from anthropic.types.beta import (
+    BetaDeletedFile,
     BetaDeletedSkill,
     BetaEnvironment,
     BetaEnvironmentDeleteResponse,
+    BetaFileMetadata,
     BetaManagedAgentsAgent,
     BetaManagedAgentsCustomToolInputSchema,
     BetaManagedAgentsDeletedMemoryStore,
@@ -70,6 +72,16 @@ pytestmark = pytest.mark.tcp
 @dataclass(frozen=True)
 class Zip:
     """A binary answer (a skill version's content): a zip archive, not JSON."""
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A binary answer (a file's content): exactly these bytes."""
+
+    content: bytes
+
+
+FILE_BYTES = b"id,score\n1,0.5\n"
 
 
 MESSAGE = {"type": "user.message", "content": [{"type": "text", "text": "ping"}]}
@@ -124,6 +136,8 @@ def strictly(model: Any, body: str | bytes) -> Any:
 def check_body(model: Any, body: bytes) -> None:
     if isinstance(model, Zip):
         assert body.startswith(b"PK"), "not a zip archive"
+    elif isinstance(model, Raw):
+        assert body == model.content, "not the uploaded bytes"
     elif isinstance(model, Page):
         page = TypeAdapter(dict[str, Any]).validate_json(body)
         keys = {"data", "next_page"} | ({"prev_page"} if model.bidirectional else set())
@@ -375,6 +389,7 @@ class World:
                             "access": "read_only",
                             "instructions": "Read the notes first.",
                         },
+                        {"type": "file", "file_id": self.file()},
                     ],
                     title="strict",
                 ).id
@@ -410,7 +425,8 @@ class World:
                             "authorization_token": "secret",
                             "checkout": {"type": "commit", "sha": "0123abcd"},
                             "mount_path": "/workspace/r",
-                        }
+                        },
+                        {"type": "file", "file_id": self.file(), "mount_path": "/data/s.csv"},
                     ],
                     budget={"type": "limit", "max_list_cost": {"amount": "500", "currency": "USD"}},
                     schedule={"type": "cron", "expression": "0 3 * * *", "timezone": "UTC"},
@@ -432,6 +448,12 @@ class World:
                     self.skill(), files=[skill_file("tidy-data", "Now tidier.")]
                 ).id
             ),
+        )
+
+    def file(self, key: str = "file") -> str:
+        return self._once(
+            key,
+            lambda: self.sdk.beta.files.upload(file=("scores.csv", FILE_BYTES, "text/csv")).id,
         )
 
     def store(self) -> str:
@@ -518,7 +540,7 @@ def _events(w: World) -> None:
 A, E, V = "/v1/agents", "/v1/environments", "/v1/vaults"
 C = "/v1/vaults/{vault_id}/credentials"
 S, D = "/v1/sessions", "/v1/deployments"
-K, M = "/v1/skills", "/v1/memory_stores"
+K, M, F = "/v1/skills", "/v1/memory_stores", "/v1/files"
 
 ROUTES: tuple[Route, ...] = (
     Route("POST", A, BetaManagedAgentsAgent, lambda w: (w.agent(), w.modern())),
@@ -854,6 +876,43 @@ ROUTES: tuple[Route, ...] = (
         K + "/{skill_id}/versions/{version}/content",
         Zip(),
         lambda w: w.sdk.beta.skills.versions.download(w.skill_version(), skill_id=w.skill()).read(),
+    ),
+    Route(
+        "POST",
+        F,
+        BetaFileMetadata,
+        lambda w: w.sdk.beta.files.upload(
+            file=("raw/fresh.json", b"{}", "application/json"), expires_in_seconds=3600
+        ),
+    ),
+    Route(
+        "GET",
+        F,
+        Page(BetaFileMetadata),
+        lambda w: (
+            w.file(),
+            w.file("second"),
+            list(w.sdk.beta.files.list(limit=1)),
+            w.sdk.beta.files.list(ids=[w.file()]),
+        ),
+    ),
+    Route(
+        "GET",
+        F + "/{file_id}",
+        BetaFileMetadata,
+        lambda w: w.sdk.beta.files.retrieve_metadata(w.file()),
+    ),
+    Route(
+        "GET",
+        F + "/{file_id}/content",
+        Raw(FILE_BYTES),
+        lambda w: w.sdk.beta.files.download(w.file()).read(),
+    ),
+    Route(
+        "DELETE",
+        F + "/{file_id}",
+        BetaDeletedFile,
+        lambda w: w.sdk.beta.files.delete(w.file("gone")),
     ),
     Route(
         "POST",

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from reconciler.provider.asgi_transport import StreamingASGITransport
     from reconciler.provider.client import ProviderClient, RequestStats
     from reconciler.provider.embedded import connect_client, embedded_client, open_client
+    from reconciler.provider.files import FileUpload
     from reconciler.provider.pager import Pager
     from reconciler.provider.ratelimit import AdaptiveRateLimiter, RateLimits
     from reconciler.provider.skills import SkillUpload
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "AdaptiveRateLimiter": "ratelimit",
     "ClientBackedProvider": "adapter",
+    "FileUpload": "files",
     "Pager": "pager",
     "ProviderClient": "client",
     "RateLimits": "ratelimit",
@@ -52,6 +54,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AdaptiveRateLimiter",
     "ClientBackedProvider",
+    "FileUpload",
     "Pager",
     "ProviderClient",
     "RateLimits",

@@ -42,6 +42,7 @@ from reconciler.errors import (
     ServerError,
 )
 from reconciler.provider.asyncio_transport import BEFORE_WRITE
+from reconciler.provider.files import Files
 from reconciler.provider.memory_stores import MemoryStores
 from reconciler.provider.origin import normalize_base_url
 from reconciler.provider.pager import Pager
@@ -344,6 +345,7 @@ class ProviderClient:
         self.sessions = Sessions(self)
         self.memory_stores = MemoryStores(self)
         self.skills = Skills(self)
+        self.files = Files(self)
 
     def __repr__(self) -> str:
         return f"ProviderClient({self.base_url!r})"

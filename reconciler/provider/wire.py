@@ -91,6 +91,7 @@ _KIND_NAMES = {
     "memories": "memory",
     "memory_versions": "memory version",
     "skills": "skill",
+    "files": "file",
 }
 # Segments after an item that name an operation, not a child id.
 _ACTIONS = frozenset(
@@ -226,11 +227,12 @@ def describe_target(path: str) -> tuple[str | None, str | None]:
     return kind, ident
 
 
-# "skills" and a skill's "versions" are uploads: creates of the "skills" family
+# "skills" and a skill's "versions" are uploads: creates of the "skills" family; so is
+# a POST to "files"
 _CREATED = frozenset(
     {"agents", "environments", "vaults", "credentials", "sessions", "deployments"}
     | {"memory_stores", "memories"}
-    | {"skills", "versions"}
+    | {"skills", "versions", "files"}
 )
 
 

@@ -21,6 +21,7 @@ from . import (
     routes_agents,
     routes_deployments,
     routes_environments,
+    routes_files,
     routes_memories,
     routes_memory_stores,
     routes_sessions,
@@ -46,6 +47,7 @@ def _all_routes() -> list[BaseRoute]:
         routes_memory_stores,
         routes_memories,
         routes_skills,
+        routes_files,
     ):
         combined.include_router(module.router)
     return list(combined.routes)

@@ -95,11 +95,12 @@ DOCUMENTED_LIMITS: dict[str, float] = {
     "environments create": 1.0,
     "environments": 1.0,
 }
-# "skills" and a skill's "versions" are uploads: creates of the "skills" family
+# "skills" and a skill's "versions" are uploads: creates of the "skills" family; so is
+# a POST to "files"
 _CREATED = frozenset(
     {"agents", "environments", "vaults", "credentials", "sessions", "deployments"}
     | {"memory_stores", "memories"}
-    | {"skills", "versions"}
+    | {"skills", "versions", "files"}
 )
 
 

@@ -31,6 +31,7 @@ PREFIXES = {
     "memory_version": "memver",
     "skill": "skill",
     "skill_version": "skillver",
+    "file": "file",
 }
 
 

@@ -166,6 +166,18 @@ class SkillVersion(_Doc):
     created_at: str
 
 
+class File(_Doc):
+    type: Literal["file"]
+    id: str
+    filename: str
+    mime_type: str
+    size_bytes: int
+    created_at: str
+    downloadable: bool
+    expires_at: str | None
+    scope: dict[str, Any] | None
+
+
 class Deleted(_Doc):
     id: str
     type: str
@@ -201,6 +213,7 @@ _MODELS: dict[str, type[BaseModel]] = {
         DeploymentRun,
         Skill,
         SkillVersion,
+        File,
         Deleted,
         Event,
         EventBatch,
@@ -217,6 +230,7 @@ for _name, _item, _bi in (
     ("DeploymentRunPage", DeploymentRun, False),
     ("SkillPage", Skill, False),
     ("SkillVersionPage", SkillVersion, False),
+    ("FilePage", File, False),
 ):
     _MODELS[_name] = _page(_name, _item, _bi)
 
@@ -250,6 +264,10 @@ _ROUTES: list[tuple[str, str, str]] = [
     ("delete", r"/v1/skills/.*", "Deleted"),
     ("*", r"/v1/skills/\{skill_id\}/versions(/\{version\})?", "SkillVersion"),
     ("*", r"/v1/skills(/\{skill_id\})?", "Skill"),
+    # a file's /content is its bytes: no JSON model (routes_files declares it)
+    ("get", r"/v1/files", "FilePage"),
+    ("delete", r"/v1/files/.*", "Deleted"),
+    ("*", r"/v1/files(/\{file_id\})?", "File"),
 ]
 _ERRORS = {
     "400": "Invalid request (bad body, query, cursor or beta header)",

@@ -25,6 +25,7 @@ from .defaults import check_metadata, none_if_empty, patch_metadata, refuse_arch
 from .errors import bad_request
 from .ids import format_ts, new_id, now_ts
 from .paging import decode_cursor, json_response, page_response
+from .routes_files import check_files, missing_file
 from .routes_memory_stores import archived_reference, check_reference
 from .routes_sessions import SNAPSHOT_FIELDS, check_vaults, open_session, usable_environment
 from .schemas_runtime import DeploymentCreate, DeploymentUpdate
@@ -96,7 +97,9 @@ def _run_error(store: Store, deployment: dict[str, Any]) -> dict[str, Any] | Non
             }
         if vault.archived:
             return {"type": "vault_archived_error", "message": f"vault {vault_id} is archived"}
-    return archived_reference(store, deployment["resources"])
+    return archived_reference(store, deployment["resources"]) or missing_file(
+        store, deployment["resources"]
+    )
 
 
 router = APIRouter(tags=["deployments"])
@@ -127,6 +130,7 @@ async def create_deployment(ctx: Ctx, body: DeploymentCreate) -> Response:
         ref = agent_reference(store, sent["agent"])
         usable_environment(store, sent["environment_id"])
         check_reference(store, sent.get("resources"))
+        check_files(store, sent.get("resources"))
         resources, tokens = _resources(sent.get("resources"))
         deployment = {
             "type": "deployment",
@@ -187,6 +191,7 @@ async def update_deployment(ctx: Ctx, deployment_id: str, body: DeploymentUpdate
             updated["vault_ids"] = check_vaults(store, sent["vault_ids"] or [])
         if "resources" in sent:
             check_reference(store, sent["resources"])
+            check_files(store, sent["resources"])
             updated["resources"], tokens = _resources(sent["resources"])
             secrets = {"resource_tokens": tokens} if any(tokens) else {}
         if "schedule" in sent:

@@ -38,6 +38,7 @@ from .defaults import (
 from .errors import ApiError, bad_request, conflict
 from .ids import new_id, now_ts
 from .paging import decode_cursor, json_response, page_response
+from .routes_files import usable_file
 from .routes_memory_stores import mount
 from .routes_skills import resolve_custom_skill
 from .schemas_runtime import EventsSend, SessionCreate, SessionUpdate
@@ -83,7 +84,8 @@ def session_agent(store: Store, sent: Any) -> dict[str, Any]:
 def session_resources(
     store: Store, resources: list[dict[str, Any]] | None, now: str
 ) -> tuple[list[Any], list[Any]]:
-    """(response resources, write-only tokens by position); memory stores must exist."""
+    """(response resources, write-only tokens by position); memory stores and files must
+    exist."""
     out, tokens = [], []
     stores = iter(mount(store, resources or []))
     for r in resources or []:
@@ -101,6 +103,7 @@ def session_resources(
             }
             tokens.append(r.get("authorization_token"))
         elif kind == "file":
+            usable_file(store, r["file_id"])
             item = {
                 "id": new_id("resource"),
                 "type": kind,
