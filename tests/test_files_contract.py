@@ -127,6 +127,21 @@ async def test_an_expired_file_keeps_its_metadata_but_not_its_bytes(
     assert caught.value.error_code == "file_expired"
 
 
+async def test_a_file_marked_undownloadable_is_refused_as_the_api_does(
+    api: ProviderClient, provider_db: Path
+) -> None:
+    made = await api.files.upload(b"kept", filename="k.txt")
+    store = Store(provider_db)
+    try:
+        with store.write():
+            store.replace(made["id"], {**made, "downloadable": False})
+    finally:
+        store.close()
+    with pytest.raises(BadRequestError, match="cannot be downloaded") as caught:
+        await api.files.download(made["id"])
+    assert caught.value.error_code == "file_not_downloadable"
+
+
 def _expire(db: Path, made: dict[str, Any]) -> None:
     """Move a file's ``expires_at`` into the past, as an hour's wait would."""
     store = Store(db)

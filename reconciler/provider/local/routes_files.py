@@ -11,8 +11,9 @@ As SDK 2.10.0 serves them (``resources/beta/files.py``; no beta header needed):
 * ``GET /v1/files``: newest first, ``limit`` 1-1000 (default 20) and the ``page`` cursor of
   every list here; ``ids[]`` (at most 100, not with ``page``/``limit``) answers one page of
   those files that exist; ``scope_id`` keeps the files a session made (none are made here).
-* ``GET /v1/files/{id}`` (metadata), ``GET /v1/files/{id}/content`` (the bytes as uploaded,
-  404 ``file_expired`` once ``expires_at`` has passed), ``DELETE /v1/files/{id}``.
+* ``GET /v1/files/{id}`` (metadata), ``GET /v1/files/{id}/content`` (the bytes as uploaded;
+  404 ``file_expired`` once ``expires_at`` has passed, 400 ``file_not_downloadable`` for a
+  file marked ``downloadable: false``), ``DELETE /v1/files/{id}``.
 
 Every upload here is ``downloadable: true``. The API keeps files a user uploads
 undownloadable (only files a tool made are); the local provider lets a test read back what
@@ -282,6 +283,11 @@ async def retrieve_file(ctx: Ctx, file_id: str) -> Response:
 async def download_file(ctx: Ctx, file_id: str) -> Response:
     store = ctx.store
     record = usable_file(store, file_id)
+    if record.data.get("downloadable") is False:
+        raise bad_request(
+            f"file {file_id} cannot be downloaded: only files a tool made can be",
+            error_code="file_not_downloadable",
+        )
     stored = store.get_files(record.id)
     content = stored[0][1] if stored else b""
     name = record.data["filename"]
