@@ -342,3 +342,23 @@ def test_file_paths_in_the_wire_vocabulary() -> None:
     assert describe_target("/v1/files/file_1/content") == ("file", "file_1")
     assert describe_target("/v1/files") == ("file", None)
     assert collection_kind("/v1/files") == "file"
+
+
+async def test_downloads_ask_for_a_binary_body_as_the_sdk_does(tmp_path: Path) -> None:
+    """The SDK sends ``Accept: application/binary`` for file and skill-version downloads;
+    the client's JSON default would ask the real API for the wrong representation."""
+    seen: list[str] = []
+
+    class Recording(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.inner = httpx.ASGITransport(app=create_app(tmp_path / "p.db"))
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            seen.append(f"{request.method} {request.url.path} {request.headers['accept']}")
+            return await self.inner.handle_async_request(request)
+
+    async with ProviderClient("http://local.test", api_key="k", transport=Recording()) as client:
+        made = await client.files.upload(b"abc", filename="a.txt")
+        assert await client.files.download(made["id"]) == b"abc"
+    assert seen[-1] == f"GET /v1/files/{made['id']}/content application/binary"
+    assert seen[0].endswith("application/json")

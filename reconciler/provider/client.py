@@ -440,8 +440,13 @@ class ProviderClient:
             ) from None
 
     async def download(self, path: str) -> bytes:
-        """GET a binary body (a skill version's zip), retried like any GET."""
-        response = await self._send("GET", path, idempotent=True)
+        """GET a binary body (a skill version's zip, a file's content), retried like any GET.
+
+        Sent with ``Accept: application/binary``, as the SDK sends it for both downloads.
+        """
+        response = await self._send(
+            "GET", path, idempotent=True, headers={"accept": "application/binary"}
+        )
         assert isinstance(response, httpx.Response)  # no resolver: never a _Found
         return response.content
 
