@@ -12,8 +12,10 @@ at most three times. Then, through a fault-free view of the same database:
 * ``reconciler plan --detailed-exitcode`` exits 0;
 * unmanaged objects, and another project's objects of the same names, were left alone.
 
-The default run keeps issue #4's case (``--fault-rate 0.2``); the rest of the matrix is
-``slow``.
+Every case runs twice (issue #17): with the state in the lockfile and in PostgreSQL (a
+real throwaway server, ``pg_url``), except ``provider serve``'s, which tests that command's
+flags. The default run keeps issue #4's case (``--fault-rate 0.2``); the rest of the matrix
+is ``slow``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from support.reliability import (
 )
 
 PROJECT = "faults"
+#: every fault case runs with the state in the lockfile and in PostgreSQL (issue #17)
+BACKENDS = ["lockfile", "postgresql"]
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +181,7 @@ def _each_agent_updated_exactly_once(work: Path, fleet: Fleet, backend: str | No
 # --- the default run: issue #4 --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["lockfile", "postgresql"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_apply_converges_under_fault_rate_0_2_with_every_resource_once(
     zygote: Zygote, tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
@@ -191,7 +195,7 @@ def test_apply_converges_under_fault_rate_0_2_with_every_resource_once(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["lockfile", "postgresql"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(("rate", "seed"), [(0.1, 1), (0.3, 1), (0.3, 2)])
 def test_fault_rate_matrix_create_update_prune(
     zygote: Zygote,
@@ -208,17 +212,29 @@ def test_fault_rate_matrix_create_update_prune(
     _fleet_case(zygote, tmp_path, faults, update=True, prune=True, backend=url)
 
 
+def _backend(name: str, request: pytest.FixtureRequest) -> str | None:
+    """The state backend of a case: None for the lockfile, else a fresh database's URL."""
+    return str(request.getfixturevalue("pg_url")) if name == "postgresql" else None
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("rps", [8.0])
-def test_rate_limit_below_the_apply_rate(zygote: Zygote, tmp_path: Path, rps: float) -> None:
+def test_rate_limit_below_the_apply_rate(
+    zygote: Zygote, tmp_path: Path, rps: float, backend: str, request: pytest.FixtureRequest
+) -> None:
     """Apply sends at up to 10 requests in flight; the provider allows far fewer per second."""
     from reconciler.provider.local import FaultConfig
 
-    _fleet_case(zygote, tmp_path, FaultConfig(rate_limit=rps), update=True)
+    url = _backend(backend, request)
+    _fleet_case(zygote, tmp_path, FaultConfig(rate_limit=rps), update=True, backend=url)
 
 
 @pytest.mark.slow
-def test_the_providers_documented_limits(zygote: Zygote, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_providers_documented_limits(
+    zygote: Zygote, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     """Each family limited on its own, as the real provider does (environments 60/min)."""
     from reconciler.provider.local import DOCUMENTED_LIMITS, FaultConfig
 
@@ -228,15 +244,21 @@ def test_the_providers_documented_limits(zygote: Zygote, tmp_path: Path) -> None
         FaultConfig(bucket_limits=DOCUMENTED_LIMITS),
         size={"agents": 24, "environments": 3, "credentials": 3, "deployments": 3},
         update=True,
+        backend=_backend(backend, request),
     )
 
 
 @pytest.mark.slow
-async def test_under_the_documented_limits_few_requests_meet_a_429(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_under_the_documented_limits_few_requests_meet_a_429(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     """The client as it talks to the Anthropic API (documented limits known) against a
     provider enforcing them: it starts below them, so at most 3% of requests are answered
     429 (a count, not a timing: the provider's one second of burst absorbs jitter)."""
     import os
+
+    url_of_state = _backend(backend, request)
 
     from reconciler.app import Settings, apply
     from reconciler.provider import RateLimits
@@ -256,6 +278,7 @@ async def test_under_the_documented_limits_few_requests_meet_a_429(tmp_path: Pat
                     lockfile=work / "state/reconciler.lock",
                     project=PROJECT,
                     provider_url=url,
+                    backend=url_of_state,
                     client_options={"rate_limiter": RateLimits(documented=DOCUMENTED_RATE_LIMITS)},
                 )
                 result = await apply(settings)
@@ -267,11 +290,16 @@ async def test_under_the_documented_limits_few_requests_meet_a_429(tmp_path: Pat
     finally:
         os.environ.clear()
         os.environ.update(old)
-    assert_converged(work / "state/reconciler.lock", _db(work), PROJECT, fleet.addresses)
+    assert_converged(
+        work / "state/reconciler.lock", _db(work), PROJECT, fleet.addresses, backend=url_of_state
+    )
 
 
 @pytest.mark.slow
-def test_everything_at_once(zygote: Zygote, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_everything_at_once(
+    zygote: Zygote, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     from reconciler.provider.local import FaultConfig
 
     _fleet_case(
@@ -281,6 +309,7 @@ def test_everything_at_once(zygote: Zygote, tmp_path: Path) -> None:
         size={"agents": 50, "environments": 8, "credentials": 6, "deployments": 10},
         update=True,
         prune=True,
+        backend=_backend(backend, request),
     )
 
 
@@ -321,7 +350,10 @@ class Spikes:
 
 
 @pytest.mark.slow
-def test_latency_spikes(zygote: Zygote, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_latency_spikes(
+    zygote: Zygote, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     from reconciler.provider.local import FaultConfig
 
     spikes: list[Spikes] = []
@@ -330,15 +362,21 @@ def test_latency_spikes(zygote: Zygote, tmp_path: Path) -> None:
         spikes.append(Spikes(app, share=0.15, spike_s=1.5, seed=5))
         return spikes[0]
 
-    _fleet_case(zygote, tmp_path, FaultConfig(latency_ms=10), wrap=wrap, update=True)
+    url = _backend(backend, request)
+    _fleet_case(zygote, tmp_path, FaultConfig(latency_ms=10), wrap=wrap, update=True, backend=url)
     assert spikes[0].spiked > 5
 
 
 @pytest.mark.slow
-async def test_latency_spikes_beyond_the_client_timeout_are_lost_answers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_latency_spikes_beyond_the_client_timeout_are_lost_answers(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     """With a 0.4 s client timeout, a 1 s spike after the provider answered is a lost answer
     (the write happened, the client timed out): the library API must still converge."""
     from reconciler.app import Settings, apply, make_plan
+
+    url_of_state = _backend(backend, request)
 
     work = tmp_path / "work"
     fleet = write_fleet(work / "manifests", agents=30, environments=4, credentials=3, deployments=4)
@@ -360,6 +398,7 @@ async def test_latency_spikes_beyond_the_client_timeout_are_lost_answers(tmp_pat
                 lockfile=work / "state/reconciler.lock",
                 project=PROJECT,
                 provider_url=url,
+                backend=url_of_state,
                 client_options={"timeout": 0.4, "backoff_base": 0.05, "backoff_max": 0.2},
             )
             for _ in range(3):
@@ -368,7 +407,9 @@ async def test_latency_spikes_beyond_the_client_timeout_are_lost_answers(tmp_pat
                 if not result.report.failures:
                     break
             assert not result.report.failures, result.report.failures
-        assert_converged(work / "state/reconciler.lock", db, PROJECT, fleet.addresses)
+        assert_converged(
+            work / "state/reconciler.lock", db, PROJECT, fleet.addresses, backend=url_of_state
+        )
         plan = (
             await make_plan(
                 Settings(
@@ -376,6 +417,7 @@ async def test_latency_spikes_beyond_the_client_timeout_are_lost_answers(tmp_pat
                     lockfile=work / "state/reconciler.lock",
                     project=PROJECT,
                     db_path=db,
+                    backend=url_of_state,
                 ),
                 allow_origin_change=True,  # the embedded provider over the server's database
             )

@@ -36,7 +36,7 @@ import textwrap
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +98,8 @@ class Fleet:
     addresses: tuple[str, ...]
     #: environment variables the credentials read (name -> value)
     env: dict[str, str]
+    #: memory store address -> its seed memories (path -> content)
+    seeds: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def write_fleet(
@@ -107,13 +109,15 @@ def write_fleet(
     environments: int = 8,
     credentials: int = 4,
     deployments: int = 6,
+    memory_stores: int = 0,
     tag: str = "",
 ) -> Fleet:
     """Write manifests under ``root`` (several files, multi-document) and return the ``Fleet``.
 
     Deployment ``i`` runs agent ``i`` in environment ``i % environments`` with the vault; odd
-    ones pin version 1, even ones follow the latest. ``tag`` changes every agent's system
-    prompt (an update of every agent when it changes).
+    ones pin version 1, even ones follow the latest; with memory stores, even ones mount store
+    ``i % memory_stores``. Each memory store has two seed memories (``Fleet.seeds``). ``tag``
+    changes every agent's system prompt (an update of every agent when it changes).
     """
     root.mkdir(parents=True, exist_ok=True)
     addresses: list[str] = []
@@ -158,14 +162,33 @@ def write_fleet(
             creds
         )
         addresses.append("vault.keys")
+    stores = []
+    seeds: dict[str, dict[str, str]] = {}
+    for i in range(memory_stores):
+        memories = {f"/notes/store-{i}.md": f"Notes of store {i}.", "/style.md": f"Style {i}."}
+        seeds[f"memory_store.store-{i}"] = memories
+        items = "".join(
+            f"    - {{path: '{path}', content: '{content}'}}\n"
+            for path, content in memories.items()
+        )
+        stores.append(
+            f"kind: MemoryStore\nname: store-{i}\nspec:\n  description: memory store {i}\n"
+            f"  metadata: {{idx: '{i}'}}\n  memories:\n{items}"
+        )
+        addresses.append(f"memory_store.store-{i}")
     deps = []
     for i in range(deployments):
         agent = f"agent-{i % max(agents, 1):02d}"
         pin = f"{{ref: {agent}, version: 1}}" if i % 2 else agent
         vaults = "  vaults: [keys]\n" if credentials else ""
+        mount = (
+            f"  resources: [{{memory_store: store-{i % memory_stores}, access: read_write}}]\n"
+            if memory_stores and i % 2 == 0
+            else ""
+        )
         deps.append(
             f"kind: Deployment\nname: dep-{i}\nspec:\n  agent: {pin}\n"
-            f"  environment: env-{i % max(environments, 1)}\n{vaults}"
+            f"  environment: env-{i % max(environments, 1)}\n{vaults}{mount}"
             "  initial_events:\n    - type: user.message\n"
             f"      content: [{{type: text, text: 'run {i}'}}]\n"
         )
@@ -176,6 +199,7 @@ def write_fleet(
         "agents/b.yml": agent_docs[half:],
         "environments.yaml": envs,
         "vaults.yaml": [vault] if vault else [],
+        "memory_stores.yaml": stores,
         "deployments.yaml": deps,
     }
     for name, docs in files.items():
@@ -185,7 +209,7 @@ def write_fleet(
             path.write_text("---\n".join(docs), encoding="utf-8")
         elif path.exists():
             path.unlink()
-    return Fleet(root, tuple(sorted(addresses)), env)
+    return Fleet(root, tuple(sorted(addresses)), env, seeds)
 
 
 # --- the provider, served and tapped -------------------------------------------------------------
@@ -305,7 +329,11 @@ def kill_hook(
 
 
 #: Creates: a POST to a collection (credentials live under their vault).
-CREATE_PATH = r"^/v1/(agents|environments|vaults|deployments|vaults/[^/]+/credentials)$"
+CREATE_PATH = (
+    r"^/v1/(agents|environments|vaults|deployments|memory_stores|vaults/[^/]+/credentials)$"
+)
+#: A seed memory's create (one request per seed, after its store's create).
+SEED_PATH = r"^/v1/memory_stores/[^/]+/memories$"
 ARCHIVE_PATH = r"/archive$"
 
 
@@ -375,6 +403,42 @@ ZYGOTE_SOURCE = textwrap.dedent(
                     die()
                 return real_history(self, *a, **k)
             pg_store.PgStateStore._write_history = write_history
+        elif point in ("pg-before-commit", "pg-after-commit"):
+            # before a state transaction begins (the outcomes it would record are lost), or
+            # just after it committed (before the run goes on): the database's equivalents of
+            # the lockfile's before-rename and after-rename
+            from reconciler.state.postgres import store as pg_store
+            real_write_tx = pg_store.PgStateStore._write
+            def write_tx(self, *a, **k):
+                if point == "pg-before-commit" and due():
+                    die()
+                result = real_write_tx(self, *a, **k)
+                if point == "pg-after-commit" and due():
+                    die()
+                return result
+            pg_store.PgStateStore._write = write_tx
+        elif point == "pg-mid-rows":   # a grouped outcome: its entries written, not its intents
+            from reconciler.state.postgres import store as pg_store
+            real_rows = pg_store.PgStateStore._write_rows
+            def write_rows(self, conn, table, column, changes, *a, **k):
+                result = real_rows(self, conn, table, column, changes, *a, **k)
+                grouped = table == "reconciler_resources" and len(changes) >= 2
+                if grouped and due():
+                    die()
+                return result
+            pg_store.PgStateStore._write_rows = write_rows
+        elif point == "pg-heartbeat":  # inside a lease renewal's transaction, row updated
+            from reconciler.state.postgres import db as pg_db
+            real_run = pg_db.Database.run
+            def run_db(self, work, *a, what, **k):
+                if what == "renew the apply lease" and due():
+                    def dying(conn):
+                        with conn.transaction():
+                            work(conn)
+                            die()
+                    return real_run(self, dying, *a, what=what, **k)
+                return real_run(self, work, *a, what=what, **k)
+            pg_db.Database.run = run_db
         elif point in ("before-rename", "after-rename"):
             real_replace = os.replace
             def replace(src, dst, *a, **k):
@@ -698,12 +762,16 @@ def assert_converged(
     *,
     ever_once: bool = True,
     backend: str | None = None,
+    seeds: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
     """Every address exactly once live, recorded in the lockfile; no orphan, nothing pending.
 
     Args:
         ever_once: also require that no address was ever created twice (counting archived
             objects): a lost response must be adopted, not created again and archived.
+        backend: the state's PostgreSQL URL (None: the lockfile at ``lockfile``).
+        seeds: memory store address -> its seed memories (``Fleet.seeds``): each is in the
+            live store with its seed content, written once.
     """
     from reconciler.state import open_location
 
@@ -734,6 +802,33 @@ def assert_converged(
         every = owned_objects(db, project, archived=True)
         created_twice = {a: [o["id"] for o in objs] for a, objs in every.items() if len(objs) > 1}
         assert not created_twice, f"created more than once (twins archived since): {created_twice}"
+    for address, wanted in (seeds or {}).items():
+        if address not in addresses:
+            continue
+        held = store_memories(db, live[address][0]["id"])
+        missing_seeds = sorted(set(wanted) - set(held))
+        assert not missing_seeds, f"{address}: seed memories never written: {missing_seeds}"
+        for path, content in wanted.items():
+            assert held[path] == (content, 1), (address, path, held[path])
+
+
+def store_memories(db: Path, store_id: str) -> dict[str, tuple[str, int]]:
+    """A memory store's memories: path -> (content, how many times a memory was created at
+    that path). Read from the provider's SQLite file directly."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = con.execute("SELECT path, data FROM memories WHERE store_id = ?", (store_id,))
+        memories = {str(path): json.loads(data) for path, data in rows.fetchall()}
+        versions = con.execute(
+            "SELECT data FROM memory_versions WHERE store_id = ? AND operation = 'created'",
+            (store_id,),
+        ).fetchall()
+    finally:
+        con.close()
+    created: dict[str, int] = defaultdict(int)
+    for (data,) in versions:
+        created[str(json.loads(data).get("path"))] += 1
+    return {path: (str(m.get("content")), created[path]) for path, m in memories.items()}
 
 
 async def seed_noise(db: Path, project: str) -> None:
