@@ -10,6 +10,8 @@ one point:
 * in the middle of a lockfile write: half the temp file written, temp written but not
   fsynced, just before and just after the rename (the process kills itself there);
 * while archiving (a ``--prune`` run), before and after the provider archived;
+* after a memory store's create, before its seed memories were written, and between two
+  seeds (the next run writes the absent seeds, never over a memory an agent wrote);
 * at random moments, repeatedly, in a large apply (issue #4).
 
 After every kill: the lockfile (and its backup) parses; the apply lock of the dead process is
@@ -27,12 +29,14 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from support.reliability import (
     ARCHIVE_PATH,
     CREATE_PATH,
+    SEED_PATH,
     Fleet,
     Run,
     Zygote,
@@ -42,6 +46,7 @@ from support.reliability import (
     owned_objects,
     provider,
     shared_zygote,
+    store_memories,
     write_fleet,
 )
 
@@ -105,7 +110,7 @@ def heals(zygote: Zygote, ws: Workspace, url: str, *extra: str) -> Run:
     if stale is not None:
         assert f"took over stale lock apply {stale.id}" in run.stderr, run.stderr
     assert read_lock(ws.lockfile) is None, "the lock is released at the end"
-    assert_converged(ws.lockfile, ws.db, PROJECT, ws.fleet.addresses)
+    assert_converged(ws.lockfile, ws.db, PROJECT, ws.fleet.addresses, seeds=ws.fleet.seeds)
     plan = zygote.run(
         ["--project", PROJECT, "plan", "--detailed-exitcode", "--allow-origin-change"],
         cwd=ws.root,
@@ -143,9 +148,11 @@ def provider_kill(
     when: str,
     extra: tuple[str, ...] = (),
     latency_ms: int = 0,
+    between: Callable[[str], None] | None = None,
 ) -> None:
     """Run apply; SIGKILL it at the ``nth`` request matching ``method pattern``: ``before``
-    the provider runs it (the request is dropped) or ``after`` it ran (the answer is lost)."""
+    the provider runs it (the request is dropped) or ``after`` it ran (the answer is lost).
+    ``between(url)`` runs after the kill, before the run that heals."""
     from reconciler.provider.local import FaultConfig
 
     faults = FaultConfig(latency_ms=latency_ms) if latency_ms else None
@@ -168,6 +175,8 @@ def provider_kill(
         lock_of_dead_process(ws, run.pid)
         if when == "before" and method == "POST" and pattern == CREATE_PATH:
             assert _pending(ws), "the intent of a create is recorded before it is sent"
+        if between is not None:
+            between(url)
         heals(zygote, ws, url, *extra)
 
 
@@ -191,6 +200,41 @@ def test_kill_in_the_middle_of_a_lockfile_write(zygote: Zygote, tmp_path: Path) 
         heals(zygote, ws, url)
 
 
+STORE_PATH = r"^/v1/memory_stores$"
+#: one memory store with two seeds: its seed creates are the 1st and 2nd ``SEED_PATH``
+ONE_STORE = {**SIZE, "memory_stores": 1}
+
+
+def plan_writes_the_seeds(zygote: Zygote, ws: Workspace, url: str) -> None:
+    """Before the healing run: the plan shows the seeds it will write, as an update."""
+    plan = zygote.run(
+        ["--project", PROJECT, "--provider-url", url, "plan", "--detailed-exitcode",
+         "--allow-origin-change"],
+        cwd=ws.root,
+        env=ws.env,
+    )  # fmt: skip
+    assert plan.code == 2, (plan.stdout[-3000:], plan.stderr[-2000:])
+    assert "memory_store.store-0" in plan.stdout
+    assert "its create was interrupted before its seed memories were all written" in plan.stdout, (
+        plan.stdout
+    )
+
+
+def test_kill_after_a_store_create_before_its_seeds(zygote: Zygote, tmp_path: Path) -> None:
+    """The store was created, the process died before any seed was written: the next run
+    finds the store by its tags (no twin) and writes its seeds (issue #15)."""
+    ws = Workspace(tmp_path, **ONE_STORE)
+
+    def unseeded(url: str) -> None:
+        (store,) = owned_objects(ws.db, PROJECT)["memory_store.store-0"]
+        assert store_memories(ws.db, store["id"]) == {}, "no seed was written before the kill"
+        plan_writes_the_seeds(zygote, ws, url)
+
+    provider_kill(
+        zygote, ws, method="POST", pattern=STORE_PATH, nth=1, when="after", between=unseeded
+    )
+
+
 def test_kill_while_archiving(zygote: Zygote, tmp_path: Path) -> None:
     ws = Workspace(tmp_path)
     with provider(ws.db) as (url, _tap):
@@ -211,6 +255,63 @@ def test_kill_while_archiving(zygote: Zygote, tmp_path: Path) -> None:
 def test_kill_around_a_create(zygote: Zygote, tmp_path: Path, when: str, nth: int) -> None:
     ws = Workspace(tmp_path)
     provider_kill(zygote, ws, method="POST", pattern=CREATE_PATH, nth=nth, when=when)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_kill_between_two_seeds_never_overwrites_an_agents_memory(
+    zygote: Zygote, tmp_path: Path, when: str
+) -> None:
+    """Killed at the second seed (``before``: it never reached the provider; ``after``: its
+    answer was lost); meanwhile an agent rewrote the first seed. The next run writes what
+    is absent and leaves the agent's memory as the agent wrote it."""
+    import asyncio
+
+    from reconciler.provider import embedded_client
+
+    ws = Workspace(tmp_path, **ONE_STORE)
+    first, second = ws.fleet.seeds["memory_store.store-0"]
+
+    def agent_rewrites_the_first_seed(url: str) -> None:
+        (store,) = owned_objects(ws.db, PROJECT)["memory_store.store-0"]
+        held = store_memories(ws.db, store["id"])
+        assert first in held and (second in held) == (when == "after"), held
+        if when == "before":
+            plan_writes_the_seeds(zygote, ws, url)
+
+        async def rewrite() -> None:
+            async with embedded_client(ws.db) as client:
+                memory = await client.memory_stores.memories.find(store["id"], first)
+                assert memory is not None
+                await client.memory_stores.memories.update(
+                    store["id"], memory["id"], content="Rewritten by an agent."
+                )
+
+        asyncio.run(rewrite())
+
+    seeds = ws.fleet.seeds
+    ws.fleet = Fleet(ws.fleet.root, ws.fleet.addresses, ws.fleet.env, {})  # checked below
+    provider_kill(
+        zygote,
+        ws,
+        method="POST",
+        pattern=SEED_PATH,
+        nth=2,
+        when=when,
+        between=agent_rewrites_the_first_seed,
+    )
+    (store,) = owned_objects(ws.db, PROJECT)["memory_store.store-0"]
+    assert store_memories(ws.db, store["id"]) == {
+        first: ("Rewritten by an agent.", 1),
+        second: (seeds["memory_store.store-0"][second], 1),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_kill_around_a_store_create(zygote: Zygote, tmp_path: Path, when: str) -> None:
+    ws = Workspace(tmp_path, **{**SIZE, "memory_stores": 3})
+    provider_kill(zygote, ws, method="POST", pattern=STORE_PATH, nth=2, when=when)
 
 
 @pytest.mark.slow

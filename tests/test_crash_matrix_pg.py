@@ -50,6 +50,7 @@ from support.postgres import wait_for
 from support.reliability import (
     ARCHIVE_PATH,
     CREATE_PATH,
+    SEED_PATH,
     Fleet,
     Run,
     Zygote,
@@ -70,6 +71,7 @@ SIZE = {"agents": 10, "environments": 3, "credentials": 2, "deployments": 4}
 #: 0.25 s), so at --parallelism 1 every outcome is a state write of its own and the nth
 #: write comes whatever the machine's load
 SPACED_MS = 300
+STORE_PATH = r"^/v1/memory_stores$"
 
 
 @pytest.fixture(scope="module")
@@ -357,6 +359,21 @@ def test_kill_around_a_create(
 ) -> None:
     ws = Workspace(tmp_path, pg_url)
     provider_kill(zygote, ws, method="POST", pattern=CREATE_PATH, nth=nth, when=when)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("pattern", "when", "nth"),
+    # the store made, no seed written; the second seed dropped; its answer lost
+    [(STORE_PATH, "after", 1), (SEED_PATH, "before", 2), (SEED_PATH, "after", 2)],
+)
+def test_kill_around_a_store_create_and_its_seeds(
+    zygote: Zygote, tmp_path: Path, pg_url: str, pattern: str, when: str, nth: int
+) -> None:
+    """Issue #15 on a database: a store whose create's outcome never committed is found by
+    its tags (no twin) and gets the seeds that are absent, each written once."""
+    ws = Workspace(tmp_path, pg_url, **{**SIZE, "memory_stores": 1})
+    provider_kill(zygote, ws, method="POST", pattern=pattern, nth=nth, when=when)
 
 
 @pytest.mark.slow

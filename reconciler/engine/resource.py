@@ -47,6 +47,7 @@ from reconciler.engine.normalize import (
     normalize,
 )
 from reconciler.engine.ownership import not_ours
+from reconciler.engine.seeds import seeding_reason, unwritten_seeds
 from reconciler.errors import PlanError
 from reconciler.kinds import owned_address
 
@@ -268,6 +269,7 @@ def _compare(
     fps = target.secret_fingerprints
     secret_changed = [p for p, fp in fps.items() if known.get(p) != fp]
     changes.extend(FieldChange(op="change", path=p, sensitive=True) for p in sorted(secret_changed))
+    changes.extend(unwritten_seeds(inputs, res, obj))  # an interrupted create's (engine.seeds)
     return _Comparison(tuple(changes), _immutable_change(kind, live, want), hidden)
 
 
@@ -346,7 +348,7 @@ def _update(
     assert obj is not None
     fields = changed_fields(changes)
     body = update_body(res, inputs.options.project, fields, obj)
-    reason = _update_reason(res, fields, planned)
+    reason = seeding_reason(changes) or _update_reason(res, fields, planned)
     if match.moved_from is not None:
         reason = _move_reason(match.moved_from, fields)
     elif match.adopted:

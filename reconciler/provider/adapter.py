@@ -99,11 +99,12 @@ class ClientBackedProvider:
         return dict(await self._resource(kind).create(body, resolve=resolve))
 
     async def _seed(self, store_id: str, seeds: list[JSON]) -> None:
-        """Write a new store's seed memories, one request each, in order.
+        """Write a store's seed memories, one request each, in order.
 
         A path that already holds a memory is left as it is (409): a create that was
-        retried, or resolved to a store an earlier run created, seeds only what is missing,
-        and never overwrites what an agent wrote.
+        retried, or an update that finishes an interrupted create's seeding
+        (``engine.seeds``), writes only what is missing, and never overwrites what an agent
+        wrote.
         """
         memories = self.client.memory_stores.memories
         for seed in seeds:
@@ -125,6 +126,18 @@ class ClientBackedProvider:
         if kind == "credential":
             vault_id = _vault(kind, parent_id)
             return dict(await self.client.credentials.update(vault_id, remote_id, body))
+        if kind == "memory_store" and "memories" in body:
+            # the seeds an interrupted create left unwritten (engine.seeds); not a store field
+            body = dict(body)
+            seeds = body.pop("memories") or []
+            stores = self.client.memory_stores
+            store = dict(
+                await stores.update(remote_id, body, resolve=resolve)
+                if body
+                else await stores.retrieve(remote_id)
+            )
+            await self._seed(store["id"], seeds)
+            return store
         return dict(await self._resource(kind).update(remote_id, body, resolve=resolve))
 
     async def archive(self, kind: str, remote_id: str, *, parent_id: str | None = None) -> JSON:
