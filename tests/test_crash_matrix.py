@@ -51,7 +51,7 @@ from support.reliability import (
 )
 
 PROJECT = "crash"
-SIZE = {"agents": 16, "environments": 4, "credentials": 3, "deployments": 4}
+SIZE = {"agents": 16, "environments": 4, "credentials": 3, "deployments": 4, "memory_stores": 2}
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +239,7 @@ def test_kill_while_archiving(zygote: Zygote, tmp_path: Path) -> None:
     ws = Workspace(tmp_path)
     with provider(ws.db) as (url, _tap):
         heals(zygote, ws, url)
-    ws.rewrite(agents=6, environments=4, credentials=1, deployments=2)
+    ws.rewrite(agents=6, environments=4, credentials=1, deployments=2, memory_stores=1)
     provider_kill(
         zygote, ws, method="POST", pattern=ARCHIVE_PATH, nth=4, when="after", extra=("--prune",)
     )
@@ -371,7 +371,7 @@ def test_kill_around_an_archive(zygote: Zygote, tmp_path: Path, when: str, nth: 
     ws = Workspace(tmp_path)
     with provider(ws.db) as (url, _tap):
         heals(zygote, ws, url)
-    ws.rewrite(agents=6, environments=3, credentials=1, deployments=2)
+    ws.rewrite(agents=6, environments=3, credentials=1, deployments=2, memory_stores=1)
     provider_kill(
         zygote, ws, method="POST", pattern=ARCHIVE_PATH, nth=nth, when=when, extra=("--prune",)
     )
@@ -386,7 +386,7 @@ def test_kill_around_the_archive_of_a_vault_with_credentials(
     ws = Workspace(tmp_path)
     with provider(ws.db) as (url, _tap):
         heals(zygote, ws, url)
-    ws.rewrite(agents=6, environments=3, credentials=0, deployments=2)
+    ws.rewrite(agents=6, environments=3, credentials=0, deployments=2, memory_stores=1)
     provider_kill(
         zygote,
         ws,
@@ -443,7 +443,9 @@ def test_kill_while_the_lockfile_temp_file_exists_by_polling(
     zygote: Zygote, tmp_path: Path
 ) -> None:
     """An outside observer's kill -9: poll for ``reconciler.lock.tmp-*`` and kill at once."""
-    ws = Workspace(tmp_path, agents=40, environments=6, credentials=4, deployments=6)
+    ws = Workspace(
+        tmp_path, agents=40, environments=6, credentials=4, deployments=6, memory_stores=4
+    )
     caught = 0
     with provider(ws.db) as (url, _tap):
         for _attempt in range(6):
@@ -480,7 +482,13 @@ def test_repeated_random_kills_in_a_large_apply(zygote: Zygote, tmp_path: Path, 
         tmp_path,
         seed=seed,
         rounds=8,
-        size={"agents": 60, "environments": 8, "credentials": 6, "deployments": 10},
+        size={
+            "agents": 60,
+            "environments": 8,
+            "credentials": 6,
+            "deployments": 10,
+            "memory_stores": 6,
+        },
     )
 
 

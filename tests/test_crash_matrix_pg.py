@@ -66,7 +66,7 @@ from support.reliability import (
 pytestmark = pytest.mark.tcp
 
 PROJECT = "pgcrash"
-SIZE = {"agents": 10, "environments": 3, "credentials": 2, "deployments": 4}
+SIZE = {"agents": 10, "environments": 3, "credentials": 2, "deployments": 4, "memory_stores": 2}
 #: each provider answer this far apart: longer than an outcome waits for company (at most
 #: 0.25 s), so at --parallelism 1 every outcome is a state write of its own and the nth
 #: write comes whatever the machine's load
@@ -384,7 +384,7 @@ def test_kill_around_an_archive(
     ws = Workspace(tmp_path, pg_url)
     with provider(ws.db) as (url, _tap):
         heals(zygote, ws, url)
-    ws.rewrite(agents=4, environments=2, credentials=1, deployments=2)
+    ws.rewrite(agents=4, environments=2, credentials=1, deployments=2, memory_stores=1)
     provider_kill(
         zygote, ws, method="POST", pattern=ARCHIVE_PATH, nth=nth, when=when, extra=("--prune",)
     )
@@ -400,7 +400,9 @@ def test_repeated_random_kills_in_a_large_apply(
     from reconciler.provider.local import FaultConfig
 
     rng = random.Random(seed)
-    ws = Workspace(tmp_path, pg_url, agents=40, environments=6, credentials=4, deployments=8)
+    ws = Workspace(
+        tmp_path, pg_url, agents=40, environments=6, credentials=4, deployments=8, memory_stores=4
+    )
     with provider(ws.db, FaultConfig(latency_ms=15)) as (url, tap):
         for _ in range(5):
             if ws.lease() is not None:

@@ -3,12 +3,14 @@
 Each case serves the local provider over loopback TCP with fault injection (``--fault-rate``:
 5xx and dropped connections, half of them *after* the write happened, so the answer to a
 create is lost; ``--rate-limit`` below the rate apply sends at; latency and latency spikes)
-and runs ``reconciler apply --auto-approve`` on a generated fleet of some sixty resources,
-at most three times. Then, through a fault-free view of the same database:
+and runs ``reconciler apply --auto-approve`` on a generated fleet of some sixty resources
+(memory stores with seed memories among them), at most three times. Then, through a
+fault-free view of the same database:
 
 * the last run exited 0 and no run printed a traceback;
 * every address is live exactly once, was never created twice, and is recorded in the
   lockfile with the live id; no owned object is unknown to the manifests; nothing is pending;
+  each memory store holds each of its seeds, written once;
 * ``reconciler plan --detailed-exitcode`` exits 0;
 * unmanaged objects, and another project's objects of the same names, were left alone.
 
@@ -46,6 +48,8 @@ from support.reliability import (
 PROJECT = "faults"
 #: every fault case runs with the state in the lockfile and in PostgreSQL (issue #17)
 BACKENDS = ["lockfile", "postgresql"]
+#: memory stores (two seed memories each) in every fleet (issue #15)
+STORES = 3
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +90,9 @@ def check_clean(zygote: Zygote, work: Path, env: dict[str, str], fleet: Fleet) -
     """Converged: exactly once, no orphans, and ``plan --detailed-exitcode`` exits 0."""
     backend = env.get("RECONCILER_BACKEND")  # the state in PostgreSQL, or the lockfile
     lockfile = work / "state/reconciler.lock"
-    assert_converged(lockfile, _db(work), PROJECT, fleet.addresses, backend=backend)
+    assert_converged(
+        lockfile, _db(work), PROJECT, fleet.addresses, backend=backend, seeds=fleet.seeds
+    )
     # the embedded provider over the database the faulty server used: another origin
     args = ["--project", PROJECT, "plan", "--detailed-exitcode", "--allow-origin-change"]
     plan = zygote.run(args, cwd=work, env=env)
@@ -130,7 +136,9 @@ def _fleet_case(
     backend: str | None = None,
 ) -> None:
     work = tmp_path / "work"
-    fleet = write_fleet(work / "manifests", **(size or {}))
+    # memory stores with seeds in every case: a store create, then one request per seed
+    size = {"memory_stores": STORES, **(size or {})}
+    fleet = write_fleet(work / "manifests", **size)
     env = clean_env(**fleet.env, **({"RECONCILER_BACKEND": backend} if backend else {}))
     db = _db(work)
     asyncio.run(seed_noise(db, PROJECT))
@@ -140,13 +148,13 @@ def _fleet_case(
         check_clean(zygote, work, env, fleet)
         noise_untouched(db, noise)
         if update:
-            fleet = write_fleet(work / "manifests", **(size or {}), tag=" Updated.")
+            fleet = write_fleet(work / "manifests", **size, tag=" Updated.")
             converge(zygote, work, url, env)
             check_clean(zygote, work, env, fleet)
             _each_agent_updated_exactly_once(work, fleet, backend)
             noise_untouched(db, noise)
         if prune:
-            kept = dict(size or {}, agents=(size or {}).get("agents", 40) // 2, deployments=2)
+            kept = dict(size, agents=size.get("agents", 40) // 2, deployments=2, memory_stores=1)
             fleet = write_fleet(work / "manifests", **kept, tag=" Updated." if update else "")
             converge(zygote, work, url, env, "--prune")
             check_clean(zygote, work, env, fleet)
@@ -266,7 +274,7 @@ async def test_under_the_documented_limits_few_requests_meet_a_429(
     from reconciler.provider.wire import DOCUMENTED_RATE_LIMITS
 
     work = tmp_path / "work"
-    size = {"agents": 30, "environments": 4, "credentials": 3, "deployments": 4}
+    size = {"agents": 30, "environments": 4, "credentials": 3, "deployments": 4, "memory_stores": 3}
     old = dict(os.environ)
     try:
         with provider(_db(work), FaultConfig(bucket_limits=DOCUMENTED_LIMITS)) as (url, tap):
@@ -291,7 +299,12 @@ async def test_under_the_documented_limits_few_requests_meet_a_429(
         os.environ.clear()
         os.environ.update(old)
     assert_converged(
-        work / "state/reconciler.lock", _db(work), PROJECT, fleet.addresses, backend=url_of_state
+        work / "state/reconciler.lock",
+        _db(work),
+        PROJECT,
+        fleet.addresses,
+        backend=url_of_state,
+        seeds=fleet.seeds,
     )
 
 
@@ -379,7 +392,9 @@ async def test_latency_spikes_beyond_the_client_timeout_are_lost_answers(
     url_of_state = _backend(backend, request)
 
     work = tmp_path / "work"
-    fleet = write_fleet(work / "manifests", agents=30, environments=4, credentials=3, deployments=4)
+    fleet = write_fleet(
+        work / "manifests", agents=30, environments=4, credentials=3, deployments=4, memory_stores=3
+    )
     db = _db(work)
     holder: list[Spikes] = []
 
@@ -408,7 +423,12 @@ async def test_latency_spikes_beyond_the_client_timeout_are_lost_answers(
                     break
             assert not result.report.failures, result.report.failures
         assert_converged(
-            work / "state/reconciler.lock", db, PROJECT, fleet.addresses, backend=url_of_state
+            work / "state/reconciler.lock",
+            db,
+            PROJECT,
+            fleet.addresses,
+            backend=url_of_state,
+            seeds=fleet.seeds,
         )
         plan = (
             await make_plan(
@@ -440,7 +460,9 @@ def test_through_reconciler_provider_serve_with_fault_flags(zygote: Zygote, tmp_
     """The same, against ``reconciler provider serve --fault-rate --rate-limit --seed`` as a
     separate process (the flags CI and the benchmarks use)."""
     work = tmp_path / "work"
-    fleet = write_fleet(work / "manifests", agents=30, environments=6, credentials=4, deployments=6)
+    fleet = write_fleet(
+        work / "manifests", agents=30, environments=6, credentials=4, deployments=6, memory_stores=3
+    )
     env = clean_env(**fleet.env)
     db = _db(work)
     port = _free_port()
