@@ -183,7 +183,9 @@ def test_a_mount_of_an_unknown_store_is_refused_at_its_line(workdir: Path) -> No
     result = cli("validate")
     assert result.exit_code == 1
     assert "manifests/app.yaml:16:22:" in result.stderr
-    assert "unknown memory store 'nots'" in result.stderr and "did you mean 'notes'" in result.stderr
+    assert (
+        "unknown memory store 'nots'" in result.stderr and "did you mean 'notes'" in result.stderr
+    )
 
 
 def test_a_bad_seed_path_is_refused_at_its_line(workdir: Path) -> None:

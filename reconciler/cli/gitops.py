@@ -212,8 +212,7 @@ def _import_all(app: App, out: Path) -> None:
     for path in result.files:
         counts = Counter(d.kind for d in result.documents if KIND_FILES[d.kind] == path.name)
         described = ", ".join(
-            f"{n} {noun(kind)}{'s' if n != 1 else ''}"
-            for kind, n in counts.items()
+            f"{n} {noun(kind)}{'s' if n != 1 else ''}" for kind, n in counts.items()
         )
         click.echo(f"Wrote {path} ({described}).")
     if any(d.kind == "MemoryStore" for d in result.documents):
