@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 #: Address prefix of each kind (the engine's, the lockfile's and the adapter's name for it).
-Kind = Literal["agent", "environment", "vault", "credential", "deployment", "memory_store"]
+Kind = Literal["agent", "environment", "vault", "credential", "deployment", "memory_store", "skill"]
 #: The ``kind:`` of a manifest document.
-ManifestKind = Literal["Agent", "Environment", "Vault", "Deployment", "MemoryStore"]
+ManifestKind = Literal["Agent", "Environment", "Vault", "Deployment", "MemoryStore", "Skill"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,10 @@ KINDS: Final[tuple[KindInfo, ...]] = (
     KindInfo("deployment", "Deployment", "deployments.yaml", "depl_", "deployment", 4),
     KindInfo("memory_store", "MemoryStore", "memory_stores.yaml", "memstore_", "memory_store", 0,
              can_delete=True),
+    # no metadata (ownership lives in the lockfile), no update, no archive: new versions
+    # are uploads (``manifest/skill.py``), removal is a delete
+    KindInfo("skill", "Skill", "skills.yaml", "skill_", "skill", 0, can_archive=False,
+             can_delete=True, has_metadata=False, name_field="display_name"),
 )  # fmt: skip
 
 #: ``kind`` -> its entry.

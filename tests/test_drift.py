@@ -330,7 +330,7 @@ def test_drift_refreshes_like_plan_and_fetches_versions_only_of_changed_agents(
             return planned, client.stats.requests - before
 
     planned, drifted = asyncio.run(requests())
-    assert drifted == planned == 6  # 5 kinds + the credentials of the one managed vault
+    assert drifted == planned == 7  # 6 kinds + the credentials of the one managed vault
 
     coder = remote_id("agent.coder")
 

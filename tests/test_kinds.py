@@ -25,6 +25,7 @@ from reconciler.kinds import (
     tags,
 )
 from reconciler.manifest import manifest_json_schema
+from reconciler.provider import SkillUpload
 from reconciler.provider.adapter import ClientBackedProvider
 
 
@@ -33,6 +34,7 @@ def test_the_tables_say_what_the_reconciler_has_always_done() -> None:
     assert KIND_ORDER == (
         "environment",
         "memory_store",
+        "skill",
         "vault",
         "credential",
         "agent",
@@ -44,10 +46,15 @@ def test_the_tables_say_what_the_reconciler_has_always_done() -> None:
         ("Vault", "vault"),
         ("Deployment", "deployment"),
         ("MemoryStore", "memory_store"),
+        ("Skill", "skill"),
     ]
-    assert kinds.DELETABLE_KINDS == {"environment", "vault", "credential", "memory_store"}
+    assert kinds.DELETABLE_KINDS == {"environment", "vault", "credential", "memory_store", "skill"}
+    assert [k.kind for k in kinds.KINDS if not k.can_archive] == ["skill"]
+    assert [k.kind for k in kinds.KINDS if not k.has_metadata] == ["skill"]
     assert [k.kind for k in kinds.KINDS if k.has_versions] == ["agent"]
-    assert kinds.TOP_LEVEL_KINDS == ("agent", "environment", "vault", "deployment", "memory_store")
+    assert kinds.TOP_LEVEL_KINDS == (
+        "agent", "environment", "vault", "deployment", "memory_store", "skill"
+    )  # fmt: skip
     assert TAG_KEYS == ("managed-by", "reconciler-project", "reconciler-address")
 
 
@@ -58,6 +65,7 @@ def test_the_tables_say_what_the_reconciler_has_always_done() -> None:
         ("environment.python-data", Address("environment", "python-data")),
         ("vault.github.credential.token", Address("credential", "token", vault="github")),
         ("memory_store.notes", Address("memory_store", "notes")),
+        ("skill.pdf-tools", Address("skill", "pdf-tools")),
     ],
 )
 def test_an_address_parses_and_prints_back(text: str, address: Address) -> None:
@@ -145,7 +153,10 @@ async def test_the_local_provider_makes_ids_and_types_the_vocabulary_expects(
         },
     )
     store = await provider.create("memory_store", {"name": "m"})
+    bundle = SkillUpload((("s/SKILL.md", b"---\nname: s\ndescription: d\n---\n"),))
+    skill = await provider.create("skill", {"files": bundle, "display_name": "s"})
     made = {
+        "skill": skill,
         "memory_store": store,
         "agent": agent,
         "environment": env,
@@ -160,4 +171,4 @@ async def test_the_local_provider_makes_ids_and_types_the_vocabulary_expects(
     # the one rule for where a kind keeps its remote name
     names = {k: kinds.remote_name_of(k, obj) for k, obj in made.items()}
     assert names == {"agent": "a", "environment": "e", "vault": "v", "credential": "c",
-                     "deployment": "d", "memory_store": "m"}  # fmt: skip
+                     "deployment": "d", "memory_store": "m", "skill": "s"}  # fmt: skip

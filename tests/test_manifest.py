@@ -417,6 +417,7 @@ def test_schema_describes_fields_and_selects_spec_by_kind() -> None:
         "Vault",
         "Deployment",
         "MemoryStore",
+        "Skill",
         "Policy",
     ]
     targets = {
@@ -430,6 +431,7 @@ def test_schema_describes_fields_and_selects_spec_by_kind() -> None:
         "Deployment": "#/$defs/DeploymentSpec",
         "Policy": "#/$defs/PolicySpec",
         "MemoryStore": "#/$defs/MemoryStoreSpec",
+        "Skill": "#/$defs/SkillSpec",
     }
     agent = schema["$defs"]["AgentSpec"]
     assert agent["required"] == ["model"]

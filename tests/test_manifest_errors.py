@@ -216,7 +216,7 @@ def test_unknown_kind_says_did_you_mean(project: Path) -> None:
     assert errors(project) == [
         (
             "manifests/a.yaml:1:7: kind: must be one of 'Agent', 'Environment', 'Vault', "
-            "'Deployment' or 'MemoryStore', not 'agnet' (did you mean 'Agent'?)"
+            "'Deployment', 'MemoryStore' or 'Skill', not 'agnet' (did you mean 'Agent'?)"
         )
     ]
 
@@ -1058,7 +1058,8 @@ def test_every_issue_of_every_file_is_reported_at_once_sorted(project: Path) -> 
         "manifests/a.yaml:4:17: spec.display_name: must not be empty",
         (
             "manifests/a.yaml:6:7: kind: must be one of 'Agent', 'Environment', 'Vault', "
-            "'Deployment' or 'MemoryStore', not 'Enviroment' (did you mean 'Environment'?)"
+            "'Deployment', 'MemoryStore' or 'Skill', not 'Enviroment' "
+            "(did you mean 'Environment'?)"
         ),
         "manifests/b.yaml:3:1: spec.model: missing required field 'model'",
         "manifests/b.yaml:4:3: spec.modle: unknown field 'modle'; did you mean 'model'?",

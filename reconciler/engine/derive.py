@@ -78,6 +78,7 @@ SPEC_ORDER: dict[str, tuple[str, ...]] = {
     "Environment": ("name", "description", "scope", "config", "metadata"),
     "Vault": ("display_name", "metadata", "credentials"),
     "MemoryStore": ("name", "description", "metadata", "memories"),
+    "Skill": ("source", "display_name"),
     "Deployment": (
         "name",
         "description",

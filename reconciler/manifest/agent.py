@@ -11,9 +11,26 @@ import re
 from difflib import get_close_matches
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
-from .fields import HttpUrl, Metadata, NonEmptyStr, SpecModel, fail, int_to_str, string_or_object
+from .fields import (
+    HttpUrl,
+    Metadata,
+    NonEmptyStr,
+    ResourceName,
+    SpecModel,
+    fail,
+    int_to_str,
+    string_or_object,
+)
 from .textfile import FILE_FORM_SCHEMA
 
 EffortLevel = Literal["low", "medium", "high", "xhigh", "max"]
@@ -314,6 +331,31 @@ class Skill(SpecModel):
     )
 
 
+class SkillRef(SpecModel):
+    """A Skill manifest by name: the newest version (one this apply uploads included), or
+    the version ``version`` names; resolved to ``{type: custom, skill_id, version}``."""
+
+    ref: ResourceName = Field(description="Name of a Skill manifest.")
+    version: NonEmptyStr | None = Field(
+        default=None,
+        description="A version id (skillver_...) to pin; omit to follow the newest version.",
+    )
+
+
+def _skill_tag(value: Any) -> str:
+    """``ref`` for a Skill manifest by name, else the wire form (whose errors then say what
+    a wire skill needs)."""
+    if isinstance(value, SkillRef) or (isinstance(value, dict) and "ref" in value):
+        return "ref"
+    return "wire"
+
+
+AgentSkill = Annotated[
+    Annotated[SkillRef, Tag("ref")] | Annotated[Skill, Tag("wire")],
+    Discriminator(_skill_tag),
+]
+
+
 class ServiceAccountIdentity(SpecModel):
     type: Literal["service_account"]
 
@@ -423,10 +465,22 @@ class AgentSpec(SpecModel):
     description: Annotated[str, Field(max_length=2048)] | None = None
     tools: Annotated[list[Tool], Field(max_length=MAX_TOOLS)] | None = None
     mcp_servers: Annotated[list[McpServer], Field(max_length=MAX_MCP_SERVERS)] | None = None
-    skills: list[Skill] | None = None
+    skills: list[AgentSkill] | None = Field(
+        default=None,
+        description="{ref: NAME, version?} for a Skill manifest; {type: anthropic, skill_id} "
+        "or {type: custom, skill_id, version?} as on the wire.",
+    )
     execution_identity: ExecutionIdentity | None = None
     multiagent: Multiagent | None = None
     metadata: Metadata | None = None
+
+    def references(self) -> list[tuple[str, str, tuple[str | int, ...]]]:
+        """``(kind, name, spec path)`` of every manifest this agent refers to (its skills)."""
+        return [
+            ("Skill", s.ref, ("skills", i, "ref"))
+            for i, s in enumerate(self.skills or ())
+            if isinstance(s, SkillRef)
+        ]
 
     @model_validator(mode="after")
     def _mcp_servers_match_toolsets(self) -> AgentSpec:

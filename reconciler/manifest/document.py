@@ -29,6 +29,7 @@ from .deployment import DeploymentSpec
 from .environment import EnvironmentSpec
 from .fields import ResourceName, SpecModel, fail
 from .memory_store import MemoryStoreSpec
+from .skill import SkillSpec
 from .vault import CredentialSpec, VaultSpec
 
 SPEC_MODELS: dict[str, type[SpecModel]] = {
@@ -37,8 +38,9 @@ SPEC_MODELS: dict[str, type[SpecModel]] = {
     "Vault": VaultSpec,
     "Deployment": DeploymentSpec,
     "MemoryStore": MemoryStoreSpec,
+    "Skill": SkillSpec,
 }
-Spec = AgentSpec | EnvironmentSpec | VaultSpec | DeploymentSpec | MemoryStoreSpec
+Spec = AgentSpec | EnvironmentSpec | VaultSpec | DeploymentSpec | MemoryStoreSpec | SkillSpec
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,8 @@ AnySpec = Annotated[
     | Annotated[EnvironmentSpec, BeforeValidator(_untag), Tag("Environment")]
     | Annotated[VaultSpec, BeforeValidator(_untag), Tag("Vault")]
     | Annotated[DeploymentSpec, BeforeValidator(_untag), Tag("Deployment")]
-    | Annotated[MemoryStoreSpec, BeforeValidator(_untag), Tag("MemoryStore")],
+    | Annotated[MemoryStoreSpec, BeforeValidator(_untag), Tag("MemoryStore")]
+    | Annotated[SkillSpec, BeforeValidator(_untag), Tag("Skill")],
     Discriminator(
         _spec_kind,
         custom_error_type="spec_without_kind",
@@ -119,7 +122,7 @@ class Document(LeanModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, hide_input_in_errors=True)
 
     kind: ManifestKind = Field(
-        description="Agent | Environment | Vault | Deployment | MemoryStore."
+        description="Agent | Environment | Vault | Deployment | MemoryStore | Skill."
     )
     name: ResourceName = Field(
         description="Unique per kind; 1-64 lowercase letters, digits, '-', '_'. "
@@ -182,7 +185,7 @@ class Document(LeanModel):
     def remote_name(self) -> str:
         """The name sent to the provider: spec.name / spec.display_name, else the document name."""
         spec = self.spec
-        remote = spec.display_name if isinstance(spec, VaultSpec) else spec.name
+        remote = spec.display_name if isinstance(spec, VaultSpec | SkillSpec) else spec.name
         return remote or self.name
 
     def credentials(self) -> list[tuple[str, CredentialSpec]]:

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from reconciler.errors import ManifestError, ManifestIssue, a_or_an
 from reconciler.kinds import MANIFEST_KINDS, noun
 
+from .agent import AgentSpec
 from .deployment import DeploymentSpec
 from .document import Document, ignore_changes_problems
 from .environment import EnvironmentSpec
@@ -36,6 +37,8 @@ from .secret import (
     resolve_secret,
     secret_file,
 )
+from .skill import SkillSpec, skill_source
+from .skilldir import SkillSource, SkillSourceError
 from .textfile import read_text_files
 from .vault import CredentialSpec, VaultSpec
 from .yamlsource import DataPath, Position, SourceLocation, decode_source, parse_documents
@@ -96,6 +99,7 @@ class ManifestSet:
         files: Iterable[str] = (),
         ignored: Iterable[str] = (),
         policies: Iterable[PolicySource] = (),
+        skills: Mapping[str, SkillSource] | None = None,
     ) -> None:
         docs = sorted(documents, key=lambda d: d.address)
         by_address = {d.address: d for d in docs}
@@ -115,6 +119,8 @@ class ManifestSet:
         self.policies: tuple[PolicySource, ...] = tuple(
             sorted(policies, key=lambda p: p.document.name)
         )
+        #: skill address -> its source directory as read at load (files, slug, digest)
+        self.skills: dict[str, SkillSource] = dict(skills or {})
 
     def __iter__(self) -> Iterator[Document]:
         return iter(self.documents)
@@ -238,6 +244,8 @@ class ManifestSet:
 class _Loaded:
     document: Document
     source: DocumentSource
+    #: a Skill's directory, read and checked as the provider will judge its upload
+    skill: SkillSource | None = None
 
 
 @dataclass
@@ -363,7 +371,16 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
                 if not any(path[: len(r)] == r for r in refused)
             ]
             continue
-        loaded.append(_Loaded(document, source))
+        skill: SkillSource | None = None
+        if isinstance(document.spec, SkillSpec):
+            try:
+                skill = skill_source(document.spec, file)
+            except SkillSourceError as error:
+                path: DataPath = ("spec", "source")
+                issues.append(_issue(source.locate(path, "value"), str(error), path))
+                failed.add((document.kind, document.name))  # it exists: referring to it is fine
+                continue
+        loaded.append(_Loaded(document, source, skill))
     return _FileResult(loaded, policies, issues, failed, broken=bool(yaml_issues))
 
 
@@ -467,7 +484,7 @@ def _check_set(
                         where,
                     )
                 )
-        if isinstance(doc.spec, DeploymentSpec):
+        if isinstance(doc.spec, DeploymentSpec | AgentSpec):
             for kind, name, spec_path in doc.spec.references():
                 if name in names[kind] or (kind, name) in failed or broken:
                     continue
@@ -616,6 +633,7 @@ def load_manifests(path: str | Path, *, check_secret_files: bool = False) -> Man
         files=[_display(f) for f in files],
         ignored=[_display(f) for f in skipped],
         policies=policies,
+        skills={a: item.skill for a, item in unique.items() if item.skill is not None},
     )
     # a path out of the repository is refused whatever is planned; whether each file
     # exists is asked by `validate` (a plan reads the secrets it needs, and only those)

@@ -58,6 +58,8 @@ class ClientBackedProvider:
                 pager = c.deployments.list(include_archived=True)
             case "memory_store":
                 pager = c.memory_stores.list(include_archived=True)
+            case "skill":
+                pager = c.skills.list()
             case _:
                 raise _unknown(kind)
         return share_strings(list(await pager.to_list()))
@@ -90,6 +92,11 @@ class ClientBackedProvider:
         if kind == "credential":
             vault_id = _vault(kind, parent_id)
             return dict(await self.client.credentials.create(vault_id, body, resolve=resolve))
+        if kind == "skill":
+            skill = await self.client.skills.create(
+                body["files"], display_name=body.get("display_name"), resolve=resolve
+            )
+            return dict(skill)
         if kind == "memory_store" and "memories" in body:
             body = dict(body)
             seeds = body.pop("memories") or []
@@ -126,6 +133,8 @@ class ClientBackedProvider:
         if kind == "credential":
             vault_id = _vault(kind, parent_id)
             return dict(await self.client.credentials.update(vault_id, remote_id, body))
+        if kind == "skill":
+            return await self._new_skill_version(remote_id, body, resolve)
         if kind == "memory_store" and "memories" in body:
             # the seeds an interrupted create left unwritten (engine.seeds); not a store field
             body = dict(body)
@@ -139,6 +148,24 @@ class ClientBackedProvider:
             await self._seed(store["id"], seeds)
             return store
         return dict(await self._resource(kind).update(remote_id, body, resolve=resolve))
+
+    async def _new_skill_version(
+        self, skill_id: str, body: JSON, resolve: AmbiguityResolver | None
+    ) -> JSON:
+        """A skill's only "update": upload ``body["files"]`` as its new latest version.
+
+        Returns the skill as it is after the upload (``latest_version_id`` the new version),
+        so a caller reads a skill's new version where a create's answer has it too.
+        """
+        version = await self.client.skills.versions.create(
+            skill_id, body["files"], after_version=body.get("after_version"), resolve=resolve
+        )
+        return {
+            "id": skill_id,
+            "type": "skill",
+            "latest_version_id": version["id"],
+            "name": version.get("name"),
+        }
 
     async def archive(self, kind: str, remote_id: str, *, parent_id: str | None = None) -> JSON:
         """Archive an object; archiving an archived object returns it unchanged."""
@@ -161,7 +188,29 @@ class ClientBackedProvider:
         if kind == "credential":
             await self.client.credentials.delete(_vault(kind, parent_id), remote_id)
             return
+        if kind == "skill":
+            await self._delete_skill(remote_id)
+            return
         await self._resource(kind).delete(remote_id)
+
+    async def _delete_skill(self, skill_id: str) -> None:
+        """Delete a skill. The local provider deletes its versions along; Anthropic's API
+        documents that a skill's versions are deleted first: when the delete is refused
+        (400/409), every version that can be is deleted, then the skill."""
+        skills = self.client.skills
+        try:
+            await skills.delete(skill_id)
+            return
+        except ProviderError as error:
+            if error.status not in (400, 409):
+                raise
+        for version in await skills.versions.list(skill_id).to_list():
+            try:
+                await skills.versions.delete(skill_id, version["id"])
+            except ProviderError as error:  # the last one, where a skill must keep one
+                if error.status not in (400, 409):
+                    raise
+        await skills.delete(skill_id)
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -178,6 +227,8 @@ class ClientBackedProvider:
                 return c.deployments
             case "memory_store":
                 return c.memory_stores
+            case "skill":
+                return c.skills
             case _:
                 raise _unknown(kind)
 
