@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.gitops import cli, make_workdir, ok, out_of_band
+from support.gitops import cli, lockfile, make_workdir, ok, out_of_band, plan_is_clean
 
 from reconciler.provider import ProviderClient
 
@@ -137,3 +137,137 @@ def test_schema_and_fmt_know_the_skill_kind(workdir: Path) -> None:
     text = (workdir / "manifests/skills.yaml").read_text()
     assert text.index("source") < text.index("display_name"), text
     ok("validate")
+
+
+# --------------------------------------------------------------------------- apply
+
+
+def skill_entry() -> dict[str, Any]:
+    entry: dict[str, Any] = lockfile()["resources"]["skill.pdf-tools"]
+    return entry
+
+
+def test_apply_uploads_the_skill_and_records_its_id_versions_digest_and_files(
+    workdir: Path,
+) -> None:
+    (workdir / "manifests/skills/pdf-tools/__pycache__").mkdir()
+    (workdir / "manifests/skills/pdf-tools/__pycache__/fill.cpython-311.pyc").write_text("x")
+    ok("apply", "--auto-approve")
+    [skill] = live_skills()
+    entry = skill_entry()
+    assert entry["id"] == skill["id"] and entry["slug"] == "pdf-tools"
+    assert list(entry["uploaded"]) == [skill["latest_version_id"]]
+    [version] = entry["uploaded"].values()
+    assert version["digest"].startswith("sha256:")
+    assert sorted(version["files"]) == ["SKILL.md", "fill.py", "forms/w9.json"]
+    assert "metadata" not in json.dumps(entry)
+    plan_is_clean()
+    # what git ignores is never uploaded, and changing it is no change
+    (workdir / "manifests/skills/pdf-tools/__pycache__/fill.cpython-311.pyc").write_text("y")
+    plan_is_clean()
+
+
+def test_a_content_change_is_a_new_version_that_names_the_files_never_their_content(
+    workdir: Path,
+) -> None:
+    ok("apply", "--auto-approve")
+    first = skill_entry()
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print('SECRET-ISH BODY')\n")
+    (workdir / "manifests/skills/pdf-tools/forms/w9.json").write_text('{"w9": true}\n')
+    result = cli("plan", "--detailed-exitcode")
+    assert result.exit_code == 2, result.stdout
+    assert "~ skill.pdf-tools  new version (2 files changed: fill.py, forms/w9.json)" in (
+        result.stdout
+    ), result.stdout
+    for fmt in ("text", "json", "markdown"):
+        shown = ok("plan", "--format", fmt).stdout
+        assert "SECRET-ISH" not in shown and '"w9": true' not in shown
+    ok("apply", "--auto-approve")
+    [skill] = live_skills()
+    assert len(versions(skill["id"])) == 2
+    entry = skill_entry()
+    assert entry["id"] == first["id"]
+    assert list(entry["uploaded"]) == [*first["uploaded"], skill["latest_version_id"]]
+    plan_is_clean()
+
+
+def test_a_lost_lockfile_finds_the_skill_by_its_slug_and_uploads_nothing(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    [skill] = live_skills()
+    Path("state/reconciler.lock").unlink()
+    plan = json.loads(ok("plan", "--format", "json").stdout)
+    [action] = [a for a in plan["actions"] if a["address"] == "skill.pdf-tools"]
+    assert action["type"] == "noop" and "found by its slug pdf-tools" in action["reason"]
+    assert "found again by its slug" in ok("plan").stdout
+    ok("apply", "--auto-approve")
+    assert live_skills() == [skill] and len(versions(skill["id"])) == 1
+    assert skill_entry()["id"] == skill["id"]
+    plan_is_clean()
+    # changed meanwhile: a new version of the same skill, never a twin
+    Path("state/reconciler.lock").unlink()
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    shown = ok("plan").stdout
+    assert "new version" in shown and "fill.py" in shown, shown
+    ok("apply", "--auto-approve")
+    assert [s["id"] for s in live_skills()] == [skill["id"]]
+    assert len(versions(skill["id"])) == 2
+    plan_is_clean()
+
+
+def test_an_upload_whose_lockfile_write_was_lost_is_recorded_not_uploaded_again(
+    workdir: Path,
+) -> None:
+    ok("apply", "--auto-approve")
+    state = Path("state/reconciler.lock")
+    # a create killed after its upload: the intent stands, the entry was never written
+    data = json.loads(state.read_text())
+    del data["resources"]["skill.pdf-tools"]
+    data["pending"]["skill.pdf-tools"] = {
+        "kind": "skill",
+        "operation": "create",
+        "started_at": "2026-12-06T00:00:00Z",
+    }
+    state.write_text(json.dumps(data))
+    plan = json.loads(ok("plan", "--format", "json").stdout)
+    [action] = [a for a in plan["actions"] if a["address"] == "skill.pdf-tools"]
+    assert action["type"] == "noop" and "found by its slug" in action["reason"]
+    ok("apply", "--auto-approve")
+    assert len(live_skills()) == 1 and lockfile()["pending"] == {}
+    plan_is_clean()
+    # a new version killed after its upload: the live latest holds the manifest's files
+    before = state.read_text()
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    ok("apply", "--auto-approve")
+    [skill] = live_skills()
+    state.write_text(before)
+    assert "skill.pdf-tools" not in cli("plan").stdout.split("Plan:")[0].split("Apply would")[0]
+    ok("apply", "--auto-approve")
+    assert len(versions(skill["id"])) == 2
+    assert skill["latest_version_id"] in skill_entry()["uploaded"]
+    plan_is_clean()
+
+
+def test_the_slug_of_an_existing_skill_cannot_change(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    (workdir / "manifests/skills/pdf-tools/SKILL.md").write_text(
+        SKILL_MD.replace("name: pdf-tools", "name: pdf-kit")
+    )
+    for command in (("plan",), ("apply", "--auto-approve")):
+        result = cli(*command)
+        assert result.exit_code == 1, result.stdout
+        assert "manifests/skills.yaml:4:3: skill.pdf-tools: SKILL.md names the skill 'pdf-kit'" in (
+            result.stderr
+        ), result.stderr
+    [skill] = live_skills()
+    assert len(versions(skill["id"])) == 1
+
+
+def test_skills_over_tcp(workdir: Path, tcp_provider: str) -> None:
+    url = ("--provider-url", tcp_provider)
+    ok(*url, "apply", "--auto-approve")
+    plan_is_clean(*url)
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    assert "new version (1 file changed: fill.py)" in ok(*url, "plan").stdout
+    ok(*url, "apply", "--auto-approve")
+    plan_is_clean(*url)
+    assert len(skill_entry()["uploaded"]) == 2

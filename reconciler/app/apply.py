@@ -24,6 +24,7 @@ from reconciler.app.planfile import (
     read_plan_file,
 )
 from reconciler.app.secrets import SecretSource
+from reconciler.app.skills import skill_files
 from reconciler.app.workspace import Settings, check_origin, connect, locked_state, observe
 from reconciler.engine.desired import desired_resources
 from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
@@ -231,6 +232,7 @@ async def apply(
                             on_start=on_start,
                             skip=stale,
                             checks=ProviderCheckRunner(client, settings.project),
+                            read_files=skill_files(manifests),
                         )
                 finally:
                     # creates never sent (a dependency failed, or the run was stopped) leave

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from reconciler.app.heal import recover_rollouts
 from reconciler.app.policies import check_policies
 from reconciler.app.secrets import SecretSource
+from reconciler.app.skills import check_skills, describe_skills
 from reconciler.app.workspace import (
     Settings,
     check_origin,
@@ -102,6 +103,7 @@ async def make_plan(
             secrets.check_all(targets)
             async with connect(settings) as c:
                 observed = await observe(c, lockfile, settings.project)
+                observed = await _skills(c, manifests, lockfile, observed)
                 recovered = await recover_rollouts(
                     c, manifests.documents, lockfile, observed, settings.project
                 )
@@ -119,6 +121,7 @@ async def make_plan(
                 manifests, secrets, warnings, observed = await _load_while_listing(
                     settings, c, lockfile, targets
                 )
+                observed = await _skills(c, manifests, lockfile, observed)
                 recovered = await recover_rollouts(
                     c, manifests.documents, lockfile, observed, settings.project
                 )
@@ -143,12 +146,24 @@ async def make_plan(
             ),
             fingerprint=secrets.fingerprinter(lockfile.salt),
             recovered=recovered,
+            skills=manifests.skills,
         )
     if not plan.lineage:
         plan = plan.model_copy(update={"lineage": None})
     if warnings:
         plan = plan.model_copy(update={"policy_warnings": warnings})
     return PlanResult(plan, manifests, lockfile, observed, requests)
+
+
+async def _skills(
+    client: ProviderClient, manifests: ManifestSet, lockfile: Lockfile, observed: Observed
+) -> Observed:
+    """What the plan must know of the live skills beyond their list (``app.skills``)."""
+    if not manifests.skills and not any(e.kind == "skill" for e in lockfile.resources.values()):
+        return observed
+    observed = await describe_skills(client, manifests, lockfile, observed)
+    await check_skills(client, manifests, lockfile, observed)
+    return observed
 
 
 def _load_checked(

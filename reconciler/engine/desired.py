@@ -63,6 +63,7 @@ class DesiredResource:
         out: list[str] = []
         if self.parent:
             out.append(self.parent)
+        out.extend(self.skill_refs)
         if self.kind == "deployment":
             agent = self.spec.get("agent")
             if isinstance(agent, dict) and agent.get("ref"):
@@ -76,6 +77,18 @@ class DesiredResource:
                 if "memory_store" in r
             )
         return tuple(out)
+
+    @property
+    def skill_refs(self) -> dict[str, str | None]:
+        """For agents: skill address -> the pinned version id, or None to follow the newest
+        (each ``{ref: NAME, version?}`` of its ``skills``)."""
+        if self.kind != "agent":
+            return {}
+        return {
+            address_of("skill", s["ref"]): s.get("version")
+            for s in self.spec.get("skills") or []
+            if isinstance(s, dict) and "ref" in s
+        }
 
     @property
     def pin(self) -> tuple[str, int | None] | None:
@@ -200,6 +213,8 @@ def request_fields(res: DesiredResource, project: str) -> JSON:
     spec = copy_json(res.spec)
     metadata = dict(spec.pop("metadata", None) or {})
     metadata.update(tags(project, res.address))
+    if res.kind == "agent" and spec.get("skills"):
+        spec["skills"] = [_wire_skill(s) for s in spec["skills"]]
     if res.kind == "deployment":
         agent = spec.pop("agent")
         version = agent.get("version") if res.held_pin is None else res.held_pin
@@ -215,6 +230,15 @@ def request_fields(res: DesiredResource, project: str) -> JSON:
     body: dict[str, Any] = _secret_placeholders(spec)
     body["metadata"] = metadata
     return body
+
+
+def _wire_skill(skill: JSON) -> JSON:
+    """An agent's skill in wire form: a Skill manifest by name becomes a placeholder the
+    executor resolves to ``{type: custom, skill_id, version}`` (the newest version when
+    none is pinned, one this apply uploads included); wire-form skills pass as they are."""
+    if "ref" not in skill:
+        return skill
+    return {"$skill": address_of("skill", skill["ref"]), "version": skill.get("version")}
 
 
 def _wire_resource(resource: JSON) -> JSON:

@@ -44,7 +44,12 @@ from typing import Any, assert_never
 
 from reconciler.engine.breaker import CircuitBreaker
 from reconciler.engine.gate import CheckRunner, GateVerdict, hold_record, move_record
-from reconciler.engine.interface import IntentJournal, ProviderWriter, SecretResolver
+from reconciler.engine.interface import (
+    FileResolver,
+    IntentJournal,
+    ProviderWriter,
+    SecretResolver,
+)
 from reconciler.engine.model import (
     Action,
     Adopt,
@@ -66,7 +71,7 @@ from reconciler.errors import (
     PlanError,
     ProviderError,
 )
-from reconciler.kinds import owned_address, tags
+from reconciler.kinds import KIND_INFO, kind_of, owned_address, tags
 
 __all__ = ["ApplyReport", "Outcome", "apply_plan"]
 
@@ -91,6 +96,7 @@ async def apply_plan(
     unreachable_after: int = 3,
     journal: IntentJournal | None = None,
     checks: CheckRunner | None = None,
+    read_files: FileResolver | None = None,
 ) -> ApplyReport:
     """Run every action of ``plan``, dependencies first, independents concurrently.
 
@@ -113,6 +119,8 @@ async def apply_plan(
         checks: runs the checks of a gated pin move (an ``Update`` with a ``gate``) against
             the candidate version before the update is sent; the update is sent only when
             every check passes (``engine.gate``).
+        read_files: the files of a skill upload (``{"$files": address}``), read when it is
+            sent and checked against the plan's digest.
 
     Returns:
         The report: one ``Outcome`` per action, sorted by address.
@@ -127,6 +135,7 @@ async def apply_plan(
     run = _Run(plan, writer, resolve_secret, parallelism, *callbacks, dict(skip or {}))
     run.journal = journal
     run.checks = checks
+    run.read_files = read_files
     run.breaker = CircuitBreaker(max(1, unreachable_after))
     return await run.execute()
 
@@ -146,6 +155,8 @@ class _Resolved:
     secrets: list[str] = field(default_factory=list)
     #: agent address -> version sent in a ``$pin`` (None: latest at send time)
     pins: dict[str, int | None] = field(default_factory=dict)
+    #: skill address -> version id sent in a ``$skill``
+    skills: dict[str, str] = field(default_factory=dict)
 
     def scrub(self, text: str) -> str:
         for secret in sorted(self.secrets, key=len, reverse=True):
@@ -183,6 +194,7 @@ class _Run:
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     journal: IntentJournal | None = None
     checks: CheckRunner | None = None
+    read_files: FileResolver | None = None
 
     # -- schedule --------------------------------------------------------------------------
 
@@ -475,6 +487,12 @@ class _Run:
             parent_id = self._parent_id(action)
         except _ActionFailed:
             parent_id = None
+        skills: dict[str, str] = {}
+        for skill, pinned in (action.target.skills if action.target else {}).items():
+            dep = self.outcomes.get(skill)
+            newest = dep.skill_version if dep is not None and dep.ok else None
+            if pinned or newest:
+                skills[skill] = pinned or newest or ""
         return Outcome(
             action,
             ok=True,
@@ -482,6 +500,8 @@ class _Run:
             parent_id=parent_id,
             version=action.version,
             pins=pins,
+            skill_version=action.live_marker if action.kind == "skill" else None,
+            skills=skills,
         )
 
     def _written(
@@ -495,6 +515,7 @@ class _Run:
     ) -> Outcome:
         remote_id = live.get("id") or getattr(action, "remote_id", None)
         version = live.get("version") if action.kind == "agent" else None
+        latest = live.get("latest_version_id") if action.kind == "skill" else None
         return Outcome(
             action,
             ok=True,
@@ -504,6 +525,8 @@ class _Run:
             pins=self._pins(action, live, ctx),
             adopted=adopted,
             live=ctx.scrub_json(live),
+            skill_version=latest if isinstance(latest, str) else None,
+            skills=dict(ctx.skills),
         )
 
     def _pins(
@@ -538,8 +561,13 @@ class _Run:
             adopted = found is not None
             return found
 
+        # a kind without metadata cannot be found by tags: the writer's own lookup (a skill
+        # upload's, by content) resolves a lost create
+        tagged = KIND_INFO[action.kind].has_metadata
         try:
-            live = await self.writer.create(action.kind, body, parent_id=parent_id, resolve=resolve)
+            live = await self.writer.create(
+                action.kind, body, parent_id=parent_id, resolve=resolve if tagged else None
+            )
         except AmbiguousWriteError as e:
             raise _ActionFailed(
                 f"create failed: {_describe(e)}; the next apply looks for it by its metadata "
@@ -688,6 +716,10 @@ class _Run:
                 return self._pin(value["$pin"], value.get("version"), action, ctx)
             if keys == {"$secret"}:
                 return self._secret(value["$secret"], action, ctx)
+            if "$skill" in keys and keys <= {"$skill", "version"}:
+                return self._skill(value["$skill"], value.get("version"), action, ctx)
+            if keys == {"$files"}:
+                return self._files(value["$files"], action)
             return {k: self._resolve(v, action, ctx) for k, v in value.items()}
         if isinstance(value, list):
             return [self._resolve(v, action, ctx) for v in value]
@@ -712,6 +744,28 @@ class _Run:
             pin["version"] = version
         return pin
 
+    def _skill(self, skill: str, version: Any, action: Action, ctx: _Resolved) -> JSON:
+        """``{type: custom, skill_id, version}``: the pinned version, else the newest one
+        after this apply (an upload of this apply included)."""
+        skill_id = self._id_of(skill, action)
+        version = version or self.outcomes[skill].skill_version
+        out: JSON = {"type": "custom", "skill_id": skill_id}
+        if version:
+            out["version"] = version
+            ctx.skills[skill] = str(version)
+        return out
+
+    def _files(self, skill: str, action: Action) -> Any:
+        """The files of a skill upload, read now and checked against the plan's digest."""
+        target = getattr(action, "target", None)
+        digest = target.skill.digest if target is not None and target.skill else None
+        if self.read_files is None:
+            raise _ActionFailed(f"not attempted: this apply cannot read the files of {skill}")
+        try:
+            return self.read_files(skill, digest)
+        except Exception as e:
+            raise _ActionFailed(f"not attempted: {e}") from e
+
     def _secret(self, path: str, action: Action, ctx: _Resolved) -> str:
         try:
             value = self.resolve_secret(action.address, path)
@@ -729,7 +783,10 @@ class _Run:
         return self._id_of(action.parent, action)
 
     def _with_ownership(self, body: JSON, address: str) -> JSON:
-        """Every create carries the metadata that lets a lost create be found again."""
+        """Every create carries the metadata that lets a lost create be found again (a kind
+        without metadata, a skill, is found by its content instead)."""
+        if not KIND_INFO[kind_of(address)].has_metadata:
+            return body
         metadata = dict(body.get("metadata") or {})
         metadata.update(tags(self.plan.project, address))
         return {**body, "metadata": metadata}
@@ -749,7 +806,7 @@ def _dependencies(action: Action, actions: Mapping[str, Action]) -> set[str]:
 
 def _placeholder_addresses(value: Any) -> Iterator[str]:
     if isinstance(value, dict):
-        for key in ("$ref", "$pin"):
+        for key in ("$ref", "$pin", "$skill"):
             if isinstance(value.get(key), str):
                 yield value[key]
         for v in value.values():

@@ -19,8 +19,9 @@ from reconciler.engine.model import Conflict
 from reconciler.engine.ownership import conflict, owner_problem
 from reconciler.engine.refresh import Observed
 from reconciler.engine.targets import closure
-from reconciler.kinds import KIND_ORDER, Kind, kind_of, owned_address
+from reconciler.kinds import KIND_INFO, KIND_ORDER, Kind, kind_of, owned_address
 from reconciler.manifest import Document
+from reconciler.manifest.skilldir import SkillSource
 from reconciler.state import LockEntry, Lockfile
 
 JSON = dict[str, Any]
@@ -58,6 +59,10 @@ class PlanInputs:
     #: deployments without a lockfile entry: their rollout record read back from the
     #: provider (``app.heal``), which their new entry starts from
     recovered: Mapping[str, RecoveredRollout] = field(default_factory=dict)
+    #: skill address -> its source directory as read at load (``ManifestSet.skills``)
+    skills: Mapping[str, SkillSource] = field(default_factory=dict)
+    #: skill id -> its latest version as far as refresh read it (``Observed.skill_versions``)
+    skill_versions: Mapping[str, JSON] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -68,6 +73,7 @@ class PlanInputs:
         options: PlanOptions,
         fingerprint: Fingerprinter | None = None,
         recovered: Mapping[str, RecoveredRollout] | None = None,
+        skills: Mapping[str, SkillSource] | None = None,
     ) -> PlanInputs:
         owned: dict[tuple[str, str], list[JSON]] = {}
         for kind in KIND_ORDER:
@@ -85,6 +91,8 @@ class PlanInputs:
             fingerprint=fingerprint,
             wanted=frozenset(closure(options.targets, desired)) if options.targets else None,
             recovered=dict(recovered or {}),
+            skills=dict(skills or {}),
+            skill_versions=observed.skill_versions,
         )
 
     @property
@@ -110,8 +118,8 @@ class PlanInputs:
         """A ``Conflict`` when the lockfile's object for ``address`` is not this project's:
         nothing may change or archive that object."""
         obj = self.recorded_object(address, kind)
-        if obj is None:
-            return None
+        if obj is None or not KIND_INFO[kind].has_metadata:
+            return None  # no tags to prove it either way: the lockfile entry is its ownership
         owner = owner_problem(kind, obj, self.options.project, address, self.live["vault"])
         if owner is None:
             return None
@@ -138,4 +146,6 @@ def live_marker(kind: str, obj: JSON) -> str | None:
     """What a saved plan checks before it applies: an agent's version, else ``updated_at``."""
     if kind == "agent":
         return str(obj.get("version"))
+    if kind == "skill":
+        return obj.get("latest_version_id")
     return obj.get("updated_at")

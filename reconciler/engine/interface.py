@@ -82,3 +82,8 @@ class IntentJournal(Protocol):
 
 #: ``resolve_secret(address, path)`` -> the secret's value, read at apply time (env or file).
 SecretResolver = Callable[[str, str], str]
+
+#: ``read_files(skill address, digest)`` -> the upload of the skill's files, read at apply
+#: time; raises when they no longer have the digest the plan was made with (the writer
+#: takes the value as the body's ``files``: ``provider.SkillUpload`` for the client's).
+FileResolver = Callable[[str, str | None], Any]

@@ -11,6 +11,9 @@ an agent version may only exist once an earlier action of the same apply has run
     {"$pin": "agent.reviewer", "version": 5}            -> {"type": "agent", "id": ..., "version": 5}
     {"$pin": "agent.reviewer", "version": None}         -> ... "version": <latest after apply>
     {"$secret": "auth.token"}                           -> the secret value, read at apply time
+    {"$skill": "skill.pdf-tools", "version": None}      -> {"type": "custom", "skill_id": ...,
+                                                            "version": <newest after apply>}
+    {"$files": "skill.pdf-tools"}                       -> the skill's files, read at apply time
 """
 
 from __future__ import annotations
@@ -42,6 +45,22 @@ class FieldChange(Frozen):
     sensitive: bool = False
 
 
+#: how the reason of a skill found again without a lockfile entry starts (renderers say it)
+FOUND_BY_SLUG = "found by its slug"
+
+
+class SkillTarget(Frozen):
+    """What the lockfile records for a skill once its action succeeds: its slug, and the
+    version holding the manifest's files with their digest and each file's sha256."""
+
+    slug: str
+    digest: str
+    files: dict[str, str] = Field(default_factory=dict)
+    #: the live version that holds these files already (recorded without an upload); None
+    #: when the version is the one this action uploads
+    version_id: str | None = None
+
+
 class Target(Frozen):
     """What the lockfile records for an address once its action succeeds."""
 
@@ -53,6 +72,11 @@ class Target(Frozen):
     pins: dict[str, int | None] = Field(default_factory=dict)
     #: deployments found again after a lost lockfile: the rollout record the provider kept
     recovered: RecoveredRollout | None = Field(default=None, exclude_if=lambda v: v is None)
+    #: skills: the slug and the version of the manifest's files
+    skill: SkillTarget | None = Field(default=None, exclude_if=lambda v: v is None)
+    #: agents: skill address -> pinned version id, or None to follow the newest (resolved
+    #: at apply, and recorded)
+    skills: dict[str, str | None] = Field(default_factory=dict, exclude_if=lambda v: not v)
 
 
 class _Action(Frozen):

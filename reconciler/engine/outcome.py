@@ -52,6 +52,8 @@ class Outcome:
         error: a sentence for the person reading the summary, when not ok.
         live: the object as the provider returned it.
         verdict: a gated pin move: its checks and whether they passed (``engine.gate``).
+        skill_version: skills: the newest version after the action (the one it uploaded).
+        skills: agents: skill address -> the version id the agent was sent.
     """
 
     action: Action
@@ -65,6 +67,8 @@ class Outcome:
     error: str | None = None
     live: JSON | None = None
     verdict: GateVerdict | None = None
+    skill_version: str | None = None
+    skills: dict[str, str] = field(default_factory=dict)
 
     @property
     def address(self) -> str:

@@ -52,6 +52,7 @@ from reconciler.engine.rollout import gate_pin_move, gated_moves
 from reconciler.engine.targets import narrow, targeted_addresses, wanted_addresses
 from reconciler.kinds import KIND_ORDER
 from reconciler.manifest import Document
+from reconciler.manifest.skilldir import SkillSource
 from reconciler.state import Lockfile
 
 
@@ -62,6 +63,7 @@ def build_plan(
     options: PlanOptions | None = None,
     fingerprint: Fingerprinter | None = None,
     recovered: Mapping[str, RecoveredRollout] | None = None,
+    skills: Mapping[str, SkillSource] | None = None,
 ) -> Plan:
     """What apply would do to converge the provider to ``documents``.
 
@@ -73,6 +75,8 @@ def build_plan(
         fingerprint: salted fingerprint of a secret's current value, to plan rotations.
         recovered: deployments without a lockfile entry -> their rollout record read back
             from the provider (held candidates stay held; the history carries on).
+        skills: skill address -> its directory as read at load (``ManifestSet.skills``):
+            what decides an upload.
 
     Returns:
         A frozen ``Plan``; actions sorted by address.
@@ -82,7 +86,9 @@ def build_plan(
             version that does not exist (nor would after this plan).
     """
     options = options or PlanOptions()
-    inputs = PlanInputs.build(documents, observed, lockfile, options, fingerprint, recovered)
+    inputs = PlanInputs.build(
+        documents, observed, lockfile, options, fingerprint, recovered, skills
+    )
     planned: dict[str, Planned] = {}
     held: list[HeldCandidate] = []
     for kind in KIND_ORDER:

@@ -13,7 +13,13 @@ from collections.abc import Iterable
 from reconciler.engine.model import Action, Create, NoOp, Replace, Target
 from reconciler.engine.outcome import Outcome
 from reconciler.engine.pinlog import hold_candidate, with_pin_history
-from reconciler.state import LockEntry, Lockfile, PendingIntent, check_address
+from reconciler.state import (
+    LockEntry,
+    Lockfile,
+    PendingIntent,
+    UploadedSkillVersion,
+    check_address,
+)
 
 
 def record_intent(lockfile: Lockfile, action: Action, now: str) -> Lockfile:
@@ -122,6 +128,7 @@ def _record(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
             update={
                 "version": outcome.version if outcome.version is not None else old.version,
                 "pins": {**old.pins, **outcome.pins},
+                "skills": {**old.skills, **outcome.skills},
             }
         )
         entry = with_pin_history(entry, old, outcome, now)
@@ -145,7 +152,10 @@ def _record(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
         remote_name=target.remote_name,
         created_at=old.created_at if same and old is not None else now,
         updated_at=now,
+        skills=_skills(target, outcome, old if same else None),
     )
+    if target.skill is not None:
+        entry = _with_upload(entry, old if same else None, target, outcome)
     # a moved deployment keeps its rollout record (held versions, pin history)
     moved_from = getattr(action, "moved_from", None)
     carried = old if old is not None or moved_from is None else lockfile.resources.get(moved_from)
@@ -168,6 +178,30 @@ def _pins(target: Target, outcome: Outcome, old: LockEntry | None) -> dict[str, 
     for agent, version in outcome.pins.items():
         pins.setdefault(agent, version)
     return pins
+
+
+def _skills(target: Target, outcome: Outcome, old: LockEntry | None) -> dict[str, str]:
+    """An agent's skill versions: as sent, else pinned, else what was recorded."""
+    out: dict[str, str] = {}
+    for skill, pinned in target.skills.items():
+        version = outcome.skills.get(skill) or pinned or (old.skills.get(skill) if old else None)
+        if version:
+            out[skill] = version
+    return out
+
+
+def _with_upload(
+    entry: LockEntry, old: LockEntry | None, target: Target, outcome: Outcome
+) -> LockEntry:
+    """A skill's entry: its slug, and the version holding the manifest's files (the one this
+    action uploaded, or the live one found to hold them) added to what it had uploaded."""
+    skill = target.skill
+    assert skill is not None
+    uploaded = dict(old.uploaded) if old is not None else {}
+    version = outcome.skill_version or skill.version_id
+    if version:
+        uploaded[version] = UploadedSkillVersion(digest=skill.digest, files=dict(skill.files))
+    return entry.model_copy(update={"slug": skill.slug, "uploaded": uploaded})
 
 
 def _old_version(old: LockEntry | None, same: bool) -> int | None:

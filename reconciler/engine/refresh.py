@@ -25,6 +25,9 @@ class Observed:
     objects: Mapping[str, tuple[JSON, ...]]
     #: vault id -> its credentials
     credentials: Mapping[str, tuple[JSON, ...]] = field(default_factory=dict)
+    #: skill id -> what its latest version holds, where a plan needs it (``app.skills``):
+    #: ``{"id", "name" (the slug), "digest", "files"}`` (digest and files when downloaded)
+    skill_versions: Mapping[str, JSON] = field(default_factory=dict)
 
     def all(self, kind: str) -> tuple[JSON, ...]:
         if kind == "credential":

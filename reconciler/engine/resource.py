@@ -48,6 +48,7 @@ from reconciler.engine.normalize import (
 )
 from reconciler.engine.ownership import not_ours
 from reconciler.engine.seeds import seeding_reason, unwritten_seeds
+from reconciler.engine.skills import plan_skill
 from reconciler.errors import PlanError
 from reconciler.kinds import owned_address
 
@@ -90,6 +91,8 @@ class Planned:
     moved_from: str | None = None
     #: a ``moved_from`` that names nothing in the state (said in a note)
     move_note: Note | None = None
+    #: a skill's newest version after apply; None while only apply can know it (an upload)
+    skill_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,11 @@ def plan_resource(
     Raises:
         PlanError: a deployment pins an agent version that would not exist.
     """
+    if res.kind == "skill":
+        skill = plan_skill(inputs, res)
+        return Planned(
+            action=skill.action, id=skill.remote_id, live=skill.live, skill_version=skill.version
+        )
     _check_pin(res, planned)
     conflict = inputs.conflict(res.address, res.kind)
     if conflict is not None:
@@ -330,7 +338,7 @@ def _decide(
         update = _update(inputs, res, match, changes, target, planned, common)
         version = update.to_version if update.to_version is not None else kept.version
         return replace(kept, action=update, version=version)
-    return replace(kept, action=_noop(inputs, res, match, target, common))
+    return replace(kept, action=_noop(inputs, res, match, target, common, planned))
 
 
 def _update(
@@ -380,6 +388,7 @@ def _noop(
     match: _Match,
     target: Target,
     common: dict[str, Any],
+    planned: Mapping[str, Planned],
 ) -> NoOp:
     """Nothing to send; the target is recorded when the lockfile does not say it yet."""
     obj = match.live
@@ -392,6 +401,7 @@ def _noop(
         or entry.protect != res.protect
         or (kind == "agent" and entry.version != obj.get("version"))
         or (kind == "deployment" and list(entry.pins.values()) != [_live_pin(obj)])
+        or (kind == "agent" and entry.skills != _skill_versions(res, planned))
         or inputs.pending(res.address)
     )
     reason = (
@@ -442,6 +452,7 @@ def _target(inputs: PlanInputs, res: DesiredResource) -> Target:
         remote_name=res.remote_name,
         secret_fingerprints=_fingerprints(inputs, res),
         pins={res.pin[0]: res.pin[1]} if res.pin is not None else {},
+        skills=res.skill_refs,
     )
 
 
@@ -465,6 +476,14 @@ def _resolve(value: Any, planned: Mapping[str, Planned]) -> Any:
                 "type": "agent",
                 "id": predicted_id(planned, addr) or UNKNOWN,
                 "version": version,
+            }
+        if "$skill" in value:
+            skill = planned.get(value["$skill"])
+            version = value.get("version") or (skill.skill_version if skill else None)
+            return {
+                "type": "custom",
+                "skill_id": (skill.id if skill else None) or UNKNOWN,
+                "version": version or UNKNOWN,
             }
         if "$secret" in value:
             return None
@@ -530,6 +549,15 @@ def _check_pin(res: DesiredResource, planned: Mapping[str, Planned]) -> None:
 
 def _update_reason(res: DesiredResource, fields: list[str], planned: Mapping[str, Planned]) -> str:
     """Why an update: a deployment whose only change is its agent pin says which pin."""
+    followed = [
+        skill
+        for skill, pinned in res.skill_refs.items()
+        if pinned is None
+        and (done := planned.get(skill)) is not None
+        and done.skill_version is None
+    ]
+    if res.kind == "agent" and fields == ["skills"] and followed:
+        return f"it follows the newest version of {', '.join(followed)}, which this apply uploads"
     if res.kind == "deployment" and fields == ["agent"] and res.pin is not None:
         agent, pinned = res.pin
         if pinned is not None:
@@ -546,6 +574,18 @@ def _move_reason(old: str, fields: list[str]) -> str:
     others = [f for f in fields if f not in ("metadata", "name", "display_name")]
     tail = f"; {', '.join(others)} also differ from the manifest" if others else ""
     return f"moved from {old}: the same object, {what} in place (nothing archived or created){tail}"
+
+
+def _skill_versions(res: DesiredResource, planned: Mapping[str, Planned]) -> dict[str, str]:
+    """The skill versions an agent is resolved to: pinned ones, and for the skills it
+    follows their newest version as far as the plan knows it."""
+    out: dict[str, str] = {}
+    for skill, pinned in res.skill_refs.items():
+        done = planned.get(skill)
+        version = pinned or (done.skill_version if done is not None else None)
+        if version is not None:
+            out[skill] = version
+    return out
 
 
 def _live_pin(obj: JSON) -> int | None:

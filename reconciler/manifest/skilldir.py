@@ -152,18 +152,45 @@ def read_skill_source(directory: str | Path, *, repository: Path | None = None) 
         )
     entries: list[SkillFile] = []
     total = 0
-    digest = hashlib.sha256()
     skill_md = b""
     for rel, path in sorted(files):
         data = _read(path, rel, given, MAX_TOTAL_BYTES - total)
         total += len(data)
-        sha = hashlib.sha256(data).hexdigest()
-        entries.append(SkillFile(rel, len(data), sha))
-        digest.update(rel.encode() + b"\0" + sha.encode() + b"\n")
+        entries.append(SkillFile(rel, len(data), hashlib.sha256(data).hexdigest()))
         if rel == SKILL_FILE:
             skill_md = data
     slug, description = parse_skill_md(skill_md, given / SKILL_FILE)
-    return SkillSource(root, slug, description, tuple(entries), "sha256:" + digest.hexdigest())
+    digest = files_digest({f.path: f.sha256 for f in entries})
+    return SkillSource(root, slug, description, tuple(entries), digest)
+
+
+def files_digest(files: dict[str, str]) -> str:
+    """The digest of a skill's files given as path -> sha256 (hex): ``sha256:...`` over each
+    path and its file's hash, in path order. The one algorithm of a skill's content, for a
+    directory read here and for a version downloaded from the provider alike."""
+    digest = hashlib.sha256()
+    for rel in sorted(files):
+        digest.update(rel.encode() + b"\0" + files[rel].encode() + b"\n")
+    return "sha256:" + digest.hexdigest()
+
+
+def archive_files(archive: bytes) -> dict[str, str] | None:
+    """path -> sha256 of the files of a downloaded skill version (a zip whose names carry
+    the skill's top directory, which is dropped); None when it is no such zip."""
+    import io
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(archive)) as z:
+            out: dict[str, str] = {}
+            for name in z.namelist():
+                if name.endswith("/"):
+                    continue
+                rel = name.split("/", 1)[1] if "/" in name else name
+                out[rel] = hashlib.sha256(z.read(name)).hexdigest()
+            return out
+    except (zipfile.BadZipFile, KeyError, ValueError):
+        return None
 
 
 def parse_skill_md(data: bytes, shown: str | Path = SKILL_FILE) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, assert_never
 
 from reconciler.engine.model import (
+    FOUND_BY_SLUG,
     Action,
     Adopt,
     Archive,
@@ -283,9 +284,13 @@ def action_block(
         return change_lines(cs, old_label="live", new_label="manifest", width=width, full=full)
 
     match action:
+        case Create() if kind == "skill":
+            return _skill_create_block(action, full=full)
         case Create():
             lines = (_reason(action.reason), *body_lines(action.body, full=full))
             return Block("+", "create", address, kind, "create", lines=lines)
+        case Update() if kind == "skill":
+            return _skill_version_block(action)
         case Update():
             facts: tuple[str, ...] = ()
             if action.from_version is not None:
@@ -326,6 +331,55 @@ def action_block(
             return Block("=", "update", address, kind, "adopt", facts, lines=lines)
         case _:
             assert_never(action)
+
+
+#: how a skill's new version reads, before its files: ``new version (1 file changed: a.py)``
+SKILL_VERSION_VERB = "new version"
+
+
+def skill_version_words(action: Update) -> str:
+    """``new version (2 files changed: fill.py, forms/w9.json)``: a skill upload's headline
+    (the live latest uploaded out of band: said so, with the files when they are known)."""
+    paths = [c.path for c in action.changes]
+    if paths:
+        n = len(paths)
+        what = f"{n} file{'s' if n != 1 else ''} changed: {', '.join(printable(p) for p in paths)}"
+    else:
+        what = "the live latest version was not uploaded by this project"
+    return f"{SKILL_VERSION_VERB} ({what})"
+
+
+def _skill_version_block(action: Update) -> Block:
+    """``~ skill.pdf-tools  new version (1 file changed: fill.py)``, a line per file (its
+    path only: hashes are in the JSON, contents nowhere)."""
+    lines = [_reason(action.reason), _remote(action.remote_id)]
+    for c in action.changes:
+        sign = {"add": "+", "remove": "-", "change": "~"}[c.op]
+        lines.append(Line(printable(c.path), sign, tone=_SIGN_TONE[sign]))
+    return Block(
+        "~", "update", action.address, action.kind, skill_version_words(action), lines=tuple(lines)
+    )
+
+
+def _skill_create_block(action: Create, *, full: bool) -> Block:
+    """``+ skill.pdf-tools  create  (3 files)``: the files it uploads, by path."""
+    skill = action.target.skill
+    paths = sorted(skill.files) if skill is not None else []
+    shown = paths if full else paths[:MAX_DIFF_LINES]
+    lines = [_reason(action.reason)]
+    if skill is not None:
+        lines.append(Line(f"slug: {printable(skill.slug)}", "+", tone="create"))
+    if action.body.get("display_name"):
+        lines.append(
+            Line(f"display_name: {inline(action.body['display_name'])}", "+", tone="create")
+        )
+    lines += [Line(printable(p), "+", tone="create") for p in shown]
+    if len(paths) > len(shown):
+        more = f"{ELLIPSIS} {len(paths) - len(shown)} more files not shown"
+        lines.append(Line(more, tone="muted"))
+    n = len(paths)
+    facts = (f"({n} file{'s' if n != 1 else ''})",)
+    return Block("+", "create", action.address, action.kind, "create", facts, lines=tuple(lines))
 
 
 def moved_address(old: str, new: str) -> str:
@@ -560,9 +614,15 @@ def no_changes_message(plan: Plan) -> str:
     if not n:
         return f"No changes. {first}"
     noun = "resource" if n == 1 else "resources"
+    found = [
+        f"{a.address} was found again by its slug ({printable(a.reason)})"
+        for a in plan.records
+        if a.kind == "skill" and a.reason.startswith(FOUND_BY_SLUG)
+    ]
     return (
         f"No changes. {first} Apply would only update the lockfile: it records {n} {noun} "
         "(adopted by their ownership tags, or their entries are out of date)."
+        + "".join(f" {line}." for line in found)
     )
 
 
@@ -583,7 +643,7 @@ def _plan_legend(blocks: tuple[Block, ...]) -> tuple[tuple[str, str], ...]:
     legend: list[tuple[str, str]] = []
     if "create" in verbs:
         legend.append(("+", "create"))
-    if verbs & {"update", "pin", "moved"}:
+    if verbs & {"update", "pin", "moved"} or any(v.startswith(SKILL_VERSION_VERB) for v in verbs):
         legend.append(("~", "update in place"))
     if "replace" in verbs:
         legend.append(("-/+", "replace: archive (credentials: delete) the old one, then create"))

@@ -88,6 +88,15 @@ class HeldVersion(_Frozen):
     total: int | None = Field(default=None, ge=0)
 
 
+class UploadedSkillVersion(_Frozen):
+    """A skill version this project uploaded: the digest of its files (paths and bytes,
+    ``manifest.skilldir``) and each file's sha256 (path -> hex), for the plan's change
+    summary of the next upload. Never a file's content."""
+
+    digest: SpecDigest
+    files: dict[str, str] = Field(default_factory=dict)
+
+
 #: The most pin moves a deployment's entry keeps (the oldest go first).
 MAX_PIN_HISTORY = 50
 
@@ -109,6 +118,11 @@ class LockEntry(_Frozen):
         updated_at: when apply last changed it.
         held: deployments: agent versions never promoted again (failed checks, rolled back).
         pin_history: deployments: each pin move, oldest first (at most ``MAX_PIN_HISTORY``).
+        slug: skills: the slug (SKILL.md's ``name``) the first upload fixed.
+        uploaded: skills: every version this project uploaded (version id -> its digest and
+            files). A skill carries no metadata: this entry is its ownership.
+        skills: agents: skill address -> the version id the agent was resolved to (a
+            ``{ref: NAME}`` following the newest included), so a plan is reproducible.
     """
 
     kind: str = Field(min_length=1)
@@ -126,6 +140,12 @@ class LockEntry(_Frozen):
     # they were
     held: tuple[HeldVersion, ...] = Field(default=(), exclude_if=lambda v: not v)
     pin_history: tuple[PinRecord, ...] = Field(default=(), exclude_if=lambda v: not v)
+    # skills and the agents that use them: left out while empty, as above
+    slug: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    uploaded: dict[str, UploadedSkillVersion] = Field(
+        default_factory=dict, exclude_if=lambda v: not v
+    )
+    skills: dict[str, str] = Field(default_factory=dict, exclude_if=lambda v: not v)
 
     def held_version(self, agent: str, version: int | None) -> HeldVersion | None:
         """The hold on ``version`` of ``agent``, if this deployment holds it."""

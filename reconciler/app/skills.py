@@ -1,0 +1,174 @@
+"""What a plan needs to know about skills beyond one list, and the files an upload sends.
+
+A skill has no metadata, and its list says only each skill's ``latest_version_id``. So:
+
+- ``describe_skills`` reads, for the skills where the plan must know more, what their latest
+  version holds: the slug (``name``) of a live skill no lockfile entry records, when a
+  desired skill has no live skill recorded (a lost lockfile, an upload whose lockfile write
+  was lost: found again by its slug, never uploaded twice); and the files (one download) of
+  a latest version this project did not record, to tell an upload of ours whose record was
+  lost (the same files) from one made out of band (drift). Skills whose latest version the
+  lockfile records cost nothing beyond the list.
+- ``check_skills`` refuses, at the place it is written, what the provider would refuse
+  later: a slug changed under an existing skill, an agent pinning a version that does not
+  exist.
+- ``skill_files`` is the executor's ``read_files``: the files ``manifest.skilldir`` selected
+  and digested, read again when the upload is sent and refused if they changed since.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from reconciler.engine.refresh import Observed
+from reconciler.errors import PlanError, ProviderError
+from reconciler.manifest import ManifestSet
+from reconciler.manifest.agent import AgentSpec, SkillRef
+from reconciler.manifest.files import read_limited
+from reconciler.manifest.skill import SkillSpec
+from reconciler.manifest.skilldir import MAX_TOTAL_BYTES, archive_files, files_digest
+from reconciler.state import Lockfile
+
+if TYPE_CHECKING:  # the HTTP stack loads when a command connects (tests/test_startup.py)
+    from reconciler.provider import ProviderClient, SkillUpload
+
+JSON = dict[str, Any]
+
+
+async def describe_skills(
+    client: ProviderClient, manifests: ManifestSet, lockfile: Lockfile, observed: Observed
+) -> Observed:
+    """``observed`` with ``skill_versions`` filled where the plan needs them (see above).
+
+    Raises:
+        ProviderError: a read failed.
+    """
+    live = [s for s in observed.all("skill") if s.get("latest_version_id")]
+    if not live:
+        return observed
+    entries = {e.id: e for e in lockfile.resources.values() if e.kind == "skill"}
+    live_ids = {s["id"] for s in live}
+    # skills to find by their slug: no entry, or its skill is gone; the name each would
+    # have been given, to read only the versions of skills that could be one of them
+    wanted: dict[str, str] = {}
+    for address, source in manifests.skills.items():
+        entry = lockfile.resources.get(address)
+        if entry is None or entry.id not in live_ids or address in lockfile.pending:
+            doc = manifests.get(address)
+            shown = doc.spec.display_name if doc and isinstance(doc.spec, SkillSpec) else None
+            wanted[source.slug] = shown or source.slug
+    skills = client.skills.versions
+    found: dict[str, JSON] = dict(observed.skill_versions)
+    for skill in live:
+        latest = skill["latest_version_id"]
+        entry = entries.get(skill["id"])
+        if entry is not None:
+            if latest in entry.uploaded:
+                continue
+            name = entry.slug
+        elif skill.get("display_name") in wanted.values():
+            name = (await skills.retrieve(skill["id"], latest)).get("name")
+            if name not in wanted:
+                found[skill["id"]] = {"id": latest, "name": name}
+                continue
+        else:
+            continue
+        files = archive_files(await skills.download(skill["id"], latest))
+        info: JSON = {"id": latest, "name": name}
+        if files is not None:
+            info.update(files=files, digest=files_digest(files))
+        found[skill["id"]] = info
+    return replace(observed, skill_versions=found)
+
+
+async def check_skills(
+    client: ProviderClient, manifests: ManifestSet, lockfile: Lockfile, observed: Observed
+) -> None:
+    """Refuse a slug changed under a live skill, and a pin to a skill version that does
+    not exist, each at the place it is written.
+
+    Raises:
+        PlanError: ``file:line:col: ...`` of the first such problem.
+    """
+    live = observed.index("skill")
+    for address, source in sorted(manifests.skills.items()):
+        entry = lockfile.resources.get(address)
+        if entry is None or entry.slug is None or entry.id not in live:
+            continue
+        if entry.slug != source.slug:
+            where = manifests.location(address, "source")
+            raise PlanError(
+                f"{where}: {address}: SKILL.md names the skill '{source.slug}', but the skill "
+                f"{entry.id} was uploaded as '{entry.slug}', and a skill's slug cannot change. "
+                f"Keep name: {entry.slug} in SKILL.md, or make a new skill under a new document "
+                "name (and remove this one with --prune)"
+            )
+    for doc in manifests.by_kind("Agent"):
+        if not isinstance(doc.spec, AgentSpec):
+            continue
+        for index, item in enumerate(doc.spec.skills or ()):
+            if not isinstance(item, SkillRef) or item.version is None:
+                continue
+            skill = f"skill.{item.ref}"
+            known = await _versions(client, skill, lockfile, live)
+            if item.version not in known:
+                where = manifests.location(doc.address, f"skills[{index}].version")
+                shown = ", ".join(sorted(known)[-5:]) or "none yet: it is uploaded by this apply"
+                raise PlanError(
+                    f"{where}: {doc.address} pins {skill} version {item.version}, which does "
+                    f"not exist (its versions: {shown}). Pin an existing version, or omit "
+                    "version to follow the newest"
+                )
+
+
+async def _versions(
+    client: ProviderClient, skill: str, lockfile: Lockfile, live: dict[str, JSON]
+) -> set[str]:
+    entry = lockfile.resources.get(skill)
+    if entry is None or entry.id not in live:
+        return set()
+    known = set(entry.uploaded) | {live[entry.id].get("latest_version_id") or ""}
+    try:
+        listed = await client.skills.versions.list(entry.id).to_list()
+    except ProviderError:
+        return known
+    return known | {str(v["id"]) for v in listed}
+
+
+def skill_files(manifests: ManifestSet) -> SkillFileReader:
+    """The executor's ``read_files`` over the skills ``manifests`` read at load."""
+    return SkillFileReader(manifests)
+
+
+class SkillFileReader:
+    """``reader(address, digest)`` -> the ``SkillUpload`` of a skill's files, named
+    ``<directory>/<path>``; each file is read again and must still have the sha256 it had
+    at load, and the whole the plan's ``digest``."""
+
+    def __init__(self, manifests: ManifestSet) -> None:
+        self._skills = dict(manifests.skills)
+
+    def __call__(self, address: str, digest: str | None) -> SkillUpload:
+        from reconciler.provider import SkillUpload
+
+        source = self._skills.get(address)
+        if source is None:
+            raise PlanError(f"{address} is not a skill of these manifests")
+        if digest is not None and digest != source.digest:
+            raise PlanError(_changed(address, "its directory"))
+        files: list[tuple[str, bytes]] = []
+        for item in source.files:
+            data = read_limited(source.root / item.path, MAX_TOTAL_BYTES)
+            if hashlib.sha256(data).hexdigest() != item.sha256:
+                raise PlanError(_changed(address, item.path))
+            files.append((f"{source.root.name}/{item.path}", data))
+        return SkillUpload(tuple(files))
+
+
+def _changed(address: str, what: str) -> str:
+    return (
+        f"the files of {address} changed since the plan was made ({what}); run plan again "
+        "(nothing of it was uploaded)"
+    )

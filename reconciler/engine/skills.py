@@ -1,0 +1,206 @@
+"""Plan one skill: match its live skill, then upload (a create or a new version) or nothing.
+
+A skill (provider-wire.md §15) carries no metadata, so it cannot be matched by ownership tags
+as the other kinds are: the lockfile entry is its ownership (its id, and each version this
+project uploaded with its digest and files). Without an entry (a lost lockfile, or an upload
+whose lockfile write was lost) the skill is found again by its slug: the live skill, recorded
+by no other address, whose latest version's ``name`` is the slug of the manifest's SKILL.md
+(``Observed.skill_versions``, filled by ``app.skills``). It is never uploaded as a twin.
+
+Whether to upload is decided by content (``manifest.skill.skill_step``): the live latest
+version is one this project uploaded with the same digest (nothing), another digest (a new
+version, the plan saying which files changed), or a version this project did not upload
+(drift: a new version restores the manifest's files). A live latest holding exactly the
+manifest's files, as downloaded, is recorded as is and nothing is uploaded. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from reconciler.engine.desired import DesiredResource, desired_digest
+from reconciler.engine.inputs import JSON, PlanInputs
+from reconciler.engine.model import (
+    FOUND_BY_SLUG,
+    Create,
+    FieldChange,
+    NoOp,
+    SkillTarget,
+    Target,
+    Update,
+)
+from reconciler.errors import PlanError
+from reconciler.manifest.skill import SkillLock, SkillStep, UploadedVersion, skill_step
+from reconciler.manifest.skilldir import SkillSource
+
+__all__ = ["FOUND_BY_SLUG", "SkillPlan", "plan_skill", "skill_by_slug"]
+
+
+class SkillPlan:
+    """What planning one skill gives the planner: its action, the live skill, the remote id
+    and the newest version after apply (None while only apply can know it)."""
+
+    __slots__ = ("action", "live", "remote_id", "version")
+
+    def __init__(
+        self,
+        action: Create | Update | NoOp,
+        live: JSON | None,
+        remote_id: str | None,
+        version: str | None,
+    ) -> None:
+        self.action = action
+        self.live = live
+        self.remote_id = remote_id
+        self.version = version
+
+
+def plan_skill(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
+    """Match, compare and decide one skill.
+
+    Raises:
+        PlanError: the skill's directory was not read (a caller passed documents without
+            their ``ManifestSet.skills``).
+    """
+    source = inputs.skills.get(res.address)
+    if source is None:
+        raise PlanError(
+            f"{res.address}: its source directory was not read; plan it from a ManifestSet "
+            "(load_manifests), whose skills carry their files"
+        )
+    files = {f.path: f.sha256 for f in source.files}
+    entry = inputs.entry(res.address)
+    obj: JSON | None = None
+    why = f"{res.address} is new in the manifests"
+    if entry is not None and entry.kind == "skill":
+        obj = inputs.live.get("skill", {}).get(entry.id)
+        if obj is None:
+            why = f"the recorded skill {entry.id} no longer exists"
+    found = False
+    if obj is None:
+        obj = skill_by_slug(inputs, source.slug)
+        found = obj is not None
+    target = Target(
+        spec_digest=desired_digest(res),
+        protect=res.protect,
+        remote_name=res.remote_name,
+        skill=SkillTarget(slug=source.slug, digest=source.digest, files=files),
+    )
+    if obj is None:
+        body: JSON = {"files": {"$files": res.address}}
+        if res.spec.get("display_name"):
+            body["display_name"] = res.spec["display_name"]
+        create = Create(address=res.address, kind="skill", reason=why, body=body, target=target)
+        return SkillPlan(create, None, None, None)
+    return _decide(inputs, res, source, obj, target, found)
+
+
+def skill_by_slug(inputs: PlanInputs, slug: str) -> JSON | None:
+    """The newest live skill whose latest version is named ``slug`` and that no lockfile
+    entry records (``Observed.skill_versions`` says the names it could read)."""
+    recorded = {e.id for e in inputs.entries.values() if e.kind == "skill"}
+    named = [
+        skill
+        for skill in inputs.live.get("skill", {}).values()
+        if skill["id"] not in recorded
+        and (inputs.skill_versions.get(skill["id"]) or {}).get("name") == slug
+    ]
+    return max(named, key=lambda s: (str(s.get("created_at")), s["id"])) if named else None
+
+
+def _decide(
+    inputs: PlanInputs,
+    res: DesiredResource,
+    source: SkillSource,
+    obj: JSON,
+    target: Target,
+    found: bool,
+) -> SkillPlan:
+    entry = inputs.entry(res.address)
+    latest = obj.get("latest_version_id")
+    ours = entry is not None and entry.id == obj["id"]
+    uploaded = entry.uploaded if entry is not None and ours else {}
+    lock = SkillLock(
+        obj["id"], {v: UploadedVersion(u.digest, dict(u.files)) for v, u in uploaded.items()}
+    )
+    seen = inputs.skill_versions.get(obj["id"]) or {}
+    holds_ours = seen.get("id") == latest and seen.get("digest") == source.digest
+    step = skill_step(lock, source, latest)
+    if step.action != "none" and holds_ours:
+        step = SkillStep("none")  # the live latest holds exactly these files: record it
+    elif step.foreign_latest and isinstance(seen.get("files"), Mapping) and seen["id"] == latest:
+        added, changed, removed = source.changed_files(dict(seen["files"]))
+        step = SkillStep("new_version", tuple(sorted({*added, *changed, *removed})), True)
+    common = {"address": res.address, "kind": "skill", "remote_id": obj["id"]}
+    tail = f"; found by its slug {source.slug} (the lockfile had no entry)" if found else ""
+    if step.action == "none":
+        recorded = latest in uploaded and not found
+        needs_record = (
+            not recorded
+            or entry is None
+            or entry.spec_digest != target.spec_digest
+            or entry.protect != res.protect
+            or entry.slug != source.slug
+            or inputs.pending(res.address)
+        )
+        reason = "up to date" if recorded else _recorded_reason(latest, found, source.slug)
+        skill = target.skill.model_copy(update={"version_id": latest}) if target.skill else None
+        noop = NoOp(
+            reason=reason,
+            target=target.model_copy(update={"skill": skill}) if needs_record else None,
+            live_marker=latest,
+            **common,
+        )
+        return SkillPlan(noop, obj, obj["id"], latest)
+    update = Update(
+        reason=_version_reason(step, latest) + tail,
+        changes=_file_changes(source, lock, seen, latest),
+        body={"files": {"$files": res.address}, "after_version": latest},
+        target=target,
+        live_marker=latest,
+        labels=("files",),
+        **common,
+    )
+    return SkillPlan(update, obj, obj["id"], None)
+
+
+def _recorded_reason(latest: str | None, found: bool, slug: str) -> str:
+    if found:
+        return (
+            f"{FOUND_BY_SLUG} {slug} (the lockfile had no entry); its latest version "
+            f"{latest} holds the manifest's files: recorded, nothing uploaded"
+        )
+    return (
+        f"its latest version {latest} holds the manifest's files but is not recorded (an "
+        "upload whose lockfile write was lost): recorded, nothing uploaded"
+    )
+
+
+def _version_reason(step: SkillStep, latest: str | None) -> str:
+    if not step.foreign_latest:
+        return step.summary()
+    n = len(step.changed)
+    files = f"; {n} file{'s' if n != 1 else ''} differ: {', '.join(step.changed)}" if n else ""
+    return f"new version (the live latest version {latest} was not uploaded by this project{files})"
+
+
+def _file_changes(
+    source: SkillSource, lock: SkillLock, seen: Mapping[str, object], latest: str | None
+) -> tuple[FieldChange, ...]:
+    """One change per file added, changed or removed since the live latest version (its
+    path, and the sha256 before and after: never the content)."""
+    ours = lock.versions.get(latest) if latest is not None else None
+    before = ours.files if ours is not None else None
+    if before is None and seen.get("id") == latest and isinstance(seen.get("files"), Mapping):
+        before = {str(k): str(v) for k, v in dict(seen["files"]).items()}  # type: ignore[call-overload]
+    if before is None:
+        return ()
+    now = {f.path: f.sha256 for f in source.files}
+    added, changed, removed = source.changed_files(before)
+    out = [FieldChange(op="add", path=p, new=f"sha256:{now[p]}") for p in added]
+    out += [
+        FieldChange(op="change", path=p, old=f"sha256:{before[p]}", new=f"sha256:{now[p]}")
+        for p in changed
+    ]
+    out += [FieldChange(op="remove", path=p, old=f"sha256:{before[p]}") for p in removed]
+    return tuple(sorted(out, key=lambda c: c.path))
