@@ -271,3 +271,112 @@ def test_skills_over_tcp(workdir: Path, tcp_provider: str) -> None:
     ok(*url, "apply", "--auto-approve")
     plan_is_clean(*url)
     assert len(skill_entry()["uploaded"]) == 2
+
+
+# --------------------------------------------------------------------------- agents
+
+AGENTS = """\
+kind: Environment
+name: dev
+spec: {config: {type: cloud}}
+---
+kind: Agent
+name: coder
+spec:
+  model: claude-sonnet-4-6
+  skills:
+    - {ref: pdf-tools}
+    - {type: anthropic, skill_id: xlsx}
+---
+kind: Deployment
+name: nightly
+spec:
+  agent: coder
+  environment: dev
+  initial_events: [{type: user.message, content: [{type: text, text: hi}]}]
+"""
+
+
+def live_agent(agent_id: str) -> dict[str, Any]:
+    async def read(client: ProviderClient) -> dict[str, Any]:
+        return dict(await client.agents.retrieve(agent_id))
+
+    return out_of_band(read)
+
+
+def agent_skills() -> list[dict[str, Any]]:
+    skills: list[dict[str, Any]] = live_agent(lockfile()["resources"]["agent.coder"]["id"])[
+        "skills"
+    ]
+    return sorted(skills, key=lambda s: str(s["type"]))
+
+
+def test_an_agent_follows_the_newest_version_one_the_same_apply_uploads_included(
+    workdir: Path,
+) -> None:
+    (workdir / "manifests/app.yaml").write_text(AGENTS)
+    ok("apply", "--auto-approve")  # the skill and the agent that uses it, in one apply
+    [skill] = live_skills()
+    first = skill["latest_version_id"]
+    anthropic, custom = agent_skills()
+    assert anthropic["skill_id"] == "xlsx"
+    assert (custom["skill_id"], custom["version"]) == (skill["id"], first)
+    assert lockfile()["resources"]["agent.coder"]["skills"] == {"skill.pdf-tools": first}
+    plan_is_clean()
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    shown = ok("plan").stdout
+    assert "~ skill.pdf-tools  new version (1 file changed: fill.py)" in shown
+    assert "~ agent.coder  update  version 1 -> 2  [skills]" in shown, shown
+    assert "it follows the newest version of skill.pdf-tools, which this apply uploads" in shown
+    assert "~ deployment.nightly  update  pin agent.coder@1 -> @2  (follows latest)" in shown
+    ok("apply", "--auto-approve")
+    [skill] = live_skills()
+    assert skill["latest_version_id"] != first
+    assert agent_skills()[1]["version"] == skill["latest_version_id"]
+    resources = lockfile()["resources"]
+    assert resources["agent.coder"]["skills"] == {"skill.pdf-tools": skill["latest_version_id"]}
+    assert resources["deployment.nightly"]["pins"] == {"agent.coder": 2}
+    plan_is_clean()
+
+
+def test_an_agent_pinned_to_a_version_stays_there_and_an_unknown_version_is_an_error(
+    workdir: Path,
+) -> None:
+    (workdir / "manifests/app.yaml").write_text(AGENTS)
+    ok("apply", "--auto-approve")
+    [skill] = live_skills()
+    first = skill["latest_version_id"]
+    app = workdir / "manifests/app.yaml"
+    app.write_text(AGENTS.replace("{ref: pdf-tools}", f"{{ref: pdf-tools, version: {first}}}"))
+    ok("apply", "--auto-approve")  # the same version: only the lockfile's digest changes
+    plan_is_clean()
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    shown = ok("plan").stdout
+    assert "skill.pdf-tools  new version" in shown and "agent.coder" not in shown, shown
+    ok("apply", "--auto-approve")
+    assert agent_skills()[1]["version"] == first
+    plan_is_clean()
+    app.write_text(AGENTS.replace("{ref: pdf-tools}", "{ref: pdf-tools, version: skillver_nope}"))
+    before = live_agent(lockfile()["resources"]["agent.coder"]["id"])
+    for command in (("plan",), ("apply", "--auto-approve")):
+        result = cli(*command)
+        assert result.exit_code == 1, result.stdout
+        assert (
+            "manifests/app.yaml:10:24: agent.coder pins skill.pdf-tools version skillver_nope, "
+            "which does not exist"
+        ) in result.stderr, result.stderr
+    assert live_agent(before["id"]) == before
+
+
+def test_wire_form_skills_stay_as_written(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    [skill] = live_skills()
+    (workdir / "manifests/app.yaml").write_text(
+        AGENTS.replace("{ref: pdf-tools}", f"{{type: custom, skill_id: {skill['id']}}}")
+    )
+    ok("apply", "--auto-approve")
+    anthropic, custom = agent_skills()
+    assert (anthropic["type"], anthropic["skill_id"]) == ("anthropic", "xlsx")
+    assert (custom["skill_id"], custom["version"]) == (skill["id"], skill["latest_version_id"])
+    assert "skills" not in lockfile()["resources"]["agent.coder"]
+    plan_is_clean()

@@ -112,7 +112,7 @@ async def check_skills(
             if not isinstance(item, SkillRef) or item.version is None:
                 continue
             skill = f"skill.{item.ref}"
-            known = await _versions(client, skill, lockfile, live)
+            known = await _versions(client, skill, lockfile, live, item.version)
             if item.version not in known:
                 where = manifests.location(doc.address, f"skills[{index}].version")
                 shown = ", ".join(sorted(known)[-5:]) or "none yet: it is uploaded by this apply"
@@ -124,12 +124,16 @@ async def check_skills(
 
 
 async def _versions(
-    client: ProviderClient, skill: str, lockfile: Lockfile, live: dict[str, JSON]
+    client: ProviderClient, skill: str, lockfile: Lockfile, live: dict[str, JSON], wanted: str
 ) -> set[str]:
+    """The versions of ``skill`` known to exist: those recorded, the live latest, and when
+    ``wanted`` is none of them, every version the provider lists."""
     entry = lockfile.resources.get(skill)
     if entry is None or entry.id not in live:
         return set()
     known = set(entry.uploaded) | {live[entry.id].get("latest_version_id") or ""}
+    if wanted in known:
+        return known
     try:
         listed = await client.skills.versions.list(entry.id).to_list()
     except ProviderError:
