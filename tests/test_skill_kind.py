@@ -380,3 +380,37 @@ def test_wire_form_skills_stay_as_written(workdir: Path) -> None:
     assert (custom["skill_id"], custom["version"]) == (skill["id"], skill["latest_version_id"])
     assert "skills" not in lockfile()["resources"]["agent.coder"]
     plan_is_clean()
+
+
+def test_the_plan_shows_the_chain_in_one_place_in_text_json_and_markdown(workdir: Path) -> None:
+    (workdir / "manifests/app.yaml").write_text(AGENTS)
+    ok("apply", "--auto-approve")
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    text = ok("plan").stdout
+    chain = text.split("Skill rollouts (a skill's new version, the agents that follow it, ")[1]
+    assert chain.splitlines()[1:4] == [
+        "  skill.pdf-tools  new version (1 file changed: fill.py)",
+        "    ~ agent.coder  version 1 -> 2  [skills]",
+        "      ~ deployment.nightly  pin agent.coder@1 -> @2 (follows latest)",
+    ], chain
+    assert "  skill.pdf-tools (new version) is used by 1 deployment:" in text
+    markdown = ok("plan", "--format", "markdown").stdout
+    assert (
+        "#### Skill rollouts\n\n- `skill.pdf-tools` new version (1 file changed: fill.py)\n"
+        "  - `agent.coder` version 1 -&gt; 2  [skills]\n"
+        "    - `deployment.nightly` pin agent.coder@1 -&gt; @2 (follows latest)\n"
+    ) in markdown, markdown
+    plan = json.loads(ok("plan", "--format", "json").stdout)
+    [skill_chain] = plan["skill_chains"]
+    assert skill_chain["skill"] == "skill.pdf-tools"
+    assert skill_chain["summary"] == "new version (1 file changed: fill.py)"
+    assert skill_chain["agents"] == [{"agent": "agent.coder", "from_version": 1, "to_version": 2}]
+    assert [(m["deployment"], m["old"], m["new"]) for m in skill_chain["pin_moves"]] == [
+        ("deployment.nightly", 1, 2)
+    ]
+    [action] = [a for a in plan["actions"] if a["address"] == "skill.pdf-tools"]
+    assert action["labels"] == ["files"]
+    assert [(c["op"], c["path"]) for c in action["changes"]] == [("change", "fill.py")]
+    assert action["changes"][0]["new"].startswith("sha256:")
+    ok("apply", "--auto-approve")
+    assert json.loads(ok("plan", "--format", "json").stdout)["skill_chains"] == []

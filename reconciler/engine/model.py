@@ -257,6 +257,37 @@ class PolicyWarning(Frozen):
     message: str
 
 
+class ChainAgent(Frozen):
+    """An agent in a skill's chain: it follows the skill's newest version, so it gets a new
+    version of its own (``version 3 -> 4``)."""
+
+    agent: str
+    from_version: int | None = None
+    to_version: int | None = None
+
+
+class SkillChain(Frozen):
+    """One skill's new version and what it reaches, read in one place: the agents that
+    follow the skill's newest version (each updated), then the pin moves of the deployments
+    that follow those agents."""
+
+    skill: str
+    #: ``new version (2 files changed: fill.py, forms/w9.json)``
+    summary: str
+    agents: tuple[ChainAgent, ...] = ()
+    pin_moves: tuple[PinMove, ...] = ()
+
+
+def skill_version_words(changes: tuple[FieldChange, ...]) -> str:
+    """``new version (2 files changed: fill.py, forms/w9.json)``: a skill upload in a few
+    words, from its file changes (none known: the live latest was uploaded out of band)."""
+    paths = [c.path for c in changes]
+    if not paths:
+        return "new version (the live latest version was not uploaded by this project)"
+    n = len(paths)
+    return f"new version ({n} file{'s' if n != 1 else ''} changed: {', '.join(paths)})"
+
+
 class PlanSummary(Frozen):
     create: int = 0
     update: int = 0
@@ -307,6 +338,8 @@ class Plan(Frozen):
     policy_warnings: tuple[PolicyWarning, ...] = ()
     #: candidates the lockfile holds: their deployments' pins stay (``engine.gate``)
     held: tuple[HeldCandidate, ...] = ()
+    #: each skill's new version, the agents that follow it and their deployments' pin moves
+    skill_chains: tuple[SkillChain, ...] = Field(default=(), exclude_if=lambda v: not v)
 
     @property
     def check_sessions(self) -> int:

@@ -49,6 +49,7 @@ from reconciler.engine.resource import (
     predicted_version,
 )
 from reconciler.engine.rollout import gate_pin_move, gated_moves
+from reconciler.engine.skillchain import chain_radius, skill_chains
 from reconciler.engine.targets import narrow, targeted_addresses, wanted_addresses
 from reconciler.kinds import KIND_ORDER
 from reconciler.manifest import Document
@@ -116,6 +117,10 @@ def build_plan(
         actions, notes, conflicts, twins = narrow(wanted, actions, notes, conflicts, twins)
     kept = {a.address for a in actions}
     gates = {a.address: a.gate for a in actions if isinstance(a, Update) and a.gate is not None}
+    pin_moves = gated_moves(
+        _pin_moves(inputs.desired, planned, kept), gates, {h.deployment for h in held}
+    )
+    chains = skill_chains(inputs.desired, actions, pin_moves)
     return Plan(
         project=options.project,
         lineage=lockfile.lineage if lockfile is not None else None,
@@ -123,10 +128,14 @@ def build_plan(
         prune=options.prune,
         targets=tuple(options.targets),
         actions=tuple(sorted(actions, key=lambda a: a.address)),
-        pin_moves=gated_moves(
-            _pin_moves(inputs.desired, planned, kept), gates, {h.deployment for h in held}
+        pin_moves=pin_moves,
+        blast_radius=tuple(
+            sorted(
+                _blast_radius(inputs.desired, actions) + chain_radius(inputs.desired, chains),
+                key=lambda b: b.address,
+            )
         ),
-        blast_radius=_blast_radius(inputs.desired, actions),
+        skill_chains=chains,
         notes=tuple(sorted(notes, key=lambda n: n.address)),
         twins=tuple(sorted(twins, key=lambda t: (t.address, t.remote_id))),
         conflicts=tuple(sorted(conflicts, key=lambda c: c.address)),

@@ -180,7 +180,8 @@ def _version_reason(step: SkillStep, latest: str | None) -> str:
     if not step.foreign_latest:
         return step.summary()
     n = len(step.changed)
-    files = f"; {n} file{'s' if n != 1 else ''} differ: {', '.join(step.changed)}" if n else ""
+    differ = "file differs" if n == 1 else "files differ"
+    files = f"; {n} {differ}: {', '.join(step.changed)}" if n else ""
     return f"new version (the live latest version {latest} was not uploaded by this project{files})"
 
 

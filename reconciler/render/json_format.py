@@ -166,6 +166,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
             for h in sorted(plan.held, key=lambda h: (h.deployment, h.agent, h.version))
         ],
     }
+    doc["skill_chains"] = [c.model_dump(mode="json") for c in plan.skill_chains]
     result: dict[str, Any] = _sorted(doc)
     return result
 

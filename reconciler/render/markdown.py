@@ -18,6 +18,7 @@ from reconciler.render.outline import (
     CONFLICTS_HEADING,
     HELD_HEADING,
     POLICY_WARNINGS_HEADING,
+    SKILL_CHAINS_HEADING,
     TWINS_HEADING,
     Block,
     LeftAlone,
@@ -156,6 +157,12 @@ def _fit(head: str, display: list[_Section], priority: list[_Section], limit: in
     return out
 
 
+def _chain_item(text: str) -> str:
+    """``agent.coder  version 1 -> 2`` as Markdown: the address as code, the rest as text."""
+    address, _, rest = text.partition("  ")
+    return f"{_code(address)} {html.escape(rest, quote=False)}"
+
+
 def _sections(outline: Outline, limit: int, noun: str, full: bool = False) -> list[_Section]:
     rows = [_row(b) for b in outline.blocks]
     max_detail = limit if full else limit // _DETAIL_SHARE
@@ -176,6 +183,12 @@ def _sections(outline: Outline, limit: int, noun: str, full: bool = False) -> li
         + (f" ({_code(n.remote_id)})" if n.remote_id else "")
         + f": {html.escape(n.message, quote=False)}\n"
         for n in outline.notes
+    ]
+    chains = [
+        f"- {_code(c.skill)} {html.escape(c.words, quote=False)}\n"
+        + "".join(f"  - {_chain_item(a)}\n" for a in c.agents)
+        + "".join(f"    - {_chain_item(p)}\n" for p in c.pins)
+        for c in outline.skill_chains
     ]
     table_head = "| | Address | Kind | What |\n|:-:|---|---|---|\n"
 
@@ -218,6 +231,9 @@ def _sections(outline: Outline, limit: int, noun: str, full: bool = False) -> li
             "policy warnings",
             0.15,
         ),
+        _Section(
+            f"#### {SKILL_CHAINS_HEADING.split(' (')[0]}\n\n", "", chains, "skill rollouts", 0.2
+        ),
     ]
 
 
@@ -238,7 +254,7 @@ def plan_markdown(
     if outline.untargeted_message:
         title += f"**Not targeted:** {html.escape(outline.untargeted_message, quote=False)}\n\n"
     sections = _sections(outline, limit, "actions", full)
-    conflicts, twins, changes, blast, notes, held, details, policy = sections
+    conflicts, twins, changes, blast, notes, held, details, policy, chains = sections
     if outline.empty_message is not None:
         head = title + f"**No changes.** {outline.empty_message.removeprefix('No changes. ')}\n\n"
         return _fit(head, [notes, held, policy], [policy, held, notes], limit, _SEE_PLAN)
@@ -252,8 +268,8 @@ def plan_markdown(
         head += f"**{html.escape(outline.check_sessions, quote=False)}**\n\n"
     if outline.shortened:
         head += "_Long values are shortened; `reconciler plan --full` shows them whole._\n\n"
-    display = [conflicts, twins, changes, blast, notes, held, policy, details]
-    priority = [conflicts, twins, policy, held, blast, notes, changes, details]
+    display = [conflicts, twins, changes, chains, blast, notes, held, policy, details]
+    priority = [conflicts, twins, policy, held, chains, blast, notes, changes, details]
     return _fit(head, display, priority, limit, _SEE_PLAN)
 
 
@@ -276,6 +292,6 @@ def drift_markdown(
     head += f"**Drift:** {outline.summary.removeprefix('Drift: ')}\n\n"
     if outline.shortened:
         head += "_Long values are shortened; `reconciler drift --full` shows them whole._\n\n"
-    _, _, changes, _, _, _, details, _ = _sections(outline, limit, "drift items", full)
+    _, _, changes, _, _, _, details, _, _ = _sections(outline, limit, "drift items", full)
     changes.heading = "#### Drift\n\n"
     return _fit(head, [changes, details], [changes, details], limit, _SEE_DRIFT)

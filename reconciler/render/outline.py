@@ -29,8 +29,10 @@ from reconciler.engine.model import (
     Plan,
     PolicyWarning,
     Replace,
+    SkillChain,
     Twin,
     Update,
+    skill_version_words,
 )
 from reconciler.render.values import (
     ELLIPSIS,
@@ -123,6 +125,35 @@ class LeftAlone:
 
 
 @dataclass(frozen=True)
+class Chain:
+    """A skill's new version and what it reaches, as lines: the skill, each agent that
+    follows it (``agent.coder  version 3 -> 4  [skills]``), each deployment pin it moves."""
+
+    skill: str
+    words: str
+    agents: tuple[str, ...]
+    pins: tuple[str, ...]
+
+
+SKILL_CHAINS_HEADING = (
+    "Skill rollouts (a skill's new version, the agents that follow it, their deployments):"
+)
+
+
+def chain_view(chain: SkillChain) -> Chain:
+    """``Chain`` lines of one ``SkillChain``."""
+    agents = []
+    for a in chain.agents:
+        if a.from_version is None:
+            agents.append(f"{a.agent}  version {a.to_version or 1}  [skills]")
+        else:
+            to = "next" if a.to_version is None else str(a.to_version)
+            agents.append(f"{a.agent}  version {a.from_version} -> {to}  [skills]")
+    pins = tuple(f"{m.deployment}  pin {' '.join(pin_facts(m))}" for m in chain.pin_moves)
+    return Chain(chain.skill, printable(chain.summary), tuple(agents), pins)
+
+
+@dataclass(frozen=True)
 class Outline:
     """A plan or drift report as blocks and closing sections, ready for a format."""
 
@@ -148,6 +179,8 @@ class Outline:
     held: tuple[LeftAlone, ...] = ()
     #: ``Apply would start 2 check sessions ...``: what the rollout checks cost, or None
     check_sessions: str | None = None
+    #: each skill's new version, then the agents that follow it, then their deployments
+    skill_chains: tuple[Chain, ...] = ()
 
 
 # --- values and field changes --------------------------------------------------------------
@@ -337,18 +370,6 @@ def action_block(
 SKILL_VERSION_VERB = "new version"
 
 
-def skill_version_words(action: Update) -> str:
-    """``new version (2 files changed: fill.py, forms/w9.json)``: a skill upload's headline
-    (the live latest uploaded out of band: said so, with the files when they are known)."""
-    paths = [c.path for c in action.changes]
-    if paths:
-        n = len(paths)
-        what = f"{n} file{'s' if n != 1 else ''} changed: {', '.join(printable(p) for p in paths)}"
-    else:
-        what = "the live latest version was not uploaded by this project"
-    return f"{SKILL_VERSION_VERB} ({what})"
-
-
 def _skill_version_block(action: Update) -> Block:
     """``~ skill.pdf-tools  new version (1 file changed: fill.py)``, a line per file (its
     path only: hashes are in the JSON, contents nowhere)."""
@@ -356,9 +377,8 @@ def _skill_version_block(action: Update) -> Block:
     for c in action.changes:
         sign = {"add": "+", "remove": "-", "change": "~"}[c.op]
         lines.append(Line(printable(c.path), sign, tone=_SIGN_TONE[sign]))
-    return Block(
-        "~", "update", action.address, action.kind, skill_version_words(action), lines=tuple(lines)
-    )
+    words = printable(skill_version_words(action.changes))
+    return Block("~", "update", action.address, action.kind, words, lines=tuple(lines))
 
 
 def _skill_create_block(action: Create, *, full: bool) -> Block:
@@ -489,6 +509,8 @@ def exposure(impact: Impact) -> Exposure:
 def _radius(plan: Plan, radius: BlastRadius) -> Radius:
     action = plan.action(radius.address)
     verb = action.type if action is not None and action.type != "noop" else ""
+    if action is not None and action.kind == "skill" and action.type == "update":
+        verb = SKILL_VERSION_VERB
     impacts = sorted(radius.deployments, key=lambda i: i.deployment)
     return Radius(radius.address, verb, tuple(exposure(i) for i in impacts))
 
@@ -558,6 +580,7 @@ def plan_outline(plan: Plan, *, width: int = 100, full: bool = False) -> Outline
         policy_warnings=tuple(_policy_warning(w) for w in plan.policy_warnings),
         held=held_items(plan),
         check_sessions=check_sessions_message(plan),
+        skill_chains=tuple(chain_view(c) for c in plan.skill_chains),
     )
 
 

@@ -20,6 +20,7 @@ from reconciler.render.outline import (
     DETAIL_INDENT,
     HELD_HEADING,
     POLICY_WARNINGS_HEADING,
+    SKILL_CHAINS_HEADING,
     TWINS_HEADING,
     Block,
     Line,
@@ -217,6 +218,12 @@ def _closing(outline: Outline) -> list[Text]:
     if outline.unchanged and outline.blocks:
         noun = "resource is" if outline.unchanged == 1 else "resources are"
         lines += [Text(""), Text(f"  {outline.unchanged} unchanged {noun} not shown.", "dim")]
+    if outline.skill_chains:
+        lines += [Text(""), Text(SKILL_CHAINS_HEADING, style="bold")]
+        for chain in outline.skill_chains:
+            lines.append(Text(f"  {chain.skill}  {chain.words}"))
+            lines += [Text(f"    ~ {agent}") for agent in chain.agents]
+            lines += [Text(f"      ~ {pin}") for pin in chain.pins]
     if outline.blast_radius:
         lines += [Text(""), Text("Blast radius:", style="bold")]
         for radius in outline.blast_radius:
