@@ -508,7 +508,7 @@ def exposure(impact: Impact) -> Exposure:
 
 def _radius(plan: Plan, radius: BlastRadius) -> Radius:
     action = plan.action(radius.address)
-    verb = action.type if action is not None and action.type != "noop" else ""
+    verb: str = action.type if action is not None and action.type != "noop" else ""
     if action is not None and action.kind == "skill" and action.type == "update":
         verb = SKILL_VERSION_VERB
     impacts = sorted(radius.deployments, key=lambda i: i.deployment)
