@@ -9,14 +9,13 @@ back leaves nothing to list) is said in the report's ``warnings``, never hidden.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from reconciler.app.skills import describe_skills
 from reconciler.app.workspace import (
     Settings,
     connect,
     observe,
-    read_documents,
     read_state,
     state_exists,
 )
@@ -30,7 +29,8 @@ from reconciler.engine.model import (
     DriftReport,
 )
 from reconciler.engine.refresh import Observed
-from reconciler.manifest import Document
+from reconciler.kinds import Kind
+from reconciler.manifest import ManifestSet, load_manifests
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
     LockEntry,
@@ -40,6 +40,8 @@ from reconciler.state.model import utc_timestamp
 
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
+
+JSON = dict[str, Any]
 
 
 async def drift(
@@ -56,21 +58,26 @@ async def drift(
         LockfileError: the lockfile cannot be read.
         ProviderError: the provider failed.
     """
-    documents = read_documents(ws)
+    manifests = load_manifests(ws.manifests)
     lockfile = read_state(ws)
     missing = None if state_exists(ws, lockfile) else ws.state_name
     if client is None:
         async with connect(ws) as c:
-            return await _drift(c, documents, lockfile, ws.project, ignore_unmanaged, missing)
-    return await _drift(client, documents, lockfile, ws.project, ignore_unmanaged, missing)
+            return await _drift(c, manifests, lockfile, ws.project, ignore_unmanaged, missing)
+    return await _drift(client, manifests, lockfile, ws.project, ignore_unmanaged, missing)
 
 
 def _healed(
-    documents: Sequence[Document], observed: Observed, lockfile: Lockfile, project: str
+    manifests: ManifestSet, observed: Observed, lockfile: Lockfile, project: str
 ) -> tuple[Lockfile, frozenset[str], tuple[str, ...]]:
     """``lockfile`` with an entry for each manifest address its ownership tags name live
-    (see ``heal_from_tags``); the healed addresses; the addresses nothing was found for."""
+    (see ``heal_from_tags``), and each skill found by its slug; the healed addresses; the
+    addresses nothing was found for."""
+    documents = manifests.documents
     found, unseen = heal_from_tags(documents, observed, lockfile, project)
+    skills = _skills_by_slug(manifests, observed, lockfile)
+    found.update(skills)
+    unseen = tuple(a for a in unseen if a not in skills)
     if not found:
         return lockfile, frozenset(), unseen
     desired = {r.address: r for r in desired_resources(documents)}
@@ -95,6 +102,26 @@ def _healed(
             ),
         )
     return healed, frozenset(found), unseen
+
+
+def _skills_by_slug(
+    manifests: ManifestSet, observed: Observed, lockfile: Lockfile
+) -> dict[str, tuple[Kind, JSON]]:
+    """Skills without an entry, found by their slug (a skill carries no tags)."""
+    recorded = {e.id for e in lockfile.resources.values() if e.kind == "skill"}
+    found: dict[str, tuple[Kind, JSON]] = {}
+    for address, source in manifests.skills.items():
+        if address in lockfile.resources:
+            continue
+        named = [
+            s
+            for s in observed.all("skill")
+            if s["id"] not in recorded
+            and (observed.skill_versions.get(s["id"]) or {}).get("name") == source.slug
+        ]
+        if named:
+            found[address] = ("skill", max(named, key=lambda s: str(s.get("created_at"))))
+    return found
 
 
 def _warnings(missing: str | None, healed: frozenset[str], unseen: tuple[str, ...]) -> list[str]:
@@ -124,17 +151,26 @@ def _warnings(missing: str | None, healed: frozenset[str], unseen: tuple[str, ..
 
 async def _drift(
     client: ProviderClient,
-    documents: Sequence[Document],
+    manifests: ManifestSet,
     lockfile: Lockfile,
     project: str,
     ignore_unmanaged: bool,
     missing: str | None = None,
 ) -> DriftReport:
+    documents = manifests.documents
     observed = await observe(client, lockfile, project)
-    lockfile, healed, unseen = _healed(documents, observed, lockfile, project)
+    observed = await describe_skills(client, manifests, lockfile, observed)
+    lockfile, healed, unseen = _healed(manifests, observed, lockfile, project)
     warnings = tuple(_warnings(missing, healed, unseen))
+    skills = manifests.skills
     report = build_drift(
-        documents, observed, lockfile, project, ignore_unmanaged=ignore_unmanaged, healed=healed
+        documents,
+        observed,
+        lockfile,
+        project,
+        ignore_unmanaged=ignore_unmanaged,
+        healed=healed,
+        skills=skills,
     )
     agent_ids = agents_to_annotate(report)
     if agent_ids:
@@ -148,5 +184,6 @@ async def _drift(
             ignore_unmanaged=ignore_unmanaged,
             versions=dict(zip(agent_ids, histories, strict=True)),
             healed=healed,
+            skills=skills,
         )
     return report.model_copy(update={"warnings": warnings}) if warnings else report

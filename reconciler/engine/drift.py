@@ -41,6 +41,7 @@ from reconciler.engine.planner import UNKNOWN, PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
 from reconciler.kinds import KIND_ORDER, Kind, owned_address, owner_of, remote_name_of
 from reconciler.manifest import Document
+from reconciler.manifest.skilldir import SkillSource
 from reconciler.state import LockEntry, Lockfile
 
 JSON = dict[str, Any]
@@ -179,12 +180,16 @@ def _is_pin_path(path: str) -> bool:
 
 
 def manifest_differences(
-    documents: Iterable[Document], observed: Observed, lockfile: Lockfile | None, project: str
+    documents: Iterable[Document],
+    observed: Observed,
+    lockfile: Lockfile | None,
+    project: str,
+    skills: Mapping[str, SkillSource] | None = None,
 ) -> dict[str, tuple[FieldChange, ...]]:
     """address -> how its live object differs from its manifest (expected -> live), by the
     planner's own comparison. Secrets and a deployment's agent pin are left out (secrets
     cannot be read back; pins are compared with the lockfile, see ``pin`` drift)."""
-    plan = build_plan(documents, observed, lockfile, PlanOptions(project=project))
+    plan = build_plan(documents, observed, lockfile, PlanOptions(project=project), skills=skills)
     out: dict[str, tuple[FieldChange, ...]] = {}
     for action in plan.actions:
         if not isinstance(action, Update | Replace):
@@ -305,6 +310,39 @@ def _changed_item(
     )
 
 
+def _skill_item(
+    address: str,
+    entry: LockEntry,
+    live: JSON,
+    observed: Observed,
+    changes: tuple[FieldChange, ...],
+) -> DriftItem | None:
+    """A skill whose live latest version is not one this project uploaded (uploaded out of
+    band). A version of ours is no drift, whatever the manifests say now (a change in git
+    is what plan shows); nor is one holding exactly the manifest's files."""
+    latest = live.get("latest_version_id")
+    if latest in entry.uploaded or not changes and not _unread_latest(observed, live):
+        return None
+    what = f"its latest version {latest} was not uploaded by this project"
+    return DriftItem(
+        type="changed",
+        address=address,
+        kind="skill",
+        remote_id=live["id"],
+        remote_name=remote_name_of("skill", live),
+        message=f"{what} (uploaded outside git); `reconciler apply` uploads the manifest's "
+        "files as a new version",
+        changes=changes,
+        changed_at=live.get("updated_at"),
+    )
+
+
+def _unread_latest(observed: Observed, live: JSON) -> bool:
+    """The live latest version's files were not read (so they cannot be compared)."""
+    seen = observed.skill_versions.get(str(live["id"])) or {}
+    return seen.get("id") != live.get("latest_version_id") or "digest" not in seen
+
+
 def _pin_item(
     address: str, entry: LockEntry, live: JSON, entries: Mapping[str, LockEntry]
 ) -> DriftItem | None:
@@ -382,6 +420,7 @@ def build_drift(
     ignore_unmanaged: bool = False,
     versions: Mapping[str, Sequence[JSON]] | None = None,
     healed: frozenset[str] = frozenset(),
+    skills: Mapping[str, SkillSource] | None = None,
 ) -> DriftReport:
     """How the live system differs from what the lockfile and the manifests say.
 
@@ -393,6 +432,8 @@ def build_drift(
         ignore_unmanaged: leave unmanaged objects out of the report (twins stay in).
         versions: agent id -> its versions (``GET /v1/agents/{id}/versions``), for the
             agents ``agents_to_annotate`` named; says which version introduced a change.
+        healed: addresses whose entry was found by ownership tags (or a skill's slug).
+        skills: skill address -> its directory as read at load (``ManifestSet.skills``).
 
     Returns:
         A ``DriftReport`` with items sorted by address (or kind and name), then drift type.
@@ -404,7 +445,9 @@ def build_drift(
     documents = tuple(documents)
     desired = {r.address: r for r in desired_resources(documents)}
     entries = dict(lockfile.resources) if lockfile is not None else {}
-    planned = manifest_differences(documents, observed, lockfile, project) if entries else {}
+    planned = (
+        manifest_differences(documents, observed, lockfile, project, skills) if entries else {}
+    )
     items: list[DriftItem] = []
     live_vaults = {v["id"] for v in observed.all("vault") if not v.get("archived_at")}
     for address, entry in sorted(entries.items()):
@@ -424,6 +467,10 @@ def build_drift(
                     message=_removed_message(address, in_manifests),
                 )
             )
+            continue
+        if entry.kind == "skill":
+            skill = _skill_item(address, entry, live, observed, planned.get(address, ()))
+            items += [skill] if skill is not None else []
             continue
         history = (versions or {}).get(entry.id) if versions is not None else None
         changed = _changed_item(

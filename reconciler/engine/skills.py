@@ -29,7 +29,6 @@ from reconciler.engine.model import (
     Target,
     Update,
 )
-from reconciler.errors import PlanError
 from reconciler.manifest.skill import SkillLock, SkillStep, UploadedVersion, skill_step
 from reconciler.manifest.skilldir import SkillSource
 
@@ -56,18 +55,10 @@ class SkillPlan:
 
 
 def plan_skill(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
-    """Match, compare and decide one skill.
-
-    Raises:
-        PlanError: the skill's directory was not read (a caller passed documents without
-            their ``ManifestSet.skills``).
-    """
+    """Match, compare and decide one skill (see the module docstring)."""
     source = inputs.skills.get(res.address)
     if source is None:
-        raise PlanError(
-            f"{res.address}: its source directory was not read; plan it from a ManifestSet "
-            "(load_manifests), whose skills carry their files"
-        )
+        return _unread(inputs, res)
     files = {f.path: f.sha256 for f in source.files}
     entry = inputs.entry(res.address)
     obj: JSON | None = None
@@ -93,6 +84,29 @@ def plan_skill(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
         create = Create(address=res.address, kind="skill", reason=why, body=body, target=target)
         return SkillPlan(create, None, None, None)
     return _decide(inputs, res, source, obj, target, found)
+
+
+def _unread(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
+    """A skill whose directory the caller did not read (documents without their
+    ``ManifestSet.skills``): its content cannot be judged, so its recorded skill is kept as
+    it is, and a missing one is a create whose files apply reads."""
+    entry = inputs.entry(res.address)
+    obj = inputs.live.get("skill", {}).get(entry.id) if entry is not None else None
+    target = Target(spec_digest=desired_digest(res), protect=res.protect)
+    if obj is None:
+        why = f"{res.address} has no live skill (its files were not read by this plan)"
+        body: JSON = {"files": {"$files": res.address}}
+        create = Create(address=res.address, kind="skill", reason=why, body=body, target=target)
+        return SkillPlan(create, None, None, None)
+    latest = obj.get("latest_version_id")
+    noop = NoOp(
+        address=res.address,
+        kind="skill",
+        remote_id=obj["id"],
+        reason="its files were not read by this plan: left as it is",
+        live_marker=latest,
+    )
+    return SkillPlan(noop, obj, obj["id"], latest)
 
 
 def skill_by_slug(inputs: PlanInputs, slug: str) -> JSON | None:

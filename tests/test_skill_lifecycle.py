@@ -1,0 +1,110 @@
+"""``kind: Skill`` through the CLI, what happens around a skill: drift (a version uploaded
+out of band, a skill deleted behind git's back) and prune (delete only with ``--prune``,
+never a protected skill, never one an agent outside the prune still uses)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.gitops import (
+    drift_json,
+    items,
+    lockfile,
+    make_workdir,
+    ok,
+    out_of_band,
+    plan_is_clean,
+)
+
+from reconciler.provider import ProviderClient, SkillUpload
+
+SKILL_MD = "---\nname: pdf-tools\ndescription: Fill PDF forms.\n---\nUse fill.py.\n"
+SKILLS = "kind: Skill\nname: pdf-tools\nspec:\n  source: skills/pdf-tools\n"
+AGENT = """\
+kind: Agent
+name: coder
+spec:
+  model: claude-sonnet-4-6
+  skills: [{ref: pdf-tools}]
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = make_workdir(tmp_path, monkeypatch, manifests=False)
+    (root / ".git").mkdir()
+    skill = root / "manifests/skills/pdf-tools"
+    skill.mkdir(parents=True)
+    (skill / "SKILL.md").write_text(SKILL_MD)
+    (skill / "fill.py").write_text("print(1)\n")
+    (root / "manifests/skills.yaml").write_text(SKILLS)
+    return root
+
+
+def skill_id() -> str:
+    return str(lockfile()["resources"]["skill.pdf-tools"]["id"])
+
+
+def live_skills() -> list[dict[str, Any]]:
+    async def read(client: ProviderClient) -> list[dict[str, Any]]:
+        return list(await client.skills.list().to_list())
+
+    return out_of_band(read)
+
+
+def upload_by_hand(skill: str, files: dict[str, str]) -> str:
+    upload = SkillUpload(tuple((f"pdf-tools/{p}", t.encode()) for p, t in files.items()))
+
+    async def run(client: ProviderClient) -> str:
+        return str((await client.skills.versions.create(skill, upload))["id"])
+
+    return out_of_band(run)
+
+
+def delete_by_hand(skill: str) -> None:
+    async def run(client: ProviderClient) -> None:
+        await client.skills.delete(skill)
+
+    out_of_band(run)
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def test_a_version_uploaded_out_of_band_is_drift_and_plan_uploads_the_manifest_again(
+    workdir: Path,
+) -> None:
+    ok("apply", "--auto-approve")
+    assert drift_json(code=0)["items"] == []
+    by_hand = upload_by_hand(skill_id(), {"SKILL.md": SKILL_MD, "fill.py": "print('hand')\n"})
+    [item] = items(drift_json(), "changed")
+    assert item["address"] == "skill.pdf-tools" and item["kind"] == "skill"
+    assert f"its latest version {by_hand} was not uploaded by this project" in item["message"]
+    assert [(c["op"], c["path"]) for c in item["changes"]] == [("change", "fill.py")]
+    assert "print('hand')" not in json.dumps(item)
+    shown = ok("plan").stdout
+    assert "~ skill.pdf-tools  new version (1 file changed: fill.py)" in shown
+    assert f"the live latest version {by_hand} was not uploaded by this project" in shown
+    ok("apply", "--auto-approve")
+    assert drift_json(code=0)["items"] == []
+    plan_is_clean()
+
+
+def test_a_skill_deleted_behind_gits_back_is_drift_and_plan_uploads_it_again(
+    workdir: Path,
+) -> None:
+    ok("apply", "--auto-approve")
+    gone = skill_id()
+    delete_by_hand(gone)
+    [item] = items(drift_json(), "deleted")
+    assert (item["address"], item["remote_id"]) == ("skill.pdf-tools", gone)
+    plan = json.loads(ok("plan", "--format", "json").stdout)
+    [action] = [a for a in plan["actions"] if a["address"] == "skill.pdf-tools"]
+    assert action["type"] == "create"
+    assert action["reason"] == f"the recorded skill {gone} no longer exists"
+    ok("apply", "--auto-approve")
+    assert skill_id() != gone and len(live_skills()) == 1
+    plan_is_clean()
