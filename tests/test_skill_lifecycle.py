@@ -108,3 +108,83 @@ def test_a_skill_deleted_behind_gits_back_is_drift_and_plan_uploads_it_again(
     ok("apply", "--auto-approve")
     assert skill_id() != gone and len(live_skills()) == 1
     plan_is_clean()
+
+
+# --------------------------------------------------------------------------- prune
+
+
+def removed_from_manifests(workdir: Path) -> None:
+    # something stays declared: --prune refuses manifests that declare nothing
+    (workdir / "manifests/skills.yaml").write_text(
+        "kind: Environment\nname: dev\nspec: {config: {type: cloud}}\n"
+    )
+
+
+def test_a_skill_left_out_of_the_manifests_is_deleted_only_with_prune(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    gone = skill_id()
+    removed_from_manifests(workdir)
+    shown = ok("plan").stdout
+    assert "not in the manifests; left alone. Run with --prune to delete it" in shown
+    ok("apply", "--auto-approve")
+    assert [s["id"] for s in live_skills()] == [gone]
+    shown = ok("plan", "--prune").stdout
+    assert "- skill.pdf-tools  delete  (permanent)" in shown, shown
+    ok("apply", "--prune", "--auto-approve")
+    assert live_skills() == [] and "skill.pdf-tools" not in lockfile()["resources"]
+    plan_is_clean()
+
+
+def test_a_protected_skill_is_never_deleted(workdir: Path) -> None:
+    (workdir / "manifests/skills.yaml").write_text(SKILLS + "protect: true\n")
+    ok("apply", "--auto-approve")
+    removed_from_manifests(workdir)
+    shown = ok("plan", "--prune").stdout
+    assert "not in the manifests but protected" in shown and "To delete it" in shown
+    ok("apply", "--prune", "--auto-approve")
+    assert len(live_skills()) == 1
+
+
+def test_a_skill_an_agent_outside_the_prune_uses_is_not_deleted_and_the_agent_is_named(
+    workdir: Path,
+) -> None:
+    (workdir / "manifests/agents.yaml").write_text(AGENT)
+    ok("apply", "--auto-approve")
+    sid = skill_id()
+    # the agent keeps the skill, by id, while the Skill document goes
+    (workdir / "manifests/agents.yaml").write_text(
+        AGENT.replace("{ref: pdf-tools}", f"{{type: custom, skill_id: {sid}}}")
+    )
+    removed_from_manifests(workdir)
+    shown = ok("plan", "--prune").stdout
+    assert "skill.pdf-tools" in shown and "still used by agent.coder" in shown, shown
+    ok("apply", "--prune", "--auto-approve")
+    assert [s["id"] for s in live_skills()] == [sid]
+    # an agent whose update drops the skill does not keep it: the delete runs after it
+    (workdir / "manifests/agents.yaml").write_text(
+        AGENT.replace("  skills: [{ref: pdf-tools}]\n", "")
+    )
+    plan = json.loads(ok("plan", "--prune", "--format", "json").stdout)
+    [delete] = [a for a in plan["actions"] if a["address"] == "skill.pdf-tools"]
+    assert delete["type"] == "delete"
+    ok("apply", "--prune", "--auto-approve")
+    assert live_skills() == []
+    plan_is_clean()
+
+
+def test_a_skill_gone_already_is_forgotten_with_prune(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    delete_by_hand(skill_id())
+    removed_from_manifests(workdir)
+    ok("apply", "--prune", "--auto-approve")
+    assert "skill.pdf-tools" not in lockfile()["resources"]
+    plan_is_clean()
+
+
+def test_prune_over_tcp(workdir: Path, tcp_provider: str) -> None:
+    url = ("--provider-url", tcp_provider)
+    ok(*url, "apply", "--auto-approve")
+    removed_from_manifests(workdir)
+    ok(*url, "apply", "--prune", "--auto-approve")
+    assert "skill.pdf-tools" not in lockfile()["resources"]
+    plan_is_clean(*url)

@@ -203,9 +203,14 @@ def _order_removals(actions: list[Action]) -> list[Action]:
         if a.kind == "deployment" and a.type in ("create", "update", "replace")
     )
     out: list[Action] = []
+    agents = tuple(
+        a.address for a in actions if a.kind == "agent" and a.type in ("create", "update")
+    )
     for a in actions:
         if a.type in ("archive", "delete") and a.kind != "deployment":
             deps = tuple(sorted(set(referrers)))
+            if a.kind == "skill":  # an agent's update may be what stops using it
+                deps += agents
             if a.kind == "agent":
                 deps += tuple(
                     x.address for x in actions if x.type == "archive" and x.kind == "deployment"

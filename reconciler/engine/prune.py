@@ -22,7 +22,7 @@ from typing import Any, cast
 
 from reconciler.engine.inputs import JSON, PlanInputs, live_marker
 from reconciler.engine.model import Archive, Conflict, Delete, Note
-from reconciler.kinds import DELETABLE_KINDS, Kind
+from reconciler.kinds import DELETABLE_KINDS, KIND_INFO, Kind
 from reconciler.state import LockEntry
 
 Removal = Archive | Delete
@@ -111,8 +111,13 @@ def prune(
     actions: list[Removal] = []
     notes: list[Note] = []
     conflicts: list[Conflict] = []
-    for orphan in orphans:
-        verdict = classify(inputs, orphan, vaults)
+    # skills last: whether one may go depends on the agents this prune archives
+    verdicts = [(o, classify(inputs, o, vaults)) for o in orphans if o.kind != "skill"]
+    archived = {v.remote_id for _, v in verdicts if isinstance(v, Archive) and v.kind == "agent"}
+    verdicts += [
+        (o, _skill_verdict(inputs, o, vaults, archived)) for o in orphans if o.kind == "skill"
+    ]
+    for orphan, verdict in sorted(verdicts, key=lambda ov: ov[0].address):
         if isinstance(verdict, Note):
             notes.append(verdict)
         elif isinstance(verdict, Conflict):
@@ -134,10 +139,55 @@ def classify(inputs: PlanInputs, orphan: Orphan, vaults: VaultOrphans) -> Verdic
         return None  # archiving the vault takes its credentials along
     vault = _protecting_vault(inputs, orphan.address) if orphan.kind == "credential" else None
     if vault is not None or (orphan.entry is not None and orphan.entry.protect):
-        return _note(orphan, _protected_message(orphan.address, vault))
+        message = _protected_message(orphan.address, vault)
+        if not KIND_INFO[orphan.kind].can_archive:
+            message = message.replace("To archive it", "To delete it")
+        return _note(orphan, message)
     if not inputs.options.prune:
-        return _note(orphan, "not in the manifests; left alone. Run with --prune to archive it")
+        verb = "archive" if KIND_INFO[orphan.kind].can_archive else "delete"
+        return _note(orphan, f"not in the manifests; left alone. Run with --prune to {verb} it")
     return _removal(inputs, orphan)
+
+
+def _skill_verdict(
+    inputs: PlanInputs, orphan: Orphan, vaults: VaultOrphans, archived: set[str]
+) -> Verdict:
+    """A skill that left the manifests: as any orphan, but deleted (the provider has no
+    archive), and never while an agent outside this prune still uses it."""
+    verdict = classify(inputs, orphan, vaults)
+    if not isinstance(verdict, Delete | Archive) or not orphan.live:
+        return verdict
+    users = skill_users(inputs, verdict.remote_id, archived)
+    if users:
+        return _note(
+            orphan,
+            f"not in the manifests, but still used by {', '.join(users)}; left alone (a skill "
+            "an agent uses is not deleted). Remove it from the agent's skills, apply, then run "
+            "with --prune",
+        )
+    return verdict
+
+
+def skill_users(inputs: PlanInputs, skill_id: str, archived: set[str]) -> list[str]:
+    """The live agents that use skill ``skill_id`` and will still use it after this plan:
+    not archived by it, and not updated by it to drop the skill (a desired agent whose
+    manifest no longer names it). Each by address, else by name and id."""
+    names = {e.id: a for a, e in inputs.entries.items() if e.kind == "agent"}
+    users = []
+    for agent in inputs.live.get("agent", {}).values():
+        if agent.get("archived_at") or agent["id"] in archived:
+            continue
+        if not any(s.get("skill_id") == skill_id for s in agent.get("skills") or []):
+            continue
+        address = names.get(agent["id"])
+        res = inputs.desired.get(address) if address is not None else None
+        if res is not None and not any(
+            isinstance(s, dict) and (s.get("skill_id") == skill_id)
+            for s in res.spec.get("skills") or []
+        ):
+            continue  # its update drops the skill; the delete waits for it
+        users.append(address or f"agent {agent.get('name')!r} ({agent['id']})")
+    return sorted(users)
 
 
 def _already_removed(inputs: PlanInputs, orphan: Orphan, vaults: VaultOrphans) -> Verdict:
@@ -148,8 +198,10 @@ def _already_removed(inputs: PlanInputs, orphan: Orphan, vaults: VaultOrphans) -
         if orphan.kind == "credential" and _under(orphan.address, vaults.forgotten):
             return None  # forgotten with its vault (see record_outcome)
         # e.g. an apply --prune killed after the provider archived, before the lockfile
-        # write: archiving again is a no-op that drops the stale entry
-        return Archive(
+        # write: archiving again is a no-op that drops the stale entry (a kind that cannot
+        # be archived: a delete, whose 404 counts as done)
+        removal = Archive if KIND_INFO[orphan.kind].can_archive else Delete
+        return removal(
             address=orphan.address,
             kind=orphan.kind,
             remote_id=rid,
@@ -176,6 +228,10 @@ def _removal(inputs: PlanInputs, orphan: Orphan) -> Removal:
         live_marker=live_marker(kind, obj),
         parent_id=obj.get("vault_id") if kind == "credential" else None,
     )
+    if not KIND_INFO[kind].can_archive:
+        return Delete(
+            reason="removed from the manifests (--prune; it cannot be archived)", **common
+        )
     if inputs.options.delete and kind in DELETABLE_KINDS:
         return Delete(reason="removed from the manifests (--prune)", **common)
     return Archive(reason="removed from the manifests (--prune)", **common)
