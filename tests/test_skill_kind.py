@@ -414,3 +414,18 @@ def test_the_plan_shows_the_chain_in_one_place_in_text_json_and_markdown(workdir
     assert action["changes"][0]["new"].startswith("sha256:")
     ok("apply", "--auto-approve")
     assert json.loads(ok("plan", "--format", "json").stdout)["skill_chains"] == []
+
+
+def test_a_saved_plan_refuses_skill_files_changed_since_it_was_made(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    ok("plan", "--out", "skill.plan")
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(3)\n")
+    result = cli("apply", "skill.plan", "--auto-approve")
+    assert result.exit_code == 1, result.stdout
+    [skill] = live_skills()
+    assert len(versions(skill["id"])) == 1
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    ok("apply", "skill.plan", "--auto-approve")
+    assert len(versions(skill["id"])) == 2
+    plan_is_clean()

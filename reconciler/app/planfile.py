@@ -46,6 +46,12 @@ def manifests_digest(manifests: ManifestSet, secrets: SecretSource, salt: str) -
             "spec": doc.spec.model_dump(mode="json"),
             # only when set: digests of plans saved before moves existed stay the same
             **({"moved_from": doc.moved_from} if doc.moved_from is not None else {}),
+            # a skill's files are part of what it asks for (their digest, never content)
+            **(
+                {"files": manifests.skills[doc.address].digest}
+                if doc.address in manifests.skills
+                else {}
+            ),
         }
         for doc in manifests.documents
     ]

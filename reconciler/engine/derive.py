@@ -557,11 +557,25 @@ def derive_documents(
     ordered = sorted(
         (u for u in unmanaged), key=lambda u: (u.kind, u.remote_name or "", u.remote_id)
     )
-    top = [u for u in ordered if manifest_kind(u.kind) is not None and u.duplicate_of is None]
+    top = [
+        u
+        for u in ordered
+        if manifest_kind(u.kind) is not None and u.duplicate_of is None and u.kind != "skill"
+    ]
     for u in ordered:
         if u.duplicate_of is not None:
             skipped.append(
                 Skipped(u.kind, u.remote_id, f"a duplicate of {u.tagged} ({u.duplicate_of})")
+            )
+        elif u.kind == "skill":
+            skipped.append(
+                Skipped(
+                    u.kind,
+                    u.remote_id,
+                    "skills are not imported yet: write its Skill document and directory by "
+                    "hand (the latest version downloads as a zip), then apply: the skill is "
+                    "found by its slug",
+                )
             )
         elif u.kind == "credential":
             skipped.append(

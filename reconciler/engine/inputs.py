@@ -19,7 +19,7 @@ from reconciler.engine.model import Conflict
 from reconciler.engine.ownership import conflict, owner_problem
 from reconciler.engine.refresh import Observed
 from reconciler.engine.targets import closure
-from reconciler.kinds import KIND_INFO, KIND_ORDER, Kind, kind_of, owned_address
+from reconciler.kinds import KIND_ORDER, Kind, kind_of, owned_address
 from reconciler.manifest import Document
 from reconciler.manifest.skilldir import SkillSource
 from reconciler.state import LockEntry, Lockfile
@@ -118,8 +118,8 @@ class PlanInputs:
         """A ``Conflict`` when the lockfile's object for ``address`` is not this project's:
         nothing may change or archive that object."""
         obj = self.recorded_object(address, kind)
-        if obj is None or not KIND_INFO[kind].has_metadata:
-            return None  # no tags to prove it either way: the lockfile entry is its ownership
+        if obj is None:
+            return None
         owner = owner_problem(kind, obj, self.options.project, address, self.live["vault"])
         if owner is None:
             return None

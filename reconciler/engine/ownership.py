@@ -8,6 +8,10 @@ of a recorded object, and turns a problem into a ``Conflict`` (no action at all)
 applied at once without a shared lock), which it reports, and archives with ``--prune`` as
 ``twin_address(address, id)`` so the address keeps its own action.
 
+A skill carries no metadata: ownership is its lockfile entry (its id and the versions this
+project uploaded), so the checks here hold it to be ours wherever an entry names it, and a
+lost entry is found again by the skill's slug (``engine.skills``).
+
 A credential belongs to its vault: it cannot move to another vault, and archiving the vault
 takes it along. So a credential is ours when its vault is ours (tagged for the credential's
 parent address) and its own tags, if it carries reconciler tags at all, agree.
@@ -19,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.engine.model import Archive, Conflict, Twin
-from reconciler.kinds import Kind, kind_of, owned_address, owner_of
+from reconciler.kinds import KIND_INFO, Kind, kind_of, owned_address, owner_of
 from reconciler.state import Lockfile
 
 JSON = dict[str, Any]
@@ -41,8 +45,12 @@ def not_ours(kind: str, obj: JSON, project: str, address: str) -> str | None:
     A credential is judged by its own tags only when it carries reconciler tags: it lives
     and dies with its vault (it cannot move to another one, and archiving the vault takes it
     along), so an untagged credential belongs to whoever owns its vault, which the caller
-    checks. Every other kind must carry the tags: the lockfile alone never proves ownership.
+    checks. A kind without metadata (a skill) carries no tags at all: its lockfile entry is
+    its ownership (the caller's entry names it), so it is judged ours. Every other kind must
+    carry the tags: the lockfile alone never proves ownership.
     """
+    if not KIND_INFO[kind].has_metadata:
+        return None
     tagged = owned_address(obj, project)
     if tagged == address:
         return None

@@ -34,6 +34,8 @@ def stale_actions(plan: Plan, observed: Observed) -> dict[str, str]:
         marker: str | None
         if a.kind == "agent":
             marker, what = str(live.get("version")), "version"
+        elif a.kind == "skill":
+            marker, what = live.get("latest_version_id"), "latest version"
         else:
             marker, what = live.get("updated_at"), "updated_at"
         if a.live_marker is not None and marker != a.live_marker:

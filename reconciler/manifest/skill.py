@@ -10,7 +10,7 @@ project uploaded with its digest (and each file's sha256, for the plan's change 
 - ``SkillLock`` / ``skill_step``: what apply does next (create, new version, nothing) given
   the lockfile entry, the directory and the live skill's latest version. Pure: no I/O.
 
-Not wired into the engine yet (issue #15, skills half): see docs/skills-plan.md.
+Planned by ``engine/skills.py``; see docs/architecture.md "Skills".
 """
 
 from __future__ import annotations
