@@ -279,12 +279,16 @@ async def import_resource(
     """
     kind = _check_address(address)
     _check_id(kind, remote_id, address)
+    if kind == "skill":  # no tags to write: its files are downloaded instead
+        from reconciler.app.skillimport import import_skill
+
+        return await import_skill(ws, address, remote_id, force=force)
     documents = read_documents(ws)
     desired = {r.address: r for r in desired_resources(documents)}
     warnings: list[str] = []
     with locked_state(ws, "import") as (lock, store):
         lockfile = store.load()
-        recorded = not _needs_import(lockfile, address, remote_id, force)
+        recorded = not needs_import(lockfile, address, remote_id, force)
         parent_id = _vault_id(lockfile, address) if kind == "credential" else None
         async with connect(ws) as client:
             provider = ClientBackedProvider(client)
@@ -371,7 +375,7 @@ def _with_live_digest(address: str, digest: str) -> Callable[[Lockfile], Lockfil
     return edit
 
 
-def _needs_import(lockfile: Lockfile, address: str, remote_id: str, force: bool) -> bool:
+def needs_import(lockfile: Lockfile, address: str, remote_id: str, force: bool) -> bool:
     """False when ``address`` is recorded as ``remote_id`` already; raises when the lockfile
     records the address or the id otherwise."""
     existing = lockfile.resources.get(address)

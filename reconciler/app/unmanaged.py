@@ -16,6 +16,14 @@ from pydantic import ValidationError
 
 from reconciler.app.adopt import JSON, Adopted, adopted_from, adoption, run_adoptions
 from reconciler.app.fmt import dump_documents
+from reconciler.app.skillimport import (
+    SKILLS_DIR,
+    DownloadedSkill,
+    download_skill,
+    imported_skill,
+    skill_adoption,
+    unmanaged_skill_files,
+)
 from reconciler.app.workspace import (
     Settings,
     connect,
@@ -31,12 +39,15 @@ from reconciler.engine.derive import (
     SecretVariable,
     Skipped,
     derive_documents,
+    slugify,
+    unique_name,
 )
 from reconciler.engine.desired import (
     DesiredResource,
     desired_resources,
 )
 from reconciler.engine.drift import (
+    Unmanaged,
     find_unmanaged,
 )
 from reconciler.engine.executor import ApplyReport
@@ -209,17 +220,28 @@ async def _import_unmanaged(
     )
     docs, refused = _validate(derivation)
     skipped = tuple(derivation.skipped) + tuple(refused)
+    skills = await _skills(client, unmanaged, _taken_names(documents, lockfile).get("skill", set()))
+    docs += [doc for doc, _ in skills.values()]
     if not docs:
         return UnmanagedImport(skipped=skipped)
     kept = {r.address for d in docs for r in d.resources}
     secrets = tuple(s for s in derivation.secrets if s.address in kept)
+    for name in skills:
+        if (out / SKILLS_DIR / name).exists():
+            raise PlanError(
+                f"{out / SKILLS_DIR / name} already exists; nothing was imported. Pass an "
+                "--out directory without it"
+            )
     files = _write_documents(out, docs, secrets)
+    unmanaged_skill_files(out, {name: found for name, (_, found) in skills.items()})
     res_by_address = {r.address: r for r in desired_resources(_as_documents(docs))}
     listed: dict[tuple[str, str], JSON] = {
         (k, o["id"]): o for k in KIND_ORDER for o in observed.all(k)
     }
     listed.update({("credential", c["id"]): c for creds in lists for c in creds})
-    actions, failures = await _adoptions(provider, docs, res_by_address, ws.project, listed)
+    plain = [d for d in docs if d.kind != "Skill"]
+    actions, failures = await _adoptions(provider, plain, res_by_address, ws.project, listed)
+    actions += [skill_adoption(d.address, found, d.data) for d, found in skills.values()]
     report = await run_adoptions(
         client, store, lock, actions, ws.project, parallelism=TAG_PARALLELISM
     )
@@ -234,6 +256,22 @@ async def _import_unmanaged(
         failures=failures,
         report=report,
     )
+
+
+async def _skills(
+    client: ProviderClient, unmanaged: Sequence[Unmanaged], taken: set[str]
+) -> dict[str, tuple[ImportedDocument, DownloadedSkill]]:
+    """name -> the document and downloaded files of each unmanaged skill."""
+    ids = [u.remote_id for u in unmanaged if u.kind == "skill" and u.duplicate_of is None]
+    found = await asyncio.gather(*(download_skill(client, i) for i in ids))
+    out: dict[str, tuple[ImportedDocument, DownloadedSkill]] = {}
+    names = set(taken)
+    for skill in sorted(found, key=lambda f: (f.slug, str(f.skill["id"]))):
+        name = unique_name(slugify(skill.slug or skill.skill.get("display_name"), "skill"), names)
+        names.add(name)
+        doc, _ = imported_skill(name, skill, f"{SKILLS_DIR}/{name}")
+        out[name] = (doc, skill)
+    return out
 
 
 def _as_documents(docs: Sequence[ImportedDocument]) -> list[Document]:

@@ -197,6 +197,8 @@ def import_command(
 
 def _adopted_line(verb: str, adopted: usecases.Adopted) -> str:
     what = "tagged with the ownership metadata" if adopted.tagged else "already tagged"
+    if adopted.kind == "skill":  # no metadata: the lockfile entry is its ownership
+        what = "recorded with its latest version (a skill carries no tags)"
     if adopted.kind == "agent" and adopted.version is not None:
         what += f", now version {adopted.version}" if adopted.tagged else ""
     return f"{verb} {adopted.address} ({adopted.remote_id}): {what}."

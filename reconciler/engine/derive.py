@@ -206,6 +206,11 @@ def slugify(text: str | None, fallback: str) -> str:
     return slug if slug and NAME_RE.match(slug) else fallback
 
 
+def unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name-2``, ``name-3``... the first one not ``taken``."""
+    return _unique(name, taken)
+
+
 def _unique(name: str, taken: set[str]) -> str:
     candidate, n = name, 1
     while candidate in taken:
@@ -557,6 +562,7 @@ def derive_documents(
     ordered = sorted(
         (u for u in unmanaged), key=lambda u: (u.kind, u.remote_name or "", u.remote_id)
     )
+    # skills are derived by ``app.skillimport``: their document comes with downloaded files
     top = [
         u
         for u in ordered
@@ -566,16 +572,6 @@ def derive_documents(
         if u.duplicate_of is not None:
             skipped.append(
                 Skipped(u.kind, u.remote_id, f"a duplicate of {u.tagged} ({u.duplicate_of})")
-            )
-        elif u.kind == "skill":
-            skipped.append(
-                Skipped(
-                    u.kind,
-                    u.remote_id,
-                    "skills are not imported yet: write its Skill document and directory by "
-                    "hand (the latest version downloads as a zip), then apply: the skill is "
-                    "found by its slug",
-                )
             )
         elif u.kind == "credential":
             skipped.append(
@@ -740,4 +736,5 @@ __all__ = [
     "env_var_name",
     "key_order",
     "slugify",
+    "unique_name",
 ]

@@ -1,0 +1,186 @@
+"""Import skills: download a hand-made skill's latest version beside the manifests, adopt it.
+
+A skill carries no metadata, so adopting one sends nothing: its lockfile entry (the id, the
+slug, and the latest version recorded as holding the downloaded files) is its ownership.
+
+- ``import skill.NAME ID``: with a Skill document for NAME, its directory is left as it is
+  (the next plan uploads it as a new version when its files differ from the live ones);
+  without one, the latest version is written to ``<manifests>/skills/NAME/`` and its
+  document to ``<manifests>/skills/NAME.yaml``.
+- ``import --all-unmanaged --out DIR``: each unmanaged skill's files go to
+  ``DIR/skills/NAME/`` and its document into ``DIR/skills.yaml`` (``unmanaged.py``).
+
+Either way, the next ``reconciler plan`` shows no change for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from reconciler.app.adopt import Adopted, ImportResult, needs_import, run_adoptions
+from reconciler.app.fmt import dump_documents
+from reconciler.app.workspace import Settings, connect, locked_state, read_documents
+from reconciler.engine.derive import ImportedDocument, ImportedResource
+from reconciler.engine.desired import desired_digest, desired_resources
+from reconciler.engine.model import Adopt, SkillTarget, Target
+from reconciler.errors import ApplyError, NotFoundError, PlanError
+from reconciler.manifest import Document
+from reconciler.manifest.skilldir import files_digest
+from reconciler.state import write_text_atomic
+
+if TYPE_CHECKING:
+    from reconciler.provider import ProviderClient
+
+JSON = dict[str, Any]
+#: where imported skills' directories go, beside the manifests
+SKILLS_DIR = "skills"
+
+
+@dataclass(frozen=True)
+class DownloadedSkill:
+    """A live skill and the files of its latest version (path -> bytes, the skill's top
+    directory dropped)."""
+
+    skill: JSON
+    version_id: str
+    slug: str
+    files: dict[str, bytes]
+
+    @property
+    def shas(self) -> dict[str, str]:
+        return {p: hashlib.sha256(b).hexdigest() for p, b in self.files.items()}
+
+
+async def download_skill(client: ProviderClient, skill_id: str) -> DownloadedSkill:
+    """The skill ``skill_id`` and its latest version's files.
+
+    Raises:
+        PlanError: no such skill, or its version cannot be read as a skill directory.
+    """
+    try:
+        skill = dict(await client.skills.retrieve(skill_id))
+    except NotFoundError:
+        raise PlanError(f"no skill {skill_id} on the provider") from None
+    latest = str(skill.get("latest_version_id") or "")
+    version = await client.skills.versions.retrieve(skill_id, latest)
+    archive = await client.skills.versions.download(skill_id, latest)
+    files: dict[str, bytes] = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(archive)) as z:
+            for name in z.namelist():
+                rel = name.split("/", 1)[1] if "/" in name else name
+                path = PurePosixPath(rel)
+                if name.endswith("/") or path.is_absolute() or ".." in path.parts:
+                    continue  # never written outside the skill's directory
+                files[rel] = z.read(name)
+    except zipfile.BadZipFile:
+        raise PlanError(
+            f"skill {skill_id}: its version {latest} did not download as a zip"
+        ) from None
+    return DownloadedSkill(skill, latest, str(version.get("name") or ""), files)
+
+
+def skill_document(name: str, source: str, found: DownloadedSkill) -> JSON:
+    """The Skill document of a downloaded skill (its display name only when it is not the
+    one the provider derives from the slug)."""
+    spec: JSON = {"source": source}
+    shown = found.skill.get("display_name")
+    if shown and shown != found.slug:
+        spec["display_name"] = shown
+    return {"kind": "Skill", "name": name, "spec": spec}
+
+
+def write_skill_files(directory: Path, found: DownloadedSkill) -> None:
+    """Write the skill's files under ``directory`` (which must not exist yet)."""
+    if directory.exists():
+        raise PlanError(
+            f"{directory} already exists; nothing was imported. Move it away, or import "
+            "into another directory"
+        )
+    for rel, data in sorted(found.files.items()):
+        path = directory / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def skill_adoption(address: str, found: DownloadedSkill, document: JSON) -> Adopt:
+    """Adopt a downloaded skill as ``address``: nothing is sent (a skill has no tags); the
+    lockfile records its id, slug and latest version as holding these files."""
+    [res] = desired_resources([Document.model_validate(document)])
+    shas = found.shas
+    target = Target(
+        spec_digest=desired_digest(res),
+        remote_name=res.remote_name,
+        protect=res.protect,
+        skill=SkillTarget(
+            slug=found.slug, digest=files_digest(shas), files=shas, version_id=found.version_id
+        ),
+    )
+    return Adopt(
+        address=address,
+        kind="skill",
+        reason="import: an existing skill, taken under management",
+        remote_id=str(found.skill["id"]),
+        target=target,
+    )
+
+
+def imported_skill(name: str, found: DownloadedSkill, source: str) -> tuple[ImportedDocument, JSON]:
+    """The derived document of an unmanaged skill (``import --all-unmanaged``)."""
+    data = skill_document(name, source, found)
+    resource = ImportedResource(f"skill.{name}", "skill", str(found.skill["id"]))
+    return ImportedDocument("Skill", name, data, (resource,)), data
+
+
+async def import_skill(
+    ws: Settings, address: str, remote_id: str, *, force: bool = False
+) -> ImportResult:
+    """``import skill.NAME ID`` (see the module docstring).
+
+    Raises:
+        PlanError: no such skill, the address or the id is recorded otherwise (without
+            ``force``), or the directory or document to write exists already.
+    """
+    name = address.split(".", 1)[1]
+    declared = {d.address: d for d in read_documents(ws, missing_ok=True)}
+    warnings: list[str] = []
+    with locked_state(ws, "import") as (lock, store):
+        if not needs_import(store.load(), address, remote_id, force):
+            return ImportResult(adopted=(), already=True)
+        async with connect(ws) as client:
+            found = await download_skill(client, remote_id)
+            doc = declared.get(address)
+            if doc is not None:
+                document = doc.model_dump(mode="json", exclude_defaults=True)
+            else:
+                document = skill_document(name, name, found)
+                directory = Path(ws.manifests) / SKILLS_DIR
+                target = directory / f"{name}.yaml"
+                if target.exists():
+                    raise PlanError(f"{target} already exists; nothing was imported")
+                write_skill_files(directory / name, found)
+                write_text_atomic(target, dump_documents([document]))
+                warnings.append(
+                    f"wrote {directory / name} (the {len(found.files)} files of its latest "
+                    f"version {found.version_id}) and its document {target}"
+                )
+            action = skill_adoption(address, found, document)
+            report = await run_adoptions(client, store, lock, [action], ws.project)
+    outcome = report.outcome(address)
+    if outcome is None or not outcome.ok:
+        why = outcome.error if outcome is not None else "not run"
+        raise ApplyError(f"import of {address} failed: {why}", failures=report.failures)
+    adopted = (Adopted(address, "skill", remote_id, tagged=False),)
+    return ImportResult(adopted=adopted, warnings=tuple(warnings), report=report)
+
+
+def unmanaged_skill_files(out: Path, found: Mapping[str, DownloadedSkill]) -> None:
+    """Write each imported skill's directory under ``out/skills/`` (name -> skill)."""
+    for name, skill in sorted(found.items()):
+        write_skill_files(out / SKILLS_DIR / name, skill)

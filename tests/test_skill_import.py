@@ -1,0 +1,93 @@
+"""``import`` of hand-made skills through the CLI against the embedded provider: the latest
+version is downloaded beside the manifests with its document, the skill is recorded (nothing
+is sent: a skill carries no tags), and the next plan shows no change."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.gitops import cli, lockfile, make_workdir, ok, out_of_band, plan_is_clean
+
+from reconciler.provider import ProviderClient, SkillUpload
+
+SKILL_MD = "---\nname: pdf-tools\ndescription: Fill PDF forms.\n---\nUse fill.py.\n"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = make_workdir(tmp_path, monkeypatch, manifests=False)
+    (root / ".git").mkdir()
+    (root / "manifests").mkdir()
+    (root / "manifests/env.yaml").write_text(
+        "kind: Environment\nname: dev\nspec: {config: {type: cloud}}\n"
+    )
+    ok("apply", "--auto-approve")
+    return root
+
+
+def hand_made(display_name: str | None = None) -> dict[str, Any]:
+    files = {"SKILL.md": SKILL_MD, "fill.py": "print(1)\n", "forms/w9.json": "{}\n"}
+    upload = SkillUpload(tuple((f"pdf-tools/{p}", t.encode()) for p, t in files.items()))
+
+    async def run(client: ProviderClient) -> dict[str, Any]:
+        return dict(await client.skills.create(upload, display_name=display_name))
+
+    return out_of_band(run)
+
+
+def versions(skill_id: str) -> int:
+    async def run(client: ProviderClient) -> int:
+        return len(await client.skills.versions.list(skill_id).to_list())
+
+    return out_of_band(run)
+
+
+def test_import_of_one_skill_downloads_it_writes_its_document_and_records_it(
+    workdir: Path,
+) -> None:
+    skill = hand_made()
+    result = ok("import", "skill.pdf-kit", skill["id"])
+    assert "recorded with its latest version (a skill carries no tags)" in result.stdout
+    root = workdir / "manifests/skills"
+    assert (root / "pdf-kit/fill.py").read_text() == "print(1)\n"
+    assert (root / "pdf-kit/forms/w9.json").read_text() == "{}\n"
+    assert "source: pdf-kit" in (root / "pdf-kit.yaml").read_text()
+    entry = lockfile()["resources"]["skill.pdf-kit"]
+    assert (entry["id"], entry["slug"]) == (skill["id"], "pdf-tools")
+    assert list(entry["uploaded"]) == [skill["latest_version_id"]]
+    plan_is_clean()
+    # managed from now on: a change in git is a new version of that same skill
+    (root / "pdf-kit/fill.py").write_text("print(2)\n")
+    ok("apply", "--auto-approve")
+    assert versions(skill["id"]) == 2
+    plan_is_clean()
+    # importing it again changes nothing; into a taken directory is refused
+    assert cli("import", "skill.pdf-kit", skill["id"]).exit_code == 0
+    other = hand_made()
+    (workdir / "manifests/skills/pdf-kit.yaml").rename(workdir / "kept.yaml")
+    refused = cli("import", "skill.pdf-kit", other["id"], "--force")
+    assert refused.exit_code == 1 and "already exists" in refused.stderr
+
+
+def test_import_all_unmanaged_writes_every_hand_made_skill_with_its_files(
+    workdir: Path,
+) -> None:
+    first, second = hand_made(), hand_made(display_name="PDF (team B)")
+    assert [i["type"] for i in json.loads(cli("drift", "--format", "json").stdout)["items"]] == [
+        "unmanaged",
+        "unmanaged",
+    ]
+    ok("import", "--all-unmanaged", "--out", "manifests/imported")
+    out = workdir / "manifests/imported"
+    text = (out / "skills.yaml").read_text()
+    assert "name: pdf-tools\n" in text and "name: pdf-tools-2\n" in text
+    assert "display_name: PDF (team B)" in text
+    assert (out / "skills/pdf-tools/SKILL.md").read_text() == SKILL_MD
+    assert (out / "skills/pdf-tools-2/forms/w9.json").exists()
+    ids = {e["id"] for e in lockfile()["resources"].values() if e["kind"] == "skill"}
+    assert ids == {first["id"], second["id"]}
+    plan_is_clean()
+    assert json.loads(cli("drift", "--format", "json").stdout)["items"] == []
