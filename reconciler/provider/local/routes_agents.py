@@ -13,10 +13,11 @@ from typing import Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from .context import Ctx, agent_reference, archive, created_filters, require
+from .context import Ctx, agent_reference, archive, require
 from .defaults import AGENT_CONTENT_FIELDS, build_agent_fields, refuse_archived
 from .errors import bad_request, conflict, not_found
 from .ids import new_id, now_ts
+from .listing import Created, Listed, Paged, list_objects
 from .paging import decode_cursor, json_response, page_response
 from .routes_skills import resolve_custom_skill
 from .schemas import AgentCreate, AgentUpdate
@@ -127,26 +128,8 @@ async def update_agent(ctx: Ctx, agent_id: str, body: AgentUpdate) -> Response:
 
 
 @router.get("/v1/agents", summary="List agents")
-async def list_agents(
-    ctx: Ctx,
-    limit: int = Query(20, ge=1, le=100),
-    page: str | None = Query(None, max_length=4096),
-    include_archived: bool = False,
-    created_at_gte: str | None = Query(None, alias="created_at[gte]", max_length=64),
-    created_at_lte: str | None = Query(None, alias="created_at[lte]", max_length=64),
-) -> Response:
-    store = ctx.store
-    cursor = decode_cursor("agents", page)
-    conditions, params = created_filters("created_at", gte=created_at_gte, lte=created_at_lte)
-    rows = store.page(
-        "agent",
-        conditions=conditions,
-        params=params,
-        include_archived=include_archived,
-        after=cursor.after,
-        limit=limit,
-    )
-    return page_response("agents", rows, limit, render=render_agent)
+async def list_agents(ctx: Ctx, window: Listed, created: Created) -> Response:
+    return list_objects(ctx.store, "agent", "agents", window, created=created, render=render_agent)
 
 
 @router.post("/v1/agents/{agent_id}/archive", summary="Archive an agent")
@@ -155,18 +138,13 @@ async def archive_agent(ctx: Ctx, agent_id: str) -> Response:
 
 
 @router.get("/v1/agents/{agent_id}/versions", summary="List an agent's versions, newest first")
-async def list_versions(
-    ctx: Ctx,
-    agent_id: str,
-    limit: int = Query(20, ge=1, le=100),
-    page: str | None = Query(None, max_length=4096),
-) -> Response:
+async def list_versions(ctx: Ctx, agent_id: str, window: Paged) -> Response:
     store = ctx.store
     record = require(store, "agent", agent_id)
     tag = f"versions:{agent_id}"
-    cursor = decode_cursor(tag, page)
-    rows = store.version_page(agent_id, cursor.after, limit)
+    cursor = decode_cursor(tag, window.page)
+    rows = store.version_page(agent_id, cursor.after, window.limit)
     archived_at = record.data.get("archived_at")
     return page_response(
-        tag, rows, limit, render=lambda v: render_agent({**v, "archived_at": archived_at})
+        tag, rows, window.limit, render=lambda v: render_agent({**v, "archived_at": archived_at})
     )

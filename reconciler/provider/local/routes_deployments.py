@@ -19,12 +19,13 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from .context import Ctx, agent_reference, agent_snapshot, archive, created_filters, require
+from .context import Ctx, agent_reference, agent_snapshot, archive, require
 from .cron import CronError, parse_cron
 from .defaults import check_metadata, none_if_empty, patch_metadata, refuse_archived
 from .errors import bad_request
 from .ids import format_ts, new_id, now_ts
-from .paging import decode_cursor, json_response, page_response
+from .listing import Created, CreatedAny, Listed, WidePaged, list_objects
+from .paging import json_response
 from .routes_files import check_files, missing_file
 from .routes_memory_stores import archived_reference, check_reference
 from .routes_sessions import SNAPSHOT_FIELDS, check_vaults, open_session, usable_environment
@@ -209,34 +210,21 @@ async def update_deployment(ctx: Ctx, deployment_id: str, body: DeploymentUpdate
 @router.get("/v1/deployments", summary="List deployments")
 async def list_deployments(
     ctx: Ctx,
-    limit: int = Query(20, ge=1, le=100),
-    page: str | None = Query(None, max_length=4096),
-    include_archived: bool = False,
+    window: Listed,
+    created: Created,
     agent_id: str | None = Query(None, max_length=128),
     status: Literal["active", "paused"] | None = None,
-    created_at_gte: str | None = Query(None, alias="created_at[gte]", max_length=64),
-    created_at_lte: str | None = Query(None, alias="created_at[lte]", max_length=64),
 ) -> Response:
-    store = ctx.store
-    if include_archived and status is not None:
+    if window.include_archived and status is not None:
         raise bad_request("status cannot be combined with include_archived")
-    cursor = decode_cursor("deployments", page)
-    conditions, params = created_filters("created_at", gte=created_at_gte, lte=created_at_lte)
-    if agent_id is not None:
-        conditions.append("json_extract(data, '$.agent.id') = ?")
-        params.append(agent_id)
-    if status is not None:
-        conditions.append("json_extract(data, '$.status') = ?")
-        params.append(status)
-    rows = store.page(
-        "deployment",
-        conditions=conditions,
-        params=params,
-        include_archived=include_archived,
-        after=cursor.after,
-        limit=limit,
+    where = [
+        (f"json_extract(data, '{path}') = ?", [value])
+        for path, value in (("$.agent.id", agent_id), ("$.status", status))
+        if value is not None
+    ]
+    return list_objects(
+        ctx.store, "deployment", "deployments", window, created=created, where=where, render=render
     )
-    return page_response("deployments", rows, limit, render=render)
 
 
 @router.post("/v1/deployments/{deployment_id}/archive", summary="Archive a deployment")
@@ -309,36 +297,27 @@ async def retrieve_run(ctx: Ctx, deployment_run_id: str) -> Response:
 @router.get("/v1/deployment_runs", summary="List deployment runs, newest first")
 async def list_runs(
     ctx: Ctx,
-    limit: int = Query(20, ge=1, le=1000),
-    page: str | None = Query(None, max_length=4096),
+    window: WidePaged,
+    created: CreatedAny,
     deployment_id: str | None = Query(None, max_length=128),
     has_error: bool | None = None,
     trigger_type: Literal["schedule", "manual"] | None = None,
-    created_at_gt: str | None = Query(None, alias="created_at[gt]", max_length=64),
-    created_at_gte: str | None = Query(None, alias="created_at[gte]", max_length=64),
-    created_at_lt: str | None = Query(None, alias="created_at[lt]", max_length=64),
-    created_at_lte: str | None = Query(None, alias="created_at[lte]", max_length=64),
 ) -> Response:
-    store = ctx.store
-    cursor = decode_cursor("deployment_runs", page)
-    conditions, params = created_filters(
-        "created_at", created_at_gt, created_at_gte, created_at_lt, created_at_lte
-    )
+    where: list[tuple[str, list[Any]]] = []
     if has_error is not None:
-        conditions.append(
-            "json_extract(data, '$.error') IS " + ("NOT NULL" if has_error else "NULL")
+        where.append(
+            ("json_extract(data, '$.error') IS " + ("NOT NULL" if has_error else "NULL"), [])
         )
     if trigger_type is not None:
-        conditions.append("json_extract(data, '$.trigger_context.type') = ?")
-        params.append(trigger_type)
-    rows = store.page(
+        where.append(("json_extract(data, '$.trigger_context.type') = ?", [trigger_type]))
+    return list_objects(
+        ctx.store,
         "deployment_run",
-        conditions=conditions,
-        params=params,
+        "deployment_runs",
+        window,
+        created=created,
+        where=where,
         parent_id=deployment_id,
         include_archived=True,
-        after=cursor.after,
         descending=True,
-        limit=limit,
     )
-    return page_response("deployment_runs", rows, limit)

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from starlette.responses import Response
 
 from .context import Ctx, archive, require, save_if_changed
 from .defaults import build_env_config, check_metadata, patch_metadata, refuse_archived
 from .errors import conflict
 from .ids import new_id, now_ts
-from .paging import decode_cursor, json_response, page_response
+from .listing import Listed, list_objects
+from .paging import json_response
 from .schemas import EnvironmentCreate, EnvironmentUpdate
 from .store import Store
 
@@ -87,18 +88,8 @@ async def update_environment(ctx: Ctx, environment_id: str, body: EnvironmentUpd
 
 
 @router.get("/v1/environments", summary="List environments")
-async def list_environments(
-    ctx: Ctx,
-    limit: int = Query(20, ge=1, le=100),
-    page: str | None = Query(None, max_length=4096),
-    include_archived: bool = False,
-) -> Response:
-    store = ctx.store
-    cursor = decode_cursor("environments", page)
-    rows = store.page(
-        "environment", include_archived=include_archived, after=cursor.after, limit=limit
-    )
-    return page_response("environments", rows, limit)
+async def list_environments(ctx: Ctx, window: Listed) -> Response:
+    return list_objects(ctx.store, "environment", "environments", window)
 
 
 @router.post("/v1/environments/{environment_id}/archive", summary="Archive an environment")

@@ -27,9 +27,10 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from . import memory_db
-from .context import Ctx, created_filters, require
+from .context import Ctx, require
 from .errors import ApiError, bad_request, not_found
 from .ids import new_id, now_ts
+from .listing import Created, Paged
 from .paging import decode_cursor, json_response, page_response
 from .schemas_memory import (
     MemoryCreate,
@@ -292,22 +293,20 @@ async def delete_memory(
 async def list_memory_versions(
     ctx: Ctx,
     memory_store_id: str,
-    limit: int = Query(20, ge=1, le=100),
-    page: str | None = Query(None, max_length=4096),
+    window: Paged,
+    created: Created,
     memory_id: str | None = Query(None, max_length=128),
     operation: Literal["created", "modified", "deleted"] | None = None,
     api_key_id: str | None = Query(None, max_length=128),
     session_id: str | None = Query(None, max_length=128),
     service_account_id: str | None = Query(None, max_length=128),
-    created_at_gte: str | None = Query(None, alias="created_at[gte]", max_length=64),
-    created_at_lte: str | None = Query(None, alias="created_at[lte]", max_length=64),
     view: View = "basic",
 ) -> Response:
     store = ctx.store
     require(store, "memory_store", memory_store_id)
     tag = f"memory_versions:{memory_store_id}"
-    cursor = decode_cursor(tag, page)
-    conditions, params = created_filters("created_at", gte=created_at_gte, lte=created_at_lte)
+    cursor = decode_cursor(tag, window.page)
+    conditions, params = created.filters()
     for column, value in (("memory_id", memory_id), ("operation", operation)):
         if value is not None:
             conditions.append(f"{column} = ?")
@@ -320,7 +319,7 @@ async def list_memory_versions(
         if value is not None:
             conditions.append(f"json_extract(data, '$.created_by.{field}') = ?")
             params.append(value)
-    size = min(limit, FULL_PAGE) if view == "full" else limit
+    size = min(window.limit, FULL_PAGE) if view == "full" else window.limit
     rows = memory_db.version_page(store, memory_store_id, conditions, params, cursor.after, size)
     return page_response(tag, rows, size, render=lambda v: _show(v, view))
 

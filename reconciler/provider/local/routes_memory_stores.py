@@ -17,15 +17,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from starlette.responses import Response
 
 from . import memory_db
-from .context import Ctx, archive, created_filters, require, save_if_changed
+from .context import Ctx, archive, require, save_if_changed
 from .defaults import check_metadata, patch_metadata, refuse_archived
 from .errors import ApiError, bad_request
 from .ids import new_id, now_ts
-from .paging import decode_cursor, json_response, page_response
+from .listing import Created, Listed, list_objects
+from .paging import json_response
 from .schemas_memory import MemoryStoreCreate, MemoryStoreUpdate
 from .store import Record, Store
 
@@ -166,25 +167,8 @@ async def update_memory_store(ctx: Ctx, memory_store_id: str, body: MemoryStoreU
 
 
 @router.get("/v1/memory_stores", summary="List memory stores")
-async def list_memory_stores(
-    ctx: Ctx,
-    limit: int = Query(20, ge=1, le=100),
-    page: str | None = Query(None, max_length=4096),
-    include_archived: bool = False,
-    created_at_gte: str | None = Query(None, alias="created_at[gte]", max_length=64),
-    created_at_lte: str | None = Query(None, alias="created_at[lte]", max_length=64),
-) -> Response:
-    cursor = decode_cursor("memory_stores", page)
-    conditions, params = created_filters("created_at", gte=created_at_gte, lte=created_at_lte)
-    rows = ctx.store.page(
-        "memory_store",
-        conditions=conditions,
-        params=params,
-        include_archived=include_archived,
-        after=cursor.after,
-        limit=limit,
-    )
-    return page_response("memory_stores", rows, limit)
+async def list_memory_stores(ctx: Ctx, window: Listed, created: Created) -> Response:
+    return list_objects(ctx.store, "memory_store", "memory_stores", window, created=created)
 
 
 @router.post("/v1/memory_stores/{memory_store_id}/archive", summary="Archive a memory store")

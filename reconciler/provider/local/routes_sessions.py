@@ -9,6 +9,7 @@ Events sent to an archived session are a 409; to a deleted one a 404.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -19,7 +20,6 @@ from .context import (
     agent_reference,
     agent_snapshot,
     archive,
-    created_filters,
     merged_list,
     require,
     save_if_changed,
@@ -37,6 +37,7 @@ from .defaults import (
 )
 from .errors import ApiError, bad_request, conflict
 from .ids import new_id, now_ts
+from .listing import CreatedAny, Listed, Paged, list_objects
 from .paging import decode_cursor, json_response, page_response
 from .routes_files import usable_file
 from .routes_memory_stores import mount
@@ -249,9 +250,8 @@ async def update_session(ctx: Ctx, session_id: str, body: SessionUpdate) -> Resp
 @router.get("/v1/sessions", summary="List sessions (bidirectional cursor)")
 async def list_sessions(
     ctx: Ctx,
-    limit: int = Query(20, ge=1, le=100),
-    page: str | None = Query(None, max_length=4096),
-    include_archived: bool = False,
+    window: Listed,
+    created: CreatedAny,
     order: Literal["asc", "desc"] = "desc",
     agent_id: str | None = Query(None, max_length=128),
     agent_version: int | None = Query(None, ge=1, le=2**31),
@@ -259,49 +259,36 @@ async def list_sessions(
     memory_store_id: str | None = Query(None, max_length=128),
     statuses_b: Annotated[list[Status] | None, Query(alias="statuses[]")] = None,
     statuses: Annotated[list[Status] | None, Query()] = None,
-    created_at_gt: str | None = Query(None, alias="created_at[gt]", max_length=64),
-    created_at_gte: str | None = Query(None, alias="created_at[gte]", max_length=64),
-    created_at_lt: str | None = Query(None, alias="created_at[lt]", max_length=64),
-    created_at_lte: str | None = Query(None, alias="created_at[lte]", max_length=64),
 ) -> Response:
-    store = ctx.store
     if agent_version is not None and agent_id is None:
         raise bad_request("agent_version filters only together with agent_id")
-    tag = f"sessions:{order}"
-    cursor = decode_cursor(tag, page)
-    conditions, params = created_filters(
-        "created_at", created_at_gt, created_at_gte, created_at_lt, created_at_lte
-    )
-    for path, value in (
-        ("$.agent.id", agent_id),
-        ("$.agent.version", agent_version),
-        ("$.deployment_id", deployment_id),
-    ):
-        if value is not None:
-            conditions.append(f"json_extract(data, '{path}') = ?")
-            params.append(value)
+    where: list[tuple[str, Sequence[Any]]] = [
+        (f"json_extract(data, '{path}') = ?", [value])
+        for path, value in (
+            ("$.agent.id", agent_id),
+            ("$.agent.version", agent_version),
+            ("$.deployment_id", deployment_id),
+        )
+        if value is not None
+    ]
     wanted = merged_list(statuses_b, statuses)
     if wanted:
-        conditions.append(f"json_extract(data, '$.status') IN ({','.join('?' * len(wanted))})")
-        params.extend(wanted)
+        where.append((f"json_extract(data, '$.status') IN ({','.join('?' * len(wanted))})", wanted))
     if memory_store_id is not None:
-        conditions.append(
+        mounts = (
             "EXISTS (SELECT 1 FROM json_each(data, '$.resources') r"
             " WHERE json_extract(r.value, '$.memory_store_id') = ?)"
         )
-        params.append(memory_store_id)
-    rows = store.page(
+        where.append((mounts, [memory_store_id]))
+    return list_objects(
+        ctx.store,
         "session",
-        conditions=conditions,
-        params=params,
-        include_archived=include_archived,
-        after=cursor.after,
-        before=cursor.before,
+        f"sessions:{order}",
+        window,
+        created=created,
+        where=where,
         descending=order == "desc",
-        limit=limit,
-    )
-    return page_response(
-        tag, rows, limit, cursor=cursor, with_prev=True, has_prev=cursor.after is not None
+        bidirectional=True,
     )
 
 
@@ -340,23 +327,17 @@ async def send_events(ctx: Ctx, session_id: str, body: EventsSend) -> Response:
 async def list_events(
     ctx: Ctx,
     session_id: str,
-    limit: int = Query(20, ge=1, le=100),
-    page: str | None = Query(None, max_length=4096),
+    window: Paged,
+    created: CreatedAny,
     order: Literal["asc", "desc"] = "asc",
     types_b: Annotated[list[str] | None, Query(alias="types[]")] = None,
     types: Annotated[list[str] | None, Query()] = None,
-    created_at_gt: str | None = Query(None, alias="created_at[gt]", max_length=64),
-    created_at_gte: str | None = Query(None, alias="created_at[gte]", max_length=64),
-    created_at_lt: str | None = Query(None, alias="created_at[lt]", max_length=64),
-    created_at_lte: str | None = Query(None, alias="created_at[lte]", max_length=64),
 ) -> Response:
     store = ctx.store
     require(store, "session", session_id)
     tag = f"events:{session_id}:{order}"
-    cursor = decode_cursor(tag, page)
-    conditions, params = created_filters(
-        "processed_at", created_at_gt, created_at_gte, created_at_lt, created_at_lte
-    )
+    cursor = decode_cursor(tag, window.page)
+    conditions, params = created.filters("processed_at")
     wanted = merged_list(types_b, types)
     if wanted:
         conditions.append(f"type IN ({','.join('?' * len(wanted))})")
@@ -367,9 +348,9 @@ async def list_events(
         params=params,
         after=cursor.after,
         descending=order == "desc",
-        limit=limit,
+        limit=window.limit,
     )
-    return page_response(tag, rows, limit)
+    return page_response(tag, rows, window.limit)
 
 
 @router.get(

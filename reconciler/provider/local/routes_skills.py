@@ -27,6 +27,7 @@ from starlette.responses import Response
 from .context import Ctx
 from .errors import bad_request, not_found
 from .ids import format_ts, new_id, new_sorted_id, now_ts
+from .listing import WidePaged, list_objects
 from .paging import decode_cursor, json_response, page_response
 from .skill_bundle import (
     MAX_FILES,
@@ -170,18 +171,14 @@ async def create_skill(ctx: Ctx, request: Request) -> Response:
 
 @router.get("/v1/skills", summary="List skills")
 async def list_skills(
-    ctx: Ctx,
-    limit: int = Query(20, ge=1, le=1000),
-    page: str | None = Query(None, max_length=4096),
-    source: str | None = Query(None, max_length=64),
+    ctx: Ctx, window: WidePaged, source: str | None = Query(None, max_length=64)
 ) -> Response:
     if source is not None and source not in SOURCES:
         raise bad_request(f"source must be one of {', '.join(SOURCES)}")
-    cursor = decode_cursor("skills", page)
     if source not in (None, "custom"):
-        return page_response("skills", [], limit)  # only custom skills live here
-    rows = ctx.store.page("skill", after=cursor.after, limit=limit)
-    return page_response("skills", rows, limit)
+        decode_cursor("skills", window.page)
+        return page_response("skills", [], window.limit)  # only custom skills live here
+    return list_objects(ctx.store, "skill", "skills", window)
 
 
 @router.get("/v1/skills/{skill_id}", summary="Retrieve a skill")
@@ -233,20 +230,11 @@ async def create_version(ctx: Ctx, skill_id: str, request: Request) -> Response:
 
 
 @router.get(versions, summary="List a skill's versions, newest first")
-async def list_versions(
-    ctx: Ctx,
-    skill_id: str,
-    limit: int = Query(20, ge=1, le=1000),
-    page: str | None = Query(None, max_length=4096),
-) -> Response:
+async def list_versions(ctx: Ctx, skill_id: str, window: WidePaged) -> Response:
     store = ctx.store
     _skill(store, skill_id)
     tag = f"skill_versions:{skill_id}"
-    cursor = decode_cursor(tag, page)
-    rows = store.page(
-        "skill_version", parent_id=skill_id, after=cursor.after, descending=True, limit=limit
-    )
-    return page_response(tag, rows, limit)
+    return list_objects(store, "skill_version", tag, window, parent_id=skill_id, descending=True)
 
 
 @router.get(versions + "/{version}", summary="Retrieve a skill version (an id, or latest)")

@@ -13,14 +13,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from starlette.responses import Response
 
 from .context import Ctx, require, save_if_changed
 from .defaults import check_metadata, patch_metadata, refuse_archived
 from .errors import bad_request, conflict, not_found
 from .ids import format_ts, new_id, now_ts, parse_ts
-from .paging import decode_cursor, json_response, page_response
+from .listing import Listed, list_objects
+from .paging import json_response
 from .schemas import CredentialCreate, CredentialUpdate, VaultCreate, VaultUpdate
 from .store import Record, Store
 
@@ -202,16 +203,8 @@ async def update_vault(ctx: Ctx, vault_id: str, body: VaultUpdate) -> Response:
 
 
 @router.get("/v1/vaults", summary="List vaults")
-async def list_vaults(
-    ctx: Ctx,
-    limit: int = Query(20, ge=1, le=100),
-    page: str | None = Query(None, max_length=4096),
-    include_archived: bool = False,
-) -> Response:
-    store = ctx.store
-    cursor = decode_cursor("vaults", page)
-    rows = store.page("vault", include_archived=include_archived, after=cursor.after, limit=limit)
-    return page_response("vaults", rows, limit)
+async def list_vaults(ctx: Ctx, window: Listed) -> Response:
+    return list_objects(ctx.store, "vault", "vaults", window)
 
 
 @router.post("/v1/vaults/{vault_id}/archive", summary="Archive a vault")
@@ -298,25 +291,11 @@ async def update_credential(
 
 
 @router.get(cred, summary="List a vault's credentials")
-async def list_credentials(
-    ctx: Ctx,
-    vault_id: str,
-    limit: int = Query(20, ge=1, le=100),
-    page: str | None = Query(None, max_length=4096),
-    include_archived: bool = False,
-) -> Response:
+async def list_credentials(ctx: Ctx, vault_id: str, window: Listed) -> Response:
     store = ctx.store
     require(store, "vault", vault_id)
     tag = f"credentials:{vault_id}"
-    cursor = decode_cursor(tag, page)
-    rows = store.page(
-        "credential",
-        parent_id=vault_id,
-        include_archived=include_archived,
-        after=cursor.after,
-        limit=limit,
-    )
-    return page_response(tag, rows, limit)
+    return list_objects(store, "credential", tag, window, parent_id=vault_id)
 
 
 @router.post(cred + "/{credential_id}/archive", summary="Archive a credential (purges secrets)")
