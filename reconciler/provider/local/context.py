@@ -13,8 +13,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from .errors import bad_request, not_found
-from .ids import canonical_ts, now_ts
+from .defaults import patch_metadata, refuse_archived
+from .errors import ApiError, bad_request, not_found
+from .ids import canonical_ts, new_id, now_ts
 from .sessions import PING_INTERVAL, EventHub
 from .store import Record, Store
 
@@ -59,6 +60,67 @@ def require(store: Store, kind: str, object_id: str) -> Record:
     if record is None:
         raise not_found(KIND_LABELS[kind], object_id)
     return record
+
+
+def usable(store: Store, kind: str, object_id: str, archived_hint: str = "") -> Record:
+    """An object a new session or deployment may name: it exists and is not archived.
+
+    Raises:
+        ApiError: 404 ``<kind>_not_found`` / 400 ``<kind>_archived``.
+    """
+    label = f"{KIND_LABELS[kind]} {object_id}"
+    record = store.get(object_id, kind)
+    if record is None:
+        raise ApiError(404, f"{label} not found", error_code=f"{kind}_not_found")
+    if record.archived:
+        raise ApiError(400, f"{label} is archived{archived_hint}", error_code=f"{kind}_archived")
+    return record
+
+
+def new_object(
+    kind: str, wire_type: str, fields: dict[str, Any], now: str | None = None
+) -> dict[str, Any]:
+    """A new object of ``kind``: its type and a fresh id, ``fields``, then the timestamps
+    (``now``, or the current time)."""
+    now = now or now_ts()
+    return {
+        "type": wire_type,
+        "id": new_id(kind),
+        **fields,
+        "created_at": now,
+        "updated_at": now,
+        "archived_at": None,
+    }
+
+
+@dataclass
+class Edit:
+    """An update in progress (inside the caller's write transaction): the stored object and
+    the copy the route changes; ``save`` applies the metadata patch and stores the copy."""
+
+    store: Store
+    current: dict[str, Any]
+    updated: dict[str, Any]
+
+    def save(
+        self, metadata: dict[str, Any] | None, *, empty_deletes: bool = False
+    ) -> dict[str, Any]:
+        """Patch the metadata, then store the copy unless nothing changed; the result."""
+        self.updated["metadata"] = patch_metadata(
+            self.current["metadata"], metadata, empty_deletes=empty_deletes
+        )
+        return save_if_changed(self.store, self.current["id"], self.current, self.updated)
+
+
+def edit(store: Store, kind: str, object_id: str, error_code: str | None = None) -> Edit:
+    """Start updating a stored object; an archived one refuses (400 ``error_code``).
+
+    Raises:
+        ApiError: 404 for an unknown id, 400 for an archived object.
+    """
+    current = require(store, kind, object_id).data
+    refuse_archived(KIND_LABELS[kind], current, error_code)
+    return Edit(store, current, dict(current))
 
 
 def archive(store: Store, kind: str, object_id: str) -> dict[str, Any]:

@@ -13,10 +13,10 @@ from typing import Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from .context import Ctx, agent_reference, archive, require
+from .context import Ctx, agent_reference, archive, new_object, require
 from .defaults import AGENT_CONTENT_FIELDS, build_agent_fields, refuse_archived
 from .errors import bad_request, conflict, not_found
-from .ids import new_id, now_ts
+from .ids import now_ts
 from .listing import Created, Listed, Paged, list_objects
 from .paging import decode_cursor, json_response, page_response
 from .routes_skills import resolve_custom_skill
@@ -63,20 +63,9 @@ router = APIRouter(tags=["agents"])
 async def create_agent(ctx: Ctx, body: AgentCreate) -> Response:
     store = ctx.store
     sent = body.model_dump(exclude_unset=True)
-    now = now_ts()
     with store.write():
         fields = build_agent_fields(sent, None, _resolver(store), _skill_resolver(store))
-        agent = _order(
-            {
-                "type": "agent",
-                "id": new_id("agent"),
-                "version": 1,
-                **fields,
-                "created_at": now,
-                "updated_at": now,
-                "archived_at": None,
-            }
-        )
+        agent = _order(new_object("agent", "agent", {"version": 1, **fields}))
         store.insert("agent", agent)
         store.add_version(agent["id"], 1, agent)
     return json_response(render_agent(agent))

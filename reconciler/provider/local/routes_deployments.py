@@ -19,7 +19,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from .context import Ctx, agent_reference, agent_snapshot, archive, require
+from .context import Ctx, agent_reference, agent_snapshot, archive, new_object, require
 from .cron import CronError, parse_cron
 from .defaults import check_metadata, none_if_empty, patch_metadata, refuse_archived
 from .errors import bad_request
@@ -126,16 +126,13 @@ def set_status(store: Store, deployment_id: str, paused: bool) -> dict[str, Any]
 async def create_deployment(ctx: Ctx, body: DeploymentCreate) -> Response:
     store = ctx.store
     sent = body.model_dump(exclude_unset=True)
-    now = now_ts()
     with store.write():
         ref = agent_reference(store, sent["agent"])
         usable_environment(store, sent["environment_id"])
         check_reference(store, sent.get("resources"))
         check_files(store, sent.get("resources"))
         resources, tokens = _resources(sent.get("resources"))
-        deployment = {
-            "type": "deployment",
-            "id": new_id("deployment"),
+        fields = {
             "name": sent["name"],
             "description": none_if_empty(sent.get("description")),
             "agent": ref,
@@ -149,10 +146,8 @@ async def create_deployment(ctx: Ctx, body: DeploymentCreate) -> Response:
             "status": "active",
             "paused_reason": None,
             "last_run_at": None,
-            "created_at": now,
-            "updated_at": now,
-            "archived_at": None,
         }
+        deployment = new_object("deployment", "deployment", fields)
         secrets = {"resource_tokens": tokens} if any(tokens) else None
         store.insert("deployment", deployment, secrets=secrets)
     return json_response(render(deployment))

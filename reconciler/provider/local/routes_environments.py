@@ -9,15 +9,12 @@ Metadata is a patch where ``null`` or ``""`` deletes. Archived environments refu
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from .context import Ctx, archive, require, save_if_changed
-from .defaults import build_env_config, check_metadata, patch_metadata, refuse_archived
+from .context import Ctx, archive, edit, new_object, require
+from .defaults import build_env_config, check_metadata
 from .errors import conflict
-from .ids import new_id, now_ts
 from .listing import Listed, list_objects
 from .paging import json_response
 from .schemas import EnvironmentCreate, EnvironmentUpdate
@@ -37,21 +34,16 @@ router = APIRouter(tags=["environments"])
 async def create_environment(ctx: Ctx, body: EnvironmentCreate) -> Response:
     store = ctx.store
     sent = body.model_dump(exclude_unset=True)
-    now = now_ts()
     with store.write():
         _check_unique_name(store, sent["name"])
-        env: dict[str, Any] = {
-            "type": "environment",
-            "id": new_id("environment"),
+        fields = {
             "name": sent["name"],
             "description": sent.get("description"),
             "config": build_env_config(sent.get("config"), None),
             "metadata": check_metadata(sent.get("metadata") or {}),
             "scope": sent.get("scope") or "organization",
-            "created_at": now,
-            "updated_at": now,
-            "archived_at": None,
         }
+        env = new_object("environment", "environment", fields)
         store.insert("environment", env)
     return json_response(env)
 
@@ -67,9 +59,8 @@ async def update_environment(ctx: Ctx, environment_id: str, body: EnvironmentUpd
     store = ctx.store
     sent = body.model_dump(exclude_unset=True)
     with store.write():
-        current = require(store, "environment", environment_id).data
-        refuse_archived("environment", current, "environment_archived")
-        updated = dict(current)
+        change = edit(store, "environment", environment_id, "environment_archived")
+        current, updated = change.current, change.updated
         if sent.get("name") is not None:
             if sent["name"] != current["name"]:
                 _check_unique_name(store, sent["name"], environment_id)
@@ -80,10 +71,7 @@ async def update_environment(ctx: Ctx, environment_id: str, body: EnvironmentUpd
             updated["config"] = build_env_config(sent["config"], current["config"])
         if sent.get("scope") is not None:
             updated["scope"] = sent["scope"]
-        updated["metadata"] = patch_metadata(
-            current["metadata"], sent.get("metadata"), empty_deletes=True
-        )
-        saved = save_if_changed(store, environment_id, current, updated)
+        saved = change.save(sent.get("metadata"), empty_deletes=True)
     return json_response(saved)
 
 

@@ -21,10 +21,9 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from . import memory_db
-from .context import Ctx, archive, require, save_if_changed
-from .defaults import check_metadata, patch_metadata, refuse_archived
-from .errors import ApiError, bad_request
-from .ids import new_id, now_ts
+from .context import Ctx, archive, edit, new_object, require, usable
+from .defaults import check_metadata
+from .errors import bad_request
 from .listing import Created, Listed, list_objects
 from .paging import json_response
 from .schemas_memory import MemoryStoreCreate, MemoryStoreUpdate
@@ -48,18 +47,7 @@ def usable_store(store: Store, store_id: str) -> Record:
     Raises:
         ApiError: 404 ``memory_store_not_found`` / 400 ``memory_store_archived``.
     """
-    record = store.get(store_id, "memory_store")
-    if record is None:
-        raise ApiError(
-            404, f"memory store {store_id} not found", error_code="memory_store_not_found"
-        )
-    if record.archived:
-        raise ApiError(
-            400,
-            f"memory store {store_id} is archived; archived stores cannot be attached",
-            error_code="memory_store_archived",
-        )
-    return record
+    return usable(store, "memory_store", store_id, "; archived stores cannot be attached")
 
 
 def _check_count(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -128,17 +116,15 @@ def archived_reference(store: Store, resources: list[dict[str, Any]]) -> dict[st
 async def create_memory_store(ctx: Ctx, body: MemoryStoreCreate) -> Response:
     store = ctx.store
     sent = body.model_dump(exclude_unset=True)
-    now = now_ts()
-    data = {
-        "type": "memory_store",
-        "id": new_id("memory_store"),
-        "name": sent["name"],
-        "description": sent.get("description") or "",
-        "metadata": check_metadata(sent.get("metadata") or {}),
-        "created_at": now,
-        "updated_at": now,
-        "archived_at": None,
-    }
+    data = new_object(
+        "memory_store",
+        "memory_store",
+        {
+            "name": sent["name"],
+            "description": sent.get("description") or "",
+            "metadata": check_metadata(sent.get("metadata") or {}),
+        },
+    )
     with store.write():
         store.insert("memory_store", data)
     return json_response(data)
@@ -154,15 +140,11 @@ async def update_memory_store(ctx: Ctx, memory_store_id: str, body: MemoryStoreU
     store = ctx.store
     sent = body.model_dump(exclude_unset=True)
     with store.write():
-        current = require(store, "memory_store", memory_store_id).data
-        refuse_archived("memory store", current, "memory_store_archived")
-        updated = dict(current)
-        if sent.get("name") is not None:
-            updated["name"] = sent["name"]
-        if sent.get("description") is not None:
-            updated["description"] = sent["description"]
-        updated["metadata"] = patch_metadata(current["metadata"], sent.get("metadata"))
-        saved = save_if_changed(store, memory_store_id, current, updated)
+        change = edit(store, "memory_store", memory_store_id, "memory_store_archived")
+        for field in ("name", "description"):
+            if sent.get(field) is not None:
+                change.updated[field] = sent[field]
+        saved = change.save(sent.get("metadata"))
     return json_response(saved)
 
 

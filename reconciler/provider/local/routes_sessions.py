@@ -20,9 +20,11 @@ from .context import (
     agent_reference,
     agent_snapshot,
     archive,
+    edit,
     merged_list,
+    new_object,
     require,
-    save_if_changed,
+    usable,
 )
 from .defaults import (
     AGENT_CONTENT_FIELDS,
@@ -32,10 +34,9 @@ from .defaults import (
     normalise_model,
     normalise_skills,
     normalise_tools,
-    patch_metadata,
     refuse_archived,
 )
-from .errors import ApiError, bad_request, conflict
+from .errors import bad_request, conflict
 from .ids import new_id, now_ts
 from .listing import CreatedAny, Listed, Paged, list_objects
 from .paging import decode_cursor, json_response, page_response
@@ -131,15 +132,7 @@ def check_vaults(store: Store, vault_ids: list[str]) -> list[str]:
 
 def usable_environment(store: Store, environment_id: str) -> None:
     """An environment a new session may run in: it exists and is not archived."""
-    env = store.get(environment_id, "environment")
-    if env is None:
-        raise ApiError(
-            404, f"environment {environment_id} not found", error_code="environment_not_found"
-        )
-    if env.archived:
-        raise ApiError(
-            400, f"environment {environment_id} is archived", error_code="environment_archived"
-        )
+    usable(store, "environment", environment_id)
 
 
 def open_session(
@@ -158,9 +151,7 @@ def open_session(
     """Create and store a session (inside the caller's write transaction)."""
     now = now_ts()
     items, tokens = session_resources(store, resources, now)
-    session: dict[str, Any] = {
-        "type": "session",
-        "id": new_id("session"),
+    fields = {
         "agent": agent,
         "environment_id": environment_id,
         "vault_ids": vault_ids,
@@ -173,10 +164,8 @@ def open_session(
         "stats": {"active_seconds": 0.0, "duration_seconds": 0.0},
         "outcome_evaluations": [],
         "deployment_id": deployment_id,
-        "created_at": now,
-        "updated_at": now,
-        "archived_at": None,
     }
+    session = new_object("session", "session", fields, now)
     secrets = {"resource_tokens": tokens} if any(tokens) else None
     store.insert("session", session, secrets=secrets)
     if initial_events:
@@ -223,9 +212,8 @@ async def update_session(ctx: Ctx, session_id: str, body: SessionUpdate) -> Resp
     if "vault_ids" in sent:
         raise bad_request("vault_ids cannot be changed after creation (reserved)")
     with store.write():
-        current = require(store, "session", session_id).data
-        refuse_archived("session", current)
-        updated = dict(current)
+        change = edit(store, "session", session_id)
+        current, updated = change.current, change.updated
         if sent.get("agent") is not None:
             if current["status"] == "running":
                 raise conflict(f"session {session_id} is running; wait until it is idle")
@@ -242,8 +230,7 @@ async def update_session(ctx: Ctx, session_id: str, body: SessionUpdate) -> Resp
             updated["budget"] = sent["budget"]
         if "title" in sent:
             updated["title"] = sent["title"]
-        updated["metadata"] = patch_metadata(current["metadata"], sent.get("metadata"))
-        saved = save_if_changed(store, session_id, current, updated)
+        saved = change.save(sent.get("metadata"))
     return json_response(saved)
 
 

@@ -16,10 +16,10 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from .context import Ctx, require, save_if_changed
+from .context import Ctx, edit, new_object, require
 from .defaults import check_metadata, patch_metadata, refuse_archived
 from .errors import bad_request, conflict, not_found
-from .ids import format_ts, new_id, now_ts, parse_ts
+from .ids import format_ts, now_ts, parse_ts
 from .listing import Listed, list_objects
 from .paging import json_response
 from .schemas import CredentialCreate, CredentialUpdate, VaultCreate, VaultUpdate
@@ -166,16 +166,11 @@ router = APIRouter(tags=["vaults"])
 async def create_vault(ctx: Ctx, body: VaultCreate) -> Response:
     store = ctx.store
     sent = body.model_dump(exclude_unset=True)
-    now = now_ts()
-    vault = {
-        "type": "vault",
-        "id": new_id("vault"),
+    fields = {
         "display_name": sent["display_name"],
         "metadata": check_metadata(sent.get("metadata") or {}),
-        "created_at": now,
-        "updated_at": now,
-        "archived_at": None,
     }
+    vault = new_object("vault", "vault", fields)
     with store.write():
         store.insert("vault", vault)
     return json_response(vault)
@@ -192,13 +187,10 @@ async def update_vault(ctx: Ctx, vault_id: str, body: VaultUpdate) -> Response:
     store = ctx.store
     sent = body.model_dump(exclude_unset=True)
     with store.write():
-        current = require(store, "vault", vault_id).data
-        refuse_archived("vault", current)
-        updated = dict(current)
+        change = edit(store, "vault", vault_id)
         if sent.get("display_name") is not None:
-            updated["display_name"] = sent["display_name"]
-        updated["metadata"] = patch_metadata(current["metadata"], sent.get("metadata"))
-        saved = save_if_changed(store, vault_id, current, updated)
+            change.updated["display_name"] = sent["display_name"]
+        saved = change.save(sent.get("metadata"))
     return json_response(saved)
 
 
@@ -244,18 +236,13 @@ async def create_credential(ctx: Ctx, vault_id: str, body: CredentialCreate) -> 
             raise conflict(f"credential {clash[0].id} already uses {field} {value!r}")
         if store.count("credential", vault_id) >= MAX_CREDENTIALS:
             raise bad_request(f"a vault holds at most {MAX_CREDENTIALS} active credentials")
-        now = now_ts()
-        credential = {
-            "type": "vault_credential",
-            "id": new_id("credential"),
+        fields = {
             "vault_id": vault_id,
             "display_name": sent.get("display_name"),
             "metadata": check_metadata(sent.get("metadata") or {}),
             "auth": auth,
-            "created_at": now,
-            "updated_at": now,
-            "archived_at": None,
         }
+        credential = new_object("credential", "vault_credential", fields)
         store.insert("credential", credential, parent_id=vault_id, secrets=secrets)
     return json_response(credential)
 
