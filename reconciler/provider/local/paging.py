@@ -29,14 +29,45 @@ class Cursor:
     before: int | None = None
 
 
+def encode_page(list_tag: str, **fields: Any) -> str:
+    """An opaque page token of the list ``list_tag`` carrying ``fields``."""
+    raw = base64.urlsafe_b64encode(dumps({"l": list_tag, **fields}).encode()).decode()
+    return f"page_{raw.rstrip('=')}"
+
+
+def decode_page(
+    list_tag: str, page: str, valid: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The fields of a token from ``encode_page(list_tag, ...)`` that ``valid`` accepts.
+
+    Raises:
+        ApiError: 400 when the token is malformed, invalid or belongs to another list.
+    """
+    try:
+        if not page.startswith("page_"):
+            raise ValueError(page)
+        raw = page[5:]
+        payload = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        if not isinstance(payload, dict) or payload.get("l") != list_tag or not valid(payload):
+            raise ValueError(page)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise bad_request("invalid page cursor; pass back a next_page value unchanged") from None
+    return payload
+
+
 def encode_cursor(list_tag: str, *, after: int | None = None, before: int | None = None) -> str:
-    payload: dict[str, Any] = {"l": list_tag}
-    if after is not None:
-        payload["a"] = after
+    fields = {"a": after} if after is not None else {}
     if before is not None:
-        payload["b"] = before
-    raw = base64.urlsafe_b64encode(dumps(payload).encode()).decode().rstrip("=")
-    return f"page_{raw}"
+        fields["b"] = before
+    return encode_page(list_tag, **fields)
+
+
+def _valid_cursor(payload: dict[str, Any]) -> bool:
+    after, before = payload.get("a"), payload.get("b")
+    for value in (after, before):
+        if value is not None and (type(value) is not int or not 0 <= value < 2**62):
+            return False
+    return (after is None) != (before is None)
 
 
 def decode_cursor(list_tag: str, page: str | None) -> Cursor:
@@ -47,22 +78,8 @@ def decode_cursor(list_tag: str, page: str | None) -> Cursor:
     """
     if page is None or page == "":
         return Cursor()
-    try:
-        if not page.startswith("page_"):
-            raise ValueError(page)
-        raw = page[5:]
-        payload = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        if not isinstance(payload, dict) or payload.get("l") != list_tag:
-            raise ValueError(page)
-        after, before = payload.get("a"), payload.get("b")
-        for value in (after, before):
-            if value is not None and (type(value) is not int or not 0 <= value < 2**62):
-                raise ValueError(page)
-        if (after is None) == (before is None):
-            raise ValueError(page)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise bad_request("invalid page cursor; pass back a next_page value unchanged") from None
-    return Cursor(after=after, before=before)
+    payload = decode_page(list_tag, page, _valid_cursor)
+    return Cursor(after=payload.get("a"), before=payload.get("b"))
 
 
 def page_response(

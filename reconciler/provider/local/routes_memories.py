@@ -17,10 +17,7 @@ in path (byte) order; ``depth`` N > 0 lists what lies at most N segments below
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query
@@ -31,7 +28,7 @@ from .context import Ctx, require
 from .errors import ApiError, bad_request, not_found
 from .ids import new_id, now_ts
 from .listing import Created, Paged
-from .paging import decode_cursor, json_response, page_response
+from .paging import decode_cursor, decode_page, encode_page, json_response, page_response
 from .schemas_memory import (
     MemoryCreate,
     MemoryUpdate,
@@ -39,7 +36,7 @@ from .schemas_memory import (
     check_path,
     check_prefix,
 )
-from .store import Store, dumps
+from .store import Store
 
 View = Literal["basic", "full"]
 FULL_PAGE = 20
@@ -192,27 +189,16 @@ async def update_memory(
     return json_response(_show(updated, view))
 
 
+def _valid_key(payload: dict[str, Any]) -> bool:
+    key = payload.get("k")
+    return isinstance(key, str) and key.startswith("/")
+
+
 def _decode_key(tag: str, page: str | None) -> str | None:
+    """The path the page after ``page`` starts after (a memory list pages by path)."""
     if not page:
         return None
-    try:
-        if not page.startswith("page_"):
-            raise ValueError(page)
-        raw = page[5:]
-        payload = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        if not isinstance(payload, dict) or payload.get("l") != tag:
-            raise ValueError(page)
-        key = payload.get("k")
-        if not isinstance(key, str) or not key.startswith("/"):
-            raise ValueError(page)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise bad_request("invalid page cursor; pass back a next_page value unchanged") from None
-    return key
-
-
-def _encode_key(tag: str, key: str) -> str:
-    raw = base64.urlsafe_b64encode(dumps({"l": tag, "k": key}).encode()).decode().rstrip("=")
-    return f"page_{raw}"
+    return str(decode_page(tag, page, _valid_key)["k"])
 
 
 def _listing(
@@ -261,7 +247,7 @@ async def list_memories(
     size = min(limit, FULL_PAGE) if view == "full" else limit
     items = _listing(store, memory_store_id, prefix, depth, after, size + 1)
     shown = [i if i["type"] == "memory_prefix" else _show(i, view) for i in items[:size]]
-    next_page = _encode_key(tag, shown[-1]["path"]) if len(items) > size else None
+    next_page = encode_page(tag, k=shown[-1]["path"]) if len(items) > size else None
     return json_response({"data": shown, "next_page": next_page})
 
 

@@ -13,19 +13,12 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     model_validator,
 )
 
-from .schemas_nested import InputSchemaIn, MultiagentIn, UrlSourcesIn, UserLocationIn
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+from .schemas_nested import Body, InputSchemaIn, MultiagentIn, UrlSourcesIn, UserLocationIn
 
 MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 MetaValue = Annotated[str, StringConstraints(max_length=512)]

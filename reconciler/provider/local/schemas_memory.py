@@ -16,7 +16,8 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, field_validator
 
 from .errors import bad_request
-from .schemas import Body, Metadata, MetadataPatch
+from .schemas import Metadata, MetadataPatch
+from .schemas_nested import Body
 
 MAX_CONTENT_BYTES = 102_400
 MAX_PATH_BYTES = 1024

@@ -23,6 +23,8 @@ from pydantic import (
 
 
 class Body(BaseModel):
+    """A request body (or a part of one): unknown fields are a 400."""
+
     model_config = ConfigDict(extra="forbid")
 
 

@@ -11,7 +11,6 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from .schemas import (
-    Body,
     McpServers,
     Metadata,
     MetadataPatch,
@@ -21,7 +20,7 @@ from .schemas import (
     Text,
     Tools,
 )
-from .schemas_nested import CheckoutIn, MessageBlocks, ResultBlocks, RubricIn, SystemBlocks
+from .schemas_nested import Body, CheckoutIn, MessageBlocks, ResultBlocks, RubricIn, SystemBlocks
 
 ObjectId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Version = Annotated[int, Field(ge=1, le=2**31)]

@@ -18,20 +18,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .defaults import AGENT_CONTENT_FIELDS
 from .errors import not_found
 from .store import Store
 
-#: The fields of a session thread's agent definition (``BetaManagedAgentsSessionThreadAgent``).
-THREAD_AGENT_FIELDS = (
-    "name",
-    "description",
-    "system",
-    "model",
-    "tools",
-    "mcp_servers",
-    "skills",
-    "execution_identity",
-)
+#: The fields of a session thread's agent definition (``BetaManagedAgentsSessionThreadAgent``):
+#: an agent's content without its roster and metadata.
+THREAD_AGENT_FIELDS = tuple(f for f in AGENT_CONTENT_FIELDS if f not in ("multiagent", "metadata"))
 _MEMBERS = ("subagents", "workflows")
 
 
