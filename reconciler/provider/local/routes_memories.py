@@ -18,6 +18,7 @@ in path (byte) order; ``depth`` N > 0 lists what lies at most N segments below
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query
@@ -68,12 +69,23 @@ def _writable(store: Store, store_id: str) -> None:
         )
 
 
-def _memory(store: Store, store_id: str, memory_id: str) -> dict[str, Any]:
+def _in_store(
+    store: Store,
+    store_id: str,
+    label: str,
+    object_id: str,
+    lookup: Callable[[Store, str, str], dict[str, Any] | None],
+) -> dict[str, Any]:
+    """A memory or memory version of an existing store, or a 404 naming it."""
     require(store, "memory_store", store_id)
-    memory = memory_db.get_memory(store, store_id, memory_id)
-    if memory is None:
-        raise not_found("memory", memory_id)
-    return memory
+    found = lookup(store, store_id, object_id)
+    if found is None:
+        raise not_found(label, object_id)
+    return found
+
+
+def _memory(store: Store, store_id: str, memory_id: str) -> dict[str, Any]:
+    return _in_store(store, store_id, "memory", memory_id, memory_db.get_memory)
 
 
 def _path_free(store: Store, store_id: str, path: str) -> None:
@@ -311,11 +323,7 @@ async def list_memory_versions(
 
 
 def _version(store: Store, store_id: str, version_id: str) -> dict[str, Any]:
-    require(store, "memory_store", store_id)
-    version = memory_db.get_version(store, store_id, version_id)
-    if version is None:
-        raise not_found("memory version", version_id)
-    return version
+    return _in_store(store, store_id, "memory version", version_id, memory_db.get_version)
 
 
 @router.get(
