@@ -1,13 +1,17 @@
-"""Atomic replacement of a text file: manifests rewritten by ``fmt`` or ``import``, plan files.
+"""Crash-safe file writing: atomic replacement of a text file, and append-only JSON-lines
+files (the lockfile's journal and history) that a kill can tear but never corrupt.
 
-The lockfile has its own writer (``lockfile.py``: backup, kept mode, directory fsync); this
-one is for files a reader must see whole or not at all, and nothing more.
+``write_text_atomic`` serves manifests rewritten by ``fmt`` or ``import`` and plan files.
+The lockfile has its own writer (``lockfile.py``: backup, kept mode), which shares
+``fsync_dir`` from here.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from reconciler.errors import LockfileError
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -18,3 +22,54 @@ def write_text_atomic(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def append_lines(path: Path, data: bytes, *, sync: bool) -> int:
+    """Append ``data`` (whole lines) to ``path``, fsynced when ``sync``; the bytes written.
+
+    A kill can leave the file's last line without its newline: then a newline goes first,
+    so that the torn line ends there and not inside the first line of ``data``.
+    """
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o666)
+    try:
+        size = os.lseek(fd, 0, os.SEEK_END)
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    return len(data)
+
+
+def read_lines(path: Path, what: str) -> list[bytes]:
+    """The non-blank lines of ``path``; [] when there is no such file.
+
+    Raises:
+        LockfileError: the file cannot be read (``what`` names it in the message).
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise LockfileError(f"{path}: cannot read {what}: {e.strerror or e}") from e
+    return [line for line in raw.split(b"\n") if line.strip()]
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or a file creation in ``directory`` durable, where the system can."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot fsync a folder; the rename itself is still atomic
+    finally:
+        os.close(fd)

@@ -25,9 +25,9 @@ from typing import Literal
 
 from pydantic import ConfigDict, ValidationError
 
-from reconciler.errors import LockfileError
 from reconciler.lean import LeanModel
 from reconciler.state.delta import Delta
+from reconciler.state.files import append_lines, read_lines
 from reconciler.state.model import Lockfile, utc_timestamp
 
 HISTORY_SUFFIX = ".history"
@@ -186,22 +186,8 @@ def append_history(path: Path, records: Iterable[HistoryRecord], *, sync: bool =
     text = "".join(r.model_dump_json() + "\n" for r in records)
     if not text:
         return 0
-    data = text.encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags, 0o666)
-    try:
-        size = os.lseek(fd, 0, os.SEEK_END)
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            data = b"\n" + data  # a line torn by a kill ends here, not inside this one
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    return len(data)
+    return append_lines(path, text.encode("utf-8"), sync=sync)
 
 
 def read_history(path: Path) -> list[HistoryRecord]:
@@ -212,16 +198,8 @@ def read_history(path: Path) -> list[HistoryRecord]:
     Raises:
         LockfileError: the file cannot be read.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    except OSError as e:
-        raise LockfileError(f"{path}: cannot read the history: {e.strerror or e}") from e
     out: list[HistoryRecord] = []
-    for line in raw.split(b"\n"):
-        if not line.strip():
-            continue
+    for line in read_lines(path, "the history"):
         try:
             out.append(HistoryRecord.model_validate(json.loads(line)))
         except (ValueError, ValidationError):

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from reconciler.errors import LockfileError
 from reconciler.state.delta import Delta, apply_delta
+from reconciler.state.files import append_lines, fsync_dir, read_lines
 from reconciler.state.model import Lockfile
 
 JOURNAL_SUFFIX = ".journal"
@@ -42,25 +43,13 @@ def append_record(path: Path, lineage: str, serial: int, delta: Delta) -> int:
         sort_keys=True,
         separators=(",", ":"),
     )
-    data = (line + "\n").encode("utf-8")
     created = not path.exists()
     if created:
         path.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags, 0o666)
-    try:
-        size = os.lseek(fd, 0, os.SEEK_END)
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            data = b"\n" + data  # a line torn by a kill ends before this one
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    written = append_lines(path, (line + "\n").encode("utf-8"), sync=True)
     if created:
-        _fsync_dir(path.parent)
-    return len(data)
+        fsync_dir(path.parent)
+    return written
 
 
 def read_records(path: Path) -> list[tuple[str, int, Delta]]:
@@ -69,16 +58,8 @@ def read_records(path: Path) -> list[tuple[str, int, Delta]]:
     Raises:
         LockfileError: the journal cannot be read.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    except OSError as e:
-        raise LockfileError(f"{path}: cannot read the lockfile's journal: {e.strerror or e}")
     out: list[tuple[str, int, Delta]] = []
-    for line in raw.split(b"\n"):
-        if not line.strip():
-            continue
+    for line in read_lines(path, "the lockfile's journal"):
         try:
             data = json.loads(line)
             record = (str(data["lineage"]), int(data["serial"]), Delta.from_json(data["delta"]))
@@ -110,16 +91,3 @@ def replay_journal(lockfile_path: Path, lockfile: Lockfile) -> Lockfile:
             )
         current = apply_delta(current, delta).model_copy(update={"serial": serial})
     return current
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -38,6 +38,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler.errors import LockfileError
+from reconciler.state.files import fsync_dir
 from reconciler.state.journalfile import replay_journal
 from reconciler.state.model import LOCKFILE_VERSION, Lockfile, new_lockfile
 
@@ -447,7 +448,7 @@ def _atomic_write(path: Path, data: bytes) -> FileStamp:
     except BaseException:
         _unlink_quietly(temp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return stamp
 
 
@@ -474,19 +475,6 @@ def _keep_backup(path: Path) -> None:
     except BaseException:
         _unlink_quietly(temp)
         raise
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems cannot fsync a folder; the rename itself is still atomic
-    finally:
-        os.close(fd)
 
 
 def _unlink_quietly(path: Path) -> None:
