@@ -35,6 +35,7 @@ import socket
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -103,7 +104,70 @@ def read_lock(lockfile_path: str | os.PathLike[str]) -> LockInfo | None:
     return _observe(lock_path(lockfile_path)).info
 
 
-class ApplyLock:
+class HeartbeatLock(ABC):
+    """What the lock file and the PostgreSQL lease share: a lock held while a heartbeat
+    thread keeps it fresh, used as a context manager (acquire on enter, release on exit)."""
+
+    def __init__(self) -> None:
+        #: True once the heartbeat found the lock taken over or cleared while held.
+        self.lost = False
+        self._info: LockInfo | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._verify_mutex = threading.Lock()
+        self._reported = False  # a LockLost was raised: the logs need not say it again
+
+    @property
+    def info(self) -> LockInfo | None:
+        """This process's lock while held, else None."""
+        return self._info
+
+    @property
+    def held(self) -> bool:
+        """True while acquired and not lost to a takeover or ``unlock``."""
+        return self._info is not None and not self.lost
+
+    @abstractmethod
+    def acquire(self, operation: str = "apply") -> LockInfo:
+        """Take the lock, or fail at once naming the holder."""
+
+    @abstractmethod
+    def release(self) -> None:
+        """Give the lock up if it is still ours (no-op if not held)."""
+
+    @abstractmethod
+    def _beat(self, info: LockInfo, stop: threading.Event) -> None:
+        """The heartbeat thread: keep ``info`` fresh until ``stop`` is set or it is lost."""
+
+    def _hold(self, info: LockInfo, thread_name: str) -> None:
+        """Mark ``info`` as held and start its heartbeat thread."""
+        self._info, self.lost, self._reported = info, False, False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, args=(info, self._stop), name=thread_name, daemon=True
+        )
+        self._thread.start()
+
+    def _stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        self._thread = None
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class ApplyLock(HeartbeatLock):
     """The apply lock of one lockfile, held by this process.
 
     Example::
@@ -126,29 +190,13 @@ class ApplyLock:
     ) -> None:
         if not 0 < heartbeat_interval < stale_after:
             raise ValueError("need 0 < heartbeat_interval < stale_after")
+        super().__init__()
         self.lockfile_path = Path(lockfile_path)
         self.path = lock_path(self.lockfile_path)
         self.stale_after = stale_after
         self.heartbeat_interval = heartbeat_interval
-        #: True once the heartbeat found the lock taken over or cleared while held.
-        self.lost = False
-        self._info: LockInfo | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         #: monotonic time of the last successful ``ensure_held`` read of the lock file
         self._verified_at = 0.0
-        self._verify_mutex = threading.Lock()
-        self._reported = False  # a LockLost was raised: the logs need not say it again
-
-    @property
-    def info(self) -> LockInfo | None:
-        """This process's lock while held, else None."""
-        return self._info
-
-    @property
-    def held(self) -> bool:
-        """True while acquired and not lost to a takeover or ``unlock``."""
-        return self._info is not None and not self.lost
 
     def acquire(self, operation: str = "apply") -> LockInfo:
         """Take the lock, or fail at once naming the holder.
@@ -193,13 +241,8 @@ class ApplyLock:
             raise LockfileWriteError(
                 self.lockfile_path, exc, doing="take the apply lock of the lockfile"
             ) from None
-        self._info, self.lost, self._reported = info, False, False
         self._verified_at = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._beat, args=(info, self._stop), name=f"apply-lock-{info.id}", daemon=True
-        )
-        self._thread.start()
+        self._hold(info, f"apply-lock-{info.id}")
         return info
 
     def ensure_held(self) -> None:
@@ -265,10 +308,7 @@ class ApplyLock:
         info = self._info
         if info is None:
             return
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-        self._thread = None
+        self._stop_heartbeat()
         try:
             with _guard(self.lockfile_path, 5.0):
                 seen = _observe(self.path)
@@ -286,18 +326,6 @@ class ApplyLock:
                     )
         finally:
             self._info = None
-
-    def __enter__(self) -> Self:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
 
     def _stale_reason(self, seen: _Seen) -> str | None:
         """Why the lock ``seen`` may be taken over, or None if its holder may be alive."""

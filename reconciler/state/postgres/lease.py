@@ -26,12 +26,11 @@ import threading
 import time
 import uuid
 from datetime import datetime
-from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 from reconciler.errors import LockfileError, LockHeld, LockLost
 from reconciler.state.history import ci_run, user_at_host
-from reconciler.state.lock import LockInfo
+from reconciler.state.lock import HeartbeatLock, LockInfo
 from reconciler.state.postgres.conninfo import DatabaseError
 from reconciler.state.postgres.db import Database
 
@@ -106,7 +105,7 @@ def read_lease(conn: Conn, project: str) -> tuple[LockInfo, bool, float] | None:
     return _info(row), bool(row[9]), float(str(row[10]))
 
 
-class PgLease:
+class PgLease(HeartbeatLock):
     """The apply lease of ``project`` in the database ``conninfo`` (ApplyLock's interface)."""
 
     def __init__(
@@ -117,27 +116,14 @@ class PgLease:
         ttl: float | None = None,
         name: str | None = None,
     ) -> None:
+        super().__init__()
         self.db = Database(conninfo, purpose="apply lease")
         self.project = project
         self.ttl = lease_ttl() if ttl is None else ttl
         self.heartbeat_interval = self.ttl / 4
         self.name = name or f"{self.db.name} (project {project})"
-        self.lost = False
-        self._info: LockInfo | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._renewed_at = 0.0  # monotonic time a renewal was sent that then succeeded
         self._verified_at = 0.0
-        self._verify_mutex = threading.Lock()
-        self._reported = False
-
-    @property
-    def info(self) -> LockInfo | None:
-        return self._info
-
-    @property
-    def held(self) -> bool:
-        return self._info is not None and not self.lost
 
     @property
     def id(self) -> str | None:
@@ -186,13 +172,8 @@ class PgLease:
                 silent,
                 self.ttl,
             )
-        self._info, self.lost, self._reported = info, False, False
         self._renewed_at = self._verified_at = sent
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._beat, args=(info, self._stop), name=f"lease-{info.id}", daemon=True
-        )
-        self._thread.start()
+        self._hold(info, f"lease-{info.id}")
         return info
 
     def _take(
@@ -304,10 +285,7 @@ class PgLease:
         info = self._info
         if info is None:
             return
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-        self._thread = None
+        self._stop_heartbeat()
         try:
             self.db.run(
                 lambda conn: conn.execute(
@@ -328,18 +306,6 @@ class PgLease:
         finally:
             self._info = None
             self.db.close()
-
-    def __enter__(self) -> Self:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
 
 
 def unlock_lease(db: Database, project: str, lock_id: str) -> LockInfo:
