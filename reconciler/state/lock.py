@@ -131,9 +131,20 @@ class HeartbeatLock(ABC):
     def acquire(self, operation: str = "apply") -> LockInfo:
         """Take the lock, or fail at once naming the holder."""
 
-    @abstractmethod
     def release(self) -> None:
-        """Give the lock up if it is still ours (no-op if not held)."""
+        """Stop the heartbeat and give the lock up if it is still ours (no-op if not held)."""
+        info = self._info
+        if info is None:
+            return
+        self._stop_heartbeat()
+        try:
+            self._give_up(info)
+        finally:
+            self._info = None
+
+    @abstractmethod
+    def _give_up(self, info: LockInfo) -> None:
+        """Remove the lock ``info`` if it is still ours (its heartbeat has stopped)."""
 
     @abstractmethod
     def _beat(self, info: LockInfo, stop: threading.Event) -> None:
@@ -149,6 +160,7 @@ class HeartbeatLock(ABC):
         self._thread.start()
 
     def _stop_heartbeat(self) -> None:
+        """Stop the heartbeat thread and wait for it (unless this is that thread)."""
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
@@ -303,29 +315,21 @@ class ApplyLock(HeartbeatLock):
             "`reconciler plan` once the other apply is done"
         )
 
-    def release(self) -> None:
-        """Stop the heartbeat and remove the lock if it is still ours (no-op if not held)."""
-        info = self._info
-        if info is None:
-            return
-        self._stop_heartbeat()
-        try:
-            with _guard(self.lockfile_path, 5.0):
-                seen = _observe(self.path)
-                if seen.info is not None and seen.info.id == info.id:
-                    os.unlink(self.path)
-                else:
-                    now_held = seen.info.describe() if seen.info else "nobody"
-                    # once LockLost told the user, this would only say it again
-                    log = logger.debug if self._reported else logger.warning
-                    log(
-                        "%s: lock %s was taken over or cleared while held (now: %s); left it alone",
-                        self.lockfile_path,
-                        info.id,
-                        now_held,
-                    )
-        finally:
-            self._info = None
+    def _give_up(self, info: LockInfo) -> None:
+        with _guard(self.lockfile_path, 5.0):
+            seen = _observe(self.path)
+            if seen.info is not None and seen.info.id == info.id:
+                os.unlink(self.path)
+            else:
+                now_held = seen.info.describe() if seen.info else "nobody"
+                # once LockLost told the user, this would only say it again
+                log = logger.debug if self._reported else logger.warning
+                log(
+                    "%s: lock %s was taken over or cleared while held (now: %s); left it alone",
+                    self.lockfile_path,
+                    info.id,
+                    now_held,
+                )
 
     def _stale_reason(self, seen: _Seen) -> str | None:
         """Why the lock ``seen`` may be taken over, or None if its holder may be alive."""

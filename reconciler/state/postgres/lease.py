@@ -280,12 +280,8 @@ class PgLease(HeartbeatLock):
                 holder=seen.model_dump() if seen is not None else {},
             )
 
-    def release(self) -> None:
-        """Stop the heartbeat and delete the lease if it is still ours."""
-        info = self._info
-        if info is None:
-            return
-        self._stop_heartbeat()
+    def _give_up(self, info: LockInfo) -> None:
+        """Delete the lease if it is still ours, and close the connection."""
         try:
             self.db.run(
                 lambda conn: conn.execute(
@@ -304,7 +300,6 @@ class PgLease(HeartbeatLock):
                 e,
             )
         finally:
-            self._info = None
             self.db.close()
 
 
