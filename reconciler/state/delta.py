@@ -9,14 +9,17 @@ what the lockfile's journal and the PostgreSQL backend store. No I/O here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler.errors import LockfileError
 from reconciler.state.model import LOCKFILE_VERSION, LockEntry, Lockfile, PendingIntent
 
 #: the scalar fields of a lockfile besides its two per-address sections and its serial
 HEAD_FIELDS = ("lockfile_version", "lineage", "salt", "project", "origin")
+
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,18 @@ def _changed(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _patched(current: Mapping[str, V], changes: Mapping[str, V | None]) -> dict[str, V]:
+    """``current`` with ``changes`` applied: a value sets its address, None removes it
+    (what ``_changed`` produced)."""
+    out = dict(current)
+    for address, value in changes.items():
+        if value is None:
+            out.pop(address, None)
+        else:
+            out[address] = value
+    return out
+
+
 def diff(old: Lockfile, new: Lockfile) -> Delta:
     """What turns ``old`` into ``new`` (the serial aside)."""
     head = {f: getattr(new, f) for f in HEAD_FIELDS if getattr(old, f) != getattr(new, f)}
@@ -98,21 +113,9 @@ def apply_delta(lockfile: Lockfile, delta: Delta) -> Lockfile:
         return lockfile
     update: dict[str, Any] = dict(delta.head)
     if delta.entries:
-        resources = dict(lockfile.resources)
-        for address, entry in delta.entries.items():
-            if entry is None:
-                resources.pop(address, None)
-            else:
-                resources[address] = entry
-        update["resources"] = resources
+        update["resources"] = _patched(lockfile.resources, delta.entries)
     if delta.pending:
-        pending = dict(lockfile.pending)
-        for address, intent in delta.pending.items():
-            if intent is None:
-                pending.pop(address, None)
-            else:
-                pending[address] = intent
-        update["pending"] = pending
+        update["pending"] = _patched(lockfile.pending, delta.pending)
     return lockfile.model_copy(update=update)
 
 
