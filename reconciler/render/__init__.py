@@ -16,8 +16,8 @@ Modules: ``values`` (how one value reads), ``outline`` (what a reader sees, form
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Literal, NoReturn
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, NoReturn
 
 from reconciler.engine.model import DriftReport, Plan
 from reconciler.render.json_format import FORMAT_VERSION, drift_to_json, dumps, plan_to_json
@@ -55,35 +55,49 @@ def render_plan(
     Raises:
         ValueError: ``fmt`` is not one of ``FORMATS``.
     """
-    match fmt:
-        case "text":
-            return visible(plan_text(plan, color=color, width=width, full=full))
-        case "json":
-            return dumps(plan_to_json(plan))
-        case "markdown":
-            return visible(plan_markdown(plan, width=width, full=full))
-        case _:
-            return _unknown(fmt)
+    return _in_format(
+        fmt,
+        text=lambda: plan_text(plan, color=color, width=width, full=full),
+        as_json=lambda: plan_to_json(plan),
+        markdown=lambda: plan_markdown(plan, width=width, full=full),
+    )
 
 
 def render_drift(
     report: DriftReport, fmt: Format, *, color: bool = False, width: int = 100, full: bool = False
 ) -> str:
     """The drift report in ``fmt``, ending with a newline; arguments as ``render_plan``."""
-    match fmt:
-        case "text":
-            return visible(drift_text(report, color=color, width=width, full=full))
-        case "json":
-            return dumps(drift_to_json(report))
-        case "markdown":
-            return visible(drift_markdown(report, width=width, full=full))
-        case _:
-            return _unknown(fmt)
+    return _in_format(
+        fmt,
+        text=lambda: drift_text(report, color=color, width=width, full=full),
+        as_json=lambda: drift_to_json(report),
+        markdown=lambda: drift_markdown(report, width=width, full=full),
+    )
 
 
 def render_apply_summary(counts: Mapping[str, int], failures: Mapping[str, str]) -> str:
     """``text.render_apply_summary`` with bidi and invisible characters escaped."""
     return visible(_apply_summary(counts, failures))
+
+
+def _in_format(
+    fmt: Format,
+    *,
+    text: Callable[[], str],
+    as_json: Callable[[], dict[str, Any]],
+    markdown: Callable[[], str],
+) -> str:
+    """The output of the renderer ``fmt`` names; text and Markdown with bidi and invisible
+    characters escaped (JSON escapes them itself)."""
+    match fmt:
+        case "text":
+            return visible(text())
+        case "json":
+            return dumps(as_json())
+        case "markdown":
+            return visible(markdown())
+        case _:
+            return _unknown(fmt)
 
 
 def _unknown(fmt: object) -> NoReturn:
