@@ -26,7 +26,7 @@ from pydantic import (
 
 from reconciler.kinds import NAME_PATTERN
 
-from .fields import Metadata, NonEmptyStr, ResourceName, SpecModel, fail, int_to_str
+from .fields import Metadata, NonEmptyStr, ResourceName, SpecModel, checked_by, fail, int_to_str
 from .rollout import Rollout
 from .secret import SecretRef
 from .textfile import FILE_FORM_SCHEMA
@@ -291,24 +291,12 @@ class Schedule(SpecModel):
     """Fire automatically: a 5-field cron expression in an IANA time zone."""
 
     type: Literal["cron"]
-    expression: str = Field(description="5-field POSIX cron, e.g. '0 3 * * 1-5'.")
-    timezone: str = Field(description="IANA time zone, e.g. Europe/Berlin.")
-
-    @field_validator("expression")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        problem = check_cron(value)
-        if problem:
-            fail(problem)
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        problem = _check_time_zone(value)
-        if problem:
-            fail(problem)
-        return value
+    expression: Annotated[str, checked_by(check_cron)] = Field(
+        description="5-field POSIX cron, e.g. '0 3 * * 1-5'."
+    )
+    timezone: Annotated[str, checked_by(_check_time_zone)] = Field(
+        description="IANA time zone, e.g. Europe/Berlin."
+    )
 
 
 class Money(SpecModel):

@@ -9,6 +9,7 @@ Nothing here reads files or the environment.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, NoReturn
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
@@ -45,6 +46,18 @@ class SpecModel(LeanModel):
         strict=True,
         hide_input_in_errors=True,  # inputs may be inline secrets; never print them
     )
+
+
+def checked_by(check: Callable[[str], str | None]) -> AfterValidator:
+    """A validator that fails with the problem ``check`` finds in a string, if it finds one."""
+
+    def validate(value: str) -> str:
+        problem = check(value)
+        if problem:
+            fail(problem)
+        return value
+
+    return AfterValidator(validate)
 
 
 def _check_name(value: str) -> str:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from .fields import Metadata, SpecModel, fail
+from .fields import Metadata, SpecModel, checked_by, fail
 
 #: provider limits (the SDK's docstrings of memory_stores / memories)
 MAX_NAME = 255
@@ -46,16 +46,10 @@ def memory_path_problem(path: str) -> str | None:
 class MemorySeed(SpecModel):
     """A memory written when the store is created: ``{path, content}``."""
 
-    path: str = Field(description="Starts with '/', 1-20 segments, e.g. /style/review.md.")
+    path: Annotated[str, checked_by(memory_path_problem)] = Field(
+        description="Starts with '/', 1-20 segments, e.g. /style/review.md."
+    )
     content: str = Field(description="UTF-8 text, at most 100 kB; written once, never updated.")
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, value: str) -> str:
-        problem = memory_path_problem(value)
-        if problem:
-            fail(problem)
-        return value
 
     @field_validator("content")
     @classmethod
