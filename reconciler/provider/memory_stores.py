@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any, Literal
 
+from reconciler.provider.resources import DatedCollection, DeletableCollection
 from reconciler.provider.wire import item_path
 
 if TYPE_CHECKING:
@@ -45,21 +46,22 @@ def _parent(path: str) -> str:
     return path[: path.rfind("/") + 1] or "/"
 
 
-class MemoryStores:
-    """``/v1/memory_stores``: named containers of memories; archive is final."""
+class MemoryStores(DatedCollection, DeletableCollection):
+    """``/v1/memory_stores``: named containers of memories; archive is final.
+
+    A create (``name``, ``description?``, ``metadata?``) is not idempotent: pass ``resolve``
+    (e.g. ``self.resolver(body)``) to have a lost answer looked up. An update (``name``,
+    ``description``: ``""`` clears it, ``metadata``: a patch where ``None`` deletes a key)
+    is idempotent; an archived store refuses it (400). Archive is for good (no more writes,
+    no new sessions); delete removes the store with every memory and version.
+    """
+
+    collection = "memory_stores"
 
     def __init__(self, client: ProviderClient) -> None:
-        self._client = client
+        super().__init__(client)
         self.memories = Memories(client)
         self.versions = MemoryVersions(client)
-
-    async def create(self, body: JSON, *, resolve: AmbiguityResolver | None = None) -> JSON:
-        """Create a store (``name``, ``description?``, ``metadata?``); not idempotent: pass
-        ``resolve`` (e.g. ``self.resolver(body)``) to have a lost answer looked up."""
-        result: JSON = await self._client.request(
-            "POST", item_path("memory_stores"), json=body, resolve=resolve
-        )
-        return result
 
     def resolver(self, body: JSON) -> AmbiguityResolver | None:
         """A lookup of the store ``create(body)`` made: a live store with that name whose
@@ -78,48 +80,6 @@ class MemoryStores:
             return None
 
         return find
-
-    async def retrieve(self, id: str) -> JSON:
-        """Fetch one store (archived ones too)."""
-        result: JSON = await self._client.request("GET", item_path("memory_stores", id))
-        return result
-
-    async def update(
-        self, id: str, body: JSON, *, resolve: AmbiguityResolver | None = None
-    ) -> JSON:
-        """Update a store: ``name``, ``description`` (``""`` clears it), ``metadata`` (a patch:
-        ``None`` deletes a key). Idempotent; an archived store refuses it (400). ``resolve``
-        as for every resource's update (the engine passes one to each)."""
-        result: JSON = await self._client.request(
-            "POST", item_path("memory_stores", id), json=body, resolve=resolve
-        )
-        return result
-
-    def list(
-        self,
-        include_archived: bool = False,
-        created_at_gte: str | None = None,
-        created_at_lte: str | None = None,
-    ) -> Pager:
-        """Every store, page by page (archived ones only when asked for)."""
-        return self._client.paginate(
-            "/v1/memory_stores",
-            {
-                "include_archived": True if include_archived else None,
-                "created_at": {"gte": created_at_gte, "lte": created_at_lte},
-            },
-        )
-
-    async def archive(self, id: str) -> JSON:
-        """Archive a store for good (idempotent): no more writes, no new sessions."""
-        result: JSON = await self._client.request("POST", item_path("memory_stores", id, "archive"))
-        return result
-
-    async def delete(self, id: str) -> JSON:
-        """Delete a store with every memory and version; ``{"id", "type":
-        "memory_store_deleted"}``."""
-        result: JSON = await self._client.request("DELETE", item_path("memory_stores", id))
-        return result
 
 
 class Memories:

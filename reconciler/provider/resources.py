@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Agents",
+    "Collection",
     "Credentials",
+    "DatedCollection",
+    "DeletableCollection",
     "DeploymentRuns",
     "Deployments",
     "Environments",
@@ -37,7 +40,7 @@ def _archived(include_archived: bool) -> bool | None:
     return True if include_archived else None
 
 
-class _Resource:
+class Collection:
     """Create / retrieve / update / archive of one top-level collection."""
 
     collection: str = ""
@@ -73,14 +76,35 @@ class _Resource:
         return result
 
 
-class _Deletable(_Resource):
+class DeletableCollection(Collection):
+    """A collection whose objects can also be deleted for good."""
+
     async def delete(self, id: str) -> JSON:
         """Delete one object for good; returns ``{"id": ..., "type": "<kind>_deleted"}``."""
         result: JSON = await self._client.request("DELETE", item_path(self.collection, id))
         return result
 
 
-class Agents(_Resource):
+class DatedCollection(Collection):
+    """A collection whose list filters by creation time too."""
+
+    def list(
+        self,
+        include_archived: bool = False,
+        created_at_gte: str | None = None,
+        created_at_lte: str | None = None,
+    ) -> Pager:
+        """Every object, page by page (archived ones only when asked for)."""
+        return self._client.paginate(
+            item_path(self.collection),
+            {
+                "include_archived": _archived(include_archived),
+                "created_at": {"gte": created_at_gte, "lte": created_at_lte},
+            },
+        )
+
+
+class Agents(DatedCollection):
     """``/v1/agents``: versioned; no delete endpoint."""
 
     collection = "agents"
@@ -99,27 +123,12 @@ class Agents(_Resource):
         (409 ``ConflictError`` when stale) and makes the write non-idempotent."""
         return await super().update(id, body, resolve=resolve)
 
-    def list(
-        self,
-        include_archived: bool = False,
-        created_at_gte: str | None = None,
-        created_at_lte: str | None = None,
-    ) -> Pager:
-        """Every agent, page by page."""
-        return self._client.paginate(
-            "/v1/agents",
-            {
-                "include_archived": _archived(include_archived),
-                "created_at": {"gte": created_at_gte, "lte": created_at_lte},
-            },
-        )
-
     def versions(self, id: str) -> Pager:
         """Every version of one agent (each a full agent object)."""
         return self._client.paginate(item_path("agents", id, "versions"))
 
 
-class Environments(_Deletable):
+class Environments(DeletableCollection):
     """``/v1/environments``."""
 
     collection = "environments"
@@ -131,7 +140,7 @@ class Environments(_Deletable):
         )
 
 
-class Vaults(_Deletable):
+class Vaults(DeletableCollection):
     """``/v1/vaults``."""
 
     collection = "vaults"
@@ -206,7 +215,7 @@ class Credentials:
         return result
 
 
-class Deployments(_Resource):
+class Deployments(Collection):
     """``/v1/deployments``: pinned agent + environment + vaults; no delete endpoint."""
 
     collection = "deployments"
@@ -267,7 +276,7 @@ class DeploymentRuns:
         )
 
 
-class Sessions(_Deletable):
+class Sessions(DeletableCollection):
     """``/v1/sessions`` and their events."""
 
     collection = "sessions"
