@@ -22,6 +22,9 @@ from reconciler.errors import LockfileError
 if TYPE_CHECKING:
     import psycopg
 
+    #: a connection to the state database, rows as tuples
+    Conn = psycopg.Connection[tuple[object, ...]]
+
 _URL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
 _WORD = re.compile(r"^\s*[a-z_]+\s*=", re.IGNORECASE)
 
@@ -81,7 +84,7 @@ def scrub(text: str, conninfo: str) -> str:
     return text
 
 
-def connect(conninfo: str, *, purpose: str = "") -> psycopg.Connection[tuple[object, ...]]:
+def connect(conninfo: str, *, purpose: str = "") -> Conn:
     """An autocommit connection to the database of ``conninfo``.
 
     Raises:

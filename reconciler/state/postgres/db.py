@@ -26,9 +26,7 @@ from reconciler.state.postgres.conninfo import (
 from reconciler.state.postgres.schema import ensure_schema
 
 if TYPE_CHECKING:
-    import psycopg
-
-    Conn = psycopg.Connection[tuple[object, ...]]
+    from reconciler.state.postgres.conninfo import Conn
 
 T = TypeVar("T")
 

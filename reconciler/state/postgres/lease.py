@@ -35,9 +35,7 @@ from reconciler.state.postgres.conninfo import DatabaseError
 from reconciler.state.postgres.db import Database
 
 if TYPE_CHECKING:
-    import psycopg
-
-    Conn = psycopg.Connection[tuple[object, ...]]
+    from reconciler.state.postgres.conninfo import Conn
 
 logger = logging.getLogger("reconciler.state")
 

@@ -15,11 +15,8 @@ from reconciler.state.postgres.lease import PgLease, read_lease, unlock_lease
 from reconciler.state.postgres.store import PgStateStore
 
 if TYPE_CHECKING:
-    import psycopg
-
     from reconciler.state.location import StateLock
-
-    Conn = psycopg.Connection[tuple[object, ...]]
+    from reconciler.state.postgres.conninfo import Conn
 
 
 class PgLocation:

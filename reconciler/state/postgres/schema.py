@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from reconciler.state.postgres.conninfo import DatabaseError
 
 if TYPE_CHECKING:
-    import psycopg
+    from reconciler.state.postgres.conninfo import Conn
 
 #: the schema this reconciler reads and writes
 SCHEMA_VERSION = 1
@@ -118,7 +118,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 
 
-def _version(conn: psycopg.Connection[tuple[object, ...]]) -> int:
+def _version(conn: Conn) -> int:
     """The schema version of the database (0: none yet)."""
     row = conn.execute("SELECT to_regclass('reconciler_schema') IS NOT NULL").fetchone()
     if not row or not row[0]:
@@ -141,7 +141,7 @@ def check_version(version: int, name: str) -> None:
         )
 
 
-def ensure_schema(conn: psycopg.Connection[tuple[object, ...]], name: str) -> int:
+def ensure_schema(conn: Conn, name: str) -> int:
     """Create or migrate the tables up to ``SCHEMA_VERSION``; return the version found.
 
     Raises:

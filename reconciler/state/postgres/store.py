@@ -34,9 +34,7 @@ from reconciler.state.model import (
 from reconciler.state.postgres.db import Database
 
 if TYPE_CHECKING:
-    import psycopg
-
-    Conn = psycopg.Connection[tuple[object, ...]]
+    from reconciler.state.postgres.conninfo import Conn
 
 
 class StateConflict(LockfileError):
