@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any, Literal
 
-from reconciler.provider.resources import DatedCollection, DeletableCollection
+from reconciler.provider.resources import DatedCollection, DeletableCollection, Namespace
 from reconciler.provider.wire import item_path
 
 if TYPE_CHECKING:
@@ -82,11 +82,8 @@ class MemoryStores(DatedCollection, DeletableCollection):
         return find
 
 
-class Memories:
+class Memories(Namespace):
     """``/v1/memory_stores/{id}/memories``: text documents addressed by path."""
-
-    def __init__(self, client: ProviderClient) -> None:
-        self._client = client
 
     async def create(
         self,
@@ -201,11 +198,8 @@ class Memories:
         return result
 
 
-class MemoryVersions:
+class MemoryVersions(Namespace):
     """``/v1/memory_stores/{id}/memory_versions``: the append-only history, newest first."""
-
-    def __init__(self, client: ProviderClient) -> None:
-        self._client = client
 
     def list(
         self,

@@ -27,6 +27,7 @@ __all__ = [
     "DeploymentRuns",
     "Deployments",
     "Environments",
+    "Namespace",
     "Sessions",
     "Vaults",
 ]
@@ -40,13 +41,17 @@ def _archived(include_archived: bool) -> bool | None:
     return True if include_archived else None
 
 
-class Collection:
-    """Create / retrieve / update / archive of one top-level collection."""
-
-    collection: str = ""
+class Namespace:
+    """One namespace of ``ProviderClient``'s endpoints, sending through ``client``."""
 
     def __init__(self, client: ProviderClient) -> None:
         self._client = client
+
+
+class Collection(Namespace):
+    """Create / retrieve / update / archive of one top-level collection."""
+
+    collection: str = ""
 
     async def create(self, body: JSON, *, resolve: AmbiguityResolver | None = None) -> JSON:
         """Create one object (not idempotent: see ``AmbiguousWriteError`` and ``resolve`` of
@@ -152,11 +157,8 @@ class Vaults(DeletableCollection):
         )
 
 
-class Credentials:
+class Credentials(Namespace):
     """``/v1/vaults/{vault_id}/credentials``: credentials live inside a vault."""
-
-    def __init__(self, client: ProviderClient) -> None:
-        self._client = client
 
     async def create(
         self, vault_id: str, body: JSON, *, resolve: AmbiguityResolver | None = None
@@ -252,11 +254,8 @@ class Deployments(Collection):
         return result
 
 
-class DeploymentRuns:
+class DeploymentRuns(Namespace):
     """``/v1/deployment_runs``: the append-only record of deployment fires."""
-
-    def __init__(self, client: ProviderClient) -> None:
-        self._client = client
 
     async def retrieve(self, id: str) -> JSON:
         """Fetch one run."""

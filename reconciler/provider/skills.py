@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import ReconcilerError
+from reconciler.provider.resources import Namespace
 from reconciler.provider.wire import item_path
 
 if TYPE_CHECKING:
@@ -124,11 +125,8 @@ def _as_upload(source: SkillUpload | str | os.PathLike[str]) -> SkillUpload:
     return source if isinstance(source, SkillUpload) else SkillUpload.from_directory(source)
 
 
-class SkillVersions:
+class SkillVersions(Namespace):
     """``/v1/skills/{skill_id}/versions``: immutable uploads of one skill."""
-
-    def __init__(self, client: ProviderClient) -> None:
-        self._client = client
 
     async def create(
         self,
@@ -201,11 +199,11 @@ class SkillVersions:
         )
 
 
-class Skills:
+class Skills(Namespace):
     """``/v1/skills``: custom skills (no metadata, no update, no archive; delete only)."""
 
     def __init__(self, client: ProviderClient) -> None:
-        self._client = client
+        super().__init__(client)
         self.versions = SkillVersions(client)
 
     async def create(
