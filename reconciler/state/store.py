@@ -17,11 +17,10 @@ instead of O(all state). Every commit that changes entries also appends a histor
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
-from reconciler.state.delta import diff, next_state
+from reconciler.state.backend import EditedState
+from reconciler.state.delta import Delta
 from reconciler.state.history import RunInfo, append_history, history_path, record_for
 from reconciler.state.journalfile import append_record, journal_path, replay_journal
 from reconciler.state.lockfile import (
@@ -49,7 +48,7 @@ def journal_threshold() -> int:
         return JOURNAL_ABOVE
 
 
-class StateStore:
+class StateStore(EditedState):
     """The lockfile at ``path``, loaded once and committed after every change.
 
     Example::
@@ -72,15 +71,14 @@ class StateStore:
         run: RunInfo | None = None,
         journal_above: int | None = None,
     ) -> None:
+        super().__init__()
         self.path = Path(path)
         self.project = project
         self.run = run or RunInfo()
         self.journal_above = journal_threshold() if journal_above is None else journal_above
         #: bytes this store wrote to the lockfile and its journal (for ``bench/``)
         self.bytes_written = 0
-        self._mutex = threading.Lock()
         self._encoder = LockfileEncoder()
-        self._current: Lockfile | None = None
         self._stamp: FileStamp | None = None
         self._on_file: Lockfile | None = None  # the lockfile file as last read or written
         self._size = 0  # its size in bytes
@@ -113,67 +111,41 @@ class StateStore:
                 self._journal_bytes = 0
             return lockfile
 
-    @property
-    def lockfile(self) -> Lockfile:
-        """The current lockfile (loaded on first use)."""
-        current = self._current
-        if current is None:
-            return self.load()
-        return current
-
-    def commit(self, edit: Callable[[Lockfile], Lockfile]) -> Lockfile:
-        """Apply ``edit`` to the current lockfile and write the result atomically.
-
-        Args:
-            edit: a pure function from the current lockfile to the new one, e.g.
-                ``lambda lf: lf.without("agent.old")``. Returning the very same object
-                writes nothing.
-
-        Returns:
-            The lockfile as written (serial increased by one), now the current one.
+    def _write_delta(self, current: Lockfile, written: Lockfile, delta: Delta) -> Lockfile:
+        """Append ``delta`` to the journal, or (small lockfile, long journal, first write)
+        write the whole lockfile atomically; then the history.
 
         Raises:
-            LockfileError: the file on disk changed behind this store, is unreadable, or
-                ``edit`` returned a lockfile of another lineage. Nothing was written and the
-                current lockfile is unchanged.
-            Exception: whatever ``edit`` raised; nothing was written.
+            LockfileError: the file on disk changed behind this store or is unreadable;
+                nothing was written and the current lockfile is unchanged.
         """
-        if self._current is None:
-            self.load()
-        with self._mutex:
-            current = self._current
-            assert current is not None
-            written = next_state(current, edit(current), str(self.path))
-            if written is None:
-                return current
-            delta = diff(current, written)
-            # a lockfile never written has its lineage and salt in memory only: the first
-            # write creates the file, whatever its size
-            if self._stamp is not None and self._size >= self.journal_above:
-                self._check_file()
-                try:
-                    size = append_record(
-                        journal_path(self.path), written.lineage, written.serial, delta
-                    )
-                except OSError as exc:
-                    raise LockfileWriteError(
-                        self.path, exc, doing="append to the journal of the lockfile"
-                    ) from exc
-                self._journal_bytes += size
-                self.bytes_written += size
-                self._current = written
-                if self._journal_bytes > max(self.journal_above, self._size):
-                    self._write_whole(written)
-            else:
+        # a lockfile never written has its lineage and salt in memory only: the first
+        # write creates the file, whatever its size
+        if self._stamp is not None and self._size >= self.journal_above:
+            self._check_file()
+            try:
+                size = append_record(
+                    journal_path(self.path), written.lineage, written.serial, delta
+                )
+            except OSError as exc:
+                raise LockfileWriteError(
+                    self.path, exc, doing="append to the journal of the lockfile"
+                ) from exc
+            self._journal_bytes += size
+            self.bytes_written += size
+            self._current = written
+            if self._journal_bytes > max(self.journal_above, self._size):
                 self._write_whole(written)
-                self._current = written
-            record = record_for(current, delta, written.serial, self.run)
-            if record is not None:
-                try:
-                    append_history(history_path(self.path), [record])
-                except OSError:
-                    pass  # the history is an audit log: a full disk must not fail the apply
-            return written
+        else:
+            self._write_whole(written)
+            self._current = written
+        record = record_for(current, delta, written.serial, self.run)
+        if record is not None:
+            try:
+                append_history(history_path(self.path), [record])
+            except OSError:
+                pass  # the history is an audit log: a full disk must not fail the apply
+        return written
 
     def close(self) -> None:
         """Fold the journal into the lockfile (one atomic rewrite), if there is one."""

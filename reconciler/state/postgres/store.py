@@ -16,13 +16,12 @@ lease can never write (a fencing check, not just a timer).
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import LockfileError, LockLost
-from reconciler.state.delta import Delta, diff, next_state
+from reconciler.state.backend import EditedState
+from reconciler.state.delta import Delta
 from reconciler.state.history import HistoryRecord, RunInfo, record_for
 from reconciler.state.model import (
     LOCKFILE_VERSION,
@@ -41,7 +40,7 @@ class StateConflict(LockfileError):
     """A compare-and-swap failed: another writer changed a row since this run read it."""
 
 
-class PgStateStore:
+class PgStateStore(EditedState):
     """The state of ``project`` in the database ``db`` (see the module docstring)."""
 
     def __init__(
@@ -52,14 +51,13 @@ class PgStateStore:
         run: RunInfo | None = None,
         lease_id: str | None = None,
     ) -> None:
+        super().__init__()
         self.db = db
         self.project = project
         self.run = run or RunInfo()
         self.lease_id = lease_id
         #: bytes of row data this store sent (entries, intents, history), for ``bench/``
         self.bytes_written = 0
-        self._mutex = threading.Lock()
-        self._current: Lockfile | None = None
         self._exists = False  # the project row exists
         self._versions: dict[str, int] = {}  # resource address -> row_version read
         self._pending_versions: dict[str, int] = {}
@@ -67,11 +65,6 @@ class PgStateStore:
     @property
     def name(self) -> str:
         return f"{self.db.name} (project {self.project})"
-
-    @property
-    def lockfile(self) -> Lockfile:
-        current = self._current
-        return self.load() if current is None else current
 
     def load(self) -> Lockfile:
         """Read the project's state (an empty one with a fresh lineage when there is none).
@@ -136,44 +129,34 @@ class PgStateStore:
         )
         return lockfile, True, versions, pending_versions
 
-    def commit(self, edit: Callable[[Lockfile], Lockfile]) -> Lockfile:
-        """Apply ``edit`` and write what it changed in one transaction (thread-safe).
+    def _write_delta(self, current: Lockfile, written: Lockfile, delta: Delta) -> Lockfile:
+        """Write what ``delta`` changed, and its history record, in one transaction.
 
         Raises:
             StateConflict: another writer changed a row this edit touches; nothing written.
             LockLost: this run's lease expired or was taken over; nothing written.
             LockfileError: the database is unreachable or refused the write.
         """
-        if self._current is None:
-            self.load()
-        with self._mutex:
-            current = self._current
-            assert current is not None
-            following = next_state(current, edit(current), str(self.name))
-            if following is None:
-                return current
-            written = following  # a name the closure below sees as a Lockfile
-            delta = diff(current, written)
-            token = uuid.uuid4().hex
-            record = record_for(current, delta, written.serial, self.run)
-            serial, versions, pending_versions = self.db.run(
-                lambda conn: self._write(conn, current, written, delta, record, token),
-                what="write the state",
-                landed=lambda conn: self._landed(conn, token),
-            )
-            self._exists = True
-            for address, entry in delta.entries.items():
-                if entry is None:
-                    self._versions.pop(address, None)
-            for address, intent in delta.pending.items():
-                if intent is None:
-                    self._pending_versions.pop(address, None)
-            self._versions.update(versions)
-            self._pending_versions.update(pending_versions)
-            if serial != written.serial:
-                written = written.model_copy(update={"serial": serial})
-            self._current = written
-            return written
+        token = uuid.uuid4().hex
+        record = record_for(current, delta, written.serial, self.run)
+        serial, versions, pending_versions = self.db.run(
+            lambda conn: self._write(conn, current, written, delta, record, token),
+            what="write the state",
+            landed=lambda conn: self._landed(conn, token),
+        )
+        self._exists = True
+        for address, entry in delta.entries.items():
+            if entry is None:
+                self._versions.pop(address, None)
+        for address, intent in delta.pending.items():
+            if intent is None:
+                self._pending_versions.pop(address, None)
+        self._versions.update(versions)
+        self._pending_versions.update(pending_versions)
+        if serial != written.serial:
+            written = written.model_copy(update={"serial": serial})
+        self._current = written
+        return written
 
     def _landed(self, conn: Conn, token: str) -> tuple[int, dict[str, int], dict[str, int]] | None:
         """After a dropped connection: the result of the write ``token`` if it committed."""
