@@ -281,6 +281,15 @@ _ERRORS = {
 }
 
 
+def multipart_body(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    """The ``openapi_extra`` of a route that parses a multipart upload by hand: the form
+    fields FastAPI cannot see, for the document."""
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+    }
+
+
 def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 

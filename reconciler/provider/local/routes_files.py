@@ -43,6 +43,7 @@ from starlette.responses import Response
 from .context import Ctx
 from .errors import ApiError, bad_request
 from .ids import format_ts, new_id, parse_ts
+from .openapi import multipart_body
 from .paging import decode_cursor, json_response, page_response
 from .store import Record, Store
 
@@ -59,27 +60,17 @@ _MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 router = APIRouter(tags=["files"])
 
 #: the multipart body of an upload, for the OpenAPI document (the handler parses it by hand)
-_UPLOAD_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "expires_in_seconds": {
-                            "type": "integer",
-                            "minimum": EXPIRES_RANGE[0],
-                            "maximum": EXPIRES_RANGE[1],
-                        },
-                    },
-                }
-            }
+_UPLOAD_BODY = multipart_body(
+    ["file"],
+    {
+        "file": {"type": "string", "format": "binary"},
+        "expires_in_seconds": {
+            "type": "integer",
+            "minimum": EXPIRES_RANGE[0],
+            "maximum": EXPIRES_RANGE[1],
         },
-    }
-}
+    },
+)
 
 
 def _expired(data: dict[str, Any], now: datetime | None = None) -> bool:

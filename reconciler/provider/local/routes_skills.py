@@ -28,6 +28,7 @@ from .context import Ctx
 from .errors import bad_request, not_found
 from .ids import format_ts, new_id, new_sorted_id, now_ts
 from .listing import WidePaged, list_objects
+from .openapi import multipart_body
 from .paging import decode_cursor, json_response, page_response
 from .skill_bundle import (
     MAX_FILES,
@@ -46,26 +47,13 @@ _FRAMING_ALLOWANCE = MAX_FILES * 1024 + 64 * 1024
 router = APIRouter(tags=["skills"])
 
 #: the multipart body of both uploads, for the OpenAPI document (handlers parse it by hand)
-_UPLOAD_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["files[]"],
-                    "properties": {
-                        "files[]": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                        },
-                        "display_name": {"type": "string", "maxLength": 255},
-                    },
-                }
-            }
-        },
-    }
-}
+_UPLOAD_BODY = multipart_body(
+    ["files[]"],
+    {
+        "files[]": {"type": "array", "items": {"type": "string", "format": "binary"}},
+        "display_name": {"type": "string", "maxLength": 255},
+    },
+)
 
 
 def _skill(store: Store, skill_id: str) -> Record:
