@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import AmbiguousWriteError, ReconcilerError
+from reconciler.provider.resources import Namespace
 from reconciler.provider.wire import item_path
 
 if TYPE_CHECKING:
-    from reconciler.provider.client import AmbiguityResolver, ProviderClient
+    from reconciler.provider.client import AmbiguityResolver
     from reconciler.provider.pager import Pager
 
 __all__ = ["LOOKUP_DOWNLOADS", "LOOKUP_SCAN", "FileUpload", "Files"]
@@ -135,11 +136,8 @@ def _as_upload(
     return FileUpload.from_path(source, filename=filename, mime_type=mime_type)
 
 
-class Files:
+class Files(Namespace):
     """``/v1/files``: uploaded files (no metadata, no update; delete only)."""
-
-    def __init__(self, client: ProviderClient) -> None:
-        self._client = client
 
     async def upload(
         self,
@@ -163,20 +161,14 @@ class Files:
             resolve: a lookup of the caller's own instead of that one.
         """
         upload = _as_upload(source, filename, mime_type)
-        body, content_type = upload.multipart(expires_in_seconds)
         known = frozenset(existing) if existing is not None else None
 
         async def find() -> JSON | None:
             return await self._find(upload, known)
 
-        result: JSON = await self._client.request(
-            "POST",
-            "/v1/files",
-            content=body,
-            headers={"content-type": content_type},
-            resolve=resolve or find,
+        return await self._upload(
+            "/v1/files", upload.multipart(expires_in_seconds), resolve or find
         )
-        return result
 
     async def _find(self, upload: FileUpload, known: frozenset[str] | None) -> JSON | None:
         name = upload.stored_filename

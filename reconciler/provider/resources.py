@@ -47,6 +47,17 @@ class Namespace:
     def __init__(self, client: ProviderClient) -> None:
         self._client = client
 
+    async def _upload(
+        self, path: str, multipart: tuple[bytes, str], resolve: AmbiguityResolver
+    ) -> JSON:
+        """POST a multipart body, given as ``(bytes, content type)``; not idempotent, so a
+        lost answer is looked up by ``resolve`` before it is sent again."""
+        body, content_type = multipart
+        result: JSON = await self._client.request(
+            "POST", path, content=body, headers={"content-type": content_type}, resolve=resolve
+        )
+        return result
+
 
 class Collection(Namespace):
     """Create / retrieve / update / archive of one top-level collection."""

@@ -146,19 +146,12 @@ class SkillVersions(Namespace):
             resolve: a lookup of the caller's own instead of that one.
         """
         upload = _as_upload(source)
-        body, content_type = upload.multipart()
 
         async def find() -> JSON | None:
             return await self._find(skill_id, upload, after_version)
 
-        result: JSON = await self._client.request(
-            "POST",
-            item_path("skills", skill_id, "versions"),
-            content=body,
-            headers={"content-type": content_type},
-            resolve=resolve or find,
-        )
-        return result
+        path = item_path("skills", skill_id, "versions")
+        return await self._upload(path, upload.multipart(), resolve or find)
 
     async def _find(
         self, skill_id: str, upload: SkillUpload, after_version: str | None
@@ -224,20 +217,12 @@ class Skills(Namespace):
             resolve: a lookup of the caller's own instead of that one.
         """
         upload = _as_upload(source)
-        body, content_type = upload.multipart(display_name)
         known = frozenset(existing) if existing is not None else None
 
         async def find() -> JSON | None:
             return await self._find(upload, display_name, known)
 
-        result: JSON = await self._client.request(
-            "POST",
-            "/v1/skills",
-            content=body,
-            headers={"content-type": content_type},
-            resolve=resolve or find,
-        )
-        return result
+        return await self._upload("/v1/skills", upload.multipart(display_name), resolve or find)
 
     async def _find(
         self, upload: SkillUpload, display_name: str | None, known: frozenset[str] | None
