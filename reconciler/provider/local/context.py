@@ -7,7 +7,8 @@ No resource-specific rules live here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -95,8 +96,8 @@ def new_object(
 
 @dataclass
 class Edit:
-    """An update in progress (inside the caller's write transaction): the stored object and
-    the copy the route changes; ``save`` applies the metadata patch and stores the copy."""
+    """An update in progress (``edit``): the stored object and the copy the route changes;
+    ``save`` applies the metadata patch and stores the copy."""
 
     store: Store
     current: dict[str, Any]
@@ -112,15 +113,18 @@ class Edit:
         return save_if_changed(self.store, self.current["id"], self.current, self.updated)
 
 
-def edit(store: Store, kind: str, object_id: str, error_code: str | None = None) -> Edit:
-    """Start updating a stored object; an archived one refuses (400 ``error_code``).
+@contextmanager
+def edit(store: Store, kind: str, object_id: str, error_code: str | None = None) -> Iterator[Edit]:
+    """Update a stored object inside one write transaction; an archived one refuses (400
+    ``error_code``).
 
     Raises:
         ApiError: 404 for an unknown id, 400 for an archived object.
     """
-    current = require(store, kind, object_id).data
-    refuse_archived(KIND_LABELS[kind], current, error_code)
-    return Edit(store, current, dict(current))
+    with store.write():
+        current = require(store, kind, object_id).data
+        refuse_archived(KIND_LABELS[kind], current, error_code)
+        yield Edit(store, current, dict(current))
 
 
 def archive(store: Store, kind: str, object_id: str) -> dict[str, Any]:

@@ -58,8 +58,7 @@ async def retrieve_environment(ctx: Ctx, environment_id: str) -> Response:
 async def update_environment(ctx: Ctx, environment_id: str, body: EnvironmentUpdate) -> Response:
     store = ctx.store
     sent = body.model_dump(exclude_unset=True)
-    with store.write():
-        change = edit(store, "environment", environment_id, "environment_archived")
+    with edit(store, "environment", environment_id, "environment_archived") as change:
         current, updated = change.current, change.updated
         if sent.get("name") is not None:
             if sent["name"] != current["name"]:

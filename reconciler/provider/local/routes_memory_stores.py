@@ -139,8 +139,7 @@ async def retrieve_memory_store(ctx: Ctx, memory_store_id: str) -> Response:
 async def update_memory_store(ctx: Ctx, memory_store_id: str, body: MemoryStoreUpdate) -> Response:
     store = ctx.store
     sent = body.model_dump(exclude_unset=True)
-    with store.write():
-        change = edit(store, "memory_store", memory_store_id, "memory_store_archived")
+    with edit(store, "memory_store", memory_store_id, "memory_store_archived") as change:
         for field in ("name", "description"):
             if sent.get(field) is not None:
                 change.updated[field] = sent[field]

@@ -211,8 +211,7 @@ async def update_session(ctx: Ctx, session_id: str, body: SessionUpdate) -> Resp
     sent = body.model_dump(exclude_unset=True)
     if "vault_ids" in sent:
         raise bad_request("vault_ids cannot be changed after creation (reserved)")
-    with store.write():
-        change = edit(store, "session", session_id)
+    with edit(store, "session", session_id) as change:
         current, updated = change.current, change.updated
         if sent.get("agent") is not None:
             if current["status"] == "running":

@@ -186,8 +186,7 @@ async def retrieve_vault(ctx: Ctx, vault_id: str) -> Response:
 async def update_vault(ctx: Ctx, vault_id: str, body: VaultUpdate) -> Response:
     store = ctx.store
     sent = body.model_dump(exclude_unset=True)
-    with store.write():
-        change = edit(store, "vault", vault_id)
+    with edit(store, "vault", vault_id) as change:
         if sent.get("display_name") is not None:
             change.updated["display_name"] = sent["display_name"]
         saved = change.save(sent.get("metadata"))
