@@ -89,6 +89,18 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
         self.details = dict(details or {})
 
+    def response(self, request_id: str) -> Response:
+        """The envelope response of this failure to the request ``request_id``."""
+        body = envelope(
+            request_id, self.status, self.message, self.error_type, self.error_code, self.details
+        )
+        return Response(
+            json.dumps(body),
+            status_code=self.status,
+            media_type="application/json",
+            headers=self.headers,
+        )
+
 
 def bad_request(message: str, error_code: str | None = None) -> ApiError:
     """A 400 ``invalid_request_error``."""
@@ -123,21 +135,6 @@ def envelope(
     return {"type": "error", "error": error, "request_id": request_id}
 
 
-def error_response(
-    request_id: str,
-    status: int,
-    message: str,
-    *,
-    error_type: str | None = None,
-    error_code: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    details: Mapping[str, Any] | None = None,
-) -> Response:
-    """A complete envelope response."""
-    body = json.dumps(envelope(request_id, status, message, error_type, error_code, details))
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
-
-
 def request_id_of(scope: Scope) -> str:
     """The id ``RequestContext`` assigned to this request (a fresh one if it did not run)."""
     state = scope.setdefault("state", {})
@@ -166,20 +163,12 @@ def install_exception_handlers(app: FastAPI) -> None:
 
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        return error_response(
-            request_id_of(request.scope),
-            exc.status,
-            exc.message,
-            error_type=exc.error_type,
-            error_code=exc.error_code,
-            headers=exc.headers,
-            details=exc.details,
-        )
+        return exc.response(request_id_of(request.scope))
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         message, code = _describe_validation(exc.errors())
-        return error_response(request_id_of(request.scope), 400, message, error_code=code)
+        return ApiError(400, message, error_code=code).response(request_id_of(request.scope))
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -189,8 +178,8 @@ def install_exception_handlers(app: FastAPI) -> None:
             message = f"method {request.method} not allowed on {request.url.path}"
         else:
             message = str(exc.detail)
-        return error_response(
-            request_id_of(request.scope), exc.status_code, message, headers=exc.headers
+        return ApiError(exc.status_code, message, headers=exc.headers).response(
+            request_id_of(request.scope)
         )
 
     app.add_exception_handler(ApiError, on_api_error)
@@ -235,7 +224,7 @@ class RequestContext:
             # Lone surrogates in JSON strings cannot be stored as UTF-8: the input is invalid.
             if started:
                 raise
-            response = error_response(rid, 400, "request contains invalid unicode text")
+            response = ApiError(400, "request contains invalid unicode text").response(rid)
             await response(scope, receive, send_with_id)
         except (sqlite3.Error, StoreError) as exc:
             # the database file, not the provider, is at fault: say which file and what to
@@ -244,18 +233,15 @@ class RequestContext:
                 raise
             problem = exc if isinstance(exc, StoreError) else explain(_db_path(scope), exc)
             log.info("local provider database error: %s", problem)
-            response = error_response(
-                rid,
-                503 if problem.locked else 500,
-                str(problem),
-                headers={"x-should-retry": "false"},
-            )
+            response = ApiError(
+                503 if problem.locked else 500, str(problem), headers={"x-should-retry": "false"}
+            ).response(rid)
             await response(scope, receive, send_with_id)
         except Exception:
             if started:
                 raise
             log.exception("unhandled error in local provider")
-            response = error_response(rid, 500, "internal error in the local provider")
+            response = ApiError(500, "internal error in the local provider").response(rid)
             await response(scope, receive, send_with_id)
 
 
@@ -278,13 +264,13 @@ def _gate(scope: Scope) -> Callable[[str], Response] | None:
         return None
     problem = _credentials_problem(scope)
     if problem is not None:
-        return lambda rid: error_response(rid, 401, problem)
+        return lambda rid: ApiError(401, problem).response(rid)
     missing = _missing_beta(scope)
     # routing is asked only when the beta is missing: the common request pays nothing
     if missing is None or not _routed(scope):
         return None
     message = f"the anthropic-beta header must include {missing}"
-    return lambda rid: error_response(rid, 400, message)
+    return lambda rid: ApiError(400, message).response(rid)
 
 
 def _credentials_problem(scope: Scope) -> str | None:

@@ -33,7 +33,7 @@ from typing import Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import error_response, request_id_of
+from .errors import ApiError, request_id_of
 
 FaultKind = Literal["none", "before_503", "before_drop", "after_503", "after_drop"]
 
@@ -192,15 +192,14 @@ class FaultInjector:
         await self._fail_after(scope, receive, send, kind)
 
     async def _rate_limited(self, scope: Scope, receive: Receive, send: Send, wait: float) -> None:
-        response = error_response(
-            request_id_of(scope),
+        response = ApiError(
             429,
             "rate limit exceeded (local provider fault injection)",
             headers={
                 "retry-after": str(max(1, math.ceil(wait))),
                 "retry-after-ms": str(max(1, math.ceil(wait * 1000))),
             },
-        )
+        ).response(request_id_of(scope))
         await response(scope, receive, send)
 
     async def _fail(self, scope: Scope, receive: Receive, send: Send, kind: str) -> None:
@@ -216,13 +215,12 @@ class FaultInjector:
             )
             await send({"type": "http.response.body", "body": b'{"type":', "more_body": True})
             raise InjectedDisconnect("injected fault: connection dropped")
-        response = error_response(
-            request_id_of(scope),
+        response = ApiError(
             503,
             "injected fault: the service is overloaded",
             error_type="overloaded_error",
             headers={"x-fault-injected": kind},
-        )
+        ).response(request_id_of(scope))
         await response(scope, receive, send)
 
     async def _fail_after(self, scope: Scope, receive: Receive, send: Send, kind: str) -> None:
