@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -127,6 +128,16 @@ def format_option(name: str, markdown_for: str) -> Callable[[F], F]:
         show_default=True,
         help=f"text for people, json for programs (docs/json-format.md), markdown for "
         f"{markdown_for}.",
+    )
+
+
+def out_file_option(help: str) -> Callable[[F], F]:
+    """``--out FILE``: a file the command writes (a path; not a directory)."""
+    return click.option(
+        "--out",
+        type=click.Path(path_type=Path, dir_okay=False),
+        metavar="FILE",
+        help=help,
     )
 
 

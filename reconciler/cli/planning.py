@@ -24,7 +24,7 @@ from reconciler.app import (
     load_manifests,
 )
 from reconciler.cli import terminal
-from reconciler.cli.app import App, format_option, full_option, pass_app
+from reconciler.cli.app import App, format_option, full_option, out_file_option, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, fail, interrupt_exit
 from reconciler.render import render_apply_summary, render_plan
 from reconciler.render.values import printable
@@ -168,12 +168,7 @@ def validate(app: App, policies_dir: Path | None) -> None:
 
 
 @click.command()
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="FILE",
-    help="Also save the plan to FILE, for `reconciler apply FILE`.",
-)
+@out_file_option("Also save the plan to FILE, for `reconciler apply FILE`.")
 @format_option("fmt", "PR comments")
 @full_option
 @click.option(

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from reconciler.app import manifest_json_schema
+from reconciler.cli.app import out_file_option
 
 
 def register(group: click.Group) -> None:
@@ -15,12 +16,7 @@ def register(group: click.Group) -> None:
 
 
 @click.command()
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="FILE",
-    help="Write the schema to FILE instead of stdout.",
-)
+@out_file_option("Write the schema to FILE instead of stdout.")
 def schema(out: Path | None) -> None:
     """Print the JSON Schema of manifest documents (indent 2).
 
