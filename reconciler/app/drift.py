@@ -163,27 +163,25 @@ async def _drift(
     lockfile, healed, unseen = _healed(manifests, observed, lockfile, project)
     warnings = tuple(_warnings(missing, healed, unseen))
     skills = manifests.skills
-    report = build_drift(
-        documents,
-        observed,
-        lockfile,
-        project,
-        ignore_unmanaged=ignore_unmanaged,
-        healed=healed,
-        skills=skills,
-    )
-    agent_ids = agents_to_annotate(report)
-    if agent_ids:
-        reader = ClientBackedProvider(client)
-        histories = await asyncio.gather(*(reader.list_versions(a) for a in agent_ids))
-        report = build_drift(
+
+    def drift(versions: dict[str, list[JSON]] | None = None) -> DriftReport:
+        return build_drift(
             documents,
             observed,
             lockfile,
             project,
             ignore_unmanaged=ignore_unmanaged,
-            versions=dict(zip(agent_ids, histories, strict=True)),
+            versions=versions,
             healed=healed,
             skills=skills,
         )
+
+    report = drift()
+    # a second pass once the versions of the agents that drifted are known (to say which
+    # version changed what)
+    agent_ids = agents_to_annotate(report)
+    if agent_ids:
+        reader = ClientBackedProvider(client)
+        histories = await asyncio.gather(*(reader.list_versions(a) for a in agent_ids))
+        report = drift(dict(zip(agent_ids, histories, strict=True)))
     return report.model_copy(update={"warnings": warnings}) if warnings else report
