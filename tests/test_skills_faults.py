@@ -2,29 +2,22 @@
 
 An upload is not idempotent, so a lost answer must be looked up (by content) before the
 upload is sent again: it is never resent blind and never leaves a twin version or skill.
-``LoseAnswers`` loses chosen answers on the wire in front of the real local provider;
+``LoseAnswers`` (tests/support/lossy.py) loses chosen answers on the wire in front of the real local provider;
 ``FaultConfig`` makes the provider itself fail, slow down or rate limit every route.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from support.lossy import faulty, lossy
 
 from reconciler.errors import AmbiguousWriteError
-from reconciler.provider import ProviderClient, SkillUpload, embedded_client
-from reconciler.provider.asgi_transport import StreamingASGITransport
-from reconciler.provider.embedded import EMBEDDED_BASE_URL
-from reconciler.provider.local import BackgroundServer, FaultConfig, create_app
-
-FAST: dict[str, Any] = {"backoff_base": 0.001, "backoff_max": 0.005}
-OVERLOADED = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+from reconciler.provider import SkillUpload, embedded_client
+from reconciler.provider.local import FaultConfig
 
 
 def upload(slug: str, body: str = "v1", *, folder: str | None = None) -> SkillUpload:
@@ -35,48 +28,6 @@ def upload(slug: str, body: str = "v1", *, folder: str | None = None) -> SkillUp
             (f"{top}/notes.txt", body.encode()),
         )
     )
-
-
-class LoseAnswers(httpx.AsyncBaseTransport):
-    """The local provider's transport, losing the answers ``script`` names.
-
-    ``script[(method, path)]`` is a list of fates, one per request to that path in turn:
-    ``"before"`` answers 503 without the provider seeing the request, ``"after"`` answers 503
-    after the provider committed it, ``"dropped"`` drops the connection after the commit,
-    ``None`` passes the request through. ``sent`` counts the requests per (method, path).
-    """
-
-    def __init__(self, db: Path, script: dict[tuple[str, str], list[str | None]]) -> None:
-        self.inner = StreamingASGITransport(create_app(db))
-        self.script = script
-        self.sent: Counter[tuple[str, str]] = Counter()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        key = (request.method, request.url.path)
-        self.sent[key] += 1
-        steps = self.script.get(key)
-        fate = steps.pop(0) if steps else None
-        if fate is None:
-            return await self.inner.handle_async_request(request)
-        if fate in ("after", "dropped"):
-            response = await self.inner.handle_async_request(request)
-            await response.aread()
-            await response.aclose()
-            if fate == "dropped":
-                raise httpx.RemoteProtocolError("peer closed the connection", request=request)
-        return httpx.Response(503, json=OVERLOADED)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-@contextlib.asynccontextmanager
-async def lossy(
-    db: Path, script: dict[tuple[str, str], list[str | None]], **kw: Any
-) -> AsyncIterator[tuple[ProviderClient, LoseAnswers]]:
-    wire = LoseAnswers(db, script)
-    async with ProviderClient(EMBEDDED_BASE_URL, "test", transport=wire, **FAST, **kw) as client:
-        yield client, wire
 
 
 async def seed(db: Path, slug: str = "tidy-data") -> dict[str, Any]:
@@ -178,22 +129,6 @@ async def test_a_retry_budget_spent_on_lost_answers_says_ambiguous(provider_db: 
 @pytest.fixture(params=["in-process", pytest.param("tcp", marks=pytest.mark.tcp)])
 def transport_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@contextlib.asynccontextmanager
-async def faulty(kind: str, db: Path, faults: FaultConfig, **kw: Any) -> AsyncIterator[Any]:
-    """(client, FaultInjector) of a provider with ``faults``."""
-    app = create_app(db, faults=faults)
-    if kind == "in-process":
-        wire = StreamingASGITransport(app)
-        async with ProviderClient(
-            EMBEDDED_BASE_URL, "test", transport=wire, **FAST, **kw
-        ) as client:
-            yield client, app.state.faults
-    else:
-        with BackgroundServer(app) as server:
-            async with ProviderClient(server.url, "test", **FAST, **kw) as client:
-                yield client, app.state.faults
 
 
 async def test_skill_reads_ride_through_a_30_percent_fault_rate(
