@@ -362,3 +362,34 @@ async def test_downloads_ask_for_a_binary_body_as_the_sdk_does(tmp_path: Path) -
         assert await client.files.download(made["id"]) == b"abc"
     assert seen[-1] == f"GET /v1/files/{made['id']}/content application/binary"
     assert seen[0].endswith("application/json")
+
+
+async def test_an_outcome_rubric_given_as_a_file_must_name_a_usable_file(
+    api: ProviderClient,
+) -> None:
+    """A ``user.define_outcome`` rubric ``{type: file, file_id}`` is a file reference too: a
+    session's event and a deployment's initial events are refused when the file is unknown."""
+    agent_id, env_id = await _agent_and_env(api)
+    rubric = await api.files.upload(b'Names "PR 42".', filename="rubric.md")
+    missing = "file_011CZkYpogX7uDKUyvBTophP"
+
+    def outcome(file_id: str) -> dict[str, Any]:
+        return {
+            "type": "user.define_outcome",
+            "description": "Review PR 42",
+            "rubric": {"type": "file", "file_id": file_id},
+        }
+
+    session = await api.sessions.create({"agent": agent_id, "environment_id": env_id})
+    with pytest.raises(NotFoundError, match=f"file {missing} not found"):
+        await api.sessions.send_events(session["id"], [outcome(missing)])
+    assert await api.sessions.list_events(session["id"]).to_list() == []
+    sent = await api.sessions.send_events(session["id"], [outcome(rubric["id"])])
+    assert sent[0]["rubric"] == {"type": "file", "file_id": rubric["id"]}
+
+    body = {"name": "graded", "agent": agent_id, "environment_id": env_id}
+    with pytest.raises(NotFoundError, match=f"file {missing} not found"):
+        await api.deployments.create({**body, "initial_events": [outcome(missing)]})
+    dep = await api.deployments.create({**body, "initial_events": [outcome(rubric["id"])]})
+    with pytest.raises(NotFoundError, match=f"file {missing} not found"):
+        await api.deployments.update(dep["id"], {"initial_events": [outcome(missing)]})

@@ -26,7 +26,7 @@ from .errors import bad_request
 from .ids import format_ts, new_id, now_ts
 from .listing import Created, CreatedAny, Listed, WidePaged, list_objects
 from .paging import json_response
-from .routes_files import check_files, missing_file
+from .routes_files import check_files, check_rubric_files, missing_file
 from .routes_memory_stores import archived_reference, check_reference
 from .routes_sessions import SNAPSHOT_FIELDS, check_vaults, open_session, usable_environment
 from .schemas_runtime import DeploymentCreate, DeploymentUpdate
@@ -131,6 +131,7 @@ async def create_deployment(ctx: Ctx, body: DeploymentCreate) -> Response:
         usable_environment(store, sent["environment_id"])
         check_reference(store, sent.get("resources"))
         check_files(store, sent.get("resources"))
+        check_rubric_files(store, sent["initial_events"])
         resources, tokens = _resources(sent.get("resources"))
         fields = {
             "name": sent["name"],
@@ -181,6 +182,7 @@ async def update_deployment(ctx: Ctx, deployment_id: str, body: DeploymentUpdate
         for field in ("name", "initial_events"):
             if field in sent:
                 updated[field] = sent[field]
+        check_rubric_files(store, sent.get("initial_events"))
         if "description" in sent:
             updated["description"] = none_if_empty(sent["description"])
         if "vault_ids" in sent:

@@ -108,6 +108,15 @@ def check_files(store: Store, resources: list[dict[str, Any]] | None) -> None:
             usable_file(store, resource["file_id"])
 
 
+def check_rubric_files(store: Store, events: list[dict[str, Any]] | None) -> None:
+    """Every ``user.define_outcome`` of ``events`` whose rubric is a file names a usable file
+    (``usable_file``), as a ``file`` resource must."""
+    for event in events or []:
+        rubric = event.get("rubric") if event.get("type") == "user.define_outcome" else None
+        if rubric and rubric.get("type") == "file":
+            usable_file(store, rubric["file_id"])
+
+
 def missing_file(store: Store, resources: list[dict[str, Any]]) -> dict[str, Any] | None:
     """A deployment run's ``error`` when a file its resources name is gone or expired."""
     for resource in resources:

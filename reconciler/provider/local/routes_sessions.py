@@ -40,7 +40,7 @@ from .errors import bad_request, conflict
 from .ids import new_id, now_ts
 from .listing import CreatedAny, Listed, Paged, list_objects
 from .paging import decode_cursor, json_response, page_response
-from .routes_files import usable_file
+from .routes_files import check_rubric_files, usable_file
 from .routes_memory_stores import mount
 from .routes_skills import resolve_custom_skill
 from .schemas_runtime import EventsSend, SessionCreate, SessionUpdate
@@ -302,6 +302,7 @@ async def send_events(ctx: Ctx, session_id: str, body: EventsSend) -> Response:
         session = require(store, "session", session_id).data
         if session.get("archived_at"):
             raise conflict(f"session {session_id} is archived and accepts no events")
+        check_rubric_files(store, events)
         echoed = run_events(store, session, events)
         session["updated_at"] = now_ts()
         store.replace(session_id, session)
