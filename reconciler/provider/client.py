@@ -510,7 +510,9 @@ class ProviderClient:
         method = method.upper()
         idem = is_idempotent(method, path, json) if idempotent is None else idempotent
         pairs = params if isinstance(params, list) else encode_query(params)
-        query = httpx.QueryParams(tuple(pairs))
+        # None, not an empty QueryParams, when there is no query: httpx merges any params
+        # given into the URL by parsing it again (~0.1 ms, as much as the rest of the request)
+        query = httpx.QueryParams(tuple(pairs)) if pairs else None
         limiter, policy = self.rate_limiter.for_request(rate_bucket(method, path)), self.policy
         retries = 0
         while True:
