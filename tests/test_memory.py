@@ -68,9 +68,7 @@ async def test_a_read_response_is_freed_without_the_garbage_collector(tmp_path: 
 def test_uncoloured_text_is_what_rich_would_print() -> None:
     """The plan's text skips rich's console when nothing is coloured (~0.3 s for the plan
     of an apply of 1,000 agents): the same characters, every time."""
-    from rich.text import Text
-
-    from reconciler.render.text import _emit, _rich_emit
+    from reconciler.render.text import _emit, _rich_emit, _Styled
 
     samples = [
         "  + agent.reviewer  create",
@@ -79,13 +77,13 @@ def test_uncoloured_text_is_what_rich_would_print() -> None:
         "",
         "x" * 300,  # longer than the width: never wrapped
         "  [bold]not markup[/bold] :smile: http://x.y 1.5 True",
+        "bell\x07 back\x08 cr\r ff\x0c vt\x0b",  # dropped as rich's Text drops them
         "a\tb",  # rich expands tabs: the fast path leaves such text to rich
     ]
 
-    def lines() -> list[Text]:
-        made = [Text(s, style="bold" if i % 2 else "") for i, s in enumerate(samples)]
-        for line in made:
-            line.rstrip()
+    def lines() -> list[_Styled]:
+        made = [_Styled(s, style="bold" if i % 2 else "") for i, s in enumerate(samples)]
+        made[0].append(" more\r", style="green")
         return made
 
     for width in (60, 100):
