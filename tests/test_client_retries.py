@@ -146,7 +146,9 @@ async def test_a_create_rejected_with_429_is_retried(provider_db: Path) -> None:
 
 async def test_rate_limit_error_when_retries_run_out(provider_db: Path) -> None:
     faults = FaultConfig(rate_limit=1)
-    async with embedded_client(provider_db, faults=faults, max_retries=0) as client:
+    # a 429 with retry-after is retried under max_rate_limit_retries, not max_retries
+    options = {"max_retries": 0, "max_rate_limit_retries": 0}
+    async with embedded_client(provider_db, faults=faults, **options) as client:
         await client.agents.list().to_list()
         with pytest.raises(RateLimitError) as caught:
             await client.agents.list().to_list()

@@ -280,8 +280,9 @@ async def test_429_waits_retry_after_ms_then_succeeds() -> None:
 
 
 async def test_429_exhausting_retries_raises_rate_limit_error_with_retry_after() -> None:
+    # a 429 with retry-after has its own budget (max_rate_limit_retries), not max_retries
     seen, handler = scripted(rate_limited(**{"retry-after": "0.01"}))
-    async with make_client(handler, max_retries=2) as client:
+    async with make_client(handler, max_retries=0, max_rate_limit_retries=2) as client:
         with pytest.raises(RateLimitError) as caught:
             await client.agents.list().to_list()
     assert len(seen) == 3

@@ -12,7 +12,9 @@ writes (creates, versioned updates, ``run``, session events) when the request ce
 reached the server (connect failure, 429), or - given a ``resolve`` callback that looks the
 write up (the executor finds a create by its ownership tags) - after that lookup showed the
 write did not happen. Every retry of a request, whatever its cause, counts against the same
-``max_retries``. A write whose fate stays unknown raises ``AmbiguousWriteError``.
+``max_retries``, except 429s that say when to come back (``retry-after``): refused and not
+processed, they are retried under a larger budget of their own (``max_rate_limit_retries``).
+A write whose fate stays unknown raises ``AmbiguousWriteError``.
 
 It does not know resource shapes (``resources.py`` names the endpoints), does not parse SSE
 frames (``sse.py``) and does not decide what to create (the engine does).
@@ -279,6 +281,8 @@ class ProviderClient:
         transport: an httpx transport (e.g. ``StreamingASGITransport``); default: HTTP.
         timeout: seconds, or an ``httpx.Timeout``.
         max_retries: retries after the first attempt.
+        max_rate_limit_retries: retries after 429s carrying ``retry-after``, counted apart
+            from ``max_retries`` (``RetryPolicy``).
         backoff_base: first retry backoff in seconds (doubles per retry).
         backoff_max: backoff cap in seconds.
         rate_limiter: paces the requests: ``RateLimits`` (the default) learns one rate per
@@ -305,10 +309,13 @@ class ProviderClient:
         backoff_max: float = 8.0,
         rate_limiter: AdaptiveRateLimiter | RateLimits | None = None,
         max_connections: int = 64,
+        max_rate_limit_retries: int = 20,
     ) -> None:
         # refused here, before any request: httpx would retry a scheme-less URL four times
         self.base_url = normalize_base_url(base_url)
-        self.policy = RetryPolicy(max_retries, backoff_base, backoff_max)
+        self.policy = RetryPolicy(
+            max_retries, backoff_base, backoff_max, max_rate_limit_retries=max_rate_limit_retries
+        )
         if rate_limiter is None:  # below the documented limits from the first request
             rate_limiter = RateLimits(documented=documented_rate_limits(self.base_url))
         self.rate_limiter = rate_limiter
@@ -514,8 +521,10 @@ class ProviderClient:
         # given into the URL by parsing it again (~0.1 ms, as much as the rest of the request)
         query = httpx.QueryParams(tuple(pairs)) if pairs else None
         limiter, policy = self.rate_limiter.for_request(rate_bucket(method, path)), self.policy
-        retries = 0
+        retries = 0  # counted against policy.max_retries
+        waited = 0  # retries after 429s with retry-after: policy.max_rate_limit_retries
         while True:
+            paced = False
             failure: httpx.TransportError | None = None
             response: httpx.Response | None = None
             slot = contextlib.nullcontext() if stream else self._slots
@@ -525,7 +534,7 @@ class ProviderClient:
                 if guard is not None:
                     guard()  # here for every transport; asyncio_transport checks again
                     # at the socket
-                self._stats.record(method, retry=retries > 0)
+                self._stats.record(method, retry=retries + waited > 0)
                 request = self._http.build_request(
                     method,
                     self._url(path),
@@ -581,7 +590,12 @@ class ProviderClient:
             else:
                 status = response.status_code
                 retryable = policy.status_is_retryable(response) and (idem or status == 429)
-                can_retry = retryable and retries < policy.max_retries
+                # a 429 that says when to come back was not processed: its own budget
+                paced = status == 429 and parse_retry_after(response.headers) is not None
+                if paced:
+                    can_retry = retryable and waited < policy.max_rate_limit_retries
+                else:
+                    can_retry = retryable and retries < policy.max_retries
                 delay = policy.wait_for(response, retries) if can_retry else None
                 if status == 429:
                     self._stats.rate_limited += 1
@@ -594,7 +608,7 @@ class ProviderClient:
                 if delay is None:
                     if not idem and (status >= 500 or status == 408):
                         raise self._ambiguous(method, path, response, None)
-                    raise self._status_error(method, path, response, retries)
+                    raise self._status_error(method, path, response, retries + waited)
                 if status == 429:
                     delay = 0.0  # the limiter's pause already holds every sender back
             if ambiguous is not None:
@@ -613,7 +627,10 @@ class ProviderClient:
                 delay = policy.wait_for(response, retries)
                 if delay is None:
                     raise ambiguous
-            retries += 1
+            if paced:
+                waited += 1
+            else:
+                retries += 1
             if delay:
                 await asyncio.sleep(delay)
 

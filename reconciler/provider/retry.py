@@ -107,14 +107,22 @@ class RetryPolicy:
     """Retry limits and backoff shape for one client.
 
     Attributes:
-        max_retries: retries after the first attempt (0 disables retries).
+        max_retries: retries after the first attempt (0 disables retries), whatever failed,
+            except 429s that say when to come back.
         backoff_base: first backoff in seconds; doubles per retry.
         backoff_max: backoff cap in seconds (before jitter).
+        max_rate_limit_retries: retries after 429s that carry ``retry-after`` (or
+            ``retry-after-ms``), counted apart from ``max_retries``. Such a 429 is a refusal
+            the server did not process, so sending again is safe even for a create, and the
+            wait is the server's to say; a stretch of rate limiting (a limit shared with
+            other clients) must not use up the retries kept for real failures. Still a
+            bound, so a limit that never lets the request through fails, naming the 429.
     """
 
     max_retries: int = 4
     backoff_base: float = 0.5
     backoff_max: float = 8.0
+    max_rate_limit_retries: int = 20
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def backoff(self, retries_taken: int) -> float:
