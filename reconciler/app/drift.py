@@ -29,6 +29,7 @@ from reconciler.engine.model import (
     DriftReport,
 )
 from reconciler.engine.refresh import Observed
+from reconciler.engine.skills import may_find_by_slug, unrecorded_by_slug
 from reconciler.kinds import Kind
 from reconciler.manifest import ManifestSet, load_manifests
 from reconciler.provider.adapter import ClientBackedProvider
@@ -107,20 +108,16 @@ def _healed(
 def _skills_by_slug(
     manifests: ManifestSet, observed: Observed, lockfile: Lockfile
 ) -> dict[str, tuple[Kind, JSON]]:
-    """Skills without an entry, found by their slug (a skill carries no tags)."""
-    recorded = {e.id for e in lockfile.resources.values() if e.kind == "skill"}
+    """Skills without an entry, found by their slug (a skill carries no tags) where the
+    state was lost (``may_find_by_slug``); a slug proves nothing anywhere else."""
     found: dict[str, tuple[Kind, JSON]] = {}
     for address, source in manifests.skills.items():
-        if address in lockfile.resources:
+        if address in lockfile.resources or not may_find_by_slug(lockfile, address):
             continue
-        named = [
-            s
-            for s in observed.all("skill")
-            if s["id"] not in recorded
-            and (observed.skill_versions.get(s["id"]) or {}).get("name") == source.slug
-        ]
-        if named:
-            found[address] = ("skill", max(named, key=lambda s: str(s.get("created_at"))))
+        versions = observed.skill_versions
+        named = unrecorded_by_slug(observed.all("skill"), lockfile, versions, source.slug)
+        if named is not None:
+            found[address] = ("skill", named)
     return found
 
 

@@ -11,7 +11,9 @@ A skill has no metadata, and its list says only each skill's ``latest_version_id
   lockfile records cost nothing beyond the list.
 - ``check_skills`` refuses, at the place it is written, what the provider would refuse
   later: a slug changed under an existing skill, an agent pinning a version that does not
-  exist.
+  exist; and a takeover: a live skill with a declared skill's slug that the state does not
+  record, where the state was not lost (``engine.skills.may_find_by_slug``). A slug proves
+  no ownership, so that skill is named with the command that adopts it.
 - ``skill_files`` is the executor's ``read_files``: the files ``manifest.skilldir`` selected
   and digested, read again when the upload is sent and refused if they changed since.
 """
@@ -23,6 +25,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from reconciler.engine.refresh import Observed
+from reconciler.engine.skills import may_find_by_slug, unrecorded_by_slug
 from reconciler.errors import PlanError, ProviderError
 from reconciler.manifest import ManifestSet
 from reconciler.manifest.agent import AgentSpec, SkillRef
@@ -95,7 +98,10 @@ async def check_skills(
     live = observed.index("skill")
     for address, source in sorted(manifests.skills.items()):
         entry = lockfile.resources.get(address)
-        if entry is None or entry.slug is None or entry.id not in live:
+        if entry is None or entry.id not in live:
+            _check_unrecorded(manifests, address, source.slug, lockfile, observed)
+            continue
+        if entry.slug is None:
             continue
         if entry.slug != source.slug:
             where = manifests.location(address, "source")
@@ -121,6 +127,27 @@ async def check_skills(
                     f"not exist (its versions: {shown}). Pin an existing version, or omit "
                     "version to follow the newest"
                 )
+
+
+def _check_unrecorded(
+    manifests: ManifestSet, address: str, slug: str, lockfile: Lockfile, observed: Observed
+) -> None:
+    """Refuse to plan a skill the state does not record while a live skill it does not
+    record either carries its slug, unless the state was lost (then it is found again)."""
+    if may_find_by_slug(lockfile, address):
+        return
+    other = unrecorded_by_slug(observed.all("skill"), lockfile, observed.skill_versions, slug)
+    if other is None:
+        return
+    rid = other["id"]
+    raise PlanError(
+        f"{manifests.location(address)}: {address}: a skill with the slug '{slug}' exists "
+        f"already ({rid}), and this project's state does not record it (made by hand, or "
+        "by another project); a slug proves no ownership, so it is neither taken over nor "
+        f"uploaded again beside it. `reconciler import {address} {rid}` adopts it (the "
+        "directory here is kept: the next plan uploads it as a new version if its files "
+        "differ), or give the skill another name in SKILL.md"
+    )
 
 
 async def _versions(

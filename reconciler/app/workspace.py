@@ -102,7 +102,7 @@ def read_state(settings: Settings) -> Lockfile:
 def state_exists(settings: Settings, lockfile: Lockfile) -> bool:
     """Whether the state ``lockfile`` (just read from ``settings``) was ever written."""
     if settings.backend:
-        return lockfile.serial > 0
+        return lockfile.written
     return Path(settings.lockfile).exists()
 
 

@@ -2,10 +2,14 @@
 
 A skill (provider-wire.md §15) carries no metadata, so it cannot be matched by ownership tags
 as the other kinds are: the lockfile entry is its ownership (its id, and each version this
-project uploaded with its digest and files). Without an entry (a lost lockfile, or an upload
-whose lockfile write was lost) the skill is found again by its slug: the live skill, recorded
-by no other address, whose latest version's ``name`` is the slug of the manifest's SKILL.md
-(``Observed.skill_versions``, filled by ``app.skills``). It is never uploaded as a twin.
+project uploaded with its digest and files). Without an entry, the skill is found again by
+its slug only where the state was lost (``may_find_by_slug``: a state never written, or a
+pending intent for the address, i.e. an upload whose lockfile write was lost): the live
+skill, recorded by no other address, whose latest version's ``name`` is the slug of the
+manifest's SKILL.md (``Observed.skill_versions``, filled by ``app.skills``). It is never
+uploaded as a twin. Anywhere else a slug proves nothing (slugs are not unique, and a
+hand-made skill or another project's may carry it): ``app.skills.check_skills`` refuses such
+a plan before it is built, and says how to adopt the skill (``reconciler import``).
 
 Whether to upload is decided by content (``manifest.skill.skill_step``): the live latest
 version is one this project uploaded with the same digest (nothing), another digest (a new
@@ -16,7 +20,7 @@ manifest's files, as downloaded, is recorded as is and nothing is uploaded. Pure
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from reconciler.engine.desired import DesiredResource, desired_digest
 from reconciler.engine.inputs import JSON, PlanInputs
@@ -31,8 +35,24 @@ from reconciler.engine.model import (
 )
 from reconciler.manifest.skill import SkillLock, SkillStep, UploadedVersion, skill_step
 from reconciler.manifest.skilldir import SkillSource
+from reconciler.state import Lockfile
 
-__all__ = ["FOUND_BY_SLUG", "SkillPlan", "plan_skill", "skill_by_slug"]
+__all__ = [
+    "FOUND_BY_SLUG",
+    "SkillPlan",
+    "may_find_by_slug",
+    "plan_skill",
+    "skill_by_slug",
+    "unrecorded_by_slug",
+]
+
+
+def may_find_by_slug(lockfile: Lockfile | None, address: str) -> bool:
+    """Whether the skill of ``address`` may be found again by its slug: only when the state
+    was lost (never written: a deleted lockfile, a fresh backend) or an upload of it was sent
+    and not recorded (a pending intent). A skill has no tags, so anywhere else a live skill
+    with the slug is someone else's until ``reconciler import`` adopts it."""
+    return lockfile is None or not lockfile.written or address in lockfile.pending
 
 
 class SkillPlan:
@@ -68,7 +88,7 @@ def plan_skill(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
         if obj is None:
             why = f"the recorded skill {entry.id} no longer exists"
     found = False
-    if obj is None:
+    if obj is None and may_find_by_slug(inputs.lockfile, res.address):
         obj = skill_by_slug(inputs, source.slug)
         found = obj is not None
     target = Target(
@@ -110,14 +130,24 @@ def _unread(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
 
 
 def skill_by_slug(inputs: PlanInputs, slug: str) -> JSON | None:
+    """``unrecorded_by_slug`` over the plan's inputs."""
+    return unrecorded_by_slug(
+        inputs.live.get("skill", {}).values(), inputs.lockfile, inputs.skill_versions, slug
+    )
+
+
+def unrecorded_by_slug(
+    skills: Iterable[JSON], lockfile: Lockfile | None, versions: Mapping[str, JSON], slug: str
+) -> JSON | None:
     """The newest live skill whose latest version is named ``slug`` and that no lockfile
-    entry records (``Observed.skill_versions`` says the names it could read)."""
-    recorded = {e.id for e in inputs.entries.values() if e.kind == "skill"}
+    entry records (``versions``, i.e. ``Observed.skill_versions``, says the names refresh
+    could read)."""
+    entries = lockfile.resources.values() if lockfile is not None else ()
+    recorded = {e.id for e in entries if e.kind == "skill"}
     named = [
         skill
-        for skill in inputs.live.get("skill", {}).values()
-        if skill["id"] not in recorded
-        and (inputs.skill_versions.get(skill["id"]) or {}).get("name") == slug
+        for skill in skills
+        if skill["id"] not in recorded and (versions.get(skill["id"]) or {}).get("name") == slug
     ]
     return max(named, key=lambda s: (str(s.get("created_at")), s["id"])) if named else None
 

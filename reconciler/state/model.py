@@ -200,6 +200,13 @@ class Lockfile(_Frozen):
             check_address(address)
         return value
 
+    @property
+    def written(self) -> bool:
+        """Whether this state was ever written: every write raises ``serial``, so a lockfile
+        not on disk, or a backend no run has written to, has serial 0. False is how a lost
+        state shows, on both backends (``engine.skills.may_find_by_slug``)."""
+        return self.serial > 0
+
     def with_entry(self, address: str, entry: LockEntry) -> Lockfile:
         """Return a copy where ``address`` maps to ``entry`` (added or replaced).
 

@@ -1,0 +1,161 @@
+"""A skill's slug proves no ownership: through the CLI against the embedded provider, a plan
+for a Skill document the state does not record never adopts a live skill with its slug (a
+hand-made one, another project's) unless the state was lost (never written: a deleted
+lockfile, a fresh PostgreSQL backend) or an upload of it is pending. Anywhere else it is a
+plan error at the document, naming the skill and the command that adopts it; nothing
+changes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.gitops import cli, lockfile, make_workdir, ok, out_of_band, plan_is_clean
+
+from reconciler.provider import ProviderClient, SkillUpload
+
+SKILL_MD = "---\nname: pdf-tools\ndescription: Fill PDF forms.\n---\nUse fill.py.\n"
+FILES = {"SKILL.md": SKILL_MD, "fill.py": "print(1)\n"}
+SKILL_DOC = "kind: Skill\nname: pdf-tools\nspec:\n  source: skills/pdf-tools\n"
+ENV_DOC = "kind: Environment\nname: dev\nspec: {config: {type: cloud}}\n"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = make_workdir(tmp_path, monkeypatch, manifests=False)
+    (root / ".git").mkdir()
+    (root / "manifests/skills/pdf-tools").mkdir(parents=True)
+    for rel, text in FILES.items():
+        (root / "manifests/skills/pdf-tools" / rel).write_text(text)
+    (root / "manifests/env.yaml").write_text(ENV_DOC)
+    return root
+
+
+def declare_skill(root: Path) -> None:
+    (root / "manifests/skills.yaml").write_text(SKILL_DOC)
+
+
+def hand_made(files: dict[str, str] = FILES) -> dict[str, Any]:
+    upload = SkillUpload(tuple((f"pdf-tools/{p}", t.encode()) for p, t in files.items()))
+
+    async def run(client: ProviderClient) -> dict[str, Any]:
+        return dict(await client.skills.create(upload))
+
+    return out_of_band(run)
+
+
+def live_skills() -> list[dict[str, Any]]:
+    async def run(client: ProviderClient) -> list[dict[str, Any]]:
+        return list(await client.skills.list().to_list())
+
+    return out_of_band(run)
+
+
+def version_count(skill_id: str) -> int:
+    async def run(client: ProviderClient) -> int:
+        return len(await client.skills.versions.list(skill_id).to_list())
+
+    return out_of_band(run)
+
+
+def assert_refused(skill: dict[str, Any], *state: str) -> None:
+    """plan and apply exit 1 at the document, naming the skill and ``import``; nothing
+    changed (the state as it was, the hand-made skill alone with its one version)."""
+    before = [p.read_bytes() for p in map(Path, state)]
+    for command in (("plan",), ("apply", "--auto-approve")):
+        result = cli(*command)
+        assert result.exit_code == 1, (command, result.stdout)
+        assert (
+            f"manifests/skills.yaml:1:1: skill.pdf-tools: a skill with the slug 'pdf-tools' "
+            f"exists already ({skill['id']}), and this project's state does not record it"
+        ) in result.stderr, result.stderr
+        assert f"`reconciler import skill.pdf-tools {skill['id']}` adopts it" in result.stderr
+    assert [p.read_bytes() for p in map(Path, state)] == before
+    assert [s["id"] for s in live_skills()] == [skill["id"]]
+    assert version_count(skill["id"]) == 1
+
+
+def test_a_hand_made_skill_with_the_slug_is_a_plan_error_not_a_takeover(workdir: Path) -> None:
+    ok("apply", "--auto-approve")  # the state exists: nothing was lost
+    skill = hand_made()
+    declare_skill(workdir)
+    assert_refused(skill, "state/reconciler.lock")
+    # the command the error names adopts it; the next plan is clean, then it is ours
+    ok("import", "skill.pdf-tools", skill["id"])
+    assert lockfile()["resources"]["skill.pdf-tools"]["id"] == skill["id"]
+    plan_is_clean()
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    ok("apply", "--auto-approve")
+    assert [s["id"] for s in live_skills()] == [skill["id"]] and version_count(skill["id"]) == 2
+
+
+def test_another_projects_skill_is_never_taken_over(workdir: Path) -> None:
+    declare_skill(workdir)
+    team_a = ("--project", "team-a", "--lockfile", "a.lock", "-f", "manifests/skills.yaml")
+    ok(*team_a, "apply", "--auto-approve")
+    [skill] = live_skills()
+    (workdir / "manifests/skills.yaml").unlink()
+    ok("apply", "--auto-approve")  # this project's state exists, without the skill
+    declare_skill(workdir)
+    assert_refused(skill, "state/reconciler.lock", "a.lock")
+
+
+def test_a_recorded_skill_deleted_and_made_again_by_hand_is_not_adopted(workdir: Path) -> None:
+    declare_skill(workdir)
+    ok("apply", "--auto-approve")
+    [ours] = live_skills()
+
+    async def delete(client: ProviderClient) -> None:
+        await client.skills.delete(ours["id"])
+
+    out_of_band(delete)
+    skill = hand_made()
+    assert_refused(skill, "state/reconciler.lock")
+
+
+def test_a_lost_lockfile_still_finds_the_skill_by_its_slug(workdir: Path) -> None:
+    declare_skill(workdir)
+    ok("apply", "--auto-approve")
+    [skill] = live_skills()
+    Path("state/reconciler.lock").unlink()
+    assert "found again by its slug" in ok("plan").stdout
+    ok("apply", "--auto-approve")
+    assert live_skills() == [skill]
+    assert lockfile()["resources"]["skill.pdf-tools"]["id"] == skill["id"]
+    plan_is_clean()
+
+
+def test_drift_heals_by_slug_only_a_lost_lockfile(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    skill = hand_made()
+    declare_skill(workdir)
+    report = json.loads(cli("drift", "--format", "json").stdout)
+    assert not report.get("warnings"), report  # nothing healed: the slug proves nothing
+    assert [i["remote_id"] for i in report["items"] if i["type"] == "unmanaged"] == [skill["id"]]
+    Path("state/reconciler.lock").unlink()
+    report = json.loads(cli("drift", "--format", "json").stdout)
+    assert [i for i in report["items"] if i["type"] == "unmanaged"] == []
+
+
+@pytest.mark.tcp
+def test_the_postgres_backend_finds_by_slug_only_while_it_was_never_written(
+    workdir: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECONCILER_BACKEND", pg_url)
+    skill = hand_made()
+    declare_skill(workdir)
+    # a backend no run wrote to is a lost state: the skill is found again, never a twin
+    plan = json.loads(ok("plan", "--format", "json").stdout)
+    [action] = [a for a in plan["actions"] if a["address"] == "skill.pdf-tools"]
+    assert action["type"] == "noop" and "found by its slug pdf-tools" in action["reason"]
+    ok("apply", "--auto-approve")
+    assert live_skills() == [skill]
+    plan_is_clean()
+    # once written, an unrecorded skill with the slug is someone else's
+    ok("state", "rm", "skill.pdf-tools")
+    result = cli("plan")
+    assert result.exit_code == 1, result.stdout
+    assert f"`reconciler import skill.pdf-tools {skill['id']}` adopts it" in result.stderr
+    assert not Path("state/reconciler.lock").exists()
