@@ -26,6 +26,7 @@ CREATE_PATHS = {
     "/v1/vaults": "vault",
     "/v1/memory_stores": "memory_store",
     "/v1/deployments": "deployment",
+    "/v1/skills": "skill",
 }
 
 

@@ -147,7 +147,7 @@ def test_optional_gitops_module_registers_its_commands(monkeypatch: pytest.Monke
 def test_validate_the_examples(workdir: Path) -> None:
     result = cli("validate")
     assert result.exit_code == 0
-    assert result.stdout.startswith("OK: 7 resources in 5 files\n")
+    assert result.stdout.startswith("OK: 8 resources in 6 files\n")
     assert not (workdir / ".reconciler").exists()  # no network, no provider
 
 
@@ -251,7 +251,7 @@ def test_apply_says_when_the_provider_rate_limited_it(workdir: Path) -> None:
         args = ["--provider-url", server.url, "apply", "--auto-approve", "--parallelism", "1"]
         applied = cli(*args)
         assert applied.exit_code == 0, applied.stderr
-        assert "Apply complete: 7 created" in applied.stdout
+        assert "Apply complete: 8 created" in applied.stdout
         assert re.search(r"answered \d+ of \d+ requests with 429", applied.stderr), applied.stderr
         assert "429" not in applied.stdout  # scripts reading stdout see the usual summary
     unlimited = cli("--lockfile", "state/other.lock", "apply", "--auto-approve")

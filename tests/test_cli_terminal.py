@@ -150,10 +150,10 @@ def test_apply_piped_to_tee_asks_on_the_terminal(workdir: Path) -> None:
     assert code == 0, term.text + log
     assert "Do you want to perform these actions?" in shown
     # the log holds the plan and the result, not the question
-    assert "Plan: 7 to create" in log
-    assert "Apply complete: 7 created" in log
+    assert "Plan: 8 to create" in log
+    assert "Apply complete: 8 created" in log
     assert "Enter a value" not in log
-    assert len(_lockfile_resources(workdir)) == 7
+    assert len(_lockfile_resources(workdir)) == 8
 
 
 def test_answering_no_on_the_terminal_changes_nothing(workdir: Path) -> None:

@@ -249,10 +249,10 @@ def test_prune_over_an_empty_directory_is_refused_unless_allowed(workdir: Path) 
     assert "refusing --prune" in refused.stderr and "--allow-empty" in refused.stderr
     applied = _fails("-f", "empty", "apply", "--prune", "--auto-approve")
     assert "refusing --prune" in applied.stderr
-    assert len(lockfile()["resources"]) == 7, "nothing was archived"
+    assert len(lockfile()["resources"]) == 8, "nothing was archived"
 
     allowed = ok("-f", "empty", "plan", "--prune", "--allow-empty")
-    assert "Plan: 0 to create, 0 to update, 6 to archive." in allowed.stdout
+    assert "Plan: 0 to create, 0 to update, 6 to archive, 1 to delete." in allowed.stdout
 
 
 # --- the provider origin ------------------------------------------------------------------------
@@ -358,7 +358,7 @@ def test_a_provider_url_without_a_scheme_fails_at_once_with_a_hint(workdir: Path
 
 def test_a_provider_url_with_v1_is_tolerated(workdir: Path, tcp_provider: str) -> None:
     result = ok("plan", "--provider-url", tcp_provider.rstrip("/") + "/v1")
-    assert "Plan: 7 to create" in result.stdout
+    assert "Plan: 8 to create" in result.stdout
 
 
 def test_hoisting_moves_each_global_option_with_its_value_and_nothing_else() -> None:

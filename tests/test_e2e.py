@@ -26,6 +26,7 @@ EXAMPLE_ADDRESSES = (
     "deployment.nightly-review",
     "environment.python-data",
     "memory_store.review-notes",
+    "skill.review-checklist",
     "vault.github",
     "vault.github.credential.github-mcp",
 )
@@ -65,7 +66,7 @@ def test_plan_of_the_examples_shows_creates_and_the_summary(workdir: Path) -> No
     result = ok("plan")
     for address in EXAMPLE_ADDRESSES:
         assert f"+ {address}  create" in result.stdout
-    assert result.stdout.rstrip().endswith("Plan: 7 to create, 0 to update, 0 to archive.")
+    assert result.stdout.rstrip().endswith("Plan: 8 to create, 0 to update, 0 to archive.")
     assert "\x1b[" not in result.stdout  # no colour when piped
     assert result.stderr == ""  # no spinner when piped
     assert not (workdir / "state/reconciler.lock").exists()  # plan changes nothing
@@ -75,8 +76,8 @@ def test_detailed_exitcode_then_apply_then_clean(workdir: Path) -> None:
     assert cli("plan", "--detailed-exitcode").exit_code == 2
 
     applied = ok("apply", "--auto-approve")
-    assert "Plan: 7 to create" in applied.stdout
-    assert "Apply complete: 7 created, 0 updated, 0 archived." in applied.stdout
+    assert "Plan: 8 to create" in applied.stdout
+    assert "Apply complete: 8 created, 0 updated, 0 archived." in applied.stdout
     assert set(lockfile(workdir)["resources"]) == set(EXAMPLE_ADDRESSES)
 
     again = cli("plan", "--detailed-exitcode")
@@ -104,7 +105,7 @@ def test_json_format_is_parseable_and_versioned(workdir: Path) -> None:
 def test_markdown_format_is_a_pr_comment(workdir: Path) -> None:
     text = ok("plan", "--format", "markdown").stdout
     assert "agent.coder" in text
-    assert "7 to create" in text
+    assert "8 to create" in text
     assert "\x1b[" not in text
 
 
@@ -146,7 +147,7 @@ def test_apply_asks_on_a_terminal_and_only_yes_approves(
 
     approved = cli("apply", input="yes\n")
     assert approved.exit_code == 0, approved.stdout
-    assert "Apply complete: 7 created" in approved.stdout
+    assert "Apply complete: 8 created" in approved.stdout
 
 
 def test_saved_plan_is_applied_without_asking(workdir: Path) -> None:
@@ -154,7 +155,7 @@ def test_saved_plan_is_applied_without_asking(workdir: Path) -> None:
     assert "Saved the plan to plan.json; apply it with `reconciler apply plan.json`" in saved.stderr
     assert (workdir / "plan.json").exists()
     result = ok("apply", "plan.json")  # no terminal, no --auto-approve: the plan was reviewed
-    assert "Apply complete: 7 created, 0 updated, 0 archived." in result.stdout
+    assert "Apply complete: 8 created, 0 updated, 0 archived." in result.stdout
     assert set(lockfile(workdir)["resources"]) == set(EXAMPLE_ADDRESSES)
 
 
@@ -338,7 +339,7 @@ def tcp_url(workdir: Path) -> Iterator[str]:
 def test_plan_apply_run_over_tcp(workdir: Path, tcp_url: str) -> None:
     url = ("--provider-url", tcp_url)
     assert cli(*url, "plan", "--detailed-exitcode").exit_code == 2
-    assert "Apply complete: 7 created" in ok(*url, "apply", "--auto-approve").stdout
+    assert "Apply complete: 8 created" in ok(*url, "apply", "--auto-approve").stdout
     assert cli(*url, "plan", "--detailed-exitcode").exit_code == 0
     assert ok(*url, "run", "coder", "-m", "over tcp").stdout == "echo: over tcp\n"
     # nothing went to the embedded provider

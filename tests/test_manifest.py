@@ -50,6 +50,7 @@ def test_example_manifests_load(examples: ManifestSet) -> None:
         "deployment.nightly-review",
         "environment.python-data",
         "memory_store.review-notes",
+        "skill.review-checklist",
         "vault.github",
     ]
     assert examples.base_dir == Path("manifests")
@@ -103,6 +104,7 @@ def test_example_remote_names_default_to_document_names(examples: ManifestSet) -
         "deployment.nightly-review": "nightly-review",
         "environment.python-data": "python-data",
         "memory_store.review-notes": "review-notes",
+        "skill.review-checklist": "review-checklist",
         "vault.github": "GitHub",
     }
 
@@ -365,7 +367,7 @@ def test_schema_is_valid_json_schema_and_accepts_the_examples() -> None:
         for doc in yaml.safe_load_all(path.read_text()):
             assert list(validator.iter_errors(doc)) == [], path
             count += 1
-    assert count == 6
+    assert count == 7
 
 
 def test_schema_rejects_what_the_loader_rejects() -> None:

@@ -202,11 +202,12 @@ def test_messages_say_an_environment_and_an_agent(workdir: Path) -> None:
 def test_validate_names_the_files_it_read(workdir: Path) -> None:
     out = ok("validate").stdout
     assert out.splitlines() == [
-        "OK: 7 resources in 5 files",
+        "OK: 8 resources in 6 files",
         "  manifests/agents.yaml         agent.coder, agent.reviewer",
         "  manifests/deployments.yaml    deployment.nightly-review",
         "  manifests/environments.yaml   environment.python-data",
         "  manifests/memory_stores.yaml  memory_store.review-notes",
+        "  manifests/skills.yaml         skill.review-checklist",
         "  manifests/vaults.yaml         vault.github (1 credential)",
     ]
 
@@ -226,7 +227,7 @@ def test_reconcilerignore_leaves_other_yaml_out(workdir: Path) -> None:
         "# not manifests\nci/\n*.tmpl.yaml\n!keep.tmpl.yaml\n"
     )
     out = ok("validate").stdout
-    assert out.startswith("OK: 8 resources in 6 files\n")
+    assert out.startswith("OK: 9 resources in 7 files\n")
     assert "  manifests/keep.tmpl.yaml " in out
     assert out.rstrip().endswith(
         "Left out by .reconcilerignore: manifests/ci/workflow.yaml, manifests/values.tmpl.yaml"

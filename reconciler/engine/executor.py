@@ -487,12 +487,7 @@ class _Run:
             parent_id = self._parent_id(action)
         except _ActionFailed:
             parent_id = None
-        skills: dict[str, str] = {}
-        for skill, pinned in (action.target.skills if action.target else {}).items():
-            dep = self.outcomes.get(skill)
-            newest = dep.skill_version if dep is not None and dep.ok else None
-            if pinned or newest:
-                skills[skill] = pinned or newest or ""
+        skills = self._followed_skills(action, {})
         return Outcome(
             action,
             ok=True,
@@ -526,8 +521,23 @@ class _Run:
             adopted=adopted,
             live=ctx.scrub_json(live),
             skill_version=latest if isinstance(latest, str) else None,
-            skills=dict(ctx.skills),
+            skills=self._followed_skills(action, ctx.skills),
         )
+
+    def _followed_skills(self, action: Action, sent: Mapping[str, str]) -> dict[str, str]:
+        """An agent's skill versions after this action: those its body sent (``sent``),
+        and for the skills it did not send (an update of other fields, a no-op) its pin,
+        else the skill's newest version after this apply (its own outcome's)."""
+        skills = dict(sent)
+        target = getattr(action, "target", None)
+        for skill, pinned in (target.skills if target is not None else {}).items():
+            if skill in skills:
+                continue
+            dep = self.outcomes.get(skill)
+            newest = dep.skill_version if dep is not None and dep.ok else None
+            if pinned or newest:
+                skills[skill] = pinned or newest or ""
+        return skills
 
     def _pins(
         self, action: Create | Update | Replace, live: JSON, ctx: _Resolved

@@ -140,6 +140,13 @@ def _record(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
     if remote_id is None:
         return lockfile
     same = old is not None and old.id == remote_id
+    # a move's entry was recorded under its old address: what the update did not send
+    # (the skill versions an agent resolved to) carries over from there
+    moved_from = getattr(action, "moved_from", None)
+    before = old if same else None
+    if old is None and moved_from is not None:
+        prior = lockfile.resources.get(moved_from)
+        before = prior if prior is not None and prior.id == remote_id else None
     entry = LockEntry(
         kind=action.kind,
         id=remote_id,
@@ -152,12 +159,11 @@ def _record(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
         remote_name=target.remote_name,
         created_at=old.created_at if same and old is not None else now,
         updated_at=now,
-        skills=_skills(target, outcome, old if same else None),
+        skills=_skills(target, outcome, before),
     )
     if target.skill is not None:
         entry = _with_upload(entry, old if same else None, target, outcome)
     # a moved deployment keeps its rollout record (held versions, pin history)
-    moved_from = getattr(action, "moved_from", None)
     carried = old if old is not None or moved_from is None else lockfile.resources.get(moved_from)
     entry = with_pin_history(entry, carried, outcome, now)
     if isinstance(action, NoOp) and old is not None and _same_but_time(entry, old):

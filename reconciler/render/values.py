@@ -72,15 +72,18 @@ def truncate(text: str, limit: int = MAX_VALUE_CHARS) -> str:
 def placeholder(value: Any) -> str | None:
     """The reading of an apply-time placeholder, or None when ``value`` is not one.
 
-    Example: ``{"$pin": "agent.reviewer", "version": None}`` reads ``agent.reviewer@latest``.
+    Example: ``{"$pin": "agent.reviewer", "version": None}`` reads ``agent.reviewer@latest``,
+    and a skill an agent follows, ``{"$skill": "skill.pdf-tools", "version": None}``,
+    ``skill.pdf-tools@latest``.
     """
     if not isinstance(value, dict):
         return None
     if set(value) == {"$ref"}:
         return f"(ref {value['$ref']})"
-    if set(value) <= {"$pin", "version"} and "$pin" in value:
-        version = value.get("version")
-        return f"{value['$pin']}@{'latest' if version is None else version}"
+    for key in ("$pin", "$skill"):
+        if set(value) <= {key, "version"} and key in value:
+            version = value.get("version")
+            return f"{value[key]}@{'latest' if version is None else version}"
     if set(value) == {"$secret"}:
         return SENSITIVE
     return None
