@@ -67,6 +67,9 @@ def test_plan_of_the_examples_shows_creates_and_the_summary(workdir: Path) -> No
     for address in EXAMPLE_ADDRESSES:
         assert f"+ {address}  create" in result.stdout
     assert result.stdout.rstrip().endswith("Plan: 8 to create, 0 to update, 0 to archive.")
+    # a followed skill reads as such, never as the apply-time placeholder
+    assert "+ skills: [skill.review-checklist@latest]" in result.stdout
+    assert "$skill" not in result.stdout
     assert "\x1b[" not in result.stdout  # no colour when piped
     assert result.stderr == ""  # no spinner when piped
     assert not (workdir / "state/reconciler.lock").exists()  # plan changes nothing
