@@ -1,8 +1,10 @@
 """Property-based tests (hypothesis): generated manifests round-trip; readers never crash.
 
 * Any valid set of manifests hypothesis generates - agents with any mix of optional fields,
-  environments with random packages and networking, vaults with credentials, deployments
-  pinned or following the latest - applies, and the next plan is clean. A second, independent
+  environments with random packages and networking, vaults with credentials, skills (a
+  directory of a few files) that agents follow by ``{ref}`` or pin by ``{ref, version}``,
+  memory stores with seeds that deployments mount, deployments pinned or following the
+  latest - applies, and the next plan is clean. A second, independent
   set over the same names then applies with ``--prune`` (updates, replaces, creates,
   archives) and again leaves a clean plan.
 * The manifest loader, fed structured garbage (the manifest vocabulary with random values in
@@ -20,6 +22,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -44,7 +47,13 @@ NAMES = {
     "Environment": ["py", "node", "bare"],
     "Vault": ["keys", "tokens"],
     "Deployment": ["nightly", "hourly", "manual"],
+    "Skill": ["pdf-tools", "notes"],
+    "MemoryStore": ["kb", "style"],
 }
+#: the files a generated skill may hold beside its SKILL.md
+SKILL_FILES = ["helper.py", "docs/guide.md", "data/forms.json"]
+#: a pin to the first version this project uploaded of the skill (filled in between applies)
+FIRST_VERSION = "FIRST_VERSION_OF_"
 # hypothesis's failure report touches mypy_extensions.TypedDict, whose DeprecationWarning
 # (an error under filterwarnings=error) would hide the falsifying example behind an
 # INTERNALERROR
@@ -300,6 +309,34 @@ def vault_spec(draw: Any) -> dict[str, Any]:
 
 
 @st.composite
+def skill_doc(draw: Any, name: str) -> dict[str, Any]:
+    """A Skill document; its directory's files ride along under ``_files`` (``_write``
+    writes them to ``skills/NAME/``). The slug stays the document name: it cannot change."""
+    description = draw(st.sampled_from(["Fill PDF forms.", "Keep notes.", "Use it well."]))
+    body = draw(text)
+    files = {"SKILL.md": f"---\nname: {name}\ndescription: {description}\n---\n{body}\n"}
+    for path in draw(st.lists(st.sampled_from(SKILL_FILES), unique=True, max_size=2)):
+        files[path] = draw(st.sampled_from(["print(1)\n", "{}\n", "v2\n"]))
+    doc: dict[str, Any] = {"kind": "Skill", "name": name, "spec": {"source": f"skills/{name}"}}
+    doc["_files"] = files
+    return doc
+
+
+@st.composite
+def memory_store_spec(draw: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = draw(
+        st.fixed_dictionaries(
+            {},
+            optional={"description": text, "metadata": metadata, "name": line},
+        )
+    )
+    paths = draw(st.lists(st.sampled_from(["/a.md", "/notes/b.md"]), unique=True, max_size=2))
+    if paths:
+        spec["memories"] = [{"path": p, "content": draw(text)} for p in paths]
+    return spec
+
+
+@st.composite
 def manifests(draw: Any) -> list[dict[str, Any]]:
     """A valid, self-consistent set of documents."""
     docs: list[dict[str, Any]] = []
@@ -314,6 +351,17 @@ def manifests(draw: Any) -> list[dict[str, Any]]:
         docs.append({"kind": "Environment", "name": e, "spec": draw(environment_spec())})
     for v in vaults:
         docs.append({"kind": "Vault", "name": v, "spec": draw(vault_spec())})
+    skills = draw(st.lists(st.sampled_from(NAMES["Skill"]), unique=True, max_size=2))
+    for k in skills:
+        docs.append(draw(skill_doc(k)))
+    for agent_doc in [d for d in docs if d["kind"] == "Agent"]:
+        for k in draw(st.lists(st.sampled_from(skills), unique=True)) if skills else []:
+            # follow the newest version, or pin the first one uploaded (if there is one)
+            ref = draw(st.sampled_from([{"ref": k}, {"ref": k, "version": FIRST_VERSION + k}]))
+            agent_doc["spec"].setdefault("skills", []).append(ref)
+    stores = draw(st.lists(st.sampled_from(NAMES["MemoryStore"]), unique=True, max_size=2))
+    for m in stores:
+        docs.append({"kind": "MemoryStore", "name": m, "spec": draw(memory_store_spec())})
     for d in draw(st.lists(st.sampled_from(NAMES["Deployment"]), unique=True, max_size=2)):
         ref = draw(st.sampled_from(agents))
         agent: Any = draw(
@@ -356,6 +404,20 @@ def manifests(draw: Any) -> list[dict[str, Any]]:
             if draw(st.booleans()):
                 repo["mount_path"] = "/workspace/repo"
             spec["resources"] = [repo]
+        for m in draw(st.lists(st.sampled_from(stores), unique=True)) if stores else []:
+            mount: dict[str, Any] = {"memory_store": m}
+            mount.update(
+                draw(
+                    st.fixed_dictionaries(
+                        {},
+                        optional={
+                            "access": st.sampled_from(["read_write", "read_only"]),
+                            "instructions": line,
+                        },
+                    )
+                )
+            )
+            spec.setdefault("resources", []).append(mount)
         spec.update(
             draw(
                 st.fixed_dictionaries(
@@ -423,11 +485,18 @@ def _write(root: Path, docs: list[dict[str, Any]]) -> None:
     root.mkdir(parents=True, exist_ok=True)
     for old in root.glob("*.yaml"):
         old.unlink()
+    shutil.rmtree(root / "skills", ignore_errors=True)
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for d in docs:
+        d = dict(d)
+        for rel, content in d.pop("_files", {}).items():
+            path = root / "skills" / d["name"] / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
         by_kind.setdefault(d["kind"], []).append(d)
     for kind, items in by_kind.items():
         (root / f"{kind.lower()}s.yaml").write_text(_dump(items), encoding="utf-8")
+    (root / ".git").mkdir(exist_ok=True)  # the repository skills' files must stay in
 
 
 #: no shrinking: every example applies twice, and shrinking one takes many minutes; the
@@ -438,7 +507,8 @@ NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 def _addresses(docs: list[dict[str, Any]]) -> set[str]:
     out = set()
     for d in docs:
-        address = f"{d['kind'].lower()}.{d['name']}"
+        kind = "memory_store" if d["kind"] == "MemoryStore" else d["kind"].lower()
+        address = f"{kind}.{d['name']}"
         out.add(address)
         for c in d["spec"].get("credentials", []) if d["kind"] == "Vault" else []:
             out.add(f"{address}.credential.{c['name']}")
@@ -461,7 +531,7 @@ def _roundtrip(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> Non
             )
             uploaded = _upload_skill(s.db_path)
             for docs, prune in ((first, False), (second, True)):
-                docs = _with_skill(docs, *uploaded)
+                docs = _with_pins(_with_skill(docs, *uploaded), s.lockfile)
                 _write(root / "manifests", docs)
                 result = asyncio.run(apply(s, prune=prune))
                 assert result is not None
@@ -502,6 +572,26 @@ def _with_skill(docs: list[dict[str, Any]], skill_id: str, version: str) -> list
     return json.loads(text)  # type: ignore[no-any-return]
 
 
+def _with_pins(docs: list[dict[str, Any]], lockfile: Path) -> list[dict[str, Any]]:
+    """Each ``{ref, version: FIRST_VERSION_OF_NAME}`` pinned to the first version this
+    project uploaded of skill NAME; without one yet (a new skill), it follows the newest."""
+    entries = read_lockfile(lockfile, project="props").resources if lockfile.exists() else {}
+    out = json.loads(json.dumps(docs))
+    for d in out:
+        if d["kind"] != "Agent":
+            continue
+        for ref in d["spec"].get("skills", []):
+            version = ref.get("version")
+            if not (isinstance(version, str) and version.startswith(FIRST_VERSION)):
+                continue
+            entry = entries.get(f"skill.{ref['ref']}")
+            if entry is not None and entry.uploaded:
+                ref["version"] = next(iter(entry.uploaded))
+            else:
+                del ref["version"]
+    return out  # type: ignore[no-any-return]
+
+
 def _without_protect(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     # a protected resource that the second set drops would stay (by design): keep it simple
     return [{k: v for k, v in d.items() if k != "protect"} for d in docs]
@@ -528,6 +618,22 @@ def _oauth_vault(**auth: Any) -> dict[str, Any]:
 
 
 _AGENT = {"kind": "Agent", "name": "coder", "spec": {"model": "claude-haiku-4-5"}}
+
+
+def _skill(name: str, helper: str) -> dict[str, Any]:
+    md = f"---\nname: {name}\ndescription: d\n---\n"
+    return {
+        "kind": "Skill",
+        "name": name,
+        "spec": {"source": f"skills/{name}"},
+        "_files": {"SKILL.md": md, "helper.py": helper},
+    }
+
+
+def _skill_user(name: str, ref: dict[str, str]) -> dict[str, Any]:
+    return {"kind": "Agent", "name": name, "spec": {"model": "claude-haiku-4-5", "skills": [ref]}}
+
+
 _REFRESH = {
     "client_id": "c",
     "refresh_token": {"from_env": "PROP_SECRET_B"},
@@ -565,6 +671,20 @@ REGRESSIONS = [
     ),
     # a vault pruned with its credentials: their lockfile entries go too
     ([_AGENT, _oauth_vault(refresh=_REFRESH)], [_AGENT]),
+    # a memory store's description removed (its update clears it with "", not null)
+    (
+        [{"kind": "MemoryStore", "name": "kb", "spec": {"description": "d"}}],
+        [{"kind": "MemoryStore", "name": "kb", "spec": {}}],
+    ),
+    # a skill changed (a new version): the agent that follows it moves, the pinned one not
+    (
+        [_skill("notes", "v1\n"), _skill_user("coder", {"ref": "notes"})],
+        [
+            _skill("notes", "v2\n"),
+            _skill_user("coder", {"ref": "notes"}),
+            _skill_user("reviewer", {"ref": "notes", "version": FIRST_VERSION + "notes"}),
+        ],
+    ),
 ]
 
 

@@ -264,6 +264,8 @@ def _clear_value(kind: str, field: str) -> Any:
     default = FIELD_DEFAULTS[kind].get(field)
     if isinstance(default, list):
         return []
+    if kind == "memory_store" and field == "description":
+        return ""  # a memory store's update keeps a null description; "" clears it
     if kind == "environment" and field == "config":
         return {
             "type": "cloud",
