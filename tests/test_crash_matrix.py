@@ -12,14 +12,18 @@ one point:
 * while archiving (a ``--prune`` run), before and after the provider archived;
 * after a memory store's create, before its seed memories were written, and between two
   seeds (the next run writes the absent seeds, never over a memory an agent wrote);
+* around a skill's upload, as a create and as a new version (a skill carries no tags: the
+  next run finds an upload whose record was lost by its slug and its files, and never
+  uploads a twin skill or the same version twice);
 * at random moments, repeatedly, in a large apply (issue #4).
 
 After every kill: the lockfile (and its backup) parses; the apply lock of the dead process is
 taken over by the next run, which exits 0 and converges: every address live exactly once and
 never created twice, recorded in the lockfile with the live id, no owned object the manifests
-do not declare, nothing pending, ``plan --detailed-exitcode`` and ``drift`` exit 0.
+do not declare, nothing pending, ``plan --detailed-exitcode`` and ``drift`` exit 0. Skills
+are counted by slug: one live skill each, no two versions holding the same files.
 
-Three representative kills run by default; the whole matrix is ``slow``.
+A few representative kills run by default; the whole matrix is ``slow``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from support.reliability import (
     ARCHIVE_PATH,
     CREATE_PATH,
     SEED_PATH,
+    SKILL_PATH,
+    SKILL_VERSION_PATH,
     Fleet,
     Run,
     Zygote,
@@ -51,7 +57,14 @@ from support.reliability import (
 )
 
 PROJECT = "crash"
-SIZE = {"agents": 16, "environments": 4, "credentials": 3, "deployments": 4, "memory_stores": 2}
+SIZE = {
+    "agents": 16,
+    "environments": 4,
+    "credentials": 3,
+    "deployments": 4,
+    "memory_stores": 2,
+    "skills": 2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +123,14 @@ def heals(zygote: Zygote, ws: Workspace, url: str, *extra: str) -> Run:
     if stale is not None:
         assert f"took over stale lock apply {stale.id}" in run.stderr, run.stderr
     assert read_lock(ws.lockfile) is None, "the lock is released at the end"
-    assert_converged(ws.lockfile, ws.db, PROJECT, ws.fleet.addresses, seeds=ws.fleet.seeds)
+    assert_converged(
+        ws.lockfile,
+        ws.db,
+        PROJECT,
+        ws.fleet.addresses,
+        seeds=ws.fleet.seeds,
+        skills=ws.fleet.skills,
+    )
     plan = zygote.run(
         ["--project", PROJECT, "plan", "--detailed-exitcode", "--allow-origin-change"],
         cwd=ws.root,
@@ -235,6 +255,13 @@ def test_kill_after_a_store_create_before_its_seeds(zygote: Zygote, tmp_path: Pa
     )
 
 
+def test_kill_after_a_skill_upload_before_the_lockfile_knew(zygote: Zygote, tmp_path: Path) -> None:
+    """A skill's create answered, its id nowhere in the lockfile: its intent is pending, so
+    the next run finds it by its slug (it has no tags) and records it, never a twin."""
+    ws = Workspace(tmp_path)
+    provider_kill(zygote, ws, method="POST", pattern=SKILL_PATH, nth=1, when="after")
+
+
 def test_kill_while_archiving(zygote: Zygote, tmp_path: Path) -> None:
     ws = Workspace(tmp_path)
     with provider(ws.db) as (url, _tap):
@@ -312,6 +339,26 @@ def test_kill_between_two_seeds_never_overwrites_an_agents_memory(
 def test_kill_around_a_store_create(zygote: Zygote, tmp_path: Path, when: str) -> None:
     ws = Workspace(tmp_path, **{**SIZE, "memory_stores": 3})
     provider_kill(zygote, ws, method="POST", pattern=STORE_PATH, nth=2, when=when)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("upload", "when"),
+    [("create", "before"), ("create", "after"), ("version", "before"), ("version", "after")],
+)
+def test_kill_around_a_skill_upload(zygote: Zygote, tmp_path: Path, upload: str, when: str) -> None:
+    """A skill's create or new version killed before it reached the provider, or after it
+    ran (the answer lost). The next run uploads what never arrived, and records what did
+    (found by its slug, or its latest version found to hold the manifest's files): one
+    skill per slug, no version uploaded twice. A new version changes every agent too."""
+    ws = Workspace(tmp_path, **{**SIZE, "skills": 3})
+    pattern = SKILL_PATH
+    if upload == "version":
+        with provider(ws.db) as (url, _tap):
+            heals(zygote, ws, url)
+        ws.fleet = write_fleet(ws.root / "manifests", **ws.size, tag=" Changed.")
+        pattern = SKILL_VERSION_PATH
+    provider_kill(zygote, ws, method="POST", pattern=pattern, nth=2, when=when)
 
 
 @pytest.mark.slow
@@ -488,6 +535,7 @@ def test_repeated_random_kills_in_a_large_apply(zygote: Zygote, tmp_path: Path, 
             "credentials": 6,
             "deployments": 10,
             "memory_stores": 6,
+            "skills": 4,
         },
     )
 

@@ -18,7 +18,9 @@ After every kill the database holds no row of an uncommitted write; the dead run
 still there; once it expired (a 2 s TTL here) the next run takes it over, says so, exits 0 and
 converges: every address live exactly once and never created twice, the state equals the
 provider (each address recorded with its live id), nothing pending, and ``plan
---detailed-exitcode`` and ``drift`` exit 0.
+--detailed-exitcode`` and ``drift`` exit 0. Skills (uploads without tags) are counted by
+slug: one live skill each, no version uploaded twice; their create and new-version uploads
+are killed around too.
 
 Lockfile kill points with no PostgreSQL equivalent (``test_crash_matrix.py``):
 
@@ -51,6 +53,8 @@ from support.reliability import (
     ARCHIVE_PATH,
     CREATE_PATH,
     SEED_PATH,
+    SKILL_PATH,
+    SKILL_VERSION_PATH,
     Fleet,
     Run,
     Zygote,
@@ -66,7 +70,14 @@ from support.reliability import (
 pytestmark = pytest.mark.tcp
 
 PROJECT = "pgcrash"
-SIZE = {"agents": 10, "environments": 3, "credentials": 2, "deployments": 4, "memory_stores": 2}
+SIZE = {
+    "agents": 10,
+    "environments": 3,
+    "credentials": 2,
+    "deployments": 4,
+    "memory_stores": 2,
+    "skills": 2,
+}
 #: each provider answer this far apart: longer than an outcome waits for company (at most
 #: 0.25 s), so at --parallelism 1 every outcome is a state write of its own and the nth
 #: write comes whatever the machine's load
@@ -170,6 +181,7 @@ def heals(zygote: Zygote, ws: Workspace, provider_url: str, *extra: str) -> Run:
         ws.fleet.addresses,
         backend=ws.url,
         seeds=ws.fleet.seeds,
+        skills=ws.fleet.skills,
     )
     plan = zygote.run(
         ["--project", PROJECT, "plan", "--detailed-exitcode", "--allow-origin-change"],
@@ -377,6 +389,26 @@ def test_kill_around_a_store_create_and_its_seeds(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("upload", "when"), [("create", "before"), ("create", "after"), ("version", "after")]
+)
+def test_kill_around_a_skill_upload(
+    zygote: Zygote, tmp_path: Path, pg_url: str, upload: str, when: str
+) -> None:
+    """Issue #15 on a database: a skill upload (create or new version) whose outcome never
+    committed is recorded by the next run (by its slug, or by its latest version's files),
+    never uploaded again."""
+    ws = Workspace(tmp_path, pg_url, **{**SIZE, "skills": 3})
+    pattern = SKILL_PATH
+    if upload == "version":
+        with provider(ws.db) as (url, _tap):
+            heals(zygote, ws, url)
+        ws.fleet = write_fleet(ws.root / "manifests", **ws.size, tag=" Changed.")
+        pattern = SKILL_VERSION_PATH
+    provider_kill(zygote, ws, method="POST", pattern=pattern, nth=2, when=when)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("when", "nth"), [("before", 1), ("after", 2)])
 def test_kill_around_an_archive(
     zygote: Zygote, tmp_path: Path, pg_url: str, when: str, nth: int
@@ -401,7 +433,14 @@ def test_repeated_random_kills_in_a_large_apply(
 
     rng = random.Random(seed)
     ws = Workspace(
-        tmp_path, pg_url, agents=40, environments=6, credentials=4, deployments=8, memory_stores=4
+        tmp_path,
+        pg_url,
+        agents=40,
+        environments=6,
+        credentials=4,
+        deployments=8,
+        memory_stores=4,
+        skills=3,
     )
     with provider(ws.db, FaultConfig(latency_ms=15)) as (url, tap):
         for _ in range(5):

@@ -4,13 +4,15 @@ Each case serves the local provider over loopback TCP with fault injection (``--
 5xx and dropped connections, half of them *after* the write happened, so the answer to a
 create is lost; ``--rate-limit`` below the rate apply sends at; latency and latency spikes)
 and runs ``reconciler apply --auto-approve`` on a generated fleet of some sixty resources
-(memory stores with seed memories among them), at most three times. Then, through a
+(memory stores with seed memories, and skills that agents follow, among them), at most three
+times. Then, through a
 fault-free view of the same database:
 
 * the last run exited 0 and no run printed a traceback;
 * every address is live exactly once, was never created twice, and is recorded in the
   lockfile with the live id; no owned object is unknown to the manifests; nothing is pending;
-  each memory store holds each of its seeds, written once;
+  each memory store holds each of its seeds, written once; each skill is one live skill (by
+  slug), its latest version holds the manifest's files, and no version was uploaded twice;
 * ``reconciler plan --detailed-exitcode`` exits 0;
 * unmanaged objects, and another project's objects of the same names, were left alone.
 
@@ -39,6 +41,7 @@ from support.reliability import (
     clean_env,
     owned_objects,
     provider,
+    provider_skills,
     provider_snapshot,
     seed_noise,
     shared_zygote,
@@ -50,6 +53,8 @@ PROJECT = "faults"
 BACKENDS = ["lockfile", "postgresql"]
 #: memory stores (two seed memories each) in every fleet (issue #15)
 STORES = 3
+#: skills (three files each, some agents following them) in every fleet (issue #15)
+SKILLS = 2
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +96,13 @@ def check_clean(zygote: Zygote, work: Path, env: dict[str, str], fleet: Fleet) -
     backend = env.get("RECONCILER_BACKEND")  # the state in PostgreSQL, or the lockfile
     lockfile = work / "state/reconciler.lock"
     assert_converged(
-        lockfile, _db(work), PROJECT, fleet.addresses, backend=backend, seeds=fleet.seeds
+        lockfile,
+        _db(work),
+        PROJECT,
+        fleet.addresses,
+        backend=backend,
+        seeds=fleet.seeds,
+        skills=fleet.skills,
     )
     # the embedded provider over the database the faulty server used: another origin
     args = ["--project", PROJECT, "plan", "--detailed-exitcode", "--allow-origin-change"]
@@ -112,7 +123,10 @@ def _noise(db: Path) -> dict[str, Any]:
 
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        rows = con.execute("SELECT id, archived, data FROM objects").fetchall()
+        # skills carry no tags: the fleet's are counted by slug (``assert_converged``)
+        rows = con.execute(
+            "SELECT id, archived, data FROM objects WHERE kind NOT IN ('skill', 'skill_version')"
+        ).fetchall()
     finally:
         con.close()
     out = {}
@@ -137,7 +151,7 @@ def _fleet_case(
 ) -> None:
     work = tmp_path / "work"
     # memory stores with seeds in every case: a store create, then one request per seed
-    size = {"memory_stores": STORES, **(size or {})}
+    size = {"memory_stores": STORES, "skills": SKILLS, **(size or {})}
     fleet = write_fleet(work / "manifests", **size)
     env = clean_env(**fleet.env, **({"RECONCILER_BACKEND": backend} if backend else {}))
     db = _db(work)
@@ -154,7 +168,9 @@ def _fleet_case(
             _each_agent_updated_exactly_once(work, fleet, backend)
             noise_untouched(db, noise)
         if prune:
-            kept = dict(size, agents=size.get("agents", 40) // 2, deployments=2, memory_stores=1)
+            kept = dict(
+                size, agents=size.get("agents", 40) // 2, deployments=2, memory_stores=1, skills=1
+            )
             fleet = write_fleet(work / "manifests", **kept, tag=" Updated." if update else "")
             converge(zygote, work, url, env, "--prune")
             check_clean(zygote, work, env, fleet)
@@ -165,7 +181,8 @@ def _fleet_case(
 
 
 def _each_agent_updated_exactly_once(work: Path, fleet: Fleet, backend: str | None) -> None:
-    """A lost answer to an update must not update twice: every agent is at version 2."""
+    """A lost answer to an update must not update twice: every agent is at version 2, and
+    every skill has two versions (its create, and the new version the update uploaded)."""
     from reconciler.state import open_location
 
     live = owned_objects(_db(work), PROJECT)
@@ -184,6 +201,10 @@ def _each_agent_updated_exactly_once(work: Path, fleet: Fleet, backend: str | No
         index = int(address.rsplit("-", 1)[1])
         pinned = index % 2 == 1
         assert live[address][0]["agent"]["version"] == (1 if pinned else 2), address
+    skills = provider_skills(_db(work))
+    for address in fleet.skills:
+        (skill,) = skills[address.split(".", 1)[1]]
+        assert len(skill["versions"]) == 2, (address, sorted(skill["versions"]))
 
 
 # --- the default run: issue #4 --------------------------------------------------------------------
@@ -274,7 +295,14 @@ async def test_under_the_documented_limits_few_requests_meet_a_429(
     from reconciler.provider.wire import DOCUMENTED_RATE_LIMITS
 
     work = tmp_path / "work"
-    size = {"agents": 30, "environments": 4, "credentials": 3, "deployments": 4, "memory_stores": 3}
+    size = {
+        "agents": 30,
+        "environments": 4,
+        "credentials": 3,
+        "deployments": 4,
+        "memory_stores": 3,
+        "skills": 2,
+    }
     old = dict(os.environ)
     try:
         with provider(_db(work), FaultConfig(bucket_limits=DOCUMENTED_LIMITS)) as (url, tap):
@@ -305,6 +333,7 @@ async def test_under_the_documented_limits_few_requests_meet_a_429(
         fleet.addresses,
         backend=url_of_state,
         seeds=fleet.seeds,
+        skills=fleet.skills,
     )
 
 
@@ -393,7 +422,13 @@ async def test_latency_spikes_beyond_the_client_timeout_are_lost_answers(
 
     work = tmp_path / "work"
     fleet = write_fleet(
-        work / "manifests", agents=30, environments=4, credentials=3, deployments=4, memory_stores=3
+        work / "manifests",
+        agents=30,
+        environments=4,
+        credentials=3,
+        deployments=4,
+        memory_stores=3,
+        skills=2,
     )
     db = _db(work)
     holder: list[Spikes] = []
@@ -429,6 +464,7 @@ async def test_latency_spikes_beyond_the_client_timeout_are_lost_answers(
             fleet.addresses,
             backend=url_of_state,
             seeds=fleet.seeds,
+            skills=fleet.skills,
         )
         plan = (
             await make_plan(
@@ -461,7 +497,13 @@ def test_through_reconciler_provider_serve_with_fault_flags(zygote: Zygote, tmp_
     separate process (the flags CI and the benchmarks use)."""
     work = tmp_path / "work"
     fleet = write_fleet(
-        work / "manifests", agents=30, environments=6, credentials=4, deployments=6, memory_stores=3
+        work / "manifests",
+        agents=30,
+        environments=6,
+        credentials=4,
+        deployments=6,
+        memory_stores=3,
+        skills=2,
     )
     env = clean_env(**fleet.env)
     db = _db(work)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -100,6 +101,8 @@ class Fleet:
     env: dict[str, str]
     #: memory store address -> its seed memories (path -> content)
     seeds: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: skill address -> its directory's files (path -> content)
+    skills: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def write_fleet(
@@ -110,14 +113,18 @@ def write_fleet(
     credentials: int = 4,
     deployments: int = 6,
     memory_stores: int = 0,
+    skills: int = 0,
     tag: str = "",
 ) -> Fleet:
     """Write manifests under ``root`` (several files, multi-document) and return the ``Fleet``.
 
     Deployment ``i`` runs agent ``i`` in environment ``i % environments`` with the vault; odd
     ones pin version 1, even ones follow the latest; with memory stores, even ones mount store
-    ``i % memory_stores``. Each memory store has two seed memories (``Fleet.seeds``). ``tag``
-    changes every agent's system prompt (an update of every agent when it changes).
+    ``i % memory_stores``. Each memory store has two seed memories (``Fleet.seeds``). Each
+    skill is a directory ``skills/skill-I/`` of three files (``Fleet.skills``); agent ``i``
+    with ``i % 3 == 1`` follows skill ``i % skills`` (``{ref}``). ``tag`` changes every
+    agent's system prompt and every skill's files (an update of every agent, a new version
+    of every skill, when it changes).
     """
     root.mkdir(parents=True, exist_ok=True)
     addresses: list[str] = []
@@ -176,6 +183,25 @@ def write_fleet(
             f"  metadata: {{idx: '{i}'}}\n  memories:\n{items}"
         )
         addresses.append(f"memory_store.store-{i}")
+    skill_docs = []
+    skill_files: dict[str, dict[str, str]] = {}
+    shutil.rmtree(root / "skills", ignore_errors=True)
+    for i in range(skills):
+        files = {
+            "SKILL.md": f"---\nname: skill-{i}\ndescription: skill number {i}\n---\nUse it.\n",
+            "notes.md": f"Notes of skill {i}.{tag}\n",
+            "tools/run.py": f"print({i})\n",
+        }
+        skill_files[f"skill.skill-{i}"] = files
+        for rel, content in files.items():
+            path = root / "skills" / f"skill-{i}" / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+        skill_docs.append(f"kind: Skill\nname: skill-{i}\nspec:\n  source: skills/skill-{i}\n")
+        addresses.append(f"skill.skill-{i}")
+    if skills:
+        for i in range(1, agents, 3):
+            agent_docs[i] += f"  skills: [{{ref: skill-{i % skills}}}]\n"
     deps = []
     for i in range(deployments):
         agent = f"agent-{i % max(agents, 1):02d}"
@@ -200,6 +226,7 @@ def write_fleet(
         "environments.yaml": envs,
         "vaults.yaml": [vault] if vault else [],
         "memory_stores.yaml": stores,
+        "skills.yaml": skill_docs,
         "deployments.yaml": deps,
     }
     for name, docs in files.items():
@@ -209,7 +236,7 @@ def write_fleet(
             path.write_text("---\n".join(docs), encoding="utf-8")
         elif path.exists():
             path.unlink()
-    return Fleet(root, tuple(sorted(addresses)), env, seeds)
+    return Fleet(root, tuple(sorted(addresses)), env, seeds, skill_files)
 
 
 # --- the provider, served and tapped -------------------------------------------------------------
@@ -330,10 +357,14 @@ def kill_hook(
 
 #: Creates: a POST to a collection (credentials live under their vault).
 CREATE_PATH = (
-    r"^/v1/(agents|environments|vaults|deployments|memory_stores|vaults/[^/]+/credentials)$"
+    r"^/v1/(agents|environments|vaults|deployments|memory_stores|skills"
+    r"|vaults/[^/]+/credentials)$"
 )
 #: A seed memory's create (one request per seed, after its store's create).
 SEED_PATH = r"^/v1/memory_stores/[^/]+/memories$"
+#: a skill's create (an upload) and its new version (another upload)
+SKILL_PATH = r"^/v1/skills$"
+SKILL_VERSION_PATH = r"^/v1/skills/[^/]+/versions$"
 ARCHIVE_PATH = r"/archive$"
 
 
@@ -763,6 +794,7 @@ def assert_converged(
     ever_once: bool = True,
     backend: str | None = None,
     seeds: Mapping[str, Mapping[str, str]] | None = None,
+    skills: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
     """Every address exactly once live, recorded in the lockfile; no orphan, nothing pending.
 
@@ -772,6 +804,11 @@ def assert_converged(
         backend: the state's PostgreSQL URL (None: the lockfile at ``lockfile``).
         seeds: memory store address -> its seed memories (``Fleet.seeds``): each is in the
             live store with its seed content, written once.
+        skills: skill address -> its files (``Fleet.skills``). A skill carries no tags, so
+            it is counted by its slug (the address's name): exactly one live skill per slug
+            (no twin), no live skill the manifests do not declare, no two versions of one
+            skill holding the same files (no version uploaded twice), and the live latest
+            holds the manifest's files and is one the state records.
     """
     from reconciler.state import open_location
 
@@ -780,6 +817,8 @@ def assert_converged(
         lf = location.read()
     finally:
         location.close()
+    _assert_skills(lf, db, [a for a in addresses if a.startswith("skill.")], skills)
+    addresses = [a for a in addresses if not a.startswith("skill.")]
     live = owned_objects(db, project)
     twins = {a: [o["id"] for o in objs] for a, objs in live.items() if len(objs) > 1}
     assert not twins, f"live twins: {twins}"
@@ -787,9 +826,10 @@ def assert_converged(
     assert not missing, f"not live: {missing}"
     orphans = sorted(set(live) - set(addresses))
     assert not orphans, f"owned live objects no manifest declares: {orphans}"
-    assert set(lf.resources) == set(addresses), (
-        f"lockfile differs: missing {sorted(set(addresses) - set(lf.resources))}, "
-        f"extra {sorted(set(lf.resources) - set(addresses))}"
+    tagged = {a for a in lf.resources if not a.startswith("skill.")}
+    assert tagged == set(addresses), (
+        f"lockfile differs: missing {sorted(set(addresses) - tagged)}, "
+        f"extra {sorted(tagged - set(addresses))}"
     )
     wrong = {
         a: (lf.resources[a].id, live[a][0]["id"])
@@ -810,6 +850,66 @@ def assert_converged(
         assert not missing_seeds, f"{address}: seed memories never written: {missing_seeds}"
         for path, content in wanted.items():
             assert held[path] == (content, 1), (address, path, held[path])
+
+
+def provider_skills(db: Path) -> dict[str, list[dict[str, Any]]]:
+    """Live skills by slug (their versions' ``name``): ``{"id", "latest", "versions": {version
+    id: {path: content}}}`` each, paths without the skill's top directory. Read from the
+    provider's SQLite file directly."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = con.execute(
+            "SELECT id, kind, parent_id, data FROM objects WHERE kind IN ('skill', 'skill_version')"
+        ).fetchall()
+        files = con.execute("SELECT owner_id, path, content FROM files").fetchall()
+    finally:
+        con.close()
+    held: dict[str, dict[str, str]] = defaultdict(dict)
+    for owner, path, content in files:
+        held[str(owner)][str(path).split("/", 1)[-1]] = bytes(content).decode()
+    skills = {oid: json.loads(data) for oid, kind, _, data in rows if kind == "skill"}
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_skill: dict[str, dict[str, dict[str, str]]] = defaultdict(dict)
+    names: dict[str, str] = {}
+    for oid, kind, parent, data in rows:
+        if kind == "skill_version" and parent in skills:
+            by_skill[str(parent)][str(oid)] = held[str(oid)]
+            names[str(parent)] = str(json.loads(data).get("name"))
+    for sid, skill in skills.items():
+        item = {"id": sid, "latest": skill.get("latest_version_id"), "versions": by_skill[sid]}
+        out[names.get(sid, "?")].append(item)
+    return out
+
+
+def _assert_skills(
+    lf: Any,
+    db: Path,
+    addresses: list[str],
+    files: Mapping[str, Mapping[str, str]] | None,
+) -> None:
+    """The skill half of ``assert_converged`` (see its ``skills``)."""
+    live = provider_skills(db) if db.exists() else {}
+    slugs = {a.split(".", 1)[1]: a for a in addresses}
+    twins = {slug: [s["id"] for s in found] for slug, found in live.items() if len(found) > 1}
+    assert not twins, f"live twin skills (one slug, several skills): {twins}"
+    orphans = sorted(set(live) - set(slugs))
+    assert not orphans, f"live skills no manifest declares: {orphans}"
+    missing = sorted(set(slugs) - set(live))
+    assert not missing, f"skills not live: {missing}"
+    recorded = {a for a in lf.resources if a.startswith("skill.")}
+    assert recorded == set(addresses), (recorded, addresses)
+    for slug, address in slugs.items():
+        (skill,) = live[slug]
+        entry = lf.resources[address]
+        assert entry.id == skill["id"], (address, entry.id, skill["id"])
+        contents = [json.dumps(v, sort_keys=True) for v in skill["versions"].values()]
+        assert len(contents) == len(set(contents)), (
+            f"{address}: a version uploaded twice (two versions hold the same files): "
+            f"{sorted(skill['versions'])}"
+        )
+        assert skill["latest"] in entry.uploaded, (address, skill["latest"], entry.uploaded)
+        if files is not None and address in files:
+            assert skill["versions"][skill["latest"]] == dict(files[address]), address
 
 
 def store_memories(db: Path, store_id: str) -> dict[str, tuple[str, int]]:
