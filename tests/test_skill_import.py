@@ -91,3 +91,29 @@ def test_import_all_unmanaged_writes_every_hand_made_skill_with_its_files(
     assert ids == {first["id"], second["id"]}
     plan_is_clean()
     assert json.loads(cli("drift", "--format", "json").stdout)["items"] == []
+
+
+def test_import_all_unmanaged_names_a_skill_imported_with_its_agents(workdir: Path) -> None:
+    skill = hand_made()
+    first = skill["latest_version_id"]
+
+    async def make_agents(client: ProviderClient) -> str:
+        files = (("pdf-tools/SKILL.md", SKILL_MD.encode()), ("pdf-tools/fill.py", b"print(2)\n"))
+        second = str((await client.skills.versions.create(skill["id"], SkillUpload(files)))["id"])
+        for name, version in (("follower", None), ("pinned", first)):
+            ref: dict[str, Any] = {"type": "custom", "skill_id": skill["id"]}
+            if version is not None:
+                ref["version"] = version
+            await client.agents.create(
+                {"name": name, "model": "claude-sonnet-4-6", "skills": [ref]}
+            )
+        return second
+
+    out_of_band(make_agents)
+    ok("import", "--all-unmanaged", "--out", "manifests/imported")
+    text = (workdir / "manifests/imported/agents.yaml").read_text()
+    follower, pinned = text.split("---")
+    assert "  skills:\n    - ref: pdf-tools\n" in follower and "version" not in follower, text
+    assert f"  skills:\n    - ref: pdf-tools\n      version: {first}\n" in pinned, text
+    assert "skill_id" not in text
+    plan_is_clean()

@@ -163,12 +163,15 @@ def adoption(
     fill: Mapping[str, Any] | None = None,
     previous_owner: str | None = None,
     depends_on: tuple[str, ...] = (),
+    skills: Mapping[str, str] | None = None,
 ) -> Adopt:
     """The plan action that adopts the live ``obj`` as ``address``.
 
     Its target is what the lockfile records: the manifest's digest, protect and remote name
     when a document declares the address, else a digest of the live spec as it reads once
     tagged (the next plan records the manifest's digest once the document is written).
+    An agent's ``skills`` (skill address -> the version it runs) are recorded as an apply
+    records them.
     """
     body = _tagging_body(obj, project, address, fill)
     target = Target(
@@ -178,6 +181,7 @@ def adoption(
         protect=res.protect if res is not None else False,
         remote_name=res.remote_name if res is not None else remote_name_of(kind, obj),
         pins=dict(pins),
+        skills=dict(skills or {}),
     )
     reason = "import: an existing object, taken under management"
     if previous_owner is not None:

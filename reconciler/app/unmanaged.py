@@ -152,6 +152,8 @@ def _known_names(
     for address, entry in lockfile.resources.items():
         if entry.kind in ("agent", "environment", "vault"):
             known[(entry.kind, entry.id)] = address.split(".", 1)[1]
+        elif entry.kind == "skill" and address in addresses:  # an agent may name it
+            known[("skill", entry.id)] = address.split(".", 1)[1]
     return known
 
 
@@ -212,15 +214,19 @@ async def _import_unmanaged(
     unmanaged = find_unmanaged(documents, observed, lockfile, ws.project)
     vault_ids = [u.remote_id for u in unmanaged if u.kind == "vault" and u.duplicate_of is None]
     lists = await asyncio.gather(*(provider.list_all("credential", parent_id=v) for v in vault_ids))
+    # skills first: an agent imported with a skill names it ({ref: NAME})
+    skills = await _skills(client, unmanaged, _taken_names(documents, lockfile).get("skill", set()))
+    known = _known_names(documents, lockfile, observed, ws.project)
+    known.update({("skill", str(found.skill["id"])): name for name, (_, found) in skills.items()})
     derivation = derive_documents(
         unmanaged,
         dict(zip(vault_ids, lists, strict=True)),
         taken=_taken_names(documents, lockfile),
-        known=_known_names(documents, lockfile, observed, ws.project),
+        known=known,
+        skill_latest={s["id"]: s.get("latest_version_id") or "" for s in observed.all("skill")},
     )
     docs, refused = _validate(derivation)
     skipped = tuple(derivation.skipped) + tuple(refused)
-    skills = await _skills(client, unmanaged, _taken_names(documents, lockfile).get("skill", set()))
     docs += [doc for doc, _ in skills.values()]
     if not docs:
         return UnmanagedImport(skipped=skipped)
@@ -370,6 +376,7 @@ async def _adoptions(
             parent_id=r.parent_id,
             pins=r.pins,
             fill=r.fill,
+            skills=r.skills,
         )
 
     found = await asyncio.gather(*(adopt(r) for d in docs for r in d.resources))

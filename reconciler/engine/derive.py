@@ -10,7 +10,9 @@ document per resource (credentials inside their vault document) with:
   a null description, the default execution identity, a toolset's default config...), so
   ``plan`` compares it with the live object and finds nothing to change;
 - references by manifest name: a deployment names its agent (pinned to the version it runs
-  now, ``{ref: coder, version: 3}``), environment and vaults;
+  now, ``{ref: coder, version: 3}``), environment and vaults; an agent names a custom skill
+  that is managed or imported with it (``{ref: NAME}`` when it runs the skill's latest
+  version, else ``{ref: NAME, version: ID}``);
 - every credential secret as ``{from_env: VAULT_CREDENTIAL_FIELD}``: the provider never
   returns secrets, so the user sets those variables and the first apply writes them.
 
@@ -240,6 +242,8 @@ class ImportedResource:
     parent_id: str | None = None
     #: deployments: agent address -> the version it runs now
     pins: Mapping[str, int] = field(default_factory=dict)
+    #: agents: skill address -> the version it runs now (of skills named ``{ref: NAME}``)
+    skills: Mapping[str, str] = field(default_factory=dict)
     #: fields to write with the ownership tags so that the live object matches its document
     #: (a credential without a display name gets its manifest name)
     fill: Mapping[str, Any] = field(default_factory=dict)
@@ -351,7 +355,36 @@ def _tool(tool: JSON) -> JSON:
     return out
 
 
-def _agent_spec(obj: JSON, name: str) -> JSON:
+def _skill_ref(skill: Any, names: _Names, latest: Mapping[str, str]) -> Any:
+    """An agent's skill: a custom skill with a manifest name as ``{ref: NAME}`` (with the
+    version it runs unless that is the latest), anything else in wire form."""
+    if not isinstance(skill, dict) or skill.get("type") != "custom":
+        return copy.deepcopy(skill)
+    skill_id = str(skill.get("skill_id"))
+    name = names.of("skill", skill_id)
+    if name is None:
+        return copy.deepcopy(skill)
+    version = skill.get("version")
+    if version is None or version == latest.get(skill_id):
+        return {"ref": name}
+    return {"ref": name, "version": version}
+
+
+def _skill_versions(obj: JSON, names: _Names) -> dict[str, str]:
+    """Skill address -> the version the live agent runs, for the skills it names by ref
+    (the lockfile records them, as an apply does)."""
+    out: dict[str, str] = {}
+    for skill in obj.get("skills") or []:
+        if isinstance(skill, dict) and skill.get("type") == "custom" and skill.get("version"):
+            name = names.of("skill", str(skill.get("skill_id")))
+            if name is not None:
+                out[address_of("skill", name)] = str(skill["version"])
+    return out
+
+
+def _agent_spec(
+    obj: JSON, name: str, names: _Names | None = None, latest: Mapping[str, str] | None = None
+) -> JSON:
     spec: JSON = {}
     if obj.get("name") != name:
         _put(spec, "name", obj.get("name"))
@@ -360,7 +393,10 @@ def _agent_spec(obj: JSON, name: str) -> JSON:
     _put(spec, "system", obj.get("system"))
     _put(spec, "tools", [_tool(t) for t in obj.get("tools") or []])
     _put(spec, "mcp_servers", obj.get("mcp_servers"))
-    _put(spec, "skills", obj.get("skills"))
+    skills = obj.get("skills")
+    if names is not None and isinstance(skills, list):
+        skills = [_skill_ref(s, names, latest or {}) for s in skills]
+    _put(spec, "skills", skills)
     identity = obj.get("execution_identity")
     if identity and identity != {"type": "service_account"}:
         spec["execution_identity"] = copy.deepcopy(identity)
@@ -541,6 +577,7 @@ def derive_documents(
     *,
     taken: Mapping[str, Iterable[str]] | None = None,
     known: Mapping[tuple[str, str], str] | None = None,
+    skill_latest: Mapping[str, str] | None = None,
 ) -> Derivation:
     """Manifest documents for unmanaged live objects.
 
@@ -549,7 +586,10 @@ def derive_documents(
         credentials: vault id -> its live credentials, for the unmanaged vaults.
         taken: kind -> manifest names already used (existing manifests and lockfile).
         known: (kind, remote id) -> manifest name of resources already managed, so that a
-            deployment can refer to an agent, environment or vault someone already manages.
+            deployment can refer to an agent, environment or vault someone already manages
+            (and an agent to a skill managed, or imported with it: ``("skill", id)``).
+        skill_latest: skill id -> its latest version id: an agent running a known skill's
+            latest version follows it (``{ref: NAME}``), any other version is pinned.
 
     Returns:
         The documents (sorted by kind and name), the secret variables to set, and what was
@@ -594,7 +634,9 @@ def derive_documents(
         resources = [ImportedResource(address, u.kind, u.remote_id)]
         refs: list[str] = []
         if u.kind == "agent":
-            spec = _agent_spec(u.obj, name)
+            spec = _agent_spec(u.obj, name, names, skill_latest or {})
+            runs = _skill_versions(u.obj, names)
+            resources = [ImportedResource(address, u.kind, u.remote_id, skills=runs)]
         elif u.kind == "environment":
             spec = _environment_spec(u.obj, name)
         elif u.kind == "vault":
