@@ -135,7 +135,11 @@ def plan_resource(
     if res.kind == "skill":
         skill = plan_skill(inputs, res)
         return Planned(
-            action=skill.action, id=skill.remote_id, live=skill.live, skill_version=skill.version
+            action=skill.action,
+            id=skill.remote_id,
+            live=skill.live,
+            skill_version=skill.version,
+            refused=skill.note,
         )
     _check_pin(res, planned)
     conflict = inputs.conflict(res.address, res.kind)

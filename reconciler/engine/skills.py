@@ -29,6 +29,7 @@ from reconciler.engine.model import (
     Create,
     FieldChange,
     NoOp,
+    Note,
     SkillTarget,
     Target,
     Update,
@@ -56,10 +57,11 @@ def may_find_by_slug(lockfile: Lockfile | None, address: str) -> bool:
 
 
 class SkillPlan:
-    """What planning one skill gives the planner: its action, the live skill, the remote id
-    and the newest version after apply (None while only apply can know it)."""
+    """What planning one skill gives the planner: its action, the live skill, the remote id,
+    the newest version after apply (None while only apply can know it), and a change it
+    cannot make (a display name: said in "Left alone")."""
 
-    __slots__ = ("action", "live", "remote_id", "version")
+    __slots__ = ("action", "live", "note", "remote_id", "version")
 
     def __init__(
         self,
@@ -67,11 +69,13 @@ class SkillPlan:
         live: JSON | None,
         remote_id: str | None,
         version: str | None,
+        note: Note | None = None,
     ) -> None:
         self.action = action
         self.live = live
         self.remote_id = remote_id
         self.version = version
+        self.note = note
 
 
 def plan_skill(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
@@ -103,7 +107,28 @@ def plan_skill(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
             body["display_name"] = res.spec["display_name"]
         create = Create(address=res.address, kind="skill", reason=why, body=body, target=target)
         return SkillPlan(create, None, None, None)
-    return _decide(inputs, res, source, obj, target, found)
+    plan = _decide(inputs, res, source, obj, target, found)
+    plan.note = _display_name_note(res, source, obj)
+    return plan
+
+
+def _display_name_note(res: DesiredResource, source: SkillSource, obj: JSON) -> Note | None:
+    """A display name the manifest changed: a skill has no update, so it stays as created."""
+    wanted = res.spec.get("display_name") or source.slug
+    live = obj.get("display_name")
+    if live is None or live == wanted:
+        return None
+    return Note(
+        address=res.address,
+        kind="skill",
+        remote_id=obj["id"],
+        message=(
+            f"its display name is '{live}' on the provider, the manifest says '{wanted}': a "
+            "skill's display name is set when it is created and cannot change (the API has "
+            f"no update). Write display_name: {live} to keep it, or make a new skill under a "
+            "new document name (and remove this one with --prune)"
+        ),
+    )
 
 
 def _unread(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
