@@ -1,0 +1,71 @@
+"""Skills and memory stores as a careful new user drives them through the CLI (embedded
+provider): each test is a case that was wrong once (found by trying the features as a user
+would) and stays fixed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.gitops import drift_json, make_workdir, ok
+
+SKILL_MD = "---\nname: pdf-tools\ndescription: Fill PDF forms.\n---\nUse fill.py.\n"
+SKILLS = "kind: Skill\nname: pdf-tools\nspec:\n  source: skills/pdf-tools\n"
+TWO_AGENTS = """\
+kind: Environment
+name: dev
+spec: {config: {type: cloud}}
+---
+kind: Agent
+name: coder
+spec:
+  model: claude-sonnet-4-6
+  skills: [{ref: pdf-tools}]
+---
+kind: Agent
+name: reviewer
+spec:
+  model: claude-sonnet-4-6
+  skills: [{ref: pdf-tools}]
+---
+kind: Deployment
+name: d-coder
+spec:
+  agent: {ref: coder}
+  environment: dev
+  initial_events: [{type: user.message, content: [{type: text, text: hi}]}]
+---
+kind: Deployment
+name: d-reviewer
+spec:
+  agent: {ref: reviewer}
+  environment: dev
+  initial_events: [{type: user.message, content: [{type: text, text: hi}]}]
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = make_workdir(tmp_path, monkeypatch, manifests=False)
+    (root / ".git").mkdir()
+    skill = root / "manifests/skills/pdf-tools"
+    skill.mkdir(parents=True)
+    (skill / "SKILL.md").write_text(SKILL_MD)
+    (skill / "fill.py").write_text("print(1)\n")
+    (root / "manifests/skills.yaml").write_text(SKILLS)
+    (root / "manifests/agents.yaml").write_text(TWO_AGENTS)
+    return root
+
+
+def test_drift_after_a_targeted_skill_apply_does_not_call_the_following_agents_edited(
+    workdir: Path,
+) -> None:
+    # the skill's new version is applied alone; the agents that follow it have not moved
+    # yet: that is a pending change of the manifests (plan shows it), not an edit behind
+    # git's back
+    ok("apply", "--auto-approve")
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    ok("apply", "--auto-approve", "--target", "skill.pdf-tools")
+    assert drift_json(code=0)["items"] == []
+    shown = ok("plan").stdout
+    assert "~ agent.coder  update  version 1 -> 2  [skills]" in shown
