@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.gitops import drift_json, make_workdir, ok
+from support.gitops import cli, drift_json, make_workdir, ok, plan_is_clean
 
 SKILL_MD = "---\nname: pdf-tools\ndescription: Fill PDF forms.\n---\nUse fill.py.\n"
 SKILLS = "kind: Skill\nname: pdf-tools\nspec:\n  source: skills/pdf-tools\n"
@@ -69,3 +69,21 @@ def test_drift_after_a_targeted_skill_apply_does_not_call_the_following_agents_e
     assert drift_json(code=0)["items"] == []
     shown = ok("plan").stdout
     assert "~ agent.coder  update  version 1 -> 2  [skills]" in shown
+
+
+def test_yaml_files_inside_a_skill_directory_are_the_skills_files_not_manifests(
+    workdir: Path,
+) -> None:
+    # a skill often holds YAML data; under manifests/ (where import writes skills) the
+    # loader and fmt must leave it to the skill: not parsed as manifests, never rewritten
+    data = workdir / "manifests/skills/pdf-tools/forms/w9.yaml"
+    data.parent.mkdir()
+    data.write_text("fields:   [ssn,  name]\n")
+    ok("validate")
+    assert "forms/w9.yaml" not in cli("fmt", "--check").stdout
+    ok("fmt")
+    assert data.read_text() == "fields:   [ssn,  name]\n"
+    shown = ok("plan").stdout
+    assert "+ forms/w9.yaml" in shown
+    ok("apply", "--auto-approve")
+    plan_is_clean()
