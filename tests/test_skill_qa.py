@@ -4,10 +4,21 @@ would) and stays fixed."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from support.gitops import cli, drift_json, make_workdir, ok, plan_is_clean
+from support.gitops import (
+    cli,
+    drift_json,
+    lockfile,
+    make_workdir,
+    ok,
+    out_of_band,
+    plan_is_clean,
+)
+
+from reconciler.provider import ProviderClient
 
 SKILL_MD = "---\nname: pdf-tools\ndescription: Fill PDF forms.\n---\nUse fill.py.\n"
 SKILLS = "kind: Skill\nname: pdf-tools\nspec:\n  source: skills/pdf-tools\n"
@@ -87,3 +98,59 @@ def test_yaml_files_inside_a_skill_directory_are_the_skills_files_not_manifests(
     assert "+ forms/w9.yaml" in shown
     ok("apply", "--auto-approve")
     plan_is_clean()
+
+
+STORE = """\
+kind: MemoryStore
+name: notes
+spec:
+  description: Team notes
+  memories:
+    - path: /style.md
+      from_file: seeds/style.md
+    - path: /inline.md
+      content: inline
+"""
+
+
+def store_memories(store_id: str) -> dict[str, str]:
+    async def read(client: ProviderClient) -> dict[str, str]:
+        return {
+            m["path"]: m["content"]
+            async for m in client.memory_stores.memories.list(store_id, view="full")
+        }
+
+    return out_of_band(read)
+
+
+def test_a_memory_seed_may_take_its_content_from_a_file(workdir: Path) -> None:
+    # the design's seed forms are {path, content} and {path, from_file}
+    (workdir / "manifests/seeds").mkdir()
+    (workdir / "manifests/seeds/style.md").write_text("- Use ruff.\n")
+    (workdir / "manifests/stores.yaml").write_text(STORE)
+    ok("validate")
+    assert "Use ruff." in ok("plan").stdout
+    ok("apply", "--auto-approve")
+    stored = store_memories(str(lockfile()["resources"]["memory_store.notes"]["id"]))
+    assert stored == {"/style.md": "- Use ruff.\n", "/inline.md": "inline"}
+    plan_is_clean()
+    schema = json.loads(ok("schema").stdout)
+    assert "from_file" in json.dumps(schema["$defs"]["MemorySeed"])
+
+
+def test_a_memory_seed_file_that_is_missing_is_an_error_at_its_from_file(workdir: Path) -> None:
+    (workdir / "manifests/stores.yaml").write_text(STORE)
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "manifests/stores.yaml:7:18: spec.memories[0].from_file: text file " in result.stderr
+    assert "does not exist" in result.stderr
+    both = STORE.replace(
+        "      from_file: seeds/style.md\n", "      from_file: x\n      content: y\n"
+    )
+    (workdir / "manifests/stores.yaml").write_text(both)
+    result = cli("plan")
+    assert result.exit_code == 1
+    assert "manifests/stores.yaml:7:18: spec.memories[0].from_file: give content or " in (
+        result.stderr
+    )
+    assert not Path(".reconciler/provider.db").exists() or lockfile()["resources"] == {}
