@@ -154,3 +154,45 @@ def test_a_memory_seed_file_that_is_missing_is_an_error_at_its_from_file(workdir
         result.stderr
     )
     assert not Path(".reconciler/provider.db").exists() or lockfile()["resources"] == {}
+
+
+def live_skill_ids() -> list[str]:
+    async def read(client: ProviderClient) -> list[str]:
+        return [s["id"] async for s in client.skills.list()]
+
+    return out_of_band(read)
+
+
+def test_a_skill_renamed_with_moved_from_keeps_its_skill_instead_of_uploading_a_twin(
+    workdir: Path,
+) -> None:
+    ok("apply", "--auto-approve")
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    ok("apply", "--auto-approve")
+    before = lockfile()["resources"]["skill.pdf-tools"]
+    assert len(before["uploaded"]) == 2
+    (workdir / "manifests/skills.yaml").write_text(
+        "kind: Skill\nname: pdf\nmoved_from: pdf-tools\nspec:\n  source: skills/pdf-tools\n"
+    )
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text(agents.read_text().replace("{ref: pdf-tools}", "{ref: pdf}"))
+    plan = json.loads(ok("plan", "--format", "json").stdout)
+    by_address = {a["address"]: a for a in plan["actions"]}
+    assert by_address["skill.pdf"]["type"] == "noop", by_address["skill.pdf"]
+    assert by_address["skill.pdf"]["moved_from"] == "skill.pdf-tools"
+    assert "skill.pdf-tools" not in by_address
+    assert [a for a in plan["actions"] if a["type"] != "noop"] == []
+    assert "skill.pdf-tools -> skill.pdf" in ok("plan").stdout
+    ok("apply", "--auto-approve")
+    assert live_skill_ids() == [before["id"]]
+    after = lockfile()["resources"]
+    assert "skill.pdf-tools" not in after
+    assert after["skill.pdf"]["id"] == before["id"]
+    assert after["skill.pdf"]["uploaded"] == before["uploaded"]
+    assert after["agent.coder"]["skills"] == {"skill.pdf": max(before["uploaded"])}
+    plan_is_clean()
+    # and a file changed with the move is a new version of the same skill
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(3)\n")
+    ok("apply", "--auto-approve")
+    assert live_skill_ids() == [before["id"]]
+    plan_is_clean()

@@ -135,7 +135,12 @@ def plan_resource(
     if res.kind == "skill":
         skill = plan_skill(inputs, res)
         return Planned(
-            action=skill.action, id=skill.remote_id, live=skill.live, skill_version=skill.version
+            action=skill.action,
+            id=skill.remote_id,
+            live=skill.live,
+            skill_version=skill.version,
+            moved_from=skill.moved_from,
+            move_note=None if skill.moved_from is not None else _nothing_to_move(inputs, res),
         )
     _check_pin(res, planned)
     conflict = inputs.conflict(res.address, res.kind)

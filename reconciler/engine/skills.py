@@ -31,6 +31,7 @@ from reconciler.engine.model import (
 )
 from reconciler.manifest.skill import SkillLock, SkillStep, UploadedVersion, skill_step
 from reconciler.manifest.skilldir import SkillSource
+from reconciler.state import LockEntry
 
 __all__ = ["FOUND_BY_SLUG", "SkillPlan", "plan_skill", "skill_by_slug"]
 
@@ -39,7 +40,7 @@ class SkillPlan:
     """What planning one skill gives the planner: its action, the live skill, the remote id
     and the newest version after apply (None while only apply can know it)."""
 
-    __slots__ = ("action", "live", "remote_id", "version")
+    __slots__ = ("action", "live", "moved_from", "remote_id", "version")
 
     def __init__(
         self,
@@ -47,11 +48,14 @@ class SkillPlan:
         live: JSON | None,
         remote_id: str | None,
         version: str | None,
+        moved_from: str | None = None,
     ) -> None:
         self.action = action
         self.live = live
         self.remote_id = remote_id
         self.version = version
+        #: the old address whose skill this is (``moved_from``), when the plan moves it
+        self.moved_from = moved_from
 
 
 def plan_skill(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
@@ -61,6 +65,11 @@ def plan_skill(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
         return _unread(inputs, res)
     files = {f.path: f.sha256 for f in source.files}
     entry = inputs.entry(res.address)
+    moved_from = None
+    if (entry is None or entry.kind != "skill") and res.moved_from is not None:
+        old = inputs.entry(res.moved_from)
+        if old is not None and old.kind == "skill" and old.id in inputs.live.get("skill", {}):
+            entry, moved_from = old, res.moved_from  # a rename: the same skill, no twin
     obj: JSON | None = None
     why = f"{res.address} is new in the manifests"
     if entry is not None and entry.kind == "skill":
@@ -83,7 +92,7 @@ def plan_skill(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
             body["display_name"] = res.spec["display_name"]
         create = Create(address=res.address, kind="skill", reason=why, body=body, target=target)
         return SkillPlan(create, None, None, None)
-    return _decide(inputs, res, source, obj, target, found)
+    return _decide(inputs, res, source, obj, target, found, entry, moved_from)
 
 
 def _unread(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
@@ -129,8 +138,9 @@ def _decide(
     obj: JSON,
     target: Target,
     found: bool,
+    entry: LockEntry | None,
+    moved_from: str | None,
 ) -> SkillPlan:
-    entry = inputs.entry(res.address)
     latest = obj.get("latest_version_id")
     ours = entry is not None and entry.id == obj["id"]
     uploaded = entry.uploaded if entry is not None and ours else {}
@@ -145,19 +155,30 @@ def _decide(
     elif step.foreign_latest and isinstance(seen.get("files"), Mapping) and seen["id"] == latest:
         added, changed, removed = source.changed_files(dict(seen["files"]))
         step = SkillStep("new_version", tuple(sorted({*added, *changed, *removed})), True)
-    common = {"address": res.address, "kind": "skill", "remote_id": obj["id"]}
+    common = {
+        "address": res.address,
+        "kind": "skill",
+        "remote_id": obj["id"],
+        "moved_from": moved_from,
+    }
     tail = f"; found by its slug {source.slug} (the lockfile had no entry)" if found else ""
+    if moved_from is not None:
+        tail = f"; moved from {moved_from}: the same skill (nothing deleted or created)"
     if step.action == "none":
         recorded = latest in uploaded and not found
         needs_record = (
             not recorded
             or entry is None
+            or moved_from is not None
             or entry.spec_digest != target.spec_digest
             or entry.protect != res.protect
             or entry.slug != source.slug
             or inputs.pending(res.address)
         )
         reason = "up to date" if recorded else _recorded_reason(latest, found, source.slug)
+        if moved_from is not None:
+            reason = f"moved from {moved_from}: the same skill, its files unchanged (nothing "
+            reason += "deleted, created or uploaded); apply moves the lockfile entry"
         skill = target.skill.model_copy(update={"version_id": latest}) if target.skill else None
         noop = NoOp(
             reason=reason,
@@ -165,7 +186,7 @@ def _decide(
             live_marker=latest,
             **common,
         )
-        return SkillPlan(noop, obj, obj["id"], latest)
+        return SkillPlan(noop, obj, obj["id"], latest, moved_from)
     update = Update(
         reason=_version_reason(step, latest) + tail,
         changes=_file_changes(source, lock, seen, latest),
@@ -175,7 +196,7 @@ def _decide(
         labels=("files",),
         **common,
     )
-    return SkillPlan(update, obj, obj["id"], None)
+    return SkillPlan(update, obj, obj["id"], None, moved_from)
 
 
 def _recorded_reason(latest: str | None, found: bool, slug: str) -> str:
