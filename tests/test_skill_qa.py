@@ -196,3 +196,21 @@ def test_a_skill_renamed_with_moved_from_keeps_its_skill_instead_of_uploading_a_
     ok("apply", "--auto-approve")
     assert live_skill_ids() == [before["id"]]
     plan_is_clean()
+
+
+def test_a_new_agents_skills_read_as_the_skill_and_its_version_not_a_placeholder(
+    workdir: Path,
+) -> None:
+    text = ok("plan").stdout
+    assert "+ skills: [skill.pdf-tools@latest]" in text, text
+    markdown = ok("plan", "--format", "markdown").stdout
+    for shown in (text, markdown):
+        assert "$skill" not in shown
+    # JSON keeps the documented placeholder (docs/json-format.md)
+    assert '"$skill": "skill.pdf-tools"' in ok("plan", "--format", "json").stdout
+    ok("apply", "--auto-approve")
+    pinned = str(next(iter(lockfile()["resources"]["skill.pdf-tools"]["uploaded"])))
+    pinned_agent = "kind: Agent\nname: pinned\nspec:\n  model: claude-sonnet-4-6\n"
+    pinned_agent += f"  skills: [{{ref: pdf-tools, version: {pinned}}}]\n"
+    (workdir / "manifests/pinned.yaml").write_text(pinned_agent)
+    assert f"+ skills: [skill.pdf-tools@{pinned}]" in ok("plan").stdout

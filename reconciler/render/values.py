@@ -72,15 +72,17 @@ def truncate(text: str, limit: int = MAX_VALUE_CHARS) -> str:
 def placeholder(value: Any) -> str | None:
     """The reading of an apply-time placeholder, or None when ``value`` is not one.
 
-    Example: ``{"$pin": "agent.reviewer", "version": None}`` reads ``agent.reviewer@latest``.
+    Example: ``{"$pin": "agent.reviewer", "version": None}`` reads ``agent.reviewer@latest``,
+    ``{"$skill": "skill.pdf-tools", "version": "skillver_01..."}`` ``skill.pdf-tools@skillver_01...``.
     """
     if not isinstance(value, dict):
         return None
     if set(value) == {"$ref"}:
         return f"(ref {value['$ref']})"
-    if set(value) <= {"$pin", "version"} and "$pin" in value:
-        version = value.get("version")
-        return f"{value['$pin']}@{'latest' if version is None else version}"
+    for marker in ("$pin", "$skill"):  # an agent version, a skill version
+        if set(value) <= {marker, "version"} and marker in value:
+            version = value.get("version")
+            return f"{value[marker]}@{'latest' if version is None else version}"
     if set(value) == {"$secret"}:
         return SENSITIVE
     return None
