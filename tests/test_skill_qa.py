@@ -214,3 +214,27 @@ def test_a_new_agents_skills_read_as_the_skill_and_its_version_not_a_placeholder
     pinned_agent += f"  skills: [{{ref: pdf-tools, version: {pinned}}}]\n"
     (workdir / "manifests/pinned.yaml").write_text(pinned_agent)
     assert f"+ skills: [skill.pdf-tools@{pinned}]" in ok("plan").stdout
+
+
+def test_the_skill_rollout_puts_each_deployment_under_the_agent_it_follows(
+    workdir: Path,
+) -> None:
+    ok("apply", "--auto-approve")
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    text = ok("plan").stdout
+    chain = text.split("Skill rollouts (a skill's new version, the agents that follow it, ")[1]
+    assert chain.splitlines()[1:6] == [
+        "  skill.pdf-tools  new version (1 file changed: fill.py)",
+        "    ~ agent.coder  version 1 -> 2  [skills]",
+        "      ~ deployment.d-coder  pin agent.coder@1 -> @2 (follows latest)",
+        "    ~ agent.reviewer  version 1 -> 2  [skills]",
+        "      ~ deployment.d-reviewer  pin agent.reviewer@1 -> @2 (follows latest)",
+    ], chain
+    markdown = ok("plan", "--format", "markdown").stdout
+    assert (
+        "- `skill.pdf-tools` new version (1 file changed: fill.py)\n"
+        "  - `agent.coder` version 1 -&gt; 2  [skills]\n"
+        "    - `deployment.d-coder` pin agent.coder@1 -&gt; @2 (follows latest)\n"
+        "  - `agent.reviewer` version 1 -&gt; 2  [skills]\n"
+        "    - `deployment.d-reviewer` pin agent.reviewer@1 -&gt; @2 (follows latest)\n"
+    ) in markdown, markdown
