@@ -238,3 +238,15 @@ def test_the_skill_rollout_puts_each_deployment_under_the_agent_it_follows(
         "  - `agent.reviewer` version 1 -&gt; 2  [skills]\n"
         "    - `deployment.d-reviewer` pin agent.reviewer@1 -&gt; @2 (follows latest)\n"
     ) in markdown, markdown
+
+
+def test_a_document_without_kind_and_the_schema_name_every_kind(workdir: Path) -> None:
+    (workdir / "manifests/nokind.yaml").write_text("name: x\nspec: {}\n")
+    result = cli("validate")
+    assert result.exit_code == 1
+    hint = "add kind: Agent, Environment, Vault, Deployment, MemoryStore, Skill or Policy"
+    assert f"manifests/nokind.yaml:1:1: kind: missing required field 'kind': {hint}" in (
+        result.stderr
+    )
+    described = json.loads(ok("schema").stdout)["description"]
+    assert "MemoryStore" in described and "Skill" in described
