@@ -250,3 +250,14 @@ def test_a_document_without_kind_and_the_schema_name_every_kind(workdir: Path) -
     )
     described = json.loads(ok("schema").stdout)["description"]
     assert "MemoryStore" in described and "Skill" in described
+
+
+def test_a_lost_lockfile_says_once_that_the_skill_was_found_by_its_slug(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    Path("state/reconciler.lock").unlink()
+    shown = ok("plan").stdout
+    assert (
+        "skill.pdf-tools was found again by its slug pdf-tools (the lockfile had no entry); "
+        "its latest version "
+    ) in shown, shown
+    assert shown.count("by its slug") == 1, shown

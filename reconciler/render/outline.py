@@ -643,7 +643,7 @@ def no_changes_message(plan: Plan) -> str:
         return f"No changes. {first}"
     noun = "resource" if n == 1 else "resources"
     found = [
-        f"{a.address} was found again by its slug ({printable(a.reason)})"
+        f"{a.address} was found again by its slug{printable(a.reason[len(FOUND_BY_SLUG) :])}"
         for a in plan.records
         if a.kind == "skill" and a.reason.startswith(FOUND_BY_SLUG)
     ]
