@@ -261,3 +261,12 @@ def test_a_lost_lockfile_says_once_that_the_skill_was_found_by_its_slug(workdir:
         "its latest version "
     ) in shown, shown
     assert shown.count("by its slug") == 1, shown
+
+
+def test_fmt_keeps_the_braces_of_a_one_key_mapping_in_a_flow_list(workdir: Path) -> None:
+    # [{ref: pdf-tools}] read back as [ref: pdf-tools]: the same data, but not what anyone
+    # writes (and easily misread as a list of strings)
+    agents = workdir / "manifests/agents.yaml"
+    ok("fmt")
+    assert "skills: [{ref: pdf-tools}]" in agents.read_text()
+    assert "[ref: pdf-tools]" not in agents.read_text()
