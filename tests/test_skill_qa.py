@@ -270,3 +270,24 @@ def test_fmt_keeps_the_braces_of_a_one_key_mapping_in_a_flow_list(workdir: Path)
     ok("fmt")
     assert "skills: [{ref: pdf-tools}]" in agents.read_text()
     assert "[ref: pdf-tools]" not in agents.read_text()
+
+
+def test_a_display_name_changed_under_a_live_skill_is_a_plan_error_at_its_place(
+    workdir: Path,
+) -> None:
+    # the wire has no way to rename a skill: recording the new name as applied would
+    # hide the difference for good
+    ok("apply", "--auto-approve")
+    before = Path("state/reconciler.lock").read_text()
+    (workdir / "manifests/skills.yaml").write_text(SKILLS + "  display_name: PDF tools\n")
+    for command in (("plan",), ("apply", "--auto-approve")):
+        result = cli(*command)
+        assert result.exit_code == 1, result.stdout
+        assert (
+            "manifests/skills.yaml:5:3: skill.pdf-tools: display_name 'PDF tools' differs "
+            "from the live skill's 'pdf-tools'"
+        ) in result.stderr, result.stderr
+    assert Path("state/reconciler.lock").read_text() == before
+    (workdir / "manifests/skills.yaml").write_text(SKILLS + "  display_name: pdf-tools\n")
+    ok("apply", "--auto-approve")
+    plan_is_clean()

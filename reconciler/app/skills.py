@@ -105,6 +105,7 @@ async def check_skills(
                 f"Keep name: {entry.slug} in SKILL.md, or make a new skill under a new document "
                 "name (and remove this one with --prune)"
             )
+        _check_display_name(manifests, address, live[entry.id])
     for doc in manifests.by_kind("Agent"):
         if not isinstance(doc.spec, AgentSpec):
             continue
@@ -121,6 +122,23 @@ async def check_skills(
                     f"not exist (its versions: {shown}). Pin an existing version, or omit "
                     "version to follow the newest"
                 )
+
+
+def _check_display_name(manifests: ManifestSet, address: str, live: JSON) -> None:
+    """A skill's display name is fixed when it is created (the wire has no rename): a
+    manifest that names another is refused, not recorded as if applied."""
+    doc = manifests.get(address)
+    wanted = doc.spec.display_name if doc is not None and isinstance(doc.spec, SkillSpec) else None
+    shown = live.get("display_name")
+    if wanted is None or shown is None or wanted == shown:
+        return
+    where = manifests.location(address, "display_name")
+    raise PlanError(
+        f"{where}: {address}: display_name '{wanted}' differs from the live skill's '{shown}', "
+        f"and a skill's display name is fixed when it is created. Write display_name: {shown} "
+        "(or leave it out), or make a new skill under a new document name (and remove this "
+        "one with --prune)"
+    )
 
 
 async def _versions(
