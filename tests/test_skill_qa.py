@@ -291,3 +291,19 @@ def test_a_display_name_changed_under_a_live_skill_is_a_plan_error_at_its_place(
     (workdir / "manifests/skills.yaml").write_text(SKILLS + "  display_name: pdf-tools\n")
     ok("apply", "--auto-approve")
     plan_is_clean()
+
+
+def test_a_skill_moved_and_given_another_slug_at_once_is_refused_at_plan(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    (workdir / "manifests/skills.yaml").write_text(
+        "kind: Skill\nname: pdf\nmoved_from: pdf-tools\nspec:\n  source: skills/pdf-tools\n"
+    )
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text(agents.read_text().replace("{ref: pdf-tools}", "{ref: pdf}"))
+    skill_md = workdir / "manifests/skills/pdf-tools/SKILL.md"
+    skill_md.write_text(SKILL_MD.replace("name: pdf-tools", "name: pdf"))
+    result = cli("plan")
+    assert result.exit_code == 1
+    assert "manifests/skills.yaml:5:3: skill.pdf: SKILL.md names the skill 'pdf', but the " in (
+        result.stderr
+    )

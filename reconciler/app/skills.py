@@ -94,7 +94,11 @@ async def check_skills(
     """
     live = observed.index("skill")
     for address, source in sorted(manifests.skills.items()):
-        entry = lockfile.resources.get(address)
+        doc = manifests.get(address)
+        moved = doc.moved_from_address if doc is not None else None
+        entry = lockfile.resources.get(address) or (
+            lockfile.resources.get(moved) if moved is not None else None
+        )
         if entry is None or entry.slug is None or entry.id not in live:
             continue
         if entry.slug != source.slug:
