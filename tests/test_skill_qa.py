@@ -307,3 +307,34 @@ def test_a_skill_moved_and_given_another_slug_at_once_is_refused_at_plan(workdir
     assert "manifests/skills.yaml:5:3: skill.pdf: SKILL.md names the skill 'pdf', but the " in (
         result.stderr
     )
+
+
+def upload_file(text: str) -> str:
+    async def run(client: ProviderClient) -> str:
+        return str((await client.files.upload(text.encode(), filename="brief.md"))["id"])
+
+    return out_of_band(run)
+
+
+def test_a_deployment_naming_a_file_that_does_not_exist_is_a_plan_error_at_its_place(
+    workdir: Path,
+) -> None:
+    # found by plan, at the line that names it, before anything is created; apply used
+    # to create the rest and fail with 'POST /v1/deployments not found'
+    agents = workdir / "manifests/agents.yaml"
+    with_file = agents.read_text().replace(
+        "  environment: dev\n",
+        "  environment: dev\n  resources: [{type: file, file_id: file_nope}]\n",
+        1,
+    )
+    agents.write_text(with_file)
+    for command in (("plan",), ("apply", "--auto-approve")):
+        result = cli(*command)
+        assert result.exit_code == 1, result.stdout
+        assert (
+            "manifests/agents.yaml:22:28: deployment.d-coder: file file_nope does not exist"
+        ) in result.stderr, result.stderr
+    assert not Path("state/reconciler.lock").exists() or lockfile()["resources"] == {}
+    agents.write_text(with_file.replace("file_nope", upload_file("# brief\n")))
+    ok("apply", "--auto-approve")
+    plan_is_clean()
