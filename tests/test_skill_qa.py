@@ -338,3 +338,11 @@ def test_a_deployment_naming_a_file_that_does_not_exist_is_a_plan_error_at_its_p
     agents.write_text(with_file.replace("file_nope", upload_file("# brief\n")))
     ok("apply", "--auto-approve")
     plan_is_clean()
+
+
+def test_state_rm_of_a_skill_says_the_next_plan_finds_it_by_its_slug(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    said = ok("state", "rm", "skill.pdf-tools").stdout
+    assert "the next plan finds it again by its slug (a skill carries no metadata)" in said
+    assert "ownership metadata" not in said
+    assert "found again by its slug" in ok("plan").stdout

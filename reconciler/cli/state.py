@@ -22,6 +22,7 @@ from reconciler.app.state import (
     unlock_state,
 )
 from reconciler.cli.app import App, pass_app
+from reconciler.kinds import KIND_INFO
 
 
 def register(group: click.Group) -> None:
@@ -88,10 +89,16 @@ def state_rm(app: App, address: str) -> None:
     """
     entry = remove_entry(app.settings, address)
     remote = f" ({entry.kind} {entry.id})" if entry is not None else ""
+    info = KIND_INFO.get(entry.kind) if entry is not None else None
+    found_by = (
+        "its slug (a skill carries no metadata)"
+        if info is not None and not info.has_metadata
+        else "its ownership metadata"
+    )
     click.echo(f"Removed {address} from {app.settings.state_name}.")
     click.echo(
         f"The remote object{remote} was NOT touched: it still exists on the provider. While "
-        f"{address} is in the manifests, the next plan finds it again by its ownership metadata."
+        f"{address} is in the manifests, the next plan finds it again by {found_by}."
     )
 
 
