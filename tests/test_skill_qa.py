@@ -346,3 +346,26 @@ def test_state_rm_of_a_skill_says_the_next_plan_finds_it_by_its_slug(workdir: Pa
     assert "the next plan finds it again by its slug (a skill carries no metadata)" in said
     assert "ownership metadata" not in said
     assert "found again by its slug" in ok("plan").stdout
+
+
+def test_two_skill_documents_with_one_slug_keep_their_own_skills_after_a_lost_lockfile(
+    workdir: Path,
+) -> None:
+    # a skill is found again by its slug (no metadata); two documents may share one (two
+    # hand-made skills imported, say): each must find its own skill, never both the newest
+    other = workdir / "manifests/skills/pdf-copy"
+    other.mkdir()
+    (other / "SKILL.md").write_text(SKILL_MD)
+    (other / "fill.py").write_text("print('copy')\n")
+    (workdir / "manifests/skill2.yaml").write_text(
+        "kind: Skill\nname: pdf2\nspec:\n  source: skills/pdf-copy\n  display_name: PDF copy\n"
+    )
+    ok("apply", "--auto-approve")
+    before = {a: e["id"] for a, e in lockfile()["resources"].items() if e["kind"] == "skill"}
+    assert len(set(before.values())) == 2
+    Path("state/reconciler.lock").unlink()
+    ok("apply", "--auto-approve")
+    after = {a: e["id"] for a, e in lockfile()["resources"].items() if e["kind"] == "skill"}
+    assert after == before
+    assert sorted(live_skill_ids()) == sorted(before.values())
+    plan_is_clean()

@@ -52,13 +52,13 @@ async def describe_skills(
     live_ids = {s["id"] for s in live}
     # skills to find by their slug: no entry, or its skill is gone; the name each would
     # have been given, to read only the versions of skills that could be one of them
-    wanted: dict[str, str] = {}
+    wanted: dict[str, set[str]] = {}  # slug -> display names (two documents may share one)
     for address, source in manifests.skills.items():
         entry = lockfile.resources.get(address)
         if entry is None or entry.id not in live_ids or address in lockfile.pending:
             doc = manifests.get(address)
             shown = doc.spec.display_name if doc and isinstance(doc.spec, SkillSpec) else None
-            wanted[source.slug] = shown or source.slug
+            wanted.setdefault(source.slug, set()).add(shown or source.slug)
     skills = client.skills.versions
     found: dict[str, JSON] = dict(observed.skill_versions)
     for skill in live:
@@ -68,7 +68,7 @@ async def describe_skills(
             if latest in entry.uploaded:
                 continue
             name = entry.slug
-        elif skill.get("display_name") in wanted.values():
+        elif any(skill.get("display_name") in names for names in wanted.values()):
             name = (await skills.retrieve(skill["id"], latest)).get("name")
             if name not in wanted:
                 found[skill["id"]] = {"id": latest, "name": name}

@@ -133,7 +133,8 @@ def plan_resource(
         PlanError: a deployment pins an agent version that would not exist.
     """
     if res.kind == "skill":
-        skill = plan_skill(inputs, res)
+        claimed = {p.id for p in planned.values() if p.id is not None}
+        skill = plan_skill(inputs, res, claimed)
         return Planned(
             action=skill.action,
             id=skill.remote_id,

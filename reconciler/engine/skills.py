@@ -16,7 +16,7 @@ manifest's files, as downloaded, is recorded as is and nothing is uploaded. Pure
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from reconciler.engine.desired import DesiredResource, desired_digest
 from reconciler.engine.inputs import JSON, PlanInputs
@@ -58,8 +58,11 @@ class SkillPlan:
         self.moved_from = moved_from
 
 
-def plan_skill(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
-    """Match, compare and decide one skill (see the module docstring)."""
+def plan_skill(
+    inputs: PlanInputs, res: DesiredResource, claimed: Collection[str] = ()
+) -> SkillPlan:
+    """Match, compare and decide one skill (see the module docstring); ``claimed``: the
+    remote ids other addresses of this plan took already (never found again by slug)."""
     source = inputs.skills.get(res.address)
     if source is None:
         return _unread(inputs, res)
@@ -78,7 +81,7 @@ def plan_skill(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
             why = f"the recorded skill {entry.id} no longer exists"
     found = False
     if obj is None:
-        obj = skill_by_slug(inputs, source.slug)
+        obj = skill_by_slug(inputs, source.slug, claimed, source.digest)
         found = obj is not None
     target = Target(
         spec_digest=desired_digest(res),
@@ -118,17 +121,28 @@ def _unread(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
     return SkillPlan(noop, obj, obj["id"], latest)
 
 
-def skill_by_slug(inputs: PlanInputs, slug: str) -> JSON | None:
-    """The newest live skill whose latest version is named ``slug`` and that no lockfile
-    entry records (``Observed.skill_versions`` says the names it could read)."""
-    recorded = {e.id for e in inputs.entries.values() if e.kind == "skill"}
+def skill_by_slug(
+    inputs: PlanInputs, slug: str, claimed: Collection[str] = (), digest: str | None = None
+) -> JSON | None:
+    """The live skill whose latest version is named ``slug``, that no lockfile entry
+    records and no other address of the plan took (``claimed``): one whose latest holds
+    ``digest`` (the manifest's files) first, else the newest. Two documents may share a
+    slug (two hand-made skills imported): each finds its own skill, not both the newest.
+    ``Observed.skill_versions`` says the names (and digests) it could read."""
+    recorded = {e.id for e in inputs.entries.values() if e.kind == "skill"} | set(claimed)
     named = [
         skill
         for skill in inputs.live.get("skill", {}).values()
         if skill["id"] not in recorded
         and (inputs.skill_versions.get(skill["id"]) or {}).get("name") == slug
     ]
-    return max(named, key=lambda s: (str(s.get("created_at")), s["id"])) if named else None
+
+    def rank(skill: JSON) -> tuple[bool, str, str]:
+        seen = inputs.skill_versions.get(skill["id"]) or {}
+        holds = digest is not None and seen.get("digest") == digest
+        return holds, str(skill.get("created_at")), skill["id"]
+
+    return max(named, key=rank) if named else None
 
 
 def _decide(
