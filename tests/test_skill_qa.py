@@ -364,6 +364,7 @@ def test_two_skill_documents_with_one_slug_keep_their_own_skills_after_a_lost_lo
     before = {a: e["id"] for a, e in lockfile()["resources"].items() if e["kind"] == "skill"}
     assert len(set(before.values())) == 2
     Path("state/reconciler.lock").unlink()
+    assert drift_json(code=0)["items"] == []
     ok("apply", "--auto-approve")
     after = {a: e["id"] for a, e in lockfile()["resources"].items() if e["kind"] == "skill"}
     assert after == before

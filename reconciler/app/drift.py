@@ -107,10 +107,12 @@ def _healed(
 def _skills_by_slug(
     manifests: ManifestSet, observed: Observed, lockfile: Lockfile
 ) -> dict[str, tuple[Kind, JSON]]:
-    """Skills without an entry, found by their slug (a skill carries no tags)."""
+    """Skills without an entry, found by their slug (a skill carries no tags), each taken
+    by one address only, the one whose files it holds first (as plan finds them,
+    ``engine.skills.skill_by_slug``)."""
     recorded = {e.id for e in lockfile.resources.values() if e.kind == "skill"}
     found: dict[str, tuple[Kind, JSON]] = {}
-    for address, source in manifests.skills.items():
+    for address, source in sorted(manifests.skills.items()):
         if address in lockfile.resources:
             continue
         named = [
@@ -120,7 +122,14 @@ def _skills_by_slug(
             and (observed.skill_versions.get(s["id"]) or {}).get("name") == source.slug
         ]
         if named:
-            found[address] = ("skill", max(named, key=lambda s: str(s.get("created_at"))))
+
+            def rank(skill: JSON, digest: str = source.digest) -> tuple[bool, str, str]:
+                seen = observed.skill_versions.get(skill["id"]) or {}
+                return seen.get("digest") == digest, str(skill.get("created_at")), skill["id"]
+
+            chosen = max(named, key=rank)
+            recorded.add(chosen["id"])
+            found[address] = ("skill", chosen)
     return found
 
 
