@@ -232,8 +232,8 @@ def test_missing_kind_name_and_spec(project: Path) -> None:
     assert errors(project) == [
         (
             "manifests/a.yaml:1:1: kind: missing required field 'kind': add kind: Agent, "
-            "Environment, Vault or Deployment (if this file is not a manifest, list it in "
-            ".reconcilerignore)"
+            "Environment, Vault, Deployment, MemoryStore, Skill or Policy (if this file is not "
+            "a manifest, list it in .reconcilerignore)"
         ),
         "manifests/a.yaml:1:1: name: missing required field 'name'",
         "manifests/a.yaml:1:1: spec: missing required field 'spec'",

@@ -429,19 +429,3 @@ def test_a_saved_plan_refuses_skill_files_changed_since_it_was_made(workdir: Pat
     ok("apply", "skill.plan", "--auto-approve")
     assert len(versions(skill["id"])) == 2
     plan_is_clean()
-
-
-def test_a_changed_display_name_is_left_alone_and_said(workdir: Path) -> None:
-    (workdir / "manifests/skills.yaml").write_text(SKILLS + "  display_name: PDF tools\n")
-    ok("apply", "--auto-approve")
-    plan_is_clean()
-    (workdir / "manifests/skills.yaml").write_text(SKILLS + "  display_name: PDF kit\n")
-    shown = ok("plan").stdout
-    assert "Left alone:" in shown, shown
-    assert (
-        "its display name is 'PDF tools' on the provider, the manifest says 'PDF kit': a "
-        "skill's display name is set when it is created and cannot change"
-    ) in shown
-    assert "The live system matches the manifests" not in shown
-    ok("apply", "--auto-approve")
-    assert [s["display_name"] for s in live_skills()] == ["PDF tools"]

@@ -109,14 +109,23 @@ def _skills_by_slug(
     manifests: ManifestSet, observed: Observed, lockfile: Lockfile
 ) -> dict[str, tuple[Kind, JSON]]:
     """Skills without an entry, found by their slug (a skill carries no tags) where the
-    state was lost (``may_find_by_slug``); a slug proves nothing anywhere else."""
+    state was lost (``may_find_by_slug``; a slug proves nothing anywhere else), each taken by
+    one address only, the one whose files it holds first (as plan finds them)."""
     found: dict[str, tuple[Kind, JSON]] = {}
-    for address, source in manifests.skills.items():
+    taken: set[str] = set()
+    for address, source in sorted(manifests.skills.items()):
         if address in lockfile.resources or not may_find_by_slug(lockfile, address):
             continue
-        versions = observed.skill_versions
-        named = unrecorded_by_slug(observed.all("skill"), lockfile, versions, source.slug)
+        named = unrecorded_by_slug(
+            observed.all("skill"),
+            lockfile,
+            observed.skill_versions,
+            source.slug,
+            taken,
+            source.digest,
+        )
         if named is not None:
+            taken.add(named["id"])
             found[address] = ("skill", named)
     return found
 

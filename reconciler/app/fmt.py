@@ -36,6 +36,8 @@ def _yaml() -> Any:
     y.preserve_quotes = True
     y.width = 4096  # never fold a long line
     y.indent(mapping=2, sequence=4, offset=2)
+    # [{ref: a}] stays so; ruamel would write the one-key mapping as [ref: a]
+    y.brace_single_entry_mapping_in_flow_sequence = True
     return y
 
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from reconciler.app.filerefs import check_file_refs
 from reconciler.app.heal import recover_rollouts
 from reconciler.app.policies import check_policies
 from reconciler.app.secrets import SecretSource
@@ -103,7 +104,7 @@ async def make_plan(
             secrets.check_all(targets)
             async with connect(settings) as c:
                 observed = await observe(c, lockfile, settings.project)
-                observed = await _skills(c, manifests, lockfile, observed)
+                observed = await _live_checks(c, manifests, lockfile, observed)
                 recovered = await recover_rollouts(
                     c, manifests.documents, lockfile, observed, settings.project
                 )
@@ -121,7 +122,7 @@ async def make_plan(
                 manifests, secrets, warnings, observed = await _load_while_listing(
                     settings, c, lockfile, targets
                 )
-                observed = await _skills(c, manifests, lockfile, observed)
+                observed = await _live_checks(c, manifests, lockfile, observed)
                 recovered = await recover_rollouts(
                     c, manifests.documents, lockfile, observed, settings.project
                 )
@@ -163,6 +164,15 @@ async def _skills(
         return observed
     observed = await describe_skills(client, manifests, lockfile, observed)
     await check_skills(client, manifests, lockfile, observed)
+    return observed
+
+
+async def _live_checks(
+    client: ProviderClient, manifests: ManifestSet, lockfile: Lockfile, observed: Observed
+) -> Observed:
+    """The skills' reads and checks (``_skills``), and the files manifests name by id."""
+    observed = await _skills(client, manifests, lockfile, observed)
+    await check_file_refs(client, manifests)
     return observed
 
 

@@ -55,13 +55,13 @@ async def describe_skills(
     live_ids = {s["id"] for s in live}
     # skills to find by their slug: no entry, or its skill is gone; the name each would
     # have been given, to read only the versions of skills that could be one of them
-    wanted: dict[str, str] = {}
+    wanted: dict[str, set[str]] = {}  # slug -> display names (two documents may share one)
     for address, source in manifests.skills.items():
         entry = lockfile.resources.get(address)
         if entry is None or entry.id not in live_ids or address in lockfile.pending:
             doc = manifests.get(address)
             shown = doc.spec.display_name if doc and isinstance(doc.spec, SkillSpec) else None
-            wanted[source.slug] = shown or source.slug
+            wanted.setdefault(source.slug, set()).add(shown or source.slug)
     skills = client.skills.versions
     found: dict[str, JSON] = dict(observed.skill_versions)
     for skill in live:
@@ -71,7 +71,7 @@ async def describe_skills(
             if latest in entry.uploaded:
                 continue
             name = entry.slug
-        elif skill.get("display_name") in wanted.values():
+        elif any(skill.get("display_name") in names for names in wanted.values()):
             name = (await skills.retrieve(skill["id"], latest)).get("name")
             if name not in wanted:
                 found[skill["id"]] = {"id": latest, "name": name}
@@ -97,7 +97,11 @@ async def check_skills(
     """
     live = observed.index("skill")
     for address, source in sorted(manifests.skills.items()):
-        entry = lockfile.resources.get(address)
+        doc = manifests.get(address)
+        moved = doc.moved_from_address if doc is not None else None
+        entry = lockfile.resources.get(address) or (
+            lockfile.resources.get(moved) if moved is not None else None
+        )
         if entry is None or entry.id not in live:
             _check_unrecorded(manifests, address, source.slug, lockfile, observed)
             continue
@@ -111,6 +115,7 @@ async def check_skills(
                 f"Keep name: {entry.slug} in SKILL.md, or make a new skill under a new document "
                 "name (and remove this one with --prune)"
             )
+        _check_display_name(manifests, address, live[entry.id])
     for doc in manifests.by_kind("Agent"):
         if not isinstance(doc.spec, AgentSpec):
             continue
@@ -147,6 +152,23 @@ def _check_unrecorded(
         f"uploaded again beside it. `reconciler import {address} {rid}` adopts it (the "
         "directory here is kept: the next plan uploads it as a new version if its files "
         "differ), or give the skill another name in SKILL.md"
+    )
+
+
+def _check_display_name(manifests: ManifestSet, address: str, live: JSON) -> None:
+    """A skill's display name is fixed when it is created (the wire has no rename): a
+    manifest that names another is refused, not recorded as if applied."""
+    doc = manifests.get(address)
+    wanted = doc.spec.display_name if doc is not None and isinstance(doc.spec, SkillSpec) else None
+    shown = live.get("display_name")
+    if wanted is None or shown is None or wanted == shown:
+        return
+    where = manifests.location(address, "display_name")
+    raise PlanError(
+        f"{where}: {address}: display_name '{wanted}' differs from the live skill's '{shown}', "
+        f"and a skill's display name is fixed when it is created. Write display_name: {shown} "
+        "(or leave it out), or make a new skill under a new document name (and remove this "
+        "one with --prune)"
     )
 
 

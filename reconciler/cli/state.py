@@ -22,6 +22,7 @@ from reconciler.app.state import (
     unlock_state,
 )
 from reconciler.cli.app import App, pass_app
+from reconciler.kinds import KIND_INFO, noun
 
 
 def register(group: click.Group) -> None:
@@ -88,10 +89,20 @@ def state_rm(app: App, address: str) -> None:
     """
     entry = remove_entry(app.settings, address)
     remote = f" ({entry.kind} {entry.id})" if entry is not None else ""
+    info = KIND_INFO.get(entry.kind) if entry is not None else None
     click.echo(f"Removed {address} from {app.settings.state_name}.")
+    untouched = f"The remote object{remote} was NOT touched: it still exists on the provider."
+    if info is not None and not info.has_metadata and entry is not None:
+        # a skill carries no tags: nothing proves it is this project's any more
+        click.echo(
+            f"{untouched} A {noun(entry.kind)} carries no ownership metadata, so while "
+            f"{address} is in the manifests the next plan refuses to take it over; "
+            f"`reconciler import {address} {entry.id}` adopts it again."
+        )
+        return
     click.echo(
-        f"The remote object{remote} was NOT touched: it still exists on the provider. While "
-        f"{address} is in the manifests, the next plan finds it again by its ownership metadata."
+        f"{untouched} While {address} is in the manifests, the next plan finds it again by "
+        "its ownership metadata."
     )
 
 

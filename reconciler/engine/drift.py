@@ -22,6 +22,7 @@ and ``build_drift`` with ``versions`` says which version introduced each change.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, get_args
@@ -199,6 +200,7 @@ def manifest_differences(
         # (an unordered list changes by value: the id that is gone is one change, the
         # unknown id another at the same path; both are that consequence)
         unknown = {c.path for c in action.changes if _unknown(c.new)}
+        unknown |= _followed_skill_paths(action.address, action.changes, lockfile)
         changes = tuple(
             _flip(c) for c in action.changes if not c.sensitive and c.path not in unknown
         )
@@ -207,6 +209,30 @@ def manifest_differences(
         if changes:
             out[action.address] = changes
     return out
+
+
+def _followed_skill_paths(
+    address: str, changes: Iterable[FieldChange], lockfile: Lockfile | None
+) -> set[str]:
+    """An agent's ``skills[ID].version`` changes whose live value is the version the last
+    apply left it on (the lockfile's ``skills``): the skill got a new version since (an
+    apply of the skill alone, or one whose agent update failed), so the manifest moved,
+    not the live agent. ``plan`` shows that update; it is no drift."""
+    entry = lockfile.resources.get(address) if lockfile is not None else None
+    if entry is None or entry.kind != "agent" or not entry.skills:
+        return set()
+    assert lockfile is not None
+    ids = {e.id: a for a, e in lockfile.resources.items() if e.kind == "skill"}
+    out: set[str] = set()
+    for change in changes:
+        match = _SKILL_VERSION_PATH.fullmatch(change.path)
+        skill = ids.get(match.group(1)) if match else None
+        if skill is not None and change.old is not None and entry.skills.get(skill) == change.old:
+            out.add(change.path)
+    return out
+
+
+_SKILL_VERSION_PATH = re.compile(r"skills\[([^\]]+)\]\.version")
 
 
 def _removed_message(address: str, in_manifests: bool) -> str:

@@ -161,10 +161,12 @@ def _record(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
         updated_at=now,
         skills=_skills(target, outcome, before),
     )
-    if target.skill is not None:
-        entry = _with_upload(entry, old if same else None, target, outcome)
-    # a moved deployment keeps its rollout record (held versions, pin history)
+    # a moved deployment keeps its rollout record (held versions, pin history), a moved
+    # skill the versions it uploaded
     carried = old if old is not None or moved_from is None else lockfile.resources.get(moved_from)
+    if target.skill is not None:
+        uploaded_by = carried if carried is not None and carried.id == remote_id else None
+        entry = _with_upload(entry, uploaded_by, target, outcome)
     entry = with_pin_history(entry, carried, outcome, now)
     if isinstance(action, NoOp) and old is not None and _same_but_time(entry, old):
         return _without_pending(lockfile, address)

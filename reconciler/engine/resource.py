@@ -133,13 +133,15 @@ def plan_resource(
         PlanError: a deployment pins an agent version that would not exist.
     """
     if res.kind == "skill":
-        skill = plan_skill(inputs, res)
+        claimed = {p.id for p in planned.values() if p.id is not None}
+        skill = plan_skill(inputs, res, claimed)
         return Planned(
             action=skill.action,
             id=skill.remote_id,
             live=skill.live,
             skill_version=skill.version,
-            refused=skill.note,
+            moved_from=skill.moved_from,
+            move_note=None if skill.moved_from is not None else _nothing_to_move(inputs, res),
         )
     _check_pin(res, planned)
     conflict = inputs.conflict(res.address, res.kind)

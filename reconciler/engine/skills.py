@@ -20,7 +20,7 @@ manifest's files, as downloaded, is recorded as is and nothing is uploaded. Pure
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from reconciler.engine.desired import DesiredResource, desired_digest
 from reconciler.engine.inputs import JSON, PlanInputs
@@ -29,14 +29,13 @@ from reconciler.engine.model import (
     Create,
     FieldChange,
     NoOp,
-    Note,
     SkillTarget,
     Target,
     Update,
 )
 from reconciler.manifest.skill import SkillLock, SkillStep, UploadedVersion, skill_step
 from reconciler.manifest.skilldir import SkillSource
-from reconciler.state import Lockfile
+from reconciler.state import LockEntry, Lockfile
 
 __all__ = [
     "FOUND_BY_SLUG",
@@ -58,10 +57,10 @@ def may_find_by_slug(lockfile: Lockfile | None, address: str) -> bool:
 
 class SkillPlan:
     """What planning one skill gives the planner: its action, the live skill, the remote id,
-    the newest version after apply (None while only apply can know it), and a change it
-    cannot make (a display name: said in "Left alone")."""
+    the newest version after apply (None while only apply can know it), and the old address
+    of a skill the plan moves."""
 
-    __slots__ = ("action", "live", "note", "remote_id", "version")
+    __slots__ = ("action", "live", "moved_from", "remote_id", "version")
 
     def __init__(
         self,
@@ -69,22 +68,31 @@ class SkillPlan:
         live: JSON | None,
         remote_id: str | None,
         version: str | None,
-        note: Note | None = None,
+        moved_from: str | None = None,
     ) -> None:
         self.action = action
         self.live = live
         self.remote_id = remote_id
         self.version = version
-        self.note = note
+        #: the old address whose skill this is (``moved_from``), when the plan moves it
+        self.moved_from = moved_from
 
 
-def plan_skill(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
-    """Match, compare and decide one skill (see the module docstring)."""
+def plan_skill(
+    inputs: PlanInputs, res: DesiredResource, claimed: Collection[str] = ()
+) -> SkillPlan:
+    """Match, compare and decide one skill (see the module docstring); ``claimed``: the
+    remote ids other addresses of this plan took already (never found again by slug)."""
     source = inputs.skills.get(res.address)
     if source is None:
         return _unread(inputs, res)
     files = {f.path: f.sha256 for f in source.files}
     entry = inputs.entry(res.address)
+    moved_from = None
+    if (entry is None or entry.kind != "skill") and res.moved_from is not None:
+        old = inputs.entry(res.moved_from)
+        if old is not None and old.kind == "skill" and old.id in inputs.live.get("skill", {}):
+            entry, moved_from = old, res.moved_from  # a rename: the same skill, no twin
     obj: JSON | None = None
     why = f"{res.address} is new in the manifests"
     if entry is not None and entry.kind == "skill":
@@ -93,7 +101,7 @@ def plan_skill(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
             why = f"the recorded skill {entry.id} no longer exists"
     found = False
     if obj is None and may_find_by_slug(inputs.lockfile, res.address):
-        obj = skill_by_slug(inputs, source.slug)
+        obj = skill_by_slug(inputs, source.slug, claimed, source.digest)
         found = obj is not None
     target = Target(
         spec_digest=desired_digest(res),
@@ -107,28 +115,7 @@ def plan_skill(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
             body["display_name"] = res.spec["display_name"]
         create = Create(address=res.address, kind="skill", reason=why, body=body, target=target)
         return SkillPlan(create, None, None, None)
-    plan = _decide(inputs, res, source, obj, target, found)
-    plan.note = _display_name_note(res, source, obj)
-    return plan
-
-
-def _display_name_note(res: DesiredResource, source: SkillSource, obj: JSON) -> Note | None:
-    """A display name the manifest changed: a skill has no update, so it stays as created."""
-    wanted = res.spec.get("display_name") or source.slug
-    live = obj.get("display_name")
-    if live is None or live == wanted:
-        return None
-    return Note(
-        address=res.address,
-        kind="skill",
-        remote_id=obj["id"],
-        message=(
-            f"its display name is '{live}' on the provider, the manifest says '{wanted}': a "
-            "skill's display name is set when it is created and cannot change (the API has "
-            f"no update). Write display_name: {live} to keep it, or make a new skill under a "
-            "new document name (and remove this one with --prune)"
-        ),
-    )
+    return _decide(inputs, res, source, obj, target, found, entry, moved_from)
 
 
 def _unread(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
@@ -154,27 +141,47 @@ def _unread(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
     return SkillPlan(noop, obj, obj["id"], latest)
 
 
-def skill_by_slug(inputs: PlanInputs, slug: str) -> JSON | None:
+def skill_by_slug(
+    inputs: PlanInputs, slug: str, claimed: Collection[str] = (), digest: str | None = None
+) -> JSON | None:
     """``unrecorded_by_slug`` over the plan's inputs."""
     return unrecorded_by_slug(
-        inputs.live.get("skill", {}).values(), inputs.lockfile, inputs.skill_versions, slug
+        inputs.live.get("skill", {}).values(),
+        inputs.lockfile,
+        inputs.skill_versions,
+        slug,
+        claimed,
+        digest,
     )
 
 
 def unrecorded_by_slug(
-    skills: Iterable[JSON], lockfile: Lockfile | None, versions: Mapping[str, JSON], slug: str
+    skills: Iterable[JSON],
+    lockfile: Lockfile | None,
+    versions: Mapping[str, JSON],
+    slug: str,
+    claimed: Collection[str] = (),
+    digest: str | None = None,
 ) -> JSON | None:
-    """The newest live skill whose latest version is named ``slug`` and that no lockfile
-    entry records (``versions``, i.e. ``Observed.skill_versions``, says the names refresh
-    could read)."""
+    """The live skill whose latest version is named ``slug``, that no lockfile entry records
+    and no other address took (``claimed``): one whose latest holds ``digest`` (the
+    manifest's files) first, else the newest. Two documents may share a slug (two hand-made
+    skills imported): each finds its own skill, not both the newest. ``versions``
+    (``Observed.skill_versions``) says the names (and digests) refresh could read."""
     entries = lockfile.resources.values() if lockfile is not None else ()
-    recorded = {e.id for e in entries if e.kind == "skill"}
+    recorded = {e.id for e in entries if e.kind == "skill"} | set(claimed)
     named = [
         skill
         for skill in skills
         if skill["id"] not in recorded and (versions.get(skill["id"]) or {}).get("name") == slug
     ]
-    return max(named, key=lambda s: (str(s.get("created_at")), s["id"])) if named else None
+
+    def rank(skill: JSON) -> tuple[bool, str, str]:
+        seen = versions.get(skill["id"]) or {}
+        holds = digest is not None and seen.get("digest") == digest
+        return holds, str(skill.get("created_at")), skill["id"]
+
+    return max(named, key=rank) if named else None
 
 
 def _decide(
@@ -184,8 +191,9 @@ def _decide(
     obj: JSON,
     target: Target,
     found: bool,
+    entry: LockEntry | None,
+    moved_from: str | None,
 ) -> SkillPlan:
-    entry = inputs.entry(res.address)
     latest = obj.get("latest_version_id")
     ours = entry is not None and entry.id == obj["id"]
     uploaded = entry.uploaded if entry is not None and ours else {}
@@ -200,19 +208,30 @@ def _decide(
     elif step.foreign_latest and isinstance(seen.get("files"), Mapping) and seen["id"] == latest:
         added, changed, removed = source.changed_files(dict(seen["files"]))
         step = SkillStep("new_version", tuple(sorted({*added, *changed, *removed})), True)
-    common = {"address": res.address, "kind": "skill", "remote_id": obj["id"]}
+    common = {
+        "address": res.address,
+        "kind": "skill",
+        "remote_id": obj["id"],
+        "moved_from": moved_from,
+    }
     tail = f"; found by its slug {source.slug} (the lockfile had no entry)" if found else ""
+    if moved_from is not None:
+        tail = f"; moved from {moved_from}: the same skill (nothing deleted or created)"
     if step.action == "none":
         recorded = latest in uploaded and not found
         needs_record = (
             not recorded
             or entry is None
+            or moved_from is not None
             or entry.spec_digest != target.spec_digest
             or entry.protect != res.protect
             or entry.slug != source.slug
             or inputs.pending(res.address)
         )
         reason = "up to date" if recorded else _recorded_reason(latest, found, source.slug)
+        if moved_from is not None:
+            reason = f"moved from {moved_from}: the same skill, its files unchanged (nothing "
+            reason += "deleted, created or uploaded); apply moves the lockfile entry"
         skill = target.skill.model_copy(update={"version_id": latest}) if target.skill else None
         noop = NoOp(
             reason=reason,
@@ -220,7 +239,7 @@ def _decide(
             live_marker=latest,
             **common,
         )
-        return SkillPlan(noop, obj, obj["id"], latest)
+        return SkillPlan(noop, obj, obj["id"], latest, moved_from)
     update = Update(
         reason=_version_reason(step, latest) + tail,
         changes=_file_changes(source, lock, seen, latest),
@@ -230,7 +249,7 @@ def _decide(
         labels=("files",),
         **common,
     )
-    return SkillPlan(update, obj, obj["id"], None)
+    return SkillPlan(update, obj, obj["id"], None, moved_from)
 
 
 def _recorded_reason(latest: str | None, found: bool, slug: str) -> str:

@@ -4,7 +4,8 @@ Which files: a manifests directory may hold YAML that is not a manifest (a CI wo
 template). ``.reconcilerignore`` at its top lists such files in gitignore syntax; the patterns
 are matched by pathspec, the maintained implementation of git's rules, so ``ci/``,
 ``*.tmpl.yaml`` and ``!keep.tmpl.yaml`` mean what they mean to git. Hidden files and
-directories are never read. Nothing here parses YAML.
+directories are never read, nor a directory below the top holding ``SKILL.md``: a skill's
+files (a Skill's ``source``, where ``import`` writes skills), whose YAML is the skill's data. Nothing here parses YAML.
 
 Bounded reads: a manifest, a ``from_file`` secret or a saved plan could be ``/dev/zero``,
 ``/dev/urandom``, a FIFO (whose ``open`` waits for a writer forever) or a sparse file of a
@@ -21,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
+#: a directory holding this file is a skill's source (``skilldir`` reads it): not manifests
+SKILL_FILE = "SKILL.md"
 
 #: A gitignore-syntax file at the top of the manifests directory naming files to skip.
 IGNORE_FILE = ".reconcilerignore"
@@ -52,6 +55,9 @@ def manifest_files(root: Path) -> tuple[list[Path], list[Path]]:
     found: list[tuple[str, Path]] = []
     skipped: list[tuple[str, Path]] = []
     for dirpath, dirnames, filenames in os.walk(root):
+        if SKILL_FILE in filenames and Path(dirpath) != root:
+            dirnames[:] = []  # a skill's directory: its YAML files are the skill's own
+            continue
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
             if not name.startswith(".") and name.lower().endswith(MANIFEST_SUFFIXES):

@@ -430,7 +430,7 @@ def _validation_issues(
         explained = explain(error, data, model)
         message = explained.message
         if explained.shown_path == ("kind",) and error["type"] == "missing":
-            message += ": add kind: Agent, Environment, Vault or Deployment"
+            message += f": add kind: {', '.join(MANIFEST_KINDS)} or {POLICY_KIND}"
             if "spec" not in data:
                 message += NOT_A_MANIFEST_HINT
         location = source.locate(explained.path, explained.point)

@@ -9,11 +9,12 @@ or changed afterwards (a memory an agent rewrote is neither a change nor drift).
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .fields import Metadata, SpecModel, checked_by, fail
+from .textfile import FILE_FORM_SCHEMA, FROM_FILE
 
 #: provider limits (the SDK's docstrings of memory_stores / memories)
 MAX_NAME = 255
@@ -43,8 +44,18 @@ def memory_path_problem(path: str) -> str | None:
     return None
 
 
+def _seed_schema(schema: dict[str, Any]) -> None:
+    """The file form the loader reads before validation: ``{path, from_file}``."""
+    schema["properties"][FROM_FILE] = FILE_FORM_SCHEMA["properties"][FROM_FILE]
+    schema["required"] = ["path"]
+    schema["oneOf"] = [{"required": ["content"]}, {"required": [FROM_FILE]}]
+
+
 class MemorySeed(SpecModel):
-    """A memory written when the store is created: ``{path, content}``."""
+    """A memory written when the store is created: ``{path, content}``, or ``{path,
+    from_file}`` (read at load by ``textfile``, relative to the manifest file)."""
+
+    model_config = ConfigDict(json_schema_extra=_seed_schema)
 
     path: Annotated[str, checked_by(memory_path_problem)] = Field(
         description="Starts with '/', 1-20 segments, e.g. /style/review.md."

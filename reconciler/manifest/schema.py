@@ -40,8 +40,8 @@ def _build() -> dict[str, Any]:
         "$schema": SCHEMA_DIALECT,
         "title": "reconciler manifest document",
         "description": "One document of a reconciler manifest file: the desired state of one "
-        "Agent, Environment, Vault or Deployment, or a Policy that checks them. Files may "
-        "hold many documents separated by ---.",
+        f"{', '.join(MANIFEST_KINDS)}, or a {POLICY_KIND} that checks them. Files may hold "
+        "many documents separated by ---.",
         "type": "object",
         "additionalProperties": False,
         "required": ["kind", "name", "spec"],

@@ -29,9 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .files import FileRefused, read_limited
+from .files import SKILL_FILE, FileRefused, read_limited
 
-SKILL_FILE = "SKILL.md"
 #: limits of one upload: Anthropic's documented ones for custom skills (8 MB, the slug and
 #: description rules), and the local provider's for what the docs leave open (file count,
 #: path length); ``provider/local/skill_bundle.py`` holds the server's copy

@@ -1,7 +1,8 @@
 """Long text kept in its own file: ``system: {from_file: prompts/reviewer.md}``.
 
 An Agent's ``system`` and the ``text`` of a Deployment's initial message blocks may be
-``{from_file: PATH}`` instead of a string. The loader reads each such file when it loads the
+``{from_file: PATH}`` instead of a string, and a MemoryStore's seed ``{path, from_file: PATH}``
+instead of ``{path, content}``. The loader reads each such file when it loads the
 manifests, so the document (and everything after it: the plan's diff, the lockfile's digest,
 policies) holds the text itself, and a prompt file diffs line by line like any string.
 
@@ -94,6 +95,30 @@ def read_text_files(
             continue
         assert parent is not None
         parent[path[-1]] = text
+    if data.get("kind") == "MemoryStore":
+        issues += _read_seed_files(data.get("spec"), manifest_dir, root, locate)
+    return issues
+
+
+def _read_seed_files(spec: Any, manifest_dir: Path, root: Path, locate: Any) -> list[ManifestIssue]:
+    """A memory seed ``{path, from_file: PATH}`` becomes ``{path, content: <the file>}``."""
+    seeds = spec.get("memories") if isinstance(spec, dict) else None
+    issues: list[ManifestIssue] = []
+    for index, seed in enumerate(seeds if isinstance(seeds, list) else ()):
+        if not isinstance(seed, dict) or FROM_FILE not in seed:
+            continue
+        path: DataPath = ("spec", "memories", index, FROM_FILE)
+        text, problem = _read({FROM_FILE: seed[FROM_FILE]}, manifest_dir, root)
+        if "content" in seed:
+            problem = "give content or from_file, not both"
+        if problem is not None:
+            where: SourceLocation = locate(path, "value")
+            issues.append(
+                ManifestIssue(where.file, where.line, where.col, problem, format_path(path))
+            )
+            continue
+        del seed[FROM_FILE]
+        seed["content"] = text
     return issues
 
 

@@ -186,8 +186,10 @@ def _sections(outline: Outline, limit: int, noun: str, full: bool = False) -> li
     ]
     chains = [
         f"- {_code(c.skill)} {html.escape(c.words, quote=False)}\n"
-        + "".join(f"  - {_chain_item(a)}\n" for a in c.agents)
-        + "".join(f"    - {_chain_item(p)}\n" for p in c.pins)
+        + "".join(
+            f"  - {_chain_item(a)}\n" + "".join(f"    - {_chain_item(p)}\n" for p in pins)
+            for a, pins in c.agents
+        )
         for c in outline.skill_chains
     ]
     table_head = "| | Address | Kind | What |\n|:-:|---|---|---|\n"

@@ -127,12 +127,12 @@ class LeftAlone:
 @dataclass(frozen=True)
 class Chain:
     """A skill's new version and what it reaches, as lines: the skill, each agent that
-    follows it (``agent.coder  version 3 -> 4  [skills]``), each deployment pin it moves."""
+    follows it (``agent.coder  version 3 -> 4  [skills]``) with the deployment pins that
+    agent's new version moves (``deployment.nightly  pin agent.coder@3 -> @4 ...``)."""
 
     skill: str
     words: str
-    agents: tuple[str, ...]
-    pins: tuple[str, ...]
+    agents: tuple[tuple[str, tuple[str, ...]], ...]
 
 
 SKILL_CHAINS_HEADING = (
@@ -145,12 +145,17 @@ def chain_view(chain: SkillChain) -> Chain:
     agents = []
     for a in chain.agents:
         if a.from_version is None:
-            agents.append(f"{a.agent}  version {a.to_version or 1}  [skills]")
+            line = f"{a.agent}  version {a.to_version or 1}  [skills]"
         else:
             to = "next" if a.to_version is None else str(a.to_version)
-            agents.append(f"{a.agent}  version {a.from_version} -> {to}  [skills]")
-    pins = tuple(f"{m.deployment}  pin {' '.join(pin_facts(m))}" for m in chain.pin_moves)
-    return Chain(chain.skill, printable(chain.summary), tuple(agents), pins)
+            line = f"{a.agent}  version {a.from_version} -> {to}  [skills]"
+        pins = tuple(
+            f"{m.deployment}  pin {' '.join(pin_facts(m))}"
+            for m in chain.pin_moves
+            if m.agent == a.agent
+        )
+        agents.append((line, pins))
+    return Chain(chain.skill, printable(chain.summary), tuple(agents))
 
 
 @dataclass(frozen=True)
@@ -638,7 +643,7 @@ def no_changes_message(plan: Plan) -> str:
         return f"No changes. {first}"
     noun = "resource" if n == 1 else "resources"
     found = [
-        f"{a.address} was found again by its slug ({printable(a.reason)})"
+        f"{a.address} was found again by its slug{printable(a.reason[len(FOUND_BY_SLUG) :])}"
         for a in plan.records
         if a.kind == "skill" and a.reason.startswith(FOUND_BY_SLUG)
     ]

@@ -246,8 +246,9 @@ def _closing(outline: Outline) -> list[_Styled]:
         lines += [_Styled(""), _Styled(SKILL_CHAINS_HEADING, style="bold")]
         for chain in outline.skill_chains:
             lines.append(_Styled(f"  {chain.skill}  {chain.words}"))
-            lines += [_Styled(f"    ~ {agent}") for agent in chain.agents]
-            lines += [_Styled(f"      ~ {pin}") for pin in chain.pins]
+            for agent, pins in chain.agents:
+                lines.append(_Styled(f"    ~ {agent}"))
+                lines += [_Styled(f"      ~ {pin}") for pin in pins]
     if outline.blast_radius:
         lines += [_Styled(""), _Styled("Blast radius:", style="bold")]
         for radius in outline.blast_radius:

@@ -1,0 +1,79 @@
+"""Files a manifest names by id (a deployment's ``{type: file, file_id}`` resources, an
+outcome rubric given as a file) are checked at plan, each at the place it is written.
+
+Files are no managed kind: they are uploaded by people or programs, and a manifest names
+them by id. The provider refuses a deployment whose file does not exist or has expired, so a
+plan that let it through would fail halfway through apply (after creating what the
+deployment needs) with a bare 404. One list of the named ids (``GET /v1/files?ids[]=``,
+100 a page) is asked only when some manifest names a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from reconciler.errors import PlanError
+from reconciler.manifest import ManifestSet
+from reconciler.manifest.deployment import (
+    DefineOutcomeEvent,
+    DeploymentSpec,
+    FileResource,
+    FileRubric,
+)
+
+if TYPE_CHECKING:
+    from reconciler.provider import ProviderClient
+
+#: ids the Files API takes in one ``ids[]`` list
+IDS_PER_PAGE = 100
+
+
+def file_refs(manifests: ManifestSet) -> Iterator[tuple[str, str, str]]:
+    """``(address, spec path, file id)`` of every file a deployment names."""
+    for doc in manifests.by_kind("Deployment"):
+        spec = doc.spec
+        if not isinstance(spec, DeploymentSpec):
+            continue
+        for i, resource in enumerate(spec.resources or ()):
+            if isinstance(resource, FileResource):
+                yield doc.address, f"resources[{i}].file_id", resource.file_id
+        for i, event in enumerate(spec.initial_events):
+            if isinstance(event, DefineOutcomeEvent) and isinstance(event.rubric, FileRubric):
+                yield doc.address, f"initial_events[{i}].rubric.file_id", event.rubric.file_id
+
+
+async def check_file_refs(client: ProviderClient, manifests: ManifestSet) -> None:
+    """Refuse a file id that names no file, or an expired one, at its ``file:line:col``.
+
+    Raises:
+        PlanError: the first such reference.
+    """
+    refs = list(file_refs(manifests))
+    if not refs:
+        return
+    wanted = sorted({file_id for _, _, file_id in refs})
+    found: dict[str, str | None] = {}
+    for start in range(0, len(wanted), IDS_PER_PAGE):
+        async for meta in client.files.list_ids(wanted[start : start + IDS_PER_PAGE]):
+            found[str(meta["id"])] = meta.get("expires_at")
+    now = datetime.now(UTC)
+    for address, path, file_id in refs:
+        if file_id not in found:
+            problem = "does not exist (upload it first, or fix the id)"
+        elif _expired(found[file_id], now):
+            problem = f"expired at {found[file_id]} (upload it again and name the new id)"
+        else:
+            continue
+        where = manifests.location(address, path)
+        raise PlanError(f"{where}: {address}: file {file_id} {problem}")
+
+
+def _expired(expires_at: str | None, now: datetime) -> bool:
+    if not expires_at:
+        return False
+    try:
+        return datetime.fromisoformat(expires_at) <= now
+    except ValueError:
+        return False
