@@ -30,7 +30,7 @@ from reconciler.engine.model import (
 )
 from reconciler.engine.refresh import Observed
 from reconciler.engine.skills import may_find_by_slug, unrecorded_by_slug
-from reconciler.kinds import Kind
+from reconciler.kinds import KIND_INFO, Kind, found_by, noun
 from reconciler.manifest import ManifestSet, load_manifests
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
@@ -133,12 +133,19 @@ def _skills_by_slug(
 def _warnings(missing: str | None, healed: frozenset[str], unseen: tuple[str, ...]) -> list[str]:
     if missing is None and not healed:
         return []
+    # a skill carries no tags: it is found by its slug, and the message says so
+    kinds = {address.split(".", 1)[0] for address in healed}
+    slugged = "".join(
+        f", and the {noun(k)}s their slugs name"
+        for k in sorted(kinds)
+        if k in KIND_INFO and not KIND_INFO[k].has_metadata
+    )
     head = (
         f"no lockfile at {missing}: drift compared the manifests with the live objects that "
-        "this project's ownership tags name"
+        f"this project's ownership tags name{slugged}"
         if missing is not None
         else f"the lockfile has no entry for {len(healed)} address"
-        f"{'es' if len(healed) != 1 else ''} found live by their ownership tags"
+        f"{'es' if len(healed) != 1 else ''} found live by {found_by(kinds)}"
     )
     out = [
         head + "; whether a difference was made outside git or in the manifests cannot be "

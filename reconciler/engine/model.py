@@ -363,8 +363,9 @@ class Plan(Frozen):
 
     @property
     def records(self) -> tuple[Action, ...]:
-        """No-ops that apply records in the lockfile (adopted by ownership tags, or the
-        lockfile's entry is out of date) without changing the live system."""
+        """No-ops that apply records in the lockfile (found again by ownership tags or a
+        skill's slug, or the lockfile's entry is out of date) without changing the live
+        system."""
         return tuple(a for a in self.actions if a.type == "noop" and a.target is not None)
 
     @property

@@ -34,6 +34,7 @@ from reconciler.engine.model import (
     Update,
     skill_version_words,
 )
+from reconciler.kinds import found_by
 from reconciler.render.values import (
     ELLIPSIS,
     MAX_DIFF_LINES,
@@ -649,7 +650,7 @@ def no_changes_message(plan: Plan) -> str:
     ]
     return (
         f"No changes. {first} Apply would only update the lockfile: it records {n} {noun} "
-        "(adopted by their ownership tags, or their entries are out of date)."
+        f"(found again by {found_by(a.kind for a in plan.records)}, or their entries are out of date)."
         + "".join(f" {line}." for line in found)
     )
 
