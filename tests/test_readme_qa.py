@@ -8,7 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from support.gitops import cli, make_workdir, ok
+from support.gitops import cli, make_workdir, ok, out_of_band
+
+from reconciler.provider import ProviderClient
 
 
 @pytest.fixture
@@ -39,3 +41,43 @@ def test_a_skill_found_again_after_a_lost_lockfile_is_said_found_by_its_slug_not
     assert (
         "the live objects that this project's ownership tags name, and the skills their slugs name;"
     ) in warning, warning
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_block(section: str, fence: str = "```yaml") -> str:
+    """The first fenced block of ``fence`` under the README heading ``section``."""
+    text = README.read_text().split(f"\n{section}\n", 1)[1]
+    return text.split(f"{fence}\n", 1)[1].split("\n```", 1)[0]
+
+
+def test_the_readmes_memory_store_example_seeds_from_a_file_and_applies(workdir: Path) -> None:
+    # the README showed only {path, content} seeds; {path, from_file} is the other form
+    store = readme_block("### Memory stores").split("\n---\n")[0]
+    assert "from_file: seeds/style.md" in store, store
+    (workdir / "manifests/seeds").mkdir()
+    (workdir / "manifests/seeds/style.md").write_text("- Use ruff.\n")
+    (workdir / "manifests/memory_stores.yaml").write_text(store + "\n")
+    ok("validate")
+    ok("apply", "--auto-approve")
+    store_id = json.loads(ok("state", "show", "memory_store.review-notes").stdout)["id"]
+
+    async def read(client: ProviderClient) -> dict[str, str]:
+        listed = client.memory_stores.memories.list(store_id, view="full")
+        return {m["path"]: m["content"] async for m in listed}
+
+    assert out_of_band(read)["/style.md"] == "- Use ruff.\n"
+    assert "No changes." in ok("plan").stdout
+
+
+def test_the_readme_says_a_directory_holding_skill_md_is_no_manifests(workdir: Path) -> None:
+    # manifest/files.py skips it; the Manifests section must say so, and it holds: YAML in
+    # the example skill's directory is neither read as a manifest nor reformatted
+    said = " ".join(README.read_text().split("\n## Manifests\n", 1)[1].split("```", 1)[0].split())
+    assert "A directory below `manifests/` that holds a `SKILL.md` is a skill's files" in said
+    data = workdir / "manifests/skills/review-checklist/data.yaml"
+    data.write_text("bad: [1\n")
+    ok("validate")
+    assert "data.yaml" not in cli("fmt", "--check").stdout
+    assert data.read_text() == "bad: [1\n"
