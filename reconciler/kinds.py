@@ -19,7 +19,6 @@ copies so it can be pulled out; ``tests/test_kinds.py`` checks that they agree.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -112,19 +111,6 @@ def noun(kind: str) -> str:
     """How messages name a kind, given as a kind or a manifest ``kind:``:
     ``noun("memory_store") == noun("MemoryStore") == "memory store"``."""
     return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", kind).replace("_", " ").lower()
-
-
-def found_by(kinds: Iterable[str]) -> str:
-    """How live objects of ``kinds`` are found without the state, for messages: ``their
-    ownership tags``; ``their slug`` for kinds that carry no metadata (skills); both when
-    ``kinds`` mixes them."""
-    infos = [KIND_INFO[k] for k in kinds if k in KIND_INFO]
-    untagged = sorted({noun(i.kind) for i in infos if not i.has_metadata})
-    if not untagged:
-        return "their ownership tags"
-    if all(not i.has_metadata for i in infos):
-        return "their slug"
-    return f"their ownership tags, {' and '.join(untagged)}s by their slug"
 
 
 def remote_name_of(kind: str, obj: dict[str, Any]) -> str | None:

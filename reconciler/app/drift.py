@@ -27,10 +27,11 @@ from reconciler.engine.drift import (
 )
 from reconciler.engine.model import (
     DriftReport,
+    found_by,
 )
 from reconciler.engine.refresh import Observed
 from reconciler.engine.skills import may_find_by_slug, unrecorded_by_slug
-from reconciler.kinds import KIND_INFO, Kind, found_by, noun
+from reconciler.kinds import KIND_INFO, Kind, noun
 from reconciler.manifest import ManifestSet, load_manifests
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (

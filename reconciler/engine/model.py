@@ -18,12 +18,13 @@ an agent version may only exist once an earlier action of the same apply has run
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
 from reconciler.engine.gate import Gate, GateMode, HeldCandidate, RecoveredRollout
-from reconciler.kinds import Kind
+from reconciler.kinds import KIND_INFO, Kind, noun
 from reconciler.lean import LeanModel
 
 
@@ -47,6 +48,19 @@ class FieldChange(Frozen):
 
 #: how the reason of a skill found again without a lockfile entry starts (renderers say it)
 FOUND_BY_SLUG = "found by its slug"
+
+
+def found_by(kinds: Iterable[str]) -> str:
+    """How live objects of ``kinds`` are found without the state, for messages: ``their
+    ownership tags``; ``their slug`` for kinds that carry no metadata (skills); both when
+    ``kinds`` mixes them."""
+    infos = [KIND_INFO[k] for k in kinds if k in KIND_INFO]
+    untagged = sorted({noun(i.kind) for i in infos if not i.has_metadata})
+    if not untagged:
+        return "their ownership tags"
+    if all(not i.has_metadata for i in infos):
+        return "their slug"
+    return f"their ownership tags, {' and '.join(untagged)}s by their slug"
 
 
 class SkillTarget(Frozen):

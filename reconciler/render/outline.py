@@ -32,9 +32,9 @@ from reconciler.engine.model import (
     SkillChain,
     Twin,
     Update,
+    found_by,
     skill_version_words,
 )
-from reconciler.kinds import found_by
 from reconciler.render.values import (
     ELLIPSIS,
     MAX_DIFF_LINES,
