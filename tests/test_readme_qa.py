@@ -81,3 +81,23 @@ def test_the_readme_says_a_directory_holding_skill_md_is_no_manifests(workdir: P
     ok("validate")
     assert "data.yaml" not in cli("fmt", "--check").stdout
     assert data.read_text() == "bad: [1\n"
+
+
+def test_a_rollback_of_a_deployment_without_checks_never_speaks_of_its_checks(
+    workdir: Path,
+) -> None:
+    # the example deployment has no rollout checks: after a rollback, the held version's
+    # hint and --retry-held said "runs its checks again", "after 0 checks", "0 of 0 passed"
+    ok("apply", "--auto-approve")
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text(agents.read_text().replace("Be specific and kind", "Be kind"))
+    ok("apply", "--auto-approve")
+    ok("rollback", "deployment.nightly-review", "--auto-approve")
+    held = " ".join(ok("plan").stdout.split())
+    assert "(`reconciler apply --retry-held` moves the pin to it again)" in held, held
+    retried = ok("plan", "--retry-held").stdout
+    assert "pin agent.reviewer@1 -> @2 (retrying a held candidate)" in retried, retried
+    done = ok("apply", "--auto-approve", "--retry-held").stdout
+    assert "@1 -> @2 moved (a held candidate, retried; no checks to run)." in done, done
+    for said in (held, retried, done):
+        assert "0 check" not in said and "its checks" not in said, said

@@ -404,6 +404,8 @@ def rollout_report(report: ApplyReport) -> None:
             )
         elif gate.mode == "rollback":
             click.echo(f"{where} rolled back; v{gate.from_version} is now held.")
+        elif verdict.passed and not verdict.results:  # a deployment without checks
+            click.echo(f"{where} moved (a held candidate, retried; no checks to run).")
         elif verdict.passed:
             n = len(verdict.results)
             click.echo(f"{where} moved: {n} of {n} checks passed{sessions}.")

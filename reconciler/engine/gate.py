@@ -83,6 +83,8 @@ class HeldCandidate(_Frozen):
     total: int | None = None
     #: the version the pin stays at
     stays_at: int | None = None
+    #: the deployment's rollout checks now: 0 when it has none (``--retry-held`` only moves it)
+    checks: int = 0
 
     @property
     def message(self) -> str:

@@ -86,6 +86,7 @@ def _gate(
             failed=hold.failed,
             total=hold.total,
             stays_at=old,
+            checks=len((res.rollout or {}).get("checks") or ()),
         )
     action = done.action
     if not isinstance(action, Update) or (res.rollout is None and not retry):

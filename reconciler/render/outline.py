@@ -445,7 +445,8 @@ def gate_words(move: PinMove) -> str:
         case "checks":
             return f" after {n}"
         case "retry-held":
-            return f" after {n} (retrying a held candidate)"
+            after = f" after {n}" if move.checks else ""
+            return f"{after} (retrying a held candidate)"
         case "skip-checks":
             return " WITHOUT its checks (--skip-checks)"
         case "rollback":
@@ -459,9 +460,9 @@ def held_items(plan: Plan) -> tuple[LeftAlone, ...]:
     out = []
     for h in sorted(plan.held, key=lambda h: (h.deployment, h.agent, h.version)):
         stays = f"; the pin stays at @{h.stays_at}" if h.stays_at is not None else ""
-        message = (
-            f"{h.agent} {h.message}{stays} (`reconciler apply --retry-held` runs its checks again)"
-        )
+        # a deployment without checks (rolled back from a version) has no checks to run
+        retry = "runs its checks again" if h.checks else "moves the pin to it again"
+        message = f"{h.agent} {h.message}{stays} (`reconciler apply --retry-held` {retry})"
         out.append(LeftAlone(h.deployment, None, printable(message)))
     return tuple(out)
 
