@@ -101,3 +101,13 @@ def test_a_rollback_of_a_deployment_without_checks_never_speaks_of_its_checks(
     assert "@1 -> @2 moved (a held candidate, retried; no checks to run)." in done, done
     for said in (held, retried, done):
         assert "0 check" not in said and "its checks" not in said, said
+
+
+def test_import_all_unmanaged_of_one_resource_says_one_resource(workdir: Path) -> None:
+    async def handmade(client: ProviderClient) -> None:
+        await client.environments.create({"name": "handmade", "config": {"type": "cloud"}})
+
+    ok("apply", "--auto-approve")
+    out_of_band(handmade)
+    said = ok("import", "--all-unmanaged", "--out", "imported").stdout
+    assert "Recorded 1 resource in state/reconciler.lock." in said, said

@@ -224,7 +224,8 @@ def _import_all(app: App, out: Path) -> None:
         )
     for adopted in result.adopted:
         click.echo(_adopted_line("Adopted", adopted))
-    click.echo(f"Recorded {len(result.adopted)} resources in {app.settings.state_name}.")
+    n = len(result.adopted)
+    click.echo(f"Recorded {n} resource{'' if n == 1 else 's'} in {app.settings.state_name}.")
     _skipped(result.skipped)
     if result.secrets:
         click.echo(
