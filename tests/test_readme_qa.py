@@ -111,3 +111,13 @@ def test_import_all_unmanaged_of_one_resource_says_one_resource(workdir: Path) -
     out_of_band(handmade)
     said = ok("import", "--all-unmanaged", "--out", "imported").stdout
     assert "Recorded 1 resource in state/reconciler.lock." in said, said
+
+
+def test_drift_after_state_rm_of_a_skill_does_not_call_its_agents_edited(workdir: Path) -> None:
+    # `state rm skill.X` forgets the skill; nobody edited the agent that follows it, so
+    # drift reports the skill (unmanaged), not the agent as changed out of band
+    ok("apply", "--auto-approve")
+    ok("state", "rm", "skill.review-checklist")
+    report = json.loads(cli("drift", "--format", "json").stdout)
+    assert [(i["type"], i["address"]) for i in report["items"] if i["type"] != "unmanaged"] == []
+    assert [i["kind"] for i in report["items"]] == ["skill"], report["items"]

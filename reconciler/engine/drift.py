@@ -201,6 +201,7 @@ def manifest_differences(
         # unknown id another at the same path; both are that consequence)
         unknown = {c.path for c in action.changes if _unknown(c.new)}
         unknown |= _followed_skill_paths(action.address, action.changes, lockfile)
+        unknown |= _unrecorded_skill_paths(action.changes, unknown, lockfile)
         changes = tuple(
             _flip(c) for c in action.changes if not c.sensitive and c.path not in unknown
         )
@@ -232,6 +233,25 @@ def _followed_skill_paths(
     return out
 
 
+def _unrecorded_skill_paths(
+    changes: Iterable[FieldChange], unknown: set[str], lockfile: Lockfile | None
+) -> set[str]:
+    """An agent's ``skills[ID]`` that its manifest names by a skill the state does not
+    record (``state rm skill.X``, a skill to be created again): the planned list holds that
+    skill as unknown and the live one at its id, a skill the state does not know. That pair
+    is the skill's own drift (reported at the skill), not an edit of the agent."""
+    if not any(p.startswith("skills[") for p in unknown):
+        return set()
+    recorded = {e.id for e in lockfile.resources.values()} if lockfile is not None else set()
+    out: set[str] = set()
+    for change in changes:
+        match = _SKILL_PATH.fullmatch(change.path)
+        if match and change.new is None and match.group(1) not in recorded:
+            out.add(change.path)
+    return out
+
+
+_SKILL_PATH = re.compile(r"skills\[([^\]]+)\]")
 _SKILL_VERSION_PATH = re.compile(r"skills\[([^\]]+)\]\.version")
 
 
