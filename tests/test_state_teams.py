@@ -122,12 +122,13 @@ def test_the_command_line_on_a_database_never_prints_its_password(
             ["state", "history"],
             ["unlock", "nope"],
             ["--debug", "state", "list"],
+            ["--provider-url", "http://127.0.0.1:9", "plan"],
         ]
         for args in steps:
             done = run(args, cwd=work, env=env)
             outputs.append((args, done))
     codes = [d.returncode for _, d in outputs]
-    assert codes == [0, 0, 0, 0, 0, 0, 0, 1, 0], [(a, d.stderr[-800:]) for a, d in outputs]
+    assert codes == [0, 0, 0, 0, 0, 0, 0, 1, 0, 1], [(a, d.stderr[-800:]) for a, d in outputs]
     for args, done in outputs:
         assert PASSWORD not in done.stdout + done.stderr, args
         assert "Traceback" not in done.stderr, (args, done.stderr)
@@ -138,6 +139,10 @@ def test_the_command_line_on_a_database_never_prints_its_password(
     assert "created  agent.agent-00" in history and " apply plan sha256:" in history
     assert "is not locked: no lease is held" in outputs[7][1].stderr
     assert "postgresql://postgres@127.0.0.1:" in outputs[7][1].stderr
+    # another provider is refused naming the flags that pick this state, not --lockfile
+    other_origin = outputs[9][1].stderr
+    assert "this run talks to http://127.0.0.1:9" in other_origin, other_origin
+    assert "--backend, --project" in other_origin and "--lockfile" not in other_origin
     assert_converged(work / "unused.lock", db, PROJECT, fleet.addresses, backend=pg_url)
     # secrets never reach the database: only their salted fingerprints
     dump = database_text(pg_url)

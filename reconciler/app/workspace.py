@@ -225,9 +225,10 @@ def check_origin(settings: Settings, lockfile: Lockfile, *, allow_change: bool =
     origin = provider_origin(settings)
     recorded = lockfile.origin
     if recorded is not None and recorded != origin and not allow_change:
+        state_flags = "--lockfile" if settings.backend is None else "--backend, --project"
         raise PlanError(
             f"{settings.state_name} was applied to {recorded}, but this run talks to {origin}. "
-            "Check --provider-url (and --provider-db, --lockfile); if the lockfile should now "
+            f"Check --provider-url (and --provider-db, {state_flags}); if the state should now "
             "follow this provider, pass --allow-origin-change (apply then records the new "
             "origin)"
         )
