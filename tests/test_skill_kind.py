@@ -10,36 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.gitops import cli, lockfile, make_workdir, ok, out_of_band, plan_is_clean
+from support.gitops import cli, lockfile, ok, out_of_band, plan_is_clean
+from support.skills import SKILL_MD, SKILLS, skill_workdir, write_skill
 
 from reconciler.provider import ProviderClient
-
-SKILL_MD = "---\nname: pdf-tools\ndescription: Fill PDF forms.\n---\nUse fill.py.\n"
-SKILLS = """\
-kind: Skill
-name: pdf-tools
-spec:
-  source: skills/pdf-tools
-"""
-
-
-def write_skill(
-    root: Path, files: dict[str, str], where: str = "manifests/skills/pdf-tools"
-) -> None:
-    for rel, text in files.items():
-        path = root / where / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
 
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = make_workdir(tmp_path, monkeypatch, manifests=False)
-    (root / ".git").mkdir()  # the repository a skill's files must stay in
-    (root / "manifests").mkdir()
-    (root / "manifests/skills.yaml").write_text(SKILLS)
-    write_skill(root, {"SKILL.md": SKILL_MD, "fill.py": "print(1)\n", "forms/w9.json": "{}\n"})
-    return root
+    files = {"SKILL.md": SKILL_MD, "fill.py": "print(1)\n", "forms/w9.json": "{}\n"}
+    return skill_workdir(tmp_path, monkeypatch, files)
 
 
 def live_skills() -> list[dict[str, Any]]:

@@ -12,23 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.gitops import cli, lockfile, make_workdir, ok, out_of_band, plan_is_clean
+from support.gitops import cli, lockfile, ok, out_of_band, plan_is_clean
+from support.skills import FILES, skill_workdir
 
 from reconciler.provider import ProviderClient, SkillUpload
 
-SKILL_MD = "---\nname: pdf-tools\ndescription: Fill PDF forms.\n---\nUse fill.py.\n"
-FILES = {"SKILL.md": SKILL_MD, "fill.py": "print(1)\n"}
 SKILL_DOC = "kind: Skill\nname: pdf-tools\nspec:\n  source: skills/pdf-tools\n"
 ENV_DOC = "kind: Environment\nname: dev\nspec: {config: {type: cloud}}\n"
 
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = make_workdir(tmp_path, monkeypatch, manifests=False)
-    (root / ".git").mkdir()
-    (root / "manifests/skills/pdf-tools").mkdir(parents=True)
-    for rel, text in FILES.items():
-        (root / "manifests/skills/pdf-tools" / rel).write_text(text)
+    root = skill_workdir(tmp_path, monkeypatch, document=False)
     (root / "manifests/env.yaml").write_text(ENV_DOC)
     return root
 

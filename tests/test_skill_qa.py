@@ -12,16 +12,14 @@ from support.gitops import (
     cli,
     drift_json,
     lockfile,
-    make_workdir,
     ok,
     out_of_band,
     plan_is_clean,
 )
+from support.skills import SKILL_MD, SKILLS, skill_workdir
 
 from reconciler.provider import ProviderClient
 
-SKILL_MD = "---\nname: pdf-tools\ndescription: Fill PDF forms.\n---\nUse fill.py.\n"
-SKILLS = "kind: Skill\nname: pdf-tools\nspec:\n  source: skills/pdf-tools\n"
 TWO_AGENTS = """\
 kind: Environment
 name: dev
@@ -57,13 +55,7 @@ spec:
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = make_workdir(tmp_path, monkeypatch, manifests=False)
-    (root / ".git").mkdir()
-    skill = root / "manifests/skills/pdf-tools"
-    skill.mkdir(parents=True)
-    (skill / "SKILL.md").write_text(SKILL_MD)
-    (skill / "fill.py").write_text("print(1)\n")
-    (root / "manifests/skills.yaml").write_text(SKILLS)
+    root = skill_workdir(tmp_path, monkeypatch)
     (root / "manifests/agents.yaml").write_text(TWO_AGENTS)
     return root
 
