@@ -213,4 +213,4 @@ def test_the_examples_apply_in_one_go_under_a_limit_shared_by_every_route(
         args = ["--provider-url", server.url, "--api-key", "test", "apply", "--auto-approve"]
         result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, (result.stdout, result.stderr)
-    assert "Apply complete: 7 created" in result.stdout + result.stderr
+    assert "Apply complete: 8 created" in result.stdout + result.stderr
