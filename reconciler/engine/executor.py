@@ -11,7 +11,8 @@ never touches the filesystem. Its jobs:
 - placeholders (see ``model``) resolved right before sending, from this run's outcomes;
 - creates that may or may not have happened (timeouts, dropped connections, 5xx) are looked
   up by their ownership metadata and adopted before any resend, so a create never makes a
-  twin; agent updates carry the live version and a 409 never overwrites a concurrent edit;
+  twin; agent updates carry the live version and a 409 never overwrites a concurrent edit
+  (the requests themselves are sent by ``writes``);
 - every outcome is reported through ``on_outcome`` at once (the caller commits the lockfile),
   every create is announced through ``on_intent`` and sent only once ``journal.intend``
   (awaited) says its intent is durable.
@@ -62,25 +63,13 @@ from reconciler.engine.model import (
     Update,
 )
 from reconciler.engine.outcome import ApplyReport, Outcome
-from reconciler.engine.ownership import describe_owner
-from reconciler.errors import (
-    AmbiguousWriteError,
-    ApplyStopped,
-    ConflictError,
-    NotFoundError,
-    PlanError,
-    ProviderError,
-)
-from reconciler.kinds import KIND_INFO, kind_of, owned_address, tags
+from reconciler.engine.writes import ActionFailed, SafeWrites, describe_error
+from reconciler.errors import ApplyStopped, PlanError, ProviderError
+from reconciler.kinds import KIND_INFO, kind_of, tags
 
 __all__ = ["ApplyReport", "Outcome", "apply_plan"]
 
 JSON = dict[str, Any]
-
-#: agent fields that change on every write and say nothing about what a person edited
-_BOOKKEEPING_FIELDS = frozenset(
-    {"version", "updated_at", "created_at", "archived_at", "id", "type"}
-)
 
 
 async def apply_plan(
@@ -140,10 +129,6 @@ async def apply_plan(
     return await run.execute()
 
 
-class _ActionFailed(Exception):
-    """Fails one action with a finished sentence."""
-
-
 class _CallbackFailed(Exception):
     """A caller's callback raised: abort the whole apply with the original exception."""
 
@@ -195,6 +180,10 @@ class _Run:
     journal: IntentJournal | None = None
     checks: CheckRunner | None = None
     read_files: FileResolver | None = None
+    writes: SafeWrites = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.writes = SafeWrites(self.writer, self.plan.project)
 
     # -- schedule --------------------------------------------------------------------------
 
@@ -312,12 +301,12 @@ class _Run:
             outcome = await self._send(action, ctx)
         except (_CallbackFailed, ApplyStopped):
             raise
-        except _ActionFailed as e:
+        except ActionFailed as e:
             self.breaker.failed(e.__cause__)
             return _failed(action, ctx.scrub(str(e)))
         except ProviderError as e:
             self.breaker.failed(e)
-            return _failed(action, ctx.scrub(f"{_verb(action)} failed: {_describe(e)}"))
+            return _failed(action, ctx.scrub(f"{_verb(action)} failed: {describe_error(e)}"))
         except Exception as e:  # noqa: BLE001 - one action's bug must not sink the others
             message = f"{_verb(action)} failed unexpectedly: {type(e).__name__}: {e}"
             return _failed(action, ctx.scrub(message))
@@ -347,7 +336,7 @@ class _Run:
         parent_id = self._parent_id(action)
         body = self._with_ownership(self._resolve(action.body, action, ctx), action.address)
         await self._intend(action.model_copy(update={"parent_id": parent_id}))
-        live, adopted = await self._send_create(action, body, parent_id, exclude_id=None)
+        live, adopted = await self.writes.send_create(action, body, parent_id, exclude_id=None)
         return self._written(action, live, parent_id, ctx, adopted=adopted)
 
     async def _replace(self, action: Replace, ctx: _Resolved) -> Outcome:
@@ -357,16 +346,16 @@ class _Run:
         await self._intend(action.model_copy(update={"parent_id": parent_id}))
         # the model's contract: a replaced credential is deleted (its secret purged), the
         # other kinds are archived (agents and deployments cannot be deleted)
-        await self._archive_or_delete(
+        await self.writes.archive_or_delete(
             action, action.remote_id, parent_id, delete=action.kind == "credential"
         )
         try:
-            live, adopted = await self._send_create(
+            live, adopted = await self.writes.send_create(
                 action, body, parent_id, exclude_id=action.remote_id
             )
-        except (_ActionFailed, ProviderError) as e:
-            why = str(e) if isinstance(e, _ActionFailed) else _describe(e)
-            raise _ActionFailed(
+        except (ActionFailed, ProviderError) as e:
+            why = str(e) if isinstance(e, ActionFailed) else describe_error(e)
+            raise ActionFailed(
                 f"replace failed: the old {action.kind} {action.remote_id} was removed but the "
                 f"new one could not be created: {why}; the next apply creates it"
             ) from e
@@ -387,7 +376,7 @@ class _Run:
                 return dataclasses.replace(
                     _failed(action, ctx.scrub(verdict.describe_failures())), verdict=verdict
                 )
-        live = await self._send_update(action, body, parent_id)
+        live = await self.writes.send_update(action, body, parent_id)
         outcome = self._written(action, live, parent_id, ctx, adopted=False)
         if action.gate is not None and verdict is not None and verdict.candidate is not None:
             await self._leave_record(action, body, ctx, move_record(action.gate, verdict.candidate))
@@ -420,12 +409,12 @@ class _Run:
         if gate.sessions == 0:
             return GateVerdict(gate, candidate if isinstance(candidate, int) else None)
         if not isinstance(agent_id, str) or not isinstance(candidate, int):
-            raise _ActionFailed(
+            raise ActionFailed(
                 f"not attempted: the candidate version of {gate.agent} is not known, so its "
                 "checks cannot run; run apply again"
             )
         if self.checks is None:
-            raise _ActionFailed(
+            raise ActionFailed(
                 f"not attempted: {action.address} is gated by {len(gate.checks)} checks and "
                 "this apply has no way to run them"
             )
@@ -435,7 +424,9 @@ class _Run:
 
     async def _remove(self, action: Archive | Delete, *, delete: bool) -> Outcome:
         parent_id = self._parent_id(action)
-        live = await self._archive_or_delete(action, action.remote_id, parent_id, delete=delete)
+        live = await self.writes.archive_or_delete(
+            action, action.remote_id, parent_id, delete=delete
+        )
         return Outcome(
             action,
             ok=True,
@@ -485,7 +476,7 @@ class _Run:
                 pins[agent] = version
         try:
             parent_id = self._parent_id(action)
-        except _ActionFailed:
+        except ActionFailed:
             parent_id = None
         skills = self._followed_skills(action, {})
         return Outcome(
@@ -552,169 +543,6 @@ class _Run:
             return {agents[0]: live_version}
         return {a: v for a, v in ctx.pins.items() if v is not None}
 
-    # -- requests, and how to resolve one whose answer was lost ---------------------------
-
-    async def _send_create(
-        self,
-        action: Create | Replace,
-        body: JSON,
-        parent_id: str | None,
-        *,
-        exclude_id: str | None,
-    ) -> tuple[JSON, bool]:
-        """Create, adopting a twin instead of resending blind. Returns (live, adopted)."""
-        adopted = False
-
-        async def resolve() -> JSON | None:
-            nonlocal adopted
-            found = await self._find_created(action, parent_id, exclude_id)
-            adopted = found is not None
-            return found
-
-        # a kind without metadata cannot be found by tags: the writer's own lookup (a skill
-        # upload's, by content) resolves a lost create
-        tagged = KIND_INFO[action.kind].has_metadata
-        try:
-            live = await self.writer.create(
-                action.kind, body, parent_id=parent_id, resolve=resolve if tagged else None
-            )
-        except AmbiguousWriteError as e:
-            raise _ActionFailed(
-                f"create failed: {_describe(e)}; the next apply looks for it by its metadata "
-                "before creating it again"
-            ) from e
-        except ConflictError as e:
-            # an earlier attempt whose answer was lost may hold the name: ours by its tags
-            try:
-                found = await self._find_created(action, parent_id, exclude_id)
-            except ProviderError:
-                found = None
-            if found is not None:
-                return found, True
-            raise await self._refused_create(action, body, parent_id, e) from e
-        return live, adopted
-
-    async def _find_created(
-        self,
-        action: Create | Replace,
-        parent_id: str | None,
-        exclude_id: str | None,
-    ) -> JSON | None:
-        """The live object a lost create of ``action`` made, by its ownership metadata.
-
-        Only this project's tags for this address prove that an object is the one a lost
-        create made: a same-name object without them (an environment made in the console)
-        is someone else's, never adopted here (``reconciler import`` adopts on purpose).
-        """
-        objects = await self.writer.list_all(action.kind, parent_id=parent_id)
-        live = sorted(
-            (o for o in objects if not o.get("archived_at") and o.get("id") != exclude_id),
-            key=lambda o: (str(o.get("created_at") or ""), str(o.get("id"))),
-        )
-        for obj in live:
-            if owned_address(obj, self.plan.project) == action.address:
-                return dict(obj)
-        return None
-
-    async def _refused_create(
-        self, action: Create | Replace, body: JSON, parent_id: str | None, error: ConflictError
-    ) -> _ActionFailed:
-        """A 409 on create with nothing of ours to adopt: say what holds the name or key."""
-        detail = _describe(error)
-        holder = None
-        try:
-            objects = await self.writer.list_all(action.kind, parent_id=parent_id)
-        except ProviderError:
-            objects = []
-        # what makes the create clash: an environment's name, a credential's key
-        clash = _credential_key if action.kind == "credential" else _name
-        unique = action.kind in ("environment", "credential")
-        for obj in objects:
-            if unique and not obj.get("archived_at") and clash(obj) and clash(obj) == clash(body):
-                holder = obj
-        if holder is None:
-            return _ActionFailed(f"create failed: {detail}")
-        what = (
-            f"an environment named {body.get('name')!r}"
-            if action.kind == "environment"
-            else f"a credential for {_credential_key(body)} in this vault"
-        )
-        return _ActionFailed(
-            f"create refused by the provider (409): {what} already exists ({holder['id']}) "
-            f"and belongs to {describe_owner(holder)}, so it was not adopted. `reconciler import "
-            f"{action.address} {holder['id']}` manages it from now on, or give "
-            f"{action.address} another name"
-        )
-
-    async def _send_update(self, action: Update, body: JSON, parent_id: str | None) -> JSON:
-        guarded = action.kind == "agent" and "version" in body
-
-        async def resolve() -> JSON | None:
-            """The live agent if the lost update made the version it would have made."""
-            live = await self.writer.retrieve(action.kind, action.remote_id, parent_id=parent_id)
-            expected = action.to_version or int(body["version"]) + 1
-            return dict(live) if live.get("version") == expected else None
-
-        try:
-            return await self.writer.update(
-                action.kind,
-                action.remote_id,
-                body,
-                parent_id=parent_id,
-                resolve=resolve if guarded else None,
-            )
-        except ConflictError as e:
-            if guarded:
-                raise _ActionFailed(await self._conflict_message(action, body, e)) from e
-            raise
-        except AmbiguousWriteError as e:
-            raise _ActionFailed(
-                f"the update may or may not have been applied ({_describe(e)}); run "
-                "`reconciler plan` to see whether it was, then apply again"
-            ) from e
-
-    async def _conflict_message(self, action: Update, body: JSON, error: ConflictError) -> str:
-        expected = body.get("version")
-        tail = "nothing was overwritten. Run `reconciler plan` again."
-        try:
-            live = await self.writer.retrieve("agent", action.remote_id)
-        except ProviderError:
-            return (
-                f"{action.address} was changed outside this plan (the provider refused "
-                f"version {expected} as stale: {_describe(error)}); {tail}"
-            )
-        changed = await self._changed_fields(action.remote_id, expected, live)
-        what = f"; changed: {', '.join(changed)}" if changed else ""
-        return (
-            f"{action.address} was changed outside this plan: live version is now "
-            f"{live.get('version')} (updated {live.get('updated_at')}), the plan expected "
-            f"{expected}{what}; {tail}"
-        )
-
-    async def _changed_fields(self, agent_id: str, expected: Any, live: JSON) -> list[str]:
-        """Top-level fields that differ between the expected version and the live one."""
-        try:
-            versions = await self.writer.list_versions(agent_id)
-        except ProviderError:
-            return []
-        old = next((v for v in versions if v.get("version") == expected), None)
-        if old is None:
-            return []
-        keys = (set(old) | set(live)) - _BOOKKEEPING_FIELDS
-        return sorted(k for k in keys if old.get(k) != live.get(k))
-
-    async def _archive_or_delete(
-        self, action: Action, remote_id: str, parent_id: str | None, *, delete: bool
-    ) -> JSON | None:
-        """Archive (or delete) one object; already gone (404) counts as done."""
-        try:
-            if delete:
-                await self.writer.delete(action.kind, remote_id, parent_id=parent_id)
-                return None
-            return await self.writer.archive(action.kind, remote_id, parent_id=parent_id)
-        except NotFoundError:
-            return None
-
     # -- placeholders ----------------------------------------------------------------------
 
     def _resolve(self, value: Any, action: Action, ctx: _Resolved) -> Any:
@@ -738,7 +566,7 @@ class _Run:
     def _id_of(self, address: str, action: Action) -> str:
         dep = self.outcomes.get(address)
         if dep is None or not dep.ok or not dep.remote_id:
-            raise _ActionFailed(
+            raise ActionFailed(
                 f"not attempted: {action.address} refers to {address}, which has no "
                 "successful action in this apply"
             )
@@ -770,17 +598,17 @@ class _Run:
         target = getattr(action, "target", None)
         digest = target.skill.digest if target is not None and target.skill else None
         if self.read_files is None:
-            raise _ActionFailed(f"not attempted: this apply cannot read the files of {skill}")
+            raise ActionFailed(f"not attempted: this apply cannot read the files of {skill}")
         try:
             return self.read_files(skill, digest)
         except Exception as e:
-            raise _ActionFailed(f"not attempted: {e}") from e
+            raise ActionFailed(f"not attempted: {e}") from e
 
     def _secret(self, path: str, action: Action, ctx: _Resolved) -> str:
         try:
             value = self.resolve_secret(action.address, path)
         except Exception as e:
-            raise _ActionFailed(
+            raise ActionFailed(
                 f"not attempted: could not read the secret {path} of {action.address}: "
                 f"{type(e).__name__}: {e}"
             ) from e
@@ -826,20 +654,6 @@ def _placeholder_addresses(value: Any) -> Iterator[str]:
             yield from _placeholder_addresses(v)
 
 
-def _name(obj: JSON) -> str | None:
-    name = obj.get("name")
-    return str(name) if name else None
-
-
-def _credential_key(obj: JSON) -> str | None:
-    """A credential's key, unique among the active credentials of its vault."""
-    auth = obj.get("auth")
-    if not isinstance(auth, dict):
-        return None
-    key = auth.get("mcp_server_url") or auth.get("secret_name")
-    return str(key) if key else None
-
-
 def _failed(action: Action, error: str) -> Outcome:
     return Outcome(
         action,
@@ -852,15 +666,3 @@ def _failed(action: Action, error: str) -> Outcome:
 
 def _verb(action: Action) -> str:
     return "record" if action.type == "noop" else action.type
-
-
-def _describe(error: BaseException) -> str:
-    """A provider error as one clause: its message, with status and request id once."""
-    if not isinstance(error, ProviderError):
-        return f"{type(error).__name__}: {error}"
-    message = error.message or type(error).__name__
-    if error.request_id and error.request_id in message:
-        return message  # the client already said where (status, type, request id)
-    bits = [str(error.status)] if error.status is not None else []
-    bits += [b for b in (error.error_code, error.request_id and f"request {error.request_id}") if b]
-    return f"{message} ({', '.join(bits)})" if bits else message
