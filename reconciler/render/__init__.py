@@ -10,8 +10,10 @@ rich and the standard library; they never print - the caller writes the returned
     render_plan(plan, "json")                                   # docs/json-format.md, for CI
     render_plan(plan, "markdown")                               # a PR comment, < 65,536 chars
 
-Modules: ``values`` (how one value reads), ``outline`` (what a reader sees, format-free),
-``text``, ``markdown``, ``json_format``.
+Modules: ``values`` (how one value reads), ``blocks`` (the shapes a reader sees, and the
+lines of values), ``outline`` (what a reader sees of a plan or drift report, format-free),
+``rollouts`` (how pin moves, held candidates and skill chains read), ``text``, ``markdown``,
+``json_format``.
 """
 
 from __future__ import annotations

@@ -14,20 +14,16 @@ import re
 from dataclasses import dataclass
 
 from reconciler.engine.model import DriftReport, Plan
+from reconciler.render.blocks import Block, LeftAlone, Line, Outline
 from reconciler.render.outline import (
     CONFLICTS_HEADING,
-    HELD_HEADING,
     POLICY_WARNINGS_HEADING,
-    SKILL_CHAINS_HEADING,
     TWINS_HEADING,
-    Block,
-    LeftAlone,
-    Line,
-    Outline,
     counted_drift_types,
     drift_outline,
     plan_outline,
 )
+from reconciler.render.rollouts import HELD_HEADING, SKILL_CHAINS_HEADING
 from reconciler.render.values import ELLIPSIS, truncate
 
 #: GitHub's maximum comment body, in characters.

@@ -3,12 +3,14 @@
 Text and Markdown differ only in typography; which blocks exist, in which order, what their
 headlines say and which detail lines they carry is decided once, here, from the engine's data.
 This module does no styling, no escaping and no I/O, and decides nothing the engine decided.
+The shapes it fills are ``blocks``'; the rollout parts of a plan (pin moves, held candidates,
+skill chains) read as ``rollouts`` says.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Literal, assert_never
+from dataclasses import replace
+from typing import assert_never
 
 from reconciler.engine.model import (
     FOUND_BY_SLUG,
@@ -29,278 +31,39 @@ from reconciler.engine.model import (
     Plan,
     PolicyWarning,
     Replace,
-    SkillChain,
     Twin,
     Update,
     found_by,
     skill_version_words,
 )
+from reconciler.render.blocks import (
+    SIGN_TONE,
+    Block,
+    Exposure,
+    LeftAlone,
+    Line,
+    Outline,
+    Radius,
+    Tone,
+    body_lines,
+    change_lines,
+    changes_shortened,
+    read_labels,
+)
+from reconciler.render.rollouts import (
+    chain_view,
+    check_sessions_message,
+    held_items,
+    pin_block,
+    pin_facts,
+)
 from reconciler.render.values import (
     ELLIPSIS,
     MAX_DIFF_LINES,
     inline,
-    is_multiline,
     is_shortened,
     printable,
-    unified_diff,
 )
-
-#: The style a renderer gives a sign or a headline.
-Tone = Literal["create", "update", "replace", "remove", "drift", "unmanaged", "muted", "risky"]
-
-#: Labels (as read by ``label_name``) of changes to what an agent can do or reach.
-RISKY_LABELS: frozenset[str] = frozenset({"tools", "MCP servers", "skills"})
-
-#: The engine may label with field names or with readable names; both read the same.
-_LABEL_NAMES = {
-    "system": "system prompt",
-    "mcp_servers": "MCP servers",
-    "execution_identity": "execution identity",
-}
-
-#: Columns before a block's detail lines in text (``      ~ model.id: ...``).
-DETAIL_INDENT = 6
-
-_SIGN_TONE: dict[str, Tone] = {"+": "create", "-": "remove", "~": "update"}
-
-
-@dataclass(frozen=True)
-class Line:
-    """One detail line of a block.
-
-    ``sign`` is ``+``, ``-``, ``~`` or ``""``; ``glued`` lines are unified-diff lines whose sign
-    is the diff's own first column (``-old line``), so nothing goes between sign and text.
-    ``depth`` counts nesting below the block's detail indent.
-    """
-
-    text: str
-    sign: str = ""
-    depth: int = 0
-    glued: bool = False
-    tone: Tone | None = None
-
-
-@dataclass(frozen=True)
-class Block:
-    """One headline (``~ agent.reviewer  update  version 3 -> 4  [model]``) and its details."""
-
-    sign: str
-    tone: Tone
-    address: str
-    kind: str
-    verb: str
-    #: short facts after the verb, e.g. ``version 3 -> 4``
-    facts: tuple[str, ...] = ()
-    #: readable names of what changed, e.g. ``model``, ``system prompt``
-    labels: tuple[str, ...] = ()
-    risky: tuple[str, ...] = ()
-    lines: tuple[Line, ...] = ()
-
-
-@dataclass(frozen=True)
-class Exposure:
-    """One deployment in a blast radius: ``follows latest: affected by this apply``."""
-
-    deployment: str
-    phrase: str
-    affected_now: bool
-
-
-@dataclass(frozen=True)
-class Radius:
-    """The deployments that use one changed or archived resource."""
-
-    address: str
-    #: the action on ``address`` (``update``, ``archive``...), or ``""``
-    action: str
-    exposures: tuple[Exposure, ...]
-
-
-@dataclass(frozen=True)
-class LeftAlone:
-    """A resource the plan did not touch on purpose (a ``Note``)."""
-
-    address: str
-    remote_id: str | None
-    message: str
-
-
-@dataclass(frozen=True)
-class Chain:
-    """A skill's new version and what it reaches, as lines: the skill, each agent that
-    follows it (``agent.coder  version 3 -> 4  [skills]``) with the deployment pins that
-    agent's new version moves (``deployment.nightly  pin agent.coder@3 -> @4 ...``)."""
-
-    skill: str
-    words: str
-    agents: tuple[tuple[str, tuple[str, ...]], ...]
-
-
-SKILL_CHAINS_HEADING = (
-    "Skill rollouts (a skill's new version, the agents that follow it, their deployments):"
-)
-
-
-def chain_view(chain: SkillChain) -> Chain:
-    """``Chain`` lines of one ``SkillChain``."""
-    agents = []
-    for a in chain.agents:
-        if a.from_version is None:
-            line = f"{a.agent}  version {a.to_version or 1}  [skills]"
-        else:
-            to = "next" if a.to_version is None else str(a.to_version)
-            line = f"{a.agent}  version {a.from_version} -> {to}  [skills]"
-        pins = tuple(
-            f"{m.deployment}  pin {' '.join(pin_facts(m))}"
-            for m in chain.pin_moves
-            if m.agent == a.agent
-        )
-        agents.append((line, pins))
-    return Chain(chain.skill, printable(chain.summary), tuple(agents))
-
-
-@dataclass(frozen=True)
-class Outline:
-    """A plan or drift report as blocks and closing sections, ready for a format."""
-
-    title: str
-    legend: tuple[tuple[str, str], ...]
-    blocks: tuple[Block, ...]
-    blast_radius: tuple[Radius, ...]
-    notes: tuple[LeftAlone, ...]
-    unchanged: int
-    summary: str
-    empty_message: str | None
-    #: second live objects claiming a managed address (``Twin``), as address, id, message
-    twins: tuple[LeftAlone, ...] = ()
-    #: lockfile entries whose object is not ours (``Conflict``)
-    conflicts: tuple[LeftAlone, ...] = ()
-    #: some value or diff was cut short (``full`` was not asked for)
-    shortened: bool = False
-    #: a targeted plan: how many resources outside the targets have changes too
-    untargeted_message: str | None = None
-    #: advisory policy rules broken: address, where it is written (as ``remote_id``), message
-    policy_warnings: tuple[LeftAlone, ...] = ()
-    #: candidates the lockfile holds (``HeldCandidate``): their pins stay
-    held: tuple[LeftAlone, ...] = ()
-    #: ``Apply would start 2 check sessions ...``: what the rollout checks cost, or None
-    check_sessions: str | None = None
-    #: each skill's new version, then the agents that follow it, then their deployments
-    skill_chains: tuple[Chain, ...] = ()
-
-
-# --- values and field changes --------------------------------------------------------------
-
-
-def change_lines(
-    changes: tuple[FieldChange, ...],
-    *,
-    old_label: str,
-    new_label: str,
-    width: int,
-    full: bool = False,
-) -> tuple[Line, ...]:
-    """Detail lines of field changes: ``~ path: old -> new``; multi-line strings as a diff.
-
-    A change whose line would be wider than ``width`` shows old and new on lines of their own.
-    Long values and long diffs are shortened unless ``full``.
-    """
-    lines: list[Line] = []
-    for c in changes:
-        sign = {"add": "+", "remove": "-", "change": "~"}[c.op]
-        tone = _SIGN_TONE[sign]
-        path = printable(c.path)
-        if not c.sensitive and (is_multiline(c.old) or is_multiline(c.new)):
-            lines.append(Line(f"{path}:", sign, tone=tone))
-            lines.extend(
-                _diff_lines(c.old, c.new, old_label=old_label, new_label=new_label, full=full)
-            )
-        elif c.op == "add":
-            new = inline(c.new, sensitive=c.sensitive, full=full)
-            lines.append(Line(f"{path}: {new}", sign, tone=tone))
-        elif c.op == "remove":
-            old = inline(c.old, sensitive=c.sensitive, full=full)
-            lines.append(Line(f"{path}: {old}", sign, tone=tone))
-        else:
-            old = inline(c.old, sensitive=c.sensitive, full=full)
-            new = inline(c.new, sensitive=c.sensitive, full=full)
-            text = f"{path}: {old} -> {new}"
-            if DETAIL_INDENT + 2 + len(text) <= width:
-                lines.append(Line(text, sign, tone=tone))
-            else:
-                lines.append(Line(f"{path}:", sign, tone=tone))
-                lines.append(Line(old, "-", depth=1, tone="remove"))
-                lines.append(Line(new, "+", depth=1, tone="create"))
-    return tuple(lines)
-
-
-def changes_shortened(changes: tuple[FieldChange, ...]) -> bool:
-    """Whether ``change_lines`` without ``full`` cuts any of these changes short."""
-    for c in changes:
-        if c.sensitive:
-            continue
-        if is_multiline(c.old) or is_multiline(c.new):
-            diff = unified_diff(c.old, c.new, old_label="", new_label="", full=True)
-            if len(diff) > MAX_DIFF_LINES:
-                return True
-        elif is_shortened(c.old) or is_shortened(c.new):
-            return True
-    return False
-
-
-def _diff_lines(
-    old: Any, new: Any, *, old_label: str, new_label: str, full: bool = False
-) -> list[Line]:
-    out: list[Line] = []
-    for text in unified_diff(old, new, old_label=old_label, new_label=new_label, full=full):
-        if text.startswith(("---", "+++", "@@")):
-            out.append(Line(text, depth=1, tone="muted"))
-        elif text[:1] in ("+", "-", " "):
-            sign = text[0].strip()
-            out.append(Line(text[1:], sign or " ", depth=1, glued=True, tone=_SIGN_TONE.get(sign)))
-        else:
-            out.append(Line(text, depth=1, tone="muted"))
-    return out
-
-
-def body_lines(body: dict[str, Any], *, full: bool = False) -> tuple[Line, ...]:
-    """A create body's top-level fields, sorted: ``+ model: "claude-sonnet-4-6"``."""
-    lines: list[Line] = []
-    for key in sorted(body):
-        value = body[key]
-        if is_multiline(value):
-            lines.append(Line(f"{printable(key)}:", "+", tone="create"))
-            texts = str(value).splitlines()
-            shown = texts if full else texts[:MAX_DIFF_LINES]
-            for text in shown:
-                lines.append(Line(printable(text), "+", depth=1, glued=True, tone="create"))
-            if len(texts) > len(shown):
-                more = f"{ELLIPSIS} {len(texts) - len(shown)} more lines not shown"
-                lines.append(Line(more, depth=1, tone="muted"))
-        else:
-            lines.append(Line(f"{printable(key)}: {inline(value, full=full)}", "+", tone="create"))
-    return tuple(lines)
-
-
-def label_name(label: str) -> str:
-    """``mcp_servers`` -> ``MCP servers``; readable and unknown labels read as themselves."""
-    return _LABEL_NAMES.get(label, label.replace("_", " "))
-
-
-def read_labels(labels: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Readable labels of an update and the risky ones among them.
-
-    A lone ``metadata`` reads ``metadata only``; the engine's own ``risky`` marker is not a
-    label of its own (it becomes the warning line and the colour of the risky labels).
-
-    Example: ``read_labels(("model", "mcp_servers", "risky")) ==
-    (("model", "MCP servers"), ("MCP servers",))``.
-    """
-    names = tuple(label_name(lb) for lb in labels if lb != "risky")
-    if names == ("metadata",):
-        names = ("metadata only",)
-    return names, tuple(n for n in names if n in RISKY_LABELS)
-
 
 # --- plans ---------------------------------------------------------------------------------
 
@@ -382,7 +145,7 @@ def _skill_version_block(action: Update) -> Block:
     lines = [_reason(action.reason), _remote(action.remote_id)]
     for c in action.changes:
         sign = {"add": "+", "remove": "-", "change": "~"}[c.op]
-        lines.append(Line(printable(c.path), sign, tone=_SIGN_TONE[sign]))
+        lines.append(Line(printable(c.path), sign, tone=SIGN_TONE[sign]))
     words = printable(skill_version_words(action.changes))
     return Block("~", "update", action.address, action.kind, words, lines=tuple(lines))
 
@@ -420,75 +183,6 @@ def moved_record_block(action: NoOp) -> Block:
     shown = moved_address(action.moved_from, action.address)
     lines = (_reason(action.reason), _remote(action.remote_id))
     return Block("~", "update", shown, action.kind, "moved", ("(lockfile only)",), lines=lines)
-
-
-def pin_facts(move: PinMove) -> tuple[str, str]:
-    """``("agent.reviewer@3 -> @4", "(follows latest)")``: what a pin move says; a gated
-    move says how (``agent.reviewer@3 -> @4 after 2 checks``)."""
-    old = "none" if move.old is None else str(move.old)
-    new = "latest" if move.new is None else str(move.new)
-    if move.gate == "rollback":
-        how = "(rollback)"
-    elif move.follows_latest and move.new is None:
-        how = "(follows latest; the number is resolved at apply)"
-    else:
-        how = "(follows latest)" if move.follows_latest else "(pinned)"
-    return f"{move.agent}@{old} -> @{new}{gate_words(move)}", how
-
-
-def gate_words(move: PinMove) -> str:
-    """`` after 2 checks``, `` WITHOUT its checks (--skip-checks)``... or ``""``."""
-    n = f"{move.checks} check{'s' if move.checks != 1 else ''}"
-    match move.gate:
-        case None:
-            return ""
-        case "checks":
-            return f" after {n}"
-        case "retry-held":
-            after = f" after {n}" if move.checks else ""
-            return f"{after} (retrying a held candidate)"
-        case "skip-checks":
-            return " WITHOUT its checks (--skip-checks)"
-        case "rollback":
-            return ""  # said by pin_facts' second fact
-        case _:
-            assert_never(move.gate)
-
-
-def held_items(plan: Plan) -> tuple[LeftAlone, ...]:
-    """``deployment.nightly: agent.reviewer v2 held: ...; the pin stays at @1 ...``."""
-    out = []
-    for h in sorted(plan.held, key=lambda h: (h.deployment, h.agent, h.version)):
-        stays = f"; the pin stays at @{h.stays_at}" if h.stays_at is not None else ""
-        # a deployment without checks (rolled back from a version) has no checks to run
-        retry = "runs its checks again" if h.checks else "moves the pin to it again"
-        message = f"{h.agent} {h.message}{stays} (`reconciler apply --retry-held` {retry})"
-        out.append(LeftAlone(h.deployment, None, printable(message)))
-    return tuple(out)
-
-
-HELD_HEADING = "Held candidates (their deployments' pins stay):"
-
-
-def check_sessions_message(plan: Plan) -> str | None:
-    """``Apply would start 2 check sessions (rollout checks; each uses model time).``"""
-    n = plan.check_sessions
-    if not n:
-        return None
-    return (
-        f"Apply would start {n} check session{'s' if n != 1 else ''} (rollout checks; on a "
-        "real provider each uses model time)."
-    )
-
-
-def pin_block(move: PinMove) -> Block:
-    """``~ deployment.nightly  pin  agent.reviewer@3 -> @4  (follows latest)``.
-
-    Only for a pin move whose deployment has no changing action of its own; otherwise the
-    move is a fact of that action's block (``with_pin``), so the deployment reads once.
-    """
-    facts = pin_facts(move)
-    return Block("~", "update", move.deployment, "deployment", verb="pin", facts=facts)
 
 
 def pinned_update_block(action: Update, move: PinMove, *, width: int, full: bool) -> Block:

@@ -15,20 +15,15 @@ from io import StringIO
 from typing import TYPE_CHECKING
 
 from reconciler.engine.model import CHANGE_TYPES, DriftReport, Plan
+from reconciler.render.blocks import DETAIL_INDENT, Block, Line, Outline, Tone
 from reconciler.render.outline import (
     CONFLICTS_HEADING,
-    DETAIL_INDENT,
-    HELD_HEADING,
     POLICY_WARNINGS_HEADING,
-    SKILL_CHAINS_HEADING,
     TWINS_HEADING,
-    Block,
-    Line,
-    Outline,
-    Tone,
     drift_outline,
     plan_outline,
 )
+from reconciler.render.rollouts import HELD_HEADING, SKILL_CHAINS_HEADING
 from reconciler.render.values import printable
 
 if TYPE_CHECKING:  # rich loads when coloured text is rendered, not by validate/fmt/schema
