@@ -6,14 +6,9 @@ from typing import Any
 
 import pytest
 
-from reconciler.engine.derive import (
-    canonical,
-    derive_documents,
-    env_var_name,
-    key_order,
-    slugify,
-)
+from reconciler.engine.derive import derive_documents, env_var_name, slugify
 from reconciler.engine.drift import Unmanaged
+from reconciler.engine.keyorder import canonical, key_order
 from reconciler.manifest import Document
 
 

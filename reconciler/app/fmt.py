@@ -10,9 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.engine.derive import (
-    key_order,
-)
+from reconciler.engine.keyorder import key_order
 from reconciler.errors import (
     FormatError,
     ManifestError,
@@ -115,7 +113,7 @@ def _comments(text: str) -> Counter[str]:
 
 
 def format_text(text: str, *, name: str = "<string>") -> str:
-    """``text`` in canonical form: key order (see ``engine.derive.key_order``), two-space
+    """``text`` in canonical form: key order (see ``engine.keyorder.key_order``), two-space
     indentation, sequences indented under their key, one ``---`` between documents, every
     comment and every quoting style kept.
 
