@@ -180,3 +180,23 @@ def test_prune_over_tcp(workdir: Path, tcp_provider: str) -> None:
     ok(*url, "apply", "--prune", "--auto-approve")
     assert "skill.pdf-tools" not in lockfile()["resources"]
     plan_is_clean(*url)
+
+
+def test_agents_pinning_one_old_version_cost_one_version_listing(workdir: Path) -> None:
+    """A pin to a version neither recorded nor the live latest is checked against the
+    skill's version list: once per skill, however many agents pin it."""
+    from support.gitops import DB
+    from support.reliability import provider
+
+    with provider(Path(DB)) as (url, tap):
+        at = ("--provider-url", url)
+        ok(*at, "apply", "--auto-approve")
+        old = upload_by_hand(skill_id(), {"SKILL.md": SKILL_MD, "fill.py": "print(2)\n"})
+        upload_by_hand(skill_id(), {"SKILL.md": SKILL_MD, "fill.py": "print(3)\n"})
+        pinned = AGENT.replace("{ref: pdf-tools}", f"{{ref: pdf-tools, version: {old}}}")
+        (workdir / "manifests/agents.yaml").write_text(
+            "\n---\n".join(pinned.replace("name: coder", f"name: coder-{i}") for i in range(3))
+        )
+        before = tap.count("GET", r"/v1/skills/[^/]+/versions$")
+        ok(*at, "plan")
+        assert tap.count("GET", r"/v1/skills/[^/]+/versions$") - before == 1

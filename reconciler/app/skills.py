@@ -116,6 +116,7 @@ async def check_skills(
                 "name (and remove this one with --prune)"
             )
         _check_display_name(manifests, address, live[entry.id])
+    listed: dict[str, set[str]] = {}  # skill -> the versions its listing gave, read once
     for doc in manifests.by_kind("Agent"):
         if not isinstance(doc.spec, AgentSpec):
             continue
@@ -123,7 +124,7 @@ async def check_skills(
             if not isinstance(item, SkillRef) or item.version is None:
                 continue
             skill = f"skill.{item.ref}"
-            known = await _versions(client, skill, lockfile, live, item.version)
+            known = await _versions(client, skill, lockfile, live, item.version, listed)
             if item.version not in known:
                 where = manifests.location(doc.address, f"skills[{index}].version")
                 shown = ", ".join(sorted(known)[-5:]) or "none yet: it is uploaded by this apply"
@@ -173,21 +174,29 @@ def _check_display_name(manifests: ManifestSet, address: str, live: JSON) -> Non
 
 
 async def _versions(
-    client: ProviderClient, skill: str, lockfile: Lockfile, live: dict[str, JSON], wanted: str
+    client: ProviderClient,
+    skill: str,
+    lockfile: Lockfile,
+    live: dict[str, JSON],
+    wanted: str,
+    listed: dict[str, set[str]],
 ) -> set[str]:
     """The versions of ``skill`` known to exist: those recorded, the live latest, and when
-    ``wanted`` is none of them, every version the provider lists."""
+    ``wanted`` is none of them, every version the provider lists (kept in ``listed``, so
+    agents pinning the same skill share one listing)."""
     entry = lockfile.resources.get(skill)
     if entry is None or entry.id not in live:
         return set()
     known = set(entry.uploaded) | {live[entry.id].get("latest_version_id") or ""}
     if wanted in known:
         return known
-    try:
-        listed = await client.skills.versions.list(entry.id).to_list()
-    except ProviderError:
-        return known
-    return known | {str(v["id"]) for v in listed}
+    if skill not in listed:
+        try:
+            versions = await client.skills.versions.list(entry.id).to_list()
+        except ProviderError:
+            return known
+        listed[skill] = {str(v["id"]) for v in versions}
+    return known | listed[skill]
 
 
 def skill_files(manifests: ManifestSet) -> SkillFileReader:
