@@ -200,3 +200,44 @@ def test_agents_pinning_one_old_version_cost_one_version_listing(workdir: Path) 
         before = tap.count("GET", r"/v1/skills/[^/]+/versions$")
         ok(*at, "plan")
         assert tap.count("GET", r"/v1/skills/[^/]+/versions$") - before == 1
+
+
+def test_after_a_lost_lockfile_the_skills_latest_versions_are_read_side_by_side(
+    workdir: Path,
+) -> None:
+    """Finding skills again by their slug reads each one's latest version: those reads go
+    out together, not one skill after another (20 skills, 20 ms each)."""
+    from support.gitops import DB
+    from support.reliability import provider
+
+    from reconciler.provider.local import FaultConfig
+
+    docs = []
+    for i in range(20):
+        root = workdir / f"manifests/skills/s{i}"
+        root.mkdir(parents=True)
+        (root / "SKILL.md").write_text(SKILL_MD.replace("pdf-tools", f"s{i}"))
+        docs.append(f"kind: Skill\nname: s{i}\nspec:\n  source: skills/s{i}\n")
+    (workdir / "manifests/skills.yaml").write_text("---\n".join(docs))
+    in_flight = {"now": 0, "most": 0}
+
+    def counting(app: Any) -> Any:
+        async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+            reading = scope["type"] == "http" and "/versions/" in scope.get("path", "")
+            in_flight["now"] += reading
+            in_flight["most"] = max(in_flight["most"], in_flight["now"])
+            try:
+                await app(scope, receive, send)
+            finally:
+                in_flight["now"] -= reading
+
+        wrapped.state = app.state  # type: ignore[attr-defined]
+        return wrapped
+
+    with provider(Path(DB), FaultConfig(latency_ms=20), wrap=counting) as (url, _tap):
+        ok("--provider-url", url, "apply", "--auto-approve")
+        Path("state/reconciler.lock").unlink()
+        in_flight["most"] = 0
+        shown = ok("--provider-url", url, "plan").stdout
+    assert "found again by its slug" in shown
+    assert in_flight["most"] > 1, "the latest versions were read one skill at a time"

@@ -20,6 +20,7 @@ A skill has no metadata, and its list says only each skill's ``latest_version_id
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -63,26 +64,31 @@ async def describe_skills(
             shown = doc.spec.display_name if doc and isinstance(doc.spec, SkillSpec) else None
             wanted.setdefault(source.slug, set()).add(shown or source.slug)
     skills = client.skills.versions
-    found: dict[str, JSON] = dict(observed.skill_versions)
-    for skill in live:
+
+    async def read(skill: JSON) -> JSON | None:
+        """What the plan must know of ``skill``'s latest version (None: nothing)."""
         latest = skill["latest_version_id"]
         entry = entries.get(skill["id"])
         if entry is not None:
             if latest in entry.uploaded:
-                continue
+                return None
             name = entry.slug
         elif any(skill.get("display_name") in names for names in wanted.values()):
             name = (await skills.retrieve(skill["id"], latest)).get("name")
             if name not in wanted:
-                found[skill["id"]] = {"id": latest, "name": name}
-                continue
+                return {"id": latest, "name": name}
         else:
-            continue
+            return None
         files = archive_files(await skills.download(skill["id"], latest))
         info: JSON = {"id": latest, "name": name}
         if files is not None:
             info.update(files=files, digest=files_digest(files))
-        found[skill["id"]] = info
+        return info
+
+    # side by side: the client bounds how many requests are in flight
+    read_all = await asyncio.gather(*(read(skill) for skill in live))
+    found: dict[str, JSON] = dict(observed.skill_versions)
+    found.update({s["id"]: info for s, info in zip(live, read_all, strict=True) if info})
     return replace(observed, skill_versions=found)
 
 
