@@ -69,6 +69,31 @@ async def test_the_default_client_uses_the_asyncio_backend(tcp_provider: str) ->
         assert [a["id"] for a in every] == [created["id"]]
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_the_client_runs_on_a_uvloop_loop(tcp_provider: str, host: str) -> None:
+    """A library user's program on uvloop (a uvicorn or FastAPI app calling the runtime API):
+    uvloop's transports are not ``asyncio.Transport`` subclasses and its ``create_connection``
+    has no ``happy_eyeballs_delay``; a host name takes that path, an IP literal the other."""
+    uvloop = pytest.importorskip("uvloop")
+    url = tcp_provider.replace("127.0.0.1", host)
+
+    async def use() -> list[str]:
+        async with ProviderClient(url, "test", max_connections=4) as client:
+            made = await asyncio.gather(
+                *(
+                    client.agents.create({"name": f"u{i}", "model": "claude-sonnet-4-6"})
+                    for i in range(12)
+                )
+            )
+            listed = await client.agents.list(include_archived=True).to_list()
+        assert isinstance(asyncio.get_running_loop(), uvloop.Loop)
+        return sorted(a["id"] for a in made) + sorted(a["id"] for a in listed)
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        ids = runner.run(use())
+    assert ids[:12] == ids[12:] and len(set(ids[:12])) == 12
+
+
 async def test_many_concurrent_requests_share_a_few_connections(tcp_provider: str) -> None:
     async with ProviderClient(tcp_provider, "test", max_connections=8) as client:
         made = await asyncio.gather(

@@ -30,7 +30,7 @@ import ssl
 import urllib.request
 from collections.abc import Callable, Coroutine, Iterable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
 import httpcore
 import httpx
@@ -151,10 +151,11 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         # Happy eyeballs only races several addresses of a name; an IP literal has one, and
         # Python 3.11's staggered race can leak the winning socket when the connect is
         # cancelled (a ResourceWarning seen once in the slow suite under a 0.4 s timeout).
-        delay = None if _is_ip_literal(host) else 0.25
-        opening = loop.create_connection(
-            _Protocol, host, port, local_addr=local, happy_eyeballs_delay=delay
-        )
+        # Only asyncio's own loops race: uvloop (a library user's loop, or the runtime API
+        # inside a uvicorn app) has no ``happy_eyeballs_delay`` and connects in order.
+        race = not _is_ip_literal(host) and isinstance(loop, asyncio.BaseEventLoop)
+        kwargs: dict[str, Any] = {"happy_eyeballs_delay": 0.25} if race else {}
+        opening = loop.create_connection(_Protocol, host, port, local_addr=local, **kwargs)
         return await _connect(opening, timeout, f"{host}:{port}", socket_options)
 
     async def connect_unix_socket(
@@ -216,8 +217,9 @@ class _Protocol(asyncio.Protocol):
     # -- asyncio callbacks -----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # asyncio's stream transports subclass ``asyncio.Transport``; uvloop's have the same
+        # methods without the base class, so this is a cast, not a check
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
