@@ -108,14 +108,38 @@ def apply_once(tree: Path, workload: Workload, tmp: Path) -> tuple[float, float]
     return seconds, usage.ru_utime + usage.ru_stime
 
 
+def floor_once(workload: Workload, tmp: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of ``bench/floor.py``: the same creates, no HTTP library."""
+    work = Path(tempfile.mkdtemp(prefix="floor-", dir=tmp))
+    with ChildProcess(work / "provider.db", latency_ms=LATENCY_MS) as provider:
+        script = str(ROOT / "bench/floor.py")
+        args = [sys.executable, script, provider.url, str(workload.agents), str(PARALLELISM)]
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _, _status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        out, err = proc.communicate()
+        posts = provider.stats().get("POST", 0)
+    if posts != workload.resources or int(out or 0) != workload.resources:
+        raise RuntimeError(f"floor: {posts} creates seen, {out!r} {err[-2000:]!r}")
+    shutil.rmtree(work)
+    return seconds, usage.ru_utime + usage.ru_stime
+
+
 def bench_apply(trees: dict[str, Path], agents: int, repeat: int, tmp: Path) -> None:
+    """Ours (and a baseline) against the ideal, and the floor (``bench/floor.py``) in turn."""
     workload = Workload.of_size(agents)
     ideal = workload.resources * LATENCY_MS / 1000 / PARALLELISM
-    times: dict[str, list[float]] = {name: [] for name in trees}
-    cpus: dict[str, list[float]] = {name: [] for name in trees}
+    names = [*trees, "floor (no HTTP library)"]
+    times: dict[str, list[float]] = {name: [] for name in names}
+    cpus: dict[str, list[float]] = {name: [] for name in names}
     for i in range(repeat):
-        for name, tree in trees.items():
-            seconds, cpu = apply_once(tree, workload, tmp)
+        for name in names:
+            tree = trees.get(name)
+            if tree is None:
+                seconds, cpu = floor_once(workload, tmp)
+            else:
+                seconds, cpu = apply_once(tree, workload, tmp)
             times[name].append(seconds)
             cpus[name].append(cpu)
             print(
