@@ -197,11 +197,29 @@ def _change_agent_out_of_band(db: Path, agent_id: str) -> None:
     asyncio.run(change())
 
 
-def test_a_saved_plan_needs_no_prune_or_target(workdir: Path) -> None:
+@pytest.mark.parametrize(
+    "flag",
+    [
+        ("--target", "agent.coder"),
+        ("--prune",),
+        ("--allow-empty",),
+        ("--skip-checks",),
+        ("--retry-held",),
+    ],
+)
+def test_a_saved_plan_needs_no_prune_or_target(workdir: Path, flag: tuple[str, ...]) -> None:
     ok("plan", "--out", "plan.json")
-    result = cli("apply", "plan.json", "--target", "agent.coder")
+    result = cli("apply", "plan.json", *flag)
     assert result.exit_code == 1
     assert "decided when planning" in result.stderr
+    assert not (workdir / "state" / "reconciler.lock").exists()
+
+
+def test_a_saved_plan_applies_with_allow_origin_change(workdir: Path) -> None:
+    """The origin is checked again when a saved plan is applied, so the flag still counts."""
+    ok("plan", "--out", "plan.json")
+    ok("apply", "plan.json", "--allow-origin-change")
+    assert lockfile(workdir)["resources"]
 
 
 def test_target_plans_and_applies_only_that_address(workdir: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from reconciler.app import Settings, apply, make_plan
+from reconciler.app import PlanChoices, Settings, apply, make_plan
 from reconciler.engine.model import Plan
 from reconciler.provider.local import create_app
 
@@ -194,7 +194,7 @@ def settings(workdir: Path) -> Settings:
 
 
 async def plan_of(workdir: Path, **kw: object) -> Plan:
-    return (await make_plan(settings(workdir), **kw)).plan  # type: ignore[arg-type]
+    return (await make_plan(settings(workdir), PlanChoices(**kw))).plan  # type: ignore[arg-type]
 
 
 async def converge(workdir: Path) -> None:
@@ -389,7 +389,7 @@ async def test_removed_document_is_left_alone_without_prune(workdir: Path) -> No
     pruned = await plan_of(workdir, prune=True)
     (archive,) = pruned.changes
     assert archive.type == "archive" and archive.address == "environment.data"
-    result = await apply(settings(workdir), prune=True)
+    result = await apply(settings(workdir), PlanChoices(prune=True))
     assert result is not None and result.report.ok
     plan = await plan_of(workdir, prune=True)
     assert not plan.has_changes and not plan.notes

@@ -33,7 +33,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, example, given, note, settings
 from hypothesis import strategies as st
 
-from reconciler.app import Settings, apply, load_plan, make_plan
+from reconciler.app import PlanChoices, Settings, apply, load_plan, make_plan
 from reconciler.errors import LockfileError, ManifestError, PlanError
 from reconciler.manifest import ManifestSet, load_manifests
 from reconciler.provider.local import create_app
@@ -533,10 +533,10 @@ def _roundtrip(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> Non
             for docs, prune in ((first, False), (second, True)):
                 docs = _with_pins(_with_skill(docs, *uploaded), s.lockfile)
                 _write(root / "manifests", docs)
-                result = asyncio.run(apply(s, prune=prune))
+                result = asyncio.run(apply(s, PlanChoices(prune=prune)))
                 assert result is not None
                 assert not result.report.failures, (result.report.failures, docs)
-                again = asyncio.run(make_plan(s, prune=prune)).plan
+                again = asyncio.run(make_plan(s, PlanChoices(prune=prune))).plan
                 changes = [
                     (
                         a.address,

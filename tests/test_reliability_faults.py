@@ -416,7 +416,7 @@ async def test_latency_spikes_beyond_the_client_timeout_are_lost_answers(
 ) -> None:
     """With a 0.4 s client timeout, a 1 s spike after the provider answered is a lost answer
     (the write happened, the client timed out): the library API must still converge."""
-    from reconciler.app import Settings, apply, make_plan
+    from reconciler.app import PlanChoices, Settings, apply, make_plan
 
     url_of_state = _backend(backend, request)
 
@@ -475,7 +475,8 @@ async def test_latency_spikes_beyond_the_client_timeout_are_lost_answers(
                     db_path=db,
                     backend=url_of_state,
                 ),
-                allow_origin_change=True,  # the embedded provider over the server's database
+                # the embedded provider over the server's database
+                PlanChoices(allow_origin_change=True),
             )
         ).plan
         assert not plan.has_changes, plan.summary

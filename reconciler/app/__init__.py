@@ -5,7 +5,7 @@ rendering, so a program (a CI job, a GitOps bot) can drive the reconciler withou
 
     workspace.py  Settings (where things are), connect, observe, the apply lock, origins
     secrets.py    SecretSource: secret values read when needed, never stored
-    plan.py       make_plan: load, refresh, build the plan
+    plan.py       make_plan: load, refresh, build the plan (PlanChoices: what it is asked)
     planfile.py   save_plan / load_plan: a plan bound to the manifests it was made from
     apply.py      apply: execute a plan under the apply lock, every outcome recorded
     drift.py      drift: live state vs the lockfile and the manifests
@@ -38,7 +38,7 @@ from reconciler.app.fmt import (
     format_text,
     manifest_files,
 )
-from reconciler.app.plan import PlanResult, make_plan
+from reconciler.app.plan import PlanChoices, PlanResult, make_plan
 from reconciler.app.planfile import load_plan, save_plan
 from reconciler.app.policies import check_policies, load_policies
 from reconciler.app.rollback import RollbackResult, rollback
@@ -70,6 +70,7 @@ __all__ = [
     "ManifestSet",
     "Outcome",
     "Plan",
+    "PlanChoices",
     "PlanResult",
     "RollbackResult",
     "Settings",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.app.checks import ProviderCheckRunner
-from reconciler.app.plan import make_plan
+from reconciler.app.plan import PlanChoices, make_plan
 from reconciler.app.planfile import (
     check_plan_binding,
     check_plan_origin,
@@ -90,20 +90,14 @@ class ApplyResult:
 
 async def apply(
     settings: Settings,
+    choices: PlanChoices | None = None,
     *,
     plan_file: Path | None = None,
-    prune: bool = False,
-    delete: bool = False,
-    targets: tuple[str, ...] = (),
-    allow_empty: bool = False,
-    allow_origin_change: bool = False,
     parallelism: int = 10,
     confirm: Callable[[Plan], bool] | None = None,
     on_start: Callable[[Action], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     on_plan: Callable[[Plan], None] | None = None,
-    skip_checks: bool = False,
-    retry_held: bool = False,
 ) -> ApplyResult | None:
     """Converge the provider to the manifests (or carry out a saved plan).
 
@@ -114,14 +108,12 @@ async def apply(
     go before the first request, and outcomes that arrive together share one atomic write.
 
     Args:
+        choices: what the plan is asked to do (``PlanChoices``); with ``plan_file`` only
+            ``allow_origin_change`` counts (the saved plan was made with the others). With
+            ``allow_origin_change`` the lockfile then records this run's origin.
         confirm: called with the plan before anything changes; returning False aborts
             (the function then returns None).
         on_plan: called with the plan once it is known (for rendering).
-        allow_origin_change: apply although the lockfile was applied to another provider
-            origin; the lockfile then records this run's origin.
-        skip_checks: move gated pins without running their checks (an emergency; the
-            lockfile's pin history says so).
-        retry_held: run the checks of held candidates again, and promote those that pass.
 
     The lockfile records this run's provider origin with its first write (``check_origin``).
 
@@ -132,9 +124,10 @@ async def apply(
         PlanError: the saved plan belongs to another lockfile or project, or the lockfile
             was applied to another provider origin (without ``allow_origin_change``).
     """
+    choices = choices or PlanChoices()
     with locked_state(settings, "apply") as (lock, store):
         lockfile = store.load()
-        origin = check_origin(settings, lockfile, allow_change=allow_origin_change)
+        origin = check_origin(settings, lockfile, allow_change=choices.allow_origin_change)
 
         def set_origin(lf: Lockfile) -> Lockfile:
             return lf if lf.origin == origin else lf.model_copy(update={"origin": origin})
@@ -152,17 +145,7 @@ async def apply(
                 observed = await observe(client, lockfile, settings.project)
                 stale = stale_actions(plan, observed)
             else:
-                result = await make_plan(
-                    settings,
-                    prune=prune,
-                    delete=delete,
-                    targets=targets,
-                    client=client,
-                    allow_empty=allow_empty,
-                    allow_origin_change=allow_origin_change,
-                    skip_checks=skip_checks,
-                    retry_held=retry_held,
-                )
+                result = await make_plan(settings, choices, client=client)
                 plan, secrets, stale = result.plan, SecretSource(result.manifests), {}
                 manifests, observed = result.manifests, result.observed
                 digest = None

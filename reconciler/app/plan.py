@@ -8,6 +8,7 @@ print(result.plan.summary)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,44 @@ if TYPE_CHECKING:  # the HTTP stack loads when a command connects (tests/test_st
     from reconciler.provider import ProviderClient
 
 
+@dataclass(frozen=True)
+class PlanChoices:
+    """What a plan is asked to do beyond the manifests: the choices ``plan`` and ``apply``
+    share (``make_plan``, and ``apply`` without a saved plan), one flag each on the CLI."""
+
+    #: archive owned resources whose documents were removed (``--prune``)
+    prune: bool = False
+    #: with prune: delete instead of archive where the provider can delete
+    delete: bool = False
+    #: plan only these addresses and what they depend on (``--target``)
+    targets: tuple[str, ...] = ()
+    #: allow ``prune`` when the manifests hold no document at all (which plans to archive
+    #: everything the project owns); refused otherwise (``--allow-empty``)
+    allow_empty: bool = False
+    #: plan although the lockfile was applied to another provider origin (``check_origin``)
+    allow_origin_change: bool = False
+    #: gated pin moves move without their checks (``--skip-checks``)
+    skip_checks: bool = False
+    #: held candidates become candidates again, checks first (``--retry-held``)
+    retry_held: bool = False
+
+    @property
+    def decided_when_planning(self) -> bool:
+        """Whether any choice but ``allow_origin_change`` is made: the others decide what the
+        plan holds, so a saved plan has them already (the origin is checked again when the
+        plan is applied)."""
+        return any(
+            getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "allow_origin_change"
+        )
+
+    def engine_options(self, project: str) -> PlanOptions:
+        """The planner's options for ``project``: the choices it knows, by name."""
+        known = {f.name for f in dataclasses.fields(PlanOptions)} - {"project"}
+        return PlanOptions(project=project, **{name: getattr(self, name) for name in known})
+
+
 @dataclass(frozen=True, repr=False)
 class PlanResult:
     plan: Plan
@@ -63,26 +102,17 @@ def _plan_lineage(settings: Settings, lockfile: Lockfile) -> Lockfile:
 
 async def make_plan(
     settings: Settings,
+    choices: PlanChoices | None = None,
     *,
-    prune: bool = False,
-    delete: bool = False,
-    targets: tuple[str, ...] = (),
     client: ProviderClient | None = None,
-    allow_empty: bool = False,
-    allow_origin_change: bool = False,
-    skip_checks: bool = False,
-    retry_held: bool = False,
 ) -> PlanResult:
     """Load, refresh and plan. Changes nothing anywhere.
 
     Args:
-        allow_empty: allow ``prune`` when the manifests hold no document at all (which plans
-            to archive everything the project owns); refused otherwise.
-        allow_origin_change: plan although the lockfile was applied to another provider
-            origin (``check_origin``). Not checked when ``client`` is given: the origin
-            is then the caller's to check (``apply`` does).
-        skip_checks: gated pin moves move without their checks (``--skip-checks``).
-        retry_held: held candidates become candidates again, checks first (``--retry-held``).
+        choices: what the plan is asked to do (``PlanChoices``); by default, everything
+            the manifests declare and nothing more. With ``client`` the origin is not
+            checked (``choices.allow_origin_change``): it is then the caller's to check
+            (``apply`` does).
 
     Raises:
         PlanError: ``prune`` over manifests with no document, without ``allow_empty``; or the
@@ -92,6 +122,7 @@ async def make_plan(
         LockfileError: the lockfile cannot be read.
         ProviderError: the provider failed.
     """
+    choices = choices or PlanChoices()
     with _gc_paused():
         if client is None and settings.provider_url is None:
             # The embedded provider answers at once, so there is no wait to hide; and bad
@@ -99,9 +130,9 @@ async def make_plan(
             manifests = load_manifests(settings.manifests)
             warnings = check_policies(manifests)
             lockfile = read_state(settings)
-            check_origin(settings, lockfile, allow_change=allow_origin_change)
+            check_origin(settings, lockfile, allow_change=choices.allow_origin_change)
             secrets = SecretSource(manifests)
-            secrets.check_all(targets)
+            secrets.check_all(choices.targets)
             async with connect(settings) as c:
                 observed = await observe(c, lockfile, settings.project)
                 observed = await _live_checks(c, manifests, lockfile, observed)
@@ -116,18 +147,18 @@ async def make_plan(
                 load_manifests(settings.manifests)  # an error in the manifests comes first
                 raise
             if client is None:  # a caller's own client is checked by the caller (apply)
-                check_origin(settings, lockfile, allow_change=allow_origin_change)
+                check_origin(settings, lockfile, allow_change=choices.allow_origin_change)
             async with connection(settings, client) as c:
                 before = c.stats.requests
                 manifests, secrets, warnings, observed = await _load_while_listing(
-                    settings, c, lockfile, targets
+                    settings, c, lockfile, choices.targets
                 )
                 observed = await _live_checks(c, manifests, lockfile, observed)
                 recovered = await recover_rollouts(
                     c, manifests.documents, lockfile, observed, settings.project
                 )
                 requests = c.stats.requests - before
-        if prune and not manifests.documents and not allow_empty:
+        if choices.prune and not manifests.documents and not choices.allow_empty:
             raise PlanError(
                 f"refusing --prune: {settings.manifests} holds no manifest document, so the "
                 f"plan would archive everything project {settings.project!r} owns. Check "
@@ -137,14 +168,7 @@ async def make_plan(
             manifests.documents,
             observed,
             _plan_lineage(settings, lockfile),
-            PlanOptions(
-                project=settings.project,
-                prune=prune,
-                delete=delete,
-                targets=targets,
-                skip_checks=skip_checks,
-                retry_held=retry_held,
-            ),
+            choices.engine_options(settings.project),
             fingerprint=secrets.fingerprinter(lockfile.salt),
             recovered=recovered,
             skills=manifests.skills,

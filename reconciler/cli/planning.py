@@ -7,8 +7,12 @@ only. What would change and whether it may is decided by the library, never here
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -75,6 +79,31 @@ _retry_held_option = click.option(
     help="Run the checks of held candidates again (and promote those that pass); without "
     "it a held or rolled-back version is never promoted.",
 )
+#: the options ``plan`` and ``apply`` share, in the order of their ``--help``
+_CHOICE_OPTIONS = (
+    _prune_option,
+    _allow_empty_option,
+    _allow_origin_change_option,
+    _target_option,
+    _skip_checks_option,
+    _retry_held_option,
+)
+
+
+def _plan_choices(command: Callable[..., None]) -> Callable[..., None]:
+    """``_CHOICE_OPTIONS`` on ``command``, handed to it as one ``choices: PlanChoices`` (each
+    option's value goes to the field of its name)."""
+
+    @functools.wraps(command)
+    def with_choices(*args: Any, **kwargs: Any) -> None:
+        names = {f.name for f in dataclasses.fields(usecases.PlanChoices)} & kwargs.keys()
+        choices = usecases.PlanChoices(**{name: kwargs.pop(name) for name in names})
+        command(*args, choices=choices, **kwargs)
+
+    decorated: Callable[..., None] = with_choices
+    for option in reversed(_CHOICE_OPTIONS):
+        decorated = option(decorated)
+    return decorated
 
 
 def warn_if_empty(path: Path, documents: int | None = None) -> None:
@@ -177,12 +206,7 @@ def validate(app: App, policies_dir: Path | None) -> None:
     help="Exit 0 when apply would do nothing, 2 when it would change the live system or "
     "only the lockfile (1 stays an error).",
 )
-@_prune_option
-@_allow_empty_option
-@_allow_origin_change_option
-@_target_option
-@_skip_checks_option
-@_retry_held_option
+@_plan_choices
 @pass_app
 @click.pass_context
 def plan(
@@ -192,12 +216,7 @@ def plan(
     fmt: str,
     full: bool,
     detailed_exitcode: bool,
-    prune: bool,
-    allow_empty: bool,
-    allow_origin_change: bool,
-    targets: tuple[str, ...],
-    skip_checks: bool,
-    retry_held: bool,
+    choices: usecases.PlanChoices,
 ) -> None:
     """Show what apply would do, and why. Changes nothing.
 
@@ -207,17 +226,7 @@ def plan(
     1 on error.
     """
     with terminal.status(_refreshing(app)):
-        result = app.run(
-            usecases.make_plan(
-                app.settings,
-                prune=prune,
-                targets=targets,
-                allow_empty=allow_empty,
-                allow_origin_change=allow_origin_change,
-                skip_checks=skip_checks,
-                retry_held=retry_held,
-            )
-        )
+        result = app.run(usecases.make_plan(app.settings, choices))
     warn_if_empty(app.settings.manifests, len(result.manifests.documents))
     the_plan = result.plan
     color = terminal.stdout_color() if fmt == "text" else False
@@ -248,12 +257,7 @@ def plan(
     metavar="N",
     help="Most actions in flight at once.",
 )
-@_prune_option
-@_allow_empty_option
-@_allow_origin_change_option
-@_target_option
-@_skip_checks_option
-@_retry_held_option
+@_plan_choices
 @full_option
 @pass_app
 def apply(
@@ -261,12 +265,7 @@ def apply(
     planfile: Path | None,
     auto_approve: bool,
     parallelism: int,
-    prune: bool,
-    allow_empty: bool,
-    allow_origin_change: bool,
-    targets: tuple[str, ...],
-    skip_checks: bool,
-    retry_held: bool,
+    choices: usecases.PlanChoices,
     full: bool,
 ) -> None:
     """Converge the provider to the manifests, or carry out a saved PLANFILE.
@@ -278,7 +277,7 @@ def apply(
 
     Exit 0 when everything was done, 1 otherwise.
     """
-    if planfile is not None and (prune or targets or allow_empty or skip_checks or retry_held):
+    if planfile is not None and choices.decided_when_planning:
         fail(
             "--prune, --allow-empty, --target, --skip-checks and --retry-held are decided when "
             "planning; run `reconciler plan --out "
@@ -299,14 +298,9 @@ def apply(
         result = app.run(
             usecases.apply(
                 app.settings,
+                choices,
                 plan_file=planfile,
-                prune=prune,
-                allow_empty=allow_empty,
-                allow_origin_change=allow_origin_change,
-                targets=targets,
                 parallelism=parallelism,
-                skip_checks=skip_checks,
-                retry_held=retry_held,
                 confirm=None if auto_approve or planfile is not None else session.confirm,
                 on_plan=session.show_plan,
                 on_start=session.started,

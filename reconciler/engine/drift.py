@@ -343,17 +343,7 @@ def _changed_item(
         )
     else:
         message = f"edited outside git{where}{last}; `reconciler apply` restores the manifest"
-    return DriftItem(
-        type="changed",
-        address=address,
-        kind=kind,
-        remote_id=live["id"],
-        remote_name=remote_name_of(kind, live),
-        message=message,
-        changes=changes,
-        version=version,
-        changed_at=changed_at,
-    )
+    return _live_item("changed", address, kind, live, message, changes, version, changed_at)
 
 
 def _skill_item(
@@ -370,16 +360,12 @@ def _skill_item(
     if latest in entry.uploaded or not changes and not _unread_latest(observed, live):
         return None
     what = f"its latest version {latest} was not uploaded by this project"
-    return DriftItem(
-        type="changed",
-        address=address,
-        kind="skill",
-        remote_id=live["id"],
-        remote_name=remote_name_of("skill", live),
-        message=f"{what} (uploaded outside git); `reconciler apply` uploads the manifest's "
-        "files as a new version",
-        changes=changes,
-        changed_at=live.get("updated_at"),
+    message = (
+        f"{what} (uploaded outside git); `reconciler apply` uploads the manifest's files as a "
+        "new version"
+    )
+    return _live_item(
+        "changed", address, "skill", live, message, changes, changed_at=live.get("updated_at")
     )
 
 
@@ -406,15 +392,34 @@ def _pin_item(
             )
         else:
             message = f"runs {agent_address}@{live_version}, the lockfile pinned @{pinned}"
-        return DriftItem(
-            type="pin",
-            address=address,
-            kind="deployment",
-            remote_id=live["id"],
-            remote_name=live.get("name"),
-            message=message + "; `reconciler apply` pins it as the manifest says",
-        )
+        message += "; `reconciler apply` pins it as the manifest says"
+        return _live_item("pin", address, "deployment", live, message)
     return None
+
+
+def _live_item(
+    drift_type: DriftType,
+    address: str,
+    kind: str,
+    live: JSON,
+    message: str,
+    changes: tuple[FieldChange, ...] = (),
+    version: int | None = None,
+    changed_at: str | None = None,
+) -> DriftItem:
+    """The drift of the live object ``live`` at a managed ``address``: named by its id and
+    its remote name as the provider has them now."""
+    return DriftItem(
+        type=drift_type,
+        address=address,
+        kind=kind,
+        remote_id=live["id"],
+        remote_name=remote_name_of(kind, live),
+        message=message,
+        changes=changes,
+        version=version,
+        changed_at=changed_at,
+    )
 
 
 def unmanaged_message(kind: str, remote_id: str | None) -> str:

@@ -110,38 +110,39 @@ class Create(_Action):
     target: Target
 
 
-class Update(_Action):
-    type: Literal["update"] = "update"
+class _Changed(_Action):
+    """A live object that differs from its manifest, brought to ``target``: the fields both
+    actions made from one comparison (``engine.resource``) carry, an update or a replace."""
+
     remote_id: str
     changes: tuple[FieldChange, ...]
-    #: the update request: only changed top-level fields (metadata as a patch)
+    #: the request: an update's changed top-level fields (metadata as a patch), or a
+    #: replace's create body
     body: dict[str, Any]
     target: Target
+    #: live agent version or updated_at the plan was made from (saved-plan staleness check)
+    live_marker: str | None = None
+    #: a move (``moved_from``): the address whose object this is; its lockfile entry moves
+    #: here (an update retags and renames the object in place; a replace forgets the old
+    #: address's entry)
+    moved_from: str | None = None
+
+
+class Update(_Changed):
+    type: Literal["update"] = "update"
     #: agents: live version (sent as the precondition) and the version it will become
     from_version: int | None = None
     to_version: int | None = None
     #: what kind of change, for reviewers: "model", "system", "tools", "metadata", ...
     labels: tuple[str, ...] = ()
-    #: live agent version or updated_at the plan was made from (saved-plan staleness check)
-    live_marker: str | None = None
-    #: a move (``moved_from``): the address whose object this is; its lockfile entry moves
-    #: here, and the update retags (and renames) the object in place
-    moved_from: str | None = None
     #: deployments: the pin moves only once this gate's checks pass (``engine.gate``)
     gate: Gate | None = None
 
 
-class Replace(_Action):
+class Replace(_Changed):
     """Immutable field changed: archive (credentials: delete) the old one, then create."""
 
     type: Literal["replace"] = "replace"
-    remote_id: str
-    changes: tuple[FieldChange, ...]
-    body: dict[str, Any]
-    target: Target
-    live_marker: str | None = None
-    #: see ``Update.moved_from``: the old address's entry is forgotten with the replace
-    moved_from: str | None = None
 
 
 class Archive(_Action):
