@@ -395,6 +395,23 @@ async def test_removed_document_is_left_alone_without_prune(workdir: Path) -> No
     assert not plan.has_changes and not plan.notes
 
 
+async def test_the_choices_are_also_taken_one_keyword_each(workdir: Path) -> None:
+    """The library API before ``PlanChoices``: ``make_plan(settings, prune=True)`` and
+    ``apply(settings, targets=[...])`` keep working; a keyword that is no choice is refused."""
+    write(workdir, BASE, ENV_FULL)
+    await converge(workdir)
+    write(workdir, BASE)
+    (archive,) = (await make_plan(settings(workdir), prune=True)).plan.changes
+    assert archive.address == "environment.data"
+    targeted = await make_plan(settings(workdir), prune=True, targets=["agent.bot"])
+    assert not targeted.plan.changes
+    with pytest.raises(TypeError):
+        await make_plan(settings(workdir), prnue=True)
+    result = await apply(settings(workdir), PlanChoices(), prune=True)
+    assert result is not None and result.report.ok
+    assert [(a.address, a.type) for a in result.plan.changes] == [("environment.data", "archive")]
+
+
 async def test_protected_resource_is_never_archived(workdir: Path) -> None:
     write(workdir, BASE, ENV_FULL.replace("name: data", "name: data\nprotect: true"))
     await converge(workdir)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler.app.checks import ProviderCheckRunner
 from reconciler.app.plan import PlanChoices, make_plan
@@ -98,6 +98,7 @@ async def apply(
     on_start: Callable[[Action], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     on_plan: Callable[[Plan], None] | None = None,
+    **keywords: Any,
 ) -> ApplyResult | None:
     """Converge the provider to the manifests (or carry out a saved plan).
 
@@ -111,6 +112,8 @@ async def apply(
         choices: what the plan is asked to do (``PlanChoices``); with ``plan_file`` only
             ``allow_origin_change`` counts (the saved plan was made with the others). With
             ``allow_origin_change`` the lockfile then records this run's origin.
+        keywords: the fields of ``PlanChoices`` one by one (``prune=True``), laid over
+            ``choices``: the form this function took before ``PlanChoices``.
         confirm: called with the plan before anything changes; returning False aborts
             (the function then returns None).
         on_plan: called with the plan once it is known (for rendering).
@@ -124,7 +127,7 @@ async def apply(
         PlanError: the saved plan belongs to another lockfile or project, or the lockfile
             was applied to another provider origin (without ``allow_origin_change``).
     """
-    choices = choices or PlanChoices()
+    choices = PlanChoices.of(choices, keywords)
     with locked_state(settings, "apply") as (lock, store):
         lockfile = store.load()
         origin = check_origin(settings, lockfile, allow_change=choices.allow_origin_change)

@@ -13,7 +13,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler.app.filerefs import check_file_refs
 from reconciler.app.heal import recover_rollouts
@@ -72,6 +72,18 @@ class PlanChoices:
             if f.name != "allow_origin_change"
         )
 
+    @classmethod
+    def of(cls, choices: PlanChoices | None, keywords: dict[str, Any]) -> PlanChoices:
+        """``choices`` with ``keywords`` (field names) laid over it: ``make_plan`` and ``apply``
+        also take the choices one keyword each, as before ``PlanChoices`` existed.
+
+        Raises:
+            TypeError: a keyword that is not a choice.
+        """
+        if "targets" in keywords:
+            keywords = {**keywords, "targets": tuple(keywords["targets"])}
+        return dataclasses.replace(choices or cls(), **keywords)
+
     def engine_options(self, project: str) -> PlanOptions:
         """The planner's options for ``project``: the choices it knows, by name."""
         known = {f.name for f in dataclasses.fields(PlanOptions)} - {"project"}
@@ -105,6 +117,7 @@ async def make_plan(
     choices: PlanChoices | None = None,
     *,
     client: ProviderClient | None = None,
+    **keywords: Any,
 ) -> PlanResult:
     """Load, refresh and plan. Changes nothing anywhere.
 
@@ -113,6 +126,8 @@ async def make_plan(
             the manifests declare and nothing more. With ``client`` the origin is not
             checked (``choices.allow_origin_change``): it is then the caller's to check
             (``apply`` does).
+        keywords: the fields of ``PlanChoices`` one by one (``prune=True``), laid over
+            ``choices``: the form this function took before ``PlanChoices``.
 
     Raises:
         PlanError: ``prune`` over manifests with no document, without ``allow_empty``; or the
@@ -122,7 +137,7 @@ async def make_plan(
         LockfileError: the lockfile cannot be read.
         ProviderError: the provider failed.
     """
-    choices = choices or PlanChoices()
+    choices = PlanChoices.of(choices, keywords)
     with _gc_paused():
         if client is None and settings.provider_url is None:
             # The embedded provider answers at once, so there is no wait to hide; and bad
