@@ -673,30 +673,16 @@ class ProviderClient:
     ) -> AmbiguousWriteError:
         thing = collection_kind(path) or "resource"
         if response is not None:
-            cause = error_for(
-                response.status_code,
-                _response_payload(response),
-                method=method,
-                path=path,
-                request_id=response.headers.get("request-id"),
-            )
+            cause = self._status_error(method, path, response, 0)
             reason = f"the provider answered {cause.message}"
-            fields: dict[str, Any] = {
-                "status": cause.status,
-                "error_type": cause.error_type,
-                "error_code": cause.error_code,
-                "request_id": cause.request_id,
-            }
+            fields = cause.details()
         else:
             assert failure is not None
             reason = f"the connection failed after the request was sent ({_describe(failure)})"
-            fields = {}
+            fields = {"method": method, "path": path}
         # what to do about it is the caller's to say (the engine looks the object up first)
         return AmbiguousWriteError(
-            f"{method} {path} ({thing}) may or may not have been applied: {reason}",
-            method=method,
-            path=path,
-            **fields,
+            f"{method} {path} ({thing}) may or may not have been applied: {reason}", **fields
         )
 
     def _unreachable(

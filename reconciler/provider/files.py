@@ -209,8 +209,7 @@ class Files(Namespace):
 
     async def retrieve(self, id: str) -> JSON:
         """One file's metadata."""
-        result: JSON = await self._client.request("GET", item_path("files", id))
-        return result
+        return await self._object("GET", item_path("files", id))
 
     async def download(self, id: str) -> bytes:
         """The file's bytes (the API serves only ``downloadable`` files)."""
@@ -218,5 +217,4 @@ class Files(Namespace):
 
     async def delete(self, id: str) -> JSON:
         """Delete a file; ``{"id", "type": "file_deleted"}``."""
-        result: JSON = await self._client.request("DELETE", item_path("files", id))
-        return result
+        return await self._object("DELETE", item_path("files", id))

@@ -105,14 +105,13 @@ class Memories(Namespace):
                 return await self.retrieve(store_id, found["id"])
             return found
 
-        result: JSON = await self._client.request(
+        return await self._object(
             "POST",
             item_path("memory_stores", store_id, "memories"),
             json={"path": path, "content": content},
             params={"view": view},
             resolve=resolve or by_path,
         )
-        return result
 
     async def find(self, store_id: str, path: str) -> JSON | None:
         """The memory at ``path`` (``view=basic``), or None."""
@@ -123,12 +122,11 @@ class Memories(Namespace):
 
     async def retrieve(self, store_id: str, memory_id: str, view: View | None = None) -> JSON:
         """Fetch one memory; the provider includes ``content`` unless ``view="basic"``."""
-        result: JSON = await self._client.request(
+        return await self._object(
             "GET",
             item_path("memory_stores", store_id, "memories", memory_id),
             params={"view": view},
         )
-        return result
 
     async def update(
         self,
@@ -163,14 +161,13 @@ class Memories(Namespace):
                 return live if done else None
 
             resolve = read_back
-        result: JSON = await self._client.request(
+        return await self._object(
             "POST",
             item_path("memory_stores", store_id, "memories", memory_id),
             json=body,
             params={"view": view},
             resolve=resolve,
         )
-        return result
 
     def list(
         self,
@@ -190,12 +187,11 @@ class Memories(Namespace):
     ) -> JSON:
         """Delete a memory (its versions stay); with ``expected_sha256``, only while its
         content is unchanged (``ConflictError`` otherwise)."""
-        result: JSON = await self._client.request(
+        return await self._object(
             "DELETE",
             item_path("memory_stores", store_id, "memories", memory_id),
             params={"expected_content_sha256": expected_sha256},
         )
-        return result
 
 
 class MemoryVersions(Namespace):
@@ -222,16 +218,14 @@ class MemoryVersions(Namespace):
 
     async def retrieve(self, store_id: str, version_id: str, view: View | None = None) -> JSON:
         """Fetch one version (with its content unless ``view="basic"`` or redacted)."""
-        result: JSON = await self._client.request(
+        return await self._object(
             "GET",
             item_path("memory_stores", store_id, "memory_versions", version_id),
             params={"view": view},
         )
-        return result
 
     async def redact(self, store_id: str, version_id: str) -> JSON:
         """Scrub a version's content and path for good (idempotent)."""
-        result: JSON = await self._client.request(
+        return await self._object(
             "POST", item_path("memory_stores", store_id, "memory_versions", version_id, "redact")
         )
-        return result

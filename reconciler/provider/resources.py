@@ -1,8 +1,9 @@
 """Resource namespaces of ``ProviderClient``: one object per kind, naming its endpoints.
 
-Each method maps one API operation onto ``client.request`` / ``client.paginate`` with the path
-and query of provider-wire.md, and returns the wire JSON as plain dicts. Nothing here retries,
-maps errors or validates bodies - the client and the server do.
+Each method maps one API operation onto ``client.request`` (through ``Namespace._object``) /
+``client.paginate`` with the path and query of provider-wire.md, and returns the wire JSON as
+plain dicts. Nothing here retries, maps errors or validates bodies - the client and the server
+do.
 """
 
 from __future__ import annotations
@@ -47,16 +48,21 @@ class Namespace:
     def __init__(self, client: ProviderClient) -> None:
         self._client = client
 
+    async def _object(self, method: str, path: str, **options: Any) -> JSON:
+        """Send one request whose answer is one JSON object (``options``: those of
+        ``ProviderClient.request``) and return that object."""
+        result: JSON = await self._client.request(method, path, **options)
+        return result
+
     async def _upload(
         self, path: str, multipart: tuple[bytes, str], resolve: AmbiguityResolver
     ) -> JSON:
         """POST a multipart body, given as ``(bytes, content type)``; not idempotent, so a
         lost answer is looked up by ``resolve`` before it is sent again."""
         body, content_type = multipart
-        result: JSON = await self._client.request(
+        return await self._object(
             "POST", path, content=body, headers={"content-type": content_type}, resolve=resolve
         )
-        return result
 
 
 class Collection(Namespace):
@@ -67,29 +73,23 @@ class Collection(Namespace):
     async def create(self, body: JSON, *, resolve: AmbiguityResolver | None = None) -> JSON:
         """Create one object (not idempotent: see ``AmbiguousWriteError`` and ``resolve`` of
         ``ProviderClient.request``)."""
-        result: JSON = await self._client.request(
-            "POST", item_path(self.collection), json=body, resolve=resolve
-        )
-        return result
+        return await self._object("POST", item_path(self.collection), json=body, resolve=resolve)
 
     async def retrieve(self, id: str) -> JSON:
         """Fetch one object by id (archived objects too)."""
-        result: JSON = await self._client.request("GET", item_path(self.collection, id))
-        return result
+        return await self._object("GET", item_path(self.collection, id))
 
     async def update(
         self, id: str, body: JSON, *, resolve: AmbiguityResolver | None = None
     ) -> JSON:
         """Update one object; the body holds only the fields to change."""
-        result: JSON = await self._client.request(
+        return await self._object(
             "POST", item_path(self.collection, id), json=body, resolve=resolve
         )
-        return result
 
     async def archive(self, id: str) -> JSON:
         """Archive one object (idempotent; returns the archived object)."""
-        result: JSON = await self._client.request("POST", item_path(self.collection, id, "archive"))
-        return result
+        return await self._object("POST", item_path(self.collection, id, "archive"))
 
 
 class DeletableCollection(Collection):
@@ -97,8 +97,7 @@ class DeletableCollection(Collection):
 
     async def delete(self, id: str) -> JSON:
         """Delete one object for good; returns ``{"id": ..., "type": "<kind>_deleted"}``."""
-        result: JSON = await self._client.request("DELETE", item_path(self.collection, id))
-        return result
+        return await self._object("DELETE", item_path(self.collection, id))
 
 
 class DatedCollection(Collection):
@@ -127,10 +126,7 @@ class Agents(DatedCollection):
 
     async def retrieve(self, id: str, version: int | None = None) -> JSON:
         """Fetch an agent, or one of its versions when ``version`` is given."""
-        result: JSON = await self._client.request(
-            "GET", item_path("agents", id), params={"version": version}
-        )
-        return result
+        return await self._object("GET", item_path("agents", id), params={"version": version})
 
     async def update(
         self, id: str, body: JSON, *, resolve: AmbiguityResolver | None = None
@@ -175,24 +171,21 @@ class Credentials(Namespace):
         self, vault_id: str, body: JSON, *, resolve: AmbiguityResolver | None = None
     ) -> JSON:
         """Create a credential in a vault (secrets are write-only)."""
-        result: JSON = await self._client.request(
+        return await self._object(
             "POST", item_path("vaults", vault_id, "credentials"), json=body, resolve=resolve
         )
-        return result
 
     async def retrieve(self, vault_id: str, credential_id: str) -> JSON:
         """Fetch one credential (secrets stripped)."""
-        result: JSON = await self._client.request(
+        return await self._object(
             "GET", item_path("vaults", vault_id, "credentials", credential_id)
         )
-        return result
 
     async def update(self, vault_id: str, credential_id: str, body: JSON) -> JSON:
         """Update a credential (auth type and key fields are immutable)."""
-        result: JSON = await self._client.request(
+        return await self._object(
             "POST", item_path("vaults", vault_id, "credentials", credential_id), json=body
         )
-        return result
 
     def list(self, vault_id: str, include_archived: bool = False) -> Pager:
         """Every credential of one vault, page by page."""
@@ -203,29 +196,26 @@ class Credentials(Namespace):
 
     async def archive(self, vault_id: str, credential_id: str) -> JSON:
         """Archive a credential."""
-        result: JSON = await self._client.request(
+        return await self._object(
             "POST", item_path("vaults", vault_id, "credentials", credential_id, "archive")
         )
-        return result
 
     async def delete(self, vault_id: str, credential_id: str) -> JSON:
         """Delete a credential for good."""
-        result: JSON = await self._client.request(
+        return await self._object(
             "DELETE", item_path("vaults", vault_id, "credentials", credential_id)
         )
-        return result
 
     async def mcp_oauth_validate(self, vault_id: str, credential_id: str) -> JSON:
         """Probe an ``mcp_oauth`` credential against its MCP server: a
         ``vault_credential_validation`` (``status`` valid / invalid / unknown,
         ``has_refresh_token``, the probe's and the refresh's outcome). It changes nothing,
         so it is retried like a read."""
-        result: JSON = await self._client.request(
+        return await self._object(
             "POST",
             item_path("vaults", vault_id, "credentials", credential_id, "mcp_oauth_validate"),
             idempotent=True,
         )
-        return result
 
 
 class Deployments(Collection):
@@ -251,18 +241,15 @@ class Deployments(Collection):
 
     async def pause(self, id: str) -> JSON:
         """Pause a deployment's schedule."""
-        result: JSON = await self._client.request("POST", item_path("deployments", id, "pause"))
-        return result
+        return await self._object("POST", item_path("deployments", id, "pause"))
 
     async def unpause(self, id: str) -> JSON:
         """Resume a paused deployment."""
-        result: JSON = await self._client.request("POST", item_path("deployments", id, "unpause"))
-        return result
+        return await self._object("POST", item_path("deployments", id, "unpause"))
 
     async def run(self, id: str) -> JSON:
         """Fire a deployment now; returns the ``deployment_run`` (not idempotent)."""
-        result: JSON = await self._client.request("POST", item_path("deployments", id, "run"))
-        return result
+        return await self._object("POST", item_path("deployments", id, "run"))
 
 
 class DeploymentRuns(Namespace):
@@ -270,8 +257,7 @@ class DeploymentRuns(Namespace):
 
     async def retrieve(self, id: str) -> JSON:
         """Fetch one run."""
-        result: JSON = await self._client.request("GET", item_path("deployment_runs", id))
-        return result
+        return await self._object("GET", item_path("deployment_runs", id))
 
     def list(
         self,

@@ -173,17 +173,11 @@ class SkillVersions(Namespace):
 
     async def retrieve(self, skill_id: str, version: str) -> JSON:
         """One version, by id or ``latest``."""
-        result: JSON = await self._client.request(
-            "GET", item_path("skills", skill_id, "versions", version)
-        )
-        return result
+        return await self._object("GET", item_path("skills", skill_id, "versions", version))
 
     async def delete(self, skill_id: str, version: str) -> JSON:
         """Delete a version (not the skill's last one); ``{"id", "type"}``."""
-        result: JSON = await self._client.request(
-            "DELETE", item_path("skills", skill_id, "versions", version)
-        )
-        return result
+        return await self._object("DELETE", item_path("skills", skill_id, "versions", version))
 
     async def download(self, skill_id: str, version: str) -> bytes:
         """The version's files as a zip archive (exactly what was uploaded)."""
@@ -241,8 +235,7 @@ class Skills(Namespace):
 
     async def retrieve(self, id: str) -> JSON:
         """One skill."""
-        result: JSON = await self._client.request("GET", item_path("skills", id))
-        return result
+        return await self._object("GET", item_path("skills", id))
 
     def list(self, source: str | None = "custom") -> Pager:
         """Every skill (custom ones by default), oldest first, up to 1000 per page."""
@@ -250,5 +243,4 @@ class Skills(Namespace):
 
     async def delete(self, id: str) -> JSON:
         """Delete a skill and all its versions; ``{"id", "type": "skill_deleted"}``."""
-        result: JSON = await self._client.request("DELETE", item_path("skills", id))
-        return result
+        return await self._object("DELETE", item_path("skills", id))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
@@ -231,10 +231,7 @@ class ManagedRuntime(AppliedLookups):
 
         Existing sessions keep running; new sessions cannot use it.
         """
-        agent_id = self._id("agent", agent_id)
-        archived = await (await self._api()).agents.archive(agent_id)
-        self._forget("agent", agent_id)
-        return archived
+        return await self._retire("agent", agent_id, lambda api, id: api.agents.archive(id))
 
     # ------------------------------------------------------------------ environments
 
@@ -297,17 +294,15 @@ class ManagedRuntime(AppliedLookups):
 
     async def archive_environment(self, env_id: str | None = None) -> JSON:
         """Archive an environment (no new sessions in it); returns the archived object."""
-        env_id = self._id("environment", env_id)
-        archived = await (await self._api()).environments.archive(env_id)
-        self._forget("environment", env_id)
-        return archived
+        return await self._retire(
+            "environment", env_id, lambda api, id: api.environments.archive(id)
+        )
 
     async def delete_environment(self, env_id: str | None = None) -> JSON:
         """Delete an environment for good; returns ``{"id", "type": "environment_deleted"}``."""
-        env_id = self._id("environment", env_id)
-        deleted = await (await self._api()).environments.delete(env_id)
-        self._forget("environment", env_id)
-        return deleted
+        return await self._retire(
+            "environment", env_id, lambda api, id: api.environments.delete(id)
+        )
 
     # ------------------------------------------------------------------ sessions
 
@@ -407,17 +402,11 @@ class ManagedRuntime(AppliedLookups):
 
     async def archive_session(self, session_id: str | None = None) -> JSON:
         """Archive a session (it takes no more events); returns the archived session."""
-        session_id = self._id("session", session_id)
-        archived = await (await self._api()).sessions.archive(session_id)
-        self._forget("session", session_id)
-        return archived
+        return await self._retire("session", session_id, lambda api, id: api.sessions.archive(id))
 
     async def delete_session(self, session_id: str | None = None) -> JSON:
         """Delete a session and its events for good; returns ``{"id", "type"}``."""
-        session_id = self._id("session", session_id)
-        deleted = await (await self._api()).sessions.delete(session_id)
-        self._forget("session", session_id)
-        return deleted
+        return await self._retire("session", session_id, lambda api, id: api.sessions.delete(id))
 
     # ------------------------------------------------------------------ events
 
@@ -516,6 +505,19 @@ class ManagedRuntime(AppliedLookups):
         return await self.send_event(session_id, {"type": "user.interrupt"})
 
     # ------------------------------------------------------------------ plumbing
+
+    async def _retire(
+        self,
+        kind: str,
+        given: str | None,
+        end: Callable[[ProviderClient, str], Awaitable[JSON]],
+    ) -> JSON:
+        """Archive or delete (``end``) the ``kind`` object ``given`` (default: the one
+        remembered) and return the provider's answer; then it is no longer remembered."""
+        object_id = self._id(kind, given)
+        answer = await end(await self._api(), object_id)
+        self._forget(kind, object_id)
+        return answer
 
     def _forget(self, kind: str, object_id: str) -> None:
         """Stop remembering ``object_id`` once it is archived or deleted: it is no longer

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from reconciler.errors import LockfileError, LockLost
 from reconciler.state.backend import EditedState
@@ -34,6 +34,9 @@ from reconciler.state.postgres.db import Database
 
 if TYPE_CHECKING:
     from reconciler.state.postgres.conninfo import Conn
+
+#: what a row of a state table holds: a resource's entry or a pending intent
+Row = TypeVar("Row", LockEntry, PendingIntent)
 
 
 class StateConflict(LockfileError):
@@ -97,26 +100,10 @@ class PgStateStore(EditedState):
                     f"{self.name}: written by a newer reconciler (lockfile_version {version} > "
                     f"{LOCKFILE_VERSION}); upgrade reconciler"
                 )
-            resources: dict[str, LockEntry] = {}
-            versions: dict[str, int] = {}
-            rows = conn.execute(
-                "SELECT address, entry, row_version FROM reconciler_resources "
-                "WHERE project = %s ORDER BY address",
-                (self.project,),
+            resources, versions = self._read_rows(conn, "reconciler_resources", "entry", LockEntry)
+            pending, pending_versions = self._read_rows(
+                conn, "reconciler_pending", "intent", PendingIntent
             )
-            for address, entry, row_version in rows:
-                resources[str(address)] = LockEntry.model_validate(entry)
-                versions[str(address)] = int(str(row_version))
-            pending: dict[str, PendingIntent] = {}
-            pending_versions: dict[str, int] = {}
-            rows = conn.execute(
-                "SELECT address, intent, row_version FROM reconciler_pending "
-                "WHERE project = %s ORDER BY address",
-                (self.project,),
-            )
-            for address, intent, row_version in rows:
-                pending[str(address)] = PendingIntent.model_validate(intent)
-                pending_versions[str(address)] = int(str(row_version))
         lockfile = Lockfile(
             lockfile_version=int(str(version)),
             lineage=str(lineage),
@@ -128,6 +115,26 @@ class PgStateStore(EditedState):
             pending=pending,
         )
         return lockfile, True, versions, pending_versions
+
+    def _read_rows(
+        self, conn: Conn, table: str, column: str, model: type[Row]
+    ) -> tuple[dict[str, Row], dict[str, int]]:
+        """Every row of ``table`` in address order: its ``column`` as a ``model``, and its
+        row version (what ``_write_rows`` guards each write of it with)."""
+        from psycopg import sql
+
+        values: dict[str, Row] = {}
+        versions: dict[str, int] = {}
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT address, {c}, row_version FROM {t} WHERE project = %s ORDER BY address"
+            ).format(t=sql.Identifier(table), c=sql.Identifier(column)),
+            (self.project,),
+        )
+        for address, value, row_version in rows:
+            values[str(address)] = model.model_validate(value)
+            versions[str(address)] = int(str(row_version))
+        return values, versions
 
     def _write_delta(self, current: Lockfile, written: Lockfile, delta: Delta) -> Lockfile:
         """Write what ``delta`` changed, and its history record, in one transaction.
@@ -241,32 +248,33 @@ class PgStateStore(EditedState):
             after.origin,
             token,
         )
+        # Either statement returns no row when another writer got there first: for the
+        # INSERT one that created the project, for the UPDATE one that replaced or removed
+        # its lineage.
         if not self._exists:
-            row = conn.execute(
+            query = (
                 "INSERT INTO reconciler_states "
                 "(lineage, lockfile_version, salt, origin, last_write, project, serial) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (project) DO NOTHING "
-                "RETURNING serial",
-                (*values, self.project, after.serial),
-            ).fetchone()
-            if row is None:
-                raise StateConflict(
-                    f"{self.name}: another writer created the state of project "
-                    f"{self.project!r} meanwhile; nothing was written; run again to start "
-                    "from it"
-                )
-            return int(str(row[0]))
-        row = conn.execute(
-            "UPDATE reconciler_states SET lineage = %s, lockfile_version = %s, salt = %s, "
-            "origin = %s, last_write = %s, serial = serial + 1, updated_at = clock_timestamp() "
-            "WHERE project = %s AND lineage = %s RETURNING serial",
-            (*values, self.project, before.lineage),
-        ).fetchone()
+                "RETURNING serial"
+            )
+            params: tuple[Any, ...] = (*values, self.project, after.serial)
+            conflict = f"another writer created the state of project {self.project!r} meanwhile"
+        else:
+            query = (
+                "UPDATE reconciler_states SET lineage = %s, lockfile_version = %s, salt = %s, "
+                "origin = %s, last_write = %s, serial = serial + 1, updated_at = clock_timestamp() "
+                "WHERE project = %s AND lineage = %s RETURNING serial"
+            )
+            params = (*values, self.project, before.lineage)
+            conflict = (
+                f"the state of project {self.project!r} was replaced or removed since this "
+                f"run read it (lineage {before.lineage})"
+            )
+        row = conn.execute(query, params).fetchone()
         if row is None:
             raise StateConflict(
-                f"{self.name}: the state of project {self.project!r} was replaced or removed "
-                f"since this run read it (lineage {before.lineage}); nothing was written; run "
-                "again to start from it"
+                f"{self.name}: {conflict}; nothing was written; run again to start from it"
             )
         return int(str(row[0]))
 
