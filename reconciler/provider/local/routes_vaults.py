@@ -17,6 +17,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from .context import Ctx, edit, new_object, require
+from .crud import add_retrieve
 from .defaults import check_metadata, patch_metadata, refuse_archived
 from .errors import bad_request, conflict, not_found
 from .ids import format_ts, now_ts, parse_ts
@@ -176,10 +177,7 @@ async def create_vault(ctx: Ctx, body: VaultCreate) -> Response:
     return json_response(vault)
 
 
-@router.get("/v1/vaults/{vault_id}", summary="Retrieve a vault")
-async def retrieve_vault(ctx: Ctx, vault_id: str) -> Response:
-    store = ctx.store
-    return json_response(require(store, "vault", vault_id).data)
+add_retrieve(router, "vault", "Retrieve a vault")
 
 
 @router.post("/v1/vaults/{vault_id}", summary="Update a vault")
