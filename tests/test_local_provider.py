@@ -649,6 +649,15 @@ async def test_archive_purges_a_credentials_secrets_and_keeps_a_sessions(
     assert store.get(session["id"], "session").secrets == {"resource_tokens": ["t"]}
 
 
+async def test_deleting_a_vault_deletes_its_credentials(app: Any, http: httpx.AsyncClient) -> None:
+    store = app.state.provider.store
+    vault = await ok(http.post("/v1/vaults", json={"display_name": "v"}))
+    auth = {"type": "static_bearer", "token": "tok-1", "mcp_server_url": "https://one"}
+    cred = await ok(http.post(f"/v1/vaults/{vault['id']}/credentials", json={"auth": auth}))
+    await ok(http.delete(f"/v1/vaults/{vault['id']}"))
+    assert store.get(cred["id"], "credential") is None
+
+
 async def test_credential_keys_types_and_quota(http: httpx.AsyncClient) -> None:
     vault = await ok(http.post("/v1/vaults", json={"display_name": "v"}))
     base = f"/v1/vaults/{vault['id']}/credentials"

@@ -1,10 +1,11 @@
-"""The routes several resources build the same way: retrieve one object, archive one.
+"""The routes several resources build the same way: retrieve, archive and delete one object.
 
 An object of kind ``k`` lives at ``/v1/{k}s/{{k}_id}``. Retrieve answers the stored object,
-archive archives it (``context.archive``: idempotent, ``updated_at`` moves once); both 404
-for an unknown id, and both pass the object through the resource's ``render`` where its
-wire object is computed from what is stored. A resource module calls these where it would
-declare the route, so the order of its routes (and of ``/openapi.json``) stays its own.
+archive archives it (``context.archive``: idempotent, ``updated_at`` moves once), both
+through the resource's ``render`` where its wire object is computed from what is stored;
+delete removes it with what it holds and answers ``{"id", "type": "{k}_deleted"}``. All
+three 404 for an unknown id. A resource module calls these where it would declare the
+route, so the order of its routes (and of ``/openapi.json``) stays its own.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.responses import Response
 
 from .context import Ctx, archive, require
 from .paging import json_response
+from .store import Store
 
 Render = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -54,3 +56,25 @@ def add_archive(
         return json_response(data if render is None else render(data))
 
     router.post(_item_path(kind) + "/archive", summary=summary, name=f"archive_{kind}")(archive_one)
+
+
+def add_delete(
+    router: APIRouter,
+    kind: str,
+    summary: str,
+    *,
+    contents: Callable[[Store, str], None] | None = None,
+) -> None:
+    """Add ``DELETE /v1/{kind}s/{{kind}_id}``, named ``delete_{kind}``; ``contents`` first
+    deletes what the object holds (in the same transaction)."""
+
+    async def delete(ctx: Ctx, object_id: str = Path(alias=f"{kind}_id")) -> Response:
+        store = ctx.store
+        with store.write():
+            require(store, kind, object_id)
+            if contents is not None:
+                contents(store, object_id)
+            store.delete(object_id)
+        return json_response({"id": object_id, "type": f"{kind}_deleted"})
+
+    router.delete(_item_path(kind), summary=summary, name=f"delete_{kind}")(delete)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from .context import Ctx, edit, new_object, require
-from .crud import add_archive, add_retrieve
+from .context import Ctx, edit, new_object
+from .crud import add_archive, add_delete, add_retrieve
 from .defaults import build_env_config, check_metadata
 from .errors import conflict
 from .listing import Listed, list_objects
@@ -80,10 +80,4 @@ async def list_environments(ctx: Ctx, window: Listed) -> Response:
 add_archive(router, "environment", "Archive an environment")
 
 
-@router.delete("/v1/environments/{environment_id}", summary="Delete an environment")
-async def delete_environment(ctx: Ctx, environment_id: str) -> Response:
-    store = ctx.store
-    with store.write():
-        require(store, "environment", environment_id)
-        store.delete(environment_id)
-    return json_response({"id": environment_id, "type": "environment_deleted"})
+add_delete(router, "environment", "Delete an environment")

@@ -21,8 +21,8 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from . import memory_db
-from .context import Ctx, edit, new_object, require, usable
-from .crud import add_archive, add_retrieve
+from .context import Ctx, edit, new_object, usable
+from .crud import add_archive, add_delete, add_retrieve
 from .defaults import check_metadata
 from .errors import bad_request
 from .listing import Created, Listed, list_objects
@@ -154,13 +154,9 @@ async def list_memory_stores(ctx: Ctx, window: Listed, created: Created) -> Resp
 add_archive(router, "memory_store", "Archive a memory store")
 
 
-@router.delete(
-    "/v1/memory_stores/{memory_store_id}", summary="Delete a memory store and its memories"
+add_delete(
+    router,
+    "memory_store",
+    "Delete a memory store and its memories",
+    contents=memory_db.delete_store_contents,
 )
-async def delete_memory_store(ctx: Ctx, memory_store_id: str) -> Response:
-    store = ctx.store
-    with store.write():
-        require(store, "memory_store", memory_store_id)
-        memory_db.delete_store_contents(store, memory_store_id)
-        store.delete(memory_store_id)
-    return json_response({"id": memory_store_id, "type": "memory_store_deleted"})

@@ -17,7 +17,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from .context import Ctx, archive_record, edit, new_object, require
-from .crud import add_archive, add_retrieve
+from .crud import add_archive, add_delete, add_retrieve
 from .defaults import check_metadata, patch_metadata, refuse_archived
 from .errors import bad_request, conflict, not_found
 from .ids import format_ts, now_ts, parse_ts
@@ -190,14 +190,12 @@ async def list_vaults(ctx: Ctx, window: Listed) -> Response:
 add_archive(router, "vault", "Archive a vault")
 
 
-@router.delete("/v1/vaults/{vault_id}", summary="Delete a vault and its credentials")
-async def delete_vault(ctx: Ctx, vault_id: str) -> Response:
-    store = ctx.store
-    with store.write():
-        require(store, "vault", vault_id)
-        store.delete_children("credential", vault_id)
-        store.delete(vault_id)
-    return json_response({"id": vault_id, "type": "vault_deleted"})
+add_delete(
+    router,
+    "vault",
+    "Delete a vault and its credentials",
+    contents=lambda store, vault_id: store.delete_children("credential", vault_id),
+)
 
 
 cred = "/v1/vaults/{vault_id}/credentials"
