@@ -626,6 +626,38 @@ async def test_credentials_never_return_secrets(http: httpx.AsyncClient) -> None
             assert secret not in text
 
 
+async def test_archive_purges_a_credentials_secrets_and_keeps_a_sessions(
+    app: Any, http: httpx.AsyncClient
+) -> None:
+    store = app.state.provider.store
+    vault = await ok(http.post("/v1/vaults", json={"display_name": "v"}))
+    auth = {"type": "static_bearer", "token": "tok-1", "mcp_server_url": "https://one"}
+    cred = await ok(http.post(f"/v1/vaults/{vault['id']}/credentials", json={"auth": auth}))
+    assert store.get(cred["id"], "credential").secrets != {}
+    await ok(http.post(f"/v1/vaults/{vault['id']}/credentials/{cred['id']}/archive"))
+    assert store.get(cred["id"], "credential").secrets == {}
+
+    repo = {
+        "type": "github_repository",
+        "url": "https://github.com/o/r",
+        "authorization_token": "t",
+    }
+    agent, env = await new_agent(http), await new_env(http)
+    body = {"agent": agent["id"], "environment_id": env["id"], "resources": [repo]}
+    session = await ok(http.post("/v1/sessions", json=body))
+    await ok(http.post(f"/v1/sessions/{session['id']}/archive"))
+    assert store.get(session["id"], "session").secrets == {"resource_tokens": ["t"]}
+
+
+async def test_deleting_a_vault_deletes_its_credentials(app: Any, http: httpx.AsyncClient) -> None:
+    store = app.state.provider.store
+    vault = await ok(http.post("/v1/vaults", json={"display_name": "v"}))
+    auth = {"type": "static_bearer", "token": "tok-1", "mcp_server_url": "https://one"}
+    cred = await ok(http.post(f"/v1/vaults/{vault['id']}/credentials", json={"auth": auth}))
+    await ok(http.delete(f"/v1/vaults/{vault['id']}"))
+    assert store.get(cred["id"], "credential") is None
+
+
 async def test_credential_keys_types_and_quota(http: httpx.AsyncClient) -> None:
     vault = await ok(http.post("/v1/vaults", json={"display_name": "v"}))
     base = f"/v1/vaults/{vault['id']}/credentials"

@@ -134,12 +134,19 @@ def archive(store: Store, kind: str, object_id: str) -> dict[str, Any]:
         ApiError: 404 for an unknown id.
     """
     with store.write():
-        record = require(store, kind, object_id)
-        if record.archived:
-            return record.data
-        now = now_ts()
-        data = {**record.data, "archived_at": now, "updated_at": now}
-        store.replace(object_id, data)
+        return archive_record(store, require(store, kind, object_id))
+
+
+def archive_record(
+    store: Store, record: Record, secrets: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Archive a fetched object inside the caller's ``write()``, replacing its secrets when
+    ``secrets`` is given (a credential's are purged); an archived one is returned unchanged."""
+    if record.archived:
+        return record.data
+    now = now_ts()
+    data = {**record.data, "archived_at": now, "updated_at": now}
+    store.replace(record.id, data, secrets=secrets)
     return data
 
 

@@ -23,6 +23,18 @@ class _Doc(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+def _archivable(model: type[_Doc]) -> type[_Doc]:
+    """``model`` followed by the timestamps every archivable object ends with (a base class
+    would put them first in the document)."""
+    return create_model(
+        model.__name__,
+        __base__=model,
+        created_at=(str, ...),
+        updated_at=(str, ...),
+        archived_at=(str | None, ...),
+    )
+
+
 class ErrorDetail(_Doc):
     type: str
     message: str
@@ -35,6 +47,7 @@ class ErrorEnvelope(_Doc):
     request_id: str
 
 
+@_archivable
 class Agent(_Doc):
     type: Literal["agent"]
     id: str
@@ -49,11 +62,9 @@ class Agent(_Doc):
     execution_identity: dict[str, Any]
     multiagent: dict[str, Any] | None
     metadata: dict[str, str]
-    created_at: str
-    updated_at: str
-    archived_at: str | None
 
 
+@_archivable
 class Environment(_Doc):
     type: Literal["environment"]
     id: str
@@ -62,21 +73,17 @@ class Environment(_Doc):
     config: dict[str, Any]
     metadata: dict[str, str]
     scope: str | None
-    created_at: str
-    updated_at: str
-    archived_at: str | None
 
 
+@_archivable
 class Vault(_Doc):
     type: Literal["vault"]
     id: str
     display_name: str
     metadata: dict[str, str]
-    created_at: str
-    updated_at: str
-    archived_at: str | None
 
 
+@_archivable
 class Credential(_Doc):
     type: Literal["vault_credential"]
     id: str
@@ -84,9 +91,6 @@ class Credential(_Doc):
     display_name: str | None
     metadata: dict[str, str]
     auth: dict[str, Any]
-    created_at: str
-    updated_at: str
-    archived_at: str | None
 
 
 class CredentialValidation(_Doc):
@@ -98,6 +102,7 @@ class CredentialValidation(_Doc):
     validated_at: str
 
 
+@_archivable
 class Session(_Doc):
     type: Literal["session"]
     id: str
@@ -112,11 +117,9 @@ class Session(_Doc):
     stats: dict[str, Any]
     outcome_evaluations: list[dict[str, Any]]
     deployment_id: str | None
-    created_at: str
-    updated_at: str
-    archived_at: str | None
 
 
+@_archivable
 class Deployment(_Doc):
     type: Literal["deployment"]
     id: str
@@ -131,9 +134,6 @@ class Deployment(_Doc):
     status: Literal["active", "paused"]
     paused_reason: dict[str, Any] | None
     metadata: dict[str, str]
-    created_at: str
-    updated_at: str
-    archived_at: str | None
 
 
 class DeploymentRun(_Doc):

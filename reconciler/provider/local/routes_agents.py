@@ -13,7 +13,8 @@ from typing import Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from .context import Ctx, agent_reference, archive, new_object, require
+from .context import Ctx, agent_reference, new_object, require
+from .crud import add_archive
 from .defaults import AGENT_CONTENT_FIELDS, build_agent_fields, refuse_archived
 from .errors import bad_request, conflict, not_found
 from .ids import now_ts
@@ -121,9 +122,7 @@ async def list_agents(ctx: Ctx, window: Listed, created: Created) -> Response:
     return list_objects(ctx.store, "agent", "agents", window, created=created, render=render_agent)
 
 
-@router.post("/v1/agents/{agent_id}/archive", summary="Archive an agent")
-async def archive_agent(ctx: Ctx, agent_id: str) -> Response:
-    return json_response(render_agent(archive(ctx.store, "agent", agent_id)))
+add_archive(router, "agent", "Archive an agent", render=render_agent)
 
 
 @router.get("/v1/agents/{agent_id}/versions", summary="List an agent's versions, newest first")

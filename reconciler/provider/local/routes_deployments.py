@@ -19,8 +19,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from .context import Ctx, agent_reference, agent_snapshot, archive, new_object, require
+from .context import Ctx, agent_reference, agent_snapshot, new_object, require
 from .cron import CronError, parse_cron
+from .crud import add_archive, add_retrieve
 from .defaults import check_metadata, none_if_empty, patch_metadata, refuse_archived
 from .errors import bad_request
 from .ids import format_ts, new_id, now_ts
@@ -154,10 +155,7 @@ async def create_deployment(ctx: Ctx, body: DeploymentCreate) -> Response:
     return json_response(render(deployment))
 
 
-@router.get("/v1/deployments/{deployment_id}", summary="Retrieve a deployment")
-async def retrieve_deployment(ctx: Ctx, deployment_id: str) -> Response:
-    store = ctx.store
-    return json_response(render(require(store, "deployment", deployment_id).data))
+add_retrieve(router, "deployment", "Retrieve a deployment", render=render)
 
 
 @router.post("/v1/deployments/{deployment_id}", summary="Update a deployment")
@@ -224,9 +222,7 @@ async def list_deployments(
     )
 
 
-@router.post("/v1/deployments/{deployment_id}/archive", summary="Archive a deployment")
-async def archive_deployment(ctx: Ctx, deployment_id: str) -> Response:
-    return json_response(render(archive(ctx.store, "deployment", deployment_id)))
+add_archive(router, "deployment", "Archive a deployment", render=render)
 
 
 @router.post("/v1/deployments/{deployment_id}/pause", summary="Pause a deployment")
@@ -285,10 +281,7 @@ async def run_deployment(ctx: Ctx, deployment_id: str) -> Response:
     return json_response(run)
 
 
-@router.get("/v1/deployment_runs/{deployment_run_id}", summary="Retrieve a deployment run")
-async def retrieve_run(ctx: Ctx, deployment_run_id: str) -> Response:
-    store = ctx.store
-    return json_response(require(store, "deployment_run", deployment_run_id).data)
+add_retrieve(router, "deployment_run", "Retrieve a deployment run", name="retrieve_run")
 
 
 @router.get("/v1/deployment_runs", summary="List deployment runs, newest first")

@@ -12,7 +12,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from .context import Ctx, archive, edit, new_object, require
+from .context import Ctx, edit, new_object
+from .crud import add_archive, add_delete, add_retrieve
 from .defaults import build_env_config, check_metadata
 from .errors import conflict
 from .listing import Listed, list_objects
@@ -48,10 +49,7 @@ async def create_environment(ctx: Ctx, body: EnvironmentCreate) -> Response:
     return json_response(env)
 
 
-@router.get("/v1/environments/{environment_id}", summary="Retrieve an environment")
-async def retrieve_environment(ctx: Ctx, environment_id: str) -> Response:
-    store = ctx.store
-    return json_response(require(store, "environment", environment_id).data)
+add_retrieve(router, "environment", "Retrieve an environment")
 
 
 @router.post("/v1/environments/{environment_id}", summary="Update an environment")
@@ -79,15 +77,7 @@ async def list_environments(ctx: Ctx, window: Listed) -> Response:
     return list_objects(ctx.store, "environment", "environments", window)
 
 
-@router.post("/v1/environments/{environment_id}/archive", summary="Archive an environment")
-async def archive_environment(ctx: Ctx, environment_id: str) -> Response:
-    return json_response(archive(ctx.store, "environment", environment_id))
+add_archive(router, "environment", "Archive an environment")
 
 
-@router.delete("/v1/environments/{environment_id}", summary="Delete an environment")
-async def delete_environment(ctx: Ctx, environment_id: str) -> Response:
-    store = ctx.store
-    with store.write():
-        require(store, "environment", environment_id)
-        store.delete(environment_id)
-    return json_response({"id": environment_id, "type": "environment_deleted"})
+add_delete(router, "environment", "Delete an environment")

@@ -21,7 +21,8 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from . import memory_db
-from .context import Ctx, archive, edit, new_object, require, usable
+from .context import Ctx, edit, new_object, usable
+from .crud import add_archive, add_delete, add_retrieve
 from .defaults import check_metadata
 from .errors import bad_request
 from .listing import Created, Listed, list_objects
@@ -130,9 +131,7 @@ async def create_memory_store(ctx: Ctx, body: MemoryStoreCreate) -> Response:
     return json_response(data)
 
 
-@router.get("/v1/memory_stores/{memory_store_id}", summary="Retrieve a memory store")
-async def retrieve_memory_store(ctx: Ctx, memory_store_id: str) -> Response:
-    return json_response(require(ctx.store, "memory_store", memory_store_id).data)
+add_retrieve(router, "memory_store", "Retrieve a memory store")
 
 
 @router.post("/v1/memory_stores/{memory_store_id}", summary="Update a memory store")
@@ -152,18 +151,12 @@ async def list_memory_stores(ctx: Ctx, window: Listed, created: Created) -> Resp
     return list_objects(ctx.store, "memory_store", "memory_stores", window, created=created)
 
 
-@router.post("/v1/memory_stores/{memory_store_id}/archive", summary="Archive a memory store")
-async def archive_memory_store(ctx: Ctx, memory_store_id: str) -> Response:
-    return json_response(archive(ctx.store, "memory_store", memory_store_id))
+add_archive(router, "memory_store", "Archive a memory store")
 
 
-@router.delete(
-    "/v1/memory_stores/{memory_store_id}", summary="Delete a memory store and its memories"
+add_delete(
+    router,
+    "memory_store",
+    "Delete a memory store and its memories",
+    contents=memory_db.delete_store_contents,
 )
-async def delete_memory_store(ctx: Ctx, memory_store_id: str) -> Response:
-    store = ctx.store
-    with store.write():
-        require(store, "memory_store", memory_store_id)
-        memory_db.delete_store_contents(store, memory_store_id)
-        store.delete(memory_store_id)
-    return json_response({"id": memory_store_id, "type": "memory_store_deleted"})

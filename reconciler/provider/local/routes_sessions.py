@@ -19,13 +19,13 @@ from .context import (
     Ctx,
     agent_reference,
     agent_snapshot,
-    archive,
     edit,
     merged_list,
     new_object,
     require,
     usable,
 )
+from .crud import add_archive, add_retrieve
 from .defaults import (
     AGENT_CONTENT_FIELDS,
     check_mcp_wiring,
@@ -199,10 +199,7 @@ async def create_session(ctx: Ctx, body: SessionCreate) -> Response:
     return json_response(session)
 
 
-@router.get("/v1/sessions/{session_id}", summary="Retrieve a session")
-async def retrieve_session(ctx: Ctx, session_id: str) -> Response:
-    store = ctx.store
-    return json_response(require(store, "session", session_id).data)
+add_retrieve(router, "session", "Retrieve a session")
 
 
 @router.post("/v1/sessions/{session_id}", summary="Update a session")
@@ -278,9 +275,7 @@ async def list_sessions(
     )
 
 
-@router.post("/v1/sessions/{session_id}/archive", summary="Archive a session")
-async def archive_session(ctx: Ctx, session_id: str) -> Response:
-    return json_response(archive(ctx.store, "session", session_id))
+add_archive(router, "session", "Archive a session")
 
 
 @router.delete("/v1/sessions/{session_id}", summary="Delete a session and its events")

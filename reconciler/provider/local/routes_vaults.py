@@ -16,7 +16,8 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from .context import Ctx, edit, new_object, require
+from .context import Ctx, archive_record, edit, new_object, require
+from .crud import add_archive, add_delete, add_retrieve
 from .defaults import check_metadata, patch_metadata, refuse_archived
 from .errors import bad_request, conflict, not_found
 from .ids import format_ts, now_ts, parse_ts
@@ -150,15 +151,6 @@ def _credential(store: Store, vault_id: str, credential_id: str) -> Record:
     return record
 
 
-def _archive(store: Store, record: Record, purge: bool = False) -> dict[str, Any]:
-    if record.archived:
-        return record.data
-    now = now_ts()
-    data = {**record.data, "archived_at": now, "updated_at": now}
-    store.replace(record.id, data, secrets={} if purge else None)
-    return data
-
-
 router = APIRouter(tags=["vaults"])
 
 
@@ -176,10 +168,7 @@ async def create_vault(ctx: Ctx, body: VaultCreate) -> Response:
     return json_response(vault)
 
 
-@router.get("/v1/vaults/{vault_id}", summary="Retrieve a vault")
-async def retrieve_vault(ctx: Ctx, vault_id: str) -> Response:
-    store = ctx.store
-    return json_response(require(store, "vault", vault_id).data)
+add_retrieve(router, "vault", "Retrieve a vault")
 
 
 @router.post("/v1/vaults/{vault_id}", summary="Update a vault")
@@ -198,22 +187,15 @@ async def list_vaults(ctx: Ctx, window: Listed) -> Response:
     return list_objects(ctx.store, "vault", "vaults", window)
 
 
-@router.post("/v1/vaults/{vault_id}/archive", summary="Archive a vault")
-async def archive_vault(ctx: Ctx, vault_id: str) -> Response:
-    store = ctx.store
-    with store.write():
-        data = _archive(store, require(store, "vault", vault_id))
-    return json_response(data)
+add_archive(router, "vault", "Archive a vault")
 
 
-@router.delete("/v1/vaults/{vault_id}", summary="Delete a vault and its credentials")
-async def delete_vault(ctx: Ctx, vault_id: str) -> Response:
-    store = ctx.store
-    with store.write():
-        require(store, "vault", vault_id)
-        store.delete_children("credential", vault_id)
-        store.delete(vault_id)
-    return json_response({"id": vault_id, "type": "vault_deleted"})
+add_delete(
+    router,
+    "vault",
+    "Delete a vault and its credentials",
+    contents=lambda store, vault_id: store.delete_children("credential", vault_id),
+)
 
 
 cred = "/v1/vaults/{vault_id}/credentials"
@@ -288,7 +270,7 @@ async def list_credentials(ctx: Ctx, vault_id: str, window: Listed) -> Response:
 async def archive_credential(ctx: Ctx, vault_id: str, credential_id: str) -> Response:
     store = ctx.store
     with store.write():
-        data = _archive(store, _credential(store, vault_id, credential_id), purge=True)
+        data = archive_record(store, _credential(store, vault_id, credential_id), secrets={})
     return json_response(data)
 
 

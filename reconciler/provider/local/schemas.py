@@ -9,7 +9,7 @@ cross-field and stateful rules live in ``defaults`` and the routes. Responses ar
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -27,6 +27,11 @@ Metadata = Annotated[dict[MetaKey, MetaValue], Field(max_length=16)]
 MetadataPatch = Annotated[dict[MetaKey, MetaValue | None], Field(max_length=64)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Text = Annotated[str, StringConstraints(max_length=2048)]
+#: How a body sends ``metadata``: the whole map on create (``Metadata``), a patch on update
+#: (``MetadataPatch``). A resource's create and update bodies share one generic class of its
+#: fields, all optional there; the create body narrows the ones it requires (pydantic keeps a
+#: narrowed field where the shared class puts it, so the wire order stays the SDK's).
+MetadataT = TypeVar("MetadataT")
 
 # -- agents -----------------------------------------------------------------------------
 
@@ -186,20 +191,9 @@ class AwsRoleIn(Body):
 ExecutionIdentityIn = Annotated[ServiceAccountIn | AwsRoleIn, Field(discriminator="type")]
 
 
-class AgentCreate(Body):
-    name: Name
-    model: ModelIn
-    description: Text | None = None
-    system: Annotated[str, StringConstraints(max_length=100_000)] | None = None
-    tools: Tools | None = None
-    mcp_servers: McpServers | None = None
-    skills: Skills | None = None
-    execution_identity: ExecutionIdentityIn | None = None
-    multiagent: MultiagentIn | None = None
-    metadata: Metadata | None = None
+class _AgentFields(Body, Generic[MetadataT]):
+    """An agent's fields, as create and update send them."""
 
-
-class AgentUpdate(Body):
     name: Name | None = None
     model: ModelIn | None = None
     description: Text | None = None
@@ -209,7 +203,15 @@ class AgentUpdate(Body):
     skills: Skills | None = None
     execution_identity: ExecutionIdentityIn | None = None
     multiagent: MultiagentIn | None = None
-    metadata: MetadataPatch | None = None
+    metadata: MetadataT | None = None
+
+
+class AgentCreate(_AgentFields[Metadata]):
+    name: Name
+    model: ModelIn
+
+
+class AgentUpdate(_AgentFields[MetadataPatch]):
     version: Annotated[int, Field(ge=1, le=2**31)] | None = None
 
 
@@ -269,20 +271,22 @@ def _organization_only(scope: str) -> str:
 Scope = Annotated[Literal["organization", "account"], AfterValidator(_organization_only)]
 
 
-class EnvironmentCreate(Body):
-    name: Name
-    config: EnvConfigIn | None = None
-    description: Text | None = None
-    metadata: Metadata | None = None
-    scope: Scope | None = None
+class _EnvironmentFields(Body, Generic[MetadataT]):
+    """An environment's fields, as create and update send them."""
 
-
-class EnvironmentUpdate(Body):
     name: Name | None = None
     config: EnvConfigIn | None = None
     description: Text | None = None
-    metadata: MetadataPatch | None = None
+    metadata: MetadataT | None = None
     scope: Scope | None = None
+
+
+class EnvironmentCreate(_EnvironmentFields[Metadata]):
+    name: Name
+
+
+class EnvironmentUpdate(_EnvironmentFields[MetadataPatch]):
+    pass
 
 
 # -- vaults and credentials -------------------------------------------------------------

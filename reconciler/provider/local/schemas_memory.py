@@ -11,12 +11,12 @@ characters, is NFC and at most 1,024 bytes; content at most 102,400 UTF-8 bytes.
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated, Literal
+from typing import Annotated, Generic, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
 from .errors import bad_request
-from .schemas import Metadata, MetadataPatch
+from .schemas import Metadata, MetadataPatch, MetadataT
 from .schemas_nested import Body
 
 MAX_CONTENT_BYTES = 102_400
@@ -34,23 +34,25 @@ def _no_control(value: str | None) -> str | None:
     return value
 
 
-class _Named(Body):
-    @field_validator("name", check_fields=False)
+class _MemoryStoreFields(Body, Generic[MetadataT]):
+    """A memory store's fields, as create and update send them (see ``schemas.MetadataT``)."""
+
+    name: StoreName | None = None
+    description: Description | None = None
+    metadata: MetadataT | None = None
+
+    @field_validator("name")
     @classmethod
     def _plain_name(cls, value: str | None) -> str | None:
         return _no_control(value)
 
 
-class MemoryStoreCreate(_Named):
+class MemoryStoreCreate(_MemoryStoreFields[Metadata]):
     name: StoreName
-    description: Description | None = None
-    metadata: Metadata | None = None
 
 
-class MemoryStoreUpdate(_Named):
-    name: StoreName | None = None
-    description: Description | None = None
-    metadata: MetadataPatch | None = None
+class MemoryStoreUpdate(_MemoryStoreFields[MetadataPatch]):
+    pass
 
 
 class Precondition(Body):

@@ -6,7 +6,7 @@ rejected, handlers read ``model_dump(exclude_unset=True)``.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Generic, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -14,6 +14,7 @@ from .schemas import (
     McpServers,
     Metadata,
     MetadataPatch,
+    MetadataT,
     ModelIn,
     Name,
     Skills,
@@ -196,27 +197,27 @@ InitialEvents = Annotated[list[DeploymentInitialEvent], Field(min_length=1, max_
 Resources = Annotated[list[ResourceIn], Field(max_length=500)]
 
 
-class DeploymentCreate(Body):
-    agent: DeploymentAgentIn
-    environment_id: ObjectId
-    initial_events: InitialEvents
-    name: Name
-    budget: BudgetIn | None = None
-    description: Text | None = None
-    metadata: Metadata | None = None
-    resources: Resources | None = None
-    schedule: ScheduleIn | None = None
-    vault_ids: VaultIds | None = None
+class _DeploymentFields(Body, Generic[MetadataT]):
+    """A deployment's fields, as create and update send them (see ``schemas.MetadataT``)."""
 
-
-class DeploymentUpdate(Body):
     agent: DeploymentAgentIn | None = None
     environment_id: ObjectId | None = None
     initial_events: InitialEvents | None = None
     name: Name | None = None
     budget: BudgetIn | None = None
     description: Text | None = None
-    metadata: MetadataPatch | None = None
+    metadata: MetadataT | None = None
     resources: Resources | None = None
     schedule: ScheduleIn | None = None
     vault_ids: VaultIds | None = None
+
+
+class DeploymentCreate(_DeploymentFields[Metadata]):
+    agent: DeploymentAgentIn
+    environment_id: ObjectId
+    initial_events: InitialEvents
+    name: Name
+
+
+class DeploymentUpdate(_DeploymentFields[MetadataPatch]):
+    pass
