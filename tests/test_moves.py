@@ -179,6 +179,20 @@ def test_a_moved_vault_keeps_its_credentials(workdir: Path) -> None:
     assert cli("plan", "--detailed-exitcode").exit_code == 0
 
 
+def test_a_moved_vault_does_not_send_its_unchanged_secrets_again(workdir: Path) -> None:
+    # a user renamed the vault: its credential's secret did not change, so the plan must not
+    # show (and apply must not send) a sensitive update of it
+    ok("apply", "--auto-approve")
+    edit(workdir / "manifests/vaults.yaml", "name: github\n", "name: gh\nmoved_from: github\n")
+    edit(workdir / "manifests/deployments.yaml", "vaults: [github]", "vaults: [gh]")
+    plan = plan_json()
+    (credential,) = [a for a in plan["actions"] if a["kind"] == "credential"]
+    assert [c["path"] for c in credential["changes"]] == ["metadata.reconciler-address"]
+    assert "auth" not in credential["reason"]
+    text = ok("plan").stdout
+    assert "(sensitive)" not in text
+
+
 def test_an_environment_is_renamed_in_place(workdir: Path) -> None:
     ok("apply", "--auto-approve")
     env_id = remote_id("environment.python-data")

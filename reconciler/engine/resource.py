@@ -163,7 +163,7 @@ def plan_resource(
             version=1 if res.kind == "agent" else None,
             move_note=_nothing_to_move(inputs, res),
         )
-    comparison = _compare(inputs, res, match.live, target, planned)
+    comparison = _compare(inputs, res, match.live, target, planned, match.moved_from)
     decided = _decide(inputs, res, match, comparison, target, planned)
     note = None if match.moved_from is not None else _nothing_to_move(inputs, res)
     return replace(decided, hidden=comparison.hidden, moved_from=match.moved_from, move_note=note)
@@ -260,6 +260,7 @@ def _compare(
     obj: JSON,
     target: Target,
     planned: Mapping[str, Planned],
+    moved_from: str | None = None,
 ) -> _Comparison:
     """Normalise both sides, diff them, and add the secrets whose value changed."""
     kind = res.kind
@@ -279,6 +280,8 @@ def _compare(
         shown = {c.path for c in changes}
         hidden = tuple(sorted({c.path for c in diff_objects(live, want)} - shown))
     entry = inputs.entry(res.address)
+    if (entry is None or entry.id != obj["id"]) and moved_from is not None:
+        entry = inputs.entry(moved_from)  # a move: the secrets were recorded under the old name
     known = dict(entry.secret_fingerprints) if entry is not None and entry.id == obj["id"] else {}
     fps = target.secret_fingerprints
     secret_changed = [p for p, fp in fps.items() if known.get(p) != fp]
