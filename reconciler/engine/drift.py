@@ -29,6 +29,7 @@ from typing import Any, get_args
 
 from reconciler.engine.desired import DesiredResource, desired_digest, desired_resources
 from reconciler.engine.diff import diff_objects
+from reconciler.engine.inputs import rewritten_outside
 from reconciler.engine.model import (
     DriftItem,
     DriftReport,
@@ -346,6 +347,38 @@ def _changed_item(
     return _live_item("changed", address, kind, live, message, changes, version, changed_at)
 
 
+def _rewritten(
+    address: str, entry: LockEntry, live: JSON, item: DriftItem | None, in_manifests: bool
+) -> DriftItem | None:
+    """A credential written outside git since the last apply (its ``updated_at`` moved): its
+    secret cannot be read back, so it may have been rotated; said as a sensitive change."""
+    when = rewritten_outside(entry, live)
+    if when is None or not entry.secret_fingerprints:
+        return item
+    secrets = tuple(
+        FieldChange(op="change", path=path, sensitive=True)
+        for path in sorted(entry.secret_fingerprints)
+    )
+    if item is not None:
+        return item.model_copy(update={"changes": item.changes + secrets})
+    restore = (
+        "`reconciler apply` writes the manifest's secret again"
+        if in_manifests
+        else "it is no longer in the manifests"
+    )
+    return DriftItem(
+        type="changed",
+        address=address,
+        kind=entry.kind,
+        remote_id=live["id"],
+        remote_name=remote_name_of(entry.kind, live),
+        message=f"written outside git; its secret cannot be read back, so it may have been "
+        f"rotated; {restore}",
+        changes=secrets,
+        changed_at=when,
+    )
+
+
 def _skill_item(
     address: str,
     entry: LockEntry,
@@ -533,6 +566,8 @@ def build_drift(
             history,
             healed=address in healed,
         )
+        if entry.kind == "credential":
+            changed = _rewritten(address, entry, live, changed, address in desired)
         if changed is not None:
             items.append(changed)
         if entry.kind == "deployment" and entry.pins:

@@ -149,3 +149,13 @@ def live_marker(kind: str, obj: JSON) -> str | None:
     if kind == "skill":
         return obj.get("latest_version_id")
     return obj.get("updated_at")
+
+
+def rewritten_outside(entry: LockEntry | None, obj: JSON) -> str | None:
+    """When a credential was written since the last apply recorded it (its ``updated_at``
+    moved), that time; else None. A secret is never read back, so this is the only sign of
+    one rotated behind git's back. Entries from before the stamp was kept say nothing."""
+    if entry is None or entry.kind != "credential" or entry.id != obj.get("id"):
+        return None
+    stamp, live = entry.live_updated_at, obj.get("updated_at")
+    return live if stamp is not None and isinstance(live, str) and live != stamp else None

@@ -168,6 +168,8 @@ def _record(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
         uploaded_by = carried if carried is not None and carried.id == remote_id else None
         entry = _with_upload(entry, uploaded_by, target, outcome)
     entry = with_pin_history(entry, carried, outcome, now)
+    if action.kind == "credential":
+        entry = entry.model_copy(update={"live_updated_at": _live_updated_at(outcome, before)})
     if isinstance(action, NoOp) and old is not None and _same_but_time(entry, old):
         return _without_pending(lockfile, address)
     return _without_pending(lockfile.with_entry(address, entry), address)
@@ -210,6 +212,15 @@ def _with_upload(
     if version:
         uploaded[version] = UploadedSkillVersion(digest=skill.digest, files=dict(skill.files))
     return entry.model_copy(update={"slug": skill.slug, "uploaded": uploaded})
+
+
+def _live_updated_at(outcome: Outcome, before: LockEntry | None) -> str | None:
+    """A credential's ``updated_at`` as this action left it: the provider's answer, else what
+    the plan saw (a no-op, an adoption that sent nothing), else what was recorded."""
+    stamp = (outcome.live or {}).get("updated_at") or getattr(outcome.action, "live_marker", None)
+    if isinstance(stamp, str):
+        return stamp
+    return before.live_updated_at if before is not None else None
 
 
 def _old_version(old: LockEntry | None, same: bool) -> int | None:

@@ -27,7 +27,7 @@ from reconciler.engine.desired import (
     update_body,
 )
 from reconciler.engine.diff import changed_fields, diff_objects
-from reconciler.engine.inputs import JSON, PlanInputs, live_marker
+from reconciler.engine.inputs import JSON, PlanInputs, live_marker, rewritten_outside
 from reconciler.engine.model import (
     Action,
     Conflict,
@@ -117,6 +117,8 @@ class _Comparison:
     immutable: str | None
     #: paths that differ but ``ignore_changes`` hides
     hidden: tuple[str, ...] = ()
+    #: a credential written outside the reconciler since the last apply: when
+    rewritten: str | None = None
 
 
 def plan_resource(
@@ -284,10 +286,13 @@ def _compare(
         entry = inputs.entry(moved_from)  # a move: the secrets were recorded under the old name
     known = dict(entry.secret_fingerprints) if entry is not None and entry.id == obj["id"] else {}
     fps = target.secret_fingerprints
-    secret_changed = [p for p, fp in fps.items() if known.get(p) != fp]
+    rewritten = rewritten_outside(entry, obj)  # rotated behind git's back: write it again
+    secret_changed = [p for p, fp in fps.items() if rewritten or known.get(p) != fp]
     changes.extend(FieldChange(op="change", path=p, sensitive=True) for p in sorted(secret_changed))
     changes.extend(unwritten_seeds(inputs, res, obj))  # an interrupted create's (engine.seeds)
-    return _Comparison(tuple(changes), _immutable_change(kind, live, want), hidden)
+    return _Comparison(
+        tuple(changes), _immutable_change(kind, live, want), hidden, rewritten if fps else None
+    )
 
 
 def _decide(
@@ -345,6 +350,13 @@ def _decide(
         return replace(kept, action=action, id=None)
     if changes:
         update = _update(inputs, res, match, changes, target, planned, common)
+        if comparison.rewritten is not None and match.moved_from is None:
+            update = update.model_copy(
+                update={
+                    "reason": f"updated outside the reconciler ({comparison.rewritten}); its "
+                    "secret cannot be read back, so apply writes the manifest's secret again"
+                }
+            )
         version = update.to_version if update.to_version is not None else kept.version
         return replace(kept, action=update, version=version)
     return replace(kept, action=_noop(inputs, res, match, target, common, planned))

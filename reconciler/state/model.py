@@ -123,6 +123,9 @@ class LockEntry(_Frozen):
             files). A skill carries no metadata: this entry is its ownership.
         skills: agents: skill address -> the version id the agent was resolved to (a
             ``{ref: NAME}`` following the newest included), so a plan is reproducible.
+        live_updated_at: credentials: the provider's ``updated_at`` after the last apply. A
+            secret is never read back, so a later one is the only sign of a secret rotated
+            outside the reconciler (drift, and plan writes the manifest's secret again).
     """
 
     kind: str = Field(min_length=1)
@@ -146,6 +149,7 @@ class LockEntry(_Frozen):
         default_factory=dict, exclude_if=lambda v: not v
     )
     skills: dict[str, str] = Field(default_factory=dict, exclude_if=lambda v: not v)
+    live_updated_at: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
     def held_version(self, agent: str, version: int | None) -> HeldVersion | None:
         """The hold on ``version`` of ``agent``, if this deployment holds it."""

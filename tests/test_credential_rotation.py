@@ -1,0 +1,97 @@
+"""A vault credential whose secret was rotated behind git's back.
+
+The provider never returns a secret, so a colleague who rotates a token with the official SDK
+changes nothing a diff can see: only the credential's ``updated_at`` moves. The lockfile
+records the ``updated_at`` apply left, so ``drift`` reports the credential (exit 2) and
+``plan`` shows the update that writes the manifest's secret again; after that apply both are
+clean. The colleague works over loopback TCP on the same provider database, as one would with
+``reconciler provider serve``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import pytest
+from support.gitops import DB, cli, lockfile, make_workdir, ok, plan_is_clean
+
+from reconciler.provider.local import create_app
+from reconciler.provider.local.server import BackgroundServer
+
+CREDENTIAL = "vault.github.credential.github-mcp"
+
+
+@pytest.fixture
+def colleague(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[anthropic.Anthropic]:
+    make_workdir(tmp_path, monkeypatch)
+    ok("apply", "--auto-approve")
+    with (
+        BackgroundServer(create_app(tmp_path / DB)) as server,
+        anthropic.Anthropic(base_url=server.url, api_key="k", max_retries=0) as sdk,
+    ):
+        yield sdk
+
+
+def rotate(sdk: anthropic.Anthropic) -> None:
+    state = lockfile()["resources"]
+    sdk.beta.vaults.credentials.update(
+        state[CREDENTIAL]["id"],
+        vault_id=state["vault.github"]["id"],
+        auth={"type": "static_bearer", "token": "rotated-by-hand"},
+    )
+
+
+def drift() -> tuple[int, dict[str, Any]]:
+    result = cli("drift", "--format", "json")
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_a_rotated_secret_is_drift_and_the_plan_writes_it_back(
+    colleague: anthropic.Anthropic,
+) -> None:
+    assert drift()[0] == 0
+    rotate(colleague)
+
+    code, report = drift()
+    assert code == 2
+    (item,) = report["items"]
+    assert (item["type"], item["address"]) == ("changed", CREDENTIAL)
+    assert item["changes"] == [
+        {
+            "op": "change",
+            "path": "auth.token",
+            "old": "(sensitive)",
+            "new": "(sensitive)",
+            "sensitive": True,
+        }
+    ]
+    assert item["changed_at"] is not None
+    assert "rotated-by-hand" not in json.dumps(report)
+    text = cli("drift")
+    assert text.exit_code == 2 and CREDENTIAL in text.stdout
+
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 2, plan.stdout
+    assert f"~ {CREDENTIAL}  update" in plan.stdout
+    assert "auth.token: (sensitive) -> (sensitive)" in plan.stdout
+    assert "outside the reconciler" in plan.stdout
+
+    ok("apply", "--auto-approve")
+    assert drift()[0] == 0
+    plan_is_clean()
+
+
+def test_an_apply_records_where_it_left_the_credential(
+    colleague: anthropic.Anthropic,
+) -> None:
+    # nothing rotated: the credential apply created is no drift, whatever the clocks say
+    entry = lockfile()["resources"][CREDENTIAL]
+    raw = colleague.beta.vaults.credentials.with_raw_response.retrieve(
+        entry["id"], vault_id=lockfile()["resources"]["vault.github"]["id"]
+    )
+    assert entry["live_updated_at"] == raw.http_response.json()["updated_at"]
+    plan_is_clean()
