@@ -507,6 +507,23 @@ def test_imported_manifests_read_like_hand_written_ones(clicked: dict[str, Any])
     assert "kind: Environment\nname: bare\nspec: {}\n" in environments
 
 
+def test_import_all_unmanaged_says_what_each_written_file_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a long system prompt goes to prompts/NAME.md; the line for that file said "()"
+    make_workdir(tmp_path, monkeypatch, manifests=False)
+
+    async def long_prompt(c: ProviderClient) -> None:
+        await c.agents.create(
+            {"name": "poet", "model": "claude-haiku-4-5", "system": "a\nb\nc\nd\n"}
+        )
+
+    out_of_band(long_prompt)
+    result = ok("import", "--all-unmanaged", "--out", "manifests")
+    assert "Wrote manifests/prompts/poet.md (the system prompt of agent.poet)." in result.stdout
+    assert "()" not in result.stdout
+
+
 def test_import_all_unmanaged_never_overwrites_a_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

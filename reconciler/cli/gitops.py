@@ -216,7 +216,9 @@ def _import_all(app: App, out: Path) -> None:
         described = ", ".join(
             f"{n} {noun(kind)}{'s' if n != 1 else ''}" for kind, n in counts.items()
         )
-        click.echo(f"Wrote {path} ({described}).")
+        if not described and path.parent.name == "prompts":  # a long prompt, in its own file
+            described = f"the system prompt of agent.{path.stem}"
+        click.echo(f"Wrote {path} ({described})." if described else f"Wrote {path}.")
     if any(d.kind == "MemoryStore" for d in result.documents):
         click.echo(
             "Memory stores are imported without their memories: the agents own that content "
