@@ -174,6 +174,33 @@ def test_a_failing_candidate_is_held_and_the_pin_stays(workdir: Path) -> None:
     assert live_pin() == 1
 
 
+def test_a_pin_drifted_behind_our_back_is_restored_without_checks(workdir: Path) -> None:
+    # the recorded pin was approved already: putting it back is a repair, not a rollout. It
+    # was gated: its checks could fail, hold the very version the lockfile pins, and leave the
+    # deployment on the version someone moved it to, with drift telling to apply forever
+    gate(FAILING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    ok("apply", "--auto-approve", "--skip-checks")
+    assert live_pin() == 2 and entry()["pins"] == {AGENT: 2}
+    deployment_id, agent_id = entry()["id"], entry(AGENT)["id"]
+    out_of_band(
+        lambda c: c.deployments.update(
+            deployment_id, {"agent": {"type": "agent", "id": agent_id, "version": 1}}
+        )
+    )
+    assert cli("drift").exit_code == 2
+
+    data = json.loads(ok("plan", "--format", "json").stdout)
+    (move,) = data["pin_moves"]
+    assert (move["old"], move["new"], move["checks"], move["gate"]) == (1, 2, 0, None)
+    assert data["check_sessions"] == 0
+    ok("apply", "--auto-approve")
+    assert live_pin() == 2
+    assert "held" not in entry()
+    assert cli("drift").exit_code == 0
+
+
 def test_a_later_version_is_the_next_candidate_and_is_promoted(workdir: Path) -> None:
     gate(FAILING)
     ok("apply", "--auto-approve")

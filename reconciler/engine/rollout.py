@@ -10,7 +10,8 @@ Given a deployment already planned (``resource.plan_resource``), decide:
   (``skip_checks`` moves it without them, and the lockfile says so).
 
 A new deployment is not gated: there is no pin to protect yet, and it starts at the version
-the manifest asks for. Pure: no I/O.
+the manifest asks for. Nor is a move back to the version the lockfile pinned (the pin was moved
+behind our back): that version passed its gate when apply pinned it. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def gate_pin_move(
     held = entry.held if entry is not None and recorded else ()
     if recovered is not None:
         held = recovered.held
-    planned_now, hold = _gate(inputs, res, done, planned, held)
+    restores = entry.pins.get(res.pin[0]) if entry is not None and recorded else None
+    planned_now, hold = _gate(inputs, res, done, planned, held, restores)
     return _carrying(planned_now, recovered), hold
 
 
@@ -63,6 +65,7 @@ def _gate(
     done: Planned,
     planned: Mapping[str, Planned],
     held: tuple[HeldVersion, ...],
+    recorded_pin: int | None = None,
 ) -> tuple[Planned, HeldCandidate | None]:
     live = done.live
     assert live is not None and res.pin is not None
@@ -73,6 +76,8 @@ def _gate(
     same_agent = live_agent.get("id") == predicted_id(planned, agent)
     if old == new and same_agent:
         return done, None
+    if new == recorded_pin and same_agent:
+        return done, None  # the pin drifted behind our back: putting back an approved one
     hold = next((h for h in held if h.agent == agent and h.version == new), None)
     retry = hold is not None and inputs.options.retry_held
     if hold is not None and not retry and same_agent and isinstance(old, int):
