@@ -114,6 +114,19 @@ def resolve_session_target(
     return SessionTarget(address, address, agent.id, agent.version, env_address, env.id)
 
 
+def origin_warning(lockfile: Lockfile, origin: str) -> str | None:
+    """What to say when the lockfile was applied to another provider than the one a session
+    will be started on (``origin``, see ``provider_origin``): its ids are most likely unknown
+    there. None when they agree or the lockfile records no origin."""
+    if lockfile.origin is None or lockfile.origin == origin:
+        return None
+    return (
+        f"the lockfile was applied to {lockfile.origin}, but this run talks to {origin}; "
+        "its ids are probably not that provider's. Check --provider-url (and --provider-db, "
+        "--lockfile)"
+    )
+
+
 def address_of_id(lockfile: Lockfile, remote_id: str) -> str | None:
     """The address the lockfile records for ``remote_id``, if any."""
     for address, entry in lockfile.resources.items():

@@ -26,8 +26,13 @@ from typing import Any
 
 import click
 
-from reconciler.app import ManagedRuntime, Settings, connect, load_manifests
-from reconciler.app.session import SessionTarget, address_of_id, resolve_session_target
+from reconciler.app import ManagedRuntime, Settings, connect, load_manifests, provider_origin
+from reconciler.app.session import (
+    SessionTarget,
+    address_of_id,
+    origin_warning,
+    resolve_session_target,
+)
 from reconciler.app.state import Lockfile, read_state
 from reconciler.cli.app import App, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, silence_stdout
@@ -86,6 +91,9 @@ def run(
     """
     manifests = load_manifests(app.settings.manifests)
     lockfile = read_state(app.settings)
+    mismatch = origin_warning(lockfile, provider_origin(app.settings))
+    if mismatch is not None:
+        click.echo(f"Warning: {mismatch}", err=True)
     target = resolve_session_target(
         manifests, lockfile, name, environment, existing_session=session_id is not None
     )

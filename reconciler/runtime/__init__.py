@@ -39,7 +39,7 @@ The stream replays what was sent before it opened, so either order works; ``run_
 
 from __future__ import annotations
 
-from reconciler.runtime.applied import NotApplied
+from reconciler.runtime.applied import NotApplied, OriginMismatch
 from reconciler.runtime.config import (
     DEFAULT_TOOLS,
     PACKAGE_MANAGERS,
@@ -65,6 +65,7 @@ __all__ = [
     "ManagedRuntime",
     "NetworkingConfig",
     "NotApplied",
+    "OriginMismatch",
     "PackagesConfig",
     "SentLedger",
     "SessionEventStream",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import warnings
 from typing import TYPE_CHECKING, Literal
 
 from reconciler.errors import ReconcilerError
@@ -19,7 +20,14 @@ from reconciler.kinds import DEFAULT_LOCKFILE, KIND_INFO, TOP_LEVEL_KINDS, addre
 if TYPE_CHECKING:
     from reconciler.state import LockEntry
 
-__all__ = ["DEFAULT_LOCKFILE", "LOOKUP_KINDS", "AppliedLookups", "NotApplied", "find_applied"]
+__all__ = [
+    "DEFAULT_LOCKFILE",
+    "LOOKUP_KINDS",
+    "AppliedLookups",
+    "NotApplied",
+    "OriginMismatch",
+    "find_applied",
+]
 
 #: The kinds a program looks up by name.
 LOOKUP_KINDS = TOP_LEVEL_KINDS
@@ -27,6 +35,10 @@ LOOKUP_KINDS = TOP_LEVEL_KINDS
 
 class NotApplied(ReconcilerError, LookupError):
     """The address is not in the lockfile: never applied, another project, a typo."""
+
+
+class OriginMismatch(UserWarning):
+    """The lockfile was applied to another provider than the runtime talks to."""
 
 
 def _a(word: str) -> str:
@@ -52,8 +64,13 @@ def find_applied(
     project: str,
     address: str,
     backend: str | None = None,
+    origin: str | None = None,
 ) -> LockEntry:
     """The lockfile entry of ``address`` (from the database ``backend`` when given).
+
+    ``origin``: the provider the caller talks to, as a lockfile records it; a lockfile
+    applied to another provider holds ids this one most likely does not know, and an
+    ``OriginMismatch`` warning says so (the same database may be served at another URL).
 
     Raises:
         NotApplied: the lockfile has no such address (the message names the lockfile and
@@ -67,6 +84,15 @@ def find_applied(
         lockfile = location.read()
     finally:
         location.close()
+    if origin is not None and lockfile.origin is not None and lockfile.origin != origin:
+        warnings.warn(
+            f"{address}: the lockfile {location.name} was applied to {lockfile.origin}, but "
+            f"this runtime talks to {origin}, which probably does not know its ids. Pass "
+            "provider_url= (or set RECONCILER_PROVIDER_URL) for that provider, or db_path= "
+            "for another embedded database",
+            OriginMismatch,
+            stacklevel=4,
+        )
     entry = lockfile.resources.get(address)
     if entry is not None:
         return entry
@@ -103,7 +129,11 @@ class AppliedLookups:
             LockfileError: the lockfile is unreadable or another project's.
         """
         backend = getattr(self, "backend", None) or os.environ.get("RECONCILER_BACKEND") or None
-        return find_applied(self.lockfile, self.project, address, backend)
+        return find_applied(self.lockfile, self.project, address, backend, self.provider_origin())
+
+    def provider_origin(self) -> str | None:
+        """The provider the lookups are for, as a lockfile records it; None: any."""
+        return None
 
     def agent(self, name: str) -> str:
         """The id of the applied Agent ``name`` (``coder`` or ``agent.coder``).

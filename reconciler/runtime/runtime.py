@@ -117,6 +117,17 @@ class ManagedRuntime(AppliedLookups):
 
     # ------------------------------------------------------------------ lifetime
 
+    def provider_origin(self) -> str | None:
+        """The provider this runtime talks to, as a lockfile records it (``applied`` refuses
+        a lockfile applied to another one); None with an injected ``client=``."""
+        from reconciler.provider.origin import local_origin, url_origin
+
+        if not self._owns_client:
+            return None
+        if self.provider_url:
+            return url_origin(self.provider_url)
+        return local_origin(self.db_path, Path(self.lockfile).parent)
+
     @property
     def uses_embedded_provider(self) -> bool:
         """True when the runtime builds its own client over the in-process local provider."""

@@ -1,0 +1,56 @@
+"""`run` and the runtime's lookups warn about a lockfile applied to another provider.
+
+A user applies the example manifests to ``reconciler provider serve`` (loopback TCP), then
+runs an agent or looks one up from a program without the provider URL: the lockfile's ids
+belong to the served provider, not to the embedded one. The user saw only a 404 about an
+unknown agent; now a warning first names both origins and the option to check. (A warning,
+not a refusal: the same database may be served at another URL.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.gitops import cli, make_workdir, ok
+
+from reconciler.provider.local import create_app
+from reconciler.provider.local.server import BackgroundServer
+from reconciler.runtime import ManagedRuntime, OriginMismatch
+
+
+@pytest.fixture
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    make_workdir(tmp_path, monkeypatch)
+    with BackgroundServer(create_app(tmp_path / "served.db")) as server:
+        ok("--provider-url", server.url, "apply", "--auto-approve")
+        yield server.url
+
+
+def test_run_without_the_provider_url_names_both_origins(served: str) -> None:
+    result = cli("run", "reviewer", "-m", "hi")
+    assert result.exit_code == 1
+    warning = "Warning: the lockfile was applied to http://127.0.0.1:"
+    assert warning in result.stderr, result.stderr
+    assert "this run talks to local:../.reconciler/provider.db" in result.stderr
+    assert "Check --provider-url" in result.stderr
+
+    good = cli("--provider-url", served, "run", "reviewer", "-m", "hi")
+    assert good.exit_code == 0, good.stderr
+    assert "echo: hi" in good.stdout
+    assert "Warning" not in good.stderr
+
+
+def test_runtime_lookups_warn_about_a_lockfile_of_another_provider(served: str) -> None:
+    async def lookup(**options: str) -> str:
+        async with ManagedRuntime(**options) as rt:
+            return rt.agent("reviewer")
+
+    with pytest.warns(OriginMismatch, match="was applied to http://127.0.0.1:.*provider_url="):
+        asyncio.run(lookup())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert asyncio.run(lookup(provider_url=served)).startswith("agent_")
