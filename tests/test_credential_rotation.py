@@ -95,3 +95,46 @@ def test_an_apply_records_where_it_left_the_credential(
     )
     assert entry["live_updated_at"] == raw.http_response.json()["updated_at"]
     plan_is_clean()
+
+
+OAUTH_VAULT = """---
+kind: Vault
+name: linear
+spec:
+  credentials:
+    - name: linear
+      auth:
+        type: mcp_oauth
+        mcp_server_url: https://mcp.linear.app/mcp
+        access_token: {from_env: LINEAR_ACCESS}
+        refresh:
+          client_id: client
+          refresh_token: {from_env: LINEAR_REFRESH}
+          token_endpoint: https://linear.app/oauth/token
+          token_endpoint_auth: {type: none}
+"""
+
+
+def test_an_oauth_credential_the_provider_refreshes_is_no_drift(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # with `refresh`, the provider writes fresh access tokens itself: a newer updated_at is
+    # expected there, and writing the manifest's first token back would undo the refresh
+    make_workdir(tmp_path, monkeypatch)
+    monkeypatch.setenv("LINEAR_ACCESS", "first-access")
+    monkeypatch.setenv("LINEAR_REFRESH", "refresh")
+    vaults = Path("manifests/vaults.yaml")
+    vaults.write_text(vaults.read_text() + OAUTH_VAULT)
+    ok("apply", "--auto-approve")
+    with (
+        BackgroundServer(create_app(tmp_path / DB)) as server,
+        anthropic.Anthropic(base_url=server.url, api_key="k", max_retries=0) as sdk,
+    ):
+        state = lockfile()["resources"]
+        sdk.beta.vaults.credentials.update(
+            state["vault.linear.credential.linear"]["id"],
+            vault_id=state["vault.linear"]["id"],
+            auth={"type": "mcp_oauth", "access_token": "refreshed-access"},
+        )
+    assert drift()[0] == 0
+    plan_is_clean()

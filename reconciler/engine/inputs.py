@@ -154,8 +154,11 @@ def live_marker(kind: str, obj: JSON) -> str | None:
 def rewritten_outside(entry: LockEntry | None, obj: JSON) -> str | None:
     """When a credential was written since the last apply recorded it (its ``updated_at``
     moved), that time; else None. A secret is never read back, so this is the only sign of
-    one rotated behind git's back. Entries from before the stamp was kept say nothing."""
+    one rotated behind git's back. Entries from before the stamp was kept say nothing, nor
+    does an OAuth credential with ``refresh``: the provider writes its fresh tokens itself."""
     if entry is None or entry.kind != "credential" or entry.id != obj.get("id"):
+        return None
+    if (obj.get("auth") or {}).get("refresh"):
         return None
     stamp, live = entry.live_updated_at, obj.get("updated_at")
     return live if stamp is not None and isinstance(live, str) and live != stamp else None
