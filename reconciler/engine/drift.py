@@ -366,17 +366,11 @@ def _rewritten(
         if in_manifests
         else "it is no longer in the manifests"
     )
-    return DriftItem(
-        type="changed",
-        address=address,
-        kind=entry.kind,
-        remote_id=live["id"],
-        remote_name=remote_name_of(entry.kind, live),
-        message=f"written outside git; its secret cannot be read back, so it may have been "
-        f"rotated; {restore}",
-        changes=secrets,
-        changed_at=when,
+    message = (
+        f"written outside git; its secret cannot be read back, so it may have been rotated; "
+        f"{restore}"
     )
+    return _live_item("changed", address, entry.kind, live, message, secrets, changed_at=when)
 
 
 def _skill_item(
