@@ -63,10 +63,20 @@ async def drift(
     manifests = load_manifests(ws.manifests)
     lockfile = read_state(ws)
     missing = None if state_exists(ws, lockfile) else ws.state_name
+    # under --backend there is no lockfile: messages name the database's state
+    kept = "lockfile" if ws.backend is None else "state"
     if client is None:
         async with connect(ws) as c:
-            return await _drift(c, manifests, lockfile, ws.project, ignore_unmanaged, missing)
-    return await _drift(client, manifests, lockfile, ws.project, ignore_unmanaged, missing)
+            report = await _drift(
+                c, manifests, lockfile, ws.project, ignore_unmanaged, missing, kept
+            )
+    else:
+        report = await _drift(
+            client, manifests, lockfile, ws.project, ignore_unmanaged, missing, kept
+        )
+    if ws.backend is None:
+        return report
+    return report.model_copy(update={"compared_with": f"the state in {ws.state_name}"})
 
 
 def _healed(
@@ -131,7 +141,9 @@ def _skills_by_slug(
     return found
 
 
-def _warnings(missing: str | None, healed: frozenset[str], unseen: tuple[str, ...]) -> list[str]:
+def _warnings(
+    missing: str | None, healed: frozenset[str], unseen: tuple[str, ...], kept: str = "lockfile"
+) -> list[str]:
     if missing is None and not healed:
         return []
     # a skill carries no tags: it is found by its slug, and the message says so
@@ -142,10 +154,10 @@ def _warnings(missing: str | None, healed: frozenset[str], unseen: tuple[str, ..
         if k in KIND_INFO and not KIND_INFO[k].has_metadata
     )
     head = (
-        f"no lockfile at {missing}: drift compared the manifests with the live objects that "
+        f"no {kept} at {missing}: drift compared the manifests with the live objects that "
         f"this project's ownership tags name{slugged}"
         if missing is not None
-        else f"the lockfile has no entry for {len(healed)} address"
+        else f"the {kept} has no entry for {len(healed)} address"
         f"{'es' if len(healed) != 1 else ''} found live by {found_by(kinds)}"
     )
     out = [
@@ -157,7 +169,7 @@ def _warnings(missing: str | None, healed: frozenset[str], unseen: tuple[str, ..
         out.append(
             f"{len(unseen)} address{'es' if len(unseen) != 1 else ''} of the manifests "
             f"{'have' if len(unseen) != 1 else 'has'} no live object ({shown}): never "
-            "applied, or deleted behind git's back; without the lockfile drift cannot tell "
+            f"applied, or deleted behind git's back; without the {kept} drift cannot tell "
             "which"
         )
     return out
@@ -170,12 +182,13 @@ async def _drift(
     project: str,
     ignore_unmanaged: bool,
     missing: str | None = None,
+    kept: str = "lockfile",
 ) -> DriftReport:
     documents = manifests.documents
     observed = await observe(client, lockfile, project)
     observed = await describe_skills(client, manifests, lockfile, observed)
     lockfile, healed, unseen = _healed(manifests, observed, lockfile, project)
-    warnings = tuple(_warnings(missing, healed, unseen))
+    warnings = tuple(_warnings(missing, healed, unseen, kept))
     skills = manifests.skills
 
     def drift(versions: dict[str, list[JSON]] | None = None) -> DriftReport:

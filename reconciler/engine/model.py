@@ -443,6 +443,9 @@ class DriftReport(Frozen):
     items: tuple[DriftItem, ...] = ()
     #: what this report could not see, in sentences (e.g. no lockfile: deletions unknown)
     warnings: tuple[str, ...] = ()
+    #: the state the live system was compared with, as the all-clear names it ("the
+    #: lockfile", or the state in a database); for messages only, not in the JSON report
+    compared_with: str = "the lockfile"
 
     @property
     def has_drift(self) -> bool:

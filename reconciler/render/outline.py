@@ -296,7 +296,7 @@ def _policy_warning(warning: PolicyWarning) -> LeftAlone:
 
 def _no_drift_message(report: DriftReport) -> str:
     if not report.warnings:
-        return "No drift. The live system matches the lockfile and the manifests."
+        return f"No drift. The live system matches {report.compared_with} and the manifests."
     # e.g. no lockfile: only what the ownership tags show was compared
     return (
         "No drift. Nothing differs in what could be compared; " + "; ".join(report.warnings) + "."
