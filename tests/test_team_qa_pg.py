@@ -3,6 +3,8 @@
 server (``support.postgres``) where the state lives there.
 
 - ``drift`` under ``--backend`` names what it compared with, not "the lockfile";
+- a saved plan applied after a teammate changed a resource the plan leaves alone refuses
+  nothing (it refuses exactly the actions whose resource changed, and what depends on them);
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support.gitops import cli, make_workdir, ok
+from support.gitops import cli, edit, make_workdir, ok
 
 from reconciler.state.postgres.conninfo import redact
 
@@ -53,3 +55,58 @@ def test_drift_without_state_in_the_database_does_not_call_it_a_lockfile(
         f"no state at {redact(pg_url)} (project default): drift compared"
     ), warnings
     assert not any("lockfile" in w for w in warnings), warnings
+
+
+# --- a saved plan and a teammate's apply -------------------------------------------------------
+
+REVIEWER = "Be specific and kind."
+CODER = "Writes and fixes code in the team's repositories."
+
+
+def _teammate_applies(workdir: Path, pg_url: str, old: str, new: str, target: str) -> None:
+    """A colleague's apply (other manifests, the same state and provider) of one change."""
+    import shutil
+
+    shutil.copytree(workdir / "manifests", workdir / "theirs")
+    edit(workdir / "theirs/agents.yaml", old, new)
+    ok("--backend", pg_url, "-f", "theirs", "apply", "--auto-approve", "--target", target)
+
+
+def test_a_saved_plan_refuses_nothing_for_a_resource_it_leaves_alone(
+    workdir: Path, pg_url: str
+) -> None:
+    ok("--backend", pg_url, "apply", "--auto-approve")
+    ours = workdir / "manifests/agents.yaml"
+    edit(ours, REVIEWER, "Be brief.")
+    ok("--backend", pg_url, "plan", "--out", "plan.json")  # the reviewer and its pin move
+    # the teammate's copy has the reviewer as it was: only the coder changes
+    edit(ours, "Be brief.", REVIEWER)
+    _teammate_applies(workdir, pg_url, CODER, "Writes code.", "agent.coder")
+    edit(ours, REVIEWER, "Be brief.")
+
+    result = cli("--backend", pg_url, "apply", "plan.json")
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert "Apply complete: 0 created, 2 updated, 0 archived." in result.stdout
+    assert "refused" not in result.stdout + result.stderr
+    assert "agent.coder" not in result.stdout
+
+
+def test_a_saved_plan_refuses_what_depends_on_a_resource_changed_since(
+    workdir: Path, pg_url: str
+) -> None:
+    ok("--backend", pg_url, "apply", "--auto-approve")
+    # the plan changes only the deployment, which follows the reviewer (left alone)
+    edit(workdir / "manifests/deployments.yaml", "every weekday night", "every night")
+    ok("--backend", pg_url, "plan", "--out", "plan.json")
+    edit(workdir / "manifests/deployments.yaml", "every night", "every weekday night")
+    # the teammate makes a new reviewer version: the plan's pin would be out of date
+    _teammate_applies(workdir, pg_url, REVIEWER, "Be brief.", "agent.reviewer")
+    edit(workdir / "manifests/deployments.yaml", "every weekday night", "every night")
+
+    result = cli("--backend", pg_url, "apply", "plan.json")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "agent.reviewer: refused: agent.reviewer changed since the plan" in result.stdout
+    assert (
+        "deployment.nightly-review: not attempted: depends on agent.reviewer, which failed"
+        in result.stdout
+    )

@@ -1,7 +1,9 @@
 """Staleness of a saved plan: which of its actions the live state has moved past (pure).
 
 ``apply PLANFILE`` refreshes, then refuses each action whose resource changed since the plan
-was made (created meanwhile, gone, edited, archived, or now owned by someone else). Beside
+was made (created meanwhile, gone, edited, archived, or now owned by someone else). A
+resource the plan leaves alone (a no-op) may change meanwhile without refusing anything,
+unless an action of the plan builds on it (a pin that follows it, a credential's vault). Beside
 the planner because it answers the planner's question again, later, for one saved plan.
 """
 
@@ -20,6 +22,7 @@ def stale_actions(plan: Plan, observed: Observed) -> dict[str, str]:
         address -> a sentence saying what changed.
     """
     stale: dict[str, str] = {}
+    needed = _needed(plan)
     for a in plan.actions:
         if a.type == "create":
             for obj in observed.all(a.kind):
@@ -39,6 +42,10 @@ def stale_actions(plan: Plan, observed: Observed) -> dict[str, str]:
         else:
             marker, what = live.get("updated_at"), "updated_at"
         if a.live_marker is not None and marker != a.live_marker:
+            if a.type == "noop" and a.address not in needed:
+                # left alone by the plan, and nothing in it builds on what it was (a
+                # teammate's apply of another resource): nothing to refuse
+                continue
             stale[a.address] = (
                 f"{a.address} changed since the plan ({what} {a.live_marker} -> {marker})"
             )
@@ -57,3 +64,17 @@ def stale_actions(plan: Plan, observed: Observed) -> dict[str, str]:
                     "archives it"
                 )
     return stale
+
+
+def _needed(plan: Plan) -> set[str]:
+    """Addresses whose plan-time state the plan builds on: those with an action that
+    changes or records something, and those such actions depend on."""
+    needed: set[str] = set()
+    for a in plan.actions:
+        if a.type == "noop" and a.target is None and a.moved_from is None:
+            continue  # a bare no-op: nothing is sent or recorded
+        needed.add(a.address)
+        needed.update(a.depends_on)
+        if a.parent is not None:
+            needed.add(a.parent)
+    return needed
