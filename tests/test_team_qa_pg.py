@@ -5,6 +5,7 @@ server (``support.postgres``) where the state lives there.
 - ``drift`` under ``--backend`` names what it compared with, not "the lockfile";
 - a saved plan applied after a teammate changed a resource the plan leaves alone refuses
   nothing (it refuses exactly the actions whose resource changed, and what depends on them);
+- ``state migrate`` both ways, then work goes on from the new place, wherever its folder is;
 """
 
 from __future__ import annotations
@@ -110,3 +111,23 @@ def test_a_saved_plan_refuses_what_depends_on_a_resource_changed_since(
         "deployment.nightly-review: not attempted: depends on agent.reviewer, which failed"
         in result.stdout
     )
+
+
+# --- state migrate, then carry on --------------------------------------------------------------
+
+
+def test_migrated_state_is_used_from_its_new_place_whatever_its_folder(
+    workdir: Path, pg_url: str
+) -> None:
+    ok("apply", "--auto-approve")
+    ok("state", "migrate", "--to", pg_url)
+    ok("--backend", pg_url, "plan", "--detailed-exitcode")
+    # back to a lockfile, in another folder (the embedded provider did not move)
+    ok("--backend", pg_url, "state", "migrate", "--to", "ops/team/state.lock")
+    ok("--lockfile", "ops/team/state.lock", "plan", "--detailed-exitcode")
+    # and from one lockfile to another elsewhere
+    ok("--lockfile", "ops/team/state.lock", "state", "migrate", "--to", "other.lock")
+    ok("--lockfile", "other.lock", "plan", "--detailed-exitcode")
+    edit(workdir / "manifests/agents.yaml", REVIEWER, "Be brief.")
+    applied = ok("--lockfile", "other.lock", "apply", "--auto-approve")
+    assert "Apply complete: 0 created, 2 updated, 0 archived." in applied.stdout

@@ -18,6 +18,7 @@ from reconciler.app.workspace import (
     state_location,
 )
 from reconciler.errors import LockfileError
+from reconciler.provider.origin import LOCAL_PREFIX, local_origin
 from reconciler.state import (
     ApplyLock,
     HistoryRecord,
@@ -126,9 +127,19 @@ class MigrateResult:
     history: int
 
 
+def _rebased(origin: str | None, source_dir: Path, target_dir: Path) -> str | None:
+    """``local:../.reconciler/provider.db`` (relative to ``source_dir``) as the same file
+    relative to ``target_dir``; any other origin (a URL) unchanged."""
+    if origin is None or not origin.startswith(LOCAL_PREFIX):
+        return origin
+    return local_origin(source_dir / origin.removeprefix(LOCAL_PREFIX), target_dir)
+
+
 def migrate_state(settings: Settings, to: str, *, force: bool = False) -> MigrateResult:
     """Copy the state of ``settings`` to ``to`` (a PostgreSQL URL or a lockfile path),
     keeping its lineage, serial, salt, origin, entries, pending intents and history.
+    An embedded provider's origin is relative to the lockfile's folder: it is rebased onto
+    the target's, so the same provider is still the same origin there.
 
     Both sides are locked while it runs. The source is left as it is (point ``--backend``
     at the target, or unset it, afterwards).
@@ -159,7 +170,11 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
                 target_lock = target.new_lock()
                 target_lock.acquire("state migrate")
                 try:
-                    target.replace(lockfile, history, force=force)
+                    origin = _rebased(
+                        lockfile.origin, settings.lockfile.parent, target_lockfile.parent
+                    )
+                    moved = lockfile.model_copy(update={"origin": origin})
+                    target.replace(moved, history, force=force)
                 finally:
                     target_lock.release()
             finally:
