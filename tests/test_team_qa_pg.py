@@ -5,6 +5,7 @@ server (``support.postgres``) where the state lives there.
 - ``drift`` under ``--backend`` names what it compared with, not "the lockfile";
 - a saved plan applied after a teammate changed a resource the plan leaves alone refuses
   nothing (it refuses exactly the actions whose resource changed, and what depends on them);
+- what apply says it recorded names the database, not a lockfile there is none of;
 - ``state migrate`` both ways, then work goes on from the new place, wherever its folder is;
 """
 
@@ -131,3 +132,33 @@ def test_migrated_state_is_used_from_its_new_place_whatever_its_folder(
     edit(workdir / "manifests/agents.yaml", REVIEWER, "Be brief.")
     applied = ok("--lockfile", "other.lock", "apply", "--auto-approve")
     assert "Apply complete: 0 created, 2 updated, 0 archived." in applied.stdout
+
+
+# --- apply says where it recorded what it did ---------------------------------------------------
+
+
+def test_a_failed_apply_says_it_recorded_in_the_database(workdir: Path, pg_url: str) -> None:
+    ok("--backend", pg_url, "apply", "--auto-approve")
+    edit(workdir / "manifests/agents.yaml", REVIEWER, "Be brief.")
+    ok("--backend", pg_url, "plan", "--out", "plan.json")
+    _teammate_applies(workdir, pg_url, "Be brief.", "Be terse.", "agent.reviewer")
+    result = cli("--backend", pg_url, "apply", "plan.json")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert (
+        f"Done and recorded in the state in {redact(pg_url)} (project default): 0 created"
+        in result.stdout
+    )
+    assert "lockfile" not in result.stdout + result.stderr
+
+
+def test_a_plan_saved_from_another_state_is_refused_naming_the_database(
+    workdir: Path, pg_url: str
+) -> None:
+    ok("apply", "--auto-approve")
+    edit(workdir / "manifests/agents.yaml", REVIEWER, "Be brief.")
+    ok("plan", "--out", "plan.json")  # from the lockfile
+    ok("--backend", pg_url, "apply", "--auto-approve", "--target", "agent.coder")
+    result = cli("--backend", pg_url, "apply", "plan.json")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "the saved plan was made from another state (lineage " in result.stderr
+    assert f"{redact(pg_url)} (project default) has " in result.stderr

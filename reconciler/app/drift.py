@@ -76,7 +76,7 @@ async def drift(
         )
     if ws.backend is None:
         return report
-    return report.model_copy(update={"compared_with": f"the state in {ws.state_name}"})
+    return report.model_copy(update={"compared_with": ws.recorded_in})
 
 
 def _healed(

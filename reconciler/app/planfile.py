@@ -158,6 +158,7 @@ def check_plan_origin(plan: Plan, settings: Settings, lockfile: Lockfile) -> Non
     exists = state_exists(settings, lockfile)
     if plan.lineage and exists and plan.lineage != lockfile.lineage:
         raise PlanError(
-            f"the saved plan was made from another lockfile (lineage {plan.lineage}, "
+            f"the saved plan was made from another {'lockfile' if settings.backend is None else 'state'} "
+            f"(lineage {plan.lineage}, "
             f"{settings.state_name} has {lockfile.lineage}); run `reconciler plan` again"
         )

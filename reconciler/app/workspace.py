@@ -61,6 +61,12 @@ class Settings:
         and project. Connects to nothing."""
         return open_location(self.backend, self.lockfile, self.project).name
 
+    @property
+    def recorded_in(self) -> str:
+        """Where a sentence says results are recorded: "the lockfile", or "the state in"
+        the database (no password) and project."""
+        return "the lockfile" if self.backend is None else f"the state in {self.state_name}"
+
 
 def check_backend(value: str | None) -> str | None:
     """``--backend`` as given (None when empty), or a ``LockfileError`` saying what it takes."""

@@ -326,7 +326,7 @@ def apply(
         click.echo("Apply cancelled; nothing was changed.")
         raise click.exceptions.Exit(EXIT_TERMINATED if app.signals.terminated else 1)
     rollout_report(result.report)
-    exit_code = _report(result, planfile)
+    exit_code = _report(result, planfile, app.settings.recorded_in)
     if result.report.stopped is not None:
         _stopped(app, result)
     if exit_code:
@@ -456,7 +456,7 @@ def _forgotten(result: usecases.ApplyResult) -> None:
         click.echo(f"  {printable(address)}: {printable(what)}")
 
 
-def _report(result: usecases.ApplyResult, planfile: Path | None) -> int:
+def _report(result: usecases.ApplyResult, planfile: Path | None, recorded_in: str) -> int:
     """Print the end of an apply; return its exit code."""
     report = result.report
     conflicts = result.plan.conflicts
@@ -473,7 +473,7 @@ def _report(result: usecases.ApplyResult, planfile: Path | None) -> int:
         failures[address] = f"refused: {reason}"
     for conflict in conflicts:
         failures[conflict.address] = f"refused: {conflict.message}"
-    click.echo(render_apply_summary(_done_counts(report), failures))
+    click.echo(render_apply_summary(_done_counts(report), failures, recorded_in=recorded_in))
     recorded = sum(
         1
         for o in report.outcomes
@@ -481,7 +481,7 @@ def _report(result: usecases.ApplyResult, planfile: Path | None) -> int:
     )
     if recorded:
         noun = "resource" if recorded == 1 else "resources"
-        click.echo(f"Recorded {recorded} unchanged {noun} in the lockfile (adopted or refreshed).")
+        click.echo(f"Recorded {recorded} unchanged {noun} in {recorded_in} (adopted or refreshed).")
     if report.adopted:
         click.echo(
             "Adopted after an uncertain create (found by ownership metadata, no twin made): "

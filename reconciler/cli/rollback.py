@@ -81,6 +81,6 @@ def rollback(app: App, address: str, to: int | None, auto_approve: bool) -> None
     report = result.report
     rollout_report(report)
     done: dict[str, int] = {o.action.type: 1 for o in report.outcomes if o.ok}
-    click.echo(render_apply_summary(done, report.failures))
+    click.echo(render_apply_summary(done, report.failures, recorded_in=app.settings.recorded_in))
     if not report.ok:
         raise click.exceptions.Exit(1)

@@ -77,9 +77,11 @@ def render_drift(
     )
 
 
-def render_apply_summary(counts: Mapping[str, int], failures: Mapping[str, str]) -> str:
+def render_apply_summary(
+    counts: Mapping[str, int], failures: Mapping[str, str], *, recorded_in: str = "the lockfile"
+) -> str:
     """``text.render_apply_summary`` with bidi and invisible characters escaped."""
-    return visible(_apply_summary(counts, failures))
+    return visible(_apply_summary(counts, failures, recorded_in=recorded_in))
 
 
 def _in_format(

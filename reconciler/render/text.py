@@ -319,7 +319,9 @@ def drift_text(
     return _emit(lines, color=color, width=width)
 
 
-def render_apply_summary(counts: Mapping[str, int], failures: Mapping[str, str]) -> str:
+def render_apply_summary(
+    counts: Mapping[str, int], failures: Mapping[str, str], *, recorded_in: str = "the lockfile"
+) -> str:
     """The last words of an apply, without a trailing newline.
 
     Args:
@@ -327,6 +329,7 @@ def render_apply_summary(counts: Mapping[str, int], failures: Mapping[str, str])
             ``delete``; other keys such as ``noop`` are ignored). ``replace`` and ``delete``
             are only mentioned when non-zero.
         failures: address -> why its action failed.
+        recorded_in: where what was done is recorded (the state of ``--backend``).
 
     Returns:
         ``Apply complete: 2 created, 1 updated, 0 archived.`` or, when anything failed::
@@ -348,5 +351,5 @@ def render_apply_summary(counts: Mapping[str, int], failures: Mapping[str, str])
     for address in sorted(failures):
         reason = printable(failures[address].strip()).replace("\n", "\n    ")
         lines.append(f"  {printable(address)}: {reason}")
-    lines.append(f"Done and recorded in the lockfile: {done_text}.")
+    lines.append(f"Done and recorded in {recorded_in}: {done_text}.")
     return "\n".join(lines)
