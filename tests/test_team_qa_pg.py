@@ -6,16 +6,20 @@ server (``support.postgres``) where the state lives there.
 - a saved plan applied after a teammate changed a resource the plan leaves alone refuses
   nothing (it refuses exactly the actions whose resource changed, and what depends on them);
 - what apply says it recorded names the database, not a lockfile there is none of;
+- a damaged database (a table dropped by hand) or one the user may not create tables in is one
+  clear sentence with what to do, without the SQL it failed on;
 - ``state migrate`` both ways, then work goes on from the new place, wherever its folder is;
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
 from support.gitops import cli, edit, make_workdir, ok
+from support.postgres import PostgresServer
 
 from reconciler.state.postgres.conninfo import redact
 
@@ -162,3 +166,39 @@ def test_a_plan_saved_from_another_state_is_refused_naming_the_database(
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert "the saved plan was made from another state (lineage " in result.stderr
     assert f"{redact(pg_url)} (project default) has " in result.stderr
+
+
+# --- a database the tool cannot use ---------------------------------------------------------
+
+
+def test_a_dropped_table_is_named_with_what_to_do(workdir: Path, pg_url: str) -> None:
+    import psycopg
+
+    ok("--backend", pg_url, "apply", "--auto-approve")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE reconciler_states CASCADE")
+    for args in (("state", "list"), ("plan",), ("apply", "--auto-approve")):
+        result = cli("--backend", pg_url, *args)
+        assert result.exit_code == 1, (args, result.stdout, result.stderr)
+        assert result.stderr.startswith(
+            f"Error: {redact(pg_url)}: could not read the state: the table reconciler_states "
+            "is missing"
+        ), result.stderr
+        assert "restore" in result.stderr
+        assert "LINE 1" not in result.stderr and "SELECT" not in result.stderr
+
+
+def test_a_user_who_may_not_create_the_tables_is_told_so(
+    workdir: Path, postgres_server: PostgresServer
+) -> None:
+    role = "r_" + uuid.uuid4().hex[:8]
+    postgres_server.execute(f"CREATE ROLE {role} LOGIN")
+    url = postgres_server.new_database().replace("postgresql://postgres@", f"postgresql://{role}@")
+    result = cli("--backend", url, "state", "list")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stderr.startswith(
+        f"Error: {redact(url)}: cannot create or migrate the state tables (nothing was "
+        "changed): permission denied for schema public; "
+    ), result.stderr
+    assert "CREATE" in result.stderr and "LINE 1" not in result.stderr
+    assert result.stderr.count("\n") == 1

@@ -84,6 +84,33 @@ def scrub(text: str, conninfo: str) -> str:
     return text
 
 
+_MISSING = re.compile(r'^relation "(reconciler_[a-z_]+)" does not exist$')
+
+
+def refusal(e: BaseException, conninfo: str | None = None) -> str:
+    """Why the database refused a statement, in one line and without the password: the
+    server's own sentence (not the SQL it quotes), and what to do where that is known."""
+    diag = getattr(e, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    text = str(primary or e).strip() or type(e).__name__
+    text = " ".join((scrub(text, conninfo) if conninfo else text).split())
+    missing = _MISSING.match(text)
+    if missing:
+        return (
+            f"the table {missing.group(1)} is missing, though the database says the state "
+            "tables were created (changed by hand?); restore the database from a backup, or "
+            "drop the reconciler_* tables and copy the state in again with `reconciler state "
+            "migrate --to`"
+        )
+    if getattr(e, "sqlstate", None) == "42501":  # insufficient_privilege
+        return (
+            f"{text}; the role needs CREATE on the schema for the first run (GRANT CREATE ON "
+            "SCHEMA ... TO ..., or run once as the database's owner), then SELECT, INSERT, "
+            "UPDATE and DELETE on the reconciler_* tables"
+        )
+    return text
+
+
 def connect(conninfo: str, *, purpose: str = "") -> Conn:
     """An autocommit connection to the database of ``conninfo``.
 

@@ -21,6 +21,7 @@ from reconciler.state.postgres.conninfo import (
     DatabaseUnreachable,
     connect,
     redact,
+    refusal,
     scrub,
 )
 from reconciler.state.postgres.schema import ensure_schema
@@ -133,5 +134,4 @@ class Database:
         raise self.error(what, lost) from None
 
     def error(self, what: str, e: BaseException) -> DatabaseError:
-        reason = " ".join(scrub(str(e).strip() or type(e).__name__, self.conninfo).split())
-        return DatabaseError(f"{self.name}: could not {what}: {reason}")
+        return DatabaseError(f"{self.name}: could not {what}: {refusal(e, self.conninfo)}")

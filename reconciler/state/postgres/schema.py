@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from reconciler.state.postgres.conninfo import DatabaseError
+from reconciler.state.postgres.conninfo import DatabaseError, refusal
 
 if TYPE_CHECKING:
     from reconciler.state.postgres.conninfo import Conn
@@ -176,7 +176,6 @@ def ensure_schema(conn: Conn, name: str) -> int:
             )
     except psycopg.Error as e:
         raise DatabaseError(
-            f"{name}: cannot create or migrate the state tables (nothing was changed): "
-            f"{str(e).strip()}"
+            f"{name}: cannot create or migrate the state tables (nothing was changed): {refusal(e)}"
         ) from None
     return found
