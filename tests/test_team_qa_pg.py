@@ -2,7 +2,8 @@
 (``CliRunner`` in a fresh project, the embedded local provider) against a real PostgreSQL
 server (``support.postgres``) where the state lives there.
 
-- ``drift`` under ``--backend`` names what it compared with, not "the lockfile";
+- ``drift`` under ``--backend`` names what it compared with, not "the lockfile"; it takes
+  ``--detailed-exitcode`` as ``plan`` does (a CI script passes it to both);
 - a saved plan applied after a teammate changed a resource the plan leaves alone refuses
   nothing (it refuses exactly the actions whose resource changed, and what depends on them);
 - what apply says it recorded names the database, not a lockfile there is none of;
@@ -18,9 +19,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from support.gitops import cli, edit, make_workdir, ok
+from support.gitops import cli, edit, make_workdir, ok, out_of_band
 from support.postgres import PostgresServer
 
+from reconciler.provider import ProviderClient
 from reconciler.state.postgres.conninfo import redact
 
 pytestmark = pytest.mark.tcp
@@ -48,6 +50,20 @@ def test_drift_all_clear_names_the_database_it_compared_with(workdir: Path, pg_u
     assert sorted(report) == [
         "format_version", "has_drift", "items", "kind", "project", "summary", "warnings",
     ]  # fmt: skip
+
+
+def test_drift_takes_detailed_exitcode_as_plan_does(workdir: Path, pg_url: str) -> None:
+    ok("--backend", pg_url, "apply", "--auto-approve")
+    ok("--backend", pg_url, "drift", "--detailed-exitcode")  # exit 0: no drift
+
+    async def change(client: ProviderClient) -> None:
+        envs = [e async for e in client.environments.list()]
+        await client.environments.update(envs[0]["id"], {"description": "by hand"})
+
+    out_of_band(change)
+    result = cli("--backend", pg_url, "drift", "--detailed-exitcode", "--format", "json")
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert json.loads(result.stdout)["summary"]["changed"] == 1
 
 
 def test_drift_without_state_in_the_database_does_not_call_it_a_lockfile(

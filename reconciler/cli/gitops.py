@@ -89,9 +89,22 @@ def annotate_for_github(error: BaseException) -> None:
     is_flag=True,
     help="Leave out live resources that no manifest of this project owns (twins stay in).",
 )
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Accepted as plan takes it, so CI scripts can pass it to both: drift always exits "
+    "0 (no drift), 2 (drift) or 1 (error).",
+)
 @pass_app
 @click.pass_context
-def drift(ctx: click.Context, app: App, fmt_: str, full: bool, ignore_unmanaged: bool) -> None:
+def drift(
+    ctx: click.Context,
+    app: App,
+    fmt_: str,
+    full: bool,
+    ignore_unmanaged: bool,
+    detailed_exitcode: bool,
+) -> None:
     """Tell whether the live system changed behind git's back. Changes nothing.
 
     Compares the live resources with the lockfile and the manifests, with the same one list
