@@ -294,6 +294,20 @@ def _restore_hint(path: Path) -> str:
     return "restore it from git"
 
 
+def _refuse_merge_conflict(path: Path, text: str) -> None:
+    """Raise when ``text`` holds git's conflict markers (two branches applied and committed
+    the lockfile): hand-merging entries is error-prone, keeping one side is not, since apply
+    finds what the other side created by its ownership tags."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.startswith("<<<<<<<"):
+            raise LockfileError(
+                f"{path}:{number}:1: an unresolved git merge conflict (<<<<<<<); keep one side "
+                f"whole (`git checkout --ours {path}` or `--theirs`, then `git add`), and run "
+                "`reconciler apply`: it finds the resources the other side created by their "
+                "ownership tags and records them"
+            )
+
+
 def _parse(path: Path, raw: bytes) -> Lockfile:
     try:
         text = raw.decode("utf-8")
@@ -304,6 +318,7 @@ def _parse(path: Path, raw: bytes) -> Lockfile:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
+        _refuse_merge_conflict(path, text)
         raise LockfileError(
             f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); {_restore_hint(path)}"
         ) from None

@@ -1,0 +1,49 @@
+"""A team sharing a lockfile in git: what a user sees, driven through the command line
+(``CliRunner`` in a fresh project, the embedded local provider).
+
+- a lockfile with an unresolved merge conflict names the conflict, where it is, and how to
+  get out of it (keep one side; apply finds the other side's resources by their tags).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from support.gitops import LOCKFILE, cli, edit, make_workdir, ok, plan_is_clean
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_workdir(tmp_path, monkeypatch)
+
+
+def test_a_lockfile_left_with_a_merge_conflict_says_so_and_how_to_recover(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    ours = Path(LOCKFILE).read_text()
+    # a teammate's branch changed the reviewer too; the merge left both sides in the file
+    edit(workdir / "manifests/agents.yaml", "Be specific and kind.", "Be brief.")
+    ok("apply", "--auto-approve")
+    theirs = Path(LOCKFILE).read_text()
+    line = next(i for i, (a, b) in enumerate(zip(ours.splitlines(), theirs.splitlines())) if a != b)
+    lines = ours.splitlines(keepends=True)
+    conflicted = (
+        lines[:line]
+        + ["<<<<<<< HEAD\n", lines[line], "=======\n", theirs.splitlines(keepends=True)[line]]
+        + [">>>>>>> teammate\n"]
+        + lines[line + 1 :]
+    )
+    Path(LOCKFILE).write_text("".join(conflicted))
+    for args in (("plan",), ("apply", "--auto-approve"), ("drift",), ("state", "list")):
+        result = cli(*args)
+        assert result.exit_code == 1, (args, result.stdout, result.stderr)
+        assert result.stderr.startswith(
+            f"Error: {LOCKFILE}:{line + 1}:1: an unresolved git merge conflict (<<<<<<<)"
+        ), result.stderr
+        assert "keep one side whole" in result.stderr
+    # the way out it names: one side whole, then apply
+    Path(LOCKFILE).write_text(ours)
+    ok("apply", "--auto-approve")
+    plan_is_clean()
+    assert json.loads(Path(LOCKFILE).read_text())["resources"]["agent.reviewer"]["version"] == 2
