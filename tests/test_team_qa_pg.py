@@ -218,3 +218,14 @@ def test_a_user_who_may_not_create_the_tables_is_told_so(
     ), result.stderr
     assert "CREATE" in result.stderr and "LINE 1" not in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_a_lockfile_kept_outside_state_moves_into_the_database_and_on(
+    workdir: Path, pg_url: str
+) -> None:
+    ok("--lockfile", "infra.lock", "apply", "--auto-approve")
+    ok("--lockfile", "infra.lock", "state", "migrate", "--to", pg_url)
+    # runners then set only RECONCILER_BACKEND
+    ok("--backend", pg_url, "plan", "--detailed-exitcode")
+    ok("--backend", pg_url, "state", "migrate", "--to", "back.lock")
+    ok("--lockfile", "back.lock", "plan", "--detailed-exitcode")

@@ -18,6 +18,7 @@ from reconciler.app.workspace import (
     state_location,
 )
 from reconciler.errors import LockfileError
+from reconciler.kinds import DEFAULT_LOCKFILE
 from reconciler.provider.origin import LOCAL_PREFIX, local_origin
 from reconciler.state import (
     ApplyLock,
@@ -138,8 +139,9 @@ def _rebased(origin: str | None, source_dir: Path, target_dir: Path) -> str | No
 def migrate_state(settings: Settings, to: str, *, force: bool = False) -> MigrateResult:
     """Copy the state of ``settings`` to ``to`` (a PostgreSQL URL or a lockfile path),
     keeping its lineage, serial, salt, origin, entries, pending intents and history.
-    An embedded provider's origin is relative to the lockfile's folder: it is rebased onto
-    the target's, so the same provider is still the same origin there.
+    An embedded provider's origin is relative to the lockfile's folder (for a database,
+    the default lockfile's, as runners with ``--backend`` alone compute it): it is rebased
+    onto the target's, so the same provider is still the same origin there.
 
     Both sides are locked while it runs. The source is left as it is (point ``--backend``
     at the target, or unset it, afterwards).
@@ -170,8 +172,11 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
                 target_lock = target.new_lock()
                 target_lock.acquire("state migrate")
                 try:
+                    db_dir = Path(DEFAULT_LOCKFILE).parent
                     origin = _rebased(
-                        lockfile.origin, settings.lockfile.parent, target_lockfile.parent
+                        lockfile.origin,
+                        db_dir if settings.backend else settings.lockfile.parent,
+                        db_dir if target_is_db else target_lockfile.parent,
                     )
                     moved = lockfile.model_copy(update={"origin": origin})
                     target.replace(moved, history, force=force)
