@@ -10,6 +10,8 @@ server (``support.postgres``) where the state lives there.
 - a damaged database (a table dropped by hand) or one the user may not create tables in is one
   clear sentence with what to do, without the SQL it failed on;
 - ``state migrate`` both ways, then work goes on from the new place, wherever its folder is;
+  an older copy forced over a database state that went on without it leaves the database
+  writable (its append-only history already holds the serials that copy would reuse).
 """
 
 from __future__ import annotations
@@ -229,3 +231,31 @@ def test_a_lockfile_kept_outside_state_moves_into_the_database_and_on(
     ok("--backend", pg_url, "plan", "--detailed-exitcode")
     ok("--backend", pg_url, "state", "migrate", "--to", "back.lock")
     ok("--lockfile", "back.lock", "plan", "--detailed-exitcode")
+
+
+def test_an_older_state_forced_over_the_database_leaves_it_writable(
+    workdir: Path, pg_url: str
+) -> None:
+    ok("--backend", pg_url, "apply", "--auto-approve")
+    ok("--backend", pg_url, "state", "migrate", "--to", "old.lock")
+    # the team goes on with the database meanwhile
+    edit(workdir / "manifests/agents.yaml", REVIEWER, "Be brief.")
+    ok("--backend", pg_url, "apply", "--auto-approve")
+    ok("--backend", pg_url, "state", "rm", "memory_store.review-notes")
+    old_serial = json.loads(Path("old.lock").read_text())["serial"]
+
+    refused = cli("--lockfile", "old.lock", "state", "migrate", "--to", pg_url)
+    assert refused.exit_code == 1, (refused.stdout, refused.stderr)
+    assert f"the state copied has serial {old_serial}" in refused.stderr, refused.stderr
+
+    ok("--lockfile", "old.lock", "state", "migrate", "--to", pg_url, "--force")
+    # the database takes writes again, and its history says what happened
+    ok("--backend", pg_url, "state", "rm", "agent.coder")
+    applied = ok("--backend", pg_url, "apply", "--auto-approve")
+    assert "Apply complete" in applied.stdout or "No changes" in applied.stdout
+    listed = ok("--backend", pg_url, "state", "history", "--json").stdout
+    history = [json.loads(line) for line in listed.splitlines()]
+    operations = [r["operation"] for r in history]
+    assert any(o.startswith("state migrate") for o in operations), operations
+    serials = [r["serial"] for r in history]
+    assert serials == sorted(set(serials)), serials

@@ -116,10 +116,41 @@ class PgLocation:
                     (self._project, self._project),
                 ).fetchone()
                 assert counts is not None
+                held = conn.execute(
+                    "SELECT lineage, serial FROM reconciler_states WHERE project = %s",
+                    (self._project,),
+                ).fetchone()
                 if (int(str(counts[0])) or int(str(counts[1]))) and not force:
+                    where = f" (lineage {held[0]} serial {held[1]})" if held else ""
                     raise LockfileError(
-                        f"{self.name} already holds {counts[0]} entries; refusing to "
-                        "overwrite it; pass --force to replace it"
+                        f"{self.name} already holds {counts[0]} entries{where}, and the state "
+                        f"copied has serial {lockfile.serial}; refusing to overwrite it; pass "
+                        "--force to replace it"
+                    )
+                # The history is append-only: where it went on past this copy's serial (a
+                # copy older than the state it replaces), the copy takes the next serial,
+                # recorded as this migration, so the next write never reuses a serial.
+                top = conn.execute(
+                    "SELECT max(serial) FROM reconciler_history WHERE project = %s AND "
+                    "lineage = %s",
+                    (self._project, lockfile.lineage),
+                ).fetchone()
+                serial = lockfile.serial
+                if top and top[0] is not None and int(str(top[0])) > serial:
+                    serial = int(str(top[0])) + 1
+                    run = RunInfo(operation="state migrate")
+                    conn.execute(
+                        "INSERT INTO reconciler_history (project, lineage, serial, at, actor, "
+                        "ci_run, operation, changes) "
+                        "VALUES (%s, %s, %s, clock_timestamp(), %s, %s, %s, '[]'::jsonb)",
+                        (
+                            self._project,
+                            lockfile.lineage,
+                            serial,
+                            run.actor,
+                            run.ci_run,
+                            f"state migrate --force (a copy at serial {lockfile.serial})",
+                        ),
                     )
                 conn.execute("DELETE FROM reconciler_states WHERE project = %s", (self._project,))
                 conn.execute(
@@ -128,7 +159,7 @@ class PgLocation:
                     (
                         self._project,
                         lockfile.lineage,
-                        lockfile.serial,
+                        serial,
                         lockfile.lockfile_version,
                         lockfile.salt,
                         lockfile.origin,
@@ -142,7 +173,7 @@ class PgLocation:
                     "FROM unnest(%s::text[], %s::text[], %s::text[]) AS v(address, body, kind)",
                     (
                         self._project,
-                        lockfile.serial,
+                        serial,
                         addresses,
                         [lockfile.resources[a].model_dump_json() for a in addresses],
                         [lockfile.resources[a].kind for a in addresses],
