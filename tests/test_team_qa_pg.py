@@ -259,3 +259,10 @@ def test_an_older_state_forced_over_the_database_leaves_it_writable(
     assert any(o.startswith("state migrate") for o in operations), operations
     serials = [r["serial"] for r in history]
     assert serials == sorted(set(serials)), serials
+
+
+def test_an_ipv6_database_is_named_with_brackets(workdir: Path) -> None:
+    result = cli("--backend", "postgresql://team:pw-canary@[::1]:1/infra", "state", "list")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "the state database postgresql://team@[::1]:1/infra" in result.stderr, result.stderr
+    assert "pw-canary" not in result.stderr

@@ -64,7 +64,8 @@ def redact(conninfo: str) -> str:
     user = parts.get("user", "")
     host = parts.get("host", "")
     port = parts.get("port", "")
-    where = host if "/" not in host else f"[{host}]"
+    # a socket folder or an IPv6 address in brackets, so the port reads apart from it
+    where = host if "/" not in host and ":" not in host else f"[{host}]"
     where += f":{port}" if port else ""
     db = parts.get("dbname", "")
     return f"postgresql://{user + '@' if user else ''}{where}/{db}"
