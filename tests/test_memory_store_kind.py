@@ -213,3 +213,17 @@ def test_import_adopts_a_hand_made_store_without_its_memories(
     assert "1 memory store" in result.stdout and "without their memories" in result.stdout
     assert lockfile()["resources"]["memory_store.scratch"]["id"] == store_id
     plan_is_clean()
+
+
+def test_importing_one_hand_made_store_says_its_memories_stay_out(workdir: Path) -> None:
+    async def hand_made(client: ProviderClient) -> str:
+        made = await client.memory_stores.create({"name": "scratch", "description": "by hand"})
+        await client.memory_stores.memories.create(made["id"], "/a.md", "agent content")
+        return str(made["id"])
+
+    ok("apply", "--auto-approve")
+    store_id = out_of_band(hand_made)
+    result = ok("import", "memory_store.scratch", store_id)
+    assert f"Imported memory_store.scratch ({store_id})" in result.stdout
+    assert "without its memories" in result.stdout
+    assert "agent content" not in result.stdout + result.stderr
