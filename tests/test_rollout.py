@@ -244,6 +244,25 @@ def test_skip_checks_moves_the_pin_loudly_and_the_history_says_so(workdir: Path)
     assert history() == [(1, "apply"), (2, "skip-checks")]
 
 
+def test_skip_checks_is_recorded_in_the_state_history_too(workdir: Path) -> None:
+    def operations() -> list[str]:
+        lines = ok("state", "history", "--json").stdout.splitlines()
+        return [json.loads(line)["operation"] for line in lines]
+
+    gate(FAILING)
+    ok("apply", "--auto-approve")
+    before = operations()
+    assert set(before) == {"apply"}
+    new_version(1)
+    ok("apply", "--auto-approve", "--skip-checks")
+    assert set(operations()[len(before) :]) == {"apply --skip-checks"}
+    assert "apply --skip-checks" in ok("state", "history", DEPLOYMENT).stdout
+    new_version(2)
+    before = operations()
+    ok("apply", "--auto-approve", "--skip-checks", "--target", AGENT)  # no pin moves
+    assert set(operations()[len(before) :]) == {"apply"}
+
+
 # -- rollback -------------------------------------------------------------------------------
 
 

@@ -29,7 +29,7 @@ from reconciler.app.workspace import Settings, check_origin, connect, locked_sta
 from reconciler.engine.desired import desired_resources
 from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
 from reconciler.engine.intents import leftover_intents
-from reconciler.engine.model import Action, Plan
+from reconciler.engine.model import Action, Plan, Update
 from reconciler.engine.record import record_intent, record_intents, record_outcome
 from reconciler.engine.staleness import stale_actions
 from reconciler.manifest import load_manifests
@@ -167,7 +167,9 @@ async def apply(
                 return None
             # the history records which plan made each change
             store.run = dataclasses.replace(
-                store.run, plan_digest=digest or json_digest(plan.model_dump(mode="json"))
+                store.run,
+                plan_digest=digest or json_digest(plan.model_dump(mode="json")),
+                operation=_operation(plan),
             )
             salt = lockfile.salt
             # Every create whose parent is already known gets its intent now, in one write,
@@ -308,6 +310,16 @@ class _Intents:
         if action.address in self._early:
             return  # on disk since the first write
         await self._journal.commit(_intent_edit(action, _now()))
+
+
+def _operation(plan: Plan) -> str:
+    """The history's word for this apply: an emergency that moved pins past their checks
+    (``--skip-checks``) says so there too, not only in each deployment's pin history."""
+    skipped = any(
+        isinstance(a, Update) and a.gate is not None and a.gate.mode == "skip-checks"
+        for a in plan.actions
+    )
+    return "apply --skip-checks" if skipped else "apply"
 
 
 def _needs_recording(plan: Plan) -> bool:
