@@ -74,6 +74,27 @@ def test_drift_after_a_targeted_skill_apply_does_not_call_the_following_agents_e
     assert "~ agent.coder  update  version 1 -> 2  [skills]" in shown
 
 
+def test_a_skill_deleted_behind_gits_back_is_not_also_an_edit_of_the_agents_that_use_it(
+    workdir: Path,
+) -> None:
+    # the agents still name the deleted skill's id: a consequence of the skill's own drift
+    # (reported at the skill), not an edit of the agents outside git
+    ok("apply", "--auto-approve")
+    gone = lockfile()["resources"]["skill.pdf-tools"]["id"]
+
+    async def delete(client: ProviderClient) -> None:
+        await client.skills.delete(gone)
+
+    out_of_band(delete)
+    report = drift_json()
+    assert [(i["address"], i["type"]) for i in report["items"]] == [("skill.pdf-tools", "deleted")]
+    shown = ok("plan").stdout
+    assert "+ skill.pdf-tools  create" in shown
+    assert "~ agent.coder  update" in shown and "~ agent.reviewer  update" in shown
+    ok("apply", "--auto-approve")
+    plan_is_clean()
+
+
 def test_yaml_files_inside_a_skill_directory_are_the_skills_files_not_manifests(
     workdir: Path,
 ) -> None:

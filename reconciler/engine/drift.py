@@ -31,6 +31,7 @@ from reconciler.engine.desired import DesiredResource, desired_digest, desired_r
 from reconciler.engine.diff import diff_objects
 from reconciler.engine.inputs import rewritten_outside
 from reconciler.engine.model import (
+    Create,
     DriftItem,
     DriftReport,
     DriftType,
@@ -192,6 +193,14 @@ def manifest_differences(
     planner's own comparison. Secrets and a deployment's agent pin are left out (secrets
     cannot be read back; pins are compared with the lockfile, see ``pin`` drift)."""
     plan = build_plan(documents, observed, lockfile, PlanOptions(project=project), skills=skills)
+    recorded = lockfile.resources if lockfile is not None else {}
+    # recorded objects the plan makes again (deleted or archived behind our back): a live
+    # reference to their old id is their drift, not the referrer's
+    gone = {
+        recorded[a.address].id
+        for a in plan.actions
+        if isinstance(a, Create) and a.address in recorded
+    }
     out: dict[str, tuple[FieldChange, ...]] = {}
     for action in plan.actions:
         if not isinstance(action, Update | Replace):
@@ -202,7 +211,7 @@ def manifest_differences(
         # unknown id another at the same path; both are that consequence)
         unknown = {c.path for c in action.changes if _unknown(c.new)}
         unknown |= _followed_skill_paths(action.address, action.changes, lockfile)
-        unknown |= _unrecorded_skill_paths(action.changes, unknown, lockfile)
+        unknown |= _unrecorded_skill_paths(action.changes, unknown, lockfile, gone)
         changes = tuple(
             _flip(c) for c in action.changes if not c.sensitive and c.path not in unknown
         )
@@ -235,15 +244,20 @@ def _followed_skill_paths(
 
 
 def _unrecorded_skill_paths(
-    changes: Iterable[FieldChange], unknown: set[str], lockfile: Lockfile | None
+    changes: Iterable[FieldChange],
+    unknown: set[str],
+    lockfile: Lockfile | None,
+    gone: set[str],
 ) -> set[str]:
     """An agent's ``skills[ID]`` that its manifest names by a skill the state does not
-    record (``state rm skill.X``, a skill to be created again): the planned list holds that
-    skill as unknown and the live one at its id, a skill the state does not know. That pair
-    is the skill's own drift (reported at the skill), not an edit of the agent."""
+    record (``state rm skill.X``), or records but the plan creates again (``gone``: deleted
+    behind our back): the planned list holds that skill as unknown and the live one at its
+    old id. That pair is the skill's own drift (reported at the skill), not an edit of the
+    agent."""
     if not any(p.startswith("skills[") for p in unknown):
         return set()
     recorded = {e.id for e in lockfile.resources.values()} if lockfile is not None else set()
+    recorded -= gone
     out: set[str] = set()
     for change in changes:
         match = _SKILL_PATH.fullmatch(change.path)
