@@ -109,3 +109,41 @@ def test_a_rubric_check_takes_the_graders_verdict() -> None:
     failed, _ = run(check, [[reply, idle], graded("needs_revision")])
     assert not failed.passed and failed.verdict == "needs_revision"
     assert "[grader: needs_revision: checked the rubric]" in failed.answer
+
+
+def test_the_checks_of_one_candidate_run_at_once() -> None:
+    # each check's session is created only once every check has asked for one: checks run
+    # one after another would never get there (the guard turns that hang into a failure)
+    checks = tuple(Check(message=f"Review PR {n}", contains=[f"PR {n}"]) for n in (1, 2, 3))
+    reply = event("agent.message", content=[{"type": "text", "text": "PR 1 PR 2 PR 3"}])
+    idle = event("session.status_idle", stop_reason={"type": "end_turn"})
+    transport, log = scripted([[reply, idle]] * len(checks))
+    asked = 0
+    everyone = asyncio.Event()
+
+    async def barrier(request: httpx.Request) -> httpx.Response:
+        nonlocal asked
+        if request.method == "POST" and request.url.path == "/v1/sessions":
+            asked += 1
+            if asked == len(checks):
+                everyone.set()
+            try:
+                await asyncio.wait_for(everyone.wait(), 10)
+            except TimeoutError:
+                return httpx.Response(500, json={"type": "error", "error": {"type": "api_error"}})
+        return await transport.handle_async_request(request)
+
+    gate = Gate(
+        deployment="deployment.d", agent="agent.a", from_version=1, to_version=2, checks=checks
+    )
+
+    async def go() -> list[Any]:
+        async with ProviderClient(
+            "http://provider.test", "sk-test", transport=httpx.MockTransport(barrier), max_retries=0
+        ) as client:
+            runner = ProviderCheckRunner(client, "default")
+            return list(await runner.run_checks(gate, "agent_1", 2, {"environment_id": "env_1"}))
+
+    results = asyncio.run(go())
+    assert [r.passed for r in results] == [True, True, True], [r.error for r in results]
+    assert log.count("POST /v1/sessions/sesn_1/archive") == len(checks)
