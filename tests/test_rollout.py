@@ -110,7 +110,7 @@ def test_a_passing_candidate_moves_the_pin_after_its_checks(workdir: Path) -> No
     assert "2 of 2 checks passed" in result.stdout
 
 
-def test_check_sessions_use_the_deployments_environment_and_vaults(workdir: Path) -> None:
+def test_check_sessions_use_the_deployments_environment_vaults_and_resources(workdir: Path) -> None:
     gate(PASSING)
     ok("apply", "--auto-approve")
     new_version(1)
@@ -118,6 +118,9 @@ def test_check_sessions_use_the_deployments_environment_and_vaults(workdir: Path
     (checked,) = sessions()
     assert checked["environment_id"] == entry("environment.python-data")["id"]
     assert checked["vault_ids"] == [entry("vault.github")["id"]]
+    (mounted,) = checked["resources"]  # the example deployment mounts its memory store
+    assert mounted["type"] == "memory_store" and mounted["access"] == "read_only"
+    assert mounted["memory_store_id"] == entry("memory_store.review-notes")["id"]
 
 
 # -- checks fail: held, exit 1, pin unchanged -----------------------------------------------
