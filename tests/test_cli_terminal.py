@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from support.gitops import make_workdir
+from support.gitops import make_workdir, ok
 from support.reliability import clean_env
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pty")
@@ -166,3 +166,28 @@ def test_answering_no_on_the_terminal_changes_nothing(workdir: Path) -> None:
     assert code == 1
     assert "Apply cancelled; nothing was changed." in log
     assert _lockfile_resources(workdir) == {}
+
+
+def test_rollback_asks_on_the_terminal(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text(agents.read_text().replace("Be specific and kind.", "Be brief."))
+    ok("apply", "--auto-approve")  # the deployment follows latest: @1 -> @2
+
+    def pins() -> object:
+        entry = _lockfile_resources(workdir)["deployment.nightly-review"]
+        assert isinstance(entry, dict)
+        return entry["pins"]
+
+    assert pins() == {"agent.reviewer": 2}
+    with on_terminal(["rollback", "deployment.nightly-review"], pipe_stdout=False) as term:
+        shown = term.read_until("Enter a value")
+        term.type("no\n")
+        assert term.wait() == 1, term.text
+    assert "pin agent.reviewer@2 -> @1  (rollback)" in shown
+    assert pins() == {"agent.reviewer": 2}
+    with on_terminal(["rollback", "deployment.nightly-review"], pipe_stdout=False) as term:
+        term.read_until("Enter a value")
+        term.type("yes\n")
+        assert term.wait() == 0, term.text
+    assert pins() == {"agent.reviewer": 1}
