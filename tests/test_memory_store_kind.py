@@ -227,3 +227,26 @@ def test_importing_one_hand_made_store_says_its_memories_stay_out(workdir: Path)
     assert f"Imported memory_store.scratch ({store_id})" in result.stdout
     assert "without its memories" in result.stdout
     assert "agent content" not in result.stdout + result.stderr
+
+
+def test_ignore_changes_leaves_an_edited_description_alone(workdir: Path) -> None:
+    stores = workdir / "manifests/stores.yaml"
+    stores.write_text(
+        STORES.replace("name: notes\n", "name: notes\nignore_changes: [description]\n")
+    )
+    ok("apply", "--auto-approve")
+    store_id = remote_id("memory_store.notes")
+
+    async def console_edit(client: ProviderClient) -> None:
+        await client.memory_stores.update(store_id, {"description": "edited by hand"})
+
+    out_of_band(console_edit)
+    edit(stores, "Team conventions", "Team conventions, 2027")
+    assert "ignore_changes leaves as is" in ok("plan").stdout
+    ok("apply", "--auto-approve")
+    assert store(store_id)["description"] == "edited by hand"
+    drift_json(code=0)
+    edit(stores, "{team: infra}", "{team: platform}")  # what is not ignored still applies
+    ok("apply", "--auto-approve")
+    assert store(store_id)["metadata"]["team"] == "platform"
+    assert store(store_id)["description"] == "edited by hand"
