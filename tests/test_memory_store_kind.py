@@ -250,3 +250,15 @@ def test_ignore_changes_leaves_an_edited_description_alone(workdir: Path) -> Non
     ok("apply", "--auto-approve")
     assert store(store_id)["metadata"]["team"] == "platform"
     assert store(store_id)["description"] == "edited by hand"
+
+
+def test_the_remote_name_is_the_documents_unless_spec_name_says_otherwise(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    assert store(remote_id("memory_store.notes"))["name"] == "notes"
+    stores = workdir / "manifests/stores.yaml"
+    stores.write_text(
+        stores.read_text() + "---\nkind: MemoryStore\nname: wiki\nspec:\n  name: Team Wiki\n"
+    )
+    ok("apply", "--auto-approve")
+    assert store(remote_id("memory_store.wiki"))["name"] == "Team Wiki"
+    plan_is_clean()
