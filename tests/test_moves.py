@@ -193,6 +193,13 @@ def test_a_moved_vault_does_not_send_its_unchanged_secrets_again(workdir: Path) 
     assert "(sensitive)" not in text
 
 
+def test_a_move_with_another_edit_says_what_else_differs(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    rename_reviewer(workdir)
+    edit(workdir / "manifests/agents.yaml", "Be specific and kind.", "Be brief.")
+    assert "; system also differs from the manifest" in ok("plan").stdout
+
+
 def test_an_environment_is_renamed_in_place(workdir: Path) -> None:
     ok("apply", "--auto-approve")
     env_id = remote_id("environment.python-data")

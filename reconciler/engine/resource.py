@@ -593,7 +593,8 @@ def _move_reason(old: str, fields: list[str]) -> str:
     """Why a moved resource is updated: its tag (and its name) follow the new address."""
     what = "renamed and retagged" if "name" in fields or "display_name" in fields else "retagged"
     others = [f for f in fields if f not in ("metadata", "name", "display_name")]
-    tail = f"; {', '.join(others)} also differ from the manifest" if others else ""
+    verb = "differs" if len(others) == 1 else "differ"
+    tail = f"; {', '.join(others)} also {verb} from the manifest" if others else ""
     return f"moved from {old}: the same object, {what} in place (nothing archived or created){tail}"
 
 
