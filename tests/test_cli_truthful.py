@@ -356,6 +356,14 @@ def test_a_provider_url_without_a_scheme_fails_at_once_with_a_hint(workdir: Path
     assert "did you mean http://localhost:8787?" in result.stderr
 
 
+def test_a_remote_provider_url_without_a_scheme_is_hinted_https(workdir: Path) -> None:
+    # the API key must not be suggested onto plain HTTP across the internet
+    result = _fails("plan", "--provider-url", "api.anthropic.com")
+    assert "did you mean https://api.anthropic.com?" in result.stderr
+    assert "http://api" not in result.stderr
+    assert "did you mean http://[::1]:8787?" in _fails("plan", "--provider-url", "[::1]:8787").stderr
+
+
 def test_a_provider_url_with_v1_is_tolerated(workdir: Path, tcp_provider: str) -> None:
     result = ok("plan", "--provider-url", tcp_provider.rstrip("/") + "/v1")
     assert "Plan: 8 to create" in result.stdout

@@ -7,13 +7,15 @@ production). Stdlib only; nothing here opens a connection.
     normalize_base_url("https://API.anthropic.com:443/v1/") == "https://api.anthropic.com"
     local_origin(Path(".reconciler/provider.db"), Path("state")) == "local:../.reconciler/provider.db"
 
-A base URL without a scheme (``127.0.0.1:8787``) is refused at once with a hint, instead of
-four retries of a request httpx cannot send. The API's paths all start with ``/v1/``, so a
+A base URL without a scheme (``127.0.0.1:8787``) is refused at once with a hint (``http://``
+for a loopback host, ``https://`` for any other), instead of four retries of a request httpx
+cannot send. The API's paths all start with ``/v1/``, so a
 trailing ``/v1`` (as SDK examples write base URLs) is dropped rather than doubled.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -40,7 +42,7 @@ def normalize_base_url(url: str) -> str:
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS or not parts.netloc:
-        hint = f"http://{text}" if "://" not in text else None
+        hint = f"{_likely_scheme(text)}://{text}" if "://" not in text else None
         raise ProviderURLError(
             f"--provider-url {url!r} is not a URL the client can use: it needs an http:// or "
             "https:// scheme and a host" + (f" (did you mean {hint}?)" if hint else "")
@@ -57,6 +59,22 @@ def normalize_base_url(url: str) -> str:
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
     path = parts.path.rstrip("/").removesuffix("/v1")
     return urlunsplit((scheme, netloc, path, "", ""))
+
+
+def _likely_scheme(text: str) -> str:
+    """The scheme to suggest for ``text`` (a URL without one): ``http`` for a loopback host,
+    where the local provider serves plain HTTP; ``https`` elsewhere, so the hint never puts
+    an API key onto plain HTTP across a network."""
+    try:
+        host = (urlsplit(f"http://{text}").hostname or "").lower()
+    except ValueError:
+        return "https"
+    if host == "localhost" or host.endswith(".localhost"):
+        return "http"
+    try:
+        return "http" if ipaddress.ip_address(host).is_loopback else "https"
+    except ValueError:
+        return "https"
 
 
 def url_origin(url: str) -> str:
