@@ -161,6 +161,24 @@ def test_a_typo_in_an_agent_is_not_reported_again_by_its_deployment(workdir: Pat
     assert "unknown agent 'nobody'" in cli("validate").stderr
 
 
+@pytest.mark.parametrize(
+    "typo", ["name: revi ewer", "nme: reviewer", "name: [reviewer]"], ids=["bad", "key", "list"]
+)
+def test_a_typo_in_an_agents_name_is_not_followed_by_unknown_agent(
+    workdir: Path, typo: str
+) -> None:
+    """A name that did not validate could be any name: references to an agent are not
+    reported unknown while an agent document's name is wrong."""
+    edit(workdir / "manifests/agents.yaml", "name: reviewer", typo)
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "unknown agent" not in result.stderr, result.stderr
+    assert re.search(r"manifests/agents\.yaml:\d+:\d+: (name|nme)", result.stderr)
+    # another kind's references are still checked
+    edit(workdir / "manifests/deployments.yaml", "environment: python-data", "environment: nope")
+    assert "unknown environment 'nope'" in cli("validate").stderr
+
+
 def test_every_bad_ignore_changes_entry_is_reported_at_once(workdir: Path) -> None:
     agents = workdir / "manifests/agents.yaml"  # agent.reviewer is its last document
     agents.write_text(

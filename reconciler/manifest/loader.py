@@ -248,6 +248,11 @@ class _Loaded:
     skill: SkillSource | None = None
 
 
+#: the name recorded in ``failed`` for a document whose own name is missing or invalid: any
+#: reference to its kind may be to it (no valid name is empty)
+ANY_NAME = ""
+
+
 @dataclass
 class _FileResult:
     loaded: list[_Loaded] = field(default_factory=list)
@@ -355,10 +360,12 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
             document = Document.model_validate(data)
         except ValidationError as exc:
             kind, name = data.get("kind"), data.get("name")
-            if isinstance(name, str):
-                # a misspelt or missing kind could be any kind: its name is no unknown reference
-                kinds = [kind] if kind in MANIFEST_KINDS else list(MANIFEST_KINDS)
-                failed.update((k, name) for k in kinds)
+            if not isinstance(name, str) or any(e["loc"][:1] == ("name",) for e in exc.errors()):
+                # a missing or wrong name could be any name (a typo of the one referred to)
+                name = ANY_NAME
+            # a misspelt or missing kind could be any kind: its name is no unknown reference
+            kinds = [kind] if kind in MANIFEST_KINDS else list(MANIFEST_KINDS)
+            failed.update((k, name) for k in kinds)
             # a value YAML already refused (e.g. an unsupported tag) needs no second error
             refused = [i.path for i in doc.issues if i.path]
             every_ignore = _ignore_changes_issues(data, source)
@@ -486,7 +493,7 @@ def _check_set(
                 )
         if isinstance(doc.spec, DeploymentSpec | AgentSpec):
             for kind, name, spec_path in doc.spec.references():
-                if name in names[kind] or (kind, name) in failed or broken:
+                if name in names[kind] or failed & {(kind, name), (kind, ANY_NAME)} or broken:
                     continue
                 label = noun(kind)
                 message = f"unknown {label} '{name}': no {kind} manifest has this name"
