@@ -213,6 +213,20 @@ def test_a_lockfile_only_change_is_said_and_exits_2(workdir: Path) -> None:
     assert json.loads(ok("plan", "--format", "json").stdout)["has_lockfile_changes"] is False
 
 
+def test_a_lockfile_only_change_names_what_it_records_and_why(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    ok("state", "rm", "agent.coder")
+    environments = workdir / "manifests/environments.yaml"
+    environments.write_text(
+        environments.read_text().replace("name: python-data\n", "name: python-data\nprotect: true\n")
+    )
+    text = ok("plan").stdout.replace("\n", " ")
+    assert (
+        "it records 2 resources (agent.coder, found again by its ownership tags; "
+        "environment.python-data, whose lockfile entry is out of date)." in text
+    ), text
+
+
 def test_everything_in_order_still_says_all_clear(workdir: Path) -> None:
     ok("apply", "--auto-approve")
     result = cli("plan", "--detailed-exitcode")

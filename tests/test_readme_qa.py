@@ -27,15 +27,15 @@ def test_a_skill_found_again_after_a_lost_lockfile_is_said_found_by_its_slug_not
     ok("apply", "--auto-approve")
     Path("state/reconciler.lock").unlink()
     only_skill = " ".join(ok("plan", "--target", "skill.review-checklist").stdout.split())
-    assert "it records 1 resource (found again by their slug, or their entries" in only_skill
+    assert "it records 1 resource (skill.review-checklist, found again by its slug)" in only_skill
     assert "ownership tags" not in only_skill, only_skill
     both = " ".join(ok("plan", "--target", "agent.reviewer").stdout.split())
     assert (
-        "it records 2 resources (found again by their ownership tags, skills by their slug, "
-        "or their entries are out of date)"
+        "it records 2 resources (agent.reviewer and skill.review-checklist, found again by "
+        "their ownership tags, skills by their slug)"
     ) in both, both
     only_agent = " ".join(ok("plan", "--target", "agent.coder").stdout.split())
-    assert "(found again by their ownership tags, or their entries" in only_agent, only_agent
+    assert "(agent.coder, found again by its ownership tags)" in only_agent, only_agent
     drift = cli("drift", "--format", "json")
     (warning,) = json.loads(drift.stdout)["warnings"]
     assert (

@@ -343,11 +343,28 @@ def no_changes_message(plan: Plan) -> str:
         for a in plan.records
         if a.kind == "skill" and a.reason.startswith(FOUND_BY_SLUG)
     ]
+    again = [a for a in plan.records if a.reason.startswith(("adopted", FOUND_BY_SLUG))]
+    stale = [a for a in plan.records if a not in again]
+    why: list[str] = []
+    if again:
+        by = found_by(a.kind for a in again)
+        by = by if len(again) > 1 else by.replace("their", "its")
+        why.append(f"{_some(again)}, found again by {by}")
+    if stale:
+        entries = "entry is" if len(stale) == 1 else "entries are"
+        why.append(f"{_some(stale)}, whose lockfile {entries} out of date")
     return (
         f"No changes. {first} Apply would only update the lockfile: it records {n} {noun} "
-        f"(found again by {found_by(a.kind for a in plan.records)}, or their entries are out of date)."
-        + "".join(f" {line}." for line in found)
+        f"({'; '.join(why)})." + "".join(f" {line}." for line in found)
     )
+
+
+def _some(actions: list[Action], shown: int = 3) -> str:
+    """``a, b and c`` or ``a, b, c and 7 more``: the addresses of ``actions``, a few named."""
+    names = [a.address for a in actions]
+    if len(names) > shown:
+        return f"{', '.join(names[:shown])} and {len(names) - shown} more"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _action_shortened(action: Action) -> bool:
