@@ -119,6 +119,16 @@ def test_a_mandatory_rule_stops_validate_plan_and_apply(workdir: Path, kind: str
     nothing_changed(workdir)
 
 
+def test_a_saved_plan_is_not_applied_past_a_mandatory_rule_added_since(workdir: Path) -> None:
+    ok("plan", "--out", "plan.json")
+    expression, where, address = BROKEN["Agent"]
+    (workdir / "manifests/policy.yaml").write_text(policy("Agent", expression, "mandatory"))
+    result = cli("apply", "plan.json")
+    assert result.exit_code == 1, result.stdout
+    assert f"{where}: {address}: must comply (policy guardrails" in result.stderr
+    nothing_changed(workdir)
+
+
 @pytest.mark.parametrize("kind", sorted(BROKEN))
 def test_an_advisory_rule_warns_in_every_plan_format_and_does_not_block(
     workdir: Path, kind: str

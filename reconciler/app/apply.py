@@ -23,6 +23,7 @@ from reconciler.app.planfile import (
     check_plan_origin,
     read_plan_file,
 )
+from reconciler.app.policies import check_policies
 from reconciler.app.secrets import SecretSource
 from reconciler.app.skills import skill_files
 from reconciler.app.workspace import Settings, check_origin, connect, locked_state, observe
@@ -126,6 +127,7 @@ async def apply(
             lock's expiry, or it was unlocked by hand); nothing more was sent or recorded.
         PlanError: the saved plan belongs to another lockfile or project, or the lockfile
             was applied to another provider origin (without ``allow_origin_change``).
+        PolicyError: a mandatory policy rule fails, also one added since a saved plan.
     """
     choices = PlanChoices.of(choices, keywords)
     with locked_state(settings, "apply") as (lock, store):
@@ -141,6 +143,7 @@ async def apply(
             if plan_file is not None:
                 plan, binding = read_plan_file(plan_file)
                 manifests = load_manifests(settings.manifests)
+                check_policies(manifests)  # a mandatory rule added since the plan still stops it
                 secrets = SecretSource(manifests)
                 check_plan_origin(plan, settings, lockfile)
                 check_plan_binding(plan_file, binding, manifests, secrets)
