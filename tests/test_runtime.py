@@ -611,3 +611,11 @@ async def test_lookups_by_address_read_the_lockfile(applied: Path) -> None:
         elsewhere.agent("coder")
     with pytest.raises(LockfileError, match="project"):
         ManagedRuntime(project="other").agent("coder")
+
+
+def test_a_lookup_without_a_name_says_an_agent_and_an_environment(applied: Path) -> None:
+    rt = ManagedRuntime()
+    with pytest.raises(TypeError, match="^an agent name is a non-empty string, got ''$"):
+        rt.agent("")
+    with pytest.raises(TypeError, match="^an environment name is a non-empty string, got None$"):
+        rt.environment(None)  # type: ignore[arg-type]

@@ -50,7 +50,7 @@ def lookup_address(kind: str, name: str) -> str:
     if kind not in LOOKUP_KINDS:
         raise ValueError(f"kind must be one of {', '.join(LOOKUP_KINDS)}, got {kind!r}")
     if not isinstance(name, str) or not name:
-        raise TypeError(f"a {kind} name is a non-empty string, got {name!r}")
+        raise TypeError(f"{_a(kind)} name is a non-empty string, got {name!r}")
     prefix, dot, _ = name.partition(".")
     if dot and prefix in KIND_INFO:
         if prefix != kind:
