@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -218,7 +219,9 @@ def test_a_lockfile_only_change_names_what_it_records_and_why(workdir: Path) -> 
     ok("state", "rm", "agent.coder")
     environments = workdir / "manifests/environments.yaml"
     environments.write_text(
-        environments.read_text().replace("name: python-data\n", "name: python-data\nprotect: true\n")
+        environments.read_text().replace(
+            "name: python-data\n", "name: python-data\nprotect: true\n"
+        )
     )
     text = ok("plan").stdout.replace("\n", " ")
     assert (
@@ -286,6 +289,19 @@ def test_the_lockfile_records_the_origin_and_refuses_another(workdir: Path) -> N
     other_db = _fails("apply", "--provider-db", "staging.db", "--auto-approve")
     assert "this run talks to local:../staging.db" in other_db.stderr
     assert not (workdir / "staging.db").exists(), "refused before opening anything"
+
+
+def test_drift_against_another_origin_is_refused_not_reported_deleted(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    refused = _fails("drift", "--provider-db", "staging.db")
+    assert f"state/reconciler.lock was applied to {LOCAL}" in refused.stderr
+    assert "this run talks to local:../staging.db" in refused.stderr
+    assert "deleted" not in refused.stdout
+    assert not (workdir / "staging.db").exists(), "refused before opening anything"
+    # the same objects served another way (here: a copy of the database) may be compared
+    shutil.copy(workdir / ".reconciler/provider.db", workdir / "staging.db")
+    assert cli("drift", "--provider-db", "staging.db", "--allow-origin-change").exit_code == 0
+    assert lockfile()["origin"] == LOCAL, "drift writes nothing"
 
 
 def test_allow_origin_change_lets_the_lockfile_follow(workdir: Path) -> None:
@@ -375,7 +391,9 @@ def test_a_remote_provider_url_without_a_scheme_is_hinted_https(workdir: Path) -
     result = _fails("plan", "--provider-url", "api.anthropic.com")
     assert "did you mean https://api.anthropic.com?" in result.stderr
     assert "http://api" not in result.stderr
-    assert "did you mean http://[::1]:8787?" in _fails("plan", "--provider-url", "[::1]:8787").stderr
+    assert (
+        "did you mean http://[::1]:8787?" in _fails("plan", "--provider-url", "[::1]:8787").stderr
+    )
 
 
 def test_a_provider_url_with_v1_is_tolerated(workdir: Path, tcp_provider: str) -> None:

@@ -189,7 +189,9 @@ def heals(zygote: Zygote, ws: Workspace, provider_url: str, *extra: str) -> Run:
         env=ws.env,
     )
     assert plan.code == 0, (plan.stdout[-3000:], plan.stderr[-2000:])
-    drift = zygote.run(["--project", PROJECT, "drift"], cwd=ws.root, env=ws.env)
+    drift = zygote.run(
+        ["--project", PROJECT, "drift", "--allow-origin-change"], cwd=ws.root, env=ws.env
+    )
     assert drift.code == 0, ("a healed state shows no drift", drift.stdout[-3000:])
     return run
 

@@ -108,7 +108,11 @@ def check_clean(zygote: Zygote, work: Path, env: dict[str, str], fleet: Fleet) -
     args = ["--project", PROJECT, "plan", "--detailed-exitcode", "--allow-origin-change"]
     plan = zygote.run(args, cwd=work, env=env)
     assert plan.code == 0, (plan.stdout[-3000:], plan.stderr[-2000:])
-    drift = zygote.run(["--project", PROJECT, "drift", "--ignore-unmanaged"], cwd=work, env=env)
+    drift = zygote.run(
+        ["--project", PROJECT, "drift", "--ignore-unmanaged", "--allow-origin-change"],
+        cwd=work,
+        env=env,
+    )
     assert drift.code == 0, (drift.stdout[-3000:], drift.stderr[-2000:])
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.app.skills import describe_skills
 from reconciler.app.workspace import (
     Settings,
+    check_origin,
     connect,
     observe,
     read_state,
@@ -47,7 +48,11 @@ JSON = dict[str, Any]
 
 
 async def drift(
-    ws: Settings, *, ignore_unmanaged: bool = False, client: ProviderClient | None = None
+    ws: Settings,
+    *,
+    ignore_unmanaged: bool = False,
+    allow_origin_change: bool = False,
+    client: ProviderClient | None = None,
 ) -> DriftReport:
     """Compare the live system with the lockfile and the manifests. Changes nothing.
 
@@ -58,6 +63,8 @@ async def drift(
     Raises:
         ManifestError: the manifests are invalid.
         LockfileError: the lockfile cannot be read.
+        PlanError: the lockfile was applied to another provider origin than this run's
+            (without ``allow_origin_change``).
         ProviderError: the provider failed.
     """
     manifests = load_manifests(ws.manifests)
@@ -66,6 +73,8 @@ async def drift(
     # under --backend there is no lockfile: messages name the database's state
     kept = "lockfile" if ws.backend is None else "state"
     if client is None:
+        # another provider holds none of the lockfile's ids: all would be reported deleted
+        check_origin(ws, lockfile, allow_change=allow_origin_change)
         async with connect(ws) as c:
             report = await _drift(
                 c, manifests, lockfile, ws.project, ignore_unmanaged, missing, kept

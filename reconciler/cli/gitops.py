@@ -95,6 +95,12 @@ def annotate_for_github(error: BaseException) -> None:
     help="Accepted as plan takes it, so CI scripts can pass it to both: drift always exits "
     "0 (no drift), 2 (drift) or 1 (error).",
 )
+@click.option(
+    "--allow-origin-change",
+    is_flag=True,
+    help="Compare although the lockfile was applied to another provider (another "
+    "--provider-url or embedded database): the same objects served elsewhere.",
+)
 @pass_app
 @click.pass_context
 def drift(
@@ -104,6 +110,7 @@ def drift(
     full: bool,
     ignore_unmanaged: bool,
     detailed_exitcode: bool,
+    allow_origin_change: bool,
 ) -> None:
     """Tell whether the live system changed behind git's back. Changes nothing.
 
@@ -113,10 +120,19 @@ def drift(
     drift (a deployment runs another agent version than the one pinned), and unmanaged
     resources (live, but owned by no manifest of this project).
 
+    A lockfile applied to another provider origin is refused (its objects would all look
+    deleted), unless --allow-origin-change says it is the same provider.
+
     Exit 0 when there is no drift, 2 when there is, 1 on error.
     """
     with terminal.status("Refreshing..."):
-        report = app.run(usecases.drift(app.settings, ignore_unmanaged=ignore_unmanaged))
+        report = app.run(
+            usecases.drift(
+                app.settings,
+                ignore_unmanaged=ignore_unmanaged,
+                allow_origin_change=allow_origin_change,
+            )
+        )
     warn_if_empty(app.settings.manifests)
     for warning in report.warnings:
         click.echo(f"Warning: {warning}.", err=True)
