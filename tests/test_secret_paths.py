@@ -101,6 +101,22 @@ def test_plan_target_reads_only_the_targeted_secrets(workdir: Path) -> None:
         assert "github-token.txt not found" in result.stderr
 
 
+def test_a_saved_targeted_plan_reads_only_the_targeted_secrets(workdir: Path) -> None:
+    (workdir / "manifests" / TOKEN).unlink()
+    saved = cli("plan", "--target", "agent.coder", "--out", "coder.plan")
+    assert saved.exit_code == 0, saved.stderr
+    applied = cli("apply", "coder.plan")
+    assert applied.exit_code == 0, applied.stderr
+    assert "Apply complete: 1 created" in applied.stdout
+    # the plan stays bound to the manifests: an edit since is still refused
+    ok_plan = cli("plan", "--target", "agent.reviewer", "--out", "reviewer.plan")
+    assert ok_plan.exit_code == 0, ok_plan.stderr
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text(agents.read_text().replace("Be specific and kind.", "Be kind."))
+    stale = cli("apply", "reviewer.plan")
+    assert stale.exit_code == 1 and "changed since this plan was made" in stale.stderr
+
+
 def test_validate_reports_a_missing_secret_file_with_the_other_errors(workdir: Path) -> None:
     (workdir / "manifests" / TOKEN).unlink()
     agents = workdir / "manifests/agents.yaml"

@@ -146,7 +146,7 @@ async def apply(
                 check_policies(manifests)  # a mandatory rule added since the plan still stops it
                 secrets = SecretSource(manifests)
                 check_plan_origin(plan, settings, lockfile)
-                check_plan_binding(plan_file, binding, manifests, secrets)
+                check_plan_binding(plan_file, binding, manifests, secrets, plan.targets)
                 digest: str | None = str(binding["plan"]) if binding.get("plan") else None
                 observed = await observe(client, lockfile, settings.project)
                 stale = stale_actions(plan, observed)

@@ -15,6 +15,7 @@ from typing import Any
 from reconciler.app.secrets import SecretSource
 from reconciler.app.workspace import Settings, state_exists
 from reconciler.engine.model import Plan
+from reconciler.engine.planner import targeted_addresses
 from reconciler.errors import PlanError
 from reconciler.manifest import ManifestSet
 from reconciler.manifest.files import MAX_PLAN_BYTES, FileRefused, read_limited
@@ -27,8 +28,12 @@ from reconciler.state import (
 from reconciler.state.planfile import decode_plan_file, write_plan_file
 
 
-def manifests_digest(manifests: ManifestSet, secrets: SecretSource, salt: str) -> str:
-    """Digest of what a plan was made from: every document, and every secret's fingerprint.
+def manifests_digest(
+    manifests: ManifestSet, secrets: SecretSource, salt: str, targets: tuple[str, ...] = ()
+) -> str:
+    """Digest of what a plan was made from: every document, and every secret's fingerprint
+    (with ``targets``, the plan's ``--target``: the secrets of the targeted addresses, the
+    only ones such a plan reads, so a saved targeted plan needs no other secret either).
 
     Secrets enter as ``fingerprint_secret(salt, value)`` (salted scrypt), never as values, so
     the digest can sit in a plan file for anyone to read.
@@ -55,9 +60,11 @@ def manifests_digest(manifests: ManifestSet, secrets: SecretSource, salt: str) -
         }
         for doc in manifests.documents
     ]
+    wanted = targeted_addresses(manifests.documents, targets) if targets else None
     fingerprints = {
         f"{address} {path}": fingerprint_secret(salt, secrets(address, path))
         for address, path in sorted(secrets.references)
+        if wanted is None or address in wanted
     }
     return json_digest({"documents": documents, "secrets": fingerprints})
 
@@ -81,7 +88,7 @@ def save_plan(
         salt = new_salt()
         binding = {
             "salt": salt,
-            "manifests": manifests_digest(manifests, SecretSource(manifests), salt),
+            "manifests": manifests_digest(manifests, SecretSource(manifests), salt, plan.targets),
             "plan": json_digest(data),
         }
     write_plan_file(path, data, binding)
@@ -120,7 +127,11 @@ def read_plan_file(path: Path) -> tuple[Plan, dict[str, Any]]:
 
 
 def check_plan_binding(
-    path: Path, binding: Mapping[str, Any], manifests: ManifestSet, secrets: SecretSource
+    path: Path,
+    binding: Mapping[str, Any],
+    manifests: ManifestSet,
+    secrets: SecretSource,
+    targets: tuple[str, ...] = (),
 ) -> None:
     """Refuse a saved plan edited since ``plan --out``, or made from other manifests.
 
@@ -142,7 +153,7 @@ def check_plan_binding(
             f"does not match); refusing to apply what was not reviewed: {again}"
         )
     try:
-        current = manifests_digest(manifests, secrets, salt)
+        current = manifests_digest(manifests, secrets, salt, targets)
     except ValueError:  # a salt that is not hex: edited
         current = ""
     if current != recorded:
