@@ -196,14 +196,16 @@ def test_a_bad_seed_path_is_refused_at_its_line(workdir: Path) -> None:
     assert "must start with '/'" in result.stderr
 
 
+async def hand_made(client: ProviderClient) -> str:
+    """A store made by hand (outside git) with one memory an agent wrote: its id."""
+    made = await client.memory_stores.create({"name": "scratch", "description": "by hand"})
+    await client.memory_stores.memories.create(made["id"], "/a.md", "agent content")
+    return str(made["id"])
+
+
 def test_import_adopts_a_hand_made_store_without_its_memories(
     workdir: Path, tmp_path: Path
 ) -> None:
-    async def hand_made(client: ProviderClient) -> str:
-        made = await client.memory_stores.create({"name": "scratch", "description": "by hand"})
-        await client.memory_stores.memories.create(made["id"], "/a.md", "agent content")
-        return str(made["id"])
-
     ok("apply", "--auto-approve")
     store_id = out_of_band(hand_made)
     result = ok("import", "--all-unmanaged", "--out", "manifests")
@@ -216,11 +218,6 @@ def test_import_adopts_a_hand_made_store_without_its_memories(
 
 
 def test_importing_one_hand_made_store_says_its_memories_stay_out(workdir: Path) -> None:
-    async def hand_made(client: ProviderClient) -> str:
-        made = await client.memory_stores.create({"name": "scratch", "description": "by hand"})
-        await client.memory_stores.memories.create(made["id"], "/a.md", "agent content")
-        return str(made["id"])
-
     ok("apply", "--auto-approve")
     store_id = out_of_band(hand_made)
     result = ok("import", "memory_store.scratch", store_id)
