@@ -28,8 +28,10 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def hand_made(display_name: str | None = None) -> dict[str, Any]:
+def hand_made(display_name: str | None = None, *, only_skill_md: bool = False) -> dict[str, Any]:
     files = {"SKILL.md": SKILL_MD, "fill.py": "print(1)\n", "forms/w9.json": "{}\n"}
+    if only_skill_md:
+        files = {"SKILL.md": SKILL_MD}
     upload = SkillUpload(tuple((f"pdf-tools/{p}", t.encode()) for p, t in files.items()))
 
     async def run(client: ProviderClient) -> dict[str, Any]:
@@ -51,6 +53,7 @@ def test_import_of_one_skill_downloads_it_writes_its_document_and_records_it(
     skill = hand_made()
     result = ok("import", "skill.pdf-kit", skill["id"])
     assert "recorded with its latest version (a skill carries no tags)" in result.stdout
+    assert "(the 3 files of its latest version" in result.stdout + result.stderr
     root = workdir / "manifests/skills"
     assert (root / "pdf-kit/fill.py").read_text() == "print(1)\n"
     assert (root / "pdf-kit/forms/w9.json").read_text() == "{}\n"
@@ -70,6 +73,13 @@ def test_import_of_one_skill_downloads_it_writes_its_document_and_records_it(
     (workdir / "manifests/skills/pdf-kit.yaml").rename(workdir / "kept.yaml")
     refused = cli("import", "skill.pdf-kit", other["id"], "--force")
     assert refused.exit_code == 1 and "already exists" in refused.stderr
+
+
+def test_import_of_a_one_file_skill_says_so_in_the_singular(workdir: Path) -> None:
+    skill = hand_made(only_skill_md=True)
+    result = ok("import", "skill.notes", skill["id"])
+    said = result.stdout + result.stderr
+    assert "(the one file of its latest version" in said and "1 files" not in said
 
 
 def test_import_all_unmanaged_writes_every_hand_made_skill_with_its_files(

@@ -47,3 +47,23 @@ def test_a_lockfile_left_with_a_merge_conflict_says_so_and_how_to_recover(workdi
     ok("apply", "--auto-approve")
     plan_is_clean()
     assert json.loads(Path(LOCKFILE).read_text())["resources"]["agent.reviewer"]["version"] == 2
+
+
+@pytest.mark.parametrize("where", ["flag", "env"])
+def test_a_lockfile_given_with_a_backend_is_said_to_be_unused(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Both given (a RECONCILER_LOCKFILE left in a CI job that moved to PostgreSQL): the
+    database is the state, and the user is told the lockfile is not read or written."""
+    backend = ("--backend", "postgresql://ci@127.0.0.1:1/state")
+    if where == "env":
+        monkeypatch.setenv("RECONCILER_LOCKFILE", "other/team.lock")
+        result = cli(*backend, "validate")
+    else:
+        result = cli(*backend, "--lockfile", "other/team.lock", "validate")
+    assert result.exit_code == 0, result.stderr
+    assert "--lockfile other/team.lock is not used: with --backend" in result.stderr
+    # the default lockfile, never named, is not worth a word
+    monkeypatch.delenv("RECONCILER_LOCKFILE", raising=False)
+    quiet = cli(*backend, "validate")
+    assert quiet.exit_code == 0 and "--lockfile" not in quiet.stderr

@@ -167,7 +167,7 @@ async def import_skill(
                 write_skill_files(directory / name, found)
                 write_text_atomic(target, dump_documents([document]))
                 warnings.append(
-                    f"wrote {directory / name} (the {len(found.files)} files of its latest "
+                    f"wrote {directory / name} ({_files(len(found.files))} of its latest "
                     f"version {found.version_id}) and its document {target}"
                 )
             action = skill_adoption(address, found, document)
@@ -184,3 +184,7 @@ def unmanaged_skill_files(out: Path, found: Mapping[str, DownloadedSkill]) -> No
     """Write each imported skill's directory under ``out/skills/`` (name -> skill)."""
     for name, skill in sorted(found.items()):
         write_skill_files(out / SKILLS_DIR / name, skill)
+
+
+def _files(n: int) -> str:
+    return "the one file" if n == 1 else f"the {n} files"
