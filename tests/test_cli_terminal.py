@@ -97,14 +97,14 @@ _TAKE_THE_TERMINAL = (
 
 
 @contextmanager
-def on_terminal(args: list[str], *, pipe_stdout: bool) -> Iterator[Terminal]:
+def on_terminal(args: list[str], *, pipe_stdout: bool, term: str = "dumb") -> Iterator[Terminal]:
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-c", _TAKE_THE_TERMINAL, *args],
         stdin=slave,
         stdout=subprocess.PIPE if pipe_stdout else slave,
         stderr=slave,
-        env=clean_env(TERM="dumb"),
+        env=clean_env(TERM=term),
         start_new_session=True,
     )
     os.close(slave)
@@ -191,3 +191,20 @@ def test_rollback_asks_on_the_terminal(workdir: Path) -> None:
         term.type("yes\n")
         assert term.wait() == 0, term.text
     assert pins() == {"agent.reviewer": 1}
+
+
+def test_apply_on_a_terminal_shows_progress_and_a_pipe_gets_none(workdir: Path) -> None:
+    # DESIGN: "Long work shows progress on a TTY and nothing extra when piped"; issue #4: a
+    # progress bar (done/total, current action) on a terminal. TERM=dumb (the other tests)
+    # turns it off, so this one runs on a terminal that can draw.
+    with on_terminal(["apply", "--auto-approve"], pipe_stdout=True, term="xterm") as term:
+        code = term.wait()
+        assert term.proc.stdout is not None
+        log = term.proc.stdout.read().decode()
+    assert code == 0, term.text + log
+    assert "/8" in term.text, term.text  # rich's done/total column
+    assert "agent.coder: created" in term.text, term.text
+    assert "Apply complete: 8 created" in log
+    # the pipe holds the plan and the summary, not the bar nor its per-action lines
+    assert "agent.coder: created" not in log
+    assert "/8" not in log

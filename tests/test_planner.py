@@ -320,6 +320,24 @@ def test_what_left_the_manifests_is_noted_without_prune_and_removed_with_it() ->
     assert no_agent.action("agent.coder").depends_on == ("deployment.nightly",)  # type: ignore[union-attr]
 
 
+def test_removals_run_in_reverse_order_of_creation() -> None:
+    # issue #4: environments and vaults before the deployments that use them; archive in
+    # reverse. A pruned deployment must be gone before the environment it runs in is archived,
+    # or a failed deployment archive leaves a live deployment on an archived environment.
+    live = everything()
+    p = plan([vault_doc()], live, applied(ALL, live), prune=True)
+    assert kinds(p) == {
+        "agent.coder": "archive",
+        "deployment.nightly": "archive",
+        "environment.py": "archive",
+        "vault.keys": "noop",
+        "vault.keys.credential.gh": "noop",
+    }
+    assert p.action("environment.py").depends_on == ("deployment.nightly",)  # type: ignore[union-attr]
+    assert p.action("agent.coder").depends_on == ("deployment.nightly",)  # type: ignore[union-attr]
+    assert p.action("deployment.nightly").depends_on == ()  # type: ignore[union-attr]
+
+
 def test_a_removed_vault_takes_its_credentials_along() -> None:
     live = everything()
     p = plan([ENV, AGENT, DEPLOYMENT], live, applied(ALL, live), prune=True)

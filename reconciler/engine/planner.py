@@ -206,15 +206,21 @@ def _order_removals(actions: list[Action]) -> list[Action]:
     agents = tuple(
         a.address for a in actions if a.kind == "agent" and a.type in ("create", "update")
     )
+    # removed in reverse order of creation: a deployment goes before the agent, environment,
+    # vaults and memory stores it runs with, an agent before the skills it uses
+    removed = {
+        kind: tuple(
+            x.address for x in actions if x.type in ("archive", "delete") and x.kind == kind
+        )
+        for kind in ("deployment", "agent")
+    }
     for a in actions:
         if a.type in ("archive", "delete") and a.kind != "deployment":
             deps = tuple(sorted(set(referrers)))
-            if a.kind == "skill":  # an agent's update may be what stops using it
-                deps += agents
-            if a.kind == "agent":
-                deps += tuple(
-                    x.address for x in actions if x.type == "archive" and x.kind == "deployment"
-                )
+            if a.kind == "skill":  # an agent's update or archive may be what stops using it
+                deps += agents + removed["agent"]
+            if a.kind in ("agent", "environment", "vault", "memory_store"):
+                deps += removed["deployment"]
             a = a.model_copy(update={"depends_on": deps})
         out.append(a)
     return out
