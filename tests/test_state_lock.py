@@ -74,8 +74,11 @@ def test_lock_file_names_the_holder_and_goes_away_on_release(lockfile: Path) -> 
         assert lock.info is not None and lock.held
         assert lock.path == lockfile.with_name("reconciler.lock.lock")
         data = json.loads(lock.path.read_text())
-        assert set(data) == {"id", "pid", "host", "user", "started_at", "heartbeat_at", "operation"}
+        assert set(data) == {
+            *("id", "holder", "pid", "host", "user", "started_at", "heartbeat_at", "operation")
+        }
         assert data["pid"] == os.getpid() and data["host"] == socket.gethostname()
+        assert data["holder"] == f"{data['user']}@{data['host']}:{data['pid']}"
         assert read_lock(lockfile) == lock.info
     assert not lock.path.exists() and read_lock(lockfile) is None
     assert not lock.held

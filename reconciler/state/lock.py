@@ -5,7 +5,7 @@ when they try. It does not read or write the lockfile itself.
 
 Files next to the lockfile ``PATH`` (git-ignore them with ``PATH.*``):
 
-    PATH.lock     the lock: JSON {id, pid, host, user, started_at, heartbeat_at, operation};
+    PATH.lock     the lock: JSON {id, holder, pid, host, user, started_at, heartbeat_at, operation};
                   it exists exactly while someone holds the lock
     PATH.guard    an empty file, never deleted, ``flock``-ed for the few microseconds it takes
                   to create, check, take over, refresh or remove ``PATH.lock``. The kernel
@@ -44,7 +44,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, computed_field
 
 from reconciler.errors import LockfileError, LockHeld, LockLost
 from reconciler.state.history import ci_run
@@ -83,6 +83,13 @@ class LockInfo(BaseModel):
     ci_run: str | None = None
     #: when the holder's lease runs out unless it heartbeats (PostgreSQL leases)
     expires_at: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def holder(self) -> str:
+        """Who holds it, in one word for people and scripts: ``user@host:pid``. Written to the
+        lock file beside the fields it is made of; read back from them, never trusted."""
+        return f"{self.user}@{self.host}:{self.pid}"
 
     def describe(self) -> str:
         """E.g. ``apply 3f2a9c1e (pid 4242 on host ci-7, user alice, since 2026-05-01T12:00:01.000Z)``."""
