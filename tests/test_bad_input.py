@@ -150,6 +150,7 @@ def check_refused(result: Result, name: str, where: str, exp: Expectation) -> No
     assert err.startswith("Error: "), (name, err)
     assert "Traceback" not in out + err, (name, err)
     assert "This is a bug" not in err and "unexpected " not in err, (name, err)
+    assert "report this bug" not in err, (name, err)
     if exp.line is not None:
         assert f"{where}:{exp.line}:" in err, (name, f"expected {where}:{exp.line}:", err)
     else:

@@ -619,3 +619,21 @@ def test_a_lookup_without_a_name_says_an_agent_and_an_environment(applied: Path)
         rt.agent("")
     with pytest.raises(TypeError, match="^an environment name is a non-empty string, got None$"):
         rt.environment(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.tcp
+async def test_reconciler_provider_url_steers_a_runtime_built_with_no_arguments(
+    tcp_provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #6: with no provider_url the runtime uses RECONCILER_PROVIDER_URL, like the CLI."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RECONCILER_PROVIDER_URL", tcp_provider)
+    async with ManagedRuntime() as rt:
+        assert not rt.uses_embedded_provider
+        session_id = await _ready(rt)
+        assert _texts(await rt.run_turn(session_id, "via the env").collect()) == [
+            "echo: via the env"
+        ]
+    assert not (tmp_path / ".reconciler").exists()  # nothing went to the embedded store
+    async with ManagedRuntime(provider_url=tcp_provider) as direct:
+        assert session_id in [s["id"] for s in await direct.list_sessions()]

@@ -364,7 +364,10 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
                 # a missing or wrong name could be any name (a typo of the one referred to)
                 name = ANY_NAME
             # a misspelt or missing kind could be any kind: its name is no unknown reference
-            kinds = [kind] if kind in MANIFEST_KINDS else list(MANIFEST_KINDS)
+            # (a kind that is not a string, e.g. `kind: [Agent]`, is misspelt too)
+            kinds = (
+                [kind] if isinstance(kind, str) and kind in MANIFEST_KINDS else list(MANIFEST_KINDS)
+            )
             failed.update((k, name) for k in kinds)
             # a value YAML already refused (e.g. an unsupported tag) needs no second error
             refused = [i.path for i in doc.issues if i.path]
@@ -412,7 +415,7 @@ def _ignore_changes_issues(
     """Every bad ``ignore_changes`` entry, each at its place; None when the list itself (or
     the kind) is wrong, so pydantic's own error stands."""
     kind, paths = data.get("kind"), data.get("ignore_changes", [])
-    if kind not in MANIFEST_KINDS or not isinstance(paths, list):
+    if not isinstance(kind, str) or kind not in MANIFEST_KINDS or not isinstance(paths, list):
         return None
     if not all(isinstance(p, str) for p in paths):
         return None

@@ -1,0 +1,93 @@
+"""``reconciler run``: how a turn that does not end with ``end_turn`` ends the command.
+
+The local agent always ends its turn with ``end_turn`` (no model runs), so a session error
+cannot come from it: here the session is real (created by ``run`` on the embedded provider
+after a real apply) and only the turn's events are replaced, as the real provider would send
+them. The promise (issue #6, DESIGN.md's command table): exit 0 at ``session.status_idle``
+with ``end_turn``, exit 1 on ``session.error``, saying why on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.gitops import cli, make_workdir, ok
+
+from reconciler.runtime import ManagedRuntime
+
+SESSION_ERROR = {
+    "type": "session.error",
+    "id": "sevt_01error",
+    "processed_at": "2026-12-06T00:00:00Z",
+    "error": {"type": "unknown_error", "message": "the sandbox crashed"},
+}
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_workdir(tmp_path, monkeypatch)
+
+
+class _Turn:
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events = events
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[dict[str, Any]]:
+        for event in self.events:
+            yield event
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _turn_ends_with(monkeypatch: pytest.MonkeyPatch, last: dict[str, Any]) -> None:
+    events = [{"type": "session.status_running", "id": "sevt_01running"}, last]
+    monkeypatch.setattr(ManagedRuntime, "run_turn", lambda self, sid, message: _Turn(events))
+
+
+def test_a_session_error_exits_1_and_says_why(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok("apply", "--auto-approve")
+    _turn_ends_with(monkeypatch, SESSION_ERROR)
+
+    result = cli("run", "coder", "-m", "hi")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stderr.startswith("Session sesn_")
+    assert result.stderr.endswith("Error: session error: the sandbox crashed\n")
+    assert "Traceback" not in result.stdout + result.stderr
+
+    as_json = cli("run", "coder", "-m", "hi", "--json")
+    assert as_json.exit_code == 1
+    assert [json.loads(line)["type"] for line in as_json.stdout.splitlines()] == [
+        "session.status_running",
+        "session.error",
+    ]
+
+
+def test_a_turn_that_stops_for_another_reason_exits_1(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok("apply", "--auto-approve")
+    _turn_ends_with(
+        monkeypatch,
+        {"type": "session.status_idle", "stop_reason": {"type": "retries_exhausted"}},
+    )
+
+    result = cli("run", "coder", "-m", "hi")
+    assert result.exit_code == 1
+    assert result.stderr.endswith("Error: the agent stopped: retries_exhausted\n")
+
+
+def test_end_turn_exits_0(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    result = cli("run", "coder", "-m", "hi")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip().endswith("hi")  # the local agent's answer
