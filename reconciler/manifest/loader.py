@@ -27,7 +27,7 @@ from .deployment import DeploymentSpec
 from .document import Document, ignore_changes_problems
 from .environment import EnvironmentSpec
 from .files import IGNORE_FILE, MAX_MANIFEST_BYTES, FileRefused, manifest_files, read_limited
-from .messages import did_you_mean, explain, format_path
+from .messages import did_you_mean, explain, format_path, yaml_type
 from .policy import PolicyDocument, PolicySource, check_expressions
 from .secret import (
     SecretOutside,
@@ -443,9 +443,24 @@ def _validation_issues(
             message += f": add kind: {', '.join(MANIFEST_KINDS)} or {POLICY_KIND}"
             if "spec" not in data:
                 message += NOT_A_MANIFEST_HINT
+        elif explained.shown_path == ("kind",) and error["type"] == "literal_error":
+            message = _unknown_kind(data.get("kind"))
         location = source.locate(explained.path, explained.point)
         issues.append((explained.path, _issue(location, message, explained.shown_path)))
     return issues
+
+
+def _unknown_kind(kind: object) -> str:
+    """The error of a ``kind`` that is none of the manifest kinds, ``Policy`` included (the
+    document models know only the resource kinds)."""
+    kinds = [*MANIFEST_KINDS, POLICY_KIND]
+    expected = ", ".join(f"'{k}'" for k in kinds[:-1]) + f" or '{kinds[-1]}'"
+    if not isinstance(kind, str):
+        return f"must be one of {expected}; got {yaml_type(kind)}"
+    close = did_you_mean(kind, kinds)
+    return f"must be one of {expected}, not '{kind}'" + (
+        f" (did you mean '{close}'?)" if close else ""
+    )
 
 
 def _check_set(
