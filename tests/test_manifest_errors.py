@@ -225,8 +225,11 @@ def test_a_misspelt_policy_kind_is_pointed_at_policy(project: Path) -> None:
     """``Policy`` is a kind of document too: it is listed, and a typo of it is hinted."""
     write(project, "p.yaml", "kind: Polcy\nname: guard\nspec: {rules: []}\n")
     assert errors(project) == [
-        "manifests/p.yaml:1:7: kind: must be one of 'Agent', 'Environment', 'Vault', "
-        "'Deployment', 'MemoryStore', 'Skill' or 'Policy', not 'Polcy' (did you mean 'Policy'?)"
+        (
+            "manifests/p.yaml:1:7: kind: must be one of 'Agent', 'Environment', 'Vault', "
+            "'Deployment', 'MemoryStore', 'Skill' or 'Policy', not 'Polcy' "
+            "(did you mean 'Policy'?)"
+        )
     ]
 
 
