@@ -216,7 +216,26 @@ def test_unknown_kind_says_did_you_mean(project: Path) -> None:
     assert errors(project) == [
         (
             "manifests/a.yaml:1:7: kind: must be one of 'Agent', 'Environment', 'Vault', "
-            "'Deployment', 'MemoryStore' or 'Skill', not 'agnet' (did you mean 'Agent'?)"
+            "'Deployment', 'MemoryStore', 'Skill' or 'Policy', not 'agnet' (did you mean 'Agent'?)"
+        )
+    ]
+
+
+def test_a_misspelt_policy_kind_says_did_you_mean_policy(project: Path) -> None:
+    # Policy documents are manifests too (DESIGN.md): a typo of the kind names it
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Polcy
+        name: guardrails
+        spec: {rules: []}
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:1:7: kind: must be one of 'Agent', 'Environment', 'Vault', "
+            "'Deployment', 'MemoryStore', 'Skill' or 'Policy', not 'Polcy' (did you mean 'Policy'?)"
         )
     ]
 
@@ -1058,7 +1077,7 @@ def test_every_issue_of_every_file_is_reported_at_once_sorted(project: Path) -> 
         "manifests/a.yaml:4:17: spec.display_name: must not be empty",
         (
             "manifests/a.yaml:6:7: kind: must be one of 'Agent', 'Environment', 'Vault', "
-            "'Deployment', 'MemoryStore' or 'Skill', not 'Enviroment' "
+            "'Deployment', 'MemoryStore', 'Skill' or 'Policy', not 'Enviroment' "
             "(did you mean 'Environment'?)"
         ),
         "manifests/b.yaml:3:1: spec.model: missing required field 'model'",

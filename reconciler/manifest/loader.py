@@ -436,6 +436,8 @@ def _validation_issues(
             continue  # the kind error says it all
         explained = explain(error, data, model)
         message = explained.message
+        if explained.shown_path == ("kind",) and error["type"] == "literal_error":
+            message = _kind_message(data.get("kind"))  # Policy is a kind too, outside Document
         if explained.shown_path == ("kind",) and error["type"] == "missing":
             message += f": add kind: {', '.join(MANIFEST_KINDS)} or {POLICY_KIND}"
             if "spec" not in data:
@@ -443,6 +445,17 @@ def _validation_issues(
         location = source.locate(explained.path, explained.point)
         issues.append((explained.path, _issue(location, message, explained.shown_path)))
     return issues
+
+
+def _kind_message(kind: object) -> str:
+    """The error for an unknown ``kind``, naming every manifest kind (Policy included)."""
+    kinds = [*MANIFEST_KINDS, POLICY_KIND]
+    expected = ", ".join(f"'{k}'" for k in kinds[:-1]) + f" or '{kinds[-1]}'"
+    if not isinstance(kind, str):
+        return f"must be one of {expected}"
+    message = f"must be one of {expected}, not '{kind[:64]}'"
+    close = did_you_mean(kind, kinds)
+    return message + (f" (did you mean '{close}'?)" if close else "")
 
 
 def _check_set(
