@@ -379,3 +379,21 @@ def test_a_reordered_manifest_list_is_no_change_and_hides_no_drift(applied: Path
     [item] = items(drift_json())
     assert (item["type"], item["address"]) == ("changed", "environment.python-data")
     assert [c["path"] for c in item["changes"]] == ["description"]
+
+
+def test_an_edit_of_an_ignored_field_is_no_change_and_hides_no_drift(applied: Path) -> None:
+    envs = Path("manifests/environments.yaml")
+    edit(envs, "name: python-data\n", "name: python-data\nignore_changes: [metadata.owner]\n")
+    ok("apply", "--auto-approve")
+    edit(envs, "owner: data-team", "owner: analytics")  # ignore_changes: not diffed
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.stdout
+    env = remote_id("environment.python-data")
+
+    async def widen(c: ProviderClient) -> None:
+        await c.environments.update(env, {"description": "anything goes"})
+
+    out_of_band(widen)
+    [item] = items(drift_json())
+    assert (item["type"], item["address"]) == ("changed", "environment.python-data")
+    assert [c["path"] for c in item["changes"]] == ["description"]

@@ -18,6 +18,7 @@ from reconciler.engine.normalize import (
     FIELD_DEFAULTS,
     SECRET_FIELDS,
     copy_json,
+    drop_paths,
     normalize_env_config,
 )
 from reconciler.kinds import (
@@ -353,10 +354,11 @@ def _sorted_at(value: Any, path: list[str]) -> Any:
 
 
 def _canonical_spec(res: DesiredResource) -> Any:
-    """``res.spec`` with what the diff ignores made canonical: unordered lists sorted, and an
-    agent's ``model: {id: X}`` as ``model: X``; a spec already in that form is unchanged, so
+    """``res.spec`` as the diff sees it: without its ``ignore_changes`` paths, unordered lists
+    sorted, and an agent's ``model: {id: X}`` as ``model: X``; a spec already in that form is unchanged, so
     its digest is the one lockfiles recorded before."""
-    spec: Any = res.spec
+    # a field ignore_changes names is never diffed: editing it in the manifest changes nothing
+    spec: Any = drop_paths(res.spec, tuple(res.ignore_changes))
     for path in _UNORDERED_SPEC_LISTS.get(res.kind, ()):
         spec = _sorted_at(spec, path.split("."))
     model = spec.get("model") if isinstance(spec, dict) else None
