@@ -356,3 +356,44 @@ def test_drift_errors_exit_1(applied: Path) -> None:
     result = cli("drift")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: ")
+
+
+def test_a_reordered_manifest_list_is_no_change_and_hides_no_drift(applied: Path) -> None:
+    # the order of packages, allowed hosts and vaults means nothing to the provider: plan
+    # says "No changes" and --detailed-exitcode agrees, so CI never applies it; drift
+    # must then still see an edit made behind git's back
+    edit(
+        Path("manifests/environments.yaml"),
+        "        - pandas==2.2.3\n        - numpy\n",
+        "        - numpy\n        - pandas==2.2.3\n",
+    )
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.stdout
+    assert plan.stdout.startswith("No changes"), plan.stdout
+    env = remote_id("environment.python-data")
+
+    async def widen(c: ProviderClient) -> None:
+        await c.environments.update(env, {"description": "anything goes"})
+
+    out_of_band(widen)
+    [item] = items(drift_json())
+    assert (item["type"], item["address"]) == ("changed", "environment.python-data")
+    assert [c["path"] for c in item["changes"]] == ["description"]
+
+
+def test_an_edit_of_an_ignored_field_is_no_change_and_hides_no_drift(applied: Path) -> None:
+    envs = Path("manifests/environments.yaml")
+    edit(envs, "name: python-data\n", "name: python-data\nignore_changes: [metadata.owner]\n")
+    ok("apply", "--auto-approve")
+    edit(envs, "owner: data-team", "owner: analytics")  # ignore_changes: not diffed
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.stdout
+    env = remote_id("environment.python-data")
+
+    async def widen(c: ProviderClient) -> None:
+        await c.environments.update(env, {"description": "anything goes"})
+
+    out_of_band(widen)
+    [item] = items(drift_json())
+    assert (item["type"], item["address"]) == ("changed", "environment.python-data")
+    assert [c["path"] for c in item["changes"]] == ["description"]

@@ -241,6 +241,32 @@ async def test_agent_update_says_version_and_labels(workdir: Path) -> None:
     await converge(workdir)
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "label"),
+    [
+        (
+            'url: "https://docs.example.com/mcp"',
+            'url: "https://docs2.example.com/mcp"',
+            "MCP servers",
+        ),
+        ("          enabled: false\n", "          enabled: true\n", "tools"),
+        ("skill_id: xlsx", "skill_id: pdf", "skills"),
+    ],
+)
+async def test_tools_mcp_and_skills_updates_are_labelled_risky(
+    workdir: Path, old: str, new: str, label: str
+) -> None:
+    write(workdir, BASE, AGENT_FULL)
+    await converge(workdir)
+    assert old in AGENT_FULL
+    write(workdir, BASE, AGENT_FULL.replace(old, new, 1))
+    plan = await plan_of(workdir)
+    (update,) = plan.changes
+    assert (update.from_version, update.to_version) == (1, 2)
+    assert update.labels == (label, "risky")
+    await converge(workdir)
+
+
 async def test_metadata_only_label_and_removed_key_is_patched_away(workdir: Path) -> None:
     write(workdir, BASE, AGENT_FULL)
     await converge(workdir)

@@ -18,6 +18,7 @@ from reconciler.engine.normalize import (
     FIELD_DEFAULTS,
     SECRET_FIELDS,
     copy_json,
+    drop_paths,
     normalize_env_config,
 )
 from reconciler.kinds import (
@@ -328,17 +329,67 @@ def update_body(
     return body
 
 
-def desired_digest(res: DesiredResource) -> str:
-    """The lockfile's ``spec_digest`` of ``res``: what the manifest asked for (spec with
-    secret references, never values; remote name; protect; ignore_changes).
+#: Manifest spec paths (``*``: any key or index) whose list order means nothing to the provider
+#: (``normalize.UNORDERED_LISTS`` and ``KEYED_LISTS``, as the manifest spells them).
+_UNORDERED_SPEC_LISTS: dict[str, tuple[str, ...]] = {
+    "agent": ("mcp_servers", "skills", "tools.*.configs"),
+    "environment": ("config.networking.allowed_hosts", "config.packages.*"),
+    "credential": ("auth.networking.allowed_hosts",),
+    "deployment": ("vaults",),
+}
 
-    Not ``reconciler.state.json_digest``: this one keeps ``json.dumps``'s ASCII escapes and
-    ``default=str``; lockfiles store its value, so it never changes."""
+
+def _sorted_at(value: Any, path: list[str]) -> Any:
+    if not path:
+        if isinstance(value, list):
+            return sorted(value, key=lambda v: json.dumps(v, sort_keys=True, default=str))
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        keys = value if head == "*" else [head] if head in value else []
+        return {k: (_sorted_at(v, rest) if k in keys else v) for k, v in value.items()}
+    if isinstance(value, list) and head == "*":
+        return [_sorted_at(v, rest) for v in value]
+    return value
+
+
+def _canonical_spec(res: DesiredResource) -> Any:
+    """``res.spec`` as the diff sees it: without its ``ignore_changes`` paths, unordered lists
+    sorted, and an agent's ``model: {id: X}`` as ``model: X``; a spec already in that form is unchanged, so
+    its digest is the one lockfiles recorded before."""
+    # a field ignore_changes names is never diffed: editing it in the manifest changes nothing
+    spec: Any = drop_paths(res.spec, tuple(res.ignore_changes))
+    for path in _UNORDERED_SPEC_LISTS.get(res.kind, ()):
+        spec = _sorted_at(spec, path.split("."))
+    model = spec.get("model") if isinstance(spec, dict) else None
+    if res.kind == "agent" and isinstance(model, dict) and list(model) == ["id"]:
+        spec = {**spec, "model": model["id"]}
+    return spec
+
+
+def _digest(res: DesiredResource, spec: Any) -> str:
     payload = {
-        "spec": res.spec,
+        "spec": spec,
         "remote_name": res.remote_name,
         "protect": res.protect,
         "ignore_changes": list(res.ignore_changes),
     }
     raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+def desired_digest(res: DesiredResource) -> str:
+    """The lockfile's ``spec_digest`` of ``res``: what the manifest asked for (spec with
+    secret references, never values; remote name; protect; ignore_changes), in a canonical
+    form, so reordering a list whose order means nothing is no change (plan exits 0 and
+    drift keeps comparing).
+
+    Not ``reconciler.state.json_digest``: this one keeps ``json.dumps``'s ASCII escapes and
+    ``default=str``; lockfiles store its value, so it never changes."""
+    return _digest(res, _canonical_spec(res))
+
+
+def digest_matches(res: DesiredResource, recorded: str) -> bool:
+    """Whether a lockfile's ``spec_digest`` records this manifest: its canonical digest, or
+    the digest of the spec as written, which lockfiles stored before the canonical form."""
+    return recorded in (desired_digest(res), _digest(res, res.spec))

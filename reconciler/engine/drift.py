@@ -27,7 +27,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from reconciler.engine.desired import DesiredResource, desired_digest, desired_resources
+from reconciler.engine.desired import (
+    DesiredResource,
+    desired_resources,
+    digest_matches,
+)
 from reconciler.engine.diff import diff_objects
 from reconciler.engine.inputs import rewritten_outside
 from reconciler.engine.model import (
@@ -309,7 +313,7 @@ def _changed_item(
     healed: bool = False,
 ) -> DriftItem | None:
     kind = entry.kind
-    digest_same = res is not None and desired_digest(res) == entry.spec_digest
+    digest_same = res is not None and digest_matches(res, entry.spec_digest)
     version: int | None = None
     changed_at: str | None = live.get("updated_at")
     span = ""

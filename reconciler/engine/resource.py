@@ -23,6 +23,7 @@ from reconciler.engine.desired import (
     DesiredResource,
     create_body,
     desired_digest,
+    digest_matches,
     request_fields,
     update_body,
 )
@@ -418,7 +419,7 @@ def _noop(
     needs_record = (
         entry is None
         or entry.id != obj["id"]
-        or entry.spec_digest != target.spec_digest
+        or not digest_matches(res, entry.spec_digest)
         or entry.protect != res.protect
         or (kind == "agent" and entry.version != obj.get("version"))
         or (kind == "deployment" and list(entry.pins.values()) != [_live_pin(obj)])

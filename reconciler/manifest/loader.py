@@ -458,7 +458,7 @@ def _unknown_kind(kind: object) -> str:
     if not isinstance(kind, str):
         return f"must be one of {expected}; got {yaml_type(kind)}"
     close = did_you_mean(kind, kinds)
-    return f"must be one of {expected}, not '{kind}'" + (
+    return f"must be one of {expected}, not '{kind[:64]}'" + (
         f" (did you mean '{close}'?)" if close else ""
     )
 
