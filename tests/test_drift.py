@@ -358,6 +358,19 @@ def test_drift_errors_exit_1(applied: Path) -> None:
     assert result.stderr.startswith("Error: ")
 
 
+def drift_sees_an_out_of_band_edit() -> None:
+    """Edit the environment's description behind git's back: drift reports just that."""
+    env = remote_id("environment.python-data")
+
+    async def widen(c: ProviderClient) -> None:
+        await c.environments.update(env, {"description": "anything goes"})
+
+    out_of_band(widen)
+    [item] = items(drift_json())
+    assert (item["type"], item["address"]) == ("changed", "environment.python-data")
+    assert [c["path"] for c in item["changes"]] == ["description"]
+
+
 def test_a_reordered_manifest_list_is_no_change_and_hides_no_drift(applied: Path) -> None:
     # the order of packages, allowed hosts and vaults means nothing to the provider: plan
     # says "No changes" and --detailed-exitcode agrees, so CI never applies it; drift
@@ -370,15 +383,7 @@ def test_a_reordered_manifest_list_is_no_change_and_hides_no_drift(applied: Path
     plan = cli("plan", "--detailed-exitcode")
     assert plan.exit_code == 0, plan.stdout
     assert plan.stdout.startswith("No changes"), plan.stdout
-    env = remote_id("environment.python-data")
-
-    async def widen(c: ProviderClient) -> None:
-        await c.environments.update(env, {"description": "anything goes"})
-
-    out_of_band(widen)
-    [item] = items(drift_json())
-    assert (item["type"], item["address"]) == ("changed", "environment.python-data")
-    assert [c["path"] for c in item["changes"]] == ["description"]
+    drift_sees_an_out_of_band_edit()
 
 
 def test_an_edit_of_an_ignored_field_is_no_change_and_hides_no_drift(applied: Path) -> None:
@@ -388,12 +393,4 @@ def test_an_edit_of_an_ignored_field_is_no_change_and_hides_no_drift(applied: Pa
     edit(envs, "owner: data-team", "owner: analytics")  # ignore_changes: not diffed
     plan = cli("plan", "--detailed-exitcode")
     assert plan.exit_code == 0, plan.stdout
-    env = remote_id("environment.python-data")
-
-    async def widen(c: ProviderClient) -> None:
-        await c.environments.update(env, {"description": "anything goes"})
-
-    out_of_band(widen)
-    [item] = items(drift_json())
-    assert (item["type"], item["address"]) == ("changed", "environment.python-data")
-    assert [c["path"] for c in item["changes"]] == ["description"]
+    drift_sees_an_out_of_band_edit()
