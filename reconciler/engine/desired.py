@@ -14,9 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.engine.diff import lists_at
 from reconciler.engine.normalize import (
     FIELD_DEFAULTS,
+    KEYED_LISTS,
     SECRET_FIELDS,
+    UNORDERED_LISTS,
     copy_json,
     drop_paths,
     normalize_env_config,
@@ -329,38 +332,33 @@ def update_body(
     return body
 
 
-#: Manifest spec paths (``*``: any key or index) whose list order means nothing to the provider
-#: (``normalize.UNORDERED_LISTS`` and ``KEYED_LISTS``, as the manifest spells them).
-_UNORDERED_SPEC_LISTS: dict[str, tuple[str, ...]] = {
-    "agent": ("mcp_servers", "skills", "tools.*.configs"),
-    "environment": ("config.networking.allowed_hosts", "config.packages.*"),
-    "credential": ("auth.networking.allowed_hosts",),
-    "deployment": ("vaults",),
-}
+#: A wire list the diff sorts, as the manifest spells it (a deployment names its vaults).
+_MANIFEST_SPELLING = {"vault_ids": "vaults"}
 
 
-def _sorted_at(value: Any, path: list[str]) -> Any:
-    if not path:
-        if isinstance(value, list):
-            return sorted(value, key=lambda v: json.dumps(v, sort_keys=True, default=str))
-        return value
-    head, rest = path[0], path[1:]
-    if isinstance(value, dict):
-        keys = value if head == "*" else [head] if head in value else []
-        return {k: (_sorted_at(v, rest) if k in keys else v) for k, v in value.items()}
-    if isinstance(value, list) and head == "*":
-        return [_sorted_at(v, rest) for v in value]
-    return value
+def _unordered_spec_lists(kind: str) -> tuple[str, ...]:
+    """Manifest spec paths whose list order means nothing to the provider: the lists
+    ``normalize`` sorts (``UNORDERED_LISTS``, ``KEYED_LISTS``), in the manifest's spelling."""
+    wire = (*UNORDERED_LISTS.get(kind, ()), *KEYED_LISTS.get(kind, {}))
+    return tuple(_MANIFEST_SPELLING.get(path, path) for path in wire)
+
+
+def _json_order(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _canonical_spec(res: DesiredResource) -> Any:
     """``res.spec`` as the diff sees it: without its ``ignore_changes`` paths, unordered lists
-    sorted, and an agent's ``model: {id: X}`` as ``model: X``; a spec already in that form is unchanged, so
-    its digest is the one lockfiles recorded before."""
+    sorted, and an agent's ``model: {id: X}`` as ``model: X``; a spec already in that form is
+    unchanged, so its digest is the one lockfiles recorded before."""
     # a field ignore_changes names is never diffed: editing it in the manifest changes nothing
     spec: Any = drop_paths(res.spec, tuple(res.ignore_changes))
-    for path in _UNORDERED_SPEC_LISTS.get(res.kind, ()):
-        spec = _sorted_at(spec, path.split("."))
+    unordered = _unordered_spec_lists(res.kind)
+    if unordered:
+        spec = copy_json(spec)  # sorted in place below; the manifest's own spec stays as written
+        for pattern in unordered:
+            for items in lists_at(pattern, spec):
+                items.sort(key=_json_order)
     model = spec.get("model") if isinstance(spec, dict) else None
     if res.kind == "agent" and isinstance(model, dict) and list(model) == ["id"]:
         spec = {**spec, "model": model["id"]}

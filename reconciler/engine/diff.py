@@ -118,6 +118,15 @@ def _list_paths(
 Path = tuple[str | int, ...]
 
 
+def lists_at(pattern: str, obj: Any) -> Iterator[list[Any]]:
+    """The lists in ``obj`` at the dotted ``pattern`` (``*``: any key or index), as the
+    tables of ``normalize`` name them (``UNORDERED_LISTS``, ``KEYED_LISTS``)."""
+    for path in _expand(tuple(pattern.split(".")), obj):
+        found = _get(obj, path)
+        if isinstance(found, list):
+            yield found
+
+
 def _expand(pattern: tuple[str, ...], obj: Any) -> Iterator[Path]:
     if not pattern:
         yield ()
