@@ -23,7 +23,7 @@ from reconciler.errors import LockfileError, PlanError
 from reconciler.kinds import DEFAULT_LOCKFILE, DEFAULT_MANIFESTS, DEFAULT_PROVIDER_DB
 from reconciler.manifest import Document, load_manifests
 from reconciler.provider.adapter import ClientBackedProvider
-from reconciler.provider.origin import local_origin, url_origin
+from reconciler.provider.origin import run_origin
 from reconciler.state import (
     ApplyLock,
     ClosableBackend,
@@ -211,9 +211,7 @@ def provider_origin(settings: Settings) -> str:
     Raises:
         ProviderURLError: ``--provider-url`` is not a usable base URL.
     """
-    if settings.provider_url:
-        return url_origin(settings.provider_url)
-    return local_origin(settings.db_path, settings.lockfile.parent)
+    return run_origin(settings.provider_url, settings.db_path, settings.lockfile)
 
 
 def check_origin(settings: Settings, lockfile: Lockfile, *, allow_change: bool = False) -> str:

@@ -106,3 +106,20 @@ __all__ = [
     "normalize_base_url",
     "url_origin",
 ]
+
+
+def run_origin(
+    provider_url: str | None,
+    db_path: str | os.PathLike[str],
+    lockfile: str | os.PathLike[str],
+) -> str:
+    """The origin a run talks to, as a lockfile records it: the normalised ``provider_url``,
+    else the embedded provider's database relative to the folder of ``lockfile``. The CLI's
+    origin checks and the runtime's warning both ask this, so they never disagree.
+
+    Raises:
+        ProviderURLError: ``provider_url`` is not a usable base URL.
+    """
+    if provider_url:
+        return url_origin(provider_url)
+    return local_origin(db_path, Path(lockfile).parent)

@@ -120,13 +120,11 @@ class ManagedRuntime(AppliedLookups):
     def provider_origin(self) -> str | None:
         """The provider this runtime talks to, as a lockfile records it (``applied`` refuses
         a lockfile applied to another one); None with an injected ``client=``."""
-        from reconciler.provider.origin import local_origin, url_origin
+        from reconciler.provider.origin import run_origin
 
         if not self._owns_client:
             return None
-        if self.provider_url:
-            return url_origin(self.provider_url)
-        return local_origin(self.db_path, Path(self.lockfile).parent)
+        return run_origin(self.provider_url, self.db_path, self.lockfile)
 
     @property
     def uses_embedded_provider(self) -> bool:
