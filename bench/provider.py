@@ -12,7 +12,8 @@ file:
 
 Either way the app is wrapped by ``RequestCounter``, which counts every request by method and
 status on the server side, so our client and the SDK are counted by the same meter
-(``/__bench/stats``; ``/__bench/reset`` zeroes it).
+(``/__bench/stats``; ``/__bench/reset`` zeroes it), and keeps each request's method, path,
+arrival and end (wall clock) for ``bench/timeline.py`` (``/__bench/times``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Self
@@ -29,14 +31,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 STATS_PATH = "/__bench/stats"
 RESET_PATH = "/__bench/reset"
+TIMES_PATH = "/__bench/times"
 
 
 class RequestCounter:
-    """ASGI middleware: counts requests by ``(method, status)``; serves its own counts."""
+    """ASGI middleware: counts requests by ``(method, status)`` and times them; serves both."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.counts: Counter[tuple[str, int]] = Counter()
+        #: ``(method, path, arrived, ended)`` per request, in ``time.time()`` seconds
+        self.times: list[tuple[str, str, float, float]] = []
 
     def snapshot(self) -> dict[str, int]:
         """``{"POST 200": n, ...}`` plus totals per method and ``429``."""
@@ -54,10 +59,11 @@ class RequestCounter:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        if path in (STATS_PATH, RESET_PATH):
+        if path in (STATS_PATH, RESET_PATH, TIMES_PATH):
             if path == RESET_PATH:
                 self.counts.clear()
-            body = json.dumps(self.snapshot()).encode()
+                self.times.clear()
+            body = json.dumps(self.times if path == TIMES_PATH else self.snapshot()).encode()
             await send(
                 {
                     "type": "http.response.start",
@@ -68,6 +74,7 @@ class RequestCounter:
             await send({"type": "http.response.body", "body": body})
             return
         method = scope["method"]
+        arrived = time.time()
 
         async def counted(message: Any) -> None:
             if message["type"] == "http.response.start":
@@ -75,6 +82,7 @@ class RequestCounter:
             await send(message)
 
         await self.app(scope, receive, counted)
+        self.times.append((method, path, arrived, time.time()))
 
 
 def build_app(
@@ -111,6 +119,10 @@ class InProcess:
 
     def reset(self) -> None:
         self.app.counts.clear()
+        self.app.times.clear()
+
+    def times(self) -> list[tuple[str, str, float, float]]:
+        return list(self.app.times)
 
     def client_options(self) -> dict[str, Any]:
         """``ProviderClient`` keywords that reach this app in-process."""
@@ -165,16 +177,19 @@ class ChildProcess:
             proc.kill()
             proc.wait()
 
-    def _get(self, path: str) -> dict[str, int]:
+    def _get(self, path: str) -> Any:
         import httpx
 
-        return dict(httpx.get(self.url + path, timeout=10).json())
+        return httpx.get(self.url + path, timeout=10).json()
 
     def stats(self) -> dict[str, int]:
-        return self._get(STATS_PATH)
+        return dict(self._get(STATS_PATH))
 
     def reset(self) -> None:
         self._get(RESET_PATH)
+
+    def times(self) -> list[tuple[str, str, float, float]]:
+        return [tuple(t) for t in self._get(TIMES_PATH)]  # type: ignore[misc]
 
     def client_options(self) -> dict[str, Any]:
         return {}

@@ -97,6 +97,32 @@ async def test_latency_is_added_to_every_request(provider_db: Path) -> None:
         assert time.perf_counter() - start >= 0.03
 
 
+async def test_latency_is_the_answers_and_the_handler_runs_inside_it() -> None:
+    """The handler starts at once; only the response waits for the latency to pass."""
+    from reconciler.provider.local.faults import FaultInjector
+
+    loop = asyncio.get_running_loop()
+    seen: dict[str, float] = {}
+
+    async def handler(scope: Any, receive: Any, send: Any) -> None:
+        seen["handled"] = loop.time()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        seen.setdefault(message["type"], loop.time())
+
+    injector = FaultInjector(handler, FaultConfig(latency_ms=500))
+    scope = {"type": "http", "method": "GET", "path": "/v1/agents", "headers": []}
+    arrived = loop.time()
+    await injector(scope, receive, send)
+    assert seen["handled"] - arrived < 0.5  # not after the latency, as an added delay would
+    assert seen["http.response.start"] - arrived >= 0.5
+
+
 async def test_dropped_connections_surface_as_protocol_errors_over_tcp(provider_db: Path) -> None:
     app = create_app(provider_db, FaultConfig(fault_rate=1.0, seed=3))
     with BackgroundServer(app) as server:

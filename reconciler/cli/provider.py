@@ -44,7 +44,7 @@ def provider() -> None:
     default=0,
     show_default=True,
     metavar="N",
-    help="Delay every response by N ms.",
+    help="Answer every request N ms after it arrived (its handling included).",
 )
 @click.option(
     "--fault-rate",

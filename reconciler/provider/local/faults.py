@@ -3,7 +3,12 @@
 Off by default. A pure ASGI middleware (``BaseHTTPMiddleware`` would buffer SSE streams)
 that touches only ``/v1/`` paths:
 
-* ``latency_ms``: every request sleeps that long first.
+* ``latency_ms``: every response starts that long after its request arrived. The handler
+  runs at once and its answer waits out the rest, so the latency is what the client sees,
+  the provider's own work included (as a remote API's latency is measured), not added on
+  top of it: ten requests in flight take one latency, not one latency plus ten handlers run
+  one after another in this single process. A write is therefore done before its answer
+  arrives, as on a real server whose response is still on its way.
 * ``rate_limit`` (requests/second): a token bucket holding one second of burst; a request
   finding it empty gets 429 ``rate_limit_error`` with ``retry-after`` (whole seconds, >= 1)
   and ``retry-after-ms``, and never reaches the handler.
@@ -137,6 +142,21 @@ class TokenBucket:
             return (1.0 - self.tokens) / self.rate
 
 
+def _answered_after(send: Send, latency: float) -> Send:
+    """``send``, holding the response's start until ``latency`` seconds from now."""
+    loop = asyncio.get_running_loop()
+    due = loop.time() + latency
+
+    async def delayed(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            wait = due - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        await send(message)
+
+    return delayed
+
+
 class FaultInjector:
     """The middleware. ``create_app`` installs it only when a ``FaultConfig`` is given."""
 
@@ -171,7 +191,7 @@ class FaultInjector:
             return
         self.stats.requests += 1
         if self.config.latency_ms:
-            await asyncio.sleep(self.config.latency_ms / 1000)
+            send = _answered_after(send, self.config.latency_ms / 1000)
         family = (
             self._buckets.get(bucket_of(scope["method"], scope["path"])) if self._buckets else None
         )
