@@ -7,10 +7,19 @@ Coroutine tests run on asyncio through anyio's pytest plugin (no marker needed).
 from __future__ import annotations
 
 import inspect
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A shell starts a background job (``pytest ... &``) with SIGINT ignored, and children
+    # inherit that: the Ctrl-C tests' ``reconciler`` processes would never see their SIGINT
+    # and run to the end. Give this process (and so its children) the ordinary disposition.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(tryfirst=True)
