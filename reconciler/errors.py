@@ -88,11 +88,25 @@ class FormatError(ReconcilerError):
 
 
 class PlanError(ReconcilerError):
-    """A plan cannot be built, or a saved plan cannot be applied."""
+    """A plan cannot be built, or a saved plan cannot be applied.
 
-    def __init__(self, message: str, *, stale: list[str] | None = None) -> None:
+    ``address`` and ``field`` name the manifest value at fault, when one is (a pin to a
+    version that does not exist): the application layer, which knows where documents are
+    written, puts its ``file:line:col`` in front of the message (``app.plan.placed``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stale: list[str] | None = None,
+        address: str | None = None,
+        field: str = "",
+    ) -> None:
         super().__init__(message)
         self.stale: list[str] = list(stale or [])
+        self.address = address
+        self.field = field
 
 
 class ApplyError(ReconcilerError):

