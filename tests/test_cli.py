@@ -310,7 +310,13 @@ def fake_serve(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     from reconciler.provider import local
 
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(local, "serve", lambda **kw: calls.append(kw))
+
+    def serve(**kw: Any) -> None:
+        calls.append(kw)
+        if kw.get("ready") is not None:
+            kw["ready"]()  # as the real one does once its database is open
+
+    monkeypatch.setattr(local, "serve", serve)
     monkeypatch.setattr(provider, "_free_port", lambda host, port: port)
     return calls
 

@@ -52,3 +52,17 @@ def test_a_pin_to_a_missing_version_names_its_place(workdir: Path, applied: bool
         assert "deployment.nightly-review pins agent.reviewer version 7" in result.stderr
     assert provider_snapshot(workdir / ".reconciler/provider.db") == before
     assert (lock.read_bytes() if lock.exists() else None) == lock_before
+
+
+# --- provider serve: a database it cannot use --------------------------------------------------
+
+
+def test_serve_with_an_unusable_db_names_db_and_never_says_listening(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    result = cli("provider", "serve", "--port", "0", "--db", str(not_a_folder / "p.db"))
+    assert result.exit_code == 1
+    assert "listening" not in result.stderr, result.stderr
+    assert f"{not_a_folder / 'p.db'}" in result.stderr
+    # the flag of this command is --db (--provider-db is the global option of the others)
+    assert "--db" in result.stderr and "--provider-db" not in result.stderr, result.stderr

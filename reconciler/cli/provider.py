@@ -141,19 +141,24 @@ def serve(
             "Listen on 127.0.0.1 (the default) unless this network is trusted.",
             err=True,
         )
-    click.echo(
-        f"Local provider listening on http://{host}:{port} (db: {db_path})"
-        + (f" [{extras[0]}]" if extras else ""),
-        err=True,
+    listening = f"Local provider listening on http://{host}:{port} (db: {db_path})" + (
+        f" [{extras[0]}]" if extras else ""
     )
     from reconciler.provider.local.store import StoreError
 
     try:
-        serve_provider(host=host, port=port, db_path=db_path, faults=faults)
+        serve_provider(
+            host=host,
+            port=port,
+            db_path=db_path,
+            faults=faults,
+            ready=lambda: click.echo(listening, err=True),  # once the database opened
+        )
     except KeyboardInterrupt:
         pass
     except StoreError as exc:
-        fail(str(exc))
+        # the store's advice names the global --provider-db; this command's flag is --db
+        fail(str(exc).replace("--provider-db", "--db"))
     click.echo("Local provider stopped.", err=True)
 
 

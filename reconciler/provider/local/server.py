@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -104,7 +105,14 @@ def serve(
     port: int = 8787,
     db_path: str | Path = ".reconciler/provider.db",
     faults: FaultConfig | None = None,
+    ready: Callable[[], None] | None = None,
 ) -> None:
-    """Serve the local provider until interrupted (Ctrl-C)."""
+    """Serve the local provider until interrupted (Ctrl-C).
+
+    ``ready`` is called once the database is open, before listening: a caller announcing
+    the server says nothing when the database cannot be used (``StoreError``).
+    """
     app = create_app(db_path, faults)
+    if ready is not None:
+        ready()
     uvicorn.run(app, host=host, port=port, lifespan="off", log_level="info", ws="none")
