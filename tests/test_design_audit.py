@@ -66,3 +66,35 @@ def test_serve_with_an_unusable_db_names_db_and_never_says_listening(tmp_path: P
     assert f"{not_a_folder / 'p.db'}" in result.stderr
     # the flag of this command is --db (--provider-db is the global option of the others)
     assert "--db" in result.stderr and "--provider-db" not in result.stderr, result.stderr
+
+
+# --- Policies: a rule that cannot be read on a resource ------------------------------------------
+
+GUARDRAILS = """\
+kind: Policy
+name: guardrails
+spec:
+  rules:
+    - kinds: [Environment]
+      expression: "spec.config.networking.type == 'limited'"
+      message: environments must use limited networking
+      level: mandatory
+"""
+
+
+def test_a_rule_that_cannot_be_read_still_says_its_message(workdir: Path) -> None:
+    # the contract's own example rule, over an environment that sets no config at all (so
+    # it runs with the provider's default networking, the very thing the rule forbids)
+    (workdir / "manifests/environments.yaml").write_text(
+        "kind: Environment\nname: python-data\nspec:\n  description: no config\n"
+    )
+    (workdir / "manifests/policy.yaml").write_text(GUARDRAILS)
+    for args in (("validate",), ("plan",)):
+        result = cli(*args)
+        assert result.exit_code == 1, (result.stdout, result.stderr)
+        assert (
+            "manifests/environments.yaml:1:1: environment.python-data: environments must use "
+            "limited networking" in result.stderr
+        ), result.stderr
+        assert "could not be checked" in result.stderr
+    assert not (workdir / "state/reconciler.lock").exists()

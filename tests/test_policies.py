@@ -210,7 +210,8 @@ def test_a_rule_that_raises_on_one_resource_names_it(workdir: Path) -> None:
     )
     result = cli("plan")
     assert result.exit_code == 1
-    assert "manifests/main.yaml:1:1: agent.coder: the rule could not be checked" in result.stderr
+    assert "manifests/main.yaml:1:1: agent.coder: " in result.stderr
+    assert ": the rule could not be checked on this resource" in result.stderr
     assert "guard it with has()" in result.stderr
     nothing_changed(workdir)
 

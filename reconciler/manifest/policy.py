@@ -337,9 +337,11 @@ def _run(program: Any, activation: Any, rule: PolicyRule) -> str | None:
     try:
         result = program.evaluate(activation)
     except Exception as exc:  # noqa: BLE001 - CEL's errors and the library's own alike
+        # the rule's own message first: what the policy asks is what the user must read
         return (
-            f"the rule could not be checked on this resource: {_eval_error(exc)}. If the field "
-            "is optional, guard it with has(), e.g. !has(spec.x) || spec.x == ..."
+            f"{rule.message}: the rule could not be checked on this resource: "
+            f"{_eval_error(exc)}. If the field is optional, guard it with has(), e.g. "
+            "!has(spec.x) || spec.x == ..."
         )
     if not isinstance(result, celtypes.BoolType):
         return f"the rule's expression gave {result!r}, not true or false; fix the expression"
