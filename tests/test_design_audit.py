@@ -98,3 +98,22 @@ def test_a_rule_that_cannot_be_read_still_says_its_message(workdir: Path) -> Non
         ), result.stderr
         assert "could not be checked" in result.stderr
     assert not (workdir / "state/reconciler.lock").exists()
+
+
+# --- import: what an address may be -------------------------------------------------------------
+
+
+def test_import_of_a_bad_address_lists_every_kind_import_takes(workdir: Path) -> None:
+    result = cli("import", "foo.x", "abc")
+    assert result.exit_code == 1
+    # import adopts memory stores and skills too (README, "import skill.NAME ID")
+    for address in (
+        "agent.NAME",
+        "environment.NAME",
+        "vault.NAME",
+        "deployment.NAME",
+        "memory_store.NAME",
+        "skill.NAME",
+        "vault.NAME.credential.NAME",
+    ):
+        assert address in result.stderr, result.stderr

@@ -40,6 +40,7 @@ from reconciler.errors import (
 from reconciler.kinds import (
     ID_PREFIXES,
     NAME_RE,
+    TOP_LEVEL_KINDS,
     WIRE_TYPES,
     Kind,
     kind_of,
@@ -93,9 +94,9 @@ def _check_address(address: str) -> Kind:
     try:
         kind = kind_of(address)
     except ValueError:
+        kinds = ", ".join(f"{k}.NAME" for k in TOP_LEVEL_KINDS)
         raise PlanError(
-            f"{address!r} is not an address: expected agent.NAME, environment.NAME, vault.NAME, "
-            "deployment.NAME or vault.NAME.credential.NAME"
+            f"{address!r} is not an address: expected {kinds} or vault.NAME.credential.NAME"
         ) from None
     parts = address.split(".")
     names = [parts[1], parts[3]] if kind == "credential" else parts[1:]
