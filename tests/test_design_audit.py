@@ -12,6 +12,7 @@ embedded local provider) and reads what the user sees:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,28 @@ def test_import_of_a_bad_address_lists_every_kind_import_takes(workdir: Path) ->
         "vault.NAME.credential.NAME",
     ):
         assert address in result.stderr, result.stderr
+
+
+# --- saved plans: a create made meanwhile ---------------------------------------------------------
+
+
+def test_a_saved_plan_never_creates_a_second_skill_applied_meanwhile(workdir: Path) -> None:
+    # the plan is saved, then the same manifests are applied (a teammate, a CI run): every
+    # create of the saved plan is now stale, the skill's too, though a skill carries no
+    # ownership tags to find it by
+    ok("plan", "--out", "plan.json")
+    ok("apply", "--auto-approve")
+    skill = json.loads((workdir / "state/reconciler.lock").read_text())["resources"][
+        "skill.review-checklist"
+    ]["id"]
+    result = cli("apply", "plan.json")
+    assert result.exit_code == 1
+    assert f"skill.review-checklist: refused: skill.review-checklist was created ({skill})" in (
+        result.stdout + result.stderr
+    )
+    assert "0 created" in result.stdout + result.stderr
+    entry = json.loads((workdir / "state/reconciler.lock").read_text())["resources"][
+        "skill.review-checklist"
+    ]
+    assert entry["id"] == skill
+    ok("drift")  # no twin skill, no agent pointing at another skill than the lockfile's

@@ -149,7 +149,7 @@ async def apply(
                 check_plan_binding(plan_file, binding, manifests, secrets, plan.targets)
                 digest: str | None = str(binding["plan"]) if binding.get("plan") else None
                 observed = await observe(client, lockfile, settings.project)
-                stale = stale_actions(plan, observed)
+                stale = stale_actions(plan, observed, lockfile)
             else:
                 result = await make_plan(settings, choices, client=client)
                 plan, secrets, stale = result.plan, SecretSource(result.manifests), {}

@@ -13,10 +13,18 @@ from reconciler.engine.model import Plan
 from reconciler.engine.ownership import claimed_address, not_ours
 from reconciler.engine.refresh import Observed
 from reconciler.kinds import owned_address
+from reconciler.state import Lockfile
 
 
-def stale_actions(plan: Plan, observed: Observed) -> dict[str, str]:
+def stale_actions(
+    plan: Plan, observed: Observed, lockfile: Lockfile | None = None
+) -> dict[str, str]:
     """Actions of a saved plan whose resource changed since the plan was made.
+
+    Args:
+        lockfile: the state as it is now. A create is stale when a live object carries its
+            address in this project's tags, or when the state now records a live object for
+            it (the only trace of a skill, which carries no tags, applied meanwhile).
 
     Returns:
         address -> a sentence saying what changed.
@@ -25,10 +33,9 @@ def stale_actions(plan: Plan, observed: Observed) -> dict[str, str]:
     needed = _needed(plan)
     for a in plan.actions:
         if a.type == "create":
-            for obj in observed.all(a.kind):
-                if not obj.get("archived_at") and owned_address(obj, plan.project) == a.address:
-                    stale[a.address] = f"{a.address} was created ({obj['id']}) since the plan"
-                    break
+            made = _created_since(a.kind, a.address, plan.project, observed, lockfile)
+            if made is not None:
+                stale[a.address] = f"{a.address} was created ({made}) since the plan"
             continue
         live = observed.index(a.kind).get(a.remote_id)
         if live is None:
@@ -64,6 +71,21 @@ def stale_actions(plan: Plan, observed: Observed) -> dict[str, str]:
                     "archives it"
                 )
     return stale
+
+
+def _created_since(
+    kind: str, address: str, project: str, observed: Observed, lockfile: Lockfile | None
+) -> str | None:
+    """The id of a live object made for ``address`` since a plan that creates it, if any."""
+    for obj in observed.all(kind):
+        if not obj.get("archived_at") and owned_address(obj, project) == address:
+            return str(obj["id"])
+    entry = lockfile.resources.get(address) if lockfile is not None else None
+    if entry is not None and entry.kind == kind:
+        live = observed.index(entry.kind).get(entry.id)
+        if live is not None and not live.get("archived_at"):
+            return entry.id
+    return None
 
 
 def _needed(plan: Plan) -> set[str]:
