@@ -141,3 +141,39 @@ def test_an_interrupted_create_is_an_update_that_writes_the_absent_seeds(workdir
     assert not lockfile()["pending"]
     result = cli("plan", "--detailed-exitcode")
     assert result.exit_code == 0, result.stdout
+
+
+def test_a_seed_added_later_is_created_when_absent_and_no_other_is_touched(
+    workdir: Path,
+) -> None:
+    """The contract: seeds are "created when absent and never changed afterwards". A seed
+    added to the manifest of a live store is absent: apply writes it, and only it (not the
+    seed an agent deleted, not the one an agent rewrote); then the plan is clean."""
+    ok("apply", "--auto-approve")
+    store_id = remote_id("memory_store.notes")
+    agent_deletes(store_id, "/style.md")
+    manifest = workdir / "manifests/stores.yaml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            "Tests first.", "Tests first, always."
+        )  # an edited seed: never rewritten
+        + '    - {path: /onboarding.md, content: "Read the README."}\n'
+    )
+    action = next(a for a in plan_json()["actions"] if a["address"] == "memory_store.notes")
+    assert action["type"] == "update", action
+    assert [(c["op"], c["path"]) for c in action["changes"]] == [
+        ("add", "memories[/onboarding.md]")
+    ]
+    assert "new seed" in action["reason"], action["reason"]
+    assert cli("plan", "--detailed-exitcode").exit_code == 2
+    ok("apply", "--auto-approve")
+    assert remote_id("memory_store.notes") == store_id
+    assert memories(store_id) == {
+        "/review/checklist.md": "Tests first.",
+        "/onboarding.md": "Read the README.",
+    }
+    result = cli("plan", "--detailed-exitcode")
+    assert result.exit_code == 0, result.stdout
+    agent_deletes(store_id, "/onboarding.md")  # written once: an agent may delete it for good
+    result = cli("plan", "--detailed-exitcode")
+    assert result.exit_code == 0, result.stdout

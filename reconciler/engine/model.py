@@ -91,6 +91,8 @@ class Target(Frozen):
     #: agents: skill address -> pinned version id, or None to follow the newest (resolved
     #: at apply, and recorded)
     skills: dict[str, str | None] = Field(default_factory=dict, exclude_if=lambda v: not v)
+    #: memory stores: the paths of the manifest's seeds, written once apply succeeds
+    seeds: tuple[str, ...] | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class _Action(Frozen):

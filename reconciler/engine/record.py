@@ -170,6 +170,9 @@ def _record(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
     entry = with_pin_history(entry, carried, outcome, now)
     if action.kind == "credential":
         entry = entry.model_copy(update={"live_updated_at": _live_updated_at(outcome, before)})
+    if target.seeds is not None:
+        # written by this action, or (a no-op) present already or never to be written here
+        entry = entry.model_copy(update={"seeds": target.seeds})
     if isinstance(action, NoOp) and old is not None and _same_but_time(entry, old):
         return _without_pending(lockfile, address)
     return _without_pending(lockfile.with_entry(address, entry), address)

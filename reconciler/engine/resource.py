@@ -48,7 +48,12 @@ from reconciler.engine.normalize import (
     normalize,
 )
 from reconciler.engine.ownership import not_ours
-from reconciler.engine.seeds import seeding_reason, unwritten_seeds
+from reconciler.engine.seeds import (
+    only_unwritten_seeds,
+    seed_paths,
+    seeding_reason,
+    unwritten_seeds,
+)
 from reconciler.engine.skills import plan_skill
 from reconciler.errors import PlanError
 from reconciler.kinds import owned_address
@@ -377,8 +382,12 @@ def _update(
     obj = match.live
     assert obj is not None
     fields = changed_fields(changes)
-    body = update_body(res, inputs.options.project, fields, obj)
-    reason = seeding_reason(changes) or _update_reason(res, fields, planned)
+    body = only_unwritten_seeds(update_body(res, inputs.options.project, fields, obj), changes)
+    recorded = inputs.entry(res.address)
+    interrupted = recorded is None or recorded.id != obj["id"]
+    reason = seeding_reason(changes, interrupted=interrupted) or _update_reason(
+        res, fields, planned
+    )
     if match.moved_from is not None:
         reason = _move_reason(match.moved_from, fields)
     elif match.adopted:
@@ -475,6 +484,7 @@ def _target(inputs: PlanInputs, res: DesiredResource) -> Target:
         secret_fingerprints=_fingerprints(inputs, res),
         pins={res.pin[0]: res.pin[1]} if res.pin is not None else {},
         skills=res.skill_refs,
+        seeds=seed_paths(res),
     )
 
 

@@ -11,7 +11,10 @@ never overwrites a path that holds a memory.
 
 A store matched through its recorded entry, or found by its tags after a lost state with no
 intent, is never seeded again: its seeds were written (or cannot be known not to be), and a
-seed an agent deleted on purpose must stay deleted.
+seed an agent deleted on purpose must stay deleted. The one exception is a seed added to the
+manifest later: the entry records the seed paths it knows (``LockEntry.seeds``), and a path
+it does not know is absent by the contract's words, so the plan writes it (when absent, as
+ever), once. An entry older than that record knows none, and counts every seed as written.
 """
 
 from __future__ import annotations
@@ -33,25 +36,58 @@ def unwritten_seeds(inputs: PlanInputs, res: DesiredResource, obj: JSON) -> tupl
         obj: the live object matched for it.
 
     Returns:
-        One ``add`` change per seed, at ``memories[PATH]``; empty unless ``obj`` is a memory
-        store whose create's outcome was never recorded (see the module docstring).
+        One ``add`` change per seed, at ``memories[PATH]``: every seed of a memory store
+        whose create's outcome was never recorded, the seeds added to the manifest since
+        of a recorded one, else none (see the module docstring).
     """
-    if res.kind != "memory_store" or not inputs.pending(res.address):
+    if res.kind != "memory_store":
         return ()
     entry = inputs.entry(res.address)
     if entry is not None and entry.id == obj.get("id"):
-        return ()  # the recorded store: its create's outcome (after its seeds) was recorded
-    return tuple(
-        FieldChange(op="add", path=f"{SEEDS}[{seed['path']}]", new=seed["content"])
-        for seed in res.spec.get(SEEDS) or ()
-    )
+        # the recorded store: its create's outcome (after its seeds) was recorded; only a
+        # seed added to the manifest since is unwritten
+        if entry.seeds is None:
+            return ()  # an entry older than its seeds record: every seed counts as written
+        known = set(entry.seeds)
+        return tuple(_add(s) for s in res.spec.get(SEEDS) or () if s["path"] not in known)
+    if not inputs.pending(res.address):
+        return ()
+    return tuple(_add(seed) for seed in res.spec.get(SEEDS) or ())
 
 
-def seeding_reason(changes: tuple[FieldChange, ...]) -> str | None:
-    """The update's reason when it writes seeds, else None."""
+def _add(seed: JSON) -> FieldChange:
+    return FieldChange(op="add", path=f"{SEEDS}[{seed['path']}]", new=seed["content"])
+
+
+def seed_paths(res: DesiredResource) -> tuple[str, ...] | None:
+    """The paths of a memory store's seeds, for its lockfile entry; None for other kinds."""
+    if res.kind != "memory_store":
+        return None
+    return tuple(sorted(str(seed["path"]) for seed in res.spec.get(SEEDS) or ()))
+
+
+def only_unwritten_seeds(body: JSON, changes: tuple[FieldChange, ...] | list[FieldChange]) -> JSON:
+    """An update ``body`` whose seeds are only those ``changes`` add (``update_body`` sends
+    the manifest's whole list): a seed written before is never sent again, so one an agent
+    deleted stays deleted."""
+    if SEEDS not in body:
+        return body
+    adds = {c.path for c in changes if c.op == "add"}
+    kept = [s for s in body[SEEDS] or () if f"{SEEDS}[{s['path']}]" in adds]
+    return {**body, SEEDS: kept}
+
+
+def seeding_reason(changes: tuple[FieldChange, ...], *, interrupted: bool = True) -> str | None:
+    """The update's reason when it writes seeds, else None; ``interrupted``: an interrupted
+    create's seeds, else seeds added to the manifest of a recorded store."""
     count = sum(1 for c in changes if c.path.startswith(SEEDS + "["))
     if not count:
         return None
+    if not interrupted:
+        return (
+            f"writes the {count} new seed{'s' if count != 1 else ''} added to the manifest "
+            "(when absent; never overwrites a memory)"
+        )
     return (
         "its create was interrupted before its seed memories were all written: writes "
         f"those of its {count} seed{'s' if count != 1 else ''} that are absent (never "

@@ -126,6 +126,9 @@ class LockEntry(_Frozen):
         live_updated_at: credentials: the provider's ``updated_at`` after the last apply. A
             secret is never read back, so a later one is the only sign of a secret rotated
             outside the reconciler (drift, and plan writes the manifest's secret again).
+        seeds: memory stores: the paths of the manifest's seed memories once written (or
+            left as an agent had them), so a seed added later is written once too; None in
+            entries older than this field, whose seeds all count as written.
     """
 
     kind: str = Field(min_length=1)
@@ -150,6 +153,7 @@ class LockEntry(_Frozen):
     )
     skills: dict[str, str] = Field(default_factory=dict, exclude_if=lambda v: not v)
     live_updated_at: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    seeds: tuple[str, ...] | None = Field(default=None, exclude_if=lambda v: v is None)
 
     def held_version(self, agent: str, version: int | None) -> HeldVersion | None:
         """The hold on ``version`` of ``agent``, if this deployment holds it."""
