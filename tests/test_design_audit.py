@@ -12,12 +12,15 @@ embedded local provider) and reads what the user sees:
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 from support.gitops import cli, edit, make_workdir, ok
 from support.reliability import provider_snapshot
+
+from reconciler.provider import ProviderClient, embedded_client
 
 
 @pytest.fixture
@@ -143,3 +146,43 @@ def test_a_saved_plan_never_creates_a_second_skill_applied_meanwhile(workdir: Pa
     ]
     assert entry["id"] == skill
     ok("drift")  # no twin skill, no agent pointing at another skill than the lockfile's
+
+
+# --- import: the lockfile's provider origin ---------------------------------------------------
+
+
+def _handmade_agent(db: str) -> str:
+    async def make(client: ProviderClient) -> str:
+        agent = await client.agents.create({"name": "handmade", "model": "claude-sonnet-4-6"})
+        return str(agent["id"])
+
+    async def run() -> str:
+        async with embedded_client(db) as client:
+            return await make(client)
+
+    return asyncio.run(run())
+
+
+def test_import_from_another_provider_than_the_lockfiles_is_refused(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    lock = workdir / "state/reconciler.lock"
+    before = lock.read_bytes()
+    other = "other/provider.db"
+    agent = _handmade_agent(other)
+    result = cli("--provider-db", other, "import", "agent.handmade", agent)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "state/reconciler.lock was applied to local:" in result.stderr, result.stderr
+    assert lock.read_bytes() == before
+    snapshot = provider_snapshot(workdir / other)
+    assert "reconciler-address" not in str(snapshot)  # never tagged
+
+
+def test_an_import_into_a_new_lockfile_records_its_origin(workdir: Path) -> None:
+    agent = _handmade_agent(".reconciler/provider.db")
+    ok("import", "agent.handmade", agent)
+    data = json.loads((workdir / "state/reconciler.lock").read_text())
+    assert data["origin"] == "local:../.reconciler/provider.db"
+    # so another provider is refused from now on, as after an apply
+    result = cli("--provider-db", "other/provider.db", "plan")
+    assert result.exit_code == 1
+    assert "was applied to local:../.reconciler/provider.db" in result.stderr

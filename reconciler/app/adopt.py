@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.app.workspace import (
     Settings,
+    check_origin,
     connect,
     locked_state,
     observe,
     read_documents,
+    with_origin,
 )
 from reconciler.engine.desired import (
     DesiredResource,
@@ -293,6 +295,7 @@ async def import_resource(
     warnings: list[str] = []
     with locked_state(ws, "import") as (lock, store):
         lockfile = store.load()
+        origin = check_origin(ws, lockfile)  # never adopt into another provider's lockfile
         recorded = not needs_import(lockfile, address, remote_id, force)
         parent_id = _vault_id(lockfile, address) if kind == "credential" else None
         async with connect(ws) as client:
@@ -337,6 +340,7 @@ async def import_resource(
                     f"import of {address} failed: {why}; nothing was recorded",
                     failures=report.failures,
                 )
+            store.commit(with_origin(origin))
             if res is not None:
                 lockfile = store.lockfile
                 observed = await observe(client, lockfile, ws.project)

@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.app.adopt import Adopted, ImportResult, needs_import, run_adoptions
 from reconciler.app.fmt import dump_documents
-from reconciler.app.workspace import Settings, connect, locked_state, read_documents
+from reconciler.app.workspace import (
+    Settings,
+    check_origin,
+    connect,
+    locked_state,
+    read_documents,
+    with_origin,
+)
 from reconciler.engine.derive import ImportedDocument, ImportedResource
 from reconciler.engine.desired import desired_digest, desired_resources
 from reconciler.engine.model import Adopt, SkillTarget, Target
@@ -151,7 +158,9 @@ async def import_skill(
     declared = {d.address: d for d in read_documents(ws, missing_ok=True)}
     warnings: list[str] = []
     with locked_state(ws, "import") as (lock, store):
-        if not needs_import(store.load(), address, remote_id, force):
+        lockfile = store.load()
+        origin = check_origin(ws, lockfile)  # never adopt into another provider's lockfile
+        if not needs_import(lockfile, address, remote_id, force):
             return ImportResult(adopted=(), already=True)
         async with connect(ws) as client:
             found = await download_skill(client, remote_id)
@@ -172,6 +181,9 @@ async def import_skill(
                 )
             action = skill_adoption(address, found, document)
             report = await run_adoptions(client, store, lock, [action], ws.project)
+            outcome = report.outcome(address)
+            if outcome is not None and outcome.ok:
+                store.commit(with_origin(origin))
     outcome = report.outcome(address)
     if outcome is None or not outcome.ok:
         why = outcome.error if outcome is not None else "not run"

@@ -26,10 +26,12 @@ from reconciler.app.skillimport import (
 )
 from reconciler.app.workspace import (
     Settings,
+    check_origin,
     connect,
     locked_state,
     observe,
     read_documents,
+    with_origin,
 )
 from reconciler.engine.derive import (
     KIND_FILES,
@@ -194,10 +196,15 @@ async def import_unmanaged(
     documents = read_documents(ws, missing_ok=True)
     with locked_state(ws, "import") as (lock, store):
         lockfile = store.load()
+        origin = check_origin(ws, lockfile)  # never adopt into another provider's lockfile
         if client is None:
             async with connect(ws) as c:
-                return await _import_unmanaged(c, ws, out, documents, store, lock, lockfile)
-        return await _import_unmanaged(client, ws, out, documents, store, lock, lockfile)
+                done = await _import_unmanaged(c, ws, out, documents, store, lock, lockfile)
+        else:
+            done = await _import_unmanaged(client, ws, out, documents, store, lock, lockfile)
+        if done.adopted:
+            store.commit(with_origin(origin))
+        return done
 
 
 async def _import_unmanaged(

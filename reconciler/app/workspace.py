@@ -12,7 +12,7 @@ never know which (``reconciler.state.location``).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,6 +212,18 @@ def provider_origin(settings: Settings) -> str:
         ProviderURLError: ``--provider-url`` is not a usable base URL.
     """
     return run_origin(settings.provider_url, settings.db_path, settings.lockfile)
+
+
+def with_origin(origin: str) -> Callable[[Lockfile], Lockfile]:
+    """The lockfile edit that records ``origin`` (``check_origin``'s answer): an import, like
+    an apply, ties the lockfile it writes to the provider it talked to."""
+
+    def edit(lockfile: Lockfile) -> Lockfile:
+        if lockfile.origin == origin:
+            return lockfile
+        return lockfile.model_copy(update={"origin": origin})
+
+    return edit
 
 
 def check_origin(settings: Settings, lockfile: Lockfile, *, allow_change: bool = False) -> str:
