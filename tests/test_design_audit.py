@@ -186,3 +186,32 @@ def test_an_import_into_a_new_lockfile_records_its_origin(workdir: Path) -> None
     result = cli("--provider-db", "other/provider.db", "plan")
     assert result.exit_code == 1
     assert "was applied to local:../.reconciler/provider.db" in result.stderr
+
+
+# --- run DEPLOYMENT: the session the deployment would start ---------------------------------------
+
+
+def test_run_of_a_deployment_mounts_its_memory_store(workdir: Path) -> None:
+    # manifests/deployments.yaml mounts memory_store.review-notes read_only: a session run by
+    # hand for the deployment gets it, as its rollout checks and its scheduled runs do
+    ok("apply", "--auto-approve")
+    result = ok("run", "nightly-review", "-m", "hello")
+    assert "echo: hello" in result.stdout
+    session_id = result.stderr.split("Session ", 1)[1].split(" ", 1)[0]
+    lock = json.loads((workdir / "state/reconciler.lock").read_text())["resources"]
+
+    async def read(client: ProviderClient) -> dict[str, object]:
+        return dict(await client.sessions.retrieve(session_id))
+
+    async def run() -> dict[str, object]:
+        async with embedded_client(".reconciler/provider.db") as client:
+            return await read(client)
+
+    session = asyncio.run(run())
+    resources = session["resources"]
+    assert isinstance(resources, list) and len(resources) == 1, resources
+    mount = resources[0]
+    assert mount["type"] == "memory_store"
+    assert mount["memory_store_id"] == lock["memory_store.review-notes"]["id"]
+    assert mount["access"] == "read_only"
+    assert session["vault_ids"] == [lock["vault.github"]["id"]]

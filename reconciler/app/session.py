@@ -1,9 +1,10 @@
 """Which remote ids a session for an Agent or Deployment of the manifests runs with.
 
 The session uses what apply recorded: the agent id and version from the lockfile (for a
-deployment, the version its lockfile entry pinned), the environment and vault ids of the
-deployment (for an agent, the only Environment of the manifests or an explicit one).
-Pure lookups over a ``ManifestSet`` and a ``Lockfile``; no I/O.
+deployment, the version its lockfile entry pinned), the environment, vault ids and
+resources of the deployment (a memory store by the id apply recorded; a repository's token
+read from its from_env/from_file), for an agent the only Environment of the manifests or an
+explicit one. Lookups over a ``ManifestSet`` and a ``Lockfile``; no I/O but a secret's read.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from reconciler.errors import RunError, a_or_an
 from reconciler.manifest import DeploymentSpec, ManifestSet
+from reconciler.manifest.deployment import MemoryStoreMount
 from reconciler.state import Lockfile
 
 
@@ -29,6 +31,9 @@ class SessionTarget:
     environment_address: str | None
     environment_id: str | None
     vault_ids: tuple[str, ...] = ()
+    #: a deployment's ``resources`` (memory stores by id, files, repositories), as its
+    #: sessions get them
+    resources: tuple[dict[str, Any], ...] = ()
 
     def describe(self) -> str:
         version = f" version {self.agent_version}" if self.agent_version is not None else ""
@@ -105,13 +110,37 @@ def resolve_session_target(
             raise RunError(f"{address} runs in {env_address}; --environment is only for agents")
         env = applied(env_address)
         vaults = tuple(applied(f"vault.{v}").id for v in spec.vaults)
-        return SessionTarget(address, agent_address, agent.id, version, env_address, env.id, vaults)
+        resources = tuple(
+            _session_resource(manifests, address, index, item, applied)
+            for index, item in enumerate(spec.resources or ())
+        )
+        return SessionTarget(
+            address, agent_address, agent.id, version, env_address, env.id, vaults, resources
+        )
     agent = applied(address)
     if existing_session and environment is None:
         return SessionTarget(address, address, agent.id, agent.version, None, None)
     env_address = _environment_for_agent(manifests, address, environment)
     env = applied(env_address)
     return SessionTarget(address, address, agent.id, agent.version, env_address, env.id)
+
+
+def _session_resource(
+    manifests: ManifestSet, address: str, index: int, item: Any, applied: Any
+) -> dict[str, Any]:
+    """One ``resources`` item of a deployment as a session takes it: a memory store mounted
+    by name gets the applied store's id, a secret (a repository's token) its value."""
+    if isinstance(item, MemoryStoreMount):
+        mount = {
+            "type": "memory_store",
+            "memory_store_id": applied(f"memory_store.{item.memory_store}").id,
+        }
+        return mount | item.model_dump(mode="json", exclude_none=True, exclude={"memory_store"})
+    wire: dict[str, Any] = item.model_dump(mode="json", exclude_none=True)
+    path = f"resources[{index}].authorization_token"
+    if "authorization_token" in wire:
+        wire["authorization_token"] = manifests.resolve_secret(address, path)
+    return wire
 
 
 def origin_warning(lockfile: Lockfile, origin: str) -> str | None:

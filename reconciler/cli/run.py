@@ -146,6 +146,7 @@ async def _converse(
                 target.environment_id,
                 version=target.agent_version,
                 vault_ids=list(target.vault_ids),
+                resources=list(target.resources) or None,
                 title=f"reconciler run {target.address}",
             )
             click.echo(
