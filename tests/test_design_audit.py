@@ -215,3 +215,13 @@ def test_run_of_a_deployment_mounts_its_memory_store(workdir: Path) -> None:
     assert mount["memory_store_id"] == lock["memory_store.review-notes"]["id"]
     assert mount["access"] == "read_only"
     assert session["vault_ids"] == [lock["vault.github"]["id"]]
+
+
+def test_import_with_allow_origin_change_follows_the_new_provider(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    other = "other/provider.db"
+    agent = _handmade_agent(other)
+    ok("--provider-db", other, "import", "--allow-origin-change", "agent.handmade", agent)
+    data = json.loads((workdir / "state/reconciler.lock").read_text())
+    assert data["origin"] == "local:../other/provider.db"
+    assert data["resources"]["agent.handmade"]["id"] == agent

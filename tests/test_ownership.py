@@ -210,7 +210,11 @@ def test_a_lockfile_entry_never_changes_or_archives_another_projects_agent(
 
     # remedy 2: take it over on purpose (fault-free, to read the one warning)
     with provider(db) as (url, _):
-        taken = _cli(zygote, ours, url, "import", "--force", "agent.taken", theirs["id"])
+        taken = _cli(
+            zygote, ours, url,
+            "import", "--force", "--allow-origin-change",  # a new port: a new origin
+            "agent.taken", theirs["id"],
+        )  # fmt: skip
         assert taken.code == 0, taken.stderr
         assert "belonged to project 'web'" in taken.stderr, taken.stderr
         md = _rows(db)[theirs["id"]][1]["metadata"]

@@ -264,7 +264,12 @@ def _credential_key(auth: Any) -> str | None:
 
 
 async def import_resource(
-    ws: Settings, address: str, remote_id: str, *, force: bool = False
+    ws: Settings,
+    address: str,
+    remote_id: str,
+    *,
+    force: bool = False,
+    allow_origin_change: bool = False,
 ) -> ImportResult:
     """Adopt one live object as ``address``: tag it with the ownership metadata and record it
     in the lockfile (under the apply lock). Importing a vault also adopts the live credentials
@@ -277,6 +282,8 @@ async def import_resource(
         force: replace an existing lockfile entry of ``address``, re-tag an object this
             project tagged for another address, and take over an object another project's
             tags claim (a warning says whose it was).
+        allow_origin_change: import although the lockfile was applied to another provider
+            origin (``check_origin``); the lockfile then records this one.
 
     Raises:
         PlanError: the address or id is wrong, the object is archived, or (without
@@ -289,13 +296,16 @@ async def import_resource(
     if kind == "skill":  # no tags to write: its files are downloaded instead
         from reconciler.app.skillimport import import_skill
 
-        return await import_skill(ws, address, remote_id, force=force)
+        return await import_skill(
+            ws, address, remote_id, force=force, allow_origin_change=allow_origin_change
+        )
     documents = read_documents(ws)
     desired = {r.address: r for r in desired_resources(documents)}
     warnings: list[str] = []
     with locked_state(ws, "import") as (lock, store):
         lockfile = store.load()
-        origin = check_origin(ws, lockfile)  # never adopt into another provider's lockfile
+        # never adopt into another provider's lockfile, unless told to
+        origin = check_origin(ws, lockfile, allow_change=allow_origin_change)
         recorded = not needs_import(lockfile, address, remote_id, force)
         parent_id = _vault_id(lockfile, address) if kind == "credential" else None
         async with connect(ws) as client:

@@ -146,7 +146,12 @@ def imported_skill(name: str, found: DownloadedSkill, source: str) -> tuple[Impo
 
 
 async def import_skill(
-    ws: Settings, address: str, remote_id: str, *, force: bool = False
+    ws: Settings,
+    address: str,
+    remote_id: str,
+    *,
+    force: bool = False,
+    allow_origin_change: bool = False,
 ) -> ImportResult:
     """``import skill.NAME ID`` (see the module docstring).
 
@@ -159,7 +164,8 @@ async def import_skill(
     warnings: list[str] = []
     with locked_state(ws, "import") as (lock, store):
         lockfile = store.load()
-        origin = check_origin(ws, lockfile)  # never adopt into another provider's lockfile
+        # never adopt into another provider's lockfile, unless told to
+        origin = check_origin(ws, lockfile, allow_change=allow_origin_change)
         if not needs_import(lockfile, address, remote_id, force):
             return ImportResult(adopted=(), already=True)
         async with connect(ws) as client:

@@ -177,7 +177,11 @@ def _file_text(
 
 
 async def import_unmanaged(
-    ws: Settings, out: Path, *, client: ProviderClient | None = None
+    ws: Settings,
+    out: Path,
+    *,
+    client: ProviderClient | None = None,
+    allow_origin_change: bool = False,
 ) -> UnmanagedImport:
     """Write manifests for everything live that nothing owns, and adopt it.
 
@@ -196,7 +200,8 @@ async def import_unmanaged(
     documents = read_documents(ws, missing_ok=True)
     with locked_state(ws, "import") as (lock, store):
         lockfile = store.load()
-        origin = check_origin(ws, lockfile)  # never adopt into another provider's lockfile
+        # never adopt into another provider's lockfile, unless told to
+        origin = check_origin(ws, lockfile, allow_change=allow_origin_change)
         if client is None:
             async with connect(ws) as c:
                 done = await _import_unmanaged(c, ws, out, documents, store, lock, lockfile)

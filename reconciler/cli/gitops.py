@@ -169,6 +169,12 @@ def drift(
     help="With ADDR ID: replace ADDR's lockfile entry, re-tag an object this project "
     "tagged for another address, or take over an object another project's tags claim.",
 )
+@click.option(
+    "--allow-origin-change",
+    is_flag=True,
+    help="Import although the lockfile was applied to another provider (another "
+    "--provider-url or embedded database); the lockfile then records this one.",
+)
 @pass_app
 def import_command(
     app: App,
@@ -177,6 +183,7 @@ def import_command(
     all_unmanaged: bool,
     out: Path | None,
     force: bool,
+    allow_origin_change: bool,
 ) -> None:
     """Adopt existing remote resources.
 
@@ -201,7 +208,7 @@ def import_command(
             failures.fail(
                 "--all-unmanaged needs --out DIR, the directory to write the manifests to"
             )
-        _import_all(app, out)
+        _import_all(app, out, allow_origin_change)
         return
     if out is not None:
         failures.fail("--out goes with --all-unmanaged")
@@ -211,7 +218,15 @@ def import_command(
             "or --all-unmanaged --out DIR"
         )
     with terminal.status("Importing..."):
-        result = app.run(usecases.import_resource(app.settings, address, remote_id, force=force))
+        result = app.run(
+            usecases.import_resource(
+                app.settings,
+                address,
+                remote_id,
+                force=force,
+                allow_origin_change=allow_origin_change,
+            )
+        )
     if result.already:
         click.echo(f"{address} is already recorded as {remote_id}; nothing to do.")
         return
@@ -238,9 +253,11 @@ def _adopted_line(verb: str, adopted: usecases.Adopted) -> str:
     return f"{verb} {adopted.address} ({adopted.remote_id}): {what}."
 
 
-def _import_all(app: App, out: Path) -> None:
+def _import_all(app: App, out: Path, allow_origin_change: bool = False) -> None:
     with terminal.status("Importing..."):
-        result = app.run(usecases.import_unmanaged(app.settings, out))
+        result = app.run(
+            usecases.import_unmanaged(app.settings, out, allow_origin_change=allow_origin_change)
+        )
     if not result.documents:
         click.echo("Nothing to import: no live resource is unmanaged.")
         _skipped(result.skipped)
