@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -109,3 +110,11 @@ def test_provider_serve_answers_the_sdk_and_the_cli(served: str, tmp_path: Path)
                 break
     assert texts == ["served hi"]
     assert not (work / ".reconciler").exists()  # nothing went to an embedded store
+
+
+def test_the_announced_address_already_listens(served: str) -> None:
+    """A client that connects the moment the "listening on" line appears is not refused
+    (the line used to come before uvicorn had bound the port)."""
+    host, port = served.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10):
+        pass

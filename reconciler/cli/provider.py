@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -152,10 +153,12 @@ def serve(
             port=port,
             db_path=db_path,
             faults=faults,
-            ready=lambda: click.echo(listening, err=True),  # once the database opened
+            ready=lambda: click.echo(listening, err=True),  # the database open, the port bound
         )
     except KeyboardInterrupt:
         pass
+    except OSError as exc:  # taken since _free_port looked
+        _cannot_listen(host, port, exc)
     except StoreError as exc:
         # the store's advice names the global --provider-db; this command's flag is --db
         fail(str(exc).replace("--provider-db", "--db"))
@@ -186,7 +189,11 @@ def _free_port(host: str, port: int) -> int:
             probe.bind(address)
             return int(probe.getsockname()[1])
     except OSError as err:
-        fail(
-            f"cannot listen on {host}:{port} ({err.strerror or err}); another process may be "
-            "using it: pick another with --port"
-        )
+        _cannot_listen(host, port, err)
+
+
+def _cannot_listen(host: str, port: int, err: OSError) -> NoReturn:
+    fail(
+        f"cannot listen on {host}:{port} ({err.strerror or err}); another process may be "
+        "using it: pick another with --port"
+    )

@@ -21,6 +21,29 @@ from .app import create_app
 from .faults import FaultConfig
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (0: a free port) and listening.
+
+    Listening before uvicorn starts means a client that connects as soon as the address is
+    announced waits in the backlog instead of being refused.
+
+    Raises:
+        OSError: the address cannot be bound (e.g. the port is in use).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets when the
+    # listening socket names its protocol; without it every response stalls ~40 ms.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)  # uvicorn's default backlog
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class BackgroundServer:
     """Run an ASGI app with uvicorn in a background thread.
 
@@ -42,12 +65,7 @@ class BackgroundServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> Self:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets when the
-        # listening socket names its protocol; without it every response stalls ~40 ms.
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        sock = listening_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
         self._sock = sock
         config = uvicorn.Config(
@@ -109,10 +127,16 @@ def serve(
 ) -> None:
     """Serve the local provider until interrupted (Ctrl-C).
 
-    ``ready`` is called once the database is open, before listening: a caller announcing
-    the server says nothing when the database cannot be used (``StoreError``).
+    ``ready`` is called once the database is open and the port listens: a caller announcing
+    the server says nothing when the database cannot be used (``StoreError``) or the port
+    cannot be bound (``OSError``), and a client that connects at once is not refused.
     """
     app = create_app(db_path, faults)
-    if ready is not None:
-        ready()
-    uvicorn.run(app, host=host, port=port, lifespan="off", log_level="info", ws="none")
+    sock = listening_socket(host, port)
+    try:
+        if ready is not None:
+            ready()
+        config = uvicorn.Config(app, lifespan="off", log_level="info", ws="none")
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
