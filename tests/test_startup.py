@@ -116,3 +116,38 @@ def test_the_console_script_skips_what_it_never_uses(workdir: Path, tcp_provider
     assert not modules & {"trio", "pygments"}, sorted(modules & {"trio", "pygments"})
     if importlib.util.find_spec("trio") is not None:
         assert "trio" in plain  # what the entry spares, where trio is installed
+
+
+#: ``python -m reconciler.launch ARGS`` that says, from an ``atexit`` handler (run after the
+#: command, as the interpreter shuts down), how many objects the heap holds frozen.
+_RUN_AND_COUNT_FROZEN = """
+import atexit, gc, runpy, sys
+atexit.register(lambda: print(f"FROZEN {gc.get_freeze_count()}", file=sys.stderr))
+sys.argv = ["reconciler", *sys.argv[1:]]
+runpy.run_module("reconciler.launch", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "code"), [(["--version"], 0), (["-f", "missing", "validate"], 1)], ids=["ok", "error"]
+)
+def test_the_console_script_exits_with_its_heap_frozen(
+    args: list[str], code: int, tmp_path: Path
+) -> None:
+    """The entry freezes the heap once the command is done, so the interpreter's last
+    collections skip it (bench/RESULTS.md, issue #12 session 7); the exit code, the output
+    and the ``atexit`` handlers are as before."""
+    env = clean_env(PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run(
+        [sys.executable, "-c", _RUN_AND_COUNT_FROZEN, *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == code, result.stderr[-3000:]
+    assert (result.stdout if code == 0 else result.stderr).strip()  # what the command says
+    frozen = int(result.stderr.rsplit("FROZEN ", 1)[1].split()[0])
+    assert frozen > 10_000, frozen  # the command's modules and data, not a handful
