@@ -485,3 +485,21 @@ def test_a_targeted_plan_names_what_it_left_out_that_has_changes() -> None:
     assert kinds(p) == {"environment.py": "noop"}
     # the agent's update, and the pin move of the deployment that follows it
     assert p.untargeted == ("agent.coder", "deployment.nightly")
+
+
+def test_the_same_documents_give_their_resources_once() -> None:
+    """A plan and its apply ask for the resources of one ``ManifestSet.documents`` tuple four
+    times: the second ask answers with the first's frozen resources, in a list of its own;
+    other documents (an equal tuple, a list) are read again."""
+    documents = (AGENT, ENV, vault_doc())
+    first = desired_resources(documents)
+    again = desired_resources(documents)
+    assert again == first and again is not first
+    assert all(a is b for a, b in zip(again, first, strict=True))  # not computed again
+    again.clear()  # the caller's own list
+    assert desired_resources(documents) == first
+    equal = (*documents,)
+    assert equal is not documents
+    other = desired_resources(equal)
+    assert other == first and other[0] is not first[0]
+    assert desired_resources(list(documents))[0] is not first[0]

@@ -130,12 +130,33 @@ def _find_secrets(obj: Any, prefix: str) -> list[tuple[str, JSON]]:
     return out
 
 
+#: The last tuple of documents ``desired_resources`` was given, and its answer: one plan and
+#: apply asks for the same documents' resources four times (the secrets, the plan, and again
+#: for the apply), ~6 ms each at 1,100 documents. A tuple of frozen documents always gives the
+#: same answer; it is kept referenced here, so ``is`` cannot match another tuple.
+_LAST: tuple[tuple[Document, ...], tuple[DesiredResource, ...]] | None = None
+
+
 def desired_resources(documents: Iterable[Document]) -> list[DesiredResource]:
     """Every resource the manifests declare, credentials as their own resources.
 
     Args:
         documents: manifest ``Document`` objects (kind, name, spec, protect, ignore_changes).
+            Given the same tuple as the call before (``ManifestSet.documents``), the answer
+            is that call's again (a new list of the same frozen ``DesiredResource`` objects,
+            whose specs nobody edits in place).
     """
+    global _LAST
+    last = _LAST
+    if last is not None and last[0] is documents:
+        return list(last[1])
+    out = _desired_resources(documents)
+    if isinstance(documents, tuple):
+        _LAST = (documents, tuple(out))
+    return out
+
+
+def _desired_resources(documents: Iterable[Document]) -> list[DesiredResource]:
     out: list[DesiredResource] = []
     for doc in documents:
         kind = MANIFEST_KINDS[doc.kind]
