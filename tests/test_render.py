@@ -1013,3 +1013,15 @@ def test_render_imports_only_the_engine_model_and_its_own_libraries() -> None:
                     assert root in allowed_roots or root in sys.stdlib_module_names, (
                         f"{path.name} imports {name}"
                     )
+
+
+@pytest.mark.parametrize("odd", ["\x07", "\x08", "\x0b", "\x0c", "\r", "\t", "\x1b", ""])
+def test_uncoloured_text_is_what_rich_would_print(odd: str) -> None:
+    """Uncoloured text skips rich's console (``text._emit``): its lines read exactly as rich
+    prints them, also with the characters rich's ``Text`` drops or rewrites in a piece."""
+    from reconciler.render.text import _emit, _rich_emit, _Styled
+
+    lines = [_Styled(f"  a{odd}b  "), _Styled(""), _Styled("x", "bold")]
+    lines[2].append(f" {odd}", "red")
+    lines[2].append(f"tail{odd}")
+    assert _emit(lines, color=False, width=80) == _rich_emit(lines, color=False, width=80)

@@ -106,22 +106,30 @@ class _Styled:
 
     def __init__(self, text: str = "", style: str = "") -> None:
         self.style = style
-        self.parts: list[tuple[str, str]] = [(text.translate(_STRIPPED), "")]
+        #: the pieces as given; what ``Text`` drops is dropped when they are read (dropping
+        #: characters from each piece or from the joined line is the same, and reading the
+        #: line once costs one ``translate`` instead of one per piece)
+        self.parts: list[tuple[str, str]] = [(text, "")]
 
     def append(self, text: str, style: str = "") -> None:
-        self.parts.append((text.translate(_STRIPPED), style))
+        self.parts.append((text, style))
+
+    @property
+    def raw(self) -> str:
+        """The line as given, nothing dropped."""
+        return "".join([text for text, _ in self.parts])
 
     @property
     def plain(self) -> str:
-        return "".join(text for text, _ in self.parts)
+        return self.raw.translate(_STRIPPED)
 
     def rich(self) -> Text:
         from rich.text import Text
 
         (first, _), *rest = self.parts
-        text = Text(first, style=self.style)
+        text = Text(first.translate(_STRIPPED), style=self.style)
         for piece, style in rest:
-            text.append(piece, style=style)
+            text.append(piece.translate(_STRIPPED), style=style)
         return text
 
 
@@ -130,6 +138,9 @@ def _emit(lines: list[_Styled], *, color: bool, width: int) -> str:
         # Uncoloured, rich's console prints the plain text as is (soft wrap, no markup or
         # highlighting) but takes ~0.3 s for the plan of an apply of 1,000 agents.
         # Trailing blanks (an empty diff context line) only trouble editors.
+        raw = "\n".join([line.raw.rstrip() for line in lines]) + "\n"
+        if not _REWRITTEN.search(raw):
+            return raw  # nothing to drop (``_STRIPPED`` is part of ``_REWRITTEN``)
         plain = "\n".join(line.plain.rstrip() for line in lines) + "\n"
         if not _REWRITTEN.search(plain):
             return plain

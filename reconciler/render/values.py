@@ -59,6 +59,8 @@ def visible(text: str) -> str:
 def printable(text: str) -> str:
     r"""``text`` with control characters written as escapes (``"\x1b"`` -> ``"\\x1b"``),
     and bidi and invisible characters too (``visible``)."""
+    if text.isascii() and text.isprintable():  # most field names and reasons: nothing to do
+        return text
     return visible(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
 
 
