@@ -53,8 +53,11 @@ runpy.run_module(entry, run_name="__main__", alter_sys=True)
 """
 
 
-def imported_modules(args: list[str], cwd: Path, entry: str = "reconciler.cli") -> set[str]:
-    """Top-level packages loaded by ``python -m ENTRY ARGS`` (it must exit 0)."""
+def imported_modules(
+    args: list[str], cwd: Path, entry: str = "reconciler.cli", *, whole: bool = False
+) -> set[str]:
+    """Top-level packages (``whole``: modules) loaded by ``python -m ENTRY ARGS`` (it must
+    exit 0)."""
     env = clean_env(PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     result = subprocess.run(
         [sys.executable, "-c", _RUN_AND_LIST, "--", entry, *args],
@@ -67,7 +70,7 @@ def imported_modules(args: list[str], cwd: Path, entry: str = "reconciler.cli") 
     )
     assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
     listing = result.stderr.rsplit("MODULES ", 1)[1]
-    return {name.split(".")[0] for name in json.loads(listing)}
+    return {name if whole else name.split(".")[0] for name in json.loads(listing)}
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +104,32 @@ def test_a_command_that_connects_does_load_the_http_stack(workdir: Path) -> None
     """The check above can fail: ``plan`` (embedded provider) loads what it needs."""
     args = ["--provider-db", str(workdir / "provider.db"), "plan"]
     assert {"httpx", "fastapi"} <= imported_modules(args, workdir)
+
+
+#: Modules of the reconciler that only other commands need: ``import`` (adopt, unmanaged and
+#: what they derive), ``--format markdown``, the embedded provider's transport.
+NOT_FOR_PLANNING = frozenset(
+    {
+        "reconciler.app.adopt",
+        "reconciler.app.unmanaged",
+        "reconciler.app.skillimport",
+        "reconciler.engine.derive",
+        "reconciler.render.markdown",
+        "reconciler.provider.asgi_transport",
+    }
+)
+
+
+@pytest.mark.tcp
+def test_plan_over_http_imports_only_what_planning_needs(workdir: Path, tcp_provider: str) -> None:
+    """``plan`` and ``apply`` start without the modules of other commands (each costs start-up
+    time: bench/RESULTS.md, issue #12 session 7)."""
+    args = ["--provider-url", tcp_provider, "plan"]
+    modules = imported_modules(args, workdir, entry="reconciler.launch", whole=True)
+    assert {"reconciler.app.plan", "reconciler.render.text"} <= modules  # read right
+    assert not modules & NOT_FOR_PLANNING, sorted(modules & NOT_FOR_PLANNING)
+    markdown = imported_modules([*args, "--format", "markdown"], workdir, whole=True)
+    assert "reconciler.render.markdown" in markdown  # loaded when asked for
 
 
 @pytest.mark.tcp

@@ -28,31 +28,67 @@ provider as a server); the names below include the types its results carry.
 
 from __future__ import annotations
 
-from reconciler.app.adopt import Adopted, ImportResult, import_resource
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# ``apply``, ``drift`` and ``rollback`` are imported here, not on first use: each is also the
+# name of its submodule, which importing the submodule would bind here instead.
 from reconciler.app.apply import ApplyResult, apply
 from reconciler.app.drift import drift
-from reconciler.app.fmt import (
-    FormatReport,
-    dump_documents,
-    format_paths,
-    format_text,
-    manifest_files,
-)
 from reconciler.app.plan import PlanChoices, PlanResult, make_plan
 from reconciler.app.planfile import load_plan, save_plan
 from reconciler.app.policies import check_policies, load_policies
 from reconciler.app.rollback import RollbackResult, rollback
-from reconciler.app.unmanaged import UnmanagedImport, import_unmanaged
 from reconciler.app.workspace import DEFAULT_DB, Settings, connect, observe, provider_origin
-from reconciler.engine.derive import KIND_FILES, Skipped
-from reconciler.engine.drift import Unmanaged
 from reconciler.engine.executor import ApplyReport, Outcome
 from reconciler.engine.model import CHANGE_TYPES, Action, Plan
 from reconciler.engine.staleness import stale_actions
 from reconciler.errors import FormatError
 from reconciler.manifest import ManifestSet, load_manifests, manifest_json_schema
 from reconciler.manifest.files import IGNORE_FILE
-from reconciler.runtime import ManagedRuntime
+
+if TYPE_CHECKING:
+    from reconciler.app.adopt import Adopted, ImportResult, import_resource
+    from reconciler.app.fmt import (
+        FormatReport,
+        dump_documents,
+        format_paths,
+        format_text,
+        manifest_files,
+    )
+    from reconciler.app.unmanaged import UnmanagedImport, import_unmanaged
+    from reconciler.engine.derive import KIND_FILES, Skipped
+    from reconciler.engine.drift import Unmanaged
+    from reconciler.runtime import ManagedRuntime
+
+#: Names loaded on first use (PEP 562), -> the module that defines them: what only ``import``,
+#: ``fmt`` and ``run`` need stays out of ``plan`` and ``apply`` (``tests/test_startup.py``).
+_LAZY = {
+    "Adopted": "reconciler.app.adopt",
+    "ImportResult": "reconciler.app.adopt",
+    "import_resource": "reconciler.app.adopt",
+    "FormatReport": "reconciler.app.fmt",
+    "dump_documents": "reconciler.app.fmt",
+    "format_paths": "reconciler.app.fmt",
+    "format_text": "reconciler.app.fmt",
+    "manifest_files": "reconciler.app.fmt",
+    "UnmanagedImport": "reconciler.app.unmanaged",
+    "import_unmanaged": "reconciler.app.unmanaged",
+    "KIND_FILES": "reconciler.engine.derive",
+    "Skipped": "reconciler.engine.derive",
+    "Unmanaged": "reconciler.engine.drift",
+    "ManagedRuntime": "reconciler.runtime",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _LAZY.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
 
 __all__ = [
     "CHANGE_TYPES",

@@ -12,17 +12,20 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from reconciler import app as usecases
-from reconciler.app import KIND_FILES, Skipped
 from reconciler.cli import failures, terminal
 from reconciler.cli.app import App, format_option, full_option, pass_app
 from reconciler.cli.planning import warn_if_empty
 from reconciler.errors import ManifestError
 from reconciler.kinds import noun
 from reconciler.render import render_drift
+
+if TYPE_CHECKING:  # loaded by ``import --all-unmanaged`` only, not by every command's start
+    from reconciler.app import Skipped
 
 #: ``drift`` when the live system drifted (0: no drift, 1: error).
 EXIT_DRIFT = 2
@@ -263,7 +266,9 @@ def _import_all(app: App, out: Path, allow_origin_change: bool = False) -> None:
         _skipped(result.skipped)
         return
     for path in result.files:
-        counts = Counter(d.kind for d in result.documents if KIND_FILES[d.kind] == path.name)
+        counts = Counter(
+            d.kind for d in result.documents if usecases.KIND_FILES[d.kind] == path.name
+        )
         described = ", ".join(
             f"{n} {noun(kind)}{'s' if n != 1 else ''}" for kind, n in counts.items()
         )

@@ -16,7 +16,6 @@ from typing import Any
 
 from reconciler.errors import ProviderError
 from reconciler.kinds import DEFAULT_PROVIDER_DB
-from reconciler.provider.asgi_transport import StreamingASGITransport
 from reconciler.provider.client import ProviderClient
 from reconciler.provider.wire import LOCAL_API_KEY, is_loopback
 
@@ -42,6 +41,7 @@ def embedded_client(
         An unopened ``ProviderClient``; use it as ``async with embedded_client(path) as c``.
         Closing the client closes the app's database connection.
     """
+    from reconciler.provider.asgi_transport import StreamingASGITransport
     from reconciler.provider.local import create_app  # imported late: FastAPI is heavy
     from reconciler.provider.local.store import StoreError
 

@@ -19,11 +19,10 @@ lines of values), ``outline`` (what a reader sees of a plan or drift report, for
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from reconciler.engine.model import DriftReport, Plan
 from reconciler.render.json_format import FORMAT_VERSION, drift_to_json, dumps, plan_to_json
-from reconciler.render.markdown import GITHUB_COMMENT_LIMIT, drift_markdown, plan_markdown
 from reconciler.render.text import (
     DONE,
     drift_text,
@@ -32,6 +31,9 @@ from reconciler.render.text import (
 )
 from reconciler.render.text import render_apply_summary as _apply_summary
 from reconciler.render.values import visible
+
+if TYPE_CHECKING:  # Markdown (and html) loads when asked for: apply never is
+    from reconciler.render.markdown import GITHUB_COMMENT_LIMIT
 
 Format = Literal["text", "json", "markdown"]
 
@@ -61,7 +63,7 @@ def render_plan(
         fmt,
         text=lambda: plan_text(plan, color=color, width=width, full=full),
         as_json=lambda: plan_to_json(plan),
-        markdown=lambda: plan_markdown(plan, width=width, full=full),
+        markdown=lambda: _markdown_plan(plan, width=width, full=full),
     )
 
 
@@ -73,7 +75,7 @@ def render_drift(
         fmt,
         text=lambda: drift_text(report, color=color, width=width, full=full),
         as_json=lambda: drift_to_json(report),
-        markdown=lambda: drift_markdown(report, width=width, full=full),
+        markdown=lambda: _markdown_drift(report, width=width, full=full),
     )
 
 
@@ -102,6 +104,27 @@ def _in_format(
             return visible(markdown())
         case _:
             return _unknown(fmt)
+
+
+def _markdown_plan(plan: Plan, *, width: int, full: bool) -> str:
+    from reconciler.render.markdown import plan_markdown
+
+    return plan_markdown(plan, width=width, full=full)
+
+
+def _markdown_drift(report: DriftReport, *, width: int, full: bool) -> str:
+    from reconciler.render.markdown import drift_markdown
+
+    return drift_markdown(report, width=width, full=full)
+
+
+def __getattr__(name: str) -> Any:
+    """``GITHUB_COMMENT_LIMIT``, from ``markdown`` once asked for (PEP 562)."""
+    if name == "GITHUB_COMMENT_LIMIT":
+        from reconciler.render.markdown import GITHUB_COMMENT_LIMIT
+
+        return GITHUB_COMMENT_LIMIT
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _unknown(fmt: object) -> NoReturn:
