@@ -8,12 +8,14 @@ imported it stops two optional imports nothing in the command uses, ~0.1 s of CP
   reconciler runs on asyncio only.
 * ``httpx._main``: httpx imports its own command line (pygments and more) on import.
 
-It keeps the cyclic garbage collector off while the command's modules are imported (they
-allocate tens of thousands of objects that all stay alive), and freezes the heap once the
-command is done (``gc.freeze``): the interpreter's last collections at exit then skip what
-the command left (an apply of 1,100 creates: ~50 ms less between its last request and the
-process's end). Shutdown is otherwise as usual: ``atexit`` handlers, flushes, the exit
-code. ``reconciler.cli.main``, as used by tests through click's runner, is unchanged.
+It keeps the cyclic garbage collector off while the command's modules are imported, then
+freezes what they made (``gc.freeze``): ~100,000 modules, classes and functions that live as
+long as the process, which the collector's first passes would otherwise walk twice (~15 ms
+of start-up). It freezes the heap again once the command is done: the interpreter's last
+collections at exit then skip what the command left (an apply of 1,100 creates: ~50 ms
+less between its last request and the process's end). Shutdown is otherwise as usual:
+``atexit`` handlers, flushes, the exit code. ``reconciler.cli.main``, as used by tests
+through click's runner, is unchanged.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def run() -> None:
     try:
         from reconciler.cli import main
     finally:
+        gc.freeze()  # the modules stay for good: no collection needs to walk them
         if enabled:
             gc.enable()
     try:

@@ -180,3 +180,24 @@ def test_the_console_script_exits_with_its_heap_frozen(
     assert (result.stdout if code == 0 else result.stderr).strip()  # what the command says
     frozen = int(result.stderr.rsplit("FROZEN ", 1)[1].split()[0])
     assert frozen > 10_000, frozen  # the command's modules and data, not a handful
+
+
+def test_the_console_script_freezes_its_modules_before_the_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What importing the command line made lives as long as the process: the entry freezes
+    it before the command runs, so the collector's first passes do not walk it."""
+    import gc
+
+    import reconciler.cli
+    from reconciler import launch
+
+    frozen: list[int] = []
+    monkeypatch.setattr(reconciler.cli, "main", lambda **_: frozen.append(gc.get_freeze_count()))
+    monkeypatch.setattr(launch, "_trim_imports", lambda: None)  # this process keeps trio
+    gc.unfreeze()
+    try:
+        launch.run()
+    finally:
+        gc.unfreeze()
+    assert frozen and frozen[0] > 1_000, frozen
