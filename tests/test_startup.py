@@ -116,6 +116,7 @@ NOT_FOR_PLANNING = frozenset(
         "reconciler.engine.derive",
         "reconciler.render.markdown",
         "reconciler.provider.asgi_transport",
+        "reconciler.runtime",  # sessions: rollout checks and ``run`` load it when they run
     }
 )
 

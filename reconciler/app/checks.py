@@ -23,13 +23,6 @@ from typing import TYPE_CHECKING, Any
 from reconciler.engine.gate import Check, CheckResult, Gate
 from reconciler.errors import ProviderError
 from reconciler.kinds import OWNER_KEY, OWNER_VALUE, PROJECT_KEY
-from reconciler.runtime.streams import (
-    SentLedger,
-    SessionEventStream,
-    Turn,
-    ends_turn,
-    user_message,
-)
 
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
@@ -92,6 +85,9 @@ class ProviderCheckRunner:
                 await asyncio.shield(self._archive(session_id))
 
     async def _converse(self, check: Check, session_id: str, answer: list[str]) -> CheckResult:
+        # the runtime (event streams) loads when a check runs, not with every apply
+        from reconciler.runtime.streams import user_message
+
         error = await self._turn(session_id, [user_message(check.message)], answer)
         if error is not None:
             return self._failed(check, session_id, answer, error)
@@ -129,6 +125,8 @@ class ProviderCheckRunner:
     ) -> str | None:
         """Send ``events`` and read the turn to its end; the agent's text goes to ``answer``
         and outcome verdicts to ``verdicts``. Returns why the turn failed, or None."""
+        from reconciler.runtime.streams import SentLedger, SessionEventStream, Turn, ends_turn
+
         # the ledger tells the stream a turn is coming (it would end at once on an idle
         # session otherwise)
         ledger = SentLedger()

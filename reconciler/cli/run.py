@@ -22,11 +22,11 @@ import json
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler.app import ManagedRuntime, Settings, connect, load_manifests, provider_origin
+from reconciler.app import Settings, connect, load_manifests, provider_origin
 from reconciler.app.session import (
     SessionTarget,
     address_of_id,
@@ -38,6 +38,9 @@ from reconciler.cli.app import App, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, silence_stdout
 from reconciler.errors import PlanError
 from reconciler.render import should_color
+
+if TYPE_CHECKING:  # the runtime loads when a session runs, not with every command
+    from reconciler.app import ManagedRuntime
 
 JSON = dict[str, Any]
 
@@ -136,6 +139,8 @@ async def _converse(
     *,
     lockfile: Lockfile | None = None,
 ) -> TurnOutcome:
+    from reconciler.app import ManagedRuntime
+
     settings = dataclasses.replace(
         settings, client_options={"timeout": SESSION_TIMEOUT_S, **settings.client_options}
     )
