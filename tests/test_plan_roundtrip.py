@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -511,35 +510,3 @@ async def test_deployment_repository_token_is_a_secret(
     (update,) = (await plan_of(workdir)).changes
     assert [c.path for c in update.changes] == ["resources[0].authorization_token"]
     await converge(workdir)
-
-
-async def test_threads_switch_often_while_manifests_load_beside_the_listing(
-    tmp_path: Path, client: object, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The manifests load in a thread while the event loop lists the provider; meanwhile the
-    interpreter switches threads every ``LISTING_SWITCH_INTERVAL`` (not every 5 ms), so the
-    loop's sends and reads do not queue behind the loading; the interval is restored after."""
-    import sys
-
-    from reconciler.app import plan as planning
-
-    (tmp_path / "manifests").mkdir()
-    (tmp_path / "manifests" / "a.yaml").write_text(
-        "kind: Agent\nname: a\nspec: {model: claude-sonnet-4-6}\n", encoding="utf-8"
-    )
-    seen: list[float] = []
-    load = planning._load_checked
-
-    def recording(*args: Any) -> Any:
-        seen.append(sys.getswitchinterval())
-        return load(*args)
-
-    monkeypatch.setattr(planning, "_load_checked", recording)
-    before = sys.getswitchinterval()
-    result = await make_plan(
-        Settings(manifests=tmp_path / "manifests", lockfile=tmp_path / "reconciler.lock"),
-        client=client,  # type: ignore[arg-type]
-    )
-    assert [a.address for a in result.plan.changes] == ["agent.a"]
-    assert seen == [min(before, planning.LISTING_SWITCH_INTERVAL)] and seen[0] < before
-    assert sys.getswitchinterval() == before

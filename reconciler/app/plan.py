@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -250,31 +249,15 @@ async def _load_while_listing(
     project is 100 pages, one after the other); loading is CPU work. Done side by side a plan
     takes about the longer of the two rather than their sum. An error in the manifests
     wins over the listing's: the listing is cancelled and the manifest error raised.
-
-    Meanwhile the interpreter switches threads every ``LISTING_SWITCH_INTERVAL`` instead of
-    every 5 ms: the listing's thread needs the interpreter for short moments (send the next
-    request, read an answer) and otherwise waits on the network, and at 5 ms each of those
-    moments waited behind the loading thread for up to 5 ms, so the listing ended tens of
-    milliseconds after the loading and the plan waited for it (bench/RESULTS.md, issue #12
-    session 7).
     """
     listing = asyncio.ensure_future(observe(client, lockfile, settings.project))
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, LISTING_SWITCH_INTERVAL))
     try:
         manifests, secrets, warnings = await asyncio.to_thread(_load_checked, settings, targets)
     except BaseException:
         listing.cancel()
         await asyncio.gather(listing, return_exceptions=True)
         raise
-    finally:
-        sys.setswitchinterval(interval)
     return manifests, secrets, warnings, await listing
-
-
-#: How often threads switch while the manifests load beside the listing (``sys``'s default is
-#: 5 ms): a tenth, so the event loop answers its sockets promptly.
-LISTING_SWITCH_INTERVAL = 0.0005
 
 
 @contextmanager
