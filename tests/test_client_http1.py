@@ -327,3 +327,17 @@ async def test_an_answer_saying_connection_close_retires_its_connection() -> Non
         await http.get("/a")
         assert (await http.get("/b")).json()["line"] == "GET /b HTTP/1.1"
         assert count == [2]
+
+
+async def test_an_endless_head_is_refused() -> None:
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        for i in range(10_000):
+            writer.write(b"x-filler-%d: %s\r\n" % (i, b"y" * 100))
+            await writer.drain()
+
+    async with serve(endless) as (url, _), client(url) as (http, transport):
+        with pytest.raises(httpx.RemoteProtocolError, match="too large"):
+            await http.get("/v1/agents")
+        assert transport.connections == []

@@ -30,6 +30,8 @@ Origin = tuple[str, str, int]
 
 #: Reading pauses while this many received body bytes wait to be read (a fast SSE stream).
 _HIGH_WATER = 1 << 20
+#: An answer whose status line and headers exceed this is refused (h11 allows 64 KiB).
+_MAX_HEAD = 256 * 1024
 #: A streamed request body is sent in writes of at least this many bytes (its head with it).
 _WRITE_SIZE = 64 * 1024
 
@@ -91,6 +93,7 @@ class Connection(asyncio.Protocol):
         self.body: deque[bytes] = deque()
         self.buffered = 0
         self._informational = False
+        self._head_size = 0
         self._until_close = False  # no content-length, not chunked: the body ends at EOF
 
     # -- asyncio's callbacks ---------------------------------------------------------------
@@ -104,6 +107,13 @@ class Connection(asyncio.Protocol):
         if not self.active or self.complete:
             self.reusable = False  # bytes nobody asked for: this connection is out of step
             return
+        if not self.headers_done:
+            self._head_size += len(data)
+            if self._head_size > _MAX_HEAD:
+                self.reusable = False
+                self.failure = httpx.RemoteProtocolError("the response's head is too large")
+                self._wake()
+                return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as e:
