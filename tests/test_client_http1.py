@@ -169,14 +169,15 @@ async def test_a_bounded_pool_that_stays_full_is_a_pool_timeout() -> None:
 
 
 async def test_an_idle_connection_past_its_expiry_is_not_reused() -> None:
-    limits = httpx.Limits(keepalive_expiry=0.05)
-    async with serve(keep_answering) as (url, count), client(url, limits=limits) as (http, _):
+    limits = httpx.Limits(keepalive_expiry=5.0)
+    async with serve(keep_answering) as (url, count), client(url, limits=limits) as (http, pool):
         await http.get("/a")
-        await http.get("/b")  # at once: the same connection
+        await http.get("/b")  # within its expiry: the same connection
         assert count == [1]
-        await asyncio.sleep(0.15)
+        (idle,) = pool.connections
+        idle.idle_since -= 6.0  # idle for longer than keepalive_expiry
         await http.get("/c")
-        assert count == [2]
+        assert count == [2] and idle not in pool.connections
 
 
 async def test_stray_bytes_on_an_idle_connection_retire_it() -> None:
@@ -195,9 +196,13 @@ async def test_stray_bytes_on_an_idle_connection_retire_it() -> None:
         await writer.drain()
         await keep_answering(reader, writer)
 
-    async with serve(chatty) as (url, count), client(url) as (http, _):
+    async with serve(chatty) as (url, count), client(url) as (http, pool):
         await http.get("/a")
-        await asyncio.sleep(0.15)
+        (idle,) = pool.connections
+        for _ in range(500):  # until the stray answer has arrived
+            if not idle.reusable:
+                break
+            await asyncio.sleep(0.01)
         assert (await http.get("/b")).json()["line"] == "GET /b HTTP/1.1"
         assert count == [2]
 
