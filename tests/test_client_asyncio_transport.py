@@ -246,3 +246,31 @@ async def test_requests_queue_for_a_bounded_pool_and_all_complete(tcp_provider: 
         answers = await asyncio.gather(*(http.get("/v1/environments") for _ in range(20)))
         assert {a.status_code for a in answers} == {200}
         assert len(pool.connections) <= 2
+
+
+async def test_cookies_the_provider_sets_are_sent_back() -> None:
+    """The client hands requests to its transport itself (not through ``httpx`` ``send``):
+    a cookie a load balancer sets still comes back on the next request, as httpx does it."""
+    seen: list[str] = []
+
+    async def sticky(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            cookie = [line for line in head.split("\r\n") if line.lower().startswith("cookie:")]
+            seen.append(cookie[0] if cookie else "")
+            body = b'{"data": [], "has_more": false}'
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nset-cookie: lb=node-2; Path=/\r\n"
+                b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                % (len(body), body)
+            )
+            await writer.drain()
+        writer.close()
+
+    async with serve(sticky) as url, ProviderClient(url) as client:
+        await client.request("GET", "/v1/agents")
+        await client.request("GET", "/v1/agents")
+    assert seen == ["", "Cookie: lb=node-2"]
