@@ -346,3 +346,11 @@ async def test_an_endless_head_is_refused() -> None:
         with pytest.raises(httpx.RemoteProtocolError, match="too large"):
             await http.get("/v1/agents")
         assert transport.connections == []
+
+
+async def test_a_large_body_in_memory_arrives_whole() -> None:
+    big = "".join(chr(97 + i % 26) for i in range(300_000)).encode()  # over one write's size
+    async with serve(keep_answering) as (url, _), client(url) as (http, _):
+        echoed = (await http.post("/v1/files", content=big)).json()
+        small = (await http.post("/v1/files", content=b"tiny")).json()  # same connection
+    assert echoed["body"].encode() == big and small["body"] == "tiny"

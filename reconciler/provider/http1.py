@@ -244,7 +244,11 @@ class Connection(asyncio.Protocol):
         except httpx.RequestNotRead:
             body = None
         if body is not None:
-            self._write(head + body if body else head, guard)
+            if len(body) < _WRITE_SIZE:
+                self._write(head + body, guard)  # one packet: one wake-up of the server
+            else:
+                self._write(head, guard)  # a large upload: not copied to join its head
+                self._write(body, None)
             await self._drain(timeout)
             return
         chunked = b"chunked" in request.headers.get("transfer-encoding", "").lower().encode()
