@@ -354,3 +354,22 @@ async def test_a_large_body_in_memory_arrives_whole() -> None:
         echoed = (await http.post("/v1/files", content=big)).json()
         small = (await http.post("/v1/files", content=b"tiny")).json()  # same connection
     assert echoed["body"].encode() == big and small["body"] == "tiny"
+
+
+async def test_two_answers_to_one_request_retire_the_connection() -> None:
+    connections = 0
+
+    async def double(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        if connections > 1:
+            return await keep_answering(reader, writer)
+        await read_request(reader)
+        writer.write(answer(b'{"n": 1}') + answer(b'{"n": 2}'))  # in one packet
+        await writer.drain()
+        await keep_answering(reader, writer)
+
+    async with serve(double) as (url, count), client(url) as (http, _):
+        assert (await http.get("/a")).json() == {"n": 1}
+        assert (await http.get("/b")).json()["line"] == "GET /b HTTP/1.1"
+        assert count == [2]
