@@ -274,3 +274,12 @@ async def test_cookies_the_provider_sets_are_sent_back() -> None:
         await client.request("GET", "/v1/agents")
         await client.request("GET", "/v1/agents")
     assert seen == ["", "Cookie: lb=node-2"]
+
+
+async def test_a_closed_client_refuses_requests(tcp_provider: str) -> None:
+    client = ProviderClient(tcp_provider, "test")
+    await client.request("GET", "/v1/agents")
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.request("GET", "/v1/agents")
+    assert client._http._transport.connections == []  # type: ignore[attr-defined]

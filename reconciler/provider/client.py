@@ -642,8 +642,8 @@ class ProviderClient:
 
     async def _exchange(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``; the response's body is not read yet."""
-        if self._transport is None:
-            return await self._http.send(request, stream=True)
+        if self._transport is None or self._http.is_closed:
+            return await self._http.send(request, stream=True)  # (closed: httpx refuses it)
         response = await self._transport.handle_async_request(request)
         response.request = request
         if "set-cookie" in response.headers:  # what httpx's send does with every response
