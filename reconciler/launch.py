@@ -5,7 +5,8 @@ imported it stops two optional imports nothing in the command uses, ~0.1 s of CP
 (``bench/RESULTS.md``, start-up):
 
 * ``trio``: httpcore imports it whenever it is installed, to support trio event loops; the
-  reconciler runs on asyncio only.
+  reconciler runs on asyncio only. (httpcore serves only when proxy variables are set: the
+  client's own transport, ``provider.asyncio_transport``, does not use it.)
 * ``httpx._main``: httpx imports its own command line (pygments and more) on import.
 
 It keeps the cyclic garbage collector off while the command's modules are imported, then

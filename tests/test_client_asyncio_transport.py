@@ -1,4 +1,4 @@
-"""The client's asyncio network backend (``provider.asyncio_transport``) over real sockets.
+"""The client's HTTP transport (``provider.asyncio_transport``) over real sockets.
 
 Every test talks to a server on 127.0.0.1 (a port chosen by the OS): the local provider
 under uvicorn, or a small asyncio server where the test needs a server that misbehaves on
@@ -12,17 +12,15 @@ import json
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
-import httpcore
 import httpx
 import pytest
 import trustme
 
 from reconciler.errors import ProviderConnectionError
 from reconciler.provider import ProviderClient
-from reconciler.provider.asyncio_transport import AsyncioBackend, http_transport
+from reconciler.provider.asyncio_transport import Http1Transport, http_transport
 from reconciler.provider.wire import default_headers
 
 HEADERS = default_headers("test-key")
@@ -58,10 +56,9 @@ def response(body: bytes, status: str = "200 OK") -> bytes:
     ).encode() + body
 
 
-async def test_the_default_client_uses_the_asyncio_backend(tcp_provider: str) -> None:
+async def test_the_default_client_uses_the_http1_transport(tcp_provider: str) -> None:
     async with ProviderClient(tcp_provider, "test") as client:
-        pool = client._http._transport._pool  # type: ignore[attr-defined]
-        assert isinstance(pool._network_backend, AsyncioBackend)
+        assert isinstance(client._http._transport, Http1Transport)
         created = await client.agents.create({"name": "a", "model": "claude-sonnet-4-6"})
         again = await client.agents.retrieve(created["id"])
         assert again["id"] == created["id"]
@@ -103,8 +100,9 @@ async def test_many_concurrent_requests_share_a_few_connections(tcp_provider: st
             )
         )
         assert len({a["id"] for a in made}) == 60
-        pool = client._http._transport._pool  # type: ignore[attr-defined]
-        assert 1 <= len(pool.connections) <= 8
+        transport = client._http._transport
+        assert isinstance(transport, Http1Transport)
+        assert 1 <= len(transport.connections) <= 8
 
 
 async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
@@ -169,10 +167,10 @@ async def test_a_refused_connection_is_a_connect_error() -> None:
     async with ProviderClient(url, max_retries=0) as client:
         with pytest.raises(ProviderConnectionError):
             await client.request("GET", "/v1/agents")
-    backend = AsyncioBackend()
-    port = int(url.rsplit(":", 1)[1])
-    with pytest.raises(httpcore.ConnectError):
-        await backend.connect_tcp("127.0.0.1", port, timeout=5)
+    transport = http_transport(verify=ssl.create_default_context(), limits=httpx.Limits())
+    async with httpx.AsyncClient(transport=transport) as http:
+        with pytest.raises(httpx.ConnectError):
+            await http.get(url)
 
 
 async def test_tls_with_a_verified_certificate() -> None:
@@ -218,12 +216,14 @@ def test_proxy_variables_leave_the_transport_to_httpx(monkeypatch: pytest.Monkey
 
 
 @asynccontextmanager
-async def pooled(url: str, **limits: int | None) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
-    """An httpx client on ``http_transport`` with these pool limits; yields it and its pool."""
+async def pooled(
+    url: str, **limits: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, Http1Transport]]:
+    """An httpx client on ``http_transport`` with these pool limits; yields it and the pool."""
     transport = http_transport(verify=ssl.create_default_context(), limits=httpx.Limits(**limits))
     assert transport is not None
     async with httpx.AsyncClient(transport=transport, base_url=url, headers=HEADERS) as http:
-        yield http, transport._pool
+        yield http, transport
 
 
 async def test_the_pool_keeps_only_its_keepalive_share_of_idle_connections(
@@ -235,8 +235,6 @@ async def test_the_pool_keeps_only_its_keepalive_share_of_idle_connections(
     ):
         answers = await asyncio.gather(*(http.get("/v1/agents") for _ in range(12)))
         assert {a.status_code for a in answers} == {200}
-        await http.get("/v1/agents")  # one more request: the pool tidies up as it assigns
-        assert type(pool).__name__ == "_Pool"
         assert 1 <= len(pool.connections) <= 2
 
 
@@ -250,20 +248,38 @@ async def test_requests_queue_for_a_bounded_pool_and_all_complete(tcp_provider: 
         assert len(pool.connections) <= 2
 
 
-async def test_a_unix_socket_connection(tmp_path: Path) -> None:
-    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(await reader.readexactly(5))
-        await writer.drain()
+async def test_cookies_the_provider_sets_are_sent_back() -> None:
+    """The client hands requests to its transport itself (not through ``httpx`` ``send``):
+    a cookie a load balancer sets still comes back on the next request, as httpx does it."""
+    seen: list[str] = []
+
+    async def sticky(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            cookie = [line for line in head.split("\r\n") if line.lower().startswith("cookie:")]
+            seen.append(cookie[0] if cookie else "")
+            body = b'{"data": [], "has_more": false}'
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nset-cookie: lb=node-2; Path=/\r\n"
+                b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                % (len(body), body)
+            )
+            await writer.drain()
         writer.close()
 
-    path = str(tmp_path / "s.sock")
-    server = await asyncio.start_unix_server(echo, path)
-    try:
-        stream = await AsyncioBackend().connect_unix_socket(path, timeout=5)
-        await stream.write(b"hello", timeout=5)
-        assert await stream.read(100, timeout=5) == b"hello"
-        assert await stream.read(100, timeout=5) == b""  # the server hung up
-        await stream.aclose()
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with serve(sticky) as url, ProviderClient(url) as client:
+        await client.request("GET", "/v1/agents")
+        await client.request("GET", "/v1/agents")
+    assert seen == ["", "Cookie: lb=node-2"]
+
+
+async def test_a_closed_client_refuses_requests(tcp_provider: str) -> None:
+    client = ProviderClient(tcp_provider, "test")
+    await client.request("GET", "/v1/agents")
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.request("GET", "/v1/agents")
+    assert client._http._transport.connections == []  # type: ignore[attr-defined]

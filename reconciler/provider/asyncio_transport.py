@@ -1,60 +1,61 @@
-"""The client's HTTP transport: httpx and httpcore, with sockets driven by asyncio directly.
+"""The client's HTTP transport: HTTP/1.1 on asyncio, with a keep-alive pool, under httpx.
 
-httpx sends requests through httpcore's connection pool, and httpcore reaches the network
-through anyio by default. Measured in ``bench/`` (1,100 creates, 10 in flight, loopback),
-the anyio layer costs about a quarter of the client's CPU per request: each time the pool
-looks at an idle connection it asks whether the socket is readable, and anyio answers by
-building a dictionary of every socket attribute (``getpeername``, address parsing) first.
+httpx's default transport is httpcore's pool, h11 (a pure-Python HTTP/1.1 state machine)
+and anyio. Measured in ``bench/`` (1,100 creates, 10 in flight, loopback), that stack took
+~0.55 ms of CPU per request, so when ten answers arrived together the last waited for the
+nine before it, and importing it (httpcore imports trio when installed, anyio its asyncio
+backend at the first request) took ~80 ms before the first request. ``Http1Transport`` is an
+``httpx.AsyncBaseTransport`` (httpx's public extension point): ``http1.Connection`` parses
+answers with httptools (C) as they arrive; everything above it - the client, its headers,
+cookies, auth, decoding, the exceptions - is httpx's own.
 
-``AsyncioBackend`` is an ``httpcore.AsyncNetworkBackend`` (httpcore's public extension
-point) on a small ``asyncio.Protocol``: bytes are read eagerly into a buffer, so "readable"
-is a look at that buffer. Everything above it - the pool, keep-alive, HTTP/1.1 (h11), TLS
-settings, timeouts and the exceptions httpx maps - is httpcore's and httpx's own.
+What it keeps from httpcore's pool: connections are reused per origin (scheme, host, port);
+at most ``max_keepalive_connections`` idle ones are kept, each at most ``keepalive_expiry``
+seconds; an idle connection the server closed (or wrote to) is never reused; with
+``max_connections`` set, a request waits for a free connection at most the ``pool`` timeout
+(``PoolTimeout``). The ``connect``/``read``/``write``/``pool`` timeouts come from
+``request.extensions["timeout"]``, as httpx sets them. ``https`` connects with the given
+``SSLContext`` and SNI. Responses stream (SSE); request bodies stream (chunked when httpx
+said so). A response not read to its end closes its connection.
 
-``http_transport`` returns httpx's ``AsyncHTTPTransport`` on this backend; when proxy
-variables are set it returns None, so that httpx's default transport honours them.
+``http_transport`` returns it; when proxy variables are set it returns None, so that httpx's
+default transport honours them.
 
 ``BEFORE_WRITE``: a callable the client sets (in the sending task's context) for a request that
-may change something; the first write of that request's bytes calls it right before they go
-to the socket, with no await in between, and an exception it raises keeps them unsent. An
-apply frozen between the client's own check and the socket write would otherwise send one
-more write after it lost its lock.
+may change something; it is called right before that request's first bytes go to the socket,
+with no await in between, and an exception it raises keeps them unsent. An apply frozen
+between the client's own check and the socket write would otherwise send one more write
+after it lost its lock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import socket
 import ssl
+import time
 import urllib.request
-from collections.abc import Callable, Coroutine, Iterable
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
-from typing import Any, cast
+from typing import Any
 
-import httpcore
 import httpx
 
-__all__ = ["BEFORE_WRITE", "AsyncioBackend", "http_transport"]
+from reconciler.provider.http1 import Connection, Origin
+
+__all__ = ["BEFORE_WRITE", "Http1Transport", "http_transport"]
 
 #: Called (once, then cleared) right before the next request's first bytes are written.
 BEFORE_WRITE: ContextVar[Callable[[], None] | None] = ContextVar(
     "reconciler_before_write", default=None
 )
 
-#: Reading pauses while this many received bytes wait to be read (a fast SSE stream).
-_HIGH_WATER = 1 << 20
-_LOW_WATER = _HIGH_WATER // 4
-
-SocketOption = (
-    tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
-)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def http_transport(
-    *, verify: ssl.SSLContext, limits: httpx.Limits
-) -> httpx.AsyncHTTPTransport | None:
-    """httpx's HTTP transport on ``AsyncioBackend``; None when proxy variables are set.
+def http_transport(*, verify: ssl.SSLContext, limits: httpx.Limits) -> Http1Transport | None:
+    """The client's HTTP transport; None when proxy variables are set.
 
     Args:
         verify: the TLS context for ``https://`` URLs.
@@ -62,113 +63,224 @@ def http_transport(
     """
     if urllib.request.getproxies():
         return None  # httpx's own transport knows HTTPS_PROXY, ALL_PROXY and NO_PROXY
-    transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
-    if type(getattr(transport, "_pool", None)) is not httpcore.AsyncConnectionPool:
-        return transport  # an httpx that builds its pool differently: keep its own
-    pool_class = _Pool if _POOL_KNOWN else httpcore.AsyncConnectionPool
-    transport._pool = pool_class(
-        ssl_context=verify,
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        http1=True,
-        http2=False,
-        network_backend=AsyncioBackend(),
-    )
-    return transport
+    return Http1Transport(verify=verify, limits=limits)
 
 
-#: ``_Pool`` overrides one method of httpcore's pool; it is used only with the httpcore
-#: releases it was written against (1.0.x), otherwise httpcore's own pool is.
-_POOL_KNOWN = httpcore.__version__.startswith("1.0.")
+class Http1Transport(httpx.AsyncBaseTransport):
+    """HTTP/1.1 over pooled asyncio connections (see the module's docstring).
 
-
-class _Pool(httpcore.AsyncConnectionPool):
-    """httpcore's pool with a linear ``_assign_requests_to_connections``.
-
-    httpcore 1.0's version rebuilds a list of every connection for each idle connection it
-    looks at, and another for each queued request: O(connections^2) on every request sent
-    and every response closed. At 32 requests in flight that was ~2 ms of CPU per request,
-    so a higher ``--parallelism`` made an apply slower. Same decisions, in one pass each:
-    drop closed and expired connections and surplus idle ones, then hand queued requests
-    an available connection, or a new one while under ``max_connections``, or replace an
-    idle one. (httpcore 1.0 counts *all* connections against ``max_keepalive_connections``;
-    this counts the idle ones, as the limit says.)
+    Args:
+        verify: the TLS context for ``https://`` URLs.
+        limits: ``max_connections`` (None: no bound), ``max_keepalive_connections`` (idle
+            connections kept), ``keepalive_expiry`` (seconds an idle one is kept).
     """
 
-    def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
-        closing: list[httpcore.AsyncConnectionInterface] = []
-        keep: list[httpcore.AsyncConnectionInterface] = []
-        idle = 0
-        for connection in self._connections:
-            if connection.is_closed():
-                continue
-            if connection.has_expired():
-                closing.append(connection)
-            elif connection.is_idle():
-                if idle >= self._max_keepalive_connections:
-                    closing.append(connection)
-                else:
-                    idle += 1
-                    keep.append(connection)
-            else:
-                keep.append(connection)
-        self._connections[:] = keep
-        for pool_request in self._requests:
-            if not pool_request.is_queued():
-                continue
-            origin = pool_request.request.url.origin
-            chosen = next(
-                (c for c in self._connections if c.can_handle_request(origin) and c.is_available()),
-                None,
-            )
-            if chosen is None:
-                if len(self._connections) >= self._max_connections:
-                    idle_one = next((c for c in self._connections if c.is_idle()), None)
-                    if idle_one is None:
-                        continue  # stays queued until a connection frees up
-                    self._connections.remove(idle_one)
-                    closing.append(idle_one)
-                chosen = self.create_connection(origin)
-                self._connections.append(chosen)
-            pool_request.assign_to_connection(chosen)
-        return closing
+    def __init__(self, *, verify: ssl.SSLContext, limits: httpx.Limits) -> None:
+        self._ssl_context = verify
+        self._max_connections = limits.max_connections
+        self._max_idle = limits.max_keepalive_connections
+        self._expiry = limits.keepalive_expiry
+        self._idle: dict[Origin, deque[Connection]] = {}
+        self._idle_count = 0
+        self._open: set[Connection] = set()
+        self._opening = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
+    @property
+    def connections(self) -> list[Connection]:
+        """Every open connection, idle or busy."""
+        return list(self._open)
 
-class AsyncioBackend(httpcore.AsyncNetworkBackend):
-    """Opens TCP (and Unix socket) connections with asyncio's event loop."""
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        url = request.url
+        scheme = url.scheme
+        if scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"the URL scheme {scheme!r} is not supported")
+        host = url.raw_host.decode("ascii")
+        origin = (scheme, host, url.port or _DEFAULT_PORTS[scheme])
+        guard = BEFORE_WRITE.get()
+        if guard is not None:
+            BEFORE_WRITE.set(None)  # once per request: a redirect's next request is not it
+        connection = await self._acquire(origin, timeouts, request)
+        try:
+            await connection.send(request, timeouts.get("write"), guard)
+            await connection.wait_head(timeouts.get("read"))
+        except BaseException:
+            self._discard(connection)
+            raise
+        return httpx.Response(
+            connection.status,
+            headers=connection.headers,
+            stream=_Body(self, connection, timeouts.get("read")),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": connection.reason},
+        )
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[SocketOption] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+    async def aclose(self) -> None:
+        """Close every connection, and wait (briefly) until asyncio let go of the sockets."""
+        connections = list(self._open)
+        self._open.clear()
+        self._idle.clear()
+        self._idle_count = 0
+        for connection in connections:
+            connection.close()
+        if connections:
+            await asyncio.wait([c.lost for c in connections], timeout=1.0)
+
+    # -- the pool --------------------------------------------------------------------------
+
+    async def _acquire(
+        self, origin: Origin, timeouts: dict[str, float | None], request: httpx.Request
+    ) -> Connection:
+        """An idle connection to ``origin`` still fit for use, else a new one."""
+        deadline: float | None = None
+        while True:
+            idle = self._idle.get(origin)
+            if idle:
+                now = time.monotonic()
+                while idle:
+                    connection = idle.pop()  # the most recently used: least likely closed
+                    self._idle_count -= 1
+                    if connection.reusable and not self._expired(connection, now):
+                        return connection
+                    self._discard(connection)
+            limit = self._max_connections
+            if limit is None or len(self._open) + self._opening < limit:
+                return await self._connect(origin, timeouts.get("connect"), request)
+            if self._close_one_idle():
+                continue  # room made by closing another origin's idle connection
+            if deadline is None:
+                pool_timeout = timeouts.get("pool")
+                deadline = None if pool_timeout is None else time.monotonic() + pool_timeout
+            await self._wait_for_room(deadline)
+
+    async def _wait_for_room(self, deadline: float | None) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        woken = False
+        try:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            async with asyncio.timeout(remaining):
+                await waiter
+            woken = True
+        except TimeoutError:
+            raise httpx.PoolTimeout("no connection became free in time") from None
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            elif not woken and waiter.done() and not waiter.cancelled():
+                self._room_made()  # woken, then timed out or cancelled: pass the room on
+
+    def _room_made(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _expired(self, connection: Connection, now: float) -> bool:
+        return self._expiry is not None and now - connection.idle_since > self._expiry
+
+    def _close_one_idle(self) -> bool:
+        for idle in self._idle.values():
+            if idle:
+                self._idle_count -= 1
+                self._discard(idle.popleft())
+                return True
+        return False
+
+    async def _connect(
+        self, origin: Origin, timeout: float | None, request: httpx.Request
+    ) -> Connection:
+        scheme, host, port = origin
         loop = asyncio.get_running_loop()
-        local = (local_address, 0) if local_address else None
+        connection = Connection(origin)
+        kwargs: dict[str, Any] = {}
+        if scheme == "https":
+            sni = request.extensions.get("sni_hostname")
+            kwargs["ssl"] = self._ssl_context
+            kwargs["server_hostname"] = sni.decode() if isinstance(sni, bytes) else sni or host
         # Happy eyeballs only races several addresses of a name; an IP literal has one, and
         # Python 3.11's staggered race can leak the winning socket when the connect is
         # cancelled (a ResourceWarning seen once in the slow suite under a 0.4 s timeout).
         # Only asyncio's own loops race: uvloop (a library user's loop, or the runtime API
         # inside a uvicorn app) has no ``happy_eyeballs_delay`` and connects in order.
-        race = not _is_ip_literal(host) and isinstance(loop, asyncio.BaseEventLoop)
-        kwargs: dict[str, Any] = {"happy_eyeballs_delay": 0.25} if race else {}
-        opening = loop.create_connection(_Protocol, host, port, local_addr=local, **kwargs)
-        return await _connect(opening, timeout, f"{host}:{port}", socket_options)
+        if not _is_ip_literal(host) and isinstance(loop, asyncio.BaseEventLoop):
+            kwargs["happy_eyeballs_delay"] = 0.25
+        self._opening += 1
+        try:
+            async with asyncio.timeout(timeout):
+                await loop.create_connection(lambda: connection, host, port, **kwargs)
+        except TimeoutError:
+            raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out") from None
+        except OSError as e:  # ssl.SSLError is one
+            raise httpx.ConnectError(str(e) or type(e).__name__) from e
+        finally:
+            self._opening -= 1
+            if connection.transport is None:
+                self._room_made()
+        self._open.add(connection)
+        return connection
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[SocketOption] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        opening = asyncio.get_running_loop().create_unix_connection(_Protocol, path)
-        return await _connect(opening, timeout, path, socket_options)
+    def _release(self, connection: Connection) -> None:
+        """A response read to its end: keep its connection for the next request, or close."""
+        connection.active = False
+        now = time.monotonic()
+        idle = self._idle.setdefault(connection.origin, deque())
+        while idle and (not idle[0].reusable or self._expired(idle[0], now)):
+            self._idle_count -= 1  # the oldest first: closed by the server, or expired
+            self._discard(idle.popleft())
+        if (
+            not connection.reusable
+            or connection.closed
+            or connection not in self._open
+            or (self._max_idle is not None and self._idle_count >= self._max_idle)
+        ):
+            self._discard(connection)
+            return
+        connection.idle_since = now
+        idle.append(connection)
+        self._idle_count += 1
+        self._room_made()
 
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+    def _discard(self, connection: Connection) -> None:
+        connection.close()
+        if connection in self._open:
+            self._open.discard(connection)
+            self._room_made()
+
+
+class _Body(httpx.AsyncByteStream):
+    """A response's body as it arrives; its end (or closing it) frees the connection."""
+
+    def __init__(self, pool: Http1Transport, connection: Connection, timeout: float | None):
+        self._pool = pool
+        self._connection: Connection | None = connection
+        self._timeout = timeout
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        connection = self._connection
+        if connection is None:
+            raise httpx.StreamClosed()
+        try:
+            while chunk := await connection.read_body(self._timeout):
+                yield chunk
+        except BaseException:
+            self._done(keep=False)
+            raise
+        self._done(keep=True)
+
+    async def aclose(self) -> None:
+        self._done(keep=False)
+
+    def _done(self, *, keep: bool) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        if keep and connection.complete and not connection.body:
+            self._pool._release(connection)
+        else:
+            self._pool._discard(connection)
 
 
 def _is_ip_literal(host: str) -> bool:
@@ -177,196 +289,3 @@ def _is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-async def _connect(
-    opening: Coroutine[Any, Any, tuple[asyncio.BaseTransport, _Protocol]],
-    timeout: float | None,
-    where: str,
-    options: Iterable[SocketOption] | None,
-) -> _Stream:
-    """Await a connection, as httpcore's exceptions; then set the socket options."""
-    try:
-        async with asyncio.timeout(timeout):
-            transport, protocol = await opening
-    except TimeoutError:
-        raise httpcore.ConnectTimeout(f"connecting to {where} timed out") from None
-    except OSError as e:
-        raise httpcore.ConnectError(str(e) or type(e).__name__) from e
-    sock: socket.socket | None = transport.get_extra_info("socket")
-    for option in options or ():
-        if sock is not None:
-            sock.setsockopt(*option)
-    return _Stream(protocol)
-
-
-class _Protocol(asyncio.Protocol):
-    """Buffers what arrives; wakes the one reader or writer waiting on it."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.eof = False
-        self.closed = False
-        self.error: Exception | None = None
-        self.reading_paused = False
-        self.writing_paused = False
-        self._waiting: dict[str, asyncio.Future[None]] = {}  # "read" / "drain" -> its waiter
-        self._lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    # -- asyncio callbacks -----------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # asyncio's stream transports subclass ``asyncio.Transport``; uvloop's have the same
-        # methods without the base class, so this is a cast, not a check
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) > _HIGH_WATER and not self.reading_paused and self.transport:
-            self.transport.pause_reading()
-            self.reading_paused = True
-        self._wake("read")
-
-    def eof_received(self) -> None:
-        self.eof = True
-        self._wake("read")
-        # returning None lets the transport close itself: HTTP/1.1 never half-closes
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.eof = self.closed = True
-        self.error = exc
-        self._wake("read")
-        self._wake("drain")
-        if not self._lost.done():
-            self._lost.set_result(None)
-
-    def pause_writing(self) -> None:
-        self.writing_paused = True
-
-    def resume_writing(self) -> None:
-        self.writing_paused = False
-        self._wake("drain")
-
-    def _wake(self, what: str) -> None:
-        waiter = self._waiting.get(what)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    # -- used by _Stream -------------------------------------------------------------------
-
-    async def wait_for(self, what: str, timeout: float | None) -> None:
-        """Until ``what`` ("read": data or EOF arrived; "drain": writing resumed) happens."""
-        waiter = self._waiting[what] = asyncio.get_running_loop().create_future()
-        try:
-            async with asyncio.timeout(timeout):
-                await waiter
-        finally:
-            del self._waiting[what]
-
-    async def wait_lost(self, timeout: float) -> None:
-        async with asyncio.timeout(timeout):
-            await asyncio.shield(self._lost)
-
-
-class _Stream(httpcore.AsyncNetworkStream):
-    """One connection, as httpcore sees it."""
-
-    def __init__(self, protocol: _Protocol, *, tls: bool = False) -> None:
-        self._protocol = protocol
-        self._tls = tls
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        p = self._protocol
-        if not p.buffer and not p.eof:
-            try:
-                await p.wait_for("read", timeout)
-            except TimeoutError:
-                raise httpcore.ReadTimeout("the response did not arrive in time") from None
-        if p.buffer:
-            if len(p.buffer) <= max_bytes:
-                data = bytes(p.buffer)
-                p.buffer.clear()
-            else:
-                data = bytes(p.buffer[:max_bytes])
-                del p.buffer[:max_bytes]
-            if p.reading_paused and len(p.buffer) < _LOW_WATER and p.transport is not None:
-                p.reading_paused = False
-                p.transport.resume_reading()
-            return data
-        if p.error is not None:
-            raise httpcore.ReadError(str(p.error) or type(p.error).__name__)
-        return b""
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if not buffer:
-            return
-        p = self._protocol
-        if p.closed or p.transport is None or p.transport.is_closing():
-            raise httpcore.WriteError("the connection is closed")
-        guard = BEFORE_WRITE.get()
-        if guard is not None:
-            BEFORE_WRITE.set(None)  # once per request: its body follows its head
-            guard()
-        p.transport.write(buffer)
-        if p.writing_paused:
-            try:
-                await p.wait_for("drain", timeout)
-            except TimeoutError:
-                raise httpcore.WriteTimeout("the request could not be sent in time") from None
-            if p.closed:
-                raise httpcore.WriteError(str(p.error or "the connection was closed"))
-
-    async def aclose(self) -> None:
-        p = self._protocol
-        transport = p.transport
-        if transport is None or p.closed:
-            return
-        if self._tls:
-            transport.abort()  # no close_notify round trip: httpcore is done with it
-        else:
-            transport.close()  # sends what is still buffered, then closes
-        try:
-            await p.wait_lost(1.0)
-        except TimeoutError:
-            transport.abort()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        p = self._protocol
-        assert p.transport is not None
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                tls = await loop.start_tls(
-                    p.transport, p, ssl_context, server_hostname=server_hostname
-                )
-        except TimeoutError:
-            await self.aclose()
-            raise httpcore.ConnectTimeout("the TLS handshake timed out") from None
-        except (OSError, ssl.SSLError) as e:
-            await self.aclose()
-            raise httpcore.ConnectError(str(e) or type(e).__name__) from e
-        if tls is None:
-            raise httpcore.ConnectError("the connection closed during the TLS handshake")
-        assert isinstance(tls, asyncio.Transport)
-        p.transport = tls
-        return _Stream(p, tls=True)
-
-    def get_extra_info(self, info: str) -> Any:
-        p = self._protocol
-        if info == "is_readable":  # an idle connection with data or EOF waiting is done for
-            return bool(p.buffer) or p.eof or p.transport is None or p.transport.is_closing()
-        if p.transport is None:
-            return None
-        name = {
-            "ssl_object": "ssl_object",
-            "client_addr": "sockname",
-            "server_addr": "peername",
-            "socket": "socket",
-        }.get(info)
-        return p.transport.get_extra_info(name) if name else None

@@ -484,14 +484,16 @@ ZYGOTE_SOURCE = textwrap.dedent(
             os.replace = replace
         elif point == "before-send":   # intent recorded, the create never leaves the process
             import re
-            import httpx
+            from reconciler.provider.client import ProviderClient
             creates = re.compile(spec["pattern"])
-            real_send = httpx.AsyncClient.send
-            async def send(self, request, *a, **k):
+            # every attempt passes here, whichever transport sends it (the client calls its
+            # transport directly, not httpx.AsyncClient.send)
+            real_exchange = ProviderClient._exchange
+            async def exchange(self, request):
                 if request.method == "POST" and creates.search(request.url.path) and due():
                     die()
-                return await real_send(self, request, *a, **k)
-            httpx.AsyncClient.send = send
+                return await real_exchange(self, request)
+            ProviderClient._exchange = exchange
         else:
             raise SystemExit(f"unknown crash point {point}")
 
