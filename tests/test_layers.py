@@ -26,6 +26,8 @@ LEVELS = {
     "__init__": 6,
     # the vocabulary (kinds, addresses, ownership tags, default paths), beneath every layer
     "kinds": 7,
+    # a package's names imported on first use (PEP 562), beneath every layer
+    "lazy": 7,
 }
 ENGINE_FORBIDDEN = {
     "httpx",

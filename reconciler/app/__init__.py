@@ -28,8 +28,7 @@ provider as a server); the names below include the types its results carry.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 # ``apply``, ``drift`` and ``rollback`` are imported here, not on first use: each is also the
 # name of its submodule, which importing the submodule would bind here instead.
@@ -44,6 +43,7 @@ from reconciler.engine.executor import ApplyReport, Outcome
 from reconciler.engine.model import CHANGE_TYPES, Action, Plan
 from reconciler.engine.staleness import stale_actions
 from reconciler.errors import FormatError
+from reconciler.lazy import lazy_attributes
 from reconciler.manifest import ManifestSet, load_manifests, manifest_json_schema
 from reconciler.manifest.files import IGNORE_FILE
 
@@ -81,13 +81,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _LAZY.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

@@ -12,8 +12,9 @@ provider (``validate``, ``fmt``, ``schema``, ``--version``) start without the HT
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from reconciler.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from reconciler.provider.adapter import ClientBackedProvider
@@ -42,13 +43,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
+__getattr__ = lazy_attributes(__name__, {n: f"{__name__}.{m}" for n, m in _HOMES.items()})
 
 
 __all__ = [
