@@ -221,6 +221,15 @@ class Connection(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
 
+    async def _next_event(self, timeout: float | None, late: httpx.TimeoutException) -> None:
+        """``_wait``, raising ``late`` after ``timeout``: a request cut short leaves the
+        connection out of step, so it is not used again."""
+        try:
+            await self._wait(timeout)
+        except TimeoutError:
+            self.reusable = False
+            raise late from None
+
     async def send(
         self,
         request: httpx.Request,
@@ -278,22 +287,18 @@ class Connection(asyncio.Protocol):
 
     async def _drain(self, timeout: float | None) -> None:
         while self._writing_paused and not self.closed:
-            try:
-                await self._wait(timeout)
-            except TimeoutError:
-                self.reusable = False
-                raise httpx.WriteTimeout("the request could not be sent in time") from None
+            await self._next_event(
+                timeout, httpx.WriteTimeout("the request could not be sent in time")
+            )
 
     async def wait_head(self, timeout: float | None) -> None:
         """Until the response's status and headers arrived."""
         while not self.headers_done:
             if self.failure is not None:
                 raise self.failure
-            try:
-                await self._wait(timeout)
-            except TimeoutError:
-                self.reusable = False
-                raise httpx.ReadTimeout("the response did not arrive in time") from None
+            await self._next_event(
+                timeout, httpx.ReadTimeout("the response did not arrive in time")
+            )
 
     async def read_body(self, timeout: float | None) -> bytes:
         """The next piece of the body; b"" once it ended."""
@@ -302,11 +307,9 @@ class Connection(asyncio.Protocol):
                 return b""
             if self.failure is not None:
                 raise self.failure
-            try:
-                await self._wait(timeout)
-            except TimeoutError:
-                self.reusable = False
-                raise httpx.ReadTimeout("the response's body did not arrive in time") from None
+            await self._next_event(
+                timeout, httpx.ReadTimeout("the response's body did not arrive in time")
+            )
         data = self.body.popleft() if len(self.body) == 1 else b"".join(self.body)
         self.body.clear()
         self.buffered = 0
