@@ -53,14 +53,13 @@ runpy.run_module(entry, run_name="__main__", alter_sys=True)
 """
 
 
-def imported_modules(
-    args: list[str], cwd: Path, entry: str = "reconciler.cli", *, whole: bool = False
-) -> set[str]:
-    """Top-level packages (``whole``: modules) loaded by ``python -m ENTRY ARGS`` (it must
-    exit 0)."""
+def python_with_this_checkout(
+    script: str, *args: str, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """``python -c SCRIPT ARGS`` in ``cwd``, this checkout first on its path; its output."""
     env = clean_env(PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    result = subprocess.run(
-        [sys.executable, "-c", _RUN_AND_LIST, "--", entry, *args],
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -68,6 +67,14 @@ def imported_modules(
         timeout=120,
         check=False,
     )
+
+
+def imported_modules(
+    args: list[str], cwd: Path, entry: str = "reconciler.cli", *, whole: bool = False
+) -> set[str]:
+    """Top-level packages (``whole``: modules) loaded by ``python -m ENTRY ARGS`` (it must
+    exit 0)."""
+    result = python_with_this_checkout(_RUN_AND_LIST, "--", entry, *args, cwd=cwd)
     assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
     listing = result.stderr.rsplit("MODULES ", 1)[1]
     return {name if whole else name.split(".")[0] for name in json.loads(listing)}
@@ -168,16 +175,7 @@ def test_the_console_script_exits_with_its_heap_frozen(
     """The entry freezes the heap once the command is done, so the interpreter's last
     collections skip it (bench/RESULTS.md, issue #12 session 7); the exit code, the output
     and the ``atexit`` handlers are as before."""
-    env = clean_env(PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    result = subprocess.run(
-        [sys.executable, "-c", _RUN_AND_COUNT_FROZEN, *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = python_with_this_checkout(_RUN_AND_COUNT_FROZEN, *args, cwd=tmp_path)
     assert result.returncode == code, result.stderr[-3000:]
     assert (result.stdout if code == 0 else result.stderr).strip()  # what the command says
     frozen = int(result.stderr.rsplit("FROZEN ", 1)[1].split()[0])
