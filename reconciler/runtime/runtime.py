@@ -103,6 +103,10 @@ class ManagedRuntime(AppliedLookups):
         self._client: ProviderClient | None = client
         self._owns_client = client is None
         self._exit_stack: AsyncExitStack | None = None
+        # The loop the built client's connections belong to: a runtime kept between
+        # ``asyncio.run`` calls reconnects on the new loop (``_api``).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._guard: asyncio.Task[None] | None = None
         self._opening = asyncio.Lock()
         self._streams: set[SessionEventStream] = set()
         self._ledger = SentLedger()
@@ -160,8 +164,12 @@ class ManagedRuntime(AppliedLookups):
         """Connect now: build and open the client (idempotent).
 
         Every method connects on first use, so this is optional; ``async with`` calls it.
-        A runtime used without ``async with`` should be closed with ``await rt.aclose()``.
+        A runtime used without ``async with`` should be closed with ``await rt.aclose()``;
+        one left open is closed when its event loop ends under ``asyncio.run``, and a later
+        call on another loop (the next ``asyncio.run``) connects again.
         """
+        if self._exit_stack is not None and self._loop is not asyncio.get_running_loop():
+            self._forget_other_loop()
         if self._client is not None:
             return self
         async with self._opening:
@@ -175,13 +183,31 @@ class ManagedRuntime(AppliedLookups):
                     connect_client(self.provider_url, self.api_key, db_path=self.db_path, **kwargs)
                 )
                 self._exit_stack = stack
+                self._loop = asyncio.get_running_loop()
+                # Connections belong to this loop: close them while it still runs, when
+                # asyncio.run cancels what is left at its end (its last chance to).
+                self._guard = self._loop.create_task(self._close_with_the_loop())
         return self
 
     async def _api(self) -> ProviderClient:
-        """The client, connecting first if needed."""
-        if self._client is None:
-            await self.open()
+        """The client, connecting first if needed (again, on another event loop)."""
+        await self.open()
         return self.client
+
+    async def _close_with_the_loop(self) -> None:
+        """Wait until cancelled - by ``aclose()`` or by the end of ``asyncio.run`` - then close."""
+        try:
+            await asyncio.get_running_loop().create_future()
+        finally:
+            if self._guard is asyncio.current_task():
+                await self._close_client()
+
+    def _forget_other_loop(self) -> None:
+        """Drop a client built on an event loop that is not this one (closed without
+        ``asyncio.run``'s clean-up): its connections cannot be used or closed from here."""
+        self._client, self._exit_stack, self._loop, self._guard = None, None, None, None
+        self._streams.clear()
+        self._opening = asyncio.Lock()
 
     async def __aenter__(self) -> Self:
         return await self.open()
@@ -194,13 +220,21 @@ class ManagedRuntime(AppliedLookups):
 
         A later call connects again.
         """
+        if self._exit_stack is not None and self._loop is not asyncio.get_running_loop():
+            self._forget_other_loop()  # nothing of it can be closed from this loop
+        await self._close_client()
+
+    async def _close_client(self) -> None:
+        guard, self._guard = self._guard, None
+        if guard is not None and guard is not asyncio.current_task():
+            guard.cancel()
         try:
             for stream in list(self._streams):
                 await stream.aclose()
         finally:
             stack, self._exit_stack = self._exit_stack, None
             if stack is not None:
-                self._client = None
+                self._client, self._loop = None, None
                 await stack.aclose()
 
     # ------------------------------------------------------------------ agents
