@@ -54,3 +54,22 @@ def test_runtime_lookups_warn_about_a_lockfile_of_another_provider(served: str) 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert asyncio.run(lookup(provider_url=served)).startswith("agent_")
+
+
+def test_the_origin_warning_points_at_the_callers_line(served: str) -> None:
+    """Whichever lookup a program calls, the warning names the program's line (not the
+    runtime's modules or asyncio's), as a UserWarning should."""
+
+    async def lookups() -> None:
+        async with ManagedRuntime() as rt:
+            rt.agent("reviewer")
+            rt.applied("deployment.nightly-review")
+            rt.memory_store_resource("review-notes", access="read_only")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(lookups())
+    where = [(Path(w.filename).name, w.category) for w in caught]
+    assert where == [(Path(__file__).name, OriginMismatch)] * 3, [
+        (w.filename, w.lineno) for w in caught
+    ]

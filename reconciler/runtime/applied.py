@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 import warnings
 from typing import TYPE_CHECKING, Literal
 
@@ -18,6 +19,8 @@ from reconciler.errors import ReconcilerError
 from reconciler.kinds import DEFAULT_LOCKFILE, KIND_INFO, TOP_LEVEL_KINDS, address_of
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from reconciler.state import LockEntry
 
 __all__ = [
@@ -59,6 +62,19 @@ def lookup_address(kind: str, name: str) -> str:
     return address_of(kind, name)
 
 
+def _callers_stacklevel() -> int:
+    """The ``stacklevel`` of the first frame outside this package, so that a warning names
+    the program's line whichever lookup (``agent``, ``applied``, ``memory_store_resource``...)
+    it called, through however many of this package's frames."""
+    package = os.path.dirname(__file__)
+    # level 1 is the frame that warns: the caller of this function
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
+    while frame is not None and os.path.dirname(frame.f_code.co_filename) == package:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def find_applied(
     lockfile_path: str | os.PathLike[str],
     project: str,
@@ -91,7 +107,7 @@ def find_applied(
             "provider_url= (or set RECONCILER_PROVIDER_URL) for that provider, or db_path= "
             "for another embedded database",
             OriginMismatch,
-            stacklevel=4,
+            stacklevel=_callers_stacklevel(),
         )
     entry = lockfile.resources.get(address)
     if entry is not None:
