@@ -148,3 +148,14 @@ def test_run_json_piped_to_head_ends_quietly(workdir: Path) -> None:
     assert first["type"] == "user.message"
     assert "Broken pipe" not in stderr and "Error" not in stderr and "Exception" not in stderr
     assert stderr.startswith("Session sesn_")
+
+
+def test_run_with_an_empty_session_id_is_bad_input(workdir: Path) -> None:
+    """`--session "$SESSION"` with the variable unset: a clear error before anything is sent,
+    not an internal ValueError reported as a bug."""
+    ok("apply", "--auto-approve")
+    result = cli("run", "coder", "--session", "", "-m", "hi")
+    assert result.exit_code == 1
+    assert "--session" in result.stderr and "empty" in result.stderr, result.stderr
+    assert "bug" not in result.stderr
+    assert "Continuing session" not in result.stderr

@@ -61,6 +61,7 @@ def register(group: click.Group) -> None:
     "session_id",
     metavar="ID",
     help="Continue this session (its id is printed when a run starts) instead of a new one.",
+    callback=lambda _ctx, _param, value: _session_id(value),
 )
 @click.option(
     "--environment",
@@ -116,6 +117,17 @@ def run(
     if outcome.problem is not None:
         click.echo(f"Error: {outcome.problem}", err=True)
         ctx.exit(1)
+
+
+def _session_id(value: str | None) -> str | None:
+    """``--session ""`` (an unset ``$SESSION``) is a mistake, not "start a new session"."""
+    if value is not None and not value.strip():
+        raise click.BadParameter(
+            "is empty; give the session id a run printed (sesn_...), or leave --session out "
+            "to start a new session",
+            param_hint="'--session'",
+        )
+    return value
 
 
 @dataclass(frozen=True)
