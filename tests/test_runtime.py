@@ -637,3 +637,22 @@ async def test_reconciler_provider_url_steers_a_runtime_built_with_no_arguments(
     assert not (tmp_path / ".reconciler").exists()  # nothing went to the embedded store
     async with ManagedRuntime(provider_url=tcp_provider) as direct:
         assert session_id in [s["id"] for s in await direct.list_sessions()]
+
+
+async def test_an_empty_id_is_refused_not_taken_for_the_remembered_one(
+    rt: ManagedRuntime,
+) -> None:
+    """``delete_session(os.environ.get("SESSION", ""))`` must not delete the session this
+    runtime created last; as the SDK does, an empty id is refused before anything is sent."""
+    session_id = await _ready(rt)
+    for call in (
+        lambda: rt.delete_session(""),
+        lambda: rt.archive_agent(""),
+        lambda: rt.send_event("", "hi"),
+        lambda: rt.retrieve_environment(" "),
+    ):
+        with pytest.raises(ValueError, match="empty"):
+            await call()
+    session = await rt.retrieve_session(session_id)
+    assert session["id"] == session_id and not session.get("archived_at")
+    assert (await rt.retrieve_agent())["archived_at"] is None

@@ -573,7 +573,14 @@ class ManagedRuntime(AppliedLookups):
             self.session_id = None
 
     def _id(self, kind: str, given: str | None) -> str:
-        if given:
+        if given is not None:
+            # An empty id (an unset environment variable) is a mistake: taking it for "the
+            # remembered one" would delete or archive the wrong object. The SDK refuses it too.
+            if not given.strip():
+                raise ValueError(
+                    f"empty {kind} id {given!r}; pass an id, or None for the "
+                    f"one this runtime remembers ({kind}_id)"
+                )
             return given
         remembered = {
             "agent": self.agent_id,
