@@ -159,3 +159,12 @@ def test_run_with_an_empty_session_id_is_bad_input(workdir: Path) -> None:
     assert "--session" in result.stderr and "empty" in result.stderr, result.stderr
     assert "bug" not in result.stderr
     assert "Continuing session" not in result.stderr
+
+
+def test_run_with_an_empty_message_is_bad_input(workdir: Path) -> None:
+    """`-m "$PROMPT"` with the variable unset would start a session and a turn on nothing."""
+    ok("apply", "--auto-approve")
+    result = cli("run", "coder", "-m", "  ")
+    assert result.exit_code == 1
+    assert "-m" in result.stderr and "empty" in result.stderr, result.stderr
+    assert "Session " not in result.stderr and result.stdout == ""

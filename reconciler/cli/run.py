@@ -54,7 +54,14 @@ def register(group: click.Group) -> None:
 
 @click.command()
 @click.argument("name", metavar="AGENT|DEPLOYMENT")
-@click.option("-m", "--message", required=True, metavar="TEXT", help="What to say to the agent.")
+@click.option(
+    "-m",
+    "--message",
+    required=True,
+    metavar="TEXT",
+    help="What to say to the agent.",
+    callback=lambda _ctx, _param, value: _message(value),
+)
 @click.option("--json", "as_json", is_flag=True, help="Print every event as one JSON line.")
 @click.option(
     "--session",
@@ -117,6 +124,13 @@ def run(
     if outcome.problem is not None:
         click.echo(f"Error: {outcome.problem}", err=True)
         ctx.exit(1)
+
+
+def _message(value: str) -> str:
+    """``-m "$PROMPT"`` with the variable unset would start a session and a turn on nothing."""
+    if not value.strip():
+        raise click.BadParameter("is empty; say something to the agent", param_hint="'-m'")
+    return value
 
 
 def _session_id(value: str | None) -> str | None:
