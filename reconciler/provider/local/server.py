@@ -118,6 +118,21 @@ class BackgroundServer:
         self.stop()
 
 
+class _EndingStreamsServer(uvicorn.Server):
+    """Uvicorn that ends the open SSE streams when it shuts down (Ctrl-C, SIGTERM).
+
+    Uvicorn's graceful shutdown waits for every response to finish, and an event stream
+    (a ``reconciler run``, a ``follow=True`` tail, the SDK's ``events.stream``) never does by
+    itself: the server said "Waiting for connections to close" and did not exit.
+    """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        provider = getattr(getattr(self.config.app, "state", None), "provider", None)
+        if provider is not None:
+            provider.hub.close()  # in the server's loop, not in the signal handler
+        await super().shutdown(sockets)
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 8787,
@@ -137,6 +152,6 @@ def serve(
         if ready is not None:
             ready()
         config = uvicorn.Config(app, lifespan="off", log_level="info", ws="none")
-        uvicorn.Server(config).run(sockets=[sock])
+        _EndingStreamsServer(config).run(sockets=[sock])
     finally:
         sock.close()
