@@ -656,3 +656,26 @@ async def test_an_empty_id_is_refused_not_taken_for_the_remembered_one(
     session = await rt.retrieve_session(session_id)
     assert session["id"] == session_id and not session.get("archived_at")
     assert (await rt.retrieve_agent())["archived_at"] is None
+
+
+async def test_create_environment_survives_lost_answers_without_a_twin(
+    provider_db: Path,
+) -> None:
+    """Environment names are unique, so a create whose answer was lost (a 503 or a dropped
+    connection after the provider wrote it) is settled by looking the name up: the runtime
+    returns the environment, creating it again only when it is not there."""
+    from reconciler.provider import embedded_client
+    from reconciler.provider.local import FaultConfig
+
+    faults = FaultConfig(fault_rate=0.3, seed=11)
+    names = [f"lost-{i:02d}" for i in range(20)]
+    async with embedded_client(provider_db, faults=faults, max_retries=8) as client:
+        runtime = ManagedRuntime(client=client)
+        ids = {
+            name: await runtime.create_environment(ManagedConfig(env_name=name)) for name in names
+        }
+        assert client.stats.retries > 0, "the faults must actually have been met"
+        listed = await runtime.list_environments()
+    mine = [e for e in listed if e["name"] in ids]
+    assert sorted(e["name"] for e in mine) == names  # one each: no twin
+    assert {e["name"]: e["id"] for e in mine} == ids

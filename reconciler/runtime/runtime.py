@@ -305,8 +305,24 @@ class ManagedRuntime(AppliedLookups):
         """
         body = (config or self.config).environment_body()
         client = await self._api()
+
+        async def made_it() -> JSON | None:
+            # An answer lost after the provider wrote it (a 503, a dropped connection): the
+            # name is unique among active environments, so a lookup settles it. Not there,
+            # or not this config's (then it was not this create's): None, and the client
+            # sends the create again (a taken name then answers 409, handled below).
+            named = [
+                e
+                for e in await client.environments.list().to_list()
+                if e.get("name") == body["name"]
+                and not environment_differences(body["config"], e.get("config") or {})
+            ]
+            return named[0] if named else None
+
         try:
-            env = await client.environments.create(body)
+            env = await client.environments.create(
+                body, resolve=None if reuse is False else made_it
+            )
         except ConflictError as exc:
             if reuse is False:
                 raise
