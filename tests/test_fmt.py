@@ -188,3 +188,34 @@ def test_missing_path_is_an_error(workdir: Path) -> None:
 
 def test_help_says_comments_are_kept() -> None:
     assert "Comments are kept" in ok("fmt", "--help").stdout
+
+
+def test_fmt_given_a_skills_file_or_an_ignored_file_leaves_it_alone_as_the_hook_passes_them(
+    workdir: Path,
+) -> None:
+    # the pre-commit hook passes every changed manifests/*.yaml to `reconciler fmt FILE...`:
+    # a skill's own YAML is its data (rewriting it uploads a new version) and a file
+    # .reconcilerignore leaves out is no manifest; neither may be rewritten
+    unformatted = "b:   1\na:    [1,2]\n"
+    skill_data = workdir / "manifests/skills/review-checklist/data.yaml"
+    skill_data.write_text(unformatted)
+    (workdir / "manifests/ci").mkdir()
+    workflow = workdir / "manifests/ci/workflow.yml"
+    workflow.write_text(unformatted)
+    (workdir / "manifests/.reconcilerignore").write_text("ci/\n")
+    messy = workdir / "manifests/messy.yaml"
+    messy.write_text(MESSY)
+    args = [str(p.relative_to(workdir)) for p in (skill_data, workflow, messy)]
+    check = cli("fmt", "--check", *args)
+    assert check.exit_code == 1
+    assert check.stdout == "would reformat manifests/messy.yaml\n"
+    result = ok("fmt", *args)
+    assert result.stdout == "reformatted manifests/messy.yaml\n"
+    assert skill_data.read_text() == unformatted
+    assert workflow.read_text() == unformatted
+    assert messy.read_text() == CANONICAL
+    assert "manifests/skills/review-checklist/data.yaml: a skill's file" in result.stderr
+    assert "manifests/ci/workflow.yml: .reconcilerignore leaves it out" in result.stderr
+    # the skill's directory named as a path: the same
+    ok("fmt", "manifests/skills/review-checklist")
+    assert skill_data.read_text() == unformatted

@@ -18,6 +18,7 @@ from reconciler.errors import (
 )
 from reconciler.manifest.files import (
     MAX_MANIFEST_BYTES,
+    SKILL_FILE,
     FileRefused,
     read_limited,
 )
@@ -157,12 +158,13 @@ def _data(text: str) -> list[Any]:
 
 @dataclass(frozen=True)
 class FormatReport:
-    """What ``fmt`` found: every file looked at, those not in canonical form, and those it
-    could not format (path -> why)."""
+    """What ``fmt`` found: every file looked at, those not in canonical form, those it
+    could not format (path -> why), and those it left alone as no manifest (path -> why)."""
 
     files: tuple[Path, ...]
     changed: tuple[Path, ...]
     refused: dict[Path, str] = field(default_factory=dict)
+    skipped: dict[Path, str] = field(default_factory=dict)
 
 
 def manifest_files(paths: Iterable[Path]) -> list[Path]:
@@ -179,14 +181,48 @@ def manifest_files(paths: Iterable[Path]) -> list[Path]:
     return sorted(dict.fromkeys(files))
 
 
-def format_paths(paths: Iterable[Path], *, check: bool = False) -> FormatReport:
+def _not_manifests(files: list[Path], manifests: Path | None) -> dict[Path, str]:
+    """The ``files`` below the ``manifests`` directory that its own walk does not read (a
+    skill's files, what ``.reconcilerignore`` leaves out, hidden ones), each with why: a
+    path given by name (the pre-commit hook passes every changed ``manifests/*.yaml``) is
+    no reason to rewrite a skill's data, which would upload a new version of the skill."""
+    if manifests is None or not manifests.is_dir():
+        return {}
+    root = manifests.resolve()
+    read, left_out = directory_files(manifests)
+    read_set = {p.resolve() for p in read}
+    ignored = {p.resolve() for p in left_out}
+    found: dict[Path, str] = {}
+    for file in files:
+        full = file.resolve()
+        if full in read_set or not full.is_relative_to(root):
+            continue
+        if full in ignored:
+            found[file] = f"{file}: .reconcilerignore leaves it out; not a manifest"
+        elif any(
+            (d / SKILL_FILE).is_file() for d in full.parents if d != root and d.is_relative_to(root)
+        ):
+            found[file] = (
+                f"{file}: a skill's file (its directory holds {SKILL_FILE}); not a manifest"
+            )
+        else:
+            found[file] = f"{file}: hidden; not a manifest"
+    return found
+
+
+def format_paths(
+    paths: Iterable[Path], *, check: bool = False, manifests: Path | None = None
+) -> FormatReport:
     """Bring manifest files into canonical form (``format_text``), or with ``check`` only say
-    which are not.
+    which are not. Files below ``manifests`` that are no manifests there (a skill's files,
+    ignored or hidden ones) are left alone and listed in ``skipped``, also when named.
 
     Raises:
         ManifestError: a file is not YAML, or a path does not exist.
     """
-    files = manifest_files(paths)
+    listed = manifest_files(paths)
+    skipped = _not_manifests(listed, manifests)
+    files = [f for f in listed if f not in skipped]
     changed: list[Path] = []
     refused: dict[Path, str] = {}
     for file in files:
@@ -204,4 +240,4 @@ def format_paths(paths: Iterable[Path], *, check: bool = False) -> FormatReport:
             changed.append(file)
             if not check:
                 write_text_atomic(file, formatted)
-    return FormatReport(tuple(files), tuple(changed), refused)
+    return FormatReport(tuple(files), tuple(changed), refused, skipped)

@@ -341,12 +341,18 @@ def fmt(ctx: click.Context, app: App, paths: tuple[Path, ...], check: bool) -> N
 
     Comments are kept (ruamel.yaml). A comment stays after the key it follows, also when fmt
     moves that key. A file fmt cannot format without losing a comment or changing its data is
-    left alone and reported.
+    left alone and reported. Below the --manifests directory, a file it does not read as a
+    manifest (a skill's files, what .reconcilerignore leaves out, hidden ones) is left alone
+    also when named, as the pre-commit hook names every changed YAML file.
 
     Prints the files it changed (with --check: that it would change). Exit 0, or 1 when
     --check finds unformatted files or a file cannot be formatted.
     """
-    report = usecases.format_paths(list(paths) or [app.settings.manifests], check=check)
+    report = usecases.format_paths(
+        list(paths) or [app.settings.manifests], check=check, manifests=app.settings.manifests
+    )
+    for why in report.skipped.values():
+        click.echo(f"Skipped {why}.", err=True)
     for path in report.changed:
         click.echo(f"would reformat {path}" if check else f"reformatted {path}")
     for path, why in report.refused.items():
