@@ -325,3 +325,25 @@ def test_validation_errors_are_annotated_in_github_actions(
 
     plan = cli("plan")  # every command that reads the manifests annotates
     assert plan.exit_code == 1 and "::error file=manifests/agents.yaml" in plan.stdout
+
+
+def test_every_step_that_reads_the_manifests_secrets_says_where_to_map_them() -> None:
+    # plan and apply (a saved plan's apply too: it reads the manifests and their secrets
+    # again) need each {from_env: VAR}; the docs must send users to those steps' env:, not to
+    # the workflow's top-level env:, which would hand the secrets to every step
+    reads_secrets = [
+        (job, step.get("name"))
+        for job, step in _steps()
+        if {tuple(parse_command_line(c)) for c in reconciler_calls(step.get("run", ""))}
+        & {("plan",), ("apply",)}
+    ]
+    text = WORKFLOW.read_text()
+    blocks = {
+        re.search(r"name: (.*)", block).group(1): block  # type: ignore[union-attr]
+        for block in re.split(r"\n(?=      - )", text)
+        if re.match(r"\s*- (name|uses|id):", block) and "name: " in block
+    }
+    for job, name in reads_secrets:
+        assert "# Secrets the manifests read" in blocks[name], (job, name)
+    setup = (REPO / "docs/ci.md").read_text()
+    assert "top-level `env:`" not in setup
