@@ -121,3 +121,22 @@ def test_drift_after_state_rm_of_a_skill_does_not_call_its_agents_edited(workdir
     report = json.loads(cli("drift", "--format", "json").stdout)
     assert [(i["type"], i["address"]) for i in report["items"] if i["type"] != "unmanaged"] == []
     assert [i["kind"] for i in report["items"]] == ["skill"], report["items"]
+
+
+def test_the_readmes_gated_deployment_is_the_example_one_with_a_check_added(
+    workdir: Path,
+) -> None:
+    # "The example deployment of manifests/ ... gated by one check, it reads:" the block left
+    # out its description, memory store, schedule and metadata, so pasting it planned their
+    # removal; adding checks must change nothing else
+    ok("apply", "--auto-approve")
+    gated = readme_block("## Safe rollouts")
+    assert "rollout:" in gated
+    (workdir / "manifests/deployments.yaml").write_text(gated + "\n")
+    ok("validate")
+    plan = json.loads(ok("plan", "--format", "json").stdout)
+    assert plan["summary"]["update"] == 0, plan["actions"]
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text(agents.read_text().replace("Be specific and kind", "Be kind"))
+    said = ok("plan").stdout
+    assert "pin agent.reviewer@1 -> @2 after 1 check  (follows latest)" in said, said
