@@ -498,3 +498,16 @@ def test_a_full_disk_mid_apply_says_what_was_recorded(
         _assert_told_what_was_recorded(done.stderr, lockfile, provider_db)
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def test_a_file_just_over_its_limit_says_its_size_in_bytes_not_the_limit_twice(
+    work: Path,
+) -> None:
+    # "is larger than 1.0 MiB (1.0 MiB)": the rounded size read like the limit itself
+    token = work / "manifests/token.txt"
+    token.write_bytes(b"a" * (1024 * 1024 + 1))
+    done = run(["plan"], work)
+    assert done.returncode == 1
+    assert_one_sentence(done.stderr, "manifests/vault.yaml:9:", "larger than 1.0 MiB")
+    assert "(1,048,577 bytes)" in done.stderr, done.stderr
+    assert "(1.0 MiB)" not in done.stderr

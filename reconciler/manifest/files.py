@@ -118,7 +118,9 @@ def _refuse_mode(mode: int) -> None:
 
 
 def _too_large(size: int, limit: int) -> FileRefused:
-    return FileRefused(f"is larger than {_size(limit)} ({_size(size)}), the most that is read")
+    # just over the limit, the rounded size reads like the limit itself: give the bytes
+    said = _size(size) if _size(size) != _size(limit) else f"{size:,} bytes"
+    return FileRefused(f"is larger than {_size(limit)} ({said}), the most that is read")
 
 
 def read_limited(path: str | os.PathLike[str], limit: int) -> bytes:
