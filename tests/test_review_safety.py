@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from support.reliability import TOKEN_FILE_VAULT as VAULT
-from support.reliability import clean_env, provider_snapshot
+from support.reliability import clean_env, provider_snapshot, served_process
 
 from reconciler.cli import main
 
@@ -171,40 +170,8 @@ def test_the_embedded_database_is_private_to_its_owner(work: Path) -> None:
 
 def _serve_banner(host: str, db: Path) -> str:
     """Start ``provider serve --host HOST``, read stderr up to its banner, stop it (Ctrl-C)."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reconciler.cli",
-            "provider",
-            "serve",
-            "--host",
-            host,
-            "--port",
-            "0",
-            "--db",
-            str(db),
-        ],
-        env=clean_env(),
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    lines: list[str] = []
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            if "listening on" in line:
-                break
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-    return "".join(lines)
+    with served_process("--host", host, "--db", str(db)) as served:
+        return served.banner
 
 
 def test_serve_warns_when_it_listens_beyond_loopback(tmp_path: Path) -> None:

@@ -8,8 +8,6 @@ which the SDK honours) and the CLI's ``apply --provider-url`` lands in the same 
 
 from __future__ import annotations
 
-import re
-import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +16,7 @@ from pathlib import Path
 
 import anthropic
 import pytest
-from support.reliability import clean_env
+from support.reliability import clean_env, served_process
 
 MANIFESTS = """\
 kind: Agent
@@ -36,32 +34,9 @@ pytestmark = pytest.mark.tcp
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     """``provider serve --port 0 --rate-limit 5 --seed 1`` in tmp_path; its URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reconciler.cli", "provider", "serve", "--port", "0"]
-        + ["--db", str(tmp_path / "served.db"), "--rate-limit", "5", "--seed", "1"],
-        cwd=tmp_path,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        url = ""
-        for line in proc.stderr:
-            found = re.search(r"listening on (http://\S+)", line)
-            if found:
-                url = found.group(1)
-                break
-        assert url, "provider serve printed no URL"
-        yield url
-    finally:
-        proc.send_signal(signal.SIGINT)  # only the server this test started, by its pid
-        try:
-            proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+    flags = ["--db", str(tmp_path / "served.db"), "--rate-limit", "5", "--seed", "1"]
+    with served_process(*flags, cwd=tmp_path) as served:
+        yield served.url
 
 
 def test_provider_serve_answers_the_sdk_and_the_cli(served: str, tmp_path: Path) -> None:

@@ -713,6 +713,50 @@ def shared_zygote() -> Zygote:
 # --- what is live ---------------------------------------------------------------------------------
 
 
+@dataclass
+class Served:
+    """A ``reconciler provider serve`` process, as ``served_process`` started it."""
+
+    proc: subprocess.Popen[str]
+    #: the URL its "listening on" line names
+    url: str
+    #: its stderr up to and including that line (warnings, the banner)
+    banner: str
+
+
+@contextmanager
+def served_process(*flags: str, cwd: Path | None = None) -> Iterator[Served]:
+    """``reconciler provider serve --port 0 FLAGS`` as a user starts it, once it says where it
+    listens; stopped with Ctrl-C (then killed) at the end if it is still running."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler.cli", "provider", "serve", "--port", "0", *flags],
+        cwd=cwd,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        lines: list[str] = []
+        for line in proc.stderr:
+            lines.append(line)
+            found = re.search(r"listening on (http://\S+)", line)
+            if found:
+                yield Served(proc, found.group(1), "".join(lines))
+                break
+        else:
+            raise AssertionError(f"provider serve printed no URL: {''.join(lines)!r}")
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # only the server this test started, by its pid
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+
+
 @contextmanager
 def cli_process(
     args: list[str], *, env: dict[str, str], cwd: Path | None = None
