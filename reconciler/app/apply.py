@@ -26,7 +26,14 @@ from reconciler.app.planfile import (
 from reconciler.app.policies import check_policies
 from reconciler.app.secrets import SecretSource
 from reconciler.app.skills import skill_files
-from reconciler.app.workspace import Settings, check_origin, connect, locked_state, observe
+from reconciler.app.workspace import (
+    Settings,
+    check_origin,
+    connect,
+    locked_state,
+    observe,
+    with_origin,
+)
 from reconciler.engine.desired import desired_resources
 from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
 from reconciler.engine.intents import leftover_intents
@@ -133,9 +140,7 @@ async def apply(
     with locked_state(settings, "apply") as (lock, store):
         lockfile = store.load()
         origin = check_origin(settings, lockfile, allow_change=choices.allow_origin_change)
-
-        def set_origin(lf: Lockfile) -> Lockfile:
-            return lf if lf.origin == origin else lf.model_copy(update={"origin": origin})
+        set_origin = with_origin(origin)
 
         async with connect(settings) as client:
             # every write to the provider first makes sure the lock is still ours
