@@ -214,11 +214,13 @@ async def run_adoptions(
     actions: Sequence[Adopt],
     project: str,
     *,
+    origin: str,
     parallelism: int = 8,
 ) -> ApplyReport:
     """Run a plan of ``Adopt`` actions through the executor, the one path that writes to
     the provider, committing each outcome to the lockfile through the journal as apply
-    does, every write guarded by the apply lock.
+    does, every write guarded by the apply lock. The write of an adoption that succeeded
+    also records ``origin`` (``check_origin``'s answer), as an apply's first write does.
     """
     lockfile = store.lockfile
     plan = Plan(
@@ -226,9 +228,13 @@ async def run_adoptions(
     )
     journal = Journal(store, senders=parallelism, guard=lock.ensure_held)
 
+    record_origin = with_origin(origin)
+
     def outcome(o: Outcome) -> None:
         now = utc_timestamp()
         journal.stage(lambda lf: record_outcome(lf, o, now))
+        if o.ok:
+            journal.stage(record_origin)
 
     guard, client.write_guard = client.write_guard, lock.ensure_held
     try:
@@ -342,7 +348,7 @@ async def import_resource(
                 )
                 actions += more
                 warnings += notes
-            report = await run_adoptions(client, store, lock, actions, ws.project)
+            report = await run_adoptions(client, store, lock, actions, ws.project, origin=origin)
             main = report.outcome(address)
             if main is None or not main.ok:
                 why = main.error if main is not None else "not run"
@@ -350,7 +356,6 @@ async def import_resource(
                     f"import of {address} failed: {why}; nothing was recorded",
                     failures=report.failures,
                 )
-            store.commit(with_origin(origin))
             if res is not None:
                 lockfile = store.lockfile
                 observed = await observe(client, lockfile, ws.project)

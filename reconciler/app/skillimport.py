@@ -31,7 +31,6 @@ from reconciler.app.workspace import (
     connect,
     locked_state,
     read_documents,
-    with_origin,
 )
 from reconciler.engine.derive import ImportedDocument, ImportedResource
 from reconciler.engine.desired import desired_digest, desired_resources
@@ -186,10 +185,7 @@ async def import_skill(
                     f"version {found.version_id}) and its document {target}"
                 )
             action = skill_adoption(address, found, document)
-            report = await run_adoptions(client, store, lock, [action], ws.project)
-            outcome = report.outcome(address)
-            if outcome is not None and outcome.ok:
-                store.commit(with_origin(origin))
+            report = await run_adoptions(client, store, lock, [action], ws.project, origin=origin)
     outcome = report.outcome(address)
     if outcome is None or not outcome.ok:
         why = outcome.error if outcome is not None else "not run"

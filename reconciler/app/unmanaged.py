@@ -31,7 +31,6 @@ from reconciler.app.workspace import (
     locked_state,
     observe,
     read_documents,
-    with_origin,
 )
 from reconciler.engine.derive import (
     KIND_FILES,
@@ -204,12 +203,8 @@ async def import_unmanaged(
         origin = check_origin(ws, lockfile, allow_change=allow_origin_change)
         if client is None:
             async with connect(ws) as c:
-                done = await _import_unmanaged(c, ws, out, documents, store, lock, lockfile)
-        else:
-            done = await _import_unmanaged(client, ws, out, documents, store, lock, lockfile)
-        if done.adopted:
-            store.commit(with_origin(origin))
-        return done
+                return await _import_unmanaged(c, ws, out, documents, store, lock, lockfile, origin)
+        return await _import_unmanaged(client, ws, out, documents, store, lock, lockfile, origin)
 
 
 async def _import_unmanaged(
@@ -220,6 +215,7 @@ async def _import_unmanaged(
     store: StateBackend,
     lock: StateLock,
     lockfile: Lockfile,
+    origin: str,
 ) -> UnmanagedImport:
     provider = ClientBackedProvider(client)
     observed = await observe(client, lockfile, ws.project)
@@ -261,7 +257,7 @@ async def _import_unmanaged(
     actions, failures = await _adoptions(provider, plain, res_by_address, ws.project, listed)
     actions += [skill_adoption(d.address, found, d.data) for d, found in skills.values()]
     report = await run_adoptions(
-        client, store, lock, actions, ws.project, parallelism=TAG_PARALLELISM
+        client, store, lock, actions, ws.project, origin=origin, parallelism=TAG_PARALLELISM
     )
     adopted = tuple(adopted_from(o) for o in report.outcomes if o.ok)
     failures = dict(sorted({**failures, **report.failures}.items()))
