@@ -237,8 +237,7 @@ def import_command(
         click.echo(_adopted_line("Imported", adopted))
     if any(adopted.kind == "memory_store" for adopted in result.adopted):
         click.echo(
-            "The memory store is imported without its memories: the agents own that content "
-            "(a MemoryStore's `memories:` seeds are written only when a store is created)."
+            "The memory store is imported without its memories: the agents own that content."
         )
     click.echo(
         f"Recorded in {app.settings.state_name}. Run `reconciler plan` to compare with the manifests."
