@@ -201,6 +201,10 @@ class _Run:
                 dependents[d].append(addr)
         ready = deque(addr for addr in actions if not waiting[addr])
         running: dict[asyncio.Task[Outcome], str] = {}
+        # Each task reports its own end here: waiting on this queue costs the same whatever
+        # the parallelism, where ``asyncio.wait`` on every running task added and removed a
+        # callback per task at every completion.
+        ended: asyncio.Queue[asyncio.Task[Outcome]] = asyncio.Queue()
 
         def finish(outcome: Outcome) -> None:
             self.outcomes[outcome.address] = outcome
@@ -219,10 +223,14 @@ class _Run:
                         finish(immediate)
                     else:
                         task = asyncio.create_task(self._run_one(action), name=action.address)
+                        task.add_done_callback(ended.put_nowait)
                         running[task] = action.address
                 if not running:
                     continue
-                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                while await ended.get() not in running:
+                    pass  # a task already finished with an earlier one
+                # every task done by now, as ``asyncio.wait`` would have answered
+                done = [task for task in running if task.done()]
                 for task in sorted(done, key=lambda t: running[t]):
                     del running[task]
                     finish(task.result())
