@@ -328,6 +328,7 @@ class ProviderClient:
         self._urls: dict[str, httpx.URL] = {}
         self._slots = asyncio.Semaphore(max_connections)
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self._timeout_extension = self._timeout.as_dict()  # as ``build_request`` sets it
         # The semaphore bounds ordinary requests; long-lived streams get their own
         # connections instead of starving them, so the pool itself is unbounded.
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=max_connections)
@@ -541,14 +542,7 @@ class ProviderClient:
                     guard()  # here for every transport; asyncio_transport checks again
                     # at the socket
                 self._stats.record(method, retry=retries + waited > 0)
-                request = self._http.build_request(
-                    method,
-                    self._url(path),
-                    json=json,
-                    content=content,
-                    params=query,
-                    headers=headers,
-                )
+                request = self._request(method, path, json, content, query, headers)
                 token = BEFORE_WRITE.set(guard)
                 try:
                     response = await self._exchange(request)
@@ -639,6 +633,32 @@ class ProviderClient:
                 retries += 1
             if delay:
                 await asyncio.sleep(delay)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        json: Any,
+        content: bytes | None,
+        query: httpx.QueryParams | None,
+        headers: dict[str, str] | None,
+    ) -> httpx.Request:
+        """The request of one attempt. httpx's ``build_request`` merges the client's headers,
+        cookies and query parameters into a new request; with nothing to merge (an apply's
+        every create), the request is made from the client's headers as they are: the same
+        request, a third cheaper (~10 us)."""
+        if query is not None or headers or self._http.cookies:
+            return self._http.build_request(
+                method, self._url(path), json=json, content=content, params=query, headers=headers
+            )
+        return httpx.Request(
+            method,
+            self._url(path),
+            headers=self._http.headers,
+            json=json,
+            content=content,
+            extensions={"timeout": self._timeout_extension},
+        )
 
     async def _exchange(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``; the response's body is not read yet."""
