@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from reconciler.app import Settings, apply
 from reconciler.provider import StreamingASGITransport
@@ -108,6 +111,63 @@ async def test_intents_of_creates_never_sent_are_dropped(tmp_path: Path) -> None
     again = await apply(settings)
     assert again is not None and again.report.ok, again.report.failures
     assert watch.pending_on_disk() == set()
+
+
+def wait_for_intents(lockfile: Path) -> None:
+    """Until ``lockfile`` holds pending intents (written by another thread meanwhile)."""
+    deadline = time.monotonic() + 30  # a guard against hanging, not a timing assertion
+    while not (lockfile.exists() and json.loads(lockfile.read_text())["pending"]):
+        assert time.monotonic() < deadline, "the intents were not written while the plan showed"
+        time.sleep(0.01)
+
+
+async def test_with_nobody_to_ask_the_intents_are_written_while_the_plan_is_shown(
+    tmp_path: Path,
+) -> None:
+    """No question (--auto-approve): the first write is under way when the plan is shown,
+    so its fsyncs pass during the rendering; nothing is sent before it is done."""
+    settings, watch = workspace(tmp_path)
+    shown: list[str] = []
+
+    def on_plan(plan: Any) -> None:
+        wait_for_intents(settings.lockfile)
+        shown.append("plan")
+
+    result = await apply(settings, on_plan=on_plan)
+    assert shown == ["plan"]
+    assert result is not None and result.report.ok, result and result.report.failures
+    assert all(pending for _, pending in watch.seen)
+
+
+async def test_a_plan_that_cannot_be_shown_takes_its_intents_back(tmp_path: Path) -> None:
+    """The plan's output fails (a closed pipe): nothing is sent and no intent stays behind."""
+    settings, watch = workspace(tmp_path)
+
+    def on_plan(plan: Any) -> None:
+        wait_for_intents(settings.lockfile)  # written while the plan was being shown
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        await apply(settings, on_plan=on_plan)
+    assert watch.seen == []
+    assert watch.pending_on_disk() == set()
+    again = await apply(settings)
+    assert again is not None and again.report.ok, again.report.failures
+    assert not again.forgotten_intents
+
+
+async def test_a_question_comes_before_any_intent(tmp_path: Path) -> None:
+    """Asked and declined: nothing was written, nothing sent."""
+    settings, watch = workspace(tmp_path)
+    asked: list[bool] = []
+
+    def confirm(plan: Any) -> bool:
+        asked.append(settings.lockfile.exists())
+        return False
+
+    assert await apply(settings, confirm=confirm) is None
+    assert asked == [False]
+    assert watch.seen == [] and watch.pending_on_disk() == set()
 
 
 def test_ctrl_c_in_the_middle_of_an_apply(tmp_path: Path) -> None:
