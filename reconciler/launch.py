@@ -21,9 +21,12 @@ through click's runner, is unchanged.
 
 from __future__ import annotations
 
+import atexit
 import gc
+import os
 import sys
 import types
+from typing import NoReturn
 
 
 def _trim_imports() -> None:
@@ -49,12 +52,49 @@ def run() -> None:
         gc.freeze()  # the modules stay for good: no collection needs to walk them
         if enabled:
             gc.enable()
+    status = 0
     try:
         main(prog_name="reconciler")
+    except SystemExit as stop:
+        status = _exit_status(stop.code)
     finally:
-        # The process ends now: what it holds goes with it. Everything it writes is closed
-        # and flushed by then (files by ``with``, streams and logging at exit as usual).
+        # The process ends now: what it holds goes with it (any other exception ends it
+        # the usual way, traceback and all).
         gc.freeze()
+    _exit_now(status)
+
+
+def _exit_status(code: object) -> int:
+    """The status ``SystemExit(code)`` ends a process with; a message is printed first."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _exit_now(status: int) -> NoReturn:
+    """End the process as the interpreter would, without freeing its objects one by one.
+
+    An interpreter's exit runs the ``atexit`` handlers (logging's flush among them), flushes
+    stdout and stderr, then tears down every module and object the command made: ~10 ms
+    after an apply of 1,100 creates, for nothing, since the process's memory goes with it.
+    Everything the command writes is closed and flushed by then (files by ``with``, the
+    state and its lock by their context managers, the event loop's threads by
+    ``asyncio.run``); the heartbeat threads are daemons. So the handlers run and the streams
+    are flushed here, as at any exit (a flush that fails because the reader left is the
+    status 120 Python gives it), and ``os._exit`` ends the process.
+    """
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                status = status or 120
+        os._exit(status)
 
 
 if __name__ == "__main__":

@@ -195,9 +195,59 @@ def test_the_console_script_freezes_its_modules_before_the_command(
     frozen: list[int] = []
     monkeypatch.setattr(reconciler.cli, "main", lambda **_: frozen.append(gc.get_freeze_count()))
     monkeypatch.setattr(launch, "_trim_imports", lambda: None)  # this process keeps trio
+    ended: list[int] = []
+    monkeypatch.setattr(launch, "_exit_now", ended.append)  # not this test process
     gc.unfreeze()
     try:
         launch.run()
     finally:
         gc.unfreeze()
     assert frozen and frozen[0] > 1_000, frozen
+    assert ended == [0]
+
+
+#: ``python -m ENTRY ARGS``, its stdout read by a pipe.
+_ENTRIES = ("reconciler.cli", "reconciler.launch")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["schema"], ["-f", "missing", "validate"], ["--no-such-option"]],
+    ids=["output", "error", "usage"],
+)
+def test_the_console_script_ends_as_the_interpreter_would(args: list[str], tmp_path: Path) -> None:
+    """The entry ends the process with ``os._exit`` once the command is done, skipping the
+    teardown of its objects: every byte of output still arrives, the exit status and the
+    ``atexit`` handlers are those of an ordinary exit (``python -m reconciler.cli``)."""
+    script = """
+import atexit, runpy, sys
+atexit.register(lambda: print("ATEXIT", file=sys.stderr))
+entry = sys.argv[1]
+sys.argv = ["reconciler", *sys.argv[2:]]
+runpy.run_module(entry, run_name="__main__", alter_sys=True)
+"""
+    plain, launched = (
+        python_with_this_checkout(script, entry, *args, cwd=tmp_path) for entry in _ENTRIES
+    )
+    assert launched.returncode == plain.returncode, launched.stderr[-3000:]
+    assert launched.stdout == plain.stdout
+    assert launched.stderr == plain.stderr
+    assert launched.stderr.rstrip().endswith("ATEXIT")
+    if args == ["schema"]:
+        assert len(launched.stdout) > 10_000  # more than one buffer's worth, all of it
+
+
+def test_a_reader_that_leaves_early_is_no_error(tmp_path: Path) -> None:
+    """``reconciler schema | head -1``: the entry ends quietly, as the command line does."""
+    env = clean_env(PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    args = [sys.executable, "-m", "reconciler.launch", "schema"]
+    with subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline()
+        proc.stdout.close()  # the reader leaves
+        err = proc.stderr.read().decode()
+        status = proc.wait(timeout=120)
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert status in (0, 141), (status, err)  # done before it noticed, or the broken pipe's
