@@ -431,3 +431,21 @@ def test_the_origin_shown_and_recorded_never_carries_user_info() -> None:
 
     settings = Settings(provider_url="http://ci:s3cret@127.0.0.1:8787/v1/")
     assert provider_origin(settings) == "http://127.0.0.1:8787"
+
+
+# --- apply with no one to ask -----------------------------------------------------------------
+
+
+def test_apply_with_no_one_to_ask_refuses_only_what_it_would_change(workdir: Path) -> None:
+    """``reconciler apply`` in a job without --auto-approve (stdin not a terminal): with
+    nothing to change it ends as Terraform's does, "No changes", exit 0; with changes it
+    shows the plan, refuses and changes nothing."""
+    refused = _fails("apply")
+    assert "refusing to apply without confirmation" in refused.stderr
+    assert "--auto-approve" in refused.stderr
+    assert "agent.coder" in refused.stdout  # the plan it would have applied, shown first
+    assert not (workdir / "state/reconciler.lock").exists()  # nothing was changed
+    ok("apply", "--auto-approve")
+    again = ok("apply")
+    assert "No changes" in again.stdout
+    assert "refusing" not in again.stderr

@@ -283,13 +283,6 @@ def apply(
             "planning; run `reconciler plan --out "
             f"{planfile}` with them, then `reconciler apply {planfile}`"
         )
-    if planfile is None and not auto_approve and not terminal.is_interactive():
-        fail(
-            "refusing to apply without confirmation: stdin and stderr are not "
-            "both a terminal, so there is no one to ask. Pass "
-            "--auto-approve to apply what the plan shows, or save a reviewed plan with "
-            "`reconciler plan --out FILE` and run `reconciler apply FILE`"
-        )
     if planfile is None:
         warn_if_empty(app.settings.manifests)
     session = _ApplySession(planfile, _refreshing(app), app, full=full)
@@ -364,6 +357,15 @@ class _ApplySession:
         )
 
     def confirm(self, the_plan: Plan) -> bool:
+        """Asked only when the plan changes something: with nothing to do, an apply with
+        no one to ask ends as Terraform's does, "No changes", exit 0."""
+        if not terminal.is_interactive():
+            fail(
+                "refusing to apply without confirmation: stdin and stderr are not "
+                "both a terminal, so there is no one to ask. Pass "
+                "--auto-approve to apply what the plan shows, or save a reviewed plan with "
+                "`reconciler plan --out FILE` and run `reconciler apply FILE`"
+            )
         # SIGTERM at the prompt declines, as Ctrl-C does (click turns both into Abort)
         with self.app.signals.interrupting():
             return terminal.confirm_apply()
