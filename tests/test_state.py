@@ -408,3 +408,14 @@ def test_encoder_output_equals_json_dumps(
         expected = json.dumps(lf.model_dump(mode="json"), sort_keys=True, indent=2) + "\n"
         assert encoder.encode(lf) == expected
         assert Lockfile.model_validate_json(expected) == lf
+
+
+def test_a_program_is_told_its_own_words_for_another_projects_lockfile(tmp_path: Path) -> None:
+    """The runtime reads the lockfile too: the refusal names ``project=`` as well as the
+    flag, for a program that has no command line."""
+    from reconciler.runtime import ManagedRuntime
+
+    write_lockfile(tmp_path / "reconciler.lock", new_lockfile("team-a"))
+    runtime = ManagedRuntime(lockfile=tmp_path / "reconciler.lock", project="team-b")
+    with pytest.raises(LockfileError, match=r"in a program: project='team-a'"):
+        runtime.agent("coder")

@@ -85,7 +85,8 @@ def check_project(lockfile: Lockfile, path: str | os.PathLike[str], project: str
     if lockfile.project != project:
         raise LockfileError(
             f"{path}: belongs to project {lockfile.project!r}, not {project!r}; "
-            f"pass --project {lockfile.project} or use another --lockfile"
+            f"pass --project {lockfile.project} (in a program: project={lockfile.project!r}) "
+            "or use another lockfile"
         )
 
 
