@@ -86,6 +86,20 @@ def test_validate_says_a_secret_file_is_missing(workdir: Path) -> None:
     ), result.stderr
 
 
+def test_validate_says_a_secret_file_is_too_large(workdir: Path) -> None:
+    """Without reading it: a file over the secret limit fails validate where it is named,
+    as it would fail plan and apply."""
+    (workdir / "manifests" / TOKEN).write_bytes(b"x" * (1024 * 1024 + 1))
+    for command in (["validate"], ["plan"]):
+        result = cli(*command)
+        assert result.exit_code == 1, command
+        assert re.search(
+            r"manifests/vaults\.yaml:\d+:\d+: \S*auth\.token: secret "
+            r"file \S*secrets/github-token\.txt is larger than 1\.0 MiB \(1,048,577 bytes\)",
+            result.stderr,
+        ), (command, result.stderr)
+
+
 def test_plan_target_reads_only_the_targeted_secrets(workdir: Path) -> None:
     (workdir / "manifests" / TOKEN).unlink()
     targeted = cli("plan", "--target", "agent.coder")

@@ -117,7 +117,8 @@ def _refuse_mode(mode: int) -> None:
         raise FileRefused(f"is {_what(mode)}; only regular files are read")
 
 
-def _too_large(size: int, limit: int) -> FileRefused:
+def too_large(size: int, limit: int) -> FileRefused:
+    """The refusal of a file of ``size`` bytes, over ``limit`` (to raise, or to report)."""
     # just over the limit, the rounded size reads like the limit itself: give the bytes
     said = _size(size) if _size(size) != _size(limit) else f"{size:,} bytes"
     return FileRefused(f"is larger than {_size(limit)} ({said}), the most that is read")
@@ -133,7 +134,7 @@ def read_limited(path: str | os.PathLike[str], limit: int) -> bytes:
     """
     _refuse_mode((before := os.stat(path)).st_mode)
     if before.st_size > limit:
-        raise _too_large(before.st_size, limit)
+        raise too_large(before.st_size, limit)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags | getattr(os, "O_NOCTTY", 0))
     try:

@@ -26,7 +26,15 @@ from .agent import AgentSpec
 from .deployment import DeploymentSpec
 from .document import Document, ignore_changes_problems
 from .environment import EnvironmentSpec
-from .files import IGNORE_FILE, MAX_MANIFEST_BYTES, FileRefused, manifest_files, read_limited
+from .files import (
+    IGNORE_FILE,
+    MAX_MANIFEST_BYTES,
+    MAX_SECRET_BYTES,
+    FileRefused,
+    manifest_files,
+    read_limited,
+    too_large,
+)
 from .messages import did_you_mean, explain, format_path, yaml_type
 from .policy import PolicyDocument, PolicySource, check_expressions
 from .secret import (
@@ -196,7 +204,8 @@ class ManifestSet:
 
     def secret_file_issues(self, *, must_exist: bool = True) -> list[ManifestIssue]:
         """Every ``from_file`` secret that leads outside the repository or (``must_exist``)
-        names no file, each at the place it is written. No secret is read."""
+        names no file or one larger than a secret may be, each at the place it is written.
+        No secret is read."""
         issues: list[ManifestIssue] = []
         for doc in self.documents:
             for path, ref in iter_secret_refs(doc.spec):
@@ -211,12 +220,18 @@ class ManifestSet:
                     continue
                 except OSError:  # a symlink loop: resolve_secret names it when it reads
                     continue
-                if must_exist and not real.is_file():
+                if not must_exist:
+                    continue
+                if not real.is_file():
                     what = "is not a file" if real.exists() else "does not exist"
                     message = (
                         f"secret file {ref.from_file} {what} (from_file is relative to "
                         f"{_display(self.base_dir)}); create it or fix the path"
                     )
+                    issues.append(ManifestIssue(loc.file, loc.line, loc.col, message, shown))
+                elif (size := real.stat().st_size) > MAX_SECRET_BYTES:
+                    refused = too_large(size, MAX_SECRET_BYTES)
+                    message = f"secret file {ref.from_file} {refused.reason}"
                     issues.append(ManifestIssue(loc.file, loc.line, loc.col, message, shown))
         return issues
 
