@@ -251,3 +251,23 @@ def test_a_reader_that_leaves_early_is_no_error(tmp_path: Path) -> None:
         status = proc.wait(timeout=120)
     assert "Traceback" not in err and "Exception ignored" not in err, err
     assert status in (0, 141), (status, err)  # done before it noticed, or the broken pipe's
+
+
+@pytest.mark.parametrize(("before", "after"), [(None, "__all__"), ("", ""), ("1", "1")])
+def test_the_console_script_turns_pydantic_plugins_off_unless_told(
+    before: str | None, after: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pydantic scans every installed distribution's entry points for plugins when the
+    first model is built; the command uses none, so its entry turns them off, unless the
+    user's environment says otherwise (empty: keep them)."""
+    import sys
+
+    from reconciler import launch
+
+    if before is None:
+        monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS", raising=False)
+    else:
+        monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", before)
+    monkeypatch.setitem(sys.modules, "trio", sys.modules.get("trio"))  # restored after
+    launch._trim_imports()
+    assert os.environ["PYDANTIC_DISABLE_PLUGINS"] == after
