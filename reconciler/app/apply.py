@@ -268,6 +268,7 @@ def _intent_edit(action: Action, now: str) -> Callable[[Lockfile], Lockfile]:
     return lambda lf: record_intent(lf, action, now)
 
 
+@dataclass
 class _FirstWrite:
     """An apply's first state write, before anything is sent: which plan the run carries
     out (for the history), the intents of every create whose parent is known
@@ -277,38 +278,33 @@ class _FirstWrite:
     (showing the plan) while it is written; ``done`` waits for it.
     """
 
-    def __init__(
-        self,
-        store: ClosableBackend,
-        lock: StateLock,
-        plan: Plan,
-        stale: Mapping[str, str],
-        leftover: Mapping[str, str],
-        set_origin: Callable[[Lockfile], Lockfile],
-        digest: str | None,
-    ) -> None:
-        self._store, self._lock, self._plan, self._stale = store, lock, plan, stale
-        self._leftover, self._set_origin, self._digest = leftover, set_origin, digest
-        self.early: dict[str, Action] = {}
-        self._writing: asyncio.Future[None] | None = None
-        self._started = False
+    store: ClosableBackend
+    lock: StateLock
+    plan: Plan
+    stale: Mapping[str, str]
+    leftover: Mapping[str, str]
+    set_origin: Callable[[Lockfile], Lockfile]
+    digest: str | None
+    early: dict[str, Action] = field(default_factory=dict, init=False)
+    _writing: asyncio.Future[None] | None = field(default=None, init=False)
+    _started: bool = field(default=False, init=False)
 
     def start(self) -> None:
         self._started = True
-        plan, store = self._plan, self._store
+        plan, store = self.plan, self.store
         # the history records which plan made each change
         store.run = dataclasses.replace(
             store.run,
-            plan_digest=self._digest or json_digest(plan.model_dump(mode="json")),
+            plan_digest=self.digest or json_digest(plan.model_dump(mode="json")),
             operation=_operation(plan),
         )
         # Every create whose parent is already known gets its intent now, in one write, so
         # creates need not wait for the disk one by one (see ``early_intents``); the same
         # write forgets the intents no manifest claims any more. The origin goes with it.
-        early = self.early = _early_intents(plan, self._stale)
-        if not early and not self._leftover:
+        early = self.early = _early_intents(plan, self.stale)
+        if not early and not self.leftover:
             return
-        now, set_origin, leftover = _now(), self._set_origin, self._leftover
+        now, set_origin, leftover = _now(), self.set_origin, self.leftover
 
         def first_write(lf: Lockfile) -> Lockfile:
             return record_intents(set_origin(lf).without_pending(*leftover), early.values(), now)
@@ -316,7 +312,7 @@ class _FirstWrite:
         # run_in_executor, not to_thread: the write is in the thread's hands before this
         # returns, not once the event loop next runs
         self._writing = asyncio.get_running_loop().run_in_executor(
-            None, _guarded, self._lock.ensure_held, store.commit, first_write
+            None, _guarded, self.lock.ensure_held, store.commit, first_write
         )
 
     async def done(self) -> dict[str, Action]:
@@ -353,8 +349,8 @@ class _FirstWrite:
             try:
                 await asyncio.to_thread(
                     _guarded,
-                    self._lock.ensure_held,
-                    self._store.commit,
+                    self.lock.ensure_held,
+                    self.store.commit,
                     lambda lf: lf.without_pending(*unsent),
                 )
             except Exception:  # noqa: BLE001, S110 - as above
