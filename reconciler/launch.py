@@ -88,8 +88,8 @@ def _exit_now(status: int) -> NoReturn:
     Everything the command writes is closed and flushed by then (files by ``with``, the
     state and its lock by their context managers, the event loop's threads by
     ``asyncio.run``); the heartbeat threads are daemons. So the handlers run and the streams
-    are flushed here, as at any exit (a flush that fails because the reader left is the
-    status 120 Python gives it), and ``os._exit`` ends the process.
+    are flushed here, as at any exit (a flush that fails, the reader gone, turns success
+    into the status 120 Python gives it), and ``os._exit`` ends the process.
     """
     try:
         atexit._run_exitfuncs()
