@@ -184,6 +184,16 @@ def test_a_policy_is_never_a_remote_resource(workdir: Path) -> None:
             "spec.modle is not a field of the Agent spec (did you mean spec.model?)",
         ),
         ("spec.tools[0].nme == 'x'", "spec.tools[].nme is not a field of the Agent spec"),
+        # a typo in a variable was only found per resource, with the CEL library's whole
+        # activation (kilobytes of its internals) as the message, at the resource's line
+        (
+            "specs.model == 'x'",
+            (
+                "'specs' is not a variable (the variables are spec, name, kind and metadata); "
+                "did you mean spec?"
+            ),
+        ),
+        ("has(metdata.owner)", "'metdata' is not a variable"),
     ],
 )
 def test_a_bad_expression_fails_validate_naming_the_policy_file_and_line(
@@ -194,6 +204,18 @@ def test_a_bad_expression_fails_validate_naming_the_policy_file_and_line(
     assert result.exit_code == 1
     assert "manifests/policy.yaml:7:19: spec.rules[0].expression: " in result.stderr
     assert words in result.stderr
+
+
+def test_the_variables_of_macros_and_cel_type_names_are_no_typos(workdir: Path) -> None:
+    (workdir / "manifests/policy.yaml").write_text(
+        policy(
+            "Agent",
+            "!has(spec.tools) || spec.tools.all(t, t.type != '' && type(t.type) == string)"
+            " && [1, 2].exists(n, n > 1) && {'a': 1}.map(k, k).size() == 1",
+            "mandatory",
+        )
+    )
+    ok("validate")
 
 
 def test_a_field_read_under_has_may_be_one_a_newer_schema_adds(workdir: Path) -> None:

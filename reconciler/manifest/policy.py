@@ -13,8 +13,9 @@ absent, not defaulted): ``spec`` (a map), ``name`` (its name), ``kind`` (``Agent
 does not set is an error on that resource, so optional fields are guarded with ``has()``:
 ``!has(spec.metadata) || has(spec.metadata.owner)``.
 
-``check_expressions`` (at load) refuses an expression that does not compile or that names a
-``spec`` field no listed kind has; ``evaluate_policies`` runs the rules. ``celpy`` (and the
+``check_expressions`` (at load) refuses an expression that does not compile, reads a
+variable it is not given (a typo such as ``specs``) or names a ``spec`` field no listed kind
+has; ``evaluate_policies`` runs the rules. ``celpy`` (and the
 parser it loads) is imported on first use only, so manifests without policies never pay
 for it (``tests/test_startup.py``).
 """
@@ -40,6 +41,14 @@ from .yamlsource import SourceLocation
 Level = Literal["mandatory", "advisory"]
 #: the variables an expression sees, besides CEL's own functions
 VARIABLES = ("spec", "name", "kind", "metadata")
+#: names CEL itself gives an expression: its type names (``type(x) == string``) and the
+#: protobuf package of its wrapper types
+_CEL_NAMES = frozenset(
+    {"bool", "bytes", "double", "duration", "dyn", "google", "int", "list", "map"}
+    | {"null_type", "string", "timestamp", "type", "uint"}
+)
+#: the macros that bind a variable of their own (``spec.tools.all(t, t.type != '')``)
+_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 
 
 class PolicyRule(SpecModel):
@@ -135,8 +144,8 @@ class Finding:
 
 
 def check_expressions(policies: Iterable[PolicySource]) -> list[ManifestIssue]:
-    """Every expression that does not compile, or reads a ``spec`` field that none of the
-    rule's kinds has, as an issue at the expression's place."""
+    """Every expression that does not compile, reads an unknown variable, or reads a
+    ``spec`` field that none of the rule's kinds has, as an issue at the expression's place."""
     issues: list[ManifestIssue] = []
     for policy in policies:
         for index, rule in enumerate(policy.document.spec.rules):
@@ -163,6 +172,13 @@ def _expression_problem(rule: PolicyRule) -> str | None:
                 f"column {column} of the expression, near '{near}'"
             )
         return "the expression does not compile as CEL; check its syntax"
+    unknown = _unknown_variable(tree)
+    if unknown is not None:
+        close = get_close_matches(unknown, VARIABLES, n=1)
+        hint = f"; did you mean {close[0]}?" if close else "; fix the expression"
+        return (
+            f"'{unknown}' is not a variable (the variables are spec, name, kind and metadata){hint}"
+        )
     paths, guarded = _spec_paths(tree)
     for path in paths:
         if any(path[: len(g)] == g for g in guarded):
@@ -180,6 +196,27 @@ def _environment() -> Any:
     import celpy
 
     return celpy.Environment()
+
+
+def _unknown_variable(tree: Any) -> str | None:
+    """The first name the expression reads that is no variable it is given, no variable a
+    macro binds and no name of CEL's own: a typo (``specs.model``), which CEL would only
+    report on each resource (and ``has(metdata.owner)`` would silently make false)."""
+    from lark import Tree
+
+    bound: set[str] = set()
+    names: list[str] = []
+    for node in tree.iter_subtrees_topdown():
+        if node.data in ("ident", "dot_ident") and node.children:
+            names.append(str(node.children[0]))
+        elif node.data == "member_dot_arg" and len(node.children) == 3:
+            method, args = node.children[1], node.children[2]
+            if str(method) in _MACROS and isinstance(args, Tree) and args.children:
+                variable = [n for n in args.children[0].iter_subtrees() if n.data == "ident"]
+                if len(variable) == 1:
+                    bound.add(str(variable[0].children[0]))
+    known = {*VARIABLES, *_CEL_NAMES, *bound}
+    return next((n for n in names if n not in known), None)
 
 
 def _spec_paths(tree: Any) -> tuple[list[tuple[str, ...]], set[tuple[str, ...]]]:
