@@ -177,6 +177,25 @@ def test_a_failing_candidate_is_held_and_the_pin_stays(workdir: Path) -> None:
     assert live_pin() == 1
 
 
+def test_a_held_pin_the_manifest_moved_leaves_nothing_for_the_next_plan(workdir: Path) -> None:
+    # the manifest pins the candidate by number; its checks fail. The failed apply left the
+    # lockfile entry out of date, so the next plan (a CI job's --detailed-exitcode) said
+    # "changes" (exit 2) for a lockfile write, and only a second apply quietened it
+    gate(FAILING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    edit(DEPLOYMENTS, "agent: {ref: reviewer}", "agent: {ref: reviewer, version: 2}")
+    assert cli("apply", "--auto-approve").exit_code == 1
+    assert live_pin() == 1 and [h["version"] for h in entry()["held"]] == [2]
+
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.stdout
+    assert "agent.reviewer v2 held: 1 of 1 checks failed on " in plan.stdout
+    assert "only update the lockfile" not in plan.stdout
+    assert json.loads(ok("plan", "--format", "json").stdout)["has_lockfile_changes"] is False
+    assert cli("drift").exit_code == 0
+
+
 def test_a_pin_drifted_behind_our_back_is_restored_without_checks(workdir: Path) -> None:
     # the recorded pin was approved already: putting it back is a repair, not a rollout. It
     # was gated: its checks could fail, hold the very version the lockfile pins, and leave the
