@@ -266,6 +266,26 @@ def test_skip_checks_moves_the_pin_loudly_and_the_history_says_so(workdir: Path)
     assert history() == [(1, "apply"), (2, "skip-checks")]
 
 
+def test_skip_checks_with_retry_held_promotes_a_held_candidate_without_its_checks(
+    workdir: Path,
+) -> None:
+    # the emergency a held candidate makes: its check is what is broken. --skip-checks was
+    # ignored beside --retry-held: the checks ran again, failed again, and apply exited 1
+    gate(FAILING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    assert cli("apply", "--auto-approve").exit_code == 1
+    plan = ok("plan", "--skip-checks", "--retry-held").stdout
+    assert "pin agent.reviewer@1 -> @2 WITHOUT its checks (--skip-checks)" in plan
+    assert "check session" not in plan
+    result = ok("apply", "--auto-approve", "--skip-checks", "--retry-held")
+    assert "WARNING" in result.stderr and "WITHOUT its 1 rollout checks" in result.stderr
+    assert live_pin() == 2
+    assert len(sessions()) == 1, "only the first apply's check ran"
+    assert history() == [(1, "apply"), (2, "skip-checks")]
+    assert entry().get("held", []) == []
+
+
 def test_skip_checks_is_recorded_in_the_state_history_too(workdir: Path) -> None:
     def operations() -> list[str]:
         lines = ok("state", "history", "--json").stdout.splitlines()

@@ -7,7 +7,8 @@ Given a deployment already planned (``resource.plan_resource``), decide:
   live version pinned) and the plan says which candidate is held, unless ``retry_held``;
 - the deployment has ``rollout.checks`` (or the move retries a held candidate): its update
   carries a ``Gate``, and the executor moves the pin only once the checks pass
-  (``skip_checks`` moves it without them, and the lockfile says so).
+  (``skip_checks`` moves it without them, a retried held candidate too, and the lockfile
+  says so).
 
 A new deployment is not gated: there is no pin to protect yet, and it starts at the version
 the manifest asks for. Nor is a move back to the version the lockfile pinned (the pin was moved
@@ -98,7 +99,8 @@ def _gate(
         return done, None
     checks = tuple(Check(**c) for c in (res.rollout or {}).get("checks") or ())
     mode: GateMode = "retry-held" if retry else "checks"
-    if inputs.options.skip_checks and checks and not retry:
+    if inputs.options.skip_checks and checks:
+        # also for a held candidate retried: in an emergency its checks may be what is broken
         mode = "skip-checks"
     body = request_fields(res, inputs.options.project)
     gate = Gate(
