@@ -238,6 +238,53 @@ def test_a_rule_that_raises_on_one_resource_names_it(workdir: Path) -> None:
     nothing_changed(workdir)
 
 
+def test_a_missing_field_read_through_an_index_says_so(workdir: Path) -> None:
+    (workdir / "manifests/policy.yaml").write_text(
+        policy("Agent", "spec.tools[0].type == 'x'", "mandatory")
+    )
+    result = cli("plan")
+    assert result.exit_code == 1
+    assert (
+        "agent.coder: must comply: the rule could not be checked on this resource: a field it "
+        "reads is not set. If the field is optional, guard it with has()" in result.stderr
+    )
+    assert "CELEvalError" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("expression", "words"),
+    [
+        # each said it with the CEL library's reprs (Token('RULE', 'relation_gt'), <class
+        # 'celpy.celtypes.StringType'>) and, whatever the error, told to guard a field with has()
+        (
+            "spec.model > 3",
+            (
+                "must comply: the rule could not be checked on this resource: no operator or "
+                "function takes a string and an integer here; fix the expression"
+            ),
+        ),
+        (
+            "spec.model",
+            (
+                "the rule's expression gave a string ('claude-sonnet-4-6'), not true or false; "
+                "fix the expression"
+            ),
+        ),
+        ("size(spec.model)", "the rule's expression gave an integer (17), not true or false"),
+    ],
+)
+def test_a_rule_that_is_wrong_for_the_values_says_so_in_cel_words(
+    workdir: Path, expression: str, words: str
+) -> None:
+    (workdir / "manifests/policy.yaml").write_text(policy("Agent", expression, "mandatory"))
+    result = cli("plan")
+    assert result.exit_code == 1
+    assert f"manifests/main.yaml:1:1: agent.coder: {words}" in result.stderr
+    for internal in ("Token(", "celpy", "celtypes", "StringType", "guard it with has()"):
+        assert internal not in result.stderr
+    nothing_changed(workdir)
+
+
 def test_an_unknown_kind_in_a_rule_is_an_error_with_a_hint(workdir: Path) -> None:
     (workdir / "manifests/policy.yaml").write_text(policy("Agnt", "true", "mandatory"))
     result = cli("validate")

@@ -23,6 +23,7 @@ for it (``tests/test_startup.py``).
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from difflib import get_close_matches
@@ -375,20 +376,64 @@ def _run(program: Any, activation: Any, rule: PolicyRule) -> str | None:
         result = program.evaluate(activation)
     except Exception as exc:  # noqa: BLE001 - CEL's errors and the library's own alike
         # the rule's own message first: what the policy asks is what the user must read
-        return (
-            f"{rule.message}: the rule could not be checked on this resource: "
-            f"{_eval_error(exc)}. If the field is optional, guard it with has(), e.g. "
-            "!has(spec.x) || spec.x == ..."
-        )
+        return f"{rule.message}: the rule could not be checked on this resource: {_eval_error(exc)}"
     if not isinstance(result, celtypes.BoolType):
-        return f"the rule's expression gave {result!r}, not true or false; fix the expression"
+        value = _cel_type(type(result).__name__)
+        if isinstance(result, str):
+            value += f" ({_short(repr(str(result)))})"
+        elif isinstance(result, int | float):
+            value += f" ({int(result) if isinstance(result, int) else float(result)})"
+        return f"the rule's expression gave {value}, not true or false; fix the expression"
     return None if bool(result) else rule.message
 
 
+#: CEL's value types (celpy's class names) in words
+_CEL_TYPES = {
+    "StringType": "a string",
+    "IntType": "an integer",
+    "UintType": "an unsigned integer",
+    "DoubleType": "a number",
+    "BoolType": "a boolean",
+    "BytesType": "bytes",
+    "ListType": "a list",
+    "MapType": "a map",
+    "NoneType": "null",
+}
+
+
+def _cel_type(name: str) -> str:
+    return _CEL_TYPES.get(name, name.removesuffix("Type").lower() or name)
+
+
 def _eval_error(exc: Exception) -> str:
-    args = getattr(exc, "args", ())
+    """What went wrong, in CEL's words (celpy's messages carry its token and class reprs)."""
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
     text = str(args[0]) if args else str(exc)
-    return text or type(exc).__name__
+    cause = args[1] if len(args) > 1 else None
+    detail = args[2] if len(args) > 2 and isinstance(args[2], tuple) and args[2] else None
+    # an error CEL carried on as a value (a missing field read further) fails the next step
+    if cause is KeyError or text.startswith("no such member") or ".CELEvalError'>" in text:
+        if ".CELEvalError'>" in text:
+            text = "a field it reads is not set"
+        elif text == "no such key" and detail is not None:
+            text = f"no such key: {str(detail[0])!r}"
+        return (
+            f"{text}. If the field is optional, guard it with has(), e.g. "
+            "!has(spec.x) || spec.x == ..."
+        )
+    if cause is TypeError and "no matching overload" in text:
+        kinds = [_cel_type(f"{n}Type") for n in re.findall(r"celtypes\.(\w+)Type", text)]
+        given = " and ".join(kinds) if kinds else "these values"
+        return f"no operator or function takes {given} here; fix the expression"
+    if cause is IndexError:
+        return "a list index is out of range; guard it with size(), e.g. size(spec.x) > 0 && ..."
+    if detail is not None and not re.search(r"[A-Za-z]+Type\(", str(detail[0])):
+        text = f"{text} ({detail[0]})"
+    return f"{text or type(exc).__name__}; fix the expression"
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 __all__ = [
