@@ -196,6 +196,25 @@ def test_a_held_pin_the_manifest_moved_leaves_nothing_for_the_next_plan(workdir:
     assert cli("drift").exit_code == 0
 
 
+def test_the_blast_radius_says_which_deployments_this_apply_moves(workdir: Path) -> None:
+    # it said "pinned to version 2: not affected yet" above the line moving that very pin to
+    # v2, and "follows latest: affected by this apply" of a deployment --target left out
+    gate(PASSING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    targeted = ok("plan", "--target", AGENT).stdout
+    assert f"    {DEPLOYMENT}  follows latest: not moved by this apply (--target)\n" in targeted
+    assert "affected by this apply" not in targeted
+    assert f"    {DEPLOYMENT}  follows latest: affected by this apply\n" in ok("plan").stdout
+    edit(DEPLOYMENTS, "agent: {ref: reviewer}", "agent: {ref: reviewer, version: 2}")
+    plan = ok("plan").stdout
+    assert "pin agent.reviewer@1 -> @2 after 1 check  (pinned)" in plan
+    assert f"    {DEPLOYMENT}  pinned to version 2: moved to it by this apply\n" in plan
+    assert "**pinned to version 2: moved to it by this apply**" in (
+        ok("plan", "--format", "markdown").stdout
+    )
+
+
 def test_a_pin_drifted_behind_our_back_is_restored_without_checks(workdir: Path) -> None:
     # the recorded pin was approved already: putting it back is a repair, not a rollout. It
     # was gated: its checks could fail, hold the very version the lockfile pins, and leave the
