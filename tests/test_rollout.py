@@ -431,6 +431,25 @@ def test_a_lost_lockfile_heals_with_its_held_versions_and_pin_history(workdir: P
     assert [h["version"] for h in entry()["held"]] == [3, 1]
 
 
+def test_rollback_after_a_healed_lockfile_goes_back_as_the_history_says(workdir: Path) -> None:
+    # the healing apply appends its own record (from: unknown) at the version running; a
+    # plain rollback read only that one and said "the lockfile records no version ... ran
+    # before", though the healed history shows the move from v1 right above it
+    gate(PASSING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    ok("apply", "--auto-approve")  # v2 after its checks
+    Path(LOCKFILE).unlink()
+    Path(LOCKFILE + ".backup").unlink()
+    ok("apply", "--auto-approve")
+    assert history() == [(2, "checks"), (2, "healed")]
+
+    result = ok("rollback", DEPLOYMENT, "--auto-approve")
+    assert "pin agent.reviewer@2 -> @1  (rollback)" in result.stdout
+    assert live_pin() == 1
+    assert [(h["version"], h["reason"]) for h in entry()["held"]] == [(2, "rollback")]
+
+
 def test_the_readme_example_deployment_is_gated_by_its_check(workdir: Path) -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme.split("## Safe rollouts\n", 1)[1]

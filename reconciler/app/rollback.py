@@ -42,9 +42,14 @@ def _no_secrets(address: str, path: str) -> str:
 
 
 def previous_version(entry: LockEntry, agent: str, current: int) -> int | None:
-    """The version the deployment ran before it moved to ``current`` (its pin history)."""
+    """The version the deployment ran before it moved to ``current`` (its pin history).
+
+    A ``healed`` record (a lost lockfile rebuilt) knows no version before it: the move to
+    ``current`` the provider's records kept, just before it, does."""
     for record in reversed(entry.pin_history):
         if record.agent == agent and record.version == current:
+            if record.by == "healed" and record.from_version is None:
+                continue
             return record.from_version
     return None
 
