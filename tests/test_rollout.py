@@ -363,6 +363,31 @@ def test_rollback_moves_the_pin_back_and_holds_the_version_left(workdir: Path) -
     ]
 
 
+def test_a_rollback_to_a_held_version_says_it_is_held(workdir: Path) -> None:
+    # a second `rollback` undoes the first (the version before the last move is the one
+    # rolled back from): the plan said only "the version before @2", not that v3 is held
+    # as rolled back from, nor (--to) that a version failed its checks
+    gate(PASSING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    ok("apply", "--auto-approve")
+    new_version(2)
+    ok("apply", "--auto-approve")
+    ok("rollback", DEPLOYMENT, "--auto-approve")  # 3 -> 2, v3 held
+    again = ok("rollback", DEPLOYMENT, "--auto-approve").stdout
+    assert "pin agent.reviewer@2 -> @3  (rollback)" in again
+    assert (
+        "reason: rollback: back to agent.reviewer@3, the version before @2; v3 was held "
+        "(rolled back from on " in again
+    )
+    gate(FAILING)
+    new_version(3)
+    assert cli("apply", "--auto-approve").exit_code == 1  # v4 held: its check failed
+    to = ok("rollback", DEPLOYMENT, "--to", "4", "--auto-approve").stdout
+    assert "back to agent.reviewer@4 (--to); v4 was held (1 of 1 checks failed on " in to
+    assert live_pin() == 4
+
+
 def test_rollback_refuses_what_it_cannot_do(workdir: Path) -> None:
     ok("apply", "--auto-approve")
     for args, words in [

@@ -76,6 +76,20 @@ def rollback_plan(address: str, entry: LockEntry, live: dict[str, object], to: i
         )
     if target == current:
         raise PlanError(f"{address} runs {agent}@{current} already; nothing to roll back")
+    reason = (
+        f"rollback: back to {agent}@{target}, the version before @{current}"
+        if to is None
+        else f"rollback: back to {agent}@{target} (--to)"
+    )
+    held = next((h for h in entry.held if h.agent == agent and h.version == target), None)
+    if held is not None:
+        # a second rollback undoes the first: the reviewer must see it goes to a bad version
+        why = (
+            "rolled back from"
+            if held.reason == "rollback"
+            else f"{held.failed} of {held.total} checks failed"
+        )
+        reason += f"; v{target} was held ({why} on {held.at[:10]})"
     gate = Gate(
         deployment=address,
         agent=agent,
@@ -88,9 +102,7 @@ def rollback_plan(address: str, entry: LockEntry, live: dict[str, object], to: i
     action = Update(
         address=address,
         kind="deployment",
-        reason=f"rollback: back to {agent}@{target}, the version before @{current}"
-        if to is None
-        else f"rollback: back to {agent}@{target} (--to)",
+        reason=reason,
         remote_id=entry.id,
         changes=(FieldChange(op="change", path="agent.version", old=current, new=target),),
         body={"agent": {"type": "agent", "id": agent_pin.get("id"), "version": target}},
