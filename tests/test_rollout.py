@@ -215,6 +215,19 @@ def test_the_blast_radius_says_which_deployments_this_apply_moves(workdir: Path)
     )
 
 
+def test_a_pin_move_to_a_version_that_exists_says_it_is_that_version(workdir: Path) -> None:
+    # after `apply --target agent.reviewer` (or a Ctrl-C during the checks) v2 exists and
+    # only the pin moves; the reason said "which will be version 2", as if apply made it
+    gate(PASSING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    assert "which will be version 2" in ok("plan").stdout  # made by this apply
+    ok("apply", "--auto-approve", "--target", AGENT)
+    plan = ok("plan").stdout
+    assert "reason: it follows the latest version of agent.reviewer, which is version 2\n" in plan
+    assert "will be" not in plan
+
+
 def test_a_pin_drifted_behind_our_back_is_restored_without_checks(workdir: Path) -> None:
     # the recorded pin was approved already: putting it back is a repair, not a rollout. It
     # was gated: its checks could fail, hold the very version the lockfile pins, and leave the
