@@ -101,7 +101,11 @@ def test_a_gated_rollout_over_tcp_and_a_check_that_times_out(workdir: Path) -> N
         args = ("--provider-url", url, "apply", "--auto-approve", "--allow-origin-change")
         result = cli(*args)
     assert result.exit_code == 1, result.stdout
-    assert "timed out after 0.2 s" in result.stdout + result.stderr
+    # it read "expected contains 'PR 42'; got timed out after 0.2 s", the failure as an answer
+    assert (
+        "check 'Review PR 42': timed out after 0.2 s (expected contains 'PR 42') (session "
+        in result.stdout + result.stderr
+    )
     assert live_pin() == 2
     assert [h["version"] for h in deployment()["held"]] == [3]
     assert all(s["archived_at"] for s in live("/v1/sessions")), "archived, timed out or not"
