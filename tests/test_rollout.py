@@ -255,6 +255,41 @@ def test_a_pin_drifted_behind_our_back_is_restored_without_checks(workdir: Path)
     assert cli("drift").exit_code == 0
 
 
+def test_a_pin_moved_behind_our_back_to_a_held_version_is_put_back(workdir: Path) -> None:
+    # someone moves the deployment to the latest version in the console: the one whose checks
+    # failed. drift said apply would fix it; plan said "No changes" and apply recorded the
+    # held version as the deployment's pin and forgot the hold, the gate bypassed
+    gate(FAILING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    assert cli("apply", "--auto-approve").exit_code == 1  # v2 held
+    deployment_id, agent_id = entry()["id"], entry(AGENT)["id"]
+    out_of_band(
+        lambda c: c.deployments.update(
+            deployment_id, {"agent": {"type": "agent", "id": agent_id, "version": 2}}
+        )
+    )
+    assert cli("drift").exit_code == 2
+
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 2, plan.stdout
+    assert "pin agent.reviewer@2 -> @1  (follows latest)" in plan.stdout
+    assert (
+        "reason: agent.reviewer v2 is held (1 of 1 checks failed); back to @1, the version the "
+        "lockfile pinned (the pin was moved behind git's back)" in plan.stdout
+    )
+    assert "agent.reviewer v2 held: 1 of 1 checks failed on " in plan.stdout
+    data = json.loads(ok("plan", "--format", "json").stdout)
+    assert [(m["old"], m["new"], m["checks"], m["gate"]) for m in data["pin_moves"]] == [
+        (2, 1, 0, None)
+    ]
+    ok("apply", "--auto-approve")
+    assert live_pin() == 1 and entry()["pins"] == {AGENT: 1}
+    assert [h["version"] for h in entry()["held"]] == [2], "still held"
+    assert cli("drift").exit_code == 0
+    assert ok("plan", "--detailed-exitcode").stdout.startswith("No changes.")
+
+
 def test_a_later_version_is_the_next_candidate_and_is_promoted(workdir: Path) -> None:
     gate(FAILING)
     ok("apply", "--auto-approve")
