@@ -218,6 +218,22 @@ def test_the_variables_of_macros_and_cel_type_names_are_no_typos(workdir: Path) 
     ok("validate")
 
 
+def test_a_field_read_with_brackets_is_checked_as_the_field_it_names(workdir: Path) -> None:
+    # spec['model'] is CEL for spec.model: validate refused it as "spec.[] is not a field"
+    (workdir / "manifests/policy.yaml").write_text(
+        policy("Agent", "spec['model'] != '' && spec.metadata['owner'] != ''", "mandatory")
+    )
+    ok("validate")
+    (workdir / "manifests/policy.yaml").write_text(
+        policy("Agent", "spec['modle'] != ''", "mandatory")
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "spec.modle is not a field of the Agent spec (did you mean spec.model?)" in (
+        result.stderr
+    )
+
+
 def test_a_field_read_under_has_may_be_one_a_newer_schema_adds(workdir: Path) -> None:
     (workdir / "manifests/policy.yaml").write_text(
         policy("Deployment", "has(spec.rollout) && size(spec.rollout.checks) > 0", "advisory")

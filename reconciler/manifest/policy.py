@@ -241,8 +241,20 @@ def _spec_paths(tree: Any) -> tuple[list[tuple[str, ...]], set[tuple[str, ...]]]
             return None if inner is None else (*inner, str(node.children[1]))
         if node.data == "member_index":
             inner = path_of(node.children[0])
-            return None if inner is None else (*inner, "[]")
+            return None if inner is None else (*inner, _index_key(node.children[1]))
         return None
+
+    def _index_key(index: Any) -> str:
+        """``model`` for ``['model']`` (a field named in brackets), else ``[]``."""
+        node = index
+        while isinstance(node, Tree) and node.data != "literal" and len(node.children) == 1:
+            node = node.children[0]
+        if isinstance(node, Tree) and node.data == "literal":
+            text = str(node.children[0])
+            quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""
+            if quoted and text[:3] not in ("'" * 3, '"' * 3):
+                return text[1:-1]
+        return "[]"
 
     def paths_in(root: Any) -> set[tuple[str, ...]]:
         found: set[tuple[str, ...]] = set()
