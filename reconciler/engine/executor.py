@@ -20,7 +20,8 @@ never touches the filesystem. Its jobs:
 An exception raised by a callback aborts the apply (in-flight actions are cancelled, the
 exception propagates): a lockfile that cannot be written must stop the work it records.
 Cancellation (Ctrl-C, SIGTERM) and ``ApplyStopped`` (e.g. the apply lock was lost) propagate
-the same way.
+the same way; an action that ends as it is cancelled with its write made (a gated pin moved,
+its record still being left) is reported first, so the lockfile never misses that move.
 
 Retries are the provider client's, never this module's: it neither sleeps nor sends a request
 again on its own schedule. The client's one retry policy decides whether and when a failed
