@@ -184,6 +184,16 @@ def test_a_policy_is_never_a_remote_resource(workdir: Path) -> None:
             "spec.modle is not a field of the Agent spec (did you mean spec.model?)",
         ),
         ("spec.tools[0].nme == 'x'", "spec.tools[].nme is not a field of the Agent spec"),
+        # a typo in a variable was only found per resource, with the CEL library's whole
+        # activation (kilobytes of its internals) as the message, at the resource's line
+        (
+            "specs.model == 'x'",
+            (
+                "'specs' is not a variable (the variables are spec, name, kind and metadata); "
+                "did you mean spec?"
+            ),
+        ),
+        ("has(metdata.owner)", "'metdata' is not a variable"),
     ],
 )
 def test_a_bad_expression_fails_validate_naming_the_policy_file_and_line(
@@ -194,6 +204,34 @@ def test_a_bad_expression_fails_validate_naming_the_policy_file_and_line(
     assert result.exit_code == 1
     assert "manifests/policy.yaml:7:19: spec.rules[0].expression: " in result.stderr
     assert words in result.stderr
+
+
+def test_the_variables_of_macros_and_cel_type_names_are_no_typos(workdir: Path) -> None:
+    (workdir / "manifests/policy.yaml").write_text(
+        policy(
+            "Agent",
+            "!has(spec.tools) || spec.tools.all(t, t.type != '' && type(t.type) == string)"
+            " && [1, 2].exists(n, n > 1) && {'a': 1}.map(k, k).size() == 1",
+            "mandatory",
+        )
+    )
+    ok("validate")
+
+
+def test_a_field_read_with_brackets_is_checked_as_the_field_it_names(workdir: Path) -> None:
+    # spec['model'] is CEL for spec.model: validate refused it as "spec.[] is not a field"
+    (workdir / "manifests/policy.yaml").write_text(
+        policy("Agent", "spec['model'] != '' && spec.metadata['owner'] != ''", "mandatory")
+    )
+    ok("validate")
+    (workdir / "manifests/policy.yaml").write_text(
+        policy("Agent", "spec['modle'] != ''", "mandatory")
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "spec.modle is not a field of the Agent spec (did you mean spec.model?)" in (
+        result.stderr
+    )
 
 
 def test_a_field_read_under_has_may_be_one_a_newer_schema_adds(workdir: Path) -> None:
@@ -213,6 +251,53 @@ def test_a_rule_that_raises_on_one_resource_names_it(workdir: Path) -> None:
     assert "manifests/main.yaml:1:1: agent.coder: " in result.stderr
     assert ": the rule could not be checked on this resource" in result.stderr
     assert "guard it with has()" in result.stderr
+    nothing_changed(workdir)
+
+
+def test_a_missing_field_read_through_an_index_says_so(workdir: Path) -> None:
+    (workdir / "manifests/policy.yaml").write_text(
+        policy("Agent", "spec.tools[0].type == 'x'", "mandatory")
+    )
+    result = cli("plan")
+    assert result.exit_code == 1
+    assert (
+        "agent.coder: must comply: the rule could not be checked on this resource: a field it "
+        "reads is not set. If the field is optional, guard it with has()" in result.stderr
+    )
+    assert "CELEvalError" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("expression", "words"),
+    [
+        # each said it with the CEL library's reprs (Token('RULE', 'relation_gt'), <class
+        # 'celpy.celtypes.StringType'>) and, whatever the error, told to guard a field with has()
+        (
+            "spec.model > 3",
+            (
+                "must comply: the rule could not be checked on this resource: no operator or "
+                "function takes a string and an integer here; fix the expression"
+            ),
+        ),
+        (
+            "spec.model",
+            (
+                "the rule's expression gave a string ('claude-sonnet-4-6'), not true or false; "
+                "fix the expression"
+            ),
+        ),
+        ("size(spec.model)", "the rule's expression gave an integer (17), not true or false"),
+    ],
+)
+def test_a_rule_that_is_wrong_for_the_values_says_so_in_cel_words(
+    workdir: Path, expression: str, words: str
+) -> None:
+    (workdir / "manifests/policy.yaml").write_text(policy("Agent", expression, "mandatory"))
+    result = cli("plan")
+    assert result.exit_code == 1
+    assert f"manifests/main.yaml:1:1: agent.coder: {words}" in result.stderr
+    for internal in ("Token(", "celpy", "celtypes", "StringType", "guard it with has()"):
+        assert internal not in result.stderr
     nothing_changed(workdir)
 
 

@@ -177,6 +177,57 @@ def test_a_failing_candidate_is_held_and_the_pin_stays(workdir: Path) -> None:
     assert live_pin() == 1
 
 
+def test_a_held_pin_the_manifest_moved_leaves_nothing_for_the_next_plan(workdir: Path) -> None:
+    # the manifest pins the candidate by number; its checks fail. The failed apply left the
+    # lockfile entry out of date, so the next plan (a CI job's --detailed-exitcode) said
+    # "changes" (exit 2) for a lockfile write, and only a second apply quietened it
+    gate(FAILING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    edit(DEPLOYMENTS, "agent: {ref: reviewer}", "agent: {ref: reviewer, version: 2}")
+    assert cli("apply", "--auto-approve").exit_code == 1
+    assert live_pin() == 1 and [h["version"] for h in entry()["held"]] == [2]
+
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.stdout
+    assert "agent.reviewer v2 held: 1 of 1 checks failed on " in plan.stdout
+    assert "only update the lockfile" not in plan.stdout
+    assert json.loads(ok("plan", "--format", "json").stdout)["has_lockfile_changes"] is False
+    assert cli("drift").exit_code == 0
+
+
+def test_the_blast_radius_says_which_deployments_this_apply_moves(workdir: Path) -> None:
+    # it said "pinned to version 2: not affected yet" above the line moving that very pin to
+    # v2, and "follows latest: affected by this apply" of a deployment --target left out
+    gate(PASSING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    targeted = ok("plan", "--target", AGENT).stdout
+    assert f"    {DEPLOYMENT}  follows latest: not moved by this apply (--target)\n" in targeted
+    assert "affected by this apply" not in targeted
+    assert f"    {DEPLOYMENT}  follows latest: affected by this apply\n" in ok("plan").stdout
+    edit(DEPLOYMENTS, "agent: {ref: reviewer}", "agent: {ref: reviewer, version: 2}")
+    plan = ok("plan").stdout
+    assert "pin agent.reviewer@1 -> @2 after 1 check  (pinned)" in plan
+    assert f"    {DEPLOYMENT}  pinned to version 2: moved to it by this apply\n" in plan
+    assert "**pinned to version 2: moved to it by this apply**" in (
+        ok("plan", "--format", "markdown").stdout
+    )
+
+
+def test_a_pin_move_to_a_version_that_exists_says_it_is_that_version(workdir: Path) -> None:
+    # after `apply --target agent.reviewer` (or a Ctrl-C during the checks) v2 exists and
+    # only the pin moves; the reason said "which will be version 2", as if apply made it
+    gate(PASSING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    assert "which will be version 2" in ok("plan").stdout  # made by this apply
+    ok("apply", "--auto-approve", "--target", AGENT)
+    plan = ok("plan").stdout
+    assert "reason: it follows the latest version of agent.reviewer, which is version 2\n" in plan
+    assert "will be" not in plan
+
+
 def test_a_pin_drifted_behind_our_back_is_restored_without_checks(workdir: Path) -> None:
     # the recorded pin was approved already: putting it back is a repair, not a rollout. It
     # was gated: its checks could fail, hold the very version the lockfile pins, and leave the
@@ -202,6 +253,41 @@ def test_a_pin_drifted_behind_our_back_is_restored_without_checks(workdir: Path)
     assert live_pin() == 2
     assert "held" not in entry()
     assert cli("drift").exit_code == 0
+
+
+def test_a_pin_moved_behind_our_back_to_a_held_version_is_put_back(workdir: Path) -> None:
+    # someone moves the deployment to the latest version in the console: the one whose checks
+    # failed. drift said apply would fix it; plan said "No changes" and apply recorded the
+    # held version as the deployment's pin and forgot the hold, the gate bypassed
+    gate(FAILING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    assert cli("apply", "--auto-approve").exit_code == 1  # v2 held
+    deployment_id, agent_id = entry()["id"], entry(AGENT)["id"]
+    out_of_band(
+        lambda c: c.deployments.update(
+            deployment_id, {"agent": {"type": "agent", "id": agent_id, "version": 2}}
+        )
+    )
+    assert cli("drift").exit_code == 2
+
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 2, plan.stdout
+    assert "pin agent.reviewer@2 -> @1  (follows latest)" in plan.stdout
+    assert (
+        "reason: agent.reviewer v2 is held (1 of 1 checks failed); back to @1, the version the "
+        "lockfile pinned (the pin was moved behind git's back)" in plan.stdout
+    )
+    assert "agent.reviewer v2 held: 1 of 1 checks failed on " in plan.stdout
+    data = json.loads(ok("plan", "--format", "json").stdout)
+    assert [(m["old"], m["new"], m["checks"], m["gate"]) for m in data["pin_moves"]] == [
+        (2, 1, 0, None)
+    ]
+    ok("apply", "--auto-approve")
+    assert live_pin() == 1 and entry()["pins"] == {AGENT: 1}
+    assert [h["version"] for h in entry()["held"]] == [2], "still held"
+    assert cli("drift").exit_code == 0
+    assert ok("plan", "--detailed-exitcode").stdout.startswith("No changes.")
 
 
 def test_a_later_version_is_the_next_candidate_and_is_promoted(workdir: Path) -> None:
@@ -245,6 +331,26 @@ def test_skip_checks_moves_the_pin_loudly_and_the_history_says_so(workdir: Path)
     assert live_pin() == 2
     assert sessions() == []
     assert history() == [(1, "apply"), (2, "skip-checks")]
+
+
+def test_skip_checks_with_retry_held_promotes_a_held_candidate_without_its_checks(
+    workdir: Path,
+) -> None:
+    # the emergency a held candidate makes: its check is what is broken. --skip-checks was
+    # ignored beside --retry-held: the checks ran again, failed again, and apply exited 1
+    gate(FAILING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    assert cli("apply", "--auto-approve").exit_code == 1
+    plan = ok("plan", "--skip-checks", "--retry-held").stdout
+    assert "pin agent.reviewer@1 -> @2 WITHOUT its checks (--skip-checks)" in plan
+    assert "check session" not in plan
+    result = ok("apply", "--auto-approve", "--skip-checks", "--retry-held")
+    assert "WARNING" in result.stderr and "WITHOUT its 1 rollout checks" in result.stderr
+    assert live_pin() == 2
+    assert len(sessions()) == 1, "only the first apply's check ran"
+    assert history() == [(1, "apply"), (2, "skip-checks")]
+    assert entry().get("held", []) == []
 
 
 def test_skip_checks_is_recorded_in_the_state_history_too(workdir: Path) -> None:
@@ -303,6 +409,31 @@ def test_rollback_moves_the_pin_back_and_holds_the_version_left(workdir: Path) -
         (2, "rollback"),
         (1, "rollback"),
     ]
+
+
+def test_a_rollback_to_a_held_version_says_it_is_held(workdir: Path) -> None:
+    # a second `rollback` undoes the first (the version before the last move is the one
+    # rolled back from): the plan said only "the version before @2", not that v3 is held
+    # as rolled back from, nor (--to) that a version failed its checks
+    gate(PASSING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    ok("apply", "--auto-approve")
+    new_version(2)
+    ok("apply", "--auto-approve")
+    ok("rollback", DEPLOYMENT, "--auto-approve")  # 3 -> 2, v3 held
+    again = ok("rollback", DEPLOYMENT, "--auto-approve").stdout
+    assert "pin agent.reviewer@2 -> @3  (rollback)" in again
+    assert (
+        "reason: rollback: back to agent.reviewer@3, the version before @2; v3 was held "
+        "(rolled back from on " in again
+    )
+    gate(FAILING)
+    new_version(3)
+    assert cli("apply", "--auto-approve").exit_code == 1  # v4 held: its check failed
+    to = ok("rollback", DEPLOYMENT, "--to", "4", "--auto-approve").stdout
+    assert "back to agent.reviewer@4 (--to); v4 was held (1 of 1 checks failed on " in to
+    assert live_pin() == 4
 
 
 def test_rollback_refuses_what_it_cannot_do(workdir: Path) -> None:
@@ -371,6 +502,25 @@ def test_a_lost_lockfile_heals_with_its_held_versions_and_pin_history(workdir: P
     assert "No changes." in ok("plan").stdout
     ok("rollback", DEPLOYMENT, "--to", "2", "--auto-approve")  # v2 on purpose: held no more
     assert [h["version"] for h in entry()["held"]] == [3, 1]
+
+
+def test_rollback_after_a_healed_lockfile_goes_back_as_the_history_says(workdir: Path) -> None:
+    # the healing apply appends its own record (from: unknown) at the version running; a
+    # plain rollback read only that one and said "the lockfile records no version ... ran
+    # before", though the healed history shows the move from v1 right above it
+    gate(PASSING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    ok("apply", "--auto-approve")  # v2 after its checks
+    Path(LOCKFILE).unlink()
+    Path(LOCKFILE + ".backup").unlink()
+    ok("apply", "--auto-approve")
+    assert history() == [(2, "checks"), (2, "healed")]
+
+    result = ok("rollback", DEPLOYMENT, "--auto-approve")
+    assert "pin agent.reviewer@2 -> @1  (rollback)" in result.stdout
+    assert live_pin() == 1
+    assert [(h["version"], h["reason"]) for h in entry()["held"]] == [(2, "rollback")]
 
 
 def test_the_readme_example_deployment_is_gated_by_its_check(workdir: Path) -> None:

@@ -101,7 +101,11 @@ def test_a_gated_rollout_over_tcp_and_a_check_that_times_out(workdir: Path) -> N
         args = ("--provider-url", url, "apply", "--auto-approve", "--allow-origin-change")
         result = cli(*args)
     assert result.exit_code == 1, result.stdout
-    assert "timed out after 0.2 s" in result.stdout + result.stderr
+    # it read "expected contains 'PR 42'; got timed out after 0.2 s", the failure as an answer
+    assert (
+        "check 'Review PR 42': timed out after 0.2 s (expected contains 'PR 42') (session "
+        in result.stdout + result.stderr
+    )
     assert live_pin() == 2
     assert [h["version"] for h in deployment()["held"]] == [3]
     assert all(s["archived_at"] for s in live("/v1/sessions")), "archived, timed out or not"
@@ -150,3 +154,48 @@ def test_kill_9_during_the_checks_leaves_the_pin_and_the_next_apply_reruns_them(
     sessions = [s for s in live("/v1/sessions") if "reconciler-check" in s["metadata"]]
     assert len(sessions) == len(left) + 2, "the checks ran again, in new sessions"
     assert all(s["archived_at"] for s in sessions), "leftovers of the killed run are archived"
+
+
+def test_ctrl_c_while_a_rollback_leaves_its_record_keeps_the_rollback(workdir: Path) -> None:
+    # Ctrl-C once the pin had moved back, while the rollback left its record at the provider
+    # (a session create): the lockfile kept the old pin, so the next apply "put back" the
+    # version just rolled back from, without its checks and without a word
+    import os
+    import re
+
+    from support.reliability import cli_process
+
+    write(PASSING)
+    env = clean_env()
+    with provider(DB) as (url, tap):
+        base = ["--provider-url", url]
+        ok(*base, "apply", "--auto-approve")
+        write(PASSING, revision=1)
+        ok(*base, "apply", "--auto-approve")
+        assert live_pin() == 2
+        holder: dict[str, int] = {}
+        fired = threading.Event()
+
+        def ctrl_c(method: str, path: str) -> bool:
+            if method == "POST" and re.fullmatch(r"/v1/sessions", path) and not fired.is_set():
+                fired.set()
+                os.kill(holder["pid"], signal.SIGINT)
+            return False
+
+        tap.after = ctrl_c
+        rollback = [*base, "rollback", "deployment.nightly", "--auto-approve"]
+        with cli_process(rollback, env=env, cwd=workdir) as proc:
+            holder["pid"] = proc.pid
+            out, err = proc.communicate(timeout=120)
+        tap.after = None
+        assert fired.is_set(), (out, err)
+        assert proc.returncode == 130 and "Interrupted." in err, (out, err)
+        assert "Traceback" not in err, err
+        assert live_pin() == 1, "the pin had moved back"
+        assert deployment()["pins"] == {"agent.reviewer": 1}, (out, err)
+        assert [h["version"] for h in deployment()["held"]] == [2]
+
+        plan = ok(*base, "plan", "--detailed-exitcode").stdout
+        assert "pin agent.reviewer@1 -> @2" not in plan
+        assert "agent.reviewer v2 held: rolled back on " in plan
+    assert live_pin() == 1

@@ -42,9 +42,14 @@ def _no_secrets(address: str, path: str) -> str:
 
 
 def previous_version(entry: LockEntry, agent: str, current: int) -> int | None:
-    """The version the deployment ran before it moved to ``current`` (its pin history)."""
+    """The version the deployment ran before it moved to ``current`` (its pin history).
+
+    A ``healed`` record (a lost lockfile rebuilt) knows no version before it: the move to
+    ``current`` the provider's records kept, just before it, does."""
     for record in reversed(entry.pin_history):
         if record.agent == agent and record.version == current:
+            if record.by == "healed" and record.from_version is None:
+                continue
             return record.from_version
     return None
 
@@ -71,6 +76,20 @@ def rollback_plan(address: str, entry: LockEntry, live: dict[str, object], to: i
         )
     if target == current:
         raise PlanError(f"{address} runs {agent}@{current} already; nothing to roll back")
+    reason = (
+        f"rollback: back to {agent}@{target}, the version before @{current}"
+        if to is None
+        else f"rollback: back to {agent}@{target} (--to)"
+    )
+    held = next((h for h in entry.held if h.agent == agent and h.version == target), None)
+    if held is not None:
+        # a second rollback undoes the first: the reviewer must see it goes to a bad version
+        why = (
+            "rolled back from"
+            if held.reason == "rollback"
+            else f"{held.failed} of {held.total} checks failed"
+        )
+        reason += f"; v{target} was held ({why} on {held.at[:10]})"
     gate = Gate(
         deployment=address,
         agent=agent,
@@ -83,9 +102,7 @@ def rollback_plan(address: str, entry: LockEntry, live: dict[str, object], to: i
     action = Update(
         address=address,
         kind="deployment",
-        reason=f"rollback: back to {agent}@{target}, the version before @{current}"
-        if to is None
-        else f"rollback: back to {agent}@{target} (--to)",
+        reason=reason,
         remote_id=entry.id,
         changes=(FieldChange(op="change", path="agent.version", old=current, new=target),),
         body={"agent": {"type": "agent", "id": agent_pin.get("id"), "version": target}},

@@ -70,8 +70,8 @@ _allow_origin_change_option = click.option(
 _skip_checks_option = click.option(
     "--skip-checks",
     is_flag=True,
-    help="EMERGENCY: move gated deployment pins without running their rollout checks. "
-    "Recorded in the lockfile's pin history.",
+    help="EMERGENCY: move gated deployment pins without running their rollout checks "
+    "(with --retry-held, to held candidates too). Recorded in the lockfile's pin history.",
 )
 _retry_held_option = click.option(
     "--retry-held",

@@ -20,7 +20,8 @@ never touches the filesystem. Its jobs:
 An exception raised by a callback aborts the apply (in-flight actions are cancelled, the
 exception propagates): a lockfile that cannot be written must stop the work it records.
 Cancellation (Ctrl-C, SIGTERM) and ``ApplyStopped`` (e.g. the apply lock was lost) propagate
-the same way.
+the same way; an action that ends as it is cancelled with its write made (a gated pin moved,
+its record still being left) is reported first, so the lockfile never misses that move.
 
 Retries are the provider client's, never this module's: it neither sleeps nor sends a request
 again on its own schedule. The client's one retry policy decides whether and when a failed
@@ -37,6 +38,7 @@ not attempted and ``ApplyReport.stopped`` says why.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -237,7 +239,14 @@ class _Run:
         except BaseException as exc:
             for task in running:
                 task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
+            results = await asyncio.gather(*running, return_exceptions=True)
+            if not isinstance(exc, _CallbackFailed):
+                # an action that ended although stopped (its write was made) is recorded
+                # before the stop goes on: the lockfile must not miss a move the provider has
+                for result in results:
+                    if isinstance(result, Outcome):
+                        with contextlib.suppress(_CallbackFailed):
+                            finish(result)
             if isinstance(exc, _CallbackFailed) and exc.__cause__ is not None:
                 raise exc.__cause__ from None
             raise
@@ -385,10 +394,18 @@ class _Run:
                     _failed(action, ctx.scrub(verdict.describe_failures())), verdict=verdict
                 )
         live = await self.writes.send_update(action, body, parent_id)
-        outcome = self._written(action, live, parent_id, ctx, adopted=False)
+        outcome = dataclasses.replace(
+            self._written(action, live, parent_id, ctx, adopted=False), verdict=verdict
+        )
         if action.gate is not None and verdict is not None and verdict.candidate is not None:
-            await self._leave_record(action, body, ctx, move_record(action.gate, verdict.candidate))
-        return dataclasses.replace(outcome, verdict=verdict)
+            record = move_record(action.gate, verdict.candidate)
+            try:
+                await self._leave_record(action, body, ctx, record)
+            except asyncio.CancelledError:
+                # Ctrl-C while the record is left: the pin has moved, and the lockfile must
+                # say so (a rollback it missed, the next apply would undo); execute stops
+                return outcome
+        return outcome
 
     async def _leave_record(self, action: Update, body: JSON, ctx: _Resolved, record: JSON) -> None:
         """Leave a gated move's record at the provider (read back after a lost lockfile).

@@ -138,10 +138,12 @@ class GateVerdict:
         )
         lines = [head]
         for r in self.failed:
-            answer = r.error if r.error is not None else repr(_short(r.answer))
+            if r.error is not None:  # no verdict: why, then what it would have needed
+                said = f"{r.error} (expected {r.check.expected})"
+            else:
+                said = f"expected {r.check.expected}; got {_short(r.answer)!r}"
             lines.append(
-                f"    check {r.check.message!r}: expected {r.check.expected}; got {answer} "
-                f"(session {r.session_id or 'none'})"
+                f"    check {r.check.message!r}: {said} (session {r.session_id or 'none'})"
             )
         return "\n".join(lines)
 

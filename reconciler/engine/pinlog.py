@@ -58,12 +58,26 @@ def with_pin_history(
     return entry.model_copy(update={"held": held, "pin_history": history[-MAX_PIN_HISTORY:]})
 
 
-def hold_candidate(lockfile: Lockfile, address: str, verdict: GateVerdict, now: str) -> Lockfile:
+def hold_candidate(
+    lockfile: Lockfile, address: str, verdict: GateVerdict, now: str, action: object = None
+) -> Lockfile:
     """The lockfile with ``verdict``'s candidate held for the deployment at ``address``
-    (its checks failed): no later apply moves the pin to it, unless ``--retry-held``."""
+    (its checks failed): no later apply moves the pin to it, unless ``--retry-held``.
+
+    When the held move was all the deployment's ``action`` changed (the manifest pins the
+    candidate by number), the entry also records that manifest, as the next plan's no-op
+    would: the live object is all the manifest asks but the held pin, so nothing is left
+    for a second apply to write (and ``plan --detailed-exitcode`` says no changes)."""
     entry = lockfile.resources.get(address)
     if entry is None or verdict.candidate is None or verdict.passed:
         return lockfile
+    if isinstance(action, Update) and all(
+        c.path == "agent" or c.path.startswith("agent.") for c in action.changes
+    ):
+        target = action.target
+        entry = entry.model_copy(
+            update={"spec_digest": target.spec_digest, "protect": target.protect}
+        )
     hold = HeldVersion(
         agent=verdict.gate.agent,
         version=verdict.candidate,

@@ -48,7 +48,7 @@ from reconciler.engine.resource import (
     predicted_id,
     predicted_version,
 )
-from reconciler.engine.rollout import gate_pin_move, gated_moves
+from reconciler.engine.rollout import gate_pin_move, gated_moves, restored_moves
 from reconciler.engine.skillchain import chain_radius, skill_chains
 from reconciler.engine.targets import narrow, targeted_addresses, wanted_addresses
 from reconciler.kinds import KIND_ORDER
@@ -120,6 +120,8 @@ def build_plan(
     pin_moves = gated_moves(
         _pin_moves(inputs.desired, planned, kept), gates, {h.deployment for h in held}
     )
+    restored = restored_moves(held, inputs.desired, planned, kept)
+    pin_moves = tuple(sorted((*pin_moves, *restored), key=lambda m: (m.deployment, m.agent)))
     chains = skill_chains(inputs.desired, actions, pin_moves)
     return Plan(
         project=options.project,

@@ -82,7 +82,7 @@ def record_outcome(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
     """
     if not outcome.ok:
         if outcome.verdict is not None:  # a gated pin move whose checks failed
-            return hold_candidate(lockfile, outcome.address, outcome.verdict, now)
+            return hold_candidate(lockfile, outcome.address, outcome.verdict, now, outcome.action)
         return lockfile
     recorded = _record(lockfile, outcome, now)
     moved_from = getattr(outcome.action, "moved_from", None)

@@ -598,6 +598,10 @@ def _update_reason(res: DesiredResource, fields: list[str], planned: Mapping[str
             return f"the manifest pins {agent}@{pinned}"
         version = predicted_version(planned, agent)
         newest = f"version {version}" if version is not None else "a new version"
+        done = planned.get(agent)
+        if version is not None and done is not None and isinstance(done.action, NoOp):
+            # made by an earlier apply (--target, or one stopped during the checks)
+            return f"it follows the latest version of {agent}, which is {newest}"
         return f"it follows the latest version of {agent}, which will be {newest}"
     return "the live object differs from the manifest"
 

@@ -4,10 +4,12 @@ Given a deployment already planned (``resource.plan_resource``), decide:
 
 - the move goes to a version the lockfile holds for the deployment (its checks failed, or it
   was rolled back from): the pin stays where it is (the deployment is planned again with the
-  live version pinned) and the plan says which candidate is held, unless ``retry_held``;
+  live version pinned) and the plan says which candidate is held, unless ``retry_held``; a
+  pin moved behind our back to the held version goes back to the one the lockfile pinned;
 - the deployment has ``rollout.checks`` (or the move retries a held candidate): its update
   carries a ``Gate``, and the executor moves the pin only once the checks pass
-  (``skip_checks`` moves it without them, and the lockfile says so).
+  (``skip_checks`` moves it without them, a retried held candidate too, and the lockfile
+  says so).
 
 A new deployment is not gated: there is no pin to protect yet, and it starts at the version
 the manifest asks for. Nor is a move back to the version the lockfile pinned (the pin was moved
@@ -74,31 +76,36 @@ def _gate(
     old = live_agent.get("version")
     new = pinned if pinned is not None else predicted_version(planned, agent)
     same_agent = live_agent.get("id") == predicted_id(planned, agent)
-    if old == new and same_agent:
-        return done, None
-    if new == recorded_pin and same_agent:
-        return done, None  # the pin drifted behind our back: putting back an approved one
     hold = next((h for h in held if h.agent == agent and h.version == new), None)
     retry = hold is not None and inputs.options.retry_held
+    if old == new and same_agent:
+        if hold is None or retry or not isinstance(recorded_pin, int) or recorded_pin == old:
+            return done, None
+        # moved behind our back to the held version itself (a console edit): its gate still
+        # stands, so the pin goes back to the version the lockfile pinned
+        kept = plan_resource(inputs, replace(res, held_pin=recorded_pin), planned)
+        action = kept.action
+        if isinstance(action, Update):
+            failed = f"{hold.failed} of {hold.total} checks failed"
+            why = "rolled back from" if hold.reason == "rollback" else failed
+            reason = (
+                f"{agent} v{new} is held ({why}); back to @{recorded_pin}, the version the "
+                "lockfile pinned (the pin was moved behind git's back)"
+            )
+            kept = replace(kept, action=action.model_copy(update={"reason": reason}))
+        return kept, _held(res, hold, recorded_pin)
+    if new == recorded_pin and same_agent:
+        return done, None  # the pin drifted behind our back: putting back an approved one
     if hold is not None and not retry and same_agent and isinstance(old, int):
         kept = plan_resource(inputs, replace(res, held_pin=old), planned)
-        return kept, HeldCandidate(
-            deployment=res.address,
-            agent=agent,
-            version=hold.version,
-            reason=hold.reason,
-            held_at=hold.at,
-            failed=hold.failed,
-            total=hold.total,
-            stays_at=old,
-            checks=len((res.rollout or {}).get("checks") or ()),
-        )
+        return kept, _held(res, hold, old)
     action = done.action
     if not isinstance(action, Update) or (res.rollout is None and not retry):
         return done, None
     checks = tuple(Check(**c) for c in (res.rollout or {}).get("checks") or ())
     mode: GateMode = "retry-held" if retry else "checks"
-    if inputs.options.skip_checks and checks and not retry:
+    if inputs.options.skip_checks and checks:
+        # also for a held candidate retried: in an emergency its checks may be what is broken
         mode = "skip-checks"
     body = request_fields(res, inputs.options.project)
     gate = Gate(
@@ -111,6 +118,49 @@ def _gate(
         session={k: body[k] for k in SESSION_FIELDS if body.get(k)},
     )
     return replace(done, action=action.model_copy(update={"gate": gate})), None
+
+
+def _held(res: DesiredResource, hold: HeldVersion, stays_at: int) -> HeldCandidate:
+    assert res.pin is not None
+    return HeldCandidate(
+        deployment=res.address,
+        agent=res.pin[0],
+        version=hold.version,
+        reason=hold.reason,
+        held_at=hold.at,
+        failed=hold.failed,
+        total=hold.total,
+        stays_at=stays_at,
+        checks=len((res.rollout or {}).get("checks") or ()),
+    )
+
+
+def restored_moves(
+    held: Collection[HeldCandidate],
+    desired: Mapping[str, DesiredResource],
+    planned: Mapping[str, Planned],
+    kept: Collection[str],
+) -> tuple[PinMove, ...]:
+    """The pin moves of held deployments put back where the lockfile pinned them (someone
+    moved them to the held version behind git's back): ungated, as any pin put back is."""
+    moves = []
+    for h in held:
+        done, res = planned.get(h.deployment), desired.get(h.deployment)
+        live = (done.live or {}).get("agent") if done is not None else None
+        old = live.get("version") if isinstance(live, dict) else None
+        if res is None or res.pin is None or h.deployment not in kept:
+            continue
+        if isinstance(old, int) and old != h.stays_at:
+            moves.append(
+                PinMove(
+                    deployment=h.deployment,
+                    agent=h.agent,
+                    old=old,
+                    new=h.stays_at,
+                    follows_latest=res.pin[1] is None,
+                )
+            )
+    return tuple(moves)
 
 
 def _carrying(done: Planned, recovered: RecoveredRollout | None) -> Planned:

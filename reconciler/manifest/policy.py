@@ -13,8 +13,9 @@ absent, not defaulted): ``spec`` (a map), ``name`` (its name), ``kind`` (``Agent
 does not set is an error on that resource, so optional fields are guarded with ``has()``:
 ``!has(spec.metadata) || has(spec.metadata.owner)``.
 
-``check_expressions`` (at load) refuses an expression that does not compile or that names a
-``spec`` field no listed kind has; ``evaluate_policies`` runs the rules. ``celpy`` (and the
+``check_expressions`` (at load) refuses an expression that does not compile, reads a
+variable it is not given (a typo such as ``specs``) or names a ``spec`` field no listed kind
+has; ``evaluate_policies`` runs the rules. ``celpy`` (and the
 parser it loads) is imported on first use only, so manifests without policies never pay
 for it (``tests/test_startup.py``).
 """
@@ -22,6 +23,7 @@ for it (``tests/test_startup.py``).
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from difflib import get_close_matches
@@ -40,6 +42,14 @@ from .yamlsource import SourceLocation
 Level = Literal["mandatory", "advisory"]
 #: the variables an expression sees, besides CEL's own functions
 VARIABLES = ("spec", "name", "kind", "metadata")
+#: names CEL itself gives an expression: its type names (``type(x) == string``) and the
+#: protobuf package of its wrapper types
+_CEL_NAMES = frozenset(
+    {"bool", "bytes", "double", "duration", "dyn", "google", "int", "list", "map"}
+    | {"null_type", "string", "timestamp", "type", "uint"}
+)
+#: the macros that bind a variable of their own (``spec.tools.all(t, t.type != '')``)
+_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 
 
 class PolicyRule(SpecModel):
@@ -135,8 +145,8 @@ class Finding:
 
 
 def check_expressions(policies: Iterable[PolicySource]) -> list[ManifestIssue]:
-    """Every expression that does not compile, or reads a ``spec`` field that none of the
-    rule's kinds has, as an issue at the expression's place."""
+    """Every expression that does not compile, reads an unknown variable, or reads a
+    ``spec`` field that none of the rule's kinds has, as an issue at the expression's place."""
     issues: list[ManifestIssue] = []
     for policy in policies:
         for index, rule in enumerate(policy.document.spec.rules):
@@ -163,6 +173,13 @@ def _expression_problem(rule: PolicyRule) -> str | None:
                 f"column {column} of the expression, near '{near}'"
             )
         return "the expression does not compile as CEL; check its syntax"
+    unknown = _unknown_variable(tree)
+    if unknown is not None:
+        close = get_close_matches(unknown, VARIABLES, n=1)
+        hint = f"; did you mean {close[0]}?" if close else "; fix the expression"
+        return (
+            f"'{unknown}' is not a variable (the variables are spec, name, kind and metadata){hint}"
+        )
     paths, guarded = _spec_paths(tree)
     for path in paths:
         if any(path[: len(g)] == g for g in guarded):
@@ -180,6 +197,27 @@ def _environment() -> Any:
     import celpy
 
     return celpy.Environment()
+
+
+def _unknown_variable(tree: Any) -> str | None:
+    """The first name the expression reads that is no variable it is given, no variable a
+    macro binds and no name of CEL's own: a typo (``specs.model``), which CEL would only
+    report on each resource (and ``has(metdata.owner)`` would silently make false)."""
+    from lark import Tree
+
+    bound: set[str] = set()
+    names: list[str] = []
+    for node in tree.iter_subtrees_topdown():
+        if node.data in ("ident", "dot_ident") and node.children:
+            names.append(str(node.children[0]))
+        elif node.data == "member_dot_arg" and len(node.children) == 3:
+            method, args = node.children[1], node.children[2]
+            if str(method) in _MACROS and isinstance(args, Tree) and args.children:
+                variable = [n for n in args.children[0].iter_subtrees() if n.data == "ident"]
+                if len(variable) == 1:
+                    bound.add(str(variable[0].children[0]))
+    known = {*VARIABLES, *_CEL_NAMES, *bound}
+    return next((n for n in names if n not in known), None)
 
 
 def _spec_paths(tree: Any) -> tuple[list[tuple[str, ...]], set[tuple[str, ...]]]:
@@ -203,8 +241,20 @@ def _spec_paths(tree: Any) -> tuple[list[tuple[str, ...]], set[tuple[str, ...]]]
             return None if inner is None else (*inner, str(node.children[1]))
         if node.data == "member_index":
             inner = path_of(node.children[0])
-            return None if inner is None else (*inner, "[]")
+            return None if inner is None else (*inner, _index_key(node.children[1]))
         return None
+
+    def _index_key(index: Any) -> str:
+        """``model`` for ``['model']`` (a field named in brackets), else ``[]``."""
+        node = index
+        while isinstance(node, Tree) and node.data != "literal" and len(node.children) == 1:
+            node = node.children[0]
+        if isinstance(node, Tree) and node.data == "literal":
+            text = str(node.children[0])
+            quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""
+            if quoted and text[:3] not in ("'" * 3, '"' * 3):
+                return text[1:-1]
+        return "[]"
 
     def paths_in(root: Any) -> set[tuple[str, ...]]:
         found: set[tuple[str, ...]] = set()
@@ -338,20 +388,64 @@ def _run(program: Any, activation: Any, rule: PolicyRule) -> str | None:
         result = program.evaluate(activation)
     except Exception as exc:  # noqa: BLE001 - CEL's errors and the library's own alike
         # the rule's own message first: what the policy asks is what the user must read
-        return (
-            f"{rule.message}: the rule could not be checked on this resource: "
-            f"{_eval_error(exc)}. If the field is optional, guard it with has(), e.g. "
-            "!has(spec.x) || spec.x == ..."
-        )
+        return f"{rule.message}: the rule could not be checked on this resource: {_eval_error(exc)}"
     if not isinstance(result, celtypes.BoolType):
-        return f"the rule's expression gave {result!r}, not true or false; fix the expression"
+        value = _cel_type(type(result).__name__)
+        if isinstance(result, str):
+            value += f" ({_short(repr(str(result)))})"
+        elif isinstance(result, int | float):
+            value += f" ({int(result) if isinstance(result, int) else float(result)})"
+        return f"the rule's expression gave {value}, not true or false; fix the expression"
     return None if bool(result) else rule.message
 
 
+#: CEL's value types (celpy's class names) in words
+_CEL_TYPES = {
+    "StringType": "a string",
+    "IntType": "an integer",
+    "UintType": "an unsigned integer",
+    "DoubleType": "a number",
+    "BoolType": "a boolean",
+    "BytesType": "bytes",
+    "ListType": "a list",
+    "MapType": "a map",
+    "NoneType": "null",
+}
+
+
+def _cel_type(name: str) -> str:
+    return _CEL_TYPES.get(name, name.removesuffix("Type").lower() or name)
+
+
 def _eval_error(exc: Exception) -> str:
-    args = getattr(exc, "args", ())
+    """What went wrong, in CEL's words (celpy's messages carry its token and class reprs)."""
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
     text = str(args[0]) if args else str(exc)
-    return text or type(exc).__name__
+    cause = args[1] if len(args) > 1 else None
+    detail = args[2] if len(args) > 2 and isinstance(args[2], tuple) and args[2] else None
+    # an error CEL carried on as a value (a missing field read further) fails the next step
+    if cause is KeyError or text.startswith("no such member") or ".CELEvalError'>" in text:
+        if ".CELEvalError'>" in text:
+            text = "a field it reads is not set"
+        elif text == "no such key" and detail is not None:
+            text = f"no such key: {str(detail[0])!r}"
+        return (
+            f"{text}. If the field is optional, guard it with has(), e.g. "
+            "!has(spec.x) || spec.x == ..."
+        )
+    if cause is TypeError and "no matching overload" in text:
+        kinds = [_cel_type(f"{n}Type") for n in re.findall(r"celtypes\.(\w+)Type", text)]
+        given = " and ".join(kinds) if kinds else "these values"
+        return f"no operator or function takes {given} here; fix the expression"
+    if cause is IndexError:
+        return "a list index is out of range; guard it with size(), e.g. size(spec.x) > 0 && ..."
+    if detail is not None and not re.search(r"[A-Za-z]+Type\(", str(detail[0])):
+        text = f"{text} ({detail[0]})"
+    return f"{text or type(exc).__name__}; fix the expression"
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 __all__ = [

@@ -213,7 +213,28 @@ def _radius(plan: Plan, radius: BlastRadius) -> Radius:
     if action is not None and action.kind == "skill" and action.type == "update":
         verb = SKILL_VERSION_VERB
     impacts = sorted(radius.deployments, key=lambda i: i.deployment)
+    if action is not None and action.kind == "agent" and action.type == "update":
+        return Radius(radius.address, verb, tuple(_agent_exposure(plan, i) for i in impacts))
     return Radius(radius.address, verb, tuple(exposure(i) for i in impacts))
+
+
+def _agent_exposure(plan: Plan, impact: Impact) -> Exposure:
+    """A deployment of an updated agent, as this plan's pin moves leave it: a pinned one the
+    plan moves to the new version is affected, and one that follows latest is not when the
+    plan does not move it (left out by ``--target``, or its candidate held)."""
+    moved = any(m.deployment == impact.deployment and m.old != m.new for m in plan.pin_moves)
+    if moved and not impact.follows_latest and impact.pinned_version is not None:
+        phrase = f"pinned to version {impact.pinned_version}: moved to it by this apply"
+        return Exposure(impact.deployment, phrase, True)
+    if impact.follows_latest and not moved:
+        if impact.deployment in plan.untargeted:
+            why = " (--target)"
+        elif any(h.deployment == impact.deployment for h in plan.held):
+            why = " (its candidate is held)"
+        else:
+            why = ""
+        return Exposure(impact.deployment, f"follows latest: not moved by this apply{why}", False)
+    return exposure(impact)
 
 
 def _note(note: Note) -> LeftAlone:
