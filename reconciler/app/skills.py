@@ -130,7 +130,8 @@ async def check_skills(
             if not isinstance(item, SkillRef) or item.version is None:
                 continue
             skill = f"skill.{item.ref}"
-            known = await _versions(client, skill, lockfile, live, item.version, listed)
+            recorded = _live_skill(manifests, skill, lockfile, observed)
+            known = await _versions(client, skill, recorded, live, item.version, listed)
             if item.version not in known:
                 where = manifests.location(doc.address, f"skills[{index}].version")
                 shown = ", ".join(sorted(known)[-5:]) or "none yet: it is uploaded by this apply"
@@ -179,26 +180,50 @@ def _check_display_name(manifests: ManifestSet, address: str, live: JSON) -> Non
     )
 
 
+def _live_skill(
+    manifests: ManifestSet, skill: str, lockfile: Lockfile, observed: Observed
+) -> tuple[str, set[str]] | None:
+    """The live skill that ``skill`` plans against, and the versions the state records of
+    it: its lockfile entry's, or the entry of the address it moved from (a rename keeps the
+    skill), or, where the state was lost, the skill found again by its slug (as
+    ``engine.skills.plan_skill`` finds it); None for a skill the apply uploads anew."""
+    live = observed.index("skill")
+    doc = manifests.get(skill)
+    moved = doc.moved_from_address if doc is not None else None
+    for address in (skill, moved):
+        entry = lockfile.resources.get(address) if address is not None else None
+        if entry is not None and entry.kind == "skill" and entry.id in live:
+            return entry.id, set(entry.uploaded)
+    source = manifests.skills.get(skill)
+    if source is None or not may_find_by_slug(lockfile, skill):
+        return None
+    found = unrecorded_by_slug(
+        observed.all("skill"), lockfile, observed.skill_versions, source.slug, (), source.digest
+    )
+    return (str(found["id"]), set()) if found is not None else None
+
+
 async def _versions(
     client: ProviderClient,
     skill: str,
-    lockfile: Lockfile,
+    recorded: tuple[str, set[str]] | None,
     live: dict[str, JSON],
     wanted: str,
     listed: dict[str, set[str]],
 ) -> set[str]:
-    """The versions of ``skill`` known to exist: those recorded, the live latest, and when
-    ``wanted`` is none of them, every version the provider lists (kept in ``listed``, so
-    agents pinning the same skill share one listing)."""
-    entry = lockfile.resources.get(skill)
-    if entry is None or entry.id not in live:
+    """The versions of ``skill`` (its live id and the versions the state records, from
+    ``_live_skill``) known to exist: those recorded, the live latest, and when ``wanted``
+    is none of them, every version the provider lists (kept in ``listed``, so agents
+    pinning the same skill share one listing)."""
+    if recorded is None:
         return set()
-    known = set(entry.uploaded) | {live[entry.id].get("latest_version_id") or ""}
+    skill_id, uploaded = recorded
+    known = uploaded | {live[skill_id].get("latest_version_id") or ""}
     if wanted in known:
         return known
     if skill not in listed:
         try:
-            versions = await client.skills.versions.list(entry.id).to_list()
+            versions = await client.skills.versions.list(skill_id).to_list()
         except ProviderError:
             return known
         listed[skill] = {str(v["id"]) for v in versions}
