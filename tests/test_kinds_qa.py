@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.gitops import cli, lockfile, ok, plan_is_clean
+from support.gitops import cli, lockfile, ok, out_of_band, plan_is_clean
 from support.skills import skill_workdir
+
+from reconciler.provider import ProviderClient
 
 PINNED_AGENT = """\
 kind: Agent
@@ -80,3 +82,61 @@ def test_a_pin_to_a_version_that_does_not_exist_is_still_refused_after_a_move(
         "manifests/agents.yaml:5:23: agent.coder pins skill.pdf version skillver_nope, which "
         "does not exist (its versions: skillver_"
     ) in result.stderr, result.stderr
+
+
+def test_an_imported_stores_seeds_are_written_when_absent_as_the_import_note_says(
+    workdir: Path,
+) -> None:
+    # the note said seeds are written only when a store is created, and the plan agreed:
+    # the imported entry counted every seed as written, so a seed added to the imported
+    # store's manifest was never written (README: a seed added to a live store's manifest
+    # is written by the next apply)
+    async def hand_made(client: ProviderClient) -> None:
+        await client.memory_stores.create({"name": "scratch", "description": "by hand"})
+
+    out_of_band(hand_made)
+    said = ok("import", "--all-unmanaged", "--out", "manifests/imported").stdout
+    assert (
+        "Memory stores are imported without their memories: the agents own that content.\n"
+    ) in said, said
+    assert "only when a store is created" not in said
+    stores = workdir / "manifests/imported/memory_stores.yaml"
+    stores.write_text(stores.read_text() + "  memories: [{path: /a.md, content: seeded}]\n")
+    assert "+ memories[/a.md]" in ok("plan").stdout
+    ok("apply", "--auto-approve")
+    plan_is_clean()
+
+    async def read(client: ProviderClient) -> list[str]:
+        stores = await client.memory_stores.list().to_list()
+        (store,) = [s for s in stores if s["name"] == "scratch"]
+        memories = await client.memory_stores.memories.list(store["id"]).to_list()
+        return [m["path"] for m in memories]
+
+    assert out_of_band(read) == ["/a.md"]
+
+
+def test_importing_a_declared_store_writes_its_absent_seeds_and_never_overwrites_one(
+    workdir: Path,
+) -> None:
+    async def hand_made(client: ProviderClient) -> str:
+        made = await client.memory_stores.create({"name": "scratch"})
+        await client.memory_stores.memories.create(made["id"], "/kept.md", "the agent's")
+        return str(made["id"])
+
+    store_id = out_of_band(hand_made)
+    (workdir / "manifests/stores.yaml").write_text(
+        "kind: MemoryStore\nname: scratch\nspec:\n  memories:\n"
+        "    - {path: /kept.md, content: seed}\n    - {path: /new.md, content: seed}\n"
+    )
+    ok("import", "memory_store.scratch", store_id)
+    shown = ok("plan").stdout
+    assert "+ memories[/kept.md]" in shown and "+ memories[/new.md]" in shown, shown
+    ok("apply", "--auto-approve")
+    plan_is_clean()
+
+    async def read(client: ProviderClient) -> dict[str, str]:
+        memories = client.memory_stores.memories
+        listed = await memories.list(store_id).to_list()
+        return {m["path"]: (await memories.retrieve(store_id, m["id"]))["content"] for m in listed}
+
+    assert out_of_band(read) == {"/kept.md": "the agent's", "/new.md": "seed"}
