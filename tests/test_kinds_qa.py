@@ -140,3 +140,31 @@ def test_importing_a_declared_store_writes_its_absent_seeds_and_never_overwrites
         return {m["path"]: (await memories.retrieve(store_id, m["id"]))["content"] for m in listed}
 
     assert out_of_band(read) == {"/kept.md": "the agent's", "/new.md": "seed"}
+
+
+def test_a_seed_added_with_a_stores_rename_is_written(workdir: Path) -> None:
+    # the move read the seeds the state records under the new address (none), so the
+    # seed added in the same commit was neither planned nor written, and then recorded as
+    # written: it never reached the store
+    stores = workdir / "manifests/stores.yaml"
+    stores.write_text(
+        "kind: MemoryStore\nname: notes\nspec:\n  memories:\n    - {path: /a.md, content: a}\n"
+    )
+    ok("apply", "--auto-approve")
+    store_id = lockfile()["resources"]["memory_store.notes"]["id"]
+    stores.write_text(
+        "kind: MemoryStore\nname: team-notes\nmoved_from: notes\nspec:\n  memories:\n"
+        "    - {path: /a.md, content: a}\n    - {path: /b.md, content: b}\n"
+    )
+    shown = ok("plan").stdout
+    assert "memory_store.notes -> memory_store.team-notes  moved" in shown, shown
+    assert "+ memories[/b.md]" in shown and "/a.md" not in shown, shown
+    ok("apply", "--auto-approve")
+    plan_is_clean()
+
+    async def paths(client: ProviderClient) -> list[str]:
+        memories = await client.memory_stores.memories.list(store_id).to_list()
+        return sorted(m["path"] for m in memories)
+
+    assert out_of_band(paths) == ["/a.md", "/b.md"]
+    assert lockfile()["resources"]["memory_store.team-notes"]["id"] == store_id
