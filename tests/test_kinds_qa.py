@@ -168,3 +168,22 @@ def test_a_seed_added_with_a_stores_rename_is_written(workdir: Path) -> None:
 
     assert out_of_band(paths) == ["/a.md", "/b.md"]
     assert lockfile()["resources"]["memory_store.team-notes"]["id"] == store_id
+
+
+def test_a_skill_renamed_with_a_file_changed_shows_the_move_on_its_line(workdir: Path) -> None:
+    # the headline read '~ skill.pdf  new version (...)' while the summary counted '1
+    # moved': the move was only in the reason, unlike every other kind's moved headline
+    ok("apply", "--auto-approve")
+    (workdir / "manifests/skills.yaml").write_text(
+        "kind: Skill\nname: pdf\nmoved_from: pdf-tools\nspec:\n  source: skills/pdf-tools\n"
+    )
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    shown = ok("plan").stdout
+    assert (
+        "  ~ skill.pdf-tools -> skill.pdf  moved  new version (1 file changed: fill.py)\n"
+    ) in shown, shown
+    assert "Plan: 0 to create, 1 to update, 0 to archive, 1 moved." in shown
+    markdown = ok("plan", "--format", "markdown").stdout
+    assert "skill.pdf-tools -&gt; skill.pdf" in markdown or "skill.pdf-tools -> skill.pdf" in (
+        markdown
+    ), markdown
