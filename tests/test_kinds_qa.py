@@ -4,6 +4,7 @@ pass in session 8) and stays fixed."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,47 @@ def test_a_skill_renamed_with_a_file_changed_shows_the_move_on_its_line(workdir:
     assert "skill.pdf-tools -&gt; skill.pdf" in markdown or "skill.pdf-tools -> skill.pdf" in (
         markdown
     ), markdown
+
+
+MOUNTED = """\
+kind: Environment
+name: dev
+spec: {config: {type: cloud}}
+---
+kind: Agent
+name: coder
+spec: {model: claude-sonnet-4-6}
+---
+kind: MemoryStore
+name: notes
+spec: {description: Team notes}
+---
+kind: Deployment
+name: nightly
+spec:
+  agent: {ref: coder}
+  environment: dev
+  initial_events: [{type: user.message, content: [{type: text, text: hi}]}]
+  resources: [{memory_store: notes, access: read_only}]
+"""
+
+
+def test_a_changed_memory_store_names_the_deployments_that_mount_it(workdir: Path) -> None:
+    # a store's description is what the agent is shown, its name the directory it is
+    # mounted at: the plan named the deployments an environment or vault change reaches,
+    # but never those of a memory store
+    stores = workdir / "manifests/agents.yaml"
+    stores.write_text(MOUNTED)
+    ok("apply", "--auto-approve")
+    stores.write_text(MOUNTED.replace("Team notes", "Team notes for 2027"))
+    plan = json.loads(ok("plan", "--format", "json").stdout)
+    assert plan["blast_radius"] == [
+        {
+            "address": "memory_store.notes",
+            "deployments": [
+                {"deployment": "deployment.nightly", "follows_latest": True, "pinned_version": None}
+            ],
+        }
+    ], plan["blast_radius"]
+    shown = ok("plan").stdout
+    assert "memory_store.notes (update) is used by 1 deployment:" in shown, shown
