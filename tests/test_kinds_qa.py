@@ -232,3 +232,41 @@ def test_a_changed_memory_store_names_the_deployments_that_mount_it(workdir: Pat
     ], plan["blast_radius"]
     shown = ok("plan").stdout
     assert "memory_store.notes (update) is used by 1 deployment:" in shown, shown
+
+
+@pytest.mark.parametrize(
+    ("skill_md", "said"),
+    [
+        (
+            b"---\nname: pdf-tools\ndescription: Fill PDF forms.\n: not: yaml: [\n---\n",
+            (
+                "manifests/skills.yaml:4:11: spec.source: manifests/skills/pdf-tools/SKILL.md:4:1: "
+                "its frontmatter is not valid YAML: expected <block end>, but found ':'\n"
+            ),
+        ),
+        (
+            b"---\nname: pdf-tools\ndescription: F\xfcllt PDF-Formulare.\n---\n",
+            (
+                "manifests/skills.yaml:4:11: spec.source: manifests/skills/pdf-tools/SKILL.md is "
+                "not UTF-8 text\n"
+            ),
+        ),
+        (
+            b"---\nname: [pdf, tools]\ndescription: Fill PDF forms.\n---\n",
+            (
+                "manifests/skills.yaml:4:11: spec.source: manifests/skills/pdf-tools/SKILL.md: its "
+                "frontmatter's name is not text: write the skill's slug, e.g. name: pdf-tools\n"
+            ),
+        ),
+    ],
+    ids=["bad-yaml", "not-utf8", "name-not-text"],
+)
+def test_a_broken_skill_md_says_what_is_wrong_in_one_line(
+    workdir: Path, skill_md: bytes, said: str
+) -> None:
+    # the YAML error was the parser's multi-line dump about '<unicode string>', a Latin-1
+    # SKILL.md was said to have no frontmatter, and a list name to have no name
+    (workdir / "manifests/skills/pdf-tools/SKILL.md").write_bytes(skill_md)
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: 1 error in manifests:\n  {said}", result.stderr

@@ -196,11 +196,15 @@ def parse_skill_md(data: bytes, shown: str | Path = SKILL_FILE) -> tuple[str, st
     """(name, description) from SKILL.md's YAML frontmatter.
 
     Raises:
-        SkillSourceError: no frontmatter, no ``name``, or a name that is not a slug.
+        SkillSourceError: not UTF-8, no frontmatter (or not YAML, said at its line), no
+            ``name``, or a name that is not a slug.
     """
     import yaml  # the manifest layer's parser; imported when a skill is read
 
-    text = data.decode("utf-8", "replace").lstrip("\ufeff")
+    try:
+        text = data.decode("utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError:
+        raise SkillSourceError(f"{shown} is not UTF-8 text") from None
     match = re.match(r"^---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|$)", text, re.DOTALL)
     if match is None:
         raise SkillSourceError(
@@ -210,7 +214,16 @@ def parse_skill_md(data: bytes, shown: str | Path = SKILL_FILE) -> tuple[str, st
     try:
         front = yaml.safe_load(match.group(1))
     except yaml.YAMLError as error:
-        raise SkillSourceError(f"{shown}: its frontmatter is not valid YAML ({error})") from None
+        raise SkillSourceError(_yaml_error(shown, error)) from None
+    if (
+        isinstance(front, dict)
+        and front.get("name") is not None
+        and not isinstance(front["name"], str)
+    ):
+        raise SkillSourceError(
+            f"{shown}: its frontmatter's name is not text: write the skill's slug, e.g. "
+            "name: pdf-tools"
+        )
     if not isinstance(front, dict) or not isinstance(front.get("name"), str):
         raise SkillSourceError(f"{shown}: its frontmatter has no 'name' (the skill's slug)")
     name = front["name"].strip()
@@ -236,6 +249,15 @@ def parse_skill_md(data: bytes, shown: str | Path = SKILL_FILE) -> tuple[str, st
             f"{shown}: description is {len(description)} characters; the limit is {MAX_DESCRIPTION}"
         )
     return name, description
+
+
+def _yaml_error(shown: str | Path, error: Exception) -> str:
+    """``SKILL.md:LINE:COL: its frontmatter is not valid YAML: PROBLEM``, one line, its place
+    counted in the file (the frontmatter starts on its second line)."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"{shown}:{mark.line + 2}:{mark.column + 1}" if mark is not None else str(shown)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"{where}: its frontmatter is not valid YAML: {problem}"
 
 
 def _inside(root: Path, link: Path, rel: str) -> None:
