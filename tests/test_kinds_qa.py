@@ -270,3 +270,23 @@ def test_a_broken_skill_md_says_what_is_wrong_in_one_line(
     result = cli("validate")
     assert result.exit_code == 1
     assert result.stderr == f"Error: 1 error in manifests:\n  {said}", result.stderr
+
+
+def test_state_mv_of_a_skill_does_not_promise_a_retag(workdir: Path) -> None:
+    # it said the next apply retags the skill (its reconciler-address metadata) and renames
+    # it: a skill has neither, and the next apply sends nothing
+    ok("apply", "--auto-approve")
+    skill_id = lockfile()["resources"]["skill.pdf-tools"]["id"]
+    said = ok("state", "mv", "skill.pdf-tools", "skill.pdf").stdout
+    assert "retags" not in said and "reconciler-address" not in said, said
+    assert (
+        f"The remote object (skill {skill_id}) was NOT touched, and the next apply sends "
+        "nothing for it: a skill carries no ownership metadata and no name that follows the "
+        "document; the entry alone says it is skill.pdf."
+    ) in said, said
+    (workdir / "manifests/skills.yaml").write_text(
+        "kind: Skill\nname: pdf\nspec:\n  source: skills/pdf-tools\n"
+    )
+    ok("apply", "--auto-approve")
+    assert lockfile()["resources"]["skill.pdf"]["id"] == skill_id
+    plan_is_clean()
