@@ -290,3 +290,19 @@ def test_state_mv_of_a_skill_does_not_promise_a_retag(workdir: Path) -> None:
     ok("apply", "--auto-approve")
     assert lockfile()["resources"]["skill.pdf"]["id"] == skill_id
     plan_is_clean()
+
+
+def test_ignore_changes_on_a_skill_is_refused_instead_of_ignored(workdir: Path) -> None:
+    # 'ignore_changes: [source]' was accepted and did nothing: the next file edit still
+    # uploaded a new version that every following agent moved to
+    (workdir / "manifests/skills.yaml").write_text(
+        "kind: Skill\nname: pdf-tools\nignore_changes: [source]\nspec:\n"
+        "  source: skills/pdf-tools\n"
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert (
+        "manifests/skills.yaml:3:18: ignore_changes[0]: a Skill has nothing ignore_changes can "
+        "leave alone: a change of its files (source) is a new version, and display_name is "
+        "fixed when it is created; remove ignore_changes"
+    ) in result.stderr, result.stderr
