@@ -306,3 +306,44 @@ def test_ignore_changes_on_a_skill_is_refused_instead_of_ignored(workdir: Path) 
         "leave alone: a change of its files (source) is a new version, and display_name is "
         "fixed when it is created; remove ignore_changes"
     ) in result.stderr, result.stderr
+
+
+PROMPTED = "kind: Agent\nname: coder\nspec:\n  model: claude-sonnet-4-6\n"
+PROMPTED += "  system: {from_file: prompts/coder.md}\n"
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "shown", "marker"),
+    [
+        (
+            b"one\ntwo\nthree",
+            b"one\ntwo\nthree\n",
+            ["-three", "\\ No newline at end of file", "+three"],
+            "\\ No newline at end of file",
+        ),
+        (
+            b"one\ntwo\n",
+            b"one\r\ntwo\r\n",
+            ["-one", "-two", "+one\\x0d", "+two\\x0d"],
+            "two\\x0d",
+        ),
+    ],
+    ids=["final-newline", "crlf"],
+)
+def test_a_prompt_file_that_differs_only_in_line_ends_shows_the_difference(
+    workdir: Path, before: bytes, after: bytes, shown: list[str], marker: str
+) -> None:
+    # an editor adding the final newline (or a checkout writing CRLF) planned a new agent
+    # version under an empty '~ system:' diff: the change was there, and invisible
+    prompt = workdir / "manifests/prompts/coder.md"
+    prompt.parent.mkdir()
+    prompt.write_bytes(before)
+    (workdir / "manifests/agents.yaml").write_text(PROMPTED)
+    ok("apply", "--auto-approve")
+    prompt.write_bytes(after)
+    text = ok("plan").stdout
+    assert "~ agent.coder  update  version 1 -> 2  [system prompt]" in text, text
+    diff = "\n".join(line.strip() for line in text.split("~ system:\n", 1)[1].splitlines())
+    assert "\n".join(shown) in diff, text
+    markdown = ok("plan", "--format", "markdown").stdout
+    assert marker in markdown, markdown
