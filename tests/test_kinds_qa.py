@@ -347,3 +347,19 @@ def test_a_prompt_file_that_differs_only_in_line_ends_shows_the_difference(
     assert "\n".join(shown) in diff, text
     markdown = ok("plan", "--format", "markdown").stdout
     assert marker in markdown, markdown
+
+
+def test_a_target_naming_the_old_address_of_a_move_says_where_it_moved(workdir: Path) -> None:
+    # it said 'no such address in the manifests or lockfile' of an address the lockfile
+    # holds until the move is applied
+    ok("apply", "--auto-approve")
+    (workdir / "manifests/skills.yaml").write_text(
+        "kind: Skill\nname: pdf\nmoved_from: pdf-tools\nspec:\n  source: skills/pdf-tools\n"
+    )
+    result = cli("plan", "--target", "skill.pdf-tools")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: --target skill.pdf-tools: the manifests move it to skill.pdf (moved_from); "
+        "target skill.pdf\n"
+    ), result.stderr
+    assert "skill.pdf-tools -> skill.pdf" in ok("plan", "--target", "skill.pdf").stdout
