@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from support.gitops import cli, lockfile, ok, out_of_band, plan_is_clean
-from support.skills import skill_workdir
+from support.skills import SKILLS, skill_workdir
 
 from reconciler.provider import ProviderClient
 
@@ -363,3 +363,29 @@ def test_a_target_naming_the_old_address_of_a_move_says_where_it_moved(workdir: 
         "target skill.pdf\n"
     ), result.stderr
     assert "skill.pdf-tools -> skill.pdf" in ok("plan", "--target", "skill.pdf").stdout
+
+
+def test_a_lost_lockfile_finds_a_skill_whose_display_name_the_manifest_left_out(
+    workdir: Path,
+) -> None:
+    # display_name is optional and fixed at create, so leaving it out later changes nothing;
+    # but a lost lockfile then looked for the skill only under its slug as display name,
+    # missed it, and planned a twin upload (and the agents moved to the twin)
+    skills = workdir / "manifests/skills.yaml"
+    skills.write_text(SKILLS + "  display_name: PDF tools\n")
+    (workdir / "manifests/agents.yaml").write_text(
+        "kind: Agent\nname: coder\nspec:\n  model: claude-sonnet-4-6\n"
+        "  skills: [{ref: pdf-tools}]\n"
+    )
+    ok("apply", "--auto-approve")
+    skill_id = lockfile()["resources"]["skill.pdf-tools"]["id"]
+    skills.write_text(SKILLS)
+    ok("apply", "--auto-approve")  # records the new spec digest; sends nothing
+    plan_is_clean()
+    Path("state/reconciler.lock").unlink()
+    plan = json.loads(ok("plan", "--format", "json").stdout)
+    changed = [(a["address"], a["type"]) for a in plan["actions"] if a["type"] != "noop"]
+    assert changed == [], changed
+    ok("apply", "--auto-approve")
+    assert lockfile()["resources"]["skill.pdf-tools"]["id"] == skill_id
+    plan_is_clean()

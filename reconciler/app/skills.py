@@ -55,14 +55,19 @@ async def describe_skills(
     entries = {e.id: e for e in lockfile.resources.values() if e.kind == "skill"}
     live_ids = {s["id"] for s in live}
     # skills to find by their slug: no entry, or its skill is gone; the name each would
-    # have been given, to read only the versions of skills that could be one of them
+    # have been given, to read only the versions of skills that could be one of them.
+    # Where the state was lost and the document sets no display_name, the skill may carry
+    # any (one it was created with, since left out of the manifest): every unrecorded
+    # skill is read then, as a twin would be uploaded if it were missed
     wanted: dict[str, set[str]] = {}  # slug -> display names (two documents may share one)
+    any_name = False
     for address, source in manifests.skills.items():
         entry = lockfile.resources.get(address)
         if entry is None or entry.id not in live_ids or address in lockfile.pending:
             doc = manifests.get(address)
             shown = doc.spec.display_name if doc and isinstance(doc.spec, SkillSpec) else None
             wanted.setdefault(source.slug, set()).add(shown or source.slug)
+            any_name |= shown is None and may_find_by_slug(lockfile, address)
     skills = client.skills.versions
 
     async def read(skill: JSON) -> JSON | None:
@@ -73,7 +78,7 @@ async def describe_skills(
             if latest in entry.uploaded:
                 return None
             name = entry.slug
-        elif any(skill.get("display_name") in names for names in wanted.values()):
+        elif any_name or any(skill.get("display_name") in names for names in wanted.values()):
             name = (await skills.retrieve(skill["id"], latest)).get("name")
             if name not in wanted:
                 return {"id": latest, "name": name}
