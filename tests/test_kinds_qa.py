@@ -11,7 +11,7 @@ import pytest
 from support.gitops import cli, lockfile, ok, out_of_band, plan_is_clean
 from support.skills import SKILLS, skill_workdir
 
-from reconciler.provider import ProviderClient
+from reconciler.provider import ProviderClient, SkillUpload
 
 PINNED_AGENT = """\
 kind: Agent
@@ -389,3 +389,23 @@ def test_a_lost_lockfile_finds_a_skill_whose_display_name_the_manifest_left_out(
     ok("apply", "--auto-approve")
     assert lockfile()["resources"]["skill.pdf-tools"]["id"] == skill_id
     plan_is_clean()
+
+
+def test_import_of_a_skill_over_an_existing_directory_says_what_the_user_can_do(
+    workdir: Path,
+) -> None:
+    # it said 'or import into another directory', which import skill.NAME ID has no option
+    # for: the ways out are another name, or a Skill document naming the directory
+    async def hand_made(client: ProviderClient) -> str:
+        upload = SkillUpload((("notes/SKILL.md", b"---\nname: notes\ndescription: d\n---\n"),))
+        return str((await client.skills.create(upload))["id"])
+
+    skill_id = out_of_band(hand_made)
+    (workdir / "manifests/skills/notes").mkdir()
+    result = cli("import", "skill.notes", skill_id)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: manifests/skills/notes already exists; nothing was imported. Move it away, "
+        f"import the skill under another name (reconciler import skill.OTHER {skill_id}), or "
+        "write a Skill document for it first (import then keeps the directory it names)\n"
+    ), result.stderr
