@@ -409,3 +409,25 @@ def test_import_of_a_skill_over_an_existing_directory_says_what_the_user_can_do(
         f"import the skill under another name (reconciler import skill.OTHER {skill_id}), or "
         "write a Skill document for it first (import then keeps the directory it names)\n"
     ), result.stderr
+
+
+def test_a_skill_version_changing_many_files_names_a_few_in_its_headline(
+    workdir: Path,
+) -> None:
+    # the headline, its reason and the rollout listed every changed file on one line (a
+    # vendored library: hundreds of names); the plan lists each file below it anyway
+    ok("apply", "--auto-approve")
+    for i in range(12):
+        (workdir / f"manifests/skills/pdf-tools/lib/m{i:02}.py").parent.mkdir(exist_ok=True)
+        (workdir / f"manifests/skills/pdf-tools/lib/m{i:02}.py").write_text(f"x = {i}\n")
+    words = (
+        "new version (12 files changed: lib/m00.py, lib/m01.py, lib/m02.py, lib/m03.py, "
+        "lib/m04.py and 7 more)"
+    )
+    text = ok("plan").stdout
+    assert f"  ~ skill.pdf-tools  {words}\n      reason: {words}\n" in text, text
+    assert "lib/m11.py" in text  # its own line below
+    plan = json.loads(ok("plan", "--format", "json").stdout)
+    (action,) = [a for a in plan["actions"] if a["address"] == "skill.pdf-tools"]
+    assert action["reason"] == words
+    assert len(action["changes"]) == 12

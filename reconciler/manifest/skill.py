@@ -15,6 +15,7 @@ Planned by ``engine/skills.py``; see docs/architecture.md "Skills".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
@@ -27,6 +28,21 @@ from .skilldir import SkillSource, read_skill_source
 
 #: the limit on a skill's display_name (the local provider's, routes_skills.py)
 MAX_DISPLAY_NAME = 255
+
+#: how many changed files a one-line summary names (the plan lists every file below it)
+NAMED_FILES = 5
+
+
+def files_named(paths: Sequence[str]) -> str:
+    """``a.py, b.py and 7 more``: the first ``NAMED_FILES`` paths, and how many others."""
+    named = ", ".join(paths[:NAMED_FILES])
+    return f"{named} and {len(paths) - NAMED_FILES} more" if len(paths) > NAMED_FILES else named
+
+
+def new_version_words(paths: Sequence[str]) -> str:
+    """``new version (2 files changed: fill.py, forms/w9.json)``, naming a few files."""
+    n = len(paths)
+    return f"new version ({n} file{'s' if n != 1 else ''} changed: {files_named(paths)})"
 
 
 class SkillSpec(SpecModel):
@@ -91,8 +107,7 @@ class SkillStep:
             return "no changes"
         if self.foreign_latest:
             return "new version (the live latest version was not uploaded by this project)"
-        n = len(self.changed)
-        return f"new version ({n} file{'s' if n != 1 else ''} changed: {', '.join(self.changed)})"
+        return new_version_words(self.changed)
 
 
 def skill_step(lock: SkillLock | None, source: SkillSource, live_latest: str | None) -> SkillStep:
