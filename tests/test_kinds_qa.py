@@ -431,3 +431,28 @@ def test_a_skill_version_changing_many_files_names_a_few_in_its_headline(
     (action,) = [a for a in plan["actions"] if a["address"] == "skill.pdf-tools"]
     assert action["reason"] == words
     assert len(action["changes"]) == 12
+
+
+@pytest.mark.parametrize(
+    ("link", "said"),
+    [
+        (
+            "missing.md",
+            "is a symlink to missing.md, which does not exist; remove it or copy the file in",
+        ),
+        ("self.md", "is a symlink loop; remove it"),
+    ],
+    ids=["dangling", "loop"],
+)
+def test_a_broken_symlink_in_a_skill_is_an_error_at_its_source_not_a_bug_report(
+    workdir: Path, link: str, said: str
+) -> None:
+    # 'internal error while reading this file (FileNotFoundError); please report this bug'
+    # at the manifest's 1:1, for a symlink left behind by a renamed file
+    (workdir / "manifests/skills/pdf-tools/self.md").symlink_to(link)
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: 1 error in manifests:\n  manifests/skills.yaml:4:11: spec.source: self.md in "
+        f"skill source manifests/skills/pdf-tools {said}\n"
+    ), result.stderr

@@ -121,7 +121,7 @@ def read_skill_source(directory: str | Path, *, repository: Path | None = None) 
             if ignored(rel + "/"):
                 continue
             if (here / name).is_symlink():
-                _inside(root, here / name, rel)
+                _inside(root, here / name, rel, given)
                 # a link to a directory inside the skill: its files are uploaded where they are
                 continue
             keep.append(name)
@@ -132,7 +132,7 @@ def read_skill_source(directory: str | Path, *, repository: Path | None = None) 
             if ignored(rel):
                 continue
             if path.is_symlink():
-                _inside(root, path, rel)
+                _inside(root, path, rel, given)
             if len(rel) > MAX_PATH_CHARS:
                 raise SkillSourceError(
                     f"{rel[:80]}... in skill source {given}: paths in a skill are at most "
@@ -260,8 +260,13 @@ def _yaml_error(shown: str | Path, error: Exception) -> str:
     return f"{where}: its frontmatter is not valid YAML: {problem}"
 
 
-def _inside(root: Path, link: Path, rel: str) -> None:
-    target = link.resolve()
+def _inside(root: Path, link: Path, rel: str, given: Path) -> None:
+    try:
+        target = link.resolve()
+    except (RuntimeError, OSError):  # a loop: Python 3.11 raises RuntimeError, 3.13 OSError
+        raise SkillSourceError(
+            f"{rel} in skill source {given} is a symlink loop; remove it"
+        ) from None
     if not target.is_relative_to(root):
         raise SkillSourceError(
             f"{rel} in skill source {root} is a symlink to {target}, outside the skill's "
@@ -270,7 +275,21 @@ def _inside(root: Path, link: Path, rel: str) -> None:
 
 
 def _read(path: Path, rel: str, given: Path, room: int) -> bytes:
-    mode = path.stat().st_mode
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if not path.is_symlink():
+            raise SkillSourceError(
+                f"{rel} in skill source {given} was removed while read"
+            ) from None
+        raise SkillSourceError(
+            f"{rel} in skill source {given} is a symlink to {os.readlink(path)}, which does "
+            "not exist; remove it or copy the file in"
+        ) from None
+    except OSError as error:
+        raise SkillSourceError(
+            f"{rel} in skill source {given} cannot be read ({error.strerror})"
+        ) from None
     if not stat.S_ISREG(mode):
         raise SkillSourceError(f"{rel} in skill source {given} is not a regular file")
     try:
@@ -279,6 +298,10 @@ def _read(path: Path, rel: str, given: Path, room: int) -> bytes:
         raise SkillSourceError(
             f"skill source {given} is larger than {MAX_TOTAL_BYTES // (1024 * 1024)} MiB "
             f"(reached at {rel}); the provider takes at most that much in one skill version"
+        ) from None
+    except OSError as error:
+        raise SkillSourceError(
+            f"{rel} in skill source {given} cannot be read ({error.strerror})"
         ) from None
 
 
