@@ -456,3 +456,21 @@ def test_a_broken_symlink_in_a_skill_is_an_error_at_its_source_not_a_bug_report(
         "Error: 1 error in manifests:\n  manifests/skills.yaml:4:11: spec.source: self.md in "
         f"skill source manifests/skills/pdf-tools {said}\n"
     ), result.stderr
+
+
+def test_a_deployment_mounting_one_memory_store_twice_is_an_error_at_validate(
+    workdir: Path,
+) -> None:
+    # validate and plan passed; apply then updated the agents and failed on the deployment
+    # with the provider's 400 'resources must not name the same memory store twice'
+    twice = MOUNTED.replace(
+        "resources: [{memory_store: notes, access: read_only}]",
+        "resources: [{memory_store: notes}, {memory_store: notes, access: read_only}]",
+    )
+    (workdir / "manifests/agents.yaml").write_text(twice)
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert (
+        "manifests/agents.yaml:19:53: spec.resources[1].memory_store: memory store 'notes' is "
+        "mounted twice; mount it once (with the access it needs)"
+    ) in result.stderr, result.stderr
