@@ -474,3 +474,23 @@ def test_a_deployment_mounting_one_memory_store_twice_is_an_error_at_validate(
         "manifests/agents.yaml:19:53: spec.resources[1].memory_store: memory store 'notes' is "
         "mounted twice; mount it once (with the access it needs)"
     ) in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("display_name", "said"),
+    [
+        ('"two\\nlines"', "display_name must be one line"),
+        ('"   "', "display_name must not be blank; leave it out to use SKILL.md's name"),
+    ],
+    ids=["two-lines", "blank"],
+)
+def test_a_skill_display_name_the_provider_refuses_is_an_error_at_validate(
+    workdir: Path, display_name: str, said: str
+) -> None:
+    # validate and plan passed; apply failed on the upload with the provider's 400
+    (workdir / "manifests/skills.yaml").write_text(SKILLS + f"  display_name: {display_name}\n")
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert f"manifests/skills.yaml:5:17: spec.display_name: {said}\n" in result.stderr, (
+        result.stderr
+    )

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from .fields import NonEmptyStr, SpecModel
+from .fields import NonEmptyStr, SpecModel, fail
 from .secret import repository_root
 from .skilldir import SkillSource, read_skill_source
 
@@ -54,6 +54,16 @@ class SkillSpec(SpecModel):
     display_name: Annotated[str, Field(min_length=1, max_length=MAX_DISPLAY_NAME)] | None = Field(
         default=None, description="Title shown for the skill; fixed at create."
     )
+
+    @field_validator("display_name")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        # what the provider refuses at upload, said here (routes_skills: check_display_name)
+        if value is not None and not value.strip():
+            fail("display_name must not be blank; leave it out to use SKILL.md's name")
+        if value is not None and ("\n" in value or "\r" in value):
+            fail("display_name must be one line")
+        return value
 
 
 def skill_source(spec: SkillSpec, manifest_file: str | Path) -> SkillSource:
