@@ -494,3 +494,18 @@ def test_a_skill_display_name_the_provider_refuses_is_an_error_at_validate(
     assert f"manifests/skills.yaml:5:17: spec.display_name: {said}\n" in result.stderr, (
         result.stderr
     )
+
+
+def test_a_memory_store_name_with_a_control_character_is_an_error_at_validate(
+    workdir: Path,
+) -> None:
+    # validate and plan passed; apply failed on the create with the provider's 400
+    (workdir / "manifests/stores.yaml").write_text(
+        'kind: MemoryStore\nname: notes\nspec:\n  name: "Team\\tnotes"\n'
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert (
+        "manifests/stores.yaml:4:9: spec.name: a memory store's name must not hold control "
+        "characters (a tab, a line break)\n"
+    ) in result.stderr, result.stderr
