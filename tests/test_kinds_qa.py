@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support.gitops import cli, lockfile, ok, out_of_band, plan_is_clean
+from support.gitops import cli, lockfile, make_workdir, ok, out_of_band, plan_is_clean
 from support.skills import SKILLS, skill_workdir
 
 from reconciler.provider import ProviderClient, SkillUpload
@@ -509,3 +509,38 @@ def test_a_memory_store_name_with_a_control_character_is_an_error_at_validate(
         "manifests/stores.yaml:4:9: spec.name: a memory store's name must not hold control "
         "characters (a tab, a line break)\n"
     ) in result.stderr, result.stderr
+
+
+def test_drift_after_a_lost_lockfile_finds_an_object_the_manifests_move(workdir: Path) -> None:
+    # plan finds the renamed agent by its old address's tags; drift called the same object
+    # unmanaged ('neither the manifests nor the lockfile know that address') and warned that
+    # the new address had no live object
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text("kind: Agent\nname: coder\nspec: {model: claude-sonnet-4-6}\n")
+    ok("apply", "--auto-approve")
+    agents.write_text(
+        "kind: Agent\nname: engineer\nmoved_from: coder\nspec: {model: claude-sonnet-4-6}\n"
+    )
+    Path("state/reconciler.lock").unlink()
+    result = cli("drift", "--format", "json")
+    report = json.loads(result.stdout)
+    assert [i["type"] for i in report["items"]] == [], report["items"]
+    assert "agent.engineer" not in result.stderr, result.stderr
+    assert "agent.coder -> agent.engineer  moved" in ok("plan").stdout
+
+
+def test_drift_after_a_lost_lockfile_finds_a_renamed_vault_and_its_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_workdir(tmp_path, monkeypatch)  # the example manifests
+    ok("apply", "--auto-approve")
+    vaults = root / "manifests/vaults.yaml"
+    vaults.write_text(
+        vaults.read_text().replace("name: github\n", "name: gh\nmoved_from: github\n")
+    )
+    deployments = root / "manifests/deployments.yaml"
+    deployments.write_text(deployments.read_text().replace("vaults: [github]", "vaults: [gh]"))
+    Path("state/reconciler.lock").unlink()
+    result = cli("drift", "--format", "json")
+    assert json.loads(result.stdout)["items"] == [], result.stdout
+    assert "vault.gh" not in result.stderr, result.stderr
