@@ -185,6 +185,9 @@ def adoption(
         remote_name=res.remote_name if res is not None else remote_name_of(kind, obj),
         pins=dict(pins),
         skills=dict(skills or {}),
+        # an imported store's memories are the agents' own, none of them a seed this
+        # project wrote: the manifest's seeds (written now or later) are written when absent
+        seeds=() if kind == "memory_store" else None,
     )
     reason = "import: an existing object, taken under management"
     if previous_owner is not None:

@@ -106,7 +106,10 @@ def _healed(
     unseen = tuple(a for a in unseen if a not in skills)
     if not found:
         return lockfile, frozenset(), unseen
-    desired = {r.address: r for r in desired_resources(documents)}
+    resources = desired_resources(documents)
+    desired = {r.address: r for r in resources}
+    # an object found under the address its document moves from (see heal_from_tags)
+    desired.update({r.moved_from: r for r in resources if r.moved_from and r.moved_from in found})
     now = utc_timestamp()
     healed = lockfile
     for address, (kind, obj) in found.items():

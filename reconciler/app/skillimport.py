@@ -102,12 +102,13 @@ def skill_document(name: str, source: str, found: DownloadedSkill) -> JSON:
     return {"kind": "Skill", "name": name, "spec": spec}
 
 
-def write_skill_files(directory: Path, found: DownloadedSkill) -> None:
-    """Write the skill's files under ``directory`` (which must not exist yet)."""
+def write_skill_files(directory: Path, found: DownloadedSkill, hint: str | None = None) -> None:
+    """Write the skill's files under ``directory`` (which must not exist yet; ``hint``: what
+    to do then, when not the default)."""
     if directory.exists():
         raise PlanError(
-            f"{directory} already exists; nothing was imported. Move it away, or import "
-            "into another directory"
+            f"{directory} already exists; nothing was imported. "
+            + (hint or "Move it away, or import into another directory")
         )
     for rel, data in sorted(found.files.items()):
         path = directory / rel
@@ -178,7 +179,13 @@ async def import_skill(
                 target = directory / f"{name}.yaml"
                 if target.exists():
                     raise PlanError(f"{target} already exists; nothing was imported")
-                write_skill_files(directory / name, found)
+                write_skill_files(
+                    directory / name,
+                    found,
+                    "Move it away, import the skill under another name (reconciler import "
+                    f"skill.OTHER {remote_id}), or write a Skill document for it first (import "
+                    "then keeps the directory it names)",
+                )
                 write_text_atomic(target, dump_documents([document]))
                 warnings.append(
                     f"wrote {directory / name} ({_files(len(found.files))} of its latest "

@@ -55,14 +55,19 @@ async def describe_skills(
     entries = {e.id: e for e in lockfile.resources.values() if e.kind == "skill"}
     live_ids = {s["id"] for s in live}
     # skills to find by their slug: no entry, or its skill is gone; the name each would
-    # have been given, to read only the versions of skills that could be one of them
+    # have been given, to read only the versions of skills that could be one of them.
+    # Where the state was lost and the document sets no display_name, the skill may carry
+    # any (one it was created with, since left out of the manifest): every unrecorded
+    # skill is read then, as a twin would be uploaded if it were missed
     wanted: dict[str, set[str]] = {}  # slug -> display names (two documents may share one)
+    any_name = False
     for address, source in manifests.skills.items():
         entry = lockfile.resources.get(address)
         if entry is None or entry.id not in live_ids or address in lockfile.pending:
             doc = manifests.get(address)
             shown = doc.spec.display_name if doc and isinstance(doc.spec, SkillSpec) else None
             wanted.setdefault(source.slug, set()).add(shown or source.slug)
+            any_name |= shown is None and may_find_by_slug(lockfile, address)
     skills = client.skills.versions
 
     async def read(skill: JSON) -> JSON | None:
@@ -73,7 +78,7 @@ async def describe_skills(
             if latest in entry.uploaded:
                 return None
             name = entry.slug
-        elif any(skill.get("display_name") in names for names in wanted.values()):
+        elif any_name or any(skill.get("display_name") in names for names in wanted.values()):
             name = (await skills.retrieve(skill["id"], latest)).get("name")
             if name not in wanted:
                 return {"id": latest, "name": name}
@@ -130,7 +135,8 @@ async def check_skills(
             if not isinstance(item, SkillRef) or item.version is None:
                 continue
             skill = f"skill.{item.ref}"
-            known = await _versions(client, skill, lockfile, live, item.version, listed)
+            recorded = _live_skill(manifests, skill, lockfile, observed)
+            known = await _versions(client, skill, recorded, live, item.version, listed)
             if item.version not in known:
                 where = manifests.location(doc.address, f"skills[{index}].version")
                 shown = ", ".join(sorted(known)[-5:]) or "none yet: it is uploaded by this apply"
@@ -179,26 +185,50 @@ def _check_display_name(manifests: ManifestSet, address: str, live: JSON) -> Non
     )
 
 
+def _live_skill(
+    manifests: ManifestSet, skill: str, lockfile: Lockfile, observed: Observed
+) -> tuple[str, set[str]] | None:
+    """The live skill that ``skill`` plans against, and the versions the state records of
+    it: its lockfile entry's, or the entry of the address it moved from (a rename keeps the
+    skill), or, where the state was lost, the skill found again by its slug (as
+    ``engine.skills.plan_skill`` finds it); None for a skill the apply uploads anew."""
+    live = observed.index("skill")
+    doc = manifests.get(skill)
+    moved = doc.moved_from_address if doc is not None else None
+    for address in (skill, moved):
+        entry = lockfile.resources.get(address) if address is not None else None
+        if entry is not None and entry.kind == "skill" and entry.id in live:
+            return entry.id, set(entry.uploaded)
+    source = manifests.skills.get(skill)
+    if source is None or not may_find_by_slug(lockfile, skill):
+        return None
+    found = unrecorded_by_slug(
+        observed.all("skill"), lockfile, observed.skill_versions, source.slug, (), source.digest
+    )
+    return (str(found["id"]), set()) if found is not None else None
+
+
 async def _versions(
     client: ProviderClient,
     skill: str,
-    lockfile: Lockfile,
+    recorded: tuple[str, set[str]] | None,
     live: dict[str, JSON],
     wanted: str,
     listed: dict[str, set[str]],
 ) -> set[str]:
-    """The versions of ``skill`` known to exist: those recorded, the live latest, and when
-    ``wanted`` is none of them, every version the provider lists (kept in ``listed``, so
-    agents pinning the same skill share one listing)."""
-    entry = lockfile.resources.get(skill)
-    if entry is None or entry.id not in live:
+    """The versions of ``skill`` (its live id and the versions the state records, from
+    ``_live_skill``) known to exist: those recorded, the live latest, and when ``wanted``
+    is none of them, every version the provider lists (kept in ``listed``, so agents
+    pinning the same skill share one listing)."""
+    if recorded is None:
         return set()
-    known = set(entry.uploaded) | {live[entry.id].get("latest_version_id") or ""}
+    skill_id, uploaded = recorded
+    known = uploaded | {live[skill_id].get("latest_version_id") or ""}
     if wanted in known:
         return known
     if skill not in listed:
         try:
-            versions = await client.skills.versions.list(entry.id).to_list()
+            versions = await client.skills.versions.list(skill_id).to_list()
         except ProviderError:
             return known
         listed[skill] = {str(v["id"]) for v in versions}

@@ -276,8 +276,7 @@ def _import_all(app: App, out: Path, allow_origin_change: bool = False) -> None:
         click.echo(f"Wrote {path} ({described})." if described else f"Wrote {path}.")
     if any(d.kind == "MemoryStore" for d in result.documents):
         click.echo(
-            "Memory stores are imported without their memories: the agents own that content "
-            "(a MemoryStore's `memories:` seeds are written only when a store is created)."
+            "Memory stores are imported without their memories: the agents own that content."
         )
     for adopted in result.adopted:
         click.echo(_adopted_line("Adopted", adopted))

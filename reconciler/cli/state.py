@@ -121,6 +121,14 @@ def state_mv(app: App, old: str, new: str) -> None:
     entry = move_state_entry(app.settings, old, new)
     remote = f" ({entry.kind} {entry.id})" if entry is not None else ""
     click.echo(f"Moved {old} to {new} in {app.settings.state_name}.")
+    info = KIND_INFO.get(entry.kind) if entry is not None else None
+    if entry is not None and info is not None and not info.has_metadata:
+        click.echo(  # a skill: no tag to rewrite, no name to follow the document
+            f"The remote object{remote} was NOT touched, and the next apply sends nothing "
+            f"for it: a {noun(entry.kind)} carries no ownership metadata and no name that "
+            f"follows the document; the entry alone says it is {new}."
+        )
+        return
     click.echo(
         f"The remote object{remote} was NOT touched: the next apply retags it for {new} "
         "(its reconciler-address metadata) and renames it if its name follows the document."

@@ -110,7 +110,9 @@ def find_unmanaged(
         lockfile: the current ``Lockfile`` (or None).
         project: this project.
     """
-    desired = {r.address for r in desired_resources(documents)}
+    resources = desired_resources(documents)
+    # an address a document moves from is the manifests' too, until the move is applied
+    desired = {r.address for r in resources} | {r.moved_from for r in resources if r.moved_from}
     entries = dict(lockfile.resources) if lockfile is not None else {}
     recorded = {(e.kind, e.id) for e in entries.values()}
     out: list[Unmanaged] = []
@@ -606,7 +608,8 @@ def heal_from_tags(
     Returns:
         (address -> (kind, live object)), and the manifest addresses no tagged object was
         found for: never applied, or deleted behind git's back; without the lockfile, which
-        one cannot be told.
+        one cannot be told. An object found by the tags of the address a document moves
+        from (``moved_from``, not applied yet) is returned under that old address.
     """
     entries = dict(lockfile.resources) if lockfile is not None else {}
     tagged: dict[tuple[str, str], list[JSON]] = {}
@@ -618,16 +621,28 @@ def heal_from_tags(
     found: dict[str, tuple[Kind, JSON]] = {}
     unseen: list[str] = []
     resources = desired_resources(documents)
+    by_address = {r.address: r for r in resources}
     for kind in KIND_ORDER:  # vaults before their credentials
         for res in resources:
             if res.kind != kind or res.address in entries:
                 continue
-            candidates = tagged.get((kind, res.address), [])
+            address = res.address
+            candidates = tagged.get((kind, address), [])
+            if not candidates and res.moved_from is not None and res.moved_from not in entries:
+                # a rename not applied yet: the object carries its old address's tags, and is
+                # healed there, as the lost lockfile recorded it (plan moves it, drift says
+                # nothing of a pending move)
+                address = res.moved_from
+                candidates = tagged.get((kind, address), [])
             if res.parent is not None:
                 parent = entries.get(res.parent)
                 vault_id = parent.id if parent is not None else None
-                if res.parent in found:
-                    vault_id = found[res.parent][1]["id"]
+                moved_parent = (
+                    by_address[res.parent].moved_from if res.parent in by_address else None
+                )
+                for healed_as in (res.parent, moved_parent):
+                    if healed_as is not None and healed_as in found:
+                        vault_id = found[healed_as][1]["id"]
                 candidates = [c for c in candidates if c.get("vault_id") == vault_id]
             if not candidates:
                 unseen.append(res.address)
@@ -636,7 +651,7 @@ def heal_from_tags(
                 candidates,
                 key=lambda o: (not o.get("archived_at"), str(o.get("created_at") or "")),
             )
-            found[res.address] = (kind, best)
+            found[address] = (kind, best)
     return found, tuple(sorted(unseen))
 
 

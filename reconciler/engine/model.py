@@ -26,6 +26,7 @@ from pydantic import ConfigDict, Field
 from reconciler.engine.gate import Gate, GateMode, HeldCandidate, RecoveredRollout
 from reconciler.kinds import KIND_INFO, Kind, noun
 from reconciler.lean import LeanModel
+from reconciler.manifest.skill import new_version_words
 
 
 class Frozen(LeanModel):
@@ -301,8 +302,7 @@ def skill_version_words(changes: tuple[FieldChange, ...]) -> str:
     paths = [c.path for c in changes]
     if not paths:
         return "new version (the live latest version was not uploaded by this project)"
-    n = len(paths)
-    return f"new version ({n} file{'s' if n != 1 else ''} changed: {', '.join(paths)})"
+    return new_version_words(paths)
 
 
 class PlanSummary(Frozen):

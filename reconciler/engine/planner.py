@@ -263,7 +263,7 @@ def _blast_radius(
     for a in actions:
         if a.type not in ("update", "replace", "archive", "delete"):
             continue
-        if a.kind not in ("agent", "environment", "vault"):
+        if a.kind not in ("agent", "environment", "vault", "memory_store"):
             continue
         impacts: list[Impact] = []
         for res in desired.values():

@@ -295,7 +295,7 @@ def _compare(
     rewritten = rewritten_outside(entry, obj)  # rotated behind git's back: write it again
     secret_changed = [p for p, fp in fps.items() if rewritten or known.get(p) != fp]
     changes.extend(FieldChange(op="change", path=p, sensitive=True) for p in sorted(secret_changed))
-    changes.extend(unwritten_seeds(inputs, res, obj))  # an interrupted create's (engine.seeds)
+    changes.extend(unwritten_seeds(inputs, res, obj, moved_from))  # see engine.seeds
     return _Comparison(
         tuple(changes), _immutable_change(kind, live, want), hidden, rewritten if fps else None
     )

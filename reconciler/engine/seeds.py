@@ -27,13 +27,16 @@ from reconciler.engine.model import FieldChange
 SEEDS = "memories"
 
 
-def unwritten_seeds(inputs: PlanInputs, res: DesiredResource, obj: JSON) -> tuple[FieldChange, ...]:
+def unwritten_seeds(
+    inputs: PlanInputs, res: DesiredResource, obj: JSON, moved_from: str | None = None
+) -> tuple[FieldChange, ...]:
     """The seeds of ``res`` that apply must write to ``obj`` (when absent), as changes.
 
     Args:
         inputs: the plan's inputs (the state's entries and pending intents).
         res: the desired resource.
         obj: the live object matched for it.
+        moved_from: the old address of a store the plan moves: its entry records the seeds.
 
     Returns:
         One ``add`` change per seed, at ``memories[PATH]``: every seed of a memory store
@@ -43,6 +46,8 @@ def unwritten_seeds(inputs: PlanInputs, res: DesiredResource, obj: JSON) -> tupl
     if res.kind != "memory_store":
         return ()
     entry = inputs.entry(res.address)
+    if (entry is None or entry.id != obj.get("id")) and moved_from is not None:
+        entry = inputs.entry(moved_from)  # a rename: the same store, its seeds recorded there
     if entry is not None and entry.id == obj.get("id"):
         # the recorded store: its create's outcome (after its seeds) was recorded; only a
         # seed added to the manifest since is unwritten

@@ -33,7 +33,13 @@ from reconciler.engine.model import (
     Target,
     Update,
 )
-from reconciler.manifest.skill import SkillLock, SkillStep, UploadedVersion, skill_step
+from reconciler.manifest.skill import (
+    SkillLock,
+    SkillStep,
+    UploadedVersion,
+    files_named,
+    skill_step,
+)
 from reconciler.manifest.skilldir import SkillSource
 from reconciler.state import LockEntry, Lockfile
 
@@ -269,7 +275,7 @@ def _version_reason(step: SkillStep, latest: str | None) -> str:
         return step.summary()
     n = len(step.changed)
     differ = "file differs" if n == 1 else "files differ"
-    files = f"; {n} {differ}: {', '.join(step.changed)}" if n else ""
+    files = f"; {n} {differ}: {files_named(step.changed)}" if n else ""
     return f"new version (the live latest version {latest} was not uploaded by this project{files})"
 
 

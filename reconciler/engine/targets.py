@@ -13,7 +13,7 @@ import difflib
 from collections.abc import Collection, Iterable, Mapping
 
 from reconciler.engine.desired import DesiredResource, desired_resources
-from reconciler.engine.model import Action, Conflict, Note, Twin
+from reconciler.engine.model import Action, Conflict, NoOp, Note, Replace, Twin, Update
 from reconciler.engine.ownership import twin_address
 from reconciler.errors import PlanError
 from reconciler.manifest import Document
@@ -52,9 +52,16 @@ def targeted_addresses(documents: Iterable[Document], targets: Iterable[str]) ->
     return frozenset(closure(targets, desired))
 
 
-def check_targets(targets: Iterable[str], known: Collection[str]) -> None:
-    """Raise ``PlanError`` for a target that names no known address (with a close match)."""
+def check_targets(
+    targets: Iterable[str], known: Collection[str], moved: Mapping[str, str] | None = None
+) -> None:
+    """Raise ``PlanError`` for a target that names no known address (with a close match),
+    or the old address of a move (``moved``: old -> new)."""
     for t in targets:
+        if moved and t in moved and t not in known:
+            raise PlanError(
+                f"--target {t}: the manifests move it to {moved[t]} (moved_from); target {moved[t]}"
+            )
         if t not in known:
             hint = difflib.get_close_matches(t, sorted(known), n=1)
             did = f"; did you mean {hint[0]}?" if hint else ""
@@ -81,7 +88,12 @@ def wanted_addresses(
         | {n.address for n in notes}
         | {c.address for c in conflicts}
     )
-    check_targets(targets, known)
+    moved = {
+        a.moved_from: a.address
+        for a in actions
+        if isinstance(a, Update | Replace | NoOp) and a.moved_from is not None
+    }
+    check_targets(targets, known, moved)
     wanted = closure(targets, desired, known)
     return wanted | {twin_address(t.address, t.remote_id) for t in twins if t.address in wanted}
 

@@ -356,6 +356,28 @@ class DeploymentSpec(SpecModel):
             seen.add(vault)
         return self
 
+    @model_validator(mode="after")
+    def _unique_memory_stores(self) -> DeploymentSpec:
+        # the provider refuses a store mounted twice (one mount, one access), at apply
+        seen: set[str] = set()
+        for index, item in enumerate(self.resources or ()):
+            if isinstance(item, MemoryStoreMount):
+                key, shown, field = f"name:{item.memory_store}", item.memory_store, "memory_store"
+            elif isinstance(item, MemoryStoreResource):
+                key, shown, field = item.memory_store_id, item.memory_store_id, "memory_store_id"
+            else:
+                continue
+            if key in seen:
+                fail(
+                    f"memory store '{shown}' is mounted twice; mount it once (with the access "
+                    "it needs)",
+                    "resources",
+                    index,
+                    field,
+                )
+            seen.add(key)
+        return self
+
     def references(self) -> list[tuple[str, str, tuple[str | int, ...]]]:
         """``(kind, name, spec path)`` of every manifest this deployment refers to."""
         refs: list[tuple[str, str, tuple[str | int, ...]]] = [

@@ -79,6 +79,12 @@ AnySpec = Annotated[
 ]
 
 
+SKILL_IGNORES_NOTHING = (
+    "a Skill has nothing ignore_changes can leave alone: a change of its files (source) is a "
+    "new version, and display_name is fixed when it is created; remove ignore_changes"
+)
+
+
 def ignore_changes_problems(kind: str, paths: Iterable[object]) -> list[tuple[int, str]]:
     """``(index, message)`` of every ``ignore_changes`` entry that names no spec field.
 
@@ -97,6 +103,9 @@ def ignore_changes_problems(kind: str, paths: Iterable[object]) -> list[tuple[in
             )
             continue
         head = segments[0].split("[", 1)[0]
+        if kind == "Skill":  # uploaded, never updated: no diff for a path to leave out
+            problems.append((index, SKILL_IGNORES_NOTHING))
+            continue
         if head == "spec" and len(segments) > 1:
             problems.append(
                 (index, f"write ignore_changes paths relative to spec: '{path[5:]}', not '{path}'")

@@ -89,6 +89,14 @@ class MemoryStoreSpec(SpecModel):
         "afterwards (the agents own the content).",
     )
 
+    @field_validator("name")
+    @classmethod
+    def _no_control(cls, value: str | None) -> str | None:
+        # the provider refuses them at create (it names the mount directory)
+        if value is not None and any(unicodedata.category(c) == "Cc" for c in value):
+            fail("a memory store's name must not hold control characters (a tab, a line break)")
+        return value
+
     @model_validator(mode="after")
     def _unique_paths(self) -> MemoryStoreSpec:
         seen: set[str] = set()

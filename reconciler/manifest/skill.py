@@ -15,18 +15,34 @@ Planned by ``engine/skills.py``; see docs/architecture.md "Skills".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from .fields import NonEmptyStr, SpecModel
+from .fields import NonEmptyStr, SpecModel, fail
 from .secret import repository_root
 from .skilldir import SkillSource, read_skill_source
 
 #: the limit on a skill's display_name (the local provider's, routes_skills.py)
 MAX_DISPLAY_NAME = 255
+
+#: how many changed files a one-line summary names (the plan lists every file below it)
+NAMED_FILES = 5
+
+
+def files_named(paths: Sequence[str]) -> str:
+    """``a.py, b.py and 7 more``: the first ``NAMED_FILES`` paths, and how many others."""
+    named = ", ".join(paths[:NAMED_FILES])
+    return f"{named} and {len(paths) - NAMED_FILES} more" if len(paths) > NAMED_FILES else named
+
+
+def new_version_words(paths: Sequence[str]) -> str:
+    """``new version (2 files changed: fill.py, forms/w9.json)``, naming a few files."""
+    n = len(paths)
+    return f"new version ({n} file{'s' if n != 1 else ''} changed: {files_named(paths)})"
 
 
 class SkillSpec(SpecModel):
@@ -38,6 +54,16 @@ class SkillSpec(SpecModel):
     display_name: Annotated[str, Field(min_length=1, max_length=MAX_DISPLAY_NAME)] | None = Field(
         default=None, description="Title shown for the skill; fixed at create."
     )
+
+    @field_validator("display_name")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        # what the provider refuses at upload, said here (routes_skills: check_display_name)
+        if value is not None and not value.strip():
+            fail("display_name must not be blank; leave it out to use SKILL.md's name")
+        if value is not None and ("\n" in value or "\r" in value):
+            fail("display_name must be one line")
+        return value
 
 
 def skill_source(spec: SkillSpec, manifest_file: str | Path) -> SkillSource:
@@ -91,8 +117,7 @@ class SkillStep:
             return "no changes"
         if self.foreign_latest:
             return "new version (the live latest version was not uploaded by this project)"
-        n = len(self.changed)
-        return f"new version ({n} file{'s' if n != 1 else ''} changed: {', '.join(self.changed)})"
+        return new_version_words(self.changed)
 
 
 def skill_step(lock: SkillLock | None, source: SkillSource, live_latest: str | None) -> SkillStep:

@@ -121,7 +121,7 @@ def read_skill_source(directory: str | Path, *, repository: Path | None = None) 
             if ignored(rel + "/"):
                 continue
             if (here / name).is_symlink():
-                _inside(root, here / name, rel)
+                _inside(root, here / name, rel, given)
                 # a link to a directory inside the skill: its files are uploaded where they are
                 continue
             keep.append(name)
@@ -132,7 +132,7 @@ def read_skill_source(directory: str | Path, *, repository: Path | None = None) 
             if ignored(rel):
                 continue
             if path.is_symlink():
-                _inside(root, path, rel)
+                _inside(root, path, rel, given)
             if len(rel) > MAX_PATH_CHARS:
                 raise SkillSourceError(
                     f"{rel[:80]}... in skill source {given}: paths in a skill are at most "
@@ -196,11 +196,15 @@ def parse_skill_md(data: bytes, shown: str | Path = SKILL_FILE) -> tuple[str, st
     """(name, description) from SKILL.md's YAML frontmatter.
 
     Raises:
-        SkillSourceError: no frontmatter, no ``name``, or a name that is not a slug.
+        SkillSourceError: not UTF-8, no frontmatter (or not YAML, said at its line), no
+            ``name``, or a name that is not a slug.
     """
     import yaml  # the manifest layer's parser; imported when a skill is read
 
-    text = data.decode("utf-8", "replace").lstrip("\ufeff")
+    try:
+        text = data.decode("utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError:
+        raise SkillSourceError(f"{shown} is not UTF-8 text") from None
     match = re.match(r"^---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|$)", text, re.DOTALL)
     if match is None:
         raise SkillSourceError(
@@ -210,7 +214,16 @@ def parse_skill_md(data: bytes, shown: str | Path = SKILL_FILE) -> tuple[str, st
     try:
         front = yaml.safe_load(match.group(1))
     except yaml.YAMLError as error:
-        raise SkillSourceError(f"{shown}: its frontmatter is not valid YAML ({error})") from None
+        raise SkillSourceError(_yaml_error(shown, error)) from None
+    if (
+        isinstance(front, dict)
+        and front.get("name") is not None
+        and not isinstance(front["name"], str)
+    ):
+        raise SkillSourceError(
+            f"{shown}: its frontmatter's name is not text: write the skill's slug, e.g. "
+            "name: pdf-tools"
+        )
     if not isinstance(front, dict) or not isinstance(front.get("name"), str):
         raise SkillSourceError(f"{shown}: its frontmatter has no 'name' (the skill's slug)")
     name = front["name"].strip()
@@ -238,8 +251,22 @@ def parse_skill_md(data: bytes, shown: str | Path = SKILL_FILE) -> tuple[str, st
     return name, description
 
 
-def _inside(root: Path, link: Path, rel: str) -> None:
-    target = link.resolve()
+def _yaml_error(shown: str | Path, error: Exception) -> str:
+    """``SKILL.md:LINE:COL: its frontmatter is not valid YAML: PROBLEM``, one line, its place
+    counted in the file (the frontmatter starts on its second line)."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"{shown}:{mark.line + 2}:{mark.column + 1}" if mark is not None else str(shown)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"{where}: its frontmatter is not valid YAML: {problem}"
+
+
+def _inside(root: Path, link: Path, rel: str, given: Path) -> None:
+    try:
+        target = link.resolve()
+    except (RuntimeError, OSError):  # a loop: Python 3.11 raises RuntimeError, 3.13 OSError
+        raise SkillSourceError(
+            f"{rel} in skill source {given} is a symlink loop; remove it"
+        ) from None
     if not target.is_relative_to(root):
         raise SkillSourceError(
             f"{rel} in skill source {root} is a symlink to {target}, outside the skill's "
@@ -248,7 +275,21 @@ def _inside(root: Path, link: Path, rel: str) -> None:
 
 
 def _read(path: Path, rel: str, given: Path, room: int) -> bytes:
-    mode = path.stat().st_mode
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if not path.is_symlink():
+            raise SkillSourceError(
+                f"{rel} in skill source {given} was removed while read"
+            ) from None
+        raise SkillSourceError(
+            f"{rel} in skill source {given} is a symlink to {os.readlink(path)}, which does "
+            "not exist; remove it or copy the file in"
+        ) from None
+    except OSError as error:
+        raise SkillSourceError(
+            f"{rel} in skill source {given} cannot be read ({error.strerror})"
+        ) from None
     if not stat.S_ISREG(mode):
         raise SkillSourceError(f"{rel} in skill source {given} is not a regular file")
     try:
@@ -257,6 +298,10 @@ def _read(path: Path, rel: str, given: Path, room: int) -> bytes:
         raise SkillSourceError(
             f"skill source {given} is larger than {MAX_TOTAL_BYTES // (1024 * 1024)} MiB "
             f"(reached at {rel}); the provider takes at most that much in one skill version"
+        ) from None
+    except OSError as error:
+        raise SkillSourceError(
+            f"{rel} in skill source {given} cannot be read ({error.strerror})"
         ) from None
 
 

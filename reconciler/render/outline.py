@@ -147,6 +147,9 @@ def _skill_version_block(action: Update) -> Block:
         sign = {"add": "+", "remove": "-", "change": "~"}[c.op]
         lines.append(Line(printable(c.path), sign, tone=SIGN_TONE[sign]))
     words = printable(skill_version_words(action.changes))
+    if action.moved_from is not None:  # renamed too: the headline says so, as for any kind
+        shown = moved_address(action.moved_from, action.address)
+        return Block("~", "update", shown, action.kind, "moved", (words,), lines=tuple(lines))
     return Block("~", "update", action.address, action.kind, words, lines=tuple(lines))
 
 

@@ -136,6 +136,15 @@ def is_multiline(value: Any) -> bool:
     return isinstance(value, str) and "\n" in value.strip("\n")
 
 
+#: git's line after a diff line whose text has no newline at its end
+NO_FINAL_NEWLINE = "\\ No newline at end of file"
+
+
+def _ends_a_line(text: str) -> bool:
+    """Whether ``text`` is empty or ends with a line break (as ``str.splitlines`` sees one)."""
+    return not text or text.splitlines()[-1] != text.splitlines(keepends=True)[-1]
+
+
 def unified_diff(
     old: Any, new: Any, *, old_label: str, new_label: str, full: bool = False
 ) -> list[str]:
@@ -144,19 +153,30 @@ def unified_diff(
     The result starts with the ``---``/``+++`` header and, unless ``full``, is cut to
     ``MAX_DIFF_LINES`` lines, the last of which then says how many were left out.
     """
-    old_lines = "" if old is None else str(old)
-    new_lines = "" if new is None else str(new)
-    lines = list(
-        difflib.unified_diff(
-            old_lines.splitlines(),
-            new_lines.splitlines(),
-            fromfile=old_label,
-            tofile=new_label,
-            lineterm="",
-            n=3,
-        )
+    old_text = "" if old is None else str(old)
+    new_text = "" if new is None else str(new)
+    # lines keep their ends, so texts that differ only there (a final newline an editor
+    # added, CRLF) differ in the diff too: a "\r" shows as an escape, and a last line
+    # without its newline is followed by git's marker
+    raw = difflib.unified_diff(
+        old_text.splitlines(keepends=True),
+        new_text.splitlines(keepends=True),
+        fromfile=old_label,
+        tofile=new_label,
+        lineterm="",
+        n=3,
     )
-    lines = [printable(line) for line in lines]
+    # the marker only where the two texts differ in it (as every prompt without a final
+    # newline would otherwise say so at each diff of its last lines)
+    marked = _ends_a_line(old_text) != _ends_a_line(new_text)
+    lines: list[str] = []
+    for index, line in enumerate(raw):
+        if index < 2 or line.startswith("@@"):  # the ---/+++ header, a hunk header
+            lines.append(printable(line))
+            continue
+        lines.append(printable(line.removesuffix("\n")))
+        if marked and not _ends_a_line(line):
+            lines.append(NO_FINAL_NEWLINE)
     if len(lines) > MAX_DIFF_LINES and not full:
         omitted = len(lines) - MAX_DIFF_LINES + 1
         lines = lines[: MAX_DIFF_LINES - 1] + [f"{ELLIPSIS} {omitted} more diff lines not shown"]
