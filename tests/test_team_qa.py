@@ -2,7 +2,10 @@
 (``CliRunner`` in a fresh project, the embedded local provider).
 
 - a lockfile with an unresolved merge conflict names the conflict, where it is, and how to
-  get out of it (keep one side; apply finds the other side's resources by their tags).
+  get out of it (keep one side; apply finds the other side's resources by their tags);
+- a database URL whose password holds an unescaped ``@`` or ``/`` (a generated password)
+  is refused before any connection, saying to percent-encode it, and no part of the
+  password is printed (libpq would split it there and name the rest as the host).
 """
 
 from __future__ import annotations
@@ -67,3 +70,24 @@ def test_a_lockfile_given_with_a_backend_is_said_to_be_unused(
     monkeypatch.delenv("RECONCILER_LOCKFILE", raising=False)
     quiet = cli(*backend, "validate")
     assert quiet.exit_code == 0 and "--lockfile" not in quiet.stderr
+
+
+@pytest.mark.parametrize(
+    "password", ["p@ss-canary-W0rd", "pa/ss-canary-W0rd", "a@b/c-canary-W0rd", "pa/ss@canary-W0rd"]
+)
+@pytest.mark.parametrize("command", [("state", "list"), ("plan",), ("state", "migrate", "--to")])
+def test_a_password_with_an_unescaped_at_or_slash_is_never_printed(
+    workdir: Path, password: str, command: tuple[str, ...]
+) -> None:
+    url = f"postgresql://alice:{password}@127.0.0.1:1/state"
+    if command[-1] == "--to":
+        ok("apply", "--auto-approve")
+        result = cli(*command, url)
+    else:
+        result = cli("--backend", url, *command)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    said = result.stdout + result.stderr
+    for fragment in ("canary", "W0rd", "ss-"):
+        assert fragment not in said, said
+    assert "percent-encode" in result.stderr and "%40" in result.stderr, result.stderr
+    assert "Traceback" not in said

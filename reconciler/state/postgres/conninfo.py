@@ -43,9 +43,25 @@ def is_database_url(value: str) -> bool:
     return bool(_URL.match(value) or _WORD.match(value))
 
 
+def _unescaped_userinfo(conninfo: str) -> bool:
+    """True when a URL's text before its host holds an ``@`` or ``/`` (a generated password
+    often does): libpq ends the password at the first one and reads the rest as the host or
+    the database, so the password would be printed as a host name, and looked up as one."""
+    url = _URL.match(conninfo)
+    if url is None:
+        return False
+    rest = conninfo[url.end() :].split("?", 1)[0]
+    if "@" not in rest:
+        return False
+    head = rest[: rest.rindex("@")]
+    return "@" in head or "/" in head
+
+
 def _parts(conninfo: str) -> dict[str, str]:
     from psycopg.conninfo import conninfo_to_dict
 
+    if _unescaped_userinfo(conninfo):
+        return {}  # no part of it can be trusted to hold no password
     try:
         return {k: str(v) for k, v in conninfo_to_dict(conninfo).items() if v is not None}
     except Exception:  # noqa: BLE001 - psycopg.ProgrammingError; the text is never echoed
@@ -122,6 +138,13 @@ def connect(conninfo: str, *, purpose: str = "") -> Conn:
     import psycopg
 
     parts = _parts(conninfo)
+    if _unescaped_userinfo(conninfo):
+        raise DatabaseError(
+            f"{redact(conninfo)}: the URL's user or password holds an '@' or '/' that is not "
+            "percent-encoded, so the password cannot be told from the host; percent-encode "
+            "them (@ as %40, / as %2F), or leave the password out of the URL and set "
+            "PGPASSWORD or ~/.pgpass"
+        )
     if not parts and conninfo.strip():
         raise DatabaseError(
             f"{redact(conninfo)}: not a valid PostgreSQL connection string; use "
