@@ -5,7 +5,9 @@
   get out of it (keep one side; apply finds the other side's resources by their tags);
 - a database URL whose password holds an unescaped ``@`` or ``/`` (a generated password)
   is refused before any connection, saying to percent-encode it, and no part of the
-  password is printed (libpq would split it there and name the rest as the host).
+  password is printed (libpq would split it there and name the rest as the host);
+- ``state history coder`` (no kind, a typo) is an error with a did-you-mean, as ``state show``
+  is, never "no history" with exit 0, which reads as "nobody changed it".
 """
 
 from __future__ import annotations
@@ -91,3 +93,18 @@ def test_a_password_with_an_unescaped_at_or_slash_is_never_printed(
         assert fragment not in said, said
     assert "percent-encode" in result.stderr and "%40" in result.stderr, result.stderr
     assert "Traceback" not in said
+
+
+def test_state_history_of_a_mistyped_address_says_so(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    assert "created  agent.coder" in ok("state", "history", "agent.coder").stdout
+    for typo in ("coder", "agent.Coder", "agents.coder"):
+        result = cli("state", "history", typo)
+        assert result.exit_code == 1, (typo, result.stdout, result.stderr)
+        assert result.stderr.startswith(f"Error: {typo!r} is not an address"), result.stderr
+        assert "did you mean agent.coder?" in result.stderr, result.stderr
+        assert result.stdout == ""
+    # a well-formed address never recorded: nothing to show, and the close one is named
+    quiet = cli("state", "history", "agent.codr")
+    assert quiet.exit_code == 0, quiet.stderr
+    assert quiet.stderr == f"{LOCKFILE} has no history of agent.codr; did you mean agent.coder?\n"

@@ -7,6 +7,7 @@ the ``Settings``, so it works the same on the lockfile and on a PostgreSQL ``--b
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from reconciler.app.workspace import (
     state_location,
 )
 from reconciler.errors import LockfileError
-from reconciler.kinds import DEFAULT_LOCKFILE
+from reconciler.kinds import DEFAULT_LOCKFILE, Address
 from reconciler.provider.origin import LOCAL_PREFIX, local_origin
 from reconciler.state import (
     ApplyLock,
@@ -42,6 +43,7 @@ __all__ = [
     "Lockfile",
     "MigrateResult",
     "StateStore",
+    "close_addresses",
     "list_entries",
     "migrate_state",
     "move_entry",
@@ -112,9 +114,37 @@ def unlock_state(settings: Settings, lock_id: str) -> LockInfo:
 
 def state_history(settings: Settings, address: str | None = None) -> list[HistoryRecord]:
     """The history of the state, oldest first; only the records touching ``address`` when
-    given (``state history [ADDR]``)."""
+    given (``state history [ADDR]``).
+
+    Raises:
+        LockfileError: ``address`` is not an address (``coder`` for ``agent.coder``); the
+            message names the recorded addresses close to it.
+    """
     with state_location(settings) as location:
+        if address is not None:
+            try:
+                Address.parse(address)
+            except ValueError:
+                close = _close(address, location.read(), location.history())
+                hint = f"; did you mean {' or '.join(close)}?" if close else ""
+                raise LockfileError(
+                    f"{address!r} is not an address; write it as KIND.NAME, e.g. agent.coder{hint}"
+                ) from None
         return location.history(address)
+
+
+def close_addresses(settings: Settings, address: str) -> list[str]:
+    """The addresses in the state or its history that ``address`` may be a typo of."""
+    with state_location(settings) as location:
+        return _close(address, location.read(), location.history())
+
+
+def _close(address: str, lockfile: Lockfile, history: list[HistoryRecord]) -> list[str]:
+    known = sorted(set(lockfile.resources) | {c.address for r in history for c in r.changes})
+    # the same name (`coder`, `agent.Coder`, `agents.coder`) first, then near spellings
+    name = address.lower().split(".")[-1]
+    same = [k for k in known if k.split(".")[-1] == name]
+    return same or difflib.get_close_matches(address, known, n=3, cutoff=0.8)
 
 
 @dataclass(frozen=True)

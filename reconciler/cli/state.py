@@ -12,6 +12,7 @@ import json
 import click
 
 from reconciler.app.state import (
+    close_addresses,
     list_entries,
     migrate_state,
     move_state_entry,
@@ -149,7 +150,9 @@ def state_history_command(app: App, address: str | None, as_json: bool) -> None:
     records = state_history(app.settings, address)
     if not records:
         what = f" of {address}" if address else ""
-        click.echo(f"{app.settings.state_name} has no history{what}.", err=True)
+        close = close_addresses(app.settings, address) if address else []
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        click.echo(f"{app.settings.state_name} has no history{what}{hint or '.'}", err=True)
         return
     for record in records:
         if as_json:
