@@ -7,7 +7,9 @@
   is refused before any connection, saying to percent-encode it, and no part of the
   password is printed (libpq would split it there and name the rest as the host);
 - ``state history coder`` (no kind, a typo) is an error with a did-you-mean, as ``state show``
-  is, never "no history" with exit 0, which reads as "nobody changed it".
+  is, never "no history" with exit 0, which reads as "nobody changed it";
+- ``state migrate --to`` a folder (``state/``, ``./``) or nothing says to give the lockfile's
+  path, naming ``--to``, instead of "a bug in reconciler" or a hint about ``--lockfile``.
 """
 
 from __future__ import annotations
@@ -108,3 +110,24 @@ def test_state_history_of_a_mistyped_address_says_so(workdir: Path) -> None:
     quiet = cli("state", "history", "agent.codr")
     assert quiet.exit_code == 0, quiet.stderr
     assert quiet.stderr == f"{LOCKFILE} has no history of agent.codr; did you mean agent.coder?\n"
+
+
+@pytest.mark.parametrize("target", ["./", ".", "state", "state/", "elsewhere/", ""])
+def test_state_migrate_to_a_folder_asks_for_the_lockfile_path(workdir: Path, target: str) -> None:
+    ok("apply", "--auto-approve")
+    before = Path(LOCKFILE).read_bytes()
+    result = cli("state", "migrate", "--to", target)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "bug in reconciler" not in result.stderr and "--lockfile" not in result.stderr
+    if target:
+        folder = target.rstrip("/") or "."
+        assert result.stderr == (
+            f"Error: state migrate --to {target}: a folder, not a lockfile; give the "
+            f"lockfile's path, e.g. --to {Path(folder) / 'reconciler.lock'}\n"
+        ), result.stderr
+    else:
+        assert "state migrate --to needs a PostgreSQL connection string or a lockfile's path" in (
+            result.stderr
+        ), result.stderr
+    assert Path(LOCKFILE).read_bytes() == before
+    assert not Path("elsewhere").exists()

@@ -8,6 +8,7 @@ the ``Settings``, so it works the same on the lockfile and on a PostgreSQL ``--b
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +167,26 @@ def _rebased(origin: str | None, source_dir: Path, target_dir: Path) -> str | No
     return local_origin(source_dir / origin.removeprefix(LOCAL_PREFIX), target_dir)
 
 
+def _check_lockfile_path(to: str) -> None:
+    """Refuse a ``--to`` that names no lockfile: nothing, or a folder (``state/``, ``.``).
+
+    Raises:
+        LockfileError: saying to give the lockfile's path, e.g. ``state/reconciler.lock``.
+    """
+    if not to.strip():
+        raise LockfileError(
+            "state migrate --to needs a PostgreSQL connection string or a lockfile's path, "
+            f"e.g. --to {DEFAULT_LOCKFILE}"
+        )
+    path = Path(to)
+    if to.endswith(("/", os.sep)) or path.name in ("", ".", "..") or path.is_dir():
+        example = Path(to.rstrip("/" + os.sep) or ".") / Path(DEFAULT_LOCKFILE).name
+        raise LockfileError(
+            f"state migrate --to {to}: a folder, not a lockfile; give the lockfile's path, "
+            f"e.g. --to {example}"
+        )
+
+
 def migrate_state(settings: Settings, to: str, *, force: bool = False) -> MigrateResult:
     """Copy the state of ``settings`` to ``to`` (a PostgreSQL URL or a lockfile path),
     keeping its lineage, serial, salt, origin, entries, pending intents and history.
@@ -177,10 +198,13 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
     at the target, or unset it, afterwards).
 
     Raises:
-        LockfileError: the target is the source, or it holds entries and ``force`` is False.
+        LockfileError: the target is the source, or a folder, or it holds entries and
+            ``force`` is False.
         LockHeld: either side is locked by a run.
     """
     target_is_db = is_database(to)
+    if not target_is_db:
+        _check_lockfile_path(to)
     target_lockfile = settings.lockfile if target_is_db else Path(to)
     target = open_location(to if target_is_db else None, target_lockfile, settings.project)
     try:
