@@ -9,7 +9,10 @@
 - ``state history coder`` (no kind, a typo) is an error with a did-you-mean, as ``state show``
   is, never "no history" with exit 0, which reads as "nobody changed it";
 - ``state migrate --to`` a folder (``state/``, ``./``) or nothing says to give the lockfile's
-  path, naming ``--to``, instead of "a bug in reconciler" or a hint about ``--lockfile``.
+  path, naming ``--to``, instead of "a bug in reconciler" or a hint about ``--lockfile``;
+- two repositories sharing a workspace (``--project``): a skill the other project's agents
+  use is that project's, so drift does not report it unmanaged (every drift job of the
+  other repository failed on it) and ``import --all-unmanaged`` does not adopt it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import json
 from pathlib import Path
 
 import pytest
-from support.gitops import LOCKFILE, cli, edit, make_workdir, ok, plan_is_clean
+from support.gitops import LOCKFILE, cli, edit, make_workdir, ok, out_of_band, plan_is_clean
+
+from reconciler.provider.skills import SkillUpload
 
 
 @pytest.fixture
@@ -131,3 +136,28 @@ def test_state_migrate_to_a_folder_asks_for_the_lockfile_path(workdir: Path, tar
         ), result.stderr
     assert Path(LOCKFILE).read_bytes() == before
     assert not Path("elsewhere").exists()
+
+
+def test_another_projects_skill_is_neither_drift_nor_imported(workdir: Path) -> None:
+    ok("--project", "web", "apply", "--auto-approve")  # the examples: a skill and its agent
+    ops = workdir / "ops"
+    (ops / "manifests").mkdir(parents=True)
+    (ops / "manifests/agents.yaml").write_text(
+        "kind: Agent\nname: pager\nspec:\n  model: claude-sonnet-4-6\n  system: page\n"
+    )
+    mine = ("--project", "ops", "-f", "ops/manifests", "--lockfile", "ops/state/reconciler.lock")
+    ok(*mine, "apply", "--auto-approve")
+    result = cli(*mine, "drift")
+    assert result.exit_code == 0, result.stdout
+    assert "review-checklist" not in result.stdout
+    imported = cli(*mine, "import", "--all-unmanaged", "--out", "ops/manifests/imported")
+    assert imported.exit_code == 0, imported.stderr
+    assert "skill" not in imported.stdout + imported.stderr, imported.stdout
+    assert not (ops / "manifests/imported/skills.yaml").exists()
+    # the web project itself sees no drift either
+    assert cli("--project", "web", "drift").exit_code == 0
+    # a skill nobody's agent uses is still reported: it may be hand-made
+    skill = b"---\nname: loose\ndescription: d\n---\nbody\n"
+    out_of_band(lambda client: client.skills.create(SkillUpload((("loose/SKILL.md", skill),))))
+    loose = cli(*mine, "drift")
+    assert loose.exit_code == 2 and 'skill "loose"' in loose.stdout, loose.stdout

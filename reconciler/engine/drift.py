@@ -89,6 +89,19 @@ def _foreign(obj: JSON, project: str) -> bool:
     return owner is not None and owner.project not in (None, project)
 
 
+def _foreign_skills(observed: Observed, project: str) -> set[str]:
+    """The ids of the skills that live agents of another project use: a skill carries no
+    ownership tags, so this is what says it is theirs (the project that uploaded it holds
+    it in its state), not a hand-made one of nobody's."""
+    return {
+        str(skill["skill_id"])
+        for agent in observed.all("agent")
+        if not agent.get("archived_at") and _foreign(agent, project)
+        for skill in agent.get("skills") or ()
+        if isinstance(skill, dict) and skill.get("type") == "custom" and skill.get("skill_id")
+    }
+
+
 def _tag(obj: JSON) -> str | None:
     owner = owner_of(obj)
     return owner.address if owner is not None else None
@@ -99,8 +112,9 @@ def find_unmanaged(
 ) -> list[Unmanaged]:
     """Every live, non-archived object no manifest of ``project`` owns, sorted by kind and id.
 
-    An object recorded in the lockfile is managed. Untagged objects are unmanaged; objects
-    tagged by this project are unmanaged when their address is in neither the manifests nor
+    An object recorded in the lockfile is managed, and so is a skill (which carries no
+    tags) that an agent of another project uses: that project's. Untagged objects are
+    unmanaged; objects tagged by this project are unmanaged when their address is in neither the manifests nor
     the lockfile, or when the lockfile records another live object for it (a duplicate). An
     object tagged for an address only the manifests know is not: the next plan adopts it.
 
@@ -115,12 +129,15 @@ def find_unmanaged(
     desired = {r.address for r in resources} | {r.moved_from for r in resources if r.moved_from}
     entries = dict(lockfile.resources) if lockfile is not None else {}
     recorded = {(e.kind, e.id) for e in entries.values()}
+    theirs = _foreign_skills(observed, project)
     out: list[Unmanaged] = []
     twin_vaults: set[str] = set()
     for kind in KIND_ORDER:
         index = observed.index(kind)
         for obj in sorted(observed.all(kind), key=lambda o: str(o["id"])):
             if obj.get("archived_at") or (kind, obj["id"]) in recorded or _foreign(obj, project):
+                continue
+            if kind == "skill" and obj["id"] in theirs:
                 continue
             if kind == "credential" and obj.get("vault_id") in twin_vaults:
                 continue  # a twin vault's credentials go with it
