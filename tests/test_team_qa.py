@@ -12,16 +12,19 @@
   path, naming ``--to``, instead of "a bug in reconciler" or a hint about ``--lockfile``;
 - two repositories sharing a workspace (``--project``): a skill the other project's agents
   use is that project's, so drift does not report it unmanaged (every drift job of the
-  other repository failed on it) and ``import --all-unmanaged`` does not adopt it.
+  other repository failed on it) and ``import --all-unmanaged`` does not adopt it;
+- ``state history --json`` (for scripts: who changed agent.coder) is documented in
+  docs/json-format.md like the other JSON outputs, every key it writes.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
-from support.gitops import LOCKFILE, cli, edit, make_workdir, ok, out_of_band, plan_is_clean
+from support.gitops import LOCKFILE, REPO, cli, edit, make_workdir, ok, out_of_band, plan_is_clean
 
 from reconciler.provider.skills import SkillUpload
 
@@ -161,3 +164,22 @@ def test_another_projects_skill_is_neither_drift_nor_imported(workdir: Path) -> 
     out_of_band(lambda client: client.skills.create(SkillUpload((("loose/SKILL.md", skill),))))
     loose = cli(*mine, "drift")
     assert loose.exit_code == 2 and 'skill "loose"' in loose.stdout, loose.stdout
+
+
+def test_state_history_json_is_documented(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    ok("state", "mv", "agent.coder", "agent.engineer")
+    lines = ok("state", "history", "--json").stdout.splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["operation"] for r in records][-1] == "state mv"
+    doc = (REPO / "docs/json-format.md").read_text()
+    section = doc[doc.index("## State history lines (`state history --json`)") :]
+    keys = {k for r in records for k in r} | {k for r in records for c in r["changes"] for k in c}
+    missing = sorted(k for k in keys if f"`{k}`" not in section)
+    assert not missing, f"document these keys of state history --json: {missing}"
+    changes = {c["change"] for r in records for c in r["changes"]}
+    assert changes == {"created", "removed"} and all(f"`{c}`" in section for c in changes)
+    # the example line is one a parser reads back with the same keys, in the same order
+    example = json.loads(re.findall(r"```jsonl\n(.*?)\n```", section, re.DOTALL)[0])
+    assert list(example) == list(records[0])
+    assert list(example["changes"][0]) == list(records[0]["changes"][0])
