@@ -14,7 +14,9 @@
   use is that project's, so drift does not report it unmanaged (every drift job of the
   other repository failed on it) and ``import --all-unmanaged`` does not adopt it;
 - ``state history --json`` (for scripts: who changed agent.coder) is documented in
-  docs/json-format.md like the other JSON outputs, every key it writes.
+  docs/json-format.md like the other JSON outputs, every key it writes;
+- drift of an agent edited out of band and edited back reads as English for one version and
+  for several ("versions 2-3 were saved outside git but match the manifest").
 """
 
 from __future__ import annotations
@@ -24,8 +26,21 @@ import re
 from pathlib import Path
 
 import pytest
-from support.gitops import LOCKFILE, REPO, cli, edit, make_workdir, ok, out_of_band, plan_is_clean
+from support.gitops import (
+    LOCKFILE,
+    REPO,
+    cli,
+    drift_json,
+    edit,
+    items,
+    make_workdir,
+    ok,
+    out_of_band,
+    plan_is_clean,
+    remote_id,
+)
 
+from reconciler.provider import ProviderClient
 from reconciler.provider.skills import SkillUpload
 
 
@@ -183,3 +198,19 @@ def test_state_history_json_is_documented(workdir: Path) -> None:
     example = json.loads(re.findall(r"```jsonl\n(.*?)\n```", section, re.DOTALL)[0])
     assert list(example) == list(records[0])
     assert list(example["changes"][0]) == list(records[0]["changes"][0])
+
+
+def test_versions_saved_out_of_band_that_match_the_manifest_read_right(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    coder = remote_id("agent.coder")
+
+    async def edit_and_back(client: ProviderClient) -> None:
+        agent = await client.agents.retrieve(coder)
+        await client.agents.update(coder, {"description": "tmp"})
+        await client.agents.update(coder, {"description": agent["description"]})
+
+    out_of_band(edit_and_back)
+    [item] = items(drift_json(), "changed")
+    assert item["message"].startswith(
+        "versions 2-3 were saved outside git but match the manifest (the last apply left version 1)"
+    ), item["message"]

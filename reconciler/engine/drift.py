@@ -370,9 +370,11 @@ def _changed_item(
             "(`reconciler apply --prune` archives it)"
         )
     elif not changes and digest_same:
+        several = span.startswith("versions")
         message = (
-            f"{span or 'a new version'} was saved outside git but matches the manifest"
-            f"{last}; `reconciler apply` records it"
+            f"{span or 'a new version'} {'were' if several else 'was'} saved outside git but "
+            f"{'match' if several else 'matches'} the manifest{last}; `reconciler apply` "
+            "records it"
         )
     elif not digest_same:
         message = (
