@@ -16,7 +16,10 @@
 - ``state history --json`` (for scripts: who changed agent.coder) is documented in
   docs/json-format.md like the other JSON outputs, every key it writes;
 - drift of an agent edited out of band and edited back reads as English for one version and
-  for several ("versions 2-3 were saved outside git but match the manifest").
+  for several ("versions 2-3 were saved outside git but match the manifest");
+- drift run while an apply is in progress (a drift cron beside a merge's apply job) says so:
+  what that apply changed but has not recorded yet shows as drift, and the warning names the
+  apply holding the lock (a stale lock of a dead process says nothing).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from support.gitops import (
 
 from reconciler.provider import ProviderClient
 from reconciler.provider.skills import SkillUpload
+from reconciler.state import ApplyLock
 
 
 @pytest.fixture
@@ -214,3 +218,28 @@ def test_versions_saved_out_of_band_that_match_the_manifest_read_right(workdir: 
     assert item["message"].startswith(
         "versions 2-3 were saved outside git but match the manifest (the last apply left version 1)"
     ), item["message"]
+
+
+def test_drift_while_an_apply_holds_the_lock_says_so(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    coder = remote_id("agent.coder")
+    with ApplyLock(LOCKFILE) as lock:  # an apply in progress (another terminal, a CI job)
+        info = lock.info
+        out_of_band(lambda c: c.agents.update(coder, {"description": "being applied"}))
+        report = drift_json()
+        text = cli("drift")
+        markdown = cli("drift", "--format", "markdown")
+    assert info is not None
+    expected = (
+        f"{info.describe()} holds the lock of {LOCKFILE}: what an apply in progress "
+        "changed but has not recorded yet shows as drift; run drift again once it is done"
+    )
+    assert report["warnings"] == [expected], report["warnings"]
+    assert [i["address"] for i in report["items"]] == ["agent.coder"]
+    assert text.exit_code == 2 and f"Warning: {expected}.\n" in text.stderr, text.stderr
+    # the CI job summary is the Markdown report: the warning is there too
+    assert f"> **Warning:** {expected}.\n" in markdown.stdout, markdown.stdout
+    # a lock left by a process that is gone warns about nothing
+    dead = info.model_copy(update={"pid": 2**22 + 7})
+    Path(LOCKFILE + ".lock").write_text(dead.model_dump_json())
+    assert drift_json()["warnings"] == []

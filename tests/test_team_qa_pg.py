@@ -3,7 +3,9 @@
 server (``support.postgres``) where the state lives there.
 
 - ``drift`` under ``--backend`` names what it compared with, not "the lockfile"; it takes
-  ``--detailed-exitcode`` as ``plan`` does (a CI script passes it to both);
+  ``--detailed-exitcode`` as ``plan`` does (a CI script passes it to both); run while another
+  runner's apply holds the lease, it says so (that apply's unrecorded changes show as drift),
+  and says nothing of an expired lease;
 - a saved plan applied after a teammate changed a resource the plan leaves alone refuses
   nothing (it refuses exactly the actions whose resource changed, and what depends on them);
 - what apply says it recorded names the database, not a lockfile there is none of;
@@ -20,12 +22,14 @@ import json
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 from support.gitops import cli, edit, make_workdir, ok, out_of_band
-from support.postgres import PostgresServer
+from support.postgres import PostgresServer, wait_for
 
 from reconciler.provider import ProviderClient
 from reconciler.state.postgres.conninfo import redact
+from reconciler.state.postgres.lease import PgLease
 
 pytestmark = pytest.mark.tcp
 
@@ -79,6 +83,42 @@ def test_drift_without_state_in_the_database_does_not_call_it_a_lockfile(
         f"no state at {redact(pg_url)} (project default): drift compared"
     ), warnings
     assert not any("lockfile" in w for w in warnings), warnings
+
+
+def test_drift_while_another_runner_holds_the_lease_says_so(workdir: Path, pg_url: str) -> None:
+    ok("--backend", pg_url, "apply", "--auto-approve")
+    coder = str(json.loads(ok("--backend", pg_url, "state", "show", "agent.coder").stdout)["id"])
+    lease = PgLease(pg_url, "default", ttl=60)
+    info = lease.acquire("apply")
+    try:
+        out_of_band(lambda c: c.agents.update(coder, {"description": "being applied"}))
+        result = cli("--backend", pg_url, "drift", "--format", "json")
+    finally:
+        lease.release()
+    assert result.exit_code == 2, result.stderr
+    warning = (
+        f"{info.describe()} holds the lock of {redact(pg_url)} (project default): what an "
+        "apply in progress changed but has not recorded yet shows as drift; run drift again "
+        "once it is done"
+    )
+    assert json.loads(result.stdout)["warnings"] == [warning]
+    assert f"Warning: {warning}." in result.stderr
+    # a holder that died: once its lease expired, nothing is said
+    dead = PgLease(pg_url, "default", ttl=1)
+    dead.acquire("apply")
+    dead._stop.set()  # it stops heartbeating, as a killed runner does
+
+    def expired() -> bool:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            row = conn.execute("SELECT expires_at < clock_timestamp() FROM reconciler_leases")
+            return bool(row.fetchone()[0])  # type: ignore[index]
+
+    try:
+        wait_for("the lease to expire", expired)
+        after = cli("--backend", pg_url, "drift", "--format", "json")
+    finally:
+        dead.release()
+    assert json.loads(after.stdout)["warnings"] == [], after.stdout
 
 
 # --- a saved plan and a teammate's apply -------------------------------------------------------

@@ -19,6 +19,7 @@ from reconciler.app.workspace import (
     connect,
     observe,
     read_state,
+    running_lock,
     state_exists,
 )
 from reconciler.engine.desired import desired_digest, desired_resources
@@ -60,7 +61,8 @@ async def drift(
 
     One paged list per kind (as ``plan``), then the version history of each agent that
     changed, to say which version changed it and when. Secrets are not read: drift needs no
-    secret variables.
+    secret variables. While an apply holds the state's lock (before or after the refresh),
+    the report's ``warnings`` name it: its unrecorded changes show as drift.
 
     Raises:
         ManifestError: the manifests are invalid.
@@ -71,6 +73,7 @@ async def drift(
     """
     manifests = load_manifests(ws.manifests)
     lockfile = read_state(ws)
+    running = running_lock(ws)
     missing = None if state_exists(ws, lockfile) else ws.state_name
     # under --backend there is no lockfile: messages name the database's state
     kept = "lockfile" if ws.backend is None else "state"
@@ -88,6 +91,15 @@ async def drift(
             )
     except PlanError as err:
         raise placed(err, manifests) from None
+    running = running or running_lock(ws)  # held before the refresh, or taken during it
+    if running is not None:
+        # an apply's changes show as drift until it records them: say so, naming it
+        busy = (
+            f"{running.describe()} holds the lock of {ws.state_name}: what an apply in "
+            "progress changed but has not recorded yet shows as drift; run drift again once "
+            "it is done"
+        )
+        report = report.model_copy(update={"warnings": (*report.warnings, busy)})
     if ws.backend is None:
         return report
     return report.model_copy(update={"compared_with": ws.recorded_in})

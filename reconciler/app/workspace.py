@@ -28,6 +28,7 @@ from reconciler.state import (
     ApplyLock,
     ClosableBackend,
     Lockfile,
+    LockInfo,
     RunInfo,
     StateLocation,
     StateLock,
@@ -103,6 +104,16 @@ def read_state(settings: Settings) -> Lockfile:
     """
     with state_location(settings) as location:
         return location.read()
+
+
+def running_lock(settings: Settings) -> LockInfo | None:
+    """Who holds the apply lock (or lease) of the state while it is alive, else None.
+
+    Raises:
+        LockfileError: the database is unreachable.
+    """
+    with state_location(settings) as location:
+        return location.running_lock()
 
 
 def state_exists(settings: Settings, lockfile: Lockfile) -> bool:

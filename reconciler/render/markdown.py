@@ -288,6 +288,8 @@ def drift_markdown(
         tuple(t.capitalize() for t in types), tuple(counts.get(t, 0) for t in types)
     )
     head += f"**Drift:** {outline.summary.removeprefix('Drift: ')}\n\n"
+    # what the report could not see (stderr has them too): a job summary shows only this
+    head += "".join(f"> **Warning:** {html.escape(w, quote=False)}.\n\n" for w in report.warnings)
     if outline.shortened:
         head += "_Long values are shortened; `reconciler drift --full` shows them whole._\n\n"
     _, _, changes, _, _, _, details, _, _ = _sections(outline, limit, "drift items", full)

@@ -32,7 +32,7 @@ from reconciler.state.history import (
     select,
 )
 from reconciler.state.journalfile import journal_path
-from reconciler.state.lock import ApplyLock, LockInfo, read_lock, unlock
+from reconciler.state.lock import ApplyLock, LockInfo, read_lock, running_lock, unlock
 from reconciler.state.lockfile import (
     LockfileEncoder,
     LockfileWriteError,
@@ -90,6 +90,10 @@ class StateLocation(Protocol):
 
     def read_lock(self) -> LockInfo | None: ...
 
+    def running_lock(self) -> LockInfo | None:
+        """The lock's holder while it is alive (a stale or expired lock is None)."""
+        ...
+
     def unlock(self, lock_id: str) -> LockInfo: ...
 
     def history(self, address: str | None = None) -> list[HistoryRecord]: ...
@@ -137,6 +141,9 @@ class FileLocation:
 
     def read_lock(self) -> LockInfo | None:
         return read_lock(self.path)
+
+    def running_lock(self) -> LockInfo | None:
+        return running_lock(self.path)
 
     def unlock(self, lock_id: str) -> LockInfo:
         return unlock(self.path, lock_id)

@@ -111,6 +111,16 @@ def read_lock(lockfile_path: str | os.PathLike[str]) -> LockInfo | None:
     return _observe(lock_path(lockfile_path)).info
 
 
+def running_lock(lockfile_path: str | os.PathLike[str]) -> LockInfo | None:
+    """The holder of the apply lock while it may be alive (its heartbeat fresh and, on this
+    host, its process there); None when the lock is free, unreadable or stale."""
+    lock = ApplyLock(lockfile_path)
+    seen = _observe(lock.path)
+    if seen.info is None or lock._stale_reason(seen) is not None:
+        return None
+    return seen.info
+
+
 class HeartbeatLock(ABC):
     """What the lock file and the PostgreSQL lease share: a lock held while a heartbeat
     thread keeps it fresh, used as a context manager (acquire on enter, release on exit)."""

@@ -58,6 +58,10 @@ class PgLocation:
         found = self.db.run(lambda conn: read_lease(conn, self._project), what="read the lease")
         return found[0] if found else None
 
+    def running_lock(self) -> LockInfo | None:
+        found = self.db.run(lambda conn: read_lease(conn, self._project), what="read the lease")
+        return found[0] if found and not found[1] else None
+
     def unlock(self, lock_id: str) -> LockInfo:
         return unlock_lease(self.db, self._project, lock_id)
 
