@@ -148,6 +148,21 @@ def test_the_workflow_does_what_the_issue_asks() -> None:
     assert 'exit "$code"' in scripts["drift"]  # exit 2 (drift) fails the job
 
 
+def test_applies_queue_behind_each_other_and_none_is_cancelled() -> None:
+    """GitHub keeps one pending run per concurrency group and cancels it when another is
+    queued (unless ``queue: max``): a merge's apply waiting behind a running apply was
+    cancelled by the next merge or by a reviewed prune-apply (whose approval was then lost),
+    and a merged change could go unapplied."""
+    jobs = workflow()["jobs"]
+    groups = [jobs[name]["concurrency"] for name in ("apply", "prune-apply")]
+    assert groups[0]["group"] == groups[1]["group"]
+    for group in groups:
+        assert group["cancel-in-progress"] is False
+        assert group["queue"] == "max", group
+    doc = (REPO / "docs/ci.md").read_text()
+    assert "queue: max" in doc
+
+
 # --- what the workflow installs, and who gets the API key -------------------------------------
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
