@@ -19,7 +19,10 @@
   for several ("versions 2-3 were saved outside git but match the manifest");
 - drift run while an apply is in progress (a drift cron beside a merge's apply job) says so:
   what that apply changed but has not recorded yet shows as drift, and the warning names the
-  apply holding the lock (a stale lock of a dead process says nothing).
+  apply holding the lock (a stale lock of a dead process says nothing);
+- drift of a recorded object whose ownership tags now name another project (retagged by
+  hand, or a lockfile entry from a bad merge) says whose it is and the remedies, as plan
+  does, never "matches the manifest; `reconciler apply` records it" (apply refuses it).
 """
 
 from __future__ import annotations
@@ -243,3 +246,35 @@ def test_drift_while_an_apply_holds_the_lock_says_so(workdir: Path) -> None:
     dead = info.model_copy(update={"pid": 2**22 + 7})
     Path(LOCKFILE + ".lock").write_text(dead.model_dump_json())
     assert drift_json()["warnings"] == []
+
+
+def test_drift_of_an_object_another_project_now_claims_says_whose_it_is(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    coder = remote_id("agent.coder")
+    out_of_band(lambda c: c.agents.update(coder, {"metadata": {"reconciler-project": "web"}}))
+    report = drift_json()
+    [item] = items(report)
+    assert (item["type"], item["address"], item["remote_id"]) == ("changed", "agent.coder", coder)
+    assert item["message"] == (
+        f'its ownership tags say it belongs to project "web" (as agent.coder), not to this '
+        f"project: plan and apply never change or archive it. `reconciler state rm "
+        f"agent.coder` forgets the entry (a wrong entry, e.g. from a bad merge), or "
+        f"`reconciler import --force agent.coder {coder}` takes the object back"
+    ), item["message"]
+    assert [(c["path"], c["old"], c["new"]) for c in item["changes"]] == [
+        ("metadata.reconciler-project", "default", "web")
+    ]
+    assert cli("apply", "--auto-approve").exit_code == 1  # as drift says: apply refuses it
+    # taken back as drift says: no drift
+    ok("import", "--force", "agent.coder", coder)
+    assert drift_json(code=0)["items"] == []
+
+
+def test_drift_after_a_state_mv_is_no_ownership_problem(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    ok("state", "mv", "agent.coder", "agent.engineer")
+    edit(workdir / "manifests/agents.yaml", "name: coder\n", "name: engineer\n")
+    result = cli("drift", "--format", "json")
+    assert result.exit_code in (0, 2), result.stderr
+    report = json.loads(result.stdout)
+    assert not any("ownership tags" in i["message"] for i in report["items"]), report

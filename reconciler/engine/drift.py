@@ -44,9 +44,10 @@ from reconciler.engine.model import (
     Update,
 )
 from reconciler.engine.normalize import KEYED_LISTS, UNORDERED_LISTS, drop_paths, normalize
+from reconciler.engine.ownership import owner_problem
 from reconciler.engine.planner import UNKNOWN, PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
-from reconciler.kinds import KIND_ORDER, Kind, owned_address, owner_of, remote_name_of
+from reconciler.kinds import KIND_ORDER, Kind, owned_address, owner_of, remote_name_of, tags
 from reconciler.manifest import Document
 from reconciler.manifest.skilldir import SkillSource
 from reconciler.state import LockEntry, Lockfile
@@ -463,6 +464,49 @@ def _pin_item(
     return None
 
 
+def _ownership_item(
+    address: str,
+    entry: LockEntry,
+    live: JSON,
+    observed: Observed,
+    project: str,
+    desired: Mapping[str, Any],
+    entries: Mapping[str, LockEntry],
+) -> DriftItem | None:
+    """A recorded object whose live tags say it is not this project's for ``address``
+    (retagged by hand, or an entry from a bad merge): what plan reports as not ours, with
+    its remedies, and the tags that differ. None when it is ours, or tagged for an address
+    nothing claims any more (the entry was moved with ``state mv``: plan retags it)."""
+    vaults = observed.index("vault")
+    owner = owner_problem(entry.kind, live, project, address, vaults)
+    if owner is None:
+        return None
+    tagged = owned_address(live, project)
+    if tagged is not None and tagged not in desired and tagged not in entries:
+        return None
+    applied = tags(project, address)
+    metadata = live.get("metadata") or {}
+    changes = tuple(
+        FieldChange(
+            op="change" if key in metadata else "remove",
+            path=f"metadata.{key}",
+            old=value,
+            new=metadata.get(key),
+        )
+        for key, value in applied.items()
+        if metadata.get(key) != value and (entry.kind != "credential" or owner_of(live))
+    )
+    message = (
+        f"its ownership tags say it belongs to {owner}, not to this project: plan and apply "
+        f"never change or archive it. `reconciler state rm {address}` forgets the entry (a "
+        "wrong entry, e.g. from a bad merge), or `reconciler import --force "
+        f"{address} {entry.id}` takes the object back"
+    )
+    return _live_item(
+        "changed", address, entry.kind, live, message, changes, changed_at=live.get("updated_at")
+    )
+
+
 def _live_item(
     drift_type: DriftType,
     address: str,
@@ -588,6 +632,10 @@ def build_drift(
         if entry.kind == "skill":
             skill = _skill_item(address, entry, live, observed, planned.get(address, ()))
             items += [skill] if skill is not None else []
+            continue
+        theirs = _ownership_item(address, entry, live, observed, project, desired, entries)
+        if theirs is not None:
+            items.append(theirs)  # plan and apply leave it alone: nothing else is to say
             continue
         history = (versions or {}).get(entry.id) if versions is not None else None
         changed = _changed_item(
