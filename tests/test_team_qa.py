@@ -22,7 +22,9 @@
   apply holding the lock (a stale lock of a dead process says nothing);
 - drift of a recorded object whose ownership tags now name another project (retagged by
   hand, or a lockfile entry from a bad merge) says whose it is and the remedies, as plan
-  does, never "matches the manifest; `reconciler apply` records it" (apply refuses it).
+  does, never "matches the manifest; `reconciler apply` records it" (apply refuses it);
+- ``state migrate --to`` a lockfile that holds entries is refused giving both serials (which
+  side is newer decides whether ``--force`` is right), as for a database.
 """
 
 from __future__ import annotations
@@ -278,3 +280,19 @@ def test_drift_after_a_state_mv_is_no_ownership_problem(workdir: Path) -> None:
     assert result.exit_code in (0, 2), result.stderr
     report = json.loads(result.stdout)
     assert not any("ownership tags" in i["message"] for i in report["items"]), report
+
+
+def test_migrate_over_a_lockfile_with_entries_gives_both_serials(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    Path("state/old.lock").write_bytes(Path(LOCKFILE).read_bytes())  # yesterday's copy
+    edit(workdir / "manifests/agents.yaml", "Be specific and kind.", "Be brief.")
+    ok("apply", "--auto-approve")
+    old, new = (json.loads(Path(p).read_text()) for p in ("state/old.lock", LOCKFILE))
+    assert old["serial"] < new["serial"]
+    result = cli("state", "migrate", "--to", "state/old.lock")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: state/old.lock already holds {len(old['resources'])} entries (lineage "
+        f"{old['lineage']} serial {old['serial']}), and the state copied has serial "
+        f"{new['serial']}; refusing to overwrite it; pass --force to replace it\n"
+    ), result.stderr

@@ -163,8 +163,9 @@ class FileLocation:
             if not is_empty(current):
                 raise LockfileError(
                     f"{self.path} already holds {len(current.resources)} entries "
-                    f"(lineage {current.lineage} serial {current.serial}); refusing to "
-                    "overwrite it; pass --force to replace it"
+                    f"(lineage {current.lineage} serial {current.serial}), and the state "
+                    f"copied has serial {lockfile.serial}; refusing to overwrite it; pass "
+                    "--force to replace it"
                 )
         moved = lockfile.model_copy(update={"project": self._project})
         try:
