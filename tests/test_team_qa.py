@@ -244,6 +244,13 @@ def test_drift_while_an_apply_holds_the_lock_says_so(workdir: Path) -> None:
     assert text.exit_code == 2 and f"Warning: {expected}.\n" in text.stderr, text.stderr
     # the CI job summary is the Markdown report: the warning is there too
     assert f"> **Warning:** {expected}.\n" in markdown.stdout, markdown.stdout
+    # no drift: nothing to explain, and no warning that would make the all-clear sound unsure
+    ok("apply", "--auto-approve")
+    with ApplyLock(LOCKFILE):
+        clean = ok("drift")
+    assert clean.stdout == "No drift. The live system matches the lockfile and the manifests.\n"
+    assert clean.stderr == ""
+    out_of_band(lambda c: c.agents.update(coder, {"description": "again"}))
     # a lock left by a process that is gone warns about nothing
     dead = info.model_copy(update={"pid": 2**22 + 7})
     Path(LOCKFILE + ".lock").write_text(dead.model_dump_json())

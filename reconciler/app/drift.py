@@ -61,8 +61,9 @@ async def drift(
 
     One paged list per kind (as ``plan``), then the version history of each agent that
     changed, to say which version changed it and when. Secrets are not read: drift needs no
-    secret variables. While an apply holds the state's lock (before or after the refresh),
-    the report's ``warnings`` name it: its unrecorded changes show as drift.
+    secret variables. When there is drift while an apply holds the state's lock (before or
+    after the refresh), the report's ``warnings`` name it: its unrecorded changes show as
+    drift.
 
     Raises:
         ManifestError: the manifests are invalid.
@@ -92,7 +93,7 @@ async def drift(
     except PlanError as err:
         raise placed(err, manifests) from None
     running = running or running_lock(ws)  # held before the refresh, or taken during it
-    if running is not None:
+    if running is not None and report.items:
         # an apply's changes show as drift until it records them: say so, naming it
         busy = (
             f"{running.describe()} holds the lock of {ws.state_name}: what an apply in "
