@@ -5,7 +5,9 @@ server (``support.postgres``) where the state lives there.
 - ``drift`` under ``--backend`` names what it compared with, not "the lockfile"; it takes
   ``--detailed-exitcode`` as ``plan`` does (a CI script passes it to both); run while another
   runner's apply holds the lease, it says so (that apply's unrecorded changes show as drift),
-  and says nothing of an expired lease;
+  and says nothing of an expired lease; ``unlock ID`` of a lease another project holds (the id
+  from a CI log, run without that job's ``--project``) names the project to pass, instead of
+  "not locked", which reads as "already gone";
 - a saved plan applied after a teammate changed a resource the plan leaves alone refuses
   nothing (it refuses exactly the actions whose resource changed, and what depends on them);
 - what apply says it recorded names the database, not a lockfile there is none of;
@@ -119,6 +121,22 @@ def test_drift_while_another_runner_holds_the_lease_says_so(workdir: Path, pg_ur
     finally:
         dead.release()
     assert json.loads(after.stdout)["warnings"] == [], after.stdout
+
+
+def test_unlock_of_another_projects_lease_names_its_project(workdir: Path, pg_url: str) -> None:
+    lease = PgLease(pg_url, "web", ttl=60)
+    info = lease.acquire("apply")
+    try:
+        result = cli("--backend", pg_url, "unlock", info.id)
+        assert result.exit_code == 1
+        assert result.stderr == (
+            f"Error: {redact(pg_url)} (project default) is not locked: no lease is held; "
+            f"lease {info.id} is project web's: pass --project web\n"
+        ), result.stderr
+        assert lease.held
+        ok("--backend", pg_url, "--project", "web", "unlock", info.id)
+    finally:
+        lease.release()
 
 
 # --- a saved plan and a teammate's apply -------------------------------------------------------

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import socket
 import threading
 import time
@@ -308,22 +309,33 @@ def unlock_lease(db: Database, project: str, lock_id: str) -> LockInfo:
         LockfileError: no lease is held, or its id is not ``lock_id``.
     """
 
-    def remove(conn: Conn) -> tuple[LockInfo | None, LockInfo | None]:
+    def remove(conn: Conn) -> tuple[LockInfo | None, LockInfo | None, str | None]:
         row = conn.execute(
             f"DELETE FROM reconciler_leases WHERE project = %s AND id = %s RETURNING {_COLUMNS}",
             (project, lock_id),
         ).fetchone()
         if row is not None:
-            return _info(row), None
+            return _info(row), None, None
         current = read_lease(conn, project)
-        return None, current[0] if current else None
+        # the id of another project's lease (copied from a CI job that ran with its own
+        # --project): say which, rather than "not locked", which reads as "already gone"
+        other = conn.execute(
+            "SELECT project FROM reconciler_leases WHERE id = %s AND project <> %s",
+            (lock_id, project),
+        ).fetchone()
+        return None, current[0] if current else None, str(other[0]) if other else None
 
-    removed, current = db.run(remove, what="clear the apply lease")
+    removed, current, other = db.run(remove, what="clear the apply lease")
     if removed is not None:
         return removed
     where = f"{db.name} (project {project})"
+    hint = (
+        f"; lease {lock_id} is project {other}'s: pass --project {shlex.quote(other)}"
+        if other
+        else ""
+    )
     if current is None:
-        raise LockfileError(f"{where} is not locked: no lease is held")
+        raise LockfileError(f"{where} is not locked: no lease is held{hint}")
     raise LockfileError(
-        f"{where}: no lease with id {lock_id}; the current lease is {current.describe()}"
+        f"{where}: no lease with id {lock_id}; the current lease is {current.describe()}{hint}"
     )
