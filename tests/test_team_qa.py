@@ -24,7 +24,10 @@
   hand, or a lockfile entry from a bad merge) says whose it is and the remedies, as plan
   does, never "matches the manifest; `reconciler apply` records it" (apply refuses it);
 - ``state migrate --to`` a lockfile that holds entries is refused giving both serials (which
-  side is newer decides whether ``--force`` is right), as for a database.
+  side is newer decides whether ``--force`` is right), as for a database;
+- a second project applying a copy of the examples meets the first project's environment
+  name (unique in the workspace): the refusal says to give it another name, never to run a
+  plain ``import`` (refused: it is the other project's) as if that were the way out.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from support.gitops import (
     drift_json,
     edit,
     items,
+    lockfile,
     make_workdir,
     ok,
     out_of_band,
@@ -303,3 +307,27 @@ def test_migrate_over_a_lockfile_with_entries_gives_both_serials(workdir: Path) 
         f"{old['lineage']} serial {old['serial']}), and the state copied has serial "
         f"{new['serial']}; refusing to overwrite it; pass --force to replace it\n"
     ), result.stderr
+
+
+def test_an_environment_name_another_project_holds_says_to_rename(workdir: Path) -> None:
+    ok("--project", "web", "apply", "--auto-approve")
+    held = lockfile()["resources"]["environment.python-data"]["id"]
+    other = ("--project", "ops", "--lockfile", "state/ops.lock")
+    result = cli(*other, "apply", "--auto-approve")
+    assert result.exit_code == 1
+    [line] = [x for x in result.stdout.splitlines() if x.startswith("  environment.python-data:")]
+    assert line == (
+        "  environment.python-data: create refused by the provider (409): an environment "
+        f"named 'python-data' already exists ({held}) and belongs to project \"web\" (as "
+        "environment.python-data), so it was not adopted. Environment names are unique in "
+        "the workspace: give environment.python-data another name (spec.name); "
+        f"`reconciler import --force environment.python-data {held}` would take it from that "
+        "project"
+    ), line
+    # the way out it names works: another remote name, and the apply goes through
+    edit(
+        workdir / "manifests/environments.yaml",
+        "spec:\n  description: Python 3",
+        "spec:\n  name: ops-python-data\n  description: Python 3",
+    )
+    ok(*other, "apply", "--auto-approve")

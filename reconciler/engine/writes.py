@@ -18,7 +18,7 @@ from reconciler.engine.interface import ProviderWriter
 from reconciler.engine.model import Action, Create, Replace, Update
 from reconciler.engine.ownership import describe_owner
 from reconciler.errors import AmbiguousWriteError, ConflictError, NotFoundError, ProviderError
-from reconciler.kinds import KIND_INFO, owned_address
+from reconciler.kinds import KIND_INFO, owned_address, owner_of
 
 __all__ = ["ActionFailed", "SafeWrites", "describe_error"]
 
@@ -126,11 +126,26 @@ class SafeWrites:
             if action.kind == "environment"
             else f"a credential for {_credential_key(body)} in this vault"
         )
-        return ActionFailed(
+        refused = (
             f"create refused by the provider (409): {what} already exists ({holder['id']}) "
-            f"and belongs to {describe_owner(holder)}, so it was not adopted. `reconciler import "
-            f"{action.address} {holder['id']}` manages it from now on, or give "
-            f"{action.address} another name"
+            f"and belongs to {describe_owner(holder)}, so it was not adopted."
+        )
+        owner = owner_of(holder)
+        if (
+            action.kind == "environment"
+            and owner is not None
+            and owner.project not in (None, "", self.project)
+        ):
+            # another project's (two repositories in one workspace): a plain import is
+            # refused, and --force would take it from them; the name is what must change
+            return ActionFailed(
+                f"{refused} Environment names are unique in the workspace: give "
+                f"{action.address} another name (spec.name); `reconciler import --force "
+                f"{action.address} {holder['id']}` would take it from that project"
+            )
+        return ActionFailed(
+            f"{refused} `reconciler import {action.address} {holder['id']}` manages it from "
+            f"now on, or give {action.address} another name"
         )
 
     async def send_update(self, action: Update, body: JSON, parent_id: str | None) -> JSON:
