@@ -967,7 +967,7 @@ def test_drift_text_per_address() -> None:
 
 def test_no_drift() -> None:
     out = render_drift(DriftReport(), "text")
-    assert out == "No drift. The live system matches the lockfile and the manifests.\n"
+    assert out == "No drift. The live system matches the lockfile: nothing was changed outside git.\n"
 
 
 # --- apply summary -------------------------------------------------------------------------

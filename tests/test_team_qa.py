@@ -252,7 +252,7 @@ def test_drift_while_an_apply_holds_the_lock_says_so(workdir: Path) -> None:
     ok("apply", "--auto-approve")
     with ApplyLock(LOCKFILE):
         clean = ok("drift")
-    assert clean.stdout == "No drift. The live system matches the lockfile and the manifests.\n"
+    assert clean.stdout == "No drift. The live system matches the lockfile: nothing was changed outside git.\n"
     assert clean.stderr == ""
     out_of_band(lambda c: c.agents.update(coder, {"description": "again"}))
     # a lock left by a process that is gone warns about nothing

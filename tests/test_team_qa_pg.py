@@ -49,8 +49,8 @@ def test_drift_all_clear_names_the_database_it_compared_with(workdir: Path, pg_u
     result = cli("--backend", pg_url, "drift")
     assert result.exit_code == 0, (result.stdout, result.stderr)
     assert result.stdout == (
-        f"No drift. The live system matches the state in {redact(pg_url)} (project default) "
-        "and the manifests.\n"
+        f"No drift. The live system matches the state in {redact(pg_url)} (project default): "
+        "nothing was changed outside git.\n"
     )
     assert "lockfile" not in result.stdout
     # the JSON report keeps one schema, whatever the backend

@@ -320,7 +320,11 @@ def _policy_warning(warning: PolicyWarning) -> LeftAlone:
 
 def _no_drift_message(report: DriftReport) -> str:
     if not report.warnings:
-        return f"No drift. The live system matches {report.compared_with} and the manifests."
+        # what drift compares: a manifest edit not applied yet is no drift (plan shows it)
+        return (
+            f"No drift. The live system matches {report.compared_with}: nothing was changed "
+            "outside git."
+        )
     # e.g. no lockfile: only what the ownership tags show was compared
     return (
         "No drift. Nothing differs in what could be compared; " + "; ".join(report.warnings) + "."
