@@ -331,3 +331,17 @@ def test_an_environment_name_another_project_holds_says_to_rename(workdir: Path)
         "spec:\n  name: ops-python-data\n  description: Python 3",
     )
     ok(*other, "apply", "--auto-approve")
+
+
+def test_an_empty_backend_variable_is_said_to_mean_the_lockfile(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``RECONCILER_BACKEND: ${{ secrets.DB }}`` with the secret missing is an empty
+    variable: it means unset, and a job that meant the database is told so."""
+    monkeypatch.setenv("RECONCILER_BACKEND", "")
+    result = cli("plan")
+    assert result.exit_code == 0, result.stderr
+    assert "RECONCILER_BACKEND is set but empty" in result.stderr
+    assert "state/reconciler.lock" in result.stderr
+    monkeypatch.delenv("RECONCILER_BACKEND")
+    assert "RECONCILER_BACKEND" not in cli("plan").stderr

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import unicodedata
 from pathlib import Path
 
@@ -192,6 +193,14 @@ def main(
         click.echo(
             f"Warning: --lockfile {lockfile} is not used: with --backend the state is kept "
             "in the database (reconciler state migrate moves a lockfile there).",
+            err=True,
+        )
+    if backend is None and "RECONCILER_BACKEND" in os.environ:
+        # set but empty: in CI, `RECONCILER_BACKEND: ${{ secrets.DB }}` with the secret
+        # missing. Empty means unset (as for every variable); said, as the state differs.
+        click.echo(
+            f"Warning: RECONCILER_BACKEND is set but empty (a missing CI secret?); the state "
+            f"is the lockfile {lockfile}.",
             err=True,
         )
     settings = Settings(
