@@ -180,12 +180,14 @@ def test_migrate_from_the_lockfile_to_the_database_and_back(pg_url: str, tmp_pat
         moved = run(["state", "migrate", "--to", pg_url], cwd=work, env=file_env)
         assert moved.returncode == 0, moved.stderr
         assert f"lineage {original.lineage}, serial {original.serial}" in moved.stdout
+        assert "remove state/reconciler.lock from git" in moved.stdout  # the old copy
         plan = run(["--provider-url", url, "plan", "--detailed-exitcode"], cwd=work, env=db_env)
         assert plan.returncode == 0, (plan.stdout[-2000:], plan.stderr[-2000:])
         again = run(["state", "migrate", "--to", pg_url], cwd=work, env=file_env)
         assert again.returncode == 1 and "refusing to overwrite" in again.stderr
         back = run(["state", "migrate", "--to", "state/back.lock"], cwd=work, env=db_env)
         assert back.returncode == 0, back.stderr
+        assert "git rm" not in back.stdout  # from the database: nothing to remove from git
     returned = read_lockfile(work / "state" / "back.lock", project=PROJECT)
     assert returned == original
 

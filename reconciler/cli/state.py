@@ -194,6 +194,13 @@ def state_migrate(app: App, to: str, force: bool) -> None:
         f"{result.source} was left as it was; use the new state from now on "
         "(set or unset --backend / RECONCILER_BACKEND)."
     )
+    if app.settings.backend is None:
+        # a lockfile left in git is still the state of every run without --backend: one
+        # that plans against it sees an old state (ownership tags keep it from twins)
+        click.echo(
+            f"Once every runner sets RECONCILER_BACKEND, remove {app.settings.lockfile} from "
+            "git (git rm): a run without it would still read that old copy."
+        )
 
 
 @click.command("unlock")
