@@ -335,22 +335,53 @@ def update_body(
     full = request_fields(res, project)
     body: JSON = {}
     for field in fields:
+        # paths under this field that ignore_changes names keep their live value: the plan
+        # left them alone, so the update must not write the manifest's value over them
+        kept = [p.split(".", 1)[1] for p in res.ignore_changes if p.startswith(f"{field}.")]
         if field == "metadata":
             want = full["metadata"]
             have = live.get("metadata") or {}
             patch: JSON = {k: v for k, v in want.items() if have.get(k) != v}
             patch.update({k: None for k in have if k not in want})
-            body["metadata"] = patch
-        elif field == "auth":
-            body["auth"] = auth_update(full["auth"])
+            body["metadata"] = {k: v for k, v in patch.items() if k not in kept}
+            continue
+        if field == "auth":
+            value = auth_update(full["auth"])
         elif res.kind == "environment" and field == "config":
             # omitted networking/packages would keep the stored value: send them explicitly
-            body["config"] = normalize_env_config(full.get("config"))
+            value = normalize_env_config(full.get("config"))
+            if kept and isinstance(live.get("config"), dict):
+                value = _keep_live(value, normalize_env_config(live["config"]), kept)
+            body["config"] = value
+            continue
         elif field in full:
-            body[field] = full[field]
+            value = full[field]
         else:
-            body[field] = _clear_value(res.kind, field)
+            value = _clear_value(res.kind, field)
+        body[field] = _keep_live(value, live.get(field), kept) if kept else value
     return body
+
+
+def _keep_live(value: Any, live: Any, paths: list[str]) -> Any:
+    """``value`` with the live value at each dotted ``path`` (dropped where live has none)."""
+    if not isinstance(value, dict):
+        return value
+    out = copy_json(value)
+    for path in paths:
+        *parents, last = path.split(".")
+        cur, src = out, live
+        for part in parents:
+            nxt = cur.get(part)
+            src = src.get(part) if isinstance(src, dict) else None
+            if not isinstance(nxt, dict):
+                break
+            cur = nxt
+        else:
+            if isinstance(src, dict) and last in src:
+                cur[last] = copy_json(src[last])
+            else:
+                cur.pop(last, None)
+    return out
 
 
 #: A wire list the diff sorts, as the manifest spells it (a deployment names its vaults).

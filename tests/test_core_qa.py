@@ -1,0 +1,87 @@
+"""Agents, environments, vaults and deployments as a demanding new user drives them through
+the CLI (embedded provider): each test is a case that was wrong once (found by the core QA
+pass of session 8) and stays fixed."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.gitops import DB, make_workdir, ok, plan_is_clean, remote_id
+
+from reconciler.provider import embedded_client
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    work = make_workdir(tmp_path, monkeypatch, manifests=False)
+    (work / "manifests").mkdir()
+    return work
+
+
+def write(text: str) -> None:
+    Path("manifests/all.yaml").write_text(text)
+
+
+def live(address: str) -> dict[str, Any]:
+    """The live object of ``address`` as the provider serves it."""
+    kind, _, _ = address.partition(".")
+    rid = remote_id(address)
+
+    async def get() -> dict[str, Any]:
+        async with embedded_client(DB) as client:
+            resources = {"agent": client.agents, "environment": client.environments}
+            obj: dict[str, Any] = await resources[kind].retrieve(rid)
+            return obj
+
+    return asyncio.run(get())
+
+
+# --- ignore_changes: an update of another path never writes the ignored one ---------------------
+
+
+def test_an_update_keeps_the_live_value_of_an_ignored_metadata_key(workdir: Path) -> None:
+    # the plan said 'metadata.owner ... ignore_changes leaves as is' and showed only the
+    # team change, but the metadata patch sent the manifest's owner too
+    agent = "kind: Agent\nname: coder\nignore_changes: [metadata.owner]\nspec:\n"
+    write(agent + "  model: claude-sonnet-4-6\n  metadata: {owner: me, team: a}\n")
+    ok("apply", "--auto-approve")
+    write(agent + "  model: claude-sonnet-4-6\n  metadata: {owner: you, team: b}\n")
+    shown = ok("plan").stdout
+    assert '~ metadata.team: "a" -> "b"' in shown, shown
+    assert "metadata.owner" not in shown.split("Left alone:")[0], shown
+    ok("apply", "--auto-approve")
+    assert live("agent.coder")["metadata"]["owner"] == "me"
+    assert live("agent.coder")["metadata"]["team"] == "b"
+    plan_is_clean()
+
+
+def test_an_ignored_metadata_key_removed_from_the_manifest_is_not_deleted(workdir: Path) -> None:
+    agent = "kind: Agent\nname: coder\nignore_changes: [metadata.owner]\nspec:\n"
+    write(agent + "  model: claude-sonnet-4-6\n  metadata: {owner: me, team: a}\n")
+    ok("apply", "--auto-approve")
+    write(agent + "  model: claude-sonnet-4-6\n  metadata: {team: b}\n")
+    ok("apply", "--auto-approve")
+    assert live("agent.coder")["metadata"]["owner"] == "me"
+    plan_is_clean()
+
+
+def test_an_update_of_the_networking_keeps_ignored_packages(workdir: Path) -> None:
+    # ignore_changes: [config.packages]; a networking change sent the whole config, so the
+    # manifest's packages replaced the live ones the plan said it left alone
+    env = "kind: Environment\nname: py\nignore_changes: [config.packages]\nspec:\n  config:\n"
+    write(env + "    type: cloud\n    packages: {pip: [numpy]}\n")
+    ok("apply", "--auto-approve")
+    write(
+        env + "    type: cloud\n    packages: {pip: [pandas]}\n"
+        "    networking: {type: limited, allow_package_managers: true}\n"
+    )
+    shown = ok("plan").stdout
+    assert "config.networking.type" in shown, shown
+    ok("apply", "--auto-approve")
+    config = live("environment.py")["config"]
+    assert config["packages"]["pip"] == ["numpy"], config
+    assert config["networking"]["type"] == "limited", config
+    plan_is_clean()
