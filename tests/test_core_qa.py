@@ -85,3 +85,24 @@ def test_an_update_of_the_networking_keeps_ignored_packages(workdir: Path) -> No
     assert config["packages"]["pip"] == ["numpy"], config
     assert config["networking"]["type"] == "limited", config
     plan_is_clean()
+
+
+# --- replaces say what apply does -----------------------------------------------------------------
+
+
+def test_a_credential_replace_says_the_old_one_is_deleted_as_apply_does(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the headline said '(delete, then create)' and the reason 'the old one is archived'
+    monkeypatch.setenv("QA_TOKEN", "t-1")
+    vault = (
+        "kind: Vault\nname: gh\nspec:\n  credentials:\n    - name: c\n      auth: "
+        "{{type: static_bearer, mcp_server_url: '{url}', token: {{from_env: QA_TOKEN}}}}\n"
+    )
+    write(vault.format(url="https://a.example.com/mcp"))
+    ok("apply", "--auto-approve")
+    write(vault.format(url="https://b.example.com/mcp"))
+    shown = ok("plan").stdout
+    assert "vault.gh.credential.c  replace  (delete, then create)" in shown, shown
+    assert "the old one is deleted, then a new one is created" in shown, shown
+    assert "archived" not in shown, shown

@@ -345,8 +345,9 @@ def _decide(
         )
         return replace(kept, action=noop, refused=refused)
     if immutable:
+        how = "deleted" if kind == "credential" else "archived"  # as apply does it
         action = Replace(
-            reason=f"{immutable}: the old one is archived, then a new one is created",
+            reason=f"{immutable}: the old one is {how}, then a new one is created",
             changes=changes,
             body=create_body(res, inputs.options.project),
             target=target,
