@@ -106,3 +106,37 @@ def test_a_credential_replace_says_the_old_one_is_deleted_as_apply_does(
     assert "vault.gh.credential.c  replace  (delete, then create)" in shown, shown
     assert "the old one is deleted, then a new one is created" in shown, shown
     assert "archived" not in shown, shown
+
+
+# --- a vault renamed with moved_from takes its undeclared credentials along -----------------------
+
+VAULT = """\
+kind: Vault
+name: {name}
+{moved}spec:
+  credentials:
+{credentials}"""
+CREDENTIAL = (
+    "    - {{name: {name}, auth: {{type: static_bearer, "
+    "mcp_server_url: 'https://{name}.example.com/mcp', token: {{from_env: QA_TOKEN}}}}}}\n"
+)
+
+
+def test_a_vault_moved_by_state_mv_lists_its_left_alone_credential_once(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # its entry (new address) and its tags (old address) made two 'Left alone' lines and
+    # two archives of one credential with --prune
+    monkeypatch.setenv("QA_TOKEN", "t-1")
+    both = CREDENTIAL.format(name="c1") + CREDENTIAL.format(name="c2")
+    write(VAULT.format(name="gh", moved="", credentials=both))
+    ok("apply", "--auto-approve")
+    ok("state", "mv", "vault.gh", "vault.github")
+    write(VAULT.format(name="github", moved="", credentials=CREDENTIAL.format(name="c1")))
+    ok("apply", "--auto-approve")
+    c2 = remote_id("vault.github.credential.c2")
+    shown = ok("plan").stdout
+    assert "1 resource is left alone" in shown, shown
+    assert shown.count(c2) == 1, shown
+    pruned = ok("plan", "--prune").stdout
+    assert "Plan: 0 to create, 0 to update, 1 to archive." in pruned, pruned

@@ -92,10 +92,17 @@ def find_orphans(inputs: PlanInputs, moved: Mapping[str, str] | None = None) -> 
             continue
         obj = inputs.live.get(entry.kind, {}).get(entry.id)
         found[address] = Orphan(address, cast(Kind, entry.kind), obj, entry)
+    # an object an entry holds already is that entry's orphan, whatever address its tags
+    # still name (a vault moved with its credentials: one orphan, never two)
+    held = {o.remote_id for o in found.values()}
     for (kind, address), objs in inputs.owned.items():
         if address in inputs.desired or address in found:
             continue
-        live = [o for o in objs if not o.get("archived_at") and o["id"] != moved.get(address)]
+        live = [
+            o
+            for o in objs
+            if not o.get("archived_at") and o["id"] != moved.get(address) and o["id"] not in held
+        ]
         if live:
             found[address] = Orphan(address, cast(Kind, kind), live[0], None)
     return [found[a] for a in sorted(found)]
