@@ -122,6 +122,34 @@ CREDENTIAL = (
 )
 
 
+def test_a_moved_vault_takes_a_credential_the_manifests_left_alone(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the left-alone credential's entry stayed at vault.gh.credential.c2 while its vault was
+    # tagged vault.github: every later plan called it 'not ours' and every apply exited 1
+    monkeypatch.setenv("QA_TOKEN", "t-1")
+    both = CREDENTIAL.format(name="c1") + CREDENTIAL.format(name="c2")
+    write(VAULT.format(name="gh", moved="", credentials=both))
+    ok("apply", "--auto-approve")
+    write(VAULT.format(name="gh", moved="", credentials=CREDENTIAL.format(name="c1")))
+    ok("apply", "--auto-approve")  # c2 is left alone (no --prune)
+    c2 = remote_id("vault.gh.credential.c2")
+    moved = VAULT.format(
+        name="github", moved="moved_from: gh\n", credentials=CREDENTIAL.format(name="c1")
+    )
+    write(moved)
+    ok("apply", "--auto-approve")
+    assert remote_id("vault.github.credential.c2") == c2
+    shown = ok("plan", "--detailed-exitcode").stdout
+    assert "Not ours" not in shown, shown
+    assert shown.count(c2) == 1, shown  # one orphan, under the vault's new address
+    assert "vault.github.credential.c2 (" in shown, shown
+    ok("apply", "--auto-approve")
+    pruned = ok("apply", "--prune", "--auto-approve").stdout
+    assert "Apply complete: 0 created, 0 updated, 1 archived." in pruned, pruned
+    plan_is_clean()
+
+
 def test_a_vault_moved_by_state_mv_lists_its_left_alone_credential_once(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

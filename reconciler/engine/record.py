@@ -93,9 +93,24 @@ def record_outcome(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
 
 def _forget_moved(lockfile: Lockfile, old: str, new: str, now: str) -> Lockfile:
     """A move is recorded: the old address's entry goes (its object is ``new``'s now), and
-    every deployment pin naming ``old`` names ``new`` (same agent, same version)."""
+    every deployment pin naming ``old`` names ``new`` (same agent, same version).
+
+    A vault takes its credentials along, as ``state mv`` does: an entry still under the old
+    vault (a credential the manifests no longer declare, left alone; or one whose own move
+    is not recorded yet) moves under the new one, so it is not left naming a vault address
+    nothing holds (then every plan took it for another owner's and apply exited 1).
+    """
     if old in lockfile.resources or old in lockfile.pending:
         lockfile = lockfile.without(old)
+    prefix = old + ".credential."
+    renames = {
+        a: new + a[len(old) :]
+        for a in lockfile.resources
+        if a.startswith(prefix) and new + a[len(old) :] not in lockfile.resources
+    }
+    if renames:
+        resources = {renames.get(a, a): e for a, e in lockfile.resources.items()}
+        lockfile = lockfile.model_copy(update={"resources": resources})
     for address, entry in lockfile.resources.items():
         if old in entry.pins:
             pins = {(new if a == old else a): v for a, v in entry.pins.items()}
