@@ -168,3 +168,72 @@ def test_a_vault_moved_by_state_mv_lists_its_left_alone_credential_once(
     assert shown.count(c2) == 1, shown
     pruned = ok("plan", "--prune").stdout
     assert "Plan: 0 to create, 0 to update, 1 to archive." in pruned, pruned
+
+
+# --- ignore_changes on a deployment's references ---------------------------------------------------
+
+DEPLOYMENT = """\
+kind: Agent
+name: coder
+spec: {{model: claude-sonnet-4-6}}
+---
+kind: Environment
+name: e1
+spec: {{}}
+---
+kind: Environment
+name: e2
+spec: {{}}
+---
+kind: Vault
+name: v1
+spec: {{}}
+---
+kind: Vault
+name: v2
+spec: {{}}
+---
+kind: Deployment
+name: nightly
+ignore_changes: [environment, vaults]
+spec:
+  agent: {{ref: coder}}
+  environment: {env}
+  vaults: [{vault}]
+  description: {description}
+  initial_events: [{{type: user.message, content: [{{type: text, text: hi}}]}}]
+"""
+
+
+def test_ignore_changes_on_a_deployments_environment_and_vaults_is_honoured(
+    workdir: Path,
+) -> None:
+    # validate accepted 'ignore_changes: [environment, vaults]' and the plan still
+    # re-pointed the deployment: the diff compares environment_id and vault_ids
+    write(DEPLOYMENT.format(env="e1", vault="v1", description="one"))
+    ok("apply", "--auto-approve")
+    env, vault = remote_id("environment.e1"), remote_id("vault.v1")
+    write(DEPLOYMENT.format(env="e2", vault="v2", description="two"))
+    shown = ok("plan").stdout
+    assert '~ description: "one" -> "two"' in shown, shown
+    assert "environment_id:" not in shown.split("Left alone:")[0], shown
+    assert "vault_ids" not in shown.split("Left alone:")[0], shown
+    ok("apply", "--auto-approve")
+    deployment = live_deployment()
+    assert deployment["environment_id"] == env, deployment
+    assert deployment["vault_ids"] == [vault], deployment
+    shown = plan_is_clean().stdout
+    assert "differs from the manifest in environment, vaults[0], which ignore_changes" in shown, (
+        shown
+    )
+
+
+def live_deployment() -> dict[str, Any]:
+    rid = remote_id("deployment.nightly")
+
+    async def get() -> dict[str, Any]:
+        async with embedded_client(DB) as client:
+            obj: dict[str, Any] = await client.deployments.retrieve(rid)
+            return obj
+
+    return asyncio.run(get())

@@ -62,6 +62,14 @@ class DesiredResource:
     held_pin: int | None = None
 
     @property
+    def wire_ignore_changes(self) -> tuple[str, ...]:
+        """``ignore_changes`` in wire terms, as the diff compares: a deployment's
+        ``environment`` is its ``environment_id``, its ``vaults`` its ``vault_ids``."""
+        if self.kind != "deployment":
+            return self.ignore_changes
+        return tuple(_wire_path(path) for path in self.ignore_changes)
+
+    @property
     def refs(self) -> tuple[str, ...]:
         """Addresses this resource references (must exist before it)."""
         out: list[str] = []
@@ -337,7 +345,8 @@ def update_body(
     for field in fields:
         # paths under this field that ignore_changes names keep their live value: the plan
         # left them alone, so the update must not write the manifest's value over them
-        kept = [p.split(".", 1)[1] for p in res.ignore_changes if p.startswith(f"{field}.")]
+        ignored = res.wire_ignore_changes
+        kept = [p.split(".", 1)[1] for p in ignored if p.startswith(f"{field}.")]
         if field == "metadata":
             want = full["metadata"]
             have = live.get("metadata") or {}
@@ -386,6 +395,23 @@ def _keep_live(value: Any, live: Any, paths: list[str]) -> Any:
 
 #: A wire list the diff sorts, as the manifest spells it (a deployment names its vaults).
 _MANIFEST_SPELLING = {"vault_ids": "vaults"}
+#: A deployment's manifest field -> the wire field it becomes (references by name -> ids).
+_DEPLOYMENT_WIRE = {"environment": "environment_id", "vaults": "vault_ids"}
+
+
+def _wire_path(path: str) -> str:
+    head, dot, rest = path.partition(".")
+    return _DEPLOYMENT_WIRE.get(head, head) + dot + rest
+
+
+def manifest_path(kind: str, path: str) -> str:
+    """A diff path as the manifest spells it (``vault_ids[0]`` of a deployment: ``vaults[0]``)."""
+    if kind != "deployment":
+        return path
+    for spec_name, wire in _DEPLOYMENT_WIRE.items():
+        if path == wire or path.startswith((wire + ".", wire + "[")):
+            return spec_name + path[len(wire) :]
+    return path
 
 
 def _unordered_spec_lists(kind: str) -> tuple[str, ...]:

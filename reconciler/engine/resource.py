@@ -24,6 +24,7 @@ from reconciler.engine.desired import (
     create_body,
     desired_digest,
     digest_matches,
+    manifest_path,
     request_fields,
     update_body,
 )
@@ -277,8 +278,8 @@ def _compare(
     want = fill_unset(kind, want, live)
     changes = list(
         diff_objects(
-            drop_paths(live, res.ignore_changes),
-            drop_paths(want, res.ignore_changes),
+            drop_paths(live, res.wire_ignore_changes),
+            drop_paths(want, res.wire_ignore_changes),
             UNORDERED_LISTS.get(kind, ()),
             KEYED_LISTS.get(kind),
         )
@@ -286,7 +287,8 @@ def _compare(
     hidden: tuple[str, ...] = ()
     if res.ignore_changes:
         shown = {c.path for c in changes}
-        hidden = tuple(sorted({c.path for c in diff_objects(live, want)} - shown))
+        differ = {c.path for c in diff_objects(live, want)} - shown
+        hidden = tuple(sorted(manifest_path(kind, path) for path in differ))
     entry = inputs.entry(res.address)
     if (entry is None or entry.id != obj["id"]) and moved_from is not None:
         entry = inputs.entry(moved_from)  # a move: the secrets were recorded under the old name
