@@ -237,3 +237,25 @@ def live_deployment() -> dict[str, Any]:
             return obj
 
     return asyncio.run(get())
+
+
+def test_a_move_retags_an_agent_whose_manifest_ignores_its_metadata(workdir: Path) -> None:
+    # 'ignore_changes: [metadata]' hid the ownership tag too: the move renamed the agent but
+    # left it tagged agent.coder, and every plan after said the tag differed and was left
+    agent = "kind: Agent\nname: {name}\n{moved}ignore_changes: [metadata]\nspec:\n"
+    spec = "  model: claude-sonnet-4-6\n  metadata: {owner: me}\n"
+    write(agent.format(name="coder", moved="") + spec)
+    ok("apply", "--auto-approve")
+    write(
+        agent.format(name="engineer", moved="moved_from: coder\n")
+        + spec.replace("owner: me", "owner: you")
+    )
+    shown = ok("plan").stdout
+    assert '~ metadata.reconciler-address: "agent.coder" -> "agent.engineer"' in shown, shown
+    assert "metadata.owner" not in shown.split("Left alone:")[0], shown
+    ok("apply", "--auto-approve")
+    metadata = live("agent.engineer")["metadata"]
+    assert metadata["reconciler-address"] == "agent.engineer", metadata
+    assert metadata["owner"] == "me", metadata
+    shown = plan_is_clean().stdout
+    assert "reconciler-address" not in shown, shown

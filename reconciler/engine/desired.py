@@ -27,6 +27,7 @@ from reconciler.engine.normalize import (
 from reconciler.kinds import (
     KIND_INFO,
     MANIFEST_KINDS,
+    TAG_KEYS,
     Kind,
     address_of,
     credential_address,
@@ -68,6 +69,17 @@ class DesiredResource:
         if self.kind != "deployment":
             return self.ignore_changes
         return tuple(_wire_path(path) for path in self.ignore_changes)
+
+    def without_ignored(self, obj: JSON) -> JSON:
+        """``obj`` (a wire form) without the paths ``ignore_changes`` names. ``metadata``
+        whole leaves the ownership tags in: they are the reconciler's own, so a move
+        retags the object whatever the manifest ignores."""
+        paths = self.wire_ignore_changes
+        if "metadata" not in paths:
+            return drop_paths(obj, paths)
+        out = drop_paths(obj, tuple(p for p in paths if p != "metadata"))
+        tags_only = {k: v for k, v in (obj.get("metadata") or {}).items() if k in TAG_KEYS}
+        return {**out, "metadata": tags_only}
 
     @property
     def refs(self) -> tuple[str, ...]:
@@ -352,7 +364,10 @@ def update_body(
             have = live.get("metadata") or {}
             patch: JSON = {k: v for k, v in want.items() if have.get(k) != v}
             patch.update({k: None for k in have if k not in want})
-            body["metadata"] = {k: v for k, v in patch.items() if k not in kept}
+            whole = "metadata" in ignored  # only the ownership tags are written then
+            body["metadata"] = {
+                k: v for k, v in patch.items() if k not in kept and (not whole or k in TAG_KEYS)
+            }
             continue
         if field == "auth":
             value = auth_update(full["auth"])

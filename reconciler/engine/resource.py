@@ -44,7 +44,6 @@ from reconciler.engine.model import (
 from reconciler.engine.normalize import (
     KEYED_LISTS,
     UNORDERED_LISTS,
-    drop_paths,
     fill_unset,
     normalize,
 )
@@ -278,8 +277,8 @@ def _compare(
     want = fill_unset(kind, want, live)
     changes = list(
         diff_objects(
-            drop_paths(live, res.wire_ignore_changes),
-            drop_paths(want, res.wire_ignore_changes),
+            res.without_ignored(live),
+            res.without_ignored(want),
             UNORDERED_LISTS.get(kind, ()),
             KEYED_LISTS.get(kind),
         )
