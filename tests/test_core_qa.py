@@ -259,3 +259,20 @@ def test_a_move_retags_an_agent_whose_manifest_ignores_its_metadata(workdir: Pat
     assert metadata["owner"] == "me", metadata
     shown = plan_is_clean().stdout
     assert "reconciler-address" not in shown, shown
+
+
+def test_the_blast_radius_of_an_environment_does_not_say_follows_latest(workdir: Path) -> None:
+    # 'deployment.nightly  follows latest: affected by this apply' under an environment or
+    # a vault, which have no versions to follow
+    write(DEPLOYMENT.format(env="e1", vault="v1", description="one"))
+    ok("apply", "--auto-approve")
+    text = Path("manifests/all.yaml").read_text()
+    write(text.replace("name: e1\nspec: {}", "name: e1\nspec: {description: d}"))
+    shown = ok("plan").stdout
+    assert (
+        "Blast radius:\n"
+        "  environment.e1 (update) is used by 1 deployment:\n"
+        "    deployment.nightly  uses it: affected by this apply\n"
+    ) in shown, shown
+    markdown = ok("plan", "--format", "markdown").stdout
+    assert "`deployment.nightly`: **uses it: affected by this apply**" in markdown, markdown

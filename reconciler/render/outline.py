@@ -218,6 +218,12 @@ def _radius(plan: Plan, radius: BlastRadius) -> Radius:
     impacts = sorted(radius.deployments, key=lambda i: i.deployment)
     if action is not None and action.kind == "agent" and action.type == "update":
         return Radius(radius.address, verb, tuple(_agent_exposure(plan, i) for i in impacts))
+    if action is not None and action.kind in ("environment", "vault", "memory_store"):
+        # a deployment names these directly: no version to follow, so no 'follows latest'
+        used = tuple(
+            Exposure(i.deployment, "uses it: affected by this apply", True) for i in impacts
+        )
+        return Radius(radius.address, verb, used)
     return Radius(radius.address, verb, tuple(exposure(i) for i in impacts))
 
 
