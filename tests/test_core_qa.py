@@ -276,3 +276,19 @@ def test_the_blast_radius_of_an_environment_does_not_say_follows_latest(workdir:
     ) in shown, shown
     markdown = ok("plan", "--format", "markdown").stdout
     assert "`deployment.nightly`: **uses it: affected by this apply**" in markdown, markdown
+
+
+def test_an_id_known_only_after_apply_is_not_shown_as_a_string(workdir: Path) -> None:
+    # '~ environment_id: "env_01..." -> "(known after apply)"' read as if the deployment
+    # would be given that literal string
+    write(DEPLOYMENT.format(env="e1", vault="v1", description="one"))
+    ok("apply", "--auto-approve")
+    text = (
+        Path("manifests/all.yaml")
+        .read_text()
+        .replace("ignore_changes: [environment, vaults]\n", "")
+    )
+    write(text.replace("name: e1\nspec: {}", "name: e1\nspec: {config: {type: self_hosted}}"))
+    shown = ok("plan").stdout
+    env = remote_id("environment.e1")
+    assert f'~ environment_id: "{env}" -> (known after apply)\n' in shown, shown

@@ -71,6 +71,10 @@ def truncate(text: str, limit: int = MAX_VALUE_CHARS) -> str:
     return text[: limit - 1] + ELLIPSIS
 
 
+#: the planner's stand-in for a value only apply learns (``engine.resource.UNKNOWN``)
+KNOWN_AFTER_APPLY = "(known after apply)"
+
+
 def placeholder(value: Any) -> str | None:
     """The reading of an apply-time placeholder, or None when ``value`` is not one.
 
@@ -98,6 +102,8 @@ def compact(value: Any) -> str:
     ``{"id": (ref environment.py), "n": 2}``.
     """
     if isinstance(value, str):
+        if value == KNOWN_AFTER_APPLY:
+            return value  # no string the provider will hold: shown bare, as Terraform does
         # json.dumps(value, ensure_ascii=False), control characters escaped, without an encoder
         # for each value (a plan of 1,000 creates reads ~30,000 strings)
         return encode_basestring(value)
