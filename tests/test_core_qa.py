@@ -292,3 +292,31 @@ def test_an_id_known_only_after_apply_is_not_shown_as_a_string(workdir: Path) ->
     shown = ok("plan").stdout
     env = remote_id("environment.e1")
     assert f'~ environment_id: "{env}" -> (known after apply)\n' in shown, shown
+
+
+def test_a_finished_rename_is_not_counted_as_a_resource_left_alone(workdir: Path) -> None:
+    # after every rename the next plan said 'No changes. Apply would change nothing, but 1
+    # resource is left alone', though the object is exactly where the manifest puts it
+    write("kind: Agent\nname: coder\nspec: {model: claude-sonnet-4-6}\n")
+    ok("apply", "--auto-approve")
+    write("kind: Agent\nname: engineer\nmoved_from: coder\nspec: {model: claude-sonnet-4-6}\n")
+    ok("apply", "--auto-approve")
+    shown = plan_is_clean().stdout
+    assert shown.startswith("No changes. The live system matches the manifests.\n"), shown
+    assert "moved_from names agent.coder, which is not in the state" in shown, shown
+
+
+def test_two_notes_on_one_resource_count_it_once(workdir: Path) -> None:
+    agent = "kind: Agent\nname: {name}\n{moved}ignore_changes: [description]\nspec:\n"
+    spec = "  model: claude-sonnet-4-6\n  description: {description}\n"
+    write(agent.format(name="coder", moved="") + spec.format(description="one"))
+    ok("apply", "--auto-approve")
+    write(
+        agent.format(name="engineer", moved="moved_from: coder\n") + spec.format(description="one")
+    )
+    ok("apply", "--auto-approve")
+    write(
+        agent.format(name="engineer", moved="moved_from: coder\n") + spec.format(description="two")
+    )
+    shown = plan_is_clean().stdout
+    assert "but 1 resource is left alone, as shown below" in shown, shown

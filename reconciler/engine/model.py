@@ -49,6 +49,8 @@ class FieldChange(Frozen):
 
 #: how the reason of a skill found again without a lockfile entry starts (renderers say it)
 FOUND_BY_SLUG = "found by its slug"
+#: the start of the note of a ``moved_from`` with nothing left to move (a move done already)
+NOTHING_TO_MOVE = "moved_from names "
 
 
 def found_by(kinds: Iterable[str]) -> str:

@@ -31,6 +31,7 @@ from reconciler.engine.desired import (
 from reconciler.engine.diff import changed_fields, diff_objects
 from reconciler.engine.inputs import JSON, PlanInputs, live_marker, rewritten_outside
 from reconciler.engine.model import (
+    NOTHING_TO_MOVE,
     Action,
     Conflict,
     Create,
@@ -188,7 +189,7 @@ def _nothing_to_move(inputs: PlanInputs, res: DesiredResource) -> Note | None:
     return Note(
         address=res.address,
         kind=res.kind,
-        message=f"moved_from names {old}, which is not in the state (already moved, or it "
+        message=f"{NOTHING_TO_MOVE}{old}, which is not in the state (already moved, or it "
         "never existed); nothing to move. The moved_from line can go",
     )
 

@@ -14,6 +14,7 @@ from typing import assert_never
 
 from reconciler.engine.model import (
     FOUND_BY_SLUG,
+    NOTHING_TO_MOVE,
     Action,
     Adopt,
     Archive,
@@ -348,6 +349,13 @@ def untargeted_message(plan: Plan) -> str | None:
     )
 
 
+def left_alone(plan: Plan) -> set[str]:
+    """The addresses the plan left alone: a note of a ``moved_from`` done already leaves
+    nothing alone (the object is where the manifest says), and two notes on one address
+    are one resource."""
+    return {n.address for n in plan.notes if not n.message.startswith(NOTHING_TO_MOVE)}
+
+
 def no_changes_message(plan: Plan) -> str:
     """What a plan with nothing to change says, exactly: "matches the manifests" only when
     nothing was left alone, hidden by ``ignore_changes``, left out by ``--target`` or waits
@@ -360,8 +368,8 @@ def no_changes_message(plan: Plan) -> str:
             f"Apply would change nothing: {n} held candidate{' keeps its' if n == 1 else 's keep their'} "
             f"deployment{'' if n == 1 else 's'} where {'it is' if n == 1 else 'they are'}, as shown below."
         )
-    elif plan.notes:
-        n = len(plan.notes)
+    elif left_alone(plan):
+        n = len(left_alone(plan))
         first = (
             f"Apply would change nothing, but {n} resource{' is' if n == 1 else 's are'} "
             "left alone, as shown below."
