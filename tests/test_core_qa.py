@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.gitops import DB, make_workdir, ok, plan_is_clean, remote_id
+from support.gitops import DB, cli, make_workdir, ok, plan_is_clean, remote_id
 
 from reconciler.provider import embedded_client
 
@@ -320,3 +320,22 @@ def test_two_notes_on_one_resource_count_it_once(workdir: Path) -> None:
     )
     shown = plan_is_clean().stdout
     assert "but 1 resource is left alone, as shown below" in shown, shown
+
+
+def test_an_agent_manifest_named_in_a_multiagent_roster_is_an_error_at_validate(
+    workdir: Path,
+) -> None:
+    # validate and plan accepted 'agents: [worker]'; apply sent 'worker' as an agent id and
+    # failed with the provider's 404 after creating the other agents
+    write(
+        "kind: Agent\nname: worker\nspec: {model: claude-haiku-4-5}\n---\n"
+        "kind: Agent\nname: boss\nspec:\n  model: claude-opus-4-6\n"
+        "  multiagent: {type: coordinator, agents: [worker, {type: self}]}\n"
+    )
+    for command in ("validate", "plan"):
+        result = cli(command)
+        assert result.exit_code == 1, (result.stdout, result.stderr)
+        assert (
+            "manifests/all.yaml:9:44: spec.multiagent.agents[0]: 'worker' names an Agent "
+            "manifest, but multiagent entries are provider agent ids (agent_...)"
+        ) in result.stderr, result.stderr

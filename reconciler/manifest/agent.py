@@ -482,6 +482,24 @@ class AgentSpec(SpecModel):
             if isinstance(s, SkillRef)
         ]
 
+    def roster_ids(self) -> list[tuple[str, tuple[str | int, ...]]]:
+        """``(agent id, spec path)`` of every agent its multiagent settings name by id."""
+        multiagent = self.multiagent
+        entries: list[tuple[tuple[str | int, ...], object]]
+        if isinstance(multiagent, Coordinator):
+            entries = [(("multiagent", "agents", i), e) for i, e in enumerate(multiagent.agents)]
+        elif isinstance(multiagent, Multiagent20261001):
+            entries = [
+                (("multiagent", group, "predefined_agents", i), entry)
+                for group in ("subagents", "workflows")
+                for members in [getattr(multiagent, group)]
+                if members is not None
+                for i, entry in enumerate(members.predefined_agents or ())
+            ]
+        else:
+            entries = []
+        return [(entry, path) for path, entry in entries if isinstance(entry, str)]
+
     @model_validator(mode="after")
     def _mcp_servers_match_toolsets(self) -> AgentSpec:
         servers = [server.name for server in self.mcp_servers or ()]

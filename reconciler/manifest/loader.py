@@ -524,6 +524,8 @@ def _check_set(
                         where,
                     )
                 )
+        if isinstance(doc.spec, AgentSpec):
+            issues += _roster_names(item, doc.spec, names["Agent"])
         if isinstance(doc.spec, DeploymentSpec | AgentSpec):
             for kind, name, spec_path in doc.spec.references():
                 if name in names[kind] or failed & {(kind, name), (kind, ANY_NAME)} or broken:
@@ -542,6 +544,25 @@ def _check_set(
                     path = path[:-1]  # `agent: coder` rather than `agent: {ref: coder}`
                 issues.append(_issue(item.source.locate(path, "value"), message, path))
     return first, issues
+
+
+def _roster_names(item: _Loaded, spec: AgentSpec, agents: list[str]) -> list[ManifestIssue]:
+    """A multiagent roster names agents by provider id; an Agent manifest's name there was
+    accepted and sent as an id, and apply failed with the provider's 404."""
+    issues: list[ManifestIssue] = []
+    for value, spec_path in spec.roster_ids():
+        if value in agents and not value.startswith("agent_"):
+            path = ("spec", *spec_path)
+            issues.append(
+                _issue(
+                    item.source.locate(path, "value"),
+                    f"'{value}' names an Agent manifest, but multiagent entries are provider agent "
+                    f"ids (agent_...), not manifest names: apply agent.{value} first and write its "
+                    f"id (`reconciler state show agent.{value}`)",
+                    path,
+                )
+            )
+    return issues
 
 
 def _policy_issues(policies: list[PolicySource]) -> list[ManifestIssue]:
