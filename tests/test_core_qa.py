@@ -339,3 +339,50 @@ def test_an_agent_manifest_named_in_a_multiagent_roster_is_an_error_at_validate(
             "manifests/all.yaml:9:44: spec.multiagent.agents[0]: 'worker' names an Agent "
             "manifest, but multiagent entries are provider agent ids (agent_...)"
         ) in result.stderr, result.stderr
+
+
+# --- multiagent: the second plan after an apply is "No changes" -----------------------------------
+
+WORKER = "kind: Agent\nname: worker\nspec: {model: claude-haiku-4-5}\n"
+BOSS = "---\nkind: Agent\nname: boss\nspec:\n  model: claude-opus-4-6\n  multiagent: {multiagent}\n"
+
+
+def test_a_coordinator_roster_given_by_agent_id_plans_no_change_after_apply(
+    workdir: Path,
+) -> None:
+    # the provider answers an id string as {type: agent, id, version}: every plan after the
+    # apply showed '~ multiagent.agents[0]' and a new version
+    write(WORKER)
+    ok("apply", "--auto-approve")
+    worker = remote_id("agent.worker")
+    write(
+        WORKER
+        + BOSS.format(multiagent=f"{{type: coordinator, agents: [{worker}, {{type: self}}]}}")
+    )
+    ok("apply", "--auto-approve")
+    plan_is_clean()
+
+
+def test_a_partial_multiagent_config_plans_no_change_after_apply_and_reverts_when_removed(
+    workdir: Path,
+) -> None:
+    # the members the manifest left out came back with the provider's defaults and showed
+    # as removals on every plan; and a member removed from the manifest kept its live value
+    # (the update merges), so the plan to revert it never converged
+    write(WORKER)
+    ok("apply", "--auto-approve")
+    worker = remote_id("agent.worker")
+    subagents = f"subagents: {{type: enabled, predefined_agents: [{worker}]}}"
+    write(WORKER + BOSS.format(multiagent=f"{{type: multiagent_20261001, {subagents}}}"))
+    ok("apply", "--auto-approve")
+    plan_is_clean()
+    disabled = f"{{type: multiagent_20261001, {subagents}, workflows: {{type: disabled}}}}"
+    write(WORKER + BOSS.format(multiagent=disabled))
+    ok("apply", "--auto-approve")
+    plan_is_clean()
+    write(WORKER + BOSS.format(multiagent=f"{{type: multiagent_20261001, {subagents}}}"))
+    shown = ok("plan").stdout
+    assert '~ multiagent.workflows.type: "disabled" -> "enabled"' in shown, shown
+    ok("apply", "--auto-approve")
+    assert live("agent.boss")["multiagent"]["workflows"]["type"] == "enabled"
+    plan_is_clean()

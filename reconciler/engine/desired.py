@@ -23,6 +23,7 @@ from reconciler.engine.normalize import (
     copy_json,
     drop_paths,
     normalize_env_config,
+    normalize_multiagent,
 )
 from reconciler.kinds import (
     KIND_INFO,
@@ -378,6 +379,9 @@ def update_body(
                 value = _keep_live(value, normalize_env_config(live["config"]), kept)
             body["config"] = value
             continue
+        elif res.kind == "agent" and field == "multiagent":
+            # an omitted multiagent_20261001 member would keep the stored one: send them all
+            value = normalize_multiagent(full.get("multiagent"))
         elif field in full:
             value = full[field]
         else:

@@ -248,30 +248,80 @@ def _norm_auth(auth: Any) -> Any:
     return out
 
 
-def _norm_multiagent(multiagent: Any, own_id: Any) -> Any:
-    """The provider resolves a roster's ``{"type": "self"}`` into a reference to the agent
-    itself (``{type: agent, id: <own id>, version}``); the live side says ``self`` again."""
-    if not isinstance(multiagent, dict) or own_id is None:
+#: what the provider stores for a ``multiagent_20261001`` member the request leaves out
+MULTIAGENT_MEMBER_DEFAULTS: dict[str, JSON] = {
+    "advisor": {"type": "disabled"},
+    "subagents": {"type": "enabled", "inline_agents": {"type": "enabled"}, "predefined_agents": []},
+    "workflows": {"type": "enabled", "inline_agents": {"type": "enabled"}, "predefined_agents": []},
+}
+
+
+def normalize_multiagent(multiagent: Any, own_id: Any = None) -> Any:
+    """One form for a multiagent config, desired or live, that is also a full request (an
+    update merges a ``multiagent_20261001`` onto the stored one, so an omitted member would
+    keep its live value: the update sends this form).
+
+    - a roster entry given as an agent id string is ``{type: agent, id}``; an unversioned
+      reference has no ``version`` (the provider resolves it: ``fill_unset`` takes the live one);
+    - the provider resolves a roster's ``{"type": "self"}`` into a reference to the agent
+      itself (``{type: agent, id: <own id>, version}``); the live side says ``self`` again;
+    - ``multiagent_20261001`` members the manifest leaves out take the provider's defaults.
+    """
+    if not isinstance(multiagent, dict):
         return multiagent
 
+    def entry(e: Any) -> Any:
+        if isinstance(e, str):
+            return {"type": "agent", "id": e}
+        if not isinstance(e, dict) or e.get("type") != "agent":
+            return e
+        if own_id is not None and e.get("id") == own_id:
+            return {"type": "self"}
+        return {k: v for k, v in e.items() if not (k == "version" and v is None)}
+
     def back(entries: Any) -> Any:
-        if not isinstance(entries, list):
-            return entries
-        return [
-            {"type": "self"}
-            if isinstance(e, dict) and e.get("type") == "agent" and e.get("id") == own_id
-            else e
-            for e in entries
-        ]
+        return [entry(e) for e in entries] if isinstance(entries, list) else entries
 
     out = copy_json(multiagent)
     if "agents" in out:
         out["agents"] = back(out["agents"])
-    for name in ("subagents", "workflows"):
+    if out.get("type") != "multiagent_20261001":
+        return out
+    for name, default in MULTIAGENT_MEMBER_DEFAULTS.items():
         member = out.get(name)
-        if isinstance(member, dict) and "predefined_agents" in member:
-            member["predefined_agents"] = back(member["predefined_agents"])
+        if not isinstance(member, dict):
+            out[name] = copy_json(default)
+        elif member.get("type") == "disabled":
+            out[name] = {"type": "disabled"}
+        elif name != "advisor":
+            member["inline_agents"] = member.get("inline_agents") or {"type": "enabled"}
+            member["predefined_agents"] = back(member.get("predefined_agents") or [])
     return out
+
+
+def _roster_versions(desired: Any, live: Any) -> None:
+    """An unversioned agent reference of the manifest takes the version the provider
+    resolved it to (the live entry for the same agent)."""
+    if not isinstance(desired, dict) or not isinstance(live, dict):
+        return
+    lists = [("agents",), ("subagents", "predefined_agents"), ("workflows", "predefined_agents")]
+    for path in lists:
+        d: Any = desired
+        lv: Any = live
+        for key in path:
+            d = d.get(key) if isinstance(d, dict) else None
+            lv = lv.get(key) if isinstance(lv, dict) else None
+        if not isinstance(d, list) or not isinstance(lv, list):
+            continue
+        versions = {
+            e.get("id"): e["version"]
+            for e in lv
+            if isinstance(e, dict) and e.get("type") == "agent" and "version" in e
+        }
+        for e in d:
+            unversioned = isinstance(e, dict) and e.get("type") == "agent" and "version" not in e
+            if unversioned and e.get("id") in versions:
+                e["version"] = versions[e.get("id")]
 
 
 def _norm_timestamp(value: Any) -> Any:
@@ -325,7 +375,7 @@ def normalize(kind: str, obj: JSON) -> JSON:
                 s.pop("version", None)
         if not out["execution_identity"]:
             out["execution_identity"] = {"type": "service_account"}
-        out["multiagent"] = _norm_multiagent(out["multiagent"], obj.get("id"))
+        out["multiagent"] = normalize_multiagent(out["multiagent"], obj.get("id"))
     elif kind == "environment":
         out["description"] = _blank_to_none(out["description"])
         out["config"] = normalize_env_config(out["config"])
@@ -386,6 +436,7 @@ def fill_unset(kind: str, desired: JSON, live: JSON) -> JSON:
                 match = live_skills.get((s.get("type"), s.get("skill_id")))
                 if match and "version" in match:
                     s["version"] = match["version"]
+        _roster_versions(desired.get("multiagent"), live.get("multiagent"))
         live_tools = live.get("tools") or []
         for i, t in enumerate(desired.get("tools") or []):
             if i < len(live_tools) and live_tools[i].get("type") == t.get("type"):
