@@ -4,6 +4,7 @@ each measure is checked for what it must not change, and for doing what it claim
 from __future__ import annotations
 
 import gc
+import shutil
 from pathlib import Path
 
 import httpx
@@ -120,3 +121,38 @@ async def test_request_urls_are_parsed_once_and_merged_as_httpx_would(tmp_path: 
     async with embedded_client(tmp_path / "p.db") as local:
         await local.agents.create({"name": "a", "model": "claude-sonnet-4-6"})
         assert [a["name"] for a in await local.agents.list().to_list()] == ["a"]
+
+
+# -- issue #12, session 8: the embedded provider's share of a plan's peak (bench/RESULTS.md) --
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def embedded_plan_modules(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    """Every module ``reconciler plan`` loads with the embedded provider (the CLI's default),
+    run as the console script runs it (``reconciler.launch``)."""
+    from test_startup import imported_modules
+
+    work = tmp_path_factory.mktemp("embedded-plan")
+    shutil.copytree(REPO / "manifests", work / "manifests")
+    args = ["--provider-db", str(work / "provider.db"), "plan"]
+    return imported_modules(args, work, entry="reconciler.launch", whole=True)
+
+
+def test_the_embedded_provider_starts_no_server_stack(embedded_plan_modules: set[str]) -> None:
+    """The embedded provider is served in-process: uvicorn (and the multiprocessing,
+    logging.config... it imports, ~1.5 MiB) is for ``provider serve`` alone."""
+    assert "reconciler.provider.local.app" in embedded_plan_modules  # it did serve the plan
+    assert not {m for m in embedded_plan_modules if m.split(".")[0] == "uvicorn"}
+
+
+def test_the_server_names_still_import_from_the_package() -> None:
+    from reconciler.provider import local
+    from reconciler.provider.local import BackgroundServer, serve
+    from reconciler.provider.local.server import BackgroundServer as Server
+    from reconciler.provider.local.server import serve as serving
+
+    assert BackgroundServer is Server and serve is serving
+    with pytest.raises(AttributeError, match="no_such_name"):
+        local.no_such_name  # noqa: B018
