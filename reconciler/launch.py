@@ -1,13 +1,17 @@
 """``run()``: the ``reconciler`` command's process entry (console script and ``python -m``).
 
 It owns the whole process, so it may trim what a library must not: before the command line is
-imported it stops two optional imports nothing in the command uses, ~0.1 s of CPU per run
-(``bench/RESULTS.md``, start-up):
+imported it stops three optional imports nothing in the command uses, ~0.1 s of CPU per run
+(``bench/RESULTS.md``, start-up) and ~1.7 MiB of an embedded plan's peak (plan memory):
 
 * ``trio``: httpcore imports it whenever it is installed, to support trio event loops; the
   reconciler runs on asyncio only. (httpcore serves only when proxy variables are set: the
   client's own transport, ``provider.asyncio_transport``, does not use it.)
 * ``httpx._main``: httpx imports its own command line (pygments and more) on import.
+* ``pydantic.v1``: FastAPI imports pydantic's copy of its first major version (23 modules)
+  when the embedded provider's routes are built, only to ask whether a parameter is such a
+  model; none is (the reconciler's models are pydantic 2), and FastAPI reads the failed
+  import as "no pydantic.v1".
 
 and it turns pydantic's plugins off (``PYDANTIC_DISABLE_PLUGINS``, unless it is set already:
 set it empty to keep them): pydantic looks for them in the entry points of every installed
@@ -35,6 +39,7 @@ from typing import NoReturn
 
 def _trim_imports() -> None:
     sys.modules.setdefault("trio", None)  # type: ignore[arg-type]  # "import trio" then fails
+    sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]  # likewise
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     if "httpx" not in sys.modules:
         stub = types.ModuleType("httpx._main")

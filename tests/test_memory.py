@@ -128,16 +128,20 @@ async def test_request_urls_are_parsed_once_and_merged_as_httpx_would(tmp_path: 
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _embedded_plan_modules(work: Path, entry: str) -> set[str]:
+    from test_startup import imported_modules
+
+    if not (work / "manifests").exists():
+        shutil.copytree(REPO / "manifests", work / "manifests")
+    args = ["--provider-db", str(work / "provider.db"), "plan"]
+    return imported_modules(args, work, entry=entry, whole=True)
+
+
 @pytest.fixture(scope="module")
 def embedded_plan_modules(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     """Every module ``reconciler plan`` loads with the embedded provider (the CLI's default),
     run as the console script runs it (``reconciler.launch``)."""
-    from test_startup import imported_modules
-
-    work = tmp_path_factory.mktemp("embedded-plan")
-    shutil.copytree(REPO / "manifests", work / "manifests")
-    args = ["--provider-db", str(work / "provider.db"), "plan"]
-    return imported_modules(args, work, entry="reconciler.launch", whole=True)
+    return _embedded_plan_modules(tmp_path_factory.mktemp("embedded-plan"), "reconciler.launch")
 
 
 def test_the_embedded_provider_starts_no_server_stack(embedded_plan_modules: set[str]) -> None:
@@ -156,3 +160,36 @@ def test_the_server_names_still_import_from_the_package() -> None:
     assert BackgroundServer is Server and serve is serving
     with pytest.raises(AttributeError, match="no_such_name"):
         local.no_such_name  # noqa: B018
+
+
+def test_the_console_script_spares_fastapi_its_pydantic_v1_check(
+    embedded_plan_modules: set[str], tmp_path: Path
+) -> None:
+    """FastAPI imports ``pydantic.v1`` (23 modules, ~1.7 MiB) while it builds the embedded
+    provider's routes, only to learn that no parameter is a pydantic 1 model; the console
+    script stops that import (``launch``), ``python -m reconciler.cli`` does not."""
+    assert "fastapi" in embedded_plan_modules
+    assert not {m for m in embedded_plan_modules if m.startswith("pydantic.v1")}
+    assert "pydantic.v1" in _embedded_plan_modules(tmp_path, "reconciler.cli")
+
+
+def test_fastapi_reads_the_stopped_import_as_no_pydantic_v1(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    import pydantic
+    from fastapi._compat import shared
+
+    from reconciler import launch
+    from reconciler.provider.local.schemas import AgentCreate
+
+    # as in a new process: no pydantic.v1 yet (this one may have loaded it); restored after
+    monkeypatch.setitem(sys.modules, "trio", sys.modules.get("trio"))
+    monkeypatch.delitem(sys.modules, "pydantic.v1", raising=False)
+    monkeypatch.delattr(pydantic, "v1", raising=False)
+    launch._trim_imports()
+    with pytest.raises(ImportError):
+        from pydantic import v1  # noqa: F401
+    assert not shared.is_pydantic_v1_model_class(AgentCreate)
+    assert not shared.annotation_is_pydantic_v1(list[AgentCreate])

@@ -268,6 +268,7 @@ def test_the_console_script_turns_pydantic_plugins_off_unless_told(
         monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS", raising=False)
     else:
         monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", before)
-    monkeypatch.setitem(sys.modules, "trio", sys.modules.get("trio"))  # restored after
+    for name in ("trio", "pydantic.v1"):  # restored after
+        monkeypatch.setitem(sys.modules, name, sys.modules.get(name))
     launch._trim_imports()
     assert os.environ["PYDANTIC_DISABLE_PLUGINS"] == after
