@@ -193,3 +193,20 @@ def test_fastapi_reads_the_stopped_import_as_no_pydantic_v1(
         from pydantic import v1  # noqa: F401
     assert not shared.is_pydantic_v1_model_class(AgentCreate)
     assert not shared.annotation_is_pydantic_v1(list[AgentCreate])
+
+
+def test_the_provider_serves_the_route_modules_own_routes(tmp_path: Path) -> None:
+    """FastAPI analyses a route (dependencies, body validators) when it is declared; an
+    included router is one more route that analyses all of its routes again on the first
+    request it is matched against (~1 MiB). The app serves the declared routes themselves."""
+    from fastapi.routing import APIRoute
+    from starlette.routing import Route
+
+    from reconciler.provider.local import create_app, routes_agents, routes_files
+
+    app = create_app(tmp_path / "p.db")
+    served = {id(route) for route in app.routes}
+    for module in (routes_agents, routes_files):
+        assert {id(route) for route in module.router.routes} <= served
+    assert all(isinstance(route, APIRoute | Route) for route in app.routes)
+    app.state.provider.store.close()
