@@ -210,3 +210,23 @@ def test_the_provider_serves_the_route_modules_own_routes(tmp_path: Path) -> Non
         assert {id(route) for route in module.router.routes} <= served
     assert all(isinstance(route, APIRoute | Route) for route in app.routes)
     app.state.provider.store.close()
+
+
+def test_the_documents_models_are_built_when_the_document_is_asked_for(tmp_path: Path) -> None:
+    """The OpenAPI document's response models (``openapi``) build their validators only when
+    ``/openapi.json`` is generated, not in every process that serves the provider."""
+    script = """
+import sys
+from reconciler.provider.local import create_app, openapi
+app = create_app(sys.argv[1])
+print(sum(m.__pydantic_complete__ for m in openapi._MODELS.values()), len(openapi._MODELS))
+app.openapi()
+print(sum(m.__pydantic_complete__ for m in openapi._MODELS.values()))
+"""
+    from test_startup import python_with_this_checkout
+
+    result = python_with_this_checkout(script, str(tmp_path / "p.db"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (built, models), (after,) = (line.split() for line in result.stdout.splitlines())
+    assert int(built) == 0 and int(models) > 20
+    assert int(after) == int(models)  # and built the same when asked (test_fuzz_openapi)
