@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS objects (
     secrets    TEXT
 );
 CREATE INDEX IF NOT EXISTS objects_kind_seq ON objects(kind, archived, seq);
+-- a list that includes archived objects (every plan's refresh) walks this one in seq order;
+-- without it every page read and sorted every object of its kind
+CREATE INDEX IF NOT EXISTS objects_kind_all_seq ON objects(kind, seq);
 CREATE INDEX IF NOT EXISTS objects_parent_seq ON objects(kind, parent_id, seq);
 CREATE TABLE IF NOT EXISTS agent_versions (
     agent_id TEXT NOT NULL,
