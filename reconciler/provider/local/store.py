@@ -94,6 +94,11 @@ class Record:
 BUSY_TIMEOUT = 30.0
 #: the mode of a database file this store creates: it holds credential secrets
 DB_FILE_MODE = 0o600
+#: SQLite's page cache per connection (KiB). Its default, 2 MiB, fills up in any walk over
+#: the objects (a plan lists each of them once) and stays: ~1.7 MiB of an embedded plan's
+#: peak. The file itself is in the OS's cache; B-tree interior pages fit in 256 KiB, and
+#: listing, lookups and writes run as fast (bench/RESULTS.md, issue #12 session 8).
+CACHE_KIB = 256
 
 
 class StoreError(Exception):
@@ -189,6 +194,7 @@ class Store:
             # WAL + NORMAL never corrupts; it may lose the last commits on power loss, which
             # is fine for an emulator and makes each commit ~10x cheaper than FULL.
             self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             with self.write():
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
