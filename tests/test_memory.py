@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import shutil
+import ssl
 from pathlib import Path
 
 import httpx
@@ -230,3 +231,35 @@ print(sum(m.__pydantic_complete__ for m in openapi._MODELS.values()))
     (built, models), (after,) = (line.split() for line in result.stdout.splitlines())
     assert int(built) == 0 and int(models) > 20
     assert int(after) == int(models)  # and built the same when asked (test_fuzz_openapi)
+
+
+async def test_a_client_builds_a_tls_context_only_for_a_transport_that_may_use_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TLS context is ~1 MiB (OpenSSL's tables): the embedded provider's client builds
+    none (its transport never speaks TLS), a client of a URL one (httpx was handed a second,
+    unused since it is given the transport); with proxy variables set, httpx's own transport
+    gets the client's context."""
+    from reconciler.provider import ProviderClient
+    from reconciler.provider import client as client_module
+
+    built: list[str] = []
+    original = client_module._ssl_context_for
+
+    def counting(base_url: str) -> ssl.SSLContext:
+        built.append(base_url)
+        return original(base_url)
+
+    monkeypatch.setattr(client_module, "_ssl_context_for", counting)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    async with embedded_client(tmp_path / "p.db") as local:
+        await local.agents.create({"name": "a", "model": "claude-sonnet-4-6"})
+    assert built == []
+    async with ProviderClient("http://127.0.0.1:8787"):
+        assert built == ["http://127.0.0.1:8787"]
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    async with ProviderClient("http://127.0.0.1:8787") as proxied:
+        assert proxied._transport is None  # httpx's transport, which honours the proxy
+        pool = proxied._http._transport._pool
+        assert pool._ssl_context.cert_store_stats()["x509_ca"] == 0  # ours: no CA bundle

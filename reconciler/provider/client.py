@@ -332,10 +332,15 @@ class ProviderClient:
         # The semaphore bounds ordinary requests; long-lived streams get their own
         # connections instead of starving them, so the pool itself is unbounded.
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=max_connections)
+        # httpx uses ``verify`` only for a transport of its own (none is given: proxy
+        # variables are set); a TLS context built for nothing is ~1 MiB (OpenSSL's tables),
+        # and the embedded provider's transport never speaks TLS.
+        verify: ssl.SSLContext | bool = True
         if transport is None:
             from reconciler.provider.asyncio_transport import http_transport
 
-            transport = http_transport(verify=_ssl_context_for(self.base_url), limits=limits)
+            verify = _ssl_context_for(self.base_url)
+            transport = http_transport(verify=verify, limits=limits)
         #: Requests go straight to this transport (None: through ``httpx.AsyncClient.send``,
         #: which picks httpx's proxy transports when proxy variables are set). This client
         #: sets no auth, event hooks or redirect following, so all ``send`` adds around the
@@ -347,7 +352,7 @@ class ProviderClient:
             headers=default_headers(api_key),
             timeout=self._timeout,
             transport=transport,
-            verify=_ssl_context_for(self.base_url),
+            verify=verify,
             limits=limits,
         )
         self.agents = Agents(self)
