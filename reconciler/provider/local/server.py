@@ -60,10 +60,12 @@ def provider_app(app: Any) -> FastAPI | None:
 async def warm_up(app: FastAPI) -> None:
     """Route one request through ``app``'s router before the server takes traffic.
 
-    FastAPI builds every route's dependants when an app routes its first request: about
-    50 ms for the provider's routes, in one burst on the server's loop. Served cold, the
-    first requests of the first client took that on top of the modelled latency
-    (``--latency-ms``), two to three times as long as every later one. The request goes to
+    FastAPI builds an included router's routes again when an app routes its first request:
+    about 50 ms for the provider's routes, in one burst on the server's loop, which the
+    first requests of the first client took on top of the modelled latency
+    (``--latency-ms``). The provider's app now serves its routes as declared
+    (``app._all_routes``), so nothing is left to build; the warm-up stays, at the cost of
+    one unmatched routing, for whatever a router built on first use. The request goes to
     the router itself, beneath the fault injector and the request context, so it is not
     counted, delayed or rate limited, and matches no route.
     """
