@@ -186,6 +186,14 @@ def test_rollback_asks_on_the_terminal(workdir: Path) -> None:
         assert term.wait() == 1, term.text
     assert "pin agent.reviewer@2 -> @1  (rollback)" in shown
     assert pins() == {"agent.reviewer": 2}
+    # one Ctrl-C at the question cancels at once, with apply's exit code for it
+    with on_terminal(["rollback", "deployment.nightly-review"], pipe_stdout=False) as term:
+        term.read_until("Enter a value")
+        term.type("\x03")
+        assert term.wait() == 130, term.text
+    assert "Rollback cancelled; nothing was changed." in term.text
+    assert "Traceback" not in term.text
+    assert pins() == {"agent.reviewer": 2}
     with on_terminal(["rollback", "deployment.nightly-review"], pipe_stdout=False) as term:
         term.read_until("Enter a value")
         term.type("yes\n")

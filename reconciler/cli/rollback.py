@@ -12,7 +12,7 @@ from reconciler import app as usecases
 from reconciler.app import Plan
 from reconciler.cli import terminal
 from reconciler.cli.app import App, pass_app
-from reconciler.cli.failures import fail
+from reconciler.cli.failures import EXIT_INTERRUPTED, fail
 from reconciler.cli.planning import rollout_report
 from reconciler.render import render_apply_summary, render_plan
 
@@ -72,9 +72,9 @@ def rollback(app: App, address: str, to: int | None, auto_approve: bool) -> None
                 on_plan=show,
             )
         )
-    except terminal.PromptInterrupted:
+    except terminal.PromptInterrupted:  # Ctrl-C at the question, as for apply
         click.echo("Rollback cancelled; nothing was changed.", err=True)
-        raise click.exceptions.Exit(1) from None
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     if result is None:
         click.echo("Rollback cancelled; nothing was changed.")
         raise click.exceptions.Exit(1)
