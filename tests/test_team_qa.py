@@ -252,7 +252,10 @@ def test_drift_while_an_apply_holds_the_lock_says_so(workdir: Path) -> None:
     ok("apply", "--auto-approve")
     with ApplyLock(LOCKFILE):
         clean = ok("drift")
-    assert clean.stdout == "No drift. The live system matches the lockfile: nothing was changed outside git.\n"
+    assert (
+        clean.stdout
+        == "No drift. The live system matches the lockfile: nothing was changed outside git.\n"
+    )
     assert clean.stderr == ""
     out_of_band(lambda c: c.agents.update(coder, {"description": "again"}))
     # a lock left by a process that is gone warns about nothing
@@ -313,6 +316,15 @@ def test_an_environment_name_another_project_holds_says_to_rename(workdir: Path)
     ok("--project", "web", "apply", "--auto-approve")
     held = lockfile()["resources"]["environment.python-data"]["id"]
     other = ("--project", "ops", "--lockfile", "state/ops.lock")
+    # the plan says it before anything is sent, with the same way out
+    planned = cli(*other, "plan")
+    assert planned.exit_code == 0, planned.stderr
+    assert (
+        "reason: environment.python-data is new in the manifests; but an environment named "
+        f"'python-data' already exists ({held}) and belongs to project \"web\" (as "
+        "environment.python-data), so the provider will refuse this create. Environment "
+        "names are unique in the workspace: give environment.python-data another name"
+    ) in planned.stdout, planned.stdout
     result = cli(*other, "apply", "--auto-approve")
     assert result.exit_code == 1
     [line] = [x for x in result.stdout.splitlines() if x.startswith("  environment.python-data:")]
@@ -331,6 +343,32 @@ def test_an_environment_name_another_project_holds_says_to_rename(workdir: Path)
         "spec:\n  name: ops-python-data\n  description: Python 3",
     )
     ok(*other, "apply", "--auto-approve")
+
+
+def test_a_plan_says_a_hand_made_environment_holds_the_name_and_how_to_take_it(
+    workdir: Path,
+) -> None:
+    """An environment made in the console with the name a manifest's environment would be
+    created with: the plan says that create will be refused, and the import it names works."""
+    held: list[str] = []
+
+    async def make_one(client: ProviderClient) -> None:
+        env = await client.environments.create({"name": "python-data", "config": {"type": "cloud"}})
+        held.append(env["id"])
+
+    out_of_band(make_one)
+    planned = cli("plan")
+    assert planned.exit_code == 0, planned.stderr
+    assert (
+        "but an environment named 'python-data' already exists "
+        f"({held[0]}) and belongs to nobody (no reconciler ownership tags), so the provider will "
+        f"refuse this create. `reconciler import environment.python-data {held[0]}` manages it "
+        "from now on, or give environment.python-data another name"
+    ) in planned.stdout, planned.stdout
+    ok("import", "environment.python-data", held[0])
+    assert "already exists" not in cli("plan").stdout
+    ok("apply", "--auto-approve")
+    assert lockfile()["resources"]["environment.python-data"]["id"] == held[0]
 
 
 def test_an_empty_backend_variable_is_said_to_mean_the_lockfile(

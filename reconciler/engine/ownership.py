@@ -61,6 +61,25 @@ def not_ours(kind: str, obj: JSON, project: str, address: str) -> str | None:
     return describe_owner(obj)
 
 
+def name_taken_remedy(address: str, holder: JSON, project: str) -> str:
+    """What to do about a live environment that holds the name ``address`` would be
+    created with (names are unique in the workspace): import it, or rename; when another
+    project owns it, only renaming is friendly (``import --force`` would take it from them).
+    """
+    owner = owner_of(holder)
+    rid = holder.get("id")
+    if owner is not None and owner.project not in (None, "", project):
+        return (
+            f"Environment names are unique in the workspace: give {address} another name "
+            f"(spec.name); `reconciler import --force {address} {rid}` would take it from "
+            "that project"
+        )
+    return (
+        f"`reconciler import {address} {rid}` manages it from now on, or give {address} "
+        "another name"
+    )
+
+
 def owner_problem(
     kind: str, obj: JSON, project: str, address: str, vaults: Mapping[str, JSON]
 ) -> str | None:

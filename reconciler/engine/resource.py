@@ -48,7 +48,7 @@ from reconciler.engine.normalize import (
     fill_unset,
     normalize,
 )
-from reconciler.engine.ownership import not_ours
+from reconciler.engine.ownership import describe_owner, name_taken_remedy, not_ours
 from reconciler.engine.seeds import (
     only_unwritten_seeds,
     seed_paths,
@@ -223,7 +223,23 @@ def _match(inputs: PlanInputs, res: DesiredResource, planned: Mapping[str, Plann
         if candidates:  # the lockfile was lost: the old address's tags still find it
             obj = max(candidates, key=lambda o: str(o.get("created_at")))
             return _Match(obj, adopted=True, moved_from=old)
-    return _Match(None, missing=why)
+    return _Match(None, missing=why + _name_taken(inputs, res))
+
+
+def _name_taken(inputs: PlanInputs, res: DesiredResource) -> str:
+    """For an environment to create, the live one (not ours) that holds its name already, as
+    a sentence: the provider refuses the create (environment names are unique in the
+    workspace), and the plan says so instead of promising it."""
+    if res.kind != "environment":
+        return ""
+    for obj in inputs.live.get("environment", {}).values():
+        if not obj.get("archived_at") and obj.get("name") == res.remote_name:
+            return (
+                f"; but an environment named {res.remote_name!r} already exists "
+                f"({obj.get('id')}) and belongs to {describe_owner(obj)}, so the provider will "
+                f"refuse this create. {name_taken_remedy(res.address, obj, inputs.options.project)}"
+            )
+    return ""
 
 
 def _tagged(

@@ -16,9 +16,9 @@ from typing import Any
 
 from reconciler.engine.interface import ProviderWriter
 from reconciler.engine.model import Action, Create, Replace, Update
-from reconciler.engine.ownership import describe_owner
+from reconciler.engine.ownership import describe_owner, name_taken_remedy
 from reconciler.errors import AmbiguousWriteError, ConflictError, NotFoundError, ProviderError
-from reconciler.kinds import KIND_INFO, owned_address, owner_of
+from reconciler.kinds import KIND_INFO, owned_address
 
 __all__ = ["ActionFailed", "SafeWrites", "describe_error"]
 
@@ -130,19 +130,9 @@ class SafeWrites:
             f"create refused by the provider (409): {what} already exists ({holder['id']}) "
             f"and belongs to {describe_owner(holder)}, so it was not adopted."
         )
-        owner = owner_of(holder)
-        if (
-            action.kind == "environment"
-            and owner is not None
-            and owner.project not in (None, "", self.project)
-        ):
-            # another project's (two repositories in one workspace): a plain import is
-            # refused, and --force would take it from them; the name is what must change
-            return ActionFailed(
-                f"{refused} Environment names are unique in the workspace: give "
-                f"{action.address} another name (spec.name); `reconciler import --force "
-                f"{action.address} {holder['id']}` would take it from that project"
-            )
+        if action.kind == "environment":
+            remedy = name_taken_remedy(action.address, holder, self.project)
+            return ActionFailed(f"{refused} {remedy}")
         return ActionFailed(
             f"{refused} `reconciler import {action.address} {holder['id']}` manages it from "
             f"now on, or give {action.address} another name"
