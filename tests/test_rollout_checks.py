@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -147,3 +148,33 @@ def test_the_checks_of_one_candidate_run_at_once() -> None:
     results = asyncio.run(go())
     assert [r.passed for r in results] == [True, True, True], [r.error for r in results]
     assert log.count("POST /v1/sessions/sesn_1/archive") == len(checks)
+
+
+def test_a_check_whose_session_cannot_start_says_what_the_provider_said_once(
+    tmp_path: Path,
+) -> None:
+    """The local provider refuses a session in an archived environment; the check's error
+    reads as the client words that ("the provider rejected ..."), not behind a second "the
+    provider failed:" (which a 400 is not)."""
+    from reconciler.provider import embedded_client
+
+    gate = Gate(
+        deployment="deployment.d",
+        agent="agent.a",
+        from_version=1,
+        to_version=2,
+        checks=(Check(message="Review PR 42", contains=["PR 42"]),),
+    )
+
+    async def go() -> Any:
+        async with embedded_client(tmp_path / "provider.db") as client:
+            agent = await client.agents.create({"name": "a", "model": "claude-sonnet-4-6"})
+            env = await client.environments.create({"name": "e", "config": {"type": "cloud"}})
+            await client.environments.archive(env["id"])
+            runner = ProviderCheckRunner(client, "default")
+            return await runner.run_checks(gate, agent["id"], 1, {"environment_id": env["id"]})
+
+    (result,) = asyncio.run(go())
+    assert not result.passed and result.session_id is None
+    assert result.error.startswith("the provider rejected POST /v1/sessions"), result.error
+    assert "failed: the provider" not in result.error

@@ -79,7 +79,7 @@ class ProviderCheckRunner:
         except TimeoutError:
             return self._failed(check, session_id, answer, f"timed out after {check.timeout:g} s")
         except ProviderError as e:
-            return self._failed(check, session_id, answer, f"the provider failed: {e}")
+            return self._failed(check, session_id, answer, str(e))  # it says who failed
         finally:
             if session_id is not None:
                 await asyncio.shield(self._archive(session_id))
