@@ -1,0 +1,49 @@
+"""The command line audited against DESIGN.md as a new user runs it (session 9): each test is
+a case where a command said something untrue, misleading or unhelpful, or broke a file, and
+stays fixed. Every test runs the CLI in a fresh directory against the embedded provider."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.gitops import cli, make_workdir, ok
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_workdir(tmp_path, monkeypatch)
+
+
+# -- rollback: what is wrong with the request is said before "no one to ask" -----------------
+
+
+@pytest.mark.parametrize(
+    ("address", "said"),
+    [
+        ("deployment.nope", "deployment.nope is not in state/reconciler.lock"),
+        ("agent.coder", "rollback takes a deployment address"),
+    ],
+)
+def test_rollback_in_ci_names_a_wrong_address_before_asking_for_auto_approve(
+    workdir: Path, address: str, said: str
+) -> None:
+    # it refused "Pass --auto-approve" first; with it, the next run said the address was wrong
+    ok("apply", "--auto-approve")
+    result = cli("rollback", address)
+    assert result.exit_code == 1
+    assert said in result.stderr, result.stderr
+    assert "--auto-approve" not in result.stderr, result.stderr
+
+
+def test_rollback_in_ci_shows_the_plan_then_refuses_without_auto_approve(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text(agents.read_text().replace("Be specific and kind", "Be kind"))
+    ok("apply", "--auto-approve")
+    before = Path("state/reconciler.lock").read_bytes()
+    result = cli("rollback", "deployment.nightly-review")
+    assert result.exit_code == 1
+    assert "pin agent.reviewer@2 -> @1  (rollback)" in result.stdout, result.stdout
+    assert "Pass --auto-approve" in result.stderr, result.stderr
+    assert Path("state/reconciler.lock").read_bytes() == before, "nothing was changed"
