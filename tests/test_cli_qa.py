@@ -47,3 +47,19 @@ def test_rollback_in_ci_shows_the_plan_then_refuses_without_auto_approve(workdir
     assert "pin agent.reviewer@2 -> @1  (rollback)" in result.stdout, result.stdout
     assert "Pass --auto-approve" in result.stderr, result.stderr
     assert Path("state/reconciler.lock").read_bytes() == before, "nothing was changed"
+
+
+# -- state migrate: the advice fits the target --------------------------------------------
+
+
+def test_state_migrate_to_a_lockfile_says_to_use_that_lockfile_not_a_backend(
+    workdir: Path,
+) -> None:
+    # it told every migration "set or unset --backend / RECONCILER_BACKEND" and, from a
+    # lockfile, "once every runner sets RECONCILER_BACKEND, remove the lockfile from git"
+    ok("apply", "--auto-approve")
+    said = " ".join(ok("state", "migrate", "--to", "ops/state.lock").stdout.split())
+    assert "from state/reconciler.lock to ops/state.lock" in said, said
+    assert "pass --lockfile ops/state.lock (or set RECONCILER_LOCKFILE to it)" in said, said
+    assert "RECONCILER_BACKEND" not in said, said
+    assert "No changes." in ok("--lockfile", "ops/state.lock", "plan").stdout

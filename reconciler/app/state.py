@@ -157,6 +157,8 @@ class MigrateResult:
     entries: int
     pending: int
     history: int
+    #: the target is a PostgreSQL database (else a lockfile): what to point runs at next
+    to_database: bool = False
 
 
 def _rebased(origin: str | None, source_dir: Path, target_dir: Path) -> str | None:
@@ -249,4 +251,5 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
         entries=len(lockfile.resources),
         pending=len(lockfile.pending),
         history=len(history),
+        to_database=target_is_db,
     )
