@@ -63,3 +63,27 @@ def test_state_migrate_to_a_lockfile_says_to_use_that_lockfile_not_a_backend(
     assert "pass --lockfile ops/state.lock (or set RECONCILER_LOCKFILE to it)" in said, said
     assert "RECONCILER_BACKEND" not in said, said
     assert "No changes." in ok("--lockfile", "ops/state.lock", "plan").stdout
+
+
+# -- global options after the command --------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--project", "-f", "--lockfile", "--provider-url"])
+def test_a_global_option_last_without_its_value_is_said_to_need_one(
+    workdir: Path, option: str
+) -> None:
+    # moved in front of the command it took the command's name as its value: `reconciler
+    # plan --project` planned nothing and said "Missing command."
+    result = cli("plan", option)
+    assert result.exit_code == 1
+    assert f"Option '{option}' requires an argument." in result.stderr, result.stderr
+    assert not Path("state").exists()
+
+
+@pytest.mark.parametrize("args", [["plan", "--version"], ["state", "list", "-V"]])
+def test_version_is_a_global_option_after_the_command_too(workdir: Path, args: list[str]) -> None:
+    # DESIGN.md: global options are accepted before or after the command; --version was not
+    import reconciler
+
+    result = ok(*args)
+    assert result.stdout == f"reconciler, version {reconciler.__version__}\n"

@@ -13,7 +13,8 @@ import difflib
 import click
 
 #: Options of the group that stay where they are: after a command they mean its own help.
-_NOT_HOISTED = frozenset({"--help", "-h", "--version", "-V"})
+#: (``--version`` moves: ``reconciler plan --version`` prints the version, as before it.)
+_NOT_HOISTED = frozenset({"--help", "-h"})
 
 
 def _option_table(command: click.Command, ctx: click.Context) -> dict[str, bool]:
@@ -57,7 +58,8 @@ def hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]
     options are accepted before or after the command).
 
     An option the command (or a subcommand of it) defines itself stays its own; ``--help``
-    and ``--version`` stay where they are; nothing after ``--`` moves. An option given
+    stays where it is; nothing after ``--`` moves. A global option that takes a value but
+    ends the line without one is a usage error (moved, it would swallow the command name). An option given
     both before and after the command: the later one wins, as when repeated in place.
     """
     globals_ = {k: v for k, v in _option_table(group, ctx).items() if k not in _NOT_HOISTED}
@@ -91,6 +93,11 @@ def hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]
         mine = _option_tokens(args, i, own)
         theirs = _option_tokens(args, i, globals_) if mine is None else None
         if theirs is not None:
+            if i + 1 == len(args) and args[i] in globals_ and globals_[args[i]]:
+                # last, with no value: moved in front, it would take the command as its value
+                raise click.BadOptionUsage(
+                    args[i], f"Option '{args[i]}' requires an argument.", ctx=ctx
+                )
             hoisted.extend(theirs)
             i += len(theirs)
         else:
