@@ -87,3 +87,56 @@ def test_version_is_a_global_option_after_the_command_too(workdir: Path, args: l
 
     result = ok(*args)
     assert result.stdout == f"reconciler, version {reconciler.__version__}\n"
+
+
+# -- fmt rewrites a file the way an editor saving it would -----------------------------------
+
+UNFORMATTED = "name: a\nkind: Agent\nspec: {model: claude-sonnet-4-6}\n"
+FORMATTED = "kind: Agent\nname: a\nspec: {model: claude-sonnet-4-6}\n"
+
+
+def test_fmt_rewrites_the_file_a_symlink_names_and_keeps_the_link(workdir: Path) -> None:
+    # it replaced the link by a formatted copy: the shared file stayed unformatted and the
+    # manifest no longer followed it
+    shared = workdir / "shared/agent.yaml"
+    shared.parent.mkdir()
+    shared.write_text(UNFORMATTED)
+    link = workdir / "manifests/linked.yaml"
+    link.symlink_to("../shared/agent.yaml")
+    assert "reformatted manifests/linked.yaml" in ok("fmt").stdout
+    assert link.is_symlink()
+    assert shared.read_text() == FORMATTED
+
+
+def test_fmt_keeps_the_permissions_of_the_file(workdir: Path) -> None:
+    # the rewritten file got the umask's mode: a 0600 manifest became readable by everyone
+    private = workdir / "manifests/private.yaml"
+    private.write_text(UNFORMATTED)
+    private.chmod(0o600)
+    ok("fmt")
+    assert private.read_text() == FORMATTED
+    assert private.stat().st_mode & 0o777 == 0o600
+
+
+def test_fmt_of_a_file_that_is_not_utf8_names_its_place_instead_of_a_bug(workdir: Path) -> None:
+    # "unexpected UnicodeDecodeError ... This is a bug in reconciler"
+    latin1 = workdir / "manifests/latin1.yaml"
+    latin1.write_bytes(b'kind: Agent\nname: a\nspec: {model: m, description: "caf\xe9"}\n')
+    result = cli("fmt")
+    assert result.exit_code == 1
+    assert "manifests/latin1.yaml:3:" in result.stderr and "invalid UTF-8" in result.stderr
+    assert "bug" not in result.stderr, result.stderr
+    assert latin1.read_bytes().endswith(b'"caf\xe9"}\n'), "left as it was"
+
+
+def test_fmt_that_cannot_write_a_file_says_which_and_formats_the_others(workdir: Path) -> None:
+    # it stopped at the first write error, naming its temp file (manifests/.a.yaml.tmp)
+    (workdir / "manifests/a.yaml").write_text(UNFORMATTED)
+    (workdir / "manifests/.a.yaml.tmp").mkdir()  # where the new text would be written
+    (workdir / "manifests/b.yaml").write_text(UNFORMATTED.replace("a", "b", 1))
+    result = cli("fmt")
+    assert result.exit_code == 1
+    assert "manifests/a.yaml: cannot rewrite it (" in result.stderr, result.stderr
+    assert ".tmp" not in result.stderr, result.stderr
+    assert (workdir / "manifests/a.yaml").read_text() == UNFORMATTED
+    assert "reformatted manifests/b.yaml" in result.stdout
