@@ -140,3 +140,12 @@ def test_fmt_that_cannot_write_a_file_says_which_and_formats_the_others(workdir:
     assert ".tmp" not in result.stderr, result.stderr
     assert (workdir / "manifests/a.yaml").read_text() == UNFORMATTED
     assert "reformatted manifests/b.yaml" in result.stdout
+
+
+def test_plan_out_that_cannot_be_written_names_the_plan_file(workdir: Path) -> None:
+    # "Error: .p.json.tmp: Is a directory": the temp file, not the file asked for
+    Path(".p.json.tmp").mkdir()
+    result = cli("plan", "--out", "p.json")
+    assert result.exit_code == 1
+    assert "Error: cannot write the plan to p.json: Is a directory" in result.stderr
+    assert not Path("p.json").exists()

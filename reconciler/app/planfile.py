@@ -81,6 +81,9 @@ def save_plan(
     digest of the plan itself and one of the manifests and their secrets' fingerprints
     (``manifests_digest``, under a fresh salt kept in the file), and ``apply`` refuses the
     file when either no longer matches (``check_plan_binding``).
+
+    Raises:
+        PlanError: the file cannot be written.
     """
     data = plan.model_dump(mode="json")
     binding = None
@@ -91,7 +94,10 @@ def save_plan(
             "manifests": manifests_digest(manifests, SecretSource(manifests), salt, plan.targets),
             "plan": json_digest(data),
         }
-    write_plan_file(path, data, binding)
+    try:
+        write_plan_file(path, data, binding)
+    except OSError as err:  # named by the plan file, not by the temp file it failed on
+        raise PlanError(f"cannot write the plan to {path}: {err.strerror or err}") from None
 
 
 def load_plan(path: Path) -> Plan:
