@@ -149,3 +149,21 @@ def test_plan_out_that_cannot_be_written_names_the_plan_file(workdir: Path) -> N
     assert result.exit_code == 1
     assert "Error: cannot write the plan to p.json: Is a directory" in result.stderr
     assert not Path("p.json").exists()
+
+
+def test_no_help_shows_restructuredtext_markup() -> None:
+    # `validate --help` printed ``OK: N resources in M files`` with the docstring's quotes
+    import click
+
+    from reconciler.cli import main
+
+    def commands(command: click.Command, path: list[str]) -> list[list[str]]:
+        found = [path]
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                found += commands(sub, [*path, name])
+        return found
+
+    for path in commands(main, []):
+        shown = cli(*path, "--help").stdout
+        assert "``" not in shown, (path, shown)

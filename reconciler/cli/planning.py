@@ -151,9 +151,9 @@ def _refreshing(app: App) -> str:
 def validate(app: App, policies_dir: Path | None) -> None:
     """Check the manifests: schema, references and policies, with no network.
 
-    Prints ``OK: N resources in M files`` (credentials count as resources, as in a plan)
+    Prints `OK: N resources in M files` (credentials count as resources, as in a plan)
     and, below it, each file read with the addresses it holds and the YAML files
-    .reconcilerignore left out; or every error as ``file:line:col: ...`` on stderr, exit 1.
+    .reconcilerignore left out; or every error as `file:line:col: ...` on stderr, exit 1.
     A mandatory policy rule that fails is such an error; an advisory one is a warning.
     """
     manifests = load_manifests(app.settings.manifests, check_secret_files=True)
