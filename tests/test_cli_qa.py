@@ -5,6 +5,7 @@ stays fixed. Every test runs the CLI in a fresh directory against the embedded p
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.gitops import cli, make_workdir, ok
@@ -167,3 +168,27 @@ def test_no_help_shows_restructuredtext_markup() -> None:
     for path in commands(main, []):
         shown = cli(*path, "--help").stdout
         assert "``" not in shown, (path, shown)
+
+
+# -- provider serve serves the embedded provider's database ----------------------------------
+
+
+@pytest.mark.parametrize("how", ["env", "option"])
+def test_provider_serve_serves_the_database_of_provider_db(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    # with RECONCILER_PROVIDER_DB set for the project, `provider serve` served
+    # .reconciler/provider.db: --provider-url then pointed at another, empty provider
+    from reconciler.cli import provider
+    from reconciler.provider import local
+
+    served: list[Any] = []
+    monkeypatch.setattr(local, "serve", lambda **kw: served.append(kw["db_path"]))
+    monkeypatch.setattr(provider, "_free_port", lambda host, port: port)
+    if how == "env":
+        monkeypatch.setenv("RECONCILER_PROVIDER_DB", "ops/provider.db")
+        ok("provider", "serve")
+    else:
+        ok("--provider-db", "ops/provider.db", "provider", "serve")
+    ok("provider", "serve", "--db", "mine.db", "--provider-db", "ops/provider.db")
+    assert served == [Path("ops/provider.db"), Path("mine.db")]
