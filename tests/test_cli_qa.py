@@ -192,3 +192,23 @@ def test_provider_serve_serves_the_database_of_provider_db(
         ok("--provider-db", "ops/provider.db", "provider", "serve")
     ok("provider", "serve", "--db", "mine.db", "--provider-db", "ops/provider.db")
     assert served == [Path("ops/provider.db"), Path("mine.db")]
+
+
+# -- a saved plan of another format ----------------------------------------------------------
+
+
+def test_a_saved_plan_of_a_newer_format_is_refused_not_applied(workdir: Path) -> None:
+    # a plan whose format_version said 2 was applied as if it were of format 1
+    import json
+
+    from reconciler.state import json_digest
+
+    ok("plan", "--out", "plan.json")
+    data = json.loads(Path("plan.json").read_text())
+    data["plan"]["format_version"] = 2
+    data["binding"]["plan"] = json_digest(data["plan"])  # as the newer reconciler wrote it
+    Path("plan.json").write_text(json.dumps(data))
+    result = cli("apply", "plan.json")
+    assert result.exit_code == 1
+    assert "plan.json: a plan of format 2, written by a newer reconciler" in result.stderr
+    assert not Path("state/reconciler.lock").exists(), "nothing was applied"

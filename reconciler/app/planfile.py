@@ -121,6 +121,7 @@ def read_plan_file(path: Path) -> tuple[Plan, dict[str, Any]]:
         raise PlanError(f"{path}: not a saved plan ({err})") from None
     data = decode_plan_file(path, raw)
     binding = data.get("binding")
+    _check_format_version(path, data.get("plan"))
     try:
         plan = Plan.model_validate(data["plan"])
         # the digest is of the plan as read, so any edit of its text shows
@@ -130,6 +131,24 @@ def read_plan_file(path: Path) -> tuple[Plan, dict[str, Any]]:
     if not isinstance(binding, dict):
         return plan, {}
     return plan, {**binding, "read_plan": plan_digest}
+
+
+#: the plan format this reconciler writes and reads (docs/json-format.md)
+PLAN_FORMAT_VERSION: int = Plan.model_fields["format_version"].default
+
+
+def _check_format_version(path: Path, plan: object) -> None:
+    """Refuse a plan of another format before reading it: a newer reconciler's plan may mean
+    what this one would carry out otherwise (an incompatible change raises the version)."""
+    version = plan.get("format_version") if isinstance(plan, dict) else None
+    if version == PLAN_FORMAT_VERSION or not isinstance(version, int) or isinstance(version, bool):
+        return  # a missing or odd version: the model's validation says what is wrong
+    newer = version > PLAN_FORMAT_VERSION
+    raise PlanError(
+        f"{path}: a plan of format {version}, written by {'a newer' if newer else 'an older'} "
+        f"reconciler; this one reads format {PLAN_FORMAT_VERSION}. Apply it with the "
+        "reconciler that wrote it, or run `reconciler plan --out` again with this one"
+    )
 
 
 def check_plan_binding(
