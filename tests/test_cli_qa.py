@@ -212,3 +212,16 @@ def test_a_saved_plan_of_a_newer_format_is_refused_not_applied(workdir: Path) ->
     assert result.exit_code == 1
     assert "plan.json: a plan of format 2, written by a newer reconciler" in result.stderr
     assert not Path("state/reconciler.lock").exists(), "nothing was applied"
+
+
+def test_import_help_and_ci_doc_name_every_file_all_unmanaged_writes() -> None:
+    # they named four files; memory stores and skills are written too
+    from reconciler.kinds import KIND_INFO
+
+    shown = " ".join(cli("import", "--help").stdout.split())
+    doc = " ".join((Path(__file__).parents[1] / "docs/ci.md").read_text().split())
+    files = [info.manifest_file for info in KIND_INFO.values() if info.manifest_file]
+    assert len(files) == 6
+    for file in files:
+        assert file in shown, (file, shown)
+        assert f"`{file}`" in doc, file

@@ -185,8 +185,8 @@ async def import_unmanaged(
     """Write manifests for everything live that nothing owns, and adopt it.
 
     Lists every kind once (and the credentials of the unmanaged vaults), derives one document
-    per resource (``engine.derive``), writes ``agents.yaml``, ``environments.yaml``,
-    ``vaults.yaml``, ``deployments.yaml`` under ``out`` (never over an existing file), then
+    per resource (``engine.derive``), writes one file per kind (``agents.yaml`` ...
+    ``skills.yaml``, a skill's files beside) under ``out`` (never over an existing file), then
     tags each object with the ownership metadata and records it in the lockfile, under the
     apply lock. Afterwards ``reconciler plan`` (with ``out`` in the manifests) shows no change,
     except each credential's secret, which the first apply writes.

@@ -163,8 +163,9 @@ def drift(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
     metavar="DIR",
-    help="With --all-unmanaged: where to write agents.yaml, environments.yaml, vaults.yaml "
-    "and deployments.yaml (existing files are never overwritten).",
+    help="With --all-unmanaged: where to write one file per kind (agents.yaml, "
+    "environments.yaml, vaults.yaml, deployments.yaml, memory_stores.yaml, skills.yaml, and "
+    "the skills' directories under skills/); existing files are never overwritten.",
 )
 @click.option(
     "--force",
