@@ -225,3 +225,37 @@ def test_import_help_and_ci_doc_name_every_file_all_unmanaged_writes() -> None:
     for file in files:
         assert file in shown, (file, shown)
         assert f"`{file}`" in doc, file
+
+
+# -- import --all-unmanaged writes manifests that read back as the live objects --------------
+
+
+def test_import_all_unmanaged_writes_a_literal_dollar_brace_so_it_reads_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a live "${" was written as is: validate refused the manifests import wrote ("${VAR}
+    # interpolation is not supported"), and a live "$${" read back as "${" (a change)
+    from support.gitops import out_of_band
+
+    from reconciler.provider import ProviderClient
+
+    make_workdir(tmp_path, monkeypatch, manifests=False)
+
+    async def click_together(client: ProviderClient) -> None:
+        await client.agents.create(
+            {
+                "name": "hand",
+                "model": "claude-sonnet-4-6",
+                "system": "Work in ${REPO}",
+                "description": "costs $${X}",
+                "metadata": {"env": "${STAGE}"},
+            }
+        )
+        await client.environments.create({"name": "env ${A}", "config": {"type": "cloud"}})
+
+    out_of_band(click_together)
+    ok("import", "--all-unmanaged", "--out", "manifests")
+    written = Path("manifests/agents.yaml").read_text()
+    assert "system: Work in $${REPO}" in written and "costs $$${X}" in written, written
+    ok("validate")
+    assert "No changes. The live system matches the manifests." in ok("plan").stdout

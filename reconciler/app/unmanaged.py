@@ -61,6 +61,7 @@ from reconciler.errors import (
 )
 from reconciler.kinds import KIND_ORDER, owned_address
 from reconciler.manifest import Document
+from reconciler.manifest.loader import escape_interpolation
 from reconciler.manifest.yamlsource import parse_documents
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
@@ -321,6 +322,14 @@ def _write_documents(
     out: Path, docs: Sequence[ImportedDocument], secrets: Sequence[SecretVariable]
 ) -> tuple[Path, ...]:
     docs, prompts = _prompt_files(docs)
+    # a live "${" is written "$${" (the loader refuses "${" and reads "$${" as "${"); prompt
+    # files are read as written, so their text stays as live
+    docs = [
+        dataclasses.replace(doc, data={**doc.data, "spec": escape_interpolation(doc.data["spec"])})
+        if "spec" in doc.data
+        else doc
+        for doc in docs
+    ]
     texts: dict[Path, str] = {out / name: text for name, text in prompts.items()}
     for kind, filename in KIND_FILES.items():
         of_kind = [d for d in docs if d.kind == kind]
