@@ -44,6 +44,7 @@ def rollback(app: App, address: str, to: int | None, auto_approve: bool) -> None
     after its checks). The lockfile's pin history (`reconciler state show deployment.NAME`)
     records the rollback. Exit 0 when the pin moved, 1 otherwise.
     """
+
     def show(the_plan: Plan) -> None:
         click.echo(
             render_plan(
