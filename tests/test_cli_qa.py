@@ -259,3 +259,31 @@ def test_import_all_unmanaged_writes_a_literal_dollar_brace_so_it_reads_back(
     assert "system: Work in $${REPO}" in written and "costs $$${X}" in written, written
     ok("validate")
     assert "No changes. The live system matches the manifests." in ok("plan").stdout
+
+
+# -- a name written as an address ------------------------------------------------------------
+
+
+def test_a_reference_written_as_an_address_says_to_write_the_name(workdir: Path) -> None:
+    # "invalid name 'agent.coder': use 1-64 lowercase letters, digits, '-' or '_'": true, but
+    # the dot was the whole problem (moved_from, ref, environment and vaults take names)
+    deployments = workdir / "manifests/deployments.yaml"
+    deployments.write_text(
+        deployments.read_text().replace(
+            "environment: python-data", "environment: environment.python-data"
+        )
+    )
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text(
+        agents.read_text().replace("name: coder\n", "name: coder\nmoved_from: agent.cod\n", 1)
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    said = result.stderr
+    assert (
+        "spec.environment: invalid name 'environment.python-data': write the name alone ('python-data'), not an address"
+        in said
+    ), said
+    assert (
+        "moved_from: invalid name 'agent.cod': write the name alone ('cod'), not an address" in said
+    ), said
