@@ -287,3 +287,21 @@ def test_a_reference_written_as_an_address_says_to_write_the_name(workdir: Path)
     assert (
         "moved_from: invalid name 'agent.cod': write the name alone ('cod'), not an address" in said
     ), said
+
+
+@pytest.mark.parametrize(
+    "out",
+    ["state/reconciler.lock", "state/reconciler.lock.backup", ".reconciler/provider.db"],
+)
+def test_plan_out_never_writes_over_the_state_or_the_provider(workdir: Path, out: str) -> None:
+    # `plan --out state/reconciler.lock` replaced the lockfile by a plan: every later
+    # command refused it ("not a lockfile") and the record of what was applied was gone
+    ok("apply", "--auto-approve")
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text(agents.read_text().replace("Be specific and kind", "Be kind"))
+    before = Path(out).read_bytes()
+    result = cli("plan", "--out", out)
+    assert result.exit_code == 1
+    assert f"--out {out}: that is the " in result.stderr and "would destroy it" in result.stderr
+    assert Path(out).read_bytes() == before
+    assert "Plan: 0 to create, 2 to update" in ok("plan").stdout

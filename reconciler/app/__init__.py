@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from reconciler.app.apply import ApplyResult, apply
 from reconciler.app.drift import drift
 from reconciler.app.plan import PlanChoices, PlanResult, make_plan
-from reconciler.app.planfile import load_plan, save_plan
+from reconciler.app.planfile import check_plan_out, load_plan, save_plan
 from reconciler.app.policies import check_policies, load_policies
 from reconciler.app.rollback import RollbackResult, rollback
 from reconciler.app.workspace import DEFAULT_DB, Settings, connect, observe, provider_origin
@@ -108,6 +108,7 @@ __all__ = [
     "Unmanaged",
     "UnmanagedImport",
     "apply",
+    "check_plan_out",
     "check_policies",
     "connect",
     "drift",

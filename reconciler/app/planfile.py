@@ -69,6 +69,30 @@ def manifests_digest(
     return json_digest({"documents": documents, "secrets": fingerprints})
 
 
+def check_plan_out(settings: Settings, path: Path) -> None:
+    """Refuse ``plan --out PATH`` over the state or the embedded provider's database, before
+    anything is planned: a plan written there would destroy what it is made from.
+
+    Raises:
+        PlanError: ``path`` is the lockfile or a file beside it that belongs to it
+            (``PATH.backup``, ``PATH.lock``, its journal and history), or the database of the
+            embedded provider (or one of its SQLite side files).
+    """
+    target = path.resolve()
+    owned: list[tuple[Path, str]] = [(settings.db_path, "the embedded provider's database")]
+    if settings.backend is None:
+        owned.insert(0, (settings.lockfile, "the lockfile"))
+    for file, what in owned:
+        full = file.resolve()
+        # PATH.backup, PATH.lock, PATH.journal, PATH.history; SQLite's PATH-wal, PATH-shm
+        beside = target.parent == full.parent and target.name[len(full.name) :][:1] in (".", "-")
+        if target == full or (beside and target.name.startswith(full.name)):
+            raise PlanError(
+                f"--out {path}: that is {what} ({file}) or a file of it; a plan written there "
+                "would destroy it. Save the plan elsewhere, e.g. --out plan.json"
+            )
+
+
 def save_plan(
     plan: Plan,
     path: Path,

@@ -225,6 +225,8 @@ def plan(
     by their ownership tags after a lost lockfile, entries out of date); the plan says which.
     1 on error.
     """
+    if out is not None:
+        usecases.check_plan_out(app.settings, out)
     with terminal.status(_refreshing(app)):
         result = app.run(usecases.make_plan(app.settings, choices))
     warn_if_empty(app.settings.manifests, len(result.manifests.documents))
