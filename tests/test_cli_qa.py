@@ -305,3 +305,12 @@ def test_plan_out_never_writes_over_the_state_or_the_provider(workdir: Path, out
     assert f"--out {out}: that is the " in result.stderr and "would destroy it" in result.stderr
     assert Path(out).read_bytes() == before
     assert "Plan: 0 to create, 2 to update" in ok("plan").stdout
+
+
+def test_fmt_writes_lf_without_a_bom_as_its_help_says(workdir: Path) -> None:
+    crlf = workdir / "manifests/windows.yaml"
+    crlf.write_bytes(b"\xef\xbb\xbf" + FORMATTED.replace("\n", "\r\n").encode())
+    assert "LF line endings and no byte-order mark" in " ".join(cli("fmt", "--help").stdout.split())
+    assert "would reformat manifests/windows.yaml" in cli("fmt", "--check").stdout
+    ok("fmt")
+    assert crlf.read_bytes() == FORMATTED.encode()
