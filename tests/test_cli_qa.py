@@ -314,3 +314,21 @@ def test_fmt_writes_lf_without_a_bom_as_its_help_says(workdir: Path) -> None:
     assert "would reformat manifests/windows.yaml" in cli("fmt", "--check").stdout
     ok("fmt")
     assert crlf.read_bytes() == FORMATTED.encode()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["unlock", "3f2a9c1e"], "state/reconciler.lock is not locked"),
+        (["rollback", "deployment.nightly-review", "--auto-approve"], "is not in state/"),
+        (["state", "rm", "agent.coder"], "does not exist; there is nothing to remove"),
+    ],
+)
+def test_a_refusal_in_a_directory_never_applied_leaves_no_state_folder_behind(
+    workdir: Path, args: list[str], said: str
+) -> None:
+    # `unlock` and `rollback` run where nothing was applied (a wrong directory or
+    # --lockfile) refused, but made state/ and its lock guard file there first
+    result = cli(*args)
+    assert result.exit_code == 1 and said in result.stderr, result.stderr
+    assert not Path("state").exists()
