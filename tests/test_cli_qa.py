@@ -332,3 +332,20 @@ def test_a_refusal_in_a_directory_never_applied_leaves_no_state_folder_behind(
     result = cli(*args)
     assert result.exit_code == 1 and said in result.stderr, result.stderr
     assert not Path("state").exists()
+
+
+@pytest.mark.parametrize(
+    ("typo", "suggested"),
+    [("--bogus", None), ("--policies", None), ("--taget", "--target"), ("--prunee", "--prune")],
+)
+def test_a_mistyped_option_is_suggested_only_what_it_resembles(
+    workdir: Path, typo: str, suggested: str | None
+) -> None:
+    # every option shares its "--": `plan --bogus` was asked "Did you mean '--out'?" and
+    # `plan --policies` (a validate option) "Did you mean '--lockfile'?"
+    result = cli("plan", typo)
+    assert result.exit_code == 1
+    if suggested is None:
+        assert "Did you mean" not in result.stderr, result.stderr
+    else:
+        assert f"Did you mean '{suggested}'?" in result.stderr, result.stderr

@@ -113,7 +113,11 @@ def suggest_options(group: click.Group, ctx: click.Context, err: click.NoSuchOpt
     command_ctx = err.ctx or ctx
     known = set(_option_table(command_ctx.command, command_ctx))
     known |= {k for k in _option_table(group, ctx) if k not in _NOT_HOISTED}
-    return difflib.get_close_matches(err.option_name, sorted(known), n=1)
+    # compared without their dashes, which every option shares: with them `--bogus` was
+    # "close" to `--out` and `--policies` to `--lockfile`
+    by_name = {k.lstrip("-"): k for k in sorted(known, key=len, reverse=True)}
+    close = difflib.get_close_matches(err.option_name.lstrip("-"), sorted(by_name), n=1)
+    return [by_name[name] for name in close]
 
 
 __all__ = ["hoist_global_options", "suggest_options"]
