@@ -349,3 +349,31 @@ def test_a_mistyped_option_is_suggested_only_what_it_resembles(
         assert "Did you mean" not in result.stderr, result.stderr
     else:
         assert f"Did you mean '{suggested}'?" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("command", [["drift"], ["apply", "--auto-approve"]])
+@pytest.mark.parametrize("where", ["manifests", "manifests/empty.yaml"])
+def test_manifests_with_only_comments_are_warned_about_by_drift_and_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str], where: str
+) -> None:
+    # README: manifests with no document at all are warned about by every command; drift
+    # and apply looked only for YAML files, so an empty file (or a comment) passed for one
+    make_workdir(tmp_path, monkeypatch, manifests=False)
+    Path("manifests").mkdir()
+    Path("manifests/empty.yaml").write_text("# yaml-language-server: $schema=x.json\n---\n")
+    result = cli("-f", where, *command)
+    assert result.exit_code == 0, result.stderr
+    assert f"Warning: no manifest documents in {where}; is --manifests/-f right?" in result.stderr
+
+
+def test_may_hold_documents_reads_past_comments_and_markers_only(tmp_path: Path) -> None:
+    from reconciler.manifest.files import may_hold_documents
+
+    def holds(text: str) -> bool:
+        (tmp_path / "a.yaml").write_text(text)
+        return may_hold_documents([tmp_path / "a.yaml"])
+
+    assert not holds("")
+    assert not holds("\ufeff# only a comment\n\n--- # next\n...\n%YAML 1.2\n")
+    assert holds("--- {kind: Agent}\n")
+    assert holds("# c\nkind: Agent\n")

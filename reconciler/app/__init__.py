@@ -45,7 +45,7 @@ from reconciler.engine.staleness import stale_actions
 from reconciler.errors import FormatError
 from reconciler.lazy import lazy_attributes
 from reconciler.manifest import ManifestSet, load_manifests, manifest_json_schema
-from reconciler.manifest.files import IGNORE_FILE
+from reconciler.manifest.files import IGNORE_FILE, may_hold_documents
 
 if TYPE_CHECKING:
     from reconciler.app.adopt import Adopted, ImportResult, import_resource
@@ -123,6 +123,7 @@ __all__ = [
     "make_plan",
     "manifest_files",
     "manifest_json_schema",
+    "may_hold_documents",
     "observe",
     "provider_origin",
     "rollback",

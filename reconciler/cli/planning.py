@@ -111,10 +111,11 @@ def warn_if_empty(path: Path, documents: int | None = None) -> None:
     whether any ``*.yaml``/``*.yml`` file is there): an empty directory is most often a
     wrong ``-f``, and must not read as a clean, empty project."""
     if documents is None:
-        if not path.is_dir():
-            return
-        # the files load_manifests would read (hidden and .reconcilerignore'd ones left out)
-        documents = 1 if usecases.manifest_files([path]) else 0
+        if not path.exists():
+            return  # the command that loads them says so
+        # the files load_manifests would read (hidden and .reconcilerignore'd ones left out),
+        # and whether any can hold a document (not only blank lines or comments)
+        documents = 1 if usecases.may_hold_documents(usecases.manifest_files([path])) else 0
     if documents == 0:
         click.echo(f"Warning: no manifest documents in {path}; is --manifests/-f right?", err=True)
 
