@@ -377,3 +377,13 @@ def test_may_hold_documents_reads_past_comments_and_markers_only(tmp_path: Path)
     assert not holds("\ufeff# only a comment\n\n--- # next\n...\n%YAML 1.2\n")
     assert holds("--- {kind: Agent}\n")
     assert holds("# c\nkind: Agent\n")
+
+
+def test_state_show_of_a_lockfile_that_does_not_exist_says_so(workdir: Path) -> None:
+    # "no entry for agent.coder in the lockfile; the lockfile has no entries": state list
+    # says the file does not exist (a wrong --lockfile); state show now says it too
+    result = cli("state", "show", "agent.coder", "--lockfile", "typo.lock")
+    assert result.exit_code == 1
+    assert "typo.lock does not exist (nothing was applied with it yet; check --lockfile)" in (
+        result.stderr
+    )

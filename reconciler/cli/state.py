@@ -25,6 +25,7 @@ from reconciler.app.state import (
     unlock_state,
 )
 from reconciler.cli.app import App, pass_app
+from reconciler.cli.failures import fail
 from reconciler.kinds import DEFAULT_LOCKFILE, KIND_INFO, noun
 
 
@@ -76,7 +77,13 @@ def state_list(app: App) -> None:
 @pass_app
 def state_show(app: App, address: str) -> None:
     """The state entry of ADDRESS as JSON (it holds no secret values, only fingerprints)."""
-    lockfile, _ = state_snapshot(app.settings)
+    lockfile, exists = state_snapshot(app.settings)
+    if not exists and not lockfile.resources:  # a wrong --lockfile is not "no entry"
+        what = "--lockfile" if app.settings.backend is None else "--backend and --project"
+        fail(
+            f"no entry for {address}: {app.settings.state_name} does not exist (nothing was "
+            f"applied with it yet; check {what})"
+        )
     entry = show_entry(lockfile, address)
     data = {"address": address, **entry.model_dump(mode="json")}
     click.echo(json.dumps(data, indent=2, sort_keys=True))
