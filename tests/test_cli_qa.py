@@ -384,6 +384,7 @@ def test_state_show_of_a_lockfile_that_does_not_exist_says_so(workdir: Path) -> 
     # says the file does not exist (a wrong --lockfile); state show now says it too
     result = cli("state", "show", "agent.coder", "--lockfile", "typo.lock")
     assert result.exit_code == 1
-    assert "typo.lock does not exist (nothing was applied with it yet; check --lockfile)" in (
-        result.stderr
+    assert (
+        "typo.lock does not exist: no entries (nothing was applied with it yet; check --lockfile)"
+        in (result.stderr)
     )

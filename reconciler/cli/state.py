@@ -81,8 +81,8 @@ def state_show(app: App, address: str) -> None:
     if not exists and not lockfile.resources:  # a wrong --lockfile is not "no entry"
         what = "--lockfile" if app.settings.backend is None else "--backend and --project"
         fail(
-            f"no entry for {address}: {app.settings.state_name} does not exist (nothing was "
-            f"applied with it yet; check {what})"
+            f"no entry for {address}: {app.settings.state_name} does not exist: no entries "
+            f"(nothing was applied with it yet; check {what})"
         )
     entry = show_entry(lockfile, address)
     data = {"address": address, **entry.model_dump(mode="json")}
