@@ -59,8 +59,12 @@ def hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]
 
     An option the command (or a subcommand of it) defines itself stays its own; ``--help``
     stays where it is; nothing after ``--`` moves. A global option that takes a value but
-    ends the line without one is a usage error (moved, it would swallow the command name). An option given
-    both before and after the command: the later one wins, as when repeated in place.
+    ends the line without one is a usage error (moved, it would take the command's name as
+    its value). An option given both before and after the command: the later one wins, as
+    when repeated in place.
+
+    Raises:
+        click.BadOptionUsage: a global option that takes a value ends ``args`` without it.
     """
     globals_ = {k: v for k, v in _option_table(group, ctx).items() if k not in _NOT_HOISTED}
     head: list[str] = []

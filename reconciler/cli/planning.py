@@ -108,8 +108,9 @@ def _plan_choices(command: Callable[..., None]) -> Callable[..., None]:
 
 def warn_if_empty(path: Path, documents: int | None = None) -> None:
     """Warn on stderr when the manifests hold no document (``documents``, when known, else
-    whether any ``*.yaml``/``*.yml`` file is there): an empty directory is most often a
-    wrong ``-f``, and must not read as a clean, empty project."""
+    whether any ``*.yaml``/``*.yml`` file there has more than blank lines and comments): an
+    empty directory is most often a wrong ``-f``, and must not read as a clean, empty
+    project."""
     if documents is None:
         if not path.exists():
             return  # the command that loads them says so
