@@ -417,11 +417,13 @@ def test_hoisting_moves_each_global_option_with_its_value_and_nothing_else() -> 
     assert hoist("-f", "plan", "apply", "--project", "x") == [
         "-f", "plan", "--project", "x", "apply",
     ]  # fmt: skip
-    # the command's own option wins; nothing after -- moves; a value may be missing at the end
+    # the command's own option wins; nothing after -- moves
     assert hoist("apply", "--parallelism", "3", "--", "--project", "x") == [
         "apply", "--parallelism", "3", "--", "--project", "x",
     ]  # fmt: skip
-    assert hoist("plan", "--project") == ["--project", "plan"]
+    # a value missing at the end is a usage error: moved, it would take `plan` as its value
+    with pytest.raises(click.BadOptionUsage, match="'--project' requires an argument"):
+        hoist("plan", "--project")
 
 
 def test_the_origin_shown_and_recorded_never_carries_user_info() -> None:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from reconciler.app.apply import ApplyResult, apply
 from reconciler.app.drift import drift
 from reconciler.app.plan import PlanChoices, PlanResult, make_plan
-from reconciler.app.planfile import load_plan, save_plan
+from reconciler.app.planfile import check_plan_out, load_plan, save_plan
 from reconciler.app.policies import check_policies, load_policies
 from reconciler.app.rollback import RollbackResult, rollback
 from reconciler.app.workspace import DEFAULT_DB, Settings, connect, observe, provider_origin
@@ -45,7 +45,7 @@ from reconciler.engine.staleness import stale_actions
 from reconciler.errors import FormatError
 from reconciler.lazy import lazy_attributes
 from reconciler.manifest import ManifestSet, load_manifests, manifest_json_schema
-from reconciler.manifest.files import IGNORE_FILE
+from reconciler.manifest.files import IGNORE_FILE, may_hold_documents
 
 if TYPE_CHECKING:
     from reconciler.app.adopt import Adopted, ImportResult, import_resource
@@ -108,6 +108,7 @@ __all__ = [
     "Unmanaged",
     "UnmanagedImport",
     "apply",
+    "check_plan_out",
     "check_policies",
     "connect",
     "drift",
@@ -122,6 +123,7 @@ __all__ = [
     "make_plan",
     "manifest_files",
     "manifest_json_schema",
+    "may_hold_documents",
     "observe",
     "provider_origin",
     "rollback",

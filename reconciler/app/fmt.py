@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from reconciler.manifest.files import (
     read_limited,
 )
 from reconciler.manifest.files import manifest_files as directory_files
-from reconciler.state.files import write_text_atomic
+from reconciler.manifest.yamlsource import decode_source
 
 JSON = dict[str, Any]
 
@@ -227,17 +229,47 @@ def format_paths(
     refused: dict[Path, str] = {}
     for file in files:
         try:
-            text = read_limited(file, MAX_MANIFEST_BYTES).decode("utf-8")
+            raw = read_limited(file, MAX_MANIFEST_BYTES)
         except FileRefused as err:  # a FIFO or /dev/zero named *.yaml: never read
             refused[file] = f"{file}: this file {err.reason}; remove or replace it"
             continue
+        _, issue = decode_source(raw)  # not UTF-8 text: said at its place, as validate does
+        if issue is not None:
+            refused[file] = f"{file}:{issue.line}:{issue.col}: {issue.message}"
+            continue
+        text = raw.decode("utf-8")  # with its BOM, if any: the canonical form has none
         try:
             formatted = format_text(text, name=str(file))
         except FormatError as err:
             refused[file] = str(err)
             continue
-        if formatted != text:
-            changed.append(file)
-            if not check:
-                write_text_atomic(file, formatted)
+        if formatted == text:
+            continue
+        if not check:
+            try:
+                _rewrite(file, formatted)
+            except OSError as err:
+                refused[file] = f"{file}: cannot rewrite it ({err.strerror or err}); left as it was"
+                continue
+        changed.append(file)
     return FormatReport(tuple(files), tuple(changed), refused, skipped)
+
+
+def _rewrite(file: Path, text: str) -> None:
+    """Replace the content of ``file`` atomically, as an editor saving it would: through a
+    symlink (the file it names is rewritten; the link stays a link) and keeping the file's
+    permissions (a private manifest stays private, also while the new text is written)."""
+    real = file.resolve()
+    mode = stat.S_IMODE(real.stat().st_mode)
+    tmp = real.with_name(f".{real.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            os.fchmod(fh.fileno(), mode)
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, real)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

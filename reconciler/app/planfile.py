@@ -69,6 +69,30 @@ def manifests_digest(
     return json_digest({"documents": documents, "secrets": fingerprints})
 
 
+def check_plan_out(settings: Settings, path: Path) -> None:
+    """Refuse ``plan --out PATH`` over the state or the embedded provider's database, before
+    anything is planned: a plan written there would destroy what it is made from.
+
+    Raises:
+        PlanError: ``path`` is the lockfile or a file beside it that belongs to it
+            (``PATH.backup``, ``PATH.lock``, its journal and history), or the database of the
+            embedded provider (or one of its SQLite side files).
+    """
+    target = path.resolve()
+    owned: list[tuple[Path, str]] = [(settings.db_path, "the embedded provider's database")]
+    if settings.backend is None:
+        owned.insert(0, (settings.lockfile, "the lockfile"))
+    for file, what in owned:
+        full = file.resolve()
+        # PATH.backup, PATH.lock, PATH.journal, PATH.history; SQLite's PATH-wal, PATH-shm
+        beside = target.parent == full.parent and target.name[len(full.name) :][:1] in (".", "-")
+        if target == full or (beside and target.name.startswith(full.name)):
+            raise PlanError(
+                f"--out {path}: that is {what} ({file}) or a file of it; a plan written there "
+                "would destroy it. Save the plan elsewhere, e.g. --out plan.json"
+            )
+
+
 def save_plan(
     plan: Plan,
     path: Path,
@@ -81,6 +105,9 @@ def save_plan(
     digest of the plan itself and one of the manifests and their secrets' fingerprints
     (``manifests_digest``, under a fresh salt kept in the file), and ``apply`` refuses the
     file when either no longer matches (``check_plan_binding``).
+
+    Raises:
+        PlanError: the file cannot be written.
     """
     data = plan.model_dump(mode="json")
     binding = None
@@ -91,7 +118,10 @@ def save_plan(
             "manifests": manifests_digest(manifests, SecretSource(manifests), salt, plan.targets),
             "plan": json_digest(data),
         }
-    write_plan_file(path, data, binding)
+    try:
+        write_plan_file(path, data, binding)
+    except OSError as err:  # named by the plan file, not by the temp file it failed on
+        raise PlanError(f"cannot write the plan to {path}: {err.strerror or err}") from None
 
 
 def load_plan(path: Path) -> Plan:
@@ -115,6 +145,7 @@ def read_plan_file(path: Path) -> tuple[Plan, dict[str, Any]]:
         raise PlanError(f"{path}: not a saved plan ({err})") from None
     data = decode_plan_file(path, raw)
     binding = data.get("binding")
+    _check_format_version(path, data.get("plan"))
     try:
         plan = Plan.model_validate(data["plan"])
         # the digest is of the plan as read, so any edit of its text shows
@@ -124,6 +155,24 @@ def read_plan_file(path: Path) -> tuple[Plan, dict[str, Any]]:
     if not isinstance(binding, dict):
         return plan, {}
     return plan, {**binding, "read_plan": plan_digest}
+
+
+#: the plan format this reconciler writes and reads (docs/json-format.md)
+PLAN_FORMAT_VERSION: int = Plan.model_fields["format_version"].default
+
+
+def _check_format_version(path: Path, plan: object) -> None:
+    """Refuse a plan of another format before reading it: a newer reconciler's plan may mean
+    what this one would carry out otherwise (an incompatible change raises the version)."""
+    version = plan.get("format_version") if isinstance(plan, dict) else None
+    if version == PLAN_FORMAT_VERSION or not isinstance(version, int) or isinstance(version, bool):
+        return  # a missing or odd version: the model's validation says what is wrong
+    newer = version > PLAN_FORMAT_VERSION
+    raise PlanError(
+        f"{path}: a plan of format {version}, written by {'a newer' if newer else 'an older'} "
+        f"reconciler; this one reads format {PLAN_FORMAT_VERSION}. Apply it with the "
+        "reconciler that wrote it, or run `reconciler plan --out` again with this one"
+    )
 
 
 def check_plan_binding(

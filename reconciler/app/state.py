@@ -31,6 +31,7 @@ from reconciler.state import (
     StateStore,
     is_database,
     list_entries,
+    lock_path,
     move_entry,
     open_location,
     read_project_lockfile,
@@ -109,6 +110,9 @@ def unlock_state(settings: Settings, lock_id: str) -> LockInfo:
     Raises:
         LockfileError: nothing is locked, or the lock has another id.
     """
+    if settings.backend is None and not lock_path(settings.lockfile).exists():
+        # said without opening the state, which would make its folder (a wrong --lockfile)
+        raise LockfileError(f"{settings.lockfile} is not locked: no lock is held")
     with state_location(settings) as location:
         return location.unlock(lock_id)
 
@@ -157,6 +161,8 @@ class MigrateResult:
     entries: int
     pending: int
     history: int
+    #: the target is a PostgreSQL database (else a lockfile): what to point runs at next
+    to_database: bool = False
 
 
 def _rebased(origin: str | None, source_dir: Path, target_dir: Path) -> str | None:
@@ -249,4 +255,5 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
         entries=len(lockfile.resources),
         pending=len(lockfile.pending),
         history=len(history),
+        to_database=target_is_db,
     )

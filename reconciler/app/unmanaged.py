@@ -61,6 +61,7 @@ from reconciler.errors import (
 )
 from reconciler.kinds import KIND_ORDER, owned_address
 from reconciler.manifest import Document
+from reconciler.manifest.loader import escape_interpolation
 from reconciler.manifest.yamlsource import parse_documents
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
@@ -185,8 +186,8 @@ async def import_unmanaged(
     """Write manifests for everything live that nothing owns, and adopt it.
 
     Lists every kind once (and the credentials of the unmanaged vaults), derives one document
-    per resource (``engine.derive``), writes ``agents.yaml``, ``environments.yaml``,
-    ``vaults.yaml``, ``deployments.yaml`` under ``out`` (never over an existing file), then
+    per resource (``engine.derive``), writes one file per kind (``agents.yaml`` ...
+    ``skills.yaml``, a skill's files beside) under ``out`` (never over an existing file), then
     tags each object with the ownership metadata and records it in the lockfile, under the
     apply lock. Afterwards ``reconciler plan`` (with ``out`` in the manifests) shows no change,
     except each credential's secret, which the first apply writes.
@@ -321,6 +322,14 @@ def _write_documents(
     out: Path, docs: Sequence[ImportedDocument], secrets: Sequence[SecretVariable]
 ) -> tuple[Path, ...]:
     docs, prompts = _prompt_files(docs)
+    # a live "${" is written "$${" (the loader refuses "${" and reads "$${" as "${"); prompt
+    # files are read as written, so their text stays as live
+    docs = [
+        dataclasses.replace(doc, data={**doc.data, "spec": escape_interpolation(doc.data["spec"])})
+        if "spec" in doc.data
+        else doc
+        for doc in docs
+    ]
     texts: dict[Path, str] = {out / name: text for name, text in prompts.items()}
     for kind, filename in KIND_FILES.items():
         of_kind = [d for d in docs if d.kind == kind]

@@ -163,8 +163,9 @@ def drift(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
     metavar="DIR",
-    help="With --all-unmanaged: where to write agents.yaml, environments.yaml, vaults.yaml "
-    "and deployments.yaml (existing files are never overwritten).",
+    help="With --all-unmanaged: where to write one file per kind (agents.yaml, "
+    "environments.yaml, vaults.yaml, deployments.yaml, memory_stores.yaml, skills.yaml, and "
+    "the skills' directories under skills/); existing files are never overwritten.",
 )
 @click.option(
     "--force",
@@ -334,7 +335,8 @@ def fmt(ctx: click.Context, app: App, paths: tuple[Path, ...], check: bool) -> N
 
     Canonical: documents ordered kind, name, protect, ignore_changes, spec; spec fields in a
     fixed order per kind, then nested keys by a stable rank (type, name, ... first); two-space
-    indentation with list items indented under their key; one `---` between documents.
+    indentation with list items indented under their key; one `---` between documents;
+    UTF-8 with LF line endings and no byte-order mark (a file saved with CRLF is rewritten).
     Metadata keys and values, quoting and flow style ({a: b}) stay as written.
 
     Comments are kept (ruamel.yaml). A comment stays after the key it follows, also when fmt

@@ -13,7 +13,8 @@ import difflib
 import click
 
 #: Options of the group that stay where they are: after a command they mean its own help.
-_NOT_HOISTED = frozenset({"--help", "-h", "--version", "-V"})
+#: (``--version`` moves: ``reconciler plan --version`` prints the version, as before it.)
+_NOT_HOISTED = frozenset({"--help", "-h"})
 
 
 def _option_table(command: click.Command, ctx: click.Context) -> dict[str, bool]:
@@ -57,8 +58,13 @@ def hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]
     options are accepted before or after the command).
 
     An option the command (or a subcommand of it) defines itself stays its own; ``--help``
-    and ``--version`` stay where they are; nothing after ``--`` moves. An option given
-    both before and after the command: the later one wins, as when repeated in place.
+    stays where it is; nothing after ``--`` moves. A global option that takes a value but
+    ends the line without one is a usage error (moved, it would take the command's name as
+    its value). An option given both before and after the command: the later one wins, as
+    when repeated in place.
+
+    Raises:
+        click.BadOptionUsage: a global option that takes a value ends ``args`` without it.
     """
     globals_ = {k: v for k, v in _option_table(group, ctx).items() if k not in _NOT_HOISTED}
     head: list[str] = []
@@ -91,6 +97,11 @@ def hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]
         mine = _option_tokens(args, i, own)
         theirs = _option_tokens(args, i, globals_) if mine is None else None
         if theirs is not None:
+            if i + 1 == len(args) and args[i] in globals_ and globals_[args[i]]:
+                # last, with no value: moved in front, it would take the command as its value
+                raise click.BadOptionUsage(
+                    args[i], f"Option '{args[i]}' requires an argument.", ctx=ctx
+                )
             hoisted.extend(theirs)
             i += len(theirs)
         else:
@@ -106,7 +117,11 @@ def suggest_options(group: click.Group, ctx: click.Context, err: click.NoSuchOpt
     command_ctx = err.ctx or ctx
     known = set(_option_table(command_ctx.command, command_ctx))
     known |= {k for k in _option_table(group, ctx) if k not in _NOT_HOISTED}
-    return difflib.get_close_matches(err.option_name, sorted(known), n=1)
+    # compared without their dashes, which every option shares: with them `--bogus` was
+    # "close" to `--out` and `--policies` to `--lockfile`
+    by_name = {k.lstrip("-"): k for k in sorted(known, key=len, reverse=True)}
+    close = difflib.get_close_matches(err.option_name.lstrip("-"), sorted(by_name), n=1)
+    return [by_name[name] for name in close]
 
 
 __all__ = ["hoist_global_options", "suggest_options"]

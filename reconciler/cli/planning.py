@@ -108,13 +108,15 @@ def _plan_choices(command: Callable[..., None]) -> Callable[..., None]:
 
 def warn_if_empty(path: Path, documents: int | None = None) -> None:
     """Warn on stderr when the manifests hold no document (``documents``, when known, else
-    whether any ``*.yaml``/``*.yml`` file is there): an empty directory is most often a
-    wrong ``-f``, and must not read as a clean, empty project."""
+    whether any ``*.yaml``/``*.yml`` file there has more than blank lines and comments): an
+    empty directory is most often a wrong ``-f``, and must not read as a clean, empty
+    project."""
     if documents is None:
-        if not path.is_dir():
-            return
-        # the files load_manifests would read (hidden and .reconcilerignore'd ones left out)
-        documents = 1 if usecases.manifest_files([path]) else 0
+        if not path.exists():
+            return  # the command that loads them says so
+        # the files load_manifests would read (hidden and .reconcilerignore'd ones left out),
+        # and whether any can hold a document (not only blank lines or comments)
+        documents = 1 if usecases.may_hold_documents(usecases.manifest_files([path])) else 0
     if documents == 0:
         click.echo(f"Warning: no manifest documents in {path}; is --manifests/-f right?", err=True)
 
@@ -151,9 +153,9 @@ def _refreshing(app: App) -> str:
 def validate(app: App, policies_dir: Path | None) -> None:
     """Check the manifests: schema, references and policies, with no network.
 
-    Prints ``OK: N resources in M files`` (credentials count as resources, as in a plan)
+    Prints `OK: N resources in M files` (credentials count as resources, as in a plan)
     and, below it, each file read with the addresses it holds and the YAML files
-    .reconcilerignore left out; or every error as ``file:line:col: ...`` on stderr, exit 1.
+    .reconcilerignore left out; or every error as `file:line:col: ...` on stderr, exit 1.
     A mandatory policy rule that fails is such an error; an advisory one is a warning.
     """
     manifests = load_manifests(app.settings.manifests, check_secret_files=True)
@@ -225,6 +227,8 @@ def plan(
     by their ownership tags after a lost lockfile, entries out of date); the plan says which.
     1 on error.
     """
+    if out is not None:
+        usecases.check_plan_out(app.settings, out)
     with terminal.status(_refreshing(app)):
         result = app.run(usecases.make_plan(app.settings, choices))
     warn_if_empty(app.settings.manifests, len(result.manifests.documents))

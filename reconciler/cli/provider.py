@@ -14,6 +14,7 @@ from typing import NoReturn
 import click
 
 from reconciler.app import DEFAULT_DB
+from reconciler.cli.app import App, pass_app
 from reconciler.cli.failures import fail
 
 
@@ -35,9 +36,10 @@ def provider() -> None:
     "--db",
     "db_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    default=DEFAULT_DB,
-    show_default=True,
-    help="SQLite file; the same file the embedded provider uses by default.",
+    default=None,
+    help="SQLite file. Default: the embedded provider's, the global --provider-db "
+    f"(RECONCILER_PROVIDER_DB; {DEFAULT_DB}), so that a served provider holds what the "
+    "commands without --provider-url made.",
 )
 @click.option(
     "--latency-ms",
@@ -83,10 +85,12 @@ def provider() -> None:
     metavar="N",
     help="Seed the random fault injection, so a run with the same seed meets the same faults.",
 )
+@pass_app
 def serve(
+    app: App,
     host: str,
     port: int,
-    db_path: Path,
+    db_path: Path | None,
     latency_ms: int,
     fault_rate: float,
     rate_limit: float | None,
@@ -102,6 +106,9 @@ def serve(
     """
     from reconciler.provider.local import DOCUMENTED_LIMITS, FaultConfig
     from reconciler.provider.local import serve as serve_provider
+
+    if db_path is None:  # RECONCILER_PROVIDER_DB set for the project: serve that one
+        db_path = app.settings.db_path
 
     buckets = dict(DOCUMENTED_LIMITS) if documented_limits else {}
     for item in bucket_limits:

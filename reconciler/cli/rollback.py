@@ -44,11 +44,6 @@ def rollback(app: App, address: str, to: int | None, auto_approve: bool) -> None
     after its checks). The lockfile's pin history (`reconciler state show deployment.NAME`)
     records the rollback. Exit 0 when the pin moved, 1 otherwise.
     """
-    if not auto_approve and not terminal.is_interactive():
-        fail(
-            "refusing to roll back without confirmation: stdin and stderr are not both a "
-            "terminal, so there is no one to ask. Pass --auto-approve"
-        )
 
     def show(the_plan: Plan) -> None:
         click.echo(
@@ -59,6 +54,13 @@ def rollback(app: App, address: str, to: int | None, auto_approve: bool) -> None
         )
 
     def confirm(the_plan: Plan) -> bool:
+        # refused here, after the plan, as apply does: a wrong address or --to is told
+        # first, and a CI log shows what the rollback would have done
+        if not terminal.is_interactive():
+            fail(
+                "refusing to roll back without confirmation: stdin and stderr are not both a "
+                "terminal, so there is no one to ask. Pass --auto-approve"
+            )
         with app.signals.interrupting():
             return terminal.confirm_apply()
 

@@ -8,10 +8,12 @@ edits under the apply lock, like apply does, and never touches the remote object
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
 from reconciler.app.state import (
+    MigrateResult,
     close_addresses,
     list_entries,
     migrate_state,
@@ -23,7 +25,8 @@ from reconciler.app.state import (
     unlock_state,
 )
 from reconciler.cli.app import App, pass_app
-from reconciler.kinds import KIND_INFO, noun
+from reconciler.cli.failures import fail
+from reconciler.kinds import DEFAULT_LOCKFILE, KIND_INFO, noun
 
 
 def register(group: click.Group) -> None:
@@ -74,7 +77,13 @@ def state_list(app: App) -> None:
 @pass_app
 def state_show(app: App, address: str) -> None:
     """The state entry of ADDRESS as JSON (it holds no secret values, only fingerprints)."""
-    lockfile, _ = state_snapshot(app.settings)
+    lockfile, exists = state_snapshot(app.settings)
+    if not exists and not lockfile.resources:  # a wrong --lockfile is not "no entry"
+        what = "--lockfile" if app.settings.backend is None else "--backend and --project"
+        fail(
+            f"no entry for {address}: {app.settings.state_name} does not exist: no entries "
+            f"(nothing was applied with it yet; check {what})"
+        )
     entry = show_entry(lockfile, address)
     data = {"address": address, **entry.model_dump(mode="json")}
     click.echo(json.dumps(data, indent=2, sort_keys=True))
@@ -182,7 +191,8 @@ def state_migrate(app: App, to: str, force: bool) -> None:
 
     Lineage, serial, entries, pending intents and history are kept; a target that already
     holds entries is refused unless --force. The source is left unchanged: point --backend
-    (RECONCILER_BACKEND) at the target afterwards, or unset it to go back to the lockfile.
+    (RECONCILER_BACKEND) at a database target afterwards, or unset it and pass --lockfile
+    (RECONCILER_LOCKFILE) for a lockfile target; the command says which.
     """
     result = migrate_state(app.settings, to, force=force)
     click.echo(
@@ -190,17 +200,31 @@ def state_migrate(app: App, to: str, force: bool) -> None:
         f"{result.history} history records (lineage {result.lineage}, serial {result.serial}) "
         f"from {result.source} to {result.target}."
     )
-    click.echo(
-        f"{result.source} was left as it was; use the new state from now on "
-        "(set or unset --backend / RECONCILER_BACKEND)."
-    )
-    if app.settings.backend is None:
-        # a lockfile left in git is still the state of every run without --backend: one
-        # that plans against it sees an old state (ownership tags keep it from twins)
-        click.echo(
-            f"Once every runner sets RECONCILER_BACKEND, remove {app.settings.lockfile} from "
-            "git (git rm): a run without it would still read that old copy."
-        )
+    click.echo(f"{result.source} was left as it was; use the new state from now on:")
+    for line in _after_migrate(app, result):
+        click.echo(f"  {line}")
+
+
+def _after_migrate(app: App, result: MigrateResult) -> list[str]:
+    """What to point runs at after a migration: the database, or the lockfile copied to."""
+    source_is_db = app.settings.backend is not None
+    if result.to_database:
+        lines = [f"point --backend / RECONCILER_BACKEND at {result.target} in every runner."]
+        if not source_is_db:
+            # a lockfile left in git is still the state of every run without --backend: one
+            # that plans against it sees an old state (ownership tags keep it from twins)
+            lines.append(
+                f"Once every runner sets RECONCILER_BACKEND, remove {app.settings.lockfile} "
+                "from git (git rm): a run without it would still read that old copy."
+            )
+        return lines
+    lines = []
+    if source_is_db:
+        lines.append("unset --backend / RECONCILER_BACKEND, so that runs read the lockfile;")
+    if Path(result.target) != Path(DEFAULT_LOCKFILE):
+        lines.append(f"pass --lockfile {result.target} (or set RECONCILER_LOCKFILE to it);")
+    lines.append(f"commit {result.target} next to the manifests.")
+    return lines
 
 
 @click.command("unlock")

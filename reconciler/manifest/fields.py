@@ -15,7 +15,7 @@ from typing import Annotated, Any, NoReturn
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
 from pydantic_core import PydanticCustomError
 
-from reconciler.kinds import NAME_PATTERN, NAME_RE, TAG_KEYS
+from reconciler.kinds import KIND_INFO, NAME_PATTERN, NAME_RE, TAG_KEYS
 from reconciler.lean import LeanModel
 
 #: The provider allows 16 metadata pairs; the ownership tags (``kinds.TAG_KEYS``) take three.
@@ -62,6 +62,9 @@ def checked_by(check: Callable[[str], str | None]) -> AfterValidator:
 
 def _check_name(value: str) -> str:
     if not NAME_RE.match(value):
+        kind, _, name = value.partition(".")
+        if kind in KIND_INFO and NAME_RE.match(name):  # `agent.coder` where `coder` belongs
+            fail(f"invalid name '{value[:80]}': write the name alone ('{name}'), not an address")
         fail(f"invalid name '{value[:80]}': {_NAME_RULE}")
     return value
 

@@ -91,6 +91,27 @@ class FileRefused(Exception):
         self.reason = reason
 
 
+def may_hold_documents(files: list[Path]) -> bool:
+    """Whether any of ``files`` has a line that can start a YAML document: one that is not
+    blank, a comment, a ``---`` / ``...`` marker or a ``%`` directive. False means that
+    loading them finds no document at all (an empty file, or only comments); True does not
+    promise one. A cheap look for the "no manifest documents" warning of commands that
+    load the manifests only later, or not themselves."""
+    for file in files:
+        try:
+            text = read_limited(file, MAX_MANIFEST_BYTES).decode("utf-8", "replace")
+        except (OSError, FileRefused):
+            return True  # said by the command that reads it
+        for line in text.removeprefix("\ufeff").splitlines():
+            bare = line.strip()
+            if not bare or bare.startswith("#") or line.startswith("%"):
+                continue
+            if bare.split("#", 1)[0].strip() in ("---", "..."):  # `--- # a comment`
+                continue
+            return True
+    return False
+
+
 def _what(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "a FIFO (named pipe)"

@@ -308,6 +308,23 @@ def _unescape(value: Any, path: DataPath, hits: list[DataPath]) -> Any:
     return value
 
 
+def escape_interpolation(value: Any) -> Any:
+    """``value`` (a spec) with every ``${`` in its strings written ``$${``: the loader reads
+    it back as exactly ``value``, where ``${`` would be refused and ``$${`` read as ``${``.
+    For manifests written from live objects (``import --all-unmanaged``).
+
+    >>> escape_interpolation({"system": "Use ${REPO}", "tags": ["$${x}"]})
+    {'system': 'Use $${REPO}', 'tags': ['$$${x}']}
+    """
+    if isinstance(value, str):
+        return value.replace("${", "$${")
+    if isinstance(value, dict):
+        return {k: escape_interpolation(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escape_interpolation(v) for v in value]
+    return value
+
+
 def _issue(loc: SourceLocation, message: str, path: DataPath = ()) -> ManifestIssue:
     return ManifestIssue(loc.file, loc.line, loc.col, message, format_path(path))
 
