@@ -581,6 +581,36 @@ def test_empty_plan_says_no_changes() -> None:
     assert render_plan(Plan(), "text") == "No changes. The live system matches the manifests.\n"
 
 
+def test_no_changes_names_held_candidates_and_resources_left_alone_together() -> None:
+    from reconciler.engine.gate import HeldCandidate
+
+    held = HeldCandidate(
+        deployment="deployment.d",
+        agent="agent.a",
+        version=2,
+        reason="checks",
+        held_at="2026-12-06T10:00:00Z",
+        failed=1,
+        total=1,
+        stays_at=1,
+    )
+    note = Note(address="environment.old", kind="environment", message="not in the manifests")
+    both = render_plan(Plan(held=(held,), notes=(note,)), "text")
+    assert both.startswith(
+        "No changes. Apply would change nothing: 1 held candidate keeps its deployment where it "
+        "is, and 1 resource is left alone, as shown below."
+    ), both
+    only_held = render_plan(Plan(held=(held,)), "text")
+    assert only_held.startswith(
+        "No changes. Apply would change nothing: 1 held candidate keeps its deployment where it "
+        "is, as shown below."
+    ), only_held
+    only_left = render_plan(Plan(notes=(note, note)), "text")
+    assert only_left.startswith(
+        "No changes. Apply would change nothing, but 1 resource is left alone, as shown below."
+    ), only_left
+
+
 def test_text_has_no_escape_codes_without_colour_and_some_with_it() -> None:
     plain = render_plan(full_plan(), "text", color=False)
     coloured = render_plan(full_plan(), "text", color=True)
@@ -967,7 +997,9 @@ def test_drift_text_per_address() -> None:
 
 def test_no_drift() -> None:
     out = render_drift(DriftReport(), "text")
-    assert out == "No drift. The live system matches the lockfile: nothing was changed outside git.\n"
+    assert (
+        out == "No drift. The live system matches the lockfile: nothing was changed outside git.\n"
+    )
 
 
 # --- apply summary -------------------------------------------------------------------------

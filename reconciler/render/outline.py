@@ -360,20 +360,20 @@ def no_changes_message(plan: Plan) -> str:
     """What a plan with nothing to change says, exactly: "matches the manifests" only when
     nothing was left alone, hidden by ``ignore_changes``, left out by ``--target`` or waits
     to be recorded in the lockfile."""
+    alone = len(left_alone(plan))
+    left = f"{alone} resource{' is' if alone == 1 else 's are'} left alone"
     if plan.targets:
         first = "The targeted resources match the manifests."
     elif plan.held:
         n = len(plan.held)
-        first = (
-            f"Apply would change nothing: {n} held candidate{' keeps its' if n == 1 else 's keep their'} "
-            f"deployment{'' if n == 1 else 's'} where {'it is' if n == 1 else 'they are'}, as shown below."
+        held = (
+            f"{n} held candidate{' keeps its' if n == 1 else 's keep their'} "
+            f"deployment{'' if n == 1 else 's'} where {'it is' if n == 1 else 'they are'}"
         )
-    elif left_alone(plan):
-        n = len(left_alone(plan))
-        first = (
-            f"Apply would change nothing, but {n} resource{' is' if n == 1 else 's are'} "
-            "left alone, as shown below."
-        )
+        also = f", and {left}" if alone else ""
+        first = f"Apply would change nothing: {held}{also}, as shown below."
+    elif alone:
+        first = f"Apply would change nothing, but {left}, as shown below."
     else:
         first = "The live system matches the manifests."
     n = len(plan.records)
