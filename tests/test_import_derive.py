@@ -17,7 +17,10 @@ from reconciler.manifest import Document
     [
         ("Code Reviewer (v2)", "code-reviewer-v2"),
         ("  --Data__Science--  ", "data__science"),
-        ("Ünïcode only", "n-code-only"),
+        ("Ünïcode only", "unicode-only"),
+        ("ünïcödé agent", "unicode-agent"),
+        ("Straße Œuvre Søren", "strasse-oeuvre-soren"),
+        ("代码审查", "agent"),
         ("!!!", "agent"),
         ("", "agent"),
         (None, "agent"),

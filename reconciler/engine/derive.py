@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,9 +57,16 @@ MAX_NAME = 64
 # --- names --------------------------------------------------------------------------------
 
 
+#: Latin letters with no decomposition into an ASCII letter and marks (NFKD keeps them)
+_LATIN = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d", "þ": "th"})
+
+
 def slugify(text: str | None, fallback: str) -> str:
-    """A manifest name from a remote name: ``"Code Reviewer (v2)"`` -> ``code-reviewer-v2``."""
-    slug = re.sub(r"[^a-z0-9_-]+", "-", (text or "").lower())
+    """A manifest name from a remote name: ``"Code Reviewer (v2)"`` -> ``code-reviewer-v2``,
+    accented letters as their ASCII letter (``"Überprüfer"`` -> ``uberprufer``)."""
+    ascii_text = unicodedata.normalize("NFKD", (text or "").lower().translate(_LATIN))
+    ascii_text = ascii_text.encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9_-]+", "-", ascii_text)
     slug = re.sub(r"-{2,}", "-", slug).strip("-_")[:MAX_NAME].strip("-_")
     return slug if slug and NAME_RE.match(slug) else fallback
 
