@@ -182,6 +182,16 @@ def test_layout_of_the_file(path: Path) -> None:
     assert "s3cret" not in path.read_text()
 
 
+def test_a_lockfile_saved_with_a_byte_order_mark_is_read(path: Path) -> None:
+    """An editor on Windows may save the lockfile with a UTF-8 BOM (a hand-resolved merge):
+    it is read as the same lockfile, and the next write drops the mark."""
+    lf = write_lockfile(path, new_lockfile().with_entry("agent.a1", entry(1)))
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert read_lockfile(path).resources == lf.resources
+    write_lockfile(path, read_lockfile(path))
+    assert not path.read_bytes().startswith(b"\xef\xbb\xbf")
+
+
 def test_file_mode_is_kept(path: Path) -> None:
     write_lockfile(path, new_lockfile())
     path.chmod(0o640)

@@ -311,7 +311,7 @@ def _refuse_merge_conflict(path: Path, text: str) -> None:
 
 def _parse(path: Path, raw: bytes) -> Lockfile:
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a BOM an editor added is no content
     except UnicodeDecodeError as e:
         raise LockfileError(
             f"{path}: not valid UTF-8 (byte {e.start}); {_restore_hint(path)}"
