@@ -435,6 +435,28 @@ def test_the_origin_shown_and_recorded_never_carries_user_info() -> None:
     assert provider_origin(settings) == "http://127.0.0.1:8787"
 
 
+def test_drift_names_the_provider_it_refreshes_from_as_plan_does(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spinner of drift (a daily job's, run by hand against the wrong provider) says
+    which provider it reads, in plan's words (it said only: Refreshing...)."""
+    from contextlib import contextmanager
+
+    from reconciler.cli import terminal
+
+    shown: list[str] = []
+
+    @contextmanager
+    def status(message: str) -> Any:
+        shown.append(message)
+        yield
+
+    monkeypatch.setattr(terminal, "status", status)
+    ok("apply", "--auto-approve")
+    cli("drift")
+    assert shown and shown[-1].startswith("Refreshing from the embedded local provider ("), shown
+
+
 # --- apply with no one to ask -----------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ import click
 from reconciler import app as usecases
 from reconciler.cli import failures, terminal
 from reconciler.cli.app import App, format_option, full_option, pass_app
-from reconciler.cli.planning import warn_if_empty
+from reconciler.cli.planning import refreshing, warn_if_empty
 from reconciler.errors import ManifestError
 from reconciler.kinds import noun
 from reconciler.render import render_drift
@@ -128,7 +128,7 @@ def drift(
 
     Exit 0 when there is no drift, 2 when there is, 1 on error.
     """
-    with terminal.status("Refreshing..."):
+    with terminal.status(refreshing(app)):
         report = app.run(
             usecases.drift(
                 app.settings,

@@ -131,7 +131,7 @@ def _count_files(manifests: ManifestSet) -> int:
     return len({manifests.location(d.address).file for d in manifests.documents})
 
 
-def _refreshing(app: App) -> str:
+def refreshing(app: App) -> str:
     """The spinner's words, naming the provider, so nobody mistakes the local one for prod."""
     settings = app.settings
     where = f"the embedded local provider ({settings.db_path})"
@@ -229,7 +229,7 @@ def plan(
     """
     if out is not None:
         usecases.check_plan_out(app.settings, out)
-    with terminal.status(_refreshing(app)):
+    with terminal.status(refreshing(app)):
         result = app.run(usecases.make_plan(app.settings, choices))
     warn_if_empty(app.settings.manifests, len(result.manifests.documents))
     the_plan = result.plan
@@ -289,7 +289,7 @@ def apply(
         )
     if planfile is None:
         warn_if_empty(app.settings.manifests)
-    session = _ApplySession(planfile, _refreshing(app), app, full=full)
+    session = _ApplySession(planfile, refreshing(app), app, full=full)
     session.spinner.start()
     try:
         result = app.run(
