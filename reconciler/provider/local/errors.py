@@ -8,8 +8,8 @@ plus a ``request-id`` header on every response. This module owns: the ``ApiError
 exception that handlers raise, the exception handlers that turn FastAPI's validation errors
 (never a 422) and routing errors (404/405) into that envelope, and ``RequestContext``, the
 outermost pure-ASGI middleware that assigns request ids, gates ``/v1/`` requests as the API
-does (an API key first, then the route, then the route's ``anthropic-beta`` header) and turns
-any unexpected exception into a 500 ``api_error``.
+does (an API key first, then the body's declared size, then the route, then the route's
+``anthropic-beta`` header) and turns any unexpected exception into a 500 ``api_error``.
 It does not know about resources or storage.
 """
 
@@ -42,6 +42,12 @@ BETAS_BY_PREFIX: tuple[tuple[str, frozenset[str] | None], ...] = (
     ("/v1/files", None),
     ("/v1/", frozenset({BETA})),
 )
+
+#: The API's request size limit (public docs: 32 MB for its standard endpoints): a larger body
+#: is a 413 before it is read. The Files API takes up to 500 MB and checks that itself.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+#: paths whose routes enforce their own (larger) size limit
+OWN_SIZE_LIMIT = ("/v1/files",)
 
 log = logging.getLogger("reconciler.provider.local")
 
@@ -254,7 +260,8 @@ def _db_path(scope: Scope) -> str:
 def _gate(scope: Scope) -> Callable[[str], Response] | None:
     """Why a ``/v1/`` request is refused before any handler runs, or None when it may pass.
 
-    The API's order: a request with no credentials is a 401 on any path; then the route
+    The API's order: a request with no credentials is a 401 on any path; a body declared
+    larger than ``MAX_BODY_BYTES`` is a 413 on any path (but the Files API's); then the route
     decides (an unknown path or method is left to the router: 404 ``not_found_error`` /
     405, whatever the beta header says); only a request that reaches a route is checked for
     the betas that route's family accepts (``BETAS_BY_PREFIX``).
@@ -262,9 +269,22 @@ def _gate(scope: Scope) -> Callable[[str], Response] | None:
     path = str(scope.get("path", ""))
     if not path.startswith("/v1/"):
         return None
-    problem = _credentials_problem(scope)
+    headers = dict(scope.get("headers", []))
+    problem = _credentials_problem(headers)
     if problem is not None:
         return lambda rid: ApiError(401, problem).response(rid)
+    length = headers.get(b"content-length")
+    # a declared length only: what a client streams chunked is bounded by the routes' limits.
+    # Fewer than 8 digits is under 10 MB: the common request parses no number.
+    if (
+        length is not None
+        and len(length) > 7
+        and length.isdigit()
+        and int(length) > MAX_BODY_BYTES
+        and not path.startswith(OWN_SIZE_LIMIT)
+    ):
+        too_big = f"the request body is {int(length)} bytes; at most {MAX_BODY_BYTES} (32 MB)"
+        return lambda rid: ApiError(413, too_big).response(rid)
     missing = _missing_beta(scope)
     # routing is asked only when the beta is missing: the common request pays nothing
     if missing is None or not _routed(scope):
@@ -273,14 +293,14 @@ def _gate(scope: Scope) -> Callable[[str], Response] | None:
     return lambda rid: ApiError(400, message).response(rid)
 
 
-def _credentials_problem(scope: Scope) -> str | None:
-    """What is wrong with the request's credentials; None when it names a key.
+def _credentials_problem(headers: Mapping[bytes, bytes]) -> str | None:
+    """What is wrong with the request's credentials (its raw ``headers``); None when it names
+    a key.
 
     Any key is accepted (no account exists locally): the check is that one was sent, as
     ``x-api-key`` or ``Authorization: Bearer``, so a client that forgets its key fails here
     as it would against the API.
     """
-    headers = dict(scope.get("headers", []))
     key = headers.get(b"x-api-key")
     if key is not None and key.strip():
         return None
