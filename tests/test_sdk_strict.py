@@ -1029,6 +1029,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, Rec
             base_url=server.url,
             api_key="test",
             max_retries=0,
+            # the SDK's own strict parse too: a model it cannot validate raises at the call
+            _strict_response_validation=True,
             http_client=httpx2.Client(transport=recorder, base_url=server.url),
         ) as sdk,
     ):
