@@ -117,8 +117,35 @@ def _resolved_config(sent: dict[str, Any], default: dict[str, Any], typed: bool)
     return config
 
 
+#: the tools a ``server_tool_results`` filter may name
+SERVER_TOOLS = frozenset({"web_search", "web_fetch"})
+
+
+def check_url_sources(tools: list[dict[str, Any]]) -> None:
+    """A web_fetch ``url_sources`` filter names tools of its kind: ``client_tool_results``
+    the custom tools of the same ``tools`` array, ``server_tool_results`` web_search or
+    web_fetch (the SDK's parameter docs)."""
+    custom = {t["name"] for t in tools if t["type"] == "custom"}
+    configs = [
+        c for t in tools if t["type"] == "agent_toolset_20260401" for c in t.get("configs") or ()
+    ]
+    for config in configs:
+        sources = config.get("url_sources") or {}
+        if sources:
+            for key, allowed, what in (
+                ("client_tool_results", custom, "a custom tool of this agent"),
+                ("server_tool_results", SERVER_TOOLS, "web_search or web_fetch"),
+            ):
+                for ref in (sources.get(key) or {}).get("tools") or ():
+                    if ref["name"] not in allowed:
+                        raise bad_request(
+                            f"url_sources.{key} names {ref['name']!r}, which is not {what}"
+                        )
+
+
 def normalise_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """Fill toolset ``default_config`` and ``configs`` the way the API resolves them."""
+    check_url_sources(tools or [])
     result = []
     for tool in tools or []:
         kind = tool["type"]

@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from .hosts import credential_host, web_domain
 from .schemas_nested import Body, InputSchemaIn, MultiagentIn, UrlSourcesIn, UserLocationIn
 
 MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -117,6 +118,12 @@ class AgentToolConfigIn(Body):
             raise ValueError(f"{self.name} does not take {', '.join(sorted(extra))}")
         if self.allowed_domains is not None and self.blocked_domains is not None:
             raise ValueError("allowed_domains and blocked_domains are mutually exclusive")
+        for key in ("allowed_domains", "blocked_domains"):
+            for domain in getattr(self, key) or ():
+                try:
+                    web_domain(domain, path_allowed=self.name == "web_search")
+                except ValueError as exc:
+                    raise ValueError(f"{key}: {exc}") from None
         return self
 
 
@@ -356,9 +363,13 @@ class CredUnrestrictedNet(Body):
     type: Literal["unrestricted"]
 
 
+#: "a bare hostname, an IPv4 address, or a ``*.`` wildcard" (``hosts.credential_host``)
+CredHost = Annotated[str, AfterValidator(credential_host)]
+
+
 class CredLimitedNet(Body):
     type: Literal["limited"]
-    allowed_hosts: Annotated[list[Host], Field(min_length=1, max_length=16)]
+    allowed_hosts: Annotated[list[CredHost], Field(min_length=1, max_length=16)]
 
 
 CredNetworkingIn = Annotated[CredUnrestrictedNet | CredLimitedNet, Field(discriminator="type")]

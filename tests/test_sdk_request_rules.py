@@ -1,0 +1,182 @@
+"""Rules the SDK's parameter docs state about what a request may hold, checked through the SDK.
+
+Each case is a request the SDK lets a user send and its docstring says the API refuses (or
+takes): the local provider must answer as the API would, a 400 ``BadRequestError`` for a
+refusal, so that a client that is wrong about a rule fails here, not only in production.
+Runs against the provider over loopback TCP, the SDK validating every answer strictly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import pytest
+
+pytestmark = pytest.mark.tcp
+
+
+@pytest.fixture(scope="module")
+def sdk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[anthropic.Anthropic]:
+    from reconciler.provider.local import BackgroundServer, create_app
+
+    db = tmp_path_factory.mktemp("rules") / "provider.db"
+    with (
+        BackgroundServer(create_app(db)) as server,
+        anthropic.Anthropic(
+            base_url=server.url, api_key="test", max_retries=0, _strict_response_validation=True
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="module")
+def vault(sdk: anthropic.Anthropic) -> str:
+    return sdk.beta.vaults.create(display_name="hosts").id
+
+
+def _env_var(name: str, hosts: list[str]) -> Any:
+    return {
+        "type": "environment_variable",
+        "secret_name": name,
+        "secret_value": "s3cret",
+        "networking": {"type": "limited", "allowed_hosts": hosts},
+    }
+
+
+# "Each entry is a bare hostname (`api.example.com`), an IPv4 address (`192.0.2.1`), or a `*.`
+# wildcard (`*.example.com`). URLs, ports, paths, and IPv6 addresses aren't accepted."
+GOOD_HOSTS = ["api.example.com", "localhost", "192.0.2.1", "*.example.com", "API.Example.COM"]
+BAD_HOSTS = [
+    "https://api.example.com",
+    "api.example.com:443",
+    "192.0.2.1:8080",
+    "api.example.com/v1",
+    "::1",
+    "[::1]",
+    "2001:db8::1",
+    "api..example.com",
+    "-api.example.com",
+    "api.example.com.",
+    "api example.com",
+    "*",
+    "*.",
+    "a.*.example.com",
+    "**.example.com",
+    "",
+]
+
+
+def test_credential_hosts_are_bare_hosts_ipv4_or_wildcards(
+    sdk: anthropic.Anthropic, vault: str
+) -> None:
+    credentials = sdk.beta.vaults.credentials
+    for i, host in enumerate(GOOD_HOSTS):
+        made = credentials.create(vault, auth=_env_var(f"GOOD_{i}", [host]))
+        assert made.auth.networking.allowed_hosts == [host]  # type: ignore[union-attr]
+    for i, host in enumerate(BAD_HOSTS):
+        with pytest.raises(anthropic.BadRequestError, match="allowed_hosts"):
+            credentials.create(vault, auth=_env_var(f"BAD_{i}", ["ok.example.com", host]))
+    kept = credentials.create(vault, auth=_env_var("KEPT", ["ok.example.com"]))
+    with pytest.raises(anthropic.BadRequestError, match="allowed_hosts"):
+        credentials.update(
+            kept.id,
+            vault_id=vault,
+            auth={
+                "type": "environment_variable",
+                "networking": {"type": "limited", "allowed_hosts": ["https://x.example.com"]},
+            },
+        )
+    names = {c.auth.secret_name for c in credentials.list(vault, limit=100)}  # type: ignore[union-attr]
+    assert names == {f"GOOD_{i}" for i in range(len(GOOD_HOSTS))} | {"KEPT"}
+
+
+def _web_tool(name: str, **config: Any) -> Any:
+    return [{"type": "agent_toolset_20260401", "configs": [{"name": name, **config}]}]
+
+
+def test_web_tool_domains_are_plain_hostnames(sdk: anthropic.Anthropic) -> None:
+    """web_fetch: "a plain hostname ... (no scheme, port, or path)"; web_search: "(no scheme
+    or port; an optional path suffix is accepted)"."""
+    agents = sdk.beta.agents
+    for key in ("allowed_domains", "blocked_domains"):
+        ok = agents.create(
+            name="ok", model="claude-haiku-4-5", tools=_web_tool("web_fetch", **{key: ["a.com"]})
+        )
+        assert ok.tools[0].configs[0].model_dump()[key] == ["a.com"]  # type: ignore[union-attr]
+        searched = agents.create(
+            name="ok",
+            model="claude-haiku-4-5",
+            tools=_web_tool("web_search", **{key: ["docs.a.com/guides"]}),
+        )
+        assert searched.tools[0].configs[0].model_dump()[key] == ["docs.a.com/guides"]  # type: ignore[union-attr]
+        for tool, bad in (
+            ("web_fetch", "https://a.com"),
+            ("web_fetch", "a.com:8080"),
+            ("web_fetch", "a.com/path"),
+            ("web_fetch", "a b.com"),
+            ("web_search", "https://a.com"),
+            ("web_search", "a.com:8080"),
+            ("web_search", "/path-only"),
+        ):
+            with pytest.raises(anthropic.BadRequestError, match=key):
+                agents.create(
+                    name="bad", model="claude-haiku-4-5", tools=_web_tool(tool, **{key: [bad]})
+                )
+
+
+def _fetch_sources(**sources: Any) -> Any:
+    return _web_tool("web_fetch", url_sources=sources)
+
+
+def _custom(name: str) -> Any:
+    return {
+        "type": "custom",
+        "name": name,
+        "description": "d",
+        "input_schema": {"type": "object", "properties": {}},
+    }
+
+
+def _only(*names: str, kind: str = "only") -> Any:
+    return {"type": kind, "tools": [{"type": "tool_reference", "name": n} for n in names]}
+
+
+def test_url_source_lists_name_tools_of_the_right_kind(sdk: anthropic.Anthropic) -> None:
+    """client_tool_results: "Each name in a list must be a custom tool in the same tools
+    array"; server_tool_results: "Each name in a list must be "web_search" or "web_fetch"."""
+    agents = sdk.beta.agents
+    fine = agents.create(
+        name="fine",
+        model="claude-haiku-4-5",
+        tools=[
+            *_fetch_sources(
+                client_tool_results=_only("lookup"),
+                server_tool_results=_only("web_search", "web_fetch", kind="except"),
+            ),
+            _custom("lookup"),
+        ],
+    )
+    with pytest.raises(anthropic.BadRequestError, match="client_tool_results"):
+        agents.create(
+            name="bad",
+            model="claude-haiku-4-5",
+            tools=_fetch_sources(client_tool_results=_only("lookup")),
+        )
+    with pytest.raises(anthropic.BadRequestError, match="client_tool_results"):
+        agents.create(
+            name="bad",
+            model="claude-haiku-4-5",
+            tools=[*_fetch_sources(client_tool_results=_only("bash", kind="except")), _custom("x")],
+        )
+    with pytest.raises(anthropic.BadRequestError, match="server_tool_results"):
+        agents.create(
+            name="bad",
+            model="claude-haiku-4-5",
+            tools=_fetch_sources(server_tool_results=_only("bash")),
+        )
+    # an update that drops the custom tool a kept filter names is refused the same way
+    with pytest.raises(anthropic.BadRequestError, match="client_tool_results"):
+        agents.update(fine.id, tools=_fetch_sources(client_tool_results=_only("lookup")))
+    assert agents.retrieve(fine.id).version == 1
