@@ -180,3 +180,32 @@ def test_url_source_lists_name_tools_of_the_right_kind(sdk: anthropic.Anthropic)
     with pytest.raises(anthropic.BadRequestError, match="client_tool_results"):
         agents.update(fine.id, tools=_fetch_sources(client_tool_results=_only("lookup")))
     assert agents.retrieve(fine.id).version == 1
+
+
+def _budget(amount: str) -> Any:
+    return {"type": "limit", "max_list_cost": {"amount": amount, "currency": "USD"}}
+
+
+def test_a_session_budget_is_replaced_never_added_nor_lowered_to_the_spend(
+    sdk: anthropic.Anthropic,
+) -> None:
+    """ "A budget cannot be added to a session created without one (rejected with reason
+    `budget_create_only`), and a removed budget cannot be re-added. [...] Lowering
+    `max_list_cost` to at or below the session's consumed list cost is rejected with reason
+    `budget_not_raised`": the reasons are the errors' ``details.error_code``."""
+    b = sdk.beta
+    agent = b.agents.create(name="a", model="claude-haiku-4-5")
+    env = b.environments.create(name="budgets")
+    capped = b.sessions.create(agent=agent.id, environment_id=env.id, budget=_budget("500"))
+    raised = b.sessions.update(capped.id, budget=_budget("900")).budget
+    assert raised is not None and raised.max_list_cost.amount == "900"
+    with pytest.raises(anthropic.BadRequestError) as lowered:
+        b.sessions.update(capped.id, budget=_budget("0"))  # nothing spent yet: 0 is not above
+    assert lowered.value.body["error"]["details"]["error_code"] == "budget_not_raised"  # type: ignore[index]
+    assert b.sessions.update(capped.id, budget=None).budget is None
+    uncapped = b.sessions.create(agent=agent.id, environment_id=env.id)
+    for session in (capped, uncapped):
+        with pytest.raises(anthropic.BadRequestError) as added:
+            b.sessions.update(session.id, budget=_budget("100"))
+        assert added.value.body["error"]["details"]["error_code"] == "budget_create_only"  # type: ignore[index]
+        assert b.sessions.retrieve(session.id).budget is None

@@ -202,6 +202,29 @@ async def create_session(ctx: Ctx, body: SessionCreate) -> Response:
 add_retrieve(router, "session", "Retrieve a session")
 
 
+def _check_budget_change(session: dict[str, Any], budget: dict[str, Any] | None) -> None:
+    """A new budget replaces one the session has, and must stay above what it has spent.
+
+    Raises:
+        ApiError: 400 ``budget_create_only`` (the session has no budget: it was created
+            without one, or it was removed) / ``budget_not_raised`` (the SDK's reasons).
+    """
+    if budget is None:
+        return
+    if session.get("budget") is None:
+        raise bad_request(
+            "a budget is set when a session is created; this session has none "
+            "(created without one, or it was removed), so none can be added",
+            error_code="budget_create_only",
+        )
+    spent = ((session.get("usage") or {}).get("list_cost") or {}).get("amount") or "0"
+    if int(budget["max_list_cost"]["amount"]) <= int(spent):
+        raise bad_request(
+            f"budget.max_list_cost.amount must be above the {spent} already spent",
+            error_code="budget_not_raised",
+        )
+
+
 @router.post("/v1/sessions/{session_id}", summary="Update a session")
 async def update_session(ctx: Ctx, session_id: str, body: SessionUpdate) -> Response:
     store = ctx.store
@@ -221,8 +244,7 @@ async def update_session(ctx: Ctx, session_id: str, body: SessionUpdate) -> Resp
             check_mcp_wiring(agent["tools"], agent["mcp_servers"])
             updated["agent"] = agent
         if "budget" in sent:
-            if sent["budget"] is not None and current.get("budget") is None:
-                raise bad_request("a budget cannot be added to a session created without one")
+            _check_budget_change(current, sent["budget"])
             updated["budget"] = sent["budget"]
         if "title" in sent:
             updated["title"] = sent["title"]
