@@ -209,3 +209,53 @@ def test_a_session_budget_is_replaced_never_added_nor_lowered_to_the_spend(
             b.sessions.update(session.id, budget=_budget("100"))
         assert added.value.body["error"]["details"]["error_code"] == "budget_create_only"  # type: ignore[index]
         assert b.sessions.retrieve(session.id).budget is None
+
+
+def test_url_source_lists_hold_1_to_128_distinct_tools(sdk: anthropic.Anthropic) -> None:
+    """ "Between 1 and 128 entries, each with a different name. An empty list is rejected"."""
+    agents = sdk.beta.agents
+    names = [f"t{i}" for i in range(128)]
+    made = agents.create(
+        name="wide",
+        model="claude-haiku-4-5",
+        tools=[*_fetch_sources(client_tool_results=_only(*names)), *map(_custom, names)],
+    )
+    assert len(made.tools) == 129
+    for sources in (
+        {"server_tool_results": _only()},
+        {"server_tool_results": _only(kind="except")},
+        {"server_tool_results": _only("web_fetch", "web_fetch")},
+        {"client_tool_results": _only(*names, "t128")},
+    ):
+        with pytest.raises(anthropic.BadRequestError, match="tools"):
+            agents.create(
+                name="bad",
+                model="claude-haiku-4-5",
+                tools=[*_fetch_sources(**sources), *map(_custom, [*names, "t128"])],
+            )
+
+
+def test_a_deployment_without_a_budget_has_no_budget_field(sdk: anthropic.Anthropic) -> None:
+    """The deployment's ``budget``: "Absent when no budget is set" (created without one, or
+    cleared with null); present when set."""
+    b = sdk.beta
+    agent = b.agents.create(name="a", model="claude-haiku-4-5")
+    env = b.environments.create(name="deploy-budgets")
+    message: Any = {"type": "user.message", "content": [{"type": "text", "text": "go"}]}
+    plain = b.deployments.create(
+        name="plain", agent=agent.id, environment_id=env.id, initial_events=[message]
+    )
+    capped = b.deployments.create(
+        name="capped",
+        agent=agent.id,
+        environment_id=env.id,
+        initial_events=[message],
+        budget=_budget("500"),
+    )
+    fields = lambda deployment_id: b.deployments.with_raw_response.retrieve(deployment_id).json()
+    assert "budget" not in fields(plain.id)
+    assert fields(capped.id)["budget"]["max_list_cost"]["amount"] == "500"
+    b.deployments.update(capped.id, budget=None)
+    assert "budget" not in fields(capped.id)
+    listed = b.deployments.with_raw_response.list().json()["data"]
+    assert [d for d in listed if "budget" in d] == []

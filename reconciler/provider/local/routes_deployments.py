@@ -57,8 +57,13 @@ def _resources(sent: list[dict[str, Any]] | None) -> tuple[list[dict[str, Any]],
 
 def render(deployment: dict[str, Any]) -> dict[str, Any]:
     """The wire object: the run times computed and nested in ``schedule`` (the only place
-    the SDK declares them); the stored ``last_run_at`` is not a field of its own."""
-    out = {k: v for k, v in deployment.items() if k not in ("last_run_at", "upcoming_runs_at")}
+    the SDK declares them); the stored ``last_run_at`` is not a field of its own, and a
+    ``budget`` that is not set is absent ("Absent when no budget is set")."""
+    out = {
+        k: v
+        for k, v in deployment.items()
+        if k not in ("last_run_at", "upcoming_runs_at") and (v is not None or k != "budget")
+    }
     schedule = deployment.get("schedule")
     if schedule is None:
         return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -166,14 +167,27 @@ class ToolReferenceIn(Body):
     name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
+def _distinct(tools: list[ToolReferenceIn]) -> list[ToolReferenceIn]:
+    names = [t.name for t in tools]
+    if len(names) != len(set(names)):
+        raise ValueError("tools must name each tool once")
+    return tools
+
+
+#: "Between 1 and 128 entries, each with a different name. An empty list is rejected."
+ToolRefs = Annotated[
+    list[ToolReferenceIn], Field(min_length=1, max_length=128), AfterValidator(_distinct)
+]
+
+
 class UrlSourceOnly(Body):
     type: Literal["only"]
-    tools: Annotated[list[ToolReferenceIn], Field(max_length=256)]
+    tools: ToolRefs
 
 
 class UrlSourceExcept(Body):
     type: Literal["except"]
-    tools: Annotated[list[ToolReferenceIn], Field(max_length=256)]
+    tools: ToolRefs
 
 
 ToolFilter = Annotated[
