@@ -259,3 +259,94 @@ def test_a_deployment_without_a_budget_has_no_budget_field(sdk: anthropic.Anthro
     assert "budget" not in fields(capped.id)
     listed = b.deployments.with_raw_response.list().json()["data"]
     assert [d for d in listed if "budget" in d] == []
+
+
+def test_a_deny_message_goes_only_with_a_deny(sdk: anthropic.Anthropic) -> None:
+    """``deny_message``: "Only allowed when result is 'deny'"."""
+    b = sdk.beta
+    agent = b.agents.create(name="a", model="claude-haiku-4-5")
+    env = b.environments.create(name="confirmations")
+    session = b.sessions.create(agent=agent.id, environment_id=env.id)
+    with pytest.raises(anthropic.BadRequestError, match="deny_message"):
+        b.sessions.events.send(
+            session.id,
+            events=[
+                {
+                    "type": "user.tool_confirmation",
+                    "tool_use_id": "sevt_011CZkYpogX7uDKUyvBTophP",
+                    "result": "allow",
+                    "deny_message": "no",
+                }
+            ],
+        )
+    assert list(b.sessions.events.list(session.id)) == []
+    denied = b.sessions.events.send(
+        session.id,
+        events=[
+            {
+                "type": "user.tool_confirmation",
+                "tool_use_id": "sevt_011CZkYpogX7uDKUyvBTophP",
+                "result": "deny",
+                "deny_message": "not now",
+            }
+        ],
+    )
+    assert denied.data is not None and denied.data[0].deny_message == "not now"  # type: ignore[union-attr]
+
+
+def _oauth(url: str, auth: Any) -> Any:
+    return {
+        "type": "mcp_oauth",
+        "access_token": "a",
+        "mcp_server_url": url,
+        "refresh": {
+            "client_id": "c",
+            "refresh_token": "r",
+            "token_endpoint": "https://auth.example.com/token",
+            "token_endpoint_auth": auth,
+        },
+    }
+
+
+def test_a_new_client_secret_keeps_the_stored_endpoint_auth_type(
+    sdk: anthropic.Anthropic, vault: str
+) -> None:
+    """A new ``client_secret``: "The credential must already use `client_secret_basic` or
+    `client_secret_post`. It keeps its current `token_endpoint_auth` type, even if the `type`
+    sent with this secret is the other one."""
+    credentials = sdk.beta.vaults.credentials
+    for stored, sent in (
+        ("client_secret_post", "client_secret_basic"),
+        ("client_secret_basic", "client_secret_post"),
+        ("client_secret_basic", "client_secret_basic"),
+    ):
+        made = credentials.create(
+            vault,
+            auth=_oauth(
+                f"https://{stored}.{sent}.example.com",
+                {"type": stored, "client_secret": "old"},
+            ),
+        )
+        updated = credentials.update(
+            made.id,
+            vault_id=vault,
+            auth={
+                "type": "mcp_oauth",
+                "refresh": {"token_endpoint_auth": {"type": sent, "client_secret": "new"}},  # type: ignore[typeddict-item]
+            },
+        )
+        assert updated.auth.refresh.token_endpoint_auth.type == stored  # type: ignore[union-attr]
+    public = credentials.create(vault, auth=_oauth("https://public.example.com", {"type": "none"}))
+    with pytest.raises(anthropic.BadRequestError, match="client_secret"):
+        credentials.update(
+            public.id,
+            vault_id=vault,
+            auth={
+                "type": "mcp_oauth",
+                "refresh": {
+                    "token_endpoint_auth": {"type": "client_secret_basic", "client_secret": "s"}
+                },
+            },
+        )
+    kept = credentials.retrieve(public.id, vault_id=vault)
+    assert kept.auth.refresh.token_endpoint_auth.type == "none"  # type: ignore[union-attr]

@@ -122,8 +122,16 @@ def _update_auth(
                 refresh["scope"] = r["scope"] or None
             tea = r.get("token_endpoint_auth")
             if tea is not None:
-                if tea["type"] != refresh["token_endpoint_auth"]["type"]:
-                    raise bad_request("refresh.token_endpoint_auth.type cannot change")
+                # the SDK: "The credential must already use client_secret_basic or
+                # client_secret_post. It keeps its current token_endpoint_auth type, even if
+                # the type sent with this secret is the other one."
+                stored_type = refresh["token_endpoint_auth"]["type"]
+                if stored_type not in ("client_secret_basic", "client_secret_post"):
+                    raise bad_request(
+                        "refresh.token_endpoint_auth: a client_secret replaces the stored one "
+                        f"of a client_secret_basic or client_secret_post credential; this one "
+                        f"authenticates with {stored_type!r}"
+                    )
                 if tea.get("client_secret") is not None:
                     secrets["client_secret"] = tea["client_secret"]
             auth["refresh"] = refresh

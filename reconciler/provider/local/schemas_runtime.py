@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Generic, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from .schemas import (
     McpServers,
@@ -44,6 +44,12 @@ class UserToolConfirmationIn(Body):
     tool_use_id: ObjectId
     result: Literal["allow", "deny"]
     deny_message: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+
+    @model_validator(mode="after")
+    def _deny_only(self) -> UserToolConfirmationIn:
+        if self.deny_message is not None and self.result != "deny":
+            raise ValueError("deny_message is only allowed when result is 'deny'")
+        return self
 
 
 class UserCustomToolResultIn(Body):
