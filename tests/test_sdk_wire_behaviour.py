@@ -421,3 +421,40 @@ async def test_the_sdks_memory_store_sync_round_trips(tcp_provider: str, tmp_pat
         await sync.dispose()
         found = {m.path: m.content async for m in memories.list(store.id, view="full")}  # type: ignore[union-attr]
     assert found == {"/a.md": "A2", "/dir/b.md": "B", "/new.md": "N"}
+
+
+# -- optimistic concurrency ---------------------------------------------------------------------
+
+
+def test_concurrent_updates_at_one_version_let_exactly_one_through(provider_db: Path) -> None:
+    """Eight clients, through two servers sharing one database, update the same agent at
+    ``version=1`` at once: one gets version 2, the seven others a 409, and version 2 holds the
+    winner's change, nothing else."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    with (
+        BackgroundServer(create_app(provider_db)) as one,
+        BackgroundServer(create_app(provider_db)) as two,
+    ):
+        with strict_sdk(one.url) as setup:
+            agent = setup.beta.agents.create(name="racer", model="claude-haiku-4-5")
+        start = Barrier(8)
+
+        def update(i: int) -> str:
+            with strict_sdk((one, two)[i % 2].url) as sdk:
+                start.wait()
+                try:
+                    sdk.beta.agents.update(agent.id, version=1, system=f"writer {i}")
+                except anthropic.ConflictError:
+                    return "409"
+                return f"writer {i}"
+
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(update, range(8)))
+        winners = [o for o in outcomes if o != "409"]
+        assert len(winners) == 1 and outcomes.count("409") == 7
+        with strict_sdk(two.url) as sdk:
+            final = sdk.beta.agents.retrieve(agent.id)
+            assert final.version == 2 and final.system == winners[0]
+            assert [v.version for v in sdk.beta.agents.versions.list(agent.id)] == [2, 1]

@@ -277,6 +277,7 @@ _ERRORS = {
     "404": "Unknown id or route",
     "405": "Method not allowed",
     "409": "Conflict (version precondition, unique name or key, archived session)",
+    "413": "Request body over 32 MB (a file over 500 MB)",
     "429": "Rate limited (fault injection only)",
     "500": "Internal error",
     "503": "Overloaded (fault injection only)",
