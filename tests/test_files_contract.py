@@ -186,7 +186,7 @@ async def test_files_need_a_key_but_no_beta(bare: httpx.AsyncClient) -> None:
         refused = await bare.request(method, path)
         assert refused.status_code == 401, (method, path)
         assert refused.json()["error"]["type"] == "authentication_error"
-    key = {"x-api-key": "k"}
+    key = {"x-api-key": "k", "anthropic-version": "2026-10-21"}
     made = await bare.post("/v1/files", files={"file": ("a.csv", b"a,b\n")}, headers=key)
     assert made.status_code == 200, made.text
     assert made.json()["mime_type"] == "text/csv"
@@ -195,7 +195,7 @@ async def test_files_need_a_key_but_no_beta(bare: httpx.AsyncClient) -> None:
 
 
 async def test_bad_uploads_are_refused_with_a_reason(bare: httpx.AsyncClient) -> None:
-    key = {"x-api-key": "k"}
+    key = {"x-api-key": "k", "anthropic-version": "2026-10-21"}
     cases: list[tuple[dict[str, Any], str]] = [
         ({"json": {"file": "x"}}, "multipart/form-data"),
         ({"files": {"other": ("a.txt", b"a")}}, "not 'other'"),
@@ -223,7 +223,7 @@ async def test_bad_uploads_are_refused_with_a_reason(bare: httpx.AsyncClient) ->
 async def test_an_empty_filename_becomes_unnamed_with_the_types_extension(
     bare: httpx.AsyncClient,
 ) -> None:
-    key = {"x-api-key": "k"}
+    key = {"x-api-key": "k", "anthropic-version": "2026-10-21"}
     boundary = "b0undary"
     body = (
         f"--{boundary}\r\n"

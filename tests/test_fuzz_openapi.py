@@ -97,7 +97,7 @@ schema_many = schemathesis.pytest.from_fixture("api_schema_many")
 @schema.parametrize()
 def test_no_5xx_and_every_error_in_the_envelope(case: Any) -> None:
     case.call_and_validate(
-        headers={"anthropic-beta": BETA, "x-api-key": "fuzz"},
+        headers={"anthropic-beta": BETA, "anthropic-version": "2026-10-21", "x-api-key": "fuzz"},
         checks=[not_a_server_error, anthropic_error_envelope],
     )
 

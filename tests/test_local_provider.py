@@ -359,7 +359,7 @@ async def test_errors_use_the_envelope_and_never_422(http: httpx.AsyncClient) ->
 
 
 async def test_beta_header_is_required_and_any_key_is_accepted(app: Any) -> None:
-    key = {"x-api-key": "k"}
+    key = {"x-api-key": "k", "anthropic-version": "2026-10-21"}
     async with local_client(app, headers={}) as bare:
         assert_error(await bare.get("/v1/agents", headers=key), 400, "invalid_request_error")
         assert_error(
@@ -396,17 +396,24 @@ async def test_a_request_without_a_key_is_401_on_every_v1_path(app: Any) -> None
 
 
 async def test_routing_comes_before_the_beta_header(app: Any) -> None:
-    """An unknown route is a 404 and a wrong method a 405 whatever the beta header says; a
-    known route without its beta is the 400 naming the beta."""
+    """An unknown route is a 404 and a wrong method a 405 whatever the headers say; a known
+    route without its beta is the 400 naming the beta, without anthropic-version the API's
+    400 saying it is required."""
     async with local_client(app, headers={}) as bare:
         for headers in ({"x-api-key": "k"}, HEADERS):
             for path in ("/v1/no_such_route", "/v1/agents/agent_1/nope", "/v2/agents"):
                 assert_error(await bare.get(path, headers=headers), 404, "not_found_error")
             r = await bare.delete("/v1/agents", headers=headers)
             assert_error(r, 405, "invalid_request_error")
-        r = await bare.get("/v1/agents", headers={"x-api-key": "k"})
+        version = {"x-api-key": "k", "anthropic-version": "2026-10-21"}
+        r = await bare.get("/v1/agents", headers=version)
         assert_error(r, 400, "invalid_request_error")
         assert "managed-agents-2026-04-01" in r.json()["error"]["message"]
+        # no anthropic-version (the API's words), before the beta is looked at
+        for headers in ({"x-api-key": "k"}, {**BETA, "x-api-key": "k"}):
+            r = await bare.get("/v1/agents", headers=headers)
+            assert_error(r, 400, "invalid_request_error")
+            assert r.json()["error"]["message"] == "anthropic-version: header is required"
 
 
 # -- environments ----------------------------------------------------------------------

@@ -17,7 +17,10 @@ async def test_no_beta_header_is_needed(app: object) -> None:
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app),  # type: ignore[arg-type]
         base_url="http://local",
-        headers={"x-api-key": "k"},  # a key, as every request needs; no beta
+        headers={
+            "x-api-key": "k",
+            "anthropic-version": "2026-10-21",
+        },  # as every request needs; no beta
     ) as bare:
         skill = await ok(bare.post("/v1/skills", files=[("files[]", ("a-b/SKILL.md", MD))]))
         assert (await ok(bare.get(f"/v1/skills/{skill['id']}")))["id"] == skill["id"]

@@ -171,7 +171,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _upload_skill(workdir: Path) -> None:
     """A custom skill in the provider: agents' custom skill references must exist."""
     app = create_app(settings(workdir).db_path)
-    with TestClient(app, headers={"x-api-key": "test"}) as http:
+    with TestClient(app, headers={"x-api-key": "test", "anthropic-version": "2026-10-21"}) as http:
         md = b"---\nname: roundtrip\ndescription: d\n---\n"
         skill = http.post("/v1/skills", files=[("files[]", ("roundtrip/SKILL.md", md))]).json()
     (workdir / "skill.txt").write_text(f"{skill['id']} {skill['latest_version_id']}")

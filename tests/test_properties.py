@@ -560,7 +560,7 @@ def _upload_skill(db_path: Path) -> tuple[str, str]:
     """(skill id, version id) of a custom skill uploaded to the provider at ``db_path``:
     agents' custom skill references must exist."""
     app = create_app(db_path)
-    with TestClient(app, headers={"x-api-key": "test"}) as http:
+    with TestClient(app, headers={"x-api-key": "test", "anthropic-version": "2026-10-21"}) as http:
         md = b"---\nname: props\ndescription: d\n---\n"
         skill = http.post("/v1/skills", files=[("files[]", ("props/SKILL.md", md))]).json()
     app.state.provider.store.close()

@@ -35,10 +35,12 @@ class Counting(httpx2.HTTPTransport):
     def __init__(self) -> None:
         super().__init__()
         self.sent: list[tuple[str, str, int]] = []
+        self.headers: list[httpx2.Headers] = []
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         response = super().handle_request(request)
         self.sent.append((request.method, request.url.path, response.status_code))
+        self.headers.append(request.headers)
         return response
 
 
@@ -458,3 +460,31 @@ def test_concurrent_updates_at_one_version_let_exactly_one_through(provider_db: 
             final = sdk.beta.agents.retrieve(agent.id)
             assert final.version == 2 and final.system == winners[0]
             assert [v.version for v in sdk.beta.agents.versions.list(agent.id)] == [2, 1]
+
+
+# -- required headers ---------------------------------------------------------------------------
+
+
+def test_a_request_without_anthropic_version_is_refused_as_the_api_does(
+    tcp_provider: str, counting: Counting
+) -> None:
+    """The API answers a request with no ``anthropic-version`` header 400 ``invalid_request_error``
+    "anthropic-version: header is required" (any value is taken here: which versions the API
+    knows is not ours to judge). The SDK always sends one; a client that forgets it fails."""
+    with strict_sdk(
+        tcp_provider, counting, default_headers={"anthropic-version": anthropic.omit}
+    ) as bare:
+        for call in (
+            lambda: bare.beta.agents.list(),
+            lambda: bare.beta.vaults.create(display_name="v"),
+            lambda: bare.beta.skills.list(),
+            lambda: bare.beta.memory_stores.list(),
+        ):
+            with pytest.raises(anthropic.BadRequestError, match="anthropic-version") as refused:
+                call()
+            assert refused.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+        with pytest.raises(anthropic.NotFoundError):  # an unknown route stays a 404
+            bare.get("/v1/no_such_route", cast_to=object)
+    assert all("anthropic-version" not in h for h in counting.headers)
+    with strict_sdk(tcp_provider, default_headers={"anthropic-version": "2023-06-01"}) as old:
+        assert old.beta.vaults.list().data == []

@@ -16,7 +16,11 @@ from support.reliability import served_process
 
 pytestmark = pytest.mark.tcp
 
-HEADERS = {"x-api-key": "local-provider", "anthropic-beta": "managed-agents-2026-04-01"}
+HEADERS = {
+    "x-api-key": "local-provider",
+    "anthropic-beta": "managed-agents-2026-04-01",
+    "anthropic-version": "2026-10-21",
+}
 
 
 def test_ctrl_c_stops_the_server_with_a_stream_open(tmp_path: Path) -> None:

@@ -23,7 +23,11 @@ from reconciler.provider.local import BackgroundServer, FaultConfig, create_app
 
 pytestmark = pytest.mark.tcp
 
-HEADERS = {"x-api-key": "local-provider", "anthropic-beta": "managed-agents-2026-04-01"}
+HEADERS = {
+    "x-api-key": "local-provider",
+    "anthropic-beta": "managed-agents-2026-04-01",
+    "anthropic-version": "2026-10-21",
+}
 
 
 # The routes' dependants are built once per process (the route objects are shared by every
@@ -39,7 +43,7 @@ def counting(*args, **kwargs):
     built.append(kwargs.get("path"))
     return original(*args, **kwargs)
 
-headers = {"x-api-key": "k", "anthropic-beta": "managed-agents-2026-04-01"}
+headers = {"x-api-key": "k", "anthropic-beta": "managed-agents-2026-04-01", "anthropic-version": "2026-10-21"}
 app = create_app(sys.argv[1])
 if sys.argv[2] == "included":  # the provider's routes as an included router would serve them
     from reconciler.provider.local import routes_agents

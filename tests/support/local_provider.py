@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 
 BETA = {"anthropic-beta": "managed-agents-2026-04-01"}
-#: What every request to the local provider carries: the beta and a key (any key will do,
-#: none is a 401).
-HEADERS = {**BETA, "x-api-key": "test"}
+#: What every request to the local provider carries: the API version, the beta and a key (any
+#: key will do, none is a 401; no version is a 400).
+HEADERS = {**BETA, "anthropic-version": "2026-10-21", "x-api-key": "test"}
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 TEXT = {"type": "user.message", "content": [{"type": "text", "text": "hello world"}]}
 

@@ -4,8 +4,8 @@ Wires the store, the event hub, the route modules, the envelope error handlers, 
 optional fault injector and the OpenAPI document. The database is opened here, not in a
 lifespan hook, because ``httpx.ASGITransport`` never runs lifespan events.
 
-Middleware order, outermost first: RequestContext (request id, API key, route, beta header,
-500 safety net)
+Middleware order, outermost first: RequestContext (request id, API key, body size, route,
+version and beta headers, 500 safety net)
 -> FaultInjector (only when faults are configured) -> FastAPI's router.
 """
 
@@ -62,8 +62,9 @@ _ROUTES = _all_routes()
 DESCRIPTION = """\
 A local, persistent emulator of Anthropic's Managed Agents API (beta
 `managed-agents-2026-04-01`). Every `/v1/` request needs an API key (`x-api-key` or
-`Authorization: Bearer`; any value is accepted) and, on the routes that take one, the
-`anthropic-beta` header. Sessions run a deterministic echo agent.
+`Authorization: Bearer`; any value is accepted), an `anthropic-version` header (any value)
+and, on the routes that take one, the `anthropic-beta` header. Sessions run a deterministic
+echo agent.
 """
 
 

@@ -8,8 +8,8 @@ plus a ``request-id`` header on every response. This module owns: the ``ApiError
 exception that handlers raise, the exception handlers that turn FastAPI's validation errors
 (never a 422) and routing errors (404/405) into that envelope, and ``RequestContext``, the
 outermost pure-ASGI middleware that assigns request ids, gates ``/v1/`` requests as the API
-does (an API key first, then the body's declared size, then the route, then the route's
-``anthropic-beta`` header) and turns any unexpected exception into a 500 ``api_error``.
+does (an API key first, then the body's declared size, then the route, then the
+``anthropic-version`` header and the route's ``anthropic-beta`` header) and turns any unexpected exception into a 500 ``api_error``.
 It does not know about resources or storage.
 """
 
@@ -263,8 +263,10 @@ def _gate(scope: Scope) -> Callable[[str], Response] | None:
     The API's order: a request with no credentials is a 401 on any path; a body declared
     larger than ``MAX_BODY_BYTES`` is a 413 on any path (but the Files API's); then the route
     decides (an unknown path or method is left to the router: 404 ``not_found_error`` /
-    405, whatever the beta header says); only a request that reaches a route is checked for
-    the betas that route's family accepts (``BETAS_BY_PREFIX``).
+    405, whatever the headers say); only a request that reaches a route is checked for an
+    ``anthropic-version`` header (any value: which versions the API knows is not ours to
+    judge; none is the API's 400 "anthropic-version: header is required") and then for the
+    betas that route's family accepts (``BETAS_BY_PREFIX``).
     """
     path = str(scope.get("path", ""))
     if not path.startswith("/v1/"):
@@ -285,11 +287,16 @@ def _gate(scope: Scope) -> Callable[[str], Response] | None:
     ):
         too_big = f"the request body is {int(length)} bytes; at most {MAX_BODY_BYTES} (32 MB)"
         return lambda rid: ApiError(413, too_big).response(rid)
-    missing = _missing_beta(scope)
-    # routing is asked only when the beta is missing: the common request pays nothing
-    if missing is None or not _routed(scope):
+    if b"anthropic-version" not in headers:
+        message = "anthropic-version: header is required"
+    else:
+        missing = _missing_beta(scope)
+        if missing is None:
+            return None
+        message = f"the anthropic-beta header must include {missing}"
+    # routing is asked only when a header is missing: the common request pays nothing
+    if not _routed(scope):
         return None
-    message = f"the anthropic-beta header must include {missing}"
     return lambda rid: ApiError(400, message).response(rid)
 
 

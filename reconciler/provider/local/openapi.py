@@ -3,7 +3,8 @@
 FastAPI derives request schemas from ``schemas``; handlers return raw JSON, so this module
 adds what FastAPI cannot see: the response object of every operation, the Anthropic error
 envelope for every error status (and removes FastAPI's 422, which this API never sends),
-the API key (``x-api-key`` or a bearer token) and the required ``anthropic-beta`` header.
+the API key (``x-api-key`` or a bearer token) and the required ``anthropic-version`` and
+``anthropic-beta`` headers.
 Documentation only: nothing here runs per request, and its models are built on first use.
 """
 
@@ -330,6 +331,13 @@ def install_openapi(app: FastAPI) -> None:
             "required": True,
             "schema": {"type": "string", "enum": [BETA]},
         }
+        version = {
+            "name": "anthropic-version",
+            "in": "header",
+            "required": True,
+            "description": "Any value is taken; none is a 400",
+            "schema": {"type": "string"},
+        }
         doc["components"]["securitySchemes"] = {
             "ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
             "Bearer": {"type": "http", "scheme": "bearer"},
@@ -340,7 +348,7 @@ def install_openapi(app: FastAPI) -> None:
                 responses.pop("422", None)
                 if path.startswith("/v1/"):
                     op["security"] = [{"ApiKey": []}, {"Bearer": []}]
-                    op.setdefault("parameters", []).append(beta)
+                    op.setdefault("parameters", []).extend((version, beta))
                     name = next(
                         (
                             n
