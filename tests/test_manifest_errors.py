@@ -1083,3 +1083,72 @@ def test_every_issue_of_every_file_is_reported_at_once_sorted(project: Path) -> 
     assert str(error).startswith("5 errors in manifests:\n  manifests/a.yaml:4:17:")
     # structured data, not only text
     assert (error.issues[2].line, error.issues[2].col, error.issues[2].path) == (3, 1, "spec.model")
+
+
+# --------------------------------------------------------------------------- hosts and domains
+
+
+def test_hosts_and_domains_the_provider_would_refuse_are_errors_at_their_place(
+    project: Path,
+) -> None:
+    """A URL where a bare host belongs passed validate and plan, and apply met the provider's
+    400 after the resources before it were changed."""
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: coder
+        spec:
+          model: claude-sonnet-4-6
+          tools:
+            - type: agent_toolset_20260401
+              configs:
+                - name: web_fetch
+                  allowed_domains: [docs.python.org, "https://example.com", docs.rs/crates]
+                - name: web_search
+                  blocked_domains: [example.com/private, "example.com:8443"]
+        """,
+    )
+    write(
+        project,
+        "v.yaml",
+        """\
+        kind: Vault
+        name: gh
+        spec:
+          display_name: GitHub
+          credentials:
+            - name: api
+              auth:
+                type: environment_variable
+                secret_name: GH_TOKEN
+                secret_value: {from_env: GH_TOKEN}
+                networking:
+                  type: limited
+                  allowed_hosts:
+                    - api.github.com
+                    - "*.githubusercontent.com"
+                    - https://github.com
+                    - "::1"
+                    - 10.0.0.1
+        """,
+    )
+    host = (
+        "is not a bare hostname, an IPv4 address or a *. wildcard: write api.example.com, "
+        "192.0.2.1 or *.example.com (no URL, port, path or IPv6 address)"
+    )
+    fetch = "is not a plain hostname: write docs.example.com (no scheme, port or path)"
+    search = (
+        "is not a plain hostname: write docs.example.com or docs.example.com/api (no scheme, port)"
+    )
+    a = "manifests/a.yaml"
+    configs = "spec.tools[0].configs"
+    hosts = "manifests/v.yaml:{}:15: spec.credentials[0].auth.networking.allowed_hosts[{}]"
+    assert errors(project) == [
+        f"{a}:9:46: {configs}[0].allowed_domains[1]: 'https://example.com' {fetch}",
+        f"{a}:9:69: {configs}[0].allowed_domains[2]: 'docs.rs/crates' {fetch}",
+        f"{a}:11:50: {configs}[1].blocked_domains[1]: 'example.com:8443' {search}",
+        f"{hosts.format(16, 2)}: 'https://github.com' {host}",
+        f"{hosts.format(17, 3)}: '::1' {host}",
+    ]

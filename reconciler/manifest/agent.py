@@ -27,10 +27,12 @@ from .fields import (
     NonEmptyStr,
     ResourceName,
     SpecModel,
+    checked_by,
     fail,
     int_to_str,
     string_or_object,
 )
+from .hosts import web_domain_problem
 from .textfile import FILE_FORM_SCHEMA
 
 EffortLevel = Literal["low", "medium", "high", "xhigh", "max"]
@@ -173,16 +175,31 @@ class UrlSources(SpecModel):
         return self
 
 
-Domains = Annotated[list[str], Field(min_length=1, max_length=MAX_DOMAINS)]
+def _fetch_domain(text: str) -> str | None:
+    return web_domain_problem(text, path_allowed=False)
+
+
+def _search_domain(text: str) -> str | None:
+    return web_domain_problem(text, path_allowed=True)
+
+
+#: a web tool's domains, each entry checked as the API states (``manifest.hosts``):
+#: web_fetch's are plain hostnames, web_search's may carry a path after the host
+Domains = Annotated[
+    list[Annotated[str, checked_by(_fetch_domain)]],
+    Field(min_length=1, max_length=MAX_DOMAINS),
+]
+SearchDomains = Annotated[
+    list[Annotated[str, checked_by(_search_domain)]],
+    Field(min_length=1, max_length=MAX_DOMAINS),
+]
+ALLOWED_DOMAINS = "Only these hosts (<= 64; not with blocked_domains)."
+BLOCKED_DOMAINS = "Never these hosts (<= 64; not with allowed_domains)."
 
 
 class _DomainFilter(SpecModel):
-    allowed_domains: Domains | None = Field(
-        default=None, description="Only these hosts (<= 64; not with blocked_domains)."
-    )
-    blocked_domains: Domains | None = Field(
-        default=None, description="Never these hosts (<= 64; not with allowed_domains)."
-    )
+    allowed_domains: Domains | None = Field(default=None, description=ALLOWED_DOMAINS)
+    blocked_domains: Domains | None = Field(default=None, description=BLOCKED_DOMAINS)
 
     @model_validator(mode="after")
     def _exclusive(self) -> _DomainFilter:
@@ -218,6 +235,9 @@ class UserLocation(SpecModel):
 
 class WebSearchToolConfig(_DomainFilter):
     """Per-tool settings for web_search."""
+
+    allowed_domains: SearchDomains | None = Field(default=None, description=ALLOWED_DOMAINS)
+    blocked_domains: SearchDomains | None = Field(default=None, description=BLOCKED_DOMAINS)
 
     name: Literal["web_search"]
     type: Literal["web_search"] | None = None

@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .fields import HttpUrl, Metadata, NonEmptyStr, ResourceName, SpecModel, fail
+from .fields import HttpUrl, Metadata, NonEmptyStr, ResourceName, SpecModel, checked_by, fail
+from .hosts import credential_host_problem
 from .secret import SecretRef
 
 MAX_CREDENTIALS = 20
@@ -88,7 +89,10 @@ class LimitedCredentialNetworking(SpecModel):
     """The secret may be sent only to these hosts (bare host, IPv4 or *.example.com)."""
 
     type: Literal["limited"]
-    allowed_hosts: Annotated[list[NonEmptyStr], Field(max_length=MAX_CREDENTIAL_HOSTS)]
+    allowed_hosts: Annotated[
+        list[Annotated[NonEmptyStr, checked_by(credential_host_problem)]],
+        Field(max_length=MAX_CREDENTIAL_HOSTS),
+    ]
 
 
 CredentialNetworking = Annotated[

@@ -1,0 +1,49 @@
+"""Host and domain entries as the API's parameter docs state them, checked at ``validate``.
+
+A credential's limited ``networking.allowed_hosts`` entry is a bare hostname, an IPv4
+address or a ``*.`` wildcard; a web tool's ``allowed_domains`` / ``blocked_domains`` entry is
+a plain hostname (``web_search`` also takes a path after it). The provider answers 400 to
+anything else, at apply, after the resources before it were changed; here the entry is an
+error at its ``file:line:col`` instead. (The local provider holds the same rules on its own
+side, ``provider/local/hosts.py``: it must not depend on the reconciler's code.)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+#: one DNS label: letters, digits and inner hyphens, at most 63
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def _is_host(text: str) -> bool:
+    labels = text.split(".")
+    if len(text) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        return False
+    if all(label.isdigit() for label in labels):  # only an IPv4 address is all numbers
+        try:
+            ipaddress.IPv4Address(text)
+        except ValueError:
+            return False
+    return True
+
+
+def credential_host_problem(text: str) -> str | None:
+    """What is wrong with a credential's ``allowed_hosts`` entry, or None."""
+    if _is_host(text.removeprefix("*.")):
+        return None
+    return (
+        f"'{text[:80]}' is not a bare hostname, an IPv4 address or a *. wildcard: write "
+        "api.example.com, 192.0.2.1 or *.example.com (no URL, port, path or IPv6 address)"
+    )
+
+
+def web_domain_problem(text: str, *, path_allowed: bool) -> str | None:
+    """What is wrong with a web tool's ``allowed_domains``/``blocked_domains`` entry, or None."""
+    host, slash, _ = text.partition("/")
+    if _is_host(host) and (path_allowed or not slash):
+        return None
+    shape = "docs.example.com or docs.example.com/api" if path_allowed else "docs.example.com"
+    extra = "" if path_allowed else " or path"
+    return f"'{text[:80]}' is not a plain hostname: write {shape} (no scheme, port{extra})"
