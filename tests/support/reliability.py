@@ -389,8 +389,12 @@ ZYGOTE_SOURCE = textwrap.dedent(
             count[0] += 1
             return count[0] == nth
 
+        # ``signal``: SIGKILL by default; SIGTERM or SIGINT make the point an interruption
+        # the process handles (the write it was in goes on whole)
+        sig = getattr(signal, spec.get("signal", "SIGKILL"))
+
         def die():
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), sig)
 
         def is_lock_temp(fd):
             try:
@@ -411,6 +415,22 @@ ZYGOTE_SOURCE = textwrap.dedent(
                 if is_lock_temp(fd) and due():
                     real_write(fd, bytes(data)[: max(1, len(data) // 2)])
                     die()
+                return real_write(fd, data)
+            os.write = write
+        elif point == "enospc":        # the disk is full from the nth lockfile write on
+            import errno
+            real_write = os.write
+            full = [False]
+            def is_state_file(fd):
+                try:
+                    target = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+                except OSError:
+                    return False
+                return target.startswith(prefix) or target == name + ".journal"
+            def write(fd, data):
+                if is_state_file(fd) and (full[0] or due()):
+                    full[0] = True
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 return real_write(fd, data)
             os.write = write
         elif point == "journal-torn":  # half of an append to the lockfile's journal written
