@@ -26,16 +26,13 @@ twice, recorded with its live id, nothing pending), then ``plan --detailed-exitc
 from __future__ import annotations
 
 import os
-import random
 import re
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from support.reliability import (
-    CREATE_PATH,
     Fleet,
     Run,
     Zygote,
@@ -163,3 +160,115 @@ def test_a_full_disk_at_each_write(
     zygote: Zygote, tmp_path: Path, journal: bool, nth: int, parallelism: int
 ) -> None:
     full_disk(zygote, tmp_path, journal=journal, nth=nth, parallelism=parallelism)
+
+
+# --- a rollback killed around its pin move ---------------------------------------------------
+
+GATED = """\
+kind: Environment
+name: env
+spec: {}
+---
+kind: Agent
+name: reviewer
+spec:
+  model: claude-sonnet-4-6
+  system: You review code. Revision REV.
+---
+kind: Deployment
+name: nightly
+spec:
+  agent: {ref: reviewer}
+  environment: env
+  initial_events:
+    - type: user.message
+      content: [{type: text, text: Review the open pull requests.}]
+  rollout:
+    checks:
+      - message: Review PR 42
+        contains: ["PR 42"]
+"""
+GATED_ADDRESSES = ("agent.reviewer", "deployment.nightly", "environment.env")
+PIN_MOVE = r"^/v1/deployments/[^/]+$"
+
+
+def gated_workspace(root: Path) -> Workspace:
+    ws = Workspace(root, agents=0, environments=0, credentials=0, deployments=0)
+    (root / "manifests" / "gated.yaml").write_text(GATED.replace("REV", "1"))
+    ws.fleet = Fleet(root / "manifests", GATED_ADDRESSES, {})
+    return ws
+
+
+def live_pin(ws: Workspace) -> int:
+    (deployment,) = owned_objects(ws.db, PROJECT)["deployment.nightly"]
+    return int(deployment["agent"]["version"])
+
+
+def recorded(ws: Workspace) -> tuple[dict[str, int], list[int], list[tuple[int, str]]]:
+    """The deployment's lockfile pins, held versions and pin history ``(version, by)``."""
+    from reconciler.state import read_lockfile
+
+    entry = read_lockfile(ws.lockfile, project=PROJECT).resources["deployment.nightly"]
+    return (
+        dict(entry.pins),
+        [h.version for h in entry.held],
+        [(r.version, r.by) for r in entry.pin_history],
+    )
+
+
+@pytest.mark.parametrize("when", ["after", "before"])
+def test_a_rollback_killed_around_its_pin_move_is_never_undone_by_the_next_apply(
+    zygote: Zygote, tmp_path: Path, when: str
+) -> None:
+    """``rollback`` SIGKILLed once the provider moved the pin back (``after``: the answer
+    lost) or before its request reached it (``before``). The lockfile recorded nothing of the
+    rollback, so the next apply moved the pin forward again to the version just rolled back
+    from (without its checks: "putting back" the recorded pin) and nothing was held. Now the
+    rollback's intent is on disk before its move is sent, and the next plan resolves it by
+    the live pin: the rollback as it happened, or nothing."""
+    ws = gated_workspace(tmp_path)
+    with provider(ws.db) as (url, tap):
+        assert ws.run(zygote, url, "apply").code == 0
+        (tmp_path / "manifests" / "gated.yaml").write_text(GATED.replace("REV", "2"))
+        assert ws.run(zygote, url, "apply").code == 0
+        assert live_pin(ws) == 2
+        holder: dict[str, int] = {}
+        fired = threading.Event()
+
+        def kill(method: str, path: str) -> bool:
+            if method != "POST" or not re.match(PIN_MOVE, path) or fired.is_set():
+                return False
+            fired.set()
+            os.kill(holder["pid"], signal.SIGKILL)
+            return when == "before"  # dropped: the provider never moves the pin
+
+        if when == "before":
+            tap.before = kill
+        else:
+            tap.after = kill
+        args = ["--project", PROJECT, "--provider-url", url, "rollback", "deployment.nightly",
+                "--auto-approve"]  # fmt: skip
+        run = zygote.start(args, cwd=ws.root, env=ws.env)
+        holder["pid"] = run.pid
+        assert run.wait(120) == -signal.SIGKILL, (run.stdout, run.stderr)
+        assert fired.is_set()
+        tap.before = tap.after = None
+        moved = when == "after"
+        assert live_pin(ws) == (1 if moved else 2)
+
+        # nothing to send either way; apply records what happened (and forgets the intent)
+        plan = ws.run(zygote, url, "plan", "--detailed-exitcode")
+        assert plan.code == 2, (plan.stdout, plan.stderr)
+        assert plan.stdout.startswith("No changes."), plan.stdout
+        assert ("agent.reviewer v2 held: rolled back on " in plan.stdout) == moved, plan.stdout
+        drift = ws.run(zygote, url, "drift")
+        assert drift.code == 0, ("the killed rollback is no pin drift", drift.stdout)
+        heals(zygote, ws, url)
+    assert live_pin(ws) == (1 if moved else 2), "the rollback stands, or never was"
+    pins, held, history = recorded(ws)
+    assert history[:2] == [(1, "apply"), (2, "checks")], history
+    if moved:
+        assert pins == {"agent.reviewer": 1} and held == [2]
+        assert history[2:] == [(1, "rollback")], history
+    else:
+        assert pins == {"agent.reviewer": 2} and held == [] and len(history) == 2, history

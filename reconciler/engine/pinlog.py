@@ -8,7 +8,7 @@ failed is held (``hold_candidate``). Pure functions over the state models; no I/
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler.engine.gate import Gate, GateVerdict, RecoveredRollout
@@ -19,6 +19,7 @@ from reconciler.state import (
     HeldVersion,
     LockEntry,
     Lockfile,
+    PendingIntent,
     PinCause,
     PinRecord,
 )
@@ -56,6 +57,84 @@ def with_pin_history(
     if held == entry.held and history == entry.pin_history:
         return entry
     return entry.model_copy(update={"held": held, "pin_history": history[-MAX_PIN_HISTORY:]})
+
+
+def rollback_intent(address: str, gate: Gate, now: str) -> tuple[str, PendingIntent]:
+    """The pending intent a rollback records before its pin move is sent (``gate``: the
+    rollback's, from the live version to the one it goes back to)."""
+    intent = PendingIntent(
+        kind="deployment",
+        operation="rollback",
+        started_at=now,
+        agent=gate.agent,
+        from_version=gate.from_version,
+        to_version=gate.to_version,
+    )
+    return address, intent
+
+
+def resolve_rollbacks(lockfile: Lockfile, live_pins: Mapping[str, int | None]) -> Lockfile:
+    """``lockfile`` with each rollback whose pin move is live folded into its deployment's
+    entry, as its outcome would have been recorded: the pin at ``to_version``, a
+    ``rollback`` move in the history, ``from_version`` held.
+
+    A rollback killed after the provider moved the pin, before the lockfile said so, left
+    only its pending intent: without this the next apply moved the pin forward again, to the
+    version just rolled back from. The intents stay (the deployment's next outcome clears
+    them); one whose deployment is not at ``to_version`` never reached the provider, and
+    changes nothing here.
+
+    Args:
+        live_pins: deployment address -> the version its live object pins (what refresh
+            saw, or what an outcome reports).
+    """
+    for address, intent in lockfile.pending.items():
+        if intent.operation != "rollback":
+            continue
+        entry = lockfile.resources.get(address)
+        if entry is None or intent.agent is None or live_pins.get(address) is None:
+            continue
+        if live_pins[address] != intent.to_version:
+            continue
+        found = rollback_found(entry, intent)
+        if found != entry:
+            lockfile = lockfile.with_entry(address, found)
+    return lockfile
+
+
+def observed_pins(lockfile: Lockfile, deployments: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Deployment address -> the version its live object pins, for the deployments with a
+    pending rollback (``deployments``: the live deployments refresh listed)."""
+    wanted = {
+        lockfile.resources[a].id: a
+        for a, intent in lockfile.pending.items()
+        if intent.operation == "rollback" and a in lockfile.resources
+    }
+    pins: dict[str, int] = {}
+    for obj in deployments if wanted else ():
+        address = wanted.get(str(obj.get("id")))
+        version = (obj.get("agent") or {}).get("version")
+        if address is not None and isinstance(version, int) and not obj.get("archived_at"):
+            pins[address] = version
+    return pins
+
+
+def rollback_found(entry: LockEntry, intent: PendingIntent) -> LockEntry:
+    """``entry`` with the rollback of ``intent`` recorded (see ``resolve_rollbacks``)."""
+    agent, to, left = intent.agent, intent.to_version, intent.from_version
+    assert agent is not None and to is not None
+    if entry.pins.get(agent) == to:
+        return entry  # recorded already
+    at = intent.started_at
+    move = PinRecord(agent=agent, version=to, at=at, by="rollback", from_version=left)
+    history = (*entry.pin_history, move)[-MAX_PIN_HISTORY:]
+    held = tuple(h for h in entry.held if not (h.agent == agent and h.version == to))
+    if left is not None:
+        held = _with_hold(held, HeldVersion(agent=agent, version=left, reason="rollback", at=at))
+    pins = {**entry.pins, agent: to}
+    return entry.model_copy(
+        update={"pins": pins, "held": held, "pin_history": history, "updated_at": at}
+    )
 
 
 def hold_candidate(

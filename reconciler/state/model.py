@@ -161,19 +161,27 @@ class LockEntry(_Frozen):
 
 
 class PendingIntent(_Frozen):
-    """A create (or the create half of a replace) that was sent but not yet recorded.
+    """A create (or the create half of a replace), or a rollback's pin move, that was sent
+    but not yet recorded.
 
     The executor records the intent before sending the request and removes it when the
     result is committed. An intent found at the start of a run means the previous run died
-    in between: the engine resolves it by listing the provider for the resource's ownership
-    metadata (``reconciler-address``), adopting what it finds instead of creating a twin.
+    in between: the engine resolves a create's by listing the provider for the resource's
+    ownership metadata (``reconciler-address``), adopting what it finds instead of creating a
+    twin; a rollback's by the deployment's live pin (``engine.pinlog.resolve_rollbacks``): at
+    ``to_version``, the rollback happened and is recorded as one (``from_version`` held);
+    anywhere else, it never reached the provider and is forgotten.
     """
 
     kind: str = Field(min_length=1)
-    operation: Literal["create", "replace"]
+    operation: Literal["create", "replace", "rollback"]
     started_at: Timestamp
     parent_id: str | None = None
     remote_name: str | None = None
+    #: a rollback: the agent address whose pin moves, from which version to which
+    agent: str | None = None
+    from_version: int | None = Field(default=None, ge=1)
+    to_version: int | None = Field(default=None, ge=1)
 
 
 class Lockfile(_Frozen):

@@ -810,7 +810,8 @@ def owned_objects(
     """Objects in the provider database tagged for ``project``, by address.
 
     Reads the SQLite file directly: a fault-free view, with no HTTP in the way. A credential
-    of an archived vault counts as archived (archiving a vault takes its credentials along).
+    of an archived vault counts as archived (archiving a vault takes its credentials along);
+    sessions (rollout checks and their records) are not resources and are left out.
 
     Args:
         archived: also count archived objects.
@@ -826,6 +827,8 @@ def owned_objects(
     dead_vaults = {oid for oid, kind, _, is_archived, _ in rows if kind == "vault" and is_archived}
     for _oid, kind, parent_id, is_archived, data in rows:
         if (is_archived or parent_id in dead_vaults) and not archived:
+            continue
+        if kind == "session":  # rollout check sessions and records: tagged, no address
             continue
         obj = json.loads(data)
         md = obj.get("metadata") or {}
