@@ -30,6 +30,7 @@ import re
 import signal
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from support.reliability import (
@@ -43,6 +44,9 @@ from support.reliability import (
     shared_zygote,
     write_fleet,
 )
+
+if TYPE_CHECKING:
+    from reconciler.state import Lockfile
 
 PROJECT = "qa-crash"
 SIZE = {
@@ -63,15 +67,50 @@ def zygote() -> Zygote:
 class Workspace:
     """Manifests, the lockfile and the provider database in one temp folder."""
 
-    def __init__(self, root: Path, *, journal: bool = False, **size: int) -> None:
+    def __init__(
+        self, root: Path, *, journal: bool = False, backend: str | None = None, **size: int
+    ) -> None:
         self.root = root
         self.size = size or SIZE
         self.fleet: Fleet = write_fleet(root / "manifests", **self.size)
         self.env = clean_env(**self.fleet.env)
         if journal:  # every write after the first appends to the journal
             self.env["RECONCILER_JOURNAL_ABOVE"] = "0"
+        #: the PostgreSQL state's URL (None: the lockfile)
+        self.backend = backend
+        if backend is not None:  # a dead run's lease expires after 2 s
+            self.env.update(RECONCILER_BACKEND=backend, RECONCILER_LEASE_TTL="2")
         self.db = root / ".reconciler" / "provider.db"
         self.lockfile = root / "state" / "reconciler.lock"
+
+    def state(self) -> Lockfile:
+        """The state as the next run reads it, from the lockfile or the database."""
+        from reconciler.state import open_location
+
+        location = open_location(self.backend, self.lockfile, PROJECT)
+        try:
+            return location.read()
+        finally:
+            location.close()
+
+    def wait_for_the_lease(self) -> None:
+        """PostgreSQL: until a killed run's lease expired (a lockfile's dead pid is seen at
+        once)."""
+        if self.backend is None:
+            return
+        import psycopg
+        from support.postgres import wait_for
+
+        def expired() -> bool:
+            with psycopg.connect(self.backend, autocommit=True) as conn:
+                rows = conn.execute(
+                    b"SELECT expires_at < clock_timestamp() FROM reconciler_leases "
+                    b"WHERE project = %s",
+                    (PROJECT,),
+                ).fetchall()
+            return not rows or bool(rows[0][0])
+
+        wait_for("the dead run's lease expired", expired)
 
     def args(self, url: str, command: str, *extra: str) -> list[str]:
         auto = ["--auto-approve"] if command == "apply" else []
@@ -90,6 +129,7 @@ def heals(zygote: Zygote, ws: Workspace, url: str, *, ever_once: bool = True) ->
     """The next apply exits 0 and converges; then plan and drift say nothing is left."""
     from reconciler.state import read_lock
 
+    ws.wait_for_the_lease()
     run = ws.run(zygote, url, "apply")
     assert run.code == 0, (run.stdout[-3000:], run.stderr[-3000:])
     assert "Traceback" not in run.stdout + run.stderr
@@ -100,6 +140,7 @@ def heals(zygote: Zygote, ws: Workspace, url: str, *, ever_once: bool = True) ->
         PROJECT,
         ws.fleet.addresses,
         ever_once=ever_once,
+        backend=ws.backend,
         seeds=ws.fleet.seeds,
         skills=ws.fleet.skills,
     )
@@ -192,8 +233,8 @@ GATED_ADDRESSES = ("agent.reviewer", "deployment.nightly", "environment.env")
 PIN_MOVE = r"^/v1/deployments/[^/]+$"
 
 
-def gated_workspace(root: Path) -> Workspace:
-    ws = Workspace(root, agents=0, environments=0, credentials=0, deployments=0)
+def gated_workspace(root: Path, backend: str | None = None) -> Workspace:
+    ws = Workspace(root, backend=backend, agents=0, environments=0, credentials=0, deployments=0)
     (root / "manifests" / "gated.yaml").write_text(GATED.replace("REV", "1"))
     ws.fleet = Fleet(root / "manifests", GATED_ADDRESSES, {})
     return ws
@@ -206,9 +247,7 @@ def live_pin(ws: Workspace) -> int:
 
 def recorded(ws: Workspace) -> tuple[dict[str, int], list[int], list[tuple[int, str]]]:
     """The deployment's lockfile pins, held versions and pin history ``(version, by)``."""
-    from reconciler.state import read_lockfile
-
-    entry = read_lockfile(ws.lockfile, project=PROJECT).resources["deployment.nightly"]
+    entry = ws.state().resources["deployment.nightly"]
     return (
         dict(entry.pins),
         [h.version for h in entry.held],
@@ -220,13 +259,25 @@ def recorded(ws: Workspace) -> tuple[dict[str, int], list[int], list[tuple[int, 
 def test_a_rollback_killed_around_its_pin_move_is_never_undone_by_the_next_apply(
     zygote: Zygote, tmp_path: Path, when: str
 ) -> None:
+    rollback_killed(zygote, tmp_path, when)
+
+
+@pytest.mark.tcp
+@pytest.mark.parametrize("when", ["after", "before"])
+def test_a_rollback_killed_around_its_pin_move_on_postgresql(
+    zygote: Zygote, tmp_path: Path, pg_url: str, when: str
+) -> None:
+    rollback_killed(zygote, tmp_path, when, backend=pg_url)
+
+
+def rollback_killed(zygote: Zygote, tmp_path: Path, when: str, backend: str | None = None) -> None:
     """``rollback`` SIGKILLed once the provider moved the pin back (``after``: the answer
     lost) or before its request reached it (``before``). The lockfile recorded nothing of the
     rollback, so the next apply moved the pin forward again to the version just rolled back
     from (without its checks: "putting back" the recorded pin) and nothing was held. Now the
     rollback's intent is on disk before its move is sent, and the next plan resolves it by
     the live pin: the rollback as it happened, or nothing."""
-    ws = gated_workspace(tmp_path)
+    ws = gated_workspace(tmp_path, backend)
     with provider(ws.db) as (url, tap):
         assert ws.run(zygote, url, "apply").code == 0
         (tmp_path / "manifests" / "gated.yaml").write_text(GATED.replace("REV", "2"))
