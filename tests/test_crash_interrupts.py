@@ -323,3 +323,51 @@ def rollback_killed(zygote: Zygote, tmp_path: Path, when: str, backend: str | No
         assert history[2:] == [(1, "rollback")], history
     else:
         assert pins == {"agent.reviewer": 2} and held == [] and len(history) == 2, history
+
+
+# --- the lockfile deleted after a crash --------------------------------------------------------
+
+STORE_CREATE = r"^/v1/memory_stores$"
+
+
+def lose_the_lockfile(ws: Workspace) -> None:
+    """What a person does with a lockfile they no longer trust: delete it and everything
+    beside it (backup, journal, history, temp files); the dead run's lock stays."""
+    for path in ws.lockfile.parent.iterdir():
+        if path.name.startswith(ws.lockfile.name) and not path.name.endswith(".lock.lock"):
+            path.unlink()
+
+
+def test_a_store_created_before_a_kill_gets_its_seeds_after_the_lockfile_is_lost(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """Killed once a memory store was created, before any of its seeds was written; then
+    the lockfile is deleted. The next plan found the store by its tags and, with no intent
+    left to say its seeding was cut short, never wrote the manifest's seeds: "no changes"
+    while the live store lacked every seed. Its memory history (append-only) shows no seed
+    path was ever written, so none of them can have been deleted by an agent: the plan
+    writes them, as it does for an intent."""
+    from reconciler.provider.local import FaultConfig
+
+    ws = Workspace(tmp_path, **{**SIZE, "memory_stores": 1})
+    with provider(ws.db, FaultConfig(latency_ms=5)) as (url, tap):
+        holder: dict[str, int] = {}
+        fired = threading.Event()
+
+        def kill(method: str, path: str) -> bool:
+            if method == "POST" and re.match(STORE_CREATE, path) and not fired.is_set():
+                fired.set()
+                os.kill(holder["pid"], signal.SIGKILL)
+            return False
+
+        tap.after = kill
+        run = ws.start(zygote, url, "--parallelism", "2")
+        holder["pid"] = run.pid
+        assert run.wait(120) == -signal.SIGKILL, (run.stdout, run.stderr)
+        tap.after = None
+        lose_the_lockfile(ws)
+        plan = ws.run(zygote, url, "plan")
+        assert plan.code == 0, plan.stderr
+        assert "memory_store.store-0" in plan.stdout
+        assert "never written" in plan.stdout, plan.stdout
+        heals(zygote, ws, url)

@@ -41,6 +41,9 @@ def leftover_intents(
     left: dict[str, str] = {}
     for address in sorted(set(lockfile.pending) - set(declared)):
         intent = lockfile.pending[address]
+        if intent.operation == "rollback":  # no create: nothing of it to look for
+            left[address] = "an interrupted rollback, not a create (nothing to look for)"
+            continue
         live = [
             o
             for o in observed.all(intent.kind)

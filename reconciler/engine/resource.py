@@ -404,7 +404,8 @@ def _update(
     body = only_unwritten_seeds(update_body(res, inputs.options.project, fields, obj), changes)
     recorded = inputs.entry(res.address)
     interrupted = recorded is None or recorded.id != obj["id"]
-    reason = seeding_reason(changes, interrupted=interrupted) or _update_reason(
+    found = recorded is None and not inputs.pending(res.address)
+    reason = seeding_reason(changes, interrupted=interrupted, found=found) or _update_reason(
         res, fields, planned
     )
     if match.moved_from is not None:
