@@ -46,6 +46,8 @@ from support.reliability import (
 )
 
 if TYPE_CHECKING:
+    from support.postgres import PostgresServer
+
     from reconciler.state import Lockfile
 
 PROJECT = "qa-crash"
@@ -341,6 +343,24 @@ def lose_the_lockfile(ws: Workspace) -> None:
 def test_a_store_created_before_a_kill_gets_its_seeds_after_the_lockfile_is_lost(
     zygote: Zygote, tmp_path: Path
 ) -> None:
+    seeds_after_a_lost_state(zygote, tmp_path)
+
+
+@pytest.mark.tcp
+def test_a_store_created_before_a_kill_gets_its_seeds_after_the_database_is_lost(
+    zygote: Zygote, tmp_path: Path, postgres_server: object
+) -> None:
+    """The same with the state in PostgreSQL, lost as a database is: the next runs are
+    pointed at a new, empty one."""
+    from support.postgres import PostgresServer
+
+    assert isinstance(postgres_server, PostgresServer)
+    seeds_after_a_lost_state(zygote, tmp_path, postgres_server)
+
+
+def seeds_after_a_lost_state(
+    zygote: Zygote, tmp_path: Path, server: PostgresServer | None = None
+) -> None:
     """Killed once a memory store was created, before any of its seeds was written; then
     the lockfile is deleted. The next plan found the store by its tags and, with no intent
     left to say its seeding was cut short, never wrote the manifest's seeds: "no changes"
@@ -349,7 +369,8 @@ def test_a_store_created_before_a_kill_gets_its_seeds_after_the_lockfile_is_lost
     writes them, as it does for an intent."""
     from reconciler.provider.local import FaultConfig
 
-    ws = Workspace(tmp_path, **{**SIZE, "memory_stores": 1})
+    backend = server.new_database() if server is not None else None
+    ws = Workspace(tmp_path, backend=backend, **{**SIZE, "memory_stores": 1})
     with provider(ws.db, FaultConfig(latency_ms=5)) as (url, tap):
         holder: dict[str, int] = {}
         fired = threading.Event()
@@ -365,7 +386,11 @@ def test_a_store_created_before_a_kill_gets_its_seeds_after_the_lockfile_is_lost
         holder["pid"] = run.pid
         assert run.wait(120) == -signal.SIGKILL, (run.stdout, run.stderr)
         tap.after = None
-        lose_the_lockfile(ws)
+        if server is None:
+            lose_the_lockfile(ws)
+        else:
+            ws.backend = server.new_database()
+            ws.env["RECONCILER_BACKEND"] = ws.backend
         plan = ws.run(zygote, url, "plan")
         assert plan.code == 0, plan.stderr
         assert "memory_store.store-0" in plan.stdout
