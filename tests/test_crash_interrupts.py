@@ -396,3 +396,43 @@ def seeds_after_a_lost_state(
         assert "memory_store.store-0" in plan.stdout
         assert "never written" in plan.stdout, plan.stdout
         heals(zygote, ws, url)
+
+
+# --- a saved plan applied again after a kill --------------------------------------------------
+
+SKILL_CREATE = r"^/v1/skills$"
+
+
+def test_a_saved_plan_applied_again_after_a_kill_never_uploads_a_twin_skill(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """``apply plan.bin`` killed once a skill's upload was answered, then ``apply plan.bin``
+    again (the CI job retried): every other create of the plan was refused as made since
+    (its object carries this project's tags), but a skill carries none, and the state only
+    held its pending intent, so the saved plan uploaded it a second time: two live skills
+    with one slug. A skill create is now refused when the state moved on since the plan and
+    holds an intent to upload it."""
+    ws = Workspace(tmp_path)
+    with provider(ws.db) as (url, tap):
+        made = ws.run(zygote, url, "plan", "--out", "plan.bin")
+        assert made.code == 0, made.stderr
+        holder: dict[str, int] = {}
+        fired = threading.Event()
+
+        def kill(method: str, path: str) -> bool:
+            if method == "POST" and re.match(SKILL_CREATE, path) and not fired.is_set():
+                fired.set()
+                os.kill(holder["pid"], signal.SIGKILL)
+            return False
+
+        tap.after = kill
+        run = ws.start(zygote, url, "plan.bin")
+        holder["pid"] = run.pid
+        assert run.wait(120) == -signal.SIGKILL, (run.stdout, run.stderr)
+        tap.after = None
+        again = ws.run(zygote, url, "apply", "plan.bin")
+        assert again.code == 1, (again.stdout[-3000:], again.stderr[-3000:])
+        assert "Traceback" not in again.stdout + again.stderr
+        said = again.stdout + again.stderr
+        assert re.search(r"skill\.skill-\d may have been uploaded since the plan", said), said
+        heals(zygote, ws, url)
