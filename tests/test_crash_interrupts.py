@@ -436,3 +436,92 @@ def test_a_saved_plan_applied_again_after_a_kill_never_uploads_a_twin_skill(
         said = again.stdout + again.stderr
         assert re.search(r"skill\.skill-\d may have been uploaded since the plan", said), said
         heals(zygote, ws, url)
+
+
+# --- an import killed before it tagged what it wrote manifests for -----------------------------
+
+AGENT_UPDATE = r"^/v1/agents/[^/]+$"
+
+
+def test_an_import_killed_before_tagging_never_leads_to_twins(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """``import --all-unmanaged`` writes the manifests, then tags each object. Killed in
+    between, the next plan found manifests for agents no tag named and planned to create them
+    all: apply made a twin of every hand-made agent (agent names are not unique; the
+    environments were refused by name). The adoptions' intents are now on disk before the
+    first tag is sent, and the plan refuses to create what an interrupted import was
+    adopting, naming the command that finishes it."""
+    import asyncio
+
+    from reconciler.provider import embedded_client
+    from reconciler.provider.local import FaultConfig
+
+    ws = Workspace(tmp_path, agents=0, environments=0, credentials=0, deployments=0)
+    ws.fleet = Fleet(ws.root / "manifests", ("agent.hand-0", "agent.hand-1", "agent.hand-2"), {})
+
+    async def by_hand() -> None:
+        ws.db.parent.mkdir(parents=True, exist_ok=True)
+        async with embedded_client(ws.db) as client:
+            for i in range(3):
+                await client.agents.create(
+                    {"name": f"hand-{i}", "model": "claude-sonnet-4-6", "system": f"Hand {i}."}
+                )
+
+    asyncio.run(by_hand())
+    with provider(ws.db, FaultConfig(latency_ms=100)) as (url, tap):
+        holder: dict[str, int] = {}
+        fired = threading.Event()
+
+        def kill(method: str, path: str) -> bool:
+            if method == "POST" and re.match(AGENT_UPDATE, path) and not fired.is_set():
+                fired.set()
+                os.kill(holder["pid"], signal.SIGKILL)
+                return True  # dropped: this tag never lands (others may be in flight)
+            return False
+
+        tap.before = kill
+        args = ["--project", PROJECT, "--provider-url", url, "import", "--all-unmanaged",
+                "--out", "manifests"]  # fmt: skip
+        run = zygote.start(args, cwd=ws.root, env=ws.env)
+        holder["pid"] = run.pid
+        assert run.wait(120) == -signal.SIGKILL, (run.stdout, run.stderr)
+        tap.before = None
+        assert list((ws.root / "manifests").glob("*.yaml")), "the manifests were written"
+
+        applied = ws.run(zygote, url, "apply")
+        said = applied.stdout + applied.stderr
+        assert "Traceback" not in said
+        names = [a["name"] for a in live_agents(ws)]
+        assert sorted(names) == ["hand-0", "hand-1", "hand-2"], f"twins made: {names}"
+        # (tags in flight at the kill may have landed since; the dropped one never does)
+        untagged = untagged_agents(ws)
+        assert untagged, "a tag was dropped: at least one agent is still untagged"
+        for address, rid in untagged.items():
+            assert f"reconciler import {address} {rid}" in said, said
+        assert applied.code == 1, said
+        for address, rid in untagged.items():
+            done = ws.run(zygote, url, "import", address, rid)
+            assert done.code == 0, (done.stdout, done.stderr)
+        heals(zygote, ws, url)
+
+
+def live_agents(ws: Workspace) -> list[dict[str, object]]:
+    import json
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{ws.db}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT data FROM objects WHERE kind = 'agent' AND archived = 0")
+        return [json.loads(data) for (data,) in rows.fetchall()]
+    finally:
+        con.close()
+
+
+def untagged_agents(ws: Workspace) -> dict[str, str]:
+    """agent.NAME -> id of each live agent that carries no tags."""
+    return {
+        f"agent.{agent['name']}": str(agent["id"])
+        for agent in live_agents(ws)
+        if not agent.get("metadata")
+    }

@@ -55,6 +55,7 @@ from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
     Journal,
     Lockfile,
+    PendingIntent,
     StateBackend,
     StateLock,
     json_digest,
@@ -239,6 +240,22 @@ async def run_adoptions(
         if o.ok:
             journal.stage(record_origin)
 
+    # Each adoption's intent is on disk before its tags are sent: killed in between (the
+    # manifests of ``import --all-unmanaged`` written already), the next plan refuses to
+    # create a twin of the object it names instead of creating one.
+    intents = {
+        a.address: PendingIntent(
+            kind=a.kind,
+            operation="adopt",
+            started_at=utc_timestamp(),
+            parent_id=a.parent_id,
+            remote_id=a.remote_id,
+        )
+        for a in actions
+        if a.body
+    }
+    if intents:
+        await journal.commit(lambda lf: lf.model_copy(update={"pending": {**lf.pending, **intents}}))
     guard, client.write_guard = client.write_guard, lock.ensure_held
     try:
         return await apply_plan(

@@ -44,6 +44,9 @@ def leftover_intents(
         if intent.operation == "rollback":  # no create: nothing of it to look for
             left[address] = "an interrupted rollback, not a create (nothing to look for)"
             continue
+        if intent.operation == "adopt":
+            left[address] = f"an unfinished import of {intent.remote_id}, not a create"
+            continue
         live = [
             o
             for o in observed.all(intent.kind)

@@ -159,6 +159,9 @@ def plan_resource(
     match = _match(inputs, res, planned)
     target = _target(inputs, res)
     if match.live is None:
+        adopting = _unfinished_adoption(inputs, res)
+        if adopting is not None:
+            return Planned(conflict=adopting)
         return Planned(
             action=Create(
                 address=res.address,
@@ -645,6 +648,31 @@ def _skill_versions(res: DesiredResource, planned: Mapping[str, Planned]) -> dic
         if version is not None:
             out[skill] = version
     return out
+
+
+def _unfinished_adoption(inputs: PlanInputs, res: DesiredResource) -> Conflict | None:
+    """A ``Conflict`` instead of a create when an ``import`` was adopting a live object for
+    the address and never tagged it (killed once it wrote the manifests): a create would be a
+    twin of that object. ``reconciler import ADDRESS ID`` finishes the adoption."""
+    intent = inputs.lockfile.pending.get(res.address) if inputs.lockfile is not None else None
+    if intent is None or intent.operation != "adopt" or intent.remote_id is None:
+        return None
+    obj = inputs.live.get(res.kind, {}).get(intent.remote_id)
+    if obj is None or obj.get("archived_at"):
+        return None  # gone since: nothing to twin, the create goes ahead
+    rid = intent.remote_id
+    return Conflict(
+        address=res.address,
+        kind=res.kind,
+        remote_id=rid,
+        owner="nobody (an import began adopting it and did not finish)",
+        message=(
+            f"an import began adopting {res.kind} {rid} for {res.address} and did not finish "
+            f"(its manifest is written, its ownership tags are not): nothing is created for "
+            f"{res.address}, which would be a twin of it. `reconciler import {res.address} "
+            f"{rid}` finishes the adoption"
+        ),
+    )
 
 
 def _live_pin(obj: JSON) -> int | None:

@@ -170,14 +170,18 @@ class PendingIntent(_Frozen):
     ownership metadata (``reconciler-address``), adopting what it finds instead of creating a
     twin; a rollback's by the deployment's live pin (``engine.pinlog.resolve_rollbacks``): at
     ``to_version``, the rollback happened and is recorded as one (``from_version`` held);
-    anywhere else, it never reached the provider and is forgotten.
+    anywhere else, it never reached the provider and is forgotten. An adoption's
+    (``import``: its manifest may be written, its tags not yet) keeps the next plan from
+    creating a twin of ``remote_id`` while that object carries no tags of this project.
     """
 
     kind: str = Field(min_length=1)
-    operation: Literal["create", "replace", "rollback"]
+    operation: Literal["create", "replace", "rollback", "adopt"]
     started_at: Timestamp
     parent_id: str | None = None
     remote_name: str | None = None
+    #: an adoption (``import``): the live object it tags
+    remote_id: str | None = None
     #: a rollback: the agent address whose pin moves, from which version to which
     agent: str | None = None
     from_version: int | None = Field(default=None, ge=1)
