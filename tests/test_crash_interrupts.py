@@ -26,15 +26,20 @@ twice, recorded with its live id, nothing pending), then ``plan --detailed-exitc
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from support.reliability import (
+    CREATE_PATH,
     Fleet,
+    Hook,
     Run,
     Zygote,
     assert_converged,
@@ -525,3 +530,172 @@ def untagged_agents(ws: Workspace) -> dict[str, str]:
         for agent in live_agents(ws)
         if not agent.get("metadata")
     }
+
+
+# --- SIGTERM and Ctrl-C at exact points ---------------------------------------------------------
+
+
+def signal_hook(
+    get_pid: Callable[[], int | None], sig: int, method: str, pattern: str, nth: int
+) -> tuple[Hook, threading.Event]:
+    """A tap hook that sends ``sig`` to the apply at the ``nth`` matching request."""
+    regex = re.compile(pattern)
+    seen = [0]
+    fired = threading.Event()
+
+    def hook(m: str, p: str) -> bool:
+        if m != method or not regex.search(p):
+            return False
+        seen[0] += 1
+        pid = get_pid()
+        if seen[0] == nth and pid is not None:
+            fired.set()
+            os.kill(pid, sig)
+        return False
+
+    return hook, fired
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("journal", [False, True])
+@pytest.mark.parametrize(
+    ("point", "nth"),
+    [("fsync", 1), ("before-rename", 1), ("after-rename", 1), ("fsync", 2), ("after-rename", 3)],
+)
+def test_a_signal_inside_a_lockfile_write(
+    zygote: Zygote, tmp_path: Path, sig: str, journal: bool, point: str, nth: int
+) -> None:
+    """SIGTERM or Ctrl-C while the lockfile is being written (the first write holds the
+    intents; with the journal the later ones are appends, the rename the final fold): the
+    write finishes, the apply stops as an interruption does, the next apply converges."""
+    from reconciler.provider.local import FaultConfig
+
+    ws = Workspace(tmp_path, journal=journal)
+    with provider(ws.db, FaultConfig(latency_ms=10)) as (url, _tap):
+        run = ws.run(
+            zygote, url, "apply", "--parallelism", "4",
+            crash={"point": point, "nth": nth, "signal": sig},
+        )  # fmt: skip
+        assert run.code in (0, 130 if sig == "SIGINT" else 143), (run.code, run.stderr[-3000:])
+        interrupted_cleanly(ws, run, run.code)
+        assert not list(ws.lockfile.parent.glob("reconciler.lock.tmp-*"))
+        heals(zygote, ws, url)
+
+
+def replaces(root: Path) -> None:
+    """Every credential's key and two environments' type change: replaces."""
+    vaults = root / "manifests" / "vaults.yaml"
+    vaults.write_text(vaults.read_text().replace("example.com/mcp", "example.org/mcp"))
+    path = root / "manifests" / "environments.yaml"
+    docs = path.read_text().split("---\n")
+    for i in (0, 2):
+        docs[i] = (
+            f"kind: Environment\nname: env-{i}\nspec:\n  description: environment {i}\n"
+            f"  config:\n    type: self_hosted\n  metadata: {{team: t{i % 3}}}\n"
+        )
+    path.write_text("---\n".join(docs))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    ("method", "pattern", "nth"),
+    [
+        ("POST", r"/archive$", 1),  # the old environment archived, the new one not made
+        ("DELETE", r"/credentials/", 1),  # the old credential deleted, the new one not made
+        ("POST", CREATE_PATH, 1),  # the new one made, its answer lost
+        ("POST", CREATE_PATH, 3),
+    ],
+)
+def test_an_interrupted_replace(
+    zygote: Zygote, tmp_path: Path, sig: str, method: str, pattern: str, nth: int
+) -> None:
+    """A replace (archive or delete the old object, then create the new) interrupted
+    between its halves: the next apply finishes it, one live object per address."""
+    from reconciler.provider.local import FaultConfig
+
+    ws = Workspace(tmp_path, agents=4, environments=4, credentials=3, deployments=4)
+    with provider(ws.db, FaultConfig(latency_ms=20)) as (url, tap):
+        assert ws.run(zygote, url, "apply").code == 0
+        replaces(ws.root)
+        holder: dict[str, int] = {}
+        tap.after, fired = signal_hook(
+            lambda: holder.get("pid"), getattr(signal, sig), method, pattern, nth
+        )
+        run = ws.start(zygote, url, "--parallelism", "1")
+        holder["pid"] = run.pid
+        code = run.wait(120)
+        tap.after = None
+        assert fired.is_set()
+        if sig == "SIGKILL":
+            assert code == -signal.SIGKILL
+        else:
+            interrupted_cleanly(ws, run, 130 if sig == "SIGINT" else 143)
+        heals(zygote, ws, url, ever_once=False)  # a replace makes a second object on purpose
+        every = owned_objects(ws.db, PROJECT, archived=True)
+        assert all(len(objs) <= 2 for objs in every.values()), {
+            a: len(o) for a, o in every.items()
+        }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    ("pattern", "nth", "change"),
+    [
+        (r"^/v1/skills$", 2, False),
+        (r"^/v1/skills/[^/]+/versions$", 2, True),
+        (r"^/v1/memory_stores/[^/]+/memories$", 2, False),
+        (r"^/v1/vaults/[^/]+/credentials$", 1, False),
+        (r"^/v1/agents/[^/]+$", 3, True),
+        (r"^/v1/deployments/[^/]+$", 1, True),
+    ],
+)
+def test_a_signal_at_the_provider(
+    zygote: Zygote, tmp_path: Path, sig: str, pattern: str, nth: int, change: bool
+) -> None:
+    """SIGTERM or Ctrl-C as the provider answers an upload, a seed, a credential, an agent
+    update or a pin move: exit 143 / 130, the lock released, the next apply converges."""
+    from reconciler.provider.local import FaultConfig
+
+    ws = Workspace(tmp_path)
+    with provider(ws.db, FaultConfig(latency_ms=15)) as (url, tap):
+        if change:
+            assert ws.run(zygote, url, "apply").code == 0
+            ws.fleet = write_fleet(ws.root / "manifests", **ws.size, tag=" Changed.")
+        holder: dict[str, int] = {}
+        tap.after, fired = signal_hook(
+            lambda: holder.get("pid"), getattr(signal, sig), "POST", pattern, nth
+        )
+        run = ws.start(zygote, url, "--parallelism", "3")
+        holder["pid"] = run.pid
+        run.wait(120)
+        tap.after = None
+        assert fired.is_set()
+        interrupted_cleanly(ws, run, 130 if sig == "SIGINT" else 143)
+        heals(zygote, ws, url)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [4, 6, 12, 21])
+def test_a_random_kill_then_the_lockfile_deleted(
+    zygote: Zygote, tmp_path: Path, seed: int
+) -> None:
+    """kill -9 at a random moment of an apply, then the lockfile (and everything beside
+    it) deleted: the next apply heals from the ownership tags (skills by their slug, seeds
+    by the stores' memory history) with no twin."""
+    from reconciler.provider.local import FaultConfig
+
+    rng = random.Random(seed)
+    ws = Workspace(tmp_path)
+    with provider(ws.db, FaultConfig(latency_ms=10)) as (url, tap):
+        run = ws.start(zygote, url, "--parallelism", str(rng.choice([1, 4, 10])))
+        target = len(tap.answers) + rng.randint(2, 40)
+        while len(tap.answers) < target and run.poll() is None:
+            time.sleep(0.002)
+        time.sleep(rng.random() * 0.02)
+        run.kill()
+        run.wait()
+        lose_the_lockfile(ws)
+        heals(zygote, ws, url)
