@@ -1,26 +1,34 @@
-"""Interruptions the crash matrix does not make: a full disk, SIGTERM and Ctrl-C at exact
-points, replaces, gated pin moves, and a lockfile deleted after a crash (session 9's QA).
+"""Interruptions the crash matrix does not make (session 9's QA): a full disk, SIGTERM and
+Ctrl-C at exact points, replaces, a killed rollback, a saved plan applied again after a kill,
+a killed import, and a lockfile deleted after a crash.
 
-Each case runs ``reconciler apply --auto-approve`` as its own process (forked from the
-shared ``Zygote``) against the local provider served over loopback TCP with some latency,
-and interrupts it at one point:
+Each case runs ``reconciler`` as its own process (forked from the shared ``Zygote``) against
+the local provider served over loopback TCP (with some latency), and interrupts it at one
+point:
 
-* the disk fills up from the k-th lockfile write on (``enospc``: every later write to the
-  lockfile's temp file or journal fails with ENOSPC), with the lockfile rewritten at every
-  write and journaled (``RECONCILER_JOURNAL_ABOVE=0``): exit 1, one clear error and no
-  traceback, what was recorded said, and the next apply (disk freed) converges;
-* SIGTERM (``docker stop``) and SIGINT (Ctrl-C) delivered inside a lockfile write (the
-  first one, which holds the intents, a middle one, the last one) and at the provider while
-  a replace, a credential's replace or a gated pin move is in flight: exit 143 / 130, the
-  lock released, the lockfile whole;
-* SIGKILL during a gated pin move whose answer is lost (the pin moved, the lockfile did
-  not say so): the next apply records the move as found, not as its own;
-* SIGKILL at a random moment, then the lockfile (backup, journal and history too) deleted:
-  the next apply heals from the ownership tags (skills by slug) with no twin.
+* the disk fills up from the k-th lockfile write on (crash point ``enospc``: every later
+  write to the lockfile's temp file or journal fails with ENOSPC), the lockfile rewritten
+  at every write or journaled (``RECONCILER_JOURNAL_ABOVE=0``): exit 1, one clear error and
+  no traceback, what was recorded said;
+* SIGTERM (``docker stop``) and SIGINT (Ctrl-C) inside a lockfile write (crash points with
+  ``signal``) and as the provider answers an upload, a seed, a credential, an agent update,
+  a pin move, or either half of a replace: exit 143 / 130, the lock released, the lockfile
+  whole (``slow``);
+* ``rollback`` SIGKILLed around its pin move: the next plan records the rollback that
+  happened (the version left held), never moves the pin forward again;
+* ``apply plan.bin`` SIGKILLed after a skill upload, then ``apply plan.bin`` again: the
+  upload is refused as possibly done, never sent twice (a twin skill);
+* ``import --all-unmanaged`` SIGKILLed after writing the manifests, before tagging: the next
+  apply creates no twin of the hand-made agents, and names the import that finishes;
+* SIGKILL after a memory store's create, or at a random moment, then the lockfile (backup,
+  journal and history too) deleted, or the PostgreSQL database replaced by an empty one:
+  the next apply heals from the ownership tags (skills by slug, seeds by the stores' memory
+  history) with no twin and no seed missing.
 
 After each: the next apply exits 0 and converges (every address live once, never created
 twice, recorded with its live id, nothing pending), then ``plan --detailed-exitcode`` and
-``drift`` exit 0. One case of each family runs by default; the rest is ``slow``.
+``drift`` exit 0. One case of each family runs by default; the rest (and the PostgreSQL
+variants) is ``slow``.
 """
 
 from __future__ import annotations
@@ -262,13 +270,14 @@ def recorded(ws: Workspace) -> tuple[dict[str, int], list[int], list[tuple[int, 
     )
 
 
-@pytest.mark.parametrize("when", ["after", "before"])
+@pytest.mark.parametrize("when", ["after", pytest.param("before", marks=pytest.mark.slow)])
 def test_a_rollback_killed_around_its_pin_move_is_never_undone_by_the_next_apply(
     zygote: Zygote, tmp_path: Path, when: str
 ) -> None:
     rollback_killed(zygote, tmp_path, when)
 
 
+@pytest.mark.slow
 @pytest.mark.tcp
 @pytest.mark.parametrize("when", ["after", "before"])
 def test_a_rollback_killed_around_its_pin_move_on_postgresql(
@@ -351,6 +360,7 @@ def test_a_store_created_before_a_kill_gets_its_seeds_after_the_lockfile_is_lost
     seeds_after_a_lost_state(zygote, tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.tcp
 def test_a_store_created_before_a_kill_gets_its_seeds_after_the_database_is_lost(
     zygote: Zygote, tmp_path: Path, postgres_server: object
