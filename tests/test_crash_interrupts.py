@@ -709,3 +709,37 @@ def test_a_random_kill_then_the_lockfile_deleted(
         run.wait()
         lose_the_lockfile(ws)
         heals(zygote, ws, url)
+
+
+# --- drift after a killed apply --------------------------------------------------------------
+
+
+def test_drift_after_a_killed_apply_says_the_apply_died_not_only_outside_git(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """kill -9 of an apply after some agent updates landed, then ``drift`` (a cron): it said
+    each agent was "edited outside git" and nothing else, though the edits were that apply's
+    own. It now also says that apply died holding the lock, and that apply records them."""
+    import json
+
+    from reconciler.provider.local import FaultConfig
+
+    ws = Workspace(tmp_path, agents=6, environments=2, credentials=1, deployments=2)
+    with provider(ws.db, FaultConfig(latency_ms=10)) as (url, tap):
+        assert ws.run(zygote, url, "apply").code == 0
+        ws.fleet = write_fleet(ws.root / "manifests", **ws.size, tag=" Changed.")
+        holder: dict[str, int] = {}
+        tap.after, _fired = signal_hook(
+            lambda: holder.get("pid"), signal.SIGKILL, "POST", AGENT_UPDATE, 3
+        )
+        run = ws.start(zygote, url, "--parallelism", "2")
+        holder["pid"] = run.pid
+        assert run.wait(120) == -signal.SIGKILL
+        tap.after = None
+        drift = ws.run(zygote, url, "drift", "--format", "json")
+        assert drift.code == 2, (drift.stdout, drift.stderr)
+        (warning,) = json.loads(drift.stdout)["warnings"]
+        assert warning.startswith("apply ") and f"(pid {run.pid} " in warning, warning
+        assert "ended without releasing the lock" in warning, warning
+        assert "`reconciler apply` records it" in warning, warning
+        heals(zygote, ws, url)

@@ -117,6 +117,20 @@ def running_lock(settings: Settings) -> LockInfo | None:
         return location.running_lock()
 
 
+def left_lock(settings: Settings) -> LockInfo | None:
+    """The holder of a lock (or lease) left behind: its process is gone (or its lease
+    expired) and no run took it over yet, as a killed apply leaves it; else None.
+
+    Raises:
+        LockfileError: the database is unreachable.
+    """
+    with state_location(settings) as location:
+        info = location.read_lock()
+        if info is None or location.running_lock() is not None:
+            return None
+        return info
+
+
 def state_exists(settings: Settings, lockfile: Lockfile) -> bool:
     """Whether the state ``lockfile`` (just read from ``settings``) was ever written."""
     if settings.backend:
