@@ -743,3 +743,35 @@ def test_drift_after_a_killed_apply_says_the_apply_died_not_only_outside_git(
         assert "ended without releasing the lock" in warning, warning
         assert "`reconciler apply` records it" in warning, warning
         heals(zygote, ws, url)
+
+
+# --- a gated pin move whose answer is lost -----------------------------------------------------
+
+
+@pytest.mark.parametrize("extra", [(), ("--skip-checks",)])
+def test_a_gated_pin_move_killed_after_it_landed_keeps_what_moved_it(
+    zygote: Zygote, tmp_path: Path, extra: tuple[str, ...]
+) -> None:
+    """An apply killed once the provider moved a gated pin (its checks passed, or
+    ``--skip-checks`` in an emergency), before the lockfile said so: the next apply recorded
+    the move as its own plain ``apply``, so the pin history lost that checks (or an
+    emergency skip of them) moved it. The move's intent now says."""
+    ws = gated_workspace(tmp_path)
+    with provider(ws.db) as (url, tap):
+        assert ws.run(zygote, url, "apply").code == 0
+        (tmp_path / "manifests" / "gated.yaml").write_text(GATED.replace("REV", "2"))
+        holder: dict[str, int] = {}
+        tap.after, fired = signal_hook(
+            lambda: holder.get("pid"), signal.SIGKILL, "POST", PIN_MOVE, 1
+        )
+        run = ws.start(zygote, url, *extra)
+        holder["pid"] = run.pid
+        assert run.wait(120) == -signal.SIGKILL, (run.stdout, run.stderr)
+        assert fired.is_set()
+        tap.after = None
+        assert live_pin(ws) == 2
+        heals(zygote, ws, url)
+    by = "skip-checks" if extra else "checks"
+    pins, held, history = recorded(ws)
+    assert pins == {"agent.reviewer": 2} and held == []
+    assert history == [(1, "apply"), (2, by)], history

@@ -59,6 +59,29 @@ def with_pin_history(
     return entry.model_copy(update={"held": held, "pin_history": history[-MAX_PIN_HISTORY:]})
 
 
+#: pending intents of pin moves, resolved by the deployment's live pin
+PIN_INTENTS = ("rollback", "pin")
+
+
+def pin_intent(gate: Gate, now: str) -> PendingIntent | None:
+    """The pending intent of a gated pin move (``gate``: checks, skip-checks, retry-held),
+    recorded before it is sent: killed once the provider moved the pin, the next run records
+    what moved it (``resolve_rollbacks``), not a plain ``apply``. None for a rollback (it
+    records its own, ``rollback_intent``) or a move whose versions are not known yet."""
+    if gate.mode == "rollback" or gate.to_version is None:
+        return None
+    cause: PinCause = "checks" if gate.mode == "checks" and gate.checks else gate.mode
+    return PendingIntent(
+        kind="deployment",
+        operation="pin",
+        started_at=now,
+        agent=gate.agent,
+        from_version=gate.from_version,
+        to_version=gate.to_version,
+        by=cause,
+    )
+
+
 def rollback_intent(address: str, gate: Gate, now: str) -> tuple[str, PendingIntent]:
     """The pending intent a rollback records before its pin move is sent (``gate``: the
     rollback's, from the live version to the one it goes back to)."""
@@ -89,7 +112,7 @@ def resolve_rollbacks(lockfile: Lockfile, live_pins: Mapping[str, int | None]) -
             saw, or what an outcome reports).
     """
     for address, intent in lockfile.pending.items():
-        if intent.operation != "rollback":
+        if intent.operation not in PIN_INTENTS:
             continue
         entry = lockfile.resources.get(address)
         if entry is None or intent.agent is None or live_pins.get(address) is None:
@@ -108,7 +131,7 @@ def observed_pins(lockfile: Lockfile, deployments: Iterable[dict[str, Any]]) -> 
     wanted = {
         lockfile.resources[a].id: a
         for a, intent in lockfile.pending.items()
-        if intent.operation == "rollback" and a in lockfile.resources
+        if intent.operation in PIN_INTENTS and a in lockfile.resources
     }
     pins: dict[str, int] = {}
     for obj in deployments if wanted else ():
@@ -120,16 +143,18 @@ def observed_pins(lockfile: Lockfile, deployments: Iterable[dict[str, Any]]) -> 
 
 
 def rollback_found(entry: LockEntry, intent: PendingIntent) -> LockEntry:
-    """``entry`` with the rollback of ``intent`` recorded (see ``resolve_rollbacks``)."""
+    """``entry`` with the pin move of ``intent`` recorded (see ``resolve_rollbacks``)."""
     agent, to, left = intent.agent, intent.to_version, intent.from_version
     assert agent is not None and to is not None
     if entry.pins.get(agent) == to:
         return entry  # recorded already
     at = intent.started_at
-    move = PinRecord(agent=agent, version=to, at=at, by="rollback", from_version=left)
+    rollback = intent.operation == "rollback"
+    by: PinCause = "rollback" if rollback else intent.by or "apply"
+    move = PinRecord(agent=agent, version=to, at=at, by=by, from_version=left)
     history = (*entry.pin_history, move)[-MAX_PIN_HISTORY:]
     held = tuple(h for h in entry.held if not (h.agent == agent and h.version == to))
-    if left is not None:
+    if rollback and left is not None:
         held = _with_hold(held, HeldVersion(agent=agent, version=left, reason="rollback", at=at))
     pins = {**entry.pins, agent: to}
     return entry.model_copy(
