@@ -775,3 +775,31 @@ def test_a_gated_pin_move_killed_after_it_landed_keeps_what_moved_it(
     pins, held, history = recorded(ws)
     assert pins == {"agent.reviewer": 2} and held == []
     assert history == [(1, "apply"), (2, by)], history
+
+
+# --- a credential created, its record lost ------------------------------------------------------
+
+
+def test_a_credential_whose_create_was_not_recorded_says_why_its_secret_is_sent_again(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """kill -9 once a credential's create was answered: the next plan finds it by its tags
+    and sends its secret again (it cannot be read back). It said "the live object differs
+    from the manifest", which nobody knows: the plan must be exact about what it knows."""
+    ws = Workspace(tmp_path, agents=1, environments=1, credentials=2, deployments=0)
+    with provider(ws.db) as (url, tap):
+        holder: dict[str, int] = {}
+        tap.after, fired = signal_hook(
+            lambda: holder.get("pid"), signal.SIGKILL, "POST", r"/credentials$", 1
+        )
+        run = ws.start(zygote, url, "--parallelism", "1")
+        holder["pid"] = run.pid
+        assert run.wait(120) == -signal.SIGKILL
+        assert fired.is_set()
+        tap.after = None
+        plan = ws.run(zygote, url, "plan")
+        assert plan.code == 0, plan.stderr
+        block = plan.stdout.split("vault.keys.credential.c0  update", 1)[1].split("\n\n", 1)[0]
+        assert "the live object differs from the manifest" not in block, block
+        assert "cannot be read back" in block, block
+        heals(zygote, ws, url)

@@ -408,8 +408,10 @@ def _update(
     recorded = inputs.entry(res.address)
     interrupted = recorded is None or recorded.id != obj["id"]
     found = recorded is None and not inputs.pending(res.address)
-    reason = seeding_reason(changes, interrupted=interrupted, found=found) or _update_reason(
-        res, fields, planned
+    reason = (
+        seeding_reason(changes, interrupted=interrupted, found=found)
+        or _unknown_secret_reason(inputs, res, obj, changes)
+        or _update_reason(res, fields, planned)
     )
     if match.moved_from is not None:
         reason = _move_reason(match.moved_from, fields)
@@ -601,6 +603,23 @@ def _check_pin(res: DesiredResource, planned: Mapping[str, Planned]) -> None:
         f"Pin an existing version, or follow the latest (agent: {agent.split('.', 1)[1]})",
         address=res.address,
         field="agent.version",
+    )
+
+
+def _unknown_secret_reason(
+    inputs: PlanInputs, res: DesiredResource, obj: JSON, changes: tuple[FieldChange, ...]
+) -> str | None:
+    """Why an update that only sends secrets the state holds no fingerprint of (a create
+    whose record was lost, a lost lockfile): nobody knows that the live value differs."""
+    if not changes or not all(c.sensitive for c in changes):
+        return None
+    entry = inputs.entry(res.address)
+    known = entry.secret_fingerprints if entry is not None and entry.id == obj["id"] else {}
+    if any(c.path in known for c in changes):
+        return None
+    return (
+        "its secret cannot be read back and the state holds no fingerprint of it, so it is "
+        "sent again (the live value may be the same)"
     )
 
 
