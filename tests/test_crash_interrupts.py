@@ -644,9 +644,7 @@ def test_an_interrupted_replace(
             interrupted_cleanly(ws, run, 130 if sig == "SIGINT" else 143)
         heals(zygote, ws, url, ever_once=False)  # a replace makes a second object on purpose
         every = owned_objects(ws.db, PROJECT, archived=True)
-        assert all(len(objs) <= 2 for objs in every.values()), {
-            a: len(o) for a, o in every.items()
-        }
+        assert all(len(objs) <= 2 for objs in every.values()), {a: len(o) for a, o in every.items()}
 
 
 @pytest.mark.slow
@@ -689,9 +687,7 @@ def test_a_signal_at_the_provider(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [4, 6, 12, 21])
-def test_a_random_kill_then_the_lockfile_deleted(
-    zygote: Zygote, tmp_path: Path, seed: int
-) -> None:
+def test_a_random_kill_then_the_lockfile_deleted(zygote: Zygote, tmp_path: Path, seed: int) -> None:
     """kill -9 at a random moment of an apply, then the lockfile (and everything beside
     it) deleted: the next apply heals from the ownership tags (skills by their slug, seeds
     by the stores' memory history) with no twin."""
@@ -802,4 +798,51 @@ def test_a_credential_whose_create_was_not_recorded_says_why_its_secret_is_sent_
         block = plan.stdout.split("vault.keys.credential.c0  update", 1)[1].split("\n\n", 1)[0]
         assert "the live object differs from the manifest" not in block, block
         assert "cannot be read back" in block, block
+        heals(zygote, ws, url)
+
+
+def test_an_import_killed_while_writing_its_manifests_never_leads_to_twins(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """``import --all-unmanaged`` killed once its manifest file was written, before any tag
+    was sent (and before ``run_adoptions`` recorded its intents, as it first did): the
+    adoptions' intents are now on disk before the first manifest, so the next apply creates
+    no twin of what that file declares."""
+    import asyncio
+
+    from reconciler.provider import embedded_client
+
+    ws = Workspace(tmp_path, agents=0, environments=0, credentials=0, deployments=0)
+
+    async def by_hand() -> None:
+        ws.db.parent.mkdir(parents=True, exist_ok=True)
+        async with embedded_client(ws.db) as client:
+            for i in range(3):
+                await client.agents.create(
+                    {"name": f"hand-{i}", "model": "claude-sonnet-4-6", "system": f"Hand {i}."}
+                )
+
+    asyncio.run(by_hand())
+    with provider(ws.db) as (url, _tap):
+        args = ["--project", PROJECT, "--provider-url", url, "import", "--all-unmanaged",
+                "--out", "manifests"]  # fmt: skip
+        run = zygote.run(
+            args, cwd=ws.root, env=ws.env, crash={"point": "manifest-written", "nth": 1}
+        )
+        assert run.code == -signal.SIGKILL, (run.code, run.stdout, run.stderr)
+        written = sorted(p.name for p in (ws.root / "manifests").glob("*.yaml"))
+        assert len(written) == 1, written
+        untagged = untagged_agents(ws)
+        applied = ws.run(zygote, url, "apply")
+        said = applied.stdout + applied.stderr
+        assert "Traceback" not in said
+        names = sorted(a["name"] for a in live_agents(ws))
+        assert names == ["hand-0", "hand-1", "hand-2"], f"twins made: {names}"
+        declared = (ws.root / "manifests" / written[0]).read_text()
+        finishing = [a for a in untagged if f"name: {a.split('.', 1)[1]}\n" in declared]
+        for address in finishing:
+            assert f"reconciler import {address} {untagged[address]}" in said, said
+            done = ws.run(zygote, url, "import", address, untagged[address])
+            assert done.code == 0, (done.stdout, done.stderr)
+        ws.fleet = Fleet(ws.root / "manifests", tuple(sorted(finishing)), {})
         heals(zygote, ws, url)

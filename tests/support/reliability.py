@@ -502,6 +502,15 @@ ZYGOTE_SOURCE = textwrap.dedent(
                     die()
                 return result
             os.replace = replace
+        elif point == "manifest-written":  # import: the nth manifest file just renamed in
+            real_replace = os.replace
+            def replace(src, dst, *a, **k):
+                result = real_replace(src, dst, *a, **k)
+                base = os.path.basename(str(src))
+                if base.startswith(".") and base.endswith(".yaml.tmp") and due():
+                    die()
+                return result
+            os.replace = replace
         elif point == "before-send":   # intent recorded, the create never leaves the process
             import re
             from reconciler.provider.client import ProviderClient
