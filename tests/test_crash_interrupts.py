@@ -18,8 +18,11 @@ point:
   happened (the version left held), never moves the pin forward again;
 * ``apply plan.bin`` SIGKILLed after a skill upload, then ``apply plan.bin`` again: the
   upload is refused as possibly done, never sent twice (a twin skill);
-* ``import --all-unmanaged`` SIGKILLed after writing the manifests, before tagging: the next
-  apply creates no twin of the hand-made agents, and names the import that finishes;
+* ``import --all-unmanaged`` SIGKILLed while or after writing the manifests, before tagging:
+  the next apply creates no twin of the hand-made agents, and names the import that finishes;
+* ``drift`` after a killed apply says that apply died holding the lock; a credential whose
+  create was not recorded says why its secret is sent again; a gated pin move killed once it
+  landed keeps what moved it (checks, skip-checks) in the pin history;
 * SIGKILL after a memory store's create, or at a random moment, then the lockfile (backup,
   journal and history too) deleted, or the PostgreSQL database replaced by an empty one:
   the next apply heals from the ownership tags (skills by slug, seeds by the stores' memory
