@@ -5,7 +5,7 @@ server (``support.postgres``) where the state lives there.
 - ``drift`` under ``--backend`` names what it compared with, not "the lockfile"; it takes
   ``--detailed-exitcode`` as ``plan`` does (a CI script passes it to both); run while another
   runner's apply holds the lease, it says so (that apply's unrecorded changes show as drift),
-  and of an expired one that its holder died holding it; ``unlock ID`` of a lease another project holds (the id
+  and, of an expired one, that its holder died holding it; ``unlock ID`` of a lease another project holds (the id
   from a CI log, run without that job's ``--project``) names the project to pass, instead of
   "not locked", which reads as "already gone";
 - a saved plan applied after a teammate changed a resource the plan leaves alone refuses
