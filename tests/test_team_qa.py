@@ -19,7 +19,7 @@
   for several ("versions 2-3 were saved outside git but match the manifest");
 - drift run while an apply is in progress (a drift cron beside a merge's apply job) says so:
   what that apply changed but has not recorded yet shows as drift, and the warning names the
-  apply holding the lock (a stale lock of a dead process says nothing);
+  apply holding the lock (a lock left by a dead process says that apply died);
 - drift of a recorded object whose ownership tags now name another project (retagged by
   hand, or a lockfile entry from a bad merge) says whose it is and the remedies, as plan
   does, never "matches the manifest; `reconciler apply` records it" (apply refuses it);
@@ -258,10 +258,13 @@ def test_drift_while_an_apply_holds_the_lock_says_so(workdir: Path) -> None:
     )
     assert clean.stderr == ""
     out_of_band(lambda c: c.agents.update(coder, {"description": "again"}))
-    # a lock left by a process that is gone warns about nothing
+    # a lock left by a process that is gone is no apply in progress; it says the apply died
+    # (session 9: its unrecorded changes read as edits outside git otherwise)
     dead = info.model_copy(update={"pid": 2**22 + 7})
     Path(LOCKFILE + ".lock").write_text(dead.model_dump_json())
-    assert drift_json()["warnings"] == []
+    (warning,) = drift_json()["warnings"]
+    assert "holds the lock" not in warning
+    assert warning.startswith(f"{dead.describe()} ended without releasing the lock"), warning
 
 
 def test_drift_of_an_object_another_project_now_claims_says_whose_it_is(workdir: Path) -> None:

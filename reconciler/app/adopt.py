@@ -8,7 +8,7 @@ apply commits them. It never sends a write itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,7 @@ from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
     Journal,
     Lockfile,
+    PendingIntent,
     StateBackend,
     StateLock,
     json_digest,
@@ -239,6 +240,14 @@ async def run_adoptions(
         if o.ok:
             journal.stage(record_origin)
 
+    # Each adoption's intent is on disk before its tags are sent: killed in between (the
+    # manifests of ``import --all-unmanaged`` written already), the next plan refuses to
+    # create a twin of the object it names instead of creating one.
+    intents = adoption_intents(
+        ((a.kind, a.address, a.remote_id, a.parent_id) for a in actions if a.body), lockfile
+    )
+    if intents:
+        await journal.commit(lambda lf: lf.model_copy(update={"pending": {**lf.pending, **intents}}))
     guard, client.write_guard = client.write_guard, lock.ensure_held
     try:
         return await apply_plan(
@@ -251,6 +260,35 @@ async def run_adoptions(
     finally:
         client.write_guard = guard
         await journal.close()
+
+
+def adoption_intents(
+    adopted: Iterable[tuple[str, str, str, str | None]], lockfile: Lockfile
+) -> dict[str, PendingIntent]:
+    """The pending intents of adoptions ``(kind, address, remote id, parent id)``, but those
+    ``lockfile`` holds already (``import --all-unmanaged`` records them before it writes the
+    manifests, ``run_adoptions`` before it tags)."""
+    now = utc_timestamp()
+    intents: dict[str, PendingIntent] = {}
+    for kind, address, remote_id, parent_id in adopted:
+        held = lockfile.pending.get(address)
+        if held is not None and held.operation == "adopt" and held.remote_id == remote_id:
+            continue
+        intents[address] = PendingIntent(
+            kind=kind, operation="adopt", started_at=now, parent_id=parent_id, remote_id=remote_id
+        )
+    return intents
+
+
+def intend_adoptions(
+    store: StateBackend, lock: StateLock, adopted: Iterable[tuple[str, str, str, str | None]]
+) -> None:
+    """Record ``adoption_intents`` durably now (the caller is about to write manifests that
+    name these objects, before their tags are sent)."""
+    intents = adoption_intents(adopted, store.lockfile)
+    if intents:
+        lock.ensure_held()
+        store.commit(lambda lf: lf.model_copy(update={"pending": {**lf.pending, **intents}}))
 
 
 def _deployment_pins(obj: JSON, res: DesiredResource | None, lockfile: Lockfile) -> dict[str, int]:

@@ -358,7 +358,9 @@ class _FirstWrite:
 
 
 def _early_intents(plan: Plan, skip: Mapping[str, str]) -> dict[str, Action]:
-    """The creates (and replaces) whose intent can be recorded before the apply starts.
+    """The creates (and replaces) whose intent can be recorded before the apply starts, and
+    the gated pin moves (their intent keeps what moved the pin, should the run be killed
+    once it moved: ``engine.pinlog.pin_intent``).
 
     An intent says "this address may have been created; look for it by its ownership tags".
     Recording it early is as safe as recording it right before the request: the next run
@@ -370,9 +372,12 @@ def _early_intents(plan: Plan, skip: Mapping[str, str]) -> dict[str, Action]:
     return {
         a.address: a
         for a in plan.actions
-        if a.type in ("create", "replace")
+        if (
+            (a.type in ("create", "replace") and (a.parent is None or a.parent_id is not None))
+            # a gated pin move: what moves it survives a kill (``engine.pinlog.pin_intent``)
+            or (isinstance(a, Update) and a.gate is not None)
+        )
         and a.address not in skip
-        and (a.parent is None or a.parent_id is not None)
     }
 
 

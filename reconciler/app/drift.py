@@ -17,6 +17,7 @@ from reconciler.app.workspace import (
     Settings,
     check_origin,
     connect,
+    left_lock,
     observe,
     read_state,
     running_lock,
@@ -101,6 +102,15 @@ async def drift(
             "it is done"
         )
         report = report.model_copy(update={"warnings": (*report.warnings, busy)})
+    left = left_lock(ws) if running is None and report.items else None
+    if left is not None:
+        # a killed apply's changes are its own, not edits outside git: say it died
+        died = (
+            f"{left.describe()} ended without releasing the lock of {ws.state_name} (it was "
+            "killed, or its machine went away): what it changed but did not record shows as "
+            "drift; `reconciler apply` records it"
+        )
+        report = report.model_copy(update={"warnings": (*report.warnings, died)})
     if ws.backend is None:
         return report
     return report.model_copy(update={"compared_with": ws.recorded_in})

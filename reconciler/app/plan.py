@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.app.filerefs import check_file_refs
 from reconciler.app.heal import recover_rollouts
+from reconciler.app.memories import read_memory_histories
 from reconciler.app.policies import check_policies
 from reconciler.app.secrets import SecretSource
 from reconciler.app.skills import check_skills, describe_skills
@@ -150,7 +151,7 @@ async def make_plan(
             secrets.check_all(choices.targets)
             async with connect(settings) as c:
                 observed = await observe(c, lockfile, settings.project)
-                observed = await _live_checks(c, manifests, lockfile, observed)
+                observed = await _live_checks(c, manifests, lockfile, observed, settings.project)
                 recovered = await recover_rollouts(
                     c, manifests.documents, lockfile, observed, settings.project
                 )
@@ -168,7 +169,7 @@ async def make_plan(
                 manifests, secrets, warnings, observed = await _load_while_listing(
                     settings, c, lockfile, choices.targets
                 )
-                observed = await _live_checks(c, manifests, lockfile, observed)
+                observed = await _live_checks(c, manifests, lockfile, observed, settings.project)
                 recovered = await recover_rollouts(
                     c, manifests.documents, lockfile, observed, settings.project
                 )
@@ -222,12 +223,17 @@ async def _skills(
 
 
 async def _live_checks(
-    client: ProviderClient, manifests: ManifestSet, lockfile: Lockfile, observed: Observed
+    client: ProviderClient,
+    manifests: ManifestSet,
+    lockfile: Lockfile,
+    observed: Observed,
+    project: str,
 ) -> Observed:
-    """The skills' reads and checks (``_skills``), and the files manifests name by id."""
+    """The skills' reads and checks (``_skills``), the files manifests name by id, and the
+    memory history of stores found by their tags alone (``app/memories.py``)."""
     observed = await _skills(client, manifests, lockfile, observed)
     await check_file_refs(client, manifests)
-    return observed
+    return await read_memory_histories(client, manifests, lockfile, observed, project)
 
 
 def _load_checked(

@@ -19,6 +19,7 @@ from reconciler.app.workspace import Settings, check_origin, connect, locked_sta
 from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
 from reconciler.engine.gate import Gate
 from reconciler.engine.model import FieldChange, PinMove, Plan, Target, Update
+from reconciler.engine.pinlog import observed_pins, resolve_rollbacks, rollback_intent
 from reconciler.engine.record import record_outcome
 from reconciler.errors import NotFoundError, PlanError
 from reconciler.provider.adapter import ClientBackedProvider
@@ -171,6 +172,14 @@ async def rollback(
                 live = await client.deployments.retrieve(entry.id)
             except NotFoundError as e:
                 raise PlanError(f"{address} ({entry.id}) no longer exists at the provider") from e
+            if address in lockfile.pending:
+                # an earlier rollback killed once its pin had moved: recorded first, so that
+                # this one starts from the history as it happened
+                pins = observed_pins(lockfile, [live])
+                if resolve_rollbacks(lockfile, pins) != lockfile:
+                    lock.ensure_held()
+                    lockfile = store.commit(lambda lf: resolve_rollbacks(lf, pins))
+                    entry = lockfile.resources[address]
             plan = rollback_plan(address, entry, live, to)
             plan = plan.model_copy(
                 update={
@@ -189,10 +198,19 @@ async def rollback(
                 store.run, plan_digest=json_digest(plan.model_dump(mode="json"))
             )
             journal = Journal(store, senders=1, guard=lock.ensure_held)
+            gate = plan.actions[0].gate  # type: ignore[union-attr]
+            assert gate is not None
+            # The move's intent is on disk before the move is sent: a run killed once the
+            # provider moved the pin is recorded as this rollback by the next plan, instead
+            # of the pin being moved forward again to the version rolled back from.
+            pending = rollback_intent(address, gate, utc_timestamp())
+            await journal.commit(lambda lf: lf.with_pending(*pending))
 
             def outcome(o: Outcome) -> None:
                 now = utc_timestamp()
                 journal.stage(lambda lf: record_outcome(lf, o, now))
+                if not o.ok:  # refused: the pin did not move
+                    journal.stage(lambda lf: lf.without_pending(address))
 
             try:
                 report = await apply_plan(

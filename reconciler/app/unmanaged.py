@@ -7,14 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from reconciler.app.adopt import JSON, Adopted, adopted_from, adoption, run_adoptions
+from reconciler.app.adopt import (
+    JSON,
+    Adopted,
+    adopted_from,
+    adoption,
+    intend_adoptions,
+    run_adoptions,
+)
 from reconciler.app.fmt import dump_documents
 from reconciler.app.skillimport import (
     SKILLS_DIR,
@@ -247,7 +254,17 @@ async def _import_unmanaged(
                 f"{out / SKILLS_DIR / name} already exists; nothing was imported. Pass an "
                 "--out directory without it"
             )
-    files = _write_documents(out, docs, secrets)
+    # the adoptions' intents go to disk before the manifests that name these objects: an
+    # import killed in between never leaves a manifest the next apply would create a twin for
+    adopting = [
+        (r.kind, r.address, r.remote_id, r.parent_id)
+        for d in docs
+        if d.kind != "Skill"
+        for r in d.resources
+    ]
+    files = _write_documents(
+        out, docs, secrets, before_writing=lambda: intend_adoptions(store, lock, adopting)
+    )
     unmanaged_skill_files(out, {name: found for name, (_, found) in skills.items()})
     res_by_address = {r.address: r for r in desired_resources(_as_documents(docs))}
     listed: dict[tuple[str, str], JSON] = {
@@ -319,7 +336,11 @@ def _prompt_files(
 
 
 def _write_documents(
-    out: Path, docs: Sequence[ImportedDocument], secrets: Sequence[SecretVariable]
+    out: Path,
+    docs: Sequence[ImportedDocument],
+    secrets: Sequence[SecretVariable],
+    *,
+    before_writing: Callable[[], None] | None = None,
 ) -> tuple[Path, ...]:
     docs, prompts = _prompt_files(docs)
     # a live "${" is written "$${" (the loader refuses "${" and reads "$${" as "${"); prompt
@@ -346,6 +367,8 @@ def _write_documents(
         if path.parent == out:
             expected = [d.data for d in docs if KIND_FILES[d.kind] == path.name]
             _check_round_trip(text, expected, path)
+    if before_writing is not None:
+        before_writing()
     out.mkdir(parents=True, exist_ok=True)
     for path, text in texts.items():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from reconciler.state import (
     ApplyLock,
     ClosableBackend,
     Lockfile,
+    LockfileWriteError,
     LockInfo,
     RunInfo,
     StateLocation,
@@ -116,6 +117,20 @@ def running_lock(settings: Settings) -> LockInfo | None:
         return location.running_lock()
 
 
+def left_lock(settings: Settings) -> LockInfo | None:
+    """The holder of a lock (or lease) left behind: its process is gone (or its lease
+    expired) and no run took it over yet, as a killed apply leaves it; else None.
+
+    Raises:
+        LockfileError: the database is unreachable.
+    """
+    with state_location(settings) as location:
+        info = location.read_lock()
+        if info is None or location.running_lock() is not None:
+            return None
+        return info
+
+
 def state_exists(settings: Settings, lockfile: Lockfile) -> bool:
     """Whether the state ``lockfile`` (just read from ``settings``) was ever written."""
     if settings.backend:
@@ -146,16 +161,27 @@ def locked_state(settings: Settings, operation: str) -> Iterator[tuple[StateLock
             finally:
                 try:
                     store.close()
-                except Exception:
+                except Exception as err:
                     if not failed:
                         raise
+                    # The run failed already (often the same full disk): its error is what
+                    # the user reads; this one is a line, never a traceback. The journal
+                    # keeps what it holds, and every reader replays it.
                     logging.getLogger("reconciler.state").warning(
-                        "%s: could not fold the journal into the lockfile; the next run does",
+                        "%s: could not fold the journal into the lockfile either (%s); the "
+                        "next run does",
                         location.name,
-                        exc_info=True,
+                        _reason(err),
                     )
         finally:
             lock.release()
+
+
+def _reason(err: Exception) -> str:
+    """What went wrong in a few words (a disk's ``No space left on device``)."""
+    if isinstance(err, LockfileWriteError) and err.cause.strerror:
+        return err.cause.strerror
+    return str(err)
 
 
 @asynccontextmanager

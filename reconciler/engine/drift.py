@@ -45,6 +45,7 @@ from reconciler.engine.model import (
 )
 from reconciler.engine.normalize import KEYED_LISTS, UNORDERED_LISTS, drop_paths, normalize
 from reconciler.engine.ownership import owner_problem
+from reconciler.engine.pinlog import observed_pins, resolve_rollbacks
 from reconciler.engine.planner import UNKNOWN, PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
 from reconciler.kinds import KIND_ORDER, Kind, owned_address, owner_of, remote_name_of, tags
@@ -604,6 +605,10 @@ def build_drift(
     FieldChange(op="change", path="system", old=<manifest>, new=<live>),), ...)``.
     """
     documents = tuple(documents)
+    if lockfile is not None and lockfile.pending:
+        # a rollback killed once its pin had moved is no drift: it is what the state records
+        pins = observed_pins(lockfile, observed.all("deployment"))
+        lockfile = resolve_rollbacks(lockfile, pins)
     desired = {r.address: r for r in desired_resources(documents)}
     entries = dict(lockfile.resources) if lockfile is not None else {}
     planned = (

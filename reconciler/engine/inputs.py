@@ -63,6 +63,8 @@ class PlanInputs:
     skills: Mapping[str, SkillSource] = field(default_factory=dict)
     #: skill id -> its latest version as far as refresh read it (``Observed.skill_versions``)
     skill_versions: Mapping[str, JSON] = field(default_factory=dict)
+    #: memory store id -> the paths its history names (``Observed.memory_paths``)
+    memory_paths: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -93,6 +95,7 @@ class PlanInputs:
             recovered=dict(recovered or {}),
             skills=dict(skills or {}),
             skill_versions=observed.skill_versions,
+            memory_paths=observed.memory_paths,
         )
 
     @property

@@ -41,6 +41,12 @@ def leftover_intents(
     left: dict[str, str] = {}
     for address in sorted(set(lockfile.pending) - set(declared)):
         intent = lockfile.pending[address]
+        if intent.operation in ("rollback", "pin"):  # no create: nothing to look for
+            left[address] = f"an interrupted {intent.operation} move, not a create"
+            continue
+        if intent.operation == "adopt":
+            left[address] = f"an unfinished import of {intent.remote_id}, not a create"
+            continue
         live = [
             o
             for o in observed.all(intent.kind)

@@ -8,7 +8,7 @@ failed is held (``hold_candidate``). Pure functions over the state models; no I/
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler.engine.gate import Gate, GateVerdict, RecoveredRollout
@@ -19,6 +19,7 @@ from reconciler.state import (
     HeldVersion,
     LockEntry,
     Lockfile,
+    PendingIntent,
     PinCause,
     PinRecord,
 )
@@ -56,6 +57,109 @@ def with_pin_history(
     if held == entry.held and history == entry.pin_history:
         return entry
     return entry.model_copy(update={"held": held, "pin_history": history[-MAX_PIN_HISTORY:]})
+
+
+#: pending intents of pin moves, resolved by the deployment's live pin
+PIN_INTENTS = ("rollback", "pin")
+
+
+def pin_intent(gate: Gate, now: str) -> PendingIntent | None:
+    """The pending intent of a gated pin move (``gate``: checks, skip-checks, retry-held),
+    recorded before it is sent: killed once the provider moved the pin, the next run records
+    what moved it (``resolve_rollbacks``), not a plain ``apply``. None for a rollback (it
+    records its own, ``rollback_intent``) or a move whose versions are not known yet."""
+    if gate.mode == "rollback" or gate.to_version is None:
+        return None
+    cause: PinCause = "checks" if gate.mode == "checks" and gate.checks else gate.mode
+    return PendingIntent(
+        kind="deployment",
+        operation="pin",
+        started_at=now,
+        agent=gate.agent,
+        from_version=gate.from_version,
+        to_version=gate.to_version,
+        by=cause,
+    )
+
+
+def rollback_intent(address: str, gate: Gate, now: str) -> tuple[str, PendingIntent]:
+    """The pending intent a rollback records before its pin move is sent (``gate``: the
+    rollback's, from the live version to the one it goes back to)."""
+    intent = PendingIntent(
+        kind="deployment",
+        operation="rollback",
+        started_at=now,
+        agent=gate.agent,
+        from_version=gate.from_version,
+        to_version=gate.to_version,
+    )
+    return address, intent
+
+
+def resolve_rollbacks(lockfile: Lockfile, live_pins: Mapping[str, int | None]) -> Lockfile:
+    """``lockfile`` with each rollback whose pin move is live folded into its deployment's
+    entry, as its outcome would have been recorded: the pin at ``to_version``, a
+    ``rollback`` move in the history, ``from_version`` held.
+
+    A rollback killed after the provider moved the pin, before the lockfile said so, left
+    only its pending intent: without this the next apply moved the pin forward again, to the
+    version just rolled back from. The intents stay (the deployment's next outcome clears
+    them); one whose deployment is not at ``to_version`` never reached the provider, and
+    changes nothing here.
+
+    Args:
+        live_pins: deployment address -> the version its live object pins (what refresh
+            saw, or what an outcome reports).
+    """
+    for address, intent in lockfile.pending.items():
+        if intent.operation not in PIN_INTENTS:
+            continue
+        entry = lockfile.resources.get(address)
+        if entry is None or intent.agent is None or live_pins.get(address) is None:
+            continue
+        if live_pins[address] != intent.to_version:
+            continue
+        found = rollback_found(entry, intent)
+        if found != entry:
+            lockfile = lockfile.with_entry(address, found)
+    return lockfile
+
+
+def observed_pins(lockfile: Lockfile, deployments: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Deployment address -> the version its live object pins, for the deployments with a
+    pending rollback (``deployments``: the live deployments refresh listed)."""
+    wanted = {
+        lockfile.resources[a].id: a
+        for a, intent in lockfile.pending.items()
+        if intent.operation in PIN_INTENTS and a in lockfile.resources
+    }
+    pins: dict[str, int] = {}
+    for obj in deployments if wanted else ():
+        address = wanted.get(str(obj.get("id")))
+        version = (obj.get("agent") or {}).get("version")
+        if address is not None and isinstance(version, int) and not obj.get("archived_at"):
+            pins[address] = version
+    return pins
+
+
+def rollback_found(entry: LockEntry, intent: PendingIntent) -> LockEntry:
+    """``entry`` with the pin move of ``intent`` recorded (see ``resolve_rollbacks``)."""
+    agent, to, left = intent.agent, intent.to_version, intent.from_version
+    assert agent is not None and to is not None
+    if entry.pins.get(agent) == to:
+        return entry  # recorded already
+    at = intent.started_at
+    rollback = intent.operation == "rollback"
+    by: PinCause = "rollback" if rollback else intent.by or "apply"
+    move = PinRecord(agent=agent, version=to, at=at, by=by, from_version=left)
+    history = (*entry.pin_history, move)[-MAX_PIN_HISTORY:]
+    held = tuple(h for h in entry.held if not (h.agent == agent and h.version == to))
+    if rollback and left is not None:
+        held = _with_hold(held, HeldVersion(agent=agent, version=left, reason="rollback", at=at))
+    pins = {**entry.pins, agent: to}
+    return entry.model_copy(
+        update={"pins": pins, "held": held, "pin_history": history, "updated_at": at}
+    )
 
 
 def hold_candidate(

@@ -39,6 +39,7 @@ from reconciler.engine.model import (
     Update,
 )
 from reconciler.engine.ownership import find_twins, twin_archives
+from reconciler.engine.pinlog import observed_pins, resolve_rollbacks
 from reconciler.engine.prune import Removal, prune
 from reconciler.engine.refresh import Observed
 from reconciler.engine.resource import (
@@ -87,6 +88,10 @@ def build_plan(
             version that does not exist (nor would after this plan).
     """
     options = options or PlanOptions()
+    if lockfile is not None and lockfile.pending:
+        # a rollback killed once its pin had moved: recorded as the rollback it was
+        live = observed.all("deployment")
+        lockfile = resolve_rollbacks(lockfile, observed_pins(lockfile, live))
     inputs = PlanInputs.build(
         documents, observed, lockfile, options, fingerprint, recovered, skills
     )

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from reconciler.engine.model import Action, Create, NoOp, Replace, Target
+from reconciler.engine.model import Action, Create, NoOp, Replace, Target, Update
 from reconciler.engine.outcome import Outcome
-from reconciler.engine.pinlog import hold_candidate, with_pin_history
+from reconciler.engine.pinlog import (
+    PIN_INTENTS,
+    hold_candidate,
+    pin_intent,
+    resolve_rollbacks,
+    with_pin_history,
+)
 from reconciler.state import (
     LockEntry,
     Lockfile,
@@ -53,6 +59,10 @@ def record_intents(lockfile: Lockfile, actions: Iterable[Action], now: str) -> L
         for a in actions
         if isinstance(a, Create | Replace)
     }
+    for a in actions:  # a gated pin move: what moved it survives a kill (engine.pinlog)
+        pin = pin_intent(a.gate, now) if isinstance(a, Update) and a.gate is not None else None
+        if pin is not None:
+            intents[a.address] = pin
     if not intents:
         return lockfile
     for address in intents:
@@ -84,11 +94,23 @@ def record_outcome(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
         if outcome.verdict is not None:  # a gated pin move whose checks failed
             return hold_candidate(lockfile, outcome.address, outcome.verdict, now, outcome.action)
         return lockfile
+    intent = lockfile.pending.get(outcome.address)
+    if intent is not None and intent.operation in PIN_INTENTS:
+        # a rollback whose outcome was lost: recorded as one if the pin is where it went
+        lockfile = resolve_rollbacks(lockfile, {outcome.address: _outcome_pin(outcome, intent)})
     recorded = _record(lockfile, outcome, now)
     moved_from = getattr(outcome.action, "moved_from", None)
     if moved_from is not None and not outcome.removed:
         recorded = _forget_moved(recorded, moved_from, outcome.address, now)
     return recorded
+
+
+def _outcome_pin(outcome: Outcome, intent: PendingIntent) -> int | None:
+    """The version of ``intent.agent`` a deployment's outcome says it pins."""
+    if intent.agent in outcome.pins:
+        return outcome.pins[intent.agent]
+    version = ((outcome.live or {}).get("agent") or {}).get("version")
+    return version if isinstance(version, int) else None
 
 
 def _forget_moved(lockfile: Lockfile, old: str, new: str, now: str) -> Lockfile:

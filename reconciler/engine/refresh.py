@@ -28,6 +28,10 @@ class Observed:
     #: skill id -> what its latest version holds, where a plan needs it (``app.skills``):
     #: ``{"id", "name" (the slug), "digest", "files"}`` (digest and files when downloaded)
     skill_versions: Mapping[str, JSON] = field(default_factory=dict)
+    #: memory store id -> every path its memory history names, for the stores a plan must
+    #: ask (``app.memories``: found by their tags alone, after a lost state); None when the
+    #: history cannot tell (a version redacted)
+    memory_paths: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
 
     def all(self, kind: str) -> tuple[JSON, ...]:
         if kind == "credential":

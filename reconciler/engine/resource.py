@@ -159,6 +159,9 @@ def plan_resource(
     match = _match(inputs, res, planned)
     target = _target(inputs, res)
     if match.live is None:
+        adopting = _unfinished_adoption(inputs, res)
+        if adopting is not None:
+            return Planned(conflict=adopting)
         return Planned(
             action=Create(
                 address=res.address,
@@ -404,8 +407,11 @@ def _update(
     body = only_unwritten_seeds(update_body(res, inputs.options.project, fields, obj), changes)
     recorded = inputs.entry(res.address)
     interrupted = recorded is None or recorded.id != obj["id"]
-    reason = seeding_reason(changes, interrupted=interrupted) or _update_reason(
-        res, fields, planned
+    found = recorded is None and not inputs.pending(res.address)
+    reason = (
+        seeding_reason(changes, interrupted=interrupted, found=found)
+        or _unknown_secret_reason(inputs, res, obj, changes)
+        or _update_reason(res, fields, planned)
     )
     if match.moved_from is not None:
         reason = _move_reason(match.moved_from, fields)
@@ -600,6 +606,23 @@ def _check_pin(res: DesiredResource, planned: Mapping[str, Planned]) -> None:
     )
 
 
+def _unknown_secret_reason(
+    inputs: PlanInputs, res: DesiredResource, obj: JSON, changes: tuple[FieldChange, ...]
+) -> str | None:
+    """Why an update that only sends secrets the state holds no fingerprint of (a create
+    whose record was lost, a lost lockfile): nobody knows that the live value differs."""
+    if not changes or not all(c.sensitive for c in changes):
+        return None
+    entry = inputs.entry(res.address)
+    known = entry.secret_fingerprints if entry is not None and entry.id == obj["id"] else {}
+    if any(c.path in known for c in changes):
+        return None
+    return (
+        "its secret cannot be read back and the state holds no fingerprint of it, so it is "
+        "sent again (the live value may be the same)"
+    )
+
+
 def _update_reason(res: DesiredResource, fields: list[str], planned: Mapping[str, Planned]) -> str:
     """Why an update: a deployment whose only change is its agent pin says which pin."""
     followed = [
@@ -644,6 +667,31 @@ def _skill_versions(res: DesiredResource, planned: Mapping[str, Planned]) -> dic
         if version is not None:
             out[skill] = version
     return out
+
+
+def _unfinished_adoption(inputs: PlanInputs, res: DesiredResource) -> Conflict | None:
+    """A ``Conflict`` instead of a create when an ``import`` was adopting a live object for
+    the address and never tagged it (killed once it wrote the manifests): a create would be a
+    twin of that object. ``reconciler import ADDRESS ID`` finishes the adoption."""
+    intent = inputs.lockfile.pending.get(res.address) if inputs.lockfile is not None else None
+    if intent is None or intent.operation != "adopt" or intent.remote_id is None:
+        return None
+    obj = inputs.live.get(res.kind, {}).get(intent.remote_id)
+    if obj is None or obj.get("archived_at"):
+        return None  # gone since: nothing to twin, the create goes ahead
+    rid = intent.remote_id
+    return Conflict(
+        address=res.address,
+        kind=res.kind,
+        remote_id=rid,
+        owner="nobody (an import began adopting it and did not finish)",
+        message=(
+            f"an import began adopting {res.kind} {rid} for {res.address} and did not finish "
+            f"(its manifest is written, its ownership tags are not): nothing is created for "
+            f"{res.address}, which would be a twin of it. `reconciler import {res.address} "
+            f"{rid}` finishes the adoption"
+        ),
+    )
 
 
 def _live_pin(obj: JSON) -> int | None:

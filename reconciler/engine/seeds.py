@@ -9,12 +9,19 @@ whose run died (or failed) before its seeds were all written: the plan turns its
 an update that writes the ones that are absent (``memories[PATH]`` changes), and the adapter
 never overwrites a path that holds a memory.
 
-A store matched through its recorded entry, or found by its tags after a lost state with no
-intent, is never seeded again: its seeds were written (or cannot be known not to be), and a
-seed an agent deleted on purpose must stay deleted. The one exception is a seed added to the
-manifest later: the entry records the seed paths it knows (``LockEntry.seeds``), and a path
-it does not know is absent by the contract's words, so the plan writes it (when absent, as
-ever), once. An entry older than that record knows none, and counts every seed as written.
+A store matched through its recorded entry is never seeded again: its seeds were written,
+and a seed an agent deleted on purpose must stay deleted. The one exception is a seed added
+to the manifest later: the entry records the seed paths it knows (``LockEntry.seeds``), and a
+path it does not know is absent by the contract's words, so the plan writes it (when absent,
+as ever), once. An entry older than that record knows none, and counts every seed as written.
+
+A store found by its tags alone after a lost state (no entry, no intent: a run killed between
+the store's create and its seeds, then the lockfile deleted) cannot say from the state whether
+its seeds were written. Its memory history can: memory versions are append-only, so a seed
+path no version ever named was never written, and no agent can have deleted it. The plan
+reads that history for such stores only (``app/memories.py``, ``Observed.memory_paths``) and
+writes the seeds it never named; a store whose history cannot tell (a redacted version) is
+left as it is.
 """
 
 from __future__ import annotations
@@ -56,7 +63,11 @@ def unwritten_seeds(
         known = set(entry.seeds)
         return tuple(_add(s) for s in res.spec.get(SEEDS) or () if s["path"] not in known)
     if not inputs.pending(res.address):
-        return ()
+        # found by its tags alone: the seeds its memory history never named, if it was read
+        seen = inputs.memory_paths.get(str(obj.get("id")), None)
+        if entry is not None or seen is None:
+            return ()
+        return tuple(_add(s) for s in res.spec.get(SEEDS) or () if s["path"] not in seen)
     return tuple(_add(seed) for seed in res.spec.get(SEEDS) or ())
 
 
@@ -82,12 +93,21 @@ def only_unwritten_seeds(body: JSON, changes: tuple[FieldChange, ...] | list[Fie
     return {**body, SEEDS: kept}
 
 
-def seeding_reason(changes: tuple[FieldChange, ...], *, interrupted: bool = True) -> str | None:
+def seeding_reason(
+    changes: tuple[FieldChange, ...], *, interrupted: bool = True, found: bool = False
+) -> str | None:
     """The update's reason when it writes seeds, else None; ``interrupted``: an interrupted
-    create's seeds, else seeds added to the manifest of a recorded store."""
+    create's seeds, else seeds added to the manifest of a recorded store; ``found``: a store
+    found by its tags alone, whose history shows seeds never written."""
     count = sum(1 for c in changes if c.path.startswith(SEEDS + "["))
     if not count:
         return None
+    if found:
+        return (
+            f"its memory history shows {count} of its seeds never written (a create "
+            "interrupted before the lockfile was lost): writes them (when absent; never "
+            "overwrites a memory)"
+        )
     if not interrupted:
         return (
             f"writes the {count} new seed{'s' if count != 1 else ''} added to the manifest "

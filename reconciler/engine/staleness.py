@@ -36,6 +36,12 @@ def stale_actions(
             made = _created_since(a.kind, a.address, plan.project, observed, lockfile)
             if made is not None:
                 stale[a.address] = f"{a.address} was created ({made}) since the plan"
+            elif a.kind == "skill" and _upload_intended_since(plan, a.address, lockfile):
+                stale[a.address] = (
+                    f"{a.address} may have been uploaded since the plan (an apply was "
+                    "interrupted while uploading it; a skill carries no tags, so only a new "
+                    "plan finds it, by its slug)"
+                )
             continue
         live = observed.index(a.kind).get(a.remote_id)
         if live is None:
@@ -86,6 +92,16 @@ def _created_since(
         if live is not None and not live.get("archived_at"):
             return entry.id
     return None
+
+
+def _upload_intended_since(plan: Plan, address: str, lockfile: Lockfile | None) -> bool:
+    """Whether the state moved on since ``plan`` and holds a pending intent for the skill
+    at ``address``: an apply since (of this very plan, killed) may have uploaded it. Its
+    record lost, the skill is known by its slug alone, which only a plan reads (``apply
+    PLANFILE`` lists skills, not their versions' slugs); sent again, it is a twin."""
+    if lockfile is None or address not in lockfile.pending:
+        return False
+    return lockfile.lineage != plan.lineage or lockfile.serial > plan.serial
 
 
 def _needed(plan: Plan) -> set[str]:

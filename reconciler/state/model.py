@@ -161,19 +161,34 @@ class LockEntry(_Frozen):
 
 
 class PendingIntent(_Frozen):
-    """A create (or the create half of a replace) that was sent but not yet recorded.
+    """A create (or the create half of a replace), or a rollback's pin move, that was sent
+    but not yet recorded.
 
     The executor records the intent before sending the request and removes it when the
     result is committed. An intent found at the start of a run means the previous run died
-    in between: the engine resolves it by listing the provider for the resource's ownership
-    metadata (``reconciler-address``), adopting what it finds instead of creating a twin.
+    in between: the engine resolves a create's by listing the provider for the resource's
+    ownership metadata (``reconciler-address``), adopting what it finds instead of creating a
+    twin; a rollback's or a gated pin move's by the deployment's live pin
+    (``engine.pinlog.resolve_rollbacks``): at ``to_version``, the move happened and is
+    recorded as it was (a rollback holds ``from_version``; a gated move keeps ``by``);
+    anywhere else, it never reached the provider and is forgotten. An adoption's
+    (``import``: its manifest may be written, its tags not yet) keeps the next plan from
+    creating a twin of ``remote_id`` while that object carries no tags of this project.
     """
 
     kind: str = Field(min_length=1)
-    operation: Literal["create", "replace"]
+    operation: Literal["create", "replace", "rollback", "adopt", "pin"]
     started_at: Timestamp
     parent_id: str | None = None
     remote_name: str | None = None
+    #: an adoption (``import``): the live object it tags
+    remote_id: str | None = None
+    #: a rollback or a gated pin move (``pin``): the agent address whose pin moves, from
+    #: which version to which, and (``pin``) what moves it (checks, skip-checks, retry-held)
+    agent: str | None = None
+    from_version: int | None = Field(default=None, ge=1)
+    to_version: int | None = Field(default=None, ge=1)
+    by: PinCause | None = None
 
 
 class Lockfile(_Frozen):

@@ -389,8 +389,12 @@ ZYGOTE_SOURCE = textwrap.dedent(
             count[0] += 1
             return count[0] == nth
 
+        # ``signal``: SIGKILL by default; SIGTERM or SIGINT make the point an interruption
+        # the process handles (the write it was in goes on whole)
+        sig = getattr(signal, spec.get("signal", "SIGKILL"))
+
         def die():
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), sig)
 
         def is_lock_temp(fd):
             try:
@@ -411,6 +415,22 @@ ZYGOTE_SOURCE = textwrap.dedent(
                 if is_lock_temp(fd) and due():
                     real_write(fd, bytes(data)[: max(1, len(data) // 2)])
                     die()
+                return real_write(fd, data)
+            os.write = write
+        elif point == "enospc":        # the disk is full from the nth lockfile write on
+            import errno
+            real_write = os.write
+            full = [False]
+            def is_state_file(fd):
+                try:
+                    target = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+                except OSError:
+                    return False
+                return target.startswith(prefix) or target == name + ".journal"
+            def write(fd, data):
+                if is_state_file(fd) and (full[0] or due()):
+                    full[0] = True
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 return real_write(fd, data)
             os.write = write
         elif point == "journal-torn":  # half of an append to the lockfile's journal written
@@ -479,6 +499,15 @@ ZYGOTE_SOURCE = textwrap.dedent(
                     die()
                 result = real_replace(src, dst, *a, **k)
                 if hit:
+                    die()
+                return result
+            os.replace = replace
+        elif point == "manifest-written":  # import: the nth manifest file just renamed in
+            real_replace = os.replace
+            def replace(src, dst, *a, **k):
+                result = real_replace(src, dst, *a, **k)
+                base = os.path.basename(str(src))
+                if base.startswith(".") and base.endswith(".yaml.tmp") and due():
                     die()
                 return result
             os.replace = replace
@@ -790,7 +819,8 @@ def owned_objects(
     """Objects in the provider database tagged for ``project``, by address.
 
     Reads the SQLite file directly: a fault-free view, with no HTTP in the way. A credential
-    of an archived vault counts as archived (archiving a vault takes its credentials along).
+    of an archived vault counts as archived (archiving a vault takes its credentials along);
+    sessions (rollout checks and their records) are not resources and are left out.
 
     Args:
         archived: also count archived objects.
@@ -806,6 +836,8 @@ def owned_objects(
     dead_vaults = {oid for oid, kind, _, is_archived, _ in rows if kind == "vault" and is_archived}
     for _oid, kind, parent_id, is_archived, data in rows:
         if (is_archived or parent_id in dead_vaults) and not archived:
+            continue
+        if kind == "session":  # rollout check sessions and records: tagged, no address
             continue
         obj = json.loads(data)
         md = obj.get("metadata") or {}
