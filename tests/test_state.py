@@ -179,6 +179,11 @@ def test_layout_of_the_file(path: Path) -> None:
     ]  # fmt: skip
     assert data["resources"]["vault.gh.credential.token"]["parent_id"] == "vlt_1"
     assert data["pending"]["agent.x"]["operation"] == "create"
+    # a create's intent has the keys it always had: a lockfile left by a crash stays
+    # readable by the reconciler of a runner not upgraded yet
+    assert set(data["pending"]["agent.x"]) == {
+        "kind", "operation", "started_at", "parent_id", "remote_name",
+    }  # fmt: skip
     assert "s3cret" not in path.read_text()
 
 

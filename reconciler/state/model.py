@@ -160,6 +160,10 @@ class LockEntry(_Frozen):
         return next((h for h in self.held if h.agent == agent and h.version == version), None)
 
 
+def _unset(value: object) -> bool:
+    return value is None
+
+
 class PendingIntent(_Frozen):
     """A create (or the create half of a replace), or a rollback's pin move, that was sent
     but not yet recorded.
@@ -181,14 +185,16 @@ class PendingIntent(_Frozen):
     started_at: Timestamp
     parent_id: str | None = None
     remote_name: str | None = None
+    # The fields below are written only when set, so that a create's intent reads as it
+    # always did (a lockfile left by a crash stays readable by an earlier reconciler).
     #: an adoption (``import``): the live object it tags
-    remote_id: str | None = None
+    remote_id: str | None = Field(default=None, exclude_if=_unset)
     #: a rollback or a gated pin move (``pin``): the agent address whose pin moves, from
     #: which version to which, and (``pin``) what moves it (checks, skip-checks, retry-held)
-    agent: str | None = None
-    from_version: int | None = Field(default=None, ge=1)
-    to_version: int | None = Field(default=None, ge=1)
-    by: PinCause | None = None
+    agent: str | None = Field(default=None, exclude_if=_unset)
+    from_version: int | None = Field(default=None, ge=1, exclude_if=_unset)
+    to_version: int | None = Field(default=None, ge=1, exclude_if=_unset)
+    by: PinCause | None = Field(default=None, exclude_if=_unset)
 
 
 class Lockfile(_Frozen):
