@@ -7,17 +7,21 @@ directory or with a name where an address goes.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mypy import api as mypy_api
 from support.gitops import make_workdir, ok
 
 from reconciler.provider import ProviderClient
+from reconciler.provider.local import BackgroundServer, create_app
 from reconciler.runtime import ManagedRuntime, NotApplied
 
 REPO = Path(__file__).resolve().parent.parent
@@ -211,3 +215,63 @@ def test_close_names_are_suggested_by_name_not_by_their_kind(applied: Path) -> N
         rt.agent("reveiwer")
     with pytest.raises(NotApplied, match=r"; did you mean environment.python-data\?$"):
         rt.environment("pyton-data")
+
+
+# -- streams a program leaves behind -------------------------------------------------------
+
+
+class _OpenStreams:
+    """ASGI middleware over the local provider: how many event streams are being served."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.open = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        streaming = scope["type"] == "http" and scope["path"].endswith("/events/stream")
+        self.open += streaming
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.open -= streaming
+
+
+async def _settled(count: Callable[[], int], at_most: int) -> int:
+    """``count()`` once it is at most ``at_most``, or after a generous wait (a failure)."""
+    for _ in range(500):
+        if count() <= at_most:
+            break
+        await asyncio.sleep(0.01)
+    return count()
+
+
+@pytest.mark.tcp
+async def test_breaking_out_of_a_turn_does_not_leave_its_stream_open(tmp_path: Path) -> None:
+    """``async for event in rt.run_turn(...): ... break`` (the first answer is enough) left
+    the turn's stream open for the runtime's whole life: a bot serving many turns kept one
+    connection, and one subscriber at the provider, per turn."""
+    served = _OpenStreams(create_app(tmp_path / "provider.db"))
+    with BackgroundServer(served) as server:
+        async with ManagedRuntime(provider_url=server.url) as rt:
+            session_id = await rt.create_session(
+                await rt.create_agent(), await rt.create_environment()
+            )
+            for i in range(8):
+                async for event in rt.run_turn(session_id, f"question {i}"):
+                    if event["type"] == "agent.message":
+                        break  # the answer is all this program wanted
+                await rt.send_event(session_id, f"note {i}")
+                async for event in rt.stream_events(session_id):
+                    break
+            assert await _settled(lambda: served.open, 0) == 0
+
+            # a stream the program keeps is not closed behind its back between turns
+            stream = await rt.stream_events(session_id, follow=True).open()  # a live tail
+            for text in ("one", "two"):
+                await rt.send_event(session_id, text)
+                async for event in stream:
+                    if event["type"] == "session.status_idle":
+                        break
+                assert stream.is_open
+            assert served.open == 1
+        assert await _settled(lambda: served.open, 0) == 0

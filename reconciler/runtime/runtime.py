@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import os
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -178,7 +179,8 @@ class ManagedRuntime(AppliedLookups):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._guard: asyncio.Task[None] | None = None
         self._opening = asyncio.Lock()
-        self._streams: set[SessionEventStream] = set()
+        # weak: a stream the program dropped while open closes itself (its ``__del__``)
+        self._streams: weakref.WeakSet[SessionEventStream] = weakref.WeakSet()
         self._ledger = SentLedger()
 
     def __repr__(self) -> str:
