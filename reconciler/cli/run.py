@@ -29,6 +29,7 @@ import click
 
 from reconciler.app import Settings, connect, load_manifests, provider_origin
 from reconciler.app.session import (
+    NotYetApplied,
     SessionTarget,
     address_of_id,
     origin_warning,
@@ -103,20 +104,23 @@ def run(
     """
     manifests = load_manifests(app.settings.manifests)
     lockfile, written = state_snapshot(app.settings)
-    if not written:
+    try:
+        target = resolve_session_target(
+            manifests, lockfile, name, environment, existing_session=session_id is not None
+        )
+    except NotYetApplied as error:
+        if written:
+            raise
         # Run from another directory than the project's (or before any apply): saying
         # "agent.coder is not applied yet" would send the user to apply what is applied.
         raise RunError(
             f"there is no state at {app.settings.state_name} (looked for in {Path.cwd()}): "
             "apply the manifests first (`reconciler apply`), or run from the project "
             "directory, or point --lockfile (or --backend) at the state apply wrote"
-        )
+        ) from error
     mismatch = origin_warning(lockfile, provider_origin(app.settings))
     if mismatch is not None:
         click.echo(f"Warning: {mismatch}", err=True)
-    target = resolve_session_target(
-        manifests, lockfile, name, environment, existing_session=session_id is not None
-    )
     printer = _JsonPrinter() if as_json else _TextPrinter()
     outcome = app.run(
         _converse(app.settings, target, message, session_id, printer, lockfile=lockfile)
