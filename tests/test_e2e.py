@@ -336,7 +336,10 @@ def _retrieve_session(db: Path, session_id: str) -> dict[str, Any]:
 def test_run_before_apply_says_to_apply_first(workdir: Path) -> None:
     result = cli("run", "coder", "-m", "hi")
     assert result.exit_code == 1
-    assert result.stderr == "Error: agent.coder is not applied yet; run `reconciler apply` first\n"
+    assert result.stderr.startswith(
+        f"Error: there is no state at state/reconciler.lock (looked for in {workdir}): "
+        "apply the manifests first (`reconciler apply`)"
+    )
 
 
 def test_run_an_unknown_name_suggests_close_ones(workdir: Path) -> None:

@@ -19,6 +19,10 @@ from reconciler.manifest.deployment import MemoryStoreMount
 from reconciler.state import Lockfile
 
 
+class NotYetApplied(RunError):
+    """A resource the session needs is not in the lockfile (``run`` says why, when it can)."""
+
+
 @dataclass(frozen=True)
 class SessionTarget:
     """What a new session runs, all as remote ids, resolved from manifests and lockfile."""
@@ -93,7 +97,7 @@ def resolve_session_target(
     def applied(addr: str) -> Any:
         entry = lockfile.resources.get(addr)
         if entry is None:
-            raise RunError(f"{addr} is not applied yet; run `reconciler apply` first")
+            raise NotYetApplied(f"{addr} is not applied yet; run `reconciler apply` first")
         return entry
 
     doc = manifests.get(address)

@@ -22,21 +22,23 @@ import json
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler.app import Settings, connect, load_manifests, provider_origin
 from reconciler.app.session import (
+    NotYetApplied,
     SessionTarget,
     address_of_id,
     origin_warning,
     resolve_session_target,
 )
-from reconciler.app.state import Lockfile, read_state
+from reconciler.app.state import Lockfile, state_snapshot
 from reconciler.cli.app import App, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, silence_stdout
-from reconciler.errors import PlanError
+from reconciler.errors import NotFoundError, PlanError, ProviderError, RunError
 from reconciler.render import should_color
 
 if TYPE_CHECKING:  # the runtime loads when a session runs, not with every command
@@ -101,13 +103,24 @@ def run(
     is sent an interrupt first; continue later with --session).
     """
     manifests = load_manifests(app.settings.manifests)
-    lockfile = read_state(app.settings)
+    lockfile, written = state_snapshot(app.settings)
+    try:
+        target = resolve_session_target(
+            manifests, lockfile, name, environment, existing_session=session_id is not None
+        )
+    except NotYetApplied as error:
+        if written:
+            raise
+        # Run from another directory than the project's (or before any apply): saying
+        # "agent.coder is not applied yet" would send the user to apply what is applied.
+        raise RunError(
+            f"there is no state at {app.settings.state_name} (looked for in {Path.cwd()}): "
+            "apply the manifests first (`reconciler apply`), or run from the project "
+            "directory, or point --lockfile (or --backend) at the state apply wrote"
+        ) from error
     mismatch = origin_warning(lockfile, provider_origin(app.settings))
     if mismatch is not None:
         click.echo(f"Warning: {mismatch}", err=True)
-    target = resolve_session_target(
-        manifests, lockfile, name, environment, existing_session=session_id is not None
-    )
     printer = _JsonPrinter() if as_json else _TextPrinter()
     outcome = app.run(
         _converse(app.settings, target, message, session_id, printer, lockfile=lockfile)
@@ -172,14 +185,25 @@ async def _converse(
     )
     async with connect(settings) as client, ManagedRuntime(client=client) as rt:
         if session_id is None:
-            session_id = await rt.create_session(
-                target.agent_id,
-                target.environment_id,
-                version=target.agent_version,
-                vault_ids=list(target.vault_ids),
-                resources=list(target.resources) or None,
-                title=f"reconciler run {target.address}",
-            )
+            try:
+                session_id = await rt.create_session(
+                    target.agent_id,
+                    target.environment_id,
+                    version=target.agent_version,
+                    vault_ids=list(target.vault_ids),
+                    resources=list(target.resources) or None,
+                    title=f"reconciler run {target.address}",
+                )
+            except ProviderError as error:
+                if error.status not in (400, 404, 409):
+                    raise
+                # The provider names remote ids; the user knows addresses, and the likely
+                # cause: something changed behind the lockfile's back.
+                raise RunError(
+                    f"could not start a session of {target.describe()}: {error}. If it was "
+                    "changed outside reconciler, `reconciler drift` shows what and "
+                    "`reconciler apply` restores it"
+                ) from error
             click.echo(
                 f"Session {session_id} ({target.describe()}); continue it with "
                 f"--session {session_id}",
@@ -196,12 +220,30 @@ async def _check_session(
 ) -> SessionTarget:
     """The target as the session really runs: its agent must be the target's; its
     environment is its own (an explicit ``--environment`` must agree)."""
-    session = await rt.retrieve_session(session_id)
+    try:
+        session = await rt.retrieve_session(session_id)
+    except NotFoundError as error:
+        raise RunError(
+            f"there is no session {session_id} ({error}); leave out --session to start a new one"
+        ) from error
+    if session.get("archived_at"):
+        raise RunError(
+            f"session {session_id} is archived and takes no more messages; leave out "
+            "--session to start a new one"
+        )
     agent = session.get("agent") or {}
     if agent.get("id") != target.agent_id:
+        runs = str(agent.get("id"))
+        known = address_of_id(lockfile, runs) if lockfile is not None else None
         raise PlanError(
-            f"session {session_id} runs agent {agent.get('id')}, not {target.agent_address} "
-            f"({target.agent_id}); start a new session without --session"
+            f"session {session_id} runs {f'{known} ({runs})' if known else f'agent {runs}'}, "
+            f"not {target.agent_address} ({target.agent_id}); start a new session without "
+            "--session"
+            + (
+                f", or continue it with: reconciler run {known} --session {session_id} -m TEXT"
+                if known
+                else ""
+            )
         )
     env_id = str(session.get("environment_id") or "")
     known = address_of_id(lockfile, env_id) if lockfile is not None and env_id else None

@@ -13,10 +13,11 @@ import difflib
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from reconciler.errors import ReconcilerError
-from reconciler.kinds import DEFAULT_LOCKFILE, KIND_INFO, TOP_LEVEL_KINDS, address_of
+from reconciler.kinds import DEFAULT_LOCKFILE, KIND_INFO, TOP_LEVEL_KINDS, address_of, kind_of
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -89,12 +90,15 @@ def find_applied(
     ``OriginMismatch`` warning says so (the same database may be served at another URL).
 
     Raises:
+        ValueError: ``address`` is not an address (``KIND.NAME``, e.g. ``agent.coder``).
         NotApplied: the lockfile has no such address (the message names the lockfile and
-            project, and close addresses when there are some).
+            project, and close addresses when there are some), or there is no lockfile at
+            all where it was looked for (the message says where, from which directory).
         LockfileError: the lockfile is unreadable or belongs to another project.
     """
     from reconciler.state import open_location  # pydantic models: only when used
 
+    kind = _kind_of(address)
     location = open_location(backend, lockfile_path, project)
     try:
         lockfile = location.read()
@@ -112,9 +116,22 @@ def find_applied(
     entry = lockfile.resources.get(address)
     if entry is not None:
         return entry
-    kind = address.split(".", 1)[0]
-    same_kind = sorted(a for a in lockfile.resources if a.startswith(kind + "."))
-    close = difflib.get_close_matches(address, same_kind, n=3)
+    if not backend and not lockfile.resources and not Path(lockfile_path).exists():
+        # A program run from another directory than the project's finds no lockfile at the
+        # relative default: "apply the manifests first" would send the user the wrong way.
+        raise NotApplied(
+            f"{address}: there is no lockfile at {lockfile_path} (looked for in "
+            f"{Path.cwd()}); run the program from the project directory, or pass "
+            "lockfile= (or set RECONCILER_LOCKFILE) to the lockfile `reconciler apply` wrote "
+            "(and, for the embedded provider, db_path= to its database)"
+        )
+    same_kind = sorted(a for a in lockfile.resources if _kind_of(a) == kind)
+    # names compared without their kind: a shared "agent." would make any name look close
+    by_name = {a.removeprefix(f"{kind}."): a for a in same_kind}
+    close = [
+        by_name[n]
+        for n in difflib.get_close_matches(address.removeprefix(f"{kind}."), by_name, n=3)
+    ]
     if close:
         hint = f"; did you mean {' or '.join(close)}?"
     elif same_kind:
@@ -125,6 +142,25 @@ def find_applied(
         f"{address} is not in the lockfile {location.name} (project {project}): "
         f"apply the manifests first (`reconciler apply`){hint}"
     )
+
+
+def _kind_of(address: str) -> str:
+    """The kind of a lockfile address; anything else is the caller's mistake.
+
+    Raises:
+        ValueError: not ``KIND.NAME`` (nor a credential's ``vault.V.credential.C``).
+    """
+    try:
+        kind = kind_of(address) if isinstance(address, str) and "." in address else None
+    except ValueError:
+        kind = None
+    if kind is None:
+        raise ValueError(
+            f"{address!r} is not an address: applied() takes KIND.NAME (kinds: "
+            f"{', '.join(LOOKUP_KINDS)}), e.g. 'agent.coder'; for a name, use agent('coder'), "
+            "environment(...) and the like"
+        )
+    return kind
 
 
 class AppliedLookups:
@@ -141,7 +177,9 @@ class AppliedLookups:
         ``entry.pins`` the agent version it runs.
 
         Raises:
-            NotApplied: the address is not in the lockfile (a ``LookupError``).
+            ValueError: ``address`` is not ``KIND.NAME`` (use ``agent(name)`` for a name).
+            NotApplied: the address is not in the lockfile, or there is no lockfile where
+                it was looked for (a ``LookupError``).
             LockfileError: the lockfile is unreadable or another project's.
         """
         backend = getattr(self, "backend", None) or os.environ.get("RECONCILER_BACKEND") or None

@@ -10,7 +10,9 @@ this module never invents its own for them. It holds no state beyond the ids it 
 from __future__ import annotations
 
 import asyncio
+import difflib
 import os
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -25,7 +27,7 @@ from reconciler.runtime.streams import SentLedger, SessionEventStream, Turn, as_
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
 
-__all__ = ["DEFAULT_DB_PATH", "ManagedRuntime"]
+__all__ = ["CLIENT_OPTIONS", "DEFAULT_DB_PATH", "ManagedRuntime", "check_api_key"]
 
 JSON = dict[str, Any]
 Event = str | Mapping[str, Any] | Sequence[Mapping[str, Any]]
@@ -40,6 +42,65 @@ DEFAULT_TIMEOUT_S = 600.0
 
 _SESSION_STATUSES = ("idle", "running", "rescheduling", "terminated")
 
+#: The ``ProviderClient`` keywords a runtime passes to the client it builds.
+CLIENT_OPTIONS = frozenset(
+    {
+        "timeout",
+        "max_retries",
+        "backoff_base",
+        "backoff_max",
+        "rate_limiter",
+        "max_connections",
+        "max_rate_limit_retries",
+        "transport",
+    }
+)
+_OWN_OPTIONS = ("config", "provider_url", "api_key", "db_path", "client", "lockfile", "project")
+#: Keywords of the official SDK's client, and what they are called here.
+_SDK_NAMES = {"base_url": "provider_url", "auth_token": "api_key"}
+
+
+def _unknown_keywords(names: Sequence[str]) -> str:
+    """The error for keywords neither the runtime nor its client takes, with likely meanings."""
+    hints = []
+    for name in names:
+        close = _SDK_NAMES.get(name) or next(
+            iter(difflib.get_close_matches(name, [*_OWN_OPTIONS, *sorted(CLIENT_OPTIONS)], 1)),
+            None,
+        )
+        hints.append(f"{name!r}" + (f" (did you mean {close}=?)" if close else ""))
+    return (
+        f"ManagedRuntime() got unexpected keyword argument(s) {', '.join(hints)}; it takes "
+        f"{', '.join(_OWN_OPTIONS)} and the client options {', '.join(sorted(CLIENT_OPTIONS))}"
+    )
+
+
+def check_api_key(key: str, source: str) -> None:
+    """Refuse an API key that no HTTP header can carry, without ever showing the key.
+
+    A key copied with its line break (a ``.env`` file with CRLF endings, ``echo`` into a
+    secret store) otherwise fails as "no response from the provider" after retries, or with
+    an exception whose repr holds the key.
+
+    Raises:
+        ValueError: ``key`` has whitespace, a control or a non-ASCII character; the message
+            names ``source`` and the position, not the key.
+    """
+    for position, char in enumerate(key, 1):
+        if "!" <= char <= "~":
+            continue
+        what = {
+            "\n": "a line break",
+            "\r": "a carriage return",
+            " ": "a space",
+            "\t": "a tab",
+        }.get(char) or ("a non-ASCII character" if ord(char) > 127 else "a control character")
+        raise ValueError(
+            f"{source} has {what} at character {position} of {len(key)}; an API key is "
+            "printable ASCII with no spaces (check for a trailing newline or stray quotes "
+            "where it was copied from)"
+        )
+
 
 class ManagedRuntime(AppliedLookups):
     """Run agents on a Managed Agents provider: the Managed Runtime Protocol.
@@ -49,7 +110,9 @@ class ManagedRuntime(AppliedLookups):
             called without their own config; default ``ManagedConfig()``.
         provider_url: the API base URL; default env ``RECONCILER_PROVIDER_URL``; when neither
             is set, the embedded local provider runs in this process.
-        api_key: sent as ``x-api-key``; default env ``ANTHROPIC_API_KEY``.
+        api_key: sent as ``x-api-key``; default env ``ANTHROPIC_API_KEY``. A key with
+            whitespace (a trailing newline) or a non-ASCII character is a ``ValueError`` here,
+            whose message never shows the key.
         db_path: the embedded provider's SQLite file; default env ``RECONCILER_PROVIDER_DB``,
             else ``.reconciler/provider.db`` (ignored with a provider URL).
         client: an open ``ProviderClient`` to use instead of building one; the runtime then
@@ -58,8 +121,9 @@ class ManagedRuntime(AppliedLookups):
             ``applied()`` look up what ``reconciler apply`` created; default env
             ``RECONCILER_LOCKFILE``, else ``state/reconciler.lock``.
         project: the lockfile's project; default env ``RECONCILER_PROJECT``, else ``default``.
-        client_kwargs: ``ProviderClient`` keywords (``timeout``, ``max_retries``...) for the
-            client the runtime builds.
+        client_kwargs: ``ProviderClient`` keywords (``timeout``, ``max_retries``...: the
+            names in ``CLIENT_OPTIONS``) for the client the runtime builds; any other keyword
+            is a ``TypeError`` here (``base_url=`` is ``provider_url=``).
 
     The runtime connects on first use: ``async with`` is optional (it closes everything on
     exit); without it, ``await rt.aclose()`` when done.
@@ -89,9 +153,16 @@ class ManagedRuntime(AppliedLookups):
                 "pass either client= or the options to build one (provider_url, api_key, "
                 "db_path, client keywords), not both"
             )
+        # refused now, not at the first call that builds the client (a typo such as
+        # provider_ulr= would otherwise fall back to the embedded provider until then)
+        unknown = sorted(set(client_kwargs) - CLIENT_OPTIONS)
+        if unknown:
+            raise TypeError(_unknown_keywords(unknown))
         self.config = config if config is not None else ManagedConfig()
         self.provider_url = provider_url or os.environ.get("RECONCILER_PROVIDER_URL") or None
         self.api_key = api_key or os.environ.get("ANTHROPIC_API_KEY") or None
+        if self.api_key is not None:
+            check_api_key(self.api_key, "api_key" if api_key else "ANTHROPIC_API_KEY")
         self.db_path = Path(db_path or os.environ.get("RECONCILER_PROVIDER_DB") or DEFAULT_DB_PATH)
         self.lockfile = Path(lockfile or os.environ.get("RECONCILER_LOCKFILE") or DEFAULT_LOCKFILE)
         self.project = project or os.environ.get("RECONCILER_PROJECT") or "default"
@@ -108,7 +179,8 @@ class ManagedRuntime(AppliedLookups):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._guard: asyncio.Task[None] | None = None
         self._opening = asyncio.Lock()
-        self._streams: set[SessionEventStream] = set()
+        # weak: a stream the program dropped while open closes itself (its ``__del__``)
+        self._streams: weakref.WeakSet[SessionEventStream] = weakref.WeakSet()
         self._ledger = SentLedger()
 
     def __repr__(self) -> str:

@@ -21,6 +21,7 @@ failures surface as the client's typed ``reconciler.errors``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -184,6 +185,7 @@ class SessionEventStream:
         self._ledger = ledger if ledger is not None else SentLedger()
         self._on_close = on_close
         self._cm: AbstractAsyncContextManager[EventStream] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._events: EventStream | None = None
         self._closed = False
         self._started = False
@@ -219,6 +221,7 @@ class SessionEventStream:
             cm = (await self._api()).sessions.stream_events(self.session_id)
             self._events = await cm.__aenter__()
             self._cm = cm
+            self._loop = asyncio.get_running_loop()
             # what was sent before this point is not on the live stream: replay it
             if self._replay_sent:
                 self._replay_from = self._ledger.first_unseen(self.session_id)
@@ -236,6 +239,20 @@ class SessionEventStream:
         finally:
             if self._on_close is not None:
                 self._on_close(self)
+
+    def __del__(self) -> None:
+        # Dropped while open - ``break`` out of ``async for ... in rt.run_turn(...)`` leaves
+        # the turn and its stream to the garbage collector - so close its connection on its
+        # loop, as asyncio does for an abandoned async generator; otherwise a long-lived
+        # runtime would keep one connection (and one subscriber at the provider) per turn.
+        cm, loop = self._cm, self._loop
+        if cm is None or self._closed or loop is None or loop.is_closed():
+            return
+        self._closed = True
+        try:
+            loop.call_soon_threadsafe(_close_abandoned, loop, cm)
+        except RuntimeError:  # the loop closed meanwhile: its connections went with it
+            pass
 
     async def __aenter__(self) -> Self:
         try:
@@ -318,6 +335,26 @@ class SessionEventStream:
             self.session_id,
         )
         return []
+
+
+#: Closes of abandoned streams in flight (the loop keeps only weak references to tasks).
+_CLOSING: set[asyncio.Task[None]] = set()
+
+
+def _close_abandoned(
+    loop: asyncio.AbstractEventLoop, cm: AbstractAsyncContextManager[EventStream]
+) -> None:
+    """Close the connection of a stream that was garbage-collected while open."""
+
+    async def close() -> None:
+        try:
+            await cm.__aexit__(None, None, None)
+        except Exception:  # nobody is left to tell; the connection is gone either way
+            log.debug("closing an abandoned event stream failed", exc_info=True)
+
+    task = loop.create_task(close())
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
 
 
 class Turn:

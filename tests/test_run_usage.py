@@ -1,0 +1,90 @@
+"""`reconciler run` where a new user's first tries go wrong, each driven as they did.
+
+Run from another directory than the project's; a session that was deleted or archived, or
+that runs another agent; an environment archived behind the lockfile's back. Each says what
+is wrong in the user's words (addresses, the option to use), not only the provider's ids.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.gitops import cli, make_workdir, ok, out_of_band, remote_id
+
+from reconciler.provider import ProviderClient
+
+
+@pytest.fixture
+def applied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    make_workdir(tmp_path, monkeypatch)
+    ok("apply", "--auto-approve")
+    return tmp_path
+
+
+def _session_of(result_stderr: str) -> str:
+    return result_stderr.split("Session ", 1)[1].split()[0]
+
+
+def test_run_from_another_directory_says_there_is_no_state_there(
+    applied: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`reconciler -f project/manifests run coder` from the parent directory said "agent.coder
+    is not applied yet; run `reconciler apply` first" - of an agent that was applied."""
+    monkeypatch.chdir(applied.parent)
+    result = cli("-f", str(applied / "manifests"), "run", "coder", "-m", "hi")
+    assert result.exit_code == 1
+    assert "not applied yet" not in result.stderr
+    assert (
+        f"there is no state at state/reconciler.lock (looked for in {applied.parent})"
+        in result.stderr
+    )
+    assert "--lockfile" in result.stderr
+    assert not (applied.parent / ".reconciler").exists()  # and nothing was started there
+
+
+def test_a_session_that_is_gone_says_to_leave_out_session(applied: Path) -> None:
+    deleted = _session_of(ok("run", "coder", "-m", "one").stderr)
+    archived = _session_of(ok("run", "coder", "-m", "two").stderr)
+
+    async def clean_up(client: ProviderClient) -> None:
+        await client.sessions.delete(deleted)
+        await client.sessions.archive(archived)
+
+    out_of_band(clean_up)
+
+    gone = cli("run", "coder", "--session", deleted, "-m", "again")
+    assert gone.exit_code == 1
+    assert f"there is no session {deleted}" in gone.stderr
+    assert "leave out --session to start a new one" in gone.stderr
+    old = cli("run", "coder", "--session", archived, "-m", "again")
+    assert old.exit_code == 1
+    assert f"session {archived} is archived and takes no more messages" in old.stderr
+    assert "leave out --session" in old.stderr
+    assert "Continuing session" not in old.stderr  # refused before anything was sent
+
+
+def test_a_session_of_another_agent_names_that_agent_and_how_to_continue_it(
+    applied: Path,
+) -> None:
+    session = _session_of(ok("run", "coder", "-m", "one").stderr)
+    result = cli("run", "reviewer", "--session", session, "-m", "two")
+    assert result.exit_code == 1
+    coder = remote_id("agent.coder")
+    assert f"session {session} runs agent.coder ({coder}), not agent.reviewer" in result.stderr
+    assert f"reconciler run agent.coder --session {session} -m TEXT" in result.stderr
+
+
+def test_an_environment_archived_behind_the_lockfiles_back_is_named_by_address(
+    applied: Path,
+) -> None:
+    env_id = remote_id("environment.python-data")
+    out_of_band(lambda client: client.environments.archive(env_id))
+    result = cli("run", "coder", "-m", "hi")
+    assert result.exit_code == 1
+    assert (
+        "could not start a session of agent.coder version 1 in environment.python-data"
+        in result.stderr
+    )
+    assert f"environment {env_id} is archived" in result.stderr  # the provider's words
+    assert "reconciler drift" in result.stderr
