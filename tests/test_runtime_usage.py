@@ -75,7 +75,12 @@ def _installed_like_a_wheel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         command.compile = False  # type: ignore[attr-defined]
         dist.run_command("build_py")
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    # the dependencies as installed beside it (mypy reads no import hooks: an editable
+    # install of this project there is not seen, only the build below)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
+        check=True,
+    )
     (site,) = venv.glob("lib/python3*/site-packages")
     (site / "reconciler.pth").write_text(f"{build}\n")
     return venv / "bin" / "python"
@@ -87,6 +92,7 @@ def test_a_users_program_type_checks_against_the_installed_package(
     """PEP 561: without ``py.typed`` in what is installed, mypy skips the package ("missing
     library stubs or py.typed marker") and a ``--strict`` user program fails on its import."""
     python = _installed_like_a_wheel(tmp_path, monkeypatch)
+    monkeypatch.chdir(tmp_path)  # mypy searches the current directory: not the source tree
     program = tmp_path / "program.py"
     program.write_text(USER_PROGRAM, encoding="utf-8")
     out, err, status = mypy_api.run(
