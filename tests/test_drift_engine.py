@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.engine.desired import desired_digest, desired_resources
-from reconciler.engine.drift import agents_to_annotate, build_drift, find_unmanaged
+from reconciler.engine.drift import agents_to_annotate, build_drift
 from reconciler.engine.refresh import Observed
+from reconciler.engine.unmanaged import find_unmanaged
 from reconciler.kinds import tags as ownership_tags
 from reconciler.manifest import Document
 from reconciler.state import LockEntry, new_lockfile

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from reconciler.engine.derive import derive_documents, env_var_name, slugify
-from reconciler.engine.drift import Unmanaged
 from reconciler.engine.keyorder import canonical, key_order
+from reconciler.engine.unmanaged import Unmanaged
 from reconciler.manifest import Document
 
 

@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     )
     from reconciler.app.unmanaged import UnmanagedImport, import_unmanaged
     from reconciler.engine.derive import KIND_FILES, Skipped
-    from reconciler.engine.drift import Unmanaged
+    from reconciler.engine.unmanaged import Unmanaged
     from reconciler.runtime import ManagedRuntime
 
 #: Names loaded on first use (PEP 562), -> the module that defines them: what only ``import``,
@@ -76,7 +76,7 @@ _LAZY = {
     "import_unmanaged": "reconciler.app.unmanaged",
     "KIND_FILES": "reconciler.engine.derive",
     "Skipped": "reconciler.engine.derive",
-    "Unmanaged": "reconciler.engine.drift",
+    "Unmanaged": "reconciler.engine.unmanaged",
     "ManagedRuntime": "reconciler.runtime",
 }
 

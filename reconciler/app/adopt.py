@@ -247,7 +247,9 @@ async def run_adoptions(
         ((a.kind, a.address, a.remote_id, a.parent_id) for a in actions if a.body), lockfile
     )
     if intents:
-        await journal.commit(lambda lf: lf.model_copy(update={"pending": {**lf.pending, **intents}}))
+        await journal.commit(
+            lambda lf: lf.model_copy(update={"pending": {**lf.pending, **intents}})
+        )
     guard, client.write_guard = client.write_guard, lock.ensure_held
     try:
         return await apply_plan(

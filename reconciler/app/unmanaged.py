@@ -54,13 +54,10 @@ from reconciler.engine.desired import (
     DesiredResource,
     desired_resources,
 )
-from reconciler.engine.drift import (
-    Unmanaged,
-    find_unmanaged,
-)
 from reconciler.engine.executor import ApplyReport
 from reconciler.engine.model import Adopt
 from reconciler.engine.refresh import Observed
+from reconciler.engine.unmanaged import Unmanaged, find_unmanaged
 from reconciler.errors import (
     PlanError,
     ProviderError,

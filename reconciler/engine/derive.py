@@ -1,6 +1,6 @@
 """Turn live objects into manifest documents, the way ``import`` writes them.
 
-Pure: no I/O. ``derive_documents`` gets the unmanaged objects (``drift.find_unmanaged``), the
+Pure: no I/O. ``derive_documents`` gets the unmanaged objects (``unmanaged.find_unmanaged``), the
 credentials of the unmanaged vaults and the names already taken, and returns one manifest
 document per resource (credentials inside their vault document) with:
 
@@ -29,9 +29,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.engine.drift import Unmanaged
 from reconciler.engine.keyorder import canonical
 from reconciler.engine.normalize import PACKAGE_MANAGERS, TOOLSET_DEFAULT_POLICY
+from reconciler.engine.unmanaged import Unmanaged
 from reconciler.kinds import (
     KINDS,
     MANIFEST_KINDS,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, get_args
 
 from reconciler.engine.desired import (
@@ -48,6 +47,7 @@ from reconciler.engine.ownership import owner_problem
 from reconciler.engine.pinlog import observed_pins, resolve_rollbacks
 from reconciler.engine.planner import UNKNOWN, PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
+from reconciler.engine.unmanaged import find_unmanaged, unmanaged_item
 from reconciler.kinds import KIND_ORDER, Kind, owned_address, owner_of, remote_name_of, tags
 from reconciler.manifest import Document
 from reconciler.manifest.skilldir import SkillSource
@@ -57,126 +57,6 @@ JSON = dict[str, Any]
 
 #: the order of drift types at one address: the order ``DriftType`` declares them in
 DRIFT_ORDER: tuple[DriftType, ...] = get_args(DriftType)
-UNMANAGED_MESSAGE = "live, but no manifest of this project owns it; `reconciler import` adopts it"
-
-
-@dataclass(frozen=True)
-class Unmanaged:
-    """A live, non-archived object that no manifest of this project owns.
-
-    Attributes:
-        kind: its kind.
-        obj: the live object as listed.
-        tagged: the address this project's ownership tags name, if it carries them.
-        duplicate_of: the remote id the lockfile records for ``tagged`` (a twin), if any.
-    """
-
-    kind: Kind
-    obj: JSON
-    tagged: str | None = None
-    duplicate_of: str | None = None
-
-    @property
-    def remote_id(self) -> str:
-        return str(self.obj["id"])
-
-    @property
-    def remote_name(self) -> str | None:
-        return remote_name_of(self.kind, self.obj)
-
-
-def _foreign(obj: JSON, project: str) -> bool:
-    """Tagged by the reconciler for another project: theirs, never reported."""
-    owner = owner_of(obj)
-    return owner is not None and owner.project not in (None, project)
-
-
-def _foreign_skills(observed: Observed, project: str) -> set[str]:
-    """The ids of the skills that live agents of another project use: a skill carries no
-    ownership tags, so this is what says it is theirs (the project that uploaded it holds
-    it in its state), not a hand-made one of nobody's."""
-    return {
-        str(skill["skill_id"])
-        for agent in observed.all("agent")
-        if not agent.get("archived_at") and _foreign(agent, project)
-        for skill in agent.get("skills") or ()
-        if isinstance(skill, dict) and skill.get("type") == "custom" and skill.get("skill_id")
-    }
-
-
-def _tag(obj: JSON) -> str | None:
-    owner = owner_of(obj)
-    return owner.address if owner is not None else None
-
-
-def find_unmanaged(
-    documents: Iterable[Document], observed: Observed, lockfile: Lockfile | None, project: str
-) -> list[Unmanaged]:
-    """Every live, non-archived object no manifest of ``project`` owns, sorted by kind and id.
-
-    An object recorded in the lockfile is managed, and so is a skill (which carries no
-    tags) that an agent of another project uses: that project's. Untagged objects are
-    unmanaged; objects tagged by this project are unmanaged when their address is in neither the manifests nor
-    the lockfile, or when the lockfile records another live object for it (a duplicate). An
-    object tagged for an address only the manifests know is not: the next plan adopts it.
-
-    Args:
-        documents: manifest documents.
-        observed: the live state (credentials only of the vaults refresh listed).
-        lockfile: the current ``Lockfile`` (or None).
-        project: this project.
-    """
-    resources = desired_resources(documents)
-    # an address a document moves from is the manifests' too, until the move is applied
-    desired = {r.address for r in resources} | {r.moved_from for r in resources if r.moved_from}
-    entries = dict(lockfile.resources) if lockfile is not None else {}
-    recorded = {(e.kind, e.id) for e in entries.values()}
-    theirs = _foreign_skills(observed, project)
-    out: list[Unmanaged] = []
-    twin_vaults: set[str] = set()
-    for kind in KIND_ORDER:
-        index = observed.index(kind)
-        for obj in sorted(observed.all(kind), key=lambda o: str(o["id"])):
-            if obj.get("archived_at") or (kind, obj["id"]) in recorded or _foreign(obj, project):
-                continue
-            if kind == "skill" and obj["id"] in theirs:
-                continue
-            if kind == "credential" and obj.get("vault_id") in twin_vaults:
-                continue  # a twin vault's credentials go with it
-            tagged = owned_address(obj, project)
-            if tagged is None:
-                out.append(Unmanaged(kind, obj))
-                continue
-            entry = entries.get(tagged)
-            if entry is not None:
-                twin = index.get(entry.id) if entry.kind == kind else None
-                if twin is not None and not twin.get("archived_at"):
-                    out.append(Unmanaged(kind, obj, tagged, duplicate_of=entry.id))
-                    if kind == "vault":
-                        twin_vaults.add(str(obj["id"]))
-                continue
-            if tagged not in desired:
-                out.append(Unmanaged(kind, obj, tagged))
-                continue
-            kept = _newest_tagged(observed.all(kind), project, tagged, obj)
-            if kept is not None and kept["id"] != obj["id"]:
-                out.append(Unmanaged(kind, obj, tagged, duplicate_of=str(kept["id"])))
-                if kind == "vault":
-                    twin_vaults.add(str(obj["id"]))
-    return out
-
-
-def _newest_tagged(objects: Iterable[JSON], project: str, address: str, like: JSON) -> JSON | None:
-    """The object plan adopts for an unrecorded ``address``: the newest live one tagged
-    for it (a credential: in the same vault as ``like``)."""
-    tagged = [
-        o
-        for o in objects
-        if not o.get("archived_at")
-        and owned_address(o, project) == address
-        and o.get("vault_id") == like.get("vault_id")
-    ]
-    return max(tagged, key=lambda o: str(o.get("created_at"))) if tagged else None
 
 
 def _identity(item: DriftItem) -> str:
@@ -533,46 +413,6 @@ def _live_item(
     )
 
 
-def unmanaged_message(kind: str, remote_id: str | None) -> str:
-    """What an unmanaged resource is and the whole command that adopts it, e.g.
-    ``... `reconciler import agent.NAME agent_01...` adopts it (NAME: ...)``."""
-    address = "vault.VAULT.credential.NAME" if kind == "credential" else f"{kind}.NAME"
-    return (
-        f"{UNMANAGED_MESSAGE.split(';')[0]}; `reconciler import {address} {remote_id or 'ID'}` "
-        "adopts it (NAME: the name to give it in the manifests)"
-    )
-
-
-def _unmanaged_item(u: Unmanaged, vault_names: Mapping[str, str]) -> DriftItem:
-    message = unmanaged_message(u.kind, u.remote_id)
-    drift_type: DriftType = "unmanaged"
-    if u.duplicate_of is not None:
-        drift_type = "twin"
-        message = (
-            f"a twin: tagged {u.tagged} by this project, but {u.duplicate_of} holds that "
-            "address (two applies that did not share a lockfile each created one); "
-            "`reconciler apply --prune` archives this one"
-        )
-    elif u.tagged is not None:
-        message = (
-            f"tagged {u.tagged} by this project, but neither the manifests nor the lockfile "
-            f"know that address; write its document and `reconciler import {u.tagged} "
-            f"{u.remote_id}`, or archive it"
-        )
-    if u.kind == "credential":
-        vault_id = str(u.obj.get("vault_id"))
-        vault = vault_names.get(vault_id, vault_id)
-        message = f"in {vault}: {message}"
-    return DriftItem(
-        type=drift_type,
-        address=u.tagged if drift_type == "twin" else None,
-        kind=u.kind,
-        remote_id=u.remote_id,
-        remote_name=u.remote_name,
-        message=message,
-    )
-
-
 def build_drift(
     documents: Iterable[Document],
     observed: Observed,
@@ -664,7 +504,7 @@ def build_drift(
     for u in find_unmanaged(documents, observed, lockfile, project):
         if ignore_unmanaged and u.duplicate_of is None:
             continue  # twins are ours, not unmanaged: always reported
-        items.append(_unmanaged_item(u, vault_names))
+        items.append(unmanaged_item(u, vault_names))
     return DriftReport(project=project, items=tuple(sorted(items, key=_sort_key)))
 
 
@@ -741,12 +581,9 @@ def agents_to_annotate(report: DriftReport) -> tuple[str, ...]:
 
 
 __all__ = [
-    "UNMANAGED_MESSAGE",
-    "Unmanaged",
+    "DRIFT_ORDER",
     "agents_to_annotate",
     "build_drift",
-    "find_unmanaged",
     "heal_from_tags",
     "manifest_differences",
-    "unmanaged_message",
 ]
