@@ -3,7 +3,7 @@
 One ``httpx.AsyncClient`` (one connection pool) per client, shared safely by many concurrent
 tasks. Every attempt passes the rate limiter of its bucket, is counted in ``stats``, and
 fails over to a retry or to a typed error of ``reconciler.errors``. This is the *one* place
-where an HTTP status becomes an error class (``error_for``).
+where a failed request becomes a typed error (through ``wire_errors.error_for``).
 
 Retry rules (see ``retry.py``): this client is the one place that decides whether a failed
 request is sent again and when (callers above it never retry on their own schedule).
@@ -33,15 +33,8 @@ import httpx
 
 from reconciler.errors import (
     AmbiguousWriteError,
-    AuthenticationError,
-    BadRequestError,
-    ConflictError,
-    NotFoundError,
-    PermissionDeniedError,
     ProviderConnectionError,
     ProviderError,
-    RateLimitError,
-    ServerError,
 )
 from reconciler.provider.asyncio_transport import BEFORE_WRITE
 from reconciler.provider.files import Files
@@ -64,11 +57,11 @@ from reconciler.provider.sse import EventStream
 from reconciler.provider.wire import (
     collection_kind,
     default_headers,
-    describe_target,
     documented_rate_limits,
     encode_query,
     rate_bucket,
 )
+from reconciler.provider.wire_errors import error_for
 
 __all__ = ["AmbiguityResolver", "ProviderClient", "RequestStats", "error_for"]
 
@@ -77,26 +70,7 @@ __all__ = ["AmbiguityResolver", "ProviderClient", "RequestStats", "error_for"]
 #: answer) or None (it did not: sending it again makes no twin).
 AmbiguityResolver = Callable[[], Awaitable[Any]]
 
-_STATUS_CLASSES: dict[int, type[ProviderError]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    409: ConflictError,
-    429: RateLimitError,
-}
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
-_TYPE_STATUSES = {  # for SSE error frames, which carry an error type but no status
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "conflict_error": 409,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "timeout_error": 504,
-    "overloaded_error": 529,
-}
 
 
 @dataclass
@@ -131,104 +105,6 @@ class RequestStats:
         self.by_method = {}
 
 
-def error_for(
-    status: int | None,
-    payload: Any,
-    *,
-    method: str,
-    path: str,
-    request_id: str | None = None,
-    retry_after: float | None = None,
-    note: str | None = None,
-) -> ProviderError:
-    """Build the typed error for an error response (or an SSE ``error`` frame).
-
-    Args:
-        status: HTTP status; None for an SSE frame (the class then follows ``error.type``).
-        payload: the parsed error envelope ``{"type": "error", "error": {...}}`` or raw text.
-        method: request method, for the message.
-        path: request path, for the message.
-        request_id: the ``request-id`` header, if any (the envelope's wins when absent).
-        retry_after: seconds from ``retry-after`` for 429s.
-        note: appended to the message, e.g. ``gave up after 4 retries``.
-
-    Returns:
-        An instance of the ``ProviderError`` subclass for the status, with a message a person
-        can act on, e.g. ``agent agent_01X not found (404 not_found_error, request req_1)``.
-        A 404's message keeps the provider's words: the object the request addressed may
-        exist while something it refers to does not (``deployment depl_1: agent version
-        agent_01X v7 not found``).
-    """
-    error: Mapping[str, Any] = {}
-    text = ""
-    if isinstance(payload, Mapping):
-        raw_error = payload.get("error")
-        error = raw_error if isinstance(raw_error, Mapping) else {}
-        request_id = request_id or _str_or_none(payload.get("request_id"))
-    elif payload:
-        text = " ".join(str(payload).split())[:200]
-    error_type = _str_or_none(error.get("type"))
-    details = error.get("details")
-    error_code = _str_or_none(details.get("error_code")) if isinstance(details, Mapping) else None
-    server_message = _str_or_none(error.get("message")) or text
-    if status is None:
-        status = _TYPE_STATUSES.get(error_type or "", 500)
-    cls = _STATUS_CLASSES.get(status) or (ServerError if status >= 500 else ProviderError)
-
-    tags = [f"{status} {error_type}" if error_type else str(status)]
-    if error_code:
-        tags.append(f"code {error_code}")
-    if request_id:
-        tags.append(f"request {request_id}")
-    if retry_after is not None:
-        tags.append(f"retry after {retry_after:g} s")
-    suffix = f" ({', '.join(tags)})"
-
-    kind, ident = describe_target(path)
-    said = f": {server_message}" if server_message else ""
-    target = f"{kind} {ident}" if kind and ident else f"{method} {path}"
-    if cls is NotFoundError and kind and ident and not server_message:
-        message = f"{kind} {ident} not found{suffix}"
-    elif cls is NotFoundError and kind and ident and ident in server_message:
-        message = f"{server_message}{suffix}"  # the provider named it already
-    elif cls is NotFoundError and kind and ident:
-        # e.g. a deployment update whose pinned agent version is missing: the provider's
-        # words say what is missing; the path only says which request failed
-        message = f"{kind} {ident}: {server_message}{suffix}"
-    elif cls is NotFoundError:
-        message = f"{method} {path} not found{said}{suffix}"
-    elif cls is BadRequestError:
-        message = f"the provider rejected {method} {path}{said}{suffix}"
-    elif cls is AuthenticationError:
-        message = (
-            f"the provider refused the API key{said}{suffix}; check --api-key / ANTHROPIC_API_KEY"
-        )
-    elif cls is PermissionDeniedError:
-        message = f"not allowed to {method} {path}{said}{suffix}"
-    elif cls is ConflictError:
-        message = f"conflict on {target}{said}{suffix}"
-    elif cls is RateLimitError:
-        message = f"rate limited on {method} {path}{said}{suffix}"
-    elif cls is ServerError:
-        message = f"the provider failed on {method} {path}{said}{suffix}"
-    else:
-        message = f"{method} {path} failed{said}{suffix}"
-    if note:
-        message = f"{message}; {note}"
-
-    fields: dict[str, Any] = {
-        "status": status,
-        "error_type": error_type,
-        "error_code": error_code,
-        "request_id": request_id,
-        "method": method,
-        "path": path,
-    }
-    if cls is RateLimitError:
-        return RateLimitError(message, retry_after=retry_after, **fields)
-    return cls(message, **fields)
-
-
 _SSL_CONTEXT: ssl.SSLContext | None = None
 
 
@@ -248,10 +124,6 @@ def _ssl_context_for(base_url: str) -> ssl.SSLContext:
     if base_url.lower().startswith("https:"):
         return _default_ssl_context()
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-
-
-def _str_or_none(value: Any) -> str | None:
-    return str(value) if value not in (None, "") else None
 
 
 def _response_payload(response: httpx.Response) -> Any:
