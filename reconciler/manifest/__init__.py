@@ -11,7 +11,8 @@ Public API (see docs/architecture.md, "Manifests")::
 
 Modules, each with one job: ``yamlsource`` (bytes -> data + positions), ``fields`` (shared
 field types), ``agent``/``environment``/``vault``/``deployment`` (spec models), ``secret``,
-``document``, ``messages`` (pydantic errors -> sentences), ``loader``, ``schema``.
+``document``, ``messages`` (pydantic errors -> sentences), ``loader`` (files -> documents),
+``manifestset`` (the documents of a run and where each is written), ``schema``.
 Imports only pydantic, PyYAML, the standard library and ``reconciler.errors``.
 """
 
@@ -22,7 +23,8 @@ from .deployment import AgentPin, Budget, DeploymentSpec, Schedule
 from .document import SPEC_MODELS, Document, Spec
 from .environment import CloudConfig, EnvironmentSpec, LimitedNetworking, Packages
 from .fields import MAX_USER_METADATA_KEYS
-from .loader import DocumentSource, ManifestSet, load_manifests
+from .loader import load_manifests
+from .manifestset import DocumentSource, ManifestSet
 from .schema import manifest_json_schema
 from .secret import SecretRef, iter_secret_refs, resolve_secret
 from .vault import CredentialSpec, VaultSpec

@@ -10,9 +10,8 @@ This module never talks to the provider and never reads secret values.
 from __future__ import annotations
 
 import errno
-import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,27 +28,20 @@ from .environment import EnvironmentSpec
 from .files import (
     IGNORE_FILE,
     MAX_MANIFEST_BYTES,
-    MAX_SECRET_BYTES,
     FileRefused,
     manifest_files,
     read_limited,
-    too_large,
 )
+from .manifestset import DocumentSource, ManifestSet, display_path
 from .messages import did_you_mean, explain, format_path, yaml_type
 from .policy import PolicyDocument, PolicySource, check_expressions
 from .secret import (
-    SecretOutside,
-    SecretRef,
-    iter_secret_refs,
     repository_root,
-    resolve_secret,
-    secret_file,
 )
 from .skill import SkillSpec, skill_source
 from .skilldir import SkillSource, SkillSourceError
 from .textfile import read_text_files
-from .vault import CredentialSpec, VaultSpec
-from .yamlsource import DataPath, Position, SourceLocation, decode_source, parse_documents
+from .yamlsource import DataPath, SourceLocation, decode_source, parse_documents
 
 POLICY_KIND = "Policy"
 NOT_A_MANIFEST_HINT = f" (if this file is not a manifest, list it in {IGNORE_FILE})"
@@ -58,198 +50,6 @@ INTERPOLATION_MESSAGE = (
     "${VAR} interpolation is not supported; use {from_env: VAR} for secrets "
     "(write $${ for a literal ${)"
 )
-
-
-@dataclass(frozen=True)
-class DocumentSource:
-    """Where one document was read from: its file and the position of every node."""
-
-    file: str
-    start: Position
-    positions: Mapping[DataPath, Position] = field(default_factory=dict)
-
-    def locate(self, path: DataPath, point: str = "key") -> SourceLocation:
-        """The position of ``path``, or of its nearest ancestor that exists in the file."""
-        for end in range(len(path), 0, -1):
-            pos = self.positions.get(path[:end])
-            if pos is not None:
-                if point == "key" or end < len(path):
-                    return SourceLocation(self.file, pos.key_line, pos.key_col)
-                return SourceLocation(self.file, pos.line, pos.col)
-        return SourceLocation(self.file, self.start.line, self.start.col)
-
-
-def parse_field_path(text: str) -> DataPath:
-    """``tools[0].configs.1.name`` or ``metadata["a.b"]`` -> a data path tuple."""
-    path: list[str | int] = []
-    for match in re.finditer(r'\["((?:[^"\\]|\\.)*)"\]|\[(\d+)\]|([^.\[\]]+)', text):
-        quoted, index, plain = match.groups()
-        if quoted is not None:
-            path.append(quoted)
-        elif index is not None:
-            path.append(int(index))
-        elif plain.isdigit():
-            path.append(int(plain))
-        else:
-            path.append(plain)
-    return tuple(path)
-
-
-class ManifestSet:
-    """Every manifest document of a run, sorted by address, with where each was written."""
-
-    def __init__(
-        self,
-        documents: Iterable[Document],
-        *,
-        base_dir: str | Path = ".",
-        sources: Mapping[str, DocumentSource] | None = None,
-        files: Iterable[str] = (),
-        ignored: Iterable[str] = (),
-        policies: Iterable[PolicySource] = (),
-        skills: Mapping[str, SkillSource] | None = None,
-    ) -> None:
-        docs = sorted(documents, key=lambda d: d.address)
-        by_address = {d.address: d for d in docs}
-        if len(by_address) != len(docs):
-            raise ValueError("duplicate addresses in ManifestSet")
-        self.documents: tuple[Document, ...] = tuple(docs)
-        self.base_dir: Path = Path(base_dir)
-        self._by_address = by_address
-        self._sources: dict[str, DocumentSource] = dict(sources or {})
-        #: every manifest file read (as shown in messages), sorted, also those with no document
-        self.files: tuple[str, ...] = tuple(files)
-        #: YAML files under the directory that ``.reconcilerignore`` left out
-        self.ignored: tuple[str, ...] = tuple(ignored)
-        #: where ``from_file`` secrets must stay (``secret.repository_root``)
-        self.secret_root: Path = repository_root(self.base_dir)
-        #: the ``kind: Policy`` documents (never remote resources), sorted by name
-        self.policies: tuple[PolicySource, ...] = tuple(
-            sorted(policies, key=lambda p: p.document.name)
-        )
-        #: skill address -> its source directory as read at load (files, slug, digest)
-        self.skills: dict[str, SkillSource] = dict(skills or {})
-
-    def __iter__(self) -> Iterator[Document]:
-        return iter(self.documents)
-
-    def __len__(self) -> int:
-        return len(self.documents)
-
-    def __contains__(self, address: object) -> bool:
-        return address in self._by_address
-
-    def get(self, address: str) -> Document | None:
-        """The document at ``address`` (e.g. ``agent.coder``), or None."""
-        return self._by_address.get(address)
-
-    def by_kind(self, kind: str) -> tuple[Document, ...]:
-        """Documents of one kind (``Agent`` or ``agent``), sorted by address."""
-        return tuple(d for d in self.documents if d.kind.lower() == kind.lower())
-
-    def credentials(self) -> tuple[tuple[str, Document, CredentialSpec], ...]:
-        """``(address, vault document, credential)`` for every credential of every vault."""
-        return tuple(
-            (address, doc, cred)
-            for doc in self.by_kind("Vault")
-            for address, cred in doc.credentials()
-        )
-
-    def location(self, address: str, field_path: str = "") -> SourceLocation:
-        """Where ``address`` (optionally one field of its spec) is written.
-
-        Args:
-            address: a document address, or a credential address ``vault.V.credential.C``.
-            field_path: a path inside the spec (or the credential), e.g. ``model``,
-                ``tools[0].name``, ``auth.token``; a leading ``spec.`` is accepted. The
-                nearest existing ancestor is returned when the field itself is not written.
-
-        Raises:
-            KeyError: no document has this address.
-        """
-        doc_address, _, credential = address.partition(".credential.")
-        doc = self._by_address.get(doc_address)
-        if doc is None:
-            raise KeyError(address)
-        source = self._sources.get(doc_address)
-        if source is None:
-            return SourceLocation("<memory>", 0, 0)
-        base: DataPath = ("spec",)
-        if credential:
-            names = (
-                [c.name for c in doc.spec.credentials] if isinstance(doc.spec, VaultSpec) else []
-            )
-            if credential not in names:
-                raise KeyError(address)
-            base = ("spec", "credentials", names.index(credential))
-        elif not field_path:
-            return source.locate(())
-        path = parse_field_path(field_path)
-        if path[:1] == ("spec",) and not credential:
-            path = path[1:]
-        return source.locate(base + path)
-
-    def secret_refs(self, address: str) -> dict[str, SecretRef]:
-        """``{field path: ref}`` of every secret of a credential or document address."""
-        doc_address, _, credential = address.partition(".credential.")
-        doc = self._by_address.get(doc_address)
-        if doc is None:
-            raise KeyError(address)
-        if credential:
-            spec = dict(doc.credentials()).get(address)
-            if spec is None:
-                raise KeyError(address)
-            return dict(iter_secret_refs(spec))
-        return dict(iter_secret_refs(doc.spec))
-
-    def secret_file_issues(self, *, must_exist: bool = True) -> list[ManifestIssue]:
-        """Every ``from_file`` secret that leads outside the repository or (``must_exist``)
-        names no file or one larger than a secret may be, each at the place it is written.
-        No secret is read."""
-        issues: list[ManifestIssue] = []
-        for doc in self.documents:
-            for path, ref in iter_secret_refs(doc.spec):
-                if ref.from_file is None:
-                    continue
-                loc = self.location(doc.address, path)
-                shown = f"spec.{path}"
-                try:
-                    real = secret_file(ref, self.base_dir, root=self.secret_root)
-                except SecretOutside as outside:
-                    issues.append(ManifestIssue(loc.file, loc.line, loc.col, str(outside), shown))
-                    continue
-                except OSError:  # a symlink loop: resolve_secret names it when it reads
-                    continue
-                if not must_exist:
-                    continue
-                if not real.is_file():
-                    what = "is not a file" if real.exists() else "does not exist"
-                    message = (
-                        f"secret file {ref.from_file} {what} (from_file is relative to "
-                        f"{_display(self.base_dir)}); create it or fix the path"
-                    )
-                    issues.append(ManifestIssue(loc.file, loc.line, loc.col, message, shown))
-                elif (size := real.stat().st_size) > MAX_SECRET_BYTES:
-                    refused = too_large(size, MAX_SECRET_BYTES)
-                    message = f"secret file {ref.from_file} {refused.reason}"
-                    issues.append(ManifestIssue(loc.file, loc.line, loc.col, message, shown))
-        return issues
-
-    def resolve_secret(self, address: str, field_path: str) -> str:
-        """Read one secret's value; errors point at where the reference is written.
-
-        Raises:
-            KeyError: no such address or secret field.
-            ManifestError: the variable or file is missing or empty.
-        """
-        ref = self.secret_refs(address)[field_path]
-        return resolve_secret(
-            ref,
-            self.base_dir,
-            location=self.location(address, field_path),
-            field_path=field_path,
-            root=self.secret_root,
-        )
 
 
 # --------------------------------------------------------------------------- loading
@@ -278,21 +78,6 @@ class _FileResult:
     failed: set[tuple[str, str]] = field(default_factory=set)
     #: the file could not be read or parsed whole: documents in it may be missing
     broken: bool = False
-
-
-def _display(path: Path) -> str:
-    """A path relative to the current directory when it is below it, else as given."""
-    candidates = [Path(os.path.abspath(path))]
-    try:
-        candidates.append(path.resolve())
-    except (OSError, RuntimeError):  # a symlink loop: shown as given, reported when read
-        pass
-    for candidate in candidates:
-        try:
-            return candidate.relative_to(Path.cwd()).as_posix()
-        except ValueError:
-            continue
-    return str(path)
 
 
 def _unescape(value: Any, path: DataPath, hits: list[DataPath]) -> Any:
@@ -660,7 +445,7 @@ def load_manifests(path: str | Path, *, check_secret_files: bool = False) -> Man
         ManifestError: listing every problem of every file, sorted by file and line.
     """
     root = Path(path)
-    shown_root = _display(root)
+    shown_root = display_path(root)
     if not root.exists() and root.is_symlink():
         raise ManifestError(
             ManifestIssue(
@@ -688,7 +473,7 @@ def load_manifests(path: str | Path, *, check_secret_files: bool = False) -> Man
     broken = False
     text_root = repository_root(root if root.is_dir() else root.parent)
     for file in files:
-        shown = _display(file)
+        shown = display_path(file)
         try:
             result = _load_file(file, shown, text_root)
         except Exception as exc:  # noqa: BLE001 - a bug must not hide other files' issues
@@ -708,8 +493,8 @@ def load_manifests(path: str | Path, *, check_secret_files: bool = False) -> Man
         (item.document for item in unique.values()),
         base_dir=root if root.is_dir() else root.parent,
         sources={address: item.source for address, item in unique.items()},
-        files=[_display(f) for f in files],
-        ignored=[_display(f) for f in skipped],
+        files=[display_path(f) for f in files],
+        ignored=[display_path(f) for f in skipped],
         policies=policies,
         skills={a: item.skill for a, item in unique.items() if item.skill is not None},
     )
