@@ -247,9 +247,7 @@ async def run_adoptions(
         ((a.kind, a.address, a.remote_id, a.parent_id) for a in actions if a.body), lockfile
     )
     if intents:
-        await journal.commit(
-            lambda lf: lf.model_copy(update={"pending": {**lf.pending, **intents}})
-        )
+        await journal.commit(lambda lf: lf.with_intents(intents))
     guard, client.write_guard = client.write_guard, lock.ensure_held
     try:
         return await apply_plan(
@@ -290,7 +288,7 @@ def intend_adoptions(
     intents = adoption_intents(adopted, store.lockfile)
     if intents:
         lock.ensure_held()
-        store.commit(lambda lf: lf.model_copy(update={"pending": {**lf.pending, **intents}}))
+        store.commit(lambda lf: lf.with_intents(intents))
 
 
 def _deployment_pins(obj: JSON, res: DesiredResource | None, lockfile: Lockfile) -> dict[str, int]:

@@ -24,7 +24,6 @@ from reconciler.state import (
     Lockfile,
     PendingIntent,
     UploadedSkillVersion,
-    check_address,
 )
 
 
@@ -63,11 +62,7 @@ def record_intents(lockfile: Lockfile, actions: Iterable[Action], now: str) -> L
         pin = pin_intent(a.gate, now) if isinstance(a, Update) and a.gate is not None else None
         if pin is not None:
             intents[a.address] = pin
-    if not intents:
-        return lockfile
-    for address in intents:
-        check_address(address)
-    return lockfile.model_copy(update={"pending": {**lockfile.pending, **intents}})
+    return lockfile.with_intents(intents)
 
 
 def record_outcome(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:

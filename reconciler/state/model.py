@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -262,10 +263,18 @@ class Lockfile(_Frozen):
 
     def with_pending(self, address: str, intent: PendingIntent) -> Lockfile:
         """Return a copy that records ``intent`` for ``address`` (replacing an older one)."""
-        check_address(address)
-        if not isinstance(intent, PendingIntent):
-            raise TypeError(f"expected a PendingIntent, got {type(intent).__name__}")
-        return self.model_copy(update={"pending": {**self.pending, address: intent}})
+        return self.with_intents({address: intent})
+
+    def with_intents(self, intents: Mapping[str, PendingIntent]) -> Lockfile:
+        """Return a copy that records every ``{address: intent}`` (replacing older ones): one
+        copy of the lockfile for many intents (an apply's first write, an import's)."""
+        if not intents:
+            return self
+        for address, intent in intents.items():
+            check_address(address)
+            if not isinstance(intent, PendingIntent):
+                raise TypeError(f"expected a PendingIntent, got {type(intent).__name__}")
+        return self.model_copy(update={"pending": {**self.pending, **intents}})
 
     def without_pending(self, *addresses: str) -> Lockfile:
         """Return a copy without the pending intents of ``addresses`` (those it has)."""
