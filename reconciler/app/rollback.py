@@ -19,7 +19,7 @@ from reconciler.app.workspace import Settings, check_origin, connect, locked_sta
 from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
 from reconciler.engine.gate import Gate
 from reconciler.engine.model import FieldChange, PinMove, Plan, Target, Update
-from reconciler.engine.pinlog import observed_pins, resolve_rollbacks, rollback_intent
+from reconciler.engine.pinlog import rollback_intent, settle_live_pin_moves
 from reconciler.engine.record import record_outcome
 from reconciler.errors import NotFoundError, PlanError
 from reconciler.provider.adapter import ClientBackedProvider
@@ -172,14 +172,12 @@ async def rollback(
                 live = await client.deployments.retrieve(entry.id)
             except NotFoundError as e:
                 raise PlanError(f"{address} ({entry.id}) no longer exists at the provider") from e
-            if address in lockfile.pending:
+            if settle_live_pin_moves(lockfile, [live]) != lockfile:
                 # an earlier rollback killed once its pin had moved: recorded first, so that
                 # this one starts from the history as it happened
-                pins = observed_pins(lockfile, [live])
-                if resolve_rollbacks(lockfile, pins) != lockfile:
-                    lock.ensure_held()
-                    lockfile = store.commit(lambda lf: resolve_rollbacks(lf, pins))
-                    entry = lockfile.resources[address]
+                lock.ensure_held()
+                lockfile = store.commit(lambda lf: settle_live_pin_moves(lf, [live]))
+                entry = lockfile.resources[address]
             plan = rollback_plan(address, entry, live, to)
             plan = plan.model_copy(
                 update={

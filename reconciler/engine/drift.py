@@ -44,7 +44,7 @@ from reconciler.engine.model import (
 )
 from reconciler.engine.normalize import KEYED_LISTS, UNORDERED_LISTS, drop_paths, normalize
 from reconciler.engine.ownership import owner_problem
-from reconciler.engine.pinlog import observed_pins, resolve_rollbacks
+from reconciler.engine.pinlog import settle_live_pin_moves
 from reconciler.engine.planner import UNKNOWN, PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
 from reconciler.engine.unmanaged import find_unmanaged, unmanaged_item
@@ -445,10 +445,9 @@ def build_drift(
     FieldChange(op="change", path="system", old=<manifest>, new=<live>),), ...)``.
     """
     documents = tuple(documents)
-    if lockfile is not None and lockfile.pending:
-        # a rollback killed once its pin had moved is no drift: it is what the state records
-        pins = observed_pins(lockfile, observed.all("deployment"))
-        lockfile = resolve_rollbacks(lockfile, pins)
+    if lockfile is not None:
+        # a pin move killed once the pin had moved is no drift: it is what the state records
+        lockfile = settle_live_pin_moves(lockfile, observed.all("deployment"))
     desired = {r.address: r for r in desired_resources(documents)}
     entries = dict(lockfile.resources) if lockfile is not None else {}
     planned = (

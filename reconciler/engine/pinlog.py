@@ -66,7 +66,7 @@ PIN_INTENTS = ("rollback", "pin")
 def pin_intent(gate: Gate, now: str) -> PendingIntent | None:
     """The pending intent of a gated pin move (``gate``: checks, skip-checks, retry-held),
     recorded before it is sent: killed once the provider moved the pin, the next run records
-    what moved it (``resolve_rollbacks``), not a plain ``apply``. None for a rollback (it
+    what moved it (``settle_pin_moves``), not a plain ``apply``. None for a rollback (it
     records its own, ``rollback_intent``) or a move whose versions are not known yet."""
     if gate.mode == "rollback" or gate.to_version is None:
         return None
@@ -96,10 +96,11 @@ def rollback_intent(address: str, gate: Gate, now: str) -> tuple[str, PendingInt
     return address, intent
 
 
-def resolve_rollbacks(lockfile: Lockfile, live_pins: Mapping[str, int | None]) -> Lockfile:
-    """``lockfile`` with each rollback whose pin move is live folded into its deployment's
-    entry, as its outcome would have been recorded: the pin at ``to_version``, a
-    ``rollback`` move in the history, ``from_version`` held.
+def settle_pin_moves(lockfile: Lockfile, live_pins: Mapping[str, int | None]) -> Lockfile:
+    """``lockfile`` with each pending pin move (a rollback's, a gated move's) that is live
+    folded into its deployment's entry, as its outcome would have been recorded: the pin at
+    ``to_version``, the move in the history with what moved it, a rollback's
+    ``from_version`` held.
 
     A rollback killed after the provider moved the pin, before the lockfile said so, left
     only its pending intent: without this the next apply moved the pin forward again, to the
@@ -119,7 +120,7 @@ def resolve_rollbacks(lockfile: Lockfile, live_pins: Mapping[str, int | None]) -
             continue
         if live_pins[address] != intent.to_version:
             continue
-        found = rollback_found(entry, intent)
+        found = pin_move_found(entry, intent)
         if found != entry:
             lockfile = lockfile.with_entry(address, found)
     return lockfile
@@ -142,8 +143,17 @@ def observed_pins(lockfile: Lockfile, deployments: Iterable[dict[str, Any]]) -> 
     return pins
 
 
-def rollback_found(entry: LockEntry, intent: PendingIntent) -> LockEntry:
-    """``entry`` with the pin move of ``intent`` recorded (see ``resolve_rollbacks``)."""
+def settle_live_pin_moves(lockfile: Lockfile, deployments: Iterable[dict[str, Any]]) -> Lockfile:
+    """``settle_pin_moves`` with the live pins of ``deployments`` (what refresh listed, or a
+    deployment just retrieved): a plan, drift and the next rollback start from the pin
+    history as it happened. ``lockfile`` itself when it holds no pending intent."""
+    if not lockfile.pending:
+        return lockfile
+    return settle_pin_moves(lockfile, observed_pins(lockfile, deployments))
+
+
+def pin_move_found(entry: LockEntry, intent: PendingIntent) -> LockEntry:
+    """``entry`` with the pin move of ``intent`` recorded (see ``settle_pin_moves``)."""
     agent, to, left = intent.agent, intent.to_version, intent.from_version
     assert agent is not None and to is not None
     if entry.pins.get(agent) == to:

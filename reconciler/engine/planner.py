@@ -39,7 +39,7 @@ from reconciler.engine.model import (
     Update,
 )
 from reconciler.engine.ownership import find_twins, twin_archives
-from reconciler.engine.pinlog import observed_pins, resolve_rollbacks
+from reconciler.engine.pinlog import settle_live_pin_moves
 from reconciler.engine.prune import Removal, prune
 from reconciler.engine.refresh import Observed
 from reconciler.engine.resource import (
@@ -88,10 +88,9 @@ def build_plan(
             version that does not exist (nor would after this plan).
     """
     options = options or PlanOptions()
-    if lockfile is not None and lockfile.pending:
-        # a rollback killed once its pin had moved: recorded as the rollback it was
-        live = observed.all("deployment")
-        lockfile = resolve_rollbacks(lockfile, observed_pins(lockfile, live))
+    if lockfile is not None:
+        # a pin move killed once the pin had moved: recorded as the move it was
+        lockfile = settle_live_pin_moves(lockfile, observed.all("deployment"))
     inputs = PlanInputs.build(
         documents, observed, lockfile, options, fingerprint, recovered, skills
     )

@@ -16,7 +16,7 @@ from reconciler.engine.pinlog import (
     PIN_INTENTS,
     hold_candidate,
     pin_intent,
-    resolve_rollbacks,
+    settle_pin_moves,
     with_pin_history,
 )
 from reconciler.state import (
@@ -92,7 +92,7 @@ def record_outcome(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
     intent = lockfile.pending.get(outcome.address)
     if intent is not None and intent.operation in PIN_INTENTS:
         # a rollback whose outcome was lost: recorded as one if the pin is where it went
-        lockfile = resolve_rollbacks(lockfile, {outcome.address: _outcome_pin(outcome, intent)})
+        lockfile = settle_pin_moves(lockfile, {outcome.address: _outcome_pin(outcome, intent)})
     recorded = _record(lockfile, outcome, now)
     moved_from = getattr(outcome.action, "moved_from", None)
     if moved_from is not None and not outcome.removed:

@@ -174,7 +174,7 @@ class PendingIntent(_Frozen):
     in between: the engine resolves a create's by listing the provider for the resource's
     ownership metadata (``reconciler-address``), adopting what it finds instead of creating a
     twin; a rollback's or a gated pin move's by the deployment's live pin
-    (``engine.pinlog.resolve_rollbacks``): at ``to_version``, the move happened and is
+    (``engine.pinlog.settle_pin_moves``): at ``to_version``, the move happened and is
     recorded as it was (a rollback holds ``from_version``; a gated move keeps ``by``);
     anywhere else, it never reached the provider and is forgotten. An adoption's
     (``import``: its manifest may be written, its tags not yet) keeps the next plan from
