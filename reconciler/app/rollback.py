@@ -151,8 +151,7 @@ async def rollback(
         raise PlanError(f"rollback takes a deployment address (deployment.NAME), not {address!r}")
     if to is not None and to < 1:
         raise PlanError(f"--to must be a version number >= 1, not {to}")
-    if settings.backend is None and not settings.lockfile.exists():
-        # said before taking the lock, which would make the folder of a wrong --lockfile
+    if settings.lockfile_missing:
         raise PlanError(
             f"{address} is not in {settings.state_name}; only an applied deployment can be "
             "rolled back"

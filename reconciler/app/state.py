@@ -79,7 +79,7 @@ def remove_entry(settings: Settings, address: str) -> LockEntry | None:
         LockfileError: there is no state, or no entry and no intent for ``address``.
         LockHeld: an apply holds the lock.
     """
-    if settings.backend is None and not settings.lockfile.exists():
+    if settings.lockfile_missing:
         raise LockfileError(f"{settings.lockfile} does not exist; there is nothing to remove")
     with locked_state(settings, "state rm") as (_lock, store):
         entry = store.load().resources.get(address)
@@ -96,7 +96,7 @@ def move_state_entry(settings: Settings, old: str, new: str) -> LockEntry | None
             another kind (``move_entry``).
         LockHeld: an apply holds the lock.
     """
-    if settings.backend is None and not settings.lockfile.exists():
+    if settings.lockfile_missing:
         raise LockfileError(f"{settings.lockfile} does not exist; there is nothing to move")
     with locked_state(settings, "state mv") as (_lock, store):
         entry = store.load().resources.get(old)

@@ -69,6 +69,13 @@ class Settings:
         the database (no password) and project."""
         return "the lockfile" if self.backend is None else f"the state in {self.state_name}"
 
+    @property
+    def lockfile_missing(self) -> bool:
+        """The state is a lockfile that does not exist (nothing applied with it, or a wrong
+        --lockfile): what a command that only edits state says before it takes the lock,
+        which would make the lockfile's folder."""
+        return self.backend is None and not Path(self.lockfile).exists()
+
 
 def check_backend(value: str | None) -> str | None:
     """``--backend`` as given (None when empty), or a ``LockfileError`` saying what it takes."""
