@@ -123,6 +123,11 @@ class RunError(ReconcilerError):
     exit_code = 1
 
 
+class ConfigurationError(ReconcilerError, ValueError):
+    """A setting no request can be made with (an API key no HTTP header can carry); said
+    before anything is sent, without showing a secret value."""
+
+
 class LockfileError(ReconcilerError):
     """The lockfile cannot be read or written safely; it is left untouched."""
 

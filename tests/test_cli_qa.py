@@ -388,3 +388,21 @@ def test_state_show_of_a_lockfile_that_does_not_exist_says_so(workdir: Path) -> 
         "typo.lock does not exist: no entries (nothing was applied with it yet; check --lockfile)"
         in (result.stderr)
     )
+
+
+@pytest.mark.tcp
+def test_an_api_key_no_header_can_carry_is_refused_at_once_without_showing_it(
+    workdir: Path, tcp_provider: str
+) -> None:
+    """A key pasted with its line break (``--api-key "$(cat key.txt)"`` keeps none, a CRLF
+    file or a quoted secret does) failed after four retries as "no response from the
+    provider"; the client now refuses it before anything is sent, for every command."""
+    key = "sk-ant-secret-value\r\n"
+    result = cli("--provider-url", tcp_provider, "--api-key", key, "plan")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(
+        "Error: the API key has a carriage return at character 20 of 21; an API key is "
+        "printable ASCII with no spaces"
+    ), result.stderr
+    assert "sk-ant-secret-value" not in result.output + result.stderr
+    assert "retries" not in result.stderr

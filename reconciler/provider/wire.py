@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from reconciler import __version__
+from reconciler.errors import ConfigurationError
 
 __all__ = [
     "API_VERSION",
@@ -21,6 +22,7 @@ __all__ = [
     "DOCUMENTED_RATE_LIMITS",
     "LOCAL_API_KEY",
     "USER_AGENT",
+    "check_api_key",
     "collection_kind",
     "default_headers",
     "describe_target",
@@ -125,6 +127,9 @@ def default_headers(api_key: str | None) -> dict[str, str]:
 
     Returns:
         The header dict (names lower case).
+
+    Raises:
+        ConfigurationError: ``api_key`` cannot be sent in a header (``check_api_key``).
     """
     headers = {
         "anthropic-version": API_VERSION,
@@ -133,8 +138,40 @@ def default_headers(api_key: str | None) -> dict[str, str]:
         "accept": "application/json",
     }
     if api_key:
+        check_api_key(api_key)
         headers["x-api-key"] = api_key
     return headers
+
+
+def check_api_key(key: str, source: str = "the API key") -> None:
+    """Refuse an API key that no HTTP header can carry, without ever showing the key.
+
+    A key copied with its line break (a ``.env`` file with CRLF endings, ``echo`` into a
+    secret store) otherwise fails as "no response from the provider" after retries, or with
+    an exception whose repr holds the key.
+
+    ``default_headers`` checks every key a client is built with; a caller that knows where
+    the key came from (``ManagedRuntime``: ``api_key`` or ``ANTHROPIC_API_KEY``) checks it
+    first, to name that ``source``.
+
+    Raises:
+        ConfigurationError: (a ``ValueError``) ``key`` has whitespace, a control or a
+            non-ASCII character; the message names ``source`` and the position, not the key.
+    """
+    for position, char in enumerate(key, 1):
+        if "!" <= char <= "~":
+            continue
+        what = {
+            "\n": "a line break",
+            "\r": "a carriage return",
+            " ": "a space",
+            "\t": "a tab",
+        }.get(char) or ("a non-ASCII character" if ord(char) > 127 else "a control character")
+        raise ConfigurationError(
+            f"{source} has {what} at character {position} of {len(key)}; an API key is "
+            "printable ASCII with no spaces (check for a trailing newline or stray quotes "
+            "where it was copied from)"
+        )
 
 
 def encode_query(params: Mapping[str, Any] | None) -> QueryParams:

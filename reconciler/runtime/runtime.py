@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from reconciler.errors import ConflictError
 from reconciler.kinds import DEFAULT_PROVIDER_DB
+from reconciler.provider.wire import check_api_key
 from reconciler.runtime.applied import DEFAULT_LOCKFILE, AppliedLookups
 from reconciler.runtime.config import ManagedConfig, environment_differences
 from reconciler.runtime.streams import SentLedger, SessionEventStream, Turn, as_events
@@ -27,7 +28,7 @@ from reconciler.runtime.streams import SentLedger, SessionEventStream, Turn, as_
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
 
-__all__ = ["CLIENT_OPTIONS", "DEFAULT_DB_PATH", "ManagedRuntime", "check_api_key"]
+__all__ = ["CLIENT_OPTIONS", "DEFAULT_DB_PATH", "ManagedRuntime"]
 
 JSON = dict[str, Any]
 Event = str | Mapping[str, Any] | Sequence[Mapping[str, Any]]
@@ -73,33 +74,6 @@ def _unknown_keywords(names: Sequence[str]) -> str:
         f"ManagedRuntime() got unexpected keyword argument(s) {', '.join(hints)}; it takes "
         f"{', '.join(_OWN_OPTIONS)} and the client options {', '.join(sorted(CLIENT_OPTIONS))}"
     )
-
-
-def check_api_key(key: str, source: str) -> None:
-    """Refuse an API key that no HTTP header can carry, without ever showing the key.
-
-    A key copied with its line break (a ``.env`` file with CRLF endings, ``echo`` into a
-    secret store) otherwise fails as "no response from the provider" after retries, or with
-    an exception whose repr holds the key.
-
-    Raises:
-        ValueError: ``key`` has whitespace, a control or a non-ASCII character; the message
-            names ``source`` and the position, not the key.
-    """
-    for position, char in enumerate(key, 1):
-        if "!" <= char <= "~":
-            continue
-        what = {
-            "\n": "a line break",
-            "\r": "a carriage return",
-            " ": "a space",
-            "\t": "a tab",
-        }.get(char) or ("a non-ASCII character" if ord(char) > 127 else "a control character")
-        raise ValueError(
-            f"{source} has {what} at character {position} of {len(key)}; an API key is "
-            "printable ASCII with no spaces (check for a trailing newline or stray quotes "
-            "where it was copied from)"
-        )
 
 
 class ManagedRuntime(AppliedLookups):
