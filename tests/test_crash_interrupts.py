@@ -50,11 +50,11 @@ import pytest
 from support.reliability import (
     CREATE_PATH,
     Fleet,
+    FleetWorkspace,
     Hook,
     Run,
     Zygote,
     assert_converged,
-    clean_env,
     owned_objects,
     provider,
     shared_zygote,
@@ -82,24 +82,20 @@ def zygote() -> Zygote:
     return shared_zygote()
 
 
-class Workspace:
-    """Manifests, the lockfile and the provider database in one temp folder."""
+class Workspace(FleetWorkspace):
+    """Manifests, the lockfile and the provider database in one temp folder; the state in
+    PostgreSQL with ``backend``."""
 
     def __init__(
         self, root: Path, *, journal: bool = False, backend: str | None = None, **size: int
     ) -> None:
-        self.root = root
-        self.size = size or SIZE
-        self.fleet: Fleet = write_fleet(root / "manifests", **self.size)
-        self.env = clean_env(**self.fleet.env)
+        super().__init__(root, size or SIZE)
         if journal:  # every write after the first appends to the journal
             self.env["RECONCILER_JOURNAL_ABOVE"] = "0"
         #: the PostgreSQL state's URL (None: the lockfile)
         self.backend = backend
         if backend is not None:  # a dead run's lease expires after 2 s
             self.env.update(RECONCILER_BACKEND=backend, RECONCILER_LEASE_TTL="2")
-        self.db = root / ".reconciler" / "provider.db"
-        self.lockfile = root / "state" / "reconciler.lock"
 
     def state(self) -> Lockfile:
         """The state as the next run reads it, from the lockfile or the database."""

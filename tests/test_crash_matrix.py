@@ -44,10 +44,10 @@ from support.reliability import (
     SKILL_PATH,
     SKILL_VERSION_PATH,
     Fleet,
+    FleetWorkspace,
     Run,
     Zygote,
     assert_converged,
-    clean_env,
     kill_hook,
     owned_objects,
     provider,
@@ -72,16 +72,11 @@ def zygote() -> Zygote:
     return shared_zygote()
 
 
-class Workspace:
+class Workspace(FleetWorkspace):
     """A manifests folder, a lockfile, and the provider database, in one temp folder."""
 
     def __init__(self, root: Path, **size: int) -> None:
-        self.root = root
-        self.size = size or SIZE
-        self.fleet: Fleet = write_fleet(root / "manifests", **self.size)
-        self.env = clean_env(**self.fleet.env)
-        self.db = root / ".reconciler" / "provider.db"
-        self.lockfile = root / "state" / "reconciler.lock"
+        super().__init__(root, size or SIZE)
 
     def rewrite(self, **size: int) -> None:
         self.size = size

@@ -239,6 +239,19 @@ def write_fleet(
     return Fleet(root, tuple(sorted(addresses)), env, seeds, skill_files)
 
 
+class FleetWorkspace:
+    """A fleet's manifests (``write_fleet``), the lockfile and the provider database in one
+    folder, with the environment the fleet's secrets need: what a crash test applies."""
+
+    def __init__(self, root: Path, size: dict[str, int]) -> None:
+        self.root = root
+        self.size = size
+        self.fleet: Fleet = write_fleet(root / "manifests", **size)
+        self.env = clean_env(**self.fleet.env)
+        self.db = root / ".reconciler" / "provider.db"
+        self.lockfile = root / "state" / "reconciler.lock"
+
+
 # --- the provider, served and tapped -------------------------------------------------------------
 
 Hook = Callable[[str, str], "bool | None"]
