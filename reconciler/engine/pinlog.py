@@ -9,7 +9,7 @@ failed is held (``hold_candidate``). Pure functions over the state models; no I/
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from reconciler.engine.gate import Gate, GateVerdict, RecoveredRollout
 from reconciler.engine.model import NoOp, Update
@@ -71,29 +71,27 @@ def pin_intent(gate: Gate, now: str) -> PendingIntent | None:
     if gate.mode == "rollback" or gate.to_version is None:
         return None
     cause: PinCause = "checks" if gate.mode == "checks" and gate.checks else gate.mode
-    return PendingIntent(
-        kind="deployment",
-        operation="pin",
-        started_at=now,
-        agent=gate.agent,
-        from_version=gate.from_version,
-        to_version=gate.to_version,
-        by=cause,
-    )
+    return _move_intent("pin", gate, now, by=cause)
 
 
 def rollback_intent(address: str, gate: Gate, now: str) -> tuple[str, PendingIntent]:
     """The pending intent a rollback records before its pin move is sent (``gate``: the
     rollback's, from the live version to the one it goes back to)."""
-    intent = PendingIntent(
+    return address, _move_intent("rollback", gate, now)
+
+
+def _move_intent(
+    operation: Literal["pin", "rollback"], gate: Gate, now: str, by: PinCause | None = None
+) -> PendingIntent:
+    return PendingIntent(
         kind="deployment",
-        operation="rollback",
+        operation=operation,
         started_at=now,
         agent=gate.agent,
         from_version=gate.from_version,
         to_version=gate.to_version,
+        by=by,
     )
-    return address, intent
 
 
 def settle_pin_moves(lockfile: Lockfile, live_pins: Mapping[str, int | None]) -> Lockfile:
