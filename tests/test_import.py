@@ -142,15 +142,121 @@ def test_import_of_a_credential_by_address(applied: Path) -> None:
     assert lockfile()["resources"]["vault.github.credential.github-mcp"]["id"] == cred
 
 
-def test_import_of_an_address_not_in_the_manifests_warns(applied: Path) -> None:
+def test_import_of_an_address_not_in_the_manifests_writes_its_document(applied: Path) -> None:
+    """DESIGN: import adopts "and writes their manifests". Without a document the object
+    would be left alone by every plan, and archived by the first ``plan --prune``."""
+    prompt = "You help.\nBe brief.\nCite sources.\nCost: ${budget}"
+
+    async def create(c: ProviderClient) -> str:
+        body = {"name": "helper", "model": "claude-haiku-4-5", "system": prompt}
+        return str((await c.agents.create(body))["id"])
+
+    helper = out_of_band(create)
+    result = ok("import", "agent.helper", helper)
+    assert result.stdout.startswith(
+        "Wrote manifests/agents/prompts/helper.md (its system prompt).\n"
+        "Wrote manifests/agents/helper.yaml (the document of agent.helper).\n"
+        f"Imported agent.helper ({helper}): tagged with the ownership metadata, now version 2.\n"
+    ), result.stdout
+    assert "not in the manifests" not in result.stderr
+    assert Path("manifests/agents/prompts/helper.md").read_text() == prompt  # as live
+    text = Path("manifests/agents/helper.yaml").read_text()
+    assert text.startswith(f"# Imported by `reconciler import agent.helper {helper}`")
+    assert "name: helper\n" in text and "system: {from_file: prompts/helper.md}" in text
+    assert lockfile()["resources"]["agent.helper"]["id"] == helper
+    plan_is_clean()
+    pruned = ok("plan", "--prune", "--detailed-exitcode")  # declared now: nothing to archive
+    assert "No changes." in pruned.stdout
+    assert ok("drift").stdout.startswith("No drift")
+
+
+def test_import_of_a_vault_not_in_the_manifests_writes_it_with_its_credentials(
+    applied: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def create(c: ProviderClient) -> tuple[str, str]:
+        vault = await c.vaults.create({"display_name": "Search keys"})
+        auth = {
+            "type": "static_bearer",
+            "token": "live-secret",
+            "mcp_server_url": "https://mcp.search.example/sse",
+        }
+        cred = await c.credentials.create(vault["id"], {"auth": auth})
+        return str(vault["id"]), str(cred["id"])
+
+    vault, cred = out_of_band(create)
+    result = ok("import", "vault.search", vault)
+    assert "Wrote manifests/vaults/search.yaml (the document of vault.search)." in result.stdout
+    address = "vault.search.credential.mcp-search-example"
+    assert f"Imported {address} ({cred})" in result.stdout
+    assert "SEARCH_MCP_SEARCH_EXAMPLE_TOKEN" in result.stdout  # the variable to set
+    assert "live-secret" not in result.stdout + result.stderr
+    text = Path("manifests/vaults/search.yaml").read_text()
+    assert "token: {from_env: SEARCH_MCP_SEARCH_EXAMPLE_TOKEN}" in text
+    assert lockfile()["resources"][address]["id"] == cred
+    monkeypatch.setenv("SEARCH_MCP_SEARCH_EXAMPLE_TOKEN", "live-secret")
+    plan = ok("plan", "--format", "json").stdout
+    changes = {a["address"]: a["type"] for a in json.loads(plan)["actions"] if a["type"] != "noop"}
+    # the credential is adopted, not created beside the live one: only its secret is sent
+    assert changes == {address: "update"}, changes
+
+
+def test_import_never_writes_over_a_file(applied: Path) -> None:
     async def create(c: ProviderClient) -> str:
         return str((await c.agents.create({"name": "helper", "model": "claude-haiku-4-5"}))["id"])
 
     helper = out_of_band(create)
-    result = ok("import", "agent.helper", helper)
-    assert "Warning: agent.helper is not in the manifests" in result.stderr
+    Path("manifests/agents").mkdir()
+    Path("manifests/agents/helper.yaml").write_text("# mine\n")
+    before = Path("state/reconciler.lock").read_text()
+    result = cli("import", "agent.helper", helper)
+    assert result.exit_code == 1
+    assert (
+        "manifests/agents/helper.yaml already exists but does not declare agent.helper; "
+        "nothing was imported" in result.stderr
+    )
+    assert Path("manifests/agents/helper.yaml").read_text() == "# mine\n"
+    assert Path("state/reconciler.lock").read_text() == before
+    untagged = out_of_band(lambda c: c.agents.retrieve(helper))
+    assert "reconciler-address" not in (untagged.get("metadata") or {})
+
+
+def test_import_without_a_document_to_write_warns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manifests path that is one file has no place for another document; a deployment
+    of an agent nobody manages has no name to refer to it by: imported, with a warning."""
+    make_workdir(tmp_path, monkeypatch, manifests=False)
+    Path("manifests.yaml").write_text("")
+
+    async def create(c: ProviderClient) -> tuple[str, str]:
+        agent = await c.agents.create({"name": "helper", "model": "claude-haiku-4-5"})
+        env = await c.environments.create({"name": "sandbox", "config": {"type": "cloud"}})
+        deployment = await c.deployments.create(
+            {
+                "name": "nightly",
+                "agent": {"type": "agent", "id": agent["id"], "version": 1},
+                "environment_id": env["id"],
+                "initial_events": [
+                    {"type": "user.message", "content": [{"type": "text", "text": "hi"}]}
+                ],
+            }
+        )
+        return str(agent["id"]), str(deployment["id"])
+
+    helper, deployment = out_of_band(create)
+    result = ok("-f", "manifests.yaml", "import", "agent.helper", helper)
+    assert (
+        "Warning: agent.helper is not in the manifests and its document was not written "
+        "(manifests.yaml is a file, not a directory a document can be added to)" in result.stderr
+    )
     assert lockfile()["resources"]["agent.helper"]["id"] == helper
-    assert "agent.helper" in ok("plan").stdout  # listed as left alone, not archived
+    Path("manifests").mkdir()
+    result = ok("import", "deployment.nightly", deployment)
+    assert "deployment.nightly is not in the manifests and its document was not written" in (
+        result.stderr
+    )
+    assert not list(Path("manifests").iterdir())
+    assert lockfile()["resources"]["deployment.nightly"]["id"] == deployment
 
 
 def test_import_the_same_again_does_nothing(applied: Path) -> None:

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
         manifest_files,
     )
     from reconciler.app.unmanaged import UnmanagedImport, import_unmanaged
-    from reconciler.engine.derive import KIND_FILES, Skipped
+    from reconciler.engine.derive import KIND_FILES, SecretVariable, Skipped
     from reconciler.engine.unmanaged import Unmanaged
     from reconciler.runtime import ManagedRuntime
 
@@ -75,6 +75,7 @@ _LAZY = {
     "UnmanagedImport": "reconciler.app.unmanaged",
     "import_unmanaged": "reconciler.app.unmanaged",
     "KIND_FILES": "reconciler.engine.derive",
+    "SecretVariable": "reconciler.engine.derive",
     "Skipped": "reconciler.engine.derive",
     "Unmanaged": "reconciler.engine.unmanaged",
     "ManagedRuntime": "reconciler.runtime",
@@ -103,6 +104,7 @@ __all__ = [
     "PlanChoices",
     "PlanResult",
     "RollbackResult",
+    "SecretVariable",
     "Settings",
     "Skipped",
     "Unmanaged",

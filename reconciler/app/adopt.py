@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.app.workspace import (
@@ -21,6 +22,7 @@ from reconciler.app.workspace import (
     read_documents,
     with_origin,
 )
+from reconciler.engine.derive import SecretVariable
 from reconciler.engine.desired import (
     DesiredResource,
     desired_digest,
@@ -63,6 +65,7 @@ from reconciler.state import (
 )
 
 if TYPE_CHECKING:
+    from reconciler.app.unmanaged import UndeclaredDocument
     from reconciler.provider import ProviderClient
 
 JSON = dict[str, Any]
@@ -91,6 +94,11 @@ class ImportResult:
     warnings: tuple[str, ...] = ()
     #: what the executor did (one outcome per ``Adopt`` action); None when nothing ran
     report: ApplyReport | None = None
+    #: the files written: the document of an address no manifest declared (and a long
+    #: system prompt beside it)
+    files: tuple[Path, ...] = ()
+    #: the environment variables the written document reads its credentials' secrets from
+    secrets: tuple[SecretVariable, ...] = ()
 
 
 def _check_address(address: str) -> Kind:
@@ -320,7 +328,10 @@ async def import_resource(
 ) -> ImportResult:
     """Adopt one live object as ``address``: tag it with the ownership metadata and record it
     in the lockfile (under the apply lock). Importing a vault also adopts the live credentials
-    its manifest declares (matched by MCP server URL or secret name).
+    its manifest declares (matched by MCP server URL or secret name). When no manifest
+    declares ``address``, its document is written from the live object first
+    (``unmanaged.undeclared_document``: a vault with its live credentials, adopted with it),
+    or a warning says why it could not be.
 
     Args:
         ws: where the manifests and the lockfile are, and the provider.
@@ -333,8 +344,9 @@ async def import_resource(
             origin (``check_origin``); the lockfile then records this one.
 
     Raises:
-        PlanError: the address or id is wrong, the object is archived, or (without
-            ``force``) owned by another project or the address is recorded with another id.
+        PlanError: the address or id is wrong, the object is archived, (without
+            ``force``) owned by another project or the address is recorded with another id,
+            or a file the undeclared address's document would go to exists already.
         LockHeld: an apply is running.
         ProviderError: the object does not exist, or tagging failed.
     """
@@ -349,6 +361,8 @@ async def import_resource(
     documents = read_documents(ws)
     desired = {r.address: r for r in desired_resources(documents)}
     warnings: list[str] = []
+    files: tuple[Path, ...] = ()
+    not_written = ""  # why the document of an undeclared address was not written
     with locked_state(ws, "import") as (lock, store):
         lockfile = store.load()
         # never adopt into another provider's lockfile, unless told to
@@ -370,6 +384,22 @@ async def import_resource(
                     f"lockfile forgets it (`reconciler --project ... state rm ...`)"
                 )
             res = desired.get(address)
+            undeclared: UndeclaredDocument | None = None
+            if res is None and kind != "credential":
+                from reconciler.app.unmanaged import undeclared_document
+
+                found = await undeclared_document(
+                    client, ws, kind, address, obj, documents, lockfile
+                )
+                if isinstance(found, str):
+                    not_written = f" ({found})"
+                else:
+                    undeclared = found
+            if undeclared is not None:
+                undeclared.check_absent()
+                documents = (*documents, undeclared.document)
+                desired = {r.address: r for r in desired_resources(documents)}
+                res = desired[address]
             pins = _deployment_pins(obj, res, lockfile) if kind == "deployment" else {}
             actions = [
                 adoption(
@@ -383,7 +413,15 @@ async def import_resource(
                     previous_owner=owner,
                 )
             ]
-            if kind == "vault":
+            if undeclared is not None:
+                # its credentials, as written: adopted with it (else the next apply would
+                # create each again beside the live one)
+                actions += _derived_credential_adoptions(undeclared, desired, ws.project)
+                adopting = [(a.kind, a.address, a.remote_id, a.parent_id) for a in actions]
+                # intents before the manifest that names these objects: killed in between,
+                # the next plan refuses to create a twin of what the document declares
+                files = undeclared.write(lambda: intend_adoptions(store, lock, adopting))
+            elif kind == "vault":
                 more, notes = await _credential_adoptions(
                     provider, lockfile, desired, address, obj["id"], ws.project
                 )
@@ -413,16 +451,39 @@ async def import_resource(
     warnings += [f"{a} was not adopted: {why}" for a, why in report.failures.items()]
     if address not in desired:
         warnings.append(
-            f"{address} is not in the manifests: write its document (or run `reconciler import "
-            "--all-unmanaged` instead); until then plan lists it as left alone, and "
-            "`plan --prune` would archive it"
+            f"{address} is not in the manifests and its document was not written{not_written}: write "
+            "it; until then plan lists it as left alone, and `plan --prune` would archive it"
         )
     if any(a.kind == "credential" for a in adopted):
         warnings.append(
             "secrets cannot be read back from the provider: the next apply writes each "
             "credential's secret from its manifest (the plan shows it as a sensitive update)"
         )
-    return ImportResult(adopted=adopted, warnings=tuple(warnings), report=report)
+    secrets = undeclared.secrets if undeclared is not None else ()
+    return ImportResult(
+        adopted=adopted, warnings=tuple(warnings), report=report, files=files, secrets=secrets
+    )
+
+
+def _derived_credential_adoptions(
+    undeclared: UndeclaredDocument, desired: Mapping[str, DesiredResource], project: str
+) -> list[Adopt]:
+    """The adoptions of the credentials an imported vault's written document declares."""
+    vault, *credentials = undeclared.derived.resources
+    return [
+        adoption(
+            "credential",
+            r.address,
+            undeclared.credentials[r.remote_id],
+            project,
+            res=desired[r.address],
+            parent_id=r.parent_id,
+            pins={},
+            fill=r.fill,
+            depends_on=(vault.address,),
+        )
+        for r in credentials
+    ]
 
 
 def adopted_from(o: Outcome) -> Adopted:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,7 +63,7 @@ from reconciler.errors import (
     ProviderError,
     ReconcilerError,
 )
-from reconciler.kinds import KIND_ORDER, owned_address
+from reconciler.kinds import KIND_ORDER, Kind, owned_address
 from reconciler.manifest import Document
 from reconciler.manifest.loader import escape_interpolation
 from reconciler.manifest.yamlsource import parse_documents
@@ -163,13 +163,16 @@ def _known_names(
     return known
 
 
+#: the first line of each file ``import --all-unmanaged`` writes
+ALL_UNMANAGED_HEADER = (
+    "# Imported by `reconciler import --all-unmanaged`: the live resources, as manifests."
+)
+
+
 def _file_text(
-    kind: str, docs: Sequence[ImportedDocument], secrets: Sequence[SecretVariable]
+    kind: str, docs: Sequence[ImportedDocument], secrets: Sequence[SecretVariable], first_line: str
 ) -> str:
-    header = [
-        "# Imported by `reconciler import --all-unmanaged`: the live resources, as manifests.",
-        "# Review and commit; `reconciler plan` should show no changes.",
-    ]
+    header = [first_line, "# Review and commit; `reconciler plan` should show no changes."]
     if kind == "Vault" and secrets:
         header += [
             "#",
@@ -236,7 +239,7 @@ async def _import_unmanaged(
         dict(zip(vault_ids, lists, strict=True)),
         taken=_taken_names(documents, lockfile),
         known=known,
-        skill_latest={s["id"]: s.get("latest_version_id") or "" for s in observed.all("skill")},
+        skill_latest=_skill_latest(observed),
     )
     docs, refused = _validate(derivation)
     skipped = tuple(derivation.skipped) + tuple(refused)
@@ -284,6 +287,100 @@ async def _import_unmanaged(
         secrets=secrets,
         failures=failures,
         report=report,
+    )
+
+
+def _skill_latest(observed: Observed) -> dict[str, str]:
+    """skill id -> its latest version id (an agent running it follows it: ``{ref: NAME}``)."""
+    return {s["id"]: s.get("latest_version_id") or "" for s in observed.all("skill")}
+
+
+@dataclass(frozen=True)
+class UndeclaredDocument:
+    """The manifest ``import ADDR ID`` writes for an object no manifest declares."""
+
+    derived: ImportedDocument
+    #: the files to write (the document; a long system prompt beside it) -> their text
+    texts: Mapping[Path, str]
+    #: the environment variables its credentials' secrets are read from (a vault)
+    secrets: tuple[SecretVariable, ...]
+    #: a vault's live credentials, by id, as listed
+    credentials: Mapping[str, JSON]
+
+    @property
+    def document(self) -> Document:
+        return Document.model_validate(self.derived.data)
+
+    def check_absent(self) -> None:
+        """Refuse (``PlanError``, nothing imported) when a file to write exists already."""
+        existing = [str(p) for p in self.texts if p.exists()]
+        if existing:
+            raise PlanError(
+                f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''} but "
+                f"{'does' if len(existing) == 1 else 'do'} not declare "
+                f"{self.derived.address}; nothing was imported. Move "
+                f"{'it' if len(existing) == 1 else 'them'} away, or write the document of "
+                f"{self.derived.address} yourself and import again"
+            )
+
+    def write(self, before_writing: Callable[[], None]) -> tuple[Path, ...]:
+        """Write the files, after ``before_writing`` (the adoptions' intents)."""
+        folder = next(iter(self.texts)).parent
+        return _write_texts(folder, self.texts, before_writing)
+
+
+async def undeclared_document(
+    client: ProviderClient,
+    ws: Settings,
+    kind: Kind,
+    address: str,
+    obj: JSON,
+    documents: Sequence[Document],
+    lockfile: Lockfile,
+) -> UndeclaredDocument | str:
+    """The document of ``obj`` for ``import ADDR ID`` when no manifest declares ``address``.
+
+    It is derived from the live object as ``--all-unmanaged`` derives one (a vault with its
+    live credentials, their secrets as ``from_env`` placeholders; references to what this
+    project manages by name) and goes to ``<manifests>/<kind's file name>/NAME.yaml``, e.g.
+    ``manifests/agents/coder.yaml`` (as an imported skill's goes to ``skills/NAME.yaml``).
+    A string says why there is none (the manifests path is a single file; a deployment runs
+    an agent this project does not manage; the schema refuses what is live): the object is
+    then imported without it.
+    """
+    manifests = Path(ws.manifests)
+    if not manifests.is_dir():
+        return f"{manifests} is a file, not a directory a document can be added to"
+    observed = await observe(client, lockfile, ws.project)
+    credentials: tuple[JSON, ...] = ()
+    if kind == "vault":
+        listed = ClientBackedProvider(client).list_all("credential", parent_id=obj["id"])
+        credentials = tuple(await listed)
+    name = address.split(".", 1)[1]
+    taken = _taken_names(documents, lockfile)
+    taken.get(kind, set()).discard(name)  # its own entry, when imported again with --force
+    derivation = derive_documents(
+        # named as the address asks: the name its tags would give it
+        [Unmanaged(kind, obj, tagged=address)],
+        {obj["id"]: credentials},
+        taken=taken,
+        known=_known_names(documents, lockfile, observed, ws.project),
+        skill_latest=_skill_latest(observed),
+    )
+    docs, refused = _validate(derivation)
+    if not docs:
+        reasons = [s.reason for s in (*derivation.skipped, *refused) if s.remote_id == obj["id"]]
+        return reasons[0] if reasons else "nothing could be derived from it"
+    (doc,) = docs
+    first_line = f"# Imported by `reconciler import {address} {obj['id']}`: the live resource."
+    folder = manifests / Path(KIND_FILES[doc.kind]).stem
+    return UndeclaredDocument(
+        derived=doc,
+        texts=_document_texts(
+            folder, [doc], derivation.secrets, {doc.kind: f"{name}.yaml"}, first_line
+        ),
+        secrets=derivation.secrets,
+        credentials={str(c["id"]): c for c in credentials},
     )
 
 
@@ -339,6 +436,27 @@ def _write_documents(
     *,
     before_writing: Callable[[], None] | None = None,
 ) -> tuple[Path, ...]:
+    texts = _document_texts(out, docs, secrets, KIND_FILES, ALL_UNMANAGED_HEADER)
+    existing = [str(p) for p in texts if p.exists()]
+    if existing:
+        raise PlanError(
+            f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; nothing was "
+            "imported. Pass an --out directory without them, e.g. a new folder inside your "
+            "manifests directory (manifests are read recursively)"
+        )
+    return _write_texts(out, texts, before_writing)
+
+
+def _document_texts(
+    out: Path,
+    docs: Sequence[ImportedDocument],
+    secrets: Sequence[SecretVariable],
+    file_names: Mapping[str, str],
+    first_line: str,
+) -> dict[Path, str]:
+    """The files that hold ``docs`` under ``out`` (path -> text): one per kind, named by
+    ``file_names`` (kind -> file name), and each long system prompt in a file of its own.
+    Each document file reads back as its documents (checked)."""
     docs, prompts = _prompt_files(docs)
     # a live "${" is written "$${" (the loader refuses "${" and reads "$${" as "${"); prompt
     # files are read as written, so their text stays as live
@@ -349,21 +467,18 @@ def _write_documents(
         for doc in docs
     ]
     texts: dict[Path, str] = {out / name: text for name, text in prompts.items()}
-    for kind, filename in KIND_FILES.items():
+    for kind, filename in file_names.items():
         of_kind = [d for d in docs if d.kind == kind]
         if of_kind:
-            texts[out / filename] = _file_text(kind, of_kind, secrets)
-    existing = [str(p) for p in texts if p.exists()]
-    if existing:
-        raise PlanError(
-            f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; nothing was "
-            "imported. Pass an --out directory without them, e.g. a new folder inside your "
-            "manifests directory (manifests are read recursively)"
-        )
-    for path, text in texts.items():
-        if path.parent == out:
-            expected = [d.data for d in docs if KIND_FILES[d.kind] == path.name]
-            _check_round_trip(text, expected, path)
+            texts[out / filename] = text = _file_text(kind, of_kind, secrets, first_line)
+            _check_round_trip(text, [d.data for d in of_kind], out / filename)
+    return texts
+
+
+def _write_texts(
+    out: Path, texts: Mapping[Path, str], before_writing: Callable[[], None] | None
+) -> tuple[Path, ...]:
+    """Write ``texts`` (path -> text) under ``out``, after ``before_writing``."""
     if before_writing is not None:
         before_writing()
     out.mkdir(parents=True, exist_ok=True)

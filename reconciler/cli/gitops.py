@@ -196,6 +196,9 @@ def import_command(
           Record the live object ID as ADDR (e.g. agent.coder agent_01...) in the
           lockfile and tag it with the ownership metadata. Tagging an agent saves a new
           version. Importing a vault also adopts the credentials its manifest declares.
+          When no manifest declares ADDR, its document is written from the live object
+          to MANIFESTS/KIND/NAME.yaml (e.g. manifests/agents/coder.yaml; a vault with
+          its live credentials, secrets as {from_env: ...}) and never over a file.
       reconciler import --all-unmanaged --out DIR
           Write manifests for everything live that nothing owns (one file per kind,
           secrets as {from_env: ...} placeholders to fill in) and adopt it all.
@@ -234,6 +237,11 @@ def import_command(
     if result.already:
         click.echo(f"{address} is already recorded as {remote_id}; nothing to do.")
         return
+    for path in result.files:
+        prompt = path.parent.name == "prompts"  # a long system prompt, in its own file
+        click.echo(
+            f"Wrote {path} ({'its system prompt' if prompt else f'the document of {address}'})."
+        )
     for adopted in result.adopted:
         click.echo(_adopted_line("Imported", adopted))
     if any(adopted.kind == "memory_store" for adopted in result.adopted):
@@ -245,6 +253,20 @@ def import_command(
     )
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
+    _secret_variables(result.secrets)
+
+
+def _secret_variables(secrets: tuple[usecases.SecretVariable, ...]) -> None:
+    """The variables a written vault document reads its secrets from, to set before plan."""
+    if not secrets:
+        return
+    click.echo(
+        "\nThe provider never returns secrets. Set these variables before `reconciler plan`;"
+        " the first apply writes them:"
+    )
+    width = max(len(s.variable) for s in secrets)
+    for s in secrets:
+        click.echo(f"  {s.variable.ljust(width)}  {s.address} {s.path}")
 
 
 def _adopted_line(verb: str, adopted: usecases.Adopted) -> str:
@@ -284,14 +306,7 @@ def _import_all(app: App, out: Path, allow_origin_change: bool = False) -> None:
     n = len(result.adopted)
     click.echo(f"Recorded {n} resource{'' if n == 1 else 's'} in {app.settings.state_name}.")
     _skipped(result.skipped)
-    if result.secrets:
-        click.echo(
-            "\nThe provider never returns secrets. Set these variables before `reconciler plan`;"
-            " the first apply writes them:"
-        )
-        width = max(len(s.variable) for s in result.secrets)
-        for s in result.secrets:
-            click.echo(f"  {s.variable.ljust(width)}  {s.address} {s.path}")
+    _secret_variables(result.secrets)
     manifests = Path(app.settings.manifests).resolve()
     inside = out.resolve() == manifests or manifests in out.resolve().parents
     plan = (
