@@ -45,7 +45,8 @@ def add_create(
     router: APIRouter, kind: str, summary: str, model: type[BaseModel], fields: Fields
 ) -> None:
     """Add ``POST /v1/{kind}s``, named ``create_{kind}``: ``fields(store, sent)`` (``sent``:
-    the fields the body set) make the new object, stored in the same write transaction."""
+    the fields the body set) make the new object (its wire ``type`` is ``kind``), stored in
+    the same write transaction."""
 
     async def create(ctx: Ctx, body: BaseModel) -> Response:
         store = ctx.store
