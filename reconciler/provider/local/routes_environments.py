@@ -9,15 +9,16 @@ Metadata is a patch where ``null`` or ``""`` deletes. Archived environments refu
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from .context import Ctx, edit, new_object
-from .crud import add_archive, add_delete, add_retrieve
+from .context import Ctx, Edit
+from .crud import add_archive, add_create, add_delete, add_retrieve, add_update
 from .defaults import build_env_config, check_metadata
 from .errors import conflict
 from .listing import Listed, list_objects
-from .paging import json_response
 from .schemas import EnvironmentCreate, EnvironmentUpdate
 from .store import Store
 
@@ -31,45 +32,46 @@ def _check_unique_name(store: Store, name: str, own_id: str | None = None) -> No
 router = APIRouter(tags=["environments"])
 
 
-@router.post("/v1/environments", summary="Create an environment")
-async def create_environment(ctx: Ctx, body: EnvironmentCreate) -> Response:
-    store = ctx.store
-    sent = body.model_dump(exclude_unset=True)
-    with store.write():
-        _check_unique_name(store, sent["name"])
-        fields = {
-            "name": sent["name"],
-            "description": sent.get("description"),
-            "config": build_env_config(sent.get("config"), None),
-            "metadata": check_metadata(sent.get("metadata") or {}),
-            "scope": sent.get("scope") or "organization",
-        }
-        env = new_object("environment", "environment", fields)
-        store.insert("environment", env)
-    return json_response(env)
+def _new_environment(store: Store, sent: dict[str, Any]) -> dict[str, Any]:
+    _check_unique_name(store, sent["name"])
+    return {
+        "name": sent["name"],
+        "description": sent.get("description"),
+        "config": build_env_config(sent.get("config"), None),
+        "metadata": check_metadata(sent.get("metadata") or {}),
+        "scope": sent.get("scope") or "organization",
+    }
+
+
+add_create(router, "environment", "Create an environment", EnvironmentCreate, _new_environment)
 
 
 add_retrieve(router, "environment", "Retrieve an environment")
 
 
-@router.post("/v1/environments/{environment_id}", summary="Update an environment")
-async def update_environment(ctx: Ctx, environment_id: str, body: EnvironmentUpdate) -> Response:
-    store = ctx.store
-    sent = body.model_dump(exclude_unset=True)
-    with edit(store, "environment", environment_id, "environment_archived") as change:
-        current, updated = change.current, change.updated
-        if sent.get("name") is not None:
-            if sent["name"] != current["name"]:
-                _check_unique_name(store, sent["name"], environment_id)
-            updated["name"] = sent["name"]
-        if "description" in sent:
-            updated["description"] = sent["description"]
-        if sent.get("config") is not None:
-            updated["config"] = build_env_config(sent["config"], current["config"])
-        if sent.get("scope") is not None:
-            updated["scope"] = sent["scope"]
-        saved = change.save(sent.get("metadata"), empty_deletes=True)
-    return json_response(saved)
+def _change_environment(change: Edit, sent: dict[str, Any]) -> None:
+    current, updated = change.current, change.updated
+    if sent.get("name") is not None:
+        if sent["name"] != current["name"]:
+            _check_unique_name(change.store, sent["name"], current["id"])
+        updated["name"] = sent["name"]
+    if "description" in sent:
+        updated["description"] = sent["description"]
+    if sent.get("config") is not None:
+        updated["config"] = build_env_config(sent["config"], current["config"])
+    if sent.get("scope") is not None:
+        updated["scope"] = sent["scope"]
+
+
+add_update(
+    router,
+    "environment",
+    "Update an environment",
+    EnvironmentUpdate,
+    _change_environment,
+    archived_code="environment_archived",
+    empty_deletes=True,
+)
 
 
 @router.get("/v1/environments", summary="List environments")

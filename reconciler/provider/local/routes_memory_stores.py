@@ -21,12 +21,11 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from . import memory_db
-from .context import Ctx, edit, new_object, usable
-from .crud import add_archive, add_delete, add_retrieve
+from .context import Ctx, Edit, usable
+from .crud import add_archive, add_create, add_delete, add_retrieve, add_update
 from .defaults import check_metadata
 from .errors import bad_request
 from .listing import Created, Listed, list_objects
-from .paging import json_response
 from .schemas_memory import MemoryStoreCreate, MemoryStoreUpdate
 from .store import Record, Store
 
@@ -113,37 +112,34 @@ def archived_reference(store: Store, resources: list[dict[str, Any]]) -> dict[st
     return None
 
 
-@router.post("/v1/memory_stores", summary="Create a memory store")
-async def create_memory_store(ctx: Ctx, body: MemoryStoreCreate) -> Response:
-    store = ctx.store
-    sent = body.model_dump(exclude_unset=True)
-    data = new_object(
-        "memory_store",
-        "memory_store",
-        {
-            "name": sent["name"],
-            "description": sent.get("description") or "",
-            "metadata": check_metadata(sent.get("metadata") or {}),
-        },
-    )
-    with store.write():
-        store.insert("memory_store", data)
-    return json_response(data)
+def _new_memory_store(store: Store, sent: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": sent["name"],
+        "description": sent.get("description") or "",
+        "metadata": check_metadata(sent.get("metadata") or {}),
+    }
+
+
+add_create(router, "memory_store", "Create a memory store", MemoryStoreCreate, _new_memory_store)
 
 
 add_retrieve(router, "memory_store", "Retrieve a memory store")
 
 
-@router.post("/v1/memory_stores/{memory_store_id}", summary="Update a memory store")
-async def update_memory_store(ctx: Ctx, memory_store_id: str, body: MemoryStoreUpdate) -> Response:
-    store = ctx.store
-    sent = body.model_dump(exclude_unset=True)
-    with edit(store, "memory_store", memory_store_id, "memory_store_archived") as change:
-        for field in ("name", "description"):
-            if sent.get(field) is not None:
-                change.updated[field] = sent[field]
-        saved = change.save(sent.get("metadata"))
-    return json_response(saved)
+def _change_memory_store(change: Edit, sent: dict[str, Any]) -> None:
+    for field in ("name", "description"):
+        if sent.get(field) is not None:
+            change.updated[field] = sent[field]
+
+
+add_update(
+    router,
+    "memory_store",
+    "Update a memory store",
+    MemoryStoreUpdate,
+    _change_memory_store,
+    archived_code="memory_store_archived",
+)
 
 
 @router.get("/v1/memory_stores", summary="List memory stores")

@@ -16,8 +16,8 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from .context import Ctx, archive_record, edit, new_object, require
-from .crud import add_archive, add_delete, add_retrieve
+from .context import Ctx, Edit, archive_record, new_object, require
+from .crud import add_archive, add_create, add_delete, add_retrieve, add_update
 from .defaults import check_metadata, patch_metadata, refuse_archived
 from .errors import bad_request, conflict, not_found
 from .ids import format_ts, now_ts, parse_ts
@@ -162,32 +162,25 @@ def _credential(store: Store, vault_id: str, credential_id: str) -> Record:
 router = APIRouter(tags=["vaults"])
 
 
-@router.post("/v1/vaults", summary="Create a vault")
-async def create_vault(ctx: Ctx, body: VaultCreate) -> Response:
-    store = ctx.store
-    sent = body.model_dump(exclude_unset=True)
-    fields = {
+def _new_vault(store: Store, sent: dict[str, Any]) -> dict[str, Any]:
+    return {
         "display_name": sent["display_name"],
         "metadata": check_metadata(sent.get("metadata") or {}),
     }
-    vault = new_object("vault", "vault", fields)
-    with store.write():
-        store.insert("vault", vault)
-    return json_response(vault)
+
+
+add_create(router, "vault", "Create a vault", VaultCreate, _new_vault)
 
 
 add_retrieve(router, "vault", "Retrieve a vault")
 
 
-@router.post("/v1/vaults/{vault_id}", summary="Update a vault")
-async def update_vault(ctx: Ctx, vault_id: str, body: VaultUpdate) -> Response:
-    store = ctx.store
-    sent = body.model_dump(exclude_unset=True)
-    with edit(store, "vault", vault_id) as change:
-        if sent.get("display_name") is not None:
-            change.updated["display_name"] = sent["display_name"]
-        saved = change.save(sent.get("metadata"))
-    return json_response(saved)
+def _change_vault(change: Edit, sent: dict[str, Any]) -> None:
+    if sent.get("display_name") is not None:
+        change.updated["display_name"] = sent["display_name"]
+
+
+add_update(router, "vault", "Update a vault", VaultUpdate, _change_vault)
 
 
 @router.get("/v1/vaults", summary="List vaults")
