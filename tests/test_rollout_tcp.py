@@ -199,3 +199,54 @@ def test_ctrl_c_while_a_rollback_leaves_its_record_keeps_the_rollback(workdir: P
         assert "pin agent.reviewer@1 -> @2" not in plan
         assert "agent.reviewer v2 held: rolled back on " in plan
     assert live_pin() == 1
+
+
+def test_ctrl_c_once_a_gated_pin_move_is_sent_keeps_what_moved_it(workdir: Path) -> None:
+    # Ctrl-C while the answer to a gated pin move (checks passed, update committed) was on
+    # its way: the apply's clean-up forgot the move's intent with the never-sent creates', so
+    # the lockfile kept the old pin and nothing said the checks had moved it
+    import os
+    import re
+    import time
+
+    from support.reliability import cli_process
+
+    write(PASSING)
+    env = clean_env()
+    with provider(DB) as (url, tap):
+        base = ["--provider-url", url]
+        ok(*base, "apply", "--auto-approve")
+        write(PASSING, revision=1)
+        holder: dict[str, int] = {}
+        fired = threading.Event()
+
+        def ctrl_c(method: str, path: str) -> bool:
+            if method == "POST" and re.fullmatch(r"/v1/deployments/[^/]+", path):
+                if not fired.is_set():
+                    fired.set()
+                    os.kill(holder["pid"], signal.SIGINT)
+                    time.sleep(0.5)  # the answer arrives after the interrupt
+            return False
+
+        tap.after = ctrl_c
+        with cli_process([*base, "apply", "--auto-approve"], env=env, cwd=workdir) as proc:
+            holder["pid"] = proc.pid
+            out, err = proc.communicate(timeout=120)
+        tap.after = None
+        assert fired.is_set(), (out, err)
+        assert proc.returncode == 130, (out, err)
+        assert "Traceback" not in err, err
+        assert live_pin() == 2, "the pin had moved"
+        entry, pending = deployment(), lock().get("pending", {})
+        assert entry["pins"] == {"agent.reviewer": 2} or "deployment.nightly" in pending, (
+            entry,
+            pending,
+        )
+
+        plan = ok(*base, "plan").stdout
+        assert "pin agent.reviewer" not in plan, plan
+        ok(*base, "apply", "--auto-approve")
+    assert [(h["version"], h["by"]) for h in deployment()["pin_history"]] == [
+        (1, "apply"),
+        (2, "checks"),
+    ]
