@@ -234,6 +234,42 @@ def test_bad_request_message_quotes_the_server() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("status", "path", "said", "expected"),
+    [
+        (404, "/v1/agents", ": no such route", "GET /v1/agents not found: no such route"),
+        (400, "/v1/agents/agent_1", "", "the provider rejected GET /v1/agents/agent_1"),
+        (
+            401,
+            "/v1/agents/agent_1",
+            ": bad key",
+            "the provider refused the API key: bad key{tags}; check --api-key / ANTHROPIC_API_KEY",
+        ),
+        (403, "/v1/agents/agent_1", ": no", "not allowed to GET /v1/agents/agent_1: no"),
+        (409, "/v1/agents/agent_1", ": stale", "conflict on agent agent_1: stale"),
+        (409, "/v1/x/y/z", ": taken", "conflict on GET /v1/x/y/z: taken"),
+        (429, "/v1/agents/agent_1", "", "rate limited on GET /v1/agents/agent_1"),
+        (
+            503,
+            "/v1/agents/agent_1",
+            ": down",
+            "the provider failed on GET /v1/agents/agent_1: down",
+        ),
+        (418, "/v1/agents/agent_1", ": tea", "GET /v1/agents/agent_1 failed: tea"),
+    ],
+)
+def test_each_status_reads_as_its_own_message(
+    status: int, path: str, said: str, expected: str
+) -> None:
+    """Every class's wording, with the provider's words, the tags and the note where they go."""
+    payload = {"error": {"message": said.removeprefix(": ")}} if said else ""
+    err = error_for(status, payload, method="GET", path=path, request_id="req_1", note="gave up")
+    tags = f" ({status}, request req_1)"
+    if "{tags}" not in expected:
+        expected += "{tags}"
+    assert str(err) == expected.format(tags=tags) + "; gave up"
+
+
 def test_non_json_error_body_is_summarised() -> None:
     err = error_for(502, "<html>\n  Bad   gateway</html>", method="GET", path="/v1/vaults")
     assert isinstance(err, ServerError)

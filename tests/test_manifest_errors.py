@@ -856,6 +856,78 @@ def test_mcp_servers_and_toolsets_must_match(project: Path) -> None:
     ]
 
 
+def test_a_list_that_names_each_thing_once_points_at_the_second(project: Path) -> None:
+    """Tool configs, MCP servers, custom tools, a deployment's vaults and a store's seeds."""
+    write(project, "t.yaml", TARGETS)
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: configs
+        spec:
+          model: m
+          tools:
+            - type: agent_toolset_20260401
+              configs: [{name: bash}, {name: read}, {name: bash}]
+            - type: mcp_toolset
+              mcp_server_name: gh
+              configs: [{name: issues}, {name: issues}]
+          mcp_servers:
+            - {type: url, name: gh, url: https://api.githubcopilot.com/mcp/}
+        ---
+        kind: Agent
+        name: servers
+        spec:
+          model: m
+          tools:
+            - {type: mcp_toolset, mcp_server_name: gh}
+          mcp_servers:
+            - {type: url, name: gh, url: https://api.githubcopilot.com/mcp/}
+            - {type: url, name: gh, url: https://example.com/mcp/}
+        ---
+        kind: Agent
+        name: custom
+        spec:
+          model: m
+          tools:
+            - {type: custom, name: t, description: d, input_schema: {type: object}}
+            - {type: agent_toolset_20260401}
+            - {type: custom, name: t, description: d, input_schema: {type: object}}
+        ---
+        kind: MemoryStore
+        name: notes
+        spec:
+          name: notes
+          memories:
+            - {path: /a.md, content: a}
+            - {path: /a.md, content: b}
+        """,
+    )
+    write(
+        project,
+        "d.yaml",
+        DEPLOYMENT.format(agent="reviewer", environment="python-data", vaults="github, github"),
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:7:52: spec.tools[0].configs[2].name: tool 'bash' is configured "
+            "twice; merge the two entries"
+        ),
+        (
+            "manifests/a.yaml:10:40: spec.tools[1].configs[1].name: MCP tool 'issues' is "
+            "configured twice; merge the two entries"
+        ),
+        (
+            "manifests/a.yaml:22:25: spec.mcp_servers[1].name: MCP server name 'gh' is declared "
+            "twice; names must be unique"
+        ),
+        "manifests/a.yaml:31:28: spec.tools[2].name: custom tool 't' is declared twice",
+        "manifests/a.yaml:39:14: spec.memories[1].path: memory path '/a.md' is seeded twice",
+        "manifests/d.yaml:6:20: spec.vaults[1]: vault 'github' is listed twice",
+    ]
+
+
 def test_packages_under_limited_networking_need_package_managers(project: Path) -> None:
     write(
         project,

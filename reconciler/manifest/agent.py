@@ -30,6 +30,7 @@ from .fields import (
     checked_by,
     fail,
     int_to_str,
+    repeats,
     string_or_object,
 )
 from .hosts import web_domain_problem
@@ -252,16 +253,14 @@ AgentToolConfig = Annotated[
 
 
 def _unique_names(configs: list[Any] | None, label: str) -> None:
-    seen: set[str] = set()
-    for index, config in enumerate(configs or ()):
-        if config.name in seen:
-            fail(
-                f"{label} '{config.name}' is configured twice; merge the two entries",
-                "configs",
-                index,
-                "name",
-            )
-        seen.add(config.name)
+    names = [config.name for config in configs or ()]
+    for index in repeats(names):
+        fail(
+            f"{label} '{names[index]}' is configured twice; merge the two entries",
+            "configs",
+            index,
+            "name",
+        )
 
 
 class AgentToolset(SpecModel):
@@ -523,20 +522,17 @@ class AgentSpec(SpecModel):
     @model_validator(mode="after")
     def _mcp_servers_match_toolsets(self) -> AgentSpec:
         servers = [server.name for server in self.mcp_servers or ()]
-        seen: set[str] = set()
-        for index, name in enumerate(servers):
-            if name in seen:
-                fail(
-                    f"MCP server name '{name}' is declared twice; names must be unique",
-                    "mcp_servers",
-                    index,
-                    "name",
-                )
-            seen.add(name)
+        for index in repeats(servers):
+            fail(
+                f"MCP server name '{servers[index]}' is declared twice; names must be unique",
+                "mcp_servers",
+                index,
+                "name",
+            )
         referenced: set[str] = set()
         for index, tool in enumerate(self.tools or ()):
             if isinstance(tool, McpToolset):
-                if tool.mcp_server_name not in seen:
+                if tool.mcp_server_name not in servers:
                     fail(
                         _unknown_server(tool.mcp_server_name, servers),
                         "tools",
@@ -556,12 +552,10 @@ class AgentSpec(SpecModel):
 
     @model_validator(mode="after")
     def _custom_tools_unique(self) -> AgentSpec:
-        seen: set[str] = set()
-        for index, tool in enumerate(self.tools or ()):
-            if isinstance(tool, CustomTool):
-                if tool.name in seen:
-                    fail(f"custom tool '{tool.name}' is declared twice", "tools", index, "name")
-                seen.add(tool.name)
+        # one entry per tool, so that an index is the tool's place in ``tools``
+        custom = [tool.name if isinstance(tool, CustomTool) else None for tool in self.tools or ()]
+        for index in repeats(custom):
+            fail(f"custom tool '{custom[index]}' is declared twice", "tools", index, "name")
         for index, tool in enumerate(self.tools or ()):
             if not isinstance(tool, AgentToolset):
                 continue
@@ -571,7 +565,7 @@ class AgentSpec(SpecModel):
                 if not isinstance(client, UrlSourceOnly | UrlSourceExcept):
                     continue
                 for rindex, ref in enumerate(client.tools):
-                    if ref.name not in seen:
+                    if ref.name not in custom:
                         fail(
                             f"client_tool_results names '{ref.name}', which is not a custom "
                             "tool of this agent",

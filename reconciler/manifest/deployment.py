@@ -26,7 +26,16 @@ from pydantic import (
 
 from reconciler.kinds import NAME_PATTERN
 
-from .fields import Metadata, NonEmptyStr, ResourceName, SpecModel, checked_by, fail, int_to_str
+from .fields import (
+    Metadata,
+    NonEmptyStr,
+    ResourceName,
+    SpecModel,
+    checked_by,
+    fail,
+    int_to_str,
+    repeats,
+)
 from .rollout import Rollout
 from .secret import SecretRef
 from .textfile import FILE_FORM_SCHEMA
@@ -349,11 +358,8 @@ class DeploymentSpec(SpecModel):
 
     @model_validator(mode="after")
     def _unique_vaults(self) -> DeploymentSpec:
-        seen: set[str] = set()
-        for index, vault in enumerate(self.vaults):
-            if vault in seen:
-                fail(f"vault '{vault}' is listed twice", "vaults", index)
-            seen.add(vault)
+        for index in repeats(self.vaults):
+            fail(f"vault '{self.vaults[index]}' is listed twice", "vaults", index)
         return self
 
     @model_validator(mode="after")

@@ -9,7 +9,7 @@ Nothing here reads files or the environment.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any, NoReturn
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
@@ -46,6 +46,23 @@ class SpecModel(LeanModel):
         strict=True,
         hide_input_in_errors=True,  # inputs may be inline secrets; never print them
     )
+
+
+def repeats(keys: Iterable[str | None]) -> Iterator[int]:
+    """The index of every key that an earlier one already is: where a list that must name each
+    thing once names it again (``None``: an entry the rule does not apply to).
+
+    Example:
+        >>> list(repeats(["a", "b", None, "a", None]))
+        [3]
+    """
+    seen: set[str] = set()
+    for index, key in enumerate(keys):
+        if key is None:
+            continue
+        if key in seen:
+            yield index
+        seen.add(key)
 
 
 def checked_by(check: Callable[[str], str | None]) -> AfterValidator:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from .fields import Metadata, SpecModel, checked_by, fail
+from .fields import Metadata, SpecModel, checked_by, fail, repeats
 from .textfile import FILE_FORM_SCHEMA, FROM_FILE
 
 #: provider limits (the SDK's docstrings of memory_stores / memories)
@@ -99,9 +99,7 @@ class MemoryStoreSpec(SpecModel):
 
     @model_validator(mode="after")
     def _unique_paths(self) -> MemoryStoreSpec:
-        seen: set[str] = set()
-        for index, seed in enumerate(self.memories or ()):
-            if seed.path in seen:
-                fail(f"memory path '{seed.path}' is seeded twice", "memories", index, "path")
-            seen.add(seed.path)
+        paths = [seed.path for seed in self.memories or ()]
+        for index in repeats(paths):
+            fail(f"memory path '{paths[index]}' is seeded twice", "memories", index, "path")
         return self

@@ -42,6 +42,22 @@ _TYPE_STATUSES = {  # for SSE error frames, which carry an error type but no sta
     "timeout_error": 504,
     "overloaded_error": 529,
 }
+#: How the error of each class reads (a 404 that names its object reads otherwise: see
+#: ``error_for``). ``{request}`` is ``METHOD PATH``; ``{target}`` the object the path addresses
+#: (``agent agent_01X``), else the request; ``{said}`` the provider's words (``: ...`` or
+#: nothing); ``{tags}`` the status, error code and request id, in parentheses.
+_MESSAGES: dict[type[ProviderError], str] = {
+    NotFoundError: "{request} not found{said}{tags}",
+    BadRequestError: "the provider rejected {request}{said}{tags}",
+    AuthenticationError: (
+        "the provider refused the API key{said}{tags}; check --api-key / ANTHROPIC_API_KEY"
+    ),
+    PermissionDeniedError: "not allowed to {request}{said}{tags}",
+    ConflictError: "conflict on {target}{said}{tags}",
+    RateLimitError: "rate limited on {request}{said}{tags}",
+    ServerError: "the provider failed on {request}{said}{tags}",
+}
+_FAILED = "{request} failed{said}{tags}"  # any other status
 
 
 def error_for(
@@ -108,24 +124,9 @@ def error_for(
         # e.g. a deployment update whose pinned agent version is missing: the provider's
         # words say what is missing; the path only says which request failed
         message = f"{kind} {ident}: {server_message}{suffix}"
-    elif cls is NotFoundError:
-        message = f"{method} {path} not found{said}{suffix}"
-    elif cls is BadRequestError:
-        message = f"the provider rejected {method} {path}{said}{suffix}"
-    elif cls is AuthenticationError:
-        message = (
-            f"the provider refused the API key{said}{suffix}; check --api-key / ANTHROPIC_API_KEY"
-        )
-    elif cls is PermissionDeniedError:
-        message = f"not allowed to {method} {path}{said}{suffix}"
-    elif cls is ConflictError:
-        message = f"conflict on {target}{said}{suffix}"
-    elif cls is RateLimitError:
-        message = f"rate limited on {method} {path}{said}{suffix}"
-    elif cls is ServerError:
-        message = f"the provider failed on {method} {path}{said}{suffix}"
     else:
-        message = f"{method} {path} failed{said}{suffix}"
+        template = _MESSAGES.get(cls, _FAILED)
+        message = template.format(request=f"{method} {path}", target=target, said=said, tags=suffix)
     if note:
         message = f"{message}; {note}"
 
