@@ -198,6 +198,12 @@ async def apply(
                 journal.stage(set_origin)
             intents = _Intents(journal, early)
             finished: list[tuple[Outcome, str]] = []  # for the summary of a failed write
+            started: set[str] = set()
+
+            def starting(action: Action) -> None:
+                started.add(action.address)
+                if on_start is not None:
+                    on_start(action)
 
             def outcome(o: Outcome) -> None:
                 o, now = _refingerprint(o, secrets, salt), _now()
@@ -215,15 +221,18 @@ async def apply(
                         parallelism=parallelism,
                         journal=intents,
                         on_outcome=outcome,
-                        on_start=on_start,
+                        on_start=starting,
                         skip=stale,
                         checks=ProviderCheckRunner(client, settings.project),
                         read_files=skill_files(manifests),
                     )
                 finally:
                     # creates never sent (a dependency failed, or the run was stopped) leave
-                    # no intent behind
-                    unsent = [a for a in early if a not in intents.announced]
+                    # no intent behind; a gated pin move stopped on its way keeps its own:
+                    # its update may have been sent, and the intent is what says the checks
+                    # moved the pin (one that ended has its outcome recorded instead)
+                    in_flight = started.difference(o.address for o, _ in finished)
+                    unsent = [a for a in early if a not in intents.announced | in_flight]
                     if unsent and journal.healthy:
                         journal.stage(lambda lf: lf.without_pending(*unsent))
                     await journal.close()
