@@ -221,11 +221,11 @@ def test_ctrl_c_once_a_gated_pin_move_is_sent_keeps_what_moved_it(workdir: Path)
         fired = threading.Event()
 
         def ctrl_c(method: str, path: str) -> bool:
-            if method == "POST" and re.fullmatch(r"/v1/deployments/[^/]+", path):
-                if not fired.is_set():
-                    fired.set()
-                    os.kill(holder["pid"], signal.SIGINT)
-                    time.sleep(0.5)  # the answer arrives after the interrupt
+            update = method == "POST" and re.fullmatch(r"/v1/deployments/[^/]+", path)
+            if update and not fired.is_set():
+                fired.set()
+                os.kill(holder["pid"], signal.SIGINT)
+                time.sleep(0.5)  # the answer arrives after the interrupt
             return False
 
         tap.after = ctrl_c
