@@ -414,6 +414,11 @@ async def test_create_after_the_request_was_sent_is_ambiguous(
     assert "may or may not have been applied" in str(err)
     if isinstance(failure, httpx.Response):
         assert err.status == failure.status_code
+        # one sentence: it read "...applied: the provider answered the provider failed on..."
+        assert str(err).startswith(
+            "POST /v1/agents (agent) may or may not have been applied: it was answered with an "
+            f"error (the provider failed on POST /v1/agents: {failure.json()['error']['message']}"
+        ), str(err)
 
 
 async def test_create_is_retried_when_it_never_left() -> None:

@@ -587,7 +587,7 @@ class ProviderClient:
         thing = collection_kind(path) or "resource"
         if response is not None:
             cause = self._status_error(method, path, response, 0)
-            reason = f"the provider answered {cause.message}"
+            reason = f"it was answered with an error ({cause.message})"
             fields = cause.details()
         else:
             assert failure is not None
