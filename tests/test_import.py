@@ -200,6 +200,30 @@ def test_import_of_a_vault_not_in_the_manifests_writes_it_with_its_credentials(
     assert changes == {address: "update"}, changes
 
 
+def test_import_of_a_deployment_not_in_the_manifests_refers_to_managed_names(
+    applied: Path,
+) -> None:
+    reviewer, env = remote_id("agent.reviewer"), remote_id("environment.python-data")
+
+    async def create(c: ProviderClient) -> str:
+        body = {
+            "name": "adhoc",
+            "agent": {"type": "agent", "id": reviewer, "version": 1},
+            "environment_id": env,
+            "initial_events": [
+                {"type": "user.message", "content": [{"type": "text", "text": "hi"}]}
+            ],
+        }
+        return str((await c.deployments.create(body))["id"])
+
+    deployment = out_of_band(create)
+    ok("import", "deployment.adhoc", deployment)
+    text = Path("manifests/deployments/adhoc.yaml").read_text()
+    assert "agent: {ref: reviewer, version: 1}\n  environment: python-data\n" in text, text
+    assert lockfile()["resources"]["deployment.adhoc"]["pins"] == {"agent.reviewer": 1}
+    plan_is_clean()
+
+
 def test_import_never_writes_over_a_file(applied: Path) -> None:
     async def create(c: ProviderClient) -> str:
         return str((await c.agents.create({"name": "helper", "model": "claude-haiku-4-5"}))["id"])
