@@ -156,43 +156,56 @@ def test_kill_9_during_the_checks_leaves_the_pin_and_the_next_apply_reruns_them(
     assert all(s["archived_at"] for s in sessions), "leftovers of the killed run are archived"
 
 
+def interrupted(tap: Any, args: list[str], method: str, pattern: str, hold: float = 0.0) -> str:
+    """Run ``reconciler ARGS`` as its own process and send it SIGINT once the provider has
+    answered the first METHOD request whose path matches PATTERN (that answer held back
+    ``hold`` seconds, so the interrupt comes first); its stderr, after checking that it
+    stopped as Ctrl-C stops it (exit 130, no traceback)."""
+    import os
+    import re
+    import time
+
+    from support.reliability import cli_process
+
+    holder: dict[str, int] = {}
+    fired = threading.Event()
+
+    def ctrl_c(m: str, path: str) -> bool:
+        if m == method and re.fullmatch(pattern, path) and not fired.is_set():
+            fired.set()
+            os.kill(holder["pid"], signal.SIGINT)
+            time.sleep(hold)
+        return False
+
+    tap.after = ctrl_c
+    try:
+        with cli_process(args, env=clean_env(), cwd=Path.cwd()) as proc:
+            holder["pid"] = proc.pid
+            out, err = proc.communicate(timeout=120)
+    finally:
+        tap.after = None
+    assert fired.is_set(), (out, err)
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err, err
+    return str(err)
+
+
 def test_ctrl_c_while_a_rollback_leaves_its_record_keeps_the_rollback(workdir: Path) -> None:
     # Ctrl-C once the pin had moved back, while the rollback left its record at the provider
     # (a session create): the lockfile kept the old pin, so the next apply "put back" the
     # version just rolled back from, without its checks and without a word
-    import os
-    import re
-
-    from support.reliability import cli_process
-
     write(PASSING)
-    env = clean_env()
     with provider(DB) as (url, tap):
         base = ["--provider-url", url]
         ok(*base, "apply", "--auto-approve")
         write(PASSING, revision=1)
         ok(*base, "apply", "--auto-approve")
         assert live_pin() == 2
-        holder: dict[str, int] = {}
-        fired = threading.Event()
-
-        def ctrl_c(method: str, path: str) -> bool:
-            if method == "POST" and re.fullmatch(r"/v1/sessions", path) and not fired.is_set():
-                fired.set()
-                os.kill(holder["pid"], signal.SIGINT)
-            return False
-
-        tap.after = ctrl_c
         rollback = [*base, "rollback", "deployment.nightly", "--auto-approve"]
-        with cli_process(rollback, env=env, cwd=workdir) as proc:
-            holder["pid"] = proc.pid
-            out, err = proc.communicate(timeout=120)
-        tap.after = None
-        assert fired.is_set(), (out, err)
-        assert proc.returncode == 130 and "Interrupted." in err, (out, err)
-        assert "Traceback" not in err, err
+        err = interrupted(tap, rollback, "POST", r"/v1/sessions")
+        assert "Interrupted." in err, err
         assert live_pin() == 1, "the pin had moved back"
-        assert deployment()["pins"] == {"agent.reviewer": 1}, (out, err)
+        assert deployment()["pins"] == {"agent.reviewer": 1}, err
         assert [h["version"] for h in deployment()["held"]] == [2]
 
         plan = ok(*base, "plan", "--detailed-exitcode").stdout
@@ -205,37 +218,13 @@ def test_ctrl_c_once_a_gated_pin_move_is_sent_keeps_what_moved_it(workdir: Path)
     # Ctrl-C while the answer to a gated pin move (checks passed, update committed) was on
     # its way: the apply's clean-up forgot the move's intent with the never-sent creates', so
     # the lockfile kept the old pin and nothing said the checks had moved it
-    import os
-    import re
-    import time
-
-    from support.reliability import cli_process
-
     write(PASSING)
-    env = clean_env()
     with provider(DB) as (url, tap):
         base = ["--provider-url", url]
         ok(*base, "apply", "--auto-approve")
         write(PASSING, revision=1)
-        holder: dict[str, int] = {}
-        fired = threading.Event()
-
-        def ctrl_c(method: str, path: str) -> bool:
-            update = method == "POST" and re.fullmatch(r"/v1/deployments/[^/]+", path)
-            if update and not fired.is_set():
-                fired.set()
-                os.kill(holder["pid"], signal.SIGINT)
-                time.sleep(0.5)  # the answer arrives after the interrupt
-            return False
-
-        tap.after = ctrl_c
-        with cli_process([*base, "apply", "--auto-approve"], env=env, cwd=workdir) as proc:
-            holder["pid"] = proc.pid
-            out, err = proc.communicate(timeout=120)
-        tap.after = None
-        assert fired.is_set(), (out, err)
-        assert proc.returncode == 130, (out, err)
-        assert "Traceback" not in err, err
+        apply = [*base, "apply", "--auto-approve"]
+        interrupted(tap, apply, "POST", r"/v1/deployments/[^/]+", hold=0.5)
         assert live_pin() == 2, "the pin had moved"
         entry, pending = deployment(), lock().get("pending", {})
         assert entry["pins"] == {"agent.reviewer": 2} or "deployment.nightly" in pending, (
@@ -245,7 +234,7 @@ def test_ctrl_c_once_a_gated_pin_move_is_sent_keeps_what_moved_it(workdir: Path)
 
         plan = ok(*base, "plan").stdout
         assert "pin agent.reviewer" not in plan, plan
-        ok(*base, "apply", "--auto-approve")
+        ok(*apply)
     assert [(h["version"], h["by"]) for h in deployment()["pin_history"]] == [
         (1, "apply"),
         (2, "checks"),
