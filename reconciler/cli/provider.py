@@ -7,6 +7,7 @@ local provider is imported when the command runs, so other commands never load F
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket
 from pathlib import Path
 from typing import NoReturn
@@ -16,6 +17,19 @@ import click
 from reconciler.app import DEFAULT_DB
 from reconciler.cli.app import App, pass_app
 from reconciler.cli.failures import fail
+
+
+class _Rate(click.FloatRange):
+    """A FloatRange that also refuses ``nan`` and ``inf``: ``nan`` passes every bound
+    check (every comparison with it is false), and neither is a rate."""
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        rate = super().convert(value, param, ctx)
+        if not math.isfinite(rate):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rate
 
 
 def register(group: click.Group) -> None:
@@ -51,7 +65,7 @@ def provider() -> None:
 )
 @click.option(
     "--fault-rate",
-    type=click.FloatRange(0.0, 1.0),
+    type=_Rate(0.0, 1.0),
     default=0.0,
     show_default=True,
     metavar="P",
@@ -59,7 +73,7 @@ def provider() -> None:
 )
 @click.option(
     "--rate-limit",
-    type=click.FloatRange(min=0.0, min_open=True),
+    type=_Rate(min=0.0, min_open=True),
     default=None,
     metavar="RPS",
     help="Answer 429 (with retry-after) above RPS requests per second.",
@@ -117,7 +131,7 @@ def serve(
             rate = float(rps)
         except ValueError:
             rate = 0.0
-        if not sep or not name.strip() or not rate > 0:
+        if not sep or not name.strip() or not (math.isfinite(rate) and rate > 0):
             raise click.BadParameter(
                 f"{item!r}: expected BUCKET=RPS with RPS > 0, e.g. 'environments create=1'",
                 param_hint="--bucket-limit",

@@ -43,6 +43,10 @@ from .errors import ApiError, request_id_of
 FaultKind = Literal["none", "before_503", "before_drop", "after_503", "after_drop"]
 
 
+def _a_rate(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
 @dataclass(frozen=True)
 class FaultConfig:
     """What to inject. All zero/None = a well-behaved provider."""
@@ -60,10 +64,11 @@ class FaultConfig:
             raise ValueError("latency_ms must be >= 0")
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ValueError("fault_rate must be between 0 and 1")
-        if self.rate_limit is not None and self.rate_limit <= 0:
+        # `not x > 0` and isfinite: nan fails no `<=` check, and nan or inf never limits
+        if self.rate_limit is not None and not _a_rate(self.rate_limit):
             raise ValueError("rate_limit must be > 0 requests per second")
         for bucket, rate in self.bucket_limits.items():
-            if rate <= 0:
+            if not _a_rate(rate):
                 raise ValueError(f"the limit of {bucket!r} must be > 0 requests per second")
 
     @property

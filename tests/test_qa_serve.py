@@ -1,0 +1,63 @@
+"""QA of ``reconciler provider serve``, the local provider's agent and ``reconciler run``,
+as a user and the official SDK meet them: each test reproduces a defect that was found.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from reconciler.cli import main
+
+
+def cli(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture
+def fake_serve(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Record ``local.serve`` calls instead of serving; every port counts as free."""
+    from reconciler.cli import provider
+    from reconciler.provider import local
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(local, "serve", lambda **kw: calls.append(kw))
+    monkeypatch.setattr(provider, "_free_port", lambda host, port: port)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--fault-rate", "nan"),  # was "unexpected ValueError ... This is a bug in reconciler"
+        ("--rate-limit", "nan"),  # was served with no limit at all, saying "rate limit nan/s"
+        ("--rate-limit", "inf"),  # likewise: a limit that never limits
+    ],
+)
+def test_serve_refuses_a_rate_that_is_not_a_number(
+    fake_serve: list[dict[str, Any]], tmp_path: Path, flag: str, value: str
+) -> None:
+    result = cli("provider", "serve", "--db", str(tmp_path / "p.db"), flag, value)
+    assert result.exit_code == 1, result.stderr
+    assert f"Invalid value for '{flag}'" in result.stderr, result.stderr
+    assert "bug" not in result.stderr and "listening" not in result.stderr
+    assert fake_serve == []
+
+
+def test_fault_config_refuses_a_rate_limit_that_is_not_a_number() -> None:
+    from reconciler.provider.local import FaultConfig
+
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            FaultConfig(rate_limit=bad)
+        with pytest.raises(ValueError):
+            FaultConfig(bucket_limits={"agents": bad})
+
+
+def test_serve_refuses_an_infinite_bucket_limit(fake_serve: list[dict[str, Any]]) -> None:
+    result = cli("provider", "serve", "--bucket-limit", "agents=inf")
+    assert result.exit_code == 1, result.stderr
+    assert "--bucket-limit" in result.stderr and fake_serve == []
