@@ -4,13 +4,23 @@ as a user and the official SDK meet them: each test reproduces a defect that was
 
 from __future__ import annotations
 
+import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner, Result
+from support.reliability import served_process
 
 from reconciler.cli import main
+
+HEADERS = {
+    "x-api-key": "local-provider",
+    "anthropic-beta": "managed-agents-2026-04-01",
+    "anthropic-version": "2026-10-21",
+}
 
 
 def cli(*args: str) -> Result:
@@ -61,3 +71,23 @@ def test_serve_refuses_an_infinite_bucket_limit(fake_serve: list[dict[str, Any]]
     result = cli("provider", "serve", "--bucket-limit", "agents=inf")
     assert result.exit_code == 1, result.stderr
     assert "--bucket-limit" in result.stderr and fake_serve == []
+
+
+@pytest.mark.tcp
+def test_ctrl_c_stops_a_slow_server_with_an_answer_still_delayed(tmp_path: Path) -> None:
+    """``--latency-ms`` holds every answer back; Ctrl-C waited for the held answers (here
+    ten minutes) with "Waiting for background tasks to complete", even when their client
+    had already given up."""
+    flags = ("--db", str(tmp_path / "p.db"), "--latency-ms", "600000")
+    with served_process(*flags, cwd=tmp_path) as served:
+        with pytest.raises(httpx.ReadTimeout):  # the request reached the server: it waits
+            httpx.get(served.url + "/v1/agents", headers=HEADERS, timeout=1.0)
+        served.proc.send_signal(signal.SIGINT)  # only the server this test started
+        try:
+            # a guard against hanging, not a timing assertion: before, it took ten minutes
+            _, err = served.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("provider serve did not stop on Ctrl-C while an answer was delayed")
+    assert served.proc.returncode == 0
+    assert "Traceback" not in err, err
+    assert "Local provider stopped." in err

@@ -147,8 +147,9 @@ class TokenBucket:
             return (1.0 - self.tokens) / self.rate
 
 
-def _answered_after(send: Send, latency: float) -> Send:
-    """``send``, holding the response's start until ``latency`` seconds from now."""
+def _answered_after(send: Send, latency: float, released: _Release) -> Send:
+    """``send``, holding the response's start until ``latency`` seconds from now, or until
+    ``released`` (the server shuts down: an answer held back is sent at once)."""
     loop = asyncio.get_running_loop()
     due = loop.time() + latency
 
@@ -156,10 +157,45 @@ def _answered_after(send: Send, latency: float) -> Send:
         if message["type"] == "http.response.start":
             wait = due - loop.time()
             if wait > 0:
-                await asyncio.sleep(wait)
+                await released.wait(wait)
         await send(message)
 
     return delayed
+
+
+class _Release:
+    """Ends the latency waits, once: at shutdown, uvicorn waits for every response, and a
+    held one (``--latency-ms 600000``) kept Ctrl-C waiting that long, client gone or not.
+    Waits may be on several loops (an in-process client and a server thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done = False
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+
+    async def wait(self, timeout: float) -> None:
+        waiter = (asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:
+            if self._done:
+                return
+            self._waiters.add(waiter)
+        try:
+            await asyncio.wait_for(waiter[1].wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                self._waiters.discard(waiter)
+
+    def release(self) -> None:
+        with self._lock:
+            self._done = True
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # that loop has closed; its wait is gone
+                pass
 
 
 class FaultInjector:
@@ -173,11 +209,17 @@ class FaultInjector:
         self._rng_lock = threading.Lock()
         self._bucket = TokenBucket(config.rate_limit) if config.rate_limit else None
         self._buckets = {name: TokenBucket(rate) for name, rate in config.bucket_limits.items()}
+        self._release = _Release()
 
     def bind(self, app: ASGIApp) -> FaultInjector:
         """Wrap ``app`` (used as a middleware factory by ``create_app``)."""
         self.app = app
         return self
+
+    def release(self) -> None:
+        """Send every answer held back by ``latency_ms`` now, and later ones without delay
+        (the server is shutting down)."""
+        self._release.release()
 
     def draw(self) -> FaultKind:
         """Decide this request's fate (thread-safe, reproducible with a seed)."""
@@ -196,7 +238,7 @@ class FaultInjector:
             return
         self.stats.requests += 1
         if self.config.latency_ms:
-            send = _answered_after(send, self.config.latency_ms / 1000)
+            send = _answered_after(send, self.config.latency_ms / 1000, self._release)
         family = (
             self._buckets.get(bucket_of(scope["method"], scope["path"])) if self._buckets else None
         )

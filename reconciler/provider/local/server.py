@@ -100,7 +100,8 @@ class _ProviderServer(uvicorn.Server):
 
     Uvicorn's graceful shutdown waits for every response to finish, and an event stream
     (a ``reconciler run``, a ``follow=True`` tail, the SDK's ``events.stream``) never does by
-    itself: the server said "Waiting for connections to close" and did not exit.
+    itself: the server said "Waiting for connections to close" and did not exit. Answers
+    that ``--latency-ms`` holds back are released at once for the same reason.
     """
 
     def served_provider(self) -> Provider | None:
@@ -118,6 +119,10 @@ class _ProviderServer(uvicorn.Server):
         provider = self.served_provider()
         if provider is not None:
             provider.hub.close()  # in the server's loop, not in the signal handler
+        app = provider_app(self.config.app)
+        faults = getattr(app.state, "faults", None) if app is not None else None
+        if faults is not None:
+            faults.release()  # answers held back by --latency-ms go out now
         await super().shutdown(sockets)
 
 
