@@ -34,7 +34,12 @@ def fake_serve(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     from reconciler.provider import local
 
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(local, "serve", lambda **kw: calls.append(kw))
+
+    def serve(**kw: Any) -> None:
+        calls.append(kw)
+        kw["ready"]()  # as the real one does once its database is open and the port bound
+
+    monkeypatch.setattr(local, "serve", serve)
     monkeypatch.setattr(provider, "_free_port", lambda host, port: port)
     return calls
 
@@ -91,3 +96,21 @@ def test_ctrl_c_stops_a_slow_server_with_an_answer_still_delayed(tmp_path: Path)
     assert served.proc.returncode == 0
     assert "Traceback" not in err, err
     assert "Local provider stopped." in err
+
+
+@pytest.mark.parametrize("host", ["nonexistent.invalid", "192.0.2.1"])
+def test_serve_on_an_address_this_machine_lacks_says_to_check_host(host: str) -> None:
+    """Said "another process may be using it: pick another with --port", which no port
+    fixes (a name that does not resolve; an address of no interface here)."""
+    result = cli("provider", "serve", "--host", host, "--port", "0")
+    assert result.exit_code == 1, result.stderr
+    assert f"cannot listen on {host}" in result.stderr
+    assert "--host" in result.stderr and "--port" not in result.stderr, result.stderr
+
+
+def test_serve_on_ipv6_announces_a_url_that_works(fake_serve: list[dict[str, Any]]) -> None:
+    """``--host ::1`` announced ``http://::1:8787``, which no client can parse."""
+    result = cli("provider", "serve", "--host", "::1")
+    assert result.exit_code == 0, result.stderr
+    assert "listening on http://[::1]:8787 " in result.stderr, result.stderr
+    assert httpx.URL("http://[::1]:8787").port == 8787

@@ -6,6 +6,7 @@ local provider is imported when the command runs, so other commands never load F
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import math
 import socket
@@ -163,7 +164,9 @@ def serve(
             "Listen on 127.0.0.1 (the default) unless this network is trusted.",
             err=True,
         )
-    listening = f"Local provider listening on http://{host}:{port} (db: {db_path})" + (
+    # an IPv6 literal goes in brackets, or the URL cannot be parsed (RFC 3986)
+    url_host = f"[{host}]" if ":" in host else host
+    listening = f"Local provider listening on http://{url_host}:{port} (db: {db_path})" + (
         f" [{extras[0]}]" if extras else ""
     )
     from reconciler.provider.local.store import StoreError
@@ -214,7 +217,13 @@ def _free_port(host: str, port: int) -> int:
 
 
 def _cannot_listen(host: str, port: int, err: OSError) -> NoReturn:
-    fail(
-        f"cannot listen on {host}:{port} ({err.strerror or err}); another process may be "
-        "using it: pick another with --port"
-    )
+    """Stop with what the user can do about ``err``: only a busy port wants another --port."""
+    if isinstance(err, socket.gaierror):
+        advice = "no address has that name: check --host"
+    elif err.errno == errno.EADDRNOTAVAIL:
+        advice = "no network interface of this machine has that address: check --host"
+    elif err.errno == errno.EACCES:
+        advice = "ports below 1024 need privileges: pick another with --port"
+    else:
+        advice = "another process may be using it: pick another with --port"
+    fail(f"cannot listen on {host}:{port} ({err.strerror or err}); {advice}")
