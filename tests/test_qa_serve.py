@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner, Result
+from support.local_provider import new_agent, new_env, ok, walk
 from support.reliability import served_process
 
 from reconciler.cli import main
@@ -114,3 +115,31 @@ def test_serve_on_ipv6_announces_a_url_that_works(fake_serve: list[dict[str, Any
     assert result.exit_code == 0, result.stderr
     assert "listening on http://[::1]:8787 " in result.stderr, result.stderr
     assert httpx.URL("http://[::1]:8787").port == 8787
+
+
+@pytest.mark.anyio
+async def test_a_file_rubric_is_graded_on_the_quoted_phrases_of_its_text(
+    http: httpx.AsyncClient,
+) -> None:
+    """A file rubric was "satisfied by any answer" (the local provider kept no files, it
+    said), so a check whose rubric lives in a file passed whatever the agent answered. The
+    SDK: "File rubrics are currently resolved to their text content"."""
+    rubric = b'The answer names "PR 42" and says "approved".\n'
+    uploaded = await ok(
+        http.post("/v1/files", files={"file": ("rubric.md", rubric, "text/markdown")})
+    )
+    agent = await new_agent(http, system="local-reply: looked at PR 42")
+    env = await new_env(http)
+    session = await ok(
+        http.post("/v1/sessions", json={"agent": agent["id"], "environment_id": env["id"]})
+    )
+    event = {
+        "type": "user.define_outcome",
+        "description": "review it",
+        "rubric": {"type": "file", "file_id": uploaded["id"]},
+    }
+    await ok(http.post(f"/v1/sessions/{session['id']}/events", json={"events": [event]}))
+    events = await walk(http, f"/v1/sessions/{session['id']}/events")
+    [end] = [e for e in events if e["type"] == "span.outcome_evaluation_end"]
+    assert end["result"] == "needs_revision", end
+    assert '"approved"' in end["explanation"] and '"PR 42"' not in end["explanation"]

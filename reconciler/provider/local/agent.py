@@ -9,7 +9,8 @@ agent"; the user's view: docs/runtime.md):
   standing for the text;
 * an outcome (``user.define_outcome``) is worked on by answering its ``description`` the same
   way, then graded in one evaluation cycle: ``satisfied`` when that answer contains every
-  phrase the rubric puts in double quotes (straight or curly), else ``needs_revision``. The
+  phrase the rubric (a file rubric: its file's text) puts in double quotes (straight or
+  curly), else ``needs_revision``. The
   agent cannot revise (the same version answers the same input the same way), so the cycle
   is the last one either way, and ``max_iterations`` is never reached.
 
@@ -40,8 +41,8 @@ def reply(system: str | None, text: str) -> str:
 
 
 def rubric_phrases(rubric: dict[str, Any]) -> list[str]:
-    """The phrases a rubric puts in double quotes, in order (a file rubric has none: the
-    local provider keeps no files)."""
+    """The phrases a text rubric puts in double quotes, in order (a file rubric is graded
+    on its file's text: ``sessions`` resolves it first; unresolved it has none)."""
     content = rubric.get("content") if rubric.get("type") == "text" else None
     return [a or b for a, b in _QUOTED.findall(content or "")]
 

@@ -90,12 +90,23 @@ def _idle(store: Store, session: dict[str, Any]) -> None:
     session["status"] = "idle"
 
 
+def _rubric_text(store: Store, rubric: dict[str, Any]) -> dict[str, Any]:
+    """``rubric`` as text: a file rubric is graded on the file's content, as the API resolves
+    it ("File rubrics are currently resolved to their text content"). The send checked that
+    the file exists (``check_rubric_files``)."""
+    if rubric.get("type") != "file":
+        return rubric
+    stored = store.get_files(str(rubric.get("file_id")))
+    content = stored[0][1].decode("utf-8", errors="replace") if stored else ""
+    return {"type": "text", "content": content}
+
+
 def _evaluate(store: Store, session: dict[str, Any], outcome: dict[str, Any]) -> None:
     """Work on an outcome and grade it (one cycle: see ``agent``), with the span events and
     the session's ``outcome_evaluations`` entry the SDK declares."""
     reply = _answer(store, session, [outcome["description"]], len(outcome["description"].split()))
     answer = "\n".join(block["text"] for block in reply)
-    result, explanation = agent.grade(answer, outcome["rubric"])
+    result, explanation = agent.grade(answer, _rubric_text(store, outcome["rubric"]))
     sid, oid = session["id"], outcome["outcome_id"]
     start = _event("span.outcome_evaluation_start", outcome_id=oid, iteration=0)
     store.append_event(sid, start)
