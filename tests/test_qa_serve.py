@@ -143,3 +143,23 @@ async def test_a_file_rubric_is_graded_on_the_quoted_phrases_of_its_text(
     [end] = [e for e in events if e["type"] == "span.outcome_evaluation_end"]
     assert end["result"] == "needs_revision", end
     assert '"approved"' in end["explanation"] and '"PR 42"' not in end["explanation"]
+
+
+@pytest.mark.tcp
+def test_an_injected_dropped_connection_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """``--fault-rate``: every dropped connection printed "ERROR: Exception in ASGI
+    application" and a 25-line traceback on the server's stderr, as if it had crashed."""
+    flags = ("--db", str(tmp_path / "p.db"), "--fault-rate", "1", "--seed", "1")
+    with served_process(*flags, cwd=tmp_path) as served:
+        with httpx.Client(base_url=served.url, headers=HEADERS, timeout=30) as http:
+            statuses = []
+            for _ in range(10):
+                try:
+                    statuses.append(http.get("/v1/agents").status_code)
+                except httpx.TransportError:
+                    statuses.append(0)  # the injected drop
+        assert 0 in statuses and 503 in statuses, statuses
+        served.proc.send_signal(signal.SIGINT)  # only the server this test started
+        _, err = served.proc.communicate(timeout=60)
+    assert "Traceback" not in err and "Exception in ASGI application" not in err, err
+    assert err.count("injected fault: connection dropped") == statuses.count(0), err

@@ -8,6 +8,7 @@ up before it takes traffic (``warm_up``).
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -21,7 +22,7 @@ from fastapi import FastAPI
 
 from .app import create_app
 from .context import Provider
-from .faults import FaultConfig
+from .faults import FaultConfig, InjectedDisconnect
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -45,6 +46,27 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+class _InjectedDropsInOneLine(logging.Filter):
+    """Uvicorn logs an app that raises mid-response as "Exception in ASGI application" with
+    its traceback; a connection ``--fault-rate`` drops on purpose (``InjectedDisconnect``)
+    is said in one line instead, so a served provider's log does not look like a crash."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, InjectedDisconnect):
+            record.msg, record.args, record.exc_info = "%s", (error,), None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def quiet_injected_drops() -> None:
+    """Install ``_InjectedDropsInOneLine`` on uvicorn's error log (once; after uvicorn's
+    ``Config``, which configures its loggers afresh)."""
+    log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _InjectedDropsInOneLine) for f in log.filters):
+        log.addFilter(_InjectedDropsInOneLine())
 
 
 def provider_app(app: Any) -> FastAPI | None:
@@ -159,6 +181,7 @@ class BackgroundServer:
             ws="none",
         )
         self._server = _ProviderServer(config)
+        quiet_injected_drops()
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [sock]},
@@ -220,6 +243,7 @@ def serve(
         if ready is not None:
             ready()
         config = uvicorn.Config(app, lifespan="off", log_level="info", ws="none")
+        quiet_injected_drops()
         _ProviderServer(config).run(sockets=[sock])
     finally:
         sock.close()
