@@ -163,3 +163,11 @@ def test_an_injected_dropped_connection_is_one_line_not_a_traceback(tmp_path: Pa
         _, err = served.proc.communicate(timeout=60)
     assert "Traceback" not in err and "Exception in ASGI application" not in err, err
     assert err.count("injected fault: connection dropped") == statuses.count(0), err
+
+
+def test_run_help_names_every_exit_code() -> None:
+    """``run --help`` named 0, 1 (only "on a session error") and 130; the run also exits 1
+    on any other stop reason or error, and 143 after SIGTERM (README, ``run``)."""
+    text = " ".join(cli("run", "--help").stdout.split())
+    assert "1 on a session error, any other stop reason or an error" in text
+    assert "130 after Ctrl-C and 143 after SIGTERM" in text

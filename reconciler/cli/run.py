@@ -99,8 +99,9 @@ def run(
       reconciler run coder --session sesn_01... -m "now add a test for it"
       reconciler run nightly-review -m "only look at #42" --json | jq .type
 
-    Exit 0 when the agent ends its turn, 1 on a session error, 130 after Ctrl-C (the agent
-    is sent an interrupt first; continue later with --session).
+    Exit 0 when the agent ends its turn, 1 on a session error, any other stop reason or
+    an error, 130 after Ctrl-C and 143 after SIGTERM (the agent is sent an interrupt
+    first; continue later with --session).
     """
     manifests = load_manifests(app.settings.manifests)
     lockfile, written = state_snapshot(app.settings)
