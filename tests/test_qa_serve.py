@@ -171,3 +171,25 @@ def test_run_help_names_every_exit_code() -> None:
     text = " ".join(cli("run", "--help").stdout.split())
     assert "1 on a session error, any other stop reason or an error" in text
     assert "130 after Ctrl-C and 143 after SIGTERM" in text
+
+
+@pytest.mark.tcp
+def test_the_url_serve_announces_on_all_interfaces_works_without_a_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve --host 0.0.0.0`` announced ``http://0.0.0.0:PORT``; given to
+    ``--provider-url``, which reaches this machine, the CLI sent no key (only loopback
+    names got the local one) and the provider refused it: "check --api-key"."""
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "a.yaml").write_text(
+        "kind: Agent\nname: a\nspec: {model: claude-sonnet-4-6}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("RECONCILER_PROVIDER_URL", raising=False)
+    flags = ("--db", str(tmp_path / "p.db"), "--host", "0.0.0.0")
+    with served_process(*flags, cwd=tmp_path) as served:
+        assert served.url.startswith("http://0.0.0.0:")
+        result = cli("--provider-url", served.url, "plan")
+    assert result.exit_code == 0, result.stderr
+    assert "agent.a" in result.stdout

@@ -102,9 +102,10 @@ _ACTIONS = frozenset(
 
 
 def is_loopback(base_url: str) -> bool:
-    """Whether ``base_url`` names this machine (``localhost``, ``127.x``, ``::1``): a local
-    provider started with ``reconciler provider serve``, which gets ``LOCAL_API_KEY`` when
-    the user gave no key.
+    """Whether ``base_url`` names this machine (``localhost``, ``127.x``, ``::1``, and
+    ``0.0.0.0`` / ``::``, which a connection takes as this machine: ``provider serve --host
+    0.0.0.0`` announces that URL): a local provider started with ``reconciler provider
+    serve``, which gets ``LOCAL_API_KEY`` when the user gave no key.
 
     Example:
         >>> is_loopback("http://127.0.0.1:8787"), is_loopback("https://api.anthropic.com")
@@ -114,9 +115,10 @@ def is_loopback(base_url: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:  # a name: only "localhost" is known to be this machine
         return False
+    return address.is_loopback or address.is_unspecified
 
 
 def default_headers(api_key: str | None) -> dict[str, str]:
