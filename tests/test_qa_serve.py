@@ -193,3 +193,39 @@ def test_the_url_serve_announces_on_all_interfaces_works_without_a_key(
         result = cli("--provider-url", served.url, "plan")
     assert result.exit_code == 0, result.stderr
     assert "agent.a" in result.stdout
+
+
+@pytest.mark.anyio
+async def test_a_deployment_run_whose_rubric_file_is_gone_fails_as_a_missing_file(
+    http: httpx.AsyncClient,
+) -> None:
+    """A deployment's outcome rubric file deleted after the deployment was made: its run
+    opened a session whose outcome was graded against nothing and "satisfied" by any
+    answer; a run whose mounted file is gone fails with ``file_not_found_error``, and so
+    now does one whose rubric file is gone."""
+    uploaded = await ok(
+        http.post("/v1/files", files={"file": ("rubric.md", b'Says "approved".', "text/plain")})
+    )
+    agent = await new_agent(http, system="local-reply: rejected")
+    env = await new_env(http)
+    outcome = {
+        "type": "user.define_outcome",
+        "description": "review it",
+        "rubric": {"type": "file", "file_id": uploaded["id"]},
+    }
+    deployment = await ok(
+        http.post(
+            "/v1/deployments",
+            json={
+                "name": "nightly",
+                "agent": agent["id"],
+                "environment_id": env["id"],
+                "initial_events": [outcome],
+            },
+        )
+    )
+    await ok(http.delete(f"/v1/files/{uploaded['id']}"))
+    run = await ok(http.post(f"/v1/deployments/{deployment['id']}/run"))
+    assert run["session_id"] is None, run
+    assert run["error"]["type"] == "file_not_found_error"
+    assert uploaded["id"] in run["error"]["message"]

@@ -105,7 +105,7 @@ def _run_error(store: Store, deployment: dict[str, Any]) -> dict[str, Any] | Non
         if vault.archived:
             return {"type": "vault_archived_error", "message": f"vault {vault_id} is archived"}
     return archived_reference(store, deployment["resources"]) or missing_file(
-        store, deployment["resources"]
+        store, deployment["resources"], deployment["initial_events"]
     )
 
 

@@ -22,7 +22,8 @@ same against both.
 
 A session's or deployment's ``{type: file, file_id, mount_path?}`` must name a file that
 exists and has not expired (``usable_file``: 404 ``file_not_found`` / ``file_expired``, as
-``memory_store`` references are checked); a deployment run whose file is gone records a
+``memory_store`` references are checked), and so must an outcome's file rubric; a
+deployment run whose file (mounted, or a rubric of its initial events) is gone records a
 ``file_not_found_error`` (``missing_file``). The metadata lives in the objects table (kind
 ``file``), the bytes in the store's ``files`` table under the file's id.
 """
@@ -117,18 +118,22 @@ def check_rubric_files(store: Store, events: list[dict[str, Any]] | None) -> Non
             usable_file(store, rubric["file_id"])
 
 
-def missing_file(store: Store, resources: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """A deployment run's ``error`` when a file its resources name is gone or expired."""
-    for resource in resources:
-        if resource.get("type") != "file":
-            continue
-        record = store.get(resource["file_id"], "file")
+def missing_file(
+    store: Store, resources: list[dict[str, Any]], events: list[dict[str, Any]] | None = None
+) -> dict[str, Any] | None:
+    """A deployment run's ``error`` when a file its resources name is gone or expired, or
+    the rubric file of one of its initial ``events`` (its outcome would be graded against
+    nothing)."""
+    file_ids = [r["file_id"] for r in resources if r.get("type") == "file"]
+    for event in events or []:
+        rubric = event.get("rubric") if event.get("type") == "user.define_outcome" else None
+        if rubric and rubric.get("type") == "file":
+            file_ids.append(rubric["file_id"])
+    for file_id in file_ids:
+        record = store.get(file_id, "file")
         if record is None or _expired(record.data):
             what = "no longer exists" if record is None else "has expired"
-            return {
-                "type": "file_not_found_error",
-                "message": f"file {resource['file_id']} {what}",
-            }
+            return {"type": "file_not_found_error", "message": f"file {file_id} {what}"}
     return None
 
 
