@@ -229,3 +229,23 @@ async def test_a_deployment_run_whose_rubric_file_is_gone_fails_as_a_missing_fil
     assert run["session_id"] is None, run
     assert run["error"]["type"] == "file_not_found_error"
     assert uploaded["id"] in run["error"]["message"]
+
+
+@pytest.mark.anyio
+async def test_a_session_whose_initial_outcome_names_no_file_is_refused(
+    http: httpx.AsyncClient,
+) -> None:
+    """Sent as an event, an outcome whose rubric file does not exist is a 404; as an
+    initial event of a new session it was taken, and graded "satisfied" against nothing."""
+    agent = await new_agent(http)
+    env = await new_env(http)
+    outcome = {
+        "type": "user.define_outcome",
+        "description": "review it",
+        "rubric": {"type": "file", "file_id": "file_01NoSuchFile"},
+    }
+    body = {"agent": agent["id"], "environment_id": env["id"], "initial_events": [outcome]}
+    response = await http.post("/v1/sessions", json=body)
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["details"]["error_code"] == "file_not_found"
+    assert (await ok(http.get("/v1/sessions")))["data"] == []

@@ -184,6 +184,7 @@ async def create_session(ctx: Ctx, body: SessionCreate) -> Response:
     with store.write():
         agent = session_agent(store, sent["agent"])
         usable_environment(store, sent["environment_id"])
+        check_rubric_files(store, sent.get("initial_events"))  # as a send checks them
         session = open_session(
             store,
             agent=agent,
