@@ -249,3 +249,11 @@ async def test_a_session_whose_initial_outcome_names_no_file_is_refused(
     assert response.status_code == 404, response.text
     assert response.json()["error"]["details"]["error_code"] == "file_not_found"
     assert (await ok(http.get("/v1/sessions")))["data"] == []
+
+
+def test_serve_help_does_not_promise_the_same_faults_to_concurrent_runs() -> None:
+    """``--seed`` said "a run with the same seed meets the same faults"; draws follow the
+    order requests arrive in, which concurrent requests (apply's) do not keep."""
+    text = " ".join(cli("provider", "serve", "--help").stdout.split())
+    assert "a run with the same seed meets the same faults" not in text
+    assert "the same sequence of requests meets the same faults" in text

@@ -98,7 +98,8 @@ def provider() -> None:
     type=int,
     default=None,
     metavar="N",
-    help="Seed the random fault injection, so a run with the same seed meets the same faults.",
+    help="Seed the random fault injection: the same sequence of requests meets the same "
+    "faults (requests sent concurrently, as apply sends them, may arrive in another order).",
 )
 @pass_app
 def serve(
