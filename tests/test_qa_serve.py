@@ -257,3 +257,16 @@ def test_serve_help_does_not_promise_the_same_faults_to_concurrent_runs() -> Non
     text = " ".join(cli("provider", "serve", "--help").stdout.split())
     assert "a run with the same seed meets the same faults" not in text
     assert "the same sequence of requests meets the same faults" in text
+
+
+@pytest.mark.tcp
+def test_sigterm_stops_the_server_as_ctrl_c_does(tmp_path: Path) -> None:
+    """SIGTERM (``docker stop``, a CI job cancelled) killed the server with the signal
+    uvicorn re-raises after its graceful shutdown: no "Local provider stopped." and no exit
+    code of the CLI's own; now it is handled as Ctrl-C is, exit 143 as for every command."""
+    with served_process("--db", str(tmp_path / "p.db"), cwd=tmp_path) as served:
+        assert httpx.get(served.url + "/v1/agents", headers=HEADERS).status_code == 200
+        served.proc.send_signal(signal.SIGTERM)  # only the server this test started
+        _, err = served.proc.communicate(timeout=60)
+    assert served.proc.returncode == 143, (served.proc.returncode, err)
+    assert "Local provider stopped." in err and "Traceback" not in err, err

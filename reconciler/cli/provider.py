@@ -9,7 +9,11 @@ from __future__ import annotations
 import errno
 import ipaddress
 import math
+import signal
 import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -17,7 +21,7 @@ import click
 
 from reconciler.app import DEFAULT_DB
 from reconciler.cli.app import App, pass_app
-from reconciler.cli.failures import fail
+from reconciler.cli.failures import EXIT_TERMINATED, fail
 
 
 class _Rate(click.FloatRange):
@@ -102,7 +106,9 @@ def provider() -> None:
     "faults (requests sent concurrently, as apply sends them, may arrive in another order).",
 )
 @pass_app
+@click.pass_context
 def serve(
+    ctx: click.Context,
     app: App,
     host: str,
     port: int,
@@ -172,22 +178,52 @@ def serve(
     )
     from reconciler.provider.local.store import StoreError
 
+    terminated = False
     try:
-        serve_provider(
-            host=host,
-            port=port,
-            db_path=db_path,
-            faults=faults,
-            ready=lambda: click.echo(listening, err=True),  # the database open, the port bound
-        )
+        with _sigterm_as_an_exception():
+            serve_provider(
+                host=host,
+                port=port,
+                db_path=db_path,
+                faults=faults,
+                ready=lambda: click.echo(listening, err=True),  # the database open, the port bound
+            )
     except KeyboardInterrupt:
         pass
+    except _Terminated:
+        terminated = True
     except OSError as exc:  # taken since _free_port looked
         _cannot_listen(host, port, exc)
     except StoreError as exc:
         # the store's advice names the global --provider-db; this command's flag is --db
         fail(str(exc).replace("--provider-db", "--db"))
     click.echo("Local provider stopped.", err=True)
+    if terminated:
+        ctx.exit(EXIT_TERMINATED)
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived (``_sigterm_as_an_exception``)."""
+
+
+@contextmanager
+def _sigterm_as_an_exception() -> Iterator[None]:
+    """SIGTERM as an exception, so that it ends ``serve`` as Ctrl-C does (exit 143, as
+    every command does). Uvicorn handles SIGTERM while it serves, shuts down gracefully,
+    then raises the signal again for the handler it found: the default one killed the
+    process there, saying nothing."""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread (a test driving the command)
+        return
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _is_loopback(host: str) -> bool:
