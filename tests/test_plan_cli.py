@@ -331,7 +331,7 @@ def test_drift_names_the_whole_import_command(workdir: Path) -> None:
 def test_help_texts_say_what_they_mean() -> None:
     serve = " ".join(ok("provider", "serve", "--help").stdout.split())
     assert "(repeatable)" not in serve
-    assert "--seed N Seed the random fault injection, so a run with the same seed meets" in serve
+    assert "--seed N Seed the random fault injection: the same sequence of requests meets" in serve
     run = ok("run", "--help").stdout
     assert "AGENT|DEPLOYMENT is the name of an Agent or Deployment manifest" in run
     assert "NAME is" not in run
