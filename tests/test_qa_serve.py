@@ -270,3 +270,16 @@ def test_sigterm_stops_the_server_as_ctrl_c_does(tmp_path: Path) -> None:
         _, err = served.proc.communicate(timeout=60)
     assert served.proc.returncode == 143, (served.proc.returncode, err)
     assert "Local provider stopped." in err and "Traceback" not in err, err
+
+
+def test_serve_refuses_a_bucket_the_provider_does_not_have(
+    fake_serve: list[dict[str, Any]],
+) -> None:
+    """``--bucket-limit agent=1`` (not ``agents``) was taken and limited nothing: no request
+    falls in a bucket named ``agent``, so the test it was meant for ran unthrottled."""
+    result = cli("provider", "serve", "--bucket-limit", "agent create=1")
+    assert result.exit_code == 1, result.stderr
+    assert "'agent create'" in result.stderr and "'agents create'" in result.stderr
+    assert fake_serve == []
+    ok_result = cli("provider", "serve", "--bucket-limit", "memory_stores create=2")
+    assert ok_result.exit_code == 0, ok_result.stderr

@@ -6,6 +6,7 @@ local provider is imported when the command runs, so other commands never load F
 
 from __future__ import annotations
 
+import difflib
 import errno
 import ipaddress
 import math
@@ -126,7 +127,7 @@ def serve(
     or the official SDK with base_url. Latency, faults and rate limits are for tests and
     benchmarks of retries.
     """
-    from reconciler.provider.local import DOCUMENTED_LIMITS, FaultConfig
+    from reconciler.provider.local import DOCUMENTED_LIMITS, FaultConfig, rate_buckets
     from reconciler.provider.local import serve as serve_provider
 
     if db_path is None:  # RECONCILER_PROVIDER_DB set for the project: serve that one
@@ -142,6 +143,16 @@ def serve(
         if not sep or not name.strip() or not (math.isfinite(rate) and rate > 0):
             raise click.BadParameter(
                 f"{item!r}: expected BUCKET=RPS with RPS > 0, e.g. 'environments create=1'",
+                param_hint="--bucket-limit",
+            )
+        known = rate_buckets()
+        if name.strip() not in known:
+            # a bucket no request falls in would limit nothing, silently
+            close = difflib.get_close_matches(name.strip(), sorted(known), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise click.BadParameter(
+                f"{item!r}: the provider has no bucket {name.strip()!r}; {hint}"
+                f"the buckets are {', '.join(repr(b) for b in sorted(known))}",
                 param_hint="--bucket-limit",
             )
         buckets[name.strip()] = rate

@@ -24,13 +24,20 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .app import create_app
+from .app import create_app, rate_buckets
 from .faults import DOCUMENTED_LIMITS, FaultConfig
 
 if TYPE_CHECKING:
     from .server import BackgroundServer, serve
 
-__all__ = ["DOCUMENTED_LIMITS", "BackgroundServer", "FaultConfig", "create_app", "serve"]
+__all__ = [
+    "DOCUMENTED_LIMITS",
+    "BackgroundServer",
+    "FaultConfig",
+    "create_app",
+    "rate_buckets",
+    "serve",
+]
 
 
 def __getattr__(name: str) -> Any:

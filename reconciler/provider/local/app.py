@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from . import (
@@ -30,7 +31,7 @@ from . import (
 )
 from .context import Provider
 from .errors import RequestContext, install_exception_handlers
-from .faults import FaultConfig, FaultInjector
+from .faults import FaultConfig, FaultInjector, bucket_of
 from .openapi import install_openapi
 from .sessions import PING_INTERVAL
 from .store import Store
@@ -58,6 +59,18 @@ def _all_routes() -> list[BaseRoute]:
 
 
 _ROUTES = _all_routes()
+
+
+def rate_buckets() -> frozenset[str]:
+    """Every rate-limit bucket a request can fall in (``faults.bucket_of`` of each route):
+    the names ``FaultConfig.bucket_limits`` (``--bucket-limit``) may limit."""
+    return frozenset(
+        bucket_of(method, route.path)
+        for route in _ROUTES
+        if isinstance(route, APIRoute)
+        for method in route.methods or ()
+    )
+
 
 DESCRIPTION = """\
 A local, persistent emulator of Anthropic's Managed Agents API (beta
