@@ -19,7 +19,7 @@ from reconciler.app.workspace import (
     state_exists,
     state_location,
 )
-from reconciler.errors import LockfileError
+from reconciler.errors import LockfileError, LockHeld
 from reconciler.kinds import DEFAULT_LOCKFILE, Address
 from reconciler.provider.origin import LOCAL_PREFIX, local_origin
 from reconciler.state import (
@@ -230,7 +230,17 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
                         "--backend, --lockfile and --project)"
                     )
                 target_lock = target.new_lock()
-                target_lock.acquire("state migrate")
+                try:
+                    target_lock.acquire("state migrate")
+                except LockHeld as held:
+                    # the lock this command holds on the source: the same state, spelled
+                    # another way (an absolute path, a symlink, another host alias)
+                    if lock.info is not None and held.holder.get("id") == lock.info.id:
+                        raise LockfileError(
+                            f"state migrate --to {target.name}: that is {source.name}, "
+                            "where the state already is"
+                        ) from None
+                    raise
                 try:
                     db_dir = Path(DEFAULT_LOCKFILE).parent
                     origin = _rebased(
