@@ -215,7 +215,9 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
     target = open_location(to if target_is_db else None, target_lockfile, settings.project)
     try:
         with state_location(settings) as source:
-            if target.name == source.name:
+            # a database's name leaves out its options (a search_path: another schema, so
+            # another state); the same database and schema is found by its lease below
+            if not target_is_db and target.name == source.name:
                 raise LockfileError(
                     f"state migrate --to {target.name}: that is where the state already is"
                 )
@@ -236,9 +238,10 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
                     # the lock this command holds on the source: the same state, spelled
                     # another way (an absolute path, a symlink, another host alias)
                     if lock.info is not None and held.holder.get("id") == lock.info.id:
+                        same = "" if target.name == source.name else f"{source.name}, "
                         raise LockfileError(
-                            f"state migrate --to {target.name}: that is {source.name}, "
-                            "where the state already is"
+                            f"state migrate --to {target.name}: that is {same}where the state "
+                            "already is"
                         ) from None
                     raise
                 try:

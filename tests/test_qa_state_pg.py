@@ -1,0 +1,64 @@
+"""QA of the shared state in PostgreSQL, driven through the command line (``CliRunner`` in a
+fresh project, the embedded local provider) against a real server (``support.postgres``):
+
+- ``state migrate --to`` the database it reads under another host alias (``localhost`` for
+  ``127.0.0.1``) says that is where the state already is, never "locked by state migrate ID;
+  run `reconciler unlock ID`"; and to the same database in another schema (libpq's
+  ``options=-csearch_path=...``, a separate state) it copies, instead of refusing it as the
+  same place because the two URLs name the same database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from support.gitops import cli, make_workdir, ok
+
+from reconciler.state.postgres.conninfo import redact
+
+pytestmark = pytest.mark.tcp
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_workdir(tmp_path, monkeypatch)
+
+
+def test_migrate_to_the_same_database_under_another_host_alias_says_so(
+    workdir: Path, pg_url: str
+) -> None:
+    ok("--backend", pg_url, "apply", "--auto-approve")
+    parts = urlsplit(pg_url)
+    alias = urlunsplit(parts._replace(netloc=parts.netloc.replace("127.0.0.1", "localhost")))
+    result = cli("--backend", pg_url, "state", "migrate", "--to", alias)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stderr == (
+        f"Error: state migrate --to {redact(alias)} (project default): that is "
+        f"{redact(pg_url)} (project default), where the state already is\n"
+    ), result.stderr
+    # nothing is left locked
+    ok("--backend", pg_url, "state", "rm", "agent.coder")
+
+
+def test_migrate_to_another_schema_of_the_same_database_copies(workdir: Path, pg_url: str) -> None:
+    ok("--backend", pg_url, "apply", "--auto-approve")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA infra")
+    infra = pg_url + "?options=-csearch_path%3Dinfra"
+    listed = ok("--backend", pg_url, "state", "list").stdout
+    moved = cli("--backend", pg_url, "state", "migrate", "--to", infra)
+    assert moved.exit_code == 0, (moved.stdout, moved.stderr)
+    assert ok("--backend", infra, "state", "list").stdout == listed
+    with psycopg.connect(pg_url) as conn:
+        schemas = conn.execute(
+            "SELECT DISTINCT table_schema FROM information_schema.tables "
+            "WHERE table_name LIKE 'reconciler_%'"
+        ).fetchall()
+    assert sorted(s for (s,) in schemas) == ["infra", "public"]
+    # the same database and schema again is still refused
+    again = cli("--backend", infra, "state", "migrate", "--to", infra)
+    assert again.exit_code == 1
+    assert again.stderr.endswith("that is where the state already is\n"), again.stderr
