@@ -4,11 +4,16 @@ in a fresh project, the embedded local provider):
 - ``state migrate --to`` the lockfile it reads, spelled another way (an absolute path,
   ``state/../state/...``, a symlinked folder), says that is where the state already is,
   never "locked by state migrate ID; run `reconciler unlock ID`" with an id that is gone
-  once the command exits.
+  once the command exits;
+- ``state rm`` of an address that has only a pending create (an apply killed between
+  sending the create and recording it) never says the remote object "still exists on the
+  provider": nobody knows whether it was made; it says what was removed and how the object
+  is found again if it was.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -42,3 +47,26 @@ def test_migrate_to_the_same_lockfile_spelled_another_way_says_so(
     assert "unlock" not in result.stderr
     assert Path(LOCKFILE).read_bytes() == before
     assert not Path(LOCKFILE + ".lock").exists()
+
+
+def test_state_rm_of_a_pending_create_does_not_claim_the_object_exists(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    data = json.loads(Path(LOCKFILE).read_text())
+    # an apply killed after recording the intent of a new agent, before its outcome
+    data["pending"]["agent.helper"] = {
+        "kind": "agent",
+        "operation": "create",
+        "started_at": "2026-01-01T00:00:00Z",
+        "remote_name": "helper",
+    }
+    Path(LOCKFILE).write_text(json.dumps(data, indent=2, sort_keys=True))
+    result = cli("state", "rm", "agent.helper")
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert "still exists" not in result.stdout, result.stdout
+    assert result.stdout == (
+        f"Removed the pending create of agent.helper from {LOCKFILE} (a run stopped before "
+        "recording its outcome). Nothing was sent to the provider.\n"
+        "If that create went through, the next plan finds the object again while "
+        "agent.helper is in the manifests (by its ownership metadata; a skill by its slug).\n"
+    )
+    assert "agent.helper" not in json.loads(Path(LOCKFILE).read_text())["pending"]

@@ -28,6 +28,7 @@ from reconciler.state import (
     LockEntry,
     Lockfile,
     LockInfo,
+    PendingIntent,
     StateStore,
     is_database,
     list_entries,
@@ -72,8 +73,9 @@ def state_snapshot(settings: Settings) -> tuple[Lockfile, bool]:
     return lockfile, state_exists(settings, lockfile)
 
 
-def remove_entry(settings: Settings, address: str) -> LockEntry | None:
-    """Forget ``address`` (``state rm``) under the apply lock; return the entry removed.
+def remove_entry(settings: Settings, address: str) -> tuple[LockEntry | None, PendingIntent | None]:
+    """Forget ``address`` (``state rm``) under the apply lock; return the entry and the
+    pending intent removed (either may be None, not both).
 
     Raises:
         LockfileError: there is no state, or no entry and no intent for ``address``.
@@ -82,9 +84,10 @@ def remove_entry(settings: Settings, address: str) -> LockEntry | None:
     if settings.lockfile_missing:
         raise LockfileError(f"{settings.lockfile} does not exist; there is nothing to remove")
     with locked_state(settings, "state rm") as (_lock, store):
-        entry = store.load().resources.get(address)
+        loaded = store.load()
+        entry, intent = loaded.resources.get(address), loaded.pending.get(address)
         store.commit(lambda lf: lf.without(address))
-    return entry
+    return entry, intent
 
 
 def move_state_entry(settings: Settings, old: str, new: str) -> LockEntry | None:

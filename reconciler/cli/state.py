@@ -97,10 +97,31 @@ def state_rm(app: App, address: str) -> None:
 
     Takes the apply lock, so it never races an apply.
     """
-    entry = remove_entry(app.settings, address)
+    entry, intent = remove_entry(app.settings, address)
+    if entry is None and intent is not None:
+        # only an intent: the object may never have been made, so "it still exists" is unsaid
+        click.echo(
+            f"Removed the pending {intent.operation} of {address} from "
+            f"{app.settings.state_name} (a run stopped before recording its outcome). Nothing "
+            "was sent to the provider."
+        )
+        if intent.operation == "adopt" and intent.remote_id:
+            click.echo(
+                f"The object it was adopting ({intent.kind} {intent.remote_id}) may not carry "
+                f"this project's tags yet: `reconciler import {address} {intent.remote_id}` "
+                "adopts it again; a plan without it may create a twin."
+            )
+        elif intent.operation in ("create", "replace"):
+            click.echo(
+                f"If that {intent.operation} went through, the next plan finds the object "
+                f"again while {address} is in the manifests (by its ownership metadata; a "
+                "skill by its slug)."
+            )
+        return
     remote = f" ({entry.kind} {entry.id})" if entry is not None else ""
     info = KIND_INFO.get(entry.kind) if entry is not None else None
-    click.echo(f"Removed {address} from {app.settings.state_name}.")
+    dropped = f" and its pending {intent.operation}" if intent is not None else ""
+    click.echo(f"Removed {address}{dropped} from {app.settings.state_name}.")
     untouched = f"The remote object{remote} was NOT touched: it still exists on the provider."
     if info is not None and not info.has_metadata and entry is not None:
         # a skill carries no tags: nothing proves it is this project's any more
