@@ -8,7 +8,9 @@ in a fresh project, the embedded local provider):
 - ``state rm`` of an address that has only a pending create (an apply killed between
   sending the create and recording it) never says the remote object "still exists on the
   provider": nobody knows whether it was made; it says what was removed and how the object
-  is found again if it was.
+  is found again if it was;
+- ``state list`` with pending intents is one table: their address and kind line up with
+  the entries' columns.
 """
 
 from __future__ import annotations
@@ -70,3 +72,20 @@ def test_state_rm_of_a_pending_create_does_not_claim_the_object_exists(workdir: 
         "agent.helper is in the manifests (by its ownership metadata; a skill by its slug).\n"
     )
     assert "agent.helper" not in json.loads(Path(LOCKFILE).read_text())["pending"]
+
+
+def test_state_list_lines_up_pending_intents_with_the_entries(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    data = json.loads(Path(LOCKFILE).read_text())
+    data["pending"]["agent.a"] = {
+        "kind": "agent",
+        "operation": "create",
+        "started_at": "2026-01-01T00:00:00Z",
+    }
+    Path(LOCKFILE).write_text(json.dumps(data, indent=2, sort_keys=True))
+    lines = ok("state", "list").stdout.splitlines()
+    entry = next(line for line in lines if line.startswith("agent.coder "))
+    pending = next(line for line in lines if line.startswith("agent.a "))
+    # the kind and the third column start where the entries' do
+    assert pending.index("agent ", 8) == entry.index("agent ", 12), lines
+    assert pending.index("(pending create") == entry.index("agent_"), lines

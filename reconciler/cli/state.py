@@ -61,14 +61,17 @@ def state_list(app: App) -> None:
         else:
             click.echo(f"{name} has no entries.", err=True)
         return
+    # pending rows share the address and kind columns, so the table stays one table
     widths = [max((len(r[i]) for r in rows), default=0) for i in range(3)]
+    widths[0] = max([widths[0], *(len(address) for address, _ in pending)])
+    widths[1] = max([widths[1], *(len(intent.kind) for _, intent in pending)])
     for row in rows:
         cells = [row[i].ljust(widths[i]) for i in range(3)] + [row[3]]
         click.echo("  ".join(cells).rstrip())
     for address, intent in pending:
         click.echo(
-            f"{address}  {intent.kind}  (pending {intent.operation} since {intent.started_at}; "
-            "the next apply resolves it)"
+            f"{address.ljust(widths[0])}  {intent.kind.ljust(widths[1])}  (pending "
+            f"{intent.operation} since {intent.started_at}; the next apply resolves it)"
         )
 
 
