@@ -10,7 +10,11 @@ in a fresh project, the embedded local provider):
   provider": nobody knows whether it was made; it says what was removed and how the object
   is found again if it was;
 - ``state list`` with pending intents is one table: their address and kind line up with
-  the entries' columns.
+  the entries' columns;
+- a lockfile that is a symbolic link (one file several checkouts share) is written through:
+  the link stays a link and the file it names gets the change (before, the first write
+  replaced the link by a copy, and the shared file silently stopped changing), and its
+  apply lock is that file's, so a checkout holding it keeps the others out.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from pathlib import Path
 
 import pytest
 from support.gitops import LOCKFILE, cli, make_workdir, ok
+
+from reconciler.state import ApplyLock
 
 
 @pytest.fixture
@@ -89,3 +95,23 @@ def test_state_list_lines_up_pending_intents_with_the_entries(workdir: Path) -> 
     # the kind and the third column start where the entries' do
     assert pending.index("agent ", 8) == entry.index("agent ", 12), lines
     assert pending.index("(pending create") == entry.index("agent_"), lines
+
+
+def test_a_symlinked_lockfile_is_written_through_and_locked_as_its_file(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    shared = workdir / "shared" / "team.lock"
+    shared.parent.mkdir()
+    os.replace(LOCKFILE, shared)
+    os.symlink(shared, LOCKFILE)
+    ok("state", "rm", "agent.coder")
+    assert Path(LOCKFILE).is_symlink()
+    assert "agent.coder" not in json.loads(shared.read_text())["resources"]
+    # another checkout applying through its own link to the same file holds the lock
+    with ApplyLock(shared) as held:
+        assert held.info is not None
+        refused = cli("state", "rm", "agent.reviewer")
+        assert refused.exit_code == 1, (refused.stdout, refused.stderr)
+        assert f"is locked by apply {held.info.id}" in refused.stderr, refused.stderr
+        unlocked = cli("unlock", held.info.id)
+        assert unlocked.exit_code == 0, (unlocked.stdout, unlocked.stderr)
+    assert "agent.reviewer" in json.loads(shared.read_text())["resources"]

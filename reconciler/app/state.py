@@ -36,6 +36,7 @@ from reconciler.state import (
     move_entry,
     open_location,
     read_project_lockfile,
+    real_lockfile,
     show_entry,
     unlock,
 )
@@ -113,7 +114,7 @@ def unlock_state(settings: Settings, lock_id: str) -> LockInfo:
     Raises:
         LockfileError: nothing is locked, or the lock has another id.
     """
-    if settings.backend is None and not lock_path(settings.lockfile).exists():
+    if settings.backend is None and not lock_path(real_lockfile(settings.lockfile)).exists():
         # said without opening the state, which would make its folder (a wrong --lockfile)
         raise LockfileError(f"{settings.lockfile} is not locked: no lock is held")
     with state_location(settings) as location:

@@ -43,6 +43,7 @@ from reconciler.state.location import (
     StateLock,
     is_database,
     open_location,
+    real_lockfile,
 )
 from reconciler.state.lock import ApplyLock, LockInfo, lock_path, read_lock, unlock
 from reconciler.state.lockfile import (
@@ -118,6 +119,7 @@ __all__ = [
     "read_lock",
     "read_lockfile",
     "read_project_lockfile",
+    "real_lockfile",
     "remove_stale_temp_files",
     "show_entry",
     "unlock",

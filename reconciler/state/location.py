@@ -110,12 +110,20 @@ def is_empty(lockfile: Lockfile) -> bool:
     return not lockfile.resources and not lockfile.pending
 
 
+def real_lockfile(path: str | os.PathLike[str]) -> Path:
+    """The file a lockfile path names: ``path``, or where it points when it is a symbolic
+    link (one lockfile shared by several checkouts). Its lock, journal, history and backup
+    live beside that file, and writes replace that file, never the link."""
+    return Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+
+
 class FileLocation:
     """The lockfile at ``path`` (the default backend)."""
 
     def __init__(self, path: str | os.PathLike[str], project: str) -> None:
         self.path = Path(path)
         self._project = project
+        self._real = real_lockfile(self.path)  # what is read, locked and written
 
     @property
     def name(self) -> str:
@@ -129,27 +137,27 @@ class FileLocation:
         return self.path.exists()
 
     def read(self) -> Lockfile:
-        lockfile = read_lockfile(self.path, project=self._project)
-        check_project(lockfile, self.path, self._project)
+        lockfile = read_lockfile(self._real, project=self._project)
+        check_project(lockfile, self._real, self._project)
         return lockfile
 
     def new_lock(self) -> ApplyLock:
-        return ApplyLock(self.path)
+        return ApplyLock(self._real)
 
     def store(self, lock: StateLock | None, run: RunInfo) -> StateStore:
-        return StateStore(self.path, project=self._project, run=run)
+        return StateStore(self._real, project=self._project, run=run)
 
     def read_lock(self) -> LockInfo | None:
-        return read_lock(self.path)
+        return read_lock(self._real)
 
     def running_lock(self) -> LockInfo | None:
-        return running_lock(self.path)
+        return running_lock(self._real)
 
     def unlock(self, lock_id: str) -> LockInfo:
-        return unlock(self.path, lock_id)
+        return unlock(self._real, lock_id)
 
     def history(self, address: str | None = None) -> list[HistoryRecord]:
-        return select(read_history(history_path(self.path)), address)
+        return select(read_history(history_path(self._real)), address)
 
     def replace(self, lockfile: Lockfile, history: Sequence[HistoryRecord], *, force: bool) -> None:
         """Write ``lockfile`` exactly (lineage and serial kept) and its history (the caller
@@ -158,7 +166,7 @@ class FileLocation:
         Raises:
             LockfileError: the lockfile holds entries and ``force`` is False.
         """
-        if self.path.exists() and not force:
+        if self._real.exists() and not force:
             current = self.read()
             if not is_empty(current):
                 raise LockfileError(
@@ -169,12 +177,12 @@ class FileLocation:
                 )
         moved = lockfile.model_copy(update={"project": self._project})
         try:
-            write_bytes_atomic(self.path, LockfileEncoder().encode(moved).encode("utf-8"))
-            journal = journal_path(self.path)
+            write_bytes_atomic(self._real, LockfileEncoder().encode(moved).encode("utf-8"))
+            journal = journal_path(self._real)
             if journal.exists():
                 journal.unlink()
             text = "".join(r.model_dump_json() + "\n" for r in history)
-            hist = history_path(self.path)
+            hist = history_path(self._real)
             if text or hist.exists():
                 write_bytes_atomic(hist, text.encode("utf-8"))
         except OSError as exc:
