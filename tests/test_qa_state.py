@@ -14,7 +14,12 @@ in a fresh project, the embedded local provider):
 - a lockfile that is a symbolic link (one file several checkouts share) is written through:
   the link stays a link and the file it names gets the change (before, the first write
   replaced the link by a copy, and the shared file silently stopped changing), and its
-  apply lock is that file's, so a checkout holding it keeps the others out.
+  apply lock is that file's, so a checkout holding it keeps the others out;
+- ``state rm`` (which Terraform users take for "stop managing it, keep it") says that the
+  object keeps this project's ownership metadata, so ``plan --prune`` archives it once its
+  document is gone, and how to keep it out of reach; before, it only said the next plan
+  finds it again while it is in the manifests, and a user who then removed the document
+  had it archived by the next ``apply --prune``.
 """
 
 from __future__ import annotations
@@ -115,3 +120,21 @@ def test_a_symlinked_lockfile_is_written_through_and_locked_as_its_file(workdir:
         unlocked = cli("unlock", held.info.id)
         assert unlocked.exit_code == 0, (unlocked.stdout, unlocked.stderr)
     assert "agent.reviewer" in json.loads(shared.read_text())["resources"]
+
+
+def test_state_rm_says_prune_archives_the_object_once_its_document_is_gone(
+    workdir: Path,
+) -> None:
+    ok("apply", "--auto-approve")
+    coder = json.loads(Path(LOCKFILE).read_text())["resources"]["agent.coder"]["id"]
+    said = ok("state", "rm", "agent.coder").stdout
+    assert (
+        "once agent.coder is gone from the manifests, `reconciler plan --prune` archives it"
+    ) in said, said
+    assert "managed-by, reconciler-project and reconciler-address metadata" in said, said
+    # what it says is what happens
+    agents = workdir / "manifests" / "agents.yaml"
+    text = agents.read_text()
+    agents.write_text(text[text.index("kind: Agent\nname: reviewer") :])
+    planned = ok("plan", "--prune").stdout
+    assert "- agent.coder  archive" in planned and coder in planned, planned

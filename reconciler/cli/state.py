@@ -98,7 +98,10 @@ def state_show(app: App, address: str) -> None:
 def state_rm(app: App, address: str) -> None:
     """Forget ADDRESS: remove its state entry. The remote object is NOT touched.
 
-    Takes the apply lock, so it never races an apply.
+    The object keeps this project's ownership metadata, so the next plan finds it again
+    while ADDRESS is in the manifests, and `plan --prune` archives it once ADDRESS is not:
+    this mends a wrong entry (a bad merge); it does not stop managing the object. Takes the
+    apply lock, so it never races an apply.
     """
     entry, intent = remove_entry(app.settings, address)
     if entry is None and intent is not None:
@@ -134,9 +137,13 @@ def state_rm(app: App, address: str) -> None:
             f"`reconciler import {address} {entry.id}` adopts it again."
         )
         return
+    # `state rm` is not Terraform's "stop managing it": the tags still say it is ours
     click.echo(
         f"{untouched} While {address} is in the manifests, the next plan finds it again by "
-        "its ownership metadata."
+        "its ownership metadata. That metadata still names this project: once "
+        f"{address} is gone from the manifests, `reconciler plan --prune` archives it. "
+        "To keep it out of this project's reach, remove its managed-by, "
+        "reconciler-project and reconciler-address metadata on the provider."
     )
 
 
