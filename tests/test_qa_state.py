@@ -19,7 +19,11 @@ in a fresh project, the embedded local provider):
   object keeps this project's ownership metadata, so ``plan --prune`` archives it once its
   document is gone, and how to keep it out of reach; before, it only said the next plan
   finds it again while it is in the manifests, and a user who then removed the document
-  had it archived by the next ``apply --prune``.
+  had it archived by the next ``apply --prune``;
+- ``state history`` in a fresh clone (the lockfile is in git, its history file beside it is
+  not) says the history holds only this checkout's writes and where the others are (the
+  lockfile's git log), never a bare "has no history", which reads as "nobody ever changed
+  it".
 """
 
 from __future__ import annotations
@@ -138,3 +142,18 @@ def test_state_rm_says_prune_archives_the_object_once_its_document_is_gone(
     agents.write_text(text[text.index("kind: Agent\nname: reviewer") :])
     planned = ok("plan", "--prune").stdout
     assert "- agent.coder  archive" in planned and coder in planned, planned
+
+
+def test_state_history_in_a_fresh_clone_says_the_history_is_this_checkouts(
+    workdir: Path,
+) -> None:
+    ok("apply", "--auto-approve")
+    os.unlink(LOCKFILE + ".history")  # a teammate's clone: the lockfile only
+    result = cli("state", "history", "agent.coder")
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"{LOCKFILE} has no history of agent.coder in this checkout: {LOCKFILE}.history "
+        f"records only the writes made here and is not in git; `git log -p {LOCKFILE}` shows "
+        "the writes made elsewhere.\n"
+    ), result.stderr

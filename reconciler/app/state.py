@@ -30,6 +30,7 @@ from reconciler.state import (
     LockInfo,
     PendingIntent,
     StateStore,
+    history_path,
     is_database,
     list_entries,
     lock_path,
@@ -50,6 +51,7 @@ __all__ = [
     "close_addresses",
     "list_entries",
     "migrate_state",
+    "missing_local_history",
     "move_entry",
     "move_state_entry",
     "read_project_lockfile",
@@ -142,6 +144,16 @@ def state_history(settings: Settings, address: str | None = None) -> list[Histor
         return location.history(address)
 
 
+def missing_local_history(settings: Settings) -> Path | None:
+    """The lockfile's history file when the lockfile exists and it does not (a fresh clone:
+    ``PATH.history`` is kept out of git, so it holds only the writes made in this checkout);
+    None otherwise, and always with ``--backend`` (the database's history is everyone's)."""
+    if settings.backend is not None or not Path(settings.lockfile).exists():
+        return None
+    path = history_path(real_lockfile(settings.lockfile))
+    return None if path.exists() else path
+
+
 def close_addresses(settings: Settings, address: str) -> list[str]:
     """The addresses in the state or its history that ``address`` may be a typo of."""
     with state_location(settings) as location:
@@ -149,7 +161,9 @@ def close_addresses(settings: Settings, address: str) -> list[str]:
 
 
 def _close(address: str, lockfile: Lockfile, history: list[HistoryRecord]) -> list[str]:
-    known = sorted(set(lockfile.resources) | {c.address for r in history for c in r.changes})
+    known = sorted(
+        (set(lockfile.resources) | {c.address for r in history for c in r.changes}) - {address}
+    )
     # the same name (`coder`, `agent.Coder`, `agents.coder`) first, then near spellings
     name = address.lower().split(".")[-1]
     same = [k for k in known if k.split(".")[-1] == name]

@@ -17,6 +17,7 @@ from reconciler.app.state import (
     close_addresses,
     list_entries,
     migrate_state,
+    missing_local_history,
     move_state_entry,
     remove_entry,
     show_entry,
@@ -183,6 +184,9 @@ def state_mv(app: App, old: str, new: str) -> None:
 def state_history_command(app: App, address: str | None, as_json: bool) -> None:
     """Who changed what and when: every write of the state, oldest first.
 
+    With the lockfile, the writes made in this checkout (PATH.history beside it is kept out
+    of git; the lockfile's git log is the shared history); with --backend, every runner's.
+
     With ADDRESS, only the writes that changed it. Each line: serial, time, actor
     (user@host, and the CI run when one was recognised), operation, the digest of the plan
     applied, and what changed.
@@ -192,6 +196,15 @@ def state_history_command(app: App, address: str | None, as_json: bool) -> None:
         what = f" of {address}" if address else ""
         close = close_addresses(app.settings, address) if address else []
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        local = missing_local_history(app.settings)
+        if local is not None:  # a fresh clone: the history file is not in git
+            click.echo(
+                f"{app.settings.state_name} has no history{what} in this checkout: {local} "
+                "records only the writes made here and is not in git; `git log -p "
+                f"{app.settings.lockfile}` shows the writes made elsewhere{hint or '.'}",
+                err=True,
+            )
+            return
         click.echo(f"{app.settings.state_name} has no history{what}{hint or '.'}", err=True)
         return
     for record in records:

@@ -35,7 +35,7 @@ from reconciler.state.digest import (
     new_salt,
 )
 from reconciler.state.files import write_text_atomic
-from reconciler.state.history import HistoryChange, HistoryRecord, RunInfo
+from reconciler.state.history import HistoryChange, HistoryRecord, RunInfo, history_path
 from reconciler.state.journal import Journal
 from reconciler.state.location import (
     ClosableBackend,
@@ -108,6 +108,7 @@ __all__ = [
     "decode_plan_file",
     "fingerprint_matches",
     "fingerprint_secret",
+    "history_path",
     "is_database",
     "json_digest",
     "list_entries",
