@@ -23,7 +23,10 @@ in a fresh project, the embedded local provider):
 - ``state history`` in a fresh clone (the lockfile is in git, its history file beside it is
   not) says the history holds only this checkout's writes and where the others are (the
   lockfile's git log), never a bare "has no history", which reads as "nobody ever changed
-  it".
+  it";
+- ``--lockfile ""`` (an unset shell variable in ``--lockfile "$LOCK"``) is a usage error
+  naming the option, exit 1, for every command; before, ``state rm``, ``apply``,
+  ``unlock``, ``import`` and ``state history`` crashed with "a bug in reconciler".
 """
 
 from __future__ import annotations
@@ -157,3 +160,26 @@ def test_state_history_in_a_fresh_clone_says_the_history_is_this_checkouts(
         f"records only the writes made here and is not in git; `git log -p {LOCKFILE}` shows "
         "the writes made elsewhere.\n"
     ), result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["state", "rm", "agent.coder"],
+        ["state", "history"],
+        ["unlock", "abc"],
+        ["apply", "--auto-approve"],
+        ["plan"],
+    ],
+)
+def test_an_empty_lockfile_option_is_a_usage_error(workdir: Path, command: list[str]) -> None:
+    ok("apply", "--auto-approve")
+    before = Path(LOCKFILE).read_bytes()
+    result = cli("--lockfile", "", *command)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "bug in reconciler" not in result.stderr, result.stderr
+    assert result.stderr.endswith(
+        "Error: Invalid value for '--lockfile': an empty path; give the lockfile's path, e.g. "
+        f"{LOCKFILE} (also read from RECONCILER_LOCKFILE)\n"
+    ), result.stderr
+    assert Path(LOCKFILE).read_bytes() == before

@@ -83,6 +83,18 @@ def _checked_backend(value: str | None) -> str | None:
         ) from None
 
 
+def _checked_lockfile(value: Path) -> Path:
+    """``--lockfile`` as given, or a usage error for an empty one (``--lockfile ""``, which
+    click reads as the current folder; an empty RECONCILER_LOCKFILE means unset)."""
+    if value == Path(""):
+        raise click.BadParameter(
+            f"an empty path; give the lockfile's path, e.g. {DEFAULT_LOCKFILE} (also read "
+            "from RECONCILER_LOCKFILE)",
+            param_hint="'--lockfile'",
+        )
+    return value
+
+
 @click.group(cls=ReconcilingGroup, context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--manifests",
@@ -101,6 +113,7 @@ def _checked_backend(value: str | None) -> str | None:
     envvar="RECONCILER_LOCKFILE",
     show_envvar=True,
     show_default=True,
+    callback=lambda _ctx, _param, value: _checked_lockfile(value),
     help="The lockfile that records what apply did; commit it next to the manifests.",
 )
 @click.option(
