@@ -26,7 +26,10 @@ in a fresh project, the embedded local provider):
   it";
 - ``--lockfile ""`` (an unset shell variable in ``--lockfile "$LOCK"``) is a usage error
   naming the option, exit 1, for every command; before, ``state rm``, ``apply``,
-  ``unlock``, ``import`` and ``state history`` crashed with "a bug in reconciler".
+  ``unlock``, ``import`` and ``state history`` crashed with "a bug in reconciler";
+- ``state mv`` of an entry that has a pending intent (a gated pin move or a rollback that an
+  apply was killed in) is refused, saying to run apply first; before, the intent was
+  dropped without a word, and the next apply could no longer settle what that run did.
 """
 
 from __future__ import annotations
@@ -181,5 +184,29 @@ def test_an_empty_lockfile_option_is_a_usage_error(workdir: Path, command: list[
     assert result.stderr.endswith(
         "Error: Invalid value for '--lockfile': an empty path; give the lockfile's path, e.g. "
         f"{LOCKFILE} (also read from RECONCILER_LOCKFILE)\n"
+    ), result.stderr
+    assert Path(LOCKFILE).read_bytes() == before
+
+
+def test_state_mv_of_an_entry_with_a_pending_intent_is_refused(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    data = json.loads(Path(LOCKFILE).read_text())
+    # a rollback killed after its intent was written, before its outcome was recorded
+    data["pending"]["deployment.nightly-review"] = {
+        "kind": "deployment",
+        "operation": "rollback",
+        "started_at": "2026-01-01T00:00:00Z",
+        "agent": "agent.reviewer",
+        "from_version": 1,
+        "to_version": 1,
+    }
+    Path(LOCKFILE).write_text(json.dumps(data, indent=2, sort_keys=True))
+    before = Path(LOCKFILE).read_bytes()
+    result = cli("state", "mv", "deployment.nightly-review", "deployment.nightly")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stderr == (
+        "Error: deployment.nightly-review has a pending rollback (a run stopped before "
+        "recording its outcome); run `reconciler apply` first, which resolves it, then move "
+        "the entry\n"
     ), result.stderr
     assert Path(LOCKFILE).read_bytes() == before

@@ -323,7 +323,8 @@ def move_entry(lockfile: Lockfile, old: str, new: str) -> Lockfile:
 
     Raises:
         LockfileError: ``old`` has no entry (with a did-you-mean), ``new`` is not an
-            address of the same kind, or ``new`` has an entry already.
+            address of the same kind, ``new`` has an entry already, or what would move has
+            a pending intent.
     """
     entry = show_entry(lockfile, old)
     try:
@@ -353,5 +354,13 @@ def move_entry(lockfile: Lockfile, old: str, new: str) -> Lockfile:
                 update={"pins": {(new if a == old else a): v for a, v in item.pins.items()}}
             )
         resources[renames.get(address, address)] = item
-    pending = {a: p for a, p in lockfile.pending.items() if a not in renames}
-    return lockfile.model_copy(update={"resources": resources, "pending": pending})
+    # an intent names the address its run acted for: moved, it would be resolved for the
+    # wrong one; dropped, the next apply could not settle what that run did
+    stuck = sorted(a for a in renames if a in lockfile.pending)
+    if stuck:
+        raise LockfileError(
+            f"{stuck[0]} has a pending {lockfile.pending[stuck[0]].operation} (a run stopped "
+            "before recording its outcome); run `reconciler apply` first, which resolves it, "
+            "then move the entry"
+        )
+    return lockfile.model_copy(update={"resources": resources})
