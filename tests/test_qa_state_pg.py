@@ -5,11 +5,16 @@ fresh project, the embedded local provider) against a real server (``support.pos
   ``127.0.0.1``) says that is where the state already is, never "locked by state migrate ID;
   run `reconciler unlock ID`"; and to the same database in another schema (libpq's
   ``options=-csearch_path=...``, a separate state) it copies, instead of refusing it as the
-  same place because the two URLs name the same database.
+  same place because the two URLs name the same database;
+- an older copy forced over a database state that went on without it (``state migrate
+  --force``) records what it put back and took away: ``state history ADDR`` of an entry
+  the copy brought back ends on that migration, not on the ``state rm`` it undid (the
+  record had no changes).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -62,3 +67,19 @@ def test_migrate_to_another_schema_of_the_same_database_copies(workdir: Path, pg
     again = cli("--backend", infra, "state", "migrate", "--to", infra)
     assert again.exit_code == 1
     assert again.stderr.endswith("that is where the state already is\n"), again.stderr
+
+
+def test_a_forced_older_copy_records_what_it_changed_in_the_history(
+    workdir: Path, pg_url: str
+) -> None:
+    ok("apply", "--auto-approve")  # the lockfile
+    ok("state", "migrate", "--to", pg_url)
+    ok("--backend", pg_url, "state", "rm", "agent.reviewer")  # the database goes on alone
+    ok("state", "migrate", "--to", pg_url, "--force")  # the old lockfile, forced over it
+    history = ok("--backend", pg_url, "state", "history", "agent.reviewer", "--json")
+    last = json.loads(history.stdout.splitlines()[-1])
+    assert last["operation"].startswith("state migrate --force (a copy at serial"), last
+    assert [(c["address"], c["change"]) for c in last["changes"]] == [
+        ("agent.reviewer", "created")
+    ], last
+    assert "agent.reviewer " in ok("--backend", pg_url, "state", "list").stdout

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from reconciler.errors import LockfileError
-from reconciler.state.history import HistoryRecord, RunInfo
+from reconciler.state.delta import Delta
+from reconciler.state.history import HistoryChange, HistoryRecord, RunInfo, changes_of
 from reconciler.state.lock import LockInfo
-from reconciler.state.model import Lockfile
+from reconciler.state.model import LockEntry, Lockfile
 from reconciler.state.postgres.db import Database
 from reconciler.state.postgres.lease import PgLease, read_lease, unlock_lease
 from reconciler.state.postgres.store import PgStateStore
@@ -143,10 +144,13 @@ class PgLocation:
                 if top and top[0] is not None and int(str(top[0])) > serial:
                     serial = int(str(top[0])) + 1
                     run = RunInfo(operation="state migrate")
+                    # what the copy puts back or takes away, so `state history ADDR` never
+                    # ends on a change this copy undid
+                    changes = _changes_over(conn, self._project, lockfile)
                     conn.execute(
                         "INSERT INTO reconciler_history (project, lineage, serial, at, actor, "
                         "ci_run, operation, changes) "
-                        "VALUES (%s, %s, %s, clock_timestamp(), %s, %s, %s, '[]'::jsonb)",
+                        "VALUES (%s, %s, %s, clock_timestamp(), %s, %s, %s, %s::jsonb)",
                         (
                             self._project,
                             lockfile.lineage,
@@ -154,6 +158,7 @@ class PgLocation:
                             run.actor,
                             run.ci_run,
                             f"state migrate --force (a copy at serial {lockfile.serial})",
+                            json.dumps([c.model_dump(mode="json") for c in changes]),
                         ),
                     )
                 conn.execute("DELETE FROM reconciler_states WHERE project = %s", (self._project,))
@@ -217,6 +222,24 @@ class PgLocation:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _changes_over(conn: Conn, project: str, lockfile: Lockfile) -> tuple[HistoryChange, ...]:
+    """The history changes of replacing the entries ``project`` holds by ``lockfile``'s."""
+    rows = conn.execute(
+        "SELECT address, entry FROM reconciler_resources WHERE project = %s", (project,)
+    ).fetchall()
+    before = {
+        str(address): LockEntry.model_validate(
+            entry if isinstance(entry, dict) else json.loads(str(entry))
+        )
+        for address, entry in rows
+    }
+    after = lockfile.resources
+    changed = {
+        a: after.get(a) for a in before.keys() | after.keys() if before.get(a) != after.get(a)
+    }
+    return changes_of(Lockfile(resources=before), Delta(entries=changed))
 
 
 def _iso(value: object) -> str:
