@@ -29,7 +29,10 @@ in a fresh project, the embedded local provider):
   ``unlock``, ``import`` and ``state history`` crashed with "a bug in reconciler";
 - ``state mv`` of an entry that has a pending intent (a gated pin move or a rollback that an
   apply was killed in) is refused, saying to run apply first; before, the intent was
-  dropped without a word, and the next apply could no longer settle what that run did.
+  dropped without a word, and the next apply could no longer settle what that run did;
+- ``state migrate`` with a ``--lockfile`` that does not exist (a typo) says there is nothing
+  to migrate without making that lockfile's folder (it left ``typo/`` holding a lock guard
+  file), as ``state rm`` and ``unlock`` do.
 """
 
 from __future__ import annotations
@@ -210,3 +213,14 @@ def test_state_mv_of_an_entry_with_a_pending_intent_is_refused(workdir: Path) ->
         "the entry\n"
     ), result.stderr
     assert Path(LOCKFILE).read_bytes() == before
+
+
+def test_state_migrate_from_a_missing_lockfile_makes_no_folder(workdir: Path) -> None:
+    result = cli("--lockfile", "typo/reconciler.lock", "state", "migrate", "--to", "x.lock")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stderr == (
+        "Error: typo/reconciler.lock holds no state yet: nothing to migrate (check --backend, "
+        "--lockfile and --project)\n"
+    ), result.stderr
+    assert not Path("typo").exists()
+    assert not Path("x.lock").exists()

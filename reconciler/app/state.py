@@ -226,6 +226,11 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
             ``force`` is False.
         LockHeld: either side is locked by a run.
     """
+    if settings.lockfile_missing:  # said before the lock, which would make its folder
+        raise LockfileError(
+            f"{settings.lockfile} holds no state yet: nothing to migrate (check --backend, "
+            "--lockfile and --project)"
+        )
     target_is_db = is_database(to)
     if not target_is_db:
         _check_lockfile_path(to)
