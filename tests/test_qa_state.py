@@ -32,7 +32,10 @@ in a fresh project, the embedded local provider):
   dropped without a word, and the next apply could no longer settle what that run did;
 - ``state migrate`` with a ``--lockfile`` that does not exist (a typo) says there is nothing
   to migrate without making that lockfile's folder (it left ``typo/`` holding a lock guard
-  file), as ``state rm`` and ``unlock`` do.
+  file), as ``state rm`` and ``unlock`` do;
+- ``state history`` after the lockfile was lost and healed (or restored from git) shows
+  where the state was replaced: its serials start again, and without a word the listing
+  read ``#3`` then ``#1`` as if the log were out of order.
 """
 
 from __future__ import annotations
@@ -224,3 +227,23 @@ def test_state_migrate_from_a_missing_lockfile_makes_no_folder(workdir: Path) ->
     ), result.stderr
     assert not Path("typo").exists()
     assert not Path("x.lock").exists()
+
+
+def test_state_history_marks_where_a_lost_lockfile_was_replaced(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    os.unlink(LOCKFILE)  # lost; its history file stays
+    ok("apply", "--auto-approve")  # heals it from the ownership tags, a new lineage
+    lines = ok("state", "history").stdout.splitlines()
+    heads = [line for line in lines if not line.startswith("    ")]
+    serials = [int(h.split()[0][1:]) for h in heads if h.startswith("#")]
+    drop = next(i for i in range(1, len(serials)) if serials[i] <= serials[i - 1])
+    note = next(i for i, h in enumerate(heads) if h.startswith("  (the state was replaced"))
+    assert heads[note] == (
+        f"  (the state was replaced here: serial #{serials[drop - 1]} is followed by "
+        f"#{serials[drop]}, as after a lost, restored or migrated lockfile)"
+    ), heads
+    assert heads[note + 1].startswith(f"#{serials[drop]} "), heads
+    # scripts read the records alone
+    assert all(
+        line.startswith("{") for line in ok("state", "history", "--json").stdout.splitlines()
+    )

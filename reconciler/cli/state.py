@@ -207,10 +207,18 @@ def state_history_command(app: App, address: str | None, as_json: bool) -> None:
             return
         click.echo(f"{app.settings.state_name} has no history{what}{hint or '.'}", err=True)
         return
+    previous: int | None = None
     for record in records:
         if as_json:
             click.echo(record.model_dump_json())
             continue
+        if previous is not None and record.serial <= previous:
+            # the lockfile was replaced (lost and healed, restored from git, migrated over)
+            click.echo(
+                f"  (the state was replaced here: serial #{previous} is followed by "
+                f"#{record.serial}, as after a lost, restored or migrated lockfile)"
+            )
+        previous = record.serial
         ci = f" [{record.ci_run}]" if record.ci_run else ""
         plan = f" plan {record.plan_digest[:19]}" if record.plan_digest else ""
         click.echo(f"#{record.serial}  {record.at}  {record.actor}{ci}  {record.operation}{plan}")
