@@ -35,7 +35,11 @@ in a fresh project, the embedded local provider):
   file), as ``state rm`` and ``unlock`` do;
 - ``state history`` after the lockfile was lost and healed (or restored from git) shows
   where the state was replaced: its serials start again, and without a word the listing
-  read ``#3`` then ``#1`` as if the log were out of order.
+  read ``#3`` then ``#1`` as if the log were out of order;
+- ``state migrate --to`` a URL that is not PostgreSQL's (``pg://``, a JDBC URL, an
+  SQLAlchemy ``postgresql+psycopg://``) is refused naming its scheme only; before, it was
+  taken for a lockfile path: the state was copied into folders named after the URL, and the
+  URL, password included, was printed as where the state went.
 """
 
 from __future__ import annotations
@@ -247,3 +251,27 @@ def test_state_history_marks_where_a_lost_lockfile_was_replaced(workdir: Path) -
     assert all(
         line.startswith("{") for line in ok("state", "history", "--json").stdout.splitlines()
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "scheme"),
+    [
+        ("pg://ops:s3cret@db.internal:5432/infra", "pg"),
+        ("jdbc:postgresql://db.internal/infra?password=s3cret", "jdbc:postgresql"),
+        ("postgresql+psycopg://ops:s3cret@db.internal/infra", "postgresql+psycopg"),
+    ],
+)
+def test_state_migrate_to_a_url_of_another_scheme_is_refused(
+    workdir: Path, url: str, scheme: str
+) -> None:
+    ok("apply", "--auto-approve")
+    before = sorted(p.name for p in workdir.iterdir())
+    result = cli("state", "migrate", "--to", url)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stderr == (
+        f"Error: state migrate --to: a URL of scheme {scheme!r} is not a PostgreSQL connection "
+        "string; write it as postgresql://USER@HOST:PORT/DBNAME (or libpq's key=value words), "
+        "or give a lockfile's path\n"
+    ), result.stderr
+    assert "s3cret" not in result.stdout + result.stderr
+    assert sorted(p.name for p in workdir.iterdir()) == before

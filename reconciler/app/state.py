@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,8 +192,14 @@ def _rebased(origin: str | None, source_dir: Path, target_dir: Path) -> str | No
     return local_origin(source_dir / origin.removeprefix(LOCAL_PREFIX), target_dir)
 
 
+#: the scheme of a URL (``pg://...``, ``jdbc:postgresql://...``), which no lockfile path
+#: starts with
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*(?::[A-Za-z][A-Za-z0-9+.-]*)*):[\\/]{2}")
+
+
 def _check_lockfile_path(to: str) -> None:
-    """Refuse a ``--to`` that names no lockfile: nothing, or a folder (``state/``, ``.``).
+    """Refuse a ``--to`` that names no lockfile: nothing, a URL of another scheme, or a
+    folder (``state/``, ``.``).
 
     Raises:
         LockfileError: saying to give the lockfile's path, e.g. ``state/reconciler.lock``.
@@ -201,6 +208,15 @@ def _check_lockfile_path(to: str) -> None:
         raise LockfileError(
             "state migrate --to needs a PostgreSQL connection string or a lockfile's path, "
             f"e.g. --to {DEFAULT_LOCKFILE}"
+        )
+    scheme = _URL_SCHEME.match(to)
+    if scheme is not None:
+        # a URL, but not PostgreSQL's (pg://, jdbc:postgresql://, postgresql+psycopg://):
+        # never a lockfile path, and never echoed (it may hold a password)
+        raise LockfileError(
+            f"state migrate --to: a URL of scheme {scheme.group(1)!r} is not a PostgreSQL "
+            "connection string; write it as postgresql://USER@HOST:PORT/DBNAME (or libpq's "
+            "key=value words), or give a lockfile's path"
         )
     path = Path(to)
     if to.endswith(("/", os.sep)) or path.name in ("", ".", "..") or path.is_dir():
