@@ -39,7 +39,11 @@ in a fresh project, the embedded local provider):
 - ``state migrate --to`` a URL that is not PostgreSQL's (``pg://``, a JDBC URL, an
   SQLAlchemy ``postgresql+psycopg://``) is refused naming its scheme only; before, it was
   taken for a lockfile path: the state was copied into folders named after the URL, and the
-  URL, password included, was printed as where the state went.
+  URL, password included, was printed as where the state went;
+- a database URL given as ``--lockfile`` (``RECONCILER_LOCKFILE`` set where
+  ``RECONCILER_BACKEND`` was meant) is a usage error pointing at ``--backend``, without
+  echoing it; before, it was used as a path (``postgresql:/ops:s3cret@...``), printed with
+  its password, and apply would have written a lockfile there.
 """
 
 from __future__ import annotations
@@ -275,3 +279,23 @@ def test_state_migrate_to_a_url_of_another_scheme_is_refused(
     ), result.stderr
     assert "s3cret" not in result.stdout + result.stderr
     assert sorted(p.name for p in workdir.iterdir()) == before
+
+
+@pytest.mark.parametrize("how", ["option", "variable"])
+def test_a_database_url_as_the_lockfile_is_a_usage_error(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    url = "postgresql://ops:s3cret@db.internal:5432/infra"
+    if how == "variable":
+        monkeypatch.setenv("RECONCILER_LOCKFILE", url)
+        result = cli("state", "list")
+    else:
+        result = cli("--lockfile", url, "state", "list")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stderr.endswith(
+        "Error: Invalid value for '--lockfile': a URL, not a lockfile's path; a PostgreSQL "
+        "state is given with --backend (RECONCILER_BACKEND). Give the lockfile's path, e.g. "
+        f"{LOCKFILE} (also read from RECONCILER_LOCKFILE)\n"
+    ), result.stderr
+    assert "s3cret" not in result.stdout + result.stderr
+    assert not Path("postgresql:").exists()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import unicodedata
 from pathlib import Path
 
@@ -92,7 +93,19 @@ def _checked_lockfile(value: Path) -> Path:
             "from RECONCILER_LOCKFILE)",
             param_hint="'--lockfile'",
         )
+    if _URL_LIKE.match(str(value)):
+        # a database URL in the lockfile's variable: never a path, never echoed (a password)
+        raise click.BadParameter(
+            "a URL, not a lockfile's path; a PostgreSQL state is given with --backend "
+            f"(RECONCILER_BACKEND). Give the lockfile's path, e.g. {DEFAULT_LOCKFILE} (also "
+            "read from RECONCILER_LOCKFILE)",
+            param_hint="'--lockfile'",
+        )
     return value
+
+
+#: ``postgresql://...`` as click's Path leaves it (``postgresql:/...``): a URL's scheme
+_URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*(?::[A-Za-z][A-Za-z0-9+.-]*)*:/")
 
 
 @click.group(cls=ReconcilingGroup, context_settings=CONTEXT_SETTINGS)
