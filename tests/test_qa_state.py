@@ -43,7 +43,10 @@ in a fresh project, the embedded local provider):
 - a database URL given as ``--lockfile`` (``RECONCILER_LOCKFILE`` set where
   ``RECONCILER_BACKEND`` was meant) is a usage error pointing at ``--backend``, without
   echoing it; before, it was used as a path (``postgresql:/ops:s3cret@...``), printed with
-  its password, and apply would have written a lockfile there.
+  its password, and apply would have written a lockfile there;
+- a lockfile holding one address twice (a merge conflict resolved by keeping both sides) is
+  refused naming the address, where the second one is, and the way out; before, the last
+  one won silently and the other entry vanished.
 """
 
 from __future__ import annotations
@@ -299,3 +302,24 @@ def test_a_database_url_as_the_lockfile_is_a_usage_error(
     ), result.stderr
     assert "s3cret" not in result.stdout + result.stderr
     assert not Path("postgresql:").exists()
+
+
+def test_a_lockfile_with_an_address_twice_is_refused_naming_it(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    text = Path(LOCKFILE).read_text()
+    start = text.index('    "agent.coder": {')
+    end = text.index("    },\n", start) + len("    },\n")
+    block = text[start:end]
+    # the other branch's entry for the same address (its own object), both sides kept
+    theirs = block.replace(json.loads(text)["resources"]["agent.coder"]["id"], "agent_01other")
+    Path(LOCKFILE).write_text(text[:end] + theirs + text[end:])
+    line = text[:end].count("\n") + 1
+    for command in (["state", "list"], ["plan"]):
+        result = cli(*command)
+        assert result.exit_code == 1, (result.stdout, result.stderr)
+        assert result.stderr == (
+            f"Error: {LOCKFILE}:{line}:5: 'agent.coder' appears twice in one object (a merge "
+            f"that kept both sides?); keep one side whole (`git checkout --ours {LOCKFILE}` or "
+            "`--theirs`) and run `reconciler apply`: it finds what the other side created by "
+            "its ownership tags\n"
+        ), result.stderr

@@ -28,6 +28,7 @@ import itertools
 import json
 import operator
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -309,6 +310,36 @@ def _refuse_merge_conflict(path: Path, text: str) -> None:
             )
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return out
+
+
+def _position_of_second(text: str, key: str) -> str:
+    """``:line:col`` of the second ``"key":`` in ``text`` when it occurs exactly twice (so
+    the place named is the duplicate), else ``""``."""
+    needle = json.dumps(key) + ":"
+    spots = [m.start() for m in re.finditer(re.escape(needle), text)]
+    if len(spots) != 2:
+        return ""
+    second = spots[1]
+    line = text.count("\n", 0, second) + 1
+    column = second - (text.rfind("\n", 0, second) + 1) + 1
+    return f":{line}:{column}"
+
+
 def _parse(path: Path, raw: bytes) -> Lockfile:
     try:
         text = raw.decode("utf-8-sig")  # a BOM an editor added is no content
@@ -317,7 +348,15 @@ def _parse(path: Path, raw: bytes) -> Lockfile:
             f"{path}: not valid UTF-8 (byte {e.start}); {_restore_hint(path)}"
         ) from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as dup:
+        # json.loads keeps the last silently: one of two entries of an address would vanish
+        raise LockfileError(
+            f"{path}{_position_of_second(text, dup.key)}: {dup.key!r} appears twice in one object (a merge that kept "
+            f"both sides?); keep one side whole (`git checkout --ours {path}` or `--theirs`) "
+            "and run `reconciler apply`: it finds what the other side created by its "
+            "ownership tags"
+        ) from None
     except json.JSONDecodeError as e:
         _refuse_merge_conflict(path, text)
         raise LockfileError(
