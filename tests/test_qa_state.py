@@ -46,7 +46,10 @@ in a fresh project, the embedded local provider):
   its password, and apply would have written a lockfile there;
 - a lockfile holding one address twice (a merge conflict resolved by keeping both sides) is
   refused naming the address, where the second one is, and the way out; before, the last
-  one won silently and the other entry vanished.
+  one won silently and the other entry vanished;
+- ``plan`` while an apply holds the lock (Terraform's plan would wait for it) warns on
+  stderr, naming that apply, that it may be making some of the changes shown right now;
+  before, nothing said the plan raced a running apply.
 """
 
 from __future__ import annotations
@@ -323,3 +326,22 @@ def test_a_lockfile_with_an_address_twice_is_refused_naming_it(workdir: Path) ->
             "`--theirs`) and run `reconciler apply`: it finds what the other side created by "
             "its ownership tags\n"
         ), result.stderr
+
+
+def test_plan_while_an_apply_holds_the_lock_says_so(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    agents = workdir / "manifests" / "agents.yaml"
+    agents.write_text(agents.read_text().replace("Be specific and kind.", "Be brief."))
+    with ApplyLock(LOCKFILE) as held:  # an apply of this change, under way
+        assert held.info is not None
+        result = cli("plan")
+        assert result.exit_code == 0, (result.stdout, result.stderr)
+        assert result.stderr.endswith(
+            f"Warning: {held.info.describe()} holds the lock of {LOCKFILE}: it may be making "
+            "some of these changes right now; plan again once it is done.\n"
+        ), result.stderr
+    # no lock, or nothing to do: no word of it
+    assert "holds the lock" not in cli("plan").stderr
+    agents.write_text(agents.read_text().replace("Be brief.", "Be specific and kind."))
+    with ApplyLock(LOCKFILE):
+        assert "holds the lock" not in cli("plan").stderr

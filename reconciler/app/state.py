@@ -58,6 +58,7 @@ __all__ = [
     "read_project_lockfile",
     "read_state",
     "remove_entry",
+    "running_apply",
     "show_entry",
     "state_history",
     "state_snapshot",
@@ -75,6 +76,17 @@ def state_snapshot(settings: Settings) -> tuple[Lockfile, bool]:
     with state_location(settings) as location:
         lockfile = location.read()
     return lockfile, state_exists(settings, lockfile)
+
+
+def running_apply(settings: Settings) -> LockInfo | None:
+    """Who holds the state's lock (or lease) while it may be alive, else None: a plan made
+    meanwhile may show what that run is changing right now.
+
+    Raises:
+        LockfileError: the database is unreachable.
+    """
+    with state_location(settings) as location:
+        return location.running_lock()
 
 
 def remove_entry(settings: Settings, address: str) -> tuple[LockEntry | None, PendingIntent | None]:

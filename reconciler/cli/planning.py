@@ -27,6 +27,7 @@ from reconciler.app import (
     Plan,
     load_manifests,
 )
+from reconciler.app.state import running_apply
 from reconciler.cli import terminal
 from reconciler.cli.app import App, format_option, full_option, out_file_option, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, fail, interrupt_exit
@@ -241,6 +242,14 @@ def plan(
     if out is not None:
         usecases.save_plan(the_plan, out, manifests=result.manifests)
         click.echo(f"Saved the plan to {out}; apply it with `reconciler apply {out}`", err=True)
+    busy = running_apply(app.settings)
+    if busy is not None and (the_plan.has_changes or the_plan.has_lockfile_changes):
+        # Terraform's plan would wait for the lock; this one says what it raced
+        click.echo(
+            f"Warning: {busy.describe()} holds the lock of {app.settings.state_name}: it may "
+            "be making some of these changes right now; plan again once it is done.",
+            err=True,
+        )
     if detailed_exitcode and (the_plan.has_changes or the_plan.has_lockfile_changes):
         ctx.exit(EXIT_CHANGES)
 
