@@ -49,13 +49,16 @@ in a fresh project, the embedded local provider):
   one won silently and the other entry vanished;
 - ``plan`` while an apply holds the lock (Terraform's plan would wait for it) warns on
   stderr, naming that apply, that it may be making some of the changes shown right now;
-  before, nothing said the plan raced a running apply.
+  before, nothing said the plan raced a running apply;
+- ``unlock --help`` says that a lockfile's stale lock (its process gone, or no heartbeat
+  for 30 s) is taken over by the next apply by itself, as it said only of a database lease.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -345,3 +348,27 @@ def test_plan_while_an_apply_holds_the_lock_says_so(workdir: Path) -> None:
     agents.write_text(agents.read_text().replace("Be brief.", "Be specific and kind."))
     with ApplyLock(LOCKFILE):
         assert "holds the lock" not in cli("plan").stderr
+
+
+def test_unlock_help_says_a_stale_lockfile_lock_is_taken_over_anyway(workdir: Path) -> None:
+    text = " ".join(ok("unlock", "--help").stdout.split())
+    assert (
+        "The next apply takes a stale lock over by itself anyway: one whose process is gone "
+        "(on this host) or whose heartbeat is older than 30 s, and with --backend an expired "
+        "lease."
+    ) in text, text
+    # and it does: a lock of a process that is gone is taken over by the next state edit
+    ok("apply", "--auto-approve")
+    Path(LOCKFILE + ".lock").write_text(
+        json.dumps(
+            {
+                "id": "deadbeef",
+                "pid": 2**22 + 12345,
+                "host": socket.gethostname(),
+                "user": "alice",
+                "started_at": "2026-01-01T00:00:00.000Z",
+                "heartbeat_at": "2026-01-01T00:00:00.000Z",
+            }
+        )
+    )
+    ok("state", "rm", "agent.coder")

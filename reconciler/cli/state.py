@@ -286,7 +286,8 @@ def unlock_command(app: App, lock_id: str) -> None:
     """Clear a stale apply lock or lease LOCK_ID (the id the refused apply printed).
 
     Only do this when no apply is running: the lock keeps two applies from writing the same
-    state. With --backend, an expired lease is taken over by the next apply anyway.
+    state. The next apply takes a stale lock over by itself anyway: one whose process is gone
+    (on this host) or whose heartbeat is older than 30 s, and with --backend an expired lease.
     """
     info = unlock_state(app.settings, lock_id)
     click.echo(f"Removed the lock of {info.describe()} from {app.settings.state_name}.")
