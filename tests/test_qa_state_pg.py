@@ -5,7 +5,8 @@ fresh project, the embedded local provider) against a real server (``support.pos
   ``127.0.0.1``) says that is where the state already is, never "locked by state migrate ID;
   run `reconciler unlock ID`"; and to the same database in another schema (libpq's
   ``options=-csearch_path=...``, a separate state) it copies, instead of refusing it as the
-  same place because the two URLs name the same database;
+  same place because the two URLs name the same database; messages name that schema, so
+  the two states never read alike;
 - an older copy forced over a database state that went on without it (``state migrate
   --force``) records what it put back and took away: ``state history ADDR`` of an entry
   the copy brought back ends on that migration, not on the ``state rm`` it undid (the
@@ -56,6 +57,11 @@ def test_migrate_to_another_schema_of_the_same_database_copies(workdir: Path, pg
     listed = ok("--backend", pg_url, "state", "list").stdout
     moved = cli("--backend", pg_url, "state", "migrate", "--to", infra)
     assert moved.exit_code == 0, (moved.stdout, moved.stderr)
+    # the two states are told apart by their schema, not both named alike
+    assert (
+        f"from {redact(pg_url)} (project default) to {redact(pg_url)} (schema infra) "
+        "(project default)."
+    ) in moved.stdout, moved.stdout
     assert ok("--backend", infra, "state", "list").stdout == listed
     with psycopg.connect(pg_url) as conn:
         schemas = conn.execute(

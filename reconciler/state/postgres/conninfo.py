@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from typing import TYPE_CHECKING
 
 from reconciler.errors import LockfileError
@@ -85,6 +86,28 @@ def redact(conninfo: str) -> str:
     where += f":{port}" if port else ""
     db = parts.get("dbname", "")
     return f"postgresql://{user + '@' if user else ''}{where}/{db}"
+
+
+def schema_of(conninfo: str) -> str | None:
+    """The ``search_path`` that libpq ``options`` set (``-csearch_path=infra``), if any: the
+    schema the tables live in, so two states in one database are told apart in messages."""
+    options = _parts(conninfo).get("options", "")
+    try:
+        words = shlex.split(options)
+    except ValueError:
+        return None
+    for i, word in enumerate(words):
+        setting = word
+        if word == "-c" and i + 1 < len(words):
+            setting = words[i + 1]
+        elif word.startswith("-c"):
+            setting = word[2:]
+        elif word.startswith("--"):
+            setting = word[2:].replace("-", "_", 1) if word[2:].startswith("search-") else word[2:]
+        name, eq, value = setting.partition("=")
+        if eq and name.strip().lower() == "search_path" and value.strip():
+            return value.strip()
+    return None
 
 
 def password_of(conninfo: str) -> str | None:

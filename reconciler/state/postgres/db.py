@@ -22,6 +22,7 @@ from reconciler.state.postgres.conninfo import (
     connect,
     redact,
     refusal,
+    schema_of,
     scrub,
 )
 from reconciler.state.postgres.schema import ensure_schema
@@ -44,7 +45,9 @@ class Database:
 
     def __init__(self, conninfo: str, *, purpose: str = "") -> None:
         self.conninfo = conninfo
-        self.name = redact(conninfo)
+        schema = schema_of(conninfo)
+        # another schema is another state: name it, or two states read the same
+        self.name = redact(conninfo) + (f" (schema {schema})" if schema else "")
         self.purpose = purpose
         self.mutex = threading.RLock()
         self._conn: Conn | None = None
