@@ -216,9 +216,18 @@ def check_plan_origin(plan: Plan, settings: Settings, lockfile: Lockfile) -> Non
     if plan.project != settings.project:
         raise PlanError(f"the saved plan is for project {plan.project!r}, not {settings.project!r}")
     exists = state_exists(settings, lockfile)
-    if plan.lineage and exists and plan.lineage != lockfile.lineage:
+    what = "lockfile" if settings.backend is None else "state"
+    if plan.lineage and not exists:
+        # a wrong --lockfile/--backend, or a checkout without it: carried out, the plan would
+        # start a new state holding only what it changed, and the reviewed one would miss it
         raise PlanError(
-            f"the saved plan was made from another {'lockfile' if settings.backend is None else 'state'} "
+            f"the saved plan was made from the {what} of lineage {plan.lineage}, but "
+            f"{settings.state_name} does not exist; check --lockfile/--backend, or run "
+            "`reconciler plan` again"
+        )
+    if plan.lineage and plan.lineage != lockfile.lineage:
+        raise PlanError(
+            f"the saved plan was made from another {what} "
             f"(lineage {plan.lineage}, "
             f"{settings.state_name} has {lockfile.lineage}); run `reconciler plan` again"
         )
