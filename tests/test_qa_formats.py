@@ -38,3 +38,50 @@ def test_a_saved_plan_is_refused_when_the_lockfile_it_was_made_from_is_missing(
     assert not (workdir / "elsewhere/reconciler.lock").exists()  # no new state begun
     # with the lockfile it was made from, the same plan applies
     assert "Apply complete: 0 created, 2 updated" in ok("apply", "plan.json").stdout
+
+
+AGENT_WITH_WIRE_SKILL = """\
+kind: Agent
+name: helper
+spec:
+  model: claude-sonnet-4-6
+  skills:
+    - {type: custom, skill_id: skill_01abc, version: 3}
+"""
+DEPLOYMENT_WITH_BUDGET = """\
+kind: Deployment
+name: budgeted
+spec:
+  agent: {ref: reviewer}
+  environment: python-data
+  initial_events:
+    - type: user.message
+      content: [{type: text, text: hi}]
+  budget: {type: limit, max_list_cost: {amount: 2500, currency: USD}}
+"""
+AGENT_MOVED_FROM_NULL = """\
+kind: Agent
+name: helper
+moved_from:
+spec:
+  model: claude-sonnet-4-6
+"""
+
+
+@pytest.mark.parametrize(
+    "document",
+    [AGENT_WITH_WIRE_SKILL, DEPLOYMENT_WITH_BUDGET, AGENT_MOVED_FROM_NULL],
+    ids=["skill-version-int", "budget-amount-int", "moved-from-empty"],
+)
+def test_the_json_schema_accepts_what_validate_accepts(workdir: Path, document: str) -> None:
+    """Editors and CI linters using `reconciler schema` flagged documents validate accepts:
+    an integer skill version or budget amount (the loader reads them as the wire's strings)
+    and an empty `moved_from:`."""
+    import yaml
+
+    jsonschema = pytest.importorskip("jsonschema")
+    (workdir / "manifests/extra.yaml").write_text(document)
+    ok("validate")
+    validator = jsonschema.Draft202012Validator(json.loads(ok("schema").stdout))
+    errors = [e.message for e in validator.iter_errors(yaml.safe_load(document))]
+    assert errors == []

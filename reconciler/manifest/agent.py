@@ -29,6 +29,7 @@ from .fields import (
     SpecModel,
     checked_by,
     fail,
+    int_or_str_schema,
     int_to_str,
     repeats,
     string_or_object,
@@ -345,9 +346,9 @@ class Skill(SpecModel):
 
     type: Literal["anthropic", "custom"]
     skill_id: NonEmptyStr
-    version: Annotated[str, BeforeValidator(int_to_str)] | None = Field(
-        default=None, description="Omit for the latest version."
-    )
+    version: (
+        Annotated[str, BeforeValidator(int_to_str), WithJsonSchema(int_or_str_schema({}))] | None
+    ) = Field(default=None, description="Omit for the latest version.")
 
 
 class SkillRef(SpecModel):

@@ -33,6 +33,7 @@ from .fields import (
     SpecModel,
     checked_by,
     fail,
+    int_or_str_schema,
     int_to_str,
     repeats,
 )
@@ -312,7 +313,9 @@ class Money(SpecModel):
     """An amount in minor units (cents) as a string: "2500" is $25.00."""
 
     amount: Annotated[
-        str, BeforeValidator(int_to_str), Field(json_schema_extra={"pattern": "^[0-9]+$"})
+        str,
+        BeforeValidator(int_to_str),
+        WithJsonSchema(int_or_str_schema({"pattern": "^[0-9]+$"})),
     ]
     currency: Literal["USD"]
 

@@ -169,6 +169,15 @@ def int_to_str(value: Any) -> Any:
     return value
 
 
+def int_or_str_schema(string: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of a field ``int_to_str`` reads: the wire's string (``string``), or
+    the integer it stands for, so editors accept what ``validate`` does."""
+    integer: dict[str, Any] = {"type": "integer"}
+    if "pattern" in string:  # digits only: a whole number, never negative
+        integer["minimum"] = 0
+    return {"anyOf": [{"type": "string", **string}, integer]}
+
+
 def _string_or_object(value: Any) -> str | None:
     if isinstance(value, str):
         return "string"

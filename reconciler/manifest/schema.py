@@ -74,8 +74,8 @@ def _build() -> dict[str, Any]:
                 "description": "Spec paths plan must not diff, e.g. metadata.owner or system.",
             },
             "moved_from": {
-                "type": "string",
-                "pattern": NAME_PATTERN,
+                # an empty `moved_from:` (null) means no move, as validate reads it
+                "anyOf": [{"type": "string", "pattern": NAME_PATTERN}, {"type": "null"}],
                 "description": "The name this document had before (same kind): the plan moves "
                 "the remote object and its lockfile entry to the new address in place, instead "
                 "of archiving one and creating another.",
