@@ -85,3 +85,31 @@ def test_the_json_schema_accepts_what_validate_accepts(workdir: Path, document: 
     validator = jsonschema.Draft202012Validator(json.loads(ok("schema").stdout))
     errors = [e.message for e in validator.iter_errors(yaml.safe_load(document))]
     assert errors == []
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new"),
+    [
+        (
+            "skills.yaml",
+            "name: review-checklist\n",
+            "name: review-checklist\nignore_changes: [display_name]\n",
+        ),
+        ("memory_stores.yaml", "path: /conventions.md", "path: conventions.md"),
+    ],
+    ids=["skill-ignore-changes", "memory-path-without-slash"],
+)
+def test_the_json_schema_rejects_what_validate_rejects(
+    workdir: Path, file: str, old: str, new: str
+) -> None:
+    """An editor using `reconciler schema` showed no problem in documents validate refuses,
+    though the schema can say it: ignore_changes on a Skill, a memory path not under /."""
+    import yaml
+
+    jsonschema = pytest.importorskip("jsonschema")
+    path = workdir / "manifests" / file
+    edit(path, old, new)
+    assert cli("validate").exit_code == 1
+    validator = jsonschema.Draft202012Validator(json.loads(ok("schema").stdout))
+    documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    assert [e for d in documents for e in validator.iter_errors(d)]

@@ -58,7 +58,8 @@ class MemorySeed(SpecModel):
     model_config = ConfigDict(json_schema_extra=_seed_schema)
 
     path: Annotated[str, checked_by(memory_path_problem)] = Field(
-        description="Starts with '/', 1-20 segments, e.g. /style/review.md."
+        description="Starts with '/', 1-20 segments, e.g. /style/review.md.",
+        json_schema_extra={"pattern": "^/"},
     )
     content: str = Field(description="UTF-8 text, at most 100 kB; written once, never updated.")
 

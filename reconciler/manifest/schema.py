@@ -84,7 +84,13 @@ def _build() -> dict[str, Any]:
         "allOf": [
             {
                 "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
-                "then": {"properties": {"spec": {"$ref": f"#/$defs/{model.__name__}"}}},
+                "then": {
+                    "properties": {
+                        "spec": {"$ref": f"#/$defs/{model.__name__}"},
+                        # a Skill has nothing to leave alone: validate refuses any entry
+                        **({"ignore_changes": {"maxItems": 0}} if kind == "Skill" else {}),
+                    }
+                },
             }
             for kind, model in SPEC_MODELS.items()
         ]
