@@ -113,3 +113,16 @@ def test_the_json_schema_rejects_what_validate_rejects(
     validator = jsonschema.Draft202012Validator(json.loads(ok("schema").stdout))
     documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
     assert [e for d in documents for e in validator.iter_errors(d)]
+
+
+def test_fmt_rewrites_a_crlf_file_with_lf_everywhere_also_after_comments(workdir: Path) -> None:
+    """A file checked out with CRLF line endings (git on Windows) came out of fmt with LF
+    lines except after each comment, which kept its CR: mixed line endings, not the LF its
+    help promises, and CRs that the next editor shows as ^M."""
+    path = workdir / "manifests/crlf.yaml"
+    path.write_bytes(b"name: a\r\nkind: Agent\r\nspec:  # the spec\r\n  model: m  # the model\r\n")
+    ok("fmt", str(path))
+    assert (
+        path.read_bytes() == b"kind: Agent\nname: a\nspec:  # the spec\n  model: m  # the model\n"
+    )
+    assert cli("fmt", "--check", str(path)).exit_code == 0

@@ -118,7 +118,7 @@ def _comments(text: str) -> Counter[str]:
 def format_text(text: str, *, name: str = "<string>") -> str:
     """``text`` in canonical form: key order (see ``engine.keyorder.key_order``), two-space
     indentation, sequences indented under their key, one ``---`` between documents, every
-    comment and every quoting style kept.
+    comment and every quoting style kept; LF line endings.
 
     Raises:
         ManifestError: the text is not YAML (the issue says where).
@@ -126,6 +126,9 @@ def format_text(text: str, *, name: str = "<string>") -> str:
     """
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    # the canonical form has LF line endings: ruamel would keep the CR of a CRLF text's
+    # comments only, and leave mixed line endings
+    text = text.replace("\r\n", "\n")
     y = _yaml()
     try:
         docs = [d for d in y.load_all(text) if d is not None]
