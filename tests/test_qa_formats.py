@@ -126,3 +126,29 @@ def test_fmt_rewrites_a_crlf_file_with_lf_everywhere_also_after_comments(workdir
         path.read_bytes() == b"kind: Agent\nname: a\nspec:  # the spec\n  model: m  # the model\n"
     )
     assert cli("fmt", "--check", str(path)).exit_code == 0
+
+
+def test_every_workflow_job_that_commits_the_lockfile_starts_from_the_newest_one() -> None:
+    """The prune-apply job applied the reviewed plan to the lockfile of the commit the run
+    started from: an apply on main while the reviewer took their time made that lockfile
+    old, and committing the new one back (`git pull --rebase`) then conflicted, so what the
+    prune did was never recorded on main."""
+    import yaml
+    from support.gitops import REPO
+
+    jobs = yaml.safe_load((REPO / "examples/github-actions/reconciler.yml").read_text())["jobs"]
+    committing = {
+        name: job
+        for name, job in jobs.items()
+        if any("git add state/reconciler.lock" in s.get("run", "") for s in job["steps"])
+    }
+    assert set(committing) == {"apply", "prune-apply"}
+    for name, job in committing.items():
+        runs = [s.get("run", "") for s in job["steps"]]
+        fresh = [
+            i
+            for i, r in enumerate(runs)
+            if "git checkout origin/main -- state/reconciler.lock" in r
+        ]
+        applies = [i for i, r in enumerate(runs) if "reconciler apply" in r]
+        assert fresh and applies and fresh[0] < applies[0], name
