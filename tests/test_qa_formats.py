@@ -96,8 +96,10 @@ def test_the_json_schema_accepts_what_validate_accepts(workdir: Path, document: 
             "name: review-checklist\nignore_changes: [display_name]\n",
         ),
         ("memory_stores.yaml", "path: /conventions.md", "path: conventions.md"),
+        ("deployments.yaml", '"0 2 * * 1-5"', "'@daily'"),
+        ("deployments.yaml", '"0 2 * * 1-5"', "'0 2 * *'"),
     ],
-    ids=["skill-ignore-changes", "memory-path-without-slash"],
+    ids=["skill-ignore-changes", "memory-path-without-slash", "cron-macro", "cron-4-fields"],
 )
 def test_the_json_schema_rejects_what_validate_rejects(
     workdir: Path, file: str, old: str, new: str

@@ -302,7 +302,9 @@ class Schedule(SpecModel):
 
     type: Literal["cron"]
     expression: Annotated[str, checked_by(check_cron)] = Field(
-        description="5-field POSIX cron, e.g. '0 3 * * 1-5'."
+        description="5-field POSIX cron, e.g. '0 3 * * 1-5'.",
+        # five fields, as check_cron counts them (no @daily macros); their values it checks
+        json_schema_extra={"pattern": r"^\s*[^\s@]+(\s+[^\s@]+){4}\s*$"},
     )
     timezone: Annotated[str, checked_by(_check_time_zone)] = Field(
         description="IANA time zone, e.g. Europe/Berlin."
