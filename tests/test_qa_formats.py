@@ -154,3 +154,30 @@ def test_every_workflow_job_that_commits_the_lockfile_starts_from_the_newest_one
         ]
         applies = [i for i, r in enumerate(runs) if "reconciler apply" in r]
         assert fresh and applies and fresh[0] < applies[0], name
+
+
+def test_blast_radius_of_an_environment_says_affected_for_a_pinned_deployment_as_documented(
+    workdir: Path,
+) -> None:
+    """docs/json-format.md said `follows_latest: true` means the deployment follows latest,
+    but for a changed environment (vault, memory store) it is true for every deployment
+    that uses it, one that pins its agent's version included: the doc now says so."""
+    ok("apply", "--auto-approve")
+    edit(
+        workdir / "manifests/deployments.yaml",
+        "agent: {ref: reviewer}",
+        "agent: {ref: reviewer, version: 1}",
+    )
+    edit(workdir / "manifests/environments.yaml", "Python 3 with", "Python 3.12 with")
+    plan = json.loads(ok("plan", "--format", "json").stdout)
+    [radius] = [r for r in plan["blast_radius"] if r["address"] == "environment.python-data"]
+    assert radius["deployments"] == [
+        {"deployment": "deployment.nightly-review", "follows_latest": True, "pinned_version": None}
+    ]
+    from support.gitops import REPO
+
+    doc = (REPO / "docs/json-format.md").read_text()
+    row = next(
+        line for line in doc.splitlines() if line.startswith("| `deployments[].follows_latest`")
+    )
+    assert "environment, vault or memory store (always `true`" in row
