@@ -181,3 +181,27 @@ def test_blast_radius_of_an_environment_says_affected_for_a_pinned_deployment_as
         line for line in doc.splitlines() if line.startswith("| `deployments[].follows_latest`")
     )
     assert "environment, vault or memory store (always `true`" in row
+
+
+def test_fmt_output_is_formatted_when_a_comment_precedes_a_key_fmt_moves_first(
+    workdir: Path,
+) -> None:
+    """A comment line above `name:` in a credential, after a flow mapping such as
+    `token: {from_env: T}`: fmt wrote the comment after a bare `-`, and the next fmt (or the
+    pre-commit hook's fmt --check) changed the file again."""
+    path = workdir / "manifests/vaults.yaml"
+    edit(
+        path,
+        "    - name: github-mcp      # address: vault.github.credential.github-mcp\n"
+        "      display_name: GitHub MCP token\n",
+        "    - display_name: GitHub MCP token\n",
+    )
+    path.write_text(
+        path.read_text()
+        + "      # the address is vault.github.credential.github-mcp\n      name: github-mcp\n"
+    )
+    ok("validate")
+    ok("fmt")
+    assert cli("fmt", "--check").exit_code == 0, path.read_text()
+    assert "- name: github-mcp" in path.read_text()
+    ok("validate")

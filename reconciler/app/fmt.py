@@ -124,11 +124,27 @@ def format_text(text: str, *, name: str = "<string>") -> str:
         ManifestError: the text is not YAML (the issue says where).
         FormatError: formatting would drop a comment or change the data.
     """
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
     # the canonical form has LF line endings: ruamel would keep the CR of a CRLF text's
     # comments only, and leave mixed line endings
-    text = text.replace("\r\n", "\n")
+    result = _format_once(text.replace("\r\n", "\n"), name)
+    # ruamel may place a comment oddly where fmt moved a key (a comment line before a key
+    # that becomes a list item's first, after a flow mapping, lands after a bare `-`); its
+    # next pass settles it. What fmt writes is formatted: fmt --check after fmt passes.
+    for _ in range(_MAX_PASSES):
+        again = _format_once(result, name)
+        if again == result:
+            break
+        result = again
+    return result
+
+
+#: passes after the first until the text no longer changes (one suffices in practice)
+_MAX_PASSES = 3
+
+
+def _format_once(text: str, name: str) -> str:
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
     y = _yaml()
     try:
         docs = [d for d in y.load_all(text) if d is not None]
