@@ -205,3 +205,24 @@ def test_fmt_output_is_formatted_when_a_comment_precedes_a_key_fmt_moves_first(
     assert cli("fmt", "--check").exit_code == 0, path.read_text()
     assert "- name: github-mcp" in path.read_text()
     ok("validate")
+
+
+def test_drift_ignore_unmanaged_never_says_nothing_was_changed_outside_git(
+    workdir: Path,
+) -> None:
+    """With --ignore-unmanaged, an agent clicked together in the console was left out, and
+    the all-clear still said "nothing was changed outside git". It now says what it left
+    out (the exit code and the JSON stay those of no drift, as asked)."""
+    from support.gitops import out_of_band
+
+    ok("apply", "--auto-approve")
+    out_of_band(lambda c: c.agents.create({"name": "clicked", "model": "claude-sonnet-4-6"}))
+    said = ok("drift", "--ignore-unmanaged").stdout
+    assert "nothing was changed outside git" not in said, said
+    assert "1 unmanaged resource left out (--ignore-unmanaged)" in said
+    markdown = ok("drift", "--ignore-unmanaged", "--format", "markdown").stdout
+    assert "1 unmanaged resource left out (--ignore-unmanaged)" in markdown
+    assert (
+        json.loads(ok("drift", "--ignore-unmanaged", "--format", "json").stdout)["has_drift"]
+        is False
+    )

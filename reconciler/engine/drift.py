@@ -500,11 +500,15 @@ def build_drift(
             if pin is not None:
                 items.append(pin)
     vault_names = {e.id: a for a, e in entries.items() if e.kind == "vault"}
+    ignored = 0
     for u in find_unmanaged(documents, observed, lockfile, project):
         if ignore_unmanaged and u.duplicate_of is None:
+            ignored += 1
             continue  # twins are ours, not unmanaged: always reported
         items.append(unmanaged_item(u, vault_names))
-    return DriftReport(project=project, items=tuple(sorted(items, key=_sort_key)))
+    return DriftReport(
+        project=project, items=tuple(sorted(items, key=_sort_key)), ignored_unmanaged=ignored
+    )
 
 
 def heal_from_tags(

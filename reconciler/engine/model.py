@@ -450,6 +450,8 @@ class DriftReport(Frozen):
     #: the state the live system was compared with, as the all-clear names it ("the
     #: lockfile", or the state in a database); for messages only, not in the JSON report
     compared_with: str = "the lockfile"
+    #: unmanaged objects ``--ignore-unmanaged`` left out: the all-clear says so; not in JSON
+    ignored_unmanaged: int = 0
 
     @property
     def has_drift(self) -> bool:

@@ -326,6 +326,13 @@ def _policy_warning(warning: PolicyWarning) -> LeftAlone:
 
 
 def _no_drift_message(report: DriftReport) -> str:
+    n = report.ignored_unmanaged
+    if not report.warnings and n:
+        # the resources left out were made outside git: the all-clear must not deny them
+        return (
+            f"No drift. The live system matches {report.compared_with}, apart from {n} "
+            f"unmanaged resource{'' if n == 1 else 's'} left out (--ignore-unmanaged)."
+        )
     if not report.warnings:
         # what drift compares: a manifest edit not applied yet is no drift (plan shows it)
         return (
