@@ -226,3 +226,20 @@ def test_drift_ignore_unmanaged_never_says_nothing_was_changed_outside_git(
         json.loads(ok("drift", "--ignore-unmanaged", "--format", "json").stdout)["has_drift"]
         is False
     )
+
+
+def test_a_targeted_plan_of_a_removed_document_does_not_say_it_matches_the_manifests(
+    workdir: Path,
+) -> None:
+    """`plan --target` of a resource whose document was removed said "The targeted
+    resources match the manifests." above the note that it is left alone."""
+    (workdir / "manifests/scratch.yaml").write_text(
+        "kind: Environment\nname: scratch\nspec:\n  config: {type: cloud}\n"
+    )
+    ok("apply", "--auto-approve")
+    (workdir / "manifests/scratch.yaml").unlink()
+    result = cli("plan", "--target", "environment.scratch", "--detailed-exitcode")
+    assert result.exit_code == 0, result.stdout
+    assert "match the manifests" not in result.stdout, result.stdout
+    assert "1 resource is left alone" in result.stdout
+    assert "environment.scratch (env_" in result.stdout  # listed under Left alone:

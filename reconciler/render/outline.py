@@ -369,7 +369,9 @@ def no_changes_message(plan: Plan) -> str:
     to be recorded in the lockfile."""
     alone = len(left_alone(plan))
     left = f"{alone} resource{' is' if alone == 1 else 's are'} left alone"
-    if plan.targets:
+    if plan.targets and alone:
+        first = f"Apply would change nothing of the targeted resources, but {left}, as shown below."
+    elif plan.targets:
         first = "The targeted resources match the manifests."
     elif plan.held:
         n = len(plan.held)
