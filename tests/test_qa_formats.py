@@ -98,8 +98,15 @@ def test_the_json_schema_accepts_what_validate_accepts(workdir: Path, document: 
         ("memory_stores.yaml", "path: /conventions.md", "path: conventions.md"),
         ("deployments.yaml", '"0 2 * * 1-5"', "'@daily'"),
         ("deployments.yaml", '"0 2 * * 1-5"', "'0 2 * *'"),
+        ("environments.yaml", "allow_package_managers: true", "allow_package_managers: false"),
     ],
-    ids=["skill-ignore-changes", "memory-path-without-slash", "cron-macro", "cron-4-fields"],
+    ids=[
+        "skill-ignore-changes",
+        "memory-path-without-slash",
+        "cron-macro",
+        "cron-4-fields",
+        "packages-without-package-managers",
+    ],
 )
 def test_the_json_schema_rejects_what_validate_rejects(
     workdir: Path, file: str, old: str, new: str

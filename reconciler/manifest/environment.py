@@ -6,9 +6,9 @@ packages under limited networking need ``allow_package_managers: true``.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from .fields import Metadata, NonEmptyStr, SpecModel, fail
 
@@ -52,8 +52,34 @@ class Packages(SpecModel):
         return any(getattr(self, manager) for manager in PACKAGE_MANAGERS)
 
 
+def _package_managers_schema(schema: dict[str, Any]) -> None:
+    """The JSON Schema says what ``_package_managers_reachable`` checks, for editors:
+    packages listed under limited networking need ``allow_package_managers: true``."""
+    listed = [
+        {"required": [m], "properties": {m: {"type": "array", "minItems": 1}}}
+        for m in PACKAGE_MANAGERS
+    ]
+    schema["if"] = {
+        "required": ["networking", "packages"],
+        "properties": {
+            "networking": {"required": ["type"], "properties": {"type": {"const": "limited"}}},
+            "packages": {"type": "object", "anyOf": listed},
+        },
+    }
+    schema["then"] = {
+        "properties": {
+            "networking": {
+                "required": ["allow_package_managers"],
+                "properties": {"allow_package_managers": {"const": True}},
+            }
+        }
+    }
+
+
 class CloudConfig(SpecModel):
     """A container run by the provider."""
+
+    model_config = ConfigDict(json_schema_extra=_package_managers_schema)
 
     type: Literal["cloud"]
     networking: Networking | None = None
