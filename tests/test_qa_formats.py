@@ -99,6 +99,9 @@ def test_the_json_schema_accepts_what_validate_accepts(workdir: Path, document: 
         ("deployments.yaml", '"0 2 * * 1-5"', "'@daily'"),
         ("deployments.yaml", '"0 2 * * 1-5"', "'0 2 * *'"),
         ("environments.yaml", "allow_package_managers: true", "allow_package_managers: false"),
+        ("agents.yaml", "name: coder\n", "name: coder\nignore_changes: [metdata.owner]\n"),
+        ("agents.yaml", "name: coder\n", "name: coder\nignore_changes: [spec.system]\n"),
+        ("agents.yaml", "name: coder\n", "name: coder\nignore_changes: [metadata..owner]\n"),
     ],
     ids=[
         "skill-ignore-changes",
@@ -106,6 +109,9 @@ def test_the_json_schema_accepts_what_validate_accepts(workdir: Path, document: 
         "cron-macro",
         "cron-4-fields",
         "packages-without-package-managers",
+        "ignore-changes-typo",
+        "ignore-changes-spec-prefix",
+        "ignore-changes-empty-segment",
     ],
 )
 def test_the_json_schema_rejects_what_validate_rejects(

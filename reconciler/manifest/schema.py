@@ -8,6 +8,7 @@ It is generated from the same pydantic models that validate, so the two cannot d
 from __future__ import annotations
 
 import copy
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -27,6 +28,13 @@ SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 #: the spec models the schema describes: one per kind, and the policy's
 _MODELS: tuple[type[BaseModel], ...] = (*SPEC_MODELS.values(), PolicySpec)
+
+
+def _ignore_changes_pattern(model: type[BaseModel]) -> str:
+    """What ``ignore_changes_problems`` accepts: a dotted path of non-empty segments whose
+    first names a field of the kind's spec (``metadata.owner``, ``tools[0].configs``)."""
+    fields = "|".join(re.escape(f) for f in model.model_fields)
+    return rf"^(?:{fields})(?:\[[^.]*)?(?:\.[^.]+)*$"
 
 
 @lru_cache(maxsize=1)
@@ -88,7 +96,9 @@ def _build() -> dict[str, Any]:
                     "properties": {
                         "spec": {"$ref": f"#/$defs/{model.__name__}"},
                         # a Skill has nothing to leave alone: validate refuses any entry
-                        **({"ignore_changes": {"maxItems": 0}} if kind == "Skill" else {}),
+                        "ignore_changes": {"maxItems": 0}
+                        if kind == "Skill"
+                        else {"items": {"pattern": _ignore_changes_pattern(model)}},
                     }
                 },
             }
