@@ -327,7 +327,7 @@ def test_validation_errors_are_annotated_in_github_actions(
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     result = cli("validate")
     assert result.exit_code == 1
-    annotations = [line for line in result.stdout.splitlines() if line.startswith("::error ")]
+    annotations = [line for line in result.stderr.splitlines() if line.startswith("::error ")]
     assert any(
         re.fullmatch(
             r"::error file=manifests/agents\.yaml,line=\d+,col=\d+,title=spec\.model\.efort::"
@@ -339,7 +339,7 @@ def test_validation_errors_are_annotated_in_github_actions(
     assert "Error: " in result.stderr  # the usual message as well
 
     plan = cli("plan")  # every command that reads the manifests annotates
-    assert plan.exit_code == 1 and "::error file=manifests/agents.yaml" in plan.stdout
+    assert plan.exit_code == 1 and "::error file=manifests/agents.yaml" in plan.stderr
 
 
 def test_every_step_that_reads_the_manifests_secrets_says_where_to_map_them() -> None:

@@ -256,3 +256,18 @@ def test_a_targeted_plan_of_a_removed_document_does_not_say_it_matches_the_manif
     assert "match the manifests" not in result.stdout, result.stdout
     assert "1 resource is left alone" in result.stdout
     assert "environment.scratch (env_" in result.stdout  # listed under Left alone:
+
+
+def test_github_annotations_never_land_in_a_redirected_plan(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In GitHub Actions, `plan --format markdown --out plan.json > plan.md` (docs/ci.md) put
+    the manifest errors' workflow commands into plan.md, where the runner never reads them:
+    no annotation on the pull request. The runner reads workflow commands on stderr too."""
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    edit(workdir / "manifests/agents.yaml", "effort: high", "efort: high")
+    for args in (("validate",), ("plan", "--format", "markdown"), ("plan", "--format", "json")):
+        result = cli(*args)
+        assert result.exit_code == 1
+        assert "::error" not in result.stdout, (args, result.stdout)
+        assert "::error file=manifests/agents.yaml," in result.stderr, args

@@ -73,12 +73,13 @@ def github_annotations(error: BaseException) -> list[str]:
 
 
 def annotate_for_github(error: BaseException) -> None:
-    """In GitHub Actions, print ``github_annotations(error)`` on stdout (the runner reads
-    workflow commands there); elsewhere do nothing."""
+    """In GitHub Actions, print ``github_annotations(error)`` on stderr (the runner reads
+    workflow commands on stdout and stderr alike, and stdout is often redirected to a file:
+    ``plan --format markdown > plan.md``); elsewhere do nothing."""
     if os.environ.get("GITHUB_ACTIONS") != "true":
         return
     for line in github_annotations(error):
-        click.echo(line)
+        click.echo(line, err=True)
 
 
 # --- drift ---------------------------------------------------------------------------------
