@@ -271,3 +271,51 @@ def test_github_annotations_never_land_in_a_redirected_plan(
         assert result.exit_code == 1
         assert "::error" not in result.stdout, (args, result.stdout)
         assert "::error file=manifests/agents.yaml," in result.stderr, args
+
+
+TOOL_WITH_JSON_SCHEMA_REF = """\
+kind: Agent
+name: tooly
+spec:
+  model: claude-sonnet-4-6
+  tools:
+    - type: custom
+      name: lookup
+      description: Look a thing up
+      input_schema:
+        type: object
+        properties:
+          q: {$ref: "#/$defs/query"}
+          opts: {$ref: "#/$defs/opts", description: optional}
+        $defs:
+          query: {type: string}
+          opts: {type: object}
+"""
+
+
+def test_a_custom_tool_schema_using_json_schema_ref_applies_and_converges(
+    workdir: Path,
+) -> None:
+    """A custom tool's input_schema with a JSON Schema `$ref` (pydantic writes them for any
+    nested model) was taken for the plan's own `{"$ref": ADDRESS}` placeholder: the plan
+    showed `(ref #/$defs/query)`, apply failed ("refers to #/$defs/query, which has no
+    successful action") and the plan never became clean."""
+    from support.gitops import out_of_band, remote_id
+
+    (workdir / "manifests/tooly.yaml").write_text(TOOL_WITH_JSON_SCHEMA_REF)
+    text = ok("plan").stdout
+    assert "(ref #/$defs/query)" not in text
+    assert '{"$ref": "#/$defs/query"}' in text
+    plan = json.loads(ok("plan", "--format", "json").stdout)
+    [tooly] = [a for a in plan["actions"] if a["address"] == "agent.tooly"]
+    [tools] = [c["new"] for c in tooly["changes"] if c["path"] == "tools"]
+    properties = tools[0]["input_schema"]["properties"]
+    assert properties["q"] == {"$literal": {"$ref": "#/$defs/query"}}  # docs/json-format.md
+    ok("apply", "--auto-approve")
+    live = out_of_band(lambda c: c.agents.retrieve(remote_id("agent.tooly")))
+    schema = live["tools"][0]["input_schema"]
+    assert schema["properties"] == {
+        "q": {"$ref": "#/$defs/query"},
+        "opts": {"$ref": "#/$defs/opts", "description": "optional"},
+    }
+    assert cli("plan", "--detailed-exitcode").exit_code == 0

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.engine.diff import lists_at
+from reconciler.engine.model import LITERAL, PLACEHOLDER_KEYS
 from reconciler.engine.normalize import (
     FIELD_DEFAULTS,
     KEYED_LISTS,
@@ -253,10 +254,24 @@ def _secret_placeholders(obj: Any, prefix: str = "", key: str = "") -> Any:
     return obj
 
 
+def escape_literals(value: Any) -> Any:
+    """``value`` with every mapping that carries a placeholder key (a JSON Schema ``$ref`` in
+    a custom tool's ``input_schema``) wrapped as ``{"$literal": mapping}``: sent as written,
+    never resolved as a reference (``engine.model``)."""
+    if isinstance(value, dict):
+        if PLACEHOLDER_KEYS.intersection(value):
+            return {LITERAL: value}
+        return {k: escape_literals(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escape_literals(v) for v in value]
+    return value
+
+
 def request_fields(res: DesiredResource, project: str) -> JSON:
     """All wire request fields of ``res``: names filled, ownership added, references as
-    placeholders, secrets as ``{"$secret": path}``."""
-    spec = copy_json(res.spec)
+    placeholders, secrets as ``{"$secret": path}``, the manifest's own values that look like
+    placeholders as ``{"$literal": value}``."""
+    spec = escape_literals(copy_json(res.spec))
     metadata = dict(spec.pop("metadata", None) or {})
     metadata.update(tags(project, res.address))
     if res.kind == "agent" and spec.get("skills"):

@@ -54,6 +54,7 @@ from reconciler.engine.interface import (
     SecretResolver,
 )
 from reconciler.engine.model import (
+    LITERAL,
     Action,
     Adopt,
     Archive,
@@ -573,6 +574,8 @@ class _Run:
     def _resolve(self, value: Any, action: Action, ctx: _Resolved) -> Any:
         if isinstance(value, dict):
             keys = set(value)
+            if keys == {LITERAL}:  # the manifest's own value, sent as written
+                return value[LITERAL]
             if keys == {"$ref"}:
                 return self._id_of(value["$ref"], action)
             if "$pin" in keys and keys <= {"$pin", "version"}:
@@ -669,6 +672,8 @@ def _dependencies(action: Action, actions: Mapping[str, Action]) -> set[str]:
 
 def _placeholder_addresses(value: Any) -> Iterator[str]:
     if isinstance(value, dict):
+        if set(value) == {LITERAL}:
+            return  # the manifest's own value: it refers to no address
         for key in ("$ref", "$pin", "$skill"):
             if isinstance(value.get(key), str):
                 yield value[key]

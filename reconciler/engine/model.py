@@ -14,6 +14,10 @@ an agent version may only exist once an earlier action of the same apply has run
     {"$skill": "skill.pdf-tools", "version": None}      -> {"type": "custom", "skill_id": ...,
                                                             "version": <newest after apply>}
     {"$files": "skill.pdf-tools"}                       -> the skill's files, read at apply time
+    {"$literal": {"$ref": "#/$defs/q"}}                 -> {"$ref": "#/$defs/q"}, as written
+
+A mapping of the manifest that carries one of these keys (a JSON Schema ``$ref`` in a custom
+tool's ``input_schema``) is wrapped in ``$literal``, so it is never taken for a placeholder.
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ from reconciler.engine.gate import Gate, GateMode, HeldCandidate, RecoveredRollo
 from reconciler.kinds import KIND_INFO, Kind, noun
 from reconciler.lean import LeanModel
 from reconciler.manifest.skill import new_version_words
+
+#: the key of a manifest value that looks like a placeholder, kept as written (see above)
+LITERAL = "$literal"
+#: keys that make a mapping of an action body a placeholder (or, in the manifest, a literal)
+PLACEHOLDER_KEYS = frozenset({"$ref", "$pin", "$secret", "$skill", "$files", LITERAL})
 
 
 class Frozen(LeanModel):

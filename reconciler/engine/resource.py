@@ -31,6 +31,7 @@ from reconciler.engine.desired import (
 from reconciler.engine.diff import changed_fields, diff_objects
 from reconciler.engine.inputs import JSON, PlanInputs, live_marker, rewritten_outside
 from reconciler.engine.model import (
+    LITERAL,
     NOTHING_TO_MOVE,
     Action,
     Conflict,
@@ -524,6 +525,8 @@ def _fingerprints(inputs: PlanInputs, res: DesiredResource) -> dict[str, str]:
 def _resolve(value: Any, planned: Mapping[str, Planned]) -> Any:
     """Placeholders -> what the live object would hold, as far as the plan can know."""
     if isinstance(value, dict):
+        if set(value) == {LITERAL}:  # the manifest's own value, sent as written
+            return value[LITERAL]
         if "$ref" in value:
             return predicted_id(planned, value["$ref"]) or UNKNOWN
         if "$pin" in value:

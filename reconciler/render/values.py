@@ -13,6 +13,8 @@ import re
 from json.encoder import encode_basestring
 from typing import Any
 
+from reconciler.engine.model import LITERAL
+
 #: What a secret looks like wherever it would otherwise be shown.
 SENSITIVE = "(sensitive)"
 
@@ -107,6 +109,9 @@ def compact(value: Any) -> str:
         # json.dumps(value, ensure_ascii=False), control characters escaped, without an encoder
         # for each value (a plan of 1,000 creates reads ~30,000 strings)
         return encode_basestring(value)
+    if isinstance(value, dict) and set(value) == {LITERAL}:
+        # the manifest's own value that looks like a placeholder: shown as written
+        return json.dumps(value[LITERAL], ensure_ascii=False)
     marker = placeholder(value)
     if marker is not None:
         return marker
