@@ -319,3 +319,37 @@ def test_a_custom_tool_schema_using_json_schema_ref_applies_and_converges(
         "opts": {"$ref": "#/$defs/opts", "description": "optional"},
     }
     assert cli("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_a_json_schema_ref_added_to_a_live_tool_reads_as_written_in_plan_and_drift(
+    workdir: Path,
+) -> None:
+    """Field changes hold live and manifest values, never placeholders; a `$ref` object
+    among them (a property added to a tool's input_schema) read `(ref #/$defs/zed)`, as if
+    it named a resource of the plan."""
+    from support.gitops import out_of_band, remote_id
+
+    (workdir / "manifests/tooly.yaml").write_text(TOOL_WITH_JSON_SCHEMA_REF)
+    ok("apply", "--auto-approve")
+    edit(
+        workdir / "manifests/tooly.yaml",
+        '          q: {$ref: "#/$defs/query"}\n',
+        '          q: {$ref: "#/$defs/query"}\n          z: {$ref: "#/$defs/zed"}\n',
+    )
+    for fmt in ("text", "markdown"):
+        said = ok("plan", "--format", fmt).stdout
+        assert "(ref #/$defs/zed)" not in said, said
+        assert 'tools[0].input_schema.properties.z: {"$ref": "#/$defs/zed"}' in said
+    ok("apply", "--auto-approve")
+    agent = remote_id("agent.tooly")
+
+    async def widen(c):  # type: ignore[no-untyped-def]
+        live = await c.agents.retrieve(agent)
+        tools = live["tools"]
+        tools[0]["input_schema"]["properties"]["w"] = {"$ref": "#/$defs/zed"}
+        return await c.agents.update(agent, {"version": live["version"], "tools": tools})
+
+    out_of_band(widen)
+    drift = cli("drift").stdout
+    assert "(ref #/$defs/zed)" not in drift, drift
+    assert 'tools[0].input_schema.properties.w: {"$ref": "#/$defs/zed"}' in drift, drift

@@ -155,6 +155,7 @@ def change_lines(
     full: bool = False,
 ) -> tuple[Line, ...]:
     """Detail lines of field changes: ``~ path: old -> new``; multi-line strings as a diff.
+    Their values are live and manifest values, never placeholders: objects read as written.
 
     A change whose line would be wider than ``width`` shows old and new on lines of their own.
     Long values and long diffs are shortened unless ``full``.
@@ -170,14 +171,14 @@ def change_lines(
                 _diff_lines(c.old, c.new, old_label=old_label, new_label=new_label, full=full)
             )
         elif c.op == "add":
-            new = inline(c.new, sensitive=c.sensitive, full=full)
+            new = inline(c.new, sensitive=c.sensitive, full=full, placeholders=False)
             lines.append(Line(f"{path}: {new}", sign, tone=tone))
         elif c.op == "remove":
-            old = inline(c.old, sensitive=c.sensitive, full=full)
+            old = inline(c.old, sensitive=c.sensitive, full=full, placeholders=False)
             lines.append(Line(f"{path}: {old}", sign, tone=tone))
         else:
-            old = inline(c.old, sensitive=c.sensitive, full=full)
-            new = inline(c.new, sensitive=c.sensitive, full=full)
+            old = inline(c.old, sensitive=c.sensitive, full=full, placeholders=False)
+            new = inline(c.new, sensitive=c.sensitive, full=full, placeholders=False)
             text = f"{path}: {old} -> {new}"
             if DETAIL_INDENT + 2 + len(text) <= width:
                 lines.append(Line(text, sign, tone=tone))

@@ -97,8 +97,10 @@ def placeholder(value: Any) -> str | None:
     return None
 
 
-def compact(value: Any) -> str:
+def compact(value: Any, *, placeholders: bool = True) -> str:
     """One-line, JSON-like reading of ``value`` with placeholders spelled out, not truncated.
+    With ``placeholders=False`` (a field change: live and manifest values, in which an object
+    such as a JSON Schema ``{"$ref": ...}`` is data) objects read as written.
 
     Example: ``compact({"id": {"$ref": "environment.py"}, "n": 2})`` is
     ``{"id": (ref environment.py), "n": 2}``.
@@ -109,28 +111,33 @@ def compact(value: Any) -> str:
         # json.dumps(value, ensure_ascii=False), control characters escaped, without an encoder
         # for each value (a plan of 1,000 creates reads ~30,000 strings)
         return encode_basestring(value)
-    if isinstance(value, dict) and set(value) == {LITERAL}:
+    if placeholders and isinstance(value, dict) and set(value) == {LITERAL}:
         # the manifest's own value that looks like a placeholder: shown as written
-        return json.dumps(value[LITERAL], ensure_ascii=False)
-    marker = placeholder(value)
+        return compact(value[LITERAL], placeholders=False)
+    marker = placeholder(value) if placeholders else None
     if marker is not None:
         return marker
     if isinstance(value, dict):
-        items = (f"{encode_basestring(str(k))}: {compact(v)}" for k, v in value.items())
+        items = (
+            f"{encode_basestring(str(k))}: {compact(v, placeholders=placeholders)}"
+            for k, v in value.items()
+        )
         return "{" + ", ".join(items) + "}"
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(compact(v) for v in value) + "]"
+        return "[" + ", ".join(compact(v, placeholders=placeholders) for v in value) + "]"
     if value is None or isinstance(value, (bool, int, float)):
         return json.dumps(value, ensure_ascii=False)
     return json.dumps(str(value), ensure_ascii=False)
 
 
-def inline(value: Any, *, sensitive: bool = False, full: bool = False) -> str:
+def inline(
+    value: Any, *, sensitive: bool = False, full: bool = False, placeholders: bool = True
+) -> str:
     """``compact(value)`` truncated for one line (whole with ``full``); ``(sensitive)`` for a
     secret."""
     if sensitive:
         return SENSITIVE
-    text = compact(value)
+    text = compact(value, placeholders=placeholders)
     return text if full else truncate(text)
 
 
