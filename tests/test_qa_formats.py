@@ -353,3 +353,12 @@ def test_a_json_schema_ref_added_to_a_live_tool_reads_as_written_in_plan_and_dri
     drift = cli("drift").stdout
     assert "(ref #/$defs/zed)" not in drift, drift
     assert 'tools[0].input_schema.properties.w: {"$ref": "#/$defs/zed"}' in drift, drift
+
+
+def test_a_target_given_twice_is_planned_and_named_once(workdir: Path) -> None:
+    """`--target agent.coder --target agent.coder` (a script that adds a target per changed
+    file) named the address twice in the plan's heading and in the JSON `targets`."""
+    twice = ("--target", "agent.coder", "--target", "agent.coder")
+    plan = json.loads(ok("plan", "--format", "json", *twice).stdout)
+    assert plan["targets"] == ["agent.coder"]
+    assert "(targeted: agent.coder)" in ok("plan", *twice).stdout

@@ -62,6 +62,10 @@ class PlanChoices:
     #: held candidates become candidates again, checks first (``--retry-held``)
     retry_held: bool = False
 
+    def __post_init__(self) -> None:
+        # a target given twice is planned and named once, in the order given
+        object.__setattr__(self, "targets", tuple(dict.fromkeys(self.targets)))
+
     @property
     def decided_when_planning(self) -> bool:
         """Whether any choice but ``allow_origin_change`` is made: the others decide what the
