@@ -362,3 +362,25 @@ def test_a_target_given_twice_is_planned_and_named_once(workdir: Path) -> None:
     plan = json.loads(ok("plan", "--format", "json", *twice).stdout)
     assert plan["targets"] == ["agent.coder"]
     assert "(targeted: agent.coder)" in ok("plan", *twice).stdout
+
+
+def test_fmt_formats_every_file_it_can_and_names_the_ones_it_cannot(workdir: Path) -> None:
+    """One file that is not YAML stopped fmt in the middle: the files before it were
+    rewritten without a word ("reformatted ..." never printed), those after it were left
+    unformatted, and fmt --check listed none of them."""
+    manifests = workdir / "manifests"
+    (manifests / "a.yaml").write_text("name: a\nkind: Agent\nspec: {model: m}\n")
+    (manifests / "b.yaml").write_text("kind: Agent\nname: b\nspec: {model: m\n")
+    (manifests / "c.yaml").write_text("name: c\nkind: Agent\nspec: {model: m}\n")
+    check = cli("fmt", "--check")
+    assert check.exit_code == 1
+    assert "would reformat manifests/a.yaml" in check.stdout
+    assert "would reformat manifests/c.yaml" in check.stdout
+    assert "manifests/b.yaml:4:1: not valid YAML" in check.stderr
+    result = cli("fmt")
+    assert result.exit_code == 1
+    assert "reformatted manifests/a.yaml" in result.stdout
+    assert "reformatted manifests/c.yaml" in result.stdout
+    assert "manifests/b.yaml:4:1: not valid YAML" in result.stderr
+    assert (manifests / "c.yaml").read_text().startswith("kind: Agent\nname: c\n")
+    assert (manifests / "b.yaml").read_text() == "kind: Agent\nname: b\nspec: {model: m\n"

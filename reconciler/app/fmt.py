@@ -239,7 +239,7 @@ def format_paths(
     ignored or hidden ones) are left alone and listed in ``skipped``, also when named.
 
     Raises:
-        ManifestError: a file is not YAML, or a path does not exist.
+        ManifestError: a path does not exist (a file that is not YAML is in ``refused``).
     """
     listed = manifest_files(paths)
     skipped = _not_manifests(listed, manifests)
@@ -261,6 +261,9 @@ def format_paths(
             formatted = format_text(text, name=str(file))
         except FormatError as err:
             refused[file] = str(err)
+            continue
+        except ManifestError as err:  # not YAML: said at its place; the other files go on
+            refused[file] = "; ".join(str(issue) for issue in err.issues)
             continue
         if formatted == text:
             continue
