@@ -384,3 +384,15 @@ def test_fmt_formats_every_file_it_can_and_names_the_ones_it_cannot(workdir: Pat
     assert "manifests/b.yaml:4:1: not valid YAML" in result.stderr
     assert (manifests / "c.yaml").read_text().startswith("kind: Agent\nname: c\n")
     assert (manifests / "b.yaml").read_text() == "kind: Agent\nname: b\nspec: {model: m\n"
+
+
+def test_fmt_names_a_custom_yaml_tag_at_its_place_instead_of_crashing(workdir: Path) -> None:
+    """`spec: !custom {...}` made fmt end with "unexpected ConstructorError ... This is a bug
+    in reconciler"; validate says the tag is unsupported at its line, and fmt now does too."""
+    (workdir / "manifests/tagged.yaml").write_text(
+        "kind: Agent\nname: a\nspec: !custom {model: m}\n"
+    )
+    result = cli("fmt")
+    assert result.exit_code == 1
+    assert "bug in reconciler" not in result.output + result.stderr
+    assert "manifests/tagged.yaml:3:7:" in result.stderr

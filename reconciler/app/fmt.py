@@ -148,6 +148,7 @@ def _format_once(text: str, name: str) -> str:
     y = _yaml()
     try:
         docs = [d for d in y.load_all(text) if d is not None]
+        before = _data(text)  # a tag the safe loader does not know (!custom) fails here
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -161,7 +162,7 @@ def _format_once(text: str, name: str) -> str:
     out = io.StringIO()
     y.dump_all(docs, out)
     result = out.getvalue()
-    if _data(result) != _data(text):
+    if _data(result) != before:
         raise FormatError(f"{name}: formatting would change the data; left unchanged")
     if _comments(result) != _comments(text):
         raise FormatError(
