@@ -396,3 +396,17 @@ def test_fmt_names_a_custom_yaml_tag_at_its_place_instead_of_crashing(workdir: P
     assert result.exit_code == 1
     assert "bug in reconciler" not in result.output + result.stderr
     assert "manifests/tagged.yaml:3:7:" in result.stderr
+
+
+def test_fmt_names_a_value_nested_too_deeply_instead_of_crashing(workdir: Path) -> None:
+    """A value nested a few hundred levels deep ended fmt with "unexpected RecursionError
+    ... This is a bug in reconciler"; validate names the place, and fmt now does too."""
+    deep = "[" * 300 + "]" * 300
+    (workdir / "manifests/deep.yaml").write_text(
+        f"kind: Agent\nname: a\nspec:\n  model: m\n  metadata: {deep}\n"
+    )
+    for args in (("fmt",), ("fmt", "--check")):
+        result = cli(*args)
+        assert result.exit_code == 1
+        assert "bug in reconciler" not in result.output + result.stderr
+        assert "manifests/deep.yaml:5:" in result.stderr and "nested deeper than" in result.stderr

@@ -25,7 +25,7 @@ from reconciler.manifest.files import (
     read_limited,
 )
 from reconciler.manifest.files import manifest_files as directory_files
-from reconciler.manifest.yamlsource import decode_source
+from reconciler.manifest.yamlsource import NESTED_TOO_DEEPLY, decode_source, parse_documents
 
 JSON = dict[str, Any]
 
@@ -126,7 +126,9 @@ def format_text(text: str, *, name: str = "<string>") -> str:
     """
     # the canonical form has LF line endings: ruamel would keep the CR of a CRLF text's
     # comments only, and leave mixed line endings
-    result = _format_once(text.replace("\r\n", "\n"), name)
+    text = text.replace("\r\n", "\n")
+    _check_depth(text, name)  # ruamel recurses per level: refused before it overflows
+    result = _format_once(text, name)
     # ruamel may place a comment oddly where fmt moved a key (a comment line before a key
     # that becomes a list item's first, after a flow mapping, lands after a bare `-`); its
     # next pass settles it. What fmt writes is formatted: fmt --check after fmt passes.
@@ -136,6 +138,15 @@ def format_text(text: str, *, name: str = "<string>") -> str:
             break
         result = again
     return result
+
+
+def _check_depth(text: str, name: str) -> None:
+    """Refuse a value nested deeper than the manifests allow (``yamlsource.MAX_DEPTH``), at
+    its place, as ``validate`` does."""
+    _, issues = parse_documents(text)
+    deep = [i for i in issues if i.message.startswith(NESTED_TOO_DEEPLY)]
+    if deep:
+        raise ManifestError([ManifestIssue(name, i.line, i.col, i.message) for i in deep[:1]])
 
 
 #: passes after the first until the text no longer changes (one suffices in practice)

@@ -43,6 +43,8 @@ DataPath = tuple[PathElem, ...]
 MAX_FILE_BYTES = 4 * 1024 * 1024
 #: Deeper nesting than this is refused (PyYAML and our own walk are recursive).
 MAX_DEPTH = 64
+#: how the issue of a value nested deeper than ``MAX_DEPTH`` begins (``fmt`` looks for it)
+NESTED_TOO_DEEPLY = "nested deeper than"
 
 _NULL_TAG = "tag:yaml.org,2002:null"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
