@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.gitops import LOCKFILE, cli, edit, make_workdir, ok
+
+from reconciler.provider import ProviderClient
 
 REVIEWER = "Be specific and kind."
 
@@ -343,7 +346,7 @@ def test_a_json_schema_ref_added_to_a_live_tool_reads_as_written_in_plan_and_dri
     ok("apply", "--auto-approve")
     agent = remote_id("agent.tooly")
 
-    async def widen(c):  # type: ignore[no-untyped-def]
+    async def widen(c: ProviderClient) -> dict[str, Any]:
         live = await c.agents.retrieve(agent)
         tools = live["tools"]
         tools[0]["input_schema"]["properties"]["w"] = {"$ref": "#/$defs/zed"}
