@@ -413,3 +413,13 @@ def test_fmt_names_a_value_nested_too_deeply_instead_of_crashing(workdir: Path) 
         assert result.exit_code == 1
         assert "bug in reconciler" not in result.output + result.stderr
         assert "manifests/deep.yaml:5:" in result.stderr and "nested deeper than" in result.stderr
+
+
+def test_a_saved_plan_of_another_project_says_which_option_applies_it(workdir: Path) -> None:
+    """`reconciler --project web plan --out p.json` then `reconciler apply p.json` (as
+    plan's hint says) was refused with only "the saved plan is for project 'web', not
+    'default'"; it now names the option that applies it."""
+    ok("--project", "web", "plan", "--out", "p.json")
+    result = cli("apply", "p.json")
+    assert result.exit_code == 1
+    assert "pass --project web" in result.stderr, result.stderr

@@ -8,6 +8,7 @@ file or the manifests changed, or when a resource it touches changed since (``en
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -214,7 +215,10 @@ def check_plan_binding(
 
 def check_plan_origin(plan: Plan, settings: Settings, lockfile: Lockfile) -> None:
     if plan.project != settings.project:
-        raise PlanError(f"the saved plan is for project {plan.project!r}, not {settings.project!r}")
+        raise PlanError(
+            f"the saved plan is for project {plan.project!r}, not {settings.project!r}; pass "
+            f"--project {shlex.quote(plan.project)} (or RECONCILER_PROJECT) to apply it"
+        )
     exists = state_exists(settings, lockfile)
     what = "lockfile" if settings.backend is None else "state"
     if plan.lineage and not exists:
