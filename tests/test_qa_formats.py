@@ -423,3 +423,20 @@ def test_a_saved_plan_of_another_project_says_which_option_applies_it(workdir: P
     result = cli("apply", "p.json")
     assert result.exit_code == 1
     assert "pass --project web" in result.stderr, result.stderr
+
+
+def test_fmt_leaves_a_skills_file_alone_also_outside_the_manifests_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/ci.md configured the fmt hook for another manifests directory with `files:`
+    only; fmt then took `--manifests` as `manifests/` and rewrote a skill's YAML file named
+    by the hook, which uploads a new skill version at the next apply."""
+    make_workdir(tmp_path, monkeypatch, manifests=False)
+    skill = tmp_path / "infra/agents/skills/x"
+    skill.mkdir(parents=True)
+    (skill / "SKILL.md").write_text("---\nname: x\ndescription: X.\n---\nhi\n")
+    data = skill / "data.yaml"
+    data.write_text("name: z\nkind: Agent\n")
+    result = ok("fmt", "infra/agents/skills/x/data.yaml")
+    assert data.read_text() == "name: z\nkind: Agent\n"
+    assert "a skill's file" in result.stderr

@@ -218,17 +218,31 @@ def _not_manifests(files: list[Path], manifests: Path | None) -> dict[Path, str]
     """The ``files`` below the ``manifests`` directory that its own walk does not read (a
     skill's files, what ``.reconcilerignore`` leaves out, hidden ones), each with why: a
     path given by name (the pre-commit hook passes every changed ``manifests/*.yaml``) is
-    no reason to rewrite a skill's data, which would upload a new version of the skill."""
-    if manifests is None or not manifests.is_dir():
-        return {}
-    root = manifests.resolve()
-    read, left_out = directory_files(manifests)
-    read_set = {p.resolve() for p in read}
-    ignored = {p.resolve() for p in left_out}
+    no reason to rewrite a skill's data, which would upload a new version of the skill.
+    Outside ``manifests`` (a hook set up for another directory without ``--manifests``), a
+    file below a directory holding ``SKILL.md`` within the working directory is one too."""
     found: dict[Path, str] = {}
+    if manifests is None or not manifests.is_dir():
+        root = None
+        read_set: set[Path] = set()
+        ignored: set[Path] = set()
+    else:
+        root = manifests.resolve()
+        read, left_out = directory_files(manifests)
+        read_set = {p.resolve() for p in read}
+        ignored = {p.resolve() for p in left_out}
     for file in files:
         full = file.resolve()
-        if full in read_set or not full.is_relative_to(root):
+        if root is None or not full.is_relative_to(root):
+            here = Path.cwd().resolve()
+            if full.is_relative_to(here) and any(
+                (d / SKILL_FILE).is_file() for d in full.parents if d.is_relative_to(here)
+            ):
+                found[file] = (
+                    f"{file}: a skill's file (its directory holds {SKILL_FILE}); not a manifest"
+                )
+            continue
+        if full in read_set:
             continue
         if full in ignored:
             found[file] = f"{file}: .reconcilerignore leaves it out; not a manifest"
