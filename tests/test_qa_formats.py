@@ -440,3 +440,19 @@ def test_fmt_leaves_a_skills_file_alone_also_outside_the_manifests_option(
     result = ok("fmt", "infra/agents/skills/x/data.yaml")
     assert data.read_text() == "name: z\nkind: Agent\n"
     assert "a skill's file" in result.stderr
+
+
+def test_a_saved_plan_says_a_resource_archived_since_was_archived(workdir: Path) -> None:
+    """An environment archived between `plan --out` and `apply FILE` was refused as
+    "changed since the plan (updated_at A -> B)": archiving moves updated_at, which was
+    checked first. The refusal now says what happened."""
+    from support.gitops import out_of_band, remote_id
+
+    ok("apply", "--auto-approve")
+    edit(workdir / "manifests/environments.yaml", "Python 3 with", "Python 3.13 with")
+    ok("plan", "--out", "plan.json")
+    env = remote_id("environment.python-data")
+    out_of_band(lambda c: c.environments.archive(env))
+    result = cli("apply", "plan.json")
+    assert result.exit_code == 1
+    assert "refused: environment.python-data was archived since the plan" in result.stdout

@@ -54,7 +54,10 @@ def stale_actions(
             marker, what = live.get("latest_version_id"), "latest version"
         else:
             marker, what = live.get("updated_at"), "updated_at"
-        if a.live_marker is not None and marker != a.live_marker:
+        if live.get("archived_at") and a.type != "noop":
+            # archiving moves updated_at too: say what happened, not that a field did
+            stale[a.address] = f"{a.address} was archived since the plan"
+        elif a.live_marker is not None and marker != a.live_marker:
             if a.type == "noop" and a.address not in needed:
                 # left alone by the plan, and nothing in it builds on what it was (a
                 # teammate's apply of another resource): nothing to refuse
@@ -62,8 +65,6 @@ def stale_actions(
             stale[a.address] = (
                 f"{a.address} changed since the plan ({what} {a.live_marker} -> {marker})"
             )
-        elif live.get("archived_at") and a.type != "noop":
-            stale[a.address] = f"{a.address} was archived since the plan"
         elif a.type != "noop":
             # the plan may predate a change of hands (or a tool that checked no tags)
             owner = not_ours(a.kind, live, plan.project, claimed_address(a.address))
