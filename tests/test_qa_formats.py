@@ -456,3 +456,12 @@ def test_a_saved_plan_says_a_resource_archived_since_was_archived(workdir: Path)
     result = cli("apply", "plan.json")
     assert result.exit_code == 1
     assert "refused: environment.python-data was archived since the plan" in result.stdout
+
+
+def test_help_says_twins_make_plan_exit_2_and_drift_report_them() -> None:
+    """A plan with twins (or lockfile entries not ours) exits 2 with --detailed-exitcode and
+    drift reports twins (README), but `plan --help` and `drift --help` did not say so."""
+    plan_help = " ".join(ok("plan", "--help").stdout.split())
+    assert "twins or lockfile entries not ours need a person" in plan_help
+    assert "Twins and lockfile entries not ours exit 2 too" in plan_help
+    assert "twins (a second live object" in " ".join(ok("drift", "--help").stdout.split())

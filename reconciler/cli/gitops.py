@@ -121,8 +121,9 @@ def drift(
     Compares the live resources with the lockfile and the manifests, with the same one list
     per kind as plan, and reports per address: changed out of band (the fields, and for
     agents the version that changed them and when), archived or deleted behind our back, pin
-    drift (a deployment runs another agent version than the one pinned), and unmanaged
-    resources (live, but owned by no manifest of this project).
+    drift (a deployment runs another agent version than the one pinned), unmanaged
+    resources (live, but owned by no manifest of this project) and twins (a second live
+    object this project tagged for an address).
 
     A lockfile applied to another provider origin is refused (its objects would all look
     deleted), unless --allow-origin-change says it is the same provider.

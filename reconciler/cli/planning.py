@@ -207,7 +207,8 @@ def validate(app: App, policies_dir: Path | None) -> None:
     "--detailed-exitcode",
     is_flag=True,
     help="Exit 0 when apply would do nothing, 2 when it would change the live system or "
-    "only the lockfile (1 stays an error).",
+    "only the lockfile, or when twins or lockfile entries not ours need a person (1 stays "
+    "an error).",
 )
 @_plan_choices
 @pass_app
@@ -226,7 +227,7 @@ def plan(
     Exit 0, or with --detailed-exitcode 0 when apply would do nothing and 2 when it would
     do something: change the live system, or only record in the lockfile (resources adopted
     by their ownership tags after a lost lockfile, entries out of date); the plan says which.
-    1 on error.
+    Twins and lockfile entries not ours exit 2 too: they need a person. 1 on error.
     """
     if out is not None:
         usecases.check_plan_out(app.settings, out)
