@@ -465,3 +465,16 @@ def test_help_says_twins_make_plan_exit_2_and_drift_report_them() -> None:
     assert "twins or lockfile entries not ours need a person" in plan_help
     assert "Twins and lockfile entries not ours exit 2 too" in plan_help
     assert "twins (a second live object" in " ".join(ok("drift", "--help").stdout.split())
+
+
+def test_a_plan_with_changes_also_says_what_apply_records_in_the_lockfile(workdir: Path) -> None:
+    """After a lost lockfile, a plan with one change listed the resources found again by
+    their tags as "5 unchanged resources are not shown": only a plan with nothing else to
+    do said that apply records them in the lockfile (as apply then does)."""
+    ok("apply", "--auto-approve")
+    (workdir / LOCKFILE).unlink()
+    edit(workdir / "manifests/agents.yaml", REVIEWER, "Be brief.")
+    for fmt in ("text", "markdown"):
+        said = " ".join(ok("plan", "--format", fmt).stdout.split())
+        assert "Apply also updates the lockfile: it records 5 resources (" in said, said
+        assert "found again by their ownership tags" in said

@@ -133,6 +133,8 @@ class Outline:
     shortened: bool = False
     #: a targeted plan: how many resources outside the targets have changes too
     untargeted_message: str | None = None
+    #: beside changes: what apply records in the lockfile too (``records_message``)
+    records_message: str | None = None
     #: advisory policy rules broken: address, where it is written (as ``remote_id``), message
     policy_warnings: tuple[LeftAlone, ...] = ()
     #: candidates the lockfile holds (``HeldCandidate``): their pins stay

@@ -251,6 +251,8 @@ def plan_markdown(
         title += "Targeted: " + ", ".join(_code(t) for t in sorted(plan.targets)) + "\n\n"
     if outline.untargeted_message:
         title += f"**Not targeted:** {html.escape(outline.untargeted_message, quote=False)}\n\n"
+    if outline.records_message:
+        title += f"**Lockfile:** {html.escape(outline.records_message, quote=False)}\n\n"
     sections = _sections(outline, limit, "actions", full)
     conflicts, twins, changes, blast, notes, held, details, policy, chains = sections
     if outline.empty_message is not None:

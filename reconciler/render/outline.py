@@ -9,6 +9,7 @@ skill chains) read as ``rollouts`` says.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import assert_never
 
@@ -309,6 +310,7 @@ def plan_outline(plan: Plan, *, width: int = 100, full: bool = False) -> Outline
         conflicts=tuple(_conflict(c) for c in plan.conflicts),
         shortened=not full and any(_action_shortened(a) for a in plan.actions),
         untargeted_message=untargeted_message(plan),
+        records_message=records_message(plan) if blocks or plan.twins or plan.conflicts else None,
         policy_warnings=tuple(_policy_warning(w) for w in plan.policy_warnings),
         held=held_items(plan),
         check_sessions=check_sessions_message(plan),
@@ -385,17 +387,34 @@ def no_changes_message(plan: Plan) -> str:
         first = f"Apply would change nothing, but {left}, as shown below."
     else:
         first = "The live system matches the manifests."
-    n = len(plan.records)
-    if not n:
+    records = _records(plan.records)
+    if records is None:
         return f"No changes. {first}"
+    return f"No changes. {first} Apply would only update the lockfile: {records}"
+
+
+def records_message(plan: Plan) -> str | None:
+    """Beside changes, what apply records in the lockfile too (resources found again by
+    their ownership tags after a lost lockfile, entries out of date), or None."""
+    # a move done already is a block of its own ("moved (lockfile only)"): not said twice
+    shown = [a for a in plan.records if getattr(a, "moved_from", None) is None]
+    records = _records(shown)
+    return None if records is None else f"Apply also updates the lockfile: {records}"
+
+
+def _records(records: Sequence[Action]) -> str | None:
+    """``it records 2 resources (a and b, found again by their ownership tags).``"""
+    n = len(records)
+    if not n:
+        return None
     noun = "resource" if n == 1 else "resources"
     found = [
         f"{a.address} was found again by its slug{printable(a.reason[len(FOUND_BY_SLUG) :])}"
-        for a in plan.records
+        for a in records
         if a.kind == "skill" and a.reason.startswith(FOUND_BY_SLUG)
     ]
-    again = [a for a in plan.records if a.reason.startswith(("adopted", FOUND_BY_SLUG))]
-    stale = [a for a in plan.records if a not in again]
+    again = [a for a in records if a.reason.startswith(("adopted", FOUND_BY_SLUG))]
+    stale = [a for a in records if a not in again]
     why: list[str] = []
     if again:
         by = found_by(a.kind for a in again)
@@ -404,10 +423,7 @@ def no_changes_message(plan: Plan) -> str:
     if stale:
         entries = "entry is" if len(stale) == 1 else "entries are"
         why.append(f"{_some(stale)}, whose lockfile {entries} out of date")
-    return (
-        f"No changes. {first} Apply would only update the lockfile: it records {n} {noun} "
-        f"({'; '.join(why)})." + "".join(f" {line}." for line in found)
-    )
+    return f"it records {n} {noun} ({'; '.join(why)})." + "".join(f" {line}." for line in found)
 
 
 def _some(actions: list[Action], shown: int = 3) -> str:

@@ -284,6 +284,8 @@ def _closing(outline: Outline) -> list[_Styled]:
         lines += [_Styled(""), _Styled(outline.check_sessions, style="bold yellow")]
     if outline.untargeted_message:
         lines += [_Styled(""), _Styled(outline.untargeted_message, style="bold yellow")]
+    if outline.records_message:
+        lines += [_Styled(""), _Styled(outline.records_message)]
     return lines
 
 
