@@ -478,3 +478,19 @@ def test_a_plan_with_changes_also_says_what_apply_records_in_the_lockfile(workdi
         said = " ".join(ok("plan", "--format", fmt).stdout.split())
         assert "Apply also updates the lockfile: it records 5 resources (" in said, said
         assert "found again by their ownership tags" in said
+
+
+def test_a_metadata_key_that_looks_like_a_placeholder_applies_and_converges(
+    workdir: Path,
+) -> None:
+    """Metadata keys are free text (validate accepts `$ref`); the plan read a metadata map
+    holding `$ref` as a reference it could not predict, and never converged."""
+    from support.gitops import out_of_band, remote_id
+
+    (workdir / "manifests/odd.yaml").write_text(
+        'kind: Agent\nname: odd\nspec:\n  model: claude-sonnet-4-6\n  metadata: {"$ref": x}\n'
+    )
+    ok("apply", "--auto-approve")
+    live = out_of_band(lambda c: c.agents.retrieve(remote_id("agent.odd")))
+    assert live["metadata"]["$ref"] == "x" and "$literal" not in live["metadata"]
+    assert cli("plan", "--detailed-exitcode").exit_code == 0

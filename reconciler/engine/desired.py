@@ -271,8 +271,10 @@ def request_fields(res: DesiredResource, project: str) -> JSON:
     """All wire request fields of ``res``: names filled, ownership added, references as
     placeholders, secrets as ``{"$secret": path}``, the manifest's own values that look like
     placeholders as ``{"$literal": value}``."""
-    spec = escape_literals(copy_json(res.spec))
+    spec = copy_json(res.spec)
+    # metadata is a flat map of strings, sent as a patch: its keys are never placeholders
     metadata = dict(spec.pop("metadata", None) or {})
+    spec = escape_literals(spec)
     metadata.update(tags(project, res.address))
     if res.kind == "agent" and spec.get("skills"):
         spec["skills"] = [_wire_skill(s) for s in spec["skills"]]

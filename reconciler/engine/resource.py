@@ -525,11 +525,14 @@ def _fingerprints(inputs: PlanInputs, res: DesiredResource) -> dict[str, str]:
 def _resolve(value: Any, planned: Mapping[str, Planned]) -> Any:
     """Placeholders -> what the live object would hold, as far as the plan can know."""
     if isinstance(value, dict):
-        if set(value) == {LITERAL}:  # the manifest's own value, sent as written
+        # the placeholders' exact shapes, as the executor resolves them: a map that merely
+        # has such a key (metadata `$ref: x`) is data
+        keys = set(value)
+        if keys == {LITERAL}:  # the manifest's own value, sent as written
             return value[LITERAL]
-        if "$ref" in value:
+        if keys == {"$ref"}:
             return predicted_id(planned, value["$ref"]) or UNKNOWN
-        if "$pin" in value:
+        if "$pin" in keys and keys <= {"$pin", "version"}:
             addr = value["$pin"]
             version = value.get("version") or predicted_version(planned, addr) or UNKNOWN
             return {
@@ -537,7 +540,7 @@ def _resolve(value: Any, planned: Mapping[str, Planned]) -> Any:
                 "id": predicted_id(planned, addr) or UNKNOWN,
                 "version": version,
             }
-        if "$skill" in value:
+        if "$skill" in keys and keys <= {"$skill", "version"}:
             skill = planned.get(value["$skill"])
             version = value.get("version") or (skill.skill_version if skill else None)
             return {
@@ -545,7 +548,7 @@ def _resolve(value: Any, planned: Mapping[str, Planned]) -> Any:
                 "skill_id": (skill.id if skill else None) or UNKNOWN,
                 "version": version or UNKNOWN,
             }
-        if "$secret" in value:
+        if keys == {"$secret"}:
             return None
         return {k: _resolve(v, planned) for k, v in value.items()}
     if isinstance(value, list):
