@@ -95,17 +95,18 @@ def test_migrate_to_the_same_lockfile_spelled_another_way_says_so(
     assert not Path(LOCKFILE + ".lock").exists()
 
 
+def add_pending(address: str, **intent: object) -> None:
+    """Write a pending intent for ``address`` into the lockfile, as a run killed after
+    recording it (before its outcome) leaves it."""
+    data = json.loads(Path(LOCKFILE).read_text())
+    data["pending"][address] = {"started_at": "2026-01-01T00:00:00Z", **intent}
+    Path(LOCKFILE).write_text(json.dumps(data, indent=2, sort_keys=True))
+
+
 def test_state_rm_of_a_pending_create_does_not_claim_the_object_exists(workdir: Path) -> None:
     ok("apply", "--auto-approve")
-    data = json.loads(Path(LOCKFILE).read_text())
     # an apply killed after recording the intent of a new agent, before its outcome
-    data["pending"]["agent.helper"] = {
-        "kind": "agent",
-        "operation": "create",
-        "started_at": "2026-01-01T00:00:00Z",
-        "remote_name": "helper",
-    }
-    Path(LOCKFILE).write_text(json.dumps(data, indent=2, sort_keys=True))
+    add_pending("agent.helper", kind="agent", operation="create", remote_name="helper")
     result = cli("state", "rm", "agent.helper")
     assert result.exit_code == 0, (result.stdout, result.stderr)
     assert "still exists" not in result.stdout, result.stdout
@@ -120,13 +121,7 @@ def test_state_rm_of_a_pending_create_does_not_claim_the_object_exists(workdir: 
 
 def test_state_list_lines_up_pending_intents_with_the_entries(workdir: Path) -> None:
     ok("apply", "--auto-approve")
-    data = json.loads(Path(LOCKFILE).read_text())
-    data["pending"]["agent.a"] = {
-        "kind": "agent",
-        "operation": "create",
-        "started_at": "2026-01-01T00:00:00Z",
-    }
-    Path(LOCKFILE).write_text(json.dumps(data, indent=2, sort_keys=True))
+    add_pending("agent.a", kind="agent", operation="create")
     lines = ok("state", "list").stdout.splitlines()
     entry = next(line for line in lines if line.startswith("agent.coder "))
     pending = next(line for line in lines if line.startswith("agent.a "))
@@ -213,17 +208,15 @@ def test_an_empty_lockfile_option_is_a_usage_error(workdir: Path, command: list[
 
 def test_state_mv_of_an_entry_with_a_pending_intent_is_refused(workdir: Path) -> None:
     ok("apply", "--auto-approve")
-    data = json.loads(Path(LOCKFILE).read_text())
     # a rollback killed after its intent was written, before its outcome was recorded
-    data["pending"]["deployment.nightly-review"] = {
-        "kind": "deployment",
-        "operation": "rollback",
-        "started_at": "2026-01-01T00:00:00Z",
-        "agent": "agent.reviewer",
-        "from_version": 1,
-        "to_version": 1,
-    }
-    Path(LOCKFILE).write_text(json.dumps(data, indent=2, sort_keys=True))
+    add_pending(
+        "deployment.nightly-review",
+        kind="deployment",
+        operation="rollback",
+        agent="agent.reviewer",
+        from_version=1,
+        to_version=1,
+    )
     before = Path(LOCKFILE).read_bytes()
     result = cli("state", "mv", "deployment.nightly-review", "deployment.nightly")
     assert result.exit_code == 1, (result.stdout, result.stderr)
