@@ -399,3 +399,27 @@ def test_fmt_puts_moved_from_beside_the_name(workdir: Path) -> None:
     assert (workdir / "manifests/z.yaml").read_text() == (
         "kind: Agent\nname: new\nmoved_from: old\nspec: {model: claude-sonnet-4-6}\n"
     )
+
+
+@pytest.mark.parametrize("how", ["moved_from", "state mv"])
+def test_a_renamed_agent_keeps_its_deployments_pin_history_and_holds(
+    workdir: Path, how: str
+) -> None:
+    # the rename named the new address in the deployment's pins only: its holds and pin
+    # history kept the old one, so a version rolled back from was no longer held for the
+    # agent by its new name, and the history read as another agent's
+    ok("apply", "--auto-approve")
+    edit(workdir / "manifests/agents.yaml", "Be specific and kind.", "Be specific and brief.")
+    ok("apply", "--auto-approve")  # the deployment follows the reviewer to version 2
+    ok("rollback", "deployment.nightly-review", "--auto-approve")  # back to 1; 2 held
+    if how == "moved_from":
+        rename_reviewer(workdir)
+    else:
+        ok("state", "mv", "agent.reviewer", "agent.critic")
+        rename_reviewer(workdir)
+        edit(workdir / "manifests/agents.yaml", "moved_from: reviewer\n", "")
+    ok("apply", "--auto-approve")
+    entry = lockfile()["resources"]["deployment.nightly-review"]
+    assert [h["agent"] for h in entry["held"]] == ["agent.critic"], entry["held"]
+    assert {r["agent"] for r in entry["pin_history"]} == {"agent.critic"}, entry["pin_history"]
+    assert "agent.reviewer" not in json.dumps(lockfile())

@@ -110,7 +110,8 @@ def _outcome_pin(outcome: Outcome, intent: PendingIntent) -> int | None:
 
 def _forget_moved(lockfile: Lockfile, old: str, new: str, now: str) -> Lockfile:
     """A move is recorded: the old address's entry goes (its object is ``new``'s now), and
-    every deployment pin naming ``old`` names ``new`` (same agent, same version).
+    every entry naming ``old`` names ``new`` (``LockEntry.renamed``: a deployment's pins,
+    holds and pin history, an agent's skills; same object, same versions).
 
     A vault takes its credentials along, as ``state mv`` does: an entry still under the old
     vault (a credential the manifests no longer declare, left alone; or one whose own move
@@ -129,10 +130,9 @@ def _forget_moved(lockfile: Lockfile, old: str, new: str, now: str) -> Lockfile:
         resources = {renames.get(a, a): e for a, e in lockfile.resources.items()}
         lockfile = lockfile.model_copy(update={"resources": resources})
     for address, entry in lockfile.resources.items():
-        if old in entry.pins:
-            pins = {(new if a == old else a): v for a, v in entry.pins.items()}
-            moved = entry.model_copy(update={"pins": pins, "updated_at": now})
-            lockfile = lockfile.with_entry(address, moved)
+        moved = entry.renamed(old, new)
+        if moved is not entry:
+            lockfile = lockfile.with_entry(address, moved.model_copy(update={"updated_at": now}))
     return lockfile
 
 

@@ -12,7 +12,7 @@ import difflib
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, field_validator
 
@@ -159,6 +159,30 @@ class LockEntry(_Frozen):
     def held_version(self, agent: str, version: int | None) -> HeldVersion | None:
         """The hold on ``version`` of ``agent``, if this deployment holds it."""
         return next((h for h in self.held if h.agent == agent and h.version == version), None)
+
+    def renamed(self, old: str, new: str) -> LockEntry:
+        """This entry with every reference to the address ``old`` naming ``new`` (a move):
+        the agent of a deployment's pins, holds and pin history, the skills of an agent.
+        Itself when it names ``old`` nowhere."""
+
+        def renamed_keys(names: dict[str, Any]) -> dict[str, Any]:
+            return {(new if a == old else a): v for a, v in names.items()}
+
+        update: dict[str, Any] = {}
+        if old in self.pins:
+            update["pins"] = renamed_keys(self.pins)
+        if old in self.skills:
+            update["skills"] = renamed_keys(self.skills)
+        if any(h.agent == old for h in self.held):
+            update["held"] = tuple(
+                h.model_copy(update={"agent": new}) if h.agent == old else h for h in self.held
+            )
+        if any(r.agent == old for r in self.pin_history):
+            update["pin_history"] = tuple(
+                r.model_copy(update={"agent": new}) if r.agent == old else r
+                for r in self.pin_history
+            )
+        return self.model_copy(update=update) if update else self
 
 
 def _unset(value: object) -> bool:
@@ -347,13 +371,10 @@ def move_entry(lockfile: Lockfile, old: str, new: str) -> Lockfile:
     if entry.kind == "vault":
         prefix = old + ".credential."
         renames.update({a: new + a[len(old) :] for a in lockfile.resources if a.startswith(prefix)})
-    resources: dict[str, LockEntry] = {}
-    for address, item in lockfile.resources.items():
-        if old in item.pins:
-            item = item.model_copy(
-                update={"pins": {(new if a == old else a): v for a, v in item.pins.items()}}
-            )
-        resources[renames.get(address, address)] = item
+    resources = {
+        renames.get(address, address): item.renamed(old, new)
+        for address, item in lockfile.resources.items()
+    }
     # an intent names the address its run acted for: moved, it would be resolved for the
     # wrong one; dropped, the next apply could not settle what that run did
     stuck = sorted(a for a in renames if a in lockfile.pending)
