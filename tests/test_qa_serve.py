@@ -283,3 +283,27 @@ def test_serve_refuses_a_bucket_the_provider_does_not_have(
     assert fake_serve == []
     ok_result = cli("provider", "serve", "--bucket-limit", "memory_stores create=2")
     assert ok_result.exit_code == 0, ok_result.stderr
+
+
+@pytest.mark.anyio
+async def test_an_outcome_sent_with_max_iterations_null_gets_the_default(
+    http: httpx.AsyncClient,
+) -> None:
+    """The wire's max_iterations defaults to 3: an outcome sent with null was echoed and
+    stored with null, where one that left it out got 3."""
+    agent = await new_agent(http)
+    env = await new_env(http)
+    session = await ok(
+        http.post("/v1/sessions", json={"agent": agent["id"], "environment_id": env["id"]})
+    )
+    event = {
+        "type": "user.define_outcome",
+        "description": "review it",
+        "rubric": {"type": "text", "content": 'names "PR 42"'},
+        "max_iterations": None,
+    }
+    sent = await ok(http.post(f"/v1/sessions/{session['id']}/events", json={"events": [event]}))
+    assert sent["data"][0]["max_iterations"] == 3, sent
+    events = await walk(http, f"/v1/sessions/{session['id']}/events")
+    [stored] = [e for e in events if e["type"] == "user.define_outcome"]
+    assert stored["max_iterations"] == 3, stored

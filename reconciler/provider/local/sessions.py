@@ -53,7 +53,8 @@ def record_input(sent: dict[str, Any]) -> dict[str, Any]:
     event = {"id": new_id("event"), **sent, "processed_at": now_ts()}
     if sent["type"] == "user.define_outcome":
         event["outcome_id"] = new_id("outcome")
-        event.setdefault("max_iterations", 3)
+        if event.get("max_iterations") is None:  # left out or null: the wire's default
+            event["max_iterations"] = 3
     return event
 
 
