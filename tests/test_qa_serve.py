@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner, Result
-from support.local_provider import new_agent, new_env, ok, walk
+from support.local_provider import new_agent, new_env, new_session, ok, walk
 from support.reliability import served_process
 
 from reconciler.cli import main
@@ -128,11 +128,7 @@ async def test_a_file_rubric_is_graded_on_the_quoted_phrases_of_its_text(
     uploaded = await ok(
         http.post("/v1/files", files={"file": ("rubric.md", rubric, "text/markdown")})
     )
-    agent = await new_agent(http, system="local-reply: looked at PR 42")
-    env = await new_env(http)
-    session = await ok(
-        http.post("/v1/sessions", json={"agent": agent["id"], "environment_id": env["id"]})
-    )
+    session = await new_session(http, system="local-reply: looked at PR 42")
     event = {
         "type": "user.define_outcome",
         "description": "review it",
@@ -291,11 +287,7 @@ async def test_an_outcome_sent_with_max_iterations_null_gets_the_default(
 ) -> None:
     """The wire's max_iterations defaults to 3: an outcome sent with null was echoed and
     stored with null, where one that left it out got 3."""
-    agent = await new_agent(http)
-    env = await new_env(http)
-    session = await ok(
-        http.post("/v1/sessions", json={"agent": agent["id"], "environment_id": env["id"]})
-    )
+    session = await new_session(http)
     event = {
         "type": "user.define_outcome",
         "description": "review it",

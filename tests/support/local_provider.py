@@ -55,6 +55,15 @@ async def new_env(http: httpx.AsyncClient, name: str = "python", **fields: Any) 
     return await ok(http.post("/v1/environments", json={"name": name, **fields}))
 
 
+async def new_session(http: httpx.AsyncClient, **agent_fields: Any) -> dict[str, Any]:
+    """A session of a new agent (``new_agent(**agent_fields)``) in a new environment."""
+    agent = await new_agent(http, **agent_fields)
+    env = await new_env(http)
+    return await ok(
+        http.post("/v1/sessions", json={"agent": agent["id"], "environment_id": env["id"]})
+    )
+
+
 def skill_md(slug: str, description: str = "Does a thing.") -> bytes:
     """A SKILL.md whose frontmatter names ``slug``."""
     return f"---\nname: {slug}\ndescription: {description}\n---\n# {slug}\n".encode()
