@@ -255,26 +255,27 @@ def _secret_placeholders(obj: Any, prefix: str = "", key: str = "") -> Any:
 
 
 def escape_literals(value: Any) -> Any:
-    """``value`` with every mapping that carries a placeholder key (a JSON Schema ``$ref`` in
-    a custom tool's ``input_schema``) wrapped as ``{"$literal": mapping}``: sent as written,
-    never resolved as a reference (``engine.model``)."""
+    """A deep copy of ``value`` (``copy_json``) with every mapping that carries a placeholder
+    key (a JSON Schema ``$ref`` in a custom tool's ``input_schema``) wrapped as
+    ``{"$literal": mapping}``: sent as written, never resolved as a reference
+    (``engine.model``)."""
     if isinstance(value, dict):
         if PLACEHOLDER_KEYS.intersection(value):
-            return {LITERAL: value}
+            return {LITERAL: copy_json(value)}
         return {k: escape_literals(v) for k, v in value.items()}
     if isinstance(value, list):
         return [escape_literals(v) for v in value]
-    return value
+    return copy_json(value)
 
 
 def request_fields(res: DesiredResource, project: str) -> JSON:
     """All wire request fields of ``res``: names filled, ownership added, references as
     placeholders, secrets as ``{"$secret": path}``, the manifest's own values that look like
     placeholders as ``{"$literal": value}``."""
-    spec = copy_json(res.spec)
+    spec = dict(res.spec)
     # metadata is a flat map of strings, sent as a patch: its keys are never placeholders
     metadata = dict(spec.pop("metadata", None) or {})
-    spec = escape_literals(spec)
+    spec = escape_literals(spec)  # the copy the rest of this function may change
     metadata.update(tags(project, res.address))
     if res.kind == "agent" and spec.get("skills"):
         spec["skills"] = [_wire_skill(s) for s in spec["skills"]]
