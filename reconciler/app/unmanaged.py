@@ -325,8 +325,7 @@ class UndeclaredDocument:
 
     def write(self, before_writing: Callable[[], None]) -> tuple[Path, ...]:
         """Write the files, after ``before_writing`` (the adoptions' intents)."""
-        folder = next(iter(self.texts)).parent
-        return _write_texts(folder, self.texts, before_writing)
+        return _write_texts(self.texts, before_writing)
 
 
 async def undeclared_document(
@@ -444,7 +443,7 @@ def _write_documents(
             "imported. Pass an --out directory without them, e.g. a new folder inside your "
             "manifests directory (manifests are read recursively)"
         )
-    return _write_texts(out, texts, before_writing)
+    return _write_texts(texts, before_writing)
 
 
 def _document_texts(
@@ -476,12 +475,11 @@ def _document_texts(
 
 
 def _write_texts(
-    out: Path, texts: Mapping[Path, str], before_writing: Callable[[], None] | None
+    texts: Mapping[Path, str], before_writing: Callable[[], None] | None
 ) -> tuple[Path, ...]:
-    """Write ``texts`` (path -> text) under ``out``, after ``before_writing``."""
+    """Write ``texts`` (path -> text, folders made as needed), after ``before_writing``."""
     if before_writing is not None:
         before_writing()
-    out.mkdir(parents=True, exist_ok=True)
     for path, text in texts.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, text)
