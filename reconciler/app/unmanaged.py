@@ -350,7 +350,11 @@ async def undeclared_document(
     manifests = Path(ws.manifests)
     if not manifests.is_dir():
         return f"{manifests} is a file, not a directory a document can be added to"
-    observed = await observe(client, lockfile, ws.project)
+    # only an agent (its skills) and a deployment (its agent, environment and vaults) name
+    # other resources, by the names this project manages them under: the others need no
+    # listing of everything
+    refers = kind in ("agent", "deployment")
+    observed = await observe(client, lockfile, ws.project) if refers else Observed(objects={})
     credentials: tuple[JSON, ...] = ()
     if kind == "vault":
         listed = ClientBackedProvider(client).list_all("credential", parent_id=obj["id"])
