@@ -219,3 +219,18 @@ def test_fmt_given_a_skills_file_or_an_ignored_file_leaves_it_alone_as_the_hook_
     # the skill's directory named as a path: the same
     ok("fmt", "manifests/skills/review-checklist")
     assert skill_data.read_text() == unformatted
+
+
+def test_a_file_of_comments_only_is_formatted_as_it_is(workdir: Path) -> None:
+    # a manifests file that holds only comments (a placeholder, a note, a document commented
+    # out) has no data to reorder: fmt keeps it, --check passes it, and the hook's exit is 0
+    text = "# reviewers go here once the team agrees on them\n# kind: Agent\n"
+    assert format_text(text) == text
+    assert format_text("# note") == "# note\n"
+    assert format_text("---\n# all commented out\n") == "---\n# all commented out\n"
+    path = workdir / "manifests/notes.yaml"
+    path.write_text(text)
+    assert cli("fmt", "--check").exit_code == 0
+    result = cli("fmt")
+    assert result.exit_code == 0, result.stderr
+    assert path.read_text() == text

@@ -168,6 +168,10 @@ def _format_once(text: str, name: str) -> str:
         ) from None
     except YAMLError as err:
         raise ManifestError(ManifestIssue(name, 1, 1, f"not valid YAML: {err}")) from None
+    if not docs:
+        # comments only (a note, a document commented out): no data to put in order, and
+        # ruamel would drop the comments with the empty documents that hold them
+        return text.rstrip() + "\n" if text.strip() else ""
     for doc in docs:
         _reorder(doc, None, ())
     out = io.StringIO()
