@@ -225,3 +225,33 @@ def test_import_with_allow_origin_change_follows_the_new_provider(workdir: Path)
     data = json.loads((workdir / "state/reconciler.lock").read_text())
     assert data["origin"] == "local:../other/provider.db"
     assert data["resources"]["agent.handmade"]["id"] == agent
+
+
+# --- a saved plan: the provider it was made against ------------------------------------------
+
+
+def test_a_saved_plan_is_refused_by_another_provider_even_before_the_first_apply(
+    workdir: Path,
+) -> None:
+    # the first plan of a project (no lockfile yet, so no origin recorded) is reviewed against
+    # staging; applied with production's URL it would create everything there, unreviewed
+    ok("--provider-db", "staging/provider.db", "plan", "--out", "plan.json")
+    result = cli("--provider-db", "production/provider.db", "apply", "plan.json")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "plan.json was made against local:../staging/provider.db" in result.stderr
+    assert "this run talks to local:../production/provider.db" in result.stderr
+    assert "--allow-origin-change" in result.stderr
+    assert not (workdir / "state/reconciler.lock").exists()
+    assert not (workdir / "production/provider.db").exists() or "agent_" not in str(
+        provider_snapshot(workdir / "production/provider.db")
+    )
+    # told so, it follows the provider it is given (as a lockfile's origin does)
+    done = ok("--provider-db", "production/provider.db", "apply", "--allow-origin-change", "plan.json")
+    assert "Apply complete: 8 created" in done.stdout
+    data = json.loads((workdir / "state/reconciler.lock").read_text())
+    assert data["origin"] == "local:../production/provider.db"
+    # a plan saved and applied against the same provider goes as before
+    edit(workdir / "manifests/agents.yaml", "Be specific and kind", "Be specific, brief and kind")
+    ok("--provider-db", "production/provider.db", "plan", "--out", "again.json")
+    done = ok("--provider-db", "production/provider.db", "apply", "again.json")
+    assert "Apply complete: 0 created, 2 updated" in done.stdout

@@ -145,7 +145,7 @@ def test_a_saved_plan_without_its_binding_is_refused(work: Path) -> None:
     (work / "manifests/agent.yaml").write_text(AGENT.replace("politely", "briefly"))
     path = _saved(work)
     data = json.loads(path.read_text())
-    assert set(data["binding"]) == {"salt", "manifests", "plan"}
+    assert set(data["binding"]) == {"salt", "manifests", "plan", "origin"}
     del data["binding"]
     path.write_text(json.dumps(data))
     _refused(work, "records no digest of the manifests")

@@ -21,6 +21,7 @@ from reconciler.app.plan import PlanChoices, make_plan
 from reconciler.app.planfile import (
     check_plan_binding,
     check_plan_origin,
+    check_plan_provider,
     read_plan_file,
 )
 from reconciler.app.policies import check_policies
@@ -154,6 +155,9 @@ async def apply(
                 check_policies(manifests)  # a mandatory rule added since the plan still stops it
                 secrets = SecretSource(manifests)
                 check_plan_origin(plan, settings, lockfile)
+                check_plan_provider(
+                    plan_file, binding, origin, allow_change=choices.allow_origin_change
+                )
                 check_plan_binding(plan_file, binding, manifests, secrets, plan.targets)
                 digest: str | None = str(binding["plan"]) if binding.get("plan") else None
                 observed = await observe(client, lockfile, settings.project)

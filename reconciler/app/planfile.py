@@ -99,13 +99,17 @@ def save_plan(
     path: Path,
     *,
     manifests: ManifestSet | None = None,
+    origin: str | None = None,
 ) -> None:
     """Write a plan for a later ``apply PLANFILE`` (no secret values are in a plan).
 
     With ``manifests`` (the CLI always passes them) the file is bound to them: it records a
     digest of the plan itself and one of the manifests and their secrets' fingerprints
     (``manifests_digest``, under a fresh salt kept in the file), and ``apply`` refuses the
-    file when either no longer matches (``check_plan_binding``).
+    file when either no longer matches (``check_plan_binding``). With ``origin`` (the
+    provider the plan was made against, ``provider_origin``) it records that too, and
+    ``apply`` refuses the file against another provider (``check_plan_provider``), also
+    before the lockfile records any origin.
 
     Raises:
         PlanError: the file cannot be written.
@@ -118,6 +122,7 @@ def save_plan(
             "salt": salt,
             "manifests": manifests_digest(manifests, SecretSource(manifests), salt, plan.targets),
             "plan": json_digest(data),
+            **({"origin": origin} if origin is not None else {}),
         }
     try:
         write_plan_file(path, data, binding)
@@ -234,4 +239,26 @@ def check_plan_origin(plan: Plan, settings: Settings, lockfile: Lockfile) -> Non
             f"the saved plan was made from another {what} "
             f"(lineage {plan.lineage}, "
             f"{settings.state_name} has {lockfile.lineage}); run `reconciler plan` again"
+        )
+
+
+def check_plan_provider(
+    path: Path, binding: Mapping[str, Any], origin: str, *, allow_change: bool = False
+) -> None:
+    """Refuse a saved plan made against another provider than this run's ``origin``.
+
+    The lockfile's origin (``check_origin``) guards every run once something was applied;
+    this guards the first: a plan reviewed against staging, applied with production's URL,
+    would create everything there unreviewed (its ids would be staging's, too). A plan file
+    that records no origin (written before origins were recorded) is not checked.
+
+    Raises:
+        PlanError: the plan records another origin and ``allow_change`` is False.
+    """
+    recorded = binding.get("origin")
+    if isinstance(recorded, str) and recorded != origin and not allow_change:
+        raise PlanError(
+            f"{path} was made against {recorded}, but this run talks to {origin}. Check "
+            "--provider-url (and --provider-db); to carry it out against this provider "
+            "anyway, pass --allow-origin-change"
         )

@@ -241,7 +241,8 @@ def plan(
         nl=False,
     )
     if out is not None:
-        usecases.save_plan(the_plan, out, manifests=result.manifests)
+        origin = usecases.provider_origin(app.settings)
+        usecases.save_plan(the_plan, out, manifests=result.manifests, origin=origin)
         click.echo(f"Saved the plan to {out}; apply it with `reconciler apply {out}`", err=True)
     busy = running_apply(app.settings)
     if busy is not None and (the_plan.has_changes or the_plan.has_lockfile_changes):
