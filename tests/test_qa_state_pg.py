@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from support.gitops import cli, make_workdir, ok
+from support.gitops import cli, edit, make_workdir, ok
 
 from reconciler.state.postgres.conninfo import redact
 
@@ -89,3 +89,29 @@ def test_a_forced_older_copy_records_what_it_changed_in_the_history(
         ("agent.reviewer", "created")
     ], last
     assert "agent.reviewer " in ok("--backend", pg_url, "state", "list").stdout
+
+
+def test_a_lockfile_healed_after_a_loss_migrates_and_the_database_takes_the_next_apply(
+    workdir: Path, pg_url: str
+) -> None:
+    # the lockfile was lost and healed: its serials started again (the history file holds
+    # #2 #3 then #1 #2 of the healed state). Migrated as it is, the database's next write
+    # took serial 3 again and every apply failed ("duplicate key ... reconciler_history_pkey")
+    # after changing the provider
+    ok("apply", "--auto-approve")
+    edit(workdir / "manifests/agents.yaml", "Be specific and kind", "Be specific, brief and kind")
+    ok("apply", "--auto-approve")
+    (workdir / "state/reconciler.lock").unlink()
+    ok("apply", "--auto-approve")  # heals: records everything again from the ownership tags
+    serial = json.loads((workdir / "state/reconciler.lock").read_text())["serial"]
+    lines = (workdir / "state/reconciler.lock.history").read_text().splitlines()
+    assert max(json.loads(line)["serial"] for line in lines) > serial  # the replaced state's
+    moved = ok("state", "migrate", "--to", pg_url)
+    assert "stay in state/reconciler.lock.history" in moved.stdout, moved.stdout
+    edit(workdir / "manifests/agents.yaml", "brief and kind", "brief, kind")
+    done = ok("--backend", pg_url, "apply", "--auto-approve")
+    assert "Apply complete: 0 created, 2 updated" in done.stdout
+    history = ok("--backend", pg_url, "state", "history", "--json").stdout.splitlines()
+    serials = [json.loads(line)["serial"] for line in history]
+    assert serials == sorted(serials) and serials[-1] == serial + 1, serials
+    assert ok("--backend", pg_url, "plan").stdout.startswith("No changes.")

@@ -36,6 +36,7 @@ from reconciler.state import (
     list_entries,
     lock_path,
     move_entry,
+    of_current_state,
     open_location,
     read_project_lockfile,
     real_lockfile,
@@ -194,6 +195,11 @@ class MigrateResult:
     history: int
     #: the target is a PostgreSQL database (else a lockfile): what to point runs at next
     to_database: bool = False
+    #: history records of states the source's replaced (a lockfile lost and healed, or
+    #: restored from git), not copied to a database: they stay where they were
+    history_left: int = 0
+    #: where they stay (the source's history file)
+    history_left_in: str = ""
 
 
 def _rebased(origin: str | None, source_dir: Path, target_dir: Path) -> str | None:
@@ -277,6 +283,9 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
             try:
                 lockfile = source.read()
                 history = source.history()
+                left: list[HistoryRecord] = []
+                if target_is_db:  # keyed by serial there: only the current state's records
+                    history, left = of_current_state(history, lockfile.serial)
                 if not state_exists(settings, lockfile):
                     raise LockfileError(
                         f"{source.name} holds no state yet: nothing to migrate (check "
@@ -320,4 +329,6 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
         pending=len(lockfile.pending),
         history=len(history),
         to_database=target_is_db,
+        history_left=len(left),
+        history_left_in=str(history_path(real_lockfile(settings.lockfile))) if left else "",
     )

@@ -252,6 +252,13 @@ def state_migrate(app: App, to: str, force: bool) -> None:
         f"{result.history} history records (lineage {result.lineage}, serial {result.serial}) "
         f"from {result.source} to {result.target}."
     )
+    if result.history_left:
+        records = "record" if result.history_left == 1 else "records"
+        click.echo(
+            f"{result.history_left} earlier history {records}, of a state this one replaced "
+            "(a lost lockfile healed, or one restored from git), were not copied; they stay "
+            f"in {result.history_left_in}."
+        )
     click.echo(f"{result.source} was left as it was; use the new state from now on:")
     for line in _after_migrate(app, result):
         click.echo(f"  {line}")

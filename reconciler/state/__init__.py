@@ -35,7 +35,13 @@ from reconciler.state.digest import (
     new_salt,
 )
 from reconciler.state.files import write_text_atomic
-from reconciler.state.history import HistoryChange, HistoryRecord, RunInfo, history_path
+from reconciler.state.history import (
+    HistoryChange,
+    HistoryRecord,
+    RunInfo,
+    history_path,
+    of_current_state,
+)
 from reconciler.state.journal import Journal
 from reconciler.state.location import (
     ClosableBackend,
@@ -109,6 +115,7 @@ __all__ = [
     "fingerprint_matches",
     "fingerprint_secret",
     "history_path",
+    "of_current_state",
     "is_database",
     "json_digest",
     "list_entries",

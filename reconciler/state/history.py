@@ -18,7 +18,7 @@ import getpass
 import json
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -166,6 +166,27 @@ def select(records: Iterable[HistoryRecord], address: str | None) -> list[Histor
     if address is None:
         return list(records)
     return [r.only(address) for r in records if any(c.address == address for c in r.changes)]
+
+
+def of_current_state(
+    records: Sequence[HistoryRecord], serial: int
+) -> tuple[list[HistoryRecord], list[HistoryRecord]]:
+    """``records`` (oldest first) split into those of the state at ``serial`` and those of
+    states it replaced: ``(current, replaced)``.
+
+    A lockfile lost and healed, or restored from git, starts its serials again, so its
+    history file can hold the writes of a state it replaced: the records before the last
+    serial that is not above the one before it, and any above ``serial`` (a newer state the
+    restored copy replaced). A database keys its history by serial: only the current state's
+    records can go there without taking the serials of its next writes.
+    """
+    start = 0
+    for index in range(1, len(records)):
+        if records[index].serial <= records[index - 1].serial:
+            start = index
+    current = [r for r in records[start:] if r.serial <= serial]
+    kept = {id(r) for r in current}
+    return current, [r for r in records if id(r) not in kept]
 
 
 # -- the lockfile backend's history file ------------------------------------------------------
