@@ -372,11 +372,17 @@ def _check_stopped(
     assert f"the provider at {url} is unreachable" in a.stderr, a.stderr
     assert "Run `reconciler apply` again once the provider is back" in a.stderr
     assert "Traceback" not in a.stderr
-    said = re.search(r"(\d+) of (\d+) changes were done .*?, (\d+) were not attempted", a.stderr)
+    said = re.search(
+        r"(\d+) of (\d+) changes were done .*?; (\d+) failed and (\d+) (?:was|were) not "
+        r"attempted",
+        a.stderr,
+    )
     assert said is not None, a.stderr
-    done, total, not_sent = map(int, said.groups())
+    done, total, failed, not_sent = map(int, said.groups())
     data = _lockfile_data(lockfile)
     assert done == len(data["resources"]) and total == len(fleet.addresses)
+    # every change is counted once: the summary's list above names the same ones
+    assert done + failed + not_sent == total, a.stderr
     # it stopped sending: most of the plan was never tried ...
     assert not_sent >= total - done - 2 * parallelism - 3, a.stderr
     # ... and those never sent left no intent; only creates that were sent may have one

@@ -450,13 +450,16 @@ def _stopped(app: App, result: usecases.ApplyResult) -> None:
     """The apply stopped early because the provider is down: one sentence, exit 1."""
     report = result.report
     where = app.settings.provider_url or f"the embedded local provider ({app.settings.db_path})"
-    done = sum(1 for o in report.outcomes if o.ok and o.action.type in CHANGE_TYPES)
-    total = sum(1 for o in report.outcomes if o.action.type in CHANGE_TYPES)
+    changes = [o for o in report.outcomes if o.action.type in CHANGE_TYPES]
+    done = sum(1 for o in changes if o.ok)
+    skipped = sum(1 for o in changes if not o.attempted)
+    failed = len(changes) - done - skipped
     fail(
         f"the provider at {where} is unreachable ({report.stopped}). Apply stopped sending: "
-        f"{done} of {total} changes were done and are recorded in {app.settings.state_name}, "
-        f"{len(report.not_sent)} were not attempted. Run `reconciler apply` again once the "
-        "provider is back"
+        f"{done} of {len(changes)} changes were done and are recorded in "
+        f"{app.settings.state_name}; {failed} failed and {skipped} "
+        f"{'was' if skipped == 1 else 'were'} not attempted. Run `reconciler apply` again "
+        "once the provider is back"
     )
 
 

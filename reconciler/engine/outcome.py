@@ -74,6 +74,13 @@ class Outcome:
     def address(self) -> str:
         return self.action.address
 
+    @property
+    def attempted(self) -> bool:
+        """False for an action the executor never sent: its dependency failed, its
+        dependencies form a cycle, or the apply stopped (the executor's errors for those
+        begin "not attempted")."""
+        return self.ok or not (self.error or "").startswith("not attempted")
+
 
 @dataclass(frozen=True)
 class ApplyReport:
