@@ -90,6 +90,23 @@ class Record:
     secrets: dict[str, Any]
 
 
+#: the ``objects`` columns a ``Record`` is read from (``_record``), in its fields' order
+_RECORD_COLUMNS = "seq, id, kind, parent_id, archived, data, secrets"
+
+
+def _record(row: Sequence[Any]) -> Record:
+    """The ``Record`` of a row of ``_RECORD_COLUMNS``."""
+    return Record(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        bool(row[4]),
+        json.loads(row[5]),
+        json.loads(row[6]) if row[6] else {},
+    )
+
+
 #: how long a write waits for another process's write transaction on the same file (seconds)
 BUSY_TIMEOUT = 30.0
 #: the mode of a database file this store creates: it holds credential secrets
@@ -227,21 +244,11 @@ class Store:
     def get(self, object_id: str, kind: str | None = None) -> Record | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT seq, id, kind, parent_id, archived, data, secrets FROM objects"
-                " WHERE id = ?",
-                (object_id,),
+                f"SELECT {_RECORD_COLUMNS} FROM objects WHERE id = ?", (object_id,)
             ).fetchone()
         if row is None or (kind is not None and row[2] != kind):
             return None
-        return Record(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            bool(row[4]),
-            json.loads(row[5]),
-            json.loads(row[6]) if row[6] else {},
-        )
+        return _record(row)
 
     def insert(
         self,
@@ -313,10 +320,7 @@ class Store:
         self, kind: str, where: str, params: Sequence[Any], parent_id: str | None = None
     ) -> list[Record]:
         """Active (non-archived) objects of ``kind`` matching a SQL condition on ``data``."""
-        sql = (
-            "SELECT seq, id, kind, parent_id, archived, data, secrets FROM objects"
-            " WHERE kind = ? AND archived = 0"
-        )
+        sql = f"SELECT {_RECORD_COLUMNS} FROM objects WHERE kind = ? AND archived = 0"
         args: list[Any] = [kind]
         if parent_id is not None:
             sql += " AND parent_id = ?"
@@ -326,18 +330,7 @@ class Store:
             args.extend(params)
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()
-        return [
-            Record(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                bool(r[4]),
-                json.loads(r[5]),
-                json.loads(r[6]) if r[6] else {},
-            )
-            for r in rows
-        ]
+        return [_record(r) for r in rows]
 
     def count(self, kind: str, parent_id: str, active_only: bool = True) -> int:
         sql = "SELECT COUNT(*) FROM objects WHERE kind = ? AND parent_id = ?"
