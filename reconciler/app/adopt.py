@@ -8,7 +8,8 @@ apply commits them. It never sends a write itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -219,6 +220,24 @@ def _no_secrets(address: str, path: str) -> str:
     raise PlanError(f"an adoption sends no secret ({address}: {path})")
 
 
+@contextmanager
+def import_lock(
+    ws: Settings, *, allow_change: bool = False
+) -> Iterator[tuple[StateLock, StateBackend, Lockfile, str]]:
+    """The apply lock held as ``import``, the state store, its lockfile, and this run's
+    provider origin (``check_origin``): never adopt into another provider's lockfile,
+    unless ``allow_change``.
+
+    Raises:
+        LockHeld: an apply is running.
+        PlanError: the lockfile was applied to another provider origin (without
+            ``allow_change``).
+    """
+    with locked_state(ws, "import") as (lock, store):
+        lockfile = store.load()
+        yield lock, store, lockfile, check_origin(ws, lockfile, allow_change=allow_change)
+
+
 async def run_adoptions(
     client: ProviderClient,
     store: StateBackend,
@@ -363,10 +382,7 @@ async def import_resource(
     warnings: list[str] = []
     files: tuple[Path, ...] = ()
     not_written = ""  # why the document of an undeclared address was not written
-    with locked_state(ws, "import") as (lock, store):
-        lockfile = store.load()
-        # never adopt into another provider's lockfile, unless told to
-        origin = check_origin(ws, lockfile, allow_change=allow_origin_change)
+    with import_lock(ws, allow_change=allow_origin_change) as (lock, store, lockfile, origin):
         recorded = not needs_import(lockfile, address, remote_id, force)
         parent_id = _vault_id(lockfile, address) if kind == "credential" else None
         async with connect(ws) as client:

@@ -30,6 +30,7 @@ from reconciler.app.workspace import (
     read_state,
     state_exists,
 )
+from reconciler.engine.gate import RecoveredRollout
 from reconciler.engine.model import Plan, PolicyWarning
 from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
@@ -155,10 +156,7 @@ async def make_plan(
             secrets.check_all(choices.targets)
             async with connect(settings) as c:
                 observed = await observe(c, lockfile, settings.project)
-                observed = await _live_checks(c, manifests, lockfile, observed, settings.project)
-                recovered = await recover_rollouts(
-                    c, manifests.documents, lockfile, observed, settings.project
-                )
+                observed, recovered = await _live_reads(c, settings, manifests, lockfile, observed)
                 requests = c.stats.requests
         else:
             try:
@@ -173,10 +171,7 @@ async def make_plan(
                 manifests, secrets, warnings, observed = await _load_while_listing(
                     settings, c, lockfile, choices.targets
                 )
-                observed = await _live_checks(c, manifests, lockfile, observed, settings.project)
-                recovered = await recover_rollouts(
-                    c, manifests.documents, lockfile, observed, settings.project
-                )
+                observed, recovered = await _live_reads(c, settings, manifests, lockfile, observed)
                 requests = c.stats.requests - before
         if choices.prune and not manifests.documents and not choices.allow_empty:
             raise PlanError(
@@ -226,18 +221,22 @@ async def _skills(
     return observed
 
 
-async def _live_checks(
+async def _live_reads(
     client: ProviderClient,
+    settings: Settings,
     manifests: ManifestSet,
     lockfile: Lockfile,
     observed: Observed,
-    project: str,
-) -> Observed:
-    """The skills' reads and checks (``_skills``), the files manifests name by id, and the
-    memory history of stores found by their tags alone (``app/memories.py``)."""
+) -> tuple[Observed, dict[str, RecoveredRollout]]:
+    """What the plan reads beyond the lists: the skills' reads and checks (``_skills``), the
+    files manifests name by id, and the memory history of stores and the rollout records of
+    deployments found by their tags alone (``app/memories.py``, ``app/heal.py``)."""
+    project = settings.project
     observed = await _skills(client, manifests, lockfile, observed)
     await check_file_refs(client, manifests)
-    return await read_memory_histories(client, manifests, lockfile, observed, project)
+    observed = await read_memory_histories(client, manifests, lockfile, observed, project)
+    recovered = await recover_rollouts(client, manifests.documents, lockfile, observed, project)
+    return observed, recovered
 
 
 def _load_checked(

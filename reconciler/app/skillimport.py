@@ -23,15 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from reconciler.app.adopt import Adopted, ImportResult, needs_import, run_adoptions
+from reconciler.app.adopt import Adopted, ImportResult, import_lock, needs_import, run_adoptions
 from reconciler.app.fmt import dump_documents
-from reconciler.app.workspace import (
-    Settings,
-    check_origin,
-    connect,
-    locked_state,
-    read_documents,
-)
+from reconciler.app.workspace import Settings, connect, read_documents
 from reconciler.engine.derive import ImportedDocument, ImportedResource
 from reconciler.engine.desired import desired_digest, desired_resources
 from reconciler.engine.model import Adopt, SkillTarget, Target
@@ -162,10 +156,7 @@ async def import_skill(
     name = address.split(".", 1)[1]
     declared = {d.address: d for d in read_documents(ws, missing_ok=True)}
     warnings: list[str] = []
-    with locked_state(ws, "import") as (lock, store):
-        lockfile = store.load()
-        # never adopt into another provider's lockfile, unless told to
-        origin = check_origin(ws, lockfile, allow_change=allow_origin_change)
+    with import_lock(ws, allow_change=allow_origin_change) as (lock, store, lockfile, origin):
         if not needs_import(lockfile, address, remote_id, force):
             return ImportResult(adopted=(), already=True)
         async with connect(ws) as client:

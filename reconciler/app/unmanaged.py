@@ -19,6 +19,7 @@ from reconciler.app.adopt import (
     Adopted,
     adopted_from,
     adoption,
+    import_lock,
     intend_adoptions,
     run_adoptions,
 )
@@ -31,14 +32,7 @@ from reconciler.app.skillimport import (
     skill_adoption,
     unmanaged_skill_files,
 )
-from reconciler.app.workspace import (
-    Settings,
-    check_origin,
-    connect,
-    locked_state,
-    observe,
-    read_documents,
-)
+from reconciler.app.workspace import Settings, connect, observe, read_documents
 from reconciler.engine.derive import (
     KIND_FILES,
     Derivation,
@@ -205,10 +199,7 @@ async def import_unmanaged(
         LockHeld: an apply is running.
     """
     documents = read_documents(ws, missing_ok=True)
-    with locked_state(ws, "import") as (lock, store):
-        lockfile = store.load()
-        # never adopt into another provider's lockfile, unless told to
-        origin = check_origin(ws, lockfile, allow_change=allow_origin_change)
+    with import_lock(ws, allow_change=allow_origin_change) as (lock, store, lockfile, origin):
         if client is None:
             async with connect(ws) as c:
                 return await _import_unmanaged(c, ws, out, documents, store, lock, lockfile, origin)
