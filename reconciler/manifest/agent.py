@@ -12,6 +12,7 @@ from difflib import get_close_matches
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Discriminator,
     Field,
@@ -253,28 +254,26 @@ AgentToolConfig = Annotated[
 ]
 
 
-def _unique_names(configs: list[Any] | None, label: str) -> None:
-    names = [config.name for config in configs or ()]
-    for index in repeats(names):
-        fail(
-            f"{label} '{names[index]}' is configured twice; merge the two entries",
-            "configs",
-            index,
-            "name",
-        )
+def _named_once(label: str) -> AfterValidator:
+    """A check that a toolset's ``configs`` name each tool once (``label``: what a tool is
+    called in the message)."""
+
+    def check(configs: list[Any]) -> list[Any]:
+        names = [config.name for config in configs]
+        for index in repeats(names):
+            message = f"{label} '{names[index]}' is configured twice; merge the two entries"
+            fail(message, index, "name")
+        return configs
+
+    return AfterValidator(check)
 
 
 class AgentToolset(SpecModel):
     """The built-in tools (bash, edit, read, write, glob, grep, web_fetch, web_search)."""
 
     type: Literal["agent_toolset_20260401"]
-    configs: list[AgentToolConfig] | None = None
+    configs: Annotated[list[AgentToolConfig], _named_once("tool")] | None = None
     default_config: ToolDefaultConfig | None = None
-
-    @model_validator(mode="after")
-    def _unique(self) -> AgentToolset:
-        _unique_names(self.configs, "tool")
-        return self
 
 
 class McpToolConfig(SpecModel):
@@ -290,13 +289,8 @@ class McpToolset(SpecModel):
 
     type: Literal["mcp_toolset"]
     mcp_server_name: Annotated[str, Field(min_length=1, max_length=255)]
-    configs: list[McpToolConfig] | None = None
+    configs: Annotated[list[McpToolConfig], _named_once("MCP tool")] | None = None
     default_config: ToolDefaultConfig | None = None
-
-    @model_validator(mode="after")
-    def _unique(self) -> McpToolset:
-        _unique_names(self.configs, "MCP tool")
-        return self
 
 
 class CustomTool(SpecModel):

@@ -107,20 +107,13 @@ def read_lease(conn: Conn, project: str) -> tuple[LockInfo, bool, float] | None:
 class PgLease(HeartbeatLock):
     """The apply lease of ``project`` in the database ``conninfo`` (ApplyLock's interface)."""
 
-    def __init__(
-        self,
-        conninfo: str,
-        project: str,
-        *,
-        ttl: float | None = None,
-        name: str | None = None,
-    ) -> None:
+    def __init__(self, conninfo: str, project: str, *, ttl: float | None = None) -> None:
         super().__init__()
         self.db = Database(conninfo, purpose="apply lease")
         self.project = project
         self.ttl = lease_ttl() if ttl is None else ttl
         self.heartbeat_interval = self.ttl / 4
-        self.name = name or f"{self.db.name} (project {project})"
+        self.name = f"{self.db.name} (project {project})"
         self._renewed_at = 0.0  # monotonic time a renewal was sent that then succeeded
         self._verified_at = 0.0
 

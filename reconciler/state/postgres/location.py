@@ -49,7 +49,7 @@ class PgLocation:
         return PgStateStore(self.db, self._project).load()
 
     def new_lock(self) -> PgLease:
-        return PgLease(self.conninfo, self._project, name=self.name)
+        return PgLease(self.conninfo, self._project)
 
     def store(self, lock: StateLock | None, run: RunInfo) -> PgStateStore:
         lease_id = lock.info.id if lock is not None and lock.info is not None else None
