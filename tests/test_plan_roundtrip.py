@@ -341,6 +341,11 @@ async def test_rotated_secret_plans_a_sensitive_update(
     assert [(c.path, c.sensitive, c.old, c.new) for c in update.changes] == [
         ("auth.token", True, None, None)
     ]
+    # the live object did not change: the manifest's secret did (never its value shown)
+    assert update.reason == (
+        "the manifest's secret auth.token changed since the last apply (its fingerprint "
+        "differs from the one the lockfile recorded)"
+    )
     await converge(workdir)
 
 

@@ -615,14 +615,21 @@ def _check_pin(res: DesiredResource, planned: Mapping[str, Planned]) -> None:
 def _unknown_secret_reason(
     inputs: PlanInputs, res: DesiredResource, obj: JSON, changes: tuple[FieldChange, ...]
 ) -> str | None:
-    """Why an update that only sends secrets the state holds no fingerprint of (a create
-    whose record was lost, a lost lockfile): nobody knows that the live value differs."""
+    """Why an update that only sends secrets: the manifest's secret changed (the state's
+    fingerprint differs), or the state holds no fingerprint of it (a create whose record was
+    lost, a lost lockfile), so nobody knows that the live value differs."""
     if not changes or not all(c.sensitive for c in changes):
         return None
     entry = inputs.entry(res.address)
     known = entry.secret_fingerprints if entry is not None and entry.id == obj["id"] else {}
     if any(c.path in known for c in changes):
-        return None
+        paths = ", ".join(c.path for c in changes)
+        one = len(changes) == 1
+        return (
+            f"the manifest's {'secret' if one else 'secrets'} {paths} changed since the last "
+            f"apply ({'its fingerprint differs' if one else 'their fingerprints differ'} from "
+            "the one the lockfile recorded)"
+        )
     return (
         "its secret cannot be read back and the state holds no fingerprint of it, so it is "
         "sent again (the live value may be the same)"
