@@ -39,6 +39,7 @@ The stream replays what was sent before it opened, so either order works; ``run_
 
 from __future__ import annotations
 
+from reconciler.runtime import streams
 from reconciler.runtime.applied import NotApplied, OriginMismatch
 from reconciler.runtime.config import (
     DEFAULT_TOOLS,
@@ -67,10 +68,6 @@ __all__ = [
     "NotApplied",
     "OriginMismatch",
     "PackagesConfig",
-    "SentLedger",
-    "SessionEventStream",
-    "Turn",
-    "as_events",
-    "ends_turn",
-    "user_message",
 ]
+# the event streams' public names are the package's too (as asyncio joins its modules')
+__all__ += streams.__all__
