@@ -283,6 +283,59 @@ def test_import_without_a_document_to_write_warns(
     assert lockfile()["resources"]["deployment.nightly"]["id"] == deployment
 
 
+def test_import_of_a_deployment_before_what_it_uses_says_so_and_writes_it_when_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user imports a console-made deployment first: its document cannot name an agent and
+    an environment nobody manages yet. The warning says to import those first; once they
+    are, the same import again writes the deployment's document (it used to say "already
+    recorded; nothing to do" and leave the user to write it by hand)."""
+    make_workdir(tmp_path, monkeypatch, manifests=False)
+    Path("manifests").mkdir()
+
+    async def create(c: ProviderClient) -> tuple[str, str, str]:
+        agent = await c.agents.create({"name": "helper", "model": "claude-haiku-4-5"})
+        env = await c.environments.create({"name": "sandbox", "config": {"type": "cloud"}})
+        deployment = await c.deployments.create(
+            {
+                "name": "nightly",
+                "agent": {"type": "agent", "id": agent["id"], "version": 1},
+                "environment_id": env["id"],
+                "initial_events": [
+                    {"type": "user.message", "content": [{"type": "text", "text": "hi"}]}
+                ],
+            }
+        )
+        return str(agent["id"]), str(env["id"]), str(deployment["id"])
+
+    agent, env, deployment = out_of_band(create)
+    result = ok("import", "deployment.nightly", deployment)
+    warning = " ".join(result.stderr.split())
+    assert f"it uses agent {agent}, environment {env}, which this project does not manage" in (
+        warning
+    )
+    assert (
+        "import them first (`reconciler import agent.NAME ID`), then run this import again "
+        "to write its document" in warning
+    )
+    assert not list(Path("manifests").iterdir())
+
+    ok("import", "agent.helper", agent)
+    ok("import", "environment.sandbox", env)
+    serial = lockfile()["serial"]
+    result = ok("import", "deployment.nightly", deployment)
+    assert "Wrote manifests/deployments/nightly.yaml (the document of deployment.nightly)." in (
+        result.stdout
+    )
+    assert "nothing to do" not in result.stdout
+    assert "not in the manifests" not in result.stderr
+    assert lockfile()["resources"]["deployment.nightly"]["id"] == deployment
+    assert lockfile()["serial"] >= serial
+    plan_is_clean()
+    # and now that it is declared, the same import again is the no-op it was
+    assert "nothing to do" in ok("import", "deployment.nightly", deployment).stdout
+
+
 def test_import_the_same_again_does_nothing(applied: Path) -> None:
     coder = remote_id("agent.coder")
     serial = lockfile()["serial"]

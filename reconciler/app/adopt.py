@@ -363,6 +363,7 @@ async def import_resource(
     warnings: list[str] = []
     files: tuple[Path, ...] = ()
     not_written = ""  # why the document of an undeclared address was not written
+    remedy = "write it"
     with locked_state(ws, "import") as (lock, store):
         lockfile = store.load()
         # never adopt into another provider's lockfile, unless told to
@@ -372,7 +373,9 @@ async def import_resource(
         async with connect(ws) as client:
             provider = ClientBackedProvider(client)
             obj = await _retrieve(provider, kind, remote_id, parent_id, address)
-            if recorded and owned_address(obj, ws.project) == address:
+            # recorded but undeclared (its document could not be written before: a
+            # deployment imported before what it uses): go on, to write the document now
+            if recorded and owned_address(obj, ws.project) == address and address in desired:
                 return ImportResult(adopted=(), already=True)
             # recorded but not tagged ours (a bad merge, or tags removed by hand): the
             # lockfile alone proves nothing, so the same checks as a new import apply
@@ -393,6 +396,11 @@ async def import_resource(
                 )
                 if isinstance(found, str):
                     not_written = f" ({found})"
+                    if kind == "deployment" and found.startswith("it uses "):
+                        remedy = (
+                            "import them first (`reconciler import agent.NAME ID`), then run "
+                            "this import again to write its document, or write it yourself"
+                        )
                 else:
                     undeclared = found
             if undeclared is not None:
@@ -451,8 +459,9 @@ async def import_resource(
     warnings += [f"{a} was not adopted: {why}" for a, why in report.failures.items()]
     if address not in desired:
         warnings.append(
-            f"{address} is not in the manifests and its document was not written{not_written}: write "
-            "it; until then plan lists it as left alone, and `plan --prune` would archive it"
+            f"{address} is not in the manifests and its document was not written{not_written}: "
+            f"{remedy}; until then plan lists it as left alone, and `plan --prune` would "
+            "archive it"
         )
     if any(a.kind == "credential" for a in adopted):
         warnings.append(

@@ -600,8 +600,8 @@ def _deployment_spec(
             vaults.append(vname)
     if missing:
         return (
-            f"it uses {', '.join(missing)}, which this project neither manages nor imports "
-            "(archived, or owned by another project)"
+            f"it uses {', '.join(missing)}, which this project does not manage (not imported "
+            "yet, archived, or owned by another project)"
         )
     spec: JSON = {}
     if obj.get("name") != name:
