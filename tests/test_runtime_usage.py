@@ -173,6 +173,30 @@ def test_an_api_key_no_header_can_carry_is_refused_without_showing_it(
         assert "SECR" not in shown and "VALUE" not in shown
 
 
+# -- provider URLs -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", ["provider_url", "RECONCILER_PROVIDER_URL"])
+def test_a_provider_url_without_a_scheme_is_refused_when_the_runtime_is_built(
+    source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ManagedRuntime(provider_url="localhost:8787")`` was accepted; the first call then
+    raised a ``ProviderURLError`` (no ``ValueError``) about ``--provider-url``, a flag of
+    the CLI the program never used."""
+    monkeypatch.delenv("RECONCILER_PROVIDER_URL", raising=False)
+    if source == "provider_url":
+        build = lambda: ManagedRuntime(provider_url="localhost:8787")
+    else:
+        monkeypatch.setenv("RECONCILER_PROVIDER_URL", "localhost:8787")
+        build = ManagedRuntime
+    with pytest.raises(ValueError) as caught:
+        build()
+    assert str(caught.value) == (
+        f"{source} 'localhost:8787' is not a URL the client can use: it needs an http:// or "
+        "https:// scheme and a host (did you mean http://localhost:8787?)"
+    )
+
+
 # -- lookups of what apply created -----------------------------------------------------------
 
 

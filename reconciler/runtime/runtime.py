@@ -134,6 +134,11 @@ class ManagedRuntime(AppliedLookups):
             raise TypeError(_unknown_keywords(unknown))
         self.config = config if config is not None else ManagedConfig()
         self.provider_url = provider_url or os.environ.get("RECONCILER_PROVIDER_URL") or None
+        if self.provider_url is not None:  # refused now, naming where it came from
+            from reconciler.provider.origin import normalize_base_url
+
+            source = "provider_url" if provider_url else "RECONCILER_PROVIDER_URL"
+            normalize_base_url(self.provider_url, source)
         self.api_key = api_key or os.environ.get("ANTHROPIC_API_KEY") or None
         if self.api_key is not None:
             check_api_key(self.api_key, "api_key" if api_key else "ANTHROPIC_API_KEY")
