@@ -235,6 +235,20 @@ def test_applied_takes_an_address_and_says_so(applied: Path, address: str) -> No
     assert ManagedRuntime().applied("vault.github.credential.github-mcp").kind == "credential"
 
 
+def test_vault_of_a_credential_address_is_refused(applied: Path) -> None:
+    """``rt.vault("vault.github.credential.github-mcp")`` returned the credential's vcrd_
+    id, which a session's ``vault_ids`` then refused at the provider."""
+    rt = ManagedRuntime()
+    for name in ("vault.github.credential.github-mcp", "github.credential.github-mcp"):
+        with pytest.raises(
+            ValueError,
+            match=r"^vault.github.credential.github-mcp is a credential address, not a vault "
+            r"one: use vault\('github'\)",
+        ):
+            rt.vault(name)
+    assert rt.vault("github").startswith("vlt_")
+
+
 def test_close_names_are_suggested_by_name_not_by_their_kind(applied: Path) -> None:
     """Every agent address starts with "agent.", so any name looked close to the first one:
     ``agent("zzz")`` suggested "did you mean agent.coder?"."""
