@@ -419,6 +419,7 @@ async def import_resource(
                     parent_id=parent_id,
                     pins=pins,
                     previous_owner=owner,
+                    skills=_agent_skills(obj, res, lockfile) if kind == "agent" else None,
                 )
             ]
             if undeclared is not None:
@@ -472,6 +473,23 @@ async def import_resource(
     return ImportResult(
         adopted=adopted, warnings=tuple(warnings), report=report, files=files, secrets=secrets
     )
+
+
+def _agent_skills(obj: JSON, res: DesiredResource | None, lockfile: Lockfile) -> dict[str, str]:
+    """Skill address -> the version the live agent runs, for each skill its manifest names
+    by ref (``{ref: NAME}``): recorded as an apply records them, or the next plan would
+    record them as an entry out of date."""
+    running = {
+        str(s.get("skill_id")): str(s["version"])
+        for s in obj.get("skills") or []
+        if isinstance(s, dict) and s.get("type") == "custom" and s.get("version")
+    }
+    out: dict[str, str] = {}
+    for address in res.skill_refs if res is not None else ():
+        entry = lockfile.resources.get(address)
+        if entry is not None and entry.id in running:
+            out[address] = running[entry.id]
+    return out
 
 
 def _derived_credential_adoptions(
