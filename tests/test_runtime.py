@@ -211,6 +211,24 @@ async def test_version_pinning(rt: ManagedRuntime, client: Any) -> None:
     assert _texts(await rt.run_turn(pinned, "pinned").collect()) == ["echo: pinned"]
 
 
+@pytest.mark.parametrize("version", [0, -1, True, "2", 1.5])
+async def test_a_version_no_agent_has_is_refused_before_anything_is_sent(
+    rt: ManagedRuntime, version: Any
+) -> None:
+    """``version=0`` (an off-by-one over ``applied(...).version``) reached the provider and
+    came back as "agent.constrained-str: Input should be a valid string"; ``True`` and
+    ``"2"`` were taken as versions 1 and 2."""
+    agent_id = await rt.create_agent()
+    env_id = await rt.create_environment()
+    before = len(await rt.list_sessions("all"))
+    with pytest.raises((ValueError, TypeError), match=r"^version is an agent version number"):
+        await rt.create_session(agent_id, env_id, version=version)
+    rt.agent_version = version
+    with pytest.raises((ValueError, TypeError), match=r"^version is an agent version number"):
+        await rt.create_session(agent_id, env_id)
+    assert len(await rt.list_sessions("all")) == before
+
+
 async def test_session_cleanup_with_active_and_archived_filters(rt: ManagedRuntime) -> None:
     agent_id = await rt.create_agent()
     env_id = await rt.create_environment()

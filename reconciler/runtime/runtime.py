@@ -444,6 +444,12 @@ class ManagedRuntime(AppliedLookups):
         """
         agent_id = self._id("agent", agent_id)
         pin = version if version is not None else self.agent_version
+        if pin is not None and (isinstance(pin, bool) or not isinstance(pin, int) or pin < 1):
+            error = TypeError if not isinstance(pin, int) or isinstance(pin, bool) else ValueError
+            raise error(
+                f"version is an agent version number (1, 2, ...), or None for the latest; "
+                f"got {pin!r}"
+            )
         agent: str | JSON = (
             agent_id if pin is None else {"type": "agent", "id": agent_id, "version": pin}
         )
