@@ -756,6 +756,28 @@ def test_import_all_unmanaged_beside_managed_resources(applied: Path) -> None:
     assert ok("drift").stdout.startswith("No drift")
 
 
+def test_import_all_unmanaged_names_the_managed_vault_of_a_credential_it_skips(
+    applied: Path,
+) -> None:
+    """A credential added by hand to a managed vault is left for the user to declare: the
+    message names that vault's address and the whole import command (it named the vault by
+    its id and said `reconciler import vault.VAULT.credential.NAME ...`)."""
+    vault = remote_id("vault.github")
+
+    async def create(c: ProviderClient) -> str:
+        auth = {"type": "static_bearer", "mcp_server_url": "https://x.example/mcp", "token": "t"}
+        made = await c.credentials.create(vault, {"display_name": "by hand", "auth": auth})
+        return str(made["id"])
+
+    cred = out_of_band(create)
+    result = ok("import", "--all-unmanaged", "--out", "manifests/imported")
+    assert (
+        f"Skipped credential {cred}: it lives in the managed vault vault.github ({vault}): add "
+        "it to that vault's credentials in its manifest, then `reconciler import "
+        f"vault.github.credential.NAME {cred}`." in result.stderr
+    ), result.stderr
+
+
 def test_import_all_unmanaged_skips_a_deployment_it_cannot_refer_to(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

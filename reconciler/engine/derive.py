@@ -477,13 +477,20 @@ def derive_documents(
                 Skipped(u.kind, u.remote_id, f"a duplicate of {u.tagged} ({u.duplicate_of})")
             )
         elif u.kind == "credential":
+            vault_id = str(u.obj.get("vault_id"))
+            vault = names.of("vault", vault_id)
+            where, address = (
+                (f"vault.{vault} ({vault_id})", f"vault.{vault}")
+                if vault is not None
+                else (vault_id, "vault.VAULT")
+            )
             skipped.append(
                 Skipped(
                     u.kind,
                     u.remote_id,
-                    f"it lives in the managed vault {u.obj.get('vault_id')}: add it to that "
-                    "vault's manifest, then `reconciler import vault.VAULT.credential.NAME "
-                    f"{u.remote_id}`",
+                    f"it lives in the managed vault {where}: add it to that vault's "
+                    f"credentials in its manifest, then `reconciler import "
+                    f"{address}.credential.NAME {u.remote_id}`",
                 )
             )
     for u in top:
