@@ -15,6 +15,7 @@ import pytest
 from support.gitops import (
     cli,
     drift_json,
+    edit,
     items,
     lockfile,
     make_workdir,
@@ -334,6 +335,45 @@ def test_import_of_a_deployment_before_what_it_uses_says_so_and_writes_it_when_r
     plan_is_clean()
     # and now that it is declared, the same import again is the no-op it was
     assert "nothing to do" in ok("import", "deployment.nightly", deployment).stdout
+
+
+def test_import_of_an_undeclared_credential_says_what_to_add_to_its_vault(
+    applied: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A credential lives inside its vault's document, which import does not rewrite: the
+    warning gives the entry to add (secret as from_env) and the variable to set. It said
+    "its document was not written: write it", as if a credential had a document."""
+    vault = remote_id("vault.github")
+
+    async def create(c: ProviderClient) -> str:
+        auth = {"type": "static_bearer", "mcp_server_url": "https://x.example/mcp", "token": "t"}
+        made = await c.credentials.create(vault, {"display_name": "by hand", "auth": auth})
+        return str(made["id"])
+
+    cred = out_of_band(create)
+    result = ok("import", "vault.github.credential.extra", cred)
+    entry = (
+        '{"name": "extra", "display_name": "by hand", "auth": {"type": "static_bearer", '
+        '"mcp_server_url": "https://x.example/mcp", "token": {"from_env": "GITHUB_EXTRA_TOKEN"}}}'
+    )
+    warning = " ".join(result.stderr.split())
+    assert (
+        "vault.github.credential.extra is not in the manifests: add it to the credentials of "
+        f"vault.github in its manifest: {entry}; until then" in warning
+    ), warning
+    assert "document" not in warning
+    assert "GITHUB_EXTRA_TOKEN  vault.github.credential.extra auth.token" in result.stdout
+
+    # added as told, it is declared: the plan only writes its secret (never read back)
+    edit(
+        Path("manifests/vaults.yaml"),
+        "        token: {from_file: secrets/github-token.txt}\n",
+        f"        token: {{from_file: secrets/github-token.txt}}\n    - {entry}\n",
+    )
+    monkeypatch.setenv("GITHUB_EXTRA_TOKEN", "t")
+    shown = ok("plan").stdout
+    assert "~ vault.github.credential.extra  update" in shown, shown
+    assert "Plan: 0 to create, 1 to update, 0 to archive." in shown
 
 
 def test_import_the_same_again_does_nothing(applied: Path) -> None:

@@ -8,6 +8,7 @@ apply commits them. It never sends a write itself.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from reconciler.app.workspace import (
     read_documents,
     with_origin,
 )
-from reconciler.engine.derive import SecretVariable
+from reconciler.engine.derive import SecretVariable, credential_entry
 from reconciler.engine.desired import (
     DesiredResource,
     desired_digest,
@@ -364,6 +365,8 @@ async def import_resource(
     files: tuple[Path, ...] = ()
     not_written = ""  # why the document of an undeclared address was not written
     remedy = "write it"
+    to_add = ""  # an undeclared credential: the item to add to its vault's document
+    entry_secrets: tuple[SecretVariable, ...] = ()
     with locked_state(ws, "import") as (lock, store):
         lockfile = store.load()
         # never adopt into another provider's lockfile, unless told to
@@ -403,6 +406,15 @@ async def import_resource(
                         )
                 else:
                     undeclared = found
+            elif res is None:  # a credential: an item of its vault's document
+                found_entry = credential_entry(obj, address)
+                if found_entry is not None:
+                    entry, entry_secrets = found_entry
+                    vault_address = address.split(".credential.")[0]
+                    to_add = (
+                        f": add it to the credentials of {vault_address} in its manifest: "
+                        f"{json.dumps(entry)}"
+                    )
             if undeclared is not None:
                 undeclared.check_absent()
                 documents = (*documents, undeclared.document)
@@ -458,7 +470,12 @@ async def import_resource(
                     )
     adopted = tuple(adopted_from(o) for o in report.outcomes if o.ok)
     warnings += [f"{a} was not adopted: {why}" for a, why in report.failures.items()]
-    if address not in desired:
+    if address not in desired and to_add:
+        warnings.append(
+            f"{address} is not in the manifests{to_add}; until then plan lists it as left "
+            "alone, and `plan --prune` would archive it"
+        )
+    elif address not in desired:
         warnings.append(
             f"{address} is not in the manifests and its document was not written{not_written}: "
             f"{remedy}; until then plan lists it as left alone, and `plan --prune` would "
@@ -469,7 +486,7 @@ async def import_resource(
             "secrets cannot be read back from the provider: the next apply writes each "
             "credential's secret from its manifest (the plan shows it as a sensitive update)"
         )
-    secrets = undeclared.secrets if undeclared is not None else ()
+    secrets = undeclared.secrets if undeclared is not None else entry_secrets
     return ImportResult(
         adopted=adopted, warnings=tuple(warnings), report=report, files=files, secrets=secrets
     )

@@ -587,6 +587,23 @@ def _vault_spec(
     return spec, resources
 
 
+def credential_entry(cred: JSON, address: str) -> tuple[JSON, tuple[SecretVariable, ...]] | None:
+    """The ``credentials`` item of a vault manifest that declares the live ``cred`` as
+    ``address`` (``vault.V.credential.C``), its secrets as ``from_env`` placeholders, and
+    those variables; None for an auth type the manifests cannot hold."""
+    vault, name = address.removeprefix("vault.").split(".credential.", 1)
+    variables: list[SecretVariable] = []
+    auth = _auth(cred.get("auth") or {}, address, vault, name, variables)
+    if auth is None:
+        return None
+    entry: JSON = {"name": name}
+    if cred.get("display_name") not in (None, name):
+        entry["display_name"] = cred["display_name"]
+    _put(entry, "metadata", _user_metadata(cred))
+    entry["auth"] = auth
+    return entry, tuple(variables)
+
+
 def _deployment_spec(
     obj: JSON, name: str, names: _Names
 ) -> tuple[JSON, list[str], dict[str, int]] | str:
@@ -642,6 +659,7 @@ __all__ = [
     "ImportedResource",
     "SecretVariable",
     "Skipped",
+    "credential_entry",
     "derive_documents",
     "env_var_name",
     "slugify",
