@@ -249,6 +249,28 @@ def test_vault_of_a_credential_address_is_refused(applied: Path) -> None:
     assert rt.vault("github").startswith("vlt_")
 
 
+async def test_an_environment_name_that_apply_manages_points_at_it_not_at_archiving(
+    applied: Path,
+) -> None:
+    """``ManagedConfig(env_name="python-data")``, the name of an environment the manifests
+    keep: the ConflictError advised "archive that environment", which would break the
+    deployments running in it; it now names the managed address and the lookup to use."""
+    from reconciler.errors import ConflictError
+    from reconciler.runtime import ManagedConfig
+
+    async with ManagedRuntime(ManagedConfig(env_name="python-data")) as rt:
+        with pytest.raises(ConflictError) as caught:
+            await rt.create_environment()
+        assert rt.environment_id is None
+    message = str(caught.value)
+    assert "exists with another networking and packages than this config describes" in message
+    assert (
+        "`reconciler apply` manages it as environment.python-data (project default): use "
+        "runtime.environment('python-data') for its id" in message
+    ), message
+    assert "archive" not in message
+
+
 def test_close_names_are_suggested_by_name_not_by_their_kind(applied: Path) -> None:
     """Every agent address starts with "agent.", so any name looked close to the first one:
     ``agent("zzz")`` suggested "did you mean agent.coder?"."""
