@@ -229,6 +229,27 @@ async def test_a_version_no_agent_has_is_refused_before_anything_is_sent(
     assert len(await rt.list_sessions("all")) == before
 
 
+async def test_list_limit_returns_at_most_that_many(rt: ManagedRuntime) -> None:
+    """``list_agents(limit=10)``, as PraisonAI's protocol writes it: it raised "TypeError:
+    DatedCollection.list() got an unexpected keyword argument 'limit'" (environments
+    likewise), and ``list_sessions(limit=3)`` returned every session."""
+    for n in range(3):
+        await rt.create_agent(ManagedConfig(name=f"a{n}"))
+    await rt.create_environment(ManagedConfig(env_name="e1"))
+    await rt.create_environment(ManagedConfig(env_name="e2"))
+    for _ in range(4):
+        await rt.create_session(None, None)
+    assert len(await rt.list_agents()) == 3
+    assert len(await rt.list_agents(limit=2)) == 2
+    assert len(await rt.list_environments(limit=1)) == 1
+    assert len(await rt.list_sessions(limit=3)) == 3
+    assert len(await rt.list_sessions("all", limit=10)) == 4
+    with pytest.raises(ValueError, match="limit must be a positive number"):
+        await rt.list_agents(limit=0)
+    with pytest.raises(TypeError, match=r"^list_agents\(\) got an unexpected keyword argument "):
+        await rt.list_agents(bogus=1)
+
+
 async def test_session_cleanup_with_active_and_archived_filters(rt: ManagedRuntime) -> None:
     agent_id = await rt.create_agent()
     env_id = await rt.create_environment()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import inspect
 import os
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -27,6 +28,7 @@ from reconciler.runtime.streams import SentLedger, SessionEventStream, Turn, as_
 
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
+    from reconciler.provider.pager import Pager
 
 __all__ = ["CLIENT_OPTIONS", "DEFAULT_DB_PATH", "ManagedRuntime"]
 
@@ -59,6 +61,36 @@ CLIENT_OPTIONS = frozenset(
 _OWN_OPTIONS = ("config", "provider_url", "api_key", "db_path", "client", "lockfile", "project")
 #: Keywords of the official SDK's client, and what they are called here.
 _SDK_NAMES = {"base_url": "provider_url", "auth_token": "api_key"}
+
+
+async def _listed(
+    what: str,
+    list_method: Callable[..., Pager],
+    limit: int | None,
+    filters: dict[str, Any],
+    keep: Callable[[JSON], bool] | None = None,
+) -> list[JSON]:
+    """The items of ``list_method(**filters)`` that ``keep`` keeps, all pages or the first
+    ``limit`` (the wire's ``limit`` is a page size: PraisonAI's ``limit=`` is a count)."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(
+            f"limit must be a positive number of items, or None for all; got {limit!r}"
+        )
+    taken = inspect.signature(list_method).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in taken.values()):
+        unknown = sorted(set(filters) - set(taken))
+        if unknown:
+            raise TypeError(
+                f"{what}() got an unexpected keyword argument {unknown[0]!r}; it takes "
+                f"{', '.join([*taken, 'limit'])}"
+            )
+    items: list[JSON] = []
+    async for item in list_method(**filters):
+        if keep is None or keep(item):
+            items.append(item)
+            if limit is not None and len(items) >= limit:
+                break
+    return items
 
 
 def _unknown_keywords(names: Sequence[str]) -> str:
@@ -312,13 +344,14 @@ class ManagedRuntime(AppliedLookups):
             self._id("agent", agent_id), version=version
         )
 
-    async def list_agents(self, **filters: Any) -> list[JSON]:
-        """Every agent, all pages.
+    async def list_agents(self, *, limit: int | None = None, **filters: Any) -> list[JSON]:
+        """Every agent, all pages (or the first ``limit``, in the provider's order).
 
         Args:
+            limit: at most this many; None = all.
             filters: ``include_archived=True``, ``created_at_gte=``, ``created_at_lte=``.
         """
-        return await (await self._api()).agents.list(**filters).to_list()
+        return await _listed("list_agents", (await self._api()).agents.list, limit, filters)
 
     async def archive_agent(self, agent_id: str | None = None) -> JSON:
         """Archive an agent (there is no delete); returns the archived agent.
@@ -410,9 +443,11 @@ class ManagedRuntime(AppliedLookups):
         """The environment object (archived ones too)."""
         return await (await self._api()).environments.retrieve(self._id("environment", env_id))
 
-    async def list_environments(self, **filters: Any) -> list[JSON]:
-        """Every environment, all pages (``include_archived=True`` adds archived ones)."""
-        return await (await self._api()).environments.list(**filters).to_list()
+    async def list_environments(self, *, limit: int | None = None, **filters: Any) -> list[JSON]:
+        """Every environment, all pages (``include_archived=True`` adds archived ones), or
+        the first ``limit``."""
+        api = await self._api()
+        return await _listed("list_environments", api.environments.list, limit, filters)
 
     async def archive_environment(self, env_id: str | None = None) -> JSON:
         """Archive an environment (no new sessions in it); returns the archived object."""
@@ -490,11 +525,12 @@ class ManagedRuntime(AppliedLookups):
         return await (await self._api()).sessions.retrieve(self._id("session", session_id))
 
     async def list_sessions(
-        self, status: SessionListStatus | None = None, **filters: Any
+        self, status: SessionListStatus | None = None, *, limit: int | None = None, **filters: Any
     ) -> list[JSON]:
-        """Every session matching the filters, all pages.
+        """Every session matching the filters, all pages (or the first ``limit``).
 
         Args:
+            limit: at most this many; None = all.
             status: ``"active"`` = not archived (the default listing); ``"archived"`` = only
                 archived ones; ``"all"`` = both; a session status (``"idle"``, ``"running"``,
                 ``"rescheduling"``, ``"terminated"``) = active sessions in that status.
@@ -523,10 +559,9 @@ class ManagedRuntime(AppliedLookups):
                 )
         if filters.get("include_archived") is False:
             del filters["include_archived"]  # the wire default; keeps the query minimal
-        sessions = await (await self._api()).sessions.list(**filters).to_list()
-        if only_archived:
-            sessions = [s for s in sessions if s.get("archived_at")]
-        return sessions
+        keep = (lambda s: bool(s.get("archived_at"))) if only_archived else None
+        api = await self._api()
+        return await _listed("list_sessions", api.sessions.list, limit, filters, keep)
 
     async def archive_session(self, session_id: str | None = None) -> JSON:
         """Archive a session (it takes no more events); returns the archived session."""
