@@ -253,6 +253,11 @@ def test_unmanaged_resources_of_every_kind(applied: Path) -> None:
     assert unmanaged[made["agent"]]["remote_name"] == "Clicked Agent"
     assert unmanaged[made["cred"]]["kind"] == "credential"
     assert unmanaged[made["cred"]]["message"].startswith("in vault.github:")
+    # the command to adopt it names the managed vault (it said vault.VAULT.credential.NAME)
+    assert (
+        f"`reconciler import vault.github.credential.NAME {made['cred']}` adopts it"
+        in unmanaged[made["cred"]]["message"]
+    )
     assert len(items(report)) == 3
 
     text = cli("drift").stdout

@@ -15,6 +15,7 @@ import pytest
 from support.gitops import (
     cli,
     drift_json,
+    edit,
     items,
     lockfile,
     make_workdir,
@@ -281,6 +282,98 @@ def test_import_without_a_document_to_write_warns(
     )
     assert not list(Path("manifests").iterdir())
     assert lockfile()["resources"]["deployment.nightly"]["id"] == deployment
+
+
+def test_import_of_a_deployment_before_what_it_uses_says_so_and_writes_it_when_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user imports a console-made deployment first: its document cannot name an agent and
+    an environment nobody manages yet. The warning says to import those first; once they
+    are, the same import again writes the deployment's document (it used to say "already
+    recorded; nothing to do" and leave the user to write it by hand)."""
+    make_workdir(tmp_path, monkeypatch, manifests=False)
+    Path("manifests").mkdir()
+
+    async def create(c: ProviderClient) -> tuple[str, str, str]:
+        agent = await c.agents.create({"name": "helper", "model": "claude-haiku-4-5"})
+        env = await c.environments.create({"name": "sandbox", "config": {"type": "cloud"}})
+        deployment = await c.deployments.create(
+            {
+                "name": "nightly",
+                "agent": {"type": "agent", "id": agent["id"], "version": 1},
+                "environment_id": env["id"],
+                "initial_events": [
+                    {"type": "user.message", "content": [{"type": "text", "text": "hi"}]}
+                ],
+            }
+        )
+        return str(agent["id"]), str(env["id"]), str(deployment["id"])
+
+    agent, env, deployment = out_of_band(create)
+    result = ok("import", "deployment.nightly", deployment)
+    warning = " ".join(result.stderr.split())
+    assert f"it uses agent {agent}, environment {env}, which this project does not manage" in (
+        warning
+    )
+    assert (
+        "import them first (`reconciler import agent.NAME ID`), then run this import again "
+        "to write its document" in warning
+    )
+    assert not list(Path("manifests").iterdir())
+
+    ok("import", "agent.helper", agent)
+    ok("import", "environment.sandbox", env)
+    serial = lockfile()["serial"]
+    result = ok("import", "deployment.nightly", deployment)
+    assert "Wrote manifests/deployments/nightly.yaml (the document of deployment.nightly)." in (
+        result.stdout
+    )
+    assert "nothing to do" not in result.stdout
+    assert "not in the manifests" not in result.stderr
+    assert lockfile()["resources"]["deployment.nightly"]["id"] == deployment
+    assert lockfile()["serial"] >= serial
+    plan_is_clean()
+    # and now that it is declared, the same import again is the no-op it was
+    assert "nothing to do" in ok("import", "deployment.nightly", deployment).stdout
+
+
+def test_import_of_an_undeclared_credential_says_what_to_add_to_its_vault(
+    applied: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A credential lives inside its vault's document, which import does not rewrite: the
+    warning gives the entry to add (secret as from_env) and the variable to set. It said
+    "its document was not written: write it", as if a credential had a document."""
+    vault = remote_id("vault.github")
+
+    async def create(c: ProviderClient) -> str:
+        auth = {"type": "static_bearer", "mcp_server_url": "https://x.example/mcp", "token": "t"}
+        made = await c.credentials.create(vault, {"display_name": "by hand", "auth": auth})
+        return str(made["id"])
+
+    cred = out_of_band(create)
+    result = ok("import", "vault.github.credential.extra", cred)
+    entry = (
+        '{"name": "extra", "display_name": "by hand", "auth": {"type": "static_bearer", '
+        '"mcp_server_url": "https://x.example/mcp", "token": {"from_env": "GITHUB_EXTRA_TOKEN"}}}'
+    )
+    warning = " ".join(result.stderr.split())
+    assert (
+        "vault.github.credential.extra is not in the manifests: add it to the credentials of "
+        f"vault.github in its manifest: {entry}; until then" in warning
+    ), warning
+    assert "document" not in warning
+    assert "GITHUB_EXTRA_TOKEN  vault.github.credential.extra auth.token" in result.stdout
+
+    # added as told, it is declared: the plan only writes its secret (never read back)
+    edit(
+        Path("manifests/vaults.yaml"),
+        "        token: {from_file: secrets/github-token.txt}\n",
+        f"        token: {{from_file: secrets/github-token.txt}}\n    - {entry}\n",
+    )
+    monkeypatch.setenv("GITHUB_EXTRA_TOKEN", "t")
+    shown = ok("plan").stdout
+    assert "~ vault.github.credential.extra  update" in shown, shown
+    assert "Plan: 0 to create, 1 to update, 0 to archive." in shown
 
 
 def test_import_the_same_again_does_nothing(applied: Path) -> None:
@@ -701,6 +794,28 @@ def test_import_all_unmanaged_beside_managed_resources(applied: Path) -> None:
     )
     plan_is_clean()
     assert ok("drift").stdout.startswith("No drift")
+
+
+def test_import_all_unmanaged_names_the_managed_vault_of_a_credential_it_skips(
+    applied: Path,
+) -> None:
+    """A credential added by hand to a managed vault is left for the user to declare: the
+    message names that vault's address and the whole import command (it named the vault by
+    its id and said `reconciler import vault.VAULT.credential.NAME ...`)."""
+    vault = remote_id("vault.github")
+
+    async def create(c: ProviderClient) -> str:
+        auth = {"type": "static_bearer", "mcp_server_url": "https://x.example/mcp", "token": "t"}
+        made = await c.credentials.create(vault, {"display_name": "by hand", "auth": auth})
+        return str(made["id"])
+
+    cred = out_of_band(create)
+    result = ok("import", "--all-unmanaged", "--out", "manifests/imported")
+    assert (
+        f"Skipped credential {cred}: it lives in the managed vault vault.github ({vault}): add "
+        "it to that vault's credentials in its manifest, then `reconciler import "
+        f"vault.github.credential.NAME {cred}`." in result.stderr
+    ), result.stderr
 
 
 def test_import_all_unmanaged_skips_a_deployment_it_cannot_refer_to(

@@ -127,6 +127,31 @@ def test_wrong_type_points_at_the_value(project: Path) -> None:
     ]
 
 
+def test_wrong_type_beside_a_key_named_like_its_union_tag_points_at_that_value(
+    project: Path,
+) -> None:
+    """A skill given by name is the union member tagged ``ref``, and also has a ``ref`` key:
+    an error in its ``version`` is at ``version``, not at the name beside it."""
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: reviewer
+        spec:
+          model: claude-sonnet-4-6
+          skills:
+            - {ref: review-checklist, version: 3}
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:6:40: spec.skills[0].version: expected a string, got an integer; "
+            "put it in quotes to make it a string"
+        ),
+    ]
+
+
 def test_missing_required_field_points_at_the_mapping(project: Path) -> None:
     write(
         project,

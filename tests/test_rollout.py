@@ -154,7 +154,7 @@ def test_a_failing_candidate_is_held_and_the_pin_stays(workdir: Path) -> None:
     assert entry(AGENT)["version"] == 2, "the agent version was made"
     out = result.stdout + result.stderr
     assert "1 of 2 checks failed on v2" in out
-    assert "check 'Say hello': expected contains 'LGTM'; got 'echo: Say hello'" in out
+    assert "check 'Say hello': the answer lacks 'LGTM'; got 'echo: Say hello'" in out
     assert all(s["id"] in out for s in sessions())
     assert all(s["archived_at"] for s in sessions())
     live_env = out_of_band(
@@ -619,6 +619,41 @@ def test_local_reply_a_rubric_graded_both_ways(workdir: Path) -> None:
     reply("LGTM, {text}")  # satisfied
     ok("apply", "--auto-approve")
     assert live_pin() == 3
+
+
+@needs_local_reply
+def test_a_failed_check_says_which_expectation_failed(workdir: Path) -> None:
+    """A check with both ``contains`` and a rubric: the report names what failed (the
+    grader's verdict and why, or the strings the answer lacks), not every expectation. It
+    used to read "expected contains 'PR 42'; ..." for an answer that contains "PR 42"."""
+    gate(
+        "      - message: Review PR 42\n"
+        '        contains: ["PR 42"]\n'
+        "        rubric: 'says \"LGTM\" about \"PR 42\"'\n"
+    )
+    reply("LGTM: {text}")
+    ok("apply", "--auto-approve")
+    reply("Not yet: {text}")
+    result = cli("apply", "--auto-approve")
+    assert result.exit_code == 1
+    out = result.stdout + result.stderr
+    assert (
+        "check 'Review PR 42': the grader said needs_revision (the answer lacks \"LGTM\") for "
+        "the rubric 'says \"LGTM\" about \"PR 42\"'; got 'Not yet: Review PR 42" in out
+    )
+    assert "expected contains" not in out
+
+    reply("LGTM: {text} looks fine")  # satisfies the grader, lacks the contains string
+    gate(
+        "      - message: Review PR 42\n"
+        '        contains: ["PR 42", "approved"]\n'
+        "        rubric: 'says \"LGTM\"'\n"
+    )
+    result = cli("apply", "--auto-approve")
+    assert result.exit_code == 1
+    out = result.stdout + result.stderr
+    assert "check 'Review PR 42': the answer lacks 'approved'; got 'LGTM: Review PR 42" in out
+    assert "grader said" not in out
 
 
 def test_a_renamed_deployment_keeps_its_held_versions_and_history(workdir: Path) -> None:

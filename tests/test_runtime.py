@@ -211,6 +211,45 @@ async def test_version_pinning(rt: ManagedRuntime, client: Any) -> None:
     assert _texts(await rt.run_turn(pinned, "pinned").collect()) == ["echo: pinned"]
 
 
+@pytest.mark.parametrize("version", [0, -1, True, "2", 1.5])
+async def test_a_version_no_agent_has_is_refused_before_anything_is_sent(
+    rt: ManagedRuntime, version: Any
+) -> None:
+    """``version=0`` (an off-by-one over ``applied(...).version``) reached the provider and
+    came back as "agent.constrained-str: Input should be a valid string"; ``True`` and
+    ``"2"`` were taken as versions 1 and 2."""
+    agent_id = await rt.create_agent()
+    env_id = await rt.create_environment()
+    before = len(await rt.list_sessions("all"))
+    with pytest.raises((ValueError, TypeError), match=r"^version is an agent version number"):
+        await rt.create_session(agent_id, env_id, version=version)
+    rt.agent_version = version
+    with pytest.raises((ValueError, TypeError), match=r"^version is an agent version number"):
+        await rt.create_session(agent_id, env_id)
+    assert len(await rt.list_sessions("all")) == before
+
+
+async def test_list_limit_returns_at_most_that_many(rt: ManagedRuntime) -> None:
+    """``list_agents(limit=10)``, as PraisonAI's protocol writes it: it raised "TypeError:
+    DatedCollection.list() got an unexpected keyword argument 'limit'" (environments
+    likewise), and ``list_sessions(limit=3)`` returned every session."""
+    for n in range(3):
+        await rt.create_agent(ManagedConfig(name=f"a{n}"))
+    await rt.create_environment(ManagedConfig(env_name="e1"))
+    await rt.create_environment(ManagedConfig(env_name="e2"))
+    for _ in range(4):
+        await rt.create_session(None, None)
+    assert len(await rt.list_agents()) == 3
+    assert len(await rt.list_agents(limit=2)) == 2
+    assert len(await rt.list_environments(limit=1)) == 1
+    assert len(await rt.list_sessions(limit=3)) == 3
+    assert len(await rt.list_sessions("all", limit=10)) == 4
+    with pytest.raises(ValueError, match="limit must be a positive number"):
+        await rt.list_agents(limit=0)
+    with pytest.raises(TypeError, match=r"^list_agents\(\) got an unexpected keyword argument "):
+        await rt.list_agents(bogus=1)
+
+
 async def test_session_cleanup_with_active_and_archived_filters(rt: ManagedRuntime) -> None:
     agent_id = await rt.create_agent()
     env_id = await rt.create_environment()

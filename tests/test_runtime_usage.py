@@ -173,6 +173,30 @@ def test_an_api_key_no_header_can_carry_is_refused_without_showing_it(
         assert "SECR" not in shown and "VALUE" not in shown
 
 
+# -- provider URLs -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", ["provider_url", "RECONCILER_PROVIDER_URL"])
+def test_a_provider_url_without_a_scheme_is_refused_when_the_runtime_is_built(
+    source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ManagedRuntime(provider_url="localhost:8787")`` was accepted; the first call then
+    raised a ``ProviderURLError`` (no ``ValueError``) about ``--provider-url``, a flag of
+    the CLI the program never used."""
+    monkeypatch.delenv("RECONCILER_PROVIDER_URL", raising=False)
+    if source == "provider_url":
+        build = lambda: ManagedRuntime(provider_url="localhost:8787")
+    else:
+        monkeypatch.setenv("RECONCILER_PROVIDER_URL", "localhost:8787")
+        build = ManagedRuntime
+    with pytest.raises(ValueError) as caught:
+        build()
+    assert str(caught.value) == (
+        f"{source} 'localhost:8787' is not a URL the client can use: it needs an http:// or "
+        "https:// scheme and a host (did you mean http://localhost:8787?)"
+    )
+
+
 # -- lookups of what apply created -----------------------------------------------------------
 
 
@@ -209,6 +233,42 @@ def test_applied_takes_an_address_and_says_so(applied: Path, address: str) -> No
     with pytest.raises(ValueError, match=rf"^'{address}' is not an address: .* 'agent.coder'"):
         ManagedRuntime().applied(address)
     assert ManagedRuntime().applied("vault.github.credential.github-mcp").kind == "credential"
+
+
+def test_vault_of_a_credential_address_is_refused(applied: Path) -> None:
+    """``rt.vault("vault.github.credential.github-mcp")`` returned the credential's vcrd_
+    id, which a session's ``vault_ids`` then refused at the provider."""
+    rt = ManagedRuntime()
+    for name in ("vault.github.credential.github-mcp", "github.credential.github-mcp"):
+        with pytest.raises(
+            ValueError,
+            match=r"^vault.github.credential.github-mcp is a credential address, not a vault "
+            r"one: use vault\('github'\)",
+        ):
+            rt.vault(name)
+    assert rt.vault("github").startswith("vlt_")
+
+
+async def test_an_environment_name_that_apply_manages_points_at_it_not_at_archiving(
+    applied: Path,
+) -> None:
+    """``ManagedConfig(env_name="python-data")``, the name of an environment the manifests
+    keep: the ConflictError advised "archive that environment", which would break the
+    deployments running in it; it now names the managed address and the lookup to use."""
+    from reconciler.errors import ConflictError
+    from reconciler.runtime import ManagedConfig
+
+    async with ManagedRuntime(ManagedConfig(env_name="python-data")) as rt:
+        with pytest.raises(ConflictError) as caught:
+            await rt.create_environment()
+        assert rt.environment_id is None
+    message = str(caught.value)
+    assert "exists with another networking and packages than this config describes" in message
+    assert (
+        "`reconciler apply` manages it as environment.python-data (project default): use "
+        "runtime.environment('python-data') for its id" in message
+    ), message
+    assert "archive" not in message
 
 
 def test_close_names_are_suggested_by_name_not_by_their_kind(applied: Path) -> None:

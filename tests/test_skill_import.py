@@ -127,3 +127,34 @@ def test_import_all_unmanaged_names_a_skill_imported_with_its_agents(workdir: Pa
     assert f"  skills:\n    - ref: pdf-tools\n      version: {first}\n" in pinned, text
     assert "skill_id" not in text
     plan_is_clean()
+
+
+def test_import_of_an_agent_pinning_an_older_version_of_an_imported_skill_plans_clean(
+    workdir: Path,
+) -> None:
+    """One by one, as a team adopts what it clicked together: the skill, then an agent that
+    pins its first version while a second one is the latest. The agent's document says
+    ``{ref: pdf-tools, version: FIRST}``, and the next plan has nothing to do (it used to
+    record the agent again: "whose lockfile entry is out of date", exit 2)."""
+    skill = hand_made()
+    first = skill["latest_version_id"]
+
+    async def make_agent(client: ProviderClient) -> str:
+        files = (("pdf-tools/SKILL.md", SKILL_MD.encode()), ("pdf-tools/fill.py", b"print(2)\n"))
+        await client.skills.versions.create(skill["id"], SkillUpload(files))
+        ref = {"type": "custom", "skill_id": skill["id"], "version": first}
+        made = await client.agents.create(
+            {"name": "pinned", "model": "claude-sonnet-4-6", "skills": [ref]}
+        )
+        return str(made["id"])
+
+    agent = out_of_band(make_agent)
+    ok("import", "skill.pdf-tools", skill["id"])
+    ok("import", "agent.pinned", agent)
+    text = (workdir / "manifests/agents/pinned.yaml").read_text()
+    assert f"  skills:\n    - ref: pdf-tools\n      version: {first}\n" in text, text
+    plan_is_clean()
+    # imported again, now that its document declares it: clean as well
+    ok("state", "rm", "agent.pinned")
+    ok("import", "agent.pinned", agent)
+    plan_is_clean()

@@ -348,6 +348,25 @@ def test_an_agent_pinned_to_a_version_stays_there_and_an_unknown_version_is_an_e
     assert live_agent(before["id"]) == before
 
 
+def test_version_latest_follows_the_newest_as_a_deployments_pin_does(workdir: Path) -> None:
+    """``{ref: pdf-tools, version: latest}``, written as a Deployment's ``agent`` pin is:
+    validate took it, and plan refused it as "version latest, which does not exist"."""
+    app = workdir / "manifests/app.yaml"
+    app.write_text(AGENTS.replace("{ref: pdf-tools}", "{ref: pdf-tools, version: latest}"))
+    ok("apply", "--auto-approve")
+    [skill] = live_skills()
+    assert agent_skills()[1]["version"] == skill["latest_version_id"]
+    plan_is_clean()
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    assert "~ agent.coder  update  version 1 -> 2  [skills]" in ok("plan").stdout
+    ok("apply", "--auto-approve")
+    [skill] = live_skills()
+    assert agent_skills()[1]["version"] == skill["latest_version_id"]
+    # the same as leaving version out: no change either way
+    app.write_text(AGENTS)
+    plan_is_clean()
+
+
 def test_wire_form_skills_stay_as_written(workdir: Path) -> None:
     ok("apply", "--auto-approve")
     [skill] = live_skills()

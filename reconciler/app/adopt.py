@@ -8,6 +8,7 @@ apply commits them. It never sends a write itself.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from reconciler.app.workspace import (
     read_documents,
     with_origin,
 )
-from reconciler.engine.derive import SecretVariable
+from reconciler.engine.derive import SecretVariable, credential_entry
 from reconciler.engine.desired import (
     DesiredResource,
     desired_digest,
@@ -382,13 +383,18 @@ async def import_resource(
     warnings: list[str] = []
     files: tuple[Path, ...] = ()
     not_written = ""  # why the document of an undeclared address was not written
+    remedy = "write it"
+    to_add = ""  # an undeclared credential: the item to add to its vault's document
+    entry_secrets: tuple[SecretVariable, ...] = ()
     with import_lock(ws, allow_change=allow_origin_change) as (lock, store, lockfile, origin):
         recorded = not needs_import(lockfile, address, remote_id, force)
         parent_id = _vault_id(lockfile, address) if kind == "credential" else None
         async with connect(ws) as client:
             provider = ClientBackedProvider(client)
             obj = await _retrieve(provider, kind, remote_id, parent_id, address)
-            if recorded and owned_address(obj, ws.project) == address:
+            # recorded but undeclared (its document could not be written before: a
+            # deployment imported before what it uses): go on, to write the document now
+            if recorded and owned_address(obj, ws.project) == address and address in desired:
                 return ImportResult(adopted=(), already=True)
             # recorded but not tagged ours (a bad merge, or tags removed by hand): the
             # lockfile alone proves nothing, so the same checks as a new import apply
@@ -409,8 +415,22 @@ async def import_resource(
                 )
                 if isinstance(found, str):
                     not_written = f" ({found})"
+                    if kind == "deployment" and found.startswith("it uses "):
+                        remedy = (
+                            "import them first (`reconciler import agent.NAME ID`), then run "
+                            "this import again to write its document, or write it yourself"
+                        )
                 else:
                     undeclared = found
+            elif res is None:  # a credential: an item of its vault's document
+                found_entry = credential_entry(obj, address)
+                if found_entry is not None:
+                    entry, entry_secrets = found_entry
+                    vault_address = address.split(".credential.")[0]
+                    to_add = (
+                        f": add it to the credentials of {vault_address} in its manifest: "
+                        f"{json.dumps(entry)}"
+                    )
             if undeclared is not None:
                 undeclared.check_absent()
                 documents = (*documents, undeclared.document)
@@ -427,6 +447,7 @@ async def import_resource(
                     parent_id=parent_id,
                     pins=pins,
                     previous_owner=owner,
+                    skills=_agent_skills(obj, res, lockfile) if kind == "agent" else None,
                 )
             ]
             if undeclared is not None:
@@ -465,20 +486,43 @@ async def import_resource(
                     )
     adopted = tuple(adopted_from(o) for o in report.outcomes if o.ok)
     warnings += [f"{a} was not adopted: {why}" for a, why in report.failures.items()]
-    if address not in desired:
+    if address not in desired and to_add:
         warnings.append(
-            f"{address} is not in the manifests and its document was not written{not_written}: write "
-            "it; until then plan lists it as left alone, and `plan --prune` would archive it"
+            f"{address} is not in the manifests{to_add}; until then plan lists it as left "
+            "alone, and `plan --prune` would archive it"
+        )
+    elif address not in desired:
+        warnings.append(
+            f"{address} is not in the manifests and its document was not written{not_written}: "
+            f"{remedy}; until then plan lists it as left alone, and `plan --prune` would "
+            "archive it"
         )
     if any(a.kind == "credential" for a in adopted):
         warnings.append(
             "secrets cannot be read back from the provider: the next apply writes each "
             "credential's secret from its manifest (the plan shows it as a sensitive update)"
         )
-    secrets = undeclared.secrets if undeclared is not None else ()
+    secrets = undeclared.secrets if undeclared is not None else entry_secrets
     return ImportResult(
         adopted=adopted, warnings=tuple(warnings), report=report, files=files, secrets=secrets
     )
+
+
+def _agent_skills(obj: JSON, res: DesiredResource | None, lockfile: Lockfile) -> dict[str, str]:
+    """Skill address -> the version the live agent runs, for each skill its manifest names
+    by ref (``{ref: NAME}``): recorded as an apply records them, or the next plan would
+    record them as an entry out of date."""
+    running = {
+        str(s.get("skill_id")): str(s["version"])
+        for s in obj.get("skills") or []
+        if isinstance(s, dict) and s.get("type") == "custom" and s.get("version")
+    }
+    out: dict[str, str] = {}
+    for address in res.skill_refs if res is not None else ():
+        entry = lockfile.resources.get(address)
+        if entry is not None and entry.id in running:
+            out[address] = running[entry.id]
+    return out
 
 
 def _derived_credential_adoptions(

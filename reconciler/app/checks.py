@@ -93,7 +93,7 @@ class ProviderCheckRunner:
             return self._failed(check, session_id, answer, error)
         reply = "\n".join(answer)
         missing = [c for c in check.contains if c not in reply]
-        verdict = None
+        verdict = explanation = None
         if check.rubric is not None:
             outcome = {
                 "type": "user.define_outcome",
@@ -108,13 +108,21 @@ class ProviderCheckRunner:
             if not verdicts:
                 return self._failed(check, session_id, answer, "the grader gave no verdict")
             verdict = str(verdicts[-1].get("result"))
-            explanation = verdicts[-1].get("explanation")
+            explanation = str(verdicts[-1].get("explanation") or "") or None
             if explanation:
                 answer.append(f"[grader: {verdict}: {explanation}]")
             else:
                 answer.append(f"[grader: {verdict}]")
         passed = not missing and verdict in (None, "satisfied")
-        return CheckResult(check, passed, session_id, "\n".join(answer), verdict=verdict)
+        return CheckResult(
+            check,
+            passed,
+            session_id,
+            "\n".join(answer),
+            verdict=verdict,
+            explanation=explanation,
+            missing=tuple(missing),
+        )
 
     async def _turn(
         self,

@@ -477,13 +477,20 @@ def derive_documents(
                 Skipped(u.kind, u.remote_id, f"a duplicate of {u.tagged} ({u.duplicate_of})")
             )
         elif u.kind == "credential":
+            vault_id = str(u.obj.get("vault_id"))
+            vault = names.of("vault", vault_id)
+            where, address = (
+                (f"vault.{vault} ({vault_id})", f"vault.{vault}")
+                if vault is not None
+                else (vault_id, "vault.VAULT")
+            )
             skipped.append(
                 Skipped(
                     u.kind,
                     u.remote_id,
-                    f"it lives in the managed vault {u.obj.get('vault_id')}: add it to that "
-                    "vault's manifest, then `reconciler import vault.VAULT.credential.NAME "
-                    f"{u.remote_id}`",
+                    f"it lives in the managed vault {where}: add it to that vault's "
+                    f"credentials in its manifest, then `reconciler import "
+                    f"{address}.credential.NAME {u.remote_id}`",
                 )
             )
     for u in top:
@@ -580,6 +587,23 @@ def _vault_spec(
     return spec, resources
 
 
+def credential_entry(cred: JSON, address: str) -> tuple[JSON, tuple[SecretVariable, ...]] | None:
+    """The ``credentials`` item of a vault manifest that declares the live ``cred`` as
+    ``address`` (``vault.V.credential.C``), its secrets as ``from_env`` placeholders, and
+    those variables; None for an auth type the manifests cannot hold."""
+    vault, name = address.removeprefix("vault.").split(".credential.", 1)
+    variables: list[SecretVariable] = []
+    auth = _auth(cred.get("auth") or {}, address, vault, name, variables)
+    if auth is None:
+        return None
+    entry: JSON = {"name": name}
+    if cred.get("display_name") not in (None, name):
+        entry["display_name"] = cred["display_name"]
+    _put(entry, "metadata", _user_metadata(cred))
+    entry["auth"] = auth
+    return entry, tuple(variables)
+
+
 def _deployment_spec(
     obj: JSON, name: str, names: _Names
 ) -> tuple[JSON, list[str], dict[str, int]] | str:
@@ -600,8 +624,8 @@ def _deployment_spec(
             vaults.append(vname)
     if missing:
         return (
-            f"it uses {', '.join(missing)}, which this project neither manages nor imports "
-            "(archived, or owned by another project)"
+            f"it uses {', '.join(missing)}, which this project does not manage (not imported "
+            "yet, archived, or owned by another project)"
         )
     spec: JSON = {}
     if obj.get("name") != name:
@@ -635,6 +659,7 @@ __all__ = [
     "ImportedResource",
     "SecretVariable",
     "Skipped",
+    "credential_entry",
     "derive_documents",
     "env_var_name",
     "slugify",

@@ -107,6 +107,24 @@ class CheckResult:
     error: str | None = None
     #: the outcome grader's last verdict (``satisfied``, ``needs_revision``...), with a rubric
     verdict: str | None = None
+    #: the grader's explanation of ``verdict``
+    explanation: str | None = None
+    #: the ``contains`` strings the answer lacks
+    missing: tuple[str, ...] = ()
+
+    @property
+    def failures(self) -> str | None:
+        """What failed, in words (``the answer lacks 'LGTM'``; ``the grader said
+        needs_revision (...) for the rubric '...'``); None when that is not known."""
+        parts = []
+        if self.missing:
+            parts.append(f"the answer lacks {', '.join(repr(m) for m in self.missing)}")
+        if self.verdict not in (None, "satisfied"):
+            why = f" ({self.explanation})" if self.explanation else ""
+            parts.append(
+                f"the grader said {self.verdict}{why} for the rubric {self.check.rubric!r}"
+            )
+        return "; ".join(parts) or None
 
 
 @dataclass(frozen=True)
@@ -140,6 +158,8 @@ class GateVerdict:
         for r in self.failed:
             if r.error is not None:  # no verdict: why, then what it would have needed
                 said = f"{r.error} (expected {r.check.expected})"
+            elif r.failures is not None:
+                said = f"{r.failures}; got {_short(r.answer)!r}"
             else:
                 said = f"expected {r.check.expected}; got {_short(r.answer)!r}"
             lines.append(

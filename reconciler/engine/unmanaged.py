@@ -136,10 +136,13 @@ def _newest_tagged(objects: Iterable[JSON], project: str, address: str, like: JS
     return max(tagged, key=lambda o: str(o.get("created_at"))) if tagged else None
 
 
-def unmanaged_message(kind: str, remote_id: str | None) -> str:
+def unmanaged_message(kind: str, remote_id: str | None, vault: str | None = None) -> str:
     """What an unmanaged resource is and the whole command that adopts it, e.g.
-    ``... `reconciler import agent.NAME agent_01...` adopts it (NAME: ...)``."""
-    address = "vault.VAULT.credential.NAME" if kind == "credential" else f"{kind}.NAME"
+    ``... `reconciler import agent.NAME agent_01...` adopts it (NAME: ...)``; a credential's
+    names its vault's address when the vault is managed (``vault``)."""
+    address = f"{kind}.NAME"
+    if kind == "credential":
+        address = f"{vault or 'vault.VAULT'}.credential.NAME"
     return (
         f"{UNMANAGED_MESSAGE.split(';')[0]}; `reconciler import {address} {remote_id or 'ID'}` "
         "adopts it (NAME: the name to give it in the manifests)"
@@ -147,7 +150,8 @@ def unmanaged_message(kind: str, remote_id: str | None) -> str:
 
 
 def unmanaged_item(u: Unmanaged, vault_names: Mapping[str, str]) -> DriftItem:
-    message = unmanaged_message(u.kind, u.remote_id)
+    vault_address = vault_names.get(str(u.obj.get("vault_id"))) if u.kind == "credential" else None
+    message = unmanaged_message(u.kind, u.remote_id, vault_address)
     drift_type: DriftType = "unmanaged"
     if u.duplicate_of is not None:
         drift_type = "twin"

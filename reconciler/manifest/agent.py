@@ -352,8 +352,18 @@ class SkillRef(SpecModel):
     ref: ResourceName = Field(description="Name of a Skill manifest.")
     version: NonEmptyStr | None = Field(
         default=None,
-        description="A version id (skillver_...) to pin; omit to follow the newest version.",
+        description="A version id (skillver_...) to pin; omit (or latest) to follow the "
+        "newest version.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _latest(cls, data: Any) -> Any:
+        # ``version: latest`` follows the newest, as a Deployment's agent pin does: the same
+        # as leaving it out (dropped, so both spell one spec and one digest)
+        if isinstance(data, dict) and data.get("version") == "latest":
+            return {k: v for k, v in data.items() if k != "version"}
+        return data
 
 
 def _skill_tag(value: Any) -> str:

@@ -75,9 +75,18 @@ def data_path(data: Any, loc: tuple[str | int, ...]) -> DataPath:
     """Follow ``loc`` through the raw data, skipping union tags that are not data keys."""
     path: list[str | int] = []
     current = data
-    for elem in loc:
+    for i, elem in enumerate(loc):
         if isinstance(current, dict):
             found = isinstance(elem, str) and elem in current
+            # a tag that is also a key of the data (a skill's ``ref``) leads to a scalar
+            # while the next part of ``loc`` is a key beside it: it was the tag
+            if (
+                found
+                and i + 1 < len(loc)
+                and not isinstance(current[elem], dict | list)
+                and loc[i + 1] in current
+            ):
+                found = False
         elif isinstance(current, list):
             found = isinstance(elem, int) and 0 <= elem < len(current)
         else:

@@ -20,20 +20,24 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ConfigurationError
 
 #: How the embedded local provider's origin starts in a lockfile.
 LOCAL_PREFIX = "local:"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class ProviderURLError(ReconcilerError):
-    """A ``--provider-url`` that cannot be a base URL of the API."""
+class ProviderURLError(ConfigurationError):
+    """A ``--provider-url`` that cannot be a base URL of the API (a ``ValueError``)."""
 
 
-def normalize_base_url(url: str) -> str:
+def normalize_base_url(url: str, source: str = "--provider-url") -> str:
     """``url`` as the client uses it: scheme and host lower case, default port, user
     info, query, a trailing slash and a trailing ``/v1`` dropped.
+
+    Args:
+        url: the base URL as given.
+        source: where it came from, as the error names it (``provider_url`` for the runtime).
 
     Raises:
         ProviderURLError: no ``http://`` or ``https://`` scheme, or no host.
@@ -44,16 +48,16 @@ def normalize_base_url(url: str) -> str:
     if scheme not in _DEFAULT_PORTS or not parts.netloc:
         hint = f"{_likely_scheme(text)}://{text}" if "://" not in text else None
         raise ProviderURLError(
-            f"--provider-url {url!r} is not a URL the client can use: it needs an http:// or "
+            f"{source} {url!r} is not a URL the client can use: it needs an http:// or "
             "https:// scheme and a host" + (f" (did you mean {hint}?)" if hint else "")
         )
     host = (parts.hostname or "").lower()
     if not host:
-        raise ProviderURLError(f"--provider-url {url!r} names no host")
+        raise ProviderURLError(f"{source} {url!r} names no host")
     try:
         port = parts.port
     except ValueError:
-        raise ProviderURLError(f"--provider-url {url!r} has an invalid port") from None
+        raise ProviderURLError(f"{source} {url!r} has an invalid port") from None
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"

@@ -56,11 +56,17 @@ def lookup_address(kind: str, name: str) -> str:
     if not isinstance(name, str) or not name:
         raise TypeError(f"{_a(kind)} name is a non-empty string, got {name!r}")
     prefix, dot, _ = name.partition(".")
-    if dot and prefix in KIND_INFO:
-        if prefix != kind:
-            raise ValueError(f"{name} is {_a(prefix)} address, not {_a(kind)} one")
-        return name
-    return address_of(kind, name)
+    address = name if dot and prefix in KIND_INFO else address_of(kind, name)
+    prefix = address.partition(".")[0]
+    if prefix != kind:
+        raise ValueError(f"{name} is {_a(prefix)} address, not {_a(kind)} one")
+    if kind == "vault" and ".credential." in address:  # vault.V.credential.C: a credential
+        vault = address.split(".credential.")[0].removeprefix("vault.")
+        raise ValueError(
+            f"{address} is a credential address, not a vault one: use vault({vault!r}) for "
+            "its vault's id, or applied(address).id for the credential's"
+        )
+    return address
 
 
 def _callers_stacklevel() -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import inspect
 import os
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from reconciler.errors import ConflictError
-from reconciler.kinds import DEFAULT_PROVIDER_DB
+from reconciler.kinds import DEFAULT_PROVIDER_DB, owner_of
 from reconciler.provider.wire import check_api_key
 from reconciler.runtime.applied import DEFAULT_LOCKFILE, AppliedLookups
 from reconciler.runtime.config import ManagedConfig, environment_differences
@@ -27,6 +28,7 @@ from reconciler.runtime.streams import SentLedger, SessionEventStream, Turn, as_
 
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
+    from reconciler.provider.pager import Pager
 
 __all__ = ["CLIENT_OPTIONS", "DEFAULT_DB_PATH", "ManagedRuntime"]
 
@@ -59,6 +61,36 @@ CLIENT_OPTIONS = frozenset(
 _OWN_OPTIONS = ("config", "provider_url", "api_key", "db_path", "client", "lockfile", "project")
 #: Keywords of the official SDK's client, and what they are called here.
 _SDK_NAMES = {"base_url": "provider_url", "auth_token": "api_key"}
+
+
+async def _listed(
+    what: str,
+    list_method: Callable[..., Pager],
+    limit: int | None,
+    filters: dict[str, Any],
+    keep: Callable[[JSON], bool] | None = None,
+) -> list[JSON]:
+    """The items of ``list_method(**filters)`` that ``keep`` keeps, all pages or the first
+    ``limit`` (the wire's ``limit`` is a page size: PraisonAI's ``limit=`` is a count)."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(
+            f"limit must be a positive number of items, or None for all; got {limit!r}"
+        )
+    taken = inspect.signature(list_method).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in taken.values()):
+        unknown = sorted(set(filters) - set(taken))
+        if unknown:
+            raise TypeError(
+                f"{what}() got an unexpected keyword argument {unknown[0]!r}; it takes "
+                f"{', '.join([*taken, 'limit'])}"
+            )
+    items: list[JSON] = []
+    async for item in list_method(**filters):
+        if keep is None or keep(item):
+            items.append(item)
+            if limit is not None and len(items) >= limit:
+                break
+    return items
 
 
 def _unknown_keywords(names: Sequence[str]) -> str:
@@ -134,6 +166,11 @@ class ManagedRuntime(AppliedLookups):
             raise TypeError(_unknown_keywords(unknown))
         self.config = config if config is not None else ManagedConfig()
         self.provider_url = provider_url or os.environ.get("RECONCILER_PROVIDER_URL") or None
+        if self.provider_url is not None:  # refused now, naming where it came from
+            from reconciler.provider.origin import normalize_base_url
+
+            source = "provider_url" if provider_url else "RECONCILER_PROVIDER_URL"
+            normalize_base_url(self.provider_url, source)
         self.api_key = api_key or os.environ.get("ANTHROPIC_API_KEY") or None
         if self.api_key is not None:
             check_api_key(self.api_key, "api_key" if api_key else "ANTHROPIC_API_KEY")
@@ -307,13 +344,14 @@ class ManagedRuntime(AppliedLookups):
             self._id("agent", agent_id), version=version
         )
 
-    async def list_agents(self, **filters: Any) -> list[JSON]:
-        """Every agent, all pages.
+    async def list_agents(self, *, limit: int | None = None, **filters: Any) -> list[JSON]:
+        """Every agent, all pages (or the first ``limit``, in the provider's order).
 
         Args:
+            limit: at most this many; None = all.
             filters: ``include_archived=True``, ``created_at_gte=``, ``created_at_lte=``.
         """
-        return await (await self._api()).agents.list(**filters).to_list()
+        return await _listed("list_agents", (await self._api()).agents.list, limit, filters)
 
     async def archive_agent(self, agent_id: str | None = None) -> JSON:
         """Archive an agent (there is no delete); returns the archived agent.
@@ -379,11 +417,23 @@ class ManagedRuntime(AppliedLookups):
             env = found[0]
             differences = environment_differences(body["config"], env.get("config") or {})
             if differences and reuse is None:
+                owner = owner_of(env)
+                if owner is not None and owner.address:
+                    # archiving it would break what `reconciler apply` runs in it
+                    what_to_do = (
+                        f"`reconciler apply` manages it as {owner.address} (project "
+                        f"{owner.project}): use runtime.environment("
+                        f"{owner.address.split('.', 1)[-1]!r}) for its id (or pass "
+                        "reuse=True), or give the config another env_name"
+                    )
+                else:
+                    what_to_do = (
+                        "give the config another env_name, archive that environment, or pass "
+                        "reuse=True to use it as it is"
+                    )
                 raise ConflictError(
                     f"environment {name!r} ({env['id']}) exists with another "
-                    f"{' and '.join(differences)} than this config describes; give the "
-                    "config another env_name, archive that environment, or pass reuse=True "
-                    "to use it as it is",
+                    f"{' and '.join(differences)} than this config describes; {what_to_do}",
                     **exc.details(),
                 ) from exc
         self.environment_id = str(env["id"])
@@ -393,9 +443,11 @@ class ManagedRuntime(AppliedLookups):
         """The environment object (archived ones too)."""
         return await (await self._api()).environments.retrieve(self._id("environment", env_id))
 
-    async def list_environments(self, **filters: Any) -> list[JSON]:
-        """Every environment, all pages (``include_archived=True`` adds archived ones)."""
-        return await (await self._api()).environments.list(**filters).to_list()
+    async def list_environments(self, *, limit: int | None = None, **filters: Any) -> list[JSON]:
+        """Every environment, all pages (``include_archived=True`` adds archived ones), or
+        the first ``limit``."""
+        api = await self._api()
+        return await _listed("list_environments", api.environments.list, limit, filters)
 
     async def archive_environment(self, env_id: str | None = None) -> JSON:
         """Archive an environment (no new sessions in it); returns the archived object."""
@@ -439,6 +491,12 @@ class ManagedRuntime(AppliedLookups):
         """
         agent_id = self._id("agent", agent_id)
         pin = version if version is not None else self.agent_version
+        if pin is not None and (isinstance(pin, bool) or not isinstance(pin, int) or pin < 1):
+            error = TypeError if not isinstance(pin, int) or isinstance(pin, bool) else ValueError
+            raise error(
+                f"version is an agent version number (1, 2, ...), or None for the latest; "
+                f"got {pin!r}"
+            )
         agent: str | JSON = (
             agent_id if pin is None else {"type": "agent", "id": agent_id, "version": pin}
         )
@@ -467,11 +525,12 @@ class ManagedRuntime(AppliedLookups):
         return await (await self._api()).sessions.retrieve(self._id("session", session_id))
 
     async def list_sessions(
-        self, status: SessionListStatus | None = None, **filters: Any
+        self, status: SessionListStatus | None = None, *, limit: int | None = None, **filters: Any
     ) -> list[JSON]:
-        """Every session matching the filters, all pages.
+        """Every session matching the filters, all pages (or the first ``limit``).
 
         Args:
+            limit: at most this many; None = all.
             status: ``"active"`` = not archived (the default listing); ``"archived"`` = only
                 archived ones; ``"all"`` = both; a session status (``"idle"``, ``"running"``,
                 ``"rescheduling"``, ``"terminated"``) = active sessions in that status.
@@ -500,10 +559,9 @@ class ManagedRuntime(AppliedLookups):
                 )
         if filters.get("include_archived") is False:
             del filters["include_archived"]  # the wire default; keeps the query minimal
-        sessions = await (await self._api()).sessions.list(**filters).to_list()
-        if only_archived:
-            sessions = [s for s in sessions if s.get("archived_at")]
-        return sessions
+        keep = (lambda s: bool(s.get("archived_at"))) if only_archived else None
+        api = await self._api()
+        return await _listed("list_sessions", api.sessions.list, limit, filters, keep)
 
     async def archive_session(self, session_id: str | None = None) -> JSON:
         """Archive a session (it takes no more events); returns the archived session."""
