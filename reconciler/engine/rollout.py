@@ -12,8 +12,10 @@ Given a deployment already planned (``resource.plan_resource``), decide:
   says so).
 
 A new deployment is not gated: there is no pin to protect yet, and it starts at the version
-the manifest asks for. Nor is a move back to the version the lockfile pinned (the pin was moved
-behind our back): that version passed its gate when apply pinned it. Pure: no I/O.
+the manifest asks for; one the lockfile records (archived behind our back, created again)
+starts where the lockfile pinned it when that version is held for it. Nor is a move back to
+the version the lockfile pinned (the pin was moved behind our back): that version passed its
+gate when apply pinned it. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from reconciler.engine.gate import Check, Gate, GateMode, HeldCandidate, Recover
 from reconciler.engine.inputs import PlanInputs
 from reconciler.engine.model import PinMove, Update
 from reconciler.engine.resource import Planned, plan_resource, predicted_id, predicted_version
-from reconciler.state import HeldVersion
+from reconciler.state import HeldVersion, LockEntry
 
 #: fields of a deployment's create body a check session takes as they are
 SESSION_FIELDS = ("environment_id", "vault_ids", "resources")
@@ -46,11 +48,13 @@ def gate_pin_move(
         held candidate the plan reports when the pin stays because of it.
     """
     live = done.live
-    if res.kind != "deployment" or res.pin is None or live is None:
+    if res.kind != "deployment" or res.pin is None:
         return done, None
     entry = inputs.entry(res.address)
     if entry is None and res.moved_from is not None:  # a renamed deployment keeps its record
         entry = inputs.entry(res.moved_from)
+    if live is None:
+        return _recreated(inputs, res, done, planned, entry)
     recorded = entry is not None and entry.id == live.get("id")
     recovered = inputs.recovered.get(res.address) if entry is None else None
     held = entry.held if entry is not None and recorded else ()
@@ -59,6 +63,33 @@ def gate_pin_move(
     restores = entry.pins.get(res.pin[0]) if entry is not None and recorded else None
     planned_now, hold = _gate(inputs, res, done, planned, held, restores)
     return _carrying(planned_now, recovered), hold
+
+
+def _recreated(
+    inputs: PlanInputs,
+    res: DesiredResource,
+    done: Planned,
+    planned: Mapping[str, Planned],
+    entry: LockEntry | None,
+) -> tuple[Planned, HeldCandidate | None]:
+    """A deployment the lockfile records created again (archived or deleted behind our
+    back): it starts at the version the lockfile pinned when the one it would follow is
+    held for it, as its pin would stay there had it not been archived. Even with
+    ``retry_held``: a create runs no checks, so the next apply is the one that retries."""
+    if entry is None or not entry.held:
+        return done, None
+    assert res.pin is not None
+    agent, pinned = res.pin
+    recorded_pin = entry.pins.get(agent)
+    agent_entry = inputs.entry(agent)
+    new = pinned if pinned is not None else predicted_version(planned, agent)
+    hold = next((h for h in entry.held if h.agent == agent and h.version == new), None)
+    same_agent = agent_entry is not None and predicted_id(planned, agent) == agent_entry.id
+    if hold is None or not isinstance(recorded_pin, int) or recorded_pin == new or not same_agent:
+        return done, None
+    return plan_resource(inputs, replace(res, held_pin=recorded_pin), planned), _held(
+        res, hold, recorded_pin
+    )
 
 
 def _gate(

@@ -1,0 +1,42 @@
+"""Rollouts as a platform team lives with them over days: holds, rollbacks and the live
+system changed behind git's back in between (embedded provider, driven through the CLI)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from support.gitops import cli, make_workdir, ok, out_of_band
+from test_rollout import AGENT, FAILING, entry, gate, live_pin, new_version
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_workdir(tmp_path, monkeypatch)
+
+
+def test_a_deployment_archived_behind_our_back_comes_back_without_its_held_candidate(
+    workdir: Path,
+) -> None:
+    # v2 failed its checks and is held; someone archives the deployment in the console. The
+    # apply that creates it again pinned it to the latest version, v2 (the plan said
+    # agent.reviewer@latest), and the lockfile forgot the hold: the failed candidate ran
+    gate(FAILING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    assert cli("apply", "--auto-approve").exit_code == 1  # v2 held
+    out_of_band(lambda c: c.deployments.archive(entry()["id"]))
+
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 2, plan.stdout
+    assert "+ agent: agent.reviewer@1\n" in plan.stdout
+    assert "agent.reviewer v2 held: 1 of 1 checks failed on " in plan.stdout
+    data = json.loads(ok("plan", "--format", "json").stdout)
+    assert [(h["version"], h["stays_at"]) for h in data["held"]] == [(2, 1)]
+
+    ok("apply", "--auto-approve")
+    assert live_pin() == 1 and entry()["pins"] == {AGENT: 1}
+    assert [h["version"] for h in entry()["held"]] == [2], "still held"
+    assert ok("plan", "--detailed-exitcode").stdout.startswith("No changes.")
+    assert cli("drift").exit_code == 0
