@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from support.gitops import cli, make_workdir, ok, out_of_band
-from test_rollout import AGENT, FAILING, entry, gate, live_pin, new_version
+from support.gitops import cli, lockfile, make_workdir, ok, out_of_band
+from test_rollout import AGENT, DEPLOYMENT, FAILING, PASSING, entry, gate, live_pin, new_version
 
 
 @pytest.fixture
@@ -40,3 +40,24 @@ def test_a_deployment_archived_behind_our_back_comes_back_without_its_held_candi
     assert [h["version"] for h in entry()["held"]] == [2], "still held"
     assert ok("plan", "--detailed-exitcode").stdout.startswith("No changes.")
     assert cli("drift").exit_code == 0
+
+
+def test_rollback_of_a_deployment_archived_behind_our_back_is_refused_before_its_plan(
+    workdir: Path,
+) -> None:
+    # rollback showed its plan and sent the move, which the provider refused with a 400
+    # ("is archived and cannot be changed"), reported as a failed apply
+    gate(PASSING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    ok("apply", "--auto-approve")
+    out_of_band(lambda c: c.deployments.archive(entry()["id"]))
+    before = lockfile()
+
+    result = cli("rollback", DEPLOYMENT, "--auto-approve")
+    assert result.exit_code == 1, result.stdout
+    assert result.stdout == ""
+    assert f"{DEPLOYMENT} ({entry()['id']}) was archived behind git's back" in result.stderr
+    assert "`reconciler apply` creates it again" in result.stderr
+    assert lockfile() == before
+    assert live_pin() == 2

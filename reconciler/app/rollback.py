@@ -143,8 +143,9 @@ async def rollback(
     lockfile (the pin history gains a ``rollback`` move, the version left is held).
 
     Raises:
-        PlanError: not a deployment address, not in the lockfile, nothing to roll back to,
-            the version does not exist, or the lockfile was applied to another provider.
+        PlanError: not a deployment address, not in the lockfile, archived or deleted at the
+            provider, nothing to roll back to, the version does not exist, or the lockfile was
+            applied to another provider.
         LockHeld: an apply holds the lock.
     """
     if not address.startswith("deployment.") or address.count(".") != 1:
@@ -171,6 +172,13 @@ async def rollback(
                 live = await client.deployments.retrieve(entry.id)
             except NotFoundError as e:
                 raise PlanError(f"{address} ({entry.id}) no longer exists at the provider") from e
+            if live.get("archived_at"):
+                # the provider refuses any change to it: nothing to move, and its pin is
+                # the one `apply` creates it again with
+                raise PlanError(
+                    f"{address} ({entry.id}) was archived behind git's back, and the provider "
+                    "changes no archived deployment; `reconciler apply` creates it again"
+                )
             if settle_live_pin_moves(lockfile, [live]) != lockfile:
                 # an earlier rollback killed once its pin had moved: recorded first, so that
                 # this one starts from the history as it happened
