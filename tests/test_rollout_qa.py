@@ -61,3 +61,38 @@ def test_rollback_of_a_deployment_archived_behind_our_back_is_refused_before_its
     assert "`reconciler apply` creates it again" in result.stderr
     assert lockfile() == before
     assert live_pin() == 2
+
+
+def test_rollback_of_a_pin_moved_behind_our_back_says_so_instead_of_guessing(
+    workdir: Path,
+) -> None:
+    # v1 -> v2 -> v3 by apply; someone moves the deployment back to v2 in the console. The
+    # rollback took the live v2 for the last move and went on to v1, holding v2; from a
+    # version the history never had, it said the pin history "is empty or starts there"
+    gate(PASSING)
+    ok("apply", "--auto-approve")
+    for n in (1, 2):
+        new_version(n)
+        ok("apply", "--auto-approve")
+    deployment_id, agent_id = entry()["id"], entry(AGENT)["id"]
+    for console in (2, 1):
+        out_of_band(
+            lambda c: c.deployments.update(
+                deployment_id, {"agent": {"type": "agent", "id": agent_id, "version": console}}
+            )
+        )
+        before = lockfile()
+        result = cli("rollback", DEPLOYMENT, "--auto-approve")
+        assert result.exit_code == 1, result.stdout
+        assert result.stdout == ""
+        assert (
+            f"{DEPLOYMENT} runs agent.reviewer@{console}, not @3 as the lockfile pinned it: its "
+            "pin was moved behind git's back" in result.stderr
+        )
+        assert "`reconciler apply` puts it back to @3" in result.stderr
+        assert "--to VERSION" in result.stderr
+        assert lockfile() == before and live_pin() == console
+
+    # told where to go, it goes there from the live pin
+    ok("rollback", DEPLOYMENT, "--to", "2", "--auto-approve")
+    assert live_pin() == 2 and entry()["pins"] == {AGENT: 2}

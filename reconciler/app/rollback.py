@@ -59,8 +59,9 @@ def rollback_plan(address: str, entry: LockEntry, live: dict[str, object], to: i
     """The plan of a rollback of ``address`` (its lockfile entry and live object).
 
     Raises:
-        PlanError: not a deployment, no earlier version known (and no ``to``), or ``to`` is
-            the version it runs already.
+        PlanError: not a deployment, no earlier version known (and no ``to``), its live pin
+            is not the one the lockfile recorded (and no ``to``), or ``to`` is the version it
+            runs already.
     """
     agent_pin = live.get("agent")
     if not isinstance(agent_pin, dict) or len(entry.pins) != 1:
@@ -69,6 +70,15 @@ def rollback_plan(address: str, entry: LockEntry, live: dict[str, object], to: i
     current = agent_pin.get("version")
     if not isinstance(current, int):
         raise PlanError(f"{address} runs no numbered version of {agent}; nothing to roll back")
+    recorded = entry.pins.get(agent)
+    if to is None and isinstance(recorded, int) and recorded != current:
+        # the last move the history knows is not the one that put it where it runs
+        raise PlanError(
+            f"{address} runs {agent}@{current}, not @{recorded} as the lockfile pinned it: its "
+            f"pin was moved behind git's back, so there is no last move to undo. "
+            f"`reconciler apply` puts it back to @{recorded}; or say where it goes with "
+            "--to VERSION"
+        )
     target = to if to is not None else previous_version(entry, agent, current)
     if target is None:
         raise PlanError(
