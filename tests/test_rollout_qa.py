@@ -7,8 +7,18 @@ import json
 from pathlib import Path
 
 import pytest
-from support.gitops import cli, lockfile, make_workdir, ok, out_of_band
-from test_rollout import AGENT, DEPLOYMENT, FAILING, PASSING, entry, gate, live_pin, new_version
+from support.gitops import cli, edit, lockfile, make_workdir, ok, out_of_band
+from test_rollout import (
+    AGENT,
+    DEPLOYMENT,
+    DEPLOYMENTS,
+    FAILING,
+    PASSING,
+    entry,
+    gate,
+    live_pin,
+    new_version,
+)
 
 
 @pytest.fixture
@@ -96,3 +106,95 @@ def test_rollback_of_a_pin_moved_behind_our_back_says_so_instead_of_guessing(
     # told where to go, it goes there from the live pin
     ok("rollback", DEPLOYMENT, "--to", "2", "--auto-approve")
     assert live_pin() == 2 and entry()["pins"] == {AGENT: 2}
+
+
+# -- --prune of what a live deployment still runs with -------------------------------------
+
+
+def _archived(vault_id: str) -> bool:
+    return bool(out_of_band(lambda c: c.vaults.retrieve(vault_id))["archived_at"])
+
+
+def _drop_the_vault() -> None:
+    Path("manifests/vaults.yaml").unlink()
+    edit(DEPLOYMENTS, "  vaults: [github]\n", "")
+
+
+def test_a_targeted_prune_leaves_alone_what_a_deployment_outside_the_target_runs_with(
+    workdir: Path,
+) -> None:
+    # the vault and the deployment's reference to it both leave the manifests; `apply
+    # --prune --target vault.github` archived the vault and left the deployment's update out,
+    # so the nightly deployment ran with an archived vault (the provider pauses it)
+    ok("apply", "--auto-approve")
+    vault_id = entry("vault.github")["id"]
+    _drop_the_vault()
+
+    plan = ok("plan", "--prune", "--target", "vault.github").stdout
+    assert "- vault.github  archive" not in plan
+    assert (
+        "vault.github (vlt_" in plan
+        and "still used by deployment.nightly-review, which this plan leaves running with it"
+        in plan
+    )
+    ok("apply", "--prune", "--target", "vault.github", "--auto-approve")
+    assert not _archived(vault_id)
+
+    # with the deployment's update in the plan, the vault goes after it
+    both = ok("plan", "--prune", "--target", "vault.github", "--target", DEPLOYMENT).stdout
+    assert "- vault.github  archive" in both and "still used" not in both
+    ok("apply", "--prune", "--target", "vault.github", "--target", DEPLOYMENT, "--auto-approve")
+    assert _archived(vault_id)
+    assert ok("plan", "--detailed-exitcode").stdout.startswith("No changes.")
+
+
+def test_a_prune_leaves_alone_what_a_protected_deployment_left_alone_runs_with(
+    workdir: Path,
+) -> None:
+    # a protected deployment removed from the manifests stays live; the vault it runs with
+    # was archived under it by the same --prune
+    edit(DEPLOYMENTS, "kind: Deployment\n", "kind: Deployment\nprotect: true\n")
+    ok("apply", "--auto-approve")
+    vault_id = entry("vault.github")["id"]
+    DEPLOYMENTS.unlink()
+    Path("manifests/vaults.yaml").unlink()
+
+    result = ok("apply", "--prune", "--auto-approve")
+    assert "still used by deployment.nightly-review" in result.stdout
+    assert not _archived(vault_id)
+
+
+def test_a_prune_forgets_what_was_archived_behind_our_back_though_a_deployment_uses_it(
+    workdir: Path,
+) -> None:
+    # archiving it again changes nothing at the provider: the entry is simply forgotten
+    edit(DEPLOYMENTS, "kind: Deployment\n", "kind: Deployment\nprotect: true\n")
+    ok("apply", "--auto-approve")
+    vault_id = entry("vault.github")["id"]
+    out_of_band(lambda c: c.vaults.archive(vault_id))
+    DEPLOYMENTS.unlink()
+    Path("manifests/vaults.yaml").unlink()
+
+    result = ok("apply", "--prune", "--auto-approve")
+    assert "still used by" not in result.stdout
+    assert "vault.github" not in lockfile()["resources"]
+
+
+def test_a_prune_leaves_alone_the_agent_and_skill_a_protected_deployment_runs_with(
+    workdir: Path,
+) -> None:
+    edit(DEPLOYMENTS, "kind: Deployment\n", "kind: Deployment\nprotect: true\n")
+    ok("apply", "--auto-approve")
+    agent_id = entry(AGENT)["id"]
+    DEPLOYMENTS.unlink()
+    text = Path("manifests/agents.yaml").read_text()
+    Path("manifests/agents.yaml").write_text(text.split("---\n")[0])  # the coder stays
+    Path("manifests/skills.yaml").unlink()
+
+    plan = ok("plan", "--prune").stdout
+    assert "agent.reviewer (agent_" in plan and "skill.review-checklist (skill_" in plan
+    assert "still used by agent.reviewer, which this plan leaves alone" in plan
+    assert "- agent.reviewer  archive" not in plan and "skill.review-checklist  delete" not in plan
+    ok("apply", "--prune", "--auto-approve")
+    assert not out_of_band(lambda c: c.agents.retrieve(agent_id))["archived_at"]
+
