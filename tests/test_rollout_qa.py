@@ -198,3 +198,37 @@ def test_a_prune_leaves_alone_the_agent_and_skill_a_protected_deployment_runs_wi
     ok("apply", "--prune", "--auto-approve")
     assert not out_of_band(lambda c: c.agents.retrieve(agent_id))["archived_at"]
 
+
+def test_a_candidate_of_an_agent_created_again_that_failed_its_checks_stays_held(
+    workdir: Path,
+) -> None:
+    # the agent is archived in the console; apply creates it again (v1 of a new object) and
+    # its checks fail. The hold named only "v1", which the deployment ran already (of the old
+    # object): every later apply ran the checks again and exited 1, and plan never converged
+    gate(FAILING)
+    ok("apply", "--auto-approve")
+    old_agent = entry(AGENT)["id"]
+    out_of_band(lambda c: c.agents.archive(old_agent))
+    assert cli("apply", "--auto-approve").exit_code == 1  # the new agent's v1 is held
+    assert entry(AGENT)["id"] != old_agent
+
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.stdout
+    assert "agent.reviewer v1 held: 1 of 1 checks failed on " in plan.stdout
+    assert "Apply would start" not in plan.stdout
+    assert ok("apply", "--auto-approve").stdout.startswith("No changes.")
+    live = out_of_band(lambda c: c.deployments.retrieve(entry()["id"]))
+    assert live["agent"]["id"] == old_agent and live["agent"]["version"] == 1
+    # it runs an archived agent (the provider pauses it at its next run): drift says so,
+    # and that apply leaves it there until a version passes
+    drift = cli("drift")
+    assert drift.exit_code == 2
+    assert "whose candidate v1 is held; `reconciler apply` moves it once a version" in drift.stdout
+
+    # the next version of the new agent is the next candidate, and passes
+    gate(PASSING)
+    new_version(1)
+    ok("apply", "--auto-approve")
+    live = out_of_band(lambda c: c.deployments.retrieve(entry()["id"]))
+    assert (live["agent"]["id"], live["agent"]["version"]) == (entry(AGENT)["id"], 2)
+    assert ok("plan", "--detailed-exitcode").stdout.startswith("No changes.")

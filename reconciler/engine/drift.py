@@ -333,6 +333,15 @@ def _pin_item(
         live_id, live_version = agent.get("id"), agent.get("version")
         if live_version == pinned and (expected_id is None or live_id == expected_id):
             continue
+        held = [h for h in entry.held if h.agent == agent_address]
+        if expected_id is not None and live_id != expected_id and live_version == pinned and held:
+            # the agent was created again and its candidate failed: apply keeps it there
+            message = (
+                f"runs agent {live_id}@{live_version}, not {agent_address} ({expected_id}), "
+                f"whose candidate v{held[-1].version} is held; `reconciler apply` moves it "
+                f"once a version of {agent_address} passes its checks (or with --retry-held)"
+            )
+            return _live_item("pin", address, "deployment", live, message)
         if expected_id is not None and live_id != expected_id:
             message = (
                 f"runs agent {live_id}@{live_version}, not {agent_address} ({expected_id}) "

@@ -591,7 +591,7 @@ def _check_pin(res: DesiredResource, planned: Mapping[str, Planned]) -> None:
     """A deployment may pin only an agent version that exists once this plan is applied."""
     agent, version = res.pin if res.pin is not None else ("", None)
     latest = predicted_version(planned, agent)
-    if version is None:
+    if version is None or res.held_agent_id is not None:  # held on a version it runs
         return
     if latest is None or version <= latest:
         return

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from reconciler.engine.desired import DesiredResource, request_fields
 from reconciler.engine.gate import Check, Gate, GateMode, HeldCandidate, RecoveredRollout
@@ -84,6 +85,8 @@ def _recreated(
     agent_entry = inputs.entry(agent)
     new = pinned if pinned is not None else predicted_version(planned, agent)
     hold = next((h for h in entry.held if h.agent == agent and h.version == new), None)
+    if hold is not None and not _of_current_object(hold, planned.get(agent)):
+        hold = None
     same_agent = agent_entry is not None and predicted_id(planned, agent) == agent_entry.id
     if hold is None or not isinstance(recorded_pin, int) or recorded_pin == new or not same_agent:
         return done, None
@@ -108,6 +111,8 @@ def _gate(
     new = pinned if pinned is not None else predicted_version(planned, agent)
     same_agent = live_agent.get("id") == predicted_id(planned, agent)
     hold = next((h for h in held if h.agent == agent and h.version == new), None)
+    if hold is not None and not _of_current_object(hold, planned.get(agent)):
+        hold = None  # a version of the object the agent was before it was created again
     retry = hold is not None and inputs.options.retry_held
     if old == new and same_agent:
         if hold is None or retry or not isinstance(recorded_pin, int) or recorded_pin == old:
@@ -130,6 +135,12 @@ def _gate(
     if hold is not None and not retry and same_agent and isinstance(old, int):
         kept = plan_resource(inputs, replace(res, held_pin=old), planned)
         return kept, _held(res, hold, old)
+    live_id = live_agent.get("id")
+    if hold is not None and not retry and isinstance(old, int) and isinstance(live_id, str):
+        # the agent was created again (archived behind our back) and the new object's
+        # candidate is held: the deployment stays on the version of the object it runs
+        kept = plan_resource(inputs, replace(res, held_pin=old, held_agent_id=live_id), planned)
+        return kept, _held(res, hold, old)
     action = done.action
     if not isinstance(action, Update) or (res.rollout is None and not retry):
         return done, None
@@ -149,6 +160,28 @@ def _gate(
         session={k: body[k] for k in SESSION_FIELDS if body.get(k)},
     )
     return replace(done, action=action.model_copy(update={"gate": gate})), None
+
+
+def _of_current_object(hold: HeldVersion, agent: Planned | None) -> bool:
+    """Whether ``hold`` was recorded since the agent object the plan uses was created:
+    holds name a version number only, and an agent created again (archived behind our back)
+    numbers its versions from 1 again."""
+    live = agent.live if agent is not None else None
+    if live is None:
+        return False  # created by this plan: nothing can be held of it yet
+    created = _instant(live.get("created_at"))
+    at = _instant(hold.at)
+    return created is None or at is None or at >= created.replace(microsecond=0)
+
+
+def _instant(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # comparable either way
 
 
 def _held(res: DesiredResource, hold: HeldVersion, stays_at: int) -> HeldCandidate:
