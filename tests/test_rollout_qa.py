@@ -254,3 +254,12 @@ def test_run_of_a_deployment_whose_pinned_version_is_held_never_runs_the_held_ca
     assert "`reconciler run reviewer`" in result.stderr
     after = len(out_of_band(lambda c: c.sessions.list(include_archived=True).to_list()))
     assert after == before, "no session was started"
+
+
+def test_rollback_of_a_bare_deployment_name_says_the_address_to_type(workdir: Path) -> None:
+    # `run nightly-review` takes the bare name; rollback refused it without saying what to type
+    ok("apply", "--auto-approve")
+    result = cli("rollback", "nightly-review", "--auto-approve")
+    assert result.exit_code == 1
+    assert "did you mean deployment.nightly-review?" in result.stderr
+    assert "did you mean" not in cli("rollback", "agent.reviewer").stderr

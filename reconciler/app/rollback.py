@@ -159,7 +159,11 @@ async def rollback(
         LockHeld: an apply holds the lock.
     """
     if not address.startswith("deployment.") or address.count(".") != 1:
-        raise PlanError(f"rollback takes a deployment address (deployment.NAME), not {address!r}")
+        # `run` takes a bare name: the same habit here gets the address to type
+        hint = f"; did you mean deployment.{address}?" if address and "." not in address else ""
+        raise PlanError(
+            f"rollback takes a deployment address (deployment.NAME), not {address!r}{hint}"
+        )
     if to is not None and to < 1:
         raise PlanError(f"--to must be a version number >= 1, not {to}")
     if settings.lockfile_missing:
