@@ -263,3 +263,18 @@ def test_rollback_of_a_bare_deployment_name_says_the_address_to_type(workdir: Pa
     assert result.exit_code == 1
     assert "did you mean deployment.nightly-review?" in result.stderr
     assert "did you mean" not in cli("rollback", "agent.reviewer").stderr
+
+
+def test_a_vault_removed_behind_our_back_is_not_said_hidden_by_ignore_changes(
+    workdir: Path,
+) -> None:
+    # with ignore_changes on another field, the plan restored the vault the console removed
+    # and, under "Left alone", also said the deployment differs in vaults[0] "which
+    # ignore_changes leaves as is": the note compared lists by position, the diff as sets
+    edit(DEPLOYMENTS, "kind: Deployment\n", "kind: Deployment\nignore_changes: [schedule]\n")
+    ok("apply", "--auto-approve")
+    out_of_band(lambda c: c.deployments.update(entry()["id"], {"vault_ids": []}))
+
+    plan = ok("plan").stdout
+    assert "+ vault_ids: " in plan
+    assert "vaults[0]" not in plan and "Left alone" not in plan

@@ -307,7 +307,10 @@ def _compare(
     hidden: tuple[str, ...] = ()
     if res.ignore_changes:
         shown = {c.path for c in changes}
-        differ = {c.path for c in diff_objects(live, want)} - shown
+        # compared as the shown diff compares (unordered and keyed lists as such), or a list
+        # change it shows would come back here as paths by position
+        whole = diff_objects(live, want, UNORDERED_LISTS.get(kind, ()), KEYED_LISTS.get(kind))
+        differ = {c.path for c in whole} - shown
         hidden = tuple(sorted(manifest_path(kind, path) for path in differ))
     entry = inputs.entry(res.address)
     if (entry is None or entry.id != obj["id"]) and moved_from is not None:
