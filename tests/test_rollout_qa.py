@@ -278,3 +278,41 @@ def test_a_vault_removed_behind_our_back_is_not_said_hidden_by_ignore_changes(
     plan = ok("plan").stdout
     assert "+ vault_ids: " in plan
     assert "vaults[0]" not in plan and "Left alone" not in plan
+
+
+def test_a_pin_moved_behind_our_back_while_a_candidate_is_held_is_put_back(
+    workdir: Path,
+) -> None:
+    # v3 is held, the pin stays at @2; someone moves the deployment to v1 in the console.
+    # drift said `reconciler apply` pins it as the manifest says, and the plan held the pin
+    # where the console put it ("the pin stays at @1"): apply never put it back
+    gate(FAILING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    ok("apply", "--auto-approve", "--skip-checks")
+    new_version(2)
+    assert cli("apply", "--auto-approve").exit_code == 1  # v3 held, the pin stays at @2
+    deployment_id, agent_id = entry()["id"], entry(AGENT)["id"]
+    out_of_band(
+        lambda c: c.deployments.update(
+            deployment_id, {"agent": {"type": "agent", "id": agent_id, "version": 1}}
+        )
+    )
+    assert cli("drift").exit_code == 2
+
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 2, plan.stdout
+    assert "pin agent.reviewer@1 -> @2  (follows latest)" in plan.stdout
+    assert (
+        "reason: agent.reviewer v3 is held (1 of 1 checks failed); back to @2, the version the "
+        "lockfile pinned (the pin was moved behind git's back)" in plan.stdout
+    )
+    assert "agent.reviewer v3 held: 1 of 1 checks failed on " in plan.stdout
+    assert "the pin stays at @2" in plan.stdout
+    data = json.loads(ok("plan", "--format", "json").stdout)
+    assert [(m["old"], m["new"], m["checks"]) for m in data["pin_moves"]] == [(1, 2, 0)]
+    ok("apply", "--auto-approve")
+    assert live_pin() == 2 and entry()["pins"] == {AGENT: 2}
+    assert [h["version"] for h in entry()["held"]] == [3], "still held"
+    assert cli("drift").exit_code == 0
+    assert ok("plan", "--detailed-exitcode").stdout.startswith("No changes.")

@@ -120,21 +120,17 @@ def _gate(
         # moved behind our back to the held version itself (a console edit): its gate still
         # stands, so the pin goes back to the version the lockfile pinned
         kept = plan_resource(inputs, replace(res, held_pin=recorded_pin), planned)
-        action = kept.action
-        if isinstance(action, Update):
-            failed = f"{hold.failed} of {hold.total} checks failed"
-            why = "rolled back from" if hold.reason == "rollback" else failed
-            reason = (
-                f"{agent} v{new} is held ({why}); back to @{recorded_pin}, the version the "
-                "lockfile pinned (the pin was moved behind git's back)"
-            )
-            kept = replace(kept, action=action.model_copy(update={"reason": reason}))
-        return kept, _held(res, hold, recorded_pin)
+        return _put_back(kept, agent, hold, recorded_pin), _held(res, hold, recorded_pin)
     if new == recorded_pin and same_agent:
         return done, None  # the pin drifted behind our back: putting back an approved one
     if hold is not None and not retry and same_agent and isinstance(old, int):
-        kept = plan_resource(inputs, replace(res, held_pin=old), planned)
-        return kept, _held(res, hold, old)
+        # the pin stays where the lockfile pinned it: the live one, unless it was moved
+        # behind our back meanwhile (put back, ungated, as any drifted pin)
+        stay = recorded_pin if isinstance(recorded_pin, int) else old
+        kept = plan_resource(inputs, replace(res, held_pin=stay), planned)
+        if stay != old:
+            kept = _put_back(kept, agent, hold, stay)
+        return kept, _held(res, hold, stay)
     live_id = live_agent.get("id")
     if hold is not None and not retry and isinstance(old, int) and isinstance(live_id, str):
         # the agent was created again (archived behind our back) and the new object's
@@ -160,6 +156,20 @@ def _gate(
         session={k: body[k] for k in SESSION_FIELDS if body.get(k)},
     )
     return replace(done, action=action.model_copy(update={"gate": gate})), None
+
+
+def _put_back(kept: Planned, agent: str, hold: HeldVersion, recorded_pin: int) -> Planned:
+    """``kept`` (the deployment planned back at ``recorded_pin``) saying why its pin moves."""
+    action = kept.action
+    if not isinstance(action, Update):
+        return kept
+    failed = f"{hold.failed} of {hold.total} checks failed"
+    why = "rolled back from" if hold.reason == "rollback" else failed
+    reason = (
+        f"{agent} v{hold.version} is held ({why}); back to @{recorded_pin}, the version the "
+        "lockfile pinned (the pin was moved behind git's back)"
+    )
+    return replace(kept, action=action.model_copy(update={"reason": reason}))
 
 
 def _of_current_object(hold: HeldVersion, agent: Planned | None) -> bool:
