@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support.gitops import cli, edit, lockfile, make_workdir, ok, out_of_band
+from support.gitops import cli, drift_json, edit, lockfile, make_workdir, ok, out_of_band
 from test_rollout import (
     AGENT,
     DEPLOYMENT,
@@ -316,3 +316,20 @@ def test_a_pin_moved_behind_our_back_while_a_candidate_is_held_is_put_back(
     assert [h["version"] for h in entry()["held"]] == [3], "still held"
     assert cli("drift").exit_code == 0
     assert ok("plan", "--detailed-exitcode").stdout.startswith("No changes.")
+
+
+def test_drift_reports_an_agent_archived_under_a_deployment_that_pins_its_version(
+    workdir: Path,
+) -> None:
+    # the deployment pins agent.reviewer version 2; the agent is archived in the console.
+    # drift stopped with exit 1 and "pins agent.reviewer version 2, which does not exist"
+    # (the plan's check of the manifest) instead of reporting the archive (exit 2)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    ok("apply", "--auto-approve")
+    edit(DEPLOYMENTS, "agent: {ref: reviewer}", "agent: {ref: reviewer, version: 2}")
+    ok("apply", "--auto-approve")
+    out_of_band(lambda c: c.agents.archive(entry(AGENT)["id"]))
+
+    data = drift_json()
+    assert [(i["address"], i["type"]) for i in data["items"]] == [(AGENT, "archived")]

@@ -97,7 +97,10 @@ def manifest_differences(
     """address -> how its live object differs from its manifest (expected -> live), by the
     planner's own comparison. Secrets and a deployment's agent pin are left out (secrets
     cannot be read back; pins are compared with the lockfile, see ``pin`` drift)."""
-    plan = build_plan(documents, observed, lockfile, PlanOptions(project=project), skills=skills)
+    # a pin of a version the agent no longer has (archived, created again) is the agent's
+    # drift, not an error of the manifests
+    options = PlanOptions(project=project, check_gone_pins=False)
+    plan = build_plan(documents, observed, lockfile, options, skills=skills)
     recorded = lockfile.resources if lockfile is not None else {}
     # recorded objects the plan makes again (deleted or archived behind our back): a live
     # reference to their old id is their drift, not the referrer's

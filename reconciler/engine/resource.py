@@ -153,7 +153,8 @@ def plan_resource(
             moved_from=skill.moved_from,
             move_note=None if skill.moved_from is not None else _nothing_to_move(inputs, res),
         )
-    _check_pin(res, planned)
+    if inputs.options.check_gone_pins or not _pins_a_gone_agent(inputs, res, planned):
+        _check_pin(res, planned)
     conflict = inputs.conflict(res.address, res.kind)
     if conflict is not None:
         return Planned(conflict=conflict)
@@ -588,6 +589,17 @@ def _labels(fields: list[str]) -> tuple[str, ...]:
     if RISKY & set(fields):
         labels.append("risky")
     return tuple(labels)
+
+
+def _pins_a_gone_agent(
+    inputs: PlanInputs, res: DesiredResource, planned: Mapping[str, Planned]
+) -> bool:
+    """``res`` pins an agent the lockfile records whose object is gone (this plan creates
+    it again)."""
+    if res.pin is None:
+        return False
+    agent = planned.get(res.pin[0])
+    return agent is not None and agent.live is None and inputs.entry(res.pin[0]) is not None
 
 
 def _check_pin(res: DesiredResource, planned: Mapping[str, Planned]) -> None:
