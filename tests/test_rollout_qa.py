@@ -333,3 +333,25 @@ def test_drift_reports_an_agent_archived_under_a_deployment_that_pins_its_versio
 
     data = drift_json()
     assert [(i["address"], i["type"]) for i in data["items"]] == [(AGENT, "archived")]
+
+
+def test_a_pin_of_an_agent_archived_behind_our_back_says_why_the_version_is_missing(
+    workdir: Path,
+) -> None:
+    # plan said "agent.reviewer does not exist yet", of an agent applied days ago
+    ok("apply", "--auto-approve")
+    new_version(1)
+    ok("apply", "--auto-approve")
+    edit(DEPLOYMENTS, "agent: {ref: reviewer}", "agent: {ref: reviewer, version: 2}")
+    ok("apply", "--auto-approve")
+    agent_id = entry(AGENT)["id"]
+    out_of_band(lambda c: c.agents.archive(agent_id))
+
+    result = cli("plan")
+    assert result.exit_code == 1
+    assert "manifests/deployments.yaml:8:26: " in result.stderr
+    assert "does not exist yet" not in result.stderr
+    assert (
+        f"agent.reviewer ({agent_id}) was archived or deleted behind git's back: this apply "
+        "creates it again, and its versions start over at 1" in result.stderr
+    )

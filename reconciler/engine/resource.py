@@ -153,8 +153,9 @@ def plan_resource(
             moved_from=skill.moved_from,
             move_note=None if skill.moved_from is not None else _nothing_to_move(inputs, res),
         )
-    if inputs.options.check_gone_pins or not _pins_a_gone_agent(inputs, res, planned):
-        _check_pin(res, planned)
+    gone = _pins_a_gone_agent(inputs, res, planned)
+    if inputs.options.check_gone_pins or gone is None:
+        _check_pin(res, planned, gone)
     conflict = inputs.conflict(res.address, res.kind)
     if conflict is not None:
         return Planned(conflict=conflict)
@@ -593,16 +594,20 @@ def _labels(fields: list[str]) -> tuple[str, ...]:
 
 def _pins_a_gone_agent(
     inputs: PlanInputs, res: DesiredResource, planned: Mapping[str, Planned]
-) -> bool:
-    """``res`` pins an agent the lockfile records whose object is gone (this plan creates
-    it again)."""
+) -> str | None:
+    """The id the lockfile records for the agent ``res`` pins when that object is gone
+    (archived or deleted behind our back: this plan creates it again), else None."""
     if res.pin is None:
-        return False
-    agent = planned.get(res.pin[0])
-    return agent is not None and agent.live is None and inputs.entry(res.pin[0]) is not None
+        return None
+    agent, entry = planned.get(res.pin[0]), inputs.entry(res.pin[0])
+    if agent is None or agent.live is not None or entry is None:
+        return None
+    return entry.id
 
 
-def _check_pin(res: DesiredResource, planned: Mapping[str, Planned]) -> None:
+def _check_pin(
+    res: DesiredResource, planned: Mapping[str, Planned], gone: str | None = None
+) -> None:
     """A deployment may pin only an agent version that exists once this plan is applied."""
     agent, version = res.pin if res.pin is not None else ("", None)
     latest = predicted_version(planned, agent)
@@ -613,7 +618,12 @@ def _check_pin(res: DesiredResource, planned: Mapping[str, Planned]) -> None:
     agent_planned = planned.get(agent)
     live = agent_planned.live if agent_planned is not None else None
     now = live.get("version") if live is not None else None
-    if live is None:
+    if live is None and gone is not None:
+        where = (
+            f"{agent} ({gone}) was archived or deleted behind git's back: this apply creates "
+            "it again, and its versions start over at 1"
+        )
+    elif live is None:
         where = f"{agent} does not exist yet, and this apply creates its version 1"
     elif now != latest:
         where = f"its latest version is {now}, {latest} after this apply"
