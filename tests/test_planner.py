@@ -333,7 +333,8 @@ def test_removals_run_in_reverse_order_of_creation() -> None:
         "vault.keys": "noop",
         "vault.keys.credential.gh": "noop",
     }
-    assert p.action("environment.py").depends_on == ("deployment.nightly",)  # type: ignore[union-attr]
+    archive = p.action("environment.py")
+    assert archive is not None and archive.depends_on == ("deployment.nightly",)
     assert p.action("agent.coder").depends_on == ("deployment.nightly",)  # type: ignore[union-attr]
     assert p.action("deployment.nightly").depends_on == ()  # type: ignore[union-attr]
 
@@ -447,11 +448,31 @@ def test_a_target_reads_only_the_secrets_it_needs() -> None:
 def test_a_target_may_name_an_orphan_and_an_unknown_target_is_an_error() -> None:
     live = everything()
     lockfile = applied(ALL, live)
+    p = plan([AGENT, DEPLOYMENT, ENV], live, lockfile, prune=True, targets=("vault.keys",))
+    assert kinds(p) == {"vault.keys": "archive"}
+    assert p.action("vault.keys").depends_on == ()  # type: ignore[union-attr]
+    # the live deployment runs in the environment: its update (which drops it) must come
+    # first, so the environment is left alone while that update is outside --target
     p = plan(
         [AGENT, DEPLOYMENT, vault_doc()], live, lockfile, prune=True, targets=("environment.py",)
     )
-    assert kinds(p) == {"environment.py": "archive"}
-    assert p.action("environment.py").depends_on == ()  # type: ignore[union-attr]
+    assert kinds(p) == {}
+    (note,) = p.notes
+    assert note.address == "environment.py" and "still used by deployment.nightly" in note.message
+    p = plan(
+        [AGENT, DEPLOYMENT, vault_doc()],
+        live,
+        lockfile,
+        prune=True,
+        targets=("environment.py", "deployment.nightly"),
+    )
+    assert kinds(p) == {
+        "agent.coder": "noop",
+        "deployment.nightly": "update",
+        "environment.py": "archive",
+    }
+    archive = p.action("environment.py")
+    assert archive is not None and archive.depends_on == ("deployment.nightly",)
     with pytest.raises(
         PlanError, match=r"--target agent\.codr: no such address .*did you mean agent\.coder\?"
     ):

@@ -93,6 +93,7 @@ class PlanChoices:
     def engine_options(self, project: str) -> PlanOptions:
         """The planner's options for ``project``: the choices it knows, by name."""
         known = {f.name for f in dataclasses.fields(PlanOptions)} - {"project"}
+        known &= {f.name for f in dataclasses.fields(self)}  # the rest keep their defaults
         return PlanOptions(project=project, **{name: getattr(self, name) for name in known})
 
 

@@ -59,8 +59,9 @@ def rollback_plan(address: str, entry: LockEntry, live: dict[str, object], to: i
     """The plan of a rollback of ``address`` (its lockfile entry and live object).
 
     Raises:
-        PlanError: not a deployment, no earlier version known (and no ``to``), or ``to`` is
-            the version it runs already.
+        PlanError: not a deployment, no earlier version known (and no ``to``), its live pin
+            is not the one the lockfile recorded (and no ``to``), or ``to`` is the version it
+            runs already.
     """
     agent_pin = live.get("agent")
     if not isinstance(agent_pin, dict) or len(entry.pins) != 1:
@@ -69,6 +70,15 @@ def rollback_plan(address: str, entry: LockEntry, live: dict[str, object], to: i
     current = agent_pin.get("version")
     if not isinstance(current, int):
         raise PlanError(f"{address} runs no numbered version of {agent}; nothing to roll back")
+    recorded = entry.pins.get(agent)
+    if to is None and isinstance(recorded, int) and recorded != current:
+        # the last move the history knows is not the one that put it where it runs
+        raise PlanError(
+            f"{address} runs {agent}@{current}, not @{recorded} as the lockfile pinned it: its "
+            f"pin was moved behind git's back, so there is no last move to undo. "
+            f"`reconciler apply` puts it back to @{recorded}; or say where it goes with "
+            "--to VERSION"
+        )
     target = to if to is not None else previous_version(entry, agent, current)
     if target is None:
         raise PlanError(
@@ -143,12 +153,17 @@ async def rollback(
     lockfile (the pin history gains a ``rollback`` move, the version left is held).
 
     Raises:
-        PlanError: not a deployment address, not in the lockfile, nothing to roll back to,
-            the version does not exist, or the lockfile was applied to another provider.
+        PlanError: not a deployment address, not in the lockfile, archived or deleted at the
+            provider, nothing to roll back to, the version does not exist, or the lockfile was
+            applied to another provider.
         LockHeld: an apply holds the lock.
     """
     if not address.startswith("deployment.") or address.count(".") != 1:
-        raise PlanError(f"rollback takes a deployment address (deployment.NAME), not {address!r}")
+        # `run` takes a bare name: the same habit here gets the address to type
+        hint = f"; did you mean deployment.{address}?" if address and "." not in address else ""
+        raise PlanError(
+            f"rollback takes a deployment address (deployment.NAME), not {address!r}{hint}"
+        )
     if to is not None and to < 1:
         raise PlanError(f"--to must be a version number >= 1, not {to}")
     if settings.lockfile_missing:
@@ -171,6 +186,13 @@ async def rollback(
                 live = await client.deployments.retrieve(entry.id)
             except NotFoundError as e:
                 raise PlanError(f"{address} ({entry.id}) no longer exists at the provider") from e
+            if live.get("archived_at"):
+                # the provider refuses any change to it: nothing to move, and its pin is
+                # the one `apply` creates it again with
+                raise PlanError(
+                    f"{address} ({entry.id}) was archived behind git's back, and the provider "
+                    "changes no archived deployment; `reconciler apply` creates it again"
+                )
             if settle_live_pin_moves(lockfile, [live]) != lockfile:
                 # an earlier rollback killed once its pin had moved: recorded first, so that
                 # this one starts from the history as it happened

@@ -109,6 +109,18 @@ def resolve_session_target(
         agent_address = f"agent.{spec.agent.ref}"
         agent = applied(agent_address)
         version = deployment.pins.get(agent_address, spec.agent.version or agent.version)
+        held = deployment.held_version(agent_address, version)
+        if held is not None:
+            # a pin is never moved to a held version: this one is of the agent object created
+            # since (archived behind git's back), and the deployment runs the one before it
+            why = "rolled back from" if held.reason == "rollback" else "its checks failed"
+            raise RunError(
+                f"{agent_address} v{version} is held for {address} ({why} on "
+                f"{held.at[:10]}): the deployment still runs the agent it ran before "
+                f"{agent_address} was created again, and a session here would run the held "
+                f"candidate. `reconciler run {spec.agent.ref}` runs the agent on purpose; "
+                "`reconciler apply` moves the deployment once a version passes its checks"
+            )
         env_address = f"environment.{spec.environment}"
         if environment is not None and environment not in (spec.environment, env_address):
             raise RunError(f"{address} runs in {env_address}; --environment is only for agents")

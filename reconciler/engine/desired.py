@@ -63,6 +63,9 @@ class DesiredResource:
     #: deployments: the agent version the pin stays at while the candidate is held
     #: (``engine.rollout``); the manifest's own pin still makes the spec digest
     held_pin: int | None = None
+    #: deployments: with ``held_pin``, the agent object it stays on, when that is not the one
+    #: the manifest's agent now is (an agent created again: its candidate is held)
+    held_agent_id: str | None = None
 
     @property
     def wire_ignore_changes(self) -> tuple[str, ...]:
@@ -286,6 +289,8 @@ def request_fields(res: DesiredResource, project: str) -> JSON:
             "$pin": f"agent.{agent['ref']}",
             "version": None if version in (None, "latest") else int(version),
         }
+        if res.held_agent_id is not None and res.held_pin is not None:
+            spec["agent"] = {"type": "agent", "id": res.held_agent_id, "version": res.held_pin}
         spec["environment_id"] = {"$ref": f"environment.{spec.pop('environment')}"}
         spec["vault_ids"] = [{"$ref": f"vault.{v}"} for v in spec.pop("vaults", None) or []]
         if spec.get("resources"):

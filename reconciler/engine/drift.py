@@ -97,7 +97,10 @@ def manifest_differences(
     """address -> how its live object differs from its manifest (expected -> live), by the
     planner's own comparison. Secrets and a deployment's agent pin are left out (secrets
     cannot be read back; pins are compared with the lockfile, see ``pin`` drift)."""
-    plan = build_plan(documents, observed, lockfile, PlanOptions(project=project), skills=skills)
+    # a pin of a version the agent no longer has (archived, created again) is the agent's
+    # drift, not an error of the manifests
+    options = PlanOptions(project=project, check_gone_pins=False)
+    plan = build_plan(documents, observed, lockfile, options, skills=skills)
     recorded = lockfile.resources if lockfile is not None else {}
     # recorded objects the plan makes again (deleted or archived behind our back): a live
     # reference to their old id is their drift, not the referrer's
@@ -333,6 +336,15 @@ def _pin_item(
         live_id, live_version = agent.get("id"), agent.get("version")
         if live_version == pinned and (expected_id is None or live_id == expected_id):
             continue
+        held = [h for h in entry.held if h.agent == agent_address]
+        if expected_id is not None and live_id != expected_id and live_version == pinned and held:
+            # the agent was created again and its candidate failed: apply keeps it there
+            message = (
+                f"runs agent {live_id}@{live_version}, not {agent_address} ({expected_id}), "
+                f"whose candidate v{held[-1].version} is held; `reconciler apply` moves it "
+                f"once a version of {agent_address} passes its checks (or with --retry-held)"
+            )
+            return _live_item("pin", address, "deployment", live, message)
         if expected_id is not None and live_id != expected_id:
             message = (
                 f"runs agent {live_id}@{live_version}, not {agent_address} ({expected_id}) "

@@ -40,6 +40,11 @@ class PlanOptions:
     skip_checks: bool = False
     #: move to held candidates again, after their checks pass (``apply --retry-held``)
     retry_held: bool = False
+    #: refuse a deployment pinning a version that the agent the lockfile records, gone
+    #: (archived or deleted behind our back) and created again by this plan, would not have
+    #: (plan, apply); drift reports the agent gone instead. A pin beyond a live agent's
+    #: versions is refused always (a mistake in the manifests)
+    check_gone_pins: bool = True
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from reconciler.engine.model import (
 )
 from reconciler.engine.ownership import find_twins, twin_archives
 from reconciler.engine.pinlog import settle_live_pin_moves
-from reconciler.engine.prune import Removal, prune
+from reconciler.engine.prune import Removal, keep_in_use, prune
 from reconciler.engine.refresh import Observed
 from reconciler.engine.resource import (
     UNKNOWN,
@@ -119,6 +119,8 @@ def build_plan(
         wanted = wanted_addresses(options.targets, inputs.desired, actions, notes, conflicts, twins)
         untargeted = _untargeted(inputs.desired, planned, actions, wanted)
         actions, notes, conflicts, twins = narrow(wanted, actions, notes, conflicts, twins)
+    actions, in_use = keep_in_use(inputs, actions)
+    notes += in_use
     kept = {a.address for a in actions}
     gates = {a.address: a.gate for a in actions if isinstance(a, Update) and a.gate is not None}
     pin_moves = gated_moves(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from reconciler.engine.inputs import JSON, PlanInputs, live_marker
-from reconciler.engine.model import Archive, Conflict, Delete, Note
+from reconciler.engine.model import Action, Archive, Conflict, Delete, Note
 from reconciler.kinds import DELETABLE_KINDS, KIND_INFO, Kind
 from reconciler.state import LockEntry
 
@@ -195,6 +195,89 @@ def skill_users(inputs: PlanInputs, skill_id: str, archived: set[str]) -> list[s
             continue  # its update drops the skill; the delete waits for it
         users.append(address or f"agent {agent.get('name')!r} ({agent['id']})")
     return sorted(users)
+
+
+#: what a deployment runs with: archiving one pauses the deployments that still use it
+RUN_WITH = ("agent", "environment", "vault", "memory_store")
+
+
+def keep_in_use(inputs: PlanInputs, actions: list[Action]) -> tuple[list[Action], list[Note]]:
+    """``actions`` without the archives (and deletes) of what a live deployment will still
+    run with once they are done, each left alone with a note instead.
+
+    A deployment stops using an orphan only through an action of this plan (its update, or
+    its own archive); one outside ``--target``, left alone (protected, ``--prune`` off), or not
+    this project's would be paused by the provider at its next run. A skill delete that
+    waited for an agent archive kept this way stays too (the agent still uses the skill)."""
+    changing = {
+        getattr(a, "remote_id", None)
+        for a in actions
+        if a.kind == "deployment" and a.type in ("update", "replace", "archive", "delete")
+    }
+    names = {e.id: a for a, e in inputs.entries.items() if e.kind == "deployment"}
+    users: dict[str, list[str]] = {}
+    for d in inputs.live.get("deployment", {}).values():
+        if d.get("archived_at") or d["id"] in changing:
+            continue
+        name = names.get(d["id"]) or f"deployment {d.get('name')!r} ({d['id']})"
+        for used in _runs_with(d):
+            users.setdefault(used, []).append(name)
+    out: list[Action] = []
+    notes: list[Note] = []
+    kept: set[str] = set()
+    for a in actions:
+        if not isinstance(a, Archive | Delete):
+            out.append(a)
+            continue
+        obj = inputs.live.get(a.kind, {}).get(a.remote_id)
+        gone = obj is None or bool(obj.get("archived_at"))  # forgetting its entry is all
+        using = users.get(a.remote_id) if a.kind in RUN_WITH and not gone else None
+        if using:
+            kept.add(a.address)
+            notes.append(
+                Note(
+                    address=a.address,
+                    kind=a.kind,
+                    remote_id=a.remote_id,
+                    message=f"not in the manifests, but still used by {', '.join(sorted(using))}, "
+                    "which this plan leaves running with it; left alone (the provider pauses a "
+                    f"deployment whose {a.kind.replace('_', ' ')} is archived). Plan that "
+                    "deployment's update or archive too (--target it, or leave --target out)",
+                )
+            )
+            continue
+        out.append(a)
+    for a in out:
+        waited = [d for d in a.depends_on if d in kept]
+        if a.kind == "skill" and isinstance(a, Delete) and waited:
+            notes.append(
+                Note(
+                    address=a.address,
+                    kind=a.kind,
+                    remote_id=a.remote_id,
+                    message=f"not in the manifests, but still used by {', '.join(waited)}, "
+                    "which this plan leaves alone; left alone (a skill an agent uses is not "
+                    "deleted)",
+                )
+            )
+    dropped = {n.address for n in notes}
+    return [
+        a.model_copy(update={"depends_on": tuple(d for d in a.depends_on if d not in kept)})
+        for a in out
+        if a.address not in dropped
+    ], notes
+
+
+def _runs_with(deployment: JSON) -> set[str]:
+    """The ids a live deployment runs with: its agent, environment, vaults, memory stores."""
+    agent = deployment.get("agent")
+    ids = {agent.get("id")} if isinstance(agent, dict) else set()
+    ids.add(deployment.get("environment_id"))
+    ids.update(deployment.get("vault_ids") or ())
+    ids.update(
+        r.get("memory_store_id") for r in deployment.get("resources") or () if isinstance(r, dict)
+    )
+    return {i for i in ids if isinstance(i, str)}
 
 
 def _already_removed(inputs: PlanInputs, orphan: Orphan, vaults: VaultOrphans) -> Verdict:

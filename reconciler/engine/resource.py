@@ -153,7 +153,9 @@ def plan_resource(
             moved_from=skill.moved_from,
             move_note=None if skill.moved_from is not None else _nothing_to_move(inputs, res),
         )
-    _check_pin(res, planned)
+    gone = _pins_a_gone_agent(inputs, res, planned)
+    if inputs.options.check_gone_pins or gone is None:
+        _check_pin(res, planned, gone)
     conflict = inputs.conflict(res.address, res.kind)
     if conflict is not None:
         return Planned(conflict=conflict)
@@ -307,7 +309,10 @@ def _compare(
     hidden: tuple[str, ...] = ()
     if res.ignore_changes:
         shown = {c.path for c in changes}
-        differ = {c.path for c in diff_objects(live, want)} - shown
+        # compared as the shown diff compares (unordered and keyed lists as such), or a list
+        # change it shows would come back here as paths by position
+        whole = diff_objects(live, want, UNORDERED_LISTS.get(kind, ()), KEYED_LISTS.get(kind))
+        differ = {c.path for c in whole} - shown
         hidden = tuple(sorted(manifest_path(kind, path) for path in differ))
     entry = inputs.entry(res.address)
     if (entry is None or entry.id != obj["id"]) and moved_from is not None:
@@ -587,18 +592,38 @@ def _labels(fields: list[str]) -> tuple[str, ...]:
     return tuple(labels)
 
 
-def _check_pin(res: DesiredResource, planned: Mapping[str, Planned]) -> None:
+def _pins_a_gone_agent(
+    inputs: PlanInputs, res: DesiredResource, planned: Mapping[str, Planned]
+) -> str | None:
+    """The id the lockfile records for the agent ``res`` pins when that object is gone
+    (archived or deleted behind our back: this plan creates it again), else None."""
+    if res.pin is None:
+        return None
+    agent, entry = planned.get(res.pin[0]), inputs.entry(res.pin[0])
+    if agent is None or agent.live is not None or entry is None:
+        return None
+    return entry.id
+
+
+def _check_pin(
+    res: DesiredResource, planned: Mapping[str, Planned], gone: str | None = None
+) -> None:
     """A deployment may pin only an agent version that exists once this plan is applied."""
     agent, version = res.pin if res.pin is not None else ("", None)
     latest = predicted_version(planned, agent)
-    if version is None:
+    if version is None or res.held_agent_id is not None:  # held on a version it runs
         return
     if latest is None or version <= latest:
         return
     agent_planned = planned.get(agent)
     live = agent_planned.live if agent_planned is not None else None
     now = live.get("version") if live is not None else None
-    if live is None:
+    if live is None and gone is not None:
+        where = (
+            f"{agent} ({gone}) was archived or deleted behind git's back: this apply creates "
+            "it again, and its versions start over at 1"
+        )
+    elif live is None:
         where = f"{agent} does not exist yet, and this apply creates its version 1"
     elif now != latest:
         where = f"its latest version is {now}, {latest} after this apply"

@@ -12,21 +12,24 @@ Given a deployment already planned (``resource.plan_resource``), decide:
   says so).
 
 A new deployment is not gated: there is no pin to protect yet, and it starts at the version
-the manifest asks for. Nor is a move back to the version the lockfile pinned (the pin was moved
-behind our back): that version passed its gate when apply pinned it. Pure: no I/O.
+the manifest asks for; one the lockfile records (archived behind our back, created again)
+starts where the lockfile pinned it when that version is held for it. Nor is a move back to
+the version the lockfile pinned (the pin was moved behind our back): that version passed its
+gate when apply pinned it. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from reconciler.engine.desired import DesiredResource, request_fields
 from reconciler.engine.gate import Check, Gate, GateMode, HeldCandidate, RecoveredRollout
 from reconciler.engine.inputs import PlanInputs
 from reconciler.engine.model import PinMove, Update
 from reconciler.engine.resource import Planned, plan_resource, predicted_id, predicted_version
-from reconciler.state import HeldVersion
+from reconciler.state import HeldVersion, LockEntry
 
 #: fields of a deployment's create body a check session takes as they are
 SESSION_FIELDS = ("environment_id", "vault_ids", "resources")
@@ -46,11 +49,13 @@ def gate_pin_move(
         held candidate the plan reports when the pin stays because of it.
     """
     live = done.live
-    if res.kind != "deployment" or res.pin is None or live is None:
+    if res.kind != "deployment" or res.pin is None:
         return done, None
     entry = inputs.entry(res.address)
     if entry is None and res.moved_from is not None:  # a renamed deployment keeps its record
         entry = inputs.entry(res.moved_from)
+    if live is None:
+        return _recreated(inputs, res, done, planned, entry)
     recorded = entry is not None and entry.id == live.get("id")
     recovered = inputs.recovered.get(res.address) if entry is None else None
     held = entry.held if entry is not None and recorded else ()
@@ -59,6 +64,35 @@ def gate_pin_move(
     restores = entry.pins.get(res.pin[0]) if entry is not None and recorded else None
     planned_now, hold = _gate(inputs, res, done, planned, held, restores)
     return _carrying(planned_now, recovered), hold
+
+
+def _recreated(
+    inputs: PlanInputs,
+    res: DesiredResource,
+    done: Planned,
+    planned: Mapping[str, Planned],
+    entry: LockEntry | None,
+) -> tuple[Planned, HeldCandidate | None]:
+    """A deployment the lockfile records created again (archived or deleted behind our
+    back): it starts at the version the lockfile pinned when the one it would follow is
+    held for it, as its pin would stay there had it not been archived. Even with
+    ``retry_held``: a create runs no checks, so the next apply is the one that retries."""
+    if entry is None or not entry.held:
+        return done, None
+    assert res.pin is not None
+    agent, pinned = res.pin
+    recorded_pin = entry.pins.get(agent)
+    agent_entry = inputs.entry(agent)
+    new = pinned if pinned is not None else predicted_version(planned, agent)
+    hold = next((h for h in entry.held if h.agent == agent and h.version == new), None)
+    if hold is not None and not _of_current_object(hold, planned.get(agent)):
+        hold = None
+    same_agent = agent_entry is not None and predicted_id(planned, agent) == agent_entry.id
+    if hold is None or not isinstance(recorded_pin, int) or recorded_pin == new or not same_agent:
+        return done, None
+    return plan_resource(inputs, replace(res, held_pin=recorded_pin), planned), _held(
+        res, hold, recorded_pin
+    )
 
 
 def _gate(
@@ -77,6 +111,8 @@ def _gate(
     new = pinned if pinned is not None else predicted_version(planned, agent)
     same_agent = live_agent.get("id") == predicted_id(planned, agent)
     hold = next((h for h in held if h.agent == agent and h.version == new), None)
+    if hold is not None and not _of_current_object(hold, planned.get(agent)):
+        hold = None  # a version of the object the agent was before it was created again
     retry = hold is not None and inputs.options.retry_held
     if old == new and same_agent:
         if hold is None or retry or not isinstance(recorded_pin, int) or recorded_pin == old:
@@ -84,20 +120,22 @@ def _gate(
         # moved behind our back to the held version itself (a console edit): its gate still
         # stands, so the pin goes back to the version the lockfile pinned
         kept = plan_resource(inputs, replace(res, held_pin=recorded_pin), planned)
-        action = kept.action
-        if isinstance(action, Update):
-            failed = f"{hold.failed} of {hold.total} checks failed"
-            why = "rolled back from" if hold.reason == "rollback" else failed
-            reason = (
-                f"{agent} v{new} is held ({why}); back to @{recorded_pin}, the version the "
-                "lockfile pinned (the pin was moved behind git's back)"
-            )
-            kept = replace(kept, action=action.model_copy(update={"reason": reason}))
-        return kept, _held(res, hold, recorded_pin)
+        return _put_back(kept, agent, hold, recorded_pin), _held(res, hold, recorded_pin)
     if new == recorded_pin and same_agent:
         return done, None  # the pin drifted behind our back: putting back an approved one
     if hold is not None and not retry and same_agent and isinstance(old, int):
-        kept = plan_resource(inputs, replace(res, held_pin=old), planned)
+        # the pin stays where the lockfile pinned it: the live one, unless it was moved
+        # behind our back meanwhile (put back, ungated, as any drifted pin)
+        stay = recorded_pin if isinstance(recorded_pin, int) else old
+        kept = plan_resource(inputs, replace(res, held_pin=stay), planned)
+        if stay != old:
+            kept = _put_back(kept, agent, hold, stay)
+        return kept, _held(res, hold, stay)
+    live_id = live_agent.get("id")
+    if hold is not None and not retry and isinstance(old, int) and isinstance(live_id, str):
+        # the agent was created again (archived behind our back) and the new object's
+        # candidate is held: the deployment stays on the version of the object it runs
+        kept = plan_resource(inputs, replace(res, held_pin=old, held_agent_id=live_id), planned)
         return kept, _held(res, hold, old)
     action = done.action
     if not isinstance(action, Update) or (res.rollout is None and not retry):
@@ -118,6 +156,42 @@ def _gate(
         session={k: body[k] for k in SESSION_FIELDS if body.get(k)},
     )
     return replace(done, action=action.model_copy(update={"gate": gate})), None
+
+
+def _put_back(kept: Planned, agent: str, hold: HeldVersion, recorded_pin: int) -> Planned:
+    """``kept`` (the deployment planned back at ``recorded_pin``) saying why its pin moves."""
+    action = kept.action
+    if not isinstance(action, Update):
+        return kept
+    failed = f"{hold.failed} of {hold.total} checks failed"
+    why = "rolled back from" if hold.reason == "rollback" else failed
+    reason = (
+        f"{agent} v{hold.version} is held ({why}); back to @{recorded_pin}, the version the "
+        "lockfile pinned (the pin was moved behind git's back)"
+    )
+    return replace(kept, action=action.model_copy(update={"reason": reason}))
+
+
+def _of_current_object(hold: HeldVersion, agent: Planned | None) -> bool:
+    """Whether ``hold`` was recorded since the agent object the plan uses was created:
+    holds name a version number only, and an agent created again (archived behind our back)
+    numbers its versions from 1 again."""
+    live = agent.live if agent is not None else None
+    if live is None:
+        return False  # created by this plan: nothing can be held of it yet
+    created = _instant(live.get("created_at"))
+    at = _instant(hold.at)
+    return created is None or at is None or at >= created.replace(microsecond=0)
+
+
+def _instant(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # comparable either way
 
 
 def _held(res: DesiredResource, hold: HeldVersion, stays_at: int) -> HeldCandidate:
