@@ -245,6 +245,23 @@ def test_import_never_writes_over_a_file(applied: Path) -> None:
     assert "reconciler-address" not in (untagged.get("metadata") or {})
 
 
+async def _console_deployment(c: ProviderClient) -> tuple[str, str, str]:
+    """An agent, an environment and a deployment of them made in the console: their ids."""
+    agent = await c.agents.create({"name": "helper", "model": "claude-haiku-4-5"})
+    env = await c.environments.create({"name": "sandbox", "config": {"type": "cloud"}})
+    deployment = await c.deployments.create(
+        {
+            "name": "nightly",
+            "agent": {"type": "agent", "id": agent["id"], "version": 1},
+            "environment_id": env["id"],
+            "initial_events": [
+                {"type": "user.message", "content": [{"type": "text", "text": "hi"}]}
+            ],
+        }
+    )
+    return str(agent["id"]), str(env["id"]), str(deployment["id"])
+
+
 def test_import_without_a_document_to_write_warns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -253,22 +270,7 @@ def test_import_without_a_document_to_write_warns(
     make_workdir(tmp_path, monkeypatch, manifests=False)
     Path("manifests.yaml").write_text("")
 
-    async def create(c: ProviderClient) -> tuple[str, str]:
-        agent = await c.agents.create({"name": "helper", "model": "claude-haiku-4-5"})
-        env = await c.environments.create({"name": "sandbox", "config": {"type": "cloud"}})
-        deployment = await c.deployments.create(
-            {
-                "name": "nightly",
-                "agent": {"type": "agent", "id": agent["id"], "version": 1},
-                "environment_id": env["id"],
-                "initial_events": [
-                    {"type": "user.message", "content": [{"type": "text", "text": "hi"}]}
-                ],
-            }
-        )
-        return str(agent["id"]), str(deployment["id"])
-
-    helper, deployment = out_of_band(create)
+    helper, _, deployment = out_of_band(_console_deployment)
     result = ok("-f", "manifests.yaml", "import", "agent.helper", helper)
     assert (
         "Warning: agent.helper is not in the manifests and its document was not written "
@@ -294,22 +296,8 @@ def test_import_of_a_deployment_before_what_it_uses_says_so_and_writes_it_when_r
     make_workdir(tmp_path, monkeypatch, manifests=False)
     Path("manifests").mkdir()
 
-    async def create(c: ProviderClient) -> tuple[str, str, str]:
-        agent = await c.agents.create({"name": "helper", "model": "claude-haiku-4-5"})
-        env = await c.environments.create({"name": "sandbox", "config": {"type": "cloud"}})
-        deployment = await c.deployments.create(
-            {
-                "name": "nightly",
-                "agent": {"type": "agent", "id": agent["id"], "version": 1},
-                "environment_id": env["id"],
-                "initial_events": [
-                    {"type": "user.message", "content": [{"type": "text", "text": "hi"}]}
-                ],
-            }
-        )
-        return str(agent["id"]), str(env["id"]), str(deployment["id"])
 
-    agent, env, deployment = out_of_band(create)
+    agent, env, deployment = out_of_band(_console_deployment)
     result = ok("import", "deployment.nightly", deployment)
     warning = " ".join(result.stderr.split())
     assert f"it uses agent {agent}, environment {env}, which this project does not manage" in (
@@ -337,6 +325,17 @@ def test_import_of_a_deployment_before_what_it_uses_says_so_and_writes_it_when_r
     assert "nothing to do" in ok("import", "deployment.nightly", deployment).stdout
 
 
+def _credential_by_hand(vault: str) -> str:
+    """A credential added in the console to the vault ``vault``: its id."""
+
+    async def create(c: ProviderClient) -> str:
+        auth = {"type": "static_bearer", "mcp_server_url": "https://x.example/mcp", "token": "t"}
+        made = await c.credentials.create(vault, {"display_name": "by hand", "auth": auth})
+        return str(made["id"])
+
+    return str(out_of_band(create))
+
+
 def test_import_of_an_undeclared_credential_says_what_to_add_to_its_vault(
     applied: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -345,12 +344,7 @@ def test_import_of_an_undeclared_credential_says_what_to_add_to_its_vault(
     "its document was not written: write it", as if a credential had a document."""
     vault = remote_id("vault.github")
 
-    async def create(c: ProviderClient) -> str:
-        auth = {"type": "static_bearer", "mcp_server_url": "https://x.example/mcp", "token": "t"}
-        made = await c.credentials.create(vault, {"display_name": "by hand", "auth": auth})
-        return str(made["id"])
-
-    cred = out_of_band(create)
+    cred = _credential_by_hand(vault)
     result = ok("import", "vault.github.credential.extra", cred)
     entry = (
         '{"name": "extra", "display_name": "by hand", "auth": {"type": "static_bearer", '
@@ -804,12 +798,7 @@ def test_import_all_unmanaged_names_the_managed_vault_of_a_credential_it_skips(
     its id and said `reconciler import vault.VAULT.credential.NAME ...`)."""
     vault = remote_id("vault.github")
 
-    async def create(c: ProviderClient) -> str:
-        auth = {"type": "static_bearer", "mcp_server_url": "https://x.example/mcp", "token": "t"}
-        made = await c.credentials.create(vault, {"display_name": "by hand", "auth": auth})
-        return str(made["id"])
-
-    cred = out_of_band(create)
+    cred = _credential_by_hand(vault)
     result = ok("import", "--all-unmanaged", "--out", "manifests/imported")
     assert (
         f"Skipped credential {cred}: it lives in the managed vault vault.github ({vault}): add "

@@ -318,18 +318,26 @@ def test_a_pin_moved_behind_our_back_while_a_candidate_is_held_is_put_back(
     assert ok("plan", "--detailed-exitcode").stdout.startswith("No changes.")
 
 
+def _pin_version_2_then_archive_the_agent() -> str:
+    """The deployment pins agent.reviewer version 2, then the agent is archived in the
+    console; returns the archived agent's id."""
+    ok("apply", "--auto-approve")
+    new_version(1)
+    ok("apply", "--auto-approve")
+    edit(DEPLOYMENTS, "agent: {ref: reviewer}", "agent: {ref: reviewer, version: 2}")
+    ok("apply", "--auto-approve")
+    agent_id = str(entry(AGENT)["id"])
+    out_of_band(lambda c: c.agents.archive(agent_id))
+    return agent_id
+
+
 def test_drift_reports_an_agent_archived_under_a_deployment_that_pins_its_version(
     workdir: Path,
 ) -> None:
     # the deployment pins agent.reviewer version 2; the agent is archived in the console.
     # drift stopped with exit 1 and "pins agent.reviewer version 2, which does not exist"
     # (the plan's check of the manifest) instead of reporting the archive (exit 2)
-    ok("apply", "--auto-approve")
-    new_version(1)
-    ok("apply", "--auto-approve")
-    edit(DEPLOYMENTS, "agent: {ref: reviewer}", "agent: {ref: reviewer, version: 2}")
-    ok("apply", "--auto-approve")
-    out_of_band(lambda c: c.agents.archive(entry(AGENT)["id"]))
+    _pin_version_2_then_archive_the_agent()
 
     data = drift_json()
     assert [(i["address"], i["type"]) for i in data["items"]] == [(AGENT, "archived")]
@@ -339,13 +347,7 @@ def test_a_pin_of_an_agent_archived_behind_our_back_says_why_the_version_is_miss
     workdir: Path,
 ) -> None:
     # plan said "agent.reviewer does not exist yet", of an agent applied days ago
-    ok("apply", "--auto-approve")
-    new_version(1)
-    ok("apply", "--auto-approve")
-    edit(DEPLOYMENTS, "agent: {ref: reviewer}", "agent: {ref: reviewer, version: 2}")
-    ok("apply", "--auto-approve")
-    agent_id = entry(AGENT)["id"]
-    out_of_band(lambda c: c.agents.archive(agent_id))
+    agent_id = _pin_version_2_then_archive_the_agent()
 
     result = cli("plan")
     assert result.exit_code == 1

@@ -235,11 +235,9 @@ def keep_in_use(inputs: PlanInputs, actions: list[Action]) -> tuple[list[Action]
         if using:
             kept.add(a.address)
             notes.append(
-                Note(
-                    address=a.address,
-                    kind=a.kind,
-                    remote_id=a.remote_id,
-                    message=f"not in the manifests, but still used by {', '.join(sorted(using))}, "
+                _note(
+                    a,
+                    f"not in the manifests, but still used by {', '.join(sorted(using))}, "
                     "which this plan leaves running with it; left alone (the provider pauses a "
                     f"deployment whose {a.kind.replace('_', ' ')} is archived). Plan that "
                     "deployment's update or archive too (--target it, or leave --target out)",
@@ -251,13 +249,10 @@ def keep_in_use(inputs: PlanInputs, actions: list[Action]) -> tuple[list[Action]
         waited = [d for d in a.depends_on if d in kept]
         if a.kind == "skill" and isinstance(a, Delete) and waited:
             notes.append(
-                Note(
-                    address=a.address,
-                    kind=a.kind,
-                    remote_id=a.remote_id,
-                    message=f"not in the manifests, but still used by {', '.join(waited)}, "
-                    "which this plan leaves alone; left alone (a skill an agent uses is not "
-                    "deleted)",
+                _note(
+                    a,
+                    f"not in the manifests, but still used by {', '.join(waited)}, which this "
+                    "plan leaves alone; left alone (a skill an agent uses is not deleted)",
                 )
             )
     dropped = {n.address for n in notes}
@@ -327,10 +322,9 @@ def _removal(inputs: PlanInputs, orphan: Orphan) -> Removal:
     return Archive(reason="removed from the manifests (--prune)", **common)
 
 
-def _note(orphan: Orphan, message: str) -> Note:
-    return Note(
-        address=orphan.address, kind=orphan.kind, remote_id=orphan.remote_id, message=message
-    )
+def _note(what: Orphan | Archive | Delete, message: str) -> Note:
+    """A note that prune leaves ``what`` alone, and why."""
+    return Note(address=what.address, kind=what.kind, remote_id=what.remote_id, message=message)
 
 
 def _under(credential: str, vaults: frozenset[str]) -> bool:
