@@ -24,7 +24,7 @@ from reconciler.app.workspace import (
     read_documents,
     with_origin,
 )
-from reconciler.engine.derive import SecretVariable, credential_entry
+from reconciler.engine.derive import SecretVariable, credential_entry, running_skill_versions
 from reconciler.engine.desired import (
     DesiredResource,
     desired_digest,
@@ -512,11 +512,7 @@ def _agent_skills(obj: JSON, res: DesiredResource | None, lockfile: Lockfile) ->
     """Skill address -> the version the live agent runs, for each skill its manifest names
     by ref (``{ref: NAME}``): recorded as an apply records them, or the next plan would
     record them as an entry out of date."""
-    running = {
-        str(s.get("skill_id")): str(s["version"])
-        for s in obj.get("skills") or []
-        if isinstance(s, dict) and s.get("type") == "custom" and s.get("version")
-    }
+    running = running_skill_versions(obj)
     out: dict[str, str] = {}
     for address in res.skill_refs if res is not None else ():
         entry = lockfile.resources.get(address)

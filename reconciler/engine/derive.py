@@ -233,15 +233,23 @@ def _skill_ref(skill: Any, names: _Names, latest: Mapping[str, str]) -> Any:
     return {"ref": name, "version": version}
 
 
+def running_skill_versions(agent: JSON) -> dict[str, str]:
+    """Skill id -> the version the live ``agent`` runs, for each custom skill it has."""
+    return {
+        str(skill.get("skill_id")): str(skill["version"])
+        for skill in agent.get("skills") or []
+        if isinstance(skill, dict) and skill.get("type") == "custom" and skill.get("version")
+    }
+
+
 def _skill_versions(obj: JSON, names: _Names) -> dict[str, str]:
     """Skill address -> the version the live agent runs, for the skills it names by ref
     (the lockfile records them, as an apply does)."""
     out: dict[str, str] = {}
-    for skill in obj.get("skills") or []:
-        if isinstance(skill, dict) and skill.get("type") == "custom" and skill.get("version"):
-            name = names.of("skill", str(skill.get("skill_id")))
-            if name is not None:
-                out[address_of("skill", name)] = str(skill["version"])
+    for skill_id, version in running_skill_versions(obj).items():
+        name = names.of("skill", skill_id)
+        if name is not None:
+            out[address_of("skill", name)] = version
     return out
 
 
@@ -561,8 +569,8 @@ def _vault_spec(
     for cred in live:
         cname = _unique(slugify(_credential_label(cred), "credential"), taken)
         caddress = credential_address(name, cname)
-        auth = _auth(cred.get("auth") or {}, caddress, name, cname, variables)
-        if auth is None:
+        entry = _credential_item(cred, caddress, name, cname, variables)
+        if entry is None:
             skipped.append(
                 Skipped(
                     "credential",
@@ -571,11 +579,6 @@ def _vault_spec(
                 )
             )
             continue
-        entry: JSON = {"name": cname}
-        if cred.get("display_name") not in (None, cname):
-            entry["display_name"] = cred["display_name"]
-        _put(entry, "metadata", _user_metadata(cred))
-        entry["auth"] = auth
         entries.append(entry)
         fill = {"display_name": cname} if not cred.get("display_name") else {}
         resources.append(
@@ -593,6 +596,15 @@ def credential_entry(cred: JSON, address: str) -> tuple[JSON, tuple[SecretVariab
     those variables; None for an auth type the manifests cannot hold."""
     vault, name = address.removeprefix("vault.").split(".credential.", 1)
     variables: list[SecretVariable] = []
+    entry = _credential_item(cred, address, vault, name, variables)
+    return None if entry is None else (entry, tuple(variables))
+
+
+def _credential_item(
+    cred: JSON, address: str, vault: str, name: str, variables: list[SecretVariable]
+) -> JSON | None:
+    """The ``credentials`` item declaring ``cred`` as ``name`` (its secrets' variables added
+    to ``variables``), or None for an auth type the manifests cannot hold."""
     auth = _auth(cred.get("auth") or {}, address, vault, name, variables)
     if auth is None:
         return None
@@ -601,7 +613,7 @@ def credential_entry(cred: JSON, address: str) -> tuple[JSON, tuple[SecretVariab
         entry["display_name"] = cred["display_name"]
     _put(entry, "metadata", _user_metadata(cred))
     entry["auth"] = auth
-    return entry, tuple(variables)
+    return entry
 
 
 def _deployment_spec(
@@ -662,6 +674,7 @@ __all__ = [
     "credential_entry",
     "derive_documents",
     "env_var_name",
+    "running_skill_versions",
     "slugify",
     "unique_name",
 ]
