@@ -416,7 +416,7 @@ def _update(
     found = recorded is None and not inputs.pending(res.address)
     reason = (
         seeding_reason(changes, interrupted=interrupted, found=found)
-        or _unknown_secret_reason(inputs, res, obj, changes)
+        or _secret_reason(inputs, res, obj, changes)
         or _update_reason(res, fields, planned)
     )
     if match.moved_from is not None:
@@ -637,7 +637,7 @@ def _check_pin(
     )
 
 
-def _unknown_secret_reason(
+def _secret_reason(
     inputs: PlanInputs, res: DesiredResource, obj: JSON, changes: tuple[FieldChange, ...]
 ) -> str | None:
     """Why an update that only sends secrets: the manifest's secret changed (the state's
