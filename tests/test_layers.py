@@ -28,6 +28,8 @@ LEVELS = {
     "kinds": 7,
     # a package's names imported on first use (PEP 562), beneath every layer
     "lazy": 7,
+    # the type of a decoded JSON object, beneath every layer
+    "jsontypes": 7,
 }
 ENGINE_FORBIDDEN = {
     "httpx",
@@ -45,7 +47,7 @@ ENGINE_FORBIDDEN = {
 
 #: what the command line may import: the application layer, the renderers, the error tree
 #: (its one handler maps errors to exit codes), the vocabulary beneath every layer (default
-#: paths), and the local provider for ``provider serve`` (which runs it as a server, not as
+#: paths, the JSON object type), and the local provider for ``provider serve`` (which runs it as a server, not as
 #: a library)
 CLI_MAY_IMPORT = (
     "reconciler.cli",
@@ -53,6 +55,7 @@ CLI_MAY_IMPORT = (
     "reconciler.render",
     "reconciler.errors",
     "reconciler.kinds",
+    "reconciler.jsontypes",
 )
 CLI_SERVES = "reconciler.provider.local"
 #: third-party libraries confined to the modules (path prefixes) that own them

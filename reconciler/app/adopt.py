@@ -43,6 +43,7 @@ from reconciler.errors import (
     PlanError,
     a_or_an,
 )
+from reconciler.jsontypes import JSON
 from reconciler.kinds import (
     ID_PREFIXES,
     NAME_RE,
@@ -69,8 +70,6 @@ from reconciler.state import (
 if TYPE_CHECKING:
     from reconciler.app.unmanaged import UndeclaredDocument
     from reconciler.provider import ProviderClient
-
-JSON = dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,15 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reconciler.engine.gate import Check, CheckResult, Gate
 from reconciler.errors import ProviderError
+from reconciler.jsontypes import JSON
 from reconciler.kinds import OWNER_KEY, OWNER_VALUE, PROJECT_KEY
 
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
-
-JSON = dict[str, Any]
 
 CHECK_KEY = "reconciler-check"
 CANDIDATE_KEY = "reconciler-candidate"

@@ -9,7 +9,7 @@ back leaves nothing to list) is said in the report's ``warnings``, never hidden.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reconciler.app.plan import placed
 from reconciler.app.skills import describe_skills
@@ -36,6 +36,7 @@ from reconciler.engine.model import (
 from reconciler.engine.refresh import Observed
 from reconciler.engine.skills import may_find_by_slug, unrecorded_by_slug
 from reconciler.errors import PlanError
+from reconciler.jsontypes import JSON
 from reconciler.kinds import KIND_INFO, Kind, noun
 from reconciler.manifest import ManifestSet, load_manifests
 from reconciler.provider.adapter import ClientBackedProvider
@@ -47,8 +48,6 @@ from reconciler.state.model import utc_timestamp
 
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
-
-JSON = dict[str, Any]
 
 
 async def drift(

@@ -18,6 +18,7 @@ from reconciler.errors import (
     ManifestError,
     ManifestIssue,
 )
+from reconciler.jsontypes import JSON
 from reconciler.manifest.files import (
     MAX_MANIFEST_BYTES,
     SKILL_FILE,
@@ -26,8 +27,6 @@ from reconciler.manifest.files import (
 )
 from reconciler.manifest.files import manifest_files as directory_files
 from reconciler.manifest.yamlsource import NESTED_TOO_DEEPLY, decode_source, parse_documents
-
-JSON = dict[str, Any]
 
 
 def _yaml() -> Any:

@@ -14,21 +14,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reconciler.app.checks import RECORD_KEY, ROLLOUT_KEY
 from reconciler.engine.gate import RecoveredRollout
 from reconciler.engine.pinlog import replay_records
 from reconciler.engine.refresh import Observed
 from reconciler.errors import ProviderError
+from reconciler.jsontypes import JSON
 from reconciler.kinds import PROJECT_KEY, owned_address
 from reconciler.manifest import Document
 from reconciler.state import Lockfile
 
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
-
-JSON = dict[str, Any]
 
 
 async def recover_rollouts(

@@ -21,7 +21,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reconciler.app.adopt import Adopted, ImportResult, import_lock, needs_import, run_adoptions
 from reconciler.app.fmt import dump_documents
@@ -30,6 +30,7 @@ from reconciler.engine.derive import ImportedDocument, ImportedResource
 from reconciler.engine.desired import desired_digest, desired_resources
 from reconciler.engine.model import Adopt, SkillTarget, Target
 from reconciler.errors import ApplyError, NotFoundError, PlanError
+from reconciler.jsontypes import JSON
 from reconciler.manifest import Document
 from reconciler.manifest.skilldir import files_digest
 from reconciler.state import write_text_atomic
@@ -37,7 +38,6 @@ from reconciler.state import write_text_atomic
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
 
-JSON = dict[str, Any]
 #: where imported skills' directories go, beside the manifests
 SKILLS_DIR = "skills"
 

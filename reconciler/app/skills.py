@@ -23,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reconciler.engine.refresh import Observed
 from reconciler.engine.skills import may_find_by_slug, unrecorded_by_slug
 from reconciler.errors import PlanError, ProviderError
+from reconciler.jsontypes import JSON
 from reconciler.manifest import ManifestSet
 from reconciler.manifest.agent import AgentSpec, SkillRef
 from reconciler.manifest.files import read_limited
@@ -37,8 +38,6 @@ from reconciler.state import Lockfile
 
 if TYPE_CHECKING:  # the HTTP stack loads when a command connects (tests/test_startup.py)
     from reconciler.provider import ProviderClient, SkillUpload
-
-JSON = dict[str, Any]
 
 
 async def describe_skills(

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from reconciler.app.adopt import (
-    JSON,
     Adopted,
     adopted_from,
     adoption,
@@ -57,6 +56,7 @@ from reconciler.errors import (
     ProviderError,
     ReconcilerError,
 )
+from reconciler.jsontypes import JSON
 from reconciler.kinds import KIND_ORDER, Kind, owned_address
 from reconciler.manifest import Document
 from reconciler.manifest.loader import escape_interpolation

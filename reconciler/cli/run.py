@@ -39,12 +39,11 @@ from reconciler.app.state import Lockfile, state_snapshot
 from reconciler.cli.app import App, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, silence_stdout
 from reconciler.errors import NotFoundError, PlanError, ProviderError, RunError
+from reconciler.jsontypes import JSON
 from reconciler.render import should_color
 
 if TYPE_CHECKING:  # the runtime loads when a session runs, not with every command
     from reconciler.app import ManagedRuntime
-
-JSON = dict[str, Any]
 
 #: Sessions can run for a long time between events; the client's default is shorter.
 SESSION_TIMEOUT_S = 600.0

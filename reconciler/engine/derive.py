@@ -32,6 +32,7 @@ from typing import Any
 from reconciler.engine.keyorder import canonical
 from reconciler.engine.normalize import PACKAGE_MANAGERS, TOOLSET_DEFAULT_POLICY
 from reconciler.engine.unmanaged import Unmanaged
+from reconciler.jsontypes import JSON
 from reconciler.kinds import (
     KINDS,
     MANIFEST_KINDS,
@@ -43,8 +44,6 @@ from reconciler.kinds import (
     credential_address,
     manifest_kind,
 )
-
-JSON = dict[str, Any]
 
 #: Manifest ``kind:`` -> the file ``import --all-unmanaged`` writes its documents to.
 KIND_FILES: dict[str, str] = {

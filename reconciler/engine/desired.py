@@ -26,6 +26,7 @@ from reconciler.engine.normalize import (
     normalize_env_config,
     normalize_multiagent,
 )
+from reconciler.jsontypes import JSON
 from reconciler.kinds import (
     KIND_INFO,
     MANIFEST_KINDS,
@@ -37,8 +38,6 @@ from reconciler.kinds import (
     tags,
 )
 from reconciler.manifest import Document
-
-JSON = dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -48,12 +48,11 @@ from reconciler.engine.pinlog import settle_live_pin_moves
 from reconciler.engine.planner import UNKNOWN, PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
 from reconciler.engine.unmanaged import find_unmanaged, unmanaged_item
+from reconciler.jsontypes import JSON
 from reconciler.kinds import KIND_ORDER, Kind, owned_address, owner_of, remote_name_of, tags
 from reconciler.manifest import Document
 from reconciler.manifest.skilldir import SkillSource
 from reconciler.state import LockEntry, Lockfile
-
-JSON = dict[str, Any]
 
 #: the order of drift types at one address: the order ``DriftType`` declares them in
 DRIFT_ORDER: tuple[DriftType, ...] = get_args(DriftType)

@@ -68,11 +68,10 @@ from reconciler.engine.model import (
 from reconciler.engine.outcome import ApplyReport, Outcome
 from reconciler.engine.writes import ActionFailed, SafeWrites, describe_error
 from reconciler.errors import ApplyStopped, PlanError, ProviderError
+from reconciler.jsontypes import JSON
 from reconciler.kinds import KIND_INFO, kind_of, tags
 
 __all__ = ["ApplyReport", "Outcome", "apply_plan"]
-
-JSON = dict[str, Any]
 
 
 async def apply_plan(

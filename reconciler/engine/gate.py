@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from pydantic import ConfigDict, Field
 
+from reconciler.jsontypes import JSON
 from reconciler.lean import LeanModel
 from reconciler.manifest.rollout import DEFAULT_CHECK_TIMEOUT
 from reconciler.state import HeldVersion, PinRecord
-
-JSON = dict[str, Any]
 
 #: How a gated pin move is carried out: after its checks pass; without them
 #: (``--skip-checks``); after the checks of a held candidate pass again (``--retry-held``);

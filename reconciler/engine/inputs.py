@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from reconciler.engine.desired import DesiredResource, desired_resources
 from reconciler.engine.gate import RecoveredRollout
@@ -19,12 +18,12 @@ from reconciler.engine.model import Conflict
 from reconciler.engine.ownership import conflict, owner_problem
 from reconciler.engine.refresh import Observed
 from reconciler.engine.targets import closure
+from reconciler.jsontypes import JSON
 from reconciler.kinds import KIND_ORDER, Kind, kind_of, owned_address
 from reconciler.manifest import Document
 from reconciler.manifest.skilldir import SkillSource
 from reconciler.state import LockEntry, Lockfile
 
-JSON = dict[str, Any]
 #: ``fingerprint(address, secret_path)`` -> salted fingerprint of the current secret value
 Fingerprinter = Callable[[str, str], str]
 

@@ -12,9 +12,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from reconciler.engine.model import Action
+from reconciler.jsontypes import JSON
 from reconciler.kinds import Kind
-
-JSON = dict[str, Any]
 
 #: ``resolve()`` -> the object a write whose answer was lost made, or None when it did not
 #: happen. The writer calls it before it sends such a write again: the provider client owns

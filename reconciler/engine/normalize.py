@@ -18,7 +18,7 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-JSON = dict[str, Any]
+from reconciler.jsontypes import JSON
 
 PACKAGE_MANAGERS = ("pip", "npm", "apt", "cargo", "gem", "go")
 TOOLSET_DEFAULT_POLICY = {

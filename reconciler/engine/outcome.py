@@ -7,13 +7,11 @@ by the renderers. Nothing here does I/O, and nothing here ever holds a secret va
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from reconciler.engine.gate import GateVerdict
 from reconciler.engine.model import Action
 from reconciler.errors import ApplyError
-
-JSON = dict[str, Any]
+from reconciler.jsontypes import JSON
 
 COUNT_KEYS: tuple[str, ...] = (
     "created",

@@ -20,13 +20,11 @@ parent address) and its own tags, if it carries reconciler tags at all, agree.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from reconciler.engine.model import Archive, Conflict, Twin
+from reconciler.jsontypes import JSON
 from reconciler.kinds import KIND_INFO, Kind, kind_of, owned_address, owner_of
 from reconciler.state import Lockfile
-
-JSON = dict[str, Any]
 
 
 def describe_owner(obj: JSON) -> str:

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 
 from reconciler.engine.desired import DesiredResource
 from reconciler.engine.gate import HeldCandidate, RecoveredRollout
-from reconciler.engine.inputs import JSON, Fingerprinter, PlanInputs, PlanOptions
+from reconciler.engine.inputs import Fingerprinter, PlanInputs, PlanOptions
 from reconciler.engine.model import (
     CHANGE_TYPES,
     Action,
@@ -52,6 +52,7 @@ from reconciler.engine.resource import (
 from reconciler.engine.rollout import gate_pin_move, gated_moves, restored_moves
 from reconciler.engine.skillchain import chain_radius, skill_chains
 from reconciler.engine.targets import narrow, targeted_addresses, wanted_addresses
+from reconciler.jsontypes import JSON
 from reconciler.kinds import KIND_ORDER
 from reconciler.manifest import Document
 from reconciler.manifest.skilldir import SkillSource

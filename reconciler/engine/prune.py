@@ -20,8 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from reconciler.engine.inputs import JSON, PlanInputs, live_marker
+from reconciler.engine.inputs import PlanInputs, live_marker
 from reconciler.engine.model import Action, Archive, Conflict, Delete, Note
+from reconciler.jsontypes import JSON
 from reconciler.kinds import DELETABLE_KINDS, KIND_INFO, Kind
 from reconciler.state import LockEntry
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from reconciler.engine.interface import ProviderReader
+from reconciler.jsontypes import JSON
 from reconciler.kinds import TOP_LEVEL_KINDS, Kind, owned_address
-
-JSON = dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from reconciler.engine.desired import (
     update_body,
 )
 from reconciler.engine.diff import changed_fields, diff_objects
-from reconciler.engine.inputs import JSON, PlanInputs, live_marker, rewritten_outside
+from reconciler.engine.inputs import PlanInputs, live_marker, rewritten_outside
 from reconciler.engine.model import (
     LITERAL,
     NOTHING_TO_MOVE,
@@ -58,6 +58,7 @@ from reconciler.engine.seeds import (
 )
 from reconciler.engine.skills import plan_skill
 from reconciler.errors import PlanError
+from reconciler.jsontypes import JSON
 from reconciler.kinds import owned_address
 
 UNKNOWN = "(known after apply)"

@@ -27,8 +27,9 @@ left as it is.
 from __future__ import annotations
 
 from reconciler.engine.desired import DesiredResource
-from reconciler.engine.inputs import JSON, PlanInputs
+from reconciler.engine.inputs import PlanInputs
 from reconciler.engine.model import FieldChange
+from reconciler.jsontypes import JSON
 
 #: the top-level field of a memory store's seeds in request bodies (``update_body`` sends it)
 SEEDS = "memories"

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 
 from reconciler.engine.desired import DesiredResource, desired_digest
-from reconciler.engine.inputs import JSON, PlanInputs
+from reconciler.engine.inputs import PlanInputs
 from reconciler.engine.model import (
     FOUND_BY_SLUG,
     Create,
@@ -33,6 +33,7 @@ from reconciler.engine.model import (
     Target,
     Update,
 )
+from reconciler.jsontypes import JSON
 from reconciler.manifest.skill import (
     SkillLock,
     SkillStep,

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from reconciler.engine.desired import desired_resources
 from reconciler.engine.model import DriftItem, DriftType
 from reconciler.engine.refresh import Observed
+from reconciler.jsontypes import JSON
 from reconciler.kinds import KIND_ORDER, Kind, owned_address, owner_of, remote_name_of
 from reconciler.manifest import Document
 from reconciler.state import Lockfile
-
-JSON = dict[str, Any]
 
 UNMANAGED_MESSAGE = "live, but no manifest of this project owns it; `reconciler import` adopts it"
 

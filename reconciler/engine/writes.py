@@ -18,11 +18,10 @@ from reconciler.engine.interface import ProviderWriter
 from reconciler.engine.model import Action, Create, Replace, Update
 from reconciler.engine.ownership import describe_owner, name_taken_remedy
 from reconciler.errors import AmbiguousWriteError, ConflictError, NotFoundError, ProviderError
+from reconciler.jsontypes import JSON
 from reconciler.kinds import KIND_INFO, owned_address
 
 __all__ = ["ActionFailed", "SafeWrites", "describe_error"]
-
-JSON = dict[str, Any]
 
 #: agent fields that change on every write and say nothing about what a person edited
 _BOOKKEEPING_FIELDS = frozenset(

@@ -14,12 +14,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import ConflictError, ProviderError
+from reconciler.jsontypes import JSON
 from reconciler.kinds import KIND_INFO, KIND_NAMES
 
 if TYPE_CHECKING:
     from reconciler.provider.client import AmbiguityResolver, ProviderClient
-
-JSON = dict[str, Any]
 
 
 class ClientBackedProvider:

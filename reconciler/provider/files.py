@@ -32,9 +32,10 @@ import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reconciler.errors import AmbiguousWriteError, ReconcilerError
+from reconciler.jsontypes import JSON
 from reconciler.provider.resources import Namespace
 from reconciler.provider.wire import item_path
 
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LOOKUP_DOWNLOADS", "LOOKUP_SCAN", "FileUpload", "Files"]
 
-JSON = dict[str, Any]
 #: the most candidate files an ambiguous upload's lookup downloads to compare
 LOOKUP_DOWNLOADS = 5
 #: how many of the newest files that lookup looks at (one page)

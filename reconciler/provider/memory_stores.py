@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any, Literal
 
+from reconciler.jsontypes import JSON
 from reconciler.provider.resources import DatedCollection, DeletableCollection, Namespace
 from reconciler.provider.wire import item_path
 
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Memories", "MemoryStores", "MemoryVersions", "content_sha256"]
 
-JSON = dict[str, Any]
 View = Literal["basic", "full"]
 
 

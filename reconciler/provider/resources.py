@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
+from reconciler.jsontypes import JSON
 from reconciler.provider.wire import item_path
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ __all__ = [
     "Vaults",
 ]
 
-JSON = dict[str, Any]
 JSONList = list[dict[str, Any]]  # spelled once: `list` is shadowed inside the classes
 
 

@@ -30,9 +30,10 @@ import zipfile
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reconciler.errors import ReconcilerError
+from reconciler.jsontypes import JSON
 from reconciler.provider.resources import Namespace
 from reconciler.provider.wire import item_path
 
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LOOKUP_DOWNLOADS", "SkillUpload", "SkillVersions", "Skills"]
 
-JSON = dict[str, Any]
 #: the most versions an ambiguous upload's lookup downloads to compare
 LOOKUP_DOWNLOADS = 5
 #: page size of skill and version lists (the wire allows 1-1000)

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from reconciler.jsontypes import JSON
+
 __all__ = [
     "DEFAULT_TOOLS",
     "PACKAGE_MANAGERS",
@@ -26,8 +28,6 @@ __all__ = [
     "NetworkingConfig",
     "PackagesConfig",
 ]
-
-JSON = dict[str, Any]
 
 #: The six package managers a cloud environment installs from (provider-wire.md §5.4).
 PACKAGE_MANAGERS: tuple[str, ...] = ("pip", "npm", "apt", "cargo", "gem", "go")

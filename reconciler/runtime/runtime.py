@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from reconciler.errors import ConflictError
+from reconciler.jsontypes import JSON
 from reconciler.kinds import DEFAULT_PROVIDER_DB, owner_of
 from reconciler.provider.wire import check_api_key
 from reconciler.runtime.applied import DEFAULT_LOCKFILE, AppliedLookups
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CLIENT_OPTIONS", "DEFAULT_DB_PATH", "ManagedRuntime"]
 
-JSON = dict[str, Any]
 Event = str | Mapping[str, Any] | Sequence[Mapping[str, Any]]
 SessionListStatus = Literal[
     "active", "archived", "all", "idle", "running", "rescheduling", "terminated"

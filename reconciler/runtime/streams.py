@@ -28,6 +28,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Self
 
+from reconciler.jsontypes import JSON
+
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
     from reconciler.provider.sse import EventStream
@@ -41,7 +43,6 @@ __all__ = [
     "user_message",
 ]
 
-JSON = dict[str, Any]
 log = logging.getLogger("reconciler.runtime")
 
 #: Events listed per page while replaying a session's recent history.
