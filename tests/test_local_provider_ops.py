@@ -69,9 +69,9 @@ async def test_faults_are_reproducible_and_after_write_faults_keep_the_write(
     first, stats, stored = await _outcomes(tmp_path / "a.db", config, 60)
     second, _, _ = await _outcomes(tmp_path / "b.db", config, 60)
     assert first == second  # same seed, same requests -> same faults
-    assert set(first) <= {"200", "503", "dropped"}
+    assert set(first) <= {"200", "529", "dropped"}
     assert stats.before > 0 and stats.after > 0 and stats.dropped > 0
-    assert stats.before + stats.after == first.count("503") + first.count("dropped")
+    assert stats.before + stats.after == first.count("529") + first.count("dropped")
     # Writes that failed *after* the handler committed are there; the others are not.
     assert stored == first.count("200") + stats.after
 
@@ -134,7 +134,7 @@ async def test_dropped_connections_surface_as_protocol_errors_over_tcp(provider_
                     kinds.append(r.status_code)
                 except httpx.TransportError:
                     kinds.append("dropped")
-    assert 503 in kinds and "dropped" in kinds and 200 not in kinds
+    assert 529 in kinds and "dropped" in kinds and 200 not in kinds
 
 
 # -- cron, OpenAPI, performance --------------------------------------------------------

@@ -157,6 +157,29 @@ def test_the_sdk_waits_out_a_429_and_its_retry_succeeds(provider_db: Path) -> No
     assert len(list(sdk_list_after(provider_db))) == 4
 
 
+def test_an_injected_overload_is_the_apis_529_the_sdk_reads_as_overloaded(
+    provider_db: Path,
+) -> None:
+    """The fault injector's overload is the API's: 529 ``overloaded_error``, which the SDK
+    raises as OverloadedError (a 503 would be its ServiceUnavailableError)."""
+    with (
+        BackgroundServer(create_app(provider_db, FaultConfig(fault_rate=1.0, seed=1))) as server,
+        strict_sdk(server.url, max_retries=0) as sdk,
+    ):
+        overloaded = []
+        for _ in range(12):
+            try:
+                sdk.beta.vaults.list()
+            except anthropic.OverloadedError as exc:
+                overloaded.append(exc)
+            except anthropic.APIConnectionError:
+                pass  # the injected dropped connection
+        assert overloaded, "twelve faults and no overload"
+        for exc in overloaded:
+            assert exc.status_code == 529
+            assert exc.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+
+
 def sdk_list_after(db: Path) -> list[str]:
     """The vaults in ``db``, read by a fresh provider without faults."""
     with BackgroundServer(create_app(db)) as server, strict_sdk(server.url) as sdk:

@@ -75,7 +75,7 @@ def provider() -> None:
     default=0.0,
     show_default=True,
     metavar="P",
-    help="Fail this share of requests with a 5xx or a timeout.",
+    help="Fail this share of requests with a 529 (overloaded) or a dropped connection.",
 )
 @click.option(
     "--rate-limit",

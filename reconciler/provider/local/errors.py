@@ -62,6 +62,7 @@ _STATUS_TYPES = {
     429: "rate_limit_error",
     500: "api_error",
     503: "overloaded_error",
+    529: "overloaded_error",
 }
 
 

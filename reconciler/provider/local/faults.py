@@ -17,8 +17,9 @@ that touches only ``/v1/`` paths:
   ``DOCUMENTED_LIMITS`` is the published table.
 * ``fault_rate`` P: each request fails with probability P. Half of the faults strike
   *before* the handler (nothing written), half *after* it committed (the write happened,
-  the response is lost). Either way the client sees a 503 ``overloaded_error`` or a dropped
-  connection (response headers, part of a body, then an aborted stream), half and half.
+  the response is lost). Either way the client sees a 529 ``overloaded_error`` (the API's
+  answer when it is overloaded) or a dropped connection (response headers, part of a body,
+  then an aborted stream), half and half.
   SSE streams are never failed after the handler: their response never completes.
 
 With ``seed`` set, every draw comes from one ``random.Random(seed)``, so the same sequence of
@@ -40,7 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError, request_id_of
 
-FaultKind = Literal["none", "before_503", "before_drop", "after_503", "after_drop"]
+FaultKind = Literal["none", "before_529", "before_drop", "after_529", "after_drop"]
 
 
 def _a_rate(value: float) -> bool:
@@ -229,7 +230,7 @@ class FaultInjector:
             if self._rng.random() >= self.config.fault_rate:
                 return "none"
             when = "before" if self._rng.random() < 0.5 else "after"
-            how = "503" if self._rng.random() < 0.5 else "drop"
+            how = "529" if self._rng.random() < 0.5 else "drop"
         return f"{when}_{how}"  # type: ignore[return-value]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -283,7 +284,7 @@ class FaultInjector:
             await send({"type": "http.response.body", "body": b'{"type":', "more_body": True})
             raise InjectedDisconnect("injected fault: connection dropped")
         response = ApiError(
-            503,
+            529,
             "injected fault: the service is overloaded",
             error_type="overloaded_error",
             headers={"x-fault-injected": kind},

@@ -281,7 +281,8 @@ _ERRORS = {
     "413": "Request body over 32 MB (a file over 500 MB)",
     "429": "Rate limited (fault injection only)",
     "500": "Internal error",
-    "503": "Overloaded (fault injection only)",
+    "503": "The database is locked by another process",
+    "529": "Overloaded (fault injection only)",
 }
 
 
