@@ -24,7 +24,12 @@ from reconciler.app.workspace import (
     read_documents,
     with_origin,
 )
-from reconciler.engine.derive import SecretVariable, credential_entry, running_skill_versions
+from reconciler.engine.derive import (
+    SecretVariable,
+    Skipped,
+    credential_entry,
+    running_skill_versions,
+)
 from reconciler.engine.desired import (
     DesiredResource,
     desired_digest,
@@ -412,9 +417,9 @@ async def import_resource(
                 found = await undeclared_document(
                     client, ws, kind, address, obj, documents, lockfile
                 )
-                if isinstance(found, str):
-                    not_written = f" ({found})"
-                    if kind == "deployment" and found.startswith("it uses "):
+                if isinstance(found, Skipped):
+                    not_written = f" ({found.reason})"
+                    if found.unmanaged_refs:
                         remedy = (
                             "import them first (`reconciler import agent.NAME ID`), then run "
                             "this import again to write its document, or write it yourself"

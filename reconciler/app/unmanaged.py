@@ -327,20 +327,21 @@ async def undeclared_document(
     obj: JSON,
     documents: Sequence[Document],
     lockfile: Lockfile,
-) -> UndeclaredDocument | str:
+) -> UndeclaredDocument | Skipped:
     """The document of ``obj`` for ``import ADDR ID`` when no manifest declares ``address``.
 
     It is derived from the live object as ``--all-unmanaged`` derives one (a vault with its
     live credentials, their secrets as ``from_env`` placeholders; references to what this
     project manages by name) and goes to ``<manifests>/<kind's file name>/NAME.yaml``, e.g.
     ``manifests/agents/coder.yaml`` (as an imported skill's goes to ``skills/NAME.yaml``).
-    A string says why there is none (the manifests path is a single file; a deployment runs
-    an agent this project does not manage; the schema refuses what is live): the object is
-    then imported without it.
+    A ``Skipped`` says why there is none (the manifests path is a single file; a deployment
+    runs an agent this project does not manage: its ``unmanaged_refs``; the schema refuses
+    what is live): the object is then imported without it.
     """
     manifests = Path(ws.manifests)
     if not manifests.is_dir():
-        return f"{manifests} is a file, not a directory a document can be added to"
+        why = f"{manifests} is a file, not a directory a document can be added to"
+        return Skipped(kind, obj["id"], why)
     # only an agent (its skills) and a deployment (its agent, environment and vaults) name
     # other resources, by the names this project manages them under: the others need no
     # listing of everything
@@ -363,8 +364,9 @@ async def undeclared_document(
     )
     docs, refused = _validate(derivation)
     if not docs:
-        reasons = [s.reason for s in (*derivation.skipped, *refused) if s.remote_id == obj["id"]]
-        return reasons[0] if reasons else "nothing could be derived from it"
+        reasons = [s for s in (*derivation.skipped, *refused) if s.remote_id == obj["id"]]
+        nothing = Skipped(kind, obj["id"], "nothing could be derived from it")
+        return reasons[0] if reasons else nothing
     (doc,) = docs
     first_line = f"# Imported by `reconciler import {address} {obj['id']}`: the live resource."
     folder = manifests / Path(KIND_FILES[doc.kind]).stem

@@ -143,6 +143,8 @@ class Skipped:
     kind: str
     remote_id: str
     reason: str
+    #: what it uses that this project does not manage ("agent agent_01..."), when that is why
+    unmanaged_refs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -522,11 +524,15 @@ def derive_documents(
         elif u.kind == "memory_store":
             spec = _memory_store_spec(u.obj, name)
         else:
-            derived = _deployment_spec(u.obj, name, names)
-            if isinstance(derived, str):
-                skipped.append(Skipped(u.kind, u.remote_id, derived))
+            missing = _unmanaged_refs(u.obj, names)
+            if missing:
+                reason = (
+                    f"it uses {', '.join(missing)}, which this project does not manage (not "
+                    "imported yet, archived, or owned by another project)"
+                )
+                skipped.append(Skipped(u.kind, u.remote_id, reason, missing))
                 continue
-            spec, refs, pins = derived
+            spec, refs, pins = _deployment_spec(u.obj, name, names)
             resources = [ImportedResource(address, u.kind, u.remote_id, pins=pins)]
         data = canonical({"kind": kind, "name": name, "spec": spec})
         docs.append(ImportedDocument(kind, name, data, tuple(resources), tuple(refs)))
@@ -615,29 +621,22 @@ def _credential_item(
     return entry
 
 
+def _unmanaged_refs(obj: JSON, names: _Names) -> tuple[str, ...]:
+    """What a live deployment uses that has no name here ("agent agent_01...", ...)."""
+    uses = [("agent", (obj.get("agent") or {}).get("id"))]
+    uses.append(("environment", obj.get("environment_id")))
+    uses += [("vault", vid) for vid in obj.get("vault_ids") or []]
+    return tuple(f"{kind} {rid}" for kind, rid in uses if names.of(kind, rid) is None)
+
+
 def _deployment_spec(
     obj: JSON, name: str, names: _Names
-) -> tuple[JSON, list[str], dict[str, int]] | str:
+) -> tuple[JSON, list[str], dict[str, int]]:
+    """A deployment's spec, its references and its pins (``_unmanaged_refs`` found none)."""
     agent = obj.get("agent") or {}
     agent_name = names.of("agent", agent.get("id"))
     env_name = names.of("environment", obj.get("environment_id"))
-    missing = []
-    if agent_name is None:
-        missing.append(f"agent {agent.get('id')}")
-    if env_name is None:
-        missing.append(f"environment {obj.get('environment_id')}")
-    vaults: list[str] = []
-    for vid in obj.get("vault_ids") or []:
-        vname = names.of("vault", vid)
-        if vname is None:
-            missing.append(f"vault {vid}")
-        else:
-            vaults.append(vname)
-    if missing:
-        return (
-            f"it uses {', '.join(missing)}, which this project does not manage (not imported "
-            "yet, archived, or owned by another project)"
-        )
+    vaults = [names.of("vault", vid) for vid in obj.get("vault_ids") or []]
     spec: JSON = {}
     if obj.get("name") != name:
         _put(spec, "name", obj.get("name"))
