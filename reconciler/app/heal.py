@@ -6,7 +6,8 @@ session that never ran, tagged with the deployment it is about (``app.checks``:
 deployment this project's tags still name (the lockfile was lost), ``recover_rollouts``
 lists the sessions of that deployment's agent and replays its records
 (``engine.pinlog.replay_records``), so held candidates stay held and the pin history goes
-on. Pin moves of deployments without ``rollout`` checks leave no record and restart their
+on. A deployment archived behind git's back keeps its tags and its pin: its records are read
+too, and it is created again where it was pinned while its candidate is held. Pin moves of deployments without ``rollout`` checks leave no record and restart their
 history with a ``healed`` entry. Reads only; prints nothing.
 """
 
@@ -38,11 +39,12 @@ async def recover_rollouts(
     project: str,
 ) -> dict[str, RecoveredRollout]:
     """Deployment address -> its rollout record, for each deployment of the manifests that
-    the lockfile has no entry for but a live deployment of this project is tagged for.
+    the lockfile has no entry for but a deployment of this project is tagged for (a live
+    one; else an archived one, whose pin the record then carries).
 
-    One paged list of sessions per such deployment's agent (nothing at all when the lockfile
-    knows every deployment, the usual case). A provider error leaves that deployment out:
-    its history then restarts, as without records.
+    One paged list of sessions per agent object such a deployment ran or its agent is now
+    (nothing at all when the lockfile knows every deployment, the usual case). A provider
+    error leaves that agent's records out: its history then restarts, as without records.
     """
     known = set(lockfile.resources)
     wanted = {
@@ -55,26 +57,57 @@ async def recover_rollouts(
     }
     if not wanted:
         return {}
-    live: dict[str, JSON] = {}
+    tagged: dict[str, list[JSON]] = {}
     for obj in observed.all("deployment"):
         address = owned_address(obj, project)
-        if address in wanted and not obj.get("archived_at"):
-            live[address] = obj
+        if address in wanted:
+            tagged.setdefault(address, []).append(obj)
     out: dict[str, RecoveredRollout] = {}
-    for address, obj in sorted(live.items()):
-        agent_id = (obj.get("agent") or {}).get("id")
-        if not isinstance(agent_id, str):
+    for address, objs in sorted(tagged.items()):
+        live = [o for o in objs if not o.get("archived_at")]
+        # archived behind git's back too: its records are still there, and it pinned the
+        # version the deployment stays at while a candidate is held
+        last = max(objs, key=lambda o: (str(o.get("archived_at") or ""), o.get("created_at")))
+        agent_ids = _agent_ids(live or objs, observed, project)
+        records: list[tuple[str, JSON]] = []
+        for agent_id in agent_ids:
+            try:
+                sessions = await client.sessions.list(
+                    agent_id=agent_id, include_archived=True, order="asc"
+                ).to_list()
+            except ProviderError:
+                continue
+            records += _records(sessions, address, project)
+        if not records and live:
             continue
-        try:
-            sessions = await client.sessions.list(
-                agent_id=agent_id, include_archived=True, order="asc"
-            ).to_list()
-        except ProviderError:
-            continue
-        records = _records(sessions, address, project)
-        if records:
-            out[address] = replay_records(records)
+        recovered = replay_records(sorted(records, key=lambda r: r[0]))
+        pin = last.get("agent") or {}
+        if not live and isinstance(pin.get("version"), int) and isinstance(pin.get("id"), str):
+            recovered = recovered.model_copy(
+                update={"archived_pin": pin["version"], "archived_agent_id": pin["id"]}
+            )
+        if recovered.held or recovered.pin_history:
+            out[address] = recovered
     return out
+
+
+def _agent_ids(deployments: list[JSON], observed: Observed, project: str) -> list[str]:
+    """The agent objects whose sessions may hold a deployment's records: those its
+    ``deployments`` run, and the live agent of this project at the same address (a held
+    candidate's record is a session of the candidate's agent, created again since)."""
+    ids = {
+        str(d["agent"]["id"])
+        for d in deployments
+        if isinstance(d.get("agent"), dict) and isinstance(d["agent"].get("id"), str)
+    }
+    agents = observed.index("agent")
+    addresses = {owned_address(agents[i], project) for i in ids if i in agents}
+    ids |= {
+        str(a["id"])
+        for a in observed.all("agent")
+        if not a.get("archived_at") and owned_address(a, project) in addresses - {None}
+    }
+    return sorted(ids)
 
 
 def _records(sessions: list[JSON], address: str, project: str) -> list[tuple[str, JSON]]:

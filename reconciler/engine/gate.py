@@ -177,6 +177,12 @@ class RecoveredRollout(_Frozen):
 
     held: tuple[HeldVersion, ...] = ()
     pin_history: tuple[PinRecord, ...] = ()
+    #: no live deployment has its tags, an archived one does (archived behind git's back
+    #: before the lockfile was lost): the agent object and version that one pinned, where
+    #: the lockfile had pinned it, so that it is created again there while its candidate
+    #: is held
+    archived_pin: int | None = Field(default=None, exclude_if=lambda v: v is None)
+    archived_agent_id: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class CheckRunner(Protocol):

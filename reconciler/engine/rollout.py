@@ -13,7 +13,8 @@ Given a deployment already planned (``resource.plan_resource``), decide:
 
 A new deployment is not gated: there is no pin to protect yet, and it starts at the version
 the manifest asks for; one the lockfile records (archived behind our back, created again)
-starts where the lockfile pinned it when that version is held for it. Nor is a move back to
+starts where the lockfile pinned it when that version is held for it (the lockfile lost
+too: where the archived deployment was pinned, with the holds the provider's records keep). Nor is a move back to
 the version the lockfile pinned (the pin was moved behind our back): that version passed its
 gate when apply pinned it. Pure: no I/O.
 """
@@ -54,10 +55,11 @@ def gate_pin_move(
     entry = inputs.entry(res.address)
     if entry is None and res.moved_from is not None:  # a renamed deployment keeps its record
         entry = inputs.entry(res.moved_from)
-    if live is None:
-        return _recreated(inputs, res, done, planned, entry)
-    recorded = entry is not None and entry.id == live.get("id")
     recovered = inputs.recovered.get(res.address) if entry is None else None
+    if live is None:
+        planned_now, hold = _recreated(inputs, res, done, planned, entry, recovered)
+        return _carrying(planned_now, recovered), hold
+    recorded = entry is not None and entry.id == live.get("id")
     held = entry.held if entry is not None and recorded else ()
     if recovered is not None:
         held = recovered.held
@@ -72,22 +74,34 @@ def _recreated(
     done: Planned,
     planned: Mapping[str, Planned],
     entry: LockEntry | None,
+    recovered: RecoveredRollout | None = None,
 ) -> tuple[Planned, HeldCandidate | None]:
     """A deployment the lockfile records created again (archived or deleted behind our
     back): it starts at the version the lockfile pinned when the one it would follow is
     held for it, as its pin would stay there had it not been archived. Even with
-    ``retry_held``: a create runs no checks, so the next apply is the one that retries."""
-    if entry is None or not entry.held:
-        return done, None
+    ``retry_held``: a create runs no checks, so the next apply is the one that retries.
+
+    With the lockfile lost too, the provider's record (``recovered``) says what is held, and
+    the archived deployment where it was pinned."""
     assert res.pin is not None
     agent, pinned = res.pin
-    recorded_pin = entry.pins.get(agent)
-    agent_entry = inputs.entry(agent)
+    if entry is not None:
+        held = entry.held
+        recorded_pin = entry.pins.get(agent)
+        agent_entry = inputs.entry(agent)
+        pinned_agent_id = agent_entry.id if agent_entry is not None else None
+    elif recovered is not None:
+        held, recorded_pin = recovered.held, recovered.archived_pin
+        pinned_agent_id = recovered.archived_agent_id
+    else:
+        return done, None
+    if not held:
+        return done, None
     new = pinned if pinned is not None else predicted_version(planned, agent)
-    hold = next((h for h in entry.held if h.agent == agent and h.version == new), None)
+    hold = next((h for h in held if h.agent == agent and h.version == new), None)
     if hold is not None and not _of_current_object(hold, planned.get(agent)):
         hold = None
-    same_agent = agent_entry is not None and predicted_id(planned, agent) == agent_entry.id
+    same_agent = pinned_agent_id is not None and predicted_id(planned, agent) == pinned_agent_id
     if hold is None or not isinstance(recorded_pin, int) or recorded_pin == new or not same_agent:
         return done, None
     return plan_resource(inputs, replace(res, held_pin=recorded_pin), planned), _held(
