@@ -150,6 +150,7 @@ def test_a_failing_candidate_is_held_and_the_pin_stays(workdir: Path) -> None:
         "failed": 1,
         "total": 2,
         "at": "-",
+        "agent_id": entry(AGENT)["id"],
     }
     assert entry(AGENT)["version"] == 2, "the agent version was made"
     out = result.stdout + result.stderr

@@ -5,6 +5,7 @@ and the history that says what happened (embedded provider, driven through the C
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 
 import pytest
@@ -47,4 +48,69 @@ def test_a_lost_lockfile_keeps_the_hold_of_a_deployment_archived_behind_our_back
     assert entry()["id"] != archived
     assert live_pin() == 1 and entry()["pins"] == {AGENT: 1}
     assert [(h["version"], h["reason"]) for h in entry()["held"]] == [(2, "checks")]
+    assert ok("plan", "--detailed-exitcode").stdout.startswith("No changes.")
+
+
+class _SlowClock(datetime):
+    """The runner's clock, an hour behind the provider's."""
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> _SlowClock:  # type: ignore[override]
+        real = datetime.now(tz)
+        slow = real - timedelta(hours=1)
+        return cls.fromtimestamp(slow.timestamp(), tz)
+
+
+def _held_candidate_of_the_agent_created_again() -> str:
+    """The reviewer agent archived in the console, created again by apply, and its v1 held
+    (its checks failed): the deployment stays on the old agent. Returns the old agent's id."""
+    gate(FAILING)
+    ok("apply", "--auto-approve")
+    old_agent = str(entry(AGENT)["id"])
+    out_of_band(lambda c: c.agents.archive(old_agent))
+    assert cli("apply", "--auto-approve").exit_code == 1  # the new agent's v1 is held
+    assert entry(AGENT)["id"] != old_agent
+    return old_agent
+
+
+def test_a_hold_written_by_a_runner_whose_clock_is_slow_still_holds(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the hold named a version number and the runner's time; the plan took it for a hold of
+    # the agent object before (held before the new object was created, by the provider's
+    # clock), so every apply ran the failed candidate's checks again and exited 1
+    with monkeypatch.context() as m:
+        m.setattr("reconciler.state.model.datetime", _SlowClock)
+        old_agent = _held_candidate_of_the_agent_created_again()
+    new_agent = entry(AGENT)["id"]
+    assert [(h["version"], h["agent_id"]) for h in entry()["held"]] == [(1, new_agent)]
+
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.stdout
+    assert "agent.reviewer v1 held: 1 of 1 checks failed on " in plan.stdout
+    assert "Apply would start" not in plan.stdout
+    assert ok("apply", "--auto-approve").stdout.startswith("No changes.")
+    live = out_of_band(lambda c: c.deployments.retrieve(entry()["id"]))
+    assert live["agent"]["id"] == old_agent
+
+
+def test_a_hold_in_a_lockfile_older_than_its_agent_id_still_holds(workdir: Path) -> None:
+    # lockfiles written before holds named the agent object are matched by time as before
+    _held_candidate_of_the_agent_created_again()
+    data = json.loads(Path(LOCKFILE).read_text())
+    for hold in data["resources"]["deployment.nightly-review"]["held"]:
+        hold.pop("agent_id")
+    Path(LOCKFILE).write_text(json.dumps(data))
+
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.stdout
+    assert "agent.reviewer v1 held: 1 of 1 checks failed on " in plan.stdout
+
+
+def test_a_lost_lockfile_heals_its_holds_with_the_agent_they_are_of(workdir: Path) -> None:
+    _held_candidate_of_the_agent_created_again()
+    new_agent = entry(AGENT)["id"]
+    _lose_the_lockfile()
+    ok("apply", "--auto-approve")
+    assert [(h["version"], h["agent_id"]) for h in entry()["held"]] == [(1, new_agent)]
     assert ok("plan", "--detailed-exitcode").stdout.startswith("No changes.")

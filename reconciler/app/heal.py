@@ -121,5 +121,8 @@ def _records(sessions: list[JSON], address: str, project: str) -> list[tuple[str
         except ValueError:
             continue
         if isinstance(record, dict) and isinstance(s.get("created_at"), str):
+            agent_id = (s.get("agent") or {}).get("id")
+            if isinstance(agent_id, str):  # the agent object the record is of
+                record["agent_id"] = agent_id
             found.append((s["created_at"], record))
     return sorted(found, key=lambda r: r[0])

@@ -432,7 +432,8 @@ class _Run:
         agent_id = pin.get("id") if isinstance(pin, dict) else None
         candidate = pin.get("version") if isinstance(pin, dict) else None
         if gate.sessions == 0:
-            return GateVerdict(gate, candidate if isinstance(candidate, int) else None)
+            known = agent_id if isinstance(agent_id, str) else None
+            return GateVerdict(gate, candidate if isinstance(candidate, int) else None, (), known)
         if not isinstance(agent_id, str) or not isinstance(candidate, int):
             raise ActionFailed(
                 f"not attempted: the candidate version of {gate.agent} is not known, so its "
@@ -445,7 +446,7 @@ class _Run:
             )
         session = self._resolve(gate.session, action, ctx)
         results = await self.checks.run_checks(gate, agent_id, candidate, session)
-        return GateVerdict(gate, candidate, tuple(results))
+        return GateVerdict(gate, candidate, tuple(results), agent_id)
 
     async def _remove(self, action: Archive | Delete, *, delete: bool) -> Outcome:
         parent_id = self._parent_id(action)

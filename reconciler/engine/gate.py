@@ -133,6 +133,8 @@ class GateVerdict:
     gate: Gate
     candidate: int | None
     results: tuple[CheckResult, ...] = ()
+    #: the agent object the candidate is a version of
+    agent_id: str | None = None
 
     @property
     def passed(self) -> bool:

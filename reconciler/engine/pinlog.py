@@ -41,19 +41,29 @@ def with_pin_history(
     before = old.pins if old is not None else {}
     gate = outcome.action.gate if isinstance(outcome.action, Update) else None
     cause = _cause(gate, outcome.action, old)
+    # healed without a gate: the pin is where the plan found (or put) it, which is never a
+    # held version of the object it runs; so a hold of the same number is of another one
+    found = old is None and recovered is not None and gate is None
+    pinned_id = _pinned_agent_id(outcome.live)
     for agent, version in sorted(entry.pins.items()):
         if before.get(agent) != version:
             move = PinRecord(
                 agent=agent, version=version, at=now, by=cause, from_version=before.get(agent)
             )
             history = (*history, move)
-            # a version the deployment now runs on purpose is no longer held
-            held = tuple(h for h in held if not (h.agent == agent and h.version == version))
+            if not found:
+                # a version the deployment now runs on purpose is no longer held
+                held = tuple(h for h in held if not _released(h, agent, version, pinned_id))
     if gate is not None and gate.mode == "rollback" and gate.from_version is not None:
-        held = _with_hold(
-            held,
-            HeldVersion(agent=gate.agent, version=gate.from_version, reason="rollback", at=now),
+        # a rollback moves the pin within the agent object the deployment runs
+        hold = HeldVersion(
+            agent=gate.agent,
+            version=gate.from_version,
+            reason="rollback",
+            at=now,
+            agent_id=_pinned_agent_id(outcome.live),
         )
+        held = _with_hold(held, hold)
     if held == entry.held and history == entry.pin_history:
         return entry
     return entry.model_copy(update={"held": held, "pin_history": history[-MAX_PIN_HISTORY:]})
@@ -94,7 +104,11 @@ def _move_intent(
     )
 
 
-def settle_pin_moves(lockfile: Lockfile, live_pins: Mapping[str, int | None]) -> Lockfile:
+def settle_pin_moves(
+    lockfile: Lockfile,
+    live_pins: Mapping[str, int | None],
+    agent_ids: Mapping[str, str] | None = None,
+) -> Lockfile:
     """``lockfile`` with each pending pin move (a rollback's, a gated move's) that is live
     folded into its deployment's entry, as its outcome would have been recorded: the pin at
     ``to_version``, the move in the history with what moved it, a rollback's
@@ -109,6 +123,8 @@ def settle_pin_moves(lockfile: Lockfile, live_pins: Mapping[str, int | None]) ->
     Args:
         live_pins: deployment address -> the version its live object pins (what refresh
             saw, or what an outcome reports).
+        agent_ids: deployment address -> the agent object it pins, where known (the hold a
+            rollback leaves names it).
     """
     for address, intent in lockfile.pending.items():
         if intent.operation not in PIN_INTENTS:
@@ -118,27 +134,34 @@ def settle_pin_moves(lockfile: Lockfile, live_pins: Mapping[str, int | None]) ->
             continue
         if live_pins[address] != intent.to_version:
             continue
-        found = pin_move_found(entry, intent)
+        found = pin_move_found(entry, intent, (agent_ids or {}).get(address))
         if found != entry:
             lockfile = lockfile.with_entry(address, found)
     return lockfile
 
 
-def observed_pins(lockfile: Lockfile, deployments: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """Deployment address -> the version its live object pins, for the deployments with a
-    pending rollback (``deployments``: the live deployments refresh listed)."""
+def observed_pins(
+    lockfile: Lockfile, deployments: Iterable[dict[str, Any]]
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Deployment address -> the version its live object pins, and -> the agent object it
+    pins, for the deployments with a pending rollback (``deployments``: the live deployments
+    refresh listed)."""
     wanted = {
         lockfile.resources[a].id: a
         for a, intent in lockfile.pending.items()
         if intent.operation in PIN_INTENTS and a in lockfile.resources
     }
     pins: dict[str, int] = {}
+    agent_ids: dict[str, str] = {}
     for obj in deployments if wanted else ():
         address = wanted.get(str(obj.get("id")))
         version = (obj.get("agent") or {}).get("version")
         if address is not None and isinstance(version, int) and not obj.get("archived_at"):
             pins[address] = version
-    return pins
+            agent_id = _pinned_agent_id(obj)
+            if agent_id is not None:
+                agent_ids[address] = agent_id
+    return pins, agent_ids
 
 
 def settle_live_pin_moves(lockfile: Lockfile, deployments: Iterable[dict[str, Any]]) -> Lockfile:
@@ -147,11 +170,14 @@ def settle_live_pin_moves(lockfile: Lockfile, deployments: Iterable[dict[str, An
     history as it happened. ``lockfile`` itself when it holds no pending intent."""
     if not lockfile.pending:
         return lockfile
-    return settle_pin_moves(lockfile, observed_pins(lockfile, deployments))
+    return settle_pin_moves(lockfile, *observed_pins(lockfile, deployments))
 
 
-def pin_move_found(entry: LockEntry, intent: PendingIntent) -> LockEntry:
-    """``entry`` with the pin move of ``intent`` recorded (see ``settle_pin_moves``)."""
+def pin_move_found(
+    entry: LockEntry, intent: PendingIntent, agent_id: str | None = None
+) -> LockEntry:
+    """``entry`` with the pin move of ``intent`` recorded (see ``settle_pin_moves``;
+    ``agent_id``: the agent object the deployment pins, which a rollback's hold names)."""
     agent, to, left = intent.agent, intent.to_version, intent.from_version
     assert agent is not None and to is not None
     if entry.pins.get(agent) == to:
@@ -161,9 +187,12 @@ def pin_move_found(entry: LockEntry, intent: PendingIntent) -> LockEntry:
     by: PinCause = "rollback" if rollback else intent.by or "apply"
     move = PinRecord(agent=agent, version=to, at=at, by=by, from_version=left)
     history = (*entry.pin_history, move)[-MAX_PIN_HISTORY:]
-    held = tuple(h for h in entry.held if not (h.agent == agent and h.version == to))
+    held = tuple(h for h in entry.held if not _released(h, agent, to, agent_id))
     if rollback and left is not None:
-        held = _with_hold(held, HeldVersion(agent=agent, version=left, reason="rollback", at=at))
+        hold = HeldVersion(
+            agent=agent, version=left, reason="rollback", at=at, agent_id=agent_id
+        )
+        held = _with_hold(held, hold)
     pins = {**entry.pins, agent: to}
     return entry.model_copy(
         update={"pins": pins, "held": held, "pin_history": history, "updated_at": at}
@@ -197,9 +226,25 @@ def hold_candidate(
         at=now,
         failed=len(verdict.failed),
         total=len(verdict.results),
+        agent_id=verdict.agent_id,
     )
     entry = entry.model_copy(update={"held": _with_hold(entry.held, hold), "updated_at": now})
     return lockfile.with_entry(address, entry)
+
+
+def _released(hold: HeldVersion, agent: str, version: int, agent_id: str | None) -> bool:
+    """Whether a pin moved to ``version`` of ``agent`` (the object ``agent_id``, when
+    known) releases ``hold``: the same version of the same object."""
+    if hold.agent != agent or hold.version != version:
+        return False
+    return hold.agent_id is None or agent_id is None or hold.agent_id == agent_id
+
+
+def _pinned_agent_id(deployment: object) -> str | None:
+    """The agent object a live deployment (as the provider returned it) pins."""
+    pin = deployment.get("agent") if isinstance(deployment, dict) else None
+    agent_id = pin.get("id") if isinstance(pin, dict) else None
+    return agent_id if isinstance(agent_id, str) and agent_id else None
 
 
 def _with_hold(held: tuple[HeldVersion, ...], hold: HeldVersion) -> tuple[HeldVersion, ...]:
@@ -217,7 +262,8 @@ def _cause(gate: Gate | None, action: object, old: LockEntry | None) -> PinCause
 
 def replay_records(records: Iterable[tuple[str, dict[str, Any]]]) -> RecoveredRollout:
     """A deployment's held versions and pin history from its records at the provider
-    (``(created_at, record)``, oldest first; ``gate.move_record`` / ``gate.hold_record``).
+    (``(created_at, record)``, oldest first; ``gate.move_record`` / ``gate.hold_record``,
+    with ``agent_id``, the agent object of the record's session, added by the reader).
     A record this version cannot read is skipped."""
     held: tuple[HeldVersion, ...] = ()
     history: tuple[PinRecord, ...] = ()
@@ -232,6 +278,7 @@ def replay_records(records: Iterable[tuple[str, dict[str, Any]]]) -> RecoveredRo
                     at=at,
                     failed=record.get("failed"),
                     total=record.get("total"),
+                    agent_id=record.get("agent_id"),
                 )
                 held = _with_hold(held, hold)
                 continue
@@ -245,8 +292,16 @@ def replay_records(records: Iterable[tuple[str, dict[str, Any]]]) -> RecoveredRo
         except (KeyError, TypeError, ValueError):
             continue
         history = (*history, move)
-        held = tuple(h for h in held if not (h.agent == agent and h.version == move.version))
+        moved_id = record.get("agent_id")
+        moved_id = moved_id if isinstance(moved_id, str) else None
+        held = tuple(h for h in held if not _released(h, agent, move.version, moved_id))
         if move.by == "rollback" and move.from_version is not None:
-            hold = HeldVersion(agent=agent, version=move.from_version, reason="rollback", at=at)
+            hold = HeldVersion(
+                agent=agent,
+                version=move.from_version,
+                reason="rollback",
+                at=at,
+                agent_id=record.get("agent_id"),
+            )
             held = _with_hold(held, hold)
     return RecoveredRollout(held=held, pin_history=history[-MAX_PIN_HISTORY:])

@@ -92,7 +92,12 @@ def record_outcome(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
     intent = lockfile.pending.get(outcome.address)
     if intent is not None and intent.operation in PIN_INTENTS:
         # a rollback whose outcome was lost: recorded as one if the pin is where it went
-        lockfile = settle_pin_moves(lockfile, {outcome.address: _outcome_pin(outcome, intent)})
+        agent_id = ((outcome.live or {}).get("agent") or {}).get("id")
+        lockfile = settle_pin_moves(
+            lockfile,
+            {outcome.address: _outcome_pin(outcome, intent)},
+            {outcome.address: agent_id} if isinstance(agent_id, str) else None,
+        )
     recorded = _record(lockfile, outcome, now)
     moved_from = getattr(outcome.action, "moved_from", None)
     if moved_from is not None and not outcome.removed:

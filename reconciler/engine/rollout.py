@@ -187,12 +187,15 @@ def _put_back(kept: Planned, agent: str, hold: HeldVersion, recorded_pin: int) -
 
 
 def _of_current_object(hold: HeldVersion, agent: Planned | None) -> bool:
-    """Whether ``hold`` was recorded since the agent object the plan uses was created:
-    holds name a version number only, and an agent created again (archived behind our back)
-    numbers its versions from 1 again."""
+    """Whether ``hold`` is of the agent object the plan uses: an agent created again
+    (archived behind our back) numbers its versions from 1 again. A hold names its object;
+    one of a lockfile older than that was recorded since the object was created (the
+    runner's clock against the provider's: the best an old hold can say)."""
     live = agent.live if agent is not None else None
     if live is None:
         return False  # created by this plan: nothing can be held of it yet
+    if hold.agent_id is not None:
+        return hold.agent_id == live.get("id")
     created = _instant(live.get("created_at"))
     at = _instant(hold.at)
     return created is None or at is None or at >= created.replace(microsecond=0)

@@ -79,6 +79,11 @@ class HeldVersion(_Frozen):
 
     ``reason`` is ``checks`` (``failed`` of ``total`` checks failed on it) or ``rollback`` (the
     deployment was rolled back from it). Only ``apply --retry-held`` tries it again.
+
+    ``agent_id`` is the agent object the held version is of: an agent archived behind git's
+    back and created again numbers its versions from 1 again, and only the hold of the object
+    a plan uses holds. Lockfiles written before it have none; their holds are matched by
+    ``at`` against the object's ``created_at`` instead (``engine.rollout``).
     """
 
     agent: str = Field(min_length=1)
@@ -87,6 +92,8 @@ class HeldVersion(_Frozen):
     at: Timestamp
     failed: int | None = Field(default=None, ge=0)
     total: int | None = Field(default=None, ge=0)
+    # left out of the file while unknown, so older lockfiles read and write as they were
+    agent_id: str | None = Field(default=None, min_length=1, exclude_if=lambda v: v is None)
 
 
 class UploadedSkillVersion(_Frozen):
