@@ -424,16 +424,17 @@ def test_a_rollback_to_a_held_version_says_it_is_held(workdir: Path) -> None:
     ok("apply", "--auto-approve")
     ok("rollback", DEPLOYMENT, "--auto-approve")  # 3 -> 2, v3 held
     again = ok("rollback", DEPLOYMENT, "--auto-approve").stdout
-    assert "pin agent.reviewer@2 -> @3  (rollback)" in again
+    assert "pin agent.reviewer@2 -> @3  (rollback, forward)" in again
     assert (
-        "reason: rollback: back to agent.reviewer@3, the version before @2; v3 was held "
-        "(rolled back from on " in again
+        "reason: rollback: forward to agent.reviewer@3, the version it ran before @2; v3 was "
+        "held (rolled back from on " in again
     )
     gate(FAILING)
     new_version(3)
     assert cli("apply", "--auto-approve").exit_code == 1  # v4 held: its check failed
     to = ok("rollback", DEPLOYMENT, "--to", "4", "--auto-approve").stdout
-    assert "back to agent.reviewer@4 (--to); v4 was held (1 of 1 checks failed on " in to
+    assert "forward to agent.reviewer@4 (--to), newer than @3; v4 was held (1 of 1 checks " \
+        "failed on " in to
     assert live_pin() == 4
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from support.gitops import LOCKFILE, cli, make_workdir, ok, out_of_band
-from test_rollout import AGENT, FAILING, entry, gate, live_pin, new_version
+from test_rollout import AGENT, DEPLOYMENT, FAILING, entry, gate, live_pin, new_version
 
 
 @pytest.fixture
@@ -114,3 +114,30 @@ def test_a_lost_lockfile_heals_its_holds_with_the_agent_they_are_of(workdir: Pat
     ok("apply", "--auto-approve")
     assert [(h["version"], h["agent_id"]) for h in entry()["held"]] == [(1, new_agent)]
     assert ok("plan", "--detailed-exitcode").stdout.startswith("No changes.")
+
+
+def test_rollback_to_a_newer_version_says_forward_not_back(workdir: Path) -> None:
+    # v1 -> v2 -> v3, rolled back to v1; `rollback --to 3` said "rollback: back to
+    # agent.reviewer@3" and "agent.reviewer@1 -> @3 rolled back", of a move forward
+    ok("apply", "--auto-approve")
+    for n in (1, 2):
+        new_version(n)
+        ok("apply", "--auto-approve")
+    ok("rollback", DEPLOYMENT, "--to", "1", "--auto-approve")
+
+    result = ok("rollback", DEPLOYMENT, "--to", "3", "--auto-approve")
+    assert "back to" not in result.stdout and "rolled back;" not in result.stdout
+    assert "pin agent.reviewer@1 -> @3  (rollback, forward)" in result.stdout
+    assert (
+        "reason: rollback: forward to agent.reviewer@3 (--to), newer than @1; v3 was held "
+        "(rolled back from on " in result.stdout
+    )
+    report = "deployment.nightly-review: agent.reviewer@1 -> @3 moved forward; v1 is now held."
+    assert report in result.stdout
+    assert live_pin() == 3
+
+    # a move to an older version still reads as a rollback
+    result = ok("rollback", DEPLOYMENT, "--to", "2", "--auto-approve")
+    assert "pin agent.reviewer@3 -> @2  (rollback)" in result.stdout
+    assert "reason: rollback: back to agent.reviewer@2 (--to)" in result.stdout
+    assert "agent.reviewer@3 -> @2 rolled back; v3 is now held." in result.stdout

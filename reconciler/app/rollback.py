@@ -87,11 +87,15 @@ def rollback_plan(address: str, entry: LockEntry, live: dict[str, object], to: i
         )
     if target == current:
         raise PlanError(f"{address} runs {agent}@{current} already; nothing to roll back")
-    reason = (
-        f"rollback: back to {agent}@{target}, the version before @{current}"
-        if to is None
-        else f"rollback: back to {agent}@{target} (--to)"
-    )
+    # a rollback may go to a newer version (--to, or undoing a rollback): it says so
+    if to is None and target < current:
+        reason = f"rollback: back to {agent}@{target}, the version before @{current}"
+    elif to is None:  # undoing a rollback
+        reason = f"rollback: forward to {agent}@{target}, the version it ran before @{current}"
+    elif target < current:
+        reason = f"rollback: back to {agent}@{target} (--to)"
+    else:
+        reason = f"rollback: forward to {agent}@{target} (--to), newer than @{current}"
     held = next((h for h in entry.held if h.agent == agent and h.version == target), None)
     if held is not None:
         # a second rollback undoes the first: the reviewer must see it goes to a bad version

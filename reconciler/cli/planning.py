@@ -414,7 +414,9 @@ def rollout_report(report: ApplyReport) -> None:
                 err=True,
             )
         elif gate.mode == "rollback":
-            click.echo(f"{where} rolled back; v{gate.from_version} is now held.")
+            forward = (gate.from_version or 0) < (verdict.candidate or 0)
+            done = "moved forward" if forward else "rolled back"
+            click.echo(f"{where} {done}; v{gate.from_version} is now held.")
         elif verdict.passed and not verdict.results:  # a deployment without checks
             click.echo(f"{where} moved (a held candidate, retried; no checks to run).")
         elif verdict.passed:

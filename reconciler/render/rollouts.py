@@ -43,7 +43,8 @@ def pin_facts(move: PinMove) -> tuple[str, str]:
     old = "none" if move.old is None else str(move.old)
     new = "latest" if move.new is None else str(move.new)
     if move.gate == "rollback":
-        how = "(rollback)"
+        forward = move.old is not None and move.new is not None and move.new > move.old
+        how = "(rollback, forward)" if forward else "(rollback)"
     elif move.follows_latest and move.new is None:
         how = "(follows latest; the number is resolved at apply)"
     else:
