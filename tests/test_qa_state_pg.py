@@ -86,7 +86,7 @@ def test_a_forced_older_copy_records_what_it_changed_in_the_history(
     last = json.loads(history.stdout.splitlines()[-1])
     assert last["operation"].startswith("state migrate --force (a copy at serial"), last
     assert [(c["address"], c["change"]) for c in last["changes"]] == [
-        ("agent.reviewer", "created")
+        ("agent.reviewer", "recorded")  # put back, not created at the provider
     ], last
     assert "agent.reviewer " in ok("--backend", pg_url, "state", "list").stdout
 

@@ -180,12 +180,13 @@ def test_history_is_append_only_and_names_the_actor(
     assert "@" in first.actor and first.plan_digest == "sha256:" + "ab" * 32
     assert [(c.address, c.change) for c in first.changes] == [("agent.a", "created")]
     of_a = location.history("agent.a")
+    # agent.a's entry 3 names another object, written without a create: found again
     assert [(r.serial, r.changes[0].change, r.changes[0].version) for r in of_a] == [
         (2, "created", 1),
-        (4, "updated", 3),
+        (4, "healed", 3),
     ]
     assert [c.change for r in location.history("agent.b") for c in r.changes] == [
-        "created",
+        "healed",
         "removed",
     ]
     location.close()

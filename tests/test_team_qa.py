@@ -206,7 +206,8 @@ def test_state_history_json_is_documented(workdir: Path) -> None:
     missing = sorted(k for k in keys if f"`{k}`" not in section)
     assert not missing, f"document these keys of state history --json: {missing}"
     changes = {c["change"] for r in records for c in r["changes"]}
-    assert changes == {"created", "removed"} and all(f"`{c}`" in section for c in changes)
+    assert changes == {"created", "moved", "removed"}
+    assert all(f"`{c}`" in section for c in changes)
     # the example line is one a parser reads back with the same keys, in the same order
     example = json.loads(re.findall(r"```jsonl\n(.*?)\n```", section, re.DOTALL)[0])
     assert list(example) == list(records[0])

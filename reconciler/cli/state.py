@@ -225,7 +225,8 @@ def state_history_command(app: App, address: str | None, as_json: bool) -> None:
         for change in record.changes:
             version = f" v{change.version}" if change.version is not None else ""
             ident = f" {change.id}" if change.id else ""
-            click.echo(f"    {change.change:<8} {change.address}{ident}{version}")
+            moved = f" (from {change.moved_from})" if change.moved_from else ""
+            click.echo(f"    {change.change:<8} {change.address}{ident}{version}{moved}")
 
 
 @state.command("migrate")

@@ -3,8 +3,9 @@
 Every state write (one ``commit``) that changes resource entries adds one ``HistoryRecord``:
 the serial it wrote, the time, the actor (``user@host``), the CI run when one is recognised
 (``ci_run``), the operation (``apply``, ``import``, ``state rm``, ``state migrate``), the
-digest of the plan applied, and per address what happened (created, updated, removed).
-Pending intents come and go within a run and are not history.
+digest of the plan applied, and per address what happened (``HistoryChange``). Pending
+intents come and go within a run and are not history; the one an entry is written over
+says whether the provider object was created (or replaced) or only recorded.
 
 The PostgreSQL backend writes the record in the same transaction as the change. The lockfile
 backend appends it as one JSON line to ``PATH.history`` beside the lockfile (git-ignored with
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ConfigDict, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from reconciler.lean import LeanModel
 from reconciler.state.delta import Delta
@@ -47,14 +48,28 @@ class _Frozen(LeanModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
+#: What one write did to one address: ``created`` (the object was created at the provider:
+#: a create was in flight for the address), ``replaced`` (a new object in place of the
+#: recorded one), ``updated``, ``removed`` (the entry went), ``imported`` (adopted by
+#: ``import``), ``healed`` (an apply found it again by its ownership tags: a lost lockfile,
+#: an entry removed by hand), ``moved`` (the entry of another address, removed by the same
+#: write: ``state mv``, ``moved_from``) or ``recorded`` (any other new entry, e.g. a copy
+#: ``state migrate --force`` put back).
+ChangeWord = Literal[
+    "created", "replaced", "updated", "removed", "imported", "healed", "moved", "recorded"
+]
+
+
 class HistoryChange(_Frozen):
     """What one write did to one address."""
 
     address: str
-    change: Literal["created", "updated", "removed"]
+    change: ChangeWord
     kind: str | None = None
     id: str | None = None
     version: int | None = None
+    #: ``moved``: the address the entry was at before
+    moved_from: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class HistoryRecord(_Frozen):
@@ -117,8 +132,16 @@ class RunInfo:
     ci_run: str | None = field(default_factory=ci_run)
 
 
-def changes_of(before: Lockfile, delta: Delta) -> tuple[HistoryChange, ...]:
-    """The resource changes of ``delta`` applied to ``before``, sorted by address."""
+def changes_of(
+    before: Lockfile, delta: Delta, operation: str | None = None
+) -> tuple[HistoryChange, ...]:
+    """The resource changes of ``delta`` applied to ``before``, sorted by address
+    (``operation``: the run's, which says how an entry new without a create got there)."""
+    removed = {
+        old.id: address
+        for address, entry in delta.entries.items()
+        if entry is None and (old := before.resources.get(address)) is not None
+    }
     out: list[HistoryChange] = []
     for address in sorted(delta.entries):
         entry = delta.entries[address]
@@ -129,16 +152,37 @@ def changes_of(before: Lockfile, delta: Delta) -> tuple[HistoryChange, ...]:
                     HistoryChange(address=address, change="removed", kind=old.kind, id=old.id)
                 )
             continue
+        moved_from = removed.get(entry.id) if old is None else None
         out.append(
             HistoryChange(
                 address=address,
-                change="created" if old is None else "updated",
+                change=_change_word(before, address, entry.id, operation, moved_from),
                 kind=entry.kind,
                 id=entry.id,
                 version=entry.version,
+                moved_from=moved_from,
             )
         )
     return tuple(out)
+
+
+def _change_word(
+    before: Lockfile, address: str, new_id: str, operation: str | None, moved_from: str | None
+) -> ChangeWord:
+    old = before.resources.get(address)
+    if old is not None and old.id == new_id:
+        return "updated"
+    intent = before.pending.get(address)
+    if intent is not None and intent.operation in ("create", "replace"):
+        # the executor records a create's intent before it is sent: this is that create
+        return "replaced" if intent.operation == "replace" and old is not None else "created"
+    if moved_from is not None:
+        return "moved"
+    if operation is not None and operation.startswith("import"):
+        return "imported"
+    if operation is not None and operation.startswith("apply"):
+        return "healed"  # nothing was created: found again by its ownership tags
+    return "recorded"
 
 
 def record_for(
@@ -146,7 +190,7 @@ def record_for(
 ) -> HistoryRecord | None:
     """The history record of writing ``delta`` over ``before`` as ``serial`` (None: no
     resource changed)."""
-    changes = changes_of(before, delta)
+    changes = changes_of(before, delta, run.operation)
     if not changes:
         return None
     return HistoryRecord(

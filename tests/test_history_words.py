@@ -1,0 +1,69 @@
+"""``state history`` says what happened to each address: created at the provider, found
+again by its ownership tags (healed), imported, moved, replaced; not "created" for every
+entry that was new in the state (embedded provider, driven through the CLI)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from support.gitops import LOCKFILE, cli, make_workdir, ok, out_of_band
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_workdir(tmp_path, monkeypatch)
+
+
+def _changes(*args: str) -> list[tuple[str, str, str]]:
+    lines = ok("state", "history", "--json", *args).stdout.splitlines()
+    return [
+        (r["operation"], c["address"], c["change"])
+        for r in map(json.loads, lines)
+        for c in r["changes"]
+    ]
+
+
+def test_history_says_healed_not_created_of_what_a_lost_lockfile_found_again(
+    workdir: Path,
+) -> None:
+    ok("apply", "--auto-approve")
+    assert ("apply", "agent.coder", "created") in _changes()
+    Path(LOCKFILE).unlink()
+    Path(LOCKFILE + ".backup").unlink(missing_ok=True)
+    ok("apply", "--auto-approve")  # nothing is created: all found by its ownership tags
+
+    after = _changes("agent.coder")
+    assert after == [("apply", "agent.coder", "created"), ("apply", "agent.coder", "healed")]
+    text = ok("state", "history", "agent.coder").stdout
+    assert "    healed   agent.coder agent_" in text
+    assert text.count("created") == 1
+
+
+def test_history_says_imported_and_moved(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    agent = out_of_band(
+        lambda c: c.agents.create({"name": "byhand", "model": "claude-sonnet-4-6"})
+    )
+    ok("import", "agent.byhand", agent["id"])
+    assert _changes("agent.byhand")[-1] == ("import", "agent.byhand", "imported")
+
+    ok("state", "mv", "agent.byhand", "agent.by-hand")
+    last = json.loads(ok("state", "history", "--json").stdout.splitlines()[-1])
+    assert last["operation"] == "state mv"
+    assert [(c["address"], c["change"], c.get("moved_from")) for c in last["changes"]] == [
+        ("agent.by-hand", "moved", "agent.byhand"),
+        ("agent.byhand", "removed", None),
+    ]
+    text = ok("state", "history", "agent.by-hand").stdout
+    assert f"    moved    agent.by-hand {agent['id']} v2 (from agent.byhand)" in text
+
+    # every word is documented
+    doc = (REPO / "docs/json-format.md").read_text()
+    section = doc[doc.index("## State history lines (`state history --json`)") :]
+    for word in ("created", "updated", "removed", "healed", "imported", "moved", "replaced"):
+        assert f"`{word}`" in section, word
+    assert "`moved_from`" in section
