@@ -141,3 +141,22 @@ def test_rollback_to_a_newer_version_says_forward_not_back(workdir: Path) -> Non
     assert "pin agent.reviewer@3 -> @2  (rollback)" in result.stdout
     assert "reason: rollback: back to agent.reviewer@2 (--to)" in result.stdout
     assert "agent.reviewer@3 -> @2 rolled back; v3 is now held." in result.stdout
+
+
+def test_a_deployment_pruned_and_declared_again_starts_as_a_new_one(workdir: Path) -> None:
+    # the records of a deployment archived by our own --prune are no lost lockfile's: the
+    # one declared again later is a new deployment, at the version its manifest asks for
+    gate(FAILING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    assert cli("apply", "--auto-approve").exit_code == 1  # v2 held
+    deployments = Path("manifests/deployments.yaml")
+    text = deployments.read_text()
+    deployments.unlink()
+    ok("apply", "--prune", "--auto-approve")
+    deployments.write_text(text)
+
+    plan = ok("plan").stdout
+    assert "+ agent: agent.reviewer@latest" in plan and "held" not in plan
+    ok("apply", "--auto-approve")
+    assert live_pin() == 2 and "held" not in entry()

@@ -62,9 +62,14 @@ async def recover_rollouts(
         address = owned_address(obj, project)
         if address in wanted:
             tagged.setdefault(address, []).append(obj)
+    recorded_ids = {e.id for e in lockfile.resources.values()}
     out: dict[str, RecoveredRollout] = {}
     for address, objs in sorted(tagged.items()):
         live = [o for o in objs if not o.get("archived_at")]
+        if not live and recorded_ids & set(_agent_ids(objs, observed, project)):
+            # the lockfile records the agent it ran, so it was not lost: the deployment left
+            # it on purpose (archived by --prune, or `state rm`), and comes back a new one
+            continue
         # archived behind git's back too: its records are still there, and it pinned the
         # version the deployment stays at while a candidate is held
         last = max(objs, key=lambda o: (str(o.get("archived_at") or ""), o.get("created_at")))
