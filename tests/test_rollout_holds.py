@@ -160,3 +160,43 @@ def test_a_deployment_pruned_and_declared_again_starts_as_a_new_one(workdir: Pat
     assert "+ agent: agent.reviewer@latest" in plan and "held" not in plan
     ok("apply", "--auto-approve")
     assert live_pin() == 2 and "held" not in entry()
+
+
+def test_run_and_rollback_ignore_the_hold_of_an_agent_object_archived_since(
+    workdir: Path,
+) -> None:
+    # v2 is rolled back from (held); the agent is archived in the console and created again,
+    # and the deployment follows the new object to its v2. That hold is of the old object:
+    # run refused the deployment ("agent.reviewer v2 is held"), and a rollback to the new
+    # object's v2 said "v2 was held"
+    ok("apply", "--auto-approve")
+    new_version(1)
+    ok("apply", "--auto-approve")
+    ok("rollback", DEPLOYMENT, "--auto-approve")  # back to v1, v2 held
+    old_agent = entry(AGENT)["id"]
+    out_of_band(lambda c: c.agents.archive(old_agent))
+    ok("apply", "--auto-approve")  # the agent created again, the deployment on its v1
+    new_version(2)
+    ok("apply", "--auto-approve")  # the new object's v2
+    new_agent = entry(AGENT)["id"]
+    assert new_agent != old_agent and live_pin() == 2
+    assert [(h["version"], h["agent_id"]) for h in entry()["held"]] == [(2, old_agent)]
+
+    result = cli("run", "nightly-review", "-m", "hello")
+    assert result.exit_code == 0, result.stderr
+    assert "is held" not in result.stderr
+
+    ok("rollback", DEPLOYMENT, "--to", "1", "--auto-approve")
+    assert [(h["version"], h["agent_id"]) for h in entry()["held"]] == [
+        (2, old_agent),
+        (2, new_agent),
+    ]
+    plan = cli("plan", "--detailed-exitcode")  # the new object's v2 is held now
+    assert plan.exit_code == 0, plan.stdout
+    assert "agent.reviewer v2 held: rolled back on " in plan.stdout
+    again = ok("rollback", DEPLOYMENT, "--to", "2", "--auto-approve").stdout
+    assert "v2 was held (rolled back from on " in again  # the new object's, held just now
+    assert [(h["version"], h["agent_id"]) for h in entry()["held"]] == [
+        (2, old_agent),
+        (1, new_agent),
+    ]

@@ -96,7 +96,8 @@ def rollback_plan(address: str, entry: LockEntry, live: dict[str, object], to: i
         reason = f"rollback: back to {agent}@{target} (--to)"
     else:
         reason = f"rollback: forward to {agent}@{target} (--to), newer than @{current}"
-    held = next((h for h in entry.held if h.agent == agent and h.version == target), None)
+    agent_id = agent_pin.get("id")
+    held = entry.held_version(agent, target, agent_id if isinstance(agent_id, str) else None)
     if held is not None:
         # a second rollback undoes the first: the reviewer must see it goes to a bad version
         why = (

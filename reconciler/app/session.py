@@ -109,7 +109,7 @@ def resolve_session_target(
         agent_address = f"agent.{spec.agent.ref}"
         agent = applied(agent_address)
         version = deployment.pins.get(agent_address, spec.agent.version or agent.version)
-        held = deployment.held_version(agent_address, version)
+        held = deployment.held_version(agent_address, version, agent.id)
         if held is not None:
             # a pin is never moved to a held version: this one is of the agent object created
             # since (archived behind git's back), and the deployment runs the one before it

@@ -235,9 +235,7 @@ def hold_candidate(
 def _released(hold: HeldVersion, agent: str, version: int, agent_id: str | None) -> bool:
     """Whether a pin moved to ``version`` of ``agent`` (the object ``agent_id``, when
     known) releases ``hold``: the same version of the same object."""
-    if hold.agent != agent or hold.version != version:
-        return False
-    return hold.agent_id is None or agent_id is None or hold.agent_id == agent_id
+    return hold.holds(agent, version, agent_id)
 
 
 def _pinned_agent_id(deployment: object) -> str | None:
@@ -248,7 +246,7 @@ def _pinned_agent_id(deployment: object) -> str | None:
 
 
 def _with_hold(held: tuple[HeldVersion, ...], hold: HeldVersion) -> tuple[HeldVersion, ...]:
-    others = tuple(h for h in held if not (h.agent == hold.agent and h.version == hold.version))
+    others = tuple(h for h in held if not h.holds(hold.agent, hold.version, hold.agent_id))
     return (*others, hold)
 
 

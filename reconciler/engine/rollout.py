@@ -98,9 +98,7 @@ def _recreated(
     if not held:
         return done, None
     new = pinned if pinned is not None else predicted_version(planned, agent)
-    hold = next((h for h in held if h.agent == agent and h.version == new), None)
-    if hold is not None and not _of_current_object(hold, planned.get(agent)):
-        hold = None
+    hold = _current_hold(held, agent, new, planned.get(agent))
     same_agent = pinned_agent_id is not None and predicted_id(planned, agent) == pinned_agent_id
     if hold is None or not isinstance(recorded_pin, int) or recorded_pin == new or not same_agent:
         return done, None
@@ -124,9 +122,8 @@ def _gate(
     old = live_agent.get("version")
     new = pinned if pinned is not None else predicted_version(planned, agent)
     same_agent = live_agent.get("id") == predicted_id(planned, agent)
-    hold = next((h for h in held if h.agent == agent and h.version == new), None)
-    if hold is not None and not _of_current_object(hold, planned.get(agent)):
-        hold = None  # a version of the object the agent was before it was created again
+    # not a version of the object the agent was before it was created again
+    hold = _current_hold(held, agent, new, planned.get(agent))
     retry = hold is not None and inputs.options.retry_held
     if old == new and same_agent:
         if hold is None or retry or not isinstance(recorded_pin, int) or recorded_pin == old:
@@ -184,6 +181,20 @@ def _put_back(kept: Planned, agent: str, hold: HeldVersion, recorded_pin: int) -
         "lockfile pinned (the pin was moved behind git's back)"
     )
     return replace(kept, action=action.model_copy(update={"reason": reason}))
+
+
+def _current_hold(
+    held: tuple[HeldVersion, ...], agent: str, version: int | None, planned: Planned | None
+) -> HeldVersion | None:
+    """The hold of ``version`` of ``agent`` that is of the object the plan uses, if any."""
+    return next(
+        (
+            h
+            for h in held
+            if h.agent == agent and h.version == version and _of_current_object(h, planned)
+        ),
+        None,
+    )
 
 
 def _of_current_object(hold: HeldVersion, agent: Planned | None) -> bool:

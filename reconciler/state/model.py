@@ -95,6 +95,13 @@ class HeldVersion(_Frozen):
     # left out of the file while unknown, so older lockfiles read and write as they were
     agent_id: str | None = Field(default=None, min_length=1, exclude_if=lambda v: v is None)
 
+    def holds(self, agent: str, version: int | None, agent_id: str | None = None) -> bool:
+        """Whether this is the hold of ``version`` of ``agent`` (of the object ``agent_id``,
+        where both it and this hold name one)."""
+        if self.agent != agent or self.version != version:
+            return False
+        return self.agent_id is None or agent_id is None or self.agent_id == agent_id
+
 
 class UploadedSkillVersion(_Frozen):
     """A skill version this project uploaded: the digest of its files (paths and bytes,
@@ -163,9 +170,12 @@ class LockEntry(_Frozen):
     live_updated_at: str | None = Field(default=None, exclude_if=lambda v: v is None)
     seeds: tuple[str, ...] | None = Field(default=None, exclude_if=lambda v: v is None)
 
-    def held_version(self, agent: str, version: int | None) -> HeldVersion | None:
-        """The hold on ``version`` of ``agent``, if this deployment holds it."""
-        return next((h for h in self.held if h.agent == agent and h.version == version), None)
+    def held_version(
+        self, agent: str, version: int | None, agent_id: str | None = None
+    ) -> HeldVersion | None:
+        """The hold on ``version`` of ``agent`` (of the object ``agent_id``, when given), if
+        this deployment holds it."""
+        return next((h for h in self.held if h.holds(agent, version, agent_id)), None)
 
     def renamed(self, old: str, new: str) -> LockEntry:
         """This entry with every reference to the address ``old`` naming ``new`` (a move):
