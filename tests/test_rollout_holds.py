@@ -43,6 +43,12 @@ def test_a_lost_lockfile_keeps_the_hold_of_a_deployment_archived_behind_our_back
     assert "agent.reviewer v2 held: 1 of 1 checks failed on " in plan.stdout
     data = json.loads(ok("plan", "--format", "json").stdout)
     assert [(h["version"], h["stays_at"]) for h in data["held"]] == [(2, 1)]
+    # it was in the manifests all along: the plan says what became of it instead
+    assert "is new in the manifests" not in plan.stdout
+    assert (
+        f"reason: the lockfile has no entry, and the deployment tagged for it ({archived}) is "
+        "archived" in plan.stdout
+    )
 
     ok("apply", "--auto-approve")
     assert entry()["id"] != archived

@@ -59,7 +59,7 @@ from reconciler.engine.seeds import (
 from reconciler.engine.skills import plan_skill
 from reconciler.errors import PlanError
 from reconciler.jsontypes import JSON
-from reconciler.kinds import owned_address
+from reconciler.kinds import noun, owned_address
 
 UNKNOWN = "(known after apply)"
 
@@ -221,6 +221,8 @@ def _match(inputs: PlanInputs, res: DesiredResource, planned: Mapping[str, Plann
         # the newest: e.g. a move whose retag was sent but whose lockfile write was lost
         obj = max(candidates, key=lambda o: str(o.get("created_at")))
         return _Match(obj, adopted=True, moved_from=_moved_here(inputs, res, obj))
+    if entry is None:
+        why = _archived_tagged(inputs, res, parent_id) or why
     old = res.moved_from
     if old is not None:
         moved = _recorded_for_move(inputs, res, old)
@@ -231,6 +233,24 @@ def _match(inputs: PlanInputs, res: DesiredResource, planned: Mapping[str, Plann
             obj = max(candidates, key=lambda o: str(o.get("created_at")))
             return _Match(obj, adopted=True, moved_from=old)
     return _Match(None, missing=why + _name_taken(inputs, res))
+
+
+def _archived_tagged(inputs: PlanInputs, res: DesiredResource, parent_id: str | None) -> str:
+    """Why an address the lockfile has no entry for is created, when only archived objects
+    carry its tags (a lost lockfile, an entry removed by hand or by --prune): not that it is
+    new in the manifests, which it may have been in for months. "" when none does."""
+    archived = [
+        o
+        for o in inputs.owned.get((res.kind, res.address), [])
+        if o.get("archived_at") and (res.parent is None or o.get("vault_id") == parent_id)
+    ]
+    if not archived:
+        return ""
+    last = max(archived, key=lambda o: str(o.get("archived_at")))
+    return (
+        f"the lockfile has no entry, and the {noun(res.kind)} tagged for it ({last['id']}) is "
+        "archived"
+    )
 
 
 def _name_taken(inputs: PlanInputs, res: DesiredResource) -> str:
