@@ -67,3 +67,16 @@ def test_history_says_imported_and_moved(workdir: Path) -> None:
     for word in ("created", "updated", "removed", "healed", "imported", "moved", "replaced"):
         assert f"`{word}`" in section, word
     assert "`moved_from`" in section
+
+
+def test_history_says_replaced_of_a_credential_created_in_place_of_the_recorded_one(
+    workdir: Path,
+) -> None:
+    ok("apply", "--auto-approve")
+    vaults = Path("manifests/vaults.yaml")
+    vaults.write_text(
+        vaults.read_text().replace("githubcopilot.com/mcp/", "githubcopilot.com/mcp2/")
+    )
+    assert "1 replaced" in ok("apply", "--auto-approve").stdout
+    credential = "vault.github.credential.github-mcp"
+    assert [w for _, _, w in _changes(credential)] == ["created", "replaced"]
