@@ -5,12 +5,24 @@ and the history that says what happened (embedded provider, driven through the C
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 
 import pytest
-from support.gitops import LOCKFILE, cli, make_workdir, ok, out_of_band
-from test_rollout import AGENT, DEPLOYMENT, FAILING, entry, gate, live_pin, new_version
+from support.gitops import DB, LOCKFILE, cli, make_workdir, ok, out_of_band
+from support.reliability import provider
+from test_rollout import (
+    AGENT,
+    DEPLOYMENT,
+    FAILING,
+    PASSING,
+    all_sessions,
+    entry,
+    gate,
+    live_pin,
+    new_version,
+)
 
 
 @pytest.fixture
@@ -206,3 +218,35 @@ def test_run_and_rollback_ignore_the_hold_of_an_agent_object_archived_since(
         (2, old_agent),
         (1, new_agent),
     ]
+
+
+EVENTS_PATH = re.compile(r"^/v1/sessions/[^/]+/events$")
+
+
+def test_checks_the_provider_failed_to_run_leave_the_candidate_unheld(workdir: Path) -> None:
+    # the provider answered 503 to the check's message: the check "failed", the candidate
+    # was held as if it had failed its checks, and no later apply tried it again (only
+    # --retry-held): a provider outage branded a good version bad
+    gate(PASSING)
+    with provider(Path(DB)) as (url, tap):
+        ok("--provider-url", url, "apply", "--auto-approve")
+        new_version(1)
+        tap.before = lambda method, path: method == "POST" and bool(EVENTS_PATH.match(path))
+        result = cli("--provider-url", url, "apply", "--auto-approve")
+        assert result.exit_code == 1, result.stdout
+        out = result.stdout + result.stderr
+        assert "which is now held" not in out and "checks failed" not in out
+        assert (
+            "deployment.nightly-review: agent.reviewer@1 -> @2 not checked: 1 of 1 checks "
+            "could not run (the provider failed); the pin stays at @1 and v2 is not held: the "
+            "next apply runs its checks again" in out
+        )
+        assert "503" in out  # what the provider said, per check
+        assert live_pin() == 1 and "held" not in entry()
+        assert not [s for s in all_sessions() if "reconciler-rollout" in s["metadata"]]
+        plan = ok("--provider-url", url, "plan").stdout
+        assert "pin agent.reviewer@1 -> @2 after 1 check" in plan and "held" not in plan
+
+        tap.before = None  # the provider is back
+        assert "1 of 1 checks passed" in ok("--provider-url", url, "apply", "--auto-approve").stdout
+        assert live_pin() == 2

@@ -5,7 +5,8 @@ environment with its vaults and resources: the check's message is sent (one turn
 the event stream opened before sending); with a rubric, a ``user.define_outcome`` follows and
 the provider's outcome grader gives the verdict (``span.outcome_evaluation_end``). A check
 passes when the reply holds every ``contains`` string and the grader (if asked) said
-``satisfied``; a ``session.error``, a provider error or the check's timeout fails it. The
+``satisfied``; a ``session.error`` or the check's timeout fails it. A provider error fails it
+too, but inconclusively: it says nothing of the candidate, which is not held for it. The
 checks of one candidate run concurrently; every check session is archived afterwards. The
 sessions carry the ownership tags and say which deployment and candidate they checked
 (``reconciler-check``, ``reconciler-candidate``), so a person can find them, and the next
@@ -78,7 +79,8 @@ class ProviderCheckRunner:
         except TimeoutError:
             return self._failed(check, session_id, answer, f"timed out after {check.timeout:g} s")
         except ProviderError as e:
-            return self._failed(check, session_id, answer, str(e))  # it says who failed
+            # it says who failed; no verdict on the candidate
+            return self._failed(check, session_id, answer, str(e), inconclusive=True)
         finally:
             if session_id is not None:
                 await asyncio.shield(self._archive(session_id))
@@ -169,9 +171,16 @@ class ProviderCheckRunner:
         return None
 
     def _failed(
-        self, check: Check, session_id: str | None, answer: list[str], error: str
+        self,
+        check: Check,
+        session_id: str | None,
+        answer: list[str],
+        error: str,
+        *,
+        inconclusive: bool = False,
     ) -> CheckResult:
-        return CheckResult(check, False, session_id, "\n".join(answer), error=error)
+        text = "\n".join(answer)
+        return CheckResult(check, False, session_id, text, error=error, inconclusive=inconclusive)
 
     async def record(
         self, gate: Gate, agent_id: str, version: int, session: JSON, record: JSON

@@ -422,6 +422,13 @@ def rollout_report(report: ApplyReport) -> None:
         elif verdict.passed:
             n = len(verdict.results)
             click.echo(f"{where} moved: {n} of {n} checks passed{sessions}.")
+        elif verdict.inconclusive:
+            n, total = len(verdict.failed), len(verdict.results)
+            click.echo(
+                f"{where} not checked: {n} of {total} checks could not run (the provider "
+                f"failed); the pin stays at @{gate.from_version} and v{verdict.candidate} is "
+                f"not held: the next apply runs its checks again{sessions}."
+            )
         else:
             n, total = len(verdict.failed), len(verdict.results)
             click.echo(

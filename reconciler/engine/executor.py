@@ -388,8 +388,10 @@ class _Run:
             verdict = await self._run_gate(action, body, ctx)
             if not verdict.passed:
                 # the pin stays: nothing of this update is sent (the next plan sends the
-                # deployment's other changes, the held candidate left out)
-                await self._leave_record(action, body, ctx, hold_record(verdict))
+                # deployment's other changes, the held candidate left out); a candidate the
+                # provider failed to check is not held, and leaves no record of a hold
+                if not verdict.inconclusive:
+                    await self._leave_record(action, body, ctx, hold_record(verdict))
                 return dataclasses.replace(
                     _failed(action, ctx.scrub(verdict.describe_failures())), verdict=verdict
                 )

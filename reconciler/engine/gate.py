@@ -110,6 +110,9 @@ class CheckResult:
     explanation: str | None = None
     #: the ``contains`` strings the answer lacks
     missing: tuple[str, ...] = ()
+    #: no verdict because the provider failed (an error answer, a dropped connection): the
+    #: check says nothing about the candidate
+    inconclusive: bool = False
 
     @property
     def failures(self) -> str | None:
@@ -145,6 +148,13 @@ class GateVerdict:
         return tuple(r for r in self.results if not r.passed)
 
     @property
+    def inconclusive(self) -> bool:
+        """The pin stays, but only because the provider failed to run checks (no check
+        failed on the candidate's answer): the candidate is not held, and the next apply
+        runs its checks again."""
+        return not self.passed and all(r.inconclusive for r in self.failed)
+
+    @property
     def session_ids(self) -> tuple[str, ...]:
         return tuple(r.session_id for r in self.results if r.session_id)
 
@@ -155,6 +165,12 @@ class GateVerdict:
             f"the pin stays at {self.gate.agent}@{self.gate.from_version}: {n} of {total} "
             f"checks failed on v{self.candidate}, which is now held"
         )
+        if self.inconclusive:
+            head = (
+                f"the pin stays at {self.gate.agent}@{self.gate.from_version}: {n} of {total} "
+                f"checks could not run on v{self.candidate} (the provider failed); it is not "
+                "held, and the next apply runs its checks again"
+            )
         lines = [head]
         for r in self.failed:
             if r.error is not None:  # no verdict: why, then what it would have needed

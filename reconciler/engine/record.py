@@ -86,8 +86,9 @@ def record_outcome(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
         The new lockfile, or ``lockfile`` itself when nothing changed.
     """
     if not outcome.ok:
-        if outcome.verdict is not None:  # a gated pin move whose checks failed
-            return hold_candidate(lockfile, outcome.address, outcome.verdict, now, outcome.action)
+        verdict = outcome.verdict
+        if verdict is not None and not verdict.inconclusive:  # its checks failed
+            return hold_candidate(lockfile, outcome.address, verdict, now, outcome.action)
         return lockfile
     intent = lockfile.pending.get(outcome.address)
     if intent is not None and intent.operation in PIN_INTENTS:
