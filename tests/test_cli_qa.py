@@ -320,7 +320,10 @@ def test_fmt_writes_lf_without_a_bom_as_its_help_says(workdir: Path) -> None:
     ("args", "said"),
     [
         (["unlock", "3f2a9c1e"], "state/reconciler.lock is not locked"),
-        (["rollback", "deployment.nightly-review", "--auto-approve"], "is not in state/"),
+        (
+            ["rollback", "deployment.nightly-review", "--auto-approve"],
+            "state/reconciler.lock does not exist",
+        ),
         (["state", "rm", "agent.coder"], "does not exist; there is nothing to remove"),
     ],
 )

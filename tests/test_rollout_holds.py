@@ -250,3 +250,29 @@ def test_checks_the_provider_failed_to_run_leave_the_candidate_unheld(workdir: P
         tap.before = None  # the provider is back
         assert "1 of 1 checks passed" in ok("--provider-url", url, "apply", "--auto-approve").stdout
         assert live_pin() == 2
+
+
+def test_rollback_without_a_lockfile_says_it_is_missing_and_how_to_rebuild_it(
+    workdir: Path,
+) -> None:
+    # a lost lockfile at 2 a.m.: rollback said "deployment.nightly-review is not in
+    # state/reconciler.lock", of a file that does not exist, and nothing of what to do
+    ok("apply", "--auto-approve")
+    new_version(1)
+    ok("apply", "--auto-approve")
+    deployment_id = entry()["id"]
+    _lose_the_lockfile()
+
+    result = cli("rollback", DEPLOYMENT, "--auto-approve")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "is not in state/reconciler.lock" not in result.stderr
+    assert (
+        "Error: state/reconciler.lock does not exist, and rollback goes by the pin history "
+        "it keeps. If it was lost, `reconciler apply` rebuilds it from the ownership tags "
+        "(and the rollout records the provider keeps; `reconciler plan` first shows what else "
+        f"it would change); then `reconciler rollback {DEPLOYMENT} --to VERSION`. Otherwise "
+        "check --lockfile" in result.stderr
+    )
+    assert not Path(LOCKFILE).exists()
+    live = out_of_band(lambda c: c.deployments.retrieve(deployment_id))
+    assert live["agent"]["version"] == 2

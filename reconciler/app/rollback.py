@@ -173,8 +173,11 @@ async def rollback(
         raise PlanError(f"--to must be a version number >= 1, not {to}")
     if settings.lockfile_missing:
         raise PlanError(
-            f"{address} is not in {settings.state_name}; only an applied deployment can be "
-            "rolled back"
+            f"{settings.lockfile} does not exist, and rollback goes by the pin history it "
+            "keeps. If it was lost, `reconciler apply` rebuilds it from the ownership tags (and "
+            "the rollout records the provider keeps; `reconciler plan` first shows what else it "
+            f"would change); then `reconciler rollback {address} --to VERSION`. Otherwise check "
+            "--lockfile"
         )
     with locked_state(settings, "rollback") as (lock, store):
         lockfile = store.load()
