@@ -248,7 +248,8 @@ def test_checks_the_provider_failed_to_run_leave_the_candidate_unheld(workdir: P
         assert "pin agent.reviewer@1 -> @2 after 1 check" in plan and "held" not in plan
 
         tap.before = None  # the provider is back
-        assert "1 of 1 checks passed" in ok("--provider-url", url, "apply", "--auto-approve").stdout
+        applied = ok("--provider-url", url, "apply", "--auto-approve").stdout
+        assert "1 of 1 checks passed" in applied
         assert live_pin() == 2
 
 

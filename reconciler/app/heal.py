@@ -7,8 +7,9 @@ deployment this project's tags still name (the lockfile was lost), ``recover_rol
 lists the sessions of that deployment's agent and replays its records
 (``engine.pinlog.replay_records``), so held candidates stay held and the pin history goes
 on. A deployment archived behind git's back keeps its tags and its pin: its records are read
-too, and it is created again where it was pinned while its candidate is held. Pin moves of deployments without ``rollout`` checks leave no record and restart their
-history with a ``healed`` entry. Reads only; prints nothing.
+too, and it is created again where it was pinned while its candidate is held. Pin moves of
+deployments without ``rollout`` checks leave no record and restart their history with a
+``healed`` entry. Reads only; prints nothing.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ Given a deployment already planned (``resource.plan_resource``), decide:
 A new deployment is not gated: there is no pin to protect yet, and it starts at the version
 the manifest asks for; one the lockfile records (archived behind our back, created again)
 starts where the lockfile pinned it when that version is held for it (the lockfile lost
-too: where the archived deployment was pinned, with the holds the provider's records keep). Nor is a move back to
-the version the lockfile pinned (the pin was moved behind our back): that version passed its
-gate when apply pinned it. Pure: no I/O.
+too: where the archived deployment was pinned, with the holds the provider's records keep).
+Nor is a move back to the version the lockfile pinned (the pin was moved behind our back):
+that version passed its gate when apply pinned it. Pure: no I/O.
 """
 
 from __future__ import annotations
