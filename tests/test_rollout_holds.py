@@ -277,3 +277,27 @@ def test_rollback_without_a_lockfile_says_it_is_missing_and_how_to_rebuild_it(
     assert not Path(LOCKFILE).exists()
     live = out_of_band(lambda c: c.deployments.retrieve(deployment_id))
     assert live["agent"]["version"] == 2
+
+
+def test_rollback_of_a_deployment_on_an_archived_agent_is_refused_before_its_plan(
+    workdir: Path,
+) -> None:
+    # the agent was archived in the console and created again, and its first version failed
+    # its checks: the deployment stays on the archived object. rollback showed a plan that
+    # the provider then refused ("agent ... is archived", 400), as a failed apply
+    ok("apply", "--auto-approve")
+    new_version(1)
+    ok("apply", "--auto-approve")  # v2
+    old_agent = _held_candidate_of_the_agent_created_again()
+    before = Path(LOCKFILE).read_bytes()
+
+    result = cli("rollback", DEPLOYMENT, "--auto-approve")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert (
+        f"Error: {DEPLOYMENT} runs agent {old_agent}, the agent.reviewer object archived "
+        "behind git's back, and the provider moves no pin to a version of an archived agent"
+        in result.stderr
+    )
+    assert "`reconciler apply` moves it to agent.reviewer" in result.stderr
+    assert Path(LOCKFILE).read_bytes() == before

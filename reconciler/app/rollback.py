@@ -260,8 +260,17 @@ async def _check_version(client: ProviderClient, plan: Plan) -> None:
     agent_id = action.body["agent"]["id"]
     version = action.gate.to_version
     try:
-        await client.agents.retrieve(agent_id, version=version)
+        found = await client.agents.retrieve(agent_id, version=version)
     except NotFoundError as e:
         raise PlanError(
             f"{action.gate.agent} has no version {version} ({agent_id}); pick one that exists"
         ) from e
+    if found.get("archived_at"):
+        # the deployment stays on it while the candidate of the agent created again is held
+        agent = action.gate.agent
+        raise PlanError(
+            f"{action.address} runs agent {agent_id}, the {agent} object archived behind "
+            "git's back, and the provider moves no pin to a version of an archived agent. "
+            f"`reconciler apply` moves it to {agent} as it is now once a version passes the "
+            "deployment's checks (or with --retry-held)"
+        )
