@@ -391,3 +391,35 @@ def test_two_skill_documents_with_one_slug_keep_their_own_skills_after_a_lost_lo
     assert after == before
     assert sorted(live_skill_ids()) == sorted(before.values())
     plan_is_clean()
+
+
+def test_the_skills_current_version_deleted_behind_gits_back_is_drift_as_plan_uploads_it(
+    workdir: Path,
+) -> None:
+    # two versions applied; the current one is deleted through the API, so the live latest
+    # is the older version (ours too): plan uploads the manifest's files again, and drift
+    # must say why instead of "No drift"
+    ok("apply", "--auto-approve")
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    ok("apply", "--auto-approve")
+    entry = lockfile()["resources"]["skill.pdf-tools"]
+    skill_id = entry["id"]
+
+    async def delete_current(client: ProviderClient) -> str:
+        current = (await client.skills.retrieve(skill_id))["latest_version_id"]
+        await client.skills.versions.delete(skill_id, current)
+        return str(current)
+
+    current = out_of_band(delete_current)
+    report = drift_json()
+    assert [(i["address"], i["type"]) for i in report["items"]] == [("skill.pdf-tools", "changed")]
+    assert current in report["items"][0]["message"]
+    assert "deleted" in report["items"][0]["message"]
+    shown = cli("drift")
+    assert shown.exit_code == 2 and "skill.pdf-tools" in shown.stdout and current in shown.stdout
+    shown = ok("plan").stdout
+    assert "skill.pdf-tools  new version" in shown
+    assert f"its latest version {current} was deleted behind git's back" in shown
+    ok("apply", "--auto-approve")
+    assert drift_json(code=0)["items"] == []
+    plan_is_clean()

@@ -304,9 +304,24 @@ def _skill_item(
     changes: tuple[FieldChange, ...],
 ) -> DriftItem | None:
     """A skill whose live latest version is not one this project uploaded (uploaded out of
-    band). A version of ours is no drift, whatever the manifests say now (a change in git
-    is what plan shows); nor is one holding exactly the manifest's files."""
+    band), or is an older upload of ours because the version the last apply left as the
+    latest (``entry.latest``) was deleted behind git's back. The latest version of ours is
+    no drift, whatever the manifests say now (a change in git is what plan shows); nor is a
+    foreign one holding exactly the manifest's files."""
     latest = live.get("latest_version_id")
+    if entry.latest is not None and latest != entry.latest and latest in entry.uploaded:
+        restore = (
+            "`reconciler apply` uploads the manifest's files as a new version"
+            if changes
+            else "it holds the manifest's files: `reconciler apply` records it as the latest"
+        )
+        message = (
+            f"its latest version {entry.latest} (as the last apply left it) was deleted "
+            f"behind git's back; the live latest is {latest}, an older upload; {restore}"
+        )
+        return _live_item(
+            "changed", address, "skill", live, message, changes, changed_at=live.get("updated_at")
+        )
     if latest in entry.uploaded or not changes and not _unread_latest(observed, live):
         return None
     what = f"its latest version {latest} was not uploaded by this project"

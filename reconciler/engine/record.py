@@ -245,14 +245,16 @@ def _with_upload(
     entry: LockEntry, old: LockEntry | None, target: Target, outcome: Outcome
 ) -> LockEntry:
     """A skill's entry: its slug, and the version holding the manifest's files (the one this
-    action uploaded, or the live one found to hold them) added to what it had uploaded."""
+    action uploaded, or the live one found to hold them) added to what it had uploaded and
+    recorded as its latest."""
     skill = target.skill
     assert skill is not None
     uploaded = dict(old.uploaded) if old is not None else {}
     version = outcome.skill_version or skill.version_id
     if version:
         uploaded[version] = UploadedSkillVersion(digest=skill.digest, files=dict(skill.files))
-    return entry.model_copy(update={"slug": skill.slug, "uploaded": uploaded})
+    latest = version or (old.latest if old is not None else None)
+    return entry.model_copy(update={"slug": skill.slug, "uploaded": uploaded, "latest": latest})
 
 
 def _live_updated_at(outcome: Outcome, before: LockEntry | None) -> str | None:

@@ -224,6 +224,8 @@ def _decide(
     tail = f"; found by its slug {source.slug} (the lockfile had no entry)" if found else ""
     if moved_from is not None:
         tail = f"; moved from {moved_from}: the same skill (nothing deleted or created)"
+    elif ours and entry is not None and entry.latest not in (None, latest) and latest in uploaded:
+        tail = f"; its latest version {entry.latest} was deleted behind git's back"
     if step.action == "none":
         recorded = latest in uploaded and not found
         needs_record = (
@@ -233,6 +235,7 @@ def _decide(
             or entry.spec_digest != target.spec_digest
             or entry.protect != res.protect
             or entry.slug != source.slug
+            or entry.latest not in (None, latest)  # older entries: recorded at the next upload
             or inputs.pending(res.address)
         )
         reason = "up to date" if recorded else _recorded_reason(latest, found, source.slug)

@@ -136,6 +136,9 @@ class LockEntry(_Frozen):
         slug: skills: the slug (SKILL.md's ``name``) the first upload fixed.
         uploaded: skills: every version this project uploaded (version id -> its digest and
             files). A skill carries no metadata: this entry is its ownership.
+        latest: skills: the version the last apply left as the skill's latest, so a latest
+            deleted behind git's back (the live latest then an older upload) is drift.
+            None in entries older than this field (recorded at the skill's next upload).
         skills: agents: skill address -> the version id the agent was resolved to (a
             ``{ref: NAME}`` following the newest included), so a plan is reproducible.
         live_updated_at: credentials: the provider's ``updated_at`` after the last apply. A
@@ -166,6 +169,7 @@ class LockEntry(_Frozen):
     uploaded: dict[str, UploadedSkillVersion] = Field(
         default_factory=dict, exclude_if=lambda v: not v
     )
+    latest: str | None = Field(default=None, exclude_if=lambda v: v is None)
     skills: dict[str, str] = Field(default_factory=dict, exclude_if=lambda v: not v)
     live_updated_at: str | None = Field(default=None, exclude_if=lambda v: v is None)
     seeds: tuple[str, ...] | None = Field(default=None, exclude_if=lambda v: v is None)
