@@ -129,9 +129,10 @@ def test_importing_a_declared_store_writes_its_absent_seeds_and_never_overwrites
         "kind: MemoryStore\nname: scratch\nspec:\n  memories:\n"
         "    - {path: /kept.md, content: seed}\n    - {path: /new.md, content: seed}\n"
     )
-    ok("import", "memory_store.scratch", store_id)
-    shown = ok("plan").stdout
-    assert "+ memories[/kept.md]" in shown and "+ memories[/new.md]" in shown, shown
+    imported = ok("import", "memory_store.scratch", store_id)
+    assert "the seed /kept.md differs" in imported.stderr, imported.stderr
+    shown = ok("plan").stdout  # only what apply writes: /kept.md holds the agent's memory
+    assert "/kept.md" not in shown and "+ memories[/new.md]" in shown, shown
     ok("apply", "--auto-approve")
     plan_is_clean()
 

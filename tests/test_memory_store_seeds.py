@@ -105,8 +105,8 @@ def test_a_pending_intent_on_the_recorded_store_does_not_seed_it(workdir: Path) 
 
 def test_an_interrupted_create_is_an_update_that_writes_the_absent_seeds(workdir: Path) -> None:
     """The store made by a run that died before its seeds and before its outcome: found by
-    its tags, its address still pending. The plan (JSON here) names the seeds; apply writes
-    the absent one and keeps the one an agent wrote meanwhile."""
+    its tags, its address still pending. The plan (JSON here) names the absent seed, the
+    one apply writes, and not the one an agent wrote meanwhile, which apply keeps."""
     ok("apply", "--auto-approve")
     old_id = remote_id("memory_store.notes")
 
@@ -130,11 +130,11 @@ def test_an_interrupted_create_is_an_update_that_writes_the_absent_seeds(workdir
     assert action["type"] == "update" and action["remote_id"] == store_id, action
     assert "interrupted before its seed memories" in action["reason"]
     assert [(c["op"], c["path"]) for c in action["changes"]] == [
-        ("add", "memories[/style.md]"),
         ("add", "memories[/review/checklist.md]"),
     ]
     shown = cli("plan").stdout
-    assert "~ memory_store.notes  update" in shown and "+ memories[/style.md]" in shown, shown
+    assert "~ memory_store.notes  update" in shown, shown
+    assert "+ memories[/review/checklist.md]" in shown and "/style.md" not in shown, shown
     ok("apply", "--auto-approve")
     assert remote_id("memory_store.notes") == store_id
     assert memories(store_id) == {"/style.md": "Use ruff.", "/review/checklist.md": "Tests first."}
@@ -175,5 +175,67 @@ def test_a_seed_added_later_is_created_when_absent_and_no_other_is_touched(
     result = cli("plan", "--detailed-exitcode")
     assert result.exit_code == 0, result.stdout
     agent_deletes(store_id, "/onboarding.md")  # written once: an agent may delete it for good
+    result = cli("plan", "--detailed-exitcode")
+    assert result.exit_code == 0, result.stdout
+
+
+def test_import_of_a_store_with_memories_plans_only_the_seeds_apply_writes(
+    workdir: Path,
+) -> None:
+    """A hand-made store already holds /style.md (other content: the agents' own) and
+    /review/checklist.md (the seed's content); the manifest adds /onboarding.md. After
+    ``import``, the plan shows the one write apply makes, and says nothing of the others;
+    import says the differing seed is left as the agents wrote it."""
+    manifest = workdir / "manifests/stores.yaml"
+    manifest.write_text(STORE + '    - {path: /onboarding.md, content: "Read the README."}\n')
+
+    async def hand_made(client: ProviderClient) -> str:
+        made = await client.memory_stores.create(
+            {"name": "notes", "description": "Team conventions"}
+        )
+        await client.memory_stores.memories.create(made["id"], "/style.md", "Use ruff.")
+        await client.memory_stores.memories.create(
+            made["id"], "/review/checklist.md", "Tests first."
+        )
+        return str(made["id"])
+
+    store_id = out_of_band(hand_made)
+    imported = ok("import", "memory_store.notes", store_id)
+    said = imported.stdout + imported.stderr
+    assert "/style.md" in said and "/review/checklist.md" not in said, said
+    action = next(a for a in plan_json()["actions"] if a["address"] == "memory_store.notes")
+    assert action["type"] == "update", action
+    assert [(c["op"], c["path"]) for c in action["changes"]] == [
+        ("add", "memories[/onboarding.md]"),
+    ]
+    assert "1 new seed" in action["reason"], action["reason"]
+    shown = ok("plan").stdout
+    assert "memories[/style.md]" not in shown and "memories[/review/checklist.md]" not in shown
+    ok("apply", "--auto-approve")
+    assert memories(store_id) == {
+        "/style.md": "Use ruff.",
+        "/review/checklist.md": "Tests first.",
+        "/onboarding.md": "Read the README.",
+    }
+    result = cli("plan", "--detailed-exitcode")
+    assert result.exit_code == 0, result.stdout
+
+
+def test_a_seed_added_later_at_a_path_an_agent_wrote_is_no_write(workdir: Path) -> None:
+    """Seeds are written only where no memory is: a seed added to the manifest at a path an
+    agent wrote already is no change in the plan (apply would not write it)."""
+    ok("apply", "--auto-approve")
+    store_id = remote_id("memory_store.notes")
+
+    async def agent_writes(client: ProviderClient) -> None:
+        await client.memory_stores.memories.create(store_id, "/onboarding.md", "Ask Ana.")
+
+    out_of_band(agent_writes)
+    manifest = workdir / "manifests/stores.yaml"
+    manifest.write_text(STORE + '    - {path: /onboarding.md, content: "Read the README."}\n')
+    action = next(a for a in plan_json()["actions"] if a["address"] == "memory_store.notes")
+    assert action["type"] == "noop", action
+    ok("apply", "--auto-approve")
+    assert memories(store_id)["/onboarding.md"] == "Ask Ana."
     result = cli("plan", "--detailed-exitcode")
     assert result.exit_code == 0, result.stdout

@@ -62,6 +62,7 @@ from reconciler.kinds import (
     tags,
 )
 from reconciler.provider.adapter import ClientBackedProvider
+from reconciler.provider.memory_stores import content_sha256
 from reconciler.state import (
     Journal,
     Lockfile,
@@ -182,6 +183,7 @@ def adoption(
     previous_owner: str | None = None,
     depends_on: tuple[str, ...] = (),
     skills: Mapping[str, str] | None = None,
+    seeds: tuple[str, ...] = (),
 ) -> Adopt:
     """The plan action that adopts the live ``obj`` as ``address``.
 
@@ -189,7 +191,8 @@ def adoption(
     when a document declares the address, else a digest of the live spec as it reads once
     tagged (the next plan records the manifest's digest once the document is written).
     An agent's ``skills`` (skill address -> the version it runs) are recorded as an apply
-    records them.
+    records them; a memory store's ``seeds``: the manifest's seed paths that hold a memory
+    already (never written by apply, whatever their content).
     """
     body = _tagging_body(obj, project, address, fill)
     target = Target(
@@ -200,9 +203,9 @@ def adoption(
         remote_name=res.remote_name if res is not None else remote_name_of(kind, obj),
         pins=dict(pins),
         skills=dict(skills or {}),
-        # an imported store's memories are the agents' own, none of them a seed this
-        # project wrote: the manifest's seeds (written now or later) are written when absent
-        seeds=() if kind == "memory_store" else None,
+        # an imported store's memories are the agents' own: the manifest's seeds at a path
+        # that holds one are never written (recorded as such); the others when absent
+        seeds=tuple(sorted(seeds)) if kind == "memory_store" else None,
     )
     reason = "import: an existing object, taken under management"
     if previous_owner is not None:
@@ -441,6 +444,15 @@ async def import_resource(
                 desired = {r.address: r for r in desired_resources(documents)}
                 res = desired[address]
             pins = _deployment_pins(obj, res, lockfile) if kind == "deployment" else {}
+            seeds: tuple[str, ...] = ()
+            if kind == "memory_store" and res is not None:
+                seeds, differ = await _present_seeds(client, res, remote_id)
+                warnings += [
+                    f"{address}: the seed {path} differs from the memory the store holds "
+                    "there; it is left as the agents wrote it (a seed is written only where "
+                    "no memory is)"
+                    for path in differ
+                ]
             actions = [
                 adoption(
                     kind,
@@ -452,6 +464,7 @@ async def import_resource(
                     pins=pins,
                     previous_owner=owner,
                     skills=_agent_skills(obj, res, lockfile) if kind == "agent" else None,
+                    seeds=seeds,
                 )
             ]
             if undeclared is not None:
@@ -510,6 +523,23 @@ async def import_resource(
     return ImportResult(
         adopted=adopted, warnings=tuple(warnings), report=report, files=files, secrets=secrets
     )
+
+
+async def _present_seeds(
+    client: ProviderClient, res: DesiredResource, store_id: str
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The manifest's seed paths that hold a memory in the store already, and those of them
+    whose content is not the seed's (one paged list; contents compared by sha256)."""
+    seeds = {str(s["path"]): str(s["content"]) for s in res.spec.get("memories") or ()}
+    if not seeds:
+        return (), ()
+    live = {
+        str(m["path"]): m.get("content_sha256")
+        async for m in client.memory_stores.memories.list(store_id, view="basic")
+        if m.get("type") == "memory" and m.get("path") in seeds
+    }
+    differ = tuple(p for p in sorted(live) if live[p] != content_sha256(seeds[p]))
+    return tuple(sorted(live)), differ
 
 
 def _agent_skills(obj: JSON, res: DesiredResource | None, lockfile: Lockfile) -> dict[str, str]:

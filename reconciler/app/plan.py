@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.app.filerefs import check_file_refs
 from reconciler.app.heal import recover_rollouts
-from reconciler.app.memories import read_memory_histories
+from reconciler.app.memories import read_memory_histories, read_present_memories
 from reconciler.app.policies import check_policies
 from reconciler.app.secrets import SecretSource
 from reconciler.app.skills import check_skills, describe_skills
@@ -236,6 +236,7 @@ async def _live_reads(
     observed = await _skills(client, manifests, lockfile, observed)
     await check_file_refs(client, manifests)
     observed = await read_memory_histories(client, manifests, lockfile, observed, project)
+    observed = await read_present_memories(client, manifests, lockfile, observed, project)
     recovered = await recover_rollouts(client, manifests.documents, lockfile, observed, project)
     return observed, recovered
 

@@ -69,6 +69,8 @@ class PlanInputs:
     skill_versions: Mapping[str, JSON] = field(default_factory=dict)
     #: memory store id -> the paths its history names (``Observed.memory_paths``)
     memory_paths: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
+    #: memory store id -> the paths holding a memory now (``Observed.memories_present``)
+    memories_present: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -100,6 +102,7 @@ class PlanInputs:
             skills=dict(skills or {}),
             skill_versions=observed.skill_versions,
             memory_paths=observed.memory_paths,
+            memories_present=observed.memories_present,
         )
 
     @property

@@ -30,6 +30,9 @@ class Observed:
     #: ask (``app.memories``: found by their tags alone, after a lost state); None when the
     #: history cannot tell (a version redacted)
     memory_paths: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
+    #: memory store id -> the paths that hold a memory now, for the stores a plan would
+    #: write seeds to (``app.memories``): apply writes a seed only where no memory is
+    memories_present: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def all(self, kind: str) -> tuple[JSON, ...]:
         if kind == "credential":

@@ -53,6 +53,15 @@ def unwritten_seeds(
     """
     if res.kind != "memory_store":
         return ()
+    present = {f"{SEEDS}[{p}]" for p in inputs.memories_present.get(str(obj.get("id")), ())}
+    # apply writes a seed only where no memory is: one present (the agents' or an imported
+    # store's, whatever its content) is no write, and the plan does not show it
+    return tuple(c for c in _seeds_to_write(inputs, res, obj, moved_from) if c.path not in present)
+
+
+def _seeds_to_write(
+    inputs: PlanInputs, res: DesiredResource, obj: JSON, moved_from: str | None
+) -> tuple[FieldChange, ...]:
     entry = inputs.entry(res.address)
     if (entry is None or entry.id != obj.get("id")) and moved_from is not None:
         entry = inputs.entry(moved_from)  # a rename: the same store, its seeds recorded there
@@ -103,6 +112,7 @@ def seeding_reason(
     count = sum(1 for c in changes if c.path.startswith(SEEDS + "["))
     if not count:
         return None
+    plural = "s" if count != 1 else ""
     if found:
         return (
             f"its memory history shows {count} of its seeds never written (a create "
@@ -111,11 +121,10 @@ def seeding_reason(
         )
     if not interrupted:
         return (
-            f"writes the {count} new seed{'s' if count != 1 else ''} added to the manifest "
-            "(when absent; never overwrites a memory)"
+            f"writes {count} new seed{plural}: absent from the store, never written by "
+            "this project (a seed is written only where no memory is)"
         )
     return (
-        "its create was interrupted before its seed memories were all written: writes "
-        f"those of its {count} seed{'s' if count != 1 else ''} that are absent (never "
-        "overwrites a memory)"
+        "its create was interrupted before its seed memories were all written: writes the "
+        f"{count} seed{plural} absent from the store (never overwrites a memory)"
     )
