@@ -75,6 +75,37 @@ def test_a_session_of_another_agent_names_that_agent_and_how_to_continue_it(
     assert f"reconciler run agent.coder --session {session} -m TEXT" in result.stderr
 
 
+def test_a_session_of_the_agent_is_not_continued_as_the_deployments(applied: Path) -> None:
+    """`run nightly-review --session S` with S started by `run reviewer`: the same agent, but
+    not the deployment's session (its environment, vaults and resources are the run's): it was
+    continued and labelled as the deployment's. It is refused, naming what it belongs to."""
+    session = _session_of(ok("run", "reviewer", "-m", "one").stderr)
+    result = cli("run", "nightly-review", "--session", session, "-m", "two")
+    assert result.exit_code == 1, result.stdout + result.stderr
+    assert "Continuing session" not in result.stderr and result.stdout == ""
+    assert f"session {session} is not a session of deployment.nightly-review" in result.stderr
+    assert "reconciler run agent.reviewer" in result.stderr
+    assert f"reconciler run agent.reviewer --session {session} -m TEXT" in result.stderr
+
+    async def said(client: ProviderClient) -> list[str]:
+        events = await client.sessions.list_events(session).to_list()
+        return [e["type"] for e in events if e["type"] == "user.message"]
+
+    assert out_of_band(said) == ["user.message"]  # nothing was sent to it
+    # the deployment's own sessions continue as before: one `run nightly-review` started,
+    # and one the provider started from the deployment
+    own = _session_of(ok("run", "nightly-review", "-m", "one").stderr)
+    again = ok("run", "nightly-review", "--session", own, "-m", "two")
+    assert f"Continuing session {own} (deployment.nightly-review: " in again.stderr
+
+    async def run_now(client: ProviderClient) -> str:
+        run = await client.deployments.run(remote_id("deployment.nightly-review"))
+        return str(run["session_id"])
+
+    fired = out_of_band(run_now)
+    ok("run", "nightly-review", "--session", fired, "-m", "three")
+
+
 def test_an_environment_archived_behind_the_lockfiles_back_is_named_by_address(
     applied: Path,
 ) -> None:

@@ -48,6 +48,11 @@ if TYPE_CHECKING:  # the runtime loads when a session runs, not with every comma
 #: Sessions can run for a long time between events; the client's default is shorter.
 SESSION_TIMEOUT_S = 600.0
 
+#: The session metadata key naming the address a ``run`` started the session for.
+RUN_KEY = "reconciler-run"
+#: The title ``run`` gives its sessions, before the address.
+RUN_TITLE = "reconciler run "
+
 
 def register(group: click.Group) -> None:
     group.add_command(run)
@@ -192,7 +197,8 @@ async def _converse(
                     version=target.agent_version,
                     vault_ids=list(target.vault_ids),
                     resources=list(target.resources) or None,
-                    title=f"reconciler run {target.address}",
+                    title=f"{RUN_TITLE}{target.address}",
+                    metadata={RUN_KEY: target.address, "reconciler-project": settings.project},
                 )
             except ProviderError as error:
                 if error.status not in (400, 404, 409):
@@ -245,6 +251,8 @@ async def _check_session(
                 else ""
             )
         )
+    if target.address != target.agent_address:
+        _check_deployment_session(session, session_id, target, lockfile)
     env_id = str(session.get("environment_id") or "")
     known = address_of_id(lockfile, env_id) if lockfile is not None and env_id else None
     env_address = known or (f"environment {env_id}" if env_id else None)
@@ -259,6 +267,58 @@ async def _check_session(
         agent_version=int(version) if version is not None else target.agent_version,
         environment_address=env_address,
         environment_id=env_id or None,
+    )
+
+
+def _started_for(session: Mapping[str, Any]) -> str | None:
+    """The address a ``run`` started ``session`` for: its metadata says, or (a session of
+    an older run) its title."""
+    metadata = session.get("metadata") or {}
+    if isinstance(metadata, Mapping) and isinstance(metadata.get(RUN_KEY), str):
+        return str(metadata[RUN_KEY])
+    title = session.get("title")
+    if isinstance(title, str) and title.startswith(RUN_TITLE):
+        return title[len(RUN_TITLE) :]
+    return None
+
+
+def _check_deployment_session(
+    session: Mapping[str, Any], session_id: str, target: SessionTarget, lockfile: Lockfile | None
+) -> None:
+    """A deployment continues only its own sessions: one the provider started from it
+    (``deployment_id``) or one ``run DEPLOYMENT`` started. Another session of the same agent
+    runs with what its starter gave it (environment, vaults, resources), not the
+    deployment's: continuing it under the deployment's name would be a lie."""
+    entry = lockfile.resources.get(target.address) if lockfile is not None else None
+    deployment_id = session.get("deployment_id")
+    if (entry is not None and deployment_id == entry.id) or _started_for(session) == (
+        target.address
+    ):
+        return
+    started_for = _started_for(session)
+    runnable = ("agent.", "deployment.")
+    if deployment_id:
+        known = address_of_id(lockfile, str(deployment_id)) if lockfile is not None else None
+        what = f"it was started by {known or f'deployment {deployment_id}'}"
+        as_what = known
+    elif started_for is not None and started_for.startswith(runnable):
+        what = f"it was started by `reconciler run {started_for}`"
+        as_what = started_for
+    else:
+        title = session.get("title")
+        what = f"it is a session of {target.agent_address}" + (
+            f" titled {title!r}" if title else ""
+        )
+        as_what = target.agent_address
+    again = (
+        f"continue it as what it is: reconciler run {as_what} --session {session_id} -m TEXT, or "
+        if as_what
+        else ""
+    )
+    raise RunError(
+        f"session {session_id} is not a session of {target.address}: {what}, with its own "
+        f"environment, vaults and resources; {again}leave out --session to start a session of "
+        f"{target.address}"
     )
 
 
