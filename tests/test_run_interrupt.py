@@ -7,12 +7,15 @@ flight when the test sends SIGINT to the real `reconciler run` process: it must 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -78,6 +81,69 @@ def test_ctrl_c_interrupts_the_session_and_exits_130(
         async with embedded_client(db) as client:
             return [e["type"] for e in await client.sessions.list_events(session_id).to_list()]
 
-    import asyncio
-
     assert "user.interrupt" in asyncio.run(events())
+
+
+def _sessions_spy(inner: Any, *, made: bool) -> tuple[Any, threading.Event]:
+    """``inner`` with every ``POST /v1/sessions`` noted (the event is set when one arrives);
+    unless ``made``, such a request waits 3 s and fails with a 503 without making anything
+    (the provider never got to it), else it goes on to ``inner`` (slow, as it is)."""
+    arrived = threading.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (scope["method"], scope["path"]) == ("POST", "/v1/sessions"):
+            arrived.set()
+            if not made:
+                await asyncio.sleep(3)
+                body = b'{"type":"error","error":{"type":"api_error","message":"busy"}}'
+                headers = [(b"content-type", b"application/json")]
+                await send({"type": "http.response.start", "status": 503, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await inner(scope, receive, send)
+
+    return app, arrived
+
+
+@pytest.mark.parametrize("made", [True, False], ids=["created", "not-created"])
+def test_ctrl_c_while_the_session_is_created_says_which_session_or_how_to_find_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, made: bool
+) -> None:
+    """Ctrl-C once the session create is on its way printed only "Interrupted.": a session
+    made by that create was unknown to the user. Now: the id when the session can be found
+    (by the token run puts in its metadata), else what finds it; exit 130 either way."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
+    db = tmp_path / "provider.db"
+    with BackgroundServer(create_app(db)) as fast:
+        applied = CliRunner().invoke(
+            main, ["--provider-url", fast.url, "apply", "--auto-approve"], catch_exceptions=False
+        )
+        assert applied.exit_code == 0, applied.output
+    slow_app, arrived = _sessions_spy(create_app(db, FaultConfig(latency_ms=1500)), made=made)
+    with BackgroundServer(slow_app) as slow:
+        env = {**os.environ, "NO_COLOR": "1"}
+        args = ["--provider-url", slow.url, "run", "coder", "-m", "hello"]
+        with cli_process(args, env=env) as proc:
+            assert arrived.wait(60), "the session create never arrived"
+            time.sleep(0.3)  # the create is in flight, its answer not back
+            out, err = interrupt(proc)
+        assert proc.returncode == 130, (out, err)
+        assert "Traceback" not in err
+
+    async def sessions() -> list[dict[str, Any]]:
+        from reconciler.provider import embedded_client
+
+        async with embedded_client(db) as client:
+            return await client.sessions.list().to_list()
+
+    made_now = asyncio.run(sessions())
+    assert out == ""
+    if made:
+        (session,) = made_now
+        assert f"session {session['id']} of agent.coder was created" in err, err
+        assert f"reconciler run coder --session {session['id']} -m TEXT" in err, err
+    else:
+        assert made_now == []
+        assert "may have created a session of agent.coder" in err, err
+        assert "reconciler-run-id: " in err and "titled 'reconciler run agent.coder'" in err

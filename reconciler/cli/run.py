@@ -9,7 +9,8 @@ Output: agent text and tool calls on stdout, status lines on stderr (so ``> out.
 the conversation); ``--json`` prints every event as one JSON line on stdout instead.
 Exit codes: 0 when the turn ends with ``end_turn``, 1 on ``session.error`` or any other end,
 130 after Ctrl-C (which first sends ``user.interrupt`` so the agent stops), 143 after SIGTERM
-(handled the same way). When the reader of stdout goes away (``run --json | head -1``) the
+(handled the same way). Interrupted while the session is created, the run looks for the
+session by the token it put in its metadata and names it, or says what finds it. When the reader of stdout goes away (``run --json | head -1``) the
 run stops reading and exits 0 quietly; the agent's turn goes on (continue the session with
 ``--session``).
 """
@@ -19,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import secrets
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +55,11 @@ SESSION_TIMEOUT_S = 600.0
 RUN_KEY = "reconciler-run"
 #: The title ``run`` gives its sessions, before the address.
 RUN_TITLE = "reconciler run "
+#: The session metadata key holding a token of the one ``run`` that started the session:
+#: how a session whose create was interrupted is found again.
+RUN_ID_KEY = "reconciler-run-id"
+#: How long an interrupted create's session is looked for before the run gives up.
+FIND_TIMEOUT_S = 10.0
 
 
 def register(group: click.Group) -> None:
@@ -132,6 +140,9 @@ def run(
     )
     if outcome.reader_gone:
         ctx.exit(0)  # `run --json | head -1`: the reader has what it wanted
+    if outcome.interrupted and outcome.start is not None:
+        click.echo(outcome.start.message(outcome.session_id, name), err=True)
+        ctx.exit(EXIT_TERMINATED if app.signals.terminated else EXIT_INTERRUPTED)
     if outcome.interrupted:
         click.echo(
             f"Interrupted: sent user.interrupt to session {outcome.session_id}. Continue it "
@@ -164,11 +175,49 @@ def _session_id(value: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class TurnOutcome:
-    session_id: str
+    #: None: interrupted while the session was created, and no session was found
+    session_id: str | None
     problem: str | None = None
     interrupted: bool = False
     #: stdout was closed by its reader (``| head``): stop quietly, leave the turn running
     reader_gone: bool = False
+    #: interrupted while the session was created: what finds it (``_StartInterrupted``)
+    start: _StartInterrupted | None = None
+
+
+@dataclass(frozen=True)
+class _StartInterrupted:
+    """A session create interrupted after it was sent: the provider may have made it."""
+
+    address: str
+    agent_id: str
+    token: str
+    #: when the create was sent (this machine's clock)
+    sent_at: datetime
+
+    @property
+    def since(self) -> str:
+        """A ``created_at[gte]`` bound a little before ``sent_at``: the clocks of this
+        machine and the provider's may differ (the token is what is exact)."""
+        return (self.sent_at - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def message(self, session_id: str | None, name: str) -> str:
+        if session_id is not None:
+            return (
+                f"Interrupted while the session was being started: session {session_id} of "
+                f"{self.address} was created, and nothing was sent to it. Continue it with: "
+                f"reconciler run {name} --session {session_id} -m TEXT (or archive it)"
+            )
+        return (
+            f"Interrupted while the session was being started: the provider may have "
+            f"created a session of {self.address} all the same. If it did, "
+            f"it is a session of agent {self.agent_id} created at about "
+            f"{self.sent_at.strftime('%Y-%m-%dT%H:%M:%SZ')}, titled '{RUN_TITLE}{self.address}', "
+            f"with the metadata {RUN_ID_KEY}: {self.token} (list them: GET /v1/sessions?"
+            f"agent_id={self.agent_id}&created_at[gte]={self.since}, or "
+            f"ManagedRuntime.list_sessions(agent_id=..., created_at_gte=...)); continue it "
+            f"with: reconciler run {name} --session ID -m TEXT, or archive it"
+        )
 
 
 Printer = Callable[[Mapping[str, Any]], None]
@@ -190,6 +239,8 @@ async def _converse(
     )
     async with connect(settings) as client, ManagedRuntime(client=client) as rt:
         if session_id is None:
+            token = secrets.token_hex(8)
+            start = _StartInterrupted(target.address, target.agent_id, token, datetime.now(UTC))
             try:
                 session_id = await rt.create_session(
                     target.agent_id,
@@ -198,8 +249,15 @@ async def _converse(
                     vault_ids=list(target.vault_ids),
                     resources=list(target.resources) or None,
                     title=f"{RUN_TITLE}{target.address}",
-                    metadata={RUN_KEY: target.address, "reconciler-project": settings.project},
+                    metadata={
+                        RUN_KEY: target.address,
+                        "reconciler-project": settings.project,
+                        RUN_ID_KEY: token,
+                    },
                 )
+            except asyncio.CancelledError:  # Ctrl-C (or SIGTERM) while the create was sent
+                found = await _find_started(rt, start)
+                return TurnOutcome(found, interrupted=True, start=start)
             except ProviderError as error:
                 if error.status not in (400, 404, 409):
                     raise
@@ -268,6 +326,20 @@ async def _check_session(
         environment_address=env_address,
         environment_id=env_id or None,
     )
+
+
+async def _find_started(rt: ManagedRuntime, start: _StartInterrupted) -> str | None:
+    """The session an interrupted create made, found by its token; None when it cannot be
+    found now (not made yet, or not at all; the provider unreachable; a second Ctrl-C)."""
+    try:
+        async with asyncio.timeout(FIND_TIMEOUT_S):
+            sessions = await rt.list_sessions(agent_id=start.agent_id, created_at_gte=start.since)
+    except (Exception, asyncio.CancelledError):
+        return None
+    for session in sessions:
+        if (session.get("metadata") or {}).get(RUN_ID_KEY) == start.token:
+            return str(session["id"])
+    return None
 
 
 def _started_for(session: Mapping[str, Any]) -> str | None:
