@@ -423,3 +423,40 @@ def test_the_skills_current_version_deleted_behind_gits_back_is_drift_as_plan_up
     ok("apply", "--auto-approve")
     assert drift_json(code=0)["items"] == []
     plan_is_clean()
+
+
+def test_a_pinned_skill_version_deleted_behind_gits_back_is_drift_and_a_plan_error(
+    workdir: Path,
+) -> None:
+    # agent.coder pins the first version; a second is uploaded; the first is deleted through
+    # the API. Plan and drift said nothing (the lockfile's record of the upload was taken as
+    # proof that the version exists), and the agent kept a version that is gone.
+    ok("apply", "--auto-approve")
+    entry = lockfile()["resources"]["skill.pdf-tools"]
+    skill_id, first = entry["id"], entry["latest"]
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text(
+        agents.read_text().replace(
+            "name: coder\nspec:\n  model: claude-sonnet-4-6\n  skills: [{ref: pdf-tools}]",
+            f"name: coder\nspec:\n  model: claude-sonnet-4-6\n"
+            f"  skills: [{{ref: pdf-tools, version: {first}}}]",
+        )
+    )
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    ok("apply", "--auto-approve")
+    plan_is_clean()
+
+    async def delete_first(client: ProviderClient) -> None:
+        await client.skills.versions.delete(skill_id, first)
+
+    out_of_band(delete_first)
+    report = drift_json()
+    assert [(i["address"], i["type"]) for i in report["items"]] == [("agent.coder", "changed")]
+    assert f"skill.pdf-tools version {first}" in report["items"][0]["message"]
+    assert "deleted" in report["items"][0]["message"]
+    result = cli("plan")
+    assert result.exit_code == 1, result.stdout
+    assert (
+        f"manifests/agents.yaml:9:29: agent.coder pins skill.pdf-tools version {first}, "
+        "which does not exist"
+    ) in result.stderr, result.stderr

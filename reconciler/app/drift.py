@@ -12,7 +12,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from reconciler.app.plan import placed
-from reconciler.app.skills import describe_skills
+from reconciler.app.skills import describe_skills, missing_pins
 from reconciler.app.workspace import (
     Settings,
     check_origin,
@@ -30,6 +30,7 @@ from reconciler.engine.drift import (
     heal_from_tags,
 )
 from reconciler.engine.model import (
+    DriftItem,
     DriftReport,
     found_by,
 )
@@ -250,4 +251,37 @@ async def _drift(
         reader = ClientBackedProvider(client)
         histories = await asyncio.gather(*(reader.list_versions(a) for a in agent_ids))
         report = drift(dict(zip(agent_ids, histories, strict=True)))
+    gone = await _deleted_skill_pins(client, manifests, lockfile, observed)
+    if gone:
+        items = sorted((*report.items, *gone), key=lambda i: (i.address or "", i.type))
+        report = report.model_copy(update={"items": tuple(items)})
     return report.model_copy(update={"warnings": warnings}) if warnings else report
+
+
+async def _deleted_skill_pins(
+    client: ProviderClient, manifests: ManifestSet, lockfile: Lockfile, observed: Observed
+) -> list[DriftItem]:
+    """An applied agent pinning a skill version (``{ref, version: ID}``) that was deleted
+    behind git's back: the agent runs a version that is gone, and plan refuses the pin."""
+    items = []
+    for pin in await missing_pins(client, manifests, lockfile, observed):
+        entry = lockfile.resources.get(pin.agent)
+        if entry is None or entry.skills.get(pin.skill) != pin.version:
+            continue  # never applied: a mistake in the manifests that plan names, not drift
+        shown = ", ".join(pin.versions[-5:]) or "none"
+        message = (
+            f"pins {pin.skill} version {pin.version}, which was deleted behind git's back "
+            f"(its versions: {shown}); `reconciler plan` refuses the pin: pin an existing "
+            "version, or omit version to follow the newest"
+        )
+        items.append(
+            DriftItem(
+                type="changed",
+                address=pin.agent,
+                kind="agent",
+                remote_id=entry.id,
+                remote_name=entry.remote_name,
+                message=message,
+            )
+        )
+    return items

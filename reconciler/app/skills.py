@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from reconciler.engine.refresh import Observed
@@ -126,7 +126,37 @@ async def check_skills(
                 "name (and remove this one with --prune)"
             )
         _check_display_name(manifests, address, live[entry.id])
+    for pin in await missing_pins(client, manifests, lockfile, observed):
+        where = manifests.location(pin.agent, f"skills[{pin.index}].version")
+        shown = ", ".join(pin.versions[-5:]) or "none yet: it is uploaded by this apply"
+        raise PlanError(
+            f"{where}: {pin.agent} pins {pin.skill} version {pin.version}, which does "
+            f"not exist (its versions: {shown}). Pin an existing version, or omit "
+            "version to follow the newest"
+        )
+
+
+@dataclass(frozen=True)
+class MissingPin:
+    """An agent's ``skills[index]`` pinning a version of ``skill`` that does not exist (never
+    did, or deleted behind git's back); ``versions``: those that exist, sorted."""
+
+    agent: str
+    index: int
+    skill: str
+    version: str
+    versions: tuple[str, ...]
+
+
+async def missing_pins(
+    client: ProviderClient, manifests: ManifestSet, lockfile: Lockfile, observed: Observed
+) -> list[MissingPin]:
+    """Every agent pin (``{ref, version: ID}``) to a skill version that does not exist. A
+    pin to the live latest costs nothing; any other lists the skill's versions, once per
+    skill (a version this project uploaded may have been deleted since)."""
+    live = observed.index("skill")
     listed: dict[str, set[str]] = {}  # skill -> the versions its listing gave, read once
+    out: list[MissingPin] = []
     for doc in manifests.by_kind("Agent"):
         if not isinstance(doc.spec, AgentSpec):
             continue
@@ -137,13 +167,9 @@ async def check_skills(
             recorded = _live_skill(manifests, skill, lockfile, observed)
             known = await _versions(client, skill, recorded, live, item.version, listed)
             if item.version not in known:
-                where = manifests.location(doc.address, f"skills[{index}].version")
-                shown = ", ".join(sorted(known)[-5:]) or "none yet: it is uploaded by this apply"
-                raise PlanError(
-                    f"{where}: {doc.address} pins {skill} version {item.version}, which does "
-                    f"not exist (its versions: {shown}). Pin an existing version, or omit "
-                    "version to follow the newest"
-                )
+                versions = tuple(sorted(known))
+                out.append(MissingPin(doc.address, index, skill, item.version, versions))
+    return out
 
 
 def _check_unrecorded(
@@ -216,22 +242,23 @@ async def _versions(
     listed: dict[str, set[str]],
 ) -> set[str]:
     """The versions of ``skill`` (its live id and the versions the state records, from
-    ``_live_skill``) known to exist: those recorded, the live latest, and when ``wanted``
-    is none of them, every version the provider lists (kept in ``listed``, so agents
-    pinning the same skill share one listing)."""
+    ``_live_skill``) known to exist: the live latest, and when ``wanted`` is not it, every
+    version the provider lists (kept in ``listed``, so agents pinning the same skill share
+    one listing). A version the state records as uploaded proves nothing: it may have been
+    deleted since; it counts only when the listing fails."""
     if recorded is None:
         return set()
     skill_id, uploaded = recorded
-    known = uploaded | {live[skill_id].get("latest_version_id") or ""}
-    if wanted in known:
-        return known
+    latest = {live[skill_id].get("latest_version_id") or ""} - {""}
+    if wanted in latest:
+        return latest
     if skill not in listed:
         try:
             versions = await client.skills.versions.list(skill_id).to_list()
         except ProviderError:
-            return known
+            return uploaded | latest
         listed[skill] = {str(v["id"]) for v in versions}
-    return known | listed[skill]
+    return latest | listed[skill]
 
 
 def skill_files(manifests: ManifestSet) -> SkillFileReader:
