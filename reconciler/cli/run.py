@@ -10,9 +10,9 @@ the conversation); ``--json`` prints every event as one JSON line on stdout inst
 Exit codes: 0 when the turn ends with ``end_turn``, 1 on ``session.error`` or any other end,
 130 after Ctrl-C (which first sends ``user.interrupt`` so the agent stops), 143 after SIGTERM
 (handled the same way). Interrupted while the session is created, the run looks for the
-session by the token it put in its metadata and names it, or says what finds it. When the reader of stdout goes away (``run --json | head -1``) the
-run stops reading and exits 0 quietly; the agent's turn goes on (continue the session with
-``--session``).
+session by the token it put in its metadata and names it, or says what finds it. When the
+reader of stdout goes away (``run --json | head -1``) the run stops reading and exits 0
+quietly; the agent's turn goes on (continue the session with ``--session``).
 """
 
 from __future__ import annotations
