@@ -460,3 +460,24 @@ def test_a_pinned_skill_version_deleted_behind_gits_back_is_drift_and_a_plan_err
         f"manifests/agents.yaml:9:29: agent.coder pins skill.pdf-tools version {first}, "
         "which does not exist"
     ) in result.stderr, result.stderr
+
+
+def test_an_agent_naming_one_skill_twice_is_an_error_at_the_second(workdir: Path) -> None:
+    # validate and plan took it; apply sent the skill twice and the plan's blast radius
+    # listed every deployment twice
+    agents = workdir / "manifests/agents.yaml"
+    coder = "name: coder\nspec:\n  model: claude-sonnet-4-6\n  skills: [{ref: pdf-tools}]"
+    cases = {
+        "[{ref: pdf-tools}, {ref: pdf-tools, version: latest}]": (
+            "manifests/agents.yaml:9:36: spec.skills[1].ref: skill pdf-tools is listed twice"
+        ),
+        "[{type: anthropic, skill_id: xlsx}, {ref: pdf-tools}, "
+        "{type: anthropic, skill_id: xlsx}]": "spec.skills[2].skill_id: skill xlsx is listed twice",
+    }
+    for skills, error in cases.items():
+        agents.write_text(TWO_AGENTS.replace(coder, coder.replace("[{ref: pdf-tools}]", skills)))
+        for command in (("validate",), ("plan",)):
+            result = cli(*command)
+            assert result.exit_code == 1, result.stdout
+            assert error in result.stderr, result.stderr
+    assert not Path(".reconciler/provider.db").exists()

@@ -525,6 +525,20 @@ class AgentSpec(SpecModel):
         return [(entry, path) for path, entry in entries if isinstance(entry, str)]
 
     @model_validator(mode="after")
+    def _skills_once(self) -> AgentSpec:
+        # the same skill twice is a mistake (which version would the agent load?)
+        skills = self.skills or ()
+        keys = [
+            f"ref:{s.ref}" if isinstance(s, SkillRef) else f"{s.type}:{s.skill_id}" for s in skills
+        ]
+        for index in repeats(keys):
+            skill = skills[index]
+            if isinstance(skill, SkillRef):
+                fail(f"skill {skill.ref} is listed twice; keep one", "skills", index, "ref")
+            fail(f"skill {skill.skill_id} is listed twice; keep one", "skills", index, "skill_id")
+        return self
+
+    @model_validator(mode="after")
     def _mcp_servers_match_toolsets(self) -> AgentSpec:
         servers = [server.name for server in self.mcp_servers or ()]
         for index in repeats(servers):
