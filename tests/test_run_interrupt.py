@@ -147,3 +147,36 @@ def test_ctrl_c_while_the_session_is_created_says_which_session_or_how_to_find_i
         assert made_now == []
         assert "may have created a session of agent.coder" in err, err
         assert "reconciler-run-id: " in err and "titled 'reconciler run agent.coder'" in err
+
+
+def test_ctrl_c_when_the_interrupt_cannot_be_sent_still_names_the_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider went away mid-turn and the user pressed Ctrl-C: the user.interrupt could
+    not be sent, and run ended with 'Error: could not reach the provider' and exit 1, as if
+    Ctrl-C had not been pressed. Now: exit 130, naming the session, saying the interrupt was
+    not sent (the turn may go on) and how to continue it."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
+    db = tmp_path / "provider.db"
+    with BackgroundServer(create_app(db)) as fast:
+        applied = CliRunner().invoke(
+            main, ["--provider-url", fast.url, "apply", "--auto-approve"], catch_exceptions=False
+        )
+        assert applied.exit_code == 0, applied.output
+    slow = BackgroundServer(create_app(db, FaultConfig(latency_ms=1500))).start()
+    try:
+        env = {**os.environ, "NO_COLOR": "1"}
+        args = ["--provider-url", slow.url, "run", "coder", "-m", "take your time"]
+        with cli_process(args, env=env) as proc:
+            before = _read_until(proc, "Session sesn_", timeout=60)
+            session_id = before.split("Session ", 1)[1].split()[0]
+            slow.stop()  # the provider goes away
+            time.sleep(0.3)
+            out, err = interrupt(proc, timeout=120)
+    finally:
+        slow.stop()
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err
+    assert f"could not send user.interrupt to session {session_id}" in err, err
+    assert f"--session {session_id}" in err

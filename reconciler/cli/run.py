@@ -144,8 +144,14 @@ def run(
         click.echo(outcome.start.message(outcome.session_id, name), err=True)
         ctx.exit(EXIT_TERMINATED if app.signals.terminated else EXIT_INTERRUPTED)
     if outcome.interrupted:
+        said = f"sent user.interrupt to session {outcome.session_id}"
+        if outcome.not_sent is not None:
+            said = (
+                f"could not send user.interrupt to session {outcome.session_id} "
+                f"({outcome.not_sent}): the agent's turn may go on"
+            )
         click.echo(
-            f"Interrupted: sent user.interrupt to session {outcome.session_id}. Continue it "
+            f"Interrupted: {said}. Continue it "
             f"with: reconciler run {name} --session {outcome.session_id} -m TEXT",
             err=True,
         )
@@ -183,6 +189,8 @@ class TurnOutcome:
     reader_gone: bool = False
     #: interrupted while the session was created: what finds it (``_StartInterrupted``)
     start: _StartInterrupted | None = None
+    #: interrupted, but the ``user.interrupt`` could not be sent: why
+    not_sent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -409,7 +417,10 @@ async def talk(rt: Any, session_id: str, message: str, printer: Printer) -> Turn
                 return TurnOutcome(session_id, problem=end or None)
     except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task
         await turn.aclose()
-        await rt.interrupt(session_id)
+        try:
+            await rt.interrupt(session_id)
+        except ProviderError as error:  # the provider went away: the turn may go on
+            return TurnOutcome(session_id, interrupted=True, not_sent=str(error))
         return TurnOutcome(session_id, interrupted=True)
     except BrokenPipeError:  # the reader left (`| head -1`): not a reason to stop the agent
         await turn.aclose()
