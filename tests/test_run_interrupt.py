@@ -180,3 +180,34 @@ def test_ctrl_c_when_the_interrupt_cannot_be_sent_still_names_the_session(
     assert "Traceback" not in err
     assert f"could not send user.interrupt to session {session_id}" in err, err
     assert f"--session {session_id}" in err
+
+
+def test_the_provider_gone_mid_turn_names_the_session_to_continue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider went away mid-turn: run said only 'Error: could not reach the provider'
+    (exit 1). The error now names the session, which may still be running, and how to
+    continue it."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
+    db = tmp_path / "provider.db"
+    with BackgroundServer(create_app(db)) as fast:
+        applied = CliRunner().invoke(
+            main, ["--provider-url", fast.url, "apply", "--auto-approve"], catch_exceptions=False
+        )
+        assert applied.exit_code == 0, applied.output
+    slow = BackgroundServer(create_app(db, FaultConfig(latency_ms=1500))).start()
+    try:
+        env = {**os.environ, "NO_COLOR": "1"}
+        args = ["--provider-url", slow.url, "run", "coder", "-m", "take your time"]
+        with cli_process(args, env=env) as proc:
+            before = _read_until(proc, "Session sesn_", timeout=60)
+            session_id = before.split("Session ", 1)[1].split()[0]
+            slow.stop()  # the provider goes away
+            out, err = proc.communicate(timeout=120)
+    finally:
+        slow.stop()
+    assert proc.returncode == 1, (out, err)
+    assert "Traceback" not in err
+    assert "could not reach the provider" in err, err
+    assert f"reconciler run coder --session {session_id} -m TEXT" in err, err

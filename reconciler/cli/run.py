@@ -41,7 +41,14 @@ from reconciler.app.session import (
 from reconciler.app.state import Lockfile, state_snapshot
 from reconciler.cli.app import App, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, silence_stdout
-from reconciler.errors import NotFoundError, PlanError, ProviderError, RunError
+from reconciler.errors import (
+    NotFoundError,
+    PlanError,
+    ProviderConnectionError,
+    ProviderError,
+    RunError,
+    ServerError,
+)
 from reconciler.jsontypes import JSON
 from reconciler.render import should_color
 
@@ -157,7 +164,13 @@ def run(
         )
         ctx.exit(EXIT_TERMINATED if app.signals.terminated else EXIT_INTERRUPTED)
     if outcome.problem is not None:
-        click.echo(f"Error: {outcome.problem}", err=True)
+        more = ""
+        if outcome.lost:
+            more = (
+                f"; session {outcome.session_id} may still be running: continue it with: "
+                f"reconciler run {name} --session {outcome.session_id} -m TEXT"
+            )
+        click.echo(f"Error: {outcome.problem}{more}", err=True)
         ctx.exit(1)
 
 
@@ -191,6 +204,8 @@ class TurnOutcome:
     start: _StartInterrupted | None = None
     #: interrupted, but the ``user.interrupt`` could not be sent: why
     not_sent: str | None = None
+    #: the turn's events stopped coming (the provider unreachable): the turn may go on
+    lost: bool = False
 
 
 @dataclass(frozen=True)
@@ -426,7 +441,12 @@ async def talk(rt: Any, session_id: str, message: str, printer: Printer) -> Turn
         await turn.aclose()
         silence_stdout()
         return TurnOutcome(session_id, reader_gone=True)
-    return TurnOutcome(session_id, problem="the event stream ended before the agent's turn did")
+    except (ProviderConnectionError, ServerError) as error:  # the provider went away
+        await turn.aclose()
+        return TurnOutcome(session_id, problem=str(error), lost=True)
+    return TurnOutcome(
+        session_id, problem="the event stream ended before the agent's turn did", lost=True
+    )
 
 
 def _stop_reason(event: Mapping[str, Any]) -> str:
