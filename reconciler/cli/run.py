@@ -227,13 +227,13 @@ class _StartInterrupted:
     def message(self, session_id: str | None, name: str) -> str:
         if session_id is not None:
             return (
-                f"Interrupted while the session was being started: session {session_id} of "
+                f"Found it: session {session_id} of "
                 f"{self.address} was created, and nothing was sent to it. Continue it with: "
                 f"reconciler run {name} --session {session_id} -m TEXT (or archive it)"
             )
         return (
-            f"Interrupted while the session was being started: the provider may have "
-            f"created a session of {self.address} all the same. If it did, "
+            f"Not found (yet): the provider may have created a session of {self.address} "
+            "all the same. If it did, "
             f"it is a session of agent {self.agent_id} created at about "
             f"{self.sent_at.strftime('%Y-%m-%dT%H:%M:%SZ')}, titled '{RUN_TITLE}{self.address}', "
             f"with the metadata {RUN_ID_KEY}: {self.token} (list them: GET /v1/sessions?"
@@ -279,6 +279,12 @@ async def _converse(
                     },
                 )
             except asyncio.CancelledError:  # Ctrl-C (or SIGTERM) while the create was sent
+                # said first: a second Ctrl-C during the lookup still leaves the token shown
+                click.echo(
+                    f"Interrupted while the session was being started; looking for it by its "
+                    f"metadata {RUN_ID_KEY}: {token} ...",
+                    err=True,
+                )
                 found = await _find_started(rt, start)
                 return TurnOutcome(found, interrupted=True, start=start)
             except ProviderError as error:
