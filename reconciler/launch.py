@@ -58,6 +58,9 @@ def run() -> None:
     gc.disable()
     try:
         from reconciler.cli import main
+    except KeyboardInterrupt:  # Ctrl-C while the command starts: as a Ctrl-C later ends it
+        print("Interrupted.", file=sys.stderr)
+        _exit_now(130)
     finally:
         gc.freeze()  # the modules stay for good: no collection needs to walk them
         if enabled:

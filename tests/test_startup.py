@@ -272,3 +272,27 @@ def test_the_console_script_turns_pydantic_plugins_off_unless_told(
         monkeypatch.setitem(sys.modules, name, sys.modules.get(name))
     launch._trim_imports()
     assert os.environ["PYDANTIC_DISABLE_PLUGINS"] == after
+
+
+def test_ctrl_c_while_the_console_script_starts_is_no_traceback(tmp_path: Path) -> None:
+    """Ctrl-C in the first second of `reconciler run ...` (while the command's modules load)
+    printed a Python traceback; the console script now ends as a Ctrl-C does later: a word
+    on stderr and exit 130. (The interrupt is raised where the command line is imported.)"""
+    script = """
+import sys
+
+class Interrupting:
+    def find_spec(self, name, path=None, target=None):
+        if name == "reconciler.cli":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, Interrupting())
+sys.argv = ["reconciler", "run", "coder", "-m", "hi"]
+from reconciler.launch import run
+run()
+"""
+    result = python_with_this_checkout(script, cwd=tmp_path)
+    assert result.returncode == 130, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.strip() == "Interrupted."
