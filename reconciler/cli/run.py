@@ -50,6 +50,7 @@ from reconciler.errors import (
     ServerError,
 )
 from reconciler.jsontypes import JSON
+from reconciler.kinds import PROJECT_KEY
 from reconciler.render import should_color
 
 if TYPE_CHECKING:  # the runtime loads when a session runs, not with every command
@@ -274,7 +275,7 @@ async def _converse(
                     title=f"{RUN_TITLE}{target.address}",
                     metadata={
                         RUN_KEY: target.address,
-                        "reconciler-project": settings.project,
+                        PROJECT_KEY: settings.project,
                         RUN_ID_KEY: token,
                     },
                 )
