@@ -119,3 +119,26 @@ def test_an_environment_archived_behind_the_lockfiles_back_is_named_by_address(
     )
     assert f"environment {env_id} is archived" in result.stderr  # the provider's words
     assert "reconciler drift" in result.stderr
+
+
+def test_a_deployment_archived_behind_the_lockfiles_back_runs_no_session(applied: Path) -> None:
+    """`run nightly-review` after the deployment was archived in the console started a
+    session from its recorded agent, environment and vaults and labelled it the deployment's,
+    exit 0, as if nothing had happened: it is refused, naming the archive and the remedies."""
+    deployment_id = remote_id("deployment.nightly-review")
+    out_of_band(lambda client: client.deployments.archive(deployment_id))
+
+    async def sessions(client: ProviderClient) -> int:
+        return len([s async for s in client.sessions.list()])
+
+    before = out_of_band(sessions)
+    result = cli("run", "nightly-review", "-m", "hi")
+    assert result.exit_code == 1, result.stderr
+    assert (
+        f"deployment.nightly-review ({deployment_id}) was archived outside reconciler"
+        in result.stderr
+    )
+    assert "reconciler drift" in result.stderr and "reconciler apply" in result.stderr
+    assert "reconciler run agent.reviewer" in result.stderr
+    assert out_of_band(sessions) == before  # no session was started
+    ok("run", "reviewer", "-m", "hi")  # the agent itself runs, on purpose

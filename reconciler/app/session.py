@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.errors import RunError, a_or_an
+from reconciler.errors import NotFoundError, RunError, a_or_an
 from reconciler.manifest import DeploymentSpec, ManifestSet
 from reconciler.manifest.deployment import MemoryStoreMount
 from reconciler.state import Lockfile
+
+if TYPE_CHECKING:
+    from reconciler.provider import ProviderClient
 
 
 class NotYetApplied(RunError):
@@ -38,6 +41,8 @@ class SessionTarget:
     #: a deployment's ``resources`` (memory stores by id, files, repositories), as its
     #: sessions get them
     resources: tuple[dict[str, Any], ...] = ()
+    #: the deployment's remote id, when a deployment's session is started
+    deployment_id: str | None = None
 
     def describe(self) -> str:
         version = f" version {self.agent_version}" if self.agent_version is not None else ""
@@ -131,7 +136,15 @@ def resolve_session_target(
             for index, item in enumerate(spec.resources or ())
         )
         return SessionTarget(
-            address, agent_address, agent.id, version, env_address, env.id, vaults, resources
+            address,
+            agent_address,
+            agent.id,
+            version,
+            env_address,
+            env.id,
+            vaults,
+            resources,
+            deployment_id=deployment.id,
         )
     agent = applied(address)
     if existing_session and environment is None:
@@ -139,6 +152,30 @@ def resolve_session_target(
     env_address = _environment_for_agent(manifests, address, environment)
     env = applied(env_address)
     return SessionTarget(address, address, agent.id, agent.version, env_address, env.id)
+
+
+async def check_deployment_live(client: ProviderClient, target: SessionTarget) -> None:
+    """Refuse a new session of a deployment archived (or deleted) behind git's back: it
+    would be started from what the lockfile recorded and labelled as a deployment that no
+    longer runs anything. One GET; an agent's session needs none.
+
+    Raises:
+        RunError: the deployment is archived or gone.
+    """
+    if target.deployment_id is None:
+        return
+    try:
+        live = await client.deployments.retrieve(target.deployment_id)
+    except NotFoundError:
+        live = None
+    if live is not None and not live.get("archived_at"):
+        return
+    what = "deleted" if live is None else "archived"
+    raise RunError(
+        f"{target.address} ({target.deployment_id}) was {what} outside reconciler, so it runs "
+        f"no sessions: `reconciler drift` shows it, `reconciler apply` creates it again, and "
+        f"`reconciler run {target.agent_address}` runs its agent on purpose"
+    )
 
 
 def _session_resource(

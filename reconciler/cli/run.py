@@ -35,6 +35,7 @@ from reconciler.app.session import (
     NotYetApplied,
     SessionTarget,
     address_of_id,
+    check_deployment_live,
     origin_warning,
     resolve_session_target,
 )
@@ -263,6 +264,7 @@ async def _converse(
     )
     async with connect(settings) as client, ManagedRuntime(client=client) as rt:
         if session_id is None:
+            await check_deployment_live(client, target)
             token = secrets.token_hex(8)
             start = _StartInterrupted(target.address, target.agent_id, token, datetime.now(UTC))
             try:
