@@ -124,8 +124,9 @@ def format_text(text: str, *, name: str = "<string>") -> str:
         FormatError: formatting would drop a comment or change the data.
     """
     # the canonical form has LF line endings: ruamel would keep the CR of a CRLF text's
-    # comments only, and leave mixed line endings
-    text = text.replace("\r\n", "\n")
+    # comments only, and leave mixed line endings. Nor has it a byte-order mark: left in,
+    # it hid a comment on the first line from the count of comments kept (fmt refused)
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
     _check_depth(text, name)  # ruamel recurses per level: refused before it overflows
     result = _format_once(text, name)
     # ruamel may place a comment oddly where fmt moved a key (a comment line before a key

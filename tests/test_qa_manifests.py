@@ -1,0 +1,34 @@
+"""QA of what a user writing manifests meets before and during ``plan``: ``validate``,
+``fmt``, ``schema``, error messages and saved plans (one test per defect found).
+
+Every test drives the CLI in-process (click's runner) from a fresh copy of the example
+manifests against the embedded local provider, as a user would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.gitops import cli, make_workdir, ok
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_workdir(tmp_path, monkeypatch)
+
+
+def test_fmt_takes_a_bom_before_a_first_line_comment(workdir: Path) -> None:
+    """Every example manifest starts with a comment (the yaml-language-server line); saved
+    by a Windows editor with a UTF-8 byte-order mark, `fmt --check` failed the CI job and
+    `fmt` refused the file: "formatting would lose or move a comment", as the mark hid the
+    comment of the first line from fmt's count of comments."""
+    path = workdir / "manifests/skills.yaml"
+    text = path.read_text()
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    result = cli("fmt", "--check")
+    assert result.exit_code == 1 and "would reformat manifests/skills.yaml" in result.stdout
+    assert "comment" not in result.stderr, result.stderr
+    ok("fmt")
+    assert path.read_text() == text  # the mark dropped, nothing else changed
+    ok("fmt", "--check")
