@@ -32,3 +32,26 @@ def test_fmt_takes_a_bom_before_a_first_line_comment(workdir: Path) -> None:
     ok("fmt")
     assert path.read_text() == text  # the mark dropped, nothing else changed
     ok("fmt", "--check")
+
+
+def test_a_mistyped_from_file_of_a_memory_seed_is_named(workdir: Path) -> None:
+    """A seed `{path, from_flie: seeds/style.md}` was told "missing required field
+    'content'" and "unknown field 'from_flie' (allowed: path, content)": the list left out
+    from_file, which the README documents for seeds, and nothing suggested it."""
+    (workdir / "manifests/seeds").mkdir()
+    (workdir / "manifests/seeds/style.md").write_text("Short sentences.\n")
+    path = workdir / "manifests/memory_stores.yaml"
+    path.write_text(path.read_text() + "    - path: /style.md\n      from_flie: seeds/style.md\n")
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert (
+        "manifests/memory_stores.yaml:18:7: spec.memories[1].from_flie: unknown field "
+        "'from_flie'; did you mean 'from_file'?"
+    ) in result.stderr, result.stderr
+    assert (
+        "manifests/memory_stores.yaml:17:7: spec.memories[1].content: missing required field "
+        "'content' (or from_file)"
+    ) in result.stderr, result.stderr
+    # a key close to neither lists every key a seed takes
+    path.write_text(path.read_text().replace("from_flie", "source"))
+    assert "unknown field 'source' (allowed: path, content, from_file)" in cli("validate").stderr

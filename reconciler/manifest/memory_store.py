@@ -9,7 +9,7 @@ or changed afterwards (a memory an agent rewrote is neither a change nor drift).
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -56,6 +56,9 @@ class MemorySeed(SpecModel):
     from_file}`` (read at load by ``textfile``, relative to the manifest file)."""
 
     model_config = ConfigDict(json_schema_extra=_seed_schema)
+    #: ``messages.ALTERNATIVES``: the file form, named in "did you mean" and missing-field
+    #: messages (the loader has replaced it by ``content`` when it was spelt right)
+    alternative_keys: ClassVar[dict[str, str]] = {"content": FROM_FILE}
 
     path: Annotated[str, checked_by(memory_path_problem)] = Field(
         description="Starts with '/', 1-20 segments, e.g. /style/review.md.",

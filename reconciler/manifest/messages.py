@@ -136,8 +136,28 @@ def _member_for_tag(tp: Any, tag: str | int) -> Any | None:
     return None
 
 
+#: the name of a model's class attribute mapping a field to the key the loader also takes
+#: in its place (``{"content": "from_file"}``: a memory seed's file form, read before
+#: validation): unknown keys are matched against it, and a missing field names it
+ALTERNATIVES = "alternative_keys"
+
+
+def _alternatives(root: type[BaseModel], loc: tuple[str | int, ...]) -> dict[str, str]:
+    model = _model_at(root, loc)
+    return dict(getattr(model, ALTERNATIVES, {})) if model is not None else {}
+
+
 def fields_at(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str] | None:
-    """The field names of the model found at ``loc`` below ``root``, when it can be told."""
+    """The keys the model found at ``loc`` below ``root`` takes (its fields, and the keys
+    the loader reads in place of one), when it can be told."""
+    model = _model_at(root, loc)
+    if model is None:
+        return None
+    return [*model.model_fields, *getattr(model, ALTERNATIVES, {}).values()]
+
+
+def _model_at(root: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The model found at ``loc`` below ``root``, when it can be told."""
     tp: Any = root
     for elem in loc:
         tp, metadata = _unwrap(tp)
@@ -166,7 +186,7 @@ def fields_at(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str] | 
             return None
     tp, _ = _unwrap(tp)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return list(tp.model_fields)
+        return tp
     return None
 
 
@@ -199,7 +219,8 @@ def _message(error: ErrorDetails, root: type[BaseModel]) -> str:
     if kind == "manifest":
         return str(error.get("msg", ""))
     if kind == "missing":
-        return f"missing required field '{loc[-1]}'"
+        other = _alternatives(root, loc[:-1]).get(str(loc[-1]))
+        return f"missing required field '{loc[-1]}'" + (f" (or {other})" if other else "")
     if kind == "extra_forbidden":
         key = str(loc[-1])
         message = f"unknown field '{key}'"
