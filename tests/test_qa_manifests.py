@@ -55,3 +55,30 @@ def test_a_mistyped_from_file_of_a_memory_seed_is_named(workdir: Path) -> None:
     # a key close to neither lists every key a seed takes
     path.write_text(path.read_text().replace("from_flie", "source"))
     assert "unknown field 'source' (allowed: path, content, from_file)" in cli("validate").stderr
+
+
+@pytest.mark.parametrize(
+    ("out", "what"),
+    [
+        ("manifests/agents.yaml", "a manifest file"),
+        ("manifests/plan.yaml", "a manifest file"),
+        ("manifests/skills/review-checklist/plan.json", "a file of a skill's directory"),
+    ],
+)
+def test_plan_out_never_writes_into_what_the_manifests_read(
+    workdir: Path, out: str, what: str
+) -> None:
+    """`plan --out manifests/agents.yaml` (a completion slip) replaced the manifest by the
+    plan, and `--out manifests/plan.yaml` made a file every later command read as a broken
+    manifest, so `apply` of that very plan failed; in a skill's directory the plan became
+    one of the skill's files, a new version to upload."""
+    before = {p: p.read_bytes() for p in (workdir / "manifests").rglob("*") if p.is_file()}
+    result = cli("plan", "--out", out)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert f"--out {out}: that is {what}" in result.stderr, result.stderr
+    after = {p: p.read_bytes() for p in (workdir / "manifests").rglob("*") if p.is_file()}
+    assert after == before
+    # beside the manifests, and as a file the walk does not read, a plan is welcome
+    ok("plan", "--out", "plan.yaml")
+    ok("plan", "--out", "manifests/plan.json")
+    ok("validate")

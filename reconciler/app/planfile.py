@@ -19,7 +19,14 @@ from reconciler.engine.model import Plan
 from reconciler.engine.planner import targeted_addresses
 from reconciler.errors import PlanError
 from reconciler.manifest import ManifestSet
-from reconciler.manifest.files import MAX_PLAN_BYTES, FileRefused, read_limited
+from reconciler.manifest.files import (
+    MANIFEST_SUFFIXES,
+    MAX_PLAN_BYTES,
+    SKILL_FILE,
+    FileRefused,
+    ignore_matcher,
+    read_limited,
+)
 from reconciler.state import (
     Lockfile,
     fingerprint_secret,
@@ -74,12 +81,22 @@ def check_plan_out(settings: Settings, path: Path) -> None:
     """Refuse ``plan --out PATH`` over the state or the embedded provider's database, before
     anything is planned: a plan written there would destroy what it is made from.
 
+    Nor into what the manifests are read from: a manifest file (or a YAML file the next
+    load would read as one, which would break the apply of this very plan), or a skill's
+    directory (the plan would become a file of the skill's next version).
+
     Raises:
         PlanError: ``path`` is the lockfile or a file beside it that belongs to it
             (``PATH.backup``, ``PATH.lock``, its journal and history), or the database of the
-            embedded provider (or one of its SQLite side files).
+            embedded provider (or one of its SQLite side files), or read with the manifests.
     """
     target = path.resolve()
+    what_manifests_read = _read_with_manifests(Path(settings.manifests), target)
+    if what_manifests_read is not None:
+        raise PlanError(
+            f"--out {path}: that is {what_manifests_read}; a plan written there would be read "
+            "with the manifests. Save the plan elsewhere, e.g. --out plan.json"
+        )
     owned: list[tuple[Path, str]] = [(settings.db_path, "the embedded provider's database")]
     if settings.backend is None:
         owned.insert(0, (settings.lockfile, "the lockfile"))
@@ -92,6 +109,28 @@ def check_plan_out(settings: Settings, path: Path) -> None:
                 f"--out {path}: that is {what} ({file}) or a file of it; a plan written there "
                 "would destroy it. Save the plan elsewhere, e.g. --out plan.json"
             )
+
+
+def _read_with_manifests(manifests: Path, target: Path) -> str | None:
+    """What ``target`` is to the manifests at ``manifests`` (a manifest file, a file of a
+    skill's directory), or None when loading them would not read it."""
+    root = manifests.resolve()
+    if root.is_file() or not root.exists():
+        return "a manifest file" if target == root else None
+    if not target.is_relative_to(root):
+        return None
+    parents = [d for d in target.parents if d.is_relative_to(root)]
+    if any((d / SKILL_FILE).is_file() for d in parents if d != root):
+        return "a file of a skill's directory"
+    relative = target.relative_to(root)
+    if any(part.startswith(".") for part in relative.parts):
+        return None  # hidden: never read
+    if not target.name.lower().endswith(MANIFEST_SUFFIXES):
+        return None
+    matches = ignore_matcher(root)
+    if matches is not None and matches(relative.as_posix()):
+        return None
+    return "a manifest file"
 
 
 def save_plan(
