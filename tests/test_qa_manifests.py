@@ -82,3 +82,19 @@ def test_plan_out_never_writes_into_what_the_manifests_read(
     ok("plan", "--out", "plan.yaml")
     ok("plan", "--out", "manifests/plan.json")
     ok("validate")
+
+
+def test_the_json_schema_refuses_a_vault_listed_twice_as_validate_does(workdir: Path) -> None:
+    """`vaults: [github, github]` is refused by validate ("listed twice"); an editor using
+    `reconciler schema` showed no problem, though JSON Schema can say it (uniqueItems)."""
+    import json
+
+    import yaml
+
+    jsonschema = pytest.importorskip("jsonschema")
+    path = workdir / "manifests/deployments.yaml"
+    path.write_text(path.read_text().replace("vaults: [github]", "vaults: [github, github]"))
+    assert "vault 'github' is listed twice" in cli("validate").stderr
+    validator = jsonschema.Draft202012Validator(json.loads(ok("schema").stdout))
+    [document] = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    assert [e.message for e in validator.iter_errors(document)] != []

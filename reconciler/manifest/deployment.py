@@ -349,7 +349,9 @@ class DeploymentSpec(SpecModel):
     agent: Annotated[AgentPin, WithJsonSchema(_AGENT_PIN_SCHEMA)]
     environment: ResourceName = Field(description="Name of an Environment manifest.")
     vaults: Annotated[list[ResourceName], Field(max_length=MAX_VAULTS)] = Field(
-        default_factory=list, description="Names of Vault manifests."
+        default_factory=list,
+        description="Names of Vault manifests.",
+        json_schema_extra={"uniqueItems": True},  # as _unique_vaults checks
     )
     initial_events: Annotated[
         list[InitialEvent], Field(min_length=1, max_length=MAX_INITIAL_EVENTS)
