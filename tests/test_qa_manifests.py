@@ -98,3 +98,74 @@ def test_the_json_schema_refuses_a_vault_listed_twice_as_validate_does(workdir: 
     validator = jsonschema.Draft202012Validator(json.loads(ok("schema").stdout))
     [document] = [d for d in yaml.safe_load_all(path.read_text()) if d]
     assert [e.message for e in validator.iter_errors(document)] != []
+
+
+ENV_CREDENTIAL = """\
+    - name: envvar
+      auth:
+        type: environment_variable
+        secret_name: MY_TOKEN
+        secret_value: {from_env: HOME}
+        networking: {type: unrestricted}
+"""
+OAUTH_CREDENTIAL = """\
+    - name: oauth
+      auth:
+        type: mcp_oauth
+        mcp_server_url: https://mcp.example.com/
+        access_token: {from_env: HOME}
+        expires_at: "2026-06-01T00:00:00Z"
+"""
+CUSTOM_TOOL = """\
+    - type: custom
+      name: lookup
+      description: Look things up
+      input_schema: {type: object}
+    - type: mcp_toolset
+"""
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "refused"),
+    [
+        ("vaults.yaml", "secret_name: MY_TOKEN", "secret_name: 1BAD-NAME", "secret_name must"),
+        ("vaults.yaml", "type: unrestricted}", "type: unrestricted}\n"
+         "        injection_location: {body: false, header: false}", "at least one of body"),
+        ("vaults.yaml", '00:00:00Z"', '00:00:00"', "needs a time zone"),
+        ("vaults.yaml", "url: https://mcp.example.com/", 'url: "https://"', "absolute http(s)"),
+        ("agents.yaml", "input_schema: {type: object}", "input_schema: {type: string}",
+         "type: object"),
+    ],
+    ids=["secret-name", "injection-location", "expires-at-zone", "url-without-host",
+         "input-schema-type"],
+)  # fmt: skip
+def test_the_json_schema_refuses_the_formats_validate_refuses(
+    workdir: Path, file: str, old: str, new: str, refused: str
+) -> None:
+    """An editor using `reconciler schema` showed no problem in values validate refuses with
+    a rule JSON Schema can state: an environment variable name, an injection location with
+    both places off, an expires_at without its zone, a URL without a host, a custom tool's
+    input_schema that is no object schema."""
+    import json
+
+    import yaml
+
+    jsonschema = pytest.importorskip("jsonschema")
+    vaults = workdir / "manifests/vaults.yaml"
+    vaults.write_text(vaults.read_text() + ENV_CREDENTIAL + OAUTH_CREDENTIAL)
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text(agents.read_text().replace("    - type: mcp_toolset\n", CUSTOM_TOOL))
+    validator = jsonschema.Draft202012Validator(json.loads(ok("schema").stdout))
+
+    def schema_errors() -> list[str]:
+        documents = [d for d in yaml.safe_load_all((workdir / "manifests" / file).read_text())]
+        return [e.message for d in documents if d for e in validator.iter_errors(d)]
+
+    ok("validate")
+    assert schema_errors() == []
+    path = workdir / "manifests" / file
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+    result = cli("validate")
+    assert result.exit_code == 1 and refused in result.stderr, result.stderr
+    assert schema_errors() != []

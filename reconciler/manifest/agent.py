@@ -303,7 +303,8 @@ class CustomTool(SpecModel):
     ]
     description: str
     input_schema: dict[str, Any] = Field(
-        description="JSON Schema of the tool input; its type must be 'object'."
+        description="JSON Schema of the tool input; its type must be 'object'.",
+        json_schema_extra={"required": ["type"], "properties": {"type": {"const": "object"}}},
     )
 
     @field_validator("name")

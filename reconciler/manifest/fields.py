@@ -150,14 +150,18 @@ Metadata = Annotated[
 ]
 
 
+#: an absolute http(s) URL with a host (also the JSON Schema's pattern)
+_HTTP_URL = r"^https?://[^\s/?#]+[^\s]*$"
+
+
 def _check_http_url(value: str) -> str:
-    if not re.match(r"^https?://[^\s/?#]+[^\s]*$", value):
+    if not re.match(_HTTP_URL, value):
         fail("expected an absolute http(s) URL such as https://mcp.example.com/mcp")
     return value
 
 
 HttpUrl = Annotated[
-    str, AfterValidator(_check_http_url), Field(json_schema_extra={"pattern": "^https?://"})
+    str, AfterValidator(_check_http_url), Field(json_schema_extra={"pattern": _HTTP_URL})
 ]
 NonEmptyStr = Annotated[str, Field(min_length=1)]
 

@@ -11,7 +11,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .fields import HttpUrl, Metadata, NonEmptyStr, ResourceName, SpecModel, checked_by, fail
 from .hosts import credential_host_problem
@@ -65,7 +65,15 @@ class McpOAuthAuth(SpecModel):
     type: Literal["mcp_oauth"]
     access_token: SecretRef
     mcp_server_url: HttpUrl
-    expires_at: str | None = Field(default=None, description="RFC 3339 timestamp.")
+    expires_at: str | None = Field(
+        default=None,
+        description="RFC 3339 timestamp with its zone, e.g. 2026-06-01T00:00:00Z.",
+        # a date, a time, and a zone at the end, as _rfc3339 wants
+        json_schema_extra={
+            "pattern": "^[^Tt ]+[Tt ].*(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?"
+            "(?::?[0-9]{2}(?:[.,][0-9]+)?)?)$"
+        },
+    )
     refresh: OAuthRefresh | None = None
 
     @field_validator("expires_at")
@@ -103,6 +111,16 @@ CredentialNetworking = Annotated[
 class InjectionLocation(SpecModel):
     """Where the secret may be injected into outgoing requests."""
 
+    model_config = ConfigDict(
+        # as _one_enabled checks: not both places switched off
+        json_schema_extra={
+            "not": {
+                "required": ["body", "header"],
+                "properties": {"body": {"const": False}, "header": {"const": False}},
+            }
+        }
+    )
+
     body: bool | None = None
     header: bool | None = None
 
@@ -120,7 +138,10 @@ class EnvironmentVariableAuth(SpecModel):
     """A secret exposed to the agent's container as an environment variable."""
 
     type: Literal["environment_variable"]
-    secret_name: NonEmptyStr = Field(description="Name of the environment variable.")
+    secret_name: NonEmptyStr = Field(
+        description="Name of the environment variable.",
+        json_schema_extra={"pattern": _ENV_VAR_RE.pattern},
+    )
     secret_value: SecretRef
     networking: CredentialNetworking
     injection_location: InjectionLocation | None = None
