@@ -169,3 +169,18 @@ def test_the_json_schema_refuses_the_formats_validate_refuses(
     result = cli("validate")
     assert result.exit_code == 1 and refused in result.stderr, result.stderr
     assert schema_errors() != []
+
+
+@pytest.mark.parametrize("command", [["validate"], ["plan"], ["fmt", "--check"]])
+def test_an_empty_manifests_option_is_a_usage_error(workdir: Path, command: list[str]) -> None:
+    """`reconciler -f "$DIR" plan` with DIR unset read the whole current folder as the
+    manifests (click reads "" as "."): every YAML file of the repository, a CI workflow or
+    a docker-compose.yml included, with secrets resolved against the wrong folder. An empty
+    --lockfile is refused; so is an empty -f now (an empty RECONCILER_MANIFESTS is unset)."""
+    (workdir / "docker-compose.yml").write_text("services: {web: {image: nginx}}\n")
+    result = cli("-f", "", *command)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stderr.endswith(
+        "Error: Invalid value for '--manifests' / '-f': an empty path; give the manifests "
+        "directory or file, e.g. manifests (also read from RECONCILER_MANIFESTS)\n"
+    ), result.stderr

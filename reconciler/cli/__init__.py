@@ -104,6 +104,19 @@ def _checked_lockfile(value: Path) -> Path:
     return value
 
 
+def _checked_manifests(value: Path) -> Path:
+    """``--manifests`` as given, or a usage error for an empty one (``-f "$DIR"`` with DIR
+    unset, which click reads as the current folder: every YAML file below it; an empty
+    RECONCILER_MANIFESTS means unset)."""
+    if value == Path(""):
+        raise click.BadParameter(
+            f"an empty path; give the manifests directory or file, e.g. {DEFAULT_MANIFESTS} "
+            "(also read from RECONCILER_MANIFESTS)",
+            param_hint="'--manifests' / '-f'",
+        )
+    return value
+
+
 #: ``postgresql://...`` as click's Path leaves it (``postgresql:/...``): a URL's scheme
 _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*(?::[A-Za-z][A-Za-z0-9+.-]*)*:/")
 
@@ -117,6 +130,7 @@ _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*(?::[A-Za-z][A-Za-z0-9+.-]*)*:/
     envvar="RECONCILER_MANIFESTS",
     show_envvar=True,
     show_default=True,
+    callback=lambda _ctx, _param, value: _checked_manifests(value),
     help="Directory (searched recursively) or file of YAML manifests.",
 )
 @click.option(
