@@ -184,3 +184,14 @@ def test_an_empty_manifests_option_is_a_usage_error(workdir: Path, command: list
         "Error: Invalid value for '--manifests' / '-f': an empty path; give the manifests "
         "directory or file, e.g. manifests (also read from RECONCILER_MANIFESTS)\n"
     ), result.stderr
+
+
+def test_a_reconcilerignore_saved_with_a_bom_ignores_its_first_pattern(workdir: Path) -> None:
+    """A `.reconcilerignore` saved by a Windows editor with a UTF-8 byte-order mark left its
+    first pattern unmatched (the mark became part of it), so the CI workflow it names was
+    read as a broken manifest; git skips the mark of a .gitignore, as this file now does."""
+    (workdir / "manifests/ci").mkdir()
+    (workdir / "manifests/ci/workflow.yaml").write_text("on: push\njobs: {}\n")
+    (workdir / "manifests/.reconcilerignore").write_bytes(b"\xef\xbb\xbfci/\r\n")
+    result = ok("validate")
+    assert "Left out by .reconcilerignore: manifests/ci/workflow.yaml" in result.stdout

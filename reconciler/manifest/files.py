@@ -37,8 +37,10 @@ def ignore_matcher(root: Path) -> Callable[[str], bool] | None:
     # imported here: only a directory that has the file pays for it
     from pathspec import GitIgnoreSpec
 
+    # utf-8-sig: a byte-order mark (a Windows editor's) is skipped, as git skips that of a
+    # .gitignore; left in, it made the first pattern match nothing
     spec = GitIgnoreSpec.from_lines(
-        read_limited(ignore, MAX_MANIFEST_BYTES).decode("utf-8", "replace").splitlines()
+        read_limited(ignore, MAX_MANIFEST_BYTES).decode("utf-8-sig", "replace").splitlines()
     )
     return spec.match_file
 
