@@ -195,3 +195,15 @@ def test_a_reconcilerignore_saved_with_a_bom_ignores_its_first_pattern(workdir: 
     (workdir / "manifests/.reconcilerignore").write_bytes(b"\xef\xbb\xbfci/\r\n")
     result = ok("validate")
     assert "Left out by .reconcilerignore: manifests/ci/workflow.yaml" in result.stdout
+
+
+def test_a_skills_gitignore_saved_with_a_bom_keeps_its_first_file_out(workdir: Path) -> None:
+    """A skill directory's `.gitignore` saved with a UTF-8 byte-order mark: git left out
+    the file its first line names (`secret.env`), but apply uploaded it with the skill, as
+    the mark became part of the pattern."""
+    skill = workdir / "manifests/skills/review-checklist"
+    (skill / "secret.env").write_text("API_KEY=not-for-upload\n")
+    (skill / ".gitignore").write_bytes(b"\xef\xbb\xbfsecret.env\n")
+    plan = ok("plan").stdout
+    assert "skill.review-checklist  create  (3 files)" in plan, plan
+    assert "+ .gitignore" in plan and "secret.env" not in plan

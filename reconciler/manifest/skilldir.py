@@ -340,7 +340,9 @@ def _ignore_matcher(root: Path, repository: Path | None) -> Callable[[str], bool
 def _gitignore_lines(path: Path) -> list[str]:
     if not path.is_file():
         return []
-    return read_limited(path, 1024 * 1024).decode("utf-8", "replace").splitlines()
+    # utf-8-sig: git skips the byte-order mark of a .gitignore (left in, it made the first
+    # pattern match nothing, and that file was uploaded)
+    return read_limited(path, 1024 * 1024).decode("utf-8-sig", "replace").splitlines()
 
 
 def _rebase(line: str, prefix: str) -> str:
