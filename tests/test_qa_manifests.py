@@ -207,3 +207,15 @@ def test_a_skills_gitignore_saved_with_a_bom_keeps_its_first_file_out(workdir: P
     plan = ok("plan").stdout
     assert "skill.review-checklist  create  (3 files)" in plan, plan
     assert "+ .gitignore" in plan and "secret.env" not in plan
+
+
+def test_a_secret_file_saved_with_a_bom_is_the_same_secret(workdir: Path) -> None:
+    """A token file re-saved by a Windows editor (PowerShell's `Set-Content -Encoding utf8`,
+    Notepad) with a UTF-8 byte-order mark planned a credential update, and apply would have
+    sent the mark as the token's first character: a credential that no longer works. The
+    mark is no part of the text, as the trailing newline is none of the secret."""
+    ok("apply", "--auto-approve")
+    token = workdir / "manifests/secrets/github-token.txt"
+    token.write_bytes(b"\xef\xbb\xbf" + token.read_bytes().replace(b"\n", b"\r\n"))
+    result = cli("plan", "--detailed-exitcode")
+    assert result.exit_code == 0, result.stdout

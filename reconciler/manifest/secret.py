@@ -51,7 +51,7 @@ class SecretRef(SpecModel):
         min_length=1,
         description="Path of a file holding the secret, relative to the manifests directory "
         "and inside the repository (its git work tree, else the manifests directory); "
-        "trailing newlines are stripped.",
+        "a leading byte-order mark and trailing newlines are stripped.",
     )
 
     @model_validator(mode="before")
@@ -193,7 +193,9 @@ def resolve_secret(
                 f"secret file {path} is a symbolic link loop; fix the link", location, field_path
             )
         _raise(f"cannot read secret file {path}: {exc.strerror}", location, field_path)
-    value = text.rstrip("\r\n")
+    # a byte-order mark (a Windows editor's) is no character of the secret, nor is the
+    # final line break: sent, it would make a token that no longer works
+    value = text.removeprefix("\ufeff").rstrip("\r\n")
     if not value:
         _raise(f"secret file {path} is empty", location, field_path)
     return value
