@@ -219,3 +219,24 @@ def test_a_secret_file_saved_with_a_bom_is_the_same_secret(workdir: Path) -> Non
     token.write_bytes(b"\xef\xbb\xbf" + token.read_bytes().replace(b"\n", b"\r\n"))
     result = cli("plan", "--detailed-exitcode")
     assert result.exit_code == 0, result.stdout
+
+
+def test_a_prompt_file_saved_with_a_bom_is_the_same_prompt(workdir: Path) -> None:
+    """A `system: {from_file: ...}` prompt re-saved by an editor that writes a UTF-8
+    byte-order mark planned a new agent version (`~ system: "Be nice.\\n" ->
+    "\\ufeffBe nice.\\n"`) and a pin move of its deployment, for a mark nobody can see."""
+    (workdir / "manifests/prompts").mkdir()
+    prompt = workdir / "manifests/prompts/reviewer.md"
+    prompt.write_text("Be nice.\n")
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text(
+        agents.read_text().replace(
+            "  system: You review code for correctness, security and clarity. Be specific and "
+            "kind.",
+            "  system: {from_file: prompts/reviewer.md}",
+        )
+    )
+    ok("apply", "--auto-approve")
+    prompt.write_bytes(b"\xef\xbb\xbfBe nice.\n")
+    result = cli("plan", "--detailed-exitcode")
+    assert result.exit_code == 0, result.stdout

@@ -9,7 +9,8 @@ policies) holds the text itself, and a prompt file diffs line by line like any s
 ``PATH`` is relative to the manifest file that names it, and must stay inside the repository
 after following symlinks (``secret.confined_path``, as for ``from_file`` secrets); the file is
 read through ``files.read_limited`` (a regular file, at most ``MAX_TEXT_FILE_BYTES``), as
-UTF-8, exactly as written (a final newline included). Errors point at the ``from_file``.
+UTF-8, exactly as written (a final newline included; a byte-order mark dropped). Errors point
+at the ``from_file``.
 """
 
 from __future__ import annotations
@@ -161,7 +162,9 @@ def _read(value: dict[Any, Any], manifest_dir: Path, root: Path) -> tuple[str, s
             return "", f"text file {shown} is a symbolic link loop; fix the link"
         return "", f"cannot read text file {shown}: {exc.strerror}"
     try:
-        text = raw.decode("utf-8")
+        # a byte-order mark (an editor's) is no part of the text: kept, it made a new agent
+        # version for a change nobody can see
+        text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError:
         return "", f"text file {shown} is not UTF-8 text"
     if not text.strip():
