@@ -240,3 +240,38 @@ def test_a_prompt_file_saved_with_a_bom_is_the_same_prompt(workdir: Path) -> Non
     prompt.write_bytes(b"\xef\xbb\xbfBe nice.\n")
     result = cli("plan", "--detailed-exitcode")
     assert result.exit_code == 0, result.stdout
+
+
+BROKEN_RULES = """\
+kind: Policy
+name: guard
+spec:
+  rules:
+    - kinds: [Agent]
+      expression: "1 + 1"
+      message: must comply
+    - kinds: [Agent]
+      expression: "spec.model > 3"
+      message: must comply
+"""
+
+
+def test_a_rule_that_cannot_be_evaluated_names_where_its_expression_is(workdir: Path) -> None:
+    """A rule that gives no boolean, or fails on the values, was reported at the resource
+    only (`manifests/agents.yaml:4:1: agent.coder: the rule's expression gave an integer
+    (2), not true or false; fix the expression`): which expression, in which file, was left
+    to find (a central policy of `validate --policies DIR` lives in another repository)."""
+    (workdir / "central").mkdir()
+    (workdir / "central/guard.yaml").write_text(BROKEN_RULES)
+    result = cli("validate", "--policies", "central")
+    assert result.exit_code == 1
+    assert (
+        "manifests/agents.yaml:4:1: agent.coder: the rule's expression gave an integer (2), not "
+        "true or false; fix the expression at central/guard.yaml:6:19 (policy guard, rule 1, "
+        "mandatory)"
+    ) in result.stderr, result.stderr
+    assert (
+        "manifests/agents.yaml:4:1: agent.coder: must comply: the rule could not be checked on "
+        "this resource: no operator or function takes a string and an integer here; fix the "
+        "expression at central/guard.yaml:9:19 (policy guard, rule 2, mandatory)"
+    ) in result.stderr, result.stderr

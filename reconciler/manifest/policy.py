@@ -365,7 +365,14 @@ def evaluate_policies(
         for policy, index, rule, program in programs:
             if doc.kind not in rule.kinds:
                 continue
-            message = _run(program, activation, rule)
+            message, broken = _run(program, activation, rule)
+            if broken and message is not None:  # the fix is in the rule: say where it is
+                where = policy.expressions[index]
+                message += (
+                    f" at {where}"
+                    if message.endswith("fix the expression")
+                    else f"; the rule's expression is at {where}"
+                )
             if message is not None:
                 findings.append(
                     Finding(
@@ -380,23 +387,27 @@ def evaluate_policies(
     return sorted(findings, key=lambda f: (f.location.file, f.location.line, f.policy, f.rule))
 
 
-def _run(program: Any, activation: Any, rule: PolicyRule) -> str | None:
-    """None when the resource complies; else what to tell the user."""
+def _run(program: Any, activation: Any, rule: PolicyRule) -> tuple[str | None, bool]:
+    """(None when the resource complies, else what to tell the user; whether the rule could
+    not be evaluated on it: a fix in the rule's expression)."""
     from celpy import celtypes
 
     try:
         result = program.evaluate(activation)
     except Exception as exc:  # noqa: BLE001 - CEL's errors and the library's own alike
         # the rule's own message first: what the policy asks is what the user must read
-        return f"{rule.message}: the rule could not be checked on this resource: {_eval_error(exc)}"
+        return (
+            f"{rule.message}: the rule could not be checked on this resource: {_eval_error(exc)}",
+            True,
+        )
     if not isinstance(result, celtypes.BoolType):
         value = _cel_type(type(result).__name__)
         if isinstance(result, str):
             value += f" ({_short(repr(str(result)))})"
         elif isinstance(result, int | float):
             value += f" ({int(result) if isinstance(result, int) else float(result)})"
-        return f"the rule's expression gave {value}, not true or false; fix the expression"
-    return None if bool(result) else rule.message
+        return f"the rule's expression gave {value}, not true or false; fix the expression", True
+    return (None if bool(result) else rule.message), False
 
 
 #: CEL's value types (celpy's class names) in words
