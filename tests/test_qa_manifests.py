@@ -275,3 +275,23 @@ def test_a_rule_that_cannot_be_evaluated_names_where_its_expression_is(workdir: 
         "this resource: no operator or function takes a string and an integer here; fix the "
         "expression at central/guard.yaml:9:19 (policy guard, rule 2, mandatory)"
     ) in result.stderr, result.stderr
+
+
+def test_a_kubernetes_style_document_is_told_where_name_and_metadata_go(workdir: Path) -> None:
+    """Written as a Kubernetes object (`apiVersion:`, `metadata: {name: x}`), a document was
+    told "unknown field 'metadata' (allowed: kind, name, spec, ...)": nothing said that the
+    name is the top-level `name:` and metadata lives in `spec.metadata`."""
+    (workdir / "manifests/k8s.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Agent\nmetadata:\n  name: helper\n"
+        "  labels: {team: a}\nspec:\n  model: claude-sonnet-4-6\n"
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert (
+        "manifests/k8s.yaml:1:1: apiVersion: unknown field 'apiVersion': manifests have no "
+        "apiVersion (kind says what a document is); remove it"
+    ) in result.stderr, result.stderr
+    assert (
+        "manifests/k8s.yaml:3:1: metadata: unknown field 'metadata': a document's name is the "
+        "top-level name: (name: helper), and its metadata goes in spec.metadata"
+    ) in result.stderr, result.stderr

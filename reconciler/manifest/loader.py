@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler.errors import ManifestError, ManifestIssue, a_or_an
-from reconciler.kinds import MANIFEST_KINDS, noun
+from reconciler.kinds import MANIFEST_KINDS, NAME_PATTERN, noun
 
 from .agent import AgentSpec
 from .deployment import DeploymentSpec
@@ -262,9 +262,30 @@ def _validation_issues(
                 message += NOT_A_MANIFEST_HINT
         elif explained.shown_path == ("kind",) and error["type"] == "literal_error":
             message = _unknown_kind(data.get("kind"))
+        elif error["type"] == "extra_forbidden" and explained.shown_path in _KUBERNETES_KEYS:
+            message = _kubernetes_hint(str(explained.shown_path[0]), data)
         location = source.locate(explained.path, explained.point)
         issues.append((explained.path, _issue(location, message, explained.shown_path)))
     return issues
+
+
+#: top-level keys of a Kubernetes object, written by habit (kubectl users are many)
+_KUBERNETES_KEYS: frozenset[DataPath] = frozenset({("apiVersion",), ("metadata",)})
+
+
+def _kubernetes_hint(key: str, data: Mapping[str, Any]) -> str:
+    """The error of a top-level ``apiVersion`` or ``metadata``, saying where things go."""
+    if key == "apiVersion":
+        return (
+            "unknown field 'apiVersion': manifests have no apiVersion (kind says what a "
+            "document is); remove it"
+        )
+    name = data.get("metadata", {}).get("name") if isinstance(data.get("metadata"), dict) else None
+    shown = f" (name: {name})" if isinstance(name, str) and re.fullmatch(NAME_PATTERN, name) else ""
+    return (
+        f"unknown field 'metadata': a document's name is the top-level name:{shown}, and its "
+        "metadata goes in spec.metadata"
+    )
 
 
 def _unknown_kind(kind: object) -> str:
