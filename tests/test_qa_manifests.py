@@ -295,3 +295,21 @@ def test_a_kubernetes_style_document_is_told_where_name_and_metadata_go(workdir:
         "manifests/k8s.yaml:3:1: metadata: unknown field 'metadata': a document's name is the "
         "top-level name: (name: helper), and its metadata goes in spec.metadata"
     ) in result.stderr, result.stderr
+
+
+def test_two_rules_of_a_policy_cannot_share_a_name(workdir: Path) -> None:
+    """Two rules named alike (a copied rule whose name was not changed) were both reported
+    as `rule 'owner'`, in text and in the JSON `policy_warnings[].rule`: which of them a
+    resource broke could not be told. Rule names are unique in a policy, as credential
+    names are in a vault."""
+    (workdir / "manifests/policy.yaml").write_text(
+        "kind: Policy\nname: guard\nspec:\n  rules:\n"
+        "    - {name: owner, kinds: [Agent], expression: 'true', message: a}\n"
+        "    - {name: owner, kinds: [Environment], expression: 'false', message: b}\n"
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert (
+        "manifests/policy.yaml:6:14: spec.rules[1].name: rule name 'owner' is used twice in this "
+        "policy (also rules[0]); names must be unique"
+    ) in result.stderr, result.stderr

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from reconciler.errors import ManifestIssue
 from reconciler.kinds import MANIFEST_KINDS
@@ -89,6 +89,24 @@ class PolicySpec(SpecModel):
 
     description: str | None = None
     rules: list[PolicyRule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_rule_names(self) -> PolicySpec:
+        # a finding names its rule: two alike could not be told apart (text and JSON)
+        first: dict[str, int] = {}
+        for index, rule in enumerate(self.rules):
+            if rule.name is None:
+                continue
+            if rule.name in first:
+                fail(
+                    f"rule name '{rule.name}' is used twice in this policy (also "
+                    f"rules[{first[rule.name]}]); names must be unique",
+                    "rules",
+                    index,
+                    "name",
+                )
+            first.setdefault(rule.name, index)
+        return self
 
 
 class PolicyDocument(LeanModel):
