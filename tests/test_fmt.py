@@ -155,7 +155,12 @@ def test_free_form_maps_keep_their_order() -> None:
 def test_a_comment_the_yaml_library_would_drop_makes_fmt_leave_the_file_alone(
     workdir: Path,
 ) -> None:
-    text = "# lost before the marker\n---\nkind: Agent\nname: a\nspec: {model: m}\n"
+    # a comment alone in an empty document between two markers (before the first one is
+    # kept: test_qa_manifests.py)
+    text = (
+        "kind: Agent\nname: a\nspec: {model: m}\n---\n# lost between the markers\n---\n"
+        "kind: Agent\nname: b\nspec: {model: m}\n"
+    )
     with pytest.raises(FormatError, match="lose or move a comment"):
         format_text(text)
     path = workdir / "manifests/odd.yaml"

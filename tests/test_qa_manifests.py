@@ -313,3 +313,36 @@ def test_two_rules_of_a_policy_cannot_share_a_name(workdir: Path) -> None:
         "manifests/policy.yaml:6:14: spec.rules[1].name: rule name 'owner' is used twice in this "
         "policy (also rules[0]); names must be unique"
     ) in result.stderr, result.stderr
+
+
+HEADED = """\
+# Agents of team A: ask #team-a before changing them.
+
+--- # the coder
+kind: Agent
+name: c1
+spec:
+  model: claude-sonnet-4-6
+---
+# the second
+kind: Agent
+name: c2
+spec:
+  model: claude-sonnet-4-6
+"""
+
+
+def test_fmt_keeps_a_header_comment_before_the_first_document_marker(workdir: Path) -> None:
+    """A file that opens with a comment and then `---` (as many YAML files do) could not be
+    formatted at all: `fmt` refused it ("would lose or move a comment"), and `fmt --check`
+    failed the CI job and the pre-commit hook for good, even with the file in canonical
+    form; keys out of order in it could not be put right either."""
+    path = workdir / "manifests/headed.yaml"
+    path.write_text(HEADED)
+    result = cli("fmt", "--check", str(path))
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    path.write_text(HEADED.replace("kind: Agent\nname: c1\n", "name: c1\nkind: Agent\n"))
+    assert "would reformat" in cli("fmt", "--check", str(path)).stdout
+    ok("fmt", str(path))
+    assert path.read_text() == HEADED
+    ok("validate")

@@ -128,7 +128,12 @@ def format_text(text: str, *, name: str = "<string>") -> str:
     # it hid a comment on the first line from the count of comments kept (fmt refused)
     text = text.removeprefix("\ufeff").replace("\r\n", "\n")
     _check_depth(text, name)  # ruamel recurses per level: refused before it overflows
-    result = _format_once(text, name)
+    # ruamel drops the comments before the first `---` (and one on that line): kept as
+    # written, with the marker, and the documents after it formatted
+    header = _HEADER.match(text)
+    head = header.group(0) if header and "#" in header.group(0) else ""
+    body = text[len(head) :]
+    result = _format_once(body, name)
     # ruamel may place a comment oddly where fmt moved a key (a comment line before a key
     # that becomes a list item's first, after a flow mapping, lands after a bare `-`); its
     # next pass settles it. What fmt writes is formatted: fmt --check after fmt passes.
@@ -137,7 +142,11 @@ def format_text(text: str, *, name: str = "<string>") -> str:
         if again == result:
             break
         result = again
-    return result
+    return head + result
+
+
+#: blank and comment lines, then a first `---` (with a comment of its own, or none)
+_HEADER = re.compile(r"\A(?:[ \t]*(?:#[^\n]*)?\n)*---(?:[ \t]+#[^\n]*)?[ \t]*\n")
 
 
 def _check_depth(text: str, name: str) -> None:
@@ -182,7 +191,7 @@ def _format_once(text: str, name: str) -> str:
     if _comments(result) != _comments(text):
         raise FormatError(
             f"{name}: formatting would lose or move a comment the YAML library cannot keep "
-            "(e.g. a comment before the first ---); left unchanged"
+            "(e.g. a comment alone between two ---); left unchanged"
         )
     return result
 
