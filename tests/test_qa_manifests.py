@@ -346,3 +346,17 @@ def test_fmt_keeps_a_header_comment_before_the_first_document_marker(workdir: Pa
     ok("fmt", str(path))
     assert path.read_text() == HEADED
     ok("validate")
+
+
+@pytest.mark.parametrize("where", ["manifests", "manifests/agents.yaml"])
+def test_manifests_given_as_an_argument_are_pointed_to_f(workdir: Path, where: str) -> None:
+    """`reconciler validate ./manifests` (as `kubectl apply -f`, `terraform validate DIR`
+    habits go) said only "Got unexpected extra argument (manifests)"."""
+    result = cli("validate", where)
+    assert result.exit_code == 1
+    assert (
+        f"Error: Got unexpected extra argument ({where}); manifests are read from "
+        f"--manifests/-f: reconciler -f {where} validate"
+    ) in result.stderr, result.stderr
+    # an argument that names no manifests is told no more than before
+    assert cli("plan", "bogus").stderr.endswith("Got unexpected extra argument (bogus)\n")

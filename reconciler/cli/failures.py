@@ -16,8 +16,10 @@ Usage errors (a bad flag) exit 1 too, not click's usual 2, so a CI script that r
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -138,6 +140,25 @@ def _debug(ctx: click.Context) -> bool:
     return bool((root.params or {}).get("debug"))
 
 
+#: the commands that take no argument and read the manifests
+_READ_MANIFESTS_ONLY = frozenset({"validate", "plan", "drift"})
+_EXTRA_ARGUMENT = re.compile(r"^Got unexpected extra argument \((?P<path>[^ ]+)\)$")
+
+
+def _point_to_manifests_option(err: click.UsageError) -> None:
+    """``reconciler validate ./manifests`` (kubectl's and terraform's habits): an extra
+    argument that names a directory or a YAML file gets the ``-f`` it meant."""
+    match = _EXTRA_ARGUMENT.match(err.message)
+    command = err.ctx.info_name if err.ctx is not None else None
+    if match is None or command not in _READ_MANIFESTS_ONLY:
+        return
+    path = Path(match["path"])
+    if path.is_dir() or (path.is_file() and path.suffix.lower() in (".yaml", ".yml")):
+        err.message += (
+            f"; manifests are read from --manifests/-f: reconciler -f {match['path']} {command}"
+        )
+
+
 class ReconcilingGroup(click.Group):
     """A click group whose subcommands share one error handler (see module doc), and whose
     own options may also come after the command (``hoist_global_options``)."""
@@ -170,6 +191,7 @@ class ReconcilingGroup(click.Group):
             _set_exit_code(err, EXIT_USAGE)
             raise
         except click.UsageError as err:
+            _point_to_manifests_option(err)
             _set_exit_code(err, EXIT_USAGE)
             raise
         except (click.ClickException, click.exceptions.Exit, click.Abort):
