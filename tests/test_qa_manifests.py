@@ -360,3 +360,20 @@ def test_manifests_given_as_an_argument_are_pointed_to_f(workdir: Path, where: s
     ) in result.stderr, result.stderr
     # an argument that names no manifests is told no more than before
     assert cli("plan", "bogus").stderr.endswith("Got unexpected extra argument (bogus)\n")
+
+
+def test_a_tab_after_a_colon_is_not_called_indentation(workdir: Path) -> None:
+    """`description:<TAB>x` (a tab typed to align values) was reported as "tab character
+    used for indentation", which sends the reader to the start of the line."""
+    (workdir / "manifests/tab.yaml").write_text(
+        "kind: Agent\nname: t1\nspec:\n  model: claude-sonnet-4-6\n  description:\tx\n"
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert (
+        "manifests/tab.yaml:5:15: tab character after 'description:'; YAML separates a key "
+        "from its value with spaces: replace the tab by a space"
+    ) in result.stderr, result.stderr
+    # at the start of a line it is indentation, as before
+    (workdir / "manifests/tab.yaml").write_text("kind: Agent\nname: t1\nspec:\n\tmodel: m\n")
+    assert "tab.yaml:4:1: tab character used for indentation" in cli("validate").stderr

@@ -251,6 +251,19 @@ else:  # pragma: no cover - PyYAML built without libyaml
     _LibyamlLoader = None  # type: ignore[assignment, misc]
 
 
+def _tab_problem(buffer: str, pointer: int) -> str:
+    """What the tab at ``pointer`` is: indentation, or a separator after ``key:``."""
+    start = buffer.rfind("\n", 0, pointer) + 1
+    words = buffer[start:pointer].split()
+    key = words[-1] if words else ""  # the key alone, never a value before it
+    if key.endswith(":") and len(key) <= 80 and key.isprintable():
+        return (
+            f"tab character after '{key}'; YAML separates a key from its value with "
+            "spaces: replace the tab by a space"
+        )
+    return "tab character used for indentation; YAML indentation must use spaces"
+
+
 def _mark_pos(mark: yaml.Mark | None) -> tuple[int, int]:
     if mark is None:
         return 1, 1
@@ -490,9 +503,7 @@ def _yaml_error_issue(exc: yaml.YAMLError, text: str) -> SourceIssue:
             and mark.pointer < len(mark.buffer or "")
             and ("\t" in problem or (mark.buffer and mark.buffer[mark.pointer] == "\t"))
         ):
-            return SourceIssue(
-                line, col, "tab character used for indentation; YAML indentation must use spaces"
-            )
+            return SourceIssue(line, col, _tab_problem(mark.buffer or "", mark.pointer))
         message = f"invalid YAML: {problem}"
         if exc.context:
             cline, ccol = _mark_pos(exc.context_mark)
