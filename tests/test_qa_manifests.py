@@ -377,3 +377,18 @@ def test_a_tab_after_a_colon_is_not_called_indentation(workdir: Path) -> None:
     # at the start of a line it is indentation, as before
     (workdir / "manifests/tab.yaml").write_text("kind: Agent\nname: t1\nspec:\n\tmodel: m\n")
     assert "tab.yaml:4:1: tab character used for indentation" in cli("validate").stderr
+
+
+def test_a_target_naming_a_policy_says_policies_are_not_planned(workdir: Path) -> None:
+    """`plan --target policy.guard` (a user wanting to check one policy) was told "no such
+    address in the manifests or lockfile", though the policy is in the manifests."""
+    (workdir / "manifests/policy.yaml").write_text(
+        "kind: Policy\nname: guard\nspec:\n  rules:\n"
+        "    - {kinds: [Agent], expression: 'true', message: m}\n"
+    )
+    result = cli("plan", "--target", "policy.guard")
+    assert result.exit_code == 1
+    assert (
+        "--target policy.guard: a Policy is no remote resource, so it is not planned: its rules "
+        "are checked at every validate, plan and apply; target the resources it checks"
+    ) in result.stderr, result.stderr

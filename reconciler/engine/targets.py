@@ -62,6 +62,12 @@ def check_targets(
             raise PlanError(
                 f"--target {t}: the manifests move it to {moved[t]} (moved_from); target {moved[t]}"
             )
+        if t not in known and t.startswith("policy."):
+            raise PlanError(
+                f"--target {t}: a Policy is no remote resource, so it is not planned: its "
+                "rules are checked at every validate, plan and apply; target the resources "
+                "it checks"
+            )
         if t not in known:
             hint = difflib.get_close_matches(t, sorted(known), n=1)
             did = f"; did you mean {hint[0]}?" if hint else ""
