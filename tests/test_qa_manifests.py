@@ -392,3 +392,19 @@ def test_a_target_naming_a_policy_says_policies_are_not_planned(workdir: Path) -
         "--target policy.guard: a Policy is no remote resource, so it is not planned: its rules "
         "are checked at every validate, plan and apply; target the resources it checks"
     ) in result.stderr, result.stderr
+
+
+def test_fmt_keeps_a_comment_on_a_document_marker_a_comment(workdir: Path) -> None:
+    """`--- # the reviewer` between two documents (as Helm and many YAML files write them)
+    came out of fmt as `---` and a comment indented by four spaces on the next line."""
+    path = workdir / "manifests/marked.yaml"
+    path.write_text(
+        "kind: Agent\nname: c1\nspec:\n  model: claude-sonnet-4-6\n--- # the reviewer\n"
+        "kind: Agent\nname: c2\nspec:\n  model: claude-sonnet-4-6\n"
+    )
+    ok("fmt", str(path))
+    assert path.read_text() == (
+        "kind: Agent\nname: c1\nspec:\n  model: claude-sonnet-4-6\n---\n# the reviewer\n"
+        "kind: Agent\nname: c2\nspec:\n  model: claude-sonnet-4-6\n"
+    )
+    ok("fmt", "--check", str(path))

@@ -132,7 +132,9 @@ def format_text(text: str, *, name: str = "<string>") -> str:
     # written, with the marker, and the documents after it formatted
     header = _HEADER.match(text)
     head = header.group(0) if header and "#" in header.group(0) else ""
-    body = text[len(head) :]
+    # and would indent by four the comment of a later `--- # comment`: put on a line of its
+    # own, it stays at the top of the document it names
+    body = _MARKER_COMMENT.sub(r"---\n\1", text[len(head) :])
     result = _format_once(body, name)
     # ruamel may place a comment oddly where fmt moved a key (a comment line before a key
     # that becomes a list item's first, after a flow mapping, lands after a bare `-`); its
@@ -145,6 +147,8 @@ def format_text(text: str, *, name: str = "<string>") -> str:
     return head + result
 
 
+#: a document marker with a comment after it
+_MARKER_COMMENT = re.compile(r"^---[ \t]+(#[^\n]*)$", re.MULTILINE)
 #: blank and comment lines, then a first `---` (with a comment of its own, or none)
 _HEADER = re.compile(r"\A(?:[ \t]*(?:#[^\n]*)?\n)*---(?:[ \t]+#[^\n]*)?[ \t]*\n")
 
