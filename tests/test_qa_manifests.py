@@ -408,3 +408,24 @@ def test_fmt_keeps_a_comment_on_a_document_marker_a_comment(workdir: Path) -> No
         "kind: Agent\nname: c2\nspec:\n  model: claude-sonnet-4-6\n"
     )
     ok("fmt", "--check", str(path))
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["apply", "--auto-approve"], "spec.modle: unknown field 'modle'"),
+        (["apply", "nothere.json"], "nothere.json: no such plan file"),
+    ],
+)
+def test_apply_of_bad_input_where_nothing_was_applied_makes_no_state_folder(
+    workdir: Path, args: list[str], said: str
+) -> None:
+    """Bad input changes no state: yet `apply` in a directory never applied made `state/`
+    and its lock guard before it found a typo in the manifests (or no plan file), as
+    unlock and rollback did before them (tests/test_cli_qa.py)."""
+    agents = workdir / "manifests/agents.yaml"
+    if "--auto-approve" in args:
+        agents.write_text(agents.read_text().replace("  model: claude-sonnet-4-6", "  modle: m"))
+    result = cli(*args)
+    assert result.exit_code == 1 and said in result.stderr, result.stderr
+    assert not (workdir / "state").exists()

@@ -141,6 +141,12 @@ async def apply(
         PolicyError: a mandatory policy rule fails, also one added since a saved plan.
     """
     choices = PlanChoices.of(choices, keywords)
+    if settings.backend is None and not settings.lockfile.exists():
+        # never applied here: bad input is said before the lock makes the state's folder
+        # (they are read again under the lock, which is what counts)
+        if plan_file is not None:
+            read_plan_file(plan_file)
+        check_policies(load_manifests(settings.manifests))
     with locked_state(settings, "apply") as (lock, store), ExitStack() as frozen:
         lockfile = store.load()
         origin = check_origin(settings, lockfile, allow_change=choices.allow_origin_change)
