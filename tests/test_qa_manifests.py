@@ -429,3 +429,21 @@ def test_apply_of_bad_input_where_nothing_was_applied_makes_no_state_folder(
     result = cli(*args)
     assert result.exit_code == 1 and said in result.stderr, result.stderr
     assert not (workdir / "state").exists()
+
+
+def test_an_index_path_in_a_flow_list_is_told_to_be_quoted(workdir: Path) -> None:
+    """`ignore_changes: [tools[0].configs]` (the README writes `[metadata.owner]`, the
+    schema takes index paths) was "invalid YAML: expected ',' or ']', but got '['", with
+    nothing saying that the item only needs quotes."""
+    agents = workdir / "manifests/agents.yaml"
+    flow = "name: coder\nignore_changes: [tools[0].configs]\n"
+    agents.write_text(agents.read_text().replace("name: coder\n", flow, 1))
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert (
+        "manifests/agents.yaml:6:23: invalid YAML: expected ',' or ']', but got '[' (while "
+        "parsing a flow sequence at line 6, column 17); an item of a [...] list that holds "
+        "[ or ] must be quoted, e.g. ['tools[0].configs']"
+    ) in result.stderr, result.stderr
+    agents.write_text(agents.read_text().replace("[tools[0].configs]", "['tools[0].configs']"))
+    ok("validate")
