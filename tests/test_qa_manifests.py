@@ -443,7 +443,37 @@ def test_an_index_path_in_a_flow_list_is_told_to_be_quoted(workdir: Path) -> Non
     assert (
         "manifests/agents.yaml:6:23: invalid YAML: expected ',' or ']', but got '[' (while "
         "parsing a flow sequence at line 6, column 17); an item of a [...] list that holds "
-        "[ or ] must be quoted, e.g. ['tools[0].configs']"
+        "[ or ] must be quoted, e.g. ['see [docs]']"
     ) in result.stderr, result.stderr
     agents.write_text(agents.read_text().replace("[tools[0].configs]", "['tools[0].configs']"))
-    ok("validate")
+    # quoted, it is read (and refused as a list item, see below)
+    assert "invalid YAML" not in cli("validate").stderr
+
+
+@pytest.mark.parametrize("path", ["tools[0].configs", "tools[0]", "tools.0.configs"])
+def test_ignore_changes_refuses_a_list_item_it_would_not_leave_alone(
+    workdir: Path, path: str
+) -> None:
+    """`ignore_changes: ['tools[0].configs']` passed validate (and the JSON Schema), but plan
+    diffed the tool configs all the same and apply would have overwritten them: only
+    mapping keys are left alone (`tools`, `metadata.owner`). Such a path is now an error
+    saying so, instead of a protection that silently does nothing."""
+    import json
+
+    import yaml
+
+    jsonschema = pytest.importorskip("jsonschema")
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text(
+        agents.read_text().replace("name: coder\n", f"name: coder\nignore_changes: ['{path}']\n", 1)
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert (
+        f"manifests/agents.yaml:6:18: ignore_changes[0]: '{path}' names an item of a list; "
+        "ignore_changes leaves alone a field (tools) or a key of a mapping (metadata.owner), "
+        "not one list item"
+    ) in result.stderr, result.stderr
+    validator = jsonschema.Draft202012Validator(json.loads(ok("schema").stdout))
+    document = next(d for d in yaml.safe_load_all(agents.read_text()) if d["name"] == "coder")
+    assert list(validator.iter_errors(document)) != []

@@ -115,6 +115,18 @@ def ignore_changes_problems(kind: str, paths: Iterable[object]) -> list[tuple[in
             close = get_close_matches(head, fields, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else f" (fields: {', '.join(fields)})"
             problems.append((index, f"'{head}' is not a field of the {kind} spec{hint}"))
+            continue
+        indexed = any(s.isdigit() for s in segments[1:]) and head != "metadata"
+        if "[" in path or "]" in path or indexed:
+            # the diff leaves alone mapping keys only: a list item's path matched nothing,
+            # and plan diffed (and apply wrote) what the user meant to leave alone
+            problems.append(
+                (
+                    index,
+                    f"'{path[:80]}' names an item of a list; ignore_changes leaves alone a "
+                    "field (tools) or a key of a mapping (metadata.owner), not one list item",
+                )
+            )
     return problems
 
 

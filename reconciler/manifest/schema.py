@@ -32,9 +32,13 @@ _MODELS: tuple[type[BaseModel], ...] = (*SPEC_MODELS.values(), PolicySpec)
 
 def _ignore_changes_pattern(model: type[BaseModel]) -> str:
     """What ``ignore_changes_problems`` accepts: a dotted path of non-empty segments whose
-    first names a field of the kind's spec (``metadata.owner``, ``tools[0].configs``)."""
-    fields = "|".join(re.escape(f) for f in model.model_fields)
-    return rf"^(?:{fields})(?:\[[^.]*)?(?:\.[^.]+)*$"
+    first names a field of the kind's spec (``metadata.owner``, ``tools``), naming no list
+    item (no ``[0]``, no number but a metadata key)."""
+    fields = "|".join(re.escape(f) for f in model.model_fields if f != "metadata")
+    keys = r"(?:\.[^.\[\]]+)*"
+    no_index = r"(?:\.(?![0-9]+(?:\.|$))[^.\[\]]+)*"
+    metadata = [rf"metadata{keys}"] if "metadata" in model.model_fields else []
+    return "^(?:" + "|".join([*metadata, rf"(?:{fields}){no_index}"]) + ")$"
 
 
 @lru_cache(maxsize=1)

@@ -509,9 +509,9 @@ def _yaml_error_issue(exc: yaml.YAMLError, text: str) -> SourceIssue:
             cline, ccol = _mark_pos(exc.context_mark)
             message += f" ({exc.context} at line {cline}, column {ccol})"
         if problem.startswith("expected ',' or ']', but got '['"):
-            # `ignore_changes: [tools[0].configs]`: a bracket inside a flow list
+            # `contains: [Fixed [PR 42]]`: a bracket inside a flow list
             message += "; an item of a [...] list that holds [ or ] must be quoted, e.g. "
-            message += "['tools[0].configs']"
+            message += "['see [docs]']"
         return SourceIssue(line, col, message)
     return SourceIssue(1, 1, f"invalid YAML: {exc}")  # pragma: no cover - defensive
 
