@@ -477,3 +477,20 @@ def test_ignore_changes_refuses_a_list_item_it_would_not_leave_alone(
     validator = jsonschema.Draft202012Validator(json.loads(ok("schema").stdout))
     document = next(d for d in yaml.safe_load_all(agents.read_text()) if d["name"] == "coder")
     assert list(validator.iter_errors(document)) != []
+
+
+@pytest.mark.parametrize(("path", "through"), [("tools.configs", "tools"), ("mcp_servers.url", "mcp_servers")])
+def test_ignore_changes_refuses_a_path_into_a_list(workdir: Path, path: str, through: str) -> None:
+    """`ignore_changes: [tools.configs]` or `[mcp_servers.url]` passed validate, but a path
+    that goes into a list matched nothing: plan diffed those fields all the same."""
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text(
+        agents.read_text().replace("name: coder\n", f"name: coder\nignore_changes: [{path}]\n", 1)
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert (
+        f"manifests/agents.yaml:6:18: ignore_changes[0]: '{path}' goes into the list {through}; "
+        f"ignore_changes leaves alone a field ({through}) or a key of a mapping "
+        "(metadata.owner), not what is inside a list"
+    ) in result.stderr, result.stderr

@@ -7,6 +7,7 @@ positions are not stored here (see ``ManifestSet.location``): a Document is pure
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from difflib import get_close_matches
@@ -117,7 +118,17 @@ def ignore_changes_problems(kind: str, paths: Iterable[object]) -> list[tuple[in
             problems.append((index, f"'{head}' is not a field of the {kind} spec{hint}"))
             continue
         indexed = any(s.isdigit() for s in segments[1:]) and head != "metadata"
-        if "[" in path or "]" in path or indexed:
+        into = None if indexed else _list_on_the_way(kind, [head.split("[")[0], *segments[1:]])
+        if into is not None and "[" not in path:
+            problems.append(
+                (
+                    index,
+                    f"'{path[:80]}' goes into the list {into}; ignore_changes leaves alone a "
+                    f"field ({into}) or a key of a mapping (metadata.owner), not what is inside "
+                    "a list",
+                )
+            )
+        elif "[" in path or "]" in path or indexed:
             # the diff leaves alone mapping keys only: a list item's path matched nothing,
             # and plan diffed (and apply wrote) what the user meant to leave alone
             problems.append(
@@ -128,6 +139,53 @@ def ignore_changes_problems(kind: str, paths: Iterable[object]) -> list[tuple[in
                 )
             )
     return problems
+
+
+def _list_on_the_way(kind: str, segments: list[str]) -> str | None:
+    """The dotted prefix of ``segments`` that is a list in the kind's spec, when the path
+    goes on past it (the diff leaves alone mapping keys only); None otherwise."""
+    root = _spec_schema(kind)
+    nodes: list[Any] = [root]
+    for depth, segment in enumerate(segments):
+        after: list[Any] = []
+        for node in _alternatives(root, nodes):
+            if node.get("type") == "array" or "items" in node:
+                return ".".join(segments[:depth])
+            properties = node.get("properties") or {}
+            extra = node.get("additionalProperties")
+            if segment in properties:
+                after.append(properties[segment])
+            elif isinstance(extra, dict):
+                after.append(extra)
+        if not after:
+            return None  # free-form, or a key the schema does not know: nothing to say
+        nodes = after
+    return None
+
+
+@functools.cache
+def _spec_schema(kind: str) -> dict[str, Any]:
+    schema: dict[str, Any] = SPEC_MODELS[kind].model_json_schema()
+    return schema
+
+
+def _alternatives(root: dict[str, Any], nodes: list[Any]) -> list[dict[str, Any]]:
+    """``nodes`` with ``$ref`` resolved and ``anyOf`` / ``oneOf`` / ``allOf`` spread out."""
+    out: list[dict[str, Any]] = []
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        if "$ref" in node:
+            stack.append(root.get("$defs", {}).get(str(node["$ref"]).rsplit("/", 1)[-1]))
+            continue
+        spread = [n for key in ("anyOf", "oneOf", "allOf") for n in node.get(key, ())]
+        if spread:
+            stack.extend(spread)
+            continue
+        out.append(node)
+    return out
 
 
 class Document(LeanModel):
