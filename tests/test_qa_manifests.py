@@ -494,3 +494,15 @@ def test_ignore_changes_refuses_a_path_into_a_list(workdir: Path, path: str, thr
         f"ignore_changes leaves alone a field ({through}) or a key of a mapping "
         "(metadata.owner), not what is inside a list"
     ) in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("command", [("plan",), ("schema",)])
+def test_out_dash_is_not_taken_for_a_file_named_dash(
+    workdir: Path, command: tuple[str, ...]
+) -> None:
+    """`plan --out -` (stdout, as many tools read it) wrote a file named `-` in the current
+    directory, and `schema --out -` too; `-` is refused, saying where the output goes."""
+    result = cli(*command, "--out", "-")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "'-' is not a file" in result.stderr and "stdout" in result.stderr, result.stderr
+    assert not (workdir / "-").exists()

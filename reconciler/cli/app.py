@@ -132,13 +132,23 @@ def format_option(name: str, markdown_for: str) -> Callable[[F], F]:
 
 
 def out_file_option(help: str) -> Callable[[F], F]:
-    """``--out FILE``: a file the command writes (a path; not a directory)."""
+    """``--out FILE``: a file the command writes (a path; not a directory, not ``-``)."""
     return click.option(
         "--out",
         type=click.Path(path_type=Path, dir_okay=False),
         metavar="FILE",
         help=help,
+        callback=_a_file_not_dash,
     )
+
+
+def _a_file_not_dash(_ctx: click.Context, param: click.Parameter, value: Path | None) -> Any:
+    """``--out -`` (stdout to many tools) would write a file named ``-``."""
+    if value is not None and str(value) == "-":
+        raise click.BadParameter(
+            "'-' is not a file: leave --out out and the output goes to stdout", param=param
+        )
+    return value
 
 
 def full_option(f: F) -> F:
