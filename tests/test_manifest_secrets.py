@@ -130,3 +130,16 @@ def test_missing_and_empty_files(tmp_path: Path) -> None:
     assert VALUE not in str(info.value)
     with pytest.raises(ManifestError, match="is a directory"):
         resolve_secret(SecretRef(from_file="."), tmp_path)
+
+
+def test_a_secret_of_white_space_only_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`GH_TOKEN=' '` (a paste that lost the token) or a secret file of spaces was sent to
+    the provider as a credential's token: no token is white space only."""
+    monkeypatch.setenv("RECONCILER_TEST_BLANK", " \t ")
+    with pytest.raises(ManifestError, match="RECONCILER_TEST_BLANK holds only white space"):
+        resolve_secret(SecretRef(from_env="RECONCILER_TEST_BLANK"), ".")
+    (tmp_path / "blank").write_text("   \n")
+    with pytest.raises(ManifestError, match=r"secret file .*blank holds only white space"):
+        resolve_secret(SecretRef(from_file="blank"), tmp_path)

@@ -139,10 +139,10 @@ def resolve_secret(
         The secret value.
 
     Raises:
-        ManifestError: the variable is unset, empty or not UTF-8, or the file is outside
-            the repository, missing, unreadable, not a regular file, larger than
-            ``MAX_SECRET_BYTES``, not UTF-8 or empty. The message names the variable or
-            file, never a value.
+        ManifestError: the variable is unset, empty, white space only or not UTF-8, or
+            the file is outside the repository, missing, unreadable, not a regular file,
+            larger than ``MAX_SECRET_BYTES``, not UTF-8, empty or white space only. The
+            message names the variable or file, never a value.
     """
     if ref.from_env is not None:
         value = os.environ.get(ref.from_env)
@@ -155,6 +155,12 @@ def resolve_secret(
             )
         if not value:
             _raise(f"environment variable {ref.from_env} is empty", location, field_path)
+        if value.isspace():  # a paste that lost the token: none is white space only
+            _raise(
+                f"environment variable {ref.from_env} holds only white space",
+                location,
+                field_path,
+            )
         try:
             value.encode("utf-8")  # undecodable bytes arrive as lone surrogates
         except UnicodeEncodeError:
@@ -198,6 +204,8 @@ def resolve_secret(
     value = text.removeprefix("\ufeff").rstrip("\r\n")
     if not value:
         _raise(f"secret file {path} is empty", location, field_path)
+    if value.isspace():
+        _raise(f"secret file {path} holds only white space", location, field_path)
     return value
 
 
