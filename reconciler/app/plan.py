@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import gc
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +27,8 @@ from reconciler.app.workspace import (
     connect,
     connection,
     observe,
-    read_state,
     state_exists,
+    state_location,
 )
 from reconciler.engine.gate import RecoveredRollout
 from reconciler.engine.model import Plan, PolicyWarning
@@ -36,7 +36,7 @@ from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
 from reconciler.errors import LockfileError, PlanError
 from reconciler.manifest import ManifestSet, load_manifests
-from reconciler.state import Lockfile
+from reconciler.state import Lockfile, LockInfo
 
 if TYPE_CHECKING:  # the HTTP stack loads when a command connects (tests/test_startup.py)
     from reconciler.provider import ProviderClient
@@ -105,6 +105,9 @@ class PlanResult:
     observed: Observed
     #: HTTP requests the refresh took (for benchmarks and --debug)
     requests: int = 0
+    #: who held the state's lock (or lease) alive when the plan was made: a run that may be
+    #: changing some of what the plan shows right now (``plan`` warns); None when nobody
+    running: LockInfo | None = None
 
     def __repr__(self) -> str:
         # Short on purpose: Python 3.11's asyncio.run formats its main task's result when it
@@ -145,13 +148,17 @@ async def make_plan(
         ProviderError: the provider failed.
     """
     choices = PlanChoices.of(choices, keywords)
-    with _gc_paused():
+    # One state location for the whole plan: under --backend it is one connection to the
+    # database, which reads the state and then asks who holds the lease (a second connection
+    # would cost a server slot, often scarce behind a pooler, and another authentication).
+    with _gc_paused(), ExitStack() as stack:
         if client is None and settings.provider_url is None:
             # The embedded provider answers at once, so there is no wait to hide; and bad
             # manifests must not even open its database.
             manifests = load_manifests(settings.manifests)
             warnings = check_policies(manifests)
-            lockfile = read_state(settings)
+            location = stack.enter_context(state_location(settings))
+            lockfile = location.read()
             check_origin(settings, lockfile, allow_change=choices.allow_origin_change)
             secrets = SecretSource(manifests)
             secrets.check_all(choices.targets)
@@ -161,7 +168,8 @@ async def make_plan(
                 requests = c.stats.requests
         else:
             try:
-                lockfile = read_state(settings)
+                location = stack.enter_context(state_location(settings))
+                lockfile = location.read()
             except LockfileError:
                 load_manifests(settings.manifests)  # an error in the manifests comes first
                 raise
@@ -192,11 +200,12 @@ async def make_plan(
             )
         except PlanError as err:
             raise placed(err, manifests) from None
+        running = location.running_lock()
     if not plan.lineage:
         plan = plan.model_copy(update={"lineage": None})
     if warnings:
         plan = plan.model_copy(update={"policy_warnings": warnings})
-    return PlanResult(plan, manifests, lockfile, observed, requests)
+    return PlanResult(plan, manifests, lockfile, observed, requests, running)
 
 
 def placed(err: PlanError, manifests: ManifestSet) -> PlanError:

@@ -27,7 +27,6 @@ from reconciler.app import (
     Plan,
     load_manifests,
 )
-from reconciler.app.state import running_apply
 from reconciler.cli import terminal
 from reconciler.cli.app import App, format_option, full_option, out_file_option, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, fail, interrupt_exit
@@ -244,7 +243,7 @@ def plan(
         origin = usecases.provider_origin(app.settings)
         usecases.save_plan(the_plan, out, manifests=result.manifests, origin=origin)
         click.echo(f"Saved the plan to {out}; apply it with `reconciler apply {out}`", err=True)
-    busy = running_apply(app.settings)
+    busy = result.running
     if busy is not None and (the_plan.has_changes or the_plan.has_lockfile_changes):
         # Terraform's plan would wait for the lock; this one says what it raced
         click.echo(

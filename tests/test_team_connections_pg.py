@@ -1,0 +1,68 @@
+"""A platform team's state database is shared by every CI runner and laptop: a command opens
+one connection to it, never one per question it asks (a PostgreSQL behind PgBouncer or a
+small ``max_connections`` counts each, and each costs a TLS handshake and authentication).
+
+Counted at the server: ``log_connections`` makes PostgreSQL log a line per connection it
+authorises, naming the database; each test's database is fresh, so its lines are the test's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.gitops import cli, edit, make_workdir, ok
+from support.postgres import PostgresServer
+
+from reconciler.state.postgres.lease import PgLease
+
+pytestmark = pytest.mark.tcp
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_workdir(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def counted(postgres_server: PostgresServer) -> Iterator[PostgresServer]:
+    """The session's server, logging every connection it authorises (reset afterwards)."""
+    postgres_server.execute("ALTER SYSTEM SET log_connections = on")
+    postgres_server.execute("SELECT pg_reload_conf()")
+    try:
+        yield postgres_server
+    finally:
+        postgres_server.execute("ALTER SYSTEM RESET log_connections")
+        postgres_server.execute("SELECT pg_reload_conf()")
+
+
+def connections(server: PostgresServer, url: str) -> int:
+    """How many connections to the database of ``url`` the server has authorised so far."""
+    dbname = url.rsplit("/", 1)[1]
+    log = server.log.read_text(errors="replace")
+    return sum(
+        1
+        for line in log.splitlines()
+        if "connection authorized" in line and f"database={dbname} " in line + " "
+    )
+
+
+def test_plan_warning_of_a_held_lease_reuses_the_plans_connection(
+    workdir: Path, counted: PostgresServer
+) -> None:
+    url = counted.new_database()
+    ok("--backend", url, "apply", "--auto-approve")
+    edit(workdir / "manifests/agents.yaml", "Be specific and kind.", "Be specific.")
+    lease = PgLease(url, "default", ttl=60)  # a teammate's apply, in progress
+    info = lease.acquire("apply")
+    try:
+        before = connections(counted, url)
+        result = cli("--backend", url, "plan")
+        after = connections(counted, url)
+    finally:
+        lease.release()
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert f"Warning: {info.describe()} holds the lock of" in result.stderr
+    # one connection read the state and then asked who holds the lease
+    assert after - before == 1
