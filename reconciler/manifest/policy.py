@@ -363,9 +363,12 @@ def evaluate_policies(
         return []
     from celpy.adapter import json_to_cel  # lazy, as in _expression_problem
 
+    from .celequality import EQUALITY
+
     env = _environment()
+    # ==, != and `in` as Kubernetes CEL runs them: across types false/true, never an error
     programs = [
-        (policy, index, rule, env.program(env.compile(rule.expression)))
+        (policy, index, rule, env.program(env.compile(rule.expression), functions=EQUALITY))
         for policy in policies
         for index, rule in enumerate(policy.document.spec.rules)
     ]

@@ -1,0 +1,115 @@
+"""CEL's runtime equality (``==``, ``!=``, and ``in`` over a list) for the policy rules.
+
+cel-spec defines equality at run time as heterogeneous (langdef, "Equality"), and
+Kubernetes CEL, whose rules our policies are written like, follows it::
+
+    type(x) in [double, int, uint] && type(y) in [double, int, uint] ? numericEquals(x, y)
+        : type(x) == type(y) ? x == y
+        : false
+
+So values of distinct types are not equal (``3 != 'latest'`` is true, ``null == 1`` false,
+``true == 1`` false), numbers compare on one number line (``1 == 1.0``), lists and maps
+compare element by element with the same rule (a false element makes them unequal, else an
+error element makes an error), and ``x in list`` is true when an element equals ``x``.
+``cel-python`` (``celpy``) keeps the older homogeneous rule, where such a comparison is a
+"no such overload" error; it lets a program replace an operator's function
+(``Environment.program(..., functions=...)``, layered over ``celpy.evaluation.base_functions``),
+which is all this module supplies: ``EQUALITY``. Ordering (``<``, ``>``...) is untouched
+and stays an error across types. Nothing here parses or evaluates an expression.
+
+Imported by ``policy.evaluate_policies`` only, so manifests without policies never load CEL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celpy import celtypes
+from celpy.evaluation import CELEvalError, base_functions
+
+_NUMBERS = (celtypes.IntType, celtypes.UintType, celtypes.DoubleType)
+
+
+def _kind(value: Any) -> str:
+    """The CEL type family that equality compares within."""
+    if value is None or isinstance(value, celtypes.NullType):
+        return "null"
+    if isinstance(value, celtypes.BoolType | bool):
+        return "bool"  # before numbers: a Python bool (and celpy's) is an int
+    if isinstance(value, (*_NUMBERS, int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bytes):
+        return "bytes"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "map"
+    return type(value).__name__  # timestamps, durations, types: equal only to their own
+
+
+def _equal(a: Any, b: Any) -> Any:
+    """``a == b`` as a CEL value: a ``BoolType``, or a ``CELEvalError`` carried on."""
+    if isinstance(a, CELEvalError):
+        return a
+    if isinstance(b, CELEvalError):
+        return b
+    kind = _kind(a)
+    if kind != _kind(b):
+        return celtypes.BoolType(False)
+    if kind == "null":
+        return celtypes.BoolType(True)
+    if kind == "number":
+        # Python compares int and float exactly; NaN equals nothing, as cel-spec says
+        plain_a = float(a) if isinstance(a, float) else int(a)
+        plain_b = float(b) if isinstance(b, float) else int(b)
+        return celtypes.BoolType(plain_a == plain_b)
+    if kind == "list":
+        if len(a) != len(b):
+            return celtypes.BoolType(False)
+        return _all_equal(_equal(x, y) for x, y in zip(a, b, strict=True))
+    if kind == "map":
+        if set(a) != set(b):
+            return celtypes.BoolType(False)
+        return _all_equal(_equal(a[key], b[key]) for key in a)
+    return base_functions["_==_"](a, b)  # one type: celpy's own comparison
+
+
+def _all_equal(results: Any) -> Any:
+    """The conjunction of element comparisons: false wins over an error, an error over true."""
+    error = None
+    for result in results:
+        if isinstance(result, CELEvalError):
+            error = error or result
+        elif not result:
+            return celtypes.BoolType(False)
+    return error if error is not None else celtypes.BoolType(True)
+
+
+def _not_equal(a: Any, b: Any) -> Any:
+    result = _equal(a, b)
+    return result if isinstance(result, CELEvalError) else celtypes.BoolType(not result)
+
+
+def _contains(item: Any, container: Any) -> Any:
+    """``item in container``: a list holds an element equal to ``item``; a map, such a key
+    (celpy's own test for anything but a list)."""
+    if isinstance(item, CELEvalError):
+        return item
+    if isinstance(container, CELEvalError):
+        return container
+    if not isinstance(container, list):
+        return base_functions["_in_"](item, container)
+    error = None
+    for element in container:
+        result = _equal(element, item)
+        if isinstance(result, CELEvalError):
+            error = error or result
+        elif result:
+            return celtypes.BoolType(True)
+    return error if error is not None else celtypes.BoolType(False)
+
+
+#: the operator functions to give ``Environment.program``
+EQUALITY: dict[str, Any] = {"_==_": _equal, "_!=_": _not_equal, "_in_": _contains}
