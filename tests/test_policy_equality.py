@@ -75,6 +75,19 @@ def test_a_numeric_pin_is_not_latest(workdir: Path) -> None:
     assert validate(workdir, "Deployment", "spec.agent.version == 3", pin="3").exit_code == 0
 
 
+def test_a_pin_written_latest_reads_latest(workdir: Path) -> None:
+    # the document as written: `version: latest` read as null let a pin policy pass it
+    rule = "spec.agent.version != 'latest'"
+    result = validate(workdir, "Deployment", rule, pin="latest")
+    assert result.exit_code == 1
+    assert "deployment.nightly: the rule is false (policy guardrails" in result.stderr
+    assert "could not be checked" not in result.stderr
+    guarded = "has(spec.agent.version) && spec.agent.version != 'latest'"
+    assert validate(workdir, "Deployment", guarded, pin="latest").exit_code == 1
+    assert validate(workdir, "Deployment", guarded, pin="2").exit_code == 0
+    assert validate(workdir, "Deployment", "spec.agent.version == 'latest'", pin="latest").exit_code == 0
+
+
 @pytest.mark.parametrize(
     ("expression", "holds"),
     [

@@ -18,8 +18,10 @@ from pydantic import (
     BeforeValidator,
     Discriminator,
     Field,
+    SerializationInfo,
     Tag,
     WithJsonSchema,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -82,6 +84,15 @@ class AgentPin(SpecModel):
     @property
     def follows_latest(self) -> bool:
         return self.version is None
+
+    @field_serializer("version")
+    def _as_written(self, version: int | None, info: SerializationInfo) -> int | str | None:
+        # Policies read the document as written (``context={"as_written": True}``): a pin
+        # written ``latest`` is None here, which a rule would read as null and so never
+        # tell from a pin (``spec.agent.version != 'latest'`` held for it).
+        if version is None and isinstance(info.context, dict) and info.context.get("as_written"):
+            return "latest"
+        return version
 
 
 _AGENT_PIN_SCHEMA = {

@@ -374,7 +374,9 @@ def evaluate_policies(
     ]
     findings: list[Finding] = []
     for doc, location in documents:
-        spec = doc.spec.model_dump(mode="json", exclude_unset=True)
+        spec = doc.spec.model_dump(
+            mode="json", exclude_unset=True, context={"as_written": True}
+        )
         activation = json_to_cel(
             {
                 "spec": spec,
