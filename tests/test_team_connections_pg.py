@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.gitops import cli, edit, make_workdir, ok
+from support.gitops import cli, edit, make_workdir, ok, out_of_band
 from support.postgres import PostgresServer
 
+from reconciler.provider import ProviderClient
 from reconciler.state.postgres.lease import PgLease
 
 pytestmark = pytest.mark.tcp
@@ -66,3 +67,31 @@ def test_plan_warning_of_a_held_lease_reuses_the_plans_connection(
     assert f"Warning: {info.describe()} holds the lock of" in result.stderr
     # one connection read the state and then asked who holds the lease
     assert after - before == 1
+
+
+def test_drift_asks_about_the_lease_on_the_connection_that_read_the_state(
+    workdir: Path, counted: PostgresServer
+) -> None:
+    url = counted.new_database()
+    ok("--backend", url, "apply", "--auto-approve")
+    before = connections(counted, url)
+    ok("--backend", url, "drift")  # no drift: the state read, the lease asked twice
+    assert connections(counted, url) - before == 1
+
+    out_of_band(by_hand)
+    lease = PgLease(url, "default", ttl=60)  # a teammate's apply, in progress
+    info = lease.acquire("apply")
+    try:
+        before = connections(counted, url)
+        result = cli("--backend", url, "drift")
+        after = connections(counted, url)
+    finally:
+        lease.release()
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert f"{info.describe()} holds the lock of" in result.stdout + result.stderr
+    assert after - before == 1
+
+
+async def by_hand(client: ProviderClient) -> None:
+    envs = [e async for e in client.environments.list()]
+    await client.environments.update(envs[0]["id"], {"description": "by hand"})

@@ -17,11 +17,10 @@ from reconciler.app.workspace import (
     Settings,
     check_origin,
     connect,
-    left_lock,
+    lock_left_in,
     observe,
-    read_state,
-    running_lock,
     state_exists,
+    state_location,
 )
 from reconciler.engine.desired import desired_digest, desired_resources
 from reconciler.engine.drift import (
@@ -74,43 +73,48 @@ async def drift(
         ProviderError: the provider failed.
     """
     manifests = load_manifests(ws.manifests)
-    lockfile = read_state(ws)
-    running = running_lock(ws)
-    missing = None if state_exists(ws, lockfile) else ws.state_name
-    # under --backend there is no lockfile: messages name the database's state
-    kept = "lockfile" if ws.backend is None else "state"
-    try:
-        if client is None:
-            # another provider holds none of the lockfile's ids: all would be reported deleted
-            check_origin(ws, lockfile, allow_change=allow_origin_change)
-            async with connect(ws) as c:
+    # One state location throughout: under --backend one connection to the database reads
+    # the state and asks about its lease before and after the refresh (not one each).
+    with state_location(ws) as location:
+        lockfile = location.read()
+        running = location.running_lock()
+        missing = None if state_exists(ws, lockfile) else ws.state_name
+        # under --backend there is no lockfile: messages name the database's state
+        kept = "lockfile" if ws.backend is None else "state"
+        try:
+            if client is None:
+                # another provider holds none of the lockfile's ids: all would be reported
+                # deleted
+                check_origin(ws, lockfile, allow_change=allow_origin_change)
+                async with connect(ws) as c:
+                    report = await _drift(
+                        c, manifests, lockfile, ws.project, ignore_unmanaged, missing, kept
+                    )
+            else:
                 report = await _drift(
-                    c, manifests, lockfile, ws.project, ignore_unmanaged, missing, kept
+                    client, manifests, lockfile, ws.project, ignore_unmanaged, missing, kept
                 )
-        else:
-            report = await _drift(
-                client, manifests, lockfile, ws.project, ignore_unmanaged, missing, kept
+        except PlanError as err:
+            raise placed(err, manifests) from None
+        # held before the refresh, or taken during it
+        running = running or location.running_lock()
+        if running is not None and report.items:
+            # an apply's changes show as drift until it records them: say so, naming it
+            busy = (
+                f"{running.describe()} holds the lock of {ws.state_name}: what an apply in "
+                "progress changed but has not recorded yet shows as drift; run drift again "
+                "once it is done"
             )
-    except PlanError as err:
-        raise placed(err, manifests) from None
-    running = running or running_lock(ws)  # held before the refresh, or taken during it
-    if running is not None and report.items:
-        # an apply's changes show as drift until it records them: say so, naming it
-        busy = (
-            f"{running.describe()} holds the lock of {ws.state_name}: what an apply in "
-            "progress changed but has not recorded yet shows as drift; run drift again once "
-            "it is done"
-        )
-        report = report.model_copy(update={"warnings": (*report.warnings, busy)})
-    left = left_lock(ws) if running is None and report.items else None
-    if left is not None:
-        # a killed apply's changes are its own, not edits outside git: say it died
-        died = (
-            f"{left.describe()} ended without releasing the lock of {ws.state_name} (it was "
-            "killed, or its machine went away): what it changed but did not record shows as "
-            "drift; `reconciler apply` records it"
-        )
-        report = report.model_copy(update={"warnings": (*report.warnings, died)})
+            report = report.model_copy(update={"warnings": (*report.warnings, busy)})
+        left = lock_left_in(location) if running is None and report.items else None
+        if left is not None:
+            # a killed apply's changes are its own, not edits outside git: say it died
+            died = (
+                f"{left.describe()} ended without releasing the lock of {ws.state_name} (it "
+                "was killed, or its machine went away): what it changed but did not record "
+                "shows as drift; `reconciler apply` records it"
+            )
+            report = report.model_copy(update={"warnings": (*report.warnings, died)})
     if ws.backend is None:
         return report
     return report.model_copy(update={"compared_with": ws.recorded_in})

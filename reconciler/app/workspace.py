@@ -132,10 +132,15 @@ def left_lock(settings: Settings) -> LockInfo | None:
         LockfileError: the database is unreachable.
     """
     with state_location(settings) as location:
-        info = location.read_lock()
-        if info is None or location.running_lock() is not None:
-            return None
-        return info
+        return lock_left_in(location)
+
+
+def lock_left_in(location: StateLocation) -> LockInfo | None:
+    """``left_lock`` of a state location already open (no second connection to it)."""
+    info = location.read_lock()
+    if info is None or location.running_lock() is not None:
+        return None
+    return info
 
 
 def state_exists(settings: Settings, lockfile: Lockfile) -> bool:
