@@ -102,6 +102,7 @@ def remove_entry(settings: Settings, address: str) -> tuple[LockEntry | None, Pe
         raise LockfileError(f"{settings.lockfile} does not exist; there is nothing to remove")
     with locked_state(settings, "state rm") as (_lock, store):
         loaded = store.load()
+        _refuse_unwritten(settings, loaded, address)
         entry, intent = loaded.resources.get(address), loaded.pending.get(address)
         store.commit(lambda lf: lf.without(address))
     return entry, intent
@@ -119,9 +120,22 @@ def move_state_entry(settings: Settings, old: str, new: str) -> LockEntry | None
     if settings.lockfile_missing:
         raise LockfileError(f"{settings.lockfile} does not exist; there is nothing to move")
     with locked_state(settings, "state mv") as (_lock, store):
-        entry = store.load().resources.get(old)
+        loaded = store.load()
+        _refuse_unwritten(settings, loaded, old)
+        entry = loaded.resources.get(old)
         store.commit(lambda lf: move_entry(lf, old, new))
     return entry
+
+
+def _refuse_unwritten(settings: Settings, lockfile: Lockfile, address: str) -> None:
+    """A state never written (under --backend: a project nothing was applied with, often a
+    missing or mistyped --project) has no entry to edit: say which, as ``state show`` does,
+    rather than "the lockfile has no entries"."""
+    if settings.backend and not lockfile.written and not lockfile.resources:
+        raise LockfileError(
+            f"no entry for {address}: {settings.state_name} does not exist: no entries "
+            "(nothing was applied with it yet; check --backend and --project)"
+        )
 
 
 def unlock_state(settings: Settings, lock_id: str) -> LockInfo:

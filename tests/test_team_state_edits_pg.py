@@ -1,0 +1,51 @@
+"""``state rm`` and ``state mv`` under ``--backend``, as a platform team's engineer types them.
+
+One database holds the state of many projects (``--project``); a command run without the
+right ``--project`` (or with a typo in it) reads a project that holds no state. ``state
+list`` and ``state show`` say so and name the flags to check; ``state rm`` and ``state mv``
+said "no entry for ADDR in the lockfile; the lockfile has no entries", which names no
+database and no project, and reads as if the entry had been lost.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.gitops import cli, make_workdir, ok
+from support.postgres import PostgresServer
+
+from reconciler.state.postgres.conninfo import redact
+
+pytestmark = pytest.mark.tcp
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_workdir(tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize(
+    "command", [("state", "rm", "agent.coder"), ("state", "mv", "agent.coder", "agent.x")]
+)
+def test_an_edit_in_a_project_without_state_names_the_project_and_the_flags(
+    workdir: Path, postgres_server: PostgresServer, command: tuple[str, ...]
+) -> None:
+    url = postgres_server.new_database()
+    ok("--backend", url, "apply", "--auto-approve")
+    result = cli("--backend", url, "--project", "web", *command)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: no entry for agent.coder: {redact(url)} (project web) does not exist: no "
+        "entries (nothing was applied with it yet; check --backend and --project)\n"
+    )
+    # nothing written for the project typed, and the project applied is untouched
+    dbname = url.rsplit("/", 1)[1]
+    rows = postgres_server.execute(
+        "SELECT (SELECT count(*) FROM reconciler_states WHERE project = 'web'), "
+        "(SELECT count(*) FROM reconciler_history WHERE project = 'web'), "
+        "(SELECT count(*) FROM reconciler_leases)",
+        dbname,
+    )
+    assert rows == [(0, 0, 0)]
+    assert "agent.coder" in ok("--backend", url, "state", "list").stdout
