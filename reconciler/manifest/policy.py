@@ -198,6 +198,16 @@ def _expression_problem(rule: PolicyRule) -> str | None:
         return (
             f"'{unknown}' is not a variable (the variables are spec, name, kind and metadata){hint}"
         )
+    function = _unknown_function(tree)
+    if function is not None:
+        functions = _functions()
+        close = get_close_matches(function, sorted(functions), n=1)
+        hint = (
+            f"; did you mean {close[0]}?"
+            if close
+            else f"; the functions are: {', '.join(sorted(functions, key=str.lower))}"
+        )
+        return f"'{function}' is not a CEL function here{hint}"
     paths, guarded = _spec_paths(tree)
     for path in paths:
         if any(path[: len(g)] == g for g in guarded):
@@ -236,6 +246,32 @@ def _unknown_variable(tree: Any) -> str | None:
                     bound.add(str(variable[0].children[0]))
     known = {*VARIABLES, *_CEL_NAMES, *bound}
     return next((n for n in names if n not in known), None)
+
+
+@functools.cache
+def _functions() -> frozenset[str]:
+    """The functions and macros an expression may call: the CEL library's own (Kubernetes'
+    extension libraries, ``lowerAscii`` and the like, are not among them)."""
+    from celpy.evaluation import base_functions
+
+    return frozenset(n for n in base_functions if n.isidentifier()) | _MACROS | {"has"}
+
+
+def _unknown_function(tree: Any) -> str | None:
+    """The first function the expression calls that the CEL library does not have: a typo
+    (``startswith``), which CEL would only report on each resource, as an undeclared
+    reference with the library's whole activation."""
+    known = _functions()
+    for node in tree.iter_subtrees_topdown():
+        if node.data == "ident_arg" and node.children:
+            name = str(node.children[0])
+        elif node.data == "member_dot_arg" and len(node.children) >= 2:
+            name = str(node.children[1])
+        else:
+            continue
+        if name not in known:
+            return name
+    return None
 
 
 def _spec_paths(tree: Any) -> tuple[list[tuple[str, ...]], set[tuple[str, ...]]]:
