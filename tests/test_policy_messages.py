@@ -5,6 +5,9 @@
   at the expression's ``file:line:col`` with a "did you mean", as an unknown variable is;
   it was found per resource, with kilobytes of the library's activation as the message and
   the advice to guard a field with has().
+- A rule that fails on a resource says why in CEL's words, never the library's class reprs
+  (``StringType('x') with type: '<class 'celpy.celtypes.StringType'>'``) or "return error
+  for overflow" for a string that is no number.
 """
 
 from __future__ import annotations
@@ -82,3 +85,30 @@ def test_the_functions_and_macros_cel_has_are_no_typos(workdir: Path) -> None:
     )
     result = validate(expression)
     assert result.exit_code == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("expression", "words"),
+    [
+        (
+            "spec.model.id == 'claude-opus-4-6'",
+            "'claude-sonnet-4-6' (a string) has no fields to select; fix the expression",
+        ),
+        (
+            "int(spec.model) > 1",
+            "a conversion failed: invalid literal for int() with base 10: "
+            "'claude-sonnet-4-6'; fix the expression",
+        ),
+    ],
+)
+def test_a_rule_that_fails_on_a_resource_says_why_without_library_words(
+    workdir: Path, expression: str, words: str
+) -> None:
+    result = validate(expression)
+    assert result.exit_code == 1
+    assert (
+        "manifests/main.yaml:1:1: agent.coder: the rule is false: the rule could not be "
+        f"checked on this resource: {words}" in result.stderr
+    )
+    for internal in ("celpy", "celtypes", "StringType", "<class", "overflow", "has()"):
+        assert internal not in result.stderr

@@ -509,9 +509,30 @@ def _eval_error(exc: Exception) -> str:
         return f"no operator or function takes {given} here; fix the expression"
     if cause is IndexError:
         return "a list index is out of range; guard it with size(), e.g. size(spec.x) > 0 && ..."
+    if text.endswith("does not support field selection"):
+        # `spec.model.id` where the model is written as a string
+        found = re.match(r"(.*) with type: '<class 'celpy\.celtypes\.(\w+)'>'", text)
+        if found is None:
+            return "it selects a field of a value that has none; fix the expression"
+        value, kind = _short(_plain(found.group(1))), _cel_type(found.group(2))
+        return f"{value} ({kind}) has no fields to select; fix the expression"
+    if text == "return error for overflow" and detail is not None:
+        # celpy's words for any failed conversion: int('high'), timestamp('soon')
+        if str(detail[0]) == "overflow":
+            return "an integer overflows (64 bits); fix the expression"
+        return f"a conversion failed: {_short(_plain(str(detail[0])))}; fix the expression"
     if detail is not None and not re.search(r"[A-Za-z]+Type\(", str(detail[0])):
         text = f"{text} ({detail[0]})"
     return f"{text or type(exc).__name__}; fix the expression"
+
+
+def _plain(text: str) -> str:
+    """``text`` with celpy's value reprs unwrapped: ``StringType('x')`` is ``'x'``."""
+    while True:
+        unwrapped = re.sub(r"\b[A-Z][a-z]*Type\(([^()]*)\)", r"\1", text)
+        if unwrapped == text:
+            return text
+        text = unwrapped
 
 
 def _short(text: str, limit: int = 80) -> str:
