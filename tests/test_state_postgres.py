@@ -47,6 +47,9 @@ def test_the_tool_creates_its_schema_once(pg_url: str) -> None:
     try:
         assert not location.exists()
         assert location.read().serial == 0
+        # reading creates nothing (tests/test_team_readonly_pg.py); the first write does
+        assert rows(pg_url, "SELECT to_regclass('reconciler_schema') IS NULL") == [(True,)]
+        location.db.create_schema()
     finally:
         location.close()
     assert rows(pg_url, "SELECT version FROM reconciler_schema") == [(SCHEMA_VERSION,)]
@@ -65,7 +68,9 @@ def test_the_tool_creates_its_schema_once(pg_url: str) -> None:
 
 
 def test_a_newer_schema_is_refused_and_left_alone(pg_url: str) -> None:
-    read_db(pg_url)
+    db = Database(pg_url)
+    db.create_schema()
+    db.close()
     rows(pg_url, "UPDATE reconciler_schema SET version = 99 RETURNING version")
     before = rows(pg_url, "SELECT tablename FROM pg_tables ORDER BY 1")
     location = PgLocation(pg_url, "p")

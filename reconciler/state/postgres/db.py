@@ -25,7 +25,7 @@ from reconciler.state.postgres.conninfo import (
     schema_of,
     scrub,
 )
-from reconciler.state.postgres.schema import ensure_schema
+from reconciler.state.postgres.schema import ensure_schema, schema_version
 
 if TYPE_CHECKING:
     from reconciler.state.postgres.conninfo import Conn
@@ -43,8 +43,11 @@ BACKOFF = 0.25
 class Database:
     """The state database named by ``conninfo`` (connected on first use)."""
 
-    def __init__(self, conninfo: str, *, purpose: str = "") -> None:
+    def __init__(self, conninfo: str, *, purpose: str = "", create: bool = True) -> None:
         self.conninfo = conninfo
+        #: create the tables on first use; False: a reader, which finds a database without
+        #: them empty (``has_schema``) and leaves it as it is until ``create_schema``
+        self.create = create
         schema = schema_of(conninfo)
         # another schema is another state: name it, or two states read the same
         self.name = redact(conninfo) + (f" (schema {schema})" if schema else "")
@@ -62,15 +65,44 @@ class Database:
                     with contextlib.suppress(Exception):
                         conn.close()
                 conn = connect(self.conninfo, purpose=self.purpose)
-                if not self._schema_checked:
-                    try:
-                        ensure_schema(conn, self.name)
-                    except BaseException:
-                        conn.close()
-                        raise
-                    self._schema_checked = True
+                try:
+                    self._check_schema(conn)
+                except BaseException:
+                    conn.close()
+                    raise
                 self._conn = conn
+            elif not self._schema_checked:
+                self._check_schema(conn)  # a reader's: the first write may have created it
             return conn
+
+    def _check_schema(self, conn: Conn, *, create: bool | None = None) -> None:
+        """Create or migrate the tables (a writer), or only see whether they exist."""
+        if self._schema_checked:
+            return
+        if (self.create if create is None else create) or schema_version(conn, self.name):
+            ensure_schema(conn, self.name)
+            self._schema_checked = True
+
+    def has_schema(self) -> bool:
+        """Whether the state tables exist (always, once created). Creates nothing for a
+        reader (``create=False``): a database nothing was written to stays as it is.
+
+        Raises:
+            DatabaseError: unreachable, or a schema newer than this reconciler knows.
+        """
+        return self.run(lambda _conn: self._schema_checked, what="read the state")
+
+    def create_schema(self) -> None:
+        """Create (or migrate) the tables now: before a reader's first write.
+
+        Raises:
+            DatabaseError: unreachable, or the role may not create them.
+        """
+
+        def create(conn: Conn) -> None:
+            self._check_schema(conn, create=True)
+
+        self.run(create, what="create the state tables")
 
     def drop(self) -> None:
         """Forget the connection (after it failed); the next use opens a new one."""

@@ -10,7 +10,7 @@ from reconciler.errors import LockfileError
 from reconciler.state.delta import Delta
 from reconciler.state.history import HistoryChange, HistoryRecord, RunInfo, changes_of
 from reconciler.state.lock import LockInfo
-from reconciler.state.model import LockEntry, Lockfile
+from reconciler.state.model import LockEntry, Lockfile, new_lockfile
 from reconciler.state.postgres.db import Database
 from reconciler.state.postgres.lease import PgLease, read_lease, unlock_lease
 from reconciler.state.postgres.store import PgStateStore
@@ -21,11 +21,16 @@ if TYPE_CHECKING:
 
 
 class PgLocation:
-    """The state of ``project`` in the database of ``conninfo`` (connected on first use)."""
+    """The state of ``project`` in the database of ``conninfo`` (connected on first use).
+
+    Reading creates nothing: a database without the state tables (a new one, or a wrong
+    ``--backend``) reads as holding no state; the tables are made by the first write (the
+    lease an apply takes, ``store``, ``replace``).
+    """
 
     def __init__(self, conninfo: str, project: str) -> None:
         self.conninfo = conninfo
-        self.db = Database(conninfo)
+        self.db = Database(conninfo, create=False)
         self._project = project
 
     @property
@@ -37,6 +42,9 @@ class PgLocation:
         return self._project
 
     def exists(self) -> bool:
+        if not self.db.has_schema():
+            return False
+
         def look(conn: Conn) -> bool:
             row = conn.execute(
                 "SELECT 1 FROM reconciler_states WHERE project = %s", (self._project,)
@@ -46,6 +54,8 @@ class PgLocation:
         return self.db.run(look, what="read the state")
 
     def read(self) -> Lockfile:
+        if not self.db.has_schema():
+            return new_lockfile(self._project)
         return PgStateStore(self.db, self._project).load()
 
     def new_lock(self) -> PgLease:
@@ -53,20 +63,30 @@ class PgLocation:
 
     def store(self, lock: StateLock | None, run: RunInfo) -> PgStateStore:
         lease_id = lock.info.id if lock is not None and lock.info is not None else None
+        self.db.create_schema()
         return PgStateStore(self.db, self._project, run=run, lease_id=lease_id)
 
     def read_lock(self) -> LockInfo | None:
+        if not self.db.has_schema():
+            return None
         found = self.db.run(lambda conn: read_lease(conn, self._project), what="read the lease")
         return found[0] if found else None
 
     def running_lock(self) -> LockInfo | None:
+        if not self.db.has_schema():
+            return None
         found = self.db.run(lambda conn: read_lease(conn, self._project), what="read the lease")
         return found[0] if found and not found[1] else None
 
     def unlock(self, lock_id: str) -> LockInfo:
+        if not self.db.has_schema():
+            raise LockfileError(f"{self.name} is not locked: no lease is held")
         return unlock_lease(self.db, self._project, lock_id)
 
     def history(self, address: str | None = None) -> list[HistoryRecord]:
+        if not self.db.has_schema():
+            return []
+
         def fetch(conn: Conn) -> list[HistoryRecord]:
             head = conn.execute(
                 "SELECT lineage FROM reconciler_states WHERE project = %s", (self._project,)
@@ -218,6 +238,7 @@ class PgLocation:
                         ),
                     )
 
+        self.db.create_schema()
         self.db.run(write, what="write the migrated state")
 
     def close(self) -> None:

@@ -127,6 +127,17 @@ def _version(conn: Conn) -> int:
     return int(str(got[0])) if got else 0
 
 
+def schema_version(conn: Conn, name: str) -> int:
+    """The schema version found (0: no tables yet), without creating anything.
+
+    Raises:
+        DatabaseError: the schema is newer than this reconciler knows.
+    """
+    found = _version(conn)
+    check_version(found, name)
+    return found
+
+
 def check_version(version: int, name: str) -> None:
     """Refuse a schema newer than this reconciler knows.
 
