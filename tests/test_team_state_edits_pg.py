@@ -49,3 +49,20 @@ def test_an_edit_in_a_project_without_state_names_the_project_and_the_flags(
     )
     assert rows == [(0, 0, 0)]
     assert "agent.coder" in ok("--backend", url, "state", "list").stdout
+
+
+def test_a_schema_the_connection_names_but_that_does_not_exist_is_told_how_to_make(
+    workdir: Path, postgres_server: PostgresServer
+) -> None:
+    # the README's way to keep another state in the same database: a search_path schema
+    url = postgres_server.new_database()
+    infra = url + "?options=-csearch_path%3Dinfra"
+    ok("apply", "--auto-approve")
+    result = cli("state", "migrate", "--to", infra)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stderr == (
+        f"Error: {redact(url)} (schema infra): cannot create or migrate the state tables "
+        "(nothing was changed): no schema has been selected to create in; the schema infra "
+        "that the connection's search_path names does not exist: create it (CREATE SCHEMA "
+        "infra) or fix options=-csearch_path\n"
+    )

@@ -148,6 +148,13 @@ def refusal(e: BaseException, conninfo: str | None = None) -> str:
             "SCHEMA ... TO ..., or run once as the database's owner), then SELECT, INSERT, "
             "UPDATE and DELETE on the reconciler_* tables"
         )
+    if getattr(e, "sqlstate", None) == "3F000":  # invalid_schema_name: search_path's is gone
+        schema = schema_of(conninfo) if conninfo else None
+        named = f"the schema {schema} that" if schema else "the schema"
+        return (
+            f"{text}; {named} the connection's search_path names does not exist: create it "
+            f"(CREATE SCHEMA {schema or 'NAME'}) or fix options=-csearch_path"
+        )
     return text
 
 

@@ -187,6 +187,7 @@ def ensure_schema(conn: Conn, name: str) -> int:
             )
     except psycopg.Error as e:
         raise DatabaseError(
-            f"{name}: cannot create or migrate the state tables (nothing was changed): {refusal(e)}"
+            f"{name}: cannot create or migrate the state tables (nothing was changed): "
+            f"{refusal(e, conn.info.dsn)}"  # the dsn holds no password
         ) from None
     return found
