@@ -140,8 +140,10 @@ class Database:
         for attempt in range(max(1, attempts)):
             if attempt:
                 time.sleep(BACKOFF * attempt)
+            reused = False
             try:
                 with self.mutex:
+                    reused = self._conn is not None and not self._conn.closed
                     conn = self.connection()
                     if lost is not None and landed is not None:
                         done = landed(conn)
@@ -153,7 +155,13 @@ class Database:
                     raise self.error(what, e) from None
                 lost = e
                 self.drop()
-                logger.warning(
+                # A connection kept open between uses that fails at once was mostly closed
+                # while idle (idle_session_timeout, a pooler, a firewall): for a read,
+                # reopening it is routine, not news for a CI log. A write whose commit may
+                # have landed, a drop again, or of a new connection, is said.
+                routine = attempt == 0 and reused and landed is None
+                logger.log(
+                    logging.DEBUG if routine else logging.WARNING,
                     "%s: the connection to the state database dropped (%s); reconnecting",
                     self.name,
                     scrub(str(e).strip() or type(e).__name__, self.conninfo),
