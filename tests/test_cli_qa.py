@@ -319,7 +319,7 @@ def test_fmt_writes_lf_without_a_bom_as_its_help_says(workdir: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "said"),
     [
-        (["unlock", "3f2a9c1e"], "state/reconciler.lock is not locked"),
+        (["unlock", "3f2a9c1e"], "state/reconciler.lock does not exist, so it holds no lock"),
         (
             ["rollback", "deployment.nightly-review", "--auto-approve"],
             "state/reconciler.lock does not exist",

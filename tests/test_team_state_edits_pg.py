@@ -66,3 +66,27 @@ def test_a_schema_the_connection_names_but_that_does_not_exist_is_told_how_to_ma
         "that the connection's search_path names does not exist: create it (CREATE SCHEMA "
         "infra) or fix options=-csearch_path\n"
     )
+
+
+def test_unlock_without_the_backend_says_where_it_looked(
+    workdir: Path, postgres_server: PostgresServer
+) -> None:
+    # the lease id copied from a CI job's log (which set RECONCILER_BACKEND), run on a laptop
+    # without it: "state/reconciler.lock is not locked" read as "the lease is gone already"
+    from reconciler.state.postgres.lease import PgLease
+
+    url = postgres_server.new_database()
+    lease = PgLease(url, "default", ttl=60)
+    info = lease.acquire("apply")
+    try:
+        result = cli("unlock", info.id)
+        assert result.exit_code == 1
+        assert result.stderr == (
+            "Error: state/reconciler.lock does not exist, so it holds no lock: nothing was "
+            "applied with it (check --lockfile). A lease in a PostgreSQL database is cleared "
+            "with --backend (or RECONCILER_BACKEND) set to it\n"
+        )
+        assert lease.held
+        ok("--backend", url, "unlock", info.id)
+    finally:
+        lease.release()

@@ -146,6 +146,13 @@ def unlock_state(settings: Settings, lock_id: str) -> LockInfo:
     """
     if settings.backend is None and not lock_path(real_lockfile(settings.lockfile)).exists():
         # said without opening the state, which would make its folder (a wrong --lockfile)
+        if settings.lockfile_missing:
+            # often a lease id from a CI log, run here without that job's --backend
+            raise LockfileError(
+                f"{settings.lockfile} does not exist, so it holds no lock: nothing was applied "
+                "with it (check --lockfile). A lease in a PostgreSQL database is cleared with "
+                "--backend (or RECONCILER_BACKEND) set to it"
+            )
         raise LockfileError(f"{settings.lockfile} is not locked: no lock is held")
     with state_location(settings) as location:
         return location.unlock(lock_id)
