@@ -8,14 +8,17 @@ authorises, naming the database; each test's database is fresh, so its lines are
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.gitops import cli, edit, make_workdir, ok, out_of_band
+from support.gitops import DB, cli, edit, make_workdir, ok, out_of_band
 from support.postgres import PostgresServer
+from support.reliability import provider
 
 from reconciler.provider import ProviderClient
+from reconciler.provider.local import FaultConfig
 from reconciler.state.postgres.lease import PgLease
 
 pytestmark = pytest.mark.tcp
@@ -90,6 +93,51 @@ def test_drift_asks_about_the_lease_on_the_connection_that_read_the_state(
     assert result.exit_code == 2, (result.stdout, result.stderr)
     assert f"{info.describe()} holds the lock of" in result.stdout + result.stderr
     assert after - before == 1
+
+
+async def by_hand(client: ProviderClient) -> None:
+    envs = [e async for e in client.environments.list()]
+    await client.environments.update(envs[0]["id"], {"description": "by hand"})
+
+
+def test_a_connection_the_server_closed_while_idle_is_reopened_without_a_word(
+    workdir: Path, postgres_server: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a pooler, a proxy or idle_session_timeout closes a connection left idle (here while
+    # plan refreshes and drift lists, the provider answering slowly): reopening it is
+    # routine, not a warning in CI logs
+    url = postgres_server.new_database()
+    dbname = url.rsplit("/", 1)[1]
+    slow = {"left": 0}
+
+    def pause(method: str, path: str) -> bool:
+        if method == "GET" and slow["left"] > 0:
+            slow["left"] -= 1
+            time.sleep(1.5)  # longer than the server lets a connection idle
+        return False
+
+    with provider(workdir / DB, FaultConfig(latency_ms=0)) as (provider_url, tap):
+        tap.after = pause
+        given = ("--backend", url, "--provider-url", provider_url)
+        ok(*given, "apply", "--auto-approve")
+        postgres_server.execute(f"ALTER DATABASE {dbname} SET idle_session_timeout = '1s'")
+        edit(workdir / "manifests/agents.yaml", "Be specific and kind.", "Be specific.")
+        lease = PgLease(url, "default", ttl=600)  # no heartbeat during the test
+        info = lease.acquire("apply")
+        try:
+            with caplog.at_level("WARNING", logger="reconciler.state"):
+                slow["left"] = 1
+                planned = cli(*given, "plan")
+                slow["left"] = 1
+                drifted = cli(*given, "drift")
+        finally:
+            lease.release()
+    assert [r.getMessage() for r in caplog.records if r.name == "reconciler.state"] == []
+    assert planned.exit_code == 0, (planned.stdout, planned.stderr)
+    assert planned.stderr.startswith(f"Warning: {info.describe()} holds the lock of")
+    assert planned.stderr.count("\n") == 1, planned.stderr
+    assert drifted.exit_code == 0, (drifted.stdout, drifted.stderr)
+    assert drifted.stderr == ""
 
 
 async def by_hand(client: ProviderClient) -> None:
