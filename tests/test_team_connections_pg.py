@@ -113,14 +113,14 @@ def test_a_connection_the_server_closed_while_idle_is_reopened_without_a_word(
     def pause(method: str, path: str) -> bool:
         if method == "GET" and slow["left"] > 0:
             slow["left"] -= 1
-            time.sleep(1.5)  # longer than the server lets a connection idle
+            time.sleep(4)  # longer than the server lets a connection idle (3 s, for load)
         return False
 
     with provider(workdir / DB, FaultConfig(latency_ms=0)) as (provider_url, tap):
         tap.after = pause
         given = ("--backend", url, "--provider-url", provider_url)
         ok(*given, "apply", "--auto-approve")
-        postgres_server.execute(f"ALTER DATABASE {dbname} SET idle_session_timeout = '1s'")
+        postgres_server.execute(f"ALTER DATABASE {dbname} SET idle_session_timeout = '3s'")
         edit(workdir / "manifests/agents.yaml", "Be specific and kind.", "Be specific.")
         lease = PgLease(url, "default", ttl=600)  # no heartbeat during the test
         info = lease.acquire("apply")
@@ -132,38 +132,8 @@ def test_a_connection_the_server_closed_while_idle_is_reopened_without_a_word(
                 drifted = cli(*given, "drift")
         finally:
             lease.release()
-    assert [r.getMessage() for r in caplog.records if r.name == "reconciler.state"] == []
-    assert planned.exit_code == 0, (planned.stdout, planned.stderr)
-    assert planned.stderr.startswith(f"Warning: {info.describe()} holds the lock of")
-    assert planned.stderr.count("\n") == 1, planned.stderr
-    assert drifted.exit_code == 0, (drifted.stdout, drifted.stderr)
-    assert drifted.stderr == ""
-
-
-async def by_hand(client: ProviderClient) -> None:
-    envs = [e async for e in client.environments.list()]
-    await client.environments.update(envs[0]["id"], {"description": "by hand"})
-
-
-def test_a_connection_the_server_closed_while_idle_is_reopened_without_a_word(
-    workdir: Path, postgres_server: PostgresServer, caplog: pytest.LogCaptureFixture
-) -> None:
-    # a pooler, a proxy or idle_session_timeout closes a connection left idle (here while
-    # plan refreshes and drift lists): reopening it is routine, not a warning in CI logs
-    url = postgres_server.new_database()
-    ok("--backend", url, "apply", "--auto-approve")
-    dbname = url.rsplit("/", 1)[1]
-    postgres_server.execute(f"ALTER DATABASE {dbname} SET idle_session_timeout = '20ms'")
-    edit(workdir / "manifests/agents.yaml", "Be specific and kind.", "Be specific.")
-    lease = PgLease(url, "default", ttl=60)
-    info = lease.acquire("apply")
-    try:
-        with caplog.at_level("WARNING", logger="reconciler.state"):
-            planned = cli("--backend", url, "plan")
-            drifted = cli("--backend", url, "drift")
-    finally:
-        lease.release()
-    assert [r.getMessage() for r in caplog.records if r.name == "reconciler.state"] == []
+    said = [r.getMessage() for r in caplog.records if r.name == "reconciler.state"]
+    assert said == []
     assert planned.exit_code == 0, (planned.stdout, planned.stderr)
     assert planned.stderr.startswith(f"Warning: {info.describe()} holds the lock of")
     assert planned.stderr.count("\n") == 1, planned.stderr
