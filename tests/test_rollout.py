@@ -76,6 +76,18 @@ def sessions() -> list[dict[str, Any]]:
     return [s for s in all_sessions() if "reconciler-check" in s["metadata"]]
 
 
+def agent_created_again_with_its_candidate_held() -> str:
+    """The reviewer agent archived in the console, created again by apply, and its v1 held
+    (its checks failed): the deployment stays on the old agent. Returns the old agent's id."""
+    gate(FAILING)
+    ok("apply", "--auto-approve")
+    old_agent = str(entry(AGENT)["id"])
+    out_of_band(lambda c: c.agents.archive(old_agent))
+    assert cli("apply", "--auto-approve").exit_code == 1  # the new agent's v1 is held
+    assert entry(AGENT)["id"] != old_agent
+    return old_agent
+
+
 def history() -> list[tuple[int, str]]:
     return [(h["version"], h["by"]) for h in entry().get("pin_history", [])]
 

@@ -17,6 +17,7 @@ from test_rollout import (
     DEPLOYMENT,
     FAILING,
     PASSING,
+    agent_created_again_with_its_candidate_held,
     all_sessions,
     entry,
     gate,
@@ -79,18 +80,6 @@ class _SlowClock(datetime):
         return cls.fromtimestamp(slow.timestamp(), tz)
 
 
-def _held_candidate_of_the_agent_created_again() -> str:
-    """The reviewer agent archived in the console, created again by apply, and its v1 held
-    (its checks failed): the deployment stays on the old agent. Returns the old agent's id."""
-    gate(FAILING)
-    ok("apply", "--auto-approve")
-    old_agent = str(entry(AGENT)["id"])
-    out_of_band(lambda c: c.agents.archive(old_agent))
-    assert cli("apply", "--auto-approve").exit_code == 1  # the new agent's v1 is held
-    assert entry(AGENT)["id"] != old_agent
-    return old_agent
-
-
 def test_a_hold_written_by_a_runner_whose_clock_is_slow_still_holds(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -99,7 +88,7 @@ def test_a_hold_written_by_a_runner_whose_clock_is_slow_still_holds(
     # clock), so every apply ran the failed candidate's checks again and exited 1
     with monkeypatch.context() as m:
         m.setattr("reconciler.state.model.datetime", _SlowClock)
-        old_agent = _held_candidate_of_the_agent_created_again()
+        old_agent = agent_created_again_with_its_candidate_held()
     new_agent = entry(AGENT)["id"]
     assert [(h["version"], h["agent_id"]) for h in entry()["held"]] == [(1, new_agent)]
 
@@ -114,7 +103,7 @@ def test_a_hold_written_by_a_runner_whose_clock_is_slow_still_holds(
 
 def test_a_hold_in_a_lockfile_older_than_its_agent_id_still_holds(workdir: Path) -> None:
     # lockfiles written before holds named the agent object are matched by time as before
-    _held_candidate_of_the_agent_created_again()
+    agent_created_again_with_its_candidate_held()
     data = json.loads(Path(LOCKFILE).read_text())
     for hold in data["resources"]["deployment.nightly-review"]["held"]:
         hold.pop("agent_id")
@@ -126,7 +115,7 @@ def test_a_hold_in_a_lockfile_older_than_its_agent_id_still_holds(workdir: Path)
 
 
 def test_a_lost_lockfile_heals_its_holds_with_the_agent_they_are_of(workdir: Path) -> None:
-    _held_candidate_of_the_agent_created_again()
+    agent_created_again_with_its_candidate_held()
     new_agent = entry(AGENT)["id"]
     _lose_the_lockfile()
     ok("apply", "--auto-approve")
@@ -288,7 +277,7 @@ def test_rollback_of_a_deployment_on_an_archived_agent_is_refused_before_its_pla
     ok("apply", "--auto-approve")
     new_version(1)
     ok("apply", "--auto-approve")  # v2
-    old_agent = _held_candidate_of_the_agent_created_again()
+    old_agent = agent_created_again_with_its_candidate_held()
     before = Path(LOCKFILE).read_bytes()
 
     result = cli("rollback", DEPLOYMENT, "--auto-approve")

@@ -14,6 +14,7 @@ from test_rollout import (
     DEPLOYMENTS,
     FAILING,
     PASSING,
+    agent_created_again_with_its_candidate_held,
     entry,
     gate,
     live_pin,
@@ -199,25 +200,13 @@ def test_a_prune_leaves_alone_the_agent_and_skill_a_protected_deployment_runs_wi
     assert not out_of_band(lambda c: c.agents.retrieve(agent_id))["archived_at"]
 
 
-def _agent_created_again_with_its_candidate_held() -> str:
-    """The reviewer agent archived in the console, created again by apply, and its v1 held
-    (its checks failed): the deployment stays on the old agent. Returns the old agent's id."""
-    gate(FAILING)
-    ok("apply", "--auto-approve")
-    old_agent = str(entry(AGENT)["id"])
-    out_of_band(lambda c: c.agents.archive(old_agent))
-    assert cli("apply", "--auto-approve").exit_code == 1  # the new agent's v1 is held
-    assert entry(AGENT)["id"] != old_agent
-    return old_agent
-
-
 def test_a_candidate_of_an_agent_created_again_that_failed_its_checks_stays_held(
     workdir: Path,
 ) -> None:
     # the agent is archived in the console; apply creates it again (v1 of a new object) and
     # its checks fail. The hold named only "v1", which the deployment ran already (of the old
     # object): every later apply ran the checks again and exited 1, and plan never converged
-    old_agent = _agent_created_again_with_its_candidate_held()
+    old_agent = agent_created_again_with_its_candidate_held()
 
     plan = cli("plan", "--detailed-exitcode")
     assert plan.exit_code == 0, plan.stdout
@@ -246,7 +235,7 @@ def test_run_of_a_deployment_whose_pinned_version_is_held_never_runs_the_held_ca
 ) -> None:
     # run took the lockfile's agent id with the deployment's pin number: the new agent's v1,
     # the very candidate whose checks failed, while the deployment runs the old agent's v1
-    _agent_created_again_with_its_candidate_held()
+    agent_created_again_with_its_candidate_held()
     before = len(out_of_band(lambda c: c.sessions.list(include_archived=True).to_list()))
     result = cli("run", "nightly-review", "-m", "hello")
     assert result.exit_code == 1, result.stdout

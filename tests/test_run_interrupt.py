@@ -14,6 +14,8 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +45,9 @@ def _read_until(proc: subprocess.Popen[str], needle: str, timeout: float) -> str
     raise AssertionError(f"{needle!r} not seen in time; stderr so far:\n{seen}")
 
 
-@pytest.mark.parametrize(
-    ("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"]
-)
-def test_ctrl_c_interrupts_the_session_and_exits_130(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals, code: int
-) -> None:
-    """Ctrl-C (and SIGTERM, handled the same way, exit 143)."""
+def _applied_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The example manifests applied in ``tmp_path`` (the working directory now) over TCP;
+    the provider's database, for a slow provider to serve next."""
     monkeypatch.chdir(tmp_path)
     shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
     db = tmp_path / "provider.db"
@@ -58,6 +56,17 @@ def test_ctrl_c_interrupts_the_session_and_exits_130(
             main, ["--provider-url", fast.url, "apply", "--auto-approve"], catch_exceptions=False
         )
         assert applied.exit_code == 0, applied.output
+    return db
+
+
+@pytest.mark.parametrize(
+    ("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"]
+)
+def test_ctrl_c_interrupts_the_session_and_exits_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals, code: int
+) -> None:
+    """Ctrl-C (and SIGTERM, handled the same way, exit 143)."""
+    db = _applied_project(tmp_path, monkeypatch)
     # the same database, now slow: every request takes 1.5 s
     with BackgroundServer(create_app(db, FaultConfig(latency_ms=1500))) as slow:
         env = {**os.environ, "NO_COLOR": "1"}
@@ -112,14 +121,7 @@ def test_ctrl_c_while_the_session_is_created_says_which_session_or_how_to_find_i
     """Ctrl-C once the session create is on its way printed only "Interrupted.": a session
     made by that create was unknown to the user. Now: the id when the session can be found
     (by the token run puts in its metadata), else what finds it; exit 130 either way."""
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
-    db = tmp_path / "provider.db"
-    with BackgroundServer(create_app(db)) as fast:
-        applied = CliRunner().invoke(
-            main, ["--provider-url", fast.url, "apply", "--auto-approve"], catch_exceptions=False
-        )
-        assert applied.exit_code == 0, applied.output
+    db = _applied_project(tmp_path, monkeypatch)
     slow_app, arrived = _sessions_spy(create_app(db, FaultConfig(latency_ms=1500)), made=made)
     with BackgroundServer(slow_app) as slow:
         env = {**os.environ, "NO_COLOR": "1"}
@@ -149,6 +151,22 @@ def test_ctrl_c_while_the_session_is_created_says_which_session_or_how_to_find_i
         assert "reconciler-run-id: " in err and "titled 'reconciler run agent.coder'" in err
 
 
+@contextmanager
+def _provider_lost_mid_turn(db: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A `reconciler run coder` process whose (slow) provider went away once its session
+    started: the process and the session's id."""
+    slow = BackgroundServer(create_app(db, FaultConfig(latency_ms=1500))).start()
+    try:
+        env = {**os.environ, "NO_COLOR": "1"}
+        args = ["--provider-url", slow.url, "run", "coder", "-m", "take your time"]
+        with cli_process(args, env=env) as proc:
+            before = _read_until(proc, "Session sesn_", timeout=60)
+            slow.stop()  # the provider goes away
+            yield proc, before.split("Session ", 1)[1].split()[0]
+    finally:
+        slow.stop()
+
+
 def test_ctrl_c_when_the_interrupt_cannot_be_sent_still_names_the_session(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -156,26 +174,10 @@ def test_ctrl_c_when_the_interrupt_cannot_be_sent_still_names_the_session(
     not be sent, and run ended with 'Error: could not reach the provider' and exit 1, as if
     Ctrl-C had not been pressed. Now: exit 130, naming the session, saying the interrupt was
     not sent (the turn may go on) and how to continue it."""
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
-    db = tmp_path / "provider.db"
-    with BackgroundServer(create_app(db)) as fast:
-        applied = CliRunner().invoke(
-            main, ["--provider-url", fast.url, "apply", "--auto-approve"], catch_exceptions=False
-        )
-        assert applied.exit_code == 0, applied.output
-    slow = BackgroundServer(create_app(db, FaultConfig(latency_ms=1500))).start()
-    try:
-        env = {**os.environ, "NO_COLOR": "1"}
-        args = ["--provider-url", slow.url, "run", "coder", "-m", "take your time"]
-        with cli_process(args, env=env) as proc:
-            before = _read_until(proc, "Session sesn_", timeout=60)
-            session_id = before.split("Session ", 1)[1].split()[0]
-            slow.stop()  # the provider goes away
-            time.sleep(0.3)
-            out, err = interrupt(proc, timeout=120)
-    finally:
-        slow.stop()
+    db = _applied_project(tmp_path, monkeypatch)
+    with _provider_lost_mid_turn(db) as (proc, session_id):
+        time.sleep(0.3)
+        out, err = interrupt(proc, timeout=120)
     assert proc.returncode == 130, (out, err)
     assert "Traceback" not in err
     assert f"could not send user.interrupt to session {session_id}" in err, err
@@ -188,25 +190,9 @@ def test_the_provider_gone_mid_turn_names_the_session_to_continue(
     """The provider went away mid-turn: run said only 'Error: could not reach the provider'
     (exit 1). The error now names the session, which may still be running, and how to
     continue it."""
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
-    db = tmp_path / "provider.db"
-    with BackgroundServer(create_app(db)) as fast:
-        applied = CliRunner().invoke(
-            main, ["--provider-url", fast.url, "apply", "--auto-approve"], catch_exceptions=False
-        )
-        assert applied.exit_code == 0, applied.output
-    slow = BackgroundServer(create_app(db, FaultConfig(latency_ms=1500))).start()
-    try:
-        env = {**os.environ, "NO_COLOR": "1"}
-        args = ["--provider-url", slow.url, "run", "coder", "-m", "take your time"]
-        with cli_process(args, env=env) as proc:
-            before = _read_until(proc, "Session sesn_", timeout=60)
-            session_id = before.split("Session ", 1)[1].split()[0]
-            slow.stop()  # the provider goes away
-            out, err = proc.communicate(timeout=120)
-    finally:
-        slow.stop()
+    db = _applied_project(tmp_path, monkeypatch)
+    with _provider_lost_mid_turn(db) as (proc, session_id):
+        out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, (out, err)
     assert "Traceback" not in err
     assert "could not reach the provider" in err, err
