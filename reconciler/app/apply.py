@@ -41,7 +41,7 @@ from reconciler.engine.intents import leftover_intents
 from reconciler.engine.model import Action, Plan, Update
 from reconciler.engine.record import record_intent, record_intents, record_outcome
 from reconciler.engine.staleness import stale_actions
-from reconciler.manifest import load_manifests
+from reconciler.manifest import ManifestSet, load_manifests
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
     ClosableBackend,
@@ -141,12 +141,14 @@ async def apply(
         PolicyError: a mandatory policy rule fails, also one added since a saved plan.
     """
     choices = PlanChoices.of(choices, keywords)
+    loaded: ManifestSet | None = None
     if settings.backend is None and not settings.lockfile.exists():
         # never applied here: bad input is said before the lock makes the state's folder
-        # (they are read again under the lock, which is what counts)
+        # (the manifests, read once, are the ones planned; the plan file is read again)
         if plan_file is not None:
             read_plan_file(plan_file)
-        check_policies(load_manifests(settings.manifests))
+        loaded = load_manifests(settings.manifests)
+        check_policies(loaded)
     with locked_state(settings, "apply") as (lock, store), ExitStack() as frozen:
         lockfile = store.load()
         origin = check_origin(settings, lockfile, allow_change=choices.allow_origin_change)
@@ -157,7 +159,7 @@ async def apply(
             client.write_guard = lock.ensure_held
             if plan_file is not None:
                 plan, binding = read_plan_file(plan_file)
-                manifests = load_manifests(settings.manifests)
+                manifests = loaded if loaded is not None else load_manifests(settings.manifests)
                 check_policies(manifests)  # a mandatory rule added since the plan still stops it
                 secrets = SecretSource(manifests)
                 check_plan_origin(plan, settings, lockfile)
@@ -169,7 +171,7 @@ async def apply(
                 observed = await observe(client, lockfile, settings.project)
                 stale = stale_actions(plan, observed, lockfile)
             else:
-                result = await make_plan(settings, choices, client=client)
+                result = await make_plan(settings, choices, client=client, loaded=loaded)
                 plan, secrets, stale = result.plan, SecretSource(result.manifests), {}
                 manifests, observed = result.manifests, result.observed
                 digest = None

@@ -127,11 +127,14 @@ async def make_plan(
     choices: PlanChoices | None = None,
     *,
     client: ProviderClient | None = None,
+    loaded: ManifestSet | None = None,
     **keywords: Any,
 ) -> PlanResult:
     """Load, refresh and plan. Changes nothing anywhere.
 
     Args:
+        loaded: the manifests, when the caller has read them already (``apply`` where
+            nothing was applied checks them before its lock): not read again.
         choices: what the plan is asked to do (``PlanChoices``); by default, everything
             the manifests declare and nothing more. With ``client`` the origin is not
             checked (``choices.allow_origin_change``): it is then the caller's to check
@@ -178,7 +181,7 @@ async def make_plan(
             async with connection(settings, client) as c:
                 before = c.stats.requests
                 manifests, secrets, warnings, observed = await _load_while_listing(
-                    settings, c, lockfile, choices.targets
+                    settings, c, lockfile, choices.targets, loaded
                 )
                 observed, recovered = await _live_reads(c, settings, manifests, lockfile, observed)
                 requests = c.stats.requests - before
@@ -251,9 +254,9 @@ async def _live_reads(
 
 
 def _load_checked(
-    settings: Settings, targets: tuple[str, ...] = ()
+    settings: Settings, targets: tuple[str, ...] = (), loaded: ManifestSet | None = None
 ) -> tuple[ManifestSet, SecretSource, tuple[PolicyWarning, ...]]:
-    manifests = load_manifests(settings.manifests)
+    manifests = loaded if loaded is not None else load_manifests(settings.manifests)
     warnings = check_policies(manifests)
     secrets = SecretSource(manifests)
     secrets.check_all(targets)
@@ -261,7 +264,11 @@ def _load_checked(
 
 
 async def _load_while_listing(
-    settings: Settings, client: ProviderClient, lockfile: Lockfile, targets: tuple[str, ...] = ()
+    settings: Settings,
+    client: ProviderClient,
+    lockfile: Lockfile,
+    targets: tuple[str, ...] = (),
+    loaded: ManifestSet | None = None,
 ) -> tuple[ManifestSet, SecretSource, tuple[PolicyWarning, ...], Observed]:
     """Load the manifests (in a worker thread) while the provider is listed.
 
@@ -272,7 +279,9 @@ async def _load_while_listing(
     """
     listing = asyncio.ensure_future(observe(client, lockfile, settings.project))
     try:
-        manifests, secrets, warnings = await asyncio.to_thread(_load_checked, settings, targets)
+        manifests, secrets, warnings = await asyncio.to_thread(
+            _load_checked, settings, targets, loaded
+        )
     except BaseException:
         listing.cancel()
         await asyncio.gather(listing, return_exceptions=True)
