@@ -53,7 +53,7 @@ def with_pin_history(
             history = (*history, move)
             if not found:
                 # a version the deployment now runs on purpose is no longer held
-                held = tuple(h for h in held if not _released(h, agent, version, pinned_id))
+                held = tuple(h for h in held if not h.holds(agent, version, pinned_id))
     if gate is not None and gate.mode == "rollback" and gate.from_version is not None:
         # a rollback moves the pin within the agent object the deployment runs
         hold = HeldVersion(
@@ -187,7 +187,7 @@ def pin_move_found(
     by: PinCause = "rollback" if rollback else intent.by or "apply"
     move = PinRecord(agent=agent, version=to, at=at, by=by, from_version=left)
     history = (*entry.pin_history, move)[-MAX_PIN_HISTORY:]
-    held = tuple(h for h in entry.held if not _released(h, agent, to, agent_id))
+    held = tuple(h for h in entry.held if not h.holds(agent, to, agent_id))
     if rollback and left is not None:
         hold = HeldVersion(
             agent=agent, version=left, reason="rollback", at=at, agent_id=agent_id
@@ -230,12 +230,6 @@ def hold_candidate(
     )
     entry = entry.model_copy(update={"held": _with_hold(entry.held, hold), "updated_at": now})
     return lockfile.with_entry(address, entry)
-
-
-def _released(hold: HeldVersion, agent: str, version: int, agent_id: str | None) -> bool:
-    """Whether a pin moved to ``version`` of ``agent`` (the object ``agent_id``, when
-    known) releases ``hold``: the same version of the same object."""
-    return hold.holds(agent, version, agent_id)
 
 
 def _pinned_agent_id(deployment: object) -> str | None:
@@ -292,7 +286,7 @@ def replay_records(records: Iterable[tuple[str, dict[str, Any]]]) -> RecoveredRo
         history = (*history, move)
         moved_id = record.get("agent_id")
         moved_id = moved_id if isinstance(moved_id, str) else None
-        held = tuple(h for h in held if not _released(h, agent, move.version, moved_id))
+        held = tuple(h for h in held if not h.holds(agent, move.version, moved_id))
         if move.by == "rollback" and move.from_version is not None:
             hold = HeldVersion(
                 agent=agent,
