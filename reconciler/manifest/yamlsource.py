@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -270,55 +271,78 @@ def _mark_pos(mark: yaml.Mark | None) -> tuple[int, int]:
     return mark.line + 1, mark.column + 1
 
 
-def _position(key: Node | None, value: Node) -> Position:
-    vline, vcol = _mark_pos(value.start_mark)
-    if key is None:
-        return Position(vline, vcol, vline, vcol)
-    kline, kcol = _mark_pos(key.start_mark)
-    return Position(kline, kcol, vline, vcol)
-
-
 _BITS = 20
 _MASK = (1 << _BITS) - 1
 
 
-def _packed(key: Node | None, value: Node) -> int | Position:
-    """``_position`` as one int (a third of a ``Position`` object and its ints), when the
-    columns and the key-to-value line gap fit in 20 bits each (all but absurd files)."""
+#: ``Position``'s four numbers, as the builder records them (``Positions`` packs them)
+_Where = tuple[int, int, int, int]
+
+
+def _where(key: Node | None, value: Node) -> _Where:
     vline, vcol = _mark_pos(value.start_mark)
-    kline, kcol = (vline, vcol) if key is None else _mark_pos(key.start_mark)
-    gap = vline - kline
-    if kcol > _MASK or vcol > _MASK or not 0 <= gap <= _MASK:
-        return Position(kline, kcol, vline, vcol)
-    return (((kline << _BITS | kcol) << _BITS | gap) << _BITS) | vcol
+    if key is None:
+        return vline, vcol, vline, vcol
+    kline, kcol = _mark_pos(key.start_mark)
+    return kline, kcol, vline, vcol
 
 
 class Positions(Mapping[DataPath, Position]):
-    """The position of every node of one document, stored packed (a 10,000-document
-    project has ~100,000 of them), read back as ``Position``."""
+    """The position of every node of one document (a 10,000-document project has ~100,000
+    of them), read back as ``Position``.
 
-    __slots__ = ("_packed",)
+    Documents of one kind mostly have the same paths in the same order: that order (path ->
+    index) is kept once for all of them (``_LAYOUTS``), and each document keeps its positions
+    as two 64-bit words a path in one array - key line and column, and the value's line (as
+    a gap from the key's) and column: 16 bytes a path and ~120 a document, where a dict of
+    its own and an int a path took ~85 bytes a path. A position that does not fit (a column
+    or a gap past 2**20, a line past 2**42) is kept whole, aside."""
 
-    def __init__(self, packed: dict[DataPath, int | Position]) -> None:
-        self._packed = packed
+    __slots__ = ("_layout", "_words", "_odd")
+
+    def __init__(self, positions: dict[DataPath, _Where]) -> None:
+        self._layout = _layout(tuple(positions))
+        words = array("q", bytes(16 * len(positions)))
+        odd: dict[DataPath, Position] = {}
+        for i, (path, (kline, kcol, vline, vcol)) in enumerate(positions.items()):
+            gap = vline - kline
+            if kcol > _MASK or vcol > _MASK or not 0 <= gap <= _MASK or kline >= 1 << 42:
+                odd[path] = Position(kline, kcol, vline, vcol)
+                continue
+            words[2 * i] = kline << _BITS | kcol
+            words[2 * i + 1] = gap << _BITS | vcol
+        self._words = words
+        self._odd = odd or None
 
     def __getitem__(self, path: DataPath) -> Position:
-        value = self._packed[path]
-        if isinstance(value, Position):
-            return value
-        vcol, value = value & _MASK, value >> _BITS
-        gap, value = value & _MASK, value >> _BITS
-        kcol, kline = value & _MASK, value >> _BITS
-        return Position(kline, kcol, kline + gap, vcol)
+        i = self._layout[path]
+        if self._odd is not None and path in self._odd:
+            return self._odd[path]
+        key, value = self._words[2 * i], self._words[2 * i + 1]
+        kline, kcol = key >> _BITS, key & _MASK
+        return Position(kline, kcol, kline + (value >> _BITS), value & _MASK)
 
     def __contains__(self, path: object) -> bool:
-        return path in self._packed
+        return path in self._layout
 
     def __iter__(self) -> Iterator[DataPath]:
-        return iter(self._packed)
+        return iter(self._layout)
 
     def __len__(self) -> int:
-        return len(self._packed)
+        return len(self._layout)
+
+
+#: Path orders seen so far, each kept once (see ``Positions``); bounded like ``_PATHS``.
+_LAYOUTS: dict[tuple[DataPath, ...], dict[DataPath, int]] = {}
+
+
+def _layout(paths: tuple[DataPath, ...]) -> dict[DataPath, int]:
+    layout = _LAYOUTS.get(paths)
+    if layout is None:
+        if len(_LAYOUTS) > 20_000:  # free-form keys (metadata) can make every one differ
+            _LAYOUTS.clear()
+        layout = _LAYOUTS[paths] = {path: i for i, path in enumerate(paths)}
+    return layout
 
 
 #: Data paths seen so far, each kept once: ``("spec", "model")`` is the same in every
@@ -381,7 +405,7 @@ class _Builder:
     """Walks one composed node tree into plain data, recording positions and issues."""
 
     def __init__(self) -> None:
-        self.positions: dict[DataPath, int | Position] = {}
+        self.positions: dict[DataPath, _Where] = {}
         self.issues: list[SourceIssue] = []
 
     def _issue(self, node: Node, message: str, path: DataPath) -> None:
@@ -404,7 +428,7 @@ class _Builder:
             items = []
             for index, item in enumerate(node.value):
                 here = _shared_path(path + (index,))
-                self.positions[here] = _packed(None, item)
+                self.positions[here] = _where(None, item)
                 items.append(self.build(item, here, depth + 1))
             return items
         if isinstance(node, MappingNode):
@@ -435,7 +459,7 @@ class _Builder:
                 continue
             first_seen[key] = key_node
             here = _shared_path(path + (key,))
-            self.positions[here] = _packed(key_node, value_node)
+            self.positions[here] = _where(key_node, value_node)
             result[key] = self.build(value_node, here, depth + 1)
         return result
 
@@ -554,7 +578,7 @@ def _parse_with(text: str, loader: Any) -> tuple[list[SourceDocument], list[Sour
             continue
         builder = _Builder()
         data = builder.build(node, (), 0)
-        start = _position(None, node)
+        start = Position(*_where(None, node))
         positions = Positions(builder.positions)
         documents.append(SourceDocument(data, positions, start, builder.issues))
     return documents, issues
