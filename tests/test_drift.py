@@ -213,6 +213,37 @@ def test_pin_moved_to_another_agent(applied: Path) -> None:
     assert pin["message"].startswith(f"runs agent {coder}@1, not agent.reviewer")
 
 
+def test_a_deployment_paused_by_hand_is_drift_until_unpaused(applied: Path) -> None:
+    """No manifest field says a deployment runs, but a pause in the Console stops its
+    schedule: drift says so (exit 2) and how to resume; plan notes it and changes nothing
+    (apply never unpauses: an operator's pause may be what stopped an incident)."""
+    deployment = remote_id("deployment.nightly-review")
+    out_of_band(lambda c: c.deployments.pause(deployment))
+
+    report = drift_json()
+    [paused] = items(report)
+    assert (paused["type"], paused["address"]) == ("paused", "deployment.nightly-review")
+    assert paused["message"].startswith("paused by hand (the Console or the API)")
+    assert f"/v1/deployments/{deployment}/unpause" in paused["message"]
+    assert paused["changes"] == [
+        {"op": "change", "path": "status", "old": "active", "new": "paused", "sensitive": False}
+    ]
+    assert report["summary"]["paused"] == 1
+    text = cli("drift")
+    assert text.exit_code == 2
+    assert "~ deployment.nightly-review  paused" in text.stdout
+    assert "Drift: 0 changed, 0 archived, 0 deleted, 0 pin, 1 paused, 0 unmanaged." in text.stdout
+    assert "paused by hand" in cli("drift", "--format", "markdown").stdout
+
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.stdout  # nothing for apply to do
+    assert "Left alone:" in plan.stdout and "paused by hand" in plan.stdout
+    assert "leaves it paused" in plan.stdout
+
+    out_of_band(lambda c: c.deployments.unpause(deployment))
+    assert ok("drift").stdout.count("No drift.") == 1
+
+
 def test_unmanaged_resources_of_every_kind(applied: Path) -> None:
     vault = remote_id("vault.github")
 

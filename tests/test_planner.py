@@ -538,3 +538,26 @@ def test_an_orphan_left_alone_copies_only_the_actions_that_waited_for_it() -> No
     inputs = PlanInputs.build(ALL, live, lockfile, PlanOptions(), None, None, None)
     kept, notes = keep_in_use(inputs, actions)
     assert notes == [] and all(k is a for k, a in zip(kept, actions, strict=True))
+
+
+def test_a_deployment_the_provider_paused_is_noted_and_apply_leaves_it_paused() -> None:
+    from reconciler.engine.drift import build_drift
+
+    paused = {
+        **deployment(),
+        "status": "paused",
+        "paused_reason": {"type": "error", "error": {"type": "vault_archived_error"}},
+    }
+    live = observed(env(), agent(), paused, vault(), credentials=(credential(),))
+    lockfile = applied(ALL, live)
+    p = plan(ALL, live, lockfile)
+    assert not p.has_changes  # no manifest field says it runs: nothing to send
+    (note,) = p.notes
+    assert (note.address, note.remote_id) == ("deployment.nightly", "dep_1")
+    assert note.message.startswith(
+        "paused by the provider after a scheduled run failed with vault_archived_error; its "
+        "schedule does not fire, and `reconciler apply` leaves it paused: once what it runs "
+        "with is back (`reconciler plan` shows what apply restores), unpause it"
+    )
+    (item,) = build_drift(ALL, live, lockfile).items
+    assert (item.type, item.address, item.message) == ("paused", "deployment.nightly", note.message)

@@ -367,6 +367,16 @@ def full_drift() -> DriftReport:
                 message="runs agent.reviewer@2, the lockfile pinned @3",
             ),
             DriftItem(
+                type="paused",
+                address="deployment.nightly",
+                kind="deployment",
+                remote_id="dep_01N",
+                message="paused by hand (the Console or the API); its schedule does not fire, "
+                "and `reconciler apply` leaves it paused: unpause it in the Console or with the "
+                "API (POST /v1/deployments/dep_01N/unpause)",
+                changes=(FieldChange(op="change", path="status", old="active", new="paused"),),
+            ),
+            DriftItem(
                 type="unmanaged",
                 address=None,
                 kind="environment",
@@ -828,6 +838,7 @@ def test_drift_json_counts_every_type() -> None:
         "changed": 1,
         "deleted": 1,
         "pin": 1,
+        "paused": 1,
         "unmanaged": 2,
         "twin": 0,
     }
@@ -992,7 +1003,7 @@ def test_drift_text_per_address() -> None:
     assert "  ! vault.github  deleted behind our back\n" in out
     assert "  ~ deployment.nightly  pin drifted\n" in out
     assert '  ? agent "clicked" (agent_01CLK)  unmanaged\n' in out
-    assert out.endswith("\nDrift: 1 changed, 1 archived, 1 deleted, 1 pin, 2 unmanaged.\n")
+    assert out.endswith("\nDrift: 1 changed, 1 archived, 1 deleted, 1 pin, 1 paused, 2 unmanaged.\n")
 
 
 def test_no_drift() -> None:

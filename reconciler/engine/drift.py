@@ -9,6 +9,8 @@ optionally, the version history of the agents that changed. Output is a ``DriftR
   agent carries a version the last apply did not leave; agents are annotated with the version
   that introduced the change and when, from their version history;
 - ``pin``: a deployment runs another agent version (or agent) than the lockfile pinned;
+- ``paused``: a deployment paused by hand or by the provider after a scheduled run failed
+  (no manifest field says so, and apply does not unpause: ``engine.paused``);
 - ``unmanaged``: live objects no manifest of this project owns (untagged and not in the
   lockfile, or tagged by this project for an address neither the manifests nor the lockfile
   know). Objects tagged by another project are theirs;
@@ -44,6 +46,7 @@ from reconciler.engine.model import (
 )
 from reconciler.engine.normalize import KEYED_LISTS, UNORDERED_LISTS, drop_paths, normalize
 from reconciler.engine.ownership import owner_problem
+from reconciler.engine.paused import how_to_resume, why_paused
 from reconciler.engine.pinlog import settle_live_pin_moves
 from reconciler.engine.planner import UNKNOWN, PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
@@ -371,6 +374,15 @@ def _pin_item(
     return None
 
 
+def _paused_items(address: str, live: JSON) -> list[DriftItem]:
+    why = why_paused(live)
+    if why is None:
+        return []
+    change = FieldChange(op="change", path="status", old="active", new="paused")
+    message = f"{why}; {how_to_resume(live)}"
+    return [_live_item("paused", address, "deployment", live, message, (change,))]
+
+
 def _ownership_item(
     address: str,
     entry: LockEntry,
@@ -525,6 +537,8 @@ def build_drift(
             pin = _pin_item(address, entry, live, entries)
             if pin is not None:
                 items.append(pin)
+        if entry.kind == "deployment":
+            items += _paused_items(address, live)
     vault_names = {e.id: a for a, e in entries.items() if e.kind == "vault"}
     ignored = 0
     for u in find_unmanaged(documents, observed, lockfile, project):

@@ -425,7 +425,7 @@ class Plan(Frozen):
         return None
 
 
-DriftType = Literal["changed", "archived", "deleted", "pin", "unmanaged", "twin"]
+DriftType = Literal["changed", "archived", "deleted", "pin", "paused", "unmanaged", "twin"]
 
 
 class DriftItem(Frozen):
@@ -435,6 +435,7 @@ class DriftItem(Frozen):
       live version that introduced it and ``changed_at`` when);
     - ``archived`` / ``deleted``: archived or gone behind our back;
     - ``pin``: a deployment no longer runs the agent version the lockfile pinned;
+    - ``paused``: a deployment paused by hand or by the provider (a scheduled run failed);
     - ``unmanaged``: live, not archived, and owned by no manifest of this project;
     - ``twin``: live, tagged by this project for an address another live object holds.
     """

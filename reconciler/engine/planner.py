@@ -39,6 +39,7 @@ from reconciler.engine.model import (
     Update,
 )
 from reconciler.engine.ownership import find_twins, twin_archives
+from reconciler.engine.paused import how_to_resume, why_paused
 from reconciler.engine.pinlog import settle_live_pin_moves
 from reconciler.engine.prune import Removal, keep_in_use, prune
 from reconciler.engine.refresh import Observed
@@ -115,6 +116,7 @@ def build_plan(
     actions = [p.action for p in planned.values() if p.action is not None]
     actions = _order_removals([*actions, *removals])
     notes += _hidden_notes(inputs, planned)
+    notes += _paused_notes(inputs, planned)
     untargeted: tuple[str, ...] = ()
     if options.targets:
         wanted = wanted_addresses(options.targets, inputs.desired, actions, notes, conflicts, twins)
@@ -173,6 +175,22 @@ def _kept(
         if obj is not None and not obj.get("archived_at"):
             kept[address] = obj
     return kept
+
+
+def _paused_notes(inputs: PlanInputs, planned: Mapping[str, Planned]) -> list[Note]:
+    """A note per deployment the provider reports paused: no manifest field says a
+    deployment runs, and apply does not unpause one (``engine.paused``)."""
+    notes = []
+    for address, p in sorted(planned.items()):
+        if inputs.desired[address].kind != "deployment" or p.live is None:
+            continue
+        why = why_paused(p.live)
+        if why is not None:
+            message = f"{why}; {how_to_resume(p.live)}"
+            notes.append(
+                Note(address=address, kind="deployment", remote_id=p.live["id"], message=message)
+            )
+    return notes
 
 
 def _hidden_notes(inputs: PlanInputs, planned: Mapping[str, Planned]) -> list[Note]:

@@ -298,7 +298,7 @@ class Positions(Mapping[DataPath, Position]):
     its own and an int a path took ~85 bytes a path. A position that does not fit (a column
     or a gap past 2**20, a line past 2**42) is kept whole, aside."""
 
-    __slots__ = ("_layout", "_words", "_odd")
+    __slots__ = ("_layout", "_odd", "_words")
 
     def __init__(self, positions: dict[DataPath, _Where]) -> None:
         self._layout = _layout(tuple(positions))

@@ -474,19 +474,29 @@ def _join(names: tuple[str, ...]) -> str:
 _DRIFT_SIGN: dict[str, tuple[str, Tone]] = {
     "changed": ("~", "drift"),
     "pin": ("~", "drift"),
+    "paused": ("~", "drift"),
     "archived": ("!", "remove"),
     "deleted": ("!", "remove"),
     "unmanaged": ("?", "unmanaged"),
     "twin": ("=", "unmanaged"),
 }
 
-DRIFT_TYPES: tuple[str, ...] = ("changed", "archived", "deleted", "pin", "unmanaged", "twin")
+DRIFT_TYPES: tuple[str, ...] = (
+    "changed",
+    "archived",
+    "deleted",
+    "pin",
+    "paused",
+    "unmanaged",
+    "twin",
+)
 #: drift types a summary names even when there are none
 _ALWAYS_COUNTED = ("changed", "archived", "deleted", "pin", "unmanaged")
 
 
 def counted_drift_types(report: DriftReport) -> tuple[str, ...]:
-    """The drift types a summary names: all of the classic ones, ``twin`` only when found."""
+    """The drift types a summary names: all of the classic ones, ``paused`` and ``twin`` only
+    when found."""
     return tuple(t for t in DRIFT_TYPES if t in _ALWAYS_COUNTED or report.counts.get(t))
 
 
@@ -518,6 +528,8 @@ def drift_block(item: DriftItem, *, width: int, full: bool = False) -> Block:
             verb = f"{item.type} behind our back"
         case "pin":
             verb = "pin drifted"
+        case "paused":
+            verb = "paused"
         case "unmanaged":
             verb = "unmanaged"
         case "twin":
@@ -548,7 +560,7 @@ def drift_outline(report: DriftReport, *, width: int = 100, full: bool = False) 
     blocks = tuple(drift_block(i, width=width, full=full) for i in items)
     types = {i.type for i in items}
     legend: list[tuple[str, str]] = []
-    if types & {"changed", "pin"}:
+    if types & {"changed", "pin", "paused"}:
         legend.append(("~", "changed out of band"))
     if types & {"archived", "deleted"}:
         legend.append(("!", "archived or deleted behind our back"))
