@@ -350,3 +350,34 @@ def test_a_new_client_secret_keeps_the_stored_endpoint_auth_type(
         )
     kept = credentials.retrieve(public.id, vault_id=vault)
     assert kept.auth.refresh.token_endpoint_auth.type == "none"  # type: ignore[union-attr]
+
+
+def _custom(name: str) -> Any:
+    return {
+        "type": "custom",
+        "name": name,
+        "description": "Looks things up.",
+        "input_schema": {"type": "object"},
+    }
+
+
+def test_custom_tool_names_are_unique(sdk: anthropic.Anthropic) -> None:
+    """A custom tool's ``name``: "Unique name for the tool" - on an agent, in an update and in
+    a session's per-session tool overrides alike."""
+    b = sdk.beta
+    twice = [_custom("lookup"), _custom("fetch"), _custom("lookup")]
+    with pytest.raises(anthropic.BadRequestError, match="custom tool 'lookup'"):
+        b.agents.create(name="twice", model="claude-sonnet-4-6", tools=twice)
+    agent = b.agents.create(name="once", model="claude-sonnet-4-6", tools=twice[:2])
+    with pytest.raises(anthropic.BadRequestError, match="custom tool 'lookup'"):
+        b.agents.update(agent.id, version=agent.version, tools=twice)
+    assert b.agents.retrieve(agent.id).version == agent.version  # the refusal changed nothing
+    env = b.environments.create(name="tool-names")
+    with pytest.raises(anthropic.BadRequestError, match="custom tool 'lookup'"):
+        b.sessions.create(
+            agent={"type": "agent_with_overrides", "id": agent.id, "tools": twice},
+            environment_id=env.id,
+        )
+    session = b.sessions.create(agent=agent.id, environment_id=env.id)
+    with pytest.raises(anthropic.BadRequestError, match="custom tool 'lookup'"):
+        b.sessions.update(session.id, agent={"tools": twice})

@@ -146,6 +146,10 @@ def check_url_sources(tools: list[dict[str, Any]]) -> None:
 def normalise_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """Fill toolset ``default_config`` and ``configs`` the way the API resolves them."""
     check_url_sources(tools or [])
+    custom = [t["name"] for t in tools or () if t["type"] == "custom"]
+    for i, name in enumerate(custom):
+        if name in custom[:i]:  # the SDK: "Unique name for the tool"
+            raise bad_request(f"custom tool {name!r} is declared twice; names are unique")
     result = []
     for tool in tools or []:
         kind = tool["type"]
