@@ -8,6 +8,7 @@ Runs against the provider over loopback TCP, the SDK validating every answer str
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -381,3 +382,54 @@ def test_custom_tool_names_are_unique(sdk: anthropic.Anthropic) -> None:
     session = b.sessions.create(agent=agent.id, environment_id=env.id)
     with pytest.raises(anthropic.BadRequestError, match="custom tool 'lookup'"):
         b.sessions.update(session.id, agent={"tools": twice})
+
+
+MISSING_ID: Any = {"type": "custom"}  # a skill reference without its skill_id
+
+
+def test_a_refusal_names_the_field_as_the_request_spelled_it(sdk: anthropic.Anthropic) -> None:
+    """A field that takes one of several shapes (``model``: a string or an object; a session's
+    ``agent``: an id, a reference or overrides) was refused with the first shape's complaint
+    and pydantic's names for the shapes: an object whose ``effort`` was wrong read
+    "model.constrained-str: Input should be a valid string"."""
+    b = sdk.beta
+    refusals: list[tuple[Any, str]] = [
+        (
+            lambda: b.agents.create(name="x", model={"id": "claude-sonnet-4-6", "effort": "most"}),
+            r"^model\.effort: Input should be 'low', 'medium'",
+        ),
+        (
+            lambda: b.agents.create(name="x", model={"id": ""}),
+            r"^model\.id: String should have at least 1 character",
+        ),
+        (
+            lambda: b.agents.create(name="x", model=""),
+            r"^model: String should have at least 1 character",
+        ),
+        (
+            lambda: b.agents.create(name="x", model="claude-sonnet-4-6", tools=[_custom("a b")]),
+            r"^tools\.0\.name: String should match pattern",
+        ),
+        (
+            lambda: b.agents.create(name="x", model="claude-sonnet-4-6", skills=[MISSING_ID]),
+            r"^skills\.0\.skill_id: Field required",
+        ),
+        (
+            lambda: b.sessions.create(
+                agent={"type": "agent", "id": "agent_1", "version": 0}, environment_id="env_1"
+            ),
+            r"^agent\.version: Input should be greater than or equal to 1",
+        ),
+        (
+            lambda: b.sessions.create(
+                agent={"type": "agent_with_overrides", "id": "agent_1", "system": "s" * 100_001},
+                environment_id="env_1",
+            ),
+            r"^agent\.system: String should have at most 100000 characters",
+        ),
+    ]
+    for call, message in refusals:
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            call()
+        assert isinstance(refused.value.body, dict)
+        assert re.match(message, refused.value.body["error"]["message"]), refused.value.body

@@ -151,10 +151,51 @@ def request_id_of(scope: Scope) -> str:
     return str(rid)
 
 
-def _describe_validation(errors: Sequence[Any]) -> tuple[str, str | None]:
-    """One sentence for the first pydantic error, and ``invalid_metadata`` when it is one."""
-    first = errors[0] if errors else {}
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+#: Errors that only say the input is not of one shape a field accepts (``model`` is a string
+#: or an object): when another shape's error says what is wrong inside the input, that is the
+#: one to report.
+_NOT_THIS_SHAPE = frozenset(
+    {
+        "string_type",
+        "model_type",
+        "model_attributes_type",
+        "dict_type",
+        "list_type",
+        "int_type",
+        "bool_type",
+        "float_type",
+        "is_instance_of",
+    }
+)
+
+
+def _sent_path(loc: Sequence[Any], body: Any, missing: bool) -> list[str]:
+    """The part of a body error's ``loc`` that follows what the client sent: pydantic also
+    names the shapes of a union (``constrained-str``, ``ModelConfigIn``, ``tagged-union[...]``)
+    and the tags it chose (``custom``), which the request never spelled."""
+    path: list[str] = []
+    value = body
+    for i, part in enumerate(loc):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and type(part) is int and 0 <= part < len(value):
+            value = value[part]
+        elif part != "[key]" and not (missing and i == len(loc) - 1):
+            continue  # a shape's or a tag's name
+        path.append(str(part))
+    return path
+
+
+def _describe_validation(errors: Sequence[Any], body: Any = None) -> tuple[str, str | None]:
+    """One sentence for the pydantic error that says most about what the client sent, and
+    ``invalid_metadata`` when it is one."""
+    telling = [e for e in errors if e.get("type") not in _NOT_THIS_SHAPE] or list(errors)
+    first = telling[0] if telling else {}
+    raw = list(first.get("loc", ()))
+    if raw[:1] == ["body"] and isinstance(body, dict | list):
+        loc = _sent_path(raw[1:], body, first.get("type") == "missing")
+    else:
+        loc = [str(p) for p in raw if p not in ("body", "query", "path", "header")]
     where = ".".join(loc)
     msg = str(first.get("msg", "invalid request"))
     if first.get("type") == "json_invalid":
@@ -174,7 +215,7 @@ def install_exception_handlers(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        message, code = _describe_validation(exc.errors())
+        message, code = _describe_validation(exc.errors(), exc.body)
         return ApiError(400, message, error_code=code).response(request_id_of(request.scope))
 
     async def on_http(request: Request, exc: Exception) -> Response:
