@@ -391,7 +391,8 @@ def test_a_refusal_names_the_field_as_the_request_spelled_it(sdk: anthropic.Anth
     """A field that takes one of several shapes (``model``: a string or an object; a session's
     ``agent``: an id, a reference or overrides) was refused with the first shape's complaint
     and pydantic's names for the shapes: an object whose ``effort`` was wrong read
-    "model.constrained-str: Input should be a valid string"."""
+    "model.constrained-str: Input should be a valid string". A rule of the provider's own read
+    "scope: Value error, 'account' is refused ..."."""
     b = sdk.beta
     refusals: list[tuple[Any, str]] = [
         (
@@ -426,6 +427,10 @@ def test_a_refusal_names_the_field_as_the_request_spelled_it(sdk: anthropic.Anth
                 environment_id="env_1",
             ),
             r"^agent\.system: String should have at most 100000 characters",
+        ),
+        (
+            lambda: b.environments.create(name="x", scope="account"),
+            r"^scope: 'account' is refused for API organizations",
         ),
     ]
     for call, message in refusals:

@@ -197,7 +197,7 @@ def _describe_validation(errors: Sequence[Any], body: Any = None) -> tuple[str, 
     else:
         loc = [str(p) for p in raw if p not in ("body", "query", "path", "header")]
     where = ".".join(loc)
-    msg = str(first.get("msg", "invalid request"))
+    msg = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
     if first.get("type") == "json_invalid":
         return "request body is not valid JSON", None
     if first.get("type") == "missing" and not loc:
