@@ -134,6 +134,25 @@ def test_ids_are_percent_encoded_and_never_empty() -> None:
         item_path("agents", "")
 
 
+async def test_a_dot_id_never_addresses_the_parent(client: ProviderClient) -> None:
+    """``..`` percent-encodes to itself and the URL then drops it with the segment before:
+    deleting the credential ``..`` of a vault sent ``DELETE /v1/vaults/{id}``, the vault and
+    all its credentials. As the SDK does, ``.`` and ``..`` are refused before anything is
+    sent."""
+    vault = await client.vaults.create({"display_name": "kept"})
+    store = await client.memory_stores.create({"name": "kept"})
+    for call in (
+        lambda: client.credentials.delete(vault["id"], ".."),
+        lambda: client.credentials.archive(vault["id"], "."),
+        lambda: client.memory_stores.memories.delete(store["id"], ".."),
+        lambda: client.vaults.retrieve(".."),
+    ):
+        with pytest.raises(ValueError, match="dot segment"):
+            await call()
+    assert (await client.vaults.retrieve(vault["id"]))["archived_at"] is None
+    assert (await client.memory_stores.retrieve(store["id"]))["archived_at"] is None
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "expected"),
     [

@@ -238,11 +238,15 @@ def item_path(*segments: str) -> str:
         The path, e.g. ``/v1/vaults/vlt_1/credentials``.
 
     Raises:
-        ValueError: a segment is empty (an empty id would address the collection instead).
+        ValueError: a segment is empty (an empty id would address the collection instead)
+            or a dot segment (``.``/``..``: the URL drops it, with the segment before for
+            ``..``, so a credential ``..`` would address its vault), as the SDK refuses them.
     """
     for segment in segments:
         if not isinstance(segment, str) or not segment:
             raise ValueError(f"expected a non-empty id, got {segment!r}")
+        if segment in (".", ".."):
+            raise ValueError(f"expected an id, got the dot segment {segment!r}")
     return "/v1/" + "/".join(quote(segment, safe="") for segment in segments)
 
 
