@@ -438,3 +438,34 @@ def test_a_refusal_names_the_field_as_the_request_spelled_it(sdk: anthropic.Anth
             call()
         assert isinstance(refused.value.body, dict)
         assert re.match(message, refused.value.body["error"]["message"]), refused.value.body
+
+
+def test_an_archived_vault_is_refused_as_attached_not_as_changed(
+    sdk: anthropic.Anthropic,
+) -> None:
+    """A session or deployment naming an archived vault was refused with "vault ... is
+    archived and cannot be changed", as if the request changed the vault; it attaches it."""
+    b = sdk.beta
+    agent = b.agents.create(name="vaulted", model="claude-sonnet-4-6")
+    env = b.environments.create(name="vaulted")
+    vault = b.vaults.archive(b.vaults.create(display_name="gone").id)
+    message = f"vault {vault.id} is archived; archived vaults cannot be attached"
+    event: Any = {"type": "user.message", "content": [{"type": "text", "text": "hi"}]}
+    deployment = b.deployments.create(
+        name="vaulted", agent=agent.id, environment_id=env.id, initial_events=[event]
+    )
+    for call in (
+        lambda: b.sessions.create(agent=agent.id, environment_id=env.id, vault_ids=[vault.id]),
+        lambda: b.deployments.create(
+            name="v",
+            agent=agent.id,
+            environment_id=env.id,
+            initial_events=[event],
+            vault_ids=[vault.id],
+        ),
+        lambda: b.deployments.update(deployment.id, vault_ids=[vault.id]),
+    ):
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            call()
+        assert isinstance(refused.value.body, dict)
+        assert refused.value.body["error"]["message"] == message

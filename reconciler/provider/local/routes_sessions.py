@@ -34,7 +34,6 @@ from .defaults import (
     normalise_model,
     normalise_skills,
     normalise_tools,
-    refuse_archived,
 )
 from .errors import bad_request, conflict
 from .ids import new_id, now_ts
@@ -124,7 +123,8 @@ def session_resources(
 
 def check_vaults(store: Store, vault_ids: list[str]) -> list[str]:
     for vault_id in vault_ids:
-        refuse_archived("vault", require(store, "vault", vault_id).data)
+        if require(store, "vault", vault_id).archived:
+            raise bad_request(f"vault {vault_id} is archived; archived vaults cannot be attached")
     if len(set(vault_ids)) != len(vault_ids):
         raise bad_request("vault_ids must not repeat a vault")
     return list(vault_ids)
