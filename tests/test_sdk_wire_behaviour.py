@@ -284,11 +284,12 @@ def _world(sdk: anthropic.Anthropic) -> list[Listing]:
             sessions,
         ),
         Listing("sessions, newest first", b.sessions.list, None, sessions[::-1]),
-        Listing("events", lambda **kw: b.sessions.events.list(sessions[0], **kw), None, events),
+        # not stated, but the SDK's session tool runner asks for 1,000 a page
+        Listing("events", lambda **kw: b.sessions.events.list(sessions[0], **kw), 1000, events),
         Listing(
             "events, newest first",
             lambda **kw: b.sessions.events.list(sessions[0], order="desc", **kw),
-            None,
+            1000,
             events[::-1],
         ),
         Listing("deployments", b.deployments.list, 100, deployments),
@@ -446,6 +447,30 @@ async def test_the_sdks_memory_store_sync_round_trips(tcp_provider: str, tmp_pat
         await sync.dispose()
         found = {m.path: m.content async for m in memories.list(store.id, view="full")}  # type: ignore[union-attr]
     assert found == {"/a.md": "A2", "/dir/b.md": "B", "/new.md": "N"}
+
+
+async def test_the_sdks_session_tool_runner_reads_the_history_and_stops_when_idle(
+    tcp_provider: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``sessions.events.tool_runner`` (the SDK's session-side tool loop) reads a session's
+    history 1,000 events a page: the provider refused that ``limit`` (over 100), so the
+    runner never learnt the session was idle and ran on until killed."""
+    import asyncio
+
+    async with anthropic.AsyncAnthropic(
+        base_url=tcp_provider, api_key="test", max_retries=0, _strict_response_validation=True
+    ) as sdk:
+        b = sdk.beta
+        agent = await b.agents.create(name="a", model="claude-haiku-4-5")
+        env = await b.environments.create(name="e")
+        session = await b.sessions.create(agent=agent.id, environment_id=env.id)
+        await b.sessions.events.send(session.id, events=[MESSAGE])
+        calls = []
+        async with asyncio.timeout(20):
+            async for call in b.sessions.events.tool_runner(session.id, tools=[], max_idle=0.5):
+                calls.append(call)
+    assert calls == []  # the local agent calls no tools: the runner only watched it go idle
+    assert "reconcile list failed" not in caplog.text
 
 
 # -- optimistic concurrency ---------------------------------------------------------------------

@@ -37,7 +37,7 @@ from .defaults import (
 )
 from .errors import bad_request, conflict
 from .ids import new_id, now_ts
-from .listing import CreatedAny, Listed, Paged, list_objects
+from .listing import CreatedAny, Listed, WidePaged, list_objects
 from .paging import decode_cursor, json_response, page_response
 from .routes_files import check_rubric_files, usable_file
 from .routes_memory_stores import mount
@@ -332,7 +332,7 @@ async def send_events(ctx: Ctx, session_id: str, body: EventsSend) -> Response:
 async def list_events(
     ctx: Ctx,
     session_id: str,
-    window: Paged,
+    window: WidePaged,  # the SDK's own session tool runner reads 1,000 events a page
     created: CreatedAny,
     order: Literal["asc", "desc"] = "asc",
     types_b: Annotated[list[str] | None, Query(alias="types[]")] = None,
