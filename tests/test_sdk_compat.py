@@ -259,6 +259,25 @@ def test_deployments_and_runs_through_sdk(sdk: anthropic.Anthropic, env_id: str)
     assert sdk.beta.deployments.archive(deployment.id).archived_at is not None
 
 
+def test_an_archived_deployment_reports_active(sdk: anthropic.Anthropic, env_id: str) -> None:
+    """The SDK: "Archived deployments report `active` with `archived_at` set", and
+    ``paused_reason`` is "non-null exactly when `status` is `paused`". A deployment paused
+    and then archived still read ``paused`` with its manual reason."""
+    agent = sdk.beta.agents.create(name="paused", model="claude-haiku-4-5")
+    deployment = sdk.beta.deployments.create(
+        name="paused", agent=agent.id, environment_id=env_id, initial_events=[MESSAGE]
+    )
+    assert sdk.beta.deployments.pause(deployment.id).status == "paused"
+    archived = sdk.beta.deployments.archive(deployment.id)
+    for seen in (
+        archived,
+        sdk.beta.deployments.retrieve(deployment.id),
+        next(d for d in sdk.beta.deployments.list(include_archived=True) if d.id == deployment.id),
+    ):
+        assert seen.archived_at is not None
+        assert (seen.status, seen.paused_reason) == ("active", None)
+
+
 def test_sdk_error_classes_and_bodies(sdk: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.BadRequestError) as bad:
         sdk.beta.agents.create(name="", model="claude-haiku-4-5")

@@ -2,12 +2,13 @@
 
 A deployment pins a concrete agent version (a bare id pins the latest, at create and again
 at every update that sends one). ``status`` is ``active``/``paused`` (manual pause only:
-there is no scheduler, so no scheduled fire ever runs or auto-pauses). ``upcoming_runs_at``
-(next <= 5 cron instants, ``[]`` once archived) and ``last_run_at`` are computed when
-rendering, inside ``schedule`` only (where SDK 2.10.0 declares them; a deployment without a
-schedule has neither). ``POST .../run`` creates a session through the
-normal session path and records a ``manual`` run; a broken reference (archived agent,
-missing or archived environment or vault) yields a run with ``error`` and no session.
+there is no scheduler, so no scheduled fire ever runs or auto-pauses; an archived deployment
+reports ``active``). ``upcoming_runs_at`` (next <= 5 cron instants, ``[]`` once archived)
+and ``last_run_at`` are computed when rendering, inside ``schedule`` only (where SDK 2.10.0
+declares them; a deployment without a schedule has neither). ``POST .../run`` creates a
+session through the normal session path and records a ``manual`` run; a broken reference
+(archived agent, missing or archived environment or vault) yields a run with ``error`` and no
+session.
 """
 
 from __future__ import annotations
@@ -58,12 +59,15 @@ def _resources(sent: list[dict[str, Any]] | None) -> tuple[list[dict[str, Any]],
 def render(deployment: dict[str, Any]) -> dict[str, Any]:
     """The wire object: the run times computed and nested in ``schedule`` (the only place
     the SDK declares them); the stored ``last_run_at`` is not a field of its own, and a
-    ``budget`` that is not set is absent ("Absent when no budget is set")."""
+    ``budget`` that is not set is absent ("Absent when no budget is set"); an archived one
+    reports ``active`` and no ``paused_reason`` ("Archived deployments report `active`")."""
     out = {
         k: v
         for k, v in deployment.items()
         if k not in ("last_run_at", "upcoming_runs_at") and (v is not None or k != "budget")
     }
+    if deployment.get("archived_at"):
+        out["status"], out["paused_reason"] = "active", None
     schedule = deployment.get("schedule")
     if schedule is None:
         return out
