@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import pytest
@@ -228,6 +229,43 @@ def test_sessions_events_and_stream_through_sdk(sdk: anthropic.Anthropic, env_id
     assert sdk.beta.sessions.delete(session.id).type == "session_deleted"
     with pytest.raises(anthropic.NotFoundError):
         sdk.beta.sessions.events.send(session.id, events=[MESSAGE])
+
+
+def test_a_session_update_that_changes_something_is_a_session_updated_event(
+    sdk: anthropic.Anthropic, env_id: str
+) -> None:
+    """The SDK's ``session.updated``: "Emitted when an UpdateSession request changed at least
+    one field", carrying only the fields that changed (``metadata`` only while not empty,
+    ``budget`` null when removed, ``agent`` the whole new snapshot). None was ever emitted,
+    so a client watching the stream never saw a session's configuration change."""
+    agent = sdk.beta.agents.create(name="watched", model="claude-haiku-4-5")
+    budget: Any = {"type": "limit", "max_list_cost": {"amount": "500", "currency": "USD"}}
+    session = sdk.beta.sessions.create(
+        agent=agent.id, environment_id=env_id, title="t", budget=budget
+    )
+    with sdk.beta.sessions.events.stream(session.id) as stream:
+        sdk.beta.sessions.update(session.id, title="t2", metadata={"team": "infra"})
+        sdk.beta.sessions.update(session.id, title="t2")  # changes nothing: no event
+        sdk.beta.sessions.update(session.id, metadata={"team": None}, budget=None)
+        sdk.beta.sessions.update(session.id, agent={"tools": [{"type": "agent_toolset_20260401"}]})
+        sdk.beta.sessions.events.send(session.id, events=[MESSAGE])
+        streamed = []
+        for event in stream:
+            if event.type == "session.status_idle":
+                break
+            if event.type == "session.updated":
+                streamed.append(event)
+    listed = [e for e in sdk.beta.sessions.events.list(session.id) if e.type == "session.updated"]
+    assert [e.id for e in streamed] == [e.id for e in listed]
+    shown = [e.model_dump(exclude={"id", "processed_at", "type"}) for e in listed]
+    new_agent = sdk.beta.sessions.retrieve(session.id).agent
+    assert shown == [
+        {"agent": None, "budget": None, "metadata": {"team": "infra"}, "title": "t2"},
+        {"agent": None, "budget": None, "metadata": None, "title": None},
+        {"agent": new_agent.model_dump(), "budget": None, "metadata": None, "title": None},
+    ]
+    fields = [set(e.model_fields_set) - {"id", "processed_at", "type"} for e in listed]
+    assert fields == [{"metadata", "title"}, {"budget"}, {"agent"}]
 
 
 def test_deployments_and_runs_through_sdk(sdk: anthropic.Anthropic, env_id: str) -> None:

@@ -250,7 +250,27 @@ async def update_session(ctx: Ctx, session_id: str, body: SessionUpdate) -> Resp
         if "title" in sent:
             updated["title"] = sent["title"]
         saved = change.save(sent.get("metadata"))
+        changes = _updated_event(current, saved)
+        if changes is not None:
+            store.append_event(session_id, changes)
+    if changes is not None:
+        ctx.hub.notify(session_id)
     return json_response(saved)
+
+
+def _updated_event(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``session.updated`` event of an update, or None when it changed nothing: only the
+    fields that changed, ``metadata`` only while it is not empty (the SDK's event model)."""
+    changed: dict[str, Any] = {
+        key: after.get(key)
+        for key in ("agent", "budget", "title")
+        if after.get(key) != before.get(key)
+    }
+    if after["metadata"] != before["metadata"] and after["metadata"]:
+        changed["metadata"] = after["metadata"]
+    if not changed and after["metadata"] == before["metadata"]:
+        return None
+    return {"id": new_id("event"), "type": "session.updated", "processed_at": now_ts(), **changed}
 
 
 @router.get("/v1/sessions", summary="List sessions (bidirectional cursor)")
