@@ -226,7 +226,10 @@ def install_exception_handlers(app: FastAPI) -> None:
             message = f"method {request.method} not allowed on {request.url.path}"
         else:
             message = str(exc.detail)
-        return ApiError(exc.status_code, message, headers=exc.headers).response(
+        headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() != "allow"}
+        if exc.status_code == 405:  # the router names only the first route's methods
+            headers["allow"] = ", ".join(_allowed(request.scope))
+        return ApiError(exc.status_code, message, headers=headers).response(
             request_id_of(request.scope)
         )
 
@@ -371,6 +374,17 @@ def _routed(scope: Scope) -> bool:
         if match == Match.FULL:
             return True
     return False
+
+
+def _allowed(scope: Scope) -> list[str]:
+    """Every method some route of the app takes on this path, for a 405's ``allow``."""
+    router = getattr(scope.get("app"), "router", None)
+    methods: set[str] = set()
+    for route in getattr(router, "routes", ()):
+        match, _ = route.matches(scope)
+        if match != Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def accepted_betas(path: str) -> frozenset[str] | None:
