@@ -91,3 +91,25 @@ def test_end_turn_exits_0(workdir: Path) -> None:
     result = cli("run", "coder", "-m", "hi")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip().endswith("hi")  # the local agent's answer
+
+
+def test_a_rescheduled_session_is_shown_as_it_happens(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider moves a session to another sandbox with ``session.status_rescheduled``
+    (the SDK's event; the session's *status* is ``rescheduling``): ``run`` matched
+    ``session.status_rescheduling``, a name no provider sends, and showed nothing."""
+    ok("apply", "--auto-approve")
+    events = [
+        {"type": "session.status_running", "id": "sevt_01running"},
+        {"type": "session.status_rescheduled", "id": "sevt_01moved"},
+        {"type": "session.status_running", "id": "sevt_01again"},
+        {"type": "agent.message", "content": [{"type": "text", "text": "done"}]},
+        {"type": "session.status_idle", "stop_reason": {"type": "end_turn"}},
+    ]
+    monkeypatch.setattr(ManagedRuntime, "run_turn", lambda self, sid, message: _Turn(events))
+
+    result = cli("run", "coder", "-m", "hi")
+    assert result.exit_code == 0, result.stderr
+    assert "... running\n... rescheduling\n... running\n" in result.stderr
+    assert result.stdout.endswith("done\n")

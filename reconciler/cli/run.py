@@ -514,7 +514,7 @@ class _TextPrinter:
                 _status("... running")
             case "session.status_idle":
                 _status(f"... idle ({_stop_reason(event)})")
-            case "session.status_rescheduling":
+            case "session.status_rescheduled":  # the status is "rescheduling"
                 _status("... rescheduling")
             case "session.error" | "session.status_terminated" | "session.deleted":
                 pass  # told once, as the run's error
