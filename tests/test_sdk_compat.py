@@ -268,6 +268,28 @@ def test_a_session_update_that_changes_something_is_a_session_updated_event(
     assert fields == [{"metadata", "title"}, {"budget"}, {"agent"}]
 
 
+def test_a_sessions_duration_is_the_time_since_it_was_created(
+    sdk: anthropic.Anthropic, env_id: str
+) -> None:
+    """``stats.duration_seconds``: "Elapsed time since session creation in seconds". It
+    stayed 0.0 for a session's whole life, so a job that archives sessions by age saw none
+    grow old."""
+    import time
+
+    agent = sdk.beta.agents.create(name="aging", model="claude-haiku-4-5")
+    session = sdk.beta.sessions.create(agent=agent.id, environment_id=env_id)
+    assert session.stats.duration_seconds is not None and session.stats.duration_seconds < 1
+    time.sleep(1.2)
+    for seen in (
+        sdk.beta.sessions.retrieve(session.id),
+        next(s for s in sdk.beta.sessions.list() if s.id == session.id),
+        sdk.beta.sessions.update(session.id, title="old"),
+        sdk.beta.sessions.archive(session.id),
+    ):
+        assert seen.stats.duration_seconds is not None
+        assert 1.2 <= seen.stats.duration_seconds < 60
+
+
 def test_deployments_and_runs_through_sdk(sdk: anthropic.Anthropic, env_id: str) -> None:
     agent = sdk.beta.agents.create(name="cron", model="claude-haiku-4-5")
     deployment = sdk.beta.deployments.create(

@@ -10,6 +10,7 @@ Events sent to an archived session are a 409; to a deleted one a 404.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -36,7 +37,7 @@ from .defaults import (
     normalise_tools,
 )
 from .errors import bad_request, conflict
-from .ids import new_id, now_ts
+from .ids import new_id, now_ts, parse_ts
 from .listing import CreatedAny, Listed, WidePaged, list_objects
 from .paging import decode_cursor, json_response, page_response
 from .routes_files import check_rubric_files, usable_file
@@ -177,6 +178,16 @@ def open_session(
 router = APIRouter(tags=["sessions"])
 
 
+def render(session: dict[str, Any]) -> dict[str, Any]:
+    """The wire session: ``stats.duration_seconds`` is "Elapsed time since session creation"
+    (the SDK), computed when answering; a terminated session's stays at its last update."""
+    created = parse_ts(session["created_at"])
+    until = parse_ts(session["updated_at"]) if session["status"] == "terminated" else None
+    elapsed = ((until or datetime.now(UTC)) - created).total_seconds()
+    stats = {**session["stats"], "duration_seconds": round(max(elapsed, 0.0), 6)}
+    return {**session, "stats": stats}
+
+
 @router.post("/v1/sessions", summary="Create a session")
 async def create_session(ctx: Ctx, body: SessionCreate) -> Response:
     store = ctx.store
@@ -197,10 +208,10 @@ async def create_session(ctx: Ctx, body: SessionCreate) -> Response:
             initial_events=sent.get("initial_events"),
         )
     ctx.hub.notify(session["id"])
-    return json_response(session)
+    return json_response(render(session))
 
 
-add_retrieve(router, "session", "Retrieve a session")
+add_retrieve(router, "session", "Retrieve a session", render=render)
 
 
 def _check_budget_change(session: dict[str, Any], budget: dict[str, Any] | None) -> None:
@@ -255,7 +266,7 @@ async def update_session(ctx: Ctx, session_id: str, body: SessionUpdate) -> Resp
             store.append_event(session_id, changes)
     if changes is not None:
         ctx.hub.notify(session_id)
-    return json_response(saved)
+    return json_response(render(saved))
 
 
 def _updated_event(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any] | None:
@@ -315,10 +326,11 @@ async def list_sessions(
         where=where,
         descending=order == "desc",
         bidirectional=True,
+        render=render,
     )
 
 
-add_archive(router, "session", "Archive a session")
+add_archive(router, "session", "Archive a session", render=render)
 
 
 @router.delete("/v1/sessions/{session_id}", summary="Delete a session and its events")
