@@ -4,7 +4,8 @@ CEL's runtime equality is heterogeneous (cel-spec, "Equality"; Kubernetes CEL fo
 values of distinct types are not equal, so ``==`` gives false and ``!=`` true, never an
 error; ``int``, ``uint`` and ``double`` compare as numbers; lists and maps compare element by
 element with the same rule, and ``in`` over a list finds an element by it. Ordering (``<``,
-``>``...) across types stays an error. The typical case is a deployment's agent pin, a
+``>``...) compares numbers of distinct types too (cel-spec allows it at run time, as
+Kubernetes does); across other types it stays an error. The typical case is a deployment's agent pin, a
 version number or the word ``latest``: ``spec.agent.version != 'latest'`` must be true for
 ``version: 3``, not "no operator takes an integer and a string".
 
@@ -132,9 +133,46 @@ def test_equality_across_types_is_true_or_false(
 
 
 @pytest.mark.parametrize(
-    "expression", ["spec.model > 3", "1 < 'a'", "null < 1", "[1] < [2]", "{} > 1"]
+    ("expression", "holds"),
+    [
+        ("1 < 1.5", True),
+        ("1.5 >= 1", True),
+        ("1 <= 1.0", True),
+        ("2 > 1u", True),
+        ("-1 < 1u", True),
+        ("1u < 2", True),
+        ("1u > 2.5", False),
+        ("2.5 < 2", False),
+        # exact, not through a double: 2^53 + 1 is more than 2^53
+        ("9007199254740993 > 9007199254740992.0", True),
+        # NaN is ordered against nothing
+        ("double('NaN') < 1", False),
+        ("double('NaN') >= 1", False),
+    ],
 )
-def test_ordering_across_types_stays_an_error(workdir: Path, expression: str) -> None:
+def test_ordering_across_numeric_types_compares_numbers(
+    workdir: Path, expression: str, holds: bool
+) -> None:
+    # `1 < 1.5` said "no operator or function takes an integer and a number here"
+    result = validate(workdir, "Agent", expression)
+    assert result.exit_code == (0 if holds else 1), (expression, result.stderr)
+    assert "could not be checked" not in result.stderr
+
+
+def test_a_numeric_pin_orders_against_a_double(workdir: Path) -> None:
+    rule = "spec.agent.version >= 2.5"
+    assert validate(workdir, "Deployment", rule, pin="3").exit_code == 0
+    result = validate(workdir, "Deployment", rule, pin="2")
+    assert result.exit_code == 1
+    assert "deployment.nightly: the rule is false (policy guardrails" in result.stderr
+    assert "could not be checked" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["spec.model > 3", "1 < 'a'", "null < 1", "[1] < [2]", "{} > 1", "true < 1", "1 > false"],
+)
+def test_ordering_across_other_types_stays_an_error(workdir: Path, expression: str) -> None:
     result = validate(workdir, "Agent", expression)
     assert result.exit_code == 1
     assert "agent.coder: the rule is false: the rule could not be checked" in result.stderr

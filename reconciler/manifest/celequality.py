@@ -1,4 +1,5 @@
-"""CEL's runtime equality (``==``, ``!=``, and ``in`` over a list) for the policy rules.
+"""CEL's runtime equality (``==``, ``!=``, ``in`` over a list) and numeric ordering for the
+policy rules.
 
 cel-spec defines equality at run time as heterogeneous (langdef, "Equality"), and
 Kubernetes CEL, whose rules our policies are written like, follows it::
@@ -14,8 +15,15 @@ error element makes an error), and ``x in list`` is true when an element equals 
 ``cel-python`` (``celpy``) keeps the older homogeneous rule, where such a comparison is a
 "no such overload" error; it lets a program replace an operator's function
 (``Environment.program(..., functions=...)``, layered over ``celpy.evaluation.base_functions``),
-which is all this module supplies: ``EQUALITY``. Ordering (``<``, ``>``...) is untouched
-and stays an error across types. Nothing here parses or evaluates an expression.
+which is all this module supplies: ``EQUALITY``.
+
+Ordering (``<``, ``<=``, ``>``, ``>=``) is defined by cel-spec across ``int``, ``uint`` and
+``double`` at run time too (langdef, "Numeric values": "comparisons ... are supported across
+numeric types"), as Kubernetes runs it: ``1 < 1.5`` is true, where celpy has no overload for
+an ``int`` and a ``double`` (nor ``int`` and ``uint`` one way round). Numbers are ordered
+exactly (never through a double), NaN against nothing. Any other pair of distinct types,
+a boolean and a number among them, stays an error ("no such overload"), as in CEL.
+Nothing here parses or evaluates an expression.
 
 Imported by ``policy.evaluate_policies`` only, so manifests without policies never load CEL.
 """
@@ -111,5 +119,34 @@ def _contains(item: Any, container: Any) -> Any:
     return error if error is not None else celtypes.BoolType(False)
 
 
+def _ordering(name: str) -> Any:
+    """celpy's ``name`` operator (``_<_``...), with numbers of distinct types ordered on one
+    number line and any other two distinct types refused."""
+    base = base_functions[name]
+
+    def compare(a: Any, b: Any) -> Any:
+        if isinstance(a, CELEvalError):
+            return a
+        if isinstance(b, CELEvalError):
+            return b
+        kind_a, kind_b = _kind(a), _kind(b)
+        if kind_a != kind_b:
+            # the evaluator turns a TypeError into CEL's "no matching overload" error
+            raise TypeError(f"no such overload: {type(a).__name__} {name} {type(b).__name__}")
+        if kind_a == "number" and type(a) is not type(b):
+            plain_a = float(a) if isinstance(a, float) else int(a)
+            plain_b = float(b) if isinstance(b, float) else int(b)
+            return base(plain_a, plain_b)  # Python orders int and float exactly
+        return base(a, b)
+
+    compare.__name__ = base.__name__
+    return compare
+
+
 #: the operator functions to give ``Environment.program``
-EQUALITY: dict[str, Any] = {"_==_": _equal, "_!=_": _not_equal, "_in_": _contains}
+EQUALITY: dict[str, Any] = {
+    "_==_": _equal,
+    "_!=_": _not_equal,
+    "_in_": _contains,
+    **{name: _ordering(name) for name in ("_<_", "_<=_", "_>_", "_>=_")},
+}

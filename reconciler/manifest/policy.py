@@ -402,7 +402,8 @@ def evaluate_policies(
     from .celequality import EQUALITY
 
     env = _environment()
-    # ==, != and `in` as Kubernetes CEL runs them: across types false/true, never an error
+    # ==, != and `in` as Kubernetes CEL runs them (across types false/true, never an error),
+    # and <, >... across int, uint and double
     programs = [
         (policy, index, rule, env.program(env.compile(rule.expression), functions=EQUALITY))
         for policy in policies
