@@ -342,6 +342,53 @@ def test_validation_errors_are_annotated_in_github_actions(
     assert plan.exit_code == 1 and "::error file=manifests/agents.yaml" in plan.stderr
 
 
+ADVISORY_POLICY = """\
+kind: Policy
+name: guardrails
+spec:
+  rules:
+    - name: owner
+      kinds: [Agent]
+      expression: "has(metadata.team)"
+      message: "agents should name their team, e.g. metadata: {team: x}"
+      level: advisory
+"""
+
+
+def test_advisory_policy_findings_are_warning_annotations_in_github_actions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # validate printed the warning on stderr only: no ::warning on the pull request's line
+    make_workdir(tmp_path, monkeypatch)
+    Path("manifests/policy.yaml").write_text(ADVISORY_POLICY)
+
+    local = cli("validate")
+    assert local.exit_code == 0 and "Warning: manifests/agents.yaml:" in local.stderr
+    assert "::warning" not in local.stderr + local.stdout
+
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    result = cli("validate")
+    assert result.exit_code == 0, result.stderr
+    assert "::warning" not in result.stdout
+    annotations = [line for line in result.stderr.splitlines() if line.startswith("::")]
+    assert annotations == [
+        "::warning file=manifests/agents.yaml,line=4,col=1::agent.coder: agents should name their team, e.g. metadata: {team: x} "
+        "(policy guardrails, rule 'owner', advisory)",
+        "::warning file=manifests/agents.yaml,line=34,col=1::agent.reviewer: agents should name their team, e.g. metadata: {team: x} "
+        "(policy guardrails, rule 'owner', advisory)",
+    ]
+    assert "Warning: manifests/agents.yaml:4:1: agent.coder:" in result.stderr  # as before
+
+    # a mandatory finding is an ::error the same way
+    Path("manifests/policy.yaml").write_text(ADVISORY_POLICY.replace("advisory", "mandatory"))
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert (
+        "::error file=manifests/agents.yaml,line=4,col=1::agent.coder: agents should name "
+        "their team, e.g. metadata: {team: x} (policy guardrails, rule 'owner', mandatory)"
+    ) in result.stderr.splitlines()
+
+
 def test_every_step_that_reads_the_manifests_secrets_says_where_to_map_them() -> None:
     # plan and apply (a saved plan's apply too: it reads the manifests and their secrets
     # again) need each {from_env: VAR}; the docs must send users to those steps' env:, not to

@@ -30,6 +30,7 @@ from reconciler.errors import (
     LockfileError,
     LockHeld,
     ManifestError,
+    ManifestIssue,
     PlanError,
     ProviderError,
     ReconcilerError,
@@ -62,6 +63,11 @@ EXIT_USAGE = 1
 #: Extra reporters called with each error before it is told (they print, never raise).
 #: gitops.register adds the GitHub Actions annotations of manifest errors here.
 ERROR_REPORTERS: list[Callable[[BaseException], None]] = []
+
+#: Extra reporters called with each warning a command prints about a place in a manifest
+#: (an advisory policy finding at ``validate``); they print, never raise. gitops.register
+#: adds the GitHub Actions ``::warning`` annotations here.
+WARNING_REPORTERS: list[Callable[[ManifestIssue], None]] = []
 
 
 def exit_code_of(error: BaseException) -> int:

@@ -4,7 +4,9 @@ Thin: each command parses its flags, calls ``reconciler.app``, renders, and sets
 code. ``register(group)`` adds the commands to the ``reconciler`` group and hooks
 ``annotate_for_github`` into the one error handler (``failures.ERROR_REPORTERS``), so that in
 GitHub Actions (``GITHUB_ACTIONS=true``) every manifest error also becomes an
-``::error file=...,line=...,col=...::message`` annotation on the pull request.
+``::error file=...,line=...,col=...::message`` annotation on the pull request, and every
+warning about a place in a manifest (an advisory policy finding at ``validate``,
+``failures.WARNING_REPORTERS``) a ``::warning`` one.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from reconciler import app as usecases
 from reconciler.cli import failures, terminal
 from reconciler.cli.app import App, format_option, full_option, pass_app
 from reconciler.cli.planning import refreshing, warn_if_empty
-from reconciler.errors import ManifestError
+from reconciler.errors import ManifestError, ManifestIssue
 from reconciler.kinds import noun
 from reconciler.render import render_drift
 
@@ -38,6 +40,9 @@ def register(group: click.Group) -> None:
     reporters = getattr(failures, "ERROR_REPORTERS", None)
     if reporters is not None and annotate_for_github not in reporters:
         reporters.append(annotate_for_github)
+    warners = getattr(failures, "WARNING_REPORTERS", None)
+    if warners is not None and annotate_warning_for_github not in warners:
+        warners.append(annotate_warning_for_github)
 
 
 # --- GitHub Actions annotations ------------------------------------------------------------
@@ -59,17 +64,19 @@ def github_annotations(error: BaseException) -> list[str]:
     """
     if not isinstance(error, ManifestError):
         return []
-    lines = []
-    for issue in error.issues:
-        props = []
-        if issue.line >= 1 and not issue.file.startswith("<"):  # a place in a file
-            props += [f"file={_escape_property(issue.file)}", f"line={issue.line}"]
-            props += [f"col={issue.col}"] if issue.col >= 1 else []
-        if issue.path:
-            props.append(f"title={_escape_property(issue.path)}")
-        head = f"::error {','.join(props)}" if props else "::error"
-        lines.append(f"{head}::{_escape_data(issue.message)}")
-    return lines
+    return [github_annotation("error", issue) for issue in error.issues]
+
+
+def github_annotation(command: str, issue: ManifestIssue) -> str:
+    """The workflow command (``error`` or ``warning``) that annotates ``issue`` on its line."""
+    props = []
+    if issue.line >= 1 and not issue.file.startswith("<"):  # a place in a file
+        props += [f"file={_escape_property(issue.file)}", f"line={issue.line}"]
+        props += [f"col={issue.col}"] if issue.col >= 1 else []
+    if issue.path:
+        props.append(f"title={_escape_property(issue.path)}")
+    head = f"::{command} {','.join(props)}" if props else f"::{command}"
+    return f"{head}::{_escape_data(issue.message)}"
 
 
 def annotate_for_github(error: BaseException) -> None:
@@ -80,6 +87,13 @@ def annotate_for_github(error: BaseException) -> None:
         return
     for line in github_annotations(error):
         click.echo(line, err=True)
+
+
+def annotate_warning_for_github(issue: ManifestIssue) -> None:
+    """In GitHub Actions, print a ``::warning`` annotation of ``issue`` on stderr (as
+    ``annotate_for_github`` does errors); elsewhere do nothing."""
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        click.echo(github_annotation("warning", issue), err=True)
 
 
 # --- drift ---------------------------------------------------------------------------------

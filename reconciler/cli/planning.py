@@ -29,7 +29,14 @@ from reconciler.app import (
 )
 from reconciler.cli import terminal
 from reconciler.cli.app import App, format_option, full_option, out_file_option, pass_app
-from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, fail, interrupt_exit
+from reconciler.cli.failures import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    WARNING_REPORTERS,
+    fail,
+    interrupt_exit,
+)
+from reconciler.errors import ManifestIssue
 from reconciler.render import render_apply_summary, render_plan
 from reconciler.render.values import printable
 
@@ -189,13 +196,11 @@ def validate(app: App, policies_dir: Path | None) -> None:
     if manifests.ignored:
         click.echo(f"Left out by {IGNORE_FILE}: {', '.join(manifests.ignored)}")
     for w in warnings:
-        click.echo(
-            printable(
-                f"Warning: {w.location}: {w.address}: {w.message} (policy {w.policy}, {w.rule}, "
-                "advisory)"
-            ),
-            err=True,
-        )
+        sentence = f"{w.address}: {w.message} (policy {w.policy}, {w.rule}, advisory)"
+        click.echo(printable(f"Warning: {w.location}: {sentence}"), err=True)
+        file, line, col = w.location.rsplit(":", 2)  # a file name may hold a colon
+        for report in WARNING_REPORTERS:  # e.g. ::warning annotations in GitHub Actions
+            report(ManifestIssue(file, int(line), int(col), sentence))
 
 
 @click.command()
