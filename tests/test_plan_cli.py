@@ -146,6 +146,33 @@ def test_allowed_hosts_diff_by_value_not_by_index(workdir: Path) -> None:
     assert json.loads(ok("plan", "--format", "json").stdout)["has_changes"] is False
 
 
+def test_an_emptied_description_shows_as_the_empty_string_it_sends(workdir: Path) -> None:
+    # plan said `description: "Writes..." -> null` for `description: ""`: the manifest, the
+    # request and (for an environment) the live object say "", never null
+    ok("apply", "--auto-approve")
+    files = ("agents", "environments", "deployments", "memory_stores")
+    for name in files:
+        path = workdir / f"manifests/{name}.yaml"
+        path.write_text(re.sub(r"(?m)^  description: .*$", '  description: ""', path.read_text()))
+    out = ok("plan").stdout
+    assert "-> null" not in out and "+ null" not in out, out
+    assert "~ description: \"Writes and fixes code in the team's repositories.\" -> \"\"" in out
+    changes = [
+        c
+        for a in json.loads(ok("plan", "--format", "json").stdout)["actions"]
+        for c in a["changes"]
+        if c["path"] == "description"
+    ]
+    assert len(changes) == 5, changes  # two agents, an environment, a deployment, a store
+    assert all(c["new"] == "" for c in changes), changes
+    ok("apply", "--auto-approve")
+    assert cli("plan", "--detailed-exitcode").exit_code == 0
+    # the environment stores "" (the agents store null): its next change starts from ""
+    edit(workdir / "manifests/environments.yaml", 'description: ""', "description: Data.")
+    out = ok("plan").stdout
+    assert '~ description: "" -> "Data."' in out, out
+
+
 # --- one error per mistake -------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ Nothing is written to shared state; ``planner.build_plan`` passes the results on
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -317,15 +317,17 @@ def _compare(
     """Normalise both sides, diff them, and add the secrets whose value changed."""
     kind = res.kind
     live = normalize(kind, obj)
-    want = normalize(kind, _resolve(request_fields(res, inputs.options.project), planned))
-    want = fill_unset(kind, want, live)
-    changes = list(
+    sent = _resolve(request_fields(res, inputs.options.project), planned)
+    want = fill_unset(kind, normalize(kind, sent), live)
+    changes = _blanks_as_written(
         diff_objects(
             res.without_ignored(live),
             res.without_ignored(want),
             UNORDERED_LISTS.get(kind, ()),
             KEYED_LISTS.get(kind),
-        )
+        ),
+        obj,
+        sent,
     )
     hidden: tuple[str, ...] = ()
     if res.ignore_changes:
@@ -347,6 +349,24 @@ def _compare(
     return _Comparison(
         tuple(changes), _immutable_change(kind, live, want), hidden, rewritten if fps else None
     )
+
+
+def _blanks_as_written(
+    changes: Iterable[FieldChange], live: Mapping[str, Any], sent: Mapping[str, Any]
+) -> list[FieldChange]:
+    """``changes``, with the ``""`` the request sends or the live object holds where the
+    comparison read it as null (``normalize``: a cleared ``description`` comes back null for
+    some kinds, ``""`` for others): the plan shows ``"x" -> ""`` for ``description: ""``."""
+    shown = []
+    for change in changes:
+        update: dict[str, Any] = {}
+        if "." not in change.path and "[" not in change.path and not change.sensitive:
+            if change.new is None and sent.get(change.path) == "":
+                update["new"] = ""
+            if change.old is None and live.get(change.path) == "":
+                update["old"] = ""
+        shown.append(change.model_copy(update=update) if update else change)
+    return shown
 
 
 def _decide(
