@@ -1087,6 +1087,42 @@ def test_alias_bomb_is_refused_quickly(project: Path) -> None:
     ]
 
 
+def test_a_merge_key_is_named_as_unsupported(project: Path) -> None:
+    # it was "unknown field '<<'" plus "missing required field 'model'" from the same key
+    write(
+        project,
+        "a.yaml",
+        """\
+        kind: Agent
+        name: coder
+        spec:
+          <<: {model: claude-sonnet-4-6}
+          description: x
+        ---
+        kind: Agent
+        name: reviewer
+        spec:
+          model: claude-sonnet-4-6
+          metadata:
+            <<: [{team: a}]
+        ---
+        kind: Agent
+        name: quoted
+        spec:
+          model: claude-sonnet-4-6
+          metadata: {"<<": a}
+        """,
+    )
+    message = (
+        "YAML merge keys (<<) are not supported, nor the aliases (*name) they merge; "
+        "write the keys out in full"
+    )
+    assert errors(project) == [
+        f"manifests/a.yaml:4:3: spec: {message}",
+        f"manifests/a.yaml:12:5: spec.metadata: {message}",
+    ]
+
+
 def test_deep_nesting_is_refused(project: Path) -> None:
     write(project, "deep.yaml", "[" * 10_000)
     assert errors(project) == [

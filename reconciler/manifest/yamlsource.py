@@ -11,6 +11,7 @@ Deliberate differences from ``yaml.safe_load``:
   ``on``, ``yes`` stay strings), dates and times stay strings, ``12:30`` is not an integer.
 * Duplicate keys in one mapping are errors (PyYAML keeps the last one silently).
 * Aliases (``*name``) are rejected, so an alias bomb costs nothing; anchors alone are harmless.
+  So is a plain ``<<`` merge key (its mapping's other keys are kept, its errors not checked).
 * Tags other than the core ones (``!!str``, ``!!int``, ...) are rejected.
 
 Problems are returned as ``SourceIssue`` values, never raised.
@@ -44,6 +45,11 @@ DataPath = tuple[PathElem, ...]
 MAX_FILE_BYTES = 4 * 1024 * 1024
 #: Deeper nesting than this is refused (PyYAML and our own walk are recursive).
 MAX_DEPTH = 64
+#: a plain ``<<`` key (YAML 1.1's merge key); a quoted ``"<<"`` is a key like any other
+MERGE_KEY_MESSAGE = (
+    "YAML merge keys (<<) are not supported, nor the aliases (*name) they merge; "
+    "write the keys out in full"
+)
 #: how the issue of a value nested deeper than ``MAX_DEPTH`` begins (``fmt`` looks for it)
 NESTED_TOO_DEEPLY = "nested deeper than"
 
@@ -446,6 +452,11 @@ class _Builder:
                 self._issue(
                     key_node, "mapping keys must be plain strings, not lists or mappings", path
                 )
+                continue
+            if key_node.value == "<<" and not key_node.style:  # plain: libyaml says ""
+                # YAML 1.1's merge key: with no aliases there is nothing to merge, and read
+                # as a field it would be "unknown field '<<'" and its keys "missing"
+                self._issue(key_node, MERGE_KEY_MESSAGE, path)
                 continue
             key = sys.intern(key_node.value)  # the same few keys in every document
             if key in first_seen:
