@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from reconciler.kinds import ID_PREFIXES
+
 from .fields import (
     HttpUrl,
     Metadata,
@@ -35,7 +37,7 @@ from .fields import (
     repeats,
     string_or_object,
 )
-from .hosts import web_domain_problem
+from .hosts import FETCH_DOMAIN_PATTERN, SEARCH_DOMAIN_PATTERN, web_domain_problem
 from .textfile import FILE_FORM_SCHEMA
 
 EffortLevel = Literal["low", "medium", "high", "xhigh", "max"]
@@ -189,11 +191,23 @@ def _search_domain(text: str) -> str | None:
 #: a web tool's domains, each entry checked as the API states (``manifest.hosts``):
 #: web_fetch's are plain hostnames, web_search's may carry a path after the host
 Domains = Annotated[
-    list[Annotated[str, checked_by(_fetch_domain)]],
+    list[
+        Annotated[
+            str,
+            checked_by(_fetch_domain),
+            Field(json_schema_extra={"pattern": FETCH_DOMAIN_PATTERN}),
+        ]
+    ],
     Field(min_length=1, max_length=MAX_DOMAINS),
 ]
 SearchDomains = Annotated[
-    list[Annotated[str, checked_by(_search_domain)]],
+    list[
+        Annotated[
+            str,
+            checked_by(_search_domain),
+            Field(json_schema_extra={"pattern": SEARCH_DOMAIN_PATTERN}),
+        ]
+    ],
     Field(min_length=1, max_length=MAX_DOMAINS),
 ]
 ALLOWED_DOMAINS = "Only these hosts (<= 64; not with blocked_domains)."
@@ -410,13 +424,24 @@ class AdvisorRef(SpecModel):
     model: NonEmptyStr
 
 
+#: an agent named by its provider id in a multiagent roster (the loader refuses any other
+#: word there, a manifest name above all: the provider would answer 404 at apply)
+AgentId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        json_schema_extra={"pattern": f"^{re.escape(ID_PREFIXES['agent'])}"},
+        description="A provider agent id (agent_...), not a manifest name.",
+    ),
+]
+
 RosterEntry = string_or_object(
-    Annotated[str, Field(min_length=1)],
+    AgentId,
     Annotated[AgentVersionRef | SelfRef | AdvisorRef, Field(discriminator="type")],
     "an agent id or a mapping {type: agent|self|advisor, ...}",
 )
 PredefinedAgent = string_or_object(
-    Annotated[str, Field(min_length=1)],
+    AgentId,
     Annotated[AgentVersionRef | SelfRef, Field(discriminator="type")],
     "an agent id or a mapping {type: agent|self, ...}",
 )

@@ -8,6 +8,7 @@ positions are not stored here (see ``ManifestSet.location``): a Document is pure
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from difflib import get_close_matches
@@ -161,6 +162,63 @@ def _list_on_the_way(kind: str, segments: list[str]) -> str | None:
             return None  # free-form, or a key the schema does not know: nothing to say
         nodes = after
     return None
+
+
+#: a segment of a path that ignore_changes accepts: no brackets, not a list index
+_SEGMENT = r"(?![0-9]+(?:\.|$))[^.\[\]]+"
+#: any further segments (where ``_list_on_the_way`` has nothing to say)
+_ANY_REST = rf"(?:\.{_SEGMENT})*"
+#: past this depth the pattern accepts any further segments (a schema may refer to itself)
+_PATTERN_DEPTH = 8
+
+
+def ignore_changes_pattern(kind: str) -> str:
+    """``ignore_changes_problems`` as a JSON Schema pattern, for editors: a dotted path whose
+    first segment is a field of the kind's spec, with no brackets, no list index (but as a
+    metadata key) and nothing after a list (``tools``, never ``tools.configs``)."""
+    root = _spec_schema(kind)
+    fields = [f for f in SPEC_MODELS[kind].model_fields if f != "metadata"]
+    heads = [
+        re.escape(f) + _rest_pattern(root, [root["properties"][f]], 1)
+        for f in fields
+        if f in root.get("properties", {})
+    ]
+    if "metadata" in SPEC_MODELS[kind].model_fields:
+        heads.append(r"metadata(?:\.[^.\[\]]+)*")
+    return "^(?:" + "|".join(heads) + ")$"
+
+
+def _rest_pattern(root: dict[str, Any], nodes: list[Any], depth: int) -> str:
+    """What may follow a segment whose schema is one of ``nodes``, as ``_list_on_the_way``
+    walks it: nothing after a list, known keys and their own rests, any other key below a
+    mapping of free keys, and anything at all where the schema knows no keys."""
+    alternatives = _alternatives(root, nodes)
+    if any(node.get("type") == "array" or "items" in node for node in alternatives):
+        return ""
+    names = sorted({name for node in alternatives for name in node.get("properties") or {}})
+
+    def below(name: str | None) -> list[Any]:
+        after = []
+        for node in alternatives:
+            properties = node.get("properties") or {}
+            extra = node.get("additionalProperties")
+            if name is not None and name in properties:
+                after.append(properties[name])
+            elif isinstance(extra, dict):
+                after.append(extra)
+        return after
+
+    others = below(None)
+    if depth >= _PATTERN_DEPTH or (not names and not others):
+        return _ANY_REST
+    branches = [
+        re.escape(name) + (_rest_pattern(root, below(name), depth + 1) if below(name) else _ANY_REST)
+        for name in names
+    ]
+    known = "|".join(re.escape(name) for name in names)
+    other = rf"(?!(?:{known})(?:\.|$)){_SEGMENT}" if names else _SEGMENT
+    branches.append(other + (_rest_pattern(root, others, depth + 1) if others else _ANY_REST))
+    return r"(?:\.(?:" + "|".join(branches) + "))?"
 
 
 @functools.cache

@@ -6,6 +6,9 @@ a plain hostname (``web_search`` also takes a path after it). The provider answe
 anything else, at apply, after the resources before it were changed; here the entry is an
 error at its ``file:line:col`` instead. (The local provider holds the same rules on its own
 side, ``provider/local/hosts.py``: it must not depend on the reconciler's code.)
+
+``CREDENTIAL_HOST_PATTERN``, ``FETCH_DOMAIN_PATTERN`` and ``SEARCH_DOMAIN_PATTERN`` say the
+same rules as JSON Schema patterns (ECMA-262 and Python ``re`` alike), for editors.
 """
 
 from __future__ import annotations
@@ -15,6 +18,23 @@ import re
 
 #: one DNS label: letters, digits and inner hyphens, at most 63
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+_LABEL_PATTERN = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # no leading zero, as ipaddress
+#: ``_is_host`` of what ends at ``end``: a name that is not all digits and dots, or IPv4
+_HOST_PATTERN = (
+    r"(?=[^/]{{1,253}}{end})(?:{octet}(?:\.{octet}){{3}}|(?![0-9.]*{end}){label}(?:\.{label})*)"
+)
+
+
+def _host_pattern(end: str) -> str:
+    return _HOST_PATTERN.format(end=end, octet=_OCTET, label=_LABEL_PATTERN)
+
+
+CREDENTIAL_HOST_PATTERN = rf"^(?:\*\.)?{_host_pattern('$')}$"
+FETCH_DOMAIN_PATTERN = rf"^{_host_pattern('$')}$"
+SEARCH_DOMAIN_PATTERN = rf"^{_host_pattern('(?:/|$)')}(?:/[\s\S]*)?$"
 
 
 def _is_host(text: str) -> bool:

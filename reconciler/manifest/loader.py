@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler.errors import ManifestError, ManifestIssue, a_or_an
-from reconciler.kinds import MANIFEST_KINDS, NAME_PATTERN, noun
+from reconciler.kinds import ID_PREFIXES, MANIFEST_KINDS, NAME_PATTERN, noun
 
 from .agent import AgentSpec
 from .deployment import DeploymentSpec
@@ -370,21 +370,28 @@ def _check_set(
 
 
 def _roster_names(item: _Loaded, spec: AgentSpec, agents: list[str]) -> list[ManifestIssue]:
-    """A multiagent roster names agents by provider id; an Agent manifest's name there was
-    accepted and sent as an id, and apply failed with the provider's 404."""
+    """A multiagent roster names agents by provider id; an Agent manifest's name there (or
+    any other word) was accepted and sent as an id, and apply failed with the provider's 404
+    after the actions before it."""
     issues: list[ManifestIssue] = []
+    prefix = ID_PREFIXES["agent"]
     for value, spec_path in spec.roster_ids():
-        if value in agents and not value.startswith("agent_"):
-            path = ("spec", *spec_path)
-            issues.append(
-                _issue(
-                    item.source.locate(path, "value"),
-                    f"'{value}' names an Agent manifest, but multiagent entries are provider agent "
-                    f"ids (agent_...), not manifest names: apply agent.{value} first and write its "
-                    f"id (`reconciler state show agent.{value}`)",
-                    path,
-                )
+        if value.startswith(prefix):
+            continue
+        if value in agents:
+            message = (
+                f"'{value}' names an Agent manifest, but multiagent entries are provider agent "
+                f"ids ({prefix}...), not manifest names: apply agent.{value} first and write its "
+                f"id (`reconciler state show agent.{value}`)"
             )
+        else:
+            message = (
+                f"'{value[:80]}' is not a provider agent id: multiagent entries name agents by "
+                f"id ({prefix}...; `reconciler state show agent.NAME` shows one), or this agent "
+                "as {type: self}"
+            )
+        path = ("spec", *spec_path)
+        issues.append(_issue(item.source.locate(path, "value"), message, path))
     return issues
 
 

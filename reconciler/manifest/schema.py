@@ -8,7 +8,6 @@ It is generated from the same pydantic models that validate, so the two cannot d
 from __future__ import annotations
 
 import copy
-import re
 from functools import lru_cache
 from typing import Any
 
@@ -17,7 +16,7 @@ from pydantic.json_schema import models_json_schema
 
 from reconciler.kinds import MANIFEST_KINDS, NAME_PATTERN
 
-from .document import SPEC_MODELS
+from .document import SPEC_MODELS, ignore_changes_pattern
 from .policy import PolicySpec
 
 #: documents that are no remote resource (checked, never planned)
@@ -28,17 +27,6 @@ SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 #: the spec models the schema describes: one per kind, and the policy's
 _MODELS: tuple[type[BaseModel], ...] = (*SPEC_MODELS.values(), PolicySpec)
-
-
-def _ignore_changes_pattern(model: type[BaseModel]) -> str:
-    """What ``ignore_changes_problems`` accepts: a dotted path of non-empty segments whose
-    first names a field of the kind's spec (``metadata.owner``, ``tools``), naming no list
-    item (no ``[0]``, no number but a metadata key)."""
-    fields = "|".join(re.escape(f) for f in model.model_fields if f != "metadata")
-    keys = r"(?:\.[^.\[\]]+)*"
-    no_index = r"(?:\.(?![0-9]+(?:\.|$))[^.\[\]]+)*"
-    metadata = [rf"metadata{keys}"] if "metadata" in model.model_fields else []
-    return "^(?:" + "|".join([*metadata, rf"(?:{fields}){no_index}"]) + ")$"
 
 
 @lru_cache(maxsize=1)
@@ -73,6 +61,7 @@ def _build() -> dict[str, Any]:
             "spec": {
                 "type": "object",
                 "description": "The provider's create fields, snake_case as on the wire.",
+                "$ref": f"#/$defs/{_NO_INTERPOLATION}",
             },
             "protect": {
                 "type": "boolean",
@@ -102,7 +91,7 @@ def _build() -> dict[str, Any]:
                         # a Skill has nothing to leave alone: validate refuses any entry
                         "ignore_changes": {"maxItems": 0}
                         if kind == "Skill"
-                        else {"items": {"pattern": _ignore_changes_pattern(model)}},
+                        else {"items": {"pattern": ignore_changes_pattern(kind)}},
                     }
                 },
             }
@@ -121,7 +110,23 @@ def _build() -> dict[str, Any]:
                 },
             }
         ],
-        "$defs": defs,
+        "$defs": {**defs, _NO_INTERPOLATION: _no_interpolation()},
+    }
+
+
+#: the ``$defs`` entry that refuses ``${`` in every string value below it, as the loader does
+_NO_INTERPOLATION = "NoInterpolation"
+
+
+def _no_interpolation() -> dict[str, Any]:
+    # the loader's rule (``(?<!\$)\$\{``) without a lookbehind, which not every editor's
+    # regex engine has: `${` at the start or after anything but another `$`
+    return {
+        "description": "${VAR} interpolation is not supported; use {from_env: VAR} for "
+        "secrets (write $${ for a literal ${).",
+        "not": {"type": "string", "pattern": r"(?:^|[^$])\$\{"},
+        "additionalProperties": {"$ref": f"#/$defs/{_NO_INTERPOLATION}"},
+        "items": {"$ref": f"#/$defs/{_NO_INTERPOLATION}"},
     }
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .fields import HttpUrl, Metadata, NonEmptyStr, ResourceName, SpecModel, checked_by, fail
-from .hosts import credential_host_problem
+from .hosts import CREDENTIAL_HOST_PATTERN, credential_host_problem
 from .secret import SecretRef
 
 MAX_CREDENTIALS = 20
@@ -98,7 +98,13 @@ class LimitedCredentialNetworking(SpecModel):
 
     type: Literal["limited"]
     allowed_hosts: Annotated[
-        list[Annotated[NonEmptyStr, checked_by(credential_host_problem)]],
+        list[
+            Annotated[
+                NonEmptyStr,
+                checked_by(credential_host_problem),
+                Field(json_schema_extra={"pattern": CREDENTIAL_HOST_PATTERN}),
+            ]
+        ],
         Field(max_length=MAX_CREDENTIAL_HOSTS),
     ]
 
