@@ -152,23 +152,77 @@ def test_free_form_maps_keep_their_order() -> None:
     assert format_text(text) == text
 
 
-def test_a_comment_the_yaml_library_would_drop_makes_fmt_leave_the_file_alone(
-    workdir: Path,
-) -> None:
-    # a comment alone in an empty document between two markers (before the first one is
-    # kept: test_qa_manifests.py)
+def test_a_comment_alone_between_two_markers_stays_there(workdir: Path) -> None:
+    # a document commented out between two markers was refused ("formatting would lose or
+    # move a comment"): fmt --check failed the CI job on a file nobody could format
     text = (
-        "kind: Agent\nname: a\nspec: {model: m}\n---\n# lost between the markers\n---\n"
-        "kind: Agent\nname: b\nspec: {model: m}\n"
+        "kind: Agent\nname: a\nspec: {model: m}\n---\n# kind: Agent\n# name: old\n---\n"
+        "name: b\nkind: Agent\nspec: {model: m}\n"
     )
-    with pytest.raises(FormatError, match="lose or move a comment"):
-        format_text(text)
     path = workdir / "manifests/odd.yaml"
     path.write_text(text)
-    result = cli("fmt")
-    assert result.exit_code == 1
-    assert "manifests/odd.yaml: formatting would lose or move a comment" in result.stderr
-    assert path.read_text() == text
+    assert cli("fmt").stdout == "reformatted manifests/odd.yaml\n"
+    assert path.read_text() == (
+        "kind: Agent\nname: a\nspec: {model: m}\n---\n# kind: Agent\n# name: old\n---\n"
+        "kind: Agent\nname: b\nspec: {model: m}\n"
+    )
+    ok("fmt", "--check")
+
+
+COMMENTED = """\
+# The helper agent: owned by the platform team.
+spec:
+  # Keep the prompt short.
+  system: Be brief.   # on its line
+  tools:
+    # the toolset first
+    - type: agent_toolset_20260401
+    # more tools once reviewed
+  # the model is pinned by the platform team
+  model: claude-sonnet-4-6
+# the name is the address: agent.helper
+name: helper   # never rename
+# and the kind
+kind: Agent
+"""
+
+
+def test_comment_lines_go_with_the_key_below_them(workdir: Path) -> None:
+    # a comment line above a key stayed with the value above it when fmt moved the key:
+    # "# the name ..." ended up under the tools, "# and the kind" under name
+    path = workdir / "manifests/helper.yaml"
+    path.write_text(COMMENTED)
+    ok("fmt")
+    assert path.read_text() == (
+        "# The helper agent: owned by the platform team.\n"
+        "# and the kind\n"
+        "kind: Agent\n"
+        "# the name is the address: agent.helper\n"
+        "name: helper   # never rename\n"
+        "spec:\n"
+        "  # the model is pinned by the platform team\n"
+        "  model: claude-sonnet-4-6\n"
+        "  # Keep the prompt short.\n"
+        "  system: Be brief.   # on its line\n"
+        "  tools:\n"
+        "    # the toolset first\n"
+        "    - type: agent_toolset_20260401\n"
+        "    # more tools once reviewed\n"
+    )
+    ok("fmt", "--check")
+    ok("validate")
+
+
+def test_a_header_before_a_first_key_that_moves_stays_at_the_top(workdir: Path) -> None:
+    path = workdir / "manifests/two.yaml"
+    path.write_text(
+        "kind: Agent\nname: one\nspec: {model: m}\n---\n# the second agent\nname: two\n"
+        "kind: Agent\nspec:\n  model: m\n"
+    )
+    ok("fmt")
+    assert path.read_text().endswith(
+        "---\n# the second agent\nkind: Agent\nname: two\nspec:\n  model: m\n"
+    )
 
 
 def test_trailing_document_markers_are_dropped() -> None:

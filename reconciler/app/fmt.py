@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.manifest.yamlcomments import assign_comments, restore_comments, split_comments
 from reconciler.engine.keyorder import key_order
 from reconciler.errors import (
     FormatError,
@@ -171,8 +172,11 @@ def _format_once(text: str, name: str) -> str:
 
     y = _yaml()
     try:
-        docs = [d for d in y.load_all(text) if d is not None]
         before = _data(text)  # a tag the safe loader does not know (!custom) fails here
+        # ruamel keeps a comment with the value before it, and would move it with that
+        # value: the comments are taken out, given their owners, and put back after
+        stripped = split_comments(text)
+        docs = list(y.load_all(stripped.text))
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -181,21 +185,32 @@ def _format_once(text: str, name: str) -> str:
         ) from None
     except YAMLError as err:
         raise ManifestError(ManifestIssue(name, 1, 1, f"not valid YAML: {err}")) from None
-    if not docs:
-        # comments only (a note, a document commented out): no data to put in order, and
-        # ruamel would drop the comments with the empty documents that hold them
+    if all(d is None for d in docs):
+        # comments only (a note, a document commented out): no data to put in order
         return text.rstrip() + "\n" if text.strip() else ""
-    for doc in docs:
+    try:
+        owned = assign_comments(stripped, docs)
+    except ValueError:  # e.g. a document after `...` with no `---`
+        raise FormatError(
+            f"{name}: cannot tell which document each comment belongs to; left unchanged"
+        ) from None
+    parts = []
+    for doc, doc_comments in zip(docs, owned, strict=True):
+        if doc is None:  # a document of comments only stays between its two ---
+            if doc_comments.header:
+                parts.append("\n".join(doc_comments.header) + "\n")
+            continue
         _reorder(doc, None, ())
-    out = io.StringIO()
-    y.dump_all(docs, out)
-    result = out.getvalue()
+        out = io.StringIO()
+        y.dump(doc, out)
+        parts.append(restore_comments(out.getvalue(), doc_comments))
+    result = "---\n".join(parts)
     if _data(result) != before:
         raise FormatError(f"{name}: formatting would change the data; left unchanged")
     if _comments(result) != _comments(text):
         raise FormatError(
-            f"{name}: formatting would lose or move a comment the YAML library cannot keep "
-            "(e.g. a comment alone between two ---); left unchanged"
+            f"{name}: formatting would lose or move a comment the YAML library cannot keep; "
+            "left unchanged"
         )
     return result
 

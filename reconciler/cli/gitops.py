@@ -370,9 +370,10 @@ def fmt(ctx: click.Context, app: App, paths: tuple[Path, ...], check: bool) -> N
     UTF-8 with LF line endings and no byte-order mark (a file saved with CRLF is rewritten).
     Metadata keys and values, quoting and flow style ({a: b}) stay as written.
 
-    Comments are kept (ruamel.yaml). A comment stays after the key it follows, also when fmt
-    moves that key. A file fmt cannot format without losing a comment or changing its data is
-    left alone and reported. Below the --manifests directory, a file it does not read as a
+    Comments are kept: a comment after a value stays on its line, a comment line above a key
+    moves with that key, and comment lines at the top or end of a document (or alone between
+    two ---) stay there. A file fmt cannot format without losing a comment or changing its
+    data is left alone and reported. Below the --manifests directory, a file it does not read as a
     manifest (a skill's files, what .reconcilerignore leaves out, hidden ones) is left alone
     also when named, as the pre-commit hook names every changed YAML file.
 
