@@ -183,9 +183,15 @@ def test_a_lost_lockfile_finds_the_skill_by_its_slug_and_uploads_nothing(workdir
     assert live_skills() == [skill] and len(versions(skill["id"])) == 1
     assert skill_entry()["id"] == skill["id"]
     plan_is_clean()
-    # changed meanwhile: a new version of the same skill, never a twin
+    # changed meanwhile, and no agent of this project uses it: it cannot be told from
+    # another project's skill of that slug, so nothing is written to it (nor a twin
+    # uploaded) until `import` says it is ours; then a new version of the same skill
     Path("state/reconciler.lock").unlink()
     (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    refused = cli("plan")
+    assert refused.exit_code == 1
+    assert f"`reconciler import skill.pdf-tools {skill['id']}` adopts it" in refused.stderr
+    ok("import", "skill.pdf-tools", skill["id"])
     shown = ok("plan").stdout
     assert "new version" in shown and "fill.py" in shown, shown
     ok("apply", "--auto-approve")

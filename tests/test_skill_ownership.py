@@ -154,3 +154,85 @@ def test_the_postgres_backend_finds_by_slug_only_while_it_was_never_written(
     assert result.exit_code == 1, result.stdout
     assert f"`reconciler import skill.pdf-tools {skill['id']}` adopts it" in result.stderr
     assert not Path("state/reconciler.lock").exists()
+
+
+# --- a state never written (a new project, a lost lockfile): whose skill is it? -------------
+#
+# A skill carries no tags, but the agents that use it do: a skill another project's agents
+# use is that project's, one this project's agents use is this project's. Where neither
+# tells, a skill whose latest version holds the manifest's files is recorded (nothing is
+# written to it); one that differs is refused, as a new version would change it for whoever
+# owns it.
+
+AGENT_DOC = "kind: Agent\nname: helper\nspec:\n  model: claude-sonnet-4-6\n  skills: [{ref: pdf-tools}]\n"
+TEAM_A = ("--project", "team-a", "--lockfile", "a.lock", "-f", "team-a")
+
+
+def team_a_applies(root: Path, *, with_agent: bool) -> dict[str, Any]:
+    (root / "team-a/skills").mkdir(parents=True)
+    (root / "team-a/skills.yaml").write_text(SKILL_DOC)
+    if with_agent:
+        (root / "team-a/agents.yaml").write_text(AGENT_DOC)
+    (root / "team-a/skills/pdf-tools").symlink_to(root / "manifests/skills/pdf-tools")
+    ok(*TEAM_A, "apply", "--auto-approve")
+    [skill] = live_skills()
+    return skill
+
+
+def test_a_new_project_leaves_another_projects_skill_alone(workdir: Path) -> None:
+    # a new project (its state never written) with a skill of the same slug found team-a's
+    # skill "again" and planned a new version of it: team-a's agents would have run it
+    skill = team_a_applies(workdir, with_agent=True)
+    declare_skill(workdir)
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")  # ours differs
+    team_a_files = {"fill.py": "print(1)\n"}
+    (workdir / "team-a/skills/pdf-tools").unlink()
+    (workdir / "team-a/skills/pdf-tools").mkdir()
+    for name, text in {**FILES, **team_a_files}.items():
+        (workdir / "team-a/skills/pdf-tools" / name).write_text(text)
+    plan = json.loads(ok("plan", "--format", "json").stdout)
+    [action] = [a for a in plan["actions"] if a["address"] == "skill.pdf-tools"]
+    assert action["type"] == "create", action
+    assert (
+        f"a live skill with the slug pdf-tools ({skill['id']}) is another project's "
+        '(agent.helper of project "team-a" uses it): left alone'
+    ) in action["reason"]
+    ok("apply", "--auto-approve")
+    ours = lockfile()["resources"]["skill.pdf-tools"]["id"]
+    assert ours != skill["id"] and version_count(skill["id"]) == 1
+    plan_is_clean()
+    assert json.loads(ok(*TEAM_A, "plan", "--format", "json").stdout)["has_changes"] is False
+
+
+def test_a_lost_state_never_uploads_into_a_skill_no_agent_tells_the_owner_of(
+    workdir: Path,
+) -> None:
+    skill = team_a_applies(workdir, with_agent=False)
+    declare_skill(workdir)
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    for command in (("plan",), ("apply", "--auto-approve")):
+        result = cli(*command)
+        assert result.exit_code == 1, (command, result.stdout)
+        assert (
+            f"manifests/skills.yaml:1:1: skill.pdf-tools: a live skill with the slug "
+            f"'pdf-tools' ({skill['id']}) is not recorded in this project's state (lost, or "
+            "never written)"
+        ) in result.stderr, result.stderr
+        assert f"`reconciler import skill.pdf-tools {skill['id']}` adopts it" in result.stderr
+    assert not Path("state/reconciler.lock").exists()
+    assert [s["id"] for s in live_skills()] == [skill["id"]] and version_count(skill["id"]) == 1
+
+
+def test_a_lost_lockfile_finds_a_changed_skill_its_own_agents_use(workdir: Path) -> None:
+    declare_skill(workdir)
+    (workdir / "manifests/agents.yaml").write_text(AGENT_DOC)
+    ok("apply", "--auto-approve")
+    [skill] = live_skills()
+    Path("state/reconciler.lock").unlink()
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    plan = json.loads(ok("plan", "--format", "json").stdout)
+    [action] = [a for a in plan["actions"] if a["address"] == "skill.pdf-tools"]
+    assert action["type"] == "update" and action["remote_id"] == skill["id"], action
+    ok("apply", "--auto-approve")
+    assert [s["id"] for s in live_skills()] == [skill["id"]] and version_count(skill["id"]) == 2
+    plan_is_clean()

@@ -34,7 +34,7 @@ from reconciler.engine.model import (
     found_by,
 )
 from reconciler.engine.refresh import Observed
-from reconciler.engine.skills import may_find_by_slug, unrecorded_by_slug
+from reconciler.engine.skills import may_find_by_slug, skill_users, unrecorded_by_slug
 from reconciler.errors import PlanError
 from reconciler.jsontypes import JSON
 from reconciler.kinds import KIND_INFO, Kind, noun
@@ -128,7 +128,7 @@ def _healed(
     addresses nothing was found for."""
     documents = manifests.documents
     found, unseen = heal_from_tags(documents, observed, lockfile, project)
-    skills = _skills_by_slug(manifests, observed, lockfile)
+    skills = _skills_by_slug(manifests, observed, lockfile, project)
     found.update(skills)
     unseen = tuple(a for a in unseen if a not in skills)
     if not found:
@@ -161,13 +161,14 @@ def _healed(
 
 
 def _skills_by_slug(
-    manifests: ManifestSet, observed: Observed, lockfile: Lockfile
+    manifests: ManifestSet, observed: Observed, lockfile: Lockfile, project: str
 ) -> dict[str, tuple[Kind, JSON]]:
     """Skills without an entry, found by their slug (a skill carries no tags) where the
     state was lost (``may_find_by_slug``; a slug proves nothing anywhere else), each taken by
-    one address only, the one whose files it holds first (as plan finds them)."""
+    one address only, the one whose files it holds first (as plan finds them); never one
+    another project's agents use (``skill_users``: theirs)."""
     found: dict[str, tuple[Kind, JSON]] = {}
-    taken: set[str] = set()
+    taken: set[str] = set(skill_users(observed.all("agent"), project)[1])
     for address, source in sorted(manifests.skills.items()):
         if address in lockfile.resources or not may_find_by_slug(lockfile, address):
             continue

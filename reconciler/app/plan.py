@@ -224,13 +224,17 @@ def placed(err: PlanError, manifests: ManifestSet) -> PlanError:
 
 
 async def _skills(
-    client: ProviderClient, manifests: ManifestSet, lockfile: Lockfile, observed: Observed
+    client: ProviderClient,
+    manifests: ManifestSet,
+    lockfile: Lockfile,
+    observed: Observed,
+    project: str,
 ) -> Observed:
     """What the plan must know of the live skills beyond their list (``app.skills``)."""
     if not manifests.skills and not any(e.kind == "skill" for e in lockfile.resources.values()):
         return observed
     observed = await describe_skills(client, manifests, lockfile, observed)
-    await check_skills(client, manifests, lockfile, observed)
+    await check_skills(client, manifests, lockfile, observed, project)
     return observed
 
 
@@ -245,7 +249,7 @@ async def _live_reads(
     files manifests name by id, and the memory history of stores and the rollout records of
     deployments found by their tags alone (``app/memories.py``, ``app/heal.py``)."""
     project = settings.project
-    observed = await _skills(client, manifests, lockfile, observed)
+    observed = await _skills(client, manifests, lockfile, observed, project)
     await check_file_refs(client, manifests)
     observed = await read_memory_histories(client, manifests, lockfile, observed, project)
     observed = await read_present_memories(client, manifests, lockfile, observed, project)

@@ -26,14 +26,14 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from reconciler.engine.refresh import Observed
-from reconciler.engine.skills import may_find_by_slug, unrecorded_by_slug
+from reconciler.engine.skills import may_find_by_slug, skill_users, unrecorded_by_slug
 from reconciler.errors import PlanError, ProviderError
 from reconciler.jsontypes import JSON
 from reconciler.manifest import ManifestSet
 from reconciler.manifest.agent import AgentSpec, SkillRef
 from reconciler.manifest.files import read_limited
 from reconciler.manifest.skill import SkillSpec
-from reconciler.manifest.skilldir import MAX_TOTAL_BYTES, archive_files, files_digest
+from reconciler.manifest.skilldir import MAX_TOTAL_BYTES, SkillSource, archive_files, files_digest
 from reconciler.state import Lockfile
 
 if TYPE_CHECKING:  # the HTTP stack loads when a command connects (tests/test_startup.py)
@@ -97,7 +97,11 @@ async def describe_skills(
 
 
 async def check_skills(
-    client: ProviderClient, manifests: ManifestSet, lockfile: Lockfile, observed: Observed
+    client: ProviderClient,
+    manifests: ManifestSet,
+    lockfile: Lockfile,
+    observed: Observed,
+    project: str,
 ) -> None:
     """Refuse a slug changed under a live skill, and a pin to a skill version that does
     not exist, each at the place it is written.
@@ -113,7 +117,7 @@ async def check_skills(
             lockfile.resources.get(moved) if moved is not None else None
         )
         if entry is None or entry.id not in live:
-            _check_unrecorded(manifests, address, source.slug, lockfile, observed)
+            _check_unrecorded(manifests, address, source, lockfile, observed, project)
             continue
         if entry.slug is None:
             continue
@@ -173,13 +177,39 @@ async def missing_pins(
 
 
 def _check_unrecorded(
-    manifests: ManifestSet, address: str, slug: str, lockfile: Lockfile, observed: Observed
+    manifests: ManifestSet,
+    address: str,
+    source: SkillSource,
+    lockfile: Lockfile,
+    observed: Observed,
+    project: str,
 ) -> None:
     """Refuse to plan a skill the state does not record while a live skill it does not
-    record either carries its slug, unless the state was lost (then it is found again)."""
+    record either carries its slug and may be someone else's: where the state was lost, one
+    the plan would upload a new version into although neither its files nor an agent of this
+    project say it is ours; elsewhere any. A skill another project's agents use is theirs
+    and left alone (``engine.skills.skill_users``): this project's is created beside it."""
+    slug = source.slug
+    ours, theirs = skill_users(observed.all("agent"), project)
+    skills, versions = observed.all("skill"), observed.skill_versions
     if may_find_by_slug(lockfile, address):
-        return
-    other = unrecorded_by_slug(observed.all("skill"), lockfile, observed.skill_versions, slug)
+        found = unrecorded_by_slug(skills, lockfile, versions, slug, set(theirs), source.digest)
+        if found is None or found["id"] in ours:
+            return
+        seen = versions.get(found["id"]) or {}
+        if seen.get("id") == found.get("latest_version_id") and seen.get("digest") == source.digest:
+            return  # it holds exactly the manifest's files: recorded, nothing written to it
+        rid = found["id"]
+        raise PlanError(
+            f"{manifests.location(address)}: {address}: a live skill with the slug '{slug}' "
+            f"({rid}) is not recorded in this project's state (lost, or never written), its "
+            "latest version differs from the manifest's files, and no agent of this project "
+            "uses it: a skill carries no ownership tags, so it may be another project's or "
+            "made by hand, and is neither given a new version nor uploaded again beside it. "
+            f"`reconciler import {address} {rid}` adopts it (the next plan uploads the "
+            "manifest's files as its new version), or give the skill another name in SKILL.md"
+        )
+    other = unrecorded_by_slug(skills, lockfile, versions, slug, set(theirs))
     if other is None:
         return
     rid = other["id"]

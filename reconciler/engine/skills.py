@@ -7,7 +7,11 @@ its slug only where the state was lost (``may_find_by_slug``: a state never writ
 pending intent for the address, i.e. an upload whose lockfile write was lost): the live
 skill, recorded by no other address, whose latest version's ``name`` is the slug of the
 manifest's SKILL.md (``Observed.skill_versions``, filled by ``app.skills``). It is never
-uploaded as a twin. Anywhere else a slug proves nothing (slugs are not unique, and a
+uploaded as a twin. The agents that use a skill carry tags, and they are the only evidence
+of whose it is (``skill_users``): a skill another project's agents use is that project's,
+never found by slug (this project's skill is created beside it, and the plan says why); one
+this project's agents use is this project's. Where no agent tells, ``app.skills`` refuses a
+plan that would upload a new version into the skill found by slug. Anywhere else a slug proves nothing (slugs are not unique, and a
 hand-made skill or another project's may carry it): ``app.skills.check_skills`` refuses such
 a plan before it is built, and says how to adopt the skill (``reconciler import``).
 
@@ -34,6 +38,7 @@ from reconciler.engine.model import (
     Update,
 )
 from reconciler.jsontypes import JSON
+from reconciler.kinds import owner_of
 from reconciler.manifest.skill import (
     SkillLock,
     SkillStep,
@@ -49,6 +54,7 @@ __all__ = [
     "SkillPlan",
     "may_find_by_slug",
     "plan_skill",
+    "skill_users",
     "skill_by_slug",
     "unrecorded_by_slug",
 ]
@@ -60,6 +66,28 @@ def may_find_by_slug(lockfile: Lockfile | None, address: str) -> bool:
     and not recorded (a pending intent). A skill has no tags, so anywhere else a live skill
     with the slug is someone else's until ``reconciler import`` adopts it."""
     return lockfile is None or not lockfile.written or address in lockfile.pending
+
+
+def skill_users(agents: Iterable[JSON], project: str) -> tuple[set[str], dict[str, str]]:
+    """Whose each used skill is, by the tags of the live agents that use it: the ids that
+    agents of ``project`` use, and for those only other projects' agents use, one of them
+    (``agent.helper of project "team-a"``)."""
+    ours: set[str] = set()
+    theirs: dict[str, str] = {}
+    for agent in agents:
+        owner = owner_of(agent)
+        if agent.get("archived_at") or owner is None or owner.project is None:
+            continue
+        for skill in agent.get("skills") or ():
+            if not isinstance(skill, dict) or skill.get("type") != "custom":
+                continue
+            skill_id = str(skill.get("skill_id"))
+            if owner.project == project:
+                ours.add(skill_id)
+            else:
+                who = owner.address or f"agent {agent.get('name') or agent['id']}"
+                theirs.setdefault(skill_id, f'{who} of project "{owner.project}"')
+    return ours, {k: v for k, v in theirs.items() if k not in ours}
 
 
 class SkillPlan:
@@ -108,8 +136,15 @@ def plan_skill(
             why = f"the recorded skill {entry.id} no longer exists"
     found = False
     if obj is None and may_find_by_slug(inputs.lockfile, res.address):
-        obj = skill_by_slug(inputs, source.slug, claimed, source.digest)
+        _, theirs = skill_users(inputs.live.get("agent", {}).values(), inputs.options.project)
+        obj = skill_by_slug(inputs, source.slug, {*claimed, *theirs}, source.digest)
         found = obj is not None
+        other = None if found else skill_by_slug(inputs, source.slug, claimed, source.digest)
+        if other is not None:
+            why += (
+                f"; a live skill with the slug {source.slug} ({other['id']}) is another "
+                f"project's ({theirs[other['id']]} uses it): left alone"
+            )
     target = Target(
         spec_digest=desired_digest(res),
         protect=res.protect,
