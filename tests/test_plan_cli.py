@@ -173,6 +173,23 @@ def test_an_emptied_description_shows_as_the_empty_string_it_sends(workdir: Path
     assert '~ description: "" -> "Data."' in out, out
 
 
+def test_a_tool_config_set_back_to_the_default_shows_as_its_field_changing(
+    workdir: Path,
+) -> None:
+    # `enabled: false` -> `true` on web_search showed as the whole config removed:
+    # `- tools[0].configs[web_search]: {"name": "web_search", "enabled": false, ...}`
+    ok("apply", "--auto-approve")
+    agents = workdir / "manifests/agents.yaml"
+    edit(agents, "          enabled: false\n", "          enabled: true\n")
+    edit(agents, "        - name: bash\n", "        - name: read\n          enabled: false\n        - name: bash\n")
+    out = ok("plan").stdout
+    assert "~ tools[0].configs[web_search].enabled: false -> true\n" in out, out
+    assert "~ tools[0].configs[read].enabled: true -> false\n" in out, out
+    assert "configs[web_search]: {" not in out and "configs[read]: {" not in out
+    ok("apply", "--auto-approve")
+    assert cli("plan", "--detailed-exitcode").exit_code == 0
+
+
 # --- one error per mistake -------------------------------------------------------------------
 
 
@@ -401,7 +418,8 @@ def test_mcp_servers_and_tool_configs_diff_by_name(workdir: Path) -> None:
     out = ok("plan").stdout
     assert '+ mcp_servers[atlassian]: {"type": "url", "name": "atlassian"' in out
     assert "~ mcp_servers[github].url:" in out or "~ mcp_servers[github].url: " in out
-    assert '+ tools[0].configs[read]: {"name": "read", "enabled": false' in out
+    # a config for a tool at the default so far: its field changes from the default
+    assert "~ tools[0].configs[read].enabled: true -> false" in out
     assert "mcp_servers[0]" not in out and "mcp_servers[1]" not in out
     assert "configs[0]" not in out and "configs[1]" not in out
 

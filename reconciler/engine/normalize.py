@@ -444,6 +444,37 @@ def fill_unset(kind: str, desired: JSON, live: JSON) -> JSON:
     return desired
 
 
+def pair_tool_configs(kind: str, live: JSON, desired: JSON) -> tuple[JSON, JSON]:
+    """``live`` and ``desired`` (normalised) with a toolset's per-tool config that one side
+    lists and the other leaves at the default (``normalize`` drops such a config) written
+    out on that side too, with the default's values: so ``enabled: false`` changed to
+    ``true`` diffs as ``configs[web_search].enabled: false -> true``, not as the config
+    removed."""
+    if kind != "agent":
+        return live, desired
+    live, desired = copy_json(live), copy_json(desired)
+    live_tools, desired_tools = live.get("tools") or [], desired.get("tools") or []
+    for one, other in zip(live_tools, desired_tools, strict=False):
+        if one.get("type") != other.get("type") or one.get("type") not in TOOLSET_DEFAULT_POLICY:
+            continue
+        for tool, names in ((one, other), (other, one)):
+            have = {c.get("name") for c in tool.get("configs") or []}
+            default = tool.get("default_config") or {}
+            added = [
+                {
+                    "name": c.get("name"),
+                    "enabled": default.get("enabled"),
+                    "permission_policy": default.get("permission_policy"),
+                }
+                for c in names.get("configs") or []
+                if c.get("name") not in have
+            ]
+            if added:
+                configs = [*(tool.get("configs") or []), *added]
+                tool["configs"] = sorted(configs, key=lambda c: str(c.get("name")))
+    return live, desired
+
+
 def _fill_tool_configs(desired: JSON, live: JSON) -> None:
     """Extras of per-tool configs the manifest does not set take the live value."""
     live_cfgs = {c.get("name"): c for c in live.get("configs") or []}

@@ -48,6 +48,7 @@ from reconciler.engine.normalize import (
     UNORDERED_LISTS,
     fill_unset,
     normalize,
+    pair_tool_configs,
 )
 from reconciler.engine.ownership import describe_owner, name_taken_remedy, not_ours
 from reconciler.engine.seeds import (
@@ -319,6 +320,7 @@ def _compare(
     live = normalize(kind, obj)
     sent = _resolve(request_fields(res, inputs.options.project), planned)
     want = fill_unset(kind, normalize(kind, sent), live)
+    live, want = pair_tool_configs(kind, live, want)
     changes = _blanks_as_written(
         diff_objects(
             res.without_ignored(live),
