@@ -66,6 +66,7 @@ def test_an_unknown_function_fails_validate_at_the_expression(
     assert "manifests/policy.yaml:6:19: spec.rules[0].expression: " in result.stderr
     assert words in result.stderr
     assert "Activation" not in result.stderr
+    assert "_in_" not in result.stderr  # an operator's internal name is no function
     assert "main.yaml" not in result.stderr  # an error of the policy, not of the resource
 
 
@@ -93,6 +94,16 @@ def test_the_functions_and_macros_cel_has_are_no_typos(workdir: Path) -> None:
         (
             "spec.model.id == 'claude-opus-4-6'",
             "'claude-sonnet-4-6' (a string) has no fields to select; fix the expression",
+        ),
+        (
+            # it said "no such overload" and nothing more
+            "spec.metadata.matches('^p')",
+            "matches() is called on a map with a string, but takes strings; fix the expression",
+        ),
+        (
+            "spec.model.startsWith(1)",
+            "startsWith() is called on a string with an integer, but takes strings; fix the "
+            "expression",
         ),
         (
             "int(spec.model) > 1",

@@ -23,7 +23,9 @@ numeric types"), as Kubernetes runs it: ``1 < 1.5`` is true, where celpy has no 
 an ``int`` and a ``double`` (nor ``int`` and ``uint`` one way round). Numbers are ordered
 exactly (never through a double), NaN against nothing. Any other pair of distinct types,
 a boolean and a number among them, stays an error ("no such overload"), as in CEL.
-Nothing here parses or evaluates an expression.
+The string functions (``contains``, ``startsWith``, ``endsWith``, ``matches``) given anything
+but strings raise a ``TypeError`` that names what they were given (celpy's says "no such
+overload" and nothing more). Nothing here parses or evaluates an expression.
 
 Imported by ``policy.evaluate_policies`` only, so manifests without policies never load CEL.
 """
@@ -143,10 +145,40 @@ def _ordering(name: str) -> Any:
     return compare
 
 
+_WORDS = {
+    "IntType": "an integer",
+    "UintType": "an unsigned integer",
+    "DoubleType": "a number",
+    "StringType": "a string",
+    "BytesType": "bytes",
+    "BoolType": "a boolean",
+    "ListType": "a list",
+    "MapType": "a map",
+    "NullType": "null",
+    "NoneType": "null",
+}
+
+
+def _string_function(name: str) -> Any:
+    """celpy's ``name`` (``matches``, ``startsWith``...), which says only "no such overload"
+    when given anything but strings: the error names what it was given."""
+    base = base_functions[name]
+
+    def call(text: Any, arg: Any) -> Any:
+        if not isinstance(text, celtypes.StringType) or not isinstance(arg, celtypes.StringType):
+            given = [_WORDS.get(type(v).__name__, type(v).__name__) for v in (text, arg)]
+            raise TypeError(f"{name}() is called on {given[0]} with {given[1]}, but takes strings")
+        return base(text, arg)
+
+    call.__name__ = name
+    return call
+
+
 #: the operator functions to give ``Environment.program``
 EQUALITY: dict[str, Any] = {
     "_==_": _equal,
     "_!=_": _not_equal,
     "_in_": _contains,
     **{name: _ordering(name) for name in ("_<_", "_<=_", "_>_", "_>=_")},
+    **{name: _string_function(name) for name in ("contains", "startsWith", "endsWith", "matches")},
 }

@@ -254,7 +254,9 @@ def _functions() -> frozenset[str]:
     extension libraries, ``lowerAscii`` and the like, are not among them)."""
     from celpy.evaluation import base_functions
 
-    return frozenset(n for n in base_functions if n.isidentifier()) | _MACROS | {"has"}
+    # not the operators' internal names (``_in_``, ``_+_``...): no expression calls them
+    named = (n for n in base_functions if n.isidentifier() and not n.startswith("_"))
+    return frozenset(named) | _MACROS | {"has"}
 
 
 def _unknown_function(tree: Any) -> str | None:
@@ -504,6 +506,8 @@ def _eval_error(exc: Exception) -> str:
             f"{text}. If the field is optional, guard it with has(), e.g. "
             "!has(spec.x) || spec.x == ..."
         )
+    if cause is TypeError and detail is not None and "but takes strings" in str(detail[0]):
+        return f"{detail[0]}; fix the expression"  # celequality's string functions
     if cause is TypeError and "no matching overload" in text:
         kinds = [_cel_type(f"{n}Type") for n in re.findall(r"celtypes\.(\w+)Type", text)]
         given = " and ".join(kinds) if kinds else "these values"
