@@ -165,6 +165,8 @@ def _string_function(name: str) -> Any:
     base = base_functions[name]
 
     def call(text: Any, arg: Any) -> Any:
+        if name == "contains" and isinstance(text, list | dict):
+            return base(text, arg)  # celpy's own extension: a list's or map's contains()
         if not isinstance(text, celtypes.StringType) or not isinstance(arg, celtypes.StringType):
             given = [_WORDS.get(type(v).__name__, type(v).__name__) for v in (text, arg)]
             raise TypeError(f"{name}() is called on {given[0]} with {given[1]}, but takes strings")
