@@ -332,6 +332,34 @@ def test_validate_checks_central_policies_kept_outside_the_manifests(
     assert "agent.x is not a policy" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("stray", "what"),
+    [
+        ("kind: Agent\n", "this document"),  # no name, no spec
+        ("kind: Agent\nname: x\nspec:\n  model: m\n  skills: [{ref: nowhere}]\n", "agent.x"),
+        ("kind: Agnet\nname: x\n", "this document"),
+    ],
+)
+def test_a_document_that_is_no_policy_in_central_policies_is_said_so(
+    workdir: Path, tmp_path: Path, stray: str, what: str
+) -> None:
+    # `--policies DIR` with an Agent document (or the manifests' agents.yaml) said "missing
+    # required field 'name'" or "unknown skill 'nowhere'": errors of a document that has no
+    # business there, not that it is no policy
+    central = tmp_path / "platform-policies"
+    central.mkdir()
+    (central / "env.yaml").write_text(policy("Environment", "true", "mandatory"))
+    (central / "stray.yaml").write_text(stray)
+    result = cli("validate", "--policies", str(central))
+    assert result.exit_code == 1
+    assert (
+        f"platform-policies/stray.yaml:1:1: {what} is not a policy: a --policies directory holds "
+        "only kind: Policy documents"
+    ) in result.stderr, result.stderr
+    assert "missing required field" not in result.stderr
+    assert "unknown" not in result.stderr
+
+
 # --- the shipped examples -------------------------------------------------------------------
 
 GOOD_AGENT = """\

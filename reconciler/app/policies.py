@@ -15,7 +15,12 @@ from pathlib import Path
 from reconciler.engine.model import PolicyWarning
 from reconciler.errors import ManifestError, ManifestIssue, PolicyError
 from reconciler.manifest import ManifestSet, load_manifests
+from reconciler.kinds import MANIFEST_KINDS, address_of
+from reconciler.manifest.files import MAX_MANIFEST_BYTES, FileRefused, manifest_files, read_limited
+from reconciler.manifest.manifestset import display_path
 from reconciler.manifest.policy import PolicySource, evaluate_policies
+from reconciler.manifest.schema import POLICY_KIND
+from reconciler.manifest.yamlsource import decode_source, parse_documents
 
 
 def load_policies(path: str | Path) -> tuple[PolicySource, ...]:
@@ -25,6 +30,9 @@ def load_policies(path: str | Path) -> tuple[PolicySource, ...]:
         ManifestError: a policy is invalid, or the directory holds other documents (keep
             central policies apart from the manifests they check).
     """
+    strays = _not_policies(Path(path))
+    if strays:  # before loading: their own errors (a missing name, a reference) are noise
+        raise ManifestError(strays)
     loaded = load_manifests(path)
     if loaded.documents:
         issues = []
@@ -41,6 +49,40 @@ def load_policies(path: str | Path) -> tuple[PolicySource, ...]:
             )
         raise ManifestError(issues)
     return loaded.policies
+
+
+def _not_policies(path: Path) -> list[ManifestIssue]:
+    """An issue at each document under ``path`` that is no ``kind: Policy`` (files that do
+    not read as YAML are left to ``load_manifests`` to report)."""
+    files = manifest_files(path)[0] if path.is_dir() else [path]
+    issues = []
+    for file in files:
+        try:
+            text, problem = decode_source(read_limited(file, MAX_MANIFEST_BYTES))
+        except (OSError, FileRefused):
+            continue
+        if text is None or problem is not None:
+            continue
+        documents, _ = parse_documents(text)
+        for doc in documents:
+            data = doc.data if isinstance(doc.data, dict) else {}
+            kind, name = data.get("kind"), data.get("name")
+            if kind == POLICY_KIND:
+                continue
+            what = "this document"
+            for manifest_kind, address_kind in MANIFEST_KINDS.items():
+                if kind == manifest_kind and isinstance(name, str):
+                    what = address_of(address_kind, name)
+            issues.append(
+                ManifestIssue(
+                    display_path(file),
+                    doc.start.line,
+                    doc.start.col,
+                    f"{what} is not a policy: a --policies directory holds only kind: Policy "
+                    "documents",
+                )
+            )
+    return issues
 
 
 def check_policies(
