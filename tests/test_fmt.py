@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from support.gitops import REPO, cli, make_workdir, ok
 
-from reconciler.app import FormatError, format_text
+from reconciler.app import format_text
 from reconciler.errors import ManifestError
 from reconciler.manifest import load_manifests
 

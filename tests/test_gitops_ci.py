@@ -372,10 +372,14 @@ def test_advisory_policy_findings_are_warning_annotations_in_github_actions(
     assert "::warning" not in result.stdout
     annotations = [line for line in result.stderr.splitlines() if line.startswith("::")]
     assert annotations == [
-        "::warning file=manifests/agents.yaml,line=4,col=1::agent.coder: agents should name their team, e.g. metadata: {team: x} "
-        "(policy guardrails, rule 'owner', advisory)",
-        "::warning file=manifests/agents.yaml,line=34,col=1::agent.reviewer: agents should name their team, e.g. metadata: {team: x} "
-        "(policy guardrails, rule 'owner', advisory)",
+        (
+            "::warning file=manifests/agents.yaml,line=4,col=1::agent.coder: agents should "
+            "name their team, e.g. metadata: {team: x} (policy guardrails, rule 'owner', advisory)"
+        ),
+        (
+            "::warning file=manifests/agents.yaml,line=34,col=1::agent.reviewer: agents should "
+            "name their team, e.g. metadata: {team: x} (policy guardrails, rule 'owner', advisory)"
+        ),
     ]
     assert "Warning: manifests/agents.yaml:4:1: agent.coder:" in result.stderr  # as before
 

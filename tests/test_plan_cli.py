@@ -156,7 +156,7 @@ def test_an_emptied_description_shows_as_the_empty_string_it_sends(workdir: Path
         path.write_text(re.sub(r"(?m)^  description: .*$", '  description: ""', path.read_text()))
     out = ok("plan").stdout
     assert "-> null" not in out and "+ null" not in out, out
-    assert "~ description: \"Writes and fixes code in the team's repositories.\" -> \"\"" in out
+    assert '~ description: "Writes and fixes code in the team\'s repositories." -> ""' in out
     changes = [
         c
         for a in json.loads(ok("plan", "--format", "json").stdout)["actions"]
@@ -181,7 +181,11 @@ def test_a_tool_config_set_back_to_the_default_shows_as_its_field_changing(
     ok("apply", "--auto-approve")
     agents = workdir / "manifests/agents.yaml"
     edit(agents, "          enabled: false\n", "          enabled: true\n")
-    edit(agents, "        - name: bash\n", "        - name: read\n          enabled: false\n        - name: bash\n")
+    edit(
+        agents,
+        "        - name: bash\n",
+        "        - name: read\n          enabled: false\n        - name: bash\n",
+    )
     out = ok("plan").stdout
     assert "~ tools[0].configs[web_search].enabled: false -> true\n" in out, out
     assert "~ tools[0].configs[read].enabled: true -> false\n" in out, out

@@ -160,9 +160,7 @@ def schema_errors(validator: Any, text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("text", REFUSED.values(), ids=REFUSED.keys())
-def test_the_schema_refuses_what_validate_refuses(
-    workdir: Path, validator: Any, text: str
-) -> None:
+def test_the_schema_refuses_what_validate_refuses(workdir: Path, validator: Any, text: str) -> None:
     (workdir / "manifests/a.yaml").write_text(HELPER + "---\n" + text)
     result = cli("validate")
     assert result.exit_code == 1, result.stdout
@@ -170,9 +168,7 @@ def test_the_schema_refuses_what_validate_refuses(
 
 
 @pytest.mark.parametrize("text", ACCEPTED.values(), ids=ACCEPTED.keys())
-def test_the_schema_accepts_what_validate_accepts(
-    workdir: Path, validator: Any, text: str
-) -> None:
+def test_the_schema_accepts_what_validate_accepts(workdir: Path, validator: Any, text: str) -> None:
     (workdir / "manifests/a.yaml").write_text(HELPER + "---\n" + text)
     result = cli("validate")
     assert result.exit_code == 0, result.stderr

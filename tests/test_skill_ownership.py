@@ -164,7 +164,9 @@ def test_the_postgres_backend_finds_by_slug_only_while_it_was_never_written(
 # written to it); one that differs is refused, as a new version would change it for whoever
 # owns it.
 
-AGENT_DOC = "kind: Agent\nname: helper\nspec:\n  model: claude-sonnet-4-6\n  skills: [{ref: pdf-tools}]\n"
+AGENT_DOC = (
+    "kind: Agent\nname: helper\nspec:\n  model: claude-sonnet-4-6\n  skills: [{ref: pdf-tools}]\n"
+)
 TEAM_A = ("--project", "team-a", "--lockfile", "a.lock", "-f", "team-a")
 
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.manifest.yamlcomments import assign_comments, restore_comments, split_comments
 from reconciler.engine.keyorder import key_order
 from reconciler.errors import (
     FormatError,
@@ -27,6 +26,7 @@ from reconciler.manifest.files import (
     read_limited,
 )
 from reconciler.manifest.files import manifest_files as directory_files
+from reconciler.manifest.yamlcomments import assign_comments, restore_comments, split_comments
 from reconciler.manifest.yamlsource import NESTED_TOO_DEEPLY, decode_source, parse_documents
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from reconciler.engine.model import PolicyWarning
 from reconciler.errors import ManifestError, ManifestIssue, PolicyError
-from reconciler.manifest import ManifestSet, load_manifests
 from reconciler.kinds import MANIFEST_KINDS, address_of
+from reconciler.manifest import ManifestSet, load_manifests
 from reconciler.manifest.files import MAX_MANIFEST_BYTES, FileRefused, manifest_files, read_limited
 from reconciler.manifest.manifestset import display_path
 from reconciler.manifest.policy import PolicySource, evaluate_policies

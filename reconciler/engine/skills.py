@@ -54,8 +54,8 @@ __all__ = [
     "SkillPlan",
     "may_find_by_slug",
     "plan_skill",
-    "skill_users",
     "skill_by_slug",
+    "skill_users",
     "unrecorded_by_slug",
 ]
 

@@ -212,7 +212,8 @@ def _rest_pattern(root: dict[str, Any], nodes: list[Any], depth: int) -> str:
     if depth >= _PATTERN_DEPTH or (not names and not others):
         return _ANY_REST
     branches = [
-        re.escape(name) + (_rest_pattern(root, below(name), depth + 1) if below(name) else _ANY_REST)
+        re.escape(name)
+        + (_rest_pattern(root, below(name), depth + 1) if below(name) else _ANY_REST)
         for name in names
     ]
     known = "|".join(re.escape(name) for name in names)

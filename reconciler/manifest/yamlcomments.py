@@ -84,10 +84,11 @@ def _comments(text: str) -> tuple[list[_Comment], list[int]]:
             in_document = True
         elif isinstance(token, t.DocumentEndToken):
             in_document = False
-        elif not isinstance(token, t.StreamStartToken | t.StreamEndToken | t.DirectiveToken):
-            if not in_document:
-                starts.append(token.start_mark.line if starts else 0)
-                in_document = True
+        elif not in_document and not isinstance(
+            token, t.StreamStartToken | t.StreamEndToken | t.DirectiveToken
+        ):
+            starts.append(token.start_mark.line if starts else 0)
+            in_document = True
         if isinstance(token, t.ScalarToken) and token.style in ("|", ">"):
             header = _BLOCK_HEADER.match(text, start)
             if header is not None:
