@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support.gitops import LOCKFILE, cli, make_workdir, ok, out_of_band
+from support.gitops import LOCKFILE, cli, make_workdir, ok, out_of_band, remote_id
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,3 +80,19 @@ def test_history_says_replaced_of_a_credential_created_in_place_of_the_recorded_
     assert "1 replaced" in ok("apply", "--auto-approve").stdout
     credential = "vault.github.credential.github-mcp"
     assert [w for _, _, w in _changes(credential)] == ["created", "replaced"]
+
+
+def test_history_says_replaced_of_an_object_archived_behind_gits_back_and_created_again(
+    workdir: Path,
+) -> None:
+    # docs/json-format.md: `replaced` is "apply created a new object in place of the recorded
+    # one"; an environment archived in the console and created again by apply is that
+    ok("apply", "--auto-approve")
+    old = remote_id("environment.python-data")
+    out_of_band(lambda c: c.environments.archive(old))
+    ok("apply", "--auto-approve")
+    new = remote_id("environment.python-data")
+    assert new != old
+    assert [w for _, _, w in _changes("environment.python-data")] == ["created", "replaced"]
+    text = ok("state", "history", "environment.python-data").stdout
+    assert f"    replaced environment.python-data {new}" in text

@@ -174,8 +174,10 @@ def _change_word(
         return "updated"
     intent = before.pending.get(address)
     if intent is not None and intent.operation in ("create", "replace"):
-        # the executor records a create's intent before it is sent: this is that create
-        return "replaced" if intent.operation == "replace" and old is not None else "created"
+        # the executor records a create's intent before it is sent: this is that create, in
+        # place of the recorded object when there was one (a replace, or a create of what was
+        # archived or deleted behind git's back)
+        return "replaced" if old is not None else "created"
     if moved_from is not None:
         return "moved"
     if operation is not None and operation.startswith("import"):
