@@ -280,6 +280,23 @@ def test_fmt_given_a_skills_file_or_an_ignored_file_leaves_it_alone_as_the_hook_
     assert skill_data.read_text() == unformatted
 
 
+def test_fmt_names_why_it_leaves_a_file_that_is_no_yaml_alone(workdir: Path) -> None:
+    # a hook for another directory set up with `files: ^infra/agents/` names every changed
+    # file below it, the secret and the prompts too: fmt leaves them alone, saying why; a
+    # text file is not "hidden"
+    (workdir / "manifests/.hidden").mkdir()
+    hidden = workdir / "manifests/.hidden/x.yaml"
+    hidden.write_text("b:   1\n")
+    result = ok("fmt", "manifests/secrets/github-token.txt", "manifests/.hidden/x.yaml")
+    assert result.stdout == ""
+    assert (
+        "Skipped manifests/secrets/github-token.txt: not a YAML file (*.yaml, *.yml); "
+        "not a manifest." in result.stderr
+    ), result.stderr
+    assert "Skipped manifests/.hidden/x.yaml: hidden; not a manifest." in result.stderr
+    assert hidden.read_text() == "b:   1\n"
+
+
 def test_a_file_of_comments_only_is_formatted_as_it_is(workdir: Path) -> None:
     # a manifests file that holds only comments (a placeholder, a note, a document commented
     # out) has no data to reorder: fmt keeps it, --check passes it, and the hook's exit is 0

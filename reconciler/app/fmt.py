@@ -284,8 +284,10 @@ def _not_manifests(files: list[Path], manifests: Path | None) -> dict[Path, str]
             found[file] = (
                 f"{file}: a skill's file (its directory holds {SKILL_FILE}); not a manifest"
             )
-        else:
+        elif any(part.startswith(".") for part in full.relative_to(root).parts):
             found[file] = f"{file}: hidden; not a manifest"
+        else:
+            found[file] = f"{file}: not a YAML file (*.yaml, *.yml); not a manifest"
     return found
 
 
