@@ -68,6 +68,19 @@ def test_the_example_manifests_are_canonical(workdir: Path) -> None:
         assert format_text(path.read_text()) == path.read_text()
 
 
+def test_a_memory_seed_keeps_its_path_first_as_the_readme_writes_it() -> None:
+    # README, "Memory stores": `{path: /style.md, from_file: seeds/style.md}`; fmt put
+    # from_file (a ranked key) before path (an unranked one)
+    seeds = (
+        "kind: MemoryStore\nname: notes\nspec:\n  memories:\n"
+        "    - {path: /conventions.md, content: x}\n"
+        "    - {path: /style.md, from_file: seeds/style.md}\n"
+    )
+    assert format_text(seeds) == seeds
+    written = seeds.replace("{path: /conventions.md, content: x}", "{content: x, path: /conventions.md}")
+    assert format_text(written) == seeds
+
+
 def test_fmt_orders_keys_and_indents_keeping_comments_and_metadata_order() -> None:
     assert format_text(MESSY) == CANONICAL
     assert format_text(CANONICAL) == CANONICAL  # idempotent

@@ -69,6 +69,7 @@ KEY_RANK: tuple[str, ...] = (
     "id",
     "ref",
     "name",
+    "path",
     "skill_id",
     "version",
     "mcp_server_name",
