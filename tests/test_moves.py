@@ -277,6 +277,30 @@ def test_state_mv_then_plan_retags_the_object(workdir: Path) -> None:
     assert cli("plan", "--detailed-exitcode").exit_code == 0
 
 
+def test_state_mv_to_an_address_no_document_declares_says_to_rename_it_first(
+    workdir: Path,
+) -> None:
+    # `state mv` before the document is renamed: the next plan cannot retag the object for
+    # an address nothing declares (it shows the entry as not ours), so saying "the next
+    # apply retags it" misleads
+    ok("apply", "--auto-approve")
+    out = ok("state", "mv", "agent.reviewer", "agent.critic").stdout
+    assert "agent.critic is not in the manifests yet: rename its document" in out, out
+    assert "the next apply retags it" not in out
+    assert "Not ours" in ok("plan").stdout
+    ok("state", "mv", "agent.critic", "agent.reviewer")
+    # renamed first: the next apply retags it
+    edit(workdir / "manifests/agents.yaml", "name: reviewer\n", "name: critic\n")
+    edit(workdir / "manifests/deployments.yaml", "{ref: reviewer}", "{ref: critic}")
+    out = ok("state", "mv", "agent.reviewer", "agent.critic").stdout
+    assert "the next apply retags it for agent.critic" in out
+    assert "not in the manifests" not in out
+    # a credential is declared as an item of its vault's document
+    edit(workdir / "manifests/vaults.yaml", "- name: github-mcp", "- name: mcp")
+    out = ok("state", "mv", "vault.github.credential.github-mcp", "vault.github.credential.mcp")
+    assert "not in the manifests" not in out.stdout, out.stdout
+
+
 def test_state_mv_refuses_what_cannot_be_a_move(workdir: Path) -> None:
     ok("apply", "--auto-approve")
     for args, words in (

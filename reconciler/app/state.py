@@ -20,8 +20,9 @@ from reconciler.app.workspace import (
     state_exists,
     state_location,
 )
-from reconciler.errors import LockfileError, LockHeld
+from reconciler.errors import LockfileError, LockHeld, ReconcilerError
 from reconciler.kinds import DEFAULT_LOCKFILE, Address
+from reconciler.manifest import load_manifests
 from reconciler.provider.origin import LOCAL_PREFIX, local_origin
 from reconciler.state import (
     ApplyLock,
@@ -51,6 +52,7 @@ __all__ = [
     "MigrateResult",
     "StateStore",
     "close_addresses",
+    "declared",
     "list_entries",
     "migrate_state",
     "missing_local_history",
@@ -125,6 +127,17 @@ def move_state_entry(settings: Settings, old: str, new: str) -> LockEntry | None
         entry = loaded.resources.get(old)
         store.commit(lambda lf: move_entry(lf, old, new))
     return entry
+
+
+def declared(settings: Settings, address: str) -> bool | None:
+    """Whether a document of the manifests declares ``address`` (a credential: as an item of
+    its vault's document); None when the manifests cannot be read (``state mv`` says what
+    the next plan does with the address it moved an entry to)."""
+    try:
+        manifests = load_manifests(settings.manifests)
+    except ReconcilerError:
+        return None
+    return address in manifests or any(a == address for a, _, _ in manifests.credentials())
 
 
 def _refuse_unwritten(settings: Settings, lockfile: Lockfile, address: str) -> None:

@@ -15,6 +15,7 @@ import click
 from reconciler.app.state import (
     MigrateResult,
     close_addresses,
+    declared,
     list_entries,
     migrate_state,
     missing_local_history,
@@ -169,6 +170,15 @@ def state_mv(app: App, old: str, new: str) -> None:
             f"The remote object{remote} was NOT touched, and the next apply sends nothing "
             f"for it: a {noun(entry.kind)} carries no ownership metadata and no name that "
             f"follows the document; the entry alone says it is {new}."
+        )
+        return
+    if declared(app.settings, new) is False:
+        click.echo(
+            f"The remote object{remote} was NOT touched. {new} is not in the manifests yet: "
+            f"rename its document there (and the references to it) before the next plan, "
+            f"which then retags the object for {new} (its reconciler-address metadata) and "
+            f"renames it if its name follows the document; until then plan shows the entry "
+            f"as not ours and apply exits 1."
         )
         return
     click.echo(
