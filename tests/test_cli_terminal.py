@@ -216,3 +216,22 @@ def test_apply_on_a_terminal_shows_progress_and_a_pipe_gets_none(workdir: Path) 
     # the pipe holds the plan and the summary, not the bar nor its per-action lines
     assert "agent.coder: created" not in log
     assert "/8" not in log
+
+
+def test_apply_on_a_terminal_says_recorded_only_of_what_it_records(workdir: Path) -> None:
+    # the progress lines said "recorded" of every unchanged resource, while the summary (and
+    # the plan) said apply records one: only the entry that was lost is written again
+    ok("apply", "--auto-approve")
+    ok("state", "rm", "agent.coder")
+    agents = workdir / "manifests/agents.yaml"
+    agents.write_text(agents.read_text().replace("Be specific and kind.", "Be brief."))
+    with on_terminal(["apply", "--auto-approve"], pipe_stdout=True, term="xterm") as term:
+        code = term.wait()
+        assert term.proc.stdout is not None
+        log = term.proc.stdout.read().decode()
+    assert code == 0, term.text + log
+    assert "Recorded 1 unchanged resource" in log
+    assert "agent.reviewer: updated" in term.text, term.text
+    assert "agent.coder: recorded" in term.text, term.text
+    assert "environment.python-data: recorded" not in term.text, term.text
+    assert "vault.github: recorded" not in term.text, term.text

@@ -165,6 +165,8 @@ class ApplyProgress:
         kind = outcome.action.type
         if kind != "noop":
             progress.advance(self._task)  # type: ignore[arg-type]
+        elif outcome.ok and getattr(outcome.action, "target", None) is None:
+            return  # unchanged and nothing to record: not shown, as in the plan
         if outcome.ok:
             what = _DONE.get(kind, kind)
             details = ", ".join(
