@@ -96,3 +96,16 @@ def test_history_says_replaced_of_an_object_archived_behind_gits_back_and_create
     assert [w for _, _, w in _changes("environment.python-data")] == ["created", "replaced"]
     text = ok("state", "history", "environment.python-data").stdout
     assert f"    replaced environment.python-data {new}" in text
+
+
+def test_history_of_another_projects_lockfile_is_refused_as_state_list_refuses_it(
+    workdir: Path,
+) -> None:
+    # `--project web state history` in a checkout of project default showed default's
+    # history as if it were web's; every other command refuses that lockfile
+    ok("apply", "--auto-approve")
+    for command in (("state", "list"), ("state", "history"), ("state", "history", "agent.coder")):
+        result = cli("--project", "web", *command)
+        assert result.exit_code == 1, (command, result.stdout)
+        assert "belongs to project 'default', not 'web'" in result.stderr, result.stderr
+        assert result.stdout == ""

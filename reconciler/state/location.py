@@ -157,6 +157,8 @@ class FileLocation:
         return unlock(self._real, lock_id)
 
     def history(self, address: str | None = None) -> list[HistoryRecord]:
+        if self._real.exists():
+            self.read()  # another project's lockfile is refused, its history with it
         return select(read_history(history_path(self._real)), address)
 
     def replace(self, lockfile: Lockfile, history: Sequence[HistoryRecord], *, force: bool) -> None:
