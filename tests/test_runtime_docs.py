@@ -79,8 +79,9 @@ def test_the_readme_runtime_example_runs_as_written(workdir: Path) -> None:
     page = workdir / "readme-runtime.md"
     page.write_text(section, encoding="utf-8")
     programs = examples(page)
-    assert len(programs) == 1
-    source, expected = programs[0]
-    assert expected is not None
-    assert run_program(workdir, source) == expected
-    assert run_program(workdir, source) == expected  # and again: nothing to clean up first
+    # the runtime example, then the library behind the commands (`reconciler.app`)
+    assert len(programs) == 2
+    for source, expected in programs:
+        assert expected is not None, f"no output shown after:\n{source}"
+        assert run_program(workdir, source) == expected
+        assert run_program(workdir, source) == expected  # and again: nothing to clean up first
