@@ -77,7 +77,9 @@ def test_a_memory_seed_keeps_its_path_first_as_the_readme_writes_it() -> None:
         "    - {path: /style.md, from_file: seeds/style.md}\n"
     )
     assert format_text(seeds) == seeds
-    written = seeds.replace("{path: /conventions.md, content: x}", "{content: x, path: /conventions.md}")
+    written = seeds.replace(
+        "{path: /conventions.md, content: x}", "{content: x, path: /conventions.md}"
+    )
     assert format_text(written) == seeds
 
 

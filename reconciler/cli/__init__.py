@@ -225,13 +225,16 @@ def main(
         log.setLevel(logging.DEBUG)
         log.addHandler(handler)
         ctx.call_on_close(lambda: log.removeHandler(handler))
-    if backend is not None and ctx.get_parameter_source("lockfile") not in (
-        None,
-        click.core.ParameterSource.DEFAULT,
-    ):
+    source = ctx.get_parameter_source("lockfile")
+    if backend is not None and source not in (None, click.core.ParameterSource.DEFAULT):
         # both given (RECONCILER_LOCKFILE left in a CI environment, say): the database wins
+        given = (
+            f"RECONCILER_LOCKFILE={lockfile}"
+            if source == click.core.ParameterSource.ENVIRONMENT
+            else f"--lockfile {lockfile}"
+        )
         click.echo(
-            f"Warning: --lockfile {lockfile} is not used: with --backend the state is kept "
+            f"Warning: {given} is not used: with --backend the state is kept "
             "in the database (reconciler state migrate moves a lockfile there).",
             err=True,
         )
