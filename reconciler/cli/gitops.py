@@ -365,9 +365,10 @@ def fmt(ctx: click.Context, app: App, paths: tuple[Path, ...], check: bool) -> N
     """Rewrite manifests in canonical form (default: the --manifests directory).
 
     Canonical: documents ordered kind, name, moved_from, protect, ignore_changes, spec; spec
-    fields in a fixed order per kind, then nested keys by a stable rank (type, name, ... first); two-space
-    indentation with list items indented under their key; one `---` between documents;
-    UTF-8 with LF line endings and no byte-order mark (a file saved with CRLF is rewritten).
+    fields in a fixed order per kind, then nested keys by a stable rank (type, name, ...
+    first); two-space indentation with list items indented under their key; one `---`
+    between documents; UTF-8 with LF line endings and no byte-order mark (a file saved with
+    CRLF is rewritten).
     Metadata keys and values, quoting and flow style ({a: b}) stay as written.
 
     Comments are kept: a comment after a value stays on its line, a comment line above a key
