@@ -312,6 +312,17 @@ def test_fmt_names_why_it_leaves_a_file_that_is_no_yaml_alone(workdir: Path) -> 
     assert hidden.read_text() == "b:   1\n"
 
 
+def test_a_file_fmt_cannot_format_is_an_error_as_its_exit_code_says(workdir: Path) -> None:
+    # exit 1 with a line that said "Warning:": README, "Every error is one `Error: ...`"
+    bad = workdir / "manifests/broken.yaml"
+    bad.write_text("kind: Agent\nname: [unclosed\n")
+    for args in (("fmt",), ("fmt", "--check"), ("fmt", "manifests/broken.yaml")):
+        result = cli(*args)
+        assert result.exit_code == 1, (args, result.stdout)
+        assert "Error: manifests/broken.yaml:" in result.stderr, result.stderr
+        assert "Warning: manifests/broken.yaml" not in result.stderr
+
+
 def test_a_file_of_comments_only_is_formatted_as_it_is(workdir: Path) -> None:
     # a manifests file that holds only comments (a placeholder, a note, a document commented
     # out) has no data to reorder: fmt keeps it, --check passes it, and the hook's exit is 0

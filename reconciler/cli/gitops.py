@@ -389,6 +389,6 @@ def fmt(ctx: click.Context, app: App, paths: tuple[Path, ...], check: bool) -> N
     for path in report.changed:
         click.echo(f"would reformat {path}" if check else f"reformatted {path}")
     for path, why in report.refused.items():
-        click.echo(f"Warning: {why}", err=True)
+        click.echo(f"Error: {why}", err=True)  # left alone, and the exit is 1
     if report.refused or (check and report.changed):
         ctx.exit(1)
