@@ -156,6 +156,38 @@ def test_apply_piped_to_tee_asks_on_the_terminal(workdir: Path) -> None:
     assert len(_lockfile_resources(workdir)) == 8
 
 
+def test_apply_piped_to_tee_asks_once_tee_has_the_plan(workdir: Path) -> None:
+    # `reconciler apply | tee apply.log`: the plan reaches the screen through tee, the question
+    # goes straight to the terminal; asked at once, the question came out above the plan.
+    # Here the pipe's reader (tee) is slow: the question waits until it has read the plan.
+    import threading
+
+    with on_terminal(["apply"], pipe_stdout=True) as term:
+        assert term.proc.stdout is not None
+        pipe = term.proc.stdout
+        read_at: list[float] = []
+
+        def tee() -> None:
+            select.select([pipe], [], [], PATIENCE)  # the plan arrives: a slow tee reads it
+            time.sleep(1.0)
+            data = b""
+            while b"Plan: 8 to create" not in data:
+                chunk = os.read(pipe.fileno(), 65536)
+                if not chunk:
+                    return
+                data += chunk
+            read_at.append(time.monotonic())
+
+        reader = threading.Thread(target=tee, daemon=True)
+        reader.start()
+        term.read_until("Enter a value")
+        asked_at = time.monotonic()
+        term.type("no\n")
+        assert term.wait() == 1, term.text
+        reader.join(PATIENCE)
+    assert read_at and read_at[0] <= asked_at, "the question came before tee read the plan"
+
+
 def test_answering_no_on_the_terminal_changes_nothing(workdir: Path) -> None:
     with on_terminal(["apply"], pipe_stdout=True) as term:
         term.read_until("Enter a value")

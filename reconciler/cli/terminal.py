@@ -255,6 +255,35 @@ def _read_line(prompt: str) -> str:
     return line
 
 
+def _let_the_pipe_drain(patience: float = 2.0) -> None:
+    """Wait (at most ``patience`` seconds) until the reader of a piped stdout has read what
+    was written to it: with ``apply | tee apply.log`` the plan reaches the screen through
+    tee, while the question goes straight to the terminal, and asked at once it came out
+    above the plan. Linux's FIONREAD tells how much of a pipe is still unread; elsewhere,
+    or when stdout is no pipe, nothing to wait for."""
+    import stat
+    import time
+
+    try:
+        sys.stdout.flush()
+        fd = sys.stdout.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return
+        import fcntl
+        import struct
+        import termios
+
+        deadline = time.monotonic() + patience
+        while time.monotonic() < deadline:
+            unread = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+            if unread == 0:
+                time.sleep(0.05)  # tee read it: let it write it out too
+                return
+            time.sleep(0.02)
+    except (AttributeError, ImportError, OSError, ValueError):
+        return
+
+
 def confirm_apply() -> bool:
     """Terraform's question, on stderr: only ``yes`` approves; anything else (or Ctrl-D)
     declines.
@@ -262,12 +291,13 @@ def confirm_apply() -> bool:
     Raises:
         PromptInterrupted: Ctrl-C while asking.
     """
-    click.echo(err=True)
-    click.echo("Do you want to perform these actions?", err=True)
-    click.echo("  Only 'yes' will be accepted to approve.", err=True)
-    click.echo(err=True)
     with _ctrl_c_interrupts() as interrupted:
         try:
+            _let_the_pipe_drain()
+            click.echo(err=True)
+            click.echo("Do you want to perform these actions?", err=True)
+            click.echo("  Only 'yes' will be accepted to approve.", err=True)
+            click.echo(err=True)
             answer = _read_line("  Enter a value")
         except (EOFError, KeyboardInterrupt):
             click.echo(err=True)
