@@ -109,3 +109,14 @@ def test_history_of_another_projects_lockfile_is_refused_as_state_list_refuses_i
         assert result.exit_code == 1, (command, result.stdout)
         assert "belongs to project 'default', not 'web'" in result.stderr, result.stderr
         assert result.stdout == ""
+
+
+def test_history_without_a_lockfile_says_it_does_not_exist_as_state_list_does(
+    workdir: Path,
+) -> None:
+    # "state/reconciler.lock has no history." read as if the file were there (a wrong
+    # --lockfile, or a checkout never applied)
+    for command in (("state", "list"), ("state", "history"), ("state", "history", "agent.coder")):
+        result = ok(*command)
+        assert "state/reconciler.lock does not exist" in result.stderr, (command, result.stderr)
+        assert "check --lockfile" in result.stderr

@@ -203,6 +203,13 @@ def state_history_command(app: App, address: str | None, as_json: bool) -> None:
     """
     records = state_history(app.settings, address)
     if not records:
+        if app.settings.lockfile_missing:  # as `state list` says it
+            click.echo(
+                f"{app.settings.lockfile} does not exist: no history (nothing was applied with "
+                "it yet; check --lockfile).",
+                err=True,
+            )
+            return
         what = f" of {address}" if address else ""
         close = close_addresses(app.settings, address) if address else []
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
