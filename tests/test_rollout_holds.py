@@ -290,3 +290,32 @@ def test_rollback_of_a_deployment_on_an_archived_agent_is_refused_before_its_pla
     )
     assert "`reconciler apply` moves it to agent.reviewer" in result.stderr
     assert Path(LOCKFILE).read_bytes() == before
+
+
+def test_run_of_a_deployment_left_on_its_archived_agent_names_it_and_what_to_do(
+    workdir: Path,
+) -> None:
+    # the deployment runs v2 of the agent archived in the console; the agent created again
+    # has only its v1, held. run started a session of the new object's v2: the provider's
+    # "agent version ... v2 not found" (404), with nothing of the archived agent
+    ok("apply", "--auto-approve")
+    new_version(1)
+    ok("apply", "--auto-approve")  # v2
+    old_agent = agent_created_again_with_its_candidate_held()
+    new_agent = entry(AGENT)["id"]
+    before = len(all_sessions())
+
+    result = cli("run", "nightly-review", "-m", "hello")
+    assert result.exit_code == 1, result.stderr
+    assert "not found" not in result.stderr and "404" not in result.stderr
+    assert (
+        f"Error: {DEPLOYMENT} runs agent {old_agent} (v2), the {AGENT} object archived behind "
+        f"git's back; {AGENT} was created again ({new_agent}), and the deployment stays on the "
+        "archived one until a version of the new one passes its checks (v1 is held: its checks "
+        "failed on " in result.stderr
+    )
+    assert "`reconciler run reviewer` runs the agent on purpose" in result.stderr
+    assert "`reconciler apply --retry-held` runs the held version's checks again" in (
+        result.stderr
+    )
+    assert len(all_sessions()) == before  # nothing was started

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.errors import NotFoundError, RunError, a_or_an
 from reconciler.manifest import DeploymentSpec, ManifestSet
 from reconciler.manifest.deployment import MemoryStoreMount
-from reconciler.state import Lockfile
+from reconciler.state import HeldVersion, Lockfile
 
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
@@ -43,6 +43,9 @@ class SessionTarget:
     resources: tuple[dict[str, Any], ...] = ()
     #: the deployment's remote id, when a deployment's session is started
     deployment_id: str | None = None
+    #: the deployment's holds of versions of the agent object the lockfile records (what
+    #: keeps it on an agent archived behind git's back)
+    holds: tuple[HeldVersion, ...] = ()
 
     def describe(self) -> str:
         version = f" version {self.agent_version}" if self.agent_version is not None else ""
@@ -145,6 +148,9 @@ def resolve_session_target(
             vaults,
             resources,
             deployment_id=deployment.id,
+            holds=tuple(
+                h for h in deployment.held if h.agent == agent_address and h.agent_id == agent.id
+            ),
         )
     agent = applied(address)
     if existing_session and environment is None:
@@ -169,12 +175,59 @@ async def check_deployment_live(client: ProviderClient, target: SessionTarget) -
     except NotFoundError:
         live = None
     if live is not None and not live.get("archived_at"):
+        await _check_deployment_agent(client, target, live)
         return
     what = "deleted" if live is None else "archived"
     raise RunError(
         f"{target.address} ({target.deployment_id}) was {what} outside reconciler, so it runs "
         f"no sessions: `reconciler drift` shows it, `reconciler apply` creates it again, and "
         f"`reconciler run {target.agent_address}` runs its agent on purpose"
+    )
+
+
+async def _check_deployment_agent(
+    client: ProviderClient, target: SessionTarget, live: dict[str, Any]
+) -> None:
+    """Refuse a new session of a deployment that runs another agent object than the one the
+    lockfile records: the one archived behind git's back, which it stays on while the new
+    object's candidate is held (a session of the new object at the old one's version would
+    be a 404 "version not found"), or an agent set in the console.
+
+    Raises:
+        RunError: the deployment runs another agent object.
+    """
+    pin = live.get("agent")
+    runs = pin.get("id") if isinstance(pin, dict) else None
+    if not isinstance(runs, str) or runs == target.agent_id:
+        return
+    version = pin.get("version") if isinstance(pin, dict) else None
+    at = f" (v{version})" if version is not None else ""
+    ref = target.agent_address.split(".", 1)[1]
+    try:
+        agent = await client.agents.retrieve(runs)
+    except NotFoundError:
+        agent = None
+    if agent is None or not agent.get("archived_at"):
+        raise RunError(
+            f"{target.address} runs agent {runs}{at}, not {target.agent_address} "
+            f"({target.agent_id}) as the lockfile records: it was changed outside "
+            "reconciler. `reconciler drift` shows it and `reconciler apply` restores it; "
+            f"`reconciler run {ref}` runs the agent on purpose"
+        )
+    held = ", ".join(
+        f"v{h.version} is held: "
+        + ("rolled back from" if h.reason == "rollback" else "its checks failed")
+        + f" on {h.at[:10]}"
+        for h in target.holds
+    )
+    raise RunError(
+        f"{target.address} runs agent {runs}{at}, the {target.agent_address} object archived "
+        f"behind git's back; {target.agent_address} was created again ({target.agent_id}), "
+        "and the deployment stays on the archived one until a version of the new one passes "
+        f"its checks{f' ({held})' if held else ''}. The provider starts no session of an "
+        f"archived agent: `reconciler run {ref}` runs the agent on purpose; `reconciler "
+        "apply` moves the deployment once a version passes, and `reconciler apply "
+        "--retry-held` runs the held version's checks again"
     )
 
 
