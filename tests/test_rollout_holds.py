@@ -319,3 +319,45 @@ def test_run_of_a_deployment_left_on_its_archived_agent_names_it_and_what_to_do(
         result.stderr
     )
     assert len(all_sessions()) == before  # nothing was started
+
+
+@pytest.mark.parametrize("lockfile_lost", [False, True], ids=["lockfile", "lockfile-lost"])
+def test_a_deployment_archived_on_its_archived_agent_is_not_created_at_the_held_candidate(
+    workdir: Path, lockfile_lost: bool
+) -> None:
+    # the agent was archived in the console and created again, its v1 failed its checks: the
+    # deployment stayed on the archived object's v1. Then the deployment was archived too.
+    # The plan created it again at agent.reviewer@latest, the held v1, and said nothing of
+    # the hold (with the lockfile, its held v1 passed for the pin @1 it recorded, of the
+    # archived object; without, the archived object was not the agent's, so no hold counted)
+    old_agent = agent_created_again_with_its_candidate_held()
+    archived = entry()["id"]
+    out_of_band(lambda c: c.deployments.archive(archived))
+    if lockfile_lost:
+        _lose_the_lockfile()
+
+    plan = cli("plan", "--detailed-exitcode")
+    # without a lockfile the credential's secret is sent again (it has no fingerprint)
+    assert plan.exit_code == (2 if lockfile_lost else 0), plan.stdout
+    assert "+ deployment.nightly-review" not in plan.stdout
+    assert (
+        "deployment.nightly-review: agent.reviewer v1 held: 1 of 1 checks failed on "
+        in plan.stdout
+    )
+    assert (
+        f"the deployment is not created again: the agent it ran ({old_agent}) was archived "
+        "behind git's back, and a create runs no checks (`reconciler apply --retry-held` "
+        "creates it at v1 all the same; once agent.reviewer has a new version, apply creates it there)"
+    ) in " ".join(plan.stdout.split())
+    data = json.loads(ok("plan", "--format", "json").stdout)
+    assert [(h["version"], h["stays_at"]) for h in data["held"]] == [(1, None)]
+
+    ok("apply", "--auto-approve")
+    assert not [
+        d
+        for d in out_of_band(lambda c: c.deployments.list(include_archived=True).to_list())
+        if not d["archived_at"]
+    ]
+    retried = ok("apply", "--retry-held", "--auto-approve")
+    assert "+ deployment.nightly-review" in retried.stdout
+    assert entry()["id"] != archived and live_pin() == 1

@@ -82,6 +82,9 @@ class HeldCandidate(_Frozen):
     total: int | None = None
     #: the version the pin stays at
     stays_at: int | None = None
+    #: a deployment archived behind git's back, not created again (``stays_at`` None): the
+    #: agent object it was pinned to, archived since, whose versions no pin may name
+    gone_agent_id: str | None = None
     #: the deployment's rollout checks now: 0 when it has none (``--retry-held`` only moves it)
     checks: int = 0
 

@@ -88,8 +88,7 @@ def _recreated(
     if entry is not None:
         held = entry.held
         recorded_pin = entry.pins.get(agent)
-        agent_entry = inputs.entry(agent)
-        pinned_agent_id = agent_entry.id if agent_entry is not None else None
+        pinned_agent_id = _pinned_agent_id(inputs, entry, agent, recorded_pin, planned)
     elif recovered is not None:
         held, recorded_pin = recovered.held, recovered.archived_pin
         pinned_agent_id = recovered.archived_agent_id
@@ -99,12 +98,41 @@ def _recreated(
         return done, None
     new = pinned if pinned is not None else predicted_version(planned, agent)
     hold = _current_hold(held, agent, new, planned.get(agent))
-    same_agent = pinned_agent_id is not None and predicted_id(planned, agent) == pinned_agent_id
-    if hold is None or not isinstance(recorded_pin, int) or recorded_pin == new or not same_agent:
+    if hold is None:
         return done, None
-    return plan_resource(inputs, replace(res, held_pin=recorded_pin), planned), _held(
-        res, hold, recorded_pin
-    )
+    if pinned_agent_id is not None and predicted_id(planned, agent) == pinned_agent_id:
+        if not isinstance(recorded_pin, int) or recorded_pin == new:
+            return done, None
+        return plan_resource(inputs, replace(res, held_pin=recorded_pin), planned), _held(
+            res, hold, recorded_pin
+        )
+    pinned_obj = inputs.live.get("agent", {}).get(pinned_agent_id or "")
+    if inputs.options.retry_held or (pinned_obj is not None and not pinned_obj.get("archived_at")):
+        return done, None
+    # the object it was pinned to is archived (with the agent, behind git's back) and the
+    # provider pins no archived agent: the only version to create it at is the held one
+    return Planned(), _held(res, hold, None, gone_agent_id=pinned_agent_id)
+
+
+def _pinned_agent_id(
+    inputs: PlanInputs,
+    entry: LockEntry,
+    agent: str,
+    recorded_pin: int | None,
+    planned: Mapping[str, Planned],
+) -> str | None:
+    """The agent object a deployment the lockfile records was pinned to: the one its archived
+    object names, else the agent's recorded object, unless that object's version at the
+    recorded pin is held (a pin never moves to a held version: it was of an earlier object).
+    None when it cannot be known."""
+    archived = inputs.live.get("deployment", {}).get(entry.id)
+    pin = archived.get("agent") if archived is not None else None
+    if isinstance(pin, dict) and isinstance(pin.get("id"), str):
+        return str(pin["id"])
+    agent_entry = inputs.entry(agent)
+    if agent_entry is None or _current_hold(entry.held, agent, recorded_pin, planned.get(agent)):
+        return None
+    return agent_entry.id
 
 
 def _gate(
@@ -222,7 +250,12 @@ def _instant(value: object) -> datetime | None:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # comparable either way
 
 
-def _held(res: DesiredResource, hold: HeldVersion, stays_at: int) -> HeldCandidate:
+def _held(
+    res: DesiredResource,
+    hold: HeldVersion,
+    stays_at: int | None,
+    gone_agent_id: str | None = None,
+) -> HeldCandidate:
     assert res.pin is not None
     return HeldCandidate(
         deployment=res.address,
@@ -233,6 +266,7 @@ def _held(res: DesiredResource, hold: HeldVersion, stays_at: int) -> HeldCandida
         failed=hold.failed,
         total=hold.total,
         stays_at=stays_at,
+        gone_agent_id=gone_agent_id,
         checks=len((res.rollout or {}).get("checks") or ()),
     )
 

@@ -79,6 +79,13 @@ def held_items(plan: Plan) -> tuple[LeftAlone, ...]:
         # a deployment without checks (rolled back from a version) has no checks to run
         retry = "runs its checks again" if h.checks else "moves the pin to it again"
         message = f"{h.agent} {h.message}{stays} (`reconciler apply --retry-held` {retry})"
+        if h.stays_at is None and h.gone_agent_id is not None:
+            message = (
+                f"{h.agent} {h.message}; the deployment is not created again: the agent it "
+                f"ran ({h.gone_agent_id}) was archived behind git's back, and a create runs "
+                f"no checks (`reconciler apply --retry-held` creates it at v{h.version} all "
+                f"the same; once {h.agent} has a new version, apply creates it there)"
+            )
         out.append(LeftAlone(h.deployment, None, printable(message)))
     return tuple(out)
 
