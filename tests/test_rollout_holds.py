@@ -361,3 +361,32 @@ def test_a_deployment_archived_on_its_archived_agent_is_not_created_at_the_held_
     retried = ok("apply", "--retry-held", "--auto-approve")
     assert "+ deployment.nightly-review" in retried.stdout
     assert entry()["id"] != archived and live_pin() == 1
+
+
+def test_a_lost_lockfile_keeps_the_holds_of_a_deployment_renamed_with_moved_from(
+    workdir: Path,
+) -> None:
+    # v2 held, then the deployment renamed (moved_from) and the lockfile lost: its records
+    # are tagged with the old address, and healing read only the new one's: the plan moved
+    # the pin to the failed candidate
+    gate(FAILING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    assert cli("apply", "--auto-approve").exit_code == 1  # v2 held
+    deployments = Path("manifests/deployments.yaml")
+    deployments.write_text(
+        deployments.read_text().replace(
+            "name: nightly-review\n", "name: nightly\nmoved_from: nightly-review\n", 1
+        )
+    )
+    ok("apply", "--auto-approve")
+    _lose_the_lockfile()
+
+    plan = cli("plan")
+    assert plan.exit_code == 0, plan.stdout
+    assert "agent.reviewer v2 held: 1 of 1 checks failed on " in plan.stdout
+    assert "pin agent.reviewer@1 -> @2" not in plan.stdout
+    ok("apply", "--auto-approve")
+    moved = json.loads(Path(LOCKFILE).read_text())["resources"]["deployment.nightly"]
+    assert [(h["version"], h["reason"]) for h in moved["held"]] == [(2, "checks")]
+    assert ok("plan", "--detailed-exitcode").stdout.startswith("No changes.")

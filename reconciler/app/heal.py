@@ -7,7 +7,8 @@ deployment this project's tags still name (the lockfile was lost), ``recover_rol
 lists the sessions of that deployment's agent and replays its records
 (``engine.pinlog.replay_records``), so held candidates stay held and the pin history goes
 on. A deployment archived behind git's back keeps its tags and its pin: its records are read
-too, and it is created again where it was pinned while its candidate is held. Pin moves of
+too, and it is created again where it was pinned while its candidate is held. A deployment
+renamed with ``moved_from`` also reads the records its old address left. Pin moves of
 deployments without ``rollout`` checks leave no record and restart their history with a
 ``healed`` entry. Reads only; prints nothing.
 """
@@ -48,8 +49,12 @@ async def recover_rollouts(
     error leaves that agent's records out: its history then restarts, as without records.
     """
     known = set(lockfile.resources)
+    # address -> the addresses its tags and records may name: a deployment renamed with
+    # ``moved_from`` left its records (and, until the move is applied, its tags) under the
+    # old one
     wanted = {
-        f"deployment.{d.name}"
+        f"deployment.{d.name}": {f"deployment.{d.name}"}
+        | ({f"deployment.{d.moved_from}"} if d.moved_from is not None else set())
         for d in documents
         if d.kind == "Deployment"
         and f"deployment.{d.name}" not in known
@@ -60,9 +65,10 @@ async def recover_rollouts(
         return {}
     tagged: dict[str, list[JSON]] = {}
     for obj in observed.all("deployment"):
-        address = owned_address(obj, project)
-        if address in wanted:
-            tagged.setdefault(address, []).append(obj)
+        tag = owned_address(obj, project)
+        for address, names in wanted.items():
+            if tag in names:
+                tagged.setdefault(address, []).append(obj)
     recorded_ids = {e.id for e in lockfile.resources.values()}
     out: dict[str, RecoveredRollout] = {}
     for address, objs in sorted(tagged.items()):
@@ -83,7 +89,7 @@ async def recover_rollouts(
                 ).to_list()
             except ProviderError:
                 continue
-            records += _records(sessions, address, project)
+            records += _records(sessions, wanted[address], project)
         if not records and live:
             continue
         recovered = replay_records(sorted(records, key=lambda r: r[0]))
@@ -116,11 +122,13 @@ def _agent_ids(deployments: list[JSON], observed: Observed, project: str) -> lis
     return sorted(ids)
 
 
-def _records(sessions: list[JSON], address: str, project: str) -> list[tuple[str, JSON]]:
+def _records(
+    sessions: list[JSON], addresses: set[str], project: str
+) -> list[tuple[str, JSON]]:
     found: list[tuple[str, JSON]] = []
     for s in sessions:
         metadata = s.get("metadata") or {}
-        if metadata.get(ROLLOUT_KEY) != address or metadata.get(PROJECT_KEY) != project:
+        if metadata.get(ROLLOUT_KEY) not in addresses or metadata.get(PROJECT_KEY) != project:
             continue
         try:
             record = json.loads(metadata.get(RECORD_KEY) or "")
