@@ -390,3 +390,42 @@ def test_a_lost_lockfile_keeps_the_holds_of_a_deployment_renamed_with_moved_from
     moved = json.loads(Path(LOCKFILE).read_text())["resources"]["deployment.nightly"]
     assert [(h["version"], h["reason"]) for h in moved["held"]] == [(2, "checks")]
     assert ok("plan", "--detailed-exitcode").stdout.startswith("No changes.")
+
+
+def test_a_version_left_by_a_forward_rollback_is_not_called_rolled_back_later(
+    workdir: Path,
+) -> None:
+    # v1 -> v2 -> v3, back to v1, then forward to v3: v1 is held, as the version the forward
+    # move left. The next rollback to it said "v1 was held (rolled back from on ...)", the
+    # lockfile's hold read as a rollback from v1, and so did a lost lockfile healed
+    ok("apply", "--auto-approve")
+    for n in (1, 2):
+        new_version(n)
+        ok("apply", "--auto-approve")
+    ok("rollback", DEPLOYMENT, "--to", "1", "--auto-approve")
+    ok("rollback", DEPLOYMENT, "--to", "3", "--auto-approve")
+    [hold] = entry()["held"]
+    assert (hold["version"], hold["reason"], hold.get("forward")) == (1, "rollback", True)
+
+    state = ok("state", "show", DEPLOYMENT).stdout
+    assert '"forward": true' in state
+
+    result = ok("rollback", DEPLOYMENT, "--to", "1", "--auto-approve")
+    assert "rolled back from" not in result.stdout
+    assert "v1 was held (left by a rollback forward on " in result.stdout
+    [hold] = entry()["held"]  # v3, rolled back from now; v1 released
+    assert (hold["version"], hold["reason"], hold.get("forward")) == (3, "rollback", None)
+
+
+def test_a_lost_lockfile_heals_a_forward_rollbacks_hold_as_one(workdir: Path) -> None:
+    gate(PASSING)  # gated moves leave the records a lost lockfile heals from
+    ok("apply", "--auto-approve")
+    for n in (1, 2):
+        new_version(n)
+        ok("apply", "--auto-approve")
+    ok("rollback", DEPLOYMENT, "--to", "1", "--auto-approve")
+    ok("rollback", DEPLOYMENT, "--to", "3", "--auto-approve")
+    _lose_the_lockfile()
+    ok("apply", "--auto-approve")
+    [hold] = entry()["held"]
+    assert (hold["version"], hold["reason"], hold.get("forward")) == (1, "rollback", True)

@@ -121,7 +121,7 @@ def resolve_session_target(
         if held is not None:
             # a pin is never moved to a held version: this one is of the agent object created
             # since (archived behind git's back), and the deployment runs the one before it
-            why = "rolled back from" if held.reason == "rollback" else "its checks failed"
+            why = held.why
             raise RunError(
                 f"{agent_address} v{version} is held for {address} ({why} on "
                 f"{held.at[:10]}): the deployment still runs the agent it ran before "
@@ -216,7 +216,7 @@ async def _check_deployment_agent(
         )
     held = ", ".join(
         f"v{h.version} is held: "
-        + ("rolled back from" if h.reason == "rollback" else "its checks failed")
+        + h.why
         + f" on {h.at[:10]}"
         for h in target.holds
     )

@@ -87,11 +87,15 @@ class HeldCandidate(_Frozen):
     gone_agent_id: str | None = None
     #: the deployment's rollout checks now: 0 when it has none (``--retry-held`` only moves it)
     checks: int = 0
+    #: a rollback's hold of the version it left for a newer one (``rollback --to`` forward)
+    forward: bool = False
 
     @property
     def message(self) -> str:
         """``v2 held: 1 of 2 checks failed on 2026-12-05``."""
         day = self.held_at[:10]
+        if self.reason == "rollback" and self.forward:
+            return f"v{self.version} held: left by a rollback forward on {day}"
         if self.reason == "rollback":
             return f"v{self.version} held: rolled back on {day}"
         return f"v{self.version} held: {self.failed} of {self.total} checks failed on {day}"

@@ -62,6 +62,7 @@ def with_pin_history(
             reason="rollback",
             at=now,
             agent_id=_pinned_agent_id(outcome.live),
+            forward=gate.to_version is not None and gate.to_version > gate.from_version,
         )
         held = _with_hold(held, hold)
     if held == entry.held and history == entry.pin_history:
@@ -190,7 +191,7 @@ def pin_move_found(
     held = tuple(h for h in entry.held if not h.holds(agent, to, agent_id))
     if rollback and left is not None:
         hold = HeldVersion(
-            agent=agent, version=left, reason="rollback", at=at, agent_id=agent_id
+            agent=agent, version=left, reason="rollback", at=at, agent_id=agent_id, forward=to > left
         )
         held = _with_hold(held, hold)
     pins = {**entry.pins, agent: to}
@@ -294,6 +295,7 @@ def replay_records(records: Iterable[tuple[str, dict[str, Any]]]) -> RecoveredRo
                 reason="rollback",
                 at=at,
                 agent_id=record.get("agent_id"),
+                forward=move.version > move.from_version,
             )
             held = _with_hold(held, hold)
     return RecoveredRollout(held=held, pin_history=history[-MAX_PIN_HISTORY:])

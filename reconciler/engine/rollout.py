@@ -203,7 +203,7 @@ def _put_back(kept: Planned, agent: str, hold: HeldVersion, recorded_pin: int) -
     if not isinstance(action, Update):
         return kept
     failed = f"{hold.failed} of {hold.total} checks failed"
-    why = "rolled back from" if hold.reason == "rollback" else failed
+    why = hold.why if hold.reason == "rollback" else failed
     reason = (
         f"{agent} v{hold.version} is held ({why}); back to @{recorded_pin}, the version the "
         "lockfile pinned (the pin was moved behind git's back)"
@@ -263,6 +263,7 @@ def _held(
         version=hold.version,
         reason=hold.reason,
         held_at=hold.at,
+        forward=hold.forward,
         failed=hold.failed,
         total=hold.total,
         stays_at=stays_at,

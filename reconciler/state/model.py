@@ -78,7 +78,8 @@ class HeldVersion(_Frozen):
     """An agent version a deployment must not be moved to again by a later apply.
 
     ``reason`` is ``checks`` (``failed`` of ``total`` checks failed on it) or ``rollback`` (the
-    deployment was rolled back from it). Only ``apply --retry-held`` tries it again.
+    deployment was rolled back from it, or left it for a newer one: ``forward``). Only
+    ``apply --retry-held`` tries it again.
 
     ``agent_id`` is the agent object the held version is of: an agent archived behind git's
     back and created again numbers its versions from 1 again, and only the hold of the object
@@ -94,6 +95,16 @@ class HeldVersion(_Frozen):
     total: int | None = Field(default=None, ge=0)
     # left out of the file while unknown, so older lockfiles read and write as they were
     agent_id: str | None = Field(default=None, min_length=1, exclude_if=lambda v: v is None)
+    #: a rollback's hold of the version it left for a newer one (``rollback --to`` forward,
+    #: or undoing a rollback): no rollback from it. Left out of the file when false.
+    forward: bool = Field(default=False, exclude_if=lambda v: not v)
+
+    @property
+    def why(self) -> str:
+        """``its checks failed``, ``rolled back from``, ``left by a rollback forward``."""
+        if self.reason == "checks":
+            return "its checks failed"
+        return "left by a rollback forward" if self.forward else "rolled back from"
 
     def holds(self, agent: str, version: int | None, agent_id: str | None = None) -> bool:
         """Whether this is the hold of ``version`` of ``agent`` (of the object ``agent_id``,
