@@ -115,3 +115,49 @@ def test_a_lockfile_healed_after_a_loss_migrates_and_the_database_takes_the_next
     serials = [json.loads(line)["serial"] for line in history]
     assert serials == sorted(serials) and serials[-1] == serial + 1, serials
     assert ok("--backend", pg_url, "plan").stdout.startswith("No changes.")
+
+
+# --- the lockfile a migration to the database left behind ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("plan",), ("apply", "--auto-approve"), ("state", "list"), ("drift",)],
+    ids=lambda c: c[0],
+)
+def test_the_lockfile_moved_into_the_database_is_refused_naming_it(
+    workdir: Path, pg_url: str, command: tuple[str, ...]
+) -> None:
+    # the README said to `git rm` it; a runner that did not set RECONCILER_BACKEND went on
+    # with the old copy silently: plans against an old state, applies that wrote it
+    ok("apply", "--auto-approve")
+    moved = ok("state", "migrate", "--to", pg_url).stdout
+    assert "state/reconciler.lock now only says where the state went" in " ".join(moved.split())
+    before = Path("state/reconciler.lock").read_bytes()
+    edit(workdir / "manifests/agents.yaml", "Be specific and kind", "Be brief")
+
+    result = cli(*command)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    said = " ".join(result.stderr.split())
+    assert (
+        f"Error: state/reconciler.lock: its state was moved to {redact(pg_url)} (project "
+        "default) by `reconciler state migrate` on " in said
+    ), said
+    assert "Set RECONCILER_BACKEND (or --backend) to that database in every runner" in said
+    assert "`git rm state/reconciler.lock`" in said
+    assert pg_url not in said or redact(pg_url) == pg_url  # never the password
+    assert Path("state/reconciler.lock").read_bytes() == before
+    # the database is the state: it plans the change
+    assert "~ agent.reviewer" in ok("--backend", pg_url, "plan").stdout
+
+
+def test_the_state_moved_back_from_the_database_replaces_the_marked_lockfile(
+    workdir: Path, pg_url: str
+) -> None:
+    ok("apply", "--auto-approve")
+    ok("state", "migrate", "--to", pg_url)
+    ok("--backend", pg_url, "state", "rm", "agent.coder")  # the database goes on
+    ok("--backend", pg_url, "state", "migrate", "--to", "state/reconciler.lock")
+    assert "migrated_to" not in Path("state/reconciler.lock").read_text()
+    assert "agent.coder " not in ok("state", "list").stdout
+    assert "agent.reviewer " in ok("state", "list").stdout

@@ -343,9 +343,11 @@ def test_migrate_round_trip_keeps_lineage_serial_and_history(pg_url: str, tmp_pa
     in_db = read_db(pg_url)
     assert in_db == original
     assert [r.serial for r in state_history(db_settings)] == [1, 2]
-    # a non-empty target is refused unless forced
-    with pytest.raises(LockfileError, match="refusing to overwrite"):
+    # the lockfile moved now says where its state went, and is refused as a source
+    with pytest.raises(LockfileError, match="its state was moved to postgresql://"):
         migrate_state(file_settings, pg_url)
+    # forced, it is copied all the same: over a non-empty target
+    migrate_state(file_settings, pg_url, force=True)
     back = tmp_path / "back" / "reconciler.lock"
     migrate_state(db_settings, str(back))
     from reconciler.state import read_lockfile

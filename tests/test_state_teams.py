@@ -184,7 +184,7 @@ def test_migrate_from_the_lockfile_to_the_database_and_back(pg_url: str, tmp_pat
         plan = run(["--provider-url", url, "plan", "--detailed-exitcode"], cwd=work, env=db_env)
         assert plan.returncode == 0, (plan.stdout[-2000:], plan.stderr[-2000:])
         again = run(["state", "migrate", "--to", pg_url], cwd=work, env=file_env)
-        assert again.returncode == 1 and "refusing to overwrite" in again.stderr
+        assert again.returncode == 1 and "its state was moved to postgresql://" in again.stderr
         back = run(["state", "migrate", "--to", "state/back.lock"], cwd=work, env=db_env)
         assert back.returncode == 0, back.stderr
         assert "git rm" not in back.stdout  # from the database: nothing to remove from git

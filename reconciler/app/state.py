@@ -30,6 +30,8 @@ from reconciler.state import (
     LockEntry,
     Lockfile,
     LockInfo,
+    MigratedLockfile,
+    MigratedTo,
     PendingIntent,
     StateStore,
     history_path,
@@ -43,7 +45,9 @@ from reconciler.state import (
     real_lockfile,
     show_entry,
     unlock,
+    utc_timestamp,
 )
+from reconciler.state.location import FileLocation
 
 __all__ = [
     "ApplyLock",
@@ -234,6 +238,8 @@ class MigrateResult:
     history_left: int = 0
     #: where they stay (the source's history file)
     history_left_in: str = ""
+    #: the source lockfile now only says where its state went (moved into a database)
+    marked: bool = False
 
 
 def _rebased(origin: str | None, source_dir: Path, target_dir: Path) -> str | None:
@@ -286,8 +292,12 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
     the default lockfile's, as runners with ``--backend`` alone compute it): it is rebased
     onto the target's, so the same provider is still the same origin there.
 
-    Both sides are locked while it runs. The source is left as it is (point ``--backend``
-    at the target, or unset it, afterwards).
+    Both sides are locked while it runs. A lockfile moved into a database is marked as
+    moved (``MigratedTo``): it keeps its content, and every command refuses it naming the
+    database, so a runner that was not pointed at the database cannot go on with the old
+    copy; ``force`` migrates a marked lockfile all the same, and a state moved back into it
+    replaces it. Any other source is left as it is (point ``--backend`` at the target, or
+    unset it, afterwards).
 
     Raises:
         LockfileError: the target is the source, or a folder, or it holds entries and
@@ -304,6 +314,7 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
         _check_lockfile_path(to)
     target_lockfile = settings.lockfile if target_is_db else Path(to)
     target = open_location(to if target_is_db else None, target_lockfile, settings.project)
+    marked = False
     try:
         with state_location(settings) as source:
             # a database's name leaves out its options (a search_path: another schema, so
@@ -315,7 +326,12 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
             lock = source.new_lock()
             lock.acquire("state migrate")
             try:
-                lockfile = source.read()
+                try:
+                    lockfile = source.read()
+                except MigratedLockfile as marked:
+                    if not force:
+                        raise
+                    lockfile = marked.lockfile.model_copy(update={"migrated_to": None})
                 history = source.history()
                 left: list[HistoryRecord] = []
                 if target_is_db:  # keyed by serial there: only the current state's records
@@ -347,6 +363,11 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
                     )
                     moved = lockfile.model_copy(update={"origin": origin})
                     target.replace(moved, history, force=force)
+                    if target_is_db and isinstance(source, FileLocation):
+                        at = utc_timestamp()
+                        where = MigratedTo(backend=target.name, at=at, serial=lockfile.serial)
+                        source.mark_migrated(lockfile, where)
+                        marked = True
                 finally:
                     target_lock.release()
             finally:
@@ -365,4 +386,5 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
         to_database=target_is_db,
         history_left=len(left),
         history_left_in=str(history_path(real_lockfile(settings.lockfile))) if left else "",
+        marked=marked,
     )

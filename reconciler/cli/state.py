@@ -260,9 +260,11 @@ def state_migrate(app: App, to: str, force: bool) -> None:
     """Copy the state to another backend (lockfile -> PostgreSQL -> lockfile).
 
     Lineage, serial, entries, pending intents and history are kept; a target that already
-    holds entries is refused unless --force. The source is left unchanged: point --backend
-    (RECONCILER_BACKEND) at a database target afterwards, or unset it and pass --lockfile
-    (RECONCILER_LOCKFILE) for a lockfile target; the command says which.
+    holds entries is refused unless --force. A lockfile moved into a database is marked as
+    moved: every command refuses it after, naming the database (--force migrates it
+    again). Point --backend (RECONCILER_BACKEND) at a database target afterwards, or unset
+    it and pass --lockfile (RECONCILER_LOCKFILE) for a lockfile target; the command says
+    which.
     """
     result = migrate_state(app.settings, to, force=force)
     click.echo(
@@ -277,7 +279,13 @@ def state_migrate(app: App, to: str, force: bool) -> None:
             "(a lost lockfile healed, or one restored from git), were not copied; they stay "
             f"in {result.history_left_in}."
         )
-    click.echo(f"{result.source} was left as it was; use the new state from now on:")
+    if result.marked:
+        click.echo(
+            f"{result.source} now only says where the state went: every command run without "
+            "--backend refuses it, naming the database. Use the new state from now on:"
+        )
+    else:
+        click.echo(f"{result.source} was left as it was; use the new state from now on:")
     for line in _after_migrate(app, result):
         click.echo(f"  {line}")
 
@@ -292,7 +300,7 @@ def _after_migrate(app: App, result: MigrateResult) -> list[str]:
             # that plans against it sees an old state (ownership tags keep it from twins)
             lines.append(
                 f"Once every runner sets RECONCILER_BACKEND, remove {app.settings.lockfile} "
-                "from git (git rm): a run without it would still read that old copy."
+                "from git (git rm)."
             )
         return lines
     lines = []

@@ -36,11 +36,12 @@ from reconciler.state.lock import ApplyLock, LockInfo, read_lock, running_lock, 
 from reconciler.state.lockfile import (
     LockfileEncoder,
     LockfileWriteError,
+    MigratedLockfile,
     check_project,
     read_lockfile,
     write_bytes_atomic,
 )
-from reconciler.state.model import Lockfile
+from reconciler.state.model import Lockfile, MigratedTo
 from reconciler.state.store import StateStore
 
 
@@ -169,7 +170,10 @@ class FileLocation:
             LockfileError: the lockfile holds entries and ``force`` is False.
         """
         if self._real.exists() and not force:
-            current = self.read()
+            try:
+                current = self.read()
+            except MigratedLockfile:  # the marker a move into a database left: the way back
+                current = Lockfile()
             if not is_empty(current):
                 raise LockfileError(
                     f"{self.path} already holds {len(current.resources)} entries "
@@ -187,6 +191,18 @@ class FileLocation:
             hist = history_path(self._real)
             if text or hist.exists():
                 write_bytes_atomic(hist, text.encode("utf-8"))
+        except OSError as exc:
+            raise LockfileWriteError(self.path, exc) from exc
+
+    def mark_migrated(self, lockfile: Lockfile, moved: MigratedTo) -> None:
+        """Mark the lockfile as moved (``moved``): it keeps ``lockfile`` as it was, and every
+        command refuses it naming where the state went (the caller holds the apply lock)."""
+        marked = lockfile.model_copy(update={"migrated_to": moved})
+        try:
+            write_bytes_atomic(self._real, LockfileEncoder().encode(marked).encode("utf-8"))
+            journal = journal_path(self._real)
+            if journal.exists():  # its writes are in ``lockfile`` already
+                journal.unlink()
         except OSError as exc:
             raise LockfileWriteError(self.path, exc) from exc
 

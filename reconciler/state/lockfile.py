@@ -77,12 +77,34 @@ def read_lockfile(path: str | os.PathLike[str], *, project: str = "default") -> 
     return replay_journal(Path(path), read_stamped(Path(path), project=project)[0])
 
 
+class MigratedLockfile(LockfileError):
+    """A lockfile whose state ``state migrate`` moved into a database: no command reads or
+    writes it (``lockfile`` is what it holds, for ``state migrate --force`` and the way back).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], lockfile: Lockfile) -> None:
+        moved = lockfile.migrated_to
+        assert moved is not None
+        super().__init__(
+            f"{path}: its state was moved to {moved.backend} by `reconciler state migrate` on "
+            f"{moved.at} (serial {moved.serial}), and this file only says so: no command reads "
+            "or writes it. Set RECONCILER_BACKEND (or --backend) to that database in every "
+            f"runner, and `git rm {path}`; to bring the state back into a lockfile: "
+            f"`reconciler --backend DB state migrate --to {path}`"
+        )
+        self.lockfile = lockfile
+
+
 def check_project(lockfile: Lockfile, path: str | os.PathLike[str], project: str) -> None:
-    """Refuse a lockfile that another ``--project`` wrote.
+    """Refuse a lockfile that another ``--project`` wrote, or one whose state was moved into a
+    database.
 
     Raises:
         LockfileError: ``lockfile.project`` is not ``project``.
+        MigratedLockfile: ``state migrate`` moved its state into a database.
     """
+    if lockfile.migrated_to is not None:
+        raise MigratedLockfile(path, lockfile)
     if lockfile.project != project:
         raise LockfileError(
             f"{path}: belongs to project {lockfile.project!r}, not {project!r}; "

@@ -254,6 +254,17 @@ class PendingIntent(_Frozen):
     by: PinCause | None = Field(default=None, exclude_if=_unset)
 
 
+class MigratedTo(_Frozen):
+    """Where ``state migrate`` moved a lockfile's state (a database): the lockfile left
+    behind says so, and every command refuses it (``lockfile.check_project``)."""
+
+    #: the database as messages name it: never its password
+    backend: str = Field(min_length=1)
+    at: Timestamp
+    #: the serial of the state moved
+    serial: int = Field(ge=0)
+
+
 class Lockfile(_Frozen):
     """The whole lockfile: identity, per-address entries and pending intents.
 
@@ -278,6 +289,8 @@ class Lockfile(_Frozen):
     origin: str | None = Field(default=None, min_length=1)
     resources: dict[str, LockEntry] = Field(default_factory=dict)
     pending: dict[str, PendingIntent] = Field(default_factory=dict)
+    #: the state was moved into a database: this file is only a marker of where it went
+    migrated_to: MigratedTo | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @field_validator("resources", "pending")
     @classmethod
