@@ -78,3 +78,21 @@ def test_a_user_who_may_only_read_reads_and_is_told_why_apply_cannot_write(
         "changed): permission denied for schema public; "
     ), result.stderr
     assert "LINE 1" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [("state", "rm", "agent.coder"), ("state", "mv", "agent.coder", "agent.writer")],
+    ids=["rm", "mv"],
+)
+def test_state_edits_of_a_database_without_state_create_nothing_there(
+    workdir: Path, postgres_server: PostgresServer, edit: tuple[str, ...]
+) -> None:
+    # a wrong --backend (or a first look at a new database): `state rm|mv` took the lease,
+    # creating the reconciler_* tables, before it said there was no state
+    url = postgres_server.new_database()
+    result = cli("--backend", url, *edit)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert f"{redact(url)} (project default) does not exist: no entries" in result.stderr
+    assert tables(postgres_server, url) == []
+

@@ -8,6 +8,7 @@ the ``Settings``, so it works the same on the lockfile and on a PostgreSQL ``--b
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 import os
 import re
 from dataclasses import dataclass
@@ -106,6 +107,7 @@ def remove_entry(settings: Settings, address: str) -> tuple[LockEntry | None, Pe
     """
     if settings.lockfile_missing:
         raise LockfileError(f"{settings.lockfile} does not exist; there is nothing to remove")
+    _check_before_lock(settings, address, lambda lf: lf.without(address))
     with locked_state(settings, "state rm") as (_lock, store):
         loaded = store.load()
         _refuse_unwritten(settings, loaded, address)
@@ -125,6 +127,7 @@ def move_state_entry(settings: Settings, old: str, new: str) -> LockEntry | None
     """
     if settings.lockfile_missing:
         raise LockfileError(f"{settings.lockfile} does not exist; there is nothing to move")
+    _check_before_lock(settings, old, lambda lf: move_entry(lf, old, new))
     with locked_state(settings, "state mv") as (_lock, store):
         loaded = store.load()
         _refuse_unwritten(settings, loaded, old)
@@ -142,6 +145,21 @@ def declared(settings: Settings, address: str) -> bool | None:
     except ReconcilerError:
         return None
     return address in manifests or any(a == address for a, _, _ in manifests.credentials())
+
+
+def _check_before_lock(
+    settings: Settings, address: str, edit: Callable[[Lockfile], Lockfile]
+) -> None:
+    """Refuse an edit of a database state that cannot succeed (no state there: a wrong
+    --backend or --project; no such entry) from a read, before the lease is taken: taking it
+    creates the tables in whatever database --backend names. The edit is checked again
+    under the lease."""
+    if not settings.backend:
+        return
+    with state_location(settings) as location:
+        lockfile = location.read()
+    _refuse_unwritten(settings, lockfile, address)
+    edit(lockfile)
 
 
 def _refuse_unwritten(settings: Settings, lockfile: Lockfile, address: str) -> None:
