@@ -872,3 +872,24 @@ def test_import_all_unmanaged_reads_by_listing_not_per_object(
     by_method = asyncio.run(run())
     assert by_method.get("GET", 0) <= 6, by_method  # one list per kind, no GET per agent
     assert by_method.get("POST", 0) == agents  # one tag update each
+
+
+@pytest.mark.parametrize(
+    ("address", "bad_id", "said"),
+    [
+        ("agent.x", "agent_BAD", "Error: no agent agent_BAD on the provider"),
+        ("skill.x", "skill_BAD", "skill_BAD"),
+        ("vault.github.credential.x", "vcrd_BAD", "vault.github"),
+    ],
+    ids=["agent", "skill", "credential"],
+)
+def test_a_failed_import_in_a_never_applied_directory_leaves_no_state_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, address: str, bad_id: str, said: str
+) -> None:
+    # `import agent.x BADID` before any apply said "no agent agent_BAD on the provider" and
+    # left state/reconciler.lock.guard (and state/) behind: the apply lock was taken first
+    make_workdir(tmp_path, monkeypatch)
+    result = cli("import", address, bad_id)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert said in result.stderr
+    assert not Path("state").exists(), sorted(p.name for p in Path("state").iterdir())

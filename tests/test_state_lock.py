@@ -277,3 +277,31 @@ def test_racing_takers_of_a_stale_lock_produce_exactly_one_winner(lockfile: Path
 def test_bad_intervals_are_refused(lockfile: Path) -> None:
     with pytest.raises(ValueError):
         ApplyLock(lockfile, stale_after=5, heartbeat_interval=5)
+
+
+def test_a_guard_deleted_while_another_process_waited_on_it_is_not_taken_for_held(
+    tmp_path: Path,
+) -> None:
+    # a release that leaves no lockfile deletes the guard under its flock; whoever waited on
+    # that file must take the new one, or two processes would each hold "the" guard
+    from reconciler.state.lock import _guard
+
+    lockfile = tmp_path / "state" / "reconciler.lock"
+    guard = lockfile.with_name(lockfile.name + ".guard")
+    inside = threading.Event()
+    waited: list[bool] = []
+
+    def waiter() -> None:
+        inside.wait()
+        with _guard(lockfile, 5.0):
+            waited.append(guard.exists())  # the file it holds is the one named
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    with _guard(lockfile, 5.0):
+        inside.set()
+        time.sleep(0.05)  # the waiter has opened the file and waits on its flock
+        guard.unlink()
+    thread.join(5)
+    assert waited == [True]
+    assert guard.exists()  # the waiter made a new one, and held it

@@ -7,9 +7,12 @@ Files next to the lockfile ``PATH`` (git-ignore them with ``PATH.*``):
 
     PATH.lock     the lock: JSON {id, holder, pid, host, user, started_at, heartbeat_at, operation};
                   it exists exactly while someone holds the lock
-    PATH.guard    an empty file, never deleted, ``flock``-ed for the few microseconds it takes
-                  to create, check, take over, refresh or remove ``PATH.lock``. The kernel
-                  drops the flock when its process dies, so a crash never leaves it held.
+    PATH.guard    an empty file, ``flock``-ed for the few microseconds it takes to create,
+                  check, take over, refresh or remove ``PATH.lock``. The kernel drops the
+                  flock when its process dies, so a crash never leaves it held. It is deleted
+                  (under its flock) only by a release that leaves no lockfile: a command that
+                  failed where nothing was ever applied leaves no state folder behind; a
+                  process that waited on the deleted file sees so and takes the new one.
 
 Every change to ``PATH.lock`` happens under the guard, so two processes that both find a
 stale lock cannot both take it over, and a release never deletes a lock someone else just
@@ -216,6 +219,8 @@ class ApplyLock(HeartbeatLock):
         super().__init__()
         self.lockfile_path = Path(lockfile_path)
         self.path = lock_path(self.lockfile_path)
+        #: the lockfile's folder did not exist before this lock made it (``_discard_guard``)
+        self._made_folder = False
         self.stale_after = stale_after
         self.heartbeat_interval = heartbeat_interval
         #: monotonic time of the last successful ``ensure_held`` read of the lock file
@@ -248,6 +253,7 @@ class ApplyLock(HeartbeatLock):
             operation=operation,
             ci_run=ci_run(),
         )
+        self._made_folder = not self.lockfile_path.parent.exists()
         try:
             with _guard(self.lockfile_path, _GUARD_TIMEOUT):
                 seen = _observe(self.path)
@@ -331,6 +337,7 @@ class ApplyLock(HeartbeatLock):
             seen = _observe(self.path)
             if seen.info is not None and seen.info.id == info.id:
                 os.unlink(self.path)
+                self._discard_guard()
             else:
                 now_held = seen.info.describe() if seen.info else "nobody"
                 # once LockLost told the user, this would only say it again
@@ -341,6 +348,24 @@ class ApplyLock(HeartbeatLock):
                     info.id,
                     now_held,
                 )
+
+    def _discard_guard(self) -> None:
+        """Delete the guard (held by the caller) and the folder this lock made, when nothing
+        else of the lockfile is there: a command that failed before its first write, where
+        nothing was ever applied, leaves no ``state/`` behind."""
+        folder, name = self.lockfile_path.parent, self.lockfile_path.name
+        guard = folder / (name + GUARD_SUFFIX)
+        try:
+            if any(
+                p.name != guard.name and (p.name == name or p.name.startswith(name + "."))
+                for p in folder.iterdir()
+            ):
+                return
+            os.unlink(guard)
+            if self._made_folder:
+                os.rmdir(folder)  # only when empty
+        except OSError:
+            pass  # left as it is: a guard file is harmless
 
     def _stale_reason(self, seen: _Seen) -> str | None:
         """Why the lock ``seen`` may be taken over, or None if its holder may be alive."""
@@ -469,24 +494,36 @@ def _write_lock(path: Path, info: LockInfo) -> None:
 def _guard(lockfile_path: Path, timeout: float) -> Iterator[None]:
     """Hold the ``PATH.guard`` flock, or raise LockHeld after ``timeout`` seconds."""
     guard = lockfile_path.with_name(lockfile_path.name + GUARD_SUFFIX)
-    guard.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(guard, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    deadline = time.monotonic() + timeout
+    while True:
+        guard.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(guard, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockHeld(
+                            f"{lockfile_path}: another process is changing the apply lock "
+                            f"right now ({guard} stays busy); try again"
+                        ) from None
+                    time.sleep(0.002)
+            if _same_file(fd, guard):
+                yield
+                return
+            # deleted by its holder meanwhile (``_discard_guard``): this flock guards nothing
+        finally:
+            os.close(fd)  # closing drops the flock
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise LockHeld(
-                        f"{lockfile_path}: another process is changing the apply lock right "
-                        f"now ({guard} stays busy); try again"
-                    ) from None
-                time.sleep(0.002)
-        yield
-    finally:
-        os.close(fd)  # closing drops the flock
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _now() -> str:
