@@ -365,3 +365,18 @@ def test_unlock_help_says_a_stale_lockfile_lock_is_taken_over_anyway(workdir: Pa
         )
     )
     ok("state", "rm", "agent.coder")
+
+
+def test_state_list_shows_a_skills_latest_version_and_a_deployments_pins(workdir: Path) -> None:
+    # an agent's row said v3, a skill's and a deployment's nothing: which skill version is
+    # live and where the deployment is pinned took `state show` of each
+    ok("apply", "--auto-approve")
+    agents = Path("manifests/agents.yaml")
+    agents.write_text(agents.read_text().replace("Be specific and kind.", "Be brief."))
+    ok("apply", "--auto-approve")
+    data = json.loads(Path(LOCKFILE).read_text())["resources"]
+    rows = {line.split()[0]: line.split()[3:] for line in ok("state", "list").stdout.splitlines()}
+    assert rows["agent.reviewer"] == ["v2"]
+    assert rows["skill.review-checklist"] == [data["skill.review-checklist"]["latest"]]
+    assert rows["deployment.nightly-review"] == ["agent.reviewer@2"]
+    assert rows["environment.python-data"] == []

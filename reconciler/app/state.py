@@ -53,6 +53,7 @@ from reconciler.state.location import FileLocation
 __all__ = [
     "ApplyLock",
     "HistoryRecord",
+    "LockEntry",
     "Lockfile",
     "MigrateResult",
     "StateStore",

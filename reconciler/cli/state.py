@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from reconciler.app.state import (
+    LockEntry,
     MigrateResult,
     close_addresses,
     declared,
@@ -44,12 +45,12 @@ def state() -> None:
 @state.command("list")
 @pass_app
 def state_list(app: App) -> None:
-    """Every address in the state with its kind, remote id and agent version, sorted."""
+    """Every address in the state, sorted, with its kind, remote id and what it is at: an
+    agent's version, a skill's latest version, a deployment's pins (agent.NAME@VERSION)."""
     lockfile, exists = state_snapshot(app.settings)
     name = app.settings.state_name
     rows = [
-        (address, entry.kind, entry.id, f"v{entry.version}" if entry.version is not None else "")
-        for address, entry in list_entries(lockfile)
+        (address, entry.kind, entry.id, _at(entry)) for address, entry in list_entries(lockfile)
     ]
     pending = sorted(lockfile.pending.items())
     if not rows and not pending:
@@ -75,6 +76,15 @@ def state_list(app: App) -> None:
             f"{address.ljust(widths[0])}  {intent.kind.ljust(widths[1])}  (pending "
             f"{intent.operation} since {intent.started_at}; the next apply resolves it)"
         )
+
+
+def _at(entry: LockEntry) -> str:
+    """What ``state list`` says an entry is at: ``v3``, ``skillver_...``, ``agent.x@3``."""
+    if entry.version is not None:
+        return f"v{entry.version}"
+    if entry.kind == "skill":
+        return entry.latest or ""
+    return ", ".join(f"{agent}@{version}" for agent, version in sorted(entry.pins.items()))
 
 
 @state.command("show")
