@@ -275,6 +275,8 @@ def test_prune_over_an_empty_directory_is_refused_unless_allowed(workdir: Path) 
 # --- the provider origin ------------------------------------------------------------------------
 
 LOCAL = "local:../.reconciler/provider.db"
+#: how messages name it: a path from the project directory
+LOCAL_SAID = "the embedded provider at .reconciler/provider.db"
 
 
 def test_the_lockfile_records_the_origin_and_refuses_another(workdir: Path) -> None:
@@ -283,19 +285,19 @@ def test_the_lockfile_records_the_origin_and_refuses_another(workdir: Path) -> N
 
     # port 9 (discard) is closed: a refusal that named a connection error would mean a request
     refused = _fails("--provider-url", "http://127.0.0.1:9", "plan")
-    assert f"state/reconciler.lock was applied to {LOCAL}" in refused.stderr
+    assert f"state/reconciler.lock was applied to {LOCAL_SAID}" in refused.stderr
     assert "this run talks to http://127.0.0.1:9" in refused.stderr
     assert "--allow-origin-change" in refused.stderr
     other_db = _fails("apply", "--provider-db", "staging.db", "--auto-approve")
-    assert "this run talks to local:../staging.db" in other_db.stderr
+    assert "this run talks to the embedded provider at staging.db" in other_db.stderr
     assert not (workdir / "staging.db").exists(), "refused before opening anything"
 
 
 def test_drift_against_another_origin_is_refused_not_reported_deleted(workdir: Path) -> None:
     ok("apply", "--auto-approve")
     refused = _fails("drift", "--provider-db", "staging.db")
-    assert f"state/reconciler.lock was applied to {LOCAL}" in refused.stderr
-    assert "this run talks to local:../staging.db" in refused.stderr
+    assert f"state/reconciler.lock was applied to {LOCAL_SAID}" in refused.stderr
+    assert "this run talks to the embedded provider at staging.db" in refused.stderr
     assert "deleted" not in refused.stdout
     assert not (workdir / "staging.db").exists(), "refused before opening anything"
     # the same objects served another way (here: a copy of the database) may be compared

@@ -171,7 +171,8 @@ def test_import_from_another_provider_than_the_lockfiles_is_refused(workdir: Pat
     agent = _handmade_agent(other)
     result = cli("--provider-db", other, "import", "agent.handmade", agent)
     assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert "state/reconciler.lock was applied to local:" in result.stderr, result.stderr
+    said = "state/reconciler.lock was applied to the embedded provider at .reconciler/provider.db"
+    assert said in result.stderr, result.stderr
     assert lock.read_bytes() == before
     snapshot = provider_snapshot(workdir / other)
     assert "reconciler-address" not in str(snapshot)  # never tagged
@@ -185,7 +186,7 @@ def test_an_import_into_a_new_lockfile_records_its_origin(workdir: Path) -> None
     # so another provider is refused from now on, as after an apply
     result = cli("--provider-db", "other/provider.db", "plan")
     assert result.exit_code == 1
-    assert "was applied to local:../.reconciler/provider.db" in result.stderr
+    assert "was applied to the embedded provider at .reconciler/provider.db" in result.stderr
 
 
 # --- run DEPLOYMENT: the session the deployment would start ---------------------------------------
@@ -238,8 +239,10 @@ def test_a_saved_plan_is_refused_by_another_provider_even_before_the_first_apply
     ok("--provider-db", "staging/provider.db", "plan", "--out", "plan.json")
     result = cli("--provider-db", "production/provider.db", "apply", "plan.json")
     assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert "plan.json was made against local:../staging/provider.db" in result.stderr
-    assert "this run talks to local:../production/provider.db" in result.stderr
+    assert "plan.json was made against the embedded provider at staging/provider.db" in (
+        result.stderr
+    )
+    assert "this run talks to the embedded provider at production/provider.db" in result.stderr
     assert "--allow-origin-change" in result.stderr
     assert not (workdir / "state/reconciler.lock").exists()
     assert not (workdir / "production/provider.db").exists() or "agent_" not in str(

@@ -35,7 +35,7 @@ def test_run_without_the_provider_url_names_both_origins(served: str) -> None:
     assert result.exit_code == 1
     warning = "Warning: the lockfile was applied to http://127.0.0.1:"
     assert warning in result.stderr, result.stderr
-    assert "this run talks to local:../.reconciler/provider.db" in result.stderr
+    assert "this run talks to the embedded provider at .reconciler/provider.db" in result.stderr
     assert "Check --provider-url" in result.stderr
 
     good = cli("--provider-url", served, "run", "reviewer", "-m", "hi")
@@ -73,3 +73,37 @@ def test_the_origin_warning_points_at_the_callers_line(served: str) -> None:
     assert where == [(Path(__file__).name, OriginMismatch)] * 3, [
         (w.filename, w.lineno) for w in caught
     ]
+
+
+def test_the_embedded_providers_in_an_origin_warning_are_paths_from_where_the_user_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the lockfile records the embedded provider relative to its folder (state/): run's
+    # warning said "applied to local:../.reconciler/provider.db, but this run talks to
+    # local:../other.db", paths that name nothing from the project directory
+    make_workdir(tmp_path, monkeypatch)
+    ok("apply", "--auto-approve")
+    result = cli("--provider-db", "other.db", "run", "reviewer", "-m", "hi")
+    said = " ".join(result.stderr.split())
+    assert "local:../" not in said, said
+    assert (
+        "Warning: the lockfile was applied to the embedded provider at .reconciler/provider.db, "
+        "but this run talks to the embedded provider at other.db" in said
+    ), said
+    planned = cli("--provider-db", "other.db", "plan")
+    assert planned.exit_code == 1
+    said = " ".join(planned.stderr.split())
+    assert "local:../" not in said, said
+    assert (
+        "was applied to the embedded provider at .reconciler/provider.db, but this run talks "
+        "to the embedded provider at other.db" in said
+    ), said
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    elsewhere = cli("-f", "../manifests", "--lockfile", "../state/reconciler.lock", "run",
+                    "reviewer", "-m", "hi")
+    said = " ".join(elsewhere.stderr.split())
+    assert (
+        "applied to the embedded provider at ../.reconciler/provider.db, but this run talks to "
+        "the embedded provider at .reconciler/provider.db" in said
+    ), said

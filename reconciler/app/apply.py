@@ -164,7 +164,11 @@ async def apply(
                 secrets = SecretSource(manifests)
                 check_plan_origin(plan, settings, lockfile)
                 check_plan_provider(
-                    plan_file, binding, origin, allow_change=choices.allow_origin_change
+                    plan_file,
+                    binding,
+                    origin,
+                    allow_change=choices.allow_origin_change,
+                    lockfile_dir=Path(settings.lockfile).parent,
                 )
                 check_plan_binding(plan_file, binding, manifests, secrets, plan.targets)
                 digest: str | None = str(binding["plan"]) if binding.get("plan") else None

@@ -8,6 +8,7 @@ file or the manifests changed, or when a resource it touches changed since (``en
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,7 @@ from reconciler.engine.model import Plan
 from reconciler.engine.planner import targeted_addresses
 from reconciler.errors import PlanError
 from reconciler.manifest import ManifestSet
+from reconciler.provider.origin import describe_origin
 from reconciler.manifest.files import (
     MANIFEST_SUFFIXES,
     MAX_PLAN_BYTES,
@@ -282,7 +284,12 @@ def check_plan_origin(plan: Plan, settings: Settings, lockfile: Lockfile) -> Non
 
 
 def check_plan_provider(
-    path: Path, binding: Mapping[str, Any], origin: str, *, allow_change: bool = False
+    path: Path,
+    binding: Mapping[str, Any],
+    origin: str,
+    *,
+    allow_change: bool = False,
+    lockfile_dir: str | os.PathLike[str] = ".",
 ) -> None:
     """Refuse a saved plan made against another provider than this run's ``origin``.
 
@@ -296,8 +303,9 @@ def check_plan_provider(
     """
     recorded = binding.get("origin")
     if isinstance(recorded, str) and recorded != origin and not allow_change:
-        raise PlanError(
-            f"{path} was made against {recorded}, but this run talks to {origin}. Check "
+        raise PlanError(  # an embedded provider named by its path from here
+            f"{path} was made against {describe_origin(recorded, lockfile_dir)}, but this run "
+            f"talks to {describe_origin(origin, lockfile_dir)}. Check "
             "--provider-url (and --provider-db); to carry it out against this provider "
             "anyway, pass --allow-origin-change"
         )

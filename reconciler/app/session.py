@@ -10,12 +10,14 @@ explicit one. Lookups over a ``ManifestSet`` and a ``Lockfile``; no I/O but a se
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import NotFoundError, RunError, a_or_an
 from reconciler.manifest import DeploymentSpec, ManifestSet
 from reconciler.manifest.deployment import MemoryStoreMount
+from reconciler.provider.origin import describe_origin
 from reconciler.state import HeldVersion, Lockfile
 
 if TYPE_CHECKING:
@@ -249,14 +251,19 @@ def _session_resource(
     return wire
 
 
-def origin_warning(lockfile: Lockfile, origin: str) -> str | None:
+def origin_warning(
+    lockfile: Lockfile, origin: str, lockfile_dir: str | os.PathLike[str] = "."
+) -> str | None:
     """What to say when the lockfile was applied to another provider than the one a session
     will be started on (``origin``, see ``provider_origin``): its ids are most likely unknown
-    there. None when they agree or the lockfile records no origin."""
+    there. None when they agree or the lockfile records no origin. An embedded provider is
+    named by its path from here (its origin is relative to ``lockfile_dir``)."""
     if lockfile.origin is None or lockfile.origin == origin:
         return None
+    recorded = describe_origin(lockfile.origin, lockfile_dir)
     return (
-        f"the lockfile was applied to {lockfile.origin}, but this run talks to {origin}; "
+        f"the lockfile was applied to {recorded}, but this run talks to "
+        f"{describe_origin(origin, lockfile_dir)}; "
         "its ids are probably not that provider's. Check --provider-url (and --provider-db, "
         "--lockfile)"
     )

@@ -23,7 +23,7 @@ from reconciler.errors import LockfileError, PlanError
 from reconciler.kinds import DEFAULT_LOCKFILE, DEFAULT_MANIFESTS, DEFAULT_PROVIDER_DB
 from reconciler.manifest import Document, load_manifests
 from reconciler.provider.adapter import ClientBackedProvider
-from reconciler.provider.origin import run_origin
+from reconciler.provider.origin import describe_origin, run_origin
 from reconciler.state import (
     ApplyLock,
     ClosableBackend,
@@ -291,8 +291,10 @@ def check_origin(settings: Settings, lockfile: Lockfile, *, allow_change: bool =
     recorded = lockfile.origin
     if recorded is not None and recorded != origin and not allow_change:
         state_flags = "--lockfile" if settings.backend is None else "--backend, --project"
+        here = Path(settings.lockfile).parent  # what an embedded provider's path is relative to
         raise PlanError(
-            f"{settings.state_name} was applied to {recorded}, but this run talks to {origin}. "
+            f"{settings.state_name} was applied to {describe_origin(recorded, here)}, but this "
+            f"run talks to {describe_origin(origin, here)}. "
             f"Check --provider-url (and --provider-db, {state_flags}); if the state should now "
             "follow this provider, pass --allow-origin-change (apply then records the new "
             "origin)"

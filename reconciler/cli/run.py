@@ -140,7 +140,9 @@ def run(
             "apply the manifests first (`reconciler apply`), or run from the project "
             "directory, or point --lockfile (or --backend) at the state apply wrote"
         ) from error
-    mismatch = origin_warning(lockfile, provider_origin(app.settings))
+    mismatch = origin_warning(
+        lockfile, provider_origin(app.settings), Path(app.settings.lockfile).parent
+    )
     if mismatch is not None:
         click.echo(f"Warning: {mismatch}", err=True)
     printer = _JsonPrinter() if as_json else _TextPrinter()

@@ -103,9 +103,30 @@ def local_origin(db_path: str | os.PathLike[str], lockfile_dir: str | os.PathLik
     return LOCAL_PREFIX + Path(rel).as_posix()
 
 
+def describe_origin(origin: str, lockfile_dir: str | os.PathLike[str]) -> str:
+    """``origin`` as a message says it to the person who ran the command: an embedded
+    provider's database (recorded relative to the lockfile's folder, ``lockfile_dir``) as
+    ``the embedded provider at PATH``, PATH from the current directory (absolute when it is
+    outside it); a URL as it is.
+
+    Example: ``local:../.reconciler/provider.db`` of ``state/`` is ``the embedded provider at
+    .reconciler/provider.db``.
+    """
+    if not origin.startswith(LOCAL_PREFIX):
+        return origin
+    db = os.path.normpath(os.path.join(os.path.abspath(lockfile_dir), origin[len(LOCAL_PREFIX) :]))
+    try:
+        rel = os.path.relpath(db)
+    except ValueError:  # another drive on Windows
+        rel = db
+    shown = db if rel.startswith(os.pardir + os.sep + os.pardir) else rel
+    return f"the embedded provider at {Path(shown).as_posix()}"
+
+
 __all__ = [
     "LOCAL_PREFIX",
     "ProviderURLError",
+    "describe_origin",
     "local_origin",
     "normalize_base_url",
     "url_origin",

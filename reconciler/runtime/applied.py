@@ -111,9 +111,13 @@ def find_applied(
     finally:
         location.close()
     if origin is not None and lockfile.origin is not None and lockfile.origin != origin:
+        from reconciler.provider.origin import describe_origin
+
+        here = Path(lockfile_path).parent  # an embedded provider's origin is relative to it
         warnings.warn(
-            f"{address}: the lockfile {location.name} was applied to {lockfile.origin}, but "
-            f"this runtime talks to {origin}, which probably does not know its ids. Pass "
+            f"{address}: the lockfile {location.name} was applied to "
+            f"{describe_origin(lockfile.origin, here)}, but this runtime talks to "
+            f"{describe_origin(origin, here)}, which probably does not know its ids. Pass "
             "provider_url= (or set RECONCILER_PROVIDER_URL) for that provider, or db_path= "
             "for another embedded database",
             OriginMismatch,
