@@ -327,3 +327,46 @@ def test_an_ipv6_database_is_named_with_brackets(workdir: Path) -> None:
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert "the state database postgresql://team@[::1]:1/infra" in result.stderr, result.stderr
     assert "pw-canary" not in result.stderr
+
+
+# --- plan when the database goes away after the state was read ------------------------------
+
+
+def test_plan_shows_its_plan_when_the_database_drops_after_the_state_was_read(
+    workdir: Path, postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    # the state was read, the provider listed, the plan made; then the database went away
+    # before plan asked who holds the lease (only to warn of a racing apply). The plan was
+    # thrown away: exit 1 and an error, nothing shown. The plan is what the state read says:
+    # it is shown, and the warning says the lease could not be checked
+    from support.reliability import provider
+
+    url = postgres_server.new_database()
+    dbname = url.rsplit("/", 1)[1]
+    with provider(tmp_path / "served.db") as (served, tap):
+        ok("--backend", url, "--provider-url", served, "apply", "--auto-approve")
+        edit(workdir / "manifests/agents.yaml", REVIEWER, "Be brief.")
+
+        def drop(method: str, path: str) -> bool:
+            if tap.before is drop:  # once: the first request of the plan's refresh
+                tap.before = None
+                postgres_server.execute(f"ALTER DATABASE {dbname} ALLOW_CONNECTIONS false")
+                postgres_server.terminate(dbname)
+            return False
+
+        tap.before = drop
+        try:
+            result = cli(
+                "--backend", url, "--provider-url", served, "plan", "--detailed-exitcode"
+            )
+        finally:
+            postgres_server.execute(f"ALTER DATABASE {dbname} ALLOW_CONNECTIONS true")
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert "~ agent.reviewer  update" in result.stdout
+    said = " ".join(result.stderr.split())
+    assert (
+        f"Warning: could not check whether a run holds the lease of {redact(url)} (project "
+        "default)" in said
+    ), said
+    assert "it may be making some of these changes right now" in said
+    assert "Traceback" not in said

@@ -108,6 +108,10 @@ class PlanResult:
     #: who held the state's lock (or lease) alive when the plan was made: a run that may be
     #: changing some of what the plan shows right now (``plan`` warns); None when nobody
     running: LockInfo | None = None
+    #: why the lock (or lease) could not be read after the plan was made (the database went
+    #: away since it gave the state): the plan stands, and ``plan`` warns that a run may be
+    #: racing it; None when it was read
+    running_unknown: str | None = None
 
     def __repr__(self) -> str:
         # Short on purpose: Python 3.11's asyncio.run formats its main task's result when it
@@ -203,12 +207,16 @@ async def make_plan(
             )
         except PlanError as err:
             raise placed(err, manifests) from None
-        running = location.running_lock()
+        running, running_unknown = None, None
+        try:
+            running = location.running_lock()
+        except LockfileError as err:  # asked only to warn: the plan read the state already
+            running_unknown = str(err)
     if not plan.lineage:
         plan = plan.model_copy(update={"lineage": None})
     if warnings:
         plan = plan.model_copy(update={"policy_warnings": warnings})
-    return PlanResult(plan, manifests, lockfile, observed, requests, running)
+    return PlanResult(plan, manifests, lockfile, observed, requests, running, running_unknown)
 
 
 def placed(err: PlanError, manifests: ManifestSet) -> PlanError:

@@ -256,6 +256,15 @@ def plan(
             "be making some of these changes right now; plan again once it is done.",
             err=True,
         )
+    unknown = result.running_unknown
+    if unknown is not None and (the_plan.has_changes or the_plan.has_lockfile_changes):
+        # the plan is what the state read said; only the lease could not be asked about
+        click.echo(
+            f"Warning: could not check whether a run holds the lease of "
+            f"{app.settings.state_name} ({unknown}): it may be making some of these changes "
+            "right now.",
+            err=True,
+        )
     if detailed_exitcode and (the_plan.has_changes or the_plan.has_lockfile_changes):
         ctx.exit(EXIT_CHANGES)
 
