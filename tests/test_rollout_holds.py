@@ -315,9 +315,7 @@ def test_run_of_a_deployment_left_on_its_archived_agent_names_it_and_what_to_do(
         "failed on " in result.stderr
     )
     assert "`reconciler run reviewer` runs the agent on purpose" in result.stderr
-    assert "`reconciler apply --retry-held` runs the held version's checks again" in (
-        result.stderr
-    )
+    assert "`reconciler apply --retry-held` runs the held version's checks again" in (result.stderr)
     assert len(all_sessions()) == before  # nothing was started
 
 
@@ -341,8 +339,7 @@ def test_a_deployment_archived_on_its_archived_agent_is_not_created_at_the_held_
     assert plan.exit_code == (2 if lockfile_lost else 0), plan.stdout
     assert "+ deployment.nightly-review" not in plan.stdout
     assert (
-        "deployment.nightly-review: agent.reviewer v1 held: 1 of 1 checks failed on "
-        in plan.stdout
+        "deployment.nightly-review: agent.reviewer v1 held: 1 of 1 checks failed on " in plan.stdout
     )
     assert (
         f"the deployment is not created again: the agent it ran ({old_agent}) was archived "

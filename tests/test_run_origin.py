@@ -100,8 +100,16 @@ def test_the_embedded_providers_in_an_origin_warning_are_paths_from_where_the_us
     ), said
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")
-    elsewhere = cli("-f", "../manifests", "--lockfile", "../state/reconciler.lock", "run",
-                    "reviewer", "-m", "hi")
+    elsewhere = cli(
+        "-f",
+        "../manifests",
+        "--lockfile",
+        "../state/reconciler.lock",
+        "run",
+        "reviewer",
+        "-m",
+        "hi",
+    )
     said = " ".join(elsewhere.stderr.split())
     assert (
         "applied to the embedded provider at ../.reconciler/provider.db, but this run talks to "

@@ -356,9 +356,7 @@ def test_plan_shows_its_plan_when_the_database_drops_after_the_state_was_read(
 
         tap.before = drop
         try:
-            result = cli(
-                "--backend", url, "--provider-url", served, "plan", "--detailed-exitcode"
-            )
+            result = cli("--backend", url, "--provider-url", served, "plan", "--detailed-exitcode")
         finally:
             postgres_server.execute(f"ALTER DATABASE {dbname} ALLOW_CONNECTIONS true")
     assert result.exit_code == 2, (result.stdout, result.stderr)

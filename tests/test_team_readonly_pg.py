@@ -95,4 +95,3 @@ def test_state_edits_of_a_database_without_state_create_nothing_there(
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert f"{redact(url)} (project default) does not exist: no entries" in result.stderr
     assert tables(postgres_server, url) == []
-

@@ -122,9 +122,7 @@ def _agent_ids(deployments: list[JSON], observed: Observed, project: str) -> lis
     return sorted(ids)
 
 
-def _records(
-    sessions: list[JSON], addresses: set[str], project: str
-) -> list[tuple[str, JSON]]:
+def _records(sessions: list[JSON], addresses: set[str], project: str) -> list[tuple[str, JSON]]:
     found: list[tuple[str, JSON]] = []
     for s in sessions:
         metadata = s.get("metadata") or {}

@@ -101,7 +101,9 @@ def rollback_plan(address: str, entry: LockEntry, live: dict[str, object], to: i
     if held is not None:
         # a second rollback undoes the first: the reviewer must see it goes to a bad version
         why = (
-            held.why if held.reason == "rollback" else f"{held.failed} of {held.total} checks failed"
+            held.why
+            if held.reason == "rollback"
+            else f"{held.failed} of {held.total} checks failed"
         )
         reason += f"; v{target} was held ({why} on {held.at[:10]})"
     gate = Gate(

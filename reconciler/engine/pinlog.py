@@ -191,7 +191,12 @@ def pin_move_found(
     held = tuple(h for h in entry.held if not h.holds(agent, to, agent_id))
     if rollback and left is not None:
         hold = HeldVersion(
-            agent=agent, version=left, reason="rollback", at=at, agent_id=agent_id, forward=to > left
+            agent=agent,
+            version=left,
+            reason="rollback",
+            at=at,
+            agent_id=agent_id,
+            forward=to > left,
         )
         held = _with_hold(held, hold)
     pins = {**entry.pins, agent: to}
