@@ -347,10 +347,10 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
             try:
                 try:
                     lockfile = source.read()
-                except MigratedLockfile as marked:
+                except MigratedLockfile as gone:
                     if not force:
                         raise
-                    lockfile = marked.lockfile.model_copy(update={"migrated_to": None})
+                    lockfile = gone.lockfile.model_copy(update={"migrated_to": None})
                 history = source.history()
                 left: list[HistoryRecord] = []
                 if target_is_db:  # keyed by serial there: only the current state's records
