@@ -5,16 +5,25 @@ deployment, the version its lockfile entry pinned), the environment, vault ids a
 resources of the deployment (a memory store by the id apply recorded; a repository's token
 read from its from_env/from_file), for an agent the only Environment of the manifests or an
 explicit one. Lookups over a ``ManifestSet`` and a ``Lockfile``; no I/O but a secret's read.
+
+Also the checks a session's start or continuation needs at the provider (one read each):
+``check_deployment_live`` (a new session of a deployment archived, or left on an archived
+agent, behind git's back), ``check_continued_session`` (``run --session``: the session is the
+target's), and ``find_started_session`` (a session whose create was interrupted, by the token
+``run`` put in its metadata). Prints nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import difflib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from reconciler.errors import NotFoundError, RunError, a_or_an
+from reconciler.errors import NotFoundError, PlanError, RunError, a_or_an
 from reconciler.manifest import DeploymentSpec, ManifestSet
 from reconciler.manifest.deployment import MemoryStoreMount
 from reconciler.provider.origin import describe_origin
@@ -22,6 +31,18 @@ from reconciler.state import HeldVersion, Lockfile
 
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
+    from reconciler.runtime import ManagedRuntime
+
+
+#: The session metadata key naming the address a ``run`` started the session for.
+RUN_KEY = "reconciler-run"
+#: The title ``run`` gives its sessions, before the address.
+RUN_TITLE = "reconciler run "
+#: The session metadata key holding a token of the one ``run`` that started the session:
+#: how a session whose create was interrupted is found again.
+RUN_ID_KEY = "reconciler-run-id"
+#: How long an interrupted create's session is looked for before the run gives up.
+FIND_TIMEOUT_S = 10.0
 
 
 class NotYetApplied(RunError):
@@ -216,12 +237,7 @@ async def _check_deployment_agent(
             "reconciler. `reconciler drift` shows it and `reconciler apply` restores it; "
             f"`reconciler run {ref}` runs the agent on purpose"
         )
-    held = ", ".join(
-        f"v{h.version} is held: "
-        + h.why
-        + f" on {h.at[:10]}"
-        for h in target.holds
-    )
+    held = ", ".join(f"v{h.version} is held: " + h.why + f" on {h.at[:10]}" for h in target.holds)
     raise RunError(
         f"{target.address} runs agent {runs}{at}, the {target.agent_address} object archived "
         f"behind git's back; {target.agent_address} was created again ({target.agent_id}), "
@@ -295,4 +311,141 @@ def _environment_for_agent(manifests: ManifestSet, address: str, name: str | Non
     raise RunError(
         f"the manifests have {len(envs)} environments ({', '.join(envs)}); choose one with "
         "--environment NAME"
+    )
+
+
+async def check_continued_session(
+    rt: ManagedRuntime, session_id: str, target: SessionTarget, lockfile: Lockfile | None
+) -> SessionTarget:
+    """The target as the continued session ``session_id`` really runs (``run --session``):
+    its agent must be the target's (a deployment's: a session it started, see
+    ``check_deployment_session``); its environment is its own (an explicit environment must
+    agree).
+
+    Args:
+        rt: an open ``ManagedRuntime``.
+
+    Raises:
+        RunError: no such session, an archived one, or not a session of the deployment.
+        PlanError: the session runs another agent or another environment.
+    """
+    try:
+        session = await rt.retrieve_session(session_id)
+    except NotFoundError as error:
+        raise RunError(
+            f"there is no session {session_id} ({error}); leave out --session to start a new one"
+        ) from error
+    if session.get("archived_at"):
+        raise RunError(
+            f"session {session_id} is archived and takes no more messages; leave out "
+            "--session to start a new one"
+        )
+    agent = session.get("agent") or {}
+    if agent.get("id") != target.agent_id:
+        runs = str(agent.get("id"))
+        known = address_of_id(lockfile, runs) if lockfile is not None else None
+        raise PlanError(
+            f"session {session_id} runs {f'{known} ({runs})' if known else f'agent {runs}'}, "
+            f"not {target.agent_address} ({target.agent_id}); start a new session without "
+            "--session"
+            + (
+                f", or continue it with: reconciler run {known} --session {session_id} -m TEXT"
+                if known
+                else ""
+            )
+        )
+    if target.address != target.agent_address:
+        check_deployment_session(session, session_id, target, lockfile)
+    env_id = str(session.get("environment_id") or "")
+    known = address_of_id(lockfile, env_id) if lockfile is not None and env_id else None
+    env_address = known or (f"environment {env_id}" if env_id else None)
+    if target.address == target.agent_address and target.environment_id not in (None, env_id):
+        raise PlanError(
+            f"session {session_id} runs in {env_address}, not {target.environment_address}; "
+            "a session keeps its environment: drop --environment to continue it"
+        )
+    version = agent.get("version")
+    return dataclasses.replace(
+        target,
+        agent_version=int(version) if version is not None else target.agent_version,
+        environment_address=env_address,
+        environment_id=env_id or None,
+    )
+
+
+async def find_started_session(
+    rt: ManagedRuntime, agent_id: str, token: str, since: str
+) -> str | None:
+    """The session of ``agent_id`` an interrupted create made, found by the ``token`` its
+    metadata holds (``RUN_ID_KEY``) among those created since ``since`` (``created_at[gte]``);
+    None when it cannot be found now (not made yet, or not at all; the provider unreachable;
+    a second Ctrl-C). Never raises.
+
+    Args:
+        rt: an open ``ManagedRuntime``.
+    """
+    try:
+        async with asyncio.timeout(FIND_TIMEOUT_S):
+            sessions = await rt.list_sessions(agent_id=agent_id, created_at_gte=since)
+    except (Exception, asyncio.CancelledError):
+        return None
+    for session in sessions:
+        if (session.get("metadata") or {}).get(RUN_ID_KEY) == token:
+            return str(session["id"])
+    return None
+
+
+def started_for(session: Mapping[str, Any]) -> str | None:
+    """The address a ``run`` started ``session`` for: its metadata says, or (a session of
+    an older run) its title."""
+    metadata = session.get("metadata") or {}
+    if isinstance(metadata, Mapping) and isinstance(metadata.get(RUN_KEY), str):
+        return str(metadata[RUN_KEY])
+    title = session.get("title")
+    if isinstance(title, str) and title.startswith(RUN_TITLE):
+        return title[len(RUN_TITLE) :]
+    return None
+
+
+def check_deployment_session(
+    session: Mapping[str, Any], session_id: str, target: SessionTarget, lockfile: Lockfile | None
+) -> None:
+    """A deployment continues only its own sessions: one the provider started from it
+    (``deployment_id``) or one ``run DEPLOYMENT`` started. Another session of the same agent
+    runs with what its starter gave it (environment, vaults, resources), not the
+    deployment's: continuing it under the deployment's name would be a lie.
+
+    Raises:
+        RunError: ``session`` is not one of the deployment's (the message says whose it is).
+    """
+    entry = lockfile.resources.get(target.address) if lockfile is not None else None
+    deployment_id = session.get("deployment_id")
+    if (entry is not None and deployment_id == entry.id) or started_for(session) == (
+        target.address
+    ):
+        return
+    started = started_for(session)
+    runnable = ("agent.", "deployment.")
+    if deployment_id:
+        known = address_of_id(lockfile, str(deployment_id)) if lockfile is not None else None
+        what = f"it was started by {known or f'deployment {deployment_id}'}"
+        as_what = known
+    elif started is not None and started.startswith(runnable):
+        what = f"it was started by `reconciler run {started}`"
+        as_what = started
+    else:
+        title = session.get("title")
+        what = f"it is a session of {target.agent_address}" + (
+            f" titled {title!r}" if title else ""
+        )
+        as_what = target.agent_address
+    again = (
+        f"continue it as what it is: reconciler run {as_what} --session {session_id} -m TEXT, or "
+        if as_what
+        else ""
+    )
+    raise RunError(
+        f"session {session_id} is not a session of {target.address}: {what}, with its own "
+        f"environment, vaults and resources; {again}leave out --session to start a session of "
+        f"{target.address}"
     )

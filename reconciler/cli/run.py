@@ -26,16 +26,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from reconciler.app import Settings, connect, load_manifests, provider_origin
 from reconciler.app.session import (
+    RUN_ID_KEY,
+    RUN_KEY,
+    RUN_TITLE,
     NotYetApplied,
     SessionTarget,
-    address_of_id,
+    check_continued_session,
     check_deployment_live,
+    find_started_session,
     origin_warning,
     resolve_session_target,
 )
@@ -43,32 +47,16 @@ from reconciler.app.state import Lockfile, state_snapshot
 from reconciler.cli.app import App, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, silence_stdout
 from reconciler.errors import (
-    NotFoundError,
-    PlanError,
     ProviderConnectionError,
     ProviderError,
     RunError,
     ServerError,
 )
-from reconciler.jsontypes import JSON
 from reconciler.kinds import PROJECT_KEY
 from reconciler.render import should_color
 
-if TYPE_CHECKING:  # the runtime loads when a session runs, not with every command
-    from reconciler.app import ManagedRuntime
-
 #: Sessions can run for a long time between events; the client's default is shorter.
 SESSION_TIMEOUT_S = 600.0
-
-#: The session metadata key naming the address a ``run`` started the session for.
-RUN_KEY = "reconciler-run"
-#: The title ``run`` gives its sessions, before the address.
-RUN_TITLE = "reconciler run "
-#: The session metadata key holding a token of the one ``run`` that started the session:
-#: how a session whose create was interrupted is found again.
-RUN_ID_KEY = "reconciler-run-id"
-#: How long an interrupted create's session is looked for before the run gives up.
-FIND_TIMEOUT_S = 10.0
 
 
 def register(group: click.Group) -> None:
@@ -290,7 +278,7 @@ async def _converse(
                     f"metadata {RUN_ID_KEY}: {token} ...",
                     err=True,
                 )
-                found = await _find_started(rt, start)
+                found = await find_started_session(rt, start.agent_id, start.token, start.since)
                 return TurnOutcome(found, interrupted=True, start=start)
             except ProviderError as error:
                 if error.status not in (400, 404, 409):
@@ -308,124 +296,9 @@ async def _converse(
                 err=True,
             )
         else:
-            target = await _check_session(rt, session_id, target, lockfile)
+            target = await check_continued_session(rt, session_id, target, lockfile)
             click.echo(f"Continuing session {session_id} ({target.describe()})", err=True)
         return await talk(rt, session_id, message, printer)
-
-
-async def _check_session(
-    rt: ManagedRuntime, session_id: str, target: SessionTarget, lockfile: Lockfile | None
-) -> SessionTarget:
-    """The target as the session really runs: its agent must be the target's; its
-    environment is its own (an explicit ``--environment`` must agree)."""
-    try:
-        session = await rt.retrieve_session(session_id)
-    except NotFoundError as error:
-        raise RunError(
-            f"there is no session {session_id} ({error}); leave out --session to start a new one"
-        ) from error
-    if session.get("archived_at"):
-        raise RunError(
-            f"session {session_id} is archived and takes no more messages; leave out "
-            "--session to start a new one"
-        )
-    agent = session.get("agent") or {}
-    if agent.get("id") != target.agent_id:
-        runs = str(agent.get("id"))
-        known = address_of_id(lockfile, runs) if lockfile is not None else None
-        raise PlanError(
-            f"session {session_id} runs {f'{known} ({runs})' if known else f'agent {runs}'}, "
-            f"not {target.agent_address} ({target.agent_id}); start a new session without "
-            "--session"
-            + (
-                f", or continue it with: reconciler run {known} --session {session_id} -m TEXT"
-                if known
-                else ""
-            )
-        )
-    if target.address != target.agent_address:
-        _check_deployment_session(session, session_id, target, lockfile)
-    env_id = str(session.get("environment_id") or "")
-    known = address_of_id(lockfile, env_id) if lockfile is not None and env_id else None
-    env_address = known or (f"environment {env_id}" if env_id else None)
-    if target.address == target.agent_address and target.environment_id not in (None, env_id):
-        raise PlanError(
-            f"session {session_id} runs in {env_address}, not {target.environment_address}; "
-            "a session keeps its environment: drop --environment to continue it"
-        )
-    version = agent.get("version")
-    return dataclasses.replace(
-        target,
-        agent_version=int(version) if version is not None else target.agent_version,
-        environment_address=env_address,
-        environment_id=env_id or None,
-    )
-
-
-async def _find_started(rt: ManagedRuntime, start: _StartInterrupted) -> str | None:
-    """The session an interrupted create made, found by its token; None when it cannot be
-    found now (not made yet, or not at all; the provider unreachable; a second Ctrl-C)."""
-    try:
-        async with asyncio.timeout(FIND_TIMEOUT_S):
-            sessions = await rt.list_sessions(agent_id=start.agent_id, created_at_gte=start.since)
-    except (Exception, asyncio.CancelledError):
-        return None
-    for session in sessions:
-        if (session.get("metadata") or {}).get(RUN_ID_KEY) == start.token:
-            return str(session["id"])
-    return None
-
-
-def _started_for(session: Mapping[str, Any]) -> str | None:
-    """The address a ``run`` started ``session`` for: its metadata says, or (a session of
-    an older run) its title."""
-    metadata = session.get("metadata") or {}
-    if isinstance(metadata, Mapping) and isinstance(metadata.get(RUN_KEY), str):
-        return str(metadata[RUN_KEY])
-    title = session.get("title")
-    if isinstance(title, str) and title.startswith(RUN_TITLE):
-        return title[len(RUN_TITLE) :]
-    return None
-
-
-def _check_deployment_session(
-    session: Mapping[str, Any], session_id: str, target: SessionTarget, lockfile: Lockfile | None
-) -> None:
-    """A deployment continues only its own sessions: one the provider started from it
-    (``deployment_id``) or one ``run DEPLOYMENT`` started. Another session of the same agent
-    runs with what its starter gave it (environment, vaults, resources), not the
-    deployment's: continuing it under the deployment's name would be a lie."""
-    entry = lockfile.resources.get(target.address) if lockfile is not None else None
-    deployment_id = session.get("deployment_id")
-    if (entry is not None and deployment_id == entry.id) or _started_for(session) == (
-        target.address
-    ):
-        return
-    started_for = _started_for(session)
-    runnable = ("agent.", "deployment.")
-    if deployment_id:
-        known = address_of_id(lockfile, str(deployment_id)) if lockfile is not None else None
-        what = f"it was started by {known or f'deployment {deployment_id}'}"
-        as_what = known
-    elif started_for is not None and started_for.startswith(runnable):
-        what = f"it was started by `reconciler run {started_for}`"
-        as_what = started_for
-    else:
-        title = session.get("title")
-        what = f"it is a session of {target.agent_address}" + (
-            f" titled {title!r}" if title else ""
-        )
-        as_what = target.agent_address
-    again = (
-        f"continue it as what it is: reconciler run {as_what} --session {session_id} -m TEXT, or "
-        if as_what
-        else ""
-    )
-    raise RunError(
-        f"session {session_id} is not a session of {target.address}: {what}, with its own "
-        f"environment, vaults and resources; {again}leave out --session to start a session of "
-        f"{target.address}"
-    )
 
 
 async def talk(rt: Any, session_id: str, message: str, printer: Printer) -> TurnOutcome:
