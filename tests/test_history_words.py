@@ -69,6 +69,19 @@ def test_history_says_imported_and_moved(workdir: Path) -> None:
     assert "`moved_from`" in section
 
 
+def test_the_history_of_an_address_moved_away_says_where_it_went(workdir: Path) -> None:
+    # `state history agent.coder` after `state mv agent.coder agent.writer` said only
+    # "removed  agent.coder": the move that took its entry elsewhere was left out
+    ok("apply", "--auto-approve")
+    ok("state", "mv", "agent.coder", "agent.writer")
+    assert _changes("agent.coder")[-2:] == [
+        ("state mv", "agent.coder", "removed"),
+        ("state mv", "agent.writer", "moved"),
+    ]
+    text = ok("state", "history", "agent.coder").stdout
+    assert "    moved    agent.writer agent_" in text and "(from agent.coder)" in text
+
+
 def test_history_says_replaced_of_a_credential_created_in_place_of_the_recorded_one(
     workdir: Path,
 ) -> None:

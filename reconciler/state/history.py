@@ -84,9 +84,14 @@ class HistoryRecord(_Frozen):
     changes: tuple[HistoryChange, ...] = ()
 
     def only(self, address: str) -> HistoryRecord:
-        """This record with only the changes of ``address``."""
+        """This record with only the changes of ``address``, and a move of its entry to
+        another address (which says where it went, beside its ``removed``)."""
         return self.model_copy(
-            update={"changes": tuple(c for c in self.changes if c.address == address)}
+            update={
+                "changes": tuple(
+                    c for c in self.changes if address in (c.address, c.moved_from)
+                )
+            }
         )
 
 
