@@ -380,3 +380,17 @@ def test_state_list_shows_a_skills_latest_version_and_a_deployments_pins(workdir
     assert rows["skill.review-checklist"] == [data["skill.review-checklist"]["latest"]]
     assert rows["deployment.nightly-review"] == ["agent.reviewer@2"]
     assert rows["environment.python-data"] == []
+
+
+def test_state_mv_to_the_same_address_says_there_is_nothing_to_move(workdir: Path) -> None:
+    # it said "agent.coder has an entry already; `reconciler state rm agent.coder` first if
+    # that entry is wrong": advice that would drop the entry it meant to keep
+    ok("apply", "--auto-approve")
+    before = Path(LOCKFILE).read_bytes()
+    result = cli("state", "mv", "agent.coder", "agent.coder")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: agent.coder and agent.coder are the same address: nothing to move\n"
+    )
+    assert "state rm" not in result.stderr
+    assert Path(LOCKFILE).read_bytes() == before

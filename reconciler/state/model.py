@@ -407,6 +407,8 @@ def move_entry(lockfile: Lockfile, old: str, new: str) -> Lockfile:
             f"{old} is {'an' if entry.kind[0] in 'aeiou' else 'a'} {entry.kind} and {new} "
             f"{'an' if parsed.kind[0] in 'aeiou' else 'a'} {parsed.kind}: a move keeps the kind"
         )
+    if new == old:
+        raise LockfileError(f"{old} and {new} are the same address: nothing to move")
     if new in lockfile.resources:
         raise LockfileError(
             f"{new} has an entry already ({lockfile.resources[new].id}); `reconciler state rm "
