@@ -426,3 +426,34 @@ def test_a_lost_lockfile_heals_a_forward_rollbacks_hold_as_one(workdir: Path) ->
     ok("apply", "--auto-approve")
     [hold] = entry()["held"]
     assert (hold["version"], hold["reason"], hold.get("forward")) == (1, "rollback", True)
+
+
+def test_drift_run_and_rollback_agree_that_apply_leaves_it_out_while_its_candidate_is_held(
+    workdir: Path,
+) -> None:
+    # the deployment was archived while it stayed on its archived agent (the new object's v1
+    # held): apply leaves it out. drift and rollback said "`reconciler apply` creates it
+    # again", and run that "the deployment still runs the agent it ran before"
+    agent_created_again_with_its_candidate_held()
+    archived = entry()["id"]
+    out_of_band(lambda c: c.deployments.archive(archived))
+
+    report = cli("drift")
+    assert report.exit_code == 2
+    said = " ".join(report.stdout.split())
+    assert "`reconciler apply` creates it again" not in said, said
+    assert (
+        "apply creates it again only once a version of agent.reviewer passes its checks: "
+        "`reconciler plan` shows the held candidate" in said
+    ), said
+
+    run = cli("run", "nightly-review", "-m", "hello")
+    assert run.exit_code == 1
+    assert "still runs" not in run.stderr
+    assert f"{DEPLOYMENT} ({archived}) was archived outside reconciler" in run.stderr
+
+    rolled = cli("rollback", DEPLOYMENT, "--auto-approve")
+    assert rolled.exit_code == 1
+    said = " ".join(rolled.stderr.split())
+    assert "`reconciler apply` creates it again" not in said, said
+    assert "`reconciler plan` shows the held candidate" in said, said

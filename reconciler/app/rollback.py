@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from reconciler.app.checks import ProviderCheckRunner
+from reconciler.app.session import agent_archived
 from reconciler.app.workspace import Settings, check_origin, connect, locked_state
 from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
 from reconciler.engine.gate import Gate
 from reconciler.engine.model import FieldChange, PinMove, Plan, Target, Update
 from reconciler.engine.pinlog import rollback_intent, settle_live_pin_moves
 from reconciler.engine.record import record_outcome
+from reconciler.engine.rollout import held_out_by, held_out_hint
 from reconciler.errors import NotFoundError, PlanError
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import Journal, LockEntry, json_digest, utc_timestamp
@@ -197,9 +199,13 @@ async def rollback(
             if live.get("archived_at"):
                 # the provider refuses any change to it: nothing to move, and its pin is
                 # the one `apply` creates it again with
+                again = "`reconciler apply` creates it again"
+                held_by = held_out_by(entry.held, live, await agent_archived(client, live))
+                if held_by is not None:
+                    again = held_out_hint(held_by)
                 raise PlanError(
                     f"{address} ({entry.id}) was archived behind git's back, and the provider "
-                    "changes no archived deployment; `reconciler apply` creates it again"
+                    f"changes no archived deployment; {again}"
                 )
             if settle_live_pin_moves(lockfile, [live]) != lockfile:
                 # an earlier rollback killed once its pin had moved: recorded first, so that

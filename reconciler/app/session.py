@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from reconciler.engine.rollout import held_out_by, held_out_hint
 from reconciler.errors import NotFoundError, PlanError, RunError, a_or_an
 from reconciler.manifest import DeploymentSpec, ManifestSet
 from reconciler.manifest.deployment import MemoryStoreMount
@@ -43,6 +44,16 @@ RUN_TITLE = "reconciler run "
 RUN_ID_KEY = "reconciler-run-id"
 #: How long an interrupted create's session is looked for before the run gives up.
 FIND_TIMEOUT_S = 10.0
+
+
+class HeldPin(RunError):
+    """A deployment's pin is a version held for it (of the agent object created again since
+    it was pinned): no session of it is started. ``target`` is what it would have run, for
+    ``check_deployment_exists`` (an archived deployment is the better thing to say)."""
+
+    def __init__(self, message: str, target: SessionTarget) -> None:
+        super().__init__(message)
+        self.target = target
 
 
 class NotYetApplied(RunError):
@@ -141,16 +152,28 @@ def resolve_session_target(
         agent = applied(agent_address)
         version = deployment.pins.get(agent_address, spec.agent.version or agent.version)
         held = deployment.held_version(agent_address, version, agent.id)
+        holds = tuple(
+            h for h in deployment.held if h.agent == agent_address and h.agent_id == agent.id
+        )
         if held is not None:
             # a pin is never moved to a held version: this one is of the agent object created
             # since (archived behind git's back), and the deployment runs the one before it
-            why = held.why
-            raise RunError(
-                f"{agent_address} v{version} is held for {address} ({why} on "
+            raise HeldPin(
+                f"{agent_address} v{version} is held for {address} ({held.why} on "
                 f"{held.at[:10]}): the deployment still runs the agent it ran before "
                 f"{agent_address} was created again, and a session here would run the held "
                 f"candidate. `reconciler run {spec.agent.ref}` runs the agent on purpose; "
-                "`reconciler apply` moves the deployment once a version passes its checks"
+                "`reconciler apply` moves the deployment once a version passes its checks",
+                SessionTarget(
+                    address,
+                    agent_address,
+                    agent.id,
+                    version,
+                    None,
+                    None,
+                    deployment_id=deployment.id,
+                    holds=holds,
+                ),
             )
         env_address = f"environment.{spec.environment}"
         if environment is not None and environment not in (spec.environment, env_address):
@@ -171,9 +194,7 @@ def resolve_session_target(
             vaults,
             resources,
             deployment_id=deployment.id,
-            holds=tuple(
-                h for h in deployment.held if h.agent == agent_address and h.agent_id == agent.id
-            ),
+            holds=holds,
         )
     agent = applied(address)
     if existing_session and environment is None:
@@ -184,28 +205,62 @@ def resolve_session_target(
 
 
 async def check_deployment_live(client: ProviderClient, target: SessionTarget) -> None:
+    """Refuse a new session of a deployment archived (or deleted) behind git's back, or
+    left on an agent object archived behind git's back (``check_deployment_exists``, then
+    the agent it runs). One GET (two when the deployment runs another agent object than
+    the lockfile's); an agent's session needs none.
+
+    Raises:
+        RunError: the deployment is archived or gone, or runs another agent object.
+    """
+    live = await check_deployment_exists(client, target)
+    if live is not None:
+        await _check_deployment_agent(client, target, live)
+
+
+async def check_deployment_exists(
+    client: ProviderClient, target: SessionTarget
+) -> dict[str, Any] | None:
     """Refuse a new session of a deployment archived (or deleted) behind git's back: it
     would be started from what the lockfile recorded and labelled as a deployment that no
-    longer runs anything. One GET; an agent's session needs none.
+    longer runs anything. Returns the live deployment (None for an agent's session).
 
     Raises:
         RunError: the deployment is archived or gone.
     """
     if target.deployment_id is None:
-        return
+        return None
     try:
         live = await client.deployments.retrieve(target.deployment_id)
     except NotFoundError:
         live = None
     if live is not None and not live.get("archived_at"):
-        await _check_deployment_agent(client, target, live)
-        return
+        return live
     what = "deleted" if live is None else "archived"
+    again = "`reconciler apply` creates it again"
+    if live is not None and target.holds:
+        held_by = held_out_by(target.holds, live, await agent_archived(client, live))
+        if held_by is not None:  # the plan leaves it out (``engine.rollout``)
+            again = held_out_hint(held_by)
     raise RunError(
         f"{target.address} ({target.deployment_id}) was {what} outside reconciler, so it runs "
-        f"no sessions: `reconciler drift` shows it, `reconciler apply` creates it again, and "
+        f"no sessions: `reconciler drift` shows it, {again}, and "
         f"`reconciler run {target.agent_address}` runs its agent on purpose"
     )
+
+
+async def agent_archived(client: ProviderClient, deployment: Mapping[str, Any]) -> bool:
+    """Whether the agent object ``deployment`` (a live deployment) runs is archived, or gone.
+    One GET."""
+    pin = deployment.get("agent")
+    agent_id = pin.get("id") if isinstance(pin, dict) else None
+    if not isinstance(agent_id, str):
+        return False
+    try:
+        agent = await client.agents.retrieve(agent_id)
+    except NotFoundError:
+        return True
+    return bool(agent.get("archived_at"))
 
 
 async def _check_deployment_agent(

@@ -35,9 +35,11 @@ from reconciler.app.session import (
     RUN_ID_KEY,
     RUN_KEY,
     RUN_TITLE,
+    HeldPin,
     NotYetApplied,
     SessionTarget,
     check_continued_session,
+    check_deployment_exists,
     check_deployment_live,
     find_started_session,
     origin_warning,
@@ -128,6 +130,10 @@ def run(
             "apply the manifests first (`reconciler apply`), or run from the project "
             "directory, or point --lockfile (or --backend) at the state apply wrote"
         ) from error
+    except HeldPin as error:
+        if session_id is None:  # archived since is what to say first (and it says why)
+            app.run(_check_exists(app.settings, error.target))
+        raise
     mismatch = origin_warning(
         lockfile, provider_origin(app.settings), Path(app.settings.lockfile).parent
     )
@@ -236,6 +242,11 @@ class _StartInterrupted:
 
 
 Printer = Callable[[Mapping[str, Any]], None]
+
+
+async def _check_exists(settings: Settings, target: SessionTarget) -> None:
+    async with connect(settings) as client:
+        await check_deployment_exists(client, target)
 
 
 async def _converse(

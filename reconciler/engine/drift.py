@@ -50,6 +50,7 @@ from reconciler.engine.paused import how_to_resume, why_paused
 from reconciler.engine.pinlog import settle_live_pin_moves
 from reconciler.engine.planner import UNKNOWN, PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
+from reconciler.engine.rollout import held_out_by, held_out_hint
 from reconciler.engine.unmanaged import find_unmanaged, unmanaged_item
 from reconciler.jsontypes import JSON
 from reconciler.kinds import KIND_ORDER, Kind, owned_address, owner_of, remote_name_of, tags
@@ -180,7 +181,16 @@ _SKILL_PATH = re.compile(r"skills\[([^\]]+)\]")
 _SKILL_VERSION_PATH = re.compile(r"skills\[([^\]]+)\]\.version")
 
 
-def _removed_message(address: str, in_manifests: bool) -> str:
+def _removed_message(
+    address: str, in_manifests: bool, entry: LockEntry, live: JSON | None, observed: Observed
+) -> str:
+    if in_manifests and live is not None and entry.kind == "deployment":
+        ran = (live.get("agent") or {}).get("id")
+        agent = observed.index("agent").get(ran) if isinstance(ran, str) else None
+        gone = agent is None or bool(agent.get("archived_at"))
+        held_by = held_out_by(entry.held, live, gone)
+        if held_by is not None:  # the plan leaves it out (``engine.rollout``)
+            return held_out_hint(held_by)
     if in_manifests:
         return "`reconciler apply` creates it again"
     return f"it is no longer in the manifests either; `reconciler state rm {address}` forgets it"
@@ -507,7 +517,7 @@ def build_drift(
                     kind=entry.kind,
                     remote_id=entry.id,
                     remote_name=remote_name_of(entry.kind, live) if live else entry.remote_name,
-                    message=_removed_message(address, in_manifests),
+                    message=_removed_message(address, in_manifests, entry, live, observed),
                 )
             )
             continue

@@ -21,7 +21,7 @@ that version passed its gate when apply pinned it. Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -30,6 +30,7 @@ from reconciler.engine.gate import Check, Gate, GateMode, HeldCandidate, Recover
 from reconciler.engine.inputs import PlanInputs
 from reconciler.engine.model import PinMove, Update
 from reconciler.engine.resource import Planned, plan_resource, predicted_id, predicted_version
+from reconciler.jsontypes import JSON
 from reconciler.state import HeldVersion, LockEntry
 
 #: fields of a deployment's create body a check session takes as they are
@@ -112,6 +113,30 @@ def _recreated(
     # the object it was pinned to is archived (with the agent, behind git's back) and the
     # provider pins no archived agent: the only version to create it at is the held one
     return Planned(), _held(res, hold, None, gone_agent_id=pinned_agent_id)
+
+
+def held_out_by(held: Iterable[HeldVersion], deployment: JSON, agent_archived: bool) -> str | None:
+    """The agent whose held candidate keeps a deployment the lockfile records (its holds:
+    ``held``) from being created again (``_recreated``): ``deployment`` (its live object) was
+    archived behind git's back while it stayed on an agent object archived since
+    (``agent_archived``), and a version of the agent object created again is held for it.
+    None otherwise.
+
+    The hint drift, run and rollback give for such a deployment (``held_out_hint``)."""
+    pin = deployment.get("agent")
+    ran = pin.get("id") if isinstance(pin, dict) else None
+    if not agent_archived or not isinstance(ran, str):
+        return None
+    return next((h.agent for h in held if h.agent_id not in (None, ran)), None)
+
+
+def held_out_hint(agent: str) -> str:
+    """What to say of a deployment ``held_out_by`` ``agent``."""
+    return (
+        f"apply creates it again only once a version of {agent} passes its checks: "
+        "`reconciler plan` shows the held candidate (`reconciler apply --retry-held` creates "
+        "it at that version all the same)"
+    )
 
 
 def _pinned_agent_id(
