@@ -10,6 +10,7 @@ not a refusal: the same database may be served at another URL.)
 from __future__ import annotations
 
 import asyncio
+import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,12 +32,14 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def test_run_without_the_provider_url_names_both_origins(served: str) -> None:
+    # no embedded database here: refused before one is made (it would know none of the ids)
     result = cli("run", "reviewer", "-m", "hi")
     assert result.exit_code == 1
-    warning = "Warning: the lockfile was applied to http://127.0.0.1:"
-    assert warning in result.stderr, result.stderr
-    assert "this run talks to the embedded provider at .reconciler/provider.db" in result.stderr
-    assert "Check --provider-url" in result.stderr
+    said = " ".join(result.stderr.split())
+    assert "it was applied to http://127.0.0.1:" in said, said
+    assert "the embedded provider at .reconciler/provider.db does not exist" in said
+    assert "--provider-url" in said
+    assert not Path(".reconciler/provider.db").exists()
 
     good = cli("--provider-url", served, "run", "reviewer", "-m", "hi")
     assert good.exit_code == 0, good.stderr
@@ -83,6 +86,7 @@ def test_the_embedded_providers_in_an_origin_warning_are_paths_from_where_the_us
     # local:../other.db", paths that name nothing from the project directory
     make_workdir(tmp_path, monkeypatch)
     ok("apply", "--auto-approve")
+    shutil.copyfile(".reconciler/provider.db", "other.db")  # a copy: another origin
     result = cli("--provider-db", "other.db", "run", "reviewer", "-m", "hi")
     said = " ".join(result.stderr.split())
     assert "local:../" not in said, said
@@ -98,20 +102,36 @@ def test_the_embedded_providers_in_an_origin_warning_are_paths_from_where_the_us
         "was applied to the embedded provider at .reconciler/provider.db, but this run talks "
         "to the embedded provider at other.db" in said
     ), said
+
+
+def test_run_refuses_an_embedded_provider_that_does_not_exist_and_creates_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # run from a subdirectory with -f and --lockfile pointing back: the embedded provider is
+    # looked for under the subdirectory, where there is none. run created an empty database
+    # there and then said the deployment "was deleted outside reconciler ... `reconciler
+    # apply` creates it again"
+    make_workdir(tmp_path, monkeypatch)
+    ok("apply", "--auto-approve")
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")
-    elsewhere = cli(
+    result = cli(
         "-f",
         "../manifests",
         "--lockfile",
         "../state/reconciler.lock",
         "run",
-        "reviewer",
+        "nightly-review",
         "-m",
         "hi",
     )
-    said = " ".join(elsewhere.stderr.split())
+    assert result.exit_code == 1
+    said = " ".join(result.stderr.split())
+    assert "deleted outside reconciler" not in said, said
     assert (
-        "applied to the embedded provider at ../.reconciler/provider.db, but this run talks to "
-        "the embedded provider at .reconciler/provider.db" in said
+        "Error: the embedded provider at .reconciler/provider.db does not exist, so it holds "
+        "none of the ids ../state/reconciler.lock records (it was applied to the embedded "
+        "provider at ../.reconciler/provider.db): run from the project directory, or pass "
+        "--provider-db (or --provider-url)" in said
     ), said
+    assert not (tmp_path / "sub" / ".reconciler").exists()

@@ -21,13 +21,14 @@ import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.engine.rollout import held_out_by, held_out_hint
 from reconciler.errors import NotFoundError, PlanError, RunError, a_or_an
 from reconciler.manifest import DeploymentSpec, ManifestSet
 from reconciler.manifest.deployment import MemoryStoreMount
-from reconciler.provider.origin import describe_origin
+from reconciler.provider.origin import describe_origin, local_origin
 from reconciler.state import HeldVersion, Lockfile
 
 if TYPE_CHECKING:
@@ -337,6 +338,34 @@ def origin_warning(
         f"{describe_origin(origin, lockfile_dir)}; "
         "its ids are probably not that provider's. Check --provider-url (and --provider-db, "
         "--lockfile)"
+    )
+
+
+def check_embedded_provider(
+    lockfile: Lockfile,
+    state_name: str,
+    db_path: str | os.PathLike[str],
+    lockfile_dir: str | os.PathLike[str],
+) -> None:
+    """Refuse to start a session on an embedded provider whose database does not exist
+    (``db_path``, the run's; no ``--provider-url``) while the state records ids: opening it
+    would create an empty one, which knows none of them (run from another directory than
+    the project's, a mistyped ``--provider-db``).
+
+    Raises:
+        RunError: the database does not exist and the state was written.
+    """
+    if Path(db_path).exists() or not lockfile.written:
+        return
+    here = describe_origin(local_origin(db_path, lockfile_dir), lockfile_dir)
+    applied = (
+        f" (it was applied to {describe_origin(lockfile.origin, lockfile_dir)})"
+        if lockfile.origin is not None
+        else ""
+    )
+    raise RunError(
+        f"{here} does not exist, so it holds none of the ids {state_name} records{applied}: "
+        "run from the project directory, or pass --provider-db (or --provider-url)"
     )
 
 

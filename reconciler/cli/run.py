@@ -41,6 +41,7 @@ from reconciler.app.session import (
     check_continued_session,
     check_deployment_exists,
     check_deployment_live,
+    check_embedded_provider,
     find_started_session,
     origin_warning,
     resolve_session_target,
@@ -134,6 +135,10 @@ def run(
         if session_id is None:  # archived since is what to say first (and it says why)
             app.run(_check_exists(app.settings, error.target))
         raise
+    if not app.settings.provider_url:
+        check_embedded_provider(
+            lockfile, app.settings.state_name, app.settings.db_path, app.settings.lockfile.parent
+        )
     mismatch = origin_warning(
         lockfile, provider_origin(app.settings), Path(app.settings.lockfile).parent
     )
