@@ -20,7 +20,6 @@ from reconciler.engine.model import Plan
 from reconciler.engine.planner import targeted_addresses
 from reconciler.errors import PlanError
 from reconciler.manifest import ManifestSet
-from reconciler.provider.origin import describe_origin
 from reconciler.manifest.files import (
     MANIFEST_SUFFIXES,
     MAX_PLAN_BYTES,
@@ -29,6 +28,7 @@ from reconciler.manifest.files import (
     ignore_matcher,
     read_limited,
 )
+from reconciler.provider.origin import describe_origin
 from reconciler.state import (
     Lockfile,
     fingerprint_secret,

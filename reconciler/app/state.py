@@ -8,9 +8,9 @@ the ``Settings``, so it works the same on the lockfile and on a PostgreSQL ``--b
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 

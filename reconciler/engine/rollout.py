@@ -15,6 +15,9 @@ A new deployment is not gated: there is no pin to protect yet, and it starts at 
 the manifest asks for; one the lockfile records (archived behind our back, created again)
 starts where the lockfile pinned it when that version is held for it (the lockfile lost
 too: where the archived deployment was pinned, with the holds the provider's records keep).
+One whose pinned agent object is archived too (its candidate of the agent created again is
+held) is not created at all, unless ``retry_held``: the plan says so (``HeldCandidate`` with
+``gone_agent_id``), and drift, run and rollback say it (``held_out_by``).
 Nor is a move back to the version the lockfile pinned (the pin was moved behind our back):
 that version passed its gate when apply pinned it. Pure: no I/O.
 """
