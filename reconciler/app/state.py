@@ -48,6 +48,7 @@ from reconciler.state import (
     unlock,
     utc_timestamp,
 )
+from reconciler.state.history import read_history
 from reconciler.state.location import FileLocation
 
 __all__ = [
@@ -347,11 +348,13 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
             try:
                 try:
                     lockfile = source.read()
+                    history = source.history()
                 except MigratedLockfile as gone:
                     if not force:
                         raise
                     lockfile = gone.lockfile.model_copy(update={"migrated_to": None})
-                history = source.history()
+                    # its history too, which every other reader refuses with it
+                    history = read_history(history_path(real_lockfile(settings.lockfile)))
                 left: list[HistoryRecord] = []
                 if target_is_db:  # keyed by serial there: only the current state's records
                     history, left = of_current_state(history, lockfile.serial)
