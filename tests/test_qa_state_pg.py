@@ -113,7 +113,11 @@ def test_a_lockfile_healed_after_a_loss_migrates_and_the_database_takes_the_next
     assert "Apply complete: 0 created, 2 updated" in done.stdout
     history = ok("--backend", pg_url, "state", "history", "--json").stdout.splitlines()
     serials = [json.loads(line)["serial"] for line in history]
-    assert serials == sorted(serials) and serials[-1] == serial + 1, serials
+    # the apply's writes follow the migrated state's serial, none taken twice (one write, or
+    # two when its two updates finished in separate group commits of the journal)
+    after = [s for s in serials if s > serial]
+    assert serials == sorted(set(serials)), serials
+    assert after == list(range(serial + 1, serial + 1 + len(after))) and 1 <= len(after) <= 2
     assert ok("--backend", pg_url, "plan").stdout.startswith("No changes.")
 
 
