@@ -306,6 +306,24 @@ def test_drift_against_another_origin_is_refused_not_reported_deleted(workdir: P
     assert lockfile()["origin"] == LOCAL, "drift writes nothing"
 
 
+def test_an_embedded_provider_whose_database_is_gone_is_refused_as_a_new_provider(
+    workdir: Path,
+) -> None:
+    # a clone without .reconciler/ (or a run from another folder): it opened an empty
+    # database there and planned to create everything the state records again
+    ok("apply", "--auto-approve")
+    shutil.rmtree(workdir / ".reconciler")
+    for command in (("plan",), ("drift",), ("apply", "--auto-approve")):
+        refused = _fails(*command)
+        said = " ".join(refused.stderr.split())
+        assert "state/reconciler.lock records 8 resources, but the embedded provider at " in said
+        assert ".reconciler/provider.db does not exist: a new, empty provider" in said
+        assert "--allow-origin-change" in said
+        assert not (workdir / ".reconciler").exists(), "refused before opening anything"
+    # told so, it is a new provider like any other
+    assert "8 to create" in ok("plan", "--allow-origin-change").stdout
+
+
 def test_allow_origin_change_lets_the_lockfile_follow(workdir: Path) -> None:
     ok("apply", "--auto-approve")
     ok("plan", "--provider-db", "other.db", "--allow-origin-change")

@@ -284,14 +284,35 @@ def check_origin(settings: Settings, lockfile: Lockfile, *, allow_change: bool =
     Returns:
         The origin of this run.
 
+    The embedded provider the state was applied to is a new, empty provider when its
+    database does not exist any more (a clone without ``.reconciler/``, a folder copied
+    without it): it holds none of the ids the state records, and opening it would create the
+    file; it is refused the same way, before anything opens it.
+
     Raises:
-        PlanError: the lockfile records another origin and ``allow_change`` is False.
+        PlanError: the lockfile records another origin, or resources applied to an embedded
+            provider whose database does not exist, and ``allow_change`` is False.
     """
     origin = provider_origin(settings)
     recorded = lockfile.origin
+    state_flags = "--lockfile" if settings.backend is None else "--backend, --project"
+    here = Path(settings.lockfile).parent  # what an embedded provider's path is relative to
+    if (
+        recorded == origin
+        and settings.provider_url is None
+        and lockfile.resources
+        and not allow_change
+        and not Path(settings.db_path).exists()
+    ):
+        n = len(lockfile.resources)
+        raise PlanError(
+            f"{settings.state_name} records {n} resource{'' if n == 1 else 's'}, but "
+            f"{describe_origin(origin, here)} does not exist: a new, empty provider, where "
+            "every one of them would be created again. Check --provider-db (and --provider-url, "
+            f"{state_flags}); to apply the manifests to a new, empty embedded provider, pass "
+            "--allow-origin-change"
+        )
     if recorded is not None and recorded != origin and not allow_change:
-        state_flags = "--lockfile" if settings.backend is None else "--backend, --project"
-        here = Path(settings.lockfile).parent  # what an embedded provider's path is relative to
         raise PlanError(
             f"{settings.state_name} was applied to {describe_origin(recorded, here)}, but this "
             f"run talks to {describe_origin(origin, here)}. "
