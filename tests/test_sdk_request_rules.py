@@ -469,3 +469,24 @@ def test_an_archived_vault_is_refused_as_attached_not_as_changed(
             call()
         assert isinstance(refused.value.body, dict)
         assert refused.value.body["error"]["message"] == message
+
+
+def test_an_unknown_event_type_filter_is_refused_not_an_empty_list(
+    sdk: anthropic.Anthropic,
+) -> None:
+    """``types`` is a list of ``BetaManagedAgentsSessionEventType`` and ``event_deltas`` of
+    ``BetaManagedAgentsDeltaType``: a typo ("agent.mesage") listed nothing, as if the session
+    had no messages, and a stream took any delta name."""
+    b = sdk.beta
+    agent = b.agents.create(name="typo", model="claude-haiku-4-5")
+    env = b.environments.create(name="typo")
+    session = b.sessions.create(agent=agent.id, environment_id=env.id)
+    assert list(b.sessions.events.list(session.id, types=["agent.message"])) == []
+    with pytest.raises(
+        anthropic.BadRequestError, match=r"types\[\]\.0: Input should be 'user.message'"
+    ):
+        b.sessions.events.list(session.id, types=["agent.mesage"])  # type: ignore[list-item]
+    with pytest.raises(
+        anthropic.BadRequestError, match=r"event_deltas\[\]\.0: Input should be 'agent.message'"
+    ):
+        b.sessions.events.stream(session.id, event_deltas=["agent.thinkin"])  # type: ignore[list-item]

@@ -49,6 +49,24 @@ from .shapes import session_snapshot
 from .store import Store
 
 Status = Literal["rescheduling", "running", "idle", "terminated"]
+#: the SDK's ``BetaManagedAgentsSessionEventType``: what an events list may filter on
+EventType = Literal[
+    "user.message", "user.interrupt", "user.tool_confirmation", "user.custom_tool_result",
+    "agent.custom_tool_use", "agent.message", "agent.thinking", "agent.mcp_tool_use",
+    "agent.mcp_tool_result", "agent.tool_use", "agent.tool_result",
+    "agent.thread_message_received", "agent.thread_message_sent",
+    "agent.thread_context_compacted", "session.error", "session.status_rescheduled",
+    "session.status_running", "session.status_idle", "session.status_terminated",
+    "session.thread_created", "span.outcome_evaluation_start", "span.outcome_evaluation_end",
+    "span.model_request_start", "span.model_request_end", "span.outcome_evaluation_ongoing",
+    "user.define_outcome", "session.thread_status_running", "session.thread_status_idle",
+    "session.thread_status_terminated", "user.tool_result", "session.thread_status_rescheduled",
+    "session.updated", "system.message", "session.usage", "workflow_run.created",
+    "workflow_run.status_running", "workflow_run.status_idle", "workflow_run.status_ended",
+    "workflow_run.error", "workflow_run.phase_started", "workflow_run.phase_ended",
+]  # fmt: skip
+#: the SDK's ``BetaManagedAgentsDeltaType``: what a stream may preview
+DeltaType = Literal["agent.message", "agent.thinking"]
 #: what a session copies of its agent: the agent's content, but not its metadata
 SNAPSHOT_FIELDS = tuple(f for f in AGENT_CONTENT_FIELDS if f != "metadata")
 
@@ -367,8 +385,8 @@ async def list_events(
     window: WidePaged,  # the SDK's own session tool runner reads 1,000 events a page
     created: CreatedAny,
     order: Literal["asc", "desc"] = "asc",
-    types_b: Annotated[list[str] | None, Query(alias="types[]")] = None,
-    types: Annotated[list[str] | None, Query()] = None,
+    types_b: Annotated[list[EventType] | None, Query(alias="types[]")] = None,
+    types: Annotated[list[EventType] | None, Query()] = None,
 ) -> Response:
     store = ctx.store
     require(store, "session", session_id)
@@ -399,8 +417,8 @@ async def list_events(
 async def stream(
     ctx: Ctx,
     session_id: str,
-    event_deltas_b: Annotated[list[str] | None, Query(alias="event_deltas[]")] = None,
-    event_deltas: Annotated[list[str] | None, Query()] = None,
+    event_deltas_b: Annotated[list[DeltaType] | None, Query(alias="event_deltas[]")] = None,
+    event_deltas: Annotated[list[DeltaType] | None, Query()] = None,
 ) -> StreamingResponse:
     store = ctx.store
     # Deltas are accepted and ignored: the echo agent emits whole messages only.
