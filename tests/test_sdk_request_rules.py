@@ -490,3 +490,22 @@ def test_an_unknown_event_type_filter_is_refused_not_an_empty_list(
         anthropic.BadRequestError, match=r"event_deltas\[\]\.0: Input should be 'agent.message'"
     ):
         b.sessions.events.stream(session.id, event_deltas=["agent.thinkin"])  # type: ignore[list-item]
+
+
+def test_a_bad_metadata_key_is_named_as_a_key(sdk: anthropic.Anthropic) -> None:
+    """An empty metadata key was refused as "metadata..[key]: ..." (pydantic's path, with the
+    empty key between two dots); a key that is too long as "metadata.<key>.[key]: ..."."""
+    b = sdk.beta
+    long_key = "k" * 65
+    for metadata, message in (
+        ({"": "x"}, "metadata key '': String should have at least 1 character"),
+        ({long_key: "x"}, f"metadata key {long_key!r}: String should have at most 64 characters"),
+    ):
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            b.agents.create(name="keys", model="claude-haiku-4-5", metadata=metadata)
+        assert isinstance(refused.value.body, dict)
+        assert refused.value.body["error"]["message"] == message
+        assert refused.value.body["error"]["details"]["error_code"] == "invalid_metadata"
+    vault = b.vaults.create(display_name="keys")
+    with pytest.raises(anthropic.BadRequestError, match="metadata key '': "):
+        b.vaults.update(vault.id, metadata={"": None})

@@ -197,6 +197,8 @@ def _describe_validation(errors: Sequence[Any], body: Any = None) -> tuple[str, 
     else:
         loc = [str(p) for p in raw if p not in ("body", "query", "path", "header")]
     where = ".".join(loc)
+    if loc[-1:] == ["[key]"] and len(loc) >= 2:  # a dict's key, not a value under it
+        where = f"{'.'.join(loc[:-2])} key {loc[-2]!r}"
     msg = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
     if first.get("type") == "json_invalid":
         return "request body is not valid JSON", None
