@@ -536,3 +536,24 @@ def test_a_request_without_anthropic_version_is_refused_as_the_api_does(
     assert all("anthropic-version" not in h for h in counting.headers)
     with strict_sdk(tcp_provider, default_headers={"anthropic-version": "2023-06-01"}) as old:
         assert old.beta.vaults.list().data == []
+
+
+# -- paths --------------------------------------------------------------------------------------
+
+
+def test_a_trailing_slash_is_a_404_in_the_error_envelope_not_a_redirect(
+    sdk: anthropic.Anthropic, counting: Counting
+) -> None:
+    """``GET /v1/agents/`` answered a bodiless 307 to ``/v1/agents``, which the SDK followed, so
+    a client with a mistyped path passed here; the wire knows no such path, and an unknown path
+    is a 404 ``not_found_error`` in the error envelope (a POST created nothing either)."""
+    for call in (
+        lambda: sdk.get("/v1/agents/", cast_to=object),
+        lambda: sdk.post("/v1/agents/", cast_to=object, body={"name": "a", "model": "m"}),
+        lambda: sdk.get("/v1/vaults/", cast_to=object),
+    ):
+        with pytest.raises(anthropic.NotFoundError) as refused:
+            call()
+        assert refused.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+    assert [status for *_, status in counting.sent] == [404, 404, 404]
+    assert sdk.beta.agents.list().data == []

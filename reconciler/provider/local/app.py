@@ -106,6 +106,9 @@ def create_app(
         description=DESCRIPTION,
         docs_url="/docs",
         redoc_url=None,
+        # The wire has no trailing-slash paths: ``/v1/agents/`` is an unknown route (404 in
+        # the error envelope), not a bodiless 307 to ``/v1/agents``.
+        redirect_slashes=False,
     )
     app.state.provider = provider
     # Shared route objects: analysing ~45 FastAPI routes costs ~0.2 s, so it happens once
