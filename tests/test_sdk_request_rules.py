@@ -509,3 +509,15 @@ def test_a_bad_metadata_key_is_named_as_a_key(sdk: anthropic.Anthropic) -> None:
     vault = b.vaults.create(display_name="keys")
     with pytest.raises(anthropic.BadRequestError, match="metadata key '': "):
         b.vaults.update(vault.id, metadata={"": None})
+
+
+def test_the_256_tool_cap_counts_the_tools_inside_toolsets(sdk: anthropic.Anthropic) -> None:
+    """``tools``: "Maximum of 256 tools across all toolsets allowed." The cap counted entries
+    of ``tools``, so the agent toolset's eight built-in tools plus 255 custom tools passed."""
+    b = sdk.beta
+    toolset: Any = {"type": "agent_toolset_20260401"}
+    customs = [_custom(f"t{i}") for i in range(249)]
+    with pytest.raises(anthropic.BadRequestError, match="at most 256 tools.*257"):
+        b.agents.create(name="many", model="claude-sonnet-4-6", tools=[toolset, *customs])
+    made = b.agents.create(name="many", model="claude-sonnet-4-6", tools=[toolset, *customs[:248]])
+    assert len(made.tools) == 249

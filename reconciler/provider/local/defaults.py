@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 from .errors import ApiError, bad_request
+from .schemas import ToolName
 
 ANTHROPIC_SKILL_LATEST = "20251013"
 CUSTOM_SKILL_LATEST = "1"
@@ -143,6 +144,21 @@ def check_url_sources(tools: list[dict[str, Any]]) -> None:
                         )
 
 
+#: the SDK: "Maximum of 256 tools across all toolsets allowed"
+MAX_TOOLS = 256
+BUILTIN_TOOLS = get_args(ToolName)
+
+
+def _tool_count(tool: dict[str, Any]) -> int:
+    """The tools one entry of ``tools`` brings: a custom tool one, the agent toolset all its
+    built-in tools, an MCP toolset those it names (its server's others are not known here)."""
+    if tool["type"] == "agent_toolset_20260401":
+        return len(BUILTIN_TOOLS)
+    if tool["type"] == "mcp_toolset":
+        return len(tool.get("configs") or ())
+    return 1
+
+
 def normalise_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """Fill toolset ``default_config`` and ``configs`` the way the API resolves them."""
     check_url_sources(tools or [])
@@ -150,6 +166,12 @@ def normalise_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     for i, name in enumerate(custom):
         if name in custom[:i]:  # the SDK: "Unique name for the tool"
             raise bad_request(f"custom tool {name!r} is declared twice; names are unique")
+    counted = sum(_tool_count(t) for t in tools or ())
+    if counted > MAX_TOOLS:
+        raise bad_request(
+            f"an agent has at most {MAX_TOOLS} tools across all toolsets; these declare"
+            f" {counted} (the agent toolset counts its {len(BUILTIN_TOOLS)} tools)"
+        )
     result = []
     for tool in tools or []:
         kind = tool["type"]
