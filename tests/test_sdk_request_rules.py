@@ -521,3 +521,20 @@ def test_the_256_tool_cap_counts_the_tools_inside_toolsets(sdk: anthropic.Anthro
         b.agents.create(name="many", model="claude-sonnet-4-6", tools=[toolset, *customs])
     made = b.agents.create(name="many", model="claude-sonnet-4-6", tools=[toolset, *customs[:248]])
     assert len(made.tools) == 249
+
+
+def test_an_agent_has_one_built_in_toolset(sdk: anthropic.Anthropic) -> None:
+    """Two ``agent_toolset_20260401`` entries were taken: each built-in tool then existed
+    twice, with policies that may disagree, and tool names are unique to an agent."""
+    b = sdk.beta
+    ask: Any = {
+        "type": "agent_toolset_20260401",
+        "default_config": {"permission_policy": {"type": "always_ask"}},
+    }
+    allow: Any = {"type": "agent_toolset_20260401"}
+    with pytest.raises(anthropic.BadRequestError, match="agent_toolset_20260401 .* twice"):
+        b.agents.create(name="twice", model="claude-sonnet-4-6", tools=[allow, ask])
+    agent = b.agents.create(name="once", model="claude-sonnet-4-6", tools=[allow])
+    with pytest.raises(anthropic.BadRequestError, match="agent_toolset_20260401 .* twice"):
+        b.agents.update(agent.id, version=agent.version, tools=[allow, ask])
+    assert b.agents.retrieve(agent.id).version == agent.version

@@ -166,6 +166,11 @@ def normalise_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     for i, name in enumerate(custom):
         if name in custom[:i]:  # the SDK: "Unique name for the tool"
             raise bad_request(f"custom tool {name!r} is declared twice; names are unique")
+    if sum(t["type"] == "agent_toolset_20260401" for t in tools or ()) > 1:
+        raise bad_request(
+            "agent_toolset_20260401 is declared twice; its tools' names would clash"
+            " (configure every built-in tool in one entry)"
+        )
     counted = sum(_tool_count(t) for t in tools or ())
     if counted > MAX_TOOLS:
         raise bad_request(
