@@ -538,3 +538,27 @@ def test_an_agent_has_one_built_in_toolset(sdk: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.BadRequestError, match="agent_toolset_20260401 .* twice"):
         b.agents.update(agent.id, version=agent.version, tools=[allow, ask])
     assert b.agents.retrieve(agent.id).version == agent.version
+
+
+def _bearer(url: str) -> Any:
+    return {"type": "static_bearer", "token": "s3cret", "mcp_server_url": url}
+
+
+def test_a_credentials_mcp_server_url_is_an_http_url_unique_whatever_its_hosts_case(
+    sdk: anthropic.Anthropic,
+) -> None:
+    """``mcp_server_url``: "URL of the MCP server this credential authenticates against".
+    "not a url" and "ftp://..." were stored, and a second credential for
+    ``https://MCP.Example.com/mcp`` passed beside one for ``https://mcp.example.com/mcp``
+    (a URL's scheme and host are case-insensitive: it is the same server)."""
+    credentials = sdk.beta.vaults.credentials
+    vault = sdk.beta.vaults.create(display_name="mcp urls").id
+    for url in ("not a url", "ftp://mcp.example.com/mcp", "https://", "mcp.example.com/mcp"):
+        with pytest.raises(anthropic.BadRequestError, match=r"^.*mcp_server_url: .*http"):
+            credentials.create(vault, auth=_bearer(url))
+    assert list(credentials.list(vault)) == []
+    credentials.create(vault, auth=_bearer("https://mcp.example.com/mcp"))
+    with pytest.raises(anthropic.ConflictError, match="already uses mcp_server_url"):
+        credentials.create(vault, auth=_bearer("HTTPS://MCP.Example.com/mcp"))
+    other = credentials.create(vault, auth=_bearer("https://mcp.example.com/MCP"))  # a path is not
+    assert other.auth.mcp_server_url == "https://mcp.example.com/MCP"  # type: ignore[union-attr]

@@ -6,6 +6,8 @@
 * A ``web_fetch`` ``allowed_domains`` / ``blocked_domains`` entry is "a plain hostname like
   ``docs.example.com`` (no scheme, port, or path)"; a ``web_search`` one the same, but "an
   optional path suffix is accepted".
+* A credential's ``mcp_server_url`` is the "URL of the MCP server": an ``http(s)`` URL with a
+  host (MCP's transports are HTTP); its scheme and host are case-insensitive.
 
 Each check returns the value unchanged or raises ``ValueError`` naming the rule, so that it
 serves as a pydantic validator (a 400 naming the field).
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from urllib.parse import urlsplit
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
@@ -52,3 +55,27 @@ def web_domain(text: str, *, path_allowed: bool) -> str:
         rest = "scheme or port; a path may follow" if path_allowed else "scheme, port or path"
         raise ValueError(f"{text!r} is not a plain hostname (no {rest})")
     return text
+
+
+def mcp_server_url(text: str) -> str:
+    """A credential's ``mcp_server_url``: an absolute ``http``/``https`` URL with a host."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        parts = None
+    host = parts.hostname if parts else None
+    if (
+        parts is None
+        or parts.scheme.lower() not in ("http", "https")
+        or not host
+        or any(c.isspace() for c in text)
+    ):
+        raise ValueError(f"{text!r} is not an http or https URL with a host")
+    return text
+
+
+def mcp_server_key(url: str) -> str:
+    """The URL as two credentials clash on it: scheme and host compared case-insensitively."""
+    parts = urlsplit(url)
+    return parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()).geturl()

@@ -20,6 +20,7 @@ from .context import Ctx, Edit, archive_record, new_object, require
 from .crud import add_archive, add_create, add_delete, add_retrieve, add_update
 from .defaults import check_metadata, patch_metadata, refuse_archived
 from .errors import bad_request, conflict, not_found
+from .hosts import mcp_server_key
 from .ids import format_ts, now_ts, parse_ts
 from .listing import Listed, list_objects
 from .paging import json_response
@@ -45,6 +46,18 @@ def _credential_key(auth: dict[str, Any]) -> tuple[str, str]:
     if auth["type"] == "environment_variable":
         return "secret_name", auth["secret_name"]
     return "mcp_server_url", auth["mcp_server_url"]
+
+
+def _clashing(store: Store, vault_id: str, field: str, value: str) -> list[Record]:
+    """The vault's active credentials with this key; an MCP server URL is the same server
+    whatever the case of its scheme and host."""
+    if field != "mcp_server_url":
+        where = f"json_extract(data, '$.auth.{field}') = ?"
+        return store.find("credential", where, [value], vault_id)
+    where = f"lower(json_extract(data, '$.auth.{field}')) = lower(?)"
+    key = mcp_server_key(value)
+    found = store.find("credential", where, [value], vault_id)
+    return [c for c in found if mcp_server_key(c.data["auth"][field]) == key]
 
 
 def _create_auth(sent: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -211,9 +224,7 @@ async def create_credential(ctx: Ctx, vault_id: str, body: CredentialCreate) -> 
         refuse_archived("vault", vault.data)
         auth, secrets = _create_auth(sent["auth"])
         field, value = _credential_key(auth)
-        clash = store.find(
-            "credential", f"json_extract(data, '$.auth.{field}') = ?", [value], vault_id
-        )
+        clash = _clashing(store, vault_id, field, value)
         if clash:
             raise conflict(f"credential {clash[0].id} already uses {field} {value!r}")
         if store.count("credential", vault_id) >= MAX_CREDENTIALS:

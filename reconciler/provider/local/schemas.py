@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from .hosts import credential_host, web_domain
+from .hosts import credential_host, mcp_server_url, web_domain
 from .schemas_nested import Body, InputSchemaIn, MultiagentIn, UrlSourcesIn, UserLocationIn
 
 MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -363,6 +363,8 @@ class CredUnrestrictedNet(Body):
     type: Literal["unrestricted"]
 
 
+#: "URL of the MCP server this credential authenticates against" (``hosts.mcp_server_url``)
+McpServerUrl = Annotated[Url, AfterValidator(mcp_server_url)]
 #: "a bare hostname, an IPv4 address, or a ``*.`` wildcard" (``hosts.credential_host``)
 CredHost = Annotated[str, AfterValidator(credential_host)]
 
@@ -383,13 +385,13 @@ class InjectionLocationIn(Body):
 class StaticBearerCreate(Body):
     type: Literal["static_bearer"]
     token: Secret
-    mcp_server_url: Url
+    mcp_server_url: McpServerUrl
 
 
 class McpOAuthCreate(Body):
     type: Literal["mcp_oauth"]
     access_token: Secret
-    mcp_server_url: Url
+    mcp_server_url: McpServerUrl
     expires_at: str | None = None
     refresh: RefreshIn | None = None
 
