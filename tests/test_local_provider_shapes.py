@@ -83,7 +83,7 @@ async def test_content_blocks_are_validated(http: httpx.AsyncClient, block: dict
 
 
 async def test_declared_blocks_pass_and_search_results_only_in_tool_results(
-    http: httpx.AsyncClient,
+    http: httpx.AsyncClient, app: Any
 ) -> None:
     agent = await new_agent(http)
     env = await new_env(http)
@@ -110,7 +110,10 @@ async def test_declared_blocks_pass_and_search_results_only_in_tool_results(
         "citations": {"enabled": False},
     }
     await refused(http, path, {"events": [{"type": "user.message", "content": [search]}]})
-    result = {"type": "user.tool_result", "tool_use_id": "t1", "content": [search]}
+    # the echo agent uses no tools: plant the tool use this result answers
+    use = {"id": "sevt_t1", "type": "agent.tool_use", "processed_at": session["created_at"]}
+    app.state.provider.store.append_event(session["id"], use)
+    result = {"type": "user.tool_result", "tool_use_id": "sevt_t1", "content": [search]}
     await ok(http.post(path, json={"events": [result]}))
     system = {"type": "system.message", "content": [blocks[1]]}
     await refused(http, path, {"events": [system]})

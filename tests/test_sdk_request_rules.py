@@ -281,18 +281,19 @@ def test_a_deny_message_goes_only_with_a_deny(sdk: anthropic.Anthropic) -> None:
             ],
         )
     assert list(b.sessions.events.list(session.id)) == []
-    denied = b.sessions.events.send(
-        session.id,
-        events=[
-            {
-                "type": "user.tool_confirmation",
-                "tool_use_id": "sevt_011CZkYpogX7uDKUyvBTophP",
-                "result": "deny",
-                "deny_message": "not now",
-            }
-        ],
-    )
-    assert denied.data is not None and denied.data[0].deny_message == "not now"  # type: ignore[union-attr]
+    # with a deny the message passes: what is refused is the tool use that never happened
+    with pytest.raises(anthropic.BadRequestError, match="tool_use_id sevt_"):
+        b.sessions.events.send(
+            session.id,
+            events=[
+                {
+                    "type": "user.tool_confirmation",
+                    "tool_use_id": "sevt_011CZkYpogX7uDKUyvBTophP",
+                    "result": "deny",
+                    "deny_message": "not now",
+                }
+            ],
+        )
 
 
 def _oauth(url: str, auth: Any) -> Any:
@@ -562,3 +563,32 @@ def test_a_credentials_mcp_server_url_is_an_http_url_unique_whatever_its_hosts_c
         credentials.create(vault, auth=_bearer("HTTPS://MCP.Example.com/mcp"))
     other = credentials.create(vault, auth=_bearer("https://mcp.example.com/MCP"))  # a path is not
     assert other.auth.mcp_server_url == "https://mcp.example.com/MCP"  # type: ignore[union-attr]
+
+
+def test_a_tool_answer_names_a_tool_use_of_the_session(sdk: anthropic.Anthropic) -> None:
+    """``tool_use_id`` is "the id of the ``agent.tool_use`` or ``agent.mcp_tool_use`` event
+    this result corresponds to", ``custom_tool_use_id`` that of an ``agent.custom_tool_use``:
+    answers to tool uses that never happened were stored as if they answered something."""
+    b = sdk.beta
+    agent = b.agents.create(name="answers", model="claude-haiku-4-5")
+    env = b.environments.create(name="answers")
+    session = b.sessions.create(agent=agent.id, environment_id=env.id)
+    hello: Any = {"type": "user.message", "content": [{"type": "text", "text": "hi"}]}
+    sent = b.sessions.events.send(session.id, events=[hello]).data
+    assert sent is not None
+    before = [e.id for e in b.sessions.events.list(session.id)]
+    for ref in ("sevt_011CZkYpogX7uDKUyvBTophP", sent[0].id):  # unknown; not a tool use
+        answers: list[tuple[Any, str]] = [
+            (
+                {"type": "user.tool_confirmation", "tool_use_id": ref, "result": "allow"},
+                "tool_use_id",
+            ),
+            ({"type": "user.custom_tool_result", "custom_tool_use_id": ref}, "custom_tool_use_id"),
+            ({"type": "user.tool_result", "tool_use_id": ref}, "tool_use_id"),
+        ]
+        for answer, field in answers:
+            with pytest.raises(
+                anthropic.BadRequestError, match=rf"^.*{field} {ref} is not an agent\."
+            ):
+                b.sessions.events.send(session.id, events=[hello, answer])
+    assert [e.id for e in b.sessions.events.list(session.id)] == before  # nothing stored

@@ -362,6 +362,30 @@ async def delete_session(ctx: Ctx, session_id: str) -> Response:
     return json_response({"id": session_id, "type": "session_deleted"})
 
 
+#: what each answer to a tool use answers (the SDK's ``tool_use_id``/``custom_tool_use_id`` docs)
+ANSWERS = {
+    "user.tool_confirmation": ("tool_use_id", ("agent.tool_use", "agent.mcp_tool_use")),
+    "user.tool_result": ("tool_use_id", ("agent.tool_use",)),
+    "user.custom_tool_result": ("custom_tool_use_id", ("agent.custom_tool_use",)),
+}
+
+
+def _check_answers(store: Store, session_id: str, events: list[dict[str, Any]]) -> None:
+    """An answer to a tool use names a tool-use event of this session."""
+    for event in events:
+        if event["type"] not in ANSWERS:
+            continue
+        field, kinds = ANSWERS[event["type"]]
+        ref = event[field]
+        marks = ",".join("?" * len(kinds))
+        if not store.event_page(session_id, conditions=["id = ?", f"type IN ({marks})"],
+                                params=[ref, *kinds], limit=1):  # fmt: skip
+            raise bad_request(
+                f"{event['type']}: {field} {ref} is not an {' or '.join(kinds)} event"
+                " of this session"
+            )
+
+
 @router.post("/v1/sessions/{session_id}/events", summary="Send events to a session")
 async def send_events(ctx: Ctx, session_id: str, body: EventsSend) -> Response:
     store = ctx.store
@@ -371,6 +395,7 @@ async def send_events(ctx: Ctx, session_id: str, body: EventsSend) -> Response:
         if session.get("archived_at"):
             raise conflict(f"session {session_id} is archived and accepts no events")
         check_rubric_files(store, events)
+        _check_answers(store, session_id, events)
         echoed = run_events(store, session, events)
         session["updated_at"] = now_ts()
         store.replace(session_id, session)
