@@ -1285,3 +1285,30 @@ def test_hosts_and_domains_the_provider_would_refuse_are_errors_at_their_place(
         f"{hosts.format(16, 2)}: 'https://github.com' {host}",
         f"{hosts.format(17, 3)}: '::1' {host}",
     ]
+
+
+def test_one_mcp_server_in_two_cases_is_one_credential_key(project: Path) -> None:
+    """The provider allows one credential per MCP server in a vault, comparing the URL's scheme
+    and host case-insensitively; two credentials whose URLs differed only there passed
+    ``validate`` and ``plan``, and ``apply`` stopped half-way on the provider's 409."""
+    write(
+        project,
+        "v.yaml",
+        """\
+        kind: Vault
+        name: github
+        spec:
+          credentials:
+            - name: a
+              auth: {type: static_bearer, mcp_server_url: https://mcp.example.com/mcp, token: {from_env: T}}
+            - name: b
+              auth: {type: static_bearer, mcp_server_url: https://MCP.Example.com/mcp, token: {from_env: T}}
+        """,
+    )
+    assert errors(project) == [
+        (
+            "manifests/v.yaml:8:51: spec.credentials[1].auth.mcp_server_url: mcp_server_url "
+            "https://MCP.Example.com/mcp is already used by credentials[0]; the provider allows "
+            "one active credential per key in a vault"
+        )
+    ]

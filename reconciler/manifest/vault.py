@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -214,19 +215,24 @@ class VaultSpec(SpecModel):
                     "name",
                 )
             names[credential.name] = index
-            if credential.key in keys:
+            same = credential.key
+            if not isinstance(credential.auth, EnvironmentVariableAuth):  # one server, any case
+                parts = urlsplit(same)
+                lowered = parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower())
+                same = lowered.geturl()
+            if same in keys:
                 what = (
                     "secret_name"
                     if isinstance(credential.auth, EnvironmentVariableAuth)
                     else "mcp_server_url"
                 )
                 fail(
-                    f"{what} {credential.key} is already used by credentials[{keys[credential.key]}]"
+                    f"{what} {credential.key} is already used by credentials[{keys[same]}]"
                     "; the provider allows one active credential per key in a vault",
                     "credentials",
                     index,
                     "auth",
                     what,
                 )
-            keys[credential.key] = index
+            keys[same] = index
         return self
