@@ -1312,3 +1312,43 @@ def test_one_mcp_server_in_two_cases_is_one_credential_key(project: Path) -> Non
             "one active credential per key in a vault"
         )
     ]
+
+
+def test_tools_count_the_built_in_toolsets_tools_and_it_appears_once(project: Path) -> None:
+    """The provider caps an agent at 256 tools across all toolsets (the built-in toolset
+    brings 8) and takes one built-in toolset; both passed ``validate`` and ``plan`` and
+    failed at ``apply``."""
+    customs = "".join(
+        f"    - {{type: custom, name: t{i}, description: d, input_schema: {{type: object}}}}\n"
+        for i in range(249)
+    )
+    write(
+        project,
+        "a.yaml",
+        f"""\
+kind: Agent
+name: many
+spec:
+  model: m
+  tools:
+    - {{type: agent_toolset_20260401}}
+{customs}---
+kind: Agent
+name: twice
+spec:
+  model: m
+  tools:
+    - {{type: agent_toolset_20260401}}
+    - {{type: agent_toolset_20260401}}
+""",
+    )
+    assert errors(project) == [
+        (
+            "manifests/a.yaml:5:3: spec.tools: an agent has at most 256 tools across all"
+            " toolsets; these declare 257 (the built-in toolset counts its 8 tools)"
+        ),
+        (
+            "manifests/a.yaml:263:14: spec.tools[1].type: agent_toolset_20260401 is declared"
+            " twice; configure every built-in tool in one entry"
+        ),
+    ]

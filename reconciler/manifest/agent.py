@@ -44,7 +44,8 @@ EffortLevel = Literal["low", "medium", "high", "xhigh", "max"]
 BUILTIN_TOOL_NAMES = ("bash", "edit", "read", "write", "glob", "grep")
 BuiltinToolName = Literal["bash", "edit", "read", "write", "glob", "grep"]
 
-MAX_TOOLS = 256
+MAX_TOOLS = 256  # tools across all toolsets, the built-in toolset counting all of these:
+BUILTIN_TOOLSET_TOOLS = (*BUILTIN_TOOL_NAMES, "web_fetch", "web_search")
 MAX_MCP_SERVERS = 20
 MAX_DOMAINS = 64
 
@@ -601,6 +602,29 @@ class AgentSpec(SpecModel):
         custom = [tool.name if isinstance(tool, CustomTool) else None for tool in self.tools or ()]
         for index in repeats(custom):
             fail(f"custom tool '{custom[index]}' is declared twice", "tools", index, "name")
+        toolsets = [i for i, tool in enumerate(self.tools or ()) if isinstance(tool, AgentToolset)]
+        for index in toolsets[1:]:
+            fail(
+                "agent_toolset_20260401 is declared twice; configure every built-in tool in one "
+                "entry",
+                "tools",
+                index,
+                "type",
+            )
+        counted = sum(
+            len(BUILTIN_TOOLSET_TOOLS)
+            if isinstance(tool, AgentToolset)
+            else len(tool.configs or ())
+            if isinstance(tool, McpToolset)
+            else 1
+            for tool in self.tools or ()
+        )
+        if counted > MAX_TOOLS:
+            fail(
+                f"an agent has at most {MAX_TOOLS} tools across all toolsets; these declare "
+                f"{counted} (the built-in toolset counts its {len(BUILTIN_TOOLSET_TOOLS)} tools)",
+                "tools",
+            )
         for index, tool in enumerate(self.tools or ()):
             if not isinstance(tool, AgentToolset):
                 continue
