@@ -50,6 +50,15 @@ def new_version(n: int) -> None:
     AGENTS.write_text(text)
 
 
+def candidate_held() -> None:
+    """The example deployment gated by a failing check and applied; then the reviewer's v2,
+    whose check fails: apply exits 1 and v2 is held (the pin stays at 1)."""
+    gate(FAILING)
+    ok("apply", "--auto-approve")
+    new_version(1)
+    assert cli("apply", "--auto-approve").exit_code == 1
+
+
 def entry(address: str = DEPLOYMENT) -> dict[str, Any]:
     data: dict[str, Any] = lockfile()["resources"][address]
     return data
@@ -272,10 +281,7 @@ def test_a_pin_moved_behind_our_back_to_a_held_version_is_put_back(workdir: Path
     # someone moves the deployment to the latest version in the console: the one whose checks
     # failed. drift said apply would fix it; plan said "No changes" and apply recorded the
     # held version as the deployment's pin and forgot the hold, the gate bypassed
-    gate(FAILING)
-    ok("apply", "--auto-approve")
-    new_version(1)
-    assert cli("apply", "--auto-approve").exit_code == 1  # v2 held
+    candidate_held()
     deployment_id, agent_id = entry()["id"], entry(AGENT)["id"]
     out_of_band(
         lambda c: c.deployments.update(
@@ -304,10 +310,7 @@ def test_a_pin_moved_behind_our_back_to_a_held_version_is_put_back(workdir: Path
 
 
 def test_a_later_version_is_the_next_candidate_and_is_promoted(workdir: Path) -> None:
-    gate(FAILING)
-    ok("apply", "--auto-approve")
-    new_version(1)
-    assert cli("apply", "--auto-approve").exit_code == 1
+    candidate_held()
     gate(PASSING)  # the team fixes the check (or the agent); v3 comes next
     new_version(2)
     plan = ok("plan").stdout
@@ -319,10 +322,7 @@ def test_a_later_version_is_the_next_candidate_and_is_promoted(workdir: Path) ->
 
 
 def test_retry_held_reruns_the_checks_of_a_held_candidate(workdir: Path) -> None:
-    gate(FAILING)
-    ok("apply", "--auto-approve")
-    new_version(1)
-    assert cli("apply", "--auto-approve").exit_code == 1
+    candidate_held()
     assert cli("apply", "--auto-approve", "--retry-held").exit_code == 1, "still failing"
     assert len(sessions()) == 2
     gate(PASSING)
@@ -351,10 +351,7 @@ def test_skip_checks_with_retry_held_promotes_a_held_candidate_without_its_check
 ) -> None:
     # the emergency a held candidate makes: its check is what is broken. --skip-checks was
     # ignored beside --retry-held: the checks ran again, failed again, and apply exited 1
-    gate(FAILING)
-    ok("apply", "--auto-approve")
-    new_version(1)
-    assert cli("apply", "--auto-approve").exit_code == 1
+    candidate_held()
     plan = ok("plan", "--skip-checks", "--retry-held").stdout
     assert "pin agent.reviewer@1 -> @2 WITHOUT its checks (--skip-checks)" in plan
     assert "check session" not in plan
@@ -671,10 +668,7 @@ def test_a_failed_check_says_which_expectation_failed(workdir: Path) -> None:
 
 
 def test_a_renamed_deployment_keeps_its_held_versions_and_history(workdir: Path) -> None:
-    gate(FAILING)
-    ok("apply", "--auto-approve")
-    new_version(1)
-    assert cli("apply", "--auto-approve").exit_code == 1
+    candidate_held()
     edit(DEPLOYMENTS, "name: nightly-review\n", "name: nightly\nmoved_from: nightly-review\n")
     plan = ok("plan").stdout
     assert "deployment.nightly-review -> deployment.nightly" in plan

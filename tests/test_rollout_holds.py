@@ -15,10 +15,10 @@ from support.reliability import provider
 from test_rollout import (
     AGENT,
     DEPLOYMENT,
-    FAILING,
     PASSING,
     agent_created_again_with_its_candidate_held,
     all_sessions,
+    candidate_held,
     entry,
     gate,
     live_pin,
@@ -42,10 +42,7 @@ def test_a_lost_lockfile_keeps_the_hold_of_a_deployment_archived_behind_our_back
     # v2 failed its checks and is held, the pin stays at @1; the deployment is archived in
     # the console and the lockfile is lost. The healing plan read the rollout records of live
     # deployments only: it created the deployment again at @latest, the failed candidate
-    gate(FAILING)
-    ok("apply", "--auto-approve")
-    new_version(1)
-    assert cli("apply", "--auto-approve").exit_code == 1  # v2 held
+    candidate_held()  # v2 held
     archived = entry()["id"]
     out_of_band(lambda c: c.deployments.archive(archived))
     _lose_the_lockfile()
@@ -153,10 +150,7 @@ def test_rollback_to_a_newer_version_says_forward_not_back(workdir: Path) -> Non
 def test_a_deployment_pruned_and_declared_again_starts_as_a_new_one(workdir: Path) -> None:
     # the records of a deployment archived by our own --prune are no lost lockfile's: the
     # one declared again later is a new deployment, at the version its manifest asks for
-    gate(FAILING)
-    ok("apply", "--auto-approve")
-    new_version(1)
-    assert cli("apply", "--auto-approve").exit_code == 1  # v2 held
+    candidate_held()  # v2 held
     deployments = Path("manifests/deployments.yaml")
     text = deployments.read_text()
     deployments.unlink()
@@ -366,10 +360,7 @@ def test_a_lost_lockfile_keeps_the_holds_of_a_deployment_renamed_with_moved_from
     # v2 held, then the deployment renamed (moved_from) and the lockfile lost: its records
     # are tagged with the old address, and healing read only the new one's: the plan moved
     # the pin to the failed candidate
-    gate(FAILING)
-    ok("apply", "--auto-approve")
-    new_version(1)
-    assert cli("apply", "--auto-approve").exit_code == 1  # v2 held
+    candidate_held()  # v2 held
     deployments = Path("manifests/deployments.yaml")
     deployments.write_text(
         deployments.read_text().replace(

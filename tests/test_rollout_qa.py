@@ -15,6 +15,7 @@ from test_rollout import (
     FAILING,
     PASSING,
     agent_created_again_with_its_candidate_held,
+    candidate_held,
     entry,
     gate,
     live_pin,
@@ -33,10 +34,7 @@ def test_a_deployment_archived_behind_our_back_comes_back_without_its_held_candi
     # v2 failed its checks and is held; someone archives the deployment in the console. The
     # apply that creates it again pinned it to the latest version, v2 (the plan said
     # agent.reviewer@latest), and the lockfile forgot the hold: the failed candidate ran
-    gate(FAILING)
-    ok("apply", "--auto-approve")
-    new_version(1)
-    assert cli("apply", "--auto-approve").exit_code == 1  # v2 held
+    candidate_held()  # v2 held
     out_of_band(lambda c: c.deployments.archive(entry()["id"]))
 
     plan = cli("plan", "--detailed-exitcode")
