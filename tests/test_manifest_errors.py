@@ -1352,3 +1352,20 @@ spec:
             " twice; configure every built-in tool in one entry"
         ),
     ]
+
+
+def test_an_upper_case_url_scheme_is_a_url() -> None:
+    """RFC 3986 schemes are case-insensitive, and the provider takes ``HTTPS://``: validate
+    refused it as "expected an absolute http(s) URL" (and so did the JSON schema)."""
+    import re
+
+    from pydantic import TypeAdapter
+
+    from reconciler.manifest.fields import HttpUrl
+
+    adapter = TypeAdapter(HttpUrl)
+    pattern = adapter.json_schema()["pattern"]
+    for url in ("HTTPS://MCP.Example.com/mcp", "Http://a.example"):
+        assert adapter.validate_python(url) == url and re.match(pattern, url)
+    for url in ("ftp://a.example", "https://", "HTTPS:// a.example"):
+        assert not re.match(pattern, url)

@@ -150,8 +150,9 @@ Metadata = Annotated[
 ]
 
 
-#: an absolute http(s) URL with a host (also the JSON Schema's pattern)
-_HTTP_URL = r"^https?://[^\s/?#]+[^\s]*$"
+#: an absolute http(s) URL with a host, its scheme in any case as RFC 3986 has it (also the
+#: JSON Schema's pattern, which has no flags)
+_HTTP_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+[^\s]*$"
 
 
 def _check_http_url(value: str) -> str:
