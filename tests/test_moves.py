@@ -277,6 +277,29 @@ def test_state_mv_then_plan_retags_the_object(workdir: Path) -> None:
     assert cli("plan", "--detailed-exitcode").exit_code == 0
 
 
+def test_an_entry_moved_away_from_a_declared_address_is_not_recorded_twice(
+    workdir: Path,
+) -> None:
+    # `state mv` to an address no document declares, then apply: the declared address found
+    # its object again by its tags and recorded it too - two entries for one deployment
+    ok("apply", "--auto-approve")
+    deployment = remote_id("deployment.nightly-review")
+    ok("state", "mv", "deployment.nightly-review", "deployment.nightly")
+    out = cli("plan")
+    said = " ".join(out.stdout.split())
+    assert (
+        f"deployment.nightly-review ({deployment}): deployment {deployment}, tagged for "
+        "deployment.nightly-review, is recorded as deployment.nightly: taking it here too "
+        "would record one object twice" in said
+    ), out.stdout
+    assert "found again by its ownership tags" not in said
+    assert cli("apply", "--auto-approve").exit_code == 1
+    recorded = [e["id"] for e in lockfile()["resources"].values()]
+    assert recorded.count(deployment) == 1
+    ok("state", "mv", "deployment.nightly", "deployment.nightly-review")
+    assert cli("plan", "--detailed-exitcode").exit_code == 0
+
+
 def test_state_mv_to_an_address_no_document_declares_says_to_rename_it_first(
     workdir: Path,
 ) -> None:

@@ -158,7 +158,7 @@ def plan_resource(
     gone = _pins_a_gone_agent(inputs, res, planned)
     if inputs.options.check_gone_pins or gone is None:
         _check_pin(res, planned, gone)
-    conflict = inputs.conflict(res.address, res.kind)
+    conflict = inputs.conflict(res.address, res.kind) or _recorded_elsewhere(inputs, res, planned)
     if conflict is not None:
         return Planned(conflict=conflict)
     match = _match(inputs, res, planned)
@@ -748,6 +748,41 @@ def _skill_versions(res: DesiredResource, planned: Mapping[str, Planned]) -> dic
         if version is not None:
             out[skill] = version
     return out
+
+
+def _recorded_elsewhere(
+    inputs: PlanInputs, res: DesiredResource, planned: Mapping[str, Planned]
+) -> Conflict | None:
+    """A ``Conflict`` instead of finding the object of an address the lockfile has no entry
+    for by its tags, when the lockfile records that very object under another address (not
+    the one it ``moved_from``): e.g. an entry ``state mv``'d to an address no document
+    declares. Recording it here too would give one object two entries; nothing else fits."""
+    if inputs.entry(res.address) is not None:
+        return None
+    parent_id = predicted_id(planned, res.parent) if res.parent else None
+    candidates = _tagged(inputs, res, res.address, parent_id)
+    if not candidates:
+        return None
+    obj = max(candidates, key=lambda o: str(o.get("created_at")))
+    rid = str(obj["id"])
+    other = next(
+        (a for a, e in sorted(inputs.entries.items()) if e.id == rid and a != res.address),
+        None,
+    )
+    if other is None or other == res.moved_from:
+        return None
+    return Conflict(
+        address=res.address,
+        kind=res.kind,
+        remote_id=rid,
+        owner=f"this project, recorded as {other}",
+        message=(
+            f"{res.kind} {rid}, tagged for {res.address}, is recorded as {other}: taking it "
+            f"here too would record one object twice. If the entry was moved on purpose "
+            f"(`reconciler state mv {res.address} {other}`), rename the document to {other} "
+            f"as well; otherwise `reconciler state mv {other} {res.address}` moves it back"
+        ),
+    )
 
 
 def _unfinished_adoption(inputs: PlanInputs, res: DesiredResource) -> Conflict | None:
