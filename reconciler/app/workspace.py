@@ -281,13 +281,13 @@ def check_origin(settings: Settings, lockfile: Lockfile, *, allow_change: bool =
     A lockfile that records no origin (written before origins were recorded, or never
     written) is accepted; the next apply records it.
 
-    Returns:
-        The origin of this run.
-
     The embedded provider the state was applied to is a new, empty provider when its
     database does not exist any more (a clone without ``.reconciler/``, a folder copied
     without it): it holds none of the ids the state records, and opening it would create the
     file; it is refused the same way, before anything opens it.
+
+    Returns:
+        The origin of this run.
 
     Raises:
         PlanError: the lockfile records another origin, or resources applied to an embedded
