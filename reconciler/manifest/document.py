@@ -148,19 +148,12 @@ def _list_on_the_way(kind: str, segments: list[str]) -> str | None:
     root = _spec_schema(kind)
     nodes: list[Any] = [root]
     for depth, segment in enumerate(segments):
-        after: list[Any] = []
-        for node in _alternatives(root, nodes):
-            if node.get("type") == "array" or "items" in node:
-                return ".".join(segments[:depth])
-            properties = node.get("properties") or {}
-            extra = node.get("additionalProperties")
-            if segment in properties:
-                after.append(properties[segment])
-            elif isinstance(extra, dict):
-                after.append(extra)
-        if not after:
+        alternatives = _alternatives(root, nodes)
+        if _is_list(alternatives):
+            return ".".join(segments[:depth])
+        nodes = _below(alternatives, segment)
+        if not nodes:
             return None  # free-form, or a key the schema does not know: nothing to say
-        nodes = after
     return None
 
 
@@ -193,33 +186,40 @@ def _rest_pattern(root: dict[str, Any], nodes: list[Any], depth: int) -> str:
     walks it: nothing after a list, known keys and their own rests, any other key below a
     mapping of free keys, and anything at all where the schema knows no keys."""
     alternatives = _alternatives(root, nodes)
-    if any(node.get("type") == "array" or "items" in node for node in alternatives):
+    if _is_list(alternatives):
         return ""
     names = sorted({name for node in alternatives for name in node.get("properties") or {}})
 
-    def below(name: str | None) -> list[Any]:
-        after = []
-        for node in alternatives:
-            properties = node.get("properties") or {}
-            extra = node.get("additionalProperties")
-            if name is not None and name in properties:
-                after.append(properties[name])
-            elif isinstance(extra, dict):
-                after.append(extra)
-        return after
-
-    others = below(None)
+    others = _below(alternatives, None)
     if depth >= _PATTERN_DEPTH or (not names and not others):
         return _ANY_REST
     branches = [
         re.escape(name)
-        + (_rest_pattern(root, below(name), depth + 1) if below(name) else _ANY_REST)
+        + (_rest_pattern(root, _below(alternatives, name), depth + 1) if _below(alternatives, name) else _ANY_REST)
         for name in names
     ]
     known = "|".join(re.escape(name) for name in names)
     other = rf"(?!(?:{known})(?:\.|$)){_SEGMENT}" if names else _SEGMENT
     branches.append(other + (_rest_pattern(root, others, depth + 1) if others else _ANY_REST))
     return r"(?:\.(?:" + "|".join(branches) + "))?"
+
+
+def _is_list(alternatives: list[dict[str, Any]]) -> bool:
+    return any(node.get("type") == "array" or "items" in node for node in alternatives)
+
+
+def _below(alternatives: list[dict[str, Any]], name: str | None) -> list[Any]:
+    """The schemas a key ``name`` (None: a key none of them names) leads to in each of
+    ``alternatives``: its property's, else that of the mapping's free keys."""
+    after = []
+    for node in alternatives:
+        properties = node.get("properties") or {}
+        extra = node.get("additionalProperties")
+        if name is not None and name in properties:
+            after.append(properties[name])
+        elif isinstance(extra, dict):
+            after.append(extra)
+    return after
 
 
 @functools.cache
