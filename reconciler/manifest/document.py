@@ -189,18 +189,16 @@ def _rest_pattern(root: dict[str, Any], nodes: list[Any], depth: int) -> str:
     if _is_list(alternatives):
         return ""
     names = sorted({name for node in alternatives for name in node.get("properties") or {}})
-
     others = _below(alternatives, None)
     if depth >= _PATTERN_DEPTH or (not names and not others):
         return _ANY_REST
-    branches = [
-        re.escape(name)
-        + (_rest_pattern(root, _below(alternatives, name), depth + 1) if _below(alternatives, name) else _ANY_REST)
-        for name in names
-    ]
     known = "|".join(re.escape(name) for name in names)
     other = rf"(?!(?:{known})(?:\.|$)){_SEGMENT}" if names else _SEGMENT
-    branches.append(other + (_rest_pattern(root, others, depth + 1) if others else _ANY_REST))
+    heads = [(re.escape(name), _below(alternatives, name)) for name in names]
+    branches = [
+        head + (_rest_pattern(root, after, depth + 1) if after else _ANY_REST)
+        for head, after in [*heads, (other, others)]
+    ]
     return r"(?:\.(?:" + "|".join(branches) + "))?"
 
 
