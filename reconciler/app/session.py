@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reconciler.app.workspace import Settings, embedded_database_gone
 from reconciler.engine.rollout import held_out_by, held_out_hint
 from reconciler.errors import NotFoundError, PlanError, RunError, a_or_an
 from reconciler.manifest import DeploymentSpec, ManifestSet
@@ -341,31 +342,26 @@ def origin_warning(
     )
 
 
-def check_embedded_provider(
-    lockfile: Lockfile,
-    state_name: str,
-    db_path: str | os.PathLike[str],
-    lockfile_dir: str | os.PathLike[str],
-) -> None:
-    """Refuse to start a session on an embedded provider whose database does not exist
-    (``db_path``, the run's; no ``--provider-url``) while the state records ids: opening it
-    would create an empty one, which knows none of them (run from another directory than
-    the project's, a mistyped ``--provider-db``).
+def check_embedded_provider(settings: Settings, lockfile: Lockfile) -> None:
+    """Refuse to start a session on an embedded provider whose database does not exist while
+    the state records resources (``workspace.embedded_database_gone``): ``run`` warns of
+    another origin rather than refusing it, so this is said on its own.
 
     Raises:
-        RunError: the database does not exist and the state was written.
+        RunError: the database does not exist and the state records resources.
     """
-    if Path(db_path).exists() or not lockfile.written:
+    if not embedded_database_gone(settings, lockfile):
         return
-    here = describe_origin(local_origin(db_path, lockfile_dir), lockfile_dir)
+    lockfile_dir = Path(settings.lockfile).parent
+    here = describe_origin(local_origin(settings.db_path, lockfile_dir), lockfile_dir)
     applied = (
         f" (it was applied to {describe_origin(lockfile.origin, lockfile_dir)})"
         if lockfile.origin is not None
         else ""
     )
     raise RunError(
-        f"{here} does not exist, so it holds none of the ids {state_name} records{applied}: "
-        "run from the project directory, or pass --provider-db (or --provider-url)"
+        f"{here} does not exist, so it holds none of the ids {settings.state_name} records"
+        f"{applied}: run from the project directory, or pass --provider-db (or --provider-url)"
     )
 
 

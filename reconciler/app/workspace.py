@@ -275,6 +275,17 @@ def with_origin(origin: str) -> Callable[[Lockfile], Lockfile]:
     return edit
 
 
+def embedded_database_gone(settings: Settings, lockfile: Lockfile) -> bool:
+    """The embedded provider this run would open has no database file while the state
+    records resources: opening it would create an empty provider holding none of them (a
+    clone without ``.reconciler/``, a run from another folder, a mistyped ``--provider-db``)."""
+    return (
+        settings.provider_url is None
+        and bool(lockfile.resources)
+        and not Path(settings.db_path).exists()
+    )
+
+
 def check_origin(settings: Settings, lockfile: Lockfile, *, allow_change: bool = False) -> str:
     """Refuse to plan or apply with a lockfile that was applied to another provider.
 
@@ -297,13 +308,7 @@ def check_origin(settings: Settings, lockfile: Lockfile, *, allow_change: bool =
     recorded = lockfile.origin
     state_flags = "--lockfile" if settings.backend is None else "--backend, --project"
     here = Path(settings.lockfile).parent  # what an embedded provider's path is relative to
-    if (
-        recorded == origin
-        and settings.provider_url is None
-        and lockfile.resources
-        and not allow_change
-        and not Path(settings.db_path).exists()
-    ):
+    if recorded == origin and not allow_change and embedded_database_gone(settings, lockfile):
         n = len(lockfile.resources)
         raise PlanError(
             f"{settings.state_name} records {n} resource{'' if n == 1 else 's'}, but "

@@ -135,10 +135,7 @@ def run(
         if session_id is None:  # archived since is what to say first (and it says why)
             app.run(_check_exists(app.settings, error.target))
         raise
-    if not app.settings.provider_url:
-        check_embedded_provider(
-            lockfile, app.settings.state_name, app.settings.db_path, app.settings.lockfile.parent
-        )
+    check_embedded_provider(app.settings, lockfile)
     mismatch = origin_warning(
         lockfile, provider_origin(app.settings), Path(app.settings.lockfile).parent
     )
