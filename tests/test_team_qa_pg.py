@@ -21,7 +21,6 @@ server (``support.postgres``) where the state lives there.
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -269,9 +268,7 @@ def test_a_dropped_table_is_named_with_what_to_do(workdir: Path, pg_url: str) ->
 def test_a_user_who_may_not_create_the_tables_is_told_so(
     workdir: Path, postgres_server: PostgresServer
 ) -> None:
-    role = "r_" + uuid.uuid4().hex[:8]
-    postgres_server.execute(f"CREATE ROLE {role} LOGIN")
-    url = postgres_server.new_database().replace("postgresql://postgres@", f"postgresql://{role}@")
+    url = postgres_server.new_database_for_a_new_role()
     # reading creates no table (tests/test_team_readonly_pg.py): the first write is refused
     result = cli("--backend", url, "apply", "--auto-approve")
     assert result.exit_code == 1, (result.stdout, result.stderr)

@@ -10,7 +10,6 @@ who may only read (no CREATE on the schema) can run them too.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
@@ -66,9 +65,7 @@ def test_reading_commands_leave_a_database_without_state_as_it_was(
 def test_a_user_who_may_only_read_reads_and_is_told_why_apply_cannot_write(
     workdir: Path, postgres_server: PostgresServer
 ) -> None:
-    role = "r_" + uuid.uuid4().hex[:8]
-    postgres_server.execute(f"CREATE ROLE {role} LOGIN")
-    url = postgres_server.new_database().replace("postgresql://postgres@", f"postgresql://{role}@")
+    url = postgres_server.new_database_for_a_new_role()
     listed = ok("--backend", url, "state", "list")
     assert "does not exist: no entries" in listed.stderr
     result = cli("--backend", url, "apply", "--auto-approve")

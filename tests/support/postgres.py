@@ -132,6 +132,13 @@ class PostgresServer:
         self.execute(f"CREATE DATABASE {name}")
         return self.url(name)
 
+    def new_database_for_a_new_role(self) -> str:
+        """A fresh empty database, as a new login role with no privileges of its own sees it
+        (it may connect and read, not create tables); returns its URL."""
+        role = "r_" + uuid.uuid4().hex[:8]
+        self.execute(f"CREATE ROLE {role} LOGIN")
+        return self.new_database().replace("postgresql://postgres@", f"postgresql://{role}@")
+
     def terminate(self, dbname: str, application: str = "reconciler") -> int:
         """Cut every connection of ``application`` to ``dbname`` (a dropped connection)."""
         rows = self.execute(
