@@ -46,7 +46,7 @@ from reconciler.engine.model import (
 )
 from reconciler.engine.normalize import KEYED_LISTS, UNORDERED_LISTS, drop_paths, normalize
 from reconciler.engine.ownership import owner_problem
-from reconciler.engine.paused import how_to_resume, why_paused
+from reconciler.engine.paused import paused_message
 from reconciler.engine.pinlog import settle_live_pin_moves
 from reconciler.engine.planner import UNKNOWN, PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
@@ -385,11 +385,10 @@ def _pin_item(
 
 
 def _paused_items(address: str, live: JSON) -> list[DriftItem]:
-    why = why_paused(live)
-    if why is None:
+    message = paused_message(live)
+    if message is None:
         return []
     change = FieldChange(op="change", path="status", old="active", new="paused")
-    message = f"{why}; {how_to_resume(live)}"
     return [_live_item("paused", address, "deployment", live, message, (change,))]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from reconciler.jsontypes import JSON
 
 
-def why_paused(live: JSON) -> str | None:
+def _why_paused(live: JSON) -> str | None:
     """Why the live deployment ``live`` is paused, as a clause; None when it is not."""
     if live.get("status") != "paused" or live.get("archived_at"):
         return None
@@ -28,7 +28,7 @@ def why_paused(live: JSON) -> str | None:
     return "paused"
 
 
-def how_to_resume(live: JSON) -> str:
+def _how_to_resume(live: JSON) -> str:
     """What brings the paused ``live`` back: apply never unpauses."""
     reason = live.get("paused_reason")
     first = (
@@ -41,3 +41,10 @@ def how_to_resume(live: JSON) -> str:
         f"{first}unpause it in the Console or with the API "
         f"(POST /v1/deployments/{live['id']}/unpause)"
     )
+
+
+def paused_message(live: JSON) -> str | None:
+    """Why the live deployment ``live`` is paused and how to resume it (drift's item and the
+    plan's note say it alike); None when it is not paused."""
+    why = _why_paused(live)
+    return None if why is None else f"{why}; {_how_to_resume(live)}"

@@ -39,7 +39,7 @@ from reconciler.engine.model import (
     Update,
 )
 from reconciler.engine.ownership import find_twins, twin_archives
-from reconciler.engine.paused import how_to_resume, why_paused
+from reconciler.engine.paused import paused_message
 from reconciler.engine.pinlog import settle_live_pin_moves
 from reconciler.engine.prune import Removal, keep_in_use, prune
 from reconciler.engine.refresh import Observed
@@ -184,9 +184,8 @@ def _paused_notes(inputs: PlanInputs, planned: Mapping[str, Planned]) -> list[No
     for address, p in sorted(planned.items()):
         if inputs.desired[address].kind != "deployment" or p.live is None:
             continue
-        why = why_paused(p.live)
-        if why is not None:
-            message = f"{why}; {how_to_resume(p.live)}"
+        message = paused_message(p.live)
+        if message is not None:
             notes.append(
                 Note(address=address, kind="deployment", remote_id=p.live["id"], message=message)
             )
