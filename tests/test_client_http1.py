@@ -305,12 +305,8 @@ async def test_the_write_guard_runs_before_any_byte_and_can_stop_them() -> None:
         raise RuntimeError("the lock was taken over")
 
     async with serve(record) as (url, _), client(url) as (http, _):
-        token = BEFORE_WRITE.set(refuse)
-        try:
-            with pytest.raises(RuntimeError, match="taken over"):
-                await http.post("/v1/agents", json={"name": "a"})
-        finally:
-            BEFORE_WRITE.reset(token)
+        with pytest.raises(RuntimeError, match="taken over"):
+            await http.post("/v1/agents", json={"name": "a"}, extensions={BEFORE_WRITE: refuse})
     await asyncio.sleep(0.05)
     assert seen == [b""]  # the connection opened, and closed with nothing sent on it
 

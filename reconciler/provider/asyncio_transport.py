@@ -21,9 +21,9 @@ said so). A response not read to its end closes its connection.
 ``http_transport`` returns it; when proxy variables are set it returns None, so that httpx's
 default transport honours them.
 
-``BEFORE_WRITE``: a callable the client sets (in the sending task's context) for a request that
-may change something; it is called right before that request's first bytes go to the socket,
-with no await in between, and an exception it raises keeps them unsent. An apply frozen
+``request.extensions[BEFORE_WRITE]``: a callable the client gives a request that may change
+something; it is called right before that request's first bytes go to the socket, with no
+await in between, and an exception it raises keeps them unsent. An apply frozen
 between the client's own check and the socket write would otherwise send one more write
 after it lost its lock.
 """
@@ -37,7 +37,6 @@ import time
 import urllib.request
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from contextvars import ContextVar
 from typing import Any
 
 import httpx
@@ -46,10 +45,9 @@ from reconciler.provider.http1 import Connection, Origin
 
 __all__ = ["BEFORE_WRITE", "Http1Transport", "http_transport"]
 
-#: Called (once, then cleared) right before the next request's first bytes are written.
-BEFORE_WRITE: ContextVar[Callable[[], None] | None] = ContextVar(
-    "reconciler_before_write", default=None
-)
+#: The request extension (as httpx's own ``timeout``) holding a callable that is called right
+#: before the request's first bytes are written.
+BEFORE_WRITE = "reconciler.before_write"
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -99,9 +97,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol(f"the URL scheme {scheme!r} is not supported")
         host = url.raw_host.decode("ascii")
         origin = (scheme, host, url.port or _DEFAULT_PORTS[scheme])
-        guard = BEFORE_WRITE.get()
-        if guard is not None:
-            BEFORE_WRITE.set(None)  # once per request: a redirect's next request is not it
+        guard: Callable[[], None] | None = request.extensions.get(BEFORE_WRITE)
         connection = await self._acquire(origin, timeouts, request)
         try:
             await connection.send(request, timeouts.get("write"), guard)

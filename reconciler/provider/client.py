@@ -420,7 +420,8 @@ class ProviderClient:
                     # at the socket
                 self._stats.record(method, retry=retries + waited > 0)
                 request = self._request(method, path, json, content, query, headers)
-                token = BEFORE_WRITE.set(guard)
+                if guard is not None:
+                    request.extensions[BEFORE_WRITE] = guard
                 try:
                     response = await self._exchange(request)
                     if not stream or not response.is_success:
@@ -443,8 +444,6 @@ class ProviderClient:
                         method=method,
                         path=path,
                     ) from exc
-                finally:
-                    BEFORE_WRITE.reset(token)
 
             ambiguous: AmbiguousWriteError | None = None
             delay: float | None = None
