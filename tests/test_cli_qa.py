@@ -409,3 +409,24 @@ def test_an_api_key_no_header_can_carry_is_refused_at_once_without_showing_it(
     ), result.stderr
     assert "sk-ant-secret-value" not in result.output + result.stderr
     assert "retries" not in result.stderr
+
+
+# -- a saved plan written again: the file stays what it was ----------------------------------
+
+
+def test_plan_out_over_a_private_plan_keeps_it_private_and_a_link_a_link(workdir: Path) -> None:
+    # `plan --out` replaced an existing plan file by a new one with the umask's mode (a plan
+    # kept 0600 became world-readable) and a symlinked plan path by a plain file; fmt already
+    # rewrote files as an editor saves them, the one atomic writer does it for every file now
+    import os
+    import stat
+
+    Path("plans").mkdir()
+    ok("plan", "--out", "plans/plan.json")
+    os.chmod("plans/plan.json", 0o600)
+    Path("plan.json").symlink_to("plans/plan.json")
+    ok("plan", "--out", "plan.json")
+    assert Path("plan.json").is_symlink(), "the link stays a link"
+    assert stat.S_IMODE(os.stat("plans/plan.json").st_mode) == 0o600
+    assert '"plan"' in Path("plans/plan.json").read_text()
+    assert sorted(p.name for p in Path("plans").iterdir()) == ["plan.json"], "no temp file left"

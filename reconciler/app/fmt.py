@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
 import re
-import stat
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from reconciler.manifest.files import (
 from reconciler.manifest.files import manifest_files as directory_files
 from reconciler.manifest.yamlcomments import assign_comments, restore_comments, split_comments
 from reconciler.manifest.yamlsource import NESTED_TOO_DEEPLY, decode_source, parse_documents
+from reconciler.state import write_text_atomic
 
 
 def _yaml() -> Any:
@@ -329,29 +328,9 @@ def format_paths(
             continue
         if not check:
             try:
-                _rewrite(file, formatted)
+                write_text_atomic(file, formatted)
             except OSError as err:
                 refused[file] = f"{file}: cannot rewrite it ({err.strerror or err}); left as it was"
                 continue
         changed.append(file)
     return FormatReport(tuple(files), tuple(changed), refused, skipped)
-
-
-def _rewrite(file: Path, text: str) -> None:
-    """Replace the content of ``file`` atomically, as an editor saving it would: through a
-    symlink (the file it names is rewritten; the link stays a link) and keeping the file's
-    permissions (a private manifest stays private, also while the new text is written)."""
-    real = file.resolve()
-    mode = stat.S_IMODE(real.stat().st_mode)
-    tmp = real.with_name(f".{real.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            os.fchmod(fh.fileno(), mode)
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, real)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

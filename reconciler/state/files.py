@@ -1,7 +1,8 @@
 """Crash-safe file writing: atomic replacement of a text file, and append-only JSON-lines
 files (the lockfile's journal and history) that a kill can tear but never corrupt.
 
-``write_text_atomic`` serves manifests rewritten by ``fmt`` or ``import`` and plan files.
+``write_text_atomic`` serves manifests rewritten by ``fmt`` or written by ``import``, and plan
+files.
 The lockfile has its own writer (``lockfile.py``: backup, kept mode), which shares
 ``fsync_dir`` from here.
 """
@@ -9,19 +10,36 @@ The lockfile has its own writer (``lockfile.py``: backup, kept mode), which shar
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from reconciler.errors import LockfileError
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text``: a temp file in the same folder, fsync, ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Replace ``path`` by ``text`` as an editor saving it would: a temp file in the same
+    folder, fsync, ``os.replace``. Through a symlink the file it names is rewritten (the link
+    stays a link); a file that exists keeps its permissions (a private manifest stays private,
+    also while the new text is written), a new one gets the usual ``0o666`` less the umask."""
+    real = path.resolve()
+    try:
+        mode: int | None = stat.S_IMODE(real.stat().st_mode)
+    except FileNotFoundError:
+        mode = None
+    tmp = real.with_name(f".{real.name}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags, 0o666 if mode is None else 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            if mode is not None:
+                os.fchmod(fh.fileno(), mode)
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, real)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def append_lines(path: Path, data: bytes, *, sync: bool) -> int:
