@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.gitops import cli, lockfile, ok, out_of_band, plan_is_clean
+from support.gitops import cli, drift_json, lockfile, ok, out_of_band, plan_is_clean
 from support.skills import FILES, skill_workdir
 
 from reconciler.provider import ProviderClient, SkillUpload
@@ -238,3 +238,22 @@ def test_a_lost_lockfile_finds_a_changed_skill_its_own_agents_use(workdir: Path)
     ok("apply", "--auto-approve")
     assert [s["id"] for s in live_skills()] == [skill["id"]] and version_count(skill["id"]) == 2
     plan_is_clean()
+
+
+def test_drift_agrees_with_plan_on_a_skill_no_agent_tells_the_owner_of(workdir: Path) -> None:
+    # plan refuses to take the skill with the slug (its files differ, no agent of this
+    # project uses it); drift found it "by its slug" and reported it as this project's
+    skill = team_a_applies(workdir, with_agent=False)
+    declare_skill(workdir)
+    (workdir / "manifests/skills/pdf-tools/fill.py").write_text("print(2)\n")
+    assert cli("plan").exit_code == 1
+    report = drift_json()
+    assert not any(i["address"] == "skill.pdf-tools" for i in report["items"]), report
+    assert not any("slug" in w for w in report.get("warnings", ())), report
+    [item] = [i for i in report["items"] if i["remote_id"] == skill["id"]]
+    assert item["type"] == "unmanaged", item
+    assert f"`reconciler import skill.pdf-tools {skill['id']}`" in item["message"], item
+    text = cli("drift")
+    assert text.exit_code == 2
+    assert f"`reconciler import skill.pdf-tools {skill['id']}`" in text.stdout, text.stdout
+    assert not Path("state/reconciler.lock").exists()

@@ -34,7 +34,12 @@ from reconciler.engine.model import (
     found_by,
 )
 from reconciler.engine.refresh import Observed
-from reconciler.engine.skills import may_find_by_slug, skill_users, unrecorded_by_slug
+from reconciler.engine.skills import (
+    may_find_by_slug,
+    refused_by_slug,
+    skill_users,
+    unrecorded_by_slug,
+)
 from reconciler.errors import PlanError
 from reconciler.jsontypes import JSON
 from reconciler.kinds import KIND_INFO, Kind, noun
@@ -169,9 +174,12 @@ def _skills_by_slug(
     another project's agents use (``skill_users``: theirs)."""
     found: dict[str, tuple[Kind, JSON]] = {}
     taken: set[str] = set(skill_users(observed.all("agent"), project)[1])
+    refused = refused_skills(manifests, observed, lockfile, project)
     for address, source in sorted(manifests.skills.items()):
         if address in lockfile.resources or not may_find_by_slug(lockfile, address):
             continue
+        if address in refused.values():
+            continue  # plan refuses to take it: reported unmanaged, naming the import
         named = unrecorded_by_slug(
             observed.all("skill"),
             lockfile,
@@ -184,6 +192,25 @@ def _skills_by_slug(
             taken.add(named["id"])
             found[address] = ("skill", named)
     return found
+
+
+def refused_skills(
+    manifests: ManifestSet, observed: Observed, lockfile: Lockfile, project: str
+) -> dict[str, str]:
+    """The live skills plan refuses to take for a declared skill with no live recorded
+    skill (``engine.skills.refused_by_slug``), each with that skill's address: drift finds
+    none of them by its slug, and reports each unmanaged naming ``reconciler import
+    ADDRESS ID``, as plan's error does."""
+    live = observed.index("skill")
+    out: dict[str, str] = {}
+    for address, source in sorted(manifests.skills.items()):
+        entry = lockfile.resources.get(address)
+        if entry is not None and entry.kind == "skill" and entry.id in live:
+            continue
+        refused = refused_by_slug(observed, lockfile, source.slug, source.digest, address, project)
+        if refused is not None:
+            out.setdefault(str(refused[0]["id"]), address)
+    return out
 
 
 def _warnings(
@@ -232,7 +259,10 @@ async def _drift(
     documents = manifests.documents
     observed = await observe(client, lockfile, project)
     observed = await describe_skills(client, manifests, lockfile, observed)
+    refused = refused_skills(manifests, observed, lockfile, project)
     lockfile, healed, unseen = _healed(manifests, observed, lockfile, project)
+    # a refused skill's address has a live skill with its slug: its item says so
+    unseen = tuple(a for a in unseen if a not in refused.values())
     warnings = tuple(_warnings(missing, healed, unseen, kept))
     skills = manifests.skills
 
@@ -246,6 +276,7 @@ async def _drift(
             versions=versions,
             healed=healed,
             skills=skills,
+            refused_skills=refused,
         )
 
     report = drift()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from reconciler.engine.refresh import Observed
-from reconciler.engine.skills import may_find_by_slug, skill_users, unrecorded_by_slug
+from reconciler.engine.skills import may_find_by_slug, refused_by_slug, unrecorded_by_slug
 from reconciler.errors import PlanError, ProviderError
 from reconciler.jsontypes import JSON
 from reconciler.manifest import ManifestSet
@@ -187,19 +187,16 @@ def _check_unrecorded(
     """Refuse to plan a skill the state does not record while a live skill it does not
     record either carries its slug and may be someone else's: where the state was lost, one
     the plan would upload a new version into although neither its files nor an agent of this
-    project say it is ours; elsewhere any. A skill another project's agents use is theirs
-    and left alone (``engine.skills.skill_users``): this project's is created beside it."""
+    project say it is ours; elsewhere any (``engine.skills.refused_by_slug``, which drift
+    shares). A skill another project's agents use is theirs and left alone: this project's
+    is created beside it."""
     slug = source.slug
-    ours, theirs = skill_users(observed.all("agent"), project)
-    skills, versions = observed.all("skill"), observed.skill_versions
-    if may_find_by_slug(lockfile, address):
-        found = unrecorded_by_slug(skills, lockfile, versions, slug, set(theirs), source.digest)
-        if found is None or found["id"] in ours:
-            return
-        seen = versions.get(found["id"]) or {}
-        if seen.get("id") == found.get("latest_version_id") and seen.get("digest") == source.digest:
-            return  # it holds exactly the manifest's files: recorded, nothing written to it
-        rid = found["id"]
+    refused = refused_by_slug(observed, lockfile, slug, source.digest, address, project)
+    if refused is None:
+        return
+    found, lost = refused
+    rid = found["id"]
+    if lost:
         raise PlanError(
             f"{manifests.location(address)}: {address}: a live skill with the slug '{slug}' "
             f"({rid}) is not recorded in this project's state (lost, or never written), its "
@@ -209,10 +206,6 @@ def _check_unrecorded(
             f"`reconciler import {address} {rid}` adopts it (the next plan uploads the "
             "manifest's files as its new version), or give the skill another name in SKILL.md"
         )
-    other = unrecorded_by_slug(skills, lockfile, versions, slug, set(theirs))
-    if other is None:
-        return
-    rid = other["id"]
     raise PlanError(
         f"{manifests.location(address)}: {address}: a skill with the slug '{slug}' exists "
         f"already ({rid}), and this project's state does not record it (made by hand, or "

@@ -470,6 +470,7 @@ def build_drift(
     versions: Mapping[str, Sequence[JSON]] | None = None,
     healed: frozenset[str] = frozenset(),
     skills: Mapping[str, SkillSource] | None = None,
+    refused_skills: Mapping[str, str] | None = None,
 ) -> DriftReport:
     """How the live system differs from what the lockfile and the manifests say.
 
@@ -483,6 +484,9 @@ def build_drift(
             agents ``agents_to_annotate`` named; says which version introduced a change.
         healed: addresses whose entry was found by ownership tags (or a skill's slug).
         skills: skill address -> its directory as read at load (``ManifestSet.skills``).
+        refused_skills: remote id -> skill address, for the unrecorded live skills with a
+            declared skill's slug that plan refuses to take (``engine.skills
+            .refused_by_slug``): unmanaged, their message naming the import of that address.
 
     Returns:
         A ``DriftReport`` with items sorted by address (or kind and name), then drift type.
@@ -554,7 +558,7 @@ def build_drift(
         if ignore_unmanaged and u.duplicate_of is None:
             ignored += 1
             continue  # twins are ours, not unmanaged: always reported
-        items.append(unmanaged_item(u, vault_names))
+        items.append(unmanaged_item(u, vault_names, refused_skills or {}))
     return DriftReport(
         project=project, items=tuple(sorted(items, key=_sort_key)), ignored_unmanaged=ignored
     )

@@ -37,6 +37,7 @@ from reconciler.engine.model import (
     Target,
     Update,
 )
+from reconciler.engine.refresh import Observed
 from reconciler.jsontypes import JSON
 from reconciler.kinds import owner_of
 from reconciler.manifest.skill import (
@@ -54,6 +55,7 @@ __all__ = [
     "SkillPlan",
     "may_find_by_slug",
     "plan_skill",
+    "refused_by_slug",
     "skill_by_slug",
     "skill_users",
     "unrecorded_by_slug",
@@ -88,6 +90,32 @@ def skill_users(agents: Iterable[JSON], project: str) -> tuple[set[str], dict[st
                 who = owner.address or f"agent {agent.get('name') or agent['id']}"
                 theirs.setdefault(skill_id, f'{who} of project "{owner.project}"')
     return ours, {k: v for k, v in theirs.items() if k not in ours}
+
+
+def refused_by_slug(
+    observed: Observed, lockfile: Lockfile, slug: str, digest: str, address: str, project: str
+) -> tuple[JSON, bool] | None:
+    """The live skill with a declared skill's ``slug`` that plan refuses to take for
+    ``address`` (which has no live recorded skill), and whether the state was lost; None
+    when there is none. ``app.skills`` refuses the plan naming it, ``app.drift`` reports it
+    unmanaged with the same ``reconciler import``: neither takes it as this project's.
+
+    Where the state was lost (``may_find_by_slug``), the skill found by the slug is
+    refused unless an agent of this project uses it or its latest version holds exactly
+    the manifest's files (``digest``); anywhere else any unrecorded skill with the slug is
+    refused. A skill another project's agents use is theirs, never refused nor taken."""
+    ours, theirs = skill_users(observed.all("agent"), project)
+    skills, versions = observed.all("skill"), observed.skill_versions
+    if may_find_by_slug(lockfile, address):
+        found = unrecorded_by_slug(skills, lockfile, versions, slug, set(theirs), digest)
+        if found is None or found["id"] in ours:
+            return None
+        seen = versions.get(found["id"]) or {}
+        if seen.get("id") == found.get("latest_version_id") and seen.get("digest") == digest:
+            return None  # it holds exactly the manifest's files: recorded, nothing written to it
+        return found, True
+    other = unrecorded_by_slug(skills, lockfile, versions, slug, set(theirs))
+    return (other, False) if other is not None else None
 
 
 class SkillPlan:

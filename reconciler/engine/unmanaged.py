@@ -147,9 +147,23 @@ def unmanaged_message(kind: str, remote_id: str | None, vault: str | None = None
     )
 
 
-def unmanaged_item(u: Unmanaged, vault_names: Mapping[str, str]) -> DriftItem:
+def unmanaged_item(
+    u: Unmanaged, vault_names: Mapping[str, str], refused_skills: Mapping[str, str] | None = None
+) -> DriftItem:
+    """The drift item of an unmanaged object (or a twin). ``refused_skills``: remote id ->
+    the declared skill whose slug it carries and that plan refuses to take it for: its
+    message names that address's import, as plan's error does."""
     vault_address = vault_names.get(str(u.obj.get("vault_id"))) if u.kind == "credential" else None
     message = unmanaged_message(u.kind, u.remote_id, vault_address)
+    slugged = (refused_skills or {}).get(u.remote_id) if u.kind == "skill" else None
+    if slugged is not None:
+        message = (
+            f"{UNMANAGED_MESSAGE.split(';')[0]}: it carries the slug of {slugged}, but this "
+            "project's state does not record it and a skill carries no ownership tags, so it "
+            "may be another project's or made by hand (`reconciler plan` refuses "
+            f"{slugged} while it is there); `reconciler import {slugged} {u.remote_id}` "
+            "adopts it, or give the skill another name in SKILL.md"
+        )
     drift_type: DriftType = "unmanaged"
     if u.duplicate_of is not None:
         drift_type = "twin"
