@@ -165,3 +165,60 @@ def test_the_state_moved_back_from_the_database_replaces_the_marked_lockfile(
     assert "migrated_to" not in Path("state/reconciler.lock").read_text()
     assert "agent.coder " not in ok("state", "list").stdout
     assert "agent.reviewer " in ok("state", "list").stdout
+
+
+# --- the database a migration back to a lockfile left behind --------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("plan",), ("apply", "--auto-approve"), ("state", "list"), ("drift",), ("state", "history")],
+    ids=lambda c: " ".join(c),
+)
+def test_the_database_moved_into_a_lockfile_is_refused_naming_it(
+    workdir: Path, pg_url: str, command: tuple[str, ...]
+) -> None:
+    # the other direction marks the lockfile; this one left the database as it was, so a
+    # runner still pointed at it planned and applied an old copy while the team used the file
+    ok("--backend", pg_url, "apply", "--auto-approve")
+    moved = ok("--backend", pg_url, "state", "migrate", "--to", "ops/state.lock").stdout
+    said = " ".join(moved.split())
+    assert f"{redact(pg_url)} (project default) now only says where the state went" in said, said
+    edit(workdir / "manifests/agents.yaml", "Be specific and kind", "Be brief")
+    serial = rows_of(pg_url, "SELECT serial FROM reconciler_states")
+
+    result = cli("--backend", pg_url, *command)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    said = " ".join(result.stderr.split())
+    assert (
+        f"Error: {redact(pg_url)} (project default): its state was moved to ops/state.lock by "
+        "`reconciler state migrate` on " in said
+    ), said
+    assert "Unset RECONCILER_BACKEND (and --backend) in every runner" in said, said
+    assert "--lockfile ops/state.lock" in said, said
+    assert rows_of(pg_url, "SELECT serial FROM reconciler_states") == serial
+    # the lockfile is the state: it plans the change
+    assert "~ agent.reviewer" in ok("--lockfile", "ops/state.lock", "plan").stdout
+
+
+def test_the_marked_database_is_copied_again_only_with_force_and_moved_back_without(
+    workdir: Path, pg_url: str
+) -> None:
+    ok("--backend", pg_url, "apply", "--auto-approve")
+    ok("--backend", pg_url, "state", "migrate", "--to", "ops/state.lock")
+    again = cli("--backend", pg_url, "state", "migrate", "--to", "other.lock")
+    assert again.exit_code == 1 and "its state was moved to ops/state.lock" in again.stderr
+    assert not Path("other.lock").exists()
+    ok("--backend", pg_url, "state", "migrate", "--to", "other.lock", "--force")
+    assert "agent.coder " in ok("--lockfile", "other.lock", "state", "list").stdout
+    # the way back: the lockfile's state replaces the marked database, no --force needed
+    ok("--lockfile", "ops/state.lock", "state", "rm", "agent.coder")
+    ok("--lockfile", "ops/state.lock", "state", "migrate", "--to", pg_url)
+    listed = ok("--backend", pg_url, "state", "list").stdout
+    assert "agent.coder " not in listed and "agent.reviewer " in listed
+    assert ok("--backend", pg_url, "plan").exit_code == 0
+
+
+def rows_of(url: str, query: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return list(conn.execute(query.encode()).fetchall())

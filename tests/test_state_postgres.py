@@ -353,7 +353,8 @@ def test_migrate_round_trip_keeps_lineage_serial_and_history(pg_url: str, tmp_pa
     from reconciler.state import read_lockfile
 
     assert read_lockfile(back, project="p") == original
-    with pytest.raises(LockfileError, match="refusing to overwrite"):
+    # the database moved into a lockfile says where its state went, and is refused too
+    with pytest.raises(LockfileError, match=r"its state was moved to \S*back"):
         migrate_state(db_settings, str(back))
     migrate_state(db_settings, str(back), force=True)
     assert [r.serial for r in state_history(Settings(lockfile=back, project="p"))] == [1, 2]

@@ -21,6 +21,8 @@ server (``support.postgres``) where the state lives there.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import psycopg
@@ -296,7 +298,11 @@ def test_an_older_state_forced_over_the_database_leaves_it_writable(
 ) -> None:
     ok("--backend", pg_url, "apply", "--auto-approve")
     ok("--backend", pg_url, "state", "migrate", "--to", "old.lock")
-    # the team goes on with the database meanwhile
+    # a copy of it is kept; the state goes back into the database (the marker it left is
+    # replaced), and the team goes on with the database meanwhile
+    shutil.copy("old.lock", "backup.lock")
+    ok("--lockfile", "old.lock", "state", "migrate", "--to", pg_url)
+    os.replace("backup.lock", "old.lock")
     edit(workdir / "manifests/agents.yaml", REVIEWER, "Be brief.")
     ok("--backend", pg_url, "apply", "--auto-approve")
     ok("--backend", pg_url, "state", "rm", "memory_store.review-notes")

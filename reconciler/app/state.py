@@ -31,7 +31,7 @@ from reconciler.state import (
     LockEntry,
     Lockfile,
     LockInfo,
-    MigratedLockfile,
+    MigratedState,
     MigratedTo,
     PendingIntent,
     StateStore,
@@ -48,8 +48,6 @@ from reconciler.state import (
     unlock,
     utc_timestamp,
 )
-from reconciler.state.history import read_history
-from reconciler.state.location import FileLocation
 
 __all__ = [
     "ApplyLock",
@@ -312,12 +310,13 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
     the default lockfile's, as runners with ``--backend`` alone compute it): it is rebased
     onto the target's, so the same provider is still the same origin there.
 
-    Both sides are locked while it runs. A lockfile moved into a database is marked as
-    moved (``MigratedTo``): it keeps its content, and every command refuses it naming the
-    database, so a runner that was not pointed at the database cannot go on with the old
-    copy; ``force`` migrates a marked lockfile all the same, and a state moved back into it
-    replaces it. Any other source is left as it is (point ``--backend`` at the target, or
-    unset it, afterwards).
+    Both sides are locked while it runs. A lockfile moved into a database, or a database's
+    state moved into a lockfile, is marked as moved (``MigratedTo``): it keeps its content,
+    and every command refuses it naming the target, so a runner that was not pointed at the
+    new state cannot go on with the old copy; ``force`` migrates a marked state all the
+    same, and a state moved back into it replaces it. A lockfile copied to another lockfile,
+    or a database's state to another database, is left as it is (point ``--backend`` at
+    the target, or ``--lockfile``, afterwards).
 
     Raises:
         LockfileError: the target is the source, or a folder, or it holds entries and
@@ -349,12 +348,12 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
                 try:
                     lockfile = source.read()
                     history = source.history()
-                except MigratedLockfile as gone:
+                except MigratedState as gone:
                     if not force:
                         raise
                     lockfile = gone.lockfile.model_copy(update={"migrated_to": None})
                     # its history too, which every other reader refuses with it
-                    history = read_history(history_path(real_lockfile(settings.lockfile)))
+                    history = source.moved_history()
                 left: list[HistoryRecord] = []
                 if target_is_db:  # keyed by serial there: only the current state's records
                     history, left = of_current_state(history, lockfile.serial)
@@ -385,7 +384,8 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
                     )
                     moved = lockfile.model_copy(update={"origin": origin})
                     target.replace(moved, history, force=force)
-                    if target_is_db and isinstance(source, FileLocation):
+                    if target_is_db != (settings.backend is not None):
+                        # into another kind of backend: the source says where it went
                         at = utc_timestamp()
                         where = MigratedTo(backend=target.name, at=at, serial=lockfile.serial)
                         source.mark_migrated(lockfile, where)

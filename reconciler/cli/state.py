@@ -270,9 +270,9 @@ def state_migrate(app: App, to: str, force: bool) -> None:
     """Copy the state to another backend (lockfile -> PostgreSQL -> lockfile).
 
     Lineage, serial, entries, pending intents and history are kept; a target that already
-    holds entries is refused unless --force. A lockfile moved into a database is marked as
-    moved: every command refuses it after, naming the database (--force migrates it
-    again). Point --backend (RECONCILER_BACKEND) at a database target afterwards, or unset
+    holds entries is refused unless --force. A lockfile moved into a database (or a
+    database's state moved into a lockfile) is marked as moved: every command refuses it
+    after, naming where the state went (--force migrates it again). Point --backend (RECONCILER_BACKEND) at a database target afterwards, or unset
     it and pass --lockfile (RECONCILER_LOCKFILE) for a lockfile target; the command says
     which.
     """
@@ -289,10 +289,15 @@ def state_migrate(app: App, to: str, force: bool) -> None:
             "(a lost lockfile healed, or one restored from git), were not copied; they stay "
             f"in {result.history_left_in}."
         )
-    if result.marked:
+    if result.marked and result.to_database:
         click.echo(
             f"{result.source} now only says where the state went: every command run without "
             "--backend refuses it, naming the database. Use the new state from now on:"
+        )
+    elif result.marked:
+        click.echo(
+            f"{result.source} now only says where the state went: every command run with "
+            "that --backend refuses it, naming the lockfile. Use the new state from now on:"
         )
     else:
         click.echo(f"{result.source} was left as it was; use the new state from now on:")

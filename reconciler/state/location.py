@@ -13,6 +13,8 @@ application asks it for what every command needs, never knowing which one it has
     unlock(id)    ``reconciler unlock ID``
     history(addr) the records of ``state history``
     replace(lockfile, history, force)  ``state migrate``'s target side
+    mark_migrated(lockfile, moved)     ``state migrate``'s source side, moved to another
+                                       backend: every command refuses it from then on
 """
 
 from __future__ import annotations
@@ -103,6 +105,10 @@ class StateLocation(Protocol):
         self, lockfile: Lockfile, history: Sequence[HistoryRecord], *, force: bool
     ) -> None: ...
 
+    def mark_migrated(self, lockfile: Lockfile, moved: MigratedTo) -> None: ...
+
+    def moved_history(self, address: str | None = None) -> list[HistoryRecord]: ...
+
     def close(self) -> None: ...
 
 
@@ -160,6 +166,11 @@ class FileLocation:
     def history(self, address: str | None = None) -> list[HistoryRecord]:
         if self._real.exists():
             self.read()  # another project's lockfile is refused, its history with it
+        return select(read_history(history_path(self._real)), address)
+
+    def moved_history(self, address: str | None = None) -> list[HistoryRecord]:
+        """``history`` even of a lockfile ``state migrate`` moved into a database (for
+        ``state migrate --force``, which copies it all the same)."""
         return select(read_history(history_path(self._real)), address)
 
     def replace(self, lockfile: Lockfile, history: Sequence[HistoryRecord], *, force: bool) -> None:

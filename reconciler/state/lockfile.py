@@ -77,10 +77,18 @@ def read_lockfile(path: str | os.PathLike[str], *, project: str = "default") -> 
     return replay_journal(Path(path), read_stamped(Path(path), project=project)[0])
 
 
-class MigratedLockfile(LockfileError):
-    """A lockfile whose state ``state migrate`` moved into a database: no command reads or
-    writes it (``lockfile`` is what it holds, for ``state migrate --force`` and the way back).
-    """
+class MigratedState(LockfileError):
+    """A state ``state migrate`` moved elsewhere, marked so (``Lockfile.migrated_to``): no
+    command reads or writes it (``lockfile`` is what it holds, for ``state migrate --force``
+    and the way back)."""
+
+    def __init__(self, message: str, lockfile: Lockfile) -> None:
+        super().__init__(message)
+        self.lockfile = lockfile
+
+
+class MigratedLockfile(MigratedState):
+    """A lockfile whose state ``state migrate`` moved into a database."""
 
     def __init__(self, path: str | os.PathLike[str], lockfile: Lockfile) -> None:
         moved = lockfile.migrated_to
@@ -90,9 +98,26 @@ class MigratedLockfile(LockfileError):
             f"{moved.at} (serial {moved.serial}), and this file only says so: no command reads "
             "or writes it. Set RECONCILER_BACKEND (or --backend) to that database in every "
             f"runner, and `git rm {path}`; to bring the state back into a lockfile: "
-            f"`reconciler --backend DB state migrate --to {path}`"
+            f"`reconciler --backend DB state migrate --to {path}`",
+            lockfile,
         )
-        self.lockfile = lockfile
+
+
+class MigratedDatabase(MigratedState):
+    """A database state (one project's) that ``state migrate`` moved into a lockfile."""
+
+    def __init__(self, name: str, lockfile: Lockfile) -> None:
+        moved = lockfile.migrated_to
+        assert moved is not None
+        super().__init__(
+            f"{name}: its state was moved to {moved.backend} by `reconciler state migrate` on "
+            f"{moved.at} (serial {moved.serial}), and the database only says so: no command "
+            "reads or writes this project's state there. Unset RECONCILER_BACKEND (and "
+            f"--backend) in every runner and pass --lockfile {moved.backend} (or set "
+            "RECONCILER_LOCKFILE to it); to bring the state back into the database: "
+            f"`reconciler --lockfile {moved.backend} state migrate --to DB`",
+            lockfile,
+        )
 
 
 def check_project(lockfile: Lockfile, path: str | os.PathLike[str], project: str) -> None:

@@ -255,10 +255,11 @@ class PendingIntent(_Frozen):
 
 
 class MigratedTo(_Frozen):
-    """Where ``state migrate`` moved a lockfile's state (a database): the lockfile left
-    behind says so, and every command refuses it (``lockfile.check_project``)."""
+    """Where ``state migrate`` moved a state: a lockfile's into a database, a database's
+    into a lockfile. The state left behind says so, and every command refuses it
+    (``lockfile.check_project``, ``postgres.store``)."""
 
-    #: the database as messages name it: never its password
+    #: the database as messages name it (never its password), or the lockfile's path
     backend: str = Field(min_length=1)
     at: Timestamp
     #: the serial of the state moved
@@ -289,7 +290,7 @@ class Lockfile(_Frozen):
     origin: str | None = Field(default=None, min_length=1)
     resources: dict[str, LockEntry] = Field(default_factory=dict)
     pending: dict[str, PendingIntent] = Field(default_factory=dict)
-    #: the state was moved into a database: this file is only a marker of where it went
+    #: the state was moved to another backend: this one is only a marker of where it went
     migrated_to: MigratedTo | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @field_validator("resources", "pending")

@@ -10,7 +10,7 @@ from reconciler.errors import LockfileError
 from reconciler.state.delta import Delta
 from reconciler.state.history import HistoryChange, HistoryRecord, RunInfo, changes_of
 from reconciler.state.lock import LockInfo
-from reconciler.state.model import LockEntry, Lockfile, new_lockfile
+from reconciler.state.model import LockEntry, Lockfile, MigratedTo, new_lockfile
 from reconciler.state.postgres.db import Database
 from reconciler.state.postgres.lease import PgLease, read_lease, unlock_lease
 from reconciler.state.postgres.store import PgStateStore
@@ -86,6 +86,14 @@ class PgLocation:
     def history(self, address: str | None = None) -> list[HistoryRecord]:
         if not self.db.has_schema():
             return []
+        self.read()  # a state moved into a lockfile is refused, its history with it
+        return self.moved_history(address)
+
+    def moved_history(self, address: str | None = None) -> list[HistoryRecord]:
+        """``history`` of a state even when ``state migrate`` moved it into a lockfile (for
+        ``state migrate --force``, which copies it all the same)."""
+        if not self.db.has_schema():
+            return []
 
         def fetch(conn: Conn) -> list[HistoryRecord]:
             head = conn.execute(
@@ -142,10 +150,12 @@ class PgLocation:
                 ).fetchone()
                 assert counts is not None
                 held = conn.execute(
-                    "SELECT lineage, serial FROM reconciler_states WHERE project = %s",
+                    "SELECT lineage, serial, migrated_to FROM reconciler_states WHERE project = %s",
                     (self._project,),
                 ).fetchone()
-                if (int(str(counts[0])) or int(str(counts[1]))) and not force:
+                # a state moved into a lockfile, the marker of it: the way back replaces it
+                moved = held is not None and held[2] is not None
+                if (int(str(counts[0])) or int(str(counts[1]))) and not force and not moved:
                     where = f" (lineage {held[0]} serial {held[1]})" if held else ""
                     raise LockfileError(
                         f"{self.name} already holds {counts[0]} entries{where}, and the state "
@@ -240,6 +250,31 @@ class PgLocation:
 
         self.db.create_schema()
         self.db.run(write, what="write the migrated state")
+
+    def mark_migrated(self, lockfile: Lockfile, moved: MigratedTo) -> None:
+        """Mark the project's state as moved (``moved``): its rows are kept as they were, and
+        every command refuses it naming where the state went (the caller holds the lease,
+        and read ``lockfile``: a state written since is not marked).
+
+        Raises:
+            LockfileError: the state changed since ``lockfile`` was read; nothing marked.
+        """
+
+        def mark(conn: Conn) -> None:
+            row = conn.execute(
+                "UPDATE reconciler_states SET migrated_to = %s::jsonb, "
+                "updated_at = clock_timestamp() "
+                "WHERE project = %s AND lineage = %s AND serial = %s RETURNING 1",
+                (moved.model_dump_json(), self._project, lockfile.lineage, lockfile.serial),
+            ).fetchone()
+            if row is None:
+                raise LockfileError(
+                    f"{self.name}: the state changed while it was copied (it is no longer "
+                    f"lineage {lockfile.lineage} serial {lockfile.serial}), so it was not "
+                    f"marked as moved to {moved.backend}; run state migrate again"
+                )
+
+        self.db.run(mark, what="mark the state as migrated")
 
     def close(self) -> None:
         self.db.close()

@@ -8,7 +8,8 @@ newer than this reconciler knows is refused and left exactly as it is.
 
 Tables (every row is scoped by ``project``, so projects share one database):
 
-    reconciler_states     one row per project: lineage, serial, salt, origin, version
+    reconciler_states     one row per project: lineage, serial, salt, origin, version, and
+                          where ``state migrate`` moved it (``migrated_to``, schema 2)
     reconciler_resources  one row per address: the entry (jsonb) and its ``row_version``
     reconciler_pending    one row per pending intent, with its ``row_version``
     reconciler_history    one row per write (serial, time, actor, CI run, operation, plan
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from reconciler.state.postgres.conninfo import Conn
 
 #: the schema this reconciler reads and writes
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: key of the advisory lock taken (per transaction) while migrating
 _MIGRATION_LOCK = 0x7265636F6E63  # "reconc"
@@ -115,6 +116,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         )
         """,
     ),
+    # a project's state moved into a lockfile: the row says where (``MigratedTo``), and
+    # every command refuses it
+    2: ("ALTER TABLE reconciler_states ADD COLUMN migrated_to jsonb",),
 }
 
 

@@ -23,10 +23,12 @@ from reconciler.errors import LockfileError, LockLost
 from reconciler.state.backend import EditedState
 from reconciler.state.delta import Delta
 from reconciler.state.history import HistoryRecord, RunInfo, record_for
+from reconciler.state.lockfile import MigratedDatabase
 from reconciler.state.model import (
     LOCKFILE_VERSION,
     LockEntry,
     Lockfile,
+    MigratedTo,
     PendingIntent,
     new_lockfile,
 )
@@ -75,6 +77,7 @@ class PgStateStore(EditedState):
         Raises:
             LockfileError: the database is unreachable, or holds a state written by a newer
                 reconciler.
+            MigratedDatabase: ``state migrate`` moved the project's state into a lockfile.
         """
         with self._mutex:
             lockfile, exists, versions, pending_versions = self.db.run(
@@ -88,13 +91,13 @@ class PgStateStore(EditedState):
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             head = conn.execute(
-                "SELECT lineage, serial, lockfile_version, salt, origin "
+                "SELECT lineage, serial, lockfile_version, salt, origin, migrated_to "
                 "FROM reconciler_states WHERE project = %s",
                 (self.project,),
             ).fetchone()
             if head is None:
                 return new_lockfile(self.project), False, {}, {}
-            lineage, serial, version, salt, origin = head
+            lineage, serial, version, salt, origin, migrated_to = head
             if int(str(version)) > LOCKFILE_VERSION:
                 raise LockfileError(
                     f"{self.name}: written by a newer reconciler (lockfile_version {version} > "
@@ -113,7 +116,10 @@ class PgStateStore(EditedState):
             origin=None if origin is None else str(origin),
             resources=resources,
             pending=pending,
+            migrated_to=None if migrated_to is None else MigratedTo.model_validate(migrated_to),
         )
+        if lockfile.migrated_to is not None:
+            raise MigratedDatabase(self.name, lockfile)
         return lockfile, True, versions, pending_versions
 
     def _read_rows(
@@ -264,12 +270,12 @@ class PgStateStore(EditedState):
             query = (
                 "UPDATE reconciler_states SET lineage = %s, lockfile_version = %s, salt = %s, "
                 "origin = %s, last_write = %s, serial = serial + 1, updated_at = clock_timestamp() "
-                "WHERE project = %s AND lineage = %s RETURNING serial"
+                "WHERE project = %s AND lineage = %s AND migrated_to IS NULL RETURNING serial"
             )
             params = (*values, self.project, before.lineage)
             conflict = (
-                f"the state of project {self.project!r} was replaced or removed since this "
-                f"run read it (lineage {before.lineage})"
+                f"the state of project {self.project!r} was replaced, removed or moved since "
+                f"this run read it (lineage {before.lineage})"
             )
         row = conn.execute(query, params).fetchone()
         if row is None:
