@@ -1369,3 +1369,43 @@ def test_an_upper_case_url_scheme_is_a_url() -> None:
         assert adapter.validate_python(url) == url and re.match(pattern, url)
     for url in ("ftp://a.example", "https://", "HTTPS:// a.example"):
         assert not re.match(pattern, url)
+
+
+def test_an_environment_host_given_as_a_url_is_refused_at_validate(project: Path) -> None:
+    """An Environment's limited ``allowed_hosts`` lists the domains the container may reach
+    (provider-wire.md §5.4: ``["api.example.com"]``); a URL, a path or a port passed
+    ``validate`` and ``plan``, and the provider refused it at apply, after what came before
+    it was changed."""
+    from support.gitops import cli
+
+    write(
+        project,
+        "e.yaml",
+        """\
+        kind: Environment
+        name: web
+        spec:
+          config:
+            type: cloud
+            networking:
+              type: limited
+              allowed_hosts:
+                - api.example.com
+                - "*.example.org"
+                - 192.0.2.1
+                - https://x.com/
+                - example.net/api
+                - example.net:8443
+                - user@example.net
+        """,
+    )
+    result = cli("validate")
+    assert result.exit_code == 1, result.stdout
+    at = "manifests/e.yaml:{}:11: spec.config.networking.allowed_hosts[{}]"
+    said = "give the hostname alone, as allowed_hosts lists the domains the container may reach"
+    assert result.stderr.splitlines()[1:] == [
+        f"  {at.format(12, 3)}: 'https://x.com/' is a URL, not a hostname: write x.com ({said})",
+        f"  {at.format(13, 4)}: 'example.net/api' is not a hostname: write example.net ({said})",
+        f"  {at.format(14, 5)}: 'example.net:8443' is not a hostname: write example.net ({said})",
+        f"  {at.format(15, 6)}: 'user@example.net' is not a hostname: write example.net ({said})",
+    ], result.stderr

@@ -59,6 +59,13 @@ def credential(hosts: str) -> str:
     )
 
 
+def environment(hosts: str) -> str:
+    return (
+        "kind: Environment\nname: e\nspec:\n  config:\n    type: cloud\n"
+        f"    networking: {{type: limited, allowed_hosts: {hosts}}}\n"
+    )
+
+
 def web(tool: str, domains: str) -> str:
     return agent(
         f"""\
@@ -105,6 +112,8 @@ REFUSED = {
     "credential-host-underscore": credential("['a_b.example.com']"),
     "credential-host-empty-label": credential("['a..example.com']"),
     "credential-host-long-label": credential(f"['{'a' * 64}.com']"),
+    "environment-host-url": environment("['https://x.com/']"),
+    "environment-host-path": environment("[x.com/api]"),
     "fetch-domain-path": web("web_fetch", "[docs.example.com/api]"),
     "fetch-domain-scheme": web("web_fetch", "['https://docs.example.com']"),
     "search-domain-port": web("web_search", "['docs.example.com:8080/api']"),
@@ -136,6 +145,7 @@ ACCEPTED = {
         "[api.example.com, '*.example.com', 192.0.2.1, localhost, 0.0.0.0, 1a.2.3.4, "
         f"'{'a' * 63}.com', 255.255.255.255]"
     ),
+    "environment-hosts": environment("[api.example.com, '*.example.org', 192.0.2.1, '::1']"),
     "fetch-domain": web("web_fetch", "[docs.example.com, 10.0.0.1]"),
     "search-domain-path": web("web_search", "[docs.example.com/api, 'example.com/a?b=c']"),
 }

@@ -10,7 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from .fields import Metadata, NonEmptyStr, SpecModel, fail
+from .fields import Metadata, NonEmptyStr, SpecModel, checked_by, fail
+from .hosts import ENVIRONMENT_HOST_PATTERN, environment_host_problem
 
 PACKAGE_MANAGERS = ("pip", "npm", "apt", "cargo", "gem", "go")
 PackageList = list[NonEmptyStr]
@@ -26,7 +27,18 @@ class LimitedNetworking(SpecModel):
     """Outbound network access only to the listed hosts (and optionally MCP servers and package registries)."""
 
     type: Literal["limited"]
-    allowed_hosts: list[NonEmptyStr] | None = None
+    allowed_hosts: (
+        list[
+            Annotated[
+                NonEmptyStr,
+                checked_by(environment_host_problem),
+                Field(json_schema_extra={"pattern": ENVIRONMENT_HOST_PATTERN}),
+            ]
+        ]
+        | None
+    ) = Field(
+        default=None, description="Hostnames the container may reach (api.example.com): no URL."
+    )
     allow_mcp_servers: bool | None = Field(default=None, description="Default false.")
     allow_package_managers: bool | None = Field(
         default=None, description="Default false; must be true when packages are listed."

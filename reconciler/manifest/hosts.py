@@ -1,7 +1,9 @@
 """Host and domain entries as the API's parameter docs state them, checked at ``validate``.
 
 A credential's limited ``networking.allowed_hosts`` entry is a bare hostname, an IPv4
-address or a ``*.`` wildcard; a web tool's ``allowed_domains`` / ``blocked_domains`` entry is
+address or a ``*.`` wildcard; an Environment's limited ``allowed_hosts`` lists "domains the
+container can reach" (provider-wire.md §5.4, ``["api.example.com"]``), so a URL, a path, a
+port or a user is refused there (its exact syntax is not stated, so nothing else is); a web tool's ``allowed_domains`` / ``blocked_domains`` entry is
 a plain hostname (``web_search`` also takes a path after it). The provider answers 400 to
 anything else, at apply, after the resources before it were changed; here the entry is an
 error at its ``file:line:col`` instead. (The local provider holds the same rules on its own
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from urllib.parse import urlsplit
 
 #: one DNS label: letters, digits and inner hyphens, at most 63
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
@@ -33,6 +36,8 @@ def _host_pattern(end: str) -> str:
 
 
 CREDENTIAL_HOST_PATTERN = rf"^(?:\*\.)?{_host_pattern('$')}$"
+#: what ``environment_host_problem`` can say in JSON Schema: no scheme, path, user, query
+ENVIRONMENT_HOST_PATTERN = r"^[^\s/?#@]+$"
 FETCH_DOMAIN_PATTERN = rf"^{_host_pattern('$')}$"
 SEARCH_DOMAIN_PATTERN = rf"^{_host_pattern('(?:/|$)')}(?:/[\s\S]*)?$"
 
@@ -57,6 +62,34 @@ def credential_host_problem(text: str) -> str | None:
         f"'{text[:80]}' is not a bare hostname, an IPv4 address or a *. wildcard: write "
         "api.example.com, 192.0.2.1 or *.example.com (no URL, port, path or IPv6 address)"
     )
+
+
+def environment_host_problem(text: str) -> str | None:
+    """What is wrong with an Environment's ``allowed_hosts`` entry, or None: a URL, or a
+    hostname with a path, port, user, query or blank (an IPv6 address is left to the
+    provider)."""
+    said = "give the hostname alone, as allowed_hosts lists the domains the container may reach"
+    if "://" in text:
+        try:
+            host = urlsplit(text).hostname
+        except ValueError:
+            host = None
+        write = f"write {host}" if host else "write api.example.com"
+        return f"'{text[:80]}' is a URL, not a hostname: {write} ({said})"
+    head = re.split(r"[/?#\s]", text, maxsplit=1)[0].rpartition("@")[2]
+    if head == text and ":" not in text:
+        return None
+    if head == text:
+        try:
+            ipaddress.IPv6Address(text)
+            return None
+        except ValueError:
+            pass
+    before, colon, after = head.rpartition(":")
+    host = before if colon and (after.isdigit() or not after) else head
+    host = host.removeprefix("[").removesuffix("]")
+    write = f"write {host}" if host else "write api.example.com"
+    return f"'{text[:80]}' is not a hostname: {write} ({said})"
 
 
 def web_domain_problem(text: str, *, path_allowed: bool) -> str | None:
