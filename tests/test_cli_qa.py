@@ -4,6 +4,7 @@ stays fixed. Every test runs the CLI in a fresh directory against the embedded p
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -430,3 +431,25 @@ def test_plan_out_over_a_private_plan_keeps_it_private_and_a_link_a_link(workdir
     assert stat.S_IMODE(os.stat("plans/plan.json").st_mode) == 0o600
     assert '"plan"' in Path("plans/plan.json").read_text()
     assert sorted(p.name for p in Path("plans").iterdir()) == ["plan.json"], "no temp file left"
+
+
+@pytest.mark.parametrize("command", [("schema",), ("plan",)], ids=lambda c: c[0])
+def test_out_into_a_missing_folder_is_refused_naming_it(
+    workdir: Path, command: tuple[str, ...]
+) -> None:
+    # `schema --out a/b/c.json` made a/ and a/b/ silently (and so did `plan --out`): a typo
+    # in the folder left a file where nobody looks, as Terraform's `plan -out` never does
+    result = cli(*command, "--out", "a/b/c.json")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    said = " ".join(result.stderr.split())
+    assert "the folder a/b does not exist" in said, said
+    assert "mkdir -p a/b" in said, said
+    assert not Path("a").exists()
+    Path("a").write_text("a file")
+    result = cli(*command, "--out", "a/c.json")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "a is not a folder" in " ".join(result.stderr.split()), result.stderr
+    Path("a").unlink()
+    Path("a/b").mkdir(parents=True)
+    ok(*command, "--out", "a/b/c.json")
+    assert json.loads(Path("a/b/c.json").read_text())

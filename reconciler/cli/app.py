@@ -132,7 +132,9 @@ def format_option(name: str, markdown_for: str) -> Callable[[F], F]:
 
 
 def out_file_option(help: str) -> Callable[[F], F]:
-    """``--out FILE``: a file the command writes (a path; not a directory, not ``-``)."""
+    """``--out FILE``: a file the command writes (a path; not a directory, not ``-``), in a
+    folder that exists: a missing one is refused naming it, never made silently (a typo
+    would leave the file where nobody looks; Terraform's ``plan -out`` refuses it too)."""
     return click.option(
         "--out",
         type=click.Path(path_type=Path, dir_okay=False),
@@ -147,6 +149,15 @@ def _a_file_not_dash(_ctx: click.Context, param: click.Parameter, value: Path | 
     if value is not None and str(value) == "-":
         raise click.BadParameter(
             "'-' is not a file: leave --out out and the output goes to stdout", param=param
+        )
+    folder = value.parent if value is not None else None
+    if folder is not None and not folder.is_dir():
+        if folder.exists():
+            raise click.BadParameter(f"{folder} is not a folder", param=param)
+        raise click.BadParameter(
+            f"the folder {folder} does not exist: create it first (mkdir -p {folder}), or "
+            "give a path in an existing folder",
+            param=param,
         )
     return value
 

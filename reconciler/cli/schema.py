@@ -21,8 +21,9 @@ def schema(out: Path | None) -> None:
     """Print the JSON Schema of manifest documents (indent 2).
 
     \b
-    For editors, write it where the example manifests look for it:
-      reconciler schema --out .reconciler/manifest.schema.json
+    For editors, write it where the example manifests look for it (--out never makes a
+    missing folder):
+      mkdir -p .reconciler && reconciler schema --out .reconciler/manifest.schema.json
     and start each manifest under manifests/ with
       # yaml-language-server: $schema=../.reconciler/manifest.schema.json
     """
@@ -30,6 +31,5 @@ def schema(out: Path | None) -> None:
     if out is None:
         click.echo(text, nl=False)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     click.echo(f"Wrote the manifest JSON Schema to {out}", err=True)
