@@ -71,6 +71,18 @@ async def test_pings_and_frames_without_an_event_are_skipped() -> None:
     assert [e["type"] for e in events] == ["agent.message", "session.status_idle"]
 
 
+async def test_a_frame_without_data_is_skipped_as_the_sdk_skips_it() -> None:
+    # the SDK's Stream skips a frame whose data is empty; we yielded it as {"type": EVENT}
+    chunks = [
+        b"event: session.status_running\n\n",
+        b"event: agent.message\ndata:\n\n",
+        frame("agent.message", {"type": "agent.message", "content": []}),
+    ]
+    async with client_for(sse_app(chunks)) as client:
+        events = await read_all(client)
+    assert events == [{"type": "agent.message", "content": []}]
+
+
 async def test_frames_split_across_chunks_are_reassembled() -> None:
     whole = frame("agent.message", {"type": "agent.message", "content": [{"text": "x" * 500}]})
     chunks = [whole[i : i + 7] for i in range(0, len(whole), 7)]

@@ -1,8 +1,8 @@
 """Server-sent events: turn an open ``text/event-stream`` response into event dicts.
 
 Parses frames (``event:``/``data:``/``id:`` lines ended by a blank line, ``:`` comments) as the
-official SDK does: frames without an ``event:`` line and ``ping`` frames are skipped, every
-other frame's ``data`` is one JSON event, and an ``event: error`` frame is raised through the
+official SDK does: frames without an ``event:`` line, ``ping`` frames and (but for ``error``)
+frames without data are skipped, every other frame's ``data`` is one JSON event, and an ``event: error`` frame is raised through the
 error factory the client supplies (so status mapping stays in the client).
 
 This module neither opens nor retries streams; it only reads the one it is given.
@@ -106,6 +106,8 @@ class EventStream:
                 ) from exc
             if frame.event is None or frame.event == "ping":
                 continue
+            if not frame.data and frame.event != "error":
+                continue  # as the SDK's Stream: an event without data carries nothing
             try:
                 payload = json.loads(frame.data) if frame.data else {}
             except ValueError:
