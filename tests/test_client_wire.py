@@ -375,14 +375,40 @@ async def test_x_should_retry_false_forbids_and_true_forces() -> None:
     assert len(seen) == 2
 
 
-async def test_a_409_is_final() -> None:
+async def test_a_409_the_server_calls_final_is_final() -> None:
+    # the wire's deterministic 409s (a stale version, a name taken) say x-should-retry: false
+    final = {"x-should-retry": "false"}
     seen, handler = scripted(
-        httpx.Response(409, json=envelope(409, "conflict_error", "stale version"))
+        httpx.Response(409, json=envelope(409, "conflict_error", "stale version"), headers=final)
     )
     async with make_client(handler) as client:
         with pytest.raises(ConflictError, match="conflict on agent agent_1: stale version"):
             await client.agents.update("agent_1", {"system": "s", "version": 1})
     assert len(seen) == 1
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.vaults.retrieve("vlt_1"),
+        lambda c: c.agents.update("agent_1", {"system": "s", "version": 1}),
+        lambda c: c.agents.create({"name": "a", "model": "m"}),
+    ],
+    ids=["read", "versioned-update", "create"],
+)
+async def test_a_409_without_x_should_retry_is_retried_as_the_sdk_retries_it(call: Any) -> None:
+    # the SDK retries a 409 ("lock timeouts") unless told not to; we never did. A 409 is a
+    # refusal (nothing was written), so even a create is sent again without making a twin
+    lock = httpx.Response(409, json=envelope(409, "conflict_error", "lock timeout"))
+    seen, handler = scripted(lock, ok({"id": "x"}))
+    async with make_client(handler) as client:
+        assert await call(client) == {"id": "x"}
+    assert len(seen) == 2
+    seen, handler = scripted(lock)
+    async with make_client(handler, max_retries=2) as client:
+        with pytest.raises(ConflictError, match="lock timeout"):
+            await call(client)
+    assert len(seen) == 3
 
 
 async def test_idempotent_get_survives_dropped_connections_and_5xx() -> None:

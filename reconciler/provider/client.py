@@ -7,11 +7,13 @@ where a failed request becomes a typed error (through ``wire_errors.error_for``)
 
 Retry rules (see ``retry.py``): this client is the one place that decides whether a failed
 request is sent again and when (callers above it never retry on their own schedule).
-Idempotent requests are retried on transport failures and on 408/429/5xx/529; non-idempotent
-writes (creates, versioned updates, ``run``, session events) when the request certainly never
-reached the server (connect failure, 429), or - given a ``resolve`` callback that looks the
-write up (the executor finds a create by its ownership tags) - after that lookup showed the
-write did not happen. Every retry of a request, whatever its cause, counts against the same
+Idempotent requests are retried on transport failures and on 408/409/429/5xx/529 (as the
+official SDK: a 409 is a lock timeout unless the server says ``x-should-retry: false``, as it
+does for a stale version or a name taken); non-idempotent writes (creates, versioned updates,
+``run``, session events) when the request certainly never reached the server (connect
+failure) or was refused unprocessed (429, a retryable 409), or - given a ``resolve`` callback
+that looks the write up (the executor finds a create by its ownership tags) - after that
+lookup showed the write did not happen. Every retry of a request, whatever its cause, counts against the same
 ``max_retries``, except 429s that say when to come back (``retry-after``): refused and not
 processed, they are retried under a larger budget of their own (``max_rate_limit_retries``).
 A write whose fate stays unknown raises ``AmbiguousWriteError``.
@@ -51,7 +53,13 @@ from reconciler.provider.resources import (
     Sessions,
     Vaults,
 )
-from reconciler.provider.retry import NEVER_SENT, RetryPolicy, is_idempotent, parse_retry_after
+from reconciler.provider.retry import (
+    NEVER_SENT,
+    REFUSED_STATUSES,
+    RetryPolicy,
+    is_idempotent,
+    parse_retry_after,
+)
 from reconciler.provider.skills import Skills
 from reconciler.provider.sse import EventStream
 from reconciler.provider.wire import (
@@ -465,7 +473,9 @@ class ProviderClient:
                     raise ambiguous  # the server said not to retry, or nobody can look
             else:
                 status = response.status_code
-                retryable = policy.status_is_retryable(response) and (idem or status == 429)
+                # a refusal wrote nothing: sent again, even a create makes no twin
+                refused = status in REFUSED_STATUSES
+                retryable = policy.status_is_retryable(response) and (idem or refused)
                 # a 429 that says when to come back was not processed: its own budget
                 paced = status == 429 and parse_retry_after(response.headers) is not None
                 if paced:

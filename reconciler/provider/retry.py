@@ -17,9 +17,19 @@ from typing import Any
 
 import httpx
 
-__all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "is_idempotent", "parse_retry_after"]
+__all__ = [
+    "REFUSED_STATUSES",
+    "RETRYABLE_STATUSES",
+    "RetryPolicy",
+    "is_idempotent",
+    "parse_retry_after",
+]
 
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
+#: as the official SDK's ``_should_retry``: timeouts, lock timeouts (a 409 the server does
+#: not call final with ``x-should-retry: false``), rate limits and server errors
+RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+#: refusals: nothing was written, so even a create may be sent again (no twin)
+REFUSED_STATUSES = frozenset({409, 429})
 IDEMPOTENT_ACTIONS = frozenset({"archive", "pause", "unpause", "redact"})
 MAX_HONOURED_RETRY_AFTER_S = 60.0
 
