@@ -352,6 +352,16 @@ def test_a_deployment_archived_on_its_archived_agent_is_not_created_at_the_held_
     retried = ok("apply", "--retry-held", "--auto-approve")
     assert "+ deployment.nightly-review" in retried.stdout
     assert entry()["id"] != archived and live_pin() == 1
+    if lockfile_lost:
+        return  # the plain apply above forgot the hold without the lockfile: not this test
+    # created at the held v1 on purpose: no longer held, and the pin history says what put
+    # it there (the hold stayed, and the next plan still called v1 held where it ran)
+    assert entry().get("held", []) == [], entry()
+    moves = [(h["version"], h["by"]) for h in entry()["pin_history"]]
+    assert moves[-1] == (1, "retry-held"), moves
+    again = ok("plan", "--detailed-exitcode")
+    assert again.stdout.startswith("No changes."), again.stdout
+    assert "held" not in again.stdout, again.stdout
 
 
 def test_a_lost_lockfile_keeps_the_holds_of_a_deployment_renamed_with_moved_from(

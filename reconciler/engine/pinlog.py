@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from reconciler.engine.gate import Gate, GateVerdict, RecoveredRollout
-from reconciler.engine.model import NoOp, Update
+from reconciler.engine.model import Create, NoOp, Update
 from reconciler.engine.outcome import Outcome
 from reconciler.state import (
     MAX_PIN_HISTORY,
@@ -46,12 +46,23 @@ def with_pin_history(
     found = old is None and recovered is not None and gate is None
     pinned_id = _pinned_agent_id(outcome.live)
     for agent, version in sorted(entry.pins.items()):
-        if before.get(agent) != version:
+        # a deployment created (again) at a version held for the very object it now pins:
+        # only `apply --retry-held` puts it there (a plan never creates one on a held
+        # version), and the recorded pin of the same number was of another object
+        retried = isinstance(outcome.action, Create) and any(
+            h.agent_id is not None and h.agent_id == pinned_id and h.holds(agent, version)
+            for h in held
+        )
+        if before.get(agent) != version or retried:
             move = PinRecord(
-                agent=agent, version=version, at=now, by=cause, from_version=before.get(agent)
+                agent=agent,
+                version=version,
+                at=now,
+                by="retry-held" if retried else cause,
+                from_version=before.get(agent),
             )
             history = (*history, move)
-            if not found:
+            if not found or retried:
                 # a version the deployment now runs on purpose is no longer held
                 held = tuple(h for h in held if not h.holds(agent, version, pinned_id))
     if gate is not None and gate.mode == "rollback" and gate.from_version is not None:
