@@ -321,6 +321,27 @@ def test_two_notes_on_one_resource_count_it_once(workdir: Path) -> None:
     assert "but 1 resource is left alone, as shown below" in shown, shown
 
 
+def test_the_left_alone_count_and_the_list_below_it_agree(workdir: Path) -> None:
+    # "1 resource is left alone, as shown below" stood over two entries: the orphan and the
+    # note of a rename done already (which the count rightly leaves out: nothing is left
+    # alone there, only the moved_from line can go)
+    agent = "kind: Agent\nname: {name}\n{moved}spec: {{model: claude-sonnet-4-6}}\n"
+    write(agent.format(name="coder", moved="") + "---\n" + agent.format(name="old", moved=""))
+    ok("apply", "--auto-approve")
+    write(agent.format(name="engineer", moved="moved_from: coder\n"))
+    ok("apply", "--auto-approve")  # the rename; agent.old is left alone (no --prune)
+    shown = plan_is_clean().stdout
+    assert "but 1 resource is left alone, as shown below" in shown, shown
+    alone = shown.split("Left alone:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split(":")[0].split()[0] for line in alone] == ["agent.old"], shown
+    notes = shown.split("Notes:\n", 1)[1].splitlines()
+    assert notes[0].startswith("  agent.engineer: moved_from names agent.coder"), shown
+    markdown = ok("plan", "--format", "markdown").stdout
+    left = markdown.split("#### Left alone", 1)[1].split("####", 1)[0]
+    assert "agent.old" in left and "agent.engineer" not in left, markdown
+    assert "moved_from names agent.coder" in markdown.split("#### Notes", 1)[1], markdown
+
+
 def test_an_agent_manifest_named_in_a_multiagent_roster_is_an_error_at_validate(
     workdir: Path,
 ) -> None:

@@ -143,6 +143,9 @@ class Outline:
     check_sessions: str | None = None
     #: each skill's new version, then the agents that follow it, then their deployments
     skill_chains: tuple[Chain, ...] = ()
+    #: notes that leave nothing alone (a ``moved_from`` done already: the line can go),
+    #: shown apart from ``notes`` so that the count of resources left alone matches them
+    tidy_notes: tuple[LeftAlone, ...] = ()
 
 
 # --- values and field changes --------------------------------------------------------------

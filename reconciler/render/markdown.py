@@ -17,6 +17,7 @@ from reconciler.engine.model import DriftReport, Plan
 from reconciler.render.blocks import Block, LeftAlone, Line, Outline
 from reconciler.render.outline import (
     CONFLICTS_HEADING,
+    NOTES_HEADING,
     POLICY_WARNINGS_HEADING,
     TWINS_HEADING,
     counted_drift_types,
@@ -232,6 +233,9 @@ def _sections(outline: Outline, limit: int, noun: str, full: bool = False) -> li
         _Section(
             f"#### {SKILL_CHAINS_HEADING.split(' (')[0]}\n\n", "", chains, "skill rollouts", 0.2
         ),
+        _Section(
+            f"#### {NOTES_HEADING.rstrip(':')}\n\n", "", listed(outline.tidy_notes), "notes", 0.1
+        ),
     ]
 
 
@@ -254,10 +258,12 @@ def plan_markdown(
     if outline.records_message:
         title += f"**Lockfile:** {html.escape(outline.records_message, quote=False)}\n\n"
     sections = _sections(outline, limit, "actions", full)
-    conflicts, twins, changes, blast, notes, held, details, policy, chains = sections
+    conflicts, twins, changes, blast, notes, held, details, policy, chains, tidy = sections
     if outline.empty_message is not None:
         head = title + f"**No changes.** {outline.empty_message.removeprefix('No changes. ')}\n\n"
-        return _fit(head, [notes, held, policy], [policy, held, notes], limit, _SEE_PLAN)
+        return _fit(
+            head, [notes, tidy, held, policy], [policy, held, notes, tidy], limit, _SEE_PLAN
+        )
     s = plan.summary
     head = title + _table(
         ("Create", "Update", "Replace", "Archive", "Delete", "Unchanged"),
@@ -268,8 +274,8 @@ def plan_markdown(
         head += f"**{html.escape(outline.check_sessions, quote=False)}**\n\n"
     if outline.shortened:
         head += "_Long values are shortened; `reconciler plan --full` shows them whole._\n\n"
-    display = [conflicts, twins, changes, chains, blast, notes, held, policy, details]
-    priority = [conflicts, twins, policy, held, chains, blast, notes, changes, details]
+    display = [conflicts, twins, changes, chains, blast, notes, tidy, held, policy, details]
+    priority = [conflicts, twins, policy, held, chains, blast, notes, tidy, changes, details]
     return _fit(head, display, priority, limit, _SEE_PLAN)
 
 
@@ -294,6 +300,6 @@ def drift_markdown(
     head += "".join(f"> **Warning:** {html.escape(w, quote=False)}.\n\n" for w in report.warnings)
     if outline.shortened:
         head += "_Long values are shortened; `reconciler drift --full` shows them whole._\n\n"
-    _, _, changes, _, _, _, details, _, _ = _sections(outline, limit, "drift items", full)
+    _, _, changes, _, _, _, details, _, _, _ = _sections(outline, limit, "drift items", full)
     changes.heading = "#### Drift\n\n"
     return _fit(head, [changes, details], [changes, details], limit, _SEE_DRIFT)

@@ -300,7 +300,8 @@ def plan_outline(plan: Plan, *, width: int = 100, full: bool = False) -> Outline
         legend=legend,
         blocks=blocks,
         blast_radius=tuple(_radius(plan, r) for r in sorted(plan.blast_radius, key=_by_address)),
-        notes=tuple(_note(n) for n in sorted(plan.notes, key=_by_address)),
+        notes=tuple(_note(n) for n in sorted(plan.notes, key=_by_address) if not _tidy(n)),
+        tidy_notes=tuple(_note(n) for n in sorted(plan.notes, key=_by_address) if _tidy(n)),
         unchanged=unchanged,
         summary=str(plan.summary),
         empty_message=(
@@ -359,10 +360,20 @@ def untargeted_message(plan: Plan) -> str | None:
 
 
 def left_alone(plan: Plan) -> set[str]:
-    """The addresses the plan left alone: a note of a ``moved_from`` done already leaves
-    nothing alone (the object is where the manifest says), and two notes on one address
-    are one resource."""
-    return {n.address for n in plan.notes if not n.message.startswith(NOTHING_TO_MOVE)}
+    """The addresses the plan left alone (the renderers list them under "Left alone"): a
+    note of a ``moved_from`` done already leaves nothing alone (the object is where the
+    manifest says; it is listed under ``NOTES_HEADING``), and two notes on one address are
+    one resource."""
+    return {n.address for n in plan.notes if not _tidy(n)}
+
+
+#: the heading of the notes that leave nothing alone (``Outline.tidy_notes``)
+NOTES_HEADING = "Notes:"
+
+
+def _tidy(note: Note) -> bool:
+    """A note of a ``moved_from`` done already: nothing is left alone, the line can go."""
+    return note.message.startswith(NOTHING_TO_MOVE)
 
 
 def no_changes_message(plan: Plan) -> str:

@@ -18,6 +18,7 @@ from reconciler.engine.model import CHANGE_TYPES, DriftReport, Plan
 from reconciler.render.blocks import DETAIL_INDENT, Block, Line, Outline, Tone
 from reconciler.render.outline import (
     CONFLICTS_HEADING,
+    NOTES_HEADING,
     POLICY_WARNINGS_HEADING,
     TWINS_HEADING,
     drift_outline,
@@ -272,6 +273,10 @@ def _closing(outline: Outline) -> list[_Styled]:
         for note in outline.notes:
             rid = f" ({note.remote_id})" if note.remote_id else ""
             lines.append(_Styled(f"  {note.address}{rid}: {note.message}"))
+    if outline.tidy_notes:
+        lines += [_Styled(""), _Styled(NOTES_HEADING, style="bold")]
+        for note in outline.tidy_notes:
+            lines.append(_Styled(f"  {note.address}: {note.message}"))
     if outline.policy_warnings:
         lines += [_Styled(""), _Styled(POLICY_WARNINGS_HEADING, style="bold yellow")]
         for item in outline.policy_warnings:
