@@ -349,11 +349,15 @@ def test_a_deployment_archived_on_its_archived_agent_is_not_created_at_the_held_
         for d in out_of_band(lambda c: c.deployments.list(include_archived=True).to_list())
         if not d["archived_at"]
     ]
+    # and the next plan still leaves it out (without the lockfile it forgot the hold: the
+    # apply above recorded the agent created again, which read as "the deployment was
+    # archived on purpose", and the plan after it created the deployment at the held v1)
+    again = ok("plan")
+    assert "+ deployment.nightly-review" not in again.stdout, again.stdout
+    assert "agent.reviewer v1 held: 1 of 1 checks failed on " in again.stdout
     retried = ok("apply", "--retry-held", "--auto-approve")
     assert "+ deployment.nightly-review" in retried.stdout
     assert entry()["id"] != archived and live_pin() == 1
-    if lockfile_lost:
-        return  # the plain apply above forgot the hold without the lockfile: not this test
     # created at the held v1 on purpose: no longer held, and the pin history says what put
     # it there (the hold stayed, and the next plan still called v1 held where it ran)
     assert entry().get("held", []) == [], entry()

@@ -73,7 +73,10 @@ async def recover_rollouts(
     out: dict[str, RecoveredRollout] = {}
     for address, objs in sorted(tagged.items()):
         live = [o for o in objs if not o.get("archived_at")]
-        if not live and recorded_ids & set(_agent_ids(objs, observed, project)):
+        # the agents they ran, not the one at the same address now: that one is recorded
+        # again by the first apply after a lost lockfile, though the deployment was not
+        ran = {str((o.get("agent") or {}).get("id")) for o in objs}
+        if not live and recorded_ids & ran:
             # the lockfile records the agent it ran, so it was not lost: the deployment left
             # it on purpose (archived by --prune, or `state rm`), and comes back a new one
             continue
