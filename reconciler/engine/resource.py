@@ -1,8 +1,8 @@
 """Plan one desired resource: match, compare, decide. Pure: no I/O.
 
-- match: the live object the address owns: the one the lockfile records, else the newest
-  one tagged for it by this project (so a lost lockfile never plans twins); none means a
-  create;
+- match (``match.py``): the live object the address owns: the one the lockfile records,
+  else the newest one tagged for it by this project (so a lost lockfile never plans twins);
+  none means a create;
 - compare: both sides normalised (server defaults filled, ignored paths dropped) and
   diffed, plus the secrets whose fingerprint changed;
 - decide: a replace (or a replace ``protect`` refuses), an update, or a no-op that records
@@ -30,9 +30,15 @@ from reconciler.engine.desired import (
 )
 from reconciler.engine.diff import changed_fields, diff_objects
 from reconciler.engine.inputs import PlanInputs, live_marker, rewritten_outside
+from reconciler.engine.match import (
+    Match,
+    match_live,
+    nothing_to_move,
+    recorded_elsewhere,
+    unfinished_adoption,
+)
 from reconciler.engine.model import (
     LITERAL,
-    NOTHING_TO_MOVE,
     Action,
     Conflict,
     Create,
@@ -50,7 +56,6 @@ from reconciler.engine.normalize import (
     normalize,
     pair_tool_configs,
 )
-from reconciler.engine.ownership import describe_owner, name_taken_remedy, not_ours
 from reconciler.engine.seeds import (
     only_unwritten_seeds,
     seed_paths,
@@ -60,7 +65,6 @@ from reconciler.engine.seeds import (
 from reconciler.engine.skills import plan_skill
 from reconciler.errors import PlanError
 from reconciler.jsontypes import JSON
-from reconciler.kinds import noun, owned_address
 
 UNKNOWN = "(known after apply)"
 
@@ -106,19 +110,6 @@ class Planned:
 
 
 @dataclass(frozen=True)
-class _Match:
-    """The live object an address owns, or why there is none."""
-
-    live: JSON | None
-    #: a create's reason, when there is no live object
-    missing: str = ""
-    #: found by its ownership tags (the lockfile had no entry)
-    adopted: bool = False
-    #: the object is the one of this old address (``moved_from``, or a tag ``state mv`` left)
-    moved_from: str | None = None
-
-
-@dataclass(frozen=True)
 class _Comparison:
     """How the live object differs from the manifest."""
 
@@ -153,18 +144,19 @@ def plan_resource(
             live=skill.live,
             skill_version=skill.version,
             moved_from=skill.moved_from,
-            move_note=None if skill.moved_from is not None else _nothing_to_move(inputs, res),
+            move_note=None if skill.moved_from is not None else nothing_to_move(inputs, res),
         )
     gone = _pins_a_gone_agent(inputs, res, planned)
     if inputs.options.check_gone_pins or gone is None:
         _check_pin(res, planned, gone)
-    conflict = inputs.conflict(res.address, res.kind) or _recorded_elsewhere(inputs, res, planned)
+    parent_id = predicted_id(planned, res.parent) if res.parent else None
+    conflict = inputs.conflict(res.address, res.kind) or recorded_elsewhere(inputs, res, parent_id)
     if conflict is not None:
         return Planned(conflict=conflict)
-    match = _match(inputs, res, planned)
+    match = match_live(inputs, res, parent_id)
     target = _target(inputs, res)
     if match.live is None:
-        adopting = _unfinished_adoption(inputs, res)
+        adopting = unfinished_adoption(inputs, res)
         if adopting is not None:
             return Planned(conflict=adopting)
         return Planned(
@@ -178,133 +170,12 @@ def plan_resource(
                 parent=res.parent,
             ),
             version=1 if res.kind == "agent" else None,
-            move_note=_nothing_to_move(inputs, res),
+            move_note=nothing_to_move(inputs, res),
         )
     comparison = _compare(inputs, res, match.live, target, planned, match.moved_from)
     decided = _decide(inputs, res, match, comparison, target, planned)
-    note = None if match.moved_from is not None else _nothing_to_move(inputs, res)
+    note = None if match.moved_from is not None else nothing_to_move(inputs, res)
     return replace(decided, hidden=comparison.hidden, moved_from=match.moved_from, move_note=note)
-
-
-def _nothing_to_move(inputs: PlanInputs, res: DesiredResource) -> Note | None:
-    """The note of a ``moved_from`` whose old address the state does not hold (the move was
-    applied already, or there never was anything there): nothing to do, and no error."""
-    old = res.moved_from
-    if old is None or inputs.entry(old) is not None:
-        return None
-    if res.parent is not None:
-        return None  # said once, by the vault
-    return Note(
-        address=res.address,
-        kind=res.kind,
-        message=f"{NOTHING_TO_MOVE}{old}, which is not in the state (already moved, or it "
-        "never existed); nothing to move. The moved_from line can go",
-    )
-
-
-def _match(inputs: PlanInputs, res: DesiredResource, planned: Mapping[str, Planned]) -> _Match:
-    """The lockfile's object for the address, else the newest one tagged for it."""
-    kind = res.kind
-    entry = inputs.entry(res.address)
-    why = f"{res.address} is new in the manifests"
-    if entry is not None and entry.kind == kind:
-        obj = inputs.live[kind].get(entry.id)
-        if obj is not None and not obj.get("archived_at"):
-            return _Match(obj, moved_from=_moved_here(inputs, res, obj))
-        why = (
-            f"the recorded {kind} {entry.id} was archived outside the reconciler"
-            if obj is not None
-            else f"the recorded {kind} {entry.id} no longer exists"
-        )
-    parent_id = predicted_id(planned, res.parent) if res.parent else None
-    candidates = _tagged(inputs, res, res.address, parent_id)
-    if candidates:
-        # the newest: e.g. a move whose retag was sent but whose lockfile write was lost
-        obj = max(candidates, key=lambda o: str(o.get("created_at")))
-        return _Match(obj, adopted=True, moved_from=_moved_here(inputs, res, obj))
-    if entry is None:
-        why = _archived_tagged(inputs, res, parent_id) or why
-    old = res.moved_from
-    if old is not None:
-        moved = _recorded_for_move(inputs, res, old)
-        if moved is not None:
-            return _Match(moved, moved_from=old)
-        candidates = _tagged(inputs, res, old, parent_id)
-        if candidates:  # the lockfile was lost: the old address's tags still find it
-            obj = max(candidates, key=lambda o: str(o.get("created_at")))
-            return _Match(obj, adopted=True, moved_from=old)
-    return _Match(None, missing=why + _name_taken(inputs, res))
-
-
-def _archived_tagged(inputs: PlanInputs, res: DesiredResource, parent_id: str | None) -> str:
-    """Why an address the lockfile has no entry for is created, when only archived objects
-    carry its tags (a lost lockfile, an entry removed by hand or by --prune): not that it is
-    new in the manifests, which it may have been in for months. "" when none does."""
-    archived = [
-        o
-        for o in inputs.owned.get((res.kind, res.address), [])
-        if o.get("archived_at") and (res.parent is None or o.get("vault_id") == parent_id)
-    ]
-    if not archived:
-        return ""
-    last = max(archived, key=lambda o: str(o.get("archived_at")))
-    return (
-        f"the lockfile has no entry, and the {noun(res.kind)} tagged for it ({last['id']}) is "
-        "archived"
-    )
-
-
-def _name_taken(inputs: PlanInputs, res: DesiredResource) -> str:
-    """For an environment to create, the live one (not ours) that holds its name already, as
-    a sentence: the provider refuses the create (environment names are unique in the
-    workspace), and the plan says so instead of promising it."""
-    if res.kind != "environment":
-        return ""
-    for obj in inputs.live.get("environment", {}).values():
-        if not obj.get("archived_at") and obj.get("name") == res.remote_name:
-            return (
-                f"; but an environment named {res.remote_name!r} already exists "
-                f"({obj.get('id')}) and belongs to {describe_owner(obj)}, so the provider will "
-                f"refuse this create. {name_taken_remedy(res.address, obj, inputs.options.project)}"
-            )
-    return ""
-
-
-def _tagged(
-    inputs: PlanInputs, res: DesiredResource, address: str, parent_id: str | None
-) -> list[JSON]:
-    """Live objects this project's tags claim for ``address`` (in the parent's vault)."""
-    return [
-        o
-        for o in inputs.owned.get((res.kind, address), [])
-        if not o.get("archived_at") and (res.parent is None or o.get("vault_id") == parent_id)
-    ]
-
-
-def _recorded_for_move(inputs: PlanInputs, res: DesiredResource, old: str) -> JSON | None:
-    """The live object the lockfile records for ``old``, when it is this project's (tagged
-    for ``old``, or already for ``res.address``); else None, and ``prune`` reports it."""
-    obj = inputs.recorded_object(old, res.kind)
-    if obj is None:
-        return None
-    project = inputs.options.project
-    if not_ours(res.kind, obj, project, old) is None:
-        return obj
-    return obj if not_ours(res.kind, obj, project, res.address) is None else None
-
-
-def _moved_here(inputs: PlanInputs, res: DesiredResource, obj: JSON) -> str | None:
-    """The old address ``obj`` comes from, when the plan finishes a move: ``moved_from``'s
-    entry records this object (the retag was sent, its lockfile write was lost), or the
-    object is tagged for an address nobody claims any more (``state mv`` by hand)."""
-    old = res.moved_from
-    entry = inputs.entry(old) if old is not None else None
-    if old is not None and entry is not None and entry.id == obj["id"]:
-        return old
-    tagged = owned_address(obj, inputs.options.project)
-    if tagged is not None and tagged != res.address and inputs.unclaimed(tagged):
-        return tagged
-    return None
 
 
 def _compare(
@@ -374,7 +245,7 @@ def _blanks_as_written(
 def _decide(
     inputs: PlanInputs,
     res: DesiredResource,
-    match: _Match,
+    match: Match,
     comparison: _Comparison,
     target: Target,
     planned: Mapping[str, Planned],
@@ -442,7 +313,7 @@ def _decide(
 def _update(
     inputs: PlanInputs,
     res: DesiredResource,
-    match: _Match,
+    match: Match,
     changes: tuple[FieldChange, ...],
     target: Target,
     planned: Mapping[str, Planned],
@@ -490,7 +361,7 @@ def _update(
 def _noop(
     inputs: PlanInputs,
     res: DesiredResource,
-    match: _Match,
+    match: Match,
     target: Target,
     common: dict[str, Any],
     planned: Mapping[str, Planned],
@@ -748,66 +619,6 @@ def _skill_versions(res: DesiredResource, planned: Mapping[str, Planned]) -> dic
         if version is not None:
             out[skill] = version
     return out
-
-
-def _recorded_elsewhere(
-    inputs: PlanInputs, res: DesiredResource, planned: Mapping[str, Planned]
-) -> Conflict | None:
-    """A ``Conflict`` instead of finding the object of an address the lockfile has no entry
-    for by its tags, when the lockfile records that very object under another address (not
-    the one it ``moved_from``): e.g. an entry ``state mv``'d to an address no document
-    declares. Recording it here too would give one object two entries; nothing else fits."""
-    if inputs.entry(res.address) is not None:
-        return None
-    parent_id = predicted_id(planned, res.parent) if res.parent else None
-    candidates = _tagged(inputs, res, res.address, parent_id)
-    if not candidates:
-        return None
-    obj = max(candidates, key=lambda o: str(o.get("created_at")))
-    rid = str(obj["id"])
-    other = next(
-        (a for a, e in sorted(inputs.entries.items()) if e.id == rid and a != res.address),
-        None,
-    )
-    if other is None or other == res.moved_from:
-        return None
-    return Conflict(
-        address=res.address,
-        kind=res.kind,
-        remote_id=rid,
-        owner=f"this project, recorded as {other}",
-        message=(
-            f"{res.kind} {rid}, tagged for {res.address}, is recorded as {other}: taking it "
-            f"here too would record one object twice. If the entry was moved on purpose "
-            f"(`reconciler state mv {res.address} {other}`), rename the document to {other} "
-            f"as well; otherwise `reconciler state mv {other} {res.address}` moves it back"
-        ),
-    )
-
-
-def _unfinished_adoption(inputs: PlanInputs, res: DesiredResource) -> Conflict | None:
-    """A ``Conflict`` instead of a create when an ``import`` was adopting a live object for
-    the address and never tagged it (killed once it wrote the manifests): a create would be a
-    twin of that object. ``reconciler import ADDRESS ID`` finishes the adoption."""
-    intent = inputs.lockfile.pending.get(res.address) if inputs.lockfile is not None else None
-    if intent is None or intent.operation != "adopt" or intent.remote_id is None:
-        return None
-    obj = inputs.live.get(res.kind, {}).get(intent.remote_id)
-    if obj is None or obj.get("archived_at"):
-        return None  # gone since: nothing to twin, the create goes ahead
-    rid = intent.remote_id
-    return Conflict(
-        address=res.address,
-        kind=res.kind,
-        remote_id=rid,
-        owner="nobody (an import began adopting it and did not finish)",
-        message=(
-            f"an import began adopting {res.kind} {rid} for {res.address} and did not finish "
-            f"(its manifest is written, its ownership tags are not): nothing is created for "
-            f"{res.address}, which would be a twin of it. `reconciler import {res.address} "
-            f"{rid}` finishes the adoption"
-        ),
-    )
 
 
 def _live_pin(obj: JSON) -> int | None:
