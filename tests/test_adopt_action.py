@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from support.gitops import DB, LOCKFILE, lockfile, make_workdir, ok, out_of_band, remote_id
 
-from reconciler.app import adopt as adopt_module
+from reconciler.app import adoptions as adoptions_module
 from reconciler.app.adopt import import_resource
 from reconciler.app.unmanaged import import_unmanaged
 from reconciler.app.workspace import Settings
@@ -184,13 +184,13 @@ def test_import_runs_a_plan_of_adopt_actions_through_the_executor(
 
     out_of_band(untag)
     plans: list[Plan] = []
-    real = adopt_module.apply_plan
+    real = adoptions_module.apply_plan
 
     async def watched(plan: Plan, *args: Any, **kw: Any) -> Any:
         plans.append(plan)
         return await real(plan, *args, **kw)
 
-    monkeypatch.setattr(adopt_module, "apply_plan", watched)
+    monkeypatch.setattr(adoptions_module, "apply_plan", watched)
     settings = Settings(manifests=Path("manifests"), lockfile=Path(LOCKFILE), db_path=Path(DB))
     result = asyncio.run(import_resource(settings, "agent.coder", coder))
 

@@ -118,6 +118,7 @@ def test_a_command_that_connects_does_load_the_http_stack(workdir: Path) -> None
 NOT_FOR_PLANNING = frozenset(
     {
         "reconciler.app.adopt",
+        "reconciler.app.adoptions",
         "reconciler.app.unmanaged",
         "reconciler.app.skillimport",
         "reconciler.engine.derive",

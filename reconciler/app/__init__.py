@@ -48,7 +48,8 @@ from reconciler.manifest import ManifestSet, load_manifests, manifest_json_schem
 from reconciler.manifest.files import IGNORE_FILE, may_hold_documents
 
 if TYPE_CHECKING:
-    from reconciler.app.adopt import Adopted, ImportResult, import_resource
+    from reconciler.app.adopt import ImportResult, import_resource
+    from reconciler.app.adoptions import Adopted
     from reconciler.app.fmt import (
         FormatReport,
         dump_documents,
@@ -64,7 +65,7 @@ if TYPE_CHECKING:
 #: Names loaded on first use (PEP 562), -> the module that defines them: what only ``import``,
 #: ``fmt`` and ``run`` need stays out of ``plan`` and ``apply`` (``tests/test_startup.py``).
 _LAZY = {
-    "Adopted": "reconciler.app.adopt",
+    "Adopted": "reconciler.app.adoptions",
     "ImportResult": "reconciler.app.adopt",
     "import_resource": "reconciler.app.adopt",
     "FormatReport": "reconciler.app.fmt",

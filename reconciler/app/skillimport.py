@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from reconciler.app.adopt import Adopted, ImportResult, import_lock, needs_import, run_adoptions
+from reconciler.app.adopt import ImportResult, needs_import
+from reconciler.app.adoptions import Adopted, import_lock, run_adoptions
 from reconciler.app.fmt import dump_documents
 from reconciler.app.workspace import Settings, connect, read_documents
 from reconciler.engine.derive import ImportedDocument, ImportedResource

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from reconciler.app.adopt import (
+from reconciler.app.adoptions import (
     Adopted,
     adopted_from,
     adoption,
