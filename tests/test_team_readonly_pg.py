@@ -92,3 +92,31 @@ def test_state_edits_of_a_database_without_state_create_nothing_there(
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert f"{redact(url)} (project default) does not exist: no entries" in result.stderr
     assert tables(postgres_server, url) == []
+
+
+def test_a_reader_of_a_database_an_older_reconciler_wrote_reads_it_as_it_is(
+    workdir: Path, postgres_server: PostgresServer
+) -> None:
+    # schema 2 added a column: every reader of a schema-1 database migrated it first, so a
+    # drift job whose role may only read failed after the upgrade until a writer ran
+    url = postgres_server.new_database()
+    ok("--backend", url, "apply", "--auto-approve")
+    db = url.rsplit("/", 1)[1]
+    postgres_server.execute(
+        "ALTER TABLE reconciler_states DROP COLUMN migrated_to; "
+        "UPDATE reconciler_schema SET version = 1",
+        db,
+    )
+    role = "r_" + db[2:10]
+    postgres_server.execute(f"CREATE ROLE {role} LOGIN")
+    postgres_server.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}", db)
+    reader = url.replace("postgresql://postgres@", f"postgresql://{role}@")
+    planned = cli("--backend", reader, "plan", "--detailed-exitcode")
+    assert planned.exit_code == 0, (planned.stdout, planned.stderr)
+    assert "No changes" in planned.stdout
+    assert cli("--backend", reader, "drift").exit_code == 0
+    assert "agent.coder" in ok("--backend", reader, "state", "list").stdout
+    assert postgres_server.execute("SELECT version FROM reconciler_schema", db) == [(1,)]
+    # the next writer migrates it
+    ok("--backend", url, "apply", "--auto-approve")
+    assert postgres_server.execute("SELECT version FROM reconciler_schema", db) == [(2,)]

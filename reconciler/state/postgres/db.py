@@ -25,7 +25,7 @@ from reconciler.state.postgres.conninfo import (
     schema_of,
     scrub,
 )
-from reconciler.state.postgres.schema import ensure_schema, schema_version
+from reconciler.state.postgres.schema import SCHEMA_VERSION, ensure_schema, schema_version
 
 if TYPE_CHECKING:
     from reconciler.state.postgres.conninfo import Conn
@@ -54,7 +54,9 @@ class Database:
         self.purpose = purpose
         self.mutex = threading.RLock()
         self._conn: Conn | None = None
-        self._schema_checked = False
+        #: the schema version seen (0: no tables yet); a reader reads an older one as it is,
+        #: the first write (``create_schema``) migrates it
+        self.version = 0
 
     def connection(self) -> Conn:
         """The open connection (opened, and the schema checked, on first use)."""
@@ -71,17 +73,20 @@ class Database:
                     conn.close()
                     raise
                 self._conn = conn
-            elif not self._schema_checked:
+            elif not self.version:
                 self._check_schema(conn)  # a reader's: the first write may have created it
             return conn
 
     def _check_schema(self, conn: Conn, *, create: bool | None = None) -> None:
-        """Create or migrate the tables (a writer), or only see whether they exist."""
-        if self._schema_checked:
+        """Create or migrate the tables (a writer), or only see which version is there (a
+        reader: a role that may only read can read a schema an older reconciler wrote)."""
+        if self.version == SCHEMA_VERSION:
             return
-        if (self.create if create is None else create) or schema_version(conn, self.name):
+        if self.create if create is None else create:
             ensure_schema(conn, self.name)
-            self._schema_checked = True
+            self.version = SCHEMA_VERSION
+        elif not self.version:
+            self.version = schema_version(conn, self.name)
 
     def has_schema(self) -> bool:
         """Whether the state tables exist (always, once created). Creates nothing for a
@@ -90,7 +95,7 @@ class Database:
         Raises:
             DatabaseError: unreachable, or a schema newer than this reconciler knows.
         """
-        return self.run(lambda _conn: self._schema_checked, what="read the state")
+        return self.run(lambda _conn: self.version > 0, what="read the state")
 
     def create_schema(self) -> None:
         """Create (or migrate) the tables now: before a reader's first write.

@@ -90,8 +90,10 @@ class PgStateStore(EditedState):
     def _read(self, conn: Conn) -> tuple[Lockfile, bool, dict[str, int], dict[str, int]]:
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            # a schema before 2 (an older reconciler's, read as it is) has no migrated_to
+            moved = "migrated_to" if self.db.version >= 2 else "NULL"
             head = conn.execute(
-                "SELECT lineage, serial, lockfile_version, salt, origin, migrated_to "
+                f"SELECT lineage, serial, lockfile_version, salt, origin, {moved} "
                 "FROM reconciler_states WHERE project = %s",
                 (self.project,),
             ).fetchone()
