@@ -7,6 +7,7 @@ shapes the config objects produce and the lifetime of the runtime itself.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,22 @@ async def test_multi_turn_loop_on_one_session(rt: ManagedRuntime) -> None:
     assert _texts(history) == ["echo: one", "echo: two", "echo: three"]
     usage = (await rt.retrieve_session(session_id))["usage"]
     assert usage["input_tokens"] == 3
+
+
+async def test_turns_run_at_once_on_one_session_each_read_their_own_answer(
+    rt: ManagedRuntime,
+) -> None:
+    # two requests of a chat bot answered in one session at the same time: each turn's
+    # stream sees the others' events too, and must not take another turn's answer for its own
+    session_id = await _ready(rt)
+    turns = [rt.run_turn(session_id, text) for text in ("one", "two", "three")]
+
+    results = await asyncio.gather(*(turn.collect() for turn in turns))
+
+    for text, turn, events in zip(("one", "two", "three"), turns, results, strict=True):
+        assert events[0]["id"] == turn.sent[0]["id"]
+        assert _texts(events) == [f"echo: {text}"]
+        assert _types(events)[-1] == "session.status_idle"
 
 
 async def test_version_pinning(rt: ManagedRuntime, client: Any) -> None:

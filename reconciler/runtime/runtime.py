@@ -652,7 +652,9 @@ class ManagedRuntime(AppliedLookups):
         """
         session_id = self._id("session", session_id)
         events = as_events(message)
-        stream = self._stream(session_id, replay=False)  # only the turn it starts
+        # a live tail: the turn itself finds where it begins and ends (the stream's own end
+        # at the first turn-ending event could be another turn's, run at the same time)
+        stream = self._stream(session_id, follow=True)
 
         async def send() -> list[JSON]:
             return await self.send_event(session_id, events)

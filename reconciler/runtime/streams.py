@@ -112,6 +112,13 @@ def ends_turn(event: Mapping[str, Any]) -> bool:
     return kind in ("session.error", "session.status_terminated", "session.deleted")
 
 
+def _is_input(event: Mapping[str, Any]) -> bool:
+    """Whether ``event`` is one sent to the session (``user.*``, ``system.message``), as the
+    provider echoes it."""
+    kind = str(event.get("type") or "")
+    return kind.startswith("user.") or kind == "system.message"
+
+
 class SentLedger:
     """Per session, the ids of events sent through the runtime that no stream delivered yet.
 
@@ -358,10 +365,17 @@ def _close_abandoned(
     task.add_done_callback(_CLOSING.discard)
 
 
+#: Events after which a session has no more turns: they end a turn that has not begun yet.
+SESSION_ENDINGS = frozenset({"session.status_terminated", "session.deleted"})
+
+
 class Turn:
     """One turn of a session: open the stream, send, yield events until the turn ends.
 
-    Built by ``ManagedRuntime.run_turn``. The final event (``session.status_idle`` with an
+    Built by ``ManagedRuntime.run_turn``. The turn begins with the first event it sent, as
+    the provider echoes it: what the stream carries before that belongs to another turn on
+    the same session (one sent at the same time) and is skipped, so each of several turns
+    run at once reads its own answer. The final event (``session.status_idle`` with an
     ending stop reason, ``session.error``, ...) is yielded too; the stream is closed before
     it is returned, so breaking out of the loop there leaks nothing. An idle event whose stop
     reason is ``requires_action`` is yielded and the turn goes on: answer it with
@@ -384,6 +398,8 @@ class Turn:
         self._stream = stream
         self._send = send
         self._started = False
+        self._begun = False
+        self._elsewhere = False
         self._done = False
 
     def __repr__(self) -> str:
@@ -426,7 +442,7 @@ class Turn:
             raise StopAsyncIteration
         await self.start()
         try:
-            event = await self._stream.__anext__()
+            event = await self._next_of_this_turn()
         except BaseException:
             self._done = True
             raise
@@ -434,6 +450,26 @@ class Turn:
         if ends_turn(event):
             await self.aclose()
         return event
+
+    async def _next_of_this_turn(self) -> JSON:
+        """The stream's next event of this turn. Before the turn begins, another turn's
+        input (echoed by the provider) and what follows it up to that turn's end are
+        skipped; an event that ends the session is not."""
+        ours = {e.get("id") for e in self.sent}
+        while True:
+            event = await self._stream.__anext__()
+            if self._begun or event.get("id") in ours:
+                self._begun = True
+                return event
+            if event.get("type") in SESSION_ENDINGS:
+                return event
+            if _is_input(event):
+                self._elsewhere = True  # another turn's input: its events are not ours
+            elif self._elsewhere:
+                self._elsewhere = not ends_turn(event)
+            else:  # a provider that does not echo input on the stream: the turn is here
+                self._begun = True
+                return event
 
     async def collect(self) -> list[JSON]:
         """Run the turn to its end and return every event it produced."""
