@@ -735,3 +735,45 @@ async def test_create_environment_survives_lost_answers_without_a_twin(
     mine = [e for e in listed if e["name"] in ids]
     assert sorted(e["name"] for e in mine) == names  # one each: no twin
     assert {e["name"]: e["id"] for e in mine} == ids
+
+
+async def test_closing_the_runtime_ends_a_stream_another_task_reads(
+    provider_url: str | None, provider_db: Path
+) -> None:
+    # a program that tails a session in a background task and leaves `async with`: the
+    # close ends the tail's loop quietly (it was this program's own doing, not a lost
+    # connection) and the close itself does not fail
+    seen: list[str] = []
+    key = "sk-test" if provider_url else None
+    async with ManagedRuntime(provider_url=provider_url, api_key=key, db_path=provider_db) as rt:
+        session_id = await _ready(rt)
+        stream = rt.stream_events(session_id, follow=True)
+        await stream.open()
+
+        async def tail() -> None:
+            async for event in stream:
+                seen.append(event["type"])
+
+        tailing = asyncio.create_task(tail())
+        await rt.run_turn(session_id, "hello").collect()
+        while len(seen) < 4:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(tailing, 10)  # ended without an error
+    assert seen == [
+        "user.message",
+        "session.status_running",
+        "agent.message",
+        "session.status_idle",
+    ]
+    assert not stream.is_open
+
+    # the same when the program closes the stream itself from another task
+    async with ManagedRuntime(provider_url=provider_url, api_key=key, db_path=provider_db) as rt:
+        stream = rt.stream_events(session_id, follow=True)
+        await stream.open()
+        tailing = asyncio.create_task(tail())
+        await asyncio.sleep(0.1)
+        await stream.aclose()
+        await asyncio.wait_for(tailing, 10)
+        assert (await rt.retrieve_session(session_id))["status"] == "idle"  # still usable

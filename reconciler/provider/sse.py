@@ -122,6 +122,13 @@ class EventStream:
             payload.setdefault("type", frame.event)
             return payload
 
+    async def abort(self) -> None:
+        """Break the connection under a read that another task awaits (closing the
+        generators under it would fail, as they are running): that read ends with a
+        ``ProviderConnectionError``, and its task closes the rest."""
+        self._closed = True
+        await self._response.aclose()
+
     async def aclose(self) -> None:
         """Stop reading; closes the generators over the response (the caller closes it)."""
         self._closed = True

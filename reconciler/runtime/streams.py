@@ -201,6 +201,8 @@ class SessionEventStream:
         self._replay: deque[JSON] = deque()
         self._replayed: set[str] = set()
         self._turn_over = False
+        #: the task awaiting the next event in ``__anext__``, if any
+        self._reader: asyncio.Task[Any] | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._events is not None else "new"
@@ -236,10 +238,25 @@ class SessionEventStream:
         return self
 
     async def aclose(self) -> None:
-        """Close the connection (idempotent)."""
+        """Close the connection (idempotent). A loop reading the stream in another task
+        ends quietly, as it would at the stream's end."""
         if self._closed:
             return
         self._closed = True
+        reader = self._reader
+        if reader is not None and reader is not asyncio.current_task() and not reader.done():
+            # that task is inside the stream's generators: break the connection under it,
+            # and it closes the rest when it wakes (``__anext__``)
+            try:
+                if self._events is not None:
+                    await self._events.abort()
+            finally:
+                if self._on_close is not None:
+                    self._on_close(self)
+            return
+        await self._release()
+
+    async def _release(self) -> None:
         cm, self._cm = self._cm, None
         try:
             if cm is not None:
@@ -278,16 +295,30 @@ class SessionEventStream:
     async def __anext__(self) -> JSON:
         if self._closed:
             raise StopAsyncIteration
+        self._reader = asyncio.current_task()
         try:
             await self.open()
             if not self._started:
                 self._started = True
                 if not await self._start():
                     raise StopAsyncIteration
+            if self._closed:  # closed by another task while this one connected
+                raise StopAsyncIteration
             event = await self._next_event()
-        except BaseException:  # the end, an error frame, a broken connection or cancellation
-            await self.aclose()
+            if self._closed:
+                raise StopAsyncIteration
+        except BaseException as exc:  # the end, an error frame, a broken connection, cancel
+            closed_elsewhere = self._closed
+            self._reader = None
+            if closed_elsewhere:
+                await self._release()
+            else:
+                await self.aclose()
+            if closed_elsewhere and isinstance(exc, Exception):
+                raise StopAsyncIteration from None  # closed on purpose, not lost
             raise
+        finally:
+            self._reader = None
         self._ledger.seen(self.session_id, event.get("id"))
         self._turn_over = ends_turn(event)
         return event
