@@ -58,7 +58,16 @@ CLIENT_OPTIONS = frozenset(
         "transport",
     }
 )
-_OWN_OPTIONS = ("config", "provider_url", "api_key", "db_path", "client", "lockfile", "project")
+_OWN_OPTIONS = (
+    "config",
+    "provider_url",
+    "api_key",
+    "db_path",
+    "client",
+    "lockfile",
+    "project",
+    "backend",
+)
 #: Keywords of the official SDK's client, and what they are called here.
 _SDK_NAMES = {"base_url": "provider_url", "auth_token": "api_key"}
 
@@ -127,6 +136,9 @@ class ManagedRuntime(AppliedLookups):
             ``applied()`` look up what ``reconciler apply`` created; default env
             ``RECONCILER_LOCKFILE``, else ``state/reconciler.lock``.
         project: the lockfile's project; default env ``RECONCILER_PROJECT``, else ``default``.
+        backend: the PostgreSQL state (a connection string, as ``--backend``) the lookups
+            read instead of the lockfile; default env ``RECONCILER_BACKEND``. Anything but a
+            connection string is a ``ValueError`` here (whose message never shows it).
         client_kwargs: ``ProviderClient`` keywords (``timeout``, ``max_retries``...: the
             names in ``CLIENT_OPTIONS``) for the client the runtime builds; any other keyword
             is a ``TypeError`` here (``base_url=`` is ``provider_url=``).
@@ -152,6 +164,7 @@ class ManagedRuntime(AppliedLookups):
         client: ProviderClient | None = None,
         lockfile: str | os.PathLike[str] | None = None,
         project: str | None = None,
+        backend: str | None = None,
         **client_kwargs: Any,
     ) -> None:
         if client is not None and (provider_url or api_key or db_path or client_kwargs):
@@ -177,6 +190,17 @@ class ManagedRuntime(AppliedLookups):
         self.db_path = Path(db_path or os.environ.get("RECONCILER_PROVIDER_DB") or DEFAULT_DB_PATH)
         self.lockfile = Path(lockfile or os.environ.get("RECONCILER_LOCKFILE") or DEFAULT_LOCKFILE)
         self.project = project or os.environ.get("RECONCILER_PROJECT") or "default"
+        self.backend = backend or os.environ.get("RECONCILER_BACKEND") or None
+        if self.backend is not None:
+            from reconciler.state import is_database  # the state layer: only when used
+
+            if not is_database(self.backend):
+                source = "backend" if backend else "RECONCILER_BACKEND"
+                raise ValueError(
+                    f"{source} takes a PostgreSQL connection string (postgresql://USER@HOST:"
+                    "PORT/DBNAME, or libpq's key=value words), where `reconciler --backend` "
+                    "keeps the state; leave it unset to read the lockfile (lockfile=)"
+                )
         self.agent_id: str | None = None
         self.environment_id: str | None = None
         self.session_id: str | None = None

@@ -1,0 +1,46 @@
+"""A program that runs the agents a team applied with its state in PostgreSQL
+(``reconciler --backend URL apply``): the runtime's lookups read that state, as the CLI's
+``run`` does, when told where it is (``backend=`` or ``RECONCILER_BACKEND``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from support.gitops import make_workdir, ok
+
+from reconciler.runtime import ManagedRuntime
+
+pytestmark = pytest.mark.tcp
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = make_workdir(tmp_path, monkeypatch)
+    monkeypatch.delenv("RECONCILER_BACKEND", raising=False)
+    return path
+
+
+def test_a_runtime_runs_the_agent_applied_to_a_database_state(
+    workdir: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok("--backend", pg_url, "apply", "--auto-approve")
+    recorded = json.loads(ok("--backend", pg_url, "state", "show", "agent.coder").stdout)
+
+    async def main() -> list[str]:
+        async with ManagedRuntime(backend=pg_url) as rt:
+            assert rt.agent("coder") == recorded["id"]
+            assert rt.applied("deployment.nightly-review").pins == {"agent.reviewer": 1}
+            session_id = await rt.create_session(rt.agent("coder"), rt.environment("python-data"))
+            events = await rt.run_turn(session_id, "hello").collect()
+            return [e["content"][0]["text"] for e in events if e["type"] == "agent.message"]
+
+    assert asyncio.run(main()) == ["echo: hello"]
+
+    monkeypatch.setenv("RECONCILER_BACKEND", pg_url)  # as the team's CI exports it
+    assert ManagedRuntime().agent("coder") == recorded["id"]
+    # a lockfile path is not a backend: refused when the runtime is built, never shown
+    with pytest.raises(ValueError, match="^backend takes a PostgreSQL connection string"):
+        ManagedRuntime(backend="state/reconciler.lock")
