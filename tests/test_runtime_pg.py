@@ -44,3 +44,20 @@ def test_a_runtime_runs_the_agent_applied_to_a_database_state(
     # a lockfile path is not a backend: refused when the runtime is built, never shown
     with pytest.raises(ValueError, match="^backend takes a PostgreSQL connection string"):
         ManagedRuntime(backend="state/reconciler.lock")
+
+
+def test_a_name_not_in_the_database_state_says_where_it_was_looked_for(
+    workdir: Path, pg_url: str
+) -> None:
+    from reconciler.runtime import NotApplied
+    from reconciler.state.postgres.conninfo import redact
+
+    ok("--backend", pg_url, "apply", "--auto-approve")
+
+    with pytest.raises(NotApplied) as caught:
+        ManagedRuntime(backend=pg_url).agent("coderr")
+
+    assert str(caught.value) == (
+        f"agent.coderr is not in the state in {redact(pg_url)} (project default): apply the "
+        "manifests first (`reconciler apply`); did you mean agent.coder?"
+    )

@@ -115,7 +115,8 @@ def find_applied(
 
         here = Path(lockfile_path).parent  # an embedded provider's origin is relative to it
         warnings.warn(
-            f"{address}: the lockfile {location.name} was applied to "
+            f"{address}: {'the state in' if backend else 'the lockfile'} {location.name} "
+            "was applied to "
             f"{describe_origin(lockfile.origin, here)}, but this runtime talks to "
             f"{describe_origin(origin, here)}, which probably does not know its ids. Pass "
             "provider_url= (or set RECONCILER_PROVIDER_URL) for that provider, or db_path= "
@@ -148,9 +149,14 @@ def find_applied(
         hint = f"; it has {', '.join(same_kind[:10])}"
     else:
         hint = f"; it has no {kind} yet"
+    # a database's name says its project already
+    where = (
+        f"the state in {location.name}"
+        if backend
+        else f"the lockfile {location.name} (project {project})"
+    )
     raise NotApplied(
-        f"{address} is not in the lockfile {location.name} (project {project}): "
-        f"apply the manifests first (`reconciler apply`){hint}"
+        f"{address} is not in {where}: apply the manifests first (`reconciler apply`){hint}"
     )
 
 
