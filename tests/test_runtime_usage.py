@@ -197,6 +197,14 @@ def test_a_provider_url_without_a_scheme_is_refused_when_the_runtime_is_built(
     )
 
 
+def test_a_runtimes_repr_never_shows_a_password_in_its_provider_url() -> None:
+    """A gateway URL with user info (``https://ci:PASSWORD@gateway/``) was shown whole by
+    ``repr(rt)``, which logs and tracebacks print; the client never sends that part."""
+    rt = ManagedRuntime(provider_url="https://ci:hunter2@Gateway.example.com/v1/", api_key="k")
+
+    assert repr(rt) == "<ManagedRuntime https://gateway.example.com agent=None session=None>"
+
+
 # -- lookups of what apply created -----------------------------------------------------------
 
 

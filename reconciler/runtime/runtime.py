@@ -219,10 +219,17 @@ class ManagedRuntime(AppliedLookups):
         self._ledger = SentLedger()
 
     def __repr__(self) -> str:
+        from reconciler.provider.origin import normalize_base_url
+
+        # normalised as the client uses it: without user info, which may hold a password
         where = (
             "injected client"
             if not self._owns_client
-            else (self.provider_url or f"embedded {self.db_path}")
+            else (
+                normalize_base_url(self.provider_url, "provider_url")
+                if self.provider_url
+                else f"embedded {self.db_path}"
+            )
         )
         return f"<ManagedRuntime {where} agent={self.agent_id} session={self.session_id}>"
 
