@@ -126,6 +126,28 @@ async def test_two_sends_before_the_stream_replay_both_turns(rt: ManagedRuntime)
     assert [event async for event in rt.stream_events(session_id)] == []
 
 
+async def test_a_stream_opened_again_in_the_middle_of_a_turn_delivers_the_rest(
+    rt: ManagedRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a loop left early (or a connection that broke off: "open it again to keep reading"):
+    # the new stream ended at once, saying that nothing was sent, and the answer was lost
+    session_id = await _ready(rt)
+    await rt.send_event(session_id, "hello")
+    async for event in rt.stream_events(session_id):
+        first = event
+        break
+
+    with caplog.at_level("WARNING", logger="reconciler.runtime"):
+        rest = [event async for event in rt.stream_events(session_id)]
+
+    assert first["type"] == "user.message"
+    assert _types(rest) == ["session.status_running", "agent.message", "session.status_idle"]
+    assert _texts(rest) == ["echo: hello"]
+    assert caplog.text == ""
+    # the turn was delivered to its end: now there is nothing to wait for
+    assert [event async for event in rt.stream_events(session_id)] == []
+
+
 async def test_a_stream_on_an_idle_session_with_nothing_sent_ends_and_says_so(
     rt: ManagedRuntime, caplog: pytest.LogCaptureFixture
 ) -> None:

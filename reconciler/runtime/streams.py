@@ -120,15 +120,39 @@ def _is_input(event: Mapping[str, Any]) -> bool:
 
 
 class SentLedger:
-    """Per session, the ids of events sent through the runtime that no stream delivered yet.
+    """Per session, the ids of events sent through the runtime that no stream delivered yet,
+    and where a turn that a stream began to deliver was left.
 
     ``ManagedRuntime.send_event`` records what the provider accepted; a stream marks an id
     seen when it yields that event (and every id sent before it, since the provider keeps
-    the order). What is left is *pending*: a turn is still to come.
+    the order). What is left is *pending*: a turn is still to come. A turn whose input was
+    delivered is pending too until a stream delivers its end (``delivered``): a stream left
+    early, or broken off, leaves the rest for the next one (``resume_after``).
     """
 
     def __init__(self) -> None:
         self._unseen: dict[str, list[str]] = {}
+        #: per session with a turn under way, the last event a stream delivered of it
+        self._last: dict[str, str] = {}
+
+    def delivered(self, session_id: str, event: Mapping[str, Any]) -> None:
+        """A stream yielded ``event``: mark it seen and follow the turn it belongs to."""
+        event_id = event.get("id")
+        under_way = session_id in self._last or event_id in self._unseen.get(session_id, ())
+        self.seen(session_id, event_id)
+        if not under_way or not event_id:
+            return
+        if ends_turn(event) and not self.pending_sent(session_id):
+            self._last.pop(session_id, None)
+        else:
+            self._last[session_id] = str(event_id)
+
+    def resume_after(self, session_id: str) -> str | None:
+        """The last event delivered of a turn under way whose input no stream still owes."""
+        return None if self.pending_sent(session_id) else self._last.get(session_id)
+
+    def pending_sent(self, session_id: str) -> bool:
+        return bool(self._unseen.get(session_id))
 
     def sent(self, session_id: str, events: Iterable[Mapping[str, Any]]) -> None:
         ids = [str(e["id"]) for e in events if e.get("id")]
@@ -148,7 +172,7 @@ class SentLedger:
         return unseen[0] if unseen else None
 
     def pending(self, session_id: str) -> bool:
-        return bool(self._unseen.get(session_id))
+        return self.pending_sent(session_id) or session_id in self._last
 
 
 class SessionEventStream:
@@ -198,6 +222,7 @@ class SessionEventStream:
         self._closed = False
         self._started = False
         self._replay_from: str | None = None
+        self._replay_after: str | None = None
         self._replay: deque[JSON] = deque()
         self._replayed: set[str] = set()
         self._turn_over = False
@@ -235,6 +260,7 @@ class SessionEventStream:
             # what was sent before this point is not on the live stream: replay it
             if self._replay_sent:
                 self._replay_from = self._ledger.first_unseen(self.session_id)
+                self._replay_after = self._ledger.resume_after(self.session_id)
         return self
 
     async def aclose(self) -> None:
@@ -319,7 +345,7 @@ class SessionEventStream:
             raise
         finally:
             self._reader = None
-        self._ledger.seen(self.session_id, event.get("id"))
+        self._ledger.delivered(self.session_id, event)
         self._turn_over = ends_turn(event)
         return event
 
@@ -329,6 +355,9 @@ class SessionEventStream:
             return True
         if self._replay_from is not None:
             self._replay.extend(await self._history_since(self._replay_from))
+        elif self._replay_after is not None:  # the rest of a turn a stream left unfinished
+            self._replay.extend((await self._history_since(self._replay_after))[1:])
+        if self._replay_from is not None or self._replay_after is not None:
             self._replayed = {str(e["id"]) for e in self._replay if e.get("id")}
             return True
         if self._ledger.pending(self.session_id):
