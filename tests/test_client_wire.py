@@ -262,7 +262,8 @@ def test_bad_request_message_quotes_the_server() -> None:
             401,
             "/v1/agents/agent_1",
             ": bad key",
-            "the provider refused the API key: bad key{tags}; check --api-key / ANTHROPIC_API_KEY",
+            "the provider refused the API key: bad key{tags}; check ANTHROPIC_API_KEY (or the "
+            "command line's --api-key, a program's ManagedRuntime(api_key=...))",
         ),
         (403, "/v1/agents/agent_1", ": no", "not allowed to GET /v1/agents/agent_1: no"),
         (409, "/v1/agents/agent_1", ": stale", "conflict on agent agent_1: stale"),

@@ -20,6 +20,7 @@ import pytest
 from mypy import api as mypy_api
 from support.gitops import make_workdir, ok
 
+from reconciler.errors import AuthenticationError
 from reconciler.provider import ProviderClient
 from reconciler.provider.local import BackgroundServer, create_app
 from reconciler.runtime import ManagedRuntime, NotApplied
@@ -194,6 +195,29 @@ def test_a_provider_url_without_a_scheme_is_refused_when_the_runtime_is_built(
     assert str(caught.value) == (
         f"{source} 'localhost:8787' is not a URL the client can use: it needs an http:// or "
         "https:// scheme and a host (did you mean http://localhost:8787?)"
+    )
+
+
+async def test_a_missing_api_key_names_what_a_program_sets(
+    provider_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A program pointed at the real API without a key was told only to "check --api-key",
+    a flag of the CLI it never ran (the provider here: the local one, which refuses no key
+    as the API does, behind the URL a program gives for the API)."""
+    import httpx
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    transport = httpx.ASGITransport(create_app(provider_db))
+    rt = ManagedRuntime(provider_url="https://api.anthropic.com", transport=transport)
+    try:
+        with pytest.raises(AuthenticationError) as caught:
+            await rt.list_agents()
+    finally:
+        await rt.aclose()
+
+    assert str(caught.value).endswith(
+        "; check ANTHROPIC_API_KEY (or the command line's --api-key, a program's "
+        "ManagedRuntime(api_key=...))"
     )
 
 

@@ -50,7 +50,8 @@ _MESSAGES: dict[type[ProviderError], str] = {
     NotFoundError: "{request} not found{said}{tags}",
     BadRequestError: "the provider rejected {request}{said}{tags}",
     AuthenticationError: (
-        "the provider refused the API key{said}{tags}; check --api-key / ANTHROPIC_API_KEY"
+        "the provider refused the API key{said}{tags}; check ANTHROPIC_API_KEY (or the "
+        "command line's --api-key, a program's ManagedRuntime(api_key=...))"
     ),
     PermissionDeniedError: "not allowed to {request}{said}{tags}",
     ConflictError: "conflict on {target}{said}{tags}",
