@@ -309,6 +309,26 @@ async def test_session_cleanup_with_active_and_archived_filters(rt: ManagedRunti
         await rt.list_sessions("closed")  # type: ignore[arg-type]
 
 
+async def test_a_session_filter_the_wire_does_not_have_is_refused(rt: ManagedRuntime) -> None:
+    # list_sessions(agent=...) (for agent_id=) listed every session of every agent: a cleanup
+    # loop over it deleted the other agents' sessions too
+    mine = await rt.create_agent()
+    env_id = await rt.create_environment()
+    await rt.create_session(mine, env_id)
+    await rt.create_session(await rt.create_agent(), env_id)
+
+    with pytest.raises(TypeError) as caught:
+        await rt.list_sessions(agent=mine)
+
+    assert str(caught.value).startswith(
+        "list_sessions() got an unexpected keyword argument 'agent'; it takes "
+    )
+    assert "agent_id" in str(caught.value)
+    assert len(await rt.list_sessions(agent_id=mine)) == 1
+    assert len(await rt.list_sessions(agent_id=mine, agent_version=1, order="asc")) == 1
+    assert len(await rt.list_sessions(created_at_gte="2000-01-01T00:00:00Z")) == 2
+
+
 async def test_failure_pattern_send_to_deleted_session_then_recreate(rt: ManagedRuntime) -> None:
     session_id = await _ready(rt)
     await rt.delete_session(session_id)

@@ -277,15 +277,43 @@ class Sessions(DeletableCollection):
 
     collection = "sessions"
 
-    def list(self, **filters: Any) -> Pager:
-        """Every session, page by page.
-
-        Args:
-            filters: wire filters, e.g. ``agent_id=``, ``statuses=["idle"]``,
-                ``created_at={"gte": ...}`` or ``created_at_gte=``, ``include_archived=True``,
-                ``order="asc"``.
-        """
-        return self._client.paginate("/v1/sessions", filters)
+    def list(
+        self,
+        *,
+        agent_id: str | None = None,
+        agent_version: int | None = None,
+        statuses: Sequence[str] | None = None,
+        include_archived: bool = False,
+        order: str | None = None,
+        deployment_id: str | None = None,
+        memory_store_id: str | None = None,
+        created_at: JSON | None = None,
+        created_at_gt: str | None = None,
+        created_at_gte: str | None = None,
+        created_at_lt: str | None = None,
+        created_at_lte: str | None = None,
+    ) -> Pager:
+        """Every session, page by page, filtered as the wire's list filters (provider-wire.md
+        §6) say: ``created_at={"gte": ...}`` or ``created_at_gte=``, ``statuses=["idle"]``.
+        Named, not passed through: an unknown filter (``agent=``) would be ignored by the
+        server and list every session."""
+        return self._client.paginate(
+            "/v1/sessions",
+            {
+                "agent_id": agent_id,
+                "agent_version": agent_version,
+                "statuses": statuses,
+                "include_archived": _archived(include_archived),
+                "order": order,
+                "deployment_id": deployment_id,
+                "memory_store_id": memory_store_id,
+                "created_at": created_at,
+                "created_at_gt": created_at_gt,
+                "created_at_gte": created_at_gte,
+                "created_at_lt": created_at_lt,
+                "created_at_lte": created_at_lte,
+            },
+        )
 
     async def send_events(self, session_id: str, events: JSONList) -> JSONList:
         """Send user events; returns the accepted events with their ids (not idempotent)."""
