@@ -148,6 +148,26 @@ async def test_a_stream_opened_again_in_the_middle_of_a_turn_delivers_the_rest(
     assert [event async for event in rt.stream_events(session_id)] == []
 
 
+async def test_a_stream_left_in_a_turn_with_more_sent_after_it_resumes_where_it_was_left(
+    rt: ManagedRuntime,
+) -> None:
+    # the next stream replayed from the next turn's message: the rest of the turn the loop
+    # was left in (its answer) was lost
+    session_id = await _ready(rt)
+    for text in ("one", "two"):
+        await rt.send_event(session_id, text)
+    seen = []
+    async for event in rt.stream_events(session_id):
+        seen.append(event)
+        if event["type"] == "session.status_running":
+            break
+
+    seen += [event async for event in rt.stream_events(session_id)]
+
+    assert _texts(seen) == ["echo: one", "echo: two"]
+    assert len(seen) == len({e["id"] for e in seen}) == 8
+
+
 async def test_a_stream_on_an_idle_session_with_nothing_sent_ends_and_says_so(
     rt: ManagedRuntime, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -148,8 +148,9 @@ class SentLedger:
             self._last[session_id] = str(event_id)
 
     def resume_after(self, session_id: str) -> str | None:
-        """The last event delivered of a turn under way whose input no stream still owes."""
-        return None if self.pending_sent(session_id) else self._last.get(session_id)
+        """The last event a stream delivered while turns are under way: the next stream
+        starts after it (what was sent later comes after it too)."""
+        return self._last.get(session_id)
 
     def pending_sent(self, session_id: str) -> bool:
         return bool(self._unseen.get(session_id))
@@ -353,10 +354,10 @@ class SessionEventStream:
         """Load the replay, or decide that nothing can come; False = end now."""
         if self.follow:
             return True
-        if self._replay_from is not None:
-            self._replay.extend(await self._history_since(self._replay_from))
-        elif self._replay_after is not None:  # the rest of a turn a stream left unfinished
+        if self._replay_after is not None:  # the rest of turns a stream left unfinished
             self._replay.extend((await self._history_since(self._replay_after))[1:])
+        elif self._replay_from is not None:
+            self._replay.extend(await self._history_since(self._replay_from))
         if self._replay_from is not None or self._replay_after is not None:
             self._replayed = {str(e["id"]) for e in self._replay if e.get("id")}
             return True
