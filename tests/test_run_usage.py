@@ -64,6 +64,18 @@ def test_a_session_that_is_gone_says_to_leave_out_session(applied: Path) -> None
     assert "Continuing session" not in old.stderr  # refused before anything was sent
 
 
+def test_a_session_id_pasted_with_spaces_around_it_continues_that_session(applied: Path) -> None:
+    """`--session "sesn_01... "` (copied with the space after it) said "there is no session
+    sesn_01..." of a session that exists, the space being invisible in the message."""
+    session = _session_of(ok("run", "coder", "-m", "one").stderr)
+
+    again = cli("run", "coder", "--session", f" {session} ", "-m", "two")
+
+    assert again.exit_code == 0, again.stderr
+    assert f"Continuing session {session} (" in again.stderr
+    assert again.stdout == "echo: two\n"
+
+
 def test_a_session_of_another_agent_names_that_agent_and_how_to_continue_it(
     applied: Path,
 ) -> None:

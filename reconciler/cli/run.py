@@ -182,14 +182,16 @@ def _message(value: str) -> str:
 
 
 def _session_id(value: str | None) -> str | None:
-    """``--session ""`` (an unset ``$SESSION``) is a mistake, not "start a new session"."""
+    """``--session ""`` (an unset ``$SESSION``) is a mistake, not "start a new session"; an
+    id pasted with the space beside it is that id (ids hold no spaces, and a message about
+    ``sesn_1 `` would read as one about ``sesn_1``)."""
     if value is not None and not value.strip():
         raise click.BadParameter(
             "is empty; give the session id a run printed (sesn_...), or leave --session out "
             "to start a new session",
             param_hint="'--session'",
         )
-    return value
+    return value.strip() if value is not None else None
 
 
 @dataclass(frozen=True)
