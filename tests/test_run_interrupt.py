@@ -197,3 +197,62 @@ def test_the_provider_gone_mid_turn_names_the_session_to_continue(
     assert "Traceback" not in err
     assert "could not reach the provider" in err, err
     assert f"reconciler run coder --session {session_id} -m TEXT" in err, err
+
+
+def _first_session_answer_lost(inner: Any, *, made: bool) -> Any:
+    """``inner`` whose first ``POST /v1/sessions`` is answered 503: after the provider made
+    the session (``made``), or without passing it on."""
+    lost: list[bool] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if (
+            scope["type"] == "http"
+            and (scope["method"], scope["path"]) == ("POST", "/v1/sessions")
+            and not lost
+        ):
+            lost.append(True)
+            if made:
+
+                async def swallow(message: Any) -> None:
+                    pass
+
+                await inner(scope, receive, swallow)
+            body = b'{"type":"error","error":{"type":"api_error","message":"busy"}}'
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await inner(scope, receive, send)
+
+    return app
+
+
+@pytest.mark.parametrize("made", [True, False], ids=["created", "not-created"])
+def test_a_session_create_whose_answer_is_lost_is_settled_by_the_runs_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, made: bool
+) -> None:
+    """A 503 to the session create (the provider may have made it) ended the run with "POST
+    /v1/sessions (session) may or may not have been applied": a session made then was
+    unknown to the user, and the message was all. Now run looks it up by the token it put
+    in its metadata: found, the turn goes on in it; else run says what finds it."""
+    db = _applied_project(tmp_path, monkeypatch)
+    with BackgroundServer(_first_session_answer_lost(create_app(db), made=made)) as lossy:
+        result = CliRunner().invoke(main, ["--provider-url", lossy.url, "run", "coder", "-m", "hi"])
+
+    async def sessions() -> list[dict[str, Any]]:
+        from reconciler.provider import embedded_client
+
+        async with embedded_client(db) as client:
+            return await client.sessions.list().to_list()
+
+    made_now = asyncio.run(sessions())
+    if made:
+        assert result.exit_code == 0, result.stderr
+        (session,) = made_now
+        assert result.stdout == "echo: hi\n"
+        assert f"Session {session['id']} (agent.coder version 1" in result.stderr
+    else:
+        assert result.exit_code == 1
+        assert made_now == []
+        assert "may have created a session of agent.coder" in result.stderr, result.stderr
+        assert "reconciler-run-id: " in result.stderr

@@ -10,7 +10,9 @@ the conversation); ``--json`` prints every event as one JSON line on stdout inst
 Exit codes: 0 when the turn ends with ``end_turn``, 1 on ``session.error`` or any other end,
 130 after Ctrl-C (which first sends ``user.interrupt`` so the agent stops), 143 after SIGTERM
 (handled the same way). Interrupted while the session is created, the run looks for the
-session by the token it put in its metadata and names it, or says what finds it. When the
+session by the token it put in its metadata and names it, or says what finds it; a create
+whose answer was lost (``AmbiguousWriteError``) is looked up the same way, and the turn goes
+on in the session found. When the
 reader of stdout goes away (``run --json | head -1``) the run stops reading and exits 0
 quietly; the agent's turn goes on (continue the session with ``--session``).
 """
@@ -50,6 +52,7 @@ from reconciler.app.state import Lockfile, state_snapshot
 from reconciler.cli.app import App, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, silence_stdout
 from reconciler.errors import (
+    AmbiguousWriteError,
     ProviderConnectionError,
     ProviderError,
     RunError,
@@ -295,6 +298,11 @@ async def _converse(
                 )
                 found = await find_started_session(rt, start.agent_id, start.token, start.since)
                 return TurnOutcome(found, interrupted=True, start=start)
+            except AmbiguousWriteError as error:  # the answer was lost: made or not?
+                found = await find_started_session(rt, start.agent_id, start.token, start.since)
+                if found is None:
+                    raise RunError(f"{error}. {start.message(None, target.address)}") from error
+                session_id = found
             except ProviderError as error:
                 if error.status not in (400, 404, 409):
                     raise
