@@ -22,6 +22,11 @@ REPO = Path(__file__).resolve().parents[1]
 ZYGOTE = writer_zygote()
 
 
+def torn(folder: Path) -> bool:
+    """Whether a killed write left its temp file in ``folder``."""
+    return any(".tmp-" in p.name for p in folder.iterdir()) if folder.exists() else False
+
+
 def test_kill_9_during_writes_never_corrupts_the_lockfile(tmp_path: Path) -> None:
     path = tmp_path / "state" / "reconciler.lock"
     rng = random.Random(1234)
@@ -44,7 +49,9 @@ def test_kill_9_during_writes_never_corrupts_the_lockfile(tmp_path: Path) -> Non
         assert zygote.stdout.readline().strip() == "ready"
         last_serial = 0
         kills = 0
-        for _ in range(20):
+        # 20 kills at least, and on until the writers wrote 20 times and a kill fell inside a
+        # write: on a loaded machine a writer may be killed before it ran at all
+        while kills < 20 or (kills < 200 and (last_serial <= 20 or not torn(path.parent))):
             pid = int(ask("fork"))
             time.sleep(rng.uniform(0.0, 0.06))
             os.kill(pid, signal.SIGKILL)
@@ -61,7 +68,6 @@ def test_kill_9_during_writes_never_corrupts_the_lockfile(tmp_path: Path) -> Non
                 # the backup is the previous version, or equal to the file when the kill fell
                 # between keeping the backup and renaming the new version into place
                 assert read_lockfile(backup_path(path)).serial in (last_serial - 1, last_serial)
-        assert kills == 20
         assert last_serial > 20, "the writers barely wrote; the test proves nothing"
     finally:
         zygote.stdin.close()
