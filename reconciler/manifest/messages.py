@@ -312,6 +312,10 @@ def explain(error: ErrorDetails, data: Any, root: type[BaseModel]) -> Explained:
         return Explained(path, "key", path, message)
     if kind == "union_tag_not_found":
         field = str(ctx.get("discriminator", "type")).strip("'")
+        typo = _misspelt_key(value_at(data, path), field)
+        if typo is not None:  # `tpye: cloud`: the unknown key is the problem, and says so
+            hint = f"unknown field '{typo}'; did you mean '{field}'?"
+            return Explained(path + (typo,), "key", path + (typo,), hint)
         return Explained(path, "key", path + (field,), message)
     if kind == "union_tag_invalid":
         field = str(ctx.get("discriminator", "type")).strip("'")
@@ -329,6 +333,14 @@ def explain(error: ErrorDetails, data: Any, root: type[BaseModel]) -> Explained:
         return Explained(located, point, shown, message)
     point = "key" if isinstance(value_at(data, path), dict | list) else "value"
     return Explained(path, point, path, message)
+
+
+def _misspelt_key(holder: Any, field: str) -> str | None:
+    """The key of ``holder`` that reads as a misspelling of the missing ``field``, if any."""
+    if not isinstance(holder, dict):
+        return None
+    keys = [k for k in holder if isinstance(k, str) and k != field]
+    return next((k for k in keys if did_you_mean(k, [field]) is not None), None)
 
 
 def value_at(data: Any, path: DataPath) -> Any:

@@ -1,0 +1,72 @@
+"""DESIGN.md's statements tried one by one from the command line, as a user reads them.
+
+Each test drives the CLI (``CliRunner``) in a fresh project holding the example manifests
+and the embedded local provider, and checks what the user sees:
+
+- "Unknown keys are errors with a "did you mean" hint": a misspelt ``type:`` of a tool, an
+  environment's config or networking, a credential's auth or an initial event is named as
+  the unknown key it is, with the hint, not only as "missing required field 'type'".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.gitops import cli, edit, make_workdir
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_workdir(tmp_path, monkeypatch)
+
+
+# --- Unknown keys: a misspelt type ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "where"),
+    [
+        (
+            "agents.yaml",
+            "- type: mcp_toolset",
+            "- typ: mcp_toolset",
+            "agents.yaml:22:7: spec.tools[1].typ",
+        ),
+        (
+            "environments.yaml",
+            "type: cloud",
+            "tpye: cloud",
+            "environments.yaml:9:5: spec.config.tpye",
+        ),
+        (
+            "environments.yaml",
+            "type: limited",
+            "Type: limited",
+            "environments.yaml:11:7: spec.config.networking.Type",
+        ),
+        (
+            "vaults.yaml",
+            "type: static_bearer",
+            "tpye: static_bearer",
+            "vaults.yaml:16:9: spec.credentials[0].auth.tpye",
+        ),
+        (
+            "deployments.yaml",
+            "- type: user.message",
+            "- tpye: user.message",
+            "deployments.yaml:12:7: spec.initial_events[0].tpye",
+        ),
+    ],
+    ids=["tool", "environment-config", "networking", "credential-auth", "initial-event"],
+)
+def test_a_misspelt_type_key_is_an_unknown_key_with_a_hint(
+    workdir: Path, file: str, old: str, new: str, where: str
+) -> None:
+    edit(workdir / "manifests" / file, old, new)
+    result = cli("validate")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    typo = where.rsplit(".", 1)[1]
+    assert f"manifests/{where}: unknown field '{typo}'; did you mean 'type'?" in result.stderr
+    # one problem, said once: the missing type is what the misspelt key was meant to be
+    assert "missing required field 'type'" not in result.stderr, result.stderr
