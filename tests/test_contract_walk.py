@@ -5,7 +5,9 @@ and the embedded local provider, and checks what the user sees:
 
 - "Unknown keys are errors with a "did you mean" hint": a misspelt ``type:`` of a tool, an
   environment's config or networking, a credential's auth or an initial event is named as
-  the unknown key it is, with the hint, not only as "missing required field 'type'".
+  the unknown key it is, with the hint, not only as "missing required field 'type'"; a
+  misspelt ``ref`` of an agent's skill is named so too, not answered with the wire form's
+  fields.
 """
 
 from __future__ import annotations
@@ -70,3 +72,15 @@ def test_a_misspelt_type_key_is_an_unknown_key_with_a_hint(
     assert f"manifests/{where}: unknown field '{typo}'; did you mean 'type'?" in result.stderr
     # one problem, said once: the missing type is what the misspelt key was meant to be
     assert "missing required field 'type'" not in result.stderr, result.stderr
+
+
+def test_a_misspelt_ref_of_an_agents_skill_says_ref(workdir: Path) -> None:
+    # DESIGN: "An Agent's `skills:` item `{ref: pdf-tools}` follows the newest version"
+    edit(workdir / "manifests/agents.yaml", "{ref: review-checklist}", "{rf: review-checklist}")
+    result = cli("validate")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert (
+        "manifests/agents.yaml:43:8: spec.skills[0].rf: unknown field 'rf'; did you mean 'ref'?"
+    ) in result.stderr, result.stderr
+    # not the wire form's fields, as if {ref: ...} were no way to name a skill
+    assert "skill_id" not in result.stderr, result.stderr

@@ -384,8 +384,12 @@ class SkillRef(SpecModel):
 
 def _skill_tag(value: Any) -> str:
     """``ref`` for a Skill manifest by name, else the wire form (whose errors then say what
-    a wire skill needs)."""
-    if isinstance(value, SkillRef) or (isinstance(value, dict) and "ref" in value):
+    a wire skill needs). A mapping with none of ``ref``, ``type`` and ``skill_id`` (``{rf:
+    pdf-tools}``) is read as the by-name form DESIGN.md gives first, so its errors say
+    ``did you mean 'ref'?`` instead of asking for the wire form's fields."""
+    if isinstance(value, SkillRef):
+        return "ref"
+    if isinstance(value, dict) and ("ref" in value or not {"type", "skill_id"} & set(value)):
         return "ref"
     return "wire"
 
