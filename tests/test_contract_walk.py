@@ -6,8 +6,8 @@ and the embedded local provider, and checks what the user sees:
 - "Unknown keys are errors with a "did you mean" hint": a misspelt ``type:`` of a tool, an
   environment's config or networking, a credential's auth or an initial event is named as
   the unknown key it is, with the hint, not only as "missing required field 'type'"; a
-  misspelt ``ref`` of an agent's skill is named so too, not answered with the wire form's
-  fields.
+  misspelt ``ref`` of an agent's skill, or ``memory_store`` of a deployment's resource, is
+  named so too, not answered with the wire form's fields.
 """
 
 from __future__ import annotations
@@ -84,3 +84,16 @@ def test_a_misspelt_ref_of_an_agents_skill_says_ref(workdir: Path) -> None:
     ) in result.stderr, result.stderr
     # not the wire form's fields, as if {ref: ...} were no way to name a skill
     assert "skill_id" not in result.stderr, result.stderr
+
+
+def test_a_misspelt_memory_store_of_a_deployments_resource_says_memory_store(
+    workdir: Path,
+) -> None:
+    # DESIGN: "A Deployment's `resources:` item `{memory_store: NAME, access, ...}` mounts it"
+    edit(workdir / "manifests/deployments.yaml", "- memory_store: ", "- memory_stor: ")
+    result = cli("validate")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert (
+        "manifests/deployments.yaml:17:7: spec.resources[0].memory_stor: unknown field "
+        "'memory_stor'; did you mean 'memory_store'?"
+    ) in result.stderr, result.stderr

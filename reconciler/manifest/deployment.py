@@ -231,7 +231,11 @@ def _resource_tag(value: Any) -> str | None:
     if isinstance(value, BaseModel):
         return str(getattr(value, "type", "")) or None
     if isinstance(value, dict):
-        if "type" not in value and "memory_store" in value:
+        # a mount, or one misspelt (`memory_stor:`), whose errors then say "did you mean"
+        if "type" not in value and any(
+            isinstance(k, str) and get_close_matches(k.lower(), ["memory_store"], n=1)
+            for k in value
+        ):
             return "mount"
         kind = value.get("type")
         return kind if isinstance(kind, str) else None
