@@ -7,7 +7,9 @@ and the embedded local provider, and checks what the user sees:
   environment's config or networking, a credential's auth or an initial event is named as
   the unknown key it is, with the hint, not only as "missing required field 'type'"; a
   misspelt ``ref`` of an agent's skill, or ``memory_store`` of a deployment's resource, is
-  named so too, not answered with the wire form's fields.
+  named so too, not answered with the wire form's fields;
+- "`environment: python-data` and `vaults: [github]` are references by name": written as
+  the agent's ``{ref: NAME}``, they are answered with the form they take.
 """
 
 from __future__ import annotations
@@ -97,3 +99,37 @@ def test_a_misspelt_memory_store_of_a_deployments_resource_says_memory_store(
         "manifests/deployments.yaml:17:7: spec.resources[0].memory_stor: unknown field "
         "'memory_stor'; did you mean 'memory_store'?"
     ) in result.stderr, result.stderr
+
+
+# --- References: environment and vaults by name, agent as {ref, version} -------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "hint"),
+    [
+        (
+            "environment: python-data",
+            "environment: {ref: python-data}",
+            "manifests/deployments.yaml:9:3: spec.environment",
+            "environment: python-data",
+        ),
+        (
+            "vaults: [github]",
+            "vaults: [{ref: github}]",
+            "manifests/deployments.yaml:10:12: spec.vaults[0]",
+            "vaults: [github]",
+        ),
+    ],
+    ids=["environment", "vault"],
+)
+def test_a_reference_written_like_the_agents_ref_says_to_write_the_name(
+    workdir: Path, old: str, new: str, where: str, hint: str
+) -> None:
+    # DESIGN: "`agent: {ref: coder, version: 5}` pins ... `environment: python-data` and
+    # `vaults: [github]` are references by name": the form the agent takes, written here,
+    # is answered with the form this field takes, not only "expected a string"
+    edit(workdir / "manifests/deployments.yaml", old, new)
+    result = cli("validate")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert f"{where}: " in result.stderr, result.stderr
+    assert hint in result.stderr, result.stderr

@@ -354,6 +354,20 @@ class Budget(SpecModel):
 # --------------------------------------------------------------------------- the spec
 
 
+def _by_name(field: str, example: str) -> BeforeValidator:
+    """A reference written as the agent's ``{ref: NAME}`` is answered with this field's form."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, dict) and "ref" in value:
+            fail(
+                f"{field} names its manifest directly ({example}); only agent takes "
+                "{ref: NAME, version}"
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
 class DeploymentSpec(SpecModel):
     """Desired state of a deployment: an agent pin, an environment, vaults and a trigger."""
 
@@ -362,8 +376,13 @@ class DeploymentSpec(SpecModel):
     )
     description: str | None = None
     agent: Annotated[AgentPin, WithJsonSchema(_AGENT_PIN_SCHEMA)]
-    environment: ResourceName = Field(description="Name of an Environment manifest.")
-    vaults: Annotated[list[ResourceName], Field(max_length=MAX_VAULTS)] = Field(
+    environment: Annotated[ResourceName, _by_name("environment", "environment: python-data")] = (
+        Field(description="Name of an Environment manifest.")
+    )
+    vaults: Annotated[
+        list[Annotated[ResourceName, _by_name("vaults", "vaults: [github]")]],
+        Field(max_length=MAX_VAULTS),
+    ] = Field(
         default_factory=list,
         description="Names of Vault manifests.",
         json_schema_extra={"uniqueItems": True},  # as _unique_vaults checks
