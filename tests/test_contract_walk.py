@@ -1,7 +1,8 @@
 """DESIGN.md's statements tried one by one from the command line, as a user reads them.
 
-Each test drives the CLI (``CliRunner``) in a fresh project holding the example manifests
-and the embedded local provider, and checks what the user sees:
+Each test drives the CLI (``CliRunner``, or a real process where a pipe matters) in a fresh
+project holding the example manifests and the embedded local provider, and checks what the
+user sees:
 
 - "Unknown keys are errors with a "did you mean" hint": a misspelt ``type:`` of a tool, an
   environment's config or networking, a credential's auth or an initial event is named as
@@ -9,15 +10,21 @@ and the embedded local provider, and checks what the user sees:
   misspelt ``ref`` of an agent's skill, or ``memory_store`` of a deployment's resource, is
   named so too, not answered with the wire form's fields;
 - "`environment: python-data` and `vaults: [github]` are references by name": written as
-  the agent's ``{ref: NAME}``, they are answered with the form they take.
+  the agent's ``{ref: NAME}``, they are answered with the form they take;
+- README: "A reader that stops early ends the command quietly with exit 141 ... so a script
+  with pipefail never mistakes a cut-short plan": also a plan bigger than a pipe holds,
+  written in one piece, whose first write the kernel cut short when the reader left.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from support.gitops import cli, edit, make_workdir
+from support.reliability import clean_env
 
 
 @pytest.fixture
@@ -133,3 +140,29 @@ def test_a_reference_written_like_the_agents_ref_says_to_write_the_name(
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert f"{where}: " in result.stderr, result.stderr
     assert hint in result.stderr, result.stderr
+
+
+# --- A reader that stops early: exit 141, also for one big write ---------------------------------
+
+
+def test_a_big_plan_cut_short_by_its_reader_exits_141(tmp_path: Path) -> None:
+    agents = "".join(
+        f"---\nkind: Agent\nname: a{i}\nspec: {{model: claude-sonnet-4-6, system: agent {i}}}\n"
+        for i in range(300)
+    )
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests/agents.yaml").write_text(agents)
+    with subprocess.Popen(
+        [sys.executable, "-m", "reconciler.cli", "plan", "--format", "json"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as plan:
+        assert plan.stdout is not None and plan.stderr is not None
+        assert plan.stdout.read(100)  # ~300 KB of JSON: far more than a pipe holds
+        plan.stdout.close()  # `| head -c 100`: the reader leaves
+        stderr = plan.stderr.read().decode()
+        status = plan.wait(timeout=120)
+    assert status == 141, stderr  # not 0: the plan was cut short
+    assert stderr == "", stderr  # quietly: no "Broken pipe", no "Exception ignored"

@@ -32,7 +32,7 @@ import click
 import reconciler
 from reconciler.app import DEFAULT_DB, Settings
 from reconciler.cli.app import App
-from reconciler.cli.failures import ReconcilingGroup
+from reconciler.cli.failures import ReconcilingGroup, write_stdout_whole
 from reconciler.kinds import DEFAULT_LOCKFILE, DEFAULT_MANIFESTS
 
 #: Modules of this package whose ``register(group)`` adds commands, in ``--help`` order.
@@ -218,6 +218,7 @@ def main(
     try it with no account. The options below may also follow the command
     (`reconciler plan -f desired`).
     """
+    write_stdout_whole()  # a reader that leaves mid-write ends the command with 141
     if debug:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))

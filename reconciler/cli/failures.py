@@ -15,8 +15,10 @@ Usage errors (a bad flag) exit 1 too, not click's usual 2, so a CI script that r
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -139,6 +141,57 @@ def silence_stdout() -> None:
             os.close(devnull)
     except (OSError, ValueError):  # io.UnsupportedOperation is both
         pass
+
+
+class _WholeWrites(io.RawIOBase):
+    """A pipe's descriptor whose every write is written whole, or fails.
+
+    When the reader of a pipe leaves in the middle of one large write (a plan of 300 KB
+    into ``head -c 100``), the kernel returns the part it took and Python's buffered
+    writer drops the rest without a word: the command ended 0 as if the reader had all of
+    it. Writing the rest makes that second write fail with ``BrokenPipeError``, which ends
+    the command with 141 as for any reader that leaves early.
+    """
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            done += os.write(self._fd, view[done:])
+        return done
+
+
+def write_stdout_whole() -> None:
+    """Make every write to stdout whole when stdout is a pipe (see ``_WholeWrites``); a
+    terminal, a file or a test runner's stream is left as it is."""
+    stream = sys.stdout
+    try:
+        fd = stream.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return
+        raw = getattr(getattr(stream, "buffer", None), "raw", None)
+        if isinstance(raw, _WholeWrites) or not isinstance(stream, io.TextIOWrapper):
+            return
+        stream.flush()
+    except (OSError, ValueError, AttributeError):  # no descriptor, or closed
+        return
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(_WholeWrites(fd)),
+        encoding=stream.encoding,
+        errors=stream.errors,
+        line_buffering=stream.line_buffering,
+        write_through=stream.write_through,
+    )
 
 
 def _debug(ctx: click.Context) -> bool:
