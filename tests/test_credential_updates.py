@@ -57,3 +57,35 @@ def test_removing_the_refresh_scope_clears_it(workdir: Path) -> None:
     manifest.write_text(VAULT)  # the scope is gone from the manifest
     ok("apply", "--auto-approve")
     assert _plan_actions() == [], "the provider kept the old scope"
+
+
+ENV_VAULT = """\
+kind: Vault
+name: keys
+spec:
+  display_name: Keys
+  credentials:
+    - name: db
+      auth:
+        type: environment_variable
+        secret_name: PGPASSWORD
+        secret_value: {from_env: OAUTH_ACCESS}
+        networking: {type: unrestricted}
+"""
+
+
+def test_an_injection_location_with_one_place_set_converges(workdir: Path) -> None:
+    """The provider chooses the place the manifest leaves out (and an update keeps it), so
+    only the place the manifest sets is compared: not an update at every plan, nor a plan
+    that shows the other place removed."""
+    manifest = workdir / "manifests/vault.yaml"
+    manifest.write_text(ENV_VAULT + "        injection_location: {header: true}\n")
+    ok("apply", "--auto-approve")
+    assert _plan_actions() == []
+
+    manifest.write_text(ENV_VAULT + "        injection_location: {body: false}\n")
+    [update] = _plan_actions()
+    changes = [(c["path"], c["old"], c["new"]) for c in update["changes"]]  # type: ignore[union-attr]
+    assert changes == [("auth.injection_location.body", True, False)]
+    ok("apply", "--auto-approve")
+    assert _plan_actions() == []

@@ -409,11 +409,17 @@ def normalize(kind: str, obj: JSON) -> JSON:
     return out
 
 
-#: (kind, dotted path) whose value is compared only when the manifest sets it.
+#: (kind, dotted path) whose value is compared only when the manifest sets it. An
+#: injection location's two places each: the manifest may set one (``{header: true}``) and
+#: leave the other to the provider, which an update keeps as it is.
 SERVER_CHOSEN: dict[str, tuple[str, ...]] = {
     "agent": ("model.effort",),
     "environment": ("scope",),
-    "credential": ("auth.injection_location",),
+    "credential": (
+        "auth.injection_location",
+        "auth.injection_location.body",
+        "auth.injection_location.header",
+    ),
 }
 
 
@@ -427,8 +433,12 @@ def fill_unset(kind: str, desired: JSON, live: JSON) -> JSON:
                 desired[head] = live[head]
             continue
         d, lv = desired.get(head), live.get(head)
-        if isinstance(d, dict) and isinstance(lv, dict) and tail not in d and tail in lv:
-            d[tail] = lv[tail]
+        *parents, last = tail.split(".")
+        for key in parents:
+            d = d.get(key) if isinstance(d, dict) else None
+            lv = lv.get(key) if isinstance(lv, dict) else None
+        if isinstance(d, dict) and isinstance(lv, dict) and last not in d and last in lv:
+            d[last] = copy.deepcopy(lv[last])
     if kind == "agent":
         live_skills = {(s.get("type"), s.get("skill_id")): s for s in live.get("skills") or []}
         for s in desired.get("skills") or []:
