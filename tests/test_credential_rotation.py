@@ -17,7 +17,7 @@ from typing import Any
 
 import anthropic
 import pytest
-from support.gitops import DB, cli, lockfile, make_workdir, ok, plan_is_clean
+from support.gitops import DB, cli, edit, lockfile, make_workdir, ok, plan_is_clean
 
 from reconciler.provider.local import create_app
 from reconciler.provider.local.server import BackgroundServer
@@ -138,3 +138,34 @@ def test_an_oauth_credential_the_provider_refreshes_is_no_drift(
         )
     assert drift()[0] == 0
     plan_is_clean()
+
+
+def test_a_vault_that_ignores_its_credentials_leaves_them_alone(
+    colleague: anthropic.Anthropic,
+) -> None:
+    """``ignore_changes: [credentials]`` on a Vault (validate accepts it, and names
+    ``credentials`` as a field it may leave alone): a secret rotated by another job and a
+    display name edited by hand are neither drift nor an update; the manifest's own edits to
+    the credential are left alone too, as for any ignored field."""
+    manifest = Path("manifests/vaults.yaml")
+    edit(manifest, "name: github\n", "name: github\nignore_changes: [credentials]\n")
+    ok("apply", "--auto-approve")
+    rotate(colleague)
+    state = lockfile()["resources"]
+    colleague.beta.vaults.credentials.update(
+        state[CREDENTIAL]["id"], vault_id=state["vault.github"]["id"], display_name="by hand"
+    )
+
+    assert drift()[0] == 0
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.stdout
+    assert f"{CREDENTIAL} (" in plan.stdout and "ignore_changes" in plan.stdout
+
+    edit(manifest, "display_name: GitHub MCP token", "display_name: GitHub token")
+    actions = json.loads(ok("plan", "--format", "json").stdout)["actions"]
+    assert [a["type"] for a in actions if a["address"] == CREDENTIAL] == ["noop"], actions
+    ok("apply", "--auto-approve")
+    live = colleague.beta.vaults.credentials.retrieve(
+        state[CREDENTIAL]["id"], vault_id=state["vault.github"]["id"]
+    )
+    assert live.display_name == "by hand"

@@ -40,6 +40,10 @@ from reconciler.kinds import (
 from reconciler.manifest import Document
 
 
+#: a credential's spec fields: what a vault's ``ignore_changes: [credentials]`` leaves alone
+CREDENTIAL_FIELDS = ("auth", "display_name", "metadata")
+
+
 @dataclass(frozen=True)
 class DesiredResource:
     """One resource the manifests ask for, in wire terms."""
@@ -84,6 +88,10 @@ class DesiredResource:
         out = drop_paths(obj, tuple(p for p in paths if p != "metadata"))
         tags_only = {k: v for k, v in (obj.get("metadata") or {}).items() if k in TAG_KEYS}
         return {**out, "metadata": tags_only}
+
+    def ignores(self, path: str) -> bool:
+        """Whether ``ignore_changes`` leaves ``path`` (``auth.token``) alone."""
+        return any(path == p or path.startswith(f"{p}.") for p in self.wire_ignore_changes)
 
     @property
     def refs(self) -> tuple[str, ...]:
@@ -198,8 +206,13 @@ def _desired_resources(documents: Iterable[Document]) -> list[DesiredResource]:
                 cred = dict(cred)
                 cname = cred.pop("name")
                 caddr = credential_address(doc.name, cname)
-                cignore = tuple(
-                    p.split(".", 2)[2] for p in ignore if p.startswith(f"credentials.{cname}.")
+                # ``credentials`` whole: every field of every credential, its secret too
+                cignore = (
+                    CREDENTIAL_FIELDS
+                    if "credentials" in ignore
+                    else tuple(
+                        p.split(".", 2)[2] for p in ignore if p.startswith(f"credentials.{cname}.")
+                    )
                 )
                 out.append(
                     DesiredResource(

@@ -543,7 +543,9 @@ def build_drift(
             healed=address in healed,
         )
         if entry.kind == "credential":
-            changed = _rewritten(address, entry, live, changed, address in desired)
+            res = desired.get(address)
+            if res is None or not res.ignores("auth"):
+                changed = _rewritten(address, entry, live, changed, address in desired)
         if changed is not None:
             items.append(changed)
         if entry.kind == "deployment" and entry.pins:
