@@ -548,7 +548,8 @@ def build_drift(
                 changed = _rewritten(address, entry, live, changed, address in desired)
         if changed is not None:
             items.append(changed)
-        if entry.kind == "deployment" and entry.pins:
+        pin_kept = address in desired and desired[address].ignores("agent.version")
+        if entry.kind == "deployment" and entry.pins and not pin_kept:
             pin = _pin_item(address, entry, live, entries)
             if pin is not None:
                 items.append(pin)

@@ -259,6 +259,8 @@ def _pin_moves(
     for res in desired.values():
         if res.kind != "deployment" or res.address not in kept or res.pin is None:
             continue
+        if res.ignores("agent.version"):
+            continue  # ignore_changes: [agent]: the pin stays where it is
         done = planned.get(res.address)
         obj = done.live if done is not None else None
         if obj is None:
@@ -298,7 +300,8 @@ def _blast_radius(
                 impacts.append(
                     Impact(
                         deployment=res.address,
-                        follows_latest=pinned is None,
+                        # ignore_changes: [agent] keeps the pin where it is
+                        follows_latest=pinned is None and not res.ignores("agent.version"),
                         pinned_version=pinned,
                     )
                 )

@@ -394,6 +394,9 @@ def _noop(
             f"moved from {match.moved_from}: the object already carries its new address "
             "(a move whose lockfile write was lost); apply moves the lockfile entry"
         )
+    if needs_record and kind == "deployment" and res.pin is not None:
+        if res.ignores("agent.version"):  # ignore_changes: [agent]: the pin stays as it is
+            target = target.model_copy(update={"pins": {res.pin[0]: _live_pin(obj)}})
     return NoOp(
         reason=reason,
         target=target if needs_record else None,
