@@ -9,7 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.gitops import cli, drift_json, edit, lockfile, make_workdir, ok, plan_is_clean
+from support.gitops import (
+    drift_json,
+    edit,
+    lockfile,
+    make_workdir,
+    ok,
+    out_of_band,
+    plan_is_clean,
+    remote_id,
+)
+
+from reconciler.provider import ProviderClient
 
 DEPLOYMENT = "deployment.nightly-review"
 
@@ -58,4 +69,35 @@ def test_a_deployment_that_ignores_its_agent_keeps_its_pin_in_plan_apply_and_dri
     ok("apply", "--auto-approve")
     assert lockfile()["resources"][DEPLOYMENT]["pins"] == {"agent.reviewer": 1}
     drift_json(code=0)
+    plan_is_clean()
+
+
+def test_import_of_a_deployment_names_the_memory_store_the_project_manages(
+    workdir: Path,
+) -> None:
+    """A hand-made deployment that mounts a managed store: its document named the
+    environment and vaults by name but the store by its raw id (the wire form), so a store
+    the next apply created again (archived behind git's back) left the deployment on the
+    archived one."""
+    reviewer, env = remote_id("agent.reviewer"), remote_id("environment.python-data")
+    store = remote_id("memory_store.review-notes")
+
+    async def create(c: ProviderClient) -> str:
+        body = {
+            "name": "adhoc",
+            "agent": {"type": "agent", "id": reviewer, "version": 1},
+            "environment_id": env,
+            "initial_events": [
+                {"type": "user.message", "content": [{"type": "text", "text": "hi"}]}
+            ],
+            "resources": [
+                {"type": "memory_store", "memory_store_id": store, "access": "read_only"}
+            ],
+        }
+        return str((await c.deployments.create(body))["id"])
+
+    ok("import", "deployment.adhoc", out_of_band(create))
+    text = Path("manifests/deployments/adhoc.yaml").read_text()
+    assert "memory_store: review-notes" in text, text
+    assert store not in text, text
     plan_is_clean()

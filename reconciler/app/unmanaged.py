@@ -144,13 +144,13 @@ def _known_names(
     """(kind, remote id) -> manifest name of what this project already manages."""
     known: dict[tuple[str, str], str] = {}
     addresses = {d.address for d in documents}
-    for kind in ("agent", "environment", "vault"):
+    for kind in ("agent", "environment", "vault", "memory_store"):
         for obj in observed.all(kind):
             tagged = owned_address(obj, project)
             if tagged in addresses and not obj.get("archived_at"):
                 known[(kind, obj["id"])] = tagged.split(".", 1)[1]
     for address, entry in lockfile.resources.items():
-        if entry.kind in ("agent", "environment", "vault"):
+        if entry.kind in ("agent", "environment", "vault", "memory_store"):
             known[(entry.kind, entry.id)] = address.split(".", 1)[1]
         elif entry.kind == "skill" and address in addresses:  # an agent may name it
             known[("skill", entry.id)] = address.split(".", 1)[1]

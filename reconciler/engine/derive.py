@@ -458,7 +458,8 @@ def derive_documents(
         credentials: vault id -> its live credentials, for the unmanaged vaults.
         taken: kind -> manifest names already used (existing manifests and lockfile).
         known: (kind, remote id) -> manifest name of resources already managed, so that a
-            deployment can refer to an agent, environment or vault someone already manages
+            deployment can refer to an agent, environment, vault or memory store someone already
+            manages
             (and an agent to a skill managed, or imported with it: ``("skill", id)``).
         skill_latest: skill id -> its latest version id: an agent running a known skill's
             latest version follows it (``{ref: NAME}``), any other version is pinned.
