@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from support.gitops import (
+    cli,
     drift_json,
     edit,
     lockfile,
@@ -100,4 +101,30 @@ def test_import_of_a_deployment_names_the_memory_store_the_project_manages(
     text = Path("manifests/deployments/adhoc.yaml").read_text()
     assert "memory_store: review-notes" in text, text
     assert store not in text, text
+    plan_is_clean()
+
+
+def test_a_credential_renamed_in_its_vault_says_the_create_would_clash_and_what_to_do(
+    workdir: Path,
+) -> None:
+    """A credential's item renamed (``name: github-mcp`` -> ``gh-token``): the plan promised
+    a create that the provider refuses (one active credential per MCP server URL in a
+    vault, and the old one is left alone without --prune); apply's error then advised
+    ``reconciler import``, which refuses an id recorded under another address. Both now say
+    it up front and name ``state mv``, which renames it; ``--prune`` replaces it."""
+    edit(workdir / "manifests/vaults.yaml", "- name: github-mcp", "- name: gh-token")
+    old, new = "vault.github.credential.github-mcp", "vault.github.credential.gh-token"
+    remedy = f"`reconciler state mv {old} {new}`"
+    shown = ok("plan").stdout
+    assert "the provider will refuse this create" in shown and remedy in shown, shown
+    assert "the provider will refuse" not in ok("plan", "--prune").stdout
+
+    failed = cli("apply", "--auto-approve")
+    assert failed.exit_code == 1
+    assert remedy in failed.stdout + failed.stderr, failed.stdout + failed.stderr
+
+    ok("state", "mv", old, new)
+    assert f"{old} -> {new}  moved" in ok("plan").stdout
+    ok("apply", "--auto-approve")
+    drift_json(code=0)
     plan_is_clean()

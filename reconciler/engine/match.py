@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from reconciler.engine.desired import DesiredResource
 from reconciler.engine.inputs import PlanInputs
 from reconciler.engine.model import NOTHING_TO_MOVE, Conflict, Note
-from reconciler.engine.ownership import describe_owner, name_taken_remedy, not_ours
+from reconciler.engine.ownership import (
+    describe_owner,
+    key_taken_remedy,
+    name_taken_remedy,
+    not_ours,
+)
 from reconciler.jsontypes import JSON
 from reconciler.kinds import noun, owned_address
 
@@ -92,7 +97,7 @@ def match_live(inputs: PlanInputs, res: DesiredResource, parent_id: str | None) 
         if candidates:  # the lockfile was lost: the old address's tags still find it
             obj = max(candidates, key=lambda o: str(o.get("created_at")))
             return Match(obj, adopted=True, moved_from=old)
-    return Match(None, missing=why + _name_taken(inputs, res))
+    return Match(None, missing=why + _name_taken(inputs, res) + _key_taken(inputs, res, parent_id))
 
 
 def _archived_tagged(inputs: PlanInputs, res: DesiredResource, parent_id: str | None) -> str:
@@ -126,6 +131,32 @@ def _name_taken(inputs: PlanInputs, res: DesiredResource) -> str:
                 f"({obj.get('id')}) and belongs to {describe_owner(obj)}, so the provider will "
                 f"refuse this create. {name_taken_remedy(res.address, obj, inputs.options.project)}"
             )
+    return ""
+
+
+def _key_taken(inputs: PlanInputs, res: DesiredResource, parent_id: str | None) -> str:
+    """For a credential to create, the live one of its vault that holds its key (MCP
+    server URL or secret name) already, as a sentence: the provider refuses the create (one
+    active credential per key in a vault), unless ``--prune`` archives that one first."""
+    if res.kind != "credential" or parent_id is None:
+        return ""
+    auth = res.spec.get("auth") or {}
+    key = auth.get("mcp_server_url") or auth.get("secret_name")
+    project = inputs.options.project
+    for obj in inputs.live.get("credential", {}).values():
+        live_auth = obj.get("auth") or {}
+        if obj.get("archived_at") or obj.get("vault_id") != parent_id:
+            continue
+        if not key or (live_auth.get("mcp_server_url") or live_auth.get("secret_name")) != key:
+            continue
+        tagged = owned_address(obj, project)
+        if inputs.options.prune and tagged is not None and tagged not in inputs.desired:
+            return ""  # pruned, before this create
+        return (
+            f"; but a credential for {key} already exists in its vault ({obj.get('id')}) and "
+            f"belongs to {describe_owner(obj)}, so the provider will refuse this create. "
+            f"{key_taken_remedy(res.address, obj, project)}"
+        )
     return ""
 
 

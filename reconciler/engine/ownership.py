@@ -78,6 +78,24 @@ def name_taken_remedy(address: str, holder: JSON, project: str) -> str:
     )
 
 
+def key_taken_remedy(address: str, holder: JSON, project: str) -> str:
+    """What to do about a live credential that holds the key (MCP server URL or secret
+    name) the credential ``address`` would be created with (one active credential per key
+    in a vault): this project's own under another address is most often the same
+    credential renamed in the manifest, which ``state mv`` renames; else import it."""
+    tagged = owned_address(holder, project)
+    if tagged is not None and tagged != address:
+        return (
+            f"If it is the same credential renamed, `reconciler state mv {tagged} {address}` "
+            "renames it (the next apply retags it); else `--prune` archives it before this "
+            "create"
+        )
+    return (
+        f"`reconciler import {address} {holder.get('id')}` manages it from now on, or remove "
+        "it from the vault"
+    )
+
+
 def owner_problem(
     kind: str, obj: JSON, project: str, address: str, vaults: Mapping[str, JSON]
 ) -> str | None:

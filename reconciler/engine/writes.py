@@ -16,7 +16,7 @@ from typing import Any
 
 from reconciler.engine.interface import ProviderWriter
 from reconciler.engine.model import Action, Create, Replace, Update
-from reconciler.engine.ownership import describe_owner, name_taken_remedy
+from reconciler.engine.ownership import describe_owner, key_taken_remedy, name_taken_remedy
 from reconciler.errors import AmbiguousWriteError, ConflictError, NotFoundError, ProviderError
 from reconciler.jsontypes import JSON
 from reconciler.kinds import KIND_INFO, owned_address
@@ -132,10 +132,7 @@ class SafeWrites:
         if action.kind == "environment":
             remedy = name_taken_remedy(action.address, holder, self.project)
             return ActionFailed(f"{refused} {remedy}")
-        return ActionFailed(
-            f"{refused} `reconciler import {action.address} {holder['id']}` manages it from "
-            f"now on, or give {action.address} another name"
-        )
+        return ActionFailed(f"{refused} {key_taken_remedy(action.address, holder, self.project)}")
 
     async def send_update(self, action: Update, body: JSON, parent_id: str | None) -> JSON:
         guarded = action.kind == "agent" and "version" in body
