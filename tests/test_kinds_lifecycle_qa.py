@@ -5,6 +5,7 @@ that was wrong once and stays fixed."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +129,24 @@ def test_a_credential_renamed_in_its_vault_says_the_create_would_clash_and_what_
     ok("apply", "--auto-approve")
     drift_json(code=0)
     plan_is_clean()
+
+
+def test_ignore_changes_on_a_stores_seeds_is_refused_instead_of_ignored(workdir: Path) -> None:
+    """``ignore_changes: [memories]`` was accepted, and the next seed added to the manifest
+    was written all the same: seeds are never compared, so there is nothing for it to
+    leave alone. It is an error at its place, as on a Skill, saying what to do instead."""
+    edit(
+        workdir / "manifests/memory_stores.yaml",
+        "name: review-notes\n",
+        "name: review-notes\nignore_changes: [metadata.owner, memories]\n",
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "manifests/memory_stores.yaml:8:34: ignore_changes[1]:" in result.stderr, result.stderr
+    assert "leave it out of memories" in result.stderr
+
+    from reconciler.manifest.document import ignore_changes_pattern
+
+    pattern = re.compile(ignore_changes_pattern("MemoryStore"))
+    assert pattern.match("metadata.owner") and pattern.match("description")
+    assert not pattern.match("memories")

@@ -87,6 +87,16 @@ SKILL_IGNORES_NOTHING = (
 )
 
 
+#: spec fields that are never compared, so ignore_changes would leave nothing alone there
+NEVER_COMPARED: dict[str, dict[str, str]] = {
+    "MemoryStore": {
+        "memories": "a store's memories are seeds, each written once where no memory is and "
+        "never compared afterwards, so ignore_changes has nothing to leave alone there; to "
+        "have a seed not written, leave it out of memories",
+    },
+}
+
+
 def ignore_changes_problems(kind: str, paths: Iterable[object]) -> list[tuple[int, str]]:
     """``(index, message)`` of every ``ignore_changes`` entry that names no spec field.
 
@@ -107,6 +117,10 @@ def ignore_changes_problems(kind: str, paths: Iterable[object]) -> list[tuple[in
         head = segments[0].split("[", 1)[0]
         if kind == "Skill":  # uploaded, never updated: no diff for a path to leave out
             problems.append((index, SKILL_IGNORES_NOTHING))
+            continue
+        never = NEVER_COMPARED.get(kind, {}).get(head)
+        if never is not None:
+            problems.append((index, never))
             continue
         if head == "spec" and len(segments) > 1:
             problems.append(
@@ -170,7 +184,8 @@ def ignore_changes_pattern(kind: str) -> str:
     first segment is a field of the kind's spec, with no brackets, no list index (but as a
     metadata key) and nothing after a list (``tools``, never ``tools.configs``)."""
     root = _spec_schema(kind)
-    fields = [f for f in SPEC_MODELS[kind].model_fields if f != "metadata"]
+    never = NEVER_COMPARED.get(kind, {})
+    fields = [f for f in SPEC_MODELS[kind].model_fields if f != "metadata" and f not in never]
     heads = [
         re.escape(f) + _rest_pattern(root, [root["properties"][f]], 1)
         for f in fields
