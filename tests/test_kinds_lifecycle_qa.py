@@ -150,3 +150,25 @@ def test_ignore_changes_on_a_stores_seeds_is_refused_instead_of_ignored(workdir:
     pattern = re.compile(ignore_changes_pattern("MemoryStore"))
     assert pattern.match("metadata.owner") and pattern.match("description")
     assert not pattern.match("memories")
+
+
+def test_ignore_changes_on_a_deployments_rollout_is_refused_instead_of_ignored(
+    workdir: Path,
+) -> None:
+    """``ignore_changes: [rollout]`` was accepted, yet the checks still gated every pin
+    move: the rollout block is never sent nor compared. An error at its place now, naming
+    what does skip the checks."""
+    edit(
+        workdir / "manifests/deployments.yaml",
+        "name: nightly-review\n",
+        "name: nightly-review\nignore_changes: [rollout]\n",
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "manifests/deployments.yaml:6:18: ignore_changes[0]:" in result.stderr, result.stderr
+    assert "--skip-checks" in result.stderr
+
+    from reconciler.manifest.document import ignore_changes_pattern
+
+    pattern = re.compile(ignore_changes_pattern("Deployment"))
+    assert pattern.match("agent") and not pattern.match("rollout")

@@ -94,6 +94,12 @@ NEVER_COMPARED: dict[str, dict[str, str]] = {
         "never compared afterwards, so ignore_changes has nothing to leave alone there; to "
         "have a seed not written, leave it out of memories",
     },
+    "Deployment": {
+        "rollout": "a deployment's rollout is never sent to the provider nor compared, so "
+        "ignore_changes has nothing to leave alone there (the checks gate pin moves "
+        "whatever it says); remove the checks to stop gating, or pass `apply --skip-checks` "
+        "once",
+    },
 }
 
 
