@@ -172,3 +172,18 @@ def test_ignore_changes_on_a_deployments_rollout_is_refused_instead_of_ignored(
 
     pattern = re.compile(ignore_changes_pattern("Deployment"))
     assert pattern.match("agent") and not pattern.match("rollout")
+
+
+def test_a_store_archived_by_hand_is_named_in_words_in_the_plans_reason(workdir: Path) -> None:
+    """The create's reason read "the recorded memory_store memstore_..." (the vocabulary's
+    key, not the word a reader uses, as drift and every other message say it)."""
+    store = remote_id("memory_store.review-notes")
+
+    async def archive(c: ProviderClient) -> None:
+        await c.memory_stores.archive(store)
+
+    out_of_band(archive)
+    [create] = [a for a in _actions() if a["address"] == "memory_store.review-notes"]
+    assert create["reason"] == (
+        f"the recorded memory store {store} was archived outside the reconciler"
+    ), create["reason"]

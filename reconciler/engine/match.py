@@ -77,9 +77,9 @@ def match_live(inputs: PlanInputs, res: DesiredResource, parent_id: str | None) 
         if obj is not None and not obj.get("archived_at"):
             return Match(obj, moved_from=_moved_here(inputs, res, obj))
         why = (
-            f"the recorded {kind} {entry.id} was archived outside the reconciler"
+            f"the recorded {noun(kind)} {entry.id} was archived outside the reconciler"
             if obj is not None
-            else f"the recorded {kind} {entry.id} no longer exists"
+            else f"the recorded {noun(kind)} {entry.id} no longer exists"
         )
     candidates = _tagged(inputs, res, res.address, parent_id)
     if candidates:
