@@ -187,3 +187,36 @@ def test_a_store_archived_by_hand_is_named_in_words_in_the_plans_reason(workdir:
     assert create["reason"] == (
         f"the recorded memory store {store} was archived outside the reconciler"
     ), create["reason"]
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new", "ignore"),
+    [
+        ("manifests/environments.yaml", "    type: cloud\n", "    type: self_hosted\n", "config"),
+        (
+            "manifests/vaults.yaml",
+            "mcp_server_url: https://api.githubcopilot.com/mcp/",
+            "mcp_server_url: https://mcp.example.com/",
+            "credentials",
+        ),
+    ],
+)
+def test_a_field_ignore_changes_names_never_replaces_the_object(
+    workdir: Path, path: str, old: str, new: str, ignore: str
+) -> None:
+    """A change the provider cannot make in place (an environment's ``config.type``, a
+    credential's ``mcp_server_url``) under a path ``ignore_changes`` names: the plan said
+    the field was left alone, and planned a replace all the same (the environment archived
+    and created again, the credential deleted)."""
+    text = (workdir / path).read_text()
+    name = text.split("\nname: ", 1)[1].split("\n", 1)[0]
+    edit(workdir / path, f"name: {name}\n", f"name: {name}\nignore_changes: [{ignore}]\n")
+    edit(workdir / path, old, new)
+    if path.endswith("environments.yaml"):  # a self-hosted environment has no other config
+        shown = (workdir / path).read_text()
+        start = shown.index("    networking:")
+        end = shown.index("  metadata:")
+        (workdir / path).write_text(shown[:start] + shown[end:])
+    assert _actions() == [], ok("plan").stdout
+    ok("apply", "--auto-approve")
+    drift_json(code=0)

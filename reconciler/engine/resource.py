@@ -219,9 +219,9 @@ def _compare(
     secret_changed = [p for p, fp in fps.items() if rewritten or known.get(p) != fp]
     changes.extend(FieldChange(op="change", path=p, sensitive=True) for p in sorted(secret_changed))
     changes.extend(unwritten_seeds(inputs, res, obj, moved_from))  # see engine.seeds
-    return _Comparison(
-        tuple(changes), _immutable_change(kind, live, want), hidden, rewritten if fps else None
-    )
+    # a field ignore_changes names is left alone: never the cause of a replace either
+    immutable = _immutable_change(kind, res.without_ignored(live), res.without_ignored(want))
+    return _Comparison(tuple(changes), immutable, hidden, rewritten if fps else None)
 
 
 def _blanks_as_written(
@@ -476,7 +476,8 @@ def _resolve(value: Any, planned: Mapping[str, Planned]) -> Any:
 
 
 def _immutable_change(kind: str, live: JSON, desired: JSON) -> str | None:
-    if kind == "environment" and live["config"].get("type") != desired["config"].get("type"):
+    live_config, desired_config = live.get("config") or {}, desired.get("config") or {}
+    if kind == "environment" and live_config.get("type") != desired_config.get("type"):
         return "config.type cannot change in place"
     if kind == "credential":
         la, da = live.get("auth") or {}, desired.get("auth") or {}
