@@ -89,3 +89,17 @@ def test_an_injection_location_with_one_place_set_converges(workdir: Path) -> No
     assert changes == [("auth.injection_location.body", True, False)]
     ok("apply", "--auto-approve")
     assert _plan_actions() == []
+
+
+def test_an_empty_refresh_scope_converges(workdir: Path) -> None:
+    """``scope: ""`` (the wire's own word for "no scope") was applied, and the provider
+    stores no scope: every plan after showed ``auth.refresh.scope: null -> ""`` again."""
+    manifest = workdir / "manifests/vault.yaml"
+    manifest.write_text(VAULT + "          scope: repo\n")
+    ok("apply", "--auto-approve")
+    manifest.write_text(VAULT + '          scope: ""\n')
+    [update] = _plan_actions()
+    changes = [(c["path"], c["old"], c["new"]) for c in update["changes"]]  # type: ignore[union-attr]
+    assert changes == [("auth.refresh.scope", "repo", None)]
+    ok("apply", "--auto-approve")
+    assert _plan_actions() == []

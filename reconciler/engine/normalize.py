@@ -236,7 +236,8 @@ def _norm_auth(auth: Any) -> Any:
     if isinstance(refresh, dict):
         refresh = dict(refresh)
         refresh.setdefault("resource", None)
-        refresh.setdefault("scope", None)
+        # "" is the wire's word for no scope: an update clears it, and none is stored
+        refresh["scope"] = refresh.get("scope") or None
         tea = refresh.get("token_endpoint_auth")
         if isinstance(tea, dict):
             refresh["token_endpoint_auth"] = {"type": tea.get("type")}
