@@ -216,7 +216,11 @@ def _compare(
     known = dict(entry.secret_fingerprints) if entry is not None and entry.id == obj["id"] else {}
     fps = target.secret_fingerprints
     rewritten = rewritten_outside(entry, obj)  # rotated behind git's back: write it again
-    secret_changed = [p for p, fp in fps.items() if rewritten or known.get(p) != fp]
+    secret_changed = [
+        p for p, fp in fps.items() if (rewritten or known.get(p) != fp) and not res.ignores(p)
+    ]
+    if rewritten and not secret_changed:
+        rewritten = None  # every secret it may have rotated is one ignore_changes leaves alone
     changes.extend(FieldChange(op="change", path=p, sensitive=True) for p in sorted(secret_changed))
     changes.extend(unwritten_seeds(inputs, res, obj, moved_from))  # see engine.seeds
     # a field ignore_changes names is left alone: never the cause of a replace either
@@ -390,6 +394,9 @@ def _noop(
             f"moved from {match.moved_from}: the object already carries its new address "
             "(a move whose lockfile write was lost); apply moves the lockfile entry"
         )
+    if needs_record and kind == "deployment" and res.pin is not None:
+        if res.ignores("agent.version"):  # ignore_changes: [agent]: the pin stays as it is
+            target = target.model_copy(update={"pins": {res.pin[0]: _live_pin(obj)}})
     return NoOp(
         reason=reason,
         target=target if needs_record else None,
