@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.app.checks import ProviderCheckRunner
 from reconciler.app.session import agent_archived
-from reconciler.app.workspace import Settings, check_origin, connect, locked_state
+from reconciler.app.workspace import Settings, check_origin, connect, locked_state, with_origin
 from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
 from reconciler.engine.gate import Gate
 from reconciler.engine.model import FieldChange, PinMove, Plan, Target, Update
@@ -150,6 +150,7 @@ async def rollback(
     address: str,
     *,
     to: int | None = None,
+    allow_origin_change: bool = False,
     confirm: Callable[[Plan], bool] | None = None,
     on_plan: Callable[[Plan], None] | None = None,
 ) -> RollbackResult | None:
@@ -162,7 +163,8 @@ async def rollback(
     Raises:
         PlanError: not a deployment address, not in the lockfile, archived or deleted at the
             provider, nothing to roll back to, the version does not exist, or the lockfile was
-            applied to another provider.
+            applied to another provider (unless ``allow_origin_change``: the lockfile then
+            records this one, as after an apply).
         LockHeld: an apply holds the lock.
     """
     if not address.startswith("deployment.") or address.count(".") != 1:
@@ -183,7 +185,9 @@ async def rollback(
         )
     with locked_state(settings, "rollback") as (lock, store):
         lockfile = store.load()
-        check_origin(settings, lockfile)
+        record_origin = with_origin(
+            check_origin(settings, lockfile, allow_change=allow_origin_change)
+        )
         entry = lockfile.resources.get(address)
         if entry is None or entry.kind != "deployment":
             raise PlanError(
@@ -237,7 +241,7 @@ async def rollback(
             # provider moved the pin is recorded as this rollback by the next plan, instead
             # of the pin being moved forward again to the version rolled back from.
             pending = rollback_intent(address, gate, utc_timestamp())
-            await journal.commit(lambda lf: lf.with_pending(*pending))
+            await journal.commit(lambda lf: record_origin(lf).with_pending(*pending))
 
             def outcome(o: Outcome) -> None:
                 now = utc_timestamp()

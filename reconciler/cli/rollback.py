@@ -35,8 +35,16 @@ def register(group: click.Group) -> None:
     is_flag=True,
     help="Roll back without asking. Needed when stdin is not a terminal (CI).",
 )
+@click.option(
+    "--allow-origin-change",
+    is_flag=True,
+    help="Roll back although the lockfile was applied to another provider (another "
+    "--provider-url or embedded database); the lockfile then records this one.",
+)
 @pass_app
-def rollback(app: App, address: str, to: int | None, auto_approve: bool) -> None:
+def rollback(
+    app: App, address: str, to: int | None, auto_approve: bool, allow_origin_change: bool
+) -> None:
     """Move a deployment's pin back to the version it had before (or to --to VERSION).
 
     Shown as a plan and applied through the executor; the agent is not touched. The version
@@ -70,6 +78,7 @@ def rollback(app: App, address: str, to: int | None, auto_approve: bool) -> None
                 app.settings,
                 address,
                 to=to,
+                allow_origin_change=allow_origin_change,
                 confirm=None if auto_approve else confirm,
                 on_plan=show,
             )
