@@ -438,9 +438,58 @@ def _parse(path: Path, raw: bytes) -> Lockfile:
             for err in errors[:3]
         )
         more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        where = _position_of_path(text, errors[0]["loc"]) if errors else ""
         raise LockfileError(
-            f"{path}: not a valid lockfile: {shown}{more}; {_restore_hint(path)}"
+            f"{path}{where}: not a valid lockfile: {shown}{more}; {_restore_hint(path)}"
         ) from None
+
+
+def _position_of_path(text: str, loc: tuple[int | str, ...]) -> str:
+    """``:line:col`` of the key (or list item) that ``loc``, a validation error's path,
+    leads to in the JSON ``text``: as deep as the path can be followed (a step of the model's
+    own, not a key of the file, stops it), or ``""`` when not even its first step is found."""
+    decoder = json.JSONDecoder()
+
+    def skip(at: int) -> int:  # past the whitespace at ``at``
+        while at < len(text) and text[at] in " \t\n\r":
+            at += 1
+        return at
+
+    def after(at: int, separator: str) -> int:  # past ``separator`` (and space) at ``at``
+        at = skip(at)
+        if not text.startswith(separator, at):
+            raise ValueError(f"no {separator!r} at {at}")
+        return skip(at + 1)
+
+    at, found = skip(0), None
+    try:
+        for step in loc:
+            if text.startswith("{", at) and isinstance(step, str):
+                at = skip(at + 1)
+                while text.startswith('"', at):
+                    key, end = decoder.raw_decode(text, at)
+                    value = after(end, ":")
+                    if key == step:
+                        found, at = at, value
+                        break
+                    end = skip(decoder.raw_decode(text, value)[1])
+                    at = after(end, ",") if text.startswith(",", end) else end
+                else:
+                    break
+            elif text.startswith("[", at) and isinstance(step, int):
+                at = skip(at + 1)
+                for _ in range(step):
+                    at = after(decoder.raw_decode(text, at)[1], ",")
+                found = at
+            else:
+                break
+    except ValueError:  # the path leads out of what the text holds: as far as it went
+        pass
+    if found is None:
+        return ""
+    line = text.count("\n", 0, found) + 1
+    column = found - (text.rfind("\n", 0, found) + 1) + 1
+    return f":{line}:{column}"
 
 
 def check_on_disk(path: Path, lockfile: Lockfile, expected: FileStamp | None) -> None:
