@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from support.gitops import cli, lockfile, make_workdir, ok
+from support.reliability import SKILL_PATH, Zygote, provider_skills, shared_zygote, write_fleet
+from test_crash_matrix import Workspace, provider_kill
 from test_rollout import DEPLOYMENT, entry, new_version
 
 
@@ -81,3 +83,40 @@ def test_a_lockfile_edited_by_hand_into_a_wrong_shape_is_named_by_line_and_colum
         ), refused.stderr
         assert said in refused.stderr
     assert path.read_text() == edited, "nothing written"
+
+
+# --- kills, as the crash matrix makes them (a real process, the served provider) -------------
+
+
+@pytest.fixture(scope="module")
+def zygote() -> Zygote:
+    return shared_zygote()
+
+
+def test_a_skill_uploaded_before_a_kill_then_edited_is_found_again_not_refused(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    # apply SIGKILLed once the provider created a skill (its answer lost: only the intent
+    # is in the lockfile); the user edits the skill's files and applies again. The next apply
+    # refused the skill as possibly someone else's ("its latest version differs from the
+    # manifest's files, and no agent of this project uses it"), and `import` was the only
+    # way on, though the pending intent and the files it uploaded said it was this
+    # project's (and the plan called its version "not uploaded by this project"). The intent
+    # now keeps the digest of the files it uploads: the skill holding them is found again,
+    # and given the edited files as its new version.
+    ws = Workspace(tmp_path, agents=2, environments=1, credentials=0, deployments=0, skills=1)
+
+    def edited(url: str) -> None:
+        ws.fleet = write_fleet(ws.root / "manifests", **ws.size, tag=" Edited.")
+        args = ["--project", "crash", "--provider-url", url, "plan", "--allow-origin-change"]
+        plan = zygote.run(args, cwd=ws.root, env=ws.env)
+        assert plan.code == 0, plan.stderr
+        # exact: the version it finds was uploaded by this project, the apply that died
+        assert "skill.skill-0  new version (1 file changed: notes.md)\n" in plan.stdout
+        assert "not uploaded by this project" not in plan.stdout
+
+    provider_kill(
+        zygote, ws, method="POST", pattern=SKILL_PATH, nth=1, when="after", between=edited
+    )
+    skills = provider_skills(ws.db)
+    assert [len(s["versions"]) for (s,) in skills.values()] == [2], "a new version, no twin"

@@ -54,6 +54,7 @@ def record_intents(lockfile: Lockfile, actions: Iterable[Action], now: str) -> L
             started_at=now,
             parent_id=a.parent_id,
             remote_name=a.target.remote_name,
+            digest=a.target.skill.digest if a.target.skill is not None else None,
         )
         for a in actions
         if isinstance(a, Create | Replace)

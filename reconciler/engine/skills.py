@@ -102,7 +102,8 @@ def refused_by_slug(
 
     Where the state was lost (``may_find_by_slug``), the skill found by the slug is
     refused unless an agent of this project uses it or its latest version holds exactly
-    the manifest's files (``digest``); anywhere else any unrecorded skill with the slug is
+    the manifest's files (``digest``) or the files the pending intent of ``address`` says a
+    killed apply uploaded (its create's ``digest``); anywhere else any unrecorded skill with the slug is
     refused. A skill another project's agents use is theirs, never refused nor taken."""
     ours, theirs = skill_users(observed.all("agent"), project)
     skills, versions = observed.all("skill"), observed.skill_versions
@@ -111,8 +112,14 @@ def refused_by_slug(
         if found is None or found["id"] in ours:
             return None
         seen = versions.get(found["id"]) or {}
-        if seen.get("id") == found.get("latest_version_id") and seen.get("digest") == digest:
+        latest = seen.get("id") == found.get("latest_version_id")
+        if latest and seen.get("digest") == digest:
             return None  # it holds exactly the manifest's files: recorded, nothing written to it
+        intent = lockfile.pending.get(address)
+        uploaded = intent.digest if intent is not None else None
+        if latest and uploaded is not None and seen.get("digest") == uploaded:
+            # the files an apply that died before recording its create uploaded: its skill
+            return None
         return found, True
     other = unrecorded_by_slug(skills, lockfile, versions, slug, set(theirs))
     return (other, False) if other is not None else None
@@ -267,10 +274,21 @@ def _decide(
     latest = obj.get("latest_version_id")
     ours = entry is not None and entry.id == obj["id"]
     uploaded = entry.uploaded if entry is not None and ours else {}
-    lock = SkillLock(
-        obj["id"], {v: UploadedVersion(u.digest, dict(u.files)) for v, u in uploaded.items()}
-    )
+    versions = {v: UploadedVersion(u.digest, dict(u.files)) for v, u in uploaded.items()}
     seen = inputs.skill_versions.get(obj["id"]) or {}
+    intent = inputs.lockfile.pending.get(res.address) if inputs.lockfile is not None else None
+    if (
+        found
+        and intent is not None
+        and intent.digest is not None
+        and seen.get("id") == latest
+        and seen.get("digest") == intent.digest
+        and isinstance(seen.get("files"), Mapping)
+    ):
+        # the upload of an apply that died before recording it: this project's version
+        files = {str(k): str(v) for k, v in dict(seen["files"]).items()}
+        versions[str(latest)] = UploadedVersion(intent.digest, files)
+    lock = SkillLock(obj["id"], versions)
     holds_ours = seen.get("id") == latest and seen.get("digest") == source.digest
     step = skill_step(lock, source, latest)
     if step.action != "none" and holds_ours:

@@ -252,6 +252,9 @@ class PendingIntent(_Frozen):
     from_version: int | None = Field(default=None, ge=1, exclude_if=_unset)
     to_version: int | None = Field(default=None, ge=1, exclude_if=_unset)
     by: PinCause | None = Field(default=None, exclude_if=_unset)
+    #: a skill's create: the digest of the files it uploads, so that the skill it made is
+    #: known again by them once the manifest's files changed (a skill carries no tags)
+    digest: str | None = Field(default=None, exclude_if=_unset)
 
 
 class MigratedTo(_Frozen):
