@@ -120,3 +120,27 @@ def test_a_skill_uploaded_before_a_kill_then_edited_is_found_again_not_refused(
     )
     skills = provider_skills(ws.db)
     assert [len(s["versions"]) for (s,) in skills.values()] == [2], "a new version, no twin"
+
+
+def test_import_all_unmanaged_after_a_kill_never_adopts_the_skill_the_dead_apply_uploaded(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    # apply SIGKILLed once a skill's create landed (its intent pending, its id nowhere);
+    # then `import --all-unmanaged` (what was made by hand?). It adopted that skill under a
+    # new address (skill.skill-0-2, a manifest written for it), and the next apply uploaded
+    # skill.skill-0 again beside it: two skills of one slug, one of them recorded twice over.
+    # drift and plan find that skill by its slug as this project's: so does import now.
+    ws = Workspace(tmp_path, agents=2, environments=1, credentials=0, deployments=0, skills=1)
+
+    def imported(url: str) -> None:
+        args = ["--project", "crash", "--provider-url", url, "import", "--all-unmanaged",
+                "--out", "manifests/imported", "--allow-origin-change"]  # fmt: skip
+        run = zygote.run(args, cwd=ws.root, env=ws.env)
+        assert run.code == 0, run.stderr
+        assert not (ws.root / "manifests" / "imported").exists(), run.stdout
+        assert "skill" not in run.stdout, run.stdout
+
+    provider_kill(
+        zygote, ws, method="POST", pattern=SKILL_PATH, nth=1, when="after", between=imported
+    )
+    assert [len(found) for found in provider_skills(ws.db).values()] == [1], "no twin"

@@ -133,7 +133,7 @@ def _healed(
     addresses nothing was found for."""
     documents = manifests.documents
     found, unseen = heal_from_tags(documents, observed, lockfile, project)
-    skills = _skills_by_slug(manifests, observed, lockfile, project)
+    skills = skills_by_slug(manifests, observed, lockfile, project)
     found.update(skills)
     unseen = tuple(a for a in unseen if a not in skills)
     if not found:
@@ -165,7 +165,7 @@ def _healed(
     return healed, frozenset(found), unseen
 
 
-def _skills_by_slug(
+def skills_by_slug(
     manifests: ManifestSet, observed: Observed, lockfile: Lockfile, project: str
 ) -> dict[str, tuple[Kind, JSON]]:
     """Skills without an entry, found by their slug (a skill carries no tags) where the

@@ -22,6 +22,7 @@ from reconciler.app.adoptions import (
     intend_adoptions,
     run_adoptions,
 )
+from reconciler.app.drift import skills_by_slug
 from reconciler.app.fmt import dump_documents
 from reconciler.app.skillimport import (
     SKILLS_DIR,
@@ -31,7 +32,8 @@ from reconciler.app.skillimport import (
     skill_adoption,
     unmanaged_skill_files,
 )
-from reconciler.app.workspace import Settings, connect, observe, read_documents
+from reconciler.app.skills import describe_skills
+from reconciler.app.workspace import Settings, connect, observe, read_manifests
 from reconciler.engine.derive import (
     KIND_FILES,
     Derivation,
@@ -58,7 +60,7 @@ from reconciler.errors import (
 )
 from reconciler.jsontypes import JSON
 from reconciler.kinds import KIND_ORDER, Kind, owned_address
-from reconciler.manifest import Document
+from reconciler.manifest import Document, ManifestSet
 from reconciler.manifest.loader import escape_interpolation
 from reconciler.manifest.yamlsource import parse_documents
 from reconciler.provider.adapter import ClientBackedProvider
@@ -198,19 +200,19 @@ async def import_unmanaged(
         ManifestError: the current manifests are invalid.
         LockHeld: an apply is running.
     """
-    documents = read_documents(ws, missing_ok=True)
+    manifests = read_manifests(ws, missing_ok=True)
     with import_lock(ws, allow_change=allow_origin_change) as (lock, store, lockfile, origin):
         if client is None:
             async with connect(ws) as c:
-                return await _import_unmanaged(c, ws, out, documents, store, lock, lockfile, origin)
-        return await _import_unmanaged(client, ws, out, documents, store, lock, lockfile, origin)
+                return await _import_unmanaged(c, ws, out, manifests, store, lock, lockfile, origin)
+        return await _import_unmanaged(client, ws, out, manifests, store, lock, lockfile, origin)
 
 
 async def _import_unmanaged(
     client: ProviderClient,
     ws: Settings,
     out: Path,
-    documents: Sequence[Document],
+    manifests: ManifestSet | None,
     store: StateBackend,
     lock: StateLock,
     lockfile: Lockfile,
@@ -218,7 +220,19 @@ async def _import_unmanaged(
 ) -> UnmanagedImport:
     provider = ClientBackedProvider(client)
     observed = await observe(client, lockfile, ws.project)
-    unmanaged = find_unmanaged(documents, observed, lockfile, ws.project)
+    documents = manifests.documents if manifests is not None else ()
+    # a skill carries no tags: one that plan finds by its slug for a document (an upload
+    # whose record a killed apply lost) is this project's, as drift says, not unmanaged
+    found: dict[str, tuple[Kind, JSON]] = {}
+    if manifests is not None:
+        described = await describe_skills(client, manifests, lockfile, observed)
+        found = skills_by_slug(manifests, described, lockfile, ws.project)
+    claimed = {str(obj["id"]) for _, obj in found.values()}
+    unmanaged = [
+        u
+        for u in find_unmanaged(documents, observed, lockfile, ws.project)
+        if not (u.kind == "skill" and u.remote_id in claimed)
+    ]
     vault_ids = [u.remote_id for u in unmanaged if u.kind == "vault" and u.duplicate_of is None]
     lists = await asyncio.gather(*(provider.list_all("credential", parent_id=v) for v in vault_ids))
     # skills first: an agent imported with a skill names it ({ref: NAME})

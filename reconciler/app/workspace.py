@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.engine.refresh import Observed, refresh
 from reconciler.errors import LockfileError, PlanError
 from reconciler.kinds import DEFAULT_LOCKFILE, DEFAULT_MANIFESTS, DEFAULT_PROVIDER_DB
-from reconciler.manifest import Document, load_manifests
+from reconciler.manifest import Document, ManifestSet, load_manifests
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.provider.origin import describe_origin, run_origin
 from reconciler.state import (
@@ -247,9 +247,15 @@ def read_documents(settings: Settings, *, missing_ok: bool = False) -> tuple[Doc
     (``import --all-unmanaged``: a team about to import everything has no manifests yet)
     reads it as none.
     """
+    manifests = read_manifests(settings, missing_ok=missing_ok)
+    return manifests.documents if manifests is not None else ()
+
+
+def read_manifests(settings: Settings, *, missing_ok: bool = False) -> ManifestSet | None:
+    """The manifests (``read_documents``); None when ``missing_ok`` and there are none."""
     if missing_ok and not Path(settings.manifests).exists():
-        return ()
-    return load_manifests(settings.manifests).documents
+        return None
+    return load_manifests(settings.manifests)
 
 
 def provider_origin(settings: Settings) -> str:
