@@ -262,6 +262,16 @@ class PgLease(HeartbeatLock):
                     if fresh:
                         return  # the database is away for now; the lease is still ours
                     self.lost = True
+            else:  # lost already (the heartbeat found it gone): only to name who holds it
+                try:
+                    current = self.db.run(
+                        lambda conn: read_lease(conn, self.project),
+                        what="read the apply lease",
+                        attempts=1,
+                    )
+                    seen = current[0] if current is not None and not current[1] else None
+                except (DatabaseError, LockfileError):
+                    pass
             self._reported = True
             whom = seen.describe() if seen is not None and seen.id != info.id else "nobody"
             raise LockLost(
