@@ -61,3 +61,59 @@ def test_a_name_not_in_the_database_state_says_where_it_was_looked_for(
         f"agent.coderr is not in the state in {redact(pg_url)} (project default): apply the "
         "manifests first (`reconciler apply`); did you mean agent.coder?"
     )
+
+
+def test_a_program_elsewhere_on_the_applied_embedded_database_gets_no_origin_warning(
+    workdir: Path, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--backend`` keeps no lockfile folder an embedded provider's path could be relative
+    to: a program run from another directory, given the very database that was applied
+    (an absolute ``db_path``), is on the same provider and hears no ``OriginMismatch``."""
+    import warnings
+
+    ok("--backend", pg_url, "apply", "--auto-approve")
+    recorded = json.loads(ok("--backend", pg_url, "state", "show", "agent.coder").stdout)
+    db = (workdir / ".reconciler" / "provider.db").resolve()
+    elsewhere = tmp_path / "jobs" / "nightly"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any OriginMismatch fails the test
+        assert ManagedRuntime(backend=pg_url, db_path=db).agent("coder") == recorded["id"]
+
+    # another embedded database is still another provider, wherever it is named from
+    from reconciler.runtime import OriginMismatch
+
+    with pytest.warns(OriginMismatch, match="was applied to the embedded provider at "):
+        ManagedRuntime(backend=pg_url, db_path=elsewhere / "other.db").agent("coder")
+    # and the CLI, run from the project directory again, still plans against it
+    monkeypatch.chdir(workdir)
+    ok("--backend", pg_url, "plan")
+
+
+def test_a_database_state_with_an_embedded_origin_of_before_stays_usable(
+    workdir: Path, pg_url: str
+) -> None:
+    """A database state written when embedded origins were relative to ``state/`` of the
+    folder the command ran from still matches from that folder; apply records it anew."""
+    import warnings
+
+    from reconciler.state.postgres.db import Database
+    from reconciler.state.postgres.store import PgStateStore
+
+    ok("--backend", pg_url, "apply", "--auto-approve")
+    store = PgStateStore(Database(pg_url), "default")
+    store.load()
+    store.commit(lambda lf: lf.model_copy(update={"origin": "local:../.reconciler/provider.db"}))
+    store.db.close()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ManagedRuntime(backend=pg_url).agent("coder")
+    ok("--backend", pg_url, "plan")
+    ok("--backend", pg_url, "apply", "--auto-approve")
+    store = PgStateStore(Database(pg_url), "default")
+    origin = store.load().origin
+    store.db.close()
+    assert origin == "local:" + (workdir / ".reconciler" / "provider.db").resolve().as_posix()

@@ -28,7 +28,7 @@ from reconciler.manifest.files import (
     ignore_matcher,
     read_limited,
 )
-from reconciler.provider.origin import describe_origin
+from reconciler.provider.origin import describe_origin, same_origin
 from reconciler.state import (
     Lockfile,
     fingerprint_secret,
@@ -302,7 +302,11 @@ def check_plan_provider(
         PlanError: the plan records another origin and ``allow_change`` is False.
     """
     recorded = binding.get("origin")
-    if isinstance(recorded, str) and recorded != origin and not allow_change:
+    if (
+        isinstance(recorded, str)
+        and not same_origin(recorded, origin, lockfile_dir)
+        and not allow_change
+    ):
         raise PlanError(  # an embedded provider named by its path from here
             f"{path} was made against {describe_origin(recorded, lockfile_dir)}, but this run "
             f"talks to {describe_origin(origin, lockfile_dir)}. Check "

@@ -29,7 +29,7 @@ from reconciler.engine.rollout import held_out_by, held_out_hint
 from reconciler.errors import NotFoundError, PlanError, RunError, a_or_an
 from reconciler.manifest import DeploymentSpec, ManifestSet
 from reconciler.manifest.deployment import MemoryStoreMount
-from reconciler.provider.origin import describe_origin, local_origin
+from reconciler.provider.origin import describe_origin, local_origin, same_origin
 from reconciler.state import HeldVersion, Lockfile
 
 if TYPE_CHECKING:
@@ -331,7 +331,7 @@ def origin_warning(
     will be started on (``origin``, see ``provider_origin``): its ids are most likely unknown
     there. None when they agree or the lockfile records no origin. An embedded provider is
     named by its path from here (its origin is relative to ``lockfile_dir``)."""
-    if lockfile.origin is None or lockfile.origin == origin:
+    if lockfile.origin is None or same_origin(lockfile.origin, origin, lockfile_dir):
         return None
     recorded = describe_origin(lockfile.origin, lockfile_dir)
     return (

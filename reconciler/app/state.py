@@ -260,9 +260,10 @@ class MigrateResult:
     marked: bool = False
 
 
-def _rebased(origin: str | None, source_dir: Path, target_dir: Path) -> str | None:
+def _rebased(origin: str | None, source_dir: Path, target_dir: Path | None) -> str | None:
     """``local:../.reconciler/provider.db`` (relative to ``source_dir``) as the same file
-    relative to ``target_dir``; any other origin (a URL) unchanged."""
+    relative to ``target_dir`` (absolute when None: a database has no folder); any other
+    origin (a URL) unchanged."""
     if origin is None or not origin.startswith(LOCAL_PREFIX):
         return origin
     return local_origin(source_dir / origin.removeprefix(LOCAL_PREFIX), target_dir)
@@ -380,7 +381,7 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
                     origin = _rebased(
                         lockfile.origin,
                         db_dir if settings.backend else settings.lockfile.parent,
-                        db_dir if target_is_db else target_lockfile.parent,
+                        None if target_is_db else target_lockfile.parent,
                     )
                     moved = lockfile.model_copy(update={"origin": origin})
                     target.replace(moved, history, force=force)

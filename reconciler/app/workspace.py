@@ -23,7 +23,7 @@ from reconciler.errors import LockfileError, PlanError
 from reconciler.kinds import DEFAULT_LOCKFILE, DEFAULT_MANIFESTS, DEFAULT_PROVIDER_DB
 from reconciler.manifest import Document, ManifestSet, load_manifests
 from reconciler.provider.adapter import ClientBackedProvider
-from reconciler.provider.origin import describe_origin, run_origin
+from reconciler.provider.origin import describe_origin, run_origin, same_origin
 from reconciler.state import (
     ApplyLock,
     ClosableBackend,
@@ -261,12 +261,18 @@ def read_manifests(settings: Settings, *, missing_ok: bool = False) -> ManifestS
 def provider_origin(settings: Settings) -> str:
     """The origin this run talks to, as the lockfile records it: the normalised
     ``--provider-url``, or ``local:`` and the embedded provider's database relative to the
-    lockfile's folder (the same in every checkout of a repository).
+    lockfile's folder (the same in every checkout of a repository; its absolute path with a
+    ``--backend`` state, which has no folder).
 
     Raises:
         ProviderURLError: ``--provider-url`` is not a usable base URL.
     """
-    return run_origin(settings.provider_url, settings.db_path, settings.lockfile)
+    return run_origin(
+        settings.provider_url,
+        settings.db_path,
+        settings.lockfile,
+        database=settings.backend is not None,
+    )
 
 
 def with_origin(origin: str) -> Callable[[Lockfile], Lockfile]:
@@ -314,7 +320,8 @@ def check_origin(settings: Settings, lockfile: Lockfile, *, allow_change: bool =
     recorded = lockfile.origin
     state_flags = "--lockfile" if settings.backend is None else "--backend, --project"
     here = Path(settings.lockfile).parent  # what an embedded provider's path is relative to
-    if recorded == origin and not allow_change and embedded_database_gone(settings, lockfile):
+    same = same_origin(recorded, origin, here)
+    if same and not allow_change and embedded_database_gone(settings, lockfile):
         n = len(lockfile.resources)
         raise PlanError(
             f"{settings.state_name} records {n} resource{'' if n == 1 else 's'}, but "
@@ -323,7 +330,7 @@ def check_origin(settings: Settings, lockfile: Lockfile, *, allow_change: bool =
             f"{state_flags}); to apply the manifests to a new, empty embedded provider, pass "
             "--allow-origin-change"
         )
-    if recorded is not None and recorded != origin and not allow_change:
+    if recorded is not None and not same and not allow_change:
         raise PlanError(
             f"{settings.state_name} was applied to {describe_origin(recorded, here)}, but this "
             f"run talks to {describe_origin(origin, here)}. "

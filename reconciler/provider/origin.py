@@ -86,21 +86,48 @@ def url_origin(url: str) -> str:
     return normalize_base_url(url)
 
 
-def local_origin(db_path: str | os.PathLike[str], lockfile_dir: str | os.PathLike[str]) -> str:
+def local_origin(
+    db_path: str | os.PathLike[str], lockfile_dir: str | os.PathLike[str] | None
+) -> str:
     """The origin recorded for the embedded provider: ``local:`` and its database's path
-    relative to the lockfile's folder, with ``/`` separators.
+    relative to the lockfile's folder, with ``/`` separators; its absolute path when there
+    is no lockfile folder (``lockfile_dir`` None: a state kept in a database).
 
     Relative to the lockfile, not absolute: the lockfile is committed, and everyone who
     clones the repository runs against their own embedded provider at the same place in
     their checkout, whatever the folder the checkout is in or the one the command runs from.
+    A database state has no such place: a path relative to the folder a command runs from
+    would name another file from every other folder, so it records the absolute path.
     """
     db = Path(os.path.abspath(db_path))
+    if lockfile_dir is None:
+        return LOCAL_PREFIX + db.as_posix()
     base = Path(os.path.abspath(lockfile_dir))
     try:
         rel = os.path.relpath(db, base)
     except ValueError:  # another drive on Windows: no relative path exists
         rel = str(db)
     return LOCAL_PREFIX + Path(rel).as_posix()
+
+
+def same_origin(recorded: str | None, origin: str, lockfile_dir: str | os.PathLike[str]) -> bool:
+    """``recorded`` (a state's origin) names the provider ``origin`` names: the same string,
+    or the same embedded database, one spelled relative to ``lockfile_dir`` and the other
+    absolute (a database state written before its embedded origins were absolute recorded
+    them relative to ``state/`` of the folder the command ran from). None: no origin
+    recorded, which matches nothing here (callers accept it on their own)."""
+    if recorded is None:
+        return False
+    if recorded == origin:
+        return True
+    if not (recorded.startswith(LOCAL_PREFIX) and origin.startswith(LOCAL_PREFIX)):
+        return False
+    base = os.path.abspath(lockfile_dir)
+
+    def where(text: str) -> str:
+        return os.path.normcase(os.path.normpath(os.path.join(base, text[len(LOCAL_PREFIX) :])))
+
+    return where(recorded) == where(origin)
 
 
 def describe_origin(origin: str, lockfile_dir: str | os.PathLike[str]) -> str:
@@ -129,6 +156,8 @@ __all__ = [
     "describe_origin",
     "local_origin",
     "normalize_base_url",
+    "run_origin",
+    "same_origin",
     "url_origin",
 ]
 
@@ -137,14 +166,18 @@ def run_origin(
     provider_url: str | None,
     db_path: str | os.PathLike[str],
     lockfile: str | os.PathLike[str],
+    *,
+    database: bool = False,
 ) -> str:
     """The origin a run talks to, as a lockfile records it: the normalised ``provider_url``,
-    else the embedded provider's database relative to the folder of ``lockfile``. The CLI's
-    origin checks and the runtime's warning both ask this, so they never disagree.
+    else the embedded provider's database relative to the folder of ``lockfile`` (its
+    absolute path when the state is in a ``database``: no lockfile folder to be relative
+    to). The CLI's origin checks and the runtime's warning both ask this, so they never
+    disagree.
 
     Raises:
         ProviderURLError: ``provider_url`` is not a usable base URL.
     """
     if provider_url:
         return url_origin(provider_url)
-    return local_origin(db_path, Path(lockfile).parent)
+    return local_origin(db_path, None if database else Path(lockfile).parent)

@@ -82,6 +82,12 @@ def _callers_stacklevel() -> int:
     return level
 
 
+def _same_origin(recorded: str, origin: str, here: Path) -> bool:
+    from reconciler.provider.origin import same_origin
+
+    return same_origin(recorded, origin, here)
+
+
 def find_applied(
     lockfile_path: str | os.PathLike[str],
     project: str,
@@ -110,10 +116,14 @@ def find_applied(
         lockfile = location.read()
     finally:
         location.close()
-    if origin is not None and lockfile.origin is not None and lockfile.origin != origin:
+    here = Path(lockfile_path).parent  # an embedded provider's origin is relative to it
+    if (
+        origin is not None
+        and lockfile.origin is not None
+        and not _same_origin(lockfile.origin, origin, here)
+    ):
         from reconciler.provider.origin import describe_origin
 
-        here = Path(lockfile_path).parent  # an embedded provider's origin is relative to it
         warnings.warn(
             f"{address}: {'the state in' if backend else 'the lockfile'} {location.name} "
             "was applied to "

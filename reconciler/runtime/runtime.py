@@ -242,7 +242,8 @@ class ManagedRuntime(AppliedLookups):
 
         if not self._owns_client:
             return None
-        return run_origin(self.provider_url, self.db_path, self.lockfile)
+        database = self.backend is not None  # no lockfile folder: the path is absolute
+        return run_origin(self.provider_url, self.db_path, self.lockfile, database=database)
 
     @property
     def uses_embedded_provider(self) -> bool:
