@@ -256,3 +256,104 @@ def test_a_session_create_whose_answer_is_lost_is_settled_by_the_runs_token(
         assert made_now == []
         assert "may have created a session of agent.coder" in result.stderr, result.stderr
         assert "reconciler-run-id: " in result.stderr
+
+
+def _first_message_answer_lost(inner: Any, *, made: bool, times: int = 1) -> Any:
+    """``inner`` whose first ``times`` ``POST /v1/sessions/{id}/events`` are answered 503:
+    after the provider took the events (``made``), or without passing them on."""
+    lost: list[bool] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"].startswith("/v1/sessions/")
+            and scope["path"].endswith("/events")
+            and len(lost) < times
+        ):
+            lost.append(True)
+            if made:
+
+                async def swallow(message: Any) -> None:
+                    pass
+
+                await inner(scope, receive, swallow)
+            body = b'{"type":"error","error":{"type":"api_error","message":"busy"}}'
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await inner(scope, receive, send)
+
+    return app
+
+
+async def _user_messages(db: Path) -> list[str]:
+    from reconciler.provider import embedded_client
+
+    async with embedded_client(db) as client:
+        texts = []
+        for session in await client.sessions.list().to_list():
+            for event in await client.sessions.list_events(session["id"]).to_list():
+                if event["type"] == "user.message":
+                    texts.append(event["content"][0]["text"])
+        return texts
+
+
+@pytest.mark.parametrize("made", [True, False], ids=["arrived", "not-arrived"])
+def test_a_message_whose_answer_is_lost_is_looked_for_and_sent_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, made: bool
+) -> None:
+    """A 503 to the message's POST (the provider may have taken it) ended the run with
+    "POST .../events may or may not have been applied", exit 1, nothing looked up. Now run
+    lists the session's events: the message there, it reads the turn; not there, it sends
+    it again. Either way the session holds the message once and the answer is printed."""
+    db = _applied_project(tmp_path, monkeypatch)
+    with BackgroundServer(_first_message_answer_lost(create_app(db), made=made)) as lossy:
+        result = CliRunner().invoke(main, ["--provider-url", lossy.url, "run", "coder", "-m", "hi"])
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "echo: hi\n"
+    assert asyncio.run(_user_messages(db)) == ["hi"]
+
+
+def test_a_message_lost_twice_is_not_sent_a_third_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sent again once it is known not to have arrived, and lost again: run says it did not
+    arrive (so sending it again is safe) instead of trying on its own."""
+    db = _applied_project(tmp_path, monkeypatch)
+    lossy_app = _first_message_answer_lost(create_app(db), made=False, times=2)
+    with BackgroundServer(lossy_app) as lossy:
+        result = CliRunner().invoke(main, ["--provider-url", lossy.url, "run", "coder", "-m", "hi"])
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    assert "did not arrive" in result.stderr, result.stderr
+    assert "--session sesn_" in result.stderr, result.stderr
+    assert asyncio.run(_user_messages(db)) == []
+
+
+@pytest.mark.parametrize("made", [True, False], ids=["arrived", "not-arrived"])
+def test_the_runtime_settles_a_lost_send_as_run_does(tmp_path: Path, made: bool) -> None:
+    """``ManagedRuntime.send_event`` and ``run_turn``: the same settling, one message in
+    the session, the turn read to its end."""
+    from reconciler.runtime import ManagedRuntime
+
+    db = tmp_path / "provider.db"
+    with BackgroundServer(_first_message_answer_lost(create_app(db), made=made)) as lossy:
+
+        async def main_() -> tuple[list[str], list[str]]:
+            async with ManagedRuntime(provider_url=lossy.url) as rt:
+                session = await rt.create_session(
+                    await rt.create_agent(), await rt.create_environment()
+                )
+                events = await rt.run_turn(session, "hi").collect()
+                sent = await rt.send_event(session, "again")
+                assert [e["content"][0]["text"] for e in sent] == ["again"]
+                texts = [e["content"][0]["text"] for e in events if e["type"] == "agent.message"]
+                return texts, [e["id"] for e in sent]
+
+        texts, _ = asyncio.run(main_())
+    assert texts == ["echo: hi"]
+    assert asyncio.run(_user_messages(db)) == ["hi", "again"]

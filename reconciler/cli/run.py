@@ -12,7 +12,8 @@ Exit codes: 0 when the turn ends with ``end_turn``, 1 on ``session.error`` or an
 (handled the same way). Interrupted while the session is created, the run looks for the
 session by the token it put in its metadata and names it, or says what finds it; a create
 whose answer was lost (``AmbiguousWriteError``) is looked up the same way, and the turn goes
-on in the session found. When the
+on in the session found; a message whose answer was lost is looked for in the session's
+events (``ManagedRuntime.send_event`` settles it) and sent again only when not there. When the
 reader of stdout goes away (``run --json | head -1``) the run stops reading and exits 0
 quietly; the agent's turn goes on (continue the session with ``--session``).
 """

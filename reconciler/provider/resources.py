@@ -323,9 +323,12 @@ class Sessions(DeletableCollection):
         data: JSONList = result.get("data", []) if isinstance(result, dict) else []
         return data
 
-    def list_events(self, session_id: str, **filters: Any) -> Pager:
-        """Every event of a session, page by page (``types=[...]``, ``order=``, ...)."""
-        return self._client.paginate(item_path("sessions", session_id, "events"), filters)
+    def list_events(self, session_id: str, *, limit: int | None = 100, **filters: Any) -> Pager:
+        """Every event of a session, page by page (``types=[...]``, ``order=``, ...;
+        ``limit``: the page size)."""
+        return self._client.paginate(
+            item_path("sessions", session_id, "events"), filters, limit=limit
+        )
 
     def stream_events(
         self, session_id: str, *, event_deltas: Sequence[str] | None = None

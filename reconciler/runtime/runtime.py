@@ -19,13 +19,19 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from reconciler.errors import ConflictError
+from reconciler.errors import AmbiguousWriteError, ConflictError, ProviderError
 from reconciler.jsontypes import JSON
 from reconciler.kinds import DEFAULT_PROVIDER_DB, owner_of
 from reconciler.provider.wire import check_api_key
 from reconciler.runtime.applied import DEFAULT_LOCKFILE, AppliedLookups
 from reconciler.runtime.config import ManagedConfig, environment_differences
-from reconciler.runtime.streams import SentLedger, SessionEventStream, Turn, as_events
+from reconciler.runtime.streams import (
+    SentLedger,
+    SessionEventStream,
+    Turn,
+    arrived_batch,
+    as_events,
+)
 
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
@@ -616,14 +622,87 @@ class ManagedRuntime(AppliedLookups):
         Returns:
             The events as the provider accepted them, with their ids.
 
+        A lost answer (a 5xx, a dropped connection) is settled, not raised: the session's
+        events after its newest one before the send say whether they arrived; if not, they
+        are sent once more (never a third time).
+
         Raises:
             NotFoundError: the session does not exist (e.g. it was deleted).
             ConflictError / BadRequestError: the session cannot take these events now.
+            AmbiguousWriteError: the answer was lost and the events could not be listed.
+            ProviderError: sent twice, both answers lost, and neither arrived.
         """
-        session_id = self._id("session", session_id)
-        sent = await (await self._api()).sessions.send_events(session_id, as_events(event))
+        return await self._send(self._id("session", session_id), as_events(event))
+
+    async def _send(
+        self, session_id: str, events: list[JSON], *, settle: bool = True
+    ) -> list[JSON]:
+        """Send ``events``; a lost answer is settled by the session's events (``settle``)."""
+        api = await self._api()
+        if not settle:
+            sent = await api.sessions.send_events(session_id, events)
+            self._ledger.sent(session_id, sent)
+            return sent
+        # where the session stands before the send: a lost answer is settled from here
+        newest: JSON | None = None
+        async for newest in api.sessions.list_events(session_id, order="desc", limit=1):
+            break
+        try:
+            sent = await api.sessions.send_events(session_id, events)
+        except AmbiguousWriteError as error:
+            sent = await self._settle_send(api, session_id, events, newest, error)
         self._ledger.sent(session_id, sent)
         return sent
+
+    async def _settle_send(
+        self,
+        api: ProviderClient,
+        session_id: str,
+        events: list[JSON],
+        newest: JSON | None,
+        error: AmbiguousWriteError,
+    ) -> list[JSON]:
+        """A send whose answer was lost (a 5xx, a dropped connection): the session's events
+        say whether it arrived. Arrived: its events as listed. Not: sent once more, and that
+        one settled the same way; never sent a third time.
+
+        Raises:
+            AmbiguousWriteError: the events could not be listed (it may have arrived).
+            ProviderError: it did not arrive, twice (sending it again is safe).
+        """
+        mark = str(newest["id"]) if newest is not None and newest.get("id") else None
+        since = newest.get("processed_at") if newest is not None else None
+
+        async def arrived() -> list[JSON] | None:
+            filters: dict[str, Any] = {"order": "asc"}
+            if isinstance(since, str) and since:
+                filters["created_at_gte"] = since
+            try:
+                listed = await api.sessions.list_events(session_id, **filters).to_list()
+            except ProviderError as failed:
+                raise AmbiguousWriteError(
+                    f"{error}; the session's events could not be listed to see whether it "
+                    f"arrived ({failed}): list them before sending it again",
+                    **error.details(),
+                ) from failed
+            return arrived_batch(listed, mark, events)
+
+        found = await arrived()
+        if found is not None:
+            return found
+        try:
+            return await api.sessions.send_events(session_id, events)
+        except AmbiguousWriteError as again:
+            error = again
+        found = await arrived()
+        if found is not None:
+            return found
+        raise ProviderError(
+            f"{error.method or 'POST'} {error.path or 'events'}: the events did not arrive: "
+            "sent twice, each answer was lost, and the session's events hold neither; "
+            "sending them again is safe",
+            **error.details(),
+        ) from error
 
     def stream_events(
         self, session_id: str | None = None, *, follow: bool = False
@@ -699,7 +778,9 @@ class ManagedRuntime(AppliedLookups):
         Returns:
             The accepted interrupt event.
         """
-        return await self.send_event(session_id, {"type": "user.interrupt"})
+        # sent as it is, quickly (Ctrl-C waits on it): a second interrupt does no harm
+        events = as_events({"type": "user.interrupt"})
+        return await self._send(self._id("session", session_id), events, settle=False)
 
     # ------------------------------------------------------------------ plumbing
 

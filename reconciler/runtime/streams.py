@@ -119,6 +119,46 @@ def _is_input(event: Mapping[str, Any]) -> bool:
     return kind.startswith("user.") or kind == "system.message"
 
 
+def _holds(echoed: Any, sent: Any) -> bool:
+    """``echoed`` (an event or part of one as the provider lists it) carries ``sent``: every
+    key sent has its value there (the provider adds ``id``, ``processed_at``, defaults)."""
+    if isinstance(sent, Mapping):
+        return isinstance(echoed, Mapping) and all(
+            key in echoed and _holds(echoed[key], value) for key, value in sent.items()
+        )
+    if isinstance(sent, list):
+        return (
+            isinstance(echoed, list)
+            and len(echoed) == len(sent)
+            and all(_holds(e, v) for e, v in zip(echoed, sent, strict=True))
+        )
+    return bool(echoed == sent)
+
+
+def arrived_batch(
+    listed: Sequence[Mapping[str, Any]], mark: str | None, events: Sequence[Mapping[str, Any]]
+) -> list[JSON] | None:
+    """The events a send whose answer was lost left in the session, as listed, or None.
+
+    Args:
+        listed: the session's events in order (from the ``mark`` event's time on, or all).
+        mark: the id of the session's newest event before the send (None: it had none):
+            only what comes after it can be the send's.
+        events: what was sent; the provider keeps a batch together and in order.
+    """
+    after = list(listed)
+    if mark is not None:
+        ids = [e.get("id") for e in after]
+        if mark in ids:
+            after = after[ids.index(mark) + 1 :]
+    inputs = [e for e in after if _is_input(e)]
+    for start in range(len(inputs) - len(events) + 1):
+        batch = inputs[start : start + len(events)]
+        if all(_holds(e, sent) for e, sent in zip(batch, events, strict=True)):
+            return [dict(e) for e in batch]
+    return None
+
+
 class SentLedger:
     """Per session, the ids of events sent through the runtime that no stream delivered yet,
     and where a turn that a stream began to deliver was left.
