@@ -242,6 +242,10 @@ def _attention(outline: Outline) -> list[_Styled]:
 SHORTENED_HINT = "Long values are shortened (…); --full shows them whole."
 
 
+def _id(remote_id: str | None) -> str:
+    return f" ({remote_id})" if remote_id else ""
+
+
 def _closing(outline: Outline) -> list[_Styled]:
     lines: list[_Styled] = []
     if outline.shortened:
@@ -268,23 +272,24 @@ def _closing(outline: Outline) -> list[_Styled]:
                 line = _Styled(f"    {e.deployment.ljust(pad)}  ")
                 line.append(e.phrase, style="bold yellow" if e.affected_now else "dim")
                 lines.append(line)
-    if outline.notes:
-        lines += [_Styled(""), _Styled("Left alone:", style="bold")]
-        for note in outline.notes:
-            rid = f" ({note.remote_id})" if note.remote_id else ""
-            lines.append(_Styled(f"  {note.address}{rid}: {note.message}"))
-    if outline.tidy_notes:
-        lines += [_Styled(""), _Styled(NOTES_HEADING, style="bold")]
-        for note in outline.tidy_notes:
-            lines.append(_Styled(f"  {note.address}: {note.message}"))
-    if outline.policy_warnings:
-        lines += [_Styled(""), _Styled(POLICY_WARNINGS_HEADING, style="bold yellow")]
-        for item in outline.policy_warnings:
-            lines.append(_Styled(f"  {item.address} ({item.remote_id}): {item.message}"))
-    if outline.held:
-        lines += [_Styled(""), _Styled(HELD_HEADING, style="bold")]
-        for held in outline.held:
-            lines.append(_Styled(f"  {held.address}: {held.message}"))
+    listed = (
+        (
+            "Left alone:",
+            "bold",
+            [f"{n.address}{_id(n.remote_id)}: {n.message}" for n in outline.notes],
+        ),
+        (NOTES_HEADING, "bold", [f"{n.address}: {n.message}" for n in outline.tidy_notes]),
+        (
+            POLICY_WARNINGS_HEADING,
+            "bold yellow",
+            [f"{w.address} ({w.remote_id}): {w.message}" for w in outline.policy_warnings],
+        ),
+        (HELD_HEADING, "bold", [f"{h.address}: {h.message}" for h in outline.held]),
+    )
+    for heading, style, entries in listed:
+        if entries:
+            lines += [_Styled(""), _Styled(heading, style=style)]
+            lines += [_Styled(f"  {entry}") for entry in entries]
     if outline.check_sessions:
         lines += [_Styled(""), _Styled(outline.check_sessions, style="bold yellow")]
     if outline.untargeted_message:
