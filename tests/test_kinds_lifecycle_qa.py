@@ -220,3 +220,25 @@ def test_a_field_ignore_changes_names_never_replaces_the_object(
     assert _actions() == [], ok("plan").stdout
     ok("apply", "--auto-approve")
     drift_json(code=0)
+
+
+def test_a_replace_protect_refuses_stays_drift_after_apply(workdir: Path) -> None:
+    """An environment's ``config.type`` changed under ``protect: true``: apply left it alone
+    (the plan's "Left alone" note), and drift said "no drift" while the live environment and
+    the manifest differed. The lockfile keeps the digest of what is live, and drift names
+    the replace that protect refuses, until the manifest and the live object agree."""
+    path = workdir / "manifests/environments.yaml"
+    edit(path, "name: python-data\n", "name: python-data\nprotect: true\n")
+    ok("apply", "--auto-approve")
+    before = lockfile()["resources"]["environment.python-data"]["spec_digest"]
+    edit(path, "    type: cloud\n", "    type: self_hosted\n")
+    shown = path.read_text()
+    path.write_text(shown[: shown.index("    networking:")] + shown[shown.index("  metadata:") :])
+    assert "Left alone" in ok("apply", "--auto-approve").stdout
+
+    assert lockfile()["resources"]["environment.python-data"]["spec_digest"] == before
+    [item] = [i for i in drift_json()["items"] if i["address"] == "environment.python-data"]
+    assert item["type"] == "changed", item
+    assert "config.type cannot change in place" in item["message"], item
+    assert "protect: true" in item["message"], item
+    assert "Left alone" in ok("plan").stdout

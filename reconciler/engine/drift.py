@@ -41,6 +41,8 @@ from reconciler.engine.model import (
     DriftReport,
     DriftType,
     FieldChange,
+    NoOp,
+    Plan,
     Replace,
     Update,
 )
@@ -50,6 +52,7 @@ from reconciler.engine.paused import paused_message
 from reconciler.engine.pinlog import settle_live_pin_moves
 from reconciler.engine.planner import UNKNOWN, PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
+from reconciler.engine.resource import REFUSED_REPLACE
 from reconciler.engine.rollout import held_out_by, held_out_hint
 from reconciler.engine.unmanaged import find_unmanaged, unmanaged_item
 from reconciler.jsontypes import JSON
@@ -100,10 +103,34 @@ def manifest_differences(
     """address -> how its live object differs from its manifest (expected -> live), by the
     planner's own comparison. Secrets and a deployment's agent pin are left out (secrets
     cannot be read back; pins are compared with the lockfile, see ``pin`` drift)."""
+    return _differences(_manifest_plan(documents, observed, lockfile, project, skills), lockfile)
+
+
+def _manifest_plan(
+    documents: Iterable[Document],
+    observed: Observed,
+    lockfile: Lockfile | None,
+    project: str,
+    skills: Mapping[str, SkillSource] | None,
+) -> Plan:
     # a pin of a version the agent no longer has (archived, created again) is the agent's
     # drift, not an error of the manifests
     options = PlanOptions(project=project, check_gone_pins=False)
-    plan = build_plan(documents, observed, lockfile, options, skills=skills)
+    return build_plan(documents, observed, lockfile, options, skills=skills)
+
+
+def _refused_replaces(plan: Plan) -> dict[str, str]:
+    """address -> the plan's note on the replace ``protect`` refuses there: the manifest
+    asks for what only a replace gives, so the live object stays different after apply."""
+    refused = {
+        a.address
+        for a in plan.actions
+        if isinstance(a, NoOp) and a.reason.startswith(REFUSED_REPLACE)
+    }
+    return {n.address: n.message for n in plan.notes if n.address in refused}
+
+
+def _differences(plan: Plan, lockfile: Lockfile | None) -> dict[str, tuple[FieldChange, ...]]:
     recorded = lockfile.resources if lockfile is not None else {}
     # recorded objects the plan makes again (deleted or archived behind our back): a live
     # reference to their old id is their drift, not the referrer's
@@ -501,9 +528,9 @@ def build_drift(
         lockfile = settle_live_pin_moves(lockfile, observed.all("deployment"))
     desired = {r.address: r for r in desired_resources(documents)}
     entries = dict(lockfile.resources) if lockfile is not None else {}
-    planned = (
-        manifest_differences(documents, observed, lockfile, project, skills) if entries else {}
-    )
+    plan = _manifest_plan(documents, observed, lockfile, project, skills) if entries else None
+    planned = _differences(plan, lockfile) if plan is not None else {}
+    refused = _refused_replaces(plan) if plan is not None else {}
     items: list[DriftItem] = []
     live_vaults = {v["id"] for v in observed.all("vault") if not v.get("archived_at")}
     for address, entry in sorted(entries.items()):
@@ -546,6 +573,9 @@ def build_drift(
             res = desired.get(address)
             if res is None or not res.ignores("auth"):
                 changed = _rewritten(address, entry, live, changed, address in desired)
+        if changed is None and address in refused:
+            message = f"differs from the manifest, which apply left alone: {refused[address]}"
+            changed = _live_item("changed", address, entry.kind, live, message)
         if changed is not None:
             items.append(changed)
         pin_kept = address in desired and desired[address].ignores("agent.version")

@@ -83,6 +83,10 @@ AGENT_LABELS = {
 RISKY = frozenset({"tools", "mcp_servers", "skills"})
 
 
+#: the reason of a no-op that stands for a replace ``protect`` refuses (drift reports it)
+REFUSED_REPLACE = "a replace is needed but refused: "
+
+
 @dataclass(frozen=True)
 class Planned:
     """One desired resource, planned: its action, and what the resources after it (which
@@ -283,7 +287,7 @@ def _decide(
             f"{res.parent or res.address}, apply, then set it back",
         )
         noop = NoOp(
-            reason=f"a replace is needed but refused: {protected}",
+            reason=f"{REFUSED_REPLACE}{protected}",
             parent_id=parent_id,
             **common,
             **moved,
