@@ -242,3 +242,34 @@ def test_a_replace_protect_refuses_stays_drift_after_apply(workdir: Path) -> Non
     assert "config.type cannot change in place" in item["message"], item
     assert "protect: true" in item["message"], item
     assert "Left alone" in ok("plan").stdout
+
+
+def test_an_agent_that_ignores_its_skills_records_the_skill_version_it_runs(
+    workdir: Path,
+) -> None:
+    """``ignore_changes: [skills]`` on an agent: a skill's new version leaves the agent on the
+    old one, yet the lockfile's ``skills`` for the agent recorded the new version (plan and
+    drift were right). The state now records what the agent runs."""
+    edit(
+        workdir / "manifests/agents.yaml",
+        "name: reviewer\n",
+        "name: reviewer\nignore_changes: [skills]\n",
+    )
+    ok("apply", "--auto-approve")
+    skill = "skill.review-checklist"
+    old = lockfile()["resources"]["agent.reviewer"]["skills"][skill]
+    checklist = workdir / "manifests/skills/review-checklist/checklist.md"
+    checklist.write_text(checklist.read_text() + "- Is the change covered by a test?\n")
+    ok("apply", "--auto-approve")
+    assert lockfile()["resources"][skill]["latest"] != old
+
+    agent = remote_id("agent.reviewer")
+
+    async def running(c: ProviderClient) -> list[str]:
+        return [str(s["version"]) for s in (await c.agents.retrieve(agent))["skills"]]
+
+    assert out_of_band(running) == [old]
+    shown = json.loads(ok("state", "show", "agent.reviewer").stdout)
+    assert shown["skills"] == {skill: old}, shown
+    drift_json(code=0)
+    assert _actions() == []

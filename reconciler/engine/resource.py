@@ -273,6 +273,9 @@ def _decide(
         parent=res.parent,
     )
     parent_id = _parent_id(kind, obj)
+    if kind == "agent" and res.ignores("skills"):
+        # the agent keeps the skill versions it runs: the lockfile records those
+        target = target.model_copy(update={"skills": _live_skill_versions(res, obj, planned)})
     immutable, changes = comparison.immutable, comparison.changes
     protected = _protected_replace(inputs, res) if immutable else None
     if immutable and protected:
@@ -385,7 +388,7 @@ def _noop(
         or entry.protect != res.protect
         or (kind == "agent" and entry.version != obj.get("version"))
         or (kind == "deployment" and list(entry.pins.values()) != [_live_pin(obj)])
-        or (kind == "agent" and entry.skills != _skill_versions(res, planned))
+        or (kind == "agent" and entry.skills != _recorded_skills(res, target, planned))
         or inputs.pending(res.address)
     )
     reason = (
@@ -631,6 +634,29 @@ def _skill_versions(res: DesiredResource, planned: Mapping[str, Planned]) -> dic
         if version is not None:
             out[skill] = version
     return out
+
+
+def _live_skill_versions(
+    res: DesiredResource, obj: JSON, planned: Mapping[str, Planned]
+) -> dict[str, str]:
+    """The versions of the manifest's skills a live agent runs (``ignore_changes: [skills]``
+    leaves them as they are): skill address -> version."""
+    by_id = {planned[s].id: s for s in res.skill_refs if s in planned and planned[s].id}
+    out: dict[str, str] = {}
+    for item in obj.get("skills") or []:
+        address = by_id.get(item.get("skill_id")) if isinstance(item, dict) else None
+        if address is not None and item.get("version"):
+            out[address] = str(item["version"])
+    return out
+
+
+def _recorded_skills(
+    res: DesiredResource, target: Target, planned: Mapping[str, Planned]
+) -> dict[str, str]:
+    """The skill versions the lockfile should record for an agent after apply."""
+    if res.ignores("skills"):
+        return {s: v for s, v in target.skills.items() if v}
+    return _skill_versions(res, planned)
 
 
 def _live_pin(obj: JSON) -> int | None:
