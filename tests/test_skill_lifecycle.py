@@ -85,6 +85,29 @@ def test_a_version_uploaded_out_of_band_is_drift_and_plan_uploads_the_manifest_a
     plan_is_clean()
 
 
+def test_our_latest_deleted_over_a_hand_upload_names_both_versions(workdir: Path) -> None:
+    """A version uploaded by hand, then ours on top (apply), then ours deleted by hand: the
+    live latest is the hand upload again. Drift said only that it "was not uploaded by this
+    project (uploaded outside git)", never naming the version of ours that is gone."""
+    ok("apply", "--auto-approve")
+    by_hand = upload_by_hand(skill_id(), {"SKILL.md": SKILL_MD, "fill.py": "print('hand')\n"})
+    ok("apply", "--auto-approve")
+    ours = str(lockfile()["resources"]["skill.pdf-tools"]["latest"])
+    assert ours != by_hand
+
+    async def delete_ours(client: ProviderClient) -> None:
+        await client.skills.versions.delete(skill_id(), ours)
+
+    out_of_band(delete_ours)
+    [item] = items(drift_json(), "changed")
+    message = item["message"]
+    assert f"its latest version {ours} (as the last apply left it) was deleted" in message, message
+    assert f"{by_hand}, was not uploaded by this project" in message, message
+    ok("apply", "--auto-approve")
+    assert drift_json(code=0)["items"] == []
+    plan_is_clean()
+
+
 def test_a_skill_deleted_behind_gits_back_is_drift_and_plan_uploads_it_again(
     workdir: Path,
 ) -> None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.engine.refresh import Observed
 from reconciler.engine.skills import may_find_by_slug, refused_by_slug, unrecorded_by_slug
-from reconciler.errors import PlanError, ProviderError
+from reconciler.errors import NotFoundError, PlanError, ProviderError
 from reconciler.jsontypes import JSON
 from reconciler.manifest import ManifestSet
 from reconciler.manifest.agent import AgentSpec, SkillRef
@@ -87,6 +87,12 @@ async def describe_skills(
         info: JSON = {"id": latest, "name": name}
         if files is not None:
             info.update(files=files, digest=files_digest(files))
+        if entry is not None and entry.latest and entry.latest != latest:
+            # ours is no longer the latest: deleted, or a later upload outside git on top
+            try:
+                await skills.retrieve(skill["id"], entry.latest)
+            except NotFoundError:
+                info["deleted"] = entry.latest
         return info
 
     # side by side: the client bounds how many requests are in flight

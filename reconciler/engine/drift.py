@@ -365,6 +365,12 @@ def _skill_item(
     if latest in entry.uploaded or not changes and not _unread_latest(observed, live):
         return None
     what = f"its latest version {latest} was not uploaded by this project"
+    seen = observed.skill_versions.get(str(live["id"])) or {}
+    if entry.latest is not None and seen.get("deleted") == entry.latest:
+        what = (
+            f"its latest version {entry.latest} (as the last apply left it) was deleted "
+            f"behind git's back; the live latest, {latest}, was not uploaded by this project"
+        )
     message = (
         f"{what} (uploaded outside git); `reconciler apply` uploads the manifest's files as a "
         "new version"

@@ -24,7 +24,8 @@ class Observed:
     #: vault id -> its credentials
     credentials: Mapping[str, tuple[JSON, ...]] = field(default_factory=dict)
     #: skill id -> what its latest version holds, where a plan needs it (``app.skills``):
-    #: ``{"id", "name" (the slug), "digest", "files"}`` (digest and files when downloaded)
+    #: ``{"id", "name" (the slug), "digest", "files"}`` (digest and files when downloaded;
+    #: ``"deleted"``: the recorded latest version, found gone, when the live latest is not ours)
     skill_versions: Mapping[str, JSON] = field(default_factory=dict)
     #: memory store id -> every path its memory history names, for the stores a plan must
     #: ask (``app.memories``: found by their tags alone, after a lost state); None when the
