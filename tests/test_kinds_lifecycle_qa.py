@@ -273,3 +273,22 @@ def test_an_agent_that_ignores_its_skills_records_the_skill_version_it_runs(
     assert shown["skills"] == {skill: old}, shown
     drift_json(code=0)
     assert _actions() == []
+
+
+def test_a_protected_credential_left_out_says_to_put_it_back_in_its_vault(
+    workdir: Path,
+) -> None:
+    """A credential applied under a protected vault, then left out of the vault's
+    ``credentials`` while the vault's protect came off: the note said "put its document
+    back", but a credential has no document of its own: its vault's holds it."""
+    path = workdir / "manifests/vaults.yaml"
+    edit(path, "name: github\n", "name: github\nprotect: true\n")
+    ok("apply", "--auto-approve")
+    text = path.read_text().replace("protect: true\n", "")
+    path.write_text(text[: text.index("  credentials:")])
+    shown = ok("plan", "--prune").stdout
+    assert "put its document back" not in shown, shown
+    assert (
+        "put the credential back in vault.github's document (spec.credentials) with "
+        "protect: false on vault.github, apply, then remove it again and run with --prune"
+    ) in shown, shown

@@ -147,7 +147,7 @@ def classify(inputs: PlanInputs, orphan: Orphan, vaults: VaultOrphans) -> Verdic
         return None  # archiving the vault takes its credentials along
     vault = _protecting_vault(inputs, orphan.address) if orphan.kind == "credential" else None
     if vault is not None or (orphan.entry is not None and orphan.entry.protect):
-        message = _protected_message(orphan.address, vault)
+        message = _protected_message(orphan.address, vault, orphan.kind)
         if not KIND_INFO[orphan.kind].can_archive:
             message = message.replace("To archive it", "To delete it")
         return _note(orphan, message)
@@ -350,13 +350,21 @@ def _protecting_vault(inputs: PlanInputs, credential: str) -> str | None:
     return None
 
 
-def _protected_message(address: str, vault: str | None) -> str:
+def _protected_message(address: str, vault: str | None, kind: str) -> str:
     """Why a resource that left the manifests stays, and how to let it go."""
     if vault is not None:
         return (
             f"not in the manifests, but {vault} is protected (protect: true), which covers its "
             f"credentials; left alone. To remove it, set protect: false on {vault}, apply, "
             "then run with --prune"
+        )
+    if kind == "credential":  # its document is its vault's: the item goes back there
+        holder = address.split(".credential.", 1)[0]
+        return (
+            "not in the manifests but protected (protect: true when last applied); left "
+            f"alone. To archive it, put the credential back in {holder}'s document "
+            f"(spec.credentials) with protect: false on {holder}, apply, then remove it again "
+            "and run with --prune"
         )
     return (
         "not in the manifests but protected (protect: true when last applied); left alone. "
