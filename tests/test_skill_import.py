@@ -158,3 +158,16 @@ def test_import_of_an_agent_pinning_an_older_version_of_an_imported_skill_plans_
     ok("state", "rm", "agent.pinned")
     ok("import", "agent.pinned", agent)
     plan_is_clean()
+
+
+def test_the_imported_skills_document_says_where_it_came_from(workdir: Path) -> None:
+    """The document of a single skill's import had no "Imported by" header, which every
+    other kind's imported document opens with."""
+    skill = hand_made()
+    ok("import", "skill.pdf-kit", skill["id"])
+    text = (workdir / "manifests/skills/pdf-kit.yaml").read_text()
+    assert text.startswith(
+        f"# Imported by `reconciler import skill.pdf-kit {skill['id']}`: the live resource.\n"
+        "# Review and commit; `reconciler plan` should show no changes.\n"
+    ), text
+    plan_is_clean()

@@ -178,7 +178,11 @@ async def import_skill(
                     f"skill.OTHER {remote_id}), or write a Skill document for it first (import "
                     "then keeps the directory it names)",
                 )
-                write_text_atomic(target, dump_documents([document]))
+                header = (
+                    f"# Imported by `reconciler import {address} {remote_id}`: the live "
+                    "resource.\n# Review and commit; `reconciler plan` should show no changes.\n"
+                )
+                write_text_atomic(target, header + dump_documents([document]))
                 warnings.append(
                     f"wrote {directory / name} ({_files(len(found.files))} of its latest "
                     f"version {found.version_id}) and its document {target}"
