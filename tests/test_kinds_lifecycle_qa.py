@@ -292,3 +292,28 @@ def test_a_protected_credential_left_out_says_to_put_it_back_in_its_vault(
         "put the credential back in vault.github's document (spec.credentials) with "
         "protect: false on vault.github, apply, then remove it again and run with --prune"
     ) in shown, shown
+
+
+def test_protect_added_with_a_change_it_refuses_is_recorded_and_keeps_prune_away(
+    workdir: Path,
+) -> None:
+    """``protect: true`` added in the same edit as a change only a replace gives: the plan
+    said "it is protected (protect: true); left as it is", yet the lockfile kept
+    ``protect: false``, so once the document was removed ``apply --prune`` archived it."""
+    path = workdir / "manifests/environments.yaml"
+    before = lockfile()["resources"]["environment.python-data"]["spec_digest"]
+    edit(path, "name: python-data\n", "name: python-data\nprotect: true\n")
+    edit(path, "    type: cloud\n", "    type: self_hosted\n")
+    shown = path.read_text()
+    path.write_text(shown[: shown.index("    networking:")] + shown[shown.index("  metadata:") :])
+    assert "Left alone" in ok("apply", "--auto-approve").stdout
+    entry = lockfile()["resources"]["environment.python-data"]
+    assert entry["protect"] is True and entry["spec_digest"] == before, entry
+
+    path.unlink()
+    edit(workdir / "manifests/deployments.yaml", "environment: python-data", "environment: dev")
+    (workdir / "manifests/dev.yaml").write_text(
+        "kind: Environment\nname: dev\nspec: {config: {type: cloud}}\n"
+    )
+    assert "environment.python-data" not in [a["address"] for a in _actions("--prune")]
+    assert "protected (protect: true when last applied)" in ok("plan", "--prune").stdout

@@ -289,8 +289,21 @@ def _decide(
             f"but {protected}; left as it is. To replace it, set protect: false on "
             f"{res.parent or res.address}, apply, then set it back",
         )
+        # the lockfile keeps recording what is live (its digest), but the protect the plan
+        # obeyed is recorded, or a later --prune would archive what it protects
+        entry = inputs.entry(res.address)
+        kept_target = None
+        if entry is not None and entry.id == obj["id"] and entry.protect != res.protect:
+            kept_target = target.model_copy(
+                update={
+                    "spec_digest": entry.spec_digest,
+                    "remote_name": entry.remote_name,
+                    "secret_fingerprints": dict(entry.secret_fingerprints),
+                }
+            )
         noop = NoOp(
             reason=f"{REFUSED_REPLACE}{protected}",
+            target=kept_target,
             parent_id=parent_id,
             **common,
             **moved,
