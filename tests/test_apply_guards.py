@@ -40,7 +40,7 @@ def test_ensure_held_names_whoever_took_the_lock(tmp_path: Path) -> None:
     info = mine.acquire()
     try:
         mine.ensure_held()  # ours: passes
-        unlock(lockfile, info.id)
+        unlock(lockfile, info.id, force=True)  # the holder is this process: alive
         other = ApplyLock(lockfile)
         theirs = other.acquire()
         try:
@@ -63,7 +63,7 @@ def test_ensure_held_reads_the_lock_at_most_every_half_second(tmp_path: Path) ->
     mine = ApplyLock(lockfile)
     info = mine.acquire()
     try:
-        unlock(lockfile, info.id)
+        unlock(lockfile, info.id, force=True)  # the holder is this process: alive
         mine.ensure_held()  # just verified (at acquire): no read yet, so no news
         mine._verified_at -= lock_module.VERIFY_EVERY
         with pytest.raises(LockLost):

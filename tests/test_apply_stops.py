@@ -246,7 +246,9 @@ def _freeze_and_take_over(
             if expire:
                 time.sleep(31)  # the lock's heartbeat expiry is 30 s: B takes it over
             else:
-                unlocked = zygote.run(["--lockfile", str(lockfile), "unlock", a_lock], cwd=tmp_path)
+                unlocked = zygote.run(
+                    ["--lockfile", str(lockfile), "unlock", "--force", a_lock], cwd=tmp_path
+                )  # A is frozen, not dead: its lock is live
                 assert unlocked.code == 0, unlocked.stderr
             time.sleep(0.5)  # A's requests in flight when it froze reach the provider
             before = _creates(tap)

@@ -222,7 +222,9 @@ def test_a_held_lock_stops_apply_and_unlock_clears_it(workdir: Path) -> None:
         assert wrong.exit_code == 1
         assert info.id in wrong.stderr
 
-        cleared = cli("unlock", info.id)
+        live = cli("unlock", info.id)  # its holder (this process) runs: refused
+        assert live.exit_code == 1 and "--force" in live.stderr, live.stderr
+        cleared = cli("unlock", "--force", info.id)
         assert cleared.exit_code == 0, cleared.stderr
         assert info.id in cleared.stdout
     finally:

@@ -145,7 +145,7 @@ def test_a_symlinked_lockfile_is_written_through_and_locked_as_its_file(workdir:
         refused = cli("state", "rm", "agent.reviewer")
         assert refused.exit_code == 1, (refused.stdout, refused.stderr)
         assert f"is locked by apply {held.info.id}" in refused.stderr, refused.stderr
-        unlocked = cli("unlock", held.info.id)
+        unlocked = cli("unlock", "--force", held.info.id)
         assert unlocked.exit_code == 0, (unlocked.stdout, unlocked.stderr)
     assert "agent.reviewer" in json.loads(shared.read_text())["resources"]
 

@@ -217,7 +217,10 @@ def test_unlock_by_id(lockfile: Path) -> None:
         LockfileError, match="no lock with id nope; the current lock is apply cafe0001"
     ):
         unlock(lockfile, "nope")
-    assert unlock(lockfile, "cafe0001") == info
+    with pytest.raises(LockfileError, match="may still be running .* pass --force"):
+        unlock(lockfile, "cafe0001")  # a fresh heartbeat from elsewhere: maybe alive
+    assert read_lock(lockfile) == info
+    assert unlock(lockfile, "cafe0001", force=True) == info
     assert read_lock(lockfile) is None
     with pytest.raises(LockfileError, match="no lock is held"):
         unlock(lockfile, "cafe0001")
@@ -228,7 +231,7 @@ def test_holder_notices_a_manual_unlock_and_release_leaves_the_new_lock_alone(
 ) -> None:
     lock = ApplyLock(lockfile, stale_after=5, heartbeat_interval=0.02)
     info = lock.acquire()
-    unlock(lockfile, info.id)
+    unlock(lockfile, info.id, force=True)
     other = ApplyLock(lockfile)
     other_info = other.acquire()
     try:

@@ -137,7 +137,7 @@ def test_unlock_of_another_projects_lease_names_its_project(workdir: Path, pg_ur
             f"lease {info.id} is project web's: pass --project web\n"
         ), result.stderr
         assert lease.held
-        ok("--backend", pg_url, "--project", "web", "unlock", info.id)
+        ok("--backend", pg_url, "--project", "web", "unlock", "--force", info.id)
     finally:
         lease.release()
 

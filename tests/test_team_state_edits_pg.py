@@ -87,6 +87,6 @@ def test_unlock_without_the_backend_says_where_it_looked(
             "with --backend (or RECONCILER_BACKEND) set to it\n"
         )
         assert lease.held
-        ok("--backend", url, "unlock", info.id)
+        ok("--backend", url, "unlock", "--force", info.id)
     finally:
         lease.release()

@@ -173,11 +173,13 @@ def _refuse_unwritten(settings: Settings, lockfile: Lockfile, address: str) -> N
         )
 
 
-def unlock_state(settings: Settings, lock_id: str) -> LockInfo:
-    """Clear the apply lock (or lease) ``lock_id`` by hand (``reconciler unlock``).
+def unlock_state(settings: Settings, lock_id: str, *, force: bool = False) -> LockInfo:
+    """Clear the apply lock (or lease) ``lock_id`` by hand (``reconciler unlock``); one whose
+    holder may still be running only with ``force``.
 
     Raises:
-        LockfileError: nothing is locked, or the lock has another id.
+        LockfileError: nothing is locked, the lock has another id, or its holder may be
+            alive and ``force`` is not given.
     """
     if settings.backend is None and not lock_path(real_lockfile(settings.lockfile)).exists():
         # said without opening the state, which would make its folder (a wrong --lockfile)
@@ -190,7 +192,7 @@ def unlock_state(settings: Settings, lock_id: str) -> LockInfo:
             )
         raise LockfileError(f"{settings.lockfile} is not locked: no lock is held")
     with state_location(settings) as location:
-        return location.unlock(lock_id)
+        return location.unlock(lock_id, force=force)
 
 
 def state_history(settings: Settings, address: str | None = None) -> list[HistoryRecord]:

@@ -329,13 +329,23 @@ def _after_migrate(app: App, result: MigrateResult) -> list[str]:
 
 @click.command("unlock")
 @click.argument("lock_id")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Remove the lock even though its holder may still be running; that apply then "
+    "stops at its next write.",
+)
 @pass_app
-def unlock_command(app: App, lock_id: str) -> None:
+def unlock_command(app: App, lock_id: str, force: bool) -> None:
     """Clear a stale apply lock or lease LOCK_ID (the id the refused apply printed).
 
     Only do this when no apply is running: the lock keeps two applies from writing the same
     state. The next apply takes a stale lock over by itself anyway: one whose process is gone
     (on this host) or whose heartbeat is older than 30 s, and with --backend an expired lease.
+
+    A lock whose holder may still be running (its process alive on this host, its heartbeat
+    fresh, or its lease not expired) is refused, naming who holds it since when; --force
+    removes it anyway, and the running apply stops at its next write.
     """
-    info = unlock_state(app.settings, lock_id)
+    info = unlock_state(app.settings, lock_id, force=force)
     click.echo(f"Removed the lock of {info.describe()} from {app.settings.state_name}.")

@@ -97,7 +97,9 @@ class StateLocation(Protocol):
         """The lock's holder while it is alive (a stale or expired lock is None)."""
         ...
 
-    def unlock(self, lock_id: str) -> LockInfo: ...
+    def unlock(self, lock_id: str, *, force: bool = False) -> LockInfo:
+        """Remove the lock ``lock_id``; one whose holder may be alive only with ``force``."""
+        ...
 
     def history(self, address: str | None = None) -> list[HistoryRecord]: ...
 
@@ -160,8 +162,8 @@ class FileLocation:
     def running_lock(self) -> LockInfo | None:
         return running_lock(self._real)
 
-    def unlock(self, lock_id: str) -> LockInfo:
-        return unlock(self._real, lock_id)
+    def unlock(self, lock_id: str, *, force: bool = False) -> LockInfo:
+        return unlock(self._real, lock_id, force=force)
 
     def history(self, address: str | None = None) -> list[HistoryRecord]:
         if self._real.exists():

@@ -419,14 +419,18 @@ class ApplyLock(HeartbeatLock):
                 )
 
 
-def unlock(lockfile_path: str | os.PathLike[str], lock_id: str) -> LockInfo:
+def unlock(lockfile_path: str | os.PathLike[str], lock_id: str, *, force: bool = False) -> LockInfo:
     """Remove the apply lock by hand (``reconciler unlock LOCK_ID``), if ``lock_id`` is it.
+
+    A lock whose holder may be alive (its process on this host, or a fresh heartbeat) is
+    removed only with ``force``: the apply holding it stops at its next write.
 
     Returns:
         The lock that was removed.
 
     Raises:
-        LockfileError: no lock is held, it is unreadable, or its id is not ``lock_id``.
+        LockfileError: no lock is held, it is unreadable, its id is not ``lock_id``, or its
+            holder may be alive and ``force`` is not given.
     """
     path = lock_path(lockfile_path)
     with _guard(Path(lockfile_path), 5.0):
@@ -443,8 +447,34 @@ def unlock(lockfile_path: str | os.PathLike[str], lock_id: str) -> LockInfo:
                 f"{lockfile_path}: no lock with id {lock_id}; the current lock is "
                 f"{seen.info.describe()}"
             )
+        alive = None if force else _alive_reason(seen.info, ApplyLock(lockfile_path), seen)
+        if alive is not None:
+            raise LockfileError(live_lock_refusal(str(lockfile_path), seen.info, alive))
         os.unlink(path)
         return seen.info
+
+
+def gone_from_this_host(info: LockInfo) -> bool:
+    """Whether the holder ``info`` ran on this host and its process is gone (surely dead)."""
+    return info.host == socket.gethostname() and not _pid_alive(info.pid)
+
+
+def _alive_reason(info: LockInfo, lock: ApplyLock, seen: _Seen) -> str | None:
+    """Why the holder of ``info`` may still be running, or None when it is surely gone."""
+    if info.host == socket.gethostname():
+        return f"its process {info.pid} runs on this host" if _pid_alive(info.pid) else None
+    if lock._stale_reason(seen) is None:
+        return f"its last heartbeat, at {info.heartbeat_at}, is fresh"
+    return None
+
+
+def live_lock_refusal(where: str, info: LockInfo, alive: str) -> str:
+    """Why ``reconciler unlock`` leaves the lock of a holder that may be alive (no --force)."""
+    return (
+        f"{where} is locked by {info.describe()}, which may still be running ({alive}): "
+        f"removing its lock makes that {info.operation} stop at its next write. Wait for it "
+        "to finish, or pass --force to remove the lock anyway"
+    )
 
 
 # -- internals -----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.errors import LockfileError, LockHeld, LockLost
 from reconciler.state.history import ci_run, user_at_host
-from reconciler.state.lock import HeartbeatLock, LockInfo
+from reconciler.state.lock import HeartbeatLock, LockInfo, gone_from_this_host, live_lock_refusal
 from reconciler.state.postgres.conninfo import DatabaseError
 from reconciler.state.postgres.db import Database
 
@@ -305,14 +305,33 @@ class PgLease(HeartbeatLock):
             self.db.close()
 
 
-def unlock_lease(db: Database, project: str, lock_id: str) -> LockInfo:
+def unlock_lease(db: Database, project: str, lock_id: str, *, force: bool = False) -> LockInfo:
     """Delete the lease ``lock_id`` of ``project`` by hand (``reconciler unlock``).
 
+    A lease not expired (and whose holder, when on this host, still runs) is deleted only with
+    ``force``: the apply holding it stops at its next write.
+
     Raises:
-        LockfileError: no lease is held, or its id is not ``lock_id``.
+        LockfileError: no lease is held, its id is not ``lock_id``, or it is live and
+            ``force`` is not given.
     """
+    where = f"{db.name} (project {project})"
 
     def remove(conn: Conn) -> tuple[LockInfo | None, LockInfo | None, str | None]:
+        if not force:
+            live = conn.execute(
+                f"SELECT {_COLUMNS} FROM reconciler_leases WHERE project = %s AND id = %s",
+                (project, lock_id),
+            ).fetchone()
+            if live is not None and not bool(live[9]):
+                info = _info(live)
+                if not gone_from_this_host(info):
+                    alive = (
+                        f"its process {info.pid} runs on this host"
+                        if info.host == socket.gethostname()
+                        else f"its lease is renewed until {info.expires_at}"
+                    )
+                    raise LockfileError(live_lock_refusal(where, info, alive))
         row = conn.execute(
             f"DELETE FROM reconciler_leases WHERE project = %s AND id = %s RETURNING {_COLUMNS}",
             (project, lock_id),
@@ -331,7 +350,6 @@ def unlock_lease(db: Database, project: str, lock_id: str) -> LockInfo:
     removed, current, other = db.run(remove, what="clear the apply lease")
     if removed is not None:
         return removed
-    where = f"{db.name} (project {project})"
     hint = (
         f"; lease {lock_id} is project {other}'s: pass --project {shlex.quote(other)}"
         if other

@@ -78,10 +78,10 @@ class PgLocation:
         found = self.db.run(lambda conn: read_lease(conn, self._project), what="read the lease")
         return found[0] if found and not found[1] else None
 
-    def unlock(self, lock_id: str) -> LockInfo:
+    def unlock(self, lock_id: str, *, force: bool = False) -> LockInfo:
         if not self.db.has_schema():
             raise LockfileError(f"{self.name} is not locked: no lease is held")
-        return unlock_lease(self.db, self._project, lock_id)
+        return unlock_lease(self.db, self._project, lock_id, force=force)
 
     def history(self, address: str | None = None) -> list[HistoryRecord]:
         if not self.db.has_schema():
