@@ -260,6 +260,9 @@ class MigrateResult:
     history_left_in: str = ""
     #: the source lockfile now only says where its state went (moved into a database)
     marked: bool = False
+    #: the target already held this lineage and serial (a migration stopped before it
+    #: marked its source): nothing was copied, the source was only marked
+    already_there: bool = False
 
 
 def _rebased(origin: str | None, source_dir: Path, target_dir: Path | None) -> str | None:
@@ -337,6 +340,7 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
     target_lockfile = settings.lockfile if target_is_db else Path(to)
     target = open_location(to if target_is_db else None, target_lockfile, settings.project)
     marked = False
+    copied = True
     try:
         with state_location(settings) as source:
             # a database's name leaves out its options (a search_path: another schema, so
@@ -386,7 +390,7 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
                         None if target_is_db else target_lockfile.parent,
                     )
                     moved = lockfile.model_copy(update={"origin": origin})
-                    target.replace(moved, history, force=force)
+                    copied = target.replace(moved, history, force=force)
                     if target_is_db != (settings.backend is not None):
                         # into another kind of backend: the source says where it went
                         at = utc_timestamp()
@@ -412,4 +416,5 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
         history_left=len(left),
         history_left_in=str(history_path(real_lockfile(settings.lockfile))) if left else "",
         marked=marked,
+        already_there=not copied,
     )

@@ -277,11 +277,19 @@ def state_migrate(app: App, to: str, force: bool) -> None:
     which.
     """
     result = migrate_state(app.settings, to, force=force)
-    click.echo(
-        f"Copied {result.entries} entries, {result.pending} pending intents and "
-        f"{result.history} history records (lineage {result.lineage}, serial {result.serial}) "
-        f"from {result.source} to {result.target}."
-    )
+    if result.already_there:
+        # a migration stopped (killed) after its copy landed, before the source was marked
+        click.echo(
+            f"{result.target} already holds this state (lineage {result.lineage}, serial "
+            f"{result.serial}, {result.entries} entries): an earlier migration copied it and "
+            "stopped before it marked the source; nothing was copied again."
+        )
+    else:
+        click.echo(
+            f"Copied {result.entries} entries, {result.pending} pending intents and "
+            f"{result.history} history records (lineage {result.lineage}, serial "
+            f"{result.serial}) from {result.source} to {result.target}."
+        )
     if result.history_left:
         records = "record" if result.history_left == 1 else "records"
         click.echo(

@@ -103,9 +103,10 @@ class StateLocation(Protocol):
 
     def history(self, address: str | None = None) -> list[HistoryRecord]: ...
 
-    def replace(
-        self, lockfile: Lockfile, history: Sequence[HistoryRecord], *, force: bool
-    ) -> None: ...
+    def replace(self, lockfile: Lockfile, history: Sequence[HistoryRecord], *, force: bool) -> bool:
+        """Make ``lockfile`` the state here; False when it already was (the same lineage and
+        serial: a migration stopped before it marked its source), nothing written."""
+        ...
 
     def mark_migrated(self, lockfile: Lockfile, moved: MigratedTo) -> None: ...
 
@@ -175,9 +176,10 @@ class FileLocation:
         ``state migrate --force``, which copies it all the same)."""
         return select(read_history(history_path(self._real)), address)
 
-    def replace(self, lockfile: Lockfile, history: Sequence[HistoryRecord], *, force: bool) -> None:
+    def replace(self, lockfile: Lockfile, history: Sequence[HistoryRecord], *, force: bool) -> bool:
         """Write ``lockfile`` exactly (lineage and serial kept) and its history (the caller
-        holds the apply lock).
+        holds the apply lock). Without ``force``, a lockfile that already holds this lineage
+        and serial (a migration killed before it marked its source) is left as it is: False.
 
         Raises:
             LockfileError: the lockfile holds entries and ``force`` is False.
@@ -187,6 +189,12 @@ class FileLocation:
                 current = self.read()
             except MigratedLockfile:  # the marker a move into a database left: the way back
                 current = Lockfile()
+            if (
+                not is_empty(current)
+                and current.lineage == lockfile.lineage
+                and current.serial == lockfile.serial
+            ):
+                return False
             if not is_empty(current):
                 raise LockfileError(
                     f"{self.path} already holds {len(current.resources)} entries "
@@ -206,6 +214,7 @@ class FileLocation:
                 write_bytes_atomic(hist, text.encode("utf-8"))
         except OSError as exc:
             raise LockfileWriteError(self.path, exc) from exc
+        return True
 
     def mark_migrated(self, lockfile: Lockfile, moved: MigratedTo) -> None:
         """Mark the lockfile as moved (``moved``): it keeps ``lockfile`` as it was, and every

@@ -133,15 +133,17 @@ class PgLocation:
 
         return self.db.run(fetch, what="read the history")
 
-    def replace(self, lockfile: Lockfile, history: Sequence[HistoryRecord], *, force: bool) -> None:
+    def replace(self, lockfile: Lockfile, history: Sequence[HistoryRecord], *, force: bool) -> bool:
         """Make ``lockfile`` (lineage, serial, entries, intents) the project's state, with
-        ``history``; the caller holds the lease.
+        ``history``; the caller holds the lease. Without ``force``, a project that already
+        holds this lineage and serial (a migration killed before it marked its source, the
+        copy committed whole) is left as it is: False.
 
         Raises:
             LockfileError: the project holds entries and ``force`` is False.
         """
 
-        def write(conn: Conn) -> None:
+        def write(conn: Conn) -> bool:
             with conn.transaction():
                 counts = conn.execute(
                     "SELECT (SELECT count(*) FROM reconciler_resources WHERE project = %s), "
@@ -155,6 +157,13 @@ class PgLocation:
                 ).fetchone()
                 # a state moved into a lockfile, the marker of it: the way back replaces it
                 moved = held is not None and held[2] is not None
+                if (
+                    not force
+                    and not moved
+                    and held is not None
+                    and (str(held[0]), int(str(held[1]))) == (lockfile.lineage, lockfile.serial)
+                ):
+                    return False  # this very state: the copy landed, only the marker did not
                 if (int(str(counts[0])) or int(str(counts[1]))) and not force and not moved:
                     where = f" (lineage {held[0]} serial {held[1]})" if held else ""
                     raise LockfileError(
@@ -247,9 +256,10 @@ class PgLocation:
                             json.dumps([c.model_dump(mode="json") for c in record.changes]),
                         ),
                     )
+            return True
 
         self.db.create_schema()
-        self.db.run(write, what="write the migrated state")
+        return self.db.run(write, what="write the migrated state")
 
     def mark_migrated(self, lockfile: Lockfile, moved: MigratedTo) -> None:
         """Mark the project's state as moved (``moved``): its rows are kept as they were, and
