@@ -39,6 +39,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler.errors import LockfileError
+from reconciler.kinds import kind_of
 from reconciler.state.files import fsync_dir
 from reconciler.state.journalfile import replay_journal
 from reconciler.state.model import LOCKFILE_VERSION, Lockfile, new_lockfile
@@ -430,7 +431,7 @@ def _parse(path: Path, raw: bytes) -> Lockfile:
             f"{LOCKFILE_VERSION}); upgrade reconciler"
         )
     try:
-        return Lockfile.model_validate(data)
+        lockfile = Lockfile.model_validate(data)
     except ValidationError as e:
         errors = e.errors()
         shown = "; ".join(
@@ -442,6 +443,28 @@ def _parse(path: Path, raw: bytes) -> Lockfile:
         raise LockfileError(
             f"{path}{where}: not a valid lockfile: {shown}{more}; {_restore_hint(path)}"
         ) from None
+    _refuse_contradicting_kinds(path, text, lockfile)
+    return lockfile
+
+
+def _refuse_contradicting_kinds(path: Path, text: str, lockfile: Lockfile) -> None:
+    """Refuse an entry (or pending intent) whose ``kind`` is not the kind its address names
+    (``"agent.coder": {"kind": "environment"}``, a hand edit): every command would treat the
+    object as the other kind, and no apply ever corrects it."""
+    for section, items in (("resources", lockfile.resources), ("pending", lockfile.pending)):
+        for address, item in items.items():
+            try:
+                expected = kind_of(address)
+            except ValueError:
+                continue  # no kind in the address to contradict
+            if item.kind == expected:
+                continue
+            where = _position_of_path(text, (section, address, "kind"))
+            raise LockfileError(
+                f"{path}{where}: not a valid lockfile: {section}.{address}.kind: "
+                f"{item.kind!r} contradicts the address (kind {expected!r}); set it "
+                f'back to "{expected}" or {_restore_hint(path)}'
+            )
 
 
 def _position_of_path(text: str, loc: tuple[int | str, ...]) -> str:
