@@ -9,6 +9,7 @@ No secret value is ever in a plan file.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,20 @@ def decode_plan_file(path: Path, raw: bytes) -> dict[str, Any]:
     """
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise PlanError(f"{path}: not a saved plan ({err})") from None
+    except UnicodeDecodeError as err:
+        # named by line and column, as the lockfile's errors are (the column in bytes)
+        line = raw.count(b"\n", 0, err.start) + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise PlanError(
+            f"{path}:{line}:{column}: not a saved plan (not valid UTF-8: byte "
+            f"0x{raw[err.start]:02x}); write it again with `reconciler plan --out {shlex.quote(str(path))}`"
+        ) from None
+    except json.JSONDecodeError as err:
+        raise PlanError(
+            f"{path}:{err.lineno}:{err.colno}: not a saved plan (not valid JSON: "
+            f"{err.msg.removesuffix(' starting at')}); "
+            f"write it again with `reconciler plan --out {shlex.quote(str(path))}`"
+        ) from None
     except RecursionError:
         raise PlanError(f"{path}: not a saved plan (JSON nested too deeply)") from None
     if not isinstance(data, dict) or data.get("kind") != PLAN_FILE_KIND:

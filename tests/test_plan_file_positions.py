@@ -1,0 +1,52 @@
+"""A saved plan file that is not valid JSON (cut short by a full disk or a copy, garbled) is
+named by ``file:line:col:``, as the lockfile's errors are (session 14); it read
+"x.plan: not a saved plan (Expecting value: line 16 column 23 (char 431))"."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from support.gitops import cli, make_workdir, ok
+
+LOCKFILE = Path("state/reconciler.lock")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_workdir(tmp_path, monkeypatch)
+
+
+def _position(text: str, at: int) -> str:
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    return f"{line}:{column}"
+
+
+def test_a_truncated_plan_file_is_named_by_line_and_column(workdir: Path) -> None:
+    ok("plan", "--out", "x.plan")
+    text = Path("x.plan").read_text()
+    cut = text[: text.index(": ", len(text) // 2) + 2]  # ends right after a key's colon
+    Path("x.plan").write_text(cut)
+    refused = cli("apply", "x.plan")
+    assert refused.exit_code == 1, (refused.stdout, refused.stderr)
+    assert refused.stderr.startswith(
+        f"Error: x.plan:{_position(cut, len(cut))}: not a saved plan (not valid JSON: "
+        "Expecting value"
+    ), refused.stderr
+    assert "(char " not in refused.stderr
+    assert not LOCKFILE.exists(), "nothing applied"
+
+
+def test_a_plan_file_with_a_bad_byte_is_named_by_line_and_column(workdir: Path) -> None:
+    ok("plan", "--out", "x.plan")
+    raw = Path("x.plan").read_bytes()
+    at = raw.index(b'"plan"')
+    Path("x.plan").write_bytes(raw[:at] + b"\xff" + raw[at + 1 :])
+    refused = cli("apply", "x.plan")
+    assert refused.exit_code == 1, (refused.stdout, refused.stderr)
+    assert refused.stderr.startswith(
+        f"Error: x.plan:{_position(raw.decode(), at)}: not a saved plan (not valid UTF-8"
+    ), refused.stderr
+    json.loads(raw)  # the original was fine
