@@ -848,3 +848,81 @@ def test_an_import_killed_while_writing_its_manifests_never_leads_to_twins(
             assert done.code == 0, (done.stdout, done.stderr)
         ws.fleet = Fleet(ws.root / "manifests", tuple(sorted(finishing)), {})
         heals(zygote, ws, url)
+
+
+# --- Ctrl-C as Terraform takes it: once finishes what is in flight, twice stops at once -------
+
+
+def test_one_ctrl_c_lets_the_creates_in_flight_finish_and_records_them(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """A first Ctrl-C starts no new action, lets the requests in flight finish and records
+    them: nothing the provider made is left pending; the message counts what finished and
+    what never started, and says a second Ctrl-C stops at once."""
+    from reconciler.provider.local import FaultConfig
+    from reconciler.state import read_lockfile
+
+    ws = Workspace(tmp_path)
+    with provider(ws.db, FaultConfig(latency_ms=700)) as (url, tap):
+        holder: dict[str, int] = {}
+        tap.before, fired = signal_hook(
+            lambda: holder.get("pid"), signal.SIGINT, "POST", CREATE_PATH, 4
+        )
+        run = ws.start(zygote, url, "--parallelism", "3")
+        holder["pid"] = run.pid
+        run.wait(120)
+        tap.before = None
+        assert fired.is_set()
+        interrupted_cleanly(ws, run, 130)
+        err = run.stderr
+        assert "Ctrl-C again" in err, err[-2000:]
+        assert re.search(r"\d+ (?:was|were) never started", err), err[-2000:]
+        assert "finished" in err, err[-2000:]
+        lf = read_lockfile(ws.lockfile, project=PROJECT)
+        assert not lf.pending, f"creates the provider finished left pending: {sorted(lf.pending)}"
+        live = owned_objects(ws.db, PROJECT)
+        assert live, "the creates in flight finished"
+        unrecorded = {
+            a: [o["id"] for o in objs]
+            for a, objs in live.items()
+            if a not in lf.resources or lf.resources[a].id != objs[0]["id"]
+        }
+        assert not unrecorded, f"live objects the lockfile does not record: {unrecorded}"
+        heals(zygote, ws, url)
+
+
+def test_a_second_ctrl_c_stops_at_once_and_says_what_it_abandoned(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """A second Ctrl-C while the first waits for the requests in flight stops at once: exit
+    130, a message that says the requests in flight were abandoned (their intents kept for
+    the next apply to find), and the next apply converges."""
+    from reconciler.provider.local import FaultConfig
+
+    ws = Workspace(tmp_path)
+    with provider(ws.db, FaultConfig(latency_ms=1500)) as (url, tap):
+        holder: dict[str, int] = {}
+        regex = re.compile(CREATE_PATH)
+        seen = [0]
+        fired = threading.Event()
+
+        def twice(m: str, p: str) -> bool:
+            if m == "POST" and regex.search(p):
+                seen[0] += 1
+                if seen[0] == 4:
+                    fired.set()
+                    os.kill(holder["pid"], signal.SIGINT)
+                    time.sleep(0.3)
+                    os.kill(holder["pid"], signal.SIGINT)
+            return False
+
+        tap.before = twice
+        run = ws.start(zygote, url, "--parallelism", "3")
+        holder["pid"] = run.pid
+        run.wait(120)
+        tap.before = None
+        assert fired.is_set()
+        interrupted_cleanly(ws, run, 130)
+        assert "abandoned" in run.stderr, run.stderr[-2000:]
+        assert "Every action that finished is recorded" not in run.stderr
+        heals(zygote, ws, url)

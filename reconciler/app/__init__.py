@@ -39,7 +39,7 @@ from reconciler.app.planfile import check_plan_out, load_plan, save_plan
 from reconciler.app.policies import check_policies, load_policies
 from reconciler.app.rollback import RollbackResult, rollback
 from reconciler.app.workspace import DEFAULT_DB, Settings, connect, observe, provider_origin
-from reconciler.engine.executor import ApplyReport, Outcome
+from reconciler.engine.executor import ApplyReport, Outcome, StopRequest
 from reconciler.engine.model import CHANGE_TYPES, Action, Plan
 from reconciler.engine.staleness import stale_actions
 from reconciler.errors import FormatError
@@ -108,6 +108,7 @@ __all__ = [
     "SecretVariable",
     "Settings",
     "Skipped",
+    "StopRequest",
     "Unmanaged",
     "UnmanagedImport",
     "apply",

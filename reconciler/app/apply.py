@@ -36,7 +36,7 @@ from reconciler.app.workspace import (
     with_origin,
 )
 from reconciler.engine.desired import desired_resources
-from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
+from reconciler.engine.executor import ApplyReport, Outcome, StopRequest, apply_plan
 from reconciler.engine.intents import leftover_intents
 from reconciler.engine.model import Action, Plan, Update
 from reconciler.engine.record import record_intent, record_intents, record_outcome
@@ -110,6 +110,7 @@ async def apply(
     on_start: Callable[[Action], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     on_plan: Callable[[Plan], None] | None = None,
+    stop: StopRequest | None = None,
     **keywords: Any,
 ) -> ApplyResult | None:
     """Converge the provider to the manifests (or carry out a saved plan).
@@ -129,6 +130,8 @@ async def apply(
         confirm: called with the plan before anything changes; returning False aborts
             (the function then returns None).
         on_plan: called with the plan once it is known (for rendering).
+        stop: requested (a first Ctrl-C) while the actions run: no new action starts, those
+            in flight finish and are recorded, the report's ``stopped`` says why.
 
     The lockfile records this run's provider origin with its first write (``check_origin``).
 
@@ -241,6 +244,7 @@ async def apply(
                         skip=stale,
                         checks=ProviderCheckRunner(client, settings.project),
                         read_files=skill_files(manifests),
+                        stop=stop,
                     )
                 finally:
                     # creates never sent (a dependency failed, or the run was stopped) leave

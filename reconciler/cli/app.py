@@ -19,9 +19,12 @@ from typing import Any, TypeVar
 
 import click
 
-from reconciler.app import Settings
+from reconciler.app import Settings, StopRequest
 from reconciler.cli.failures import Terminated
 from reconciler.render import FORMATS
+
+#: ``ApplyReport.stopped`` after a first Ctrl-C
+INTERRUPTED = "interrupted (Ctrl-C)"
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,10 +39,20 @@ class Signals:
     SIGTERM killed the process on the spot: the lock stayed behind and staged outcomes were
     lost. Another SIGTERM during that cleanup is ignored (it is short, and cutting it short
     is what this avoids); ``docker stop`` follows up with SIGKILL anyway.
+
+    Ctrl-C while an apply's actions run (``draining``), as Terraform takes it: the first asks
+    the apply to start nothing more (``StopRequest``; those in flight finish and are
+    recorded) and calls ``on_drain``; the second cancels the main task, as asyncio's own
+    handler does for a first Ctrl-C (``App.run`` then raises ``KeyboardInterrupt``), and a
+    third raises ``KeyboardInterrupt`` where it lands. Elsewhere Ctrl-C is asyncio's.
     """
 
     def __init__(self) -> None:
         self.terminated = False
+        #: Ctrl-C cancelled the main task (``App.run`` raises ``KeyboardInterrupt``)
+        self.interrupted = False
+        self._stop: StopRequest | None = None
+        self._on_drain: Callable[[], None] | None = None
         self._task: asyncio.Task[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._blocked = False
@@ -50,12 +63,31 @@ class Signals:
             yield  # signal handlers live in the main thread only (e.g. a test's worker)
             return
         previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        previous_int = None
+        if self._stop is not None:  # not asyncio's: a first Ctrl-C drains the apply
+            previous_int = signal.signal(signal.SIGINT, self._on_sigint)
         try:
             yield
         finally:
             # None: a handler installed from C, which Python cannot put back; the default
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+            if self._stop is not None:
+                signal.signal(
+                    signal.SIGINT,
+                    previous_int if previous_int is not None else signal.default_int_handler,
+                )
             self._task = self._loop = None
+
+    @contextmanager
+    def draining(self, stop: StopRequest, on_drain: Callable[[], None]) -> Iterator[None]:
+        """While ``App.run`` runs an apply: a first Ctrl-C requests ``stop`` (heard while
+        its actions run; before, it cancels as usual) and then calls ``on_drain`` in the
+        loop."""
+        self._stop, self._on_drain = stop, on_drain
+        try:
+            yield
+        finally:
+            self._stop = self._on_drain = None
 
     @contextmanager
     def interrupting(self) -> Iterator[None]:
@@ -79,6 +111,19 @@ class Signals:
             raise Terminated()  # not inside the event loop, or blocked in a prompt
         if first:
             loop.call_soon_threadsafe(task.cancel)  # also wakes the loop from its select
+
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        task, loop, stop = self._task, self._loop, self._stop
+        if task is None or loop is None or task.done() or self._blocked:
+            raise KeyboardInterrupt  # not inside the event loop, or blocked in a prompt
+        if self.interrupted:
+            raise KeyboardInterrupt  # a third Ctrl-C: at once, wherever it lands
+        if stop is not None and stop.reason is None and stop.request(INTERRUPTED):
+            if self._on_drain is not None:
+                loop.call_soon_threadsafe(self._on_drain)
+            return
+        self.interrupted = True
+        loop.call_soon_threadsafe(task.cancel)
 
 
 @dataclass(frozen=True)
@@ -111,6 +156,8 @@ class App:
             except asyncio.CancelledError:
                 if self.signals.terminated:
                     raise Terminated() from None
+                if self.signals.interrupted:
+                    raise KeyboardInterrupt() from None
                 raise
         return box[0]
 

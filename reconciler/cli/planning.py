@@ -301,7 +301,8 @@ def apply(
     Without PLANFILE it plans, shows the plan and asks for `yes` on a terminal (or goes ahead
     with --auto-approve). A PLANFILE was reviewed already and is applied without asking;
     actions whose resource changed since it was saved are refused, and listed. Every finished
-    action is recorded in the lockfile at once, so an error or Ctrl-C loses nothing.
+    action is recorded in the lockfile at once, so an error or Ctrl-C loses nothing. A first
+    Ctrl-C starts no new action and waits for those in flight; a second stops at once.
 
     Exit 0 when everything was done, 1 otherwise.
     """
@@ -315,19 +316,22 @@ def apply(
         warn_if_empty(app.settings.manifests)
     session = _ApplySession(planfile, refreshing(app), app, full=full)
     session.spinner.start()
+    stop = usecases.StopRequest()
     try:
-        result = app.run(
-            usecases.apply(
-                app.settings,
-                choices,
-                plan_file=planfile,
-                parallelism=parallelism,
-                confirm=None if auto_approve or planfile is not None else session.confirm,
-                on_plan=session.show_plan,
-                on_start=session.started,
-                on_outcome=session.finished,
+        with app.signals.draining(stop, session.draining):
+            result = app.run(
+                usecases.apply(
+                    app.settings,
+                    choices,
+                    plan_file=planfile,
+                    parallelism=parallelism,
+                    confirm=None if auto_approve or planfile is not None else session.confirm,
+                    on_plan=session.show_plan,
+                    on_start=session.started,
+                    on_outcome=session.finished,
+                    stop=stop,
+                )
             )
-        )
     except terminal.PromptInterrupted:  # Ctrl-C at the question: nothing was sent
         session.close()
         click.echo("Apply cancelled; nothing was changed.", err=True)
@@ -335,11 +339,23 @@ def apply(
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (``Terminated``)
         session.close()
         word, code = interrupt_exit(err)
-        click.echo(
-            f"{word}. Every action that finished is recorded in "
-            f"{app.settings.state_name}; run `reconciler plan` to see what is left.",
-            err=True,
-        )
+        if stop.reason is not None:  # the second Ctrl-C: what was in flight is abandoned
+            n = len(session.in_flight)
+            click.echo(
+                f"{word} again: stopped at once. {n} action{'s' if n != 1 else ''} in flight "
+                f"{'was' if n == 1 else 'were'} abandoned: the provider may have finished "
+                f"{'it' if n == 1 else 'them'}, and the next `reconciler apply` finds and "
+                f"records {'it' if n == 1 else 'them'} (their intents are kept in "
+                f"{app.settings.state_name}); every action that finished before is recorded "
+                "there. Run `reconciler plan` to see what is left.",
+                err=True,
+            )
+        else:
+            click.echo(
+                f"{word}. Every action that finished is recorded in "
+                f"{app.settings.state_name}; run `reconciler plan` to see what is left.",
+                err=True,
+            )
         raise click.exceptions.Exit(code) from None
     finally:
         session.close()
@@ -348,6 +364,8 @@ def apply(
         raise click.exceptions.Exit(EXIT_TERMINATED if app.signals.terminated else 1)
     rollout_report(result.report)
     exit_code = _report(result, planfile, app.settings.recorded_in)
+    if stop.reason is not None and result.report.stopped == stop.reason:
+        _drained(app, result, session)
     if result.report.stopped is not None:
         _stopped(app, result)
     if exit_code:
@@ -365,6 +383,10 @@ class _ApplySession:
         self.full = full
         self.spinner = terminal.Spinner(refreshing)
         self.progress: terminal.ApplyProgress | None = None
+        #: actions started and not finished yet
+        self.in_flight: set[str] = set()
+        #: how many were in flight at a first Ctrl-C
+        self.waited_for = 0
 
     def show_plan(self, the_plan: Plan) -> None:
         self.spinner.stop()
@@ -399,12 +421,24 @@ class _ApplySession:
             return terminal.confirm_apply()
 
     def started(self, action: Action) -> None:
+        self.in_flight.add(action.address)
         if self.progress is not None:
             self.progress.started(action)
 
     def finished(self, outcome: Outcome) -> None:
+        self.in_flight.discard(outcome.address)
         if self.progress is not None:
             self.progress.finished(outcome)
+
+    def draining(self) -> None:
+        """A first Ctrl-C while the actions run: say what happens now."""
+        n = self.waited_for = len(self.in_flight)
+        click.echo(
+            f"\nInterrupted: starting no new action; waiting for the {n} in flight to finish "
+            "and be recorded (each within its usual timeouts). Press Ctrl-C again to stop "
+            "at once.",
+            err=True,
+        )
 
     def close(self) -> None:
         self.spinner.stop()
@@ -466,6 +500,27 @@ def _warn_twins(the_plan: Plan) -> None:
         f"{'them' if n != 1 else 'it'}.",
         err=True,
     )
+
+
+def _drained(app: App, result: usecases.ApplyResult, session: _ApplySession) -> None:
+    """The apply stopped starting actions at a first Ctrl-C: what finished, what never
+    started, exit 130."""
+    report = result.report
+    changes = [o for o in report.outcomes if o.action.type in CHANGE_TYPES]
+    done = sum(1 for o in changes if o.ok)
+    never = sum(1 for o in changes if not o.attempted)
+    failed = len(changes) - done - never
+    waited = session.waited_for
+    click.echo(
+        f"Interrupted. The {waited} action{'s' if waited != 1 else ''} in flight at Ctrl-C "
+        f"finished; {done} of {len(changes)} changes were done and are recorded in "
+        f"{app.settings.state_name}"
+        + (f", {failed} failed" if failed else "")
+        + f"; {never} {'was' if never == 1 else 'were'} never started. "
+        "Run `reconciler plan` to see what is left.",
+        err=True,
+    )
+    raise click.exceptions.Exit(EXIT_INTERRUPTED)
 
 
 def _stopped(app: App, result: usecases.ApplyResult) -> None:

@@ -71,7 +71,26 @@ from reconciler.errors import ApplyStopped, PlanError, ProviderError
 from reconciler.jsontypes import JSON
 from reconciler.kinds import KIND_INFO, kind_of, tags
 
-__all__ = ["ApplyReport", "Outcome", "apply_plan"]
+__all__ = ["ApplyReport", "Outcome", "StopRequest", "apply_plan"]
+
+
+@dataclass
+class StopRequest:
+    """A caller's "start no new action" (a first Ctrl-C): the actions in flight finish and
+    are reported as usual, the rest are not attempted, and ``ApplyReport.stopped`` is
+    ``reason``. Heard only while the executor dispatches (``dispatching``): ``request``
+    returns False otherwise, and the caller stops its work its own way (a cancel)."""
+
+    reason: str | None = None
+    dispatching: bool = False
+
+    def request(self, reason: str) -> bool:
+        """Ask the running apply to start nothing more; False when none is dispatching."""
+        if not self.dispatching:
+            return False
+        if self.reason is None:
+            self.reason = reason
+        return True
 
 
 async def apply_plan(
@@ -88,6 +107,7 @@ async def apply_plan(
     journal: IntentJournal | None = None,
     checks: CheckRunner | None = None,
     read_files: FileResolver | None = None,
+    stop: StopRequest | None = None,
 ) -> ApplyReport:
     """Run every action of ``plan``, dependencies first, independents concurrently.
 
@@ -112,6 +132,8 @@ async def apply_plan(
             every check passes (``engine.gate``).
         read_files: the files of a skill upload (``{"$files": address}``), read when it is
             sent and checked against the plan's digest.
+        stop: set by the caller to start no new action (e.g. on a first Ctrl-C): those in
+            flight finish and are reported, the rest fail "not attempted".
 
     Returns:
         The report: one ``Outcome`` per action, sorted by address.
@@ -128,6 +150,8 @@ async def apply_plan(
     run.checks = checks
     run.read_files = read_files
     run.breaker = CircuitBreaker(max(1, unreachable_after))
+    if stop is not None:
+        run.stop = stop
     return await run.execute()
 
 
@@ -182,6 +206,7 @@ class _Run:
     journal: IntentJournal | None = None
     checks: CheckRunner | None = None
     read_files: FileResolver | None = None
+    stop: StopRequest = field(default_factory=StopRequest)
     writes: SafeWrites = field(init=False)
 
     def __post_init__(self) -> None:
@@ -189,7 +214,19 @@ class _Run:
 
     # -- schedule --------------------------------------------------------------------------
 
+    @property
+    def stopping(self) -> bool:
+        """No new action starts: the provider is down, or the caller asked."""
+        return self.breaker.open or self.stop.reason is not None
+
     async def execute(self) -> ApplyReport:
+        self.stop.dispatching = True
+        try:
+            return await self._execute()
+        finally:
+            self.stop.dispatching = False
+
+    async def _execute(self) -> ApplyReport:
         actions: dict[str, Action] = {}
         for a in self.plan.actions:
             if a.address in actions:
@@ -217,8 +254,8 @@ class _Run:
                     ready.append(d)
 
         try:
-            while running or (ready and not self.breaker.open):
-                while ready and len(running) < self.parallelism and not self.breaker.open:
+            while running or (ready and not self.stopping):
+                while ready and len(running) < self.parallelism and not self.stopping:
                     action = actions[ready.popleft()]
                     immediate = self._settle_without_sending(action, deps[action.address])
                     if immediate is not None:
@@ -252,7 +289,9 @@ class _Run:
             raise
 
         not_sent: list[str] = []
-        if self.breaker.open:
+        stopped = self.breaker.reason() if self.breaker.open else self.stop.reason
+        if stopped is not None:
+            why = "the provider is unreachable" if self.breaker.open else stopped
             # stopped: what never started is not attempted (a record-only no-op sends nothing)
             for addr in sorted(set(actions) - set(self.outcomes)):
                 action = actions[addr]
@@ -260,7 +299,7 @@ class _Run:
                     finish(self._noop(action))
                     continue
                 not_sent.append(addr)
-                finish(_failed(action, "not attempted: apply stopped, the provider is unreachable"))
+                finish(_failed(action, f"not attempted: apply stopped, {why}"))
         stuck = sorted(set(actions) - set(self.outcomes))
         for addr in stuck:
             cycle = ", ".join(sorted(d for d in deps[addr] if d in stuck))
@@ -269,7 +308,7 @@ class _Run:
             )
         return ApplyReport(
             tuple(sorted(self.outcomes.values(), key=lambda o: o.address)),
-            stopped=self.breaker.reason() if self.breaker.open else None,
+            stopped=stopped,
             not_sent=tuple(not_sent),
         )
 

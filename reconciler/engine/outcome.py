@@ -86,8 +86,8 @@ class ApplyReport:
 
     Attributes:
         outcomes: one per action of the plan.
-        stopped: why the apply stopped starting actions early (the provider is unreachable),
-            or None when every action was started (or settled).
+        stopped: why the apply stopped starting actions early (the provider is unreachable,
+            or the caller's ``StopRequest``: a first Ctrl-C), or None when every action was started (or settled).
         not_sent: the actions never started because it stopped (failed "not attempted").
     """
 
