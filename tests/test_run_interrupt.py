@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -199,32 +200,40 @@ def test_the_provider_gone_mid_turn_names_the_session_to_continue(
     assert f"reconciler run coder --session {session_id} -m TEXT" in err, err
 
 
-def _first_session_answer_lost(inner: Any, *, made: bool) -> Any:
-    """``inner`` whose first ``POST /v1/sessions`` is answered 503: after the provider made
-    the session (``made``), or without passing it on."""
-    lost: list[bool] = []
+def _session_answers_lost(inner: Any, *, made: bool, times: int = 1) -> tuple[Any, list[int]]:
+    """``inner`` whose first ``times`` ``POST /v1/sessions`` are answered 503: after the
+    provider made the session (``made``), or without passing it on; and the list that
+    counts every ``POST /v1/sessions`` (one item each)."""
+    posts: list[int] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if (
-            scope["type"] == "http"
-            and (scope["method"], scope["path"]) == ("POST", "/v1/sessions")
-            and not lost
-        ):
-            lost.append(True)
-            if made:
+        if scope["type"] == "http" and (scope["method"], scope["path"]) == ("POST", "/v1/sessions"):
+            posts.append(1)
+            if len(posts) <= times:
+                if made:
 
-                async def swallow(message: Any) -> None:
-                    pass
+                    async def swallow(message: Any) -> None:
+                        pass
 
-                await inner(scope, receive, swallow)
-            body = b'{"type":"error","error":{"type":"api_error","message":"busy"}}'
-            headers = [(b"content-type", b"application/json")]
-            await send({"type": "http.response.start", "status": 503, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            return
+                    await inner(scope, receive, swallow)
+                body = b'{"type":"error","error":{"type":"api_error","message":"busy"}}'
+                headers = [(b"content-type", b"application/json")]
+                await send({"type": "http.response.start", "status": 503, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
         await inner(scope, receive, send)
 
-    return app
+    return app, posts
+
+
+def _sessions(db: Path) -> list[dict[str, Any]]:
+    async def sessions() -> list[dict[str, Any]]:
+        from reconciler.provider import embedded_client
+
+        async with embedded_client(db) as client:
+            return await client.sessions.list().to_list()
+
+    return asyncio.run(sessions())
 
 
 @pytest.mark.parametrize("made", [True, False], ids=["created", "not-created"])
@@ -234,28 +243,94 @@ def test_a_session_create_whose_answer_is_lost_is_settled_by_the_runs_token(
     """A 503 to the session create (the provider may have made it) ended the run with "POST
     /v1/sessions (session) may or may not have been applied": a session made then was
     unknown to the user, and the message was all. Now run looks it up by the token it put
-    in its metadata: found, the turn goes on in it; else run says what finds it."""
+    in its metadata: found, the turn goes on in it. Not found (the lookup answered, and no
+    session carries the token), the create is sent once more with the same token and the
+    turn goes on in the session it makes, as a retry of a create that never landed should
+    (it exited 1 "Not found (yet)" and left the user to run the command again)."""
     db = _applied_project(tmp_path, monkeypatch)
-    with BackgroundServer(_first_session_answer_lost(create_app(db), made=made)) as lossy:
+    lossy_app, posts = _session_answers_lost(create_app(db), made=made)
+    with BackgroundServer(lossy_app) as lossy:
         result = CliRunner().invoke(main, ["--provider-url", lossy.url, "run", "coder", "-m", "hi"])
+    assert result.exit_code == 0, result.stderr
+    (session,) = _sessions(db)
+    assert result.stdout == "echo: hi\n"
+    assert f"Session {session['id']} (agent.coder version 1" in result.stderr
+    assert len(posts) == (1 if made else 2)
+    if not made:
+        token = re.search(
+            r"creating it once more with the same reconciler-run-id: (\w+)", result.stderr
+        )
+        assert token is not None, result.stderr
+        assert session["metadata"]["reconciler-run-id"] == token.group(1)
 
-    async def sessions() -> list[dict[str, Any]]:
-        from reconciler.provider import embedded_client
 
-        async with embedded_client(db) as client:
-            return await client.sessions.list().to_list()
+def test_a_session_create_lost_twice_is_sent_no_third_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both creates answered 503 and neither made a session: run stops after the second
+    (never a third create), exit 1, saying what finds a session should one appear."""
+    db = _applied_project(tmp_path, monkeypatch)
+    lossy_app, posts = _session_answers_lost(create_app(db), made=False, times=2)
+    with BackgroundServer(lossy_app) as lossy:
+        result = CliRunner().invoke(main, ["--provider-url", lossy.url, "run", "coder", "-m", "hi"])
+    assert result.exit_code == 1, result.stderr
+    assert len(posts) == 2
+    assert _sessions(db) == []
+    assert "may have created a session of agent.coder" in result.stderr, result.stderr
+    assert "reconciler-run-id: " in result.stderr
+    assert "Traceback" not in result.stderr
 
-    made_now = asyncio.run(sessions())
-    if made:
-        assert result.exit_code == 0, result.stderr
-        (session,) = made_now
-        assert result.stdout == "echo: hi\n"
-        assert f"Session {session['id']} (agent.coder version 1" in result.stderr
-    else:
-        assert result.exit_code == 1
-        assert made_now == []
-        assert "may have created a session of agent.coder" in result.stderr, result.stderr
-        assert "reconciler-run-id: " in result.stderr
+
+def _first_create_lands_late(inner: Any) -> tuple[Any, list[int]]:
+    """``inner`` whose first ``POST /v1/sessions`` is answered 503 without being passed on,
+    then carried out just before the second one (it landed late): two sessions carry the
+    run's token."""
+    posts: list[int] = []
+    first: list[bytes] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (scope["method"], scope["path"]) == ("POST", "/v1/sessions"):
+            posts.append(1)
+            if len(posts) == 1:
+                body, more = b"", True
+                while more:
+                    message = await receive()
+                    body += message.get("body", b"")
+                    more = message.get("more_body", False)
+                first.append(body)
+                error = b'{"type":"error","error":{"type":"api_error","message":"busy"}}'
+                headers = [(b"content-type", b"application/json")]
+                await send({"type": "http.response.start", "status": 503, "headers": headers})
+                await send({"type": "http.response.body", "body": error})
+                return
+
+            async def replay() -> dict[str, Any]:
+                return {"type": "http.request", "body": first[0], "more_body": False}
+
+            async def swallow(message: Any) -> None:
+                pass
+
+            await inner(scope, replay, swallow)
+        await inner(scope, receive, send)
+
+    return app, posts
+
+
+def test_a_first_create_that_lands_late_leaves_one_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lookup found no session, the create was sent again, and the first create landed
+    after all: run keeps the session its second create made, deletes the late one (nothing
+    was sent to it), and the turn goes on: one session, never two."""
+    db = _applied_project(tmp_path, monkeypatch)
+    late_app, posts = _first_create_lands_late(create_app(db))
+    with BackgroundServer(late_app) as late:
+        result = CliRunner().invoke(main, ["--provider-url", late.url, "run", "coder", "-m", "hi"])
+    assert result.exit_code == 0, result.stderr
+    assert len(posts) == 2
+    (session,) = _sessions(db)
+    assert result.stdout == "echo: hi\n"
+    assert f"Session {session['id']} (agent.coder version 1" in result.stderr
 
 
 def _first_message_answer_lost(inner: Any, *, made: bool, times: int = 1) -> Any:

@@ -464,15 +464,27 @@ async def find_started_session(
     Args:
         rt: an open ``ManagedRuntime``.
     """
+    found = await started_sessions(rt, agent_id, token, since)
+    return found[0] if found else None
+
+
+async def started_sessions(
+    rt: ManagedRuntime, agent_id: str, token: str, since: str
+) -> list[str] | None:
+    """Every session of ``agent_id`` whose metadata holds ``token`` (``RUN_ID_KEY``), as
+    ``find_started_session`` looks: an empty list when the provider answered and none
+    does, None when the lookup itself failed (unreachable, a timeout, a Ctrl-C). Never
+    raises."""
     try:
         async with asyncio.timeout(FIND_TIMEOUT_S):
             sessions = await rt.list_sessions(agent_id=agent_id, created_at_gte=since)
     except (Exception, asyncio.CancelledError):
         return None
-    for session in sessions:
-        if (session.get("metadata") or {}).get(RUN_ID_KEY) == token:
-            return str(session["id"])
-    return None
+    return [
+        str(session["id"])
+        for session in sessions
+        if (session.get("metadata") or {}).get(RUN_ID_KEY) == token
+    ]
 
 
 def started_for(session: Mapping[str, Any]) -> str | None:

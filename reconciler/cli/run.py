@@ -12,7 +12,8 @@ Exit codes: 0 when the turn ends with ``end_turn``, 1 on ``session.error`` or an
 (handled the same way). Interrupted while the session is created, the run looks for the
 session by the token it put in its metadata and names it, or says what finds it; a create
 whose answer was lost (``AmbiguousWriteError``) is looked up the same way, and the turn goes
-on in the session found; a message whose answer was lost is looked for in the session's
+on in the session found; when the lookup shows none, the create is sent once more with the
+same token (at most two creates, and one session: a late first one is deleted); a message whose answer was lost is looked for in the session's
 events (``ManagedRuntime.send_event`` settles it) and sent again only when not there. When the
 reader of stdout goes away (``run --json | head -1``) the run stops reading and exits 0
 quietly; the agent's turn goes on (continue the session with ``--session``).
@@ -21,7 +22,9 @@ quietly; the agent's turn goes on (continue the session with ``--session``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import functools
 import json
 import secrets
 import sys
@@ -48,6 +51,7 @@ from reconciler.app.session import (
     find_started_session,
     origin_warning,
     resolve_session_target,
+    started_sessions,
 )
 from reconciler.app.state import Lockfile, state_snapshot
 from reconciler.cli.app import App, pass_app
@@ -276,44 +280,61 @@ async def _converse(
             await check_deployment_live(client, target)
             token = secrets.token_hex(8)
             start = _StartInterrupted(target.address, target.agent_id, token, datetime.now(UTC))
-            try:
-                session_id = await rt.create_session(
-                    target.agent_id,
-                    target.environment_id,
-                    version=target.agent_version,
-                    vault_ids=list(target.vault_ids),
-                    resources=list(target.resources) or None,
-                    title=f"{RUN_TITLE}{target.address}",
-                    metadata={
-                        RUN_KEY: target.address,
-                        PROJECT_KEY: settings.project,
-                        RUN_ID_KEY: token,
-                    },
-                )
-            except asyncio.CancelledError:  # Ctrl-C (or SIGTERM) while the create was sent
-                # said first: a second Ctrl-C during the lookup still leaves the token shown
-                click.echo(
-                    f"Interrupted while the session was being started; looking for it by its "
-                    f"metadata {RUN_ID_KEY}: {token} ...",
-                    err=True,
-                )
-                found = await find_started_session(rt, start.agent_id, start.token, start.since)
-                return TurnOutcome(found, interrupted=True, start=start)
-            except AmbiguousWriteError as error:  # the answer was lost: made or not?
-                found = await find_started_session(rt, start.agent_id, start.token, start.since)
-                if found is None:
-                    raise RunError(f"{error}. {start.message(None, target.address)}") from error
-                session_id = found
-            except ProviderError as error:
-                if error.status not in (400, 404, 409):
-                    raise
-                # The provider names remote ids; the user knows addresses, and the likely
-                # cause: something changed behind the lockfile's back.
-                raise RunError(
-                    f"could not start a session of {target.describe()}: {error}. If it was "
-                    "changed outside reconciler, `reconciler drift` shows what and "
-                    "`reconciler apply` restores it"
-                ) from error
+            create = functools.partial(
+                rt.create_session,
+                target.agent_id,
+                target.environment_id,
+                version=target.agent_version,
+                vault_ids=list(target.vault_ids),
+                resources=list(target.resources) or None,
+                title=f"{RUN_TITLE}{target.address}",
+                metadata={
+                    RUN_KEY: target.address,
+                    PROJECT_KEY: settings.project,
+                    RUN_ID_KEY: token,
+                },
+            )
+            session_id = None
+            for attempt in (1, 2):  # a second create only when the first is known not made
+                try:
+                    session_id = await create()
+                except asyncio.CancelledError:  # Ctrl-C (or SIGTERM) while the create was sent
+                    # said first: a second Ctrl-C during the lookup still leaves the token shown
+                    click.echo(
+                        f"Interrupted while the session was being started; looking for it by "
+                        f"its metadata {RUN_ID_KEY}: {token} ...",
+                        err=True,
+                    )
+                    found = await find_started_session(rt, start.agent_id, start.token, start.since)
+                    return TurnOutcome(found, interrupted=True, start=start)
+                except AmbiguousWriteError as error:  # the answer was lost: made or not?
+                    made = await started_sessions(rt, start.agent_id, start.token, start.since)
+                    if made:
+                        session_id = made[0]
+                        break
+                    if made is None or attempt == 2:  # the lookup failed, or twice not made
+                        raise RunError(f"{error}. {start.message(None, target.address)}") from error
+                    click.echo(
+                        f"The session create's answer was lost ({error}) and no session "
+                        f"carries its token: creating it once more with the same {RUN_ID_KEY}: "
+                        f"{token}",
+                        err=True,
+                    )
+                    continue
+                except ProviderError as error:
+                    if error.status not in (400, 404, 409):
+                        raise
+                    # The provider names remote ids; the user knows addresses, and the likely
+                    # cause: something changed behind the lockfile's back.
+                    raise RunError(
+                        f"could not start a session of {target.describe()}: {error}. If it "
+                        "was changed outside reconciler, `reconciler drift` shows what and "
+                        "`reconciler apply` restores it"
+                    ) from error
+                if attempt == 2:  # the first create landed late after all: keep one session
+                    await _drop_twins(rt, start, session_id)
+                break
+            assert session_id is not None
             click.echo(
                 f"Session {session_id} ({target.describe()}); continue it with "
                 f"--session {session_id}",
@@ -323,6 +344,15 @@ async def _converse(
             target = await check_continued_session(rt, session_id, target, lockfile)
             click.echo(f"Continuing session {session_id} ({target.describe()})", err=True)
         return await talk(rt, session_id, message, printer)
+
+
+async def _drop_twins(rt: Any, start: _StartInterrupted, keep: str) -> None:
+    """After a create sent again: a session the first create made late (it carries the same
+    token, and nothing was sent to it) is deleted, so the run leaves one session."""
+    for twin in await started_sessions(rt, start.agent_id, start.token, start.since) or []:
+        if twin != keep:
+            with contextlib.suppress(ProviderError):
+                await rt.delete_session(twin)
 
 
 async def talk(rt: Any, session_id: str, message: str, printer: Printer) -> TurnOutcome:
