@@ -19,7 +19,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from reconciler.errors import AmbiguousWriteError, ConflictError, ProviderError
+from reconciler.errors import AmbiguousWriteError, ConflictError
 from reconciler.jsontypes import JSON
 from reconciler.kinds import DEFAULT_PROVIDER_DB, owner_of
 from reconciler.provider.wire import check_api_key
@@ -29,8 +29,8 @@ from reconciler.runtime.streams import (
     SentLedger,
     SessionEventStream,
     Turn,
-    arrived_batch,
     as_events,
+    settle_send,
 )
 
 if TYPE_CHECKING:
@@ -650,59 +650,9 @@ class ManagedRuntime(AppliedLookups):
         try:
             sent = await api.sessions.send_events(session_id, events)
         except AmbiguousWriteError as error:
-            sent = await self._settle_send(api, session_id, events, newest, error)
+            sent = await settle_send(api, session_id, events, newest, error)
         self._ledger.sent(session_id, sent)
         return sent
-
-    async def _settle_send(
-        self,
-        api: ProviderClient,
-        session_id: str,
-        events: list[JSON],
-        newest: JSON | None,
-        error: AmbiguousWriteError,
-    ) -> list[JSON]:
-        """A send whose answer was lost (a 5xx, a dropped connection): the session's events
-        say whether it arrived. Arrived: its events as listed. Not: sent once more, and that
-        one settled the same way; never sent a third time.
-
-        Raises:
-            AmbiguousWriteError: the events could not be listed (it may have arrived).
-            ProviderError: it did not arrive, twice (sending it again is safe).
-        """
-        mark = str(newest["id"]) if newest is not None and newest.get("id") else None
-        since = newest.get("processed_at") if newest is not None else None
-
-        async def arrived() -> list[JSON] | None:
-            filters: dict[str, Any] = {"order": "asc"}
-            if isinstance(since, str) and since:
-                filters["created_at_gte"] = since
-            try:
-                listed = await api.sessions.list_events(session_id, **filters).to_list()
-            except ProviderError as failed:
-                raise AmbiguousWriteError(
-                    f"{error}; the session's events could not be listed to see whether it "
-                    f"arrived ({failed}): list them before sending it again",
-                    **error.details(),
-                ) from failed
-            return arrived_batch(listed, mark, events)
-
-        found = await arrived()
-        if found is not None:
-            return found
-        try:
-            return await api.sessions.send_events(session_id, events)
-        except AmbiguousWriteError as again:
-            error = again
-        found = await arrived()
-        if found is not None:
-            return found
-        raise ProviderError(
-            f"{error.method or 'POST'} {error.path or 'events'}: the events did not arrive: "
-            "sent twice, each answer was lost, and the session's events hold neither; "
-            "sending them again is safe",
-            **error.details(),
-        ) from error
 
     def stream_events(
         self, session_id: str | None = None, *, follow: bool = False

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Self
 
+from reconciler.errors import AmbiguousWriteError, ProviderError
 from reconciler.jsontypes import JSON
 
 if TYPE_CHECKING:
@@ -157,6 +158,56 @@ def arrived_batch(
         if all(_holds(e, sent) for e, sent in zip(batch, events, strict=True)):
             return [dict(e) for e in batch]
     return None
+
+
+async def settle_send(
+    api: ProviderClient,
+    session_id: str,
+    events: list[JSON],
+    newest: JSON | None,
+    error: AmbiguousWriteError,
+) -> list[JSON]:
+    """A send whose answer was lost (a 5xx, a dropped connection): the session's events
+    say whether it arrived. Arrived: its events as listed. Not: sent once more, and that
+    one settled the same way; never sent a third time.
+
+    Raises:
+        AmbiguousWriteError: the events could not be listed (it may have arrived).
+        ProviderError: it did not arrive, twice (sending it again is safe).
+    """
+    mark = str(newest["id"]) if newest is not None and newest.get("id") else None
+    since = newest.get("processed_at") if newest is not None else None
+
+    async def arrived() -> list[JSON] | None:
+        filters: dict[str, Any] = {"order": "asc"}
+        if isinstance(since, str) and since:
+            filters["created_at_gte"] = since
+        try:
+            listed = await api.sessions.list_events(session_id, **filters).to_list()
+        except ProviderError as failed:
+            raise AmbiguousWriteError(
+                f"{error}; the session's events could not be listed to see whether it "
+                f"arrived ({failed}): list them before sending it again",
+                **error.details(),
+            ) from failed
+        return arrived_batch(listed, mark, events)
+
+    found = await arrived()
+    if found is not None:
+        return found
+    try:
+        return await api.sessions.send_events(session_id, events)
+    except AmbiguousWriteError as again:
+        error = again
+    found = await arrived()
+    if found is not None:
+        return found
+    raise ProviderError(
+        f"{error.method or 'POST'} {error.path or 'events'}: the events did not arrive: "
+        "sent twice, each answer was lost, and the session's events hold neither; "
+        "sending them again is safe",
+        **error.details(),
+    ) from error
 
 
 class SentLedger:
