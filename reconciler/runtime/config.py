@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 from reconciler.jsontypes import JSON
+from reconciler.kinds import owner_of
 
 __all__ = [
     "DEFAULT_TOOLS",
@@ -366,3 +367,25 @@ def environment_differences(wanted: Mapping[str, Any], live: Mapping[str, Any]) 
     """
     a, b = _comparable_config(wanted), _comparable_config(live)
     return [key for key in ("type", "networking", "packages") if a[key] != b[key]]
+
+
+def reuse_refused(env: JSON, differences: Sequence[str]) -> str:
+    """Why ``create_environment`` does not reuse ``env``, the active environment of the
+    config's name, which differs from the config in ``differences``; and what to do."""
+    owner = owner_of(env)
+    if owner is not None and owner.address:
+        # archiving it would break what `reconciler apply` runs in it
+        what_to_do = (
+            f"`reconciler apply` manages it as {owner.address} (project {owner.project}): use "
+            f"runtime.environment({owner.address.split('.', 1)[-1]!r}) for its id (or pass "
+            "reuse=True), or give the config another env_name"
+        )
+    else:
+        what_to_do = (
+            "give the config another env_name, archive that environment, or pass reuse=True "
+            "to use it as it is"
+        )
+    return (
+        f"environment {env.get('name')!r} ({env['id']}) exists with another "
+        f"{' and '.join(differences)} than this config describes; {what_to_do}"
+    )

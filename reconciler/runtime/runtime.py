@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from reconciler.errors import AmbiguousWriteError, ConflictError
 from reconciler.jsontypes import JSON
-from reconciler.kinds import DEFAULT_PROVIDER_DB, owner_of
+from reconciler.kinds import DEFAULT_PROVIDER_DB
 from reconciler.provider.wire import check_api_key
 from reconciler.runtime.applied import DEFAULT_LOCKFILE, AppliedLookups
-from reconciler.runtime.config import ManagedConfig, environment_differences
+from reconciler.runtime.config import ManagedConfig, environment_differences, reuse_refused
 from reconciler.runtime.streams import (
     SentLedger,
     SessionEventStream,
@@ -455,25 +455,7 @@ class ManagedRuntime(AppliedLookups):
             env = found[0]
             differences = environment_differences(body["config"], env.get("config") or {})
             if differences and reuse is None:
-                owner = owner_of(env)
-                if owner is not None and owner.address:
-                    # archiving it would break what `reconciler apply` runs in it
-                    what_to_do = (
-                        f"`reconciler apply` manages it as {owner.address} (project "
-                        f"{owner.project}): use runtime.environment("
-                        f"{owner.address.split('.', 1)[-1]!r}) for its id (or pass "
-                        "reuse=True), or give the config another env_name"
-                    )
-                else:
-                    what_to_do = (
-                        "give the config another env_name, archive that environment, or pass "
-                        "reuse=True to use it as it is"
-                    )
-                raise ConflictError(
-                    f"environment {name!r} ({env['id']}) exists with another "
-                    f"{' and '.join(differences)} than this config describes; {what_to_do}",
-                    **exc.details(),
-                ) from exc
+                raise ConflictError(reuse_refused(env, differences), **exc.details()) from exc
         self.environment_id = str(env["id"])
         return self.environment_id
 
