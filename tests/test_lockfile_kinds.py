@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.gitops import cli, make_workdir, ok
+from support.gitops import cli, make_workdir, ok, position
 
 LOCKFILE = Path("state/reconciler.lock")
 
@@ -19,11 +19,6 @@ LOCKFILE = Path("state/reconciler.lock")
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return make_workdir(tmp_path, monkeypatch)
 
-
-def _position(text: str, at: int) -> str:
-    line = text.count("\n", 0, at) + 1
-    column = at - (text.rfind("\n", 0, at) + 1) + 1
-    return f"{line}:{column}"
 
 
 def test_an_entry_whose_kind_contradicts_its_address_is_refused_at_its_place(
@@ -39,7 +34,7 @@ def test_an_entry_whose_kind_contradicts_its_address_is_refused_at_its_place(
         refused = cli(*command)
         assert refused.exit_code == 1, (command, refused.stdout, refused.stderr)
         assert refused.stderr.startswith(
-            f"Error: state/reconciler.lock:{_position(edited, kind)}: not a valid lockfile: "
+            f"Error: state/reconciler.lock:{position(edited, kind)}: not a valid lockfile: "
             "resources.agent.coder.kind: "
         ), refused.stderr
         assert "'environment'" in refused.stderr and "agent" in refused.stderr

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support.gitops import cli, make_workdir, ok
+from support.gitops import cli, make_workdir, ok, position
 
 LOCKFILE = Path("state/reconciler.lock")
 
@@ -17,11 +17,6 @@ LOCKFILE = Path("state/reconciler.lock")
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return make_workdir(tmp_path, monkeypatch)
 
-
-def _position(text: str, at: int) -> str:
-    line = text.count("\n", 0, at) + 1
-    column = at - (text.rfind("\n", 0, at) + 1) + 1
-    return f"{line}:{column}"
 
 
 def test_a_truncated_plan_file_is_named_by_line_and_column(workdir: Path) -> None:
@@ -32,7 +27,7 @@ def test_a_truncated_plan_file_is_named_by_line_and_column(workdir: Path) -> Non
     refused = cli("apply", "x.plan")
     assert refused.exit_code == 1, (refused.stdout, refused.stderr)
     assert refused.stderr.startswith(
-        f"Error: x.plan:{_position(cut, len(cut))}: not a saved plan (not valid JSON: "
+        f"Error: x.plan:{position(cut, len(cut))}: not a saved plan (not valid JSON: "
         "Expecting value"
     ), refused.stderr
     assert "(char " not in refused.stderr
@@ -47,6 +42,6 @@ def test_a_plan_file_with_a_bad_byte_is_named_by_line_and_column(workdir: Path) 
     refused = cli("apply", "x.plan")
     assert refused.exit_code == 1, (refused.stdout, refused.stderr)
     assert refused.stderr.startswith(
-        f"Error: x.plan:{_position(raw.decode(), at)}: not a saved plan (not valid UTF-8"
+        f"Error: x.plan:{position(raw.decode(), at)}: not a saved plan (not valid UTF-8"
     ), refused.stderr
     json.loads(raw)  # the original was fine

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support.gitops import cli, lockfile, make_workdir, ok
+from support.gitops import cli, lockfile, make_workdir, ok, position
 from support.reliability import SKILL_PATH, Zygote, provider_skills, shared_zygote, write_fleet
 from test_crash_matrix import Workspace, provider_kill
 from test_rollout import DEPLOYMENT, entry, new_version
@@ -73,13 +73,11 @@ def test_a_lockfile_edited_by_hand_into_a_wrong_shape_is_named_by_line_and_colum
     edited = re.sub(r'"_": \d+', '"_": 0', edited)  # the serial's old value, as an extra key
     path.write_text(edited)
     spot = edited.index(key, coder if key != '"serial"' else 0)
-    line = edited.count("\n", 0, spot) + 1
-    column = spot - (edited.rfind("\n", 0, spot) + 1) + 1
     for command in (("plan",), ("apply", "--auto-approve"), ("state", "list")):
         refused = cli(*command)
         assert refused.exit_code == 1, refused.stdout
         assert refused.stderr.startswith(
-            f"Error: state/reconciler.lock:{line}:{column}: not a valid lockfile: "
+            f"Error: state/reconciler.lock:{position(edited, spot)}: not a valid lockfile: "
         ), refused.stderr
         assert said in refused.stderr
     assert path.read_text() == edited, "nothing written"

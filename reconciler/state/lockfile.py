@@ -382,10 +382,7 @@ def _position_of_second(text: str, key: str) -> str:
     spots = [m.start() for m in re.finditer(re.escape(needle), text)]
     if len(spots) != 2:
         return ""
-    second = spots[1]
-    line = text.count("\n", 0, second) + 1
-    column = second - (text.rfind("\n", 0, second) + 1) + 1
-    return f":{line}:{column}"
+    return _at(text, spots[1])
 
 
 def _parse(path: Path, raw: bytes) -> Lockfile:
@@ -508,10 +505,13 @@ def _position_of_path(text: str, loc: tuple[int | str, ...]) -> str:
                 break
     except ValueError:  # the path leads out of what the text holds: as far as it went
         pass
-    if found is None:
-        return ""
-    line = text.count("\n", 0, found) + 1
-    column = found - (text.rfind("\n", 0, found) + 1) + 1
+    return "" if found is None else _at(text, found)
+
+
+def _at(text: str, offset: int) -> str:
+    """``:line:col`` (from 1) of ``offset`` in ``text``, as an error names a place."""
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
     return f":{line}:{column}"
 
 
