@@ -12,7 +12,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from reconciler.app.plan import placed
-from reconciler.app.skills import describe_skills, missing_pins
+from reconciler.app.skills import describe_skills, missing_pins, refused_skills, skills_by_slug
 from reconciler.app.workspace import (
     Settings,
     check_origin,
@@ -34,15 +34,9 @@ from reconciler.engine.model import (
     found_by,
 )
 from reconciler.engine.refresh import Observed
-from reconciler.engine.skills import (
-    may_find_by_slug,
-    refused_by_slug,
-    skill_users,
-    unrecorded_by_slug,
-)
 from reconciler.errors import PlanError
 from reconciler.jsontypes import JSON
-from reconciler.kinds import KIND_INFO, Kind, noun
+from reconciler.kinds import KIND_INFO, noun
 from reconciler.manifest import ManifestSet, load_manifests
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
@@ -163,54 +157,6 @@ def _healed(
             ),
         )
     return healed, frozenset(found), unseen
-
-
-def skills_by_slug(
-    manifests: ManifestSet, observed: Observed, lockfile: Lockfile, project: str
-) -> dict[str, tuple[Kind, JSON]]:
-    """Skills without an entry, found by their slug (a skill carries no tags) where the
-    state was lost (``may_find_by_slug``; a slug proves nothing anywhere else), each taken by
-    one address only, the one whose files it holds first (as plan finds them); never one
-    another project's agents use (``skill_users``: theirs)."""
-    found: dict[str, tuple[Kind, JSON]] = {}
-    taken: set[str] = set(skill_users(observed.all("agent"), project)[1])
-    refused = refused_skills(manifests, observed, lockfile, project)
-    for address, source in sorted(manifests.skills.items()):
-        if address in lockfile.resources or not may_find_by_slug(lockfile, address):
-            continue
-        if address in refused.values():
-            continue  # plan refuses to take it: reported unmanaged, naming the import
-        named = unrecorded_by_slug(
-            observed.all("skill"),
-            lockfile,
-            observed.skill_versions,
-            source.slug,
-            taken,
-            source.digest,
-        )
-        if named is not None:
-            taken.add(named["id"])
-            found[address] = ("skill", named)
-    return found
-
-
-def refused_skills(
-    manifests: ManifestSet, observed: Observed, lockfile: Lockfile, project: str
-) -> dict[str, str]:
-    """The live skills plan refuses to take for a declared skill with no live recorded
-    skill (``engine.skills.refused_by_slug``), each with that skill's address: drift finds
-    none of them by its slug, and reports each unmanaged naming ``reconciler import
-    ADDRESS ID``, as plan's error does."""
-    live = observed.index("skill")
-    out: dict[str, str] = {}
-    for address, source in sorted(manifests.skills.items()):
-        entry = lockfile.resources.get(address)
-        if entry is not None and entry.kind == "skill" and entry.id in live:
-            continue
-        refused = refused_by_slug(observed, lockfile, source.slug, source.digest, address, project)
-        if refused is not None:
-            out.setdefault(str(refused[0]["id"]), address)
-    return out
 
 
 def _warnings(

@@ -22,7 +22,6 @@ from reconciler.app.adoptions import (
     intend_adoptions,
     run_adoptions,
 )
-from reconciler.app.drift import skills_by_slug
 from reconciler.app.fmt import dump_documents
 from reconciler.app.skillimport import (
     SKILLS_DIR,
@@ -32,7 +31,7 @@ from reconciler.app.skillimport import (
     skill_adoption,
     unmanaged_skill_files,
 )
-from reconciler.app.skills import describe_skills
+from reconciler.app.skills import describe_skills, skills_by_slug
 from reconciler.app.workspace import Settings, connect, observe, read_manifests
 from reconciler.engine.derive import (
     KIND_FILES,
