@@ -10,23 +10,33 @@ Also the checks a session's start or continuation needs at the provider (one rea
 ``check_deployment_live`` (a new session of a deployment archived, or left on an archived
 agent, behind git's back), ``check_continued_session`` (``run --session``: the session is the
 target's), and ``find_started_session`` (a session whose create was interrupted, by the token
-``run`` put in its metadata). Prints nothing.
+``run`` put in its metadata). ``start_session`` creates a ``run``'s session and settles a
+create whose answer was lost by that token. Prints nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.app.workspace import Settings, embedded_database_gone
 from reconciler.engine.rollout import held_out_by, held_out_hint
-from reconciler.errors import NotFoundError, PlanError, RunError, a_or_an
+from reconciler.errors import (
+    AmbiguousWriteError,
+    NotFoundError,
+    PlanError,
+    ProviderError,
+    RunError,
+    a_or_an,
+)
+from reconciler.kinds import PROJECT_KEY
 from reconciler.manifest import DeploymentSpec, ManifestSet
 from reconciler.manifest.deployment import MemoryStoreMount
 from reconciler.provider.origin import describe_origin, local_origin, same_origin
@@ -485,6 +495,71 @@ async def started_sessions(
         for session in sessions
         if (session.get("metadata") or {}).get(RUN_ID_KEY) == token
     ]
+
+
+async def start_session(
+    rt: ManagedRuntime,
+    target: SessionTarget,
+    project: str,
+    token: str,
+    since: str,
+    *,
+    on_resend: Callable[[AmbiguousWriteError], None],
+) -> str | None:
+    """Create the session of ``target`` a ``run`` starts, its metadata holding ``token``
+    (``RUN_ID_KEY``), and settle a create whose answer was lost (``AmbiguousWriteError``):
+    the session is looked up by the token (``started_sessions``, created since ``since``),
+    and the turn goes on in the one found; when the lookup shows none, the create is sent
+    once more with the same token (``on_resend`` is told why first). At most two creates,
+    and one session: one the first create made late is deleted.
+
+    Args:
+        rt: an open ``ManagedRuntime``.
+        project: the project named in the session's metadata (``PROJECT_KEY``).
+
+    Returns:
+        The session's id; None when the create was interrupted (Ctrl-C, SIGTERM) after it
+        was sent: the provider may have made it (``find_started_session`` looks for it).
+
+    Raises:
+        AmbiguousWriteError: the answer was lost and the lookup failed, or both creates'
+            answers were lost and no session carries the token.
+        ProviderError: the provider refused the create.
+    """
+    for attempt in (1, 2):  # a second create only when the first is known not made
+        try:
+            session_id = await rt.create_session(
+                target.agent_id,
+                target.environment_id,
+                version=target.agent_version,
+                vault_ids=list(target.vault_ids),
+                resources=list(target.resources) or None,
+                title=f"{RUN_TITLE}{target.address}",
+                metadata={RUN_KEY: target.address, PROJECT_KEY: project, RUN_ID_KEY: token},
+            )
+        except asyncio.CancelledError:  # Ctrl-C (or SIGTERM) while the create was sent
+            return None
+        except AmbiguousWriteError as error:  # the answer was lost: made or not?
+            made = await started_sessions(rt, target.agent_id, token, since)
+            if made:
+                return made[0]
+            if made is None or attempt == 2:  # the lookup failed, or twice not made
+                raise
+            on_resend(error)
+            continue
+        if attempt == 2:  # the first create landed late after all: keep one session
+            await _drop_twins(rt, target.agent_id, token, since, session_id)
+        return session_id
+    raise AssertionError("the second create returns or raises")
+
+
+async def _drop_twins(rt: ManagedRuntime, agent_id: str, token: str, since: str, keep: str) -> None:
+    """After a create sent again: a session the first create made late (it carries the same
+    token, and nothing was sent to it) is deleted, so the run leaves one session."""
+    for twin in await started_sessions(rt, agent_id, token, since) or []:
+        if twin != keep:
+            with contextlib.suppress(ProviderError):
+                await rt.delete_session(twin)
 
 
 def started_for(session: Mapping[str, Any]) -> str | None:

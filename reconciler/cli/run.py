@@ -22,9 +22,7 @@ quietly; the agent's turn goes on (continue the session with ``--session``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import functools
 import json
 import secrets
 import sys
@@ -39,7 +37,6 @@ import click
 from reconciler.app import Settings, connect, load_manifests, provider_origin
 from reconciler.app.session import (
     RUN_ID_KEY,
-    RUN_KEY,
     RUN_TITLE,
     HeldPin,
     NotYetApplied,
@@ -51,7 +48,7 @@ from reconciler.app.session import (
     find_started_session,
     origin_warning,
     resolve_session_target,
-    started_sessions,
+    start_session,
 )
 from reconciler.app.state import Lockfile, state_snapshot
 from reconciler.cli.app import App, pass_app
@@ -63,7 +60,6 @@ from reconciler.errors import (
     RunError,
     ServerError,
 )
-from reconciler.kinds import PROJECT_KEY
 from reconciler.render import should_color
 
 #: Sessions can run for a long time between events; the client's default is shorter.
@@ -280,61 +276,40 @@ async def _converse(
             await check_deployment_live(client, target)
             token = secrets.token_hex(8)
             start = _StartInterrupted(target.address, target.agent_id, token, datetime.now(UTC))
-            create = functools.partial(
-                rt.create_session,
-                target.agent_id,
-                target.environment_id,
-                version=target.agent_version,
-                vault_ids=list(target.vault_ids),
-                resources=list(target.resources) or None,
-                title=f"{RUN_TITLE}{target.address}",
-                metadata={
-                    RUN_KEY: target.address,
-                    PROJECT_KEY: settings.project,
-                    RUN_ID_KEY: token,
-                },
-            )
-            session_id = None
-            for attempt in (1, 2):  # a second create only when the first is known not made
-                try:
-                    session_id = await create()
-                except asyncio.CancelledError:  # Ctrl-C (or SIGTERM) while the create was sent
-                    # said first: a second Ctrl-C during the lookup still leaves the token shown
-                    click.echo(
-                        f"Interrupted while the session was being started; looking for it by "
-                        f"its metadata {RUN_ID_KEY}: {token} ...",
-                        err=True,
-                    )
-                    found = await find_started_session(rt, start.agent_id, start.token, start.since)
-                    return TurnOutcome(found, interrupted=True, start=start)
-                except AmbiguousWriteError as error:  # the answer was lost: made or not?
-                    made = await started_sessions(rt, start.agent_id, start.token, start.since)
-                    if made:
-                        session_id = made[0]
-                        break
-                    if made is None or attempt == 2:  # the lookup failed, or twice not made
-                        raise RunError(f"{error}. {start.message(None, target.address)}") from error
-                    click.echo(
-                        f"The session create's answer was lost ({error}) and no session "
-                        f"carries its token: creating it once more with the same {RUN_ID_KEY}: "
-                        f"{token}",
-                        err=True,
-                    )
-                    continue
-                except ProviderError as error:
-                    if error.status not in (400, 404, 409):
-                        raise
-                    # The provider names remote ids; the user knows addresses, and the likely
-                    # cause: something changed behind the lockfile's back.
-                    raise RunError(
-                        f"could not start a session of {target.describe()}: {error}. If it "
-                        "was changed outside reconciler, `reconciler drift` shows what and "
-                        "`reconciler apply` restores it"
-                    ) from error
-                if attempt == 2:  # the first create landed late after all: keep one session
-                    await _drop_twins(rt, start, session_id)
-                break
-            assert session_id is not None
+
+            def resending(error: AmbiguousWriteError) -> None:
+                click.echo(
+                    f"The session create's answer was lost ({error}) and no session "
+                    f"carries its token: creating it once more with the same {RUN_ID_KEY}: "
+                    f"{token}",
+                    err=True,
+                )
+
+            try:
+                session_id = await start_session(
+                    rt, target, settings.project, token, start.since, on_resend=resending
+                )
+            except AmbiguousWriteError as error:  # the lookup failed, or twice not made
+                raise RunError(f"{error}. {start.message(None, target.address)}") from error
+            except ProviderError as error:
+                if error.status not in (400, 404, 409):
+                    raise
+                # The provider names remote ids; the user knows addresses, and the likely
+                # cause: something changed behind the lockfile's back.
+                raise RunError(
+                    f"could not start a session of {target.describe()}: {error}. If it "
+                    "was changed outside reconciler, `reconciler drift` shows what and "
+                    "`reconciler apply` restores it"
+                ) from error
+            if session_id is None:  # Ctrl-C (or SIGTERM) while the create was sent
+                # said first: a second Ctrl-C during the lookup still leaves the token shown
+                click.echo(
+                    f"Interrupted while the session was being started; looking for it by "
+                    f"its metadata {RUN_ID_KEY}: {token} ...",
+                    err=True,
+                )
+                found = await find_started_session(rt, start.agent_id, start.token, start.since)
+                return TurnOutcome(found, interrupted=True, start=start)
             click.echo(
                 f"Session {session_id} ({target.describe()}); continue it with "
                 f"--session {session_id}",
@@ -344,15 +319,6 @@ async def _converse(
             target = await check_continued_session(rt, session_id, target, lockfile)
             click.echo(f"Continuing session {session_id} ({target.describe()})", err=True)
         return await talk(rt, session_id, message, printer)
-
-
-async def _drop_twins(rt: Any, start: _StartInterrupted, keep: str) -> None:
-    """After a create sent again: a session the first create made late (it carries the same
-    token, and nothing was sent to it) is deleted, so the run leaves one session."""
-    for twin in await started_sessions(rt, start.agent_id, start.token, start.since) or []:
-        if twin != keep:
-            with contextlib.suppress(ProviderError):
-                await rt.delete_session(twin)
 
 
 async def talk(rt: Any, session_id: str, message: str, printer: Printer) -> TurnOutcome:
