@@ -9,6 +9,7 @@ back leaves nothing to list) is said in the report's ``warnings``, never hidden.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from reconciler.app.plan import placed
@@ -120,14 +121,18 @@ async def drift(
 
 
 def _healed(
-    manifests: ManifestSet, observed: Observed, lockfile: Lockfile, project: str
+    manifests: ManifestSet,
+    observed: Observed,
+    lockfile: Lockfile,
+    project: str,
+    refused: Mapping[str, str],
 ) -> tuple[Lockfile, frozenset[str], tuple[str, ...]]:
     """``lockfile`` with an entry for each manifest address its ownership tags name live
-    (see ``heal_from_tags``), and each skill found by its slug; the healed addresses; the
-    addresses nothing was found for."""
+    (see ``heal_from_tags``), and each skill found by its slug (but the ``refused`` ones,
+    see ``refused_skills``); the healed addresses; the addresses nothing was found for."""
     documents = manifests.documents
     found, unseen = heal_from_tags(documents, observed, lockfile, project)
-    skills = skills_by_slug(manifests, observed, lockfile, project)
+    skills = skills_by_slug(manifests, observed, lockfile, project, refused)
     found.update(skills)
     unseen = tuple(a for a in unseen if a not in skills)
     if not found:
@@ -206,7 +211,7 @@ async def _drift(
     observed = await observe(client, lockfile, project)
     observed = await describe_skills(client, manifests, lockfile, observed)
     refused = refused_skills(manifests, observed, lockfile, project)
-    lockfile, healed, unseen = _healed(manifests, observed, lockfile, project)
+    lockfile, healed, unseen = _healed(manifests, observed, lockfile, project, refused)
     # a refused skill's address has a live skill with its slug: its item says so
     unseen = tuple(a for a in unseen if a not in refused.values())
     warnings = tuple(_warnings(missing, healed, unseen, kept))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -334,15 +335,22 @@ def _changed(address: str, what: str) -> str:
 
 
 def skills_by_slug(
-    manifests: ManifestSet, observed: Observed, lockfile: Lockfile, project: str
+    manifests: ManifestSet,
+    observed: Observed,
+    lockfile: Lockfile,
+    project: str,
+    refused: Mapping[str, str] | None = None,
 ) -> dict[str, tuple[Kind, JSON]]:
     """Skills without an entry, found by their slug (a skill carries no tags) where the
     state was lost (``may_find_by_slug``; a slug proves nothing anywhere else), each taken by
     one address only, the one whose files it holds first (as plan finds them); never one
-    another project's agents use (``skill_users``: theirs)."""
+    another project's agents use (``skill_users``: theirs), nor one plan refuses
+    (``refused``: what ``refused_skills`` returns for the same arguments, computed when not
+    given)."""
     found: dict[str, tuple[Kind, JSON]] = {}
     taken: set[str] = set(skill_users(observed.all("agent"), project)[1])
-    refused = refused_skills(manifests, observed, lockfile, project)
+    if refused is None:
+        refused = refused_skills(manifests, observed, lockfile, project)
     for address, source in sorted(manifests.skills.items()):
         if address in lockfile.resources or not may_find_by_slug(lockfile, address):
             continue
