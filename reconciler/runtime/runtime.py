@@ -10,8 +10,6 @@ this module never invents its own for them. It holds no state beyond the ids it 
 from __future__ import annotations
 
 import asyncio
-import difflib
-import inspect
 import os
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -25,6 +23,8 @@ from reconciler.kinds import DEFAULT_PROVIDER_DB
 from reconciler.provider.wire import check_api_key
 from reconciler.runtime.applied import DEFAULT_LOCKFILE, AppliedLookups
 from reconciler.runtime.config import ManagedConfig, environment_differences, reuse_refused
+from reconciler.runtime.listing import listed
+from reconciler.runtime.options import CLIENT_OPTIONS, unknown_keywords
 from reconciler.runtime.streams import (
     SentLedger,
     SessionEventStream,
@@ -35,7 +35,6 @@ from reconciler.runtime.streams import (
 
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
-    from reconciler.provider.pager import Pager
 
 __all__ = ["CLIENT_OPTIONS", "DEFAULT_DB_PATH", "ManagedRuntime"]
 
@@ -50,77 +49,6 @@ DEFAULT_DB_PATH = DEFAULT_PROVIDER_DB
 DEFAULT_TIMEOUT_S = 600.0
 
 _SESSION_STATUSES = ("idle", "running", "rescheduling", "terminated")
-
-#: The ``ProviderClient`` keywords a runtime passes to the client it builds.
-CLIENT_OPTIONS = frozenset(
-    {
-        "timeout",
-        "max_retries",
-        "backoff_base",
-        "backoff_max",
-        "rate_limiter",
-        "max_connections",
-        "max_rate_limit_retries",
-        "transport",
-    }
-)
-_OWN_OPTIONS = (
-    "config",
-    "provider_url",
-    "api_key",
-    "db_path",
-    "client",
-    "lockfile",
-    "project",
-    "backend",
-)
-#: Keywords of the official SDK's client, and what they are called here.
-_SDK_NAMES = {"base_url": "provider_url", "auth_token": "api_key"}
-
-
-async def _listed(
-    what: str,
-    list_method: Callable[..., Pager],
-    limit: int | None,
-    filters: dict[str, Any],
-    keep: Callable[[JSON], bool] | None = None,
-) -> list[JSON]:
-    """The items of ``list_method(**filters)`` that ``keep`` keeps, all pages or the first
-    ``limit`` (the wire's ``limit`` is a page size: PraisonAI's ``limit=`` is a count)."""
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(
-            f"limit must be a positive number of items, or None for all; got {limit!r}"
-        )
-    taken = inspect.signature(list_method).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in taken.values()):
-        unknown = sorted(set(filters) - set(taken))
-        if unknown:
-            raise TypeError(
-                f"{what}() got an unexpected keyword argument {unknown[0]!r}; it takes "
-                f"{', '.join([*taken, 'limit'])}"
-            )
-    items: list[JSON] = []
-    async for item in list_method(**filters):
-        if keep is None or keep(item):
-            items.append(item)
-            if limit is not None and len(items) >= limit:
-                break
-    return items
-
-
-def _unknown_keywords(names: Sequence[str]) -> str:
-    """The error for keywords neither the runtime nor its client takes, with likely meanings."""
-    hints = []
-    for name in names:
-        close = _SDK_NAMES.get(name) or next(
-            iter(difflib.get_close_matches(name, [*_OWN_OPTIONS, *sorted(CLIENT_OPTIONS)], 1)),
-            None,
-        )
-        hints.append(f"{name!r}" + (f" (did you mean {close}=?)" if close else ""))
-    return (
-        f"ManagedRuntime() got unexpected keyword argument(s) {', '.join(hints)}; it takes "
-        f"{', '.join(_OWN_OPTIONS)} and the client options {', '.join(sorted(CLIENT_OPTIONS))}"
-    )
 
 
 class ManagedRuntime(AppliedLookups):
@@ -182,7 +110,7 @@ class ManagedRuntime(AppliedLookups):
         # provider_ulr= would otherwise fall back to the embedded provider until then)
         unknown = sorted(set(client_kwargs) - CLIENT_OPTIONS)
         if unknown:
-            raise TypeError(_unknown_keywords(unknown))
+            raise TypeError(unknown_keywords(unknown))
         self.config = config if config is not None else ManagedConfig()
         self.provider_url = provider_url or os.environ.get("RECONCILER_PROVIDER_URL") or None
         if self.provider_url is not None:  # refused now, naming where it came from
@@ -389,7 +317,7 @@ class ManagedRuntime(AppliedLookups):
             limit: at most this many; None = all.
             filters: ``include_archived=True``, ``created_at_gte=``, ``created_at_lte=``.
         """
-        return await _listed("list_agents", (await self._api()).agents.list, limit, filters)
+        return await listed("list_agents", (await self._api()).agents.list, limit, filters)
 
     async def archive_agent(self, agent_id: str | None = None) -> JSON:
         """Archive an agent (there is no delete); returns the archived agent.
@@ -467,7 +395,7 @@ class ManagedRuntime(AppliedLookups):
         """Every environment, all pages (``include_archived=True`` adds archived ones), or
         the first ``limit``."""
         api = await self._api()
-        return await _listed("list_environments", api.environments.list, limit, filters)
+        return await listed("list_environments", api.environments.list, limit, filters)
 
     async def archive_environment(self, env_id: str | None = None) -> JSON:
         """Archive an environment (no new sessions in it); returns the archived object."""
@@ -581,7 +509,7 @@ class ManagedRuntime(AppliedLookups):
             del filters["include_archived"]  # the wire default; keeps the query minimal
         keep = (lambda s: bool(s.get("archived_at"))) if only_archived else None
         api = await self._api()
-        return await _listed("list_sessions", api.sessions.list, limit, filters, keep)
+        return await listed("list_sessions", api.sessions.list, limit, filters, keep)
 
     async def archive_session(self, session_id: str | None = None) -> JSON:
         """Archive a session (it takes no more events); returns the archived session."""

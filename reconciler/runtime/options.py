@@ -1,0 +1,54 @@
+"""The keywords ``ManagedRuntime()`` takes: its own, its client's, and the error for others.
+
+``CLIENT_OPTIONS`` are the ``ProviderClient`` keywords a runtime passes on to the client it
+builds; ``unknown_keywords`` words the ``TypeError`` for any keyword neither takes, with the
+likely meaning (the official SDK's name for it, or a close spelling). No I/O.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+__all__ = ["CLIENT_OPTIONS", "unknown_keywords"]
+
+#: The ``ProviderClient`` keywords a runtime passes to the client it builds.
+CLIENT_OPTIONS = frozenset(
+    {
+        "timeout",
+        "max_retries",
+        "backoff_base",
+        "backoff_max",
+        "rate_limiter",
+        "max_connections",
+        "max_rate_limit_retries",
+        "transport",
+    }
+)
+_OWN_OPTIONS = (
+    "config",
+    "provider_url",
+    "api_key",
+    "db_path",
+    "client",
+    "lockfile",
+    "project",
+    "backend",
+)
+#: Keywords of the official SDK's client, and what they are called here.
+_SDK_NAMES = {"base_url": "provider_url", "auth_token": "api_key"}
+
+
+def unknown_keywords(names: Sequence[str]) -> str:
+    """The error for keywords neither the runtime nor its client takes, with likely meanings."""
+    hints = []
+    for name in names:
+        close = _SDK_NAMES.get(name) or next(
+            iter(difflib.get_close_matches(name, [*_OWN_OPTIONS, *sorted(CLIENT_OPTIONS)], 1)),
+            None,
+        )
+        hints.append(f"{name!r}" + (f" (did you mean {close}=?)" if close else ""))
+    return (
+        f"ManagedRuntime() got unexpected keyword argument(s) {', '.join(hints)}; it takes "
+        f"{', '.join(_OWN_OPTIONS)} and the client options {', '.join(sorted(CLIENT_OPTIONS))}"
+    )
