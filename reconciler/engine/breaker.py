@@ -1,7 +1,8 @@
-"""The circuit breaker of an apply: stop dispatching once the provider is clearly down.
+"""Why an apply stops dispatching: the provider is clearly down, or the caller asked.
 
-One job: count actions that ended because the provider could not be reached, and say when
-enough of them came in a row to stop sending. The client owns the retries of transport
+``StopRequest`` is the caller's "start no new action" (a first Ctrl-C). ``CircuitBreaker``
+counts actions that ended because the provider could not be reached, and says when enough
+of them came in a row to stop sending. The client owns the retries of transport
 failures (``provider/retry.py``: 5 attempts with backoff over 6-8 s); an action that still
 ends with ``ProviderConnectionError`` means the provider did not answer at all for that long.
 The executor does not retry such an action again (that multiplied every wait by five); after
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from reconciler.errors import ProviderConnectionError, ProviderError
 
-__all__ = ["CircuitBreaker"]
+__all__ = ["CircuitBreaker", "StopRequest"]
 
 
 @dataclass
@@ -50,3 +51,22 @@ class CircuitBreaker:
         """Why the apply stopped: ``3 actions in a row got no answer from the provider``
         (each action's own failure names the URL and the error)."""
         return f"{self.consecutive} actions in a row got no answer from the provider"
+
+
+@dataclass
+class StopRequest:
+    """A caller's "start no new action" (a first Ctrl-C): the actions in flight finish and
+    are reported as usual, the rest are not attempted, and ``ApplyReport.stopped`` is
+    ``reason``. Heard only while the executor dispatches (``dispatching``): ``request``
+    returns False otherwise, and the caller stops its work its own way (a cancel)."""
+
+    reason: str | None = None
+    dispatching: bool = False
+
+    def request(self, reason: str) -> bool:
+        """Ask the running apply to start nothing more; False when none is dispatching."""
+        if not self.dispatching:
+            return False
+        if self.reason is None:
+            self.reason = reason
+        return True

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
-from reconciler.engine.breaker import CircuitBreaker
+from reconciler.engine.breaker import CircuitBreaker, StopRequest
 from reconciler.engine.gate import CheckRunner, GateVerdict, hold_record, move_record
 from reconciler.engine.interface import (
     FileResolver,
@@ -72,25 +72,6 @@ from reconciler.jsontypes import JSON
 from reconciler.kinds import KIND_INFO, kind_of, tags
 
 __all__ = ["ApplyReport", "Outcome", "StopRequest", "apply_plan"]
-
-
-@dataclass
-class StopRequest:
-    """A caller's "start no new action" (a first Ctrl-C): the actions in flight finish and
-    are reported as usual, the rest are not attempted, and ``ApplyReport.stopped`` is
-    ``reason``. Heard only while the executor dispatches (``dispatching``): ``request``
-    returns False otherwise, and the caller stops its work its own way (a cancel)."""
-
-    reason: str | None = None
-    dispatching: bool = False
-
-    def request(self, reason: str) -> bool:
-        """Ask the running apply to start nothing more; False when none is dispatching."""
-        if not self.dispatching:
-            return False
-        if self.reason is None:
-            self.reason = reason
-        return True
 
 
 async def apply_plan(
