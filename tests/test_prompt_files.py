@@ -199,3 +199,36 @@ def test_the_json_schema_takes_text_or_a_file(workdir: Path) -> None:
         },
     }
     assert list(validator.iter_errors(deployment)) == []
+
+
+def test_a_missing_prompt_file_does_not_hide_the_other_errors_of_its_document(
+    workdir: Path,
+) -> None:
+    # validate reports every error at once: a typo beside a missing prompt file is reported
+    # in the same run, not only after the file is fixed
+    manifest = workdir / "manifests/team/reviewer.yaml"
+    text = manifest.read_text().replace("prompts/reviewer.md", "prompts/missing.md")
+    manifest.write_text(text.replace("  model:", "  modle:"))
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "manifests/team/reviewer.yaml:5:" in result.stderr
+    assert "spec.system.from_file" in result.stderr
+    assert "manifests/team/reviewer.yaml:4:3: spec.modle: unknown field 'modle'" in result.stderr
+    assert result.stderr.count("spec.system") == 1  # no second error about the system prompt
+
+
+def test_a_seed_with_both_forms_does_not_hide_the_other_seeds_errors(workdir: Path) -> None:
+    stores = workdir / "manifests/memory_stores.yaml"
+    stores.write_text(
+        stores.read_text().replace(
+            "  memories:\n",
+            "  memories:\n"
+            "    - {path: notes.md, content: relative}\n"
+            "    - {path: /both.md, content: x, from_file: team/prompts/reviewer.md}\n",
+        )
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "spec.memories[1].from_file: give content or from_file, not both" in result.stderr
+    assert "spec.memories[0].path: memory path 'notes.md' must start with '/'" in result.stderr
+    assert "Error: 2 errors in manifests" in result.stderr

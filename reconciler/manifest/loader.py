@@ -40,7 +40,7 @@ from .secret import (
 )
 from .skill import SkillSpec, skill_source
 from .skilldir import SkillSource, SkillSourceError
-from .textfile import read_text_files
+from .textfile import read_text_files, stand_in_unread
 from .yamlsource import DataPath, SourceLocation, decode_source, parse_documents
 
 POLICY_KIND = "Policy"
@@ -161,12 +161,13 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
         text_issues = read_text_files(
             data, file.parent, root or repository_root(file.parent), source.locate
         )
+        unread: list[DataPath] = []
         if text_issues:
             issues += text_issues
+            unread = stand_in_unread(data)  # the rest of the document is still checked
             kind, name = data.get("kind"), data.get("name")
             if isinstance(kind, str) and isinstance(name, str):
                 failed.add((kind, name))  # it exists: a reference to it is no error of its own
-            continue
         if data.get("kind") == POLICY_KIND:
             policy, policy_issues = _load_policy(data, source)
             issues += policy_issues
@@ -186,8 +187,9 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
                 [kind] if isinstance(kind, str) and kind in MANIFEST_KINDS else list(MANIFEST_KINDS)
             )
             failed.update((k, name) for k in kinds)
-            # a value YAML already refused (e.g. an unsupported tag) needs no second error
-            refused = [i.path for i in doc.issues if i.path]
+            # a value YAML already refused (e.g. an unsupported tag) needs no second error,
+            # nor does a file that could not be read
+            refused = [i.path for i in doc.issues if i.path] + unread
             every_ignore = _ignore_changes_issues(data, source)
             if every_ignore is not None:
                 refused.append(("ignore_changes",))
@@ -197,6 +199,8 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
                 for path, issue in _validation_issues(exc, data, source)
                 if not any(path[: len(r)] == r for r in refused)
             ]
+            continue
+        if text_issues:
             continue
         skill: SkillSource | None = None
         if isinstance(document.spec, SkillSpec):

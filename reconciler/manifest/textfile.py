@@ -123,6 +123,33 @@ def _read_seed_files(spec: Any, manifest_dir: Path, root: Path, locate: Any) -> 
     return issues
 
 
+def stand_in_unread(data: dict[str, Any]) -> list[DataPath]:
+    """Put a stand-in text where ``read_text_files`` left a file unread, in place.
+
+    So the rest of the document is still validated and every error is reported at once (a
+    typo beside a missing prompt file, not only after the file is fixed); the document is
+    not loaded. Returns the places whose errors were reported already.
+    """
+    unread: list[DataPath] = []
+    for path in list(text_field_paths(data.get("kind"), data.get("spec"))):
+        parent = _container(data, path[:-1])
+        if parent is not None and isinstance(parent.get(path[-1]), dict):
+            parent[path[-1]] = ""
+            unread.append(path)
+    spec = data.get("spec")
+    seeds = (
+        spec.get("memories")
+        if data.get("kind") == "MemoryStore" and isinstance(spec, dict)
+        else None
+    )
+    for index, seed in enumerate(seeds if isinstance(seeds, list) else ()):
+        if isinstance(seed, dict) and FROM_FILE in seed:
+            del seed[FROM_FILE]
+            seed.setdefault("content", "")
+            unread.append(("spec", "memories", index, "content"))
+    return unread
+
+
 def _container(data: Any, path: DataPath) -> Any:
     for key in path:
         if isinstance(data, dict) and isinstance(key, str):
