@@ -494,3 +494,26 @@ def test_a_metadata_key_that_looks_like_a_placeholder_applies_and_converges(
     live = out_of_band(lambda c: c.agents.retrieve(remote_id("agent.odd")))
     assert live["metadata"]["$ref"] == "x" and "$literal" not in live["metadata"]
     assert cli("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_blast_radius_has_no_entry_for_a_change_no_deployment_uses_as_documented(
+    workdir: Path,
+) -> None:
+    """docs/json-format.md said `blast_radius` holds every changed or archived resource, with
+    `deployments` that "may be empty"; a changed agent that no deployment uses has no entry
+    at all (the text plan shows no "Blast radius" for it either): the doc now says so."""
+    ok("apply", "--auto-approve")
+    edit(workdir / "manifests/agents.yaml", "model: claude-sonnet-4-6", "model: claude-opus-4-6")
+    plan = json.loads(ok("plan", "--format", "json").stdout)
+    assert [a["address"] for a in plan["actions"] if a["type"] == "update"] == ["agent.coder"]
+    assert plan["blast_radius"] == []
+    from support.gitops import REPO
+
+    doc = (REPO / "docs/json-format.md").read_text()
+    rows = [
+        line
+        for line in doc.splitlines()
+        if line.startswith(("| `blast_radius`", "| `deployments` |"))
+    ]
+    assert len(rows) == 2 and "may be empty" not in rows[1], rows
+    assert "no deployment uses has no entry" in rows[0], rows
