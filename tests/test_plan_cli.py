@@ -403,6 +403,34 @@ def test_architecture_doc_points_only_inside_the_repository() -> None:
         assert target.is_relative_to(root) and target.exists(), link
 
 
+def test_architecture_doc_names_only_modules_and_functions_that_exist() -> None:
+    """`engine/match.py`, `app/adopt.run_adoptions`, `engine.desired.desired_digest`: each
+    code reference of docs/architecture.md names a module of the package, and what follows
+    the module is an attribute of it (a refactor that moves a function updates the doc)."""
+    import importlib
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docs/architecture.md").read_text()
+    layers = "app|engine|state|manifest|provider|render|runtime|cli|kinds"
+    refs = set(re.findall(rf"`((?:{layers})[./][a-z_./]*[A-Za-z_])`", text))
+    assert len(refs) > 20
+    missing = []
+    for ref in sorted(refs):
+        parts = ["reconciler", *ref.removesuffix(".py").replace("/", ".").split(".")]
+        for i in range(len(parts), 0, -1):
+            try:
+                found: object = importlib.import_module(".".join(parts[:i]))
+                break
+            except ModuleNotFoundError:
+                continue
+        for name in parts[i:]:
+            if not hasattr(found, name):
+                missing.append(ref)
+                break
+            found = getattr(found, name)
+    assert not missing, missing
+
+
 def test_mcp_servers_and_tool_configs_diff_by_name(workdir: Path) -> None:
     ok("apply", "--auto-approve")
     agents = workdir / "manifests/agents.yaml"
