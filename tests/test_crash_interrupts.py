@@ -891,6 +891,35 @@ def test_one_ctrl_c_lets_the_creates_in_flight_finish_and_records_them(
         heals(zygote, ws, url)
 
 
+def test_an_apply_a_first_ctrl_c_stopped_early_never_says_apply_complete(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """After a first Ctrl-C the apply ends with changes never started: its summary on stdout
+    (what a CI log or `| tee` keeps) said "Apply complete: 2 created, ..." all the same; it
+    says the apply was interrupted and how many changes never started."""
+    from reconciler.provider.local import FaultConfig
+
+    ws = Workspace(tmp_path)
+    with provider(ws.db, FaultConfig(latency_ms=700)) as (url, tap):
+        holder: dict[str, int] = {}
+        tap.before, fired = signal_hook(
+            lambda: holder.get("pid"), signal.SIGINT, "POST", CREATE_PATH, 4
+        )
+        run = ws.start(zygote, url, "--parallelism", "3")
+        holder["pid"] = run.pid
+        run.wait(120)
+        tap.before = None
+        assert fired.is_set()
+        assert run.code == 130, run.stderr[-2000:]
+        assert "Apply complete" not in run.stdout, run.stdout[-2000:]
+        summary = re.search(
+            r"Apply interrupted: (\d+) created, .*; (\d+) never started\.", run.stdout
+        )
+        assert summary, run.stdout[-2000:]
+        assert int(summary[1]) >= 1 and int(summary[2]) >= 1
+        heals(zygote, ws, url)
+
+
 def test_a_second_ctrl_c_stops_at_once_and_says_what_it_abandoned(
     zygote: Zygote, tmp_path: Path
 ) -> None:

@@ -570,7 +570,11 @@ def _report(result: usecases.ApplyResult, planfile: Path | None, recorded_in: st
         failures[address] = f"refused: {reason}"
     for conflict in conflicts:
         failures[conflict.address] = f"refused: {conflict.message}"
-    click.echo(render_apply_summary(_done_counts(report), failures, recorded_in=recorded_in))
+    never = sum(1 for o in report.outcomes if not o.attempted and o.action.type in CHANGE_TYPES)
+    summary = render_apply_summary(
+        _done_counts(report), failures, recorded_in=recorded_in, never_started=never
+    )
+    click.echo(summary)
     recorded = sum(
         1
         for o in report.outcomes

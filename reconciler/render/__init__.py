@@ -80,10 +80,16 @@ def render_drift(
 
 
 def render_apply_summary(
-    counts: Mapping[str, int], failures: Mapping[str, str], *, recorded_in: str = "the lockfile"
+    counts: Mapping[str, int],
+    failures: Mapping[str, str],
+    *,
+    recorded_in: str = "the lockfile",
+    never_started: int = 0,
 ) -> str:
     """``text.render_apply_summary`` with bidi and invisible characters escaped."""
-    return visible(_apply_summary(counts, failures, recorded_in=recorded_in))
+    return visible(
+        _apply_summary(counts, failures, recorded_in=recorded_in, never_started=never_started)
+    )
 
 
 def _in_format(

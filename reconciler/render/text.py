@@ -343,7 +343,11 @@ def drift_text(
 
 
 def render_apply_summary(
-    counts: Mapping[str, int], failures: Mapping[str, str], *, recorded_in: str = "the lockfile"
+    counts: Mapping[str, int],
+    failures: Mapping[str, str],
+    *,
+    recorded_in: str = "the lockfile",
+    never_started: int = 0,
 ) -> str:
     """The last words of an apply, without a trailing newline.
 
@@ -353,6 +357,9 @@ def render_apply_summary(
             are only mentioned when non-zero.
         failures: address -> why its action failed.
         recorded_in: where what was done is recorded (the state of ``--backend``).
+        never_started: changes the apply never started because it stopped early (a first
+            Ctrl-C): then it did not complete, ``Apply interrupted: 2 created, 0 updated,
+            0 archived; 6 never started.``
 
     Returns:
         ``Apply complete: 2 created, 1 updated, 0 archived.`` or, when anything failed::
@@ -367,6 +374,8 @@ def render_apply_summary(
         if n or key not in ("replace", "delete"):
             parts.append(f"{n} {done}")
     done_text = ", ".join(parts)
+    if not failures and never_started:
+        return f"Apply interrupted: {done_text}; {never_started} never started."
     if not failures:
         return f"Apply complete: {done_text}."
     total = sum(n for k, n in counts.items() if k in CHANGE_TYPES) + len(failures)
