@@ -25,6 +25,8 @@ from reconciler.render import FORMATS
 
 #: ``ApplyReport.stopped`` after a first Ctrl-C
 INTERRUPTED = "interrupted (Ctrl-C)"
+#: ``ApplyReport.stopped`` after a first SIGTERM (drained as a first Ctrl-C is)
+TERMINATED = "terminated (SIGTERM)"
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,6 +47,8 @@ class Signals:
     recorded) and calls ``on_drain``; the second cancels the main task, as asyncio's own
     handler does for a first Ctrl-C (``App.run`` then raises ``KeyboardInterrupt``), and a
     third raises ``KeyboardInterrupt`` where it lands. Elsewhere Ctrl-C is asyncio's.
+    SIGTERM there is taken the same way (Terraform does too): the first drains, a second
+    signal of either kind cancels (GitHub Actions sends SIGINT, then SIGTERM, to cancel).
     """
 
     def __init__(self) -> None:
@@ -56,6 +60,8 @@ class Signals:
         self._task: asyncio.Task[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._blocked = False
+        #: a first SIGTERM asked the apply to drain (a second one cancels)
+        self._draining_on_term = False
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -109,7 +115,14 @@ class Signals:
         task, loop = self._task, self._loop
         if task is None or loop is None or task.done() or self._blocked:
             raise Terminated()  # not inside the event loop, or blocked in a prompt
-        if first:
+        stop = self._stop
+        if first and stop is not None and stop.reason is None and stop.request(TERMINATED):
+            self._draining_on_term = True
+            if self._on_drain is not None:
+                loop.call_soon_threadsafe(self._on_drain)
+            return
+        if first or self._draining_on_term:
+            self._draining_on_term = False
             loop.call_soon_threadsafe(task.cancel)  # also wakes the loop from its select
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:

@@ -28,7 +28,14 @@ from reconciler.app import (
     load_manifests,
 )
 from reconciler.cli import terminal
-from reconciler.cli.app import App, format_option, full_option, out_file_option, pass_app
+from reconciler.cli.app import (
+    TERMINATED,
+    App,
+    format_option,
+    full_option,
+    out_file_option,
+    pass_app,
+)
 from reconciler.cli.failures import (
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
@@ -302,7 +309,8 @@ def apply(
     with --auto-approve). A PLANFILE was reviewed already and is applied without asking;
     actions whose resource changed since it was saved are refused, and listed. Every finished
     action is recorded in the lockfile at once, so an error or Ctrl-C loses nothing. A first
-    Ctrl-C starts no new action and waits for those in flight; a second stops at once.
+    Ctrl-C (or SIGTERM) starts no new action and waits for those in flight; a second stops at
+    once.
 
     Exit 0 when everything was done, 1 otherwise.
     """
@@ -316,7 +324,7 @@ def apply(
         warn_if_empty(app.settings.manifests)
     session = _ApplySession(planfile, refreshing(app), app, full=full)
     session.spinner.start()
-    stop = usecases.StopRequest()
+    stop = session.stop = usecases.StopRequest()
     try:
         with app.signals.draining(stop, session.draining):
             result = app.run(
@@ -385,8 +393,17 @@ class _ApplySession:
         self.progress: terminal.ApplyProgress | None = None
         #: actions started and not finished yet
         self.in_flight: set[str] = set()
-        #: how many were in flight at a first Ctrl-C
+        #: how many were in flight at a first Ctrl-C (or SIGTERM)
         self.waited_for = 0
+        #: the apply's "start no new action", which a first Ctrl-C or SIGTERM requests
+        self.stop: usecases.StopRequest | None = None
+
+    @property
+    def signal_words(self) -> tuple[str, str, str]:
+        """How the drain's messages name its signal: (word, signal, how to stop at once)."""
+        if self.stop is not None and self.stop.reason == TERMINATED:
+            return "Terminated (SIGTERM)", "SIGTERM", "Send SIGTERM again (or press Ctrl-C)"
+        return "Interrupted", "Ctrl-C", "Press Ctrl-C again"
 
     def show_plan(self, the_plan: Plan) -> None:
         self.spinner.stop()
@@ -431,12 +448,12 @@ class _ApplySession:
             self.progress.finished(outcome)
 
     def draining(self) -> None:
-        """A first Ctrl-C while the actions run: say what happens now."""
+        """A first Ctrl-C (or SIGTERM) while the actions run: say what happens now."""
         n = self.waited_for = len(self.in_flight)
+        word, _, again = self.signal_words
         click.echo(
-            f"\nInterrupted: starting no new action; waiting for the {n} in flight to finish "
-            "and be recorded (each within its usual timeouts). Press Ctrl-C again to stop "
-            "at once.",
+            f"\n{word}: starting no new action; waiting for the {n} in flight to finish "
+            f"and be recorded (each within its usual timeouts). {again} to stop at once.",
             err=True,
         )
 
@@ -503,16 +520,17 @@ def _warn_twins(the_plan: Plan) -> None:
 
 
 def _drained(app: App, result: usecases.ApplyResult, session: _ApplySession) -> None:
-    """The apply stopped starting actions at a first Ctrl-C: what finished, what never
-    started, exit 130."""
+    """The apply stopped starting actions at a first Ctrl-C (or SIGTERM): what finished,
+    what never started, exit 130 (143)."""
     report = result.report
     changes = [o for o in report.outcomes if o.action.type in CHANGE_TYPES]
     done = sum(1 for o in changes if o.ok)
     never = sum(1 for o in changes if not o.attempted)
     failed = len(changes) - done - never
     waited = session.waited_for
+    word, signal_name, _ = session.signal_words
     click.echo(
-        f"Interrupted. The {waited} action{'s' if waited != 1 else ''} in flight at Ctrl-C "
+        f"{word}. The {waited} action{'s' if waited != 1 else ''} in flight at {signal_name} "
         f"finished; {done} of {len(changes)} changes were done and are recorded in "
         f"{app.settings.state_name}"
         + (f", {failed} failed" if failed else "")
@@ -520,7 +538,7 @@ def _drained(app: App, result: usecases.ApplyResult, session: _ApplySession) -> 
         "Run `reconciler plan` to see what is left.",
         err=True,
     )
-    raise click.exceptions.Exit(EXIT_INTERRUPTED)
+    raise click.exceptions.Exit(EXIT_TERMINATED if app.signals.terminated else EXIT_INTERRUPTED)
 
 
 def _stopped(app: App, result: usecases.ApplyResult) -> None:
