@@ -69,10 +69,16 @@ class ManifestError(ReconcilerError):
 
 class PolicyError(ManifestError):
     """Resources break mandatory policy rules; each issue names the resource's place, the
-    rule's message and its policy. Nothing was changed."""
+    rule's message and its policy. Nothing was changed. ``advisories`` are the advisory
+    findings of the same check, for the warnings said beside the error."""
 
-    def __init__(self, issues: list[ManifestIssue] | ManifestIssue) -> None:
+    def __init__(
+        self,
+        issues: list[ManifestIssue] | ManifestIssue,
+        advisories: list[ManifestIssue] | None = None,
+    ) -> None:
         super().__init__(issues)
+        self.advisories: list[ManifestIssue] = list(advisories or ())
         n = len(self.issues)
         head = f"{n} mandatory policy {'rule fails' if n == 1 else 'rules fail'}"
         ReconcilerError.__init__(

@@ -393,6 +393,28 @@ def test_advisory_policy_findings_are_warning_annotations_in_github_actions(
     ) in result.stderr.splitlines()
 
 
+def test_advisory_findings_are_still_annotated_when_a_mandatory_rule_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a pull request that breaks a mandatory rule and an advisory one got the ::error only:
+    # the ::warning showed up on the next push, after the error was fixed
+    make_workdir(tmp_path, monkeypatch)
+    mandatory = ADVISORY_POLICY.replace("name: guardrails", "name: models").replace(
+        "advisory", "mandatory"
+    )
+    mandatory = mandatory.replace('"has(metadata.team)"', "\"name != 'coder'\"")
+    Path("manifests/policy.yaml").write_text(ADVISORY_POLICY + "---\n" + mandatory)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    result = cli("validate")
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("::error file=manifests/agents.yaml,line=4,") for line in lines)
+    warnings = [line for line in lines if line.startswith("::warning ")]
+    assert len(warnings) == 2, result.stderr  # coder and reviewer lack metadata.team
+    assert "Warning: manifests/agents.yaml:34:1: agent.reviewer: agents should" in result.stderr
+    assert "1 mandatory policy rule fails" in result.stderr
+
+
 def test_every_step_that_reads_the_manifests_secrets_says_where_to_map_them() -> None:
     # plan and apply (a saved plan's apply too: it reads the manifests and their secrets
     # again) need each {from_env: VAR}; the docs must send users to those steps' env:, not to

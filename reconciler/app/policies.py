@@ -104,7 +104,7 @@ def check_policies(
     findings = evaluate_policies(policies, documents)
     mandatory = [f.issue() for f in findings if f.level == "mandatory"]
     if mandatory:
-        raise PolicyError(mandatory)
+        raise PolicyError(mandatory, [f.issue() for f in findings if f.level != "mandatory"])
     return tuple(
         PolicyWarning(
             address=f.address,

@@ -43,7 +43,7 @@ from reconciler.cli.failures import (
     fail,
     interrupt_exit,
 )
-from reconciler.errors import ManifestIssue
+from reconciler.errors import ManifestIssue, PolicyError
 from reconciler.render import render_apply_summary, render_plan
 from reconciler.render.values import printable
 
@@ -174,7 +174,12 @@ def validate(app: App, policies_dir: Path | None) -> None:
     """
     manifests = load_manifests(app.settings.manifests, check_secret_files=True)
     central = usecases.load_policies(policies_dir) if policies_dir is not None else ()
-    warnings = usecases.check_policies(manifests, central)
+    try:
+        warnings = usecases.check_policies(manifests, central)
+    except PolicyError as error:  # the advisory findings are said beside the error
+        for issue in error.advisories:
+            _policy_warning(issue)
+        raise
     n = len(manifests.documents) + len(manifests.credentials())
     files = len(manifests.files) or _count_files(manifests)
     warn_if_empty(app.settings.manifests, len(manifests.documents))
@@ -204,10 +209,15 @@ def validate(app: App, policies_dir: Path | None) -> None:
         click.echo(f"Left out by {IGNORE_FILE}: {', '.join(manifests.ignored)}")
     for w in warnings:
         sentence = f"{w.address}: {w.message} (policy {w.policy}, {w.rule}, advisory)"
-        click.echo(printable(f"Warning: {w.location}: {sentence}"), err=True)
         file, line, col = w.location.rsplit(":", 2)  # a file name may hold a colon
-        for report in WARNING_REPORTERS:  # e.g. ::warning annotations in GitHub Actions
-            report(ManifestIssue(file, int(line), int(col), sentence))
+        _policy_warning(ManifestIssue(file, int(line), int(col), sentence))
+
+
+def _policy_warning(issue: ManifestIssue) -> None:
+    """An advisory policy finding: a warning on stderr (and an annotation in CI)."""
+    click.echo(printable(f"Warning: {issue}"), err=True)
+    for report in WARNING_REPORTERS:  # e.g. ::warning annotations in GitHub Actions
+        report(issue)
 
 
 @click.command()
