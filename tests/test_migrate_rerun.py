@@ -94,3 +94,18 @@ def test_the_way_back_rerun_after_a_kill_marks_the_database(
     refused = cli("--backend", pg_url, "state", "list")
     assert refused.exit_code == 1 and "its state was moved to" in refused.stderr, refused.stderr
     assert ok("state", "list").stdout == listed
+
+
+def test_a_second_copy_into_a_lockfile_does_not_speak_of_a_marker_it_never_writes(
+    workdir: Path,
+) -> None:
+    """Lockfile to lockfile leaves the source as it was (no marker): run twice, the second
+    said "an earlier migration ... stopped before it marked the source", then "left as it
+    was", which contradict each other."""
+    ok("apply", "--auto-approve")
+    (workdir / "ops").mkdir()
+    ok("state", "migrate", "--to", "ops/state.lock")
+    again = ok("state", "migrate", "--to", "ops/state.lock").stdout
+    assert "ops/state.lock already holds this state" in again
+    assert "marked" not in again, again
+    assert "state/reconciler.lock was left as it was" in again

@@ -278,11 +278,13 @@ def state_migrate(app: App, to: str, force: bool) -> None:
     """
     result = migrate_state(app.settings, to, force=force)
     if result.already_there:
-        # a migration stopped (killed) after its copy landed, before the source was marked
+        # a migration stopped (killed) after its copy landed, before the source was marked;
+        # or, lockfile to lockfile (no marker), simply run twice
+        how = " and stopped before it marked the source" if result.marked else ""
         click.echo(
             f"{result.target} already holds this state (lineage {result.lineage}, serial "
-            f"{result.serial}, {result.entries} entries): an earlier migration copied it and "
-            "stopped before it marked the source; nothing was copied again."
+            f"{result.serial}, {result.entries} entries): an earlier migration copied it"
+            f"{how}; nothing was copied again."
         )
     else:
         click.echo(
