@@ -415,6 +415,27 @@ def test_advisory_findings_are_still_annotated_when_a_mandatory_rule_fails(
     assert "1 mandatory policy rule fails" in result.stderr
 
 
+def test_import_force_takes_over_another_projects_object_as_docs_ci_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docs/ci.md said "Resources tagged by another project are never taken", while the
+    # README, `import --help` and the command itself take one over with --force
+    from support.gitops import out_of_band
+
+    make_workdir(tmp_path, monkeypatch)
+    tags = {"managed-by": "reconciler", "reconciler-project": "web"}
+    body = {"name": "webbot", "model": "claude-sonnet-4-6", "metadata": tags}
+    agent = out_of_band(lambda client: client.agents.create(body))
+    refused = cli("import", "agent.webbot", agent["id"])
+    assert refused.exit_code == 1 and "--force to take it over" in refused.stderr
+    taken = cli("import", "--force", "agent.webbot", agent["id"])
+    assert taken.exit_code == 0, taken.stderr
+    docs = (REPO / "docs/ci.md").read_text()
+    section = docs.split("## Adopting what exists: import", 1)[1].split("\n## ", 1)[0]
+    assert "never taken" not in section
+    assert "takes over an object another project's tags claim" in " ".join(section.split())
+
+
 def test_every_step_that_reads_the_manifests_secrets_says_where_to_map_them() -> None:
     # plan and apply (a saved plan's apply too: it reads the manifests and their secrets
     # again) need each {from_env: VAR}; the docs must send users to those steps' env:, not to
