@@ -506,3 +506,20 @@ def test_out_dash_is_not_taken_for_a_file_named_dash(
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert "'-' is not a file" in result.stderr and "stdout" in result.stderr, result.stderr
     assert not (workdir / "-").exists()
+
+
+def test_a_missing_secret_file_is_reported_beside_the_other_errors_of_its_vault(
+    workdir: Path,
+) -> None:
+    """A vault with a typo and a secret file that does not exist was told the typo only:
+    the secret file was checked on documents that validated, so the missing file came up
+    in a second run, after the typo was fixed. validate reports every error at once."""
+    vaults = workdir / "manifests/vaults.yaml"
+    text = vaults.read_text().replace("secrets/github-token.txt", "secrets/missing.txt")
+    vaults.write_text(text.replace("  display_name: GitHub\n", "  display_nam: GitHub\n"))
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "spec.display_nam: unknown field 'display_nam'" in result.stderr, result.stderr
+    assert (
+        "spec.credentials[0].auth.token: secret file secrets/missing.txt does not exist"
+    ) in result.stderr, result.stderr

@@ -32,7 +32,7 @@ from .files import (
     manifest_files,
     read_limited,
 )
-from .manifestset import DocumentSource, ManifestSet, display_path
+from .manifestset import DocumentSource, ManifestSet, display_path, secret_file_problem
 from .messages import did_you_mean, explain, format_path, yaml_type
 from .policy import PolicyDocument, PolicySource, check_expressions
 from .secret import (
@@ -78,6 +78,9 @@ class _FileResult:
     failed: set[tuple[str, str]] = field(default_factory=set)
     #: the file could not be read or parsed whole: documents in it may be missing
     broken: bool = False
+    #: ``from_file`` secrets of vaults that failed validation: (where, field path, file),
+    #: checked as those of valid documents are, so every error is reported at once
+    secret_files: list[tuple[SourceLocation, str, str]] = field(default_factory=list)
 
 
 def _unescape(value: Any, path: DataPath, hits: list[DataPath]) -> Any:
@@ -138,6 +141,7 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
     loaded: list[_Loaded] = []
     policies: list[PolicySource] = []
     failed: set[tuple[str, str]] = set()
+    secret_files: list[tuple[SourceLocation, str, str]] = []
     for doc in parsed:
         source = DocumentSource(shown, doc.start, doc.positions)
         issues += [
@@ -199,6 +203,7 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
                 for path, issue in _validation_issues(exc, data, source)
                 if not any(path[: len(r)] == r for r in refused)
             ]
+            secret_files += _raw_secret_files(data, source)
             continue
         if text_issues:
             continue
@@ -212,7 +217,35 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
                 failed.add((document.kind, document.name))  # it exists: referring to it is fine
                 continue
         loaded.append(_Loaded(document, source, skill))
-    return _FileResult(loaded, policies, issues, failed, broken=bool(yaml_issues))
+    return _FileResult(
+        loaded, policies, issues, failed, broken=bool(yaml_issues), secret_files=secret_files
+    )
+
+
+def _raw_secret_files(
+    data: dict[str, Any], source: DocumentSource
+) -> list[tuple[SourceLocation, str, str]]:
+    """The ``{from_file: PATH}`` secrets of a Vault document that did not validate, as
+    written (its credentials' ``auth``), with where each is written."""
+    spec = data.get("spec")
+    credentials = (
+        spec.get("credentials") if data.get("kind") == "Vault" and isinstance(spec, dict) else None
+    )
+    found: list[tuple[SourceLocation, str, str]] = []
+
+    def walk(value: Any, path: DataPath) -> None:
+        if isinstance(value, dict):
+            if set(value) == {"from_file"} and isinstance(value["from_file"], str):
+                found.append((source.locate(path), format_path(path), value["from_file"]))
+                return
+            for key, item in value.items():
+                if isinstance(key, str):
+                    walk(item, (*path, key))
+
+    for index, credential in enumerate(credentials if isinstance(credentials, list) else ()):
+        if isinstance(credential, dict):
+            walk(credential.get("auth"), ("spec", "credentials", index, "auth"))
+    return found
 
 
 def _load_policy(
@@ -503,6 +536,7 @@ def load_manifests(path: str | Path, *, check_secret_files: bool = False) -> Man
     issues: list[ManifestIssue] = []
     failed: set[tuple[str, str]] = set()
     broken = False
+    unvalidated_secrets: list[tuple[SourceLocation, str, str]] = []
     text_root = repository_root(root if root.is_dir() else root.parent)
     for file in files:
         shown = display_path(file)
@@ -519,6 +553,7 @@ def load_manifests(path: str | Path, *, check_secret_files: bool = False) -> Man
         issues += result.issues
         failed |= result.failed
         broken = broken or result.broken
+        unvalidated_secrets += result.secret_files
     unique, set_issues = _check_set(loaded, failed, broken=broken)
     issues += set_issues + _policy_issues(policies)
     manifests = ManifestSet(
@@ -533,6 +568,12 @@ def load_manifests(path: str | Path, *, check_secret_files: bool = False) -> Man
     # a path out of the repository is refused whatever is planned; whether each file
     # exists is asked by `validate` (a plan reads the secrets it needs, and only those)
     issues += manifests.secret_file_issues(must_exist=check_secret_files)
+    for where, shown_path, from_file in unvalidated_secrets:  # of vaults that did not validate
+        problem = secret_file_problem(
+            from_file, manifests.base_dir, manifests.secret_root, must_exist=check_secret_files
+        )
+        if problem is not None:
+            issues.append(ManifestIssue(where.file, where.line, where.col, problem, shown_path))
     if issues:
         unique_issues = set(issues)
         raise ManifestError(

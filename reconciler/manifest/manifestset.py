@@ -28,6 +28,30 @@ from .vault import CredentialSpec, VaultSpec
 from .yamlsource import DataPath, Position, SourceLocation
 
 
+def secret_file_problem(
+    from_file: str, base_dir: Path, root: Path, *, must_exist: bool = True
+) -> str | None:
+    """Why the ``from_file`` secret ``from_file`` cannot be read (outside the repository,
+    or with ``must_exist`` missing, not a file or too large), or None. No secret is read."""
+    try:
+        real = secret_file(SecretRef(from_file=from_file), base_dir, root=root)
+    except SecretOutside as outside:
+        return str(outside)
+    except OSError:  # a symlink loop: resolve_secret names it when it reads
+        return None
+    if not must_exist:
+        return None
+    if not real.is_file():
+        what = "is not a file" if real.exists() else "does not exist"
+        return (
+            f"secret file {from_file} {what} (from_file is relative to "
+            f"{display_path(base_dir)}); create it or fix the path"
+        )
+    if (size := real.stat().st_size) > MAX_SECRET_BYTES:
+        return f"secret file {from_file} {too_large(size, MAX_SECRET_BYTES).reason}"
+    return None
+
+
 def display_path(path: Path) -> str:
     """A path relative to the current directory when it is below it, else as given."""
     candidates = [Path(os.path.abspath(path))]
@@ -195,27 +219,13 @@ class ManifestSet:
                 if ref.from_file is None:
                     continue
                 loc = self.location(doc.address, path)
-                shown = f"spec.{path}"
-                try:
-                    real = secret_file(ref, self.base_dir, root=self.secret_root)
-                except SecretOutside as outside:
-                    issues.append(ManifestIssue(loc.file, loc.line, loc.col, str(outside), shown))
-                    continue
-                except OSError:  # a symlink loop: resolve_secret names it when it reads
-                    continue
-                if not must_exist:
-                    continue
-                if not real.is_file():
-                    what = "is not a file" if real.exists() else "does not exist"
-                    message = (
-                        f"secret file {ref.from_file} {what} (from_file is relative to "
-                        f"{display_path(self.base_dir)}); create it or fix the path"
+                problem = secret_file_problem(
+                    ref.from_file, self.base_dir, self.secret_root, must_exist=must_exist
+                )
+                if problem is not None:
+                    issues.append(
+                        ManifestIssue(loc.file, loc.line, loc.col, problem, f"spec.{path}")
                     )
-                    issues.append(ManifestIssue(loc.file, loc.line, loc.col, message, shown))
-                elif (size := real.stat().st_size) > MAX_SECRET_BYTES:
-                    refused = too_large(size, MAX_SECRET_BYTES)
-                    message = f"secret file {ref.from_file} {refused.reason}"
-                    issues.append(ManifestIssue(loc.file, loc.line, loc.col, message, shown))
         return issues
 
     def resolve_secret(self, address: str, field_path: str) -> str:
