@@ -226,6 +226,38 @@ def _session_answers_lost(inner: Any, *, made: bool, times: int = 1) -> tuple[An
     return app, posts
 
 
+def _session_answers_cut(inner: Any) -> Any:
+    """``inner`` whose every ``POST /v1/sessions`` gets the head of an answer and then a
+    closed connection (the body never ends), without being passed on."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (scope["method"], scope["path"]) == ("POST", "/v1/sessions"):
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b'{"id":', "more_body": True})
+            raise RuntimeError("cut off")  # the server closes the connection mid-body
+        await inner(scope, receive, send)
+
+    return app
+
+
+def test_a_session_create_cut_off_says_the_server_closed_the_connection_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection closed in the middle of the create's answer: run's messages said
+    "the server closed the connection (the server closed the connection before the
+    response's body ended)". Now each says it once."""
+    db = _applied_project(tmp_path, monkeypatch)
+    with BackgroundServer(_session_answers_cut(create_app(db))) as cut:
+        result = CliRunner().invoke(main, ["--provider-url", cut.url, "run", "coder", "-m", "hi"])
+    assert result.exit_code == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "closed the connection" in line]
+    assert len(lines) == 2, result.stderr  # the second create, then the error
+    for line in lines:
+        assert line.count("closed the connection") == 1, line
+        assert "the server closed the connection before the response's body ended" in line
+
+
 def _sessions(db: Path) -> list[dict[str, Any]]:
     async def sessions() -> list[dict[str, Any]]:
         from reconciler.provider import embedded_client

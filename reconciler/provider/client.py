@@ -635,4 +635,8 @@ def _describe(failure: httpx.TransportError) -> str:
     what = next((text for cls, text in names.items() if isinstance(failure, cls)), None)
     detail = str(failure).strip()
     what = what or type(failure).__name__
+    if detail.lower().startswith(what.lower()):  # our transport's own words: said once
+        return detail
+    if detail.lower().startswith("server disconnected without sending a response"):
+        return f"{what} without sending a response"  # httpcore's words for the same thing
     return f"{what} ({detail})" if detail else what
