@@ -45,3 +45,42 @@ def test_a_plan_file_with_a_bad_byte_is_named_by_line_and_column(workdir: Path) 
         f"Error: x.plan:{position(raw.decode(), at)}: not a saved plan (not valid UTF-8"
     ), refused.stderr
     json.loads(raw)  # the original was fine
+
+
+def test_a_plan_file_nested_too_deeply_is_named_by_line_and_column(workdir: Path) -> None:
+    """JSON nested deeper than the parser goes read "x.plan: not a saved plan (JSON nested
+    too deeply)", no place; now it names where the nesting is deepest."""
+    text = '{"kind": "reconciler-plan",\n "plan": ' + "[" * 100_000 + "]" * 100_000 + "}\n"
+    Path("x.plan").write_text(text)
+    refused = cli("apply", "x.plan")
+    assert refused.exit_code == 1, (refused.stdout, refused.stderr)
+    deepest = text.index("[]")
+    assert refused.stderr.startswith(
+        f"Error: x.plan:{position(text, deepest)}: not a saved plan (JSON nested too deeply"
+    ), refused.stderr
+    assert not LOCKFILE.exists(), "nothing applied"
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('\n  [1, 2]\n', "  [1, 2]"),  # not an object: the value itself
+        ('{"a": 1}\n', '{"a": 1}'),  # no "kind": the object
+        ('{"plan": {},\n "kind": "reconciler-lock"}\n', '"kind"'),  # another kind: its key
+    ],
+    ids=["array", "no-kind", "other-kind"],
+)
+def test_json_that_is_not_a_plan_is_named_by_line_and_column(
+    workdir: Path, text: str, where: str
+) -> None:
+    """Valid JSON that is not a plan file read "x.plan: not a saved plan (write one with
+    `reconciler plan --out`)", no place; now it names the value or key that makes it not one."""
+    Path("x.plan").write_text(text)
+    refused = cli("apply", "x.plan")
+    assert refused.exit_code == 1, (refused.stdout, refused.stderr)
+    at = text.index(where.strip())
+    assert refused.stderr.startswith(
+        f"Error: x.plan:{position(text, at)}: not a saved plan ("
+    ), refused.stderr
+    assert "reconciler plan --out" in refused.stderr
+    assert not LOCKFILE.exists(), "nothing applied"

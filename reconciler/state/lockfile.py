@@ -382,7 +382,7 @@ def _position_of_second(text: str, key: str) -> str:
     spots = [m.start() for m in re.finditer(re.escape(needle), text)]
     if len(spots) != 2:
         return ""
-    return _at(text, spots[1])
+    return position_at(text, spots[1])
 
 
 def _parse(path: Path, raw: bytes) -> Lockfile:
@@ -436,7 +436,7 @@ def _parse(path: Path, raw: bytes) -> Lockfile:
             for err in errors[:3]
         )
         more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-        where = _position_of_path(text, errors[0]["loc"]) if errors else ""
+        where = position_of_path(text, errors[0]["loc"]) if errors else ""
         raise LockfileError(
             f"{path}{where}: not a valid lockfile: {shown}{more}; {_restore_hint(path)}"
         ) from None
@@ -456,7 +456,7 @@ def _refuse_contradicting_kinds(path: Path, text: str, lockfile: Lockfile) -> No
                 continue  # no kind in the address to contradict
             if item.kind == expected:
                 continue
-            where = _position_of_path(text, (section, address, "kind"))
+            where = position_of_path(text, (section, address, "kind"))
             raise LockfileError(
                 f"{path}{where}: not a valid lockfile: {section}.{address}.kind: "
                 f"{item.kind!r} contradicts the address (kind {expected!r}); set it "
@@ -464,7 +464,7 @@ def _refuse_contradicting_kinds(path: Path, text: str, lockfile: Lockfile) -> No
             )
 
 
-def _position_of_path(text: str, loc: tuple[int | str, ...]) -> str:
+def position_of_path(text: str, loc: tuple[int | str, ...]) -> str:
     """``:line:col`` of the key (or list item) that ``loc``, a validation error's path,
     leads to in the JSON ``text``: as deep as the path can be followed (a step of the model's
     own, not a key of the file, stops it), or ``""`` when not even its first step is found."""
@@ -505,14 +505,38 @@ def _position_of_path(text: str, loc: tuple[int | str, ...]) -> str:
                 break
     except ValueError:  # the path leads out of what the text holds: as far as it went
         pass
-    return "" if found is None else _at(text, found)
+    return "" if found is None else position_at(text, found)
 
 
-def _at(text: str, offset: int) -> str:
+def position_at(text: str, offset: int) -> str:
     """``:line:col`` (from 1) of ``offset`` in ``text``, as an error names a place."""
     line = text.count("\n", 0, offset) + 1
     column = offset - (text.rfind("\n", 0, offset) + 1) + 1
     return f":{line}:{column}"
+
+
+def position_of_deepest(text: str) -> str:
+    """``:line:col`` of the first ``[`` or ``{`` where the JSON ``text`` is nested deepest
+    (outside strings): where a "nested too deeply" error points."""
+    depth = deepest = 0
+    found, in_string, escaped = 0, False, False
+    for offset, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, found = depth, offset
+        elif char in "]}":
+            depth -= 1
+    return position_at(text, found)
 
 
 def check_on_disk(path: Path, lockfile: Lockfile, expected: FileStamp | None) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from reconciler.errors import PlanError
 from reconciler.state.files import write_text_atomic
+from reconciler.state.lockfile import position_at, position_of_deepest, position_of_path
 
 PLAN_FILE_KIND = "reconciler-plan"
 
@@ -54,7 +55,23 @@ def decode_plan_file(path: Path, raw: bytes) -> dict[str, Any]:
             f"write it again with `reconciler plan --out {shlex.quote(str(path))}`"
         ) from None
     except RecursionError:
-        raise PlanError(f"{path}: not a saved plan (JSON nested too deeply)") from None
+        text = raw.decode("utf-8")
+        raise PlanError(
+            f"{path}{position_of_deepest(text)}: not a saved plan (JSON nested too deeply); "
+            f"write it again with `reconciler plan --out {shlex.quote(str(path))}`"
+        ) from None
     if not isinstance(data, dict) or data.get("kind") != PLAN_FILE_KIND:
-        raise PlanError(f"{path}: not a saved plan (write one with `reconciler plan --out`)")
+        text = raw.decode("utf-8")
+        if not isinstance(data, dict):
+            what = f"a JSON object was expected, found {type(data).__name__}"
+            where = position_at(text, len(text) - len(text.lstrip()))
+        elif "kind" not in data:
+            what = f'no "kind": "{PLAN_FILE_KIND}"'
+            where = position_at(text, len(text) - len(text.lstrip()))
+        else:
+            what = f'"kind" is {json.dumps(data["kind"])[:60]}, not "{PLAN_FILE_KIND}"'
+            where = position_of_path(text, ("kind",))
+        raise PlanError(
+            f"{path}{where}: not a saved plan ({what}); write one with `reconciler plan --out`"
+        )
     return data
