@@ -317,3 +317,28 @@ def test_protect_added_with_a_change_it_refuses_is_recorded_and_keeps_prune_away
     )
     assert "environment.python-data" not in [a["address"] for a in _actions("--prune")]
     assert "protected (protect: true when last applied)" in ok("plan", "--prune").stdout
+
+
+def test_drift_words_a_replace_protect_refuses_as_plan_does(workdir: Path) -> None:
+    """A credential's ``mcp_server_url`` changed in the manifest of a protected vault: drift's
+    text said "~ vault.github.credential.github-mcp  changed out of band", which nobody did
+    (the live object is as the last apply left it). Now it says what is true, in plan's
+    words: the manifest asks for a replace that protect refuses; the item's JSON type stays
+    ``changed`` (the schema), its message names the refused replace."""
+    path = workdir / "manifests/vaults.yaml"
+    edit(path, "spec:\n", "protect: true\nspec:\n")
+    ok("apply", "--auto-approve")
+    edit(path, "api.githubcopilot.com/mcp/", "mcp.example.com/mcp/")
+    assert "Left alone" in ok("plan").stdout
+
+    text = cli("drift")
+    assert text.exit_code == 2, text.stdout
+    assert "changed out of band" not in text.stdout, text.stdout
+    address = "vault.github.credential.github-mcp"
+    assert f"~ {address}  replace refused by protect" in text.stdout, text.stdout
+    assert "needs a replace (auth.mcp_server_url cannot change in place" in text.stdout
+    markdown = cli("drift", "--format", "markdown").stdout
+    assert "changed out of band" not in markdown, markdown
+    assert "replace refused by protect" in markdown, markdown
+    [item] = [i for i in drift_json()["items"] if i["address"] == address]
+    assert item["type"] == "changed", item

@@ -582,6 +582,7 @@ def build_drift(
         if changed is None and address in refused:
             message = f"differs from the manifest, which apply left alone: {refused[address]}"
             changed = _live_item("changed", address, entry.kind, live, message)
+            changed = changed.model_copy(update={"refused_replace": True})
         if changed is not None:
             items.append(changed)
         pin_kept = address in desired and desired[address].ignores("agent.version")

@@ -449,6 +449,9 @@ class DriftItem(Frozen):
     changes: tuple[FieldChange, ...] = ()
     version: int | None = None
     changed_at: str | None = None
+    #: ``changed`` because the manifest asks for a replace ``protect`` refuses, not because
+    #: anyone changed the live object: for the words of the text, not in the JSON report
+    refused_replace: bool = False
 
 
 class DriftReport(Frozen):

@@ -173,7 +173,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
 
 def drift_item_to_json(item: DriftItem) -> dict[str, Any]:
     """One drift item with its field changes."""
-    out = item.model_dump(mode="json", exclude={"changes"})
+    out = item.model_dump(mode="json", exclude={"changes", "refused_replace"})
     out["changes"] = [change_to_json(c) for c in item.changes]
     return out
 

@@ -530,6 +530,8 @@ def drift_block(item: DriftItem, *, width: int, full: bool = False) -> Block:
     sign, tone = _DRIFT_SIGN[item.type]
     facts: tuple[str, ...] = ()
     match item.type:
+        case "changed" if item.refused_replace:  # nobody changed it: plan's "Left alone"
+            verb = "replace refused by protect"
         case "changed":
             verb = "changed out of band"
             when = [f"version {item.version}"] if item.version is not None else []
@@ -571,8 +573,10 @@ def drift_outline(report: DriftReport, *, width: int = 100, full: bool = False) 
     blocks = tuple(drift_block(i, width=width, full=full) for i in items)
     types = {i.type for i in items}
     legend: list[tuple[str, str]] = []
-    if types & {"changed", "pin", "paused"}:
+    if any(i.type in ("changed", "pin", "paused") and not i.refused_replace for i in items):
         legend.append(("~", "changed out of band"))
+    if any(i.refused_replace for i in items):
+        legend.append(("~", "differs from the manifest, which asks for a replace protect refuses"))
     if types & {"archived", "deleted"}:
         legend.append(("!", "archived or deleted behind our back"))
     if "unmanaged" in types:
