@@ -87,8 +87,8 @@ def test_a_version_uploaded_out_of_band_is_drift_and_plan_uploads_the_manifest_a
 
 def test_our_latest_deleted_over_a_hand_upload_names_both_versions(workdir: Path) -> None:
     """A version uploaded by hand, then ours on top (apply), then ours deleted by hand: the
-    live latest is the hand upload again. Drift said only that it "was not uploaded by this
-    project (uploaded outside git)", never naming the version of ours that is gone."""
+    live latest is the hand upload again. Drift (and plan's reason) said only that it "was
+    not uploaded by this project", never naming the version of ours that is gone."""
     ok("apply", "--auto-approve")
     by_hand = upload_by_hand(skill_id(), {"SKILL.md": SKILL_MD, "fill.py": "print('hand')\n"})
     ok("apply", "--auto-approve")
@@ -103,6 +103,11 @@ def test_our_latest_deleted_over_a_hand_upload_names_both_versions(workdir: Path
     message = item["message"]
     assert f"its latest version {ours} (as the last apply left it) was deleted" in message, message
     assert f"{by_hand}, was not uploaded by this project" in message, message
+    # plan's reason named only the upload; it names both facts, as drift does
+    plan = json.loads(ok("plan", "--format", "json").stdout)
+    [action] = [a for a in plan["actions"] if a["address"] == "skill.pdf-tools"]
+    assert f"its latest version {ours} was deleted behind git's back" in action["reason"], action
+    assert f"the live latest version {by_hand} was not uploaded by this project" in action["reason"]
     ok("apply", "--auto-approve")
     assert drift_json(code=0)["items"] == []
     plan_is_clean()

@@ -305,7 +305,13 @@ def _decide(
     tail = f"; found by its slug {source.slug} (the lockfile had no entry)" if found else ""
     if moved_from is not None:
         tail = f"; moved from {moved_from}: the same skill (nothing deleted or created)"
-    elif ours and entry is not None and entry.latest not in (None, latest) and latest in uploaded:
+    elif (
+        ours
+        and entry is not None
+        and entry.latest not in (None, latest)
+        and (latest in uploaded or seen.get("deleted") == entry.latest)
+    ):
+        # over an older upload of ours, or over one made by hand (the reason names that one)
         tail = f"; its latest version {entry.latest} was deleted behind git's back"
     if step.action == "none":
         recorded = latest in uploaded and not found
