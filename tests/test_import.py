@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from support.gitops import (
     cli,
     drift_json,
@@ -893,3 +894,52 @@ def test_a_failed_import_in_a_never_applied_directory_leaves_no_state_folder(
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert said in result.stderr
     assert not Path("state").exists(), sorted(p.name for p in Path("state").iterdir())
+
+
+URL_HOSTS = ["https://x.com", "api.example.com", "https://pypi.org/simple"]
+
+
+def _environment_with_url_hosts() -> str:
+    """An environment clicked together with URLs in its allowed_hosts (the API takes them:
+    its docs say only "domains the container can reach")."""
+
+    async def make(c: ProviderClient) -> str:
+        networking = {"type": "limited", "allowed_hosts": URL_HOSTS}
+        config = {"type": "cloud", "networking": networking}
+        return str((await c.environments.create({"name": "urly", "config": config}))["id"])
+
+    return out_of_band(make)
+
+
+@pytest.mark.parametrize("how", ["address", "all-unmanaged"])
+def test_import_of_an_environment_whose_allowed_hosts_are_urls(applied: Path, how: str) -> None:
+    """validate refuses a URL in an Environment's allowed_hosts, so import wrote no document
+    for such an environment (a warning, then "left alone" at every plan). Now it writes the
+    hostnames (a manifest validate takes), says which entries it rewrote, and plan shows
+    the update that would send them; nothing live changes until that apply."""
+    env = _environment_with_url_hosts()
+    if how == "address":
+        result = ok("import", "environment.urly", env)
+        written = Path("manifests/environments/urly.yaml")
+    else:
+        result = ok("import", "--all-unmanaged", "--out", "manifests/imported")
+        written = Path("manifests/imported/environments.yaml")
+    assert written.exists(), (result.stdout, result.stderr)
+    text = written.read_text()
+    [doc] = [d for d in yaml.safe_load_all(text) if d["name"] == "urly"]
+    hosts = doc["spec"]["config"]["networking"]["allowed_hosts"]
+    assert hosts == ["x.com", "api.example.com", "pypi.org"], text
+    said = result.stdout + result.stderr
+    assert "'https://x.com' -> x.com" in said, said
+    assert "'https://pypi.org/simple' -> pypi.org" in said, said
+    assert "'https://x.com' -> x.com" in text, text  # the file says so too
+    assert "it should show no change" not in said, said
+    ok("validate")
+    plan = json.loads(ok("plan", "--format", "json").stdout)
+    [action] = [a for a in plan["actions"] if a["address"] == "environment.urly"]
+    assert action["type"] == "update", action
+
+    async def live_hosts(c: ProviderClient) -> list[str]:
+        return list((await c.environments.retrieve(env))["config"]["networking"]["allowed_hosts"])
+
+    assert out_of_band(live_hosts) == URL_HOSTS  # import changed nothing live but the tags

@@ -229,6 +229,7 @@ async def import_resource(
                         )
                 else:
                     undeclared = found
+                    warnings += [f"{address}: {note}" for note in found.derived.notes]
             elif res is None:  # a credential: an item of its vault's document
                 found_entry = credential_entry(obj, address)
                 if found_entry is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,6 +169,11 @@ def _file_text(
     kind: str, docs: Sequence[ImportedDocument], secrets: Sequence[SecretVariable], first_line: str
 ) -> str:
     header = [first_line, "# Review and commit; `reconciler plan` should show no changes."]
+    notes = [f"{d.address}: {note}." for d in docs for note in d.notes]
+    if notes:  # what the manifest says other than the live object, where it is read
+        header[1] = "# Review and commit; `reconciler plan` should show no changes, except:"
+        for note in notes:
+            header += textwrap.wrap(note, 88, initial_indent="# - ", subsequent_indent="#   ")
     if kind == "Vault" and secrets:
         header += [
             "#",

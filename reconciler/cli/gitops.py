@@ -322,6 +322,9 @@ def _import_all(app: App, out: Path, allow_origin_change: bool = False) -> None:
     n = len(result.adopted)
     click.echo(f"Recorded {n} resource{'' if n == 1 else 's'} in {app.settings.state_name}.")
     _skipped(result.skipped)
+    notes = [f"{d.address}: {note}" for d in result.documents for note in d.notes]
+    for note in notes:
+        click.echo(f"Note: {note}.", err=True)
     _secret_variables(result.secrets)
     manifests = Path(app.settings.manifests).resolve()
     inside = out.resolve() == manifests or manifests in out.resolve().parents
@@ -330,9 +333,10 @@ def _import_all(app: App, out: Path, allow_origin_change: bool = False) -> None:
         if inside
         else f"`reconciler plan` with {out} moved into {app.settings.manifests}"
     )
+    expect = "show only the updates noted above" if notes else "show no change"
     click.echo(
         f"\nReview {out}, commit it with {app.settings.state_name}, and run {plan}: it should "
-        "show no change."
+        f"{expect}."
     )
     if result.failures:
         lines = "\n".join(f"  {a}: {why}" for a, why in result.failures.items())

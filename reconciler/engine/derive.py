@@ -44,6 +44,7 @@ from reconciler.kinds import (
     credential_address,
     manifest_kind,
 )
+from reconciler.manifest.hosts import environment_host_problem, environment_hostname
 
 #: Manifest ``kind:`` -> the file ``import --all-unmanaged`` writes its documents to.
 KIND_FILES: dict[str, str] = {
@@ -121,6 +122,9 @@ class ImportedDocument:
     resources: tuple[ImportedResource, ...]
     #: addresses of other documents this one refers to (a deployment's agent, ...)
     refs: tuple[str, ...] = ()
+    #: where the document says something other than the live object, and why (a sentence
+    #: each): ``plan`` shows that difference as an update
+    notes: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
@@ -277,7 +281,7 @@ def _agent_spec(
     return spec
 
 
-def _environment_config(config: Any) -> JSON | None:
+def _environment_config(config: Any, notes: list[str]) -> JSON | None:
     if not isinstance(config, dict):
         return None
     if config.get("type") != "cloud":
@@ -286,7 +290,7 @@ def _environment_config(config: Any) -> JSON | None:
     net = config.get("networking") or {}
     if net.get("type") == "limited":
         n: JSON = {"type": "limited"}
-        _put(n, "allowed_hosts", net.get("allowed_hosts"))
+        _put(n, "allowed_hosts", _allowed_hosts(net.get("allowed_hosts"), notes))
         for flag in ("allow_mcp_servers", "allow_package_managers"):
             if net.get(flag):
                 n[flag] = True
@@ -298,14 +302,39 @@ def _environment_config(config: Any) -> JSON | None:
     return None if out == {"type": "cloud"} else out
 
 
-def _environment_spec(obj: JSON, name: str) -> JSON:
+def _allowed_hosts(hosts: Any, notes: list[str]) -> Any:
+    """An Environment's live ``allowed_hosts`` as a manifest lists them: an entry the
+    manifest refuses (a URL, a host with a port or path; the API took it) as the hostname
+    it names, said in ``notes``; one that names no hostname as it is (validate says why)."""
+    if not isinstance(hosts, list):
+        return hosts
+    out: list[Any] = []
+    rewritten: list[str] = []
+    for entry in hosts:
+        host = environment_hostname(entry) if isinstance(entry, str) else None
+        if host and environment_host_problem(host) is None:
+            rewritten.append(f"{entry!r} -> {host}")
+            entry = host
+        if entry not in out:
+            out.append(entry)
+    if rewritten:
+        notes.append(
+            "the live config.networking.allowed_hosts holds URLs, written as the hostnames "
+            f"a manifest takes (the domains the container may reach): {', '.join(rewritten)}; "
+            "`reconciler plan` shows the update that sends them, and the live environment "
+            "keeps its entries until that apply"
+        )
+    return out
+
+
+def _environment_spec(obj: JSON, name: str, notes: list[str]) -> JSON:
     spec: JSON = {}
     if obj.get("name") != name:
         _put(spec, "name", obj.get("name"))
     _put(spec, "description", obj.get("description"))
     if obj.get("scope") not in (None, "organization"):
         spec["scope"] = obj["scope"]
-    _put(spec, "config", _environment_config(obj.get("config")))
+    _put(spec, "config", _environment_config(obj.get("config"), notes))
     _put(spec, "metadata", _user_metadata(obj))
     return spec
 
@@ -513,12 +542,13 @@ def derive_documents(
         address = address_of(u.kind, name)
         resources = [ImportedResource(address, u.kind, u.remote_id)]
         refs: list[str] = []
+        notes: list[str] = []
         if u.kind == "agent":
             spec = _agent_spec(u.obj, name, names, skill_latest or {})
             runs = _skill_versions(u.obj, names)
             resources = [ImportedResource(address, u.kind, u.remote_id, skills=runs)]
         elif u.kind == "environment":
-            spec = _environment_spec(u.obj, name)
+            spec = _environment_spec(u.obj, name, notes)
         elif u.kind == "vault":
             spec, creds = _vault_spec(u, name, credentials.get(u.remote_id, ()), variables, skipped)
             resources += creds
@@ -536,7 +566,9 @@ def derive_documents(
             spec, refs, pins = _deployment_spec(u.obj, name, names)
             resources = [ImportedResource(address, u.kind, u.remote_id, pins=pins)]
         data = canonical({"kind": kind, "name": name, "spec": spec})
-        docs.append(ImportedDocument(kind, name, data, tuple(resources), tuple(refs)))
+        docs.append(
+            ImportedDocument(kind, name, data, tuple(resources), tuple(refs), tuple(notes))
+        )
     docs.sort(key=lambda d: (list(KIND_FILES).index(d.kind), d.name))
     return Derivation(tuple(docs), tuple(variables), tuple(skipped))
 

@@ -68,14 +68,25 @@ def environment_host_problem(text: str) -> str | None:
     """What is wrong with an Environment's ``allowed_hosts`` entry, or None: a URL, or a
     hostname with a path, port, user, query or blank (an IPv6 address is left to the
     provider)."""
+    host = environment_hostname(text)
+    if host is None:
+        return None
     said = "give the hostname alone, as allowed_hosts lists the domains the container may reach"
+    write = f"write {host}" if host else "write api.example.com"
+    if "://" in text:
+        return f"'{text[:80]}' is a URL, not a hostname: {write} ({said})"
+    return f"'{text[:80]}' is not a hostname: {write} ({said})"
+
+
+def environment_hostname(text: str) -> str | None:
+    """The hostname that an Environment's ``allowed_hosts`` entry ``environment_host_problem``
+    refuses names (``https://x.com/a`` -> ``x.com``; ``""`` when it names none), or None
+    when the entry is taken as it is."""
     if "://" in text:
         try:
-            host = urlsplit(text).hostname
+            return urlsplit(text).hostname or ""
         except ValueError:
-            host = None
-        write = f"write {host}" if host else "write api.example.com"
-        return f"'{text[:80]}' is a URL, not a hostname: {write} ({said})"
+            return ""
     head = re.split(r"[/?#\s]", text, maxsplit=1)[0].rpartition("@")[2]
     if head == text and ":" not in text:
         return None
@@ -87,9 +98,7 @@ def environment_host_problem(text: str) -> str | None:
             pass
     before, colon, after = head.rpartition(":")
     host = before if colon and (after.isdigit() or not after) else head
-    host = host.removeprefix("[").removesuffix("]")
-    write = f"write {host}" if host else "write api.example.com"
-    return f"'{text[:80]}' is not a hostname: {write} ({said})"
+    return host.removeprefix("[").removesuffix("]")
 
 
 def web_domain_problem(text: str, *, path_allowed: bool) -> str | None:
