@@ -169,3 +169,27 @@ def test_a_vault_that_ignores_its_credentials_leaves_them_alone(
         state[CREDENTIAL]["id"], vault_id=state["vault.github"]["id"]
     )
     assert live.display_name == "by hand"
+
+
+def test_a_secret_changed_while_ignored_is_written_once_no_longer_ignored(
+    colleague: anthropic.Anthropic,
+) -> None:
+    """``ignore_changes: [credentials]``, then the manifest's token changed and applied: the
+    lockfile was re-recorded with the new token's fingerprint though the provider never got
+    it, so once ``ignore_changes`` was removed plan said "No changes" and the new token was
+    never written. The lockfile keeps the fingerprint of what was written; the plan writes
+    the token once the credential is no longer ignored."""
+    manifest = Path("manifests/vaults.yaml")
+    written = lockfile()["resources"][CREDENTIAL]["secret_fingerprints"]
+    edit(manifest, "name: github\n", "name: github\nignore_changes: [credentials]\n")
+    Path("manifests/secrets/github-token.txt").write_text("token-never-sent\n")
+    ok("apply", "--auto-approve")
+    assert lockfile()["resources"][CREDENTIAL]["secret_fingerprints"] == written
+
+    edit(manifest, "name: github\nignore_changes: [credentials]\n", "name: github\n")
+    actions = json.loads(ok("plan", "--format", "json").stdout)["actions"]
+    [update] = [a for a in actions if a["address"] == CREDENTIAL]
+    assert update["type"] == "update", actions
+    assert [c["path"] for c in update["changes"]] == ["auth.token"], update
+    ok("apply", "--auto-approve")
+    plan_is_clean()

@@ -225,7 +225,7 @@ async def apply(
                     on_start(action)
 
             def outcome(o: Outcome) -> None:
-                o, now = _refingerprint(o, secrets, salt), _now()
+                o, now = _refingerprint(o, secrets, salt, lockfile), _now()
                 finished.append((o, now))
                 journal.stage(lambda lf: record_outcome(lf, o, now))
                 if on_outcome is not None:
@@ -447,12 +447,19 @@ def _needs_recording(plan: Plan) -> bool:
     return any(a.type == "noop" and a.target is not None for a in plan.actions)
 
 
-def _refingerprint(o: Outcome, secrets: SecretSource, salt: str) -> Outcome:
-    """Fingerprints recorded with the lockfile's own salt (a saved plan may predate it)."""
+def _refingerprint(o: Outcome, secrets: SecretSource, salt: str, lockfile: Lockfile) -> Outcome:
+    """Fingerprints recorded with the lockfile's own salt (a saved plan may predate it).
+    One the lockfile records already for the object is kept: the plan keeps it for a secret
+    ``ignore_changes`` leaves alone, which the manifest's value never replaced."""
     target = getattr(o.action, "target", None)
     if not o.ok or target is None or not target.secret_fingerprints:
         return o
-    fps = {p: fingerprint_secret(salt, secrets(o.address, p)) for p in target.secret_fingerprints}
+    entry = lockfile.resources.get(o.address)
+    recorded = entry.secret_fingerprints if entry is not None else {}
+    fps = {
+        p: fp if recorded.get(p) == fp else fingerprint_secret(salt, secrets(o.address, p))
+        for p, fp in target.secret_fingerprints.items()
+    }
     if fps == target.secret_fingerprints:
         return o
     action = o.action.model_copy(

@@ -16,7 +16,7 @@ Nothing is written to shared state; ``planner.build_plan`` passes the results on
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.engine.desired import (
@@ -124,6 +124,8 @@ class _Comparison:
     hidden: tuple[str, ...] = ()
     #: a credential written outside the reconciler since the last apply: when
     rewritten: str | None = None
+    #: the fingerprints the lockfile records for this object: the secrets last written
+    written: Mapping[str, str] = field(default_factory=dict)
 
 
 def plan_resource(
@@ -177,6 +179,8 @@ def plan_resource(
             move_note=nothing_to_move(inputs, res),
         )
     comparison = _compare(inputs, res, match.live, target, planned, match.moved_from)
+    if not comparison.immutable and res.ignore_changes:
+        target = _ignored_secrets_as_written(res, target, comparison.written)
     decided = _decide(inputs, res, match, comparison, target, planned)
     note = None if match.moved_from is not None else nothing_to_move(inputs, res)
     return replace(decided, hidden=comparison.hidden, moved_from=match.moved_from, move_note=note)
@@ -229,7 +233,22 @@ def _compare(
     changes.extend(unwritten_seeds(inputs, res, obj, moved_from))  # see engine.seeds
     # a field ignore_changes names is left alone: never the cause of a replace either
     immutable = _immutable_change(kind, res.without_ignored(live), res.without_ignored(want))
-    return _Comparison(tuple(changes), immutable, hidden, rewritten if fps else None)
+    return _Comparison(tuple(changes), immutable, hidden, rewritten if fps else None, known)
+
+
+def _ignored_secrets_as_written(
+    res: DesiredResource, target: Target, written: Mapping[str, str]
+) -> Target:
+    """``target`` with the fingerprint of each secret ``ignore_changes`` leaves alone as the
+    lockfile has it (what was last written), not the manifest's: an update or a no-op never
+    sends that secret, and a fingerprint of a value never written would hide it from the
+    plan once the secret is no longer ignored."""
+    fps = target.secret_fingerprints
+    kept = {p: fp for p, fp in fps.items() if not res.ignores(p)}
+    kept |= {p: fp for p, fp in written.items() if p in fps and res.ignores(p)}
+    if kept == dict(fps):
+        return target
+    return target.model_copy(update={"secret_fingerprints": kept})
 
 
 def _blanks_as_written(
