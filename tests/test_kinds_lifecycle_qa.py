@@ -342,3 +342,48 @@ def test_drift_words_a_replace_protect_refuses_as_plan_does(workdir: Path) -> No
     assert "replace refused by protect" in markdown, markdown
     [item] = [i for i in drift_json()["items"] if i["address"] == address]
     assert item["type"] == "changed", item
+
+
+EXTRA_VAULT = """\
+kind: Vault
+name: extra
+spec:
+  display_name: Extra
+  credentials:
+    - name: tok
+      auth:
+        type: static_bearer
+        mcp_server_url: https://mcp.extra.example.com/
+        token: {from_file: secrets/github-token.txt}
+"""
+
+
+def test_a_credential_gone_with_its_deleted_vault_is_not_counted_archived(
+    workdir: Path,
+) -> None:
+    """A vault deleted behind git's back (its credentials with it) while its manifest drops
+    a credential: ``apply --prune`` created the vault again and said "1 archived" for the
+    credential, which nothing archived (it went with its vault). Now the plan notes that
+    it went with its vault, and the vault's create forgets its entry: nothing is counted
+    archived, and the next plan is clean."""
+    path = workdir / "manifests/extra.yaml"
+    path.write_text(EXTRA_VAULT)
+    ok("apply", "--auto-approve")
+    vault = remote_id("vault.extra")
+
+    async def delete_vault(c: ProviderClient) -> None:
+        await c.vaults.delete(vault)
+
+    out_of_band(delete_vault)
+    path.write_text(EXTRA_VAULT[: EXTRA_VAULT.index("  credentials:")])
+    credential = "vault.extra.credential.tok"
+    plan = json.loads(ok("plan", "--prune", "--format", "json").stdout)
+    assert [(a["address"], a["type"]) for a in plan["actions"] if a["type"] != "noop"] == [
+        ("vault.extra", "create")
+    ], plan["actions"]
+    [note] = [n for n in plan["notes"] if n["address"] == credential]
+    assert "went with its vault" in note["message"], note
+    applied = ok("apply", "--prune", "--auto-approve").stdout
+    assert "Apply complete: 1 created, 0 updated, 0 archived." in applied, applied
+    assert credential not in lockfile()["resources"]
+    plan_is_clean()

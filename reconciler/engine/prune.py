@@ -287,6 +287,13 @@ def _already_removed(inputs: PlanInputs, orphan: Orphan, vaults: VaultOrphans) -
     """A recorded object that is archived or gone already: forgotten with ``--prune``."""
     state = "archived" if orphan.obj else "gone"
     entry, rid = orphan.entry, orphan.remote_id
+    gone_with = _gone_with_vault(inputs, orphan)
+    if gone_with is not None:
+        return _note(
+            orphan,
+            f"went with its vault {gone_with}, which is gone or archived; its lockfile entry "
+            f"goes when apply creates {orphan.address.split('.credential.')[0]} again",
+        )
     if inputs.options.prune and entry is not None and not entry.protect and rid:
         if orphan.kind == "credential" and _under(orphan.address, vaults.forgotten):
             return None  # forgotten with its vault (see record_outcome)
@@ -333,6 +340,22 @@ def _removal(inputs: PlanInputs, orphan: Orphan) -> Removal:
 def _note(what: Orphan | Archive | Delete, message: str) -> Note:
     """A note that prune leaves ``what`` alone, and why."""
     return Note(address=what.address, kind=what.kind, remote_id=what.remote_id, message=message)
+
+
+def _gone_with_vault(inputs: PlanInputs, orphan: Orphan) -> str | None:
+    """The id of the vault ``orphan`` (a credential no longer live) was recorded in, when
+    that vault is gone or archived and the manifests declare it (apply makes it anew, and
+    the new vault's record forgets the credentials of the old one), else None."""
+    if orphan.kind != "credential" or orphan.obj is not None or orphan.entry is None:
+        return None
+    vault = orphan.address.split(".credential.", 1)[0]
+    recorded = inputs.entry(vault)
+    if vault not in inputs.desired or recorded is None:
+        return None
+    if recorded.id != orphan.entry.parent_id:
+        return None
+    live = inputs.live.get("vault", {}).get(recorded.id)
+    return recorded.id if live is None or live.get("archived_at") else None
 
 
 def _under(credential: str, vaults: frozenset[str]) -> bool:

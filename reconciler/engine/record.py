@@ -214,7 +214,19 @@ def _record(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
         entry = entry.model_copy(update={"seeds": target.seeds})
     if isinstance(action, NoOp) and old is not None and _same_but_time(entry, old):
         return _without_pending(lockfile, address)
+    if action.kind == "vault" and old is not None and not same:
+        # a vault made anew: the credentials recorded in the old one went with it (those the
+        # manifests declare are created in the new one, and recorded then)
+        lockfile = _without_credentials_in(lockfile, address, old.id)
     return _without_pending(lockfile.with_entry(address, entry), address)
+
+
+def _without_credentials_in(lockfile: Lockfile, vault: str, vault_id: str) -> Lockfile:
+    prefix = vault + ".credential."
+    for address, entry in list(lockfile.resources.items()):
+        if address.startswith(prefix) and entry.parent_id == vault_id:
+            lockfile = lockfile.without(address)
+    return lockfile
 
 
 def _pins(target: Target, outcome: Outcome, old: LockEntry | None) -> dict[str, int]:
