@@ -534,7 +534,8 @@ class ManagedRuntime(AppliedLookups):
 
         A lost answer (a 5xx, a dropped connection) is settled, not raised: the session's
         events after its newest one before the send say whether they arrived; if not, they
-        are sent once more (never a third time).
+        are sent once more (never a third time). The wire has no idempotency key for events:
+        a send the provider writes only after that look is in the session twice.
 
         Raises:
             NotFoundError: the session does not exist (e.g. it was deleted).
