@@ -168,3 +168,27 @@ def test_run_with_an_empty_message_is_bad_input(workdir: Path) -> None:
     assert result.exit_code == 1
     assert "-m" in result.stderr and "empty" in result.stderr, result.stderr
     assert "Session " not in result.stderr and result.stdout == ""
+
+
+def test_run_says_when_the_manifest_is_not_what_was_applied(workdir: Path) -> None:
+    """The system prompt edited and not applied yet: ``run coder`` answered as the applied
+    version 1 without a word, so the user took the old answer for the new prompt's. Now it
+    warns that agent.coder's manifest is not what the last apply recorded, and runs the
+    applied version all the same (as the lockfile says)."""
+    ok("apply", "--auto-approve")
+    quiet = ok("run", "coder", "-m", "hi")
+    assert "Warning" not in quiet.stderr, quiet.stderr
+    path = Path("manifests/agents.yaml")
+    text = path.read_text()
+    old = "explain what you changed and why."
+    assert old in text
+    path.write_text(text.replace(old, "explain what you changed.\n    local-reply: new {text}"))
+
+    result = ok("run", "coder", "-m", "hi")
+    assert result.stdout == "echo: hi\n"  # version 1, as applied
+    assert (
+        "Warning: agent.coder's manifest is not what the last apply recorded" in result.stderr
+    ), result.stderr
+    assert "runs agent.coder version 1 as applied" in result.stderr
+    deployment = ok("run", "nightly-review", "-m", "hi")  # its agent unchanged: no warning
+    assert "Warning" not in deployment.stderr, deployment.stderr

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.app.workspace import Settings, embedded_database_gone
+from reconciler.engine.desired import desired_resources, digest_matches
 from reconciler.engine.rollout import held_out_by, held_out_hint
 from reconciler.errors import (
     AmbiguousWriteError,
@@ -214,6 +215,33 @@ def resolve_session_target(
     env_address = _environment_for_agent(manifests, address, environment)
     env = applied(env_address)
     return SessionTarget(address, address, agent.id, agent.version, env_address, env.id)
+
+
+def unapplied_warning(
+    manifests: ManifestSet, lockfile: Lockfile, target: SessionTarget
+) -> str | None:
+    """A warning when the manifest of what the session runs (the agent; for a deployment,
+    the deployment too) is not what the last apply recorded, else None: the session runs
+    what was applied, so a prompt edited and not applied yet is not what answers."""
+    wanted = {target.agent_address, target.address}
+    desired = {r.address: r for r in desired_resources(manifests.documents) if r.address in wanted}
+    differ = [
+        address
+        for address in sorted(wanted)
+        if address in desired
+        and (entry := lockfile.resources.get(address)) is not None
+        and not digest_matches(desired[address], entry.spec_digest)
+    ]
+    if not differ:
+        return None
+    version = f" version {target.agent_version}" if target.agent_version is not None else ""
+    names = " and ".join(f"{a}'s manifest" for a in differ)
+    verb = "is" if len(differ) == 1 else "are"
+    return (
+        f"{names} {verb} not what the last apply recorded: this session runs "
+        f"{target.agent_address}{version} as applied (`reconciler plan` shows the difference, "
+        "`reconciler apply` makes it)"
+    )
 
 
 async def check_deployment_live(client: ProviderClient, target: SessionTarget) -> None:

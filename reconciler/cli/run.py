@@ -49,6 +49,7 @@ from reconciler.app.session import (
     origin_warning,
     resolve_session_target,
     start_session,
+    unapplied_warning,
 )
 from reconciler.app.state import Lockfile, state_snapshot
 from reconciler.cli.app import App, pass_app
@@ -145,6 +146,10 @@ def run(
     )
     if mismatch is not None:
         click.echo(f"Warning: {mismatch}", err=True)
+    if session_id is None:  # a session continued runs what it was started with
+        unapplied = unapplied_warning(manifests, lockfile, target)
+        if unapplied is not None:
+            click.echo(f"Warning: {unapplied}", err=True)
     printer = _JsonPrinter() if as_json else _TextPrinter()
     outcome = app.run(
         _converse(app.settings, target, message, session_id, printer, lockfile=lockfile)
