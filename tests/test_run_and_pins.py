@@ -192,3 +192,24 @@ def test_run_says_when_the_manifest_is_not_what_was_applied(workdir: Path) -> No
     assert "runs agent.coder version 1 as applied" in result.stderr
     deployment = ok("run", "nightly-review", "-m", "hi")  # its agent unchanged: no warning
     assert "Warning" not in deployment.stderr, deployment.stderr
+
+
+def test_run_never_passes_terminal_control_sequences_through(workdir: Path) -> None:
+    """An agent's reply (what it read from a web page, say) holding an escape sequence went to
+    the terminal as is: ``run`` let it set the window title, clear the screen or recolour
+    what follows, which plan and drift never let a live value do. Control characters are
+    written as escapes (``\\x1b``), in text mode; line breaks, tabs and any script or emoji
+    stay as they are, and ``--json`` keeps the exact text (JSON escapes it)."""
+    path = Path("manifests/agents.yaml")
+    text = path.read_text()
+    start = text.index("  system: |")
+    end = text.index("  tools:", start)
+    reply = '  system: "local-reply: \\e]0;owned\\a\\e[31m{text}\\tשלום 👨\\u200d👩\\u200d👧"\n'
+    path.write_text(text[:start] + reply + text[end:])
+    ok("apply", "--auto-approve")
+    result = ok("run", "coder", "-m", "hi")
+    assert "\x1b" not in result.stdout and "\a" not in result.stdout, repr(result.stdout)
+    assert result.stdout == "\\x1b]0;owned\\x07\\x1b[31mhi\tשלום 👨\u200d👩\u200d👧\n"
+    event = [json.loads(line) for line in ok("run", "coder", "--json", "-m", "hi").stdout.splitlines()]
+    [message] = [e for e in event if e["type"] == "agent.message"]
+    assert message["content"][0]["text"].startswith("\x1b]0;owned\a")

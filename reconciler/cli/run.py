@@ -62,6 +62,7 @@ from reconciler.errors import (
     ServerError,
 )
 from reconciler.render import should_color
+from reconciler.render.values import without_controls
 
 #: Sessions can run for a long time between events; the client's default is shorter.
 SESSION_TIMEOUT_S = 600.0
@@ -399,17 +400,18 @@ class _TextPrinter:
         kind = str(event.get("type", ""))
         match kind:
             case "agent.message":
-                click.echo(_text_of(event.get("content")))
+                click.echo(without_controls(_text_of(event.get("content"))))
             case "agent.thinking":
                 _status("(thinking)")
             case "agent.tool_use" | "agent.mcp_tool_use" | "agent.custom_tool_use":
                 name = event.get("name") or event.get("tool_name") or "?"
                 server = event.get("mcp_server_name")
                 where = f"{server}/{name}" if server else name
-                click.echo(f"[tool] {where} {_short(event.get('input'))}")
+                click.echo(without_controls(f"[tool] {where} {_short(event.get('input'))}"))
             case "agent.tool_result" | "agent.mcp_tool_result":
                 error = " (error)" if event.get("is_error") else ""
-                click.echo(f"[tool result{error}] {_short(_text_of(event.get('content')))}")
+                result = _short(_text_of(event.get("content")))
+                click.echo(without_controls(f"[tool result{error}] {result}"))
             case "session.status_running":
                 _status("... running")
             case "session.status_idle":

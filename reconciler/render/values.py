@@ -63,7 +63,14 @@ def printable(text: str) -> str:
     and bidi and invisible characters too (``visible``)."""
     if text.isascii() and text.isprintable():  # most field names and reasons: nothing to do
         return text
-    return visible(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+    return visible(without_controls(text))
+
+
+def without_controls(text: str) -> str:
+    r"""``text`` with C0/C1 control characters but tab and newline written as escapes
+    (``"\x1b"`` -> ``"\\x1b"``), and nothing else changed: for prose such as an agent's
+    reply, whose zero-width joiners and bidi marks belong to its emoji and scripts."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def truncate(text: str, limit: int = MAX_VALUE_CHARS) -> str:
