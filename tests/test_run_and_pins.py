@@ -186,9 +186,9 @@ def test_run_says_when_the_manifest_is_not_what_was_applied(workdir: Path) -> No
 
     result = ok("run", "coder", "-m", "hi")
     assert result.stdout == "echo: hi\n"  # version 1, as applied
-    assert (
-        "Warning: agent.coder's manifest is not what the last apply recorded" in result.stderr
-    ), result.stderr
+    assert "Warning: agent.coder's manifest is not what the last apply recorded" in result.stderr, (
+        result.stderr
+    )
     assert "runs agent.coder version 1 as applied" in result.stderr
     deployment = ok("run", "nightly-review", "-m", "hi")  # its agent unchanged: no warning
     assert "Warning" not in deployment.stderr, deployment.stderr
@@ -210,6 +210,8 @@ def test_run_never_passes_terminal_control_sequences_through(workdir: Path) -> N
     result = ok("run", "coder", "-m", "hi")
     assert "\x1b" not in result.stdout and "\a" not in result.stdout, repr(result.stdout)
     assert result.stdout == "\\x1b]0;owned\\x07\\x1b[31mhi\tשלום 👨\u200d👩\u200d👧\n"
-    event = [json.loads(line) for line in ok("run", "coder", "--json", "-m", "hi").stdout.splitlines()]
+    event = [
+        json.loads(line) for line in ok("run", "coder", "--json", "-m", "hi").stdout.splitlines()
+    ]
     [message] = [e for e in event if e["type"] == "agent.message"]
     assert message["content"][0]["text"].startswith("\x1b]0;owned\a")

@@ -566,9 +566,7 @@ def derive_documents(
             spec, refs, pins = _deployment_spec(u.obj, name, names)
             resources = [ImportedResource(address, u.kind, u.remote_id, pins=pins)]
         data = canonical({"kind": kind, "name": name, "spec": spec})
-        docs.append(
-            ImportedDocument(kind, name, data, tuple(resources), tuple(refs), tuple(notes))
-        )
+        docs.append(ImportedDocument(kind, name, data, tuple(resources), tuple(refs), tuple(notes)))
     docs.sort(key=lambda d: (list(KIND_FILES).index(d.kind), d.name))
     return Derivation(tuple(docs), tuple(variables), tuple(skipped))
 
