@@ -428,7 +428,9 @@ def test_a_message_lost_twice_is_not_sent_a_third_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Sent again once it is known not to have arrived, and lost again: run says it did not
-    arrive (so sending it again is safe) instead of trying on its own."""
+    arrive instead of trying on its own. It said "sending them again is safe", which the
+    wire cannot promise (no idempotency key for events: one may land late); it says to look
+    at the session's events first."""
     db = _applied_project(tmp_path, monkeypatch)
     lossy_app = _first_message_answer_lost(create_app(db), made=False, times=2)
     with BackgroundServer(lossy_app) as lossy:
@@ -438,6 +440,8 @@ def test_a_message_lost_twice_is_not_sent_a_third_time(
     assert "Traceback" not in result.stderr
     assert "did not arrive" in result.stderr, result.stderr
     assert "--session sesn_" in result.stderr, result.stderr
+    assert "safe" not in result.stderr, result.stderr
+    assert "look at the session's events before sending" in result.stderr, result.stderr
     assert asyncio.run(_user_messages(db)) == []
 
 

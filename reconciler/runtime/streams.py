@@ -173,7 +173,7 @@ async def settle_send(
 
     Raises:
         AmbiguousWriteError: the events could not be listed (it may have arrived).
-        ProviderError: it did not arrive, twice (sending it again is safe).
+        ProviderError: it did not arrive, twice (one may still land late).
     """
     mark = str(newest["id"]) if newest is not None and newest.get("id") else None
     since = newest.get("processed_at") if newest is not None else None
@@ -204,8 +204,9 @@ async def settle_send(
         return found
     raise ProviderError(
         f"{error.method or 'POST'} {error.path or 'events'}: the events did not arrive: "
-        "sent twice, each answer was lost, and the session's events hold neither; "
-        "sending them again is safe",
+        "sent twice, each answer was lost, and the session's events hold neither; one may "
+        "still land late (the wire has no idempotency key for events): look at the "
+        "session's events before sending them again",
         **error.details(),
     ) from error
 
