@@ -387,3 +387,28 @@ def test_a_credential_gone_with_its_deleted_vault_is_not_counted_archived(
     assert "Apply complete: 1 created, 0 updated, 0 archived." in applied, applied
     assert credential not in lockfile()["resources"]
     plan_is_clean()
+
+
+def test_a_vault_already_gone_is_forgotten_not_counted_archived(workdir: Path) -> None:
+    """A vault deleted behind git's back and dropped from the manifests: ``plan --prune``
+    said "1 to archive" and ``apply --prune`` "1 archived", though the apply only forgets
+    its lockfile entry (the action's reason says so). The summaries now say "1 to forget"
+    and "1 forgotten"; the JSON summary keeps counting it under ``archive`` (its schema)."""
+    path = workdir / "manifests/extra.yaml"
+    path.write_text(EXTRA_VAULT)
+    ok("apply", "--auto-approve")
+    vault = remote_id("vault.extra")
+
+    async def delete_vault(c: ProviderClient) -> None:
+        await c.vaults.delete(vault)
+
+    out_of_band(delete_vault)
+    path.unlink()
+    plan = ok("plan", "--prune").stdout
+    assert "Plan: 0 to create, 0 to update, 0 to archive, 1 to forget." in plan, plan
+    summary = json.loads(ok("plan", "--prune", "--format", "json").stdout)["summary"]
+    assert summary["archive"] == 1, summary
+    applied = ok("apply", "--prune", "--auto-approve").stdout
+    assert "Apply complete: 0 created, 0 updated, 0 archived, 1 forgotten." in applied, applied
+    assert "vault.extra" not in lockfile()["resources"]
+    plan_is_clean()

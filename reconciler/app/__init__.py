@@ -40,7 +40,7 @@ from reconciler.app.policies import check_policies, load_policies
 from reconciler.app.rollback import RollbackResult, rollback
 from reconciler.app.workspace import DEFAULT_DB, Settings, connect, observe, provider_origin
 from reconciler.engine.executor import ApplyReport, Outcome, StopRequest
-from reconciler.engine.model import CHANGE_TYPES, Action, Plan
+from reconciler.engine.model import CHANGE_TYPES, Action, Plan, forgets_only
 from reconciler.engine.staleness import stale_actions
 from reconciler.errors import FormatError
 from reconciler.lazy import lazy_attributes
@@ -117,6 +117,7 @@ __all__ = [
     "connect",
     "drift",
     "dump_documents",
+    "forgets_only",
     "format_paths",
     "format_text",
     "import_resource",

@@ -513,7 +513,13 @@ def rollout_report(report: ApplyReport) -> None:
 
 def _done_counts(report: ApplyReport) -> dict[str, int]:
     """Successful actions by type (``create``...), as ``render_apply_summary`` counts them."""
-    return dict(Counter(o.action.type for o in report.outcomes if o.ok))
+    return dict(
+        Counter(
+            "forget" if usecases.forgets_only(o.action) else o.action.type
+            for o in report.outcomes
+            if o.ok
+        )
+    )
 
 
 def _warn_twins(the_plan: Plan) -> None:

@@ -171,6 +171,17 @@ class Delete(_Action):
     live_marker: str | None = None
 
 
+#: how the reason of an archive or delete of an object archived or gone already begins:
+#: apply only forgets its lockfile entry (``engine.prune``)
+ALREADY_REMOVED = "removed from the manifests and already "
+
+
+def forgets_only(action: _Action) -> bool:
+    """Whether ``action`` archives or deletes an object archived or gone already: it only
+    forgets the lockfile entry, and the summaries say so instead of "archived"."""
+    return isinstance(action, Archive | Delete) and action.reason.startswith(ALREADY_REMOVED)
+
+
 class NoOp(_Action):
     """Nothing to send; apply still records ``target`` (e.g. adopted after a lost lockfile)."""
 
@@ -327,14 +338,20 @@ class PlanSummary(Frozen):
     adopt: int = Field(default=0, exclude=True)
     #: of the above, how many move an address (``moved_from``); said only when some do
     moved: int = Field(default=0, exclude=True)
+    #: the type (``archive``, ``delete``) of each of the above that only forgets the entry of
+    #: an object archived or gone already (``forgets_only``): said as "N to forget"
+    forgets: tuple[str, ...] = Field(default=(), exclude=True)
 
     def __str__(self) -> str:
         parts = [f"{self.create} to create", f"{self.update} to update"]
         if self.replace:
             parts.append(f"{self.replace} to replace")
-        parts.append(f"{self.archive} to archive")
-        if self.delete:
-            parts.append(f"{self.delete} to delete")
+        parts.append(f"{self.archive - self.forgets.count('archive')} to archive")
+        delete = self.delete - self.forgets.count("delete")
+        if delete:
+            parts.append(f"{delete} to delete")
+        if self.forgets:
+            parts.append(f"{len(self.forgets)} to forget")
         if self.adopt:
             parts.append(f"{self.adopt} to adopt")
         if self.moved:
@@ -416,7 +433,8 @@ class Plan(Frozen):
         for a in self.actions:
             counts[a.type] = counts.get(a.type, 0) + 1
         counts["moved"] = len(self.moves)
-        return PlanSummary(**counts)
+        forgets = tuple(a.type for a in self.actions if forgets_only(a))
+        return PlanSummary(**counts, forgets=forgets)
 
     def action(self, address: str) -> Action | None:
         for a in self.actions:

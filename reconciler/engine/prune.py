@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from reconciler.engine.inputs import PlanInputs, live_marker
-from reconciler.engine.model import Action, Archive, Conflict, Delete, Note
+from reconciler.engine.model import ALREADY_REMOVED, Action, Archive, Conflict, Delete, Note
 from reconciler.jsontypes import JSON
 from reconciler.kinds import DELETABLE_KINDS, KIND_INFO, Kind
 from reconciler.state import LockEntry
@@ -305,8 +305,8 @@ def _already_removed(inputs: PlanInputs, orphan: Orphan, vaults: VaultOrphans) -
             address=orphan.address,
             kind=orphan.kind,
             remote_id=rid,
-            reason=f"removed from the manifests and already {state} on the provider; "
-            "forgets the lockfile entry (--prune)",
+            reason=f"{ALREADY_REMOVED}{state} on the provider; forgets the lockfile entry "
+            "(--prune)",
             live_marker=live_marker(orphan.kind, orphan.obj) if orphan.obj else None,
             parent_id=entry.parent_id if orphan.kind == "credential" else None,
         )

@@ -353,7 +353,8 @@ def render_apply_summary(
 
     Args:
         counts: successful actions by type (``create``, ``update``, ``replace``, ``archive``,
-            ``delete``; other keys such as ``noop`` are ignored). ``replace`` and ``delete``
+            ``delete``, ``forget``: an archive or delete of an object archived or gone already;
+            other keys such as ``noop`` are ignored). ``replace``, ``delete`` and ``forget``
             are only mentioned when non-zero.
         failures: address -> why its action failed.
         recorded_in: where what was done is recorded (the state of ``--backend``).
@@ -373,12 +374,15 @@ def render_apply_summary(
         n = counts.get(key, 0)
         if n or key not in ("replace", "delete"):
             parts.append(f"{n} {done}")
+    if counts.get("forget"):  # an object archived or gone already: its entry forgotten
+        parts.append(f"{counts['forget']} forgotten")
     done_text = ", ".join(parts)
     if not failures and never_started:
         return f"Apply interrupted: {done_text}; {never_started} never started."
     if not failures:
         return f"Apply complete: {done_text}."
-    total = sum(n for k, n in counts.items() if k in CHANGE_TYPES) + len(failures)
+    total = sum(n for k, n in counts.items() if k in CHANGE_TYPES or k == "forget")
+    total += len(failures)
     lines = [f"Apply failed: {len(failures)} of {total} actions failed:"]
     for address in sorted(failures):
         reason = printable(failures[address].strip()).replace("\n", "\n    ")
