@@ -406,6 +406,9 @@ def test_a_vault_already_gone_is_forgotten_not_counted_archived(workdir: Path) -
     path.unlink()
     plan = ok("plan", "--prune").stdout
     assert "Plan: 0 to create, 0 to update, 0 to archive, 1 to forget." in plan, plan
+    markdown = ok("plan", "--prune", "--format", "markdown").stdout
+    assert "| Create | Update | Replace | Archive | Delete | Forget | Unchanged |" in markdown
+    assert "| 0 | 0 | 0 | 0 | 0 | 1 | 8 |" in markdown, markdown
     summary = json.loads(ok("plan", "--prune", "--format", "json").stdout)["summary"]
     assert summary["archive"] == 1, summary
     applied = ok("apply", "--prune", "--auto-approve").stdout

@@ -265,10 +265,17 @@ def plan_markdown(
             head, [notes, tidy, held, policy], [policy, held, notes, tidy], limit, _SEE_PLAN
         )
     s = plan.summary
-    head = title + _table(
-        ("Create", "Update", "Replace", "Archive", "Delete", "Unchanged"),
-        (s.create, s.update, s.replace, s.archive, s.delete, s.noop),
-    )
+    shown = {
+        "Create": s.create,
+        "Update": s.update,
+        "Replace": s.replace,
+        "Archive": s.archive - s.forgets.count("archive"),
+        "Delete": s.delete - s.forgets.count("delete"),
+    }
+    if s.forgets:  # entries of objects archived or gone already, as the summary line says
+        shown["Forget"] = len(s.forgets)
+    shown["Unchanged"] = s.noop
+    head = title + _table(tuple(shown), tuple(shown.values()))
     head += f"**Plan:** {outline.summary.removeprefix('Plan: ')}\n\n"
     if outline.check_sessions:
         head += f"**{html.escape(outline.check_sessions, quote=False)}**\n\n"
