@@ -409,7 +409,8 @@ def _parse(path: Path, raw: bytes) -> Lockfile:
         ) from None
     except RecursionError:  # absurdly deep nesting: no lockfile looks like that
         raise LockfileError(
-            f"{path}: not a lockfile (JSON nested too deeply); {_restore_hint(path)}"
+            f"{path}{position_of_deepest(text)}: not a lockfile (JSON nested too deeply); "
+            f"{_restore_hint(path)}"
         ) from None
     if not isinstance(data, dict):
         raise LockfileError(
