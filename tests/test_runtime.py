@@ -457,7 +457,7 @@ async def test_environment_is_created_once_then_reused(rt: ManagedRuntime) -> No
 
     # same name, other networking: refused with the difference named, unless reuse=True
     other = ManagedConfig(networking=NetworkingConfig("limited", allowed_hosts=["x.example"]))
-    with pytest.raises(ConflictError, match="another networking") as caught:
+    with pytest.raises(ConflictError, match="its networking setting differs") as caught:
         await rt.create_environment(other)
     assert env_id in str(caught.value) and "reuse=True" in str(caught.value)
     assert await rt.create_environment(other, reuse=True) == env_id
@@ -484,7 +484,7 @@ async def test_reuse_ignores_the_order_of_allowed_hosts(rt: ManagedRuntime) -> N
         networking=NetworkingConfig("limited", allowed_hosts=hosts[::-1]),
     )
     assert await rt.create_environment(swapped) == env_id
-    with pytest.raises(ConflictError, match="another packages"):
+    with pytest.raises(ConflictError, match="its packages setting differs from this config's"):
         await rt.create_environment(ManagedConfig(networking=config.networking))
 
 

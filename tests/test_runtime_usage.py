@@ -295,7 +295,8 @@ async def test_an_environment_name_that_apply_manages_points_at_it_not_at_archiv
             await rt.create_environment()
         assert rt.environment_id is None
     message = str(caught.value)
-    assert "exists with another networking and packages than this config describes" in message
+    # it read "exists with another networking and packages than this config describes"
+    assert "exists, but its networking and packages settings differ from this config's" in message
     assert (
         "`reconciler apply` manages it as environment.python-data (project default): use "
         "runtime.environment('python-data') for its id" in message

@@ -386,6 +386,7 @@ def reuse_refused(env: JSON, differences: Sequence[str]) -> str:
             "to use it as it is"
         )
     return (
-        f"environment {env.get('name')!r} ({env['id']}) exists with another "
-        f"{' and '.join(differences)} than this config describes; {what_to_do}"
+        f"environment {env.get('name')!r} ({env['id']}) exists, but its "
+        f"{' and '.join(differences)} {'setting differs' if len(differences) == 1 else 'settings differ'} from "
+        f"this config's; {what_to_do}"
     )
