@@ -134,7 +134,8 @@ class ProviderCheckRunner:
     ) -> str | None:
         """Send ``events`` and read the turn to its end; the agent's text goes to ``answer``
         and outcome verdicts to ``verdicts``. Returns why the turn failed, or None."""
-        from reconciler.runtime.streams import SentLedger, SessionEventStream, Turn, ends_turn
+        from reconciler.runtime.streams import SentLedger, SessionEventStream, ends_turn
+        from reconciler.runtime.turns import Turn
 
         # the ledger tells the stream a turn is coming (it would end at once on an idle
         # session otherwise)

@@ -39,7 +39,7 @@ The stream replays what was sent before it opened, so either order works; ``run_
 
 from __future__ import annotations
 
-from reconciler.runtime import streams
+from reconciler.runtime import streams, turns
 from reconciler.runtime.applied import NotApplied, OriginMismatch
 from reconciler.runtime.config import (
     DEFAULT_TOOLS,
@@ -52,11 +52,11 @@ from reconciler.runtime.runtime import DEFAULT_DB_PATH, ManagedRuntime
 from reconciler.runtime.streams import (
     SentLedger,
     SessionEventStream,
-    Turn,
     as_events,
     ends_turn,
     user_message,
 )
+from reconciler.runtime.turns import Turn
 
 __all__ = [
     "DEFAULT_DB_PATH",
@@ -70,4 +70,4 @@ __all__ = [
     "PackagesConfig",
 ]
 # the event streams' public names are the package's too (as asyncio joins its modules')
-__all__ += streams.__all__
+__all__ += streams.__all__ + turns.__all__

@@ -28,10 +28,10 @@ from reconciler.runtime.options import CLIENT_OPTIONS, unknown_keywords
 from reconciler.runtime.streams import (
     SentLedger,
     SessionEventStream,
-    Turn,
     as_events,
     settle_send,
 )
+from reconciler.runtime.turns import Turn
 
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient

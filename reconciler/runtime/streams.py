@@ -3,9 +3,7 @@
 ``SessionEventStream`` wraps the client's SSE context manager in an object that is both an
 async iterator and an async context manager, so ``async for event in stream`` works on its
 own and ``async with`` guarantees the connection is closed on early exit. ``Turn`` is one
-exchange with the agent: it opens the stream *first* (the server has answered the stream
-request before anything is sent), then sends the user's events, then yields events until the
-turn ends.
+exchange with the agent (``reconciler.runtime.turns``).
 
 The provider's stream carries only what happens after it opens, so a stream opened *after*
 ``send_event`` (the seed's order) would miss the turn. ``SentLedger`` remembers which sent
@@ -24,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Self
 
@@ -38,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = [
     "SentLedger",
     "SessionEventStream",
-    "Turn",
     "as_events",
     "ends_turn",
     "user_message",
@@ -113,7 +110,7 @@ def ends_turn(event: Mapping[str, Any]) -> bool:
     return kind in ("session.error", "session.status_terminated", "session.deleted")
 
 
-def _is_input(event: Mapping[str, Any]) -> bool:
+def is_input(event: Mapping[str, Any]) -> bool:
     """Whether ``event`` is one sent to the session (``user.*``, ``system.message``), as the
     provider echoes it."""
     kind = str(event.get("type") or "")
@@ -152,7 +149,7 @@ def arrived_batch(
         ids = [e.get("id") for e in after]
         if mark in ids:
             after = after[ids.index(mark) + 1 :]
-    inputs = [e for e in after if _is_input(e)]
+    inputs = [e for e in after if is_input(e)]
     for start in range(len(inputs) - len(events) + 1):
         batch = inputs[start : start + len(events)]
         if all(_holds(e, sent) for e, sent in zip(batch, events, strict=True)):
@@ -516,116 +513,3 @@ def _close_abandoned(
     task = loop.create_task(close())
     _CLOSING.add(task)
     task.add_done_callback(_CLOSING.discard)
-
-
-#: Events after which a session has no more turns: they end a turn that has not begun yet.
-SESSION_ENDINGS = frozenset({"session.status_terminated", "session.deleted"})
-
-
-class Turn:
-    """One turn of a session: open the stream, send, yield events until the turn ends.
-
-    Built by ``ManagedRuntime.run_turn``. The turn begins with the first event it sent, as
-    the provider echoes it: what the stream carries before that belongs to another turn on
-    the same session (one sent at the same time) and is skipped, so each of several turns
-    run at once reads its own answer. The final event (``session.status_idle`` with an
-    ending stop reason, ``session.error``, ...) is yielded too; the stream is closed before
-    it is returned, so breaking out of the loop there leaks nothing. An idle event whose stop
-    reason is ``requires_action`` is yielded and the turn goes on: answer it with
-    ``ManagedRuntime.send_event`` inside the loop.
-
-    Attributes:
-        session_id: the session.
-        sent: the events as the provider echoed them (with ids), once sent.
-        events: every event yielded so far.
-    """
-
-    def __init__(
-        self,
-        stream: SessionEventStream,
-        send: Callable[[], Awaitable[list[JSON]]],
-    ) -> None:
-        self.session_id = stream.session_id
-        self.sent: list[JSON] = []
-        self.events: list[JSON] = []
-        self._stream = stream
-        self._send = send
-        self._started = False
-        self._begun = False
-        self._elsewhere = False
-        self._done = False
-
-    def __repr__(self) -> str:
-        return f"<Turn {self.session_id} events={len(self.events)} done={self._done}>"
-
-    @property
-    def done(self) -> bool:
-        """True once the turn's final event was read (or it failed)."""
-        return self._done
-
-    async def start(self) -> Self:
-        """Open the stream, then send the user's events (runs once; ``__anext__`` calls it)."""
-        if not self._started:
-            self._started = True
-            try:
-                await self._stream.open()
-                self.sent = await self._send()
-            except BaseException:
-                self._done = True
-                await self._stream.aclose()
-                raise
-        return self
-
-    async def aclose(self) -> None:
-        """Stop reading and close the stream (the turn itself goes on at the provider)."""
-        self._done = True
-        await self._stream.aclose()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    def __aiter__(self) -> AsyncIterator[JSON]:
-        return self
-
-    async def __anext__(self) -> JSON:
-        if self._done:
-            raise StopAsyncIteration
-        await self.start()
-        try:
-            event = await self._next_of_this_turn()
-        except BaseException:
-            self._done = True
-            raise
-        self.events.append(event)
-        if ends_turn(event):
-            await self.aclose()
-        return event
-
-    async def _next_of_this_turn(self) -> JSON:
-        """The stream's next event of this turn. Before the turn begins, another turn's
-        input (echoed by the provider) and what follows it up to that turn's end are
-        skipped; an event that ends the session is not."""
-        ours = {e.get("id") for e in self.sent}
-        while True:
-            event = await self._stream.__anext__()
-            if self._begun or event.get("id") in ours:
-                self._begun = True
-                return event
-            if event.get("type") in SESSION_ENDINGS:
-                return event
-            if _is_input(event):
-                self._elsewhere = True  # another turn's input: its events are not ours
-            elif self._elsewhere:
-                self._elsewhere = not ends_turn(event)
-            else:  # a provider that does not echo input on the stream: the turn is here
-                self._begun = True
-                return event
-
-    async def collect(self) -> list[JSON]:
-        """Run the turn to its end and return every event it produced."""
-        async for _ in self:
-            pass
-        return list(self.events)
