@@ -17,7 +17,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from reconciler.errors import AmbiguousWriteError, ConflictError
+from reconciler.errors import AmbiguousWriteError, ConflictError, ProviderError
 from reconciler.jsontypes import JSON
 from reconciler.kinds import DEFAULT_PROVIDER_DB
 from reconciler.provider.wire import check_api_key
@@ -601,11 +601,18 @@ class ManagedRuntime(AppliedLookups):
             follow=follow,
             replay=replay,
             on_close=self._streams.discard,
+            on_reopen=self._streams.add,
         )
         self._streams.add(stream)
         return stream
 
-    def run_turn(self, session_id: str | None, message: Event) -> Turn:
+    def run_turn(
+        self,
+        session_id: str | None,
+        message: Event,
+        *,
+        on_reconnect: Callable[[ProviderError], None] | None = None,
+    ) -> Turn:
         """Send ``message`` and yield the session's events until the agent's turn ends.
 
         The stream is opened (the server has answered) before the message is sent, so no
@@ -613,9 +620,17 @@ class ManagedRuntime(AppliedLookups):
         reason is not ``requires_action``, or with ``session.error``; that event is yielded
         last. Iterate with ``async for``, or ``await turn.collect()`` for the list.
 
+        A stream cut before the turn ended (a dropped connection, a proxy's idle timeout,
+        an error frame) is reopened, up to 3 times in a row with the client's backoff:
+        what the session's event list holds after the last event read comes first, then
+        the live events, each once. When reopening fails the error is raised
+        (``ProviderConnectionError``, ``ServerError``); ``turn.reconnects`` counts them.
+
         Args:
             session_id: the session (None = the remembered one).
             message: a string (a user message) or event dict(s), as for ``send_event``.
+            on_reconnect: called with the error that broke the stream off, once it is open
+                again.
 
         Example:
             >>> async for event in rt.run_turn(sid, "list the files"):
@@ -631,7 +646,7 @@ class ManagedRuntime(AppliedLookups):
         async def send() -> list[JSON]:
             return await self.send_event(session_id, events)
 
-        return Turn(stream, send)
+        return Turn(stream, send, on_reconnect=on_reconnect)
 
     async def interrupt(self, session_id: str | None = None) -> list[JSON]:
         """Ask the agent to stop its current turn (sends ``user.interrupt``).

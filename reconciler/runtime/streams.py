@@ -283,6 +283,8 @@ class SessionEventStream:
     session's event list first, so ``send_event`` then ``stream_events`` delivers the whole
     turn, each event once. ``follow=True`` is the raw live tail: no replay, no end.
     ``replay=False`` skips the replay (a ``Turn`` reads only the turn it starts).
+    ``after`` (or ``since``) replays the session's events after (from) that event first,
+    follow or not: how a ``Turn`` reopens a stream that broke off (``reopened``).
 
     Example:
         >>> await rt.send_event(session_id, "hello")
@@ -299,6 +301,9 @@ class SessionEventStream:
         follow: bool = False,
         replay: bool = True,
         on_close: Callable[[SessionEventStream], None] | None = None,
+        on_reopen: Callable[[SessionEventStream], None] | None = None,
+        after: str | None = None,
+        since: str | None = None,
     ) -> None:
         self.session_id = session_id
         self.follow = follow
@@ -306,13 +311,15 @@ class SessionEventStream:
         self._client = client
         self._ledger = ledger if ledger is not None else SentLedger()
         self._on_close = on_close
+        self._on_reopen = on_reopen
         self._cm: AbstractAsyncContextManager[EventStream] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._events: EventStream | None = None
         self._closed = False
         self._started = False
-        self._replay_from: str | None = None
-        self._replay_after: str | None = None
+        self._replay_from = since
+        self._replay_after = after
+        self._ended_by_server = False
         self._replay: deque[JSON] = deque()
         self._replayed: set[str] = set()
         self._turn_over = False
@@ -327,6 +334,34 @@ class SessionEventStream:
     def is_open(self) -> bool:
         """True between a successful ``open()`` and the stream's close."""
         return self._events is not None and not self._closed
+
+    @property
+    def ended_by_server(self) -> bool:
+        """True once the server (or a proxy on the way) ended the response cleanly."""
+        return self._ended_by_server
+
+    def reopened(self, *, after: str | None = None, since: str | None = None) -> Self:
+        """A new stream of the same session, alike but for what it replays first: the
+        session's events after (or from) the given event id."""
+        stream = type(self)(
+            self._client,
+            self.session_id,
+            ledger=self._ledger,
+            follow=self.follow,
+            replay=False,
+            on_close=self._on_close,
+            on_reopen=self._on_reopen,
+            after=after,
+            since=since,
+        )
+        if self._on_reopen is not None:
+            self._on_reopen(stream)
+        return stream
+
+    async def retry_delay(self, attempt: int) -> float:
+        """Seconds to wait before the ``attempt``-th reopening (from 0), by the client's
+        retry policy (its backoff)."""
+        return (await self._api()).policy.backoff(attempt)
 
     async def _api(self) -> ProviderClient:
         if callable(self._client):
@@ -441,7 +476,7 @@ class SessionEventStream:
 
     async def _start(self) -> bool:
         """Load the replay, or decide that nothing can come; False = end now."""
-        if self.follow:
+        if self.follow and self._replay_after is None and self._replay_from is None:
             return True
         if self._replay_after is not None:  # the rest of turns a stream left unfinished
             self._replay.extend((await self._history_since(self._replay_after))[1:])
@@ -473,7 +508,11 @@ class SessionEventStream:
             return self._replay.popleft()
         assert self._events is not None
         while True:
-            event = await self._events.__anext__()
+            try:
+                event = await self._events.__anext__()
+            except StopAsyncIteration:
+                self._ended_by_server = not self._closed  # not closed on purpose
+                raise
             if not self._replayed or str(event.get("id")) not in self._replayed:
                 return event
 

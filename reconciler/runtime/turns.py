@@ -1,20 +1,32 @@
 """Turns: one exchange with the agent, read off a session's event stream.
 
 ``Turn`` opens the stream *first* (the server has answered the stream request before anything
-is sent), then sends the user's events, then yields events until the turn ends. Reading the
-stream itself (replay, ends, closing) is ``reconciler.runtime.streams``'s job; this module
-only decides which of its events belong to the turn.
+is sent), then sends the user's events, then yields events until the turn ends. A stream cut
+before the turn ended (a dropped connection, a proxy's idle timeout, an error frame) is
+reopened - a few attempts, with the client's backoff - and first replays from the session's
+event list what came after the last event read, as an SSE client resumes with
+``Last-Event-ID``. Reading the stream itself (replay, ends, closing) is
+``reconciler.runtime.streams``'s job; this module only decides which of its events belong to
+the turn, and when to reopen.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Self
 
+from reconciler.errors import ProviderConnectionError, ProviderError, ServerError
 from reconciler.jsontypes import JSON
-from reconciler.runtime.streams import SessionEventStream, is_input, ends_turn
+from reconciler.runtime.streams import SessionEventStream, ends_turn, is_input
 
 __all__ = ["Turn"]
+
+log = logging.getLogger("reconciler.runtime")
+
+#: Reopenings of a turn's stream in a row that deliver no event before the turn fails.
+RECONNECT_ATTEMPTS = 3
 
 
 #: Events after which a session has no more turns: they end a turn that has not begun yet.
@@ -33,22 +45,37 @@ class Turn:
     reason is ``requires_action`` is yielded and the turn goes on: answer it with
     ``ManagedRuntime.send_event`` inside the loop.
 
+    A stream that breaks off before the turn's final event is reopened (``attempts`` times
+    in a row at most, waiting the client's backoff before each); the events the session
+    listed after the last one read come first, then the live ones, each once. Reopening
+    that fails raises the error, as a turn without reconnection would
+    (``ProviderConnectionError``, ``ServerError``).
+
     Attributes:
         session_id: the session.
         sent: the events as the provider echoed them (with ids), once sent.
         events: every event yielded so far.
+        reconnects: how many times the stream was reopened.
     """
 
     def __init__(
         self,
         stream: SessionEventStream,
         send: Callable[[], Awaitable[list[JSON]]],
+        *,
+        attempts: int = RECONNECT_ATTEMPTS,
+        on_reconnect: Callable[[ProviderError], None] | None = None,
     ) -> None:
         self.session_id = stream.session_id
         self.sent: list[JSON] = []
         self.events: list[JSON] = []
+        self.reconnects = 0
         self._stream = stream
         self._send = send
+        self._attempts = attempts
+        self._on_reconnect = on_reconnect
+        #: the id of the last event read off the stream (this turn's or not): where to resume
+        self._read: str | None = None
         self._started = False
         self._begun = False
         self._elsewhere = False
@@ -109,7 +136,7 @@ class Turn:
         skipped; an event that ends the session is not."""
         ours = {e.get("id") for e in self.sent}
         while True:
-            event = await self._stream.__anext__()
+            event = await self._next_from_stream()
             if self._begun or event.get("id") in ours:
                 self._begun = True
                 return event
@@ -122,6 +149,69 @@ class Turn:
             else:  # a provider that does not echo input on the stream: the turn is here
                 self._begun = True
                 return event
+
+    async def _next_from_stream(self) -> JSON:
+        """The stream's next event; a stream cut before the turn ended is reopened."""
+        error: ProviderError | None = None
+        failures = 0
+        while True:
+            if error is not None:
+                failures += 1
+                await self._before_reopening(error, failures)
+            try:
+                if error is not None:
+                    await self._reopen()
+                    if self._on_reconnect is not None:
+                        self._on_reconnect(error)
+                event = await self._stream.__anext__()
+            except StopAsyncIteration:
+                if self._done or not self._stream.ended_by_server:
+                    raise  # closed on purpose
+                error = ProviderConnectionError(
+                    f"session {self.session_id}'s event stream ended before the turn did"
+                )
+            except (ProviderConnectionError, ServerError) as broke:
+                if self._done:
+                    raise
+                error = broke
+            else:
+                if event.get("id"):
+                    self._read = str(event["id"])
+                return event
+
+    async def _before_reopening(self, error: ProviderError, failures: int) -> None:
+        """Wait the client's backoff; raise ``error`` once ``attempts`` reopenings in a row
+        delivered nothing (or there is nothing to resume from)."""
+        if failures > self._attempts or not (self._read or self.sent):
+            if failures > 1:
+                raise type(error)(
+                    f"{error} (the stream broke off and {failures - 1} attempts in a row to "
+                    "reopen it failed)",
+                    **error.details(),
+                ) from error
+            raise error
+        log.info("%s; reopening it (attempt %d of %d)", error, failures, self._attempts)
+        await asyncio.sleep(await self._stream.retry_delay(failures - 1))
+
+    async def _reopen(self) -> None:
+        """Open the stream again: it replays the session's events after the last one read
+        (none read yet: from the turn's first sent event on), then goes on live."""
+        if self._done:  # closed while it waited
+            raise StopAsyncIteration
+        if self._read is not None:
+            stream = self._stream.reopened(after=self._read)
+        else:
+            stream = self._stream.reopened(since=str(self.sent[0].get("id")))
+        self._stream = stream
+        try:
+            await stream.open()
+        except BaseException:
+            await stream.aclose()
+            raise
+        if self._done:
+            await stream.aclose()
+            raise StopAsyncIteration
+        self.reconnects += 1
 
     async def collect(self) -> list[JSON]:
         """Run the turn to its end and return every event it produced."""

@@ -1,0 +1,224 @@
+"""A turn whose event stream is cut before the turn ended reconnects by itself.
+
+A dropped connection, a proxy's idle timeout or an error frame on the stream used to end
+``run_turn`` with ``ProviderConnectionError`` / ``ServerError`` and ``reconciler run`` with
+exit 1 ("continue it with --session"). Now the turn reopens its stream (a few attempts, with
+backoff), first delivers from the session's event list what it missed since the last event it
+read, then goes on live: no duplicate, no lost event. ``run`` says so in one line on stderr.
+
+The cut is real: an ASGI middleware in front of the local provider, served over loopback TCP,
+ends the session's event stream after a given number of event frames (the connection
+dropped mid-body, ended cleanly as a proxy's idle timeout does, or an ``error`` frame).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.errors import ServerError
+from reconciler.provider.local import BackgroundServer, create_app
+from reconciler.provider.local.faults import InjectedDisconnect
+from reconciler.provider.local.ids import new_id, now_ts
+from reconciler.runtime import ManagedRuntime
+
+pytestmark = pytest.mark.tcp
+
+TURN = ["user.message", "session.status_running", "agent.message", "session.status_idle"]
+OVERLOADED = (
+    b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error",'
+    b'"message":"Overloaded"}}\n\n'
+)
+
+
+class _Cut(Exception):
+    pass
+
+
+class StreamCutter:
+    """ASGI middleware: cuts the first ``streams`` session event streams it serves right
+    after ``after`` event frames (pings do not count); later streams pass untouched, or with
+    ``refuse`` get a 503 that says not to retry (``x-should-retry: false``).
+
+    ``how``: ``drop`` (the connection closes mid-body), ``end`` (the body ends cleanly, as a
+    proxy's idle timeout ends it) or ``error`` (an ``overloaded_error`` frame, then the end).
+    ``on_open(n, opened)`` runs for the n-th stream (from 1): ``opened`` False before the
+    provider answers it, True once its first frame went out.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        after: int,
+        streams: int = 1,
+        how: str = "drop",
+        refuse: bool = False,
+        on_open: Callable[[int, bool], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.after = after
+        self.streams = streams
+        self.how = how
+        self.refuse = refuse
+        self.on_open = on_open
+        self.opened = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not path.endswith("/events/stream"):
+            await self.app(scope, receive, send)
+            return
+        self.opened += 1
+        number = self.opened
+        if self.on_open is not None:
+            self.on_open(number, False)
+        cut = number <= self.streams
+        if not cut and self.refuse:
+            body = b'{"type":"error","error":{"type":"api_error","message":"unavailable"}}'
+            headers = [(b"content-type", b"application/json"), (b"x-should-retry", b"false")]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        delivered = 0
+        first = True
+
+        async def forward(message: Any) -> None:
+            nonlocal delivered, first
+            body = message.get("body", b"") if message["type"] == "http.response.body" else b""
+            event = body.startswith(b"event: ") and not body.startswith(b"event: ping")
+            if cut and event and delivered >= self.after:
+                raise _Cut
+            await send(message)
+            if body and first:
+                first = False
+                if self.on_open is not None:
+                    self.on_open(number, True)
+            if event:
+                delivered += 1
+                if cut and delivered == self.after:
+                    raise _Cut
+
+        try:
+            await self.app(scope, receive, forward)
+        except _Cut:
+            if self.how == "drop":
+                raise InjectedDisconnect("the test cut the event stream") from None
+            if self.how == "error":
+                await send({"type": "http.response.body", "body": OVERLOADED, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _types(events: list[dict[str, Any]]) -> list[str]:
+    return [e["type"] for e in events]
+
+
+async def _turn(
+    cutter_of: Callable[[Any], StreamCutter],
+    db: Path,
+    run: Callable[[ManagedRuntime, str], Awaitable[Any]],
+) -> tuple[Any, StreamCutter]:
+    cutter = cutter_of(create_app(db))
+    with BackgroundServer(cutter) as server:
+        async with ManagedRuntime(provider_url=server.url, backoff_base=0.05) as rt:
+            agent_id = await rt.create_agent()
+            env_id = await rt.create_environment()
+            session_id = await rt.create_session(agent_id, env_id)
+            return await run(rt, session_id), cutter
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("after", "how"),
+    [(0, "drop"), (1, "drop"), (2, "drop"), (3, "drop"), (2, "end"), (2, "error")],
+)
+async def test_a_turn_whose_stream_is_cut_reconnects_and_misses_nothing(
+    tmp_path: Path, after: int, how: str
+) -> None:
+    async def run(rt: ManagedRuntime, session_id: str) -> Any:
+        return await rt.run_turn(session_id, "hello").collect()
+
+    events, cutter = await _turn(
+        lambda app: StreamCutter(app, after=after, how=how), tmp_path / "p.db", run
+    )
+
+    assert _types(events) == TURN
+    assert len({e["id"] for e in events}) == len(events)
+    assert events[2]["content"][0]["text"] == "echo: hello"
+    assert cutter.opened == 2
+
+
+@pytest.mark.anyio
+async def test_a_cut_after_the_turns_last_event_does_not_reconnect(tmp_path: Path) -> None:
+    async def run(rt: ManagedRuntime, session_id: str) -> Any:
+        return await rt.run_turn(session_id, "hello").collect()
+
+    events, cutter = await _turn(
+        lambda app: StreamCutter(app, after=len(TURN)), tmp_path / "p.db", run
+    )
+
+    assert _types(events) == TURN
+    assert cutter.opened == 1
+
+
+@pytest.mark.anyio
+async def test_after_the_replay_the_reconnected_turn_goes_on_live(tmp_path: Path) -> None:
+    """What happened while the stream was down comes from the events list, what happens
+    after it reopened from the live stream: each once, in order."""
+    db = tmp_path / "p.db"
+    app = create_app(db)
+    provider = app.state.provider
+    box: dict[str, str] = {}
+
+    def agent_event(kind: str, **fields: Any) -> None:
+        event = {"id": new_id("event"), "type": kind, "processed_at": now_ts(), **fields}
+        provider.store.append_event(box["session"], event)
+        provider.hub.notify(box["session"])
+
+    def on_open(number: int, opened: bool) -> None:
+        if number != 2:
+            return
+        if not opened:  # while the stream was down
+            text = [{"type": "text", "text": "missed"}]
+            agent_event("agent.message", content=text)
+        else:  # once it is open again
+            agent_event("agent.message", content=[{"type": "text", "text": "live"}])
+            agent_event("session.status_idle", stop_reason={"type": "end_turn"})
+
+    async def run(rt: ManagedRuntime, session_id: str) -> Any:
+        box["session"] = session_id
+        # the local agent does not answer a system message: the test plays the agent
+        note = {"type": "system.message", "content": [{"type": "text", "text": "note"}]}
+        return await rt.run_turn(session_id, note).collect()
+
+    events, cutter = await _turn(lambda _: StreamCutter(app, after=1, on_open=on_open), db, run)
+
+    assert _types(events) == [
+        "system.message",
+        "agent.message",
+        "agent.message",
+        "session.status_idle",
+    ]
+    assert [e["content"][0]["text"] for e in events[1:3]] == ["missed", "live"]
+    assert len({e["id"] for e in events}) == 4
+    assert cutter.opened == 2
+
+
+@pytest.mark.anyio
+async def test_a_stream_that_cannot_be_reopened_raises_as_before(tmp_path: Path) -> None:
+    async def run(rt: ManagedRuntime, session_id: str) -> Any:
+        turn = rt.run_turn(session_id, "hello")
+        with pytest.raises(ServerError, match="3 attempts in a row to reopen it failed") as raised:
+            await turn.collect()
+        return turn, raised.value
+
+    (turn, error), cutter = await _turn(
+        lambda app: StreamCutter(app, after=1, refuse=True), tmp_path / "p.db", run
+    )
+
+    assert turn.done and _types(turn.events) == ["user.message"]
+    assert error.status == 503
+    assert cutter.opened == 4  # the stream, and three attempts to reopen it
