@@ -386,7 +386,7 @@ class _Runtime:
         self.turn = _EndlessTurn()
         self.interrupted: list[str] = []
 
-    def run_turn(self, session_id: str, message: str) -> _EndlessTurn:
+    def run_turn(self, session_id: str, message: str, **_: Any) -> _EndlessTurn:
         return self.turn
 
     async def interrupt(self, session_id: str) -> list[dict[str, Any]]:

@@ -49,7 +49,7 @@ class _Turn:
 
 def _turn_ends_with(monkeypatch: pytest.MonkeyPatch, last: dict[str, Any]) -> None:
     events = [{"type": "session.status_running", "id": "sevt_01running"}, last]
-    monkeypatch.setattr(ManagedRuntime, "run_turn", lambda self, sid, message: _Turn(events))
+    monkeypatch.setattr(ManagedRuntime, "run_turn", lambda self, sid, message, **_: _Turn(events))
 
 
 def test_a_session_error_exits_1_and_says_why(
@@ -107,7 +107,7 @@ def test_a_rescheduled_session_is_shown_as_it_happens(
         {"type": "agent.message", "content": [{"type": "text", "text": "done"}]},
         {"type": "session.status_idle", "stop_reason": {"type": "end_turn"}},
     ]
-    monkeypatch.setattr(ManagedRuntime, "run_turn", lambda self, sid, message: _Turn(events))
+    monkeypatch.setattr(ManagedRuntime, "run_turn", lambda self, sid, message, **_: _Turn(events))
 
     result = cli("run", "coder", "-m", "hi")
     assert result.exit_code == 0, result.stderr

@@ -13,17 +13,22 @@ dropped mid-body, ended cleanly as a proxy's idle timeout does, or an ``error`` 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import json
+import shutil
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.gitops import cli, make_workdir
 
 from reconciler.errors import ServerError
 from reconciler.provider.local import BackgroundServer, create_app
 from reconciler.provider.local.faults import InjectedDisconnect
 from reconciler.provider.local.ids import new_id, now_ts
 from reconciler.runtime import ManagedRuntime
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.tcp
 
@@ -222,3 +227,58 @@ async def test_a_stream_that_cannot_be_reopened_raises_as_before(tmp_path: Path)
     assert turn.done and _types(turn.events) == ["user.message"]
     assert error.status == 503
     assert cutter.opened == 4  # the stream, and three attempts to reopen it
+
+
+# -- reconciler run ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def applied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, int]]:
+    """The example manifests applied over TCP; the provider's database and port."""
+    make_workdir(tmp_path, monkeypatch, manifests=False)
+    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
+    db = tmp_path / "provider.db"
+    with BackgroundServer(create_app(db)) as server:
+        result = cli("--provider-url", server.url, "apply", "--auto-approve")
+        assert result.exit_code == 0, result.output
+    yield db, server.port
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_run_reconnects_a_cut_stream_and_says_so_on_stderr(
+    applied: tuple[Path, int], as_json: bool
+) -> None:
+    db, port = applied
+    cutter = StreamCutter(create_app(db), after=2)
+    with BackgroundServer(cutter, port=port) as server:
+        args = ["--provider-url", server.url, "run", "coder", "-m", "hello"]
+        result = cli(*args, *(["--json"] if as_json else []))
+
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert cutter.opened == 2
+    assert "Reconnected, nothing missed (session " in result.stderr, result.stderr
+    assert "open it again" not in result.stderr
+    assert "Traceback" not in result.stderr
+    if as_json:
+        events = [json.loads(line) for line in result.stdout.splitlines()]
+        assert _types(events) == TURN
+        assert len({e["id"] for e in events}) == len(events)
+    else:
+        assert result.stdout == "echo: hello\n"
+
+
+def test_run_whose_stream_cannot_be_reopened_names_the_session_as_before(
+    applied: tuple[Path, int],
+) -> None:
+    db, port = applied
+    cutter = StreamCutter(create_app(db), after=1, refuse=True)
+    with BackgroundServer(cutter, port=port) as server:
+        result = cli("--provider-url", server.url, "run", "coder", "-m", "hello")
+
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    session_id = result.stderr.split("Session ", 1)[1].split()[0]
+    assert f"reconciler run coder --session {session_id} -m TEXT" in result.stderr
+    assert "3 attempts in a row to reopen it failed" in result.stderr
+    assert result.stdout == ""
+    assert cutter.opened == 4

@@ -14,8 +14,10 @@ session by the token it put in its metadata and names it, or says what finds it;
 whose answer was lost (``AmbiguousWriteError``) is looked up the same way, and the turn goes
 on in the session found; when the lookup shows none, the create is sent once more with the
 same token (at most two creates, and one session: a late first one is deleted); a message whose answer was lost is looked for in the session's
-events (``ManagedRuntime.send_event`` settles it) and sent again only when not there. When the
-reader of stdout goes away (``run --json | head -1``) the run stops reading and exits 0
+events (``ManagedRuntime.send_event`` settles it) and sent again only when not there. An
+event stream that breaks off mid-turn is reopened by the turn (``run_turn``), and run says so
+in one line on stderr; one that cannot be reopened ends the run with exit 1, naming the
+session to continue. When the reader of stdout goes away (``run --json | head -1``) the run stops reading and exits 0
 quietly; the agent's turn goes on (continue the session with ``--session``).
 """
 
@@ -331,9 +333,16 @@ async def talk(rt: Any, session_id: str, message: str, printer: Printer) -> Turn
     """One turn: send ``message``, print events until the turn ends; Ctrl-C interrupts.
 
     Args:
-        rt: an open ``ManagedRuntime`` (anything with ``run_turn`` and ``interrupt``).
+        rt: an open ``ManagedRuntime`` (anything with ``run_turn`` taking ``on_reconnect``,
+            and ``interrupt``).
     """
-    turn = rt.run_turn(session_id, message)
+
+    def reconnected(error: ProviderError) -> None:
+        # the turn did open it again: the stream's own advice to do so is not for the user
+        why = str(error).removesuffix("; open it again to keep reading")
+        click.echo(f"Reconnected, nothing missed ({why})", err=True)
+
+    turn = rt.run_turn(session_id, message, on_reconnect=reconnected)
     try:
         async for event in turn:
             printer(event)
