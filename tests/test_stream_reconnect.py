@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from support.gitops import cli, make_workdir
 
-from reconciler.errors import ServerError
+from reconciler.errors import ProviderConnectionError, ServerError
 from reconciler.provider.local import BackgroundServer, create_app
 from reconciler.provider.local.faults import InjectedDisconnect
 from reconciler.provider.local.ids import new_id, now_ts
@@ -282,3 +282,32 @@ def test_run_whose_stream_cannot_be_reopened_names_the_session_as_before(
     assert "3 attempts in a row to reopen it failed" in result.stderr
     assert result.stdout == ""
     assert cutter.opened == 4
+
+
+# -- stream_events -------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_stream_whose_response_ends_mid_turn_says_so_and_the_next_one_resumes(
+    tmp_path: Path,
+) -> None:
+    """A stream read with ``stream_events`` (no reconnection of its own) whose response
+    ended cleanly mid-turn (a proxy's idle timeout) ended the ``async for`` as if the turn
+    had: half a turn, no error. Now it raises, as a dropped connection does, and the next
+    ``stream_events`` delivers the rest."""
+
+    async def run(rt: ManagedRuntime, session_id: str) -> Any:
+        seen: list[dict[str, Any]] = []
+        async with rt.stream_events(session_id) as stream:
+            await rt.send_event(session_id, "hello")
+            with pytest.raises(ProviderConnectionError, match="open it again"):
+                async for event in stream:
+                    seen.append(event)
+        return seen, [event async for event in rt.stream_events(session_id)]
+
+    (seen, rest), cutter = await _turn(
+        lambda app: StreamCutter(app, after=2, how="end"), tmp_path / "p.db", run
+    )
+
+    assert _types(seen) == TURN[:2]
+    assert _types(rest) == TURN[2:]

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Self
 
-from reconciler.errors import AmbiguousWriteError, ProviderError
+from reconciler.errors import AmbiguousWriteError, ProviderConnectionError, ProviderError
 from reconciler.jsontypes import JSON
 
 if TYPE_CHECKING:
@@ -512,7 +512,14 @@ class SessionEventStream:
                 event = await self._events.__anext__()
             except StopAsyncIteration:
                 self._ended_by_server = not self._closed  # not closed on purpose
-                raise
+                if self.follow or self._closed:
+                    raise
+                # a proxy's idle timeout ends a response as cleanly as the server would:
+                # ending the loop here would pass half a turn off as a whole one
+                raise ProviderConnectionError(
+                    f"session {self.session_id}'s event stream ended before the turn did (the "
+                    "provider or a proxy closed it); open it again to keep reading"
+                ) from None
             if not self._replayed or str(event.get("id")) not in self._replayed:
                 return event
 
