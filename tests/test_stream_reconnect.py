@@ -13,8 +13,10 @@ dropped mid-body, ended cleanly as a proxy's idle timeout does, or an ``error`` 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,8 @@ class StreamCutter:
         self.refuse = refuse
         self.on_open = on_open
         self.opened = 0
+        #: set once a stream was cut
+        self.cut = threading.Event()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         path = str(scope.get("path", ""))
@@ -110,6 +114,7 @@ class StreamCutter:
         try:
             await self.app(scope, receive, forward)
         except _Cut:
+            self.cut.set()
             if self.how == "drop":
                 raise InjectedDisconnect("the test cut the event stream") from None
             if self.how == "error":
@@ -311,3 +316,29 @@ async def test_a_stream_whose_response_ends_mid_turn_says_so_and_the_next_one_re
 
     assert _types(seen) == TURN[:2]
     assert _types(rest) == TURN[2:]
+    assert cutter.opened == 2
+
+
+@pytest.mark.anyio
+async def test_a_runtime_closed_while_a_turn_waits_to_reconnect_stays_closed(
+    tmp_path: Path,
+) -> None:
+    """The runtime's aclose() ends a loop reading a turn in another task quietly: also while
+    the turn waits out its backoff before reopening a cut stream (it reopened the stream,
+    and with it the runtime's connection, after the program closed it)."""
+    cutter = StreamCutter(create_app(tmp_path / "p.db"), after=1)
+    with BackgroundServer(cutter) as server:
+        rt = ManagedRuntime(provider_url=server.url, backoff_base=1.0)
+        session_id = await rt.create_session(await rt.create_agent(), await rt.create_environment())
+        reading = asyncio.ensure_future(rt.run_turn(session_id, "hello").collect())
+        while not cutter.cut.is_set():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # the turn waits to reopen
+        await rt.aclose()
+        events = await asyncio.wait_for(reading, 10)
+        await asyncio.sleep(1.5)  # past the backoff
+
+    assert _types(events) == TURN[:1]
+    assert cutter.opened == 1
+    with pytest.raises(RuntimeError, match="not connected"):
+        rt.client  # noqa: B018 - closed, and not connected again behind the program's back

@@ -336,6 +336,11 @@ class SessionEventStream:
         return self._events is not None and not self._closed
 
     @property
+    def closed(self) -> bool:
+        """True once the stream was closed (it is not opened again)."""
+        return self._closed
+
+    @property
     def ended_by_server(self) -> bool:
         """True once the server (or a proxy on the way) ended the response cleanly."""
         return self._ended_by_server

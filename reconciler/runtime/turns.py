@@ -157,12 +157,10 @@ class Turn:
         while True:
             if error is not None:
                 failures += 1
-                await self._before_reopening(error, failures)
+                self._give_up(error, failures)
             try:
                 if error is not None:
-                    await self._reopen()
-                    if self._on_reconnect is not None:
-                        self._on_reconnect(error)
+                    await self._reopen(error, failures)
                 event = await self._stream.__anext__()
             except StopAsyncIteration:
                 if self._done or not self._stream.ended_by_server:
@@ -179,39 +177,41 @@ class Turn:
                     self._read = str(event["id"])
                 return event
 
-    async def _before_reopening(self, error: ProviderError, failures: int) -> None:
-        """Wait the client's backoff; raise ``error`` once ``attempts`` reopenings in a row
-        delivered nothing (or there is nothing to resume from)."""
-        if failures > self._attempts or not (self._read or self.sent):
-            if failures > 1:
-                raise type(error)(
-                    f"{error} (the stream broke off and {failures - 1} attempts in a row to "
-                    "reopen it failed)",
-                    **error.details(),
-                ) from error
-            raise error
-        log.info("%s; reopening it (attempt %d of %d)", error, failures, self._attempts)
-        await asyncio.sleep(await self._stream.retry_delay(failures - 1))
+    def _give_up(self, error: ProviderError, failures: int) -> None:
+        """Raise ``error`` once ``attempts`` reopenings in a row delivered nothing (or there
+        is nothing to resume from)."""
+        if failures <= self._attempts and (self._read or self.sent):
+            return
+        if failures > 1:
+            raise type(error)(
+                f"{error} (the stream broke off and {failures - 1} attempts in a row to "
+                "reopen it failed)",
+                **error.details(),
+            ) from error
+        raise error
 
-    async def _reopen(self) -> None:
-        """Open the stream again: it replays the session's events after the last one read
-        (none read yet: from the turn's first sent event on), then goes on live."""
-        if self._done:  # closed while it waited
-            raise StopAsyncIteration
+    async def _reopen(self, error: ProviderError, failures: int) -> None:
+        """Open the stream again after the client's backoff: it replays the session's events
+        after the last one read (none read yet: from the turn's first sent event on), then
+        goes on live. StopAsyncIteration: the turn or its stream was closed meanwhile."""
+        log.info("%s; reopening it (attempt %d of %d)", error, failures, self._attempts)
+        # made (and so known to the runtime, which closes it with itself) before the wait
         if self._read is not None:
             stream = self._stream.reopened(after=self._read)
         else:
             stream = self._stream.reopened(since=str(self.sent[0].get("id")))
         self._stream = stream
+        await asyncio.sleep(await stream.retry_delay(failures - 1))
+        if self._done or stream.closed:  # closed while it waited
+            raise StopAsyncIteration
         try:
             await stream.open()
         except BaseException:
             await stream.aclose()
             raise
-        if self._done:
-            await stream.aclose()
-            raise StopAsyncIteration
         self.reconnects += 1
+        if self._on_reconnect is not None:
+            self._on_reconnect(error)
 
     async def collect(self) -> list[JSON]:
         """Run the turn to its end and return every event it produced."""
