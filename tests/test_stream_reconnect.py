@@ -48,7 +48,8 @@ class _Cut(Exception):
 class StreamCutter:
     """ASGI middleware: cuts the first ``streams`` session event streams it serves right
     after ``after`` event frames (pings do not count); later streams pass untouched, or with
-    ``refuse`` get a 503 that says not to retry (``x-should-retry: false``).
+    ``refuse`` get a 503 that says not to retry (``x-should-retry: false``). ``stream_only``:
+    an event sent just before the cut that the session's event list does not hold.
 
     ``how``: ``drop`` (the connection closes mid-body), ``end`` (the body ends cleanly, as a
     proxy's idle timeout ends it) or ``error`` (an ``overloaded_error`` frame, then the end).
@@ -64,6 +65,7 @@ class StreamCutter:
         streams: int = 1,
         how: str = "drop",
         refuse: bool = False,
+        stream_only: dict[str, Any] | None = None,
         on_open: Callable[[int, bool], None] | None = None,
     ) -> None:
         self.app = app
@@ -71,6 +73,7 @@ class StreamCutter:
         self.streams = streams
         self.how = how
         self.refuse = refuse
+        self.stream_only = stream_only
         self.on_open = on_open
         self.opened = 0
         #: set once a stream was cut
@@ -115,6 +118,13 @@ class StreamCutter:
             await self.app(scope, receive, forward)
         except _Cut:
             self.cut.set()
+            if self.stream_only is not None:
+                frame = (
+                    f"event: {self.stream_only['type']}\ndata: {json.dumps(self.stream_only)}\n\n"
+                )
+                await send(
+                    {"type": "http.response.body", "body": frame.encode(), "more_body": True}
+                )
             if self.how == "drop":
                 raise InjectedDisconnect("the test cut the event stream") from None
             if self.how == "error":
@@ -342,3 +352,24 @@ async def test_a_runtime_closed_while_a_turn_waits_to_reconnect_stays_closed(
     assert cutter.opened == 1
     with pytest.raises(RuntimeError, match="not connected"):
         rt.client  # noqa: B018 - closed, and not connected again behind the program's back
+
+
+@pytest.mark.anyio
+async def test_a_cut_right_after_an_event_the_list_does_not_hold_still_misses_nothing(
+    tmp_path: Path,
+) -> None:
+    """The last event read before the cut is not in the session's event list (an event only
+    the stream carries): the replay found no place to start after, started live, and the
+    turn waited for an end that had already come."""
+    span = {"id": "sevt_01streamonly", "type": "span.model_request_start"}
+
+    async def run(rt: ManagedRuntime, session_id: str) -> Any:
+        return await asyncio.wait_for(rt.run_turn(session_id, "hello").collect(), 20)
+
+    events, cutter = await _turn(
+        lambda app: StreamCutter(app, after=2, stream_only=span), tmp_path / "p.db", run
+    )
+
+    assert _types(events) == [*TURN[:2], span["type"], *TURN[2:]]
+    assert len({e["id"] for e in events}) == len(events)
+    assert cutter.opened == 2

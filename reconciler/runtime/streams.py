@@ -484,9 +484,10 @@ class SessionEventStream:
         if self.follow and self._replay_after is None and self._replay_from is None:
             return True
         if self._replay_after is not None:  # the rest of turns a stream left unfinished
-            self._replay.extend((await self._history_since(self._replay_after))[1:])
+            history, found = await self._history_since(self._replay_after, self._replay_from)
+            self._replay.extend(history[1:] if found else history)
         elif self._replay_from is not None:
-            self._replay.extend(await self._history_since(self._replay_from))
+            self._replay.extend((await self._history_since(self._replay_from))[0])
         if self._replay_from is not None or self._replay_after is not None:
             self._replayed = {str(e["id"]) for e in self._replay if e.get("id")}
             return True
@@ -528,22 +529,31 @@ class SessionEventStream:
             if not self._replayed or str(event.get("id")) not in self._replayed:
                 return event
 
-    async def _history_since(self, first_id: str) -> list[JSON]:
-        """The session's events from ``first_id`` on, oldest first (paged newest first)."""
+    async def _history_since(
+        self, first_id: str, fallback: str | None = None
+    ) -> tuple[list[JSON], bool]:
+        """The session's events from ``first_id`` on, oldest first (paged newest first), and
+        True; when the list does not hold ``first_id`` (an event only the stream carried),
+        those from ``fallback`` on, and False."""
         newest_first: list[JSON] = []
+        at_fallback: int | None = None
         pager = (await self._api()).sessions.list_events(
             self.session_id, order="desc", limit=REPLAY_PAGE
         )
         async for event in pager:
             newest_first.append(event)
             if event.get("id") == first_id:
-                return newest_first[::-1]
+                return newest_first[::-1], True
+            if fallback is not None and event.get("id") == fallback and at_fallback is None:
+                at_fallback = len(newest_first)
+        if at_fallback is not None:
+            return newest_first[:at_fallback][::-1], False
         log.warning(
             "event %s sent to session %s is not in its event list; the stream starts live",
-            first_id,
+            fallback or first_id,
             self.session_id,
         )
-        return []
+        return [], False
 
 
 #: Closes of abandoned streams in flight (the loop keeps only weak references to tasks).

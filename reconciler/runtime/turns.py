@@ -76,6 +76,8 @@ class Turn:
         self._on_reconnect = on_reconnect
         #: the id of the last event read off the stream (this turn's or not): where to resume
         self._read: str | None = None
+        #: the ids of the events read off the stream (a replay from the turn's start skips them)
+        self._seen: set[str] = set()
         self._started = False
         self._begun = False
         self._elsewhere = False
@@ -152,8 +154,8 @@ class Turn:
 
     async def _next_from_stream(self) -> JSON:
         """The stream's next event; a stream cut before the turn ended is reopened."""
-        error: ProviderError | None = None
-        failures = 0
+        error: ProviderError | None = None  # set: the stream broke off, reopen it
+        failures = 0  # in a row, since the last event this call returned
         while True:
             if error is not None:
                 failures += 1
@@ -161,6 +163,7 @@ class Turn:
             try:
                 if error is not None:
                     await self._reopen(error, failures)
+                    error = None
                 event = await self._stream.__anext__()
             except StopAsyncIteration:
                 if self._done or not self._stream.ended_by_server:
@@ -173,8 +176,12 @@ class Turn:
                     raise
                 error = broke
             else:
-                if event.get("id"):
-                    self._read = str(event["id"])
+                event_id = event.get("id")
+                if event_id and str(event_id) in self._seen:
+                    continue  # replayed from the turn's start: read before the cut
+                if event_id:
+                    self._read = str(event_id)
+                    self._seen.add(self._read)
                 return event
 
     def _give_up(self, error: ProviderError, failures: int) -> None:
@@ -196,10 +203,9 @@ class Turn:
         goes on live. StopAsyncIteration: the turn or its stream was closed meanwhile."""
         log.info("%s; reopening it (attempt %d of %d)", error, failures, self._attempts)
         # made (and so known to the runtime, which closes it with itself) before the wait
-        if self._read is not None:
-            stream = self._stream.reopened(after=self._read)
-        else:
-            stream = self._stream.reopened(since=str(self.sent[0].get("id")))
+        # after the last event read; from the turn's start if the list does not hold that one
+        first = str(self.sent[0].get("id")) if self.sent else None
+        stream = self._stream.reopened(after=self._read, since=first)
         self._stream = stream
         await asyncio.sleep(await stream.retry_delay(failures - 1))
         if self._done or stream.closed:  # closed while it waited
