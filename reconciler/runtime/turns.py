@@ -49,7 +49,8 @@ class Turn:
     in a row at most, waiting the client's backoff before each); the events the session
     listed after the last one read come first, then the live ones, each once. Reopening
     that fails raises the error, as a turn without reconnection would
-    (``ProviderConnectionError``, ``ServerError``).
+    (``ProviderConnectionError``, ``ServerError``): the client has retried that request by
+    its own policy, so the turn does not try it again.
 
     Attributes:
         session_id: the session.
@@ -160,10 +161,9 @@ class Turn:
             if error is not None:
                 failures += 1
                 self._give_up(error, failures)
+                await self._reopen(error, failures)
+                error = None
             try:
-                if error is not None:
-                    await self._reopen(error, failures)
-                    error = None
                 event = await self._stream.__anext__()
             except StopAsyncIteration:
                 if self._done or not self._stream.ended_by_server:
@@ -191,8 +191,8 @@ class Turn:
             return
         if failures > 1:
             raise type(error)(
-                f"{error} (the stream broke off and {failures - 1} attempts in a row to "
-                "reopen it failed)",
+                f"{error} (the stream broke off {failures} times in a row, each time "
+                "before a new event)",
                 **error.details(),
             ) from error
         raise error
@@ -212,6 +212,13 @@ class Turn:
             raise StopAsyncIteration
         try:
             await stream.open()
+        except (ProviderConnectionError, ServerError) as failed:
+            await stream.aclose()
+            # final: the client has retried this request by its own policy already
+            raise type(failed)(
+                f"{failed} (the stream broke off and opening it again failed)",
+                **failed.details(),
+            ) from failed
         except BaseException:
             await stream.aclose()
             raise
