@@ -145,6 +145,10 @@ def test_wrong_type_beside_a_key_named_like_its_union_tag_points_at_that_value(
         """,
     )
     assert errors(project) == [
+        (  # no Skill manifest here: said beside the other error, not after it is fixed
+            "manifests/a.yaml:6:13: spec.skills[0].ref: unknown skill 'review-checklist': no "
+            "Skill manifest has this name; add a Skill manifest named review-checklist"
+        ),
         (
             "manifests/a.yaml:6:40: spec.skills[0].version: expected a string, got an integer; "
             "put it in quotes to make it a string"

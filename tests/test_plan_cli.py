@@ -227,6 +227,48 @@ def test_a_typo_in_an_agents_name_is_not_followed_by_unknown_agent(
     assert "unknown environment 'nope'" in cli("validate").stderr
 
 
+def test_a_documents_unknown_references_are_reported_beside_its_other_errors(
+    workdir: Path,
+) -> None:
+    """A deployment with an invalid field and references to nothing: all said in one run,
+    each at its place (they were said only once the other error was fixed)."""
+    deployments = workdir / "manifests/deployments.yaml"
+    edit(deployments, "{ref: reviewer}", "{ref: nobody}")
+    edit(deployments, "environment: python-data", "environment: nope")
+    edit(deployments, "vaults: [github]", "vaults: [github, v]")
+    edit(deployments, "  initial_events:\n", "  initial_events: []\n  old_events:\n")
+    result = cli("validate")
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == "Error: 5 errors in manifests:", result.stderr
+    assert re.search(r"deployments\.yaml:8:16: spec\.agent\.ref: unknown agent 'nobody'", lines[1])
+    assert re.search(
+        r"deployments\.yaml:9:16: spec\.environment: unknown environment 'nope'", lines[2]
+    )
+    assert re.search(r"deployments\.yaml:10:20: spec\.vaults\[1\]: unknown vault 'v'", lines[3])
+    assert re.search(r"deployments\.yaml:11:\d+: spec\.initial_events", lines[4])
+    assert re.search(r"deployments\.yaml:12:\d+: spec\.old_events", lines[5])
+    # the string form of the agent pin, and an agent's skills, are read as well
+    edit(deployments, "{ref: nobody}", "nobody")
+    agents = workdir / "manifests/agents.yaml"
+    edit(agents, "    effort: high", "    effort: hihg")
+    stderr = cli("validate").stderr
+    assert re.search(r"deployments\.yaml:8:10: spec\.agent: unknown agent 'nobody'", stderr)
+    assert "effort" in stderr
+
+
+def test_an_invalid_agents_unknown_skill_is_reported_with_its_typo(workdir: Path) -> None:
+    agents = workdir / "manifests/agents.yaml"
+    edit(agents, "{ref: review-checklist}", "{ref: no-such-skill}")
+    edit(agents, "    effort: high", "    effort: hihg")
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "unknown skill 'no-such-skill'" in result.stderr, result.stderr
+    assert "effort" in result.stderr
+    # the deployments of the invalid agent do not say "unknown agent"
+    assert "unknown agent" not in result.stderr
+
+
 def test_every_bad_ignore_changes_entry_is_reported_at_once(workdir: Path) -> None:
     agents = workdir / "manifests/agents.yaml"  # agent.reviewer is its last document
     agents.write_text(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,10 @@ class _Loaded:
 ANY_NAME = ""
 
 
+#: ``(kind, name, spec path, source)`` of one reference from a document to another
+_Reference = tuple[str, str, DataPath, DocumentSource]
+
+
 @dataclass
 class _FileResult:
     loaded: list[_Loaded] = field(default_factory=list)
@@ -81,6 +85,9 @@ class _FileResult:
     #: ``from_file`` secrets of vaults that failed validation: (where, field path, file),
     #: checked as those of valid documents are, so every error is reported at once
     secret_files: list[tuple[SourceLocation, str, str]] = field(default_factory=list)
+    #: references of documents that were not loaded (they failed validation), as written:
+    #: checked as those of loaded documents are, so every error is reported at once
+    references: list[_Reference] = field(default_factory=list)
 
 
 def _unescape(value: Any, path: DataPath, hits: list[DataPath]) -> Any:
@@ -142,6 +149,7 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
     policies: list[PolicySource] = []
     failed: set[tuple[str, str]] = set()
     secret_files: list[tuple[SourceLocation, str, str]] = []
+    references: list[_Reference] = []
     for doc in parsed:
         source = DocumentSource(shown, doc.start, doc.positions)
         issues += [
@@ -198,14 +206,15 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
             if every_ignore is not None:
                 refused.append(("ignore_changes",))
                 issues += every_ignore
+            found = _validation_issues(exc, data, source)
             issues += [
-                issue
-                for path, issue in _validation_issues(exc, data, source)
-                if not any(path[: len(r)] == r for r in refused)
+                issue for path, issue in found if not any(path[: len(r)] == r for r in refused)
             ]
             secret_files += _raw_secret_files(data, source)
+            references += _raw_references(data, source, [*refused, *(p for p, _ in found)])
             continue
         if text_issues:
+            references += _raw_references(data, source, unread)
             continue
         skill: SkillSource | None = None
         if isinstance(document.spec, SkillSpec):
@@ -218,8 +227,57 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
                 continue
         loaded.append(_Loaded(document, source, skill))
     return _FileResult(
-        loaded, policies, issues, failed, broken=bool(yaml_issues), secret_files=secret_files
+        loaded,
+        policies,
+        issues,
+        failed,
+        broken=bool(yaml_issues),
+        secret_files=secret_files,
+        references=references,
     )
+
+
+def _raw_references(
+    data: dict[str, Any], source: DocumentSource, wrong: list[DataPath]
+) -> list[_Reference]:
+    """The references to other manifests of a Deployment or Agent document that was not
+    loaded, as written (as ``references()`` reads those of a valid spec), but for those at
+    or under a place in ``wrong`` (their error is reported already)."""
+    spec = data.get("spec")
+    if not isinstance(spec, dict):
+        return []
+    found: list[tuple[str, Any, DataPath]] = []
+    if data.get("kind") == "Deployment":
+        agent = spec.get("agent")
+        if isinstance(agent, dict):
+            found.append(("Agent", agent.get("ref"), ("agent", "ref")))
+        else:
+            found.append(("Agent", agent, ("agent",)))
+        found.append(("Environment", spec.get("environment"), ("environment",)))
+        vaults = spec.get("vaults")
+        for index, vault in enumerate(vaults if isinstance(vaults, list) else ()):
+            found.append(("Vault", vault, ("vaults", index)))
+        resources = spec.get("resources")
+        for index, item in enumerate(resources if isinstance(resources, list) else ()):
+            if isinstance(item, dict) and "type" not in item:  # a mount by name
+                found.append(
+                    ("MemoryStore", item.get("memory_store"), ("resources", index, "memory_store"))
+                )
+    elif data.get("kind") == "Agent":
+        skills = spec.get("skills")
+        for index, skill in enumerate(skills if isinstance(skills, list) else ()):
+            if isinstance(skill, dict):
+                found.append(("Skill", skill.get("ref"), ("skills", index, "ref")))
+    references: dict[tuple[str, str], _Reference] = {}
+    for kind, name, spec_path in found:
+        if (
+            isinstance(name, str)
+            and re.fullmatch(NAME_PATTERN, name)
+            and not any(("spec", *spec_path)[: len(w)] == w for w in wrong)
+        ):
+            # once: a name written twice (`vaults: [v, v]`) is one mistake, its repeat another
+            references.setdefault((kind, name), (kind, name, spec_path, source))
+    return list(references.values())
 
 
 def _raw_secret_files(
@@ -339,14 +397,19 @@ def _unknown_kind(kind: object) -> str:
 
 
 def _check_set(
-    loaded: list[_Loaded], failed: set[tuple[str, str]], *, broken: bool = False
+    loaded: list[_Loaded],
+    failed: set[tuple[str, str]],
+    *,
+    broken: bool = False,
+    unloaded: Sequence[_Reference] = (),
 ) -> tuple[dict[str, _Loaded], list[ManifestIssue]]:
     """Checks across documents: duplicate addresses, references, unique environment names.
 
     A reference to a document in ``failed`` (one that exists but did not validate) is not
     reported again: fixing that document fixes the reference. When a file is ``broken``
     (unreadable or invalid YAML) the documents it holds are unknown, so no reference is
-    reported as unknown until it is fixed.
+    reported as unknown until it is fixed. ``unloaded`` are the references of documents
+    that failed, as written: each is checked as those of the loaded documents.
     """
     issues: list[ManifestIssue] = []
     first: dict[str, _Loaded] = {}
@@ -369,6 +432,7 @@ def _check_set(
         for kind in MANIFEST_KINDS
     }
     env_names: dict[str, _Loaded] = {}
+    references: list[_Reference] = list(unloaded)
     for item in first.values():
         doc = item.document
         if isinstance(doc.spec, EnvironmentSpec):
@@ -387,22 +451,23 @@ def _check_set(
         if isinstance(doc.spec, AgentSpec):
             issues += _roster_names(item, doc.spec, names["Agent"])
         if isinstance(doc.spec, DeploymentSpec | AgentSpec):
-            for kind, name, spec_path in doc.spec.references():
-                if name in names[kind] or failed & {(kind, name), (kind, ANY_NAME)} or broken:
-                    continue
-                label = noun(kind)
-                message = f"unknown {label} '{name}': no {kind} manifest has this name"
-                close = did_you_mean(name, names[kind])
-                if close:
-                    message += f"; did you mean '{close}'?"
-                elif names[kind]:
-                    message += f" (declared: {', '.join(names[kind])})"
-                else:
-                    message += f"; add {a_or_an(kind)} manifest named {name}"
-                path = ("spec",) + spec_path
-                if path not in item.source.positions and path[:-1] in item.source.positions:
-                    path = path[:-1]  # `agent: coder` rather than `agent: {ref: coder}`
-                issues.append(_issue(item.source.locate(path, "value"), message, path))
+            references += [(k, n, p, item.source) for k, n, p in doc.spec.references()]
+    for kind, name, spec_path, source in references:
+        if name in names[kind] or failed & {(kind, name), (kind, ANY_NAME)} or broken:
+            continue
+        label = noun(kind)
+        message = f"unknown {label} '{name}': no {kind} manifest has this name"
+        close = did_you_mean(name, names[kind])
+        if close:
+            message += f"; did you mean '{close}'?"
+        elif names[kind]:
+            message += f" (declared: {', '.join(names[kind])})"
+        else:
+            message += f"; add {a_or_an(kind)} manifest named {name}"
+        path = ("spec",) + spec_path
+        if path not in source.positions and path[:-1] in source.positions:
+            path = path[:-1]  # `agent: coder` rather than `agent: {ref: coder}`
+        issues.append(_issue(source.locate(path, "value"), message, path))
     return first, issues
 
 
@@ -537,6 +602,7 @@ def load_manifests(path: str | Path, *, check_secret_files: bool = False) -> Man
     failed: set[tuple[str, str]] = set()
     broken = False
     unvalidated_secrets: list[tuple[SourceLocation, str, str]] = []
+    unloaded_references: list[_Reference] = []
     text_root = repository_root(root if root.is_dir() else root.parent)
     for file in files:
         shown = display_path(file)
@@ -554,7 +620,8 @@ def load_manifests(path: str | Path, *, check_secret_files: bool = False) -> Man
         failed |= result.failed
         broken = broken or result.broken
         unvalidated_secrets += result.secret_files
-    unique, set_issues = _check_set(loaded, failed, broken=broken)
+        unloaded_references += result.references
+    unique, set_issues = _check_set(loaded, failed, broken=broken, unloaded=unloaded_references)
     issues += set_issues + _policy_issues(policies)
     manifests = ManifestSet(
         (item.document for item in unique.values()),
