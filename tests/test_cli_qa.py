@@ -48,6 +48,7 @@ def test_rollback_in_ci_shows_the_plan_then_refuses_without_auto_approve(workdir
     assert result.exit_code == 1
     assert "pin agent.reviewer@2 -> @1  (rollback)" in result.stdout, result.stdout
     assert "Pass --auto-approve" in result.stderr, result.stderr
+    assert result.stderr.endswith(".\n"), "a finished sentence, " + result.stderr
     assert Path("state/reconciler.lock").read_bytes() == before, "nothing was changed"
 
 

@@ -487,6 +487,8 @@ def test_apply_with_no_one_to_ask_refuses_only_what_it_would_change(workdir: Pat
     refused = _fails("apply")
     assert "refusing to apply without confirmation" in refused.stderr
     assert "--auto-approve" in refused.stderr
+    # a finished sentence: it ended "... run `reconciler apply FILE`" with no full stop
+    assert refused.stderr.endswith("and run `reconciler apply FILE`.\n"), refused.stderr
     assert "agent.coder" in refused.stdout  # the plan it would have applied, shown first
     assert not (workdir / "state/reconciler.lock").exists()  # nothing was changed
     ok("apply", "--auto-approve")

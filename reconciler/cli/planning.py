@@ -441,7 +441,7 @@ class _ApplySession:
                 "refusing to apply without confirmation: stdin and stderr are not "
                 "both a terminal, so there is no one to ask. Pass "
                 "--auto-approve to apply what the plan shows, or save a reviewed plan with "
-                "`reconciler plan --out FILE` and run `reconciler apply FILE`"
+                "`reconciler plan --out FILE` and run `reconciler apply FILE`."
             )
         # SIGTERM at the prompt declines, as Ctrl-C does (click turns both into Abort)
         with self.app.signals.interrupting():

@@ -67,7 +67,8 @@ def rollback(
         if not terminal.is_interactive():
             fail(
                 "refusing to roll back without confirmation: stdin and stderr are not both a "
-                "terminal, so there is no one to ask. Pass --auto-approve"
+                "terminal, so there is no one to ask. Pass --auto-approve to roll back as the "
+                "plan shows."
             )
         with app.signals.interrupting():
             return terminal.confirm_apply()
