@@ -79,6 +79,23 @@ def test_a_bad_skill_directory_is_one_error_at_spec_source(
     assert not Path("state/reconciler.lock").exists()
 
 
+def test_a_missing_skill_directory_is_said_beside_the_documents_other_error(
+    workdir: Path,
+) -> None:
+    """A typo beside a wrong source: both in one run (the directory was checked only once
+    the document validated, so the second run said what the first could have)."""
+    (workdir / "manifests/skills.yaml").write_text(
+        SKILLS.replace("pdf-tools\n", "nope\n") + "  displayname: PDF\n"
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "2 errors in manifests" in result.stderr, result.stderr
+    assert "manifests/skills.yaml:4:11: spec.source: skill source manifests/skills/nope" in (
+        result.stderr
+    )
+    assert "spec.displayname: unknown field 'displayname'" in result.stderr
+
+
 def test_an_agent_may_refer_to_a_skill_whose_directory_is_wrong_without_a_second_error(
     workdir: Path,
 ) -> None:

@@ -211,7 +211,9 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
                 issue for path, issue in found if not any(path[: len(r)] == r for r in refused)
             ]
             secret_files += _raw_secret_files(data, source)
-            references += _raw_references(data, source, [*refused, *(p for p, _ in found)])
+            wrong = [*refused, *(p for p, _ in found)]
+            references += _raw_references(data, source, wrong)
+            issues += _raw_skill_source_issues(data, source, file, wrong)
             continue
         if text_issues:
             references += _raw_references(data, source, unread)
@@ -278,6 +280,26 @@ def _raw_references(
             # once: a name written twice (`vaults: [v, v]`) is one mistake, its repeat another
             references.setdefault((kind, name), (kind, name, spec_path, source))
     return list(references.values())
+
+
+def _raw_skill_source_issues(
+    data: dict[str, Any], source: DocumentSource, file: Path, wrong: list[DataPath]
+) -> list[ManifestIssue]:
+    """The error of the directory a Skill document that did not validate names as its
+    ``source`` (missing, outside the repository, ...), as a valid one's is said, unless
+    ``source`` itself is wrong (its error is reported already)."""
+    spec = data.get("spec")
+    path: DataPath = ("spec", "source")
+    if data.get("kind") != "Skill" or not isinstance(spec, dict):
+        return []
+    written = spec.get("source")
+    if not isinstance(written, str) or any(path[: len(w)] == w for w in wrong):
+        return []
+    try:
+        skill_source(SkillSpec.model_construct(source=written), file)
+    except SkillSourceError as error:
+        return [_issue(source.locate(path, "value"), str(error), path)]
+    return []
 
 
 def _raw_secret_files(
