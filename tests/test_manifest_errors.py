@@ -1413,3 +1413,58 @@ def test_an_environment_host_given_as_a_url_is_refused_at_validate(project: Path
         f"  {at.format(14, 5)}: 'example.net:8443' is not a hostname: write example.net ({said})",
         f"  {at.format(15, 6)}: 'user@example.net' is not a hostname: write example.net ({said})",
     ], result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (
+            (
+                "kind: Deployment\nname: d\nspec:\n  agent: a\n  environment: e\n"
+                "  vaults: [v, v]\n  initial_events: []\n"
+            ),
+            "manifests/x.yaml:6:15: spec.vaults[1]: vault 'v' is listed twice",
+        ),
+        (
+            (
+                "kind: Deployment\nname: d\nspec:\n  agent: a\n  environment: e\n"
+                "  initial_events: []\n  resources: [{memory_store: m}, {memory_store: m}]\n"
+            ),
+            "manifests/x.yaml:7:49: spec.resources[1].memory_store: memory store 'm' is mounted",
+        ),
+        (
+            (
+                "kind: Agent\nname: a\nspec:\n  model: m\n  sytem: hi\n"
+                "  skills: [{skill_id: s, type: anthropic}, {skill_id: s, type: anthropic}]\n"
+            ),
+            "manifests/x.yaml:6:55: spec.skills[1].skill_id: skill s is listed twice; keep one",
+        ),
+        (
+            (
+                "kind: Vault\nname: v\nspec:\n  descrption: x\n  credentials:\n"
+                "    - {name: c, auth: {type: static_bearer, token: {from_env: X}, "
+                "mcp_server_url: 'https://a.example/mcp'}}\n"
+                "    - {name: c, auth: {type: static_bearer, token: {from_env: Y}, "
+                "mcp_server_url: 'https://b.example/mcp'}}\n"
+            ),
+            "manifests/x.yaml:7:14: spec.credentials[1].name: credential name 'c' is used twice",
+        ),
+        (
+            (
+                "kind: MemoryStore\nname: ms\nspec:\n  nme: x\n  memories:\n"
+                "    - {path: /a, content: x}\n    - {path: /a, content: y}\n"
+            ),
+            "manifests/x.yaml:7:14: spec.memories[1].path: memory path '/a' is seeded twice",
+        ),
+    ],
+    ids=["vaults", "mounts", "skills", "credentials", "memories"],
+)
+def test_a_name_written_twice_is_said_beside_the_documents_other_errors(
+    project: Path, text: str, said: str
+) -> None:
+    """A list that must name each thing once was checked only once the whole document
+    validated: a typo elsewhere hid the repeat until it was fixed."""
+    write(project, "x.yaml", text)
+    found = errors(project)
+    assert any(line.startswith(said) for line in found), found
+    assert len(found) >= 2, found

@@ -555,19 +555,21 @@ class AgentSpec(SpecModel):
             entries = []
         return [(entry, path) for path, entry in entries if isinstance(entry, str)]
 
-    @model_validator(mode="after")
-    def _skills_once(self) -> AgentSpec:
+    # a field validator: it runs (and is said) beside the errors of the other fields
+    @field_validator("skills")
+    @classmethod
+    def _skills_once(cls, value: list[AgentSkill] | None) -> list[AgentSkill] | None:
         # the same skill twice is a mistake (which version would the agent load?)
-        skills = self.skills or ()
+        skills = value or ()
         keys = [
             f"ref:{s.ref}" if isinstance(s, SkillRef) else f"{s.type}:{s.skill_id}" for s in skills
         ]
         for index in repeats(keys):
             skill = skills[index]
             if isinstance(skill, SkillRef):
-                fail(f"skill {skill.ref} is listed twice; keep one", "skills", index, "ref")
-            fail(f"skill {skill.skill_id} is listed twice; keep one", "skills", index, "skill_id")
-        return self
+                fail(f"skill {skill.ref} is listed twice; keep one", index, "ref")
+            fail(f"skill {skill.skill_id} is listed twice; keep one", index, "skill_id")
+        return value
 
     @model_validator(mode="after")
     def _mcp_servers_match_toolsets(self) -> AgentSpec:

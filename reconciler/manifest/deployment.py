@@ -397,17 +397,20 @@ class DeploymentSpec(SpecModel):
     #: gated rollouts: never sent to the provider (``engine.desired`` takes it apart)
     rollout: Rollout | None = None
 
-    @model_validator(mode="after")
-    def _unique_vaults(self) -> DeploymentSpec:
-        for index in repeats(self.vaults):
-            fail(f"vault '{self.vaults[index]}' is listed twice", "vaults", index)
-        return self
+    # a field validator: it runs (and is said) beside the errors of the other fields
+    @field_validator("vaults")
+    @classmethod
+    def _unique_vaults(cls, vaults: list[str]) -> list[str]:
+        for index in repeats(vaults):
+            fail(f"vault '{vaults[index]}' is listed twice", index)
+        return vaults
 
-    @model_validator(mode="after")
-    def _unique_memory_stores(self) -> DeploymentSpec:
+    @field_validator("resources")
+    @classmethod
+    def _unique_memory_stores(cls, resources: list[Resource] | None) -> list[Resource] | None:
         # the provider refuses a store mounted twice (one mount, one access), at apply
         seen: set[str] = set()
-        for index, item in enumerate(self.resources or ()):
+        for index, item in enumerate(resources or ()):
             if isinstance(item, MemoryStoreMount):
                 key, shown, field = f"name:{item.memory_store}", item.memory_store, "memory_store"
             elif isinstance(item, MemoryStoreResource):
@@ -418,12 +421,11 @@ class DeploymentSpec(SpecModel):
                 fail(
                     f"memory store '{shown}' is mounted twice; mount it once (with the access "
                     "it needs)",
-                    "resources",
                     index,
                     field,
                 )
             seen.add(key)
-        return self
+        return resources
 
     def references(self) -> list[tuple[str, str, tuple[str | int, ...]]]:
         """``(kind, name, spec path)`` of every manifest this deployment refers to."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any, ClassVar
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from .fields import Metadata, SpecModel, checked_by, fail, repeats
 from .textfile import FILE_FORM_SCHEMA, FROM_FILE
@@ -101,9 +101,11 @@ class MemoryStoreSpec(SpecModel):
             fail("a memory store's name must not hold control characters (a tab, a line break)")
         return value
 
-    @model_validator(mode="after")
-    def _unique_paths(self) -> MemoryStoreSpec:
-        paths = [seed.path for seed in self.memories or ()]
+    # a field validator: it runs (and is said) beside the errors of the other fields
+    @field_validator("memories")
+    @classmethod
+    def _unique_paths(cls, memories: list[MemorySeed] | None) -> list[MemorySeed] | None:
+        paths = [seed.path for seed in memories or ()]
         for index in repeats(paths):
-            fail(f"memory path '{paths[index]}' is seeded twice", "memories", index, "path")
-        return self
+            fail(f"memory path '{paths[index]}' is seeded twice", index, "path")
+        return memories

@@ -201,16 +201,17 @@ class VaultSpec(SpecModel):
         default_factory=list, description="At most 20; names unique."
     )
 
-    @model_validator(mode="after")
-    def _unique_credentials(self) -> VaultSpec:
+    # a field validator: it runs (and is said) beside the errors of the other fields
+    @field_validator("credentials")
+    @classmethod
+    def _unique_credentials(cls, credentials: list[CredentialSpec]) -> list[CredentialSpec]:
         names: dict[str, int] = {}
         keys: dict[str, int] = {}
-        for index, credential in enumerate(self.credentials):
+        for index, credential in enumerate(credentials):
             if credential.name in names:
                 fail(
                     f"credential name '{credential.name}' is used twice in this vault "
                     f"(also credentials[{names[credential.name]}]); names must be unique",
-                    "credentials",
                     index,
                     "name",
                 )
@@ -229,10 +230,9 @@ class VaultSpec(SpecModel):
                 fail(
                     f"{what} {credential.key} is already used by credentials[{keys[same]}]"
                     "; the provider allows one active credential per key in a vault",
-                    "credentials",
                     index,
                     "auth",
                     what,
                 )
             keys[same] = index
-        return self
+        return credentials
