@@ -1456,8 +1456,16 @@ def test_an_environment_host_given_as_a_url_is_refused_at_validate(project: Path
             ),
             "manifests/x.yaml:7:14: spec.memories[1].path: memory path '/a' is seeded twice",
         ),
+        (
+            (
+                "kind: Agent\nname: a\nspec:\n  model: m\n  sytem: hi\n  tools:\n"
+                "    - {type: custom, name: t, description: d, input_schema: {type: object}}\n"
+                "    - {type: custom, name: t, description: d, input_schema: {type: object}}\n"
+            ),
+            "manifests/x.yaml:8:28: spec.tools[1].name: custom tool 't' is declared twice",
+        ),
     ],
-    ids=["vaults", "mounts", "skills", "credentials", "memories"],
+    ids=["vaults", "mounts", "skills", "credentials", "memories", "custom-tools"],
 )
 def test_a_name_written_twice_is_said_beside_the_documents_other_errors(
     project: Path, text: str, said: str

@@ -602,18 +602,19 @@ class AgentSpec(SpecModel):
                 )
         return self
 
-    @model_validator(mode="after")
-    def _custom_tools_unique(self) -> AgentSpec:
+    # a field validator: it runs (and is said) beside the errors of the other fields
+    @field_validator("tools")
+    @classmethod
+    def _custom_tools_unique(cls, tools: list[Tool] | None) -> list[Tool] | None:
         # one entry per tool, so that an index is the tool's place in ``tools``
-        custom = [tool.name if isinstance(tool, CustomTool) else None for tool in self.tools or ()]
+        custom = [tool.name if isinstance(tool, CustomTool) else None for tool in tools or ()]
         for index in repeats(custom):
-            fail(f"custom tool '{custom[index]}' is declared twice", "tools", index, "name")
-        toolsets = [i for i, tool in enumerate(self.tools or ()) if isinstance(tool, AgentToolset)]
+            fail(f"custom tool '{custom[index]}' is declared twice", index, "name")
+        toolsets = [i for i, tool in enumerate(tools or ()) if isinstance(tool, AgentToolset)]
         for index in toolsets[1:]:
             fail(
                 "agent_toolset_20260401 is declared twice; configure every built-in tool in one "
                 "entry",
-                "tools",
                 index,
                 "type",
             )
@@ -623,15 +624,14 @@ class AgentSpec(SpecModel):
             else len(tool.configs or ())
             if isinstance(tool, McpToolset)
             else 1
-            for tool in self.tools or ()
+            for tool in tools or ()
         )
         if counted > MAX_TOOLS:
             fail(
                 f"an agent has at most {MAX_TOOLS} tools across all toolsets; these declare "
-                f"{counted} (the built-in toolset counts its {len(BUILTIN_TOOLSET_TOOLS)} tools)",
-                "tools",
+                f"{counted} (the built-in toolset counts its {len(BUILTIN_TOOLSET_TOOLS)} tools)"
             )
-        for index, tool in enumerate(self.tools or ()):
+        for index, tool in enumerate(tools or ()):
             if not isinstance(tool, AgentToolset):
                 continue
             for cindex, config in enumerate(tool.configs or ()):
@@ -644,7 +644,6 @@ class AgentSpec(SpecModel):
                         fail(
                             f"client_tool_results names '{ref.name}', which is not a custom "
                             "tool of this agent",
-                            "tools",
                             index,
                             "configs",
                             cindex,
@@ -654,7 +653,7 @@ class AgentSpec(SpecModel):
                             rindex,
                             "name",
                         )
-        return self
+        return tools
 
 
 def _unknown_server(name: str, servers: list[str]) -> str:
