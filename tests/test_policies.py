@@ -206,6 +206,23 @@ def test_a_bad_expression_fails_validate_naming_the_policy_file_and_line(
     assert words in result.stderr
 
 
+def test_a_bad_expression_is_said_beside_the_policys_other_errors(workdir: Path) -> None:
+    """A typo elsewhere in the policy (a second rule's level, the description's key) hid a
+    rule's expression that does not compile until it was fixed."""
+    text = policy("Agent", "spec.modle == 'x'", "mandatory")
+    text = text.replace("spec:\n", "spec:\n  descripton: typo\n")
+    text += "    - {name: other, kinds: [Agent], expression: 'true', message: m, level: hard}\n"
+    (workdir / "manifests/policy.yaml").write_text(text)
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "spec.descripton: unknown field" in result.stderr, result.stderr
+    assert "spec.rules[1].level" in result.stderr, result.stderr
+    assert (
+        "manifests/policy.yaml:8:19: spec.rules[0].expression: spec.modle is not a field of the "
+        "Agent spec (did you mean spec.model?)"
+    ) in result.stderr, result.stderr
+
+
 def test_the_variables_of_macros_and_cel_type_names_are_no_typos(workdir: Path) -> None:
     (workdir / "manifests/policy.yaml").write_text(
         policy(

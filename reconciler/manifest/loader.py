@@ -34,7 +34,13 @@ from .files import (
 )
 from .manifestset import DocumentSource, ManifestSet, display_path, secret_file_problem
 from .messages import did_you_mean, explain, format_path, yaml_type
-from .policy import PolicyDocument, PolicySource, check_expressions
+from .policy import (
+    PolicyDocument,
+    PolicyRule,
+    PolicySource,
+    check_expressions,
+    expression_problem,
+)
 from .secret import (
     repository_root,
 )
@@ -335,12 +341,31 @@ def _load_policy(
     try:
         policy = PolicyDocument.model_validate(data)
     except ValidationError as exc:
-        return None, [issue for _, issue in _validation_issues(exc, data, source, PolicyDocument)]
+        issues = [issue for _, issue in _validation_issues(exc, data, source, PolicyDocument)]
+        return None, issues + _raw_expression_issues(data, source)
     expressions = tuple(
         source.locate(("spec", "rules", index, "expression"), "value")
         for index in range(len(policy.spec.rules))
     )
     return PolicySource(policy, source.locate(()), expressions), []
+
+
+def _raw_expression_issues(data: dict[str, Any], source: DocumentSource) -> list[ManifestIssue]:
+    """The expressions that do not compile (or read no field) of the rules that are valid
+    on their own in a policy that did not validate, as those of a valid policy are said."""
+    spec = data.get("spec")
+    rules = spec.get("rules") if isinstance(spec, dict) else None
+    issues: list[ManifestIssue] = []
+    for index, raw in enumerate(rules if isinstance(rules, list) else ()):
+        try:
+            rule = PolicyRule.model_validate(raw)
+        except ValidationError:
+            continue  # its own errors are said
+        problem = expression_problem(rule)
+        if problem is not None:
+            path: DataPath = ("spec", "rules", index, "expression")
+            issues.append(_issue(source.locate(path, "value"), problem, path))
+    return issues
 
 
 def _ignore_changes_issues(

@@ -169,14 +169,14 @@ def check_expressions(policies: Iterable[PolicySource]) -> list[ManifestIssue]:
     for policy in policies:
         for index, rule in enumerate(policy.document.spec.rules):
             loc = policy.expressions[index]
-            problem = _expression_problem(rule)
+            problem = expression_problem(rule)
             if problem is not None:
                 path = f"spec.rules[{index}].expression"
                 issues.append(ManifestIssue(loc.file, loc.line, loc.col, problem, path))
     return issues
 
 
-def _expression_problem(rule: PolicyRule) -> str | None:
+def expression_problem(rule: PolicyRule) -> str | None:
     from celpy.celparser import CELParseError  # lazy: only manifests with policies load CEL
 
     try:
@@ -399,7 +399,7 @@ def evaluate_policies(
     policies = list(policies)
     if not policies:
         return []
-    from celpy.adapter import json_to_cel  # lazy, as in _expression_problem
+    from celpy.adapter import json_to_cel  # lazy, as in expression_problem
 
     from .celequality import EQUALITY
 
