@@ -223,6 +223,16 @@ def test_a_bad_expression_is_said_beside_the_policys_other_errors(workdir: Path)
     ) in result.stderr, result.stderr
 
 
+def test_a_rule_name_used_twice_is_said_beside_the_policys_other_errors(workdir: Path) -> None:
+    text = policy("Agent", "has(spec.model)", "mandatory").replace("spec:\n", "spec:\n  x: 1\n")
+    text += "    - {name: the-rule, kinds: [Agent], expression: 'true', message: m}\n"
+    (workdir / "manifests/policy.yaml").write_text(text)
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "spec.x: unknown field" in result.stderr, result.stderr
+    assert "spec.rules[1].name: rule name 'the-rule' is used twice" in result.stderr, result.stderr
+
+
 def test_the_variables_of_macros_and_cel_type_names_are_no_typos(workdir: Path) -> None:
     (workdir / "manifests/policy.yaml").write_text(
         policy(

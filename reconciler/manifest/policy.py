@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from reconciler.errors import ManifestIssue
 from reconciler.kinds import MANIFEST_KINDS
@@ -90,23 +90,24 @@ class PolicySpec(SpecModel):
     description: str | None = None
     rules: list[PolicyRule] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _unique_rule_names(self) -> PolicySpec:
+    # a field validator: it runs (and is said) beside the errors of the other fields
+    @field_validator("rules")
+    @classmethod
+    def _unique_rule_names(cls, rules: list[PolicyRule]) -> list[PolicyRule]:
         # a finding names its rule: two alike could not be told apart (text and JSON)
         first: dict[str, int] = {}
-        for index, rule in enumerate(self.rules):
+        for index, rule in enumerate(rules):
             if rule.name is None:
                 continue
             if rule.name in first:
                 fail(
                     f"rule name '{rule.name}' is used twice in this policy (also "
                     f"rules[{first[rule.name]}]); names must be unique",
-                    "rules",
                     index,
                     "name",
                 )
             first.setdefault(rule.name, index)
-        return self
+        return rules
 
 
 class PolicyDocument(LeanModel):
