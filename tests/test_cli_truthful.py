@@ -416,6 +416,29 @@ def test_a_remote_provider_url_without_a_scheme_is_hinted_https(workdir: Path) -
     )
 
 
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://[::1", "Invalid IPv6 URL"),
+        ("http://300.1.1.1:8787", "Invalid IPv4 address"),
+        ("http://xn--.example.com", "Malformed A-label"),
+        ("https://api.anthropic .com", "a space"),
+        ("http://user:s3cret-pw@[::1", "Invalid IPv6 URL"),
+    ],
+)
+def test_a_provider_url_whose_host_cannot_be_parsed_is_refused_at_once(
+    workdir: Path, url: str, why: str
+) -> None:
+    """``--provider-url http://[::1`` (a missing bracket), an IPv4 address out of range or
+    a malformed punycode label ended in "unexpected ValueError ... This is a bug"; a host
+    with a space was retried four times as a name that does not resolve."""
+    result = _fails("plan", "--provider-url", url)
+    assert "is not a URL the client can use" in result.stderr, result.stderr
+    assert why in result.stderr, result.stderr
+    assert "bug" not in result.stderr and "retries" not in result.stderr, result.stderr
+    assert "s3cret-pw" not in result.stderr
+
+
 def test_a_provider_url_with_v1_is_tolerated(workdir: Path, tcp_provider: str) -> None:
     result = ok("plan", "--provider-url", tcp_provider.rstrip("/") + "/v1")
     assert "Plan: 8 to create" in result.stdout

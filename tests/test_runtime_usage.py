@@ -198,6 +198,16 @@ def test_a_provider_url_without_a_scheme_is_refused_when_the_runtime_is_built(
     )
 
 
+@pytest.mark.parametrize("url", ["http://[::1", "http://300.1.1.1:8787", "http://xn--.example"])
+def test_a_provider_url_whose_host_cannot_be_parsed_is_a_value_error_at_once(url: str) -> None:
+    """``ManagedRuntime(provider_url="http://[::1")`` raised urllib's bare "Invalid IPv6 URL"
+    (no word of provider_url); an IPv4 address out of range or a malformed punycode label
+    was accepted and failed at the first call with httpx's ``InvalidURL``."""
+    with pytest.raises(ValueError) as caught:
+        ManagedRuntime(provider_url=url)
+    assert str(caught.value).startswith(f"provider_url {url!r} is not a URL the client can use")
+
+
 async def test_a_missing_api_key_names_what_a_program_sets(
     provider_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
