@@ -281,6 +281,35 @@ def test_a_rule_that_raises_on_one_resource_names_it(workdir: Path) -> None:
     nothing_changed(workdir)
 
 
+def test_a_number_beyond_cel_int_is_read_as_a_double_not_a_crash(workdir: Path) -> None:
+    """A custom tool's input_schema may bound a number beyond 64 bits (JSON Schema allows
+    any); with any policy in the manifests, validate said "unexpected ValueError: overflow
+    ... This is a bug", even for a rule over another kind. CEL's int is 64-bit: such a
+    number is read as a double, as a JSON number it is."""
+    (workdir / "manifests/tool.yaml").write_text(
+        "kind: Agent\nname: tooled\nspec:\n  model: claude-sonnet-4-6\n"
+        "  metadata: {owner: platform}\n"
+        "  tools:\n    - type: custom\n      name: count\n      description: Counts.\n"
+        "      input_schema:\n        type: object\n"
+        "        properties: {n: {type: integer, maximum: 100000000000000000000}}\n"
+    )
+    (workdir / "manifests/policy.yaml").write_text(policy("Vault", "has(spec.metadata)", "mandatory"))
+    ok("validate")
+    (workdir / "manifests/policy.yaml").write_text(
+        policy(
+            "Agent",
+            "!has(spec.tools) || spec.tools.all(t, !has(t.input_schema)"
+            " || !has(t.input_schema.properties.n) || t.input_schema.properties.n.maximum < 1000)",
+            "mandatory",
+        )
+    )
+    result = cli("validate")
+    assert result.exit_code == 1, result.stdout
+    assert "manifests/tool.yaml:1:1: agent.tooled: must comply" in result.stderr, result.stderr
+    assert "bug" not in result.stderr
+    nothing_changed(workdir)
+
+
 def test_a_missing_field_read_through_an_index_says_so(workdir: Path) -> None:
     (workdir / "manifests/policy.yaml").write_text(
         policy("Agent", "spec.tools[0].type == 'x'", "mandatory")

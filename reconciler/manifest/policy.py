@@ -417,6 +417,7 @@ def evaluate_policies(
         spec = doc.spec.model_dump(
             mode="json", exclude_unset=True, context={"as_written": True}
         )
+        spec = _within_cel_int(spec)
         activation = json_to_cel(
             {
                 "spec": spec,
@@ -448,6 +449,25 @@ def evaluate_policies(
                     )
                 )
     return sorted(findings, key=lambda f: (f.location.file, f.location.line, f.policy, f.rule))
+
+
+_CEL_INT = range(-(2**63), 2**63)
+
+
+def _within_cel_int(value: Any) -> Any:
+    """``value`` with every integer beyond CEL's 64-bit ``int`` as a double (as a JSON number
+    it is; ``inf`` past a double's range): celpy raises ``ValueError("overflow")`` on it,
+    and free-form fields (a custom tool's ``input_schema``) may hold one."""
+    if isinstance(value, dict):
+        return {key: _within_cel_int(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_within_cel_int(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _CEL_INT:
+        try:
+            return float(value)
+        except OverflowError:
+            return float("inf") if value > 0 else float("-inf")
+    return value
 
 
 def _run(program: Any, activation: Any, rule: PolicyRule) -> tuple[str | None, bool]:
