@@ -139,3 +139,29 @@ def test_validate_reports_a_missing_secret_file_with_the_other_errors(workdir: P
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: 2 errors in manifests:\n")
     assert "systen" in result.stderr and "github-token.txt does not exist" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("path", "said"),
+    [
+        ("secrets/loop.txt", "secrets/loop.txt is a symbolic link loop; fix the link"),
+        ("secrets/" + "x" * 300, "File name too long"),
+    ],
+)
+def test_validate_says_what_plan_says_of_a_secret_file_it_cannot_reach(
+    workdir: Path, path: str, said: str
+) -> None:
+    """A ``from_file`` secret that is a symbolic link loop passed validate ("OK", exit 0)
+    while plan refused it; a name longer than the system takes made validate print
+    "Error: /abs/path/xxx...: File name too long" with no file:line:col, and hid every
+    other error. Now both are issues where the secret is named, as plan says them."""
+    os.symlink("loop.txt", workdir / "manifests/secrets/loop.txt")
+    point_token_at(workdir, path)
+    for command in (["validate"], ["plan"]):
+        result = cli(*command)
+        assert result.exit_code == 1, (command, result.stdout)
+        assert re.search(
+            r"manifests/vaults\.yaml:\d+:\d+: \S*auth\.token: .*" + re.escape(said),
+            result.stderr,
+        ), (command, result.stderr)
+    assert not (workdir / "state/reconciler.lock").exists()

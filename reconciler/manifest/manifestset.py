@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -35,19 +36,25 @@ def secret_file_problem(
     or with ``must_exist`` missing, not a file or too large), or None. No secret is read."""
     try:
         real = secret_file(SecretRef(from_file=from_file), base_dir, root=root)
+        if not must_exist:
+            return None
+        exists, is_file = real.exists(), real.is_file()
+        size = real.stat().st_size if is_file else 0
     except SecretOutside as outside:
         return str(outside)
-    except OSError:  # a symlink loop: resolve_secret names it when it reads
-        return None
-    if not must_exist:
-        return None
-    if not real.is_file():
-        what = "is not a file" if real.exists() else "does not exist"
+    except OSError as exc:  # a symlink loop, a name too long: as plan says them
+        if not must_exist:
+            return None
+        if exc.errno == errno.ELOOP:
+            return f"secret file {from_file} is a symbolic link loop; fix the link"
+        return f"cannot read secret file {from_file}: {exc.strerror}"
+    if not is_file:
+        what = "is not a file" if exists else "does not exist"
         return (
             f"secret file {from_file} {what} (from_file is relative to "
             f"{display_path(base_dir)}); create it or fix the path"
         )
-    if (size := real.stat().st_size) > MAX_SECRET_BYTES:
+    if size > MAX_SECRET_BYTES:
         return f"secret file {from_file} {too_large(size, MAX_SECRET_BYTES).reason}"
     return None
 
