@@ -481,3 +481,23 @@ def test_an_agent_naming_one_skill_twice_is_an_error_at_the_second(workdir: Path
             assert result.exit_code == 1, result.stdout
             assert error in result.stderr, result.stderr
     assert not Path(".reconciler/provider.db").exists()
+
+
+def test_a_skill_source_name_too_long_for_the_system_is_an_error_at_source(
+    workdir: Path,
+) -> None:
+    """``source:`` a name longer than the file system takes (a pasted blob) made validate
+    and plan say "internal error while reading this file (OSError); please report this
+    bug" at line 1 of the file; it is the source's own error, at its place."""
+    (workdir / "manifests/skills.yaml").write_text(
+        SKILLS.replace("source: skills/pdf-tools", "source: skills/" + "x" * 300)
+    )
+    for command in ("validate", "plan"):
+        result = cli(command)
+        assert result.exit_code == 1, (command, result.stdout)
+        assert "manifests/skills.yaml:4:11: spec.source: skill source " in result.stderr, (
+            command,
+            result.stderr,
+        )
+        assert "File name too long" in result.stderr
+        assert "bug" not in result.stderr and "internal error" not in result.stderr

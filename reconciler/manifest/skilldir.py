@@ -101,11 +101,15 @@ def read_skill_source(directory: str | Path, *, repository: Path | None = None) 
             symlink leading outside it, or is over a limit.
     """
     given = Path(directory)
-    if not given.exists():
-        raise SkillSourceError(f"skill source {given} does not exist")
-    root = given.resolve()
-    if not root.is_dir():
-        raise SkillSourceError(f"skill source {given} is not a directory")
+    try:
+        if not given.exists():
+            raise SkillSourceError(f"skill source {given} does not exist")
+        root = given.resolve()
+        if not root.is_dir():
+            raise SkillSourceError(f"skill source {given} is not a directory")
+    except (OSError, RuntimeError) as exc:  # a name too long; 3.11's resolve on a loop
+        reason = exc.strerror if isinstance(exc, OSError) else "a symbolic link loop"
+        raise SkillSourceError(f"skill source {given} cannot be read: {reason}") from None
     if repository is not None and not root.is_relative_to(repository):
         raise SkillSourceError(
             f"skill source {given} is outside the repository ({repository}), after following "
