@@ -376,6 +376,7 @@ class _ScalarError(Exception):
 def _scalar_value(node: ScalarNode) -> Any:
     tag, text = node.tag, node.value
     if tag == _STR_TAG:
+        _check_unicode(text)
         return text
     if tag == _NULL_TAG:
         if text in ("", "~") or text.lower() == "null":
@@ -405,6 +406,21 @@ def _scalar_value(node: ScalarNode) -> Any:
         except ValueError:
             raise _ScalarError("this !!float value is not a number") from None
     raise _ScalarError(f"unsupported YAML tag {tag}; remove the tag")
+
+
+def _check_unicode(text: str) -> None:
+    """Refuse a string no UTF-8 can carry: a double-quoted ``"\\ud800"`` escape is half a
+    surrogate pair, which validate took and plan could not send ("a bug")."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        code = ord(text[err.start])
+        raise _ScalarError(
+            f"'\\u{code:04x}' is a lone surrogate escape, not a character; write the "
+            "character itself, or its \\U escape of eight hex digits (\\U0001F600)"
+        ) from None
 
 
 class _Builder:
@@ -457,6 +473,11 @@ class _Builder:
                 # YAML 1.1's merge key: with no aliases there is nothing to merge, and read
                 # as a field it would be "unknown field '<<'" and its keys "missing"
                 self._issue(key_node, MERGE_KEY_MESSAGE, path)
+                continue
+            try:
+                _check_unicode(key_node.value)
+            except _ScalarError as exc:
+                self._issue(key_node, str(exc), path)
                 continue
             key = sys.intern(key_node.value)  # the same few keys in every document
             if key in first_seen:
