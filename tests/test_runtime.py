@@ -495,6 +495,28 @@ async def test_methods_need_an_id_when_none_is_remembered(rt: ManagedRuntime) ->
         await rt.send_event(None, "hi")
 
 
+@pytest.mark.parametrize("bad", [0, 12, ["sesn_1"], {"id": "sesn_1"}, b"sesn_1"])
+async def test_an_id_that_is_not_a_string_is_a_type_error_naming_it(
+    rt: ManagedRuntime, bad: Any
+) -> None:
+    """``rt.retrieve_session(12)`` or ``rt.send_event(["sesn_1"], "hi")`` (a program that
+    passed the wrong value) raised "AttributeError: 'int' object has no attribute 'strip'",
+    from inside the runtime."""
+    calls = [
+        lambda: rt.retrieve_agent(bad),
+        lambda: rt.archive_environment(bad),
+        lambda: rt.retrieve_session(bad),
+        lambda: rt.send_event(bad, "hi"),
+        lambda: rt.interrupt(bad),
+        lambda: rt.delete_session(bad),
+    ]
+    for call in calls:
+        with pytest.raises(TypeError, match=r"id must be a string \(such as "):
+            await call()
+    with pytest.raises(TypeError, match=r"^session id must be a string"):
+        rt.stream_events(bad)
+
+
 # -- config objects map to the wire --------------------------------------------------------
 
 

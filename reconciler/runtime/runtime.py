@@ -684,6 +684,11 @@ class ManagedRuntime(AppliedLookups):
             self.session_id = None
 
     def _id(self, kind: str, given: str | None) -> str:
+        if given is not None and not isinstance(given, str):
+            raise TypeError(
+                f"{kind} id must be a string (such as the one create_{kind}() returns), "
+                f"not {type(given).__name__}"
+            )
         if given is not None:
             # An empty id (an unset environment variable) is a mistake: taking it for "the
             # remembered one" would delete or archive the wrong object. The SDK refuses it too.
