@@ -293,7 +293,9 @@ def test_a_number_beyond_cel_int_is_read_as_a_double_not_a_crash(workdir: Path) 
         "      input_schema:\n        type: object\n"
         "        properties: {n: {type: integer, maximum: 100000000000000000000}}\n"
     )
-    (workdir / "manifests/policy.yaml").write_text(policy("Vault", "has(spec.metadata)", "mandatory"))
+    (workdir / "manifests/policy.yaml").write_text(
+        policy("Vault", "has(spec.metadata)", "mandatory")
+    )
     ok("validate")
     (workdir / "manifests/policy.yaml").write_text(
         policy(

@@ -208,6 +208,44 @@ def test_a_provider_url_whose_host_cannot_be_parsed_is_a_value_error_at_once(url
     assert str(caught.value).startswith(f"provider_url {url!r} is not a URL the client can use")
 
 
+def test_a_url_given_where_the_config_goes_is_a_type_error_at_once() -> None:
+    """``ManagedRuntime("https://api.anthropic.com")`` (the URL as the first argument, which
+    is the config) was accepted; the first create then raised "AttributeError: 'str'
+    object has no attribute 'agent_body'"."""
+    with pytest.raises(
+        TypeError, match=r"^config must be a ManagedConfig, not str; .*provider_url="
+    ):
+        ManagedRuntime("https://api.anthropic.com")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value"),
+    [
+        ("config", {"model": "claude-sonnet-4-6"}),
+        ("provider_url", 8787),
+        ("api_key", ["sk-1"]),
+        ("project", 7),
+        ("backend", 5),
+        ("db_path", 5),
+        ("lockfile", ["state/reconciler.lock"]),
+    ],
+)
+def test_an_argument_of_the_wrong_type_is_a_type_error_naming_it(keyword: str, value: Any) -> None:
+    """``ManagedRuntime(project=7)`` or ``api_key=["sk-1"]`` were kept and failed later, far
+    from the call; ``provider_url=8787`` raised "AttributeError: 'int' object has no
+    attribute 'strip'"; ``db_path=5`` said only "expected str, bytes or os.PathLike"."""
+    with pytest.raises(TypeError, match=rf"^{keyword} must be "):
+        ManagedRuntime(**{keyword: value})
+
+
+async def test_create_with_a_config_of_the_wrong_type_is_a_type_error(provider_db: Path) -> None:
+    async with ManagedRuntime(db_path=provider_db) as rt:
+        with pytest.raises(TypeError, match=r"^config must be a ManagedConfig, not dict"):
+            await rt.create_agent({"model": "claude-sonnet-4-6"})  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"^config must be a ManagedConfig, not str"):
+            await rt.create_environment("env")  # type: ignore[arg-type]
+
+
 async def test_a_missing_api_key_names_what_a_program_sets(
     provider_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -51,6 +51,31 @@ DEFAULT_TIMEOUT_S = 600.0
 _SESSION_STATUSES = ("idle", "running", "rescheduling", "terminated")
 
 
+def _check_config(config: object) -> None:
+    """A ``TypeError`` for a config that is no ``ManagedConfig`` (None is the runtime's)."""
+    if config is not None and not isinstance(config, ManagedConfig):
+        hint = (
+            "; a provider URL is given as provider_url=..."
+            if isinstance(config, str) and "://" in config
+            else ""
+        )
+        raise TypeError(f"config must be a ManagedConfig, not {type(config).__name__}{hint}")
+
+
+def _check_arguments(*, config: object, db_path: object, lockfile: object, **texts: object) -> None:
+    """A ``TypeError`` naming the first constructor argument of the wrong type, at the call
+    rather than far from it (an ``AttributeError`` inside, or a value kept until used)."""
+    _check_config(config)
+    for name, value in texts.items():
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name} must be a string or None, not {type(value).__name__}")
+    for name, value in (("db_path", db_path), ("lockfile", lockfile)):
+        if value is not None and not isinstance(value, str | os.PathLike):
+            raise TypeError(
+                f"{name} must be a path (str or os.PathLike) or None, not {type(value).__name__}"
+            )
+
+
 class ManagedRuntime(AppliedLookups):
     """Run agents on a Managed Agents provider: the Managed Runtime Protocol.
 
@@ -101,6 +126,15 @@ class ManagedRuntime(AppliedLookups):
         backend: str | None = None,
         **client_kwargs: Any,
     ) -> None:
+        _check_arguments(
+            config=config,
+            provider_url=provider_url,
+            api_key=api_key,
+            project=project,
+            backend=backend,
+            db_path=db_path,
+            lockfile=lockfile,
+        )
         if client is not None and (provider_url or api_key or db_path or client_kwargs):
             raise TypeError(
                 "pass either client= or the options to build one (provider_url, api_key, "
@@ -294,6 +328,7 @@ class ManagedRuntime(AppliedLookups):
         Returns:
             The new agent's id. Its version is 1.
         """
+        _check_config(config)
         agent = await (await self._api()).agents.create((config or self.config).agent_body())
         self.agent_id = str(agent["id"])
         return self.agent_id
@@ -353,6 +388,7 @@ class ManagedRuntime(AppliedLookups):
                 differences. Give the config another ``env_name``, archive the old
                 environment, or pass ``reuse=True``.
         """
+        _check_config(config)
         body = (config or self.config).environment_body()
         client = await self._api()
 
