@@ -517,6 +517,14 @@ async def test_an_id_that_is_not_a_string_is_a_type_error_naming_it(
         rt.stream_events(bad)
 
 
+async def test_an_id_longer_than_a_url_may_be_is_a_value_error(rt: ManagedRuntime) -> None:
+    """An id of 70,000 characters (a file read whole where an id was expected) raised
+    httpx's ``InvalidURL: URL too long``, which is no ``ValueError`` a program catches for
+    bad arguments."""
+    with pytest.raises(ValueError, match=r"URL too long"):
+        await rt.retrieve_session("sesn_" + "x" * 70_000)
+
+
 # -- config objects map to the wire --------------------------------------------------------
 
 

@@ -256,7 +256,11 @@ class ProviderClient:
         if url is None:
             if len(self._urls) >= 256:  # item paths are one per resource: keep it small
                 self._urls.clear()
-            url = self._urls[path] = httpx.URL(self.base_url + path)
+            try:
+                url = httpx.URL(self.base_url + path)
+            except httpx.InvalidURL as err:  # an id of 70,000 characters: a bad argument
+                raise ValueError(f"cannot request {_short_path(path)}: {err}") from None
+            self._urls[path] = url
         return url
 
     @property
@@ -640,3 +644,8 @@ def _describe(failure: httpx.TransportError) -> str:
     if detail.lower().startswith("server disconnected without sending a response"):
         return f"{what} without sending a response"  # httpcore's words for the same thing
     return f"{what} ({detail})" if detail else what
+
+
+def _short_path(path: str, limit: int = 80) -> str:
+    """``path`` cut to ``limit`` characters for a message."""
+    return path if len(path) <= limit else f"{path[:limit]}... ({len(path):,} characters)"
