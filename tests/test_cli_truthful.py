@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from support.gitops import cli, lockfile, make_workdir, ok, out_of_band, remote_id
+from support.gitops import LOCKFILE, cli, lockfile, make_workdir, ok, out_of_band, remote_id
 
 from reconciler.provider import ProviderClient
 
@@ -437,6 +437,36 @@ def test_a_provider_url_whose_host_cannot_be_parsed_is_refused_at_once(
     assert why in result.stderr, result.stderr
     assert "bug" not in result.stderr and "retries" not in result.stderr, result.stderr
     assert "s3cret-pw" not in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--provider-url", "--backend"])
+def test_an_empty_provider_url_or_backend_on_the_command_line_is_a_usage_error(
+    workdir: Path, option: str
+) -> None:
+    """``reconciler --provider-url "$URL" apply`` with URL unset in the CI job planned and
+    applied against the embedded local provider, exit 0 (``--backend ""`` kept the state
+    in the lockfile): the empty value was taken for "not given", where ``--project ""``,
+    ``--lockfile ""`` and ``-f ""`` are usage errors."""
+    for args in ((option, "", "plan"), ("apply", "--auto-approve", option, "")):
+        result = cli(*args)
+        assert result.exit_code == 1, (args, result.stdout)
+        assert f"Invalid value for '{option}'" in result.stderr, result.stderr
+        assert "empty" in result.stderr
+    assert not Path(".reconciler").exists() and not Path(LOCKFILE).exists()
+
+
+def test_an_empty_provider_url_variable_is_said_to_mean_the_embedded_provider(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``RECONCILER_PROVIDER_URL: ${{ secrets.URL }}`` with the secret missing: empty means
+    unset (as for every variable, and as RECONCILER_BACKEND says), but silently so the job
+    talked to an embedded provider it never meant."""
+    monkeypatch.setenv("RECONCILER_PROVIDER_URL", "")
+    result = ok("plan")
+    assert "Warning: RECONCILER_PROVIDER_URL is set but empty" in result.stderr, result.stderr
+    assert ".reconciler/provider.db" in result.stderr
+    monkeypatch.delenv("RECONCILER_PROVIDER_URL")
+    assert "RECONCILER_PROVIDER_URL" not in ok("plan").stderr
 
 
 def test_a_provider_url_with_v1_is_tolerated(workdir: Path, tcp_provider: str) -> None:

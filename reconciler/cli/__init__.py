@@ -73,6 +73,12 @@ def _checked_backend(value: str | None) -> str | None:
     from reconciler.app.workspace import check_backend
     from reconciler.errors import LockfileError
 
+    if value == "":  # ``--backend "$DB"`` with DB unset; an empty variable means unset
+        raise click.BadParameter(
+            "an empty connection string; give the PostgreSQL state's, or leave the option "
+            "out to keep the state in the lockfile (also read from RECONCILER_BACKEND)",
+            param_hint="'--backend'",
+        )
     try:
         return check_backend(value)
     except LockfileError:
@@ -82,6 +88,19 @@ def _checked_backend(value: str | None) -> str | None:
             "read from RECONCILER_BACKEND)",
             param_hint="'--backend'",
         ) from None
+
+
+def _checked_provider_url(value: str | None) -> str | None:
+    """``--provider-url`` as given, or a usage error for an empty one (``--provider-url
+    "$URL"`` with URL unset, which would talk to the embedded local provider instead; an
+    empty RECONCILER_PROVIDER_URL means unset, and is warned about)."""
+    if value == "":
+        raise click.BadParameter(
+            "an empty URL; give the provider's base URL, or leave the option out for the "
+            f"embedded local provider in {DEFAULT_DB} (also read from RECONCILER_PROVIDER_URL)",
+            param_hint="'--provider-url'",
+        )
+    return value
 
 
 def _checked_lockfile(value: Path) -> Path:
@@ -170,6 +189,7 @@ _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*(?::[A-Za-z][A-Za-z0-9+.-]*)*:/
     envvar="RECONCILER_PROVIDER_URL",
     show_envvar=True,
     metavar="URL",
+    callback=lambda _ctx, _param, value: _checked_provider_url(value),
     help=f"Base URL of the provider API. Default: the embedded local provider in {DEFAULT_DB}.",
 )
 @click.option(
@@ -245,6 +265,13 @@ def main(
         click.echo(
             f"Warning: RECONCILER_BACKEND is set but empty (a missing CI secret?); the state "
             f"is the lockfile {lockfile}.",
+            err=True,
+        )
+    if provider_url is None and "RECONCILER_PROVIDER_URL" in os.environ:
+        # as RECONCILER_BACKEND above: a missing CI secret, said, as the provider differs
+        click.echo(
+            "Warning: RECONCILER_PROVIDER_URL is set but empty (a missing CI secret?); the "
+            f"provider is the embedded local one in {provider_db}.",
             err=True,
         )
     settings = Settings(
