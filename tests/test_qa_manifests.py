@@ -197,6 +197,32 @@ def test_a_reconcilerignore_saved_with_a_bom_ignores_its_first_pattern(workdir: 
     assert "Left out by .reconcilerignore: manifests/ci/workflow.yaml" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("pattern", "said"),
+    [("ci\\", "pattern 'ci\\' is not"), ("!", "'!'"), ("[z-a].yaml", "bad character range")],
+)
+def test_a_reconcilerignore_pattern_that_cannot_be_read_is_named_at_its_line(
+    workdir: Path, pattern: str, said: str
+) -> None:
+    """A pattern gitignore syntax cannot read (a trailing backslash, a lone ``!``, a
+    character range backwards) made every command say "unexpected GitIgnorePatternError
+    ... This is a bug in reconciler"."""
+    (workdir / "manifests/.reconcilerignore").write_text(f"# CI files\nci/\n{pattern}\n")
+    for command in ("validate", "plan"):
+        result = cli(command)
+        assert result.exit_code == 1, (command, result.stdout)
+        assert "manifests/.reconcilerignore:3:1: " in result.stderr, result.stderr
+        assert said in result.stderr and "bug" not in result.stderr, result.stderr
+
+
+def test_a_reconcilerignore_too_large_to_read_is_named(workdir: Path) -> None:
+    (workdir / "manifests/.reconcilerignore").write_bytes(b"x" * (5 * 1024 * 1024))
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "manifests/.reconcilerignore:1:1: " in result.stderr, result.stderr
+    assert "larger than 4.0 MiB" in result.stderr and "bug" not in result.stderr
+
+
 def test_a_skills_gitignore_saved_with_a_bom_keeps_its_first_file_out(workdir: Path) -> None:
     """A skill directory's `.gitignore` saved with a UTF-8 byte-order mark: git left out
     the file its first line names (`secret.env`), but apply uploaded it with the skill, as
@@ -479,7 +505,9 @@ def test_ignore_changes_refuses_a_list_item_it_would_not_leave_alone(
     assert list(validator.iter_errors(document)) != []
 
 
-@pytest.mark.parametrize(("path", "through"), [("tools.configs", "tools"), ("mcp_servers.url", "mcp_servers")])
+@pytest.mark.parametrize(
+    ("path", "through"), [("tools.configs", "tools"), ("mcp_servers.url", "mcp_servers")]
+)
 def test_ignore_changes_refuses_a_path_into_a_list(workdir: Path, path: str, through: str) -> None:
     """`ignore_changes: [tools.configs]` or `[mcp_servers.url]` passed validate, but a path
     that goes into a list matched nothing: plan diffed those fields all the same."""

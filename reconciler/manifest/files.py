@@ -17,9 +17,12 @@ the limit in case the file grew in between. The limits are documented in the REA
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Callable
 from pathlib import Path
+
+from reconciler.errors import ManifestError, ManifestIssue
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 #: a directory holding this file is a skill's source (``skilldir`` reads it): not manifests
@@ -37,12 +40,36 @@ def ignore_matcher(root: Path) -> Callable[[str], bool] | None:
     # imported here: only a directory that has the file pays for it
     from pathspec import GitIgnoreSpec
 
+    try:
+        raw = read_limited(ignore, MAX_MANIFEST_BYTES)
+    except (OSError, FileRefused) as exc:
+        reason = exc.reason if isinstance(exc, FileRefused) else f"cannot be read: {exc.strerror}"
+        raise _ignore_error(ignore, 1, reason) from None
     # utf-8-sig: a byte-order mark (a Windows editor's) is skipped, as git skips that of a
     # .gitignore; left in, it made the first pattern match nothing
-    spec = GitIgnoreSpec.from_lines(
-        read_limited(ignore, MAX_MANIFEST_BYTES).decode("utf-8-sig", "replace").splitlines()
-    )
+    lines = raw.decode("utf-8-sig", "replace").splitlines()
+    try:
+        spec = GitIgnoreSpec.from_lines(lines)
+    except (ValueError, re.error):
+        # the file is ours, not git's (which skips such a line): said at the line, as
+        # ignoring it could read a CI workflow as a manifest
+        for number, line in enumerate(lines, 1):
+            try:
+                GitIgnoreSpec.from_lines([line])
+            except (ValueError, re.error) as exc:
+                raise _ignore_error(
+                    ignore,
+                    number,
+                    f"the pattern '{line}' is not gitignore syntax ({exc}); fix or remove it",
+                ) from None
+        raise
     return spec.match_file
+
+
+def _ignore_error(ignore: Path, line: int, message: str) -> ManifestError:
+    from .manifestset import display_path  # it imports this module
+
+    return ManifestError(ManifestIssue(display_path(ignore), line, 1, message))
 
 
 def manifest_files(root: Path) -> tuple[list[Path], list[Path]]:
