@@ -501,3 +501,15 @@ def test_a_skill_source_name_too_long_for_the_system_is_an_error_at_source(
         )
         assert "File name too long" in result.stderr
         assert "bug" not in result.stderr and "internal error" not in result.stderr
+
+
+def test_a_gitignore_line_git_skips_is_skipped_for_a_skills_files_too(workdir: Path) -> None:
+    """A .gitignore line git cannot read (a trailing backslash, ``[z-a]``) is skipped by
+    git; here it made validate and plan say "internal error while reading this file
+    (GitIgnorePatternError); please report this bug". The rest of the file still holds."""
+    (workdir / "manifests/skills/pdf-tools/.gitignore").write_text("notes\\\n[z-a]\nlocal.txt\n")
+    (workdir / "manifests/skills/pdf-tools/local.txt").write_text("not uploaded\n")
+    (workdir / ".gitignore").write_text("build\\\n")
+    ok("validate")
+    result = ok("plan")
+    assert "fill.py" in result.stdout and "local.txt" not in result.stdout, result.stdout

@@ -28,8 +28,12 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .files import SKILL_FILE, FileRefused, read_limited
+
+if TYPE_CHECKING:
+    from pathspec import GitIgnoreSpec
 
 #: limits of one upload: Anthropic's documented ones for custom skills (8 MB, the slug and
 #: description rules), and the local provider's for what the docs leave open (file count,
@@ -312,8 +316,6 @@ def _read(path: Path, rel: str, given: Path, room: int) -> bytes:
 def _ignore_matcher(root: Path, repository: Path | None) -> Callable[[str], bool]:
     """``ignored(path relative to root)``: .gitignore rules from the repository down to and
     inside ``root``, plus ``ALWAYS_IGNORED``."""
-    from pathspec import GitIgnoreSpec
-
     lines: list[str] = list(ALWAYS_IGNORED)
     top = repository if repository is not None and root.is_relative_to(repository) else root
     chain = [top, *[p for p in reversed(root.parents) if p.is_relative_to(top) and p != top]]
@@ -328,8 +330,8 @@ def _ignore_matcher(root: Path, repository: Path | None) -> Callable[[str], bool
         if ".gitignore" in filenames and Path(dirpath) != root:
             rel = Path(dirpath).relative_to(root).as_posix()
             rules = _gitignore_lines(Path(dirpath) / ".gitignore")
-            inner.append((rel + "/", GitIgnoreSpec.from_lines(rules)))
-    outer = GitIgnoreSpec.from_lines(line for line in lines if line)
+            inner.append((rel + "/", _gitignore_spec(rules)))
+    outer = _gitignore_spec([line for line in lines if line])
 
     def ignored(rel: str) -> bool:
         if outer.match_file(rel):
@@ -339,6 +341,25 @@ def _ignore_matcher(root: Path, repository: Path | None) -> Callable[[str], bool
         )
 
     return ignored
+
+
+def _gitignore_spec(lines: list[str]) -> GitIgnoreSpec:
+    """The rules of ``lines``, without the patterns pathspec cannot read (``notes\\``,
+    ``[z-a]``): git skips such a line of a .gitignore and reads the rest, and so does this."""
+    from pathspec import GitIgnoreSpec
+
+    try:
+        return GitIgnoreSpec.from_lines(lines)
+    except (ValueError, re.error):
+        pass
+    kept = []
+    for line in lines:
+        try:
+            GitIgnoreSpec.from_lines([line])
+        except (ValueError, re.error):
+            continue
+        kept.append(line)
+    return GitIgnoreSpec.from_lines(kept)
 
 
 def _gitignore_lines(path: Path) -> list[str]:
