@@ -454,6 +454,8 @@ def test_rollback_refuses_what_it_cannot_do(workdir: Path) -> None:
         ((DEPLOYMENT,), "records no version"),
         ((DEPLOYMENT, "--to", "1"), "runs agent.reviewer@1 already"),
         ((DEPLOYMENT, "--to", "9"), "has no version 9"),
+        # beyond what the wire takes: was the provider's 400 "Input should be less than..."
+        ((DEPLOYMENT, "--to", "99999999999999999999"), "has no version 99999999999999999999"),
         (("deployment.nope",), "is not in"),
     ]:
         result = cli("rollback", *args, "--auto-approve")

@@ -269,12 +269,16 @@ async def _check_version(client: ProviderClient, plan: Plan) -> None:
     assert isinstance(action, Update) and action.gate is not None
     agent_id = action.body["agent"]["id"]
     version = action.gate.to_version
+    missing = f"{action.gate.agent} has no version {version} ({agent_id}); pick one that exists"
+    latest = await client.agents.retrieve(agent_id)
+    if isinstance(latest.get("version"), int) and version > latest["version"]:
+        # asked before the version itself: a number past what the wire takes (2**31) is
+        # the provider's 400 "version: Input should be less than...", not a missing version
+        raise PlanError(f"{missing} (its latest is {latest['version']})")
     try:
         found = await client.agents.retrieve(agent_id, version=version)
     except NotFoundError as e:
-        raise PlanError(
-            f"{action.gate.agent} has no version {version} ({agent_id}); pick one that exists"
-        ) from e
+        raise PlanError(missing) from e
     if found.get("archived_at"):
         # the deployment stays on it while the candidate of the agent created again is held
         agent = action.gate.agent
