@@ -14,7 +14,17 @@ from .fields import Metadata, NonEmptyStr, SpecModel, checked_by, fail
 from .hosts import ENVIRONMENT_HOST_PATTERN, environment_host_problem
 
 PACKAGE_MANAGERS = ("pip", "npm", "apt", "cargo", "gem", "go")
-PackageList = list[NonEmptyStr]
+#: the provider's limits (the local provider's ``schemas.py``), refused at validate rather
+#: than by a 400 at apply after the resources before this one were changed
+MAX_NAME = 256
+MAX_DESCRIPTION = 2048
+MAX_HOST = 253
+MAX_HOSTS = 256
+MAX_PACKAGE = 512
+MAX_PACKAGES = 256
+PackageList = Annotated[
+    list[Annotated[NonEmptyStr, Field(max_length=MAX_PACKAGE)]], Field(max_length=MAX_PACKAGES)
+]
 
 
 class UnrestrictedNetworking(SpecModel):
@@ -28,12 +38,16 @@ class LimitedNetworking(SpecModel):
 
     type: Literal["limited"]
     allowed_hosts: (
-        list[
-            Annotated[
-                NonEmptyStr,
-                checked_by(environment_host_problem),
-                Field(json_schema_extra={"pattern": ENVIRONMENT_HOST_PATTERN}),
-            ]
+        Annotated[
+            list[
+                Annotated[
+                    NonEmptyStr,
+                    Field(max_length=MAX_HOST),
+                    checked_by(environment_host_problem),
+                    Field(json_schema_extra={"pattern": ENVIRONMENT_HOST_PATTERN}),
+                ]
+            ],
+            Field(max_length=MAX_HOSTS),
         ]
         | None
     ) = Field(
@@ -128,11 +142,11 @@ EnvironmentConfig = Annotated[CloudConfig | SelfHostedConfig, Field(discriminato
 class EnvironmentSpec(SpecModel):
     """Desired state of an environment: the create fields of POST /v1/environments."""
 
-    name: NonEmptyStr | None = Field(
+    name: Annotated[NonEmptyStr, Field(max_length=MAX_NAME)] | None = Field(
         default=None,
         description="Remote name (unique among live environments); defaults to the document name.",
     )
-    description: str | None = None
+    description: Annotated[str, Field(max_length=MAX_DESCRIPTION)] | None = None
     metadata: Metadata | None = None
     scope: Literal["organization", "account"] | None = None
     config: EnvironmentConfig | None = None
