@@ -48,6 +48,11 @@ MAX_TOOLS = 256  # tools across all toolsets, the built-in toolset counting all 
 BUILTIN_TOOLSET_TOOLS = (*BUILTIN_TOOL_NAMES, "web_fetch", "web_search")
 MAX_MCP_SERVERS = 20
 MAX_DOMAINS = 64
+#: the provider's limits (the local provider's ``schemas.py``), refused at validate rather
+#: than by a 400 at apply after the resources before this one were changed
+MAX_MODEL_ID = 256
+MAX_SKILLS = 64
+MAX_SKILL_VERSION = 64
 
 
 # --------------------------------------------------------------------------- model
@@ -67,14 +72,16 @@ EffortRef = string_or_object(
 class ModelConfig(SpecModel):
     """The model in object form; the string form ``claude-sonnet-4-6`` is the same as ``{id: ...}``."""
 
-    id: NonEmptyStr = Field(description="Model id, e.g. claude-sonnet-4-6.")
+    id: Annotated[NonEmptyStr, Field(max_length=MAX_MODEL_ID)] = Field(
+        description="Model id, e.g. claude-sonnet-4-6."
+    )
     effort: EffortRef | None = None  # type: ignore[valid-type]
-    inference_geo: str | None = None
+    inference_geo: Annotated[str, Field(max_length=64)] | None = None
     speed: Literal["standard", "fast"] | None = None
 
 
 ModelRef = string_or_object(
-    Annotated[str, Field(min_length=1)],
+    Annotated[str, Field(min_length=1, max_length=MAX_MODEL_ID)],
     ModelConfig,
     "a model id such as claude-sonnet-4-6, or a mapping {id, effort, inference_geo, speed}",
 )
@@ -316,7 +323,7 @@ class CustomTool(SpecModel):
         str,
         Field(min_length=1, max_length=128, json_schema_extra={"pattern": "^[A-Za-z0-9_-]+$"}),
     ]
-    description: str
+    description: Annotated[str, Field(max_length=10_000)]
     input_schema: dict[str, Any] = Field(
         description="JSON Schema of the tool input; its type must be 'object'.",
         json_schema_extra={"required": ["type"], "properties": {"type": {"const": "object"}}},
@@ -355,9 +362,15 @@ class Skill(SpecModel):
     """A skill: an Anthropic skill id (e.g. xlsx) or a custom skill_... id."""
 
     type: Literal["anthropic", "custom"]
-    skill_id: NonEmptyStr
+    skill_id: Annotated[NonEmptyStr, Field(max_length=256)]
     version: (
-        Annotated[str, BeforeValidator(int_to_str), WithJsonSchema(int_or_str_schema({}))] | None
+        Annotated[
+            str,
+            BeforeValidator(int_to_str),
+            Field(max_length=MAX_SKILL_VERSION),
+            WithJsonSchema(int_or_str_schema({})),
+        ]
+        | None
     ) = Field(default=None, description="Omit for the latest version.")
 
 
@@ -366,7 +379,7 @@ class SkillRef(SpecModel):
     the version ``version`` names; resolved to ``{type: custom, skill_id, version}``."""
 
     ref: ResourceName = Field(description="Name of a Skill manifest.")
-    version: NonEmptyStr | None = Field(
+    version: Annotated[NonEmptyStr, Field(max_length=MAX_SKILL_VERSION)] | None = Field(
         default=None,
         description="A version id (skillver_...) to pin; omit (or latest) to follow the "
         "newest version.",
@@ -520,7 +533,7 @@ class AgentSpec(SpecModel):
     description: Annotated[str, Field(max_length=2048)] | None = None
     tools: Annotated[list[Tool], Field(max_length=MAX_TOOLS)] | None = None
     mcp_servers: Annotated[list[McpServer], Field(max_length=MAX_MCP_SERVERS)] | None = None
-    skills: list[AgentSkill] | None = Field(
+    skills: Annotated[list[AgentSkill], Field(max_length=MAX_SKILLS)] | None = Field(
         default=None,
         description="{ref: NAME, version?} for a Skill manifest; {type: anthropic, skill_id} "
         "or {type: custom, skill_id, version?} as on the wire.",
