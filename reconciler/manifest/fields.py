@@ -161,8 +161,13 @@ def _check_http_url(value: str) -> str:
     return value
 
 
+#: the provider takes URLs of at most 2048 characters (MCP servers, credentials, token endpoints)
+MAX_URL = 2048
 HttpUrl = Annotated[
-    str, AfterValidator(_check_http_url), Field(json_schema_extra={"pattern": _HTTP_URL})
+    str,
+    Field(max_length=MAX_URL),
+    AfterValidator(_check_http_url),
+    Field(json_schema_extra={"pattern": _HTTP_URL}),
 ]
 NonEmptyStr = Annotated[str, Field(min_length=1)]
 

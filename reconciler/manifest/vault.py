@@ -14,7 +14,16 @@ from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from .fields import HttpUrl, Metadata, NonEmptyStr, ResourceName, SpecModel, checked_by, fail
+from .fields import (
+    MAX_URL,
+    HttpUrl,
+    Metadata,
+    NonEmptyStr,
+    ResourceName,
+    SpecModel,
+    checked_by,
+    fail,
+)
 from .hosts import CREDENTIAL_HOST_PATTERN, credential_host_problem
 from .secret import SecretRef
 
@@ -44,12 +53,12 @@ TokenEndpointAuth = Annotated[
 class OAuthRefresh(SpecModel):
     """How the provider refreshes an MCP OAuth access token."""
 
-    client_id: NonEmptyStr
+    client_id: Annotated[NonEmptyStr, Field(max_length=1024)]
     refresh_token: SecretRef
     token_endpoint: HttpUrl
     token_endpoint_auth: TokenEndpointAuth
-    resource: str | None = None
-    scope: str | None = None
+    resource: Annotated[str, Field(max_length=MAX_URL)] | None = None
+    scope: Annotated[str, Field(max_length=4096)] | None = None
 
 
 class StaticBearerAuth(SpecModel):
