@@ -371,10 +371,10 @@ def _by_name(field: str, example: str) -> BeforeValidator:
 class DeploymentSpec(SpecModel):
     """Desired state of a deployment: an agent pin, an environment, vaults and a trigger."""
 
-    name: NonEmptyStr | None = Field(
+    name: Annotated[NonEmptyStr, Field(max_length=256)] | None = Field(
         default=None, description="Remote name; defaults to the document name."
     )
-    description: str | None = None
+    description: Annotated[str, Field(max_length=2048)] | None = None
     agent: Annotated[AgentPin, WithJsonSchema(_AGENT_PIN_SCHEMA)]
     environment: Annotated[ResourceName, _by_name("environment", "environment: python-data")] = (
         Field(description="Name of an Environment manifest.")
