@@ -154,3 +154,24 @@ def test_a_deployment_archived_behind_the_lockfiles_back_runs_no_session(applied
     assert "reconciler run agent.reviewer" in result.stderr
     assert out_of_band(sessions) == before  # no session was started
     ok("run", "reviewer", "-m", "hi")  # the agent itself runs, on purpose
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("-m", "caf\udce9 au lait"), "'-m'"),  # `-m "$(cat note-latin1.txt)"`
+        (("-m", "hi", "--session", "sesn_\udcff"), "'--session'"),
+    ],
+)
+def test_a_message_or_session_that_is_not_utf8_is_a_usage_error(
+    applied: Path, args: tuple[str, ...], option: str
+) -> None:
+    """A message read from a Latin-1 file (the shell hands its bytes over as they are) made
+    run say "unexpected UnicodeEncodeError ... This is a bug in reconciler"; a session id
+    so garbled too."""
+    result = cli("run", "coder", *args)
+    assert result.exit_code == 1, result.stdout
+    assert f"Invalid value for {option}: is not UTF-8 text (byte 0x" in result.stderr, (
+        result.stderr
+    )
+    assert "bug" not in result.stderr and "Session " not in result.stderr

@@ -190,6 +190,23 @@ def _message(value: str) -> str:
     """``-m "$PROMPT"`` with the variable unset would start a session and a turn on nothing."""
     if not value.strip():
         raise click.BadParameter("is empty; say something to the agent", param_hint="'-m'")
+    return _utf8(value, "'-m'")
+
+
+def _utf8(value: str, hint: str) -> str:
+    """``value`` when UTF-8 can carry it; a usage error, before any session is started,
+    for the bytes of another encoding the shell passed on (``-m "$(cat note-latin1.txt)"``:
+    Python holds each such byte as a lone surrogate, which no request can send)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        code = ord(value[err.start])
+        byte = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+        raise click.BadParameter(
+            f"is not UTF-8 text ({byte} at character {err.start + 1}); save or pass it as "
+            "UTF-8",
+            param_hint=hint,
+        ) from None
     return value
 
 
@@ -203,7 +220,7 @@ def _session_id(value: str | None) -> str | None:
             "to start a new session",
             param_hint="'--session'",
         )
-    return value.strip() if value is not None else None
+    return _utf8(value.strip(), "'--session'") if value is not None else None
 
 
 @dataclass(frozen=True)
