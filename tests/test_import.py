@@ -417,6 +417,9 @@ def test_import_refuses_an_id_recorded_under_another_address(applied: Path) -> N
         (("coder", "agent_01abc"), "is not an address"),
         (("agent.Coder!", "agent_01abc"), "is not an address"),
         (("agent.coder", "agent_01doesnotexist"), "no agent agent_01doesnotexist"),
+        # a byte of another encoding (was "unexpected UnicodeEncodeError ... a bug"), a space
+        (("agent.coder", "agent_01\udcff"), "'agent_01\\udcff' is not a remote id"),
+        (("agent.coder", "agent_01 abc"), "'agent_01 abc' is not a remote id"),
         (("agent.coder",), "give an address and a remote id"),
         (("--out", "x", "agent.coder", "agent_1"), "--out goes with --all-unmanaged"),
         (("--all-unmanaged",), "--all-unmanaged needs --out DIR"),

@@ -109,6 +109,13 @@ def _check_address(address: str) -> Kind:
 
 
 def _check_id(kind: str, remote_id: str, address: str) -> None:
+    if not all("!" <= ch <= "~" for ch in remote_id):
+        # a space, a control character, or a byte of another encoding the shell passed on
+        # (which no request can carry): no provider id has one
+        raise PlanError(
+            f"{remote_id!r} is not a remote id: ids are printable ASCII with no spaces, "
+            f"e.g. {ID_PREFIXES[kind]}01..."
+        )
     if remote_id.startswith(ID_PREFIXES[kind]):
         return
     for other, prefix in ID_PREFIXES.items():
