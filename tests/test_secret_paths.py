@@ -165,3 +165,30 @@ def test_validate_says_what_plan_says_of_a_secret_file_it_cannot_reach(
             result.stderr,
         ), (command, result.stderr)
     assert not (workdir / "state/reconciler.lock").exists()
+
+
+@pytest.mark.parametrize("source", ["from_env", "from_file"])
+def test_a_secret_longer_than_the_provider_takes_is_refused_before_anything_is_sent(
+    workdir: Path, source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token of 70,000 characters (a file of several secrets, a variable holding a whole
+    bundle) passed plan; apply created the vault, then the provider refused the credential
+    ("auth.token: String should have at most 65536 characters"), exit 1 half done."""
+    secret = "CANARY" + "z" * 70_000
+    if source == "from_env":
+        monkeypatch.setenv("HUGE_TOKEN", secret)
+        point_token_at(workdir, "x")
+        vaults = workdir / "manifests/vaults.yaml"
+        vaults.write_text(vaults.read_text().replace("{from_file: x}", "{from_env: HUGE_TOKEN}"))
+    else:
+        (workdir / "manifests" / TOKEN).write_text(secret + "\n")
+    for command in (["plan"], ["apply", "--auto-approve"]):
+        result = cli(*command)
+        assert result.exit_code == 1, (command, result.stdout)
+        assert re.search(
+            r"manifests/vaults\.yaml:\d+:\d+: \S*auth\.token: .*70,006 characters; the "
+            r"provider takes at most 65,536",
+            result.stderr,
+        ), (command, result.stderr)
+        assert "CANARY" not in result.stdout + result.stderr
+    assert not (workdir / "state/reconciler.lock").exists()

@@ -170,6 +170,7 @@ def resolve_secret(
                 location,
                 field_path,
             )
+        _check_length(value, f"environment variable {ref.from_env}", location, field_path)
         return value
     assert ref.from_file is not None
     path = Path(ref.from_file).expanduser()
@@ -206,7 +207,23 @@ def resolve_secret(
         _raise(f"secret file {path} is empty", location, field_path)
     if value.isspace():
         _raise(f"secret file {path} holds only white space", location, field_path)
+    _check_length(value, f"secret file {path}", location, field_path)
     return value
+
+
+#: the longest secret the provider takes (characters); a longer one passed plan and made
+#: apply fail at its credential after the resources before it were changed
+MAX_SECRET_CHARS = 65_536
+
+
+def _check_length(value: str, what: str, location: SourceLocation | None, field_path: str) -> None:
+    if len(value) > MAX_SECRET_CHARS:
+        _raise(
+            f"{what} holds {len(value):,} characters; the provider takes at most "
+            f"{MAX_SECRET_CHARS:,} in a secret",
+            location,
+            field_path,
+        )
 
 
 class SecretOutside(ValueError):
