@@ -439,14 +439,15 @@ def test_a_provider_url_whose_host_cannot_be_parsed_is_refused_at_once(
     assert "s3cret-pw" not in result.stderr
 
 
-@pytest.mark.parametrize("option", ["--provider-url", "--backend"])
+@pytest.mark.parametrize("option", ["--provider-url", "--backend", "--provider-db"])
 def test_an_empty_provider_url_or_backend_on_the_command_line_is_a_usage_error(
     workdir: Path, option: str
 ) -> None:
     """``reconciler --provider-url "$URL" apply`` with URL unset in the CI job planned and
     applied against the embedded local provider, exit 0 (``--backend ""`` kept the state
-    in the lockfile): the empty value was taken for "not given", where ``--project ""``,
-    ``--lockfile ""`` and ``-f ""`` are usage errors."""
+    in the lockfile; ``--provider-db ""`` said "the local provider database . is a folder"):
+    the empty value was taken for "not given", where ``--project ""``, ``--lockfile ""`` and
+    ``-f ""`` are usage errors."""
     for args in ((option, "", "plan"), ("apply", "--auto-approve", option, "")):
         result = cli(*args)
         assert result.exit_code == 1, (args, result.stdout)

@@ -123,6 +123,18 @@ def _checked_lockfile(value: Path) -> Path:
     return value
 
 
+def _checked_provider_db(value: Path) -> Path:
+    """``--provider-db`` as given, or a usage error for an empty one (click reads ``""`` as
+    the current folder; an empty RECONCILER_PROVIDER_DB means unset)."""
+    if value == Path(""):
+        raise click.BadParameter(
+            f"an empty path; give the embedded provider's database file, e.g. {DEFAULT_DB} "
+            "(also read from RECONCILER_PROVIDER_DB)",
+            param_hint="'--provider-db'",
+        )
+    return value
+
+
 def _checked_manifests(value: Path) -> Path:
     """``--manifests`` as given, or a usage error for an empty one (``-f "$DIR"`` with DIR
     unset, which click reads as the current folder: every YAML file below it; an empty
@@ -199,6 +211,7 @@ _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*(?::[A-Za-z][A-Za-z0-9+.-]*)*:/
     envvar="RECONCILER_PROVIDER_DB",
     show_envvar=True,
     show_default=True,
+    callback=lambda _ctx, _param, value: _checked_provider_db(value),
     help="SQLite file of the embedded local provider (ignored with --provider-url).",
 )
 @click.option(
