@@ -513,3 +513,16 @@ def test_a_gitignore_line_git_skips_is_skipped_for_a_skills_files_too(workdir: P
     ok("validate")
     result = ok("plan")
     assert "fill.py" in result.stdout and "local.txt" not in result.stdout, result.stdout
+
+
+def test_a_skill_source_that_is_a_symlink_loop_is_called_one(workdir: Path) -> None:
+    """``source:`` naming a symbolic link loop was said to "not exist" (the link is there:
+    a user looks for a missing directory instead of the link)."""
+    (workdir / "manifests/loop").symlink_to("loop")
+    (workdir / "manifests/skills.yaml").write_text(
+        SKILLS.replace("source: skills/pdf-tools", "source: loop")
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "manifests/skills.yaml:4:11: spec.source: skill source " in result.stderr
+    assert "is a symbolic link loop" in result.stderr, result.stderr

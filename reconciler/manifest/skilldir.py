@@ -21,6 +21,7 @@ path order: independent of the file system's order, timestamps and permissions.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -107,7 +108,9 @@ def read_skill_source(directory: str | Path, *, repository: Path | None = None) 
     given = Path(directory)
     try:
         if not given.exists():
-            raise SkillSourceError(f"skill source {given} does not exist")
+            # exists() is False for a link that leads nowhere: say which
+            what = "is a symbolic link loop" if _loops(given) else "does not exist"
+            raise SkillSourceError(f"skill source {given} {what}")
         root = given.resolve()
         if not root.is_dir():
             raise SkillSourceError(f"skill source {given} is not a directory")
@@ -341,6 +344,15 @@ def _ignore_matcher(root: Path, repository: Path | None) -> Callable[[str], bool
         )
 
     return ignored
+
+
+def _loops(path: Path) -> bool:
+    """Whether ``path`` is a symbolic link that never reaches a file (a loop)."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        return err.errno == errno.ELOOP
+    return False
 
 
 def _gitignore_spec(lines: list[str]) -> GitIgnoreSpec:
