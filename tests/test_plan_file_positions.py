@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.gitops import cli, make_workdir, ok, position
@@ -16,7 +17,6 @@ LOCKFILE = Path("state/reconciler.lock")
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return make_workdir(tmp_path, monkeypatch)
-
 
 
 def test_a_truncated_plan_file_is_named_by_line_and_column(workdir: Path) -> None:
@@ -83,4 +83,29 @@ def test_json_that_is_not_a_plan_is_named_by_line_and_column(
         f"Error: x.plan:{position(text, at)}: not a saved plan ("
     ), refused.stderr
     assert "reconciler plan --out" in refused.stderr
+    assert not LOCKFILE.exists(), "nothing applied"
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda plan: plan.update(actions="none"),
+        lambda plan: plan["actions"][0].update(type="obliterate"),
+        lambda plan: plan.pop("actions"),
+    ],
+)
+def test_a_plan_file_edited_out_of_shape_is_said_to_be_edited(workdir: Path, edit: Any) -> None:
+    """A saved plan whose JSON was edited into something that is no plan (an action type
+    made up, a list made a string) said "unreadable plan (ValidationError); plan again",
+    where an edit that kept its shape says it was edited after `plan --out` wrote it."""
+    ok("plan", "--out", "x.plan")
+    data = json.loads(Path("x.plan").read_text())
+    edit(data["plan"])
+    Path("x.plan").write_text(json.dumps(data, indent=2))
+    refused = cli("apply", "x.plan")
+    assert refused.exit_code == 1, (refused.stdout, refused.stderr)
+    assert "x.plan: the plan was edited after `reconciler plan --out` wrote it" in (
+        refused.stderr
+    ), refused.stderr
+    assert "ValidationError" not in refused.stderr
     assert not LOCKFILE.exists(), "nothing applied"

@@ -198,10 +198,29 @@ def read_plan_file(path: Path) -> tuple[Plan, dict[str, Any]]:
         # the digest is of the plan as read, so any edit of its text shows
         plan_digest = json_digest(data["plan"])
     except Exception as err:  # noqa: BLE001 - any failure here means "not a plan we can read"
+        if _edited(data, binding):  # what the binding check says of an edit that kept the shape
+            again = f"run `reconciler plan --out {path}` again and review it"
+            raise PlanError(f"{path}: {EDITED}: {again}") from None
         raise PlanError(f"{path}: unreadable plan ({err.__class__.__name__}); plan again") from None
     if not isinstance(binding, dict):
         return plan, {}
     return plan, {**binding, "read_plan": plan_digest}
+
+
+EDITED = (
+    "the plan was edited after `reconciler plan --out` wrote it (its digest does not match); "
+    "refusing to apply what was not reviewed"
+)
+
+
+def _edited(data: Mapping[str, Any], binding: object) -> bool:
+    """Whether the plan's recorded digest no longer matches its text."""
+    if not isinstance(binding, dict) or not isinstance(binding.get("plan"), str):
+        return False
+    try:
+        return bool(json_digest(data.get("plan")) != binding["plan"])
+    except Exception:  # noqa: BLE001 - not even JSON data: unreadable, said as such
+        return False
 
 
 #: the plan format this reconciler writes and reads (docs/json-format.md)
@@ -244,10 +263,7 @@ def check_plan_binding(
             f"(written by an older reconciler, or edited), so it cannot be checked; {again}"
         )
     if binding.get("read_plan") != plan_digest:
-        raise PlanError(
-            f"{path}: the plan was edited after `reconciler plan --out` wrote it (its digest "
-            f"does not match); refusing to apply what was not reviewed: {again}"
-        )
+        raise PlanError(f"{path}: {EDITED}: {again}")
     try:
         current = manifests_digest(manifests, secrets, salt, targets)
     except ValueError:  # a salt that is not hex: edited
