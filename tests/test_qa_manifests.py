@@ -551,3 +551,21 @@ def test_a_missing_secret_file_is_reported_beside_the_other_errors_of_its_vault(
     assert (
         "spec.credentials[0].auth.token: secret file secrets/missing.txt does not exist"
     ) in result.stderr, result.stderr
+
+
+def test_control_characters_of_a_manifest_reach_no_terminal_through_an_error(
+    workdir: Path,
+) -> None:
+    """A manifest from a pull request whose kind was ``"Ag\\e]0;pwned\\aent"`` (YAML's
+    ``\\e`` is ESC) put the raw escape sequence into ``Error: ...``: on a terminal it set
+    the window title (OSC 52 would write the clipboard, ``\\e[2J`` clears the screen).
+    Control characters in messages are shown escaped, as the plan shows values."""
+    (workdir / "manifests/evil.yaml").write_text(
+        'kind: "Ag\\e]0;pwned\\aent"\nname: "a\\e[2J"\nspec: {model: m}\n'
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr, repr(result.stderr)
+    assert "not 'Ag\\x1b]0;pwned\\x07ent'" in result.stderr, result.stderr
+    assert "invalid name 'a\\x1b[2J'" in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 3  # the line breaks between issues are kept

@@ -86,10 +86,21 @@ def describe(error: BaseException) -> str:
         message = str(error)
         if error.request_id and error.request_id not in message:
             message += f" (request id {error.request_id})"
-        return message
+        return _without_controls(message)
     if isinstance(error, OSError) and error.filename is not None:
-        return f"{error.filename}: {error.strerror or error}"
-    return str(error) or type(error).__name__
+        return _without_controls(f"{error.filename}: {error.strerror or error}")
+    return _without_controls(str(error) or type(error).__name__)
+
+
+#: C0 and C1 control characters but the line break and the tab: an error quotes values of
+#: a manifest (a pull request's) or of the provider, and ESC/BEL would drive the terminal
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _without_controls(message: str) -> str:
+    """``message`` with each control character shown escaped (``\\x1b``), as plans show
+    values, instead of sent to the terminal (a window title set, the screen cleared)."""
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", message)
 
 
 def _set_exit_code(error: click.ClickException, code: int) -> None:
@@ -274,7 +285,7 @@ class ReconcilingGroup(click.Group):
             if _debug(ctx):
                 raise
             raise Failure(
-                f"unexpected {type(err).__name__}: {err}\n"
+                f"unexpected {type(err).__name__}: {_without_controls(str(err))}\n"
                 "This is a bug in reconciler. Run the command again with --debug for the "
                 "traceback and include it in a bug report.",
                 1,
