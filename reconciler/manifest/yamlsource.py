@@ -394,17 +394,22 @@ def _scalar_value(node: ScalarNode) -> Any:
         except ValueError:
             raise _ScalarError("this !!int value is not an integer") from None
     if tag == _FLOAT_TAG:
-        lowered = text.lower()
-        if lowered in (".inf", "+.inf"):
-            return math.inf
-        if lowered == "-.inf":
-            return -math.inf
-        if lowered == ".nan":
-            return math.nan
         try:
-            return float(text)
+            value: float | None = float(text)
         except ValueError:
-            raise _ScalarError("this !!float value is not a number") from None
+            value = None
+        if text.lower().lstrip("+-") in (".inf", ".nan") or (
+            value is not None and not math.isfinite(value)
+        ):
+            # JSON, which the provider speaks and the lockfile is, has no infinity or NaN:
+            # sent, such a value became null (a custom tool's `maximum: .inf`)
+            raise _ScalarError(
+                f"'{text[:40]}' is not a number JSON can carry (no infinity, no NaN, nothing "
+                "beyond 1.8e308); write a finite number, or leave the field out"
+            )
+        if value is None:
+            raise _ScalarError("this !!float value is not a number")
+        return value
     raise _ScalarError(f"unsupported YAML tag {tag}; remove the tag")
 
 
