@@ -569,3 +569,29 @@ def test_control_characters_of_a_manifest_reach_no_terminal_through_an_error(
     assert "not 'Ag\\x1b]0;pwned\\x07ent'" in result.stderr, result.stderr
     assert "invalid name 'a\\x1b[2J'" in result.stderr, result.stderr
     assert result.stderr.count("\n") == 3  # the line breaks between issues are kept
+
+
+@pytest.mark.parametrize("command", [("plan",), ("schema",)])
+@pytest.mark.parametrize("link", [False, True])
+def test_out_naming_no_regular_file_is_refused_and_left_alone(
+    workdir: Path, command: tuple[str, ...], link: bool
+) -> None:
+    """`plan --out /dev/stdout` (or /dev/full, a FIFO) was written as a temporary file
+    renamed over that path: the device node (or the /dev/stdout link) was replaced by a
+    regular file holding the plan, and the command said "Saved the plan to /dev/full"
+    (as root, for every later user of /dev/full). Such a path is refused, untouched."""
+    import os
+    import stat
+
+    fifo = workdir / "pipe"
+    os.mkfifo(fifo)
+    target = fifo
+    if link:  # as /dev/stdout -> /proc/self/fd/1
+        target = workdir / "out-link"
+        target.symlink_to(fifo)
+    result = cli(*command, "--out", str(target))
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "is a FIFO, not a regular file" in result.stderr, result.stderr
+    assert "leave --out out" in result.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert target.is_symlink() == link

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import stat
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -210,6 +211,14 @@ def _a_file_not_dash(_ctx: click.Context, param: click.Parameter, value: Path | 
         raise click.BadParameter(
             "'-' is not a file: leave --out out and the output goes to stdout", param=param
         )
+    if value is not None and value.exists() and not value.is_file():
+        # /dev/stdout, /dev/full, a FIFO: written as a temporary file renamed over the path,
+        # the device node (or the link to it) was replaced by a file; a FIFO blocked
+        raise click.BadParameter(
+            f"{value} is {_what_is(value)}, not a regular file: --out saves to a file; leave "
+            "--out out and the output goes to stdout",
+            param=param,
+        )
     folder = value.parent if value is not None else None
     if folder is not None and not folder.is_dir():
         if folder.exists():
@@ -220,6 +229,17 @@ def _a_file_not_dash(_ctx: click.Context, param: click.Parameter, value: Path | 
             param=param,
         )
     return value
+
+
+def _what_is(path: Path) -> str:
+    mode = path.stat().st_mode
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
 
 
 def full_option(f: F) -> F:
