@@ -92,15 +92,13 @@ def describe(error: BaseException) -> str:
     return _without_controls(str(error) or type(error).__name__)
 
 
-#: C0 and C1 control characters but the line break and the tab: an error quotes values of
-#: a manifest (a pull request's) or of the provider, and ESC/BEL would drive the terminal
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 def _without_controls(message: str) -> str:
     """``message`` with each control character shown escaped (``\\x1b``), as plans show
-    values, instead of sent to the terminal (a window title set, the screen cleared)."""
-    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", message)
+    values, instead of sent to the terminal (a window title set, the screen cleared): an
+    error quotes values of a manifest (a pull request's) or of the provider."""
+    from reconciler.render.values import without_controls  # only when an error is shown
+
+    return without_controls(message)
 
 
 def _set_exit_code(error: click.ClickException, code: int) -> None:
