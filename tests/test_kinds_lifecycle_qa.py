@@ -415,3 +415,37 @@ def test_a_vault_already_gone_is_forgotten_not_counted_archived(workdir: Path) -
     assert "Apply complete: 0 created, 0 updated, 0 archived, 1 forgotten." in applied, applied
     assert "vault.extra" not in lockfile()["resources"]
     plan_is_clean()
+
+
+def test_a_vault_already_gone_reads_forget_in_the_plan_lines(workdir: Path) -> None:
+    """The same vault, gone already: the summary said "1 to forget" but the plan's own line
+    still read ``- vault.extra  archive`` (and Markdown's row and legend "archive"), as if
+    apply would archive it. The line says what happens: the lockfile entry is forgotten and
+    nothing is sent; the JSON keeps ``"type": "archive"`` (its contract), its reason says so."""
+    path = workdir / "manifests/extra.yaml"
+    path.write_text(EXTRA_VAULT)
+    ok("apply", "--auto-approve")
+    vault = remote_id("vault.extra")
+
+    async def delete_vault(c: ProviderClient) -> None:
+        await c.vaults.delete(vault)
+
+    out_of_band(delete_vault)
+    path.unlink()
+    plan = ok("plan", "--prune").stdout
+    line = next(x for x in plan.splitlines() if "vault.extra" in x)
+    assert "archive" not in line, plan
+    assert re.search(r"vault\.extra\s+forget\s+\(nothing is sent", line), plan
+    legend = [x.strip() for x in plan.splitlines()]
+    assert "- forget (drop the lockfile entry only; nothing is sent)" in legend, plan
+    assert "- archive" not in legend, plan
+    markdown = ok("plan", "--prune", "--format", "markdown").stdout
+    assert "vault.extra: archive" not in markdown, markdown
+    assert "vault.extra: forget (nothing is sent" in markdown, markdown
+    action = next(
+        a
+        for a in json.loads(ok("plan", "--prune", "--format", "json").stdout)["actions"]
+        if a["address"] == "vault.extra"
+    )
+    assert action["type"] == "archive", action
+    assert "forgets the lockfile entry" in action["reason"], action

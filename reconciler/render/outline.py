@@ -35,6 +35,7 @@ from reconciler.engine.model import (
     Replace,
     Twin,
     Update,
+    forgets_only,
     found_by,
     skill_version_words,
 )
@@ -68,6 +69,9 @@ from reconciler.render.values import (
 )
 
 # --- plans ---------------------------------------------------------------------------------
+
+#: the fact beside ``forget``: an object archived or gone already, whose entry apply drops
+FORGET_FACT = "(nothing is sent; the lockfile entry is dropped)"
 
 
 def _reason(text: str) -> Line:
@@ -122,6 +126,11 @@ def action_block(
             if action.moved_from is not None:
                 address = moved_address(action.moved_from, address)
             return Block("-/+", "replace", address, kind, "replace", facts, lines=lines)
+        case Archive() | Delete() if forgets_only(action):
+            # archived or gone already: apply only drops the lockfile entry, as the summary's
+            # "N to forget" says (the JSON keeps the action's type; its reason says so)
+            lines = (_reason(action.reason), _remote(action.remote_id))
+            return Block("-", "remove", address, kind, "forget", (FORGET_FACT,), lines=lines)
         case Archive():
             lines = (_reason(action.reason), _remote(action.remote_id))
             return Block("-", "remove", address, kind, "archive", lines=lines)
@@ -466,7 +475,9 @@ def _plan_legend(blocks: tuple[Block, ...]) -> tuple[tuple[str, str], ...]:
         legend.append(("~", "update in place"))
     if "replace" in verbs:
         legend.append(("-/+", "replace: archive (credentials: delete) the old one, then create"))
-    removals = [v for v in ("archive", "delete") if v in verbs]
+    removals: list[str] = [v for v in ("archive", "delete", "forget") if v in verbs]
+    if "forget" in removals:
+        removals[-1] = "forget (drop the lockfile entry only; nothing is sent)"
     if removals:
         legend.append(("-", " or ".join(removals)))
     if "adopt" in verbs:
