@@ -601,6 +601,28 @@ def test_metadata_values_become_strings_or_are_rejected() -> None:
         ManagedConfig(metadata={"gone": None})
 
 
+@pytest.mark.parametrize("key", ["managed-by", "reconciler-project", "reconciler-address"])
+async def test_the_ownership_keys_are_refused_in_agent_and_session_metadata(
+    rt: ManagedRuntime, key: str
+) -> None:
+    """``ManagedConfig(metadata={"managed-by": "reconciler", ...})`` or a session's metadata
+    reached the provider as given: a program could forge the ownership tags the reconciler
+    trusts (a plan after a lost lockfile adopts what they name) or break them. They are
+    refused before anything is sent, naming the key, as a manifest's metadata is."""
+    with pytest.raises(ValueError, match=rf"^ManagedConfig\.metadata key '{key}' is reserved"):
+        ManagedConfig(metadata={"team": "infra", key: "reconciler"})
+    agent_id = await rt.create_agent()
+    env_id = await rt.create_environment()
+    agents, sessions = len(await rt.list_agents()), len(await rt.list_sessions("all"))
+    with pytest.raises(ValueError, match=rf"^create_session metadata key '{key}' is reserved"):
+        await rt.create_session(agent_id, env_id, metadata={key: "reconciler"})
+    assert len(await rt.list_sessions("all")) == sessions
+    assert len(await rt.list_agents()) == agents
+    # other keys, the reconciler's own prefix included, are the program's to set
+    session_id = await rt.create_session(agent_id, env_id, metadata={"reconciler-x": "1"})
+    assert (await rt.retrieve_session(session_id))["metadata"] == {"reconciler-x": "1"}
+
+
 def test_packages_under_limited_networking_derive_package_managers() -> None:
     derived = ManagedConfig(
         packages=PackagesConfig(pip=["x"]), networking=NetworkingConfig("limited")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 from reconciler.jsontypes import JSON
-from reconciler.kinds import owner_of
+from reconciler.kinds import TAG_KEYS, owner_of
 
 __all__ = [
     "DEFAULT_TOOLS",
@@ -64,6 +64,22 @@ def _dict_list(owner: str, name: str, value: Iterable[Mapping[str, Any]]) -> tup
     return tuple(copy.deepcopy(dict(item)) for item in items)
 
 
+def refuse_ownership_keys(owner: str, metadata: Mapping[str, Any]) -> None:
+    """Refuse the ownership tags (``kinds.TAG_KEYS``) in metadata a program gives, as a
+    manifest's metadata refuses them: the reconciler trusts them to find what it owns (a plan
+    after a lost lockfile adopts what they name), so a program must not forge or break them.
+
+    Raises:
+        ValueError: ``metadata`` has one of them; the message names it and ``owner``.
+    """
+    for key in metadata:
+        if key in TAG_KEYS:
+            raise ValueError(
+                f"{owner} key {key!r} is reserved: the reconciler sets it to record "
+                f"ownership ({', '.join(TAG_KEYS)}); remove it"
+            )
+
+
 def _metadata(owner: str, value: Mapping[str, Any] | None) -> dict[str, str]:
     """Metadata as the wire wants it: string keys to string values.
 
@@ -80,6 +96,7 @@ def _metadata(owner: str, value: Mapping[str, Any] | None) -> dict[str, str]:
     for key, item in value.items():
         if not isinstance(key, str) or not key:
             raise TypeError(f"{owner}.metadata keys must be non-empty strings; got {key!r}")
+        refuse_ownership_keys(f"{owner}.metadata", {key: item})
         if isinstance(item, bool):
             out[key] = "true" if item else "false"
         elif isinstance(item, str):
@@ -227,6 +244,8 @@ class ManagedConfig:
             as True (the provider requires it); an explicit False is a ``ValueError``.
         vault_ids: vaults attached to every session the runtime creates.
         metadata: agent metadata; values must be strings (numbers and booleans are converted).
+            The ownership keys ``managed-by``, ``reconciler-project`` and
+            ``reconciler-address`` are reserved for the reconciler (a ``ValueError``).
         env_name: the environment's name; unique among active environments on the provider.
         session_title: title of new sessions (None = untitled).
         description: agent description ("" = none).

@@ -22,7 +22,12 @@ from reconciler.jsontypes import JSON
 from reconciler.kinds import DEFAULT_PROVIDER_DB
 from reconciler.provider.wire import check_api_key
 from reconciler.runtime.applied import DEFAULT_LOCKFILE, AppliedLookups
-from reconciler.runtime.config import ManagedConfig, environment_differences, reuse_refused
+from reconciler.runtime.config import (
+    ManagedConfig,
+    environment_differences,
+    refuse_ownership_keys,
+    reuse_refused,
+)
 from reconciler.runtime.listing import listed
 from reconciler.runtime.options import CLIENT_OPTIONS, unknown_keywords
 from reconciler.runtime.streams import (
@@ -467,12 +472,42 @@ class ManagedRuntime(AppliedLookups):
             vault_ids: default ``config.vault_ids``; fixed for the session's life.
             version: pin this agent version; default ``self.agent_version``; when both are
                 None the session pins the agent's latest version at creation.
-            metadata: session metadata (string values).
+            metadata: session metadata (string values). The ownership keys ``managed-by``,
+                ``reconciler-project`` and ``reconciler-address`` are reserved for the
+                reconciler.
             resources: session resources; default ``config.resources``.
 
         Returns:
             The session's id. ``retrieve_session(id)["agent"]["version"]`` shows the pin.
+
+        Raises:
+            ValueError: ``metadata`` has an ownership key (nothing is sent).
         """
+        if metadata:
+            refuse_ownership_keys("create_session metadata", metadata)
+        return await self._create_session(
+            agent_id,
+            env_id,
+            title=title,
+            vault_ids=vault_ids,
+            version=version,
+            metadata=metadata,
+            resources=resources,
+        )
+
+    async def _create_session(
+        self,
+        agent_id: str | None,
+        env_id: str | None,
+        *,
+        title: str | None,
+        vault_ids: Sequence[str] | None,
+        version: int | None,
+        metadata: Mapping[str, str] | None,
+        resources: Sequence[Mapping[str, Any]] | None,
+    ) -> str:
+        """``create_session`` with any metadata: ``reconciler run`` (``app.session``) tags the
+        sessions it starts with the project (``reconciler-project``), which a program may not."""
         agent_id = self._id("agent", agent_id)
         pin = version if version is not None else self.agent_version
         if pin is not None and (isinstance(pin, bool) or not isinstance(pin, int) or pin < 1):
