@@ -602,15 +602,22 @@ def test_metadata_values_become_strings_or_are_rejected() -> None:
 
 
 @pytest.mark.parametrize("key", ["managed-by", "reconciler-project", "reconciler-address"])
-async def test_the_ownership_keys_are_refused_in_agent_and_session_metadata(
-    rt: ManagedRuntime, key: str
-) -> None:
-    """``ManagedConfig(metadata={"managed-by": "reconciler", ...})`` or a session's metadata
-    reached the provider as given: a program could forge the ownership tags the reconciler
-    trusts (a plan after a lost lockfile adopts what they name) or break them. They are
-    refused before anything is sent, naming the key, as a manifest's metadata is."""
+def test_the_ownership_keys_are_refused_in_agent_metadata(key: str) -> None:
+    """``ManagedConfig(metadata={"managed-by": "reconciler", ...})`` reached the provider on
+    the agent as given: a program could forge the ownership tags the reconciler trusts (a
+    plan after a lost lockfile adopts what they name) or break them. They are refused before
+    anything is sent, naming the key, as a manifest's metadata is."""
     with pytest.raises(ValueError, match=rf"^ManagedConfig\.metadata key '{key}' is reserved"):
         ManagedConfig(metadata={"team": "infra", key: "reconciler"})
+
+
+@pytest.mark.parametrize("key", ["managed-by", "reconciler-address"])
+async def test_a_session_cannot_claim_the_reconcilers_ownership(
+    rt: ManagedRuntime, key: str
+) -> None:
+    """A session tagged ``managed-by`` (or with an address) reads as one of the reconciler's
+    own (a check session an apply archives): refused before anything is sent. The project
+    key names a session's project, as ``reconciler run`` tags its sessions, and passes."""
     agent_id = await rt.create_agent()
     env_id = await rt.create_environment()
     agents, sessions = len(await rt.list_agents()), len(await rt.list_sessions("all"))
@@ -618,9 +625,10 @@ async def test_the_ownership_keys_are_refused_in_agent_and_session_metadata(
         await rt.create_session(agent_id, env_id, metadata={key: "reconciler"})
     assert len(await rt.list_sessions("all")) == sessions
     assert len(await rt.list_agents()) == agents
-    # other keys, the reconciler's own prefix included, are the program's to set
-    session_id = await rt.create_session(agent_id, env_id, metadata={"reconciler-x": "1"})
-    assert (await rt.retrieve_session(session_id))["metadata"] == {"reconciler-x": "1"}
+    # other keys, the reconciler's own prefix and the project included, are the program's
+    tags = {"reconciler-x": "1", "reconciler-project": "infra"}
+    session_id = await rt.create_session(agent_id, env_id, metadata=tags)
+    assert (await rt.retrieve_session(session_id))["metadata"] == tags
 
 
 def test_packages_under_limited_networking_derive_package_managers() -> None:

@@ -556,7 +556,7 @@ async def start_session(
     """
     for attempt in (1, 2):  # a second create only when the first is known not made
         try:
-            session_id = await rt._create_session(  # it sets the project's tag
+            session_id = await rt.create_session(
                 target.agent_id,
                 target.environment_id,
                 version=target.agent_version,

@@ -64,19 +64,25 @@ def _dict_list(owner: str, name: str, value: Iterable[Mapping[str, Any]]) -> tup
     return tuple(copy.deepcopy(dict(item)) for item in items)
 
 
-def refuse_ownership_keys(owner: str, metadata: Mapping[str, Any]) -> None:
+def refuse_ownership_keys(
+    owner: str, metadata: Mapping[str, Any], keys: Iterable[str] = TAG_KEYS
+) -> None:
     """Refuse the ownership tags (``kinds.TAG_KEYS``) in metadata a program gives, as a
     manifest's metadata refuses them: the reconciler trusts them to find what it owns (a plan
     after a lost lockfile adopts what they name), so a program must not forge or break them.
 
+    Args:
+        keys: the keys refused (default: all three).
+
     Raises:
         ValueError: ``metadata`` has one of them; the message names it and ``owner``.
     """
+    refused = tuple(keys)
     for key in metadata:
-        if key in TAG_KEYS:
+        if key in refused:
             raise ValueError(
                 f"{owner} key {key!r} is reserved: the reconciler sets it to record "
-                f"ownership ({', '.join(TAG_KEYS)}); remove it"
+                f"ownership ({', '.join(refused)}); remove it"
             )
 
 

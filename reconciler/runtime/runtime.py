@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from reconciler.errors import AmbiguousWriteError, ConflictError, ProviderError
 from reconciler.jsontypes import JSON
-from reconciler.kinds import DEFAULT_PROVIDER_DB
+from reconciler.kinds import ADDRESS_KEY, DEFAULT_PROVIDER_DB, OWNER_KEY
 from reconciler.provider.wire import check_api_key
 from reconciler.runtime.applied import DEFAULT_LOCKFILE, AppliedLookups
 from reconciler.runtime.config import (
@@ -472,9 +472,10 @@ class ManagedRuntime(AppliedLookups):
             vault_ids: default ``config.vault_ids``; fixed for the session's life.
             version: pin this agent version; default ``self.agent_version``; when both are
                 None the session pins the agent's latest version at creation.
-            metadata: session metadata (string values). The ownership keys ``managed-by``,
-                ``reconciler-project`` and ``reconciler-address`` are reserved for the
-                reconciler.
+            metadata: session metadata (string values). ``managed-by`` and
+                ``reconciler-address`` are reserved: they mark what the reconciler owns (its
+                check sessions, which an apply archives). ``reconciler-project`` may name the
+                project, as ``reconciler run`` does for the sessions it starts.
             resources: session resources; default ``config.resources``.
 
         Returns:
@@ -484,30 +485,9 @@ class ManagedRuntime(AppliedLookups):
             ValueError: ``metadata`` has an ownership key (nothing is sent).
         """
         if metadata:
-            refuse_ownership_keys("create_session metadata", metadata)
-        return await self._create_session(
-            agent_id,
-            env_id,
-            title=title,
-            vault_ids=vault_ids,
-            version=version,
-            metadata=metadata,
-            resources=resources,
-        )
-
-    async def _create_session(
-        self,
-        agent_id: str | None,
-        env_id: str | None,
-        *,
-        title: str | None,
-        vault_ids: Sequence[str] | None,
-        version: int | None,
-        metadata: Mapping[str, str] | None,
-        resources: Sequence[Mapping[str, Any]] | None,
-    ) -> str:
-        """``create_session`` with any metadata: ``reconciler run`` (``app.session``) tags the
-        sessions it starts with the project (``reconciler-project``), which a program may not."""
+            refuse_ownership_keys(
+                "create_session metadata", metadata, keys=(OWNER_KEY, ADDRESS_KEY)
+            )
         agent_id = self._id("agent", agent_id)
         pin = version if version is not None else self.agent_version
         if pin is not None and (isinstance(pin, bool) or not isinstance(pin, int) or pin < 1):
