@@ -242,6 +242,16 @@ def _what_is(path: Path) -> str:
     return "not a file"
 
 
+def not_empty(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """An address, name or id argument (or each of a repeated option's) as given; an empty
+    one (``"$ADDR"`` with ADDR unset in a script) is a usage error naming the argument, not
+    a name looked up (which read "no entry for  in the lockfile")."""
+    for given in value if isinstance(value, tuple) else (value,):
+        if isinstance(given, str) and not given.strip():
+            raise click.BadParameter("is empty (is a variable unset?)", param=param)
+    return value
+
+
 def full_option(f: F) -> F:
     """``--full``: text and Markdown show long values and diffs whole."""
     return click.option(

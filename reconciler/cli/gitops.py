@@ -20,7 +20,7 @@ import click
 
 from reconciler import app as usecases
 from reconciler.cli import failures, terminal
-from reconciler.cli.app import App, format_option, full_option, pass_app
+from reconciler.cli.app import App, format_option, full_option, not_empty, pass_app
 from reconciler.cli.planning import refreshing, warn_if_empty
 from reconciler.errors import ManifestError, ManifestIssue
 from reconciler.kinds import noun
@@ -168,8 +168,8 @@ def drift(
 
 
 @click.command("import")
-@click.argument("address", metavar="[ADDR]", required=False)
-@click.argument("remote_id", metavar="[ID]", required=False)
+@click.argument("address", metavar="[ADDR]", required=False, callback=not_empty)
+@click.argument("remote_id", metavar="[ID]", required=False, callback=not_empty)
 @click.option(
     "--all-unmanaged",
     is_flag=True,

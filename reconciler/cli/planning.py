@@ -33,6 +33,7 @@ from reconciler.cli.app import (
     App,
     format_option,
     full_option,
+    not_empty,
     out_file_option,
     pass_app,
 )
@@ -55,6 +56,7 @@ _target_option = click.option(
     "targets",
     multiple=True,
     metavar="ADDR",
+    callback=not_empty,
     help="Plan only ADDR (e.g. agent.coder) and what it depends on. Repeatable.",
 )
 _prune_option = click.option(

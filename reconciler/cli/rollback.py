@@ -11,7 +11,7 @@ import click
 from reconciler import app as usecases
 from reconciler.app import Plan
 from reconciler.cli import terminal
-from reconciler.cli.app import App, pass_app
+from reconciler.cli.app import App, not_empty, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, fail
 from reconciler.cli.planning import rollout_report
 from reconciler.render import render_apply_summary, render_plan
@@ -22,7 +22,7 @@ def register(group: click.Group) -> None:
 
 
 @click.command()
-@click.argument("address", metavar="deployment.NAME")
+@click.argument("address", metavar="deployment.NAME", callback=not_empty)
 @click.option(
     "--to",
     "to",

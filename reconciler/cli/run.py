@@ -54,7 +54,7 @@ from reconciler.app.session import (
     unapplied_warning,
 )
 from reconciler.app.state import Lockfile, state_snapshot
-from reconciler.cli.app import App, pass_app
+from reconciler.cli.app import App, not_empty, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, silence_stdout
 from reconciler.errors import (
     AmbiguousWriteError,
@@ -75,7 +75,7 @@ def register(group: click.Group) -> None:
 
 
 @click.command()
-@click.argument("name", metavar="AGENT|DEPLOYMENT")
+@click.argument("name", metavar="AGENT|DEPLOYMENT", callback=not_empty)
 @click.option(
     "-m",
     "--message",

@@ -27,7 +27,7 @@ from reconciler.app.state import (
     state_snapshot,
     unlock_state,
 )
-from reconciler.cli.app import App, pass_app
+from reconciler.cli.app import App, not_empty, pass_app
 from reconciler.cli.failures import fail
 from reconciler.kinds import DEFAULT_LOCKFILE, KIND_INFO, noun
 
@@ -88,7 +88,7 @@ def _at(entry: LockEntry) -> str:
 
 
 @state.command("show")
-@click.argument("address")
+@click.argument("address", callback=not_empty)
 @pass_app
 def state_show(app: App, address: str) -> None:
     """The state entry of ADDRESS as JSON (it holds no secret values, only fingerprints)."""
@@ -105,7 +105,7 @@ def state_show(app: App, address: str) -> None:
 
 
 @state.command("rm")
-@click.argument("address")
+@click.argument("address", callback=not_empty)
 @pass_app
 def state_rm(app: App, address: str) -> None:
     """Forget ADDRESS: remove its state entry. The remote object is NOT touched.
@@ -160,8 +160,8 @@ def state_rm(app: App, address: str) -> None:
 
 
 @state.command("mv")
-@click.argument("old")
-@click.argument("new")
+@click.argument("old", callback=not_empty)
+@click.argument("new", callback=not_empty)
 @pass_app
 def state_mv(app: App, old: str, new: str) -> None:
     """Move the entry of OLD to NEW (a rename made by hand). The remote object is NOT touched.
@@ -198,7 +198,7 @@ def state_mv(app: App, old: str, new: str) -> None:
 
 
 @state.command("history")
-@click.argument("address", required=False)
+@click.argument("address", required=False, callback=not_empty)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @pass_app
 def state_history_command(app: App, address: str | None, as_json: bool) -> None:
@@ -338,7 +338,7 @@ def _after_migrate(app: App, result: MigrateResult) -> list[str]:
 
 
 @click.command("unlock")
-@click.argument("lock_id")
+@click.argument("lock_id", callback=not_empty)
 @click.option(
     "--force",
     is_flag=True,
