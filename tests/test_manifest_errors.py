@@ -1476,3 +1476,78 @@ def test_a_name_written_twice_is_said_beside_the_documents_other_errors(
     found = errors(project)
     assert any(line.startswith(said) for line in found), found
     assert len(found) >= 2, found
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (
+            (
+                "kind: Agent\nname: a\nspec:\n  model: m\n  sytem: hi\n"
+                "  mcp_servers: [{type: url, name: a, url: 'https://a.example/mcp'}]\n"
+            ),
+            "manifests/x.yaml:6:17: spec.mcp_servers[0]: MCP server 'a' is not used by any tool",
+        ),
+        (
+            (
+                "kind: Agent\nname: a\nspec:\n  model: m\n  sytem: hi\n"
+                "  tools: [{type: mcp_toolset, mcp_server_name: a}]\n"
+                "  mcp_servers:\n"
+                "    - {type: url, name: a, url: 'https://a.example/mcp'}\n"
+                "    - {type: url, name: a, url: 'https://b.example/mcp'}\n"
+            ),
+            (
+                "manifests/x.yaml:9:25: spec.mcp_servers[1].name: MCP server name 'a' is "
+                "declared twice"
+            ),
+        ),
+        (
+            (
+                "kind: Agent\nname: a\nspec:\n  model: m\n  sytem: hi\n"
+                "  tools: [{type: mcp_toolset, mcp_server_name: b}]\n"
+            ),
+            (
+                "manifests/x.yaml:6:48: spec.tools[0].mcp_server_name: mcp_server_name 'b' does "
+                "not match any entry of mcp_servers"
+            ),
+        ),
+        (
+            (
+                "kind: Environment\nname: e\nspec:\n  config:\n    type: cloud\n"
+                "    networking: {type: limited}\n    packages: {pip: [pandas]}\n"
+                "    typo: 1\n"
+            ),
+            (
+                "manifests/x.yaml:6:5: spec.config.networking.allow_package_managers: packages "
+                "under limited networking require allow_package_managers: true"
+            ),
+        ),
+        (
+            "kind: Agent\nname: a\nmoved_from: a\nspec:\n  model: m\n  sytem: hi\n",
+            "manifests/x.yaml:3:13: moved_from: moved_from names this document's own name 'a'",
+        ),
+    ],
+    ids=["mcp-unused", "mcp-twice", "mcp-undeclared", "packages", "moved-from-itself"],
+)
+def test_a_check_across_two_fields_is_said_beside_the_documents_other_errors(
+    project: Path, text: str, said: str
+) -> None:
+    """A check that reads two fields of a document ran only once the whole document
+    validated: a typo elsewhere hid it until it was fixed."""
+    write(project, "x.yaml", text)
+    found = errors(project)
+    assert any(line.startswith(said) for line in found), found
+    assert len(found) == 2, found
+
+
+def test_a_check_across_two_fields_is_not_said_when_one_of_them_is_wrong(project: Path) -> None:
+    """No follow-on noise: a server whose toolset is itself wrong is not 'unused'."""
+    write(
+        project,
+        "x.yaml",
+        "kind: Agent\nname: a\nspec:\n  model: m\n"
+        "  tools: [{type: mcp_toolset, mcp_server_name: a, bogus: 1}]\n"
+        "  mcp_servers: [{type: url, name: a, url: 'https://a.example/mcp'}]\n",
+    )
+    found = errors(project)
+    assert len(found) == 1 and "bogus" in found[0], found

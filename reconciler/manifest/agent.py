@@ -8,6 +8,7 @@ No defaults are filled in: what the manifest omits stays ``None`` (the engine no
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from difflib import get_close_matches
 from typing import Annotated, Any, Literal
 
@@ -586,33 +587,14 @@ class AgentSpec(SpecModel):
 
     @model_validator(mode="after")
     def _mcp_servers_match_toolsets(self) -> AgentSpec:
+        toolsets = [
+            (index, tool.mcp_server_name)
+            for index, tool in enumerate(self.tools or ())
+            if isinstance(tool, McpToolset)
+        ]
         servers = [server.name for server in self.mcp_servers or ()]
-        for index in repeats(servers):
-            fail(
-                f"MCP server name '{servers[index]}' is declared twice; names must be unique",
-                "mcp_servers",
-                index,
-                "name",
-            )
-        referenced: set[str] = set()
-        for index, tool in enumerate(self.tools or ()):
-            if isinstance(tool, McpToolset):
-                if tool.mcp_server_name not in servers:
-                    fail(
-                        _unknown_server(tool.mcp_server_name, servers),
-                        "tools",
-                        index,
-                        "mcp_server_name",
-                    )
-                referenced.add(tool.mcp_server_name)
-        for index, name in enumerate(servers):
-            if name not in referenced:
-                fail(
-                    f"MCP server '{name}' is not used by any tool; add "
-                    f"{{type: mcp_toolset, mcp_server_name: {name}}} to tools or remove it",
-                    "mcp_servers",
-                    index,
-                )
+        for message, path in mcp_server_problems(servers, toolsets):
+            fail(message, *path)
         return self
 
     # a field validator: it runs (and is said) beside the errors of the other fields
@@ -667,6 +649,40 @@ class AgentSpec(SpecModel):
                             "name",
                         )
         return tools
+
+
+def mcp_server_problems(
+    servers: Sequence[str], toolsets: Sequence[tuple[int, str]], *, every_tool: bool = True
+) -> list[tuple[str, tuple[str | int, ...]]]:
+    """``(message, spec path)`` of each mismatch between an agent's MCP server names
+    (``servers``, in order) and the ``(index in tools, mcp_server_name)`` of its MCP
+    toolsets: a name declared twice, a toolset naming no server and (when ``toolsets`` are
+    ``every_tool`` of them) a server no toolset uses."""
+    problems: list[tuple[str, tuple[str | int, ...]]] = [
+        (
+            f"MCP server name '{servers[index]}' is declared twice; names must be unique",
+            ("mcp_servers", index, "name"),
+        )
+        for index in repeats(servers)
+    ]
+    problems += [
+        (_unknown_server(name, list(servers)), ("tools", index, "mcp_server_name"))
+        for index, name in toolsets
+        if name not in servers
+    ]
+    referenced = {name for _, name in toolsets}
+    problems += [
+        (
+            (
+                f"MCP server '{name}' is not used by any tool; add "
+                f"{{type: mcp_toolset, mcp_server_name: {name}}} to tools or remove it"
+            ),
+            ("mcp_servers", index),
+        )
+        for index, name in enumerate(servers)
+        if every_tool and name not in referenced
+    ]
+    return problems
 
 
 def _unknown_server(name: str, servers: list[str]) -> str:

@@ -103,6 +103,14 @@ NEVER_COMPARED: dict[str, dict[str, str]] = {
 }
 
 
+def moved_from_itself(name: str) -> str:
+    """The error of a ``moved_from`` that names the document's own ``name``."""
+    return (
+        f"moved_from names this document's own name '{name}'; give the old name, or remove "
+        "moved_from"
+    )
+
+
 def ignore_changes_problems(kind: str, paths: Iterable[object]) -> list[tuple[int, str]]:
     """``(index, message)`` of every ``ignore_changes`` entry that names no spec field.
 
@@ -319,11 +327,7 @@ class Document(LeanModel):
     @model_validator(mode="after")
     def _not_moved_from_itself(self) -> Document:
         if self.moved_from == self.name:
-            fail(
-                f"moved_from names this document's own name '{self.name}'; give the old "
-                "name, or remove moved_from",
-                "moved_from",
-            )
+            fail(moved_from_itself(self.name), "moved_from")
         return self
 
     @property

@@ -102,6 +102,13 @@ def _package_managers_schema(schema: dict[str, Any]) -> None:
     }
 
 
+#: the error of packages listed under limited networking without allow_package_managers
+PACKAGE_MANAGERS_UNREACHABLE = (
+    "packages under limited networking require allow_package_managers: true; "
+    "set it under networking or remove the packages"
+)
+
+
 class CloudConfig(SpecModel):
     """A container run by the provider."""
 
@@ -121,8 +128,7 @@ class CloudConfig(SpecModel):
             and net.allow_package_managers is not True
         ):
             fail(
-                "packages under limited networking require allow_package_managers: true; "
-                "set it under networking or remove the packages",
+                PACKAGE_MANAGERS_UNREACHABLE,
                 "networking",
                 "allow_package_managers",
                 point="key",

@@ -21,10 +21,10 @@ from pydantic import ValidationError
 from reconciler.errors import ManifestError, ManifestIssue, a_or_an
 from reconciler.kinds import ID_PREFIXES, MANIFEST_KINDS, NAME_PATTERN, noun
 
-from .agent import AgentSpec
+from .agent import AgentSpec, mcp_server_problems
 from .deployment import DeploymentSpec
-from .document import Document, ignore_changes_problems
-from .environment import EnvironmentSpec
+from .document import Document, ignore_changes_problems, moved_from_itself
+from .environment import PACKAGE_MANAGERS, PACKAGE_MANAGERS_UNREACHABLE, EnvironmentSpec
 from .files import (
     IGNORE_FILE,
     MAX_MANIFEST_BYTES,
@@ -220,6 +220,7 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
             wrong = [*refused, *(p for p, _ in found)]
             references += _raw_references(data, source, wrong)
             issues += _raw_skill_source_issues(data, source, file, wrong)
+            issues += _raw_cross_field_issues(data, source, wrong)
             continue
         if text_issues:
             references += _raw_references(data, source, unread)
@@ -286,6 +287,63 @@ def _raw_references(
             # once: a name written twice (`vaults: [v, v]`) is one mistake, its repeat another
             references.setdefault((kind, name), (kind, name, spec_path, source))
     return list(references.values())
+
+
+def _raw_cross_field_issues(
+    data: dict[str, Any], source: DocumentSource, wrong: list[DataPath]
+) -> list[ManifestIssue]:
+    """The checks that read two fields of a document (an agent's MCP servers and toolsets,
+    an environment's packages and networking, ``moved_from`` and ``name``) in a document
+    that did not validate, as a valid one's are said, unless a field they read is wrong
+    (its error is reported already, and fixing it may change what they find)."""
+
+    def clear(*path: str | int) -> bool:
+        return not any(path[: len(w)] == w or w[: len(path)] == path for w in wrong)
+
+    found: list[tuple[str, DataPath, str]] = []
+    name, moved_from = data.get("name"), data.get("moved_from")
+    if isinstance(name, str) and moved_from == name and clear("name") and clear("moved_from"):
+        found.append((moved_from_itself(name), ("moved_from",), "value"))
+    spec = data.get("spec")
+    if not isinstance(spec, dict):
+        return [_issue(source.locate(p, point), m, p) for m, p, point in found]
+    if data.get("kind") == "Agent" and clear("spec", "mcp_servers"):
+        servers = spec.get("mcp_servers") or []
+        tools = spec.get("tools") or []
+        if isinstance(servers, list) and isinstance(tools, list):
+            toolsets = [
+                (index, tool["mcp_server_name"])
+                for index, tool in enumerate(tools)
+                if clear("spec", "tools", index)
+                and isinstance(tool, dict)
+                and tool.get("type") == "mcp_toolset"
+                and isinstance(tool.get("mcp_server_name"), str)
+            ]
+            names = [s["name"] for s in servers if isinstance(s, dict) and "name" in s]
+            every_tool = clear("spec", "tools")
+            found += [
+                (message, ("spec", *path), "value")
+                for message, path in mcp_server_problems(names, toolsets, every_tool=every_tool)
+            ]
+    config = spec.get("config")
+    if (
+        data.get("kind") == "Environment"
+        and isinstance(config, dict)
+        and config.get("type") == "cloud"
+        and clear("spec", "config", "networking")
+        and clear("spec", "config", "packages")
+    ):
+        networking, packages = config.get("networking"), config.get("packages")
+        if (
+            isinstance(networking, dict)
+            and networking.get("type") == "limited"
+            and networking.get("allow_package_managers") is not True
+            and isinstance(packages, dict)
+            and any(packages.get(manager) for manager in PACKAGE_MANAGERS)
+        ):
+            path: DataPath = ("spec", "config", "networking", "allow_package_managers")
+            found.append((PACKAGE_MANAGERS_UNREACHABLE, path, "key"))
+    return [_issue(source.locate(p, point), m, p) for m, p, point in found]
 
 
 def _raw_skill_source_issues(
