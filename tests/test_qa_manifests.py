@@ -595,3 +595,22 @@ def test_out_naming_no_regular_file_is_refused_and_left_alone(
     assert "leave --out out" in result.stderr
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert target.is_symlink() == link
+
+
+def test_plan_names_a_secret_files_field_by_its_full_path_as_validate_does(
+    workdir: Path,
+) -> None:
+    """plan said ``auth.token: secret file ... is empty`` while validate names the same
+    field ``spec.credentials[0].auth.token``: the short path does not say which credential
+    of the vault it is. plan names the full path too, at the same file:line:col."""
+    (workdir / "manifests/secrets/github-token.txt").write_text("")
+    result = cli("plan")
+    assert result.exit_code == 1
+    assert (
+        "manifests/vaults.yaml:18:9: spec.credentials[0].auth.token: secret file "
+    ) in result.stderr, result.stderr
+    (workdir / "manifests/secrets/github-token.txt").unlink()
+    for command in ("validate", "plan"):
+        result = cli(command)
+        assert result.exit_code == 1
+        assert "manifests/vaults.yaml:18:9: spec.credentials[0].auth.token: " in result.stderr

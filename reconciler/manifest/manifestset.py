@@ -247,9 +247,19 @@ class ManifestSet:
             ref,
             self.base_dir,
             location=self.location(address, field_path),
-            field_path=field_path,
+            field_path=self._shown_path(address, field_path),
             root=self.secret_root,
         )
+
+    def _shown_path(self, address: str, field_path: str) -> str:
+        """``field_path`` of ``address`` as validate names it: from the document's top,
+        ``spec.credentials[0].auth.token`` for a credential's ``auth.token``."""
+        doc_address, _, credential = address.partition(".credential.")
+        spec = self._by_address[doc_address].spec
+        if credential and isinstance(spec, VaultSpec):
+            names = [c.name for c in spec.credentials]
+            return f"spec.credentials[{names.index(credential)}].{field_path}"
+        return field_path if field_path.startswith("spec.") else f"spec.{field_path}"
 
 
 __all__ = ["DocumentSource", "ManifestSet", "display_path", "parse_field_path"]
