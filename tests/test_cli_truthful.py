@@ -549,3 +549,20 @@ def test_apply_with_no_one_to_ask_refuses_only_what_it_would_change(workdir: Pat
     again = ok("apply")
     assert "No changes" in again.stdout
     assert "refusing" not in again.stderr
+
+
+@pytest.mark.parametrize("path", ["fifo", "/dev/null"])
+def test_a_provider_db_that_is_no_regular_file_is_said_to_be_one(workdir: Path, path: str) -> None:
+    """``mkfifo p; reconciler --provider-db p plan`` said "cannot write the local provider
+    database p (disk I/O error); make its folder writable": the folder was writable, the
+    path was a FIFO. It is refused as not a regular file (as ``plan --out`` refuses one),
+    the FIFO (or device) left as it was."""
+    if path == "fifo":
+        os.mkfifo(path)
+    result = _fails("--provider-db", path, "plan")
+    assert "not a regular file" in result.stderr, result.stderr
+    assert "disk I/O" not in result.stderr and "writable" not in result.stderr, result.stderr
+    assert "--provider-db" in result.stderr
+    if path == "fifo":
+        assert Path(path).is_fifo()
+    assert not Path(LOCKFILE).exists()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -141,6 +142,9 @@ def explain(path: Path | str, exc: BaseException) -> StoreError:
         return StoreError(
             f"the local provider database {path} is a folder; pass a file with --provider-db"
         )
+    special = _not_a_regular_file(path)
+    if special is not None:
+        return special
     if os.path.islink(path) and not os.path.exists(path):
         return StoreError(
             f"the local provider database {path} is a symbolic link loop or leads nowhere; "
@@ -176,6 +180,30 @@ def explain(path: Path | str, exc: BaseException) -> StoreError:
     return StoreError(f"the local provider database {path} failed: {text}")
 
 
+def _not_a_regular_file(path: Path | str) -> StoreError | None:
+    """The error of a database path that is a FIFO, a device or a socket (SQLite says only
+    "disk I/O error" of one), or None."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    what = (
+        "a FIFO"
+        if stat.S_ISFIFO(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "not a file"
+    )
+    return StoreError(
+        f"the local provider database {path} is {what}, not a regular file; pass a file "
+        "with --provider-db"
+    )
+
+
 def _create_private(path: Path) -> None:
     """Create ``path`` empty with mode 0600 unless it exists (SQLite would use 0644)."""
     try:
@@ -198,6 +226,9 @@ class Store:
         self._lock = threading.RLock()
         try:
             if str(path) != ":memory:":
+                special = _not_a_regular_file(self.path)
+                if special is not None:  # SQLite would write beside /dev/null, or say I/O
+                    raise special
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 _create_private(self.path)
             self._conn = sqlite3.connect(
