@@ -1551,3 +1551,34 @@ def test_a_check_across_two_fields_is_not_said_when_one_of_them_is_wrong(project
     )
     found = errors(project)
     assert len(found) == 1 and "bogus" in found[0], found
+
+
+LONG_KEY = "k" * 1100
+
+
+@pytest.mark.parametrize(
+    ("text", "at"),
+    [
+        (f"kind: Agent\nname: a\nspec:\n  model: m\n  metadata:\n    {LONG_KEY}: v\n", "6:5"),
+        (f"kind: Agent\nname: a\nspec:\n  model: m\n  metadata: {{{LONG_KEY}: v}}\n", "5:14"),
+        (
+            f"kind: Agent\nname: a\nspec:\n  model: m\n  metadata: {{a: b, '{LONG_KEY}': v}}\n",
+            "5:20",
+        ),
+        (f"kind: Agent\nname: a\nspec:\n  model: m\n  {LONG_KEY}: v\n", "5:3"),
+        (f'kind: Agent\nname: a\n"{LONG_KEY}": v\n', "3:1"),
+    ],
+    ids=["block", "flow", "flow-quoted", "block-required", "block-quoted"],
+)
+def test_a_mapping_key_over_1024_characters_is_named_at_the_key(
+    project: Path, text: str, at: str
+) -> None:
+    """A key longer than YAML's 1024-character limit on a `key: value` key was PyYAML's
+    "expected ',' or '}', but got ':'" or "mapping values are not allowed here", at the
+    colon 1,100 columns along, which says nothing of what is wrong."""
+    write(project, "x.yaml", text)
+    found = errors(project)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"manifests/x.yaml:{at}: "), found
+    assert "longer than 1024 characters" in found[0], found
+    assert "not allowed here" not in found[0] and "expected" not in found[0], found

@@ -541,6 +541,57 @@ def decode_source(raw: bytes) -> tuple[str | None, SourceIssue | None]:
     return text.removeprefix("\ufeff"), None
 
 
+#: YAML's limit on a ``key: value`` (implicit) key, from its first character to the colon
+MAX_IMPLICIT_KEY = 1024
+
+
+def _long_key(exc: yaml.MarkedYAMLError) -> SourceIssue | None:
+    """The error of a ``key: value`` key longer than YAML allows, at the key, or None.
+
+    PyYAML says "mapping values are not allowed here" or "expected ',' or '}', but got ':'"
+    at the colon (or "could not find expected ':'" 1,024 characters into the key), which
+    says nothing of the key."""
+    problem, mark = exc.problem or "", exc.problem_mark
+    if mark is None or not mark.buffer:
+        return None
+    buffer: str = mark.buffer
+    if (
+        problem == "could not find expected ':'"
+        and exc.context == "while scanning a simple key"
+        and exc.context_mark is not None
+        and exc.context_mark.line == mark.line  # else a key over two lines, another mistake
+    ):
+        line, col = _mark_pos(exc.context_mark)
+        return SourceIssue(line, col, _long_key_message())
+    flow = problem in ("expected ',' or '}', but got ':'", "expected ',' or ']', but got ':'")
+    if not (flow or problem == "mapping values are not allowed here"):
+        return None
+    if mark.pointer >= len(buffer) or buffer[mark.pointer] != ":":
+        return None
+    line_start = buffer.rfind("\n", 0, mark.pointer) + 1
+    before = buffer[line_start : mark.pointer].rstrip(" ")
+    if before.endswith(("'", '"')):
+        start = before.rfind(before[-1], 0, len(before) - 1)
+        if start < 0:
+            return None
+    else:
+        start = max(before.rfind(c) for c in "{[,") + 1 if flow else 0
+        while before[start : start + 1] == " " or before[start : start + 2] in ("- ", "? "):
+            start += 1  # indentation, "- ", "? "
+        if ": " in before[start:] or before[start:].endswith(":"):
+            return None  # a colon inside a plain value (a: b: c), not a long key
+    if len(before) - start <= MAX_IMPLICIT_KEY:
+        return None
+    return SourceIssue(mark.line + 1, start + 1, _long_key_message())
+
+
+def _long_key_message() -> str:
+    return (
+        f"a mapping key longer than {MAX_IMPLICIT_KEY} characters: YAML reads a key written "
+        f"`key: value` only up to {MAX_IMPLICIT_KEY}; shorten it"
+    )
+
+
 def _yaml_error_issue(exc: yaml.YAMLError, text: str) -> SourceIssue:
     """Turn a PyYAML exception into an issue without echoing the source line."""
     if isinstance(exc, yaml.reader.ReaderError):
@@ -565,6 +616,9 @@ def _yaml_error_issue(exc: yaml.YAMLError, text: str) -> SourceIssue:
             and ("\t" in problem or (mark.buffer and mark.buffer[mark.pointer] == "\t"))
         ):
             return SourceIssue(line, col, _tab_problem(mark.buffer or "", mark.pointer))
+        long_key = _long_key(exc)
+        if long_key is not None:
+            return long_key
         message = f"invalid YAML: {problem}"
         if exc.context:
             cline, ccol = _mark_pos(exc.context_mark)
