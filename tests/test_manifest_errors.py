@@ -1553,6 +1553,24 @@ def test_a_check_across_two_fields_is_not_said_when_one_of_them_is_wrong(project
     assert len(found) == 1 and "bogus" in found[0], found
 
 
+def test_an_mcp_server_name_declared_twice_is_said_once(project: Path) -> None:
+    """Beside a typo, a server name written twice is one mistake: not also 'unused' at
+    the repeat, nor listed twice in the names a toolset could mean."""
+    write(
+        project,
+        "x.yaml",
+        "kind: Agent\nname: a\nspec:\n  model: m\n  sytem: hi\n"
+        "  tools: [{type: mcp_toolset, mcp_server_name: b}]\n"
+        "  mcp_servers:\n"
+        "    - {type: url, name: a, url: 'https://a.example/mcp'}\n"
+        "    - {type: url, name: a, url: 'https://b.example/mcp'}\n",
+    )
+    found = errors(project)
+    assert len(found) == 4, found
+    assert any("'b' does not match any entry of mcp_servers (declared: a)" in f for f in found)
+    assert not any(f.startswith("manifests/x.yaml:9:7:") for f in found), found
+
+
 LONG_KEY = "k" * 1100
 
 

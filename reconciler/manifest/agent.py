@@ -665,8 +665,9 @@ def mcp_server_problems(
         )
         for index in repeats(servers)
     ]
+    twice = set(repeats(servers))  # said once, as declared twice
     problems += [
-        (_unknown_server(name, list(servers)), ("tools", index, "mcp_server_name"))
+        (_unknown_server(name, list(dict.fromkeys(servers))), ("tools", index, "mcp_server_name"))
         for index, name in toolsets
         if name not in servers
     ]
@@ -680,7 +681,7 @@ def mcp_server_problems(
             ("mcp_servers", index),
         )
         for index, name in enumerate(servers)
-        if every_tool and name not in referenced
+        if every_tool and name not in referenced and index not in twice
     ]
     return problems
 
