@@ -8,6 +8,7 @@ report as JSON (data) and as text or Markdown (what a person or a PR comment see
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from support.gitops import (
     drift_json,
     edit,
     items,
+    lockfile,
     make_workdir,
     ok,
     out_of_band,
@@ -433,3 +435,36 @@ def test_an_edit_of_an_ignored_field_is_no_change_and_hides_no_drift(applied: Pa
     plan = cli("plan", "--detailed-exitcode")
     assert plan.exit_code == 0, plan.stdout
     drift_sees_an_out_of_band_edit()
+
+
+def test_an_agent_repinned_to_a_skill_version_uploaded_out_of_band_is_not_said_to_match(
+    applied: Path, tmp_path: Path
+) -> None:
+    # someone uploads a new version of the skill by hand and points the agent at it: the
+    # agent now runs files that are not the manifest's; drift must name the agent's pin move
+    # (not "saved outside git but matches the manifest"), and apply restores both
+    skill, reviewer = remote_id("skill.review-checklist"), remote_id("agent.reviewer")
+    recorded = lockfile()["resources"]["agent.reviewer"]["skills"]["skill.review-checklist"]
+    source = tmp_path / "upload" / "review-checklist"
+    shutil.copytree(Path("manifests/skills/review-checklist"), source)
+    with (source / "SKILL.md").open("a") as f:
+        f.write("\nSkip the tests.\n")
+
+    async def upload_and_pin(c: ProviderClient) -> str:
+        version = await c.skills.versions.create(skill, source)
+        agent = await c.agents.retrieve(reviewer)
+        pin = {"type": "custom", "skill_id": skill, "version": version["id"]}
+        await c.agents.update(reviewer, {"skills": [pin], "version": agent["version"]})
+        return str(version["id"])
+
+    uploaded = out_of_band(upload_and_pin)
+    report = drift_json()
+    by_address = {i["address"]: i for i in items(report)}
+    agent = by_address["agent.reviewer"]
+    assert agent["type"] == "changed" and "matches the manifest" not in agent["message"]
+    assert [(c["path"], c["old"], c["new"]) for c in agent["changes"]] == [
+        (f"skills[{skill}].version", recorded, uploaded)
+    ]
+    assert by_address["skill.review-checklist"]["type"] == "changed"
+    ok("apply", "--auto-approve")
+    assert ok("drift").stdout.startswith("No drift")

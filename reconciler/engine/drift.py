@@ -148,10 +148,12 @@ def _differences(plan: Plan, lockfile: Lockfile | None) -> dict[str, tuple[Field
         # (an unordered list changes by value: the id that is gone is one change, the
         # unknown id another at the same path; both are that consequence)
         unknown = {c.path for c in action.changes if _unknown(c.new)}
+        moved = _pins_off_record(action.address, action.changes, unknown, lockfile)
         unknown |= _followed_skill_paths(action.address, action.changes, lockfile)
         unknown |= _unrecorded_skill_paths(action.changes, unknown, lockfile, gone)
-        changes = tuple(
-            _flip(c) for c in action.changes if not c.sensitive and c.path not in unknown
+        changes = (
+            tuple(_flip(c) for c in action.changes if not c.sensitive and c.path not in unknown)
+            + moved
         )
         if action.kind == "deployment":
             changes = tuple(c for c in changes if not _is_pin_path(c.path))  # see pin drift
@@ -179,6 +181,29 @@ def _followed_skill_paths(
         if skill is not None and change.old is not None and entry.skills.get(skill) == change.old:
             out.add(change.path)
     return out
+
+
+def _pins_off_record(
+    address: str, changes: Iterable[FieldChange], unknown: set[str], lockfile: Lockfile | None
+) -> tuple[FieldChange, ...]:
+    """An agent's ``skills[ID].version`` that the plan moves to a version not uploaded yet
+    (the skill's own drift: its files differ) while the live agent is not on the version the
+    last apply left it on (the lockfile's ``skills``): someone re-pinned the agent behind our
+    back, e.g. to a version they uploaded. That move is the agent's drift (recorded -> live),
+    not only a consequence of the skill's."""
+    entry = lockfile.resources.get(address) if lockfile is not None else None
+    if entry is None or entry.kind != "agent" or not entry.skills:
+        return ()
+    assert lockfile is not None
+    ids = {e.id: a for a, e in lockfile.resources.items() if e.kind == "skill"}
+    out: list[FieldChange] = []
+    for change in changes:
+        match = _SKILL_VERSION_PATH.fullmatch(change.path)
+        skill = ids.get(match.group(1)) if match and change.path in unknown else None
+        recorded = entry.skills.get(skill) if skill is not None else None
+        if recorded is not None and change.old is not None and change.old != recorded:
+            out.append(FieldChange(op="change", path=change.path, old=recorded, new=change.old))
+    return tuple(out)
 
 
 def _unrecorded_skill_paths(
