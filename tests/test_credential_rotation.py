@@ -193,3 +193,26 @@ def test_a_secret_changed_while_ignored_is_written_once_no_longer_ignored(
     assert [c["path"] for c in update["changes"]] == ["auth.token"], update
     ok("apply", "--auto-approve")
     plan_is_clean()
+
+
+def test_a_credential_renamed_by_hand_says_its_secret_only_may_have_been_rotated(
+    colleague: anthropic.Anthropic,
+) -> None:
+    # only the display name changed, but the write moved updated_at: the secret is reported
+    # as one that may have been rotated (it cannot be read back), never as a known change
+    state = lockfile()["resources"]
+    colleague.beta.vaults.credentials.update(
+        state[CREDENTIAL]["id"], vault_id=state["vault.github"]["id"], display_name="Renamed"
+    )
+    code, report = drift()
+    assert code == 2
+    (item,) = report["items"]
+    assert [(c["path"], c["old"], c["new"]) for c in item["changes"]] == [
+        ("display_name", "GitHub MCP token", "Renamed"),
+        ("auth.token", "(sensitive)", "(sensitive)"),
+    ]
+    assert "cannot be read back, so it may have been rotated" in item["message"]
+    assert "may have been rotated" in cli("drift").stdout
+    ok("apply", "--auto-approve")
+    assert drift()[0] == 0
+    plan_is_clean()

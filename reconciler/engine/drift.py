@@ -348,7 +348,12 @@ def _rewritten(
         for path in sorted(entry.secret_fingerprints)
     )
     if item is not None:
-        return item.model_copy(update={"changes": item.changes + secrets})
+        # the other fields are known changes; the secret only may have changed: say so
+        also = "; its secret cannot be read back, so it may have been rotated too"
+        also += ", and apply writes the manifest's secret again" if in_manifests else ""
+        return item.model_copy(
+            update={"changes": item.changes + secrets, "message": item.message + also}
+        )
     restore = (
         "`reconciler apply` writes the manifest's secret again"
         if in_manifests
