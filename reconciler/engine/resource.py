@@ -221,7 +221,8 @@ def _compare(
     entry = inputs.entry(res.address)
     if (entry is None or entry.id != obj["id"]) and moved_from is not None:
         entry = inputs.entry(moved_from)  # a move: the secrets were recorded under the old name
-    known = dict(entry.secret_fingerprints) if entry is not None and entry.id == obj["id"] else {}
+    recorded = entry is not None and entry.id == obj["id"]
+    known = dict(entry.secret_fingerprints) if entry is not None and recorded else {}
     fps = target.secret_fingerprints
     rewritten = rewritten_outside(entry, obj)  # rotated behind git's back: write it again
     secret_changed = [
@@ -229,11 +230,39 @@ def _compare(
     ]
     if rewritten and not secret_changed:
         rewritten = None  # every secret it may have rotated is one ignore_changes leaves alone
-    changes.extend(FieldChange(op="change", path=p, sensitive=True) for p in sorted(secret_changed))
+    changes.extend(_secret_changes(secret_changed, known, recorded, changes, fps))
     changes.extend(unwritten_seeds(inputs, res, obj, moved_from))  # see engine.seeds
     # a field ignore_changes names is left alone: never the cause of a replace either
     immutable = _immutable_change(kind, res.without_ignored(live), res.without_ignored(want))
     return _Comparison(tuple(changes), immutable, hidden, rewritten if fps else None, known)
+
+
+def _secret_changes(
+    changed: Iterable[str],
+    known: Mapping[str, str],
+    recorded: bool,
+    shown: Iterable[FieldChange],
+    wanted: Mapping[str, str],
+) -> list[FieldChange]:
+    """The plan's lines for secrets (never a value): a path the lockfile has no fingerprint
+    for, on an object it recorded, is an ``add``; a recorded one the manifest no longer has
+    (an auth type changed from ``token`` to ``secret_value``) a ``remove``, unless a removal
+    of its parent is shown already; else a ``change`` (or unknown: adopted objects). A
+    removal only goes with other changes: alone, it is nothing to send."""
+    shown = list(shown)
+    out = [
+        FieldChange(op="add" if recorded and p not in known else "change", path=p, sensitive=True)
+        for p in sorted(changed)
+    ]
+    if not out and not shown:
+        return out
+    gone = {c.path for c in shown if c.op == "remove"}
+    out.extend(
+        FieldChange(op="remove", path=p, sensitive=True)
+        for p in sorted(set(known) - set(wanted))
+        if not any(p == g or p.startswith((g + ".", g + "[")) for g in gone)
+    )
+    return out
 
 
 def _ignored_secrets_as_written(
