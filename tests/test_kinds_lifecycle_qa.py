@@ -358,14 +358,8 @@ spec:
 """
 
 
-def test_a_credential_gone_with_its_deleted_vault_is_not_counted_archived(
-    workdir: Path,
-) -> None:
-    """A vault deleted behind git's back (its credentials with it) while its manifest drops
-    a credential: ``apply --prune`` created the vault again and said "1 archived" for the
-    credential, which nothing archived (it went with its vault). Now the plan notes that
-    it went with its vault, and the vault's create forgets its entry: nothing is counted
-    archived, and the next plan is clean."""
+def _extra_vault_deleted_out_of_band(workdir: Path) -> Path:
+    """``EXTRA_VAULT`` applied, then deleted behind git's back; its manifest's path."""
     path = workdir / "manifests/extra.yaml"
     path.write_text(EXTRA_VAULT)
     ok("apply", "--auto-approve")
@@ -375,6 +369,18 @@ def test_a_credential_gone_with_its_deleted_vault_is_not_counted_archived(
         await c.vaults.delete(vault)
 
     out_of_band(delete_vault)
+    return path
+
+
+def test_a_credential_gone_with_its_deleted_vault_is_not_counted_archived(
+    workdir: Path,
+) -> None:
+    """A vault deleted behind git's back (its credentials with it) while its manifest drops
+    a credential: ``apply --prune`` created the vault again and said "1 archived" for the
+    credential, which nothing archived (it went with its vault). Now the plan notes that
+    it went with its vault, and the vault's create forgets its entry: nothing is counted
+    archived, and the next plan is clean."""
+    path = _extra_vault_deleted_out_of_band(workdir)
     path.write_text(EXTRA_VAULT[: EXTRA_VAULT.index("  credentials:")])
     credential = "vault.extra.credential.tok"
     plan = json.loads(ok("plan", "--prune", "--format", "json").stdout)
@@ -394,15 +400,7 @@ def test_a_vault_already_gone_is_forgotten_not_counted_archived(workdir: Path) -
     said "1 to archive" and ``apply --prune`` "1 archived", though the apply only forgets
     its lockfile entry (the action's reason says so). The summaries now say "1 to forget"
     and "1 forgotten"; the JSON summary keeps counting it under ``archive`` (its schema)."""
-    path = workdir / "manifests/extra.yaml"
-    path.write_text(EXTRA_VAULT)
-    ok("apply", "--auto-approve")
-    vault = remote_id("vault.extra")
-
-    async def delete_vault(c: ProviderClient) -> None:
-        await c.vaults.delete(vault)
-
-    out_of_band(delete_vault)
+    path = _extra_vault_deleted_out_of_band(workdir)
     path.unlink()
     plan = ok("plan", "--prune").stdout
     assert "Plan: 0 to create, 0 to update, 0 to archive, 1 to forget." in plan, plan
@@ -422,15 +420,7 @@ def test_a_vault_already_gone_reads_forget_in_the_plan_lines(workdir: Path) -> N
     still read ``- vault.extra  archive`` (and Markdown's row and legend "archive"), as if
     apply would archive it. The line says what happens: the lockfile entry is forgotten and
     nothing is sent; the JSON keeps ``"type": "archive"`` (its contract), its reason says so."""
-    path = workdir / "manifests/extra.yaml"
-    path.write_text(EXTRA_VAULT)
-    ok("apply", "--auto-approve")
-    vault = remote_id("vault.extra")
-
-    async def delete_vault(c: ProviderClient) -> None:
-        await c.vaults.delete(vault)
-
-    out_of_band(delete_vault)
+    path = _extra_vault_deleted_out_of_band(workdir)
     path.unlink()
     plan = ok("plan", "--prune").stdout
     line = next(x for x in plan.splitlines() if "vault.extra" in x)
