@@ -200,6 +200,21 @@ def test_the_provider_gone_mid_turn_names_the_session_to_continue(
     assert f"reconciler run coder --session {session_id} -m TEXT" in err, err
 
 
+async def _answer_lost(inner: Any, scope: Any, receive: Any, send: Any, *, made: bool) -> None:
+    """Answer a request 503, as if its answer was lost: after ``inner`` handled it (``made``:
+    the provider took it), or without passing it on."""
+    if made:
+
+        async def swallow(message: Any) -> None:
+            pass
+
+        await inner(scope, receive, swallow)
+    body = b'{"type":"error","error":{"type":"api_error","message":"busy"}}'
+    headers = [(b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 def _session_answers_lost(inner: Any, *, made: bool, times: int = 1) -> tuple[Any, list[int]]:
     """``inner`` whose first ``times`` ``POST /v1/sessions`` are answered 503: after the
     provider made the session (``made``), or without passing it on; and the list that
@@ -210,16 +225,7 @@ def _session_answers_lost(inner: Any, *, made: bool, times: int = 1) -> tuple[An
         if scope["type"] == "http" and (scope["method"], scope["path"]) == ("POST", "/v1/sessions"):
             posts.append(1)
             if len(posts) <= times:
-                if made:
-
-                    async def swallow(message: Any) -> None:
-                        pass
-
-                    await inner(scope, receive, swallow)
-                body = b'{"type":"error","error":{"type":"api_error","message":"busy"}}'
-                headers = [(b"content-type", b"application/json")]
-                await send({"type": "http.response.start", "status": 503, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
+                await _answer_lost(inner, scope, receive, send, made=made)
                 return
         await inner(scope, receive, send)
 
@@ -379,16 +385,7 @@ def _first_message_answer_lost(inner: Any, *, made: bool, times: int = 1) -> Any
             and len(lost) < times
         ):
             lost.append(True)
-            if made:
-
-                async def swallow(message: Any) -> None:
-                    pass
-
-                await inner(scope, receive, swallow)
-            body = b'{"type":"error","error":{"type":"api_error","message":"busy"}}'
-            headers = [(b"content-type", b"application/json")]
-            await send({"type": "http.response.start", "status": 503, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await _answer_lost(inner, scope, receive, send, made=made)
             return
         await inner(scope, receive, send)
 
