@@ -42,7 +42,8 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -853,16 +854,12 @@ def test_an_import_killed_while_writing_its_manifests_never_leads_to_twins(
 # --- Ctrl-C as Terraform takes it: once finishes what is in flight, twice stops at once -------
 
 
-def test_one_ctrl_c_lets_the_creates_in_flight_finish_and_records_them(
-    zygote: Zygote, tmp_path: Path
-) -> None:
-    """A first Ctrl-C starts no new action, lets the requests in flight finish and records
-    them: nothing the provider made is left pending; the message counts what finished and
-    what never started, and says a second Ctrl-C stops at once."""
+@contextmanager
+def _one_ctrl_c_during_the_creates(zygote: Zygote, ws: Workspace) -> Iterator[tuple[str, Run]]:
+    """An apply at --parallelism 3 against a provider answering in 700 ms, sent one SIGINT
+    when its fourth create arrives; yields the provider's URL (still serving) and the run."""
     from reconciler.provider.local import FaultConfig
-    from reconciler.state import read_lockfile
 
-    ws = Workspace(tmp_path)
     with provider(ws.db, FaultConfig(latency_ms=700)) as (url, tap):
         holder: dict[str, int] = {}
         tap.before, fired = signal_hook(
@@ -873,6 +870,19 @@ def test_one_ctrl_c_lets_the_creates_in_flight_finish_and_records_them(
         run.wait(120)
         tap.before = None
         assert fired.is_set()
+        yield url, run
+
+
+def test_one_ctrl_c_lets_the_creates_in_flight_finish_and_records_them(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """A first Ctrl-C starts no new action, lets the requests in flight finish and records
+    them: nothing the provider made is left pending; the message counts what finished and
+    what never started, and says a second Ctrl-C stops at once."""
+    from reconciler.state import read_lockfile
+
+    ws = Workspace(tmp_path)
+    with _one_ctrl_c_during_the_creates(zygote, ws) as (url, run):
         interrupted_cleanly(ws, run, 130)
         err = run.stderr
         assert "Ctrl-C again" in err, err[-2000:]
@@ -897,19 +907,8 @@ def test_an_apply_a_first_ctrl_c_stopped_early_never_says_apply_complete(
     """After a first Ctrl-C the apply ends with changes never started: its summary on stdout
     (what a CI log or `| tee` keeps) said "Apply complete: 2 created, ..." all the same; it
     says the apply was interrupted and how many changes never started."""
-    from reconciler.provider.local import FaultConfig
-
     ws = Workspace(tmp_path)
-    with provider(ws.db, FaultConfig(latency_ms=700)) as (url, tap):
-        holder: dict[str, int] = {}
-        tap.before, fired = signal_hook(
-            lambda: holder.get("pid"), signal.SIGINT, "POST", CREATE_PATH, 4
-        )
-        run = ws.start(zygote, url, "--parallelism", "3")
-        holder["pid"] = run.pid
-        run.wait(120)
-        tap.before = None
-        assert fired.is_set()
+    with _one_ctrl_c_during_the_creates(zygote, ws) as (url, run):
         assert run.code == 130, run.stderr[-2000:]
         assert "Apply complete" not in run.stdout, run.stdout[-2000:]
         summary = re.search(
