@@ -1,4 +1,5 @@
-"""The keywords ``ManagedRuntime()`` takes: its own, its client's, and the error for others.
+"""The keywords ``ManagedRuntime()`` takes: its own, its client's, and the error for others;
+and the checks of their types (``check_arguments``, ``check_config``), at the call.
 
 ``CLIENT_OPTIONS`` are the ``ProviderClient`` keywords a runtime passes on to the client it
 builds; ``unknown_keywords`` words the ``TypeError`` for any keyword neither takes, with the
@@ -8,9 +9,12 @@ likely meaning (the official SDK's name for it, or a close spelling). No I/O.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Sequence
 
-__all__ = ["CLIENT_OPTIONS", "unknown_keywords"]
+from reconciler.runtime.config import ManagedConfig
+
+__all__ = ["CLIENT_OPTIONS", "check_arguments", "check_config", "unknown_keywords"]
 
 #: The ``ProviderClient`` keywords a runtime passes to the client it builds.
 CLIENT_OPTIONS = frozenset(
@@ -52,3 +56,28 @@ def unknown_keywords(names: Sequence[str]) -> str:
         f"ManagedRuntime() got unexpected keyword argument(s) {', '.join(hints)}; it takes "
         f"{', '.join(_OWN_OPTIONS)} and the client options {', '.join(sorted(CLIENT_OPTIONS))}"
     )
+
+
+def check_config(config: object) -> None:
+    """A ``TypeError`` for a config that is no ``ManagedConfig`` (None is the runtime's)."""
+    if config is not None and not isinstance(config, ManagedConfig):
+        hint = (
+            "; a provider URL is given as provider_url=..."
+            if isinstance(config, str) and "://" in config
+            else ""
+        )
+        raise TypeError(f"config must be a ManagedConfig, not {type(config).__name__}{hint}")
+
+
+def check_arguments(*, config: object, db_path: object, lockfile: object, **texts: object) -> None:
+    """A ``TypeError`` naming the first constructor argument of the wrong type, at the call
+    rather than far from it (an ``AttributeError`` inside, or a value kept until used)."""
+    check_config(config)
+    for name, value in texts.items():
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name} must be a string or None, not {type(value).__name__}")
+    for name, value in (("db_path", db_path), ("lockfile", lockfile)):
+        if value is not None and not isinstance(value, str | os.PathLike):
+            raise TypeError(
+                f"{name} must be a path (str or os.PathLike) or None, not {type(value).__name__}"
+            )

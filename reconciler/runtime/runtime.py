@@ -29,7 +29,12 @@ from reconciler.runtime.config import (
     reuse_refused,
 )
 from reconciler.runtime.listing import listed
-from reconciler.runtime.options import CLIENT_OPTIONS, unknown_keywords
+from reconciler.runtime.options import (
+    CLIENT_OPTIONS,
+    check_arguments,
+    check_config,
+    unknown_keywords,
+)
 from reconciler.runtime.streams import (
     SentLedger,
     SessionEventStream,
@@ -54,31 +59,6 @@ DEFAULT_DB_PATH = DEFAULT_PROVIDER_DB
 DEFAULT_TIMEOUT_S = 600.0
 
 _SESSION_STATUSES = ("idle", "running", "rescheduling", "terminated")
-
-
-def _check_config(config: object) -> None:
-    """A ``TypeError`` for a config that is no ``ManagedConfig`` (None is the runtime's)."""
-    if config is not None and not isinstance(config, ManagedConfig):
-        hint = (
-            "; a provider URL is given as provider_url=..."
-            if isinstance(config, str) and "://" in config
-            else ""
-        )
-        raise TypeError(f"config must be a ManagedConfig, not {type(config).__name__}{hint}")
-
-
-def _check_arguments(*, config: object, db_path: object, lockfile: object, **texts: object) -> None:
-    """A ``TypeError`` naming the first constructor argument of the wrong type, at the call
-    rather than far from it (an ``AttributeError`` inside, or a value kept until used)."""
-    _check_config(config)
-    for name, value in texts.items():
-        if value is not None and not isinstance(value, str):
-            raise TypeError(f"{name} must be a string or None, not {type(value).__name__}")
-    for name, value in (("db_path", db_path), ("lockfile", lockfile)):
-        if value is not None and not isinstance(value, str | os.PathLike):
-            raise TypeError(
-                f"{name} must be a path (str or os.PathLike) or None, not {type(value).__name__}"
-            )
 
 
 class ManagedRuntime(AppliedLookups):
@@ -131,7 +111,7 @@ class ManagedRuntime(AppliedLookups):
         backend: str | None = None,
         **client_kwargs: Any,
     ) -> None:
-        _check_arguments(
+        check_arguments(
             config=config,
             provider_url=provider_url,
             api_key=api_key,
@@ -333,7 +313,7 @@ class ManagedRuntime(AppliedLookups):
         Returns:
             The new agent's id. Its version is 1.
         """
-        _check_config(config)
+        check_config(config)
         agent = await (await self._api()).agents.create((config or self.config).agent_body())
         self.agent_id = str(agent["id"])
         return self.agent_id
@@ -393,7 +373,7 @@ class ManagedRuntime(AppliedLookups):
                 differences. Give the config another ``env_name``, archive the old
                 environment, or pass ``reuse=True``.
         """
-        _check_config(config)
+        check_config(config)
         body = (config or self.config).environment_body()
         client = await self._api()
 
