@@ -21,10 +21,10 @@ from pydantic import ValidationError
 from reconciler.errors import ManifestError, ManifestIssue, a_or_an
 from reconciler.kinds import ID_PREFIXES, MANIFEST_KINDS, NAME_PATTERN, noun
 
-from .agent import AgentSpec, mcp_server_problems
+from .agent import AgentSpec
 from .deployment import DeploymentSpec
-from .document import Document, ignore_changes_problems, moved_from_itself
-from .environment import PACKAGE_MANAGERS, PACKAGE_MANAGERS_UNREACHABLE, EnvironmentSpec
+from .document import Document, ignore_changes_problems
+from .environment import EnvironmentSpec
 from .files import (
     IGNORE_FILE,
     MAX_MANIFEST_BYTES,
@@ -36,10 +36,17 @@ from .manifestset import DocumentSource, ManifestSet, display_path, secret_file_
 from .messages import did_you_mean, explain, format_path, yaml_type
 from .policy import (
     PolicyDocument,
-    PolicyRule,
     PolicySource,
     check_expressions,
-    expression_problem,
+)
+from .rawchecks import (
+    Reference,
+    issue_at,
+    raw_cross_field_issues,
+    raw_expression_issues,
+    raw_references,
+    raw_secret_files,
+    raw_skill_source_issues,
 )
 from .secret import (
     repository_root,
@@ -74,10 +81,6 @@ class _Loaded:
 ANY_NAME = ""
 
 
-#: ``(kind, name, spec path, source)`` of one reference from a document to another
-_Reference = tuple[str, str, DataPath, DocumentSource]
-
-
 @dataclass
 class _FileResult:
     loaded: list[_Loaded] = field(default_factory=list)
@@ -93,7 +96,7 @@ class _FileResult:
     secret_files: list[tuple[SourceLocation, str, str]] = field(default_factory=list)
     #: references of documents that were not loaded (they failed validation), as written:
     #: checked as those of loaded documents are, so every error is reported at once
-    references: list[_Reference] = field(default_factory=list)
+    references: list[Reference] = field(default_factory=list)
 
 
 def _unescape(value: Any, path: DataPath, hits: list[DataPath]) -> Any:
@@ -126,10 +129,6 @@ def escape_interpolation(value: Any) -> Any:
     return value
 
 
-def _issue(loc: SourceLocation, message: str, path: DataPath = ()) -> ManifestIssue:
-    return ManifestIssue(loc.file, loc.line, loc.col, message, format_path(path))
-
-
 def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
     try:
         raw = read_limited(file, MAX_MANIFEST_BYTES)
@@ -155,7 +154,7 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
     policies: list[PolicySource] = []
     failed: set[tuple[str, str]] = set()
     secret_files: list[tuple[SourceLocation, str, str]] = []
-    references: list[_Reference] = []
+    references: list[Reference] = []
     for doc in parsed:
         source = DocumentSource(shown, doc.start, doc.positions)
         issues += [
@@ -163,7 +162,7 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
         ]
         if not isinstance(doc.data, dict):
             issues.append(
-                _issue(
+                issue_at(
                     source.locate(()),
                     f"a manifest document must be a mapping with kind, name and spec; "
                     f"got a {'list' if isinstance(doc.data, list) else 'scalar value'}"
@@ -175,7 +174,7 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
         if "spec" in data:
             hits: list[DataPath] = []
             data["spec"] = _unescape(data["spec"], ("spec",), hits)
-            issues += [_issue(source.locate(p, "value"), INTERPOLATION_MESSAGE, p) for p in hits]
+            issues += [issue_at(source.locate(p, "value"), INTERPOLATION_MESSAGE, p) for p in hits]
         text_issues = read_text_files(
             data, file.parent, root or repository_root(file.parent), source.locate
         )
@@ -216,14 +215,14 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
             issues += [
                 issue for path, issue in found if not any(path[: len(r)] == r for r in refused)
             ]
-            secret_files += _raw_secret_files(data, source)
+            secret_files += raw_secret_files(data, source)
             wrong = [*refused, *(p for p, _ in found)]
-            references += _raw_references(data, source, wrong)
-            issues += _raw_skill_source_issues(data, source, file, wrong)
-            issues += _raw_cross_field_issues(data, source, wrong)
+            references += raw_references(data, source, wrong)
+            issues += raw_skill_source_issues(data, source, file, wrong)
+            issues += raw_cross_field_issues(data, source, wrong)
             continue
         if text_issues:
-            references += _raw_references(data, source, unread)
+            references += raw_references(data, source, unread)
             continue
         skill: SkillSource | None = None
         if isinstance(document.spec, SkillSpec):
@@ -231,7 +230,7 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
                 skill = skill_source(document.spec, file)
             except SkillSourceError as error:
                 path: DataPath = ("spec", "source")
-                issues.append(_issue(source.locate(path, "value"), str(error), path))
+                issues.append(issue_at(source.locate(path, "value"), str(error), path))
                 failed.add((document.kind, document.name))  # it exists: referring to it is fine
                 continue
         loaded.append(_Loaded(document, source, skill))
@@ -246,152 +245,6 @@ def _load_file(file: Path, shown: str, root: Path | None = None) -> _FileResult:
     )
 
 
-def _raw_references(
-    data: dict[str, Any], source: DocumentSource, wrong: list[DataPath]
-) -> list[_Reference]:
-    """The references to other manifests of a Deployment or Agent document that was not
-    loaded, as written (as ``references()`` reads those of a valid spec), but for those at
-    or under a place in ``wrong`` (their error is reported already)."""
-    spec = data.get("spec")
-    if not isinstance(spec, dict):
-        return []
-    found: list[tuple[str, Any, DataPath]] = []
-    if data.get("kind") == "Deployment":
-        agent = spec.get("agent")
-        if isinstance(agent, dict):
-            found.append(("Agent", agent.get("ref"), ("agent", "ref")))
-        else:
-            found.append(("Agent", agent, ("agent",)))
-        found.append(("Environment", spec.get("environment"), ("environment",)))
-        vaults = spec.get("vaults")
-        for index, vault in enumerate(vaults if isinstance(vaults, list) else ()):
-            found.append(("Vault", vault, ("vaults", index)))
-        resources = spec.get("resources")
-        for index, item in enumerate(resources if isinstance(resources, list) else ()):
-            if isinstance(item, dict) and "type" not in item:  # a mount by name
-                found.append(
-                    ("MemoryStore", item.get("memory_store"), ("resources", index, "memory_store"))
-                )
-    elif data.get("kind") == "Agent":
-        skills = spec.get("skills")
-        for index, skill in enumerate(skills if isinstance(skills, list) else ()):
-            if isinstance(skill, dict):
-                found.append(("Skill", skill.get("ref"), ("skills", index, "ref")))
-    references: dict[tuple[str, str], _Reference] = {}
-    for kind, name, spec_path in found:
-        if (
-            isinstance(name, str)
-            and re.fullmatch(NAME_PATTERN, name)
-            and not any(("spec", *spec_path)[: len(w)] == w for w in wrong)
-        ):
-            # once: a name written twice (`vaults: [v, v]`) is one mistake, its repeat another
-            references.setdefault((kind, name), (kind, name, spec_path, source))
-    return list(references.values())
-
-
-def _raw_cross_field_issues(
-    data: dict[str, Any], source: DocumentSource, wrong: list[DataPath]
-) -> list[ManifestIssue]:
-    """The checks that read two fields of a document (an agent's MCP servers and toolsets,
-    an environment's packages and networking, ``moved_from`` and ``name``) in a document
-    that did not validate, as a valid one's are said, unless a field they read is wrong
-    (its error is reported already, and fixing it may change what they find)."""
-
-    def clear(*path: str | int) -> bool:
-        return not any(path[: len(w)] == w or w[: len(path)] == path for w in wrong)
-
-    found: list[tuple[str, DataPath, str]] = []
-    name, moved_from = data.get("name"), data.get("moved_from")
-    if isinstance(name, str) and moved_from == name and clear("name") and clear("moved_from"):
-        found.append((moved_from_itself(name), ("moved_from",), "value"))
-    spec = data.get("spec")
-    if not isinstance(spec, dict):
-        return [_issue(source.locate(p, point), m, p) for m, p, point in found]
-    if data.get("kind") == "Agent" and clear("spec", "mcp_servers"):
-        servers = spec.get("mcp_servers") or []
-        tools = spec.get("tools") or []
-        if isinstance(servers, list) and isinstance(tools, list):
-            toolsets = [
-                (index, tool["mcp_server_name"])
-                for index, tool in enumerate(tools)
-                if clear("spec", "tools", index)
-                and isinstance(tool, dict)
-                and tool.get("type") == "mcp_toolset"
-                and isinstance(tool.get("mcp_server_name"), str)
-            ]
-            names = [s["name"] for s in servers if isinstance(s, dict) and "name" in s]
-            every_tool = clear("spec", "tools")
-            found += [
-                (message, ("spec", *path), "value")
-                for message, path in mcp_server_problems(names, toolsets, every_tool=every_tool)
-            ]
-    config = spec.get("config")
-    if (
-        data.get("kind") == "Environment"
-        and isinstance(config, dict)
-        and config.get("type") == "cloud"
-        and clear("spec", "config", "networking")
-        and clear("spec", "config", "packages")
-    ):
-        networking, packages = config.get("networking"), config.get("packages")
-        if (
-            isinstance(networking, dict)
-            and networking.get("type") == "limited"
-            and networking.get("allow_package_managers") is not True
-            and isinstance(packages, dict)
-            and any(packages.get(manager) for manager in PACKAGE_MANAGERS)
-        ):
-            path: DataPath = ("spec", "config", "networking", "allow_package_managers")
-            found.append((PACKAGE_MANAGERS_UNREACHABLE, path, "key"))
-    return [_issue(source.locate(p, point), m, p) for m, p, point in found]
-
-
-def _raw_skill_source_issues(
-    data: dict[str, Any], source: DocumentSource, file: Path, wrong: list[DataPath]
-) -> list[ManifestIssue]:
-    """The error of the directory a Skill document that did not validate names as its
-    ``source`` (missing, outside the repository, ...), as a valid one's is said, unless
-    ``source`` itself is wrong (its error is reported already)."""
-    spec = data.get("spec")
-    path: DataPath = ("spec", "source")
-    if data.get("kind") != "Skill" or not isinstance(spec, dict):
-        return []
-    written = spec.get("source")
-    if not isinstance(written, str) or any(path[: len(w)] == w for w in wrong):
-        return []
-    try:
-        skill_source(SkillSpec.model_construct(source=written), file)
-    except SkillSourceError as error:
-        return [_issue(source.locate(path, "value"), str(error), path)]
-    return []
-
-
-def _raw_secret_files(
-    data: dict[str, Any], source: DocumentSource
-) -> list[tuple[SourceLocation, str, str]]:
-    """The ``{from_file: PATH}`` secrets of a Vault document that did not validate, as
-    written (its credentials' ``auth``), with where each is written."""
-    spec = data.get("spec")
-    credentials = (
-        spec.get("credentials") if data.get("kind") == "Vault" and isinstance(spec, dict) else None
-    )
-    found: list[tuple[SourceLocation, str, str]] = []
-
-    def walk(value: Any, path: DataPath) -> None:
-        if isinstance(value, dict):
-            if set(value) == {"from_file"} and isinstance(value["from_file"], str):
-                found.append((source.locate(path), format_path(path), value["from_file"]))
-                return
-            for key, item in value.items():
-                if isinstance(key, str):
-                    walk(item, (*path, key))
-
-    for index, credential in enumerate(credentials if isinstance(credentials, list) else ()):
-        if isinstance(credential, dict):
-            walk(credential.get("auth"), ("spec", "credentials", index, "auth"))
-    return found
-
-
 def _load_policy(
     data: dict[str, Any], source: DocumentSource
 ) -> tuple[PolicySource | None, list[ManifestIssue]]:
@@ -400,30 +253,12 @@ def _load_policy(
         policy = PolicyDocument.model_validate(data)
     except ValidationError as exc:
         issues = [issue for _, issue in _validation_issues(exc, data, source, PolicyDocument)]
-        return None, issues + _raw_expression_issues(data, source)
+        return None, issues + raw_expression_issues(data, source)
     expressions = tuple(
         source.locate(("spec", "rules", index, "expression"), "value")
         for index in range(len(policy.spec.rules))
     )
     return PolicySource(policy, source.locate(()), expressions), []
-
-
-def _raw_expression_issues(data: dict[str, Any], source: DocumentSource) -> list[ManifestIssue]:
-    """The expressions that do not compile (or read no field) of the rules that are valid
-    on their own in a policy that did not validate, as those of a valid policy are said."""
-    spec = data.get("spec")
-    rules = spec.get("rules") if isinstance(spec, dict) else None
-    issues: list[ManifestIssue] = []
-    for index, raw in enumerate(rules if isinstance(rules, list) else ()):
-        try:
-            rule = PolicyRule.model_validate(raw)
-        except ValidationError:
-            continue  # its own errors are said
-        problem = expression_problem(rule)
-        if problem is not None:
-            path: DataPath = ("spec", "rules", index, "expression")
-            issues.append(_issue(source.locate(path, "value"), problem, path))
-    return issues
 
 
 def _ignore_changes_issues(
@@ -437,7 +272,7 @@ def _ignore_changes_issues(
     if not all(isinstance(p, str) for p in paths):
         return None
     return [
-        _issue(
+        issue_at(
             source.locate(("ignore_changes", index), "value"), message, ("ignore_changes", index)
         )
         for index, message in ignore_changes_problems(kind, paths)
@@ -465,7 +300,7 @@ def _validation_issues(
         elif error["type"] == "extra_forbidden" and explained.shown_path in _KUBERNETES_KEYS:
             message = _kubernetes_hint(str(explained.shown_path[0]), data)
         location = source.locate(explained.path, explained.point)
-        issues.append((explained.path, _issue(location, message, explained.shown_path)))
+        issues.append((explained.path, issue_at(location, message, explained.shown_path)))
     return issues
 
 
@@ -506,7 +341,7 @@ def _check_set(
     failed: set[tuple[str, str]],
     *,
     broken: bool = False,
-    unloaded: Sequence[_Reference] = (),
+    unloaded: Sequence[Reference] = (),
 ) -> tuple[dict[str, _Loaded], list[ManifestIssue]]:
     """Checks across documents: duplicate addresses, references, unique environment names.
 
@@ -523,7 +358,7 @@ def _check_set(
         if address in first:
             earlier = first[address].source.locate(("name",))
             issues.append(
-                _issue(
+                issue_at(
                     item.source.locate(("name",)),
                     f"duplicate address {address}: also defined at {earlier}; rename one of them",
                     ("name",),
@@ -537,7 +372,7 @@ def _check_set(
         for kind in MANIFEST_KINDS
     }
     env_names: dict[str, _Loaded] = {}
-    references: list[_Reference] = list(unloaded)
+    references: list[Reference] = list(unloaded)
     for item in first.values():
         doc = item.document
         if isinstance(doc.spec, EnvironmentSpec):
@@ -545,7 +380,7 @@ def _check_set(
             if other is not item:
                 where: DataPath = ("spec", "name") if doc.spec.name else ("name",)
                 issues.append(
-                    _issue(
+                    issue_at(
                         item.source.locate(where),
                         f"environment name '{doc.remote_name}' is also used by "
                         f"{other.document.address} ({other.source.locate(('name',))}); the provider "
@@ -572,7 +407,7 @@ def _check_set(
         path = ("spec",) + spec_path
         if path not in source.positions and path[:-1] in source.positions:
             path = path[:-1]  # `agent: coder` rather than `agent: {ref: coder}`
-        issues.append(_issue(source.locate(path, "value"), message, path))
+        issues.append(issue_at(source.locate(path, "value"), message, path))
     return first, issues
 
 
@@ -598,7 +433,7 @@ def _roster_names(item: _Loaded, spec: AgentSpec, agents: list[str]) -> list[Man
                 "as {type: self}"
             )
         path = ("spec", *spec_path)
-        issues.append(_issue(item.source.locate(path, "value"), message, path))
+        issues.append(issue_at(item.source.locate(path, "value"), message, path))
     return issues
 
 
@@ -639,7 +474,7 @@ def _move_issues(declared: Mapping[str, _Loaded]) -> list[ManifestIssue]:
         other = declared.get(old)
         if other is not None:
             issues.append(
-                _issue(
+                issue_at(
                     where,
                     f"{address} says moved_from: {item.document.moved_from}, but {old} is still "
                     f"declared at {other.source.locate(('name',))}; a move keeps one object "
@@ -650,7 +485,7 @@ def _move_issues(declared: Mapping[str, _Loaded]) -> list[ManifestIssue]:
         earlier = movers.setdefault(old, item)
         if earlier is not item:
             issues.append(
-                _issue(
+                issue_at(
                     where,
                     f"{earlier.document.address} ({earlier.source.locate(('moved_from',))}) "
                     f"already moves from {old}; only one document can take it over",
@@ -707,7 +542,7 @@ def load_manifests(path: str | Path, *, check_secret_files: bool = False) -> Man
     failed: set[tuple[str, str]] = set()
     broken = False
     unvalidated_secrets: list[tuple[SourceLocation, str, str]] = []
-    unloaded_references: list[_Reference] = []
+    unloaded_references: list[Reference] = []
     text_root = repository_root(root if root.is_dir() else root.parent)
     for file in files:
         shown = display_path(file)
