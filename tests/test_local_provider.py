@@ -345,8 +345,8 @@ async def test_errors_use_the_envelope_and_never_422(http: httpx.AsyncClient) ->
     wrong = await http.delete("/v1/agents/agent_01x")
     assert_error(wrong, 405, "invalid_request_error")
     # every method the path takes (it said only the first route's: "GET")
-    assert wrong.headers["allow"] == "GET, POST"
-    assert (await http.put("/v1/agents")).headers["allow"] == "GET, POST"
+    assert wrong.headers["allow"] == "GET, HEAD, POST"
+    assert (await http.put("/v1/agents")).headers["allow"] == "GET, HEAD, POST"
     assert_error(
         await http.get("/v1/agents", params={"page": "garbage"}), 400, "invalid_request_error"
     )

@@ -24,6 +24,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -222,10 +223,11 @@ def install_exception_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        method = request.scope.get("state", {}).get("method", request.method)  # HEAD, sent as GET
         if exc.status_code == 404:
-            message = f"route {request.method} {request.url.path} not found"
+            message = f"route {method} {request.url.path} not found"
         elif exc.status_code == 405:
-            message = f"method {request.method} not allowed on {request.url.path}"
+            message = f"method {method} not allowed on {request.url.path}"
         else:
             message = str(exc.detail)
         headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() != "allow"}
@@ -238,6 +240,11 @@ def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+
+
+class _HeadAnswered(OSError):
+    """A HEAD request's headers are out: what the GET route would stream next is not sent.
+    An ``OSError``, as Starlette takes a failed send of a streamed body for a gone client."""
 
 
 class RequestContext:
@@ -257,14 +264,29 @@ class RequestContext:
             return
         rid = request_id_of(scope)
         started = False
+        head = scope["method"] == "HEAD"
+        if head:
+            # HEAD is GET without a body (RFC 9110 9.3.2): the GET route answers, and only its
+            # status and headers leave; a stream ends as soon as its headers are out.
+            scope = {**scope, "method": "GET"}
+            scope["state"]["method"] = "HEAD"
 
         async def send_with_id(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
+                if head and started:
+                    raise _HeadAnswered
                 started = True
                 headers = list(message.get("headers", []))
                 headers.append((b"request-id", rid.encode()))
-                message = {**message, "headers": headers}
+                await send({**message, "headers": headers})
+                if head:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            if head:
+                if message.get("more_body", False):
+                    raise _HeadAnswered  # a stream: stop producing what nobody reads
+                return
             await send(message)
 
         refusal = _gate(scope)
@@ -273,6 +295,9 @@ class RequestContext:
             return
         try:
             await self.app(scope, receive, send_with_id)
+        except (_HeadAnswered, ClientDisconnect):
+            if not (head and started):
+                raise
         except UnicodeEncodeError:
             # Lone surrogates in JSON strings cannot be stored as UTF-8: the input is invalid.
             if started:
@@ -386,6 +411,8 @@ def _allowed(scope: Scope) -> list[str]:
         match, _ = route.matches(scope)
         if match != Match.NONE:
             methods.update(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")  # answered by the GET route (``RequestContext``)
     return sorted(methods)
 
 
