@@ -58,7 +58,7 @@ async def test_agent_create_fills_the_server_defaults(http: httpx.AsyncClient) -
         skills=[
             {"type": "anthropic", "skill_id": "xlsx"},
             {"type": "custom", "skill_id": skill["id"], "version": "latest"},
-            {"type": "anthropic", "skill_id": "pdf", "version": "20250101"},
+            {"type": "anthropic", "skill_id": "pdf", "version": "20251013"},
         ],
     )
     assert re.fullmatch(r"agent_01[1-9A-HJ-NP-Za-km-z]{22}", agent["id"])
@@ -100,7 +100,7 @@ async def test_agent_create_fills_the_server_defaults(http: httpx.AsyncClient) -
     assert [s["version"] for s in agent["skills"]] == [
         "20251013",
         skill["latest_version_id"],
-        "20250101",
+        "20251013",
     ]
     assert agent["execution_identity"] == {"type": "service_account"}
     assert agent["multiagent"] is None and agent["metadata"] == {}

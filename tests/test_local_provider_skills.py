@@ -56,7 +56,7 @@ async def test_the_upload_must_be_multipart_with_file_parts(http: httpx.AsyncCli
         )
         assert_error(huge, status, "invalid_request_error")
         assert words in huge.json()["error"]["message"]
-    assert (await ok(http.get("/v1/skills")))["data"] == []
+    assert (await ok(http.get("/v1/skills", params={"source": "custom"})))["data"] == []
 
 
 async def test_plain_files_field_and_a_derived_display_name(http: httpx.AsyncClient) -> None:

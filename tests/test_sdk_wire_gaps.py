@@ -87,3 +87,68 @@ def test_head_is_answered_as_get_without_a_body(
     assert raw.options("/v1/agents").headers["allow"] == "GET, HEAD, POST"
     # nothing was changed by any of it
     assert sdk.beta.agents.retrieve(agent.id).archived_at is None
+
+
+# -- Anthropic skills ---------------------------------------------------------------------------
+
+
+def test_anthropic_skills_are_served_read_only(sdk: anthropic.Anthropic) -> None:
+    """``skills.retrieve("xlsx")`` is what a user calls before naming ``{type: anthropic,
+    skill_id: xlsx}`` in an agent: the Anthropic skills are there, read-only, in the SDK's
+    strict models; a list without ``source`` has every source, ``source=anthropic`` only those."""
+    from anthropic.pagination import SyncPageCursor
+    from anthropic.types.beta import BetaSkill
+    from anthropic.types.beta.skills import BetaSkillVersion
+
+    raw = sdk.beta.skills.with_raw_response.retrieve("xlsx")
+    xlsx = BetaSkill.model_validate_json(raw.http_response.content, strict=True)
+    assert (xlsx.id, xlsx.source.type) == ("xlsx", "anthropic")
+    version = sdk.beta.skills.versions.retrieve("latest", skill_id="xlsx")
+    assert (version.id, version.name, version.skill_id) == (xlsx.latest_version_id, "xlsx", "xlsx")
+    got = sdk.beta.skills.versions.with_raw_response.retrieve(version.id, skill_id="xlsx")
+    assert BetaSkillVersion.model_validate_json(got.http_response.content, strict=True) == version
+    assert [v.id for v in sdk.beta.skills.versions.list("xlsx")] == [version.id]
+    assert sdk.beta.skills.versions.download(version.id, skill_id="xlsx").read()[:2] == b"PK"
+
+    anthropic_ids = ["docx", "pdf", "pptx", "xlsx"]
+    assert [s.id for s in sdk.beta.skills.list(source="anthropic", limit=3)] == anthropic_ids
+    page = sdk.beta.skills.with_raw_response.list(source="anthropic", limit=100)
+    strict_page = SyncPageCursor[BetaSkill].model_validate_json(
+        page.http_response.content, strict=True
+    )
+    assert strict_page.next_page is None and len(strict_page.data) == 4
+    mine = b"---\nname: mine\ndescription: Mine.\n---\n# mine\n"
+    made = sdk.beta.skills.create(files=[("mine/SKILL.md", mine)])
+    assert [s.id for s in sdk.beta.skills.list(source="custom")] == [made.id]
+    # one item per page: each skill once, the custom ones first
+    assert [s.id for s in sdk.beta.skills.list(limit=1)] == [made.id, *anthropic_ids]
+
+    # an agent names them as on the wire; an id or a version Anthropic does not publish is
+    # refused, as an unknown custom skill is
+    agent = sdk.beta.agents.create(
+        name="sheets", model="claude-haiku-4-5", skills=[{"type": "anthropic", "skill_id": "pdf"}]
+    )
+    assert [(s.skill_id, s.version) for s in agent.skills] == [("pdf", version.id)]
+    for bad, words in (
+        ({"type": "anthropic", "skill_id": "xlsxx"}, "skills are docx, pdf, pptx, xlsx"),
+        ({"type": "anthropic", "skill_id": "pdf", "version": "19990101"}, "19990101"),
+        ({"type": "custom", "skill_id": "xlsx"}, "{type: anthropic, skill_id: xlsx}"),
+    ):
+        with pytest.raises(anthropic.NotFoundError) as refused:
+            sdk.beta.agents.create(name="bad", model="claude-haiku-4-5", skills=[bad])  # type: ignore[list-item]
+        assert words in error_of(refused.value.response).error.message
+    assert [a.name for a in sdk.beta.agents.list()] == ["sheets"]
+
+    # read-only: no delete, no new version, no version delete; nothing changed
+    writes = [
+        lambda: sdk.beta.skills.delete("xlsx"),
+        lambda: sdk.beta.skills.versions.delete(version.id, skill_id="xlsx"),
+        lambda: sdk.beta.skills.versions.create(
+            "xlsx", files=[("xlsx/SKILL.md", b"---\nname: xlsx\ndescription: Mine.\n---\n")]
+        ),
+    ]
+    for write in writes:
+        with pytest.raises(anthropic.PermissionDeniedError) as denied:
+            write()
+        assert error_of(denied.value.response).error.type == "permission_error"
+    assert sdk.beta.skills.retrieve("xlsx") == xlsx

@@ -136,14 +136,16 @@ async def test_delete_a_version_and_a_skill(api: ProviderClient, tmp_path: Path)
 async def test_list_is_paged_and_filtered_by_source(api: ProviderClient, tmp_path: Path) -> None:
     made = [(await api.skills.create(skill_dir(tmp_path, f"s-{i}")))["id"] for i in range(5)]
     assert [s["id"] for s in await api.skills.list().to_list()] == made
-    assert await api.skills.list(source="anthropic").to_list() == []
+    anthropic = ["docx", "pdf", "pptx", "xlsx"]
+    assert [s["id"] for s in await api.skills.list(source="anthropic").to_list()] == anthropic
+    assert [s["id"] for s in await api.skills.list(source=None).to_list()] == made + anthropic
     # the raw wire: small pages walk to the end and the last says next_page null
-    page = await api.request("GET", "/v1/skills", params={"limit": 2})
+    page = await api.request("GET", "/v1/skills", params={"limit": 2, "source": "custom"})
     assert [s["id"] for s in page["data"]] == made[:2] and page["next_page"]
     pages = 1
     while page["next_page"]:
         page = await api.request(
-            "GET", "/v1/skills", params={"limit": 2, "page": page["next_page"]}
+            "GET", "/v1/skills", params={"limit": 2, "source": "custom", "page": page["next_page"]}
         )
         pages += 1
     assert pages == 3 and page["next_page"] is None

@@ -100,11 +100,13 @@ def test_every_skills_route_through_the_sdk_with_strict_models(
 
 def test_sdk_auto_pagination_and_a_thousand_per_page(sdk: anthropic.Anthropic) -> None:
     made = [sdk.beta.skills.create(files=[(f"s-{i}/SKILL.md", md(f"s-{i}"))]).id for i in range(7)]
-    assert [s.id for s in sdk.beta.skills.list(limit=3)] == made
+    anthropic_ids = ["docx", "pdf", "pptx", "xlsx"]  # every workspace sees them, listed last
+    assert [s.id for s in sdk.beta.skills.list(limit=3)] == made + anthropic_ids
     first = sdk.beta.skills.with_raw_response.list(limit=1000)
     page = strict(SyncPageCursor[BetaSkill], first)
-    assert [s.id for s in page.data] == made and page.next_page is None
-    assert list(sdk.beta.skills.list(source="anthropic")) == []
+    assert [s.id for s in page.data] == made + anthropic_ids and page.next_page is None
+    assert [s.id for s in sdk.beta.skills.list(source="custom", limit=3)] == made
+    assert [s.id for s in sdk.beta.skills.list(source="anthropic")] == anthropic_ids
 
 
 @pytest.mark.parametrize(
@@ -123,7 +125,7 @@ def test_sdk_sees_bad_uploads_as_bad_requests(
     envelope = BetaErrorResponse.model_validate(refused.value.body, strict=True)
     assert envelope.error.type == "invalid_request_error"
     assert words in refused.value.message
-    assert list(sdk.beta.skills.list()) == []
+    assert list(sdk.beta.skills.list(source="custom")) == []
 
 
 def test_sdk_version_with_another_name_and_agent_references(sdk: anthropic.Anthropic) -> None:

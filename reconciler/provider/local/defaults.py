@@ -12,10 +12,10 @@ import copy
 from collections.abc import Callable
 from typing import Any, get_args
 
+from . import anthropic_skills
 from .errors import ApiError, bad_request
 from .schemas import ToolName
 
-ANTHROPIC_SKILL_LATEST = "20251013"
 CUSTOM_SKILL_LATEST = "1"
 PACKAGE_MANAGERS = ("pip", "npm", "apt", "cargo", "gem", "go")
 AGENT_CONTENT_FIELDS = (
@@ -212,12 +212,12 @@ def normalise_skills(
     result = []
     for skill in skills or []:
         version = skill.get("version")
-        if skill["type"] == "custom" and resolve_custom is not None:
+        if skill["type"] == "anthropic":
+            version = anthropic_skills.resolve(skill["skill_id"], version)
+        elif resolve_custom is not None:
             version = resolve_custom(skill["skill_id"], version)
         elif version in (None, "latest"):
-            version = (
-                ANTHROPIC_SKILL_LATEST if skill["type"] == "anthropic" else CUSTOM_SKILL_LATEST
-            )
+            version = CUSTOM_SKILL_LATEST
         result.append({"type": skill["type"], "skill_id": skill["skill_id"], "version": version})
     return result
 

@@ -6,8 +6,11 @@ whose slug (``name``) must equal the first one's, and moves ``latest_version_id`
 are opaque and sort by creation (``ids.new_sorted_id``); lists of versions are newest first.
 A version downloads as a zip of exactly the files it was uploaded with. Skills have no
 update and no archive: a skill is deleted with its versions; a version is deleted unless it
-is the skill's last one (a skill always holds one). Only custom skills are stored here: the
-list's ``source=anthropic`` is empty, and agents name Anthropic skills without a lookup.
+is the skill's last one (a skill always holds one). Only custom skills are stored here; the
+Anthropic skills (``anthropic_skills``: ``xlsx``, ``pptx``, ``docx``, ``pdf``) are served
+read-only beside them: retrieved by their short ids, listed after the custom ones (or alone
+with ``source=anthropic``), their one version retrievable and downloadable, and every write to
+them a 403.
 
 ``resolve_custom_skill`` is how agents check their ``{type: custom, skill_id, version?}``
 references. What an upload must look like lives in ``skill_bundle``.
@@ -24,8 +27,9 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from . import anthropic_skills
 from .context import Ctx
-from .errors import bad_request, not_found
+from .errors import ApiError, bad_request, not_found
 from .ids import format_ts, new_id, new_sorted_id, now_ts
 from .listing import WidePaged, list_objects
 from .openapi import multipart_body
@@ -57,6 +61,9 @@ _UPLOAD_BODY = multipart_body(
 
 
 def _skill(store: Store, skill_id: str) -> Record:
+    """A stored (custom) skill; asked for one of Anthropic's, the 403 of a write to it."""
+    if skill_id in anthropic_skills.IDS:
+        raise anthropic_skills.read_only(skill_id)
     record = store.get(skill_id, "skill")
     if record is None:
         raise not_found("skill", skill_id)
@@ -79,6 +86,12 @@ def resolve_custom_skill(store: Store, skill_id: str, version: str | None) -> st
     Raises:
         ApiError: 404 for an unknown skill or a version it does not hold.
     """
+    if skill_id in anthropic_skills.IDS:
+        raise ApiError(
+            404,
+            f"custom skill {skill_id} not found: {skill_id} is an Anthropic skill; reference "
+            f"it as {{type: anthropic, skill_id: {skill_id}}}",
+        )
     skill = _skill(store, skill_id)
     return str(_version(store, skill, version or "latest").id)
 
@@ -157,21 +170,44 @@ async def create_skill(ctx: Ctx, request: Request) -> Response:
     return json_response(skill)
 
 
-@router.get("/v1/skills", summary="List skills")
+@router.get("/v1/skills", summary="List skills: the custom ones, then Anthropic's")
 async def list_skills(
     ctx: Ctx, window: WidePaged, source: str | None = Query(None, max_length=64)
 ) -> Response:
     if source is not None and source not in SOURCES:
         raise bad_request(f"source must be one of {', '.join(SOURCES)}")
-    if source not in (None, "custom"):
-        decode_cursor("skills", window.page)
-        return page_response("skills", [], window.limit)  # only custom skills live here
-    return list_objects(ctx.store, "skill", "skills", window)
+    after = decode_cursor("skills", window.page).after or 0
+    rows: list[tuple[int, str]] = []
+    if source in (None, "custom") and after < anthropic_skills.FIRST_SEQ:
+        rows = ctx.store.page("skill", after=after or None, limit=window.limit)
+    if source in (None, "anthropic"):
+        rows += [
+            (seq, json.dumps(skill))
+            for seq, skill in anthropic_skills.rows()
+            if seq > after and len(rows) <= window.limit
+        ]
+    return page_response("skills", rows[: window.limit + 1], window.limit)
+
+
+def _any_skill(store: Store, skill_id: str) -> dict[str, Any]:
+    """A skill object, Anthropic's or a stored one."""
+    return anthropic_skills.skill(skill_id) or _skill(store, skill_id).data
+
+
+def _any_version(store: Store, skill_id: str, version: str) -> dict[str, Any]:
+    """A skill version object (an id, or ``latest``), of an Anthropic skill or a stored one."""
+    if skill_id in anthropic_skills.IDS:
+        found = anthropic_skills.version(skill_id, version)
+        if found is None:
+            raise not_found("skill version", f"{version} of skill {skill_id}")
+        return found
+    store_skill = _skill(store, skill_id)
+    return _version(store, store_skill, version).data
 
 
 @router.get("/v1/skills/{skill_id}", summary="Retrieve a skill")
 async def retrieve_skill(ctx: Ctx, skill_id: str) -> Response:
-    return json_response(_skill(ctx.store, skill_id).data)
+    return json_response(_any_skill(ctx.store, skill_id))
 
 
 @router.delete("/v1/skills/{skill_id}", summary="Delete a skill and every version of it")
@@ -220,15 +256,18 @@ async def create_version(ctx: Ctx, skill_id: str, request: Request) -> Response:
 @router.get(versions, summary="List a skill's versions, newest first")
 async def list_versions(ctx: Ctx, skill_id: str, window: WidePaged) -> Response:
     store = ctx.store
-    _skill(store, skill_id)
     tag = f"skill_versions:{skill_id}"
+    if skill_id in anthropic_skills.IDS:
+        after = decode_cursor(tag, window.page).after
+        only = [(1, json.dumps(anthropic_skills.version(skill_id, "latest")))]
+        return page_response(tag, only if after is None else [], window.limit)
+    _skill(store, skill_id)
     return list_objects(store, "skill_version", tag, window, parent_id=skill_id, descending=True)
 
 
 @router.get(versions + "/{version}", summary="Retrieve a skill version (an id, or latest)")
 async def retrieve_version(ctx: Ctx, skill_id: str, version: str) -> Response:
-    store = ctx.store
-    return json_response(_version(store, _skill(store, skill_id), version).data)
+    return json_response(_any_version(ctx.store, skill_id, version))
 
 
 @router.delete(versions + "/{version}", summary="Delete a skill version (not the last one)")
@@ -264,10 +303,13 @@ async def delete_version(ctx: Ctx, skill_id: str, version: str) -> Response:
 )
 async def download_version(ctx: Ctx, skill_id: str, version: str) -> Response:
     store = ctx.store
-    skill = _skill(store, skill_id)
-    record = _version(store, skill, version)
-    body = to_zip(store.get_files(record.id))
-    filename = f"{record.data['name']}.zip"
+    found = _any_version(store, skill_id, version)
+    if skill_id in anthropic_skills.IDS:
+        files = [(f"{skill_id}/SKILL.md", anthropic_skills.skill_md(skill_id))]
+    else:
+        files = store.get_files(found["id"])
+    body = to_zip(files)
+    filename = f"{found['name']}.zip"
     return Response(
         body,
         media_type="application/zip",
