@@ -29,7 +29,11 @@ from anthropic.types.beta import (
     vault_update_params,
 )
 from anthropic.types.beta.memory_stores import memory_create_params, memory_update_params
-from anthropic.types.beta.sessions import event_send_params
+from anthropic.types.beta.sessions import (
+    event_send_params,
+    resource_add_params,
+    resource_update_params,
+)
 from anthropic.types.beta.vaults import credential_create_params, credential_update_params
 from pydantic import BaseModel
 from typing_extensions import TypedDict
@@ -38,7 +42,9 @@ from reconciler.provider.local import schemas, schemas_memory, schemas_runtime
 
 #: Fields of the SDK's params that travel as headers, in the path or in the query, not in the
 #: body (a memory's ``view`` is a query parameter).
-HEADER_FIELDS = frozenset({"betas", "workspace_id", "vault_id", "memory_store_id", "view"})
+HEADER_FIELDS = frozenset(
+    {"betas", "workspace_id", "vault_id", "memory_store_id", "session_id", "view"}
+)
 
 BODIES: list[tuple[type[BaseModel], Any]] = [
     (schemas.AgentCreate, agent_create_params.AgentCreateParams),
@@ -52,6 +58,8 @@ BODIES: list[tuple[type[BaseModel], Any]] = [
     (schemas_runtime.SessionCreate, session_create_params.SessionCreateParams),
     (schemas_runtime.SessionUpdate, session_update_params.SessionUpdateParams),
     (schemas_runtime.EventsSend, event_send_params.EventSendParams),
+    (schemas_runtime.SessionResourceAdd, resource_add_params.ResourceAddParams),
+    (schemas_runtime.SessionResourceUpdate, resource_update_params.ResourceUpdateParams),
     (schemas_runtime.DeploymentCreate, deployment_create_params.DeploymentCreateParams),
     (schemas_runtime.DeploymentUpdate, deployment_update_params.DeploymentUpdateParams),
     (schemas_memory.MemoryStoreCreate, memory_store_create_params.MemoryStoreCreateParams),
@@ -173,7 +181,7 @@ def test_every_body_model_is_compared() -> None:
     """A new request body of the local provider gets its row in BODIES."""
     body = re.compile(
         r"(Agent|Environment|Vault|Credential|Session|Deployment|MemoryStore|Memory)"
-        r"(Create|Update)"
+        r"(Create|Update)|SessionResource(Add|Update)"
     )
     bodies = {
         model

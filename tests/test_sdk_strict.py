@@ -52,9 +52,14 @@ from anthropic.types.beta.memory_stores import (
     BetaManagedAgentsMemoryVersion,
 )
 from anthropic.types.beta.sessions import (
+    BetaManagedAgentsDeleteSessionResource,
+    BetaManagedAgentsFileResource,
     BetaManagedAgentsSendSessionEvents,
     BetaManagedAgentsSessionEvent,
+    BetaManagedAgentsSessionResource,
     BetaManagedAgentsStreamSessionEvents,
+    ResourceRetrieveResponse,
+    ResourceUpdateResponse,
 )
 from anthropic.types.beta.skills import BetaDeletedSkillVersion, BetaSkillVersion
 from anthropic.types.beta.vaults import (
@@ -146,6 +151,11 @@ def check_body(model: Any, body: bytes) -> None:
         strictly(list[model.item], TypeAdapter(Any).dump_json(page["data"]).decode())
     else:
         strictly(model, body)
+
+
+def _key(resource: Any) -> str:
+    """The id a session resource is addressed by (a memory store's carries none: its store's)."""
+    return str(getattr(resource, "id", None) or resource.memory_store_id)
 
 
 def sse_payloads(text: str) -> list[str]:
@@ -771,6 +781,50 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("POST", S + "/{session_id}/events", BetaManagedAgentsSendSessionEvents, _outcome),
     Route("GET", S + "/{session_id}/events", Page(BetaManagedAgentsSessionEvent), _events),
+    Route(
+        "GET",
+        S + "/{session_id}/resources",
+        Page(BetaManagedAgentsSessionResource),
+        lambda w: list(w.sdk.beta.sessions.resources.list(w.session("resourced"), limit=1)),
+    ),
+    Route(
+        "GET",
+        S + "/{session_id}/resources/{resource_id}",
+        ResourceRetrieveResponse,
+        lambda w: [
+            w.sdk.beta.sessions.resources.retrieve(_key(r), session_id=w.session("resourced"))
+            for r in w.sdk.beta.sessions.resources.list(w.session("resourced"))
+        ],
+    ),
+    Route(
+        "POST",
+        S + "/{session_id}/resources",
+        BetaManagedAgentsFileResource,
+        lambda w: w.sdk.beta.sessions.resources.add(
+            w.session("resourced"), type="file", file_id=w.file(), mount_path="/mnt/extra.csv"
+        ),
+    ),
+    Route(
+        "POST",
+        S + "/{session_id}/resources/{resource_id}",
+        ResourceUpdateResponse,
+        lambda w: w.sdk.beta.sessions.resources.update(
+            w.sdk.beta.sessions.retrieve(w.session("resourced")).resources[0].id,  # type: ignore[union-attr]
+            session_id=w.session("resourced"),
+            authorization_token="rotated",
+        ),
+    ),
+    Route(
+        "DELETE",
+        S + "/{session_id}/resources/{resource_id}",
+        BetaManagedAgentsDeleteSessionResource,
+        lambda w: w.sdk.beta.sessions.resources.delete(
+            w.sdk.beta.sessions.resources.add(
+                w.session("resourced"), type="file", file_id=w.file(), mount_path="/mnt/gone.csv"
+            ).id,
+            session_id=w.session("resourced"),
+        ),
+    ),
     Route("GET", S + "/{session_id}/events/stream", BetaManagedAgentsStreamSessionEvents, _stream),
     Route("POST", D, BetaManagedAgentsDeployment, lambda w: w.deployment()),
     Route(

@@ -152,3 +152,66 @@ def test_anthropic_skills_are_served_read_only(sdk: anthropic.Anthropic) -> None
             write()
         assert error_of(denied.value.response).error.type == "permission_error"
     assert sdk.beta.skills.retrieve("xlsx") == xlsx
+
+
+# -- session resources --------------------------------------------------------------------------
+
+
+def test_session_resources_through_the_sdk(sdk: anthropic.Anthropic) -> None:
+    """``client.beta.sessions.resources``: what a session mounts is listed (all of it when no
+    ``limit``; paged by ``next_page`` with one), retrieved, added to (a file), its GitHub token
+    rotated and removed, each change visible on the session; refusals are wire errors."""
+    agent = sdk.beta.agents.create(name="mounts", model="claude-haiku-4-5")
+    env = sdk.beta.environments.create(name="mounts-env")
+    store = sdk.beta.memory_stores.create(name="notes")
+    upload = sdk.beta.files.upload(file=("a.csv", b"a,b\n", "text/csv"))
+    session = sdk.beta.sessions.create(
+        agent=agent.id,
+        environment_id=env.id,
+        resources=[
+            {
+                "type": "github_repository",
+                "url": "https://github.com/o/r",
+                "authorization_token": "t",
+            },
+            {"type": "memory_store", "memory_store_id": store.id},
+        ],
+    )
+    api = sdk.beta.sessions.resources
+    repo_id = session.resources[0].id  # type: ignore[union-attr]
+    listed = api.list(session.id)
+    assert [r.type for r in listed.data] == ["github_repository", "memory_store"]
+    assert listed.next_page is None
+    assert [r.type for r in api.list(session.id, limit=1)] == ["github_repository", "memory_store"]
+    assert api.retrieve(repo_id, session_id=session.id) == session.resources[0]
+    assert api.retrieve(store.id, session_id=session.id) == session.resources[1]
+
+    added = api.add(session.id, type="file", file_id=upload.id)
+    assert (added.file_id, added.mount_path) == (upload.id, f"/mnt/session/uploads/{upload.id}")
+    rotated = api.update(repo_id, session_id=session.id, authorization_token="t2")
+    assert rotated.type == "github_repository" and "authorization_token" not in rotated.to_dict()
+    deleted = api.delete(store.id, session_id=session.id)
+    assert (deleted.id, deleted.type) == (store.id, "session_resource_deleted")
+    now = sdk.beta.sessions.retrieve(session.id)
+    assert [r.type for r in now.resources] == ["github_repository", "file"]
+    assert now.updated_at > session.updated_at
+    assert [s.id for s in sdk.beta.sessions.list(memory_store_id=store.id)] == []
+
+    refusals: list[tuple[type[anthropic.APIStatusError], Any]] = [
+        (anthropic.NotFoundError, lambda: api.retrieve("sesrsc_nope", session_id=session.id)),
+        (anthropic.NotFoundError, lambda: api.list("sesn_011CZkYpogX7uDKUyvBTophP")),
+        (anthropic.NotFoundError, lambda: api.add(session.id, type="file", file_id="file_nope")),
+        (
+            anthropic.BadRequestError,
+            lambda: api.update(added.id, session_id=session.id, authorization_token="x"),
+        ),
+        (anthropic.BadRequestError, lambda: api.add(session.id, type="file", file_id=upload.id)),
+    ]
+    for kind, call in refusals:
+        with pytest.raises(kind) as refused:
+            call()
+        error_of(refused.value.response)
+    sdk.beta.sessions.archive(session.id)
+    with pytest.raises(anthropic.BadRequestError, match="archived"):
+        api.delete(added.id, session_id=session.id)
+    assert len(sdk.beta.sessions.retrieve(session.id).resources) == 2

@@ -158,6 +158,21 @@ ResourceIn = Annotated[
 ]
 VaultIds = Annotated[list[ObjectId], Field(max_length=50)]
 
+
+class SessionResourceAdd(Body):
+    """``POST /v1/sessions/{id}/resources``: only a file is added after creation."""
+
+    type: Literal["file"]
+    file_id: ObjectId
+    mount_path: Path_ | None = None
+
+
+class SessionResourceUpdate(Body):
+    """``POST /v1/sessions/{id}/resources/{resource_id}``: a GitHub token's rotation."""
+
+    authorization_token: Annotated[str, StringConstraints(min_length=1, max_length=65_536)]
+
+
 # -- sessions --------------------------------------------------------------------------
 
 SessionAgentIn = (
