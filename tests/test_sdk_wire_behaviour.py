@@ -266,6 +266,9 @@ def _world(sdk: anthropic.Anthropic) -> list[Listing]:
     b.memory_stores.memories.update(memories[0], memory_store_id=stores[0], content="y")
     versions_of = [v.id for v in b.memory_stores.memory_versions.list(stores[0], limit=100)]
     skill_versions = [v.id for v in b.skills.versions.list(skills[0], limit=100)]
+    resources = [
+        b.sessions.resources.add(sessions[1], type="file", file_id=file_id).id for file_id in files
+    ]
     return [
         Listing("agents", b.agents.list, 100, agents),
         Listing(
@@ -294,7 +297,14 @@ def _world(sdk: anthropic.Anthropic) -> list[Listing]:
         ),
         Listing("deployments", b.deployments.list, 100, deployments),
         Listing("deployment runs", b.deployment_runs.list, 1000, runs[::-1]),
-        Listing("skills", b.skills.list, 1000, skills),
+        # the custom skills, then the Anthropic ones every workspace sees
+        Listing("skills", b.skills.list, 1000, skills + ["docx", "pdf", "pptx", "xlsx"]),
+        Listing(
+            "session resources",
+            lambda **kw: b.sessions.resources.list(sessions[1], **kw),
+            1000,
+            resources,
+        ),
         Listing(
             "skill versions",
             lambda **kw: b.skills.versions.list(skills[0], **kw),

@@ -215,3 +215,23 @@ def test_session_resources_through_the_sdk(sdk: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.BadRequestError, match="archived"):
         api.delete(added.id, session_id=session.id)
     assert len(sdk.beta.sessions.retrieve(session.id).resources) == 2
+
+
+async def test_the_sdks_worker_downloads_a_sessions_anthropic_skill(
+    tcp_provider: str, tmp_path: Any
+) -> None:
+    """``download_session_skills`` (what the SDK's self-hosted worker runs) fetches every skill
+    of the session, Anthropic's included: retrieve the version, download its archive."""
+    from anthropic.lib.tools._skills import download_session_skills
+
+    async with anthropic.AsyncAnthropic(
+        base_url=tcp_provider, api_key="k", max_retries=0, _strict_response_validation=True
+    ) as sdk:
+        agent = await sdk.beta.agents.create(
+            name="a", model="claude-haiku-4-5", skills=[{"type": "anthropic", "skill_id": "xlsx"}]
+        )
+        env = await sdk.beta.environments.create(name="e")
+        session = await sdk.beta.sessions.create(agent=agent.id, environment_id=env.id)
+        made = await download_session_skills(sdk, workdir=tmp_path, session=session)
+    assert made == [(tmp_path / "skills" / "xlsx").resolve()]
+    assert (made[0] / "SKILL.md").read_text().startswith("---\nname: xlsx\n")
