@@ -257,6 +257,7 @@ def test_bad_request_message_quotes_the_server() -> None:
     ("status", "path", "said", "expected"),
     [
         (404, "/v1/agents", ": no such route", "GET /v1/agents not found: no such route"),
+        (404, "/v1/agents", ": skill s not found", "GET /v1/agents: skill s not found"),
         (400, "/v1/agents/agent_1", "", "the provider rejected GET /v1/agents/agent_1"),
         (
             401,

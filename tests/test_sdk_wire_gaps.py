@@ -235,3 +235,23 @@ async def test_the_sdks_worker_downloads_a_sessions_anthropic_skill(
         made = await download_session_skills(sdk, workdir=tmp_path, session=session)
     assert made == [(tmp_path / "skills" / "xlsx").resolve()]
     assert (made[0] / "SKILL.md").read_text().startswith("---\nname: xlsx\n")
+
+
+def test_apply_naming_an_anthropic_skill_that_does_not_exist_says_which(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A typo in an Anthropic skill id fails the agent's create with the provider's words,
+    not a 'POST /v1/agents not found' that reads as if the endpoint were missing."""
+    from support.gitops import cli, make_workdir, out_of_band
+
+    work = make_workdir(tmp_path, monkeypatch, manifests=False)
+    (work / "manifests").mkdir()
+    (work / "manifests" / "a.yaml").write_text(
+        "kind: Agent\nname: sheets\nspec:\n  model: claude-sonnet-4-6\n"
+        "  skills: [{type: anthropic, skill_id: xlsx}, {type: anthropic, skill_id: excel}]\n"
+    )
+    result = cli("apply", "--auto-approve")
+    assert result.exit_code == 1, (result.stdout, result.stderr, result.output)
+    assert "POST /v1/agents: Anthropic skill 'excel' not found" in result.output
+    assert "POST /v1/agents not found" not in result.output
+    assert out_of_band(lambda client: client.agents.list().to_list()) == []

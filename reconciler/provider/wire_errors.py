@@ -125,6 +125,10 @@ def error_for(
         # e.g. a deployment update whose pinned agent version is missing: the provider's
         # words say what is missing; the path only says which request failed
         message = f"{kind} {ident}: {server_message}{suffix}"
+    elif cls is NotFoundError and "not found" in server_message:
+        # a create naming something missing (an agent's skill): "POST /v1/agents not found"
+        # would read as if the endpoint were missing
+        message = f"{method} {path}: {server_message}{suffix}"
     else:
         template = _MESSAGES.get(cls, _FAILED)
         message = template.format(request=f"{method} {path}", target=target, said=said, tags=suffix)
