@@ -255,3 +255,31 @@ def test_apply_naming_an_anthropic_skill_that_does_not_exist_says_which(
     assert "POST /v1/agents: Anthropic skill 'excel' not found" in result.output
     assert "POST /v1/agents not found" not in result.output
     assert out_of_band(lambda client: client.agents.list().to_list()) == []
+
+
+# -- what the SDK reaches and the local provider does not serve ---------------------------------
+
+
+def test_sdk_calls_the_local_provider_does_not_serve_say_so(sdk: anthropic.Anthropic) -> None:
+    """Session threads, the self-hosted work queue, dreams, tunnels, models: the SDK has
+    methods for them and the local provider does not serve them. The answer is the API's 404
+    envelope, saying which family is missing, not a 'not found' that reads as a wrong id."""
+    agent = sdk.beta.agents.create(name="a", model="claude-haiku-4-5")
+    env = sdk.beta.environments.create(name="e", config={"type": "self_hosted"})
+    session = sdk.beta.sessions.create(agent=agent.id, environment_id=env.id)
+    calls = {
+        "session threads": lambda: sdk.beta.sessions.threads.list(session.id),
+        "work queue": lambda: sdk.beta.environments.work.list(env.id),
+        "dreams": lambda: sdk.beta.dreams.list(),
+        "MCP tunnels": lambda: sdk.beta.tunnels.list(),
+        "Models API": lambda: sdk.models.list(),
+    }
+    for family, call in calls.items():
+        with pytest.raises(anthropic.NotFoundError) as missing:
+            call()
+        envelope = error_of(missing.value.response)
+        assert envelope.error.type == "not_found_error"
+        assert "does not serve" in envelope.error.message and family in envelope.error.message
+    with pytest.raises(anthropic.NotFoundError) as plain:
+        sdk.beta.sessions.retrieve("sesn_011CZkYpogX7uDKUyvBTophP")
+    assert "does not serve" not in error_of(plain.value.response).error.message

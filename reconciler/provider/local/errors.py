@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -209,6 +210,29 @@ def _describe_validation(errors: Sequence[Any], body: Any = None) -> tuple[str, 
     return (f"{where}: {msg}" if where else msg), code
 
 
+#: API families the official SDK (2.10.0) has methods for and the local provider does not
+#: serve (provider-wire.md sections 2 and 15): their 404 says so, so that it does not read as
+#: a wrong id.
+_UNSERVED = (
+    (re.compile(r"/v1/sessions/[^/]+/threads(/|$)"), "session threads"),
+    (re.compile(r"/v1/environments/[^/]+/work(/|$)"), "the self-hosted environment work queue"),
+    (re.compile(r"/v1/dreams(/|$)"), "dreams"),
+    (re.compile(r"/v1/tunnels(/|$)"), "MCP tunnels"),
+    (re.compile(r"/v1/user_profiles(/|$)"), "user profiles"),
+    (re.compile(r"/v1/models(/|$)"), "the Models API"),
+    (re.compile(r"/v1/messages(/|$)"), "the Messages API"),
+    (re.compile(r"/v1/organizations(/|$)"), "the Admin API"),
+)
+
+
+def unserved_family(path: str) -> str | None:
+    """What an SDK call to ``path`` reaches that the local provider does not serve, or None."""
+    for pattern, family in _UNSERVED:
+        if pattern.match(path):
+            return family
+    return None
+
+
 def install_exception_handlers(app: FastAPI) -> None:
     """Map FastAPI's own failures into the envelope (400 instead of 422; 404/405 for routes)."""
 
@@ -226,6 +250,11 @@ def install_exception_handlers(app: FastAPI) -> None:
         method = request.scope.get("state", {}).get("method", request.method)  # HEAD, sent as GET
         if exc.status_code == 404:
             message = f"route {method} {request.url.path} not found"
+            unserved = unserved_family(request.url.path)
+            if unserved is not None:
+                message += (
+                    f": the local provider does not serve {unserved} (the Anthropic API does)"
+                )
         elif exc.status_code == 405:
             message = f"method {method} not allowed on {request.url.path}"
         else:
