@@ -42,7 +42,7 @@ from .skill_bundle import (
     check_upload,
     to_zip,
 )
-from .store import Record, Store
+from .store import Record, Store, dumps
 
 SOURCES = ("custom", "anthropic", "anthropic_example", "plugin")
 #: what multipart framing may add to the files' own bytes before a body is refused unread
@@ -182,7 +182,7 @@ async def list_skills(
         rows = ctx.store.page("skill", after=after or None, limit=window.limit)
     if source in (None, "anthropic"):
         rows += [
-            (seq, json.dumps(skill))
+            (seq, dumps(skill))
             for seq, skill in anthropic_skills.rows()
             if seq > after and len(rows) <= window.limit
         ]
@@ -259,7 +259,7 @@ async def list_versions(ctx: Ctx, skill_id: str, window: WidePaged) -> Response:
     tag = f"skill_versions:{skill_id}"
     if skill_id in anthropic_skills.IDS:
         after = decode_cursor(tag, window.page).after
-        only = [(1, json.dumps(anthropic_skills.version(skill_id, "latest")))]
+        only = [(1, dumps(anthropic_skills.version(skill_id, "latest")))]
         return page_response(tag, only if after is None else [], window.limit)
     _skill(store, skill_id)
     return list_objects(store, "skill_version", tag, window, parent_id=skill_id, descending=True)
