@@ -324,9 +324,6 @@ class RequestContext:
             return
         try:
             await self.app(scope, receive, send_with_id)
-        except (_HeadAnswered, ClientDisconnect):
-            if not (head and started):
-                raise
         except UnicodeEncodeError:
             # Lone surrogates in JSON strings cannot be stored as UTF-8: the input is invalid.
             if started:
@@ -344,7 +341,9 @@ class RequestContext:
                 503 if problem.locked else 500, str(problem), headers={"x-should-retry": "false"}
             ).response(rid)
             await response(scope, receive, send_with_id)
-        except Exception:
+        except Exception as exc:
+            if head and started and isinstance(exc, _HeadAnswered | ClientDisconnect):
+                return  # the HEAD answer is complete; the rest of a stream is not wanted
             if started:
                 raise
             log.exception("unhandled error in local provider")
