@@ -172,17 +172,25 @@ ManifestLoader.add_implicit_resolver(
 
 #: Where libyaml accepts what PyYAML rejects, or reads it differently: tabs, BOMs and Unicode
 #: line breaks inside a stream, tags (``!`` starting a token), a block scalar header running
-#: into a comment (``|#``). Text holding any of them goes to the pure-Python loader.
-_LIBYAML_DIFFERS = re.compile("[\t\r\x85\ufeff\u2028\u2029]|(?:^|[\\s,\\[\\]{}:-])!|[|>][-+0-9]*#")
+#: into a comment (``|#``). Text holding any of them goes to the pure-Python loader. Each is
+#: looked for only where its first character is in the text: ``in`` finds a character ~100x
+#: faster than a search of one alternation of the three does in a 200 KB file.
+_LIBYAML_DIFFERS_CHARACTERS = "\t\r\x85\ufeff\u2028\u2029"
+_TAG_START = re.compile("(?:^|[\\s,\\[\\]{}:-])!")
+_HEADER_COMMENT = re.compile("[|>][-+0-9]*#")
 
 
 def _libyaml_may_differ(text: str) -> bool:
     """Whether libyaml might read ``text`` otherwise than PyYAML (then it is not used).
 
-    Besides ``_LIBYAML_DIFFERS``: a ``?`` after the first ``[`` or ``{`` (the two split plain
+    Besides the characters and patterns above: a ``?`` after the first ``[`` or ``{`` (the two split plain
     scalars differently inside flow collections).
     """
-    if _LIBYAML_DIFFERS.search(text):
+    if (
+        any(c in text for c in _LIBYAML_DIFFERS_CHARACTERS)
+        or ("!" in text and _TAG_START.search(text))
+        or (("|" in text or ">" in text) and _HEADER_COMMENT.search(text))
+    ):
         return True
     opens = [i for i in (text.find("["), text.find("{")) if i >= 0]
     return bool(opens) and text.find("?", min(opens)) >= 0
