@@ -7,11 +7,15 @@ secret value, and its errors name the variable or file, never the value.
 
 from __future__ import annotations
 
+import collections.abc
 import errno
+import functools
 import os
 import re
+import typing
 from collections.abc import Iterator
 from difflib import get_close_matches
+from enum import Enum
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -95,8 +99,54 @@ def iter_secret_refs(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, 
     Example: a static_bearer credential yields ``("auth.token", SecretRef(from_env=...))``;
     list items appear as ``resources[0].authorization_token``.
     """
-    for name in type(model).model_fields:
+    for name in _secret_fields(type(model)):
         yield from _walk(getattr(model, name), f"{prefix}{name}")
+
+
+@functools.cache
+def _secret_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of ``model`` whose values may hold a secret reference where ``_walk``
+    looks (the field itself, a model inside it, an item of a list or tuple of them), in
+    field order: an agent's or an environment's spec has none, and walking every field of
+    1,000 of them took ~7 ms of a plan."""
+    return tuple(
+        name
+        for name, info in model.model_fields.items()
+        if _may_hold_secret(info.annotation, set())
+    )
+
+
+def _may_hold_secret(annotation: Any, seen: set[type]) -> bool:
+    """Whether a value of this type may be or hold a ``SecretRef`` where ``_walk`` looks;
+    True for anything it cannot tell (``Any``, an unresolved name, an unknown class)."""
+    if annotation in _NO_SECRET:
+        return False
+    if isinstance(annotation, type):
+        if issubclass(annotation, SecretRef):
+            return True
+        if issubclass(annotation, BaseModel):
+            if annotation in seen:
+                return False  # already being asked, further up
+            seen.add(annotation)
+            return any(
+                _may_hold_secret(info.annotation, seen) for info in annotation.model_fields.values()
+            )
+        if issubclass(annotation, str | int | float | bool | bytes | dict):
+            return False  # a scalar, or a mapping (``_walk`` does not look into one)
+        if issubclass(annotation, Enum):
+            return False
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal or origin is dict or origin is collections.abc.Mapping:
+        return False
+    if origin is typing.Annotated:  # the type, without its validators and constraints
+        return _may_hold_secret(typing.get_args(annotation)[0], seen)
+    if origin is None:
+        return True
+    return any(_may_hold_secret(arg, seen) for arg in typing.get_args(annotation))
+
+
+#: types that hold no secret reference
+_NO_SECRET: tuple[Any, ...] = (None, type(None))
 
 
 def _walk(value: Any, path: str) -> Iterator[tuple[str, SecretRef]]:
