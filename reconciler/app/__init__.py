@@ -46,6 +46,7 @@ from reconciler.errors import FormatError
 from reconciler.lazy import lazy_attributes
 from reconciler.manifest import ManifestSet, load_manifests, manifest_json_schema
 from reconciler.manifest.files import IGNORE_FILE, may_hold_documents
+from reconciler.manifest.files import yaml_files as manifest_files
 
 if TYPE_CHECKING:
     from reconciler.app.adopt import ImportResult, import_resource
@@ -55,7 +56,6 @@ if TYPE_CHECKING:
         dump_documents,
         format_paths,
         format_text,
-        manifest_files,
     )
     from reconciler.app.unmanaged import UnmanagedImport, import_unmanaged
     from reconciler.engine.derive import KIND_FILES, SecretVariable, Skipped
@@ -72,7 +72,6 @@ _LAZY = {
     "dump_documents": "reconciler.app.fmt",
     "format_paths": "reconciler.app.fmt",
     "format_text": "reconciler.app.fmt",
-    "manifest_files": "reconciler.app.fmt",
     "UnmanagedImport": "reconciler.app.unmanaged",
     "import_unmanaged": "reconciler.app.unmanaged",
     "KIND_FILES": "reconciler.engine.derive",

@@ -24,6 +24,7 @@ from reconciler.manifest.files import (
     read_limited,
 )
 from reconciler.manifest.files import manifest_files as directory_files
+from reconciler.manifest.files import yaml_files as manifest_files
 from reconciler.manifest.yamlcomments import assign_comments, restore_comments, split_comments
 from reconciler.manifest.yamlsource import NESTED_TOO_DEEPLY, decode_source, parse_documents
 from reconciler.state import write_text_atomic
@@ -229,20 +230,6 @@ class FormatReport:
     changed: tuple[Path, ...]
     refused: dict[Path, str] = field(default_factory=dict)
     skipped: dict[Path, str] = field(default_factory=dict)
-
-
-def manifest_files(paths: Iterable[Path]) -> list[Path]:
-    """The YAML files of ``paths``: files as given, directories searched recursively
-    (hidden entries and what their ``.reconcilerignore`` names skipped), sorted."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files += directory_files(path)[0]
-        elif path.exists():
-            files.append(path)
-        else:
-            raise ManifestError(ManifestIssue(str(path), 1, 1, "no such file or directory"))
-    return sorted(dict.fromkeys(files))
 
 
 def _not_manifests(files: list[Path], manifests: Path | None) -> dict[Path, str]:

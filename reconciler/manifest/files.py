@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from reconciler.errors import ManifestError, ManifestIssue
@@ -118,6 +118,20 @@ class FileRefused(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def yaml_files(paths: Iterable[Path]) -> list[Path]:
+    """The YAML files of ``paths``: files as given, directories searched recursively
+    (hidden entries and what their ``.reconcilerignore`` names skipped), sorted."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += manifest_files(path)[0]
+        elif path.exists():
+            files.append(path)
+        else:
+            raise ManifestError(ManifestIssue(str(path), 1, 1, "no such file or directory"))
+    return sorted(dict.fromkeys(files))
 
 
 def may_hold_documents(files: list[Path]) -> bool:
