@@ -298,7 +298,8 @@ async def _apply(
                     # its update may have been sent, and the intent is what says the checks
                     # moved the pin (one that ended has its outcome recorded instead)
                     in_flight = started.difference(o.address for o, _ in finished)
-                    unsent = [a for a in early if a not in intents.announced | in_flight]
+                    sent = intents.announced | in_flight  # once, not once per early intent
+                    unsent = [a for a in early if a not in sent]
                     if unsent and journal.healthy:
                         journal.stage(lambda lf: lf.without_pending(*unsent))
                     await journal.close()
