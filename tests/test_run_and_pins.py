@@ -215,3 +215,21 @@ def test_run_never_passes_terminal_control_sequences_through(workdir: Path) -> N
     ]
     [message] = [e for e in event if e["type"] == "agent.message"]
     assert message["content"][0]["text"].startswith("\x1b]0;owned\a")
+
+
+def test_run_json_escapes_c1_controls_and_bidi_overrides(workdir: Path) -> None:
+    """``run --json`` wrote the agent's reply with ``ensure_ascii=False``: JSON escapes C0
+    controls but not DEL, the C1 controls (``\\x9b`` is CSI to a terminal that reads 8-bit
+    controls) or a right-to-left override, so a terminal showing the JSON lines obeyed them.
+    They are written as JSON's own ``\\uXXXX`` escapes: the line is still valid JSON and reads
+    back the exact text; scripts and emoji stay as they are."""
+    ok("apply", "--auto-approve")
+    said = "hi\x9b2J\x1b[31m\x7f\u202egnp.exe\u2066 שלום 👨\u200d👩\u200d👧"
+    result = ok("run", "coder", "--json", "-m", said)
+    for raw in ("\x9b", "\x7f", "\x1b", "\u202e", "\u2066"):
+        assert raw not in result.stdout, (raw, result.stdout)
+    assert "\\u009b2J" in result.stdout and "\\u202egnp" in result.stdout
+    assert "שלום 👨" in result.stdout
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    [reply] = [e for e in events if e["type"] == "agent.message"]
+    assert reply["content"][0]["text"] == f"echo: {said}"

@@ -64,7 +64,7 @@ from reconciler.errors import (
     ServerError,
 )
 from reconciler.render import should_color
-from reconciler.render.values import without_controls
+from reconciler.render.values import visible_json, without_controls
 
 #: Sessions can run for a long time between events; the client's default is shorter.
 SESSION_TIMEOUT_S = 600.0
@@ -416,7 +416,7 @@ def _ending(event: Mapping[str, Any]) -> str | None:
 
 class _JsonPrinter:
     def __call__(self, event: Mapping[str, Any]) -> None:
-        click.echo(json.dumps(event, sort_keys=True, ensure_ascii=False))
+        click.echo(visible_json(json.dumps(event, sort_keys=True, ensure_ascii=False)))
 
 
 class _TextPrinter:

@@ -58,6 +58,18 @@ def visible(text: str) -> str:
     return _INVISIBLE.sub(_u_escape, text)
 
 
+#: What JSON text may hold raw and a terminal obeys: DEL and the C1 controls (``\x9b`` is CSI
+#: to a terminal that reads 8-bit controls); ``json.dumps`` escapes only the C0 ones.
+_JSON_CONTROL = re.compile("[\x7f-\x9f]")
+
+
+def visible_json(text: str) -> str:
+    r"""JSON ``text`` (as ``json.dumps(..., ensure_ascii=False)`` writes it) with DEL, the C1
+    controls and the bidi and invisible characters (``visible``) as ``\uXXXX`` escapes: still
+    valid JSON that reads back the exact values, and nothing in it a terminal obeys."""
+    return visible(_JSON_CONTROL.sub(_u_escape, text))
+
+
 def printable(text: str) -> str:
     r"""``text`` with control characters written as escapes (``"\x1b"`` -> ``"\\x1b"``),
     and bidi and invisible characters too (``visible``)."""
