@@ -194,6 +194,26 @@ def test_run_says_when_the_manifest_is_not_what_was_applied(workdir: Path) -> No
     assert "Warning" not in deployment.stderr, deployment.stderr
 
 
+def test_run_warns_when_the_files_of_a_skill_its_agent_follows_changed(workdir: Path) -> None:
+    """agent.reviewer follows skill.review-checklist's newest version: a checklist edited and
+    not applied changes the skill's files, not the agent's manifest, so ``run reviewer`` and
+    ``run nightly-review`` ran the applied skill version without a word while plan showed a
+    new skill version and an update of the agent. Now they warn, naming the skill."""
+    ok("apply", "--auto-approve")
+    assert "Warning" not in ok("run", "reviewer", "-m", "hi").stderr
+    checklist = Path("manifests/skills/review-checklist/checklist.md")
+    checklist.write_text(checklist.read_text() + "\n- Look for secrets in the diff.\n")
+
+    for name in ("reviewer", "nightly-review"):
+        result = ok("run", name, "-m", "hi")
+        assert (
+            "Warning: skill.review-checklist's files are not what the last apply recorded"
+            in result.stderr
+        ), result.stderr
+        assert "runs agent.reviewer version 1 as applied" in result.stderr
+    assert "Warning" not in ok("run", "coder", "-m", "hi").stderr  # it follows no skill
+
+
 def test_run_never_passes_terminal_control_sequences_through(workdir: Path) -> None:
     """An agent's reply (what it read from a web page, say) holding an escape sequence went to
     the terminal as is: ``run`` let it set the window title, clear the screen or recolour

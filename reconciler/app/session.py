@@ -221,27 +221,59 @@ def unapplied_warning(
     manifests: ManifestSet, lockfile: Lockfile, target: SessionTarget
 ) -> str | None:
     """A warning when the manifest of what the session runs (the agent; for a deployment,
-    the deployment too) is not what the last apply recorded, else None: the session runs
-    what was applied, so a prompt edited and not applied yet is not what answers."""
+    the deployment too), or the files of a skill the agent follows, is not what the last
+    apply recorded, else None: the session runs what was applied, so a prompt edited and
+    not applied yet is not what answers."""
     wanted = {target.agent_address, target.address}
     desired = {r.address: r for r in desired_resources(manifests.documents) if r.address in wanted}
     differ = [
-        address
+        f"{address}'s manifest"
         for address in sorted(wanted)
         if address in desired
         and (entry := lockfile.resources.get(address)) is not None
         and not digest_matches(desired[address], entry.spec_digest)
     ]
+    agent = desired.get(target.agent_address)
+    if agent is not None:
+        differ += [
+            f"{skill}'s files"
+            for skill in _followed_skills_changed(
+                manifests, lockfile, agent.address, agent.skill_refs
+            )
+        ]
     if not differ:
         return None
     version = f" version {target.agent_version}" if target.agent_version is not None else ""
-    names = " and ".join(f"{a}'s manifest" for a in differ)
-    verb = "is" if len(differ) == 1 else "are"
+    names = " and ".join(differ)
+    verb = "is" if len(differ) == 1 and differ[0].endswith("manifest") else "are"
     return (
         f"{names} {verb} not what the last apply recorded: this session runs "
         f"{target.agent_address}{version} as applied (`reconciler plan` shows the difference, "
         "`reconciler apply` makes it)"
     )
+
+
+def _followed_skills_changed(
+    manifests: ManifestSet,
+    lockfile: Lockfile,
+    agent_address: str,
+    skill_refs: Mapping[str, str | None],
+) -> list[str]:
+    """The skills the agent follows (no pinned version) whose files are not those of the
+    version the last apply resolved it to: the next apply uploads a new version and moves
+    the agent to it, though the agent's own manifest is unchanged."""
+    agent = lockfile.resources.get(agent_address)
+    changed = []
+    for skill, pinned in sorted(skill_refs.items()):
+        source = manifests.skills.get(skill)
+        entry = lockfile.resources.get(skill)
+        if pinned is not None or source is None or entry is None:
+            continue
+        version = (agent.skills.get(skill) if agent is not None else None) or entry.latest
+        uploaded = entry.uploaded.get(version) if version is not None else None
+        if uploaded is not None and uploaded.digest != source.digest:
+            changed.append(skill)
+    return changed
 
 
 async def check_deployment_live(client: ProviderClient, target: SessionTarget) -> None:
