@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from support.gitops import cli, make_workdir
 
@@ -48,7 +49,9 @@ class _Cut(Exception):
 class StreamCutter:
     """ASGI middleware: cuts the first ``streams`` session event streams it serves right
     after ``after`` event frames (pings do not count); later streams pass untouched, or with
-    ``refuse`` get a 503 that says not to retry (``x-should-retry: false``). ``stream_only``:
+    ``refuse`` get a 503 that says not to retry (``x-should-retry: false``; ``refuse=429``: a
+    429 with ``retry-after`` that says so too, a rate limit outlasting the client's retries),
+    or with ``delete`` find their session deleted by a real ``DELETE`` first. ``stream_only``:
     an event sent just before the cut that the session's event list does not hold.
 
     ``how``: ``drop`` (the connection closes mid-body), ``end`` (the body ends cleanly, as a
@@ -64,7 +67,8 @@ class StreamCutter:
         after: int,
         streams: int = 1,
         how: str = "drop",
-        refuse: bool = False,
+        refuse: bool | int = False,
+        delete: bool = False,
         stream_only: dict[str, Any] | None = None,
         on_open: Callable[[int, bool], None] | None = None,
     ) -> None:
@@ -73,6 +77,7 @@ class StreamCutter:
         self.streams = streams
         self.how = how
         self.refuse = refuse
+        self.delete = delete
         self.stream_only = stream_only
         self.on_open = on_open
         self.opened = 0
@@ -89,10 +94,24 @@ class StreamCutter:
         if self.on_open is not None:
             self.on_open(number, False)
         cut = number <= self.streams
+        if number == self.streams + 1 and self.delete:
+            session = path.removesuffix("/events/stream")
+            headers = {
+                "x-api-key": "test",
+                "anthropic-version": "2023-06-01",
+                "anthropic-beta": "managed-agents-2026-04-01",
+            }
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://local") as http:
+                (await http.delete(session, headers=headers)).raise_for_status()
         if not cut and self.refuse:
-            body = b'{"type":"error","error":{"type":"api_error","message":"unavailable"}}'
+            status = 503 if self.refuse is True else int(self.refuse)
+            kind = b"rate_limit_error" if status == 429 else b"api_error"
+            body = b'{"type":"error","error":{"type":"' + kind + b'","message":"unavailable"}}'
             headers = [(b"content-type", b"application/json"), (b"x-should-retry", b"false")]
-            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            if status == 429:
+                headers.append((b"retry-after", b"1"))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
         delivered = 0
@@ -231,7 +250,9 @@ async def test_after_the_replay_the_reconnected_turn_goes_on_live(tmp_path: Path
 async def test_a_stream_that_cannot_be_reopened_raises_as_before(tmp_path: Path) -> None:
     async def run(rt: ManagedRuntime, session_id: str) -> Any:
         turn = rt.run_turn(session_id, "hello")
-        with pytest.raises(ServerError, match="the stream broke off and opening it again failed") as raised:
+        with pytest.raises(
+            ServerError, match="the stream broke off and opening it again failed"
+        ) as raised:
             await turn.collect()
         return turn, raised.value
 
@@ -297,6 +318,43 @@ def test_run_whose_stream_cannot_be_reopened_names_the_session_as_before(
     assert f"reconciler run coder --session {session_id} -m TEXT" in result.stderr
     assert "the stream broke off and opening it again failed" in result.stderr
     assert result.stdout == ""
+    assert cutter.opened == 2
+
+
+def test_run_whose_stream_reopening_is_rate_limited_names_the_session_to_continue(
+    applied: tuple[Path, int],
+) -> None:
+    """A 429 that outlasts the client's retries when the cut stream is opened again: run
+    said ``Error: ... rate limited`` alone, while the agent's turn went on in a session it
+    did not name (a 5xx there names it, with the ``--session`` that continues it)."""
+    db, port = applied
+    cutter = StreamCutter(create_app(db), after=1, refuse=429)
+    with BackgroundServer(cutter, port=port) as server:
+        result = cli("--provider-url", server.url, "run", "coder", "-m", "hello")
+
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    session_id = result.stderr.split("Session ", 1)[1].split()[0]
+    assert "429" in result.stderr, result.stderr
+    assert f"reconciler run coder --session {session_id} -m TEXT" in result.stderr
+    assert cutter.opened == 2
+
+
+def test_run_whose_session_is_deleted_mid_turn_says_so(applied: tuple[Path, int]) -> None:
+    """The session deleted (in the console, by a colleague's script) while its stream was
+    down: run printed the provider's 404 alone. It now says the session is gone, and that
+    a new run (without ``--session``) starts another; not to continue the deleted one."""
+    db, port = applied
+    cutter = StreamCutter(create_app(db), after=1, delete=True)
+    with BackgroundServer(cutter, port=port) as server:
+        result = cli("--provider-url", server.url, "run", "coder", "-m", "hello")
+
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    session_id = result.stderr.split("Session ", 1)[1].split()[0]
+    assert f"session {session_id} no longer exists" in result.stderr, result.stderr
+    assert "reconciler run coder -m TEXT starts a new one" in result.stderr
+    assert "--session" not in result.stderr.split("Error: ", 1)[1]
     assert cutter.opened == 2
 
 

@@ -17,7 +17,8 @@ same token (at most two creates, and one session: a late first one is deleted); 
 events (``ManagedRuntime.send_event`` settles it) and sent again only when not there. An
 event stream that breaks off mid-turn is reopened by the turn (``run_turn``), and run says so
 in one line on stderr; one that cannot be reopened ends the run with exit 1, naming the
-session to continue. When the reader of stdout goes away (``run --json | head -1``) the run stops reading and exits 0
+session to continue (or, when the session was deleted meanwhile, saying so). When the
+reader of stdout goes away (``run --json | head -1``) the run stops reading and exits 0
 quietly; the agent's turn goes on (continue the session with ``--session``).
 """
 
@@ -58,6 +59,7 @@ from reconciler.cli.app import App, not_empty, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, silence_stdout
 from reconciler.errors import (
     AmbiguousWriteError,
+    NotFoundError,
     ProviderConnectionError,
     ProviderError,
     RunError,
@@ -182,6 +184,11 @@ def run(
                 f"; session {outcome.session_id} may still be running: continue it with: "
                 f"reconciler run {name} --session {outcome.session_id} -m TEXT"
             )
+        if outcome.gone:
+            more = (
+                f"; session {outcome.session_id} no longer exists (deleted while the turn "
+                f"ran): reconciler run {name} -m TEXT starts a new one"
+            )
         click.echo(f"Error: {outcome.problem}{more}", err=True)
         ctx.exit(1)
 
@@ -203,8 +210,7 @@ def _utf8(value: str, hint: str) -> str:
         code = ord(value[err.start])
         byte = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
         raise click.BadParameter(
-            f"is not UTF-8 text ({byte} at character {err.start + 1}); save or pass it as "
-            "UTF-8",
+            f"is not UTF-8 text ({byte} at character {err.start + 1}); save or pass it as UTF-8",
             param_hint=hint,
         ) from None
     return value
@@ -237,6 +243,8 @@ class TurnOutcome:
     not_sent: str | None = None
     #: the turn's events stopped coming (the provider unreachable): the turn may go on
     lost: bool = False
+    #: the session was deleted while its turn ran (its stream could not be opened again)
+    gone: bool = False
 
 
 @dataclass(frozen=True)
@@ -379,6 +387,13 @@ async def talk(rt: Any, session_id: str, message: str, printer: Printer) -> Turn
         return TurnOutcome(session_id, reader_gone=True)
     except (ProviderConnectionError, ServerError) as error:  # the provider went away
         await turn.aclose()
+        return TurnOutcome(session_id, problem=str(error), lost=True)
+    except ProviderError as error:  # the cut stream not opened again: a 429 outlasting the
+        await turn.aclose()  # client's retries, a 404 (the session deleted meanwhile)
+        if not turn.sent:  # refused before the message went: the run's own error
+            raise
+        if isinstance(error, NotFoundError):
+            return TurnOutcome(session_id, problem=str(error), gone=True)
         return TurnOutcome(session_id, problem=str(error), lost=True)
     return TurnOutcome(
         session_id, problem="the event stream ended before the agent's turn did", lost=True
