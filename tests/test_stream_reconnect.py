@@ -51,7 +51,8 @@ class StreamCutter:
     after ``after`` event frames (pings do not count); later streams pass untouched, or with
     ``refuse`` get a 503 that says not to retry (``x-should-retry: false``; ``refuse=429``: a
     429 with ``retry-after`` that says so too, a rate limit outlasting the client's retries),
-    or with ``delete`` find their session deleted by a real ``DELETE`` first. ``stream_only``:
+    or with ``delete`` find their session deleted by a real ``DELETE`` first, or with ``hold``
+    wait that many seconds before the provider answers them. ``stream_only``:
     an event sent just before the cut that the session's event list does not hold.
 
     ``how``: ``drop`` (the connection closes mid-body), ``end`` (the body ends cleanly, as a
@@ -69,6 +70,7 @@ class StreamCutter:
         how: str = "drop",
         refuse: bool | int = False,
         delete: bool = False,
+        hold: float = 0.0,
         stream_only: dict[str, Any] | None = None,
         on_open: Callable[[int, bool], None] | None = None,
     ) -> None:
@@ -78,6 +80,7 @@ class StreamCutter:
         self.how = how
         self.refuse = refuse
         self.delete = delete
+        self.hold = hold
         self.stream_only = stream_only
         self.on_open = on_open
         self.opened = 0
@@ -94,6 +97,8 @@ class StreamCutter:
         if self.on_open is not None:
             self.on_open(number, False)
         cut = number <= self.streams
+        if not cut and self.hold:
+            await asyncio.sleep(self.hold)
         if number == self.streams + 1 and self.delete:
             session = path.removesuffix("/events/stream")
             headers = {
@@ -409,6 +414,42 @@ async def test_a_runtime_closed_while_a_turn_waits_to_reconnect_stays_closed(
 
     assert _types(events) == TURN[:1]
     assert cutter.opened == 1
+    with pytest.raises(RuntimeError, match="not connected"):
+        rt.client  # noqa: B018 - closed, and not connected again behind the program's back
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("cuts", [1, 0], ids=["reopening", "first-open"])
+async def test_a_runtime_closed_while_a_turn_opens_its_stream_ends_the_turn_quietly(
+    tmp_path: Path, cuts: int
+) -> None:
+    """``rt.aclose()`` while the turn's reopened stream waited for the provider's answer:
+    the stream's request went on over the closed client and the reading loop got httpx's
+    ``RuntimeError: Cannot send a request, as the client has been closed`` instead of the
+    quiet end an ``aclose()`` gives it at any other moment. Closed while the turn's first
+    stream opens, the turn sends nothing."""
+    reopening = threading.Event()
+
+    def on_open(number: int, opened: bool) -> None:
+        if number == cuts + 1 and not opened:
+            reopening.set()
+
+    cutter = StreamCutter(
+        create_app(tmp_path / "p.db"), after=1, streams=cuts, hold=1.0, on_open=on_open
+    )
+    with BackgroundServer(cutter) as server:
+        rt = ManagedRuntime(provider_url=server.url, backoff_base=0.05)
+        session_id = await rt.create_session(await rt.create_agent(), await rt.create_environment())
+        turn = rt.run_turn(session_id, "hello")
+        reading = asyncio.ensure_future(turn.collect())
+        while not reopening.is_set():
+            await asyncio.sleep(0.01)
+        await rt.aclose()
+        events = await asyncio.wait_for(reading, 10)
+
+    assert _types(events) == TURN[:cuts]
+    assert turn.done and turn.reconnects == 0
+    assert len(turn.sent) == cuts  # the message, or (closed before it went) nothing
     with pytest.raises(RuntimeError, match="not connected"):
         rt.client  # noqa: B018 - closed, and not connected again behind the program's back
 

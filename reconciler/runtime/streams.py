@@ -376,6 +376,9 @@ class SessionEventStream:
     async def open(self) -> Self:
         """Connect; returns once the server has answered the stream request (its headers).
 
+        A stream closed while it connects (``aclose()`` from another task, or the runtime's)
+        returns closed (``closed``), its connection let go, whatever the request became.
+
         Raises:
             NotFoundError: the session does not exist (any ``ProviderError`` likewise).
             RuntimeError: the stream was already closed (streams are not reopened).
@@ -383,9 +386,20 @@ class SessionEventStream:
         if self._closed:
             raise RuntimeError(f"{self!r} is closed; open a new one with stream_events()")
         if self._events is None:
-            cm = (await self._api()).sessions.stream_events(self.session_id)
-            self._events = await cm.__aenter__()
-            self._cm = cm
+            api = await self._api()
+            if self._closed:  # closed meanwhile: no request on a client being closed
+                return self
+            cm = api.sessions.stream_events(self.session_id)
+            try:
+                events = await cm.__aenter__()
+            except Exception:
+                if self._closed:  # the close broke the request off: that is no failure
+                    return self
+                raise
+            if self._closed:  # closed while the provider answered: let the answer go
+                await cm.__aexit__(None, None, None)
+                return self
+            self._events, self._cm = events, cm
             self._loop = asyncio.get_running_loop()
             # what was sent before this point is not on the live stream: replay it
             if self._replay_sent:
@@ -454,11 +468,13 @@ class SessionEventStream:
         self._reader = asyncio.current_task()
         try:
             await self.open()
+            if self._closed:  # closed by another task while this one connected
+                raise StopAsyncIteration
             if not self._started:
                 self._started = True
                 if not await self._start():
                     raise StopAsyncIteration
-            if self._closed:  # closed by another task while this one connected
+            if self._closed:  # closed by another task while this one replayed
                 raise StopAsyncIteration
             event = await self._next_event()
             if self._closed:

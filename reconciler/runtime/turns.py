@@ -98,6 +98,9 @@ class Turn:
             self._started = True
             try:
                 await self._stream.open()
+                if self._stream.closed:  # closed while it opened: nothing is sent
+                    self._done = True
+                    return self
                 self.sent = await self._send()
             except BaseException:
                 self._done = True
@@ -222,6 +225,8 @@ class Turn:
         except BaseException:
             await stream.aclose()
             raise
+        if self._done or stream.closed:  # closed while it opened
+            raise StopAsyncIteration
         self.reconnects += 1
         if self._on_reconnect is not None:
             self._on_reconnect(error)
