@@ -223,6 +223,16 @@ PROJECT_KEY: Final = "reconciler-project"
 ADDRESS_KEY: Final = "reconciler-address"
 #: The metadata keys the reconciler writes on every resource it creates; manifests may not.
 TAG_KEYS: Final[tuple[str, ...]] = (OWNER_KEY, PROJECT_KEY, ADDRESS_KEY)
+#: Session metadata of a rollout check apply runs: the deployment, the candidate
+#: (``agent.NAME@VERSION``); an apply archives the check sessions a killed one left behind.
+CHECK_KEY: Final = "reconciler-check"
+CANDIDATE_KEY: Final = "reconciler-candidate"
+#: Session metadata of a rollout record (an archived session apply leaves): the deployment
+#: and the record, which a plan after a lost lockfile reads back.
+ROLLOUT_KEY: Final = "reconciler-rollout"
+RECORD_KEY: Final = "reconciler-record"
+#: The keys of the sessions apply runs itself: the reconciler acts on what they say.
+APPLY_SESSION_KEYS: Final[tuple[str, ...]] = (CHECK_KEY, CANDIDATE_KEY, ROLLOUT_KEY, RECORD_KEY)
 
 
 @dataclass(frozen=True, slots=True)

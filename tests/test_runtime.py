@@ -611,13 +611,28 @@ def test_the_ownership_keys_are_refused_in_agent_metadata(key: str) -> None:
         ManagedConfig(metadata={"team": "infra", key: "reconciler"})
 
 
-@pytest.mark.parametrize("key", ["managed-by", "reconciler-address"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "managed-by",
+        "reconciler-address",
+        "reconciler-check",
+        "reconciler-candidate",
+        "reconciler-rollout",
+        "reconciler-record",
+    ],
+)
 async def test_a_session_cannot_claim_the_reconcilers_ownership(
     rt: ManagedRuntime, key: str
 ) -> None:
     """A session tagged ``managed-by`` (or with an address) reads as one of the reconciler's
-    own (a check session an apply archives): refused before anything is sent. The project
-    key names a session's project, as ``reconciler run`` tags its sessions, and passes."""
+    own (a check session an apply archives): refused before anything is sent. So are the
+    keys of the sessions apply runs itself, which passed: ``reconciler-check`` (with the
+    project: apply archived the program's session as a check it left behind) and
+    ``reconciler-rollout`` / ``reconciler-record`` (a forged rollout record, which a plan
+    after a lost lockfile reads back as the deployment's holds). The project key names a
+    session's project, and ``reconciler-run`` / ``reconciler-run-id`` label a session as
+    ``reconciler run`` starts one: they pass (``run`` tags its sessions through this call)."""
     agent_id = await rt.create_agent()
     env_id = await rt.create_environment()
     agents, sessions = len(await rt.list_agents()), len(await rt.list_sessions("all"))
@@ -626,7 +641,12 @@ async def test_a_session_cannot_claim_the_reconcilers_ownership(
     assert len(await rt.list_sessions("all")) == sessions
     assert len(await rt.list_agents()) == agents
     # other keys, the reconciler's own prefix and the project included, are the program's
-    tags = {"reconciler-x": "1", "reconciler-project": "infra"}
+    tags = {
+        "reconciler-x": "1",
+        "reconciler-project": "infra",
+        "reconciler-run": "agent.coder",
+        "reconciler-run-id": "0123abcd",
+    }
     session_id = await rt.create_session(agent_id, env_id, metadata=tags)
     assert (await rt.retrieve_session(session_id))["metadata"] == tags
 

@@ -24,16 +24,18 @@ from typing import TYPE_CHECKING
 from reconciler.engine.gate import Check, CheckResult, Gate
 from reconciler.errors import ProviderError
 from reconciler.jsontypes import JSON
-from reconciler.kinds import OWNER_KEY, OWNER_VALUE, PROJECT_KEY
+from reconciler.kinds import (
+    CANDIDATE_KEY,
+    CHECK_KEY,
+    OWNER_KEY,
+    OWNER_VALUE,
+    PROJECT_KEY,
+    RECORD_KEY,
+    ROLLOUT_KEY,
+)
 
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
-
-CHECK_KEY = "reconciler-check"
-CANDIDATE_KEY = "reconciler-candidate"
-#: a rollout record session: the deployment it is about, and the record (compact JSON)
-ROLLOUT_KEY = "reconciler-rollout"
-RECORD_KEY = "reconciler-record"
 
 
 class ProviderCheckRunner:

@@ -19,13 +19,12 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from reconciler.app.checks import RECORD_KEY, ROLLOUT_KEY
 from reconciler.engine.gate import RecoveredRollout
 from reconciler.engine.pinlog import replay_records
 from reconciler.engine.refresh import Observed
 from reconciler.errors import ProviderError
 from reconciler.jsontypes import JSON
-from reconciler.kinds import PROJECT_KEY, owned_address
+from reconciler.kinds import PROJECT_KEY, RECORD_KEY, ROLLOUT_KEY, owned_address
 from reconciler.manifest import Document
 from reconciler.state import Lockfile
 

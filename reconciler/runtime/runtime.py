@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from reconciler.errors import AmbiguousWriteError, ConflictError, ProviderError
 from reconciler.jsontypes import JSON
-from reconciler.kinds import ADDRESS_KEY, DEFAULT_PROVIDER_DB, OWNER_KEY
+from reconciler.kinds import ADDRESS_KEY, APPLY_SESSION_KEYS, DEFAULT_PROVIDER_DB, OWNER_KEY
 from reconciler.provider.wire import check_api_key
 from reconciler.runtime.applied import DEFAULT_LOCKFILE, AppliedLookups
 from reconciler.runtime.config import (
@@ -59,6 +59,9 @@ DEFAULT_DB_PATH = DEFAULT_PROVIDER_DB
 DEFAULT_TIMEOUT_S = 600.0
 
 _SESSION_STATUSES = ("idle", "running", "rescheduling", "terminated")
+#: Session metadata keys a program may not set: those that claim the reconciler's ownership,
+#: and those of the sessions apply runs itself (it archives checks, reads records back).
+_SESSION_REFUSED = (OWNER_KEY, ADDRESS_KEY, *APPLY_SESSION_KEYS)
 
 
 class ManagedRuntime(AppliedLookups):
@@ -453,9 +456,13 @@ class ManagedRuntime(AppliedLookups):
             version: pin this agent version; default ``self.agent_version``; when both are
                 None the session pins the agent's latest version at creation.
             metadata: session metadata (string values). ``managed-by`` and
-                ``reconciler-address`` are reserved: they mark what the reconciler owns (its
-                check sessions, which an apply archives). ``reconciler-project`` may name the
-                project, as ``reconciler run`` does for the sessions it starts.
+                ``reconciler-address`` are reserved: they mark what the reconciler owns; so
+                are the keys of the sessions apply runs (``reconciler-check``,
+                ``reconciler-candidate``: a check, which an apply archives;
+                ``reconciler-rollout``, ``reconciler-record``: a rollout record, which a
+                plan reads back). ``reconciler-project`` may name the project, and
+                ``reconciler-run`` / ``reconciler-run-id`` the address and run token, as
+                ``reconciler run`` does for the sessions it starts.
             resources: session resources; default ``config.resources``.
 
         Returns:
@@ -465,9 +472,7 @@ class ManagedRuntime(AppliedLookups):
             ValueError: ``metadata`` has an ownership key (nothing is sent).
         """
         if metadata:
-            refuse_ownership_keys(
-                "create_session metadata", metadata, keys=(OWNER_KEY, ADDRESS_KEY)
-            )
+            refuse_ownership_keys("create_session metadata", metadata, keys=_SESSION_REFUSED)
         agent_id = self._id("agent", agent_id)
         pin = version if version is not None else self.agent_version
         if pin is not None and (isinstance(pin, bool) or not isinstance(pin, int) or pin < 1):
