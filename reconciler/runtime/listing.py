@@ -3,21 +3,27 @@
 PraisonAI's ``limit=`` is a number of items, the wire's ``limit`` a page size: ``listed``
 takes items from a client pager until it has ``limit`` of them (or all), after checking the
 filters against what the pager takes (a misspelt filter is a ``TypeError``, not a filter
-the provider ignores). It reads only through the pager it is given.
+the provider ignores). ``session_filters`` turns ``list_sessions``' ``status`` into wire
+filters. It reads only through the pager it is given.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from reconciler.jsontypes import JSON
 
 if TYPE_CHECKING:
     from reconciler.provider.pager import Pager
 
-__all__ = ["listed"]
+__all__ = ["SessionListStatus", "listed", "session_filters"]
+
+SessionListStatus = Literal[
+    "active", "archived", "all", "idle", "running", "rescheduling", "terminated"
+]
+_SESSION_STATUSES = ("idle", "running", "rescheduling", "terminated")
 
 
 async def listed(
@@ -48,3 +54,30 @@ async def listed(
             if limit is not None and len(items) >= limit:
                 break
     return items
+
+
+def session_filters(
+    status: SessionListStatus | None, filters: dict[str, Any]
+) -> Callable[[JSON], bool] | None:
+    """Put ``list_sessions``' ``status`` into ``filters`` (the wire's); returns the ``keep``
+    of ``listed`` that the wire cannot filter (only archived sessions), else None."""
+    only_archived = False
+    match status:
+        case None:
+            pass
+        case "active":
+            filters["include_archived"] = False
+        case "archived":
+            filters["include_archived"] = only_archived = True
+        case "all":
+            filters["include_archived"] = True
+        case _ if status in _SESSION_STATUSES:
+            filters["statuses"] = [status]
+        case _:
+            raise ValueError(
+                f"status must be 'active', 'archived', 'all' or one of "
+                f"{', '.join(_SESSION_STATUSES)}; got {status!r}"
+            )
+    if filters.get("include_archived") is False:
+        del filters["include_archived"]  # the wire default; keeps the query minimal
+    return (lambda s: bool(s.get("archived_at"))) if only_archived else None

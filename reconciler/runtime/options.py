@@ -1,5 +1,6 @@
 """The keywords ``ManagedRuntime()`` takes: its own, its client's, and the error for others;
-and the checks of their types (``check_arguments``, ``check_config``), at the call.
+and the checks of their types (``check_arguments``, ``check_config``), and of the ids and
+version pins its methods take (``check_id``, ``check_version``), at the call.
 
 ``CLIENT_OPTIONS`` are the ``ProviderClient`` keywords a runtime passes on to the client it
 builds; ``unknown_keywords`` words the ``TypeError`` for any keyword neither takes, with the
@@ -14,7 +15,14 @@ from collections.abc import Sequence
 
 from reconciler.runtime.config import ManagedConfig
 
-__all__ = ["CLIENT_OPTIONS", "check_arguments", "check_config", "unknown_keywords"]
+__all__ = [
+    "CLIENT_OPTIONS",
+    "check_arguments",
+    "check_config",
+    "check_id",
+    "check_version",
+    "unknown_keywords",
+]
 
 #: The ``ProviderClient`` keywords a runtime passes to the client it builds.
 CLIENT_OPTIONS = frozenset(
@@ -81,3 +89,29 @@ def check_arguments(*, config: object, db_path: object, lockfile: object, **text
             raise TypeError(
                 f"{name} must be a path (str or os.PathLike) or None, not {type(value).__name__}"
             )
+
+
+def check_id(kind: str, given: object) -> None:
+    """A ``TypeError`` for a ``kind`` id that is no string, a ``ValueError`` for an empty one."""
+    if not isinstance(given, str):
+        raise TypeError(
+            f"{kind} id must be a string (such as the one create_{kind}() returns), "
+            f"not {type(given).__name__}"
+        )
+    # An empty id (an unset environment variable) is a mistake: taking it for "the
+    # remembered one" would delete or archive the wrong object. The SDK refuses it too.
+    if not given.strip():
+        raise ValueError(
+            f"empty {kind} id {given!r}; pass an id, or None for the "
+            f"one this runtime remembers ({kind}_id)"
+        )
+
+
+def check_version(pin: object) -> None:
+    """A ``TypeError`` for an agent version pin that is no number, a ``ValueError`` for one
+    below 1 (None, the latest, passes)."""
+    if pin is not None and (isinstance(pin, bool) or not isinstance(pin, int) or pin < 1):
+        error = TypeError if not isinstance(pin, int) or isinstance(pin, bool) else ValueError
+        raise error(
+            f"version is an agent version number (1, 2, ...), or None for the latest; got {pin!r}"
+        )

@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from reconciler.errors import AmbiguousWriteError, ConflictError, ProviderError
 from reconciler.jsontypes import JSON
@@ -28,11 +28,13 @@ from reconciler.runtime.config import (
     refuse_ownership_keys,
     reuse_refused,
 )
-from reconciler.runtime.listing import listed
+from reconciler.runtime.listing import SessionListStatus, listed, session_filters
 from reconciler.runtime.options import (
     CLIENT_OPTIONS,
     check_arguments,
     check_config,
+    check_id,
+    check_version,
     unknown_keywords,
 )
 from reconciler.runtime.streams import (
@@ -49,16 +51,12 @@ if TYPE_CHECKING:
 __all__ = ["CLIENT_OPTIONS", "DEFAULT_DB_PATH", "ManagedRuntime"]
 
 Event = str | Mapping[str, Any] | Sequence[Mapping[str, Any]]
-SessionListStatus = Literal[
-    "active", "archived", "all", "idle", "running", "rescheduling", "terminated"
-]
 
 #: Where the embedded local provider keeps its data unless told otherwise (as the CLI does).
 DEFAULT_DB_PATH = DEFAULT_PROVIDER_DB
 #: Runtime clients wait long for a quiet event stream: agent turns can think for minutes.
 DEFAULT_TIMEOUT_S = 600.0
 
-_SESSION_STATUSES = ("idle", "running", "rescheduling", "terminated")
 #: Session metadata keys a program may not set: those that claim the reconciler's ownership,
 #: and those of the sessions apply runs itself (it archives checks, reads records back).
 _SESSION_REFUSED = (OWNER_KEY, ADDRESS_KEY, *APPLY_SESSION_KEYS)
@@ -475,12 +473,7 @@ class ManagedRuntime(AppliedLookups):
             refuse_ownership_keys("create_session metadata", metadata, keys=_SESSION_REFUSED)
         agent_id = self._id("agent", agent_id)
         pin = version if version is not None else self.agent_version
-        if pin is not None and (isinstance(pin, bool) or not isinstance(pin, int) or pin < 1):
-            error = TypeError if not isinstance(pin, int) or isinstance(pin, bool) else ValueError
-            raise error(
-                f"version is an agent version number (1, 2, ...), or None for the latest; "
-                f"got {pin!r}"
-            )
+        check_version(pin)
         agent: str | JSON = (
             agent_id if pin is None else {"type": "agent", "id": agent_id, "version": pin}
         )
@@ -524,26 +517,7 @@ class ManagedRuntime(AppliedLookups):
         Example:
             >>> stale = await rt.list_sessions("archived", agent_id=rt.agent_id)
         """
-        only_archived = False
-        match status:
-            case None:
-                pass
-            case "active":
-                filters["include_archived"] = False
-            case "archived":
-                filters["include_archived"] = only_archived = True
-            case "all":
-                filters["include_archived"] = True
-            case _ if status in _SESSION_STATUSES:
-                filters["statuses"] = [status]
-            case _:
-                raise ValueError(
-                    f"status must be 'active', 'archived', 'all' or one of "
-                    f"{', '.join(_SESSION_STATUSES)}; got {status!r}"
-                )
-        if filters.get("include_archived") is False:
-            del filters["include_archived"]  # the wire default; keeps the query minimal
-        keep = (lambda s: bool(s.get("archived_at"))) if only_archived else None
+        keep = session_filters(status, filters)
         api = await self._api()
         return await listed("list_sessions", api.sessions.list, limit, filters, keep)
 
@@ -720,19 +694,8 @@ class ManagedRuntime(AppliedLookups):
             self.session_id = None
 
     def _id(self, kind: str, given: str | None) -> str:
-        if given is not None and not isinstance(given, str):
-            raise TypeError(
-                f"{kind} id must be a string (such as the one create_{kind}() returns), "
-                f"not {type(given).__name__}"
-            )
         if given is not None:
-            # An empty id (an unset environment variable) is a mistake: taking it for "the
-            # remembered one" would delete or archive the wrong object. The SDK refuses it too.
-            if not given.strip():
-                raise ValueError(
-                    f"empty {kind} id {given!r}; pass an id, or None for the "
-                    f"one this runtime remembers ({kind}_id)"
-                )
+            check_id(kind, given)
             return given
         remembered = {
             "agent": self.agent_id,
