@@ -364,6 +364,26 @@ def test_close_names_are_suggested_by_name_not_by_their_kind(applied: Path) -> N
         rt.environment("pyton-data")
 
 
+def test_a_name_applied_as_another_kind_names_that_kind_not_apply(applied: Path) -> None:
+    """``rt.agent("nightly-review")``, the name of the applied deployment (``reconciler run
+    nightly-review`` takes it): "agent.nightly-review is not in the lockfile: apply the
+    manifests first", which sent the user to apply what was applied. It now names the
+    address the name has and the lookup that gives its id."""
+    rt = ManagedRuntime()
+    with pytest.raises(NotApplied) as caught:
+        rt.agent("nightly-review")
+    message = str(caught.value)
+    assert "apply the manifests first" not in message
+    assert message.endswith(
+        "; nightly-review is deployment.nightly-review there: use "
+        "deployment('nightly-review') for its id"
+    ), message
+    with pytest.raises(NotApplied, match=r"is skill.review-checklist there: use "):
+        rt.agent("review-checklist")  # no skill() lookup: applied(address).id
+    with pytest.raises(NotApplied, match=r"applied\('skill.review-checklist'\).id for its id"):
+        rt.agent("review-checklist")
+
+
 # -- streams a program leaves behind -------------------------------------------------------
 
 

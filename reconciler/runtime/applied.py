@@ -35,6 +35,8 @@ __all__ = [
 
 #: The kinds a program looks up by name.
 LOOKUP_KINDS = TOP_LEVEL_KINDS
+#: The kinds ``AppliedLookups`` has a method of their own for (``agent("coder")``...).
+_BY_NAME = ("agent", "environment", "vault", "deployment", "memory_store")
 
 
 class NotApplied(ReconcilerError, LookupError):
@@ -165,6 +167,14 @@ def find_applied(
         if backend
         else f"the lockfile {location.name} (project {project})"
     )
+    name = address.removeprefix(f"{kind}.")
+    other = next((a for a in sorted(lockfile.resources) if a.partition(".")[2] == name), None)
+    if other is not None:  # agent("nightly-review") for the deployment: applied, as that
+        other_kind = other.partition(".")[0]
+        use = f"{other_kind}({name!r})" if other_kind in _BY_NAME else f"applied({other!r}).id"
+        raise NotApplied(
+            f"{address} is not in {where}; {name} is {other} there: use {use} for its id"
+        )
     raise NotApplied(
         f"{address} is not in {where}: apply the manifests first (`reconciler apply`){hint}"
     )
