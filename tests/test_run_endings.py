@@ -113,3 +113,30 @@ def test_a_rescheduled_session_is_shown_as_it_happens(
     assert result.exit_code == 0, result.stderr
     assert "... running\n... rescheduling\n... running\n" in result.stderr
     assert result.stdout.endswith("done\n")
+
+
+def test_what_the_provider_says_of_a_turns_end_never_drives_the_terminal(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reply is escaped in text mode, but a session error's message and a stop reason
+    (the provider's words, which may quote what the agent read) went to stderr as they
+    were: ``Error: session error: ...`` could set the window title or clear the screen.
+    They are escaped as every other ``Error:`` line is."""
+    ok("apply", "--auto-approve")
+    hostile = "crashed\x1b]0;owned\x07\x1b[2J\x9b31m"
+    _turn_ends_with(
+        monkeypatch, {**SESSION_ERROR, "error": {"type": "unknown_error", "message": hostile}}
+    )
+    result = cli("run", "coder", "-m", "hi")
+    assert result.exit_code == 1
+    assert result.stderr.endswith(
+        "Error: session error: crashed\\x1b]0;owned\\x07\\x1b[2J\\x9b31m\n"
+    ), repr(result.stderr)
+
+    _turn_ends_with(
+        monkeypatch, {"type": "session.status_idle", "stop_reason": {"type": "odd\x1b[2J"}}
+    )
+    result = cli("run", "coder", "-m", "hi")
+    assert result.exit_code == 1
+    assert "\x1b" not in result.stderr, repr(result.stderr)
+    assert result.stderr.endswith("Error: the agent stopped: odd\\x1b[2J\n")

@@ -169,7 +169,7 @@ def run(
         if outcome.not_sent is not None:
             said = (
                 f"could not send user.interrupt to session {outcome.session_id} "
-                f"({outcome.not_sent}): the agent's turn may go on"
+                f"({without_controls(outcome.not_sent)}): the agent's turn may go on"
             )
         click.echo(
             f"Interrupted: {said}. Continue it "
@@ -189,7 +189,8 @@ def run(
                 f"; session {outcome.session_id} no longer exists (deleted while the turn "
                 f"ran): reconciler run {name} -m TEXT starts a new one"
             )
-        click.echo(f"Error: {outcome.problem}{more}", err=True)
+        # the provider's words (a session error may quote what the agent read): escaped
+        click.echo(f"Error: {without_controls(outcome.problem)}{more}", err=True)
         ctx.exit(1)
 
 
@@ -312,7 +313,8 @@ async def _converse(
 
             def resending(error: AmbiguousWriteError) -> None:
                 click.echo(
-                    f"The session create's answer was lost ({error}) and no session "
+                    f"The session create's answer was lost ({without_controls(str(error))}) "
+                    "and no session "
                     f"carries its token: creating it once more with the same {RUN_ID_KEY}: "
                     f"{token}",
                     err=True,
@@ -365,7 +367,7 @@ async def talk(rt: Any, session_id: str, message: str, printer: Printer) -> Turn
     def reconnected(error: ProviderError) -> None:
         # the turn did open it again: the stream's own advice to do so is not for the user
         why = str(error).removesuffix("; open it again to keep reading")
-        click.echo(f"Reconnected, nothing missed ({why})", err=True)
+        click.echo(f"Reconnected, nothing missed ({without_controls(why)})", err=True)
 
     turn = rt.run_turn(session_id, message, on_reconnect=reconnected)
     try:
@@ -466,6 +468,7 @@ class _TextPrinter:
 
 
 def _status(line: str) -> None:
+    line = without_controls(line)  # a stop reason is the provider's word
     click.echo(click.style(line, dim=True) if should_color(sys.stderr) else line, err=True)
 
 
