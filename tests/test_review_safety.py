@@ -88,6 +88,20 @@ def test_json_plans_keep_the_exact_value_behind_json_escapes(work: Path) -> None
     assert SYSTEM in values  # parsed back: the exact prompt that will be applied
 
 
+def test_json_plans_escape_del_and_the_c1_controls_too(work: Path) -> None:
+    """JSON escapes the C0 controls itself, not DEL or the C1 ones: a manifest value with
+    ``\x9b`` (CSI to a terminal that reads 8-bit controls) reached ``plan --format json``
+    raw, while the text plan escaped it. Written as ``\u009b``, the value parses back."""
+    system = "Answer\x9b2J politely\x7f"
+    (work / "manifests/agent.yaml").write_text(
+        AGENT.replace(json.dumps(SYSTEM), json.dumps(system)), encoding="utf-8"
+    )
+    out = ok("plan", "--format", "json").stdout
+    assert "\x9b" not in out and "\x7f" not in out, repr(out)
+    assert "Answer\\u009b2J politely\\u007f" in out
+    assert system in json.dumps(json.loads(out), ensure_ascii=False)
+
+
 # --- item 10: a saved plan is bound to what it was made from -----------------------------------
 
 

@@ -25,7 +25,7 @@ from reconciler.engine.model import (
     Update,
 )
 from reconciler.render.outline import DRIFT_TYPES, drift_sort_key
-from reconciler.render.values import SENSITIVE, visible
+from reconciler.render.values import SENSITIVE, visible_json
 
 #: Version of both JSON schemas; bumped only by an incompatible change.
 FORMAT_VERSION = 1
@@ -197,7 +197,7 @@ def drift_to_json(report: DriftReport) -> dict[str, Any]:
 
 def dumps(doc: dict[str, Any]) -> str:
     """Two-space indented JSON with sorted keys and a final newline; UTF-8 kept as is, except
-    bidi and invisible characters, written as ``\\uXXXX`` escapes (the parsed value is exact)."""
-    return (
-        visible(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, default=str)) + "\n"
-    )
+    DEL, the C1 controls and bidi and invisible characters, written as ``\\uXXXX`` escapes
+    (the parsed value is exact)."""
+    text = json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    return visible_json(text) + "\n"
