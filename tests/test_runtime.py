@@ -286,6 +286,10 @@ async def test_a_version_no_agent_has_is_refused_before_anything_is_sent(
     with pytest.raises((ValueError, TypeError), match=r"^version is an agent version number"):
         await rt.create_session(agent_id, env_id)
     assert len(await rt.list_sessions("all")) == before
+    # retrieve_agent(version=...) sent it as it was: True as "true", which came back as a
+    # 400 "unable to parse string as an integer", and "2" as version 2
+    with pytest.raises((ValueError, TypeError), match=r"^version is an agent version number"):
+        await rt.retrieve_agent(agent_id, version=version)
 
 
 async def test_list_limit_returns_at_most_that_many(rt: ManagedRuntime) -> None:

@@ -326,10 +326,11 @@ class ManagedRuntime(AppliedLookups):
 
         Raises:
             NotFoundError: no such agent or version.
+            TypeError / ValueError: ``version`` is no version number (nothing is sent).
         """
-        return await (await self._api()).agents.retrieve(
-            self._id("agent", agent_id), version=version
-        )
+        agent_id = self._id("agent", agent_id)
+        check_version(version)
+        return await (await self._api()).agents.retrieve(agent_id, version=version)
 
     async def list_agents(self, *, limit: int | None = None, **filters: Any) -> list[JSON]:
         """Every agent, all pages (or the first ``limit``, in the provider's order).
