@@ -140,3 +140,26 @@ def test_what_the_provider_says_of_a_turns_end_never_drives_the_terminal(
     assert result.exit_code == 1
     assert "\x1b" not in result.stderr, repr(result.stderr)
     assert result.stderr.endswith("Error: the agent stopped: odd\\x1b[2J\n")
+
+
+def test_half_a_surrogate_pair_in_an_event_is_shown_escaped_not_a_crash(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reply holding half a surrogate pair (valid JSON, ``"\\ud83d"``: text cut in UTF-16
+    units by whatever wrote it) ended ``run`` with "unexpected UnicodeEncodeError ... This is
+    a bug in reconciler", in text mode and with ``--json``, and the rest of the turn unread.
+    It is written as the escape ``\\ud83d``: in JSON, the one that reads back the same text."""
+    ok("apply", "--auto-approve")
+    reply = {"type": "agent.message", "content": [{"type": "text", "text": "cut \ud83d here"}]}
+    end = {"type": "session.status_idle", "stop_reason": {"type": "end_turn"}}
+    events = [reply, end]
+    monkeypatch.setattr(ManagedRuntime, "run_turn", lambda self, sid, message, **_: _Turn(events))
+
+    text = cli("run", "coder", "-m", "hi")
+    assert text.exit_code == 0, text.stderr
+    assert text.stdout == "cut \\ud83d here\n"
+    as_json = cli("run", "coder", "-m", "hi", "--json")
+    assert as_json.exit_code == 0, as_json.stderr
+    first = as_json.stdout.splitlines()[0]
+    assert "\\ud83d" in first
+    assert json.loads(first) == reply

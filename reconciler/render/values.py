@@ -27,8 +27,9 @@ MAX_DIFF_LINES = 400
 ELLIPSIS = "…"
 
 # C0/C1 control characters except tab and newline: a value read from the live system must not
-# be able to move the cursor or recolour the reader's terminal.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# be able to move the cursor or recolour the reader's terminal. And the halves of surrogate
+# pairs, which valid JSON may hold alone ("\ud83d") and no terminal's encoding can write.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 # Invisible and bidirectional format characters: U+202E (right-to-left override) and its kin
@@ -59,14 +60,16 @@ def visible(text: str) -> str:
 
 
 #: What JSON text may hold raw and a terminal obeys: DEL and the C1 controls (``\x9b`` is CSI
-#: to a terminal that reads 8-bit controls); ``json.dumps`` escapes only the C0 ones.
-_JSON_CONTROL = re.compile("[\x7f-\x9f]")
+#: to a terminal that reads 8-bit controls); ``json.dumps`` escapes only the C0 ones. And a
+#: lone half of a surrogate pair, which no encoding of the output can write.
+_JSON_CONTROL = re.compile("[\x7f-\x9f\ud800-\udfff]")
 
 
 def visible_json(text: str) -> str:
     r"""JSON ``text`` (as ``json.dumps(..., ensure_ascii=False)`` writes it) with DEL, the C1
-    controls and the bidi and invisible characters (``visible``) as ``\uXXXX`` escapes: still
-    valid JSON that reads back the exact values, and nothing in it a terminal obeys."""
+    controls, lone surrogates and the bidi and invisible characters (``visible``) as
+    ``\uXXXX`` escapes: still valid JSON that reads back the exact values, and nothing in it
+    a terminal obeys."""
     return visible(_JSON_CONTROL.sub(_u_escape, text))
 
 
@@ -80,9 +83,15 @@ def printable(text: str) -> str:
 
 def without_controls(text: str) -> str:
     r"""``text`` with C0/C1 control characters but tab and newline written as escapes
-    (``"\x1b"`` -> ``"\\x1b"``), and nothing else changed: for prose such as an agent's
-    reply, whose zero-width joiners and bidi marks belong to its emoji and scripts."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    (``"\x1b"`` -> ``"\\x1b"``), and a lone half of a surrogate pair too (``"\\ud83d"``),
+    and nothing else changed: for prose such as an agent's reply, whose zero-width joiners
+    and bidi marks belong to its emoji and scripts."""
+    return _CONTROL.sub(_escape_control, text)
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def truncate(text: str, limit: int = MAX_VALUE_CHARS) -> str:
