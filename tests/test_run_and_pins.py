@@ -214,6 +214,32 @@ def test_run_warns_when_the_files_of_a_skill_its_agent_follows_changed(workdir: 
     assert "Warning" not in ok("run", "coder", "-m", "hi").stderr  # it follows no skill
 
 
+def test_run_warns_when_the_environment_it_runs_in_was_edited_and_not_applied(
+    workdir: Path,
+) -> None:
+    """A package added to environment.python-data and not applied: ``run coder`` started its
+    session in the environment as applied, without the package, and said nothing, as it
+    says of an edited agent. Now it warns, naming the environment; a continued session
+    (``--session``) keeps the environment it has, and is not warned."""
+    ok("apply", "--auto-approve")
+    started = ok("run", "coder", "-m", "hi")
+    assert "Warning" not in started.stderr
+    session_id = started.stderr.split("Session ", 1)[1].split()[0]
+    path = Path(ENVIRONMENTS)
+    text = path.read_text()
+    assert "        - pyarrow\n" in text
+    path.write_text(text.replace("        - pyarrow\n", "        - pyarrow\n        - polars\n"))
+
+    for name in ("coder", "nightly-review"):
+        result = ok("run", name, "-m", "hi")
+        assert (
+            "Warning: environment.python-data's manifest is not what the last apply recorded"
+            in result.stderr
+        ), result.stderr
+    continued = ok("run", "coder", "--session", session_id, "-m", "again")
+    assert "Warning" not in continued.stderr, continued.stderr
+
+
 def test_run_never_passes_terminal_control_sequences_through(workdir: Path) -> None:
     """An agent's reply (what it read from a web page, say) holding an escape sequence went to
     the terminal as is: ``run`` let it set the window title, clear the screen or recolour

@@ -220,11 +220,13 @@ def resolve_session_target(
 def unapplied_warning(
     manifests: ManifestSet, lockfile: Lockfile, target: SessionTarget
 ) -> str | None:
-    """A warning when the manifest of what the session runs (the agent; for a deployment,
-    the deployment too), or the files of a skill the agent follows, is not what the last
-    apply recorded, else None: the session runs what was applied, so a prompt edited and
-    not applied yet is not what answers."""
+    """A warning when the manifest of what a new session runs (the agent and its
+    environment; for a deployment, the deployment too), or the files of a skill the agent
+    follows, is not what the last apply recorded, else None: the session runs what was
+    applied, so a prompt edited and not applied yet is not what answers."""
     wanted = {target.agent_address, target.address}
+    if target.environment_address is not None:  # None: a continued session keeps its own
+        wanted.add(target.environment_address)
     desired = {r.address: r for r in desired_resources(manifests.documents) if r.address in wanted}
     differ = [
         f"{address}'s manifest"
