@@ -20,6 +20,7 @@ failures surface as the client's typed ``reconciler.errors``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -397,7 +398,8 @@ class SessionEventStream:
                     return self
                 raise
             if self._closed:  # closed while the provider answered: let the answer go
-                await cm.__aexit__(None, None, None)
+                with contextlib.suppress(Exception):  # over a closed client: gone either way
+                    await cm.__aexit__(None, None, None)
                 return self
             self._events, self._cm = events, cm
             self._loop = asyncio.get_running_loop()
