@@ -25,7 +25,13 @@ import httpx
 import pytest
 from support.gitops import cli, make_workdir
 
-from reconciler.errors import ProviderConnectionError, ServerError
+from reconciler.errors import (
+    NotFoundError,
+    ProviderConnectionError,
+    ProviderError,
+    RateLimitError,
+    ServerError,
+)
 from reconciler.provider.local import BackgroundServer, create_app
 from reconciler.provider.local.faults import InjectedDisconnect
 from reconciler.provider.local.ids import new_id, now_ts
@@ -269,6 +275,35 @@ async def test_a_stream_that_cannot_be_reopened_raises_as_before(tmp_path: Path)
     assert error.status == 503
     assert cutter.opened == 2  # the stream, and one try to open it again: the client's
     # retry policy (here: the provider's x-should-retry: false) decides, not the turn
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("refused", ["429", "deleted"])
+async def test_a_reopening_refused_otherwise_says_the_stream_broke_off_too(
+    tmp_path: Path, refused: str
+) -> None:
+    """A 429 outlasting the client's retries, or a 404 (the session deleted meanwhile), when
+    the turn reopened its stream: raised as the provider said it, without the "the stream
+    broke off and opening it again failed" a 5xx there says, so a program's log read as if
+    the turn's first request had failed. Same type, same details (``retry_after`` kept)."""
+
+    async def run(rt: ManagedRuntime, session_id: str) -> Any:
+        turn = rt.run_turn(session_id, "hello")
+        with pytest.raises(ProviderError) as raised:
+            await turn.collect()
+        return turn, raised.value
+
+    options: dict[str, Any] = {"refuse": 429} if refused == "429" else {"delete": True}
+    (turn, error), _ = await _turn(
+        lambda app: StreamCutter(app, after=1, **options), tmp_path / "p.db", run
+    )
+
+    assert "the stream broke off and opening it again failed" in str(error), error
+    if refused == "429":
+        assert isinstance(error, RateLimitError) and error.retry_after == 1
+    else:
+        assert isinstance(error, NotFoundError) and error.status == 404
+    assert turn.done and _types(turn.events) == ["user.message"]
 
 
 # -- reconciler run ------------------------------------------------------------------------

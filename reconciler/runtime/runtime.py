@@ -635,7 +635,8 @@ class ManagedRuntime(AppliedLookups):
         an error frame) is reopened, up to 3 times in a row with the client's backoff:
         what the session's event list holds after the last event read comes first, then
         the live events, each once. When reopening fails the error is raised
-        (``ProviderConnectionError``, ``ServerError``); ``turn.reconnects`` counts them.
+        (``ProviderConnectionError``, ``ServerError``, ``RateLimitError``, ``NotFoundError``:
+        the session deleted meanwhile); ``turn.reconnects`` counts them.
 
         Args:
             session_id: the session (None = the remembered one).

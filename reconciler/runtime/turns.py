@@ -17,7 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Self
 
-from reconciler.errors import ProviderConnectionError, ProviderError, ServerError
+from reconciler.errors import ProviderConnectionError, ProviderError, RateLimitError, ServerError
 from reconciler.jsontypes import JSON
 from reconciler.runtime.streams import SessionEventStream, ends_turn, is_input
 
@@ -49,8 +49,9 @@ class Turn:
     in a row at most, waiting the client's backoff before each); the events the session
     listed after the last one read come first, then the live ones, each once. Reopening
     that fails raises the error, as a turn without reconnection would
-    (``ProviderConnectionError``, ``ServerError``): the client has retried that request by
-    its own policy, so the turn does not try it again.
+    (``ProviderConnectionError``, ``ServerError``, ``RateLimitError``, ``NotFoundError``),
+    saying the stream broke off: the client has retried that request by its own policy, so
+    the turn does not try it again.
 
     Attributes:
         session_id: the session.
@@ -215,13 +216,15 @@ class Turn:
             raise StopAsyncIteration
         try:
             await stream.open()
-        except (ProviderConnectionError, ServerError) as failed:
+        except ProviderError as failed:  # a 5xx, a 429 outlasting retries, a 404 (deleted)
             await stream.aclose()
             # final: the client has retried this request by its own policy already
-            raise type(failed)(
-                f"{failed} (the stream broke off and opening it again failed)",
-                **failed.details(),
-            ) from failed
+            said = f"{failed} (the stream broke off and opening it again failed)"
+            if isinstance(failed, RateLimitError):
+                raise RateLimitError(
+                    said, retry_after=failed.retry_after, **failed.details()
+                ) from failed
+            raise type(failed)(said, **failed.details()) from failed
         except BaseException:
             await stream.aclose()
             raise
