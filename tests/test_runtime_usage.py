@@ -384,6 +384,17 @@ def test_a_name_applied_as_another_kind_names_that_kind_not_apply(applied: Path)
         rt.agent("review-checklist")
 
 
+def test_a_name_pasted_with_whitespace_around_it_is_that_name(applied: Path) -> None:
+    """``rt.agent(os.environ["AGENT"])`` with the variable's trailing newline, or a name
+    pasted with a space: "agent.coder  is not in the lockfile ...; did you mean agent.coder?",
+    the difference invisible. Names hold no whitespace (as ``run --session`` reads an id):
+    the name is looked up without it."""
+    rt = ManagedRuntime()
+    coder = rt.agent("coder")
+    assert rt.agent("coder\n") == rt.agent(" agent.coder ") == coder
+    assert rt.applied("agent.coder\n").id == coder
+
+
 # -- streams a program leaves behind -------------------------------------------------------
 
 

@@ -55,8 +55,9 @@ def lookup_address(kind: str, name: str) -> str:
     """``coder`` or ``agent.coder`` -> ``agent.coder``; another kind's address is refused."""
     if kind not in LOOKUP_KINDS:
         raise ValueError(f"kind must be one of {', '.join(LOOKUP_KINDS)}, got {kind!r}")
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str) or not name.strip():
         raise TypeError(f"{_a(kind)} name is a non-empty string, got {name!r}")
+    name = name.strip()  # a variable's trailing newline: names and addresses hold no space
     prefix, dot, _ = name.partition(".")
     address = name if dot and prefix in KIND_INFO else address_of(kind, name)
     prefix = address.partition(".")[0]
@@ -113,6 +114,7 @@ def find_applied(
     from reconciler.state import open_location  # pydantic models: only when used
 
     kind = _kind_of(address)
+    address = address.strip()  # a variable's trailing newline: addresses hold no space
     location = open_location(backend, lockfile_path, project)
     try:
         lockfile = location.read()
