@@ -262,7 +262,7 @@ class AppliedLookups:
 
         Example:
             >>> notes = rt.memory_store_resource("notes", access="read_only")
-            >>> await rt.create_session(rt.agent("coder"), resources=[notes])
+            >>> await rt.create_session(rt.agent("coder"), rt.environment("dev"), resources=[notes])
         """
         resource = {"type": "memory_store", "memory_store_id": self.memory_store(name)}
         if access is not None:
