@@ -395,6 +395,16 @@ def test_a_name_pasted_with_whitespace_around_it_is_that_name(applied: Path) -> 
     assert rt.applied("agent.coder\n").id == coder
 
 
+def test_a_lockfile_that_is_a_folder_says_what_a_program_passes(applied: Path) -> None:
+    """``ManagedRuntime(lockfile="state")``: "a folder, not a lockfile; pass the lockfile's
+    path with --lockfile", a command-line option a program has not got."""
+    from reconciler.errors import LockfileError
+
+    with pytest.raises(LockfileError) as caught:
+        ManagedRuntime(lockfile="state").agent("coder")
+    assert "(in a program: lockfile=)" in str(caught.value), caught.value
+
+
 # -- streams a program leaves behind -------------------------------------------------------
 
 

@@ -330,7 +330,8 @@ def read_stamped(path: Path, *, project: str) -> tuple[Lockfile, FileStamp | Non
         return new_lockfile(project), None
     except IsADirectoryError:
         raise LockfileError(
-            f"{path}: a folder, not a lockfile; pass the lockfile's path with --lockfile"
+            f"{path}: a folder, not a lockfile; pass the lockfile's path with --lockfile "
+            "(in a program: lockfile=)"
         ) from None
     except OSError as e:
         raise LockfileError(f"{path}: cannot read the lockfile: {e.strerror or e}") from e
