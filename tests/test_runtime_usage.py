@@ -405,6 +405,29 @@ def test_a_lockfile_that_is_a_folder_says_what_a_program_passes(applied: Path) -
     assert "(in a program: lockfile=)" in str(caught.value), caught.value
 
 
+async def test_one_vault_id_or_one_resource_where_a_list_goes_is_a_type_error(
+    applied: Path,
+) -> None:
+    """``create_session(..., vault_ids=rt.vault("github"))`` (the lookup gives one id, the
+    keyword takes a list) sent each character as a vault id: "404 vault v not found"; one
+    resource dict (``resources=rt.memory_store_resource(...)``) failed with "dictionary
+    update sequence element #0 has length 1; 2 is required". Both are a TypeError naming
+    the keyword, before anything is sent, as ``ManagedConfig`` words them."""
+    async with ManagedRuntime() as rt:
+        agent, env = rt.agent("coder"), rt.environment("python-data")
+        before = len(await rt.list_sessions("all"))
+        with pytest.raises(TypeError, match=r"^create_session vault_ids must be a list of str"):
+            await rt.create_session(agent, env, vault_ids=rt.vault("github"))
+        notes = rt.memory_store_resource("review-notes")
+        with pytest.raises(TypeError, match=r"^create_session resources must be a list of obj"):
+            await rt.create_session(agent, env, resources=notes)  # type: ignore[arg-type]
+        assert len(await rt.list_sessions("all")) == before
+        session_id = await rt.create_session(
+            agent, env, vault_ids=[rt.vault("github")], resources=[notes]
+        )
+        assert (await rt.retrieve_session(session_id))["vault_ids"] == [rt.vault("github")]
+
+
 # -- streams a program leaves behind -------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """The keywords ``ManagedRuntime()`` takes: its own, its client's, and the error for others;
-and the checks of their types (``check_arguments``, ``check_config``), and of the ids and
-version pins its methods take (``check_id``, ``check_version``), at the call.
+and the checks of their types (``check_arguments``, ``check_config``), and of the ids,
+version pins and lists its methods take (``check_id``, ``check_version``, ``session_list``),
+at the call.
 
 ``CLIENT_OPTIONS`` are the ``ProviderClient`` keywords a runtime passes on to the client it
 builds; ``unknown_keywords`` words the ``TypeError`` for any keyword neither takes, with the
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from reconciler.runtime.config import ManagedConfig
 
@@ -21,6 +23,7 @@ __all__ = [
     "check_config",
     "check_id",
     "check_version",
+    "session_list",
     "unknown_keywords",
 ]
 
@@ -115,3 +118,28 @@ def check_version(pin: object) -> None:
         raise error(
             f"version is an agent version number (1, 2, ...), or None for the latest; got {pin!r}"
         )
+
+
+def session_list(
+    name: str, value: object, item: type[Any], default: Iterable[Any] = ()
+) -> list[Any]:
+    """``create_session``'s list ``name`` (``vault_ids`` of strings, ``resources`` of dicts)
+    as a list, ``default`` when None: a ``TypeError`` for one item given where the list goes
+    (a string is a sequence of strings: each character went as a vault id) or an item of
+    another type. The message shows no value (a resource may hold a repository's token)."""
+    if value is None:
+        return list(default)
+    what = "strings (ids)" if item is str else "objects (dicts)"
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise TypeError(
+            f"create_session {name} must be a list of {what}, not {type(value).__name__}; "
+            f"for one, pass {name}=[...]"
+        )
+    items = list(value)
+    for index, each in enumerate(items):
+        if not isinstance(each, item) or (item is str and not each):
+            raise TypeError(
+                f"create_session {name} must be a list of {what}; item {index} is "
+                f"{'empty' if each == '' else type(each).__name__}"
+            )
+    return items

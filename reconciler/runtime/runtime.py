@@ -35,6 +35,7 @@ from reconciler.runtime.options import (
     check_config,
     check_id,
     check_version,
+    session_list,
     unknown_keywords,
 )
 from reconciler.runtime.streams import (
@@ -469,6 +470,8 @@ class ManagedRuntime(AppliedLookups):
 
         Raises:
             ValueError: ``metadata`` has an ownership key (nothing is sent).
+            TypeError: ``vault_ids`` or ``resources`` is one id or dict, not a list of them
+                (nothing is sent).
         """
         if metadata:
             refuse_ownership_keys("create_session metadata", metadata, keys=_SESSION_REFUSED)
@@ -482,10 +485,10 @@ class ManagedRuntime(AppliedLookups):
         title = title if title is not None else self.config.session_title
         if title is not None:
             body["title"] = title
-        vaults = list(vault_ids if vault_ids is not None else self.config.vault_ids)
+        vaults = session_list("vault_ids", vault_ids, str, self.config.vault_ids)
         if vaults:
             body["vault_ids"] = vaults
-        mounts = list(resources if resources is not None else self.config.resources)
+        mounts = session_list("resources", resources, Mapping, self.config.resources)
         if mounts:
             body["resources"] = [dict(r) for r in mounts]
         if metadata:
