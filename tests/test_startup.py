@@ -297,3 +297,38 @@ run()
     assert result.returncode == 130, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert result.stderr.strip() == "Interrupted."
+
+
+def test_ctrl_c_while_python_m_reconciler_cli_starts_is_no_traceback(tmp_path: Path) -> None:
+    """``python -m reconciler.cli plan`` sent Ctrl-C in its first second printed a Python
+    traceback (the interpreter imports the package, and so the whole command line, before
+    its ``__main__`` runs); it now ends as the console script does: "Interrupted.", exit 130.
+    A real SIGINT reaches the process while ``reconciler.app`` is being imported (a
+    ``sitecustomize`` on the path sends it)."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import os, signal, sys\n"
+        "class Interrupting:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'reconciler.app':\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Interrupting())\n"
+    )
+    env = clean_env(
+        PYTHONPATH=os.pathsep.join([str(hooks), str(REPO), os.environ.get("PYTHONPATH", "")])
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "plan"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.returncode == 130, result.stderr[-3000:]
+    assert result.stderr.strip() == "Interrupted."
+    assert result.stdout == ""

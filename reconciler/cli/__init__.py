@@ -20,6 +20,7 @@ A module added later joins the CLI the same way: define ``register(group)`` and 
 
 from __future__ import annotations
 
+import reconciler.cli.starting  # first: a Ctrl-C while `python -m reconciler.cli` starts
 import importlib
 import logging
 import os
