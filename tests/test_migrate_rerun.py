@@ -96,16 +96,14 @@ def test_the_way_back_rerun_after_a_kill_marks_the_database(
     assert ok("state", "list").stdout == listed
 
 
-def test_a_second_copy_into_a_lockfile_does_not_speak_of_a_marker_it_never_writes(
+def test_a_second_copy_into_a_lockfile_is_refused_naming_where_the_state_went(
     workdir: Path,
 ) -> None:
-    """Lockfile to lockfile leaves the source as it was (no marker): run twice, the second
-    said "an earlier migration ... stopped before it marked the source", then "left as it
-    was", which contradict each other."""
+    """Lockfile to lockfile marks the source (session 16; it was left live, two lockfiles of
+    one lineage): run twice, the second is refused naming the lockfile the state went to."""
     ok("apply", "--auto-approve")
     (workdir / "ops").mkdir()
     ok("state", "migrate", "--to", "ops/state.lock")
-    again = ok("state", "migrate", "--to", "ops/state.lock").stdout
-    assert "ops/state.lock already holds this state" in again
-    assert "marked" not in again, again
-    assert "state/reconciler.lock was left as it was" in again
+    again = cli("state", "migrate", "--to", "ops/state.lock")
+    assert again.exit_code == 1, (again.stdout, again.stderr)
+    assert "its state was moved to ops/state.lock" in again.stderr, again.stderr

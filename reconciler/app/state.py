@@ -316,13 +316,12 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
     the default lockfile's, as runners with ``--backend`` alone compute it): it is rebased
     onto the target's, so the same provider is still the same origin there.
 
-    Both sides are locked while it runs. A lockfile moved into a database, or a database's
-    state moved into a lockfile, is marked as moved (``MigratedTo``): it keeps its content,
+    Both sides are locked while it runs. The source (a lockfile or a database's state,
+    whatever the target's kind) is marked as moved (``MigratedTo``): it keeps its content,
     and every command refuses it naming the target, so a runner that was not pointed at the
-    new state cannot go on with the old copy; ``force`` migrates a marked state all the
-    same, and a state moved back into it replaces it. A lockfile copied to another lockfile,
-    or a database's state to another database, is left as it is (point ``--backend`` at
-    the target, or ``--lockfile``, afterwards).
+    new state cannot go on with the old copy, and no two live states of one lineage exist;
+    ``force`` migrates a marked state all the same, and a state moved back into it replaces
+    it.
 
     Raises:
         LockfileError: the target is the source, or a folder, or it holds entries and
@@ -391,12 +390,12 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
                     )
                     moved = lockfile.model_copy(update={"origin": origin})
                     copied = target.replace(moved, history, force=force)
-                    if target_is_db != (settings.backend is not None):
-                        # into another kind of backend: the source says where it went
-                        at = utc_timestamp()
-                        where = MigratedTo(backend=target.name, at=at, serial=lockfile.serial)
-                        source.mark_migrated(lockfile, where)
-                        marked = True
+                    # the source says where it went (into any backend, of its kind too: two
+                    # live copies of one lineage would let two applies own the same resources)
+                    at = utc_timestamp()
+                    where = MigratedTo(backend=target.name, at=at, serial=lockfile.serial)
+                    source.mark_migrated(lockfile, where)
+                    marked = True
                 finally:
                     target_lock.release()
             finally:

@@ -270,21 +270,19 @@ def state_migrate(app: App, to: str, force: bool) -> None:
     """Copy the state to another backend (lockfile -> PostgreSQL -> lockfile).
 
     Lineage, serial, entries, pending intents and history are kept; a target that already
-    holds entries is refused unless --force. A lockfile moved into a database (or a
-    database's state moved into a lockfile) is marked as moved: every command refuses it
-    after, naming where the state went (--force migrates it again). Point --backend (RECONCILER_BACKEND) at a database target afterwards, or unset
-    it and pass --lockfile (RECONCILER_LOCKFILE) for a lockfile target; the command says
-    which.
+    holds entries is refused unless --force. The source (a lockfile or a database's state)
+    is marked as moved: every command refuses it after, naming where the state went (--force
+    migrates it again), so no two live states of one lineage are left. Point --backend
+    (RECONCILER_BACKEND) at a database target afterwards, or unset it and pass --lockfile
+    (RECONCILER_LOCKFILE) for a lockfile target; the command says which.
     """
     result = migrate_state(app.settings, to, force=force)
     if result.already_there:
-        # a migration stopped (killed) after its copy landed, before the source was marked;
-        # or, lockfile to lockfile (no marker), simply run twice
-        how = " and stopped before it marked the source" if result.marked else ""
+        # a migration stopped (killed) after its copy landed, before the source was marked
         click.echo(
             f"{result.target} already holds this state (lineage {result.lineage}, serial "
-            f"{result.serial}, {result.entries} entries): an earlier migration copied it"
-            f"{how}; nothing was copied again."
+            f"{result.serial}, {result.entries} entries): an earlier migration copied it and "
+            "stopped before it marked the source; nothing was copied again."
         )
     else:
         click.echo(
@@ -299,18 +297,17 @@ def state_migrate(app: App, to: str, force: bool) -> None:
             "(a lost lockfile healed, or one restored from git), were not copied; they stay "
             f"in {result.history_left_in}."
         )
-    if result.marked and result.to_database:
-        click.echo(
-            f"{result.source} now only says where the state went: every command run without "
-            "--backend refuses it, naming the database. Use the new state from now on:"
-        )
-    elif result.marked:
-        click.echo(
-            f"{result.source} now only says where the state went: every command run with "
-            "that --backend refuses it, naming the lockfile. Use the new state from now on:"
-        )
+    if app.settings.backend is not None:
+        readers = "every command run with that --backend"
+    elif result.to_database:
+        readers = "every command run without --backend"
     else:
-        click.echo(f"{result.source} was left as it was; use the new state from now on:")
+        readers = "every command that reads it"
+    target = "the database" if result.to_database else "the lockfile"
+    click.echo(
+        f"{result.source} now only says where the state went: {readers} refuses it, naming "
+        f"{target}. Use the new state from now on:"
+    )
     for line in _after_migrate(app, result):
         click.echo(f"  {line}")
 

@@ -42,7 +42,7 @@ from reconciler.errors import LockfileError
 from reconciler.kinds import kind_of
 from reconciler.state.files import fsync_dir
 from reconciler.state.journalfile import replay_journal
-from reconciler.state.model import LOCKFILE_VERSION, Lockfile, new_lockfile
+from reconciler.state.model import LOCKFILE_VERSION, Lockfile, MigratedTo, new_lockfile
 
 BACKUP_SUFFIX = ".backup"
 TEMP_MARK = ".tmp-"
@@ -88,35 +88,58 @@ class MigratedState(LockfileError):
         self.lockfile = lockfile
 
 
+def _moved_into_a_database(moved: MigratedTo) -> bool:
+    """Whether ``state migrate`` moved the state into a database (else into a lockfile)."""
+    from reconciler.state.postgres.conninfo import is_database_url  # no psycopg import
+
+    return is_database_url(moved.backend)
+
+
 class MigratedLockfile(MigratedState):
-    """A lockfile whose state ``state migrate`` moved into a database."""
+    """A lockfile whose state ``state migrate`` moved into a database or another lockfile."""
 
     def __init__(self, path: str | os.PathLike[str], lockfile: Lockfile) -> None:
         moved = lockfile.migrated_to
         assert moved is not None
+        if _moved_into_a_database(moved):
+            use = "Set RECONCILER_BACKEND (or --backend) to that database in every runner"
+            back = f"`reconciler --backend DB state migrate --to {path}`"
+        else:
+            use = (
+                f"Pass --lockfile {moved.backend} (or set RECONCILER_LOCKFILE to it) in every "
+                "runner"
+            )
+            back = f"`reconciler --lockfile {moved.backend} state migrate --to {path}`"
         super().__init__(
             f"{path}: its state was moved to {moved.backend} by `reconciler state migrate` on "
             f"{moved.at} (serial {moved.serial}), and this file only says so: no command reads "
-            "or writes it. Set RECONCILER_BACKEND (or --backend) to that database in every "
-            f"runner, and `git rm {path}`; to bring the state back into a lockfile: "
-            f"`reconciler --backend DB state migrate --to {path}`",
+            f"or writes it. {use}, and `git rm {path}`; to bring the state back into this "
+            f"lockfile: {back}",
             lockfile,
         )
 
 
 class MigratedDatabase(MigratedState):
-    """A database state (one project's) that ``state migrate`` moved into a lockfile."""
+    """A database state (one project's) that ``state migrate`` moved into a lockfile or
+    another database."""
 
     def __init__(self, name: str, lockfile: Lockfile) -> None:
         moved = lockfile.migrated_to
         assert moved is not None
+        if _moved_into_a_database(moved):
+            use = "Set RECONCILER_BACKEND (or --backend) to that database in every runner"
+            back = "`reconciler --backend NEW_DB state migrate --to DB`"
+        else:
+            use = (
+                f"Unset RECONCILER_BACKEND (and --backend) in every runner and pass --lockfile "
+                f"{moved.backend} (or set RECONCILER_LOCKFILE to it)"
+            )
+            back = f"`reconciler --lockfile {moved.backend} state migrate --to DB`"
         super().__init__(
             f"{name}: its state was moved to {moved.backend} by `reconciler state migrate` on "
             f"{moved.at} (serial {moved.serial}), and the database only says so: no command "
-            "reads or writes this project's state there. Unset RECONCILER_BACKEND (and "
-            f"--backend) in every runner and pass --lockfile {moved.backend} (or set "
-            "RECONCILER_LOCKFILE to it); to bring the state back into the database: "
-            f"`reconciler --lockfile {moved.backend} state migrate --to DB`",
+            f"reads or writes this project's state there. {use}; to bring the state back into "
+            f"the database: {back}",
             lockfile,
         )
 

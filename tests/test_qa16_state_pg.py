@@ -1,0 +1,49 @@
+"""State as a team shares it in PostgreSQL (QA session 16), through the command line against
+a real server (``support.postgres``):
+
+- ``state migrate --to`` another database (a new server, say) left the old database's state
+  live: two states of one lineage, which two runners could both apply from. The old one is
+  now marked as moved, as a move into a lockfile already marked it, and refused naming the
+  new database (``--backend``), not a lockfile.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.gitops import cli, make_workdir, ok
+from support.postgres import PostgresServer
+
+pytestmark = pytest.mark.tcp
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_workdir(tmp_path, monkeypatch)
+
+
+def test_a_database_state_migrated_to_another_database_is_marked_and_refused(
+    workdir: Path, pg_url: str, postgres_server: PostgresServer
+) -> None:
+    old = pg_url.replace("postgres@", "postgres:Pa55-old@")
+    new = postgres_server.new_database().replace("postgres@", "postgres:Pa55-new@")
+    ok("--backend", old, "apply", "--auto-approve")
+    moved = ok("--backend", old, "state", "migrate", "--to", new)
+    said = " ".join(moved.stdout.split())
+    assert "was left as it was" not in said, said
+    assert "now only says where the state went" in said, said
+    for args in (("plan",), ("apply", "--auto-approve"), ("state", "list")):
+        refused = cli("--backend", old, *args)
+        assert refused.exit_code == 1, (args, refused.stdout, refused.stderr)
+        message = " ".join(refused.stderr.split())
+        assert "its state was moved to postgresql://" in message, message
+        assert "Set RECONCILER_BACKEND (or --backend) to that database" in message, message
+        assert "--lockfile" not in message, message
+        assert "Pa55" not in refused.stdout + refused.stderr
+    assert "Pa55" not in moved.stdout + moved.stderr
+    assert cli("--backend", new, "plan", "--detailed-exitcode").exit_code == 0
+    # the way back needs no --force; then the new database is the marked one
+    ok("--backend", new, "state", "migrate", "--to", old)
+    assert cli("--backend", old, "plan", "--detailed-exitcode").exit_code == 0
+    assert cli("--backend", new, "plan").exit_code == 1
