@@ -5,6 +5,10 @@
   resources. The source is now marked as moved, as a move between a lockfile and a database
   already was: every command refuses it naming the new lockfile, and the way back replaces
   the marker without ``--force``.
+- ``--backend 'postgresql://...?sslmod=require'`` (a misspelt option in the URL's query) said
+  only "postgresql://(unparsable connection string): not a valid PostgreSQL connection
+  string", with no word of what was wrong; it now names the database and the option, with
+  the option it may be a typo of, and still never the password.
 """
 
 from __future__ import annotations
@@ -47,3 +51,23 @@ def test_a_lockfile_migrated_to_another_lockfile_is_marked_and_refused(workdir: 
     refused = cli("--lockfile", "ops/state.lock", "plan")
     assert refused.exit_code == 1 and "its state was moved to" in refused.stderr
 
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ("?sslmod=require", "unknown option 'sslmod' in the URL's query; did you mean sslmode?"),
+        ("?sslmode=require&Connect_Timeout=5", "unknown option 'Connect_Timeout'"),
+        ("?bogus=1", "unknown option 'bogus' in the URL's query (libpq's options"),
+    ],
+)
+def test_a_misspelt_option_in_the_database_url_is_named(
+    workdir: Path, query: str, said: str
+) -> None:
+    url = f"postgresql://ci:Pa55word@127.0.0.1:1/state{query}"
+    result = cli("--backend", url, "plan")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stderr.startswith("Error: postgresql://ci@127.0.0.1:1/state: "), result.stderr
+    assert said in result.stderr, result.stderr
+    assert "Pa55word" not in result.stdout + result.stderr
+    assert not LOCKFILE.exists()

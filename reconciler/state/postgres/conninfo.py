@@ -13,6 +13,7 @@ might quote it (a driver's error).
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import shlex
@@ -67,6 +68,36 @@ def _parts(conninfo: str) -> dict[str, str]:
         return {k: str(v) for k, v in conninfo_to_dict(conninfo).items() if v is not None}
     except Exception:  # noqa: BLE001 - psycopg.ProgrammingError; the text is never echoed
         return {}
+
+
+def _unknown_query_option(conninfo: str) -> str | None:
+    """Why libpq refused a URL, when an option of its query is not one of libpq's (a typo,
+    ``?sslmod=require``): the option's name, never a value. None for anything else, and when
+    the query sets a password (a raw ``&`` in it would make part of it read as a name)."""
+    from urllib.parse import unquote
+
+    from psycopg import pq
+
+    if _URL.match(conninfo) is None or "?" not in conninfo:
+        return None
+    names = [
+        unquote(name)
+        for name, eq, _ in (pair.partition("=") for pair in conninfo.split("?", 1)[1].split("&"))
+        if eq
+    ]
+    if "password" in names or "sslpassword" in names:
+        return None
+    known = {option.keyword.decode() for option in pq.Conninfo.get_defaults()} | {"ssl"}
+    for name in names:
+        if name not in known and re.fullmatch(r"[A-Za-z_]{1,64}", name):
+            close = difflib.get_close_matches(name.lower(), sorted(known), n=1)
+            hint = (
+                f"; did you mean {close[0]}?"
+                if close
+                else " (libpq's options: sslmode, connect_timeout, options, application_name ...)"
+            )
+            return f"unknown option {name!r} in the URL's query{hint}"
+    return None
 
 
 def redact(conninfo: str) -> str:
@@ -176,6 +207,10 @@ def connect(conninfo: str, *, purpose: str = "") -> Conn:
             "PGPASSWORD or ~/.pgpass"
         )
     if not parts and conninfo.strip():
+        unknown = _unknown_query_option(conninfo)
+        if unknown is not None:
+            base = conninfo.split("?", 1)[0]
+            raise DatabaseError(f"{redact(base) if _parts(base) else redact(conninfo)}: {unknown}")
         raise DatabaseError(
             f"{redact(conninfo)}: not a valid PostgreSQL connection string; use "
             "postgresql://USER@HOST:PORT/DBNAME or libpq's key=value words"
