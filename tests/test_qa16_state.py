@@ -9,11 +9,15 @@
   only "postgresql://(unparsable connection string): not a valid PostgreSQL connection
   string", with no word of what was wrong; it now names the database and the option, with
   the option it may be a typo of, and still never the password.
+- ``state migrate --to /dev/null`` (or a FIFO) said "pass another --lockfile" (the source's
+  flag) and left ``/dev/null.guard`` behind: the target's lock was taken before the target
+  was found not to be a file. It is now refused first, naming ``--to``, leaving nothing.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -71,3 +75,20 @@ def test_a_misspelt_option_in_the_database_url_is_named(
     assert said in result.stderr, result.stderr
     assert "Pa55word" not in result.stdout + result.stderr
     assert not LOCKFILE.exists()
+
+
+def test_migrate_to_a_device_names_to_and_leaves_nothing_beside_it(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    fifo = workdir / "pipe"
+    os.mkfifo(fifo)
+    before = LOCKFILE.read_bytes()
+    for target in (str(fifo), os.devnull):
+        result = cli("state", "migrate", "--to", target)
+        assert result.exit_code == 1, (result.stdout, result.stderr)
+        assert result.stderr == (
+            f"Error: state migrate --to {target}: not a regular file, so not a lockfile; give a "
+            f"lockfile's path, e.g. --to {Path(target).parent / 'reconciler.lock'}\n"
+        ), result.stderr
+    assert sorted(p.name for p in workdir.iterdir()) == [".reconciler", "manifests", "pipe", "state"]
+    assert not Path(os.devnull + ".guard").exists()
+    assert LOCKFILE.read_bytes() == before

@@ -280,8 +280,8 @@ _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*(?::[A-Za-z][A-Za-z0-9+.-]*)
 
 
 def _check_lockfile_path(to: str) -> None:
-    """Refuse a ``--to`` that names no lockfile: nothing, a URL of another scheme, or a
-    folder (``state/``, ``.``).
+    """Refuse a ``--to`` that names no lockfile: nothing, a URL of another scheme, a folder
+    (``state/``, ``.``), or a device or FIFO.
 
     Raises:
         LockfileError: saying to give the lockfile's path, e.g. ``state/reconciler.lock``.
@@ -306,6 +306,12 @@ def _check_lockfile_path(to: str) -> None:
         raise LockfileError(
             f"state migrate --to {to}: a folder, not a lockfile; give the lockfile's path, "
             f"e.g. --to {example}"
+        )
+    if path.exists() and not path.is_file():
+        # a device or a FIFO (/dev/null): refused before its lock is taken beside it
+        raise LockfileError(
+            f"state migrate --to {to}: not a regular file, so not a lockfile; give a "
+            f"lockfile's path, e.g. --to {path.parent / Path(DEFAULT_LOCKFILE).name}"
         )
 
 
