@@ -12,6 +12,7 @@
 - ``state migrate --to /dev/null`` (or a FIFO) said "pass another --lockfile" (the source's
   flag) and left ``/dev/null.guard`` behind: the target's lock was taken before the target
   was found not to be a file. It is now refused first, naming ``--to``, leaving nothing.
+  ``--lockfile FIFO apply`` (or ``state rm``, ``rollback``) left ``FIFO.guard`` the same way.
 """
 
 from __future__ import annotations
@@ -92,3 +93,18 @@ def test_migrate_to_a_device_names_to_and_leaves_nothing_beside_it(workdir: Path
     assert sorted(p.name for p in workdir.iterdir()) == [".reconciler", "manifests", "pipe", "state"]
     assert not Path(os.devnull + ".guard").exists()
     assert LOCKFILE.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("apply", "--auto-approve"), ("state", "rm", "agent.coder"), ("state", "migrate", "--to", "x.lock")],
+)
+def test_a_fifo_as_the_lockfile_is_refused_leaving_no_guard(
+    workdir: Path, command: tuple[str, ...]
+) -> None:
+    fifo = workdir / "pipe"
+    os.mkfifo(fifo)
+    result = cli("--lockfile", str(fifo), *command)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "not a regular file, so not a lockfile" in result.stderr, result.stderr
+    assert sorted(p.name for p in workdir.iterdir()) == ["manifests", "pipe"]

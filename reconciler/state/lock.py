@@ -242,6 +242,12 @@ class ApplyLock(HeartbeatLock):
         """
         if self._info is not None:
             raise RuntimeError(f"{self.lockfile_path}: this ApplyLock is already held")
+        if self.lockfile_path.exists() and not self.lockfile_path.is_file():
+            # a device or a FIFO (--lockfile /dev/null): refused before a guard is made beside it
+            raise LockfileError(
+                f"{self.lockfile_path}: not a regular file, so not a lockfile; move it away or "
+                "pass another --lockfile"
+            )
         now = _now()
         info = LockInfo(
             id=uuid.uuid4().hex[:8],
