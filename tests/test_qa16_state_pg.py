@@ -5,6 +5,10 @@ a real server (``support.postgres``):
   live: two states of one lineage, which two runners could both apply from. The old one is
   now marked as moved, as a move into a lockfile already marked it, and refused naming the
   new database (``--backend``), not a lockfile.
+- ``state rm ADDR`` (or ``state mv``) while the project's first apply was still refreshing
+  (the lease held, nothing written yet) said "... does not exist: no entries (nothing was
+  applied with it yet; check --backend and --project)", sending the engineer after a wrong
+  --project; it now says the state is locked by that apply, naming it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from pathlib import Path
 import pytest
 from support.gitops import cli, make_workdir, ok
 from support.postgres import PostgresServer
+
+from reconciler.state.postgres.lease import PgLease
 
 pytestmark = pytest.mark.tcp
 
@@ -47,3 +53,21 @@ def test_a_database_state_migrated_to_another_database_is_marked_and_refused(
     ok("--backend", new, "state", "migrate", "--to", old)
     assert cli("--backend", old, "plan", "--detailed-exitcode").exit_code == 0
     assert cli("--backend", new, "plan").exit_code == 1
+
+
+
+@pytest.mark.parametrize(
+    "command", [("state", "rm", "agent.coder"), ("state", "mv", "agent.coder", "agent.other")]
+)
+def test_state_rm_while_a_first_apply_runs_names_that_apply(
+    workdir: Path, pg_url: str, command: tuple[str, ...]
+) -> None:
+    running = PgLease(pg_url, "default")  # the first apply of the project, refreshing still
+    held = running.acquire("apply")
+    try:
+        result = cli("--backend", pg_url, *command)
+    finally:
+        running.release()
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert f"is locked by apply {held.id}" in result.stderr, result.stderr
+    assert "check --backend and --project" not in result.stderr, result.stderr

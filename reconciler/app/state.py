@@ -158,6 +158,8 @@ def _check_before_lock(
         return
     with state_location(settings) as location:
         lockfile = location.read()
+        if not lockfile.written and location.running_lock() is not None:
+            return  # a first apply runs there, nothing written yet: taking the lease names it
     _refuse_unwritten(settings, lockfile, address)
     edit(lockfile)
 
