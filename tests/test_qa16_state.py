@@ -13,12 +13,19 @@
   flag) and left ``/dev/null.guard`` behind: the target's lock was taken before the target
   was found not to be a file. It is now refused first, naming ``--to``, leaving nothing.
   ``--lockfile FIFO apply`` (or ``state rm``, ``rollback``) left ``FIFO.guard`` the same way.
+- ``--lockfile state/reconciler apply`` (the ``.lock`` left out) took the real lockfile,
+  ``state/reconciler.lock``, for the apply lock of ``state/reconciler``: unreadable as a lock,
+  it was "stale" once 30 s old, so the apply took it over and deleted it at its end - the
+  team's lockfile gone, the state rebuilt in ``state/reconciler``. (``state migrate --to
+  state/reconciler`` said to delete it "if no apply is running".) A lockfile where a lock
+  should be is now refused, naming the lockfile meant, and nothing is written.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -108,3 +115,32 @@ def test_a_fifo_as_the_lockfile_is_refused_leaving_no_guard(
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert "not a regular file, so not a lockfile" in result.stderr, result.stderr
     assert sorted(p.name for p in workdir.iterdir()) == ["manifests", "pipe"]
+
+
+def _lockfile_aged() -> bytes:
+    old = time.time() - 120  # past the 30 s after which an unreadable lock counts as stale
+    os.utime(LOCKFILE, (old, old))
+    return LOCKFILE.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("--lockfile", "state/reconciler", "apply", "--auto-approve"),
+        ("--lockfile", "state/reconciler", "unlock", "0123abcd"),
+        ("state", "migrate", "--to", "state/reconciler"),
+    ],
+)
+def test_a_lockfile_is_never_taken_for_the_apply_lock_of_another(
+    workdir: Path, command: tuple[str, ...]
+) -> None:
+    ok("apply", "--auto-approve")
+    before = _lockfile_aged()
+    files = sorted(p.name for p in (workdir / "state").iterdir())
+    result = cli(*command)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    message = " ".join(result.stderr.split())
+    assert f"{LOCKFILE} is a lockfile, not the apply lock of state/reconciler" in message, message
+    assert "delete it" not in message, message
+    assert LOCKFILE.read_bytes() == before
+    assert sorted(p.name for p in (workdir / "state").iterdir()) == files

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import fcntl
 import getpass
+import json
 import logging
 import os
 import secrets
@@ -261,8 +262,10 @@ class ApplyLock(HeartbeatLock):
         )
         self._made_folder = not self.lockfile_path.parent.exists()
         try:
+            _refuse_a_lockfile_as_lock(self.lockfile_path, self.path, _observe(self.path))
             with _guard(self.lockfile_path, _GUARD_TIMEOUT):
                 seen = _observe(self.path)
+                _refuse_a_lockfile_as_lock(self.lockfile_path, self.path, seen)
                 if seen.exists:
                     reason = self._stale_reason(seen)
                     if reason is None:
@@ -439,6 +442,7 @@ def unlock(lockfile_path: str | os.PathLike[str], lock_id: str, *, force: bool =
             holder may be alive and ``force`` is not given.
     """
     path = lock_path(lockfile_path)
+    _refuse_a_lockfile_as_lock(Path(lockfile_path), path, _observe(path))
     with _guard(Path(lockfile_path), 5.0):
         seen = _observe(path)
         if not seen.exists:
@@ -493,6 +497,9 @@ class _Seen:
     exists: bool
     info: LockInfo | None = None
     mtime: float | None = None
+    #: it is a lockfile, not a lock (``--lockfile state/reconciler``: its lock's path is
+    #: the real ``state/reconciler.lock``)
+    lockfile: bool = False
 
 
 def _observe(path: Path) -> _Seen:
@@ -505,7 +512,25 @@ def _observe(path: Path) -> _Seen:
     try:
         return _Seen(exists=True, info=LockInfo.model_validate_json(raw), mtime=mtime)
     except ValidationError:
-        return _Seen(exists=True, info=None, mtime=mtime)
+        return _Seen(exists=True, info=None, mtime=mtime, lockfile=_is_lockfile(raw))
+
+
+def _is_lockfile(raw: bytes) -> bool:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and "lockfile_version" in data
+
+
+def _refuse_a_lockfile_as_lock(lockfile_path: Path, path: Path, seen: _Seen) -> None:
+    """Never take over, delete or advise deleting a lockfile found where a lock should be."""
+    if seen.lockfile:
+        raise LockfileError(
+            f"{path} is a lockfile, not the apply lock of {lockfile_path} (a lockfile's lock "
+            f"is its path plus {LOCK_SUFFIX!r}); did you mean --lockfile {path}? Nothing was "
+            "changed"
+        )
 
 
 def _holder(seen: _Seen) -> dict[str, object]:
