@@ -19,6 +19,11 @@
   team's lockfile gone, the state rebuilt in ``state/reconciler``. (``state migrate --to
   state/reconciler`` said to delete it "if no apply is running".) A lockfile where a lock
   should be is now refused, naming the lockfile meant, and nothing is written.
+- ``state migrate --to state/reconciler.lock.journal`` (or ``.lock``, ``.history``,
+  ``.backup``, ``.guard``: a file the source lockfile keeps beside it) copied the state there
+  and then, marking the source, deleted its journal - the copy: the source said "moved to
+  state/reconciler.lock.journal", a file that no longer existed. The others failed with
+  "restore it from git" or overwrote the backup. Such a target is now refused first.
 """
 
 from __future__ import annotations
@@ -144,3 +149,21 @@ def test_a_lockfile_is_never_taken_for_the_apply_lock_of_another(
     assert "delete it" not in message, message
     assert LOCKFILE.read_bytes() == before
     assert sorted(p.name for p in (workdir / "state").iterdir()) == files
+
+
+@pytest.mark.parametrize("suffix", [".journal", ".lock", ".history", ".backup", ".guard"])
+def test_migrate_to_a_file_the_lockfile_keeps_beside_it_is_refused(
+    workdir: Path, suffix: str
+) -> None:
+    ok("apply", "--auto-approve")
+    before = LOCKFILE.read_bytes()
+    files = {p.name: p.read_bytes() for p in (workdir / "state").iterdir()}
+    target = f"{LOCKFILE}{suffix}"
+    for force in ((), ("--force",)):
+        result = cli("state", "migrate", "--to", target, *force)
+        assert result.exit_code == 1, (result.stdout, result.stderr)
+        assert result.stderr.startswith(
+            f"Error: state migrate --to {target}: that is a file {LOCKFILE} keeps beside it"
+        ), result.stderr
+    assert LOCKFILE.read_bytes() == before
+    assert {p.name: p.read_bytes() for p in (workdir / "state").iterdir()} == files

@@ -37,6 +37,7 @@ from reconciler.state import (
     StateStore,
     history_path,
     is_database,
+    kept_beside,
     list_entries,
     lock_path,
     move_entry,
@@ -344,6 +345,14 @@ def migrate_state(settings: Settings, to: str, *, force: bool = False) -> Migrat
     target_is_db = is_database(to)
     if not target_is_db:
         _check_lockfile_path(to)
+        if settings.backend is None and os.path.realpath(to) in {
+            os.path.realpath(p) for p in kept_beside(settings.lockfile)
+        }:  # its lock (held by this command), journal (removed as the source is marked) ...
+            raise LockfileError(
+                f"state migrate --to {to}: that is a file {settings.lockfile} keeps beside it "
+                "(its lock, journal, history or backup), not a lockfile; give another path, "
+                f"e.g. --to {Path(to).parent / 'moved.lock'}"
+            )
     target_lockfile = settings.lockfile if target_is_db else Path(to)
     target = open_location(to if target_is_db else None, target_lockfile, settings.project)
     marked = False

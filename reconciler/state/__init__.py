@@ -48,6 +48,7 @@ from reconciler.state.location import (
     StateLocation,
     StateLock,
     is_database,
+    kept_beside,
     open_location,
     real_lockfile,
 )
@@ -127,6 +128,7 @@ __all__ = [
     "is_database",
     "json_digest",
     "list_entries",
+    "kept_beside",
     "lock_path",
     "move_entry",
     "new_lockfile",

@@ -34,11 +34,20 @@ from reconciler.state.history import (
     select,
 )
 from reconciler.state.journalfile import journal_path
-from reconciler.state.lock import ApplyLock, LockInfo, read_lock, running_lock, unlock
+from reconciler.state.lock import (
+    GUARD_SUFFIX,
+    ApplyLock,
+    LockInfo,
+    lock_path,
+    read_lock,
+    running_lock,
+    unlock,
+)
 from reconciler.state.lockfile import (
     LockfileEncoder,
     LockfileWriteError,
     MigratedLockfile,
+    backup_path,
     check_project,
     read_lockfile,
     write_bytes_atomic,
@@ -125,6 +134,14 @@ def real_lockfile(path: str | os.PathLike[str]) -> Path:
     link (one lockfile shared by several checkouts). Its lock, journal, history and backup
     live beside that file, and writes replace that file, never the link."""
     return Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+
+
+def kept_beside(path: str | os.PathLike[str]) -> tuple[Path, ...]:
+    """The files the lockfile at ``path`` keeps beside it: its apply lock and the lock's
+    guard, its journal, history and backup."""
+    real = real_lockfile(path)
+    guard = real.with_name(real.name + GUARD_SUFFIX)
+    return (lock_path(real), guard, journal_path(real), history_path(real), backup_path(real))
 
 
 class FileLocation:
