@@ -103,6 +103,8 @@ def _exit_now(status: int) -> NoReturn:
         atexit._run_exitfuncs()
     finally:
         for stream in (sys.stdout, sys.stderr):
+            if stream is None:  # closed when the process started (``>&-``): nothing to flush
+                continue
             try:
                 stream.flush()
             except (OSError, ValueError):

@@ -332,3 +332,33 @@ def test_ctrl_c_while_python_m_reconciler_cli_starts_is_no_traceback(tmp_path: P
     assert result.returncode == 130, result.stderr[-3000:]
     assert result.stderr.strip() == "Interrupted."
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("closed", [1, 2], ids=["stdout", "stderr"])
+def test_the_console_script_with_a_closed_stream_ends_as_the_interpreter_would(
+    closed: int, tmp_path: Path
+) -> None:
+    """``reconciler --version >&-`` (a stream closed when the process starts, so
+    ``sys.stdout`` is None) ended in a traceback from the entry's last flush, "'NoneType'
+    object has no attribute 'flush'", exit 1; it now ends as ``python -m reconciler.cli``
+    does."""
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", entry, "--version"],
+            cwd=tmp_path,
+            env=clean_env(
+                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+            ),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if closed == 2 else None,
+            stderr=subprocess.PIPE if closed == 1 else None,
+            preexec_fn=lambda: os.close(closed),
+            timeout=120,
+            check=False,
+        )
+        for entry in _ENTRIES
+    ]
+    plain, launched = runs
+    seen = launched.stderr if closed == 1 else launched.stdout
+    assert b"Traceback" not in seen, seen[-3000:]
+    assert launched.returncode == plain.returncode == 0
