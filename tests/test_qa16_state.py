@@ -24,6 +24,10 @@
   and then, marking the source, deleted its journal - the copy: the source said "moved to
   state/reconciler.lock.journal", a file that no longer existed. The others failed with
   "restore it from git" or overwrote the backup. Such a target is now refused first.
+- ``reconciler unlock ID`` run against a lockfile whose state was moved (into a database,
+  say: the lease id copied from a CI log, ``--backend`` forgotten) said only
+  "state/reconciler.lock is not locked: no lock is held"; it now says where the state went,
+  as every other command does.
 """
 
 from __future__ import annotations
@@ -167,3 +171,14 @@ def test_migrate_to_a_file_the_lockfile_keeps_beside_it_is_refused(
         ), result.stderr
     assert LOCKFILE.read_bytes() == before
     assert {p.name: p.read_bytes() for p in (workdir / "state").iterdir()} == files
+
+
+def test_unlock_on_a_moved_lockfile_says_where_the_state_went(workdir: Path) -> None:
+    ok("apply", "--auto-approve")
+    (workdir / "ops").mkdir()
+    ok("state", "migrate", "--to", "ops/state.lock")
+    result = cli("unlock", "0123abcd")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stderr.startswith(
+        f"Error: {LOCKFILE}: its state was moved to ops/state.lock"
+    ), result.stderr

@@ -9,6 +9,8 @@ a real server (``support.postgres``):
   (the lease held, nothing written yet) said "... does not exist: no entries (nothing was
   applied with it yet; check --backend and --project)", sending the engineer after a wrong
   --project; it now says the state is locked by that apply, naming it.
+- ``--backend DB unlock ID`` on a database state moved into a lockfile said only "... is not
+  locked: no lease is held"; it now says where the state went.
 """
 
 from __future__ import annotations
@@ -71,3 +73,13 @@ def test_state_rm_while_a_first_apply_runs_names_that_apply(
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert f"is locked by apply {held.id}" in result.stderr, result.stderr
     assert "check --backend and --project" not in result.stderr, result.stderr
+
+
+def test_unlock_on_a_database_state_moved_into_a_lockfile_says_where_it_went(
+    workdir: Path, pg_url: str
+) -> None:
+    ok("--backend", pg_url, "apply", "--auto-approve")
+    ok("--backend", pg_url, "state", "migrate", "--to", "state/reconciler.lock")
+    result = cli("--backend", pg_url, "unlock", "0123abcd")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "its state was moved to state/reconciler.lock" in result.stderr, result.stderr

@@ -193,8 +193,22 @@ def unlock_state(settings: Settings, lock_id: str, *, force: bool = False) -> Lo
                 "with it (check --lockfile). A lease in a PostgreSQL database is cleared with "
                 "--backend (or RECONCILER_BACKEND) set to it"
             )
+        with state_location(settings) as location:
+            try:
+                location.read()
+            except MigratedState:  # moved (a lease id from a CI log, --backend forgotten)
+                raise
+            except LockfileError:
+                pass
         raise LockfileError(f"{settings.lockfile} is not locked: no lock is held")
     with state_location(settings) as location:
+        if settings.backend is not None and location.read_lock() is None:
+            try:
+                location.read()
+            except MigratedState:  # moved into a lockfile: say so, not only "not locked"
+                raise
+            except LockfileError:
+                pass
         return location.unlock(lock_id, force=force)
 
 
