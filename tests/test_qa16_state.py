@@ -8,7 +8,8 @@
 - ``--backend 'postgresql://...?sslmod=require'`` (a misspelt option in the URL's query) said
   only "postgresql://(unparsable connection string): not a valid PostgreSQL connection
   string", with no word of what was wrong; it now names the database and the option, with
-  the option it may be a typo of, and still never the password.
+  the option it may be a typo of, and still never the password. ``POSTGRESQL://...`` (taken
+  for a database, which libpq then refuses) says to write the scheme in lower case.
 - ``state migrate --to /dev/null`` (or a FIFO) said "pass another --lockfile" (the source's
   flag) and left ``/dev/null.guard`` behind: the target's lock was taken before the target
   was found not to be a file. It is now refused first, naming ``--to``, leaving nothing.
@@ -181,4 +182,13 @@ def test_unlock_on_a_moved_lockfile_says_where_the_state_went(workdir: Path) -> 
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert result.stderr.startswith(
         f"Error: {LOCKFILE}: its state was moved to ops/state.lock"
+    ), result.stderr
+
+
+def test_an_upper_case_scheme_in_the_database_url_is_named(workdir: Path) -> None:
+    result = cli("--backend", "POSTGRESQL://ci:Pa55word@127.0.0.1:1/state", "plan")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stderr == (
+        "Error: postgresql://ci@127.0.0.1:1/state: libpq reads 'POSTGRESQL://' only in lower "
+        "case: write postgresql://\n"
     ), result.stderr

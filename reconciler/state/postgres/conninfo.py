@@ -71,14 +71,18 @@ def _parts(conninfo: str) -> dict[str, str]:
 
 
 def _unknown_query_option(conninfo: str) -> str | None:
-    """Why libpq refused a URL, when an option of its query is not one of libpq's (a typo,
-    ``?sslmod=require``): the option's name, never a value. None for anything else, and when
-    the query sets a password (a raw ``&`` in it would make part of it read as a name)."""
+    """Why libpq refused a URL, when its scheme is not in lower case (``POSTGRESQL://``) or
+    an option of its query is not one of libpq's (a typo, ``?sslmod=require``): the option's
+    name, never a value. None for anything else, and when the query sets a password (a raw
+    ``&`` in it would make part of it read as a name)."""
     from urllib.parse import unquote
 
     from psycopg import pq
 
-    if _URL.match(conninfo) is None or "?" not in conninfo:
+    scheme = _URL.match(conninfo)
+    if scheme is not None and scheme.group(0) not in ("postgresql://", "postgres://"):
+        return f"libpq reads {scheme.group(0)!r} only in lower case: write postgresql://"
+    if scheme is None or "?" not in conninfo:
         return None
     names = [
         unquote(name)
@@ -210,7 +214,8 @@ def connect(conninfo: str, *, purpose: str = "") -> Conn:
         unknown = _unknown_query_option(conninfo)
         if unknown is not None:
             base = conninfo.split("?", 1)[0]
-            raise DatabaseError(f"{redact(base) if _parts(base) else redact(conninfo)}: {unknown}")
+            lower = _URL.sub("postgresql://", base, count=1)
+            raise DatabaseError(f"{redact(lower) if _parts(lower) else redact(conninfo)}: {unknown}")
         raise DatabaseError(
             f"{redact(conninfo)}: not a valid PostgreSQL connection string; use "
             "postgresql://USER@HOST:PORT/DBNAME or libpq's key=value words"
