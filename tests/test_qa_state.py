@@ -60,10 +60,12 @@ import json
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.gitops import LOCKFILE, cli, make_workdir, ok
 
+import reconciler.app.plan as plan_module
 from reconciler.state import ApplyLock
 
 
@@ -341,6 +343,35 @@ def test_plan_while_an_apply_holds_the_lock_says_so(workdir: Path) -> None:
     agents.write_text(agents.read_text().replace("Be brief.", "Be specific and kind."))
     with ApplyLock(LOCKFILE):
         assert "holds the lock" not in cli("plan").stderr
+
+
+def test_plan_says_so_when_an_apply_let_go_of_the_lock_during_its_refresh(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok("apply", "--auto-approve")
+    agents = workdir / "manifests" / "agents.yaml"
+    agents.write_text(agents.read_text().replace("Be specific and kind.", "Be brief."))
+    held = ApplyLock(LOCKFILE)
+    held.__enter__()  # an apply of this change, under way when the plan reads the state
+    info = held.info
+    assert info is not None
+    observe = plan_module.observe
+
+    async def the_apply_ends_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        held.__exit__(None, None, None)
+        return await observe(*args, **kwargs)
+
+    monkeypatch.setattr(plan_module, "observe", the_apply_ends_meanwhile)
+    result = cli("plan")
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert result.stderr.endswith(
+        f"Warning: {info.describe()} held the lock of {LOCKFILE} when this plan read the "
+        "state, and has let it go since: it may have made some of these changes already; "
+        "plan again.\n"
+    ), result.stderr
+    assert "holds the lock" not in result.stderr
+    # nobody held it: no word of it
+    assert "lock" not in cli("plan").stderr
 
 
 def test_unlock_help_says_a_stale_lockfile_lock_is_taken_over_anyway(workdir: Path) -> None:

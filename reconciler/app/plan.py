@@ -36,7 +36,7 @@ from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.refresh import Observed
 from reconciler.errors import LockfileError, PlanError
 from reconciler.manifest import ManifestSet, load_manifests
-from reconciler.state import Lockfile, LockInfo
+from reconciler.state import Lockfile, LockInfo, StateLocation
 
 if TYPE_CHECKING:  # the HTTP stack loads when a command connects (tests/test_startup.py)
     from reconciler.provider import ProviderClient
@@ -112,6 +112,10 @@ class PlanResult:
     #: away since it gave the state): the plan stands, and ``plan`` warns that a run may be
     #: racing it; None when it was read
     running_unknown: str | None = None
+    #: who held the lock (or lease) when the plan read the state and let it go before the
+    #: plan was made: a run that may have changed what the plan read (``plan`` warns); None
+    #: when nobody did, or ``running`` says it still runs
+    finished: LockInfo | None = None
 
     def __repr__(self) -> str:
         # Short on purpose: Python 3.11's asyncio.run formats its main task's result when it
@@ -166,6 +170,7 @@ async def make_plan(
             warnings = check_policies(manifests)
             location = stack.enter_context(state_location(settings))
             lockfile = location.read()
+            at_read = _holder(location)
             check_origin(settings, lockfile, allow_change=choices.allow_origin_change)
             secrets = SecretSource(manifests)
             secrets.check_all(choices.targets)
@@ -177,6 +182,8 @@ async def make_plan(
             try:
                 location = stack.enter_context(state_location(settings))
                 lockfile = location.read()
+                # apply (its own client) holds the lock itself: only a plan asks who else does
+                at_read = _holder(location) if client is None else None
             except LockfileError:
                 load_manifests(settings.manifests)  # an error in the manifests comes first
                 raise
@@ -212,11 +219,23 @@ async def make_plan(
             running = location.running_lock()
         except LockfileError as err:  # asked only to warn: the plan read the state already
             running_unknown = str(err)
+        finished = at_read if running is None and running_unknown is None else None
     if not plan.lineage:
         plan = plan.model_copy(update={"lineage": None})
     if warnings:
         plan = plan.model_copy(update={"policy_warnings": warnings})
-    return PlanResult(plan, manifests, lockfile, observed, requests, running, running_unknown)
+    return PlanResult(
+        plan, manifests, lockfile, observed, requests, running, running_unknown, finished
+    )
+
+
+def _holder(location: StateLocation) -> LockInfo | None:
+    """Who holds the state's lock (or lease) alive now; None also when that cannot be read
+    (only a warning hangs on it, and the check after the plan says so)."""
+    try:
+        return location.running_lock()
+    except LockfileError:
+        return None
 
 
 def placed(err: PlanError, manifests: ManifestSet) -> PlanError:

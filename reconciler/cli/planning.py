@@ -275,6 +275,15 @@ def plan(
             "be making some of these changes right now; plan again once it is done.",
             err=True,
         )
+    finished = result.finished
+    if finished is not None and (the_plan.has_changes or the_plan.has_lockfile_changes):
+        # it let go during the refresh: the state this plan read may be older than its work
+        click.echo(
+            f"Warning: {finished.describe()} held the lock of {app.settings.state_name} when "
+            "this plan read the state, and has let it go since: it may have made some of "
+            "these changes already; plan again.",
+            err=True,
+        )
     unknown = result.running_unknown
     if unknown is not None and (the_plan.has_changes or the_plan.has_lockfile_changes):
         # the plan is what the state read said; only the lease could not be asked about
