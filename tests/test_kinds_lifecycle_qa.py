@@ -439,3 +439,44 @@ def test_a_vault_already_gone_reads_forget_in_the_plan_lines(workdir: Path) -> N
     )
     assert action["type"] == "archive", action
     assert "forgets the lockfile entry" in action["reason"], action
+
+
+def test_a_forget_is_told_by_a_field_of_the_action_not_by_its_reason() -> None:
+    """``forgets_only`` read the reason's first words (``ALREADY_REMOVED``): a reason
+    reworded would have turned a forget into an archive in every summary. The action says
+    it itself (``forgets``); the reason is only words."""
+    from reconciler.engine.model import ALREADY_REMOVED, Archive, Delete, forgets_only
+
+    forget = Archive(
+        address="vault.x", kind="vault", reason="gone already", remote_id="vlt_1", forgets=True
+    )
+    assert forgets_only(forget)
+    worded = Delete(address="skill.x", kind="skill", reason=ALREADY_REMOVED, remote_id="s_1")
+    assert not forgets_only(worded)
+    # left out of the dump when false, so a plan without forgets is written as before
+    assert "forgets" not in worded.model_dump(mode="json")
+
+
+def test_a_saved_plan_of_a_forget_reads_as_a_forget_also_from_an_older_file(
+    workdir: Path, tmp_path: Path
+) -> None:
+    """``plan --prune --out`` of a vault gone already: the file says the archive only
+    forgets (``"forgets": true``); a file written before that field existed (the reason
+    alone said so) still reads as a forget."""
+    from reconciler.app.planfile import read_plan_file
+    from reconciler.engine.model import forgets_only
+    from reconciler.state.digest import json_digest
+
+    path = _extra_vault_deleted_out_of_band(workdir)
+    path.unlink()
+    saved = tmp_path / "plan.json"
+    ok("plan", "--prune", "--out", str(saved))
+    data = json.loads(saved.read_text())
+    [forget] = [a for a in data["plan"]["actions"] if a["address"] == "vault.extra"]
+    assert forget["type"] == "archive" and forget["forgets"] is True, forget
+    del forget["forgets"]  # as an older reconciler wrote it
+    data["binding"]["plan"] = json_digest(data["plan"])
+    saved.write_text(json.dumps(data))
+    plan, binding = read_plan_file(saved)
+    assert forgets_only(plan.action("vault.extra"))  # type: ignore[arg-type]
+    assert binding["read_plan"] == binding["plan"]  # not taken for an edit

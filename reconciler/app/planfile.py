@@ -16,7 +16,7 @@ from typing import Any
 
 from reconciler.app.secrets import SecretSource
 from reconciler.app.workspace import Settings, state_exists
-from reconciler.engine.model import Plan
+from reconciler.engine.model import ALREADY_REMOVED, Plan
 from reconciler.engine.planner import targeted_addresses
 from reconciler.errors import PlanError
 from reconciler.manifest import ManifestSet
@@ -194,7 +194,7 @@ def read_plan_file(path: Path) -> tuple[Plan, dict[str, Any]]:
     binding = data.get("binding")
     _check_format_version(path, data.get("plan"))
     try:
-        plan = Plan.model_validate(data["plan"])
+        plan = Plan.model_validate(_upgraded(data["plan"]))
         # the digest is of the plan as read, so any edit of its text shows
         plan_digest = json_digest(data["plan"])
     except Exception as err:  # noqa: BLE001 - any failure here means "not a plan we can read"
@@ -205,6 +205,24 @@ def read_plan_file(path: Path) -> tuple[Plan, dict[str, Any]]:
     if not isinstance(binding, dict):
         return plan, {}
     return plan, {**binding, "read_plan": plan_digest}
+
+
+def _upgraded(plan: Any) -> Any:
+    """``plan`` as this reconciler reads it, from a file an older one may have written: an
+    archive or delete of an object archived or gone already said so by its reason only
+    (``ALREADY_REMOVED``), before the action carried ``forgets``."""
+    if not isinstance(plan, dict) or not isinstance(plan.get("actions"), list):
+        return plan
+    actions = [
+        {**a, "forgets": True}
+        if isinstance(a, dict)
+        and a.get("type") in ("archive", "delete")
+        and "forgets" not in a
+        and str(a.get("reason", "")).startswith(ALREADY_REMOVED)
+        else a
+        for a in plan["actions"]
+    ]
+    return {**plan, "actions": actions}
 
 
 EDITED = (

@@ -159,27 +159,33 @@ class Replace(_Changed):
     type: Literal["replace"] = "replace"
 
 
-class Archive(_Action):
+class _Removal(_Action):
+    remote_id: str
+    live_marker: str | None = None
+    #: the object is archived or gone already (``engine.prune``): apply only forgets its
+    #: lockfile entry (the request, if sent, changes nothing). Left out of a dump when
+    #: false, so a plan file without one reads as it did before the field existed
+    forgets: bool = Field(default=False, exclude_if=lambda v: not v)
+
+
+class Archive(_Removal):
     type: Literal["archive"] = "archive"
-    remote_id: str
-    live_marker: str | None = None
 
 
-class Delete(_Action):
+class Delete(_Removal):
     type: Literal["delete"] = "delete"
-    remote_id: str
-    live_marker: str | None = None
 
 
-#: how the reason of an archive or delete of an object archived or gone already begins:
-#: apply only forgets its lockfile entry (``engine.prune``)
+#: how the reason of an archive or delete of an object archived or gone already begins
+#: (``engine.prune``); plan files written before ``forgets`` existed are read by it
+#: (``app.planfile``)
 ALREADY_REMOVED = "removed from the manifests and already "
 
 
 def forgets_only(action: _Action) -> bool:
     """Whether ``action`` archives or deletes an object archived or gone already: it only
     forgets the lockfile entry, and the summaries say so instead of "archived"."""
-    return isinstance(action, Archive | Delete) and action.reason.startswith(ALREADY_REMOVED)
+    return isinstance(action, Archive | Delete) and action.forgets
 
 
 class NoOp(_Action):

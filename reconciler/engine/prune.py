@@ -309,6 +309,7 @@ def _already_removed(inputs: PlanInputs, orphan: Orphan, vaults: VaultOrphans) -
             "(--prune)",
             live_marker=live_marker(orphan.kind, orphan.obj) if orphan.obj else None,
             parent_id=entry.parent_id if orphan.kind == "credential" else None,
+            forgets=True,
         )
     return _note(
         orphan,
