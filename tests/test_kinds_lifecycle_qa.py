@@ -480,3 +480,26 @@ def test_a_saved_plan_of_a_forget_reads_as_a_forget_also_from_an_older_file(
     plan, binding = read_plan_file(saved)
     assert forgets_only(plan.action("vault.extra"))  # type: ignore[arg-type]
     assert binding["read_plan"] == binding["plan"]  # not taken for an edit
+
+
+@pytest.mark.parametrize("how", ["deleted", "archived"])
+def test_a_saved_plan_of_a_forget_applies(workdir: Path, tmp_path: Path, how: str) -> None:
+    """``plan --prune --out`` of a vault deleted (or archived) behind git's back, then
+    ``apply PLANFILE``: the forget was refused as "no longer exists" (or "was archived since
+    the plan"), though that is what the plan was made from. It applies: the entry goes."""
+    path = workdir / "manifests/extra.yaml"
+    path.write_text(EXTRA_VAULT)
+    ok("apply", "--auto-approve")
+    vault = remote_id("vault.extra")
+
+    async def remove(c: ProviderClient) -> None:
+        await (c.vaults.delete(vault) if how == "deleted" else c.vaults.archive(vault))
+
+    out_of_band(remove)
+    path.unlink()
+    saved = tmp_path / "plan.json"
+    ok("plan", "--prune", "--out", str(saved))
+    applied = ok("apply", str(saved)).stdout
+    assert "1 forgotten." in applied, applied
+    assert not [a for a in lockfile()["resources"] if a.startswith("vault.extra")]
+    plan_is_clean()

@@ -9,7 +9,7 @@ the planner because it answers the planner's question again, later, for one save
 
 from __future__ import annotations
 
-from reconciler.engine.model import Plan
+from reconciler.engine.model import Plan, forgets_only
 from reconciler.engine.ownership import claimed_address, not_ours
 from reconciler.engine.refresh import Observed
 from reconciler.kinds import owned_address
@@ -44,6 +44,8 @@ def stale_actions(
                 )
             continue
         live = observed.index(a.kind).get(a.remote_id)
+        if forgets_only(a) and (live is None or live.get("archived_at")):
+            continue  # archived or gone already when planned: still nothing but an entry
         if live is None:
             stale[a.address] = f"{a.address} ({a.remote_id}) no longer exists"
             continue
