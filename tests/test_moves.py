@@ -470,3 +470,50 @@ def test_a_renamed_agent_keeps_its_deployments_pin_history_and_holds(
     assert [h["agent"] for h in entry["held"]] == ["agent.critic"], entry["held"]
     assert {r["agent"] for r in entry["pin_history"]} == {"agent.critic"}, entry["pin_history"]
     assert "agent.reviewer" not in json.dumps(lockfile())
+
+
+# --- what is not a move ------------------------------------------------------------------------
+
+
+def test_a_hand_retag_is_an_out_of_band_change_not_a_move(workdir: Path) -> None:
+    """Someone edits the ``reconciler-address`` tag of the coder agent in the console
+    (agent.coder -> agent.other). Plan read it as ``agent.other -> agent.coder  moved``,
+    "moved from agent.other", though nothing in the manifests or the state says so: a
+    move is what a ``moved_from`` (or ``state mv``) says. It is a change made behind git's
+    back, and plan, apply and drift say so."""
+    ok("apply", "--auto-approve")
+    coder = remote_id("agent.coder")
+
+    async def retag(c: ProviderClient) -> None:
+        await c.agents.update(coder, {"metadata": {"reconciler-address": "agent.other"}})
+
+    out_of_band(retag)
+    out = ok("plan").stdout
+    assert "moved" not in out, out
+    assert "  ~ agent.coder  update  version 2 -> 3" in out, out
+    assert '~ metadata.reconciler-address: "agent.other" -> "agent.coder"' in out, out
+    said = " ".join(out.split())
+    assert "ownership tag reconciler-address was changed outside the reconciler" in said, out
+    assert out.rstrip().endswith("Plan: 0 to create, 1 to update, 0 to archive."), out
+    [action] = [a for a in plan_json()["actions"] if a["address"] == "agent.coder"]
+    assert (action["type"], action["moved_from"]) == ("update", None), action
+    drift = json.loads(cli("drift", "--format", "json").stdout)
+    [item] = drift["items"]
+    assert (item["address"], item["type"]) == ("agent.coder", "changed"), item
+    ok("apply", "--auto-approve")
+    assert remote_id("agent.coder") == coder
+    assert cli("plan", "--detailed-exitcode").exit_code == 0
+    assert ok("drift").stdout.startswith("No drift")
+
+
+def test_state_mv_of_a_vault_plans_its_credentials_as_moved_too(workdir: Path) -> None:
+    """``state mv`` says a move: the vault and the credential it took along are moved, not
+    reported as retagged by hand."""
+    ok("apply", "--auto-approve")
+    ok("state", "mv", "vault.github", "vault.gh")
+    edit(workdir / "manifests/vaults.yaml", "name: github\n", "name: gh\n")
+    deployments = workdir / "manifests/deployments.yaml"
+    deployments.write_text(deployments.read_text().replace("vaults: [github]", "vaults: [gh]"))
+    out = ok("plan").stdout
+    assert "vault.github -> vault.gh  moved" in out, out
+    assert "outside the reconciler" not in out, out

@@ -48,6 +48,9 @@ class Match:
     adopted: bool = False
     #: the object is the one of this old address (``moved_from``, or a tag ``state mv`` left)
     moved_from: str | None = None
+    #: the recorded object is tagged for this other address, which nothing claims, and
+    #: neither the manifests nor ``state mv`` moved it: its tag was edited behind git's back
+    retagged: str | None = None
 
 
 def nothing_to_move(inputs: PlanInputs, res: DesiredResource) -> Note | None:
@@ -75,7 +78,10 @@ def match_live(inputs: PlanInputs, res: DesiredResource, parent_id: str | None) 
     if entry is not None and entry.kind == kind:
         obj = inputs.live[kind].get(entry.id)
         if obj is not None and not obj.get("archived_at"):
-            return Match(obj, moved_from=_moved_here(inputs, res, obj))
+            moved_from = _moved_here(inputs, res, obj)
+            if moved_from is not None and moved_from not in (res.moved_from, entry.moved_from):
+                return Match(obj, retagged=moved_from)
+            return Match(obj, moved_from=moved_from)
         why = (
             f"the recorded {noun(kind)} {entry.id} was archived outside the reconciler"
             if obj is not None
@@ -186,7 +192,9 @@ def _recorded_for_move(inputs: PlanInputs, res: DesiredResource, old: str) -> JS
 def _moved_here(inputs: PlanInputs, res: DesiredResource, obj: JSON) -> str | None:
     """The old address ``obj`` comes from, when the plan finishes a move: ``moved_from``'s
     entry records this object (the retag was sent, its lockfile write was lost), or the
-    object is tagged for an address nobody claims any more (``state mv`` by hand)."""
+    object is tagged for an address nobody claims any more (``state mv`` by hand; or a tag
+    edited behind git's back, which ``match_live`` tells apart by the entry's
+    ``moved_from``)."""
     old = res.moved_from
     entry = inputs.entry(old) if old is not None else None
     if old is not None and entry is not None and entry.id == obj["id"]:

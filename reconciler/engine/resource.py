@@ -407,6 +407,13 @@ def _update(
     )
     if match.moved_from is not None:
         reason = _move_reason(match.moved_from, fields)
+    elif match.retagged is not None:
+        others = [f for f in fields if f != "metadata"]
+        reason = (
+            f"its ownership tag reconciler-address was changed outside the reconciler (to "
+            f"{match.retagged}); apply tags it {res.address} again"
+            + (f"; {', '.join(others)} also differ from the manifest" if others else "")
+        )
     elif match.adopted:
         reason += " (found by its ownership tags; the lockfile had no entry)"
     from_v = to_v = None

@@ -158,6 +158,9 @@ class LockEntry(_Frozen):
         seeds: memory stores: the paths of the manifest's seed memories once written (or
             left as an agent had them), so a seed added later is written once too; None in
             entries older than this field, whose seeds all count as written.
+        moved_from: the address ``state mv`` moved the entry from (its object's tag still
+            names it until the next apply retags it), so plan shows that retag as a move;
+            a tag naming another address is a change made outside the reconciler.
     """
 
     kind: str = Field(min_length=1)
@@ -184,6 +187,7 @@ class LockEntry(_Frozen):
     skills: dict[str, str] = Field(default_factory=dict, exclude_if=lambda v: not v)
     live_updated_at: str | None = Field(default=None, exclude_if=lambda v: v is None)
     seeds: tuple[str, ...] | None = Field(default=None, exclude_if=lambda v: v is None)
+    moved_from: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
     def held_version(
         self, agent: str, version: int | None, agent_id: str | None = None
@@ -389,6 +393,16 @@ def show_entry(lockfile: Lockfile, address: str) -> LockEntry:
     raise LockfileError(f"no entry for {address} in the lockfile{hint}")
 
 
+def _moved(entry: LockEntry, address: str, renames: Mapping[str, str]) -> LockEntry:
+    """``entry`` of ``address`` as ``move_entry`` leaves it: one it moves remembers the
+    address its object is tagged for (the first, across moves) until apply retags it."""
+    new = renames.get(address)
+    if new is None:
+        return entry
+    tagged = entry.moved_from or address
+    return entry.model_copy(update={"moved_from": None if tagged == new else tagged})
+
+
 def move_entry(lockfile: Lockfile, old: str, new: str) -> Lockfile:
     """Move the entry of ``old`` to ``new`` (``state mv``): a vault takes its credentials
     along, and deployment pins naming an agent ``old`` name ``new``. The remote object is
@@ -423,7 +437,7 @@ def move_entry(lockfile: Lockfile, old: str, new: str) -> Lockfile:
         prefix = old + ".credential."
         renames.update({a: new + a[len(old) :] for a in lockfile.resources if a.startswith(prefix)})
     resources = {
-        renames.get(address, address): item.renamed(old, new)
+        renames.get(address, address): _moved(item.renamed(old, new), address, renames)
         for address, item in lockfile.resources.items()
     }
     # an intent names the address its run acted for: moved, it would be resolved for the
