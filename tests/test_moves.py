@@ -517,3 +517,13 @@ def test_state_mv_of_a_vault_plans_its_credentials_as_moved_too(workdir: Path) -
     out = ok("plan").stdout
     assert "vault.github -> vault.gh  moved" in out, out
     assert "outside the reconciler" not in out, out
+
+
+def test_apply_says_moved_as_the_plan_did(workdir: Path) -> None:
+    """Plan ends "..., 1 moved."; apply's last line said only "1 updated", as if the move
+    had not happened. It says "1 moved" too, also for a move that only moves the entry."""
+    ok("apply", "--auto-approve")
+    rename_reviewer(workdir)
+    assert ok("plan").stdout.rstrip().endswith("1 moved.")
+    out = ok("apply", "--auto-approve").stdout
+    assert "Apply complete: 0 created, 2 updated, 0 archived, 1 moved." in out, out

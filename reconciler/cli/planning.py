@@ -523,14 +523,12 @@ def rollout_report(report: ApplyReport) -> None:
 
 
 def _done_counts(report: ApplyReport) -> dict[str, int]:
-    """Successful actions by type (``create``...), as ``render_apply_summary`` counts them."""
-    return dict(
-        Counter(
-            "forget" if usecases.forgets_only(o.action) else o.action.type
-            for o in report.outcomes
-            if o.ok
-        )
-    )
+    """Successful actions by type (``create``...), and how many of them moved an address,
+    as ``render_apply_summary`` counts them."""
+    done = [o.action for o in report.outcomes if o.ok]
+    counts = Counter("forget" if usecases.forgets_only(a) else a.type for a in done)
+    counts["moved"] = sum(1 for a in done if getattr(a, "moved_from", None) is not None)
+    return dict(counts)
 
 
 def _warn_twins(the_plan: Plan) -> None:

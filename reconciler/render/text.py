@@ -354,7 +354,8 @@ def render_apply_summary(
     Args:
         counts: successful actions by type (``create``, ``update``, ``replace``, ``archive``,
             ``delete``, ``forget``: an archive or delete of an object archived or gone already;
-            other keys such as ``noop`` are ignored). ``replace``, ``delete`` and ``forget``
+            ``moved``: of those, how many moved an address (``moved_from``); other keys
+            such as ``noop`` are ignored). ``replace``, ``delete``, ``forget`` and ``moved``
             are only mentioned when non-zero.
         failures: address -> why its action failed.
         recorded_in: where what was done is recorded (the state of ``--backend``).
@@ -376,6 +377,8 @@ def render_apply_summary(
             parts.append(f"{n} {done}")
     if counts.get("forget"):  # an object archived or gone already: its entry forgotten
         parts.append(f"{counts['forget']} forgotten")
+    if counts.get("moved"):  # of the above, those that moved an address, as plan says
+        parts.append(f"{counts['moved']} moved")
     done_text = ", ".join(parts)
     if not failures and never_started:
         return f"Apply interrupted: {done_text}; {never_started} never started."
