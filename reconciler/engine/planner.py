@@ -41,15 +41,10 @@ from reconciler.engine.model import (
 from reconciler.engine.ownership import find_twins, twin_archives
 from reconciler.engine.paused import paused_message
 from reconciler.engine.pinlog import settle_live_pin_moves
+from reconciler.engine.planned import UNKNOWN, Planned, predicted_id, predicted_version
 from reconciler.engine.prune import Removal, keep_in_use, prune
 from reconciler.engine.refresh import Observed
-from reconciler.engine.resource import (
-    UNKNOWN,
-    Planned,
-    plan_resource,
-    predicted_id,
-    predicted_version,
-)
+from reconciler.engine.resource import plan_resource
 from reconciler.engine.rollout import gate_pin_move, gated_moves, restored_moves
 from reconciler.engine.skillchain import chain_radius, skill_chains
 from reconciler.engine.targets import narrow, targeted_addresses, wanted_addresses

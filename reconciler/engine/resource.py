@@ -38,9 +38,6 @@ from reconciler.engine.match import (
     unfinished_adoption,
 )
 from reconciler.engine.model import (
-    LITERAL,
-    Action,
-    Conflict,
     Create,
     FieldChange,
     NoOp,
@@ -56,6 +53,12 @@ from reconciler.engine.normalize import (
     normalize,
     pair_tool_configs,
 )
+from reconciler.engine.planned import (
+    Planned,
+    predicted_id,
+    predicted_version,
+    resolve_planned,
+)
 from reconciler.engine.seeds import (
     only_unwritten_seeds,
     seed_paths,
@@ -65,8 +68,6 @@ from reconciler.engine.seeds import (
 from reconciler.engine.skills import plan_skill
 from reconciler.errors import PlanError
 from reconciler.jsontypes import JSON
-
-UNKNOWN = "(known after apply)"
 
 AGENT_LABELS = {
     "model": "model",
@@ -85,32 +86,6 @@ RISKY = frozenset({"tools", "mcp_servers", "skills"})
 
 #: the reason of a no-op that stands for a replace ``protect`` refuses (drift reports it)
 REFUSED_REPLACE = "a replace is needed but refused: "
-
-
-@dataclass(frozen=True)
-class Planned:
-    """One desired resource, planned: its action, and what the resources after it (which
-    reference it) may assume once the plan is applied."""
-
-    action: Action | None = None
-    #: the remote id after apply; None while only apply can know it (a create, a replace)
-    id: str | None = None
-    #: an agent's version after apply
-    version: int | None = None
-    #: the live object the plan manages for the address
-    live: JSON | None = None
-    #: the recorded object is not this project's: no action at all
-    conflict: Conflict | None = None
-    #: a change refused on purpose (a protected replace), said in "Left alone"
-    refused: Note | None = None
-    #: paths that differ but ``ignore_changes`` hides (said in a note)
-    hidden: tuple[str, ...] = ()
-    #: the old address this resource's object came from (a move), whose entry it takes
-    moved_from: str | None = None
-    #: a ``moved_from`` that names nothing in the state (said in a note)
-    move_note: Note | None = None
-    #: a skill's newest version after apply; None while only apply can know it (an upload)
-    skill_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -197,7 +172,7 @@ def _compare(
     """Normalise both sides, diff them, and add the secrets whose value changed."""
     kind = res.kind
     live = normalize(kind, obj)
-    sent = _resolve(request_fields(res, inputs.options.project), planned)
+    sent = resolve_planned(request_fields(res, inputs.options.project), planned)
     want = fill_unset(kind, normalize(kind, sent), live)
     live, want = pair_tool_configs(kind, live, want)
     changes = _blanks_as_written(
@@ -488,16 +463,6 @@ def _parent_id(kind: str, obj: JSON) -> str | None:
     return obj.get("vault_id") if kind == "credential" else None
 
 
-def predicted_id(planned: Mapping[str, Planned], address: str) -> str | None:
-    p = planned.get(address)
-    return p.id if p is not None else None
-
-
-def predicted_version(planned: Mapping[str, Planned], address: str) -> int | None:
-    p = planned.get(address)
-    return p.version if p is not None else None
-
-
 def _depends_on(inputs: PlanInputs, res: DesiredResource) -> tuple[str, ...]:
     return tuple(r for r in res.refs if r in inputs.desired)
 
@@ -521,40 +486,6 @@ def _fingerprints(inputs: PlanInputs, res: DesiredResource) -> dict[str, str]:
     if inputs.wanted is not None and res.address not in inputs.wanted:
         return {}  # not targeted: its action is dropped, and its secrets are not needed
     return {path: inputs.fingerprint(res.address, path) for path, _ in res.secrets}
-
-
-def _resolve(value: Any, planned: Mapping[str, Planned]) -> Any:
-    """Placeholders -> what the live object would hold, as far as the plan can know."""
-    if isinstance(value, dict):
-        # the placeholders' exact shapes, as the executor resolves them: a map that merely
-        # has such a key (metadata `$ref: x`) is data
-        keys = set(value)
-        if keys == {LITERAL}:  # the manifest's own value, sent as written
-            return value[LITERAL]
-        if keys == {"$ref"}:
-            return predicted_id(planned, value["$ref"]) or UNKNOWN
-        if "$pin" in keys and keys <= {"$pin", "version"}:
-            addr = value["$pin"]
-            version = value.get("version") or predicted_version(planned, addr) or UNKNOWN
-            return {
-                "type": "agent",
-                "id": predicted_id(planned, addr) or UNKNOWN,
-                "version": version,
-            }
-        if "$skill" in keys and keys <= {"$skill", "version"}:
-            skill = planned.get(value["$skill"])
-            version = value.get("version") or (skill.skill_version if skill else None)
-            return {
-                "type": "custom",
-                "skill_id": (skill.id if skill else None) or UNKNOWN,
-                "version": version or UNKNOWN,
-            }
-        if keys == {"$secret"}:
-            return None
-        return {k: _resolve(v, planned) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_resolve(v, planned) for v in value]
-    return value
 
 
 def _immutable_change(kind: str, live: JSON, desired: JSON) -> str | None:

@@ -32,7 +32,8 @@ from reconciler.engine.desired import DesiredResource, request_fields
 from reconciler.engine.gate import Check, Gate, GateMode, HeldCandidate, RecoveredRollout
 from reconciler.engine.inputs import PlanInputs
 from reconciler.engine.model import PinMove, Update
-from reconciler.engine.resource import Planned, plan_resource, predicted_id, predicted_version
+from reconciler.engine.planned import Planned, predicted_id, predicted_version
+from reconciler.engine.resource import plan_resource
 from reconciler.jsontypes import JSON
 from reconciler.state import HeldVersion, LockEntry
 

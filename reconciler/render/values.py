@@ -101,7 +101,7 @@ def truncate(text: str, limit: int = MAX_VALUE_CHARS) -> str:
     return text[: limit - 1] + ELLIPSIS
 
 
-#: the planner's stand-in for a value only apply learns (``engine.resource.UNKNOWN``)
+#: the planner's stand-in for a value only apply learns (``engine.planned.UNKNOWN``)
 KNOWN_AFTER_APPLY = "(known after apply)"
 
 
