@@ -468,3 +468,106 @@ def test_an_agent_repinned_to_a_skill_version_uploaded_out_of_band_is_not_said_t
     assert by_address["skill.review-checklist"]["type"] == "changed"
     ok("apply", "--auto-approve")
     assert ok("drift").stdout.startswith("No drift")
+
+
+CODER_TOOLS = (
+    "    - type: agent_toolset_20260401\n"
+    "      default_config:\n"
+    "        enabled: true\n"
+    "        permission_policy: {type: always_allow}\n"
+    "      configs:\n"
+    "        - name: bash\n"
+    "          permission_policy: {type: always_ask}\n"
+    "        - name: web_search\n"
+    "          enabled: false\n"
+)
+CODER_MCP_TOOL = (
+    "    - type: mcp_toolset\n"
+    "      mcp_server_name: github\n"
+    "      default_config:\n"
+    "        permission_policy: {type: always_ask}\n"
+)
+
+
+def _swap_coder_tools() -> None:
+    edit(Path("manifests/agents.yaml"), CODER_TOOLS + CODER_MCP_TOOL, CODER_MCP_TOOL + CODER_TOOLS)
+
+
+def test_reordered_agent_tools_are_no_change_and_hide_no_drift(applied: Path) -> None:
+    """The coder's two tools swapped in the manifest: plan showed ten per-index changes,
+    among them ``~ tools[0].default_config.permission_policy.type: "always_allow" ->
+    "always_ask"``, as if a policy had loosened or tightened. The provider's tools are the
+    toolsets an agent has, told apart by type and server (or name): their order means
+    nothing. No change, and drift keeps seeing edits made behind git's back."""
+    _swap_coder_tools()
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.stdout
+    assert plan.stdout.startswith("No changes"), plan.stdout
+    drift_sees_an_out_of_band_edit()
+
+
+def test_a_change_of_a_reordered_tool_is_shown_at_the_manifests_index(applied: Path) -> None:
+    _swap_coder_tools()
+    edit(
+        Path("manifests/agents.yaml"),
+        "{type: always_ask}\n    - type: agent",
+        "{type: auto}\n    - type: agent",
+    )
+    [action] = [
+        a
+        for a in json.loads(ok("plan", "--format", "json").stdout)["actions"]
+        if a["type"] != "noop"
+    ]
+    assert [(c["path"], c["old"], c["new"]) for c in action["changes"]] == [
+        ("tools[0].default_config.permission_policy.type", "always_ask", "auto")
+    ]
+    ok("apply", "--auto-approve")
+    assert cli("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_tools_reordered_on_the_provider_are_a_version_that_matches_the_manifest(
+    applied: Path,
+) -> None:
+    coder = remote_id("agent.coder")
+
+    async def swap(c: ProviderClient) -> None:
+        agent = await c.agents.retrieve(coder)
+        tools = list(reversed(agent["tools"]))
+        await c.agents.update(coder, {"tools": tools, "version": agent["version"]})
+
+    out_of_band(swap)
+    [item] = items(drift_json())
+    assert item["changes"] == [] and "matches the manifest" in item["message"], item
+
+
+def test_reordered_deployment_resources_are_no_change(applied: Path) -> None:
+    """Two memory stores mounted by the deployment, swapped in the manifest: plan showed
+    both mounts changed at their index. A deployment's resources are mounts, told apart by
+    what they mount: their order means nothing."""
+    stores = Path("manifests/memory_stores.yaml")
+    stores.write_text(
+        stores.read_text() + "---\nkind: MemoryStore\nname: style\nspec:\n  description: Style.\n"
+    )
+    first = "    - memory_store: review-notes  # a MemoryStore manifest, mounted under /mnt/memory/\n      access: read_only\n"
+    second = "    - memory_store: style\n      access: read_write\n"
+    deployments = Path("manifests/deployments.yaml")
+    edit(deployments, first, first + second)
+    ok("apply", "--auto-approve")
+    edit(deployments, first + second, second + first)
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.stdout
+    assert plan.stdout.startswith("No changes"), plan.stdout
+
+
+def test_a_digest_recorded_before_tools_were_sorted_still_matches(applied: Path) -> None:
+    """The lockfile's digest of the coder with its tools swapped, as reconcilers before
+    this one recorded it: still the manifest's, so an upgrade plans no lockfile write and
+    drift keeps comparing."""
+    from reconciler.engine.desired import desired_resources, digest_matches
+    from reconciler.manifest import load_manifests
+
+    _swap_coder_tools()
+    recorded = "sha256:3ee8d7e190fc658afce085155f81813c715b8906768e6d505f0f97aac735af69"
+    documents = load_manifests(Path("manifests")).documents
+    [coder] = [r for r in desired_resources(documents) if r.address == "agent.coder"]
+    assert digest_matches(coder, recorded)

@@ -19,6 +19,7 @@ from reconciler.engine.model import LITERAL, PLACEHOLDER_KEYS
 from reconciler.engine.normalize import (
     FIELD_DEFAULTS,
     KEYED_LISTS,
+    REORDERABLE_LISTS,
     SECRET_FIELDS,
     UNORDERED_LISTS,
     copy_json,
@@ -468,10 +469,16 @@ def manifest_path(kind: str, path: str) -> str:
     return path
 
 
-def _unordered_spec_lists(kind: str) -> tuple[str, ...]:
+def _unordered_spec_lists(kind: str, reorderable: bool = True) -> tuple[str, ...]:
     """Manifest spec paths whose list order means nothing to the provider: the lists
-    ``normalize`` sorts (``UNORDERED_LISTS``, ``KEYED_LISTS``), in the manifest's spelling."""
-    wire = (*UNORDERED_LISTS.get(kind, ()), *KEYED_LISTS.get(kind, {}))
+    ``normalize`` sorts (``UNORDERED_LISTS``, ``KEYED_LISTS``) and those the diff aligns
+    (``REORDERABLE_LISTS``, unless ``reorderable`` is false), in the manifest's spelling."""
+    aligned = REORDERABLE_LISTS.get(kind) if reorderable else None
+    wire = (
+        *UNORDERED_LISTS.get(kind, ()),
+        *KEYED_LISTS.get(kind, {}),
+        *((aligned,) if aligned else ()),
+    )
     return tuple(_MANIFEST_SPELLING.get(path, path) for path in wire)
 
 
@@ -479,13 +486,13 @@ def _json_order(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _canonical_spec(res: DesiredResource) -> Any:
+def _canonical_spec(res: DesiredResource, reorderable: bool = True) -> Any:
     """``res.spec`` as the diff sees it: without its ``ignore_changes`` paths, unordered lists
     sorted, and an agent's ``model: {id: X}`` as ``model: X``; a spec already in that form is
     unchanged, so its digest is the one lockfiles recorded before."""
     # a field ignore_changes names is never diffed: editing it in the manifest changes nothing
     spec: Any = drop_paths(res.spec, tuple(res.ignore_changes))
-    unordered = _unordered_spec_lists(res.kind)
+    unordered = _unordered_spec_lists(res.kind, reorderable)
     if unordered:
         spec = copy_json(spec)  # sorted in place below; the manifest's own spec stays as written
         for pattern in unordered:
@@ -521,5 +528,9 @@ def desired_digest(res: DesiredResource) -> str:
 
 def digest_matches(res: DesiredResource, recorded: str) -> bool:
     """Whether a lockfile's ``spec_digest`` records this manifest: its canonical digest, or
-    the digest of the spec as written, which lockfiles stored before the canonical form."""
-    return recorded in (desired_digest(res), _digest(res, res.spec))
+    the digest of the spec as written, which lockfiles stored before the canonical form, or
+    the canonical digest of before an agent's tools and a deployment's resources were sorted
+    in it (``REORDERABLE_LISTS``)."""
+    if recorded in (desired_digest(res), _digest(res, res.spec)):
+        return True
+    return res.kind in REORDERABLE_LISTS and recorded == _digest(res, _canonical_spec(res, False))

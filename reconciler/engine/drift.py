@@ -46,7 +46,13 @@ from reconciler.engine.model import (
     Replace,
     Update,
 )
-from reconciler.engine.normalize import KEYED_LISTS, UNORDERED_LISTS, drop_paths, normalize
+from reconciler.engine.normalize import (
+    KEYED_LISTS,
+    UNORDERED_LISTS,
+    align_items,
+    drop_paths,
+    normalize,
+)
 from reconciler.engine.ownership import owner_problem
 from reconciler.engine.paused import paused_message
 from reconciler.engine.pinlog import settle_live_pin_moves
@@ -292,9 +298,10 @@ def _changed_item(
             changes = ()
             if base is not None and version_moved:
                 ignore = res.ignore_changes if res is not None else ()
+                before = normalize(kind, base)
                 changes = diff_objects(
-                    drop_paths(normalize(kind, base), ignore),
-                    drop_paths(normalize(kind, live), ignore),
+                    drop_paths(before, ignore),
+                    drop_paths(align_items(kind, normalize(kind, live), before), ignore),
                     UNORDERED_LISTS.get(kind, ()),
                     KEYED_LISTS.get(kind),
                 )

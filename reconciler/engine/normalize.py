@@ -102,6 +102,44 @@ KEYED_LISTS: dict[str, dict[str, str]] = {
     "agent": {"mcp_servers": "name", "skills": "skill_id", "tools.*.configs": "name"},
 }
 
+#: Lists of objects whose order means nothing to the provider but that no one field tells
+#: apart, per kind: an agent's tools (a toolset by its type and MCP server, a custom tool by
+#: its name) and a deployment's resources (what each mounts, and where). The wire keeps them
+#: as sent, yet nothing reads their order: the tools are what the agent may use, the resources
+#: what each session mounts. ``align_items`` puts the live items in the manifest's order
+#: (matched by ``item_identity``) before the diff, so a reorder is no change and a change
+#: reads at the manifest's index; the lockfile's digest sorts them (``desired``).
+REORDERABLE_LISTS: dict[str, str] = {"agent": "tools", "deployment": "resources"}
+
+#: the fields that say which tool or mount an item of a ``REORDERABLE_LISTS`` list is
+_IDENTITY_FIELDS = ("type", "mcp_server_name", "name", "memory_store_id", "url", "file_id")
+
+
+def item_identity(item: Any) -> str:
+    """Which tool or mount ``item`` is: ``["mcp_toolset", "github"]`` as text."""
+    if not isinstance(item, dict):
+        return repr(item)
+    return repr([item.get(k) for k in _IDENTITY_FIELDS])
+
+
+def align_items(kind: str, live: JSON, desired: JSON) -> JSON:
+    """``live`` with its ``REORDERABLE_LISTS`` list in the order of ``desired``'s: each
+    desired item takes the first live item of the same identity still free; live items no
+    desired one takes follow, in their own order."""
+    field = REORDERABLE_LISTS.get(kind)
+    items, wanted = live.get(field) if field else None, desired.get(field) if field else None
+    if not isinstance(items, list) or not isinstance(wanted, list) or len(items) < 2:
+        return live
+    free = list(items)
+    ordered: list[Any] = []
+    for want in wanted:
+        identity = item_identity(want)
+        found = next((i for i, it in enumerate(free) if item_identity(it) == identity), None)
+        if found is not None:
+            ordered.append(free.pop(found))
+    return {**live, field: ordered + free} if ordered + free != items else live
+
+
 SECRET_FIELDS = frozenset(
     {
         "token",

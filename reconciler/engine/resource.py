@@ -49,6 +49,7 @@ from reconciler.engine.model import (
 from reconciler.engine.normalize import (
     KEYED_LISTS,
     UNORDERED_LISTS,
+    align_items,
     fill_unset,
     normalize,
     pair_tool_configs,
@@ -171,8 +172,8 @@ def _compare(
 ) -> _Comparison:
     """Normalise both sides, diff them, and add the secrets whose value changed."""
     kind = res.kind
-    live = normalize(kind, obj)
     sent = resolve_planned(request_fields(res, inputs.options.project), planned)
+    live = align_items(kind, normalize(kind, obj), normalize(kind, sent))
     want = fill_unset(kind, normalize(kind, sent), live)
     live, want = pair_tool_configs(kind, live, want)
     changes = _blanks_as_written(
