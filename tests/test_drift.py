@@ -571,3 +571,34 @@ def test_a_digest_recorded_before_tools_were_sorted_still_matches(applied: Path)
     documents = load_manifests(Path("manifests")).documents
     [coder] = [r for r in desired_resources(documents) if r.address == "agent.coder"]
     assert digest_matches(coder, recorded)
+
+
+def test_per_tool_configs_reordered_on_the_provider_say_what_changed_and_what_apply_does(
+    applied: Path,
+) -> None:
+    """Someone reorders the coder's per-tool configs in the console; the provider saves
+    version 2. Drift said "version 2 was saved outside git but matches the manifest",
+    with no change listed and no word of what differs, and plan called the agent "up to
+    date" while it wanted to write the lockfile. The version is still reported (the lockfile
+    records the version sessions and deployments run, and someone did save one), but both
+    say what it is: only a reorder that means nothing, which apply records, sending nothing."""
+    coder = remote_id("agent.coder")
+
+    async def reorder(c: ProviderClient) -> None:
+        agent = await c.agents.retrieve(coder)
+        tools = agent["tools"]
+        tools[0]["configs"] = list(reversed(tools[0]["configs"]))
+        await c.agents.update(coder, {"tools": tools, "version": agent["version"]})
+
+    out_of_band(reorder)
+    [item] = items(drift_json())
+    assert item["changes"] == [] and item["version"] == 2, item
+    message = item["message"]
+    assert "differs from version 1 (the last apply's) only in the order of tools" in message
+    assert "sends nothing" in message, message
+    plan = json.loads(cli("plan", "--format", "json").stdout)
+    [action] = [a for a in plan["actions"] if a["address"] == "agent.coder"]
+    assert action["type"] == "noop" and plan["has_lockfile_changes"], action
+    assert action["reason"].startswith("version 2 was saved outside the reconciler"), action
+    ok("apply", "--auto-approve")
+    assert ok("drift").stdout.startswith("No drift")

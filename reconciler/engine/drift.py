@@ -48,6 +48,7 @@ from reconciler.engine.model import (
 )
 from reconciler.engine.normalize import (
     KEYED_LISTS,
+    OUTPUT_ONLY,
     UNORDERED_LISTS,
     align_items,
     drop_paths,
@@ -327,11 +328,20 @@ def _changed_item(
         )
     elif not changes and digest_same:
         several = span.startswith("versions")
-        message = (
-            f"{span or 'a new version'} {'were' if several else 'was'} saved outside git but "
-            f"{'match' if several else 'matches'} the manifest{last}; `reconciler apply` "
-            "records it"
-        )
+        said = f"{span or 'a new version'} {'were' if several else 'was'} saved outside git"
+        same = _same_as_applied(entry, base, live) if kind == "agent" else None
+        if same is not None:
+            which = "the latest" if several else "it"
+            message = (
+                f"{said}; {which} differs from version {entry.version} (the last apply's) "
+                f"{same}, so it matches the manifest: `reconciler apply` records it and sends "
+                "nothing"
+            )
+        else:
+            message = (
+                f"{said} but {'match' if several else 'matches'} the manifest{last}; "
+                "`reconciler apply` records it"
+            )
     elif not digest_same:
         message = (
             f"edited outside git{where}{last}; the manifest changed too since the last apply, "
@@ -340,6 +350,34 @@ def _changed_item(
     else:
         message = f"edited outside git{where}{last}; `reconciler apply` restores the manifest"
     return _live_item("changed", address, kind, live, message, changes, version, changed_at)
+
+
+def _same_as_applied(entry: LockEntry, base: JSON | None, live: JSON) -> str | None:
+    """How an agent version saved outside git that matches the manifest differs from the
+    version the last apply left (``base``, from its history), in words: ``only in the order
+    of tools``, ``in nothing`` (saved unchanged). None without that version."""
+    if base is None or base.get("version") != entry.version:
+        return None
+    fields = sorted(
+        f
+        for f in set(base) | set(live)
+        if f not in OUTPUT_ONLY["agent"] and base.get(f) != live.get(f)
+    )
+    if not fields:
+        return "in nothing (saved unchanged)"
+    reordered = [f for f in fields if _order_free(base.get(f)) == _order_free(live.get(f))]
+    if reordered == fields:
+        return f"only in the order of {', '.join(fields)}"
+    return f"only in the form of {', '.join(fields)} (as the provider wrote it)"
+
+
+def _order_free(value: Any) -> Any:
+    """``value`` with every list sorted: what it says whatever the order of its lists."""
+    if isinstance(value, dict):
+        return {k: _order_free(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return sorted((_order_free(v) for v in value), key=repr)
+    return value
 
 
 def _rewritten(

@@ -440,6 +440,12 @@ def _noop(
         if match.adopted
         else "up to date"
     )
+    saved = obj.get("version") if kind == "agent" else None
+    if not match.adopted and entry is not None and entry.id == obj["id"] and saved != entry.version:
+        reason = (
+            f"version {saved} was saved outside the reconciler (the lockfile records version "
+            f"{entry.version}) and matches the manifest; apply records it, sending nothing"
+        )
     if match.moved_from is not None:
         reason = (
             f"moved from {match.moved_from}: the object already carries its new address "
