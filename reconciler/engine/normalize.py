@@ -127,7 +127,9 @@ def align_items(kind: str, live: JSON, desired: JSON) -> JSON:
     desired item takes the first live item of the same identity still free; live items no
     desired one takes follow, in their own order."""
     field = REORDERABLE_LISTS.get(kind)
-    items, wanted = live.get(field) if field else None, desired.get(field) if field else None
+    if field is None:
+        return live
+    items, wanted = live.get(field), desired.get(field)
     if not isinstance(items, list) or not isinstance(wanted, list) or len(items) < 2:
         return live
     free = list(items)
