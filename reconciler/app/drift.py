@@ -24,11 +24,8 @@ from reconciler.app.workspace import (
     state_location,
 )
 from reconciler.engine.desired import desired_digest, desired_resources
-from reconciler.engine.drift import (
-    agents_to_annotate,
-    build_drift,
-    heal_from_tags,
-)
+from reconciler.engine.drift import agents_to_annotate, build_drift
+from reconciler.engine.heal import heal_from_tags
 from reconciler.engine.model import (
     DriftItem,
     DriftReport,
