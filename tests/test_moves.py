@@ -527,3 +527,21 @@ def test_apply_says_moved_as_the_plan_did(workdir: Path) -> None:
     assert ok("plan").stdout.rstrip().endswith("1 moved.")
     out = ok("apply", "--auto-approve").stdout
     assert "Apply complete: 0 created, 2 updated, 0 archived, 1 moved." in out, out
+
+
+def test_a_saved_plan_restores_a_hand_retag(workdir: Path, tmp_path: Path) -> None:
+    """The update that restores a tag edited by hand, saved with ``plan --out``: ``apply
+    PLANFILE`` refused it ("belongs to this project, as agent.other"), though the object is
+    as the plan saw it. It applies."""
+    ok("apply", "--auto-approve")
+    coder = remote_id("agent.coder")
+
+    async def retag(c: ProviderClient) -> None:
+        await c.agents.update(coder, {"metadata": {"reconciler-address": "agent.other"}})
+
+    out_of_band(retag)
+    saved = tmp_path / "plan.json"
+    ok("plan", "--out", str(saved))
+    out = ok("apply", str(saved)).stdout
+    assert "Apply complete: 0 created, 1 updated, 0 archived." in out, out
+    assert cli("plan", "--detailed-exitcode").exit_code == 0

@@ -74,12 +74,23 @@ def stale_actions(
             if owner is not None and moved_from is not None:
                 # a move's object still carries its old address until the move is applied
                 owner = not_ours(a.kind, live, plan.project, moved_from)
+            tagged = owned_address(live, plan.project)
+            if owner is not None and tagged is not None and _unclaimed(tagged, plan, lockfile):
+                # ours, tagged by hand for an address nothing claims: the plan retags it
+                owner = None
             if owner is not None:
                 stale[a.address] = (
                     f"{a.address} ({a.remote_id}) belongs to {owner}; nothing changes or "
                     "archives it"
                 )
     return stale
+
+
+def _unclaimed(address: str, plan: Plan, lockfile: Lockfile | None) -> bool:
+    """No action of ``plan`` and no entry of the state is for ``address``."""
+    if lockfile is not None and address in lockfile.resources:
+        return False
+    return all(a.address != address for a in plan.actions)
 
 
 def _created_since(
