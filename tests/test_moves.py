@@ -545,3 +545,26 @@ def test_a_saved_plan_restores_a_hand_retag(workdir: Path, tmp_path: Path) -> No
     out = ok("apply", str(saved)).stdout
     assert "Apply complete: 0 created, 1 updated, 0 archived." in out, out
     assert cli("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_a_recorded_object_retagged_by_hand_for_another_declared_address_is_no_twin(
+    workdir: Path,
+) -> None:
+    """The coder agent's tag edited by hand to ``agent.reviewer`` (an address the manifests
+    declare): plan said it was "never changed or archived" (not ours) and, in the same
+    breath, a twin of the reviewer that ``apply --prune`` archives; ``plan --prune`` planned
+    that archive of the agent the lockfile records as agent.coder. It is only the entry
+    not ours: nothing archives it."""
+    ok("apply", "--auto-approve")
+    coder = remote_id("agent.coder")
+
+    async def retag(c: ProviderClient) -> None:
+        await c.agents.update(coder, {"metadata": {"reconciler-address": "agent.reviewer"}})
+
+    out_of_band(retag)
+    plan = plan_json("--prune")
+    assert plan["twins"] == [], plan["twins"]
+    assert [a for a in plan["actions"] if a["type"] == "archive"] == [], plan["actions"]
+    assert [c["address"] for c in plan["conflicts"]] == ["agent.coder"], plan["conflicts"]
+    assert cli("apply", "--prune", "--auto-approve").exit_code == 1  # the entry not ours
+    assert [a["id"] for a in agents() if not a["archived_at"]].count(coder) == 1

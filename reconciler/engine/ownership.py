@@ -169,6 +169,9 @@ def find_twins(
     that vault.
     """
     resources = lockfile.resources if lockfile is not None else {}
+    # an object the lockfile records (under any address) is no twin: tagged for another
+    # address than its entry's, that entry reports it (not ours), and nothing archives it
+    recorded = {e.id for e in resources.values()}
     out: list[Twin] = []
     for address, obj in sorted(kept.items()):
         kind = kind_of(address)
@@ -176,7 +179,7 @@ def find_twins(
         held = entry is not None and entry.id == obj["id"]
         which = "the lockfile holds" if held else "the plan keeps (the newest)"
         for other in sorted(owned.get((kind, address), []), key=lambda o: str(o["id"])):
-            if other.get("archived_at") or other["id"] == obj["id"]:
+            if other.get("archived_at") or other["id"] == obj["id"] or other["id"] in recorded:
                 continue
             if kind == "credential" and other.get("vault_id") != obj.get("vault_id"):
                 continue
