@@ -568,3 +568,23 @@ def test_a_recorded_object_retagged_by_hand_for_another_declared_address_is_no_t
     assert [c["address"] for c in plan["conflicts"]] == ["agent.coder"], plan["conflicts"]
     assert cli("apply", "--prune", "--auto-approve").exit_code == 1  # the entry not ours
     assert [a["id"] for a in agents() if not a["archived_at"]].count(coder) == 1
+
+
+def test_drift_of_a_retag_to_a_declared_address_does_not_contradict_itself(
+    workdir: Path,
+) -> None:
+    """The same hand retag, seen by drift: "its ownership tags say it belongs to this
+    project, as agent.reviewer, not to this project". It says whose address it claims."""
+    ok("apply", "--auto-approve")
+    coder = remote_id("agent.coder")
+
+    async def retag(c: ProviderClient) -> None:
+        await c.agents.update(coder, {"metadata": {"reconciler-address": "agent.reviewer"}})
+
+    out_of_band(retag)
+    result = cli("drift", "--format", "json")
+    assert result.exit_code == 2, result.stdout
+    [item] = json.loads(result.stdout)["items"]
+    message = item["message"]
+    assert "not to this project" not in message, message
+    assert "belongs to this project, as agent.reviewer, not to agent.coder" in message, message

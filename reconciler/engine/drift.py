@@ -532,8 +532,11 @@ def _ownership_item(
         for key, value in applied.items()
         if metadata.get(key) != value and (entry.kind != "credential" or owner_of(live))
     )
+    # tagged by this project for another address it claims (an edit by hand): not to
+    # this address, rather than "not to this project"
+    whose = address if tagged is not None else "this project"
     message = (
-        f"its ownership tags say it belongs to {owner}, not to this project: plan and apply "
+        f"its ownership tags say it belongs to {owner}, not to {whose}: plan and apply "
         f"never change or archive it. `reconciler state rm {address}` forgets the entry (a "
         "wrong entry, e.g. from a bad merge), or `reconciler import --force "
         f"{address} {entry.id}` takes the object back"
