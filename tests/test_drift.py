@@ -602,3 +602,20 @@ def test_per_tool_configs_reordered_on_the_provider_say_what_changed_and_what_ap
     assert action["reason"].startswith("version 2 was saved outside the reconciler"), action
     ok("apply", "--auto-approve")
     assert ok("drift").stdout.startswith("No drift")
+
+
+def test_an_agent_edited_and_reverted_by_hand_is_not_said_saved_unchanged(applied: Path) -> None:
+    """Version 2 changed the prompt, version 3 put it back: the latest matches version 1,
+    but the versions were not "saved unchanged"."""
+    reviewer = remote_id("agent.reviewer")
+
+    async def edit_and_revert(c: ProviderClient) -> None:
+        agent = await c.agents.retrieve(reviewer)
+        await c.agents.update(reviewer, {"system": "Ship it."})
+        await c.agents.update(reviewer, {"system": agent["system"]})
+
+    out_of_band(edit_and_revert)
+    [item] = items(drift_json())
+    assert "versions 2-3" in item["message"], item
+    assert "differs from version 1 (the last apply's) in nothing" in item["message"], item
+    assert "saved unchanged" not in item["message"], item

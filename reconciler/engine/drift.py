@@ -330,6 +330,8 @@ def _changed_item(
         several = span.startswith("versions")
         said = f"{span or 'a new version'} {'were' if several else 'was'} saved outside git"
         same = _same_as_applied(entry, base, live) if kind == "agent" else None
+        if same == "in nothing" and not several:
+            same += " (saved unchanged)"
         if same is not None:
             which = "the latest" if several else "it"
             message = (
@@ -355,7 +357,8 @@ def _changed_item(
 def _same_as_applied(entry: LockEntry, base: JSON | None, live: JSON) -> str | None:
     """How an agent version saved outside git that matches the manifest differs from the
     version the last apply left (``base``, from its history), in words: ``only in the order
-    of tools``, ``in nothing`` (saved unchanged). None without that version."""
+    of tools``, ``in nothing`` (saved unchanged, or changed and changed back). None without
+    that version."""
     if base is None or base.get("version") != entry.version:
         return None
     fields = sorted(
@@ -364,7 +367,7 @@ def _same_as_applied(entry: LockEntry, base: JSON | None, live: JSON) -> str | N
         if f not in OUTPUT_ONLY["agent"] and base.get(f) != live.get(f)
     )
     if not fields:
-        return "in nothing (saved unchanged)"
+        return "in nothing"
     reordered = [f for f in fields if _order_free(base.get(f)) == _order_free(live.get(f))]
     if reordered == fields:
         return f"only in the order of {', '.join(fields)}"
