@@ -65,10 +65,9 @@ def _copy(docs: Docs) -> Docs:
 
 
 def _reordered(docs: Docs, draw: Any) -> Docs:
-    """Every collection whose order means nothing in a new order: MCP servers, skills, tool
-    configs, credentials, vaults, packages, hosts, metadata keys, and the documents
-    themselves. (An agent's tools and a deployment's resources keep their order: the
-    provider keeps it, and docs/json-format.md lists them as ordered.)"""
+    """Every collection whose order means nothing in a new order: MCP servers, skills, an
+    agent's tools and their configs, a deployment's resources, credentials, vaults, packages,
+    hosts, metadata keys, and the documents themselves."""
     out = _copy(docs)
 
     def shuffle(items: list[Any]) -> list[Any]:
@@ -76,7 +75,7 @@ def _reordered(docs: Docs, draw: Any) -> Docs:
 
     for d in out:
         spec = d["spec"]
-        for key in ("mcp_servers", "credentials", "vaults", "skills"):
+        for key in ("mcp_servers", "credentials", "vaults", "skills", "tools", "resources"):
             if isinstance(spec.get(key), list):
                 spec[key] = shuffle(spec[key])
         for tool in spec.get("tools", []) if d["kind"] == "Agent" else []:

@@ -619,3 +619,28 @@ def test_an_agent_edited_and_reverted_by_hand_is_not_said_saved_unchanged(applie
     assert "versions 2-3" in item["message"], item
     assert "differs from version 1 (the last apply's) in nothing" in item["message"], item
     assert "saved unchanged" not in item["message"], item
+
+
+def test_a_reordered_resource_with_a_secret_is_no_change(applied: Path) -> None:
+    """A deployment's repository mount with its token and its memory store, swapped: plan
+    said "the manifest's secrets resources[1].authorization_token, resources[0]
+    .authorization_token changed since the last apply", though no secret changed: the
+    lockfile recorded the token at the index the mount had then. It is no change."""
+    deployments = Path("manifests/deployments.yaml")
+    store = (
+        "    - memory_store: review-notes  # a MemoryStore manifest, mounted under /mnt/memory/\n"
+        "      access: read_only\n"
+    )
+    repo = (
+        "    - type: github_repository\n"
+        "      url: https://github.com/example/repo\n"
+        "      authorization_token: {from_file: secrets/github-token.txt}\n"
+    )
+    edit(deployments, store, repo + store)
+    ok("apply", "--auto-approve")
+    edit(deployments, repo + store, store + repo)
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.stdout
+    (Path("manifests/secrets/github-token.txt")).write_text("rotated\n")
+    changed = ok("plan").stdout
+    assert "the manifest's secret resources[1].authorization_token changed" in changed, changed

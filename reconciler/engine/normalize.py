@@ -15,10 +15,13 @@ Nothing here does I/O.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler.jsontypes import JSON
+
+T = TypeVar("T")
 
 PACKAGE_MANAGERS = ("pip", "npm", "apt", "cargo", "gem", "go")
 TOOLSET_DEFAULT_POLICY = {
@@ -132,14 +135,40 @@ def align_items(kind: str, live: JSON, desired: JSON) -> JSON:
     items, wanted = live.get(field), desired.get(field)
     if not isinstance(items, list) or not isinstance(wanted, list) or len(items) < 2:
         return live
-    free = list(items)
-    ordered: list[Any] = []
+    order = _aligned_order(items, wanted)
+    return live if order == sorted(order) else {**live, field: [items[i] for i in order]}
+
+
+def align_paths(kind: str, paths: Mapping[str, T], live: JSON, desired: JSON) -> dict[str, T]:
+    """``paths`` (``resources[0].authorization_token``: a secret's path the lockfile
+    recorded, at the index of the item as last applied, the live order) at the index its
+    item has once ``align_items`` puts ``live`` in ``desired``'s order."""
+    field = REORDERABLE_LISTS.get(kind)
+    items = live.get(field) if field is not None else None
+    wanted = desired.get(field) if field is not None else None
+    if field is None or not isinstance(items, list) or not isinstance(wanted, list):
+        return dict(paths)
+    at = {old: new for new, old in enumerate(_aligned_order(items, wanted))}
+    out: dict[str, T] = {}
+    for path, value in paths.items():
+        index, bracket, rest = path.removeprefix(field + "[").partition("]")
+        if path.startswith(field + "[") and bracket and index.isdigit() and int(index) in at:
+            path = f"{field}[{at[int(index)]}]{rest}"
+        out[path] = value
+    return out
+
+
+def _aligned_order(items: list[Any], wanted: list[Any]) -> list[int]:
+    """The indexes of ``items`` in ``align_items``'s order."""
+    free = list(range(len(items)))
+    order: list[int] = []
     for want in wanted:
         identity = item_identity(want)
-        found = next((i for i, it in enumerate(free) if item_identity(it) == identity), None)
+        found = next((i for i in free if item_identity(items[i]) == identity), None)
         if found is not None:
-            ordered.append(free.pop(found))
-    return {**live, field: ordered + free} if ordered + free != items else live
+            order.append(found)
+            free.remove(found)
+    return order + free
 
 
 SECRET_FIELDS = frozenset(

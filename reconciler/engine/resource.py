@@ -50,6 +50,7 @@ from reconciler.engine.normalize import (
     KEYED_LISTS,
     UNORDERED_LISTS,
     align_items,
+    align_paths,
     fill_unset,
     normalize,
     pair_tool_configs,
@@ -173,7 +174,8 @@ def _compare(
     """Normalise both sides, diff them, and add the secrets whose value changed."""
     kind = res.kind
     sent = resolve_planned(request_fields(res, inputs.options.project), planned)
-    live = align_items(kind, normalize(kind, obj), normalize(kind, sent))
+    as_listed = normalize(kind, obj)
+    live = align_items(kind, as_listed, normalize(kind, sent))
     want = fill_unset(kind, normalize(kind, sent), live)
     live, want = pair_tool_configs(kind, live, want)
     changes = _blanks_as_written(
@@ -199,6 +201,9 @@ def _compare(
         entry = inputs.entry(moved_from)  # a move: the secrets were recorded under the old name
     recorded = entry is not None and entry.id == obj["id"]
     known = dict(entry.secret_fingerprints) if entry is not None and recorded else {}
+    # recorded at the index an item had as last applied (the live order): read at the
+    # manifest's, where the diff shows it (a reorder is no change)
+    known = align_paths(kind, known, as_listed, normalize(kind, sent))
     fps = target.secret_fingerprints
     rewritten = rewritten_outside(entry, obj)  # rotated behind git's back: write it again
     secret_changed = [
@@ -345,7 +350,7 @@ def _decide(
         )
         return replace(kept, action=action, id=None)
     if changes:
-        update = _update(inputs, res, match, changes, target, planned, common)
+        update = _update(inputs, res, match, comparison, target, planned, common)
         if comparison.rewritten is not None and match.moved_from is None:
             update = update.model_copy(
                 update={
@@ -362,14 +367,14 @@ def _update(
     inputs: PlanInputs,
     res: DesiredResource,
     match: Match,
-    changes: tuple[FieldChange, ...],
+    comparison: _Comparison,
     target: Target,
     planned: Mapping[str, Planned],
     common: dict[str, Any],
 ) -> Update:
     """Send the changed fields; an agent's update carries its live version (a
     precondition) and becomes the next version."""
-    obj = match.live
+    obj, changes = match.live, comparison.changes
     assert obj is not None
     fields = changed_fields(changes)
     body = only_unwritten_seeds(update_body(res, inputs.options.project, fields, obj), changes)
@@ -378,7 +383,7 @@ def _update(
     found = recorded is None and not inputs.pending(res.address)
     reason = (
         seeding_reason(changes, interrupted=interrupted, found=found)
-        or _secret_reason(inputs, res, obj, changes)
+        or _secret_reason(changes, comparison.written)
         or _update_reason(res, fields, planned)
     )
     if match.moved_from is not None:
@@ -572,16 +577,12 @@ def _check_pin(
     )
 
 
-def _secret_reason(
-    inputs: PlanInputs, res: DesiredResource, obj: JSON, changes: tuple[FieldChange, ...]
-) -> str | None:
+def _secret_reason(changes: tuple[FieldChange, ...], known: Mapping[str, str]) -> str | None:
     """Why an update that only sends secrets: the manifest's secret changed (the state's
-    fingerprint differs), or the state holds no fingerprint of it (a create whose record was
-    lost, a lost lockfile), so nobody knows that the live value differs."""
+    fingerprint, ``known``, differs), or the state holds no fingerprint of it (a create
+    whose record was lost, a lost lockfile), so nobody knows that the live value differs."""
     if not changes or not all(c.sensitive for c in changes):
         return None
-    entry = inputs.entry(res.address)
-    known = entry.secret_fingerprints if entry is not None and entry.id == obj["id"] else {}
     if any(c.path in known for c in changes):
         paths = ", ".join(c.path for c in changes)
         one = len(changes) == 1
