@@ -644,3 +644,26 @@ def test_a_reordered_resource_with_a_secret_is_no_change(applied: Path) -> None:
     (Path("manifests/secrets/github-token.txt")).write_text("rotated\n")
     changed = ok("plan").stdout
     assert "the manifest's secret resources[1].authorization_token changed" in changed, changed
+
+
+def test_a_matching_version_saved_by_hand_names_the_deployments_apply_moves_to_it(
+    applied: Path,
+) -> None:
+    """The reviewer edited and changed back by hand: the matching version 3 is the latest,
+    and the deployment that follows the latest moves to it at the next apply. Drift said
+    apply "sends nothing" (the pin move is sent); it names the deployment apply moves."""
+    reviewer = remote_id("agent.reviewer")
+
+    async def edit_and_revert(c: ProviderClient) -> None:
+        agent = await c.agents.retrieve(reviewer)
+        await c.agents.update(reviewer, {"system": "Ship it."})
+        await c.agents.update(reviewer, {"system": agent["system"]})
+
+    out_of_band(edit_and_revert)
+    [item] = items(drift_json())
+    message = item["message"]
+    assert "sends nothing" not in message, message
+    assert "moves deployment.nightly-review (which follows the latest) to it" in message, message
+    plan = json.loads(ok("plan", "--format", "json").stdout)
+    [action] = [a for a in plan["actions"] if a["address"] == "agent.reviewer"]
+    assert "sending nothing" not in action["reason"], action

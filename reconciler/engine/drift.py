@@ -286,7 +286,10 @@ def _changed_item(
     changes: tuple[FieldChange, ...],
     versions: Sequence[JSON] | None,
     healed: bool = False,
+    followers: tuple[str, ...] = (),
 ) -> DriftItem | None:
+    """The ``changed`` item of ``address``, or None. ``followers``: the deployments that
+    follow the agent's latest version and that apply moves to its live version."""
     kind = entry.kind
     digest_same = res is not None and digest_matches(res, entry.spec_digest)
     version: int | None = None
@@ -334,10 +337,13 @@ def _changed_item(
             same += " (saved unchanged)"
         if same is not None:
             which = "the latest" if several else "it"
+            sends = "sends nothing"
+            if followers:
+                verb = "follows" if len(followers) == 1 else "follow"
+                sends = f"moves {', '.join(followers)} (which {verb} the latest) to it"
             message = (
                 f"{said}; {which} differs from version {entry.version} (the last apply's) "
-                f"{same}, so it matches the manifest: `reconciler apply` records it and sends "
-                "nothing"
+                f"{same}, so it matches the manifest: `reconciler apply` records it and {sends}"
             )
         else:
             message = (
@@ -618,6 +624,10 @@ def build_drift(
     plan = _manifest_plan(documents, observed, lockfile, project, skills) if entries else None
     planned = _differences(plan, lockfile) if plan is not None else {}
     refused = _refused_replaces(plan) if plan is not None else {}
+    followers: dict[str, tuple[str, ...]] = {}
+    for move in plan.pin_moves if plan is not None else ():
+        if move.follows_latest:
+            followers[move.agent] = (*followers.get(move.agent, ()), move.deployment)
     items: list[DriftItem] = []
     live_vaults = {v["id"] for v in observed.all("vault") if not v.get("archived_at")}
     for address, entry in sorted(entries.items()):
@@ -655,6 +665,7 @@ def build_drift(
             planned.get(address, ()),
             history,
             healed=address in healed,
+            followers=followers.get(address, ()),
         )
         if entry.kind == "credential":
             res = desired.get(address)

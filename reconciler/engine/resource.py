@@ -449,7 +449,8 @@ def _noop(
     if not match.adopted and entry is not None and entry.id == obj["id"] and saved != entry.version:
         reason = (
             f"version {saved} was saved outside the reconciler (the lockfile records version "
-            f"{entry.version}) and matches the manifest; apply records it, sending nothing"
+            f"{entry.version}) and matches the manifest; apply records it (the agent needs "
+            "no update)"
         )
     if match.moved_from is not None:
         reason = (
