@@ -446,10 +446,11 @@ def _noop(
         else "up to date"
     )
     saved = obj.get("version") if kind == "agent" else None
-    if not match.adopted and entry is not None and entry.id == obj["id"] and saved != entry.version:
+    recorded = entry.version if entry is not None and entry.id == obj["id"] else None
+    if not match.adopted and recorded is not None and saved != recorded:
         reason = (
             f"version {saved} was saved outside the reconciler (the lockfile records version "
-            f"{entry.version}) and matches the manifest; apply records it (the agent needs "
+            f"{recorded}) and matches the manifest; apply records it (the agent needs "
             "no update)"
         )
     if match.moved_from is not None:
