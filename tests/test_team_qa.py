@@ -16,7 +16,8 @@
 - ``state history --json`` (for scripts: who changed agent.coder) is documented in
   docs/json-format.md like the other JSON outputs, every key it writes;
 - drift of an agent edited out of band and edited back reads as English for one version and
-  for several ("versions 2-3 were saved outside git but match the manifest");
+  for several ("versions 2-3 were saved outside git; the latest differs from version 1 (the
+  last apply's) in nothing, so it matches the manifest");
 - drift run while an apply is in progress (a drift cron beside a merge's apply job) says so:
   what that apply changed but has not recorded yet shows as drift, and the warning names the
   apply holding the lock (a lock left by a dead process says that apply died);
@@ -230,7 +231,8 @@ def test_versions_saved_out_of_band_that_match_the_manifest_read_right(workdir: 
     out_of_band(edit_and_back)
     [item] = items(drift_json(), "changed")
     assert item["message"].startswith(
-        "versions 2-3 were saved outside git but match the manifest (the last apply left version 1)"
+        "versions 2-3 were saved outside git; the latest differs from version 1 (the last "
+        "apply's) in nothing, so it matches the manifest"
     ), item["message"]
 
 
