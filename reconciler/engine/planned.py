@@ -56,7 +56,6 @@ def predicted_version(planned: Mapping[str, Planned], address: str) -> int | Non
     return p.version if p is not None else None
 
 
-
 def resolve_planned(value: Any, planned: Mapping[str, Planned]) -> Any:
     """Placeholders -> what the live object would hold, as far as the plan can know."""
     if isinstance(value, dict):
