@@ -641,9 +641,17 @@ def test_a_reordered_resource_with_a_secret_is_no_change(applied: Path) -> None:
     edit(deployments, repo + store, store + repo)
     plan = cli("plan", "--detailed-exitcode")
     assert plan.exit_code == 0, plan.stdout
+    # a mount added first moves the token's item to index 2: still no secret change
+    stores = Path("manifests/memory_stores.yaml")
+    stores.write_text(stores.read_text() + "---\nkind: MemoryStore\nname: style\nspec: {}\n")
+    edit(deployments, store + repo, "    - memory_store: style\n" + store + repo)
+    actions = json.loads(ok("plan", "--format", "json").stdout)["actions"]
+    [deployment] = [a for a in actions if a["address"] == "deployment.nightly-review"]
+    assert [(c["op"], c["path"]) for c in deployment["changes"]] == [("add", "resources[0]")]
+    ok("apply", "--auto-approve")
     (Path("manifests/secrets/github-token.txt")).write_text("rotated\n")
     changed = ok("plan").stdout
-    assert "the manifest's secret resources[1].authorization_token changed" in changed, changed
+    assert "the manifest's secret resources[2].authorization_token changed" in changed, changed
 
 
 def test_a_matching_version_saved_by_hand_names_the_deployments_apply_moves_to_it(
@@ -667,3 +675,24 @@ def test_a_matching_version_saved_by_hand_names_the_deployments_apply_moves_to_i
     plan = json.loads(ok("plan", "--format", "json").stdout)
     [action] = [a for a in plan["actions"] if a["address"] == "agent.reviewer"]
     assert "sending nothing" not in action["reason"], action
+
+
+def test_a_mount_added_before_another_is_one_addition(applied: Path) -> None:
+    """A new memory store mounted first, before the review notes: plan read
+    ``~ resources[0].access: "read_only" -> "read_write"`` and ``~ resources[0]
+    .memory_store_id``, as if the review notes' mount turned read-write, then ``+
+    resources[1]``: the review notes again. It is one mount added at the manifest's index."""
+    stores = Path("manifests/memory_stores.yaml")
+    stores.write_text(
+        stores.read_text() + "---\nkind: MemoryStore\nname: style\nspec:\n  description: Style.\n"
+    )
+    edit(
+        Path("manifests/deployments.yaml"),
+        "  resources:\n",
+        "  resources:\n    - memory_store: style\n      access: read_write\n",
+    )
+    actions = json.loads(ok("plan", "--format", "json").stdout)["actions"]
+    [deployment] = [a for a in actions if a["address"] == "deployment.nightly-review"]
+    assert [(c["op"], c["path"]) for c in deployment["changes"]] == [("add", "resources[0]")]
+    ok("apply", "--auto-approve")
+    assert cli("plan", "--detailed-exitcode").exit_code == 0

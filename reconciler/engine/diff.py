@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from reconciler.engine.model import FieldChange
+from reconciler.engine.normalize import matched_indexes
 
 _OPS = {
     "values_changed": "change",
@@ -54,6 +55,7 @@ def diff_objects(
     desired: dict[str, Any],
     unordered: tuple[str, ...] = (),
     keyed: Mapping[str, str] | None = None,
+    reorderable: str | None = None,
 ) -> tuple[FieldChange, ...]:
     """Changes that turn ``live`` into ``desired``.
 
@@ -68,6 +70,11 @@ def diff_objects(
             apart by a key field, e.g. ``{"mcp_servers": "name"}``; where both sides hold
             such a list with unique keys, items are matched by key and paths read
             ``mcp_servers[github].url``.
+        reorderable: a top-level field holding a list whose items are told apart by who
+            they are (``normalize.REORDERABLE_LISTS``): items are matched by identity and
+            read at the index the desired one has (``+ resources[0]`` for a mount added
+            first, not every mount after it changed); a live item nothing desired matches
+            reads after the desired ones.
 
     Example: ``diff_objects({"a": 1}, {"a": 2}) ==
     (FieldChange(op="change", path="a", old=1, new=2),)``.
@@ -75,8 +82,10 @@ def diff_objects(
     if live == desired:
         return ()
     changes: list[FieldChange] = []
-    if unordered or keyed:
+    if unordered or keyed or reorderable:
         live, desired = copy.deepcopy(live), copy.deepcopy(desired)
+        if reorderable is not None:
+            _index_by_match(live, desired, reorderable)
         for pattern, key in (keyed or {}).items():
             for where in list(_expand(tuple(pattern.split(".")), live)):
                 _key_list(live, desired, where, key)
@@ -171,6 +180,18 @@ def _key_list(live: Any, desired: Any, path: Path, key: str) -> None:
     for obj, value in zip((live, desired), keyed, strict=True):
         parent = _get(obj, path[:-1])
         parent[path[-1]] = value
+
+
+def _index_by_match(live: dict[str, Any], desired: dict[str, Any], field: str) -> None:
+    """Turn the lists at ``field`` into ``{_ItemKey(index): item}``: a desired item at its
+    own index, a live one at the index of the desired item that matches it, or after the
+    desired ones (``matched_indexes``)."""
+    items, wanted = live.get(field), desired.get(field)
+    if not isinstance(items, list) or not isinstance(wanted, list) or not items or not wanted:
+        return
+    at = matched_indexes(items, wanted)
+    live[field] = {_ItemKey(str(at[i])): item for i, item in enumerate(items)}
+    desired[field] = {_ItemKey(str(j)): item for j, item in enumerate(wanted)}
 
 
 def _take(obj: dict[str, Any], path: Path) -> list[Any]:

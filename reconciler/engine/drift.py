@@ -49,6 +49,7 @@ from reconciler.engine.model import (
 from reconciler.engine.normalize import (
     KEYED_LISTS,
     OUTPUT_ONLY,
+    REORDERABLE_LISTS,
     UNORDERED_LISTS,
     align_items,
     drop_paths,
@@ -308,6 +309,7 @@ def _changed_item(
                     drop_paths(align_items(kind, normalize(kind, live), before), ignore),
                     UNORDERED_LISTS.get(kind, ()),
                     KEYED_LISTS.get(kind),
+                    REORDERABLE_LISTS.get(kind),
                 )
         if not changes and not version_moved:
             return None

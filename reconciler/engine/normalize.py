@@ -135,20 +135,21 @@ def align_items(kind: str, live: JSON, desired: JSON) -> JSON:
     items, wanted = live.get(field), desired.get(field)
     if not isinstance(items, list) or not isinstance(wanted, list) or len(items) < 2:
         return live
-    order = _aligned_order(items, wanted)
+    at = matched_indexes(items, wanted)
+    order = sorted(range(len(items)), key=lambda i: at[i])
     return live if order == sorted(order) else {**live, field: [items[i] for i in order]}
 
 
 def align_paths(kind: str, paths: Mapping[str, T], live: JSON, desired: JSON) -> dict[str, T]:
     """``paths`` (``resources[0].authorization_token``: a secret's path the lockfile
-    recorded, at the index of the item as last applied, the live order) at the index its
-    item has once ``align_items`` puts ``live`` in ``desired``'s order."""
+    recorded, at the index of the item as last applied, the live order) at the index of
+    the desired item that matches its item (``matched_indexes``), where the diff shows it."""
     field = REORDERABLE_LISTS.get(kind)
     items = live.get(field) if field is not None else None
     wanted = desired.get(field) if field is not None else None
     if field is None or not isinstance(items, list) or not isinstance(wanted, list):
         return dict(paths)
-    at = {old: new for new, old in enumerate(_aligned_order(items, wanted))}
+    at = matched_indexes(items, wanted)
     out: dict[str, T] = {}
     for path, value in paths.items():
         index, bracket, rest = path.removeprefix(field + "[").partition("]")
@@ -158,17 +159,20 @@ def align_paths(kind: str, paths: Mapping[str, T], live: JSON, desired: JSON) ->
     return out
 
 
-def _aligned_order(items: list[Any], wanted: list[Any]) -> list[int]:
-    """The indexes of ``items`` in ``align_items``'s order."""
+def matched_indexes(items: list[Any], wanted: list[Any]) -> dict[int, int]:
+    """Index in ``items`` (live) -> index in ``wanted`` (desired) of the item that takes
+    it: each wanted item, in order, takes the first live item of its identity still free;
+    the live items none takes get the indexes after ``wanted``'s, in their own order."""
     free = list(range(len(items)))
-    order: list[int] = []
-    for want in wanted:
+    out: dict[int, int] = {}
+    for j, want in enumerate(wanted):
         identity = item_identity(want)
         found = next((i for i in free if item_identity(items[i]) == identity), None)
         if found is not None:
-            order.append(found)
+            out[found] = j
             free.remove(found)
-    return order + free
+    out.update({i: len(wanted) + k for k, i in enumerate(free)})
+    return out
 
 
 SECRET_FIELDS = frozenset(

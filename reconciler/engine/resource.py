@@ -48,6 +48,7 @@ from reconciler.engine.model import (
 )
 from reconciler.engine.normalize import (
     KEYED_LISTS,
+    REORDERABLE_LISTS,
     UNORDERED_LISTS,
     align_items,
     align_paths,
@@ -184,6 +185,7 @@ def _compare(
             res.without_ignored(want),
             UNORDERED_LISTS.get(kind, ()),
             KEYED_LISTS.get(kind),
+            REORDERABLE_LISTS.get(kind),
         ),
         obj,
         sent,
@@ -193,7 +195,13 @@ def _compare(
         shown = {c.path for c in changes}
         # compared as the shown diff compares (unordered and keyed lists as such), or a list
         # change it shows would come back here as paths by position
-        whole = diff_objects(live, want, UNORDERED_LISTS.get(kind, ()), KEYED_LISTS.get(kind))
+        whole = diff_objects(
+            live,
+            want,
+            UNORDERED_LISTS.get(kind, ()),
+            KEYED_LISTS.get(kind),
+            REORDERABLE_LISTS.get(kind),
+        )
         differ = {c.path for c in whole} - shown
         hidden = tuple(sorted(manifest_path(kind, path) for path in differ))
     entry = inputs.entry(res.address)
