@@ -526,3 +526,20 @@ def test_a_skill_source_that_is_a_symlink_loop_is_called_one(workdir: Path) -> N
     assert result.exit_code == 1
     assert "manifests/skills.yaml:4:11: spec.source: skill source " in result.stderr
     assert "is a symbolic link loop" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("name", ["new\nline.md", "tab\there.md", "back\\slash.md"])
+def test_a_skill_file_name_the_provider_refuses_is_an_error_at_source_before_any_upload(
+    workdir: Path, name: str
+) -> None:
+    """A file whose name holds a control character (a newline) or a backslash passed
+    validate and plan (the newline split the plan's lines) and only failed at apply with the
+    provider's 400; it is the source's error, at its place, and nothing is sent."""
+    (workdir / "manifests/skills/pdf-tools" / name).write_text("x\n")
+    for command in ("validate", "plan"):
+        result = cli(command)
+        assert result.exit_code == 1, (command, result.stdout)
+        assert "manifests/skills.yaml:4:11: spec.source: " in result.stderr, result.stderr
+        assert repr(name) in result.stderr, result.stderr
+    assert cli("apply", "--auto-approve").exit_code == 1
+    assert not Path("state/reconciler.lock").exists()

@@ -8,7 +8,8 @@ would refuse is refused at ``validate``, with the file that is wrong:
 - ``SKILL.md`` at the root, with YAML frontmatter whose ``name`` is the skill's slug (1-64
   lowercase letters, digits and hyphens) and an optional ``description``;
 - at most ``MAX_FILES`` files and ``MAX_TOTAL_BYTES`` in all;
-- no symlink that leads outside the directory, and nothing outside the repository.
+- no symlink that leads outside the directory, and nothing outside the repository;
+- no control character and no backslash in a file's path.
 
 Which files: what git would commit. ``.gitignore`` files from the repository root down to
 and inside the directory are honoured (pathspec, git's own rules), and ``.git``,
@@ -144,6 +145,12 @@ def read_skill_source(directory: str | Path, *, repository: Path | None = None) 
                 continue
             if path.is_symlink():
                 _inside(root, path, rel, given)
+            if any(ord(c) < 32 or c == "\\" for c in rel):
+                # the provider refuses such a path (400): said here, before anything is sent
+                raise SkillSourceError(
+                    f"{rel!r} in skill source {given}: a file name in a skill may hold no "
+                    "control character (a newline, a tab) and no backslash; rename it"
+                )
             if len(rel) > MAX_PATH_CHARS:
                 raise SkillSourceError(
                     f"{rel[:80]}... in skill source {given}: paths in a skill are at most "
