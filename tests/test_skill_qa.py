@@ -543,3 +543,20 @@ def test_a_skill_file_name_the_provider_refuses_is_an_error_at_source_before_any
         assert repr(name) in result.stderr, result.stderr
     assert cli("apply", "--auto-approve").exit_code == 1
     assert not Path("state/reconciler.lock").exists()
+
+
+def test_a_skill_file_name_that_is_not_utf8_is_an_error_at_source_not_a_bug(
+    workdir: Path,
+) -> None:
+    """A file name that is not UTF-8 (copied from an old archive) made validate say
+    "internal error while reading this file (UnicodeEncodeError); please report this bug"
+    at line 1 of the manifest file."""
+    directory = bytes(workdir / "manifests/skills/pdf-tools")
+    with open(directory + b"/caf\xe9.md", "wb") as handle:
+        handle.write(b"x\n")
+    for command in ("validate", "plan"):
+        result = cli(command)
+        assert result.exit_code == 1, (command, result.stdout)
+        assert "manifests/skills.yaml:4:11: spec.source: " in result.stderr, result.stderr
+        assert "not UTF-8" in result.stderr, result.stderr
+        assert "internal error" not in result.stderr

@@ -130,6 +130,7 @@ def read_skill_source(directory: str | Path, *, repository: Path | None = None) 
         keep = []
         for name in sorted(dirnames):
             rel = (here / name).relative_to(root).as_posix()
+            _check_utf8(rel, given)
             if ignored(rel + "/"):
                 continue
             if (here / name).is_symlink():
@@ -141,6 +142,7 @@ def read_skill_source(directory: str | Path, *, repository: Path | None = None) 
         for name in sorted(filenames):
             path = here / name
             rel = path.relative_to(root).as_posix()
+            _check_utf8(rel, given)
             if ignored(rel):
                 continue
             if path.is_symlink():
@@ -276,6 +278,19 @@ def _yaml_error(shown: str | Path, error: Exception) -> str:
     where = f"{shown}:{mark.line + 2}:{mark.column + 1}" if mark is not None else str(shown)
     problem = getattr(error, "problem", None) or str(error).splitlines()[0]
     return f"{where}: its frontmatter is not valid YAML: {problem}"
+
+
+def _check_utf8(rel: str, given: Path) -> None:
+    """Refuse a path that is not UTF-8 (os.walk hands its bytes over as surrogates): the
+    upload names each file in UTF-8, and .gitignore matching cannot read it either."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise SkillSourceError(
+            f"{shown!r} in skill source {given}: its name is not UTF-8, and a skill's files "
+            "are named in UTF-8; rename it"
+        ) from None
 
 
 def _inside(root: Path, link: Path, rel: str, given: Path) -> None:
