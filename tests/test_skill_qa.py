@@ -169,6 +169,20 @@ def test_a_memory_seed_file_that_is_missing_is_an_error_at_its_from_file(workdir
     assert not Path(".reconciler/provider.db").exists() or lockfile()["resources"] == {}
 
 
+def test_a_memory_seed_file_over_the_limit_is_an_error_at_its_from_file(workdir: Path) -> None:
+    """A seed file over 100 kB was reported at the seed's ``- path:`` line as
+    ``spec.memories[0].content``, a key the manifest does not have; it is the file's error,
+    at its ``from_file``."""
+    (workdir / "manifests/seeds").mkdir()
+    (workdir / "manifests/seeds/style.md").write_text("x" * 150_000)
+    (workdir / "manifests/stores.yaml").write_text(STORE)
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "manifests/stores.yaml:7:18: spec.memories[0].from_file: memory content is " in (
+        result.stderr
+    ), result.stderr
+
+
 def live_skill_ids() -> list[str]:
     async def read(client: ProviderClient) -> list[str]:
         return [s["id"] async for s in client.skills.list()]

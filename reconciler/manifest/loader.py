@@ -299,8 +299,13 @@ def _validation_issues(
             message = _unknown_kind(data.get("kind"))
         elif error["type"] == "extra_forbidden" and explained.shown_path in _KUBERNETES_KEYS:
             message = _kubernetes_hint(str(explained.shown_path[0]), data)
-        location = source.locate(explained.path, explained.point)
-        issues.append((explained.path, issue_at(location, message, explained.shown_path)))
+        path, point, shown = explained.path, explained.point, explained.shown_path
+        from_file = path[:-1] + ("from_file",)
+        if path[-1:] == ("content",) and from_file in source.positions:
+            # a seed's content was read from its file: the error is the file's
+            path, point, shown = from_file, "value", from_file
+        location = source.locate(path, point)
+        issues.append((explained.path, issue_at(location, message, shown)))
     return issues
 
 
