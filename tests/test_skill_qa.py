@@ -183,6 +183,25 @@ def test_a_memory_seed_file_over_the_limit_is_an_error_at_its_from_file(workdir:
     ), result.stderr
 
 
+def test_a_seed_path_given_twice_is_said_beside_another_seeds_error(workdir: Path) -> None:
+    """Validation says every error at once: a seed path given twice was said only after
+    another seed's error (a path without its leading '/') was fixed."""
+    (workdir / "manifests/stores.yaml").write_text(
+        "kind: MemoryStore\nname: notes\nspec:\n  memories:\n"
+        "    - {path: /a.md, content: one}\n"
+        "    - {path: /a.md, content: two}\n"
+        "    - {path: b.md, content: three}\n"
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert "stores.yaml:7:14: spec.memories[2].path: memory path 'b.md' must start" in (
+        result.stderr
+    ), result.stderr
+    assert "stores.yaml:6:14: spec.memories[1].path: memory path '/a.md' is seeded twice" in (
+        result.stderr
+    ), result.stderr
+
+
 def live_skill_ids() -> list[str]:
     async def read(client: ProviderClient) -> list[str]:
         return [s["id"] async for s in client.skills.list()]

@@ -21,6 +21,7 @@ from reconciler.kinds import NAME_PATTERN
 from .agent import mcp_server_problems
 from .document import moved_from_itself
 from .environment import PACKAGE_MANAGERS, PACKAGE_MANAGERS_UNREACHABLE
+from .fields import repeats
 from .manifestset import DocumentSource
 from .messages import format_path
 from .policy import PolicyRule, expression_problem
@@ -84,7 +85,8 @@ def raw_cross_field_issues(
     data: dict[str, Any], source: DocumentSource, wrong: list[DataPath]
 ) -> list[ManifestIssue]:
     """The checks that read two fields of a document (an agent's MCP servers and toolsets,
-    an environment's packages and networking, ``moved_from`` and ``name``) in a document
+    an environment's packages and networking, a memory store's seed paths, ``moved_from``
+    and ``name``) in a document
     that did not validate, as a valid one's are said, unless a field they read is wrong
     (its error is reported already, and fixing it may change what they find)."""
 
@@ -116,6 +118,25 @@ def raw_cross_field_issues(
                 (message, ("spec", *path), "value")
                 for message, path in mcp_server_problems(names, toolsets, every_tool=every_tool)
             ]
+    seeds = spec.get("memories")
+    if data.get("kind") == "MemoryStore" and isinstance(seeds, list):
+        # the list's own check (each path once) runs only when every seed validated
+        paths = [
+            seed["path"]
+            if isinstance(seed, dict)
+            and isinstance(seed.get("path"), str)
+            and clear("spec", "memories", index, "path")
+            else None
+            for index, seed in enumerate(seeds)
+        ]
+        found += [
+            (
+                f"memory path '{paths[index]}' is seeded twice",
+                ("spec", "memories", index, "path"),
+                "value",
+            )
+            for index in repeats(paths)
+        ]
     config = spec.get("config")
     if (
         data.get("kind") == "Environment"
