@@ -923,3 +923,28 @@ async def test_closing_the_runtime_ends_a_stream_another_task_reads(
         await stream.aclose()
         await asyncio.wait_for(tailing, 10)
         assert (await rt.retrieve_session(session_id))["status"] == "idle"  # still usable
+
+
+async def test_session_metadata_values_become_strings_as_managed_configs_do(
+    rt: ManagedRuntime,
+) -> None:
+    """``create_session(metadata={"n": 1})`` went to the provider as is and came back a 400
+    (metadata values are strings on the wire), while ``ManagedConfig(metadata={"n": 1})``
+    sends ``"1"``. The session's metadata is converted the same way now: numbers to their
+    decimal text, booleans to ``"true"``/``"false"``; None, lists and objects are a
+    TypeError naming the key, before anything is sent."""
+    agent_id = await rt.create_agent()
+    env_id = await rt.create_environment()
+    session_id = await rt.create_session(
+        agent_id, env_id, metadata={"n": 1, "ratio": 0.5, "ok": True, "team": "infra"}
+    )
+    assert (await rt.retrieve_session(session_id))["metadata"] == {
+        "n": "1",
+        "ratio": "0.5",
+        "ok": "true",
+        "team": "infra",
+    }
+    sessions = len(await rt.list_sessions("all"))
+    with pytest.raises(TypeError, match=r"^create_session\.metadata\['tags'\] is list"):
+        await rt.create_session(agent_id, env_id, metadata={"tags": ["a"]})
+    assert len(await rt.list_sessions("all")) == sessions

@@ -86,11 +86,14 @@ def refuse_ownership_keys(
             )
 
 
-def _metadata(owner: str, value: Mapping[str, Any] | None) -> dict[str, str]:
+def metadata_strings(
+    owner: str, value: Mapping[str, Any] | None, keys: Iterable[str] = TAG_KEYS
+) -> dict[str, str]:
     """Metadata as the wire wants it: string keys to string values.
 
     Numbers become their decimal text and booleans ``"true"``/``"false"``; anything else
     (None, lists, objects) is rejected, because the provider stores strings only.
+    ``keys`` are the reserved keys refused (``refuse_ownership_keys``).
     """
     if value is None:
         return {}
@@ -102,7 +105,7 @@ def _metadata(owner: str, value: Mapping[str, Any] | None) -> dict[str, str]:
     for key, item in value.items():
         if not isinstance(key, str) or not key:
             raise TypeError(f"{owner}.metadata keys must be non-empty strings; got {key!r}")
-        refuse_ownership_keys(f"{owner}.metadata", {key: item})
+        refuse_ownership_keys(f"{owner}.metadata", {key: item}, keys)
         if isinstance(item, bool):
             out[key] = "true" if item else "false"
         elif isinstance(item, str):
@@ -308,7 +311,7 @@ class ManagedConfig:
         elif not isinstance(self.networking, NetworkingConfig):
             raise TypeError("ManagedConfig.networking must be a NetworkingConfig or a dict")
         set_(self, "vault_ids", _string_list("ManagedConfig", "vault_ids", self.vault_ids) or ())
-        set_(self, "metadata", _metadata("ManagedConfig", self.metadata))
+        set_(self, "metadata", metadata_strings("ManagedConfig", self.metadata))
         networking, packages = self.networking_config, self.packages_config
         if networking.type == "limited" and packages is not None and not packages.is_empty:
             if networking.allow_package_managers is None:

@@ -25,6 +25,7 @@ from reconciler.runtime.applied import DEFAULT_LOCKFILE, AppliedLookups
 from reconciler.runtime.config import (
     ManagedConfig,
     environment_differences,
+    metadata_strings,
     refuse_ownership_keys,
     reuse_refused,
 )
@@ -443,7 +444,7 @@ class ManagedRuntime(AppliedLookups):
         title: str | None = None,
         vault_ids: Sequence[str] | None = None,
         version: int | None = None,
-        metadata: Mapping[str, str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
         resources: Sequence[Mapping[str, Any]] | None = None,
     ) -> str:
         """Start a session of an agent in an environment and remember its id.
@@ -455,7 +456,9 @@ class ManagedRuntime(AppliedLookups):
             vault_ids: default ``config.vault_ids``; fixed for the session's life.
             version: pin this agent version; default ``self.agent_version``; when both are
                 None the session pins the agent's latest version at creation.
-            metadata: session metadata (string values). ``managed-by`` and
+            metadata: session metadata; values are strings on the wire, so numbers become
+                their decimal text and booleans ``"true"``/``"false"``, as in
+                ``ManagedConfig(metadata=...)``. ``managed-by`` and
                 ``reconciler-address`` are reserved: they mark what the reconciler owns; so
                 are the keys of the sessions apply runs (``reconciler-check``,
                 ``reconciler-candidate``: a check, which an apply archives;
@@ -470,11 +473,13 @@ class ManagedRuntime(AppliedLookups):
 
         Raises:
             ValueError: ``metadata`` has an ownership key (nothing is sent).
+            TypeError: a ``metadata`` value is None, a list or an object (nothing is sent).
             TypeError: ``vault_ids`` or ``resources`` is one id or dict, not a list of them
                 (nothing is sent).
         """
         if metadata:
             refuse_ownership_keys("create_session metadata", metadata, keys=_SESSION_REFUSED)
+        tags = metadata_strings("create_session", metadata, _SESSION_REFUSED)
         agent_id = self._id("agent", agent_id)
         pin = version if version is not None else self.agent_version
         check_version(pin)
@@ -491,8 +496,8 @@ class ManagedRuntime(AppliedLookups):
         mounts = session_list("resources", resources, Mapping, self.config.resources)
         if mounts:
             body["resources"] = [dict(r) for r in mounts]
-        if metadata:
-            body["metadata"] = dict(metadata)
+        if tags:
+            body["metadata"] = tags
         session = await (await self._api()).sessions.create(body)
         self.session_id = str(session["id"])
         return self.session_id
