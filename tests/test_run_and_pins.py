@@ -214,6 +214,35 @@ def test_run_warns_when_the_files_of_a_skill_its_agent_follows_changed(workdir: 
     assert "Warning" not in ok("run", "coder", "-m", "hi").stderr  # it follows no skill
 
 
+def test_run_of_a_pinned_deployment_does_not_promise_apply_moves_it(workdir: Path) -> None:
+    """deployment.nightly-review pins agent.reviewer version 1 and the agent's manifest was
+    edited: ``run nightly-review`` warned that "`reconciler apply` makes it", but apply
+    creates agent.reviewer version 2 and the deployment stays on version 1. The hint says so
+    now; an agent that is followed (no pin) keeps the plain hint."""
+    ok("apply", "--auto-approve")
+    _pin("1")
+    ok("apply", "--auto-approve")
+    path = Path("manifests/agents.yaml")
+    text = path.read_text()
+    old = "Be specific and kind."
+    assert old in text
+    path.write_text(text.replace(old, "Be specific, brief and kind."))
+
+    result = ok("run", "nightly-review", "-m", "hi")
+    assert "Warning: agent.reviewer's manifest is not what the last apply recorded" in (
+        result.stderr
+    ), result.stderr
+    assert "`reconciler apply` makes it" not in result.stderr, result.stderr
+    assert (
+        "deployment.nightly-review stays pinned to agent.reviewer version 1: `reconciler "
+        "apply` creates a new agent version, which the pin does not follow"
+    ) in " ".join(result.stderr.split()), result.stderr
+    agent = ok("run", "reviewer", "-m", "hi")  # the agent itself: apply makes it
+    assert "`reconciler apply` makes it" in " ".join(agent.stderr.split()), agent.stderr
+    ok("apply", "--auto-approve")
+    assert "pinned" not in ok("run", "nightly-review", "-m", "hi").stderr
+
+
 def test_run_warns_when_the_environment_it_runs_in_was_edited_and_not_applied(
     workdir: Path,
 ) -> None:

@@ -236,23 +236,48 @@ def unapplied_warning(
         and not digest_matches(desired[address], entry.spec_digest)
     ]
     agent = desired.get(target.agent_address)
-    if agent is not None:
-        differ += [
-            f"{skill}'s files"
-            for skill in _followed_skills_changed(
-                manifests, lockfile, agent.address, agent.skill_refs
-            )
-        ]
+    skills = (
+        _followed_skills_changed(manifests, lockfile, agent.address, agent.skill_refs)
+        if agent is not None
+        else []
+    )
+    differ += [f"{skill}'s files" for skill in skills]
     if not differ:
         return None
     version = f" version {target.agent_version}" if target.agent_version is not None else ""
     names = " and ".join(differ)
     verb = "is" if len(differ) == 1 and differ[0].endswith("manifest") else "are"
+    hint = "`reconciler apply` makes it"
+    pinned = (
+        _manifest_pin(desired.get(target.address))
+        if target.address != target.agent_address
+        else None
+    )
+    agent_changed = [f"{target.agent_address}'s manifest", *(f"{s}'s files" for s in skills)]
+    if pinned is not None and any(d in agent_changed for d in differ):
+        # apply uploads a new agent version; the deployment's pin does not follow it
+        rest = "`reconciler apply` makes the rest, but " if set(differ) - set(agent_changed) else ""
+        hint = (
+            f"{rest}{target.address} stays pinned to {target.agent_address} version {pinned}: "
+            "`reconciler apply` creates a new agent version, which the pin does not follow; "
+            f"pin that version to run it here, or `reconciler run {target.agent_address}` "
+            "runs the agent"
+        )
     return (
         f"{names} {verb} not what the last apply recorded: this session runs "
         f"{target.agent_address}{version} as applied (`reconciler plan` shows the difference, "
-        "`reconciler apply` makes it)"
+        f"{hint})"
     )
+
+
+def _manifest_pin(deployment: Any) -> int | None:
+    """The agent version a deployment's manifest pins (``agent: {ref, version: N}``), or
+    None when it follows the latest (or is no deployment)."""
+    if deployment is None or deployment.kind != "deployment":
+        return None
+    agent = deployment.spec.get("agent")
+    version = agent.get("version") if isinstance(agent, Mapping) else None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
 
 
 def _followed_skills_changed(
