@@ -243,6 +243,40 @@ def test_run_of_a_pinned_deployment_does_not_promise_apply_moves_it(workdir: Pat
     assert "pinned" not in ok("run", "nightly-review", "-m", "hi").stderr
 
 
+def test_run_of_a_deployment_warns_when_its_vaults_were_edited_and_not_applied(
+    workdir: Path,
+) -> None:
+    """The deployment's session gets its vaults (vault.github), as applied: a credential
+    edited in the manifests (its display name), or its token file rotated, and not applied,
+    and ``run nightly-review`` said nothing, so the session used the old token without a
+    word. Now it warns, naming the vault, never the secret nor its fingerprint; an agent's
+    session has no vaults and is not warned."""
+    ok("apply", "--auto-approve")
+    assert "Warning" not in ok("run", "nightly-review", "-m", "hi").stderr
+    vaults = Path("manifests/vaults.yaml")
+    text = vaults.read_text()
+    vaults.write_text(text.replace("GitHub MCP token", "GitHub MCP token (bot)"))
+    result = ok("run", "nightly-review", "-m", "hi")
+    assert "Warning: vault.github's credentials are not what the last apply recorded" in (
+        result.stderr
+    ), result.stderr
+    assert "Warning" not in ok("run", "reviewer", "-m", "hi").stderr
+
+    vaults.write_text(text)
+    assert "Warning" not in ok("run", "nightly-review", "-m", "hi").stderr
+    token = Path("manifests/secrets/github-token.txt")
+    token.write_text("rotated-token-value\n")
+    result = ok("run", "nightly-review", "-m", "hi")
+    assert "Warning: vault.github's credentials are not what the last apply recorded" in (
+        result.stderr
+    ), result.stderr
+    assert "runs agent.reviewer version 1 with vault.github as applied" in result.stderr
+    assert "rotated-token-value" not in result.stdout + result.stderr
+    assert "scrypt" not in result.stdout + result.stderr
+    ok("apply", "--auto-approve")
+    assert "Warning" not in ok("run", "nightly-review", "-m", "hi").stderr
+
+
 def test_run_warns_when_the_environment_it_runs_in_was_edited_and_not_applied(
     workdir: Path,
 ) -> None:

@@ -31,6 +31,7 @@ from reconciler.engine.desired import desired_resources, digest_matches
 from reconciler.engine.rollout import held_out_by, held_out_hint
 from reconciler.errors import (
     AmbiguousWriteError,
+    ManifestError,
     NotFoundError,
     PlanError,
     ProviderError,
@@ -41,7 +42,7 @@ from reconciler.kinds import PROJECT_KEY
 from reconciler.manifest import DeploymentSpec, ManifestSet
 from reconciler.manifest.deployment import MemoryStoreMount
 from reconciler.provider.origin import describe_origin, local_origin, same_origin
-from reconciler.state import HeldVersion, Lockfile
+from reconciler.state import HeldVersion, Lockfile, fingerprint_matches
 
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient
@@ -227,6 +228,12 @@ def unapplied_warning(
     wanted = {target.agent_address, target.address}
     if target.environment_address is not None:  # None: a continued session keeps its own
         wanted.add(target.environment_address)
+    vaults = sorted(  # a deployment's session gets its vaults, credentials as applied
+        address
+        for address, entry in lockfile.resources.items()
+        if entry.kind == "vault" and entry.id in target.vault_ids
+    )
+    wanted.update(vaults)
     desired = {r.address: r for r in desired_resources(manifests.documents) if r.address in wanted}
     differ = [
         f"{address}'s manifest"
@@ -242,12 +249,16 @@ def unapplied_warning(
         else []
     )
     differ += [f"{skill}'s files" for skill in skills]
+    changed_vaults = [v for v in vaults if _credentials_changed(manifests, lockfile, v)]
+    differ += [f"{vault}'s credentials" for vault in changed_vaults]
+    changed_vaults += [v for v in vaults if f"{v}'s manifest" in differ]
     if not differ:
         return None
     version = f" version {target.agent_version}" if target.agent_version is not None else ""
     names = " and ".join(differ)
     verb = "is" if len(differ) == 1 and differ[0].endswith("manifest") else "are"
     hint = "`reconciler apply` makes it"
+    uses = f" with {' and '.join(sorted(set(changed_vaults)))}" if changed_vaults else ""
     pinned = (
         _manifest_pin(desired.get(target.address))
         if target.address != target.agent_address
@@ -265,9 +276,42 @@ def unapplied_warning(
         )
     return (
         f"{names} {verb} not what the last apply recorded: this session runs "
-        f"{target.agent_address}{version} as applied (`reconciler plan` shows the difference, "
-        f"{hint})"
+        f"{target.agent_address}{version}{uses} as applied (`reconciler plan` shows the "
+        f"difference, {hint})"
     )
+
+
+def _credentials_changed(manifests: ManifestSet, lockfile: Lockfile, vault: str) -> bool:
+    """Whether the credentials of ``vault`` in the manifests are not those the last apply
+    recorded: one added or removed, its manifest edited, or its secret's value not the one
+    fingerprinted (a token file rotated). A secret that cannot be read here (its variable
+    unset in this shell) is not compared; nothing about it is shown either way."""
+    prefix = f"{vault}.credential."
+    want = {
+        r.address: r for r in desired_resources(manifests.documents) if r.parent == vault
+    }
+    have = {
+        address: entry
+        for address, entry in lockfile.resources.items()
+        if entry.kind == "credential" and address.startswith(prefix)
+    }
+    if set(want) != set(have):
+        return True
+    for address, res in want.items():
+        entry = have[address]
+        if not digest_matches(res, entry.spec_digest):
+            return True
+        for path, _ in res.secrets:
+            recorded = entry.secret_fingerprints.get(path)
+            if recorded is None or res.ignores(path):
+                continue
+            try:
+                value = manifests.resolve_secret(address, path)
+            except (KeyError, ManifestError):
+                continue
+            if not fingerprint_matches(lockfile.salt, value, recorded):
+                return True
+    return False
 
 
 def _manifest_pin(deployment: Any) -> int | None:
