@@ -52,9 +52,9 @@ from reconciler.app.session import (
     origin_warning,
     resolve_session_target,
     start_session,
-    unapplied_warning,
 )
 from reconciler.app.state import Lockfile, state_snapshot
+from reconciler.app.unapplied import unapplied_warning
 from reconciler.cli.app import App, not_empty, pass_app
 from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, silence_stdout
 from reconciler.errors import (
