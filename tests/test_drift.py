@@ -604,9 +604,8 @@ def test_per_tool_configs_reordered_on_the_provider_say_what_changed_and_what_ap
     assert ok("drift").stdout.startswith("No drift")
 
 
-def test_an_agent_edited_and_reverted_by_hand_is_not_said_saved_unchanged(applied: Path) -> None:
-    """Version 2 changed the prompt, version 3 put it back: the latest matches version 1,
-    but the versions were not "saved unchanged"."""
+def _edit_and_revert_the_reviewer_by_hand() -> None:
+    """Version 2 of agent.reviewer changes its prompt, version 3 puts it back."""
     reviewer = remote_id("agent.reviewer")
 
     async def edit_and_revert(c: ProviderClient) -> None:
@@ -615,6 +614,12 @@ def test_an_agent_edited_and_reverted_by_hand_is_not_said_saved_unchanged(applie
         await c.agents.update(reviewer, {"system": agent["system"]})
 
     out_of_band(edit_and_revert)
+
+
+def test_an_agent_edited_and_reverted_by_hand_is_not_said_saved_unchanged(applied: Path) -> None:
+    """Version 2 changed the prompt, version 3 put it back: the latest matches version 1,
+    but the versions were not "saved unchanged"."""
+    _edit_and_revert_the_reviewer_by_hand()
     [item] = items(drift_json())
     assert "versions 2-3" in item["message"], item
     assert "differs from version 1 (the last apply's) in nothing" in item["message"], item
@@ -660,14 +665,7 @@ def test_a_matching_version_saved_by_hand_names_the_deployments_apply_moves_to_i
     """The reviewer edited and changed back by hand: the matching version 3 is the latest,
     and the deployment that follows the latest moves to it at the next apply. Drift said
     apply "sends nothing" (the pin move is sent); it names the deployment apply moves."""
-    reviewer = remote_id("agent.reviewer")
-
-    async def edit_and_revert(c: ProviderClient) -> None:
-        agent = await c.agents.retrieve(reviewer)
-        await c.agents.update(reviewer, {"system": "Ship it."})
-        await c.agents.update(reviewer, {"system": agent["system"]})
-
-    out_of_band(edit_and_revert)
+    _edit_and_revert_the_reviewer_by_hand()
     [item] = items(drift_json())
     message = item["message"]
     assert "sends nothing" not in message, message
