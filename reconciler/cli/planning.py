@@ -267,32 +267,30 @@ def plan(
         origin = usecases.provider_origin(app.settings)
         usecases.save_plan(the_plan, out, manifests=result.manifests, origin=origin)
         click.echo(f"Saved the plan to {out}; apply it with `reconciler apply {out}`", err=True)
-    busy = result.running
-    if busy is not None and (the_plan.has_changes or the_plan.has_lockfile_changes):
+    if the_plan.has_changes or the_plan.has_lockfile_changes:
         # Terraform's plan would wait for the lock; this one says what it raced
-        click.echo(
-            f"Warning: {busy.describe()} holds the lock of {app.settings.state_name}: it may "
-            "be making some of these changes right now; plan again once it is done.",
-            err=True,
-        )
-    finished = result.finished
-    if finished is not None and (the_plan.has_changes or the_plan.has_lockfile_changes):
-        # it let go during the refresh: the state this plan read may be older than its work
-        click.echo(
-            f"Warning: {finished.describe()} held the lock of {app.settings.state_name} when "
-            "this plan read the state, and has let it go since: it may have made some of "
-            "these changes already; plan again.",
-            err=True,
-        )
-    unknown = result.running_unknown
-    if unknown is not None and (the_plan.has_changes or the_plan.has_lockfile_changes):
-        # the plan is what the state read said; only the lease could not be asked about
-        click.echo(
-            f"Warning: could not check whether a run holds the lease of "
-            f"{app.settings.state_name} ({unknown}): it may be making some of these changes "
-            "right now.",
-            err=True,
-        )
+        state = app.settings.state_name
+        if result.running is not None:
+            click.echo(
+                f"Warning: {result.running.describe()} holds the lock of {state}: it may be "
+                "making some of these changes right now; plan again once it is done.",
+                err=True,
+            )
+        if result.finished is not None:
+            # it let go during the refresh: the state this plan read may predate its work
+            click.echo(
+                f"Warning: {result.finished.describe()} held the lock of {state} when this "
+                "plan read the state, and has let it go since: it may have made some of these "
+                "changes already; plan again.",
+                err=True,
+            )
+        if result.running_unknown is not None:
+            # the plan is what the state read said; only the lease could not be asked about
+            click.echo(
+                f"Warning: could not check whether a run holds the lease of {state} "
+                f"({result.running_unknown}): it may be making some of these changes right now.",
+                err=True,
+            )
     if detailed_exitcode and (the_plan.has_changes or the_plan.has_lockfile_changes):
         ctx.exit(EXIT_CHANGES)
 
