@@ -162,7 +162,7 @@ async def make_plan(
     # One state location for the whole plan: under --backend it is one connection to the
     # database, which reads the state and then asks who holds the lease (a second connection
     # would cost a server slot, often scarce behind a pooler, and another authentication).
-    with _gc_paused(), ExitStack() as stack:
+    with gc_paused(), ExitStack() as stack:
         if client is None and settings.provider_url is None:
             # The embedded provider answers at once, so there is no wait to hide; and bad
             # manifests must not even open its database.
@@ -321,12 +321,14 @@ async def _load_while_listing(
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while loading, refreshing and planning.
 
     They create many objects that all stay alive, which the collector traverses again and
     again for nothing: at 10,000 resources that was a third of a plan. Garbage cycles made
-    meanwhile are collected once it runs again.
+    meanwhile are collected once it runs again. ``apply`` pauses it likewise around the
+    manifests it reads before its lock and while the plan is shown (~140 and ~70 passes
+    that freed nothing at 1,100 resources).
     """
     if not gc.isenabled():
         yield
