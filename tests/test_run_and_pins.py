@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.gitops import cli, make_workdir, ok, out_of_band, remote_id
+from support.gitops import cli, edit, make_workdir, ok, out_of_band, remote_id
 from support.reliability import clean_env
 
 from reconciler.errors import NotFoundError
@@ -32,11 +32,9 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _pin(version: str) -> None:
-    path = Path(DEPLOYMENTS)
-    text = path.read_text()
-    old = "agent: {ref: reviewer}"
-    assert old in text
-    path.write_text(text.replace(old, f"agent: {{ref: reviewer, version: {version}}}"))
+    edit(
+        Path(DEPLOYMENTS), "agent: {ref: reviewer}", f"agent: {{ref: reviewer, version: {version}}}"
+    )
 
 
 # -- pins ---------------------------------------------------------------------------------
@@ -178,11 +176,11 @@ def test_run_says_when_the_manifest_is_not_what_was_applied(workdir: Path) -> No
     ok("apply", "--auto-approve")
     quiet = ok("run", "coder", "-m", "hi")
     assert "Warning" not in quiet.stderr, quiet.stderr
-    path = Path("manifests/agents.yaml")
-    text = path.read_text()
-    old = "explain what you changed and why."
-    assert old in text
-    path.write_text(text.replace(old, "explain what you changed.\n    local-reply: new {text}"))
+    edit(
+        Path("manifests/agents.yaml"),
+        "explain what you changed and why.",
+        "explain what you changed.\n    local-reply: new {text}",
+    )
 
     result = ok("run", "coder", "-m", "hi")
     assert result.stdout == "echo: hi\n"  # version 1, as applied
@@ -222,11 +220,7 @@ def test_run_of_a_pinned_deployment_does_not_promise_apply_moves_it(workdir: Pat
     ok("apply", "--auto-approve")
     _pin("1")
     ok("apply", "--auto-approve")
-    path = Path("manifests/agents.yaml")
-    text = path.read_text()
-    old = "Be specific and kind."
-    assert old in text
-    path.write_text(text.replace(old, "Be specific, brief and kind."))
+    edit(Path("manifests/agents.yaml"), "Be specific and kind.", "Be specific, brief and kind.")
 
     result = ok("run", "nightly-review", "-m", "hi")
     assert "Warning: agent.reviewer's manifest is not what the last apply recorded" in (
@@ -288,10 +282,7 @@ def test_run_warns_when_the_environment_it_runs_in_was_edited_and_not_applied(
     started = ok("run", "coder", "-m", "hi")
     assert "Warning" not in started.stderr
     session_id = started.stderr.split("Session ", 1)[1].split()[0]
-    path = Path(ENVIRONMENTS)
-    text = path.read_text()
-    assert "        - pyarrow\n" in text
-    path.write_text(text.replace("        - pyarrow\n", "        - pyarrow\n        - polars\n"))
+    edit(Path(ENVIRONMENTS), "        - pyarrow\n", "        - pyarrow\n        - polars\n")
 
     for name in ("coder", "nightly-review"):
         result = ok("run", name, "-m", "hi")
