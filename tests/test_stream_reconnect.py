@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import Result
 from support.gitops import cli, make_workdir
 
 from reconciler.errors import (
@@ -344,17 +345,24 @@ def test_run_reconnects_a_cut_stream_and_says_so_on_stderr(
         assert result.stdout == "echo: hello\n"
 
 
+def _run_failing_after_a_cut(
+    applied: tuple[Path, int], **cut: Any
+) -> tuple[Result, str, StreamCutter]:
+    """``run coder -m hello`` whose stream is cut after one event and cannot go on (``cut``:
+    how the reopening fails): it ends with exit 1 and no traceback, naming its session."""
+    db, port = applied
+    cutter = StreamCutter(create_app(db), after=1, **cut)
+    with BackgroundServer(cutter, port=port) as server:
+        result = cli("--provider-url", server.url, "run", "coder", "-m", "hello")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    return result, result.stderr.split("Session ", 1)[1].split()[0], cutter
+
+
 def test_run_whose_stream_cannot_be_reopened_names_the_session_as_before(
     applied: tuple[Path, int],
 ) -> None:
-    db, port = applied
-    cutter = StreamCutter(create_app(db), after=1, refuse=True)
-    with BackgroundServer(cutter, port=port) as server:
-        result = cli("--provider-url", server.url, "run", "coder", "-m", "hello")
-
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    session_id = result.stderr.split("Session ", 1)[1].split()[0]
+    result, session_id, cutter = _run_failing_after_a_cut(applied, refuse=True)
     assert f"reconciler run coder --session {session_id} -m TEXT" in result.stderr
     assert "the stream broke off and opening it again failed" in result.stderr
     assert result.stdout == ""
@@ -367,14 +375,7 @@ def test_run_whose_stream_reopening_is_rate_limited_names_the_session_to_continu
     """A 429 that outlasts the client's retries when the cut stream is opened again: run
     said ``Error: ... rate limited`` alone, while the agent's turn went on in a session it
     did not name (a 5xx there names it, with the ``--session`` that continues it)."""
-    db, port = applied
-    cutter = StreamCutter(create_app(db), after=1, refuse=429)
-    with BackgroundServer(cutter, port=port) as server:
-        result = cli("--provider-url", server.url, "run", "coder", "-m", "hello")
-
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    session_id = result.stderr.split("Session ", 1)[1].split()[0]
+    result, session_id, cutter = _run_failing_after_a_cut(applied, refuse=429)
     assert "429" in result.stderr, result.stderr
     assert f"reconciler run coder --session {session_id} -m TEXT" in result.stderr
     assert cutter.opened == 2
@@ -384,14 +385,7 @@ def test_run_whose_session_is_deleted_mid_turn_says_so(applied: tuple[Path, int]
     """The session deleted (in the console, by a colleague's script) while its stream was
     down: run printed the provider's 404 alone. It now says the session is gone, and that
     a new run (without ``--session``) starts another; not to continue the deleted one."""
-    db, port = applied
-    cutter = StreamCutter(create_app(db), after=1, delete=True)
-    with BackgroundServer(cutter, port=port) as server:
-        result = cli("--provider-url", server.url, "run", "coder", "-m", "hello")
-
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    session_id = result.stderr.split("Session ", 1)[1].split()[0]
+    result, session_id, cutter = _run_failing_after_a_cut(applied, delete=True)
     assert f"session {session_id} no longer exists" in result.stderr, result.stderr
     assert "reconciler run coder -m TEXT starts a new one" in result.stderr
     assert "--session" not in result.stderr.split("Error: ", 1)[1]
