@@ -18,7 +18,7 @@ lines of values), ``outline`` (what a reader sees of a plan or drift report, for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from reconciler.engine.model import DriftReport, Plan
@@ -27,9 +27,9 @@ from reconciler.render.text import (
     DONE,
     drift_text,
     plan_text,
+    render_apply_summary,
     should_color,
 )
-from reconciler.render.text import render_apply_summary as _apply_summary
 from reconciler.render.values import visible
 
 if TYPE_CHECKING:  # Markdown (and html) loads when asked for: apply never is
@@ -76,19 +76,6 @@ def render_drift(
         text=lambda: drift_text(report, color=color, width=width, full=full),
         as_json=lambda: drift_to_json(report),
         markdown=lambda: _markdown_drift(report, width=width, full=full),
-    )
-
-
-def render_apply_summary(
-    counts: Mapping[str, int],
-    failures: Mapping[str, str],
-    *,
-    recorded_in: str = "the lockfile",
-    never_started: int = 0,
-) -> str:
-    """``text.render_apply_summary`` with bidi and invisible characters escaped."""
-    return visible(
-        _apply_summary(counts, failures, recorded_in=recorded_in, never_started=never_started)
     )
 
 

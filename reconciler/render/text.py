@@ -25,7 +25,7 @@ from reconciler.render.outline import (
     plan_outline,
 )
 from reconciler.render.rollouts import HELD_HEADING, SKILL_CHAINS_HEADING
-from reconciler.render.values import printable
+from reconciler.render.values import printable, visible
 
 if TYPE_CHECKING:  # rich loads when coloured text is rendered, not by validate/fmt/schema
     from rich.text import Text
@@ -349,7 +349,9 @@ def render_apply_summary(
     recorded_in: str = "the lockfile",
     never_started: int = 0,
 ) -> str:
-    """The last words of an apply, without a trailing newline.
+    """The last words of an apply, without a trailing newline; what the caller gives it is
+    shown with bidi and invisible characters escaped (``values.visible``), and the failures'
+    control characters too (``values.printable``).
 
     Args:
         counts: successful actions by type (``create``, ``update``, ``replace``, ``archive``,
@@ -390,5 +392,5 @@ def render_apply_summary(
     for address in sorted(failures):
         reason = printable(failures[address].strip()).replace("\n", "\n    ")
         lines.append(f"  {printable(address)}: {reason}")
-    lines.append(f"Done and recorded in {recorded_in}: {done_text}.")
+    lines.append(f"Done and recorded in {visible(recorded_in)}: {done_text}.")
     return "\n".join(lines)
