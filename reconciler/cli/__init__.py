@@ -104,15 +104,22 @@ def _checked_provider_url(value: str | None) -> str | None:
     return value
 
 
-def _checked_lockfile(value: Path) -> Path:
-    """``--lockfile`` as given, or a usage error for an empty one (``--lockfile ""``, which
-    click reads as the current folder; an empty RECONCILER_LOCKFILE means unset)."""
+def _checked_path(value: Path, param: click.Parameter, wanted: str) -> Path:
+    """A path option (``--manifests``, ``--lockfile``, ``--provider-db``) as given, or a usage
+    error for an empty one, saying to give ``wanted`` instead: click reads ``""`` as the
+    current folder (``-f "$DIR"`` with DIR unset: every YAML file below it); an empty
+    variable means unset."""
     if value == Path(""):
         raise click.BadParameter(
-            f"an empty path; give the lockfile's path, e.g. {DEFAULT_LOCKFILE} (also read "
-            "from RECONCILER_LOCKFILE)",
-            param_hint="'--lockfile'",
+            f"an empty path; give {wanted} (also read from {param.envvar})",
+            param_hint=param.opts,  # not param=: click 8.4 would name the variable twice
         )
+    return value
+
+
+def _checked_lockfile(value: Path, param: click.Parameter) -> Path:
+    """``--lockfile`` as given, or a usage error for an empty one or a URL."""
+    _checked_path(value, param, f"the lockfile's path, e.g. {DEFAULT_LOCKFILE}")
     if _URL_LIKE.match(str(value)):
         # a database URL in the lockfile's variable: never a path, never echoed (a password)
         raise click.BadParameter(
@@ -120,31 +127,6 @@ def _checked_lockfile(value: Path) -> Path:
             f"(RECONCILER_BACKEND). Give the lockfile's path, e.g. {DEFAULT_LOCKFILE} (also "
             "read from RECONCILER_LOCKFILE)",
             param_hint="'--lockfile'",
-        )
-    return value
-
-
-def _checked_provider_db(value: Path) -> Path:
-    """``--provider-db`` as given, or a usage error for an empty one (click reads ``""`` as
-    the current folder; an empty RECONCILER_PROVIDER_DB means unset)."""
-    if value == Path(""):
-        raise click.BadParameter(
-            f"an empty path; give the embedded provider's database file, e.g. {DEFAULT_DB} "
-            "(also read from RECONCILER_PROVIDER_DB)",
-            param_hint="'--provider-db'",
-        )
-    return value
-
-
-def _checked_manifests(value: Path) -> Path:
-    """``--manifests`` as given, or a usage error for an empty one (``-f "$DIR"`` with DIR
-    unset, which click reads as the current folder: every YAML file below it; an empty
-    RECONCILER_MANIFESTS means unset)."""
-    if value == Path(""):
-        raise click.BadParameter(
-            f"an empty path; give the manifests directory or file, e.g. {DEFAULT_MANIFESTS} "
-            "(also read from RECONCILER_MANIFESTS)",
-            param_hint="'--manifests' / '-f'",
         )
     return value
 
@@ -162,7 +144,9 @@ _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*(?::[A-Za-z][A-Za-z0-9+.-]*)*:/
     envvar="RECONCILER_MANIFESTS",
     show_envvar=True,
     show_default=True,
-    callback=lambda _ctx, _param, value: _checked_manifests(value),
+    callback=lambda _ctx, param, value: _checked_path(
+        value, param, f"the manifests directory or file, e.g. {DEFAULT_MANIFESTS}"
+    ),
     help="Directory (searched recursively) or file of YAML manifests.",
 )
 @click.option(
@@ -172,7 +156,7 @@ _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*(?::[A-Za-z][A-Za-z0-9+.-]*)*:/
     envvar="RECONCILER_LOCKFILE",
     show_envvar=True,
     show_default=True,
-    callback=lambda _ctx, _param, value: _checked_lockfile(value),
+    callback=lambda _ctx, param, value: _checked_lockfile(value, param),
     help="The lockfile that records what apply did; commit it next to the manifests.",
 )
 @click.option(
@@ -212,7 +196,9 @@ _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*(?::[A-Za-z][A-Za-z0-9+.-]*)*:/
     envvar="RECONCILER_PROVIDER_DB",
     show_envvar=True,
     show_default=True,
-    callback=lambda _ctx, _param, value: _checked_provider_db(value),
+    callback=lambda _ctx, param, value: _checked_path(
+        value, param, f"the embedded provider's database file, e.g. {DEFAULT_DB}"
+    ),
     help="SQLite file of the embedded local provider (ignored with --provider-url).",
 )
 @click.option(
