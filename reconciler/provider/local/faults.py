@@ -93,9 +93,11 @@ class InjectedDisconnect(ConnectionResetError):
     """Raised mid-response on purpose: the server aborts the connection."""
 
 
-#: The provider's published limits per organisation (provider-wire.md, section 8), per
+#: The provider's published limits per organisation (provider-wire.md, section 13), per
 #: second: agent, session and vault creates 300 a minute, their other calls 600; environments
 #: 60 (all their calls, as the table does not split them); deployments are not stated.
+#: The client has its own copy (``wire.DOCUMENTED_RATE_LIMITS``), as this program imports
+#: nothing above itself; tests/test_client_ratelimit.py checks that the two agree.
 DOCUMENTED_LIMITS: dict[str, float] = {
     "agents create": 5.0,
     "sessions create": 5.0,
