@@ -1,4 +1,4 @@
-"""``run()``: the ``reconciler`` command's process entry (console script and ``python -m``).
+"""``run()``: the ``reconciler`` command's process entry (the console script, ``python -m reconciler``).
 
 It owns the whole process, so it may trim what a library must not: before the command line is
 imported it stops three optional imports nothing in the command uses, ~0.1 s of CPU per run

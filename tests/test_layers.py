@@ -10,8 +10,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent / "reconciler"
 
 #: lower number = higher layer; a module may import only its own package or higher numbers
-#: (launch: the console script's process entry, above the command line it starts)
+#: (launch: the console script's process entry, above the command line it starts; __main__:
+#: ``python -m reconciler``, which starts that entry)
 LEVELS = {
+    "__main__": -1,
     "cli": 1,
     "launch": 0,
     "render": 2,

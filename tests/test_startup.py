@@ -362,3 +362,36 @@ def test_the_console_script_with_a_closed_stream_ends_as_the_interpreter_would(
     seen = launched.stderr if closed == 1 else launched.stdout
     assert b"Traceback" not in seen, seen[-3000:]
     assert launched.returncode == plain.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [(["--version"], 0), (["-f", "missing", "validate"], 1), (["--help"], 0)],
+    ids=["ok", "error", "help"],
+)
+def test_python_m_reconciler_is_the_command(args: list[str], code: int, tmp_path: Path) -> None:
+    """``python -m reconciler`` (where the console script is not on PATH) runs the command
+    through the console script's own entry: the same output, the same exit status."""
+    env = clean_env(PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", entry, *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        for entry in ("reconciler", "reconciler.launch")
+    ]
+    short, entry = runs
+    assert short.returncode == code, short.stderr[-3000:]
+    assert (short.returncode, short.stdout, short.stderr) == (
+        entry.returncode,
+        entry.stdout,
+        entry.stderr,
+    )
+    assert (short.stdout if code == 0 else short.stderr).strip()
+    if args == ["--help"]:
+        assert short.stdout.startswith("Usage: reconciler ")
