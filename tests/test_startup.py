@@ -57,9 +57,14 @@ def python_with_this_checkout(
     script: str, *args: str, cwd: Path
 ) -> subprocess.CompletedProcess[str]:
     """``python -c SCRIPT ARGS`` in ``cwd``, this checkout first on its path; its output."""
+    return python_of_this_checkout("-c", script, *args, cwd=cwd)
+
+
+def python_of_this_checkout(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python ARGV`` in ``cwd``, this checkout first on its path; its output."""
     env = clean_env(PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     return subprocess.run(
-        [sys.executable, "-c", script, *args],
+        [sys.executable, *argv],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -372,20 +377,10 @@ def test_the_console_script_with_a_closed_stream_ends_as_the_interpreter_would(
 def test_python_m_reconciler_is_the_command(args: list[str], code: int, tmp_path: Path) -> None:
     """``python -m reconciler`` (where the console script is not on PATH) runs the command
     through the console script's own entry: the same output, the same exit status."""
-    env = clean_env(PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    runs = [
-        subprocess.run(
-            [sys.executable, "-m", entry, *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+    short, entry = (
+        python_of_this_checkout("-m", entry, *args, cwd=tmp_path)
         for entry in ("reconciler", "reconciler.launch")
-    ]
-    short, entry = runs
+    )
     assert short.returncode == code, short.stderr[-3000:]
     assert (short.returncode, short.stdout, short.stderr) == (
         entry.returncode,
