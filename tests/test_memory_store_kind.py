@@ -159,6 +159,29 @@ def test_a_store_archived_behind_our_back_is_drift(workdir: Path) -> None:
     assert any(i["address"] == "memory_store.notes" for i in items(report))
 
 
+def test_a_mount_of_a_store_archived_by_hand_is_not_drift_of_the_deployment(
+    workdir: Path,
+) -> None:
+    """The deployment was not edited: its mount names the store that was archived, which is
+    that store's drift (reported at it), as for an archived environment."""
+    ok("apply", "--auto-approve")
+    store_id = remote_id("memory_store.notes")
+
+    async def archive(client: ProviderClient) -> None:
+        await client.memory_stores.archive(store_id)
+
+    out_of_band(archive)
+    report = drift_json()
+    assert [(i["address"], i["type"]) for i in items(report)] == [
+        ("memory_store.notes", "archived")
+    ]
+    text = cli("drift")
+    assert text.exit_code == 2
+    assert "deployment.nightly" not in text.stdout
+    ok("apply", "--auto-approve")
+    drift_json(code=0)
+
+
 def test_prune_archives_a_removed_store_unless_protected(workdir: Path) -> None:
     (workdir / "manifests/app.yaml").write_text(DEPLOYMENT.split("---\nkind: Deployment")[0])
     ok("apply", "--auto-approve")

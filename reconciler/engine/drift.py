@@ -89,12 +89,13 @@ def _flip(change: FieldChange) -> FieldChange:
     return change.model_copy(update={"op": op, "old": change.new, "new": change.old})
 
 
-def _unknown(value: Any) -> bool:
+def _holds(value: Any, strings: set[str]) -> bool:
+    """Whether one of ``strings`` is anywhere in ``value`` (``{UNKNOWN}``: apply makes it)."""
     if isinstance(value, dict):
-        return any(_unknown(v) for v in value.values())
+        return any(_holds(v, strings) for v in value.values())
     if isinstance(value, list):
-        return any(_unknown(v) for v in value)
-    return isinstance(value, str) and value == UNKNOWN
+        return any(_holds(v, strings) for v in value)
+    return isinstance(value, str) and value in strings
 
 
 def _is_pin_path(path: str) -> bool:
@@ -151,11 +152,11 @@ def _differences(plan: Plan, lockfile: Lockfile | None) -> dict[str, tuple[Field
     for action in plan.actions:
         if not isinstance(action, Update | Replace):
             continue
-        # a reference to something apply would create again (archived, deleted) is a
-        # consequence of that drift, reported on its own address
-        # (an unordered list changes by value: the id that is gone is one change, the
-        # unknown id another at the same path; both are that consequence)
-        unknown = {c.path for c in action.changes if _unknown(c.new)}
+        # a reference to something apply would create again (archived, deleted) is a consequence
+        # of that drift, reported on its own address: the unknown id, and the gone one (at the
+        # same path in an unordered list; elsewhere in a reorderable one, as a store's mount)
+        unknown = {c.path for c in action.changes if _holds(c.new, {UNKNOWN})}
+        unknown |= {c.path for c in action.changes if c.op == "remove" and _holds(c.old, gone)}
         moved = _pins_off_record(action.address, action.changes, unknown, lockfile)
         unknown |= _followed_skill_paths(action.address, action.changes, lockfile)
         unknown |= _unrecorded_skill_paths(action.changes, unknown, lockfile, gone)
