@@ -120,6 +120,30 @@ def test_an_agent_may_refer_to_a_skill_whose_directory_is_wrong_without_a_second
     ) in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize("name", ["xlsx", "pdf"])
+def test_a_ref_to_one_of_anthropics_skills_says_how_to_write_it(workdir: Path, name: str) -> None:
+    """``{ref: xlsx}`` names a Skill manifest; Anthropic's own skills are written in the wire
+    form. The error says so, rather than asking for a Skill manifest named xlsx (or guessing
+    the declared pdf-tools for pdf)."""
+    (workdir / "manifests/agents.yaml").write_text(
+        f"kind: Agent\nname: coder\nspec:\n  model: claude-sonnet-4-6\n  skills: [{{ref: {name}}}]\n"
+    )
+    result = cli("validate")
+    assert result.exit_code == 1
+    assert (
+        f"manifests/agents.yaml:5:18: spec.skills[0].ref: unknown skill '{name}': no Skill "
+        f"manifest has this name; {name} is one of Anthropic's skills: write "
+        f"{{type: anthropic, skill_id: {name}}}"
+    ) in result.stderr, result.stderr
+
+
+def test_the_manifests_anthropic_skills_are_the_ones_the_local_provider_serves() -> None:
+    from reconciler.manifest.skill import ANTHROPIC_SKILLS
+    from reconciler.provider.local.anthropic_skills import IDS
+
+    assert ANTHROPIC_SKILLS == IDS
+
+
 def test_schema_and_fmt_know_the_skill_kind(workdir: Path) -> None:
     schema = json.loads(ok("schema").stdout)
     assert "Skill" in schema["properties"]["kind"]["enum"]

@@ -51,7 +51,7 @@ from .rawchecks import (
 from .secret import (
     repository_root,
 )
-from .skill import SkillSpec, skill_source
+from .skill import ANTHROPIC_SKILLS, SkillSpec, skill_source
 from .skilldir import SkillSource, SkillSourceError
 from .textfile import read_text_files, stand_in_unread
 from .yamlsource import DataPath, SourceLocation, decode_source, parse_documents
@@ -403,7 +403,10 @@ def _check_set(
         label = noun(kind)
         message = f"unknown {label} '{name}': no {kind} manifest has this name"
         close = did_you_mean(name, names[kind])
-        if close:
+        if kind == "Skill" and name in ANTHROPIC_SKILLS:
+            wire = f"{{type: anthropic, skill_id: {name}}}"
+            message += f"; {name} is one of Anthropic's skills: write {wire}"
+        elif close:
             message += f"; did you mean '{close}'?"
         elif names[kind]:
             message += f" (declared: {', '.join(names[kind])})"

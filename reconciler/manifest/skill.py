@@ -29,6 +29,11 @@ from .skilldir import SkillSource, read_skill_source
 #: the limit on a skill's display_name (the local provider's, routes_skills.py)
 MAX_DISPLAY_NAME = 255
 
+#: Anthropic's own skills (``{type: anthropic, skill_id: xlsx}``), so that ``{ref: xlsx}``, which
+#: names a Skill manifest, is told how to write one (the local provider serves the same,
+#: ``provider/local/anthropic_skills.py``; a test checks they agree)
+ANTHROPIC_SKILLS = ("docx", "pdf", "pptx", "xlsx")
+
 #: how many changed files a one-line summary names (the plan lists every file below it)
 NAMED_FILES = 5
 
