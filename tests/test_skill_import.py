@@ -171,3 +171,51 @@ def test_the_imported_skills_document_says_where_it_came_from(workdir: Path) -> 
         "# Review and commit; `reconciler plan` should show no changes.\n"
     ), text
     plan_is_clean()
+
+
+def with_ignored_files() -> dict[str, Any]:
+    """A hand-made skill whose latest version holds files a skill directory never uploads:
+    ``run.log`` (the repository's .gitignore), ``__pycache__`` and ``.DS_Store`` (always)."""
+    files = {
+        "SKILL.md": SKILL_MD.encode(),
+        "fill.py": b"print(1)\n",
+        "run.log": b"log\n",
+        "__pycache__/fill.cpython-311.pyc": b"\x00pyc",
+        ".DS_Store": b"\x00ds",
+    }
+    upload = SkillUpload(tuple((f"pdf-tools/{p}", b) for p, b in files.items()))
+
+    async def run(client: ProviderClient) -> dict[str, Any]:
+        return dict(await client.skills.create(upload))
+
+    return out_of_band(run)
+
+
+@pytest.mark.parametrize("everything", [False, True], ids=["one", "all-unmanaged"])
+def test_import_says_which_downloaded_files_the_next_upload_leaves_out(
+    workdir: Path, everything: bool
+) -> None:
+    """The import cannot promise a clean plan when the skill holds files its directory never
+    uploads (git ignores them): it names them, says the next plan shows a new version without
+    them, and does not say the plan should show no change."""
+    (workdir / ".gitignore").write_text("*.log\n")
+    skill = with_ignored_files()
+    if everything:
+        result = ok("import", "--all-unmanaged", "--out", "manifests")
+    else:
+        result = ok("import", "skill.pdf-tools", skill["id"])
+    said = result.stdout + result.stderr
+    assert "should show no change" not in said, said
+    assert (
+        "skill.pdf-tools: 3 of the files of its latest version are left out of every upload "
+        "of manifests/skills/pdf-tools (.DS_Store, __pycache__/fill.cpython-311.pyc, run.log: "
+        "git ignores them); the next plan shows a new version without them"
+    ) in said, said
+    plan = json.loads(ok("plan", "--format", "json").stdout)
+    (action,) = [a for a in plan["actions"] if a["address"] == "skill.pdf-tools"]
+    assert action["type"] == "update"
+    assert sorted(c["path"] for c in action["changes"]) == [
+        ".DS_Store",
+        "__pycache__/fill.cpython-311.pyc",
+        "run.log",
+    ]

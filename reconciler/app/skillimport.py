@@ -10,7 +10,9 @@ slug, and the latest version recorded as holding the downloaded files) is its ow
 - ``import --all-unmanaged --out DIR``: each unmanaged skill's files go to
   ``DIR/skills/NAME/`` and its document into ``DIR/skills.yaml`` (``unmanaged.py``).
 
-Either way, the next ``reconciler plan`` shows no change for it.
+Either way, the next ``reconciler plan`` shows no change for it, unless the skill holds files
+that git ignores where they are written (``left_out``: the import says so, and the plan shows a
+new version without them).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from reconciler.engine.model import Adopt, SkillTarget, Target
 from reconciler.errors import ApplyError, NotFoundError, PlanError
 from reconciler.jsontypes import JSON
 from reconciler.manifest import Document
-from reconciler.manifest.skilldir import files_digest
+from reconciler.manifest.skill import SkillSpec, files_named, skill_source
+from reconciler.manifest.skilldir import SkillSourceError, files_digest
 from reconciler.state import write_text_atomic
 
 if TYPE_CHECKING:
@@ -109,6 +112,28 @@ def write_skill_files(directory: Path, found: DownloadedSkill, hint: str | None 
         path = directory / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+
+
+def left_out(found: DownloadedSkill, source: str, manifest_file: Path) -> str | None:
+    """What the next plan will do about the written files that no upload of the skill's
+    directory holds (git ignores them, as ``manifest.skilldir`` reads it; ``source`` and
+    ``manifest_file``: the Skill document's, as plan reads them), or None: none, or the
+    directory cannot be read (plan and validate say why)."""
+    try:
+        kept = {f.path for f in skill_source(SkillSpec(source=source), manifest_file).files}
+    except SkillSourceError:
+        return None
+    paths = sorted(set(found.files) - kept)
+    if not paths:
+        return None
+    one = len(paths) == 1
+    directory = manifest_file.parent / source
+    return (
+        f"{len(paths)} of the files of its latest version {'is' if one else 'are'} left out "
+        f"of every upload of {directory} ({files_named(paths)}: git ignores "
+        f"{'it' if one else 'them'}); the next plan shows a new version without "
+        f"{'it' if one else 'them'}"
+    )
 
 
 def skill_adoption(address: str, found: DownloadedSkill, document: JSON) -> Adopt:
@@ -187,6 +212,8 @@ async def import_skill(
                     f"wrote {directory / name} ({_files(len(found.files))} of its latest "
                     f"version {found.version_id}) and its document {target}"
                 )
+                left = left_out(found, name, target)
+                warnings += [f"{address}: {left}"] if left else []
             action = skill_adoption(address, found, document)
             report = await run_adoptions(client, store, lock, [action], ws.project, origin=origin)
     outcome = report.outcome(address)
@@ -197,10 +224,15 @@ async def import_skill(
     return ImportResult(adopted=adopted, warnings=tuple(warnings), report=report)
 
 
-def unmanaged_skill_files(out: Path, found: Mapping[str, DownloadedSkill]) -> None:
-    """Write each imported skill's directory under ``out/skills/`` (name -> skill)."""
+def unmanaged_skill_files(out: Path, found: Mapping[str, DownloadedSkill]) -> dict[str, str]:
+    """Write each imported skill's directory under ``out/skills/`` (name -> skill); name ->
+    what the next plan does about files no upload holds (``left_out``), where there are."""
+    notes: dict[str, str] = {}
     for name, skill in sorted(found.items()):
         write_skill_files(out / SKILLS_DIR / name, skill)
+        left = left_out(skill, f"{SKILLS_DIR}/{name}", out / f"{SKILLS_DIR}.yaml")
+        notes.update({name: left} if left else {})
+    return notes
 
 
 def _files(n: int) -> str:

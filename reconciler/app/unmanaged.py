@@ -275,7 +275,13 @@ async def _import_unmanaged(
     files = _write_documents(
         out, docs, secrets, before_writing=lambda: intend_adoptions(store, lock, adopting)
     )
-    unmanaged_skill_files(out, {name: found for name, (_, found) in skills.items()})
+    left = unmanaged_skill_files(out, {name: found for name, (_, found) in skills.items()})
+    docs = [
+        dataclasses.replace(d, notes=(*d.notes, left[d.name]))
+        if d.kind == "Skill" and d.name in left
+        else d
+        for d in docs
+    ]
     res_by_address = {r.address: r for r in desired_resources(_as_documents(docs))}
     listed: dict[tuple[str, str], JSON] = {
         (k, o["id"]): o for k in KIND_ORDER for o in observed.all(k)
