@@ -47,6 +47,9 @@ def versions(skill_id: str) -> list[dict[str, Any]]:
         ("too-many", "holds more than 500 files"),
         ("symlink", "is a symlink to"),
         ("outside", "is outside the repository"),
+        # 508 characters in the directory, 518 as uploaded (pdf-tools/...): the provider's
+        # limit counts the skill directory's name its paths are sent under
+        ("long-path", "its path as uploaded (pdf-tools/aaa"),
     ],
 )
 def test_a_bad_skill_directory_is_one_error_at_spec_source(
@@ -60,6 +63,8 @@ def test_a_bad_skill_directory_is_one_error_at_spec_source(
     elif change == "too-many":
         for i in range(501):
             (skill / f"f{i}.txt").write_text("x")
+    elif change == "long-path":
+        write_skill(workdir, {f"{'a' * 250}/{'b' * 250}/c1.txt": "x"})
     elif change == "symlink":
         (workdir / "secret.txt").write_text("s")
         os.symlink(workdir / "secret.txt", skill / "leak.txt")

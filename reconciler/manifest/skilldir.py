@@ -153,10 +153,14 @@ def read_skill_source(directory: str | Path, *, repository: Path | None = None) 
                     f"{rel!r} in skill source {given}: a file name in a skill may hold no "
                     "control character (a newline, a tab) and no backslash; rename it"
                 )
-            if len(rel) > MAX_PATH_CHARS:
+            if len(root.name) + 1 + len(rel) > MAX_PATH_CHARS:
+                # the upload names each file under the directory's name (app.skills)
+                sent = f"{root.name}/{rel}"
                 raise SkillSourceError(
-                    f"{rel[:80]}... in skill source {given}: paths in a skill are at most "
-                    f"{MAX_PATH_CHARS} characters"
+                    f"{rel[:80]}... in skill source {given}: its path as uploaded "
+                    f"({sent[:40]}..., {len(sent)} characters, the skill directory's name "
+                    f"included) is longer than the {MAX_PATH_CHARS} the provider takes; "
+                    "shorten it"
                 )
             files.append((rel, path))
             if len(files) > MAX_FILES:
