@@ -50,6 +50,7 @@ def versions(skill_id: str) -> list[dict[str, Any]]:
         # 508 characters in the directory, 518 as uploaded (pdf-tools/...): the provider's
         # limit counts the skill directory's name its paths are sent under
         ("long-path", "its path as uploaded (pdf-tools/aaa"),
+        ("long-frontmatter", "frontmatter is 70"),
     ],
 )
 def test_a_bad_skill_directory_is_one_error_at_spec_source(
@@ -63,6 +64,9 @@ def test_a_bad_skill_directory_is_one_error_at_spec_source(
     elif change == "too-many":
         for i in range(501):
             (skill / f"f{i}.txt").write_text("x")
+    elif change == "long-frontmatter":
+        big = "y" * 70_000
+        (skill / "SKILL.md").write_text(SKILL_MD.replace("---\nUse", f"notes: '{big}'\n---\nUse"))
     elif change == "long-path":
         write_skill(workdir, {f"{'a' * 250}/{'b' * 250}/c1.txt": "x"})
     elif change == "symlink":

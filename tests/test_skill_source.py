@@ -136,3 +136,16 @@ def test_the_upload_limits_are_checked_before_anything_is_sent(
     monkeypatch.setattr(skilldir, "MAX_TOTAL_BYTES", 64)
     with pytest.raises(SkillSourceError, match="larger than"):
         read_skill_source(root, repository=repo.resolve())
+
+
+def test_the_limits_checked_at_validate_are_the_local_providers() -> None:
+    """What validate refuses is what the provider would: each limit kept in both places
+    (the provider imports nothing above it) must agree."""
+    from reconciler.provider.local import skill_bundle
+
+    assert skilldir.MAX_FILES == skill_bundle.MAX_FILES
+    assert skilldir.MAX_TOTAL_BYTES == skill_bundle.MAX_TOTAL_BYTES
+    assert skilldir.MAX_PATH_CHARS == skill_bundle.MAX_PATH_CHARS
+    assert skilldir.MAX_SLUG == skill_bundle.MAX_SLUG_CHARS
+    assert skilldir.MAX_DESCRIPTION == skill_bundle.MAX_DESCRIPTION_CHARS
+    assert skilldir.MAX_FRONTMATTER_CHARS == skill_bundle.MAX_FRONTMATTER_CHARS

@@ -39,12 +39,14 @@ if TYPE_CHECKING:
 
 #: limits of one upload: Anthropic's documented ones for custom skills (8 MB, the slug and
 #: description rules), and the local provider's for what the docs leave open (file count,
-#: path length); ``provider/local/skill_bundle.py`` holds the server's copy
+#: path length, frontmatter size); ``provider/local/skill_bundle.py`` holds the server's copy
+#: (tests/test_skill_source.py checks they agree)
 MAX_FILES = 500
 MAX_TOTAL_BYTES = 8 * 1024 * 1024
 MAX_PATH_CHARS = 512
 MAX_SLUG = 64
 MAX_DESCRIPTION = 1024
+MAX_FRONTMATTER_CHARS = 64 * 1024
 RESERVED_WORDS = ("anthropic", "claude")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 #: left out of every skill whatever .gitignore says (gitignore syntax)
@@ -234,6 +236,12 @@ def parse_skill_md(data: bytes, shown: str | Path = SKILL_FILE) -> tuple[str, st
         raise SkillSourceError(
             f"{shown} has no frontmatter: start it with a '---' block holding name and "
             "description, e.g. '---\\nname: pdf-tools\\ndescription: ...\\n---'"
+        )
+    size = len("\n".join(match.group(1).splitlines()))  # as the provider counts it
+    if size > MAX_FRONTMATTER_CHARS:
+        raise SkillSourceError(
+            f"{shown}: its frontmatter is {size} characters; the provider takes at most "
+            f"{MAX_FRONTMATTER_CHARS}: keep long text in the body, below the closing '---'"
         )
     try:
         front = yaml.safe_load(match.group(1))
