@@ -51,6 +51,7 @@ def versions(skill_id: str) -> list[dict[str, Any]]:
         # limit counts the skill directory's name its paths are sent under
         ("long-path", "its path as uploaded (pdf-tools/aaa"),
         ("long-frontmatter", "frontmatter is 70"),
+        ("spaced-name", "name ' pdf-tools ' is not a skill slug"),
     ],
 )
 def test_a_bad_skill_directory_is_one_error_at_spec_source(
@@ -67,6 +68,8 @@ def test_a_bad_skill_directory_is_one_error_at_spec_source(
     elif change == "long-frontmatter":
         big = "y" * 70_000
         (skill / "SKILL.md").write_text(SKILL_MD.replace("---\nUse", f"notes: '{big}'\n---\nUse"))
+    elif change == "spaced-name":
+        (skill / "SKILL.md").write_text(SKILL_MD.replace("name: pdf-tools", "name: ' pdf-tools '"))
     elif change == "long-path":
         write_skill(workdir, {f"{'a' * 250}/{'b' * 250}/c1.txt": "x"})
     elif change == "symlink":

@@ -258,7 +258,7 @@ def parse_skill_md(data: bytes, shown: str | Path = SKILL_FILE) -> tuple[str, st
         )
     if not isinstance(front, dict) or not isinstance(front.get("name"), str):
         raise SkillSourceError(f"{shown}: its frontmatter has no 'name' (the skill's slug)")
-    name = front["name"].strip()
+    name = front["name"]  # as the provider reads it: ' pdf-tools ' is no slug there either
     if len(name) > MAX_SLUG or not SLUG_RE.match(name):
         raise SkillSourceError(
             f"{shown}: name '{name[:80]}' is not a skill slug: use 1-{MAX_SLUG} lowercase "
