@@ -282,3 +282,33 @@ def test_the_remote_name_is_the_documents_unless_spec_name_says_otherwise(workdi
     ok("apply", "--auto-approve")
     assert store(remote_id("memory_store.wiki"))["name"] == "Team Wiki"
     plan_is_clean()
+
+
+def test_a_wire_mount_of_a_store_that_is_gone_or_archived_fails_the_plan_at_its_line(
+    workdir: Path,
+) -> None:
+    """A store named by id (``memory_store_id``) that does not exist, or is archived, is
+    refused by the provider when the deployment is written: the plan says so at its line
+    instead of an apply failing halfway (after creating what the deployment needs)."""
+    mount = "{memory_store: notes, access: read_only, instructions: Read the style guide first}"
+    app = workdir / "manifests/app.yaml"
+    app.write_text(DEPLOYMENT.replace(mount, "{type: memory_store, memory_store_id: memstore_0x}"))
+    result = cli("plan")
+    assert result.exit_code == 1, result.stdout
+    assert (
+        "manifests/app.yaml:16:28: deployment.nightly: memory store memstore_0x does not exist"
+    ) in result.stderr, result.stderr
+    assert not Path("state/reconciler.lock").exists()
+
+    async def hand_made(client: ProviderClient) -> str:
+        made = await client.memory_stores.create({"name": "old-notes"})
+        await client.memory_stores.archive(made["id"])
+        return str(made["id"])
+
+    archived = out_of_band(hand_made)
+    wire = f"{{type: memory_store, memory_store_id: {archived}}}"
+    app.write_text(DEPLOYMENT.replace(mount, wire))
+    result = cli("apply", "--auto-approve")
+    assert result.exit_code == 1, result.stdout
+    assert f"deployment.nightly: memory store {archived} is archived" in result.stderr
+    assert not Path("state/reconciler.lock").exists()

@@ -138,7 +138,8 @@ def test_a_ref_to_one_of_anthropics_skills_says_how_to_write_it(workdir: Path, n
     form. The error says so, rather than asking for a Skill manifest named xlsx (or guessing
     the declared pdf-tools for pdf)."""
     (workdir / "manifests/agents.yaml").write_text(
-        f"kind: Agent\nname: coder\nspec:\n  model: claude-sonnet-4-6\n  skills: [{{ref: {name}}}]\n"
+        "kind: Agent\nname: coder\nspec:\n  model: claude-sonnet-4-6\n"
+        f"  skills: [{{ref: {name}}}]\n"
     )
     result = cli("validate")
     assert result.exit_code == 1
@@ -147,6 +148,25 @@ def test_a_ref_to_one_of_anthropics_skills_says_how_to_write_it(workdir: Path, n
         f"manifest has this name; {name} is one of Anthropic's skills: write "
         f"{{type: anthropic, skill_id: {name}}}"
     ) in result.stderr, result.stderr
+
+
+def test_an_agents_custom_skill_id_that_names_no_skill_fails_the_plan_at_its_line(
+    workdir: Path,
+) -> None:
+    """``{type: custom, skill_id}`` names a skill kept elsewhere; one that does not exist (a
+    typo, a deleted skill) is refused at its line by plan, not by the provider halfway through
+    apply."""
+    (workdir / "manifests/agents.yaml").write_text(
+        "kind: Agent\nname: coder\nspec:\n  model: claude-sonnet-4-6\n"
+        "  skills: [{type: custom, skill_id: skill_01nope}]\n"
+    )
+    for command in (("plan",), ("apply", "--auto-approve")):
+        result = cli(*command)
+        assert result.exit_code == 1, result.stdout
+        assert (
+            "manifests/agents.yaml:5:27: agent.coder: custom skill skill_01nope does not exist"
+        ) in result.stderr, result.stderr
+    assert not Path("state/reconciler.lock").exists()
 
 
 def test_the_manifests_anthropic_skills_are_the_ones_the_local_provider_serves() -> None:

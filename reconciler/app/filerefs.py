@@ -6,6 +6,11 @@ them by id. The provider refuses a deployment whose file does not exist or has e
 plan that let it through would fail halfway through apply (after creating what the
 deployment needs) with a bare 404. One list of the named ids (``GET /v1/files?ids[]=``,
 100 a page) is asked only when some manifest names a file.
+
+Custom skills (an agent's ``{type: custom, skill_id}``) and memory stores (a deployment's
+``{type: memory_store, memory_store_id}``) named by id are refused the same way when they do
+not exist (or the store is archived), against the lists the plan reads anyway
+(``check_listed_refs``: no request of its own).
 """
 
 from __future__ import annotations
@@ -14,13 +19,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from reconciler.engine.refresh import Observed
 from reconciler.errors import PlanError
 from reconciler.manifest import ManifestSet
+from reconciler.manifest.agent import AgentSpec, Skill
 from reconciler.manifest.deployment import (
     DefineOutcomeEvent,
     DeploymentSpec,
     FileResource,
     FileRubric,
+    MemoryStoreResource,
 )
 
 if TYPE_CHECKING:
@@ -77,3 +85,35 @@ def _expired(expires_at: str | None, now: datetime) -> bool:
         return datetime.fromisoformat(expires_at) <= now
     except ValueError:
         return False
+
+
+def check_listed_refs(manifests: ManifestSet, observed: Observed) -> None:
+    """Refuse a custom skill id or a memory store id that names no live object (or an
+    archived store) at its ``file:line:col``; ``observed``: the plan's lists.
+
+    Raises:
+        PlanError: the first such reference.
+    """
+    skills, stores = observed.index("skill"), observed.index("memory_store")
+    for doc in manifests.by_kind("Agent"):
+        listed = doc.spec.skills if isinstance(doc.spec, AgentSpec) else None
+        for i, skill in enumerate(listed or ()):
+            if isinstance(skill, Skill) and skill.type == "custom" and skill.skill_id not in skills:
+                where = manifests.location(doc.address, f"skills[{i}].skill_id")
+                raise PlanError(
+                    f"{where}: {doc.address}: custom skill {skill.skill_id} does not exist "
+                    "(deleted, or a typo); fix the id, or name a Skill manifest as {ref: NAME}"
+                )
+    for doc in manifests.by_kind("Deployment"):
+        mounts = doc.spec.resources if isinstance(doc.spec, DeploymentSpec) else None
+        for i, mount in enumerate(mounts or ()):
+            if not isinstance(mount, MemoryStoreResource):
+                continue
+            live = stores.get(mount.memory_store_id)
+            if live is None or live.get("archived_at"):
+                problem = "does not exist" if live is None else "is archived"
+                where = manifests.location(doc.address, f"resources[{i}].memory_store_id")
+                raise PlanError(
+                    f"{where}: {doc.address}: memory store {mount.memory_store_id} {problem}; "
+                    "fix the id, or mount a MemoryStore manifest as {memory_store: NAME}"
+                )
