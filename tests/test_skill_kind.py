@@ -52,6 +52,8 @@ def versions(skill_id: str) -> list[dict[str, Any]]:
         ("long-path", "its path as uploaded (pdf-tools/aaa"),
         ("long-frontmatter", "frontmatter is 70"),
         ("spaced-name", "name ' pdf-tools ' is not a skill slug"),
+        # YAML reads it as a number: it is there, but not text
+        ("number-description", "its frontmatter's description is not text (2024)"),
     ],
 )
 def test_a_bad_skill_directory_is_one_error_at_spec_source(
@@ -68,6 +70,8 @@ def test_a_bad_skill_directory_is_one_error_at_spec_source(
     elif change == "long-frontmatter":
         big = "y" * 70_000
         (skill / "SKILL.md").write_text(SKILL_MD.replace("---\nUse", f"notes: '{big}'\n---\nUse"))
+    elif change == "number-description":
+        (skill / "SKILL.md").write_text(SKILL_MD.replace("Fill PDF forms.", "2024"))
     elif change == "spaced-name":
         (skill / "SKILL.md").write_text(SKILL_MD.replace("name: pdf-tools", "name: ' pdf-tools '"))
     elif change == "long-path":

@@ -270,6 +270,11 @@ def parse_skill_md(data: bytes, shown: str | Path = SKILL_FILE) -> tuple[str, st
             f"{shown}: name '{name}' contains the reserved word '{reserved[0]}'; choose another"
         )
     description = front.get("description")
+    if description is not None and not isinstance(description, str):
+        raise SkillSourceError(
+            f"{shown}: its frontmatter's description is not text ({str(description)[:40]}): "
+            "quote it, e.g. description: \"2024 tax forms\""
+        )
     description = description.strip() if isinstance(description, str) else ""
     if not description:
         raise SkillSourceError(
