@@ -219,3 +219,16 @@ def test_import_says_which_downloaded_files_the_next_upload_leaves_out(
         "__pycache__/fill.cpython-311.pyc",
         "run.log",
     ]
+
+
+def test_import_of_one_of_anthropics_skills_is_refused_and_writes_nothing(workdir: Path) -> None:
+    """Anthropic's skills are read-only and every workspace's: adopting one would record it
+    as this project's (a later plan would upload into it, --prune would delete it). Agents
+    name it in the wire form; the import says so and changes nothing."""
+    before = (workdir / "state/reconciler.lock").read_text()
+    result = cli("import", "skill.sheets", "xlsx")
+    assert result.exit_code == 1, result.stdout
+    assert "xlsx is one of Anthropic's skills" in result.stderr, result.stderr
+    assert "{type: anthropic, skill_id: xlsx}" in result.stderr
+    assert not (workdir / "manifests/skills").exists()
+    assert (workdir / "state/reconciler.lock").read_text() == before

@@ -71,6 +71,19 @@ async def download_skill(client: ProviderClient, skill_id: str) -> DownloadedSki
         skill = dict(await client.skills.retrieve(skill_id))
     except NotFoundError:
         raise PlanError(f"no skill {skill_id} on the provider") from None
+    source = skill.get("source")
+    origin = source.get("type") if isinstance(source, dict) else source
+    if origin == "anthropic":
+        raise PlanError(
+            f"{skill_id} is one of Anthropic's skills: read-only and in every workspace, it is "
+            "not adopted (nothing was imported). Agents name it as it is: "
+            f"{{type: anthropic, skill_id: {skill_id}}}"
+        )
+    if origin not in (None, "custom"):
+        raise PlanError(
+            f"skill {skill_id} is not a custom skill (its source is {origin}); only custom "
+            "skills can be imported (nothing was imported)"
+        )
     latest = str(skill.get("latest_version_id") or "")
     version = await client.skills.versions.retrieve(skill_id, latest)
     archive = await client.skills.versions.download(skill_id, latest)
