@@ -146,3 +146,20 @@ def test_sdk_version_with_another_name_and_agent_references(sdk: anthropic.Anthr
             model="claude-sonnet-4-6",
             skills=[{"type": "custom", "skill_id": "skill_01gone"}],
         )
+
+
+@pytest.mark.parametrize("skill_id", ["docx", "pdf", "pptx", "xlsx"])
+def test_sdk_downloads_an_anthropic_skill_whose_skill_md_is_a_valid_skill(
+    sdk: anthropic.Anthropic, skill_id: str
+) -> None:
+    """A download of one of Anthropic's skills holds a SKILL.md whose frontmatter is YAML
+    that names the skill and says what the version says (the descriptions hold ': ')."""
+    import yaml
+
+    skill = sdk.beta.skills.retrieve(skill_id)
+    version = sdk.beta.skills.versions.retrieve(skill.latest_version_id, skill_id=skill_id)
+    content = sdk.beta.skills.versions.download(skill.latest_version_id, skill_id=skill_id)
+    with zipfile.ZipFile(io.BytesIO(content.read())) as archive:
+        text = archive.read(f"{skill_id}/SKILL.md").decode()
+    front = yaml.safe_load(text.split("---\n")[1])
+    assert front == {"name": version.name, "description": version.description}

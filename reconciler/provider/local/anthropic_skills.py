@@ -10,6 +10,7 @@ routes serve it (``routes_skills``) and agents check references against it (``de
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .errors import ApiError, not_found
@@ -65,7 +66,9 @@ def version(skill_id: str, version_id: str) -> dict[str, Any] | None:
 def skill_md(skill_id: str) -> bytes:
     """The ``SKILL.md`` a download of the skill holds (its frontmatter; the instructions
     themselves are Anthropic's and not part of the local provider)."""
-    return f"---\nname: {skill_id}\ndescription: {_DESCRIPTIONS[skill_id]}\n---\n".encode()
+    # quoted: the descriptions hold ': ', which a plain YAML scalar cannot
+    description = json.dumps(_DESCRIPTIONS[skill_id])
+    return f"---\nname: {skill_id}\ndescription: {description}\n---\n".encode()
 
 
 def rows() -> list[tuple[int, dict[str, Any]]]:
