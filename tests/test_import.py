@@ -305,12 +305,15 @@ def test_import_of_a_deployment_before_what_it_uses_says_so_and_writes_it_when_r
         warning
     )
     assert (
-        "import them first (`reconciler import agent.NAME ID`), then run this import again "
-        "to write its document" in warning
+        f"import them first (`reconciler import agent.NAME {agent}`, `reconciler import "
+        f"environment.NAME {env}`), then run this import again to write its document" in warning
     )
     assert not list(Path("manifests").iterdir())
 
     ok("import", "agent.helper", agent)
+    # the hint names only what is still missing, with the command that imports it
+    warning = " ".join(ok("import", "deployment.nightly", deployment).stderr.split())
+    assert f"import them first (`reconciler import environment.NAME {env}`)" in warning, warning
     ok("import", "environment.sandbox", env)
     serial = lockfile()["serial"]
     result = ok("import", "deployment.nightly", deployment)

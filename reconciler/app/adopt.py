@@ -230,9 +230,13 @@ async def import_resource(
                 if isinstance(found, Skipped):
                     not_written = f" ({found.reason})"
                     if found.unmanaged_refs:
+                        first = ", ".join(
+                            f"`reconciler import {what.replace(' ', '.NAME ', 1)}`"
+                            for what in found.unmanaged_refs
+                        )
                         remedy = (
-                            "import them first (`reconciler import agent.NAME ID`), then run "
-                            "this import again to write its document, or write it yourself"
+                            f"import them first ({first}), then run this import again to "
+                            "write its document, or write it yourself"
                         )
                 else:
                     undeclared = found
