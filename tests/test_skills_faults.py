@@ -13,11 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.lossy import faulty, lossy
+import httpx
+from support.lossy import FAST, faulty, lossy
 
 from reconciler.errors import AmbiguousWriteError
-from reconciler.provider import SkillUpload, embedded_client
-from reconciler.provider.local import FaultConfig
+from reconciler.provider import ProviderClient, SkillUpload, embedded_client
+from reconciler.provider.asgi_transport import StreamingASGITransport
+from reconciler.provider.embedded import EMBEDDED_BASE_URL
+from reconciler.provider.local import FaultConfig, create_app
+from reconciler.provider.skills import LOOKUP_DOWNLOADS
 
 
 def upload(slug: str, body: str = "v1", *, folder: str | None = None) -> SkillUpload:
@@ -89,6 +93,48 @@ async def test_a_skill_upload_whose_answer_is_lost_is_found_not_resent(
         every = await client.skills.list().to_list()
     assert wire.sent[("POST", "/v1/skills")] == 1
     assert [s["id"] for s in every] == [before["id"], skill["id"]]
+    assert skill["display_name"] == "tidy-data"
+
+
+class _OthersLandFirst(httpx.AsyncBaseTransport):
+    """The first skill upload commits; before its answer is lost (dropped), ``others`` more
+    skills land, as the other uploads of one apply (side by side) do."""
+
+    def __init__(self, db: Path, others: int) -> None:
+        self.inner = StreamingASGITransport(create_app(db))
+        self.db, self.others = db, others
+        self.sent: Counter[tuple[str, str]] = Counter()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        key = (request.method, request.url.path)
+        self.sent[key] += 1
+        response = await self.inner.handle_async_request(request)
+        if key != ("POST", "/v1/skills") or self.sent[key] > 1:
+            return response
+        await response.aread()
+        for i in range(self.others):
+            await seed(self.db, f"other-{i}")
+        raise httpx.RemoteProtocolError("peer closed the connection", request=request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_lost_skill_upload_is_found_though_more_uploads_landed_after_it(
+    provider_db: Path,
+) -> None:
+    """An apply uploads its new skills side by side (and the executor knows no ids to leave
+    out): the lookup of one lost answer must find it among more than LOOKUP_DOWNLOADS newer
+    skills, by the name the provider derives from SKILL.md, never upload a twin."""
+    wire = _OthersLandFirst(provider_db, LOOKUP_DOWNLOADS + 2)
+    async with ProviderClient(
+        EMBEDDED_BASE_URL, api_key="k", transport=wire, max_retries=2, **FAST
+    ) as client:
+        skill = await client.skills.create(upload("tidy-data"))
+    assert wire.sent[("POST", "/v1/skills")] == 1, "the upload was never sent a second time"
+    async with embedded_client(provider_db) as clean:
+        every = await clean.skills.list().to_list()
+    assert Counter(s["display_name"] for s in every)["tidy-data"] == 1
     assert skill["display_name"] == "tidy-data"
 
 

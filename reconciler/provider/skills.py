@@ -12,7 +12,9 @@ the upload would have made, by content:
 * a version upload: the skill's versions, newest first, back to ``after_version`` (the
   latest version the caller knew before uploading; when not given, only the newest one);
 * a skill upload: the skills that are not in ``existing`` (the ids the caller knew before
-  uploading; when not given, any), newest first, looking at each one's latest version;
+  uploading; when not given, any) and carry the display name it would have (the one sent,
+  else SKILL.md's name, which the provider derives it from), newest first, looking at each
+  one's latest version;
 
 downloading at most ``LOOKUP_DOWNLOADS`` of them. A version whose files are byte for byte
 the upload's (same paths, same contents) is the answer; if none is, the upload did not
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import secrets
 import zipfile
 from collections.abc import Collection
@@ -47,6 +50,8 @@ __all__ = ["LOOKUP_DOWNLOADS", "SkillUpload", "SkillVersions", "Skills"]
 LOOKUP_DOWNLOADS = 5
 #: page size of skill and version lists (the wire allows 1-1000)
 PAGE_SIZE = 1000
+#: a frontmatter line naming the skill: ``name: pdf-tools`` (or quoted)
+_NAME_LINE = re.compile(r"name:[ \t]*(['\"]?)([a-z0-9]+(?:-[a-z0-9]+)*)\1")
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,23 @@ class SkillUpload:
             parts.extend((head.encode(), display_name.encode(), b"\r\n"))
         parts.append(f"--{boundary}--\r\n".encode())
         return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+    @property
+    def slug(self) -> str | None:
+        """SKILL.md's frontmatter ``name``, the display name the provider derives when none
+        is sent; read without a YAML parser (a kebab-case name, plain or quoted), so None
+        for any other spelling."""
+        skill_md = next((c for p, c in self.files if p.split("/", 1)[1:] == ["SKILL.md"]), b"")
+        lines = skill_md.decode("utf-8", "replace").lstrip("\ufeff").splitlines()
+        if not lines or lines[0].strip() != "---":
+            return None
+        for line in lines[1:]:
+            if line.strip() == "---":
+                return None
+            match = _NAME_LINE.fullmatch(line.rstrip())
+            if match is not None:
+                return match.group(2)
+        return None
 
     def same_as_zip(self, archive: bytes) -> bool:
         """Whether a downloaded version holds exactly these files."""
@@ -221,11 +243,14 @@ class Skills(Namespace):
     async def _find(
         self, upload: SkillUpload, display_name: str | None, known: frozenset[str] | None
     ) -> JSON | None:
+        # by the name it would carry: the other uploads of one apply, landed meanwhile,
+        # must not push it out of the LOOKUP_DOWNLOADS compared
+        named = display_name if display_name is not None else upload.slug
         candidates = [
             skill
             for skill in reversed(await self.list().to_list())
             if (known is None or skill["id"] not in known)
-            and (display_name is None or skill.get("display_name") == display_name)
+            and (named is None or skill.get("display_name") == named)
         ]
         for skill in candidates[:LOOKUP_DOWNLOADS]:
             archive = await self.versions.download(skill["id"], skill["latest_version_id"])
