@@ -173,6 +173,34 @@ def test_an_agents_custom_skill_id_that_names_no_skill_fails_the_plan_at_its_lin
     assert not Path("state/reconciler.lock").exists()
 
 
+def test_two_skill_documents_with_the_very_same_files_are_refused_at_the_second(
+    workdir: Path,
+) -> None:
+    """Two Skill documents uploading identical files (one directory named twice, or a copy)
+    under one display name make two live skills nothing tells apart: a lost lockfile finds
+    each by its slug and files and could swap them under the agents. validate refuses the
+    second, nothing is sent."""
+    files = {"SKILL.md": SKILL_MD, "fill.py": "print(1)\n", "forms/w9.json": "{}\n"}
+    write_skill(workdir, files, "manifests/skills/copy")
+    (workdir / "manifests/skills.yaml").write_text(
+        SKILLS + "---\nkind: Skill\nname: pdf-copy\nspec:\n  source: skills/copy\n"
+    )
+    for command in (("validate",), ("apply", "--auto-approve")):
+        result = cli(*command)
+        assert result.exit_code == 1, result.stdout
+        assert (
+            "manifests/skills.yaml:9:11: spec.source: skill.pdf-copy holds exactly the files of "
+            "skill.pdf-tools (manifests/skills.yaml:4:11)"
+        ) in result.stderr, result.stderr
+    assert not Path("state/reconciler.lock").exists()
+    # another display name tells them apart (two hand-made copies import as such)
+    (workdir / "manifests/skills.yaml").write_text(
+        SKILLS + "---\nkind: Skill\nname: pdf-copy\nspec:\n  source: skills/copy\n"
+        "  display_name: PDF (team B)\n"
+    )
+    assert cli("validate").exit_code == 0
+
+
 def test_the_manifests_anthropic_skills_are_the_ones_the_local_provider_serves() -> None:
     from reconciler.manifest.skill import ANTHROPIC_SKILLS
     from reconciler.provider.local.anthropic_skills import IDS

@@ -371,7 +371,7 @@ def _check_set(
             )
         else:
             first[address] = item
-    issues += _move_issues(first)
+    issues += _move_issues(first) + _twin_skills(first)
     names: dict[str, list[str]] = {
         kind: sorted(i.document.name for i in first.values() if i.document.kind == kind)
         for kind in MANIFEST_KINDS
@@ -417,6 +417,34 @@ def _check_set(
             path = path[:-1]  # `agent: coder` rather than `agent: {ref: coder}`
         issues.append(issue_at(source.locate(path, "value"), message, path))
     return first, issues
+
+
+def _twin_skills(first: dict[str, _Loaded]) -> list[ManifestIssue]:
+    """Two Skill documents uploading the very same files (SKILL.md, so the slug, included)
+    under one display name are two live skills nothing tells apart: a lost state finds
+    skills by slug and files (two with other display names, as import writes two hand-made
+    copies, are told apart by them)."""
+    issues: list[ManifestIssue] = []
+    seen: dict[tuple[str, str], _Loaded] = {}
+    for item in first.values():
+        spec, skill = item.document.spec, item.skill
+        if skill is None or not isinstance(spec, SkillSpec):
+            continue
+        other = seen.setdefault((skill.digest, spec.display_name or skill.slug), item)
+        if other is not item:
+            path: DataPath = ("spec", "source")
+            issues.append(
+                issue_at(
+                    item.source.locate(path, "value"),
+                    f"{item.document.address} holds exactly the files of "
+                    f"{other.document.address} ({other.source.locate(path, 'value')}) under "
+                    "the same display name: two skills nothing tells apart (a lost lockfile "
+                    "finds skills by their slug and files). Let the agents share one, or give "
+                    "one another display_name",
+                    path,
+                )
+            )
+    return issues
 
 
 def _roster_names(item: _Loaded, spec: AgentSpec, agents: list[str]) -> list[ManifestIssue]:
