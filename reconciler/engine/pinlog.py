@@ -38,8 +38,10 @@ def with_pin_history(
     recovered = getattr(target, "recovered", None)
     if old is None and recovered is not None:  # healed: start from what the provider kept
         held, history = recovered.held, recovered.pin_history
-    before = old.pins if old is not None else {}
     gate = outcome.action.gate if isinstance(outcome.action, Update) else None
+    before = old.pins if old is not None else {}
+    if old is None and gate is not None and gate.from_version is not None:
+        before = {gate.agent: gate.from_version}  # healed: the gate knows where it moved from
     cause = _cause(gate, outcome.action, old)
     # healed without a gate: the pin is where the plan found (or put) it, which is never a
     # held version of the object it runs; so a hold of the same number is of another one
@@ -264,8 +266,10 @@ def _with_hold(held: tuple[HeldVersion, ...], hold: HeldVersion) -> tuple[HeldVe
 def _cause(gate: Gate | None, action: object, old: LockEntry | None) -> PinCause:
     if gate is not None:
         return "checks" if gate.mode == "checks" and gate.checks else gate.mode
-    if isinstance(action, NoOp) and old is None:
-        return "healed"  # found again by its ownership tags: what came before is not known
+    if isinstance(action, (NoOp, Update)) and old is None:
+        # found again by its ownership tags (an update too: its other fields changed, its
+        # pin stays where it was found): what came before is not known
+        return "healed"
     return "apply"
 
 
