@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.app.workspace import Settings, embedded_database_gone
+from reconciler.engine.pinlog import settle_live_pin_moves
 from reconciler.engine.rollout import held_out_by, held_out_hint
 from reconciler.errors import (
     AmbiguousWriteError,
@@ -216,18 +217,32 @@ def resolve_session_target(
     return SessionTarget(address, address, agent.id, agent.version, env_address, env.id)
 
 
-async def check_deployment_live(client: ProviderClient, target: SessionTarget) -> None:
+async def check_deployment_live(
+    client: ProviderClient, target: SessionTarget, lockfile: Lockfile | None = None
+) -> SessionTarget:
     """Refuse a new session of a deployment archived (or deleted) behind git's back, or
     left on an agent object archived behind git's back (``check_deployment_exists``, then
     the agent it runs). One GET (two when the deployment runs another agent object than
     the lockfile's); an agent's session needs none.
 
+    Returns ``target``, at the version a pin move of ``lockfile``'s pending intents (a
+    rollback or a gated apply killed once the provider moved the pin) left live: the
+    version plan, drift and rollback say the deployment runs, not the one the move left.
+
     Raises:
         RunError: the deployment is archived or gone, or runs another agent object.
     """
     live = await check_deployment_exists(client, target)
-    if live is not None:
-        await _check_deployment_agent(client, target, live)
+    if live is None:
+        return target
+    await _check_deployment_agent(client, target, live)
+    if lockfile is None or not lockfile.pending:
+        return target
+    entry = settle_live_pin_moves(lockfile, [live]).resources.get(target.address)
+    version = entry.pins.get(target.agent_address) if entry is not None else None
+    if isinstance(version, int) and version != target.agent_version:
+        return dataclasses.replace(target, agent_version=version)
+    return target
 
 
 async def check_deployment_exists(

@@ -1,8 +1,9 @@
 """``run AGENT|DEPLOYMENT -m TEXT``: start (or continue) a session and stream its events.
 
 The session uses what apply recorded: the agent id and version from the lockfile (for a
-deployment, the version its lockfile entry pinned), the environment and vault ids of the
-deployment (for an agent, the only Environment of the manifests or ``--environment``).
+deployment, the version its lockfile entry pinned, or the one a killed pin move left live),
+the environment and vault ids of the deployment (for an agent, the only Environment of the
+manifests or ``--environment``).
 Sessions are run through ``reconciler.runtime.ManagedRuntime`` over the CLI's client.
 
 Output: agent text and tool calls on stdout, status lines on stderr (so ``> out.txt`` keeps
@@ -307,7 +308,7 @@ async def _converse(
     )
     async with connect(settings) as client, ManagedRuntime(client=client) as rt:
         if session_id is None:
-            await check_deployment_live(client, target)
+            target = await check_deployment_live(client, target, lockfile)
             token = secrets.token_hex(8)
             start = _StartInterrupted(target.address, target.agent_id, token, datetime.now(UTC))
 
