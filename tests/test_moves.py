@@ -588,3 +588,27 @@ def test_drift_of_a_retag_to_a_declared_address_does_not_contradict_itself(
     message = item["message"]
     assert "not to this project" not in message, message
     assert "belongs to this project, as agent.reviewer, not to agent.coder" in message, message
+
+
+def test_a_moved_entry_keeps_when_its_object_was_created(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the entry a `moved_from` wrote said `created_at` = the time of the move, though the
+    # object (the same id) was created by an earlier apply; `state mv` kept it
+    import importlib
+
+    applying = importlib.import_module("reconciler.app.apply")
+
+    monkeypatch.setattr(applying, "_now", lambda: "2026-01-01T00:00:00Z")
+    ok("apply", "--auto-approve")
+    monkeypatch.setattr(applying, "_now", lambda: "2026-02-01T00:00:00Z")
+    created = lockfile()["resources"]["deployment.nightly-review"]["created_at"]
+    edit(
+        workdir / "manifests/deployments.yaml",
+        "name: nightly-review\n",
+        "name: nightly\nmoved_from: nightly-review\n",
+    )
+    ok("apply", "--auto-approve")
+    entry = lockfile()["resources"]["deployment.nightly"]
+    assert entry["id"] == remote_id("deployment.nightly")
+    assert entry["created_at"] == created

@@ -196,7 +196,7 @@ def _record(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
         protect=target.protect,
         secret_fingerprints=dict(target.secret_fingerprints),
         remote_name=target.remote_name,
-        created_at=old.created_at if same and old is not None else now,
+        created_at=before.created_at if before is not None else now,  # a move's too
         updated_at=now,
         skills=_skills(target, outcome, before),
     )
