@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from reconciler.app.checks import ProviderCheckRunner
 from reconciler.app.session import agent_archived
 from reconciler.app.workspace import Settings, check_origin, connect, locked_state, with_origin
-from reconciler.engine.executor import ApplyReport, Outcome, apply_plan
+from reconciler.engine.executor import ApplyReport, Outcome, StopRequest, apply_plan
 from reconciler.engine.gate import Gate
 from reconciler.engine.model import FieldChange, PinMove, Plan, Target, Update
 from reconciler.engine.pinlog import rollback_intent, settle_live_pin_moves
@@ -153,12 +153,14 @@ async def rollback(
     allow_origin_change: bool = False,
     confirm: Callable[[Plan], bool] | None = None,
     on_plan: Callable[[Plan], None] | None = None,
+    stop: StopRequest | None = None,
 ) -> RollbackResult | None:
     """Move ``address``'s pin back (to ``to``, else to the version before its last move).
 
     Holds the apply lock; the plan is shown (``on_plan``), confirmed (``confirm``; False
     returns None and changes nothing) and run by the executor, its outcome recorded in the
     lockfile (the pin history gains a ``rollback`` move, the version left is held).
+    ``stop`` (a first Ctrl-C or SIGTERM) lets the pin move in flight finish and be recorded.
 
     Raises:
         PlanError: not a deployment address, not in the lockfile, archived or deleted at the
@@ -257,6 +259,7 @@ async def rollback(
                     parallelism=1,
                     on_outcome=outcome,
                     checks=ProviderCheckRunner(client, settings.project),
+                    stop=stop,
                 )
             finally:
                 await journal.close()

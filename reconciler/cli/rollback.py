@@ -11,8 +11,8 @@ import click
 from reconciler import app as usecases
 from reconciler.app import Plan
 from reconciler.cli import terminal
-from reconciler.cli.app import App, not_empty, pass_app
-from reconciler.cli.failures import EXIT_INTERRUPTED, fail
+from reconciler.cli.app import TERMINATED, App, not_empty, pass_app
+from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, fail, interrupt_exit
 from reconciler.cli.planning import rollout_report
 from reconciler.render import render_apply_summary, render_plan
 
@@ -53,7 +53,10 @@ def rollback(
     records the rollback. Exit 0 when the pin moved, 1 otherwise.
     """
 
+    shown: list[Plan] = []
+
     def show(the_plan: Plan) -> None:
+        shown.append(the_plan)
         click.echo(
             render_plan(
                 the_plan, "text", color=terminal.stdout_color(), width=terminal.stdout_width()
@@ -73,20 +76,46 @@ def rollback(
         with app.signals.interrupting():
             return terminal.confirm_apply()
 
-    try:
-        result = app.run(
-            usecases.rollback(
-                app.settings,
-                address,
-                to=to,
-                allow_origin_change=allow_origin_change,
-                confirm=None if auto_approve else confirm,
-                on_plan=show,
-            )
+    stop = usecases.StopRequest()
+
+    def draining() -> None:  # a first Ctrl-C (or SIGTERM) while the pin move is sent
+        word, again = _signal_words(stop)
+        click.echo(
+            f"{word}: waiting for the pin move in flight to finish and be recorded. {again} "
+            "to stop at once.",
+            err=True,
         )
+
+    try:
+        with app.signals.draining(stop, draining):
+            result = app.run(
+                usecases.rollback(
+                    app.settings,
+                    address,
+                    to=to,
+                    allow_origin_change=allow_origin_change,
+                    confirm=None if auto_approve else confirm,
+                    on_plan=show,
+                    stop=stop,
+                )
+            )
     except terminal.PromptInterrupted:  # Ctrl-C at the question, as for apply
         click.echo("Rollback cancelled; nothing was changed.", err=True)
         raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM before the move, or a second one
+        word, code = interrupt_exit(err)
+        if not shown:  # before its plan: nothing was sent
+            click.echo(f"{word}. Rollback cancelled; nothing was changed.", err=True)
+            raise click.exceptions.Exit(code) from None
+        again = " again: stopped at once" if stop.reason is not None else ""
+        click.echo(
+            f"{word}{again}. The rollback of {address} may not have finished: if its pin move "
+            "reached the provider, the next `reconciler plan`, `apply` or `rollback` records "
+            f"it (its intent is kept in {app.settings.state_name}). Run `reconciler plan` to "
+            "see where the pin is.",
+            err=True,
+        )
+        raise click.exceptions.Exit(code) from None
     if result is None:
         click.echo("Rollback cancelled; nothing was changed.")
         raise click.exceptions.Exit(1)
@@ -94,5 +123,22 @@ def rollback(
     rollout_report(report)
     done: dict[str, int] = {o.action.type: 1 for o in report.outcomes if o.ok}
     click.echo(render_apply_summary(done, report.failures, recorded_in=app.settings.recorded_in))
+    if stop.reason is not None:  # the first Ctrl-C (or SIGTERM) waited for the move
+        word, _ = _signal_words(stop)
+        moved = all(o.ok for o in report.outcomes)
+        click.echo(
+            f"{word}. The pin move in flight finished"
+            + (f" and is recorded in {app.settings.state_name}." if moved else ", refused (see")
+            + ("" if moved else " above); run `reconciler plan` to see where the pin is."),
+            err=True,
+        )
+        raise click.exceptions.Exit(EXIT_TERMINATED if app.signals.terminated else EXIT_INTERRUPTED)
     if not report.ok:
         raise click.exceptions.Exit(1)
+
+
+def _signal_words(stop: usecases.StopRequest) -> tuple[str, str]:
+    """How the messages of an interrupted rollback name its signal, and how to stop at once."""
+    if stop.reason == TERMINATED:
+        return "Terminated (SIGTERM)", "Send SIGTERM again (or press Ctrl-C)"
+    return "Interrupted", "Press Ctrl-C again"
