@@ -516,7 +516,10 @@ def rollout_report(report: ApplyReport) -> None:
             n, total = len(verdict.failed), len(verdict.results)
             click.echo(
                 f"{where} held: {n} of {total} checks failed on v{verdict.candidate}; the pin "
-                f"stays at @{gate.from_version}{sessions}."
+                f"stays at @{gate.from_version}{sessions}. Next: fix {gate.agent} and apply "
+                f"(its next version is checked), or `reconciler apply --retry-held` checks "
+                f"v{verdict.candidate} again (if the check itself is wrong, `--skip-checks "
+                "--retry-held` moves the pin without it)."
             )
 
 
