@@ -263,6 +263,7 @@ def plan(
         render_plan(the_plan, fmt, color=color, width=terminal.stdout_width(), full=full),  # type: ignore[arg-type]
         nl=False,
     )
+    skip_checks_note(the_plan, choices)
     if out is not None:
         origin = usecases.provider_origin(app.settings)
         usecases.save_plan(the_plan, out, manifests=result.manifests, origin=origin)
@@ -341,7 +342,7 @@ def apply(
         )
     if planfile is None:
         warn_if_empty(app.settings.manifests)
-    session = _ApplySession(planfile, refreshing(app), app, full=full)
+    session = _ApplySession(planfile, refreshing(app), app, full=full, choices=choices)
     session.spinner.start()
     stop = session.stop = usecases.StopRequest()
     try:
@@ -403,9 +404,16 @@ class _ApplySession:
     """The terminal side of one apply: spinner, plan display, question, progress bar."""
 
     def __init__(
-        self, planfile: Path | None, refreshing: str, app: App, *, full: bool = False
+        self,
+        planfile: Path | None,
+        refreshing: str,
+        app: App,
+        *,
+        full: bool = False,
+        choices: usecases.PlanChoices | None = None,
     ) -> None:
         self.app = app
+        self.choices = choices
         self.planfile = planfile
         self.full = full
         self.spinner = terminal.Spinner(refreshing)
@@ -441,6 +449,8 @@ class _ApplySession:
             ),
             nl=False,
         )
+        if self.choices is not None:
+            skip_checks_note(the_plan, self.choices)
 
     def confirm(self, the_plan: Plan) -> bool:
         """Asked only when the plan changes something: with nothing to do, an apply with
@@ -480,6 +490,20 @@ class _ApplySession:
         self.spinner.stop()
         if self.progress is not None:
             self.progress.close()
+
+
+def skip_checks_note(the_plan: Plan, choices: usecases.PlanChoices) -> None:
+    """``--skip-checks`` without ``--retry-held`` moves no held candidate: say so on stderr,
+    and how to (a plan that says only "No changes" would read as the emergency move done)."""
+    held = sorted({h.deployment for h in the_plan.held})
+    if not choices.skip_checks or choices.retry_held or not held:
+        return
+    click.echo(
+        f"Note: --skip-checks moves no held candidate ({', '.join(held)} "
+        f"{'stays' if len(held) == 1 else 'stay'} where the plan says); add --retry-held to "
+        "move to it without its checks: `reconciler apply --skip-checks --retry-held`.",
+        err=True,
+    )
 
 
 def rollout_report(report: ApplyReport) -> None:
