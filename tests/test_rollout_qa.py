@@ -22,6 +22,8 @@ from test_rollout import (
     new_version,
 )
 
+from reconciler.provider import ProviderClient
+
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -344,3 +346,41 @@ def test_a_pin_of_an_agent_archived_behind_our_back_says_why_the_version_is_miss
         f"agent.reviewer ({agent_id}) was archived or deleted behind git's back: this apply "
         "creates it again, and its versions start over at 1" in result.stderr
     )
+
+
+@pytest.mark.parametrize("version", [1, 3])
+def test_a_deployment_set_to_another_agent_in_the_console_is_put_back_while_a_candidate_is_held(
+    workdir: Path, version: int
+) -> None:
+    # v2 is held, the pin stays at @1; someone points the deployment at another (live) agent
+    # in the console. The plan said "No changes" (the pin stays) and drift said apply would
+    # move it "once a version of agent.reviewer passes its checks": as if the other agent were
+    # agent.reviewer archived and created again. Nothing ever put the deployment back
+    candidate_held()  # v2 held, the pin stays at @1
+    deployment_id = entry()["id"]
+
+    async def intrude(client: ProviderClient) -> str:
+        other = await client.agents.create({"name": "intruder", "model": "claude-sonnet-4-6"})
+        for n in range(2, version + 1):
+            other = await client.agents.update(
+                other["id"], {"version": n - 1, "description": f"edit {n}"}
+            )
+        pin = {"type": "agent", "id": other["id"], "version": version}
+        await client.deployments.update(deployment_id, {"agent": pin})
+        return str(other["id"])
+
+    other = out_of_band(intrude)
+    (item,) = [i for i in drift_json()["items"] if i["address"] == DEPLOYMENT]
+    assert item["type"] == "pin"
+    assert f"runs agent {other}@{version}, not {AGENT}" in item["message"], item["message"]
+    assert "that the lockfile pinned @1" in item["message"], item["message"]
+    assert "passes its checks" not in item["message"], item["message"]
+
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 2, plan.stdout
+    assert "back to @1, the version the lockfile pinned" in plan.stdout, plan.stdout
+    ok("apply", "--auto-approve")
+    live = out_of_band(lambda c: c.deployments.retrieve(deployment_id))
+    assert live["agent"]["id"] == entry(AGENT)["id"] and live["agent"]["version"] == 1
+    assert [h["version"] for h in entry()["held"]] == [2], "still held"
+    assert cli("drift", "--ignore-unmanaged").exit_code == 0

@@ -474,7 +474,7 @@ def _unread_latest(observed: Observed, live: JSON) -> bool:
 
 
 def _pin_item(
-    address: str, entry: LockEntry, live: JSON, entries: Mapping[str, LockEntry]
+    address: str, entry: LockEntry, live: JSON, entries: Mapping[str, LockEntry], ran: JSON
 ) -> DriftItem | None:
     agent = live.get("agent") or {}
     for agent_address, pinned in sorted(entry.pins.items()):
@@ -483,9 +483,9 @@ def _pin_item(
         live_id, live_version = agent.get("id"), agent.get("version")
         if live_version == pinned and (expected_id is None or live_id == expected_id):
             continue
-        held = [h for h in entry.held if h.agent == agent_address]
+        held = [h for h in entry.held if h.agent == agent_address and ran.get("archived_at")]
         if expected_id is not None and live_id != expected_id and live_version == pinned and held:
-            # the agent was created again and its candidate failed: apply keeps it there
+            # ran: the agent archived behind git's back; the new one's candidate failed: kept
             message = (
                 f"runs agent {live_id}@{live_version}, not {agent_address} ({expected_id}), "
                 f"whose candidate v{held[-1].version} is held; `reconciler apply` moves it "
@@ -682,7 +682,8 @@ def build_drift(
             items.append(changed)
         pin_kept = address in desired and desired[address].ignores("agent.version")
         if entry.kind == "deployment" and entry.pins and not pin_kept:
-            pin = _pin_item(address, entry, live, entries)
+            ran = observed.index("agent").get(str((live.get("agent") or {}).get("id"))) or {}
+            pin = _pin_item(address, entry, live, entries, ran)
             if pin is not None:
                 items.append(pin)
         if entry.kind == "deployment":

@@ -201,10 +201,16 @@ def _gate(
         return kept, _held(res, hold, stay)
     live_id = live_agent.get("id")
     if hold is not None and not retry and isinstance(old, int) and isinstance(live_id, str):
-        # the agent was created again (archived behind our back) and the new object's
-        # candidate is held: the deployment stays on the version of the object it runs
-        kept = plan_resource(inputs, replace(res, held_pin=old, held_agent_id=live_id), planned)
-        return kept, _held(res, hold, old)
+        if _archived_agent(inputs, live_id):
+            # the agent was created again (archived behind our back) and the new object's
+            # candidate is held: the deployment stays on the version of the object it runs
+            held_there = replace(res, held_pin=old, held_agent_id=live_id)
+            return plan_resource(inputs, held_there, planned), _held(res, hold, old)
+        if isinstance(recorded_pin, int):
+            # set to another (live) agent behind git's back, a console edit: put back on the
+            # version the lockfile pinned, ungated, as any drifted pin is
+            kept = plan_resource(inputs, replace(res, held_pin=recorded_pin), planned)
+            return _put_back(kept, agent, hold, recorded_pin), _held(res, hold, recorded_pin)
     action = done.action
     if not isinstance(action, Update) or (res.rollout is None and not retry):
         return done, None
@@ -224,6 +230,12 @@ def _gate(
         session={k: body[k] for k in SESSION_FIELDS if body.get(k)},
     )
     return replace(done, action=action.model_copy(update={"gate": gate})), None
+
+
+def _archived_agent(inputs: PlanInputs, agent_id: str) -> bool:
+    """Whether the live agent object ``agent_id`` (one a deployment runs) is archived."""
+    obj = inputs.live.get("agent", {}).get(agent_id)
+    return obj is not None and bool(obj.get("archived_at"))
 
 
 def _put_back(kept: Planned, agent: str, hold: HeldVersion, recorded_pin: int) -> Planned:
