@@ -10,7 +10,7 @@ its outcome holds the version rolled back from, so no later apply promotes it ag
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -213,6 +213,7 @@ async def rollback(
                     f"{address} ({entry.id}) was archived behind git's back, and the provider "
                     f"changes no archived deployment; {again}"
                 )
+            await _check_agent(client, address, entry, live, lockfile.resources)
             if settle_live_pin_moves(lockfile, [live]) != lockfile:
                 # an earlier rollback killed once its pin had moved: recorded first, so that
                 # this one starts from the history as it happened
@@ -264,6 +265,32 @@ async def rollback(
             finally:
                 await journal.close()
     return RollbackResult(plan, report)
+
+
+async def _check_agent(
+    client: ProviderClient,
+    address: str,
+    entry: LockEntry,
+    live: dict[str, object],
+    entries: Mapping[str, LockEntry],
+) -> None:
+    """Refuse a rollback of a deployment set to another (live) agent behind git's back: the
+    move would pin that agent's versions, recorded as the lockfile's agent. (The agent
+    archived behind git's back and created again is refused by ``_check_version``.)"""
+    agent = next(iter(entry.pins), None)
+    recorded = entries.get(agent) if agent is not None else None
+    pin = live.get("agent")
+    ran = pin.get("id") if isinstance(pin, dict) else None
+    if agent is None or recorded is None or not isinstance(ran, str) or ran == recorded.id:
+        return
+    if await agent_archived(client, live):
+        return
+    raise PlanError(
+        f"{address} runs agent {ran}, not {agent} ({recorded.id}) as the lockfile records: "
+        f"it was set behind git's back, so no version of {agent} is there to roll back from. "
+        f"`reconciler apply` puts it back on {agent}@{entry.pins[agent]} (`reconciler drift` "
+        "shows it)"
+    )
 
 
 async def _check_version(client: ProviderClient, plan: Plan) -> None:
