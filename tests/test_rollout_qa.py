@@ -384,3 +384,31 @@ def test_a_deployment_set_to_another_agent_in_the_console_is_put_back_while_a_ca
     assert live["agent"]["id"] == entry(AGENT)["id"] and live["agent"]["version"] == 1
     assert [h["version"] for h in entry()["held"]] == [2], "still held"
     assert cli("drift", "--ignore-unmanaged").exit_code == 0
+
+
+def test_a_deployment_set_to_another_agent_is_put_back_without_its_checks(
+    workdir: Path,
+) -> None:
+    # no candidate held; someone points the deployment at another agent in the console. The
+    # plan put it back on agent.reviewer@1 (the pin the lockfile records, which passed its
+    # checks) "after 1 check", as a new candidate: a failing check then held v1 itself, the
+    # approved version, and left the deployment on the other agent
+    gate(FAILING)
+    ok("apply", "--auto-approve")  # created at agent.reviewer@1: a create is not gated
+    deployment_id = entry()["id"]
+
+    async def intrude(client: ProviderClient) -> None:
+        other = await client.agents.create({"name": "intruder", "model": "claude-sonnet-4-6"})
+        pin = {"type": "agent", "id": other["id"], "version": 1}
+        await client.deployments.update(deployment_id, {"agent": pin})
+
+    out_of_band(intrude)
+    plan = cli("plan", "--detailed-exitcode")
+    assert plan.exit_code == 2, plan.stdout
+    assert "after 1 check" not in plan.stdout, plan.stdout
+    assert json.loads(ok("plan", "--format", "json").stdout)["check_sessions"] == 0
+    ok("apply", "--auto-approve")
+    live = out_of_band(lambda c: c.deployments.retrieve(deployment_id))
+    assert live["agent"]["id"] == entry(AGENT)["id"] and live["agent"]["version"] == 1
+    assert not entry().get("held")
+    assert cli("drift", "--ignore-unmanaged").exit_code == 0

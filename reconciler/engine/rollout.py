@@ -189,7 +189,7 @@ def _gate(
         # stands, so the pin goes back to the version the lockfile pinned
         kept = plan_resource(inputs, replace(res, held_pin=recorded_pin), planned)
         return _put_back(kept, agent, hold, recorded_pin), _held(res, hold, recorded_pin)
-    if new == recorded_pin and same_agent:
+    if new == recorded_pin and (same_agent or _set_by_hand(inputs, agent, planned, live_agent)):
         return done, None  # the pin drifted behind our back: putting back an approved one
     if hold is not None and not retry and same_agent and isinstance(old, int):
         # the pin stays where the lockfile pinned it: the live one, unless it was moved
@@ -230,6 +230,18 @@ def _gate(
         session={k: body[k] for k in SESSION_FIELDS if body.get(k)},
     )
     return replace(done, action=action.model_copy(update={"gate": gate})), None
+
+
+def _set_by_hand(
+    inputs: PlanInputs, agent: str, planned: Mapping[str, Planned], live_agent: JSON
+) -> bool:
+    """Whether the deployment runs another, live agent than ``agent``'s object the lockfile
+    records (set in a console), not ``agent`` archived behind git's back and created again
+    (whose new object's versions are candidates)."""
+    entry, live_id = inputs.entry(agent), live_agent.get("id")
+    if entry is None or entry.id != predicted_id(planned, agent) or not isinstance(live_id, str):
+        return False
+    return not _archived_agent(inputs, live_id)
 
 
 def _archived_agent(inputs: PlanInputs, agent_id: str) -> bool:
