@@ -367,7 +367,15 @@ def apply(
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (``Terminated``)
         session.close()
         word, code = interrupt_exit(err)
-        if stop.reason is not None:  # the second Ctrl-C: what was in flight is abandoned
+        if stop.reason is not None and not session.in_flight:  # the apply was finishing
+            click.echo(
+                f"{word} again: stopped at once, with no action in flight. Every action that "
+                f"finished is recorded in {app.settings.state_name}, or found again and "
+                "recorded by the next `reconciler apply`. Run `reconciler plan` to see what "
+                "is left.",
+                err=True,
+            )
+        elif stop.reason is not None:  # the second Ctrl-C: what was in flight is abandoned
             n = len(session.in_flight)
             click.echo(
                 f"{word} again: stopped at once. {n} action{'s' if n != 1 else ''} in flight "
