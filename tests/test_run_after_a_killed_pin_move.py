@@ -24,6 +24,7 @@ def zygote() -> Zygote:
     return shared_zygote()
 
 
+@pytest.mark.slow
 def test_run_after_a_rollback_killed_once_the_pin_moved_runs_the_version_rolled_back_to(
     zygote: Zygote, tmp_path: Path
 ) -> None:
