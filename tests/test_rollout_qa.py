@@ -412,3 +412,27 @@ def test_a_deployment_set_to_another_agent_is_put_back_without_its_checks(
     assert live["agent"]["id"] == entry(AGENT)["id"] and live["agent"]["version"] == 1
     assert not entry().get("held")
     assert cli("drift", "--ignore-unmanaged").exit_code == 0
+
+
+def test_a_candidate_held_while_its_deployment_is_renamed_stays_held(workdir: Path) -> None:
+    # the deployment renamed (moved_from) in the same commit as a new agent version whose
+    # check fails: the hold was recorded for the new address, which the lockfile did not have
+    # yet (the rename is sent with the pin move, so neither was): the hold was lost, and
+    # every later apply ran the failing checks again and never renamed the deployment
+    gate(FAILING)
+    ok("apply", "--auto-approve")
+    edit(DEPLOYMENTS, "name: nightly-review\n", "name: nightly\nmoved_from: nightly-review\n")
+    new_version(1)
+    assert cli("apply", "--auto-approve").exit_code == 1
+    state = lockfile()["resources"]
+    held = state.get("deployment.nightly", state.get(DEPLOYMENT, {})).get("held", [])
+    assert [h["version"] for h in held] == [2], state.keys()
+
+    plan = ok("plan")
+    assert "after 1 check" not in plan.stdout, plan.stdout
+    assert "agent.reviewer v2 held: 1 of 1 checks failed on " in plan.stdout
+    ok("apply", "--auto-approve")  # the rename, the pin staying at @1
+    assert "deployment.nightly" in lockfile()["resources"]
+    assert entry("deployment.nightly")["pins"] == {AGENT: 1}
+    assert [h["version"] for h in entry("deployment.nightly")["held"]] == [2]
+    assert ok("plan", "--detailed-exitcode").stdout.startswith("No changes.")

@@ -229,6 +229,11 @@ def hold_candidate(
     would: the live object is all the manifest asks but the held pin, so nothing is left
     for a second apply to write (and ``plan --detailed-exitcode`` says no changes)."""
     entry = lockfile.resources.get(address)
+    moved_from = getattr(action, "moved_from", None)
+    if entry is None and isinstance(moved_from, str):
+        # renamed in the same apply: nothing of the update was sent, so the entry (and the
+        # object's name) is still the old address's, and the hold is its
+        address, entry = moved_from, lockfile.resources.get(moved_from)
     if entry is None or verdict.candidate is None or verdict.passed:
         return lockfile
     if isinstance(action, Update) and all(
