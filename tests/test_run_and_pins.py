@@ -333,3 +333,28 @@ def test_run_json_escapes_c1_controls_and_bidi_overrides(workdir: Path) -> None:
     events = [json.loads(line) for line in result.stdout.splitlines()]
     [reply] = [e for e in events if e["type"] == "agent.message"]
     assert reply["content"][0]["text"] == f"echo: {said}"
+
+
+def test_run_of_a_deployment_whose_pin_was_moved_by_hand_warns_which_version_runs(
+    workdir: Path,
+) -> None:
+    # someone moved the deployment to v2 in the console; `run nightly-review` started its
+    # session on v1 (the lockfile's pin) without a word, while the deployment's scheduled
+    # runs use v2: a user trying "what the nightly run does" tried another agent version
+    ok("apply", "--auto-approve")
+    edit(Path("manifests/agents.yaml"), "Be specific and kind.", "Be specific and brief.")
+    _pin("1")
+    ok("apply", "--auto-approve")  # agent.reviewer v2; the deployment stays pinned to v1
+    deployment_id, agent_id = remote_id("deployment.nightly-review"), remote_id("agent.reviewer")
+    out_of_band(
+        lambda c: c.deployments.update(
+            deployment_id, {"agent": {"type": "agent", "id": agent_id, "version": 2}}
+        )
+    )
+    result = cli("run", "nightly-review", "-m", "hi")
+    assert result.exit_code == 0, result.stderr
+    assert "agent.reviewer version 1" in result.stderr
+    assert (
+        "Warning: deployment.nightly-review runs agent.reviewer@2 at the provider (moved "
+        "behind git's back); this session runs @1, the version the lockfile pinned"
+    ) in result.stderr, result.stderr

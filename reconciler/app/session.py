@@ -93,6 +93,9 @@ class SessionTarget:
     #: the deployment's holds of versions of the agent object the lockfile records (what
     #: keeps it on an agent archived behind git's back)
     holds: tuple[HeldVersion, ...] = ()
+    #: the version the live deployment runs when it is not ``agent_version`` (its pin moved
+    #: behind git's back): set by ``check_deployment_live``, for ``run`` to warn of
+    live_version: int | None = None
 
     def describe(self) -> str:
         version = f" version {self.agent_version}" if self.agent_version is not None else ""
@@ -227,7 +230,8 @@ async def check_deployment_live(
 
     Returns ``target``, at the version a pin move of ``lockfile``'s pending intents (a
     rollback or a gated apply killed once the provider moved the pin) left live: the
-    version plan, drift and rollback say the deployment runs, not the one the move left.
+    version plan, drift and rollback say the deployment runs, not the one the move left;
+    with ``live_version`` when the deployment runs another (its pin moved by hand).
 
     Raises:
         RunError: the deployment is archived or gone, or runs another agent object.
@@ -236,12 +240,14 @@ async def check_deployment_live(
     if live is None:
         return target
     await _check_deployment_agent(client, target, live)
-    if lockfile is None or not lockfile.pending:
-        return target
-    entry = settle_live_pin_moves(lockfile, [live]).resources.get(target.address)
-    version = entry.pins.get(target.agent_address) if entry is not None else None
-    if isinstance(version, int) and version != target.agent_version:
-        return dataclasses.replace(target, agent_version=version)
+    if lockfile is not None and lockfile.pending:
+        entry = settle_live_pin_moves(lockfile, [live]).resources.get(target.address)
+        version = entry.pins.get(target.agent_address) if entry is not None else None
+        if isinstance(version, int) and version != target.agent_version:
+            target = dataclasses.replace(target, agent_version=version)
+    runs = (live.get("agent") or {}).get("version")
+    if isinstance(runs, int) and runs != target.agent_version:
+        return dataclasses.replace(target, live_version=runs)
     return target
 
 

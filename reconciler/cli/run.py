@@ -309,6 +309,14 @@ async def _converse(
     async with connect(settings) as client, ManagedRuntime(client=client) as rt:
         if session_id is None:
             target = await check_deployment_live(client, target, lockfile)
+            if target.live_version is not None:
+                click.echo(
+                    f"Warning: {target.address} runs {target.agent_address}@"
+                    f"{target.live_version} at the provider (moved behind git's back); this "
+                    f"session runs @{target.agent_version}, the version the lockfile pinned. "
+                    "`reconciler drift` shows it, `reconciler apply` puts the pin back",
+                    err=True,
+                )
             token = secrets.token_hex(8)
             start = _StartInterrupted(target.address, target.agent_id, token, datetime.now(UTC))
 
