@@ -16,6 +16,7 @@ from reconciler.engine.pinlog import (
     PIN_INTENTS,
     hold_candidate,
     pin_intent,
+    pin_move_found,
     settle_pin_moves,
     with_pin_history,
 )
@@ -62,8 +63,21 @@ def record_intents(lockfile: Lockfile, actions: Iterable[Action], now: str) -> L
     for a in actions:  # a gated pin move: what moved it survives a kill (engine.pinlog)
         pin = pin_intent(a.gate, now) if isinstance(a, Update) and a.gate is not None else None
         if pin is not None:
+            lockfile = _settle_replaced(lockfile, a.address, pin)
             intents[a.address] = pin
     return lockfile.with_intents(intents)
+
+
+def _settle_replaced(lockfile: Lockfile, address: str, pin: PendingIntent) -> Lockfile:
+    """``lockfile`` with the pin move of ``address``'s pending intent recorded when ``pin``
+    (a new move, planned from the live pin) starts where that one went: a run killed once
+    its move landed, which the new intent would otherwise replace unrecorded."""
+    old, entry = lockfile.pending.get(address), lockfile.resources.get(address)
+    if old is None or entry is None or old.operation not in PIN_INTENTS:
+        return lockfile
+    if old.agent != pin.agent or old.to_version != pin.from_version:
+        return lockfile
+    return lockfile.with_entry(address, pin_move_found(entry, old))
 
 
 def record_outcome(lockfile: Lockfile, outcome: Outcome, now: str) -> Lockfile:
