@@ -338,6 +338,23 @@ def test_state_mv_refuses_what_cannot_be_a_move(workdir: Path) -> None:
     assert "agent.reviewer" in lockfile()["resources"]
 
 
+def test_state_mv_keeps_a_credential_in_its_vault(workdir: Path) -> None:
+    """A credential lives in its vault on the provider: ``state mv`` to another vault's
+    address (one with no entry, or another vault's) would record an entry no vault holds,
+    and plan then reported the credential as not ours and planned a second one. Refused,
+    naming the address inside its own vault."""
+    ok("apply", "--auto-approve")
+    before = lockfile()["resources"]
+    for target in ("vault.other.credential.x", "vault.github2.credential.github-mcp"):
+        result = cli("state", "mv", "vault.github.credential.github-mcp", target)
+        assert result.exit_code == 1, result.stdout
+        assert "stays in its vault" in result.stderr, result.stderr
+        assert "vault.github.credential.x" in result.stderr or "github-mcp" in result.stderr
+    assert lockfile()["resources"] == before
+    ok("state", "mv", "vault.github.credential.github-mcp", "vault.github.credential.mcp")
+    assert "vault.github.credential.mcp" in lockfile()["resources"]
+
+
 def test_state_mv_of_a_vault_takes_its_credentials(workdir: Path) -> None:
     ok("apply", "--auto-approve")
     ok("state", "mv", "vault.github", "vault.gh")

@@ -410,8 +410,8 @@ def move_entry(lockfile: Lockfile, old: str, new: str) -> Lockfile:
 
     Raises:
         LockfileError: ``old`` has no entry (with a did-you-mean), ``new`` is not an
-            address of the same kind, ``new`` has an entry already, or what would move has
-            a pending intent.
+            address of the same kind (a credential: of the same vault), ``new`` has an
+            entry already, or what would move has a pending intent.
     """
     entry = show_entry(lockfile, old)
     try:
@@ -427,6 +427,15 @@ def move_entry(lockfile: Lockfile, old: str, new: str) -> Lockfile:
         )
     if new == old:
         raise LockfileError(f"{old} and {new} are the same address: nothing to move")
+    vault = Address.parse(old).vault
+    if parsed.vault != vault:
+        # the provider keeps a credential inside its vault: another vault's address would be
+        # an entry no vault holds (plan: not ours, and a second credential created)
+        raise LockfileError(
+            f"a credential stays in its vault: {old} can move to another name in vault.{vault} "
+            f"(vault.{vault}.credential.{parsed.name}), not to {new}; to move the whole vault, "
+            f"`reconciler state mv vault.{vault} vault.{parsed.vault}`"
+        )
     if new in lockfile.resources:
         raise LockfileError(
             f"{new} has an entry already ({lockfile.resources[new].id}); `reconciler state rm "
