@@ -257,3 +257,23 @@ def test_drift_agrees_with_plan_on_a_skill_no_agent_tells_the_owner_of(workdir: 
     assert text.exit_code == 2
     assert f"`reconciler import skill.pdf-tools {skill['id']}`" in text.stdout, text.stdout
     assert not Path("state/reconciler.lock").exists()
+
+
+def test_import_of_another_projects_skill_is_refused_unless_forced(workdir: Path) -> None:
+    """``import agent.X ID`` of another project's agent is refused without ``--force``; a
+    skill (no tags) whose users are another project's agents was imported without a word,
+    and both projects then recorded it: one's next upload is a version the other's agents
+    did not apply. Refused the same way, naming the agent that uses it; ``--force`` takes it
+    and says whose it was."""
+    skill = team_a_applies(workdir, with_agent=True)
+    result = cli("import", "skill.pdf", skill["id"])
+    assert result.exit_code == 1, result.stdout
+    assert (
+        f"{skill['id']} is used by agent.helper of project \"team-a\": it is that project's "
+        "skill; pass that --project to manage it there, or --force to take it over"
+    ) in result.stderr, result.stderr
+    assert not Path("state/reconciler.lock").exists()
+    assert not (workdir / "manifests/skills/pdf").exists()
+    forced = ok("import", "--force", "skill.pdf", skill["id"])
+    assert 'agent.helper of project "team-a" uses it' in forced.stderr, forced.stderr
+    assert lockfile()["resources"]["skill.pdf"]["id"] == skill["id"]

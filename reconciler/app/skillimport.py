@@ -32,6 +32,7 @@ from reconciler.app.workspace import Settings, connect, read_documents
 from reconciler.engine.derive import ImportedDocument, ImportedResource
 from reconciler.engine.desired import desired_digest, desired_resources
 from reconciler.engine.model import Adopt, SkillTarget, Target
+from reconciler.engine.skills import skill_users
 from reconciler.errors import ApplyError, NotFoundError, PlanError
 from reconciler.jsontypes import JSON
 from reconciler.manifest import Document
@@ -189,8 +190,9 @@ async def import_skill(
     """``import skill.NAME ID`` (see the module docstring).
 
     Raises:
-        PlanError: no such skill, the address or the id is recorded otherwise (without
-            ``force``), or the directory or document to write exists already.
+        PlanError: no such skill, (without ``force``) the address or the id is recorded
+            otherwise or another project's agents use the skill, or the directory or
+            document to write exists already.
     """
     name = address.split(".", 1)[1]
     declared = {d.address: d for d in read_documents(ws, missing_ok=True)}
@@ -200,6 +202,21 @@ async def import_skill(
             return ImportResult(adopted=(), already=True)
         async with connect(ws) as client:
             found = await download_skill(client, remote_id)
+            # a skill has no tags: the agents that use it say whose it is, as an agent's
+            # own tags do for `import agent.X` (refused without --force)
+            _, theirs = skill_users(await client.agents.list().to_list(), ws.project)
+            user = theirs.get(remote_id)
+            if user is not None and not force:
+                raise PlanError(
+                    f"{remote_id} is used by {user}: it is that project's skill; pass that "
+                    "--project to manage it there, or --force to take it over"
+                )
+            if user is not None:
+                warnings.append(
+                    f"{remote_id} is now recorded by project {ws.project!r} as well, though "
+                    f"{user} uses it: both projects' applies may upload new versions of it "
+                    "(`reconciler --project ... state rm ...` there forgets it)"
+                )
             doc = declared.get(address)
             if doc is not None:
                 document = doc.model_dump(mode="json", exclude_defaults=True)

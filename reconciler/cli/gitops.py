@@ -187,7 +187,8 @@ def drift(
     "--force",
     is_flag=True,
     help="With ADDR ID: replace ADDR's lockfile entry, re-tag an object this project "
-    "tagged for another address, or take over an object another project's tags claim.",
+    "tagged for another address, or take over an object another project's tags claim "
+    "(a skill, which has no tags: one another project's agents use).",
 )
 @click.option(
     "--allow-origin-change",
