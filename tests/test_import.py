@@ -949,3 +949,37 @@ def test_import_of_an_environment_whose_allowed_hosts_are_urls(applied: Path, ho
         return list((await c.environments.retrieve(env))["config"]["networking"]["allowed_hosts"])
 
     assert out_of_band(live_hosts) == URL_HOSTS  # import changed nothing live but the tags
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_import_of_an_object_with_no_room_for_the_ownership_tags_is_refused_up_front(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, declared: bool
+) -> None:
+    """An agent with 15 metadata keys has no room for the 3 ownership tags (the provider
+    keeps 16): the tagging update was sent, refused with a 400, and the import said
+    "nothing was recorded" while it left a pending adopt intent, so every plan refused to
+    create the document's agent and named this same import, which failed again. Now it is
+    refused before anything is written or sent, saying how many keys to remove."""
+    make_workdir(tmp_path, monkeypatch, manifests=False)
+    Path("manifests").mkdir()
+    if declared:
+        Path("manifests/full.yaml").write_text(
+            "kind: Agent\nname: full\nspec:\n  model: claude-haiku-4-5\n"
+        )
+
+    async def create(c: ProviderClient) -> str:
+        metadata = {f"k{i}": "v" for i in range(15)}
+        agent = await c.agents.create(
+            {"name": "full", "model": "claude-haiku-4-5", "metadata": metadata}
+        )
+        return str(agent["id"])
+
+    agent = out_of_band(create)
+    result = cli("import", "agent.full", agent)
+    assert result.exit_code == 1, result.stdout
+    assert (
+        f"{agent} has 15 metadata keys: the ownership tags need 3 of the provider's 16, so "
+        "it may keep at most 13; remove 2 of them on the provider, then run this import again"
+    ) in result.stderr, result.stderr
+    assert not Path("state/reconciler.lock").exists()
+    assert not Path("manifests/agents").exists()

@@ -55,6 +55,7 @@ from reconciler.jsontypes import JSON
 from reconciler.kinds import (
     ID_PREFIXES,
     NAME_RE,
+    TAG_KEYS,
     TOP_LEVEL_KINDS,
     WIRE_TYPES,
     Kind,
@@ -62,6 +63,7 @@ from reconciler.kinds import (
     owned_address,
     owner_of,
 )
+from reconciler.manifest import MAX_USER_METADATA_KEYS
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.provider.memory_stores import content_sha256
 from reconciler.state import (
@@ -473,7 +475,23 @@ def _check_adoptable(kind: str, obj: JSON, project: str, address: str, force: bo
             f"{obj['id']} is tagged as {tagged} by this project; import it as {tagged}, or "
             "pass --force to re-tag it"
         )
+    _check_room_for_tags(obj)
     return None
+
+
+def _check_room_for_tags(obj: JSON) -> None:
+    """Refuse an object whose metadata leaves no room for the ownership tags: the provider
+    would refuse the tagging update (400) after the adoption's intent was recorded."""
+    keys = [k for k in obj.get("metadata") or {} if k not in TAG_KEYS]
+    extra = len(keys) - MAX_USER_METADATA_KEYS
+    if extra > 0:
+        total = MAX_USER_METADATA_KEYS + len(TAG_KEYS)
+        raise PlanError(
+            f"{obj['id']} has {len(keys)} metadata keys: the ownership tags need "
+            f"{len(TAG_KEYS)} of the provider's {total}, so it may keep at most "
+            f"{MAX_USER_METADATA_KEYS}; remove {extra} of them on the provider, then run this "
+            "import again"
+        )
 
 
 async def _credential_adoptions(
