@@ -983,3 +983,33 @@ def test_import_of_an_object_with_no_room_for_the_ownership_tags_is_refused_up_f
     ) in result.stderr, result.stderr
     assert not Path("state/reconciler.lock").exists()
     assert not Path("manifests/agents").exists()
+
+
+def test_import_never_writes_a_document_the_manifests_leave_out(applied: Path) -> None:
+    """With ``agents/`` in ``manifests/.reconcilerignore``, ``import agent.X ID`` wrote
+    ``manifests/agents/X.yaml`` and tagged the agent: the next plan did not read that file,
+    listed the agent as "not in the manifests", and ``plan --prune`` would have archived what
+    was just adopted. The import is refused, naming the file and the ignore file, before
+    anything is written or sent; ``--all-unmanaged --out`` into an ignored folder too."""
+    Path("manifests/.reconcilerignore").write_text("agents/\nimported/\n")
+
+    async def create(c: ProviderClient) -> str:
+        return str((await c.agents.create({"name": "clicked", "model": "claude-haiku-4-5"}))["id"])
+
+    clicked = out_of_band(create)
+    before = Path("state/reconciler.lock").read_text()
+    result = cli("import", "agent.clicked", clicked)
+    assert result.exit_code == 1, result.stdout
+    assert (
+        "manifests/agents/clicked.yaml would be left out by manifests/.reconcilerignore (the "
+        "next plan would not read it); nothing was imported"
+    ) in result.stderr, result.stderr
+    assert not Path("manifests/agents").exists()
+    result = cli("import", "--all-unmanaged", "--out", "manifests/imported")
+    assert result.exit_code == 1, result.stdout
+    assert (
+        "manifests/imported/agents.yaml would be left out by manifests/.reconcilerignore"
+    ) in result.stderr, result.stderr
+    assert not Path("manifests/imported").exists()
+    assert Path("state/reconciler.lock").read_text() == before
+    assert len(items(drift_json(), "unmanaged")) == 1  # still untagged

@@ -232,3 +232,21 @@ def test_import_of_one_of_anthropics_skills_is_refused_and_writes_nothing(workdi
     assert "{type: anthropic, skill_id: xlsx}" in result.stderr
     assert not (workdir / "manifests/skills").exists()
     assert (workdir / "state/reconciler.lock").read_text() == before
+
+
+def test_import_of_a_skill_never_writes_a_document_the_manifests_leave_out(
+    workdir: Path,
+) -> None:
+    """``skills/*.yaml`` in ``.reconcilerignore``: the skill's document would not be read
+    by the next plan (which then offered to delete the skill with ``--prune``); refused
+    before anything is written or recorded."""
+    Path("manifests/.reconcilerignore").write_text("skills/*.yaml\n")
+    skill = hand_made()
+    before = Path("state/reconciler.lock").read_text()
+    result = cli("import", "skill.pdf-tools", skill["id"])
+    assert result.exit_code == 1, result.stdout
+    assert (
+        "manifests/skills/pdf-tools.yaml would be left out by manifests/.reconcilerignore"
+    ) in result.stderr, result.stderr
+    assert not Path("manifests/skills").exists()
+    assert Path("state/reconciler.lock").read_text() == before

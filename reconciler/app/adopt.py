@@ -253,7 +253,7 @@ async def import_resource(
                         f"{json.dumps(entry)}"
                     )
             if undeclared is not None:
-                undeclared.check_absent()
+                undeclared.check_absent(Path(ws.manifests))
                 documents = (*documents, undeclared.document)
                 desired = {r.address: r for r in desired_resources(documents)}
                 res = desired[address]

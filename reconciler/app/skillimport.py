@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -36,6 +36,7 @@ from reconciler.engine.skills import skill_users
 from reconciler.errors import ApplyError, NotFoundError, PlanError
 from reconciler.jsontypes import JSON
 from reconciler.manifest import Document
+from reconciler.manifest.files import left_out
 from reconciler.manifest.skill import SkillSpec, files_named, skill_source
 from reconciler.manifest.skilldir import SkillSourceError, files_digest
 from reconciler.state import write_text_atomic
@@ -102,6 +103,19 @@ async def download_skill(client: ProviderClient, skill_id: str) -> DownloadedSki
             f"skill {skill_id}: its version {latest} did not download as a zip"
         ) from None
     return DownloadedSkill(skill, latest, str(version.get("name") or ""), files)
+
+
+def refuse_left_out(manifests: Path, paths: Iterable[Path]) -> None:
+    """Refuse (``PlanError``, nothing imported) to write a document where the manifests'
+    ``.reconcilerignore`` (or a hidden folder) leaves it out: the next plan would not read
+    it, and would offer to archive what import adopted."""
+    for path in paths:
+        why = left_out(manifests, path) if path.suffix.lower() in (".yaml", ".yml") else None
+        if why is not None:
+            raise PlanError(
+                f"{path} {why} (the next plan would not read it); nothing was imported. "
+                "Change that, or import into a folder the manifests read"
+            )
 
 
 def skill_document(name: str, source: str, found: DownloadedSkill) -> JSON:
@@ -224,6 +238,7 @@ async def import_skill(
                 document = skill_document(name, name, found)
                 directory = Path(ws.manifests) / SKILLS_DIR
                 target = directory / f"{name}.yaml"
+                refuse_left_out(Path(ws.manifests), [target])
                 if target.exists():
                     raise PlanError(f"{target} already exists; nothing was imported")
                 write_skill_files(

@@ -29,6 +29,7 @@ from reconciler.app.skillimport import (
     DownloadedSkill,
     download_skill,
     imported_skill,
+    refuse_left_out,
     skill_adoption,
     unmanaged_skill_files,
 )
@@ -273,7 +274,11 @@ async def _import_unmanaged(
         for r in d.resources
     ]
     files = _write_documents(
-        out, docs, secrets, before_writing=lambda: intend_adoptions(store, lock, adopting)
+        out,
+        Path(ws.manifests),
+        docs,
+        secrets,
+        before_writing=lambda: intend_adoptions(store, lock, adopting),
     )
     left = unmanaged_skill_files(out, {name: found for name, (_, found) in skills.items()})
     docs = [
@@ -327,8 +332,10 @@ class UndeclaredDocument:
     def document(self) -> Document:
         return Document.model_validate(self.derived.data)
 
-    def check_absent(self) -> None:
-        """Refuse (``PlanError``, nothing imported) when a file to write exists already."""
+    def check_absent(self, manifests: Path) -> None:
+        """Refuse (``PlanError``, nothing imported) when a file to write exists already, or
+        the ``manifests`` would not read it (``refuse_left_out``)."""
+        refuse_left_out(manifests, self.texts)
         existing = [str(p) for p in self.texts if p.exists()]
         if existing:
             raise PlanError(
@@ -452,12 +459,14 @@ def _prompt_files(
 
 def _write_documents(
     out: Path,
+    manifests: Path,
     docs: Sequence[ImportedDocument],
     secrets: Sequence[SecretVariable],
     *,
     before_writing: Callable[[], None] | None = None,
 ) -> tuple[Path, ...]:
     texts = _document_texts(out, docs, secrets, KIND_FILES, ALL_UNMANAGED_HEADER)
+    refuse_left_out(manifests, texts)
     existing = [str(p) for p in texts if p.exists()]
     if existing:
         raise PlanError(

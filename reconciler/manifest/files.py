@@ -72,6 +72,22 @@ def _ignore_error(ignore: Path, line: int, message: str) -> ManifestError:
     return ManifestError(ManifestIssue(display_path(ignore), line, 1, message))
 
 
+def left_out(root: Path, path: Path) -> str | None:
+    """Why ``manifest_files(root)`` leaves out the YAML file ``path`` (which need not exist
+    yet), read after the path: ``.reconcilerignore`` names it, or it or a folder on its way
+    is hidden; None when it is read, or outside ``root``."""
+    try:
+        rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
+    except ValueError:
+        return None
+    if any(part.startswith(".") for part in rel.parts):
+        return "is hidden (a name starting with '.'), which the manifests do not read"
+    matches = ignore_matcher(root)
+    if matches is not None and matches(rel.as_posix()):
+        return f"would be left out by {root / IGNORE_FILE}"
+    return None
+
+
 def manifest_files(root: Path) -> tuple[list[Path], list[Path]]:
     """(YAML files to read, YAML files ``.reconcilerignore`` leaves out) under ``root``,
     searched recursively, each sorted by path relative to ``root``.
