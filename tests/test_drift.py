@@ -694,3 +694,29 @@ def test_a_mount_added_before_another_is_one_addition(applied: Path) -> None:
     assert [(c["op"], c["path"]) for c in deployment["changes"]] == [("add", "resources[0]")]
     ok("apply", "--auto-approve")
     assert cli("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_a_bad_merge_entry_does_not_make_the_rightful_object_a_twin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lockfile merged by hand records agent.reviewer with agent.coder's id. Drift said
+    the real agent.reviewer (tagged for it) was a twin of the recorded one and that
+    `reconciler apply --prune` archives it: the object to keep. It is no twin: drift
+    reports the wrong entry (not ours, `state rm` mends it), and plan agrees."""
+    make_workdir(tmp_path, monkeypatch)
+    ok("apply", "--auto-approve")
+    reviewer = remote_id("agent.reviewer")
+    data = lockfile()
+    data["resources"]["agent.reviewer"] = dict(data["resources"]["agent.coder"])
+    Path("state/reconciler.lock").write_text(json.dumps(data, indent=2, sort_keys=True))
+    report = drift_json()
+    assert not items(report, "twin"), items(report, "twin")
+    assert not [i for i in items(report) if i.get("remote_id") == reviewer]
+    [wrong] = items(report, "changed")
+    assert wrong["address"] == "agent.reviewer" and "state rm agent.reviewer" in wrong["message"]
+    plan = json.loads(ok("plan", "--prune", "--format", "json").stdout)
+    assert not plan["twins"] and not [a for a in plan["actions"] if a["type"] == "archive"]
+    ok("state", "rm", "agent.reviewer")
+    ok("apply", "--auto-approve")
+    assert remote_id("agent.reviewer") == reviewer
+    assert drift_json(code=0)["items"] == []

@@ -105,7 +105,10 @@ def find_unmanaged(
             entry = entries.get(tagged)
             if entry is not None:
                 twin = index.get(entry.id) if entry.kind == kind else None
-                if twin is not None and not twin.get("archived_at"):
+                # the recorded object tagged for another address (or not ours) makes the
+                # entry the wrong one (a bad merge, reported as not ours), not ``obj`` a twin
+                held = twin is not None and owned_address(twin, project) == tagged
+                if held and twin is not None and not twin.get("archived_at"):
                     out.append(Unmanaged(kind, obj, tagged, duplicate_of=entry.id))
                     if kind == "vault":
                         twin_vaults.add(str(obj["id"]))
