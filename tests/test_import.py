@@ -407,6 +407,26 @@ def test_import_refuses_a_recorded_address_unless_forced(applied: Path) -> None:
     assert remote_id("agent.coder") == other
 
 
+def test_import_force_over_a_recorded_entry_says_the_old_object_is_now_a_twin(
+    applied: Path,
+) -> None:
+    """``import --force agent.coder NEW`` replaced the entry without a word about the object
+    it recorded before: that one keeps this project's tags for agent.coder, so the next plan
+    called it a twin ("two applies that did not share a lockfile") and ``apply --prune``
+    archives it. The import now says so, naming it."""
+    old = remote_id("agent.coder")
+
+    async def create(c: ProviderClient) -> str:
+        return str((await c.agents.create({"name": "other", "model": "claude-haiku-4-5"}))["id"])
+
+    other = out_of_band(create)
+    result = ok("import", "--force", "agent.coder", other)
+    assert (
+        f"agent.coder recorded {old} before, which still carries this project's tags for "
+        "agent.coder: plans now list it as a twin, and `reconciler apply --prune` archives it"
+    ) in " ".join(result.stderr.split()), result.stderr
+
+
 def test_import_refuses_an_id_recorded_under_another_address(applied: Path) -> None:
     result = cli("import", "agent.other", remote_id("agent.coder"))
     assert result.exit_code == 1

@@ -67,6 +67,7 @@ from reconciler.manifest import MAX_USER_METADATA_KEYS
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.provider.memory_stores import content_sha256
 from reconciler.state import (
+    LockEntry,
     Lockfile,
 )
 
@@ -204,6 +205,7 @@ async def import_resource(
     entry_secrets: tuple[SecretVariable, ...] = ()
     with import_lock(ws, allow_change=allow_origin_change) as (lock, store, lockfile, origin):
         recorded = not needs_import(lockfile, address, remote_id, force)
+        replaced = lockfile.resources.get(address)  # with --force: the entry it replaces
         parent_id = _vault_id(lockfile, address) if kind == "credential" else None
         async with connect(ws) as client:
             provider = ClientBackedProvider(client)
@@ -303,6 +305,8 @@ async def import_resource(
                     f"import of {address} failed: {why}; nothing was recorded",
                     failures=report.failures,
                 )
+            if replaced is not None and replaced.id != remote_id:
+                warnings += await _left_as_twin(provider, address, replaced, ws.project)
             if res is not None:
                 lockfile = store.lockfile
                 observed = await observe(client, lockfile, ws.project)
@@ -447,6 +451,26 @@ async def _retrieve(
             f"{a_or_an(kind)} address"
         )
     return obj
+
+
+async def _left_as_twin(
+    provider: ClientBackedProvider, address: str, replaced: LockEntry, project: str
+) -> list[str]:
+    """What becomes of the object an ``import --force`` took ``address``'s entry from: while
+    it carries this project's tags for ``address``, plans call it a twin and ``--prune``
+    archives it."""
+    try:
+        old = await provider.retrieve(replaced.kind, replaced.id, parent_id=replaced.parent_id)
+    except NotFoundError:
+        return []
+    if old.get("archived_at") or owned_address(old, project) != address:
+        return []
+    return [
+        f"{address} recorded {replaced.id} before, which still carries this project's tags "
+        f"for {address}: plans now list it as a twin, and `reconciler apply --prune` archives "
+        "it; remove its managed-by, reconciler-project and reconciler-address metadata on the "
+        "provider to keep it out of this project's reach"
+    ]
 
 
 def _check_adoptable(kind: str, obj: JSON, project: str, address: str, force: bool) -> str | None:
