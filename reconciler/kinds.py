@@ -264,3 +264,12 @@ def owned_address(obj: dict[str, Any], project: str) -> str | None:
     if md.get(OWNER_KEY) == OWNER_VALUE and md.get(PROJECT_KEY) == project:
         return md.get(ADDRESS_KEY)
     return None
+
+
+def other_manager(obj: dict[str, Any]) -> str | None:
+    """The other tool a live object's ``managed-by`` names (``terraform``): not ours, nor
+    nobody's; None when it names the reconciler or nothing."""
+    manager = (obj.get("metadata") or {}).get(OWNER_KEY)
+    if isinstance(manager, str) and manager.strip() and manager != OWNER_VALUE:
+        return manager
+    return None

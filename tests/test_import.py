@@ -1033,3 +1033,40 @@ def test_import_never_writes_a_document_the_manifests_leave_out(applied: Path) -
     assert not Path("manifests/imported").exists()
     assert Path("state/reconciler.lock").read_text() == before
     assert len(items(drift_json(), "unmanaged")) == 1  # still untagged
+
+
+def test_import_never_takes_an_object_another_tool_manages_without_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent whose ``managed-by`` metadata names another tool (``terraform``) was taken
+    by ``import --all-unmanaged`` ("everything live that nothing owns") and by ``import
+    ADDR ID`` without a word, its ``managed-by`` overwritten: the other tool then fights
+    over it. Both leave it alone now, naming the tool; ``--force`` takes it over."""
+    make_workdir(tmp_path, monkeypatch, manifests=False)
+
+    async def create(c: ProviderClient) -> tuple[str, str]:
+        theirs = await c.agents.create(
+            {"name": "tf", "model": "claude-haiku-4-5", "metadata": {"managed-by": "terraform"}}
+        )
+        mine = await c.agents.create({"name": "clicked", "model": "claude-haiku-4-5"})
+        return str(theirs["id"]), str(mine["id"])
+
+    theirs, mine = out_of_band(create)
+    result = ok("import", "--all-unmanaged", "--out", "manifests")
+    assert (
+        f"Skipped agent {theirs}: its managed-by metadata says terraform manages it, not the "
+        f"reconciler; `reconciler import agent.NAME {theirs} --force` takes it over."
+    ) in " ".join(result.stderr.split()), result.stderr
+    assert set(lockfile()["resources"]) == {"agent.clicked"}
+    assert lockfile()["resources"]["agent.clicked"]["id"] == mine
+    [unmanaged] = items(drift_json(), "unmanaged")  # drift names the flag import needs
+    assert f"`reconciler import agent.NAME {theirs} --force` takes it over" in unmanaged["message"]
+    refused = cli("import", "agent.tf", theirs)
+    assert refused.exit_code == 1, refused.stdout
+    assert (
+        f"{theirs} is managed by terraform (its managed-by metadata), not by the reconciler"
+    ) in refused.stderr, refused.stderr
+    assert not Path("manifests/agents").exists()
+    forced = ok("import", "--force", "agent.tf", theirs)
+    assert "terraform" in forced.stderr, forced.stderr
+    assert lockfile()["resources"]["agent.tf"]["id"] == theirs

@@ -60,6 +60,7 @@ from reconciler.kinds import (
     WIRE_TYPES,
     Kind,
     kind_of,
+    other_manager,
     owned_address,
     owner_of,
 )
@@ -217,7 +218,13 @@ async def import_resource(
             # recorded but not tagged ours (a bad merge, or tags removed by hand): the
             # lockfile alone proves nothing, so the same checks as a new import apply
             owner = _check_adoptable(kind, obj, ws.project, address, force)
-            if owner is not None:
+            if owner is not None and other_manager(obj) is not None:
+                warnings.append(
+                    f"{remote_id} was managed by {owner} and is now tagged for project "
+                    f"{ws.project!r}: stop managing it in {other_manager(obj)}, which may set "
+                    "its managed-by back"
+                )
+            elif owner is not None:
                 warnings.append(
                     f"{remote_id} belonged to {owner} and is now tagged for project "
                     f"{ws.project!r}: that project's plans report it as not theirs until its "
@@ -485,6 +492,15 @@ def _check_adoptable(kind: str, obj: JSON, project: str, address: str, force: bo
             f"{obj['id']} was archived at {obj['archived_at']}; an archived {kind} cannot be "
             "adopted (the provider has no unarchive)"
         )
+    manager = other_manager(obj)
+    if manager is not None and not force:
+        raise PlanError(
+            f"{obj['id']} is managed by {manager} (its managed-by metadata), not by the "
+            f"reconciler: importing it would overwrite that tag and take it from {manager}. "
+            "Stop managing it there first, or pass --force to take it over"
+        )
+    if manager is not None:
+        return f"{manager} (its managed-by metadata)"
     owner = _foreign_owner(obj, project)
     if owner is not None:
         if not force:

@@ -60,7 +60,7 @@ from reconciler.errors import (
     ReconcilerError,
 )
 from reconciler.jsontypes import JSON
-from reconciler.kinds import KIND_ORDER, Kind, owned_address
+from reconciler.kinds import KIND_ORDER, Kind, other_manager, owned_address
 from reconciler.manifest import Document, ManifestSet
 from reconciler.manifest.loader import escape_interpolation
 from reconciler.manifest.yamlsource import parse_documents
@@ -239,6 +239,9 @@ async def _import_unmanaged(
         for u in find_unmanaged(documents, observed, lockfile, ws.project)
         if not (u.kind == "skill" and u.remote_id in claimed)
     ]
+    # another tool's (its managed-by names it): not "nothing owns", so never taken in bulk
+    elsewhere = [_managed_elsewhere(u) for u in unmanaged if other_manager(u.obj)]
+    unmanaged = [u for u in unmanaged if not other_manager(u.obj)]
     vault_ids = [u.remote_id for u in unmanaged if u.kind == "vault" and u.duplicate_of is None]
     lists = await asyncio.gather(*(provider.list_all("credential", parent_id=v) for v in vault_ids))
     # skills first: an agent imported with a skill names it ({ref: NAME})
@@ -253,7 +256,7 @@ async def _import_unmanaged(
         skill_latest=_skill_latest(observed),
     )
     docs, refused = _validate(derivation)
-    skipped = tuple(derivation.skipped) + tuple(refused)
+    skipped = tuple(elsewhere) + tuple(derivation.skipped) + tuple(refused)
     docs += [doc for doc, _ in skills.values()]
     if not docs:
         return UnmanagedImport(skipped=skipped)
@@ -308,6 +311,15 @@ async def _import_unmanaged(
         secrets=secrets,
         failures=failures,
         report=report,
+    )
+
+
+def _managed_elsewhere(u: Unmanaged) -> Skipped:
+    return Skipped(
+        u.kind,
+        u.remote_id,
+        f"its managed-by metadata says {other_manager(u.obj)} manages it, not the "
+        f"reconciler; `reconciler import {u.kind}.NAME {u.remote_id} --force` takes it over",
     )
 
 

@@ -188,7 +188,8 @@ def drift(
     is_flag=True,
     help="With ADDR ID: replace ADDR's lockfile entry, re-tag an object this project "
     "tagged for another address, or take over an object another project's tags claim "
-    "(a skill, which has no tags: one another project's agents use).",
+    "(a skill, which has no tags: one another project's agents use), or one whose "
+    "managed-by names another tool.",
 )
 @click.option(
     "--allow-origin-change",

@@ -13,7 +13,14 @@ from reconciler.engine.desired import desired_resources
 from reconciler.engine.model import DriftItem, DriftType
 from reconciler.engine.refresh import Observed
 from reconciler.jsontypes import JSON
-from reconciler.kinds import KIND_ORDER, Kind, owned_address, owner_of, remote_name_of
+from reconciler.kinds import (
+    KIND_ORDER,
+    Kind,
+    other_manager,
+    owned_address,
+    owner_of,
+    remote_name_of,
+)
 from reconciler.manifest import Document
 from reconciler.state import Lockfile
 
@@ -174,6 +181,12 @@ def unmanaged_item(
             f"a twin: tagged {u.tagged} by this project, but {u.duplicate_of} holds that "
             "address (two applies that did not share a lockfile each created one); "
             "`reconciler apply --prune` archives this one"
+        )
+    elif other_manager(u.obj) is not None:
+        message = (
+            f"{UNMANAGED_MESSAGE.split(';')[0]}: its managed-by metadata says "
+            f"{other_manager(u.obj)} manages it; `reconciler import {u.kind}.NAME "
+            f"{u.remote_id} --force` takes it over"
         )
     elif u.tagged is not None:
         message = (
