@@ -324,6 +324,29 @@ def test_state_mv_to_an_address_no_document_declares_says_to_rename_it_first(
     assert "not in the manifests" not in out.stdout, out.stdout
 
 
+def test_a_saved_plan_refuses_an_action_whose_entry_state_mv_moved_since(
+    workdir: Path,
+) -> None:
+    """``plan --out`` (an update of agent.coder), then ``state mv agent.coder agent.writer``,
+    then ``apply plan.json``: the update was applied and recorded under agent.coder again,
+    so the state held two entries for one agent (agent.coder and agent.writer). The action
+    is refused as changed since the plan, naming where its object is recorded now."""
+    ok("apply", "--auto-approve")
+    coder = remote_id("agent.coder")
+    edit(workdir / "manifests/agents.yaml", "run the tests", "run all the tests")
+    ok("plan", "--out", "plan.json")
+    ok("state", "mv", "agent.coder", "agent.writer")
+    result = cli("apply", "plan.json")
+    assert result.exit_code == 1, result.stdout
+    said = " ".join((result.stdout + result.stderr).split())
+    assert (
+        f"agent.coder: refused: {coder} is recorded as agent.writer now, not as agent.coder "
+        "(a `state mv` or an import since the plan)"
+    ) in said, said
+    recorded = [e["id"] for e in lockfile()["resources"].values()]
+    assert recorded.count(coder) == 1
+
+
 def test_state_mv_refuses_what_cannot_be_a_move(workdir: Path) -> None:
     ok("apply", "--auto-approve")
     for args, words in (

@@ -9,7 +9,7 @@ the planner because it answers the planner's question again, later, for one save
 
 from __future__ import annotations
 
-from reconciler.engine.model import Plan, forgets_only
+from reconciler.engine.model import Action, Plan, forgets_only
 from reconciler.engine.ownership import claimed_address, not_ours
 from reconciler.engine.refresh import Observed
 from reconciler.kinds import owned_address
@@ -31,7 +31,12 @@ def stale_actions(
     """
     stale: dict[str, str] = {}
     needed = _needed(plan)
+    recorded_as = _recorded_as(lockfile)
     for a in plan.actions:
+        elsewhere = _recorded_elsewhere(a, lockfile, recorded_as)
+        if elsewhere is not None and (a.type != "noop" or a.address in needed):
+            stale[a.address] = elsewhere
+            continue
         if a.type == "create":
             made = _created_since(a.kind, a.address, plan.project, observed, lockfile)
             if made is not None:
@@ -84,6 +89,37 @@ def stale_actions(
                     "archives it"
                 )
     return stale
+
+
+def _recorded_as(lockfile: Lockfile | None) -> dict[str, str]:
+    """remote id -> the address the state records it under now."""
+    if lockfile is None:
+        return {}
+    return {e.id: address for address, e in lockfile.resources.items()}
+
+
+def _recorded_elsewhere(
+    a: Action, lockfile: Lockfile | None, recorded_as: dict[str, str]
+) -> str | None:
+    """What the state says now, when it no longer records ``a``'s object as ``a.address``
+    (a ``state mv``, ``state rm`` and import, or ``import --force`` since the plan): applied,
+    the action would record one object under two addresses, or an address twice."""
+    remote_id = getattr(a, "remote_id", None)
+    if lockfile is None or a.type == "create" or not remote_id:
+        return None
+    other = recorded_as.get(remote_id)
+    if other is not None and other not in (a.address, getattr(a, "moved_from", None)):
+        return (
+            f"{remote_id} is recorded as {other} now, not as {a.address} (a `state mv` or "
+            "an import since the plan)"
+        )
+    entry = lockfile.resources.get(a.address)
+    if entry is not None and entry.id != remote_id:
+        return (
+            f"{a.address} is recorded as {entry.id} now, not {remote_id} (a `state mv` or "
+            "an import since the plan)"
+        )
+    return None
 
 
 def _unclaimed(address: str, plan: Plan, lockfile: Lockfile | None) -> bool:
