@@ -273,3 +273,14 @@ def other_manager(obj: dict[str, Any]) -> str | None:
     if isinstance(manager, str) and manager.strip() and manager != OWNER_VALUE:
         return manager
     return None
+
+
+#: metadata keys the provider keeps on one object; the ownership tags take ``TAG_KEYS``
+MAX_METADATA_KEYS: Final = 16
+
+
+def keys_without_room(obj: dict[str, Any]) -> tuple[int, int]:
+    """(metadata keys of a live object besides the ownership tags, how many of them must go
+    before the tags fit): ``(15, 2)`` for 15 keys of its own; the second is 0 when they fit."""
+    own = [k for k in obj.get("metadata") or {} if k not in TAG_KEYS]
+    return len(own), max(0, len(own) + len(TAG_KEYS) - MAX_METADATA_KEYS)

@@ -1003,6 +1003,12 @@ def test_import_of_an_object_with_no_room_for_the_ownership_tags_is_refused_up_f
     ) in result.stderr, result.stderr
     assert not Path("state/reconciler.lock").exists()
     assert not Path("manifests/agents").exists()
+    if declared:  # drift's unmanaged line said the import "adopts it"
+        [unmanaged] = items(drift_json(), "unmanaged")
+        assert (
+            "its 15 metadata keys leave no room for the 3 ownership tags: remove 2 of them on "
+            f"the provider, then `reconciler import agent.NAME {agent}` adopts it"
+        ) in unmanaged["message"], unmanaged["message"]
 
 
 def test_import_never_writes_a_document_the_manifests_leave_out(applied: Path) -> None:

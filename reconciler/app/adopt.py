@@ -54,17 +54,18 @@ from reconciler.errors import (
 from reconciler.jsontypes import JSON
 from reconciler.kinds import (
     ID_PREFIXES,
+    MAX_METADATA_KEYS,
     NAME_RE,
     TAG_KEYS,
     TOP_LEVEL_KINDS,
     WIRE_TYPES,
     Kind,
+    keys_without_room,
     kind_of,
     other_manager,
     owned_address,
     owner_of,
 )
-from reconciler.manifest import MAX_USER_METADATA_KEYS
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.provider.memory_stores import content_sha256
 from reconciler.state import (
@@ -522,15 +523,13 @@ def _check_adoptable(kind: str, obj: JSON, project: str, address: str, force: bo
 def _check_room_for_tags(obj: JSON) -> None:
     """Refuse an object whose metadata leaves no room for the ownership tags: the provider
     would refuse the tagging update (400) after the adoption's intent was recorded."""
-    keys = [k for k in obj.get("metadata") or {} if k not in TAG_KEYS]
-    extra = len(keys) - MAX_USER_METADATA_KEYS
+    own, extra = keys_without_room(obj)
     if extra > 0:
-        total = MAX_USER_METADATA_KEYS + len(TAG_KEYS)
         raise PlanError(
-            f"{obj['id']} has {len(keys)} metadata keys: the ownership tags need "
-            f"{len(TAG_KEYS)} of the provider's {total}, so it may keep at most "
-            f"{MAX_USER_METADATA_KEYS}; remove {extra} of them on the provider, then run this "
-            "import again"
+            f"{obj['id']} has {own} metadata keys: the ownership tags need {len(TAG_KEYS)} of "
+            f"the provider's {MAX_METADATA_KEYS}, so it may keep at most "
+            f"{MAX_METADATA_KEYS - len(TAG_KEYS)}; remove {extra} of them on the provider, "
+            "then run this import again"
         )
 
 

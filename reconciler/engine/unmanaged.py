@@ -15,7 +15,9 @@ from reconciler.engine.refresh import Observed
 from reconciler.jsontypes import JSON
 from reconciler.kinds import (
     KIND_ORDER,
+    TAG_KEYS,
     Kind,
+    keys_without_room,
     other_manager,
     owned_address,
     owner_of,
@@ -187,6 +189,13 @@ def unmanaged_item(
             f"{UNMANAGED_MESSAGE.split(';')[0]}: its managed-by metadata says "
             f"{other_manager(u.obj)} manages it; `reconciler import {u.kind}.NAME "
             f"{u.remote_id} --force` takes it over"
+        )
+    elif keys_without_room(u.obj)[1] > 0:
+        own, extra = keys_without_room(u.obj)
+        message = (
+            f"{UNMANAGED_MESSAGE.split(';')[0]}; its {own} metadata keys leave no room for the "
+            f"{len(TAG_KEYS)} ownership tags: remove {extra} of them on the provider, then "
+            f"`reconciler import {u.kind}.NAME {u.remote_id}` adopts it"
         )
     elif u.tagged is not None:
         message = (

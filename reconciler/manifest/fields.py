@@ -15,11 +15,11 @@ from typing import Annotated, Any, NoReturn
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
 from pydantic_core import PydanticCustomError
 
-from reconciler.kinds import KIND_INFO, NAME_PATTERN, NAME_RE, TAG_KEYS
+from reconciler.kinds import KIND_INFO, MAX_METADATA_KEYS, NAME_PATTERN, NAME_RE, TAG_KEYS
 from reconciler.lean import LeanModel
 
 #: The provider allows 16 metadata pairs; the ownership tags (``kinds.TAG_KEYS``) take three.
-MAX_USER_METADATA_KEYS = 16 - len(TAG_KEYS)
+MAX_USER_METADATA_KEYS = MAX_METADATA_KEYS - len(TAG_KEYS)
 MAX_METADATA_KEY_LEN = 64
 MAX_METADATA_VALUE_LEN = 512
 
