@@ -378,6 +378,24 @@ def test_state_mv_keeps_a_credential_in_its_vault(workdir: Path) -> None:
     assert "vault.github.credential.mcp" in lockfile()["resources"]
 
 
+def test_state_mv_of_a_vault_never_overwrites_a_credential_entry(workdir: Path) -> None:
+    """``state rm vault.gh`` leaves its credentials' entries (so can a bad merge); a later
+    ``state mv vault.github vault.gh`` moved github's credential onto that address and
+    silently dropped the entry recorded there. Refused, naming it; nothing changes."""
+    ok("apply", "--auto-approve")
+    data = lockfile()
+    left = dict(data["resources"]["vault.github.credential.github-mcp"], id="vcrd_01leftbehind")
+    data["resources"]["vault.gh.credential.github-mcp"] = left
+    Path("state/reconciler.lock").write_text(json.dumps(data, indent=2, sort_keys=True))
+    before = lockfile()["resources"]
+    result = cli("state", "mv", "vault.github", "vault.gh")
+    assert result.exit_code == 1, result.stdout
+    assert (
+        "vault.gh.credential.github-mcp has an entry already (vcrd_01leftbehind)"
+    ) in result.stderr, result.stderr
+    assert lockfile()["resources"] == before
+
+
 def test_state_mv_of_a_vault_takes_its_credentials(workdir: Path) -> None:
     ok("apply", "--auto-approve")
     ok("state", "mv", "vault.github", "vault.gh")

@@ -445,6 +445,13 @@ def move_entry(lockfile: Lockfile, old: str, new: str) -> Lockfile:
     if entry.kind == "vault":
         prefix = old + ".credential."
         renames.update({a: new + a[len(old) :] for a in lockfile.resources if a.startswith(prefix)})
+        taken = sorted(b for a, b in renames.items() if a != old and b in lockfile.resources)
+        if taken:  # a credential left by `state rm` of that vault: never overwritten
+            raise LockfileError(
+                f"{taken[0]} has an entry already ({lockfile.resources[taken[0]].id}), where "
+                f"{old}'s credential would move; `reconciler state rm {taken[0]}` first if "
+                "that entry is wrong"
+            )
     resources = {
         renames.get(address, address): _moved(item.renamed(old, new), address, renames)
         for address, item in lockfile.resources.items()
