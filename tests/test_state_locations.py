@@ -192,3 +192,31 @@ def test_an_upper_case_scheme_in_the_database_url_is_named(workdir: Path) -> Non
         "Error: postgresql://ci@127.0.0.1:1/state: libpq reads 'POSTGRESQL://' only in lower "
         "case: write postgresql://\n"
     ), result.stderr
+
+
+def test_a_moved_lockfile_is_replaced_without_force_only_by_its_own_state(
+    workdir: Path,
+) -> None:
+    """The marker of a lockfile moved elsewhere was replaced by any state migrated to it,
+    also another lineage's (another repository's lockfile): the runners still pointed at it
+    then planned their manifests against that other state, where the marker was there to
+    stop them. Only the state that left (its lineage) comes back without ``--force``."""
+    ok("apply", "--auto-approve")
+    (workdir / "ops").mkdir()
+    ok("state", "migrate", "--to", "ops/state.lock")
+    marked = LOCKFILE.read_bytes()
+    other = workdir / "other"
+    other.mkdir()
+    (other / "manifests").mkdir()
+    (other / "manifests/a.yaml").write_text(
+        "kind: Agent\nname: x\nspec: {model: claude-haiku-4-5}\n"
+    )
+    ok("-f", "other/manifests", "--lockfile", "other/x.lock", "apply", "--auto-approve")
+    refused = cli("--lockfile", "other/x.lock", "state", "migrate", "--to", str(LOCKFILE))
+    assert refused.exit_code == 1, refused.stdout
+    said = " ".join(refused.stderr.split())
+    assert f"{LOCKFILE} holds the state of another lineage" in said, said
+    assert "moved to ops/state.lock" in said and "--force" in said, said
+    assert LOCKFILE.read_bytes() == marked
+    assert json.loads(Path("other/x.lock").read_text()).get("migrated_to") is None
+    ok("--lockfile", "other/x.lock", "state", "migrate", "--to", str(LOCKFILE), "--force")

@@ -83,3 +83,24 @@ def test_unlock_on_a_database_state_moved_into_a_lockfile_says_where_it_went(
     result = cli("--backend", pg_url, "unlock", "0123abcd")
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert "its state was moved to state/reconciler.lock" in result.stderr, result.stderr
+
+
+def test_a_moved_database_state_is_replaced_without_force_only_by_its_own_state(
+    workdir: Path, pg_url: str, tmp_path: Path
+) -> None:
+    """As a moved lockfile: a database state moved into a lockfile keeps its marker against
+    another lineage's state migrated in (runners still pointed at the database would plan
+    against it); its own state comes back without ``--force``."""
+    ok("--backend", pg_url, "apply", "--auto-approve")
+    ok("--backend", pg_url, "state", "migrate", "--to", "state/reconciler.lock")
+    other = tmp_path / "other.lock"
+    ok("--lockfile", str(other), "apply", "--auto-approve")  # another lineage, same project
+    refused = cli("--lockfile", str(other), "state", "migrate", "--to", pg_url)
+    assert refused.exit_code == 1, refused.stdout
+    said = " ".join(refused.stderr.split())
+    assert "holds the state of another lineage" in said, said
+    assert "moved to state/reconciler.lock" in said and "--force" in said, said
+    refused = cli("--backend", pg_url, "plan")  # still refused, naming the lockfile
+    assert refused.exit_code == 1 and "its state was moved to" in refused.stderr
+    ok("state", "migrate", "--to", pg_url)  # its own state: no --force needed
+    assert cli("--backend", pg_url, "plan", "--detailed-exitcode").exit_code == 0

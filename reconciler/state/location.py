@@ -52,7 +52,7 @@ from reconciler.state.lockfile import (
     read_lockfile,
     write_bytes_atomic,
 )
-from reconciler.state.model import Lockfile, MigratedTo
+from reconciler.state.model import Lockfile, MigratedTo, check_moved_back
 from reconciler.state.store import StateStore
 
 
@@ -204,7 +204,11 @@ class FileLocation:
         if self._real.exists() and not force:
             try:
                 current = self.read()
-            except MigratedLockfile:  # the marker a move into a database left: the way back
+            except MigratedLockfile as gone:  # a move's marker: the way back replaces it
+                assert gone.lockfile.migrated_to is not None
+                check_moved_back(
+                    self.name, gone.lockfile.lineage, gone.lockfile.migrated_to, lockfile.lineage
+                )
                 current = Lockfile()
             if (
                 not is_empty(current)

@@ -273,6 +273,23 @@ class MigratedTo(_Frozen):
     serial: int = Field(ge=0)
 
 
+def check_moved_back(name: str, held_lineage: str, moved: MigratedTo, lineage: str) -> None:
+    """A state ``state migrate`` moved away (``moved``) is replaced without ``--force`` only
+    by its own lineage coming back: its marker keeps the runners still pointed at ``name``
+    from planning against another repository's state.
+
+    Raises:
+        LockfileError: ``lineage`` is not ``held_lineage``.
+    """
+    if lineage != held_lineage:
+        raise LockfileError(
+            f"{name} holds the state of another lineage ({held_lineage}), moved to "
+            f"{moved.backend} by `reconciler state migrate` on {moved.at}: runners still "
+            f"pointed at {name} are told so; the state copied (lineage {lineage}) would take "
+            "its place, and they would plan against it. Pass --force to replace it"
+        )
+
+
 class Lockfile(_Frozen):
     """The whole lockfile: identity, per-address entries and pending intents.
 

@@ -10,7 +10,13 @@ from reconciler.errors import LockfileError
 from reconciler.state.delta import Delta
 from reconciler.state.history import HistoryChange, HistoryRecord, RunInfo, changes_of
 from reconciler.state.lock import LockInfo
-from reconciler.state.model import LockEntry, Lockfile, MigratedTo, new_lockfile
+from reconciler.state.model import (
+    LockEntry,
+    Lockfile,
+    MigratedTo,
+    check_moved_back,
+    new_lockfile,
+)
 from reconciler.state.postgres.db import Database
 from reconciler.state.postgres.lease import PgLease, read_lease, unlock_lease
 from reconciler.state.postgres.store import PgStateStore
@@ -157,6 +163,9 @@ class PgLocation:
                 ).fetchone()
                 # a state moved into a lockfile, the marker of it: the way back replaces it
                 moved = held is not None and held[2] is not None
+                if moved and not force and held is not None:
+                    marker = MigratedTo.model_validate(held[2])
+                    check_moved_back(self.name, str(held[0]), marker, lockfile.lineage)
                 if (
                     not force
                     and not moved
