@@ -319,6 +319,33 @@ def test_resources_tagged_by_this_project_for_unknown_addresses_are_unmanaged(
     assert "tagged agent.removed-long-ago by this project" in item["message"]
 
 
+@pytest.mark.parametrize("tag", ["not an address!!", "environment.python-data"])
+def test_an_address_tag_edited_into_no_address_of_its_kind_never_crashes_a_plan(
+    applied: Path, tag: str
+) -> None:
+    """An agent tagged by this project whose ``reconciler-address`` was edited by hand into
+    no address (or an environment's): plan and ``plan --prune`` said "unexpected ValueError:
+    not an address ... This is a bug". They leave it alone, as an object no address of
+    this project names; drift reports it unmanaged."""
+
+    async def edited(c: ProviderClient) -> str:
+        tags = {"managed-by": "reconciler", "reconciler-project": "default"}
+        body = {"name": "odd", "model": "claude-haiku-4-5", "metadata": tags}
+        agent = await c.agents.create({**body, "metadata": {**tags, "reconciler-address": tag}})
+        return str(agent["id"])
+
+    odd = out_of_band(edited)
+    for args in (("plan",), ("plan", "--prune")):
+        result = cli(*args, "--format", "json")
+        assert result.exit_code == 0, (args, result.stdout, result.stderr)
+        plan = json.loads(result.stdout)
+        assert odd not in json.dumps(plan["actions"]), plan["actions"]
+    [item] = items(drift_json(), "unmanaged")
+    assert item["remote_id"] == odd
+    ok("import", "agent.odd", odd)  # the command drift names adopts it
+    assert remote_id("agent.odd") == odd
+
+
 def test_a_twin_tagged_with_a_recorded_address_is_a_twin(applied: Path) -> None:
     async def twin(c: ProviderClient) -> str:
         tags = {

@@ -511,6 +511,10 @@ def _check_adoptable(kind: str, obj: JSON, project: str, address: str, force: bo
             )
         return owner
     tagged = owned_address(obj, project)
+    try:  # a tag edited by hand into no address of this kind names nothing to keep
+        tagged = tagged if tagged is not None and kind_of(tagged) == kind else None
+    except ValueError:
+        tagged = None
     if tagged is not None and tagged != address and not force:
         raise PlanError(
             f"{obj['id']} is tagged as {tagged} by this project; import it as {tagged}, or "

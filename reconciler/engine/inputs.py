@@ -87,7 +87,9 @@ class PlanInputs:
         for kind in KIND_ORDER:
             for o in observed.all(kind):
                 addr = owned_address(o, options.project)
-                if addr:
+                # a tag edited by hand into no address of its kind names nothing: the object
+                # is left alone, as an untagged one is (drift reports it unmanaged)
+                if addr and _kind_or_none(addr) == kind:
                     owned.setdefault((kind, addr), []).append(o)
         desired = {r.address: r for r in desired_resources(documents)}
         return cls(

@@ -18,6 +18,7 @@ from reconciler.kinds import (
     TAG_KEYS,
     Kind,
     keys_without_room,
+    kind_of,
     other_manager,
     owned_address,
     owner_of,
@@ -108,7 +109,8 @@ def find_unmanaged(
             if kind == "credential" and obj.get("vault_id") in twin_vaults:
                 continue  # a twin vault's credentials go with it
             tagged = owned_address(obj, project)
-            if tagged is None:
+            if tagged is None or _kind_or_none(tagged) != kind:
+                # untagged, or a tag edited by hand into no address of its kind
                 out.append(Unmanaged(kind, obj))
                 continue
             entry = entries.get(tagged)
@@ -131,6 +133,13 @@ def find_unmanaged(
                 if kind == "vault":
                     twin_vaults.add(str(obj["id"]))
     return out
+
+
+def _kind_or_none(address: str) -> str | None:
+    try:
+        return kind_of(address)
+    except ValueError:
+        return None
 
 
 def _newest_tagged(objects: Iterable[JSON], project: str, address: str, like: JSON) -> JSON | None:
