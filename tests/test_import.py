@@ -1076,3 +1076,25 @@ def test_import_never_takes_an_object_another_tool_manages_without_force(
     forced = ok("import", "--force", "agent.tf", theirs)
     assert "terraform" in forced.stderr, forced.stderr
     assert lockfile()["resources"]["agent.tf"]["id"] == theirs
+
+
+def test_a_name_held_by_another_tools_environment_names_the_forced_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An environment named as a manifest's, whose managed-by names terraform: plan said it
+    "belongs to nobody" and that `reconciler import` manages it, an import refused without
+    --force; it now names terraform and the --force import."""
+    make_workdir(tmp_path, monkeypatch, manifests=False)
+    Path("manifests").mkdir()
+    Path("manifests/env.yaml").write_text("kind: Environment\nname: tf-env\nspec: {}\n")
+
+    async def create(c: ProviderClient) -> str:
+        body = {"name": "tf-env", "metadata": {"managed-by": "terraform"}}
+        env = await c.environments.create(body)
+        return str(env["id"])
+
+    env = out_of_band(create)
+    said = " ".join(ok("plan").stdout.split())
+    assert "belongs to terraform (its managed-by metadata)" in said, said
+    remedy = f"`reconciler import --force environment.tf-env {env}` would take it from terraform"
+    assert remedy in said, said

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 
 from reconciler.engine.model import Archive, Conflict, Twin
 from reconciler.jsontypes import JSON
-from reconciler.kinds import KIND_INFO, Kind, kind_of, owned_address, owner_of
+from reconciler.kinds import KIND_INFO, Kind, kind_of, other_manager, owned_address, owner_of
 from reconciler.state import Lockfile
 
 
@@ -31,6 +31,9 @@ def describe_owner(obj: JSON) -> str:
     """Whose an object is, by its tags, as a phrase: ``project "web" (as agent.coder)`` or
     ``nobody (no reconciler ownership tags)``."""
     owner = owner_of(obj)
+    manager = other_manager(obj)
+    if manager is not None:
+        return f"{manager} (its managed-by metadata)"
     if owner is None or not owner.project:
         return "nobody (no reconciler ownership tags)"
     address = owner.address
@@ -72,6 +75,12 @@ def name_taken_remedy(address: str, holder: JSON, project: str) -> str:
             f"(spec.name); `reconciler import --force {address} {rid}` would take it from "
             "that project"
         )
+    if other_manager(holder) is not None:
+        return (
+            f"Environment names are unique in the workspace: give {address} another name "
+            f"(spec.name); `reconciler import --force {address} {rid}` would take it from "
+            f"{other_manager(holder)}"
+        )
     return (
         f"`reconciler import {address} {rid}` manages it from now on, or give {address} "
         "another name"
@@ -90,9 +99,10 @@ def key_taken_remedy(address: str, holder: JSON, project: str) -> str:
             "renames it (the next apply retags it); else `--prune` archives it before this "
             "create"
         )
+    force = " --force" if other_manager(holder) is not None else ""
     return (
-        f"`reconciler import {address} {holder.get('id')}` manages it from now on, or remove "
-        "it from the vault"
+        f"`reconciler import{force} {address} {holder.get('id')}` manages it from now on, or "
+        "remove it from the vault"
     )
 
 
