@@ -7,6 +7,7 @@ together gets its repository in one command). Live objects are made by a second 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from support.gitops import (
     plan_is_clean,
     remote_id,
 )
+from support.reliability import provider
 
 from reconciler.manifest import load_manifests
 from reconciler.provider import ProviderClient
@@ -1098,3 +1100,55 @@ def test_a_name_held_by_another_tools_environment_names_the_forced_import(
     assert "belongs to terraform (its managed-by metadata)" in said, said
     remedy = f"`reconciler import --force environment.tf-env {env}` would take it from terraform"
     assert remedy in said, said
+
+
+class _RefuseTagging:
+    """Middleware: every update of an agent is refused with the wire's 409 (a concurrent
+    edit of it), before the provider sees it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    @property
+    def state(self) -> Any:
+        return self.app.state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] == "http" and scope["method"] == "POST" and path.count("/") == 3:
+            if path.startswith("/v1/agents/"):
+                body = json.dumps(
+                    {"type": "error", "error": {"type": "conflict_error", "message": "edited"}}
+                ).encode()
+                headers = [(b"content-type", b"application/json"), (b"x-should-retry", b"false")]
+                await send({"type": "http.response.start", "status": 409, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def test_a_failed_import_says_its_adoption_stays_pending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tagging update refused (a 409): import said "nothing was recorded", while the
+    state held its pending adopt (state list shows it, and plan refuses to create the
+    address beside the object). It now says so, and how to finish or drop it."""
+    make_workdir(tmp_path, monkeypatch)
+    with provider(tmp_path / "served.db", wrap=_RefuseTagging) as (url, _):
+
+        async def create() -> str:
+            async with ProviderClient(url, api_key="local-provider") as c:
+                body = {"name": "x", "model": "claude-haiku-4-5"}
+                return str((await c.agents.create(body))["id"])
+
+        agent = asyncio.run(create())
+        result = cli("--provider-url", url, "import", "agent.coder", agent)
+        assert result.exit_code == 1, result.stdout
+        said = " ".join(result.stderr.split())
+        assert "nothing was recorded" not in said, said
+        assert (
+            f"its adoption stays pending in state/reconciler.lock: `reconciler import agent.coder "
+            f"{agent}` finishes it, `reconciler state rm agent.coder` drops it"
+        ) in said, said
+        listed = ok("--provider-url", url, "state", "list").stdout
+        assert "(pending adopt since" in listed, listed

@@ -309,9 +309,15 @@ async def import_resource(
             main = report.outcome(address)
             if main is None or not main.ok:
                 why = main.error if main is not None else "not run"
+                left = "nothing was recorded"
+                if address in store.lockfile.pending:  # its intent, written before the tags
+                    left = (
+                        f"its adoption stays pending in {ws.state_name}: `reconciler import "
+                        f"{address} {remote_id}` finishes it, `reconciler state rm {address}` "
+                        f"drops it (until then plan creates no {address} beside the object)"
+                    )
                 raise ApplyError(
-                    f"import of {address} failed: {why}; nothing was recorded",
-                    failures=report.failures,
+                    f"import of {address} failed: {why}; {left}", failures=report.failures
                 )
             if replaced is not None and replaced.id != remote_id:
                 warnings += await _left_as_twin(provider, address, replaced, ws.project)
