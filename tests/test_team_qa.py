@@ -393,3 +393,21 @@ def test_an_empty_backend_variable_is_said_to_mean_the_lockfile(
     assert "state/reconciler.lock" in result.stderr
     monkeypatch.delenv("RECONCILER_BACKEND")
     assert "RECONCILER_BACKEND" not in cli("plan").stderr
+
+
+def test_an_empty_project_variable_is_said_to_mean_the_default_project(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``RECONCILER_PROJECT: ${{ vars.PROJECT }}`` with the variable missing ran as project
+    "default" without a word: against a database several repositories share, that is
+    another repository's state (whose resources a `plan --prune` would archive). It still
+    means unset, as an empty RECONCILER_BACKEND does, and says so."""
+    monkeypatch.setenv("RECONCILER_PROJECT", "")
+    result = cli("plan")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "Warning: RECONCILER_PROJECT is set but empty (a missing CI variable?); the project "
+        "is 'default'"
+    ) in " ".join(result.stderr.split()), result.stderr
+    monkeypatch.setenv("RECONCILER_PROJECT", "default")
+    assert "RECONCILER_PROJECT" not in cli("plan").stderr

@@ -267,6 +267,15 @@ def main(
             f"is the lockfile {lockfile}.",
             err=True,
         )
+    if os.environ.get("RECONCILER_PROJECT") == "" and (
+        ctx.get_parameter_source("project") == click.core.ParameterSource.DEFAULT
+    ):
+        # as RECONCILER_BACKEND: a missing CI variable, said, as whose state it is differs
+        click.echo(
+            f"Warning: RECONCILER_PROJECT is set but empty (a missing CI variable?); the "
+            f"project is {project!r}.",
+            err=True,
+        )
     if provider_url is None and "RECONCILER_PROVIDER_URL" in os.environ:
         # as RECONCILER_BACKEND above: a missing CI secret, said, as the provider differs
         click.echo(
