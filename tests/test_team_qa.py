@@ -411,3 +411,17 @@ def test_an_empty_project_variable_is_said_to_mean_the_default_project(
     ) in " ".join(result.stderr.split()), result.stderr
     monkeypatch.setenv("RECONCILER_PROJECT", "default")
     assert "RECONCILER_PROJECT" not in cli("plan").stderr
+
+
+def test_an_empty_lockfile_variable_is_said_to_mean_the_default_lockfile(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``RECONCILER_LOCKFILE: ${{ vars.LOCKFILE }}`` with the variable missing read and
+    wrote state/reconciler.lock without a word; it still means unset, and says so."""
+    monkeypatch.setenv("RECONCILER_LOCKFILE", "")
+    result = cli("plan")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "Warning: RECONCILER_LOCKFILE is set but empty (a missing CI variable?); the state is "
+        "the lockfile state/reconciler.lock"
+    ) in " ".join(result.stderr.split()), result.stderr

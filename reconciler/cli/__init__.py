@@ -276,6 +276,15 @@ def main(
             f"project is {project!r}.",
             err=True,
         )
+    if backend is None and os.environ.get("RECONCILER_LOCKFILE") == "" and source in (
+        None,
+        click.core.ParameterSource.DEFAULT,
+    ):
+        click.echo(
+            "Warning: RECONCILER_LOCKFILE is set but empty (a missing CI variable?); the state "
+            f"is the lockfile {lockfile}.",
+            err=True,
+        )
     if provider_url is None and "RECONCILER_PROVIDER_URL" in os.environ:
         # as RECONCILER_BACKEND above: a missing CI secret, said, as the provider differs
         click.echo(
