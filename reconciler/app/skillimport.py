@@ -11,8 +11,8 @@ slug, and the latest version recorded as holding the downloaded files) is its ow
   ``DIR/skills/NAME/`` and its document into ``DIR/skills.yaml`` (``unmanaged.py``).
 
 Either way, the next ``reconciler plan`` shows no change for it, unless the skill holds files
-that git ignores where they are written (``left_out``: the import says so, and the plan shows a
-new version without them).
+that git ignores where they are written (``upload_leaves_out``: the import says so, and the
+plan shows a new version without them).
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def write_skill_files(directory: Path, found: DownloadedSkill, hint: str | None 
         path.write_bytes(data)
 
 
-def left_out(found: DownloadedSkill, source: str, manifest_file: Path) -> str | None:
+def upload_leaves_out(found: DownloadedSkill, source: str, manifest_file: Path) -> str | None:
     """What the next plan will do about the written files that no upload of the skill's
     directory holds (git ignores them, as ``manifest.skilldir`` reads it; ``source`` and
     ``manifest_file``: the Skill document's, as plan reads them), or None: none, or the
@@ -257,7 +257,7 @@ async def import_skill(
                     f"wrote {directory / name} ({_files(len(found.files))} of its latest "
                     f"version {found.version_id}) and its document {target}"
                 )
-                left = left_out(found, name, target)
+                left = upload_leaves_out(found, name, target)
                 warnings += [f"{address}: {left}"] if left else []
             action = skill_adoption(address, found, document)
             report = await run_adoptions(client, store, lock, [action], ws.project, origin=origin)
@@ -271,11 +271,11 @@ async def import_skill(
 
 def unmanaged_skill_files(out: Path, found: Mapping[str, DownloadedSkill]) -> dict[str, str]:
     """Write each imported skill's directory under ``out/skills/`` (name -> skill); name ->
-    what the next plan does about files no upload holds (``left_out``), where there are."""
+    what the next plan does about files no upload holds (``upload_leaves_out``), where there are."""
     notes: dict[str, str] = {}
     for name, skill in sorted(found.items()):
         write_skill_files(out / SKILLS_DIR / name, skill)
-        left = left_out(skill, f"{SKILLS_DIR}/{name}", out / f"{SKILLS_DIR}.yaml")
+        left = upload_leaves_out(skill, f"{SKILLS_DIR}/{name}", out / f"{SKILLS_DIR}.yaml")
         notes.update({name: left} if left else {})
     return notes
 
