@@ -24,7 +24,6 @@ and ``build_drift`` with ``versions`` says which version introduced each change.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, get_args
 
@@ -34,6 +33,11 @@ from reconciler.engine.desired import (
     digest_matches,
 )
 from reconciler.engine.diff import diff_objects
+from reconciler.engine.driftskills import (
+    followed_skill_paths,
+    pins_off_record,
+    unrecorded_skill_paths,
+)
 from reconciler.engine.inputs import rewritten_outside
 from reconciler.engine.model import (
     Create,
@@ -157,9 +161,9 @@ def _differences(plan: Plan, lockfile: Lockfile | None) -> dict[str, tuple[Field
         # same path in an unordered list; elsewhere in a reorderable one, as a store's mount)
         unknown = {c.path for c in action.changes if _holds(c.new, {UNKNOWN})}
         unknown |= {c.path for c in action.changes if c.op == "remove" and _holds(c.old, gone)}
-        moved = _pins_off_record(action.address, action.changes, unknown, lockfile)
-        unknown |= _followed_skill_paths(action.address, action.changes, lockfile)
-        unknown |= _unrecorded_skill_paths(action.changes, unknown, lockfile, gone)
+        moved = pins_off_record(action.address, action.changes, unknown, lockfile)
+        unknown |= followed_skill_paths(action.address, action.changes, lockfile)
+        unknown |= unrecorded_skill_paths(action.changes, unknown, lockfile, gone)
         changes = (
             tuple(_flip(c) for c in action.changes if not c.sensitive and c.path not in unknown)
             + moved
@@ -169,77 +173,6 @@ def _differences(plan: Plan, lockfile: Lockfile | None) -> dict[str, tuple[Field
         if changes:
             out[action.address] = changes
     return out
-
-
-def _followed_skill_paths(
-    address: str, changes: Iterable[FieldChange], lockfile: Lockfile | None
-) -> set[str]:
-    """An agent's ``skills[ID].version`` changes whose live value is the version the last
-    apply left it on (the lockfile's ``skills``): the skill got a new version since (an
-    apply of the skill alone, or one whose agent update failed), so the manifest moved,
-    not the live agent. ``plan`` shows that update; it is no drift."""
-    entry = lockfile.resources.get(address) if lockfile is not None else None
-    if entry is None or entry.kind != "agent" or not entry.skills:
-        return set()
-    assert lockfile is not None
-    ids = {e.id: a for a, e in lockfile.resources.items() if e.kind == "skill"}
-    out: set[str] = set()
-    for change in changes:
-        match = _SKILL_VERSION_PATH.fullmatch(change.path)
-        skill = ids.get(match.group(1)) if match else None
-        if skill is not None and change.old is not None and entry.skills.get(skill) == change.old:
-            out.add(change.path)
-    return out
-
-
-def _pins_off_record(
-    address: str, changes: Iterable[FieldChange], unknown: set[str], lockfile: Lockfile | None
-) -> tuple[FieldChange, ...]:
-    """An agent's ``skills[ID].version`` that the plan moves to a version not uploaded yet
-    (the skill's own drift: its files differ) while the live agent is not on the version the
-    last apply left it on (the lockfile's ``skills``): someone re-pinned the agent behind our
-    back, e.g. to a version they uploaded. That move is the agent's drift (recorded -> live),
-    not only a consequence of the skill's."""
-    entry = lockfile.resources.get(address) if lockfile is not None else None
-    if entry is None or entry.kind != "agent" or not entry.skills:
-        return ()
-    assert lockfile is not None
-    ids = {e.id: a for a, e in lockfile.resources.items() if e.kind == "skill"}
-    out: list[FieldChange] = []
-    for change in changes:
-        match = _SKILL_VERSION_PATH.fullmatch(change.path)
-        skill = ids.get(match.group(1)) if match and change.path in unknown else None
-        recorded = entry.skills.get(skill) if skill is not None else None
-        if recorded is not None and change.old is not None and change.old != recorded:
-            out.append(FieldChange(op="change", path=change.path, old=recorded, new=change.old))
-    return tuple(out)
-
-
-def _unrecorded_skill_paths(
-    changes: Iterable[FieldChange],
-    unknown: set[str],
-    lockfile: Lockfile | None,
-    gone: set[str],
-) -> set[str]:
-    """An agent's ``skills[ID]`` that its manifest names by a skill the state does not
-    record (``state rm skill.X``), or records but the plan creates again (``gone``: deleted
-    behind our back): the planned list holds that skill as unknown and the live one at its
-    old id. That pair is the skill's own drift (reported at the skill), not an edit of the
-    agent."""
-    if not any(p.startswith("skills[") for p in unknown):
-        return set()
-    recorded = {e.id for e in lockfile.resources.values()} if lockfile is not None else set()
-    recorded -= gone
-    out: set[str] = set()
-    for change in changes:
-        match = _SKILL_PATH.fullmatch(change.path)
-        if match and change.new is None and match.group(1) not in recorded:
-            out.add(change.path)
-    return out
-
-
-_SKILL_PATH = re.compile(r"skills\[([^\]]+)\]")
-_SKILL_VERSION_PATH = re.compile(r"skills\[([^\]]+)\]\.version")
 
 
 def _removed_message(
