@@ -53,6 +53,7 @@ from reconciler.engine.interface import (
     ProviderWriter,
     SecretResolver,
 )
+from reconciler.engine.masking import mask_json, mask_text
 from reconciler.engine.model import (
     LITERAL,
     Action,
@@ -151,21 +152,12 @@ class _Resolved:
     skills: dict[str, str] = field(default_factory=dict)
 
     def scrub(self, text: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return mask_text(text, self.secrets)
 
     def scrub_json(self, obj: Any) -> Any:
         if not any(self.secrets):
             return obj  # nothing to hide: the usual case, and a walk of every field per action
-        if isinstance(obj, str):
-            return self.scrub(obj)
-        if isinstance(obj, dict):
-            return {k: self.scrub_json(v) for k, v in obj.items()}
-        if isinstance(obj, list):
-            return [self.scrub_json(v) for v in obj]
-        return obj
+        return mask_json(obj, self.secrets)
 
 
 @dataclass
