@@ -15,6 +15,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from reconciler.app.expiry import check_expiries
 from reconciler.app.filerefs import check_file_refs, check_listed_refs
 from reconciler.app.heal import recover_rollouts
 from reconciler.app.memories import read_memory_histories, read_present_memories
@@ -214,6 +215,7 @@ async def make_plan(
             )
         except PlanError as err:
             raise placed(err, manifests) from None
+        check_expiries(plan, manifests)
         running, running_unknown = None, None
         try:
             running = location.running_lock()
