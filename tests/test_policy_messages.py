@@ -122,3 +122,35 @@ def test_a_rule_that_fails_on_a_resource_says_why_without_library_words(
     )
     for internal in ("celpy", "celtypes", "StringType", "<class", "overflow", "has()"):
         assert internal not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        # inside all()/exists() a missing field met `&&`/`||` and said "no such overload
+        # (<class 'celpy.evaluation.CELEvalError'> CELEvalError(*(...)) and ...)"
+        "spec.tools.all(t, t.typo != 'x')",
+        "spec.tools.exists(t, t.typo == 'x')",
+    ],
+)
+def test_a_missing_field_read_inside_a_macro_says_which_in_cel_words(
+    workdir: Path, expression: str
+) -> None:
+    # two tools: the error of each meets the other's in the macro's `&&` / `||`
+    (workdir / "manifests/main.yaml").write_text(
+        AGENT.replace(
+            "tools: [{type: agent_toolset_20260401}]",
+            "tools:\n    - {type: agent_toolset_20260401}\n"
+            "    - {type: custom, name: lookup, description: Looks up., "
+            "input_schema: {type: object}}",
+        )
+    )
+    result = validate(expression)
+    assert result.exit_code == 1
+    assert (
+        "manifests/main.yaml:1:1: agent.coder: the rule is false: the rule could not be "
+        "checked on this resource: no such member in mapping: 'typo'. If the field is optional, "
+        "guard it with has()" in result.stderr
+    ), result.stderr
+    for internal in ("celpy", "CELEvalError", "<class", "no such overload"):
+        assert internal not in result.stderr

@@ -511,12 +511,22 @@ def _cel_type(name: str) -> str:
     return _CEL_TYPES.get(name, name.removesuffix("Type").lower() or name)
 
 
+#: one error celpy carried on as a value, as its operators print it: its message and cause
+_CARRIED = re.compile(r"""CELEvalError\(\*\((["'])(.*?)\1, <class '(\w+)'>""")
+
+
 def _eval_error(exc: Exception) -> str:
     """What went wrong, in CEL's words (celpy's messages carry its token and class reprs)."""
     args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
     text = str(args[0]) if args else str(exc)
     cause = args[1] if len(args) > 1 else None
     detail = args[2] if len(args) > 2 and isinstance(args[2], tuple) and args[2] else None
+    carried = _CARRIED.search(str(detail[0])) if detail is not None else None
+    if carried is not None:
+        # errors CEL carried on as values met in `&&` / `||` (an all() or exists() over a
+        # list): "no such overload" of the two; the first one's own words say what happened
+        text, detail = carried.group(2), None
+        cause = KeyError if carried.group(3) == "KeyError" else None
     # an error CEL carried on as a value (a missing field read further) fails the next step
     if cause is KeyError or text.startswith("no such member") or ".CELEvalError'>" in text:
         if ".CELEvalError'>" in text:
