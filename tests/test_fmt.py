@@ -254,6 +254,27 @@ def test_invalid_yaml_is_an_error_with_its_place(workdir: Path) -> None:
     assert "manifests/bad.yaml:2:" in result.stderr
 
 
+def test_a_duplicate_key_is_said_as_validate_says_it_never_with_its_values(
+    workdir: Path,
+) -> None:
+    """fmt (the pre-commit hook) said `found duplicate key "token" with value "ghp_new..."
+    (original value: "ghp_old...")`: a token pasted twice while rotating it went to the
+    terminal or CI log, where validate never repeats an inline secret."""
+    (workdir / "manifests/vault.yaml").write_text(
+        "kind: Vault\nname: v\nspec:\n  credentials:\n    - name: c\n      auth:\n"
+        "        type: static_bearer\n        mcp_server_url: https://a.example.com/mcp\n"
+        "        token: ghp_OLD_PASTED_TOKEN\n        token: ghp_NEW_PASTED_TOKEN\n"
+    )
+    for command in (["fmt"], ["fmt", "--check"]):
+        result = cli(*command)
+        assert result.exit_code == 1
+        assert (
+            "manifests/vault.yaml:10:9: duplicate key 'token' in this mapping (first defined at "
+            "line 9, column 9); keep only one" in result.stderr
+        ), result.stderr
+        assert "PASTED" not in result.output
+
+
 def test_missing_path_is_an_error(workdir: Path) -> None:
     result = cli("fmt", "nowhere")
     assert result.exit_code == 1

@@ -379,12 +379,12 @@ def test_fmt_formats_every_file_it_can_and_names_the_ones_it_cannot(workdir: Pat
     assert check.exit_code == 1
     assert "would reformat manifests/a.yaml" in check.stdout
     assert "would reformat manifests/c.yaml" in check.stdout
-    assert "manifests/b.yaml:4:1: not valid YAML" in check.stderr
+    assert "manifests/b.yaml:4:1: invalid YAML" in check.stderr
     result = cli("fmt")
     assert result.exit_code == 1
     assert "reformatted manifests/a.yaml" in result.stdout
     assert "reformatted manifests/c.yaml" in result.stdout
-    assert "manifests/b.yaml:4:1: not valid YAML" in result.stderr
+    assert "manifests/b.yaml:4:1: invalid YAML" in result.stderr
     assert (manifests / "c.yaml").read_text().startswith("kind: Agent\nname: c\n")
     assert (manifests / "b.yaml").read_text() == "kind: Agent\nname: b\nspec: {model: m\n"
 

@@ -163,6 +163,16 @@ def _check_depth(text: str, name: str) -> None:
         raise ManifestError([ManifestIssue(name, i.line, i.col, i.message) for i in deep[:1]])
 
 
+def _yaml_problem(text: str, line: int, col: int, problem: str) -> str:
+    """What is wrong at ``line:col``, in the words ``validate`` uses there when it has some:
+    the YAML library's own (``found duplicate key "token" with value "ghp_..." (original
+    value: ...)``) quote values, which may be inline secrets validate never repeats."""
+    documents, issues = parse_documents(text)
+    found = [*issues, *(i for d in documents for i in d.issues)]
+    said = [i.message for i in found if (i.line, i.col) == (line, col)]
+    return said[0] if said else f"not valid YAML: {problem}"
+
+
 #: passes after the first until the text no longer changes (one suffices in practice)
 _MAX_PASSES = 3
 
@@ -181,7 +191,7 @@ def _format_once(text: str, name: str) -> str:
         mark = err.problem_mark or err.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         raise ManifestError(
-            ManifestIssue(name, line, col, f"not valid YAML: {err.problem}")
+            ManifestIssue(name, line, col, _yaml_problem(text, line, col, str(err.problem)))
         ) from None
     except YAMLError as err:
         raise ManifestError(ManifestIssue(name, 1, 1, f"not valid YAML: {err}")) from None
