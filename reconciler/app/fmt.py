@@ -26,7 +26,13 @@ from reconciler.manifest.files import (
 from reconciler.manifest.files import manifest_files as directory_files
 from reconciler.manifest.files import yaml_files as manifest_files
 from reconciler.manifest.yamlcomments import assign_comments, restore_comments, split_comments
-from reconciler.manifest.yamlsource import NESTED_TOO_DEEPLY, decode_source, parse_documents
+from reconciler.manifest.yamlsource import (
+    NESTED_TOO_DEEPLY,
+    UNICODE_BREAK,
+    UNICODE_BREAKS,
+    decode_source,
+    parse_documents,
+)
 from reconciler.state import write_text_atomic
 
 
@@ -53,10 +59,13 @@ def _inline(key: Any, value: JSON) -> bool:
 
 def _plain_to_yaml(value: Any, key: Any = None) -> Any:
     """Plain data -> ruamel nodes: multi-line strings as literal blocks (``|``), small leaf
-    mappings in flow style."""
+    mappings in flow style, a string holding a Unicode line break double-quoted."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
-    from ruamel.yaml.scalarstring import LiteralScalarString
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
 
+    if isinstance(value, str) and any(c in value for c in UNICODE_BREAKS):
+        # written raw, YAML reads it as a new line and validate refuses it: escaped (\L)
+        return DoubleQuotedScalarString(value)
     if isinstance(value, dict):
         node = CommentedMap((k, _plain_to_yaml(v, k)) for k, v in value.items())
         if _inline(key, value):
@@ -128,7 +137,7 @@ def format_text(text: str, *, name: str = "<string>") -> str:
     # comments only, and leave mixed line endings. Nor has it a byte-order mark: left in,
     # it hid a comment on the first line from the count of comments kept (fmt refused)
     text = text.removeprefix("\ufeff").replace("\r\n", "\n")
-    _check_depth(text, name)  # ruamel recurses per level: refused before it overflows
+    _check_readable(text, name)  # before ruamel: it recurses per level, breaks lines there
     # ruamel drops the comments before the first `---` (and one on that line): kept as
     # written, with the marker, and the documents after it formatted
     header = _HEADER.match(text)
@@ -154,11 +163,12 @@ _MARKER_COMMENT = re.compile(r"^---[ \t]+(#[^\n]*)$", re.MULTILINE)
 _HEADER = re.compile(r"\A(?:[ \t]*(?:#[^\n]*)?\n)*---(?:[ \t]+#[^\n]*)?[ \t]*\n")
 
 
-def _check_depth(text: str, name: str) -> None:
-    """Refuse a value nested deeper than the manifests allow (``yamlsource.MAX_DEPTH``), at
-    its place, as ``validate`` does."""
+def _check_readable(text: str, name: str) -> None:
+    """Refuse a value nested deeper than the manifests allow (``yamlsource.MAX_DEPTH``) and a
+    Unicode line break (which ruamel would read as a new line too), at its place, as
+    ``validate`` does."""
     _, issues = parse_documents(text)
-    deep = [i for i in issues if i.message.startswith(NESTED_TOO_DEEPLY)]
+    deep = [i for i in issues if i.message.startswith((NESTED_TOO_DEEPLY, UNICODE_BREAK))]
     if deep:
         raise ManifestError([ManifestIssue(name, i.line, i.col, i.message) for i in deep[:1]])
 

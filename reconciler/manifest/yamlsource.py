@@ -639,15 +639,48 @@ def _yaml_error_issue(exc: yaml.YAMLError, text: str) -> SourceIssue:
     return SourceIssue(1, 1, f"invalid YAML: {exc}")  # pragma: no cover - defensive
 
 
+#: what a Unicode line break's issue says first (``fmt`` refuses it before ruamel reads)
+UNICODE_BREAK = "a Unicode line break character"
+#: line breaks to YAML's readers that no editor shows as one
+UNICODE_BREAKS = {"\x85": "next line", "\u2028": "line separator", "\u2029": "paragraph separator"}
+_EDITOR_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def unicode_break(text: str) -> SourceIssue | None:
+    """The first Unicode line break of ``text``, at the line and column an editor shows.
+
+    YAML's readers end a line there (a prompt pasted from a web page would then be cut or
+    folded, or the rest of a comment read as data) and count lines by it, so every other
+    error's place would be wrong too."""
+    found = [at for at in (text.find(c) for c in UNICODE_BREAKS) if at >= 0]
+    if not found:
+        return None
+    at = min(found)
+    code = f"{ord(text[at]):04X}"
+    before = text[:at]
+    start = max(before.rfind("\n"), before.rfind("\r")) + 1
+    return SourceIssue(
+        len(_EDITOR_BREAK.findall(before)) + 1,
+        at - start + 1,
+        f"{UNICODE_BREAK} (U+{code}, {UNICODE_BREAKS[text[at]]}): YAML reads it as a new "
+        "line, though editors show none (a paste from a web page or a document?); delete "
+        f"it, or write it as \\u{code} in a double-quoted string",
+    )
+
+
 def parse_documents(text: str) -> tuple[list[SourceDocument], list[SourceIssue]]:
     """Parse every document of one YAML stream.
 
     Empty documents (``---`` alone, comments only, ``null``) are skipped. Documents parsed
-    before a syntax error are kept, so their own problems are reported too.
+    before a syntax error are kept, so their own problems are reported too. A Unicode line
+    break (``unicode_break``) is the one issue of its file: nothing is parsed.
 
     Returns:
         The documents, and the file-level issues (syntax errors).
     """
+    issue = unicode_break(text)
+    if issue is not None:
+        return [], [issue]
     if _LibyamlLoader is not None and not _libyaml_may_differ(text):
         try:
             documents, issues = _parse_with(text, _LibyamlLoader)
