@@ -405,6 +405,31 @@ def test_a_tab_after_a_colon_is_not_called_indentation(workdir: Path) -> None:
     assert "tab.yaml:4:1: tab character used for indentation" in cli("validate").stderr
 
 
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("kind: Agent\nname: t1\t# aligned comment\nspec: {model: m}\n", "2:9"),
+        ("kind: Agent\nname: t1\nspec:\n  model: claude-sonnet-4-6\t\n", "4:27"),
+        ("kind: Agent\nname: t1\nspec:\n  tools:\n    -\t{type: agent_toolset_20260401}\n", "5:6"),
+    ],
+    ids=["before-a-comment", "at-the-end", "after-a-dash"],
+)
+def test_a_tab_after_a_value_is_not_called_indentation(
+    workdir: Path, text: str, where: str
+) -> None:
+    """`name: t1<TAB># comment` (a tab typed to align comments) was reported as "tab
+    character used for indentation" in the middle of a line that has none."""
+    (workdir / "manifests/tab.yaml").write_text(text)
+    for command in ("validate", "fmt"):
+        result = cli(command)
+        assert result.exit_code == 1
+        assert (
+            f"manifests/tab.yaml:{where}: tab character after a value or a '-' on this line; "
+            "YAML separates them and a comment with spaces: replace the tab by a space"
+        ) in result.stderr, result.stderr
+        assert "indentation" not in result.stderr
+
+
 def test_a_target_naming_a_policy_says_policies_are_not_planned(workdir: Path) -> None:
     """`plan --target policy.guard` (a user wanting to check one policy) was told "no such
     address in the manifests or lockfile", though the policy is in the manifests."""

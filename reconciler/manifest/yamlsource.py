@@ -267,7 +267,8 @@ else:  # pragma: no cover - PyYAML built without libyaml
 
 
 def _tab_problem(buffer: str, pointer: int) -> str:
-    """What the tab at ``pointer`` is: indentation, or a separator after ``key:``."""
+    """What the tab at ``pointer`` is: indentation, a separator after ``key:``, or one
+    after a value or a ``-`` (to align a comment); never naming a value (a secret?)."""
     start = buffer.rfind("\n", 0, pointer) + 1
     words = buffer[start:pointer].split()
     key = words[-1] if words else ""  # the key alone, never a value before it
@@ -275,6 +276,11 @@ def _tab_problem(buffer: str, pointer: int) -> str:
         return (
             f"tab character after '{key}'; YAML separates a key from its value with "
             "spaces: replace the tab by a space"
+        )
+    if words:
+        return (
+            "tab character after a value or a '-' on this line; YAML separates them and a "
+            "comment with spaces: replace the tab by a space"
         )
     return "tab character used for indentation; YAML indentation must use spaces"
 
@@ -647,11 +653,8 @@ _EDITOR_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def unicode_break(text: str) -> SourceIssue | None:
-    """The first Unicode line break of ``text``, at the line and column an editor shows.
-
-    YAML's readers end a line there (a prompt pasted from a web page would then be cut or
-    folded, or the rest of a comment read as data) and count lines by it, so every other
-    error's place would be wrong too."""
+    """The first Unicode line break of ``text``, at the line and column an editor shows:
+    YAML's readers end a line there (a pasted prompt cut, a comment's tail read as data)."""
     found = [at for at in (text.find(c) for c in UNICODE_BREAKS) if at >= 0]
     if not found:
         return None
