@@ -275,6 +275,15 @@ def test_a_duplicate_key_is_said_as_validate_says_it_never_with_its_values(
         assert "PASTED" not in result.output
 
 
+@pytest.mark.parametrize("quote", ["", '"', "'"])
+def test_a_long_line_is_never_folded(quote: str) -> None:
+    """A one-line description or prompt past 4,096 characters came back split in two at
+    column 4,095, mid-sentence (the same data, but a diff of a line nobody edited)."""
+    long = " ".join(["word"] * 1500)
+    text = f"kind: Agent\nname: a\nspec:\n  description: {quote}{long}{quote}\n"
+    assert format_text(text) == text
+
+
 def test_missing_path_is_an_error(workdir: Path) -> None:
     result = cli("fmt", "nowhere")
     assert result.exit_code == 1

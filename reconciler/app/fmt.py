@@ -41,7 +41,7 @@ def _yaml() -> Any:
 
     y = YAML(typ="rt")
     y.preserve_quotes = True
-    y.width = 4096  # never fold a long line
+    y.width = MAX_MANIFEST_BYTES + 1  # never fold a long line: none is longer than a file
     y.indent(mapping=2, sequence=4, offset=2)
     # [{ref: a}] stays so; ruamel would write the one-key mapping as [ref: a]
     y.brace_single_entry_mapping_in_flow_sequence = True
