@@ -284,6 +284,22 @@ def test_a_long_line_is_never_folded(quote: str) -> None:
     assert format_text(text) == text
 
 
+def test_a_control_character_is_an_error_at_its_place_as_validate_says(workdir: Path) -> None:
+    """fmt said `1:1: not valid YAML: unacceptable character #x0007: special characters are
+    not allowed\n  in "<unicode string>", position 70` of a bell on line 5."""
+    (workdir / "manifests/bell.yaml").write_text(
+        'kind: Agent\nname: a\nspec:\n  model: claude-sonnet-4-6\n  description: "a\x07b"\n'
+    )
+    validate = cli("validate")
+    said = "manifests/bell.yaml:5:18: invalid character #x0007: control characters are not allowed"
+    assert said in validate.stderr, validate.stderr
+    for command in (["fmt"], ["fmt", "--check"]):
+        result = cli(*command)
+        assert result.exit_code == 1
+        assert said in result.stderr, result.stderr
+        assert "<unicode string>" not in result.stderr
+
+
 def test_missing_path_is_an_error(workdir: Path) -> None:
     result = cli("fmt", "nowhere")
     assert result.exit_code == 1

@@ -204,6 +204,11 @@ def _format_once(text: str, name: str) -> str:
             ManifestIssue(name, line, col, _yaml_problem(text, line, col, str(err.problem)))
         ) from None
     except YAMLError as err:
+        # no place of its own (a character the reader refuses): validate's reader has one
+        _, said = parse_documents(text)
+        if said:
+            issue = said[0]
+            raise ManifestError(ManifestIssue(name, issue.line, issue.col, issue.message)) from None
         raise ManifestError(ManifestIssue(name, 1, 1, f"not valid YAML: {err}")) from None
     if all(d is None for d in docs):
         # comments only (a note, a document commented out): no data to put in order
