@@ -1600,3 +1600,25 @@ def test_a_mapping_key_over_1024_characters_is_named_at_the_key(
     assert found[0].startswith(f"manifests/x.yaml:{at}: "), found
     assert "longer than 1024 characters" in found[0], found
     assert "not allowed here" not in found[0] and "expected" not in found[0], found
+
+
+@pytest.mark.parametrize(
+    ("key", "shown", "code"),
+    [("\u200bmodel", "\\u200bmodel", "U+200B"), ("model\ufeff", "model\\ufeff", "U+FEFF")],
+)
+def test_an_invisible_character_in_a_key_is_shown_and_named(
+    tmp_path: Path, key: str, shown: str, code: str
+) -> None:
+    """A zero-width space or a byte-order mark pasted into a key read `unknown field
+    'model'; did you mean 'model'?` (the character invisible in both)."""
+    (tmp_path / "a.yaml").write_text(
+        f"kind: Agent\nname: a\nspec:\n  {key}: claude-sonnet-4-6\n", encoding="utf-8"
+    )
+    with pytest.raises(ManifestError) as err:
+        load_manifests(tmp_path)
+    (issue,) = [i for i in err.value.issues if "unknown field" in i.message]
+    assert issue.message == (
+        f"unknown field '{shown}' (it holds an invisible character, {code}: delete it); "
+        "did you mean 'model'?"
+    )
+    assert (issue.line, issue.col) == (4, 3)

@@ -224,6 +224,13 @@ def _message(error: ErrorDetails, root: type[BaseModel]) -> str:
     if kind == "extra_forbidden":
         key = str(loc[-1])
         message = f"unknown field '{key}'"
+        hidden = [c for c in key if not c.isprintable()]
+        if hidden:  # a zero-width space or a BOM pasted in: the message would look right
+            escaped = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in key)
+            message = (
+                f"unknown field '{escaped}' (it holds an invisible character, "
+                f"U+{ord(hidden[0]):04X}: delete it)"
+            )
         allowed = fields_at(root, loc[:-1])
         if allowed:
             close = did_you_mean(key, allowed)
