@@ -390,6 +390,24 @@ def test_validate_checks_central_policies_kept_outside_the_manifests(
     assert "agent.x is not a policy" in result.stderr
 
 
+def test_a_central_policy_named_as_one_of_the_manifests_is_a_duplicate(
+    workdir: Path, tmp_path: Path
+) -> None:
+    """A platform team's `guardrails` and the repository's own `guardrails` were both run,
+    each finding said "(policy guardrails, rule 'the-rule', ...)": which file to fix?"""
+    (workdir / "manifests/policy.yaml").write_text(policy("Agent", "true", "advisory"))
+    central = tmp_path / "platform-policies"
+    central.mkdir()
+    (central / "env.yaml").write_text(policy("Environment", "false", "mandatory"))
+    result = cli("validate", "--policies", str(central))
+    assert result.exit_code == 1
+    assert (
+        "platform-policies/env.yaml:1:1: name: duplicate policy guardrails: also defined at "
+        "manifests/policy.yaml:1:1; rename one of them"
+    ) in result.stderr, result.stderr
+    assert "must comply" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("stray", "what"),
     [

@@ -16,6 +16,7 @@ from reconciler.engine.model import PolicyWarning
 from reconciler.errors import ManifestError, ManifestIssue, PolicyError
 from reconciler.kinds import MANIFEST_KINDS, address_of
 from reconciler.manifest import ManifestSet, load_manifests
+from reconciler.manifest.loader import duplicate_policies
 from reconciler.manifest.files import MAX_MANIFEST_BYTES, FileRefused, manifest_files, read_limited
 from reconciler.manifest.manifestset import display_path
 from reconciler.manifest.policy import PolicySource, evaluate_policies
@@ -94,12 +95,17 @@ def check_policies(
         The advisory findings, as plan warnings, sorted by place.
 
     Raises:
+        ManifestError: an ``extra`` policy has the name of one of the manifests' (or of an
+            ``extra`` one before it): their findings could not be told apart.
         PolicyError: a mandatory rule fails on some resource (or cannot be checked on it);
             each issue names the resource's ``file:line:col``, the rule's message and policy.
     """
     policies = [*manifests.policies, *extra]
     if not policies:
         return ()
+    duplicates = duplicate_policies(policies)  # a central one named as one of the manifests
+    if duplicates:
+        raise ManifestError(duplicates)
     documents = [(doc, manifests.location(doc.address)) for doc in manifests.documents]
     findings = evaluate_policies(policies, documents)
     mandatory = [f.issue() for f in findings if f.level == "mandatory"]

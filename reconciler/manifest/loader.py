@@ -475,9 +475,18 @@ def _roster_names(item: _Loaded, spec: AgentSpec, agents: list[str]) -> list[Man
 
 def _policy_issues(policies: list[PolicySource]) -> list[ManifestIssue]:
     """Duplicate policy names, and expressions that do not compile or read no field."""
+    first: dict[str, PolicySource] = {}
+    for policy in policies:
+        first.setdefault(policy.document.name, policy)
+    unique = list(first.values())
+    return duplicate_policies(policies) + (check_expressions(unique) if unique else [])
+
+
+def duplicate_policies(policies: Sequence[PolicySource]) -> list[ManifestIssue]:
+    """An issue at each policy named as one before it (in ``policies``' order): its
+    findings would be told apart from the other's by nothing."""
     issues: list[ManifestIssue] = []
     first: dict[str, PolicySource] = {}
-    unique: list[PolicySource] = []
     for policy in policies:
         earlier = first.setdefault(policy.document.name, policy)
         if earlier is not policy:
@@ -492,9 +501,7 @@ def _policy_issues(policies: list[PolicySource]) -> list[ManifestIssue]:
                     "name",
                 )
             )
-        else:
-            unique.append(policy)
-    return issues + (check_expressions(unique) if unique else [])
+    return issues
 
 
 def _move_issues(declared: Mapping[str, _Loaded]) -> list[ManifestIssue]:
