@@ -85,3 +85,21 @@ def test_once_the_expiry_passed_only_a_write_that_sends_it_is_refused(
     assert "vault.v.credential.oauth: auth.expires_at 2099-01-01T00:00:00Z is in the past" in (
         plan.stderr
     )
+
+
+def test_a_saved_plan_whose_expiry_passed_since_is_refused_before_anything_is_sent(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workdir.write_text(MANIFEST)
+    ok("plan", "--out", "plan.json")
+    monkeypatch.setattr(expiry, "_now", lambda: datetime(2100, 1, 1, tzinfo=UTC))
+    result = cli("apply", "plan.json")
+    assert result.exit_code == 1, result.output
+    assert "vault.v.credential.oauth: auth.expires_at 2099-01-01T00:00:00Z is in the past" in (
+        result.stderr
+    ), result.stderr
+
+    async def vaults(client: object) -> list[object]:
+        return [v async for v in client.vaults.list()]  # type: ignore[attr-defined]
+
+    assert out_of_band(vaults) == []

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.app.checks import ProviderCheckRunner
+from reconciler.app.expiry import check_expiries
 from reconciler.app.plan import PlanChoices, gc_paused, make_plan
 from reconciler.app.planfile import (
     check_plan_binding,
@@ -175,6 +176,7 @@ async def apply(
                     lockfile_dir=Path(settings.lockfile).parent,
                 )
                 check_plan_binding(plan_file, binding, manifests, secrets, plan.targets)
+                check_expiries(plan, manifests)  # an expiry may have passed since the plan
                 digest: str | None = str(binding["plan"]) if binding.get("plan") else None
                 observed = await observe(client, lockfile, settings.project)
                 stale = stale_actions(plan, observed, lockfile)
