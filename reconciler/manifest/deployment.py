@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     Discriminator,
@@ -29,6 +30,7 @@ from pydantic import (
 from reconciler.kinds import NAME_PATTERN
 
 from .fields import (
+    NO_USERINFO_SCHEMA,
     Metadata,
     NonEmptyStr,
     ResourceName,
@@ -37,6 +39,7 @@ from .fields import (
     fail,
     int_or_str_schema,
     int_to_str,
+    refuse_userinfo,
     repeats,
 )
 from .rollout import Rollout
@@ -194,7 +197,9 @@ class GitHubRepositoryResource(SpecModel):
     """A GitHub repository cloned into each session's container."""
 
     type: Literal["github_repository"]
-    url: NonEmptyStr
+    url: Annotated[
+        NonEmptyStr, AfterValidator(refuse_userinfo), Field(json_schema_extra=NO_USERINFO_SCHEMA)
+    ]
     authorization_token: SecretRef | None = None
     checkout: Annotated[BranchCheckout | CommitCheckout, Field(discriminator="type")] | None = None
     mount_path: str | None = None

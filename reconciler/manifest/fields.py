@@ -150,12 +150,31 @@ Metadata = Annotated[
 ]
 
 
-#: an absolute http(s) URL with a host, its scheme in any case as RFC 3986 has it (also the
-#: JSON Schema's pattern, which has no flags)
-_HTTP_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+[^\s]*$"
+#: an absolute http(s) URL with a host, its scheme in any case as RFC 3986 has it, and no
+#: user or password before the host (also the JSON Schema's pattern, which has no flags)
+_HTTP_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]+(?:[/?#]\S*)?$"
+_USERINFO = re.compile(r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]*@")
+
+
+def refuse_userinfo(value: str) -> str:
+    """Refuse a URL with a user or password before its host (never repeating it: what is
+    before the ``@`` is often a token, which plan would print)."""
+    if _USERINFO.match(value):
+        fail(
+            "a URL must not carry a user or password (user:secret@host): plan would show "
+            "it; write the URL without it and give the secret in its own field "
+            "({from_env: VAR} or {from_file: PATH}): a credential's token, a repository's "
+            "authorization_token"
+        )
+    return value
+
+
+#: a URL ``refuse_userinfo`` takes, as its JSON Schema says it
+NO_USERINFO_SCHEMA = {"not": {"pattern": _USERINFO.pattern}}
 
 
 def _check_http_url(value: str) -> str:
+    refuse_userinfo(value)
     if not re.match(_HTTP_URL, value):
         fail("expected an absolute http(s) URL such as https://mcp.example.com/mcp")
     return value
