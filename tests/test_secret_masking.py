@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
-from support.gitops import cli, lockfile, make_workdir, ok, plan_is_clean
+from support.gitops import cli, lockfile, make_workdir, ok, out_of_band, plan_is_clean
 
 from reconciler.engine.masking import mask_json, mask_text
 
@@ -53,19 +53,30 @@ def test_a_failure_stays_readable_when_the_secret_is_a_letter(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_workdir(tmp_path, monkeypatch, manifests=False)
-    write_vault(
-        tmp_path,
-        "{type: mcp_oauth, mcp_server_url: https://m.example.com/mcp, "
-        'access_token: {from_env: T}, expires_at: "2020-01-01T00:00:00Z"}',
-    )
-    monkeypatch.setenv("T", "a")
+    auth = "{type: static_bearer, mcp_server_url: https://m.example.com/mcp, token: {from_env: T}}"
+    write_vault(tmp_path, auth)
+    monkeypatch.setenv("T", "e")  # in most words of the message, none of them alone
+    manifest = tmp_path / "manifests" / "vault.yaml"
+    with_credential = manifest.read_text()
+    manifest.write_text(with_credential.split("  credentials:")[0])
+    ok("apply", "--auto-approve")
+    vault = lockfile()["resources"]["vault.v"]["id"]
+    # a colleague's credential for the same server, made by hand: the create is refused (409)
+    out_of_band(
+        lambda c: c.credentials.create(
+            vault,
+            {"auth": {"type": "static_bearer", "mcp_server_url": "https://m.example.com/mcp",
+                      "token": "other"}},
+        )
+    )  # fmt: skip
+    manifest.write_text(with_credential)
     result = cli("apply", "--auto-approve")
 
     assert result.exit_code == 1
     assert (
-        f"{CREDENTIAL}: create failed: the provider rejected POST /v1/vaults/" in result.output
+        f"{CREDENTIAL}: create refused by the provider (409): a credential for "
+        "https://m.example.com/mcp in this vault already exists" in result.output
     ), result.output
-    assert "auth.expires_at must be in the future" in result.output
     assert "***" not in result.output
 
 
