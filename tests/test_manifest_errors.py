@@ -627,6 +627,33 @@ def test_secret_ref_needs_exactly_one_source(project: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("ref", "said"),
+    [
+        ("{from_env: }", "from_env is empty: give the name of the environment variable"),
+        ("{from_file: ~}", "from_file is empty: give the path of the file"),
+    ],
+)
+def test_a_secret_source_left_empty_says_which(project: Path, ref: str, said: str) -> None:
+    """`token: {from_env: }` (the variable's name not filled in yet) said "give exactly
+    one of from_env or from_file", though the user gave one."""
+    write(
+        project,
+        "v.yaml",
+        f"""\
+        kind: Vault
+        name: env
+        spec:
+          credentials:
+            - name: gh
+              auth: {{type: static_bearer, mcp_server_url: "https://a.example.com/mcp", token: {ref}}}
+        """,
+    )
+    (error,) = errors(project)
+    assert error.startswith("manifests/v.yaml:6:"), error
+    assert f"spec.credentials[0].auth.token.{said.split()[0]}: {said}" in error, error
+
+
 # --------------------------------------------------------------------------- interpolation
 
 

@@ -30,6 +30,7 @@ from .yamlsource import SourceLocation
 INLINE_SECRET_MESSAGE = "inline secret: use {from_env: VAR} or {from_file: PATH}"
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SOURCES = ("from_env", "from_file")
+_EMPTY_SOURCE = {"from_env": "name of the environment variable", "from_file": "path of the file"}
 
 
 class SecretRef(SpecModel):
@@ -75,6 +76,9 @@ class SecretRef(SpecModel):
                     "a secret takes only from_env or from_file (other keys are not shown "
                     f"here, as they may hold the secret){hint}"
                 )
+            for key, what in _EMPTY_SOURCE.items():
+                if key in data and data[key] is None:  # `{from_env: }`: not filled in yet
+                    fail(f"{key} is empty: give the {what} holding the secret", key)
         return data
 
     @model_validator(mode="after")
