@@ -129,14 +129,15 @@ def test_a_rule_that_fails_on_a_resource_says_why_without_library_words(
     [
         # inside all()/exists() a missing field met `&&`/`||` and said "no such overload
         # (<class 'celpy.evaluation.CELEvalError'> CELEvalError(*(...)) and ...)"
-        "spec.tools.all(t, t.typo != 'x')",
-        "spec.tools.exists(t, t.typo == 'x')",
+        "spec.tools.all(t, t.mcp_server_name != 'x')",
+        "spec.tools.exists(t, t.mcp_server_name == 'x')",
     ],
 )
 def test_a_missing_field_read_inside_a_macro_says_which_in_cel_words(
     workdir: Path, expression: str
 ) -> None:
-    # two tools: the error of each meets the other's in the macro's `&&` / `||`
+    # two tools, neither an MCP toolset: the error of each meets the other's in the macro's
+    # `&&` / `||`
     (workdir / "manifests/main.yaml").write_text(
         AGENT.replace(
             "tools: [{type: agent_toolset_20260401}]",
@@ -149,8 +150,49 @@ def test_a_missing_field_read_inside_a_macro_says_which_in_cel_words(
     assert result.exit_code == 1
     assert (
         "manifests/main.yaml:1:1: agent.coder: the rule is false: the rule could not be "
-        "checked on this resource: no such member in mapping: 'typo'. If the field is optional, "
+        "checked on this resource: no such member in mapping: 'mcp_server_name'. If the field "
+        "is optional, "
         "guard it with has()" in result.stderr
     ), result.stderr
     for internal in ("celpy", "CELEvalError", "<class", "no such overload"):
         assert internal not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("expression", "shown"),
+    [
+        ("spec.tools.all(t, t.typ != 'x')", "spec.tools[].typ"),
+        ("spec.tools.exists(t, t.configs.exists(c, c.nam == 'bash'))",
+         "spec.tools[].configs[].nam"),
+    ],
+)  # fmt: skip
+def test_a_field_read_through_a_macro_variable_is_checked_at_validate(
+    workdir: Path, expression: str, shown: str
+) -> None:
+    """`spec.tools.all(t, t.typ != 'x')` passed validate (only `spec.` paths were checked)
+    and failed on each resource at plan instead; a typo behind a macro's variable is now an
+    error of the policy at validate, as one behind `spec.` is."""
+    result = validate(expression)
+    assert result.exit_code == 1
+    assert (
+        f"manifests/policy.yaml:6:19: spec.rules[0].expression: {shown} is not a field of the "
+        "Agent spec" in result.stderr
+    ), result.stderr
+    assert "main.yaml" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "spec.tools.all(t, t.type != 'x')",
+        "spec.tools.all(t, !has(t.configs) || t.configs.all(c, c.name != 'x'))",
+        # one name bound to two lists: neither is assumed
+        "spec.tools.all(t, t.type != '') && spec.mcp_servers.all(t, t.url != '')",
+        "spec.metadata.all(k, k != '')",
+    ],
+)
+def test_a_macro_variable_reading_real_fields_passes_validate(
+    workdir: Path, expression: str
+) -> None:
+    result = validate("!has(spec.mcp_servers) || " + expression)
+    assert "is not a field" not in result.stderr, result.stderr

@@ -282,6 +282,10 @@ def _spec_paths(tree: Any) -> tuple[list[tuple[str, ...]], set[tuple[str, ...]]]
     and those it tests with ``has()``."""
     from lark import Token, Tree
 
+    #: a macro's variable -> the items it stands for (``t`` in ``spec.tools.all(t, ...)``);
+    #: None for a name bound to two lists, which stands for neither
+    bound: dict[str, tuple[str, ...] | None] = {}
+
     def path_of(node: Any) -> tuple[str, ...] | None:
         if not isinstance(node, Tree):
             return None
@@ -291,7 +295,8 @@ def _spec_paths(tree: Any) -> tuple[list[tuple[str, ...]], set[tuple[str, ...]]]
             child = node.children[0]
             if isinstance(child, Tree) and child.data == "ident":
                 token = child.children[0]
-                return ("spec",) if isinstance(token, Token) and str(token) == "spec" else None
+                name = str(token) if isinstance(token, Token) else ""
+                return ("spec",) if name == "spec" else bound.get(name)
             return None
         if node.data == "member_dot":
             inner = path_of(node.children[0])
@@ -321,6 +326,13 @@ def _spec_paths(tree: Any) -> tuple[list[tuple[str, ...]], set[tuple[str, ...]]]
                 found.add(path[1:])
         return found
 
+    for node in tree.iter_subtrees_topdown():  # outer macros first: their items come first
+        if node.data == "member_dot_arg" and str(node.children[1]) in _MACROS:
+            items, args = path_of(node.children[0]), node.children[2]
+            name = _ident(args.children[0]) if isinstance(args, Tree) and args.children else None
+            if items is not None and name is not None and name != "spec":
+                path = (*items, "[]")
+                bound[name] = path if bound.get(name, path) == path else None
     found = paths_in(tree)
     guarded: set[tuple[str, ...]] = set()
     for node in tree.iter_subtrees():
@@ -333,6 +345,21 @@ def _spec_paths(tree: Any) -> tuple[list[tuple[str, ...]], set[tuple[str, ...]]]
         if not any(other[: len(path)] == path and other != path for other in found)
     ]
     return longest, guarded
+
+
+#: CEL's macros that bind a variable to each item of a list (or key of a map)
+_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
+
+
+def _ident(node: Any) -> str | None:
+    """The name an expression is when it is a bare identifier (a macro's variable)."""
+    from lark import Tree
+
+    while isinstance(node, Tree) and len(node.children) == 1 and node.data != "ident":
+        node = node.children[0]
+    if isinstance(node, Tree) and node.data == "ident":
+        return str(node.children[0])
+    return None
 
 
 @functools.cache
