@@ -196,3 +196,22 @@ def test_a_macro_variable_reading_real_fields_passes_validate(
 ) -> None:
     result = validate("!has(spec.mcp_servers) || " + expression)
     assert "is not a field" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("expression", "words"),
+    [
+        ("spec.tools.all(t, t.typ != 'x')", "spec.tools[].typ is not a field of the Agent spec "
+         "(did you mean type?)"),
+        ("spec.tools[0].configs[0].nme == 'bash'", "spec.tools[].configs[].nme is not a field "
+         "of the Agent spec (did you mean name?)"),
+    ],
+)  # fmt: skip
+def test_a_typo_below_the_top_is_hinted_at_its_own_segment(
+    workdir: Path, expression: str, words: str
+) -> None:
+    """`spec.tools[].typ` was hinted "(did you mean spec.tools?)": the hint looked at the
+    first segment only, which is right."""
+    result = validate(expression)
+    assert result.exit_code == 1
+    assert words in result.stderr, result.stderr

@@ -400,10 +400,33 @@ def _schema_has(root: dict[str, Any], path: tuple[str, ...], node: Any = None) -
 
 
 def _field_hint(kinds: list[str], path: tuple[str, ...]) -> str:
-    """``; did you mean 'model'?`` for the first segment, when one is close."""
-    fields = {f for kind in kinds for f in (_spec_schema(kind).get("properties") or {})}
-    close = get_close_matches(path[0], sorted(fields), n=1)
-    return f" (did you mean spec.{close[0]}?)" if close else ""
+    """`` (did you mean spec.model?)`` for the first segment no kind has, when a field
+    there is close (below the top, the field alone: ``(did you mean type?)``)."""
+    schemas = [_spec_schema(kind) for kind in kinds]
+    depth = next(
+        i for i in range(len(path) - 1, -1, -1) if any(_schema_has(r, path[:i]) for r in schemas)
+    )
+    fields = {f for root in schemas for f in _fields_at(root, path[:depth])}
+    close = get_close_matches(path[depth], sorted(fields), n=1)
+    if not close:
+        return ""
+    return f" (did you mean spec.{close[0]}?)" if depth == 0 else f" (did you mean {close[0]}?)"
+
+
+def _fields_at(root: dict[str, Any], path: tuple[str, ...], node: Any = None) -> set[str]:
+    """The field names a value at ``path`` may have (every variant of a union)."""
+    node = _resolve(root if node is None else node, root)
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in node:
+            return {f for sub in node[key] for f in _fields_at(root, path, sub)}
+    if not path:
+        return set(node.get("properties") or {})
+    head, rest = path[0], path[1:]
+    if head == "[]":
+        items = node.get("items") or node.get("additionalProperties")
+        return _fields_at(root, rest, items) if isinstance(items, dict) else set()
+    child = (node.get("properties") or {}).get(head)
+    return _fields_at(root, rest, child) if isinstance(child, dict) else set()
 
 
 # --- evaluation ---------------------------------------------------------------------------
