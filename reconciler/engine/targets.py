@@ -1,8 +1,9 @@
 """``--target``: which addresses a targeted plan keeps. Pure: no I/O.
 
 A target brings along what it depends on (its references, a credential's vault) and a vault
-brings its credentials, so a targeted apply never creates something whose references do not
-exist. ``targeted_addresses`` answers before planning (only those secrets are read);
+brings its credentials (a vault that comes only as a targeted credential's parent does not:
+its other credentials stay out), so a targeted apply never creates something whose
+references do not exist. ``targeted_addresses`` answers before planning (only those secrets are read);
 ``wanted_addresses`` answers for a whole plan (and refuses an unknown target), and ``narrow``
 keeps the part of the plan it names.
 """
@@ -22,7 +23,8 @@ from reconciler.manifest import Document
 def closure(
     targets: Iterable[str], desired: Mapping[str, DesiredResource], extra: Collection[str] = ()
 ) -> set[str]:
-    """``targets`` and everything they depend on; a vault's credentials come with it.
+    """``targets`` and everything they depend on; a vault's credentials come with it, unless
+    the vault comes only as the parent of a targeted credential (its siblings stay out).
 
     Args:
         targets: the addresses given with ``--target``.
@@ -30,18 +32,21 @@ def closure(
         extra: other known addresses (lockfile entries, twins) a vault target may bring along.
     """
     wanted: set[str] = set()
-    stack = list(targets)
+    whole: set[str] = set()  # reached otherwise than as a credential's parent
+    stack = [(t, True) for t in targets]
     while stack:
-        addr = stack.pop()
-        if addr in wanted:
+        addr, with_credentials = stack.pop()
+        if addr in wanted and (addr in whole or not with_credentials):
             continue
         wanted.add(addr)
         res = desired.get(addr)
         if res is not None:
-            stack.extend(res.refs)
-        # a vault target brings its credentials along
-        stack.extend(a for a in desired if a.startswith(addr + ".credential."))
-        stack.extend(a for a in extra if a.startswith(addr + ".credential."))
+            parent = addr.partition(".credential.")[0]
+            stack.extend((ref, ref != parent) for ref in res.refs)
+        if with_credentials:
+            whole.add(addr)
+            stack.extend((a, True) for a in desired if a.startswith(addr + ".credential."))
+            stack.extend((a, True) for a in extra if a.startswith(addr + ".credential."))
     return wanted
 
 
