@@ -1649,3 +1649,43 @@ def test_an_invisible_character_in_a_key_is_shown_and_named(
         "did you mean 'model'?"
     )
     assert (issue.line, issue.col) == (4, 3)
+
+
+@pytest.mark.parametrize("flow", [True, False], ids=["flow", "block"])
+def test_a_token_pasted_as_a_key_of_a_credentials_auth_is_never_shown(
+    project: Path, flow: bool
+) -> None:
+    """A token pasted where a field name goes (``auth: {..., ghp_...}``, or a line without
+    ``token:``) is a key to YAML: the error places it and lists the fields, but never repeats
+    it; a field name mistyped there is still named, with its correction."""
+    secret = "ghp_R8x2Kq9ZpLm4Tn7VwY3sJb6Hc1Fd5Ga0QeUi"
+    auth = (
+        f"auth: {{type: static_bearer, mcp_server_url: 'https://mcp.example.com/mcp', {secret}}}"
+        if flow
+        else "auth:" + "".join(
+            f"\n{' ' * 16}{line}"
+            for line in ("type: static_bearer", "mcp_server_url: https://x.example.com/a", secret + ":")
+        )
+    )
+    write(
+        project,
+        "v.yaml",
+        f"""\
+        kind: Vault
+        name: gh
+        spec:
+          display_name: GitHub
+          credentials:
+            - name: mcp
+              {auth}
+            - name: typo
+              auth: {{type: static_bearer, mcp_server_url: 'https://x.example.com/mcp', tokn: {{from_env: T}}}}
+        """,
+    )
+    found = errors(project)
+    assert not any(secret in line for line in found), found
+    assert any(
+        "spec.credentials[0].auth" in line and "unknown field" in line and "not shown" in line
+        for line in found
+    ), found
+    assert any("unknown field 'tokn'; did you mean 'token'?" in line for line in found), found

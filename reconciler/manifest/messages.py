@@ -211,6 +211,13 @@ def _quote_hint(value: Any) -> str:
     return ""
 
 
+def _hidden_key(loc: tuple[Any, ...], allowed: list[str] | None) -> bool:
+    """Whether the unknown key at ``loc`` is left unsaid: under a credential's ``auth`` a
+    token pasted without ``token:`` reads as a key. A mistyped field name (one with a close
+    match) is no secret, and is named with its correction."""
+    return "auth" in loc[:-1] and not (allowed and did_you_mean(str(loc[-1]), allowed))
+
+
 def _message(error: ErrorDetails, root: type[BaseModel]) -> str:
     kind = error["type"]
     ctx: dict[str, Any] = dict(error.get("ctx") or {})
@@ -223,6 +230,13 @@ def _message(error: ErrorDetails, root: type[BaseModel]) -> str:
         return f"missing required field '{loc[-1]}'" + (f" (or {other})" if other else "")
     if kind == "extra_forbidden":
         key = str(loc[-1])
+        allowed = fields_at(root, loc[:-1])
+        if _hidden_key(loc, allowed):
+            fields = f" (allowed: {', '.join(allowed)})" if allowed else ""
+            return (
+                "unknown field, not shown: a key under auth may be a secret pasted without "
+                f"its field name{fields}"
+            )
         message = f"unknown field '{key}'"
         hidden = [c for c in key if not c.isprintable()]
         if hidden:  # a zero-width space or a BOM pasted in: the message would look right
@@ -231,7 +245,6 @@ def _message(error: ErrorDetails, root: type[BaseModel]) -> str:
                 f"unknown field '{escaped}' (it holds an invisible character, "
                 f"U+{ord(hidden[0]):04X}: delete it)"
             )
-        allowed = fields_at(root, loc[:-1])
         if allowed:
             close = did_you_mean(key, allowed)
             if close:
@@ -316,7 +329,9 @@ def explain(error: ErrorDetails, data: Any, root: type[BaseModel]) -> Explained:
         return Explained(path, "key", path + (loc[-1],), message)
     path = data_path(data, loc)
     if kind == "extra_forbidden":
-        return Explained(path, "key", path, message)
+        # a key that may be a secret is placed, never shown, not even in the path
+        hidden = _hidden_key(loc, fields_at(root, loc[:-1]))
+        return Explained(path, "key", path[:-1] if hidden else path, message)
     if kind == "union_tag_not_found":
         field = str(ctx.get("discriminator", "type")).strip("'")
         typo = _misspelt_key(value_at(data, path), field)
