@@ -63,6 +63,33 @@ def _cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
+#: What would make user-controlled text (a file name, a message quoting one) a link, an image,
+#: emphasis or an autolink: ``]`` only where a link's target follows (``[skills]`` stays as
+#: it is: a bare bracket links nowhere without a definition, which needs a line of its own),
+#: ``_`` only where it can open or close emphasis (not inside snake_case words), ``www.`` and
+#: ``://`` where GitHub would autolink.
+_MARKUP = re.compile(
+    r"[\\*~]|\](?=[(\[])|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])|(?<=www)\.|:(?=//)", re.I
+)
+
+#: A code span (a command the message quotes): shown as it is, its markup inert already.
+_CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
+
+
+def _text(text: str, entities: bool = False) -> str:
+    """``text`` as Markdown text (HTML-escaped, markup backslash-escaped outside code spans)
+    or, with ``entities``, for raw HTML such as ``<summary>`` (markup as character references:
+    GitHub may still read Markdown there, and a backslash would show)."""
+    escaped = html.escape(text, quote=entities)
+    if entities:
+        return _MARKUP.sub(lambda m: f"&#{ord(m.group())};", escaped)
+    out, at = [], 0
+    for span in _CODE_SPAN.finditer(escaped):
+        out += [_MARKUP.sub(r"\\\g<0>", escaped[at : span.start()]), span.group()]
+        at = span.end()
+    return "".join([*out, _MARKUP.sub(r"\\\g<0>", escaped[at:])])
+
+
 def _code(text: str) -> str:
     """Inline code that survives backticks inside ``text``."""
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
@@ -88,6 +115,7 @@ def _details(block: Block, max_chars: int, full: bool = False) -> str:
         summary += " " + " ".join(f if f.startswith("(") else f"({f})" for f in block.facts)
     if block.labels:
         summary += " [" + ", ".join(block.labels) + "]"
+    summary = _text(summary, entities=True)
     lines: list[str] = []
     size = 0
     for i, line in enumerate(block.lines):
@@ -99,15 +127,17 @@ def _details(block: Block, max_chars: int, full: bool = False) -> str:
         size += len(rendered) + 1
     opening, closing = _fence(lines)
     body = "\n".join([opening, *lines, closing])
-    return f"<details><summary>{html.escape(summary)}</summary>\n\n{body}\n\n</details>\n\n"
+    return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>\n\n"
 
 
 def _row(block: Block) -> str:
     what = " ".join([block.verb, *block.facts])
     if block.labels:
         what += " [" + ", ".join(block.labels) + "]"
-    cells = (_code(block.sign), _code(block.address), block.kind, html.escape(what, quote=False))
-    return "| " + " | ".join(_cell(c) for c in cells) + " |\n"
+    what = _text(what)
+    cells = (_code(block.sign), _code(block.address), _text(block.kind))
+    what = what.replace("|", "\\|").replace("\n", " ")  # escaped already: no \\ doubled
+    return "| " + " | ".join(_cell(c) for c in cells) + f" | {what} |\n"
 
 
 def _table(header: tuple[str, ...], values: tuple[int, ...]) -> str:
@@ -157,7 +187,7 @@ def _fit(head: str, display: list[_Section], priority: list[_Section], limit: in
 def _chain_item(text: str) -> str:
     """``agent.coder  version 1 -> 2`` as Markdown: the address as code, the rest as text."""
     address, _, rest = text.partition("  ")
-    return f"{_code(address)} {html.escape(rest, quote=False)}"
+    return f"{_code(address)} {_text(rest)}"
 
 
 def _sections(outline: Outline, limit: int, noun: str, full: bool = False) -> list[_Section]:
@@ -178,11 +208,11 @@ def _sections(outline: Outline, limit: int, noun: str, full: bool = False) -> li
     notes = [
         f"- {_code(n.address)}"
         + (f" ({_code(n.remote_id)})" if n.remote_id else "")
-        + f": {html.escape(n.message, quote=False)}\n"
+        + f": {_text(n.message)}\n"
         for n in outline.notes
     ]
     chains = [
-        f"- {_code(c.skill)} {html.escape(c.words, quote=False)}\n"
+        f"- {_code(c.skill)} {_text(c.words)}\n"
         + "".join(
             f"  - {_chain_item(a)}\n" + "".join(f"    - {_chain_item(p)}\n" for p in pins)
             for a, pins in c.agents
@@ -195,7 +225,7 @@ def _sections(outline: Outline, limit: int, noun: str, full: bool = False) -> li
         return [
             f"- {_code(n.address)}"
             + (f" ({_code(n.remote_id)})" if n.remote_id else "")
-            + f": {html.escape(n.message, quote=False)}\n"
+            + f": {_text(n.message)}\n"
             for n in items
         ]
 
@@ -224,7 +254,7 @@ def _sections(outline: Outline, limit: int, noun: str, full: bool = False) -> li
             "",
             [
                 f"- {_code(w.address)} ({_code(w.remote_id or '')}): "
-                f"{html.escape(w.message, quote=False)}\n"
+                f"{_text(w.message)}\n"
                 for w in outline.policy_warnings
             ],
             "policy warnings",
@@ -254,9 +284,9 @@ def plan_markdown(
     if plan.targets:
         title += "Targeted: " + ", ".join(_code(t) for t in sorted(plan.targets)) + "\n\n"
     if outline.untargeted_message:
-        title += f"**Not targeted:** {html.escape(outline.untargeted_message, quote=False)}\n\n"
+        title += f"**Not targeted:** {_text(outline.untargeted_message)}\n\n"
     if outline.records_message:
-        title += f"**Lockfile:** {html.escape(outline.records_message, quote=False)}\n\n"
+        title += f"**Lockfile:** {_text(outline.records_message)}\n\n"
     sections = _sections(outline, limit, "actions", full)
     conflicts, twins, changes, blast, notes, held, details, policy, chains, tidy = sections
     if outline.empty_message is not None:
@@ -278,7 +308,7 @@ def plan_markdown(
     head = title + _table(tuple(shown), tuple(shown.values()))
     head += f"**Plan:** {outline.summary.removeprefix('Plan: ')}\n\n"
     if outline.check_sessions:
-        head += f"**{html.escape(outline.check_sessions, quote=False)}**\n\n"
+        head += f"**{_text(outline.check_sessions)}**\n\n"
     if outline.shortened:
         head += "_Long values are shortened; `reconciler plan --full` shows them whole._\n\n"
     display = [conflicts, twins, changes, chains, blast, notes, tidy, held, policy, details]
@@ -304,7 +334,7 @@ def drift_markdown(
     )
     head += f"**Drift:** {outline.summary.removeprefix('Drift: ')}\n\n"
     # what the report could not see (stderr has them too): a job summary shows only this
-    head += "".join(f"> **Warning:** {html.escape(w, quote=False)}.\n\n" for w in report.warnings)
+    head += "".join(f"> **Warning:** {_text(w)}.\n\n" for w in report.warnings)
     if outline.shortened:
         head += "_Long values are shortened; `reconciler drift --full` shows them whole._\n\n"
     _, _, changes, _, _, _, details, _, _, _ = _sections(outline, limit, "drift items", full)
