@@ -77,6 +77,14 @@ def web(tool: str, domains: str) -> str:
     )
 
 
+def skill(display_name: str) -> str:
+    return f"kind: Skill\nname: s\nspec: {{source: s, display_name: {display_name}}}\n"
+
+
+def seed(path: str) -> str:
+    return f"kind: MemoryStore\nname: m\nspec: {{memories: [{{path: {path}, content: x}}]}}\n"
+
+
 REFUSED = {
     "ignore-into-tools": ignoring("Agent", "tools.configs"),
     "ignore-into-mcp-servers": ignoring("Agent", "mcp_servers.url"),
@@ -117,6 +125,19 @@ REFUSED = {
     "fetch-domain-path": web("web_fetch", "[docs.example.com/api]"),
     "fetch-domain-scheme": web("web_fetch", "['https://docs.example.com']"),
     "search-domain-port": web("web_search", "['docs.example.com:8080/api']"),
+    "skill-display-name-blank": skill("' '"),
+    "skill-display-name-two-lines": skill('"a\\nb"'),
+    "skill-display-name-trailing-newline": skill('"a\\n"'),
+    "skill-display-name-carriage-return": skill('"a\\rb"'),
+    "seed-path-empty-segment": seed("//x"),
+    "seed-path-trailing-slash": seed("/x/"),
+    "seed-path-root": seed("/"),
+    "seed-path-dot": seed("/a/./b"),
+    "seed-path-dotdot": seed("/a/.."),
+    "seed-path-control": seed('"/a\\tb"'),
+    "seed-path-trailing-newline": seed('"/a\\n"'),
+    "seed-path-21-segments": seed("/a" * 21),
+    "memory-store-name-control": "kind: MemoryStore\nname: m\nspec: {name: \"a\\tb\"}\n",
 }
 
 ACCEPTED = {
@@ -148,13 +169,17 @@ ACCEPTED = {
     "environment-hosts": environment("[api.example.com, '*.example.org', 192.0.2.1, '::1']"),
     "fetch-domain": web("web_fetch", "[docs.example.com, 10.0.0.1]"),
     "search-domain-path": web("web_search", "[docs.example.com/api, 'example.com/a?b=c']"),
+    "skill-display-name": skill("' Review checklist '"),
+    "seed-paths": "kind: MemoryStore\nname: m\nspec:\n  memories:\n"
+    + "".join(f"    - {{path: {p}, content: x}}\n" for p in ("/a", "/a/..b/.c.md", "/a" * 20)),
 }
 
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     work = make_workdir(tmp_path, monkeypatch, manifests=False)
-    (work / "manifests").mkdir()
+    (work / "manifests/s").mkdir(parents=True)  # the directory of the Skill cases
+    (work / "manifests/s/SKILL.md").write_text("---\nname: s\ndescription: d\n---\n")
     return work
 
 

@@ -44,6 +44,16 @@ def memory_path_problem(path: str) -> str | None:
     return None
 
 
+#: the control characters (category Cc) a memory path or a store's name must not hold
+_CONTROL = "\\u0000-\\u001f\\u007f-\\u009f"
+
+#: ``memory_path_problem``'s rules as far as a JSON Schema pattern can say them, for editors:
+#: what a path must not contain (searched, so Python's ``$`` before a final newline is no gap)
+_BAD_PATH = (
+    rf"//|/\.\.?(?:/|$)|/$|(?:/[^/]*){{{MAX_PATH_SEGMENTS + 1}}}|[{_CONTROL}\u2028\u2029]"
+)
+
+
 def _seed_schema(schema: dict[str, Any]) -> None:
     """The file form the loader reads before validation: ``{path, from_file}``."""
     schema["properties"][FROM_FILE] = FILE_FORM_SCHEMA["properties"][FROM_FILE]
@@ -62,7 +72,11 @@ class MemorySeed(SpecModel):
 
     path: Annotated[str, checked_by(memory_path_problem)] = Field(
         description="Starts with '/', 1-20 segments, e.g. /style/review.md.",
-        json_schema_extra={"pattern": "^/"},
+        json_schema_extra={
+            "pattern": "^/",
+            "maxLength": MAX_PATH_BYTES,  # characters: never more than its bytes
+            "not": {"pattern": _BAD_PATH},
+        },
     )
     content: str = Field(description="UTF-8 text, at most 100 kB; written once, never updated.")
 
@@ -78,7 +92,14 @@ class MemorySeed(SpecModel):
 class MemoryStoreSpec(SpecModel):
     """Desired state of a memory store: the create fields of POST /v1/memory_stores."""
 
-    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME)] | None = Field(
+    name: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_NAME,
+            json_schema_extra={"not": {"pattern": f"[{_CONTROL}]"}},  # as _no_control says
+        ),
+    ] | None = Field(
         default=None,
         description="Remote name (sets the mount directory /mnt/memory/<slug>); defaults to "
         "the document name.",

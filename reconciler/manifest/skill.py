@@ -56,9 +56,18 @@ class SkillSpec(SpecModel):
     source: NonEmptyStr = Field(
         description="Directory holding SKILL.md, relative to this manifest file."
     )
-    display_name: Annotated[str, Field(min_length=1, max_length=MAX_DISPLAY_NAME)] | None = Field(
-        default=None, description="Title shown for the skill; fixed at create."
-    )
+    display_name: (
+        Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=MAX_DISPLAY_NAME,
+                # _one_line's rules, for editors: not blank, no line break
+                json_schema_extra={"pattern": r"\S", "not": {"pattern": r"[\r\n]"}},
+            ),
+        ]
+        | None
+    ) = Field(default=None, description="Title shown for the skill (one line); fixed at create.")
 
     @field_validator("display_name")
     @classmethod
