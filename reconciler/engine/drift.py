@@ -34,6 +34,7 @@ from reconciler.engine.desired import (
 )
 from reconciler.engine.diff import diff_objects
 from reconciler.engine.driftskills import (
+    agents_on_version,
     followed_skill_paths,
     pins_off_record,
     unrecorded_skill_paths,
@@ -362,6 +363,7 @@ def _skill_item(
     live: JSON,
     observed: Observed,
     changes: tuple[FieldChange, ...],
+    entries: Mapping[str, LockEntry],
 ) -> DriftItem | None:
     """A skill whose live latest version is not one this project uploaded (uploaded out of
     band), or is an older upload of ours because the version the last apply left as the
@@ -375,9 +377,10 @@ def _skill_item(
             if changes
             else "it holds the manifest's files: `reconciler apply` records it as the latest"
         )
+        runners = _runners(entry, observed, entries)
         message = (
             f"its latest version {entry.latest} (as the last apply left it) was deleted "
-            f"behind git's back; the live latest is {latest}, an older upload; {restore}"
+            f"behind git's back{runners}; the live latest is {latest}, an older upload; {restore}"
         )
         return _live_item(
             "changed", address, "skill", live, message, changes, changed_at=live.get("updated_at")
@@ -387,9 +390,11 @@ def _skill_item(
     what = f"its latest version {latest} was not uploaded by this project"
     seen = observed.skill_versions.get(str(live["id"])) or {}
     if entry.latest is not None and seen.get("deleted") == entry.latest:
+        runners = _runners(entry, observed, entries)
         what = (
             f"its latest version {entry.latest} (as the last apply left it) was deleted "
-            f"behind git's back; the live latest, {latest}, was not uploaded by this project"
+            f"behind git's back{runners}; the live latest, {latest}, was not uploaded by this "
+            "project"
         )
     message = (
         f"{what} (uploaded outside git); `reconciler apply` uploads the manifest's files as a "
@@ -398,6 +403,11 @@ def _skill_item(
     return _live_item(
         "changed", address, "skill", live, message, changes, changed_at=live.get("updated_at")
     )
+
+
+def _runners(entry: LockEntry, observed: Observed, entries: Mapping[str, LockEntry]) -> str:
+    """The agents still pinned to the skill's deleted latest version (``entry.latest``)."""
+    return agents_on_version(entry.id, entry.latest or "", observed.all("agent"), entries)
 
 
 def _unread_latest(observed: Observed, live: JSON) -> bool:
@@ -585,7 +595,8 @@ def build_drift(
             )
             continue
         if entry.kind == "skill":
-            skill = _skill_item(address, entry, live, observed, planned.get(address, ()))
+            changes = planned.get(address, ())
+            skill = _skill_item(address, entry, live, observed, changes, entries)
             items += [skill] if skill is not None else []
             continue
         theirs = _ownership_item(address, entry, live, observed, project, desired, entries)

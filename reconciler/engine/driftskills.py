@@ -10,7 +10,8 @@ apart from the agent's planned changes and the lockfile.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from reconciler.engine.model import FieldChange
 from reconciler.state import LockEntry, Lockfile
@@ -93,3 +94,28 @@ def unrecorded_skill_paths(
         if match and change.new is None and match.group(1) not in recorded:
             out.add(change.path)
     return out
+
+
+def agents_on_version(
+    skill_id: str,
+    version: str,
+    agents: Iterable[Mapping[str, Any]],
+    entries: Mapping[str, LockEntry],
+) -> str:
+    """``; agent.coder still runs it``: the live agents (not archived) whose skills hold
+    ``version`` of the skill, by address when the state records them (else by name and id),
+    for a drift item saying that version was deleted; "" when none does."""
+    addresses = {e.id: a for a, e in entries.items() if e.kind == "agent"}
+    names = sorted(
+        addresses.get(str(agent["id"])) or f"agent {agent.get('name')} ({agent['id']})"
+        for agent in agents
+        if not agent.get("archived_at")
+        and any(
+            isinstance(s, Mapping) and (s.get("skill_id"), s.get("version")) == (skill_id, version)
+            for s in agent.get("skills") or ()
+        )
+    )
+    if not names:
+        return ""
+    runs = "still runs it" if len(names) == 1 else "still run it"
+    return f"; {', '.join(names)} {runs}"
