@@ -211,6 +211,13 @@ def test_import_says_which_downloaded_files_the_next_upload_leaves_out(
         "of manifests/skills/pdf-tools (.DS_Store, __pycache__/fill.cpython-311.pyc, run.log: "
         "git ignores them); the next plan shows a new version without them"
     ) in said, said
+    # the document's header, read at review, says so too (it promised no changes)
+    name = "skills.yaml" if everything else "skills/pdf-tools.yaml"
+    written = workdir / "manifests" / name
+    header = "".join(line for line in written.read_text().splitlines(True) if line[:1] == "#")
+    assert "should show no changes.\n" not in header, header
+    assert "should show no changes, except:\n# - skill.pdf-tools: 3 of the files" in header, header
+    assert "#   git ignores them); the next plan shows a new version without them.\n" in header
     plan = json.loads(ok("plan", "--format", "json").stdout)
     (action,) = [a for a in plan["actions"] if a["address"] == "skill.pdf-tools"]
     assert action["type"] == "update"

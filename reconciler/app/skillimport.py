@@ -17,8 +17,10 @@ plan shows a new version without them).
 
 from __future__ import annotations
 
+
 import hashlib
 import io
+import textwrap
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -248,16 +250,30 @@ async def import_skill(
                     f"skill.OTHER {remote_id}), or write a Skill document for it first (import "
                     "then keeps the directory it names)",
                 )
+                left = upload_leaves_out(found, name, target)
                 header = (
                     f"# Imported by `reconciler import {address} {remote_id}`: the live "
-                    "resource.\n# Review and commit; `reconciler plan` should show no changes.\n"
+                    "resource.\n# Review and commit; `reconciler plan` should show no changes"
+                )
+                header += (  # what plan will show instead, as `import --all-unmanaged` says it
+                    ", except:\n"
+                    + "\n".join(
+                        textwrap.wrap(
+                            f"{address}: {left}.",
+                            88,
+                            initial_indent="# - ",
+                            subsequent_indent="#   ",
+                        )
+                    )
+                    + "\n"
+                    if left
+                    else ".\n"
                 )
                 write_text_atomic(target, header + dump_documents([document]))
                 warnings.append(
                     f"wrote {directory / name} ({_files(len(found.files))} of its latest "
                     f"version {found.version_id}) and its document {target}"
                 )
-                left = upload_leaves_out(found, name, target)
                 warnings += [f"{address}: {left}"] if left else []
             action = skill_adoption(address, found, document)
             report = await run_adoptions(client, store, lock, [action], ws.project, origin=origin)

@@ -290,6 +290,12 @@ async def _import_unmanaged(
         else d
         for d in docs
     ]
+    if left:  # the Skill file's header promised no changes: it says what plan will show
+        skill_files = {"Skill": KIND_FILES["Skill"]}
+        skill_docs = [d for d in docs if d.kind == "Skill"]
+        texts = _document_texts(out, skill_docs, (), skill_files, ALL_UNMANAGED_HEADER)
+        for path, text in texts.items():
+            write_text_atomic(path, text)
     res_by_address = {r.address: r for r in desired_resources(_as_documents(docs))}
     listed: dict[tuple[str, str], JSON] = {
         (k, o["id"]): o for k in KIND_ORDER for o in observed.all(k)
