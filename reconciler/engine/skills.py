@@ -190,9 +190,34 @@ def plan_skill(
         body: JSON = {"files": {"$files": res.address}}
         if res.spec.get("display_name"):
             body["display_name"] = res.spec["display_name"]
+        if entry is None:
+            why += _rename_hint(inputs, source.slug)
         create = Create(address=res.address, kind="skill", reason=why, body=body, target=target)
         return SkillPlan(create, None, None, None)
     return _decide(inputs, res, source, obj, target, found, entry, moved_from)
+
+
+def _rename_hint(inputs: PlanInputs, slug: str) -> str:
+    """For a skill new in the manifests: the recorded skill of the same slug that no document
+    declares or moves from any more (live still), which a rename without ``moved_from``
+    leaves behind; a create would make a second skill of that slug beside it."""
+    entries = inputs.lockfile.resources if inputs.lockfile is not None else {}
+    taken = {r.moved_from for r in inputs.desired.values()}
+    for address, entry in sorted(entries.items()):
+        if (
+            entry.kind == "skill"
+            and entry.slug == slug
+            and address not in inputs.desired
+            and address not in taken
+            and entry.id in inputs.live.get("skill", {})
+        ):
+            name = address.split(".", 1)[1]
+            return (
+                f"; {address}, no longer in the manifests, is a skill of the same slug {slug}: "
+                f"if this is a rename, `moved_from: {name}` keeps that skill (else apply "
+                "creates a second one beside it)"
+            )
+    return ""
 
 
 def _unread(inputs: PlanInputs, res: DesiredResource) -> SkillPlan:
