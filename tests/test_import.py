@@ -828,7 +828,8 @@ def test_import_all_unmanaged_names_the_managed_vault_of_a_credential_it_skips(
     vault = remote_id("vault.github")
 
     cred = _credential_by_hand(vault)
-    result = ok("import", "--all-unmanaged", "--out", "manifests/imported")
+    result = cli("import", "--all-unmanaged", "--out", "manifests/imported")
+    assert result.exit_code == 1, result.stdout  # left behind: not everything was imported
     assert (
         f"Skipped credential {cred}: it lives in the managed vault vault.github ({vault}): add "
         "it to that vault's credentials in its manifest, then `reconciler import "
@@ -864,7 +865,8 @@ def test_import_all_unmanaged_skips_a_deployment_it_cannot_refer_to(
         return str(dep["id"])
 
     deployment = out_of_band(create)
-    result = ok("import", "--all-unmanaged", "--out", "manifests")
+    result = cli("import", "--all-unmanaged", "--out", "manifests")
+    assert result.exit_code == 1, result.stdout  # left behind: not everything was imported
     assert f"Skipped deployment {deployment}: it uses agent" in result.stderr
     assert "owned by another project" in result.stderr
     assert not Path("manifests/deployments.yaml").exists()

@@ -60,7 +60,15 @@ from reconciler.errors import (
     ReconcilerError,
 )
 from reconciler.jsontypes import JSON
-from reconciler.kinds import KIND_ORDER, Kind, other_manager, owned_address
+from reconciler.kinds import (
+    KIND_ORDER,
+    MAX_METADATA_KEYS,
+    TAG_KEYS,
+    Kind,
+    keys_without_room,
+    other_manager,
+    owned_address,
+)
 from reconciler.manifest import Document, ManifestSet
 from reconciler.manifest.loader import escape_interpolation
 from reconciler.manifest.yamlsource import parse_documents
@@ -92,6 +100,13 @@ class UnmanagedImport:
     failures: dict[str, str] = field(default_factory=dict)
     #: what the executor did (one outcome per ``Adopt`` action); None when nothing ran
     report: ApplyReport | None = None
+    #: skipped objects that nothing owns (not another tool's, not this project's twins)
+    left_behind: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """Everything live that nothing owns was imported (the command's exit 0)."""
+        return not self.failures and not self.left_behind
 
 
 def _validate(derivation: Derivation) -> tuple[list[ImportedDocument], list[Skipped]]:
@@ -103,10 +118,19 @@ def _validate(derivation: Derivation) -> tuple[list[ImportedDocument], list[Skip
             Document.model_validate(doc.data)
         except ValidationError as err:
             first = err.errors()[0]
-            where = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function"))
+            # the manifest's own path (spec.metadata), without the schema's kind tag (Agent)
+            where = ".".join(
+                str(p)
+                for p in first["loc"]
+                if not str(p).startswith("function") and str(p) != doc.kind
+            )
             docs.remove(doc)
             skipped.append(
-                Skipped(doc.kind.lower(), doc.resources[0].remote_id, f"{where}: {first['msg']}")
+                Skipped(
+                    doc.kind.lower(),
+                    doc.resources[0].remote_id,
+                    f"its manifest would be refused ({where}: {first['msg']})",
+                )
             )
     while True:
         kept = {d.address for d in docs}
@@ -242,6 +266,9 @@ async def _import_unmanaged(
     # another tool's (its managed-by names it): not "nothing owns", so never taken in bulk
     elsewhere = [_managed_elsewhere(u) for u in unmanaged if other_manager(u.obj)]
     unmanaged = [u for u in unmanaged if not other_manager(u.obj)]
+    # no room for the ownership tags: the tagging update would be refused (a 400)
+    full = [_no_room(u) for u in unmanaged if u.kind != "skill" and keys_without_room(u.obj)[1]]
+    unmanaged = [u for u in unmanaged if u.kind == "skill" or not keys_without_room(u.obj)[1]]
     vault_ids = [u.remote_id for u in unmanaged if u.kind == "vault" and u.duplicate_of is None]
     lists = await asyncio.gather(*(provider.list_all("credential", parent_id=v) for v in vault_ids))
     # skills first: an agent imported with a skill names it ({ref: NAME})
@@ -256,10 +283,12 @@ async def _import_unmanaged(
         skill_latest=_skill_latest(observed),
     )
     docs, refused = _validate(derivation)
-    skipped = tuple(elsewhere) + tuple(derivation.skipped) + tuple(refused)
+    skipped = tuple(elsewhere) + tuple(full) + tuple(derivation.skipped) + tuple(refused)
+    twins = {u.remote_id for u in unmanaged if u.duplicate_of is not None}
+    left_behind = sum(1 for s in skipped[len(elsewhere) :] if s.remote_id not in twins)
     docs += [doc for doc, _ in skills.values()]
     if not docs:
-        return UnmanagedImport(skipped=skipped)
+        return UnmanagedImport(skipped=skipped, left_behind=left_behind)
     kept = {r.address for d in docs for r in d.resources}
     secrets = tuple(s for s in derivation.secrets if s.address in kept)
     for name in skills:
@@ -317,6 +346,18 @@ async def _import_unmanaged(
         secrets=secrets,
         failures=failures,
         report=report,
+        left_behind=left_behind,
+    )
+
+
+def _no_room(u: Unmanaged) -> Skipped:
+    own, extra = keys_without_room(u.obj)
+    return Skipped(
+        u.kind,
+        u.remote_id,
+        f"its {own} metadata keys leave no room for the {len(TAG_KEYS)} ownership tags (the "
+        f"provider keeps {MAX_METADATA_KEYS}); remove {extra} of them on the provider, then "
+        "run this import again",
     )
 
 

@@ -224,7 +224,8 @@ def import_command(
     Afterwards `reconciler plan` shows no change, except credential secrets: the provider
     never returns them, so the first apply writes them from the manifests.
 
-    Exit 0 when everything was imported, 1 otherwise.
+    Exit 0 when everything was imported, 1 otherwise (with --all-unmanaged: 1 when an
+    object nothing owns was skipped; one whose managed-by names another tool does not count).
     """
     if all_unmanaged:
         if address or remote_id or force:
@@ -302,8 +303,12 @@ def _import_all(app: App, out: Path, allow_origin_change: bool = False) -> None:
             usecases.import_unmanaged(app.settings, out, allow_origin_change=allow_origin_change)
         )
     if not result.documents:
-        click.echo("Nothing to import: no live resource is unmanaged.")
+        if result.left_behind:
+            click.echo("Nothing was imported.")
+        else:
+            click.echo("Nothing to import: no live resource is unmanaged.")
         _skipped(result.skipped)
+        _incomplete(result)
         return
     for path in result.files:
         counts = Counter(
@@ -347,6 +352,17 @@ def _import_all(app: App, out: Path, allow_origin_change: bool = False) -> None:
         failures.fail(
             f"{len(result.failures)} resources could not be adopted (their documents were "
             f"written):\n{lines}\nFix the cause, then adopt each one before planning:\n{retry}"
+        )
+    _incomplete(result)
+
+
+def _incomplete(result: usecases.UnmanagedImport) -> None:
+    """Exit 1 when an object nothing owns was skipped (another tool's and this project's
+    twins are not "unmanaged" in that sense: they leave the exit code alone)."""
+    if n := result.left_behind:
+        failures.fail(
+            f"{n} unmanaged object{'s were' if n != 1 else ' was'} not imported "
+            "(skipped above): fix what each line says, then run this import again"
         )
 
 
