@@ -47,7 +47,8 @@ def forget(*addresses: str) -> dict[str, str]:
     ids = {a: entries[a]["id"] for a in addresses}
     parents = {a: entries[a]["parent_id"] for a in addresses}
     for address in addresses:
-        ok("state", "rm", address)
+        if address in lockfile()["resources"]:  # a vault's state rm takes its credentials
+            ok("state", "rm", address)
 
     async def untag(c: ProviderClient) -> None:
         for address, rid in ids.items():

@@ -35,6 +35,7 @@ from reconciler.state import (
     MigratedTo,
     PendingIntent,
     StateStore,
+    credentials_of,
     history_path,
     is_database,
     kept_beside,
@@ -98,9 +99,12 @@ def running_apply(settings: Settings) -> LockInfo | None:
         return location.running_lock()
 
 
-def remove_entry(settings: Settings, address: str) -> tuple[LockEntry | None, PendingIntent | None]:
+def remove_entry(
+    settings: Settings, address: str
+) -> tuple[LockEntry | None, PendingIntent | None, list[str]]:
     """Forget ``address`` (``state rm``) under the apply lock; return the entry and the
-    pending intent removed (either may be None, not both).
+    pending intent removed (either may be None, not both), and the addresses of a vault's
+    credentials removed with it (as ``state mv`` takes them along).
 
     Raises:
         LockfileError: there is no state, or no entry and no intent for ``address``.
@@ -108,13 +112,14 @@ def remove_entry(settings: Settings, address: str) -> tuple[LockEntry | None, Pe
     """
     if settings.lockfile_missing:
         raise LockfileError(f"{settings.lockfile} does not exist; there is nothing to remove")
-    _check_before_lock(settings, address, lambda lf: lf.without(address))
+    _check_before_lock(settings, address, lambda lf: lf.without_tree(address))
     with locked_state(settings, "state rm") as (_lock, store):
         loaded = store.load()
         _refuse_unwritten(settings, loaded, address)
         entry, intent = loaded.resources.get(address), loaded.pending.get(address)
-        store.commit(lambda lf: lf.without(address))
-    return entry, intent
+        inside = credentials_of(loaded, address)
+        store.commit(lambda lf: lf.without_tree(address))
+    return entry, intent, inside
 
 
 def move_state_entry(settings: Settings, old: str, new: str) -> LockEntry | None:

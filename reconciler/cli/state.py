@@ -108,14 +108,15 @@ def state_show(app: App, address: str) -> None:
 @click.argument("address", callback=not_empty)
 @pass_app
 def state_rm(app: App, address: str) -> None:
-    """Forget ADDRESS: remove its state entry. The remote object is NOT touched.
+    """Forget ADDRESS: remove its state entry (a vault's: with its credentials' entries, as
+    `state mv` moves them along). The remote object is NOT touched.
 
     The object keeps this project's ownership metadata, so the next plan finds it again
     while ADDRESS is in the manifests, and `plan --prune` archives it once ADDRESS is not:
     this mends a wrong entry (a bad merge); it does not stop managing the object. Takes the
     apply lock, so it never races an apply.
     """
-    entry, intent = remove_entry(app.settings, address)
+    entry, intent, inside = remove_entry(app.settings, address)
     if entry is None and intent is not None:
         # only an intent: the object may never have been made, so "it still exists" is unsaid
         click.echo(
@@ -139,6 +140,8 @@ def state_rm(app: App, address: str) -> None:
     remote = f" ({entry.kind} {entry.id})" if entry is not None else ""
     info = KIND_INFO.get(entry.kind) if entry is not None else None
     dropped = f" and its pending {intent.operation}" if intent is not None else ""
+    if inside:  # as `state mv` takes them along
+        dropped += f" with its credential{'s' if len(inside) > 1 else ''} {', '.join(inside)}"
     click.echo(f"Removed {address}{dropped} from {app.settings.state_name}.")
     untouched = f"The remote object{remote} was NOT touched: it still exists on the provider."
     if info is not None and not info.has_metadata and entry is not None:

@@ -355,6 +355,15 @@ class Lockfile(_Frozen):
         pending.pop(address, None)
         return self.model_copy(update={"resources": resources, "pending": pending})
 
+    def without_tree(self, address: str) -> Lockfile:
+        """``without``, and for a vault without its credentials' entries and intents too
+        (``state rm vault.X``, as ``state mv`` takes them along)."""
+        lockfile = self.without(address)
+        inside = credentials_of(self, address)
+        return lockfile.without_pending(*inside).model_copy(
+            update={"resources": {a: e for a, e in lockfile.resources.items() if a not in inside}}
+        )
+
     def with_pending(self, address: str, intent: PendingIntent) -> Lockfile:
         """Return a copy that records ``intent`` for ``address`` (replacing an older one)."""
         return self.with_intents({address: intent})
@@ -418,6 +427,14 @@ def _moved(entry: LockEntry, address: str, renames: Mapping[str, str]) -> LockEn
         return entry
     tagged = entry.moved_from or address
     return entry.model_copy(update={"moved_from": None if tagged == new else tagged})
+
+
+def credentials_of(lockfile: Lockfile, address: str) -> list[str]:
+    """The credential addresses (entries or intents) inside vault ``address``, sorted."""
+    if not address.startswith("vault.") or address.count(".") != 1:
+        return []
+    prefix = address + ".credential."
+    return sorted(a for a in {*lockfile.resources, *lockfile.pending} if a.startswith(prefix))
 
 
 def move_entry(lockfile: Lockfile, old: str, new: str) -> Lockfile:
