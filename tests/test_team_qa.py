@@ -147,10 +147,14 @@ def test_state_history_of_a_mistyped_address_says_so(workdir: Path) -> None:
         assert result.stderr.startswith(f"Error: {typo!r} is not an address"), result.stderr
         assert "did you mean agent.coder?" in result.stderr, result.stderr
         assert result.stdout == ""
-    # a well-formed address never recorded: nothing to show, and the close one is named
-    quiet = cli("state", "history", "agent.codr")
-    assert quiet.exit_code == 0, quiet.stderr
-    assert quiet.stderr == f"{LOCKFILE} has no history of agent.codr; did you mean agent.coder?\n"
+    # a well-formed address never recorded: an error, as `state show` says it, naming the
+    # close one
+    unknown = cli("state", "history", "agent.codr")
+    assert unknown.exit_code == 1, unknown.stderr
+    assert unknown.stderr == (
+        f"Error: {LOCKFILE} has no history of agent.codr and no entry for it; did you mean "
+        "agent.coder?\n"
+    )
 
 
 @pytest.mark.parametrize("target", ["./", ".", "state", "state/", "elsewhere/", ""])

@@ -210,7 +210,8 @@ def state_history_command(app: App, address: str | None, as_json: bool) -> None:
     With the lockfile, the writes made in this checkout (PATH.history beside it is kept out
     of git; the lockfile's git log is the shared history); with --backend, every runner's.
 
-    With ADDRESS, only the writes that changed it. Each line: serial, time, actor
+    With ADDRESS, only the writes that changed it (exit 1 when the state has neither an entry
+    for ADDRESS nor a write that changed it, as `state show`). Each line: serial, time, actor
     (user@host, and the CI run when one was recognised), operation, the digest of the plan
     applied, and what changed.
     """
@@ -226,6 +227,10 @@ def state_history_command(app: App, address: str | None, as_json: bool) -> None:
         what = f" of {address}" if address else ""
         close = close_addresses(app.settings, address) if address else []
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        current, _ = state_snapshot(app.settings)
+        if address and address not in current.resources and address not in current.pending:
+            # as `state show` says it: an address the state does not know is an error
+            fail(f"{app.settings.state_name} has no history of {address} and no entry for it{hint}")
         local = missing_local_history(app.settings)
         if local is not None:  # a fresh clone: the history file is not in git
             click.echo(
