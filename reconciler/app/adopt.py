@@ -54,6 +54,7 @@ from reconciler.errors import (
 from reconciler.jsontypes import JSON
 from reconciler.kinds import (
     ID_PREFIXES,
+    Address,
     MAX_METADATA_KEYS,
     NAME_RE,
     TAG_KEYS,
@@ -518,7 +519,7 @@ def _check_adoptable(kind: str, obj: JSON, project: str, address: str, force: bo
         return owner
     tagged = owned_address(obj, project)
     try:  # a tag edited by hand into no address of this kind names nothing to keep
-        tagged = tagged if tagged is not None and kind_of(tagged) == kind else None
+        tagged = tagged if tagged is not None and Address.parse(tagged).kind == kind else None
     except ValueError:
         tagged = None
     if tagged is not None and tagged != address and not force:

@@ -15,10 +15,12 @@ from reconciler.engine.refresh import Observed
 from reconciler.jsontypes import JSON
 from reconciler.kinds import (
     KIND_ORDER,
+    Address,
     TAG_KEYS,
     Kind,
     keys_without_room,
     kind_of,
+    noun,
     other_manager,
     owned_address,
     owner_of,
@@ -168,6 +170,13 @@ def unmanaged_message(kind: str, remote_id: str | None, vault: str | None = None
     )
 
 
+def _is_address_of(text: str, kind: str) -> bool:
+    try:
+        return Address.parse(text).kind == kind
+    except ValueError:
+        return False
+
+
 def unmanaged_item(
     u: Unmanaged, vault_names: Mapping[str, str], refused_skills: Mapping[str, str] | None = None
 ) -> DriftItem:
@@ -205,6 +214,12 @@ def unmanaged_item(
             f"{UNMANAGED_MESSAGE.split(';')[0]}; its {own} metadata keys leave no room for the "
             f"{len(TAG_KEYS)} ownership tags: remove {extra} of them on the provider, then "
             f"`reconciler import {u.kind}.NAME {u.remote_id}` adopts it"
+        )
+    elif u.tagged is not None and not _is_address_of(u.tagged, u.kind):
+        # its reconciler-address metadata edited into no address: import retags it anyway
+        message = (
+            f"{unmanaged_message(u.kind, u.remote_id, vault_address)}; its "
+            f"reconciler-address metadata {u.tagged!r} is no {noun(u.kind)} address"
         )
     elif u.tagged is not None:
         message = (
