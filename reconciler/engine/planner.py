@@ -29,6 +29,7 @@ from reconciler.engine.gate import HeldCandidate, RecoveredRollout
 from reconciler.engine.inputs import Fingerprinter, PlanInputs, PlanOptions
 from reconciler.engine.model import (
     CHANGE_TYPES,
+    LITERAL,
     Action,
     BlastRadius,
     Conflict,
@@ -119,6 +120,8 @@ def build_plan(
         actions, notes, conflicts, twins = narrow(wanted, actions, notes, conflicts, twins)
     actions, in_use = keep_in_use(inputs, actions)
     notes += in_use
+    actions, waiting = _waiting_for_conflicts(actions, conflicts)
+    notes += waiting
     kept = {a.address for a in actions}
     gates = {a.address: a.gate for a in actions if isinstance(a, Update) and a.gate is not None}
     pin_moves = gated_moves(
@@ -148,6 +151,60 @@ def build_plan(
         untargeted=untargeted,
         held=tuple(h for h in held if inputs.wanted is None or h.deployment in inputs.wanted),
     )
+
+
+def _waiting_for_conflicts(
+    actions: list[Action], conflicts: list[Conflict]
+) -> tuple[list[Action], list[Note]]:
+    """``actions`` without those that refer (through any chain of this plan's actions) to
+    an address apply refuses (a conflict, "not ours"), each left alone with a note: apply
+    could not resolve the id they need, so it would fail them as "not attempted"."""
+    refused = {c.address for c in conflicts}
+    waits = {a.address: _referred(a) for a in actions}
+    root: dict[str, str] = {}
+    changed = True
+    while changed:  # transitively: a deployment on a credential's vault waits too
+        changed = False
+        for a in actions:
+            if a.address in root or a.type not in ("create", "update", "replace"):
+                continue  # a no-op sends nothing; an archive needs no other id
+            for dep in sorted(waits[a.address] - {a.address}):
+                if dep in refused or dep in root:
+                    root[a.address] = root.get(dep, dep)
+                    changed = True
+                    break
+    notes = [
+        Note(
+            address=a.address,
+            kind=a.kind,
+            remote_id=getattr(a, "remote_id", None),
+            message=(
+                f"its {a.type} waits for {root[a.address]}, which is not ours (see above): "
+                f"apply leaves {a.address} alone until that entry is resolved"
+            ),
+        )
+        for a in actions
+        if a.address in root
+    ]
+    return [a for a in actions if a.address not in root], notes
+
+
+def _referred(action: Action) -> set[str]:
+    """The addresses ``action`` needs the ids of: its parent, what it depends on, and the
+    placeholders (``$ref``, ``$pin``, ``$skill``) of its body."""
+    found = {*action.depends_on, *([action.parent] if action.parent else [])}
+    stack: list[object] = [getattr(action, "body", None)]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            if set(value) == {LITERAL}:  # the manifest's own value: it names no address
+                continue
+            named = (value.get(k) for k in ("$ref", "$pin", "$skill"))
+            found.update(v for v in named if isinstance(v, str))
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return found
 
 
 def _kept(
