@@ -209,7 +209,9 @@ def keep_in_use(inputs: PlanInputs, actions: list[Action]) -> tuple[list[Action]
     A deployment stops using an orphan only through an action of this plan (its update, or
     its own archive); one outside ``--target``, left alone (protected, ``--prune`` off), or not
     this project's would be paused by the provider at its next run. A skill delete that
-    waited for an agent archive kept this way stays too (the agent still uses the skill)."""
+    waited for an agent archive kept this way stays too (the agent still uses the skill). An
+    agent another live agent's multiagent roster still names after the plan stays too: the
+    provider refuses an archived roster member."""
     changing = {
         getattr(a, "remote_id", None)
         for a in actions
@@ -223,6 +225,7 @@ def keep_in_use(inputs: PlanInputs, actions: list[Action]) -> tuple[list[Action]
         name = names.get(d["id"]) or f"deployment {d.get('name')!r} ({d['id']})"
         for used in _runs_with(d):
             users.setdefault(used, []).append(name)
+    rosters = _roster_users(inputs, actions)
     out: list[Action] = []
     notes: list[Note] = []
     kept: set[str] = set()
@@ -233,6 +236,20 @@ def keep_in_use(inputs: PlanInputs, actions: list[Action]) -> tuple[list[Action]
         obj = inputs.live.get(a.kind, {}).get(a.remote_id)
         gone = obj is None or bool(obj.get("archived_at"))  # forgetting its entry is all
         using = users.get(a.remote_id) if a.kind in RUN_WITH and not gone else None
+        leads = rosters.get(a.remote_id) if a.kind == "agent" and not gone else None
+        if leads and not using:
+            kept.add(a.address)
+            notes.append(
+                _note(
+                    a,
+                    f"not in the manifests, but {', '.join(sorted(leads))} names it in its "
+                    "multiagent roster, which this plan leaves as it is; left alone (the "
+                    "provider refuses an archived agent as a roster member, and checks the "
+                    "roster at every run). Remove it from that roster too, or archive that "
+                    "agent as well",
+                )
+            )
+            continue
         if using:
             kept.add(a.address)
             notes.append(
@@ -269,6 +286,42 @@ def _not_waiting_for(action: Action, kept: set[str]) -> Action:
     return action.model_copy(
         update={"depends_on": tuple(d for d in action.depends_on if d not in kept)}
     )
+
+
+#: actions after which an agent's live roster is gone (a replace makes a new agent)
+GOES = ("archive", "delete", "replace")
+
+
+def _roster_users(inputs: PlanInputs, actions: list[Action]) -> dict[str, list[str]]:
+    """agent id -> the live agents whose multiagent roster names it after this plan (an
+    agent this plan archives or replaces names none; one it updates, what its update sends
+    when that sets ``multiagent``)."""
+    names = {e.id: a for a, e in inputs.entries.items() if e.kind == "agent"}
+    by_id = {getattr(a, "remote_id", None): a for a in actions if a.kind == "agent"}
+    users: dict[str, list[str]] = {}
+    for agent in inputs.live.get("agent", {}).values():
+        action = by_id.get(agent["id"])
+        if agent.get("archived_at") or (action is not None and action.type in GOES):
+            continue
+        body = getattr(action, "body", None) if action is not None else None
+        sends = isinstance(body, dict) and "multiagent" in body  # null clears it
+        roster = cast(JSON, body)["multiagent"] if sends else agent.get("multiagent")
+        name = names.get(agent["id"]) or f"agent {agent.get('name')!r} ({agent['id']})"
+        for member in _ids_in(roster):
+            users.setdefault(member, []).append(name)
+    return users
+
+
+def _ids_in(value: Any) -> set[str]:
+    """Every id a multiagent roster names: its string entries and ``{type: agent, id}``."""
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, list):
+        return {i for v in value for i in _ids_in(v)}
+    if isinstance(value, dict):
+        found = {value["id"]} if isinstance(value.get("id"), str) else set()
+        return found | {i for k, v in value.items() if k != "id" for i in _ids_in(v)}
+    return set()
 
 
 def _runs_with(deployment: JSON) -> set[str]:
