@@ -33,6 +33,7 @@ from .fields import (
     SpecModel,
     checked_by,
     fail,
+    fail_each,
     int_or_str_schema,
     int_to_str,
     repeats,
@@ -283,9 +284,10 @@ def _named_once(label: str) -> AfterValidator:
 
     def check(configs: list[Any]) -> list[Any]:
         names = [config.name for config in configs]
-        for index in repeats(names):
-            message = f"{label} '{names[index]}' is configured twice; merge the two entries"
-            fail(message, index, "name")
+        fail_each(
+            (f"{label} '{name}' is configured twice; merge the two entries", (index, "name"))
+            for index, name in ((index, names[index]) for index in repeats(names))
+        )
         return configs
 
     return AfterValidator(check)
@@ -578,11 +580,12 @@ class AgentSpec(SpecModel):
         keys = [
             f"ref:{s.ref}" if isinstance(s, SkillRef) else f"{s.type}:{s.skill_id}" for s in skills
         ]
-        for index in repeats(keys):
-            skill = skills[index]
-            if isinstance(skill, SkillRef):
-                fail(f"skill {skill.ref} is listed twice; keep one", index, "ref")
-            fail(f"skill {skill.skill_id} is listed twice; keep one", index, "skill_id")
+        fail_each(
+            (f"skill {skill.ref} is listed twice; keep one", (index, "ref"))
+            if isinstance(skill, SkillRef)
+            else (f"skill {skill.skill_id} is listed twice; keep one", (index, "skill_id"))
+            for index, skill in ((index, skills[index]) for index in repeats(keys))
+        )
         return value
 
     @model_validator(mode="after")
@@ -593,8 +596,7 @@ class AgentSpec(SpecModel):
             if isinstance(tool, McpToolset)
         ]
         servers = [server.name for server in self.mcp_servers or ()]
-        for message, path in mcp_server_problems(servers, toolsets):
-            fail(message, *path)
+        fail_each(mcp_server_problems(servers, toolsets))
         return self
 
     # a field validator: it runs (and is said) beside the errors of the other fields
@@ -603,16 +605,17 @@ class AgentSpec(SpecModel):
     def _custom_tools_unique(cls, tools: list[Tool] | None) -> list[Tool] | None:
         # one entry per tool, so that an index is the tool's place in ``tools``
         custom = [tool.name if isinstance(tool, CustomTool) else None for tool in tools or ()]
-        for index in repeats(custom):
-            fail(f"custom tool '{custom[index]}' is declared twice", index, "name")
         toolsets = [i for i, tool in enumerate(tools or ()) if isinstance(tool, AgentToolset)]
-        for index in toolsets[1:]:
-            fail(
-                "agent_toolset_20260401 is declared twice; configure every built-in tool in one "
-                "entry",
-                index,
-                "type",
-            )
+        twice = (
+            "agent_toolset_20260401 is declared twice; configure every built-in tool in one entry"
+        )
+        fail_each(
+            [
+                (f"custom tool '{custom[index]}' is declared twice", (index, "name"))
+                for index in repeats(custom)
+            ]
+            + [(twice, (index, "type")) for index in toolsets[1:]]
+        )
         counted = sum(
             len(BUILTIN_TOOLSET_TOOLS)
             if isinstance(tool, AgentToolset)
@@ -672,6 +675,13 @@ def mcp_server_problems(
         if name not in servers
     ]
     referenced = {name for _, name in toolsets}
+    # a server a misspelt name is taken for is said in its did-you-mean, not as unused too
+    referenced |= {
+        close
+        for _, name in toolsets
+        if name not in servers
+        for close in get_close_matches(name, list(servers), n=1)
+    }
     problems += [
         (
             (

@@ -37,6 +37,7 @@ from .fields import (
     SpecModel,
     checked_by,
     fail,
+    fail_each,
     int_or_str_schema,
     int_to_str,
     refuse_userinfo,
@@ -406,8 +407,7 @@ class DeploymentSpec(SpecModel):
     @field_validator("vaults")
     @classmethod
     def _unique_vaults(cls, vaults: list[str]) -> list[str]:
-        for index in repeats(vaults):
-            fail(f"vault '{vaults[index]}' is listed twice", index)
+        fail_each((f"vault '{vaults[i]}' is listed twice", (i,)) for i in repeats(vaults))
         return vaults
 
     @field_validator("resources")
@@ -415,6 +415,7 @@ class DeploymentSpec(SpecModel):
     def _unique_memory_stores(cls, resources: list[Resource] | None) -> list[Resource] | None:
         # the provider refuses a store mounted twice (one mount, one access), at apply
         seen: set[str] = set()
+        problems: list[tuple[str, tuple[str | int, ...]]] = []
         for index, item in enumerate(resources or ()):
             if isinstance(item, MemoryStoreMount):
                 key, shown, field = f"name:{item.memory_store}", item.memory_store, "memory_store"
@@ -423,13 +424,15 @@ class DeploymentSpec(SpecModel):
             else:
                 continue
             if key in seen:
-                fail(
-                    f"memory store '{shown}' is mounted twice; mount it once (with the access "
-                    "it needs)",
-                    index,
-                    field,
+                problems.append(
+                    (
+                        f"memory store '{shown}' is mounted twice; mount it once (with the "
+                        "access it needs)",
+                        (index, field),
+                    )
                 )
             seen.add(key)
+        fail_each(problems)
         return resources
 
     def references(self) -> list[tuple[str, str, tuple[str | int, ...]]]:

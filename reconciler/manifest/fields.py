@@ -37,6 +37,19 @@ def fail(message: str, *at: str | int, point: str = "value") -> NoReturn:
     raise PydanticCustomError("manifest", message, {"at": tuple(at), "point": point})
 
 
+def fail_each(problems: Iterable[tuple[str, tuple[str | int, ...]]]) -> None:
+    """Raise one validation error that stands for every ``(message, at)`` problem found, so that
+    a list with several mistakes (two names repeated, say) says them all in one run: the
+    loader spreads the ``more`` of its context into one error each (``messages.spread``).
+    Returns when there are no problems."""
+    found = list(problems)
+    if found:
+        (message, at), more = found[0], tuple((m, tuple(a)) for m, a in found[1:])
+        raise PydanticCustomError(
+            "manifest", message, {"at": tuple(at), "point": "value", "more": more}
+        )
+
+
 class SpecModel(LeanModel):
     """Base of every manifest model: strict types, unknown keys rejected, immutable."""
 

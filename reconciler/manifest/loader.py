@@ -33,7 +33,7 @@ from .files import (
     read_limited,
 )
 from .manifestset import DocumentSource, ManifestSet, display_path, secret_file_problem
-from .messages import did_you_mean, explain, format_path, yaml_type
+from .messages import did_you_mean, explain, format_path, spread, yaml_type
 from .policy import (
     PolicyDocument,
     PolicySource,
@@ -286,7 +286,7 @@ def _validation_issues(
     model: type[Document | PolicyDocument] = Document,
 ) -> list[tuple[DataPath, ManifestIssue]]:
     issues: list[tuple[DataPath, ManifestIssue]] = []
-    for error in exc.errors():
+    for error in spread(exc.errors()):
         if error["type"] == "spec_without_kind":
             continue  # the kind error says it all
         explained = explain(error, data, model)

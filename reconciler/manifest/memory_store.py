@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import ConfigDict, Field, field_validator
 
-from .fields import Metadata, SpecModel, checked_by, fail, repeats
+from .fields import Metadata, SpecModel, checked_by, fail, fail_each, repeats
 from .textfile import FILE_FORM_SCHEMA, FROM_FILE
 
 #: provider limits (the SDK's docstrings of memory_stores / memories)
@@ -127,6 +127,8 @@ class MemoryStoreSpec(SpecModel):
     @classmethod
     def _unique_paths(cls, memories: list[MemorySeed] | None) -> list[MemorySeed] | None:
         paths = [seed.path for seed in memories or ()]
-        for index in repeats(paths):
-            fail(f"memory path '{paths[index]}' is seeded twice", index, "path")
+        fail_each(
+            (f"memory path '{paths[index]}' is seeded twice", (index, "path"))
+            for index in repeats(paths)
+        )
         return memories

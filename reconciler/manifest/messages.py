@@ -312,6 +312,25 @@ def _message(error: ErrorDetails, root: type[BaseModel]) -> str:
     return msg[:1].lower() + msg[1:]
 
 
+def spread(errors: list[ErrorDetails]) -> list[ErrorDetails]:
+    """The errors with each one that stands for several problems of a list (``fields.fail_each``)
+    made one error per problem, in the order the rule found them."""
+    out: list[ErrorDetails] = []
+    for error in errors:
+        ctx: dict[str, Any] = dict(error.get("ctx") or {})
+        more = ctx.pop("more", ()) if error["type"] == "manifest" else ()
+        if not more:
+            out.append(error)
+            continue
+        for index, (message, at) in enumerate(((error["msg"], ctx.get("at", ())), *more)):
+            one = error.copy()
+            one["ctx"] = {**ctx, "at": tuple(at)}
+            if index:
+                one["msg"] = message
+            out.append(one)
+    return out
+
+
 def explain(error: ErrorDetails, data: Any, root: type[BaseModel]) -> Explained:
     """Place one pydantic error in the raw data and phrase it for the user.
 

@@ -23,6 +23,7 @@ from .fields import (
     SpecModel,
     checked_by,
     fail,
+    fail_each,
 )
 from .hosts import CREDENTIAL_HOST_PATTERN, credential_host_problem
 from .secret import SecretRef
@@ -216,15 +217,17 @@ class VaultSpec(SpecModel):
     def _unique_credentials(cls, credentials: list[CredentialSpec]) -> list[CredentialSpec]:
         names: dict[str, int] = {}
         keys: dict[str, int] = {}
+        problems: list[tuple[str, tuple[str | int, ...]]] = []
         for index, credential in enumerate(credentials):
             if credential.name in names:
-                fail(
-                    f"credential name '{credential.name}' is used twice in this vault "
-                    f"(also credentials[{names[credential.name]}]); names must be unique",
-                    index,
-                    "name",
+                problems.append(
+                    (
+                        f"credential name '{credential.name}' is used twice in this vault "
+                        f"(also credentials[{names[credential.name]}]); names must be unique",
+                        (index, "name"),
+                    )
                 )
-            names[credential.name] = index
+            names.setdefault(credential.name, index)
             same = credential.key
             if not isinstance(credential.auth, EnvironmentVariableAuth):  # one server, any case
                 parts = urlsplit(same)
@@ -236,12 +239,13 @@ class VaultSpec(SpecModel):
                     if isinstance(credential.auth, EnvironmentVariableAuth)
                     else "mcp_server_url"
                 )
-                fail(
-                    f"{what} {credential.key} is already used by credentials[{keys[same]}]"
-                    "; the provider allows one active credential per key in a vault",
-                    index,
-                    "auth",
-                    what,
+                problems.append(
+                    (
+                        f"{what} {credential.key} is already used by credentials[{keys[same]}]"
+                        "; the provider allows one active credential per key in a vault",
+                        (index, "auth", what),
+                    )
                 )
-            keys[same] = index
+            keys.setdefault(same, index)
+        fail_each(problems)
         return credentials
