@@ -201,6 +201,26 @@ def test_two_skill_documents_with_the_very_same_files_are_refused_at_the_second(
     assert cli("validate").exit_code == 0
 
 
+def test_a_misspelt_anthropic_skill_id_fails_the_plan_at_its_line(workdir: Path) -> None:
+    """``{type: anthropic, skill_id: xlsxx}`` planned with exit 0 and only the provider refused
+    it, halfway through apply; plan now checks it against Anthropic's skills list, at its
+    line, with the id it most likely means, and apply creates nothing."""
+    (workdir / "manifests/agents.yaml").write_text(
+        "kind: Agent\nname: coder\nspec:\n  model: claude-sonnet-4-6\n"
+        "  skills:\n    - {type: anthropic, skill_id: pdf}\n"
+        "    - {type: anthropic, skill_id: xlsxx}\n"
+    )
+    for command in (("plan",), ("apply", "--auto-approve")):
+        result = cli(*command)
+        assert result.exit_code == 1, result.stdout
+        assert (
+            "manifests/agents.yaml:7:25: agent.coder: Anthropic skill 'xlsxx' does not exist; "
+            "did you mean 'xlsx'?"
+        ) in result.stderr, result.stderr
+        assert "'pdf'" not in result.stderr
+    assert not Path("state/reconciler.lock").exists()
+
+
 def test_the_manifests_anthropic_skills_are_the_ones_the_local_provider_serves() -> None:
     from reconciler.manifest.skill import ANTHROPIC_SKILLS
     from reconciler.provider.local.anthropic_skills import IDS

@@ -10,7 +10,9 @@ deployment needs) with a bare 404. One list of the named ids (``GET /v1/files?id
 Custom skills (an agent's ``{type: custom, skill_id}``) and memory stores (a deployment's
 ``{type: memory_store, memory_store_id}``) named by id are refused the same way when they do
 not exist (or the store is archived), against the lists the plan reads anyway
-(``check_listed_refs``: no request of its own).
+(``check_listed_refs``: no request of its own). An Anthropic skill id (``{type: anthropic,
+skill_id}``) that Anthropic does not serve is refused too, against one list of Anthropic's
+skills (``source=anthropic``), asked only when some agent names one.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from reconciler.engine.refresh import Observed
 from reconciler.errors import PlanError
 from reconciler.manifest import ManifestSet
 from reconciler.manifest.agent import AgentSpec, Skill
+from reconciler.manifest.messages import did_you_mean
 from reconciler.manifest.deployment import (
     DefineOutcomeEvent,
     DeploymentSpec,
@@ -117,3 +120,38 @@ def check_listed_refs(manifests: ManifestSet, observed: Observed) -> None:
                     f"{where}: {doc.address}: memory store {mount.memory_store_id} {problem}; "
                     "fix the id, or mount a MemoryStore manifest as {memory_store: NAME}"
                 )
+
+
+async def check_anthropic_skills(client: ProviderClient, manifests: ManifestSet) -> None:
+    """Refuse an agent's ``{type: anthropic, skill_id}`` that names none of Anthropic's skills
+    (a typo such as ``xlsxx``) at its ``file:line:col``, with the closest id; the provider
+    would refuse it halfway through apply.
+
+    Raises:
+        PlanError: every such reference, one line each.
+    """
+    named = [
+        (doc.address, i, skill.skill_id)
+        for doc in manifests.by_kind("Agent")
+        if isinstance(doc.spec, AgentSpec)
+        for i, skill in enumerate(doc.spec.skills or ())
+        if isinstance(skill, Skill) and skill.type == "anthropic"
+    ]
+    if not named:
+        return
+    ids = sorted({str(s["id"]) for s in await client.skills.list(source="anthropic").to_list()})
+    problems = []
+    for address, i, skill_id in named:
+        if skill_id in ids:
+            continue
+        close = did_you_mean(skill_id, ids)
+        hint = f"did you mean '{close}'?" if close else f"Anthropic's skills: {', '.join(ids)}"
+        where = manifests.location(address, f"skills[{i}].skill_id")
+        problems.append(
+            f"{where}: {address}: Anthropic skill '{skill_id}' does not exist; {hint} "
+            "(a skill you uploaded is {ref: NAME} or {type: custom, skill_id: skill_...})"
+        )
+    if len(problems) == 1:
+        raise PlanError(problems[0])
+    if problems:
+        raise PlanError(f"{len(problems)} unknown Anthropic skills:\n  " + "\n  ".join(problems))

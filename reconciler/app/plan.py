@@ -16,7 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reconciler.app.expiry import check_expiries
-from reconciler.app.filerefs import check_file_refs, check_listed_refs
+from reconciler.app.filerefs import (
+    check_anthropic_skills,
+    check_file_refs,
+    check_listed_refs,
+)
 from reconciler.app.heal import recover_rollouts
 from reconciler.app.memories import read_memory_histories, read_present_memories
 from reconciler.app.policies import check_policies
@@ -280,6 +284,7 @@ async def _live_reads(
     project = settings.project
     observed = await _skills(client, manifests, lockfile, observed, project)
     await check_file_refs(client, manifests)
+    await check_anthropic_skills(client, manifests)
     check_listed_refs(manifests, observed)
     observed = await read_memory_histories(client, manifests, lockfile, observed, project)
     observed = await read_present_memories(client, manifests, lockfile, observed, project)
