@@ -638,7 +638,8 @@ def test_local_reply_a_rubric_graded_both_ways(workdir: Path) -> None:
 def test_a_failed_check_says_which_expectation_failed(workdir: Path) -> None:
     """A check with both ``contains`` and a rubric: the report names what failed (the
     grader's verdict and why, or the strings the answer lacks), not every expectation. It
-    used to read "expected contains 'PR 42'; ..." for an answer that contains "PR 42"."""
+    used to read "expected contains 'PR 42'; ..." for an answer that contains "PR 42", and
+    its "got" was the whole transcript (the answer twice, then a "[grader: ...]" line)."""
     gate(
         "      - message: Review PR 42\n"
         '        contains: ["PR 42"]\n'
@@ -652,9 +653,12 @@ def test_a_failed_check_says_which_expectation_failed(workdir: Path) -> None:
     out = result.stdout + result.stderr
     assert (
         "check 'Review PR 42': the grader said needs_revision (the answer lacks \"LGTM\") for "
-        "the rubric 'says \"LGTM\" about \"PR 42\"'; got 'Not yet: Review PR 42" in out
+        "the rubric 'says \"LGTM\" about \"PR 42\"'; got 'Not yet: Review PR 42' (session " in out
     )
     assert "expected contains" not in out
+    # the answer once, and the grader's verdict in its own words, not a transcript that
+    # repeated the answer and closed on a "[grader: ...]" line
+    assert out.count("Not yet: Review PR 42") == 1 and "[grader" not in out
 
     reply("LGTM: {text} looks fine")  # satisfies the grader, lacks the contains string
     gate(

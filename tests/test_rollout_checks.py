@@ -109,7 +109,8 @@ def test_a_rubric_check_takes_the_graders_verdict() -> None:
     assert len(sent) == 2, "the message, then the outcome to grade"
     failed, _ = run(check, [[reply, idle], graded("needs_revision")])
     assert not failed.passed and failed.verdict == "needs_revision"
-    assert "[grader: needs_revision: checked the rubric]" in failed.answer
+    assert failed.explanation == "checked the rubric"
+    assert failed.answer == "PR 42 looks fine", "the answer, not the grader's verdict"
 
 
 def test_the_checks_of_one_candidate_run_at_once() -> None:

@@ -96,7 +96,7 @@ class ProviderCheckRunner:
             return self._failed(check, session_id, answer, error)
         reply = "\n".join(answer)
         missing = [c for c in check.contains if c not in reply]
-        verdict = explanation = None
+        verdict = explanation = graded_answer = None
         if check.rubric is not None:
             outcome = {
                 "type": "user.define_outcome",
@@ -105,26 +105,29 @@ class ProviderCheckRunner:
                 "max_iterations": 1,
             }
             verdicts: list[JSON] = []
-            error = await self._turn(session_id, [outcome], answer, verdicts)
+            # what the agent says while the grader works is kept apart from its answer: the
+            # report shows the answer once, and the grader's verdict in words of its own
+            graded: list[str] = []
+            error = await self._turn(session_id, [outcome], graded, verdicts)
             if error is not None:
                 return self._failed(check, session_id, answer, error)
             if not verdicts:
                 return self._failed(check, session_id, answer, "the grader gave no verdict")
             verdict = str(verdicts[-1].get("result"))
             explanation = str(verdicts[-1].get("explanation") or "") or None
-            if explanation:
-                answer.append(f"[grader: {verdict}: {explanation}]")
-            else:
-                answer.append(f"[grader: {verdict}]")
+            again = "\n".join(graded)
+            if again.strip() and again != reply:
+                graded_answer = again
         passed = not missing and verdict in (None, "satisfied")
         return CheckResult(
             check,
             passed,
             session_id,
-            "\n".join(answer),
+            reply,
             verdict=verdict,
             explanation=explanation,
             missing=tuple(missing),
+            graded_answer=graded_answer,
         )
 
     async def _turn(

@@ -103,7 +103,8 @@ class HeldCandidate(_Frozen):
 
 @dataclass(frozen=True)
 class CheckResult:
-    """How one check went. ``answer`` is what the agent said (and the grader, with a rubric);
+    """How one check went. ``answer`` is what the agent said to the check's message (the
+    grader's verdict is ``verdict`` and ``explanation``, never part of it);
     ``error`` why it could not be judged (timed out, ``session.error``, a provider error)."""
 
     check: Check
@@ -117,6 +118,9 @@ class CheckResult:
     explanation: str | None = None
     #: the ``contains`` strings the answer lacks
     missing: tuple[str, ...] = ()
+    #: with a rubric, what the agent said while the grader worked, where it is not
+    #: ``answer`` said again
+    graded_answer: str | None = None
     #: no verdict because the provider failed (an error answer, a dropped connection): the
     #: check says nothing about the candidate
     inconclusive: bool = False
@@ -184,6 +188,8 @@ class GateVerdict:
                 said = f"{r.error} (expected {r.check.expected})"
             elif r.failures is not None:
                 said = f"{r.failures}; got {_short(r.answer)!r}"
+                if r.graded_answer is not None:
+                    said += f", then for the grader {_short(r.graded_answer)!r}"
             else:
                 said = f"expected {r.check.expected}; got {_short(r.answer)!r}"
             lines.append(
