@@ -48,3 +48,27 @@ def test_rollback_of_a_deployment_set_to_another_agent_refuses_and_says_why(
     live = out_of_band(lambda c: c.deployments.retrieve(deployment_id))
     assert live["agent"] == {"type": "agent", "id": other, "version": 1}, "nothing moved"
     assert entry() == before
+
+
+def test_plan_says_it_puts_back_a_deployment_set_to_another_agent(workdir: Path) -> None:
+    """A deployment pointed at another agent in the console planned as
+    ``pin agent.reviewer@1 -> @1  (follows latest)``, which reads as a no-op, while apply puts
+    the deployment back from that other agent; the text plan now says so."""
+    ok("apply", "--auto-approve")
+    deployment_id = entry()["id"]
+
+    async def intrude(client: ProviderClient) -> str:
+        other = await client.agents.create({"name": "intruder", "model": "claude-sonnet-4-6"})
+        await client.deployments.update(
+            deployment_id, {"agent": {"type": "agent", "id": other["id"], "version": 1}}
+        )
+        return str(other["id"])
+
+    other = out_of_band(intrude)
+    result = cli("plan")
+    assert result.exit_code == 0, result.stdout
+    said = f"update  pin {AGENT}@1, put back from agent {other}@1  (follows latest)"
+    assert said in result.stdout, result.stdout
+    assert "@1 -> @1" not in result.stdout
+    markdown = cli("plan", "--format", "markdown").stdout
+    assert f"put back from agent {other}@1" in markdown, markdown

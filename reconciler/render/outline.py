@@ -56,6 +56,7 @@ from reconciler.render.blocks import (
 from reconciler.render.rollouts import (
     chain_view,
     check_sessions_message,
+    gate_words,
     held_items,
     pin_block,
     pin_facts,
@@ -208,6 +209,12 @@ def pinned_update_block(action: Update, move: PinMove, *, width: int, full: bool
     rest = tuple(c for c in action.changes if c.path != "agent.version")
     block = action_block(action.model_copy(update={"changes": rest}), width=width, full=full)
     moved, how = pin_facts(move)
+    other = next((c.old for c in rest if c.path == "agent.id" and isinstance(c.old, str)), None)
+    if other is not None and move.old is not None and move.new is not None:
+        # the deployment runs another agent object (pointed at it in the console, or the
+        # agent was created again): "@1 -> @1" would read as a no-op
+        old = f"{other}@{move.old}"
+        moved = f"{move.agent}@{move.new}{gate_words(move)}, put back from agent {old}"
     return replace(block, facts=(*block.facts, f"pin {moved}", how))
 
 
