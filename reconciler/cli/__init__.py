@@ -104,22 +104,23 @@ def _checked_provider_url(value: str | None) -> str | None:
     return value
 
 
-def _checked_path(value: Path, param: click.Parameter, wanted: str) -> Path:
+def _checked_path(value: str, param: click.Parameter, wanted: str) -> Path:
     """A path option (``--manifests``, ``--lockfile``, ``--provider-db``) as given, or a usage
     error for an empty one, saying to give ``wanted`` instead: click reads ``""`` as the
     current folder (``-f "$DIR"`` with DIR unset: every YAML file below it); an empty
-    variable means unset."""
-    if value == Path(""):
+    variable means unset. Read as a string, since ``Path("")`` is ``Path(".")``: ``-f .``
+    is the current folder, given on purpose."""
+    if value == "":
         raise click.BadParameter(
             f"an empty path; give {wanted} (also read from {param.envvar})",
             param_hint=param.opts,  # not param=: click 8.4 would name the variable twice
         )
-    return value
+    return Path(value)
 
 
-def _checked_lockfile(value: Path, param: click.Parameter) -> Path:
+def _checked_lockfile(value: str, param: click.Parameter) -> Path:
     """``--lockfile`` as given, or a usage error for an empty one or a URL."""
-    _checked_path(value, param, f"the lockfile's path, e.g. {DEFAULT_LOCKFILE}")
+    path = _checked_path(value, param, f"the lockfile's path, e.g. {DEFAULT_LOCKFILE}")
     if _URL_LIKE.match(str(value)):
         # a database URL in the lockfile's variable: never a path, never echoed (a password)
         raise click.BadParameter(
@@ -128,7 +129,7 @@ def _checked_lockfile(value: Path, param: click.Parameter) -> Path:
             "read from RECONCILER_LOCKFILE)",
             param_hint="'--lockfile'",
         )
-    return value
+    return path
 
 
 #: ``postgresql://...`` as click's Path leaves it (``postgresql:/...``): a URL's scheme
@@ -139,8 +140,8 @@ _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*(?::[A-Za-z][A-Za-z0-9+.-]*)*:/
 @click.option(
     "--manifests",
     "-f",
-    type=click.Path(path_type=Path),
-    default=Path(DEFAULT_MANIFESTS),
+    type=click.Path(path_type=str),
+    default=str(DEFAULT_MANIFESTS),
     envvar="RECONCILER_MANIFESTS",
     show_envvar=True,
     show_default=True,
@@ -151,8 +152,8 @@ _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*(?::[A-Za-z][A-Za-z0-9+.-]*)*:/
 )
 @click.option(
     "--lockfile",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path(DEFAULT_LOCKFILE),
+    type=click.Path(path_type=str, dir_okay=False),
+    default=str(DEFAULT_LOCKFILE),
     envvar="RECONCILER_LOCKFILE",
     show_envvar=True,
     show_default=True,
@@ -191,8 +192,8 @@ _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*(?::[A-Za-z][A-Za-z0-9+.-]*)*:/
 )
 @click.option(
     "--provider-db",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=DEFAULT_DB,
+    type=click.Path(path_type=str, dir_okay=False),
+    default=str(DEFAULT_DB),
     envvar="RECONCILER_PROVIDER_DB",
     show_envvar=True,
     show_default=True,
