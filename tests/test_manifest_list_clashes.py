@@ -140,3 +140,32 @@ def test_every_repeated_seed_is_said(
     assert code == 1, out
     assert "m.yaml:7:14: spec.memories[2].path: memory path '/a.md' is seeded twice" in out
     assert "m.yaml:8:14: spec.memories[3].path: memory path '/b.md' is seeded twice" in out
+
+
+def test_a_credential_clash_is_said_beside_another_credentials_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clash check ran only once every credential validated: a vault with a bad URL in
+    one credential and a secret_name shared by two others said the URL, then the clash on
+    the next run."""
+    code, out = validate(
+        tmp_path,
+        monkeypatch,
+        """\
+        kind: Vault
+        name: v
+        spec:
+          credentials:
+            - name: c
+              auth: {type: environment_variable, secret_name: X, secret_value: {from_env: T}, networking: {type: unrestricted}}
+            - name: d
+              auth: {type: environment_variable, secret_name: X, secret_value: {from_env: T}, networking: {type: unrestricted}}
+            - name: c
+              auth: {type: static_bearer, token: {from_env: T}, mcp_server_url: "not a url"}
+        """,
+    )
+    assert code == 1, out
+    assert "3 errors" in out, out
+    assert "m.yaml:8:55: spec.credentials[1].auth.secret_name: secret_name X is already" in out
+    assert "m.yaml:9:13: spec.credentials[2].name: credential name 'c' is used twice" in out
+    assert "m.yaml:10:73: spec.credentials[2].auth.mcp_server_url: expected an absolute" in out

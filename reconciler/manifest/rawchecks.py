@@ -10,6 +10,7 @@ whose own error is reported already (``wrong``), so no error follows from anothe
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from .messages import format_path
 from .policy import PolicyRule, expression_problem
 from .skill import SkillSpec, skill_source
 from .skilldir import SkillSourceError
+from .vault import credential_clashes
 from .yamlsource import DataPath, SourceLocation
 
 #: ``(kind, name, spec path, source)`` of one reference from a document to another
@@ -85,7 +87,8 @@ def raw_cross_field_issues(
     data: dict[str, Any], source: DocumentSource, wrong: list[DataPath]
 ) -> list[ManifestIssue]:
     """The checks that read two fields of a document (an agent's MCP servers and toolsets,
-    an environment's packages and networking, a memory store's seed paths, ``moved_from``
+    an environment's packages and networking, a memory store's seed paths, a vault's
+    credential names and keys, ``moved_from``
     and ``name``) in a document
     that did not validate, as a valid one's are said, unless a field they read is wrong
     (its error is reported already, and fixing it may change what they find)."""
@@ -137,6 +140,15 @@ def raw_cross_field_issues(
             )
             for index in repeats(paths)
         ]
+    credentials = spec.get("credentials")
+    if data.get("kind") == "Vault" and isinstance(credentials, list):
+        # the list's own check (names and keys once) runs only when every credential validated
+        found += [
+            (message, ("spec", "credentials", *path), "value")
+            for message, path in credential_clashes(
+                [_credential_keys(c, i, clear) for i, c in enumerate(credentials)]
+            )
+        ]
     config = spec.get("config")
     if (
         data.get("kind") == "Environment"
@@ -156,6 +168,28 @@ def raw_cross_field_issues(
             path: DataPath = ("spec", "config", "networking", "allow_package_managers")
             found.append((PACKAGE_MANAGERS_UNREACHABLE, path, "key"))
     return [issue_at(source.locate(p, point), m, p) for m, p, point in found]
+
+
+def _credential_keys(
+    credential: Any, index: int, clear: Callable[..., bool]
+) -> tuple[str | None, str | None, str | None]:
+    """``(name, key field, key)`` of one credential as written, None where not clear."""
+    if not isinstance(credential, dict):
+        return None, None, None
+    at = ("spec", "credentials", index)
+    name = credential.get("name")
+    name = name if isinstance(name, str) and clear(*at, "name") else None
+    auth = credential.get("auth")
+    kind = auth.get("type") if isinstance(auth, dict) else None
+    what = {
+        "environment_variable": "secret_name",
+        "static_bearer": "mcp_server_url",
+        "mcp_oauth": "mcp_server_url",
+    }.get(kind if isinstance(kind, str) else "")
+    if not isinstance(auth, dict) or what is None or not clear(*at, "auth", "type"):
+        return name, None, None
+    key = auth.get(what)
+    return name, what, key if isinstance(key, str) and clear(*at, "auth", what) else None
 
 
 def raw_skill_source_issues(

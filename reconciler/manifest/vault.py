@@ -8,6 +8,7 @@ strings (``provider-wire.md`` sections 4.3, 4.4, 5.5).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -215,37 +216,57 @@ class VaultSpec(SpecModel):
     @field_validator("credentials")
     @classmethod
     def _unique_credentials(cls, credentials: list[CredentialSpec]) -> list[CredentialSpec]:
-        names: dict[str, int] = {}
-        keys: dict[str, int] = {}
-        problems: list[tuple[str, tuple[str | int, ...]]] = []
-        for index, credential in enumerate(credentials):
-            if credential.name in names:
-                problems.append(
+        fail_each(
+            credential_clashes(
+                [
                     (
-                        f"credential name '{credential.name}' is used twice in this vault "
-                        f"(also credentials[{names[credential.name]}]); names must be unique",
-                        (index, "name"),
+                        c.name,
+                        "secret_name"
+                        if isinstance(c.auth, EnvironmentVariableAuth)
+                        else "mcp_server_url",
+                        c.key,
                     )
-                )
-            names.setdefault(credential.name, index)
-            same = credential.key
-            if not isinstance(credential.auth, EnvironmentVariableAuth):  # one server, any case
-                parts = urlsplit(same)
-                lowered = parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower())
-                same = lowered.geturl()
-            if same in keys:
-                what = (
-                    "secret_name"
-                    if isinstance(credential.auth, EnvironmentVariableAuth)
-                    else "mcp_server_url"
-                )
-                problems.append(
-                    (
-                        f"{what} {credential.key} is already used by credentials[{keys[same]}]"
-                        "; the provider allows one active credential per key in a vault",
-                        (index, "auth", what),
-                    )
-                )
-            keys.setdefault(same, index)
-        fail_each(problems)
+                    for c in credentials
+                ]
+            )
+        )
         return credentials
+
+
+def credential_clashes(
+    credentials: Sequence[tuple[str | None, str | None, str | None]],
+) -> list[tuple[str, tuple[str | int, ...]]]:
+    """``(message, path below credentials)`` of every credential whose name, or whose key
+    (``secret_name`` or ``mcp_server_url``, the provider's one-per-vault key), an earlier one
+    of ``credentials`` has; each is ``(name, key field, key)``, None where not known (a
+    document that did not validate, ``rawchecks``)."""
+    names: dict[str, int] = {}
+    keys: dict[str, int] = {}
+    problems: list[tuple[str, tuple[str | int, ...]]] = []
+    for index, (name, what, key) in enumerate(credentials):
+        if name is not None and name in names:
+            problems.append(
+                (
+                    f"credential name '{name}' is used twice in this vault "
+                    f"(also credentials[{names[name]}]); names must be unique",
+                    (index, "name"),
+                )
+            )
+        if name is not None:
+            names.setdefault(name, index)
+        if what is None or key is None:
+            continue
+        same = key
+        if what == "mcp_server_url":  # one server, any case
+            parts = urlsplit(key)
+            same = parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()).geturl()
+        if same in keys:
+            problems.append(
+                (
+                    f"{what} {key} is already used by credentials[{keys[same]}]"
+                    "; the provider allows one active credential per key in a vault",
+                    (index, "auth", what),
+                )
+            )
+        keys.setdefault(same, index)
+    return problems
