@@ -169,3 +169,31 @@ def test_a_credential_clash_is_said_beside_another_credentials_error(
     assert "m.yaml:8:55: spec.credentials[1].auth.secret_name: secret_name X is already" in out
     assert "m.yaml:9:13: spec.credentials[2].name: credential name 'c' is used twice" in out
     assert "m.yaml:10:73: spec.credentials[2].auth.mcp_server_url: expected an absolute" in out
+
+
+def test_a_repeated_custom_tool_is_said_beside_another_tools_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Custom tool 'f' declared twice was said only once every tool validated: a bad
+    input_schema in a third tool hid it until the next run."""
+    code, out = validate(
+        tmp_path,
+        monkeypatch,
+        """\
+        kind: Agent
+        name: a
+        spec:
+          model: claude-sonnet-4-6
+          tools:
+            - {type: agent_toolset_20260401}
+            - {type: custom, name: f, description: d, input_schema: {type: object}}
+            - {type: custom, name: f, description: d, input_schema: {type: object}}
+            - {type: custom, name: g, description: d, input_schema: {type: array}}
+            - {type: agent_toolset_20260401}
+        """,
+    )
+    assert code == 1, out
+    assert "3 errors" in out, out
+    assert "m.yaml:8:28: spec.tools[2].name: custom tool 'f' is declared twice" in out
+    assert "m.yaml:9:68: spec.tools[3].input_schema.type: input_schema must be" in out
+    assert "m.yaml:10:14: spec.tools[4].type: agent_toolset_20260401 is declared twice" in out

@@ -605,17 +605,8 @@ class AgentSpec(SpecModel):
     def _custom_tools_unique(cls, tools: list[Tool] | None) -> list[Tool] | None:
         # one entry per tool, so that an index is the tool's place in ``tools``
         custom = [tool.name if isinstance(tool, CustomTool) else None for tool in tools or ()]
-        toolsets = [i for i, tool in enumerate(tools or ()) if isinstance(tool, AgentToolset)]
-        twice = (
-            "agent_toolset_20260401 is declared twice; configure every built-in tool in one entry"
-        )
-        fail_each(
-            [
-                (f"custom tool '{custom[index]}' is declared twice", (index, "name"))
-                for index in repeats(custom)
-            ]
-            + [(twice, (index, "type")) for index in toolsets[1:]]
-        )
+        kinds = [tool.type if isinstance(tool, AgentToolset) else None for tool in tools or ()]
+        fail_each(tool_repeats(custom, kinds))
         counted = sum(
             len(BUILTIN_TOOLSET_TOOLS)
             if isinstance(tool, AgentToolset)
@@ -652,6 +643,18 @@ class AgentSpec(SpecModel):
                             "name",
                         )
         return tools
+
+
+def tool_repeats(
+    custom: Sequence[str | None], toolsets: Sequence[str | None]
+) -> list[tuple[str, tuple[str | int, ...]]]:
+    """``(message, path below tools)`` of each custom tool name (``custom``, by index in
+    ``tools``) and each built-in toolset (``toolsets``: its type, by index) declared again."""
+    twice = "is declared twice; configure every built-in tool in one entry"
+    problems: list[tuple[str, tuple[str | int, ...]]] = [
+        (f"custom tool '{custom[i]}' is declared twice", (i, "name")) for i in repeats(custom)
+    ]
+    return problems + [(f"{toolsets[i]} {twice}", (i, "type")) for i in repeats(toolsets)]
 
 
 def mcp_server_problems(

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from reconciler.errors import ManifestIssue
 from reconciler.kinds import NAME_PATTERN
 
-from .agent import mcp_server_problems
+from .agent import mcp_server_problems, tool_repeats
 from .document import moved_from_itself
 from .environment import PACKAGE_MANAGERS, PACKAGE_MANAGERS_UNREACHABLE
 from .fields import repeats
@@ -121,6 +121,22 @@ def raw_cross_field_issues(
                 (message, ("spec", *path), "value")
                 for message, path in mcp_server_problems(names, toolsets, every_tool=every_tool)
             ]
+    tools = spec.get("tools")
+    if data.get("kind") == "Agent" and isinstance(tools, list):
+        # the list's own check (each tool once) runs only when every tool validated
+        raw = [
+            t if isinstance(t, dict) and clear("spec", "tools", i) else {}
+            for i, t in enumerate(tools)
+        ]
+        names = [t.get("name") if t.get("type") == "custom" else None for t in raw]
+        toolset = "agent_toolset_20260401"
+        found += [
+            (message, ("spec", "tools", *path), "value")
+            for message, path in tool_repeats(
+                [n if isinstance(n, str) else None for n in names],
+                [toolset if t.get("type") == toolset else None for t in raw],
+            )
+        ]
     seeds = spec.get("memories")
     if data.get("kind") == "MemoryStore" and isinstance(seeds, list):
         # the list's own check (each path once) runs only when every seed validated
