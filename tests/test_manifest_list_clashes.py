@@ -120,9 +120,7 @@ def test_every_repeated_mcp_server_is_said(tmp_path: Path, monkeypatch: pytest.M
     assert "m.yaml:9:25: spec.mcp_servers[3].name: MCP server name 't' is declared twice" in out
 
 
-def test_every_repeated_seed_is_said(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_every_repeated_seed_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code, out = validate(
         tmp_path,
         monkeypatch,

@@ -25,7 +25,6 @@ from reconciler.engine.refresh import Observed
 from reconciler.errors import PlanError
 from reconciler.manifest import ManifestSet
 from reconciler.manifest.agent import AgentSpec, Skill
-from reconciler.manifest.messages import did_you_mean
 from reconciler.manifest.deployment import (
     DefineOutcomeEvent,
     DeploymentSpec,
@@ -33,6 +32,7 @@ from reconciler.manifest.deployment import (
     FileRubric,
     MemoryStoreResource,
 )
+from reconciler.manifest.messages import did_you_mean
 
 if TYPE_CHECKING:
     from reconciler.provider import ProviderClient

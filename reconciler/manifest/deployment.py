@@ -426,8 +426,10 @@ class DeploymentSpec(SpecModel):
             if key in seen:
                 problems.append(
                     (
-                        f"memory store '{shown}' is mounted twice; mount it once (with the "
-                        "access it needs)",
+                        (
+                            f"memory store '{shown}' is mounted twice; mount it once (with "
+                            "the access it needs)"
+                        ),
                         (index, field),
                     )
                 )

@@ -247,8 +247,10 @@ def credential_clashes(
         if name is not None and name in names:
             problems.append(
                 (
-                    f"credential name '{name}' is used twice in this vault "
-                    f"(also credentials[{names[name]}]); names must be unique",
+                    (
+                        f"credential name '{name}' is used twice in this vault "
+                        f"(also credentials[{names[name]}]); names must be unique"
+                    ),
                     (index, "name"),
                 )
             )
@@ -263,8 +265,10 @@ def credential_clashes(
         if same in keys:
             problems.append(
                 (
-                    f"{what} {key} is already used by credentials[{keys[same]}]"
-                    "; the provider allows one active credential per key in a vault",
+                    (
+                        f"{what} {key} is already used by credentials[{keys[same]}]"
+                        "; the provider allows one active credential per key in a vault"
+                    ),
                     (index, "auth", what),
                 )
             )
