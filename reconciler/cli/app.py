@@ -29,6 +29,14 @@ INTERRUPTED = "interrupted (Ctrl-C)"
 #: ``ApplyReport.stopped`` after a first SIGTERM (drained as a first Ctrl-C is)
 TERMINATED = "terminated (SIGTERM)"
 
+
+def signal_words(stop: StopRequest | None) -> tuple[str, str, str]:
+    """How the messages of a run a first signal is draining name that signal: (word, signal,
+    how to stop at once)."""
+    if stop is not None and stop.reason == TERMINATED:
+        return "Terminated (SIGTERM)", "SIGTERM", "Send SIGTERM again (or press Ctrl-C)"
+    return "Interrupted", "Ctrl-C", "Press Ctrl-C again"
+
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -29,13 +29,13 @@ from reconciler.app import (
 )
 from reconciler.cli import terminal
 from reconciler.cli.app import (
-    TERMINATED,
     App,
     format_option,
     full_option,
     not_empty,
     out_file_option,
     pass_app,
+    signal_words,
 )
 from reconciler.cli.failures import (
     EXIT_INTERRUPTED,
@@ -436,9 +436,7 @@ class _ApplySession:
     @property
     def signal_words(self) -> tuple[str, str, str]:
         """How the drain's messages name its signal: (word, signal, how to stop at once)."""
-        if self.stop is not None and self.stop.reason == TERMINATED:
-            return "Terminated (SIGTERM)", "SIGTERM", "Send SIGTERM again (or press Ctrl-C)"
-        return "Interrupted", "Ctrl-C", "Press Ctrl-C again"
+        return signal_words(self.stop)
 
     def show_plan(self, the_plan: Plan) -> None:
         self.spinner.stop()

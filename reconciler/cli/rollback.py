@@ -11,7 +11,7 @@ import click
 from reconciler import app as usecases
 from reconciler.app import Plan
 from reconciler.cli import terminal
-from reconciler.cli.app import TERMINATED, App, not_empty, pass_app
+from reconciler.cli.app import App, not_empty, pass_app, signal_words
 from reconciler.cli.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, fail, interrupt_exit
 from reconciler.cli.planning import rollout_report
 from reconciler.render import render_apply_summary, render_plan
@@ -79,7 +79,7 @@ def rollback(
     stop = usecases.StopRequest()
 
     def draining() -> None:  # a first Ctrl-C (or SIGTERM) while the pin move is sent
-        word, again = _signal_words(stop)
+        word, _, again = signal_words(stop)
         click.echo(
             f"{word}: waiting for the pin move in flight to finish and be recorded. {again} "
             "to stop at once.",
@@ -124,7 +124,7 @@ def rollback(
     done: dict[str, int] = {o.action.type: 1 for o in report.outcomes if o.ok}
     click.echo(render_apply_summary(done, report.failures, recorded_in=app.settings.recorded_in))
     if stop.reason is not None:  # the first Ctrl-C (or SIGTERM) waited for the move
-        word, _ = _signal_words(stop)
+        word, _, _ = signal_words(stop)
         moved = all(o.ok for o in report.outcomes)
         click.echo(
             f"{word}. The pin move in flight finished"
@@ -136,9 +136,3 @@ def rollback(
     if not report.ok:
         raise click.exceptions.Exit(1)
 
-
-def _signal_words(stop: usecases.StopRequest) -> tuple[str, str]:
-    """How the messages of an interrupted rollback name its signal, and how to stop at once."""
-    if stop.reason == TERMINATED:
-        return "Terminated (SIGTERM)", "Send SIGTERM again (or press Ctrl-C)"
-    return "Interrupted", "Press Ctrl-C again"
