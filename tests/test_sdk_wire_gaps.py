@@ -240,8 +240,9 @@ async def test_the_sdks_worker_downloads_a_sessions_anthropic_skill(
 def test_apply_naming_an_anthropic_skill_that_does_not_exist_says_which(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A typo in an Anthropic skill id fails the agent's create with the provider's words,
-    not a 'POST /v1/agents not found' that reads as if the endpoint were missing."""
+    """A typo in an Anthropic skill id is said by its id and place (plan lists Anthropic's
+    skills before anything is sent), never as a 'POST /v1/agents not found' that reads as if
+    the endpoint were missing; nothing is created."""
     from support.gitops import cli, make_workdir, out_of_band
 
     work = make_workdir(tmp_path, monkeypatch, manifests=False)
@@ -252,7 +253,9 @@ def test_apply_naming_an_anthropic_skill_that_does_not_exist_says_which(
     )
     result = cli("apply", "--auto-approve")
     assert result.exit_code == 1, (result.stdout, result.stderr, result.output)
-    assert "POST /v1/agents: Anthropic skill 'excel' not found" in result.output
+    assert "manifests/a.yaml:5:65: agent.sheets: Anthropic skill 'excel' does not exist" in (
+        result.output
+    )
     assert "POST /v1/agents not found" not in result.output
     assert out_of_band(lambda client: client.agents.list().to_list()) == []
 
@@ -283,3 +286,17 @@ def test_sdk_calls_the_local_provider_does_not_serve_say_so(sdk: anthropic.Anthr
     with pytest.raises(anthropic.NotFoundError) as plain:
         sdk.beta.sessions.retrieve("sesn_011CZkYpogX7uDKUyvBTophP")
     assert "does not serve" not in error_of(plain.value.response).error.message
+
+
+def test_an_agent_naming_an_anthropic_skill_that_does_not_exist_is_refused_by_name(
+    sdk: anthropic.Anthropic,
+) -> None:
+    """The provider's own answer to a misspelt Anthropic skill (what a plan checks first,
+    and what a program using the SDK meets): a 404 that names the skill, not the endpoint."""
+    with pytest.raises(anthropic.NotFoundError) as info:
+        sdk.beta.agents.create(
+            name="sheets",
+            model="claude-haiku-4-5",
+            skills=[{"type": "anthropic", "skill_id": "excel"}],
+        )
+    assert "Anthropic skill 'excel' not found" in str(info.value), str(info.value)
