@@ -160,6 +160,8 @@ def _waiting_for_conflicts(
     an address apply refuses (a conflict, "not ours"), each left alone with a note: apply
     could not resolve the id they need, so it would fail them as "not attempted"."""
     refused = {c.address for c in conflicts}
+    if not refused:  # the usual plan: nothing to walk
+        return actions, []
     waits = {a.address: _referred(a) for a in actions}
     root: dict[str, str] = {}
     changed = True
