@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import TypeAdapter
@@ -88,3 +89,37 @@ def test_a_repository_url_with_a_token_is_refused_and_its_token_field_named(
     ), result.stderr
     assert "a repository's authorization_token" in result.stderr
     assert "URLSECRET" not in result.output
+
+
+def test_import_of_a_credential_whose_url_carries_a_password_says_so_as_validate_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hand-made vault whose credential's URL carries user:password: import adopts it but
+    writes no document (plan would refuse it), and says why at the manifest's own path in
+    validate's words, never the URL's secret nor the schema's union tag."""
+    from support.gitops import out_of_band
+
+    make_workdir(tmp_path, monkeypatch, manifests=False)
+    (tmp_path / "manifests").mkdir()
+
+    async def made(client: Any) -> str:
+        vault = await client.request("POST", "/v1/vaults", json={"display_name": "hand"})
+        auth = {
+            "type": "static_bearer",
+            "mcp_server_url": "https://bob:ghp_URLSECRET@mcp.example.com/mcp",
+            "token": "tok-secret",
+        }
+        await client.request(
+            "POST", f"/v1/vaults/{vault['id']}/credentials", json={"display_name": "c", "auth": auth}
+        )
+        return str(vault["id"])
+
+    vault_id = out_of_band(made)
+    result = cli("import", "vault.hand", vault_id)
+    assert result.exit_code == 0, result.output
+    assert (
+        "its manifest would be refused (spec.credentials[0].auth.mcp_server_url: a URL must not "
+        "carry a user or password" in result.stderr
+    ), result.stderr
+    assert "static_bearer.mcp_server_url" not in result.stderr
+    assert "URLSECRET" not in result.output and "tok-secret" not in result.output

@@ -71,6 +71,7 @@ from reconciler.kinds import (
 )
 from reconciler.manifest import Document, ManifestSet
 from reconciler.manifest.loader import escape_interpolation
+from reconciler.manifest.messages import explain, format_path
 from reconciler.manifest.yamlsource import parse_documents
 from reconciler.provider.adapter import ClientBackedProvider
 from reconciler.state import (
@@ -117,19 +118,16 @@ def _validate(derivation: Derivation) -> tuple[list[ImportedDocument], list[Skip
         try:
             Document.model_validate(doc.data)
         except ValidationError as err:
-            first = err.errors()[0]
-            # the manifest's own path (spec.metadata), without the schema's kind tag (Agent)
-            where = ".".join(
-                str(p)
-                for p in first["loc"]
-                if not str(p).startswith("function") and str(p) != doc.kind
-            )
+            # said as validate says it: the manifest's own path (spec.credentials[0].auth.
+            # mcp_server_url, no schema tags) and its words
+            said = explain(err.errors()[0], doc.data, Document)
             docs.remove(doc)
             skipped.append(
                 Skipped(
                     doc.kind.lower(),
                     doc.resources[0].remote_id,
-                    f"its manifest would be refused ({where}: {first['msg']})",
+                    "its manifest would be refused "
+                    f"({format_path(said.shown_path)}: {said.message})",
                 )
             )
     while True:
