@@ -109,9 +109,8 @@ def test_import_of_a_credential_whose_url_carries_a_password_says_so_as_validate
             "mcp_server_url": "https://bob:ghp_URLSECRET@mcp.example.com/mcp",
             "token": "tok-secret",
         }
-        await client.request(
-            "POST", f"/v1/vaults/{vault['id']}/credentials", json={"display_name": "c", "auth": auth}
-        )
+        path = f"/v1/vaults/{vault['id']}/credentials"
+        await client.request("POST", path, json={"display_name": "c", "auth": auth})
         return str(vault["id"])
 
     vault_id = out_of_band(made)
