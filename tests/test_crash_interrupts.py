@@ -258,6 +258,15 @@ def gated_workspace(root: Path, backend: str | None = None) -> Workspace:
     return ws
 
 
+def applied_twice(zygote: Zygote, ws: Workspace, url: str) -> None:
+    """The gated deployment applied at version 1, then moved to version 2 by a second apply
+    whose checks passed: a pin a rollback can move back."""
+    assert ws.run(zygote, url, "apply").code == 0
+    (ws.root / "manifests" / "gated.yaml").write_text(GATED.replace("REV", "2"))
+    assert ws.run(zygote, url, "apply").code == 0
+    assert live_pin(ws) == 2
+
+
 def live_pin(ws: Workspace) -> int:
     (deployment,) = owned_objects(ws.db, PROJECT)["deployment.nightly"]
     return int(deployment["agent"]["version"])
@@ -298,10 +307,7 @@ def rollback_killed(zygote: Zygote, tmp_path: Path, when: str, backend: str | No
     the live pin: the rollback as it happened, or nothing."""
     ws = gated_workspace(tmp_path, backend)
     with provider(ws.db) as (url, tap):
-        assert ws.run(zygote, url, "apply").code == 0
-        (tmp_path / "manifests" / "gated.yaml").write_text(GATED.replace("REV", "2"))
-        assert ws.run(zygote, url, "apply").code == 0
-        assert live_pin(ws) == 2
+        applied_twice(zygote, ws, url)
         holder: dict[str, int] = {}
         fired = threading.Event()
 

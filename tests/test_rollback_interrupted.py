@@ -7,15 +7,18 @@ done, and exits 130 (Ctrl-C) or 143 (SIGTERM). It printed a bare "Terminated (SI
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import threading
 from pathlib import Path
 
 import pytest
 from support.reliability import Zygote, provider, shared_zygote
-from test_crash_interrupts import GATED, PIN_MOVE, gated_workspace, live_pin
+from test_crash_interrupts import (
+    PIN_MOVE,
+    applied_twice,
+    gated_workspace,
+    live_pin,
+    signal_hook,
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,20 +32,10 @@ def test_a_signal_while_the_rollback_moves_the_pin_lets_it_finish_and_says_so(
 ) -> None:
     ws = gated_workspace(tmp_path)
     with provider(ws.db) as (url, tap):
-        assert ws.run(zygote, url, "apply").code == 0
-        (tmp_path / "manifests" / "gated.yaml").write_text(GATED.replace("REV", "2"))
-        assert ws.run(zygote, url, "apply").code == 0
-        assert live_pin(ws) == 2
+        applied_twice(zygote, ws, url)
         holder: dict[str, int] = {}
-        fired = threading.Event()
-
-        def signal_it(method: str, path: str) -> bool:
-            if method == "POST" and re.match(PIN_MOVE, path) and not fired.is_set():
-                fired.set()
-                os.kill(holder["pid"], signum)
-            return False  # the provider moves the pin
-
-        tap.before = signal_it
+        # before the provider moves the pin (which it then does)
+        tap.before, fired = signal_hook(lambda: holder.get("pid"), signum, "POST", PIN_MOVE, 1)
         args = ws.args(url, "rollback", "deployment.nightly", "--auto-approve")
         rollback = zygote.start(args, cwd=ws.root, env=ws.env)
         holder["pid"] = rollback.pid

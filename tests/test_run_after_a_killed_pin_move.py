@@ -8,15 +8,19 @@ alone and started its session on the version the rollback had just left.
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import threading
 from pathlib import Path
 
 import pytest
 from support.reliability import Zygote, provider, shared_zygote
-from test_crash_interrupts import GATED, PIN_MOVE, PROJECT, gated_workspace, live_pin
+from test_crash_interrupts import (
+    PIN_MOVE,
+    PROJECT,
+    applied_twice,
+    gated_workspace,
+    live_pin,
+    signal_hook,
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,21 +34,10 @@ def test_run_after_a_rollback_killed_once_the_pin_moved_runs_the_version_rolled_
 ) -> None:
     ws = gated_workspace(tmp_path)
     with provider(ws.db) as (url, tap):
-        assert ws.run(zygote, url, "apply").code == 0
-        (tmp_path / "manifests" / "gated.yaml").write_text(GATED.replace("REV", "2"))
-        assert ws.run(zygote, url, "apply").code == 0
-        assert live_pin(ws) == 2
+        applied_twice(zygote, ws, url)
         holder: dict[str, int] = {}
-        fired = threading.Event()
-
-        def kill(method: str, path: str) -> bool:
-            if method != "POST" or not re.match(PIN_MOVE, path) or fired.is_set():
-                return False
-            fired.set()
-            os.kill(holder["pid"], signal.SIGKILL)
-            return False  # the provider moved the pin; its answer is lost
-
-        tap.after = kill
+        # after the provider moved the pin: its answer is lost
+        tap.after, _ = signal_hook(lambda: holder.get("pid"), signal.SIGKILL, "POST", PIN_MOVE, 1)
         args = ws.args(url, "rollback", "deployment.nightly", "--auto-approve")
         rollback = zygote.start(args, cwd=ws.root, env=ws.env)
         holder["pid"] = rollback.pid
