@@ -7,15 +7,19 @@ the v1 -> v2 move, made by its checks, was never recorded in the pin history.
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import threading
 from pathlib import Path
 
 import pytest
 from support.reliability import Zygote, provider, shared_zygote
-from test_crash_interrupts import GATED, PIN_MOVE, gated_workspace, live_pin, recorded
+from test_crash_interrupts import (
+    GATED,
+    PIN_MOVE,
+    gated_workspace,
+    live_pin,
+    recorded,
+    signal_hook,
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +37,8 @@ def test_a_move_a_killed_apply_made_stays_in_the_history_after_the_next_apply(
         assert ws.run(zygote, url, "apply").code == 0
         manifest.write_text(GATED.replace("REV", "2"))
         holder: dict[str, int] = {}
-        fired = threading.Event()
-
-        def kill(method: str, path: str) -> bool:
-            if method == "POST" and re.match(PIN_MOVE, path) and not fired.is_set():
-                fired.set()
-                os.kill(holder["pid"], signal.SIGKILL)
-            return False  # the provider moved the pin; its answer is lost
-
-        tap.after = kill
+        # after the provider moved the pin: its answer is lost
+        tap.after, _ = signal_hook(lambda: holder.get("pid"), signal.SIGKILL, "POST", PIN_MOVE, 1)
         run = zygote.start(ws.args(url, "apply"), cwd=ws.root, env=ws.env)
         holder["pid"] = run.pid
         assert run.wait(120) == -signal.SIGKILL, (run.stdout, run.stderr)
